@@ -1,0 +1,36 @@
+"""Domain errors; they carry no HTTP. Each message names the bad value and what would be accepted."""
+
+from __future__ import annotations
+
+
+class GridmapError(Exception):
+    """Base class of every error gridmap raises on purpose."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(GridmapError):
+    """A value supplied by the caller cannot be accepted."""
+
+
+class InvalidCoordinate(InvalidInput):
+    """A coordinate is missing, not finite, out of range or swapped."""
+
+
+class UnknownCRS(InvalidInput):
+    """A coordinate-system name or EPSG code is not one gridmap accepts."""
+
+
+class NotFound(GridmapError):
+    """No object has the given identifier."""
+
+
+class Conflict(GridmapError):
+    """The request contradicts what is stored (duplicate code, stale version, wrong state)."""
+
+
+class DatabaseNotReady(GridmapError):
+    """The database has no schema or no active boundary generation yet."""

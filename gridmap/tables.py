@@ -1,0 +1,251 @@
+"""The schema: one set of SQLAlchemy 2 tables with geoalchemy2 geometry columns, for SpatiaLite and PostGIS.
+
+Geometry is stored in EPSG:4326 (longitude, latitude). Areas (district → micro-grid) belong to one boundary
+*generation*: a redraw loads a new generation as a draft and activates it on a date, never editing the old one in
+place, so a case reported last year is still attributed to the grid that was in force then (mapit's model).
+Assignments of party organisations and staff point at area *codes*, the stable identifiers users type and print,
+so they survive a redraw that keeps the code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every gridmap table."""
+
+
+class Level(str, enum.Enum):
+    """Levels of the area hierarchy, outermost first."""
+
+    district = "district"
+    subdistrict = "subdistrict"
+    community = "community"
+    grid = "grid"
+    microgrid = "microgrid"
+
+
+LEVELS: tuple[str, ...] = tuple(level.value for level in Level)
+LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
+
+
+class CaseState(str, enum.Enum):
+    """States of the case loop (GB/T 30428 steps); issue #4 adds the guarded transitions between them."""
+
+    reported = "reported"  # 上报, collected but not yet filed
+    filed = "filed"  # 立案
+    rejected = "rejected"  # 不予受理
+    voided = "voided"  # 作废
+    dispatched = "dispatched"  # 派遣
+    accepted = "accepted"  # 签收
+    handled = "handled"  # 处置反馈
+    rework = "rework"  # 返工
+    suspended = "suspended"  # 挂账
+    closed = "closed"  # 结案
+
+
+CASE_STATES: tuple[str, ...] = tuple(state.value for state in CaseState)
+CASE_SOURCES: tuple[str, ...] = ("hotline", "miniprogram", "patrol", "referral", "api")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Generation(Base):
+    """One version of all boundaries: draft, active (exactly one at a time) or retired."""
+
+    __tablename__ = "generation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    effective_from: Mapped[dt.date | None] = mapped_column(Date)
+    effective_to: Mapped[dt.date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Area(Base):
+    """A district, sub-district, community, grid or micro-grid of one generation."""
+
+    __tablename__ = "area"
+    __table_args__ = (
+        UniqueConstraint("generation_id", "code", name="uq_area_generation_code"),
+        Index("ix_area_generation_level", "generation_id", "level"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    level: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    population: Mapped[int] = mapped_column(Integer, default=0)
+    area_m2: Mapped[float] = mapped_column(Float, default=0.0)
+    is_leaf: Mapped[bool] = mapped_column(Boolean, default=True)
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
+
+    parent: Mapped[Area | None] = relationship(remote_side=[id])
+
+
+class PartyOrg(Base):
+    """A party organisation: sub-district working committee, community committee, grid branch, building group."""
+
+    __tablename__ = "party_org"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"), index=True)
+    secretary_name: Mapped[str | None] = mapped_column(String(64))
+    secretary_phone: Mapped[str | None] = mapped_column(String(32))
+    member_count: Mapped[int] = mapped_column(Integer, default=0)
+    reporting_member_count: Mapped[int] = mapped_column(Integer, default=0)  # 在职党员双报到
+
+
+class PartyOrgArea(Base):
+    """Which area (by stable code) a party organisation is responsible for, and since when."""
+
+    __tablename__ = "party_org_area"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_org_id: Mapped[int] = mapped_column(ForeignKey("party_org.id"), index=True)
+    area_code: Mapped[str] = mapped_column(String(24), index=True)
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Staff(Base):
+    """A person working for the grids: grid head, full- or part-time worker, police officer, building head, volunteer."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    party_member: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StaffArea(Base):
+    """One role a person holds in one area (by code); one person may serve several grids."""
+
+    __tablename__ = "staff_area"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    area_code: Mapped[str] = mapped_column(String(24), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+
+class Place(Base):
+    """A residential compound, building, party-mass service centre or other place with an address."""
+
+    __tablename__ = "place"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    area_code: Mapped[str | None] = mapped_column(String(24), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"))
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    attributes: Mapped[dict | None] = mapped_column(JSON)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
+
+
+class Department(Base):
+    """A functional department (职能部门) that answers escalations."""
+
+    __tablename__ = "department"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+
+class CaseCategory(Base):
+    """A minor class of events or components, with its time limit and responsible department."""
+
+    __tablename__ = "case_category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # event | component | service
+    major_class: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    time_limit: Mapped[int] = mapped_column(Integer)
+    time_unit: Mapped[str] = mapped_column(String(16))  # work_hours | work_days | calendar_days
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    filing_condition: Mapped[str | None] = mapped_column(Text)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+
+
+class Case(Base):
+    """A case (事件/案卷). The table is named case_file because CASE is an SQL keyword."""
+
+    __tablename__ = "case_file"
+    __table_args__ = (Index("ix_case_file_state_reported", "state", "reported_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("case_category.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(300))
+    raw_x: Mapped[float | None] = mapped_column(Float)
+    raw_y: Mapped[float | None] = mapped_column(Float)
+    raw_crs: Mapped[str | None] = mapped_column(String(32))
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    district_code: Mapped[str | None] = mapped_column(String(24))
+    subdistrict_code: Mapped[str | None] = mapped_column(String(24))
+    community_code: Mapped[str | None] = mapped_column(String(24), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(24), index=True)
+    microgrid_code: Mapped[str | None] = mapped_column(String(24))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    locate_flags: Mapped[list | None] = mapped_column(JSON)
+    reporter_name: Mapped[str | None] = mapped_column(String(64))
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=True)
+
+    category: Mapped[CaseCategory | None] = relationship()
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class CaseEvent(Base):
+    """One change of a case: who did what, when, from which state to which."""
+
+    __tablename__ = "case_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+    case: Mapped[Case] = relationship(back_populates="events")
