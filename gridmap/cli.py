@@ -1,0 +1,106 @@
+"""The `gridmap` command: init, demo, serve, locate.
+
+This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
+`serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+
+import sqlalchemy as sa
+
+from gridmap import storage
+from gridmap.errors import GridmapError
+
+
+def _engine(args: argparse.Namespace):
+    return storage.make_engine(storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL")))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    storage.migrate(engine)
+    print(f"schema at revision {storage.schema_revision(engine)} in {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gridmap.demo.load import load_demo
+    from gridmap.tables import Area
+
+    engine = _engine(args)
+    storage.migrate(engine)
+    factory = storage.make_sessionmaker(engine)
+    with factory() as session:
+        if args.if_empty and session.scalar(sa.select(sa.func.count()).select_from(Area)):
+            print("the database already holds areas; nothing loaded")
+            return 0
+    today = dt.date.fromisoformat(args.today) if args.today else None
+    districts = ["530111", "140213", "511302", "320282"] if args.district == "all" else args.district.split(",")
+    for adcode in districts:
+        with storage.session_scope(factory) as session:
+            summary = load_demo(session, adcode, small=args.small, seed=args.seed, today=today)
+        print(json.dumps(summary.__dict__, ensure_ascii=False))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.database:
+        os.environ["GRIDMAP_DATABASE_URL"] = args.database
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    from gridmap.areas import load_index
+    from gridmap.locate import locate
+
+    engine = _engine(args)
+    with storage.make_sessionmaker(engine)() as session:
+        result = locate(session, load_index(session), args.lon, args.lat, args.crs)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridmap", description="Grid governance GIS (网格化管理)")
+    parser.add_argument("--database", help="database URL (default: $GRIDMAP_DATABASE_URL or sqlite:///gridmap.sqlite)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create or upgrade the schema").set_defaults(func=cmd_init)
+    demo = sub.add_parser("demo", help="load the demo district(s)")
+    demo.add_argument("--district", default="530111", help="adcode(s), comma-separated, or 'all'")
+    demo.add_argument("--small", action="store_true", help="a small version (for tests)")
+    demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument("--today", help="reference date of the year of cases (YYYY-MM-DD)")
+    demo.add_argument("--if-empty", action="store_true", help="do nothing when areas are already loaded")
+    demo.set_defaults(func=cmd_demo)
+    serve = sub.add_parser("serve", help="serve the API and the map")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    loc = sub.add_parser("locate", help="print the grid chain, branch and staff of a point")
+    loc.add_argument("lon", type=float)
+    loc.add_argument("lat", type=float)
+    loc.add_argument("--crs", default="wgs84", help="wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn")
+    loc.set_defaults(func=cmd_locate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (GridmapError, ValueError) as exc:
+        print(f"gridmap: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
