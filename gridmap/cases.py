@@ -8,7 +8,7 @@ grid's party branch, and its full-time grid worker.
 from __future__ import annotations
 
 import datetime as dt
-import math
+import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -89,7 +89,7 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     lon, lat = gcrs.convert_point(new.lon, new.lat, system)
     location = index.locate(lon, lat)
     now = now or dt.datetime.now(dt.timezone.utc)
-    case = Case(title=new.title.strip(), description=new.description, category_id=category and category.id,
+    case = Case(number=f"new-{uuid.uuid4().hex}", title=new.title.strip(), description=new.description, category_id=category and category.id,
                 source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
                 raw_crs=system.name, lon=lon, lat=lat, geom=f"SRID=4326;POINT({lon!r} {lat!r})",
                 reporter_name=new.reporter_name, reporter_phone=new.reporter_phone, reported_at=now,
@@ -97,7 +97,7 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     _apply_location(case, location)
     session.add(case)
     session.flush()
-    case.number = f"{now:%Y%m%d}{case.id:07d}"
+    case.number = f"{now:%Y%m%d}{case.id:07d}"  # readable and unique: the date, then the row id
     _record(session, case, now, actor, "reported", None, "reported", {"source": new.source})
     located = {"flags": location.flags, "candidates": location.candidates, "crs": system.name}
     if location.chain:
@@ -204,6 +204,8 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def is_finite(*values: float) -> bool:
-    """True when every value is a finite number."""
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+def list_categories(session: Session) -> list[dict]:
+    """Every case category, by code."""
+    rows = session.scalars(sa.select(CaseCategory).order_by(CaseCategory.code))
+    return [{"code": c.code, "kind": c.kind, "major_class": c.major_class, "name": c.name,
+             "time_limit": c.time_limit, "time_unit": c.time_unit, "urgency": c.urgency} for c in rows]

@@ -226,13 +226,11 @@ class Case(Base):
     accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped by every guarded transition (issue #4)
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=True)
 
     category: Mapped[CaseCategory | None] = relationship()
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
-
-    __mapper_args__ = {"version_id_col": version}
 
 
 class CaseEvent(Base):

@@ -1,0 +1,38 @@
+"""Request dependencies: a database session per request, the lookup index, the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.settings import Settings
+from gridmap.errors import DatabaseNotReady
+from gridmap.lookup import AreaIndex
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session whose transaction commits when the route returns and rolls back on an error."""
+    with request.app.state.sessionmaker() as session, session.begin():
+        yield session
+
+
+def get_index(request: Request) -> AreaIndex:
+    """The in-memory lookup index of the active generation, built at start-up."""
+    index = request.app.state.index
+    if index is None:
+        index = request.app.state.reload_index()
+    if index is None:
+        raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first")
+    return index
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+IndexDep = Annotated[AreaIndex, Depends(get_index)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,61 @@
+"""One table from domain errors to HTTP statuses, and handlers that answer RFC 9457 application/problem+json."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from gridmap import errors
+
+STATUS = [
+    (errors.NotFound, 404, "Not found"),
+    (errors.Conflict, 409, "Conflict"),
+    (errors.DatabaseNotReady, 503, "Database not ready"),
+    (errors.InvalidInput, 422, "Invalid input"),
+    (errors.GridmapError, 400, "Bad request"),
+]
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
+    """A problem+json response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+async def _domain(_: Request, exc: errors.GridmapError) -> JSONResponse:
+    for cls, status, title in STATUS:
+        if isinstance(exc, cls):
+            extra = {"field": exc.field} if exc.field else {}
+            return problem(status, title, exc.message, code=type(exc).__name__, **extra)
+    raise exc  # pragma: no cover - GridmapError is the last row
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errs = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errs):
+        first = next(e for e in errs if e.get("type") == "json_invalid")
+        where = first.get("ctx", {}).get("error", "")
+        return problem(400, "Malformed JSON", f"body: the request body is not valid JSON ({where})",
+                       code="malformed_json", field="body")
+    items = [{"field": _field(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")} for e in errs]
+    detail = "; ".join(f"{i['field']}: {i['message']}" for i in items)
+    return problem(422, "Invalid input", detail, code="validation_error", field=items[0]["field"], errors=items)
+
+
+async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+def register(app: FastAPI) -> None:
+    """Install the handlers on an app."""
+    app.add_exception_handler(errors.GridmapError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)

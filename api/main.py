@@ -1,0 +1,52 @@
+"""The ASGI application: `create_app(settings)` wires storage, the lookup index, routes, pages and static files."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import sqlalchemy.exc
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.routes import areas, cases, locate, pages
+from api.settings import Settings
+from gridmap import storage
+from gridmap.areas import load_index
+from gridmap.errors import DatabaseNotReady
+from gridmap.lookup import AreaIndex
+from web import STATIC_DIR
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine and the index are made when it starts, not at import."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = storage.make_engine(settings.database_url)
+        app.state.sessionmaker = storage.make_sessionmaker(engine)
+        app.state.index = None
+        app.state.reload_index()
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
+                  description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
+    app.state.settings = settings
+
+    def reload_index() -> AreaIndex | None:
+        """(Re)build the lookup index of the active generation; None while no boundaries are loaded."""
+        try:
+            with app.state.sessionmaker() as session:
+                app.state.index = load_index(session)
+        except (DatabaseNotReady, sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            app.state.index = None
+        return app.state.index
+
+    app.state.reload_index = reload_index
+    errors.register(app)
+    for module in (areas, locate, cases, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,33 @@
+"""Areas of the hierarchy as GeoJSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import SessionDep
+from gridmap import areas, features
+from gridmap.case_stats import case_counts
+
+router = APIRouter(prefix="/api/v1", tags=["areas"])
+
+
+@router.get("/areas")
+def list_areas(session: SessionDep, level: str | None = None, parent: str | None = None, under: str | None = None,
+               bbox: str | None = None, precision: Annotated[int, Query(ge=3, le=8)] = 6) -> dict:
+    """Areas as a GeoJSON FeatureCollection: `parent` = direct children, `under` = all descendants."""
+    rows = areas.find_areas(session, level=level, parent=parent, under=under, bbox=areas.check_bbox(bbox))
+    feats = [features.area_feature(a, parent_code, precision) for a, parent_code in rows]
+    return features.feature_collection(feats, numberMatched=len(feats), numberReturned=len(feats))
+
+
+@router.get("/areas/{code}")
+def get_area(code: str, session: SessionDep) -> dict:
+    """One area as a Feature, with its party organisation, staff, places and case counts."""
+    area = areas.get_area(session, code)
+    parent = area.parent.code if area.parent else None
+    return features.area_feature(
+        area, parent, branch=(b.as_dict() if (b := areas.branch_for(session, code)) else None),
+        staff=areas.staff_for(session, code), places=areas.count_places(session, code),
+        cases=case_counts(session, area))

@@ -1,0 +1,22 @@
+"""Settings of the web application, from GRIDMAP_* environment variables (see .env.example)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gridmap.storage import DEFAULT_DATABASE_URL
+
+
+class Settings(BaseSettings):
+    """Everything the app can be configured with; nothing is read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", env_file=".env", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    tile_url: str | None = None  # e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png ; none = no base map
+    tile_attribution: str = ""
+    tile_crs: Literal["wgs84", "gcj02"] = "wgs84"  # GCJ-02 base maps (AMap style) need overlays shifted
+    language: Literal["zh", "en"] = "zh"
+    max_page_size: int = 500
