@@ -89,7 +89,7 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     lon, lat = gcrs.convert_point(new.lon, new.lat, system)
     location = index.locate(lon, lat)
     now = now or dt.datetime.now(dt.timezone.utc)
-    case = Case(number=f"new-{uuid.uuid4().hex}", title=new.title.strip(), description=new.description, category_id=category and category.id,
+    case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,
                 source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
                 raw_crs=system.name, lon=lon, lat=lat, geom=f"SRID=4326;POINT({lon!r} {lat!r})",
                 reporter_name=new.reporter_name, reporter_phone=new.reporter_phone, reported_at=now,

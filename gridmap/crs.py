@@ -88,11 +88,11 @@ def parse_crs(text: str | None) -> CoordinateSystem:
         try:
             crs = _crs(epsg)
         except CRSError:
-            raise UnknownCRS(f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}")
+            raise UnknownCRS(f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}", field="crs")
         if not (crs.is_geographic or crs.is_projected):
-            raise UnknownCRS(f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}")
+            raise UnknownCRS(f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}", field="crs")
         return CoordinateSystem(f"EPSG:{epsg}", epsg)
-    raise UnknownCRS(f"crs: {text!r} is not a known coordinate system; accepted: {ACCEPTED_TEXT}")
+    raise UnknownCRS(f"crs: {text!r} is not a known coordinate system; accepted: {ACCEPTED_TEXT}", field="crs")
 
 
 def out_of_china(lon: np.ndarray | float, lat: np.ndarray | float) -> np.ndarray | bool:

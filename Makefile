@@ -1,0 +1,47 @@
+# The README's two commands are `make run` and `make test`; everything they need is installed from here.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test install system-deps test-system-deps postgis demo serve unit integration e2e bench lint clean
+
+run: install demo serve                    ## install, load the demo into the embedded database if empty, serve
+
+test: install test-system-deps postgis     ## everything the tests need, then the whole suite
+	$(BIN)/pytest -q tests
+
+install: system-deps $(VENV)/.installed
+
+system-deps:
+	@bash scripts/system-deps.sh run
+
+test-system-deps:
+	@bash scripts/system-deps.sh test
+
+postgis:
+	@bash scripts/postgis-up.sh
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+demo: install
+	$(BIN)/gridmap init
+	$(BIN)/gridmap demo --if-empty
+
+serve: install
+	$(BIN)/gridmap serve --host $(HOST) --port $(PORT)
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+bench: install postgis
+	$(BIN)/python tests/benchmarks/locate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

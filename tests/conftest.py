@@ -1,0 +1,84 @@
+"""Shared fixtures: real databases (a SpatiaLite file and a fresh PostGIS database), loaded with the small demo.
+
+A PostGIS test may be skipped on a laptop without a server, but under CI (CI=true) a missing server fails the run.
+Each run creates its own uniquely named PostGIS database and drops it afterwards: no test depends on an earlier run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from gridmap import storage
+from gridmap.demo.load import load_demo
+
+POSTGRES_ADMIN_URL = os.environ.get("GRIDMAP_TEST_POSTGRES_URL",
+                                    "postgresql+psycopg://gridmap_test:gridmap_test@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TODAY = dt.date(2026, 11, 20)
+DIALECTS = ["spatialite", "postgis"]
+
+
+def _postgis_unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"PostGIS is required under CI but unavailable: {reason}")
+    pytest.skip(f"PostGIS unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgis_url():
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"gridmap_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        _postgis_unavailable(str(exc).splitlines()[0])
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        with sa.create_engine(url).begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    except sa.exc.DBAPIError as exc:
+        _postgis_unavailable(str(exc).splitlines()[0])
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _load(url: str) -> str:
+    engine = storage.make_engine(url)
+    storage.migrate(engine)
+    with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+        load_demo(session, "530111", small=True, seed=11, today=TODAY)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session", params=DIALECTS)
+def db_url(request, tmp_path_factory):
+    """A database of each kind holding the small Guandu demo (shared by the session; tests only add to it)."""
+    if request.param == "spatialite":
+        return _load(f"sqlite:///{tmp_path_factory.mktemp('db') / 'gridmap.sqlite'}")
+    return _load(request.getfixturevalue("postgis_url"))
+
+
+@pytest.fixture(scope="session")
+def engine(db_url):
+    eng = storage.make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def session(engine):
+    """A session in a transaction that is rolled back after the test."""
+    with engine.connect() as conn:
+        trans = conn.begin()
+        with sa.orm.Session(bind=conn) as s:
+            yield s
+        trans.rollback()

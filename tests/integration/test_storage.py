@@ -1,0 +1,71 @@
+"""Storage on both databases: migrations, the loaded demo, and the SQL lookup agreeing with the in-memory one."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+
+from gridmap import storage
+from gridmap.areas import covering_leaf_codes, load_index
+from gridmap.demo.tiling import SMALL_SCALE
+from gridmap.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
+
+
+def test_migrations_are_at_head_and_idempotent(engine):
+    storage.migrate(engine)
+    assert storage.schema_revision(engine) == "0001"
+
+
+def test_demo_rows_keep_the_promises(session):
+    levels = Counter(session.scalars(sa.select(Area.level)))
+    assert levels == {"district": 1, "subdistrict": SMALL_SCALE.subdistricts, "community": SMALL_SCALE.communities,
+                      "grid": SMALL_SCALE.grids, "microgrid": SMALL_SCALE.microgrids}
+    codes = list(session.scalars(sa.select(Area.code)))
+    assert len(codes) == len(set(codes))
+    district = session.scalars(sa.select(Area).where(Area.level == "district")).one()
+    for level in ("subdistrict", "community", "grid", "microgrid"):
+        assert session.scalar(sa.select(sa.func.sum(Area.households)).where(Area.level == level)) == district.households
+    grid_codes = set(session.scalars(sa.select(Area.code).where(Area.level == "grid")))
+    branch_codes = list(session.scalars(sa.select(PartyOrgArea.area_code).join(PartyOrg)
+                                        .where(PartyOrg.kind == "grid_branch")))
+    assert sorted(branch_codes) == sorted(grid_codes), "one party branch per grid"
+    assert session.scalar(sa.select(sa.func.count()).where(Place.kind == "service_centre")) == SMALL_SCALE.service_centres
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) >= SMALL_SCALE.cases
+    assert session.scalar(sa.select(sa.func.count()).select_from(CaseEvent)) > SMALL_SCALE.cases
+
+
+def test_stored_children_lie_inside_their_parents(session):
+    rows = session.execute(sa.select(Area.id, Area.parent_id, Area.geom)).all()
+    geom = {r.id: to_shape(r.geom) for r in rows}
+    for r in rows:
+        if r.parent_id:
+            assert geom[r.parent_id].buffer(1e-9).covers(geom[r.id])
+
+
+def _probe_points(index, n_random: int, rng):
+    bounds = np.array([g.bounds for g in index.leaf_geoms])
+    minx, miny, maxx, maxy = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
+    pad = 0.01
+    points = [("random", x, y) for x, y in zip(rng.uniform(minx - pad, maxx + pad, n_random),
+                                              rng.uniform(miny - pad, maxy + pad, n_random))]
+    for geom in index.leaf_geoms[:12]:
+        for x, y in list(geom.geoms[0].exterior.coords)[:8]:
+            points.append(("vertex", x, y))
+    return points
+
+
+def test_sql_lookup_agrees_with_memory_for_10000_points(session):
+    index = load_index(session)
+    points = _probe_points(index, 10_000, np.random.default_rng(5))
+    mismatches = []
+    for kind, x, y in points:
+        memory = index.leaf_codes_at(x, y)
+        sql = covering_leaf_codes(session, x, y, index.generation_id)
+        if memory != sql:
+            mismatches.append((kind, x, y, memory, sql))
+    assert not mismatches, mismatches[:5]
+    inside = sum(1 for _, x, y in points if index.leaf_codes_at(x, y))
+    assert inside > 1000, "the probe must hit the grids, not only the space around them"
+    assert any(len(index.leaf_codes_at(x, y)) > 1 for kind, x, y in points if kind == "vertex")
