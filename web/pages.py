@@ -61,7 +61,8 @@ def render_overview(config: MapConfig) -> str:
                       prefer_canvas=False, zoom_control=True)
     fmap.default_js, fmap.default_css = [], []  # folium's CDN links; ours are added in load order below
     root = fmap.get_root()
-    root.header.add_child(Element(f"<title>{TITLES.get(config.language, TITLES['zh'])}</title>"), name="title")
+    root.header.add_child(Element(f"<title>{TITLES.get(config.language, TITLES['zh'])}</title>"
+                                  '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'), name="title")
     for i, url in enumerate(VENDOR_JS + ["/static/gridmap.js"]):
         root.header.add_child(JavascriptLink(url), name=f"gm_js_{i}")
     for i, url in enumerate(VENDOR_CSS + ["/static/gridmap.css"]):

@@ -14,7 +14,7 @@
       placeKinds: { compound: "小区", building: "楼栋", service_centre: "党群服务中心" },
       states: { reported: "上报", filed: "立案", rejected: "不予受理", voided: "作废", dispatched: "已派遣",
                 accepted: "已签收", handled: "已处置", rework: "返工", suspended: "挂账", closed: "已结案" },
-      number: "编号", grid: "网格", state: "状态", reportedAt: "上报时间", legend: "事件状态"
+      level: "层级", parent: "上级编码", number: "编号", grid: "网格", state: "状态", reportedAt: "上报时间", legend: "事件状态"
     },
     en: {
       title: "Grid governance · Overview", other: "中文", hint: "Click a grid on the map to see its party branch, staff and cases.",
@@ -26,7 +26,7 @@
       placeKinds: { compound: "Compounds", building: "Buildings", service_centre: "Party-mass service centres" },
       states: { reported: "Reported", filed: "Filed", rejected: "Rejected", voided: "Voided", dispatched: "Dispatched",
                 accepted: "Accepted", handled: "Handled", rework: "Rework", suspended: "Suspended", closed: "Closed" },
-      number: "Number", grid: "Grid", state: "State", reportedAt: "Reported", legend: "Case state"
+      level: "Level", parent: "Parent code", number: "Number", grid: "Grid", state: "State", reportedAt: "Reported", legend: "Case state"
     }
   };
   var LEVELS = ["district", "subdistrict", "community", "grid", "microgrid"];
@@ -75,6 +75,7 @@
     init: function (map, config) {
       this.map = map;
       this.config = config;
+      if (!map.options.maxZoom) { map.setMaxZoom(19); }  // no base map: marker clustering needs a maximum zoom
       this.t = I18N[config.language] || I18N.zh;
       this.layers = {};
       this.pending = 0;
@@ -208,7 +209,8 @@
       box.appendChild(el("h2", "gm-area-name", p.name));
       var info = el("table", "gm-info");
       row(info, t.code, p.code);
-      row(info, t.levels[p.level] ? "" + t.levels[p.level] : p.level, p.parent_code || "");
+      row(info, t.level, t.levels[p.level] || p.level);
+      row(info, t.parent, p.parent_code);
       row(info, t.households, p.households.toLocaleString());
       row(info, t.population, p.population.toLocaleString());
       row(info, t.area, p.area_km2);
