@@ -69,3 +69,11 @@ def test_sql_lookup_agrees_with_memory_for_10000_points(session):
     inside = sum(1 for _, x, y in points if index.leaf_codes_at(x, y))
     assert inside > 1000, "the probe must hit the grids, not only the space around them"
     assert any(len(index.leaf_codes_at(x, y)) > 1 for kind, x, y in points if kind == "vertex")
+
+
+def test_spatialite_file_is_durable_wal_with_full_sync(tmp_path):
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'durable.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()

@@ -71,3 +71,22 @@ def test_generation_is_deterministic():
     a, _ = build_hierarchy("140213", SMALL_SCALE, seed=7)
     b, _ = build_hierarchy("140213", SMALL_SCALE, seed=7)
     assert [(x.code, x.households, round(x.geom.area, 3)) for x in a] == [(x.code, x.households, round(x.geom.area, 3)) for x in b]
+
+
+@pytest.mark.parametrize("adcode", ["140213", "511302", "320282"])
+def test_the_other_districts_tile_exactly_too(adcode):
+    from gridmap.demo.tiling import SMALL_SCALE
+
+    areas, _ = build_hierarchy(adcode, FULL_SCALES[adcode])
+    counts = Counter(a.level for a in areas)
+    scale = FULL_SCALES[adcode]
+    assert counts == {"district": 1, "subdistrict": scale.subdistricts, "community": scale.communities,
+                      "grid": scale.grids, "microgrid": scale.microgrids}
+    by_code = {a.code: a for a in areas}
+    children: dict[str, list] = {}
+    for a in areas:
+        if a.parent_code:
+            children.setdefault(a.parent_code, []).append(a.geom)
+    for code, kids in children.items():
+        assert check_tiling(by_code[code].geom, kids).is_exact(tolerance_m2=0.01), code
+    assert SMALL_SCALE.microgrids < scale.microgrids
