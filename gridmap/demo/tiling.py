@@ -106,8 +106,8 @@ def build_hierarchy(adcode: str, scale: DemoScale, seed: int = 530111) -> tuple[
     rng = np.random.default_rng(seed)
     info = DISTRICTS.get(adcode, {"name": f"{adcode}区", "subdistricts": [], "centre": None})
     outline = load_outline(adcode)
-    epsg = gk_epsg = gcrs.gk_zone_epsg(outline.centroid.x)
-    fwd, _ = gcrs.projector(gk_epsg)
+    epsg = gcrs.gk_zone_epsg(outline.centroid.x)
+    fwd, _ = gcrs.projector(epsg)
     outline_m = shapely.make_valid(shapely.transform(outline, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1]))))
     centre = info["centre"] or (outline.centroid.x, outline.centroid.y)
     core = fwd.transform(*centre)
@@ -176,10 +176,6 @@ def _count_households(areas: list[DemoArea], total: int, n_points: int, rng: np.
         leaf.households = households
         leaf.population = int(round(households * rng.uniform(2.3, 2.9)))
     by_code = {a.code: a for a in areas}
-    for level in ("grid", "community", "subdistrict"):
-        for a in areas:
-            if a.level == "microgrid" or a.parent_code is None:
-                continue
     for a in sorted(areas, key=lambda a: -len(a.code)):
         if a.parent_code:
             parent = by_code[a.parent_code]
