@@ -1,35 +1,180 @@
-"""Locating a point for people: convert it to WGS84, find its chain, and add the grid's party branch and staff."""
+"""Locating for people: a point (in any supported coordinate system) or an address text → the responsible grid,
+its chain, party branch and staff, with the method and the quality flags that explain the answer.
+
+Flags (all documented in `lookup` and here):
+
+* `on_boundary` — the point is on a shared edge or vertex; `candidates` lists the other grids, `tie_rule` says
+  which rule chose the winner (`smallest_code_wins`).
+* `near_boundary` — another grid is within `near_m` (or the GPS accuracy radius, if larger); `near` lists them
+  with distances in metres.
+* `outside_all_grids` — no grid covers the point; with `assigned_to_nearest` the nearest grid within
+  `nearest_m` was taken (method `nearest`).
+* `possibly_converted_twice` — a GCJ-02/BD-09 point lands outside every grid, but converting it once more lands
+  inside one: the usual sign of a coordinate that was shifted to GCJ-02 twice. `alternative` shows that grid.
+* `possibly_gcj02` — a point given as WGS84 lands outside every grid but inside one when read as GCJ-02.
+* `address_disagrees` — coordinates and an address were both given, and the address's place lies in another grid.
+
+Points farther than `service_margin_m` from the service area are refused (`InvalidCoordinate`), with the distance.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
 from gridmap.areas import branch_for, staff_for
-from gridmap.lookup import AreaIndex
+from gridmap.errors import InvalidCoordinate, InvalidInput
+from gridmap.lookup import FLAG_OUTSIDE, AreaIndex, Location
+
+FLAG_TWICE = "possibly_converted_twice"
+FLAG_GCJ02 = "possibly_gcj02"
+FLAG_ADDRESS_DISAGREES = "address_disagrees"
+FLAG_ADDRESS_NOT_MATCHED = "address_not_matched"
 
 
-def locate(session: Session, index: AreaIndex, x: float, y: float, crs: str | None = "wgs84") -> dict:
-    """The locate answer: WGS84 point, chain, grid, micro-grid, branch, staff, candidates and flags.
+@dataclass(frozen=True)
+class LocateOptions:
+    """Distances that qualify an answer, in metres."""
 
-    Raises `InvalidCoordinate` or `UnknownCRS` (naming the field) for input that cannot be a point.
-    """
-    system = gcrs.parse_crs(crs)
+    near_m: float = 10.0             # report other grids this close as near_boundary
+    nearest_m: float = 100.0         # outside every grid: take the nearest grid within this distance
+    service_margin_m: float = 30_000.0  # refuse points farther than this from the service area
+
+    def check(self) -> None:
+        for name in ("near_m", "nearest_m", "service_margin_m"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1_000_000):
+                raise InvalidInput(f"{name}: {value!r} must be a number of metres from 0 to 1000000", field=name)
+
+
+def check_accuracy(accuracy_m: float | None) -> float | None:
+    if accuracy_m is None:
+        return None
+    if not (math.isfinite(accuracy_m) and 0 <= accuracy_m <= 10_000):
+        raise InvalidInput(f"accuracy_m: {accuracy_m!r} must be a GPS accuracy radius from 0 to 10000 metres",
+                           field="accuracy_m")
+    return float(accuracy_m)
+
+
+def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.CoordinateSystem,
+                     options: LocateOptions) -> tuple[float, float]:
+    """Convert and validate one point, refusing points far outside the service area with the reason."""
     lon, lat = gcrs.convert_point(x, y, system)
-    location = index.locate(lon, lat)
+    distance = index.distance_to_service_area_m(lon, lat)
+    if distance > options.service_margin_m:
+        hint = ""
+        if system.epsg and 4513 <= system.epsg <= 4533:
+            hint = (" EPSG:4513–4533 expect the zone number in front of the easting (e.g. 35500000);"
+                    " without it use the central-meridian form EPSG:4534–4554.")
+        elif system.is_geographic:
+            hint = " Check the coordinate system (crs) and the order of longitude and latitude."
+        raise InvalidCoordinate(
+            f"lon/lat: ({x}, {y}) in {system.name} is WGS84 ({lon:.6f}, {lat:.6f}), {distance / 1000:,.1f} km from "
+            f"the service area; points more than {options.service_margin_m / 1000:g} km away are refused.{hint}",
+            field="lon")
+    return lon, lat
+
+
+def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem,
+                         location: Location) -> tuple[str, dict] | None:
+    """When a point lands outside every grid, a second reading of its datum that lands inside one."""
+    if location.chain or FLAG_OUTSIDE not in location.flags:
+        return None
+    if system.is_offset:
+        flag = FLAG_TWICE
+    elif system.name in ("wgs84", "cgcs2000"):
+        flag = FLAG_GCJ02
+    else:
+        return None
+    alt_lon, alt_lat = gcrs.gcj02_to_wgs84(lon, lat)
+    codes = index.covering(alt_lon, alt_lat)
+    if not codes:
+        return None
+    chain = index.chain_of(codes[0])
+    grid = next((a for a in chain if a.level == "grid"), chain[-1])
+    return flag, {"point": {"lon": alt_lon, "lat": alt_lat}, "grid": {"code": grid.code, "name": grid.name},
+                  "leaf_code": codes[0]}
+
+
+def describe(session: Session, index: AreaIndex, location: Location, *, on: dt.date | None = None,
+             with_people: bool = True) -> dict:
+    """The JSON answer for a located point: chain, grid, micro-grid, branch, staff, method and flags."""
     grid = location.at_level("grid")
     micro = location.at_level("microgrid")
-    branch = branch_for(session, grid.code) if grid else None
+    branch = branch_for(session, grid.code, on) if (grid and with_people) else None
     return {
-        "point": {"lon": lon, "lat": lat},
-        "input": {"x": x, "y": y, "crs": system.name},
+        "point": {"lon": location.lon, "lat": location.lat},
         "chain": [a.as_dict() for a in location.chain],
         "grid": {"code": grid.code, "name": grid.name} if grid else None,
         "microgrid": {"code": micro.code, "name": micro.name} if micro else None,
         "branch": branch.as_dict() if branch else None,
-        "staff": staff_for(session, grid.code) if grid else [],
+        "staff": staff_for(session, grid.code) if (grid and with_people) else [],
+        "method": location.method,
+        "flags": list(location.flags),
         "candidates": location.candidates,
-        "flags": location.flags,
-        "method": "coordinates",
+        "tie_rule": location.tie_rule,
+        "near": location.near,
+        "distance_m": location.distance_m,
         "generation_id": index.generation_id,
     }
+
+
+def locate(session: Session, index: AreaIndex, x: float | None = None, y: float | None = None,
+           crs: str | None = "wgs84", *, address: str | None = None, accuracy_m: float | None = None,
+           as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer=None) -> dict:
+    """The locate answer for a point, an address, or both (the point decides, the address cross-checks).
+
+    Raises `InvalidCoordinate`, `UnknownCRS` or `InvalidInput` (naming the field) for input that cannot be
+    located; an address that matches nothing is an answer (`address_not_matched`), not an error."""
+    options = options or LocateOptions()
+    accuracy_m = check_accuracy(accuracy_m)
+    has_point = x is not None or y is not None
+    if not has_point and not (address and address.strip()):
+        raise InvalidInput("lon/lat or address: give a point (lon and lat) or an address text", field="lon")
+    match = None
+    if address and address.strip():
+        if gazetteer is None:
+            from gridmap.gazetteer import gazetteer_for
+
+            gazetteer = gazetteer_for(session)
+        match = gazetteer.match(address)
+    if has_point:
+        if x is None or y is None:
+            missing = "lon" if x is None else "lat"
+            raise InvalidCoordinate(f"{missing}: missing; give both lon and lat", field=missing)
+        system = gcrs.parse_crs(crs)
+        lon, lat = to_wgs84_checked(index, x, y, system, options)
+        location = index.locate(lon, lat, near_m=options.near_m, accuracy_m=accuracy_m, nearest_m=options.nearest_m)
+        alternative = _alternative_reading(index, lon, lat, system, location)
+        out = describe(session, index, location, on=as_of)
+        out["input"] = {"x": x, "y": y, "crs": system.name}
+        if alternative:
+            out["flags"].append(alternative[0])
+            out["alternative"] = alternative[1]
+        if match is not None:
+            out["address_match"] = match.as_dict()
+            if match.place is not None and match.leaf_code and location.leaf_code and \
+                    match.leaf_code[:len(location.leaf_code)] != location.leaf_code[:len(match.leaf_code)]:
+                out["flags"].append(FLAG_ADDRESS_DISAGREES)
+        return out
+    # address only
+    if match is None or match.place is None:
+        location = Location(math.nan, math.nan, flags=[FLAG_ADDRESS_NOT_MATCHED], method="address")
+        out = describe(session, index, location, on=as_of)
+        out["point"] = None
+    else:
+        lon, lat = match.place["lon"], match.place["lat"]
+        location = index.locate(lon, lat, near_m=options.near_m, accuracy_m=accuracy_m, nearest_m=options.nearest_m)
+        location.method = "address"
+        if match.level == "community" and location.chain:
+            # a community name alone says which community, not which grid
+            location.chain = [a for a in location.chain if a.level in ("district", "subdistrict", "community")]
+            location.candidates = []
+        out = describe(session, index, location, on=as_of)
+    out["input"] = {"address": address}
+    out["address_match"] = match.as_dict() if match is not None else None
+    return out

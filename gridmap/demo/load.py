@@ -188,14 +188,16 @@ def _insert_places(session: Session, areas: list[DemoArea], epsg: int, scale: De
                 compounds.setdefault(area.code, []).append(place)
                 counts["compound"] += 1
     session.flush()
+    building_count: dict[int, int] = {}
     for area in areas:
         if area.level != "microgrid":
             continue
         grid_compounds = compounds[area.parent_code or ""]
         compound = grid_compounds[int(rng.integers(len(grid_compounds)))]
-        for b in range(int(rng.integers(2, 7))):
+        for _ in range(int(rng.integers(2, 7))):
             households = max(int(area.households / 4 * rng.uniform(0.6, 1.4)), 6)
-            session.add(Place(kind="building", name=f"{compound.name}{b + 1}栋", address=f"{compound.address}{b + 1}栋",
+            number = building_count[compound.id] = building_count.get(compound.id, 0) + 1  # unique per compound
+            session.add(Place(kind="building", name=f"{compound.name}{number}栋", address=f"{compound.address}{number}栋",
                               area_code=area.code, parent_id=compound.id, households=households,
                               geom=point(pick(area))))
             counts["building"] += 1

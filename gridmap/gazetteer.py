@@ -1,0 +1,356 @@
+"""Address text → place: a gazetteer built from the places and areas in the database, tolerant of how people
+write Chinese addresses.
+
+Entries: residential compounds (by name and by road + house number), buildings of a compound (by number),
+party-mass service centres, and sub-district and community names (which give a community, not a grid).
+
+Normalisation (applied to the gazetteer and to every query alike, `normalise`):
+full-width → half-width (NFKC); spaces and punctuation dropped; Chinese numerals before a unit
+(号 栋 幢 座 单元 室 楼 层 期) → Arabic; 幢/座/号楼/#楼/# → 栋; 号院 → 号; the province, city and district of the
+deployment, and sub-district names, are stripped from the front. Unit (单元), room (室) and floor (层) are kept
+aside: they do not change the place.
+
+Matching, best first: a service-centre name; a compound name (exact; then a homophone — the same pinyin
+syllables, the commonest slip with a pinyin keyboard; then one other typo — a Levenshtein distance of 1 for
+names of four or more characters whose core stays intact unless it has three or more characters; then its core
+name without 小区/花园/苑… at the start or after a house number, followed by a building number) with an
+optional building number; a road with a house number; a community or sub-district name. An address that
+names another province, city or district is not matched. Each match carries a confidence in 0..1 and the
+alternatives; below `MIN_CONFIDENCE` the answer is "no match".
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from pypinyin import lazy_pinyin
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy.orm import Session
+
+from gridmap.tables import Area, Place
+
+MIN_CONFIDENCE = 0.6
+COMPOUND_SUFFIXES = ("小区", "花园", "家园", "新村", "公寓", "雅居", "嘉园", "苑")
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+              "九": 9}
+_CN_NUM = "零〇一二两三四五六七八九十百千"
+_UNITS = "号|栋|幢|座|单元|室|楼|层|期|弄"
+_PUNCT = re.compile(r"[\s,.，。、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》·\-—_/\\|~～]+")
+_ROAD = re.compile(r"(.+?(?:大道|路|街|巷))(\d+)号")
+
+
+def chinese_to_int(text: str) -> int:
+    """二十五 → 25, 十二 → 12, 一百零三 → 103, 三零二 → 302 (digit by digit when there is no 十/百/千)."""
+    if not any(c in "十百千" for c in text):
+        return int("".join(str(_CN_DIGITS[c]) for c in text))
+    total, current = 0, 0
+    for c in text:
+        if c in _CN_DIGITS:
+            current = _CN_DIGITS[c]
+        else:
+            unit = {"十": 10, "百": 100, "千": 1000}[c]
+            total += (current or 1) * unit
+            current = 0
+    return total + current
+
+
+def normalise(text: str) -> str:
+    """The canonical form of an address text (see the module doc)."""
+    s = unicodedata.normalize("NFKC", text or "")
+    s = re.sub(r"(\d+)\s*#\s*(?:楼|栋)?", r"\1栋", s)
+    s = _PUNCT.sub("", s)
+    s = re.sub(f"第?([{_CN_NUM}]+)(?=({_UNITS}))", lambda m: str(chinese_to_int(m.group(1))), s)
+    s = re.sub(r"(\d+)(?:号楼|栋楼|幢|座)", r"\1栋", s)
+    s = re.sub(r"(\d+)号院", r"\1号", s)
+    return s.lower()
+
+
+@dataclass
+class Entry:
+    kind: str        # compound, building, service_centre, community, subdistrict
+    name: str
+    key: str         # normalised name
+    place: dict      # id, kind, name, address, lon, lat, area_code
+    compound_key: str | None = None
+    number: int | None = None
+
+
+@dataclass
+class Match:
+    """The answer to an address: the place (or None), its level, a confidence and the alternatives."""
+
+    text: str
+    place: dict | None = None
+    kind: str | None = None
+    level: str | None = None
+    confidence: float = 0.0
+    reason: str = "no_match"
+    alternatives: list[dict] = field(default_factory=list)
+    parsed: dict = field(default_factory=dict)
+
+    @property
+    def leaf_code(self) -> str | None:
+        return self.place.get("area_code") if self.place else None
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "matched": self.place is not None, "place": self.place, "kind": self.kind,
+                "level": self.level, "confidence": round(self.confidence, 3), "reason": self.reason,
+                "alternatives": self.alternatives, "parsed": self.parsed}
+
+
+class Gazetteer:
+    """An in-memory gazetteer; build it with `from_session` or from entries."""
+
+    def __init__(self, entries: list[Entry], prefixes: list[str], local_names: set[str],
+                 sub_prefixes: list[str] = ()):
+        self.entries = entries
+        self.prefixes = sorted({normalise(p) for p in prefixes if p}, key=len, reverse=True)
+        self.sub_prefixes = sorted({normalise(p) for p in sub_prefixes if p}, key=len, reverse=True)
+        self.local_names = {normalise(n) for n in local_names if n}
+        self.compounds = {e.key: e for e in entries if e.kind == "compound"}
+        self.buildings = {(e.compound_key, e.number): e for e in entries if e.kind == "building"}
+        self.centres = sorted((e for e in entries if e.kind == "service_centre"), key=lambda e: -len(e.key))
+        self.areas = sorted((e for e in entries if e.kind in ("community", "subdistrict")), key=lambda e: -len(e.key))
+        self.by_road: dict[tuple[str, int], list[Entry]] = defaultdict(list)
+        self.roads: set[str] = set()
+        for e in self.compounds.values():
+            m = _ROAD.search(self._strip(self._strip(normalise(e.place.get("address") or "")), self.sub_prefixes))
+            if m:
+                self.by_road[(m.group(1), int(m.group(2)))].append(e)
+                self.roads.add(m.group(1))
+        self.cores: dict[str, list[Entry]] = defaultdict(list)
+        for e in self.compounds.values():
+            core = _core(e.key)
+            if core != e.key and len(core) >= 2:
+                self.cores[core].append(e)
+        self.by_pinyin: dict[tuple, list[str]] = defaultdict(list)
+        for key in sorted(self.compounds):
+            self.by_pinyin[tuple(_syllables(key))].append(key)
+        self.by_pinyin_len = {len(k) for k in self.by_pinyin}
+        self.by_char: dict[str, set[str]] = defaultdict(set)
+        for key in self.compounds:
+            for c in set(key):
+                self.by_char[c].add(key)
+
+    @classmethod
+    def from_session(cls, session: Session) -> Gazetteer:
+        entries: list[Entry] = []
+        rows = session.execute(sa.select(Place.id, Place.kind, Place.name, Place.address, Place.area_code,
+                                         Place.parent_id, sa.func.ST_X(Place.geom), sa.func.ST_Y(Place.geom))).all()
+        name_of = {r.id: r.name for r in rows}
+        for r in rows:
+            place = {"id": r.id, "kind": r.kind, "name": r.name, "address": r.address, "lon": r[6], "lat": r[7],
+                     "area_code": r.area_code}
+            if r.kind == "compound":
+                entries.append(Entry("compound", r.name, normalise(r.name), place))
+            elif r.kind == "building":
+                m = re.search(r"(\d+)栋$", normalise(r.name))
+                if m and r.parent_id in name_of:
+                    entries.append(Entry("building", r.name, normalise(r.name), place,
+                                         compound_key=normalise(name_of[r.parent_id]), number=int(m.group(1))))
+            elif r.kind == "service_centre":
+                entries.append(Entry("service_centre", r.name, normalise(r.name), place))
+        from gridmap.areas import active_generation
+
+        gen = active_generation(session)
+        areas = session.execute(sa.select(Area.level, Area.code, Area.name,
+                                          sa.func.ST_X(sa.func.ST_PointOnSurface(Area.geom)),
+                                          sa.func.ST_Y(sa.func.ST_PointOnSurface(Area.geom)))
+                                .where(Area.generation_id == gen.id, Area.level.in_(("district", "subdistrict",
+                                                                                      "community")))).all()
+        prefixes: list[str] = []
+        sub_prefixes: list[str] = []
+        for level, code, name, lon, lat in areas:
+            if level == "district":
+                prefixes += _district_prefixes(name)
+                continue
+            place = {"id": None, "kind": level, "name": name, "address": None, "lon": lon, "lat": lat,
+                     "area_code": code}
+            entries.append(Entry(level, name, normalise(name), place))
+            if level == "subdistrict":
+                sub_prefixes += [name, name.removesuffix("街道") + "街道办事处", name.removesuffix("街道") + "街道办"]
+        from gridmap.demo.names import DISTRICTS
+
+        district_names = {a[2] for a in areas if a[0] == "district"}
+        for info in DISTRICTS.values():
+            if info["name"] in district_names:
+                prefixes += [info["province"], info["province"].removesuffix("省"), info["city"],
+                             info["city"].removesuffix("市")]
+        return cls(entries, prefixes, set(prefixes), sub_prefixes)
+
+    def _strip(self, s: str, prefixes: list[str] | None = None) -> str:
+        changed = True
+        while changed:
+            changed = False
+            for p in self.prefixes if prefixes is None else prefixes:
+                if s.startswith(p) and len(s) > len(p):
+                    s = s[len(p):]
+                    changed = True
+        return s
+
+    def _foreign(self, s: str) -> bool:
+        """True when the (stripped) text starts with a province, city or district that is not ours."""
+        m = re.match(r"^(.{1,7}?(?:省|自治区|市|县|区))", s)
+        if not m or m.group(1) in self.local_names:
+            return False
+        return not re.search(r"(社区|小区|园区|片区|景区|校区|城区|厂区|矿区|营区|院区)$", m.group(1))
+
+    def match(self, text: str) -> Match:
+        """Match one address text. Never raises for odd text: no match is an answer."""
+        raw = text or ""
+        full = self._strip(normalise(raw))          # without province, city, district
+        s = self._strip(full, self.sub_prefixes)    # and without the sub-district
+        out = Match(text=raw)
+        parsed = {}
+        for label, pattern in (("unit", r"(\d+)单元"), ("room", r"(\d+)室"), ("floor", r"(\d+)(?:层|楼)$")):
+            m = re.search(pattern, s)
+            if m:
+                parsed[label] = int(m.group(1))
+        out.parsed = parsed
+        if not s or self._foreign(full):
+            out.reason = "other_area" if s else "empty"
+            return out
+        for e in self.centres:
+            if e.key in full:
+                return self._result(out, e, 0.95, "service_centre")
+        found = self._find_compound(s)
+        road = self._find_road(s)
+        if found:
+            compound, conf, how, rest = found
+            if road and compound not in road:
+                # the name and the road + number disagree: name wins, but say so
+                out.alternatives = [self._alt(e, 0.5) for e in road]
+                conf -= 0.15
+            elif road:
+                conf = min(0.99, conf + 0.05)
+            return self._with_building(out, compound, rest, conf, how)
+        if road:
+            compound = road[0]
+            m = _ROAD.search(s)
+            rest = s[m.end():] if m else s
+            out.alternatives = [self._alt(e, 0.5) for e in road[1:]]
+            return self._with_building(out, compound, rest, 0.9 if len(road) == 1 else 0.6, "road_number")
+        for e in self.areas:
+            if e.key in full:
+                return self._result(out, e, 0.7 if e.kind == "community" else 0.6, e.kind)
+        return out
+
+    def _find_compound(self, s: str):
+        exact = [k for k in self.compounds if k in s]
+        if exact:
+            key = max(exact, key=len)
+            return self.compounds[key], 0.92, "name", s[s.index(key) + len(key):]
+        # a homophone typo (the commonest slip with a pinyin keyboard): same syllables, other characters
+        syllables = _syllables(s)
+        for width in sorted(self.by_pinyin_len, reverse=True):
+            for i in range(0, len(s) - width + 1):
+                keys = self.by_pinyin.get(tuple(syllables[i:i + width]))
+                if keys:
+                    conf = 0.85 if len(keys) == 1 else 0.55
+                    return self.compounds[keys[0]], conf, "name_homophone", s[i + width:]
+        # one other typo: names of which all but one character occur in the text are compared by edit distance;
+        # a 2-character core (金马 of 金马嘉园) must be intact, or two different estates would be one slip apart
+        counts = Counter()
+        for c in set(s):
+            for key in self.by_char.get(c, ()):
+                counts[key] += 1
+        best = None
+        for key, n in counts.items():
+            if len(key) < 4 or n < len(set(key)) - 1:
+                continue
+            core = _core(key)
+            for width in (len(key) - 1, len(key), len(key) + 1):
+                for i in range(0, max(len(s) - width, 0) + 1):
+                    window = s[i:i + width]
+                    if Levenshtein.distance(key, window, score_cutoff=1) <= 1 and (len(core) >= 3 or core in window):
+                        if best is None or len(key) > len(best[0]):
+                            best = (key, i + width)
+                        break
+        if best:
+            return self.compounds[best[0]], 0.75, "name_one_typo", s[best[1]:]
+        # the core name alone (金马 for 金马嘉园), at the start or after a house number, followed by a building
+        for core in sorted(self.cores, key=len, reverse=True):
+            if core in COMPOUND_SUFFIXES or len(self.cores[core]) != 1:
+                continue
+            i = s.find(core)
+            if i < 0 or not (i == 0 or s[:i].endswith("号")):
+                continue
+            rest = s[i + len(core):]
+            if re.match(r"^\d+栋", rest):
+                return self.cores[core][0], 0.72, "core_name", rest
+        return None
+
+    def _find_road(self, s: str) -> list[Entry]:
+        for road in sorted((r for r in self.roads if r in s), key=len, reverse=True):
+            m = re.search(re.escape(road) + r"(\d+)号", s)
+            if m:
+                return self.by_road.get((road, int(m.group(1))), [])
+        return []
+
+    def _with_building(self, out: Match, compound: Entry, rest: str, conf: float, how: str) -> Match:
+        m = re.match(r"^(?:\d+号)?(\d+)栋", rest) or re.search(r"(\d+)栋", rest)
+        if m:
+            number = int(m.group(1))
+            out.parsed["building"] = number
+            building = self.buildings.get((compound.key, number))
+            if building is not None:
+                return self._result(out, building, min(0.99, conf + 0.05), how + "+building")
+            out.parsed["building_unknown"] = True
+            return self._result(out, compound, conf - 0.1, how + "+unknown_building")
+        return self._result(out, compound, conf, how)
+
+    def _result(self, out: Match, entry: Entry, conf: float, reason: str) -> Match:
+        out.confidence = conf
+        out.reason = reason
+        if conf < MIN_CONFIDENCE:
+            out.alternatives = [self._alt(entry, conf)] + out.alternatives
+            return out
+        out.place = entry.place
+        out.kind = entry.kind
+        out.level = {"community": "community", "subdistrict": "subdistrict"}.get(entry.kind, "place")
+        return out
+
+    @staticmethod
+    def _alt(entry: Entry, conf: float) -> dict:
+        return {"name": entry.name, "kind": entry.kind, "area_code": entry.place.get("area_code"),
+                "confidence": round(conf, 3)}
+
+
+def _syllables(text: str) -> list[str]:
+    """One pinyin syllable (toneless) per character; other characters stand for themselves."""
+    return lazy_pinyin(text, errors=lambda chars: list(chars))
+
+
+def _core(key: str) -> str:
+    for suffix in COMPOUND_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def _district_prefixes(name: str) -> list[str]:
+    short = name[:-1] if len(name) > 2 and name[-1] in "区县市" else name
+    return [name, short]
+
+
+_CACHE: dict[tuple, Gazetteer] = {}
+_LOCK = threading.Lock()
+
+
+def gazetteer_for(session: Session) -> Gazetteer:
+    """The gazetteer of the session's database, rebuilt when its places change (count and largest id)."""
+    count, top = session.execute(sa.select(sa.func.count(Place.id), sa.func.max(Place.id))).one()
+    gen = session.scalar(sa.select(sa.func.max(Area.generation_id)))
+    key = (str(session.get_bind().url), count, top, gen)
+    with _LOCK:
+        gaz = _CACHE.get(key)
+        if gaz is None:
+            gaz = Gazetteer.from_session(session)
+            _CACHE.clear()
+            _CACHE[key] = gaz
+        return gaz

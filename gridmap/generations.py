@@ -1,0 +1,233 @@
+"""Boundary generations: which boundaries were in force on a day, drafts that planners redraw, activation,
+and the lookup indexes that follow them.
+
+A generation is *draft*, *active* (exactly one) or *retired*. Activating a draft on a date retires the active one
+on that date (`effective_to` = the new `effective_from`), so that for every day after the first generation began
+exactly one generation was in force: `generation_on(date)` answers "which grid was responsible on that day".
+
+`IndexRegistry` holds the lookup indexes: the active one, and a few others by generation for as-of and draft
+lookups. Activation builds the new index first and then swaps one reference, so requests in flight finish on
+the old index and the service never stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape, to_shape
+from sqlalchemy.orm import Session
+
+from gridmap.areas import active_generation, load_index
+from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.lookup import AreaIndex
+from gridmap.tables import Area, Case, Generation
+
+
+def get_generation(session: Session, generation_id: int) -> Generation:
+    gen = session.get(Generation, generation_id)
+    if gen is None:
+        raise NotFound(f"generation: no generation has id {generation_id}", field="generation")
+    return gen
+
+
+def list_generations(session: Session) -> list[Generation]:
+    return list(session.scalars(sa.select(Generation).order_by(Generation.id)))
+
+
+def generation_on(session: Session, day: dt.date) -> Generation:
+    """The generation in force on `day` (active or retired); `NotFound` naming `as_of` when there was none."""
+    gen = session.scalars(
+        sa.select(Generation).where(Generation.status.in_(("active", "retired")))
+        .where(Generation.effective_from <= day)
+        .where(sa.or_(Generation.effective_to.is_(None), Generation.effective_to > day))
+        .order_by(Generation.effective_from.desc()).limit(1)
+    ).first()
+    if gen is None:
+        first = session.scalar(sa.select(sa.func.min(Generation.effective_from))
+                               .where(Generation.status.in_(("active", "retired"))))
+        since = f"; the first boundaries took effect on {first}" if first else ""
+        raise NotFound(f"as_of: no boundaries were in force on {day}{since}", field="as_of")
+    return gen
+
+
+def generation_dict(gen: Generation) -> dict:
+    return {"id": gen.id, "name": gen.name, "status": gen.status,
+            "effective_from": gen.effective_from.isoformat() if gen.effective_from else None,
+            "effective_to": gen.effective_to.isoformat() if gen.effective_to else None, "note": gen.note}
+
+
+def create_draft(session: Session, name: str, *, source_id: int | None = None, note: str | None = None) -> Generation:
+    """A new draft holding a copy of every area of `source_id` (the active generation by default)."""
+    if not name or not name.strip():
+        raise InvalidInput("name: must not be empty", field="name")
+    source = get_generation(session, source_id) if source_id else active_generation(session)
+    draft = Generation(name=name.strip(), status="draft", note=note)
+    session.add(draft)
+    session.flush()
+    rows = session.scalars(sa.select(Area).where(Area.generation_id == source.id).order_by(Area.code)).all()
+    new_id: dict[int, Area] = {}
+    for row in rows:
+        copy = Area(generation_id=draft.id, level=row.level, code=row.code, name=row.name,
+                    households=row.households, population=row.population, area_m2=row.area_m2, is_leaf=row.is_leaf,
+                    geom=row.geom)
+        new_id[row.id] = copy
+        session.add(copy)
+    session.flush()
+    for row in rows:
+        if row.parent_id:
+            new_id[row.id].parent_id = new_id[row.parent_id].id
+    session.flush()
+    return draft
+
+
+def redraw(session: Session, generation_id: int, changes: dict[str, shapely.Geometry]) -> list[str]:
+    """Replace the geometry of some leaves of a draft and recompute their ancestors as exact unions.
+
+    The changed leaves must be valid polygons, must not overlap the other leaves of the draft (by more than
+    1 m²), and must together cover exactly what they covered before, so the parents keep their outlines unless
+    the planner redraws across them. Returns the codes whose geometry changed (leaves and ancestors)."""
+    gen = get_generation(session, generation_id)
+    if gen.status != "draft":
+        raise Conflict(f"generation: {gen.id} is {gen.status}; only drafts can be redrawn", field="generation")
+    areas = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == gen.id))}
+    by_id = {a.id: a for a in areas.values()}
+    for code, geom in changes.items():
+        if code not in areas:
+            raise NotFound(f"code: no area {code!r} in generation {gen.id}", field="code")
+        if not areas[code].is_leaf:
+            raise InvalidInput(f"code: {code!r} is not a leaf; redraw its micro-grids or grids", field="code")
+        if geom.geom_type not in ("Polygon", "MultiPolygon") or not geom.is_valid or geom.is_empty:
+            reason = shapely.is_valid_reason(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else geom.geom_type
+            raise InvalidInput(f"geometry of {code}: must be a valid polygon ({reason})", field="geometry")
+    old = shapely.union_all([to_shape(areas[c].geom) for c in changes])
+    new = shapely.union_all(list(changes.values()))
+    m2 = 1e-10  # about 1 m² in square degrees at these latitudes
+    if old.symmetric_difference(new).area > m2 * 10:
+        raise InvalidInput("geometry: the redrawn leaves must cover together exactly what they covered before",
+                           field="geometry")
+    new_geoms = list(changes.values())
+    for i, (code, geom) in enumerate(changes.items()):
+        for other in new_geoms[i + 1:]:
+            if geom.intersection(other).area > m2:
+                raise InvalidInput(f"geometry of {code}: overlaps another redrawn leaf", field="geometry")
+    touched: list[str] = []
+    for code, geom in changes.items():
+        multi = geom if geom.geom_type == "MultiPolygon" else shapely.MultiPolygon([geom])
+        areas[code].geom = from_shape(multi, srid=4326)
+        touched.append(code)
+    session.flush()
+    parents = {areas[c].parent_id for c in changes}
+    while parents - {None}:
+        next_parents = set()
+        for pid in parents - {None}:
+            parent = by_id[pid]
+            children = [to_shape(a.geom) for a in areas.values() if a.parent_id == pid]
+            union = shapely.union_all(children)
+            parent.geom = from_shape(union if union.geom_type == "MultiPolygon" else shapely.MultiPolygon([union]),
+                                     srid=4326)
+            touched.append(parent.code)
+            next_parents.add(parent.parent_id)
+        parents = next_parents
+    session.flush()
+    return touched
+
+
+def activate(session: Session, generation_id: int, effective_from: dt.date) -> Generation:
+    """Make a draft the active generation from `effective_from`; the active one is retired on that day."""
+    gen = get_generation(session, generation_id)
+    if gen.status != "draft":
+        raise Conflict(f"generation: {gen.id} is {gen.status}; only a draft can be activated", field="generation")
+    current = session.scalars(sa.select(Generation).where(Generation.status == "active")).first()
+    if current is not None:
+        if current.effective_from and effective_from <= current.effective_from:
+            raise InvalidInput(f"effective_from: must be after {current.effective_from}, when the active "
+                               f"generation {current.id} took effect", field="effective_from")
+        current.status = "retired"
+        current.effective_to = effective_from
+    gen.status = "active"
+    gen.effective_from = effective_from
+    session.flush()
+    return gen
+
+
+def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | None = None) -> pd.DataFrame:
+    """Re-locate every stored case against `index` (e.g. a draft's) and list those whose grid would change."""
+    query = sa.select(Case.id, Case.number, Case.lon, Case.lat, Case.grid_code, Case.microgrid_code, Case.state)
+    if since is not None:
+        query = query.where(Case.reported_at >= since)
+    frame = pd.DataFrame(session.execute(query.where(Case.lon.is_not(None))).all(),
+                         columns=["id", "number", "lon", "lat", "grid_code", "microgrid_code", "state"])
+    if frame.empty:
+        return frame.assign(new_grid_code=[], new_microgrid_code=[])
+    leaf = index.locate_many(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float))
+    chains = {i: index.chain_of(index.leaves[i].code) for i in set(leaf.tolist()) if i >= 0}
+
+    def code_at(i: int, level: str) -> str | None:
+        return next((a.code for a in chains[i] if a.level == level), None) if i >= 0 else None
+
+    frame["new_grid_code"] = [code_at(i, "grid") for i in leaf]
+    frame["new_microgrid_code"] = [code_at(i, "microgrid") for i in leaf]
+    changed = (frame["new_grid_code"].fillna("") != frame["grid_code"].fillna("")) | (
+        frame["new_microgrid_code"].fillna("") != frame["microgrid_code"].fillna(""))
+    return frame[changed].reset_index(drop=True)
+
+
+class IndexRegistry:
+    """Lookup indexes by generation: the active one always ready, a few others cached (least recently used)."""
+
+    def __init__(self, sessionmaker, cache_size: int = 4):
+        self.sessionmaker = sessionmaker
+        self.cache_size = cache_size
+        self._active: AreaIndex | None = None
+        self._cache: OrderedDict[int, AreaIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def active(self) -> AreaIndex | None:
+        """The index of the active generation (built on first use); None while no boundaries are loaded."""
+        if self._active is None:
+            self.refresh()
+        return self._active
+
+    def refresh(self) -> AreaIndex | None:
+        """Rebuild the active index and swap it in; call after an activation. Readers never wait for the build."""
+        from gridmap.errors import DatabaseNotReady
+
+        with self._lock:
+            try:
+                with self.sessionmaker() as session:
+                    gen = active_generation(session)
+                    index = self._cache.get(gen.id) or load_index(session, gen.id)
+            except DatabaseNotReady:
+                return None
+            self._active = index  # one reference swap: requests in flight keep the index they hold
+            self._remember(index)
+            return index
+
+    def for_generation(self, generation_id: int) -> AreaIndex:
+        active = self._active
+        if active is not None and active.generation_id == generation_id:
+            return active
+        with self._lock:
+            index = self._cache.get(generation_id)
+            if index is not None:
+                self._cache.move_to_end(generation_id)
+                return index
+            with self.sessionmaker() as session:
+                get_generation(session, generation_id)
+                index = load_index(session, generation_id)
+            self._remember(index)
+            return index
+
+    def for_date(self, session: Session, day: dt.date) -> AreaIndex:
+        return self.for_generation(generation_on(session, day).id)
+
+    def _remember(self, index: AreaIndex) -> None:
+        self._cache[index.generation_id] = index
+        self._cache.move_to_end(index.generation_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
