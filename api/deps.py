@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api.settings import Settings
 from gridmap.errors import DatabaseNotReady
+from gridmap.generations import IndexRegistry
 from gridmap.lookup import AreaIndex
 
 
@@ -21,12 +22,16 @@ def get_session(request: Request) -> Iterator[Session]:
 
 def get_index(request: Request) -> AreaIndex:
     """The in-memory lookup index of the active generation, built at start-up."""
-    index = request.app.state.index
+    index = request.app.state.registry.active()
     if index is None:
         index = request.app.state.reload_index()
     if index is None:
         raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first")
     return index
+
+
+def get_registry(request: Request) -> IndexRegistry:
+    return request.app.state.registry
 
 
 def get_settings(request: Request) -> Settings:
@@ -36,3 +41,4 @@ def get_settings(request: Request) -> Settings:
 SessionDep = Annotated[Session, Depends(get_session)]
 IndexDep = Annotated[AreaIndex, Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[IndexRegistry, Depends(get_registry)]

@@ -9,11 +9,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import areas, cases, locate, pages
+from api.routes import areas, cases, generations, locate, pages
 from api.settings import Settings
 from gridmap import storage
-from gridmap.areas import load_index
-from gridmap.errors import DatabaseNotReady
+from gridmap.generations import IndexRegistry
 from gridmap.lookup import AreaIndex
 from web import STATIC_DIR
 
@@ -26,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         engine = storage.make_engine(settings.database_url)
         app.state.sessionmaker = storage.make_sessionmaker(engine)
-        app.state.index = None
+        app.state.registry = IndexRegistry(app.state.sessionmaker)
         app.state.reload_index()
         yield
         engine.dispose()
@@ -36,17 +35,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
 
     def reload_index() -> AreaIndex | None:
-        """(Re)build the lookup index of the active generation; None while no boundaries are loaded."""
+        """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
+        Requests in flight keep the index they started with."""
         try:
-            with app.state.sessionmaker() as session:
-                app.state.index = load_index(session)
-        except (DatabaseNotReady, sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
-            app.state.index = None
-        return app.state.index
+            return app.state.registry.refresh()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            return None
 
     app.state.reload_index = reload_index
     errors.register(app)
-    for module in (areas, locate, cases, pages):
+    for module in (areas, locate, generations, cases, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

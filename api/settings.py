@@ -20,3 +20,12 @@ class Settings(BaseSettings):
     tile_crs: Literal["wgs84", "gcj02"] = "wgs84"  # GCJ-02 base maps (AMap style) need overlays shifted
     language: Literal["zh", "en"] = "zh"
     max_page_size: int = 500
+    near_m: float = 10.0              # locate: other grids this close are reported (near_boundary)
+    nearest_m: float = 100.0          # locate: outside every grid, take the nearest grid this close
+    service_margin_m: float = 30_000.0  # locate: refuse points farther than this from the service area
+    max_batch: int = 10_000           # POST /locate/batch: most records per request
+
+    def locate_options(self):
+        from gridmap.locate import LocateOptions
+
+        return LocateOptions(self.near_m, self.nearest_m, self.service_margin_m)

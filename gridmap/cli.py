@@ -1,4 +1,4 @@
-"""The `gridmap` command: init, demo, serve, locate.
+"""The `gridmap` command: init, demo, serve, locate, locate-file.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
 `serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
@@ -58,14 +58,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_locate(args: argparse.Namespace) -> int:
+def _index(session, as_of: str | None):
     from gridmap.areas import load_index
+    from gridmap.generations import generation_on
+
+    if as_of:
+        return load_index(session, generation_on(session, _date("as-of", as_of)).id)
+    return load_index(session)
+
+
+def _date(name: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--{name}: {text!r} is not a date YYYY-MM-DD") from None
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
     from gridmap.locate import locate
+
+    if args.lon is None and not args.address:
+        raise ValueError("give LON LAT, or --address TEXT")
+    engine = _engine(args)
+    with storage.make_sessionmaker(engine)() as session:
+        index = _index(session, args.as_of)
+        result = locate(session, index, args.lon, args.lat, args.crs, address=args.address,
+                        accuracy_m=args.accuracy_m, as_of=_date("as-of", args.as_of) if args.as_of else None)
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_locate_file(args: argparse.Namespace) -> int:
+    from gridmap.batch import locate_file
 
     engine = _engine(args)
     with storage.make_sessionmaker(engine)() as session:
-        result = locate(session, load_index(session), args.lon, args.lat, args.crs)
-    print(json.dumps(result, ensure_ascii=False, indent=2))
+        index = _index(session, args.as_of)
+        summary = locate_file(args.input, args.output, index, session=session, crs=args.crs, near_m=args.near_m,
+                              on=_date("as-of", args.as_of) if args.as_of else None)
+    print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 
@@ -86,10 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
     loc = sub.add_parser("locate", help="print the grid chain, branch and staff of a point")
-    loc.add_argument("lon", type=float)
-    loc.add_argument("lat", type=float)
+    loc.add_argument("lon", type=float, nargs="?")
+    loc.add_argument("lat", type=float, nargs="?")
     loc.add_argument("--crs", default="wgs84", help="wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn")
+    loc.add_argument("--address", help="an address text (alone, or to cross-check the point)")
+    loc.add_argument("--accuracy-m", type=float, help="GPS accuracy radius in metres")
+    loc.add_argument("--as-of", help="the boundaries in force on this day (YYYY-MM-DD)")
     loc.set_defaults(func=cmd_locate)
+    lf = sub.add_parser("locate-file", help="locate every row of a CSV, XLSX, GeoPackage or Parquet file")
+    lf.add_argument("input", help="rows with lon/lat columns, a geometry, or an address column")
+    lf.add_argument("output", help="the same rows with chain codes, branch, method and flags (.csv .xlsx .gpkg .parquet)")
+    lf.add_argument("--crs", default="wgs84", help="coordinate system of lon/lat (wgs84, gcj02, bd09, EPSG:nnnn)")
+    lf.add_argument("--as-of", help="the boundaries in force on this day (YYYY-MM-DD)")
+    lf.add_argument("--near-m", type=float, default=0.0, help="flag points this close to another grid")
+    lf.set_defaults(func=cmd_locate_file)
     return parser
 
 

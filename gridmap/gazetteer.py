@@ -191,6 +191,7 @@ class Gazetteer:
                 if s.startswith(p) and len(s) > len(p):
                     s = s[len(p):]
                     changed = True
+                    break  # start again from the longest prefix
         return s
 
     def _foreign(self, s: str) -> bool:

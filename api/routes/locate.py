@@ -1,16 +1,100 @@
-"""Point → grid chain, party branch and staff."""
+"""Point or address → grid chain, party branch and staff; one at a time or in batches."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+import math
 
-from api.deps import IndexDep, SessionDep
-from gridmap.locate import locate as locate_point
+import pandas as pd
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
+from gridmap import crs as gcrs
+from gridmap.batch import locate_frame
+from gridmap.errors import InvalidInput
+from gridmap.locate import LocateOptions, locate as locate_point
 
 router = APIRouter(prefix="/api/v1", tags=["locate"])
 
 
+def _options(settings, near_m: float | None, nearest_m: float | None) -> LocateOptions:
+    base = settings.locate_options()
+    options = LocateOptions(base.near_m if near_m is None else near_m,
+                            base.nearest_m if nearest_m is None else nearest_m, base.service_margin_m)
+    options.check()
+    return options
+
+
 @router.get("/locate")
-def locate(session: SessionDep, index: IndexDep, lon: float, lat: float, crs: str = "wgs84") -> dict:
-    """Locate a point given in `crs` (wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn); `point` is its WGS84 position."""
-    return locate_point(session, index, lon, lat, crs)
+def locate(session: SessionDep, registry: RegistryDep, index: IndexDep, settings: SettingsDep,
+           lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
+           address: str | None = Query(None, max_length=300), accuracy_m: float | None = None,
+           as_of: dt.date | None = None, near_m: float | None = None, nearest_m: float | None = None) -> dict:
+    """Locate a point given in `crs` (wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn) or an `address` text.
+
+    `as_of` answers with the boundaries in force on that day; `accuracy_m` (GPS accuracy radius) widens the
+    near-boundary check. With both a point and an address the point decides and the address is cross-checked."""
+    if as_of is not None:
+        index = registry.for_date(session, as_of)
+    return locate_point(session, index, lon, lat, crs, address=address, accuracy_m=accuracy_m, as_of=as_of,
+                        options=_options(settings, near_m, nearest_m))
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    id: str | int | None = None
+    lon: float | None = None
+    lat: float | None = None
+    address: str | None = Field(None, max_length=300)
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    crs: str = "wgs84"
+    as_of: dt.date | None = None
+    near_m: float = Field(0.0, ge=0, le=10_000)
+    items: list[BatchItem] = Field(min_length=1)
+
+
+def _clean(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+@router.post("/locate/batch")
+def locate_batch(body: BatchIn, session: SessionDep, registry: RegistryDep, index: IndexDep,
+                 settings: SettingsDep) -> dict:
+    """Locate up to `max_batch` points or addresses in one request; one bad item never fails the others:
+    it comes back with method `none` and a flag saying why."""
+    if len(body.items) > settings.max_batch:
+        raise InvalidInput(f"items: {len(body.items)} items; at most {settings.max_batch} per request "
+                           "(use `gridmap locate-file` for more)", field="items")
+    gcrs.parse_crs(body.crs)
+    for i, item in enumerate(body.items):
+        if (item.lon is None) != (item.lat is None):
+            raise InvalidInput(f"items.{i}: give both lon and lat, or neither", field=f"items.{i}")
+        if item.lon is None and not item.address:
+            raise InvalidInput(f"items.{i}: give lon and lat, or an address", field=f"items.{i}")
+    if body.as_of is not None:
+        index = registry.for_date(session, body.as_of)
+    frame = pd.DataFrame([item.model_dump() for item in body.items])
+    out = locate_frame(frame, index, crs=body.crs, session=session, near_m=body.near_m,
+                       service_margin_m=settings.service_margin_m, on=body.as_of)
+    results = []
+    for row in out.to_dict("records"):
+        results.append({
+            "id": row["id"],
+            "point": ({"lon": row["lon_wgs84"], "lat": row["lat_wgs84"]} if _clean(row["lon_wgs84"]) is not None
+                      else None),
+            "codes": {lv: row[f"{lv}_code"] for lv in ("district", "subdistrict", "community", "grid", "microgrid")},
+            "grid_name": row["grid_name"], "branch": row["branch"], "method": row["method"],
+            "flags": [f for f in row["flags"].split(";") if f],
+            "candidates": [c for c in (row["candidates"] or "").split(";") if c],
+            "address_confidence": _clean(row.get("address_confidence")),
+            "address_place": _clean(row.get("address_place")),
+        })
+    return {"generation_id": index.generation_id, "count": len(results), "results": results}

@@ -81,8 +81,16 @@ def test_gcj02_point_lands_in_the_grid_of_its_true_position(client):
 
 
 def test_outside_every_grid_is_an_answer_not_an_error(client):
-    body = client.get("/api/v1/locate", params={"lon": 100.0, "lat": 10.0}).json()
+    index = client.app.state.registry.active()
+    minx, miny, maxx, maxy = index.bounds
+    body = client.get("/api/v1/locate", params={"lon": minx - 0.02, "lat": (miny + maxy) / 2}).json()
     assert body["grid"] is None and body["chain"] == [] and body["flags"] == ["outside_all_grids"]
+
+
+def test_far_outside_the_service_area_is_refused_with_the_reason(client):
+    response = client.get("/api/v1/locate", params={"lon": 100.0, "lat": 10.0})
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "lon" and "from the service area" in response.json()["detail"]
 
 
 def test_create_case_locates_assigns_and_records(client, grid):

@@ -1,0 +1,74 @@
+"""Boundary generations: list, draft, redraw, re-locate cases against a draft, activate."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import shapely
+from fastapi import APIRouter, BackgroundTasks, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import RegistryDep, SessionDep
+from gridmap import generations as gens
+from gridmap.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
+
+
+class DraftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    source_id: int | None = None
+    note: str | None = Field(None, max_length=2000)
+
+
+class RedrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    areas: dict[str, dict] = Field(min_length=1, description="leaf code → GeoJSON Polygon/MultiPolygon in WGS84")
+
+
+class ActivateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effective_from: dt.date
+
+
+@router.get("")
+def list_generations(session: SessionDep) -> list[dict]:
+    return [gens.generation_dict(g) for g in gens.list_generations(session)]
+
+
+@router.post("", status_code=201)
+def create_draft(body: DraftIn, session: SessionDep) -> dict:
+    """A draft holding a copy of the active generation's areas (or of `source_id`)."""
+    return gens.generation_dict(gens.create_draft(session, body.name, source_id=body.source_id, note=body.note))
+
+
+@router.put("/{generation_id}/areas")
+def redraw(generation_id: int, body: RedrawIn, session: SessionDep) -> dict:
+    """Replace the geometry of some leaves of a draft; their ancestors are recomputed."""
+    changes = {}
+    for code, geojson in body.areas.items():
+        try:
+            changes[code] = shapely.geometry.shape(geojson)
+        except Exception as exc:  # noqa: BLE001 - any unreadable GeoJSON is the caller's error
+            raise InvalidInput(f"areas.{code}: not a GeoJSON geometry ({exc})", field=f"areas.{code}") from None
+    return {"generation_id": generation_id, "changed": gens.redraw(session, generation_id, changes)}
+
+
+@router.get("/{generation_id}/relocated-cases")
+def relocated_cases(generation_id: int, session: SessionDep, registry: RegistryDep, limit: int = 1000) -> dict:
+    """Cases whose grid or micro-grid would change under this generation's boundaries."""
+    gens.get_generation(session, generation_id)
+    frame = gens.relocate_cases(session, registry.for_generation(generation_id))
+    rows = frame.head(max(1, min(limit, 10_000))).to_dict("records")
+    return {"generation_id": generation_id, "count": len(frame), "cases": rows}
+
+
+@router.post("/{generation_id}/activate")
+def activate(generation_id: int, body: ActivateIn, session: SessionDep, request: Request,
+             background: BackgroundTasks) -> dict:
+    """Activate a draft from a date; the lookup index is rebuilt and swapped in without stopping the service."""
+    gen = gens.activate(session, generation_id, body.effective_from)
+    out = gens.generation_dict(gen)
+    background.add_task(request.app.state.reload_index)  # after the commit
+    return out
