@@ -40,7 +40,7 @@ serve: install
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-bench: install postgis
+bench: install test-system-deps postgis
 	$(BIN)/python tests/benchmarks/locate.py
 
 clean:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from api.settings import Settings
@@ -20,21 +21,24 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_index(request: Request) -> AreaIndex:
-    """The in-memory lookup index of the active generation, built at start-up."""
-    index = request.app.state.registry.active()
+async def get_index(request: Request) -> AreaIndex:
+    """The in-memory lookup index of the active generation, built at start-up.
+
+    The cheap dependencies are `async` so that they run on the event loop: every sync dependency costs a hop to
+    the thread pool, which dominated the latency of a locate request."""
+    index = request.app.state.registry._active
     if index is None:
-        index = request.app.state.reload_index()
+        index = await run_in_threadpool(request.app.state.reload_index)
     if index is None:
         raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first")
     return index
 
 
-def get_registry(request: Request) -> IndexRegistry:
+async def get_registry(request: Request) -> IndexRegistry:
     return request.app.state.registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -100,19 +102,48 @@ def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.
                   "leaf_code": codes[0]}
 
 
+PEOPLE_TTL_S = 30.0
+_people_cache: dict[tuple, tuple[float, dict | None, list]] = {}
+_people_lock = threading.Lock()
+
+
+def clear_people_cache() -> None:
+    """Forget cached branch and staff answers (call after changing assignments)."""
+    with _people_lock:
+        _people_cache.clear()
+
+
+def people_for(session: Session, grid_code: str, on: dt.date | None) -> tuple[dict | None, list]:
+    """The grid's party branch and staff, cached for `PEOPLE_TTL_S` seconds: a locate answer is asked for far
+    more often than assignments change, and the two queries cost more than the lookup itself."""
+    key = (str(session.get_bind().url), grid_code, on or dt.date.today())
+    now = time.monotonic()
+    with _people_lock:
+        hit = _people_cache.get(key)
+    if hit is not None and now - hit[0] < PEOPLE_TTL_S:
+        return hit[1], hit[2]
+    branch = branch_for(session, grid_code, on)
+    answer = (branch.as_dict() if branch else None, staff_for(session, grid_code))
+    with _people_lock:
+        if len(_people_cache) > 50_000:
+            _people_cache.clear()
+        _people_cache[key] = (now, *answer)
+    return answer
+
+
 def describe(session: Session, index: AreaIndex, location: Location, *, on: dt.date | None = None,
              with_people: bool = True) -> dict:
     """The JSON answer for a located point: chain, grid, micro-grid, branch, staff, method and flags."""
     grid = location.at_level("grid")
     micro = location.at_level("microgrid")
-    branch = branch_for(session, grid.code, on) if (grid and with_people) else None
+    branch, staff = people_for(session, grid.code, on) if (grid and with_people) else (None, [])
     return {
         "point": {"lon": location.lon, "lat": location.lat},
         "chain": [a.as_dict() for a in location.chain],
         "grid": {"code": grid.code, "name": grid.name} if grid else None,
         "microgrid": {"code": micro.code, "name": micro.name} if micro else None,
-        "branch": branch.as_dict() if branch else None,
-        "staff": staff_for(session, grid.code) if (grid and with_people) else [],
+        "branch": branch,
+        "staff": [dict(s) for s in staff],
         "method": location.method,
         "flags": list(location.flags),
         "candidates": location.candidates,

@@ -100,8 +100,10 @@ class AreaIndex:
         leaf_idx = sorted((i for i, a in enumerate(areas) if a.code not in codes), key=lambda i: areas[i].code)
         self.leaves = [areas[i] for i in leaf_idx]
         self.leaf_codes = np.array([a.code for a in self.leaves], dtype=object)
+        self.leaf_codes_sorted = self.leaf_codes.astype(str)
         self.leaf_geoms = np.array([geoms[i] for i in leaf_idx], dtype=object)
         shapely.prepare(self.leaf_geoms)
+        self.leaf_boundaries = shapely.boundary(self.leaf_geoms)
         self.tree = shapely.STRtree(self.leaf_geoms)
         self.cells = CellIndex(self.leaf_geoms, cells_per_leaf=cells_per_leaf)
         self.bounds = tuple(shapely.total_bounds(self.leaf_geoms)) if len(self.leaves) else None
@@ -130,7 +132,7 @@ class AreaIndex:
         leaf, status = self.cells.query_one(lon, lat)
         if status == STATUS_UNRESOLVED:
             codes = self.leaf_codes_at(lon, lat)
-            return int(np.searchsorted(self.leaf_codes.astype(str), codes[0])) if codes else -1
+            return int(np.searchsorted(self.leaf_codes_sorted, codes[0])) if codes else -1
         return leaf
 
     def covering(self, lon: float, lat: float) -> list[str]:
@@ -202,7 +204,7 @@ class AreaIndex:
         """
         location = self.location_from_codes(lon, lat, self.covering(lon, lat))
         radius = max(near_m or 0.0, accuracy_m or 0.0)
-        if location.chain and radius > 0:
+        if location.chain and radius > 0 and not self._farther_than(lon, lat, location.leaf_code, radius):
             own = {location.leaf_code, *location.candidates}
             location.near = [{"code": c, "distance_m": d} for c, d in self.leaves_within(lon, lat, radius)
                              if c not in own]
@@ -218,6 +220,13 @@ class AreaIndex:
                 location.flags.append(FLAG_NEAREST)
                 location.near = [{"code": c, "distance_m": d} for c, d in near[1:]]
         return location
+
+    def _farther_than(self, lon: float, lat: float, code: str, radius_m: float) -> bool:
+        """True when the point is surely more than `radius_m` from its own leaf's boundary (a cheap pre-check:
+        any other leaf within the radius would have to cross that boundary)."""
+        i = int(np.searchsorted(self.leaf_codes_sorted, code))
+        kx, ky = metres_per_degree(lat)
+        return float(shapely.distance(self.leaf_boundaries[i], Point(lon, lat))) * min(kx, ky) > radius_m * 1.01
 
     def location_from_codes(self, lon: float, lat: float, codes: list[str]) -> Location:
         """Apply the tie-break rule and the flags to a sorted list of covering leaf codes."""
