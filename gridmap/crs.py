@@ -215,9 +215,18 @@ def convert_point(x: float, y: float, crs: CoordinateSystem) -> tuple[float, flo
         check_lonlat(x, y)
     lon, lat = to_wgs84(x, y, crs)
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise InvalidCoordinate(f"lon/lat: ({x}, {y}) is outside the area where {crs.name} is defined", field="lon")
+        raise InvalidCoordinate(f"lon/lat: ({x}, {y}) is outside the area where {crs.name} is defined."
+                                f"{zone_hint(crs)}", field="lon")
     check_lonlat(lon, lat)
     return lon, lat
+
+
+def zone_hint(crs: CoordinateSystem) -> str:
+    """A hint for the commonest Gauss-Krüger mistake: zone-number EPSG codes with plain eastings."""
+    if crs.epsg and 4513 <= crs.epsg <= 4533:
+        return (" EPSG:4513–4533 expect the zone number in front of the easting (e.g. 35500000);"
+                " without it use the central-meridian form EPSG:4534–4554.")
+    return ""
 
 
 def gk_zone_epsg(lon: float) -> int:

@@ -68,11 +68,8 @@ def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.Coordina
     lon, lat = gcrs.convert_point(x, y, system)
     distance = index.distance_to_service_area_m(lon, lat)
     if distance > options.service_margin_m:
-        hint = ""
-        if system.epsg and 4513 <= system.epsg <= 4533:
-            hint = (" EPSG:4513–4533 expect the zone number in front of the easting (e.g. 35500000);"
-                    " without it use the central-meridian form EPSG:4534–4554.")
-        elif system.is_geographic:
+        hint = gcrs.zone_hint(system)
+        if not hint and system.is_geographic:
             hint = " Check the coordinate system (crs) and the order of longitude and latitude."
         raise InvalidCoordinate(
             f"lon/lat: ({x}, {y}) in {system.name} is WGS84 ({lon:.6f}, {lat:.6f}), {distance / 1000:,.1f} km from "
@@ -84,7 +81,7 @@ def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.Coordina
 def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem,
                          location: Location) -> tuple[str, dict] | None:
     """When a point lands outside every grid, a second reading of its datum that lands inside one."""
-    if location.chain or FLAG_OUTSIDE not in location.flags:
+    if FLAG_OUTSIDE not in location.flags:  # outside every grid (perhaps given the nearest one anyway)
         return None
     if system.is_offset:
         flag = FLAG_TWICE

@@ -66,3 +66,41 @@ def test_gauss_kruger_zone_round_trip():
     assert epsg == 4543
     x, y = crs.projector(epsg)[0].transform(102.75, 25.03)
     assert crs.convert_point(x, y, crs.parse_crs(f"EPSG:{epsg}")) == pytest.approx((102.75, 25.03), abs=1e-9)
+
+
+CONTROL_POINTS = [  # city centres across China's extent, and the corners of the GCJ-02 rectangle's inhabited part
+    ("kunming_guandu", 102.7358, 25.0150), ("beijing", 116.3975, 39.9087), ("shanghai", 121.4737, 31.2304),
+    ("urumqi", 87.6168, 43.8256), ("harbin", 126.5349, 45.8038), ("sanya", 109.5119, 18.2528),
+    ("lhasa", 91.1409, 29.6456), ("kashgar", 75.9897, 39.4704), ("mohe", 122.5386, 52.9720),
+    ("fuyuan", 134.2940, 48.3648), ("datong_pingcheng", 113.3000, 40.0900), ("nanchong", 106.0900, 30.8000),
+]
+
+
+@pytest.mark.parametrize("name,lon,lat", CONTROL_POINTS)
+def test_datum_round_trips_on_control_points(name, lon, lat):
+    for forward, inverse in ((crs.wgs84_to_gcj02, crs.gcj02_to_wgs84), (crs.wgs84_to_bd09, crs.bd09_to_wgs84)):
+        shifted = forward(lon, lat)
+        _, _, offset = GEOD.inv(lon, lat, *shifted)
+        assert 50 < offset < 1500  # the offset is real, hundreds of metres
+        back = inverse(*shifted)
+        _, _, err = GEOD.inv(lon, lat, *back)
+        assert err <= 0.05
+        # and the other way round: the inverse of a GCJ-02/BD-09 coordinate maps forward onto it
+        again = forward(*inverse(lon, lat))
+        _, _, err2 = GEOD.inv(lon, lat, *again)
+        assert err2 <= 0.05
+
+
+@pytest.mark.parametrize("zone_epsg,cm_epsg", [(4514, 4535), (4523, 4544), (4533, 4554)])
+def test_gauss_kruger_zone_number_form_and_central_meridian_form_agree(zone_epsg, cm_epsg):
+    central = 75 + 3 * (cm_epsg - 4534)
+    lon, lat = central + 0.8, 30.0
+    for epsg in (zone_epsg, cm_epsg):
+        x, y = crs.projector(epsg)[0].transform(lon, lat)
+        assert crs.convert_point(x, y, crs.parse_crs(f"EPSG:{epsg}")) == pytest.approx((lon, lat), abs=1e-9)
+    x_zone, _ = crs.projector(zone_epsg)[0].transform(lon, lat)
+    assert x_zone > 10_000_000  # the zone-number form carries the zone in front of the easting
+
+
+def test_cgcs2000_is_taken_as_wgs84():
+    assert crs.convert_point(102.7358, 25.015, crs.parse_crs("EPSG:4490")) == (102.7358, 25.015)

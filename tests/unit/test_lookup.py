@@ -51,3 +51,50 @@ def test_batch_equals_single_point_lookup(index):
     for i in range(len(lon)):
         single = index.locate(lon[i], lat[i]).leaf_code
         assert (index.leaves[batch[i]].code if batch[i] >= 0 else None) == single
+
+
+# Two 0.001° (~100 m) grids side by side near Kunming, for the distance-based flags.
+#   A: 102.700..102.701   B: 102.701..102.702   (lat 25.000..25.001)
+METRIC_REFS = [AreaRef(1, "grid", "G1", "A", None), AreaRef(2, "grid", "G2", "B", None)]
+METRIC_GEOMS = [box(102.700, 25.000, 102.701, 25.001), box(102.701, 25.000, 102.702, 25.001)]
+M_PER_DEG_LON = 111_320 * np.cos(np.radians(25.0005))
+
+
+@pytest.fixture(scope="module")
+def metric():
+    return AreaIndex(METRIC_REFS, METRIC_GEOMS)
+
+
+@pytest.mark.parametrize("case,dx_m,near_m,accuracy_m,leaf,flags,near", [
+    ("5m_from_edge_within_10m", -5.0, 10, None, "G1", ["near_boundary"], ["G2"]),
+    ("5m_from_edge_near_check_3m", -5.0, 3, None, "G1", [], []),
+    ("5m_from_edge_accuracy_8m_widens", -5.0, 3, 8, "G1", ["near_boundary"], ["G2"]),
+    ("40m_from_edge_accuracy_8m", -40.0, 10, 8, "G1", [], []),
+    ("on_the_edge_tie_and_no_near_duplicate", 0.0, 10, None, "G1", ["on_boundary"], []),
+    ("east_side_3m", 3.0, 10, None, "G2", ["near_boundary"], ["G1"]),
+])
+def test_near_boundary_named_cases(metric, case, dx_m, near_m, accuracy_m, leaf, flags, near):
+    loc = metric.locate(102.701 + dx_m / M_PER_DEG_LON, 25.0005, near_m=near_m, accuracy_m=accuracy_m)
+    assert loc.leaf_code == leaf and loc.flags == flags
+    assert [n["code"] for n in loc.near] == near
+    for n in loc.near:
+        assert n["distance_m"] == pytest.approx(abs(dx_m), rel=0.01)
+    if "on_boundary" in flags:
+        assert loc.tie_rule == "smallest_code_wins" and loc.candidates == ["G2"]
+
+
+@pytest.mark.parametrize("case,dx_m,nearest_m,leaf,method,flags", [
+    ("50m_east_nearest_within_100m", 50.0, 100, "G2", "nearest", ["outside_all_grids", "assigned_to_nearest"]),
+    ("50m_east_nearest_within_30m", 50.0, 30, None, "coordinates", ["outside_all_grids"]),
+    ("50m_east_nearest_off", 50.0, 0, None, "coordinates", ["outside_all_grids"]),
+])
+def test_outside_with_nearest_named_cases(metric, case, dx_m, nearest_m, leaf, method, flags):
+    loc = metric.locate(102.702 + dx_m / M_PER_DEG_LON, 25.0005, nearest_m=nearest_m)
+    assert loc.leaf_code == leaf and loc.method == method and loc.flags == flags
+    if leaf:
+        assert loc.distance_m == pytest.approx(dx_m, rel=0.01)
+
+
+def test_service_area_distance(metric):
+    assert metric.distance_to_service_area_m(102.7015, 25.0005) == 0
+    assert metric.distance_to_service_area_m(102.702 + 1000 / M_PER_DEG_LON, 25.0005) == pytest.approx(1000, rel=0.01)
