@@ -137,7 +137,8 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
     confidence = np.full(n, np.nan)
     matched = [None] * n
     if address in frame.columns:
-        todo = np.flatnonzero(~has_xy)
+        texts_all = frame[address].astype("string").fillna("").str.strip().to_numpy()
+        todo = np.flatnonzero(~has_xy & (texts_all != ""))
         if len(todo):
             if gazetteer is None:
                 if session is None:
@@ -210,9 +211,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if kind == "xlsx":
         return pd.read_excel(path, engine="openpyxl")
     if kind == "gpkg":
-        import geopandas as gpd
+        from gridmap import _gpkgio
 
-        return gpd.read_file(path)
+        return _gpkgio.read(path)
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(path).metadata or {}
@@ -235,7 +236,9 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
         if not isinstance(frame, gpd.GeoDataFrame):
             frame = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lon_wgs84"], frame["lat_wgs84"]),
                                      crs=4326)
-        frame.to_file(path, driver="GPKG")
+        from gridmap import _gpkgio
+
+        _gpkgio.write(frame, path)
     else:
         frame.to_parquet(path, index=False)
 

@@ -29,8 +29,8 @@ def _postgis_unavailable(reason: str):
     pytest.skip(f"PostGIS unavailable: {reason}")
 
 
-@pytest.fixture(scope="session")
-def postgis_url():
+def _new_postgis_database() -> tuple[str, callable]:
+    """A new, uniquely named PostGIS database: (url, drop)."""
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"gridmap_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -39,15 +39,40 @@ def postgis_url():
     except sa.exc.OperationalError as exc:
         _postgis_unavailable(str(exc).splitlines()[0])
     url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
     try:
-        with sa.create_engine(url).begin() as conn:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
             conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        engine.dispose()
     except sa.exc.DBAPIError as exc:
+        drop()
         _postgis_unavailable(str(exc).splitlines()[0])
+    return url, drop
+
+
+@pytest.fixture(scope="session")
+def postgis_url():
+    url, drop = _new_postgis_database()
     yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop()
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def fresh_db_url(request, tmp_path_factory):
+    """A database of its own holding the small demo, for tests that change what other tests rely on
+    (activating a boundary generation, say)."""
+    if request.param == "spatialite":
+        yield _load(f"sqlite:///{tmp_path_factory.mktemp('fresh') / 'gridmap.sqlite'}")
+        return
+    url, drop = _new_postgis_database()
+    yield _load(url)
+    drop()
 
 
 def _load(url: str) -> str:
