@@ -142,6 +142,9 @@ def activate(session: Session, generation_id: int, effective_from: dt.date) -> G
     gen = get_generation(session, generation_id)
     if gen.status != "draft":
         raise Conflict(f"generation: {gen.id} is {gen.status}; only a draft can be activated", field="generation")
+    if effective_from > dt.date.today():
+        raise InvalidInput(f"effective_from: {effective_from} is in the future; activate a draft on the day it takes "
+                           "effect (scheduled activation is not supported yet)", field="effective_from")
     current = session.scalars(sa.select(Generation).where(Generation.status == "active")).first()
     if current is not None:
         if current.effective_from and effective_from <= current.effective_from:
@@ -222,6 +225,11 @@ class IndexRegistry:
                 index = load_index(session, generation_id)
             self._remember(index)
             return index
+
+    def forget(self, generation_id: int) -> None:
+        """Drop a cached index, e.g. a draft's after it was redrawn."""
+        with self._lock:
+            self._cache.pop(generation_id, None)
 
     def for_date(self, session: Session, day: dt.date) -> AreaIndex:
         return self.for_generation(generation_on(session, day).id)

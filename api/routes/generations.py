@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import shapely
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import RegistryDep, SessionDep
@@ -44,7 +44,7 @@ def create_draft(body: DraftIn, session: SessionDep) -> dict:
 
 
 @router.put("/{generation_id}/areas")
-def redraw(generation_id: int, body: RedrawIn, session: SessionDep) -> dict:
+def redraw(generation_id: int, body: RedrawIn, session: SessionDep, registry: RegistryDep) -> dict:
     """Replace the geometry of some leaves of a draft; their ancestors are recomputed."""
     changes = {}
     for code, geojson in body.areas.items():
@@ -52,7 +52,10 @@ def redraw(generation_id: int, body: RedrawIn, session: SessionDep) -> dict:
             changes[code] = shapely.geometry.shape(geojson)
         except Exception as exc:  # noqa: BLE001 - any unreadable GeoJSON is the caller's error
             raise InvalidInput(f"areas.{code}: not a GeoJSON geometry ({exc})", field=f"areas.{code}") from None
-    return {"generation_id": generation_id, "changed": gens.redraw(session, generation_id, changes)}
+    changed = gens.redraw(session, generation_id, changes)
+    session.commit()
+    registry.forget(generation_id)  # a cached index of the draft is stale now
+    return {"generation_id": generation_id, "changed": changed}
 
 
 @router.get("/{generation_id}/relocated-cases")
@@ -65,10 +68,13 @@ def relocated_cases(generation_id: int, session: SessionDep, registry: RegistryD
 
 
 @router.post("/{generation_id}/activate")
-def activate(generation_id: int, body: ActivateIn, session: SessionDep, request: Request,
-             background: BackgroundTasks) -> dict:
-    """Activate a draft from a date; the lookup index is rebuilt and swapped in without stopping the service."""
+def activate(generation_id: int, body: ActivateIn, session: SessionDep, request: Request) -> dict:
+    """Activate a draft from a date. The change is committed, then the lookup index of the new boundaries is built
+    and swapped in before the answer, so every locate after it uses the new boundaries; locates in flight during
+    the build finish on the old index and the service never stops."""
     gen = gens.activate(session, generation_id, body.effective_from)
     out = gens.generation_dict(gen)
-    background.add_task(request.app.state.reload_index)  # after the commit
+    session.commit()
+    index = request.app.state.reload_index()
+    out["index_generation_id"] = index.generation_id if index is not None else None
     return out
