@@ -13,6 +13,7 @@ from api.routes import areas, cases, generations, locate, pages
 from api.settings import Settings
 from gridmap import storage
 from gridmap.generations import IndexRegistry
+from gridmap.locate import warm_people
 from gridmap.lookup import AreaIndex
 from web import STATIC_DIR
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         engine = storage.make_engine(settings.database_url)
         app.state.sessionmaker = storage.make_sessionmaker(engine)
+        app.state.db_key = str(engine.url)
         app.state.registry = IndexRegistry(app.state.sessionmaker)
         app.state.reload_index()
         yield
@@ -38,7 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
         Requests in flight keep the index they started with."""
         try:
-            return app.state.registry.refresh()
+            index = app.state.registry.refresh()
+            if index is not None:
+                with app.state.sessionmaker() as session:
+                    warm_people(session)  # branch and staff of every grid, so that locates need no database
+            return index
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             return None
 

@@ -20,7 +20,7 @@ import shapely
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
-from gridmap.areas import branch_for
+from gridmap.areas import people_directory
 from gridmap.errors import InvalidInput
 from gridmap.lookup import FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, AreaIndex, metres_per_degree
 
@@ -180,10 +180,8 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
     cols["flags"] = np.array(flags, dtype=object)
     cols["method"] = method
     if session is not None:
-        names = {}
-        for code in {c for c in cols["grid_code"] if c}:
-            branch = branch_for(session, code, on)
-            names[code] = branch.name if branch else None
+        directory = people_directory(session, on)  # two queries, not two per grid
+        names = {code: entry[0]["name"] for code, entry in directory.items() if entry[0]}
         cols["branch"] = np.array([names.get(c) if c else None for c in cols["grid_code"]], dtype=object)
     out["lon_wgs84"] = np.where(usable, wlon, np.nan)
     out["lat_wgs84"] = np.where(usable, wlat, np.nan)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
-from gridmap.areas import branch_for, staff_for
+from gridmap.areas import people_directory
 from gridmap.errors import InvalidCoordinate, InvalidInput
 from gridmap.lookup import FLAG_OUTSIDE, AreaIndex, Location
 
@@ -100,40 +100,62 @@ def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.
 
 
 PEOPLE_TTL_S = 30.0
-_people_cache: dict[tuple, tuple[float, dict | None, list]] = {}
+_people: dict[tuple[str, dt.date], tuple[float, dict]] = {}
 _people_lock = threading.Lock()
 
 
 def clear_people_cache() -> None:
     """Forget cached branch and staff answers (call after changing assignments)."""
     with _people_lock:
-        _people_cache.clear()
+        _people.clear()
 
 
-def people_for(session: Session, grid_code: str, on: dt.date | None) -> tuple[dict | None, list]:
-    """The grid's party branch and staff, cached for `PEOPLE_TTL_S` seconds: a locate answer is asked for far
-    more often than assignments change, and the two queries cost more than the lookup itself."""
-    key = (str(session.get_bind().url), grid_code, on or dt.date.today())
-    now = time.monotonic()
+def _people_key(session_or_key, on: dt.date | None) -> tuple[str, dt.date]:
+    db = session_or_key if isinstance(session_or_key, str) else str(session_or_key.get_bind().url)
+    return db, on or dt.date.today()
+
+
+def people_age(db: str, on: dt.date | None = None) -> float | None:
+    """Seconds since the branch and staff of `db` for `on` were loaded; None when they are not cached. While
+    they are, a locate needs no database at all."""
+    hit = _people.get(_people_key(db, on))
+    return None if hit is None else time.monotonic() - hit[0]
+
+
+def warm_people(session: Session, on: dt.date | None = None) -> dict:
+    """Load the branch and staff of every grid for a day (two queries) and cache them for `PEOPLE_TTL_S`."""
+    key = _people_key(session, on)
+    directory = people_directory(session, key[1])
     with _people_lock:
-        hit = _people_cache.get(key)
-    if hit is not None and now - hit[0] < PEOPLE_TTL_S:
-        return hit[1], hit[2]
-    branch = branch_for(session, grid_code, on)
-    answer = (branch.as_dict() if branch else None, staff_for(session, grid_code))
-    with _people_lock:
-        if len(_people_cache) > 50_000:
-            _people_cache.clear()
-        _people_cache[key] = (now, *answer)
-    return answer
+        if len(_people) > 64:
+            _people.clear()
+        _people[key] = (time.monotonic(), directory)
+    return directory
 
 
-def describe(session: Session, index: AreaIndex, location: Location, *, on: dt.date | None = None,
-             with_people: bool = True) -> dict:
+def people_for(session: Session | None, grid_code: str, on: dt.date | None, *, db: str | None = None
+               ) -> tuple[dict | None, list]:
+    """The grid's party branch and staff, from a directory of all grids reloaded every `PEOPLE_TTL_S` seconds:
+    a locate answer is asked for far more often than assignments change. Without a session (`db` names the
+    database) a cached directory is used even if stale; `LookupError` when there is none."""
+    key = _people_key(db if session is None else session, on)
+    hit = _people.get(key)
+    if hit is not None and (session is None or time.monotonic() - hit[0] < PEOPLE_TTL_S):
+        directory = hit[1]
+    elif session is None:
+        raise LookupError(f"no branch and staff cached for {key[1]}")
+    else:
+        directory = warm_people(session, key[1])
+    branch, staff = directory.get(grid_code, (None, []))
+    return branch, [dict(s) for s in staff]
+
+
+def describe(session: Session | None, index: AreaIndex, location: Location, *, on: dt.date | None = None,
+             with_people: bool = True, db: str | None = None) -> dict:
     """The JSON answer for a located point: chain, grid, micro-grid, branch, staff, method and flags."""
     grid = location.at_level("grid")
     micro = location.at_level("microgrid")
-    branch, staff = people_for(session, grid.code, on) if (grid and with_people) else (None, [])
+    branch, staff = people_for(session, grid.code, on, db=db) if (grid and with_people) else (None, [])
     return {
         "point": {"lon": location.lon, "lat": location.lat},
         "chain": [a.as_dict() for a in location.chain],
@@ -151,10 +173,14 @@ def describe(session: Session, index: AreaIndex, location: Location, *, on: dt.d
     }
 
 
-def locate(session: Session, index: AreaIndex, x: float | None = None, y: float | None = None,
+def locate(session: Session | None, index: AreaIndex, x: float | None = None, y: float | None = None,
            crs: str | None = "wgs84", *, address: str | None = None, accuracy_m: float | None = None,
-           as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer=None) -> dict:
+           as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer=None,
+           db: str | None = None) -> dict:
     """The locate answer for a point, an address, or both (the point decides, the address cross-checks).
+
+    `session` may be None for a point when the branch and staff of `db` are cached (`people_ready`): the
+    answer then needs no database at all, which is what lets the API answer on its event loop.
 
     Raises `InvalidCoordinate`, `UnknownCRS` or `InvalidInput` (naming the field) for input that cannot be
     located; an address that matches nothing is an answer (`address_not_matched`), not an error."""
@@ -178,7 +204,7 @@ def locate(session: Session, index: AreaIndex, x: float | None = None, y: float 
         lon, lat = to_wgs84_checked(index, x, y, system, options)
         location = index.locate(lon, lat, near_m=options.near_m, accuracy_m=accuracy_m, nearest_m=options.nearest_m)
         alternative = _alternative_reading(index, lon, lat, system, location)
-        out = describe(session, index, location, on=as_of)
+        out = describe(session, index, location, on=as_of, db=db)
         out["input"] = {"x": x, "y": y, "crs": system.name}
         if alternative:
             out["flags"].append(alternative[0])
@@ -192,7 +218,7 @@ def locate(session: Session, index: AreaIndex, x: float | None = None, y: float 
     # address only
     if match is None or match.place is None:
         location = Location(math.nan, math.nan, flags=[FLAG_ADDRESS_NOT_MATCHED], method="address")
-        out = describe(session, index, location, on=as_of)
+        out = describe(session, index, location, on=as_of, db=db)
         out["point"] = None
     else:
         lon, lat = match.place["lon"], match.place["lat"]
@@ -202,7 +228,7 @@ def locate(session: Session, index: AreaIndex, x: float | None = None, y: float 
             # a community name alone says which community, not which grid
             location.chain = [a for a in location.chain if a.level in ("district", "subdistrict", "community")]
             location.candidates = []
-        out = describe(session, index, location, on=as_of)
+        out = describe(session, index, location, on=as_of, db=db)
     out["input"] = {"address": address}
     out["address_match"] = match.as_dict() if match is not None else None
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 
@@ -14,9 +15,11 @@ from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
 from gridmap import crs as gcrs
 from gridmap.batch import locate_frame
 from gridmap.errors import DatabaseNotReady, InvalidInput
-from gridmap.locate import LocateOptions, locate as locate_point
+from gridmap.locate import PEOPLE_TTL_S, LocateOptions, people_age, warm_people
+from gridmap.locate import locate as locate_point
 
 router = APIRouter(prefix="/api/v1", tags=["locate"])
+INLINE_MAX_M = 500.0  # larger near/nearest/accuracy distances may take milliseconds: those go to the thread pool
 
 
 def _options(settings, near_m: float | None, nearest_m: float | None) -> LocateOptions:
@@ -27,20 +30,42 @@ def _options(settings, near_m: float | None, nearest_m: float | None) -> LocateO
     return options
 
 
+def _refresh_people(state) -> None:
+    """Reload branch and staff in the thread pool, once at a time; answers meanwhile use the previous load
+    (at most `PEOPLE_TTL_S` seconds plus one reload old)."""
+    if getattr(state, "people_task", None) is not None and not state.people_task.done():
+        return
+
+    def reload() -> None:
+        with state.sessionmaker() as session:
+            warm_people(session)
+
+    state.people_task = asyncio.get_running_loop().create_task(run_in_threadpool(reload))
+
+
 @router.get("/locate")
-async def locate(request: Request, registry: RegistryDep, settings: SettingsDep,
-                 lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
+async def locate(request: Request, lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
                  address: str | None = Query(None, max_length=300), accuracy_m: float | None = None,
                  as_of: dt.date | None = None, near_m: float | None = None, nearest_m: float | None = None) -> dict:
     """Locate a point given in `crs` (wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn) or an `address` text.
 
     `as_of` answers with the boundaries in force on that day; `accuracy_m` (GPS accuracy radius) widens the
     near-boundary check. With both a point and an address the point decides and the address is cross-checked."""
-    options = _options(settings, near_m, nearest_m)
+    state = request.app.state  # no Depends(): each dependency costs FastAPI time on the hot path
+    registry = state.registry
+    options = _options(state.settings, near_m, nearest_m)
+    index = registry._active
+    small = max(options.near_m, options.nearest_m, accuracy_m or 0.0) <= INLINE_MAX_M
+    age = people_age(state.db_key) if (small and address is None and as_of is None and index is not None) else None
+    if age is not None:
+        # everything is in memory and the distance checks are short: answer on the event loop (about 0.1 ms
+        # of CPU) without the thread-pool hop, which costs more than the answer
+        if age > PEOPLE_TTL_S:
+            _refresh_people(state)
+        return locate_point(None, index, lon, lat, crs, accuracy_m=accuracy_m, options=options, db=state.db_key)
 
     def work() -> dict:
-        # one hop to the thread pool for all the blocking work: each hop costs ~0.2 ms on this machine
-        with request.app.state.sessionmaker() as session:
+        with state.sessionmaker() as session:
             index = registry.for_date(session, as_of) if as_of is not None else registry.active()
             if index is None:
                 raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first")

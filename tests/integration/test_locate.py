@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -214,3 +215,43 @@ def test_locate_file_formats(engine, index, tmp_path, fmt, gazetteer):
     if fmt != "gpkg":
         assert out["method"].tolist()[20:] == ["address", "none", "none"]
         assert out["flags"].fillna("").tolist()[21:] == ["invalid_coordinate", "address_not_matched"]
+
+
+def test_people_directory_equals_the_per_grid_queries(engine):
+    """The bulk directory that lets a locate answer without the database gives the same branch and staff as
+    asking grid by grid."""
+    from gridmap.areas import branch_for, people_directory, staff_for
+    from gridmap.tables import Area
+
+    with storage.make_sessionmaker(engine)() as session:
+        directory = people_directory(session)
+        codes = session.scalars(sa.select(Area.code).where(Area.level == "grid")).all()
+        assert codes
+        for code in codes:
+            branch = branch_for(session, code)
+            assert directory.get(code, (None, []))[0] == (branch.as_dict() if branch else None)
+            assert directory.get(code, (None, []))[1] == staff_for(session, code)
+
+
+def test_locate_answers_from_memory_and_refreshes_stale_people(client, index, monkeypatch):
+    """A plain point is answered on the event loop from the cached branch and staff; once they are older than
+    the TTL the answer still comes (from the previous load) and a reload is started, after which they are fresh."""
+    from gridmap import locate as glocate
+
+    x, y = _inside_point(index, 3)
+    fresh = client.get("/api/v1/locate", params={"lon": x, "lat": y}).json()
+    assert fresh["branch"] and fresh["staff"]
+    db = client.app.state.db_key
+    assert glocate.people_age(db) is not None
+    key = glocate._people_key(db, None)
+    loaded_at, directory = glocate._people[key]
+    glocate._people[key] = (loaded_at - glocate.PEOPLE_TTL_S - 1, directory)
+    stale = client.get("/api/v1/locate", params={"lon": x, "lat": y}).json()
+    assert stale["branch"] == fresh["branch"] and stale["staff"] == fresh["staff"]
+    task = client.app.state.people_task
+
+    async def finished():
+        await task  # the reload started by the stale answer
+
+    client.portal.call(finished)
+    assert glocate.people_age(db) < glocate.PEOPLE_TTL_S
