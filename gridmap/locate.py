@@ -179,7 +179,7 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
            db: str | None = None) -> dict:
     """The locate answer for a point, an address, or both (the point decides, the address cross-checks).
 
-    `session` may be None for a point when the branch and staff of `db` are cached (`people_ready`): the
+    `session` may be None for a point when the branch and staff of `db` are cached (`people_age`): the
     answer then needs no database at all, which is what lets the API answer on its event loop.
 
     Raises `InvalidCoordinate`, `UnknownCRS` or `InvalidInput` (naming the field) for input that cannot be
