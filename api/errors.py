@@ -7,10 +7,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gridmap import errors
+from gridmap import errors, workflow
 
 STATUS = [
     (errors.NotFound, 404, "Not found"),
+    (workflow.PreconditionFailed, 412, "Precondition failed"),
+    (workflow.Forbidden, 403, "Forbidden"),
+    (workflow.VersionRequired, 428, "Precondition required"),
     (errors.Conflict, 409, "Conflict"),
     (errors.DatabaseNotReady, 503, "Database not ready"),
     (errors.InvalidInput, 422, "Invalid input"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from contextlib import asynccontextmanager
 
 import sqlalchemy.exc
@@ -14,8 +16,27 @@ from api.settings import Settings
 from gridmap import storage
 from gridmap.generations import IndexRegistry
 from gridmap.locate import warm_people
+from gridmap.workcal import WorkCalendar
+from gridmap.workflow import escalate_overdue
 from gridmap.lookup import AreaIndex
 from web import STATIC_DIR
+
+
+async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
+    """Escalate overdue cases at start-up and then every `interval_s` seconds. Each case is escalated exactly once
+    however often this runs (and across restarts): the database's conditional update decides."""
+    from starlette.concurrency import run_in_threadpool
+
+    def sweep() -> list[int]:
+        with storage.session_scope(app.state.sessionmaker) as session:
+            return escalate_overdue(session)
+
+    while True:
+        try:
+            await run_in_threadpool(sweep)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            pass  # no schema yet, or the database is busy: the next sweep catches up
+        await asyncio.sleep(interval_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_key = str(engine.url)
         app.state.registry = IndexRegistry(app.state.sessionmaker)
         app.state.reload_index()
+        sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         yield
+        sweeper.cancel()
         engine.dispose()
 
     app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
@@ -49,6 +72,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return None
 
     app.state.reload_index = reload_index
+    calendar_cache: dict = {}
+
+    def calendar() -> WorkCalendar:
+        """The working calendar from the database, re-read at most once a minute."""
+        loaded = calendar_cache.get("at")
+        if loaded is None or time.monotonic() - loaded > 60:
+            try:
+                with app.state.sessionmaker() as session:
+                    calendar_cache["calendar"] = WorkCalendar.from_session(session)
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+                calendar_cache["calendar"] = WorkCalendar.seeded()
+            calendar_cache["at"] = time.monotonic()
+        return calendar_cache["calendar"]
+
+    app.state.calendar = calendar
     errors.register(app)
     for module in (areas, locate, generations, cases, pages):
         app.include_router(module.router)

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     nearest_m: float = 100.0          # locate: outside every grid, take the nearest grid this close
     service_margin_m: float = 30_000.0  # locate: refuse points farther than this from the service area
     max_batch: int = 10_000           # POST /locate/batch: most records per request
+    escalation_interval_s: float = 60.0  # how often overdue cases are looked for (and escalated once)
 
     def locate_options(self):
         from gridmap.locate import LocateOptions

@@ -1,13 +1,16 @@
-"""Cases: intake (located and auto-assigned to grid, branch and worker, with its history), listing and reading.
+"""Cases: intake (located, filed and routed by the rules, at most once per Idempotency-Key), listing and reading.
 
-The full loop (guarded transitions, deadlines on the working calendar, escalation) comes with issue #4; what is
-here files a case where it happened and routes it to the territory (先属地): the grid covering the point, that
-grid's party branch, and its full-time grid worker.
+A case with a location inside a grid and a category is filed and dispatched at once: events to the grid's worker
+(先属地), components to the owning department (先属主), both under the grid's party branch. The other steps of the
+loop are `gridmap.workflow`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -15,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from gridmap import crs as gcrs
-from gridmap.areas import branch_for, get_area, mask_phone
-from gridmap.errors import InvalidInput, NotFound
+from gridmap import workflow
+from gridmap.areas import get_area, mask_phone
+from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
-from gridmap.tables import CASE_SOURCES, CASE_STATES, Case, CaseCategory, CaseEvent, StaffArea
+from gridmap.tables import CASE_SOURCES, CASE_STATES, Case, CaseCategory, CaseEvent, IdempotencyKey
 
 LEVEL_COLUMNS = {"district": Case.district_code, "subdistrict": Case.subdistrict_code,
                  "community": Case.community_code, "grid": Case.grid_code, "microgrid": Case.microgrid_code}
@@ -74,13 +78,6 @@ def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
     return category
 
 
-def _worker_for(session: Session, grid_code: str) -> int | None:
-    return session.scalars(
-        sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid_code, StaffArea.role == "fulltime_worker")
-        .order_by(StaffArea.id).limit(1)
-    ).first()
-
-
 def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str = "api",
                 now: dt.datetime | None = None) -> Case:
     """File a case: validate, convert the point to WGS84, locate it, assign it, and record its history."""
@@ -100,10 +97,16 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     case.number = f"{now:%Y%m%d}{case.id:07d}"  # readable and unique: the date, then the row id
     _record(session, case, now, actor, "reported", None, "reported", {"source": new.source})
     located = {"flags": location.flags, "candidates": location.candidates, "crs": system.name}
-    if location.chain:
-        _route(session, case, now, actor, located)
-    else:
-        _record(session, case, now, "system", "located", "reported", "reported", located)
+    _record(session, case, now, "system", "located", "reported", "reported", located)
+    if location.chain and category is not None:
+        # a located case with a category is filed and dispatched by the rules at once; the others wait for a
+        # dispatcher to file them (立案) with a category or a corrected location
+        case.category = category
+        _record(session, case, now, "system", "file", "reported", "filed", {"rule": "auto_file"})
+        case.state = "filed"
+        detail = workflow.route(session, case, now)
+        case.state = "dispatched"
+        _record(session, case, now, "system", "dispatch", "filed", "dispatched", detail)
     session.flush()
     return case
 
@@ -114,21 +117,45 @@ def _apply_location(case: Case, location: Location) -> None:
         setattr(case, column.key, ref.code if ref else None)
 
 
-def _route(session: Session, case: Case, now: dt.datetime, actor: str, located: dict) -> None:
-    """Territory first: the grid's branch and full-time worker take the case."""
-    branch = branch_for(session, case.grid_code, now.date()) if case.grid_code else None
-    case.branch_id = branch.id if branch else None
-    case.assignee_id = _worker_for(session, case.grid_code) if case.grid_code else None
-    case.state = "dispatched"
-    detail = {**located, "grid": case.grid_code, "branch_id": case.branch_id, "assignee_id": case.assignee_id,
-              "rule": "territory_first"}
-    _record(session, case, now, "system", "dispatched", "reported", "dispatched", detail)
-
-
 def _record(session: Session, case: Case, at: dt.datetime, actor: str, action: str, from_state: str | None,
             to_state: str | None, detail: dict | None) -> None:
     session.add(CaseEvent(case_id=case.id, at=at, actor=actor, action=action, from_state=from_state,
                           to_state=to_state, detail=detail))
+
+
+def request_hash(new: NewCase) -> str:
+    """A digest of a submission, to tell a retry (same body) from a reuse of its Idempotency-Key."""
+    body = json.dumps(dataclasses.asdict(new), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
+                     now: dt.datetime | None = None) -> tuple[Case, bool]:
+    """File a case at most once per Idempotency-Key; returns (case, created). The same key with a different body
+    is refused. Two retries racing each other both get the one case: the key's primary key decides."""
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
+        raise InvalidInput("Idempotency-Key: 1 to 200 printable characters, e.g. a UUID", field="Idempotency-Key")
+    digest = request_hash(new)
+    for _ in range(3):
+        try:
+            with sessionmaker() as session, session.begin():
+                if key is not None:
+                    seen = session.get(IdempotencyKey, key)
+                    if seen is not None:
+                        if seen.request_hash != digest:
+                            raise InvalidInput("Idempotency-Key: already used for a different submission; use a "
+                                               "new key for a new case", field="Idempotency-Key")
+                        return get_case(session, seen.case_id), False
+                case = create_case(session, index, new, actor=actor, now=now)
+                if key is not None:
+                    session.add(IdempotencyKey(key=key, request_hash=digest, case_id=case.id))
+                    session.flush()
+                session.expire(case, ["events", "category"])
+                case = get_case(session, case.id)
+            return case, True
+        except sa.exc.IntegrityError:
+            continue  # a concurrent retry with the same key won: read its case
+    raise Conflict("Idempotency-Key: the submission is being processed; retry in a moment", field="Idempotency-Key")
 
 
 def get_case(session: Session, case_id: int) -> Case:
@@ -172,8 +199,18 @@ def find_cases(session: Session, *, area: str | None = None, state: str | None =
     return int(total or 0), list(rows)
 
 
-def case_summary(case: Case) -> dict:
-    """The public view of a case: personal data masked, times in UTC ISO 8601."""
+def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None) -> dict:
+    """The public view of a case: personal data masked, times in UTC ISO 8601; with a calendar, the clock."""
+    clock = None
+    if calendar is not None and case.accepted_at and case.due_at and case.state in ("accepted", "rework", "handled"):
+        # the share of the time from acceptance to the (possibly extended) deadline used so far, in the unit of
+        # the category's limit: green under 80 %, yellow up to the deadline, red past it
+        from gridmap.workcal import clock as clock_of
+
+        unit = workflow.limit_of(case.category)[1]
+        colour, used = clock_of(calendar, utc(case.accepted_at), utc(case.due_at), unit,
+                                now or dt.datetime.now(dt.timezone.utc))
+        clock = {"colour": colour, "used": round(used, 3)}
     return {
         "id": case.id, "number": case.number, "title": case.title, "description": case.description,
         "category": case.category.code if case.category else None,
@@ -186,6 +223,14 @@ def case_summary(case: Case) -> dict:
         "reporter_name": _mask_name(case.reporter_name), "reporter_phone": mask_phone(case.reporter_phone),
         "reported_at": _iso(case.reported_at), "accepted_at": _iso(case.accepted_at),
         "due_at": _iso(case.due_at), "closed_at": _iso(case.closed_at), "version": case.version,
+        "department_id": case.department_id, "handled_by": case.handled_by, "satisfaction": case.satisfaction,
+        "escalation_level": case.escalation_level or 0, "pending": case.pending,
+        "counts": {"rework": case.rework_count or 0, "bounce": case.bounce_count or 0,
+                   "reopen": case.reopen_count or 0, "extension": case.extension_count or 0},
+        "whistle": ({"department_id": case.department_id, "at": _iso(case.whistled_at),
+                     "due_at": _iso(case.department_due_at), "reported_at": _iso(case.department_reported_at)}
+                    if case.whistled_at else None),
+        "clock": clock,
     }
 
 

@@ -196,7 +196,8 @@ class Case(Base):
     """A case (事件/案卷). The table is named case_file because CASE is an SQL keyword."""
 
     __tablename__ = "case_file"
-    __table_args__ = (Index("ix_case_file_state_reported", "state", "reported_at"),)
+    __table_args__ = (Index("ix_case_file_state_reported", "state", "reported_at"),
+                      Index("ix_case_file_due", "state", "due_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -226,11 +227,46 @@ class Case(Base):
     accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped by every guarded transition (issue #4)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped by every guarded transition
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=True)
+    # the loop (revision 0002): who handled and verified, the department whistled to, counters and requests
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    whistled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department_reported_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rework_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pending: Mapped[dict | None] = mapped_column(JSON)  # an extension or suspension awaiting approval
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     category: Mapped[CaseCategory | None] = relationship()
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+
+
+class CalendarDay(Base):
+    """An exception to the Monday–Friday week: a public holiday, or a weekend day worked (调休)."""
+
+    __tablename__ = "calendar_day"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key for a submission: the same key and body give the same case, once."""
+
+    __tablename__ = "idempotency_key"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class CaseEvent(Base):

@@ -70,6 +70,15 @@ class WorkCalendar:
         return cls({d for d, k, _ in rows if k == "holiday"}, {d for d, k, _ in rows if k == "workday"},
                    years=SEED_YEARS)
 
+    @classmethod
+    def from_session(cls, session) -> WorkCalendar:
+        """The calendar stored in the database (table `calendar_day`, seeded by the migration, edited by admins)."""
+        from gridmap.tables import CalendarDay
+
+        rows = session.query(CalendarDay.day, CalendarDay.kind).all()
+        holidays = {d for d, k in rows if k == "holiday"}
+        return cls(holidays, {d for d, k in rows if k == "workday"}, years=tuple(sorted({d.year for d in holidays})))
+
     @property
     def hours_per_day(self) -> float:
         return sum(_seconds(a, b) for a, b in self.periods) / 3600
@@ -142,11 +151,14 @@ class WorkCalendar:
         return hours / self.hours_per_day if unit == "work_days" else hours
 
 
-def clock(calendar: WorkCalendar, start: dt.datetime, limit: float, unit: str, now: dt.datetime) -> tuple[str, float]:
-    """The warning colour of a running clock and the share of the limit used: green under 80 %, yellow from
-    80 % up to the limit, red past it (DOMAIN.md §3)."""
-    used = calendar.elapsed(start, now, unit) / limit if limit > 0 else 1.0
-    return ("green" if used < 0.8 else "yellow" if used <= 1.0 else "red"), used
+def clock(calendar: WorkCalendar, start: dt.datetime, due: dt.datetime, unit: str, now: dt.datetime
+          ) -> tuple[str, float]:
+    """The warning colour of a running clock and the share of the time from `start` to `due` used, counted in
+    `unit` (so an extension or a suspension that moved `due` is taken into account): green under 80 %, yellow up to
+    the deadline, red past it (DOMAIN.md §3)."""
+    total = calendar.elapsed(start, due, unit)
+    used = calendar.elapsed(start, now, unit) / total if total > 0 else 1.0
+    return ("red" if _aware(now) > _aware(due) else "green" if used < 0.8 else "yellow"), used
 
 
 def _check_unit(unit: str) -> None:

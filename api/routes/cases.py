@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IndexDep, SessionDep
-from gridmap import cases, features
+from gridmap import cases, features, workflow
+from gridmap.errors import InvalidInput
 from gridmap.areas import check_bbox
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -32,11 +33,76 @@ class CaseIn(BaseModel):
 
 
 @router.post("/cases", status_code=201)
-def create_case(body: CaseIn, session: SessionDep, index: IndexDep, request: Request, response: Response) -> dict:
-    """File a case: located in its grid and assigned to the grid's branch and worker."""
-    case = cases.create_case(session, index, cases.NewCase(**body.model_dump()))
+def create_case(body: CaseIn, index: IndexDep, request: Request, response: Response,
+                idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
+    """File a case: located in its grid, filed and routed by the rules (events to the grid's worker, components
+    to their owner department). With an `Idempotency-Key` a retried submission returns the first case (200,
+    `Idempotent-Replayed: true`) instead of making a second one; the same key with a different body is a 422."""
+    case, created = cases.create_case_once(request.app.state.sessionmaker, index, cases.NewCase(**body.model_dump()),
+                                           idempotency_key)
     response.headers["Location"] = str(request.url_for("get_case", case_id=case.id))
+    response.headers["ETag"] = f'"{case.version}"'
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return {**cases.case_summary(case), "history": cases.case_history(case)}
+
+
+class ActionIn(BaseModel):
+    """Parameters of a step; which ones apply depends on the step (see `gridmap.workflow`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    version: int | None = Field(None, description="the version of the case you saw (or send If-Match)")
+    reason: str | None = Field(None, max_length=2000)
+    category: str | None = None
+    assignee_id: int | None = None
+    department: str | None = None
+    satisfaction: int | None = None
+    amount: float | None = None
+    unit: str | None = None
+    note: str | None = Field(None, max_length=4000)
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidInput(f'If-Match: {value!r} is not a case version such as "3"', field="If-Match")
+    return int(text)
+
+
+@router.post("/cases/{case_id}/actions/{action}")
+def case_action(case_id: int, action: str, body: ActionIn, session: SessionDep, request: Request,
+                response: Response, x_user: Annotated[str | None, Header()] = None,
+                x_role: Annotated[str | None, Header()] = None,
+                x_staff_id: Annotated[int | None, Header()] = None,
+                x_department: Annotated[str | None, Header()] = None,
+                if_match: Annotated[str | None, Header()] = None) -> dict:
+    """Take one step of the loop: file, reject, void, dispatch, reassign, accept, bounce, whistle, report_in,
+    handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume.
+
+    Who acts comes from `X-User` and `X-Role` (set by the gateway that authenticates users), plus `X-Staff-Id`
+    for a worker and `X-Department` for a department. The version you saw goes in `If-Match` (a stale one is
+    412) or in the body's `version` (a stale one is 409); one of them is required (428)."""
+    workflow.check_actor(x_user, x_role)
+    header_version = _if_match(if_match)
+    version = header_version if header_version is not None else body.version
+    actor = workflow.Actor(x_user.strip(), x_role, x_staff_id, x_department)
+    params = body.model_dump(exclude={"version"})
+    try:
+        case = workflow.act(session, case_id, action, actor, version=version, calendar=request.app.state.calendar(),
+                            params=params)
+    except workflow.StaleVersion as exc:
+        if header_version is not None:
+            raise workflow.PreconditionFailed(exc.message, field="If-Match") from None
+        raise
+    summary = cases.case_summary(case, calendar=request.app.state.calendar())
+    # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
+    # held while the request waits for the thread pool to run the session's teardown
+    session.commit()
+    response.headers["ETag"] = f'"{case.version}"'
+    return summary
 
 
 @router.get("/cases")
@@ -55,10 +121,11 @@ def list_cases(session: SessionDep, request: Request, area: str | None = None, s
 
 
 @router.get("/cases/{case_id}", name="get_case")
-def get_case(case_id: int, session: SessionDep) -> dict:
+def get_case(case_id: int, session: SessionDep, request: Request, response: Response) -> dict:
     """One case with its full history."""
     case = cases.get_case(session, case_id)
-    return {**cases.case_summary(case), "history": cases.case_history(case)}
+    response.headers["ETag"] = f'"{case.version}"'
+    return {**cases.case_summary(case, calendar=request.app.state.calendar()), "history": cases.case_history(case)}
 
 
 @router.get("/categories")

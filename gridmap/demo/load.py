@@ -57,10 +57,10 @@ def ensure_catalogue(session: Session) -> None:
     depts = {code: Department(code=code, name=name) for code, name in DEPARTMENTS}
     session.add_all(depts.values())
     session.flush()
-    for code, kind, major, name, limit, unit, dept, urgency in CATEGORIES:
+    for code, kind, major, name, limit, unit, dept, urgency, condition in CATEGORIES:
         session.add(CaseCategory(code=code, kind=kind, major_class=major, name=name, time_limit=limit,
                                  time_unit=unit, urgency=urgency, department_id=depts[dept].id,
-                                 filing_condition=f"{name}：位置明确、属于本区管辖范围"))
+                                 filing_condition=condition))
     session.flush()
 
 

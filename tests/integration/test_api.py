@@ -95,14 +95,21 @@ def test_far_outside_the_service_area_is_refused_with_the_reason(client):
 
 def test_create_case_locates_assigns_and_records(client, grid):
     x, y = _inside(client, grid)
-    created = client.post("/api/v1/cases", json={"title": "井盖缺失", "lon": x, "lat": y, "category": "C0101",
+    created = client.post("/api/v1/cases", json={"title": "暴露垃圾", "lon": x, "lat": y, "category": "E0101",
                                                  "source": "miniprogram", "reporter_phone": "13812341234"})
     assert created.status_code == 201
     case = created.json()
+    # an event goes to the territory first: the grid's worker, under the grid's branch
     assert case["state"] == "dispatched" and case["grid_code"] and case["branch_id"] and case["assignee_id"]
+    assert case["department_id"] is None
     assert case["reporter_phone"] == "138****1234"
     fetched = client.get(created.headers["location"]).json()
-    assert [h["action"] for h in fetched["history"]] == ["reported", "dispatched"]
+    assert [h["action"] for h in fetched["history"]] == ["reported", "located", "file", "dispatch"]
+    assert fetched["history"][-1]["detail"]["rule"] == "territory_first"
+    # a component goes to its owner first: the department of its category
+    manhole = client.post("/api/v1/cases", json={"title": "井盖缺失", "lon": x, "lat": y, "category": "C0101"}).json()
+    assert manhole["state"] == "dispatched" and manhole["assignee_id"] is None and manhole["department_id"]
+    assert manhole["branch_id"] == case["branch_id"]
     listed = client.get("/api/v1/cases", params={"area": case["grid_code"], "state": "dispatched"}).json()
     assert case["id"] in {c["id"] for c in listed["items"]}
     geo = client.get("/api/v1/cases", params={"format": "geojson", "area": case["grid_code"]}).json()

@@ -15,7 +15,7 @@ from gridmap.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
 
 def test_migrations_are_at_head_and_idempotent(engine):
     storage.migrate(engine)
-    assert storage.schema_revision(engine) == "0001"
+    assert storage.schema_revision(engine) == "0002"
 
 
 def test_demo_rows_keep_the_promises(session):

@@ -70,7 +70,8 @@ def test_elapsed_working_time():
                                         ("2026-11-24 09:00", "red")])
 def test_clock_colours(now, colour):
     """Accepted Monday 09:00 with 5 working hours: 80 % is reached at 14:30, the limit at 15:30."""
-    assert clock(CAL, cst("2026-11-23 09:00"), 5, "work_hours", cst(now))[0] == colour
+    start = cst("2026-11-23 09:00")
+    assert clock(CAL, start, CAL.add(start, 5, "work_hours"), "work_hours", cst(now))[0] == colour
 
 
 def test_bad_limits_are_refused():

@@ -1,0 +1,427 @@
+"""The case loop (事件收集—分析研判—精准派单—签收处理—结果反馈—工作评价—事件办结) as guarded transitions.
+
+Every step names who may take it (a role, and for workers and departments the case must be theirs), from which
+states, and against which version of the case: the caller sends the version it saw, and a conditional
+`UPDATE … WHERE version = :seen` claims the case, so of fifty dispatchers acting at once exactly one wins and the
+others get `StaleVersion` (HTTP 412 with If-Match, 409 otherwise). Each step is timestamped and written to the
+case's history in the same transaction.
+
+States: reported → filed | rejected | voided; filed → dispatched; dispatched → accepted (签收; the clock starts on
+the working calendar) or back to filed (退单, bounce, with the grid boundary as evidence); accepted/rework →
+handled; handled → closed (核查结案, by someone other than the handler) or rework (返工); closed → rated, and
+reopened (back to dispatched) when the resident is not satisfied. Extension (延期) and suspension (挂账) are
+requested by the handler and approved by a leader; a suspended case resumes with its deadline moved by the time
+it was suspended. A department whistled to (吹哨) must report in (报到) within `REPORT_IN_LIMIT`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound
+from gridmap.tables import Case, CaseCategory, CaseEvent, Department, StaffArea
+from gridmap.workcal import WorkCalendar
+
+ROLES = ("dispatcher", "worker", "department", "verifier", "leader", "resident", "admin", "system")
+REPORT_IN_LIMIT = (2, "work_hours")  # a department whistled to reports in within two working hours
+DEFAULT_LIMIT = (5, "work_days")  # a case without a category
+NOT_SATISFIED_MAX = 2  # ratings 1–5; 1 and 2 are 不满意 and reopen the case
+
+
+class Forbidden(GridmapError):
+    """The actor's role may not take this step on this case."""
+
+
+class StaleVersion(Conflict):
+    """The case changed since the caller read it (412 with If-Match, 409 otherwise)."""
+
+
+class PreconditionFailed(StaleVersion):
+    """The If-Match version is not the case's version (412)."""
+
+
+class VersionRequired(InvalidInput):
+    """A change must say which version of the case it was based on (428)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a user id, a role, and for a worker the staff id, for a department its code."""
+
+    user: str
+    role: str
+    staff_id: int | None = None
+    department: str | None = None
+
+    def label(self) -> str:
+        return f"{self.role}:{self.user}"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    zh: str
+    from_states: tuple[str, ...]
+    roles: tuple[str, ...]
+    to_state: str | None  # None: the state does not change (or depends on the parameters)
+
+
+STEPS = {s.name: s for s in [
+    Step("file", "立案", ("reported",), ("dispatcher", "system"), "filed"),
+    Step("reject", "不予受理", ("reported",), ("dispatcher",), "rejected"),
+    Step("void", "作废", ("reported", "filed", "dispatched"), ("dispatcher",), "voided"),
+    Step("dispatch", "派遣", ("filed",), ("dispatcher", "system"), "dispatched"),
+    Step("reassign", "改派", ("dispatched",), ("dispatcher",), "dispatched"),
+    Step("accept", "签收", ("dispatched",), ("worker", "department"), "accepted"),
+    Step("bounce", "退单", ("dispatched",), ("worker", "department"), "filed"),
+    Step("whistle", "吹哨", ("accepted", "rework"), ("worker", "dispatcher"), None),
+    Step("report_in", "报到", ("accepted", "rework"), ("department",), None),
+    Step("handle", "处置反馈", ("accepted", "rework"), ("worker", "department"), "handled"),
+    Step("verify", "核查结案", ("handled",), ("verifier",), "closed"),
+    Step("send_back", "返工", ("handled",), ("verifier",), "rework"),
+    Step("rate", "评价", ("closed",), ("resident", "dispatcher"), None),
+    Step("request_extension", "申请延期", ("accepted", "rework"), ("worker", "department"), None),
+    Step("request_suspension", "申请挂账", ("accepted", "rework"), ("worker", "department"), None),
+    Step("approve", "批准申请", ("accepted", "rework"), ("leader",), None),
+    Step("deny", "驳回申请", ("accepted", "rework"), ("leader",), None),
+    Step("resume", "恢复办理", ("suspended",), ("leader", "dispatcher"), "accepted"),
+]}
+NEEDS_REASON = {"reject", "void", "reassign", "bounce", "send_back", "request_extension", "request_suspension",
+                "deny"}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+def check_actor(user: str | None, role: str | None) -> None:
+    if not user or not user.strip():
+        raise InvalidInput("X-User: missing; say who acts (a user id)", field="X-User")
+    if role not in ROLES or role == "system":
+        raise InvalidInput(f"X-Role: {role!r} is not a role; accepted: {', '.join(r for r in ROLES if r != 'system')}",
+                           field="X-Role")
+
+
+def limit_of(category: CaseCategory | None) -> tuple[int, str]:
+    return (category.time_limit, category.time_unit) if category else DEFAULT_LIMIT
+
+
+def act(session: Session, case_id: int, action: str, actor: Actor, *, version: int | None,
+        calendar: WorkCalendar, params: dict | None = None, now: dt.datetime | None = None) -> Case:
+    """Take one step of the loop on a case; returns the changed case. See the module docstring."""
+    params = dict(params or {})
+    step = STEPS.get(action)
+    if step is None:
+        raise NotFound(f"action: {action!r} is not a step; accepted: {', '.join(STEPS)}", field="action")
+    if version is None:
+        raise VersionRequired("version: say which version of the case you saw (If-Match header or `version`)",
+                              field="version")
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"case id: no case has id {case_id}", field="id")
+    if case.version != version:
+        raise StaleVersion(f"version: the case is at version {case.version}, not {version}; reload it and retry",
+                           field="version")
+    if actor.role not in step.roles:
+        raise Forbidden(f"X-Role: a {actor.role} may not {action} ({step.zh}); allowed: {', '.join(step.roles)}",
+                        field="X-Role")
+    if case.state not in step.from_states:
+        raise Conflict(f"state: cannot {action} ({step.zh}) a case that is {case.state}; only from "
+                       f"{', '.join(step.from_states)}", field="state")
+    reason = params.get("reason")
+    if action in NEEDS_REASON and not (isinstance(reason, str) and reason.strip()):
+        raise InvalidInput(f"reason: {action} ({step.zh}) needs a reason", field="reason")
+    now = now or _now()
+    _check_owner(case, step, actor)
+
+    # claim the case: of concurrent actors exactly one moves it on from this version
+    claimed = session.execute(sa.update(Case).where(Case.id == case_id, Case.version == version)
+                              .values(version=version + 1).execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        raise StaleVersion(f"version: the case changed while you acted (was {version}); reload it and retry",
+                           field="version")
+    case.version = version + 1
+    from_state = case.state
+    detail = {k: v for k, v in params.items() if v is not None}
+    handler = getattr(_Handlers, action)
+    extra = handler(session, case, actor, params, calendar, now) or {}
+    detail.update(extra)
+    if step.to_state is not None and case.state == from_state:
+        case.state = step.to_state
+    session.add(CaseEvent(case_id=case.id, at=now, actor=actor.label(), action=action, from_state=from_state,
+                          to_state=case.state, detail=detail or None))
+    session.flush()
+    return case
+
+
+def _check_owner(case: Case, step: Step, actor: Actor) -> None:
+    """A worker acts only on cases assigned to them, a department only on cases given to it."""
+    if actor.role == "worker" and step.name in ("accept", "bounce", "handle", "whistle", "request_extension",
+                                                  "request_suspension"):
+        if actor.staff_id is None or actor.staff_id != case.assignee_id:
+            raise Forbidden(f"X-Staff-Id: case {case.id} is assigned to staff {case.assignee_id}, not to "
+                            f"{actor.staff_id}", field="X-Staff-Id")
+    if actor.role == "department":
+        if case.department_id is None:
+            raise Forbidden(f"X-Department: case {case.id} is not with a department", field="X-Department")
+        if actor.department is None:
+            raise Forbidden("X-Department: say which department acts", field="X-Department")
+
+
+class _Handlers:
+    """What each step changes beyond the state; each returns extra history detail."""
+
+    @staticmethod
+    def file(session, case, actor, params, calendar, now):
+        code = params.get("category")
+        if code is not None:
+            category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
+            if category is None:
+                raise InvalidInput(f"category: {code!r} is not a category code", field="category")
+            case.category_id = category.id
+        if case.category_id is None:
+            raise InvalidInput("category: filing needs a category (立案条件 are per category)", field="category")
+        if not case.grid_code:
+            raise InvalidInput("location: the case lies in no grid; correct its location before filing",
+                               field="location")
+        return None
+
+    @staticmethod
+    def reject(session, case, actor, params, calendar, now):
+        case.closed_at = now
+
+    @staticmethod
+    def void(session, case, actor, params, calendar, now):
+        case.closed_at = now
+
+    @staticmethod
+    def dispatch(session, case, actor, params, calendar, now):
+        return route(session, case, now, override_staff=params.get("assignee_id"), reason=params.get("reason"))
+
+    @staticmethod
+    def reassign(session, case, actor, params, calendar, now):
+        if params.get("assignee_id") is None and params.get("department") is None:
+            raise InvalidInput("assignee_id: reassigning needs an assignee_id or a department", field="assignee_id")
+        return route(session, case, now, override_staff=params.get("assignee_id"),
+                     department=params.get("department"), reason=params.get("reason"))
+
+    @staticmethod
+    def accept(session, case, actor, params, calendar, now):
+        _check_department(session, case, actor)
+        limit, unit = limit_of(case.category)
+        case.accepted_at = now
+        case.due_at = calendar.add(now, limit, unit)
+        return {"due_at": case.due_at.isoformat(), "limit": limit, "unit": unit}
+
+    @staticmethod
+    def bounce(session, case, actor, params, calendar, now):
+        _check_department(session, case, actor)
+        case.bounce_count = (case.bounce_count or 0) + 1
+        evidence = {"grid_code": case.grid_code, "microgrid_code": case.microgrid_code,
+                    "point": [case.lon, case.lat], "generation_id": case.generation_id,
+                    "boundary": f"/api/v1/areas/{case.grid_code}" if case.grid_code else None}
+        case.assignee_id = None
+        case.department_id = None
+        return {"evidence": evidence, "by": actor.label()}
+
+    @staticmethod
+    def whistle(session, case, actor, params, calendar, now):
+        code = params.get("department")
+        department = session.scalars(sa.select(Department).where(Department.code == code)).first() if code else None
+        if department is None:
+            raise InvalidInput(f"department: {code!r} is not a department code", field="department")
+        case.department_id = department.id
+        case.whistled_at = now
+        case.department_reported_at = None
+        case.department_due_at = calendar.add(now, *REPORT_IN_LIMIT)
+        return {"department_due_at": case.department_due_at.isoformat()}
+
+    @staticmethod
+    def report_in(session, case, actor, params, calendar, now):
+        _check_department(session, case, actor)
+        if case.whistled_at is None:
+            raise Conflict("state: no department was whistled to on this case", field="state")
+        if case.department_reported_at is not None:
+            raise Conflict("state: the department has already reported in", field="state")
+        case.department_reported_at = now
+        due = _aware(case.department_due_at)
+        return {"on_time": due is None or now <= due}
+
+    @staticmethod
+    def handle(session, case, actor, params, calendar, now):
+        _check_department(session, case, actor)
+        if case.pending and case.pending.get("kind") == "suspension":
+            raise Conflict("state: a suspension request is pending; wait for the decision", field="state")
+        case.handled_by = actor.user
+        case.handled_at = now
+        return None
+
+    @staticmethod
+    def verify(session, case, actor, params, calendar, now):
+        if case.handled_by == actor.user:
+            raise Forbidden("X-User: the handler may not verify their own work; another verifier must",
+                            field="X-User")
+        case.closed_at = now
+        due = _aware(case.due_at)
+        return {"on_time": due is None or now <= due}
+
+    @staticmethod
+    def send_back(session, case, actor, params, calendar, now):
+        if case.handled_by == actor.user:
+            raise Forbidden("X-User: the handler may not verify their own work", field="X-User")
+        case.rework_count = (case.rework_count or 0) + 1
+        return None
+
+    @staticmethod
+    def rate(session, case, actor, params, calendar, now):
+        score = params.get("satisfaction")
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise InvalidInput("satisfaction: an integer from 1 (very dissatisfied) to 5 (very satisfied)",
+                               field="satisfaction")
+        case.satisfaction = score
+        case.rated_at = now
+        if score <= NOT_SATISFIED_MAX:  # not satisfied: the case goes back to work
+            case.state = "dispatched"
+            case.reopen_count = (case.reopen_count or 0) + 1
+            case.closed_at = case.accepted_at = case.due_at = None
+            case.handled_by = case.handled_at = None
+            return {"reopened": True}
+        return {"reopened": False}
+
+    @staticmethod
+    def request_extension(session, case, actor, params, calendar, now):
+        amount = params.get("amount")
+        unit = params.get("unit") or limit_of(case.category)[1]
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not 0 < amount <= 30:
+            raise InvalidInput("amount: the extension, a number above 0 and at most 30 (in `unit`)", field="amount")
+        if unit not in ("work_hours", "work_days", "calendar_days"):
+            raise InvalidInput(f"unit: {unit!r}; accepted: work_hours, work_days, calendar_days", field="unit")
+        _no_pending(case)
+        case.pending = {"kind": "extension", "amount": amount, "unit": unit, "reason": params["reason"],
+                        "by": actor.label(), "at": now.isoformat()}
+        return None
+
+    @staticmethod
+    def request_suspension(session, case, actor, params, calendar, now):
+        _no_pending(case)
+        case.pending = {"kind": "suspension", "reason": params["reason"], "by": actor.label(), "at": now.isoformat()}
+        return None
+
+    @staticmethod
+    def approve(session, case, actor, params, calendar, now):
+        pending = case.pending
+        if not pending:
+            raise Conflict("state: there is no extension or suspension request to approve", field="state")
+        case.pending = None
+        if pending["kind"] == "extension":
+            case.due_at = calendar.add(_aware(case.due_at) or now, pending["amount"], pending["unit"])
+            case.extension_count = (case.extension_count or 0) + 1
+            return {"approved": "extension", "due_at": case.due_at.isoformat()}
+        case.state = "suspended"
+        case.suspended_at = now
+        return {"approved": "suspension"}
+
+    @staticmethod
+    def deny(session, case, actor, params, calendar, now):
+        if not case.pending:
+            raise Conflict("state: there is no extension or suspension request to deny", field="state")
+        denied = case.pending["kind"]
+        case.pending = None
+        return {"denied": denied}
+
+    @staticmethod
+    def resume(session, case, actor, params, calendar, now):
+        since = _aware(case.suspended_at) or now
+        unit = limit_of(case.category)[1]
+        if case.due_at is not None:
+            if unit == "calendar_days":
+                case.due_at = _aware(case.due_at) + (now - since)
+            else:
+                case.due_at = calendar.add_working_seconds(_aware(case.due_at), calendar.working_seconds(since, now))
+        case.suspended_at = None
+        return {"due_at": case.due_at.isoformat() if case.due_at else None}
+
+
+def _no_pending(case: Case) -> None:
+    if case.pending:
+        raise Conflict(f"state: a {case.pending['kind']} request is already pending", field="state")
+
+
+def _check_department(session: Session, case: Case, actor: Actor) -> None:
+    if actor.role != "department":
+        return
+    department = session.get(Department, case.department_id)
+    if department is None or department.code != actor.department:
+        raise Forbidden(f"X-Department: case {case.id} is with {department.code if department else 'no department'}, "
+                        f"not {actor.department}", field="X-Department")
+
+
+def _worker_for(session: Session, grid_code: str) -> int | None:
+    return session.scalars(
+        sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid_code, StaffArea.role == "fulltime_worker")
+        .order_by(StaffArea.id).limit(1)
+    ).first()
+
+
+def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int | None = None,
+          department: str | None = None, reason: str | None = None) -> dict:
+    """Who gets the case. Events go to the territory first (先属地: the grid's worker); components to their owner
+    first (先属主: the category's department). A dispatcher's override names a worker or a department and a
+    reason; both are recorded."""
+    from gridmap.areas import branch_for
+
+    branch = branch_for(session, case.grid_code, now.date()) if case.grid_code else None
+    case.branch_id = branch.id if branch else None
+    if override_staff is not None or department is not None:
+        if override_staff is not None:
+            if not session.scalar(sa.select(sa.func.count()).select_from(StaffArea)
+                                  .where(StaffArea.staff_id == override_staff)):
+                raise InvalidInput(f"assignee_id: no staff member {override_staff} serves any grid", field="assignee_id")
+            case.assignee_id, case.department_id = override_staff, None
+        else:
+            dept = session.scalars(sa.select(Department).where(Department.code == department)).first()
+            if dept is None:
+                raise InvalidInput(f"department: {department!r} is not a department code", field="department")
+            case.assignee_id, case.department_id = None, dept.id
+        return {"rule": "override", "reason": reason, "assignee_id": case.assignee_id,
+                "department_id": case.department_id, "branch_id": case.branch_id}
+    category = case.category or (session.get(CaseCategory, case.category_id) if case.category_id else None)
+    if category is not None and category.kind == "component" and category.department_id:
+        case.assignee_id, case.department_id = None, category.department_id
+        rule = "owner_first"
+    else:
+        case.assignee_id = _worker_for(session, case.grid_code) if case.grid_code else None
+        case.department_id = None
+        rule = "territory_first"
+    return {"rule": rule, "grid": case.grid_code, "assignee_id": case.assignee_id,
+            "department_id": case.department_id, "branch_id": case.branch_id}
+
+
+def escalate_overdue(session: Session, now: dt.datetime | None = None) -> list[int]:
+    """Escalate every overdue open case one level up (grid → community), exactly once: the conditional update
+    `escalation_level = 0` makes a second sweep — or a sweep after a restart — find nothing to do."""
+    now = now or _now()
+    ids = list(session.scalars(sa.select(Case.id).where(Case.state.in_(("accepted", "rework")),
+                                                        Case.due_at < now, Case.escalation_level == 0)))
+    done = []
+    for case_id in ids:
+        claimed = session.execute(sa.update(Case).where(Case.id == case_id, Case.escalation_level == 0)
+                                  .values(escalation_level=1, escalated_at=now, version=Case.version + 1)
+                                  .execution_options(synchronize_session=False))
+        if claimed.rowcount == 1:
+            state = session.scalar(sa.select(Case.state).where(Case.id == case_id))
+            session.add(CaseEvent(case_id=case_id, at=now, actor="system", action="escalate", from_state=state,
+                                  to_state=state, detail={"level": 1, "to": "community", "reason": "overdue"}))
+            done.append(case_id)
+    session.flush()
+    return done
