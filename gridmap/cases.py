@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gridmap import crs as gcrs
 from gridmap import workflow
+from gridmap.locate import LocateOptions, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
@@ -83,7 +84,8 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     """File a case: validate, convert the point to WGS84, locate it, assign it, and record its history."""
     category = _check_new_case(session, new)
     system = gcrs.parse_crs(new.crs)
-    lon, lat = gcrs.convert_point(new.lon, new.lat, system)
+    # refused, naming lon/lat, when far outside the service area (a case 8,000 km away is a mistake, not a case)
+    lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, LocateOptions())
     location = index.locate(lon, lat)
     now = now or dt.datetime.now(dt.timezone.utc)
     case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,

@@ -63,7 +63,7 @@ class CaseState(str, enum.Enum):
 
 
 CASE_STATES: tuple[str, ...] = tuple(state.value for state in CaseState)
-CASE_SOURCES: tuple[str, ...] = ("hotline", "miniprogram", "patrol", "referral", "api")
+CASE_SOURCES: tuple[str, ...] = ("hotline", "miniprogram", "patrol", "referral", "api", "open311")
 
 
 def _now() -> dt.datetime:

@@ -166,6 +166,7 @@ BAD_BODIES = [
     ("swapped", '{"title":"x","lon":25.0,"lat":102.7}', 422, "lat"),
     ("unknown_crs", '{"title":"x","lon":102.7,"lat":25,"crs":"foo"}', 422, "crs"),
     ("unknown_member", '{"title":"x","lon":102.7,"lat":25,"colour":"red"}', 422, "colour"),
+    ("far_outside", '{"title":"x","lon":-74.0,"lat":40.7}', 422, "lon"),
 ]
 
 

@@ -1,0 +1,173 @@
+"""Open311 GeoReport v2 at /open311/v2/: discovery, services, service definitions, requests; XML or JSON by the
+path's suffix; errors as the spec's list of code and description (not problem+json)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from urllib.parse import parse_qs
+from xml.etree import ElementTree as ET
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from gridmap import cases
+from gridmap import open311 as o311
+from gridmap.errors import GridmapError
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
+LIST_ITEMS = {"services": "service", "attributes": "attribute", "values": "value", "service_requests": "request",
+              "errors": "error", "endpoints": "endpoint", "formats": "format"}
+CHANGESET = "2026-11-23T00:00:00Z"
+
+
+def _element(parent: ET.Element, name: str, value) -> None:
+    node = ET.SubElement(parent, name)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _element(node, key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _element(node, LIST_ITEMS.get(name, "item"), item)
+    elif isinstance(value, bool):
+        node.text = "true" if value else "false"
+    elif value is not None:
+        node.text = str(value)
+
+
+def render(fmt: str, root: str, data, status: int = 200) -> Response:
+    """The spec's XML (root element, list items named after their container) or its JSON (the Spark mapping:
+    lists as arrays, the root dropped)."""
+    if fmt == "json":
+        return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=FORMATS["json"])
+    if isinstance(data, list):
+        top = ET.Element(root)
+        for item in data:
+            _element(top, LIST_ITEMS[root], item)
+    else:
+        top = ET.Element(root)
+        for key, item in data.items():
+            _element(top, key, item)
+    body = ET.tostring(top, encoding="utf-8", xml_declaration=True)
+    return Response(body, status_code=status, media_type=FORMATS["xml"])
+
+
+def _errors(fmt: str, exc: o311.Open311Error) -> Response:
+    items = [{"code": code, "description": text} for code, text in exc.errors]
+    return render(fmt if fmt in FORMATS else "xml", "errors", items, status=exc.status)
+
+
+async def _answer(fmt: str, work: Callable[[], tuple[str, object, int]]) -> Response:
+    """Run `work` in the thread pool and render its (root, data, status), or the spec's errors."""
+    if fmt not in FORMATS:
+        return _errors("xml", o311.Open311Error(400, f"format {fmt!r} is not supported; use .xml or .json"))
+    try:
+        root, data, status = await run_in_threadpool(work)
+    except o311.Open311Error as exc:
+        return _errors(fmt, exc)
+    except GridmapError as exc:  # a domain refusal (bad point, outside the service area …) is a 400 here
+        return _errors(fmt, o311.Open311Error(404 if type(exc).__name__ == "NotFound" else 400, exc.message))
+    return render(fmt, root, data, status)
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    return parse_qs(request.url.query, keep_blank_values=True)
+
+
+@router.get("/discovery.{fmt}")
+async def discovery(fmt: str, request: Request) -> Response:
+    base = str(request.url_for("open311_services", fmt="xml")).rsplit("/", 1)[0]
+    return await _answer(fmt, lambda: ("discovery", o311.discovery(base, CHANGESET), 200))
+
+
+@router.get("/services.{fmt}", name="open311_services")
+async def services(fmt: str, request: Request) -> Response:
+    state = request.app.state
+
+    def work():
+        o311.check_jurisdiction(_query(request).get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
+        with state.sessionmaker() as session:
+            return "services", o311.services(session), 200
+
+    return await _answer(fmt, work)
+
+
+@router.get("/services/{service_code}.{fmt}")
+async def service_definition(service_code: str, fmt: str, request: Request) -> Response:
+    state = request.app.state
+
+    def work():
+        o311.check_jurisdiction(_query(request).get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
+        with state.sessionmaker() as session:
+            return "service_definition", o311.definition(session, service_code), 200
+
+    return await _answer(fmt, work)
+
+
+@router.post("/requests.{fmt}")
+async def post_request(fmt: str, request: Request) -> Response:
+    """Create a service request (a case) from an application/x-www-form-urlencoded body; `api_key` required.
+    An `Idempotency-Key` header makes retries safe, as on the native API."""
+    state = request.app.state
+    raw = await request.body()
+    key = request.headers.get("idempotency-key")
+
+    def work():
+        try:
+            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise o311.Open311Error(400, "the body must be UTF-8 application/x-www-form-urlencoded") from None
+        with state.sessionmaker() as session:
+            def locate_address(text: str):
+                from gridmap.gazetteer import gazetteer_for
+
+                match = gazetteer_for(session).match(text)
+                return (match.place["lon"], match.place["lat"]) if match.place else None
+
+            submission = o311.parse_submission(session, form, api_keys=state.settings.open311_keys(),
+                                               jurisdiction=state.settings.open311_jurisdiction,
+                                               locate_address=locate_address)
+        index = state.registry.active()
+        case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311")
+        account = (form.get("account_id") or [None])[-1] or None
+        return "service_requests", [{"service_request_id": case.number, "service_notice": o311.notice(case),
+                                     "account_id": account}], 200
+
+    return await _answer(fmt, work)
+
+
+@router.get("/requests.{fmt}")
+async def get_requests(fmt: str, request: Request) -> Response:
+    state = request.app.state
+
+    def work():
+        query = _query(request)
+        o311.check_jurisdiction(query.get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
+        with state.sessionmaker() as session:
+            found = o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))
+            return "service_requests", o311.requests_view(session, found), 200
+
+    return await _answer(fmt, work)
+
+
+@router.get("/requests/{service_request_id}.{fmt}")
+async def get_request(service_request_id: str, fmt: str, request: Request) -> Response:
+    state = request.app.state
+
+    def work():
+        o311.check_jurisdiction(_query(request).get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
+        with state.sessionmaker() as session:
+            case = o311.get_request(session, service_request_id)
+            return "service_requests", o311.requests_view(session, [case]), 200
+
+    return await _answer(fmt, work)
+
+
+@router.api_route("/{anything:path}", methods=["GET", "POST"], include_in_schema=False)
+async def unknown(anything: str) -> Response:
+    """Anything else under /open311/v2/ is a 404 in the spec's format (XML unless the path ends in .json)."""
+    fmt = "json" if anything.endswith(".json") else "xml"
+    return _errors(fmt, o311.Open311Error(404, f"/open311/v2/{anything} is not a GeoReport v2 resource"))

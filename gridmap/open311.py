@@ -1,0 +1,287 @@
+"""Open311 GeoReport v2 (http://wiki.open311.org/GeoReport_v2): the catalogue as services, cases as service
+requests, and the spec's rules for arguments and errors. Rendering (XML or JSON) is the API's job.
+
+- Services are the case categories: `service_code` is the category code, `group` its major class, `keywords`
+  the kind and class; components ask for an optional asset number (部件编号), community services for a required
+  visiting time, so `metadata` is true for those.
+- A service request is a case; `service_request_id` is the case number. `status` is `closed` for closed,
+  rejected and voided cases and `open` otherwise; `status_notes` says the stage.
+- Extensions that standard clients can ignore are grouped under `extended_attributes` (mySociety's convention):
+  grid code and name, party branch, stage (our state), deadline, escalation level.
+- Errors are a list of `code` and `description`: 404 for what does not exist, 403 for a missing or wrong api_key,
+  400 for anything else (DOMAIN.md §6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from gridmap.cases import NewCase, utc
+from gridmap.tables import Case, CaseCategory, Department, PartyOrg
+
+SPEC = "http://wiki.open311.org/GeoReport_v2"
+WINDOW = dt.timedelta(days=90)  # the default and the widest range of GET requests
+MAX_REQUESTS = 1000
+CLOSED_STATES = ("closed", "rejected", "voided")
+STAGE_ZH = {"reported": "已上报", "filed": "已立案", "rejected": "不予受理", "voided": "已作废", "dispatched": "已派遣",
+            "accepted": "已签收，处置中", "handled": "已处置，待核查", "rework": "返工中", "suspended": "挂账",
+            "closed": "已结案"}
+ASSET_ATTRIBUTE = {"variable": True, "code": "asset_id", "datatype": "string", "required": False,
+                   "datatype_description": "如井盖、路灯上的编号", "order": 1, "description": "部件编号（如有）",
+                   "values": []}
+VISIT_ATTRIBUTE = {"variable": True, "code": "visit_time", "datatype": "singlevaluelist", "required": True,
+                   "datatype_description": None, "order": 1, "description": "希望网格员上门的时段",
+                   "values": [{"key": "morning", "name": "上午"}, {"key": "afternoon", "name": "下午"},
+                              {"key": "evening", "name": "傍晚"}]}
+
+
+class Open311Error(Exception):
+    """An error as the spec reports it: an HTTP status and a list of (code, description)."""
+
+    def __init__(self, status: int, description: str, code: int | str | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.errors = [(code if code is not None else status, description)]
+
+
+def attributes_of(category: CaseCategory) -> list[dict]:
+    if category.kind == "component":
+        return [ASSET_ATTRIBUTE]
+    if category.kind == "service":
+        return [VISIT_ATTRIBUTE]
+    return []
+
+
+def service(category: CaseCategory) -> dict:
+    return {"service_code": category.code, "service_name": category.name,
+            "description": category.filing_condition or category.name,
+            "metadata": bool(attributes_of(category)), "type": "realtime",
+            "keywords": ", ".join([category.major_class, {"event": "事件", "component": "部件",
+                                                          "service": "社区服务"}.get(category.kind, category.kind)]),
+            "group": category.major_class}
+
+
+def services(session: Session) -> list[dict]:
+    return [service(c) for c in session.scalars(sa.select(CaseCategory).order_by(CaseCategory.code))]
+
+
+def category_for(session: Session, code: str | None) -> CaseCategory:
+    if not code:
+        raise Open311Error(400, "service_code was not provided")
+    category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
+    if category is None:
+        raise Open311Error(404, f"service_code {code} was not found; see services.xml")
+    return category
+
+
+def definition(session: Session, code: str) -> dict:
+    category = category_for(session, code)
+    return {"service_code": category.code, "attributes": attributes_of(category)}
+
+
+def check_jurisdiction(value: str | None, ours: str) -> None:
+    """Optional for a single-jurisdiction endpoint; when given it must be ours."""
+    if value not in (None, "") and value != ours:
+        raise Open311Error(404, f"jurisdiction_id {value} was not found; this endpoint serves {ours}")
+
+
+def _one(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    if not values:
+        return None
+    value = values[-1].strip()
+    return value or None  # an empty argument is the same as a missing one (Optional Arguments)
+
+
+def _float(form, name: str) -> float | None:
+    text = _one(form, name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise Open311Error(400, f"{name} must be a number in WGS84 degrees, not {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise Open311Error(400, f"{name} must be a finite number")
+    return value
+
+
+@dataclass
+class Submission:
+    """A POST requests body, checked: what to file, and where."""
+
+    new: NewCase | None
+    category: CaseCategory
+    address: str | None
+    attributes: dict
+
+
+def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: set[str], jurisdiction: str,
+                     locate_address) -> Submission:
+    """Check a POST requests form (application/x-www-form-urlencoded) in the spec's order of errors."""
+    key = _one(form, "api_key")
+    if key is None:
+        raise Open311Error(403, "api_key was not provided -- can't proceed with create_request")
+    if key not in api_keys:
+        raise Open311Error(403, "Invalid api_key received -- can't proceed with create_request")
+    check_jurisdiction(_one(form, "jurisdiction_id"), jurisdiction)
+    category = category_for(session, _one(form, "service_code"))
+    lat, lon = _float(form, "lat"), _float(form, "long")
+    address = _one(form, "address_string")
+    if _one(form, "address_id") is not None and lat is None and address is None:
+        raise Open311Error(400, "address_id is not supported here; send lat and long, or address_string")
+    if (lat is None) != (lon is None):
+        raise Open311Error(400, "lat and long must both be sent")
+    if lat is None and address is None:
+        raise Open311Error(400, "a location is required: lat and long, or address_string")
+    if lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise Open311Error(400, f"lat {lat} / long {lon} are not WGS84 degrees (lat -90..90, long -180..180)")
+    description = _one(form, "description")
+    if description is not None and len(description) > 4000:
+        raise Open311Error(400, f"description is {len(description)} characters; at most 4,000")
+    attributes = {}
+    for name, values in form.items():
+        if name.startswith("attribute[") and values:
+            code = name[len("attribute["):].split("]", 1)[0]
+            attributes[code] = values if name.endswith("[]") else values[-1]
+    for attribute in attributes_of(category):
+        value = attributes.get(attribute["code"])
+        if attribute["required"] and not value:
+            raise Open311Error(400, f"attribute[{attribute['code']}] is required for service_code {category.code}")
+        keys = {v["key"] for v in attribute["values"]}
+        if value and keys and any(v not in keys for v in (value if isinstance(value, list) else [value])):
+            raise Open311Error(400, f"attribute[{attribute['code']}] must be one of {', '.join(sorted(keys))}")
+    phone = _one(form, "phone")
+    if phone is not None:
+        phone = "".join(ch for ch in phone if ch.isdigit())
+        if not 7 <= len(phone) <= 15:
+            raise Open311Error(400, "phone must have 7 to 15 digits")
+    name = " ".join(p for p in (_one(form, "last_name"), _one(form, "first_name")) if p) or None
+    if lat is None:
+        point = locate_address(address)
+        if point is None:
+            raise Open311Error(400, f"address_string {address!r} could not be located in this jurisdiction; "
+                                    "send lat and long")
+        lon, lat = point
+    note = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in attributes.items())
+    body = "\n".join(p for p in (description, note) if p) or None
+    new = NewCase(title=category.name, lon=lon, lat=lat, crs="wgs84", category=category.code, description=body,
+                  source="open311", address=address, reporter_name=name[:64] if name else None, reporter_phone=phone)
+    return Submission(new, category, address, attributes)
+
+
+def _parse_w3(name: str, text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Open311Error(400, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, not {text!r}") from None
+    if value.tzinfo is None:
+        raise Open311Error(400, f"{name} must include the time zone (Z or +08:00)")
+    return value
+
+
+def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.datetime | None = None) -> list[Case]:
+    """GET requests: by service_request_id (overrides everything else), or by service_code, date range (at most
+    90 days; the most recent 90 days by default) and status; at most 1,000, most recent first."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    base = sa.select(Case).options(selectinload(Case.category), selectinload(Case.events))
+    ids = _one(query, "service_request_id")
+    if ids is not None:
+        numbers = [p.strip() for p in ids.split(",") if p.strip()]
+        return list(session.scalars(base.where(Case.number.in_(numbers)).order_by(Case.reported_at.desc())))
+    start, end = _parse_w3("start_date", _one(query, "start_date")), _parse_w3("end_date", _one(query, "end_date"))
+    if start and end and end < start:
+        raise Open311Error(400, "end_date is before start_date")
+    if start and end and end - start > WINDOW:
+        raise Open311Error(400, "start_date and end_date may not span more than 90 days")
+    if start is None and end is None:
+        end, start = now, now - WINDOW
+    elif start is None:
+        start = end - WINDOW
+    elif end is None:
+        end = start + WINDOW
+    statement = base.where(Case.reported_at >= start, Case.reported_at <= end)
+    codes = _one(query, "service_code")
+    if codes is not None:
+        wanted = [c.strip() for c in codes.split(",") if c.strip()]
+        statement = statement.join(CaseCategory, Case.category_id == CaseCategory.id).where(CaseCategory.code.in_(wanted))
+    statuses = _one(query, "status")
+    if statuses is not None:
+        wanted = {s.strip() for s in statuses.split(",") if s.strip()}
+        if not wanted <= {"open", "closed"}:
+            raise Open311Error(400, f"status must be open, closed or both (comma delimited), not {statuses!r}")
+        if wanted == {"open"}:
+            statement = statement.where(Case.state.not_in(CLOSED_STATES))
+        elif wanted == {"closed"}:
+            statement = statement.where(Case.state.in_(CLOSED_STATES))
+    return list(session.scalars(statement.order_by(Case.reported_at.desc(), Case.id.desc()).limit(MAX_REQUESTS)))
+
+
+def get_request(session: Session, number: str) -> Case:
+    case = session.scalars(sa.select(Case).options(selectinload(Case.category), selectinload(Case.events))
+                           .where(Case.number == number)).first()
+    if case is None:
+        raise Open311Error(404, f"service_request_id {number} was not found")
+    return case
+
+
+def _w3(value: dt.datetime | None) -> str | None:
+    value = utc(value)
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
+
+
+def request_view(session: Session, case: Case, names: dict | None = None) -> dict:
+    """One service request in the spec's fields, with our extensions under `extended_attributes`."""
+    names = names if names is not None else _names(session)
+    updated = max((e.at for e in case.events), default=case.reported_at, key=lambda t: utc(t))
+    agency = names["departments"].get(case.department_id) or names["branches"].get(case.branch_id)
+    return {
+        "service_request_id": case.number,
+        "status": "closed" if case.state in CLOSED_STATES else "open",
+        "status_notes": STAGE_ZH.get(case.state, case.state),
+        "service_name": case.category.name if case.category else None,
+        "service_code": case.category.code if case.category else None,
+        "description": case.description,
+        "agency_responsible": agency,
+        "service_notice": None,
+        "requested_datetime": _w3(case.reported_at),
+        "updated_datetime": _w3(case.closed_at if case.state in CLOSED_STATES and case.closed_at else updated),
+        "expected_datetime": _w3(case.due_at),
+        "address": case.address,
+        "address_id": None,
+        "zipcode": None,
+        "lat": case.lat,
+        "long": case.lon,
+        "media_url": None,
+        "extended_attributes": {"grid_code": case.grid_code, "branch": names["branches"].get(case.branch_id),
+                                "stage": case.state, "deadline": _w3(case.due_at),
+                                "escalation_level": case.escalation_level or 0},
+    }
+
+
+def _names(session: Session) -> dict:
+    return {"departments": dict(session.execute(sa.select(Department.id, Department.name)).all()),
+            "branches": dict(session.execute(sa.select(PartyOrg.id, PartyOrg.name)).all())}
+
+
+def requests_view(session: Session, cases: list[Case]) -> list[dict]:
+    names = _names(session)
+    return [request_view(session, c, names) for c in cases]
+
+
+def notice(case: Case) -> str:
+    if case.state == "dispatched":
+        return f"已受理并派遣（{case.grid_code} 网格），编号 {case.number}"
+    return f"已收到，编号 {case.number}，等待调度员立案"
+
+
+def discovery(base_url: str, changeset: str) -> dict:
+    return {"changeset": changeset, "contact": "12345 市民服务热线", "key_service": "向区网格化服务管理中心申请 api_key",
+            "endpoints": [{"specification": SPEC, "url": base_url, "changeset": changeset, "type": "production",
+                           "formats": ["text/xml", "application/json"]}]}
