@@ -1,0 +1,102 @@
+"""Durability: the server process is killed (SIGKILL) again and again during a burst of concurrent submissions that
+clients retry with their Idempotency-Key; after the last restart every acknowledged case is there, exactly once.
+On both databases (SpatiaLite runs in WAL with synchronous=FULL)."""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from gridmap import storage
+from gridmap.tables import Case, IdempotencyKey
+
+GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
+KILLS = 3
+SUBMISSIONS = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(url: str, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([GRIDMAP, "--database", url, "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/categories", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, "the server did not start"
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server did not answer within 90 s")
+
+
+def test_acknowledged_cases_survive_sigkill_exactly_once(fresh_db_url):
+    engine = storage.make_engine(fresh_db_url)
+    with storage.make_sessionmaker(engine)() as s:
+        lon, lat = s.execute(sa.select(Case.lon, Case.lat).where(Case.grid_code.is_not(None)).limit(1)).one()
+    run = uuid.uuid4().hex[:8]
+    keys = [f"{run}-{i}" for i in range(SUBMISSIONS)]
+    port = _free_port()
+    acknowledged: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def submit(key: str) -> None:
+        body = {"title": "断电测试", "lon": lon, "lat": lat, "category": "E0101", "description": f"durability {key}"}
+        try:
+            r = httpx.post(f"http://127.0.0.1:{port}/api/v1/cases", json=body, headers={"Idempotency-Key": key},
+                           timeout=20)
+        except httpx.HTTPError:
+            return  # no answer: the client will retry
+        if r.status_code in (200, 201):
+            with lock:
+                assert acknowledged.setdefault(key, r.json()["id"]) == r.json()["id"], "a retry got another case"
+
+    rng = random.Random(7)
+    proc = _start(fresh_db_url, port)
+    kills = rounds = 0
+    try:
+        while rounds < 20:
+            rounds += 1
+            # retry everything not yet acknowledged, and some acknowledged keys again (a client that lost an answer)
+            todo = [k for k in keys if k not in acknowledged] + rng.sample(sorted(acknowledged), min(10, len(acknowledged)))
+            killer = None
+            if kills < KILLS:
+                killer = threading.Timer(rng.uniform(0.05, 0.3), proc.kill)  # while requests are in flight
+                killer.start()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(submit, todo))
+            if killer is not None:
+                killer.join()
+                kills += 1
+            if proc.poll() is not None:
+                proc = _start(fresh_db_url, port)
+            if kills >= KILLS and len(acknowledged) == len(keys):
+                break
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert kills == KILLS and len(acknowledged) == len(keys), f"{len(acknowledged)} of {len(keys)} acknowledged"
+    with storage.make_sessionmaker(engine)() as s:
+        stored = dict(s.execute(sa.select(IdempotencyKey.key, IdempotencyKey.case_id)
+                                .where(IdempotencyKey.key.in_(keys))).all())
+        assert stored == acknowledged  # every acknowledged case is there, under its key
+        descriptions = list(s.scalars(sa.select(Case.description).where(Case.description.like(f"durability {run}-%"))))
+        assert sorted(descriptions) == sorted(f"durability {k}" for k in keys)  # each exactly once
+    engine.dispose()
