@@ -83,28 +83,28 @@ async def discovery(fmt: str, request: Request) -> Response:
     return await _answer(fmt, lambda: ("discovery", o311.discovery(base, CHANGESET), 200))
 
 
-@router.get("/services.{fmt}", name="open311_services")
-async def services(fmt: str, request: Request) -> Response:
+async def _read(fmt: str, request: Request, root: str, read: Callable) -> Response:
+    """A GET: check jurisdiction_id, then `read(session, query)` in a session of its own."""
     state = request.app.state
 
     def work():
-        o311.check_jurisdiction(_query(request).get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
+        query = _query(request)
+        o311.check_jurisdiction((query.get("jurisdiction_id") or [None])[-1], state.settings.open311_jurisdiction)
         with state.sessionmaker() as session:
-            return "services", o311.services(session), 200
+            return root, read(session, query), 200
 
     return await _answer(fmt, work)
+
+
+@router.get("/services.{fmt}", name="open311_services")
+async def services(fmt: str, request: Request) -> Response:
+    return await _read(fmt, request, "services", lambda session, query: o311.services(session))
 
 
 @router.get("/services/{service_code}.{fmt}")
 async def service_definition(service_code: str, fmt: str, request: Request) -> Response:
-    state = request.app.state
-
-    def work():
-        o311.check_jurisdiction(_query(request).get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
-        with state.sessionmaker() as session:
-            return "service_definition", o311.definition(session, service_code), 200
-
-    return await _answer(fmt, work)
+    return await _read(fmt, request, "service_definition",
+                       lambda session, query: o311.definition(session, service_code))
 
 
 @router.post("/requests.{fmt}")
@@ -141,29 +141,14 @@ async def post_request(fmt: str, request: Request) -> Response:
 
 @router.get("/requests.{fmt}")
 async def get_requests(fmt: str, request: Request) -> Response:
-    state = request.app.state
-
-    def work():
-        query = _query(request)
-        o311.check_jurisdiction(query.get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
-        with state.sessionmaker() as session:
-            found = o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))
-            return "service_requests", o311.requests_view(session, found), 200
-
-    return await _answer(fmt, work)
+    return await _read(fmt, request, "service_requests", lambda session, query: o311.requests_view(
+        session, o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))))
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
 async def get_request(service_request_id: str, fmt: str, request: Request) -> Response:
-    state = request.app.state
-
-    def work():
-        o311.check_jurisdiction(_query(request).get("jurisdiction_id", [None])[-1], state.settings.open311_jurisdiction)
-        with state.sessionmaker() as session:
-            case = o311.get_request(session, service_request_id)
-            return "service_requests", o311.requests_view(session, [case]), 200
-
-    return await _answer(fmt, work)
+    return await _read(fmt, request, "service_requests", lambda session, query: o311.requests_view(
+        session, [o311.get_request(session, service_request_id)]))
 
 
 @router.api_route("/{anything:path}", methods=["GET", "POST"], include_in_schema=False)
