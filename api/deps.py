@@ -26,7 +26,7 @@ async def get_index(request: Request) -> AreaIndex:
 
     The cheap dependencies are `async` so that they run on the event loop: every sync dependency costs a hop to
     the thread pool, which dominated the latency of a locate request."""
-    index = request.app.state.registry._active
+    index = request.app.state.registry.current
     if index is None:
         index = await run_in_threadpool(request.app.state.reload_index)
     if index is None:

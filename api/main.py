@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,8 @@ from gridmap.workflow import escalate_overdue
 from gridmap.lookup import AreaIndex
 from web import STATIC_DIR
 
+log = logging.getLogger("gridmap.api")
+
 
 async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
     """Escalate overdue cases at start-up and then every `interval_s` seconds. Each case is escalated exactly once
@@ -36,6 +39,8 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
             await run_in_threadpool(sweep)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             pass  # no schema yet, or the database is busy: the next sweep catches up
+        except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeping
+            log.exception("overdue sweep failed; retrying in %s s", interval_s)
         await asyncio.sleep(interval_s)
 
 

@@ -190,6 +190,11 @@ class IndexRegistry:
         self._cache: OrderedDict[int, AreaIndex] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def current(self) -> AreaIndex | None:
+        """The active index if it is built, without building it (for callers on an event loop)."""
+        return self._active
+
     def active(self) -> AreaIndex | None:
         """The index of the active generation (built on first use); None while no boundaries are loaded."""
         if self._active is None:

@@ -54,7 +54,7 @@ async def locate(request: Request, lon: float | None = None, lat: float | None =
     state = request.app.state  # no Depends(): each dependency costs FastAPI time on the hot path
     registry = state.registry
     options = _options(state.settings, near_m, nearest_m)
-    index = registry._active
+    index = registry.current
     small = max(options.near_m, options.nearest_m, accuracy_m or 0.0) <= INLINE_MAX_M
     age = people_age(state.db_key) if (small and address is None and as_of is None and index is not None) else None
     if age is not None:

@@ -72,7 +72,7 @@ def main(url: str) -> None:
 
     for c in compounds:
         m = re.match(r"^(.*?官渡区)(.+?(?:大道|路|街|巷))(\d+)号(.+)$", c.address)
-        city, road, number, name = m.group(1), m.group(2), int(m.group(3)), m.group(4)
+        road, number, name = m.group(2), int(m.group(3)), m.group(4)
         sub = subdistricts[int(rng.integers(len(subdistricts)))].name
         add(c.address, "compound", c.name, "full_address")
         add(f"官渡区{road}{number}号{name}", "compound", c.name, "district_prefix")

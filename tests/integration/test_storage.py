@@ -77,3 +77,35 @@ def test_spatialite_file_is_durable_wal_with_full_sync(tmp_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["spatialite", "postgis"])
+def test_upgrading_a_0001_database_keeps_its_cases(dialect, tmp_path):
+    """A database made before the case loop (revision 0001) upgrades in place: its cases keep their rows and get
+    zero counters, and the working calendar is seeded."""
+    from tests.conftest import _new_postgis_database
+
+    drop = None
+    if dialect == "spatialite":
+        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    else:
+        url, drop = _new_postgis_database()
+    engine = storage.make_engine(url)
+    try:
+        storage.migrate(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO case_file (id, number, title, source, state, reported_at, version) "
+                                 "VALUES (1, '202601010000001', '旧案卷', 'hotline', 'accepted', :t, 3)"),
+                         {"t": "2026-01-01 08:00:00+00:00"})
+        storage.migrate(engine)
+        assert storage.schema_revision(engine) == "0002"
+        with engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT title, version, escalation_level, rework_count, pending "
+                                       "FROM case_file WHERE id = 1")).one()
+            assert tuple(row) == ("旧案卷", 3, 0, 0, None)
+            holidays = conn.execute(sa.text("SELECT count(*) FROM calendar_day WHERE kind = 'holiday'")).scalar()
+            assert holidays == 33 + 28  # the 2026 and 2025 notices
+    finally:
+        engine.dispose()
+        if drop:
+            drop()
