@@ -8,9 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.cases import LEVEL_COLUMNS
+from gridmap.tables import FINISHED_STATES as FINISHED
 from gridmap.tables import Area, Case
 
-FINISHED = ("closed", "rejected", "voided")
+
 NOT_RUNNING = (*FINISHED, "suspended")
 
 

@@ -21,15 +21,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from gridmap.cases import NewCase, utc
-from gridmap.tables import Case, CaseCategory, Department, PartyOrg
+from gridmap.tables import FINISHED_STATES, Case, CaseCategory, Department, PartyOrg
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 WINDOW = dt.timedelta(days=90)  # the default and the widest range of GET requests
 MAX_REQUESTS = 1000
-CLOSED_STATES = ("closed", "rejected", "voided")
+CLOSED_STATES = FINISHED_STATES
 STAGE_ZH = {"reported": "已上报", "filed": "已立案", "rejected": "不予受理", "voided": "已作废", "dispatched": "已派遣",
             "accepted": "已签收，处置中", "handled": "已处置，待核查", "rework": "返工中", "suspended": "挂账",
-            "closed": "已结案"}
+            "closed": "已结案", "merged": "已合并"}
 ASSET_ATTRIBUTE = {"variable": True, "code": "asset_id", "datatype": "string", "required": False,
                    "datatype_description": "如井盖、路灯上的编号", "order": 1, "description": "部件编号（如有）",
                    "values": []}

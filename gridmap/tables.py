@@ -60,9 +60,11 @@ class CaseState(str, enum.Enum):
     rework = "rework"  # 返工
     suspended = "suspended"  # 挂账
     closed = "closed"  # 结案
+    merged = "merged"  # 合并 into another case reporting the same problem
 
 
 CASE_STATES: tuple[str, ...] = tuple(state.value for state in CaseState)
+FINISHED_STATES: tuple[str, ...] = ("closed", "rejected", "voided", "merged")  # no more work; Open311 `closed`
 CASE_SOURCES: tuple[str, ...] = ("hotline", "miniprogram", "patrol", "referral", "api", "open311")
 
 
@@ -197,7 +199,9 @@ class Case(Base):
 
     __tablename__ = "case_file"
     __table_args__ = (Index("ix_case_file_state_reported", "state", "reported_at"),
-                      Index("ix_case_file_due", "state", "due_at"))
+                      Index("ix_case_file_due", "state", "due_at"),
+                      Index("uq_case_file_source_ref", "source", "external_ref", unique=True),
+                      Index("ix_case_file_category_reported", "category_id", "reported_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -245,6 +249,11 @@ class Case(Base):
     pending: Mapped[dict | None] = mapped_column(JSON)  # an extension or suspension awaiting approval
     suspended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     rated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # intake and duplicates (revision 0003): the ticket number in the source system (unique per source), the
+    # patrolling worker who reported it, the case this one was merged into
+    external_ref: Mapped[str | None] = mapped_column(String(64))
+    reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
 
     category: Mapped[CaseCategory | None] = relationship()
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")

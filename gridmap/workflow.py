@@ -230,9 +230,10 @@ class _Handlers:
         evidence = {"grid_code": case.grid_code, "microgrid_code": case.microgrid_code,
                     "point": [case.lon, case.lat], "generation_id": case.generation_id,
                     "boundary": f"/api/v1/areas/{case.grid_code}" if case.grid_code else None}
+        bounced_by = {"from_assignee_id": case.assignee_id, "from_department_id": case.department_id}
         case.assignee_id = None
         case.department_id = None
-        return {"evidence": evidence, "by": actor.label()}
+        return {"evidence": evidence, "by": actor.label(), **bounced_by}
 
     @staticmethod
     def whistle(session, case, actor, params, calendar, now):

@@ -15,7 +15,7 @@ from gridmap.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
 
 def test_migrations_are_at_head_and_idempotent(engine):
     storage.migrate(engine)
-    assert storage.schema_revision(engine) == "0002"
+    assert storage.schema_revision(engine) == "0003"
 
 
 def test_demo_rows_keep_the_promises(session):
@@ -98,13 +98,19 @@ def test_upgrading_a_0001_database_keeps_its_cases(dialect, tmp_path):
                                  "VALUES (1, '202601010000001', '旧案卷', 'hotline', 'accepted', :t, 3)"),
                          {"t": "2026-01-01 08:00:00+00:00"})
         storage.migrate(engine)
-        assert storage.schema_revision(engine) == "0002"
+        assert storage.schema_revision(engine) == "0003"
         with engine.connect() as conn:
             row = conn.execute(sa.text("SELECT title, version, escalation_level, rework_count, pending "
                                        "FROM case_file WHERE id = 1")).one()
             assert tuple(row) == ("旧案卷", 3, 0, 0, None)
             holidays = conn.execute(sa.text("SELECT count(*) FROM calendar_day WHERE kind = 'holiday'")).scalar()
             assert holidays == 33 + 28  # the 2026 and 2025 notices
+            assert conn.execute(sa.text("SELECT external_ref, merged_into_id FROM case_file")).one() == (None, None)
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # one case per ticket of a source
+            for i in (2, 3):
+                conn.execute(sa.text("INSERT INTO case_file (id, number, title, source, state, reported_at, "
+                                     "version, external_ref) VALUES (:i, :n, 't', 'hotline', 'reported', :t, 1, "
+                                     "'GD2026-1')"), {"i": i, "n": f"n{i}", "t": "2026-01-02 08:00:00+00:00"})
     finally:
         engine.dispose()
         if drop:

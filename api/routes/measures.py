@@ -1,0 +1,31 @@
+"""The measures of DOMAIN.md §4 per unit and period, as JSON, CSV or XLSX (formulas: `gridmap.measures`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from fastapi import APIRouter, Response
+
+from api.deps import SessionDep
+from gridmap import measures
+
+router = APIRouter(prefix="/api/v1", tags=["measures"])
+MEDIA = {"csv": "text/csv; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+@router.get("/measures")
+def get_measures(session: SessionDep, by: str = "grid", since: dt.datetime | None = None,
+                 until: dt.datetime | None = None, under: str | None = None,
+                 format: Literal["json", "csv", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"):
+    """Workload, closure, on-time closure, rework, extension, bounces, time to close and satisfaction of every
+    grid, community, sub-district, branch, department or worker (`by`) over [since, until) — by default this
+    month so far — plus a total row (`key` = `*`). `under` keeps the areas inside one area code."""
+    period, table = measures.measures(session, by, since=since, until=until, under=under)
+    if format == "json":
+        return {"by": by, "since": period.since.isoformat(), "until": period.until.isoformat(),
+                "formulas": "see gridmap.measures and the README", "items": measures.to_records(table)}
+    name = f"measures-{by}-{period.since:%Y%m%d}-{period.until:%Y%m%d}.{format}"
+    return Response(measures.export(table, format, lang=lang), media_type=MEDIA[format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,194 @@
+"""The measures of DOMAIN.md §4 against hand-computed cases (both databases), and their CSV/XLSX exports.
+
+The hand-made cases live in March 2030, far from the demo's year, in two grids of one community. Each expected
+figure below is worked out in the comment next to it."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from api.settings import Settings
+from gridmap import measures
+from gridmap.errors import InvalidInput
+from gridmap.tables import Area, Case, CaseEvent, Department, Generation, StaffArea
+
+UTC = dt.timezone.utc
+SINCE, UNTIL = dt.datetime(2030, 3, 1, tzinfo=UTC), dt.datetime(2030, 4, 1, tzinfo=UTC)
+
+
+def t(month, day, hour=0):
+    return dt.datetime(2030, month, day, hour, tzinfo=UTC)
+
+
+@pytest.fixture()
+def world(session):
+    active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
+    community = session.scalars(sa.select(Area).where(Area.generation_id == active, Area.level == "community")
+                                .order_by(Area.code)).first()
+    g1, g2 = session.scalars(sa.select(Area.code).where(Area.parent_id == community.id).order_by(Area.code)).all()[:2]
+    w1, w2 = session.scalars(sa.select(StaffArea.staff_id).where(StaffArea.role == "fulltime_worker")
+                             .order_by(StaffArea.staff_id).distinct()).all()[:2]
+    dept = session.scalars(sa.select(Department).order_by(Department.code)).first()
+    # n: (grid, worker, reported, due, closed, state, rework_count, extension_count)
+    specs = {
+        1: (g1, w1, t(3, 2), t(3, 5), t(3, 4, 12), "closed", 0, 0),   # on time; 60 h to close
+        2: (g1, w1, t(3, 3), t(3, 10), t(3, 12), "closed", 1, 0),     # late, reworked; 216 h
+        3: (g1, w1, t(3, 5), t(3, 20), None, "accepted", 0, 1),       # open, extended
+        4: (g1, w1, t(3, 6), t(3, 25), None, "suspended", 0, 0),      # suspended: leaves the denominators
+        5: (g1, w2, t(2, 20), t(3, 2), t(3, 1, 6), "closed", 0, 0),   # reported in Feb, due in March; 222 h
+        6: (g1, w1, t(3, 28), t(4, 3), None, "accepted", 0, 0),       # received; due in April
+        7: (g1, w1, t(3, 10), None, t(3, 10), "voided", 0, 0),        # received; never due
+        8: (g2, w2, t(3, 1), t(3, 2), t(3, 1, 10), "closed", 0, 0),   # on time; 10 h
+        9: (g2, w2, t(2, 1), t(2, 10), t(3, 15), "closed", 0, 0),     # due in Feb, closed in March; 1008 h
+    }
+    ids = {}
+    for n, (grid, worker, reported, due, closed, state, rework, extension) in specs.items():
+        case = Case(number=f"M2030{n:03d}", title=f"measure {n}", source="api", state=state, grid_code=grid,
+                    community_code=community.code, subdistrict_code=community.parent.code,
+                    assignee_id=worker, reported_at=reported, due_at=due, closed_at=closed, rework_count=rework,
+                    extension_count=extension, version=1)
+        session.add(case)
+        session.flush()
+        ids[n] = case.id
+    events = [
+        (1, t(3, 4, 10), "handle", None), (2, t(3, 8), "handle", None), (2, t(3, 11), "handle", None),
+        (8, t(3, 1, 8), "handle", None), (9, t(2, 9), "handle", None),  # the last is in February
+        (3, t(3, 5, 6), "bounce", {"from_department_id": dept.id, "from_assignee_id": None}),
+        (1, t(3, 5), "rate", {"satisfaction": 5}), (2, t(3, 13), "rate", {"satisfaction": 2}),
+        (8, t(3, 2), "rate", {"satisfaction": 3}), (5, t(2, 28), "rate", {"satisfaction": 4}),
+    ]
+    for n, at, action, detail in events:
+        session.add(CaseEvent(case_id=ids[n], at=at, actor="test", action=action, detail=detail))
+    session.flush()
+    return {"g1": g1, "g2": g2, "community": community.code, "w1": w1, "w2": w2, "dept": dept.id}
+
+
+def _row(table, key):
+    rows = [r for r in measures.to_records(table) if r["key"] == str(key)]
+    assert len(rows) == 1, key
+    return rows[0]
+
+
+def test_grid_measures_match_the_hand_computed_figures(session, world):
+    _, table = measures.measures(session, "grid", since=SINCE, until=UNTIL)
+    g1 = _row(table, world["g1"])
+    # received 1,2,3,4,6,7; D = {1,2,3,4,5}, S = {4}; closed {1,2,5}, on time {1,5}; reworked {2}; extended {3}
+    assert {k: g1[k] for k in ("received", "handled", "due", "suspended", "closed", "closed_on_time", "reworked",
+                               "extended", "bounces", "rated", "satisfied")} == {
+        "received": 6, "handled": 3, "due": 5, "suspended": 1, "closed": 3, "closed_on_time": 2, "reworked": 1,
+        "extended": 1, "bounces": 1, "rated": 2, "satisfied": 1}
+    assert (g1["closure_rate"], g1["on_time_rate"], g1["rework_rate"], g1["extension_rate"]) == (0.75, 0.5, 0.25, 0.25)
+    assert g1["satisfaction"] == 0.5  # 5 satisfied, 2 not; the February rating does not count
+    # closed in March: 60, 216, 222 hours → median 216; p90 at rank 1.8 → 216 + 0.8 × 6
+    assert g1["close_hours_p50"] == 216.0 and g1["close_hours_p90"] == pytest.approx(220.8)
+    g2 = _row(table, world["g2"])
+    assert (g2["received"], g2["due"], g2["closed"], g2["closure_rate"], g2["on_time_rate"]) == (1, 1, 1, 1.0, 1.0)
+    assert g2["satisfaction"] == 1.0  # a 3 is 基本满意
+    # closed in March: 10 h (case 8) and 1,008 h (case 9, due in February) → median 509, p90 10 + 0.9 × 998
+    assert g2["close_hours_p50"] == 509.0 and g2["close_hours_p90"] == pytest.approx(908.2)
+    total = _row(table, "*")
+    assert (total["received"], total["due"], total["suspended"], total["closed"], total["closed_on_time"]) == (
+        7, 6, 1, 4, 3)
+    assert (total["closure_rate"], total["on_time_rate"], total["rework_rate"]) == (0.8, 0.6, 0.2)
+    assert total["satisfaction"] == pytest.approx(2 / 3, abs=1e-4)
+    assert total["close_hours_p50"] == 216.0 and total["close_hours_p90"] == pytest.approx(693.6)
+
+
+def test_a_grid_with_nothing_in_the_period_is_listed_with_empty_rates(session, world):
+    _, table = measures.measures(session, "grid", since=SINCE, until=UNTIL)
+    quiet = [r for r in measures.to_records(table) if r["key"] not in (world["g1"], world["g2"], "*")]
+    assert quiet and all(r["due"] == 0 and r["closure_rate"] is None and r["close_hours_p50"] is None
+                         for r in quiet)
+
+
+def test_community_worker_and_department_measures(session, world):
+    _, table = measures.measures(session, "community", since=SINCE, until=UNTIL)
+    community = _row(table, world["community"])
+    assert (community["received"], community["due"], community["closed"], community["closure_rate"]) == (7, 6, 4, 0.8)
+    _, table = measures.measures(session, "worker", since=SINCE, until=UNTIL)
+    w1, w2 = _row(table, world["w1"]), _row(table, world["w2"])
+    # w1: D = {1,2,3,4}, S = {4}, closed {1,2}, on time {1}; w2: D = {5,8}, both closed on time
+    assert (w1["due"], w1["suspended"], w1["closed"], w1["closed_on_time"]) == (4, 1, 2, 1)
+    assert w1["closure_rate"] == pytest.approx(2 / 3, abs=1e-4) and w1["on_time_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert (w2["due"], w2["closed"], w2["on_time_rate"]) == (2, 2, 1.0)
+    _, table = measures.measures(session, "department", since=SINCE, until=UNTIL)
+    dept = _row(table, world["dept"])
+    assert dept["bounces"] == 1 and dept["due"] == 0  # the bounce counts for the department that bounced it
+
+
+def test_under_keeps_one_area_and_the_period_is_half_open(session, world):
+    _, table = measures.measures(session, "grid", since=SINCE, until=UNTIL, under=world["g2"])
+    assert [r["key"] for r in measures.to_records(table)] == [world["g2"], "*"]
+    # until is exclusive: a period ending at case 8's report (1 March 00:00) does not receive it
+    _, table = measures.measures(session, "grid", since=t(2, 1), until=t(3, 1), under=world["g2"])
+    assert _row(table, world["g2"])["received"] == 1  # case 9 only
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"unit": "street"}, "by"),
+    ({"unit": "grid", "since": t(3, 2), "until": t(3, 1)}, "until"),
+    ({"unit": "grid", "since": dt.datetime(2000, 1, 1, tzinfo=UTC), "until": UNTIL}, "since"),
+    ({"unit": "worker", "under": "530111"}, "under"),
+])
+def test_bad_requests_name_the_field(session, kwargs, field):
+    with pytest.raises(InvalidInput) as err:
+        kwargs = dict(kwargs)
+        measures.measures(session, kwargs.pop("unit"), **kwargs)
+    assert err.value.field == field
+
+
+def test_default_period_is_this_month_in_china_time():
+    now = dt.datetime(2026, 11, 23, 3, tzinfo=UTC)  # 11:00 in Beijing
+    period = measures.Period.of(None, None, now)
+    assert period.since == dt.datetime(2026, 10, 31, 16, tzinfo=UTC) and period.until == now
+    at_midnight = dt.datetime(2026, 11, 30, 16, tzinfo=UTC)  # 1 December 00:00 in Beijing: all of November
+    assert measures.Period.of(None, None, at_midnight).since == dt.datetime(2026, 10, 31, 16, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def client(db_url):
+    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as c:
+        yield c
+
+
+def test_exports_carry_the_same_figures_as_json(client):
+    params = {"by": "community", "since": "2025-11-20T00:00:00+08:00", "until": "2026-11-20T00:00:00+08:00"}
+    body = client.get("/api/v1/measures", params=params).json()
+    items = {r["key"]: r for r in body["items"]}
+    total = items["*"]
+    assert total["received"] > 100 and 0 < total["closure_rate"] <= 1
+    assert sum(r["received"] for k, r in items.items() if k != "*") <= total["received"]
+    r = client.get("/api/v1/measures", params={**params, "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    assert r.content.startswith(b"\xef\xbb\xbf")  # a BOM, for Excel
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert len(rows) == len(items)
+    by_code = {row["编码"]: row for row in rows}
+    assert int(by_code["*"]["受理量"]) == total["received"]
+    assert float(by_code["*"]["结案率"]) == pytest.approx(total["closure_rate"], abs=1e-4)
+    r = client.get("/api/v1/measures", params={**params, "format": "xlsx", "lang": "en"})
+    sheet = openpyxl.load_workbook(io.BytesIO(r.content)).active
+    header = [c.value for c in sheet[1]]
+    assert header[:4] == ["unit", "code", "name", "received"]
+    values = {row[1]: dict(zip(header, row)) for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert values["*"]["received"] == total["received"]
+    assert values["*"]["closure rate"] == pytest.approx(total["closure_rate"], abs=1e-4)
+    assert sheet.cell(row=2, column=header.index("closure rate") + 1).number_format == "0.00%"
+
+
+@pytest.mark.parametrize(("query", "field"), [("by=street", "by"), ("format=pdf", "format"),
+                                               ("since=yesterday", "since"),
+                                               ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until")])
+def test_bad_queries_are_problems(client, query, field):
+    r = client.get(f"/api/v1/measures?{query}")
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["field"] == field
