@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import areas, cases, generations, locate, measures, open311, pages
+from api.routes import areas, cases, generations, imports, locate, measures, open311, pages
 from api.settings import Settings
 from gridmap import storage
 from gridmap.generations import IndexRegistry
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.calendar = calendar
     errors.register(app)
-    for module in (areas, locate, generations, cases, measures, open311, pages):
+    for module in (areas, locate, generations, cases, imports, measures, open311, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

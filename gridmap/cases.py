@@ -44,6 +44,10 @@ class NewCase:
     address: str | None = None
     reporter_name: str | None = None
     reporter_phone: str | None = None
+    external_ref: str | None = None  # the ticket number in the source system (one case per source and ticket)
+    reported_at: dt.datetime | None = None  # when the resident reported it, if not now (an imported call)
+    reported_by_staff_id: int | None = None  # the grid worker whose patrol found it
+    extra_flags: tuple[str, ...] = ()  # how the channel placed it (e.g. by address)
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -91,14 +95,17 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,
                 source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
                 raw_crs=system.name, lon=lon, lat=lat, geom=f"SRID=4326;POINT({lon!r} {lat!r})",
-                reporter_name=new.reporter_name, reporter_phone=new.reporter_phone, reported_at=now,
-                generation_id=index.generation_id, locate_flags=location.flags)
+                reporter_name=new.reporter_name, reporter_phone=new.reporter_phone,
+                reported_at=new.reported_at or now, external_ref=new.external_ref,
+                reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
+                locate_flags=[*location.flags, *new.extra_flags])
     _apply_location(case, location)
     session.add(case)
     session.flush()
     case.number = f"{now:%Y%m%d}{case.id:07d}"  # readable and unique: the date, then the row id
-    _record(session, case, now, actor, "reported", None, "reported", {"source": new.source})
-    located = {"flags": location.flags, "candidates": location.candidates, "crs": system.name}
+    reported = {"source": new.source, **({"external_ref": new.external_ref} if new.external_ref else {})}
+    _record(session, case, case.reported_at, actor, "reported", None, "reported", reported)
+    located = {"flags": case.locate_flags, "candidates": location.candidates, "crs": system.name}
     _record(session, case, now, "system", "located", "reported", "reported", located)
     if location.chain and category is not None:
         # a located case with a category is filed and dispatched by the rules at once; the others wait for a

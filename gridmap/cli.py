@@ -1,4 +1,4 @@
-"""The `gridmap` command: init, demo, serve, locate, locate-file.
+"""The `gridmap` command: init, demo, serve, locate, locate-file, import-hotline, measures.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
 `serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
@@ -101,6 +101,43 @@ def cmd_locate_file(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_hotline(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gridmap.areas import load_index
+    from gridmap.hotline import import_export, report_file
+
+    path = Path(args.input)
+    kind = {".csv": "csv", ".xlsx": "xlsx"}.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path.name}: a 12345 export must be .csv or .xlsx")
+    factory = storage.make_sessionmaker(_engine(args))
+    with factory() as session:
+        index = load_index(session)
+    result = import_export(factory, index, path.read_bytes(), kind, crs=args.crs, actor="cli:import-hotline")
+    if args.report:
+        report = Path(args.report)
+        report.write_bytes(report_file(result, "xlsx" if report.suffix.lower() == ".xlsx" else "csv"))
+    print(json.dumps({k: v for k, v in result.items() if k != "report"}, ensure_ascii=False))
+    return 0
+
+
+def cmd_measures(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gridmap.measures import export, measures
+
+    since = dt.datetime.fromisoformat(args.since) if args.since else None
+    until = dt.datetime.fromisoformat(args.until) if args.until else None
+    with storage.make_sessionmaker(_engine(args))() as session:
+        period, table = measures(session, args.by, since=since, until=until, under=args.under)
+    out = Path(args.output)
+    out.write_bytes(export(table, "xlsx" if out.suffix.lower() == ".xlsx" else "csv", lang=args.lang))
+    print(f"{len(table) - 1} {args.by} rows and the total for {period.since:%Y-%m-%d %H:%M} – "
+          f"{period.until:%Y-%m-%d %H:%M} UTC written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridmap", description="Grid governance GIS (网格化管理)")
     parser.add_argument("--database", help="database URL (default: $GRIDMAP_DATABASE_URL or sqlite:///gridmap.sqlite)")
@@ -134,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--as-of", help="the boundaries in force on this day (YYYY-MM-DD)")
     lf.add_argument("--near-m", type=float, default=0.0, help="flag points this close to another grid")
     lf.set_defaults(func=cmd_locate_file)
+    imp = sub.add_parser("import-hotline", help="import a 12345 hotline export (CSV or XLSX)")
+    imp.add_argument("input", help="the export (.csv in UTF-8 or GB18030, or .xlsx)")
+    imp.add_argument("--crs", default="gcj02", help="coordinate system of 经度/纬度 (default gcj02)")
+    imp.add_argument("--report", help="write the row-by-row report here (.csv or .xlsx)")
+    imp.set_defaults(func=cmd_import_hotline)
+    mea = sub.add_parser("measures", help="write the measures of every unit over a period (.csv or .xlsx)")
+    mea.add_argument("output", help="file to write (.csv or .xlsx)")
+    mea.add_argument("--by", default="grid", help="grid, community, subdistrict, branch, department or worker")
+    mea.add_argument("--since", help="start (ISO 8601; default: the 1st of this month, China time)")
+    mea.add_argument("--until", help="end, exclusive (ISO 8601; default: now)")
+    mea.add_argument("--under", help="only areas inside this area code")
+    mea.add_argument("--lang", default="zh", choices=("zh", "en"), help="headings in Chinese or English")
+    mea.set_defaults(func=cmd_measures)
     return parser
 
 

@@ -1,0 +1,50 @@
+"""Bulk intake: 12345 hotline exports (CSV or XLSX in the request body), answered with a row-by-row report."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import IndexDep
+from gridmap import hotline, workflow
+from gridmap.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1", tags=["imports"])
+MAX_BYTES = 20 * 1024 * 1024
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+KINDS = {"text/csv": "csv", "application/csv": "csv", XLSX: "xlsx"}
+
+
+@router.post("/imports/hotline")
+async def import_hotline(request: Request, index: IndexDep, crs: str = "gcj02",
+                         report: Literal["json", "csv", "xlsx"] = "json",
+                         content_type: Annotated[str | None, Header()] = None,
+                         x_user: Annotated[str | None, Header()] = None,
+                         x_role: Annotated[str | None, Header()] = None):
+    """Import a 12345 export sent as the request body (`Content-Type: text/csv` or the XLSX type). Every row gets
+    one outcome — created, duplicate, unplaced (with the reason) or invalid (with the field) — in the report,
+    as JSON or as a CSV/XLSX file (`report`). Re-importing the same file creates nothing new. Dispatchers and
+    admins only (`X-Role`)."""
+    workflow.check_actor(x_user, x_role)
+    if x_role not in ("dispatcher", "admin"):
+        raise workflow.Forbidden(f"X-Role: a {x_role} may not import hotline exports; allowed: dispatcher, admin",
+                                 field="X-Role")
+    kind = KINDS.get((content_type or "").split(";")[0].strip().lower())
+    if kind is None:
+        raise InvalidInput(f"Content-Type: {content_type!r}; accepted: text/csv, {XLSX}", field="Content-Type")
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > MAX_BYTES:
+            raise InvalidInput(f"file: larger than {MAX_BYTES // 2**20} MB; split the export", field="file")
+    result = await run_in_threadpool(hotline.import_export, request.app.state.sessionmaker, index, bytes(data), kind,
+                                     crs=crs, actor=f"{x_role}:{x_user.strip()}")
+    if report == "json":
+        return result
+    media = "text/csv; charset=utf-8" if report == "csv" else XLSX
+    counts = ",".join(f"{k}={result[k]}" for k in ("rows", "created", "duplicate", "unplaced", "invalid"))
+    return Response(hotline.report_file(result, report), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="import-report.{report}"',
+                             "X-Import-Counts": counts})
