@@ -27,9 +27,16 @@ class Settings(BaseSettings):
     open311_jurisdiction: str = "530111"  # Open311 jurisdiction_id (optional for clients; when sent, must match)
     open311_api_keys: str = ""  # comma-separated keys allowed to POST Open311 requests; none = POST refused (403)
     escalation_interval_s: float = 60.0  # how often overdue cases are looked for (and escalated once)
+    duplicate_distance_m: float = 50.0  # duplicate suggestions: same category within this distance …
+    duplicate_window_h: float = 72.0    # … and reported within this many hours of each other
 
     def open311_keys(self) -> set[str]:
         return {k.strip() for k in self.open311_api_keys.split(",") if k.strip()}
+
+    def duplicate_window(self):
+        from gridmap.duplicates import Window
+
+        return Window(self.duplicate_distance_m, self.duplicate_window_h)
 
     def locate_options(self):
         from gridmap.locate import LocateOptions

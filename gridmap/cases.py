@@ -132,19 +132,21 @@ def _record(session: Session, case: Case, at: dt.datetime, actor: str, action: s
                           to_state=to_state, detail=detail))
 
 
-def request_hash(new: NewCase) -> str:
+def request_hash(new: NewCase, extra: dict | None = None) -> str:
     """A digest of a submission, to tell a retry (same body) from a reuse of its Idempotency-Key."""
-    body = json.dumps(dataclasses.asdict(new), sort_keys=True, ensure_ascii=False, default=str)
+    body = json.dumps([dataclasses.asdict(new), extra or {}], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
 def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
-                     now: dt.datetime | None = None) -> tuple[Case, bool]:
+                     now: dt.datetime | None = None, then=None, extra: dict | None = None) -> tuple[Case, bool]:
     """File a case at most once per Idempotency-Key; returns (case, created). The same key with a different body
-    is refused. Two retries racing each other both get the one case: the key's primary key decides."""
+    (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
+    decides. `then(session, case)` runs in the same transaction (a patrol worker handling it on the spot): if it
+    raises, nothing is stored."""
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
         raise InvalidInput("Idempotency-Key: 1 to 200 printable characters, e.g. a UUID", field="Idempotency-Key")
-    digest = request_hash(new)
+    digest = request_hash(new, extra)
     for _ in range(3):
         try:
             with sessionmaker() as session, session.begin():
@@ -156,6 +158,8 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
                                                "new key for a new case", field="Idempotency-Key")
                         return get_case(session, seen.case_id), False
                 case = create_case(session, index, new, actor=actor, now=now)
+                if then is not None:
+                    then(session, case)
                 if key is not None:
                     session.add(IdempotencyKey(key=key, request_hash=digest, case_id=case.id))
                     session.flush()
@@ -239,14 +243,31 @@ def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None) -
         "whistle": ({"department_id": case.department_id, "at": _iso(case.whistled_at),
                      "due_at": _iso(case.department_due_at), "reported_at": _iso(case.department_reported_at)}
                     if case.whistled_at else None),
-        "clock": clock,
+        "clock": clock, "external_ref": case.external_ref, "reported_by_staff_id": case.reported_by_staff_id,
+        "merged_into_id": case.merged_into_id,
     }
 
 
 def case_history(case: Case) -> list[dict]:
     """The case's events, oldest first."""
-    return [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "from_state": e.from_state,
-             "to_state": e.to_state, "detail": e.detail} for e in case.events]
+    return [_event(e) for e in case.events]
+
+
+def _event(e: CaseEvent) -> dict:
+    return {"at": _iso(e.at), "actor": e.actor, "action": e.action, "from_state": e.from_state,
+            "to_state": e.to_state, "detail": e.detail}
+
+
+def full_history(session: Session, case: Case) -> list[dict]:
+    """The case's history with the histories of the cases merged into it, in time order; entries of a merged
+    case carry its `case_number`."""
+    merged = dict(session.execute(sa.select(Case.id, Case.number).where(Case.merged_into_id == case.id)).all())
+    if not merged:
+        return case_history(case)
+    events = list(case.events)
+    events += session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id.in_(merged)))
+    events.sort(key=lambda e: (utc(e.at), e.id))
+    return [{**_event(e), **({"case_number": merged[e.case_id]} if e.case_id in merged else {})} for e in events]
 
 
 def _mask_name(name: str | None) -> str | None:

@@ -9,7 +9,8 @@ case's history in the same transaction.
 States: reported → filed | rejected | voided; filed → dispatched; dispatched → accepted (签收; the clock starts on
 the working calendar) or back to filed (退单, bounce, with the grid boundary as evidence); accepted/rework →
 handled; handled → closed (核查结案, by someone other than the handler) or rework (返工); closed → rated, and
-reopened (back to dispatched) when the resident is not satisfied. Extension (延期) and suspension (挂账) are
+reopened (back to dispatched) when the resident is not satisfied. A duplicate is merged (合并) into the case it
+repeats: it ends as `merged`, and both cases keep their histories (each records the merge). Extension (延期) and suspension (挂账) are
 requested by the handler and approved by a leader; a suspended case resumes with its deadline moved by the time
 it was suspended. A department whistled to (吹哨) must report in (报到) within `REPORT_IN_LIMIT`.
 """
@@ -89,7 +90,9 @@ STEPS = {s.name: s for s in [
     Step("approve", "批准申请", ("accepted", "rework"), ("leader",), None),
     Step("deny", "驳回申请", ("accepted", "rework"), ("leader",), None),
     Step("resume", "恢复办理", ("suspended",), ("leader", "dispatcher"), "accepted"),
+    Step("merge", "合并", ("reported", "filed", "dispatched", "accepted"), ("dispatcher",), "merged"),
 ]}
+MERGE_TARGET_EXCLUDED = ("rejected", "voided", "merged")
 NEEDS_REASON = {"reject", "void", "reassign", "bounce", "send_back", "request_extension", "request_suspension",
                 "deny"}
 
@@ -351,6 +354,33 @@ class _Handlers:
                 case.due_at = calendar.add_working_seconds(_aware(case.due_at), calendar.working_seconds(since, now))
         case.suspended_at = None
         return {"due_at": case.due_at.isoformat() if case.due_at else None}
+
+
+    @staticmethod
+    def merge(session, case, actor, params, calendar, now):
+        into = params.get("into")
+        if not isinstance(into, int) or isinstance(into, bool):
+            raise InvalidInput("into: the id of the case this one duplicates", field="into")
+        if into == case.id:
+            raise InvalidInput("into: a case cannot be merged into itself", field="into")
+        primary = session.get(Case, into)
+        if primary is None:
+            raise InvalidInput(f"into: no case has id {into}", field="into")
+        if primary.state in MERGE_TARGET_EXCLUDED:
+            target = f"; merge into case {primary.merged_into_id} instead" if primary.merged_into_id else ""
+            raise Conflict(f"into: case {into} is {primary.state}{target}", field="into")
+        if primary.category_id != case.category_id and not (params.get("reason") or "").strip():
+            raise InvalidInput("reason: the cases have different categories; say why they are one problem",
+                               field="reason")
+        case.merged_into_id = primary.id
+        case.closed_at = now
+        # the case it joins records the merge too (and its version moves, so that open forms see the change)
+        session.execute(sa.update(Case).where(Case.id == primary.id).values(version=Case.version + 1)
+                        .execution_options(synchronize_session=False))
+        session.add(CaseEvent(case_id=primary.id, at=now, actor=actor.label(), action="merge_in",
+                              from_state=primary.state, to_state=primary.state,
+                              detail={"case_id": case.id, "number": case.number, "source": case.source}))
+        return {"into_number": primary.number}
 
 
 def _no_pending(case: Case) -> None:

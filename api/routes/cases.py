@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IndexDep, SessionDep
-from gridmap import cases, features, workflow
+from gridmap import cases, duplicates, features, patrol, workflow
 from gridmap.errors import InvalidInput
 from gridmap.areas import check_bbox
 
@@ -40,12 +40,65 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
     `Idempotent-Replayed: true`) instead of making a second one; the same key with a different body is a 422."""
     case, created = cases.create_case_once(request.app.state.sessionmaker, index, cases.NewCase(**body.model_dump()),
                                            idempotency_key)
+    return _created(request, response, case, created)
+
+
+def _created(request: Request, response: Response, case, created: bool) -> dict:
+    """The answer to an intake: the case, its history, and the cases it may duplicate."""
     response.headers["Location"] = str(request.url_for("get_case", case_id=case.id))
     response.headers["ETag"] = f'"{case.version}"'
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return {**cases.case_summary(case), "history": cases.case_history(case)}
+    with request.app.state.sessionmaker() as session:
+        similar = duplicates.suggest(session, case, request.app.state.settings.duplicate_window(), limit=5)
+    return {**cases.case_summary(case), "history": cases.case_history(case), "possible_duplicates": similar}
+
+
+class PatrolIn(BaseModel):
+    """What a grid worker on patrol reports; `handled_on_spot` when they dealt with it there and then."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    lon: float = Field(allow_inf_nan=False)
+    lat: float = Field(allow_inf_nan=False)
+    crs: str = "wgs84"
+    category: str = Field(min_length=1, max_length=32)
+    description: str | None = Field(default=None, max_length=cases.MAX_TEXT)
+    address: str | None = Field(default=None, max_length=300)
+    handled_on_spot: bool = False
+    note: str | None = Field(default=None, max_length=4000)
+
+
+@router.post("/patrol-reports", status_code=201)
+def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, response: Response,
+                         x_user: Annotated[str | None, Header()] = None,
+                         x_role: Annotated[str | None, Header()] = None,
+                         x_staff_id: Annotated[int | None, Header()] = None,
+                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
+    """A grid worker's patrol report (巡查上报): filed and routed like every case, recording who found it; a point
+    outside the worker's grids is flagged `outside_own_grid`. With `handled_on_spot` (即报即处) the case is
+    accepted and handled by the worker at once and waits for verification — only when it is theirs to handle."""
+    workflow.check_actor(x_user, x_role)
+    actor = workflow.Actor(x_user.strip(), x_role, x_staff_id)
+    fields = body.model_dump(exclude={"handled_on_spot", "note"})
+    case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), actor,
+                                  calendar=request.app.state.calendar(), handled_on_spot=body.handled_on_spot,
+                                  note=body.note, key=idempotency_key)
+    return _created(request, response, case, created)
+
+
+@router.get("/cases/{case_id}/duplicates")
+def case_duplicates(case_id: int, session: SessionDep, request: Request, distance_m: float | None = None,
+                    hours: float | None = None) -> dict:
+    """Cases that may report the same problem: same category, within `distance_m` metres and `hours` hours
+    (defaults from the settings), not rejected, voided or merged; nearest first. Merge one with the `merge` step."""
+    default = request.app.state.settings.duplicate_window()
+    window = duplicates.Window(distance_m if distance_m is not None else default.distance_m,
+                               hours if hours is not None else default.hours)
+    case = cases.get_case(session, case_id)
+    return {"case_id": case.id, "distance_m": window.distance_m, "hours": window.hours,
+            "items": duplicates.suggest(session, case, window)}
 
 
 class ActionIn(BaseModel):
@@ -61,6 +114,7 @@ class ActionIn(BaseModel):
     amount: float | None = None
     unit: str | None = None
     note: str | None = Field(None, max_length=4000)
+    into: int | None = Field(None, description="merge: the id of the case this one duplicates")
 
 
 def _if_match(value: str | None) -> int | None:
@@ -80,7 +134,7 @@ def case_action(case_id: int, action: str, body: ActionIn, session: SessionDep, 
                 x_department: Annotated[str | None, Header()] = None,
                 if_match: Annotated[str | None, Header()] = None) -> dict:
     """Take one step of the loop: file, reject, void, dispatch, reassign, accept, bounce, whistle, report_in,
-    handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume.
+    handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume, merge.
 
     Who acts comes from `X-User` and `X-Role` (set by the gateway that authenticates users), plus `X-Staff-Id`
     for a worker and `X-Department` for a department. The version you saw goes in `If-Match` (a stale one is
@@ -125,7 +179,8 @@ def get_case(case_id: int, session: SessionDep, request: Request, response: Resp
     """One case with its full history."""
     case = cases.get_case(session, case_id)
     response.headers["ETag"] = f'"{case.version}"'
-    return {**cases.case_summary(case, calendar=request.app.state.calendar()), "history": cases.case_history(case)}
+    return {**cases.case_summary(case, calendar=request.app.state.calendar()),
+            "history": cases.full_history(session, case)}
 
 
 @router.get("/categories")
