@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import areas, cases, generations, imports, locate, measures, open311, pages
+from api.routes import areas, cases, catalogue, generations, imports, locate, measures, open311, pages
 from api.settings import Settings
 from gridmap import storage
 from gridmap.generations import IndexRegistry
@@ -92,8 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return calendar_cache["calendar"]
 
     app.state.calendar = calendar
+    app.state.calendar_changed = calendar_cache.clear  # an admin edited it: read it again on next use
     errors.register(app)
-    for module in (areas, locate, generations, cases, imports, measures, open311, pages):
+    for module in (areas, locate, generations, cases, catalogue, imports, measures, open311, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -80,6 +80,9 @@ def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
     if category is None:
         raise InvalidInput(f"category: {new.category!r} is not a category code (see GET /api/v1/categories)",
                            field="category")
+    if category.active is False:
+        raise InvalidInput(f"category: {new.category} ({category.name}) is retired; see GET /api/v1/categories",
+                           field="category")
     return category
 
 
@@ -277,10 +280,3 @@ def _mask_name(name: str | None) -> str | None:
 def _iso(value: dt.datetime | None) -> str | None:
     value = utc(value)
     return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def list_categories(session: Session) -> list[dict]:
-    """Every case category, by code."""
-    rows = session.scalars(sa.select(CaseCategory).order_by(CaseCategory.code))
-    return [{"code": c.code, "kind": c.kind, "major_class": c.major_class, "name": c.name,
-             "time_limit": c.time_limit, "time_unit": c.time_unit, "urgency": c.urgency} for c in rows]

@@ -66,14 +66,15 @@ def service(category: CaseCategory) -> dict:
 
 
 def services(session: Session) -> list[dict]:
-    return [service(c) for c in session.scalars(sa.select(CaseCategory).order_by(CaseCategory.code))]
+    query = sa.select(CaseCategory).where(CaseCategory.active.is_(True)).order_by(CaseCategory.code)
+    return [service(c) for c in session.scalars(query)]  # retired categories take no new requests
 
 
 def category_for(session: Session, code: str | None) -> CaseCategory:
     if not code:
         raise Open311Error(400, "service_code was not provided")
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
-    if category is None:
+    if category is None or category.active is False:
         raise Open311Error(404, f"service_code {code} was not found; see services.xml")
     return category
 

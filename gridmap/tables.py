@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -192,6 +193,9 @@ class CaseCategory(Base):
     urgency: Mapped[str] = mapped_column(String(16), default="normal")
     filing_condition: Mapped[str | None] = mapped_column(Text)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())  # retired: no new cases
+
+    department: Mapped[Department | None] = relationship()
 
 
 class Case(Base):

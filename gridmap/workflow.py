@@ -189,8 +189,8 @@ class _Handlers:
         code = params.get("category")
         if code is not None:
             category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
-            if category is None:
-                raise InvalidInput(f"category: {code!r} is not a category code", field="category")
+            if category is None or category.active is False:
+                raise InvalidInput(f"category: {code!r} is not a category code in use", field="category")
             case.category_id = category.id
         if case.category_id is None:
             raise InvalidInput("category: filing needs a category (立案条件 are per category)", field="category")

@@ -181,9 +181,3 @@ def get_case(case_id: int, session: SessionDep, request: Request, response: Resp
     response.headers["ETag"] = f'"{case.version}"'
     return {**cases.case_summary(case, calendar=request.app.state.calendar()),
             "history": cases.full_history(session, case)}
-
-
-@router.get("/categories")
-def list_categories(session: SessionDep) -> list[dict]:
-    """The case categories: code, kind, major class, name, time limit and unit."""
-    return cases.list_categories(session)

@@ -1,5 +1,5 @@
-"""intake channels and duplicates: a case's reference in its source system (a 12345 ticket number), the patrol
-worker who reported it, and the case a duplicate was merged into
+"""intake channels, duplicates and the catalogue: a case's reference in its source system (a 12345 ticket
+number), the patrol worker who reported it, the case a duplicate was merged into; categories can be retired
 
 Revision ID: 0003
 Revises: 0002
@@ -30,12 +30,14 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != 'sqlite':  # SQLite cannot add a constraint to an existing table
         op.create_foreign_key('fk_case_file_reported_by', 'case_file', 'staff', ['reported_by_staff_id'], ['id'])
         op.create_foreign_key('fk_case_file_merged_into', 'case_file', 'case_file', ['merged_into_id'], ['id'])
+    op.add_column('case_category', sa.Column('active', sa.Boolean(), nullable=False, server_default=sa.true()))
     # one case per ticket of a source system: re-importing a 12345 export creates nothing new
     op.create_index('uq_case_file_source_ref', 'case_file', ['source', 'external_ref'], unique=True)
     op.create_index('ix_case_file_category_reported', 'case_file', ['category_id', 'reported_at'])
 
 
 def downgrade() -> None:
+    op.drop_column('case_category', 'active')
     op.drop_index('ix_case_file_category_reported', table_name='case_file')
     op.drop_index('uq_case_file_source_ref', table_name='case_file')
     if op.get_bind().dialect.name != 'sqlite':
