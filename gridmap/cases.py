@@ -23,7 +23,7 @@ from gridmap.locate import LocateOptions, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
-from gridmap.tables import CASE_SOURCES, CASE_STATES, Case, CaseCategory, CaseEvent, IdempotencyKey
+from gridmap.tables import CASE_SOURCES, CASE_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
 
 LEVEL_COLUMNS = {"district": Case.district_code, "subdistrict": Case.subdistrict_code,
                  "community": Case.community_code, "grid": Case.grid_code, "microgrid": Case.microgrid_code}
@@ -215,8 +215,27 @@ def find_cases(session: Session, *, area: str | None = None, state: str | None =
     return int(total or 0), list(rows)
 
 
-def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None) -> dict:
-    """The public view of a case: personal data masked, times in UTC ISO 8601; with a calendar, the clock."""
+# who may see a reporter's name and phone in full, on one case at a time (lists, maps, exports and logs always mask
+# them): dispatchers and admins, verifiers (they call the resident back, 回访), and the worker or department the
+# case is with
+CONTACT_ROLES = ("dispatcher", "admin", "verifier")
+
+
+def may_see_contact(session: Session, case: Case, role: str | None, staff_id: int | None = None,
+                    department: str | None = None) -> bool:
+    """Whether this role (and worker, or department by code) may see the reporter's name and phone of this case."""
+    if role in CONTACT_ROLES:
+        return True
+    if role == "worker":
+        return staff_id is not None and staff_id == case.assignee_id
+    if role == "department" and department and case.department_id is not None:
+        return session.scalar(sa.select(Department.code).where(Department.id == case.department_id)) == department
+    return False
+
+
+def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, contact: bool = False) -> dict:
+    """The public view of a case: personal data masked (in full with `contact`, for one who may see it), times in
+    UTC ISO 8601; with a calendar, the clock."""
     clock = None
     if calendar is not None and case.accepted_at and case.due_at and case.state in ("accepted", "rework", "handled"):
         # the share of the time from acceptance to the (possibly extended) deadline used so far, in the unit of
@@ -236,7 +255,8 @@ def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None) -
         "district_code": case.district_code, "subdistrict_code": case.subdistrict_code,
         "community_code": case.community_code, "grid_code": case.grid_code, "microgrid_code": case.microgrid_code,
         "branch_id": case.branch_id, "assignee_id": case.assignee_id, "flags": case.locate_flags or [],
-        "reporter_name": _mask_name(case.reporter_name), "reporter_phone": mask_phone(case.reporter_phone),
+        "reporter_name": case.reporter_name if contact else _mask_name(case.reporter_name),
+        "reporter_phone": case.reporter_phone if contact else mask_phone(case.reporter_phone),
         "reported_at": _iso(case.reported_at), "accepted_at": _iso(case.accepted_at),
         "due_at": _iso(case.due_at), "closed_at": _iso(case.closed_at), "version": case.version,
         "department_id": case.department_id, "handled_by": case.handled_by, "satisfaction": case.satisfaction,

@@ -159,7 +159,9 @@ def _phone(text: str) -> str | None:
     if digits.startswith("+86"):
         digits = digits[3:]
     if not (digits.isdigit() and 7 <= len(digits) <= 15):
-        raise ValueError(f"{text!r} is not a phone number (7 to 15 digits, e.g. 13812341234 or 0871-63123456)")
+        # the value is not repeated: the report is an export, and a phone number is personal data
+        raise ValueError(f"not a phone number ({len(digits)} characters); 7 to 15 digits, e.g. 13812341234 or "
+                         "0871-63123456")
     return digits
 
 

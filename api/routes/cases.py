@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -14,6 +15,7 @@ from gridmap.errors import InvalidInput
 from gridmap.areas import check_bbox
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
+audit = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
 
 
 class CaseIn(BaseModel):
@@ -175,9 +177,19 @@ def list_cases(session: SessionDep, request: Request, area: str | None = None, s
 
 
 @router.get("/cases/{case_id}", name="get_case")
-def get_case(case_id: int, session: SessionDep, request: Request, response: Response) -> dict:
-    """One case with its full history."""
+def get_case(case_id: int, session: SessionDep, request: Request, response: Response,
+             x_user: Annotated[str | None, Header()] = None, x_role: Annotated[str | None, Header()] = None,
+             x_staff_id: Annotated[int | None, Header()] = None,
+             x_department: Annotated[str | None, Header()] = None) -> dict:
+    """One case with its full history (and the histories of the cases merged into it). The reporter's name and
+    phone are masked unless `X-Role` may see them: dispatcher, admin, verifier, or the worker (`X-Staff-Id`) or
+    department (`X-Department`) the case is with; each such view is written to the audit log."""
     case = cases.get_case(session, case_id)
+    contact = bool(x_user and x_user.strip()) and cases.may_see_contact(session, case, x_role, x_staff_id,
+                                                                        x_department)
+    if contact and (case.reporter_name or case.reporter_phone):
+        audit.info("contact shown: case %s to %s:%s", case.number, x_role, x_user.strip())
     response.headers["ETag"] = f'"{case.version}"'
-    return {**cases.case_summary(case, calendar=request.app.state.calendar()),
+    response.headers["Cache-Control"] = "private, no-store" if contact else "no-cache"
+    return {**cases.case_summary(case, calendar=request.app.state.calendar(), contact=contact),
             "history": cases.full_history(session, case)}
