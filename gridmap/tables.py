@@ -286,6 +286,7 @@ class CaseEvent(Base):
     """One change of a case: who did what, when, from which state to which."""
 
     __tablename__ = "case_event"
+    __table_args__ = (Index("ix_case_event_action_at", "action", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

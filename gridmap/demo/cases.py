@@ -1,4 +1,5 @@
-"""A year of demo cases: realistic categories, channels, states and times, located by the lookup index."""
+"""A year of demo cases: realistic categories, channels and places, each taken through the case loop by the
+workflow's steps, routing rules and working calendar (tests replay every history through `workflow.STEPS`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from gridmap.demo.catalogue import CLASS_WEIGHTS
 from gridmap.demo.tiling import DemoArea
 from gridmap.lookup import AreaIndex
 from gridmap.tables import Case, CaseCategory, CaseEvent, PartyOrg, PartyOrgArea, StaffArea
+from gridmap.workcal import WorkCalendar
 
 SOURCES = ("hotline", "miniprogram", "patrol", "referral")
 SOURCE_WEIGHTS = (0.45, 0.25, 0.25, 0.05)
-UNIT_HOURS = {"work_hours": 1.0, "work_days": 8.0, "calendar_days": 24.0}
 TZ_CN = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -48,6 +49,7 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     workers = dict(session.execute(sa.select(StaffArea.area_code, sa.func.min(StaffArea.staff_id))
                                    .where(StaffArea.role == "fulltime_worker").group_by(StaffArea.area_code)).all())
     end = dt.datetime.combine(today, dt.time(0), TZ_CN).astimezone(dt.timezone.utc)
+    calendar = WorkCalendar.seeded()
     age_days = np.sort(rng.uniform(0, 365, n))[::-1]
     rows, histories = [], []
     seq: dict[str, int] = {}
@@ -57,7 +59,8 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
         chain = index.chain_of(index.leaves[leaf[i]].code) if leaf[i] >= 0 else []
         codes = {a.level: a.code for a in chain}
         cat = cats[cat_idx[i]]
-        row, history = _one_case(cat, reported, end, codes, rng)
+        worker = workers.get(codes.get("grid"))
+        row, history = _one_case(cat, reported, end, codes, worker, calendar, rng)
         day = f"{reported.astimezone(TZ_CN):%Y%m%d}"
         seq[day] = seq.get(day, 0) + 1
         source = str(rng.choice(SOURCES, p=SOURCE_WEIGHTS))
@@ -68,7 +71,8 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
                    district_code=codes.get("district"), subdistrict_code=codes.get("subdistrict"),
                    community_code=codes.get("community"), grid_code=codes.get("grid"),
                    microgrid_code=codes.get("microgrid"), branch_id=branches.get(codes.get("grid")),
-                   assignee_id=workers.get(codes.get("grid")), locate_flags=[], version=1,
+                   locate_flags=[], version=1 + max(len(history) - 3, 0),  # file and dispatch at intake: 1
+                   reported_by_staff_id=worker if source == "patrol" else None,
                    reporter_name=names.person_name(rng) if source in ("hotline", "miniprogram") else None,
                    reporter_phone=names.phone_number(rng) if source in ("hotline", "miniprogram") else None)
         rows.append(row)
@@ -88,43 +92,124 @@ def _daytime(when: dt.datetime, rng: np.random.Generator) -> dt.datetime:
                          microsecond=0).astimezone(dt.timezone.utc)
 
 
-def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict, rng: np.random.Generator):
-    """The case's state and times, and its history, given how long ago it was reported."""
-    limit_h = cat.time_limit * UNIT_HOURS[cat.time_unit]
-    steps = [("reported", None, "reported", reported)]
-    filed = reported + dt.timedelta(minutes=float(rng.uniform(5, 60)))
+def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict, worker: int | None,
+              calendar: WorkCalendar, rng: np.random.Generator):
+    """The case's loop up to `end`, by the workflow's steps and the working calendar: its columns and history.
+
+    Events go to the grid's worker, components to their department (the routing rules of `workflow.route`); the
+    deadline is the category's limit on the working calendar from acceptance; a few cases are bounced, reworked,
+    extended or suspended, most handled within their limit, and about 70 % of the closed ones rated."""
+    limit, unit = cat.time_limit, cat.time_unit
+    owner_first = cat.kind == "component" and cat.department_id is not None
+    handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
+    row = dict(state="reported", reported_at=reported, accepted_at=None, due_at=None, closed_at=None,
+               satisfaction=None, handled_by=None, handled_at=None, rated_at=None, suspended_at=None,
+               assignee_id=None if owner_first else worker, department_id=cat.department_id if owner_first else None,
+               rework_count=0, bounce_count=0, extension_count=0, reopen_count=0)
+    history = []
+    t = reported
+
+    def step(action, actor, to_state, at, detail=None):
+        history.append(dict(at=at, actor=actor, action=action, from_state=row["state"], to_state=to_state,
+                            detail=detail))
+        row["state"] = to_state
+
+    def later(minutes_low, minutes_high):
+        return t + dt.timedelta(minutes=float(rng.uniform(minutes_low, minutes_high)))
+
+    history.append(dict(at=reported, actor="resident", action="reported", from_state=None, to_state="reported",
+                        detail=None))
+    t = later(5, 60)
+    if t > end:
+        return row, history
     if rng.random() < 0.015:
-        steps.append(("rejected", "reported", "rejected", filed))
-        return _finish(steps, None, None, None, None)
-    steps.append(("filed", "reported", "filed", filed))
+        step("reject", "dispatcher:demo", "rejected", t, {"reason": "不属于受理范围"})
+        row["closed_at"] = t
+        return row, history
     if not codes.get("grid"):
-        return _finish(steps, None, None, None, None)
-    dispatched = filed + dt.timedelta(minutes=float(rng.uniform(2, 40)))
-    accepted = dispatched + dt.timedelta(minutes=float(rng.uniform(5, 90)))
-    due = accepted + dt.timedelta(hours=limit_h * (1.6 if cat.time_unit == "work_days" else 1.0))
-    handled = accepted + dt.timedelta(hours=limit_h * float(rng.lognormal(-1.0, 0.55)))
-    closed = handled + dt.timedelta(hours=float(rng.uniform(0.5, 8)))
-    for action, frm, to, at in (("dispatched", "filed", "dispatched", dispatched),
-                                ("accepted", "dispatched", "accepted", accepted),
-                                ("handled", "accepted", "handled", handled), ("closed", "handled", "closed", closed)):
-        if at > end:
+        return row, history  # outside every grid: waits for a dispatcher to place it
+    step("file", "dispatcher:demo", "filed", t)
+    t = later(2, 40)
+    step("dispatch", "system", "dispatched", t, {"rule": "owner_first" if owner_first else "territory_first"})
+    if rng.random() < 0.015:  # bounced once ("not our territory"), then dispatched again by a dispatcher
+        t = later(10, 120)
+        if t > end:
+            return row, history
+        row["bounce_count"] = 1
+        step("bounce", handler, "filed", t, {"reason": "非本单位职责", "from_assignee_id": row["assignee_id"],
+                                             "from_department_id": row["department_id"]})
+        t = later(10, 60)
+        step("dispatch", "dispatcher:demo", "dispatched", t, {"rule": "override", "reason": "经核实属本单位"})
+    for round_ in range(2):  # a second round only after a dissatisfied rating reopened the case
+        t = _work(row, step, handler, t, end, cat, calendar, rng, first=round_ == 0)
+        if t is None or row["state"] != "dispatched":
             break
-        steps.append((action, frm, to, at))
-    if steps[-1][0] == "handled" and rng.random() < 0.04 and closed > end - dt.timedelta(days=2):
-        steps.append(("rework", "handled", "rework", end - dt.timedelta(hours=2)))
-    if steps[-1][0] == "closed" and rng.random() < 0.006:
-        steps[-1] = ("suspended", "handled", "suspended", closed)
-    rated = int(rng.choice([5, 5, 5, 4, 4, 3, 2])) if steps[-1][0] == "closed" and rng.random() < 0.7 else None
-    accepted_at = accepted if len(steps) >= 4 else None
-    return _finish(steps, accepted_at, due if accepted_at else None,
-                   closed if steps[-1][0] == "closed" else None, rated)
-
-
-def _finish(steps, accepted_at, due_at, closed_at, satisfaction):
-    state = steps[-1][2]
-    row = dict(state=state, reported_at=steps[0][3], accepted_at=accepted_at, due_at=due_at, closed_at=closed_at,
-               satisfaction=satisfaction)
-    actors = {"reported": "resident", "filed": "dispatcher", "rejected": "dispatcher", "dispatched": "system"}
-    history = [dict(at=at, actor=actors.get(action, "grid_worker"), action=action, from_state=frm, to_state=to,
-                    detail=None) for action, frm, to, at in steps]
     return row, history
+
+
+def _work(row, step, handler, t, end, cat, calendar, rng, *, first):
+    """From dispatch to closure and rating (or as far as `end`); returns the time reached, None when stopped."""
+    limit, unit = cat.time_limit, cat.time_unit
+    t = t + dt.timedelta(minutes=float(rng.uniform(5, 90)))
+    if t > end:
+        return None
+    step("accept", handler, "accepted", t)
+    row["accepted_at"] = t
+    row["due_at"] = due = calendar.add(t, limit, unit)
+    if first and rng.random() < 0.02:  # an extension, approved
+        t = calendar.add(t, limit * 0.5, unit) if unit != "calendar_days" else t + dt.timedelta(days=limit * 0.5)
+        if t > end:
+            return None
+        step("request_extension", handler, "accepted", t, {"reason": "需协调多部门", "amount": limit, "unit": unit})
+        t = t + dt.timedelta(minutes=float(rng.uniform(30, 240)))
+        row["due_at"] = due = calendar.add(due, limit, unit)
+        row["extension_count"] = 1
+        step("approve", "leader:demo", "accepted", t, {"approved": "extension"})
+    draw = rng.random()
+    if first and draw < 0.006:  # suspended (挂账), not resumed yet
+        t = t + dt.timedelta(minutes=float(rng.uniform(60, 600)))
+        if t > end:
+            return None
+        step("request_suspension", handler, "accepted", t, {"reason": "涉及历史遗留问题，需专项资金"})
+        t = t + dt.timedelta(minutes=float(rng.uniform(30, 240)))
+        row["suspended_at"] = t
+        step("approve", "leader:demo", "suspended", t, {"approved": "suspension"})
+        return None
+    if first and draw < 0.016:  # stalled: accepted, never handled (it runs overdue and is escalated)
+        return None
+    # most cases are handled well within their limit; a tail runs late
+    share = float(rng.lognormal(-1.4, 0.6))
+    rework = first and rng.random() < 0.03
+
+    def after(start, fraction):  # a fraction of the limit, in the limit's own kind of time
+        if unit == "calendar_days":
+            return start + dt.timedelta(days=limit * fraction)
+        return calendar.add(start, limit * fraction, unit)
+
+    for attempt in range(2 if rework else 1):
+        t = after(t, share)
+        if t > end:
+            return None
+        step("handle", handler, "handled", t)
+        row["handled_by"], row["handled_at"] = handler, t
+        t = after(t, float(rng.uniform(0.03, 0.15)))  # the verifier checks on site
+        if t > end:
+            return None
+        if attempt == 0 and rework:
+            row["rework_count"] = 1
+            step("send_back", "verifier:demo", "rework", t, {"reason": "现场核查未整改到位"})
+            share = share * 0.5
+    step("verify", "verifier:demo", "closed", t, {"on_time": t <= due})
+    row["closed_at"] = t
+    if rng.random() < 0.7:
+        t = t + dt.timedelta(minutes=float(rng.uniform(60, 60 * 48)))
+        if t <= end:
+            score = int(rng.choice([5, 5, 5, 5, 4, 4, 4, 3, 3, 2] if first else [5, 4, 4, 3]))
+            row["satisfaction"], row["rated_at"] = score, t
+            if score <= 2:  # not satisfied: reopened, back to the same handler
+                step("rate", "resident", "dispatched", t, {"satisfaction": score, "reopened": True})
+                row["reopen_count"] = row.get("reopen_count", 0) + 1
+                row.update(closed_at=None, accepted_at=None, due_at=None, handled_by=None, handled_at=None)
+            else:
+                step("rate", "resident", "closed", t, {"satisfaction": score, "reopened": False})
+    return t
