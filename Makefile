@@ -42,6 +42,7 @@ unit: install
 
 bench: install test-system-deps postgis
 	$(BIN)/python tests/benchmarks/locate.py
+	$(BIN)/python tests/benchmarks/cases.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -404,15 +404,25 @@ def _worker_for(session: Session, grid_code: str) -> int | None:
     ).first()
 
 
+def _territory(session: Session, grid_code: str, day: dt.date) -> tuple[int | None, int | None]:
+    """The grid's party branch and full-time worker on a day, remembered for the session's life (one request or
+    one batch of an import: assignments do not change under it)."""
+    from gridmap.areas import branch_for
+
+    cache = session.info.setdefault("gridmap.territory", {})
+    key = (grid_code, day)
+    if key not in cache:
+        branch = branch_for(session, grid_code, day)
+        cache[key] = (branch.id if branch else None, _worker_for(session, grid_code))
+    return cache[key]
+
+
 def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int | None = None,
           department: str | None = None, reason: str | None = None) -> dict:
     """Who gets the case. Events go to the territory first (先属地: the grid's worker); components to their owner
     first (先属主: the category's department). A dispatcher's override names a worker or a department and a
     reason; both are recorded."""
-    from gridmap.areas import branch_for
-
-    branch = branch_for(session, case.grid_code, now.date()) if case.grid_code else None
-    case.branch_id = branch.id if branch else None
+    case.branch_id = _territory(session, case.grid_code, now.date())[0] if case.grid_code else None
     if override_staff is not None or department is not None:
         if override_staff is not None:
             if not session.scalar(sa.select(sa.func.count()).select_from(StaffArea)
@@ -431,7 +441,7 @@ def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int
         case.assignee_id, case.department_id = None, category.department_id
         rule = "owner_first"
     else:
-        case.assignee_id = _worker_for(session, case.grid_code) if case.grid_code else None
+        case.assignee_id = _territory(session, case.grid_code, now.date())[1] if case.grid_code else None
         case.department_id = None
         rule = "territory_first"
     return {"rule": rule, "grid": case.grid_code, "assignee_id": case.assignee_id,
