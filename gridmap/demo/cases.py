@@ -99,7 +99,6 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
     Events go to the grid's worker, components to their department (the routing rules of `workflow.route`); the
     deadline is the category's limit on the working calendar from acceptance; a few cases are bounced, reworked,
     extended or suspended, most handled within their limit, and about 70 % of the closed ones rated."""
-    limit, unit = cat.time_limit, cat.time_unit
     owner_first = cat.kind == "component" and cat.department_id is not None
     handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
     row = dict(state="reported", reported_at=reported, accepted_at=None, due_at=None, closed_at=None,
