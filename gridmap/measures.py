@@ -75,6 +75,7 @@ COLUMNS = [
     ("satisfaction", "满意率", "satisfaction", "rate"),
 ]
 TOTAL_KEY = "*"
+NO_UNIT = "\0none"  # cases of no unit (no grid, no worker): in the total only
 
 
 @dataclass(frozen=True)
@@ -107,100 +108,87 @@ def _rate(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype(float)
 
 
-def _keys(values: pd.Series) -> pd.Series:
-    """Unit keys as text: area codes as they are, ids of branches, departments and workers as "12"."""
-    if values.dtype.kind in "if":  # ids (float when some are missing)
-        ints = pd.array(values, dtype="Int64")
-        return pd.Series([None if v is pd.NA else str(v) for v in ints], index=values.index, dtype=object)
-    def one(value):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return None
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return str(int(value))
-        return str(value)
-    return values.map(one).astype(object)
+def _key(value) -> str | None:
+    """A unit key as text: area codes as they are, ids of branches, departments and workers as "12"."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return str(int(value))
+    return str(value)
 
 
-def _frame(session: Session, statement, columns: list[str]) -> pd.DataFrame:
-    """A query's rows as a DataFrame, built column by column (much faster than from Row objects)."""
-    rows = session.execute(statement).all()
-    data = list(zip(*rows)) if rows else [()] * len(columns)
-    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in zip(columns, data)})
+def _count(condition) -> sa.ColumnElement:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
-def _percentile(q: float):
-    return lambda values: float(np.percentile(values, q)) if len(values) else np.nan
-
-
-def _frames(session: Session, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cases that can count in the period, and the steps taken in it that are counted."""
+def _case_counts(period: Period) -> dict[str, sa.ColumnElement]:
+    """The counts over cases, as SQL: the formulas of the module docstring (D, S, D − S and what is in them)."""
     since, until = period.since, period.until
-    columns = [Case.id, Case.state, Case.reported_at, Case.due_at, Case.closed_at, Case.rework_count,
-               Case.extension_count, *(getattr(Case, c) for c in UNIT_COLUMN.values())]
+    in_d = sa.and_(Case.state.not_in(NOT_COUNTED), Case.due_at >= since, Case.due_at < until)
+    active = sa.and_(in_d, Case.state != "suspended")
+    closed = sa.and_(active, Case.state == "closed", Case.closed_at.is_not(None))
+    return {
+        "received": _count(sa.and_(Case.reported_at >= since, Case.reported_at < until)),
+        "due": _count(in_d),
+        "suspended": _count(sa.and_(in_d, Case.state == "suspended")),
+        "active": _count(active),
+        "closed": _count(closed),
+        "closed_on_time": _count(sa.and_(closed, Case.closed_at <= Case.due_at)),
+        "reworked": _count(sa.and_(active, Case.rework_count > 0)),
+        "extended": _count(sa.and_(active, Case.extension_count > 0)),
+    }
+
+
+def _grouped(session: Session, columns: dict[str, sa.ColumnElement], key, source, where) -> pd.DataFrame:
+    """One aggregate query grouped by the unit key (None for cases of no unit: they count in the total only)."""
+    query = sa.select(key.label("key"), *(c.label(n) for n, c in columns.items())).select_from(source) \
+        .where(*where).group_by(key)
+    rows = session.execute(query).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["key", *columns]).astype({n: float for n in columns})
+    frame["key"] = frame["key"].map(_key).fillna(NO_UNIT)
+    return frame.groupby("key").sum()
+
+
+def _hours(session: Session, start, end) -> sa.ColumnElement:
+    """Hours between two timestamp columns, computed by the database."""
+    if session.get_bind().dialect.name == "sqlite":
+        return (sa.func.julianday(end) - sa.func.julianday(start)) * 24.0
+    return sa.extract("epoch", end - start) / 3600.0
+
+
+def compute(session: Session, period: Period, unit: str, under: str | None = None) -> pd.DataFrame:
+    """The measures of every unit of a kind and the total (key `*`), by the formulas above. Counts are
+    aggregated by the database; only the hours to close come back per case, for their percentiles."""
+    since, until = period.since, period.until
+    column = getattr(Case, UNIT_COLUMN[unit])
+    inside = [Case.grid_code.startswith(under)] if under else []
     relevant = sa.or_(Case.reported_at.between(since, until), Case.due_at.between(since, until),
                       Case.closed_at.between(since, until))
-    cases = _frame(session, sa.select(*columns).where(relevant), [c.key for c in columns])
-    for column in ("rework_count", "extension_count"):
-        cases[column] = pd.to_numeric(cases[column])
-    units = [getattr(Case, c) for c in UNIT_COLUMN.values()]
-    in_period = sa.and_(CaseEvent.at >= since, CaseEvent.at < until)
-    # handle steps need no detail; bounces and ratings do (who bounced, the score)
-    handled = _frame(session, sa.select(CaseEvent.action, *units).join(Case, Case.id == CaseEvent.case_id)
-                     .where(in_period, CaseEvent.action == "handle"), ["action", *UNIT_COLUMN.values()])
-    handled["detail"] = None
-    detailed = _frame(session, sa.select(CaseEvent.action, CaseEvent.detail, *units)
-                      .join(Case, Case.id == CaseEvent.case_id)
-                      .where(in_period, CaseEvent.action.in_(("bounce", "rate"))),
-                      ["action", "detail", *UNIT_COLUMN.values()])
-    events = pd.concat([handled, detailed], ignore_index=True)
-    for column in ("reported_at", "due_at", "closed_at"):
-        cases[column] = pd.to_datetime(cases[column], utc=True)
-    if len(events):
-        # a bounce counts for the worker or department that bounced it: the case no longer names them
-        bounce = events["action"] == "bounce"
-        for unit_column, key in (("assignee_id", "from_assignee_id"), ("department_id", "from_department_id")):
-            events[unit_column] = events[unit_column].astype(object)
-            events.loc[bounce, unit_column] = [d.get(key) if isinstance(d, dict) else None
-                                               for d in events.loc[bounce, "detail"]]
-        events["satisfied"] = [isinstance(d, dict) and isinstance(d.get("satisfaction"), int)
-                               and d["satisfaction"] >= SATISFIED_MIN for d in events["detail"]]
-    else:
-        events["satisfied"] = pd.Series(dtype=bool)
-    return cases, events
-
-
-def compute(cases: pd.DataFrame, events: pd.DataFrame, period: Period, column: str | None) -> pd.DataFrame:
-    """The measures of every unit in `column` (None: one row for everything), by the formulas above."""
-    since, until = pd.Timestamp(period.since), pd.Timestamp(period.until)
-    key = _keys(cases[column]) if column else pd.Series(TOTAL_KEY, index=cases.index, dtype=object)
-    counted = ~cases["state"].isin(NOT_COUNTED)
-    in_d = counted & (cases["due_at"] >= since) & (cases["due_at"] < until)
-    suspended = in_d & (cases["state"] == "suspended")
-    active = in_d & ~suspended
-    closed = active & (cases["state"] == "closed") & cases["closed_at"].notna()
-    on_time = closed & (cases["closed_at"] <= cases["due_at"])
-    closed_in_p = (cases["state"] == "closed") & (cases["closed_at"] >= since) & (cases["closed_at"] < until)
-    hours = (cases["closed_at"] - cases["reported_at"]).dt.total_seconds() / 3600.0
-    frame = pd.DataFrame({
-        "key": key,
-        "received": (cases["reported_at"] >= since) & (cases["reported_at"] < until),
-        "due": in_d, "suspended": suspended, "closed": closed, "closed_on_time": on_time,
-        "reworked": active & (cases["rework_count"].fillna(0) > 0),
-        "extended": active & (cases["extension_count"].fillna(0) > 0),
-        "active": active,
-    })
-    out = frame.groupby("key", dropna=True).sum().astype(int)
-    close_hours = hours[closed_in_p].groupby(key[closed_in_p])
-    out["close_hours_p50"] = close_hours.agg(_percentile(50))
-    out["close_hours_p90"] = close_hours.agg(_percentile(90))
-    ev_key = _keys(events[column]) if column else pd.Series(TOTAL_KEY, index=events.index, dtype=object)
-    ev = pd.DataFrame({"key": ev_key, "handled": events["action"] == "handle",
-                       "bounces": events["action"] == "bounce", "rated": events["action"] == "rate",
-                       "satisfied": (events["action"] == "rate") & events["satisfied"].astype(bool)})
-    out = out.join(ev.groupby("key", dropna=True).sum().astype(int), how="outer")
-    for name in ("received", "handled", "due", "suspended", "closed", "closed_on_time", "reworked", "extended",
-                 "active", "bounces", "rated", "satisfied"):
-        out[name] = out[name].fillna(0).astype(int) if name in out else 0
+    counts = _grouped(session, _case_counts(period), column, Case, [relevant, *inside])
+    steps = sa.join(CaseEvent, Case, Case.id == CaseEvent.case_id)
+    in_period = [CaseEvent.at >= since, CaseEvent.at < until, *inside]
+    score = CaseEvent.detail["satisfaction"].as_integer()
+    rated = _grouped(session, {"handled": _count(CaseEvent.action == "handle"),
+                               "rated": _count(CaseEvent.action == "rate"),
+                               "satisfied": _count(sa.and_(CaseEvent.action == "rate", score >= SATISFIED_MIN))},
+                     column, steps, [*in_period, CaseEvent.action.in_(("handle", "rate"))])
+    # a bounce counts for the worker or department that bounced it (recorded in the step): the case no longer
+    # names them
+    bouncer = {"worker": CaseEvent.detail["from_assignee_id"].as_integer(),
+               "department": CaseEvent.detail["from_department_id"].as_integer()}.get(unit, column)
+    bounced = _grouped(session, {"bounces": sa.func.count()}, bouncer, steps, [*in_period, CaseEvent.action == "bounce"])
+    out = counts.join([rated, bounced], how="outer").fillna(0)
+    out.loc[TOTAL_KEY] = out.sum()
+    out = out.drop(index=NO_UNIT, errors="ignore").astype(int)
+    # hours from report to closure of the cases closed in the period: median and 90th percentile
+    closed = sa.select(column, _hours(session, Case.reported_at, Case.closed_at)) \
+        .where(Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside)
+    hours = pd.DataFrame([tuple(r) for r in session.execute(closed).all()], columns=["key", "h"])
+    hours["key"], hours["h"] = hours["key"].map(_key), hours["h"].astype(float)
+    by_key = hours.dropna(subset=["key"]).groupby("key")["h"]
+    out["close_hours_p50"], out["close_hours_p90"] = by_key.quantile(0.5), by_key.quantile(0.9)
+    if len(hours):
+        out.loc[TOTAL_KEY, ["close_hours_p50", "close_hours_p90"]] = hours["h"].quantile([0.5, 0.9]).to_numpy()
     out["closure_rate"] = _rate(out["closed"], out["active"])
     out["on_time_rate"] = _rate(out["closed_on_time"], out["active"])
     out["rework_rate"] = _rate(out["reworked"], out["active"])
@@ -236,16 +224,10 @@ def measures(session: Session, unit: str, *, since: dt.datetime | None = None, u
     if under is not None and unit not in ("grid", "community", "subdistrict"):
         raise InvalidInput("under: only for grid, community and sub-district measures", field="under")
     period = Period.of(since, until, now)
-    cases, events = _frames(session, period)
-    if under:
-        prefix_of = cases["grid_code"].fillna("").str.startswith(under)
-        cases = cases[prefix_of]
-        events = events[events["grid_code"].fillna("").str.startswith(under)]
     names = _unit_names(session, unit, under)
-    per_unit = compute(cases, events, period, UNIT_COLUMN[unit])
-    per_unit = per_unit.reindex(sorted(set(names) | set(per_unit.index)))
-    total = compute(cases, events, period, None)
-    table = pd.concat([per_unit, total.reindex([TOTAL_KEY])])
+    computed = compute(session, period, unit, under)
+    per_unit = computed.drop(index=TOTAL_KEY).reindex(sorted(set(names) | set(computed.index) - {TOTAL_KEY}))
+    table = pd.concat([per_unit, computed.loc[[TOTAL_KEY]]])
     for key, _, _, kind in COLUMNS:
         if kind == "count" and key in table:
             table[key] = table[key].fillna(0).astype(int)
