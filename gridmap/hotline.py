@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from gridmap import crs as gcrs
 from gridmap.batch import locate_frame
 from gridmap.cases import NewCase, create_case
-from gridmap.errors import InvalidInput
+from gridmap.errors import GridmapError, InvalidInput
 from gridmap.lookup import AreaIndex
 from gridmap.tables import Case, CaseCategory
 
@@ -286,16 +286,19 @@ def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], a
         with sessionmaker() as session, session.begin():
             made = [create_case(session, index, new, actor=actor, now=now) for _, new in batch]
             numbers = [(case.number, case.grid_code) for case in made]
-    except sa.exc.IntegrityError:
-        for item in batch:
-            if len(batch) > 1:
+    except (sa.exc.IntegrityError, GridmapError) as exc:
+        if len(batch) > 1:  # find the row: one transaction per row
+            for item in batch:
                 _create(sessionmaker, index, [item], actor, now)
-            else:
-                entry, new = item
-                with sessionmaker() as session:
-                    number = session.scalar(sa.select(Case.number).where(Case.source == SOURCE,
-                                                                         Case.external_ref == new.external_ref))
-                entry.update(status="duplicate", case_number=number, reason="imported meanwhile by another import")
+            return
+        entry, new = batch[0]
+        if isinstance(exc, GridmapError):  # a row the checks above let through but intake refuses
+            entry.update(status="invalid", field=exc.field, reason=exc.message)
+            return
+        with sessionmaker() as session:
+            number = session.scalar(sa.select(Case.number).where(Case.source == SOURCE,
+                                                                 Case.external_ref == new.external_ref))
+        entry.update(status="duplicate", case_number=number, reason="imported meanwhile by another import")
         return
     for (entry, _), (number, grid) in zip(batch, numbers):
         entry.update(status="created", case_number=number, grid_code=grid)

@@ -238,3 +238,24 @@ def test_the_command_line_imports_and_exports_measures(client, db_url, tmp_path,
     total = [row for row in sheet.iter_rows(min_row=2, values_only=True) if row[1] == "*"][0]
     assert total[3] >= 16  # 受理量 includes this import's November calls
     assert main(["--database", db_url, "measures", str(tmp_path / "m.csv"), "--by", "street"]) == 2
+
+
+def test_a_row_that_intake_refuses_is_reported_invalid_and_the_rest_are_imported(client, monkeypatch):
+    from gridmap import hotline
+    from gridmap.errors import InvalidInput
+
+    prefix = uuid.uuid4().hex[:8]
+    rows, _ = _export(client, prefix)
+    real = hotline.create_case
+
+    def refusing(session, index, new, **kwargs):
+        if new.external_ref == f"{prefix}-A03":
+            raise InvalidInput("category: refused by intake", field="category")
+        return real(session, index, new, **kwargs)
+
+    monkeypatch.setattr(hotline, "create_case", refusing)
+    result = _import(client, _csv(rows))
+    entry = next(e for e in result["report"] if e["ticket"] == f"{prefix}-A03")
+    assert (entry["status"], entry["field"]) == ("invalid", "category")
+    assert result["created"] == 15 and f"{prefix}-A03" not in _stored(client, prefix)
+    assert len(_stored(client, prefix)) == 15
