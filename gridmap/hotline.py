@@ -197,8 +197,9 @@ def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs:
 
 
 def _categories(session: Session) -> dict[str, str]:
-    """Category codes by code and by minor-class name."""
-    rows = session.execute(sa.select(CaseCategory.code, CaseCategory.name)).all()
+    """Codes of the categories in use, by code and by minor-class name (a retired one is not matched: the case
+    waits for a dispatcher to file it)."""
+    rows = session.execute(sa.select(CaseCategory.code, CaseCategory.name).where(CaseCategory.active.is_(True))).all()
     return {**{name: code for code, name in rows}, **{code: code for code, _ in rows}}
 
 

@@ -30,8 +30,7 @@ def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, 
            handled_on_spot: bool = False, note: str | None = None, key: str | None = None,
            now: dt.datetime | None = None):
     """File a patrol report at most once per Idempotency-Key; returns (case, created)."""
-    if actor.role != "worker":
-        raise workflow.Forbidden(f"X-Role: patrol reports come from grid workers, not a {actor.role}", field="X-Role")
+    workflow.require_role(actor.user, actor.role, ("worker",), "send a patrol report (grid workers do)")
     if actor.staff_id is None:
         raise InvalidInput("X-Staff-Id: say which worker reports", field="X-Staff-Id")
     if not new.category:

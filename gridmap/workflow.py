@@ -115,6 +115,13 @@ def check_actor(user: str | None, role: str | None) -> None:
                            field="X-Role")
 
 
+def require_role(user: str | None, role: str | None, allowed: tuple[str, ...], doing: str) -> None:
+    """Who acts must be named, and be one of the `allowed` roles to do `doing` (403 naming X-Role otherwise)."""
+    check_actor(user, role)
+    if role not in allowed:
+        raise Forbidden(f"X-Role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="X-Role")
+
+
 def limit_of(category: CaseCategory | None) -> tuple[int, str]:
     return (category.time_limit, category.time_unit) if category else DEFAULT_LIMIT
 

@@ -18,18 +18,23 @@ router = APIRouter(prefix="/api/v1", tags=["cases"])
 audit = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
 
 
-class CaseIn(BaseModel):
-    """A new case. `lon`/`lat` are in `crs`; the stored position is converted to WGS84, the raw one kept."""
+class _ReportIn(BaseModel):
+    """What every report says: what, where (`lon`/`lat` in `crs`; stored converted to WGS84, the raw kept)."""
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, max_length=200)
     lon: float = Field(allow_inf_nan=False)
     lat: float = Field(allow_inf_nan=False)
     crs: str = "wgs84"
-    category: str | None = None
     description: str | None = Field(default=None, max_length=cases.MAX_TEXT)
-    source: str = "api"
     address: str | None = Field(default=None, max_length=300)
+
+
+class CaseIn(_ReportIn):
+    """A new case from any channel."""
+
+    category: str | None = None
+    source: str = "api"
     reporter_name: str | None = Field(default=None, max_length=64)
     reporter_phone: str | None = None
 
@@ -57,17 +62,10 @@ def _created(request: Request, response: Response, case, created: bool) -> dict:
     return {**cases.case_summary(case), "history": cases.case_history(case), "possible_duplicates": similar}
 
 
-class PatrolIn(BaseModel):
+class PatrolIn(_ReportIn):
     """What a grid worker on patrol reports; `handled_on_spot` when they dealt with it there and then."""
 
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
-    lon: float = Field(allow_inf_nan=False)
-    lat: float = Field(allow_inf_nan=False)
-    crs: str = "wgs84"
     category: str = Field(min_length=1, max_length=32)
-    description: str | None = Field(default=None, max_length=cases.MAX_TEXT)
-    address: str | None = Field(default=None, max_length=300)
     handled_on_spot: bool = False
     note: str | None = Field(default=None, max_length=4000)
 
@@ -81,8 +79,7 @@ def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, resp
     """A grid worker's patrol report (巡查上报): filed and routed like every case, recording who found it; a point
     outside the worker's grids is flagged `outside_own_grid`. With `handled_on_spot` (即报即处) the case is
     accepted and handled by the worker at once and waits for verification — only when it is theirs to handle."""
-    workflow.check_actor(x_user, x_role)
-    actor = workflow.Actor(x_user.strip(), x_role, x_staff_id)
+    actor = workflow.Actor((x_user or "").strip(), x_role, x_staff_id)  # patrol.report checks who acts
     fields = body.model_dump(exclude={"handled_on_spot", "note"})
     case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), actor,
                                   calendar=request.app.state.calendar(), handled_on_spot=body.handled_on_spot,

@@ -13,10 +13,7 @@ router = APIRouter(prefix="/api/v1", tags=["catalogue"])
 
 
 def _admin(x_user: str | None, x_role: str | None) -> None:
-    workflow.check_actor(x_user, x_role)
-    if x_role != "admin":
-        raise workflow.Forbidden(f"X-Role: a {x_role} may not edit the catalogue or the calendar; allowed: admin",
-                                 field="X-Role")
+    workflow.require_role(x_user, x_role, ("admin",), "edit the catalogue or the calendar")
 
 
 UserHeader = Annotated[str | None, Header(alias="X-User")]

@@ -27,10 +27,7 @@ async def import_hotline(request: Request, index: IndexDep, crs: str = "gcj02",
     one outcome — created, duplicate, unplaced (with the reason) or invalid (with the field) — in the report,
     as JSON or as a CSV/XLSX file (`report`). Re-importing the same file creates nothing new. Dispatchers and
     admins only (`X-Role`)."""
-    workflow.check_actor(x_user, x_role)
-    if x_role not in ("dispatcher", "admin"):
-        raise workflow.Forbidden(f"X-Role: a {x_role} may not import hotline exports; allowed: dispatcher, admin",
-                                 field="X-Role")
+    workflow.require_role(x_user, x_role, ("dispatcher", "admin"), "import hotline exports")
     kind = KINDS.get((content_type or "").split(";")[0].strip().lower())
     if kind is None:
         raise InvalidInput(f"Content-Type: {content_type!r}; accepted: text/csv, {XLSX}", field="Content-Type")

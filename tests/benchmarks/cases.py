@@ -24,13 +24,15 @@ import io
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from locate import best_of  # noqa: E402  (tests/benchmarks is on the path: this script's directory)
+from tests.conftest import _new_postgis_database  # noqa: E402
 
 from gridmap import storage  # noqa: E402
 from gridmap.areas import load_index  # noqa: E402
@@ -53,36 +55,6 @@ FROM (SELECT grid_code, state, reported_at, closed_at, due_at,
 WHERE grid_code IS NOT NULL
 GROUP BY grid_code
 """
-
-
-def best_of(fn, reps: int = 3):
-    best, out = float("inf"), None
-    for _ in range(reps):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def postgis_database() -> tuple[str, callable]:
-    from tests.conftest import POSTGRES_ADMIN_URL
-
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"gridmap_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    engine.dispose()
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
 
 
 def export_rows(session, n: int) -> bytes:
@@ -141,7 +113,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         results.append(run(f"sqlite:///{tmp}/bench.sqlite", "SpatiaLite", args.small, args.rows))
-    url, drop = postgis_database()
+    url, drop = _new_postgis_database()
     try:
         results.append(run(url, "PostGIS", args.small, args.rows))
     finally:
