@@ -129,3 +129,16 @@ def test_a_new_holiday_moves_the_next_deadline(client):
     # two working days always run through the next working day, which is now a holiday: the deadline moves
     assert due > before.add(accepted, limit["time_limit"], limit["time_unit"])
     assert due.astimezone(CST).date() != day
+
+
+def test_the_seeded_catalogue_has_two_trees_and_complete_minor_classes(client):
+    categories = client.get("/api/v1/categories").json()
+    majors = {kind: {c["major_class"] for c in categories if c["kind"] == kind} for kind in ("event", "component")}
+    assert majors["event"] == {"市容环境", "宣传广告", "施工管理", "街面秩序", "突发事件", "扩展事件"}
+    assert majors["component"] == {"公用设施", "道路交通", "市容环境", "园林绿化", "房屋土地", "其它设施", "扩展部件"}
+    assert len(categories) >= 60
+    units = {c["time_unit"] for c in categories}
+    assert units == {"work_hours", "work_days", "calendar_days"}
+    for c in categories:
+        assert c["filing_condition"] and c["time_limit"] >= 1 and c["urgency"] in ("normal", "urgent", "critical")
+    assert all(c["department"] for c in categories if c["kind"] == "component")  # owner first needs an owner

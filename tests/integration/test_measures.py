@@ -119,9 +119,25 @@ def test_community_worker_and_department_measures(session, world):
     assert (w1["due"], w1["suspended"], w1["closed"], w1["closed_on_time"]) == (4, 1, 2, 1)
     assert w1["closure_rate"] == pytest.approx(2 / 3, abs=1e-4) and w1["on_time_rate"] == pytest.approx(1 / 3, abs=1e-4)
     assert (w2["due"], w2["closed"], w2["on_time_rate"]) == (2, 2, 1.0)
+    _, table = measures.measures(session, "subdistrict", since=SINCE, until=UNTIL)
+    subdistrict = [r for r in measures.to_records(table) if r["key"] not in ("*",) and r["received"]]
+    assert [(r["received"], r["due"], r["closed"]) for r in subdistrict] == [(7, 6, 4)]
     _, table = measures.measures(session, "department", since=SINCE, until=UNTIL)
     dept = _row(table, world["dept"])
     assert dept["bounces"] == 1 and dept["due"] == 0  # the bounce counts for the department that bounced it
+
+
+def test_branch_measures_follow_the_branch_of_each_case(session, world):
+    from gridmap.tables import PartyOrg
+
+    b1, b2 = session.scalars(sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch").order_by(PartyOrg.id)).all()[:2]
+    session.execute(sa.update(Case).where(Case.number.like("M2030%"), Case.grid_code == world["g1"]).values(branch_id=b1))
+    session.execute(sa.update(Case).where(Case.number.like("M2030%"), Case.grid_code == world["g2"]).values(branch_id=b2))
+    _, table = measures.measures(session, "branch", since=SINCE, until=UNTIL)
+    first, second = _row(table, b1), _row(table, b2)
+    # the same figures as the grids the branches serve here
+    assert (first["received"], first["due"], first["closed"], first["closure_rate"]) == (6, 5, 3, 0.75)
+    assert (second["received"], second["due"], second["closure_rate"], second["satisfaction"]) == (1, 1, 1.0, 1.0)
 
 
 def test_under_keeps_one_area_and_the_period_is_half_open(session, world):
