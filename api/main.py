@@ -10,12 +10,15 @@ from contextlib import asynccontextmanager
 import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
-from api.routes import areas, cases, catalogue, generations, imports, locate, measures, open311, pages
+from api.routes import areas, cases, catalogue, generations, imports, locate, mapdata, measures, open311, pages
+from api.security import SecurityHeaders
 from api.settings import Settings
 from gridmap import storage
 from gridmap.generations import IndexRegistry
+from gridmap.mapdata import ShapeCache
 from gridmap.locate import warm_people
 from gridmap.workcal import WorkCalendar
 from gridmap.workflow import escalate_overdue
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
                   description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
     app.state.settings = settings
+    app.state.area_shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
 
     def reload_index() -> AreaIndex | None:
         """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
@@ -94,7 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.calendar = calendar
     app.state.calendar_changed = calendar_cache.clear  # an admin edited it: read it again on next use
     errors.register(app)
-    for module in (areas, locate, generations, cases, catalogue, imports, measures, open311, pages):
+    for module in (areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -9,6 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gridmap.storage import DEFAULT_DATABASE_URL
 
 
+TIANDITU = ("https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER={layer}"
+            "&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
+
+
 class Settings(BaseSettings):
     """Everything the app can be configured with; nothing is read at import time."""
 
@@ -17,7 +21,10 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     tile_url: str | None = None  # e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png ; none = no base map
     tile_attribution: str = ""
+    tile_subdomains: str = "abc"      # what {s} in tile_url stands for
     tile_crs: Literal["wgs84", "gcj02"] = "wgs84"  # GCJ-02 base maps (AMap style) need overlays shifted
+    tianditu_key: str = ""            # with no tile_url: Tianditu (天地图) vector map and labels with this key
+    poll_s: float = 5.0               # how often the dispatcher console looks for new cases
     language: Literal["zh", "en"] = "zh"
     max_page_size: int = 500
     near_m: float = 10.0              # locate: other grids this close are reported (near_boundary)
@@ -29,6 +36,16 @@ class Settings(BaseSettings):
     escalation_interval_s: float = 60.0  # how often overdue cases are looked for (and escalated once)
     duplicate_distance_m: float = 50.0  # duplicate suggestions: same category within this distance …
     duplicate_window_h: float = 72.0    # … and reported within this many hours of each other
+
+    def basemaps(self) -> list[dict]:
+        """The base map's tile layers (bottom first): the configured URL, else Tianditu with a key, else none."""
+        if self.tile_url:
+            return [{"url": self.tile_url, "attribution": self.tile_attribution, "subdomains": self.tile_subdomains}]
+        if self.tianditu_key:
+            attribution = "天地图 Tianditu"
+            return [{"url": TIANDITU.format(layer=layer, key=self.tianditu_key), "attribution": attribution,
+                     "subdomains": "01234567"} for layer in ("vec", "cva")]
+        return []
 
     def open311_keys(self) -> set[str]:
         return {k.strip() for k in self.open311_api_keys.split(",") if k.strip()}

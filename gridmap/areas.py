@@ -87,6 +87,15 @@ def find_areas(session: Session, *, level: str | None = None, parent: str | None
     return [(row[0], row[1]) for row in session.execute(query)]
 
 
+def ancestors(area: Area) -> list[dict]:
+    """The areas above one, the district first."""
+    out, parent = [], area.parent
+    while parent is not None:
+        out.insert(0, {"code": parent.code, "name": parent.name, "level": parent.level})
+        parent = parent.parent
+    return out
+
+
 def geometry_of(area: Area | Place, precision: int = 6) -> shapely.Geometry:
     """The stored geometry as shapely, coordinates rounded to `precision` decimals (6 ≈ 0.1 m)."""
     geom = to_shape(area.geom)

@@ -7,12 +7,9 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap.cases import LEVEL_COLUMNS
+from gridmap.cases import LEVEL_COLUMNS, NOT_RUNNING
 from gridmap.tables import FINISHED_STATES as FINISHED
 from gridmap.tables import Area, Case
-
-
-NOT_RUNNING = (*FINISHED, "suspended")
 
 
 def case_counts(session: Session, area: Area, now: dt.datetime | None = None) -> dict[str, int]:

@@ -23,8 +23,10 @@ from gridmap.locate import LocateOptions, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
-from gridmap.tables import CASE_SOURCES, CASE_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
+from gridmap.tables import CASE_SOURCES, CASE_STATES, FINISHED_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
 
+NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
+PSEUDO_STATES = {"open": "not finished", "overdue": "running past its deadline"}
 LEVEL_COLUMNS = {"district": Case.district_code, "subdistrict": Case.subdistrict_code,
                  "community": Case.community_code, "grid": Case.grid_code, "microgrid": Case.microgrid_code}
 MAX_TEXT = 4000
@@ -189,20 +191,46 @@ def check_period(since: dt.datetime | None, until: dt.datetime | None) -> None:
         raise InvalidInput(f"until: {until.isoformat()} is before since {since.isoformat()}", field="until")
 
 
-def find_cases(session: Session, *, area: str | None = None, state: str | None = None,
+def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """States as given (comma-separated), each a case state or `open` / `overdue`."""
+    values = text.split(",") if isinstance(text, str) else (text or ())
+    states = tuple(sorted({v.strip() for v in values if v.strip()}))
+    for state in states:
+        if state not in CASE_STATES and state not in PSEUDO_STATES:
+            raise InvalidInput(f"state: {state!r} is not a case state; accepted: {', '.join(PSEUDO_STATES)}, "
+                               f"{', '.join(CASE_STATES)}", field="state")
+    return states
+
+
+def state_condition(states: tuple[str, ...], now: dt.datetime):
+    """SQL for "in any of these states"; `open` = not finished, `overdue` = running past the deadline (as in the
+    area counts)."""
+    parts = []
+    plain = [s for s in states if s in CASE_STATES]
+    if plain:
+        parts.append(Case.state.in_(plain))
+    if "open" in states:
+        parts.append(Case.state.not_in(FINISHED_STATES))
+    if "overdue" in states:
+        parts.append(sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now))
+    return sa.or_(*parts)
+
+
+def find_cases(session: Session, *, area: str | None = None, state: str | tuple[str, ...] | None = None,
                since: dt.datetime | None = None, until: dt.datetime | None = None,
                bbox: tuple[float, float, float, float] | None = None,
-               limit: int = 50, offset: int = 0) -> tuple[int, list[Case]]:
-    """Cases matching the filters, newest first, and how many match in all."""
-    if state is not None and state not in CASE_STATES:
-        raise InvalidInput(f"state: {state!r} is not a case state; accepted: {', '.join(CASE_STATES)}", field="state")
+               limit: int = 50, offset: int = 0, oldest_first: bool = False,
+               now: dt.datetime | None = None) -> tuple[int, list[Case]]:
+    """Cases matching the filters (`state` may list several, and `open` / `overdue`), newest first (or oldest
+    first, as a queue is worked), and how many match in all."""
+    states = check_states(state)
     check_period(since, until)
     query = sa.select(Case)
     if area:
         target = get_area(session, area)
         query = query.where(LEVEL_COLUMNS[target.level] == area)
-    if state:
-        query = query.where(Case.state == state)
+    if states:
+        query = query.where(state_condition(states, utc(now) or dt.datetime.now(dt.timezone.utc)))
     if since:
         query = query.where(Case.reported_at >= utc(since))
     if until:
@@ -210,8 +238,8 @@ def find_cases(session: Session, *, area: str | None = None, state: str | None =
     if bbox:
         query = query.where(Case.lon.between(bbox[0], bbox[2]), Case.lat.between(bbox[1], bbox[3]))
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.options(selectinload(Case.category))
-                           .order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit).offset(offset))
+    order = (Case.reported_at.asc(), Case.id.asc()) if oldest_first else (Case.reported_at.desc(), Case.id.desc())
+    rows = session.scalars(query.options(selectinload(Case.category)).order_by(*order).limit(limit).offset(offset))
     return int(total or 0), list(rows)
 
 
@@ -291,6 +319,42 @@ def full_history(session: Session, case: Case) -> list[dict]:
     events += session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id.in_(merged)))
     events.sort(key=lambda e: (utc(e.at), e.id))
     return [{**_event(e), **({"case_number": merged[e.case_id]} if e.case_id in merged else {})} for e in events]
+
+
+ROUTING_STEPS = ("dispatch", "reassign", "bounce", "whistle")
+
+
+def routing(session: Session, case: Case) -> dict:
+    """Where the case went and why: the grid chain with names, the party branch, the worker or department, the
+    rule of the last routing step, and how the point was placed (method, flags such as `on_boundary`, the other
+    candidate grids)."""
+    from gridmap.tables import Area, PartyOrg, Staff
+
+    codes = [c for c in (case.district_code, case.subdistrict_code, case.community_code, case.grid_code,
+                         case.microgrid_code) if c]
+    names = dict(session.execute(sa.select(Area.code, Area.name).where(
+        Area.code.in_(codes), Area.generation_id == case.generation_id)).all()) if codes else {}
+    chain = [{"level": level, "code": getattr(case, column.key), "name": names.get(getattr(case, column.key))}
+             for level, column in LEVEL_COLUMNS.items() if getattr(case, column.key)]
+    branch = session.get(PartyOrg, case.branch_id) if case.branch_id else None
+    worker = session.get(Staff, case.assignee_id) if case.assignee_id else None
+    department = session.get(Department, case.department_id) if case.department_id else None
+    located = next((e for e in case.events if e.action == "located"), None)
+    routed = next((e for e in reversed(case.events) if e.action in ROUTING_STEPS), None)
+    flags = case.locate_flags or []
+    method = "address" if "placed_by_address" in flags else "coordinates"
+    return {
+        "chain": chain,
+        "branch": {"id": branch.id, "name": branch.name, "secretary": branch.secretary_name} if branch else None,
+        "worker": {"id": worker.id, "name": worker.name, "phone": mask_phone(worker.phone)} if worker else None,
+        "department": {"code": department.code, "name": department.name} if department else None,
+        "rule": (routed.detail or {}).get("rule") if routed else None,
+        "routed_by": {"action": routed.action, "at": _iso(routed.at), "actor": routed.actor,
+                      "reason": (routed.detail or {}).get("reason")} if routed else None,
+        "located": {"method": method, "flags": flags,
+                    "candidates": ((located.detail or {}).get("candidates") or []) if located else [],
+                    "crs": ((located.detail or {}).get("crs")) if located else case.raw_crs},
+    }
 
 
 def _mask_name(name: str | None) -> str | None:

@@ -75,6 +75,7 @@ COLUMNS = [
     ("satisfaction", "满意率", "satisfaction", "rate"),
 ]
 TOTAL_KEY = "*"
+CST = dt.timezone(dt.timedelta(hours=8))
 NO_UNIT = "\0none"  # cases of no unit (no grid, no worker): in the total only
 
 
@@ -92,7 +93,7 @@ class Period:
         if until is None:
             until = now
         if since is None:
-            local = utc(until).astimezone(dt.timezone(dt.timedelta(hours=8)))
+            local = utc(until).astimezone(CST)
             since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
             if since >= local:  # at midnight on the 1st: the whole previous month
                 since = (since - dt.timedelta(days=1)).replace(day=1)
@@ -156,12 +157,15 @@ def _hours(session: Session, start, end) -> sa.ColumnElement:
     return sa.extract("epoch", end - start) / 3600.0
 
 
-def compute(session: Session, period: Period, unit: str, under: str | None = None) -> pd.DataFrame:
+def compute(session: Session, period: Period, unit: str, under: str | None = None,
+            under_level: str | None = None) -> pd.DataFrame:
     """The measures of every unit of a kind and the total (key `*`), by the formulas above. Counts are
-    aggregated by the database; only the hours to close come back per case, for their percentiles."""
+    aggregated by the database; only the hours to close come back per case, for their percentiles. `under` keeps
+    the cases inside an area (codes are hierarchical; a micro-grid, below the grid, is matched by its own code)."""
     since, until = period.since, period.until
     column = getattr(Case, UNIT_COLUMN[unit])
-    inside = [Case.grid_code.startswith(under)] if under else []
+    inside = ([] if not under else [Case.microgrid_code == under] if under_level == "microgrid"
+              else [Case.grid_code.startswith(under)])
     relevant = sa.or_(Case.reported_at.between(since, until), Case.due_at.between(since, until),
                       Case.closed_at.between(since, until))
     counts = _grouped(session, _case_counts(period), column, Case, [relevant, *inside])
@@ -235,6 +239,39 @@ def measures(session: Session, unit: str, *, since: dt.datetime | None = None, u
     table["name"] = [names.get(k, "合计" if k == TOTAL_KEY else None) for k in table.index]
     table = table.reset_index()
     return period, table[[c[0] for c in COLUMNS]]
+
+
+def area_measures(session: Session, code: str, *, since: dt.datetime | None = None,
+                  until: dt.datetime | None = None, now: dt.datetime | None = None) -> tuple[Period, dict]:
+    """The measures of one area of any level (district to micro-grid) over a period: the total row of its cases."""
+    from gridmap.areas import get_area
+
+    area = get_area(session, code)
+    period = Period.of(since, until, now)
+    total = compute(session, period, "grid", under=code, under_level=area.level).loc[[TOTAL_KEY]]
+    total["unit"], total["name"] = area.level, area.name
+    return period, to_records(total.reset_index()[[c[0] for c in COLUMNS]])[0] | {"key": code}
+
+
+def area_series(session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None,
+                now: dt.datetime | None = None) -> list[dict]:
+    """The measures of one area month by month (China time), the last `months` months up to `until`'s month."""
+    if not 1 <= months <= 36:
+        raise InvalidInput(f"months: {months} must be from 1 to 36", field="months")
+    end = utc(until) or utc(now) or dt.datetime.now(dt.timezone.utc)
+    local = end.astimezone(CST)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    firsts = [start]
+    for _ in range(months - 1):
+        firsts.insert(0, (firsts[0] - dt.timedelta(days=1)).replace(day=1))
+    out = []
+    for i, first in enumerate(firsts):
+        last = firsts[i + 1] if i + 1 < len(firsts) else min(end, (first + dt.timedelta(days=32)).replace(day=1))
+        if last <= first:
+            continue
+        _, record = area_measures(session, code, since=first, until=last)
+        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}})
+    return out
 
 
 def to_records(table: pd.DataFrame) -> list[dict]:

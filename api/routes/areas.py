@@ -24,10 +24,13 @@ def list_areas(session: SessionDep, level: str | None = None, parent: str | None
 
 @router.get("/areas/{code}")
 def get_area(code: str, session: SessionDep) -> dict:
-    """One area as a Feature, with its party organisation, staff, places and case counts."""
+    """One area as a Feature, with its party organisation, staff, places, case counts, its ancestors (`chain`,
+    district first) and the areas directly within it (`children`)."""
     area = areas.get_area(session, code)
     parent = area.parent.code if area.parent else None
     return features.area_feature(
         area, parent, branch=(b.as_dict() if (b := areas.branch_for(session, code)) else None),
         staff=areas.staff_for(session, code), places=areas.count_places(session, code),
-        cases=case_counts(session, area))
+        cases=case_counts(session, area), chain=areas.ancestors(area),
+        children=[{"code": a.code, "name": a.name, "level": a.level}
+                  for a, _ in areas.find_areas(session, parent=code, generation_id=area.generation_id)])

@@ -162,15 +162,20 @@ def case_action(case_id: int, action: str, body: ActionIn, session: SessionDep, 
 def list_cases(session: SessionDep, request: Request, area: str | None = None, state: str | None = None,
                since: dt.datetime | None = None, until: dt.datetime | None = None, bbox: str | None = None,
                limit: Annotated[int, Query(ge=1)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+               order: Literal["newest", "oldest"] = "newest",
                format: Literal["json", "geojson"] = "json") -> dict:
-    """Cases filtered by area code, state and reporting period, newest first, paged."""
+    """Cases filtered by area code, state (comma-separated; also `open` and `overdue`) and reporting period,
+    newest first (or `order=oldest`, as a queue is worked), paged."""
     limit = min(limit, request.app.state.settings.max_page_size if format == "json" else 10_000)
     total, rows = cases.find_cases(session, area=area, state=state, since=since, until=until,
-                                   bbox=check_bbox(bbox), limit=limit, offset=offset)
+                                   bbox=check_bbox(bbox), limit=limit, offset=offset,
+                                   oldest_first=order == "oldest")
     if format == "geojson":
         return features.feature_collection([features.case_feature(c) for c in rows], numberMatched=total,
                                            numberReturned=len(rows))
-    return {"total": total, "limit": limit, "offset": offset, "items": [cases.case_summary(c) for c in rows]}
+    calendar = request.app.state.calendar()
+    return {"total": total, "limit": limit, "offset": offset,
+            "items": [cases.case_summary(c, calendar=calendar) for c in rows]}
 
 
 @router.get("/cases/{case_id}", name="get_case")
@@ -180,7 +185,8 @@ def get_case(case_id: int, session: SessionDep, request: Request, response: Resp
              x_department: Annotated[str | None, Header()] = None) -> dict:
     """One case with its full history (and the histories of the cases merged into it). The reporter's name and
     phone are masked unless `X-Role` may see them: dispatcher, admin, verifier, or the worker (`X-Staff-Id`) or
-    department (`X-Department`) the case is with; each such view is written to the audit log."""
+    department (`X-Department`) the case is with; each such view is written to the audit log. `routing` says
+    where it went and why: the grid chain, branch, worker or department, the rule, and how the point was placed."""
     case = cases.get_case(session, case_id)
     contact = bool(x_user and x_user.strip()) and cases.may_see_contact(session, case, x_role, x_staff_id,
                                                                         x_department)
@@ -189,4 +195,4 @@ def get_case(case_id: int, session: SessionDep, request: Request, response: Resp
     response.headers["ETag"] = f'"{case.version}"'
     response.headers["Cache-Control"] = "private, no-store" if contact else "no-cache"
     return {**cases.case_summary(case, calendar=request.app.state.calendar(), contact=contact),
-            "history": cases.full_history(session, case)}
+            "routing": cases.routing(session, case), "history": cases.full_history(session, case)}

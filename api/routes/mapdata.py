@@ -1,0 +1,79 @@
+"""What the map pages load: outlines per level, box and zoom; case points; one area's measures and their series;
+the search box; departments. All of it is read-only and holds no personal data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import IndexDep, SessionDep
+from gridmap import mapdata, measures, search
+from gridmap.areas import check_bbox, check_level
+from gridmap.tables import Department
+
+router = APIRouter(prefix="/api/v1", tags=["map"])
+GEOJSON = "application/geo+json"
+
+
+@router.get("/map/areas")
+def map_areas(request: Request, index: IndexDep, level: str, zoom: Annotated[int, Query(ge=0, le=24)],
+              bbox: str | None = None) -> Response:
+    """The areas of a level that meet `bbox`, drawn for a zoom: outlines simplified to half a screen pixel as a
+    coverage (neighbours still meet), coordinates rounded to a quarter pixel; properties code, name, level,
+    parent_code and a label point. Cacheable: the answer changes only with the active generation."""
+    check_level(level)
+    box = check_bbox(bbox)
+    state = request.app.state
+    etag = '"' + hashlib.sha1(f"{state.db_key}|{index.generation_id}|{level}|{zoom}|{box}".encode()).hexdigest()[:20] + '"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    with state.sessionmaker() as session:
+        shapes = state.area_shapes.get(session, state.db_key, index.generation_id)
+    body = shapes.collection(level, box, zoom)
+    return Response(body, media_type=GEOJSON, headers={"ETag": etag, "Cache-Control": "public, max-age=300"})
+
+
+@router.get("/map/cases")
+def map_cases(session: SessionDep, request: Request, since: dt.datetime | None = None,
+              until: dt.datetime | None = None, state: str | None = None, category: str | None = None,
+              source: str | None = None, bbox: str | None = None, area: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=mapdata.MAX_CASE_POINTS)] = mapdata.MAX_CASE_POINTS) -> dict:
+    """Case points for the map as one compact table (`fields`, `rows`): id, lon, lat, state, deadline colour
+    (green / yellow / red while a clock runs), category code, source, reported time. Filters: reported in
+    [since, until), `state` (comma-separated states, `open`, `overdue`), `category` and `source` (comma-separated
+    codes), `bbox`, `area` (an area code)."""
+    split = mapdata.CaseFilter.split
+    flt = mapdata.CaseFilter(since, until, split(state), split(category), split(source), check_bbox(bbox), area)
+    return mapdata.case_points(session, flt, calendar=request.app.state.calendar(), limit=limit)
+
+
+@router.get("/areas/{code}/measures")
+def area_measures(code: str, session: SessionDep, since: dt.datetime | None = None,
+                  until: dt.datetime | None = None) -> dict:
+    """The measures of one area (any level) over [since, until), by default this month (formulas:
+    `gridmap.measures`)."""
+    period, record = measures.area_measures(session, code, since=since, until=until)
+    return {"code": code, "since": period.since.isoformat(), "until": period.until.isoformat(), "measures": record}
+
+
+@router.get("/areas/{code}/series")
+def area_series(code: str, session: SessionDep, months: int = 12, until: dt.datetime | None = None) -> dict:
+    """The measures of one area month by month (China time), the last `months` months (1–36)."""
+    return {"code": code, "months": measures.area_series(session, code, months=months, until=until)}
+
+
+@router.get("/search")
+def search_all(session: SessionDep, q: str, limit: int = 10) -> dict:
+    """Areas by code or name, compounds, buildings and addresses, cases by number; best first."""
+    return {"q": q, "items": search.search(session, q, limit=limit)}
+
+
+@router.get("/departments")
+def departments(session: SessionDep) -> list[dict]:
+    """The functional departments (职能部门) cases can go to."""
+    return [{"code": d.code, "name": d.name} for d in session.scalars(sa.select(Department).order_by(Department.code))]
+
