@@ -107,7 +107,7 @@ class AreaShapes:
             geoms = shapely.transform(geoms, lambda xy: np.round(xy, decimals))
             encoded = shapely.to_geojson(geoms)
             out = [f'{{"type":"Feature","id":{json.dumps(p["code"])},"geometry":{g},'
-                   f'"properties":{json.dumps(p, ensure_ascii=False)}}}' for p, g in zip(level.props, encoded)]
+                   f'"properties":{json.dumps(p, ensure_ascii=False, separators=(",", ":"))}}}' for p, g in zip(level.props, encoded)]
             level.fragments[zoom] = out
             return out
 

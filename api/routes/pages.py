@@ -21,7 +21,8 @@ def image_sources(basemaps: list[dict]) -> list[str]:
     out = []
     for layer in basemaps:
         parts = urlsplit(layer["url"].replace("{s}", "SUBDOMAIN"))
-        host = (parts.hostname or "").replace("subdomain", "*")
+        labels = (parts.hostname or "").split(".")
+        host = ".".join("*" if "subdomain" in label else label for label in labels)  # CSP: *.example.org
         if parts.scheme in ("http", "https") and host:
             out.append(f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else ""))
     return sorted(set(out))

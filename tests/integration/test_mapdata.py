@@ -1,0 +1,226 @@
+"""What the map pages load, on both databases: outlines per box and zoom, case points and their filters, one
+area's measures and series, search, a case's routing, and the security headers."""
+
+import datetime as dt
+import json
+import re
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely.geometry import shape
+
+from api.main import create_app
+from api.settings import Settings
+from gridmap.mapdata import zoom_detail
+
+
+@pytest.fixture(scope="module")
+def client(db_url):
+    with TestClient(create_app(Settings(database_url=db_url))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def full_grids(client):
+    return {f["id"]: shape(f["geometry"]) for f in client.get("/api/v1/areas", params={"level": "grid"}).json()["features"]}
+
+
+def _decimals(geometry) -> int:
+    text = json.dumps(geometry)
+    return max(len(d) for d in re.findall(r"\.(\d+)", text))
+
+
+def test_outlines_in_a_box_are_exactly_the_areas_that_meet_it(client, full_grids):
+    xs = [g.bounds for g in full_grids.values()]
+    minx, miny = min(b[0] for b in xs), min(b[1] for b in xs)
+    maxx, maxy = max(b[2] for b in xs), max(b[3] for b in xs)
+    box = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)
+    fc = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 14,
+                                                 "bbox": ",".join(map(str, box))}).json()
+    got = {f["id"] for f in fc["features"]}
+    expected = {code for code, g in full_grids.items() if g.intersects(shapely.box(*box))}
+    assert got == expected and 0 < len(got) < len(full_grids)
+    assert fc["numberReturned"] == len(got)
+    props = fc["features"][0]["properties"]
+    assert set(props) == {"code", "name", "level", "parent_code", "label"}
+    label = shapely.Point(props["label"])
+    assert full_grids[props["code"]].buffer(1e-5).contains(label)  # the label point lies on its area
+
+
+@pytest.mark.parametrize("zoom", [8, 12, 17])
+def test_outlines_are_simplified_for_the_zoom_and_still_tile_the_level(client, full_grids, zoom):
+    fc = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": zoom}).json()
+    simple = {f["id"]: shape(f["geometry"]) for f in fc["features"]}
+    assert set(simple) == set(full_grids)
+    tolerance, decimals = zoom_detail(zoom)
+    assert all(_decimals(f["geometry"]) <= decimals for f in fc["features"])
+    vertices = sum(shapely.get_num_coordinates(g) for g in simple.values())
+    original = sum(shapely.get_num_coordinates(g) for g in full_grids.values())
+    assert vertices <= original
+    if zoom == 8:
+        assert vertices < original * 0.9  # at a district-wide zoom most vertices are below a pixel
+    # neighbours still meet: no gap or overlap wider than the rounding, and every outline stays near its original
+    union = shapely.union_all(list(simple.values()))
+    overlap = sum(g.area for g in simple.values()) - union.area
+    assert abs(overlap) < 1e-4 * union.area
+    px = 360 / (256 * 2 ** zoom)
+    for code, g in simple.items():
+        assert g.hausdorff_distance(full_grids[code]) <= max(tolerance, 10 ** -decimals) * 2 + px
+
+
+def test_outlines_are_cacheable_and_bad_queries_name_the_field(client):
+    first = client.get("/api/v1/map/areas", params={"level": "community", "zoom": 12})
+    assert first.status_code == 200 and first.headers["content-type"] == "application/geo+json"
+    again = client.get("/api/v1/map/areas", params={"level": "community", "zoom": 12},
+                       headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    for params, field in [({"level": "street", "zoom": 12}, "level"), ({"level": "grid", "zoom": 30}, "zoom"),
+                          ({"level": "grid", "zoom": 12, "bbox": "1,2,3"}, "bbox"), ({"level": "grid"}, "zoom")]:
+        r = client.get("/api/v1/map/areas", params=params)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["field"] == field, params
+
+
+def _point_rows(client, **params):
+    body = client.get("/api/v1/map/cases", params=params).json()
+    assert body["fields"][:4] == ["id", "lon", "lat", "state"]
+    return body["rows"]
+
+
+def test_case_points_follow_every_filter(client):
+    everything = _point_rows(client)
+    listed = client.get("/api/v1/cases", params={"limit": 1}).json()["total"]
+    assert len(everything) == listed > 50
+    states = {r[3] for r in everything}
+    state = sorted(states)[0]
+    assert {r[0] for r in _point_rows(client, state=state)} == {r[0] for r in everything if r[3] == state}
+    open_ = _point_rows(client, state="open")
+    assert {r[3] for r in open_} <= {"reported", "filed", "dispatched", "accepted", "handled", "rework", "suspended"}
+    assert len(open_) == client.get("/api/v1/cases", params={"state": "open", "limit": 1}).json()["total"]
+    district = client.get("/api/v1/areas/530111").json()["properties"]["cases"]
+    assert len(open_) == district["open"]
+    overdue = _point_rows(client, state="overdue")
+    assert len(overdue) == district["overdue"] and all(r[4] == "red" for r in overdue)
+    category = everything[0][5]
+    assert {r[0] for r in _point_rows(client, category=category)} == {r[0] for r in everything if r[5] == category}
+    two = _point_rows(client, source="hotline,patrol")
+    assert {r[0] for r in two} == {r[0] for r in everything if r[6] in ("hotline", "patrol")}
+    times = sorted(r[7] for r in everything)
+    middle = times[len(times) // 2]
+    since = _point_rows(client, since=middle)
+    assert {r[0] for r in since} == {r[0] for r in everything if r[7] >= middle}
+    # the deadline colour is the case's clock (it runs from acceptance, so only accepted, rework, handled)
+    running = {c["id"]: c["clock"]["colour"] for c in client.get(
+        "/api/v1/cases", params={"state": "accepted,rework,handled", "limit": 500}).json()["items"]}
+    assert running and {r[0]: r[4] for r in everything if r[4] is not None} == running
+
+
+@pytest.mark.parametrize("params, field", [({"state": "lost"}, "state"), ({"source": "fax"}, "source"),
+                                           ({"since": "2026-02-01", "until": "2026-01-01"}, "until"),
+                                           ({"bbox": "a,b,c,d"}, "bbox"), ({"area": "999"}, "code")])
+def test_bad_case_filters_name_the_field(client, params, field):
+    r = client.get("/api/v1/map/cases", params=params)
+    assert 400 <= r.status_code < 500 and r.json()["field"] == field
+
+
+def test_queue_lists_several_states_oldest_first(client):
+    counts = {}
+    for r in _point_rows(client):
+        counts[r[3]] = counts.get(r[3], 0) + 1
+    two = sorted(counts, key=counts.get)[:2]  # the two rarest states, so that both fit on one page
+    body = client.get("/api/v1/cases", params={"state": ",".join(two), "order": "oldest", "limit": 500}).json()
+    assert body["total"] == counts[two[0]] + counts[two[1]] <= 500
+    assert {c["state"] for c in body["items"]} == set(two)
+    times = [c["reported_at"] for c in body["items"]]
+    assert times == sorted(times)
+    assert client.get("/api/v1/cases", params={"state": "reported,nope"}).json()["field"] == "state"
+
+
+def test_one_areas_measures_are_the_total_of_its_cases(client):
+    community = client.get("/api/v1/areas", params={"level": "community"}).json()["features"][0]["id"]
+    period = {"since": "2026-01-01T00:00:00+08:00", "until": "2026-11-01T00:00:00+08:00"}
+    mine = client.get(f"/api/v1/areas/{community}/measures", params=period).json()["measures"]
+    table = client.get("/api/v1/measures", params={"by": "community", **period}).json()["items"]
+    row = next(r for r in table if r["key"] == community)
+    for key in ("received", "closed", "closure_rate", "on_time_rate", "satisfaction", "close_hours_p50"):
+        assert mine[key] == row[key], key
+    series = client.get(f"/api/v1/areas/{community}/series",
+                        params={"months": 10, "until": "2026-10-31T23:59:59+08:00"}).json()["months"]
+    assert [m["month"] for m in series] == [f"2026-{m:02d}" for m in range(1, 11)]
+    assert sum(m["received"] for m in series) == mine["received"]  # received is additive over months
+    detail = client.get(f"/api/v1/areas/{community}").json()["properties"]
+    assert [a["level"] for a in detail["chain"]] == ["district", "subdistrict"]
+    assert detail["children"] and all(c["level"] == "grid" for c in detail["children"])
+    assert client.get(f"/api/v1/areas/{community}/series", params={"months": 99}).json()["field"] == "months"
+
+
+def test_search_finds_areas_places_and_cases(client):
+    grid = client.get("/api/v1/areas", params={"level": "grid"}).json()["features"][3]["properties"]
+    hits = client.get("/api/v1/search", params={"q": grid["code"]}).json()["items"]
+    assert hits[0]["kind"] == "area" and hits[0]["code"] == grid["code"] and len(hits[0]["bbox"]) == 4
+    by_name = client.get("/api/v1/search", params={"q": grid["name"]}).json()["items"]
+    assert any(h.get("code") == grid["code"] for h in by_name)
+    case = client.get("/api/v1/cases", params={"limit": 1}).json()["items"][0]
+    hits = client.get("/api/v1/search", params={"q": case["number"]}).json()["items"]
+    assert hits[0] == {"kind": "case", "id": case["id"], "label": case["number"], "detail": case["grid_code"],
+                       "state": case["state"], "point": [case["lon"], case["lat"]]}
+    place = client.get("/api/v1/search", params={"q": "小区"}).json()["items"]
+    assert place and place[0]["kind"] == "place" and len(place[0]["point"]) == 2
+    assert client.get("/api/v1/search", params={"q": "  "}).json()["field"] == "q"
+    assert client.get("/api/v1/search", params={"q": "%_%"}).json()["items"] == []  # LIKE wildcards are literal
+
+
+def test_a_case_says_where_it_was_routed_and_why(client):
+    grid = client.get("/api/v1/areas", params={"level": "grid"}).json()["features"][5]
+    point = shape(grid["geometry"]).representative_point()
+    body = {"title": "路灯不亮", "lon": point.x, "lat": point.y, "category": "E0101", "source": "hotline"}
+    created = client.post("/api/v1/cases", json=body)
+    assert created.status_code == 201, created.text
+    case = client.get(f"/api/v1/cases/{created.json()['id']}").json()
+    routing = case["routing"]
+    assert [a["code"] for a in routing["chain"]][-2] == grid["id"] or routing["chain"][-1]["code"] == grid["id"]
+    assert all(a["name"] for a in routing["chain"])
+    staff = client.get(f"/api/v1/areas/{case['grid_code']}").json()["properties"]["staff"]
+    worker = next(s for s in staff if s["role"] == "fulltime_worker")
+    assert routing["worker"] == {"id": worker["id"], "name": worker["name"], "phone": worker["phone"]}
+    assert routing["rule"] == "territory_first" and routing["branch"]["name"]
+    assert routing["located"] == {"method": "coordinates", "flags": [], "candidates": [], "crs": "wgs84"}
+
+
+def test_pages_send_a_strict_content_security_policy(client):
+    for path in ("/", "/dispatch", "/?lang=en"):
+        r = client.get(path)
+        csp = r.headers["content-security-policy"]
+        nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+        assert "script-src 'self' 'nonce-" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        scripts = re.findall(r"<script([^>]*)>", r.text)
+        assert scripts and all(f'nonce="{nonce}"' in s for s in scripts)
+        assert "connect-src 'self'" in csp and "object-src 'none'" in csp
+        assert "https://" not in r.text.split("<body>")[0].replace("https://leafletjs", "")  # no CDN links
+    assert client.get("/").headers["content-security-policy"] != client.get("/").headers["content-security-policy"]
+    api = client.get("/api/v1/areas/530111")
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert api.headers["x-content-type-options"] == "nosniff"
+
+
+def test_base_map_settings_reach_the_page_and_the_policy(db_url):
+    settings = Settings(database_url=db_url, tianditu_key="abc123")
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/")
+        assert "https://*.tianditu.gov.cn" in r.headers["content-security-policy"]
+        assert "tk=abc123" in r.text and "cva_w" in r.text
+    settings = Settings(database_url=db_url, tile_url="http://tiles.example.internal:8080/{z}/{x}/{y}.png",
+                        tile_crs="gcj02")
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/dispatch")
+        assert "img-src 'self' data: blob: http://tiles.example.internal:8080;" in r.headers["content-security-policy"]
+        assert '"tile_crs": "gcj02"' in r.text
+
+
+def test_period_inputs_are_checked(client):
+    r = client.get("/api/v1/areas/530111/measures", params={"since": "2026-03-01", "until": "2026-02-01"})
+    assert r.status_code == 422 and r.json()["field"] == "until"
+    assert client.get("/api/v1/areas/nope/measures").status_code == 404
+    assert dt.date.today()  # the default period (this month) needs no parameters:
+    assert client.get("/api/v1/areas/530111/measures").status_code == 200
