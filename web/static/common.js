@@ -36,7 +36,7 @@
     }
   };
   var LEVELS = ["district", "subdistrict", "community", "grid", "microgrid"];
-  var MIN_ZOOM = { district: 0, subdistrict: 9, community: 11, grid: 12, microgrid: 14 };
+  var MIN_ZOOM = { district: 0, subdistrict: 8, community: 10, grid: 11, microgrid: 13 };
   var STYLE = {
     district: { color: "#b71c1c", weight: 3.5, fill: false },
     subdistrict: { color: "#6a1b9a", weight: 2.4, fillColor: "#6a1b9a", fillOpacity: 0.03 },
