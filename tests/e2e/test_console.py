@@ -17,7 +17,7 @@ def open_console(page, server):
 
 
 def go_to(page, lon, lat, zoom=17):
-    page.evaluate(f"GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), {zoom})")
+    page.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), {zoom})")
     wait_idle(page)
 
 
@@ -110,7 +110,7 @@ def test_the_console_sees_new_cases_without_a_reload(page, server):
 def test_an_address_finds_its_place_and_a_refused_step_shows_why(page, server):
     open_console(page, server)
     place = api(server, "/api/v1/search?q=%E5%B0%8F%E5%8C%BA")["items"][0]  # a compound
-    page.evaluate("GridmapPage.createAt(GridmapPage.map.getCenter())")
+    page.evaluate("void GridmapPage.createAt(GridmapPage.map.getCenter())")
     page.fill(".gm-find input[name=find]", place["label"])
     page.click(".gm-find button[type=submit]")
     found = wait_js(page, "document.body.dataset.gmFound")

@@ -71,7 +71,7 @@ def test_overview_loads_offline_and_drills_down_to_a_micro_grid(page, server):
     for level in ("subdistrict", "community", "grid", "microgrid"):
         click_lonlat(page, *inner_point(target))
         code = target["properties"]["code"]
-        wait_js(page, f"document.body.dataset.gmSelected === '{code}' && document.body.dataset.gmMeasures === '{code}'")
+        wait_js(page, f"document.body.dataset.gmSelected === '{code}' && document.body.dataset.gmTrend === '{code}'")
         wait_idle(page)
         detail = page.locator("#gm-detail")
         assert detail.get_attribute("data-level") == level
@@ -122,7 +122,7 @@ def test_layers_filters_choropleth_and_heat(page, server):
     assert page.locator(".marker-cluster").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "overview-choropleth-heat.png"))
     toggle(page, "微网格")
-    page.evaluate("GridmapPage.map.setZoom(15)")
+    page.evaluate("void GridmapPage.map.setZoom(15)")
     wait_js(page, "Number(document.body.dataset.gmLevel_microgrid) > 0")
     assert_clean(page, server)
 
@@ -155,7 +155,7 @@ def test_resident_text_is_shown_as_text_everywhere(page, server):
     case = api(server, "/api/v1/cases", {"title": XSS_TITLE, "description": XSS_TEXT, "lon": lon, "lat": lat,
                                          "category": "E0101", "source": "miniprogram", "address": XSS_TEXT[:100]})
     open_overview(page, server)
-    page.evaluate(f"GridmapPage.openCase({case['id']}, L.marker(GridmapPage.core.point([{lon}, {lat}])).addTo(GridmapPage.map))")
+    page.evaluate(f"void GridmapPage.openCase({case['id']}, L.marker(GridmapPage.core.point([{lon}, {lat}])).addTo(GridmapPage.map))")
     wait_js(page, f"document.body.dataset.gmOpenCase === '{case['id']}'")
     popup = page.locator(".gm-case")
     assert popup.locator(".gm-case-title").text_content() == XSS_TITLE
@@ -164,7 +164,7 @@ def test_resident_text_is_shown_as_text_everywhere(page, server):
     page.screenshot(path=str(SCREENSHOTS / "overview-xss.png"))
     page.goto(server + "/dispatch")
     wait_idle(page)
-    page.evaluate(f"GridmapPage.open({case['id']})")
+    page.evaluate(f"void GridmapPage.open({case['id']})")
     wait_js(page, f"(document.body.dataset.gmCase || '').startsWith('{case['id']}:')")
     side = page.locator("#gm-side")
     assert side.locator(".gm-case-title").text_content() == XSS_TITLE
@@ -212,7 +212,7 @@ def test_a_gcj02_base_map_shifts_the_overlays(page, server, gcj_server, tile_ser
     page.goto(gcj_server + "/dispatch")
     wait_idle(page)
     lon, lat = inner_point(grid)
-    page.evaluate(f"GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 17)")
+    page.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 17)")
     wait_idle(page)
     click_lonlat(page, lon, lat)
     wait_js(page, "document.body.dataset.gmCreating !== undefined")

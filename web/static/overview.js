@@ -157,21 +157,29 @@
     },
 
     applyFilters: function () {
+      var modeChanged = this.mode !== this.colour.value;
       this.mode = this.colour.value;
-      this.loadCases();
+      if (this.caseQuery() !== this.loadedQuery) { this.loadCases(); } else if (modeChanged) { this.drawCases(); }
       this.loadChoropleth();
       if (this.selected) { this.loadMeasures(this.selected); }
     },
 
     /* ------------------------------------------------------------------------------------------------ cases */
-    loadCases: function () {
-      var self = this, q = this.period();
+    caseQuery: function () {
+      var q = this.period();
       if (this.category && this.category.value) { q.push("category=" + encodeURIComponent(this.category.value)); }
       if (this.state && this.state.value) { q.push("state=" + encodeURIComponent(this.state.value)); }
       if (this.source && this.source.value) { q.push("source=" + encodeURIComponent(this.source.value)); }
+      return q.join("&");
+    },
+
+    /* the cases of the filters (fetched again only when a filter changed) */
+    loadCases: function () {
+      var self = this, query = this.caseQuery();
       var seq = this.caseSeq = (this.caseSeq || 0) + 1;
-      return this.core.get("map/cases?" + q.join("&")).then(function (res) {
+      return this.core.get("map/cases?" + query).then(function (res) {
         if (seq !== self.caseSeq) { return; }
+        self.loadedQuery = query;
         self.rows = res.rows;
         self.drawCases();
       }).catch(function (err) { self.core.fail(err); });
@@ -302,15 +310,17 @@
         var head = el("strong", "gm-legend-choro", t.measureNames[c.measure] + " · " + t.levels[c.level]);
         box.appendChild(head);
         var fmt = function (v) { return RATES[c.measure] ? GM.percent(v) : (Math.round(v * 10) / 10).toLocaleString(); };
-        var lows = [c.min].concat(c.breaks);
-        for (var i = 0; i < 5; i += 1) {
+        // classes whose limits coincide (skewed values: many grids at 100 %) are shown once
+        var limits = [];
+        c.breaks.concat([c.max]).forEach(function (b, i) { if (!limits.length || b > limits[limits.length - 1].hi) { limits.push({ i: i, hi: b }); } });
+        limits.forEach(function (l, k) {
           var item = el("div", "gm-legend-item"), sw = el("span", "gm-swatch gm-swatch-square");
-          sw.style.background = c.ramp[i];
+          sw.style.background = c.ramp[l.i];
           item.appendChild(sw);
-          var hi = i < 4 ? c.breaks[i] : c.max;
-          item.appendChild(el("span", null, c.min === undefined ? t.noValue : (i === 0 ? "≤ " + fmt(hi) : fmt(lows[i]) + " – " + fmt(hi))));
+          var lo = k === 0 ? null : limits[k - 1].hi;
+          item.appendChild(el("span", null, c.min === undefined ? t.noValue : (lo === null ? "≤ " + fmt(l.hi) : "> " + fmt(lo) + " – " + fmt(l.hi))));
           box.appendChild(item);
-        }
+        });
         var nodata = el("div", "gm-legend-item"), sw2 = el("span", "gm-swatch gm-swatch-square");
         sw2.style.background = "#cfd8dc";
         nodata.appendChild(sw2); nodata.appendChild(el("span", null, t.noValue));
@@ -404,13 +414,14 @@
       }
     },
 
+    /* the measures first (one query), then the twelve-month trend (twelve periods) as it comes */
     loadMeasures: function (code) {
       var self = this, t = this.t;
-      var q = this.period().join("&");
-      return Promise.all([this.core.get("areas/" + encodeURIComponent(code) + "/measures?" + q),
-        this.core.get("areas/" + encodeURIComponent(code) + "/series?months=12")]).then(function (res) {
+      var q = this.period().join("&"), path = "areas/" + encodeURIComponent(code);
+      var box = self.measureBox;
+      var table = this.core.get(path + "/measures?" + q).then(function (res) {
         if (self.selected !== code) { return; }
-        var m = res[0].measures, box = self.measureBox;
+        var m = res.measures;
         box.replaceChildren();
         box.appendChild(el("h3", null, t.measures));
         var table = el("table", "gm-measure-table");
@@ -422,8 +433,15 @@
         row(table, t.measureNames.close_hours_p50, m.close_hours_p50);
         box.appendChild(table);
         box.appendChild(el("h3", null, t.trend));
-        box.appendChild(self.chart(res[1].months));
+        self.trendBox = el("div", "gm-trend", t.loading);
+        box.appendChild(self.trendBox);
         self.core.mark("gmMeasures", code);
+      });
+      var trend = this.core.get(path + "/series?months=12");
+      return Promise.all([table, trend]).then(function (res) {
+        if (self.selected !== code || !self.trendBox) { return; }
+        self.trendBox.replaceChildren(self.chart(res[1].months));
+        self.core.mark("gmTrend", code);
       }).catch(function (err) { self.core.fail(err); });
     },
 

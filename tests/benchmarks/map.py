@@ -1,0 +1,195 @@
+"""How fast the map pages are on the full Guandu demo (1,854 micro-grids, 50,000 cases), in headless Chromium.
+
+Figures: first contentful paint, time until the page is ready (district, sub-districts and the last 30 days'
+cases drawn; nothing in flight), bytes fetched; then interactions: drill into a sub-district, zoom to micro-grids,
+pan, a year of cases (≈ 50,000 points), a choropleth per grid, the console's queue. The peer is the obvious way: a
+folium page with every grid and micro-grid embedded as one GeoJSON (what the issue warns against), loaded in the
+same browser. Each figure is the median of 3 runs, each run in a fresh browser context (empty cache).
+
+    python tests/benchmarks/map.py [--database sqlite:////path/to/full-demo.sqlite]
+
+Without --database the full demo is loaded into a temporary SpatiaLite file first (about 80 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, wait_idle, wait_js  # noqa: E402
+
+RUNS = 3
+
+
+def serve(url: str) -> tuple[str, subprocess.Popen]:
+    port = _free_port()
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/api/v1/areas/530111", timeout=2)
+            return base, proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def timed(page, action, ready: str, idle: bool = True) -> float:
+    started = time.perf_counter()
+    page.evaluate(f"() => {{ {action}; }}")  # nothing returned: Playwright would serialise a whole Leaflet map
+    wait_js(page, ready, 120)
+    if idle:
+        wait_idle(page, 120)
+    return (time.perf_counter() - started) * 1000
+
+
+def transferred(page) -> int:
+    return int(page.evaluate("performance.getEntriesByType('resource').reduce((s, e) => s + e.transferSize, 0)"
+                             " + performance.getEntriesByType('navigation')[0].transferSize"))
+
+
+def overview_run(browser, base: str) -> dict:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    out = {}
+    started = time.perf_counter()
+    page.goto(base + "/")
+    wait_js(page, "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict", 120)
+    wait_idle(page, 120)
+    out["ready_ms"] = (time.perf_counter() - started) * 1000
+    out["fcp_ms"] = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime")
+    out["bytes"] = transferred(page)
+    out["cases_30d"] = int(page.evaluate("document.body.dataset.gmCases"))
+    started = time.perf_counter()
+    out["drill_ms"] = timed(page, "GridmapPage.select('530111003', true)",
+                            "document.body.dataset.gmMeasures === '530111003'", idle=False)
+    wait_js(page, "document.body.dataset.gmTrend === '530111003'", 120)
+    wait_idle(page, 120)
+    out["trend_ms"] = (time.perf_counter() - started) * 1000
+    page.evaluate("() => { GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
+                  " GridmapPage.areas.levels.microgrid.layer.addTo(GridmapPage.map); }")
+    wait_idle(page, 60)
+    out["zoom15_ms"] = timed(page, "GridmapPage.map.setView([25.03, 102.76], 15)",
+                             "Number(document.body.dataset.gmLevel_microgrid) > 0")
+    out["microgrids_drawn"] = int(page.evaluate("document.body.dataset.gmLevel_microgrid"))
+    out["pan_ms"] = timed(page, "GridmapPage.map.panBy([700, 0], {animate: false})", "true")
+    page.fill("input[name=since]", "2025-11-20")
+    page.fill("input[name=until]", "2026-11-21")
+    before = page.evaluate("document.body.dataset.gmCases")
+    out["year_ms"] = timed(page, "document.querySelector('.gm-apply').click()",
+                           f"document.body.dataset.gmCases !== '{before}'")
+    out["cases_year"] = int(page.evaluate("document.body.dataset.gmCases"))
+    page.select_option("select[name=measure]", "on_time_rate")
+    page.select_option("select[name=measure_level]", "grid")
+    out["choropleth_ms"] = timed(page, "document.querySelector('.gm-apply').click()",
+                                 "(document.body.dataset.gmChoropleth || '').startsWith('on_time_rate:grid')")
+    started = time.perf_counter()
+    page.goto(base + "/dispatch")
+    wait_js(page, "document.body.dataset.gmPolls !== undefined", 120)
+    wait_idle(page, 120)
+    out["console_ready_ms"] = (time.perf_counter() - started) * 1000
+    context.close()
+    return out
+
+
+def peer_page(base: str, folder: Path) -> Path:
+    """The obvious folium page: every grid and micro-grid embedded as GeoJSON at full precision."""
+    import folium
+
+    html = folium.Map(location=[25.0, 102.8], zoom_start=11, tiles=None)
+    for level in ("grid", "microgrid"):
+        with urllib.request.urlopen(f"{base}/api/v1/areas?level={level}&precision=8") as r:
+            folium.GeoJson(json.load(r), name=level).add_to(html)
+    path = folder / "embedded.html"
+    html.save(str(path))
+    # folium links Leaflet and friends from CDNs, unreachable here: point Leaflet at the app's copy, drop the rest
+    text = path.read_text()
+    static = ROOT / "web" / "static" / "vendor" / "leaflet"
+    text = re.sub(r'https://[^"]*/leaflet\.js', (static / "leaflet.js").as_uri(), text)
+    text = re.sub(r'https://[^"]*/leaflet\.css', (static / "leaflet.css").as_uri(), text)
+    text = re.sub(r'<(script|link)[^>]*"https://[^"]*"[^>]*>(</script>)?', "", text)
+    path.write_text(text)
+    return path
+
+
+def peer_run(browser, base: str, path: Path) -> dict:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    out = {"ready_ms": (time.perf_counter() - started) * 1000,
+           "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
+           "bytes": path.stat().st_size,
+           "paths": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length")}
+    context.close()
+    return out
+
+
+def median(runs: list[dict], key: str) -> float:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", help="a database holding the full demo (default: load one)")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="gridmap-bench-map-"))
+    url = args.database
+    if not url:
+        url = f"sqlite:///{folder / 'full.sqlite'}"
+        print("loading the full Guandu demo …", flush=True)
+        env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+        subprocess.run([sys.executable, "-m", "gridmap.cli", "init"], env=env, check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "gridmap.cli", "demo", "--if-empty"], env=env, check=True, cwd=ROOT)
+    base, proc = serve(url)
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            overview_run(browser, base)  # warm the server's caches (outlines per zoom, calendar) once
+            runs = [overview_run(browser, base) for _ in range(RUNS)]
+            embedded = peer_page(base, folder)
+            peers = [peer_run(browser, base, embedded) for _ in range(RUNS)]
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"\nmap pages, full Guandu demo, headless Chromium, median of {RUNS} cold runs")
+    print(f"{'':44s}{'gridmap':>12s}{'embedded GeoJSON':>18s}{'ratio':>8s}")
+    for label, key, unit in [("first contentful paint", "fcp_ms", "ms"), ("ready (drawn, nothing in flight)", "ready_ms", "ms"),
+                             ("bytes fetched", "bytes", "B")]:
+        ours, theirs = median(runs, key), median(peers, key)
+        print(f"{label:44s}{ours:>10,.0f}{unit:>2s}{theirs:>16,.0f}{unit:>2s}{theirs / ours:>7.1f}×")
+    print(f"  (the embedded page draws {median(peers, 'paths'):,.0f} outlines at once; gridmap draws the "
+          f"district and {len(runs) and 'sub-districts'} and {median(runs, 'cases_30d'):,.0f} cases of the last 30 days)")
+    for label, key in [("drill into a sub-district (panel and measures)", "drill_ms"),
+                       ("… and its 12-month trend chart", "trend_ms"),
+                       ("zoom to z15 with grids and micro-grids", "zoom15_ms"), ("pan 700 px at z15", "pan_ms"),
+                       (f"a year of cases ({median(runs, 'cases_year'):,.0f} points, clustered)", "year_ms"),
+                       ("choropleth of on-time rate per grid", "choropleth_ms"),
+                       ("dispatcher console ready", "console_ready_ms")]:
+        print(f"{label:60s}{median(runs, key):>10,.0f} ms")
+    print(f"micro-grids drawn at z15: {median(runs, 'microgrids_drawn'):,.0f} of 1,854")
+
+
+if __name__ == "__main__":
+    main()
