@@ -43,6 +43,7 @@ unit: install
 bench: install test-system-deps postgis
 	$(BIN)/python tests/benchmarks/locate.py
 	$(BIN)/python tests/benchmarks/cases.py
+	$(BIN)/python tests/benchmarks/map.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

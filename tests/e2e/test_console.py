@@ -130,3 +130,41 @@ def test_an_address_finds_its_place_and_a_refused_step_shows_why(page, server):
     assert api(server, f"/api/v1/cases/{case_id}")["state"] == "reported"
     page.console_errors = [e for e in page.console_errors if "422" not in e]  # the refused request itself
     assert_clean(page, server)
+
+
+def test_reassign_to_a_department_and_whistle_from_the_console(page, server):
+    grid = api(server, "/api/v1/areas?level=grid")["features"][3]
+    lon, lat = inner_point(grid)
+    case = api(server, "/api/v1/cases", {"title": "占道经营", "lon": lon, "lat": lat, "category": "E0101",
+                                         "source": "hotline"})
+    assert case["state"] == "dispatched" and case["assignee_id"]
+    open_console(page, server)
+    page.evaluate(f"void GridmapPage.open({case['id']})")
+    wait_js(page, f"document.body.dataset.gmCase === '{case['id']}:dispatched'")
+    wait_idle(page)
+    # 改派 to a department, with a reason
+    page.locator(".gm-action-reassign summary").click()
+    page.select_option(".gm-action-reassign select[name=mode]", "department")
+    page.select_option(".gm-action-reassign select[name=department]", "CG")
+    page.fill(".gm-action-reassign input[name=reason]", "需执法部门处置")
+    page.locator(".gm-action-reassign button[type=submit]").click()
+    wait_js(page, f"document.body.dataset.gmLastAction === 'reassign:{case['id']}:dispatched'")
+    wait_idle(page)
+    routing = page.locator(".gm-routing").inner_text()
+    assert "区城市管理局" in routing and "调度员指定" in routing and "需执法部门处置" in routing
+    # the department accepts; then the dispatcher whistles another department in (吹哨)
+    now = api(server, f"/api/v1/cases/{case['id']}")
+    api(server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": now["version"]},
+        {"X-User": "cg1", "X-Role": "department", "X-Department": "CG"})
+    page.evaluate(f"void GridmapPage.open({case['id']})")
+    wait_js(page, f"document.body.dataset.gmCase === '{case['id']}:accepted'")
+    wait_idle(page)
+    page.locator(".gm-action-whistle summary").click()
+    page.select_option(".gm-action-whistle select[name=department]", "SW")
+    page.locator(".gm-action-whistle button[type=submit]").click()
+    wait_js(page, f"document.body.dataset.gmLastAction === 'whistle:{case['id']}:accepted'")
+    history = api(server, f"/api/v1/cases/{case['id']}")["history"]
+    assert [e["action"] for e in history][-3:] == ["reassign", "accept", "whistle"]
+    assert history[-1]["actor"].startswith("dispatcher:")
+    page.screenshot(path=str(SCREENSHOTS / "dispatch-whistle.png"))
+    assert_clean(page, server)
