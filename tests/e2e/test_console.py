@@ -136,12 +136,15 @@ def test_reassign_to_a_department_and_whistle_from_the_console(page, server):
     grid = api(server, "/api/v1/areas?level=grid")["features"][3]
     lon, lat = inner_point(grid)
     case = api(server, "/api/v1/cases", {"title": "占道经营", "lon": lon, "lat": lat, "category": "E0101",
-                                         "source": "hotline"})
+                                         "source": "hotline", "reporter_name": "王小明",
+                                         "reporter_phone": "13812341234"})
     assert case["state"] == "dispatched" and case["assignee_id"]
     open_console(page, server)
     page.evaluate(f"void GridmapPage.open({case['id']})")
     wait_js(page, f"document.body.dataset.gmCase === '{case['id']}:dispatched'")
     wait_idle(page)
+    # a dispatcher calls the resident back: the console shows the contact in full (and the audit log says so)
+    assert "王小明 · 13812341234" in page.locator("#gm-side .gm-info").inner_text()
     # 改派 to a department, with a reason
     page.locator(".gm-action-reassign summary").click()
     page.select_option(".gm-action-reassign select[name=mode]", "department")

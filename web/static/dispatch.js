@@ -22,7 +22,7 @@
       whistle: "吹哨（上报部门）", merge: "合并到", void: "作废", reason: "原因", submit: "确定", chooseCategory: "选择类别",
       create: "在此新建事件", title: "标题", createSubmit: "新建并派遣", findAddress: "按地址定位", locate: "定位",
       created: "已新建", done: "已完成", distance: "距离", metres: "米", clock: "时限", due: "应办结",
-      optional: "（可选）", none: "无", noStaff: "该网格无人员"
+      optional: "（可选）", none: "无", noStaff: "该网格无人员", reporter: "反映人"
     },
     en: {
       queues: { fresh: "To handle", dispatched: "Dispatched", overdue: "Overdue" }, empty: "The queue is empty",
@@ -41,7 +41,7 @@
       void: "Void", reason: "Reason", submit: "OK", chooseCategory: "choose a category", create: "New case here",
       title: "Title", createSubmit: "Create and route", findAddress: "Find an address", locate: "Find", created: "Created",
       done: "Done", distance: "distance", metres: "m", clock: "Clock", due: "Due", optional: " (optional)", none: "None",
-      noStaff: "no staff in this grid"
+      noStaff: "no staff in this grid", reporter: "Reporter"
     }
   };
   var QUEUES = { fresh: "reported,filed", dispatched: "dispatched", overdue: "overdue" };
@@ -190,6 +190,9 @@
       row(info, t.reportedAt, GM.localTime(c.reported_at));
       if (c.clock) { row(info, t.clock, t.clocks[c.clock.colour] + " · " + t.due + " " + GM.localTime(c.due_at)); }
       row(info, t.address, c.address);
+      if (c.reporter_name || c.reporter_phone) {
+        row(info, t.reporter, [c.reporter_name, c.reporter_phone].filter(Boolean).join(" · "));
+      }
       side.appendChild(info);
       if (c.description) { side.appendChild(el("p", "gm-desc", c.description)); }
       var r = c.routing || {};
