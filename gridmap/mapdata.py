@@ -28,6 +28,7 @@ from gridmap.areas import check_level, get_area
 from gridmap.cases import LEVEL_COLUMNS, check_period, check_states, state_condition, utc
 from gridmap.errors import InvalidInput
 from gridmap.tables import CASE_SOURCES, Area, Case, CaseCategory
+from gridmap.workcal import clock as clock_of
 
 MIN_ZOOM, MAX_ZOOM = 6, 17  # outside this range the nearest is used (17: no simplification left to do)
 CASE_FIELDS = ("id", "lon", "lat", "state", "clock", "category", "source", "reported_at")
@@ -214,8 +215,6 @@ def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.dat
         clock = None
         if state in CLOCKED_STATES and accepted is not None and due is not None:
             if calendar is not None:
-                from gridmap.workcal import clock as clock_of
-
                 clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
             else:
                 clock = "red" if utc(due) < now else "green"

@@ -247,6 +247,16 @@
     });
   }
 
+  /* the first view: fit the district(s), then load every visible level for it */
+  AreaLayers.prototype.start = function (fitOptions) {
+    var core = this.core, self = this;
+    return core.get("map/areas?level=district&zoom=10").then(function (fc) {
+      var bounds = L.geoJSON(fc, { coordsToLatLng: core.toLatLng }).getBounds();
+      if (bounds.isValid()) { core.map.fitBounds(bounds, fitOptions || {}); }
+      return self.refresh();
+    }).catch(function (err) { core.fail(err); });
+  };
+
   AreaLayers.prototype.refresh = function () {
     var self = this;
     return Promise.all(LEVELS.map(function (l) { return self.levels[l].refresh(); })).then(function () {

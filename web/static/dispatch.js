@@ -71,11 +71,7 @@
         self.categories = res[0];
         self.departments = res[1];
       }).catch(function (err) { core.fail(err); });
-      core.get("map/areas?level=district&zoom=10").then(function (fc) {
-        var bounds = L.geoJSON(fc, { coordsToLatLng: core.toLatLng }).getBounds();
-        if (bounds.isValid()) { map.fitBounds(bounds); }
-        return self.areas.refresh();
-      }).catch(function (err) { core.fail(err); });
+      this.areas.start();
       this.poll();
       this.timer = setInterval(function () { self.poll(); }, Math.max(1, config.poll_s || 5) * 1000);
     },

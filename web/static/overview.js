@@ -80,12 +80,7 @@
       this.legend.addTo(map);
       this.drawLegend();
       new GM.SearchBox(core, function (item) { self.pick(item); });
-      core.get("map/areas?level=district&zoom=10").then(function (fc) {
-        var bounds = L.geoJSON(fc, { coordsToLatLng: core.toLatLng }).getBounds();
-        if (bounds.isValid()) { map.fitBounds(bounds, { paddingTopLeft: [360, 10] }); }
-        self.districtCode = fc.features.length ? fc.features[0].properties.code : null;
-        return self.areas.refresh();
-      }).catch(function (err) { core.fail(err); });
+      this.areas.start({ paddingTopLeft: [360, 10] });  // the panel covers the left
       this.loadCases();
     },
 
@@ -508,5 +503,4 @@
   };
 
   window.GridmapPage = Page;
-  window.GridmapApp = Page;
 }());
