@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
-from api.routes import areas, cases, catalogue, generations, imports, locate, mapdata, measures, open311, pages
+from api.routes import areas, cases, catalogue, docs, generations, imports, locate, mapdata, measures, open311, pages
 from api.security import SecurityHeaders
 from api.settings import Settings
 from gridmap import storage
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper.cancel()
         engine.dispose()
 
-    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,  # see routes.docs
                   description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
     app.state.settings = settings
     app.state.area_shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.calendar = calendar
     app.state.calendar_changed = calendar_cache.clear  # an admin edited it: read it again on next use
     errors.register(app)
-    for module in (areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311, pages):
+    for module in (areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311, pages, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(GZipMiddleware, minimum_size=2048)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
-OWN_PAGES = ("/docs", "/redoc")  # FastAPI's API explorer pages bring their own inline scripts
 COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 
 
@@ -26,7 +25,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 headers += [h for h in COMMON if h[0] not in names]
-                if b"content-security-policy" not in names and not scope["path"].startswith(OWN_PAGES):
+                if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", API_CSP))
                 message["headers"] = headers
             await send(message)
