@@ -6,7 +6,8 @@ an `address`. Output adds, per row: the chain codes (`district_code` … `microg
 `branch`, `method` (coordinates, address, nearest or none), `flags` (`;`-separated, as in single lookups),
 `candidates` (other grids on a shared boundary) and, for addresses, `address_confidence` and the matched place.
 Rows that cannot be located get `method` none and a flag that says why (`invalid_coordinate`,
-`outside_service_area`, `address_not_matched`); a batch never fails because of one bad row.
+`outside_service_area`, `address_not_matched`, `address_too_long` over 300 characters); a batch never fails because
+of one bad row.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from gridmap import crs as gcrs
 from gridmap.areas import people_directory
 from gridmap.errors import InvalidInput
+from gridmap.textcheck import MAX_ADDRESS
 from gridmap.lookup import FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, AreaIndex, metres_per_degree
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
@@ -148,6 +150,9 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
                 gazetteer = gazetteer_for(session)
             texts = frame[address].astype("string").fillna("").to_numpy()
             for i in todo:
+                if len(texts[i]) > MAX_ADDRESS:  # never handed to the gazetteer
+                    extra_flags[i].append("address_too_long")
+                    continue
                 m = gazetteer.match(str(texts[i]))
                 confidence[i] = m.confidence
                 if m.place is None or m.level != "place":

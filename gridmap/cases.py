@@ -23,6 +23,7 @@ from gridmap.locate import LocateOptions, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
+from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
 from gridmap.tables import CASE_SOURCES, CASE_STATES, FINISHED_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
 
 NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
@@ -59,23 +60,23 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
-def _check_text(field: str, value: str | None, *, required: bool = False, limit: int = MAX_TEXT) -> None:
-    if required and (value is None or not value.strip()):
-        raise InvalidInput(f"{field}: must not be empty", field=field)
-    if value is not None and len(value) > limit:
-        raise InvalidInput(f"{field}: {len(value)} characters is too long; at most {limit}", field=field)
+def check_new_case_text(new: NewCase) -> NewCase:
+    """The case's texts checked (length first, then control, bidi and invisible-only text; NFC) and its phone as
+    ASCII digits: the one check every intake channel passes through, before anything is located or stored."""
+    return dataclasses.replace(
+        new,
+        title=clean_text(new.title, "title", 200).strip(),
+        description=clean_text(new.description, "description", MAX_TEXT, multiline=True, required=False),
+        address=clean_text(new.address, "address", MAX_ADDRESS, required=False),
+        reporter_name=clean_text(new.reporter_name, "reporter_name", 64, required=False),
+        reporter_phone=clean_phone(new.reporter_phone, "reporter_phone"),
+        external_ref=clean_text(new.external_ref, "external_ref", 64, required=False))
 
 
 def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
-    _check_text("title", new.title, required=True, limit=200)
-    _check_text("description", new.description)
-    _check_text("address", new.address, limit=300)
-    _check_text("reporter_name", new.reporter_name, limit=64)
     if new.source not in CASE_SOURCES:
         raise InvalidInput(f"source: {new.source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
                            field="source")
-    if new.reporter_phone is not None and not (new.reporter_phone.isdigit() and 7 <= len(new.reporter_phone) <= 15):
-        raise InvalidInput("reporter_phone: must be 7 to 15 digits, e.g. 13812341234", field="reporter_phone")
     if new.category is None:
         return None
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == new.category)).first()
@@ -91,6 +92,7 @@ def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
 def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str = "api",
                 now: dt.datetime | None = None) -> Case:
     """File a case: validate, convert the point to WGS84, locate it, assign it, and record its history."""
+    new = check_new_case_text(new)
     category = _check_new_case(session, new)
     system = gcrs.parse_crs(new.crs)
     # refused, naming lon/lat, when far outside the service area (a case 8,000 km away is a mistake, not a case)

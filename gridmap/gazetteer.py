@@ -33,6 +33,7 @@ from rapidfuzz.distance import Levenshtein
 from sqlalchemy.orm import Session
 
 from gridmap.tables import Area, Place
+from gridmap.textcheck import MAX_ADDRESS  # longer text is answered "too_long", never normalised or matched
 
 MIN_CONFIDENCE = 0.6
 COMPOUND_SUFFIXES = ("小区", "花园", "家园", "新村", "公寓", "雅居", "嘉园", "苑")
@@ -202,8 +203,12 @@ class Gazetteer:
         return not re.search(r"(社区|小区|园区|片区|景区|校区|城区|厂区|矿区|营区|院区)$", m.group(1))
 
     def match(self, text: str) -> Match:
-        """Match one address text. Never raises for odd text: no match is an answer."""
+        """Match one address text. Never raises for odd text: no match is an answer. Text over `MAX_ADDRESS`
+        characters is answered `too_long` at once: matching costs time with the length (pinyin, edit distances),
+        so it is measured before anything else."""
         raw = text or ""
+        if not isinstance(raw, str) or len(raw) > MAX_ADDRESS:
+            return Match(text="", reason="too_long")
         full = self._strip(normalise(raw))          # without province, city, district
         s = self._strip(full, self.sub_prefixes)    # and without the sub-district
         out = Match(text=raw)

@@ -31,6 +31,7 @@ from gridmap import crs as gcrs
 from gridmap.areas import people_directory
 from gridmap.errors import InvalidCoordinate, InvalidInput
 from gridmap.lookup import FLAG_OUTSIDE, AreaIndex, Location
+from gridmap.textcheck import MAX_ADDRESS
 
 FLAG_TWICE = "possibly_converted_twice"
 FLAG_GCJ02 = "possibly_gcj02"
@@ -190,6 +191,9 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
     if not has_point and not (address and address.strip()):
         raise InvalidInput("lon/lat or address: give a point (lon and lat) or an address text", field="lon")
     match = None
+    if address is not None and len(address) > MAX_ADDRESS:  # measured before anything reads it
+        raise InvalidInput(f"address: {len(address):,} characters is too long; at most {MAX_ADDRESS}",
+                           field="address")
     if address and address.strip():
         if gazetteer is None:
             from gridmap.gazetteer import gazetteer_for

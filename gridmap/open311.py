@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from gridmap.cases import NewCase, utc
+from gridmap.cases import MAX_ADDRESS, MAX_TEXT, NewCase, utc
+from gridmap.errors import InvalidInput
+from gridmap.textcheck import clean_phone, clean_text
 from gridmap.tables import FINISHED_STATES, Case, CaseCategory, Department, PartyOrg
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -46,6 +48,11 @@ class Open311Error(Exception):
         super().__init__(description)
         self.status = status
         self.errors = [(code if code is not None else status, description)]
+
+
+def _shown(text: str) -> str:
+    """A value for an error message: short ones quoted, long ones only counted (an error never echoes a megabyte)."""
+    return repr(text) if len(text) <= 40 else f"({len(text):,} characters)"
 
 
 def attributes_of(category: CaseCategory) -> list[dict]:
@@ -75,7 +82,7 @@ def category_for(session: Session, code: str | None) -> CaseCategory:
         raise Open311Error(400, "service_code was not provided")
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
     if category is None or category.active is False:
-        raise Open311Error(404, f"service_code {code} was not found; see services.xml")
+        raise Open311Error(404, f"service_code {_shown(code)} was not found; see services.xml")
     return category
 
 
@@ -87,7 +94,7 @@ def definition(session: Session, code: str) -> dict:
 def check_jurisdiction(value: str | None, ours: str) -> None:
     """Optional for a single-jurisdiction endpoint; when given it must be ours."""
     if value not in (None, "") and value != ours:
-        raise Open311Error(404, f"jurisdiction_id {value} was not found; this endpoint serves {ours}")
+        raise Open311Error(404, f"jurisdiction_id {_shown(value)} was not found; this endpoint serves {ours}")
 
 
 def _one(form: dict[str, list[str]], name: str) -> str | None:
@@ -105,10 +112,24 @@ def _float(form, name: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise Open311Error(400, f"{name} must be a number in WGS84 degrees, not {text!r}") from None
+        raise Open311Error(400, f"{name} must be a number in WGS84 degrees, not {_shown(text)}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise Open311Error(400, f"{name} must be a finite number")
     return value
+
+
+def _text(form: dict[str, list[str]], name: str, limit: int, *, multiline: bool = False) -> str | None:
+    """A text argument checked like every intake's text (length first, before anything reads it; then control
+    and bidi characters, invisible-only text; NFC); empty means missing. Errors name the argument, not the value."""
+    values = form.get(name)
+    if not values:
+        return None
+    if len(values[-1]) > limit:
+        raise Open311Error(400, f"{name} is {len(values[-1]):,} characters; at most {limit:,}")
+    try:
+        return clean_text(values[-1].strip(), name, limit, multiline=multiline, required=False)
+    except InvalidInput as exc:
+        raise Open311Error(400, exc.message) from None
 
 
 @dataclass
@@ -132,7 +153,7 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
     check_jurisdiction(_one(form, "jurisdiction_id"), jurisdiction)
     category = category_for(session, _one(form, "service_code"))
     lat, lon = _float(form, "lat"), _float(form, "long")
-    address = _one(form, "address_string")
+    address = _text(form, "address_string", MAX_ADDRESS)
     if _one(form, "address_id") is not None and lat is None and address is None:
         raise Open311Error(400, "address_id is not supported here; send lat and long, or address_string")
     if (lat is None) != (lon is None):
@@ -141,14 +162,15 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
         raise Open311Error(400, "a location is required: lat and long, or address_string")
     if lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise Open311Error(400, f"lat {lat} / long {lon} are not WGS84 degrees (lat -90..90, long -180..180)")
-    description = _one(form, "description")
-    if description is not None and len(description) > 4000:
-        raise Open311Error(400, f"description is {len(description)} characters; at most 4,000")
+    description = _text(form, "description", MAX_TEXT, multiline=True)
     attributes = {}
     for name, values in form.items():
         if name.startswith("attribute[") and values:
             code = name[len("attribute["):].split("]", 1)[0]
-            attributes[code] = values if name.endswith("[]") else values[-1]
+            if len(code) > 32 or len(attributes) >= 20:
+                raise Open311Error(400, "attribute: at most 20 attributes, each code at most 32 characters")
+            checked = [_text({name: [v]}, f"attribute[{code}]", 200) or "" for v in values[-20:]]
+            attributes[code] = checked if name.endswith("[]") else checked[-1]
     for attribute in attributes_of(category):
         value = attributes.get(attribute["code"])
         if attribute["required"] and not value:
@@ -156,12 +178,12 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
         keys = {v["key"] for v in attribute["values"]}
         if value and keys and any(v not in keys for v in (value if isinstance(value, list) else [value])):
             raise Open311Error(400, f"attribute[{attribute['code']}] must be one of {', '.join(sorted(keys))}")
-    phone = _one(form, "phone")
-    if phone is not None:
-        phone = "".join(ch for ch in phone if ch.isdigit())
-        if not 7 <= len(phone) <= 15:
-            raise Open311Error(400, "phone must have 7 to 15 digits")
-    name = " ".join(p for p in (_one(form, "last_name"), _one(form, "first_name")) if p) or None
+    try:
+        phone = clean_phone((form.get("phone") or [None])[-1], "phone")
+    except InvalidInput as exc:
+        raise Open311Error(400, exc.message) from None
+    name = " ".join(p for p in (_text(form, "last_name", 64), _text(form, "first_name", 64)) if p) or None
+    _text(form, "account_id", 64)  # echoed back in the answer: short and printable
     if lat is None:
         point = locate_address(address)
         if point is None:
@@ -181,7 +203,7 @@ def _parse_w3(name: str, text: str | None) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise Open311Error(400, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, not {text!r}") from None
+        raise Open311Error(400, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, not {_shown(text)}") from None
     if value.tzinfo is None:
         raise Open311Error(400, f"{name} must include the time zone (Z or +08:00)")
     return value
@@ -216,7 +238,7 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
     if statuses is not None:
         wanted = {s.strip() for s in statuses.split(",") if s.strip()}
         if not wanted <= {"open", "closed"}:
-            raise Open311Error(400, f"status must be open, closed or both (comma delimited), not {statuses!r}")
+            raise Open311Error(400, f"status must be open, closed or both (comma delimited), not {_shown(statuses)}")
         if wanted == {"open"}:
             statement = statement.where(Case.state.not_in(CLOSED_STATES))
         elif wanted == {"closed"}:
