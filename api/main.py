@@ -14,6 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
 from api.routes import areas, cases, catalogue, docs, generations, imports, locate, mapdata, measures, open311, pages
+from api.limits import BodyLimit
 from api.security import SecurityHeaders
 from api.settings import Settings
 from gridmap import storage
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311, pages, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.add_middleware(SecurityHeaders)
     return app

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     escalation_interval_s: float = 60.0  # how often overdue cases are looked for (and escalated once)
     duplicate_distance_m: float = 50.0  # duplicate suggestions: same category within this distance …
     duplicate_window_h: float = 72.0    # … and reported within this many hours of each other
+    max_body_bytes: int = 25 * 1024 * 1024  # larger request bodies are refused (413) before they are read
 
     def basemaps(self) -> list[dict]:
         """The base map's tile layers (bottom first): the configured URL, else Tianditu with a key, else none."""
