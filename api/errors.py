@@ -7,12 +7,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api.ratelimit import RateLimited
 from gridmap import errors, workflow
 
 STATUS = [
     (errors.NotFound, 404, "Not found"),
     (workflow.PreconditionFailed, 412, "Precondition failed"),
-    (workflow.Forbidden, 403, "Forbidden"),
+    (errors.Unauthenticated, 401, "Unauthorized"),
+    (errors.Forbidden, 403, "Forbidden"),
     (workflow.VersionRequired, 428, "Precondition required"),
     (errors.Conflict, 409, "Conflict"),
     (errors.DatabaseNotReady, 503, "Database not ready"),
@@ -32,7 +34,10 @@ async def _domain(_: Request, exc: errors.GridmapError) -> JSONResponse:
     for cls, status, title in STATUS:
         if isinstance(exc, cls):
             extra = {"field": exc.field} if exc.field else {}
-            return problem(status, title, exc.message, code=type(exc).__name__, **extra)
+            response = problem(status, title, exc.message, code=type(exc).__name__, **extra)
+            if status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
+            return response
     raise exc  # pragma: no cover - GridmapError is the last row
 
 
@@ -57,8 +62,17 @@ async def _http(_: Request, exc: HTTPException) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), str(exc.detail))
 
 
+async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+    response = problem(429, "Too many requests",
+                       f"请求过于频繁，请 {exc.retry_after} 秒后再试 (too many requests; retry after {exc.retry_after} s)",
+                       code="rate_limited", retry_after=exc.retry_after)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def register(app: FastAPI) -> None:
     """Install the handlers on an app."""
     app.add_exception_handler(errors.GridmapError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(RateLimited, _rate_limited)

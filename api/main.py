@@ -13,7 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
-from api.routes import areas, cases, catalogue, docs, generations, imports, locate, mapdata, measures, open311, pages
+from api.auth import PrincipalCache
+from api.routes import (admin, areas, auth, cases, catalogue, docs, generations, imports, locate, mapdata, measures,
+                        open311, pages)
 from api.limits import BodyLimit
 from api.security import SecurityHeaders
 from api.settings import Settings
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
     app.state.settings = settings
     app.state.area_shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
+    app.state.principals = PrincipalCache()  # who a token or key stands for, for a few seconds
 
     def reload_index() -> AreaIndex | None:
         """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
@@ -99,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.calendar = calendar
     app.state.calendar_changed = calendar_cache.clear  # an admin edited it: read it again on next use
     errors.register(app)
-    for module in (areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311, pages, docs):
+    for module in (auth, admin, areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311,
+                   pages, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)

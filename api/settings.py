@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridmap.storage import DEFAULT_DATABASE_URL
@@ -36,7 +37,37 @@ class Settings(BaseSettings):
     escalation_interval_s: float = 60.0  # how often overdue cases are looked for (and escalated once)
     duplicate_distance_m: float = 50.0  # duplicate suggestions: same category within this distance …
     duplicate_window_h: float = 72.0    # … and reported within this many hours of each other
+    # rate limits (api.ratelimit), per process: "N/S" = N requests at once, refilled at N per S seconds; "off"
+    rate_anonymous_intake: str = "300/60"  # case and patrol-report intake without credentials, per client address
+    rate_open311_post: str = "600/60"      # Open311 POST requests, per client address
+    rate_open311_key: str = "1200/60"      # Open311 POST requests, per API key
+    rate_signin_account: str = "10/300"    # sign-in attempts per account name
+    rate_signin_address: str = "100/300"   # sign-in attempts per client address
+    trusted_proxies: str = ""  # comma-separated proxy addresses/networks whose X-Forwarded-For names the client
     max_body_bytes: int = 25 * 1024 * 1024  # larger request bodies are refused (413) before they are read
+    # accounts and sign-in (see api.auth)
+    anonymous_intake: bool = True     # residents may submit cases without credentials (rate limited)
+    gateway_secret: str = ""          # identity headers from a gateway are honoured only with this secret; off
+    token_ttl_s: int = 3600           # bearer tokens from POST /api/v1/auth/token
+    session_ttl_s: int = 12 * 3600    # the pages' session cookie (one working day)
+    cookie_secure: bool = True        # Secure cookie (browsers accept it on http://localhost too)
+
+    @field_validator("rate_anonymous_intake", "rate_open311_post", "rate_open311_key", "rate_signin_account",
+                     "rate_signin_address")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from api.ratelimit import parse_rate
+
+        parse_rate(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        from api.ratelimit import trusted_networks
+
+        trusted_networks(value)
+        return value
 
     def basemaps(self) -> list[dict]:
         """The base map's tile layers (bottom first): the configured URL, else Tianditu with a key, else none."""

@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from gridmap import crs as gcrs
-from gridmap import workflow
+from gridmap import policy, workflow
 from gridmap.locate import LocateOptions, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
+from gridmap.policy import Principal
 from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
 from gridmap.tables import CASE_SOURCES, CASE_STATES, FINISHED_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
 
@@ -187,6 +188,31 @@ def get_case(session: Session, case_id: int) -> Case:
     return case
 
 
+def department_code(session: Session, case: Case) -> str | None:
+    if case.department_id is None:
+        return None
+    return session.scalar(sa.select(Department.code).where(Department.id == case.department_id))
+
+
+def get_case_for(session: Session, case_id: int, who: Principal) -> Case:
+    """One case, if `who` may see it; otherwise `NotFound`, the same answer as for an id nobody has."""
+    case = get_case(session, case_id)
+    policy.check_case(who, case, department_code(session, case))
+    return case
+
+
+def reporter_token(key: str | None) -> str:
+    """The token a reporter rates the case with: derived from the submission's Idempotency-Key when there is one
+    (so a retried submission is answered with the same token), random otherwise. Only its digest is stored."""
+    if key:
+        return hashlib.sha256(f"gridmap-reporter:{key}".encode()).hexdigest()[:32]
+    return uuid.uuid4().hex
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def check_period(since: dt.datetime | None, until: dt.datetime | None) -> None:
     """A period must not end before it starts."""
     if since and until and utc(until) < utc(since):
@@ -222,12 +248,14 @@ def find_cases(session: Session, *, area: str | None = None, state: str | tuple[
                since: dt.datetime | None = None, until: dt.datetime | None = None,
                bbox: tuple[float, float, float, float] | None = None,
                limit: int = 50, offset: int = 0, oldest_first: bool = False,
-               now: dt.datetime | None = None) -> tuple[int, list[Case]]:
+               now: dt.datetime | None = None, who: Principal | None = None) -> tuple[int, list[Case]]:
     """Cases matching the filters (`state` may list several, and `open` / `overdue`), newest first (or oldest
-    first, as a queue is worked), and how many match in all."""
+    first, as a queue is worked), and how many match in all; only those `who` may see (`gridmap.policy`)."""
     states = check_states(state)
     check_period(since, until)
     query = sa.select(Case)
+    if who is not None:
+        query = query.where(policy.case_condition(who, Case))
     if area:
         target = get_area(session, area)
         query = query.where(LEVEL_COLUMNS[target.level] == area)

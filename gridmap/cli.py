@@ -1,4 +1,4 @@
-"""The `gridmap` command: init, demo, serve, locate, locate-file, import-hotline, measures.
+"""The `gridmap` command: init, demo, serve, user, apikey, locate, locate-file, import-hotline, measures.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
 `serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
@@ -23,9 +23,95 @@ def _engine(args: argparse.Namespace):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """Create or upgrade the schema; on a database with no administrator, create `admin` with a random one-time
+    password, printed once (change it with `gridmap user passwd admin --password-stdin`)."""
+    from gridmap import accounts
+    from gridmap.tables import Account
+
     engine = _engine(args)
     storage.migrate(engine)
     print(f"schema at revision {storage.schema_revision(engine)} in {engine.url.render_as_string(hide_password=True)}")
+    with _acting(), storage.session_scope(storage.make_sessionmaker(engine)) as session:
+        if session.scalar(sa.select(Account.id).where(Account.role == "admin").limit(1)) is None:
+            password = accounts.new_password()
+            accounts.add_account(session, accounts.AccountSpec("admin", "admin", display_name="系统管理员"), password)
+            print(f"administrator account 'admin' created; its one-time password (shown only now): {password}")
+    return 0
+
+
+def _acting():
+    """The CLI's writes are audited as the operating-system user who ran the command."""
+    import getpass
+
+    from gridmap import audit
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return audit.acting(f"cli:{user}")
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The password from standard input (--password-stdin, first line), or a new random one (to print)."""
+    from gridmap import accounts
+
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline(accounts.MAX_PASSWORD + 2).rstrip("\r\n")
+        accounts.check_password(line)
+        return line, False
+    return accounts.new_password(), True
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from gridmap import accounts
+    from gridmap.tables import Account
+
+    factory = storage.make_sessionmaker(_engine(args))
+    with _acting(), storage.session_scope(factory) as session:
+        if args.user_command == "list":
+            for account in accounts.list_accounts(session):
+                print(json.dumps(accounts.account_dict(account), ensure_ascii=False))
+            return 0
+        if args.user_command == "add":
+            password, generated = _password(args)
+            spec = accounts.AccountSpec(args.name, args.role, tuple(args.area or ()), args.department, args.staff_id,
+                                        args.display_name)
+            account = accounts.add_account(session, spec, password)
+            print(json.dumps(accounts.account_dict(account), ensure_ascii=False))
+            if generated:
+                print(f"password for {args.name} (shown only now): {password}")
+            return 0
+        account = session.scalars(sa.select(Account).where(Account.username == args.name)).first()
+        if account is None:
+            raise ValueError(f"user: no account is named {args.name!r}")
+        if args.user_command == "passwd":
+            password, generated = _password(args)
+            accounts.update_account(session, account.id, password=password)
+            print(f"password of {args.name} changed; its sessions ended" +
+                  (f"; new password (shown only now): {password}" if generated else ""))
+        else:  # disable / enable
+            accounts.update_account(session, account.id, active=args.user_command == "enable")
+            print(f"{args.name} {args.user_command}d")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from gridmap import accounts
+    from gridmap.tables import ApiKey
+
+    factory = storage.make_sessionmaker(_engine(args))
+    with _acting(), storage.session_scope(factory) as session:
+        if args.key_command == "list":
+            for key in session.scalars(sa.select(ApiKey).order_by(ApiKey.id)):
+                print(json.dumps(accounts.api_key_dict(key), ensure_ascii=False))
+        elif args.key_command == "add":
+            key, secret = accounts.add_api_key(session, args.name, tuple(args.scope), areas=tuple(args.area or ()),
+                                               created_by="cli")
+            print(json.dumps(accounts.api_key_dict(key), ensure_ascii=False))
+            print(f"API key (shown only now): {secret}")
+        else:
+            print(json.dumps(accounts.api_key_dict(accounts.revoke_api_key(session, args.id)), ensure_ascii=False))
     return 0
 
 
@@ -42,10 +128,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 0
     today = dt.date.fromisoformat(args.today) if args.today else None
     districts = ["530111", "140213", "511302", "320282"] if args.district == "all" else args.district.split(",")
+    from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
+
     for adcode in districts:
-        with storage.session_scope(factory) as session:
+        with _acting(), storage.session_scope(factory) as session:
             summary = load_demo(session, adcode, small=args.small, seed=args.seed, today=today)
         print(json.dumps(summary.__dict__, ensure_ascii=False))
+    with _acting(), storage.session_scope(factory) as session:
+        made = create_demo_accounts(session, districts[0])
+    if made:
+        print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
     return 0
 
 
@@ -156,6 +248,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs "
                        "about a tenth of a millisecond per request)")
     serve.set_defaults(func=cmd_serve)
+    from gridmap.policy import ROLES, SCOPES
+
+    user = sub.add_parser("user", help="accounts: add, list, passwd, disable, enable")
+    users = user.add_subparsers(dest="user_command", required=True)
+    add = users.add_parser("add", help="create an account (a random password is printed unless --password-stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--area", action="append", help="an area code it acts for, with everything under it "
+                     "(repeatable)")
+    add.add_argument("--department", help="a department account's department code")
+    add.add_argument("--staff-id", type=int, help="a worker account's staff record")
+    add.add_argument("--display-name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    users.add_parser("list", help="list the accounts")
+    for name, text in (("passwd", "set a new password (ends its sessions)"), ("disable", "stop an account"),
+                       ("enable", "let a stopped account sign in again")):
+        cmd = users.add_parser(name, help=text)
+        cmd.add_argument("name")
+        if name == "passwd":
+            cmd.add_argument("--password-stdin", action="store_true")
+    user.set_defaults(func=cmd_user)
+    key = sub.add_parser("apikey", help="API keys for integrations: add, list, revoke")
+    keys = key.add_subparsers(dest="key_command", required=True)
+    kadd = keys.add_parser("add", help="make a key (printed once)")
+    kadd.add_argument("name")
+    kadd.add_argument("--scope", action="append", required=True, choices=sorted(SCOPES))
+    kadd.add_argument("--area", action="append", help="limit the key to these areas (repeatable)")
+    keys.add_parser("list")
+    krev = keys.add_parser("revoke")
+    krev.add_argument("id", type=int)
+    key.set_defaults(func=cmd_apikey)
     loc = sub.add_parser("locate", help="print the grid chain, branch and staff of a point")
     loc.add_argument("lon", type=float, nargs="?")
     loc.add_argument("lat", type=float, nargs="?")

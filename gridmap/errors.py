@@ -34,3 +34,11 @@ class Conflict(GridmapError):
 
 class DatabaseNotReady(GridmapError):
     """The database has no schema or no active boundary generation yet."""
+
+
+class Forbidden(GridmapError):
+    """The caller's role may not do this at all (function level); objects out of scope are `NotFound` instead."""
+
+
+class Unauthenticated(GridmapError):
+    """No valid credentials where the operation needs them, or a failed sign-in."""

@@ -23,10 +23,11 @@ import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from sqlalchemy.orm import Session, aliased
 
-from gridmap import workflow
+from gridmap import policy, workflow
 from gridmap.areas import check_level, get_area
 from gridmap.cases import LEVEL_COLUMNS, check_period, check_states, state_condition, utc
 from gridmap.errors import InvalidInput
+from gridmap.policy import Principal
 from gridmap.tables import CASE_SOURCES, Area, Case, CaseCategory
 from gridmap.workcal import clock as clock_of
 
@@ -112,8 +113,10 @@ class AreaShapes:
             level.fragments[zoom] = out
             return out
 
-    def collection(self, level: str, bbox: tuple[float, float, float, float] | None, zoom: int) -> str:
-        """A GeoJSON FeatureCollection (as text) of the level's areas that meet the box, drawn for the zoom."""
+    def collection(self, level: str, bbox: tuple[float, float, float, float] | None, zoom: int,
+                   visible=None) -> str:
+        """A GeoJSON FeatureCollection (as text) of the level's areas that meet the box, drawn for the zoom (only
+        those whose code `visible(code)` accepts, when given)."""
         check_level(level)
         zoom = check_zoom(zoom)
         data = self._levels.get(level)
@@ -123,6 +126,8 @@ class AreaShapes:
             hits = range(len(data.codes))
         else:
             hits = sorted(data.tree.query(shapely.box(*bbox), predicate="intersects").tolist())
+        if visible is not None:
+            hits = [i for i in hits if visible(data.codes[i])]
         fragments = self._fragments(data, zoom)
         body = ",".join(fragments[i] for i in hits)
         return (f'{{"type":"FeatureCollection","features":[{body}],"numberReturned":{len(hits)},'
@@ -184,7 +189,7 @@ class CaseFilter:
 
 
 def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.datetime | None = None,
-                limit: int = MAX_CASE_POINTS) -> dict:
+                limit: int = MAX_CASE_POINTS, who: Principal | None = None) -> dict:
     """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
     beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
     flt.check()
@@ -192,6 +197,8 @@ def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.dat
     query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
                        Case.accepted_at, Case.due_at, CaseCategory.time_unit)
              .outerjoin(CaseCategory, Case.category_id == CaseCategory.id).where(Case.lon.is_not(None)))
+    if who is not None:
+        query = query.where(policy.case_condition(who, Case))
     if flt.since:
         query = query.where(Case.reported_at >= utc(flt.since))
     if flt.until:

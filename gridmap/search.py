@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from sqlalchemy.orm import Session
 
+from gridmap import policy
 from gridmap.areas import active_generation
 from gridmap.errors import InvalidInput
 from gridmap.gazetteer import gazetteer_for
@@ -24,8 +25,10 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search(session: Session, q: str, *, limit: int = 10) -> list[dict]:
-    """Areas, places and cases matching `q`, best first (at most `limit`)."""
+def search(session: Session, q: str, *, limit: int = 10, who: policy.Principal | None = None) -> list[dict]:
+    """Areas, places and cases matching `q`, best first (at most `limit`); with `who`, only what it may see
+    (areas in or above its scope, places and cases in it)."""
+    who = who or policy.SYSTEM
     text = (q or "").strip()
     if not text:
         raise InvalidInput("q: type a grid code or name, a compound or address, or a case number", field="q")
@@ -38,7 +41,7 @@ def search(session: Session, q: str, *, limit: int = 10) -> list[dict]:
     pattern = _like(text)
     areas = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.geom).where(
-            Area.generation_id == generation,
+            Area.generation_id == generation, policy.area_condition(who, Area.code),
             sa.or_(Area.code.like(pattern + "%", escape="\\"), Area.name.like("%" + pattern + "%", escape="\\")))
         .order_by(Area.code).limit(limit * 3)).all()
     for code, name, level, geom in areas:
@@ -51,14 +54,15 @@ def search(session: Session, q: str, *, limit: int = 10) -> list[dict]:
                                 "bbox": [round(minx, 6), round(miny, 6), round(maxx, 6), round(maxy, 6)]}))
     cases = session.execute(
         sa.select(Case.id, Case.number, Case.state, Case.lon, Case.lat, Case.grid_code)
-        .where(Case.number.like(pattern + "%", escape="\\")).order_by(Case.number).limit(limit)).all()
+        .where(Case.number.like(pattern + "%", escape="\\"), policy.case_condition(who, Case)).order_by(Case.number).limit(limit)).all()
     for cid, number, state, lon, lat, grid in cases:
         results.append((3.0 if number == text else 1.8, {
             "kind": "case", "id": cid, "label": number, "detail": grid, "state": state,
             "point": [lon, lat] if lon is not None else None}))
     places = session.execute(
         sa.select(Place.id, Place.kind, Place.name, Place.address, Place.area_code, Place.geom)
-        .where(sa.or_(Place.name.like("%" + pattern + "%", escape="\\"),
+        .where(policy.code_condition(who, Place.area_code),
+               sa.or_(Place.name.like("%" + pattern + "%", escape="\\"),
                       Place.address.like("%" + pattern + "%", escape="\\")))
         .order_by(Place.name).limit(limit)).all()
     seen_places = set()
@@ -70,7 +74,8 @@ def search(session: Session, q: str, *, limit: int = 10) -> list[dict]:
             "area_code": area_code, "point": [round(point.x, 6), round(point.y, 6)]}))
     if len(text) >= 2:
         match = gazetteer_for(session).match(text)
-        if match.place is not None and match.place.get("id") not in seen_places:
+        if match.place is not None and match.place.get("id") not in seen_places \
+                and policy.within(who, match.place.get("area_code")):
             p = match.place
             results.append((1.0 + match.confidence, {
                 "kind": "address", "id": p.get("id"), "place_kind": match.kind, "label": p.get("name"),

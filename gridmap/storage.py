@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gridmap import audit  # noqa: F401 - installs the audit hooks on every session
+
 DEFAULT_DATABASE_URL = "sqlite:///gridmap.sqlite"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 SPATIALITE_MODULE = "mod_spatialite"

@@ -256,6 +256,8 @@ class Case(Base):
     # intake and duplicates (revision 0003): the ticket number in the source system (unique per source), the
     # patrolling worker who reported it, the case this one was merged into
     external_ref: Mapped[str | None] = mapped_column(String(64))
+    # accounts (revision 0004): the hash of the token handed to the reporter at submission (they rate with it)
+    reporter_token_hash: Mapped[str | None] = mapped_column(String(64))
     reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
 
@@ -297,3 +299,79 @@ class CaseEvent(Base):
     detail: Mapped[dict | None] = mapped_column(JSON)
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Account(Base):
+    """A person (or service) who signs in: a role, the areas it acts for (each with everything under it), and for
+    a worker the staff record, for a department its code. Passwords are stored as argon2id hashes only."""
+
+    __tablename__ = "account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    department_code: Mapped[str | None] = mapped_column(String(32))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    areas: Mapped[list[AccountArea]] = relationship(order_by="AccountArea.area_code", cascade="all, delete-orphan")
+
+
+class AccountArea(Base):
+    """One subtree of areas an account acts for: the area (by its stable code) and everything under it."""
+
+    __tablename__ = "account_area"
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+
+
+class AuthToken(Base):
+    """A signed-in session: a bearer token for API clients (`access`) or the pages' cookie (`session`). Only the
+    SHA-256 of the token is stored; a token ends at `expires_at` or when revoked."""
+
+    __tablename__ = "auth_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiKey(Base):
+    """A key for an integration (the 12345 platform, an Open311 client, a mini-program back end): stored hashed,
+    limited to its scopes (and areas, when given), revocable. The first characters (`prefix`) name it in lists."""
+
+    __tablename__ = "api_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list] = mapped_column(JSON)
+    area_codes: Mapped[list | None] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """The append-only audit log: every write, every reveal of personal data, every sign-in (success and failure)
+    and every boundary publish — who, when, what, from where. The database refuses UPDATE and DELETE on it."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    actor: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict | None] = mapped_column(JSON)

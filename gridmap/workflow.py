@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound
+from gridmap import errors
+from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import Case, CaseCategory, CaseEvent, Department, StaffArea
 from gridmap.workcal import WorkCalendar
 
@@ -33,7 +34,7 @@ DEFAULT_LIMIT = (5, "work_days")  # a case without a category
 NOT_SATISFIED_MAX = 2  # ratings 1–5; 1 and 2 are 不满意 and reopen the case
 
 
-class Forbidden(GridmapError):
+class Forbidden(errors.Forbidden):
     """The actor's role may not take this step on this case."""
 
 
@@ -51,15 +52,17 @@ class VersionRequired(InvalidInput):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: a user id, a role, and for a worker the staff id, for a department its code."""
+    """Who acts: a stable id (`user`: the account's key, compared by the four-eyes rule), a role, for a worker
+    the staff id, for a department its code, and the name written into the history."""
 
     user: str
     role: str
     staff_id: int | None = None
     department: str | None = None
+    name: str | None = None
 
     def label(self) -> str:
-        return f"{self.role}:{self.user}"
+        return f"{self.role}:{self.name or self.user}"
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
     if action in NEEDS_REASON and not (isinstance(reason, str) and reason.strip()):
         raise InvalidInput(f"reason: {action} ({step.zh}) needs a reason", field="reason")
     now = now or _now()
-    _check_owner(case, step, actor)
+    _check_owner(session, case, step, actor)
 
     # claim the case: of concurrent actors exactly one moves it on from this version
     claimed = session.execute(sa.update(Case).where(Case.id == case_id, Case.version == version)
@@ -174,8 +177,10 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
     return case
 
 
-def _check_owner(case: Case, step: Step, actor: Actor) -> None:
-    """A worker acts only on cases assigned to them, a department only on cases given to it."""
+def _check_owner(session: Session, case: Case, step: Step, actor: Actor) -> None:
+    """A worker acts only on cases assigned to them, a department only on cases given to its department (every
+    step a department takes: accepting, bouncing, reporting in, handling, asking for an extension or a
+    suspension)."""
     if actor.role == "worker" and step.name in ("accept", "bounce", "handle", "whistle", "request_extension",
                                                   "request_suspension"):
         if actor.staff_id is None or actor.staff_id != case.assignee_id:
@@ -186,6 +191,7 @@ def _check_owner(case: Case, step: Step, actor: Actor) -> None:
             raise Forbidden(f"X-Department: case {case.id} is not with a department", field="X-Department")
         if actor.department is None:
             raise Forbidden("X-Department: say which department acts", field="X-Department")
+        _check_department(session, case, actor)
 
 
 class _Handlers:
@@ -295,6 +301,10 @@ class _Handlers:
 
     @staticmethod
     def rate(session, case, actor, params, calendar, now):
+        rated, closed = _aware(case.rated_at), _aware(case.closed_at)
+        if rated is not None and (closed is None or rated >= closed):
+            raise Conflict("satisfaction: 该案件已评价过 (this case was rated already; one rating per closure)",
+                           field="satisfaction")
         score = params.get("satisfaction")
         if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
             raise InvalidInput("satisfaction: an integer from 1 (very dissatisfied) to 5 (very satisfied)",

@@ -7,6 +7,7 @@ vendored Leaflet and plugins, and the pages' behaviour lives in /static/*.js, wh
 
 from __future__ import annotations
 
+from html import escape
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -35,6 +36,8 @@ class MapConfig:
     api_base: str = "/api/v1"
     user: str = ""
     role: str = ""
+    role_zh: str = ""
+    csrf: str = ""  # the session's CSRF token, sent with every write
     poll_s: float = 5.0
 
 
@@ -61,6 +64,8 @@ SHELL = """
     <ul id="gm-search-results" class="gm-search-results" hidden></ul></div>
   <div id="gm-body"></div>
 </div>
+<form id="gm-user" class="gm-user" method="post" action="/logout"><span class="gm-user-name">{who}</span>
+  <input type="hidden" name="csrf" value="{csrf}"><button type="submit">{signout}</button></form>
 <div id="gm-side" class="gm-side" hidden></div>
 <div id="gm-status" class="gm-status" role="status"></div>
 """
@@ -80,7 +85,10 @@ def render_page(page: str, config: MapConfig, nonce: str) -> str:
         root.header.add_child(JavascriptLink(url), name=f"gm_js_{i}")
     for i, url in enumerate(VENDOR_CSS + ["/static/gridmap.css"]):
         root.header.add_child(CssLink(url), name=f"gm_css_{i}")
-    root.html.add_child(Element(SHELL.format(page=page)), name="gm_shell")
+    who = f"{config.user} · {config.role_zh if config.language == 'zh' else config.role}" if config.user else ""
+    root.html.add_child(Element(SHELL.format(page=page, who=escape(who), csrf=escape(config.csrf),
+                                             signout="退出登录" if config.language == "zh" else "Sign out")),
+                        name="gm_shell")
     fmap.add_child(_App(config))
     html = root.render()
     html = re.sub(r"<(script|style)(?=[\s>])", rf'<\1 nonce="{nonce}"', html)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import allow
 from api.deps import IndexDep, SessionDep
-from gridmap import cases, duplicates, features, patrol, workflow
-from gridmap.errors import InvalidInput
+from api.ratelimit import rate_limit
+from api.params import Id, Moment, Offset, PathId
+from gridmap import audit, cases, duplicates, features, patrol, policy, workflow
 from gridmap.areas import check_bbox
+from gridmap.errors import InvalidInput, NotFound, Unauthenticated
+from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
-audit = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
+log = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
 
 
 class _ReportIn(BaseModel):
@@ -39,27 +44,69 @@ class CaseIn(_ReportIn):
     reporter_phone: str | None = None
 
 
-@router.post("/cases", status_code=201)
+@router.post("/cases", status_code=201, dependencies=[Depends(rate_limit("anonymous_intake"))])
 def create_case(body: CaseIn, index: IndexDep, request: Request, response: Response,
+                who: Annotated[Principal, allow("case.create")],
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
     """File a case: located in its grid, filed and routed by the rules (events to the grid's worker, components
     to their owner department). With an `Idempotency-Key` a retried submission returns the first case (200,
-    `Idempotent-Replayed: true`) instead of making a second one; the same key with a different body is a 422."""
+    `Idempotent-Replayed: true`) instead of making a second one; the same key with a different body is a 422.
+
+    Staff and integrations get the case with its history and possible duplicates; a resident's client
+    (anonymous, where the deployment allows it, or with a `report` API key) gets a receipt: the case number,
+    its state and the `reporter_token` to follow and rate it with — never other residents' cases."""
+    resident = who.anonymous or (who.via == "api_key" and "report" in who.key_scopes and
+                                 not policy.holds(who, "case.read"))
+    if who.anonymous and not request.app.state.settings.anonymous_intake:
+        raise Unauthenticated("匿名上报未开放，请登录或使用 API 密钥 (anonymous reports are off here: sign in or "
+                              "use an API key)", field="credentials")
+    token = cases.reporter_token(idempotency_key)
+
+    def remember_reporter(session, case) -> None:
+        case.reporter_token_hash = cases.token_digest(token)
+
+    actor = "resident" if who.anonymous else who.label()
     case, created = cases.create_case_once(request.app.state.sessionmaker, index, cases.NewCase(**body.model_dump()),
-                                           idempotency_key)
-    return _created(request, response, case, created)
+                                           idempotency_key, actor=actor, then=remember_reporter)
+    if resident:
+        _headers(request, response, case, created)
+        return _receipt(case, token)
+    return _created(request, response, case, created, who)
 
 
-def _created(request: Request, response: Response, case, created: bool) -> dict:
-    """The answer to an intake: the case, its history, and the cases it may duplicate."""
+def _headers(request: Request, response: Response, case, created: bool) -> None:
     response.headers["Location"] = str(request.url_for("get_case", case_id=case.id))
     response.headers["ETag"] = f'"{case.version}"'
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
+
+
+def _receipt(case, token: str | None) -> dict:
+    """What a resident is told: enough to follow the case and rate it, nothing about anyone else."""
+    return {"id": case.id, "number": case.number, "state": case.state, "reported_at": cases.case_summary(case)[
+        "reported_at"], "grid_code": case.grid_code, "reporter_token": token}
+
+
+def _created(request: Request, response: Response, case, created: bool, who: Principal) -> dict:
+    """The answer to an intake by staff: the case, its history, and the cases it may duplicate."""
+    _headers(request, response, case, created)
     with request.app.state.sessionmaker() as session:
         similar = duplicates.suggest(session, case, request.app.state.settings.duplicate_window(), limit=5)
+        similar = [s for s in similar if _visible(session, who, s.get("id"))]
     return {**cases.case_summary(case), "history": cases.case_history(case), "possible_duplicates": similar}
+
+
+def _visible(session, who: Principal, case_id) -> bool:
+    try:
+        cases.get_case_for(session, case_id, who)
+    except Exception:  # noqa: BLE001 - NotFound: not one to show
+        return False
+    return True
+
+
+def _actor(who: Principal) -> workflow.Actor:
+    return workflow.Actor(who.key, who.role, who.staff_id, who.department, name=who.name)
 
 
 class PatrolIn(_ReportIn):
@@ -72,80 +119,79 @@ class PatrolIn(_ReportIn):
 
 @router.post("/patrol-reports", status_code=201)
 def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, response: Response,
-                         x_user: Annotated[str | None, Header()] = None,
-                         x_role: Annotated[str | None, Header()] = None,
-                         x_staff_id: Annotated[int | None, Header()] = None,
+                         who: Annotated[Principal, allow("patrol.create")],
                          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
     """A grid worker's patrol report (巡查上报): filed and routed like every case, recording who found it; a point
     outside the worker's grids is flagged `outside_own_grid`. With `handled_on_spot` (即报即处) the case is
-    accepted and handled by the worker at once and waits for verification — only when it is theirs to handle."""
-    actor = workflow.Actor((x_user or "").strip(), x_role, x_staff_id)  # patrol.report checks who acts
+    accepted and handled by the worker at once and waits for verification — only when it is theirs to handle.
+    The worker is the signed-in account's staff record."""
     fields = body.model_dump(exclude={"handled_on_spot", "note"})
-    case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), actor,
+    case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), _actor(who),
                                   calendar=request.app.state.calendar(), handled_on_spot=body.handled_on_spot,
                                   note=body.note, key=idempotency_key)
-    return _created(request, response, case, created)
+    return _created(request, response, case, created, who)
 
 
 @router.get("/cases/{case_id}/duplicates")
-def case_duplicates(case_id: int, session: SessionDep, request: Request, distance_m: float | None = None,
-                    hours: float | None = None) -> dict:
+def case_duplicates(case_id: PathId, session: SessionDep, request: Request,
+                    who: Annotated[Principal, allow("case.read")],
+                    distance_m: Annotated[float | None, Query(ge=0, le=10_000)] = None,
+                    hours: Annotated[float | None, Query(ge=0, le=24 * 366)] = None) -> dict:
     """Cases that may report the same problem: same category, within `distance_m` metres and `hours` hours
     (defaults from the settings), not rejected, voided or merged; nearest first. Merge one with the `merge` step."""
     default = request.app.state.settings.duplicate_window()
     window = duplicates.Window(distance_m if distance_m is not None else default.distance_m,
                                hours if hours is not None else default.hours)
-    case = cases.get_case(session, case_id)
-    return {"case_id": case.id, "distance_m": window.distance_m, "hours": window.hours,
-            "items": duplicates.suggest(session, case, window)}
+    case = cases.get_case_for(session, case_id, who)
+    items = [s for s in duplicates.suggest(session, case, window) if _visible(session, who, s.get("id"))]
+    return {"case_id": case.id, "distance_m": window.distance_m, "hours": window.hours, "items": items}
 
 
 class ActionIn(BaseModel):
     """Parameters of a step; which ones apply depends on the step (see `gridmap.workflow`)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    version: int | None = Field(None, description="the version of the case you saw (or send If-Match)")
+    version: Id | None = Field(None, description="the version of the case you saw (or send If-Match)")
     reason: str | None = Field(None, max_length=2000)
-    category: str | None = None
-    assignee_id: int | None = None
-    department: str | None = None
-    satisfaction: int | None = None
-    amount: float | None = None
-    unit: str | None = None
+    category: str | None = Field(None, max_length=32)
+    assignee_id: Id | None = None
+    department: str | None = Field(None, max_length=32)
+    satisfaction: int | None = Field(None, ge=1, le=5)
+    amount: float | None = Field(None, ge=-1e6, le=1e6)
+    unit: str | None = Field(None, max_length=32)
     note: str | None = Field(None, max_length=4000)
-    into: int | None = Field(None, description="merge: the id of the case this one duplicates")
+    into: Id | None = Field(None, description="merge: the id of the case this one duplicates")
 
 
 def _if_match(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise InvalidInput(f'If-Match: {value!r} is not a case version such as "3"', field="If-Match")
+    if not (text.isdigit() and len(text) <= 18):
+        raise InvalidInput(f'If-Match: {value[:40]!r} is not a case version such as "3"', field="If-Match")
     return int(text)
 
 
 @router.post("/cases/{case_id}/actions/{action}")
-def case_action(case_id: int, action: str, body: ActionIn, session: SessionDep, request: Request,
-                response: Response, x_user: Annotated[str | None, Header()] = None,
-                x_role: Annotated[str | None, Header()] = None,
-                x_staff_id: Annotated[int | None, Header()] = None,
-                x_department: Annotated[str | None, Header()] = None,
+def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], body: ActionIn, session: SessionDep,
+                request: Request, response: Response, who: Annotated[Principal, allow("case.act")],
                 if_match: Annotated[str | None, Header()] = None) -> dict:
     """Take one step of the loop: file, reject, void, dispatch, reassign, accept, bounce, whistle, report_in,
     handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume, merge.
 
-    Who acts comes from `X-User` and `X-Role` (set by the gateway that authenticates users), plus `X-Staff-Id`
-    for a worker and `X-Department` for a department. The version you saw goes in `If-Match` (a stale one is
-    412) or in the body's `version` (a stale one is 409); one of them is required (428)."""
-    workflow.check_actor(x_user, x_role)
+    Who acts is the signed-in account: its role decides the steps it may take, a worker acts on the cases
+    assigned to it and a department on those given to it; a case outside the account's areas is not found. The
+    version you saw goes in `If-Match` (a stale one is 412) or in the body's `version` (a stale one is 409); one
+    of them is required (428)."""
+    cases.get_case_for(session, case_id, who)
+    if body.into is not None:
+        cases.get_case_for(session, body.into, who)
     header_version = _if_match(if_match)
     version = header_version if header_version is not None else body.version
-    actor = workflow.Actor(x_user.strip(), x_role, x_staff_id, x_department)
     params = body.model_dump(exclude={"version"})
     try:
-        case = workflow.act(session, case_id, action, actor, version=version, calendar=request.app.state.calendar(),
-                            params=params)
+        case = workflow.act(session, case_id, action, _actor(who), version=version,
+                            calendar=request.app.state.calendar(), params=params)
     except workflow.StaleVersion as exc:
         if header_version is not None:
             raise workflow.PreconditionFailed(exc.message, field="If-Match") from None
@@ -158,18 +204,47 @@ def case_action(case_id: int, action: str, body: ActionIn, session: SessionDep, 
     return summary
 
 
+class RatingIn(BaseModel):
+    """A resident's rating of a closed case, with the token handed back when the case was submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+    reporter_token: str = Field(min_length=8, max_length=64)
+    satisfaction: int = Field(ge=1, le=5, description="1 very dissatisfied … 5 very satisfied; 1–2 reopen it")
+    note: str | None = Field(None, max_length=1000)
+
+
+@router.post("/cases/{case_id}/rating")
+def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Request,
+              who: Annotated[Principal, allow("case.rate")]) -> dict:
+    """The reporter rates the result (群众评价), once per closure: only with the `reporter_token` of the case
+    (anyone else's token, or none, finds no case). A rating of 1 or 2 sends the case back to work."""
+    case = cases.get_case(session, case_id)
+    expected = case.reporter_token_hash
+    if expected is None or not hmac.compare_digest(expected, cases.token_digest(body.reporter_token)):
+        raise NotFound(f"case id: no case has id {case_id}", field="id")
+    actor = workflow.Actor(f"reporter:{case.id}", "resident", name="reporter")
+    case = workflow.act(session, case_id, "rate", actor, version=case.version, calendar=request.app.state.calendar(),
+                        params={"satisfaction": body.satisfaction, "note": body.note})
+    session.commit()
+    return {"id": case.id, "number": case.number, "state": case.state, "satisfaction": case.satisfaction}
+
+
 @router.get("/cases")
-def list_cases(session: SessionDep, request: Request, area: str | None = None, state: str | None = None,
-               since: dt.datetime | None = None, until: dt.datetime | None = None, bbox: str | None = None,
-               limit: Annotated[int, Query(ge=1)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, allow("case.read")],
+               area: Annotated[str | None, Query(max_length=24)] = None,
+               state: Annotated[str | None, Query(max_length=200)] = None,
+               since: Moment | None = None, until: Moment | None = None, bbox: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=10_000)] = 50, offset: Annotated[Offset, Query()] = 0,
                order: Literal["newest", "oldest"] = "newest",
                format: Literal["json", "geojson"] = "json") -> dict:
     """Cases filtered by area code, state (comma-separated; also `open` and `overdue`) and reporting period,
-    newest first (or `order=oldest`, as a queue is worked), paged."""
+    newest first (or `order=oldest`, as a queue is worked), paged; only the cases the caller may see."""
     limit = min(limit, request.app.state.settings.max_page_size if format == "json" else 10_000)
+    if area:
+        policy.check_area(who, area)
     total, rows = cases.find_cases(session, area=area, state=state, since=since, until=until,
                                    bbox=check_bbox(bbox), limit=limit, offset=offset,
-                                   oldest_first=order == "oldest")
+                                   oldest_first=order == "oldest", who=who)
     if format == "geojson":
         return features.feature_collection([features.case_feature(c) for c in rows], numberMatched=total,
                                            numberReturned=len(rows))
@@ -179,20 +254,22 @@ def list_cases(session: SessionDep, request: Request, area: str | None = None, s
 
 
 @router.get("/cases/{case_id}", name="get_case")
-def get_case(case_id: int, session: SessionDep, request: Request, response: Response,
-             x_user: Annotated[str | None, Header()] = None, x_role: Annotated[str | None, Header()] = None,
-             x_staff_id: Annotated[int | None, Header()] = None,
-             x_department: Annotated[str | None, Header()] = None) -> dict:
+def get_case(case_id: PathId, session: SessionDep, request: Request, response: Response,
+             who: Annotated[Principal, allow("case.read")]) -> dict:
     """One case with its full history (and the histories of the cases merged into it). The reporter's name and
-    phone are masked unless `X-Role` may see them: dispatcher, admin, verifier, or the worker (`X-Staff-Id`) or
-    department (`X-Department`) the case is with; each such view is written to the audit log. `routing` says
-    where it went and why: the grid chain, branch, worker or department, the rule, and how the point was placed."""
-    case = cases.get_case(session, case_id)
-    contact = bool(x_user and x_user.strip()) and cases.may_see_contact(session, case, x_role, x_staff_id,
-                                                                        x_department)
+    phone are masked unless the caller may see them (`gridmap.policy.may_see_contact`: dispatchers, admins and
+    verifiers of the case's area, the worker or department the case is with); each such view is written to the
+    audit log, committed before the answer. `routing` says where it went and why: the grid chain, branch,
+    worker or department, the rule, and how the point was placed."""
+    case = cases.get_case_for(session, case_id, who)
+    contact = policy.may_see_contact(who, case, cases.department_code(session, case))
+    out = {**cases.case_summary(case, calendar=request.app.state.calendar(), contact=contact),
+           "routing": cases.routing(session, case), "history": cases.full_history(session, case)}
     if contact and (case.reporter_name or case.reporter_phone):
-        audit.info("contact shown: case %s to %s:%s", case.number, x_role, x_user.strip())
+        audit.record(session, "reveal", f"case:{case.id}", {"number": case.number,
+                                                             "fields": ["reporter_name", "reporter_phone"]})
+        session.commit()  # the reveal is on record before the data leaves
+        log.info("contact shown: case %s to %s", case.number, who.label())
     response.headers["ETag"] = f'"{case.version}"'
     response.headers["Cache-Control"] = "private, no-store" if contact else "no-cache"
-    return {**cases.case_summary(case, calendar=request.app.state.calendar(), contact=contact),
-            "routing": cases.routing(session, case), "history": cases.full_history(session, case)}
+    return out

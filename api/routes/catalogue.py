@@ -1,37 +1,33 @@
-"""The catalogue of categories and the working calendar: read by everyone, edited by admins (`X-Role: admin`)."""
+"""The catalogue of categories and the working calendar: read by everyone, edited by admins."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
+from api.auth import allow
 from api.deps import SessionDep
-from gridmap import catalogue, workflow
+from gridmap import catalogue
+from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["catalogue"])
-
-
-def _admin(x_user: str | None, x_role: str | None) -> None:
-    workflow.require_role(x_user, x_role, ("admin",), "edit the catalogue or the calendar")
-
-
-UserHeader = Annotated[str | None, Header(alias="X-User")]
-RoleHeader = Annotated[str | None, Header(alias="X-Role")]
+Admin = Annotated[Principal, allow("catalogue.edit")]
+Reader = Annotated[Principal, allow("catalogue.read")]
+Day = Annotated[str, Path(max_length=10)]
 
 
 @router.get("/categories")
-def list_categories(session: SessionDep, include_retired: bool = False) -> list[dict]:
+def list_categories(session: SessionDep, who: Reader, include_retired: bool = False) -> list[dict]:
     """The categories: code, kind, major class, name, time limit and unit, urgency, filing condition, department."""
     return catalogue.list_categories(session, include_retired=include_retired)
 
 
 @router.post("/categories", status_code=201)
-def create_category(session: SessionDep, response: Response, x_user: UserHeader = None, x_role: RoleHeader = None,
+def create_category(session: SessionDep, response: Response, who: Admin,
                     body: Annotated[dict, Body()] = ...) -> dict:
     """A new minor class (admin): code, kind, major_class, name, time_limit, time_unit, and optionally urgency,
     filing_condition, department (a department code)."""
-    _admin(x_user, x_role)
     category = catalogue.create_category(session, body)
     result = catalogue.category_dict(category)
     session.commit()
@@ -40,29 +36,26 @@ def create_category(session: SessionDep, response: Response, x_user: UserHeader 
 
 
 @router.patch("/categories/{code}")
-def update_category(code: str, session: SessionDep, x_user: UserHeader = None, x_role: RoleHeader = None,
+def update_category(code: Annotated[str, Path(max_length=32)], session: SessionDep, who: Admin,
                     body: Annotated[dict, Body()] = ...) -> dict:
     """Change a category (admin). `active: false` retires it: no new cases, existing ones keep it. A new time
     limit applies from the next acceptance."""
-    _admin(x_user, x_role)
     result = catalogue.category_dict(catalogue.update_category(session, code, body))
     session.commit()
     return result
 
 
 @router.get("/calendar")
-def get_calendar(session: SessionDep, year: int) -> dict:
+def get_calendar(session: SessionDep, who: Reader, year: Annotated[int, Query(ge=1950, le=2200)]) -> dict:
     """A year's holidays and make-up working days (调休), the number of working days, and whether the year's
     notice has been entered."""
     return catalogue.calendar_year(session, year)
 
 
 @router.put("/calendar/{day}")
-def put_calendar_day(day: str, session: SessionDep, request: Request, x_user: UserHeader = None,
-                     x_role: RoleHeader = None, body: Annotated[dict, Body()] = ...) -> dict:
+def put_calendar_day(day: Day, session: SessionDep, request: Request, who: Admin, body: Annotated[dict, Body()] = ...) -> dict:
     """Make a day a `holiday` or a make-up `workday` (admin), with a name. New deadlines use it at once; deadlines
     already set are not moved."""
-    _admin(x_user, x_role)
     row = catalogue.put_day(session, day, body.get("kind"), body.get("name"))
     result = {"day": row.day.isoformat(), "kind": row.kind, "name": row.name}
     session.commit()
@@ -71,10 +64,8 @@ def put_calendar_day(day: str, session: SessionDep, request: Request, x_user: Us
 
 
 @router.delete("/calendar/{day}", status_code=204)
-def delete_calendar_day(day: str, session: SessionDep, request: Request, x_user: UserHeader = None,
-                        x_role: RoleHeader = None) -> Response:
+def delete_calendar_day(day: Day, session: SessionDep, request: Request, who: Admin) -> Response:
     """Make a day ordinary again (admin)."""
-    _admin(x_user, x_role)
     catalogue.delete_day(session, day)
     session.commit()
     request.app.state.calendar_changed()

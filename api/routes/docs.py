@@ -7,10 +7,17 @@ import json
 import secrets
 from pathlib import Path
 
+from typing import Annotated
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
+
+from api.auth import allow
+from api.routes.pages import page_user
+from gridmap.policy import Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,8 +71,10 @@ def content_security_policy(nonce: str) -> str:
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def docs(request: Request) -> HTMLResponse:
-    """The API explorer: Swagger UI reading this app's OpenAPI document."""
+def docs(request: Request, who: Annotated[Principal | None, page_user("signed_in")]):
+    """The API explorer: Swagger UI reading this app's OpenAPI document (signed-in accounts only)."""
+    if who is None:
+        return RedirectResponse("/login?next=" + quote("/docs", safe=""), status_code=303)
     nonce = secrets.token_urlsafe(16)
     openapi = request.scope.get("root_path", "") + (request.app.openapi_url or "/openapi.json")
     html = PAGE.format(assets=request.scope.get("root_path", "") + ASSET_URL, nonce=nonce, openapi=openapi,
@@ -75,7 +84,7 @@ def docs(request: Request) -> HTMLResponse:
 
 
 @router.get("/static/swagger-ui/{version}/{name}")
-def swagger_asset(version: str, name: str) -> FileResponse:
+def swagger_asset(version: str, name: str, who: Annotated[Principal, allow("public")]) -> FileResponse:
     """Swagger UI's own files, from the installed package; the version in the path lets browsers keep them."""
     if version != SWAGGER_VERSION or name not in ASSETS:
         raise HTTPException(404, f"path: no such Swagger UI file; accepted: {ASSET_URL}/ followed by "

@@ -5,11 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 import shapely
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import allow
 from api.deps import RegistryDep, SessionDep
+from api.params import Day, Id, PathId
+from gridmap import audit
 from gridmap import generations as gens
+from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
@@ -18,34 +24,40 @@ router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
 class DraftIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    source_id: int | None = None
+    source_id: Id | None = None
     note: str | None = Field(None, max_length=2000)
 
 
 class RedrawIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    areas: dict[str, dict] = Field(min_length=1, description="leaf code → GeoJSON Polygon/MultiPolygon in WGS84")
+    areas: dict[str, dict] = Field(min_length=1, max_length=1000, description="leaf code → GeoJSON Polygon/MultiPolygon in WGS84")
 
 
 class ActivateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    effective_from: dt.date
+    effective_from: Day
 
 
 @router.get("")
-def list_generations(session: SessionDep) -> list[dict]:
+def list_generations(session: SessionDep, who: Annotated[Principal, allow("generation.read")]) -> list[dict]:
     return [gens.generation_dict(g) for g in gens.list_generations(session)]
 
 
 @router.post("", status_code=201)
-def create_draft(body: DraftIn, session: SessionDep) -> dict:
-    """A draft holding a copy of the active generation's areas (or of `source_id`)."""
-    return gens.generation_dict(gens.create_draft(session, body.name, source_id=body.source_id, note=body.note))
+def create_draft(body: DraftIn, session: SessionDep, response: Response,
+                 who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """A draft holding a copy of the active generation's areas (or of `source_id`); planners only. Committed
+    before the answer: a 201 means the draft is stored."""
+    out = gens.generation_dict(gens.create_draft(session, body.name, source_id=body.source_id, note=body.note))
+    session.commit()
+    response.headers["Location"] = f"/api/v1/generations/{out['id']}"
+    return out
 
 
 @router.put("/{generation_id}/areas")
-def redraw(generation_id: int, body: RedrawIn, session: SessionDep, registry: RegistryDep) -> dict:
-    """Replace the geometry of some leaves of a draft; their ancestors are recomputed."""
+def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry: RegistryDep,
+           who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """Replace the geometry of some leaves of a draft; their ancestors are recomputed (planners only)."""
     changes = {}
     for code, geojson in body.areas.items():
         try:
@@ -59,7 +71,9 @@ def redraw(generation_id: int, body: RedrawIn, session: SessionDep, registry: Re
 
 
 @router.get("/{generation_id}/relocated-cases")
-def relocated_cases(generation_id: int, session: SessionDep, registry: RegistryDep, limit: int = 1000) -> dict:
+def relocated_cases(generation_id: PathId, session: SessionDep, registry: RegistryDep,
+                    who: Annotated[Principal, allow("generation.read")],
+                    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
     """Cases whose grid or micro-grid would change under this generation's boundaries."""
     gens.get_generation(session, generation_id)
     frame = gens.relocate_cases(session, registry.for_generation(generation_id))
@@ -68,12 +82,15 @@ def relocated_cases(generation_id: int, session: SessionDep, registry: RegistryD
 
 
 @router.post("/{generation_id}/activate")
-def activate(generation_id: int, body: ActivateIn, session: SessionDep, request: Request) -> dict:
+def activate(generation_id: PathId, body: ActivateIn, session: SessionDep, request: Request,
+             who: Annotated[Principal, allow("generation.activate")]) -> dict:
     """Activate a draft from a date. The change is committed, then the lookup index of the new boundaries is built
     and swapped in before the answer, so every locate after it uses the new boundaries; locates in flight during
     the build finish on the old index and the service never stops."""
     gen = gens.activate(session, generation_id, body.effective_from)
     out = gens.generation_dict(gen)
+    audit.record(session, "publish", f"generation:{generation_id}",
+                 {"name": gen.name, "effective_from": body.effective_from.isoformat()})
     session.commit()
     index = request.app.state.reload_index()
     out["index_generation_id"] = index.generation_id if index is not None else None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import allow
 from api.deps import IndexDep
-from gridmap import hotline, workflow
+from gridmap import hotline
+from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
@@ -18,16 +20,14 @@ KINDS = {"text/csv": "csv", "application/csv": "csv", XLSX: "xlsx"}
 
 
 @router.post("/imports/hotline")
-async def import_hotline(request: Request, index: IndexDep, crs: str = "gcj02",
+async def import_hotline(request: Request, index: IndexDep, who: Annotated[Principal, allow("import.hotline")],
+                         crs: Annotated[str, Query(max_length=32)] = "gcj02",
                          report: Literal["json", "csv", "xlsx"] = "json",
-                         content_type: Annotated[str | None, Header()] = None,
-                         x_user: Annotated[str | None, Header()] = None,
-                         x_role: Annotated[str | None, Header()] = None):
+                         content_type: Annotated[str | None, Header()] = None):
     """Import a 12345 export sent as the request body (`Content-Type: text/csv` or the XLSX type). Every row gets
     one outcome — created, duplicate, unplaced (with the reason) or invalid (with the field) — in the report,
-    as JSON or as a CSV/XLSX file (`report`). Re-importing the same file creates nothing new. Dispatchers and
-    admins only (`X-Role`)."""
-    workflow.require_role(x_user, x_role, ("dispatcher", "admin"), "import hotline exports")
+    as JSON or as a CSV/XLSX file (`report`). Re-importing the same file creates nothing new. Dispatchers,
+    admins and the hotline platform's API key (scope `hotline`)."""
     kind = KINDS.get((content_type or "").split(";")[0].strip().lower())
     if kind is None:
         raise InvalidInput(f"Content-Type: {content_type!r}; accepted: text/csv, {XLSX}", field="Content-Type")
@@ -37,7 +37,7 @@ async def import_hotline(request: Request, index: IndexDep, crs: str = "gcj02",
         if len(data) > MAX_BYTES:
             raise InvalidInput(f"file: larger than {MAX_BYTES // 2**20} MB; split the export", field="file")
     result = await run_in_threadpool(hotline.import_export, request.app.state.sessionmaker, index, bytes(data), kind,
-                                     crs=crs, actor=f"{x_role}:{x_user.strip()}")
+                                     crs=crs, actor=who.label())
     if report == "json":
         return result
     media = "text/csv; charset=utf-8" if report == "csv" else XLSX

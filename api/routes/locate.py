@@ -7,11 +7,15 @@ import datetime as dt
 import math
 
 import pandas as pd
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import allow
 from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
+from gridmap.policy import Principal
 from gridmap import crs as gcrs
 from gridmap.batch import locate_frame
 from gridmap.errors import DatabaseNotReady, InvalidInput
@@ -44,7 +48,7 @@ def _refresh_people(state) -> None:
 
 
 @router.get("/locate")
-async def locate(request: Request, lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
+async def locate(request: Request, who: Annotated[Principal, allow("locate")], lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
                  address: str | None = Query(None, max_length=300), accuracy_m: float | None = None,
                  as_of: dt.date | None = None, near_m: float | None = None, nearest_m: float | None = None) -> dict:
     """Locate a point given in `crs` (wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn) or an `address` text.
@@ -101,7 +105,7 @@ def _clean(value):
 
 @router.post("/locate/batch")
 def locate_batch(body: BatchIn, session: SessionDep, registry: RegistryDep, index: IndexDep,
-                 settings: SettingsDep) -> dict:
+                 settings: SettingsDep, who: Annotated[Principal, allow("locate")]) -> dict:
     """Locate up to `max_batch` points or addresses in one request; one bad item never fails the others:
     it comes back with method `none` and a flag saying why."""
     if len(body.items) > settings.max_batch:

@@ -10,8 +10,9 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 
+from api.auth import allow
 from api.deps import IndexDep, SessionDep
-from gridmap import mapdata, measures, search
+from gridmap import mapdata, measures, policy, search
 from gridmap.areas import check_bbox, check_level
 from gridmap.tables import Department
 
@@ -20,25 +21,31 @@ GEOJSON = "application/geo+json"
 
 
 @router.get("/map/areas")
-def map_areas(request: Request, index: IndexDep, level: str, zoom: Annotated[int, Query(ge=0, le=24)],
+def map_areas(request: Request, index: IndexDep, who: Annotated[policy.Principal, allow("map.read")], level: str, zoom: Annotated[int, Query(ge=0, le=24)],
               bbox: str | None = None) -> Response:
     """The areas of a level that meet `bbox`, drawn for a zoom: outlines simplified to half a screen pixel as a
     coverage (neighbours still meet), coordinates rounded to a quarter pixel; properties code, name, level,
-    parent_code and a label point. Cacheable: the answer changes only with the active generation."""
+    parent_code and a label point; only the areas the caller acts for and those above them. Cacheable: the
+    answer changes only with the active generation (and the caller's scope)."""
     check_level(level)
     box = check_bbox(bbox)
     state = request.app.state
-    etag = '"' + hashlib.sha1(f"{state.db_key}|{index.generation_id}|{level}|{zoom}|{box}".encode()).hexdigest()[:20] + '"'
+    scope = "*" if who.everywhere else ",".join(sorted(s.code for s in who.scopes))
+    etag = '"' + hashlib.sha1(f"{state.db_key}|{index.generation_id}|{level}|{zoom}|{box}|{scope}".encode()
+                              ).hexdigest()[:20] + '"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     with state.sessionmaker() as session:
         shapes = state.area_shapes.get(session, state.db_key, index.generation_id)
-    body = shapes.collection(level, box, zoom)
-    return Response(body, media_type=GEOJSON, headers={"ETag": etag, "Cache-Control": "public, max-age=300"})
+    body = shapes.collection(level, box, zoom, visible=None if who.everywhere else
+                             (lambda code: policy.sees_area(who, code)))
+    return Response(body, media_type=GEOJSON, headers={"ETag": etag, "Cache-Control": "private, max-age=300",
+                                                       "Vary": "Cookie, Authorization"})
 
 
 @router.get("/map/cases")
-def map_cases(session: SessionDep, request: Request, since: dt.datetime | None = None,
+def map_cases(session: SessionDep, request: Request, who: Annotated[policy.Principal, allow("map.read")],
+              since: dt.datetime | None = None,
               until: dt.datetime | None = None, state: str | None = None, category: str | None = None,
               source: str | None = None, bbox: str | None = None, area: str | None = None,
               limit: Annotated[int, Query(ge=1, le=mapdata.MAX_CASE_POINTS)] = mapdata.MAX_CASE_POINTS) -> dict:
@@ -48,32 +55,40 @@ def map_cases(session: SessionDep, request: Request, since: dt.datetime | None =
     codes), `bbox`, `area` (an area code)."""
     split = mapdata.CaseFilter.split
     flt = mapdata.CaseFilter(since, until, split(state), split(category), split(source), check_bbox(bbox), area)
-    return mapdata.case_points(session, flt, calendar=request.app.state.calendar(), limit=limit)
+    if area:
+        policy.check_area(who, area)
+    return mapdata.case_points(session, flt, calendar=request.app.state.calendar(), limit=limit, who=who)
 
 
 @router.get("/areas/{code}/measures")
-def area_measures(code: str, session: SessionDep, since: dt.datetime | None = None,
+def area_measures(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")],
+                  since: dt.datetime | None = None,
                   until: dt.datetime | None = None) -> dict:
     """The measures of one area (any level) over [since, until), by default this month (formulas:
-    `gridmap.measures`)."""
+    `gridmap.measures`). Only for areas the caller acts for."""
+    policy.check_area(who, code, inside=True)
     period, record = measures.area_measures(session, code, since=since, until=until)
     return {"code": code, "since": period.since.isoformat(), "until": period.until.isoformat(), "measures": record}
 
 
 @router.get("/areas/{code}/series")
-def area_series(code: str, session: SessionDep, months: int = 12, until: dt.datetime | None = None) -> dict:
+def area_series(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")],
+                months: int = 12, until: dt.datetime | None = None) -> dict:
     """The measures of one area month by month (China time), the last `months` months (1–36)."""
+    policy.check_area(who, code, inside=True)
     return {"code": code, "months": measures.area_series(session, code, months=months, until=until)}
 
 
 @router.get("/search")
-def search_all(session: SessionDep, q: str, limit: int = 10) -> dict:
-    """Areas by code or name, compounds, buildings and addresses, cases by number; best first."""
-    return {"q": q, "items": search.search(session, q, limit=limit)}
+def search_all(session: SessionDep, who: Annotated[policy.Principal, allow("search")], q: str,
+               limit: int = 10) -> dict:
+    """Areas by code or name, compounds, buildings and addresses, cases by number; best first; only what the
+    caller may see."""
+    return {"q": q, "items": search.search(session, q, limit=limit, who=who)}
 
 
 @router.get("/departments")
-def departments(session: SessionDep) -> list[dict]:
+def departments(session: SessionDep, who: Annotated[policy.Principal, allow("signed_in")]) -> list[dict]:
     """The functional departments (职能部门) cases can go to."""
     return [{"code": d.code, "name": d.name} for d in session.scalars(sa.select(Department).order_by(Department.code))]
 

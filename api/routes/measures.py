@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+from typing import Annotated
+
 from fastapi import APIRouter, Response
 
+from api.auth import allow
 from api.deps import SessionDep
-from gridmap import measures
+from gridmap import measures, policy
+from gridmap.errors import Forbidden, InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["measures"])
 MEDIA = {"csv": "text/csv; charset=utf-8",
@@ -16,12 +20,23 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
 
 
 @router.get("/measures")
-def get_measures(session: SessionDep, by: str = "grid", since: dt.datetime | None = None,
+def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")], by: str = "grid", since: dt.datetime | None = None,
                  until: dt.datetime | None = None, under: str | None = None,
                  format: Literal["json", "csv", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"):
     """Workload, closure, on-time closure, rework, extension, bounces, time to close and satisfaction of every
     grid, community, sub-district, branch, department or worker (`by`) over [since, until) — by default this
-    month so far — plus a total row (`key` = `*`). `under` keeps the areas inside one area code."""
+    month so far — plus a total row (`key` = `*`). `under` keeps the areas inside one area code. An account
+    scoped to areas gets area units inside its own areas (`under` defaults to its area when it has one)."""
+    if not who.everywhere:
+        if by not in ("grid", "community", "subdistrict"):
+            raise Forbidden(f"by: 仅可按区域统计 (an account scoped to areas measures by grid, community or "
+                            f"sub-district, not {by})", field="by")
+        if under is None and len(who.scopes) == 1:
+            under = who.scopes[0].code
+        if under is None:
+            raise InvalidInput("under: 请选择您负责的一个区域 (name one of your areas: "
+                               f"{', '.join(s.code for s in who.scopes)})", field="under")
+        policy.check_area(who, under, inside=True)
     period, table = measures.measures(session, by, since=since, until=until, under=under)
     if format == "json":
         return {"by": by, "since": period.since.isoformat(), "until": period.until.isoformat(),

@@ -6,18 +6,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import parse_qs
 from xml.etree import ElementTree as ET
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from gridmap import cases
+from api.ratelimit import open311_api_key, rate_limit
+from api.auth import allow
+from gridmap import accounts, cases
 from gridmap import open311 as o311
 from gridmap.errors import GridmapError
+from gridmap.policy import Principal
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
+# Open311 is the public side: discovery, services and request views (personal data never shown) are open to all,
+# and a POST carries its api_key in the body, as the spec says (checked by `_Keys`)
+Public = Annotated[Principal, allow("public")]
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
 LIST_ITEMS = {"services": "service", "attributes": "attribute", "values": "value", "service_requests": "request",
               "errors": "error", "endpoints": "endpoint", "formats": "format"}
@@ -73,12 +80,27 @@ async def _answer(fmt: str, work: Callable[[], tuple[str, object, int]]) -> Resp
     return render(fmt, root, data, status)
 
 
+class _Keys:
+    """The api_keys an Open311 client may post with: the configured ones, and API keys with the `report` scope."""
+
+    def __init__(self, session, configured: set[str]):
+        self.session, self.configured = session, configured
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        if key in self.configured:
+            return True
+        principal = accounts.principal_for_api_key(self.session, key)
+        return principal is not None and "report" in principal.key_scopes
+
+
 def _query(request: Request) -> dict[str, list[str]]:
     return parse_qs(request.url.query, keep_blank_values=True)
 
 
 @router.get("/discovery.{fmt}")
-async def discovery(fmt: str, request: Request) -> Response:
+async def discovery(fmt: str, request: Request, who: Public) -> Response:
     base = str(request.url_for("open311_services", fmt="xml")).rsplit("/", 1)[0]
     return await _answer(fmt, lambda: ("discovery", o311.discovery(base, CHANGESET), 200))
 
@@ -97,20 +119,22 @@ async def _read(fmt: str, request: Request, root: str, read: Callable) -> Respon
 
 
 @router.get("/services.{fmt}", name="open311_services")
-async def services(fmt: str, request: Request) -> Response:
+async def services(fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "services", lambda session, query: o311.services(session))
 
 
 @router.get("/services/{service_code}.{fmt}")
-async def service_definition(service_code: str, fmt: str, request: Request) -> Response:
+async def service_definition(service_code: str, fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_definition",
                        lambda session, query: o311.definition(session, service_code))
 
 
-@router.post("/requests.{fmt}")
-async def post_request(fmt: str, request: Request) -> Response:
-    """Create a service request (a case) from an application/x-www-form-urlencoded body; `api_key` required.
-    An `Idempotency-Key` header makes retries safe, as on the native API."""
+@router.post("/requests.{fmt}", dependencies=[Depends(rate_limit("open311_post")),
+                                        Depends(rate_limit("open311_key", key=open311_api_key))])
+async def post_request(fmt: str, request: Request, who: Public) -> Response:
+    """Create a service request (a case) from an application/x-www-form-urlencoded body; `api_key` required
+    (as the spec puts it, in the body): one configured in GRIDMAP_OPEN311_API_KEYS or an API key with the `report`
+    scope. An `Idempotency-Key` header makes retries safe, as on the native API."""
     state = request.app.state
     raw = await request.body()
     key = request.headers.get("idempotency-key")
@@ -127,7 +151,7 @@ async def post_request(fmt: str, request: Request) -> Response:
                 match = gazetteer_for(session).match(text)
                 return (match.place["lon"], match.place["lat"]) if match.place else None
 
-            submission = o311.parse_submission(session, form, api_keys=state.settings.open311_keys(),
+            submission = o311.parse_submission(session, form, api_keys=_Keys(session, state.settings.open311_keys()),
                                                jurisdiction=state.settings.open311_jurisdiction,
                                                locate_address=locate_address)
         index = state.registry.active()
@@ -140,19 +164,19 @@ async def post_request(fmt: str, request: Request) -> Response:
 
 
 @router.get("/requests.{fmt}")
-async def get_requests(fmt: str, request: Request) -> Response:
+async def get_requests(fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_requests", lambda session, query: o311.requests_view(
         session, o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))))
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
-async def get_request(service_request_id: str, fmt: str, request: Request) -> Response:
+async def get_request(service_request_id: str, fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_requests", lambda session, query: o311.requests_view(
         session, [o311.get_request(session, service_request_id)]))
 
 
 @router.api_route("/{anything:path}", methods=["GET", "POST"], include_in_schema=False)
-async def unknown(anything: str) -> Response:
+async def unknown(anything: str, who: Public) -> Response:
     """Anything else under /open311/v2/ is a 404 in the spec's format (XML unless the path ends in .json)."""
     fmt = "json" if anything.endswith(".json") else "xml"
     return _errors(fmt, o311.Open311Error(404, f"/open311/v2/{anything} is not a GeoReport v2 resource"))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Header
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.auth import SESSION_COOKIE, csrf_token, get_principal
 from api.deps import SettingsDep
 from api.settings import Settings
+from gridmap import policy
+from gridmap.errors import GridmapError
+from gridmap.policy import Principal
 from web.pages import MapConfig, render_page
 
 router = APIRouter(include_in_schema=False)
@@ -37,24 +41,52 @@ def content_security_policy(nonce: str, settings: Settings) -> str:
             "form-action 'self'; frame-ancestors 'self'")
 
 
-def _page(page: str, settings: Settings, lang: str | None, user: str | None, role: str | None) -> HTMLResponse:
+def page_user(permission: str):
+    """The dependency of a page: the signed-in account (None when nobody is signed in, or the session ended: the
+    page then sends the browser to the sign-in page); a role without `permission` gets 403."""
+    if permission not in policy.RULES:
+        raise KeyError(permission)
+
+    async def dependency(request: Request) -> Principal | None:
+        try:
+            who = await get_principal(request)
+        except GridmapError:
+            return None
+        if who.anonymous:
+            return None
+        policy.require(who, permission)
+        return who
+
+    dependency.permission = permission  # read by the policy test
+    return Depends(dependency)
+
+
+def _page(page: str, request: Request, settings: Settings, lang: str | None, who: Principal | None):
+    if who is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}" + (f"&lang={lang}" if lang else ""),
+                                status_code=303)
     nonce = secrets.token_urlsafe(16)
+    cookie = request.cookies.get(SESSION_COOKIE)
     config = MapConfig(language=lang or settings.language, basemaps=settings.basemaps(), tile_crs=settings.tile_crs,
-                       user=(user or "").strip(), role=(role or "").strip(), poll_s=settings.poll_s)
+                       user=who.name, role=who.role, role_zh=policy.ROLES_ZH.get(who.role, who.role),
+                       csrf=csrf_token(cookie) if cookie and who.via == "session" else "", poll_s=settings.poll_s)
     return HTMLResponse(render_page(page, config, nonce),
                         headers={"Content-Security-Policy": content_security_policy(nonce, settings),
                                  "Cache-Control": "no-store"})
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(settings: SettingsDep, lang: Literal["zh", "en"] | None = None,
-             x_user: Annotated[str | None, Header()] = None, x_role: Annotated[str | None, Header()] = None):
-    """The overview map: drill down the hierarchy, see who is responsible, the cases and the measures."""
-    return _page("overview", settings, lang, x_user, x_role)
+def overview(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("map.read")],
+             lang: Literal["zh", "en"] | None = None):
+    """The overview map: drill down the hierarchy, see who is responsible, the cases and the measures (signed-in
+    staff; each sees its own areas)."""
+    return _page("overview", request, settings, lang, who)
 
 
 @router.get("/dispatch", response_class=HTMLResponse)
-def dispatch(settings: SettingsDep, lang: Literal["zh", "en"] | None = None,
-             x_user: Annotated[str | None, Header()] = None, x_role: Annotated[str | None, Header()] = None):
-    """The dispatcher console: the queue of new and overdue cases beside the map."""
-    return _page("dispatch", settings, lang, x_user, x_role or "dispatcher")
+def dispatch(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("case.act")],
+             lang: Literal["zh", "en"] | None = None):
+    """The dispatcher console: the queue of new and overdue cases beside the map (accounts that act on cases,
+    each on its own areas)."""
+    return _page("dispatch", request, settings, lang, who)

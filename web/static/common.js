@@ -138,7 +138,7 @@
 
   Core.prototype.headers = function (extra) {
     var h = { Accept: "application/json" };
-    if (this.config.role) { h["X-Role"] = this.config.role; h["X-User"] = this.config.user || this.config.role; }
+    if (this.config.csrf) { h["X-CSRF-Token"] = this.config.csrf; }  // the session cookie goes by itself
     Object.keys(extra || {}).forEach(function (k) { h[k] = extra[k]; });
     return h;
   };
@@ -155,6 +155,9 @@
     return fetch(url, init).then(function (r) {
       return r.text().then(function (text) {
         var data = text ? JSON.parse(text) : null;
+        if (r.status === 401) {  // the session ended: sign in again and come back here
+          window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+        }
         if (!r.ok) {
           var err = new Error((data && data.detail) || (url + " → " + r.status));
           err.status = r.status; err.problem = data;

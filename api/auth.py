@@ -1,0 +1,175 @@
+"""Who is calling: one dependency turns the request's credentials into a `policy.Principal`, and `allow(permission)`
+is how every route states its policy.
+
+Credentials, in this order:
+1. a gateway's identity headers — only when the deployment sets `GRIDMAP_GATEWAY_SECRET` and the request carries
+   it in `X-Gateway-Secret` (compared in constant time); otherwise X-User / X-Role / … are ignored entirely;
+2. `Authorization: Bearer <token>` from `POST /api/v1/auth/token`;
+3. `X-API-Key: <key>` (or `Authorization: ApiKey <key>`) for integrations;
+4. the pages' session cookie; a write with it must also carry the page's `X-CSRF-Token` (or form field `csrf`).
+A request with none of them is anonymous. A presented but invalid credential is a 401, never anonymity.
+
+Resolved principals are remembered for a few seconds per token (revocation through this process takes effect at
+once, through another process within `PRINCIPAL_TTL_S`), so that a locate answered on the event loop needs no
+database round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from gridmap import accounts, audit, policy
+from gridmap.errors import Forbidden, InvalidInput, Unauthenticated
+from gridmap.policy import Principal
+
+SESSION_COOKIE = "gridmap_session"
+CSRF_HEADER = "x-csrf-token"
+PRINCIPAL_TTL_S = 5.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIELESS = ("/login", "/logout")  # they handle the session cookie themselves (a stale one must not lock one out)
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: derived from the session's secret cookie, so only its holder can know it."""
+    return hashlib.sha256(f"gridmap-csrf:{session_token}".encode()).hexdigest()[:40]
+
+
+class PrincipalCache:
+    """Principals by (kind, token digest) for `PRINCIPAL_TTL_S` seconds."""
+
+    def __init__(self, ttl_s: float = PRINCIPAL_TTL_S, size: int = 10_000):
+        self.ttl_s, self.size = ttl_s, size
+        self._items: dict[tuple[str, str], tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[bool, Principal | None]:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return False, None
+        return True, item[1]
+
+    def put(self, key: tuple[str, str], principal: Principal | None) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + self.ttl_s, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def client_address(request: Request) -> str | None:
+    from api.ratelimit import client_address as address  # one rule for who the client is (trusted proxies)
+
+    return address(request)
+
+
+def _gateway(request: Request, secret: str) -> Principal | None:
+    """The identity a trusted gateway asserts, or None when the request does not carry the gateway's secret."""
+    presented = request.headers.get("x-gateway-secret")
+    if not secret or presented is None:
+        return None
+    if not hmac.compare_digest(presented.encode(), secret.encode()):
+        raise Unauthenticated("X-Gateway-Secret: 网关凭据错误 (wrong gateway secret)", field="X-Gateway-Secret")
+    user = (request.headers.get("x-user") or "").strip()
+    role = (request.headers.get("x-role") or "").strip()
+    if not user or len(user) > 64:
+        raise InvalidInput("X-User: the gateway must name the user (1–64 characters)", field="X-User")
+    if role not in policy.ROLES:
+        raise InvalidInput(f"X-Role: {role[:20]!r} is not a role; accepted: {', '.join(policy.ROLES)}", field="X-Role")
+    staff = request.headers.get("x-staff-id")
+    if staff is not None and not (staff.isdigit() and len(staff) <= 18):
+        raise InvalidInput("X-Staff-Id: a staff id (digits)", field="X-Staff-Id")
+    areas = [a.strip() for a in (request.headers.get("x-areas") or "").split(",") if a.strip()]
+    if any(not (a.isdigit() and len(a) <= 24) for a in areas) or len(areas) > 50:
+        raise InvalidInput("X-Areas: comma-separated area codes (digits), at most 50", field="X-Areas")
+    scopes = tuple(policy.Scope(a, accounts.level_of_code(a)) for a in areas)
+    department = (request.headers.get("x-department") or "").strip()[:32] or None
+    return Principal(key=f"g:{user}", name=user, role=role, scopes=scopes, everywhere=not areas,
+                     department=department, staff_id=int(staff) if staff else None, via="gateway")
+
+
+def _resolve(request: Request, kind: str, secret: str) -> Principal | None:
+    cache: PrincipalCache = request.app.state.principals
+    key = (kind, accounts.digest(secret))
+    hit, principal = cache.get(key)
+    if hit:
+        return principal
+    with request.app.state.sessionmaker() as session:
+        if kind == "api_key":
+            principal = accounts.principal_for_api_key(session, secret)
+        else:
+            principal = accounts.principal_for_token(session, secret, kind)
+            if principal is not None and principal.department and principal.department_id is None:
+                principal = None
+    cache.put(key, principal)
+    return principal
+
+
+async def get_principal(request: Request) -> Principal:
+    """The caller, from the request's credentials (see the module docstring); anonymous without any."""
+    cached = request.scope.get("gridmap.principal")
+    if cached is not None:
+        return cached
+    settings = request.app.state.settings
+    principal = _gateway(request, settings.gateway_secret)
+    if principal is None:
+        authorization = request.headers.get("authorization") or ""
+        scheme, _, value = authorization.partition(" ")
+        api_key = request.headers.get("x-api-key")
+        if scheme.lower() == "apikey":
+            api_key = value.strip()
+        cookie = request.cookies.get(SESSION_COOKIE) if request.url.path not in COOKIELESS else None
+        if scheme.lower() == "bearer":
+            principal = await run_in_threadpool(_resolve, request, "access", value.strip())
+            if principal is None:
+                raise Unauthenticated("Authorization: 令牌无效或已过期，请重新登录 (token invalid, expired or revoked)",
+                                      field="Authorization")
+        elif api_key is not None:
+            principal = await run_in_threadpool(_resolve, request, "api_key", api_key.strip())
+            if principal is None:
+                raise Unauthenticated("X-API-Key: 无效或已吊销的 API 密钥 (unknown or revoked API key)",
+                                      field="X-API-Key")
+        elif authorization:
+            raise Unauthenticated("Authorization: accepted schemes are Bearer and ApiKey", field="Authorization")
+        elif cookie:
+            principal = await run_in_threadpool(_resolve, request, "session", cookie)
+            if principal is None:
+                raise Unauthenticated("会话已过期，请重新登录 (session expired or signed out)", field="session")
+            if request.method not in SAFE_METHODS:
+                sent = request.headers.get(CSRF_HEADER) or ""
+                if not hmac.compare_digest(sent.encode(), csrf_token(cookie).encode()):
+                    raise Forbidden("X-CSRF-Token: 缺少或错误的 CSRF 令牌，请刷新页面 (missing or wrong CSRF token)",
+                                    field="X-CSRF-Token")
+        else:
+            principal = policy.ANONYMOUS
+    request.scope["gridmap.principal"] = principal
+    # the writes this request makes are audited as this principal's
+    audit.set_acting(audit.Acting(principal.label(), principal.account_id, client_address(request)))
+    return principal
+
+
+def allow(permission: str):
+    """The dependency a route states its policy with: the caller must hold `permission` (401 without credentials,
+    403 with a role that lacks it); it yields the principal for the object-level checks."""
+    if permission not in policy.RULES:
+        raise KeyError(f"no policy rule {permission!r}")
+
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        policy.require(principal, permission)
+        return principal
+
+    dependency.permission = permission  # read by the policy matrix test
+    dependency.__name__ = f"allow_{permission.replace('.', '_')}"
+    return Depends(dependency)
+
+
+Who = Annotated[Principal, Depends(get_principal)]

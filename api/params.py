@@ -1,0 +1,37 @@
+"""Types for values that arrive at the edge, checked for range before any work: ids that fit the databases'
+64-bit integers, offsets, and times and days inside the years a case or a boundary can have."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import AfterValidator, Field
+
+MAX_ID = 2**63 - 1  # BIGINT; SQLite's INTEGER
+MAX_OFFSET = 10_000_000
+FIRST_YEAR, LAST_YEAR = 1950, 2200
+
+
+def _moment(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"时间须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (a time from {FIRST_YEAR} to {LAST_YEAR})")
+    return value
+
+
+def _day(value: dt.date | None) -> dt.date | None:
+    if value is None:
+        return None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"日期须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (a day from {FIRST_YEAR} to {LAST_YEAR})")
+    return value
+
+
+Moment = Annotated[dt.datetime, AfterValidator(_moment)]
+Day = Annotated[dt.date, AfterValidator(_day)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]

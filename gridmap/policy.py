@@ -1,0 +1,226 @@
+"""Who may do what, where — decided here and nowhere else.
+
+Every operation of the API names one *permission* (`RULES`); a permission lists the roles that hold it. Every
+account is scoped to subtrees of areas (an area and everything under it: area codes are hierarchical, so a
+descendant's code starts with its ancestor's), a department account to its department, a worker to its grids and
+the cases assigned to it. Objects outside the scope do not exist for the account: lookups answer "not found",
+exactly as for an id nobody has, and lists are filtered by the same rule (`case_condition`, `sees_case`,
+`sees_area`).
+
+Roles (the codes accounts carry):
+
+| role        | who (用户)                          | holds                                                        |
+|-------------|-------------------------------------|--------------------------------------------------------------|
+| admin       | system administrator 系统管理员     | accounts, API keys, catalogue, calendar, audit log; reads all |
+| planner     | 规划 (组织部/社工部/民政/网格办)    | boundary drafts: create, redraw, re-locate preview            |
+| approver    | 审批 (boundary publish)             | activate (publish) a draft                                    |
+| dispatcher  | 调度员 (城运中心/综治中心)          | intake, filing, dispatch, imports, reporter contact           |
+| leader      | 领导 (街道/社区)                    | approve or deny extensions and suspensions, resume            |
+| manager     | 网格长                              | reads its area: map, cases, measures                          |
+| worker      | 网格员                              | its own cases; patrol reports                                 |
+| department  | 职能部门                            | the cases given to its department                             |
+| verifier    | 核查员                              | verification and rework; reporter contact for 回访            |
+| viewer      | 只读 (observer)                     | reads its area: map, cases, measures                          |
+| integration | a system (12345 platform, Open311)  | what its API key's scopes allow                               |
+
+`resident` is not an account role: a resident submits anonymously (where the deployment allows it) or through a
+client holding an API key, and rates a case with the token handed back at submission.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from gridmap.errors import Forbidden, NotFound, Unauthenticated
+
+ROLES: tuple[str, ...] = ("admin", "planner", "approver", "dispatcher", "leader", "manager", "worker", "department",
+                          "verifier", "viewer", "integration")
+ROLES_ZH = {"admin": "系统管理员", "planner": "规划员", "approver": "审批人", "dispatcher": "调度员",
+            "leader": "领导", "manager": "网格长", "worker": "网格员", "department": "职能部门",
+            "verifier": "核查员", "viewer": "只读用户", "integration": "系统对接", "resident": "群众"}
+STAFF_ROLES = frozenset(ROLES) - {"integration"}  # people who sign in
+READERS = STAFF_ROLES - {"planner", "approver"}  # who reads cases (planners see areas and boundary drafts)
+
+# permission → roles holding it. `anonymous` stands for a caller with no credentials, `resident` for a resident's
+# client (anonymous or through an API key with the `report` scope).
+RULES: dict[str, frozenset[str]] = {
+    "public": frozenset(ROLES) | {"anonymous", "resident"},  # Open311 discovery, services, public request views
+    "signed_in": frozenset(ROLES),
+    "area.read": frozenset(ROLES),
+    "map.read": STAFF_ROLES,
+    "locate": frozenset(ROLES),
+    "search": STAFF_ROLES,
+    "case.read": READERS | {"integration"},
+    "case.create": frozenset({"dispatcher", "worker", "manager", "admin", "integration", "resident", "anonymous"}),
+    "case.act": frozenset({"dispatcher", "worker", "department", "verifier", "leader", "manager"}),
+    "case.rate": frozenset({"resident", "anonymous", "dispatcher"}),
+    "case.contact": frozenset({"dispatcher", "admin", "verifier", "worker", "department"}),
+    "patrol.create": frozenset({"worker"}),
+    "import.hotline": frozenset({"dispatcher", "admin", "integration"}),
+    "measures.read": READERS - {"worker"},
+    "catalogue.read": frozenset(ROLES) | {"anonymous", "resident"},
+    "catalogue.edit": frozenset({"admin"}),
+    "generation.read": frozenset({"planner", "approver", "admin"}),
+    "generation.edit": frozenset({"planner"}),
+    "generation.activate": frozenset({"approver"}),
+    "account.admin": frozenset({"admin"}),
+    "audit.read": frozenset({"admin"}),
+    "open311.submit": frozenset({"integration", "resident"}),
+}
+# what an integration's API key may be scoped to, and the permissions each scope grants
+SCOPES: dict[str, frozenset[str]] = {
+    "report": frozenset({"case.create", "case.rate", "open311.submit", "catalogue.read", "public"}),
+    "hotline": frozenset({"case.create", "import.hotline", "catalogue.read", "public"}),
+    "locate": frozenset({"locate", "area.read", "public", "catalogue.read"}),
+    "read": frozenset({"case.read", "area.read", "catalogue.read", "public"}),
+}
+LEVEL_COLUMNS = {"district": "district_code", "subdistrict": "subdistrict_code", "community": "community_code",
+                 "grid": "grid_code", "microgrid": "microgrid_code"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One subtree of areas: its root code and the root's level."""
+
+    code: str
+    level: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: an account (or an API key, or the anonymous caller), its role and where it may act.
+
+    `key` identifies the actor stably (`a12` for account 12, `k3` for API key 3): the four-eyes rule and "who
+    handled it" compare keys, never display names."""
+
+    key: str
+    name: str
+    role: str
+    account_id: int | None = None
+    scopes: tuple[Scope, ...] = ()
+    everywhere: bool = False
+    department: str | None = None
+    department_id: int | None = None
+    staff_id: int | None = None
+    via: str = "anonymous"  # token | session | api_key | gateway | anonymous | system
+    key_scopes: frozenset[str] = field(default_factory=frozenset)  # an API key's scopes
+
+    @property
+    def anonymous(self) -> bool:
+        return self.via == "anonymous"
+
+    def label(self) -> str:
+        return f"{self.role}:{self.name}"
+
+
+ANONYMOUS = Principal(key="anon", name="anonymous", role="anonymous", via="anonymous")
+SYSTEM = Principal(key="system", name="system", role="system", everywhere=True, via="system")
+
+
+def holds(principal: Principal, permission: str) -> bool:
+    """Whether the principal's role (or, for an API key, its scopes) grants `permission` (anywhere)."""
+    if permission not in RULES:
+        raise KeyError(f"no policy for {permission!r}")  # a route without a policy entry is a bug
+    if principal.via == "api_key":
+        return any(permission in SCOPES.get(s, ()) for s in principal.key_scopes)
+    return principal.role in RULES[permission]
+
+
+def require(principal: Principal, permission: str) -> None:
+    """Refuse a caller that may not do this at all: 401 without credentials, 403 for a role without the right."""
+    if holds(principal, permission):
+        return
+    if principal.anonymous:
+        raise Unauthenticated("未登录或登录已过期 (sign in first)", field="credentials")
+    raise Forbidden(f"无权限：{ROLES_ZH.get(principal.role, principal.role)}不能执行此操作 "
+                    f"(role {principal.role} may not {permission})", field="role")
+
+
+# -- areas ---------------------------------------------------------------------------------------------------------
+
+def within(principal: Principal, code: str | None) -> bool:
+    """Whether an area (by code) lies in one of the principal's subtrees."""
+    if principal.everywhere:
+        return True
+    return bool(code) and any(code.startswith(s.code) for s in principal.scopes)
+
+
+def sees_area(principal: Principal, code: str) -> bool:
+    """An area is visible when it is in scope, or above it (the chain one navigates down from)."""
+    return within(principal, code) or any(s.code.startswith(code) for s in principal.scopes)
+
+
+def check_area(principal: Principal, code: str, *, inside: bool = False) -> None:
+    """Not found unless the area is visible (`inside`: in scope itself, not merely above it)."""
+    if not (within(principal, code) if inside else sees_area(principal, code)):
+        raise NotFound(f"area: no area has code {code!r}", field="code")
+
+
+def area_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
+    """SQL: areas (by a code column) that are visible — in scope or above it."""
+    if principal.everywhere:
+        return sa.true()
+    parts = [column.startswith(s.code, autoescape=True) for s in principal.scopes]
+    ancestors = {s.code[:n] for s in principal.scopes for n in range(1, len(s.code) + 1)}
+    if ancestors:
+        parts.append(column.in_(sorted(ancestors)))
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def code_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
+    """SQL: rows whose area code (any level) lies in scope."""
+    if principal.everywhere:
+        return sa.true()
+    parts = [column.startswith(s.code, autoescape=True) for s in principal.scopes]
+    return sa.or_(*parts) if parts else sa.false()
+
+
+# -- cases ---------------------------------------------------------------------------------------------------------
+
+def case_condition(principal: Principal, case_table) -> sa.ColumnElement[bool]:
+    """SQL: the cases the principal may see. An account sees the cases whose place lies in its areas (compared at
+    the level of each area, so a case outside every grid still belongs to its district); a worker also every case
+    assigned to it, a department every case given to it (and only those, when it has no areas)."""
+    if principal.everywhere:
+        return sa.true()
+    parts = [getattr(case_table, LEVEL_COLUMNS.get(s.level, "grid_code")).startswith(s.code, autoescape=True)
+             for s in principal.scopes]
+    if principal.role == "worker" and principal.staff_id is not None:
+        parts.append(case_table.assignee_id == principal.staff_id)
+    if principal.role == "department":
+        parts.append(case_table.department_id == (principal.department_id or -1))
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def sees_case(principal: Principal, case, department_code: str | None = None) -> bool:
+    """Python twin of `case_condition` for one loaded case (`department_code`: the code of the case's department)."""
+    if principal.everywhere:
+        return True
+    for s in principal.scopes:
+        value = getattr(case, LEVEL_COLUMNS.get(s.level, "grid_code"), None)
+        if value and value.startswith(s.code):
+            return True
+    if principal.role == "worker" and principal.staff_id is not None and case.assignee_id == principal.staff_id:
+        return True
+    if principal.role == "department" and principal.department and department_code == principal.department:
+        return True
+    return False
+
+
+def check_case(principal: Principal, case, department_code: str | None = None) -> None:
+    if not sees_case(principal, case, department_code):
+        raise NotFound(f"case id: no case has id {case.id}", field="id")
+
+
+def may_see_contact(principal: Principal, case, department_code: str | None = None) -> bool:
+    """Whether the reporter's name and phone of this case may be shown in full to this principal: dispatchers,
+    admins and verifiers (回访) for cases in their areas; the worker or department the case is with."""
+    if principal.role in ("dispatcher", "admin", "verifier"):
+        return sees_case(principal, case, department_code)
+    if principal.role == "worker":
+        return principal.staff_id is not None and principal.staff_id == case.assignee_id
+    if principal.role == "department":
+        return bool(principal.department) and department_code == principal.department
+    return False
