@@ -28,7 +28,13 @@ from gridmap.lookup import FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, A
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 OUT_COLUMNS = [f"{lv}_code" for lv in LEVELS] + ["grid_name", "branch", "method", "flags", "candidates"]
-FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".gpkg": "gpkg", ".parquet": "parquet", ".geoparquet": "parquet"}
+FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".gpkg": "gpkg", ".geojson": "geojson", ".parquet": "parquet",
+           ".geoparquet": "parquet"}
+GDAL_DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}  # the only drivers GDAL may use, one per format
+CONTENT = {"csv": "CSV text", "xlsx": "an XLSX workbook", "gpkg": "a GeoPackage", "geojson": "GeoJSON",
+           "parquet": "(Geo)Parquet", "xml": "XML (such as a GDAL VRT, GML or KML)", "zip": "a zip archive",
+           "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data"}
+MAX_FILE_ROWS = 5_000_000
 CHUNK = 200_000
 
 
@@ -203,20 +209,69 @@ def file_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+def sniff(path: str | Path) -> str:
+    """What a file holds, decided from its first bytes (never from its name): gpkg (SQLite with the GeoPackage
+    application id), parquet (PAR1), xlsx (a zip with a workbook), geojson (text starting with `{`), xml, zip,
+    sqlite, binary, or csv (other text). A path GDAL would read as a network or virtual file (/vsi…, URLs) or
+    anything but a regular file is refused."""
+    text = str(path)
+    name = Path(text).name
+    if text.lower().startswith(("/vsi", "vsi")) or "://" in text or text.lower().startswith(
+            ("http:", "https:", "ftp:", "file:")) or "/vsi" in text.lower():
+        raise InvalidInput(f"file: {text[:80]!r} is a network or virtual path; give a local file", field="file")
+    real = Path(text).resolve()
+    if not real.is_file():
+        raise InvalidInput(f"file: {name!r} is not a regular file", field="file")
+    with open(real, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"SQLite format 3\x00"):
+        return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        from gridmap import tabular
+
+        try:
+            with zipfile.ZipFile(real) as archive:
+                tabular.check_archive(archive, repr(name))
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            return "binary"
+        return "xlsx" if {"[Content_Types].xml", "xl/workbook.xml"} <= names else "zip"
+    if b"\x00" in head:
+        return "binary"
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if start.startswith(b"{"):
+        return "geojson"
+    if start.startswith(b"<"):
+        return "xml"
+    return "csv"
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV (UTF-8, or GB18030 as Excel in China writes it), XLSX, GeoPackage or (Geo)Parquet."""
+    """Read CSV (UTF-8, or GB18030 as Excel in China writes it), XLSX, GeoPackage, GeoJSON or (Geo)Parquet. The
+    content must be what the name says (`sniff`): a GDAL VRT, GML or KML named .gpkg or .geojson is refused
+    before GDAL sees it, and GDAL reads with that one format's driver only (`gridmap._gpkgio`)."""
     kind = file_format(path)
+    found = sniff(path)
+    if found != kind:
+        raise InvalidInput(f"file: {Path(path).name!r} is named {Path(path).suffix.lower()} but holds "
+                           f"{CONTENT[found]}; accepted: CSV, XLSX, GeoPackage, GeoJSON, (Geo)Parquet "
+                           "(unsupported_format)", field="file")
+    path = Path(path).resolve()
     if kind == "csv":
         try:
             return pd.read_csv(path, dtype={"address": "string"}, encoding="utf-8-sig")
         except UnicodeDecodeError:
             return pd.read_csv(path, dtype={"address": "string"}, encoding="gb18030")
     if kind == "xlsx":
-        return pd.read_excel(path, engine="openpyxl")
-    if kind == "gpkg":
+        return _read_xlsx(path)
+    if kind in GDAL_DRIVERS:
         from gridmap import _gpkgio
 
-        return _gpkgio.read(path)
+        return _gpkgio.read(path, GDAL_DRIVERS[kind])
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(path).metadata or {}
@@ -227,13 +282,31 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _read_xlsx(path: Path) -> pd.DataFrame:
+    """The first sheet, streamed (`gridmap.tabular`); a cell over 4,000 characters refuses the file, naming it."""
+    from gridmap import tabular
+
+    headings, rows = tabular.read_xlsx_rows(path.read_bytes(), label=repr(path.name), max_rows=MAX_FILE_ROWS)
+    for number, values in rows:
+        for heading, value in zip(headings, values):
+            if isinstance(value, tabular.TooLong):
+                raise InvalidInput(f"file: {path.name!r} row {number} column {str(heading)[:40]!r} holds "
+                                   f"{value.length:,} characters; at most {tabular.MAX_CELL:,} per cell", field="file")
+    names = [str(h) if h is not None else f"column {j}" for j, h in enumerate(headings, start=1)]
+    return pd.DataFrame([values for _, values in rows], columns=names, dtype=object).infer_objects()
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write CSV or XLSX through `gridmap.tabular` (text that looks like a formula stays text), or GeoPackage,
+    GeoJSON or Parquet."""
+    from gridmap import tabular
+
     kind = file_format(path)
     if kind == "csv":
-        frame.to_csv(path, index=False, encoding="utf-8-sig")
+        tabular.write_csv(frame, path)
     elif kind == "xlsx":
-        frame.to_excel(path, index=False, engine="openpyxl")
-    elif kind == "gpkg":
+        Path(path).write_bytes(tabular.xlsx_bytes(frame, "Sheet1"))
+    elif kind in GDAL_DRIVERS:
         import geopandas as gpd
 
         if not isinstance(frame, gpd.GeoDataFrame):
@@ -241,7 +314,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
                                      crs=4326)
         from gridmap import _gpkgio
 
-        _gpkgio.write(frame, path)
+        _gpkgio.write(frame, path, GDAL_DRIVERS[kind])
     else:
         frame.to_parquet(path, index=False)
 

@@ -197,12 +197,17 @@ def cmd_import_hotline(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gridmap.areas import load_index
-    from gridmap.hotline import import_export, report_file
+    from gridmap.hotline import MAX_FILE_BYTES, import_export, report_file
 
     path = Path(args.input)
     kind = {".csv": "csv", ".xlsx": "xlsx"}.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"{path.name}: a 12345 export must be .csv or .xlsx")
+    if not path.is_file():
+        raise ValueError(f"{path.name}: not a regular file")
+    if path.stat().st_size > MAX_FILE_BYTES:  # measured before it is read
+        raise ValueError(f"{path.name}: {path.stat().st_size:,} bytes; at most {MAX_FILE_BYTES // 2**20} MB per "
+                         "import, split the export")
     factory = storage.make_sessionmaker(_engine(args))
     with factory() as session:
         index = load_index(session)

@@ -11,6 +11,14 @@ Every row of the file gets exactly one outcome in the report, nothing is dropped
   Correct the address and import the file again: the rows already imported come back as duplicates;
 * `invalid` — a field cannot be read (the report names it and says what would be accepted).
 
+The file is read with bounded memory whatever it holds (`gridmap.tabular`): an XLSX is refused when its zip is
+unsafe (member names, a zip bomb's sizes or ratios), rows are streamed, at most `MAX_ROWS`; a cell longer than
+`MAX_CELL` characters is never held as text, and its row is reported invalid with the field — the other rows of
+the export are still imported, which is what a dispatcher wants from a 5,000-row export with one pasted-in
+transcript (a file refused whole would hold up the other 4,999 calls). Every text is checked as every intake's
+text is (`gridmap.textcheck`: length first, control and bidi characters, invisible-only text) before any
+address reaches the gazetteer.
+
 Columns are recognised by the headings 12345 platforms use (工单编号, 来电时间, 来电人, 联系电话, 事发地址, 诉求内容,
 问题分类, 经度, 纬度, …) or by gridmap's own names (ticket, reported_at, …); see `COLUMNS`. Times without a zone are
 China Standard Time. Coordinates are GCJ-02 by default (the map pickers of hotline platforms), `crs` says otherwise.
@@ -19,8 +27,6 @@ China Standard Time. Coordinates are GCJ-02 by default (the map pickers of hotli
 from __future__ import annotations
 
 import datetime as dt
-import io
-import re
 
 import numpy as np
 import pandas as pd
@@ -28,15 +34,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
+from gridmap import tabular
 from gridmap.batch import locate_frame
-from gridmap.cases import NewCase, create_case
+from gridmap.cases import MAX_TEXT, NewCase, create_case
 from gridmap.errors import GridmapError, InvalidInput
 from gridmap.lookup import AreaIndex
 from gridmap.tables import Case, CaseCategory
+from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
 
 SOURCE = "hotline"
 CST = dt.timezone(dt.timedelta(hours=8))
 MAX_ROWS = 100_000
+MAX_CELL = MAX_TEXT  # the longest field (诉求内容, a case's description); a longer cell makes its row invalid
+MAX_FILE_BYTES = 100 * 1024 * 1024  # the command line's limit (the API takes at most 20 MB)
+TEXT_LIMITS = {"ticket": 64, "reporter_name": 64, "address": MAX_ADDRESS, "title": 200, "description": MAX_TEXT}
 BATCH = 200
 LOW_CONFIDENCE = 0.75
 COLUMNS = {
@@ -64,31 +75,27 @@ UNPLACED_REASONS = {
 
 
 def read_export(data: bytes, fmt: str) -> pd.DataFrame:
-    """The rows of an export, every cell as text (ticket numbers and phones keep their digits)."""
+    """The rows of an export as a frame indexed by their row number in the file (the headings being row 1):
+    cells as read (text; numbers and times from XLSX), a cell over `MAX_CELL` characters as `tabular.TooLong`."""
     if not data:
         raise InvalidInput("file: empty; send a 12345 export as CSV or XLSX", field="file")
-    try:
-        if fmt == "xlsx":
-            frame = pd.read_excel(io.BytesIO(data), engine="openpyxl", dtype=object)
-        elif fmt == "csv":
-            for encoding in ("utf-8-sig", "gb18030"):
-                try:
-                    frame = pd.read_csv(io.BytesIO(data), dtype=str, encoding=encoding, keep_default_na=False)
-                    break
-                except UnicodeDecodeError:
-                    continue
-            else:  # pragma: no cover - gb18030 decodes any byte string
-                raise InvalidInput("file: not UTF-8 or GB18030 text", field="file")
-        else:
-            raise InvalidInput(f"format: {fmt!r}; accepted: csv, xlsx", field="format")
-    except InvalidInput:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
-        raise InvalidInput(f"file: cannot be read as {fmt.upper()} ({type(exc).__name__}: {exc})",
-                           field="file") from None
-    if len(frame) > MAX_ROWS:
-        raise InvalidInput(f"file: {len(frame)} rows; at most {MAX_ROWS} per import, split the export",
-                           field="file")
+    if fmt == "xlsx":
+        headings, rows = tabular.read_xlsx_rows(data, label="the export", max_rows=MAX_ROWS, max_cell=MAX_CELL)
+    elif fmt == "csv":
+        headings, rows = tabular.read_csv_rows(data, label="the export", max_rows=MAX_ROWS, max_cell=MAX_CELL)
+    else:
+        raise InvalidInput(f"format: {fmt!r}; accepted: csv, xlsx", field="format")
+    if not headings:
+        raise InvalidInput("file: no headings and no rows; send a 12345 export as CSV or XLSX", field="file")
+    names: list[str] = []
+    for j, heading in enumerate(headings, start=1):
+        name = (f"(column {j}: too long)" if isinstance(heading, tabular.TooLong) else
+                f"column {j}" if heading is None or str(heading).strip() == "" else str(heading).strip())
+        while name in names:  # two columns with one heading: the second is name.1 (as pandas names them)
+            name += ".1"
+        names.append(name)
+    frame = pd.DataFrame([values for _, values in rows], columns=names, dtype=object)
+    frame.index = [number for number, _ in rows]
     return frame
 
 
@@ -105,12 +112,14 @@ def _columns(frame: pd.DataFrame) -> dict[str, str]:
     if "address" not in found and not ("lon" in found and "lat" in found):
         missing.append("address (事发地址) or lon and lat (经度, 纬度)")
     if missing:
-        raise InvalidInput(f"columns: missing {', '.join(missing)}; found {', '.join(map(str, headings))}",
-                           field="columns")
+        shown = ", ".join(str(h)[:40] for h in list(headings)[:30]) + (" …" if len(headings) > 30 else "")
+        raise InvalidInput(f"columns: missing {', '.join(missing)}; found {shown}", field="columns")
     return found
 
 
 def _text(value) -> str:
+    if isinstance(value, tabular.TooLong):
+        return ""  # never stands in for the text; rows holding one are invalid (`_check_row`)
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -152,17 +161,24 @@ def parse_time(value, now: dt.datetime) -> dt.datetime:
     return when
 
 
-def _phone(text: str) -> str | None:
-    digits = re.sub(r"[\s\-()（）]", "", text)
-    if not digits:
-        return None
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    if not (digits.isdigit() and 7 <= len(digits) <= 15):
-        # the value is not repeated: the report is an export, and a phone number is personal data
-        raise ValueError(f"not a phone number ({len(digits)} characters); 7 to 15 digits, e.g. 13812341234 or "
-                         "0871-63123456")
-    return digits
+def _check_row(values: dict, columns: dict) -> tuple[dict, tuple[str, str] | None]:
+    """The row's texts checked (too-long cells, then `textcheck` as for every intake) and its phone: (the
+    clean texts and phone, None) or ({}, (field, reason)). The reason never repeats the value."""
+    for fld, heading in columns.items():
+        value = values[heading]
+        if isinstance(value, tabular.TooLong):
+            limit = TEXT_LIMITS.get(fld, MAX_CELL)
+            return {}, (fld, f"{heading}: {value.length:,} characters; at most {limit:,}")
+    clean: dict = {}
+    try:
+        for fld, limit in TEXT_LIMITS.items():
+            text = _text(values[columns[fld]]) if fld in columns else ""
+            clean[fld] = clean_text(text, fld, limit, multiline=fld == "description", required=False)
+        phone = _text(values[columns["reporter_phone"]]) if "reporter_phone" in columns else ""
+        clean["reporter_phone"] = clean_phone(phone, "reporter_phone")
+    except InvalidInput as exc:
+        return {}, (exc.field, exc.message)
+    return clean, None
 
 
 def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs: str = "gcj02",
@@ -172,19 +188,21 @@ def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs:
     gcrs.parse_crs(crs)  # a bad crs is refused before anything is read
     frame = read_export(data, fmt)
     columns = _columns(frame)
+    rows = [dict(zip(frame.columns, row)) for row in frame.itertuples(index=False)]
+    checked = [_check_row(values, columns) for values in rows]
     with sessionmaker() as session:
         categories = _categories(session)
         known = _imported(session, [_text(v) for v in frame[columns["ticket"]]])
-        placed = _place(session, index, frame, columns, crs)
+        placed = _place(session, index, frame, columns, crs, [problem is None for _, problem in checked])
     report: list[dict] = []
     todo: list[tuple[dict, NewCase]] = []
     seen: set[str] = set()
-    for i, row in enumerate(frame.itertuples(index=False)):
-        values = dict(zip(frame.columns, row))
-        entry = {"row": i + 2, "ticket": _text(values[columns["ticket"]]), "status": None, "case_number": None,
-                 "grid_code": None, "method": None, "address_confidence": None, "field": None, "reason": None}
+    for i, values in enumerate(rows):
+        entry = {"row": int(frame.index[i]), "ticket": _text(values[columns["ticket"]])[:64], "status": None,
+                 "case_number": None, "grid_code": None, "method": None, "address_confidence": None, "field": None,
+                 "reason": None}
         report.append(entry)
-        new = _new_case(entry, values, columns, categories, placed.iloc[i], now, seen, known)
+        new = _new_case(entry, values, columns, categories, placed.iloc[i], now, seen, known, checked[i])
         if new is not None:
             todo.append((entry, new))
     for start in range(0, len(todo), BATCH):
@@ -214,29 +232,36 @@ def _imported(session: Session, tickets: list[str]) -> dict[str, str]:
     return found
 
 
-def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dict, crs: str) -> pd.DataFrame:
-    """Every row located at once: by coordinates where given, else by address (the batch locator's rules)."""
-    where = pd.DataFrame(index=frame.index)
-    where["address"] = [_text(v) for v in frame[columns["address"]]] if "address" in columns else ""
+def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dict, crs: str,
+           usable: list[bool]) -> pd.DataFrame:
+    """Every usable row (its texts passed `_check_row`) located at once: by coordinates where given, else by
+    address (the batch locator's rules); the others are not handed to the gazetteer at all."""
+    where = pd.DataFrame(index=range(len(frame)))
+    keep = np.array(usable, dtype=bool)
+    addresses = [_text(v) for v in frame[columns["address"]]] if "address" in columns else [""] * len(frame)
+    where["address"] = [a if ok else "" for a, ok in zip(addresses, keep)]
     for fld in ("lon", "lat"):
-        where[fld] = pd.to_numeric(frame[columns[fld]], errors="coerce") if fld in columns else np.nan
-        if fld in columns:  # a coordinate written but unreadable is invalid, not absent
-            where.loc[where[fld].isna() & (frame[columns[fld]].map(_text) != ""), fld] = np.inf
+        if fld not in columns:
+            where[fld] = np.nan
+            continue
+        texts = frame[columns[fld]].map(_text).to_numpy()
+        numbers = pd.to_numeric(pd.Series(texts), errors="coerce").to_numpy(float, copy=True)
+        numbers[np.isnan(numbers) & (texts != "")] = np.inf  # a coordinate written but unreadable is invalid
+        numbers[~keep] = np.nan
+        where[fld] = numbers
     return locate_frame(where, index, crs=crs, session=session)
 
 
 def _new_case(entry: dict, values: dict, columns: dict, categories: dict, placed, now: dt.datetime,
-              seen: set[str], known: dict[str, str]) -> NewCase | None:
+              seen: set[str], known: dict[str, str], checked: tuple[dict, tuple | None]) -> NewCase | None:
     """The case of one row, or None with the row's outcome written into `entry`."""
     def fail(status: str, fld: str | None, reason: str) -> None:
         entry.update(status=status, field=fld, reason=reason)
 
-    def get(fld: str) -> str:
-        return _text(values[columns[fld]]) if fld in columns else ""
-
+    clean, problem = checked
     ticket = entry["ticket"]
-    if not ticket or len(ticket) > 64:
-        fail("invalid", "ticket", "the ticket number (工单编号) must be 1 to 64 characters")
+    if problem is not None and problem[0] == "ticket" or not ticket:
+        fail("invalid", "ticket", "the ticket number (工单编号) must be 1 to 64 printable characters")
         return None
     if ticket in known or ticket in seen:
         entry.update(status="duplicate", case_number=known.get(ticket),
@@ -248,15 +273,9 @@ def _new_case(entry: dict, values: dict, columns: dict, categories: dict, placed
     except ValueError as exc:
         fail("invalid", "reported_at", f"来电时间 {exc}")
         return None
-    try:
-        phone = _phone(get("reporter_phone"))
-    except ValueError as exc:
-        fail("invalid", "reporter_phone", str(exc))
+    if problem is not None:
+        fail("invalid", *problem)
         return None
-    for fld, limit in (("reporter_name", 64), ("address", 300), ("title", 200), ("description", 4000)):
-        if len(get(fld)) > limit:
-            fail("invalid", fld, f"{len(get(fld))} characters; at most {limit}")
-            return None
     entry["method"] = placed["method"]
     if "address_confidence" in placed and not pd.isna(placed["address_confidence"]):
         entry["address_confidence"] = round(float(placed["address_confidence"]), 3)
@@ -265,19 +284,19 @@ def _new_case(entry: dict, values: dict, columns: dict, categories: dict, placed
         why = next((UNPLACED_REASONS[f] for f in flags if f in UNPLACED_REASONS), "no place found")
         fail("unplaced", why.split(":")[0], why)
         return None
-    category_text = get("category")
+    category_text = _text(values[columns["category"]])[:64] if "category" in columns else ""
     category = categories.get(category_text) if category_text else None
     if category_text and category is None:
         entry["reason"] = "category_not_matched"
-    description = get("description") or None
-    title = get("title") or (description[:30] if description else None) or category_text or "12345 工单"
+    description = clean["description"]
+    title = clean["title"] or (description[:30] if description else None) or category_text or "12345 工单"
     flags = ()
     if placed["method"] == "address":
         low = entry["address_confidence"] is not None and entry["address_confidence"] < LOW_CONFIDENCE
         flags = ("placed_by_address", "address_low_confidence") if low else ("placed_by_address",)
     return NewCase(title=title[:200], lon=float(placed["lon_wgs84"]), lat=float(placed["lat_wgs84"]), crs="wgs84",
-                   category=category, description=description, source=SOURCE, address=get("address") or None,
-                   reporter_name=get("reporter_name") or None, reporter_phone=phone, external_ref=ticket,
+                   category=category, description=description, source=SOURCE, address=clean["address"],
+                   reporter_name=clean["reporter_name"], reporter_phone=clean["reporter_phone"], external_ref=ticket,
                    reported_at=reported_at, extra_flags=flags)
 
 
@@ -306,10 +325,9 @@ def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], a
 
 
 def report_file(result: dict, fmt: str) -> bytes:
-    """The report as CSV (UTF-8 with a BOM) or XLSX; it holds no personal data."""
+    """The report as CSV (UTF-8 with a BOM) or XLSX; it holds no personal data, and ticket text that looks like a
+    formula is written as text (`gridmap.tabular`)."""
     frame = pd.DataFrame(result["report"], columns=REPORT_COLUMNS)
     if fmt == "csv":
-        return frame.to_csv(index=False).encode("utf-8-sig")
-    buffer = io.BytesIO()
-    frame.to_excel(buffer, index=False, engine="openpyxl", sheet_name="import")
-    return buffer.getvalue()
+        return tabular.csv_bytes(frame)
+    return tabular.xlsx_bytes(frame, "import")

@@ -39,7 +39,6 @@ A rate whose denominator is 0 is None (shown empty), never 0 or 100 %.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.cases import utc
+from gridmap import tabular
 from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Case, CaseEvent, Department, Generation, PartyOrg, Staff, StaffArea
 
@@ -295,14 +295,12 @@ def export(table: pd.DataFrame, fmt: str, *, lang: str = "zh") -> bytes:
     percentages), headings in Chinese or English."""
     headings = {key: (zh if lang == "zh" else en) for key, zh, en, _ in COLUMNS}
     frame = table.rename(columns=headings)
-    if fmt == "csv":
-        return frame.to_csv(index=False, float_format="%.4f").encode("utf-8-sig")
+    if fmt == "csv":  # names of units and workers are text that could look like a formula: see gridmap.tabular
+        return tabular.csv_bytes(frame, float_format="%.4f")
     if fmt != "xlsx":
         raise InvalidInput(f"format: {fmt!r}; accepted: json, csv, xlsx", field="format")
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name="measures" if lang == "en" else "考核指标")
-        sheet = writer.sheets["measures" if lang == "en" else "考核指标"]
+
+    def layout(sheet) -> None:
         for i, (_, zh, en, kind) in enumerate(COLUMNS, start=1):
             letter = sheet.cell(row=1, column=i).column_letter
             sheet.column_dimensions[letter].width = max(10, len(zh if lang == "zh" else en) * 2)
@@ -310,4 +308,5 @@ def export(table: pd.DataFrame, fmt: str, *, lang: str = "zh") -> bytes:
                 for cell in sheet[letter][1:]:
                     cell.number_format = "0.00%" if kind == "rate" else "0.0"
         sheet.freeze_panes = "D2"
-    return buffer.getvalue()
+
+    return tabular.xlsx_bytes(frame, "measures" if lang == "en" else "考核指标", after=layout)
