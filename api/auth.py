@@ -93,7 +93,7 @@ def _gateway(request: Request, secret: str) -> Principal | None:
         raise InvalidInput("X-Areas: comma-separated area codes (digits), at most 50", field="X-Areas")
     scopes = tuple(policy.Scope(a, accounts.level_of_code(a)) for a in areas)
     department = (request.headers.get("x-department") or "").strip()[:32] or None
-    return Principal(key=f"g:{user}", name=user, role=role, scopes=scopes, everywhere=not areas,
+    return Principal(key=user, name=user, role=role, scopes=scopes, everywhere=not areas,
                      department=department, staff_id=int(staff) if staff else None, via="gateway")
 
 

@@ -92,7 +92,7 @@ def _after_flush(session: Session, _context) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     rows = []
     for (table, kind), change in changes.items():
-        ids = [i for i in change["ids"] if i is not None]
+        ids = [i if isinstance(i, (int, str)) else str(i) for i in change["ids"] if i is not None]
         detail = {"count": len(change["ids"]), "ids": ids[:MAX_IDS]}
         if change["statements"]:
             detail["statements"] = change["statements"]

@@ -55,7 +55,7 @@ RULES: dict[str, frozenset[str]] = {
     "case.read": READERS | {"integration"},
     "case.create": frozenset({"dispatcher", "worker", "manager", "admin", "integration", "resident", "anonymous"}),
     "case.act": frozenset({"dispatcher", "worker", "department", "verifier", "leader", "manager"}),
-    "case.rate": frozenset({"resident", "anonymous", "dispatcher"}),
+    "case.rate": frozenset(ROLES) | {"anonymous", "resident"},  # the reporter's token is the credential
     "case.contact": frozenset({"dispatcher", "admin", "verifier", "worker", "department"}),
     "patrol.create": frozenset({"worker"}),
     "import.hotline": frozenset({"dispatcher", "admin", "integration"}),

@@ -107,3 +107,20 @@ def session(engine):
         with sa.orm.Session(bind=conn) as s:
             yield s
         trans.rollback()
+
+
+GATEWAY_SECRET = "test-gateway-secret"
+
+
+def api_client(settings, *, role: str = "admin", user: str = "tester", **headers: str):
+    """A TestClient of the app whose requests come through a trusted gateway (`GRIDMAP_GATEWAY_SECRET`) as `user`
+    with `role` (an admin, everywhere, unless told otherwise); a request's own X-User / X-Role / X-Areas /
+    X-Staff-Id / X-Department headers override these. Tests of sign-in itself use real accounts instead
+    (tests/integration/test_auth.py)."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    app = create_app(settings.model_copy(update={"gateway_secret": GATEWAY_SECRET}))
+    defaults = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User": user, "X-Role": role, **headers}
+    return TestClient(app, headers=defaults)

@@ -71,7 +71,7 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
     if resident:
         _headers(request, response, case, created)
         return _receipt(case, token)
-    return _created(request, response, case, created, who)
+    return {**_created(request, response, case, created, who), "reporter_token": token}
 
 
 def _headers(request: Request, response: Response, case, created: bool) -> None:
@@ -184,8 +184,8 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     version you saw goes in `If-Match` (a stale one is 412) or in the body's `version` (a stale one is 409); one
     of them is required (428)."""
     cases.get_case_for(session, case_id, who)
-    if body.into is not None:
-        cases.get_case_for(session, body.into, who)
+    if body.into is not None and not _visible(session, who, body.into):
+        raise InvalidInput(f"into: no case has id {body.into}", field="into")
     header_version = _if_match(if_match)
     version = header_version if header_version is not None else body.version
     params = body.model_dump(exclude={"version"})

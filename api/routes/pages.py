@@ -85,7 +85,7 @@ def overview(request: Request, settings: SettingsDep, who: Annotated[Principal |
 
 
 @router.get("/dispatch", response_class=HTMLResponse)
-def dispatch(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("case.act")],
+def dispatch(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("case.read")],
              lang: Literal["zh", "en"] | None = None):
     """The dispatcher console: the queue of new and overdue cases beside the map (accounts that act on cases,
     each on its own areas)."""

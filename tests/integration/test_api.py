@@ -5,12 +5,13 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap import crs
 
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
+    with api_client(Settings(database_url=db_url)) as c:
         yield c
 
 

@@ -16,14 +16,19 @@ from geoalchemy2.shape import to_shape
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap.tables import Area
 
 STRIP_DEG = 0.0004  # about 40 m
 
 
+PLANNER = {"X-User": "planner-1", "X-Role": "planner"}
+APPROVER = {"X-User": "approver-1", "X-Role": "approver"}
+
+
 @pytest.fixture(scope="module")
 def client(fresh_db_url):
-    with TestClient(create_app(Settings(database_url=fresh_db_url))) as c:
+    with api_client(Settings(database_url=fresh_db_url)) as c:
         yield c
 
 
@@ -58,7 +63,7 @@ def _as_geojson(geom):
 def test_draft_redraw_relocate_activate_and_as_of(client):
     generations = client.get("/api/v1/generations").json()
     (old,) = [g for g in generations if g["status"] == "active"]
-    draft = client.post("/api/v1/generations", json={"name": "2027年网格调整", "note": "两微网格边界调整"})
+    draft = client.post("/api/v1/generations", headers=PLANNER, json={"name": "2027年网格调整", "note": "两微网格边界调整"})
     assert draft.status_code == 201 and draft.json()["status"] == "draft"
     draft_id = draft.json()["id"]
 
@@ -72,12 +77,12 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
 
     # a first, smaller redraw is listed, then replaced: the draft's cached index must not go stale
     small_a, small_b, _ = _move_strip(geom_a, geom_b, width=STRIP_DEG / 10)
-    assert client.put(f"/api/v1/generations/{draft_id}/areas",
+    assert client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER,
                       json={"areas": {code_a: _as_geojson(small_a), code_b: _as_geojson(small_b)}}).status_code == 200
     first = client.get(f"/api/v1/generations/{draft_id}/relocated-cases").json()
     assert case.json()["id"] not in {c["id"] for c in first["cases"]}
 
-    redrawn = client.put(f"/api/v1/generations/{draft_id}/areas",
+    redrawn = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER,
                          json={"areas": {code_a: _as_geojson(new_a), code_b: _as_geojson(new_b)}})
     assert redrawn.status_code == 200, redrawn.text
     assert {code_a, code_b} <= set(redrawn.json()["changed"])
@@ -100,7 +105,7 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
-    activated = client.post(f"/api/v1/generations/{draft_id}/activate", json={"effective_from": today.isoformat()})
+    activated = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": today.isoformat()})
     stop.set()
     for t in threads:
         t.join()
@@ -132,9 +137,9 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
     assert new_case["microgrid_code"] == code_a
 
     # an active generation cannot be redrawn or activated again
-    again = client.post(f"/api/v1/generations/{draft_id}/activate", json={"effective_from": today.isoformat()})
+    again = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": today.isoformat()})
     assert again.status_code == 409 and again.json()["field"] == "generation"
-    frozen = client.put(f"/api/v1/generations/{draft_id}/areas", json={"areas": {code_a: _as_geojson(geom_a)}})
+    frozen = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER, json={"areas": {code_a: _as_geojson(geom_a)}})
     assert frozen.status_code == 409 and frozen.json()["field"] == "generation"
 
 
@@ -159,9 +164,9 @@ BAD_REDRAWS = [
 
 @pytest.mark.parametrize("name,changes,status,field", BAD_REDRAWS, ids=[b[0] for b in BAD_REDRAWS])
 def test_bad_redraws_are_refused_and_the_draft_is_unchanged(client, name, changes, status, field):
-    draft_id = client.post("/api/v1/generations", json={"name": f"bad {name}"}).json()["id"]
+    draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": f"bad {name}"}).json()["id"]
     (code_a, geom_a), (code_b, geom_b) = _neighbours(client, draft_id)
-    response = client.put(f"/api/v1/generations/{draft_id}/areas",
+    response = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER,
                           json={"areas": changes(geom_a, geom_b, code_a, code_b)})
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -171,15 +176,15 @@ def test_bad_redraws_are_refused_and_the_draft_is_unchanged(client, name, change
 
 
 def test_bad_activations_are_refused(client):
-    draft_id = client.post("/api/v1/generations", json={"name": "未来边界"}).json()["id"]
+    draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": "未来边界"}).json()["id"]
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    future = client.post(f"/api/v1/generations/{draft_id}/activate", json={"effective_from": tomorrow})
+    future = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": tomorrow})
     assert future.status_code == 422 and future.json()["field"] == "effective_from"
-    ancient = client.post(f"/api/v1/generations/{draft_id}/activate", json={"effective_from": "2000-01-01"})
+    ancient = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "2000-01-01"})
     assert ancient.status_code == 422 and ancient.json()["field"] == "effective_from"
-    garbled = client.post(f"/api/v1/generations/{draft_id}/activate", json={"effective_from": "下周一"})
+    garbled = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "下周一"})
     assert garbled.status_code == 422 and "effective_from" in garbled.json()["field"]
-    missing = client.post("/api/v1/generations/987654/activate", json={"effective_from": tomorrow})
+    missing = client.post("/api/v1/generations/987654/activate", headers=APPROVER, json={"effective_from": tomorrow})
     assert missing.status_code == 404 and missing.json()["field"] == "generation"
-    assert client.post("/api/v1/generations", json={"name": ""}).status_code == 422
+    assert client.post("/api/v1/generations", headers=PLANNER, json={"name": ""}).status_code == 422
     assert next(g for g in client.get("/api/v1/generations").json() if g["id"] == draft_id)["status"] == "draft"

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap import crs as gcrs
 from gridmap.gazetteer import gazetteer_for
 from gridmap.tables import Case
@@ -30,7 +31,7 @@ DISPATCHER = {"X-User": "d1", "X-Role": "dispatcher"}
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as c:
+    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
         yield c
 
 
@@ -164,7 +165,7 @@ def test_reporter_data_is_masked_in_the_api_and_absent_from_the_report(client):
     text = r.content.decode("utf-8-sig")
     assert "13812341234" not in text and "张三丰" not in text
     case = _stored(client, prefix)[f"{prefix}-A00"]
-    body = client.get(f"/api/v1/cases/{case.id}").json()
+    body = client.get(f"/api/v1/cases/{case.id}", headers={"X-Role": "viewer"}).json()  # no contact rights
     assert body["reporter_phone"] == "138****1234" and body["reporter_name"] == "张**"
     r = _import(client, _csv(rows[:3]), report="xlsx")
     sheet = openpyxl.load_workbook(io.BytesIO(r.content)).active
@@ -200,8 +201,9 @@ def test_two_imports_of_one_file_at_once_make_each_case_once(client):
     (b"not a zip", XLSX, DISPATCHER, 422, "file"),
     (b"x", "application/pdf", DISPATCHER, 422, "Content-Type"),
     (_csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]), "text/csv",
-     {"X-User": "r1", "X-Role": "resident"}, 403, "X-Role"),
-    (_csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]), "text/csv", {}, 422, "X-User"),
+     {"X-User": "r1", "X-Role": "viewer"}, 403, "role"),
+    (_csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]), "text/csv", {"X-User": ""}, 422,
+     "X-User"),
 ])
 def test_bad_files_are_refused_and_store_nothing(client, data, kind, headers, status, field):
     with client.app.state.sessionmaker() as s:

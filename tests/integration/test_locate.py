@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap import _gpkgio, crs, storage
 from gridmap.batch import locate_file
 from gridmap.gazetteer import Gazetteer
@@ -28,7 +29,7 @@ RECALL_FLOOR = 0.95
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url, max_batch=50))) as c:
+    with api_client(Settings(database_url=db_url, max_batch=50)) as c:
         yield c
 
 

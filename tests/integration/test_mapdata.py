@@ -12,12 +12,13 @@ from shapely.geometry import shape
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap.mapdata import zoom_detail
 
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
+    with api_client(Settings(database_url=db_url)) as c:
         yield c
 
 
@@ -206,13 +207,13 @@ def test_pages_send_a_strict_content_security_policy(client):
 
 def test_base_map_settings_reach_the_page_and_the_policy(db_url):
     settings = Settings(database_url=db_url, tianditu_key="abc123")
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         r = c.get("/")
         assert "https://*.tianditu.gov.cn" in r.headers["content-security-policy"]
         assert "tk=abc123" in r.text and "cva_w" in r.text
     settings = Settings(database_url=db_url, tile_url="http://tiles.example.internal:8080/{z}/{x}/{y}.png",
                         tile_crs="gcj02")
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         r = c.get("/dispatch")
         assert "img-src 'self' data: blob: http://tiles.example.internal:8080;" in r.headers["content-security-policy"]
         assert '"tile_crs": "gcj02"' in r.text

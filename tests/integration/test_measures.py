@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap import measures
 from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Case, CaseEvent, Department, Generation, StaffArea
@@ -171,7 +172,7 @@ def test_default_period_is_this_month_in_china_time():
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as c:
+    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
         yield c
 
 

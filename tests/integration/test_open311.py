@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap.gazetteer import Gazetteer
 from gridmap.tables import Case, CaseCategory
 
@@ -25,7 +26,7 @@ FORMATS = ["xml", "json"]
 @pytest.fixture(scope="module")
 def client(db_url):
     settings = Settings(database_url=db_url, open311_api_keys=f"{KEY},other-key", escalation_interval_s=3600)
-    with TestClient(create_app(settings)) as c:
+    with api_client(settings) as c:
         yield c
 
 

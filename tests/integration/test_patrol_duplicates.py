@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap import duplicates
 from gridmap.lookup import metres_per_degree
 from gridmap.tables import Case, StaffArea
@@ -18,7 +19,7 @@ from gridmap.tables import Case, StaffArea
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as c:
+    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
         yield c
 
 
@@ -97,7 +98,7 @@ def test_handled_on_the_spot_is_refused_when_the_case_is_not_theirs_and_nothing_
 
 
 @pytest.mark.parametrize(("headers", "body", "status", "field"), [
-    ({"X-User": "d", "X-Role": "dispatcher", "X-Staff-Id": "1"}, {}, 403, "X-Role"),
+    ({"X-User": "d", "X-Role": "dispatcher", "X-Staff-Id": "1"}, {}, 403, "role"),
     ({"X-User": "w", "X-Role": "worker"}, {}, 422, "X-Staff-Id"),
     ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "987654"}, {}, 403, "X-Staff-Id"),
     ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {}, 422, "x-staff-id"),
@@ -109,7 +110,7 @@ def test_bad_patrol_reports_are_refused(client, headers, body, status, field):
     x, y, _, worker = _spot(client, 3)
     headers = {k: (str(worker) if v == "WORKER" else v) for k, v in headers.items()}
     if field == "x-staff-id":
-        headers["X-Staff-Id"], field = "abc", "x-staff-id"
+        headers["X-Staff-Id"], field = "abc", "X-Staff-Id"
     before = _count(client)
     payload = {"title": "t", "lon": x, "lat": y, "category": "E0101", **body}
     r = client.post("/api/v1/patrol-reports", json=payload, headers=headers)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
+from tests.conftest import api_client
 from gridmap import storage
 from gridmap.tables import Case, CaseEvent
 from gridmap.workcal import WorkCalendar
@@ -22,7 +23,7 @@ from gridmap.workflow import escalate_overdue
 
 @pytest.fixture(scope="module")
 def client(db_url):
-    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as c:
+    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
         yield c
 
 
@@ -60,8 +61,15 @@ def _dept_code(client, case):
         return s.scalar(sa.text("SELECT code FROM department WHERE id = :i"), {"i": case["department_id"]})
 
 
+def _rate(client, case, token, score, status=200):
+    r = client.post(f"/api/v1/cases/{case['id']}/rating", json={"reporter_token": token, "satisfaction": score})
+    assert r.status_code == status, r.text
+    return client.get(f"/api/v1/cases/{case['id']}").json() if status == 200 else r.json()
+
+
 def test_plain_path_from_report_to_rating(client):
     case = _new(client)
+    token = case["reporter_token"]
     worker = case["assignee_id"]
     case = _act(client, case, "accept", "worker", "w1", staff=worker)
     assert case["state"] == "accepted" and case["due_at"] and case["clock"]["colour"] == "green"
@@ -69,7 +77,7 @@ def test_plain_path_from_report_to_rating(client):
     assert case["state"] == "handled" and case["handled_by"] == "w1"
     case = _act(client, case, "verify", "verifier", "v1")
     assert case["state"] == "closed" and case["closed_at"]
-    case = _act(client, case, "rate", "resident", "r1", satisfaction=5)
+    case = _rate(client, case, token, 5)
     assert case["state"] == "closed" and case["satisfaction"] == 5
     assert _history(client, case) == ["reported", "located", "file", "dispatch", "accept", "handle", "verify", "rate"]
 
@@ -154,14 +162,22 @@ def test_suspension_and_resume(client):
 
 def test_a_dissatisfied_resident_reopens_the_case(client):
     case = _new(client)
+    token = case["reporter_token"]
     worker = case["assignee_id"]
     for action, role, user in (("accept", "worker", "w1"), ("handle", "worker", "w1"), ("verify", "verifier", "v1")):
         case = _act(client, case, action, role, user, staff=worker if role == "worker" else None)
-    _act(client, case, "rate", "resident", "r1", satisfaction=9, status=422)
-    case = _act(client, case, "rate", "resident", "r1", satisfaction=1)
+    _rate(client, case, token, 9, status=422)
+    _rate(client, case, "not-the-token", 5, status=404)  # only the reporter rates, and others learn nothing
+    case = _rate(client, case, token, 1)
     assert case["state"] == "dispatched" and case["counts"]["reopen"] == 1 and case["closed_at"] is None
+    _rate(client, case, token, 1, status=409)  # not closed again yet: nothing to rate
     case = _act(client, case, "accept", "worker", "w1", staff=worker)
     assert case["state"] == "accepted"
+    for action, role, user in (("handle", "worker", "w1"), ("verify", "verifier", "v1")):
+        case = _act(client, case, action, role, user, staff=worker if role == "worker" else None)
+    assert _rate(client, case, token, 4)["satisfaction"] == 4  # a new closure may be rated once
+    _rate(client, case, token, 5, status=409)
+    _rate(client, case, token, 1, status=409)  # rating twenty times to reopen it is over
 
 
 def test_guards_refuse_and_change_nothing(client):
@@ -175,7 +191,7 @@ def test_guards_refuse_and_change_nothing(client):
     assert client.post(url, json={"version": 999}, headers=who).status_code == 409
     assert client.post(url, json={"version": case["version"]}, headers={**who, "X-Staff-Id": "1"}).status_code == 403
     assert client.post(url, json={"version": case["version"]}, headers={**who, "X-Role": "janitor"}).status_code == 422
-    assert client.post(url, json={"version": case["version"]}, headers={"X-Role": "worker"}).json()["field"] == "X-User"
+    assert client.post(url, json={"version": case["version"]}, headers={**who, "X-User": ""}).json()["field"] == "X-User"
     bad_if = client.post(url, json={}, headers={**who, "If-Match": "yesterday"})
     assert bad_if.status_code == 422 and bad_if.json()["field"] == "If-Match"
     assert client.post(f"/api/v1/cases/{case['id']}/actions/teleport", json={"version": 1}, headers=who).status_code == 404
@@ -253,7 +269,7 @@ def test_overdue_cases_escalate_exactly_once_also_after_a_restart(client, db_url
         assert case["id"] in escalate_overdue(s)
     with storage.session_scope(sm) as s:
         assert case["id"] not in escalate_overdue(s)
-    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as restarted:
+    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as restarted:
         after = restarted.get(f"/api/v1/cases/{case['id']}").json()
     assert after["escalation_level"] == 1 and after["clock"]["colour"] == "red"
     with sm() as s:
