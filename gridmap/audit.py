@@ -66,8 +66,9 @@ def record(session: Session, action: str, target: str | None = None, detail: dic
 
 
 def _pk(obj) -> object:
-    ident = sa.inspect(obj).identity
-    if ident is None:
+    state = sa.inspect(obj)
+    ident = state.mapper.primary_key_from_instance(obj)  # set by the INSERT already (identity comes later)
+    if any(v is None for v in ident):
         return None
     return ident[0] if len(ident) == 1 else list(ident)
 

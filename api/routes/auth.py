@@ -44,18 +44,19 @@ class MeOut(BaseModel):
 def _sign_in(request: Request, username: str, password: str, kind: str, ttl_s: int, how: str) -> str:
     """Check the password (throttled per account and per address), record the attempt, and issue a token."""
     address = client_address(request)
-    ratelimit.check("signin_account", username[:64].lower(), request=request)
+    account_key = username[:64].lower()
+    ratelimit.check("signin_account", account_key, request=request)
     ratelimit.check("signin_address", ratelimit.client_address(request), request=request)
-    with request.app.state.sessionmaker() as session, session.begin():
-        try:
+    try:
+        with request.app.state.sessionmaker() as session, session.begin():
             account = accounts.authenticate(session, username, password)
-        except Unauthenticated:
-            session.rollback()
-            with session.begin():
-                accounts.record_signin(session, username, False, address, how)
-            raise
-        token = accounts.issue_token(session, account, kind, dt.timedelta(seconds=ttl_s), address)
-        accounts.record_signin(session, username, True, address, how, account.id)
+            token = accounts.issue_token(session, account, kind, dt.timedelta(seconds=ttl_s), address)
+            accounts.record_signin(session, username, True, address, how, account.id)
+    except Unauthenticated:
+        with request.app.state.sessionmaker() as session, session.begin():
+            accounts.record_signin(session, username, False, address, how)
+        raise
+    ratelimit.reset("signin_account", account_key, request=request)  # only failures add up for an account
     return token
 
 
