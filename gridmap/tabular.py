@@ -360,12 +360,14 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
         rows: list[tuple[int, list]] = []
         for number, values in enumerate(sheet.iter_rows(max_col=max_columns, values_only=True), start=1):
             values = [_cell(v, max_cell) for v in values]
+            while values and values[-1] is None:  # read_only rows are padded to max_col
+                values.pop()
             if not headings:
-                if all(v is None for v in values):
+                if not values:
                     continue  # blank lines above the headings
                 headings = values
                 continue
-            if all(v is None for v in values):
+            if not values:
                 continue
             if len(rows) >= max_rows:
                 raise InvalidInput(f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split "
@@ -407,7 +409,7 @@ def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_ce
                   max_columns: int = MAX_COLUMNS, encodings=("utf-8-sig", "gb18030")
                   ) -> tuple[list, list[tuple[int, list]]]:
     """(headings, rows) of a CSV in the first of `encodings` that decodes it, each row as (its record number,
-    the headings being 1; its values), every cell as text, too-long cells as `TooLong`, blank rows left out.
+    the headings being 1 and blank lines counted, as a spreadsheet shows them; its values), every cell as text, too-long cells as `TooLong`, blank rows left out.
     Read line by line: no line longer than `MAX_LINE` is ever held, and a field over the csv module's limit
     (131,072 characters) refuses the file, naming the line."""
     for encoding in encodings:
