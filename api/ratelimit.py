@@ -222,6 +222,17 @@ async def address_key(request: Request) -> str:
     return client_address(request)
 
 
+def address_of_anonymous(principal: Callable[..., Any]) -> Callable:
+    """A key for a policy on anonymous callers only: the client address when the caller, as the FastAPI dependency
+    `principal` resolves it (api.auth.get_principal), is anonymous; None for a signed-in user, an integration's
+    API key or a trusted gateway's user, whom the policy does not limit."""
+
+    async def key(request: Request, who: Any = Depends(principal)) -> str | None:
+        return client_address(request) if getattr(who, "anonymous", True) else None
+
+    return key
+
+
 async def open311_api_key(request: Request) -> str | None:
     """The Open311 `api_key` of a POST (the form field the route reads, else an X-API-Key header) as a budget key:
     a digest, so that the secret itself is not kept; None without one (the route refuses such a request anyway).

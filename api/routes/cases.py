@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import allow
+from api.auth import allow, get_principal
 from api.deps import IndexDep, SessionDep
-from api.ratelimit import rate_limit
+from api.ratelimit import address_of_anonymous, rate_limit
 from api.params import Id, Moment, Offset, PathId
 from gridmap import audit, cases, duplicates, features, patrol, policy, workflow
 from gridmap.areas import check_bbox
@@ -44,7 +44,8 @@ class CaseIn(_ReportIn):
     reporter_phone: str | None = None
 
 
-@router.post("/cases", status_code=201, dependencies=[Depends(rate_limit("anonymous_intake"))])
+@router.post("/cases", status_code=201,
+             dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))])
 def create_case(body: CaseIn, index: IndexDep, request: Request, response: Response,
                 who: Annotated[Principal, allow("case.create")],
                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
