@@ -1,6 +1,7 @@
 """The API explorer (/docs) is served by the app itself: a page under a CSP with a per-response nonce that allows
 no origin but the app's, whose scripts and styles all come from /static/ (Swagger UI from the pinned package).
-It reads no database, so one app without a database suffices. The browser test is tests/e2e/test_docs.py."""
+It is for signed-in accounts (here through the trusted gateway); it reads no database, so one app without a
+database suffices. The browser test is tests/e2e/test_docs.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from api.routes.docs import ASSETS, SWAGGER_VERSION
 from api.settings import Settings
+from tests.conftest import api_client
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     # no `with`: the app is not started, so no database is opened; /docs and the files need none
-    return TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('docs')}/none.sqlite")))
+    return api_client(Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('docs')}/none.sqlite"),
+                      role="dispatcher")
+
+
+def test_docs_are_for_signed_in_accounts_and_swagger_files_for_all(client):
+    anonymous = TestClient(client.app)
+    r = anonymous.get("/docs", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    assert anonymous.get(f"/static/swagger-ui/{SWAGGER_VERSION}/swagger-ui.css").status_code == 200
 
 
 class _Refs(HTMLParser):
