@@ -140,7 +140,7 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, after=None) -> bytes:
 # ---------------------------------------------------------------------------------------------------- reading
 
 MAX_MEMBERS = 10_000
-MAX_UNCOMPRESSED = 300 * 1024 * 1024   # all members together, once unpacked
+MAX_UNCOMPRESSED = 200 * 1024 * 1024   # all members together, once unpacked (reliability table: 200 MB)
 MAX_RATIO = 100                          # unpacked / packed, for members over RATIO_FROM bytes and in all
 RATIO_FROM = 1024 * 1024
 MAX_COLUMNS = 256

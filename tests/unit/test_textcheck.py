@@ -155,3 +155,12 @@ def test_unsafe_archives_are_refused(members, words):
     with pytest.raises(InvalidInput, match=words) as caught:
         tabular.check_archive(_zip(members), "the export")
     assert caught.value.field == "file"
+
+
+def test_an_archive_that_unpacks_to_more_than_200_mb_in_all_is_refused():
+    archive = _zip({f"xl/worksheets/sheet{i}.xml": b"<x/>" for i in range(3)})
+    for info in archive.infolist():  # as the central directory of three 70 MB members would say
+        info.file_size, info.compress_size = 70 * 1024 * 1024, 7 * 1024 * 1024
+    with pytest.raises(InvalidInput, match="at most 209,715,200") as caught:
+        tabular.check_archive(archive, "the export")
+    assert "archive_too_large" in caught.value.message
