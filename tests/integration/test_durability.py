@@ -32,8 +32,11 @@ def _free_port() -> int:
 
 
 def _start(url: str, port: int) -> subprocess.Popen:
+    import tempfile
+
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([GRIDMAP, "--database", url, "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -41,7 +44,9 @@ def _start(url: str, port: int) -> subprocess.Popen:
                 return proc
         except httpx.HTTPError:
             pass
-        assert proc.poll() is None, "the server did not start"
+        if proc.poll() is not None:
+            log.seek(0)
+            raise AssertionError("the server did not start: " + log.read().decode(errors="replace")[-2000:])
         time.sleep(0.2)
     proc.kill()
     raise AssertionError("the server did not answer within 90 s")
@@ -99,4 +104,77 @@ def test_acknowledged_cases_survive_sigkill_exactly_once(fresh_db_url):
         assert stored == acknowledged  # every acknowledged case is there, under its key
         descriptions = list(s.scalars(sa.select(Case.description).where(Case.description.like(f"durability {run}-%"))))
         assert sorted(descriptions) == sorted(f"durability {k}" for k in keys)  # each exactly once
+    engine.dispose()
+
+
+def test_acknowledged_drafts_and_admin_edits_survive_sigkill(fresh_db_url):
+    """Every write route commits before it answers: boundary drafts (a planner's) and calendar days (an admin's)
+    that were acknowledged are stored after SIGKILLs in the middle of a burst."""
+    import datetime as dt
+
+    from gridmap import accounts
+    from gridmap.tables import CalendarDay, Generation
+
+    engine = storage.make_engine(fresh_db_url)
+    with storage.session_scope(storage.make_sessionmaker(engine)) as s:
+        tokens = {}
+        for role in ("planner", "admin"):
+            account = accounts.add_account(s, accounts.AccountSpec(f"durable-{role}-{uuid.uuid4().hex[:6]}", role),
+                                           "a-long-password-1")
+            tokens[role] = accounts.issue_token(s, account, "access", dt.timedelta(hours=1))
+    run = uuid.uuid4().hex[:8]
+    first_day = dt.date(2031, 1, 1)
+    jobs = [("draft", i) for i in range(24)] + [("day", i) for i in range(40)]
+    port = _free_port()
+    acknowledged: dict[tuple[str, int], object] = {}
+    lock = threading.Lock()
+
+    def send(job: tuple[str, int]) -> None:
+        kind, i = job
+        try:
+            if kind == "draft":
+                r = httpx.post(f"http://127.0.0.1:{port}/api/v1/generations", json={"name": f"{run}-{i}"},
+                               headers={"Authorization": f"Bearer {tokens['planner']}"}, timeout=20)
+            else:
+                day = (first_day + dt.timedelta(days=i)).isoformat()
+                r = httpx.put(f"http://127.0.0.1:{port}/api/v1/calendar/{day}",
+                              json={"kind": "holiday", "name": f"{run}-{i}"},
+                              headers={"Authorization": f"Bearer {tokens['admin']}"}, timeout=20)
+        except httpx.HTTPError:
+            return
+        if r.status_code in (200, 201):
+            with lock:
+                acknowledged[job] = r.json().get("id", r.json().get("day"))
+
+    rng = random.Random(11)
+    proc = _start(fresh_db_url, port)
+    kills = 0
+    try:
+        for _ in range(12):
+            todo = [j for j in jobs if j not in acknowledged]
+            killer = None
+            if kills < KILLS:
+                killer = threading.Timer(rng.uniform(0.05, 0.3), proc.kill)
+                killer.start()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(send, todo))
+            if killer is not None:
+                killer.join()
+                kills += 1
+            if proc.poll() is not None:
+                proc = _start(fresh_db_url, port)
+            if kills >= KILLS and len(acknowledged) == len(jobs):
+                break
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert kills == KILLS and len(acknowledged) == len(jobs), f"{len(acknowledged)} of {len(jobs)} acknowledged"
+    with storage.make_sessionmaker(engine)() as s:
+        drafts = dict(s.execute(sa.select(Generation.id, Generation.name).where(Generation.name.like(f"{run}-%"))).all())
+        days = set(s.scalars(sa.select(CalendarDay.name).where(CalendarDay.name.like(f"{run}-%"))))
+    for (kind, i), ident in acknowledged.items():
+        if kind == "draft":
+            assert drafts.get(ident) == f"{run}-{i}", f"acknowledged draft {ident} is missing"
+        else:
+            assert f"{run}-{i}" in days, f"acknowledged calendar day {ident} is missing"
     engine.dispose()
