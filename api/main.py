@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper.cancel()
         engine.dispose()
 
-    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,  # see routes.docs
+    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None,  # see routes.docs
                   description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
     app.state.settings = settings
     app.state.area_shapes = ShapeCache()  # outlines per generation, level and zoom, for the map

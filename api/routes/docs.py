@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
@@ -81,6 +81,13 @@ def docs(request: Request, who: Annotated[Principal | None, page_user("signed_in
                        openapi_js=json.dumps(openapi).replace("</", "<\\/"))
     return HTMLResponse(html, headers={"Content-Security-Policy": content_security_policy(nonce),
                                        "Cache-Control": "no-store"})
+
+
+@router.get("/openapi.json")
+def openapi_document(request: Request, who: Annotated[Principal, allow("public")]) -> JSONResponse:
+    """The OpenAPI document, public as FastAPI's own route was (the API's inventory, no data); served here so that
+    it states its policy like every other route."""
+    return JSONResponse(request.app.openapi())
 
 
 @router.get("/static/swagger-ui/{version}/{name}")
