@@ -42,6 +42,7 @@ ROLES_ZH = {"admin": "系统管理员", "planner": "规划员", "approver": "审
             "verifier": "核查员", "viewer": "只读用户", "integration": "系统对接", "resident": "群众"}
 STAFF_ROLES = frozenset(ROLES) - {"integration"}  # people who sign in
 READERS = STAFF_ROLES - {"planner", "approver"}  # who reads cases (planners see areas and boundary drafts)
+NOT_READERS = STAFF_ROLES - READERS  # no case exists for them, whatever their areas
 
 # permission → roles holding it. `anonymous` stands for a caller with no credentials, `resident` for a resident's
 # client (anonymous or through an API key with the `report` scope).
@@ -54,7 +55,7 @@ RULES: dict[str, frozenset[str]] = {
     "search": STAFF_ROLES,
     "case.read": READERS | {"integration"},
     "case.create": frozenset({"dispatcher", "worker", "manager", "admin", "integration", "resident", "anonymous"}),
-    "case.act": frozenset({"dispatcher", "worker", "department", "verifier", "leader", "manager"}),
+    "case.act": frozenset({"dispatcher", "worker", "department", "verifier", "leader"}),  # roles of workflow.STEPS
     "case.rate": frozenset(ROLES) | {"anonymous", "resident"},  # the reporter's token is the credential
     "case.contact": frozenset({"dispatcher", "admin", "verifier", "worker", "department"}),
     "patrol.create": frozenset({"worker"}),
@@ -182,7 +183,10 @@ def code_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
 def case_condition(principal: Principal, case_table) -> sa.ColumnElement[bool]:
     """SQL: the cases the principal may see. An account sees the cases whose place lies in its areas (compared at
     the level of each area, so a case outside every grid still belongs to its district); a worker also every case
-    assigned to it, a department every case given to it (and only those, when it has no areas)."""
+    assigned to it, a department every case given to it (and only those, when it has no areas); planners and
+    approvers none."""
+    if principal.role in NOT_READERS:
+        return sa.false()
     if principal.everywhere:
         return sa.true()
     parts = [getattr(case_table, LEVEL_COLUMNS.get(s.level, "grid_code")).startswith(s.code, autoescape=True)
@@ -196,6 +200,8 @@ def case_condition(principal: Principal, case_table) -> sa.ColumnElement[bool]:
 
 def sees_case(principal: Principal, case, department_code: str | None = None) -> bool:
     """Python twin of `case_condition` for one loaded case (`department_code`: the code of the case's department)."""
+    if principal.role in NOT_READERS:
+        return False
     if principal.everywhere:
         return True
     for s in principal.scopes:
