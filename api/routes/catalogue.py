@@ -25,7 +25,7 @@ def list_categories(session: SessionDep, who: Reader, include_retired: bool = Fa
 
 @router.post("/categories", status_code=201)
 def create_category(session: SessionDep, response: Response, who: Admin,
-                    body: Annotated[dict, Body()] = ...) -> dict:
+                    body: Annotated[dict, Body()]) -> dict:
     """A new minor class (admin): code, kind, major_class, name, time_limit, time_unit, and optionally urgency,
     filing_condition, department (a department code)."""
     category = catalogue.create_category(session, body)
@@ -37,7 +37,7 @@ def create_category(session: SessionDep, response: Response, who: Admin,
 
 @router.patch("/categories/{code}")
 def update_category(code: Annotated[str, Path(max_length=32)], session: SessionDep, who: Admin,
-                    body: Annotated[dict, Body()] = ...) -> dict:
+                    body: Annotated[dict, Body()]) -> dict:
     """Change a category (admin). `active: false` retires it: no new cases, existing ones keep it. A new time
     limit applies from the next acceptance."""
     result = catalogue.category_dict(catalogue.update_category(session, code, body))
@@ -53,7 +53,7 @@ def get_calendar(session: SessionDep, who: Reader, year: Annotated[int, Query(ge
 
 
 @router.put("/calendar/{day}")
-def put_calendar_day(day: Day, session: SessionDep, request: Request, who: Admin, body: Annotated[dict, Body()] = ...) -> dict:
+def put_calendar_day(day: Day, session: SessionDep, request: Request, who: Admin, body: Annotated[dict, Body()]) -> dict:
     """Make a day a `holiday` or a make-up `workday` (admin), with a name. New deadlines use it at once; deadlines
     already set are not moved."""
     row = catalogue.put_day(session, day, body.get("kind"), body.get("name"))
