@@ -1,8 +1,12 @@
-"""A real server (uvicorn, subprocess) on a SpatiaLite demo database, and Debian's headless Chromium via Playwright."""
+"""A real server (uvicorn, subprocess) on a SpatiaLite demo database with the demo accounts, and Debian's headless
+Chromium via Playwright. Every page is opened by an account that signed in through the real /login page (the
+session cookie is then kept per account, so each account signs in once a run); the test's own API calls carry a
+bearer token of an account (`api(..., as_=...)`), never identity headers."""
 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -10,17 +14,24 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from gridmap import audit, storage
+from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
 from tests.conftest import IN_CI, _load
 
 CHROMIUM = os.environ.get("GRIDMAP_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).with_name("screenshots")
+DISTRICT = "530111"
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 # a 1×1 PNG, light grey
 TILE_PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c"
                          "63b87bf7ee7f0008c90397affde77b0000000049454e44ae426082")
@@ -42,7 +53,7 @@ def _serve(url: str, **settings):
     base = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
-            urllib.request.urlopen(base + "/api/v1/areas?level=district", timeout=1)
+            urllib.request.urlopen(base + "/login", timeout=1)
             break
         except OSError:
             time.sleep(0.2)
@@ -54,7 +65,50 @@ def _serve(url: str, **settings):
 
 @pytest.fixture(scope="session")
 def database(tmp_path_factory):
-    return _load(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'gridmap.sqlite'}")
+    """The small demo with its accounts (one per role, password `DEMO_PASSWORD`), as `gridmap demo` makes them."""
+    url = _load(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'gridmap.sqlite'}")
+    engine = storage.make_engine(url)
+    with audit.acting("e2e:fixture"), storage.session_scope(storage.make_sessionmaker(engine)) as session:
+        create_demo_accounts(session, DISTRICT)
+    engine.dispose()
+    return url
+
+
+def api(server, path, body=None, headers=None, *, as_: str | None = "demo-dispatcher"):
+    """JSON from the API as the account `as_` (a bearer token from POST /api/v1/auth/token, asked once per account
+    and run), or with no credentials when `as_` is None."""
+    data = json.dumps(body).encode() if body is not None else None
+    auth = {"Authorization": f"Bearer {bearer(server, as_)}"} if as_ else {}
+    request = urllib.request.Request(server + path, data=data, headers={"Content-Type": "application/json",
+                                                                        **auth, **(headers or {})})
+    with urllib.request.urlopen(request) as r:
+        return json.load(r)
+
+
+def status_of(server, path, *, cookie: str | None = None, as_: str | None = None) -> int:
+    """The HTTP status of a request (with a session cookie, or as an account, or with nothing)."""
+    headers = {}
+    if cookie:
+        headers["Cookie"] = f"gridmap_session={cookie}"
+    if as_:
+        headers["Authorization"] = f"Bearer {bearer(server, as_)}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(server + path, headers=headers)) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+_TOKENS: dict[str, str] = {}
+
+
+def bearer(server, username: str) -> str:
+    """A bearer token of a demo account (the servers of a run share one database, so one token serves both)."""
+    if username not in _TOKENS:
+        form = urllib.parse.urlencode({"username": username, "password": DEMO_PASSWORD}).encode()
+        with urllib.request.urlopen(urllib.request.Request(server + "/api/v1/auth/token", data=form)) as r:
+            _TOKENS[username] = json.load(r)["access_token"]
+    return _TOKENS[username]
 
 
 @pytest.fixture(scope="session")
@@ -136,17 +190,69 @@ def browser():
         b.close()
 
 
-@pytest.fixture()
-def page(browser, server):
-    """A page that records console errors and every request, for the assertions after the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    pg = context.new_page()
+def record(pg):
+    """Keep the page's console errors, failed responses and every request, for the assertions after the test."""
     pg.console_errors = []
     pg.requests = []
     pg.on("console", lambda m: pg.console_errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
     pg.on("request", lambda r: pg.requests.append(r.url))
     pg.on("response", lambda r: pg.console_errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    yield pg
-    context.close()
+    return pg
+
+
+def new_context(browser, viewport=DESKTOP, mobile: bool = False):
+    """A browser context in Chinese; `mobile`: a phone's (touch, mobile viewport)."""
+    return browser.new_context(viewport=viewport, locale="zh-CN", is_mobile=mobile, has_touch=mobile,
+                               device_scale_factor=2 if mobile else 1)
+
+
+def sign_in(pg, server, username: str, password: str = DEMO_PASSWORD, next_path: str = "/api/v1/auth/me"):
+    """Sign in through the real sign-in page, as a person does: open /login?next=…, type, press 登录. Returns the
+    response of the page it lands on."""
+    pg.goto(f"{server}/login?next={urllib.parse.quote(next_path, safe='')}")
+    pg.fill("#username", username)
+    pg.fill("#password", password)
+    with pg.expect_navigation() as landed:
+        pg.click("form button[type=submit]")
+    return landed.value
+
+
+@pytest.fixture(scope="session")
+def _session_cookies():
+    return {}
+
+
+@pytest.fixture()
+def signed_in(browser, server, _session_cookies):
+    """`signed_in(username, viewport=..., mobile=..., fresh=...)`: a new page (its own context) of that demo account.
+    The account signs in through /login the first time in the run and its session cookie is kept for the next
+    tests; `fresh=True` always signs in anew and keeps nothing (for signing out)."""
+    contexts = []
+
+    def open_as(username: str, *, viewport=DESKTOP, mobile: bool = False, fresh: bool = False):
+        context = new_context(browser, viewport, mobile)
+        contexts.append(context)
+        pg = record(context.new_page())
+        if fresh or username not in _session_cookies:
+            landed = sign_in(pg, server, username)
+            assert landed.status == 200 and landed.json()["username"] == username, landed.status
+            cookies = [c for c in context.cookies() if c["name"] == "gridmap_session"]
+            assert len(cookies) == 1 and cookies[0]["httpOnly"] and cookies[0]["secure"], cookies
+            if not fresh:
+                _session_cookies[username] = cookies
+        else:
+            context.add_cookies(_session_cookies[username])
+        SCREENSHOTS.mkdir(exist_ok=True)
+        return pg
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture()
+def page(signed_in):
+    """A page signed in as the district's dispatcher (demo-dispatcher: the whole district; intake, filing,
+    dispatch, the map and the measures), recording console errors and every request."""
+    return signed_in("demo-dispatcher")

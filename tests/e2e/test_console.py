@@ -1,11 +1,12 @@
 """The dispatcher console in a real headless Chromium: a case created by clicking the map is routed and shown with
 its reasons; a case with no category is filed and dispatched from the console and the overview shows the change;
-new cases arrive without a reload; an address finds its place; a refused step shows the problem's message."""
+new cases arrive without a reload; an address finds its place; a refused step shows the problem's message. The
+console is opened by the district's dispatcher, signed in (the `page` fixture)."""
 
 import pytest
 
-from tests.e2e.conftest import SCREENSHOTS, wait_idle, wait_js
-from tests.e2e.test_map import api, assert_clean, click_lonlat, inner_point, open_overview
+from tests.e2e.conftest import SCREENSHOTS, api, wait_idle, wait_js
+from tests.e2e.test_map import assert_clean, click_lonlat, inner_point, open_overview
 
 pytestmark = pytest.mark.e2e
 
@@ -158,7 +159,7 @@ def test_reassign_to_a_department_and_whistle_from_the_console(page, server):
     # the department accepts; then the dispatcher whistles another department in (吹哨)
     now = api(server, f"/api/v1/cases/{case['id']}")
     api(server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": now["version"]},
-        {"X-User": "cg1", "X-Role": "department", "X-Department": "CG"})
+        as_="demo-department")  # the demo's department account is 区城市管理局 (CG)
     page.evaluate(f"void GridmapPage.open({case['id']})")
     wait_js(page, f"document.body.dataset.gmCase === '{case['id']}:accepted'")
     wait_idle(page)

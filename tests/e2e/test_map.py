@@ -1,25 +1,17 @@
 """The overview map in a real headless Chromium, offline, under the pages' Content-Security-Policy: loading,
-drill-down, layers, filters, choropleth, heat map, search, resident text shown as text, English, GCJ-02 base map."""
+drill-down, layers, filters, choropleth, heat map, search, resident text shown as text, English, GCJ-02 base map.
+The pages are opened by the district's dispatcher, signed in (the `page` fixture); the API calls of the tests go
+as the same account."""
 
-import json
 import math
 import time
-import urllib.request
 
 import pytest
 from shapely.geometry import shape
 
-from tests.e2e.conftest import SCREENSHOTS, wait_idle, wait_js
+from tests.e2e.conftest import SCREENSHOTS, api, wait_idle, wait_js
 
 pytestmark = pytest.mark.e2e
-
-
-def api(server, path, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server + path, data=data, headers={"Content-Type": "application/json",
-                                                                        **(headers or {})})
-    with urllib.request.urlopen(request) as r:
-        return json.load(r)
 
 
 def click_lonlat(page, lon, lat):
