@@ -105,6 +105,8 @@ def _check_spec(session: Session, spec: AccountSpec) -> list[AccountArea]:
         if spec.staff_id is None or session.get(Staff, spec.staff_id) is None:
             raise InvalidInput(f"staff_id: a worker account needs the id of its staff record (got {spec.staff_id})",
                                field="staff_id")
+    elif spec.staff_id is not None and session.get(Staff, spec.staff_id) is None:
+        raise InvalidInput(f"staff_id: no staff record has id {spec.staff_id}", field="staff_id")
     if spec.role not in ("admin", "department", "integration", "planner", "approver") and not scopes:
         raise InvalidInput(f"areas: a {spec.role} account needs at least one area it acts for (--area CODE)",
                            field="areas")
