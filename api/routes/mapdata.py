@@ -3,7 +3,6 @@ the search box; departments. All of it is read-only and holds no personal data."
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import allow
 from api.deps import IndexDep, SessionDep
+from api.params import Moment
 from gridmap import mapdata, measures, policy, search
 from gridmap.areas import check_bbox, check_level
 from gridmap.tables import Department
@@ -45,8 +45,8 @@ def map_areas(request: Request, index: IndexDep, who: Annotated[policy.Principal
 
 @router.get("/map/cases")
 def map_cases(session: SessionDep, request: Request, who: Annotated[policy.Principal, allow("map.read")],
-              since: dt.datetime | None = None,
-              until: dt.datetime | None = None, state: str | None = None, category: str | None = None,
+              since: Moment | None = None,
+              until: Moment | None = None, state: str | None = None, category: str | None = None,
               source: str | None = None, bbox: str | None = None, area: str | None = None,
               limit: Annotated[int, Query(ge=1, le=mapdata.MAX_CASE_POINTS)] = mapdata.MAX_CASE_POINTS) -> dict:
     """Case points for the map as one compact table (`fields`, `rows`): id, lon, lat, state, deadline colour
@@ -62,8 +62,8 @@ def map_cases(session: SessionDep, request: Request, who: Annotated[policy.Princ
 
 @router.get("/areas/{code}/measures")
 def area_measures(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")],
-                  since: dt.datetime | None = None,
-                  until: dt.datetime | None = None) -> dict:
+                  since: Moment | None = None,
+                  until: Moment | None = None) -> dict:
     """The measures of one area (any level) over [since, until), by default this month (formulas:
     `gridmap.measures`). Only for areas the caller acts for."""
     policy.check_area(who, code, inside=True)
@@ -73,7 +73,7 @@ def area_measures(code: str, session: SessionDep, who: Annotated[policy.Principa
 
 @router.get("/areas/{code}/series")
 def area_series(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")],
-                months: int = 12, until: dt.datetime | None = None) -> dict:
+                months: int = 12, until: Moment | None = None) -> dict:
     """The measures of one area month by month (China time), the last `months` months (1–36)."""
     policy.check_area(who, code, inside=True)
     return {"code": code, "months": measures.area_series(session, code, months=months, until=until)}

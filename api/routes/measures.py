@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from typing import Annotated
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Response
 
 from api.auth import allow
 from api.deps import SessionDep
+from api.params import Moment
 from gridmap import measures, policy
 from gridmap.errors import Forbidden, InvalidInput
 
@@ -20,8 +20,8 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
 
 
 @router.get("/measures")
-def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")], by: str = "grid", since: dt.datetime | None = None,
-                 until: dt.datetime | None = None, under: str | None = None,
+def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")], by: str = "grid", since: Moment | None = None,
+                 until: Moment | None = None, under: str | None = None,
                  format: Literal["json", "csv", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"):
     """Workload, closure, on-time closure, rework, extension, bounces, time to close and satisfaction of every
     grid, community, sub-district, branch, department or worker (`by`) over [since, until) — by default this
