@@ -58,7 +58,14 @@ async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     return problem(422, "Invalid input", detail, code="validation_error", field=items[0]["field"], errors=items)
 
 
+BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words for a body its parser gave up on
+
+
 async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:  # e.g. JSON nested too deeply to parse
+        return problem(400, "Malformed body", "body: the request body could not be read (JSON nested too deeply, "
+                       "or not in the declared Content-Type); accepted: a body as the operation documents it",
+                       code="malformed_body", field="body")
     return problem(exc.status_code, str(exc.detail), str(exc.detail))
 
 
