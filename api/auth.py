@@ -16,6 +16,7 @@ database round trip.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import threading
@@ -47,6 +48,7 @@ class PrincipalCache:
     def __init__(self, ttl_s: float = PRINCIPAL_TTL_S, size: int = 10_000):
         self.ttl_s, self.size = ttl_s, size
         self._items: dict[tuple[str, str], tuple[float, Principal | None]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> tuple[bool, Principal | None]:
@@ -64,6 +66,13 @@ class PrincipalCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def lock_for(self, key: tuple[str, str]) -> asyncio.Lock:
+        """One lock per key being looked up (dropped with the cache when it is cleared for size)."""
+        with self._lock:
+            if len(self._locks) >= self.size:
+                self._locks.clear()
+            return self._locks.setdefault(key, asyncio.Lock())
 
 
 def client_address(request: Request) -> str | None:
@@ -97,12 +106,23 @@ def _gateway(request: Request, secret: str) -> Principal | None:
                      department=department, staff_id=int(staff) if staff else None, via="gateway")
 
 
-def _resolve(request: Request, kind: str, secret: str) -> Principal | None:
+async def _resolve(request: Request, kind: str, secret: str) -> Principal | None:
+    """The principal of a token or key: from the cache, or looked up once however many requests ask at the same
+    moment (the others wait on the event loop, holding neither a thread nor a database connection)."""
     cache: PrincipalCache = request.app.state.principals
     key = (kind, accounts.digest(secret))
     hit, principal = cache.get(key)
     if hit:
         return principal
+    async with cache.lock_for(key):
+        hit, principal = cache.get(key)
+        if hit:
+            return principal
+        return await run_in_threadpool(_lookup, request, kind, secret, key)
+
+
+def _lookup(request: Request, kind: str, secret: str, key: tuple[str, str]) -> Principal | None:
+    cache: PrincipalCache = request.app.state.principals
     with request.app.state.sessionmaker() as session:
         if kind == "api_key":
             principal = accounts.principal_for_api_key(session, secret)
@@ -129,19 +149,19 @@ async def get_principal(request: Request) -> Principal:
             api_key = value.strip()
         cookie = request.cookies.get(SESSION_COOKIE) if request.url.path not in COOKIELESS else None
         if scheme.lower() == "bearer":
-            principal = await run_in_threadpool(_resolve, request, "access", value.strip())
+            principal = await _resolve(request, "access", value.strip())
             if principal is None:
                 raise Unauthenticated("Authorization: 令牌无效或已过期，请重新登录 (token invalid, expired or revoked)",
                                       field="Authorization")
         elif api_key is not None:
-            principal = await run_in_threadpool(_resolve, request, "api_key", api_key.strip())
+            principal = await _resolve(request, "api_key", api_key.strip())
             if principal is None:
                 raise Unauthenticated("X-API-Key: 无效或已吊销的 API 密钥 (unknown or revoked API key)",
                                       field="X-API-Key")
         elif authorization:
             raise Unauthenticated("Authorization: accepted schemes are Bearer and ApiKey", field="Authorization")
         elif cookie:
-            principal = await run_in_threadpool(_resolve, request, "session", cookie)
+            principal = await _resolve(request, "session", cookie)
             if principal is None:
                 raise Unauthenticated("会话已过期，请重新登录 (session expired or signed out)", field="session")
             if request.method not in SAFE_METHODS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from contextlib import asynccontextmanager
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_key = str(engine.url)
         app.state.registry = IndexRegistry(app.state.sessionmaker)
         app.state.reload_index()
+        app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         yield
         sweeper.cancel()
@@ -87,9 +89,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.reload_index = reload_index
     calendar_cache: dict = {}
+    calendar_lock = threading.Lock()
 
     def calendar() -> WorkCalendar:
-        """The working calendar from the database, re-read at most once a minute."""
+        """The working calendar from the database, re-read at most once a minute by one thread; the others go on
+        with the calendar they have meanwhile (fifty requests finding it stale at once, each holding a database
+        connection, must not wait for a fifty-first)."""
+        loaded = calendar_cache.get("at")
+        if loaded is not None and time.monotonic() - loaded <= 60:
+            return calendar_cache["calendar"]
+        if calendar_lock.acquire(blocking="calendar" not in calendar_cache):
+            try:
+                return _load_calendar()
+            finally:
+                calendar_lock.release()
+        return calendar_cache["calendar"]
+
+    def _load_calendar() -> WorkCalendar:
         loaded = calendar_cache.get("at")
         if loaded is None or time.monotonic() - loaded > 60:
             try:
@@ -101,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return calendar_cache["calendar"]
 
     app.state.calendar = calendar
-    app.state.calendar_changed = calendar_cache.clear  # an admin edited it: read it again on next use
+    app.state.calendar_changed = lambda: calendar_cache.pop("at", None)  # an admin edited it: read it on next use
     errors.register(app)
     for module in (auth, admin, areas, mapdata, locate, generations, cases, catalogue, imports, measures, open311,
                    pages, docs):

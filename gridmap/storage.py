@@ -54,6 +54,10 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs.setdefault("pool_pre_ping", True)
+        # as many connections as the web server's worker threads (40): a request waiting for a connection while
+        # the requests holding them wait for a thread to finish would otherwise stall until the pool's timeout
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 30)
         return sa.create_engine(parsed, **kwargs)
     raise ValueError(f"database url: {parsed.get_backend_name()!r} is not supported; use sqlite:/// or postgresql://")
 

@@ -184,6 +184,7 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     assigned to it and a department on those given to it; a case outside the account's areas is not found. The
     version you saw goes in `If-Match` (a stale one is 412) or in the body's `version` (a stale one is 409); one
     of them is required (428)."""
+    calendar = request.app.state.calendar()  # before this session takes a connection: loading it may need one
     cases.get_case_for(session, case_id, who)
     if body.into is not None and not _visible(session, who, body.into):
         raise InvalidInput(f"into: no case has id {body.into}", field="into")
@@ -191,13 +192,13 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     version = header_version if header_version is not None else body.version
     params = body.model_dump(exclude={"version"})
     try:
-        case = workflow.act(session, case_id, action, _actor(who), version=version,
-                            calendar=request.app.state.calendar(), params=params)
+        case = workflow.act(session, case_id, action, _actor(who), version=version, calendar=calendar,
+                            params=params)
     except workflow.StaleVersion as exc:
         if header_version is not None:
             raise workflow.PreconditionFailed(exc.message, field="If-Match") from None
         raise
-    summary = cases.case_summary(case, calendar=request.app.state.calendar())
+    summary = cases.case_summary(case, calendar=calendar)
     # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
     # held while the request waits for the thread pool to run the session's teardown
     session.commit()

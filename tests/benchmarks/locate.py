@@ -178,7 +178,7 @@ def bench_size(n: int, lon: np.ndarray, lat: np.ndarray, with_postgis: bool) -> 
     return {"ok": ok_all}
 
 
-def _load(port: int, params: list[dict], rate: float, workers: int = 8) -> tuple[np.ndarray, float]:
+def _load(port: int, params: list[dict], rate: float, headers: dict, workers: int = 8) -> tuple[np.ndarray, float]:
     """Open-loop load: request k is due at start + k/rate; `workers` threads, each with its own keep-alive
     connection (http.client: a light client, so that it does not starve the server of the shared CPU).
     Latency is measured from the due time, so a client that falls behind counts against the server too."""
@@ -189,7 +189,7 @@ def _load(port: int, params: list[dict], rate: float, workers: int = 8) -> tuple
     paths = [f"/api/v1/locate?{urlencode(p)}" for p in params]
     warm = http.client.HTTPConnection("127.0.0.1", port)
     for path in paths[:200]:
-        warm.request("GET", path)
+        warm.request("GET", path, headers=headers)
         warm.getresponse().read()
     warm.close()
     lat = np.full(len(paths), np.nan)
@@ -202,7 +202,7 @@ def _load(port: int, params: list[dict], rate: float, workers: int = 8) -> tuple
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            conn.request("GET", paths[k])
+            conn.request("GET", paths[k], headers=headers)
             response = conn.getresponse()
             response.read()
             assert response.status == 200, response.status
@@ -235,12 +235,18 @@ def bench_http(demo: str, rate: float, seconds: float) -> None:
 
         for _ in range(100):
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/areas?level=district", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        bounds = httpx.get(f"http://127.0.0.1:{port}/api/v1/areas?level=district").json()
+        # as a signed-in dispatcher (a bearer token, as an API client would), so authentication is in the figures
+        from gridmap.demo.accounts import DEMO_PASSWORD
+
+        token = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
+                           data={"username": "demo-dispatcher", "password": DEMO_PASSWORD}).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        bounds = httpx.get(f"http://127.0.0.1:{port}/api/v1/areas?level=district", headers=headers).json()
         geom = shapely.geometry.shape(bounds["features"][0]["geometry"]) if "features" in bounds else None
         rng = np.random.default_rng(5)
         minx, miny, maxx, maxy = geom.bounds if geom is not None else (102.7, 24.95, 102.8, 25.05)
@@ -249,7 +255,7 @@ def bench_http(demo: str, rate: float, seconds: float) -> None:
             x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
             if geom is None or geom.contains(shapely.Point(x, y)):
                 params.append({"lon": round(x, 7), "lat": round(y, 7)})
-        lat, took = _load(port, params, rate)
+        lat, took = _load(port, params, rate, headers)
         print(f"   {len(params):,} requests in {took:.1f}s ({len(params) / took:.0f}/s achieved): "
               f"p50 {np.percentile(lat, 50) * 1000:.2f} ms, p90 {np.percentile(lat, 90) * 1000:.2f} ms, "
               f"p99 {np.percentile(lat, 99) * 1000:.2f} ms, max {lat.max() * 1000:.1f} ms "

@@ -226,6 +226,46 @@ def test_fifty_dispatchers_at_once_exactly_one_wins(client):
     assert client.get(f"/api/v1/cases/{case['id']}").json()["version"] == case["version"] + 1
 
 
+def test_signed_in_dispatchers_racing_exactly_one_wins(client, db_url):
+    """The same race with real accounts and bearer tokens (five dispatchers, ten requests each, at once)."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from gridmap import accounts
+
+    run = uuid.uuid4().hex[:6]
+    with client.app.state.sessionmaker() as s, s.begin():
+        names = [accounts.add_account(s, accounts.AccountSpec(f"race-{run}-{i}", "dispatcher", ("530111",)),
+                                      "a-long-password-1").username for i in range(5)]
+    case = _new(client)
+    with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as plain:
+        _race(plain, case, names)
+
+
+def _race(plain, case, names) -> None:
+    """50 requests at once from five dispatchers' bearer tokens (no gateway: only the tokens say who acts)."""
+    tokens = [plain.post("/api/v1/auth/token", data={"username": n, "password": "a-long-password-1"}
+                         ).json()["access_token"] for n in names]
+    statuses: list[int] = []
+    barrier = threading.Barrier(50)
+
+    def dispatcher(i: int) -> None:
+        barrier.wait()
+        r = plain.post(f"/api/v1/cases/{case['id']}/actions/reassign",
+                       json={"assignee_id": case["assignee_id"], "reason": f"调度员{i}改派"},
+                       headers={"Authorization": f"Bearer {tokens[i % 5]}", "If-Match": f'"{case["version"]}"'})
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=dispatcher, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] + [412] * 49, sorted(statuses)
+    history = plain.get(f"/api/v1/cases/{case['id']}", headers={"Authorization": f"Bearer {tokens[0]}"}).json()
+    assert [h["actor"] for h in history["history"] if h["action"] == "reassign"][0].split(":")[1] in names
+
+
 def test_idempotent_intake_under_retries(client):
     x, y = _point(client, 7)
     body = {"title": "路灯不亮", "lon": x, "lat": y, "category": "C0201"}
