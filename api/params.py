@@ -1,5 +1,5 @@
-"""Types for values that arrive at the edge, checked for range before any work: ids that fit the databases'
-64-bit integers, offsets, and times and days inside the years a case or a boundary can have."""
+"""Types for values that arrive at the edge, checked for range before any work: ids that fit the databases' id
+columns, offsets, and times and days inside the years a case or a boundary can have."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator, Field
 
-MAX_ID = 2**63 - 1  # BIGINT; SQLite's INTEGER
+MAX_ID = 2**31 - 1  # the id columns are INTEGER: 32 bits on PostgreSQL (SQLite's hold 64)
 MAX_OFFSET = 10_000_000
 FIRST_YEAR, LAST_YEAR = 1950, 2200
 
