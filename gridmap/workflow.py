@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from gridmap import errors
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import Case, CaseCategory, CaseEvent, Department, StaffArea
+from gridmap.textcheck import clean_text
 from gridmap.workcal import WorkCalendar
 
 ROLES = ("dispatcher", "worker", "department", "verifier", "leader", "resident", "admin", "system")
@@ -129,10 +130,15 @@ def limit_of(category: CaseCategory | None) -> tuple[int, str]:
     return (category.time_limit, category.time_unit) if category else DEFAULT_LIMIT
 
 
+TEXT_PARAMS = {"reason": 2000, "note": 4000}  # free text written into the history: checked as intake text is
+
+
 def act(session: Session, case_id: int, action: str, actor: Actor, *, version: int | None,
         calendar: WorkCalendar, params: dict | None = None, now: dt.datetime | None = None) -> Case:
     """Take one step of the loop on a case; returns the changed case. See the module docstring."""
     params = dict(params or {})
+    for name, limit in TEXT_PARAMS.items():
+        params[name] = clean_text(params.get(name), name, limit, multiline=True, required=False)
     step = STEPS.get(action)
     if step is None:
         raise NotFound(f"action: {action!r} is not a step; accepted: {', '.join(STEPS)}", field="action")

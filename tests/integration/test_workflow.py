@@ -316,3 +316,13 @@ def test_overdue_cases_escalate_exactly_once_also_after_a_restart(client, db_url
         n = s.scalar(sa.select(sa.func.count()).select_from(CaseEvent)
                      .where(CaseEvent.case_id == case["id"], CaseEvent.action == "escalate"))
     assert n == 1
+
+
+@pytest.mark.parametrize("reason", ["a\x00b", "退回\u202e原因", "\u200b\u200b", "x" * 2001])
+def test_step_texts_are_checked_like_intake_text(client, reason):
+    case = _new(client)
+    r = client.post(f"/api/v1/cases/{case['id']}/actions/void", json={"version": case["version"], "reason": reason},
+                    headers={"X-User": "d1", "X-Role": "dispatcher"})
+    assert r.status_code == 422 and r.json()["field"] == "reason", r.text
+    after = client.get(f"/api/v1/cases/{case['id']}").json()
+    assert (after["state"], after["version"]) == (case["state"], case["version"])

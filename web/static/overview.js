@@ -11,6 +11,7 @@
       hint: "点击区域逐级下钻：街道 → 社区 → 网格 → 微网格。", filters: "图层与筛选", period: "时段", from: "自",
       to: "至", category: "类别", state: "状态", source: "来源", all: "全部", colourBy: "着色", byState: "按状态",
       byClock: "按时限（绿/黄/红）", choropleth: "专题图", none: "无", per: "按", apply: "应用", cases: "事件",
+      noMeasures: "该区域的考核指标不在您的权限范围内",
       heat: "热力图", code: "编码", level: "层级", households: "户数", population: "人口", area: "面积（平方公里）",
       branch: "网格党支部", secretary: "书记", members: "党员数", reporting: "在职党员报到", staff: "人员",
       places: "场所", caseCounts: "事件", total: "合计", open: "未办结", overdue: "超期", closed: "已结案",
@@ -24,7 +25,8 @@
       hint: "Click an area to drill down: sub-district → community → grid → micro-grid.", filters: "Layers and filters",
       period: "Period", from: "from", to: "to", category: "Category", state: "State", source: "Source", all: "All",
       colourBy: "Colour", byState: "by state", byClock: "by deadline (green/yellow/red)", choropleth: "Choropleth",
-      none: "None", per: "per", apply: "Apply", cases: "Cases", heat: "Heat map", code: "Code", level: "Level",
+      none: "None", per: "per", apply: "Apply", cases: "Cases",
+      noMeasures: "This area's measures are outside what your account may see", heat: "Heat map", code: "Code", level: "Level",
       households: "Households", population: "Population", area: "Area (km²)", branch: "Grid party branch",
       secretary: "Secretary", members: "Members", reporting: "In-service members reporting", staff: "Staff",
       places: "Places", caseCounts: "Cases", total: "Total", open: "Open", overdue: "Overdue", closed: "Closed",
@@ -433,8 +435,13 @@
         self.core.mark("gmMeasures", code);
       });
       var trend = this.core.get(path + "/series?months=12");
-      return Promise.all([table, trend]).then(function (res) {
-        if (self.selected !== code || !self.trendBox) { return; }
+      var denied = function (err) {  // an area above one's own, or a role without measures: say so, not 加载失败
+        if (err.status !== 403 && err.status !== 404) { throw err; }
+        if (self.selected === code) { box.replaceChildren(el("p", "gm-note", t.noMeasures)); self.trendBox = null; }
+        return null;
+      };
+      return Promise.all([table.catch(denied), trend.catch(denied)]).then(function (res) {
+        if (self.selected !== code || !self.trendBox || !res[1]) { return; }
         self.trendBox.replaceChildren(self.chart(res[1].months));
         self.core.mark("gmTrend", code);
       }).catch(function (err) { self.core.fail(err); });
