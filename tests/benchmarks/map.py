@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, wait_idle, wait_js  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, sign_in, wait_idle, wait_js  # noqa: E402
 
 RUNS = 3
 
@@ -41,7 +41,7 @@ def serve(url: str) -> tuple[str, subprocess.Popen]:
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            urllib.request.urlopen(base + "/api/v1/areas/530111", timeout=2)
+            urllib.request.urlopen(base + "/login", timeout=2)
             return base, proc
         except OSError:
             time.sleep(0.2)
@@ -63,8 +63,19 @@ def transferred(page) -> int:
                              " + performance.getEntriesByType('navigation')[0].transferSize"))
 
 
-def overview_run(browser, base: str) -> dict:
+def session_cookies(browser, base: str) -> list[dict]:
+    """Sign in once as the district's dispatcher (through the sign-in page); the runs start signed in, as a user
+    who opens the map during the working day."""
+    context = browser.new_context()
+    sign_in(context.new_page(), base, "demo-dispatcher")
+    cookies = context.cookies()
+    context.close()
+    return cookies
+
+
+def overview_run(browser, base: str, cookies: list[dict]) -> dict:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_cookies(cookies)
     page = context.new_page()
     out = {}
     started = time.perf_counter()
@@ -110,10 +121,18 @@ def overview_run(browser, base: str) -> dict:
 def peer_page(base: str, folder: Path) -> Path:
     """The obvious folium page: every grid and micro-grid embedded as GeoJSON at full precision."""
     import folium
+    from urllib.parse import urlencode
 
+    from gridmap.demo.accounts import DEMO_PASSWORD
+
+    form = urlencode({"username": "demo-dispatcher", "password": DEMO_PASSWORD}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/auth/token", data=form)) as r:
+        token = json.load(r)["access_token"]
     html = folium.Map(location=[25.0, 102.8], zoom_start=11, tiles=None)
     for level in ("grid", "microgrid"):
-        with urllib.request.urlopen(f"{base}/api/v1/areas?level={level}&precision=8") as r:
+        request = urllib.request.Request(f"{base}/api/v1/areas?level={level}&precision=8",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request) as r:
             folium.GeoJson(json.load(r), name=level).add_to(html)
     path = folder / "embedded.html"
     html.save(str(path))
@@ -165,8 +184,9 @@ def main() -> None:
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            overview_run(browser, base)  # warm the server's caches (outlines per zoom, calendar) once
-            runs = [overview_run(browser, base) for _ in range(RUNS)]
+            cookies = session_cookies(browser, base)
+            overview_run(browser, base, cookies)  # warm the server's caches (outlines per zoom, calendar) once
+            runs = [overview_run(browser, base, cookies) for _ in range(RUNS)]
             embedded = peer_page(base, folder)
             peers = [peer_run(browser, base, embedded) for _ in range(RUNS)]
             browser.close()
