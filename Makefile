@@ -35,6 +35,9 @@ demo: install
 	$(BIN)/gridmap demo --if-empty
 
 serve: install
+	@echo "gridmap at http://$(HOST):$(PORT)/ — sign in (登录) as demo-dispatcher, demo-worker, demo-manager, … (one demo"
+	@echo "account per role, see the README) with the password gridmap-demo-2026, or as admin with the one-time"
+	@echo "password that 'gridmap init' printed when it made the database."
 	$(BIN)/gridmap serve --host $(HOST) --port $(PORT)
 
 unit: install

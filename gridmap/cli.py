@@ -122,14 +122,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     engine = _engine(args)
     storage.migrate(engine)
     factory = storage.make_sessionmaker(engine)
+    from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
+
     with factory() as session:
         if args.if_empty and session.scalar(sa.select(sa.func.count()).select_from(Area)):
             print("the database already holds areas; nothing loaded")
+            demo = args.district.split(",")[0] if args.district != "all" else "530111"
+            if session.scalar(sa.select(Area.id).where(Area.code == demo).limit(1)) is not None:
+                with _acting(), storage.session_scope(factory) as writer:  # a demo database from before accounts
+                    made = create_demo_accounts(writer, demo)
+                if made:
+                    print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
             return 0
     today = dt.date.fromisoformat(args.today) if args.today else None
     districts = ["530111", "140213", "511302", "320282"] if args.district == "all" else args.district.split(",")
-    from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
-
     for adcode in districts:
         with _acting(), storage.session_scope(factory) as session:
             summary = load_demo(session, adcode, small=args.small, seed=args.seed, today=today)
