@@ -29,6 +29,9 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.\-@]{2,64}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256  # checked before hashing: hashing a megabyte is work an attacker chooses
 TOKEN_KINDS = ("access", "session")
+# roles that work on the whole service unless given areas: administrators, and planners and approvers (boundaries
+# are drawn and published for the whole district; neither role reads cases)
+UNSCOPED_ROLES = ("admin", "planner", "approver")
 # a hash that no password matches, verified when the account is unknown so that both answers take as long
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
@@ -226,7 +229,7 @@ def principal_of(session: Session, account: Account, via: str) -> policy.Princip
     if account.department_code:
         department_id = session.scalar(sa.select(Department.id).where(Department.code == account.department_code))
     return policy.Principal(key=f"a{account.id}", name=account.username, role=account.role, account_id=account.id,
-                            scopes=scopes, everywhere=account.role == "admin" and not scopes,
+                            scopes=scopes, everywhere=account.role in UNSCOPED_ROLES and not scopes,
                             department=account.department_code, department_id=department_id,
                             staff_id=account.staff_id, via=via)
 

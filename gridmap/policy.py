@@ -148,9 +148,16 @@ def within(principal: Principal, code: str | None) -> bool:
     return bool(code) and any(code.startswith(s.code) for s in principal.scopes)
 
 
+def _all_outlines(principal: Principal) -> bool:
+    """A department without areas works on its cases wherever they are: it sees every area's outline (not what
+    happens inside: cases stay limited to its own)."""
+    return principal.everywhere or (principal.role == "department" and not principal.scopes)
+
+
 def sees_area(principal: Principal, code: str) -> bool:
     """An area is visible when it is in scope, or above it (the chain one navigates down from)."""
-    return within(principal, code) or any(s.code.startswith(code) for s in principal.scopes)
+    return _all_outlines(principal) or within(principal, code) or any(s.code.startswith(code)
+                                                                      for s in principal.scopes)
 
 
 def check_area(principal: Principal, code: str, *, inside: bool = False) -> None:
@@ -161,7 +168,7 @@ def check_area(principal: Principal, code: str, *, inside: bool = False) -> None
 
 def area_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
     """SQL: areas (by a code column) that are visible — in scope or above it."""
-    if principal.everywhere:
+    if _all_outlines(principal):
         return sa.true()
     parts = [column.startswith(s.code, autoescape=True) for s in principal.scopes]
     ancestors = {s.code[:n] for s in principal.scopes for n in range(1, len(s.code) + 1)}
