@@ -273,24 +273,6 @@ def find_cases(session: Session, *, area: str | None = None, state: str | tuple[
     return int(total or 0), list(rows)
 
 
-# who may see a reporter's name and phone in full, on one case at a time (lists, maps, exports and logs always mask
-# them): dispatchers and admins, verifiers (they call the resident back, 回访), and the worker or department the
-# case is with
-CONTACT_ROLES = ("dispatcher", "admin", "verifier")
-
-
-def may_see_contact(session: Session, case: Case, role: str | None, staff_id: int | None = None,
-                    department: str | None = None) -> bool:
-    """Whether this role (and worker, or department by code) may see the reporter's name and phone of this case."""
-    if role in CONTACT_ROLES:
-        return True
-    if role == "worker":
-        return staff_id is not None and staff_id == case.assignee_id
-    if role == "department" and department and case.department_id is not None:
-        return session.scalar(sa.select(Department.code).where(Department.id == case.department_id)) == department
-    return False
-
-
 def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, contact: bool = False) -> dict:
     """The public view of a case: personal data masked (in full with `contact`, for one who may see it), times in
     UTC ISO 8601; with a calendar, the clock."""

@@ -57,7 +57,6 @@ RULES: dict[str, frozenset[str]] = {
     "case.create": frozenset({"dispatcher", "worker", "manager", "admin", "integration", "resident", "anonymous"}),
     "case.act": frozenset({"dispatcher", "worker", "department", "verifier", "leader"}),  # roles of workflow.STEPS
     "case.rate": frozenset(ROLES) | {"anonymous", "resident"},  # the reporter's token is the credential
-    "case.contact": frozenset({"dispatcher", "admin", "verifier", "worker", "department"}),
     "patrol.create": frozenset({"worker"}),
     "import.hotline": frozenset({"dispatcher", "admin", "integration"}),
     "measures.read": READERS - {"worker"},
@@ -68,11 +67,10 @@ RULES: dict[str, frozenset[str]] = {
     "generation.activate": frozenset({"approver"}),
     "account.admin": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
-    "open311.submit": frozenset({"integration", "resident"}),
 }
 # what an integration's API key may be scoped to, and the permissions each scope grants
 SCOPES: dict[str, frozenset[str]] = {
-    "report": frozenset({"case.create", "case.rate", "open311.submit", "catalogue.read", "public"}),
+    "report": frozenset({"case.create", "case.rate", "catalogue.read", "public"}),  # and Open311's api_key
     "hotline": frozenset({"case.create", "import.hotline", "catalogue.read", "public"}),
     "locate": frozenset({"locate", "area.read", "public", "catalogue.read"}),
     "read": frozenset({"case.read", "area.read", "catalogue.read", "public"}),
