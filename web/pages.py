@@ -38,6 +38,9 @@ class MapConfig:
     role: str = ""
     role_zh: str = ""
     csrf: str = ""  # the session's CSRF token, sent with every write
+    areas: list = field(default_factory=list)  # the areas the account acts for (the API enforces them; the page
+    everywhere: bool = False                   # uses them to not ask for what it may not see)
+    measures: bool = False                     # whether the account may read measures
     poll_s: float = 5.0
 
 

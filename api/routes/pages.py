@@ -70,7 +70,9 @@ def _page(page: str, request: Request, settings: Settings, lang: str | None, who
     cookie = request.cookies.get(SESSION_COOKIE)
     config = MapConfig(language=lang or settings.language, basemaps=settings.basemaps(), tile_crs=settings.tile_crs,
                        user=who.name, role=who.role, role_zh=policy.ROLES_ZH.get(who.role, who.role),
-                       csrf=csrf_token(cookie) if cookie and who.via == "session" else "", poll_s=settings.poll_s)
+                       csrf=csrf_token(cookie) if cookie and who.via == "session" else "", poll_s=settings.poll_s,
+                       areas=[s.code for s in who.scopes], everywhere=who.everywhere,
+                       measures=policy.holds(who, "measures.read"))
     return HTMLResponse(render_page(page, config, nonce),
                         headers={"Content-Security-Policy": content_security_policy(nonce, settings),
                                  "Cache-Control": "no-store"})

@@ -175,6 +175,11 @@ def test_a_worker_sees_only_the_cases_of_its_grid_and_its_own(signed_in, server)
     assert all(its_own(seen[i]) for i in rows)
     assert api(server, "/api/v1/map/cases?" + query)["count"] > len(rows)  # the district has more
     assert list(pg.evaluate("Object.keys(GridmapPage.areas.levels.subdistrict.byCode)")) == [worker_grid[:9]]
+    # its grid's panel: the measures are not a worker's to read, and the page says so rather than failing
+    pg.evaluate(f"() => {{ GridmapPage.select('{worker_grid}', true); }}")
+    wait_js(pg, "(document.querySelector('.gm-measures .gm-note') || {}).textContent === "
+                "'该区域的考核指标不在您的权限范围内'")
+    wait_idle(pg)
     pg.screenshot(path=str(SCREENSHOTS / "worker-overview.png"))
     assert_clean(pg, server)
 

@@ -415,7 +415,13 @@
     loadMeasures: function (code) {
       var self = this, t = this.t;
       var q = this.period().join("&"), path = "areas/" + encodeURIComponent(code);
-      var box = self.measureBox;
+      var box = self.measureBox, config = this.core.config;
+      var mine = config.everywhere || (config.areas || []).some(function (a) { return code.indexOf(a) === 0; });
+      if (!config.measures || !mine) {  // not the account's to read: say so without asking the server
+        box.replaceChildren(el("p", "gm-note", t.noMeasures));
+        self.trendBox = null;
+        return Promise.resolve();
+      }
       var table = this.core.get(path + "/measures?" + q).then(function (res) {
         if (self.selected !== code) { return; }
         var m = res.measures;
