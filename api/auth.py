@@ -26,6 +26,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.params import MAX_ID
 from gridmap import accounts, audit, policy
 from gridmap.errors import Forbidden, InvalidInput, Unauthenticated
 from gridmap.policy import Principal
@@ -95,8 +96,8 @@ def _gateway(request: Request, secret: str) -> Principal | None:
     if role not in policy.ROLES:
         raise InvalidInput(f"X-Role: {role[:20]!r} is not a role; accepted: {', '.join(policy.ROLES)}", field="X-Role")
     staff = request.headers.get("x-staff-id")
-    if staff is not None and not (staff.isdigit() and len(staff) <= 18):
-        raise InvalidInput("X-Staff-Id: a staff id (digits)", field="X-Staff-Id")
+    if staff is not None and not (staff.isascii() and staff.isdigit() and len(staff) <= 10 and int(staff) <= MAX_ID):
+        raise InvalidInput(f"X-Staff-Id: a staff id (digits, at most {MAX_ID})", field="X-Staff-Id")
     areas = [a.strip() for a in (request.headers.get("x-areas") or "").split(",") if a.strip()]
     if any(not (a.isdigit() and len(a) <= 24) for a in areas) or len(areas) > 50:
         raise InvalidInput("X-Areas: comma-separated area codes (digits), at most 50", field="X-Areas")
