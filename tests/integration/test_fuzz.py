@@ -314,3 +314,15 @@ def test_unknown_query_keys_are_ignored_not_a_server_error(fuzz):
     for extra in ("sort=id;select%20pg_sleep(5)", "filter[state]=x", "foo=bar"):
         r = _send(fuzz, "dispatcher", "GET", f"/api/v1/cases?limit=5&{extra}", None)
         assert r.status_code == 200 and r.json() == plain.json(), extra
+
+
+def test_a_gateways_staff_id_out_of_range_is_422(fuzz):
+    """X-Staff-Id from a trusted gateway is compared with INTEGER columns: above 2^31-1 (was a 500 on PostGIS), or
+    not ASCII digits, it is refused naming the header."""
+    settings_ = fuzz.client.app.state.settings.model_copy(update={"gateway_secret": "fz-gateway"})
+    gateway = {"X-Gateway-Secret": "fz-gateway", "X-User": "w1", "X-Role": "worker", "X-Areas": fuzz.s1}
+    with TestClient(create_app(settings_), raise_server_exceptions=False) as client:
+        for staff in (str(INT32), str(2**40), str(BIG), "\u00b2", "\u0661", "12a"):  # ² and ١ are digits to str
+            r = client.get("/api/v1/cases", headers={**gateway, "X-Staff-Id": staff.encode("utf-8")})
+            assert r.status_code == 422 and r.json()["field"] == "X-Staff-Id", (staff, r.text)
+        assert client.get("/api/v1/cases", headers={**gateway, "X-Staff-Id": str(INT32 - 1)}).status_code == 200
