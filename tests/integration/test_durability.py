@@ -52,6 +52,32 @@ def _start(url: str, port: int) -> subprocess.Popen:
     raise AssertionError("the server did not answer within 90 s")
 
 
+def _bursts_with_kills(url: str, port: int, rng: random.Random, rounds: int, send, todo, done) -> int:
+    """Rounds of 8 concurrent clients sending `todo()`, the server SIGKILLed at a random moment of each of the first
+    KILLS rounds (while requests are in flight) and restarted; until `done()`. Returns how many kills there were."""
+    proc = _start(url, port)
+    kills = 0
+    try:
+        for _ in range(rounds):
+            killer = None
+            if kills < KILLS:
+                killer = threading.Timer(rng.uniform(0.05, 0.3), proc.kill)
+                killer.start()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(send, todo()))
+            if killer is not None:
+                killer.join()
+                kills += 1
+            if proc.poll() is not None:
+                proc = _start(url, port)
+            if kills >= KILLS and done():
+                break
+    finally:
+        proc.kill()
+        proc.wait(10)
+    return kills
+
+
 def test_acknowledged_cases_survive_sigkill_exactly_once(fresh_db_url):
     engine = storage.make_engine(fresh_db_url)
     with storage.make_sessionmaker(engine)() as s:
@@ -74,29 +100,10 @@ def test_acknowledged_cases_survive_sigkill_exactly_once(fresh_db_url):
                 assert acknowledged.setdefault(key, r.json()["id"]) == r.json()["id"], "a retry got another case"
 
     rng = random.Random(7)
-    proc = _start(fresh_db_url, port)
-    kills = rounds = 0
-    try:
-        while rounds < 20:
-            rounds += 1
-            # retry everything not yet acknowledged, and some acknowledged keys again (a client that lost an answer)
-            todo = [k for k in keys if k not in acknowledged] + rng.sample(sorted(acknowledged), min(10, len(acknowledged)))
-            killer = None
-            if kills < KILLS:
-                killer = threading.Timer(rng.uniform(0.05, 0.3), proc.kill)  # while requests are in flight
-                killer.start()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(submit, todo))
-            if killer is not None:
-                killer.join()
-                kills += 1
-            if proc.poll() is not None:
-                proc = _start(fresh_db_url, port)
-            if kills >= KILLS and len(acknowledged) == len(keys):
-                break
-    finally:
-        proc.kill()
-        proc.wait(10)
+    # retry everything not yet acknowledged, and some acknowledged keys again (a client that lost an answer)
+    kills = _bursts_with_kills(fresh_db_url, port, rng, 20, submit, lambda: [k for k in keys if k not in acknowledged]
+                               + rng.sample(sorted(acknowledged), min(10, len(acknowledged))),
+                               lambda: len(acknowledged) == len(keys))
     assert kills == KILLS and len(acknowledged) == len(keys), f"{len(acknowledged)} of {len(keys)} acknowledged"
     with storage.make_sessionmaker(engine)() as s:
         stored = dict(s.execute(sa.select(IdempotencyKey.key, IdempotencyKey.case_id)
@@ -147,27 +154,8 @@ def test_acknowledged_drafts_and_admin_edits_survive_sigkill(fresh_db_url):
                 acknowledged[job] = r.json().get("id", r.json().get("day"))
 
     rng = random.Random(11)
-    proc = _start(fresh_db_url, port)
-    kills = 0
-    try:
-        for _ in range(12):
-            todo = [j for j in jobs if j not in acknowledged]
-            killer = None
-            if kills < KILLS:
-                killer = threading.Timer(rng.uniform(0.05, 0.3), proc.kill)
-                killer.start()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(send, todo))
-            if killer is not None:
-                killer.join()
-                kills += 1
-            if proc.poll() is not None:
-                proc = _start(fresh_db_url, port)
-            if kills >= KILLS and len(acknowledged) == len(jobs):
-                break
-    finally:
-        proc.kill()
-        proc.wait(10)
+    kills = _bursts_with_kills(fresh_db_url, port, rng, 12, send, lambda: [j for j in jobs if j not in acknowledged],
+                               lambda: len(acknowledged) == len(jobs))
     assert kills == KILLS and len(acknowledged) == len(jobs), f"{len(acknowledged)} of {len(jobs)} acknowledged"
     with storage.make_sessionmaker(engine)() as s:
         drafts = dict(s.execute(sa.select(Generation.id, Generation.name).where(Generation.name.like(f"{run}-%"))).all())
