@@ -150,9 +150,12 @@ def update_category(session: Session, code: str, values: dict) -> CaseCategory:
 
 def _day(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidInput(f"day: {text!r} is not a date YYYY-MM-DD", field="day") from None
+    if not 2000 <= day.year <= 2100:  # the years a calendar is kept for (as `calendar_year`)
+        raise InvalidInput(f"day: {text} is outside the years 2000–2100 the calendar is kept for", field="day")
+    return day
 
 
 def calendar_year(session: Session, year: int) -> dict:

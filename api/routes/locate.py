@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
 from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
+from api.params import Day
 from gridmap.policy import Principal
 from gridmap import crs as gcrs
 from gridmap.batch import locate_frame
@@ -50,7 +51,7 @@ def _refresh_people(state) -> None:
 @router.get("/locate")
 async def locate(request: Request, who: Annotated[Principal, allow("locate")], lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
                  address: str | None = Query(None, max_length=300), accuracy_m: float | None = None,
-                 as_of: dt.date | None = None, near_m: float | None = None, nearest_m: float | None = None) -> dict:
+                 as_of: Day | None = None, near_m: float | None = None, nearest_m: float | None = None) -> dict:
     """Locate a point given in `crs` (wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn) or an `address` text.
 
     `as_of` answers with the boundaries in force on that day; `accuracy_m` (GPS accuracy radius) widens the
@@ -92,7 +93,7 @@ class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     crs: str = "wgs84"
-    as_of: dt.date | None = None
+    as_of: Day | None = None
     near_m: float = Field(0.0, ge=0, le=10_000)
     items: list[BatchItem] = Field(min_length=1)
 

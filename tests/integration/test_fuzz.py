@@ -221,7 +221,9 @@ def _repro(f: Fuzz) -> list[tuple]:
         ("dispatcher", "GET", f"/api/v1/areas/{s1}/series?until=0001-01-02T00:00:00", None, 422, "until"),
         ("dispatcher", "GET", f"/api/v1/areas/{s1}/series?until=0001-01-01T00:00:00%2B14:00", None, 422, "until"),
         ("dispatcher", "GET", f"/api/v1/areas/{s1}/series?until=9999-12-31T23:59:59-14:00", None, 422, "until"),
-        ("dispatcher", "GET", f"/api/v1/locate?lon={lon}&lat={lat}&as_of=0001-01-01", None, 404, "as_of"),
+        ("dispatcher", "GET", f"/api/v1/locate?lon={lon}&lat={lat}&as_of=0001-01-01", None, 422, "as_of"),
+        ("admin", "PUT", "/api/v1/calendar/0001-01-01", {"kind": "holiday", "name": "x"}, 422, "day"),
+        ("admin", "PUT", "/api/v1/calendar/9999-12-31", {"kind": "holiday", "name": "x"}, 422, "day"),
         # the bad-input table: numbers that are not finite, swapped or out of range
         ("dispatcher", "POST", "/api/v1/cases", f'{{"title": "t", "lon": {lon}, "lat": NaN}}', 422, "lat"),
         ("dispatcher", "POST", "/api/v1/cases", f'{{"title": "t", "lon": Infinity, "lat": {lat}}}', 422, "lon"),
