@@ -32,14 +32,14 @@ def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, 
     """File a patrol report at most once per Idempotency-Key; returns (case, created)."""
     workflow.require_role(actor.user, actor.role, ("worker",), "send a patrol report (grid workers do)")
     if actor.staff_id is None:
-        raise InvalidInput("X-Staff-Id: say which worker reports", field="X-Staff-Id")
+        raise InvalidInput("staff_id: say which worker reports", field="staff_id")
     if not new.category:
         raise InvalidInput("category: a patrol report names its category (see GET /api/v1/categories)",
                            field="category")
     with sessionmaker() as session:
         own = set(session.scalars(sa.select(StaffArea.area_code).where(StaffArea.staff_id == actor.staff_id)))
     if not own:
-        raise workflow.Forbidden(f"X-Staff-Id: staff {actor.staff_id} serves no grid", field="X-Staff-Id")
+        raise workflow.Forbidden(f"staff_id: staff {actor.staff_id} serves no grid", field="staff_id")
     new = dataclasses.replace(new, source="patrol", reported_by_staff_id=actor.staff_id)
 
     def then(session, case) -> None:

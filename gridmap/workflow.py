@@ -113,17 +113,17 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def check_actor(user: str | None, role: str | None) -> None:
     if not user or not user.strip():
-        raise InvalidInput("X-User: missing; say who acts (a user id)", field="X-User")
+        raise InvalidInput("user: missing; say who acts (a user id)", field="user")
     if role not in ROLES or role == "system":
-        raise InvalidInput(f"X-Role: {role!r} is not a role; accepted: {', '.join(r for r in ROLES if r != 'system')}",
-                           field="X-Role")
+        raise InvalidInput(f"role: {role!r} is not a role; accepted: {', '.join(r for r in ROLES if r != 'system')}",
+                           field="role")
 
 
 def require_role(user: str | None, role: str | None, allowed: tuple[str, ...], doing: str) -> None:
-    """Who acts must be named, and be one of the `allowed` roles to do `doing` (403 naming X-Role otherwise)."""
+    """Who acts must be named, and be one of the `allowed` roles to do `doing` (403 naming the role otherwise)."""
     check_actor(user, role)
     if role not in allowed:
-        raise Forbidden(f"X-Role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="X-Role")
+        raise Forbidden(f"role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="role")
 
 
 def limit_of(category: CaseCategory | None) -> tuple[int, str]:
@@ -152,8 +152,8 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
         raise StaleVersion(f"version: the case is at version {case.version}, not {version}; reload it and retry",
                            field="version")
     if actor.role not in step.roles:
-        raise Forbidden(f"X-Role: a {actor.role} may not {action} ({step.zh}); allowed: {', '.join(step.roles)}",
-                        field="X-Role")
+        raise Forbidden(f"role: a {actor.role} may not {action} ({step.zh}); allowed: {', '.join(step.roles)}",
+                        field="role")
     if case.state not in step.from_states:
         raise Conflict(f"state: cannot {action} ({step.zh}) a case that is {case.state}; only from "
                        f"{', '.join(step.from_states)}", field="state")
@@ -190,13 +190,13 @@ def _check_owner(session: Session, case: Case, step: Step, actor: Actor) -> None
     if actor.role == "worker" and step.name in ("accept", "bounce", "handle", "whistle", "request_extension",
                                                   "request_suspension"):
         if actor.staff_id is None or actor.staff_id != case.assignee_id:
-            raise Forbidden(f"X-Staff-Id: case {case.id} is assigned to staff {case.assignee_id}, not to "
-                            f"{actor.staff_id}", field="X-Staff-Id")
+            raise Forbidden(f"staff_id: case {case.id} is assigned to staff {case.assignee_id}, not to "
+                            f"{actor.staff_id}", field="staff_id")
     if actor.role == "department":
         if case.department_id is None:
-            raise Forbidden(f"X-Department: case {case.id} is not with a department", field="X-Department")
+            raise Forbidden(f"department: case {case.id} is not with a department", field="department")
         if actor.department is None:
-            raise Forbidden("X-Department: say which department acts", field="X-Department")
+            raise Forbidden("department: say which department acts", field="department")
         _check_department(session, case, actor)
 
 
@@ -292,8 +292,8 @@ class _Handlers:
     @staticmethod
     def verify(session, case, actor, params, calendar, now):
         if case.handled_by == actor.user:
-            raise Forbidden("X-User: the handler may not verify their own work; another verifier must",
-                            field="X-User")
+            raise Forbidden("user: 处置人不能核查自己的工作，须由另一名核查员核查 (the handler may not verify their own work)",
+                            field="user")
         case.closed_at = now
         due = _aware(case.due_at)
         return {"on_time": due is None or now <= due}
@@ -301,7 +301,7 @@ class _Handlers:
     @staticmethod
     def send_back(session, case, actor, params, calendar, now):
         if case.handled_by == actor.user:
-            raise Forbidden("X-User: the handler may not verify their own work", field="X-User")
+            raise Forbidden("user: 处置人不能核查自己的工作，须由另一名核查员核查 (the handler may not verify their own work)", field="user")
         case.rework_count = (case.rework_count or 0) + 1
         return None
 
@@ -416,8 +416,8 @@ def _check_department(session: Session, case: Case, actor: Actor) -> None:
         return
     department = session.get(Department, case.department_id)
     if department is None or department.code != actor.department:
-        raise Forbidden(f"X-Department: case {case.id} is with {department.code if department else 'no department'}, "
-                        f"not {actor.department}", field="X-Department")
+        raise Forbidden(f"department: case {case.id} is with {department.code if department else 'no department'}, "
+                        f"not {actor.department}", field="department")
 
 
 def _worker_for(session: Session, grid_code: str) -> int | None:
