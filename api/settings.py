@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridmap.boundary_check import DEFAULT_HOUSEHOLD_BAND, parse_household_band
+from gridmap.errors import InvalidInput
 from gridmap.storage import DEFAULT_DATABASE_URL
 
 
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     token_ttl_s: int = 3600           # bearer tokens from POST /api/v1/auth/token
     session_ttl_s: int = 12 * 3600    # the pages' session cookie (one working day)
     cookie_secure: bool = True        # Secure cookie (browsers accept it on http://localhost too)
+    # boundary check (gridmap.boundary_check): households per area allowed by level, "LEVEL=MIN-MAX,…"
+    check_household_band: str = DEFAULT_HOUSEHOLD_BAND
 
     @field_validator("rate_anonymous_intake", "rate_open311_post", "rate_open311_key", "rate_signin_account",
                      "rate_signin_address")
@@ -59,6 +63,15 @@ class Settings(BaseSettings):
         from api.ratelimit import parse_rate
 
         parse_rate(value)
+        return value
+
+    @field_validator("check_household_band")
+    @classmethod
+    def _household_band(cls, value: str) -> str:
+        try:
+            parse_household_band(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
         return value
 
     @field_validator("trusted_proxies")

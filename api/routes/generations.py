@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import shapely
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import RegistryDep, SessionDep
+from api.deps import RegistryDep, SessionDep, SettingsDep
 from api.params import Day, Id, PathId
-from gridmap import audit
+from gridmap import audit, boundary_check
 from gridmap import generations as gens
 from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
@@ -36,6 +36,26 @@ class RedrawIn(BaseModel):
 class ActivateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     effective_from: Day
+
+
+class CheckProblem(BaseModel):
+    kind: Literal[boundary_check.KINDS] = Field(description="invalid_geometry, gap, overlap, hole, outside_parent, "
+                                                "duplicate_code, bad_code, sliver, not_contiguous, household_norm")
+    severity: Literal["error", "warning"]
+    codes: list[str] = Field(description="the areas concerned")
+    area_m2: float | None = Field(description="the problem region's area in m² (null when it is not a region)")
+    geometry: dict = Field(description="GeoJSON in WGS84 at the problem's place: the region, or a point")
+    parent: str | None = Field(description="the parent within which siblings were compared")
+    detail: str
+
+
+class CheckReport(BaseModel):
+    generation_id: int
+    ok: bool = Field(description="no problem of severity error")
+    areas: int
+    counts: dict[str, int] = Field(description="problems by kind")
+    tolerances: dict
+    problems: list[CheckProblem]
 
 
 @router.get("")
@@ -68,6 +88,15 @@ def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry:
     session.commit()
     registry.forget(generation_id)  # a cached index of the draft is stale now
     return {"generation_id": generation_id, "changed": changed}
+
+
+@router.get("/{generation_id}/check", response_model=CheckReport)
+def check(generation_id: PathId, session: SessionDep, settings: SettingsDep,
+          who: Annotated[Principal, allow("generation.read")]) -> dict:
+    """The validation report of a generation (any status): invalid geometries, gaps, overlaps, holes, parts outside
+    the parent, slivers, non-contiguous areas, duplicate or malformed codes, household norms; `ok` when no problem
+    is an error. Computed from the stored geometries in Python, the same on SpatiaLite and PostGIS."""
+    return boundary_check.check_generation(session, generation_id, household_band=settings.check_household_band)
 
 
 @router.get("/{generation_id}/relocated-cases")

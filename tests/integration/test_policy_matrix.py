@@ -154,6 +154,9 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/generations/{generation_id}/relocated-cases"): Row(
         frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
             "GET", f"/api/v1/generations/{w.draft_id}/relocated-cases", params={"limit": 5})),
+    ("GET", "/api/v1/generations/{generation_id}/check"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/check")),
     ("POST", "/api/v1/generations/{generation_id}/activate"): Row(frozenset({"approver"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.draft_for(s)}/activate", json={"effective_from": w.next_day(s)})),
     # cases
