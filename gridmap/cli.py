@@ -1,4 +1,4 @@
-"""The `gridmap` command: init, demo, serve, user, apikey, locate, locate-file, import-hotline, measures.
+"""The `gridmap` command: init, demo, serve, user, apikey, locate, locate-file, import-hotline, boundaries, measures.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
 `serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
@@ -241,6 +241,66 @@ def cmd_measures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boundaries(args: argparse.Namespace) -> int:
+    """`gridmap boundaries check GEN`: the validation report; exit 1 when it finds an error, 0 otherwise."""
+    from gridmap import boundary_check as bc
+    from gridmap.areas import active_generation
+    from gridmap.generations import get_generation
+
+    band = args.household_band if args.household_band is not None else os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
+    with storage.make_sessionmaker(_engine(args))() as session:
+        if args.generation == "active":
+            gen = active_generation(session)
+        elif args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10:
+            gen = get_generation(session, int(args.generation))
+        else:
+            raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
+        report = bc.check_generation(session, gen.id, noise_m2=args.noise_m2, sliver_m2=args.sliver_m2,
+                                     gap_width_m=args.gap_width_m, grid_size_m=args.grid_size_m,
+                                     household_band=band)
+        name, status = gen.name, gen.status
+    summary = _check_summary(report, name, status)
+    if args.json:
+        print(summary, file=sys.stderr)
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print(summary)
+    return 0 if report["ok"] else 1
+
+
+def _check_summary(report: dict, name: str, status: str) -> str:
+    from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
+
+    lines = [f"边界检查 boundary check: 第 {report['generation_id']} 版「{name}」({status})，{report['areas']} 个区域 areas",
+             _cell("类型 kind", 28) + _cell("级别 severity", 16) + _cell("数量 count", 12, right=True)
+             + _cell("面积 area m²", 18, right=True)]
+    for kind in KINDS:
+        found = [p for p in report["problems"] if p["kind"] == kind]
+        if not found:
+            continue
+        severity = "警告 warning" if kind in WARNINGS else "错误 error"
+        area = sum(p["area_m2"] or 0.0 for p in found)
+        area_text = f"{area:,.2f}" if any(p["area_m2"] is not None for p in found) else "—"
+        label = f"{KIND_NAMES_ZH[kind]} {kind}"
+        lines.append(_cell(label, 28) + _cell(severity, 16) + _cell(str(len(found)), 12, right=True)
+                     + _cell(area_text, 18, right=True))
+    errors = sum(p["severity"] == "error" for p in report["problems"])
+    warnings = len(report["problems"]) - errors
+    if not report["problems"]:
+        lines.append("（无问题 no problems）")
+    verdict = "通过 OK" if report["ok"] else "不通过 NOT OK"
+    lines.append(f"结论 result: {verdict} — {errors} 个错误 errors, {warnings} 个警告 warnings")
+    return "\n".join(lines)
+
+
+def _cell(text: str, width: int, *, right: bool = False) -> str:
+    """`text` padded to `width` terminal columns (CJK characters take two)."""
+    import unicodedata
+
+    pad = " " * max(0, width - len(text) - sum(unicodedata.east_asian_width(ch) in "WF" for ch in text))
+    return pad + text if right else text + pad
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridmap", description="Grid governance GIS (网格化管理)")
     parser.add_argument("--database", help="database URL (default: $GRIDMAP_DATABASE_URL or sqlite:///gridmap.sqlite)")
@@ -310,6 +370,25 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--crs", default="gcj02", help="coordinate system of 经度/纬度 (default gcj02)")
     imp.add_argument("--report", help="write the row-by-row report here (.csv or .xlsx)")
     imp.set_defaults(func=cmd_import_hotline)
+    bnd = sub.add_parser("boundaries", help="boundary generations: check")
+    bnds = bnd.add_subparsers(dest="boundaries_command", required=True)
+    chk = bnds.add_parser("check", help="the validation report of a generation (exit 1 when it has errors)")
+    chk.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
+    chk.add_argument("--json", action="store_true", help="print the whole report as JSON (the summary goes to "
+                     "standard error)")
+    from gridmap import boundary_check as bc
+
+    chk.add_argument("--sliver-m2", type=float, default=bc.SLIVER_M2, help="gaps, overlaps and parts under this "
+                     f"are slivers (warnings; default {bc.SLIVER_M2:g})")
+    chk.add_argument("--noise-m2", type=float, default=bc.NOISE_M2, help="… and under this, float noise (default "
+                     f"{bc.NOISE_M2:g})")
+    chk.add_argument("--gap-width-m", type=float, default=bc.GAP_WIDTH_M, help="holes and cracks narrower than "
+                     f"this are never enclaves (default {bc.GAP_WIDTH_M:g})")
+    chk.add_argument("--grid-size-m", type=float, default=bc.GRID_SIZE_M, help="the overlay's fixed-precision grid "
+                     f"(default {bc.GRID_SIZE_M:g})")
+    chk.add_argument("--household-band", help="households allowed per area by level (default: "
+                     f"$GRIDMAP_CHECK_HOUSEHOLD_BAND or {bc.DEFAULT_HOUSEHOLD_BAND})")
+    bnd.set_defaults(func=cmd_boundaries)
     mea = sub.add_parser("measures", help="write the measures of every unit over a period (.csv or .xlsx)")
     mea.add_argument("output", help="file to write (.csv or .xlsx)")
     mea.add_argument("--by", default="grid", help="grid, community, subdistrict, branch, department or worker")
