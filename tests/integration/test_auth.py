@@ -5,7 +5,6 @@ append-only audit log (sign-ins, reveals, writes, publishes; UPDATE and DELETE r
 from __future__ import annotations
 
 import datetime as dt
-import io
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ from api.main import create_app
 from api.settings import Settings
 from gridmap import accounts, storage
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
-from gridmap.tables import Account, ApiKey, AuditEntry, AuthToken, Case
+from gridmap.tables import Account, ApiKey, AuditEntry, AuthToken
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 

@@ -228,9 +228,6 @@ def test_fifty_dispatchers_at_once_exactly_one_wins(client):
 
 def test_signed_in_dispatchers_racing_exactly_one_wins(client, db_url):
     """The same race with real accounts and bearer tokens (five dispatchers, ten requests each, at once)."""
-    from fastapi.testclient import TestClient
-
-    from api.main import create_app
     from gridmap import accounts
 
     run = uuid.uuid4().hex[:6]
