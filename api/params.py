@@ -14,24 +14,15 @@ MAX_OFFSET = 10_000_000
 FIRST_YEAR, LAST_YEAR = 1950, 2200
 
 
-def _moment(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise ValueError(f"时间须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (a time from {FIRST_YEAR} to {LAST_YEAR})")
+def _in_years(value: dt.date | None) -> dt.date | None:
+    """A time or a day in FIRST_YEAR–LAST_YEAR (checked before anything converts it: year 1 at +14:00 overflows)."""
+    if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (from the year {FIRST_YEAR} to {LAST_YEAR})")
     return value
 
 
-def _day(value: dt.date | None) -> dt.date | None:
-    if value is None:
-        return None
-    if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise ValueError(f"日期须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (a day from {FIRST_YEAR} to {LAST_YEAR})")
-    return value
-
-
-Moment = Annotated[dt.datetime, AfterValidator(_moment)]
-Day = Annotated[dt.date, AfterValidator(_day)]
+Moment = Annotated[dt.datetime, AfterValidator(_in_years)]
+Day = Annotated[dt.date, AfterValidator(_in_years)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]

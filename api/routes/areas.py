@@ -15,8 +15,8 @@ router = APIRouter(prefix="/api/v1", tags=["areas"])
 
 
 @router.get("/areas")
-def list_areas(session: SessionDep, who: Annotated[policy.Principal, allow("area.read")], level: str | None = None, parent: str | None = None, under: str | None = None,
-               bbox: str | None = None, precision: Annotated[int, Query(ge=3, le=8)] = 6) -> dict:
+def list_areas(session: SessionDep, who: Annotated[policy.Principal, allow("area.read")], level: str | None = None,
+               parent: str | None = None, under: str | None = None, bbox: str | None = None, precision: Annotated[int, Query(ge=3, le=8)] = 6) -> dict:
     """Areas as a GeoJSON FeatureCollection: `parent` = direct children, `under` = all descendants. Only the areas
     the caller acts for, and those above them."""
     rows = areas.find_areas(session, level=level, parent=parent, under=under, bbox=areas.check_bbox(bbox))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
 
@@ -20,8 +18,8 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
 
 
 @router.get("/measures")
-def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")], by: str = "grid", since: Moment | None = None,
-                 until: Moment | None = None, under: str | None = None,
+def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")], by: str = "grid",
+                 since: Moment | None = None, until: Moment | None = None, under: str | None = None,
                  format: Literal["json", "csv", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"):
     """Workload, closure, on-time closure, rework, extension, bounces, time to close and satisfaction of every
     grid, community, sub-district, branch, department or worker (`by`) over [since, until) — by default this

@@ -203,24 +203,29 @@ def test_guards_refuse_and_change_nothing(client):
     assert _history(client, case) == ["reported", "located", "file", "dispatch"]
 
 
-def test_fifty_dispatchers_at_once_exactly_one_wins(client):
-    case = _new(client)
-    worker = case["assignee_id"]
+def _at_once(n: int, request) -> list[int]:
+    """`request(i)` for i in 0..n-1 from n threads released together; the status codes."""
     statuses: list[int] = []
-    barrier = threading.Barrier(50)
+    barrier = threading.Barrier(n)
 
-    def dispatcher(i: int) -> None:
+    def run(i: int) -> None:
         barrier.wait()
-        r = client.post(f"/api/v1/cases/{case['id']}/actions/reassign", json={"assignee_id": worker,
-                                                                             "reason": f"调度员{i}改派"},
-                        headers={"X-User": f"p{i}", "X-Role": "dispatcher", "If-Match": f'"{case["version"]}"'})
-        statuses.append(r.status_code)
+        statuses.append(request(i).status_code)
 
-    threads = [threading.Thread(target=dispatcher, args=(i,)) for i in range(50)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return statuses
+
+
+def test_fifty_dispatchers_at_once_exactly_one_wins(client):
+    case = _new(client)
+    worker = case["assignee_id"]
+    statuses = _at_once(50, lambda i: client.post(
+        f"/api/v1/cases/{case['id']}/actions/reassign", json={"assignee_id": worker, "reason": f"调度员{i}改派"},
+        headers={"X-User": f"p{i}", "X-Role": "dispatcher", "If-Match": f'"{case["version"]}"'}))
     assert sorted(statuses) == [200] + [412] * 49
     assert _history(client, case).count("reassign") == 1
     assert client.get(f"/api/v1/cases/{case['id']}").json()["version"] == case["version"] + 1
@@ -243,21 +248,10 @@ def _race(plain, case, names) -> None:
     """50 requests at once from five dispatchers' bearer tokens (no gateway: only the tokens say who acts)."""
     tokens = [plain.post("/api/v1/auth/token", data={"username": n, "password": "a-long-password-1"}
                          ).json()["access_token"] for n in names]
-    statuses: list[int] = []
-    barrier = threading.Barrier(50)
-
-    def dispatcher(i: int) -> None:
-        barrier.wait()
-        r = plain.post(f"/api/v1/cases/{case['id']}/actions/reassign",
-                       json={"assignee_id": case["assignee_id"], "reason": f"调度员{i}改派"},
-                       headers={"Authorization": f"Bearer {tokens[i % 5]}", "If-Match": f'"{case["version"]}"'})
-        statuses.append(r.status_code)
-
-    threads = [threading.Thread(target=dispatcher, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = _at_once(50, lambda i: plain.post(
+        f"/api/v1/cases/{case['id']}/actions/reassign",
+        json={"assignee_id": case["assignee_id"], "reason": f"调度员{i}改派"},
+        headers={"Authorization": f"Bearer {tokens[i % 5]}", "If-Match": f'"{case["version"]}"'}))
     assert sorted(statuses) == [200] + [412] * 49, sorted(statuses)
     history = plain.get(f"/api/v1/cases/{case['id']}", headers={"Authorization": f"Bearer {tokens[0]}"}).json()
     assert [h["actor"] for h in history["history"] if h["action"] == "reassign"][0].split(":")[1] in names
