@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -84,6 +85,13 @@ class Generation(Base):
     effective_to: Mapped[dt.date | None] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))  # the generation a draft was copied from
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    submitted_by: Mapped[str | None] = mapped_column(String(64))
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Area(Base):
@@ -104,6 +112,7 @@ class Area(Base):
     population: Mapped[int] = mapped_column(Integer, default=0)
     area_m2: Mapped[float] = mapped_column(Float, default=0.0)
     is_leaf: Mapped[bool] = mapped_column(Boolean, default=True)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())  # no edits in a draft
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
 
     parent: Mapped[Area | None] = relationship(remote_side=[id])
@@ -121,6 +130,7 @@ class PartyOrg(Base):
     secretary_phone: Mapped[str | None] = mapped_column(String(32))
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     reporting_member_count: Mapped[int] = mapped_column(Integer, default=0)  # 在职党员双报到
+    merge_into_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))  # marked for merging into
 
 
 class PartyOrgArea(Base):
@@ -375,3 +385,46 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(100))
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class CodeRegistry(Base):
+    """Every area code ever given, in any generation or draft: a code once used is never given to another area."""
+
+    __tablename__ = "code_registry"
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    first_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class PlanEdit(Base):
+    """One edit of a draft, with what it replaced and what it wrote, so that it can be undone and redone."""
+
+    __tablename__ = "plan_edit"
+    __table_args__ = (UniqueConstraint("generation_id", "seq", name="uq_plan_edit_generation_seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict | None] = mapped_column(JSON)
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+
+
+class PlanAssignment(Base):
+    """A party branch (`kind` branch) or staff member (`kind` staff, with `role`) that a draft gives an area code;
+    applied to the assignments when the draft takes effect."""
+
+    __tablename__ = "plan_assignment"
+    __table_args__ = (UniqueConstraint("generation_id", "area_code", "kind", "ref_id", name="uq_plan_assignment"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"), index=True)
+    area_code: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
