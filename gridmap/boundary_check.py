@@ -185,17 +185,20 @@ def check_generation(session: Session, generation_id: int, *, noise_m2: float = 
                      grid_size_m: float = GRID_SIZE_M,
                      household_band: str | Mapping[str, tuple[int, int]] | None = None) -> CheckReport:
     """Check every area of a stored generation (any status); `NotFound` naming `generation` when there is none."""
+    report = check_areas(load_records(session, generation_id), noise_m2=noise_m2, sliver_m2=sliver_m2,
+                         gap_width_m=gap_width_m, grid_size_m=grid_size_m, household_band=household_band)
+    report["generation_id"] = generation_id
+    return report
+
+
+def load_records(session: Session, generation_id: int) -> list[AreaRecord]:
+    """Every area of a stored generation as the check sees it; `NotFound` naming `generation` when there is none."""
     from gridmap.generations import get_generation
 
     get_generation(session, generation_id)
     rows = session.execute(sa.select(Area.id, Area.code, Area.level, Area.parent_id, Area.households, Area.geom)
                            .where(Area.generation_id == generation_id).order_by(Area.code, Area.id)).all()
-    records = [AreaRecord(r.id, r.code, r.level, r.parent_id, int(r.households or 0), to_shape(r.geom))
-               for r in rows]
-    report = check_areas(records, noise_m2=noise_m2, sliver_m2=sliver_m2, gap_width_m=gap_width_m,
-                         grid_size_m=grid_size_m, household_band=household_band)
-    report["generation_id"] = generation_id
-    return report
+    return [AreaRecord(r.id, r.code, r.level, r.parent_id, int(r.households or 0), to_shape(r.geom)) for r in rows]
 
 
 def check_areas(records: Iterable[AreaRecord], *, noise_m2: float = NOISE_M2, sliver_m2: float = SLIVER_M2,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep
 from api.params import Day, Id, PathId
-from gridmap import audit, boundary_check
+from gridmap import audit, boundary_check, boundary_repair
 from gridmap import generations as gens
 from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
@@ -96,6 +96,46 @@ def check(generation_id: PathId, session: SessionDep, settings: SettingsDep,
     the parent, slivers, non-contiguous areas, duplicate or malformed codes, household norms; `ok` when no problem
     is an error. Computed from the stored geometries in Python, the same on SpatiaLite and PostGIS."""
     return boundary_check.check_generation(session, generation_id, household_band=settings.check_household_band)
+
+
+class RepairItem(BaseModel):
+    kind: Literal[boundary_repair.REPAIR_KINDS] = Field(description="snap_to_parent, overlap_to_neighbour, "
+                                                        "gap_to_neighbour, absorb_sliver")
+    codes: list[str] = Field(description="the leaf losing the region (none for a gap), then the leaf getting it")
+    from_code: str | None
+    to_code: str | None
+    area_m2: float
+    geometry: dict = Field(description="GeoJSON in WGS84: the region that moves")
+    detail: str
+
+
+class RepairPlan(BaseModel):
+    generation_id: int
+    repairs: list[RepairItem]
+    changed: dict[str, dict] = Field(description="leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)")
+    skipped: list[str] = Field(description="errors the repairs leave, for the planner to fix by hand")
+    before: dict[str, int] = Field(description="errors and warnings of the check before the repairs")
+    after: dict[str, int] = Field(description="errors and warnings of the check after them")
+
+
+RepairKinds = Annotated[str, Query(max_length=200, pattern=r"^[a-z_]+(,[a-z_]+)*$",
+                                   description="comma-separated repair kinds; all four by default")]
+SnapM = Annotated[float, Query(gt=0, le=100, description="snap a leaf's part outside its parent narrower than this")]
+
+
+def _kinds(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return boundary_repair.REPAIR_KINDS
+    return tuple(dict.fromkeys(part for part in text.split(",") if part))
+
+
+@router.get("/{generation_id}/repairs", response_model=RepairPlan)
+def repairs(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
+            kinds: RepairKinds = "", snap_m: SnapM = boundary_repair.SNAP_M) -> dict:
+    """The repairs the check offers, as a preview (nothing is written): narrow parts outside the parent cut to its
+    edge, overlaps left to one neighbour, gaps given to the neighbour with the longest shared edge, slivers absorbed;
+    with the check's error and warning counts before and after."""
+    return boundary_repair.preview(session, generation_id, kinds=_kinds(kinds), snap_m=snap_m)
 
 
 @router.get("/{generation_id}/relocated-cases")
