@@ -16,7 +16,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from api import errors
 from api.auth import PrincipalCache
 from api.routes import (admin, areas, auth, boundary_import, cases, catalogue, docs, exchange, generations, imports,
-                        locate, mapdata, measures, open311, pages, partition, plan, publish)
+                        locate, mapdata, measures, open311, pages, partition, plan, plan_view, publish)
 from api.limits import BodyLimit
 from api.security import SecurityHeaders
 from api.settings import Settings
@@ -119,8 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.calendar = calendar
     app.state.calendar_changed = lambda: calendar_cache.pop("at", None)  # an admin edited it: read it on next use
     errors.register(app)
-    for module in (auth, admin, areas, mapdata, locate, boundary_import, publish, plan, partition, generations,
-                   exchange, cases, catalogue, imports, measures, open311, pages, docs):
+    for module in (auth, admin, areas, mapdata, locate, boundary_import, publish, plan, plan_view, partition,
+                   generations, exchange, cases, catalogue, imports, measures, open311, pages, docs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)

@@ -157,8 +157,23 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/generations/{generation_id}/check"): Row(
         frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
             "GET", f"/api/v1/generations/{w.draft_id}/check")),
+    ("GET", "/api/v1/generations/{generation_id}/balance"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/balance", params={"area": w.s1}), jurisdiction="object"),
+    ("GET", "/api/v1/generations/{generation_id}/diff"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/diff", params={"area": w.s1}), jurisdiction="object"),
+    ("GET", "/api/v1/generations/{generation_id}/places"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/places", params={"area": w.s1}), jurisdiction="object"),
+    ("GET", "/api/v1/generations/{generation_id}/repairs"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/repairs", params={"kinds": "gap_to_neighbour"})),
     ("POST", "/api/v1/generations/{generation_id}/activate"): Row(frozenset({"approver"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.draft_for(s)}/activate", json={"effective_from": w.next_day(s)})),
+    ("POST", "/api/v1/generations/{generation_id}/partition"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{w.draft_id}/partition", json={"area": f"{w.s1}001", "n": 3}),
+        jurisdiction="object"),
     # cases
     ("POST", "/api/v1/cases"): Row(
         frozenset({"dispatcher", "worker", "manager", "admin", "integration"}), lambda w, s: _req(
