@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridmap.boundary_check import DEFAULT_HOUSEHOLD_BAND, parse_household_band
@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = True        # Secure cookie (browsers accept it on http://localhost too)
     # boundary check (gridmap.boundary_check): households per area allowed by level, "LEVEL=MIN-MAX,…"
     check_household_band: str = DEFAULT_HOUSEHOLD_BAND
+    # boundary import (gridmap.boundary_import): largest file, most vertices per feature
+    import_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    import_max_vertices: int = Field(100_000, ge=4)
 
     @field_validator("rate_anonymous_intake", "rate_open311_post", "rate_open311_key", "rate_signin_account",
                      "rate_signin_address")

@@ -268,6 +268,22 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_boundaries_import(args: argparse.Namespace) -> int:
+    """`gridmap boundaries import FILE`: a boundary file becomes a draft (or, with --activate, the active
+    generation); prints the JSON summary. A refused file exits 2 with the reason on standard error."""
+    from gridmap import boundary_import as bi
+
+    limits = bi.Limits(**{field: int(os.environ[env]) for field, env in bi.LIMIT_ENV.items() if os.environ.get(env)})
+    options = bi.Options(crs=args.crs, layer=args.layer, code_field=args.code_field, name_field=args.name_field,
+                         level=args.level, name=args.name, encoding=args.encoding,
+                         activate=_date("activate", args.activate) if args.activate else None)
+    band = os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
+    with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
+        summary = bi.import_boundaries(session, args.file, options, limits, actor="cli", household_band=band)
+    print(json.dumps(summary, ensure_ascii=False, indent=1))
+    return 0
+
+
 def _check_summary(report: dict, name: str, status: str) -> str:
     from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
 
@@ -389,6 +405,21 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--household-band", help="households allowed per area by level (default: "
                      f"$GRIDMAP_CHECK_HOUSEHOLD_BAND or {bc.DEFAULT_HOUSEHOLD_BAND})")
     bnd.set_defaults(func=cmd_boundaries)
+    bim = bnds.add_parser("import", help="import a city's own boundaries (GeoJSON, GeoPackage, Shapefile .zip, KML, "
+                          "KMZ, CSV with WKT) as a draft; prints a JSON summary")
+    bim.add_argument("file", metavar="FILE")
+    bim.add_argument("--crs", help="the numbers' coordinate system, overriding the file's: wgs84, cgcs2000, gcj02, "
+                     "bd09 or EPSG:nnnn (gcj02/bd09 for files drawn on AMap/Baidu that say EPSG:4326)")
+    bim.add_argument("--layer", help="the layer of a GeoPackage or of a zip with several Shapefiles")
+    bim.add_argument("--code-field", help="the code column (default: 网格编码, 网格代码, 编码, code …)")
+    bim.add_argument("--name-field", help="the name column (default: 网格名称, 名称, name …)")
+    bim.add_argument("--level", choices=("district", "subdistrict", "community", "grid", "microgrid"),
+                     help="the level of the file's features (default: from each code's length)")
+    bim.add_argument("--name", help="the draft's name")
+    bim.add_argument("--activate", metavar="YYYY-MM-DD", help="make the import the active generation from this day "
+                     "(the first one, on a fresh install)")
+    bim.add_argument("--encoding", help="text encoding of a Shapefile without .cpg, or of a CSV (e.g. GBK)")
+    bim.set_defaults(func=cmd_boundaries_import)
     mea = sub.add_parser("measures", help="write the measures of every unit over a period (.csv or .xlsx)")
     mea.add_argument("output", help="file to write (.csv or .xlsx)")
     mea.add_argument("--by", default="grid", help="grid, community, subdistrict, branch, department or worker")

@@ -43,6 +43,7 @@ _CN_NUM = "零〇一二两三四五六七八九十百千"
 _UNITS = "号|栋|幢|座|单元|室|楼|层|期|弄"
 _PUNCT = re.compile(r"[\s,.，。、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》·\-—_/\\|~～]+")
 _ROAD = re.compile(r"(.+?(?:大道|路|街|巷))(\d+)号")
+_NOT_PLACE = re.compile(r"(社区|小区|园区|片区|景区|校区|城区|厂区|矿区|营区|院区)$")  # 区 that is no district
 
 
 def chinese_to_int(text: str) -> int:
@@ -108,11 +109,17 @@ class Gazetteer:
     """An in-memory gazetteer; build it with `from_session` or from entries."""
 
     def __init__(self, entries: list[Entry], prefixes: list[str], local_names: set[str],
-                 sub_prefixes: list[str] = ()):
+                 sub_prefixes: list[str] = (), foreign_names: set[str] = frozenset()):
         self.entries = entries
         self.prefixes = sorted({normalise(p) for p in prefixes if p}, key=len, reverse=True)
         self.sub_prefixes = sorted({normalise(p) for p in sub_prefixes if p}, key=len, reverse=True)
         self.local_names = {normalise(n) for n in local_names if n}
+        # every province, prefecture and county name of China (full names only: 朝阳 alone may be a compound's)
+        self.division_names = sorted({normalise(n) for n in foreign_names if len(n) >= 2 and not _NOT_PLACE.search(n)}
+                                     - self.local_names, key=len, reverse=True)
+        self.division_by_first: dict[str, list[str]] = defaultdict(list)
+        for n in self.division_names:
+            self.division_by_first[n[0]].append(n)
         self.compounds = {e.key: e for e in entries if e.kind == "compound"}
         self.buildings = {(e.compound_key, e.number): e for e in entries if e.kind == "building"}
         self.centres = sorted((e for e in entries if e.kind == "service_centre"), key=lambda e: -len(e.key))
@@ -175,14 +182,21 @@ class Gazetteer:
             entries.append(Entry(level, name, normalise(name), place))
             if level == "subdistrict":
                 sub_prefixes += [name, name.removesuffix("街道") + "街道办事处", name.removesuffix("街道") + "街道办"]
-        from gridmap.demo.names import DISTRICTS
+        # the province and city of each loaded district, from the dataset of administrative divisions (by its
+        # GB/T 2260 code; by its name when the code is not one)
+        from gridmap.divisions import divisions, short_name
 
-        district_names = {a[2] for a in areas if a[0] == "district"}
-        for info in DISTRICTS.values():
-            if info["name"] in district_names:
-                prefixes += [info["province"], info["province"].removesuffix("省"), info["city"],
-                             info["city"].removesuffix("市")]
-        return cls(entries, prefixes, set(prefixes), sub_prefixes)
+        dataset = divisions()
+        for level, code, name, _, _ in areas:
+            if level != "district":
+                continue
+            chain = dataset.chain_names(code)
+            if not chain:
+                named = dataset.counties_named(name)
+                chain = dataset.chain_names(named[0].code) if len(named) == 1 else []
+            for part in chain[:-1]:
+                prefixes += [part, short_name(part)]
+        return cls(entries, prefixes, set(prefixes), sub_prefixes, foreign_names=dataset.names)
 
     def _strip(self, s: str, prefixes: list[str] | None = None) -> str:
         changed = True
@@ -196,11 +210,14 @@ class Gazetteer:
         return s
 
     def _foreign(self, s: str) -> bool:
-        """True when the (stripped) text starts with a province, city or district that is not ours."""
+        """True when the (stripped) text starts with a province, city or district that is not ours: any name in the
+        dataset of administrative divisions (红河哈尼族彝族自治州, 北京市 …), or a name shaped like one."""
+        if s and any(s.startswith(n) and len(s) > len(n) for n in self.division_by_first.get(s[0], ())):
+            return True
         m = re.match(r"^(.{1,7}?(?:省|自治区|市|县|区))", s)
         if not m or m.group(1) in self.local_names:
             return False
-        return not re.search(r"(社区|小区|园区|片区|景区|校区|城区|厂区|矿区|营区|院区)$", m.group(1))
+        return not _NOT_PLACE.search(m.group(1))
 
     def match(self, text: str) -> Match:
         """Match one address text. Never raises for odd text: no match is an answer. Text over `MAX_ADDRESS`

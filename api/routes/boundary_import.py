@@ -1,5 +1,92 @@
-"""(being built for issue 13; see /tmp/team/context.md)"""
+"""Importing a city's own boundaries (issue 13 §1): POST /api/v1/generations/import, a multipart upload of a boundary
+file that becomes a draft generation (planners). Publishing it goes through submission and approval."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import allow
+from api.deps import SessionDep, SettingsDep
+from gridmap import boundary_import as bi
+from gridmap.policy import Principal
+
+router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
+CHUNK = 1 << 20
+
+
+class ImportForm(BaseModel):
+    """The form fields: the file and the options of `gridmap boundaries import` (no `activate`: through the API a
+    draft is published by submission and approval)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: UploadFile = Field(description="GeoJSON, GeoPackage, Shapefile .zip, KML, KMZ or CSV with a WKT column")
+    crs: str | None = Field(None, max_length=32, description="wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn; overrides "
+                            "the file's")
+    layer: str | None = Field(None, max_length=200)
+    code_field: str | None = Field(None, max_length=64)
+    name_field: str | None = Field(None, max_length=64)
+    level: Literal["district", "subdistrict", "community", "grid", "microgrid"] | None = None
+    name: str | None = Field(None, min_length=1, max_length=200, description="the draft's name")
+    encoding: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$",
+                                 description="a Shapefile's without .cpg, or a CSV's (e.g. GBK)")
+
+
+class CheckSummary(BaseModel):
+    ok: bool = Field(description="the boundary check found no error")
+    problems: int
+    errors: int
+    warnings: int
+    counts: dict[str, int] = Field(description="problems by kind")
+
+
+class ImportSummary(BaseModel):
+    generation_id: int
+    name: str
+    status: str
+    effective_from: str | None
+    base_id: int | None = Field(description="the active generation the draft was copied from")
+    file: str
+    crs: str = Field(description="the coordinate system the file's numbers were read in")
+    features: int
+    districts: list[str]
+    replaced: dict[str, int] = Field(description="areas of each imported district the draft had before the import")
+    areas: dict[str, int] = Field(description="imported areas per level")
+    households: int
+    population: int
+    check: CheckSummary
+
+
+@router.post("/import", status_code=201, response_model=ImportSummary)
+def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/form-data")], session: SessionDep,
+                      settings: SettingsDep, response: Response,
+                      who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """Import a boundary file as a new draft: the active generation with the file's districts replaced (or
+    added). A file of leaves is enough (parents by code prefix, as exact unions). Refused files answer 422
+    problem+json naming the file, the feature and the field, and nothing is stored. Planners only; committed
+    before the answer."""
+    limits = bi.Limits(max_bytes=settings.import_max_bytes, max_vertices=settings.import_max_vertices)
+    filename = form.file.filename or "upload"
+    label = bi._display(filename)
+    suffix = Path(label).suffix.lower()
+    options = bi.Options(crs=form.crs, layer=form.layer, code_field=form.code_field, name_field=form.name_field,
+                         level=form.level, name=form.name, encoding=form.encoding)
+    with tempfile.TemporaryDirectory(prefix="gridmap-upload-") as tmp:
+        target = Path(tmp) / f"upload{suffix if suffix in bi.FORMATS else '.bin'}"
+        written = 0
+        with open(target, "wb") as out:
+            while chunk := form.file.file.read(CHUNK):
+                written += len(chunk)
+                if written > limits.max_bytes:  # measured before anything is parsed
+                    raise bi.ImportRefused(label, "file", f"文件超过上限 {limits.max_bytes:,} 字节",
+                                           f"larger than {limits.max_bytes:,} bytes (GRIDMAP_IMPORT_MAX_BYTES)")
+                out.write(chunk)
+        summary = bi.import_boundaries(session, target, options, limits, filename=label, actor=who.label(),
+                                       household_band=settings.check_household_band)
+    session.commit()
+    response.headers["Location"] = f"/api/v1/generations/{summary['generation_id']}"
+    return summary

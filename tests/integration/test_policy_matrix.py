@@ -149,6 +149,10 @@ ROWS: dict[tuple[str, str], Row] = {
                                         lambda w, s: _req("GET", "/api/v1/generations")),
     ("POST", "/api/v1/generations"): Row(frozenset({"planner"}), lambda w, s: _req(
         "POST", "/api/v1/generations", json={"name": f"草稿 {s.slug}"})),
+    ("POST", "/api/v1/generations/import"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "POST", "/api/v1/generations/import", data={"name": f"导入 {s.slug}"}, files={"file": (
+            "leaf.geojson", json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+                "网格编码": w.leaf}, "geometry": w.leaf_geojson}]}).encode(), "application/geo+json")})),
     ("PUT", "/api/v1/generations/{generation_id}/areas"): Row(frozenset({"planner"}), lambda w, s: _req(
         "PUT", f"/api/v1/generations/{w.draft_id}/areas", json={"areas": {w.leaf: w.leaf_geojson}})),
     ("GET", "/api/v1/generations/{generation_id}/relocated-cases"): Row(

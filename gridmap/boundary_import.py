@@ -1,0 +1,789 @@
+"""Importing a city's own boundaries (the adoption path): a file of grids or micro-grids becomes a draft generation.
+
+Formats, decided by the file's name and confirmed by its content (a file whose content is not what its name says is
+refused before GDAL sees it): GeoJSON (.geojson, .json), GeoPackage (.gpkg), Shapefile (.zip holding .shp, .shx,
+.dbf and optionally .prj and .cpg; any code page, GBK included, from the .cpg or `encoding`), KML (.kml) and KMZ
+(.kmz), and CSV with a WKT column (.csv, UTF-8 or GB18030, or `encoding`).
+
+GDAL (through pyogrio) reads in a separate interpreter that deregisters every driver but the one for the format
+(`gridmap._gpkgio.only_driver`), under memory and CPU limits, and is given local paths only: a GDAL VRT named
+.geojson, or a GeoJSON naming another file, cannot make GDAL read anything else. Archives are checked before they
+are unpacked (member names, sizes, ratio) and unpacked by gridmap itself with a bound on every member; sizes are
+checked before anything is parsed.
+
+The coordinate system is the file's unless `crs` is given; `crs` = gcj02 or bd09 overrides a file that says
+EPSG:4326 but holds AMap or Baidu numbers. Columns are found by their usual Chinese names (网格编码/网格代码/编码,
+网格名称/名称, 所属街道, 所属社区, 所属网格, 户数, 人口) or named explicitly.
+
+A file of leaves is enough: the level of each feature comes from its DB11 code's length (`gridmap.codes`), the
+leaves are noded into an exact coverage (`gridmap.topology.node_coverage`) and every parent is the exact union of
+its children by code prefix, named from the columns 所属街道/所属社区/所属网格, from a feature of the file with the
+parent's code, or — the district — from the dataset of administrative divisions (`gridmap.divisions`). Households
+and population come from columns, or are summed from the buildings (places) inside each leaf.
+
+The import makes a draft: a copy of the active generation with the imported districts' areas replaced (or added).
+On an empty database the caller may activate it at once (`activate`). Every refusal is an `ImportRefused` naming the
+file, the feature (1-based index and code) and the field; nothing is stored then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import unicodedata
+import zipfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from gridmap import crs as gcrs
+from gridmap.codes import level_of, parent_code
+from gridmap.errors import InvalidInput, UnknownCRS
+
+LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
+LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
+FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "shapefile", ".kml": "kml",
+           ".kmz": "kmz", ".csv": "csv"}
+ACCEPTED = ".geojson .json .gpkg .zip (Shapefile) .kml .kmz .csv (WKT)"
+DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile", "kml": "KML"}
+CONTENT_NAMES = {"geojson": "GeoJSON", "gpkg": "a GeoPackage", "zip": "a zip archive", "xml": "XML",
+                 "csv": "text", "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data"}
+EXPECTED_CONTENT = {"geojson": "geojson", "gpkg": "gpkg", "shapefile": "zip", "kml": "xml", "kmz": "zip", "csv": "csv"}
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+CODE_FIELDS = ("网格编码", "网格代码", "微网格编码", "编码", "代码", "区划代码", "code", "grid_code", "gridcode")
+NAME_FIELDS = ("网格名称", "微网格名称", "名称", "name", "grid_name")
+PARENT_FIELDS = {"subdistrict": ("所属街道", "街道", "街道名称", "subdistrict"),
+                 "community": ("所属社区", "社区", "社区名称", "community"),
+                 "grid": ("所属网格", "网格", "grid")}
+HOUSEHOLD_FIELDS = ("户数", "总户数", "households")
+POPULATION_FIELDS = ("人口", "人口数", "总人口", "population")
+WKT_FIELDS = ("wkt", "geometry", "geom", "the_geom", "shape", "几何", "图形")
+GRID_DEG = 1e-7  # the fixed-precision grid the leaves are noded on (about 1 cm)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an import accepts (checked before parsing, where it can be)."""
+
+    max_bytes: int = 50 * 2**20          # the file as given
+    max_vertices: int = 100_000          # per feature
+    max_features: int = 100_000
+    max_unpacked: int = 200 * 2**20      # an archive, all members unpacked
+    max_ratio: float = 100.0             # unpacked / packed, in all and per member over 1 MB
+    max_seconds: int = 300               # the reader process's CPU time
+
+    def __post_init__(self):
+        for name in ("max_bytes", "max_vertices", "max_features", "max_unpacked", "max_seconds"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidInput(f"{name}：应为正整数 ({name} must be a positive integer)", field=name)
+
+
+LIMIT_ENV = {"max_bytes": "GRIDMAP_IMPORT_MAX_BYTES", "max_vertices": "GRIDMAP_IMPORT_MAX_VERTICES"}
+
+
+@dataclass
+class Options:
+    """The import's options, as `gridmap boundaries import` and POST /api/v1/generations/import take them."""
+
+    crs: str | None = None
+    layer: str | None = None
+    code_field: str | None = None
+    name_field: str | None = None
+    level: str | None = None
+    name: str | None = None          # the draft's name
+    activate: dt.date | None = None  # make the draft the active generation on this day
+    encoding: str | None = None
+
+
+class ImportRefused(InvalidInput):
+    """A file that cannot be imported; the message names the file, the feature and the field."""
+
+    def __init__(self, file: str, field: str, zh: str, en: str, *, feature: int | None = None,
+                 code: str | None = None):
+        where_zh = f"文件 {file}"
+        where_en = f"file {file}"
+        if feature is not None:
+            where_zh += f" 第 {feature} 个要素"
+            where_en += f", feature {feature}"
+        if code:
+            where_zh += f"（编码 {code}）"
+            where_en += f" (code {code})"
+        super().__init__(f"{where_zh} 字段 {field}：{zh} ({where_en}, field {field}: {en})", field=field)
+        self.file, self.feature, self.code = file, feature, code
+
+
+@dataclass
+class Feature:
+    index: int                 # 1-based, in the file's order
+    code: str
+    level: str
+    geom: shapely.Geometry     # WGS84
+    name: str | None
+    households: int | None
+    population: int | None
+    parents: dict              # level → name from 所属街道 etc.
+
+
+# -- reading -------------------------------------------------------------------------------------------------------
+
+def _display(name: str) -> str:
+    """A file name fit for a message: its last part, without control characters, at most 80 characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(c for c in base if unicodedata.category(c)[0] != "C")
+    return (base[:77] + "...") if len(base) > 80 else (base or "(unnamed)")
+
+
+def _content(head: bytes) -> str:
+    if head.startswith(b"SQLite format 3\x00"):
+        return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if b"\x00" in head:
+        return "binary"
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if start.startswith(b"{"):
+        return "geojson"
+    if start.startswith(b"<"):
+        return "xml"
+    return "csv"
+
+
+def read_features(path: str | Path, options: Options, limits: Limits = Limits(), *,
+                  filename: str | None = None) -> tuple[list[Feature], str]:
+    """The features of a boundary file, checked, in WGS84, and the coordinate system they were read in."""
+    text = str(path)
+    label = _display(filename or text)
+    if text.lower().startswith(("/vsi", "vsi")) or "/vsi" in text.lower() or "://" in text:
+        raise ImportRefused(label, "file", "须为本地文件，不接受网络或虚拟路径", "a local file is required, not a network "
+                            "or virtual path")
+    real = Path(text).resolve()
+    if not real.is_file():
+        raise ImportRefused(label, "file", "不是普通文件", "not a regular file")
+    fmt = FORMATS.get(Path(filename or text).suffix.lower())
+    if fmt is None:
+        raise ImportRefused(label, "file", f"不支持此文件类型，可用：{ACCEPTED}", f"unsupported file type; accepted: "
+                            f"{ACCEPTED}")
+    size = real.stat().st_size
+    if size > limits.max_bytes:  # measured before anything is read
+        raise ImportRefused(label, "file", f"文件 {size:,} 字节，超过上限 {limits.max_bytes:,} 字节",
+                            f"{size:,} bytes; at most {limits.max_bytes:,} bytes (GRIDMAP_IMPORT_MAX_BYTES)")
+    with open(real, "rb") as f:
+        head = f.read(4096)
+    found = _content(head)
+    if found != EXPECTED_CONTENT[fmt]:
+        raise ImportRefused(label, "file", f"文件名为 {real.suffix or fmt} 但内容是 {CONTENT_NAMES[found]}",
+                            f"named {Path(filename or text).suffix.lower()} but holds {CONTENT_NAMES[found]} "
+                            f"(unsupported_format); accepted: {ACCEPTED}")
+    with tempfile.TemporaryDirectory(prefix="gridmap-import-") as tmp:
+        work = Path(tmp)
+        if fmt == "csv":
+            frame, file_crs = _read_csv(real, label, options), None
+        else:
+            if fmt == "kmz":
+                real = _unpack(real, label, limits, work, kind="kmz")
+                fmt = "kml"
+            elif fmt == "shapefile":
+                real = _unpack(real, label, limits, work, kind="shapefile", layer=options.layer)
+            if fmt == "kml":
+                _check_xml(real, label)
+            frame = _read_gdal(real, DRIVERS[fmt], label, options, limits, work, all_layers=fmt == "kml")
+            file_crs = frame.crs
+        system = _system(file_crs, options, label, fmt)
+        return _features(frame, system, options, limits, label), system.name
+
+
+def _unpack(archive_path: Path, label: str, limits: Limits, work: Path, *, kind: str,
+            layer: str | None = None) -> Path:
+    """Check an archive (names, sizes, ratio) before unpacking anything, then unpack what is needed into `work`,
+    with a bound on every member's bytes (a member that unpacks to more than it declared is refused)."""
+    from gridmap import tabular
+
+    try:
+        archive = zipfile.ZipFile(archive_path)
+    except zipfile.BadZipFile:
+        raise ImportRefused(label, "file", "不是有效的 zip 压缩包", "not a valid zip archive") from None
+    with archive:
+        try:
+            tabular.check_archive(archive, repr(label), max_uncompressed=limits.max_unpacked,
+                                  max_ratio=limits.max_ratio)
+        except InvalidInput as exc:
+            raise ImportRefused(label, "file", "压缩包不安全或过大（路径穿越、链接、压缩炸弹）",
+                                exc.message.removeprefix("file: ")) from None
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        if kind == "kmz":
+            kmls = [i for i in infos if i.filename.lower().endswith(".kml")]
+            chosen = [i for i in kmls if i.filename.lower() == "doc.kml"] or kmls
+            if len(chosen) != 1:
+                raise ImportRefused(label, "file", f"KMZ 应含一个 .kml（找到 {len(kmls)} 个）",
+                                    f"a KMZ must hold one .kml (doc.kml); found {len(kmls)}")
+            return _extract(archive, chosen[0], work / "doc.kml", label)
+        shps = [i for i in infos if i.filename.lower().endswith(".shp")]
+        stems = {i.filename[:-4]: i for i in shps}
+        if not shps:
+            raise ImportRefused(label, "file", "压缩包中没有 .shp 文件", "the zip holds no .shp file")
+        if layer:
+            chosen = [s for s in stems if Path(s).name == layer]
+            if not chosen:
+                raise ImportRefused(label, "layer", f"没有名为 {layer!r} 的图层，可用："
+                                    f"{', '.join(Path(s).name for s in stems)}",
+                                    f"no layer {layer!r}; accepted: {', '.join(Path(s).name for s in stems)}")
+            stem = chosen[0]
+        elif len(stems) > 1:
+            names = ", ".join(sorted(Path(s).name for s in stems))
+            raise ImportRefused(label, "layer", f"压缩包中有多个图层，请用 --layer 指定：{names}",
+                                f"the zip holds several layers; name one with layer: {names}")
+        else:
+            stem = next(iter(stems))
+        members = {i.filename.lower(): i for i in infos}
+        out = None
+        for ext in SHAPEFILE_PARTS:
+            info = members.get((stem + ext).lower())
+            if info is None:
+                if ext in (".shx", ".dbf"):
+                    raise ImportRefused(label, "file", f"缺少 {Path(stem).name}{ext}",
+                                        f"{Path(stem).name}{ext} is missing (a Shapefile needs .shp, .shx and .dbf)")
+                continue
+            target = _extract(archive, info, work / f"layer{ext}", label)
+            if ext == ".shp":
+                out = target
+        return out
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, label: str) -> Path:
+    with archive.open(info) as src, open(target, "wb") as dst:
+        written = 0
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > info.file_size:
+                raise ImportRefused(label, "file", "压缩包成员解压后超过其声明的大小",
+                                    f"member {info.filename[:60]!r} unpacks to more than it declares")
+            dst.write(chunk)
+    return target
+
+
+def _check_xml(path: Path, label: str) -> None:
+    """KML must be KML: no DTD (entity expansion, external entities) and a <kml> root."""
+    data = path.read_bytes()
+    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
+        raise ImportRefused(label, "file", "KML 中不允许 DTD 或实体声明", "a DTD or entity declaration is not "
+                            "accepted in KML")
+    if not re.search(rb"<(?:\w+:)?kml[\s>]", data[:4096]):
+        raise ImportRefused(label, "file", "内容不是 KML（例如 GDAL VRT、GML）", "the content is not KML (a GDAL VRT "
+                            "or GML, say); accepted: " + ACCEPTED)
+
+
+def _read_gdal(path: Path, driver: str, label: str, options: Options, limits: Limits, work: Path, *,
+               all_layers: bool):
+    """Read with one GDAL driver in a separate interpreter (see the module doc)."""
+    import geopandas as gpd
+
+    out = work / "data.parquet"
+    args = [sys.executable, "-m", "gridmap.boundary_import", driver, str(path.resolve()), str(out),
+            json.dumps({"layer": options.layer if driver != "ESRI Shapefile" else None, "encoding": options.encoding,
+                        "max_features": limits.max_features, "all_layers": all_layers,
+                        "max_seconds": limits.max_seconds})]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=limits.max_seconds + 30)
+    except subprocess.TimeoutExpired:
+        raise ImportRefused(label, "file", "读取超时", "reading took too long") from None
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()] or ["no message"]
+        last = lines[-1][:300]
+        if last.startswith("REFUSED "):
+            field, _, message = last.removeprefix("REFUSED ").partition(" ")
+            zh, _, en = message.partition("|")
+            raise ImportRefused(label, field, zh, en)
+        raise ImportRefused(label, "file", f"无法作为 {driver} 读取", f"cannot be read as {driver} ({last})")
+    return gpd.read_parquet(out)
+
+
+def _read_csv(path: Path, label: str, options: Options):
+    import pandas as pd
+
+    encodings = [options.encoding] if options.encoding else ["utf-8-sig", "gb18030"]
+    frame = None
+    for enc in encodings:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+            break
+        except (UnicodeDecodeError, LookupError):
+            continue
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise ImportRefused(label, "file", "CSV 无法解析", f"not readable as CSV ({str(exc)[:120]})") from None
+    if frame is None:
+        raise ImportRefused(label, "encoding", f"无法按 {'/'.join(encodings)} 解码", f"cannot be decoded as "
+                            f"{'/'.join(encodings)}; give encoding")
+    column = _column(frame.columns, WKT_FIELDS)
+    if column is None:
+        raise ImportRefused(label, "WKT", f"找不到 WKT 列（{', '.join(WKT_FIELDS)}）", f"no WKT column; accepted "
+                            f"names: {', '.join(WKT_FIELDS)}; found {', '.join(map(str, frame.columns[:20]))}")
+    geoms = []
+    for i, value in enumerate(frame[column], start=1):
+        try:
+            geoms.append(shapely.from_wkt(value) if value.strip() else None)
+        except shapely.errors.ShapelyError as exc:
+            raise ImportRefused(label, column, "不是有效的 WKT", f"not valid WKT ({str(exc)[:80]})",
+                                feature=i) from None
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame(frame.drop(columns=[column]), geometry=geoms, crs=None)
+
+
+def _system(file_crs, options: Options, label: str, fmt: str) -> gcrs.CoordinateSystem:
+    """The coordinate system to read the numbers in: `options.crs` when given (it overrides the file's), else the
+    file's (a CSV without one is WGS84)."""
+    if options.crs:
+        try:
+            return gcrs.parse_crs(options.crs)
+        except UnknownCRS as exc:
+            raise ImportRefused(label, "crs", "未知坐标系", exc.message.removeprefix("crs: ")) from None
+    if file_crs is None:
+        if fmt == "csv":
+            return gcrs.parse_crs("wgs84")
+        raise ImportRefused(label, "crs", "文件未说明坐标系（如缺少 .prj），请用 --crs 指定",
+                            "the file states no coordinate system (a Shapefile without .prj, say); give crs")
+    epsg = file_crs.to_epsg() or file_crs.to_epsg(min_confidence=60)
+    if epsg is None:
+        name = getattr(file_crs, "name", "?")
+        raise ImportRefused(label, "crs", f"未知坐标系 {name!r}，请用 --crs 指定", f"unknown coordinate system "
+                            f"{name!r}; give crs ({gcrs.ACCEPTED_TEXT})")
+    try:
+        return gcrs.parse_crs(f"EPSG:{epsg}")
+    except UnknownCRS as exc:
+        raise ImportRefused(label, "crs", "未知坐标系", exc.message.removeprefix("crs: ")) from None
+
+
+def _column(columns, candidates, given: str | None = None, *, label: str = "", option: str = "") -> str | None:
+    names = [str(c) for c in columns]
+    if given:
+        if given in names:
+            return given
+        raise ImportRefused(label, option, f"没有名为 {given!r} 的列，现有：{', '.join(names[:30])}",
+                            f"no column {given!r}; found: {', '.join(names[:30])}")
+    lower = {n.lower(): n for n in reversed(names)}
+    for cand in candidates:
+        if cand in names:
+            return cand
+        if cand.lower() in lower:
+            return lower[cand.lower()]
+    return None
+
+
+def _code_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return None
+        raise ValueError("decimal")
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    return text or None
+
+
+def _count(value, label: str, field: str, index: int, code: str) -> int | None:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    text = unicodedata.normalize("NFKC", str(value)).strip().replace(",", "")
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1.0
+    if number < 0 or number != int(number) or number > 10**9:
+        raise ImportRefused(label, field, f"{str(value)[:20]!r} 不是非负整数", f"{str(value)[:20]!r} is not a whole "
+                            "number of 0 or more", feature=index, code=code)
+    return int(number)
+
+
+def _features(frame, system: gcrs.CoordinateSystem, options: Options, limits: Limits, label: str) -> list[Feature]:
+    if len(frame) == 0:
+        raise ImportRefused(label, "file", "文件中没有要素", "the file holds no features")
+    if len(frame) > limits.max_features:
+        raise ImportRefused(label, "file", f"{len(frame):,} 个要素，超过上限 {limits.max_features:,}",
+                            f"{len(frame):,} features; at most {limits.max_features:,}")
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    code_col = _column(columns, CODE_FIELDS, options.code_field, label=label, option="code-field")
+    if code_col is None:
+        raise ImportRefused(label, "code-field", f"找不到编码列（{', '.join(CODE_FIELDS[:5])}…），请用 --code-field 指定",
+                            f"no code column ({', '.join(CODE_FIELDS)}); name it with code-field; found: "
+                            f"{', '.join(map(str, columns[:30]))}")
+    name_col = _column(columns, NAME_FIELDS, options.name_field, label=label, option="name-field")
+    hh_col = _column(columns, HOUSEHOLD_FIELDS)
+    pop_col = _column(columns, POPULATION_FIELDS)
+    parent_cols = {lv: _column(columns, names) for lv, names in PARENT_FIELDS.items()}
+    parent_cols = {lv: c for lv, c in parent_cols.items() if c and c not in (code_col, name_col)}
+    if options.level is not None and options.level not in LEVELS:
+        raise ImportRefused(label, "level", f"{options.level!r} 不是层级，可用：{', '.join(LEVELS)}",
+                            f"{options.level!r} is not a level; accepted: {', '.join(LEVELS)}")
+    decimal_codes = str(frame[code_col].dtype).startswith("float")
+    raw = frame.geometry.values
+    geoms = np.array([g for g in raw], dtype=object)
+    out: list[Feature] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(frame[columns].itertuples(index=False, name=None), start=1):
+        values = dict(zip(columns, row))
+        try:
+            code = _code_text(values[code_col]) if not decimal_codes else _code_text(float(values[code_col]))
+        except ValueError:
+            raise ImportRefused(label, code_col, "编码存为带小数的数字会丢失位数，请存为文本",
+                                "codes stored as decimal numbers lose digits; store them as text", feature=i) from None
+        if code is None:
+            raise ImportRefused(label, code_col, "编码为空", "the code is empty", feature=i)
+        level = level_of(code)
+        if level is None:
+            raise ImportRefused(label, code_col, "编码不符合 DB11 格式（6、9、12、15 或 17–18 位数字）",
+                                "bad code: DB11 codes are 6, 9, 12, 15 or 17-18 digits", feature=i, code=code[:24])
+        if options.level and level != options.level and not _is_ancestor_level(level, options.level):
+            raise ImportRefused(label, code_col, f"编码位数对应 {level}，与指定层级 {options.level} 不符",
+                                f"the code's length is a {level}'s, not a {options.level}'s", feature=i, code=code)
+        if code in seen:
+            raise ImportRefused(label, code_col, f"编码重复，与第 {seen[code]} 个要素相同",
+                                f"duplicate code, also feature {seen[code]}", feature=i, code=code)
+        seen[code] = i
+        geom = _polygonal(geoms[i - 1], label, i, code)
+        n = shapely.get_num_coordinates(geom)
+        if n > limits.max_vertices:
+            raise ImportRefused(label, "geometry", f"{n:,} 个顶点，超过上限 {limits.max_vertices:,}",
+                                f"{n:,} vertices; at most {limits.max_vertices:,} (GRIDMAP_IMPORT_MAX_VERTICES)",
+                                feature=i, code=code)
+        name = values.get(name_col) if name_col else None
+        name = unicodedata.normalize("NFKC", str(name)).strip()[:200] if name not in (None, "") else None
+        parents = {}
+        for lv, col in parent_cols.items():
+            v = values.get(col)
+            if v not in (None, "") and str(v).strip() and str(v) != "nan":
+                parents[lv] = unicodedata.normalize("NFKC", str(v)).strip()[:200]
+        out.append(Feature(i, code, level, geom, name if name != "nan" else None,
+                           _count(values.get(hh_col), label, hh_col, i, code) if hh_col else None,
+                           _count(values.get(pop_col), label, pop_col, i, code) if pop_col else None, parents))
+    _to_wgs84(out, system, label)
+    return out
+
+
+def _is_ancestor_level(level: str, of: str) -> bool:
+    return LEVELS.index(level) < LEVELS.index(of)
+
+
+def _polygonal(geom, label: str, index: int, code: str) -> shapely.Geometry:
+    from gridmap.topology import as_multipolygon
+
+    if geom is None or geom.is_empty:
+        raise ImportRefused(label, "geometry", "几何为空", "the geometry is empty", feature=index, code=code)
+    geom = shapely.force_2d(geom)
+    if geom.geom_type == "GeometryCollection":
+        kinds = {g.geom_type for g in geom.geoms}
+        if not kinds <= {"Polygon", "MultiPolygon"}:
+            raise ImportRefused(label, "geometry", f"须为面（Polygon），而不是 {'/'.join(sorted(kinds))}",
+                                f"must be a polygon, not {'/'.join(sorted(kinds))}", feature=index, code=code)
+        geom = as_multipolygon(geom)
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ImportRefused(label, "geometry", f"须为面（Polygon），而不是 {geom.geom_type}",
+                            f"must be a polygon, not a {geom.geom_type}", feature=index, code=code)
+    return geom
+
+
+def _to_wgs84(features: list[Feature], system: gcrs.CoordinateSystem, label: str) -> None:
+    for f in features:
+        xy = shapely.get_coordinates(f.geom)
+        if not np.isfinite(xy).all():
+            raise ImportRefused(label, "geometry", "坐标不是有限数", "a coordinate is not a finite number",
+                                feature=f.index, code=f.code)
+        if system.is_geographic and (np.abs(xy[:, 0]) > 180).any() | (np.abs(xy[:, 1]) > 90).any():
+            raise ImportRefused(label, "crs", f"坐标超出经纬度范围，像是投影坐标；请用 --crs 指定（文件声明 {system.name}）",
+                                f"coordinates outside longitude/latitude ranges look projected; the file says "
+                                f"{system.name}; give crs (e.g. EPSG:4543)", feature=f.index, code=f.code)
+        if system.name != "wgs84" and system.epsg not in (4326, 4490):
+            geom = shapely.transform(f.geom, lambda c: np.column_stack(gcrs.to_wgs84(c[:, 0], c[:, 1], system)))
+            lon, lat = shapely.get_coordinates(geom).T
+            if not (np.isfinite(lon).all() and np.isfinite(lat).all() and (np.abs(lon) <= 180).all()
+                    and (np.abs(lat) <= 90).all()):
+                raise ImportRefused(label, "crs", f"坐标在 {system.name} 中无意义", f"the coordinates are outside "
+                                    f"where {system.name} is defined{gcrs.zone_hint(system)}", feature=f.index,
+                                    code=f.code)
+            f.geom = geom
+        if not f.geom.is_valid:
+            reason = shapely.is_valid_reason(f.geom)
+            raise ImportRefused(label, "geometry", f"无效的面（{reason}）", f"invalid polygon ({reason})",
+                                feature=f.index, code=f.code)
+
+
+# -- building the hierarchy ----------------------------------------------------------------------------------------
+
+@dataclass
+class Built:
+    code: str
+    level: str
+    name: str
+    parent: str | None
+    geom: shapely.MultiPolygon
+    households: int
+    population: int
+    is_leaf: bool
+    area_m2: float = 0.0
+
+
+def build_areas(features: list[Feature], label: str, *, places=None) -> list[Built]:
+    """Leaves noded into an exact coverage and every ancestor as the exact union of its children (outermost
+    first). `places`: (points, households, population) of the buildings in the area, for leaves without counts."""
+    from gridmap.divisions import divisions
+    from gridmap.topology import as_multipolygon, node_coverage, union_exact
+
+    by_code = {f.code: f for f in features}
+    has_child = {parent_code(c) for c in by_code} - {None}
+    # a feature that is some feature's parent gives its name; its outline is the union of its children's
+    leaves = [f for f in features if f.code not in has_child]
+    noded = node_coverage([f.geom for f in leaves], grid_size=GRID_DEG)
+    built: dict[str, Built] = {}
+    for f, geom in zip(leaves, noded):
+        geom = as_multipolygon(geom)
+        if geom.is_empty:
+            raise ImportRefused(label, "geometry", "面太小或完全被其他要素覆盖", "the polygon vanishes once the leaves "
+                                "are noded into one coverage (smaller than 1 cm, or covered by other features)",
+                                feature=f.index, code=f.code)
+        built[f.code] = Built(f.code, f.level, f.name or f"{f.code}{LEVEL_NAMES_ZH[f.level]}", parent_code(f.code),
+                              geom, 0, 0, True)
+    _counts(leaves, built, places)
+    votes: dict[str, Counter] = defaultdict(Counter)
+    for f in leaves:
+        code = f.code
+        while (code := parent_code(code)) is not None:
+            lv = level_of(code)
+            if lv in f.parents:
+                votes[code][f.parents[lv]] += 1
+    dataset = divisions()
+    for level in reversed(LEVELS[:-1]):
+        children: dict[str, list[Built]] = defaultdict(list)
+        for b in built.values():
+            if b.parent and level_of(b.parent) == level:
+                children[b.parent].append(b)
+        for code, kids in children.items():
+            if code in built:
+                continue
+            given = by_code.get(code)
+            if given is not None and given.name:
+                name = given.name
+            elif votes.get(code):
+                name = votes[code].most_common(1)[0][0]
+            elif level == "district" and dataset.county(code):
+                name = dataset.county(code).name
+            else:
+                name = f"{code}{LEVEL_NAMES_ZH[level]}"
+            built[code] = Built(code, level, name, parent_code(code), union_exact([k.geom for k in kids]),
+                                sum(k.households for k in kids), sum(k.population for k in kids), False)
+    out = sorted(built.values(), key=lambda b: (LEVELS.index(b.level), b.code))
+    _measure(out)
+    return out
+
+
+def _counts(leaves: list[Feature], built: dict[str, Built], places) -> None:
+    """Households and population of each leaf: its columns, else the buildings inside it."""
+    need = [f for f in leaves if f.households is None or f.population is None]
+    sums_h: dict[str, int] = defaultdict(int)
+    sums_p: dict[str, int] = defaultdict(int)
+    if need and places is not None and len(places[0]):
+        points, households, population = places
+        geoms = [built[f.code].geom for f in need]
+        tree = shapely.STRtree(geoms)
+        pts, polys = tree.query(points, predicate="intersects")
+        taken = set()
+        for p, g in zip(pts.tolist(), polys.tolist()):
+            if p in taken:  # a building on a shared edge counts once
+                continue
+            taken.add(p)
+            sums_h[need[g].code] += int(households[p])
+            sums_p[need[g].code] += int(population[p])
+    for f in leaves:
+        b = built[f.code]
+        b.households = f.households if f.households is not None else sums_h.get(f.code, 0)
+        b.population = f.population if f.population is not None else sums_p.get(f.code, 0)
+
+
+def _measure(areas: list[Built]) -> None:
+    from gridmap.boundary_check import metric_epsg
+
+    for b in areas:
+        if b.level != "district":
+            continue
+        minx, miny, maxx, maxy = b.geom.bounds
+        fwd, _ = gcrs.projector(metric_epsg((minx + maxx) / 2, (miny + maxy) / 2))
+        for a in areas:
+            if a.code.startswith(b.code):
+                metres = shapely.transform(shapely.segmentize(a.geom, 1e-4),
+                                           lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+                a.area_m2 = float(metres.area)
+
+
+# -- storing -------------------------------------------------------------------------------------------------------
+
+def _places(session, features: list[Feature]):
+    """(points, households, population) of the buildings within the features' extent."""
+    import sqlalchemy as sa
+
+    from gridmap.tables import Place
+
+    if not features:
+        return None
+    minx, miny, maxx, maxy = shapely.union_all([shapely.envelope(f.geom) for f in features]).bounds
+    rows = session.execute(sa.select(sa.func.ST_X(Place.geom), sa.func.ST_Y(Place.geom), Place.households,
+                                     Place.attributes)
+                           .where(Place.kind == "building")).all()
+    pts, hh, pop = [], [], []
+    for x, y, households, attributes in rows:
+        if x is None or not (minx <= x <= maxx and miny <= y <= maxy):
+            continue
+        pts.append(shapely.Point(x, y))
+        hh.append(int(households or 0))
+        value = (attributes or {}).get("population") if isinstance(attributes, dict) else None
+        pop.append(int(value) if isinstance(value, (int, float)) and value >= 0 else 0)
+    return np.array(pts, dtype=object), np.array(hh, dtype=np.int64), np.array(pop, dtype=np.int64)
+
+
+def import_boundaries(session, path: str | Path, options: Options, limits: Limits = Limits(), *,
+                      filename: str | None = None, actor: str | None = None, household_band=None) -> dict:
+    """Read, check and store a boundary file as a new draft (see the module doc); the summary as a dict:
+    generation_id, name, status, districts, areas per level, households, population, and the check's ok and
+    problem count. Nothing is written before the file has been read and checked in full."""
+    import sqlalchemy as sa
+    from geoalchemy2.shape import from_shape
+
+    from gridmap import audit, boundary_check, codes
+    from gridmap import generations as gens
+    from gridmap.tables import Area, Generation
+
+    label = _display(filename or str(path))
+    features, system = read_features(path, options, limits, filename=filename)
+    built = build_areas(features, label, places=_places(session, features))
+    districts = sorted(b.code for b in built if b.level == "district")
+    active = session.scalars(sa.select(Generation).where(Generation.status == "active")
+                             .order_by(Generation.id.desc()).limit(1)).first()
+    draft_name = (options.name or f"导入 {label} {dt.date.today().isoformat()}").strip()[:200]
+    if active is not None:
+        draft = gens.create_draft(session, draft_name, source_id=active.id, note=f"imported from {label}")
+    else:
+        if not draft_name:
+            raise InvalidInput("name：不能为空 (name must not be empty)", field="name")
+        draft = Generation(name=draft_name, status="draft", note=f"imported from {label}")
+        session.add(draft)
+        session.flush()
+    draft.base_id = active.id if active is not None else None
+    draft.created_by = actor
+    replaced = {}
+    for district in districts:
+        where = (Area.generation_id == draft.id) & Area.code.like(district + "%")
+        replaced[district] = session.scalar(sa.select(sa.func.count(Area.id)).where(where)) or 0
+        if replaced[district]:
+            session.execute(sa.update(Area).where(where).values(parent_id=None))
+            session.execute(sa.delete(Area).where(where))
+    session.flush()
+    ids: dict[str, int] = {}
+    for b in built:
+        row = Area(generation_id=draft.id, level=b.level, code=b.code, name=b.name,
+                   parent_id=ids.get(b.parent) if b.parent else None, households=b.households,
+                   population=b.population, area_m2=b.area_m2, is_leaf=b.is_leaf, locked=False,
+                   geom=from_shape(b.geom, srid=4326))
+        session.add(row)
+        if not b.is_leaf:
+            session.flush()
+            ids[b.code] = row.id
+    session.flush()
+    codes.register(session, {b.code: b.level for b in built}, draft.id)
+    if options.activate is not None:
+        gens.activate(session, draft.id, options.activate)
+        if hasattr(draft, "activated_at"):
+            draft.activated_at = dt.datetime.now(dt.timezone.utc)
+        session.flush()
+    audit.record(session, "boundary_import", f"generation:{draft.id}",
+                 {"file": label, "districts": districts, "areas": len(built), "activate":
+                  options.activate.isoformat() if options.activate else None})
+    report = boundary_check.check_generation(session, draft.id, household_band=household_band)
+    errors = sum(p["severity"] == "error" for p in report["problems"])
+    per_level = Counter(b.level for b in built)
+    return {"generation_id": draft.id, "name": draft.name, "status": draft.status,
+            "effective_from": draft.effective_from.isoformat() if draft.effective_from else None,
+            "base_id": draft.base_id, "file": label, "crs": system, "features": len(features),
+            "districts": districts, "replaced": replaced,
+            "areas": {lv: per_level.get(lv, 0) for lv in LEVELS},
+            "households": sum(b.households for b in built if b.level == "district"),
+            "population": sum(b.population for b in built if b.level == "district"),
+            "check": {"ok": bool(report["ok"]), "problems": len(report["problems"]), "errors": errors,
+                      "warnings": len(report["problems"]) - errors, "counts": report.get("counts", {})}}
+
+
+# -- the reader process --------------------------------------------------------------------------------------------
+
+def _refuse(field: str, zh: str, en: str) -> None:
+    print(f"REFUSED {field} {zh}|{en}", file=sys.stderr)
+    raise SystemExit(3)
+
+
+def _reader(argv: list[str]) -> int:
+    """python -m gridmap.boundary_import DRIVER SRC OUT.parquet OPTIONS-JSON: read SRC with that one GDAL driver."""
+    driver, src, dst, raw = argv
+    opts = json.loads(raw)
+    if driver not in DRIVERS.values():
+        raise SystemExit(f"driver {driver!r}; accepted: {', '.join(DRIVERS.values())}")
+    if src.lower().startswith("/vsi") or "://" in src or not Path(src).is_absolute():
+        raise SystemExit(f"{src[:80]!r}: a local absolute path is required")
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CPU, (int(opts["max_seconds"]), int(opts["max_seconds"]) + 5))
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
+    except (ImportError, ValueError, OSError):
+        pass
+    from gridmap._gpkgio import only_driver
+
+    only_driver(driver)
+    import pandas as pd
+    import geopandas as gpd
+    import pyogrio
+
+    layers = [str(name) for name, _ in pyogrio.list_layers(src)]
+    if opts.get("layer"):
+        if opts["layer"] not in layers:
+            _refuse("layer", f"没有名为 {opts['layer']!r} 的图层，可用：{', '.join(layers[:30])}",
+                    f"no layer {opts['layer']!r}; accepted: {', '.join(layers[:30])}")
+        chosen = [opts["layer"]]
+    elif len(layers) > 1 and not opts.get("all_layers"):
+        _refuse("layer", f"文件中有多个图层，请用 --layer 指定：{', '.join(layers[:30])}",
+                f"the file holds several layers; name one with layer: {', '.join(layers[:30])}")
+    else:
+        chosen = layers
+    total = 0
+    for layer in chosen:
+        total += max(pyogrio.read_info(src, layer=layer, encoding=opts.get("encoding")).get("features") or 0, 0)
+        if total > opts["max_features"]:
+            _refuse("file", f"要素超过上限 {opts['max_features']:,}", f"more than {opts['max_features']:,} features")
+    frames = []
+    for layer in chosen:
+        try:
+            frame = pyogrio.read_dataframe(src, layer=layer, encoding=opts.get("encoding"))
+        except LookupError:
+            _refuse("encoding", f"未知编码 {opts.get('encoding')!r}", f"unknown encoding {opts.get('encoding')!r}")
+        if len(frame):
+            frames.append(frame)
+    if not frames:
+        _refuse("file", "文件中没有要素", "the file holds no features")
+    crs = frames[0].crs
+    frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry=frames[0].geometry.name, crs=crs) \
+        if len(frames) > 1 else frames[0]
+    frame.to_parquet(dst, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_reader(sys.argv[1:]))
