@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, admin, areas, mapdata, locate, boundary_import, publish, plan, plan_view, partition,
                    generations, exchange, cases, catalogue, imports, measures, open311, pages, docs):
         app.include_router(module.router)
+    app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=2048)

@@ -284,6 +284,25 @@ def cmd_boundaries_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boundaries_export(args: argparse.Namespace) -> int:
+    """`gridmap boundaries export GEN OUT [--level L] [--format F]`: a generation's areas as GeoJSON, GeoPackage,
+    Shapefile zip or KML (the format from --format or OUT's suffix); prints a JSON summary."""
+    from gridmap import boundary_export
+    from gridmap.areas import active_generation
+
+    fmt = boundary_export.format_for_path(args.output, args.format)
+    with storage.make_sessionmaker(_engine(args))() as session:
+        if args.generation == "active":
+            gen_id = active_generation(session).id
+        elif args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10:
+            gen_id = int(args.generation)
+        else:
+            raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
+        summary = boundary_export.export(session, gen_id, args.output, level=args.level, fmt=fmt)
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
 def _check_summary(report: dict, name: str, status: str) -> str:
     from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
 
@@ -420,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "(the first one, on a fresh install)")
     bim.add_argument("--encoding", help="text encoding of a Shapefile without .cpg, or of a CSV (e.g. GBK)")
     bim.set_defaults(func=cmd_boundaries_import)
+    bex = bnds.add_parser("export", help="write a generation's areas as GeoJSON, GeoPackage, Shapefile zip or KML "
+                          "(WGS84; code, name, level, parent, households, population, area_m2)")
+    bex.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
+    bex.add_argument("output", metavar="OUT", help="the file to write (.geojson .gpkg .zip .kml)")
+    bex.add_argument("--level", choices=("district", "subdistrict", "community", "grid", "microgrid", "all"),
+                     default="all", help="one level, or all (default: one layer per level)")
+    bex.add_argument("--format", choices=("geojson", "gpkg", "shp", "kml"),
+                     help="the format (default: from OUT's suffix)")
+    bex.set_defaults(func=cmd_boundaries_export)
     mea = sub.add_parser("measures", help="write the measures of every unit over a period (.csv or .xlsx)")
     mea.add_argument("output", help="file to write (.csv or .xlsx)")
     mea.add_argument("--by", default="grid", help="grid, community, subdistrict, branch, department or worker")

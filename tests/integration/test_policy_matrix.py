@@ -178,6 +178,24 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/generations/{generation_id}/partition"): Row(frozenset({"planner"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.draft_id}/partition", json={"area": f"{w.s1}001", "n": 3}),
         jurisdiction="object"),
+    ("GET", "/api/v1/generations/{generation_id}/export"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/export", params={"level": "subdistrict", "format": "geojson"}),
+        jurisdiction="list", present=lambda w, b: w.s1 in _area_codes(b)),
+    # OGC API – Features (the areas policy of /api/v1/areas)
+    ("GET", "/ogc"): Row(EVERYONE, lambda w, s: _req("GET", "/ogc"), keys=frozenset({"locate", "read"})),
+    ("GET", "/ogc/conformance"): Row(EVERYONE, lambda w, s: _req("GET", "/ogc/conformance"),
+                                     keys=frozenset({"locate", "read"})),
+    ("GET", "/ogc/collections"): Row(EVERYONE, lambda w, s: _req("GET", "/ogc/collections"),
+                                     keys=frozenset({"locate", "read"})),
+    ("GET", "/ogc/collections/{collection_id}"): Row(EVERYONE, lambda w, s: _req(
+        "GET", "/ogc/collections/subdistrict"), keys=frozenset({"locate", "read"})),
+    ("GET", "/ogc/collections/{collection_id}/items"): Row(EVERYONE, lambda w, s: _req(
+        "GET", "/ogc/collections/subdistrict/items"), keys=frozenset({"locate", "read"}), jurisdiction="list",
+        present=lambda w, b: w.s1 in _area_codes(b)),
+    ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): Row(EVERYONE, lambda w, s: _req(
+        "GET", f"/ogc/collections/subdistrict/items/{w.s1}"), keys=frozenset({"locate", "read"}),
+        jurisdiction="object"),
     # cases
     ("POST", "/api/v1/cases"): Row(
         frozenset({"dispatcher", "worker", "manager", "admin", "integration"}), lambda w, s: _req(
