@@ -19,7 +19,6 @@ from collections import OrderedDict
 import pandas as pd
 import shapely
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy.orm import Session
 
 from gridmap.areas import active_generation, load_index
@@ -85,56 +84,19 @@ def create_draft(session: Session, name: str, *, source_id: int | None = None, n
     return draft
 
 
-def redraw(session: Session, generation_id: int, changes: dict[str, shapely.Geometry]) -> list[str]:
-    """Replace the geometry of some leaves of a draft and recompute their ancestors as exact unions.
+def redraw(session: Session, generation_id: int, changes: dict[str, shapely.Geometry], *,
+           actor: str | None = None) -> list[str]:
+    """Replace the geometry of some leaves of a draft and recompute their ancestors as exact coverage unions.
 
-    The changed leaves must be valid polygons, must not overlap the other leaves of the draft (by more than
-    1 m²), and must together cover exactly what they covered before, so the parents keep their outlines unless
-    the planner redraws across them. Returns the codes whose geometry changed (leaves and ancestors)."""
-    gen = get_generation(session, generation_id)
-    if gen.status != "draft":
-        raise Conflict(f"generation: {gen.id} is {gen.status}; only drafts can be redrawn", field="generation")
-    areas = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == gen.id))}
-    by_id = {a.id: a for a in areas.values()}
-    for code, geom in changes.items():
-        if code not in areas:
-            raise NotFound(f"code: no area {code!r} in generation {gen.id}", field="code")
-        if not areas[code].is_leaf:
-            raise InvalidInput(f"code: {code!r} is not a leaf; redraw its micro-grids or grids", field="code")
-        if geom.geom_type not in ("Polygon", "MultiPolygon") or not geom.is_valid or geom.is_empty:
-            reason = shapely.is_valid_reason(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else geom.geom_type
-            raise InvalidInput(f"geometry of {code}: must be a valid polygon ({reason})", field="geometry")
-    old = shapely.union_all([to_shape(areas[c].geom) for c in changes])
-    new = shapely.union_all(list(changes.values()))
-    m2 = 1e-10  # about 1 m² in square degrees at these latitudes
-    if old.symmetric_difference(new).area > m2 * 10:
-        raise InvalidInput("geometry: the redrawn leaves must cover together exactly what they covered before",
-                           field="geometry")
-    new_geoms = list(changes.values())
-    for i, (code, geom) in enumerate(changes.items()):
-        for other in new_geoms[i + 1:]:
-            if geom.intersection(other).area > m2:
-                raise InvalidInput(f"geometry of {code}: overlaps another redrawn leaf", field="geometry")
-    touched: list[str] = []
-    for code, geom in changes.items():
-        multi = geom if geom.geom_type == "MultiPolygon" else shapely.MultiPolygon([geom])
-        areas[code].geom = from_shape(multi, srid=4326)
-        touched.append(code)
-    session.flush()
-    parents = {areas[c].parent_id for c in changes}
-    while parents - {None}:
-        next_parents = set()
-        for pid in parents - {None}:
-            parent = by_id[pid]
-            children = [to_shape(a.geom) for a in areas.values() if a.parent_id == pid]
-            union = shapely.union_all(children)
-            parent.geom = from_shape(union if union.geom_type == "MultiPolygon" else shapely.MultiPolygon([union]),
-                                     srid=4326)
-            touched.append(parent.code)
-            next_parents.add(parent.parent_id)
-        parents = next_parents
-    session.flush()
-    return touched
+    The changed leaves must be valid polygons and must together cover exactly what they covered before: they are
+    re-noded with every leaf next to them, and a gap left or an overlap with any leaf (given or not) over 0.01 m² is
+    refused, smaller ones absorbed, so no ancestor gets a hole or a zero-area ring. Households, population and area
+    are recomputed (see `gridmap.plan_edit`), and the redraw is logged as an edit that can be undone. Returns the
+    codes whose row changed (leaves and ancestors)."""
+    from gridmap import plan_edit
+
+    result = plan_edit.redraw(session, generation_id, changes, actor)
+    return [row["code"] for row in result["changed"]]
 
 
 def activate(session: Session, generation_id: int, effective_from: dt.date) -> Generation:

@@ -1,5 +1,143 @@
-"""(being built for issue 13; see /tmp/team/context.md)"""
+"""Planner edits of a draft (issue 13 §3): split, merge, move a shared vertex or edge, reassign buildings, compounds
+or leaves, lock — and undo/redo from the edit log. The work is `gridmap.plan_edit`'s; every route commits before it
+answers and drops the draft's cached lookup index and map outlines."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import allow
+from api.deps import RegistryDep, SessionDep
+from api.params import Id, PathId
+from gridmap import plan_edit
+from gridmap.policy import Principal
+
+router = APIRouter(prefix="/api/v1/generations", tags=["planning"])
+
+Code = Annotated[str, Field(min_length=1, max_length=24)]
+LonLat = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["LineString"]
+    coordinates: list[Annotated[list[float], Field(min_length=2, max_length=3)]] = Field(
+        min_length=2, max_length=plan_edit.MAX_LINE_POINTS)
+
+
+class EditIn(BaseModel):
+    """One edit; which fields it takes depends on `op` (see the operation list of POST .../edits)."""
+
+    model_config = ConfigDict(extra="forbid")
+    op: Literal["split", "merge", "move_vertex", "move_edge", "reassign", "lock"]
+    code: Code | None = None
+    codes: list[Code] | None = Field(None, min_length=1, max_length=plan_edit.MAX_CODES)
+    line: LineIn | None = None
+    from_: LonLat | None = Field(None, alias="from")
+    to: LonLat | Code | None = None
+    places: list[Id] | None = Field(None, min_length=1, max_length=plan_edit.MAX_PLACES)
+    compound: Id | None = None
+    locked: bool | None = None
+
+
+class ChangedArea(BaseModel):
+    code: str
+    level: str
+    name: str
+    parent: str | None
+    geometry: dict = Field(description="GeoJSON in WGS84")
+    households: int
+    population: int
+    area_m2: float
+    locked: bool
+
+
+class BalanceRow(BaseModel):
+    code: str
+    households_before: int
+    households_after: int
+    population_before: int
+    population_after: int
+
+
+class EditResult(BaseModel):
+    generation_id: int
+    seq: int | None = Field(description="the edit's number in the log (null when nothing changed)")
+    op: str
+    changed: list[ChangedArea] = Field(description="every area row written, leaves and ancestors, as it is now")
+    created: list[str] = Field(description="codes the edit brought into the draft")
+    retired: list[str] = Field(description="codes the edit took out of the draft (they are never given again)")
+    balance: list[BalanceRow]
+    can_undo: bool
+    can_redo: bool
+
+
+class EditLogRow(BaseModel):
+    seq: int
+    op: str
+    actor: str | None
+    at: str | None
+    undone: bool
+
+
+def _done(request: Request, registry, generation_id: int) -> None:
+    registry.forget(generation_id)  # a cached lookup index of the draft is stale now
+    shapes = request.app.state.area_shapes
+    forget = getattr(shapes, "forget", None)
+    if forget is not None:
+        forget(generation_id)
+    else:
+        shapes.clear()  # the cache has no per-generation eviction: outlines are rebuilt on the next map request
+
+
+@router.post("/{generation_id}/edits", response_model=EditResult)
+def edit(generation_id: PathId, body: EditIn, session: SessionDep, registry: RegistryDep, request: Request,
+         who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """Apply one edit to a draft; the answer holds the rows written (new geometries), codes created and retired,
+    and the households and population of every area before and after.
+
+    - `{"op":"split","code":LEAF,"line":LineString}` — two new leaves with new codes; the old code retires.
+    - `{"op":"merge","codes":[LEAF,...]}` — adjacent leaves of one parent become one leaf with a new code.
+    - `{"op":"move_vertex","from":[lon,lat],"to":[lon,lat],"codes":[...]?}` — every leaf with the vertex moves it.
+    - `{"op":"move_edge","codes":[A,B],"line":LineString}` — the new course of A and B's shared edge.
+    - `{"op":"reassign","places":[ids],"to":LEAF}` / `{"op":"reassign","compound":ID,"to":LEAF}` — paint
+      buildings (or a compound's buildings) to a neighbouring leaf; the boundary follows their Voronoi cells.
+    - `{"op":"reassign","codes":[LEAF,...],"to":PARENT}` — leaves move to an adjacent parent, with new codes.
+    - `{"op":"lock","codes":[...],"locked":true|false}` — locked areas (and all under them) refuse edits.
+
+    409 when the generation is not a draft or a locked area would change; 422 naming the field otherwise."""
+    op = body.model_dump(by_alias=True, exclude_none=True)
+    out = plan_edit.apply(session, generation_id, op, who.name)
+    session.commit()
+    _done(request, registry, generation_id)
+    return out
+
+
+@router.post("/{generation_id}/edits/undo", response_model=EditResult)
+def undo(generation_id: PathId, session: SessionDep, registry: RegistryDep, request: Request,
+         who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """Undo the draft's last edit: the rows it changed get back their exact geometries and numbers (409 when there
+    is nothing to undo)."""
+    out = plan_edit.undo(session, generation_id, who.name)
+    session.commit()
+    _done(request, registry, generation_id)
+    return out
+
+
+@router.post("/{generation_id}/edits/redo", response_model=EditResult)
+def redo(generation_id: PathId, session: SessionDep, registry: RegistryDep, request: Request,
+         who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """Redo the edit undone last (409 when there is none; a new edit after an undo drops what could be redone)."""
+    out = plan_edit.redo(session, generation_id, who.name)
+    session.commit()
+    _done(request, registry, generation_id)
+    return out
+
+
+@router.get("/{generation_id}/edits", response_model=list[EditLogRow])
+def edits(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")]) -> list:
+    """The draft's edit log, oldest first (undone edits are marked until a new edit drops them)."""
+    return plan_edit.history(session, generation_id)
