@@ -284,6 +284,25 @@ def cmd_boundaries_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boundaries_partition(args: argparse.Namespace) -> int:
+    """`gridmap boundaries partition GEN --area CODE --n N`: a balanced partition of a community's grids, written as
+    a new draft (or only printed with --dry-run); prints the proposal as JSON. A refusal exits 2 with the reason."""
+    from gridmap import partition
+    from gridmap.areas import active_generation
+
+    with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
+        if args.generation == "active":
+            gen_id = active_generation(session).id
+        elif args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10:
+            gen_id = int(args.generation)
+        else:
+            raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
+        proposal = partition.propose(session, gen_id, args.area, args.n, args.tolerance, args.seed)
+        out = proposal if args.dry_run else partition.open_as_draft(session, proposal, name=args.name, actor="cli")
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0
+
+
 def cmd_boundaries_export(args: argparse.Namespace) -> int:
     """`gridmap boundaries export GEN OUT [--level L] [--format F]`: a generation's areas as GeoJSON, GeoPackage,
     Shapefile zip or KML (the format from --format or OUT's suffix); prints a JSON summary."""
@@ -439,6 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "(the first one, on a fresh install)")
     bim.add_argument("--encoding", help="text encoding of a Shapefile without .cpg, or of a CSV (e.g. GBK)")
     bim.set_defaults(func=cmd_boundaries_import)
+    bpt = bnds.add_parser("partition", help="suggest a balanced partition of a community's grids (GerryChain) and "
+                          "open it as a new draft; prints the proposal as JSON")
+    bpt.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
+    bpt.add_argument("--area", required=True, help="the community's code")
+    bpt.add_argument("--n", type=int, required=True, help="how many grids (1-50)")
+    bpt.add_argument("--tolerance", type=float, default=0.10, help="households within this fraction of the mean "
+                     "(default 0.10)")
+    bpt.add_argument("--seed", type=int, default=0, help="the same seed gives the same proposal (default 0)")
+    bpt.add_argument("--name", help="the new draft's name")
+    bpt.add_argument("--dry-run", action="store_true", help="print the proposal without writing a draft")
+    bpt.set_defaults(func=cmd_boundaries_partition)
     bex = bnds.add_parser("export", help="write a generation's areas as GeoJSON, GeoPackage, Shapefile zip or KML "
                           "(WGS84; code, name, level, parent, households, population, area_m2)")
     bex.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
