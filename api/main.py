@@ -51,6 +51,41 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+PUBLISH_INTERVAL_S = 60.0
+
+
+async def _publish_due(app: FastAPI, interval_s: float = PUBLISH_INTERVAL_S, *, first_wait: bool = False) -> None:
+    """Boundaries approved for a day take effect at 00:00 China time: at start-up and then every `interval_s`
+    seconds, activate what is due (one worker of several does it: the database's conditional update decides; an
+    approval survives a restart, it is stored), and swap in the index when the active generation changed, here or
+    in another worker."""
+    from starlette.concurrency import run_in_threadpool
+
+    from gridmap import publish as publishing
+
+    def run() -> bool:
+        with storage.session_scope(app.state.sessionmaker) as session:
+            done = publishing.activate_due(session)
+        with app.state.sessionmaker() as session:
+            active = publishing.active_id(session)
+        current = app.state.registry.current
+        return bool(done) or (active is not None and (current is None or current.generation_id != active))
+
+    if first_wait:
+        await asyncio.sleep(interval_s)
+    while True:
+        try:
+            if await run_in_threadpool(run):
+                await run_in_threadpool(app.state.reload_index)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            pass  # no schema yet, or the database is busy: the next round catches up
+        except Exception:  # noqa: BLE001 - a failed round must not end the schedule
+            log.exception("scheduled publishing failed; retrying in %s s", interval_s)
+        if interval_s <= 0:
+            return  # one round (start-up)
+        await asyncio.sleep(interval_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine and the index are made when it starts, not at import."""
     settings = settings or Settings()
@@ -64,8 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reload_index()
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
+        await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
+        publisher = asyncio.create_task(_publish_due(app, PUBLISH_INTERVAL_S, first_wait=True))
         yield
         sweeper.cancel()
+        publisher.cancel()
         engine.dispose()
 
     app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,

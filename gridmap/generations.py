@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.areas import active_generation, load_index
-from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.errors import InvalidInput, NotFound
 from gridmap.lookup import AreaIndex
 from gridmap.tables import Area, Case, Generation
 
@@ -60,12 +60,14 @@ def generation_dict(gen: Generation) -> dict:
             "effective_to": gen.effective_to.isoformat() if gen.effective_to else None, "note": gen.note}
 
 
-def create_draft(session: Session, name: str, *, source_id: int | None = None, note: str | None = None) -> Generation:
-    """A new draft holding a copy of every area of `source_id` (the active generation by default)."""
+def create_draft(session: Session, name: str, *, source_id: int | None = None, note: str | None = None,
+                 created_by: str | None = None) -> Generation:
+    """A new draft holding a copy of every area of `source_id` (the active generation by default); `base_id`
+    records the source and `created_by` the planner (the four-eyes rule of publishing compares it)."""
     if not name or not name.strip():
         raise InvalidInput("name: must not be empty", field="name")
     source = get_generation(session, source_id) if source_id else active_generation(session)
-    draft = Generation(name=name.strip(), status="draft", note=note)
+    draft = Generation(name=name.strip(), status="draft", note=note, base_id=source.id, created_by=created_by)
     session.add(draft)
     session.flush()
     rows = session.scalars(sa.select(Area).where(Area.generation_id == source.id).order_by(Area.code)).all()
@@ -99,25 +101,16 @@ def redraw(session: Session, generation_id: int, changes: dict[str, shapely.Geom
     return [row["code"] for row in result["changed"]]
 
 
-def activate(session: Session, generation_id: int, effective_from: dt.date) -> Generation:
-    """Make a draft the active generation from `effective_from`; the active one is retired on that day."""
-    gen = get_generation(session, generation_id)
-    if gen.status != "draft":
-        raise Conflict(f"generation: {gen.id} is {gen.status}; only a draft can be activated", field="generation")
-    if effective_from > dt.date.today():
-        raise InvalidInput(f"effective_from: {effective_from} is in the future; activate a draft on the day it takes "
-                           "effect (scheduled activation is not supported yet)", field="effective_from")
-    current = session.scalars(sa.select(Generation).where(Generation.status == "active")).first()
-    if current is not None:
-        if current.effective_from and effective_from <= current.effective_from:
-            raise InvalidInput(f"effective_from: must be after {current.effective_from}, when the active "
-                               f"generation {current.id} took effect", field="effective_from")
-        current.status = "retired"
-        current.effective_to = effective_from
-    gen.status = "active"
-    gen.effective_from = effective_from
-    session.flush()
-    return gen
+def activate(session: Session, generation_id: int, effective_from: dt.date, *, actor: str = "system",
+             from_states: tuple[str, ...] = ("draft", "submitted", "approved")) -> Generation:
+    """Put a generation in force from `effective_from` (today or earlier, China time); the active one is retired on
+    that day. Everything that follows an activation — planned branches and staff, merged branches, places and open
+    cases re-located with a `boundary_change` event — is done in the same transaction by
+    `gridmap.publish.activate_generation` (the operator's direct path; through the API a draft is submitted and
+    approved first, see `gridmap.publish`)."""
+    from gridmap.publish import activate_generation
+
+    return activate_generation(session, generation_id, effective_from, actor=actor, from_states=from_states)["generation"]
 
 
 def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | None = None) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep
 from api.params import Day, Id, PathId
-from gridmap import audit, boundary_check, boundary_repair
+from gridmap import audit, boundary_check, boundary_repair, publish
 from gridmap import generations as gens
 from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
@@ -67,7 +67,8 @@ def create_draft(body: DraftIn, session: SessionDep, response: Response,
                  who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """A draft holding a copy of the active generation's areas (or of `source_id`); planners only. Committed
     before the answer: a 201 means the draft is stored."""
-    out = gens.generation_dict(gens.create_draft(session, body.name, source_id=body.source_id, note=body.note))
+    out = gens.generation_dict(gens.create_draft(session, body.name, source_id=body.source_id, note=body.note,
+                                                 created_by=who.key))
     session.commit()
     response.headers["Location"] = f"/api/v1/generations/{out['id']}"
     return out
@@ -152,13 +153,21 @@ def relocated_cases(generation_id: PathId, session: SessionDep, registry: Regist
 @router.post("/{generation_id}/activate")
 def activate(generation_id: PathId, body: ActivateIn, session: SessionDep, request: Request,
              who: Annotated[Principal, allow("generation.activate")]) -> dict:
-    """Activate a draft from a date. The change is committed, then the lookup index of the new boundaries is built
-    and swapped in before the answer, so every locate after it uses the new boundaries; locates in flight during
-    the build finish on the old index and the service never stops."""
-    gen = gens.activate(session, generation_id, body.effective_from)
+    """Bring an approved (scheduled) generation forward: it takes effect from `effective_from`, today or earlier
+    (China time), instead of on its scheduled day. Only for a generation already approved, by an approver who
+    neither created nor submitted it (drafts go through submit and approve, see the publishing routes). The change
+    is committed, then the lookup index of the new boundaries is built and swapped in before the answer, so every
+    locate after it uses the new boundaries; locates in flight during the build finish on the old index."""
+    gen = gens.get_generation(session, generation_id)
+    if gen.status == "approved":
+        publish.four_eyes(gen, who.key)
+    done = publish.activate_generation(session, generation_id, body.effective_from, actor=who.key,
+                                       from_states=("approved",))
+    gen = done["generation"]
     out = gens.generation_dict(gen)
+    out["activation"] = {k: v for k, v in done.items() if k != "generation"}
     audit.record(session, "publish", f"generation:{generation_id}",
-                 {"name": gen.name, "effective_from": body.effective_from.isoformat()})
+                 {"name": gen.name, "effective_from": body.effective_from.isoformat(), "brought_forward": True})
     session.commit()
     index = request.app.state.reload_index()
     out["index_generation_id"] = index.generation_id if index is not None else None
