@@ -17,6 +17,7 @@ from geoalchemy2.shape import to_shape
 from api.main import create_app
 from api.settings import Settings
 from tests.conftest import api_client
+from gridmap import publish
 from gridmap.tables import Area
 
 STRIP_DEG = 0.0004  # about 40 m
@@ -105,12 +106,17 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
-    activated = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": today.isoformat()})
+    # publishing: the planner submits, another user with the approver role approves it for today
+    submitted = client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER)
+    assert submitted.status_code == 200, submitted.text
+    activated = client.post(f"/api/v1/generations/{draft_id}/approve", headers=APPROVER,
+                            json={"effective_from": today.isoformat()})
     stop.set()
     for t in threads:
         t.join()
     assert activated.status_code == 200, activated.text
-    assert activated.json()["status"] == "active" and activated.json()["index_generation_id"] == draft_id
+    assert activated.json()["generation"]["status"] == "active" and activated.json()["index_generation_id"] == draft_id
+    assert activated.json()["activation"]["cases_relocated"] >= 1  # the case in the strip moved micro-grid
     assert results and set(results) == {200}  # locates during the activation all answered
 
     now = client.get("/api/v1/locate", params={"lon": p.x, "lat": p.y}).json()
@@ -176,8 +182,16 @@ def test_bad_redraws_are_refused_and_the_draft_is_unchanged(client, name, change
 
 
 def test_bad_activations_are_refused(client):
+    """POST /activate only brings an approved (scheduled) generation forward, to today or earlier."""
     draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": "未来边界"}).json()["id"]
-    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    tomorrow = (publish.local_today() + dt.timedelta(days=1)).isoformat()
+    a_draft = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER,
+                          json={"effective_from": dt.date.today().isoformat()})
+    assert a_draft.status_code == 409 and a_draft.json()["field"] == "generation"  # drafts are submitted and approved
+    assert client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER).status_code == 200
+    scheduled = client.post(f"/api/v1/generations/{draft_id}/approve", headers=APPROVER,
+                            json={"effective_from": tomorrow})
+    assert scheduled.status_code == 200 and scheduled.json()["generation"]["status"] == "approved"
     future = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": tomorrow})
     assert future.status_code == 422 and future.json()["field"] == "effective_from"
     ancient = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "2000-01-01"})
@@ -187,4 +201,7 @@ def test_bad_activations_are_refused(client):
     missing = client.post("/api/v1/generations/987654/activate", headers=APPROVER, json={"effective_from": tomorrow})
     assert missing.status_code == 404 and missing.json()["field"] == "generation"
     assert client.post("/api/v1/generations", headers=PLANNER, json={"name": ""}).status_code == 422
+    assert next(g for g in client.get("/api/v1/generations").json() if g["id"] == draft_id)["status"] == "approved"
+    back = client.post(f"/api/v1/generations/{draft_id}/reject", headers=APPROVER, json={"reason": "推迟"})
+    assert back.status_code == 200
     assert next(g for g in client.get("/api/v1/generations").json() if g["id"] == draft_id)["status"] == "draft"
