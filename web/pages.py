@@ -22,6 +22,9 @@ VENDOR_CSS = ["/static/vendor/leaflet/leaflet.css", "/static/vendor/markercluste
 PAGES = {
     "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js"},
     "dispatch": {"zh": "网格化管理 · 调度台", "en": "Grid governance · Dispatch console", "js": "/static/dispatch.js"},
+    "plan": {"zh": "网格化管理 · 规划工作台", "en": "Grid governance · Planner's workspace", "js": "/static/plan.js",
+             "vendor_js": ["/static/vendor/leaflet-geoman/leaflet-geoman.min.js"],
+             "css": ["/static/vendor/leaflet-geoman/leaflet-geoman.css", "/static/plan.css"]},
 }
 
 
@@ -84,9 +87,9 @@ def render_page(page: str, config: MapConfig, nonce: str) -> str:
     title = spec.get(config.language, spec["zh"])
     root.header.add_child(Element(f"<title>{title}</title>"
                                   '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'), name="title")
-    for i, url in enumerate(VENDOR_JS + ["/static/common.js", spec["js"]]):
+    for i, url in enumerate(VENDOR_JS + spec.get("vendor_js", []) + ["/static/common.js", spec["js"]]):
         root.header.add_child(JavascriptLink(url), name=f"gm_js_{i}")
-    for i, url in enumerate(VENDOR_CSS + ["/static/gridmap.css"]):
+    for i, url in enumerate(VENDOR_CSS + ["/static/gridmap.css"] + spec.get("css", [])):
         root.header.add_child(CssLink(url), name=f"gm_css_{i}")
     who = f"{config.user} · {config.role_zh if config.language == 'zh' else config.role}" if config.user else ""
     root.html.add_child(Element(SHELL.format(page=page, who=escape(who), csrf=escape(config.csrf),

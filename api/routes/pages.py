@@ -92,3 +92,12 @@ def dispatch(request: Request, settings: SettingsDep, who: Annotated[Principal |
     """The dispatcher console: the queue of new and overdue cases beside the map (accounts that act on cases,
     each on its own areas)."""
     return _page("dispatch", request, settings, lang, who)
+
+
+@router.get("/plan", response_class=HTMLResponse)
+def plan(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("generation.read")],
+         lang: Literal["zh", "en"] | None = None):
+    """The planner's workspace: a draft's grids under a sub-district or community, coloured by their deviation from
+    the household mean, with the balance table, drawing and editing tools, the check's problems, the diff against
+    the active boundaries, submitting and approving (planners edit, approvers approve; admins read)."""
+    return _page("plan", request, settings, lang, who)
