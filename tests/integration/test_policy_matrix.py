@@ -45,7 +45,7 @@ from starlette.routing import Mount
 
 from api.main import create_app
 from api.settings import Settings
-from gridmap import accounts, cases, policy, storage
+from gridmap import accounts, areas, cases, policy, storage
 from gridmap import generations as gens
 from gridmap.tables import Area, Case, Department, Generation, StaffArea
 
@@ -175,6 +175,24 @@ ROWS: dict[tuple[str, str], Row] = {
             "GET", f"/api/v1/generations/{w.draft_id}/repairs", params={"kinds": "gap_to_neighbour"})),
     ("POST", "/api/v1/generations/{generation_id}/activate"): Row(frozenset({"approver"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.draft_for(s)}/activate", json={"effective_from": w.next_day(s)})),
+    # publishing: a planner submits its draft, an approver approves (for a later day: scheduled) or rejects it
+    ("POST", "/api/v1/generations/{generation_id}/submit"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{w.in_state(s, 'planner', 'draft')}/submit")),
+    ("POST", "/api/v1/generations/{generation_id}/approve"): Row(frozenset({"approver"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{w.in_state(s, 'approver', 'submitted')}/approve",
+        json={"effective_from": "2090-01-01"})),
+    ("POST", "/api/v1/generations/{generation_id}/reject"): Row(frozenset({"approver"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{w.in_state(s, 'approver', 'submitted')}/reject",
+        json={"reason": f"矩阵退回 {s.slug}"})),
+    ("GET", "/api/v1/generations/{generation_id}/impact"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/impact")),
+    ("GET", "/api/v1/generations/{generation_id}/assignments"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/assignments")),
+    ("PUT", "/api/v1/generations/{generation_id}/assignments"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "PUT", f"/api/v1/generations/{w.draft_id}/assignments", json={"area_code": w.grid_code,
+                                                                      "branch_id": w.grid_branch})),
     ("POST", "/api/v1/generations/{generation_id}/partition"): Row(frozenset({"planner"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.draft_id}/partition", json={"area": f"{w.s1}001", "n": 3}),
         jurisdiction="object"),
@@ -373,6 +391,9 @@ class World:
             leaf = s.scalars(sa.select(Area).where(Area.generation_id == draft.id, Area.is_leaf.is_(True),
                                                    Area.code.startswith(self.s1)).order_by(Area.code)).first()
             self.leaf, self.leaf_geojson = leaf.code, shapely.geometry.mapping(to_shape(leaf.geom))
+            self.grid_code = s.scalar(sa.select(Area.code).where(Area.generation_id == draft.id, Area.level == "grid",
+                                                                 Area.code.startswith(self.s1)).order_by(Area.code))
+            self.grid_branch = areas.branch_for(s, self.grid_code).id
             self.leaf_geojson = json.loads(json.dumps(self.leaf_geojson))
 
     # per-cell requests --------------------------------------------------------------------------------------------
@@ -416,10 +437,27 @@ class World:
         return day.isoformat()
 
     def draft_for(self, s: Subject) -> int:
+        """For an approver: a generation approved (by the fixture, as someone else) for a later day, which POST
+        /activate brings forward."""
         if s.role != "approver" or s.kind != "account":
             return self.draft_id
         with storage.session_scope(self.sessionmaker) as session:
-            return gens.create_draft(session, f"待发布 {s.slug}").id
+            gen = gens.create_draft(session, f"待发布 {s.slug}", created_by="a0")
+            gen.status, gen.submitted_by, gen.approved_by = "approved", "a0", "a0"
+            gen.effective_from = dt.date(2090, 1, 1)
+            return gen.id
+
+    def in_state(self, s: Subject, role: str, status: str) -> int:
+        """For a subject of `role`: a draft of its own in `status` (made by the fixture as someone else; no other
+        generation left scheduled). Others get the shared draft (they are refused before it matters)."""
+        if s.role != role or s.kind != "account":
+            return self.draft_id
+        with storage.session_scope(self.sessionmaker) as session:
+            session.execute(sa.update(Generation).where(Generation.status == "approved").values(
+                status="draft", effective_from=None))
+            gen = gens.create_draft(session, f"发布流程 {s.slug}", created_by="a0")
+            gen.status, gen.submitted_by = status, ("a0" if status == "submitted" else None)
+            return gen.id
 
     def next_day(self, s: Subject) -> str:
         return (dt.date(2026, 1, 1) + dt.timedelta(days=7 * next(self._days))).isoformat()
