@@ -5,8 +5,8 @@ refused before GDAL sees it): GeoJSON (.geojson, .json), GeoPackage (.gpkg), Sha
 .dbf and optionally .prj and .cpg; any code page, GBK included, from the .cpg or `encoding`), KML (.kml) and KMZ
 (.kmz), and CSV with a WKT column (.csv, UTF-8 or GB18030, or `encoding`).
 
-GDAL (through pyogrio) reads in a separate interpreter that deregisters every driver but the one for the format
-(`gridmap._gpkgio.only_driver`), under memory and CPU limits, and is given local paths only: a GDAL VRT named
+GDAL (through pyogrio) reads in a separate interpreter (`gridmap._import_reader`) that deregisters every driver but
+the one for the format (`gridmap._gpkgio.only_driver`), under memory and CPU limits, and is given local paths only: a GDAL VRT named
 .geojson, or a GeoJSON naming another file, cannot make GDAL read anything else. Archives are checked before they
 are unpacked (member names, sizes, ratio) and unpacked by gridmap itself with a bound on every member; sizes are
 checked before anything is parsed.
@@ -52,7 +52,7 @@ LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社�
 FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "shapefile", ".kml": "kml",
            ".kmz": "kmz", ".csv": "csv"}
 ACCEPTED = ".geojson .json .gpkg .zip (Shapefile) .kml .kmz .csv (WKT)"
-DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile", "kml": "KML"}
+DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile", "kml": "LIBKML"}
 CONTENT_NAMES = {"geojson": "GeoJSON", "gpkg": "a GeoPackage", "zip": "a zip archive", "xml": "XML",
                  "csv": "text", "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data"}
 EXPECTED_CONTENT = {"geojson": "geojson", "gpkg": "gpkg", "shapefile": "zip", "kml": "xml", "kmz": "zip", "csv": "csv"}
@@ -141,6 +141,13 @@ def _display(name: str) -> str:
     return (base[:77] + "...") if len(base) > 80 else (base or "(unnamed)")
 
 
+def check_size(label: str, size: int, limits: Limits) -> None:
+    """Refuse a file over `limits.max_bytes` (before anything reads it)."""
+    if size > limits.max_bytes:
+        raise ImportRefused(label, "file", f"文件 {size:,} 字节，超过上限 {limits.max_bytes:,} 字节",
+                            f"{size:,} bytes; at most {limits.max_bytes:,} bytes (GRIDMAP_IMPORT_MAX_BYTES)")
+
+
 def _content(head: bytes) -> str:
     if head.startswith(b"SQLite format 3\x00"):
         return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
@@ -167,14 +174,15 @@ def read_features(path: str | Path, options: Options, limits: Limits = Limits(),
     real = Path(text).resolve()
     if not real.is_file():
         raise ImportRefused(label, "file", "不是普通文件", "not a regular file")
+    _given_system(options, label)  # the options are checked before the file is read
+    if options.level is not None and options.level not in LEVELS:
+        raise ImportRefused(label, "level", f"{options.level!r} 不是层级，可用：{', '.join(LEVELS)}",
+                            f"{options.level!r} is not a level; accepted: {', '.join(LEVELS)}")
     fmt = FORMATS.get(Path(filename or text).suffix.lower())
     if fmt is None:
         raise ImportRefused(label, "file", f"不支持此文件类型，可用：{ACCEPTED}", f"unsupported file type; accepted: "
                             f"{ACCEPTED}")
-    size = real.stat().st_size
-    if size > limits.max_bytes:  # measured before anything is read
-        raise ImportRefused(label, "file", f"文件 {size:,} 字节，超过上限 {limits.max_bytes:,} 字节",
-                            f"{size:,} bytes; at most {limits.max_bytes:,} bytes (GRIDMAP_IMPORT_MAX_BYTES)")
+    check_size(label, real.stat().st_size, limits)  # measured before anything is read
     with open(real, "rb") as f:
         head = f.read(4096)
     found = _content(head)
@@ -278,6 +286,9 @@ def _check_xml(path: Path, label: str) -> None:
     if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
         raise ImportRefused(label, "file", "KML 中不允许 DTD 或实体声明", "a DTD or entity declaration is not "
                             "accepted in KML")
+    if re.search(rb"<(?:\w+:)?NetworkLink[\s>]", data):
+        raise ImportRefused(label, "file", "KML 中不允许网络链接（NetworkLink）", "a NetworkLink is not accepted in KML "
+                            "(nothing is fetched from elsewhere)")
     if not re.search(rb"<(?:\w+:)?kml[\s>]", data[:4096]):
         raise ImportRefused(label, "file", "内容不是 KML（例如 GDAL VRT、GML）", "the content is not KML (a GDAL VRT "
                             "or GML, say); accepted: " + ACCEPTED)
@@ -289,7 +300,7 @@ def _read_gdal(path: Path, driver: str, label: str, options: Options, limits: Li
     import geopandas as gpd
 
     out = work / "data.parquet"
-    args = [sys.executable, "-m", "gridmap.boundary_import", driver, str(path.resolve()), str(out),
+    args = [sys.executable, "-m", "gridmap._import_reader", driver, str(path.resolve()), str(out),
             json.dumps({"layer": options.layer if driver != "ESRI Shapefile" else None, "encoding": options.encoding,
                         "max_features": limits.max_features, "all_layers": all_layers,
                         "max_seconds": limits.max_seconds})]
@@ -344,10 +355,7 @@ def _system(file_crs, options: Options, label: str, fmt: str) -> gcrs.Coordinate
     """The coordinate system to read the numbers in: `options.crs` when given (it overrides the file's), else the
     file's (a CSV without one is WGS84)."""
     if options.crs:
-        try:
-            return gcrs.parse_crs(options.crs)
-        except UnknownCRS as exc:
-            raise ImportRefused(label, "crs", "未知坐标系", exc.message.removeprefix("crs: ")) from None
+        return _given_system(options, label)
     if file_crs is None:
         if fmt == "csv":
             return gcrs.parse_crs("wgs84")
@@ -360,6 +368,15 @@ def _system(file_crs, options: Options, label: str, fmt: str) -> gcrs.Coordinate
                             f"{name!r}; give crs ({gcrs.ACCEPTED_TEXT})")
     try:
         return gcrs.parse_crs(f"EPSG:{epsg}")
+    except UnknownCRS as exc:
+        raise ImportRefused(label, "crs", "未知坐标系", exc.message.removeprefix("crs: ")) from None
+
+
+def _given_system(options: Options, label: str) -> gcrs.CoordinateSystem | None:
+    if not options.crs:
+        return None
+    try:
+        return gcrs.parse_crs(options.crs)
     except UnknownCRS as exc:
         raise ImportRefused(label, "crs", "未知坐标系", exc.message.removeprefix("crs: ")) from None
 
@@ -426,9 +443,6 @@ def _features(frame, system: gcrs.CoordinateSystem, options: Options, limits: Li
     pop_col = _column(columns, POPULATION_FIELDS)
     parent_cols = {lv: _column(columns, names) for lv, names in PARENT_FIELDS.items()}
     parent_cols = {lv: c for lv, c in parent_cols.items() if c and c not in (code_col, name_col)}
-    if options.level is not None and options.level not in LEVELS:
-        raise ImportRefused(label, "level", f"{options.level!r} 不是层级，可用：{', '.join(LEVELS)}",
-                            f"{options.level!r} is not a level; accepted: {', '.join(LEVELS)}")
     decimal_codes = str(frame[code_col].dtype).startswith("float")
     raw = frame.geometry.values
     geoms = np.array([g for g in raw], dtype=object)
@@ -721,69 +735,3 @@ def import_boundaries(session, path: str | Path, options: Options, limits: Limit
             "population": sum(b.population for b in built if b.level == "district"),
             "check": {"ok": bool(report["ok"]), "problems": len(report["problems"]), "errors": errors,
                       "warnings": len(report["problems"]) - errors, "counts": report.get("counts", {})}}
-
-
-# -- the reader process --------------------------------------------------------------------------------------------
-
-def _refuse(field: str, zh: str, en: str) -> None:
-    print(f"REFUSED {field} {zh}|{en}", file=sys.stderr)
-    raise SystemExit(3)
-
-
-def _reader(argv: list[str]) -> int:
-    """python -m gridmap.boundary_import DRIVER SRC OUT.parquet OPTIONS-JSON: read SRC with that one GDAL driver."""
-    driver, src, dst, raw = argv
-    opts = json.loads(raw)
-    if driver not in DRIVERS.values():
-        raise SystemExit(f"driver {driver!r}; accepted: {', '.join(DRIVERS.values())}")
-    if src.lower().startswith("/vsi") or "://" in src or not Path(src).is_absolute():
-        raise SystemExit(f"{src[:80]!r}: a local absolute path is required")
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CPU, (int(opts["max_seconds"]), int(opts["max_seconds"]) + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
-    except (ImportError, ValueError, OSError):
-        pass
-    from gridmap._gpkgio import only_driver
-
-    only_driver(driver)
-    import pandas as pd
-    import geopandas as gpd
-    import pyogrio
-
-    layers = [str(name) for name, _ in pyogrio.list_layers(src)]
-    if opts.get("layer"):
-        if opts["layer"] not in layers:
-            _refuse("layer", f"没有名为 {opts['layer']!r} 的图层，可用：{', '.join(layers[:30])}",
-                    f"no layer {opts['layer']!r}; accepted: {', '.join(layers[:30])}")
-        chosen = [opts["layer"]]
-    elif len(layers) > 1 and not opts.get("all_layers"):
-        _refuse("layer", f"文件中有多个图层，请用 --layer 指定：{', '.join(layers[:30])}",
-                f"the file holds several layers; name one with layer: {', '.join(layers[:30])}")
-    else:
-        chosen = layers
-    total = 0
-    for layer in chosen:
-        total += max(pyogrio.read_info(src, layer=layer, encoding=opts.get("encoding")).get("features") or 0, 0)
-        if total > opts["max_features"]:
-            _refuse("file", f"要素超过上限 {opts['max_features']:,}", f"more than {opts['max_features']:,} features")
-    frames = []
-    for layer in chosen:
-        try:
-            frame = pyogrio.read_dataframe(src, layer=layer, encoding=opts.get("encoding"))
-        except LookupError:
-            _refuse("encoding", f"未知编码 {opts.get('encoding')!r}", f"unknown encoding {opts.get('encoding')!r}")
-        if len(frame):
-            frames.append(frame)
-    if not frames:
-        _refuse("file", "文件中没有要素", "the file holds no features")
-    crs = frames[0].crs
-    frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry=frames[0].geometry.name, crs=crs) \
-        if len(frames) > 1 else frames[0]
-    frame.to_parquet(dst, index=False)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_reader(sys.argv[1:]))

@@ -75,15 +75,16 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
     suffix = Path(label).suffix.lower()
     options = bi.Options(crs=form.crs, layer=form.layer, code_field=form.code_field, name_field=form.name_field,
                          level=form.level, name=form.name, encoding=form.encoding)
+    if form.file.size is not None:
+        bi.check_size(label, form.file.size, limits)  # measured before anything is copied or parsed
     with tempfile.TemporaryDirectory(prefix="gridmap-upload-") as tmp:
         target = Path(tmp) / f"upload{suffix if suffix in bi.FORMATS else '.bin'}"
         written = 0
         with open(target, "wb") as out:
             while chunk := form.file.file.read(CHUNK):
                 written += len(chunk)
-                if written > limits.max_bytes:  # measured before anything is parsed
-                    raise bi.ImportRefused(label, "file", f"文件超过上限 {limits.max_bytes:,} 字节",
-                                           f"larger than {limits.max_bytes:,} bytes (GRIDMAP_IMPORT_MAX_BYTES)")
+                if written > limits.max_bytes:
+                    bi.check_size(label, written + len(form.file.file.read()), limits)
                 out.write(chunk)
         summary = bi.import_boundaries(session, target, options, limits, filename=label, actor=who.label(),
                                        household_band=settings.check_household_band)
