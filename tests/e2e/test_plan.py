@@ -204,6 +204,20 @@ def shared_vertex(a: dict, b: dict, community) -> tuple[float, float]:
     return max(candidates, key=room)
 
 
+def shared_chain(features: dict[str, dict]) -> tuple[tuple[str, str], shapely.LineString]:
+    """Two micro-grids of one grid whose shared boundary is one line of a few vertices, and that line."""
+    codes = sorted(features)
+    for i, a in enumerate(codes):
+        for b in codes[i + 1:]:
+            if a[:15] != b[:15]:
+                continue
+            common = shapely.line_merge(shape(features[a]["geometry"]).boundary.intersection(
+                shape(features[b]["geometry"]).boundary))
+            if common.geom_type == "LineString" and common.length > 0.004 and len(common.coords) <= 6:
+                return (a, b), common
+    raise AssertionError("no two micro-grids share a simple edge")
+
+
 # -- the tests ---------------------------------------------------------------------------------------------------
 
 def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(opened, plan_server):
@@ -287,7 +301,31 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
         shape(moved[COMMUNITY + "00103"]["geometry"])).tolist()}
     pg.click("#gm-plan-tool-vertex")
 
-    # 4. paint the compound to the micro-grid of the neighbouring grid: the balance table changes
+    # 4. move the edge two micro-grids share: draw its new course from one end to the other (the ends snap)
+    pair, chain = shared_chain(moved)
+    ends = [chain.coords[0], chain.coords[-1]]
+    middle = chain.interpolate(0.5, normalized=True)
+    dx, dy = ends[1][0] - ends[0][0], ends[1][1] - ends[0][1]
+    bend = (middle.x - dy * 0.08, middle.y + dx * 0.08)  # a little to one side of the old course
+    pg.click("#gm-plan-tool-edge")
+    for code in pair:
+        click(pg, free_point(moved[code], places))
+    wait_js(pg, "(document.body.dataset.gmPlanSelection || '').split(',').length === 2")
+    pg.click("#gm-plan-do-edge")
+    n = edit_count(pg)
+    for point in (ends[0], bend, ends[1]):
+        click(pg, point)
+    pg.click("#gm-plan-finish")
+    edits_done(pg, n)
+    assert pg.evaluate("document.body.dataset.gmPlanLastEdit").startswith("move_edge:")
+    redrawn = leaves(plan_server, draft)
+    for code in pair:
+        assert not shape(redrawn[code]["geometry"]).equals(shape(moved[code]["geometry"])), code
+    assert shape(redrawn[pair[0]]["geometry"]).union(shape(redrawn[pair[1]]["geometry"])).symmetric_difference(
+        shape(moved[pair[0]]["geometry"]).union(shape(moved[pair[1]]["geometry"]))).area < 1e-12
+    pg.click("#gm-plan-tool-edge")
+
+    # 5. paint the compound to the micro-grid of the neighbouring grid: the balance table changes
     before_paint = table(pg)
     pg.click("#gm-plan-tool-paint")
     wait_js(pg, "Number(document.body.dataset.gmPlanPlaces || 0) > 0")
@@ -310,14 +348,14 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     pg.screenshot(path=str(SCREENSHOTS / "plan-painted.png"))
     pg.click("#gm-plan-tool-paint")
 
-    # 5. undo: the table is as before the painting
+    # 6. undo: the table is as before the painting
     n = edit_count(pg)
     pg.click("#gm-plan-undo")
     edits_done(pg, n)
     assert table(pg) == before_paint
     assert pg.evaluate("document.body.dataset.gmPlanCanRedo") == "1"
 
-    # 6. submit
+    # 7. submit
     pg.click("#gm-plan-submit")
     wait_js(pg, "document.body.dataset.gmPlanStatus === 'submitted' || !!document.body.dataset.gmPlanError")
     assert pg.evaluate("document.body.dataset.gmPlanError || ''") == ""
@@ -325,7 +363,7 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     assert pg.locator("#gm-plan-tool-split").is_disabled()
     assert_clean(pg, plan_server)
 
-    # 7. approve as the approver, effective today
+    # 8. approve as the approver, effective today
     ap = opened("demo-approver")
     ap.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}")
     wait_js(ap, "document.body.dataset.gmPlanLoads")
@@ -338,7 +376,7 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     assert ap.evaluate("document.body.dataset.gmPlanError || ''") == ""
     assert_clean(ap, plan_server)
 
-    # 8. the new micro-grids are on the overview
+    # 9. the new micro-grids are on the overview
     ov = opened("demo-dispatcher")
     ov.goto(plan_server + "/")
     wait_js(ov, "document.body.dataset.gmLevel_subdistrict")

@@ -91,9 +91,12 @@
   var DEV_COLOURS = ["#2166ac", "#92c5de", "#e6f4e0", "#f4a582", "#b2182b"];
   var OPS = { split: 1, merge: 1, move_vertex: 1, move_edge: 1, reassign: 1, lock: 1 };
 
+  /* today in China (boundaries take effect at 00:00 Asia/Shanghai), YYYY-MM-DD */
   function today() {
-    var d = new Date(), pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+    var parts = {};
+    new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" })
+      .formatToParts(new Date()).forEach(function (p) { parts[p.type] = p.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day;
   }
   function fixed(v, n) { return v === null || v === undefined ? "—" : Number(v).toFixed(n); }
   function signedPercent(v) { return v === null || v === undefined ? "—" : (v > 0 ? "+" : "") + (v * 100).toFixed(1) + "%"; }
@@ -836,6 +839,7 @@
       if (this.mode === "edge") {
         var codes = this.selection.slice();
         this.map.pm.disableDraw();
+        this.snapEnds(line, codes);
         return this.edit({ op: "move_edge", codes: codes, line: line });
       }
       if (this.mode !== "split") { return null; }
@@ -844,6 +848,31 @@
       return this.edit({ op: "split", code: target, line: line }).then(function () {
         if (self.mode === "split") { self.drawLine(false); }
       });
+    },
+
+    /* put each end of a new edge on the nearest vertex the two leaves share, when it is within 20 px of one */
+    snapEnds: function (line, codes) {
+      var self = this, sets = codes.map(function (code) {
+        var f = self.leafFeatures.filter(function (g) { return g.properties.code === code; })[0], out = {};
+        if (f) {
+          (f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates).forEach(function (rings) {
+            rings.forEach(function (ring) { ring.forEach(function (v) { out[v[0] + "," + v[1]] = v; }); });
+          });
+        }
+        return out;
+      });
+      var shared = Object.keys(sets[0] || {}).filter(function (k) { return sets[1] && sets[1][k]; })
+        .map(function (k) { return sets[0][k]; });
+      var px = function (v) { return self.map.latLngToContainerPoint(self.core.point(v)); };
+      [0, line.coordinates.length - 1].forEach(function (i) {
+        var at = px(line.coordinates[i]), best = null, bestD = 20;
+        shared.forEach(function (v) {
+          var d = at.distanceTo(px(v));
+          if (d <= bestD) { best = v; bestD = d; }
+        });
+        if (best) { line.coordinates[i] = [best[0], best[1]]; }
+      });
+      return line;
     },
 
     /* the unit holding most of the line's sample points (its vertices and segment midpoints) */
@@ -996,7 +1025,7 @@
       this.canRedo = !!res.can_redo;
       this.say(verb + " · " + (res.op || "") + (res.seq ? " #" + res.seq : ""));
       box.replaceChildren();
-      var rows = res.balance || [];
+      var rows = (res.balance || []).filter(function (r) { return r.code.length >= 15; });  // grids and below
       if (rows.length) {
         box.appendChild(el("div", "gm-plan-subhead", t.lastChange));
         var list = el("ul", "gm-plan-list");
