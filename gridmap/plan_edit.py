@@ -510,17 +510,33 @@ def _op_reassign(w: _Work, op: dict) -> None:
     if not by_source:
         raise InvalidInput(f"{name}：所选楼栋已在 {target.code} 中 (the buildings are in {target.code} already)",
                            field=name)
-    for source_code, chosen in sorted(by_source.items()):
+    todo = dict(by_source)
+    while todo:
+        # the sources next to the target (as it grows) first; one that never touches it is refused
+        ready = sorted(c for c in todo if _adjacent(w.leaves[c].geom, target.geom))
+        if not ready:
+            first = sorted(todo)[0]
+            raise InvalidInput(f"to：{target.code} 与楼栋所在的 {first} 不相邻 (to must be a neighbour of {first}, "
+                               "where the buildings are)", field="to")
+        source_code = ready[0]
+        chosen = todo.pop(source_code)
         source = w.leaves[source_code]
-        if not _adjacent(source.geom, target.geom):
-            raise InvalidInput(f"to：{target.code} 与楼栋所在的 {source_code} 不相邻 (to must be a neighbour of "
-                               f"{source_code}, where the buildings are)", field="to")
-        if w.session.get(Area, target.parent_id) is None:
-            raise NotFound("to", field="to")
         units = _buildings(w.session, source.geom)
         if all(u[0] in chosen for u in units):
-            raise InvalidInput(f"{name}：这会把 {source_code} 的楼栋全部移走；请改用合并 (it would empty "
-                               f"{source_code}; merge instead)", field=name)
+            # every unit of the leaf moves: the boundary follows them, so the whole leaf joins the target
+            siblings = set(w.session.scalars(sa.select(Area.code).where(Area.parent_id == source.parent_id)))
+            if siblings - w.removed - {source_code} == set() and not any(
+                    leaf.parent_id == source.parent_id and leaf.row is None for leaf in w.leaves.values()):
+                parent = w.session.get(Area, source.parent_id)
+                raise InvalidInput(f"{name}：这会把{_zh(parent.level)} {parent.code} 的楼栋全部移走，使它没有下级；请改用"
+                                   f"合并或移动整个网格 (it would empty {parent.code})", field=name)
+            merged = _union([target.geom, source.geom])
+            if _parts(merged) > max(_parts(target.geom), 1):
+                raise InvalidInput(f"{name}：这些楼栋的范围与 {target.code} 不相连 (the painted region would not be "
+                                   f"contiguous with {target.code})", field=name)
+            target.geom = merged
+            w.remove(source_code)
+            continue
         points = shapely.MultiPoint([(u[1], u[2]) for u in units])
         cells = shapely.get_parts(shapely.voronoi_polygons(points, extend_to=source.geom, ordered=True))
         region = shapely.union_all([c for c, u in zip(cells, units) if u[0] in chosen])

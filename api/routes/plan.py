@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep
@@ -40,7 +40,7 @@ class EditIn(BaseModel):
     to: LonLat | Code | None = None
     places: list[Id] | None = Field(None, min_length=1, max_length=plan_edit.MAX_PLACES)
     compound: Id | None = None
-    locked: bool | None = None
+    locked: StrictBool | None = None
 
 
 class ChangedArea(BaseModel):

@@ -1,7 +1,9 @@
-"""The boundary check (issue 13 §2) on both databases: the demo's boundaries pass; drafts broken on purpose — through
-the existing redraw (PUT /api/v1/generations/{id}/areas) or by writing the table directly, past the API's own checks —
-are reported with the right kind, codes, area and place; SpatiaLite and PostGIS give the same report; the CLI's exit
-codes; who may call the API (the policy matrix has the full row).
+"""The boundary check (issue 13 §2) on both databases: the demo's boundaries pass; drafts broken on purpose — by
+writing the table directly, past the API's own checks, including what the redraw (PUT /api/v1/generations/{id}/areas)
+wrote before issue 13 fixed it (`_old_redraw`) — are reported with the right kind, codes, area and place; SpatiaLite
+and PostGIS give the same report; the CLI's exit codes; who may call the API (the policy matrix has the full row).
+The fixed redraw itself: it refuses the 3 m² wedge and the 5 m² overlap it used to accept, absorbs the zero-area
+wedge without leaving a ring in any ancestor, and recomputes households, population and area.
 
 Each dialect gets a database of its own (`fresh_db_url`), since the tests add drafts."""
 
@@ -19,7 +21,7 @@ import shapely.ops
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape, to_shape
-from shapely.geometry import MultiPolygon, Point, Polygon, box
+from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon, box
 
 from api.main import create_app
 from api.settings import Settings
@@ -66,10 +68,37 @@ def _check(client, generation_id: int) -> dict:
     return r.json()
 
 
-def _put(client, generation_id: int, changes: dict) -> None:
+def _put(client, generation_id: int, changes: dict, status: int = 200) -> dict:
     body = {"areas": {code: shapely.geometry.mapping(geom) for code, geom in changes.items()}}
     r = client.put(f"/api/v1/generations/{generation_id}/areas", headers=PLANNER, json=json.loads(json.dumps(body)))
-    assert r.status_code == 200, r.text
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def _old_redraw(session, generation_id: int, changes: dict) -> None:
+    """What the redraw did before issue 13 was fixed, written past the API: the leaves replaced as given and every
+    ancestor recomputed with `union_all` of its children (which leaves holes and zero-area rings when the children's
+    vertices differ slightly), with no check against the leaves not given. The check must find what it left."""
+    areas = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == generation_id))}
+    by_id = {a.id: a for a in areas.values()}
+    for code, geom in changes.items():
+        areas[code].geom = from_shape(geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom]), srid=4326)
+    session.flush()
+    parents = {areas[c].parent_id for c in changes}
+    while parents - {None}:
+        above = set()
+        for pid in parents - {None}:
+            union = shapely.union_all([to_shape(a.geom) for a in areas.values() if a.parent_id == pid])
+            by_id[pid].geom = from_shape(union if union.geom_type == "MultiPolygon" else MultiPolygon([union]),
+                                         srid=4326)
+            above.add(by_id[pid].parent_id)
+        parents = above
+    session.flush()
+
+
+def _stored(client, generation_id: int) -> dict:
+    with _sm(client)() as session:
+        return {code: (shapely.to_wkb(a["geom"], hex=True)) for code, a in _areas(session, generation_id).items()}
 
 
 def _write(session, generation_id: int, code: str, /, **values) -> None:
@@ -225,13 +254,80 @@ def test_the_demo_passes_quickly(client):
 
 # -- (a) the redraw's holes ----------------------------------------------------------------------------------------
 
+def test_a_the_redraw_refuses_a_wedge_and_absorbs_a_zero_area_one(client):
+    """Issue 13's first defect, fixed: the redraw re-nodes the leaves it is given with their neighbours. The 3 m²
+    wedge that moving the end of a shared edge leaves (the neighbour across keeps the old vertex) is refused as a gap,
+    naming where, and nothing is stored; the zero-area one (1e-5 m²) is absorbed by a neighbour, and no ancestor
+    gets a hole or a zero-area ring (before the fix both were accepted and the community, sub-district and district
+    got a hole: see the check's test below, which writes what the old redraw wrote)."""
+    draft = _draft(client, "移边 修复")
+    with _sm(client)() as session:
+        areas = _areas(session, draft)
+    changes, info = wedge_edit(areas, 3.0)
+    before = _stored(client, draft)
+    r = _put(client, draft, changes, 422)
+    assert r["field"] == "areas" and "空隙" in r["detail"] and "3.00 m²" in r["detail"], r
+    x, y = map(float, r["detail"].split("POINT (")[1].split(")")[0].split())
+    assert Point(x, y).distance(info["wedge"]) * M_PER_DEG < 1.0  # named at the wedge
+    assert _stored(client, draft) == before
+
+    changes, info = wedge_edit(areas, 1e-5)
+    _put(client, draft, changes)
+    with _sm(client)() as session:
+        stored = _areas(session, draft)
+    assert not [code for code in info["holed"] for p in stored[code]["geom"].geoms if p.interiors]
+    report = _check(client, draft)
+    assert report["ok"] and not _of(report, "hole") and not _of(report, "gap") and not _of(report, "sliver"), \
+        _errors(report)
+
+
+def test_a_the_redraw_recomputes_households_population_and_area(client):
+    """Issue 13's third defect, fixed: a redraw that moves a building's ground from one micro-grid to its neighbour
+    moves that building's share of households and population (stored numbers shared in proportion to the buildings'
+    households), parents are their children's sums, and `area_m2` is measured again."""
+    from gridmap.tables import Place
+
+    draft = _draft(client, "重画 户数")
+    with _sm(client)() as session:
+        areas = _areas(session, draft)
+        rows = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == draft))}
+        units = [(pid, to_shape(g), hh) for pid, g, hh in session.execute(
+            sa.select(Place.id, Place.geom, Place.households).where(Place.kind == "building")).all()]
+    a, b = _adjacent_pair(areas)
+    mine = [u for u in units if b["geom"].contains(u[1])]
+    assert len(mine) >= 2
+    edge = a["geom"].intersection(b["geom"])
+    near = min(mine, key=lambda u: u[1].distance(edge))
+    cells = shapely.voronoi_polygons(MultiPoint([u[1] for u in mine]), extend_to=b["geom"], ordered=True)
+    cell = next(c for c, u in zip(cells.geoms, mine) if u[0] == near[0]).intersection(b["geom"])
+    if not cell.intersects(a["geom"]):
+        pytest.skip("the demo's building nearest the edge has a cell away from it")
+    changes = {a["code"]: shapely.union_all([a["geom"], cell]), b["code"]: b["geom"].difference(cell)}
+    _put(client, draft, changes)
+    with _sm(client)() as session:
+        after = {x.code: x for x in session.scalars(sa.select(Area).where(Area.generation_id == draft))}
+        share = round(rows[b["code"]].households * near[2] / sum(u[2] for u in mine))
+        assert after[a["code"]].households == rows[a["code"]].households + share
+        assert after[b["code"]].households == rows[b["code"]].households - share
+        assert after[a["code"]].population > rows[a["code"]].population
+        assert after[a["code"]].area_m2 == pytest.approx(rows[a["code"]].area_m2 + _m2(cell), rel=0.01)
+        for code, row in after.items():
+            kids = [k for k in after.values() if k.parent_id == row.id]
+            if kids:
+                assert row.households == sum(k.households for k in kids)
+                assert row.population == sum(k.population for k in kids)
+    assert _check(client, draft)["ok"]
+
+
 @pytest.mark.parametrize("target_m2", [3.0, 1e-5], ids=["3m2", "zero_area"])
 def test_a_moved_edge_leaves_holes_in_the_parents(client, target_m2):
+    """What the redraw wrote before the fix (`_old_redraw`): the check finds the holes."""
     draft = _draft(client, f"移边 {target_m2}")
     with _sm(client)() as session:
         areas = _areas(session, draft)
-    changes, info = wedge_edit(areas, target_m2)
-    _put(client, draft, changes)
+        changes, info = wedge_edit(areas, target_m2)
+        _old_redraw(session, draft, changes)
+        session.commit()
     with _sm(client)() as session:
         stored = _areas(session, draft)
     rings = {code for code in info["holed"] for p in stored[code]["geom"].geoms if p.interiors}
@@ -261,7 +357,13 @@ def test_b_overlapping_leaves(client):
     with _sm(client)() as session:
         areas = _areas(session, draft)
     changes, info = overlap_edit(areas, 5.0)
-    _put(client, draft, changes)  # accepted: the redraw compares the redrawn leaves only with one another
+    before = _stored(client, draft)
+    r = _put(client, draft, changes, 422)  # fixed: an overlap with a leaf not redrawn is refused, naming both
+    assert r["field"] == f"areas.{info['a']}" and info["b"] in r["detail"] and "重叠" in r["detail"], r
+    assert _stored(client, draft) == before
+    with _sm(client)() as session:  # what the redraw accepted before the fix
+        _old_redraw(session, draft, changes)
+        session.commit()
     report = _check(client, draft)
     assert not report["ok"]
     (overlap,) = _of(report, "overlap")
@@ -372,7 +474,9 @@ def test_h_cli_exit_codes(client, fresh_db_url, capsys):
     with _sm(client)() as session:
         areas = _areas(session, draft)
     changes, _ = overlap_edit(areas, 5.0)
-    _put(client, draft, changes)
+    with _sm(client)() as session:
+        _old_redraw(session, draft, changes)
+        session.commit()
     assert cli.main([*base, str(draft), "--json"]) == 1
     captured = capsys.readouterr()
     report = json.loads(captured.out)
@@ -408,10 +512,10 @@ def _break(session, generation_id: int) -> None:
     """Every scenario above at once, in different grids, through the library (the redraw) and the table."""
     areas = _areas(session, generation_id)
     changes, wedge = wedge_edit(areas, 3.0)
-    gens.redraw(session, generation_id, changes)
+    _old_redraw(session, generation_id, changes)
     used = {wedge["grid"]}
     changes, over = overlap_edit(areas, 5.0, skip=used)
-    gens.redraw(session, generation_id, changes)
+    _old_redraw(session, generation_id, changes)
     used.add(areas[over["a"]]["parent"])
     changes, two = two_part_edit(areas, skip=used)
     gens.redraw(session, generation_id, changes)

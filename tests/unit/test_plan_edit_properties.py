@@ -153,6 +153,26 @@ def pick_paint(session, areas, rng: random.Random) -> dict:
     return {"op": "reassign", "places": [u[0] for u in units[:k]], "to": other["code"]}
 
 
+def pick_compound(session, areas, rng: random.Random) -> dict:
+    """A compound and a leaf next to one of the leaves its buildings are in (but holding none of them)."""
+    leaves = [a for a in areas.values() if a["leaf"]]
+    rows = session.execute(sa.select(Place.geom, Place.parent_id).where(Place.kind == "building")).all()
+    where: dict[int, set] = {}
+    for g, parent in rows:
+        p = to_shape(g)
+        leaf = next((a["code"] for a in leaves if a["geom"].contains(p)), None)
+        if parent is not None and leaf is not None:
+            where.setdefault(parent, set()).add(leaf)
+    options = []
+    for compound, inside in sorted(where.items()):
+        for other in leaves:
+            if other["code"] not in inside and any(shapely.intersection(
+                    other["geom"].boundary, areas[c]["geom"].boundary).length > 0 for c in inside):
+                options.append((compound, other["code"]))
+    compound, to = rng.choice(options)
+    return {"op": "reassign", "compound": compound, "to": to}
+
+
 def pick_reassign_leaves(areas, rng: random.Random) -> dict:
     options = []
     for leaf in _leaves(areas):
@@ -177,6 +197,8 @@ def pick(kind: str, session, generation_id: int, rng: random.Random) -> dict:
     areas = areas_of(session, generation_id)
     if kind == "paint":
         return pick_paint(session, areas, rng)
+    if kind == "compound":
+        return pick_compound(session, areas, rng)
     return {"split": pick_split, "merge": pick_merge, "move_edge": pick_move_edge, "move_vertex": pick_move_vertex,
             "reassign_leaves": pick_reassign_leaves, "lock": pick_lock}[kind](areas, rng)
 
@@ -191,7 +213,7 @@ def sessionmaker(tmp_path_factory):
     engine.dispose()
 
 
-STEPS = st.lists(st.tuples(st.sampled_from(["split", "merge", "move_edge", "move_vertex", "paint", "reassign_leaves",
+STEPS = st.lists(st.tuples(st.sampled_from(["split", "merge", "move_edge", "move_vertex", "paint", "compound", "reassign_leaves",
                                             "lock", "undo", "undo", "redo"]), st.integers(0, 2**16)),
                  min_size=2, max_size=7)
 
@@ -274,7 +296,7 @@ def test_each_kind_of_edit_applies_somewhere(sessionmaker):
     with sessionmaker() as session:
         draft = gens.create_draft(session, "每种编辑").id
         session.flush()
-        for kind in ("split", "merge", "move_edge", "move_vertex", "paint", "reassign_leaves", "lock"):
+        for kind in ("split", "merge", "move_edge", "move_vertex", "paint", "compound", "reassign_leaves", "lock"):
             for seed in range(40):
                 before = state_of(session, draft)
                 try:
