@@ -90,6 +90,22 @@ def _req(method, url, **kw) -> dict:
     return {"method": method, "url": url, **kw}
 
 
+def _edit_draft(w, s, *, edits: int = 0, undone: bool = False) -> int:
+    """A draft of its own for a planner subject (with an edit, undone when asked); the shared draft for others."""
+    if s.role != "planner" or s.kind != "account":
+        return w.draft_id
+    from gridmap import plan_edit
+
+    with storage.session_scope(w.sessionmaker) as session:
+        draft = gens.create_draft(session, f"编辑 {s.slug}").id
+        session.flush()
+        for _ in range(edits):
+            plan_edit.apply(session, draft, {"op": "lock", "codes": [w.leaf], "locked": True}, "matrix")
+        if undone:
+            plan_edit.undo(session, draft)
+    return draft
+
+
 def _case_ids(body) -> set:
     return {c["id"] for c in body["items"]}
 
@@ -184,6 +200,17 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/generations/{generation_id}/reject"): Row(frozenset({"approver"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.in_state(s, 'approver', 'submitted')}/reject",
         json={"reason": f"矩阵退回 {s.slug}"})),
+    # planner edits of a draft (each planner subject on a draft of its own: an edit, an edit to undo, one to redo)
+    ("POST", "/api/v1/generations/{generation_id}/edits"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{_edit_draft(w, s)}/edits",
+        json={"op": "lock", "codes": [w.leaf], "locked": True})),
+    ("POST", "/api/v1/generations/{generation_id}/edits/undo"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{_edit_draft(w, s, edits=1)}/edits/undo")),
+    ("POST", "/api/v1/generations/{generation_id}/edits/redo"): Row(frozenset({"planner"}), lambda w, s: _req(
+        "POST", f"/api/v1/generations/{_edit_draft(w, s, edits=1, undone=True)}/edits/redo")),
+    ("GET", "/api/v1/generations/{generation_id}/edits"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/edits")),
     ("GET", "/api/v1/generations/{generation_id}/impact"): Row(
         frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
             "GET", f"/api/v1/generations/{w.draft_id}/impact")),
