@@ -716,9 +716,7 @@ def import_boundaries(session, path: str | Path, options: Options, limits: Limit
     session.flush()
     codes.register(session, {b.code: b.level for b in built}, draft.id)
     if options.activate is not None:
-        gens.activate(session, draft.id, options.activate)
-        if hasattr(draft, "activated_at"):
-            draft.activated_at = dt.datetime.now(dt.timezone.utc)
+        gens.activate(session, draft.id, options.activate, actor=actor or "system")
         session.flush()
     audit.record(session, "boundary_import", f"generation:{draft.id}",
                  {"file": label, "districts": districts, "areas": len(built), "activate":

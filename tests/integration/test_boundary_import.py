@@ -463,3 +463,46 @@ def test_a_file_with_several_layers_needs_one_named(client, demo, tmp_path):
     r = _post(client, path, {"layer": "微网格"})
     assert r.status_code == 201, r.text
     assert r.json()["areas"]["microgrid"] == 24
+
+
+def test_another_district_is_added_beside_the_active_ones(client, demo, tmp_path):
+    """Importing a district the active generation does not have: the draft holds the active generation's areas
+    unchanged plus the new district's."""
+    frame = _leaves_frame(demo, recode="530102")
+    frame = frame.set_geometry(frame.geometry.translate(xoff=0.5))
+    r = _post(client, _write(frame, tmp_path / "五华区.geojson", "GeoJSON"))
+    assert r.status_code == 201, r.text
+    assert r.json()["replaced"] == {"530102": 0} and r.json()["districts"] == ["530102"]
+    got = _stored(client, r.json()["generation_id"])
+    kept = {c: a for c, a in got.items() if c.startswith("530111")}
+    assert set(kept) == set(demo["areas"])
+    for code, area in demo["areas"].items():
+        assert kept[code]["geom"].equals_exact(area["geom"], 0) and kept[code]["name"] == area["name"], code
+    assert sum(c.startswith("530102") for c in got) == len(demo["areas"])
+    assert got["530102"]["name"] == "五华区" and got["530102"]["parent"] is None
+
+
+def test_parents_in_the_file_and_the_level_option(client, demo, tmp_path):
+    """A file of grids (leaves here: no micro-grids) with its communities: the communities take their names from
+    their features and their outlines from their grids; with level=grid a micro-grid code is refused."""
+    areas = demo["areas"]
+    grids = sorted(c for c, a in areas.items() if a["level"] == "grid")
+    communities = sorted(c for c, a in areas.items() if a["level"] == "community")
+    features = [_feature(c, shapely.geometry.mapping(areas[c]["geom"]), 网格名称=areas[c]["name"]) for c in grids]
+    features += [_feature(c, SQUARE, 网格名称=f"社区{i}") for i, c in enumerate(communities)]  # outline not used
+    path = tmp_path / "grids.geojson"
+    path.write_bytes(_geojson(features))
+    r = _post(client, path, {"level": "grid"})
+    assert r.status_code == 201, r.text
+    assert r.json()["areas"] == {"district": 1, "subdistrict": 2, "community": 4, "grid": 10, "microgrid": 0}
+    got = _stored(client, r.json()["generation_id"])
+    for i, c in enumerate(communities):
+        assert got[c]["name"] == f"社区{i}"
+        assert _gap_m(got[c]["geom"], areas[c]["geom"]) < 0.01
+    assert all(got[c]["is_leaf"] and got[c]["name"] == areas[c]["name"] for c in grids)
+    leaf = next(c for c, a in areas.items() if a["level"] == "microgrid")
+    path.write_bytes(_geojson(features + [_feature(leaf, SQUARE2)]))
+    before = _rows(client.app.state.sessionmaker)
+    r = _post(client, path, {"level": "grid"})
+    assert r.status_code == 422 and r.json()["field"] == "网格编码" and leaf in r.json()["detail"], r.text
+    assert _rows(client.app.state.sessionmaker) == before
