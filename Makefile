@@ -47,6 +47,7 @@ bench: install test-system-deps postgis
 	$(BIN)/python tests/benchmarks/locate.py
 	$(BIN)/python tests/benchmarks/cases.py
 	$(BIN)/python tests/benchmarks/map.py
+	$(BIN)/python tests/benchmarks/planning.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

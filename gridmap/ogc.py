@@ -187,14 +187,14 @@ def conformance() -> dict:
     return {"conformsTo": list(CONFORMANCE)}
 
 
-_extents: dict[tuple[int, str], list[tuple[str, tuple[float, float, float, float]]]] = {}
+_extents: dict[tuple[str, int, str], list[tuple[str, tuple[float, float, float, float]]]] = {}
 _extents_lock = threading.Lock()
 
 
 def _bounds(session: Session, generation_id: int, level: str) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """(code, bounds) of a generation's areas at a level; kept per generation (served generations are active or
-    retired, never redrawn)."""
-    key = (generation_id, level)
+    """(code, bounds) of a generation's areas at a level; kept per database and generation (served generations are
+    active or retired, never redrawn)."""
+    key = (str(session.get_bind().engine.url), generation_id, level)
     found = _extents.get(key)
     if found is None:
         rows = session.execute(sa.select(Area.code, Area.geom).where(Area.generation_id == generation_id,
