@@ -3,7 +3,8 @@
 As the demo planner: open /plan, pick the draft and a community, split a micro-grid by drawing a line, merge two,
 drag a shared vertex, paint a compound to the neighbouring grid (the balance table changes), undo (it changes
 back), submit; as the demo approver (another account) approve; the new micro-grids are then on the overview.
-Also: English, a 390 px phone, who may open the page.
+Also: English, a 390 px phone, locking a grid (a merge of its micro-grids is then refused, and the page shows the
+API's message, Chinese first), who may open the page.
 
 These tests activate a draft, so they run on a database and server of their own (the other browser tests keep the
 demo's boundaries). Tokens for the test's own API calls are asked from this server, not the shared one."""
@@ -394,7 +395,7 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     assert_clean(ov, plan_server)
 
 
-def test_english_phone_and_who_may_open_it(opened, plan_server):
+def test_english_phone_locking_and_who_may_open_it(opened, plan_server):
     gens = call(plan_server, "/api/v1/generations")
     draft = next((g["id"] for g in reversed(gens) if g["status"] == "draft"), None) or call(
         plan_server, "/api/v1/generations", {"name": "手机草稿"})["id"]
@@ -421,12 +422,38 @@ def test_english_phone_and_who_may_open_it(opened, plan_server):
     desk.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}")
     wait_js(desk, "document.body.dataset.gmPlanLoads")
     wait_idle(desk)
-    desk.evaluate("GridmapPage.edit({op: 'merge', codes: ['530111002001001001', '530111002002001001']})")
+    # lock the first grid: its micro-grids refuse a merge, with the API's message (Chinese first); unlock
+    feats = leaves(plan_server, draft)
+    places = call(plan_server, f"/api/v1/generations/{draft}/places?area={COMMUNITY}")["places"]
+    mine = sorted(c for c in feats if c.startswith(COMMUNITY + "001"))
+    desk.click("#gm-plan-tool-lock")
+    n = edit_count(desk)
+    click(desk, free_point(feats[mine[0]], places))
+    desk.click("#gm-plan-do-lock")
+    edits_done(desk, n)
+    assert desk.evaluate("document.body.dataset.gmPlanLastEdit").startswith("lock:")
+    assert "🔒" in desk.locator(f"#gm-plan-balance-table tr[data-code='{COMMUNITY}001']").inner_text()
+    desk.click("#gm-plan-tool-merge")
+    for code in mine[:2]:
+        click(desk, free_point(feats[code], places))
+    desk.click("#gm-plan-do-merge")
     wait_js(desk, "!!document.body.dataset.gmPlanError")
+    wait_idle(desk)
     message = desk.locator("#gm-plan-error").inner_text()
     assert message and message == desk.evaluate("document.body.dataset.gmPlanError")
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in message.split("(")[0])  # Chinese first
-    desk.console_errors.clear()  # the refused request is logged by the browser as a failed response
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in message.split("(")[0]), message  # Chinese first
+    assert leaves(plan_server, draft).keys() == feats.keys()  # nothing merged
+    refused = [f"HTTP 409 {plan_server}/api/v1/generations/{draft}/edits",
+               "Failed to load resource: the server responded with a status of 409 (Conflict)"]
+    assert desk.console_errors == refused  # the browser logs the refused request, and nothing else
+    desk.console_errors.clear()
+    desk.click("#gm-plan-tool-lock")
+    n = edit_count(desk)
+    click(desk, free_point(feats[mine[0]], places))
+    desk.click("#gm-plan-do-unlock")
+    edits_done(desk, n)
+    assert "🔒" not in desk.locator(f"#gm-plan-balance-table tr[data-code='{COMMUNITY}001']").inner_text()
+    assert_clean(desk, plan_server)
     # who may open it: a worker is refused, nobody signed in goes to sign in
     worker = opened("demo-worker")
     response = worker.goto(plan_server + "/plan")

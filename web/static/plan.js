@@ -17,7 +17,7 @@
       lock: "锁定", unlock: "解锁", undo: "撤销", redo: "重做", finish: "完成画线", cancel: "取消",
       mergeSelected: "合并所选", edgeSelected: "画新的公共边", clear: "清除选择", selected: "已选",
       hints: {
-        none: "点击网格以选择；选择工具开始编辑。",
+        none: "点击地图上的网格（编辑单位为最底层的微网格）；选择工具开始编辑。",
         split: "在地图上画一条穿过网格的线（逐点点击，再次点击最后一点或按回车结束）。",
         merge: "点击两个或更多相邻网格，然后点“合并所选”。",
         vertex: "点击一个网格，拖动其顶点；相邻网格一同移动。",
@@ -56,7 +56,7 @@
       cancel: "Cancel", mergeSelected: "Merge selected", edgeSelected: "Draw the new shared edge", clear: "Clear selection",
       selected: "Selected",
       hints: {
-        none: "Click grids to select them; pick a tool to edit.",
+        none: "Click the map to select (the tools edit the finest units, the micro-grids); pick a tool to edit.",
         split: "Draw a line across a grid (click point by point; click the last point again or press Enter to finish).",
         merge: "Click two or more adjacent grids, then “Merge selected”.",
         vertex: "Click a grid and drag one of its vertices; the neighbours move with it.",
@@ -564,8 +564,10 @@
         self.sections.problems.head.textContent = t.problems + " (" + mine.length + ")";
         box.replaceChildren();
         self.problemLayer.clearLayers();
-        box.appendChild(el("div", errors ? "gm-plan-bad" : "gm-muted", errors ? errors + " " + t.errors + t.comma +
-          (mine.length - errors) + " " + t.warnings : t.ok + (mine.length ? t.comma + mine.length + " " + t.warnings : "")));
+        if (mine.length) {
+          box.appendChild(el("div", errors ? "gm-plan-bad" : "gm-muted", errors ? errors + " " + t.errors + t.comma +
+            (mine.length - errors) + " " + t.warnings : t.ok + t.comma + mine.length + " " + t.warnings));
+        }
         var list = el("ul", "gm-plan-list");
         list.id = "gm-plan-problem-list";
         mine.slice(0, 100).forEach(function (p) {
