@@ -303,6 +303,37 @@ def cmd_boundaries_partition(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boundaries_activate(args: argparse.Namespace) -> int:
+    """`gridmap boundaries activate GEN [--date D] [--force]`: the server operator's direct path — a draft,
+    submitted or approved generation takes effect from D (default today, China time; never a later day) with
+    everything that follows (branches and staff, merges, places, open cases re-located). Refused while it is not
+    ready to publish (check errors, grids without a branch) unless --force. A running server swaps in the new
+    boundaries within a minute. Prints what was done as JSON."""
+    from gridmap import publish
+
+    band = os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
+    day = _date("date", args.date) if args.date else publish.local_today()
+    if not (args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10):
+        raise ValueError(f"GEN: {args.generation!r} is not a generation id (a number)")
+    with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
+        if not args.force:
+            publish.require_ready(session, int(args.generation), household_band=band)
+        done = publish.activate_generation(session, int(args.generation), day, actor="cli")
+    print(json.dumps({k: v for k, v in done.items() if k != "generation"}, ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_boundaries_publish_due(args: argparse.Namespace) -> int:
+    """`gridmap boundaries publish-due`: what the server does every minute, once — approved generations whose day
+    has come (00:00 China time) take effect. Prints the ids activated as JSON."""
+    from gridmap import publish
+
+    with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
+        done = publish.activate_due(session)
+    print(json.dumps({"activated": done}))
+    return 0
+
+
 def cmd_boundaries_export(args: argparse.Namespace) -> int:
     """`gridmap boundaries export GEN OUT [--level L] [--format F]`: a generation's areas as GeoJSON, GeoPackage,
     Shapefile zip or KML (the format from --format or OUT's suffix); prints a JSON summary."""
@@ -478,6 +509,16 @@ def build_parser() -> argparse.ArgumentParser:
     bex.add_argument("--format", choices=("geojson", "gpkg", "shp", "kml"),
                      help="the format (default: from OUT's suffix)")
     bex.set_defaults(func=cmd_boundaries_export)
+    bac = bnds.add_parser("activate", help="put a generation in force now (the operator's direct path; the API "
+                          "publishes through submit and approve)")
+    bac.add_argument("generation", metavar="GEN", help="generation id (a draft, submitted or approved one)")
+    bac.add_argument("--date", help="the day it takes effect, YYYY-MM-DD (default: today, China time; not later)")
+    bac.add_argument("--force", action="store_true", help="activate even with check errors or grids without a "
+                     "party branch")
+    bac.set_defaults(func=cmd_boundaries_activate)
+    bpd = bnds.add_parser("publish-due", help="activate the approved generations whose day has come (what the "
+                          "server does every minute)")
+    bpd.set_defaults(func=cmd_boundaries_publish_due)
     mea = sub.add_parser("measures", help="write the measures of every unit over a period (.csv or .xlsx)")
     mea.add_argument("output", help="file to write (.csv or .xlsx)")
     mea.add_argument("--by", default="grid", help="grid, community, subdistrict, branch, department or worker")

@@ -474,6 +474,45 @@ def test_a_merged_grid_keeps_one_branch_and_marks_the_other_for_merging(world):
                                                              Case.state.not_in(FINISHED_STATES)))
 
 
+def test_the_operator_activates_directly_from_the_cli(world, capsys):
+    """`gridmap boundaries activate`: refused (exit 2, nothing changed) while the check has errors; a ready draft
+    takes effect on the day given, with its cases re-located; `publish-due` finds nothing due."""
+    import json
+
+    from gridmap.cli import main
+
+    sm, url = world["sm"], world["url"]
+    broken = _draft(world, "命令行：有缺口")
+    with storage.session_scope(sm) as s:
+        leaf = next(a for a in _areas(s, broken, "microgrid").values())
+        leaf.geom = from_shape(as_multipolygon(to_shape(leaf.geom).buffer(-0.0005)), srid=4326)
+    day = TODAY - dt.timedelta(days=10)
+    capsys.readouterr()
+    assert main(["--database", url, "boundaries", "activate", str(broken), "--date", day.isoformat()]) == 2
+    assert "check：边界检查有" in capsys.readouterr().err
+    with sm() as s:
+        assert s.get(Generation, broken).status == "draft"
+    draft = _draft(world, "命令行生效")
+    with storage.session_scope(sm) as s:
+        a, b, m = _touching(s, draft)
+        x, y = _point_in(to_shape(m.geom))
+        b_code, new_m = b.code, _move_leaf(s, draft, m, b)
+    case = world["client"].post("/api/v1/cases", headers=world["tokens"]["pub-dispatcher"],
+                                json={"title": "命令行测试", "lon": x, "lat": y, "category": "E0101"}).json()
+    assert main(["--database", url, "boundaries", "activate", str(draft), "--date", day.isoformat()]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["generation_id"] == draft and done["effective_from"] == day.isoformat() and done["cases_relocated"] >= 1
+    with sm() as s:
+        assert s.get(Generation, draft).status == "active"
+        moved = s.get(Case, case["id"])
+        assert (moved.grid_code, moved.microgrid_code) == (b_code, new_m)
+        assert s.scalar(sa.select(CaseEvent.actor).where(CaseEvent.case_id == case["id"],
+                                                         CaseEvent.action == "boundary_change")) == "cli"
+    assert main(["--database", url, "boundaries", "publish-due"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"activated": []}
+    world["client"].app.state.reload_index()
+
+
 def test_a_new_grid_needs_a_branch_and_a_scheduled_activation_survives_a_restart(world, monkeypatch):
     client, tokens, sm, url = world["client"], world["tokens"], world["sm"], world["url"]
     draft = _draft(world, "新设网格（定期生效）")
