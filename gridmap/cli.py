@@ -297,7 +297,8 @@ def cmd_boundaries_partition(args: argparse.Namespace) -> int:
             gen_id = int(args.generation)
         else:
             raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
-        proposal = partition.propose(session, gen_id, args.area, args.n, args.tolerance, args.seed)
+        grids = [c.strip() for c in args.grids.split(",")] if args.grids is not None else None
+        proposal = partition.propose(session, gen_id, args.area, args.n, args.tolerance, args.seed, grids)
         out = proposal if args.dry_run else partition.open_as_draft(session, proposal, name=args.name, actor="cli")
     print(json.dumps(out, ensure_ascii=False, indent=1))
     return 0
@@ -494,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     bpt.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
     bpt.add_argument("--area", required=True, help="the community's code")
     bpt.add_argument("--n", type=int, required=True, help="how many grids (1-50)")
+    bpt.add_argument("--grids", metavar="CODE,CODE", help="only these adjacent grids of the community (default: all)")
     bpt.add_argument("--tolerance", type=float, default=0.10, help="households within this fraction of the mean "
                      "(default 0.10)")
     bpt.add_argument("--seed", type=int, default=0, help="the same seed gives the same proposal (default 0)")

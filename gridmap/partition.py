@@ -83,6 +83,14 @@ class _Scope:
     shared_m: dict[tuple[int, int], float]  # (i, j), i < j → shared boundary length in metres
     graph: nx.Graph = field(repr=False)
     chain_graph: Graph = field(repr=False)
+    subset: bool = False  # only some of the community's grids are re-partitioned
+
+    def label(self) -> tuple[str, str]:
+        """What is re-partitioned, in Chinese and English."""
+        code = self.community.code
+        if self.subset:
+            return f"社区 {code} 所选网格", f"the chosen grids of community {code}"
+        return f"社区 {code} ", f"community {code}"
 
     @property
     def total(self) -> int:
@@ -113,7 +121,7 @@ def check_arguments(n: int, tolerance: float, seed: int) -> None:
                            f"got {seed!r}", field="seed")
 
 
-def _load(session: Session, generation_id: int, area_code: str) -> _Scope:
+def _load(session: Session, generation_id: int, area_code: str, only: Sequence[str] | None = None) -> _Scope:
     get_generation(session, generation_id)
     if not isinstance(area_code, str) or not area_code.strip():
         raise InvalidInput("area：应为社区编码 (area must be a community code)", field="area")
@@ -130,6 +138,14 @@ def _load(session: Session, generation_id: int, area_code: str) -> _Scope:
     if not grids:
         raise InvalidInput(f"area：社区 {area_code} 下没有网格 (area: community {area_code} has no grids)",
                            field="area")
+    if only is not None:
+        asked = [c.strip() if isinstance(c, str) else c for c in only]
+        strange = sorted({repr(c) for c in asked} - {repr(g.code) for g in grids})
+        if not asked or strange or len(set(asked)) != len(asked):
+            raise InvalidInput(f"grids：应为社区 {area_code} 下互不重复的网格编码"
+                               f"{'，不是：' + ', '.join(strange) if strange else ''} "
+                               f"(grids must be distinct codes of grids of community {area_code})", field="grids")
+        grids = [g for g in grids if g.code in set(asked)]
     grid_index = {g.id: i for i, g in enumerate(grids)}
     units = list(session.scalars(sa.select(Area).where(Area.parent_id.in_(list(grid_index)))
                                  .order_by(Area.code)))
@@ -159,13 +175,15 @@ def _load(session: Session, generation_id: int, area_code: str) -> _Scope:
     households = np.array([int(u.households or 0) for u in units], dtype=np.int64)
     if not nx.is_connected(graph):
         parts = sorted((sorted(units[i].code for i in c) for c in nx.connected_components(graph)), key=len)
-        raise InvalidInput(f"area：社区 {area_code} 的微网格不连通（{len(parts)} 块，最小一块：{', '.join(parts[0])}），"
-                           "无法划分为连通的网格 (area: the community's micro-grids are not connected)", field="area")
+        what, fld = ("所选网格", "grids") if only is not None else (f"社区 {area_code} ", "area")
+        raise InvalidInput(f"{fld}：{what}的微网格不连通（{len(parts)} 块，最小一块：{', '.join(parts[0])}），"
+                           f"无法划分为连通的网格 ({fld}: the micro-grids are not connected: the grids must be "
+                           "adjacent)", field=fld)
     return _Scope(generation_id=generation_id, community=community, grids=grids, units=units,
                   current=current, households=households,
                   population=np.array([int(u.population or 0) for u in units], dtype=np.int64),
                   area_m2=np.array([m.area for m in metric]), perimeter_m=np.array([m.length for m in metric]),
-                  shared_m=shared, graph=graph, chain_graph=_chain_graph(graph))
+                  shared_m=shared, graph=graph, chain_graph=_chain_graph(graph), subset=only is not None)
 
 
 def _chain_graph(graph: nx.Graph) -> Graph:
@@ -423,27 +441,30 @@ def _infeasible(scope: _Scope, n: int, tolerance: float, seed: int, reason_zh: s
     best_zh = f"；按现有微网格，n={n} 时找到的最好结果为 ±{best * 100:.1f}%" if best is not None else ""
     best_en = (f"; with these micro-grids the best found for n={n} is ±{best * 100:.1f}%" if best is not None
                else "")
-    return InvalidInput(f"n/tolerance：{reason_zh}，无法把社区 {scope.community.code} 的 {scope.total} 户分成 {n} 个"
+    zh, en = scope.label()
+    return InvalidInput(f"n/tolerance：{reason_zh}，无法把{zh}的 {scope.total} 户分成 {n} 个"
                         f"户数在均值 ±{tolerance:.0%} 内的连通网格{best_zh} "
-                        f"(n/tolerance: {reason_en}; the {scope.total} households of community "
-                        f"{scope.community.code} cannot be split into {n} contiguous grids within ±{tolerance:.0%} "
-                        f"of the mean{best_en})", field="n")
+                        f"(n/tolerance: {reason_en}; the {scope.total} households of {en} cannot be split into {n} "
+                        f"contiguous grids within ±{tolerance:.0%} of the mean{best_en})", field="n")
 
 
 def propose(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
-            seed: int = 0) -> dict:
-    """A balanced partition of community `area_code` of generation `generation_id` into `n` grids (nothing written).
+            seed: int = 0, grids: Sequence[str] | None = None) -> dict:
+    """A balanced partition of community `area_code` of generation `generation_id` into `n` grids (nothing written);
+    with `grids`, only those adjacent grids of the community are re-partitioned into `n` (the others stay).
 
-    Returns ``{"generation_id", "area", "name", "n", "tolerance", "seed", "households", "mean_households",
-    "method", "moved_households", "moved_microgrids", "retired", "grids": [{"code" (None for a new grid), "name",
-    "households", "population", "deviation", "contiguous", "polsby_popper", "microgrids"}], "plan" (unit code →
-    part index)}``. `InvalidInput` naming n/tolerance/seed/area, `NotFound` naming generation/area."""
+    Returns ``{"generation_id", "area", "name", "n", "tolerance", "seed", "from_grids" (the grids re-partitioned),
+    "households", "mean_households", "method", "moved_households", "moved_microgrids", "retired" (grid codes),
+    "polsby_popper", "grids": [{"code" (None for a new grid), "name", "households", "population", "deviation",
+    "contiguous", "polsby_popper", "microgrids"}]}``. `InvalidInput` naming n/tolerance/seed/area/grids,
+    `NotFound` naming generation/area."""
     check_arguments(n, tolerance, seed)
-    scope = _load(session, generation_id, area_code)
+    scope = _load(session, generation_id, area_code, grids)
     units = len(scope.units)
     if n > units:
-        raise InvalidInput(f"n：社区 {scope.community.code} 只有 {units} 个微网格，n 不能大于 {units} "
-                           f"(n must not exceed the community's {units} micro-grids)", field="n")
+        zh, en = scope.label()
+        raise InvalidInput(f"n：{zh}只有 {units} 个微网格，n 不能大于 {units} "
+                           f"(n must not exceed the {units} micro-grids of {en})", field="n")
     if scope.total <= 0:
         raise InvalidInput(f"area：社区 {scope.community.code} 的微网格没有户数，无法按户数均衡 "
                            "(area: the community's micro-grids hold no households to balance)", field="area")
@@ -504,7 +525,8 @@ def _describe(scope: _Scope, cand: _Candidate, n: int, tolerance: float, seed: i
                       "microgrids": [scope.units[u].code for u in members]})
     kept = {g for g in cand.matched if g is not None}
     return {"generation_id": scope.generation_id, "area": scope.community.code, "name": scope.community.name,
-            "n": n, "tolerance": tolerance, "seed": seed, "households": scope.total,
+            "n": n, "tolerance": tolerance, "seed": seed, "from_grids": [g.code for g in scope.grids],
+            "households": scope.total,
             "mean_households": round(mean, 2), "method": cand.method, "moved_households": cand.moved,
             "moved_microgrids": [scope.units[u].code for u in _moved_units(scope, cand.assign, cand.matched)],
             "retired": [g.code for i, g in enumerate(scope.grids) if i not in kept],
@@ -599,7 +621,8 @@ def _check_community(session: Session, generation_id: int, community: Area) -> N
 
 
 def partition(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
-              seed: int = 0, *, name: str | None = None, actor: str | None = None) -> dict:
+              seed: int = 0, grids: Sequence[str] | None = None, *, name: str | None = None,
+              actor: str | None = None) -> dict:
     """`propose` and `open_as_draft` in one: the new draft holding the proposal (not committed)."""
-    return open_as_draft(session, propose(session, generation_id, area_code, n, tolerance, seed),
+    return open_as_draft(session, propose(session, generation_id, area_code, n, tolerance, seed, grids),
                          name=name, actor=actor)

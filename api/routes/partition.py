@@ -21,6 +21,9 @@ router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
 class PartitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     area: str = Field(min_length=1, max_length=24, description="the community's code")
+    grids: list[Annotated[str, Field(min_length=1, max_length=24)]] | None = Field(
+        None, min_length=1, max_length=gpartition.MAX_N,
+        description="only these adjacent grids of the community are re-partitioned (default: all of its grids)")
     n: int = Field(ge=1, le=gpartition.MAX_N, description="how many grids the community should have")
     tolerance: float = Field(0.10, ge=gpartition.MIN_TOLERANCE, le=gpartition.MAX_TOLERANCE,
                              description="households per grid within this fraction of the mean (0.10 = ±10 %)")
@@ -47,6 +50,7 @@ class PartitionOut(BaseModel):
     n: int
     tolerance: float
     seed: int
+    from_grids: list[str] = Field(description="the grids that were re-partitioned (codes before)")
     households: int
     mean_households: float
     method: str = Field(description="current (the plan already met the tolerance), recom (repair of the current "
@@ -62,14 +66,14 @@ class PartitionOut(BaseModel):
 @router.post("/{generation_id}/partition", status_code=201, response_model=PartitionOut)
 def partition(generation_id: PathId, body: PartitionIn, session: SessionDep, response: Response,
               registry: RegistryDep, who: Annotated[Principal, allow("generation.edit")]) -> dict:
-    """Propose grids for a community with households within the tolerance of the mean, contiguous and compact,
+    """Propose grids for a community (or for some adjacent grids of it, `grids`) with households within the tolerance of the mean, contiguous and compact,
     moving as few households as possible (GerryChain over the micro-grids' adjacency, deterministic with `seed`),
     and open the proposal as a new draft copied from generation {generation_id} (planners; the community must be
     in the caller's areas). Committed before the answer. 422 naming n/tolerance when the micro-grids cannot meet
     the tolerance, with the best found."""
     if not policy.within(who, body.area):
         raise NotFound(f"area：没有编码为 {body.area} 的区域 (area: no area has code {body.area!r})", field="area")
-    out = gpartition.partition(session, generation_id, body.area, body.n, body.tolerance, body.seed,
+    out = gpartition.partition(session, generation_id, body.area, body.n, body.tolerance, body.seed, body.grids,
                                name=body.name, actor=who.key)
     session.commit()
     registry.forget(out["generation_id"])

@@ -273,6 +273,32 @@ def test_the_proposal_opens_as_a_draft_that_tiles_exactly(session, code, n):
     assert report["ok"]
 
 
+def test_some_adjacent_grids_of_a_community(session):
+    """六甲社区's grids 1 and 3 share an edge (0102 | 0301); grid 2 stays as it is."""
+    gen = _active(session)
+    before = _rows(session, gen)
+    g1, g2, g3 = "530111001001001", "530111001001002", "530111001001003"
+    proposal = partition.propose(session, gen, "530111001001", 4, grids=[g3, g1])
+    assert proposal["from_grids"] == [g1, g3] and proposal["households"] == 2000
+    assert sorted(g["households"] for g in proposal["grids"]) == [500] * 4
+    assert {g["code"] for g in proposal["grids"]} - {None} == {g1, g3} and proposal["moved_households"] == 1000
+    out = partition.open_as_draft(session, proposal)
+    after = _rows(session, out["generation_id"])
+    assert to_shape(after[g2].geom).equals_exact(to_shape(before[g2].geom), 0)
+    assert {c for c in after if c.startswith(g2)} == {c for c in before if c.startswith(g2)}
+    assert len([a for a in after.values() if a.level == "grid" and a.code.startswith("530111001001")]) == 5
+    assert boundary_check.check_generation(session, out["generation_id"])["ok"]
+    merged = partition.propose(session, gen, "530111001001", 1, grids=[g1, g3])
+    assert [g["households"] for g in merged["grids"]] == [2000] and merged["retired"] in ([g1], [g3])
+    for grids in ([g1, g2], [g1, "530111002001001"], [g1, g1], []):  # not adjacent, another community's, twice
+        with pytest.raises(InvalidInput) as err:
+            partition.propose(session, gen, "530111001001", 2, grids=grids)
+        assert err.value.field == "grids"
+    with pytest.raises(InvalidInput) as err:
+        partition.propose(session, gen, "530111001001", 5, grids=[g1, g3])
+    assert err.value.field == "n" and "所选网格只有 4 个微网格" in err.value.message
+
+
 # -- the API and the CLI -------------------------------------------------------------------------------------------
 
 def test_planner_gets_a_committed_draft(client):
@@ -323,6 +349,8 @@ def test_worker_is_refused_and_other_areas_are_not_found(client, fresh_db_url):
     ({"area": "530111001", "n": 2}, 422, "area"),  # a sub-district
     ({"area": "530111009009", "n": 2}, 404, "area"),  # no such area
     ({"area": "", "n": 2}, 422, "area"),
+    ({"area": "530111001001", "n": 2, "grids": []}, 422, "grids"),
+    ({"area": "530111001001", "n": 2, "grids": ["530111001001001", "530111001001002"]}, 422, "grids"),
 ])
 def test_bad_requests_name_the_field(client, body, status, field):
     r = client.post("/api/v1/generations/1/partition", headers=PLANNER, json=body)
@@ -375,3 +403,6 @@ def test_cli(client, fresh_db_url, capsys):
     assert cli.main([*base, "active", "--area", "530111001002", "--n", "4"]) == 2
     assert "n/tolerance" in capsys.readouterr().err
     assert cli.main([*base, "草稿", "--area", "530111001002", "--n", "2"]) == 2
+    assert cli.main([*base, "active", "--area", "530111001002", "--n", "1", "--dry-run",
+                     "--grids", "530111001002001,530111001002002"]) == 0
+    assert json.loads(capsys.readouterr().out)["from_grids"] == ["530111001002001", "530111001002002"]
