@@ -28,6 +28,7 @@ file, the feature (1-based index and code) and the field; nothing is stored then
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import re
@@ -178,6 +179,12 @@ def read_features(path: str | Path, options: Options, limits: Limits = Limits(),
     if options.level is not None and options.level not in LEVELS:
         raise ImportRefused(label, "level", f"{options.level!r} 不是层级，可用：{', '.join(LEVELS)}",
                             f"{options.level!r} is not a level; accepted: {', '.join(LEVELS)}")
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError:
+            raise ImportRefused(label, "encoding", f"未知编码 {options.encoding[:32]!r}", f"unknown encoding "
+                                f"{options.encoding[:32]!r}; e.g. GBK, GB18030, UTF-8") from None
     fmt = FORMATS.get(Path(filename or text).suffix.lower())
     if fmt is None:
         raise ImportRefused(label, "file", f"不支持此文件类型，可用：{ACCEPTED}", f"unsupported file type; accepted: "
@@ -187,7 +194,8 @@ def read_features(path: str | Path, options: Options, limits: Limits = Limits(),
         head = f.read(4096)
     found = _content(head)
     if found != EXPECTED_CONTENT[fmt]:
-        raise ImportRefused(label, "file", f"文件名为 {real.suffix or fmt} 但内容是 {CONTENT_NAMES[found]}",
+        raise ImportRefused(label, "file", f"文件名为 {Path(filename or text).suffix.lower()} 但内容是 "
+                            f"{CONTENT_NAMES[found]}",
                             f"named {Path(filename or text).suffix.lower()} but holds {CONTENT_NAMES[found]} "
                             f"(unsupported_format); accepted: {ACCEPTED}")
     with tempfile.TemporaryDirectory(prefix="gridmap-import-") as tmp:
@@ -266,17 +274,19 @@ def _unpack(archive_path: Path, label: str, limits: Limits, work: Path, *, kind:
 
 
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, label: str) -> Path:
-    with archive.open(info) as src, open(target, "wb") as dst:
-        written = 0
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
-                break
-            written += len(chunk)
-            if written > info.file_size:
-                raise ImportRefused(label, "file", "压缩包成员解压后超过其声明的大小",
-                                    f"member {info.filename[:60]!r} unpacks to more than it declares")
-            dst.write(chunk)
+    """Unpack one member, never more bytes than it declares (the declared sizes were checked)."""
+    try:
+        with archive.open(info) as src, open(target, "wb") as dst:
+            written = 0
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise ImportRefused(label, "file", "压缩包成员解压后超过其声明的大小",
+                                        f"member {info.filename[:60]!r} unpacks to more than it declares")
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
+        raise ImportRefused(label, "file", "压缩包成员无法解压", f"member {info.filename[:60]!r} cannot be unpacked "
+                            f"({str(exc)[:80]})") from None
     return target
 
 

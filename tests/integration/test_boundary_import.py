@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import struct
 import subprocess
 import sys
 import zipfile
@@ -356,6 +357,14 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
         zf.writestr("grids.shp", b"\0" * (20 * 2**20))
         zf.writestr("grids.shx", b"\0" * 100)
         zf.writestr("grids.dbf", b"\0" * 100)
+    liar = io.BytesIO()  # a member that says it unpacks to 1,000 bytes and holds 3 MB
+    with zipfile.ZipFile(liar, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("grids.shp", b"\0" * (3 * 2**20))
+        zf.writestr("grids.shx", b"\0" * 100)
+        zf.writestr("grids.dbf", b"\0" * 100)
+    liar = bytearray(liar.getvalue())
+    struct.pack_into("<I", liar, liar.find(b"PK\x01\x02") + 24, 1000)  # central directory: uncompressed size
+    struct.pack_into("<I", liar, liar.find(b"PK\x03\x04") + 22, 1000)  # local header: the same
     traversal = io.BytesIO()
     with zipfile.ZipFile(traversal, "w") as zf:
         for ext in ("shp", "shx", "dbf"):
@@ -377,6 +386,7 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
         "zip_traversal": ("网格.zip", traversal.getvalue(), {}, "file", ["网格.zip", "unsafe", ".."]),
         "zip_symlink": ("网格.zip", linked.getvalue(), {}, "file", ["网格.zip", "link"]),
         "zip_bomb": ("网格.zip", bomb.getvalue(), {}, "file", ["网格.zip", "archive_too_large"]),
+        "zip_lying_sizes": ("网格.zip", bytes(liar), {}, "file", ["网格.zip", "grids.shp", "cannot be unpacked"]),
         "vrt_as_geojson": ("网格.geojson", vrt, {}, "file", ["网格.geojson", "XML"]),
         "gpkg_as_geojson": ("网格.geojson", gpkg, {}, "file", ["网格.geojson", "GeoPackage"]),
         "kml_with_entities": ("网格.kml", xxe, {}, "file", ["网格.kml", "DTD"]),
@@ -410,7 +420,7 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
     }
 
 
-HOSTILE = ["zip_traversal", "zip_symlink", "zip_bomb", "vrt_as_geojson", "gpkg_as_geojson", "kml_with_entities",
+HOSTILE = ["zip_traversal", "zip_symlink", "zip_bomb", "zip_lying_sizes", "vrt_as_geojson", "gpkg_as_geojson", "kml_with_entities",
            "too_large", "too_many_vertices", "unknown_crs_option", "unknown_crs_in_file", "projected_numbers_as_wgs84",
            "duplicate_codes", "not_a_polygon", "bad_code", "code_of_16_digits", "bow_tie", "no_code_column",
            "households_not_a_number", "unsupported_type"]
