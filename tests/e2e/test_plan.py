@@ -4,7 +4,7 @@ As the demo planner: open /plan, pick the draft and a community, split a micro-g
 drag a shared vertex, paint a compound to the neighbouring grid (the balance table changes), undo (it changes
 back), submit; as the demo approver (another account) approve; the new micro-grids are then on the overview.
 Also: English, a 390 px phone, locking a grid (a merge of its micro-grids is then refused, and the page shows the
-API's message, Chinese first), who may open the page.
+API's message, Chinese first), giving a proposal's new grid a party branch, who may open the page.
 
 These tests activate a draft, so they run on a database and server of their own (the other browser tests keep the
 demo's boundaries). Tokens for the test's own API calls are asked from this server, not the shared one."""
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -453,6 +451,32 @@ def test_english_phone_locking_and_who_may_open_it(opened, plan_server):
     desk.click("#gm-plan-do-unlock")
     edits_done(desk, n)
     assert "🔒" not in desk.locator(f"#gm-plan-balance-table tr[data-code='{COMMUNITY}001']").inner_text()
+    assert_clean(desk, plan_server)
+    # a proposal with a third grid (the partition API): the new grid has no branch; the planner picks one
+    proposal = call(plan_server, f"/api/v1/generations/{draft}/partition",
+                    {"area": COMMUNITY, "n": 3, "tolerance": 0.1, "seed": 0})
+    (new_grid,) = [c for c in proposal["created"] if len(c) == 15]
+    desk.goto(plan_server + f"/plan?generation={proposal['generation_id']}&area={COMMUNITY}")
+    wait_js(desk, "document.body.dataset.gmPlanLoads")
+    wait_idle(desk)
+    assert desk.evaluate("document.body.dataset.gmPlanMissing") == new_grid
+    assert desk.locator(f"#gm-plan-balance-table tr[data-code='{new_grid}']").count() == 1
+    row = desk.locator(f".gm-plan-assign[data-code='{new_grid}']")
+    row.locator("select").select_option(index=1)
+    chosen = row.locator("select").input_value()
+    row.locator("button").click()
+    wait_js(desk, "document.body.dataset.gmPlanMissing === ''")
+    wait_idle(desk)
+    assert desk.evaluate("document.body.dataset.gmPlanShared") == chosen  # now two grids hold it: shown as a problem
+    assert desk.locator("#gm-plan-shared li").count() == 1
+    holder = next(g["code"] for g in call(plan_server, f"/api/v1/generations/{draft}/assignments")["grids"]
+                  if g["branch"] and str(g["branch"]["id"]) == chosen)
+
+    def party(code):
+        return desk.locator(f"#gm-plan-balance-table tr[data-code='{code}'] td").nth(4).inner_text()
+
+    assert party(new_grid) == party(holder) != "0"  # the balance counts the planned branch's members
+    desk.screenshot(path=str(SCREENSHOTS / "plan-branches.png"))
     assert_clean(desk, plan_server)
     # who may open it: a worker is refused, nobody signed in goes to sign in
     worker = opened("demo-worker")

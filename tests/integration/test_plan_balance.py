@@ -245,7 +245,8 @@ def test_the_diff_of_an_unchanged_draft_is_empty_and_a_change_is_listed(client):
     assert elsewhere["units"] == []
     # the balance marks what changed, and its rows still equal the recount
     balance = _get(client, f"/api/v1/generations/{draft}/balance", area=community)
-    assert {f["properties"]["code"] for f in balance["features"]["features"] if f["properties"]["changed"]} == {was, now}
+    changed = {f["properties"]["code"] for f in balance["features"]["features"] if f["properties"]["changed"]}
+    assert changed == {was, now}
     with _sm(client)() as s:
         _check_rows(balance, recount(s, draft, community, "grid", dt.date.today()))
     # the places: every building and compound of the community with its micro-grid and grid in the draft

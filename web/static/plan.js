@@ -39,6 +39,7 @@
       diff: "与现行边界对比", noDiff: "与现行边界相同", created: "新增", retired: "撤销", changedList: "变更",
       movedUnits: "迁移的楼栋/小区", to: "→",
       branches: "缺少党支部的网格", noMissing: "所有网格均有党支部", pickBranch: "选择党支部", save: "保存",
+      sharedBy: "被多个网格共用（一个支部只对应一个网格）：", heldBy: "现属",
       workflow: "提交与审批", submit: "提交审批", approve: "批准", reject: "退回", effectiveFrom: "生效日期",
       reason: "退回原因", submitted: "已提交审批", approved: "已批准", rejected: "已退回修改",
       lastChange: "本次变更", undone: "已撤销", redone: "已重做", saved: "已保存", edited: "已完成编辑",
@@ -79,6 +80,7 @@
       diff: "Against the active boundaries", noDiff: "Same as the active boundaries", created: "Created",
       retired: "Retired", changedList: "Changed", movedUnits: "Buildings/compounds moved", to: "→",
       branches: "Grids without a party branch", noMissing: "Every grid has a party branch", pickBranch: "Choose a branch",
+      sharedBy: "shared by several grids (one branch per grid):", heldBy: "now of",
       save: "Save", workflow: "Submit and approve", submit: "Submit for approval", approve: "Approve", reject: "Send back",
       effectiveFrom: "Effective from", reason: "Reason", submitted: "Submitted for approval", approved: "Approved",
       rejected: "Sent back for changes", lastChange: "Last change", undone: "Undone", redone: "Redone", saved: "Saved",
@@ -365,13 +367,7 @@
       this.picked = [];
       this.refreshTools();
       this.showFlow();
-      var gid = this.gen.id;
-      var leaves = this.level === "grid"
-        ? this.core.get("generations/" + gid + "/balance?area=" + this.area + "&level=microgrid")
-        : Promise.resolve(null);
-      var balance = Promise.all([this.core.get("generations/" + gid + "/balance?area=" + this.area + "&level=" +
-        this.level), leaves]).then(function (res) { self.showBalance(res[0], fit, res[1]); })
-        .catch(function (err) { self.complain(err); });
+      var balance = this.loadBalance(fit);
       var rest = Promise.all([this.loadDiff(), this.loadProblems(), this.loadBranches(),
         this.mode === "paint" ? this.loadPlaces() : Promise.resolve()]);
       return Promise.all([balance, rest]);
@@ -651,16 +647,35 @@
       }
       this.sections.branches.box.hidden = false;
       return this.core.get("generations/" + this.gen.id + "/assignments").then(function (res) {
-        var grids = res.grids || [], byCode = {}, branches = {}, mine;
+        var grids = res.grids || [], byCode = {}, branches = {}, holders = {}, mine, shared;
         grids.forEach(function (g) {
           byCode[g.code] = g;
-          if (g.branch) { branches[g.branch.id] = g.branch.name; }
+          if (g.branch) {
+            branches[g.branch.id] = g.branch.name;
+            (holders[g.branch.id] = holders[g.branch.id] || []).push(g.code);
+          }
         });
         mine = (res.missing || []).filter(function (c) { return c.indexOf(area) === 0; });
+        shared = (res.shared || []).filter(function (s) {
+          return s.codes.some(function (c) { return c.indexOf(area) === 0; });
+        });
         self.sections.branches.head.textContent = t.branches + " (" + mine.length + ")";
         self.core.mark("gmPlanMissing", mine.join(","));
+        self.core.mark("gmPlanShared", shared.map(function (s) { return s.branch_id; }).join(","));
+        if (shared.length) {
+          var list = el("ul", "gm-plan-list gm-plan-shared");
+          list.id = "gm-plan-shared";
+          shared.forEach(function (s) {
+            list.appendChild(el("li", "gm-plan-bad", (branches[s.branch_id] || "#" + s.branch_id) + " · " + t.sharedBy +
+              " " + s.codes.join("、")));
+          });
+          box.appendChild(list);
+        }
         if (!mine.length) { box.appendChild(el("div", "gm-muted", t.noMissing)); return; }
-        var ids = Object.keys(branches).sort(function (a, b) { return branches[a] < branches[b] ? -1 : 1; });
+        var ids = Object.keys(branches).sort(function (a, b) {
+          var near = function (id) { return holders[id].some(function (c) { return c.indexOf(area) === 0; }) ? 0 : 1; };
+          return near(a) - near(b) || (branches[a] < branches[b] ? -1 : 1);
+        });
         mine.forEach(function (code) {
           var g = byCode[code] || { code: code, name: code, staff: [] };
           var row = el("div", "gm-plan-assign");
@@ -669,7 +684,7 @@
           var select = el("select");
           select.setAttribute("aria-label", t.pickBranch + " " + code);
           option(select, "", t.pickBranch);
-          ids.forEach(function (id) { option(select, id, branches[id]); });
+          ids.forEach(function (id) { option(select, id, branches[id] + "（" + t.heldBy + " " + holders[id].join("、") + "）"); });
           row.appendChild(select);
           var save = self.button(row, t.save, function () {
             if (!select.value) { return; }
@@ -687,11 +702,16 @@
       }).catch(function (err) { box.appendChild(el("div", "gm-error", err.message)); });
     },
 
-    reloadBalanceOnly: function () {
-      var self = this;
-      return this.core.get("generations/" + this.gen.id + "/balance?area=" + this.area + "&level=" + this.level)
-        .then(function (b) { self.showBalance(b, false); }).catch(function (err) { self.complain(err); });
+    /* the balance of the units shown and, at grid level, the micro-grids the tools edit */
+    loadBalance: function (fit) {
+      var self = this, base = "generations/" + this.gen.id + "/balance?area=" + this.area + "&level=";
+      var leaves = this.level === "grid" ? this.core.get(base + "microgrid") : Promise.resolve(null);
+      return Promise.all([this.core.get(base + this.level), leaves]).then(function (res) {
+        self.showBalance(res[0], fit, res[1]);
+      }).catch(function (err) { self.complain(err); });
     },
+
+    reloadBalanceOnly: function () { return this.loadBalance(false); },
 
     /* ------------------------------------------------------------------------------------------- tools */
     setMode: function (mode) {
