@@ -149,6 +149,13 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
     grid_index = {g.id: i for i, g in enumerate(grids)}
     units = list(session.scalars(sa.select(Area).where(Area.parent_id.in_(list(grid_index)))
                                  .order_by(Area.code)))
+    locked = sorted(a.code for a in [community, *grids, *units] if a.locked)
+    if locked:
+        fld = "grids" if only is not None else "area"
+        raise Conflict(f"{fld}：{', '.join(locked[:5])}{' 等' if len(locked) > 5 else ''}已锁定，不能重新划分；"
+                       f"可用 grids 只选未锁定的相邻网格 ({fld}: {', '.join(locked[:5])} "
+                       f"{'are' if len(locked) > 1 else 'is'} locked against edits; choose unlocked adjacent grids "
+                       "with grids)", field=fld)
     bare = sorted(g.code for g in grids if not any(u.parent_id == g.id for u in units))
     if bare:
         raise InvalidInput(f"area：网格 {', '.join(bare)} 没有微网格，无法按微网格重新划分 "
@@ -550,6 +557,8 @@ def open_as_draft(session: Session, proposal: dict, *, name: str | None = None, 
     if actor:
         draft.created_by = actor[:64]
     rows = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == draft.id))}
+    for code in session.scalars(sa.select(Area.code).where(Area.generation_id == source.id, Area.locked.is_(True))):
+        rows[code].locked = True  # locks elsewhere in the generation hold in the draft too
     community = rows[proposal["area"]]
     old_grids = {code: a for code, a in rows.items() if a.parent_id == community.id}
     new_grid_count = sum(g["code"] is None for g in proposal["grids"])

@@ -31,7 +31,7 @@ from api.main import create_app
 from api.settings import Settings
 from gridmap import boundary_check, cli, partition
 from gridmap import generations as gens
-from gridmap.errors import InvalidInput, NotFound
+from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import Area, Generation
 from tests.conftest import api_client
 
@@ -297,6 +297,24 @@ def test_some_adjacent_grids_of_a_community(session):
     with pytest.raises(InvalidInput) as err:
         partition.propose(session, gen, "530111001001", 5, grids=[g1, g3])
     assert err.value.field == "n" and "所选网格只有 4 个微网格" in err.value.message
+
+
+def test_locked_grids_are_not_repartitioned(session):
+    draft = gens.create_draft(session, "锁定")
+    locked = "530111002002002"
+    session.execute(sa.update(Area).where(Area.generation_id == draft.id, Area.code == locked).values(locked=True))
+    session.flush()
+    with pytest.raises(Conflict) as err:
+        partition.propose(session, draft.id, "530111002002", 3)
+    assert err.value.field == "area" and locked in err.value.message
+    with pytest.raises(Conflict) as err:
+        partition.propose(session, draft.id, "530111002002", 2, grids=["530111002002001", locked])
+    assert err.value.field == "grids"
+    out = partition.partition(session, draft.id, "530111002002", 2, 0.34, grids=["530111002002001"])
+    rows = _rows(session, out["generation_id"])
+    assert rows[locked].locked and to_shape(rows[locked].geom).equals_exact(
+        to_shape(_rows(session, draft.id)[locked].geom), 0)
+    assert sorted(g["households"] for g in out["grids"]) == [500, 1000]
 
 
 # -- the API and the CLI -------------------------------------------------------------------------------------------
