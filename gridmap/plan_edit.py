@@ -522,6 +522,8 @@ def _op_reassign(w: _Work, op: dict) -> None:
         chosen = todo.pop(source_code)
         source = w.leaves[source_code]
         units = _buildings(w.session, source.geom)
+        at = {(u[1], u[2]) for u in units if u[0] in chosen}
+        chosen = {u[0] for u in units if (u[1], u[2]) in at}  # buildings at one point cannot be told apart: together
         if all(u[0] in chosen for u in units):
             # every unit of the leaf moves: the boundary follows them, so the whole leaf joins the target
             siblings = set(w.session.scalars(sa.select(Area.code).where(Area.parent_id == source.parent_id)))
@@ -537,9 +539,10 @@ def _op_reassign(w: _Work, op: dict) -> None:
             target.geom = merged
             w.remove(source_code)
             continue
-        points = shapely.MultiPoint([(u[1], u[2]) for u in units])
-        cells = shapely.get_parts(shapely.voronoi_polygons(points, extend_to=source.geom, ordered=True))
-        region = shapely.union_all([c for c, u in zip(cells, units) if u[0] in chosen])
+        sites = sorted({(u[1], u[2]) for u in units})
+        cells = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(sites), extend_to=source.geom,
+                                                           ordered=True))
+        region = shapely.union_all([c for c, xy in zip(cells, sites) if xy in at])
         extra = shapely.intersection(shapely.boundary(region), shapely.buffer(source.geom, NEAR_DEG, quad_segs=2))
         owners = [source] + [n for n in w.near(source.geom) if n.code != source_code]
         faces = _faces(owners, extra)
@@ -871,6 +874,9 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
                 geom = old_geom
             else:
                 anc_geom_changed.add(aid)
+                if _parts(geom) > max(_parts(old_geom), 1):
+                    raise InvalidInput(f"{w.field}：编辑会使{_zh(row.level)} {row.code} 断成不相连的几块 (the edit "
+                                       f"would split {row.code} into separate parts)", field=w.field)
                 holes = sum(len(p.interiors) for p in geom.geoms)
                 if holes > sum(len(p.interiors) for p in as_multipolygon(old_geom).geoms):
                     raise InvalidInput(f"{w.field}：编辑会在{_zh(row.level)} {row.code} 中留下空洞 (the edit would "

@@ -218,7 +218,7 @@ STEPS = st.lists(st.tuples(st.sampled_from(["split", "merge", "move_edge", "move
                  min_size=2, max_size=7)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS)
 def test_random_edit_sequences_keep_an_exact_tiling_and_undo_exactly(sessionmaker, steps):
     with sessionmaker() as session:
