@@ -56,6 +56,10 @@ STATUS_ZH = {"draft": "草稿", "submitted": "已提交", "approved": "已批准
 CODE_LEVEL = {6: "district", 9: "subdistrict", 12: "community", 15: "grid", 17: "microgrid", 18: "microgrid"}
 
 
+class Claimed(Conflict):
+    """Another caller (another worker's scheduler) changed the generation first."""
+
+
 def now() -> dt.datetime:
     """The current instant (aware, UTC). Tests replace this function to move the clock."""
     return dt.datetime.now(dt.timezone.utc)
@@ -153,30 +157,60 @@ def _staff_dict(person: Staff, role: str) -> dict:
     return {"id": person.id, "name": person.name, "role": role, "role_zh": STAFF_ROLES_ZH.get(role, role)}
 
 
+def _planning_day(active: Generation | None) -> dt.date:
+    """The day a draft's branches and staff are judged on: today, or the active generation's first day when that
+    is later (a generation scheduled for tomorrow has already been taken into force)."""
+    today = local_today()
+    return max(today, active.effective_from) if active is not None and active.effective_from else today
+
+
+def recoded(session: Session, old_id: int | None, new_id: int, levels=("grid", "microgrid")) -> dict[str, str]:
+    """New codes of `new_id` whose outline is exactly that of a code `old_id` has and `new_id` has not (an area
+    moved under another parent keeps its outline but must take a new code): new code → old code. Such an area
+    keeps the branch and staff of its old code unless the draft plans others."""
+    if old_id is None or old_id == new_id:
+        return {}
+    out: dict[str, str] = {}
+    for level in levels:
+        old = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == old_id,
+                                                                        Area.level == level))}
+        new = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == new_id,
+                                                                        Area.level == level))}
+        retired = {shapely.normalize(to_shape(old[c].geom)).wkb: c for c in set(old) - set(new)}
+        for code in sorted(set(new) - set(old)):
+            key = shapely.normalize(to_shape(new[code].geom)).wkb
+            if key in retired:
+                out[code] = retired.pop(key)
+    return out
+
+
 def assignments(session: Session, generation_id: int, *, day: dt.date | None = None) -> dict:
     """The party branch and staff of every grid of a generation as it would take effect: a planned assignment
-    where there is one, otherwise (for a code the active generation has too) the current one. `missing` lists the
-    grids without a branch; `shared` the branches given to more than one grid (both break the 1:1 rule)."""
+    where there is one, otherwise (for a code the active generation has too, or a grid only re-coded, same outline:
+    `recoded_from`) the current one. `missing` lists the grids without a branch; `shared` the branches given to
+    more than one grid (both break the 1:1 rule)."""
     gen = _generation(session, generation_id)
-    day = day or local_today()
     active = _active(session)
+    day = day or _planning_day(active)
     grids = _areas(session, gen.id, "grid")
     kept = _codes(session, active.id, "grid") if active is not None and active.id != gen.id else set(grids)
+    before = recoded(session, active.id if active is not None else None, gen.id, ("grid",))
+    source = {code: (code if code in kept else before.get(code)) for code in grids}
     planned_branch, planned_staff = _plan(session, gen.id)
-    current = _current_branches(session, [c for c in grids if c in kept], day)
-    staff_now = _current_staff(session, [c for c in grids if c in kept])
+    current = _current_branches(session, {c for c in source.values() if c}, day)
+    staff_now = _current_staff(session, {c for c in source.values() if c})
     orgs = {o.id: o for o in session.scalars(sa.select(PartyOrg).where(PartyOrg.id.in_(set(planned_branch.values()))))}
     people = {p.id: p for p in session.scalars(sa.select(Staff).where(
         Staff.id.in_({sid for rows in planned_staff.values() for sid, _ in rows})))}
     rows, holders = [], defaultdict(list)
     for code, area in grids.items():
-        org = orgs.get(planned_branch[code]) if code in planned_branch else current.get(code)
+        org = orgs.get(planned_branch[code]) if code in planned_branch else current.get(source[code])
         if code in planned_staff:
             staff = [_staff_dict(people[sid], role) for sid, role in planned_staff[code] if sid in people]
         else:
-            staff = [_staff_dict(p, role) for p, role in staff_now.get(code, [])]
+            staff = [_staff_dict(p, role) for p, role in staff_now.get(source[code], [])]
         rows.append({"code": code, "name": area.name, "new": code not in kept,
-                     "planned": code in planned_branch or code in planned_staff,
+                     "recoded_from": before.get(code), "planned": code in planned_branch or code in planned_staff,
                      "branch": {"id": org.id, "name": org.name} if org is not None else None, "staff": staff})
         if org is not None:
             holders[org.id].append(code)
@@ -406,11 +440,25 @@ def activate_due(session: Session, *, at: dt.datetime | None = None) -> list[int
         day = session.scalar(sa.select(Generation.effective_from).where(Generation.id == gen_id))
         try:
             with session.begin_nested():
+                _require_current_base(session, _generation(session, gen_id))
                 activate_generation(session, gen_id, day, actor="system", at=at, from_states=("approved",))
             done.append(gen_id)
-        except Conflict:
+        except Claimed:
             log.info("generation %s was activated by another worker", gen_id)
         except GridmapError as exc:
+            session.expire_all()
+            if session.scalar(sa.select(Generation.status).where(Generation.id == gen_id)) != "approved":
+                log.info("generation %s was handled by another worker", gen_id)
+                continue
+            # it can no longer take effect as approved (another generation took effect meanwhile): back to the
+            # approvers as submitted, with the reason in the audit log, rather than retried every minute
+            from gridmap import audit
+
+            session.execute(sa.update(Generation).where(Generation.id == gen_id, Generation.status == "approved")
+                            .values(status="submitted", effective_from=None, approved_by=None, approved_at=None)
+                            .execution_options(synchronize_session=False))
+            audit.record(session, "publish_failed", f"generation:{gen_id}",
+                         {"effective_from": day.isoformat(), "reason": exc.message})
             log.error("scheduled generation %s could not take effect on %s: %s", gen_id, day, exc.message)
     return done
 
@@ -441,7 +489,7 @@ def activate_generation(session: Session, generation_id: int, effective_from: dt
         .values(status="active", effective_from=effective_from, effective_to=None, activated_at=at)
         .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
-        raise Conflict(f"generation：第 {gen.id} 版已由他人处理 (generation {gen.id} was activated or changed "
+        raise Claimed(f"generation：第 {gen.id} 版已由他人处理 (generation {gen.id} was activated or changed "
                        "meanwhile)", field="generation")
     if previous is not None:
         session.execute(sa.update(Generation).where(Generation.id == previous.id, Generation.status == "active")
@@ -465,6 +513,20 @@ def _apply(session: Session, gen: Generation, previous: Generation | None, day: 
     old_grids = {c: to_shape(a.geom) for c, a in _areas(session, previous.id, "grid").items()} if previous else {}
     new_grids = {c: to_shape(a.geom) for c, a in _areas(session, gen.id, "grid").items()}
     planned_branch, planned_staff = _plan(session, gen.id)
+    # an area only re-coded (same outline under another parent) takes its old code's branch and staff along
+    carried = 0
+    for new_code, old_code in recoded(session, previous.id if previous else None, gen.id).items():
+        if new_code not in planned_branch:
+            for row, _ in _open_branch_rows(session, [old_code], day):
+                session.add(PartyOrgArea(party_org_id=row.party_org_id, area_code=new_code,
+                                         valid_from=max(day, row.valid_from or day)))
+                carried += 1
+        if new_code not in planned_staff:
+            for staff_row in session.scalars(sa.select(StaffArea).where(StaffArea.area_code == old_code)
+                                             .order_by(StaffArea.id)):
+                session.add(StaffArea(staff_id=staff_row.staff_id, area_code=new_code, role=staff_row.role))
+                carried += 1
+    session.flush()
     # the grid branches that served a grid now retired (they may be left without a grid)
     held_retired = {org.id: row.area_code for row, org in _open_branch_rows(session, retired, day)
                     if org.kind == "grid_branch" and row.area_code in old_grids}
@@ -526,7 +588,7 @@ def _apply(session: Session, gen: Generation, previous: Generation | None, day: 
     index = load_index(session, gen.id)
     places = _relocate_places(session, index)
     cases = _relocate_open_cases(session, index, previous, gen, day, actor=actor, at=at)
-    return {"branches_assigned": opened, "branch_rows_closed": closed, "staff_assigned": staffed,
+    return {"branches_assigned": opened, "branch_rows_closed": closed, "staff_assigned": staffed, "carried": carried,
             "staff_removed": removed_staff, "merged_branches": merged, "places_moved": places,
             "cases_relocated": cases}
 
@@ -662,7 +724,7 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
 
     micro = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == active.id,
                                                                       Area.level == "microgrid"))}
-    day = local_today()
+    day = _planning_day(active)
     branches_now = _current_branches(session, list(old_grids), day)
     members = {c: (b.member_count or 0) for c, b in branches_now.items()}
 

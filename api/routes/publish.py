@@ -62,6 +62,8 @@ class GridAssignment(BaseModel):
     code: str
     name: str
     new: bool = Field(description="a code the active generation does not have")
+    recoded_from: str | None = Field(None, description="the old code of a grid only re-coded (same outline): it "
+                                                       "keeps that code's branch and staff unless planned")
     planned: bool = Field(description="the draft plans this grid's branch or staff (else it keeps its code's)")
     branch: Ref | None
     staff: list[StaffOut]
@@ -87,6 +89,7 @@ class Activation(BaseModel):
     branch_rows_closed: int
     staff_assigned: int
     staff_removed: int
+    carried: int = Field(description="branch and staff rows carried from old codes to re-coded areas")
     merged_branches: list[dict]
     places_moved: int
     cases_relocated: int

@@ -158,6 +158,18 @@ def _merge_grid(s, gen_id, b: Area, into: Area) -> list[str]:
     return fresh
 
 
+def _recode_grid(s, gen_id, grid: Area) -> str:
+    """Give a grid of the draft a fresh code (same outline, same community), its micro-grids fresh codes under it."""
+    community = s.get(Area, grid.parent_id)
+    (code,) = codes.new_codes(s, community.code, "grid", 1, gen_id)
+    leaves = [x for x in _areas(s, gen_id, "microgrid").values() if x.parent_id == grid.id]
+    grid.code = code
+    for leaf, leaf_code in zip(leaves, codes.new_codes(s, code, "microgrid", len(leaves), gen_id)):
+        leaf.code = leaf_code
+    s.flush()
+    return code
+
+
 def _drop_empty(s, gen_id, code) -> None:
     area = _areas(s, gen_id)[code]
     assert not s.scalar(sa.select(sa.func.count()).where(Area.parent_id == area.id))
@@ -382,6 +394,12 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
         assert (kept.grid_code, kept.microgrid_code, kept.assignee_id) == (a_code, m_code, a_worker)
         assert not s.scalar(sa.select(sa.func.count()).where(CaseEvent.case_id == ids[2],
                                                              CaseEvent.action == "boundary_change"))
+        # the micro-grid kept its outline under a new code: its building group and building head came along
+        group = s.scalars(sa.select(PartyOrgArea).where(PartyOrgArea.area_code == m_code)).one()
+        assert group.valid_to == day
+        assert _branch_of(s, new_m) == group.party_org_id
+        assert s.scalar(sa.select(StaffArea.role).where(StaffArea.area_code == new_m)) == "building_head"
+        assert not s.scalar(sa.select(sa.func.count()).where(StaffArea.area_code == m_code))
         # the buildings of the micro-grid take its new code
         inside = [p for p in s.scalars(sa.select(Place).where(Place.kind == "building"))
                   if m_shape.covers(to_shape(p.geom))]
@@ -537,7 +555,8 @@ def test_a_new_grid_needs_a_branch_and_a_scheduled_activation_survives_a_restart
     plan = client.get(f"/api/v1/generations/{draft}/assignments", headers=tokens["pub-planner"]).json()
     assert plan["missing"] == [new_grid]
     assert next(g for g in plan["grids"] if g["code"] == new_grid) == {
-        "code": new_grid, "name": f"新网格{new_grid[-3:]}", "new": True, "planned": False, "branch": None, "staff": []}
+        "code": new_grid, "name": f"新网格{new_grid[-3:]}", "new": True, "recoded_from": None, "planned": False,
+        "branch": None, "staff": []}
     refused = _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner")
     assert refused.status_code == 409 and refused.json()["field"] == "assignments"
     assert new_grid in refused.json()["detail"] and refused.json()["detail"].startswith("assignments：网格")
@@ -612,6 +631,16 @@ def test_due_activation_runs_once_across_workers(world, monkeypatch):
     with storage.session_scope(sm) as s:
         a, b, m = _touching(s, draft)
         _move_leaf(s, draft, m, b)
+        other = next(g for g in _areas(s, draft, "grid").values() if g.id not in (a.id, b.id))
+        old_code, branch = other.code, _branch_of(s, other.code)
+        recoded = _recode_grid(s, draft, other)
+    # a grid only re-coded (same outline) keeps its branch: nothing to plan for it
+    plan = world["client"].get(f"/api/v1/generations/{draft}/assignments",
+                               headers=world["tokens"]["pub-planner"]).json()
+    row = next(g for g in plan["grids"] if g["code"] == recoded)
+    assert row["new"] and row["recoded_from"] == old_code and row["branch"]["id"] == branch and row["staff"]
+    assert plan["missing"] == []
+    with storage.session_scope(sm) as s:
         s.execute(sa.update(Generation).where(Generation.id == draft).values(
             status="approved", effective_from=start + dt.timedelta(days=1), submitted_by="a998", approved_by="a997"))
     due = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(0, 0, 1), publish.LOCAL_TZ)
@@ -637,6 +666,41 @@ def test_due_activation_runs_once_across_workers(world, monkeypatch):
             CaseEvent.action == "boundary_change", CaseEvent.detail["generation_id"].as_integer() == draft)
             .group_by(CaseEvent.case_id)).all()
         assert all(n == 1 for _, n in events)
+        day = start + dt.timedelta(days=1)
+        assert _branch_of(s, recoded, day) == branch and _branch_of(s, old_code, day) is None
+        assert s.get(PartyOrg, branch).merge_into_id is None
+        assert s.scalar(sa.select(sa.func.count()).where(StaffArea.area_code == recoded)) == len(row["staff"])
     with storage.session_scope(sm) as s:  # a third run, later, finds nothing
         assert publish.activate_due(s, at=due + dt.timedelta(minutes=5)) == []
+    world["client"].app.state.reload_index()
+
+
+def test_a_scheduled_generation_overtaken_by_another_goes_back_to_the_approvers(world):
+    """Approved for a day, then another generation took effect first: on its day it is not put in force (that would
+    undo the other one) but sent back as submitted, with the reason in the audit log, and not retried."""
+    from gridmap.tables import AuditEntry
+
+    sm = world["sm"]
+    with sm() as s:
+        start = s.scalar(sa.select(Generation.effective_from).where(Generation.status == "active"))
+    first, second = _draft(world, "先批准的"), _draft(world, "后生效的")
+    assert _post(world, f"/api/v1/generations/{first}/submit", "pub-planner").status_code == 200
+    later = start + dt.timedelta(days=3)
+    r = _post(world, f"/api/v1/generations/{first}/approve", "pub-approver", {"effective_from": later.isoformat()})
+    assert r.status_code == 200 and r.json()["scheduled"] is True
+    sooner = dt.datetime.combine(start + dt.timedelta(days=2), dt.time(9), publish.LOCAL_TZ)
+    with storage.session_scope(sm) as s:
+        publish.activate_generation(s, second, start + dt.timedelta(days=2), actor="a1", at=sooner)
+    due = dt.datetime.combine(later, dt.time(0, 0, 1), publish.LOCAL_TZ)
+    with storage.session_scope(sm) as s:
+        assert publish.activate_due(s, at=due) == []
+    with sm() as s:
+        gen = s.get(Generation, first)
+        assert gen.status == "submitted" and gen.effective_from is None and gen.approved_by is None
+        entry = s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "publish_failed",
+                                                      AuditEntry.target == f"generation:{first}")).one()
+        assert f"generation {second} is active now" in entry.detail["reason"]
+        assert s.scalar(sa.select(Generation.status).where(Generation.id == second)) == "active"
+    with storage.session_scope(sm) as s:
+        assert publish.activate_due(s, at=due + dt.timedelta(minutes=1)) == []
     world["client"].app.state.reload_index()
