@@ -416,3 +416,16 @@ def places(session: Session, generation_id: int, area_code: str) -> dict:
                           "compound_id": parent_of.get(place[0]) if place[1] == "building" else None,
                           "leaf": leaf.code, "grid": grid, "lon": place[4], "lat": place[5]})
     return {"generation_id": gen.id, "area": root.code, "places": items}
+
+
+def area_list(session: Session, generation_id: int, levels: tuple[str, ...]) -> list[dict]:
+    """The areas of a generation at `levels` (code, name, level, parent code, households, locked), by code: what
+    a planner picks from (a draft's own areas: an imported district is in the draft, not yet in the active
+    generation)."""
+    gen = get_generation(session, generation_id)
+    parent = sa.orm.aliased(Area)
+    rows = session.execute(sa.select(Area.code, Area.name, Area.level, parent.code, Area.households, Area.locked)
+                           .outerjoin(parent, parent.id == Area.parent_id)
+                           .where(Area.generation_id == gen.id, Area.level.in_(levels)).order_by(Area.code)).all()
+    return [{"code": code, "name": name, "level": level, "parent": up, "households": households or 0,
+             "locked": bool(locked)} for code, name, level, up, households, locked in rows]

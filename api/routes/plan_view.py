@@ -166,3 +166,28 @@ def places(generation_id: PathId, area: AreaCode, session: SessionDep,
     units a planner picks and reassigns to a neighbouring grid."""
     policy.check_area(who, area)
     return plan_balance.places(session, generation_id, area)
+
+
+class AreaRow(BaseModel):
+    code: str
+    name: str
+    level: Literal["district", "subdistrict", "community", "grid", "microgrid"]
+    parent: str | None
+    households: int
+    locked: bool
+
+
+class AreaList(BaseModel):
+    generation_id: int
+    areas: list[AreaRow]
+
+
+@router.get("/{generation_id}/areas", response_model=AreaList)
+def areas(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
+          level: Annotated[list[Literal["district", "subdistrict", "community", "grid", "microgrid"]],
+                           Query(max_length=5)] = ["subdistrict", "community"]) -> dict:  # noqa: B006
+    """The areas of a generation at the levels asked (`level` may repeat; sub-districts and communities by
+    default), without outlines: code, name, level, parent, households, locked. Only the areas the caller acts for
+    and those above them."""
+    rows = plan_balance.area_list(session, generation_id, tuple(level))
+    return {"generation_id": generation_id, "areas": [r for r in rows if policy.sees_area(who, r["code"])]}

@@ -289,3 +289,26 @@ def test_who_may_read_and_bad_requests(client, fresh_db_url):
     for bad in ("0", "1", "nan", "-0.1"):
         assert client.get(f"/api/v1/generations/{draft}/balance", headers=PLANNER,
                           params={"area": community, "tolerance": bad}).status_code == 422
+
+
+def test_the_area_list_is_the_generation_s_own(client):
+    draft = _draft(client, "区域列表")
+    with storage.session_scope(_sm(client)) as s:
+        row = s.scalars(sa.select(Area).where(Area.generation_id == draft, Area.level == "community")
+                        .order_by(Area.code)).first()
+        row.name = "草稿里改名的社区"
+        code = row.code
+    body = _get(client, f"/api/v1/generations/{draft}/areas")
+    assert {a["level"] for a in body["areas"]} == {"subdistrict", "community"}
+    assert len(body["areas"]) == 6
+    mine = next(a for a in body["areas"] if a["code"] == code)
+    assert mine["name"] == "草稿里改名的社区" and mine["parent"] == code[:9]
+    active = _get(client, "/api/v1/generations/1/areas")
+    assert next(a for a in active["areas"] if a["code"] == code)["name"] != "草稿里改名的社区"
+    grids = _get(client, f"/api/v1/generations/{draft}/areas", level=["grid", "microgrid"])["areas"]
+    assert {a["level"] for a in grids} == {"grid", "microgrid"} and len(grids) == 34
+    scoped = client.get(f"/api/v1/generations/{draft}/areas", headers={**PLANNER, "X-Areas": "530111002"})
+    assert {a["code"][:9] for a in scoped.json()["areas"]} == {"530111002"}
+    assert client.get(f"/api/v1/generations/{draft}/areas", headers=WORKER).status_code == 403
+    assert client.get(f"/api/v1/generations/{draft}/areas", headers=PLANNER,
+                      params={"level": "street"}).status_code == 422

@@ -183,6 +183,10 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/generations/{generation_id}/diff"): Row(
         frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
             "GET", f"/api/v1/generations/{w.draft_id}/diff", params={"area": w.s1}), jurisdiction="object"),
+    ("GET", "/api/v1/generations/{generation_id}/areas"): Row(
+        frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
+            "GET", f"/api/v1/generations/{w.draft_id}/areas", params={"level": "subdistrict"}), jurisdiction="list",
+        present=lambda w, b: w.s1 in {a["code"] for a in b["areas"]}),
     ("GET", "/api/v1/generations/{generation_id}/places"): Row(
         frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
             "GET", f"/api/v1/generations/{w.draft_id}/places", params={"area": w.s1}), jurisdiction="object"),

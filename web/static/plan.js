@@ -303,20 +303,16 @@
       return this.fillAreas().then(function () { return self.loadEdits(); }).then(function () { return self.reload(true); });
     },
 
-    /* sub-districts and their communities (the draft's areas above the grids keep their codes) */
+    /* the draft's own sub-districts and communities (an imported district is in the draft only) */
     fillAreas: function () {
       var self = this, t = this.t;
-      if (this.areaList) { return Promise.resolve(this.showAreas()); }
-      return Promise.all([this.core.get("areas?level=subdistrict&precision=3"),
-        this.core.get("areas?level=community&precision=3")]).then(function (res) {
+      return this.core.get("generations/" + this.gen.id + "/areas?level=subdistrict&level=community").then(function (res) {
         self.areaList = [];
-        res[0].features.forEach(function (s) {
-          self.areaList.push({ code: s.properties.code, name: s.properties.name,
-            label: t.levels.subdistrict + " " + s.properties.name });
-          res[1].features.forEach(function (c) {
-            if (c.properties.parent_code === s.properties.code) {
-              self.areaList.push({ code: c.properties.code, name: c.properties.name,
-                label: "　" + t.levels.community + " " + c.properties.name });
+        res.areas.filter(function (a) { return a.level === "subdistrict"; }).forEach(function (s) {
+          self.areaList.push({ code: s.code, name: s.name, level: s.level, label: t.levels.subdistrict + " " + s.name });
+          res.areas.forEach(function (c) {
+            if (c.level === "community" && c.parent === s.code) {
+              self.areaList.push({ code: c.code, name: c.name, level: c.level, label: "　" + t.levels.community + " " + c.name });
             }
           });
         });
@@ -329,10 +325,10 @@
       select.replaceChildren();
       this.areaList.forEach(function (a) { option(select, a.code, a.label); });
       var codes = this.areaList.map(function (a) { return a.code; });
-      if (!this.area) {
-        this.area = codes.indexOf(this.wanted.area) >= 0 ? this.wanted.area
-          : (this.areaList.filter(function (a) { return a.code.length === 12; })[0] || this.areaList[0] || {}).code;
-        this.level = this.wanted.level === "microgrid" ? "microgrid" : "grid";
+      if (!this.level) { this.level = this.wanted.level === "microgrid" ? "microgrid" : "grid"; }
+      if (!this.area && codes.indexOf(this.wanted.area) >= 0) { this.area = this.wanted.area; }
+      if (!this.area || codes.indexOf(this.area) < 0) {  // the first community of this draft
+        this.area = (this.areaList.filter(function (a) { return a.level === "community"; })[0] || this.areaList[0] || {}).code;
       }
       if (!this.area) { this.say(this.t.noArea); }
       select.value = this.area;
