@@ -308,8 +308,15 @@ def test_publishing_boundaries_is_audited_and_needs_the_approver(client):
                        headers=planner).status_code == 403
     assert client.post("/api/v1/generations", json={"name": "x"}, headers=approver).status_code == 403
     assert client.post("/api/v1/generations", json={"name": "x"}).status_code == 401
-    r = client.post(f"/api/v1/generations/{draft.json()['id']}/activate", json=body, headers=approver)
+    assert client.post(f"/api/v1/generations/{draft.json()['id']}/submit", headers=approver).status_code == 403
+    assert client.post(f"/api/v1/generations/{draft.json()['id']}/submit", headers=planner).status_code == 200
+    assert client.post(f"/api/v1/generations/{draft.json()['id']}/approve", json=body,
+                       headers=planner).status_code == 403
+    r = client.post(f"/api/v1/generations/{draft.json()['id']}/approve", json=body, headers=approver)
     assert r.status_code == 200, r.text
+    assert r.json()["generation"]["status"] == "active"
+    submit = _audit(client, action="submit")[-1]
+    assert submit.target == f"generation:{draft.json()['id']}" and submit.actor == "planner:demo-planner"
     publish = _audit(client, action="publish")[-1]
     assert publish.target == f"generation:{draft.json()['id']}" and publish.actor == "approver:demo-approver"
 
