@@ -4,7 +4,8 @@ As the demo planner: open /plan, pick the draft and a community, split a micro-g
 drag a shared vertex, paint a compound to the neighbouring grid (the balance table changes), undo (it changes
 back), submit; as the demo approver (another account) approve; the new micro-grids are then on the overview.
 Also: English, a 390 px phone, locking a grid (a merge of its micro-grids is then refused, and the page shows the
-API's message, Chinese first), giving a proposal's new grid a party branch, who may open the page.
+API's message, Chinese first), giving a proposal's new grid a party branch, an approver sending a submitted draft
+back, who may open the page.
 
 These tests activate a draft, so they run on a database and server of their own (the other browser tests keep the
 demo's boundaries). Tokens for the test's own API calls are asked from this server, not the shared one."""
@@ -235,6 +236,11 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     wait_idle(pg)
     assert pg.evaluate("document.body.dataset.gmPlanStatus") == "draft"
     assert pg.evaluate("document.body.dataset.gmPlanDiff") == "0:0:0:0"
+    report = call(plan_server, f"/api/v1/generations/{draft}/check")
+    under = [p for p in report["problems"] if any(c.startswith(COMMUNITY) or COMMUNITY.startswith(c)
+                                                  for c in p["codes"])]
+    assert pg.evaluate("document.body.dataset.gmPlanProblems") == str(len(under))
+    assert pg.locator("#gm-plan-problem-list li.gm-plan-problem").count() == len(under)
     start = table(pg)
     assert set(start) == {COMMUNITY + "001", COMMUNITY + "002"}
     api_rows = call(plan_server, f"/api/v1/generations/{draft}/balance?area={COMMUNITY}")["features"]["features"]
@@ -353,6 +359,14 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     edits_done(pg, n)
     assert table(pg) == before_paint
     assert pg.evaluate("document.body.dataset.gmPlanCanRedo") == "1"
+    n = edit_count(pg)
+    pg.click("#gm-plan-redo")  # and redo, and undo again
+    edits_done(pg, n)
+    assert table(pg) == painted
+    n = edit_count(pg)
+    pg.click("#gm-plan-undo")
+    edits_done(pg, n)
+    assert table(pg) == before_paint
 
     # 7. submit
     pg.click("#gm-plan-submit")
@@ -393,7 +407,7 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     assert_clean(ov, plan_server)
 
 
-def test_english_phone_locking_and_who_may_open_it(opened, plan_server):
+def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened, plan_server):
     gens = call(plan_server, "/api/v1/generations")
     draft = next((g["id"] for g in reversed(gens) if g["status"] == "draft"), None) or call(
         plan_server, "/api/v1/generations", {"name": "手机草稿"})["id"]
@@ -478,6 +492,19 @@ def test_english_phone_locking_and_who_may_open_it(opened, plan_server):
     assert party(new_grid) == party(holder) != "0"  # the balance counts the planned branch's members
     desk.screenshot(path=str(SCREENSHOTS / "plan-branches.png"))
     assert_clean(desk, plan_server)
+    # an approver sends a submitted draft back, with a reason
+    call(plan_server, f"/api/v1/generations/{draft}/submit", {}, method="POST")
+    ap = opened("demo-approver")
+    ap.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}")
+    wait_js(ap, "document.body.dataset.gmPlanStatus === 'submitted'")
+    wait_idle(ap)
+    ap.fill("#gm-plan-reason", "第二网格户数偏多，请调整")
+    ap.click("#gm-plan-reject")
+    wait_js(ap, "document.body.dataset.gmPlanStatus === 'draft' || !!document.body.dataset.gmPlanError")
+    assert ap.evaluate("document.body.dataset.gmPlanError || ''") == ""
+    assert ap.locator("#gm-plan-message").inner_text() == "已退回修改"
+    assert next(g for g in call(plan_server, "/api/v1/generations") if g["id"] == draft)["status"] == "draft"
+    assert_clean(ap, plan_server)
     # who may open it: a worker is refused, nobody signed in goes to sign in
     worker = opened("demo-worker")
     response = worker.goto(plan_server + "/plan")
