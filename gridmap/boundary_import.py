@@ -131,6 +131,8 @@ class Feature:
     households: int | None
     population: int | None
     parents: dict              # level → name from 所属街道 etc.
+    file: str = ""             # the file it came from (for messages)
+    code_field: str = ""       # that file's code column
 
 
 # -- reading -------------------------------------------------------------------------------------------------------
@@ -493,7 +495,8 @@ def _features(frame, system: gcrs.CoordinateSystem, options: Options, limits: Li
                 parents[lv] = unicodedata.normalize("NFKC", str(v)).strip()[:200]
         out.append(Feature(i, code, level, geom, name if name != "nan" else None,
                            _count(values.get(hh_col), label, hh_col, i, code) if hh_col else None,
-                           _count(values.get(pop_col), label, pop_col, i, code) if pop_col else None, parents))
+                           _count(values.get(pop_col), label, pop_col, i, code) if pop_col else None, parents,
+                           label, code_col))
     _to_wgs84(out, system, label)
     return out
 
@@ -560,14 +563,17 @@ class Built:
     area_m2: float = 0.0
 
 
-def build_areas(features: list[Feature], label: str, *, places=None) -> list[Built]:
+def build_areas(features: list[Feature], *, places=None) -> list[Built]:
     """Leaves noded into an exact coverage and every ancestor as the exact union of its children (outermost
     first). `places`: (points, households, population) of the buildings in the area, for leaves without counts."""
     from gridmap.divisions import divisions
     from gridmap.topology import as_multipolygon, node_coverage, union_exact
 
     by_code = {f.code: f for f in features}
-    has_child = {parent_code(c) for c in by_code} - {None}
+    has_child: set[str] = set()  # every ancestor of a feature, given in the file or not
+    for code in by_code:
+        while (code := parent_code(code)) is not None and code not in has_child:
+            has_child.add(code)
     # a feature that is some feature's parent gives its name; its outline is the union of its children's
     leaves = [f for f in features if f.code not in has_child]
     noded = node_coverage([f.geom for f in leaves], grid_size=GRID_DEG)
@@ -575,7 +581,7 @@ def build_areas(features: list[Feature], label: str, *, places=None) -> list[Bui
     for f, geom in zip(leaves, noded):
         geom = as_multipolygon(geom)
         if geom.is_empty:
-            raise ImportRefused(label, "geometry", "面太小或完全被其他要素覆盖", "the polygon vanishes once the leaves "
+            raise ImportRefused(f.file, "geometry", "面太小或完全被其他要素覆盖", "the polygon vanishes once the leaves "
                                 "are noded into one coverage (smaller than 1 cm, or covered by other features)",
                                 feature=f.index, code=f.code)
         built[f.code] = Built(f.code, f.level, f.name or f"{f.code}{LEVEL_NAMES_ZH[f.level]}", parent_code(f.code),
@@ -676,11 +682,34 @@ def _places(session, features: list[Feature]):
     return np.array(pts, dtype=object), np.array(hh, dtype=np.int64), np.array(pop, dtype=np.int64)
 
 
-def import_boundaries(session, path: str | Path, options: Options, limits: Limits = Limits(), *,
-                      filename: str | None = None, actor: str | None = None, household_band=None) -> dict:
-    """Read, check and store a boundary file as a new draft (see the module doc); the summary as a dict:
-    generation_id, name, status, districts, areas per level, households, population, and the check's ok and
-    problem count. Nothing is written before the file has been read and checked in full."""
+def read_sources(sources: list[tuple[str | Path, str | None]], options: Options,
+                 limits: Limits = Limits()) -> tuple[list[Feature], str]:
+    """The features of one or more files (say, leaves in one and their parents, for their names, in another): the
+    options apply to each; a code in two files is refused like a code twice in one."""
+    features: list[Feature] = []
+    systems = []
+    seen: dict[str, Feature] = {}
+    for path, filename in sources:
+        found, system = read_features(path, options, limits, filename=filename)
+        for f in found:
+            if f.code in seen:
+                other = seen[f.code]
+                raise ImportRefused(f.file, f.code_field, f"编码重复，与文件 {other.file} 第 {other.index} 个要素相同",
+                                    f"duplicate code, also feature {other.index} of file {other.file}",
+                                    feature=f.index, code=f.code)
+            seen[f.code] = f
+        features += found
+        systems.append(system)
+    return features, ",".join(dict.fromkeys(systems))
+
+
+def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | None]], options: Options,
+                      limits: Limits = Limits(), *, filename: str | None = None, actor: str | None = None,
+                      household_band=None) -> dict:
+    """Read, check and store a boundary file (or several: a list of (path, name shown in messages)) as a new draft
+    (see the module doc); the summary as a dict: generation_id, name, status, districts, areas per level,
+    households, population, and the check's ok and problem count. Nothing is written before the files have been
+    read and checked in full."""
     import sqlalchemy as sa
     from geoalchemy2.shape import from_shape
 
@@ -688,9 +717,10 @@ def import_boundaries(session, path: str | Path, options: Options, limits: Limit
     from gridmap import generations as gens
     from gridmap.tables import Area, Generation
 
-    label = _display(filename or str(path))
-    features, system = read_features(path, options, limits, filename=filename)
-    built = build_areas(features, label, places=_places(session, features))
+    sources = list(path) if isinstance(path, list) else [(path, filename)]
+    label = ", ".join(_display(name or str(p)) for p, name in sources)[:200]
+    features, system = read_sources(sources, options, limits)
+    built = build_areas(features, places=_places(session, features))
     districts = sorted(b.code for b in built if b.level == "district")
     active = session.scalars(sa.select(Generation).where(Generation.status == "active")
                              .order_by(Generation.id.desc()).limit(1)).first()

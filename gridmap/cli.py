@@ -279,7 +279,8 @@ def cmd_boundaries_import(args: argparse.Namespace) -> int:
                          activate=_date("activate", args.activate) if args.activate else None)
     band = os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
-        summary = bi.import_boundaries(session, args.file, options, limits, actor="cli", household_band=band)
+        summary = bi.import_boundaries(session, [(f, None) for f in args.file], options, limits, actor="cli",
+                                       household_band=band)
     print(json.dumps(summary, ensure_ascii=False, indent=1))
     return 0
 
@@ -477,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     bnd.set_defaults(func=cmd_boundaries)
     bim = bnds.add_parser("import", help="import a city's own boundaries (GeoJSON, GeoPackage, Shapefile .zip, KML, "
                           "KMZ, CSV with WKT) as a draft; prints a JSON summary")
-    bim.add_argument("file", metavar="FILE")
+    bim.add_argument("file", metavar="FILE", nargs="+", help="the file of leaves (and, optionally, files of their "
+                     "parents, for the parents' names)")
     bim.add_argument("--crs", help="the numbers' coordinate system, overriding the file's: wgs84, cgcs2000, gcj02, "
                      "bd09 or EPSG:nnnn (gcj02/bd09 for files drawn on AMap/Baidu that say EPSG:4326)")
     bim.add_argument("--layer", help="the layer of a GeoPackage or of a zip with several Shapefiles")

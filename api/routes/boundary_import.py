@@ -24,7 +24,8 @@ class ImportForm(BaseModel):
     draft is published by submission and approval)."""
 
     model_config = ConfigDict(extra="forbid")
-    file: UploadFile = Field(description="GeoJSON, GeoPackage, Shapefile .zip, KML, KMZ or CSV with a WKT column")
+    file: list[UploadFile] = Field(min_length=1, max_length=5, description="GeoJSON, GeoPackage, Shapefile .zip, KML, "
+                                   "KMZ or CSV with a WKT column; several `file` parts for leaves and their parents")
     crs: str | None = Field(None, max_length=32, description="wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn; overrides "
                             "the file's")
     layer: str | None = Field(None, max_length=200)
@@ -70,23 +71,26 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
     problem+json naming the file, the feature and the field, and nothing is stored. Planners only; committed
     before the answer."""
     limits = bi.Limits(max_bytes=settings.import_max_bytes, max_vertices=settings.import_max_vertices)
-    filename = form.file.filename or "upload"
-    label = bi._display(filename)
-    suffix = Path(label).suffix.lower()
     options = bi.Options(crs=form.crs, layer=form.layer, code_field=form.code_field, name_field=form.name_field,
                          level=form.level, name=form.name, encoding=form.encoding)
-    if form.file.size is not None:
-        bi.check_size(label, form.file.size, limits)  # measured before anything is copied or parsed
+    labels = [bi._display(upload.filename or "upload") for upload in form.file]
+    for upload, label in zip(form.file, labels):
+        if upload.size is not None:
+            bi.check_size(label, upload.size, limits)  # measured before anything is copied or parsed
     with tempfile.TemporaryDirectory(prefix="gridmap-upload-") as tmp:
-        target = Path(tmp) / f"upload{suffix if suffix in bi.FORMATS else '.bin'}"
-        written = 0
-        with open(target, "wb") as out:
-            while chunk := form.file.file.read(CHUNK):
-                written += len(chunk)
-                if written > limits.max_bytes:
-                    bi.check_size(label, written + len(form.file.file.read()), limits)
-                out.write(chunk)
-        summary = bi.import_boundaries(session, target, options, limits, filename=label, actor=who.label(),
+        sources = []
+        for i, (upload, label) in enumerate(zip(form.file, labels)):
+            suffix = Path(label).suffix.lower()
+            target = Path(tmp) / f"upload{i}{suffix if suffix in bi.FORMATS else '.bin'}"
+            written = 0
+            with open(target, "wb") as out:
+                while chunk := upload.file.read(CHUNK):
+                    written += len(chunk)
+                    if written > limits.max_bytes:
+                        bi.check_size(label, written + len(upload.file.read()), limits)
+                    out.write(chunk)
+            sources.append((target, label))
+        summary = bi.import_boundaries(session, sources, options, limits, actor=who.label(),
                                        household_band=settings.check_household_band)
     session.commit()
     response.headers["Location"] = f"/api/v1/generations/{summary['generation_id']}"

@@ -81,7 +81,7 @@ def timed_import(url: str, path: Path, activate: dt.date | None) -> dict:
     t0 = time.perf_counter()
     features, _ = bi.read_features(path, options, limits)
     t1 = time.perf_counter()
-    built = bi.build_areas(features, path.name)
+    built = bi.build_areas(features)
     t2 = time.perf_counter()
     with storage.session_scope(factory) as session:
         t3 = time.perf_counter()

@@ -516,3 +516,31 @@ def test_parents_in_the_file_and_the_level_option(client, demo, tmp_path):
     r = _post(client, path, {"level": "grid"})
     assert r.status_code == 422 and r.json()["field"] == "网格编码" and leaf in r.json()["detail"], r.text
     assert _rows(client.app.state.sessionmaker) == before
+
+
+def test_parent_files_given_beside_the_leaves(client, demo, tmp_path):
+    """Leaves in one file, their communities and sub-districts (for the names) in another, sent as two `file`
+    parts; a code in both files is refused naming both."""
+    areas = demo["areas"]
+    leaves = sorted(c for c, a in areas.items() if a["is_leaf"])
+    parents = sorted(c for c, a in areas.items() if a["level"] in ("subdistrict", "community"))
+    leaf_file = tmp_path / "微网格.geojson"
+    leaf_file.write_bytes(_geojson([_feature(c, shapely.geometry.mapping(areas[c]["geom"])) for c in leaves]))
+    parent_file = tmp_path / "社区.geojson"
+    parent_file.write_bytes(_geojson([_feature(c, shapely.geometry.mapping(areas[c]["geom"]), 名称=areas[c]["name"])
+                                      for c in parents]))
+    parts = [("file", (p.name, p.read_bytes(), "application/geo+json")) for p in (leaf_file, parent_file)]
+    r = client.post("/api/v1/generations/import", headers=PLANNER, files=parts)
+    assert r.status_code == 201, r.text
+    assert r.json()["file"] == "微网格.geojson, 社区.geojson" and r.json()["features"] == len(leaves) + len(parents)
+    got = _stored(client, r.json()["generation_id"])
+    assert {c: got[c]["name"] for c in parents} == {c: areas[c]["name"] for c in parents}
+    assert sum(a["level"] == "microgrid" for a in got.values()) == len(leaves)
+    parent_file.write_bytes(_geojson([_feature(leaves[3], SQUARE)]))
+    before = _rows(client.app.state.sessionmaker)
+    parts = [("file", (p.name, p.read_bytes(), "application/geo+json")) for p in (leaf_file, parent_file)]
+    r = client.post("/api/v1/generations/import", headers=PLANNER, files=parts)
+    assert r.status_code == 422, r.text
+    for word in ("社区.geojson", "feature 1", leaves[3], "微网格.geojson", "feature 4", "duplicate"):
+        assert word in r.json()["detail"], (word, r.json()["detail"])
+    assert _rows(client.app.state.sessionmaker) == before
