@@ -7,7 +7,8 @@ connected in the unit graph (contiguous), parts are compact, and as few househol
 
 How a proposal is found, deterministically from `seed` (one `random.Random(seed)` drives every draw):
 
-1. the current plan itself, when it already has `n` grids that meet the tolerance and are contiguous (nothing moves);
+1. the current plan itself, when it already has `n` grids that meet the tolerance and are contiguous (nothing moves,
+   so nothing else is tried);
 2. a repair of the current plan: grids are merged with a neighbour (too many) or split with GerryChain's
    `bipartition_tree` (too few) until there are `n`, then ReCom steps (merge two neighbouring parts, re-split the
    pair with `bipartition_tree` at the mean, keeping of a few splits the one that moves fewest households) until
@@ -15,7 +16,8 @@ How a proposal is found, deterministically from `seed` (one `random.Random(seed)
 3. several plans from GerryChain's `recursive_tree_part` (random spanning trees cut into balanced parts);
 
 then each candidate is pulled towards the current plan by single-unit flips that keep the tolerance and contiguity
-and move fewer households, parts are matched to current grids by largest household overlap (Hungarian assignment,
+and move fewer households, and by ReCom steps that re-split two neighbouring parts exhaustively (every split of their
+micro-grids into two contiguous parts within the tolerance, the one moving fewest households), parts are matched to current grids by largest household overlap (Hungarian assignment,
 `scipy.optimize.linear_sum_assignment`), and the candidate moving fewest households wins (ties: the more compact by
 mean Polsby–Popper, then the one found first).
 
@@ -60,6 +62,7 @@ MAX_SEED = 2**31 - 1
 TREE_PLANS = 12  # recursive_tree_part plans per proposal
 RECOM_STEPS = 40  # ReCom steps of the repair
 RESPLITS = 6  # bipartitions tried per ReCom step (the one moving fewest households is kept)
+PAIR_UNITS = 14  # two neighbouring parts of up to this many micro-grids are re-split exhaustively (2^14 splits)
 MAX_TREE_ATTEMPTS = 200  # spanning trees per bipartition before GerryChain gives up
 SHARED_EDGE_M = 0.01  # a shared boundary shorter than this (metres) is a touch at a point, not adjacency
 POP = "households"
@@ -405,6 +408,68 @@ def _pull_towards_current(scope: _Scope, assign: list[int], k: int, tolerance: f
     return assign
 
 
+def _connected_mask(mask: int, neighbours: list[int]) -> bool:
+    """Whether the nodes in bit mask `mask` are connected, given each node's neighbours as a bit mask."""
+    start = mask & -mask
+    seen, frontier = start, start
+    while frontier:
+        reach = 0
+        bits = frontier
+        while bits:
+            low = bits & -bits
+            reach |= neighbours[low.bit_length() - 1]
+            bits ^= low
+        frontier = reach & mask & ~seen
+        seen |= frontier
+    return seen == mask
+
+
+def _improve_pairs(scope: _Scope, assign: list[int], k: int, tolerance: float) -> list[int]:
+    """ReCom steps with an exhaustive split: for each two neighbouring parts, the split of their micro-grids into two
+    contiguous parts within the tolerance that moves fewest households (every split tried, for pairs of up to
+    PAIR_UNITS micro-grids), until no pair improves."""
+    mean = scope.total / k
+    lo, hi = mean * (1 - tolerance) - 1e-9, mean * (1 + tolerance) + 1e-9
+    assign = list(assign)
+    for _ in range(2 * k):
+        matched, _moved = _match(scope, assign, k)
+        improved = False
+        pairs = sorted({(min(assign[i], assign[j]), max(assign[i], assign[j])) for i, j in scope.shared_m
+                        if assign[i] != assign[j]})
+        for a, b in pairs:
+            nodes = [u for u in range(len(assign)) if assign[u] in (a, b)]
+            m = len(nodes)
+            if m > PAIR_UNITS:
+                continue
+            pos = {u: i for i, u in enumerate(nodes)}
+            neighbours = [sum(1 << pos[v] for v in scope.graph[u] if v in pos) for u in nodes]
+            hh = scope.households[nodes].astype(float)
+            away_a = np.array([matched[a] != scope.current[u] for u in nodes], dtype=float) * hh
+            away_b = np.array([matched[b] != scope.current[u] for u in nodes], dtype=float) * hh
+            masks = np.arange(1, 2**m - 1, dtype=np.int64)
+            bits = ((masks[:, None] >> np.arange(m)) & 1).astype(float)
+            pop = bits @ hh
+            ok = (pop >= lo) & (pop <= hi) & (hh.sum() - pop >= lo) & (hh.sum() - pop <= hi)
+            cost = bits @ away_a + (1 - bits) @ away_b  # the mask's nodes in part a, the rest in part b
+            now = sum(away_a[i] if assign[u] == a else away_b[i] for i, u in enumerate(nodes))
+            full = (1 << m) - 1
+            order = np.argsort(cost, kind="stable")
+            for idx in order[ok[order]]:
+                if cost[idx] >= now - 0.5:
+                    break
+                mask = int(masks[idx])
+                if _connected_mask(mask, neighbours) and _connected_mask(full & ~mask, neighbours):
+                    for i, u in enumerate(nodes):
+                        assign[u] = a if mask >> i & 1 else b
+                    improved = True
+                    break
+            if improved:
+                break
+        if not improved:
+            return assign
+    return assign
+
+
 @dataclass
 class _Candidate:
     assign: list[int]
@@ -489,17 +554,19 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
         candidates.append(_Candidate([0] * units, "merge"))
     else:
         if n == len(scope.grids) and _valid(scope, scope.current, n, tolerance):
-            candidates.append(_Candidate(list(scope.current), "current"))
-        repaired = _repair(scope, n, tolerance, rng)
-        if repaired is not None:
-            candidates.append(_Candidate(_normalise(repaired), "recom"))
-        for surcharge in (SURCHARGE, None):
-            candidates += [_Candidate(plan, "recursive_tree_part")
-                           for plan in _tree_plans(scope, n, tolerance, rng, TREE_PLANS // 2, surcharge=surcharge)]
+            candidates.append(_Candidate(list(scope.current), "current"))  # nothing moves: no plan does better
+        else:
+            repaired = _repair(scope, n, tolerance, rng)
+            if repaired is not None:
+                candidates.append(_Candidate(_normalise(repaired), "recom"))
+            for surcharge in (SURCHARGE, None):
+                candidates += [_Candidate(plan, "recursive_tree_part") for plan in
+                               _tree_plans(scope, n, tolerance, rng, TREE_PLANS // 2, surcharge=surcharge)]
     best: _Candidate | None = None
     seen: set[tuple[int, ...]] = set()
     for cand in candidates:
-        cand.assign = _normalise(_pull_towards_current(scope, cand.assign, n, tolerance))
+        pulled = _pull_towards_current(scope, cand.assign, n, tolerance)
+        cand.assign = _normalise(_improve_pairs(scope, pulled, n, tolerance) if n > 1 else pulled)
         key = tuple(cand.assign)
         if key in seen or not _valid(scope, cand.assign, n, tolerance):
             continue
