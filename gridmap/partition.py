@@ -17,8 +17,9 @@ How a proposal is found, deterministically from `seed` (one `random.Random(seed)
 
 then each candidate is pulled towards the current plan by single-unit flips that keep the tolerance and contiguity
 and move fewer households, and by ReCom steps that re-split two neighbouring parts exhaustively (every split of their
-micro-grids into two contiguous parts within the tolerance, the one moving fewest households), parts are matched to current grids by largest household overlap (Hungarian assignment,
-`scipy.optimize.linear_sum_assignment`), and the candidate moving fewest households wins (ties: the more compact by
+micro-grids into two contiguous parts within the tolerance, the one moving fewest households); parts are matched to
+current grids by largest household overlap (Hungarian assignment, `scipy.optimize.linear_sum_assignment`), and the
+candidate moving fewest households wins (ties: the more compact by
 mean Polsby–Popper, then the one found first).
 
 `propose(session, generation_id, area_code, n, ...)` returns the proposal without writing anything;
