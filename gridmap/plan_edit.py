@@ -735,16 +735,28 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     return _finish(w, "redraw", params, actor, noop_ok=True)
 
 
-def _ancestors_of(session: Session, parent_ids: set[int]) -> dict[int, Area]:
+def _ancestors_of(session: Session, parent_ids: set[int], gen_id: int, codes: set[str]) -> dict[int, Area]:
+    """The areas `parent_ids` and all above them, following `parent_id`. The rows are fetched in one query by the
+    codes' prefixes (DB11 codes carry their parents'); only what that misses is queried by id."""
+    cache: dict[int, Area] = {}
+    prefixes = sorted({c[:n] for c in codes for n in range(1, len(c))})
+    if prefixes:
+        for row in session.scalars(sa.select(Area).where(Area.generation_id == gen_id, Area.code.in_(prefixes))):
+            cache[row.id] = row
     out: dict[int, Area] = {}
     todo = {p for p in parent_ids if p is not None}
     while todo:
-        rows = session.scalars(sa.select(Area).where(Area.id.in_(todo))).all()
-        todo = set()
-        for row in rows:
-            out[row.id] = row
+        missing = todo - set(cache)
+        if missing:
+            for row in session.scalars(sa.select(Area).where(Area.id.in_(missing))):
+                cache[row.id] = row
+        above = set()
+        for pid in todo:
+            row = cache[pid]
+            out[pid] = row
             if row.parent_id is not None and row.parent_id not in out:
-                todo.add(row.parent_id)
+                above.add(row.parent_id)
+        todo = above
     return out
 
 
@@ -824,7 +836,8 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
     # ancestors: coverage unions of their children, sums of their numbers
     parent_ids = {leaf.parent_id for leaf in changed.values()} | {r.parent_id for r in removed_rows} | \
         {leaf.row.parent_id for leaf in changed.values() if leaf.row is not None}
-    ancestors = _ancestors_of(session, parent_ids)
+    ancestors = _ancestors_of(session, parent_ids, gen.id, {leaf.code for leaf in changed.values()}
+                              | {r.code for r in removed_rows})
     root = next((a for a in ancestors.values() if a.parent_id is None), None)
     anchor = to_shape(root.geom) if root is not None else shapely.union_all([leaf.geom for leaf in changed.values()])
     by_id_changed = {leaf.row.id: leaf for leaf in changed.values() if leaf.row is not None}
@@ -1033,10 +1046,8 @@ def _result(session: Session, gen_id: int, seq: int, op_name: str, leaving: list
                         "households_after": a["households"] if a else 0,
                         "population_before": b["population"] if b else 0,
                         "population_after": a["population"] if a else 0})
-    can_undo = session.scalar(sa.select(sa.func.count()).select_from(PlanEdit).where(
-        PlanEdit.generation_id == gen_id, PlanEdit.undone.is_(False))) > 0
-    can_redo = session.scalar(sa.select(sa.func.count()).select_from(PlanEdit).where(
-        PlanEdit.generation_id == gen_id, PlanEdit.undone.is_(True))) > 0
+    states = set(session.scalars(sa.select(PlanEdit.undone).where(PlanEdit.generation_id == gen_id).distinct()))
+    can_undo, can_redo = False in states, True in states
     return {"generation_id": gen_id, "seq": seq, "op": op_name, "changed": changed,
             "created": sorted(codes_after - codes_before), "retired": sorted(codes_before - codes_after),
             "balance": balance, "can_undo": can_undo, "can_redo": can_redo}
