@@ -288,8 +288,8 @@ def test_fresh_install_from_a_leaves_only_file(fresh_install, demo):
 
 
 def test_locate_and_intake_work_on_the_fresh_install(fresh_install, demo):
-    """With no demo loaded: the CLI and the API locate a point in the imported grids, and a dispatcher's case is
-    filed in the right grid."""
+    """With no demo loaded: the CLI and the API locate a point in the imported grids, a dispatcher's case is filed
+    in the right grid, and the map serves the imported grids."""
     url, _ = fresh_install
     leaf = next(c for c, a in sorted(demo["areas"].items()) if a["is_leaf"])
     point = demo["areas"][leaf]["geom"].representative_point()
@@ -306,6 +306,10 @@ def test_locate_and_intake_work_on_the_fresh_install(fresh_install, demo):
         assert r.status_code == 201, r.text
         case = r.json()
         assert case["grid_code"] == "530102" + leaf[6:15], case
+        r = c.get("/api/v1/map/areas", params={"level": "grid", "zoom": 13})
+        assert r.status_code == 200, r.text
+        grids = {f["properties"]["code"] for f in r.json()["features"]}
+        assert grids == {"530102" + c[6:] for c, a in demo["areas"].items() if a["level"] == "grid"}
 
 
 def test_addresses_in_any_real_district(fresh_install):
