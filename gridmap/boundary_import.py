@@ -6,8 +6,8 @@ refused before GDAL sees it): GeoJSON (.geojson, .json), GeoPackage (.gpkg), Sha
 (.kmz), and CSV with a WKT column (.csv, UTF-8 or GB18030, or `encoding`).
 
 GDAL (through pyogrio) reads in a separate interpreter (`gridmap._import_reader`) that deregisters every driver but
-the one for the format (`gridmap._gpkgio.only_driver`), under memory and CPU limits, and is given local paths only: a GDAL VRT named
-.geojson, or a GeoJSON naming another file, cannot make GDAL read anything else. Archives are checked before they
+the one for the format (`gridmap._gpkgio.only_driver`), under memory and CPU limits, and is given local paths only:
+a GDAL VRT named .geojson cannot make GDAL read anything else. Archives are checked before they
 are unpacked (member names, sizes, ratio) and unpacked by gridmap itself with a bound on every member; sizes are
 checked before anything is parsed.
 
@@ -137,7 +137,7 @@ class Feature:
 
 # -- reading -------------------------------------------------------------------------------------------------------
 
-def _display(name: str) -> str:
+def display_name(name: str) -> str:
     """A file name fit for a message: its last part, without control characters, at most 80 characters."""
     base = re.split(r"[\\/]", name or "")[-1]
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C")
@@ -170,7 +170,7 @@ def read_features(path: str | Path, options: Options, limits: Limits = Limits(),
                   filename: str | None = None) -> tuple[list[Feature], str]:
     """The features of a boundary file, checked, in WGS84, and the coordinate system they were read in."""
     text = str(path)
-    label = _display(filename or text)
+    label = display_name(filename or text)
     if text.lower().startswith(("/vsi", "vsi")) or "/vsi" in text.lower() or "://" in text:
         raise ImportRefused(label, "file", "须为本地文件，不接受网络或虚拟路径", "a local file is required, not a network "
                             "or virtual path")
@@ -718,7 +718,7 @@ def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | N
     from gridmap.tables import Area, Generation
 
     sources = list(path) if isinstance(path, list) else [(path, filename)]
-    label = ", ".join(_display(name or str(p)) for p, name in sources)[:200]
+    label = ", ".join(display_name(name or str(p)) for p, name in sources)[:200]
     features, system = read_sources(sources, options, limits)
     built = build_areas(features, places=_places(session, features))
     districts = sorted(b.code for b in built if b.level == "district")

@@ -73,7 +73,7 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
     limits = bi.Limits(max_bytes=settings.import_max_bytes, max_vertices=settings.import_max_vertices)
     options = bi.Options(crs=form.crs, layer=form.layer, code_field=form.code_field, name_field=form.name_field,
                          level=form.level, name=form.name, encoding=form.encoding)
-    labels = [bi._display(upload.filename or "upload") for upload in form.file]
+    labels = [bi.display_name(upload.filename or "upload") for upload in form.file]
     for upload, label in zip(form.file, labels):
         if upload.size is not None:
             bi.check_size(label, upload.size, limits)  # measured before anything is copied or parsed

@@ -424,10 +424,10 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
     }
 
 
-HOSTILE = ["zip_traversal", "zip_symlink", "zip_bomb", "zip_lying_sizes", "vrt_as_geojson", "gpkg_as_geojson", "kml_with_entities",
-           "too_large", "too_many_vertices", "unknown_crs_option", "unknown_crs_in_file", "projected_numbers_as_wgs84",
-           "duplicate_codes", "not_a_polygon", "bad_code", "code_of_16_digits", "bow_tie", "no_code_column",
-           "households_not_a_number", "unsupported_type"]
+HOSTILE = ["zip_traversal", "zip_symlink", "zip_bomb", "zip_lying_sizes", "vrt_as_geojson", "gpkg_as_geojson",
+           "kml_with_entities", "too_large", "too_many_vertices", "unknown_crs_option", "unknown_crs_in_file",
+           "projected_numbers_as_wgs84", "duplicate_codes", "not_a_polygon", "bad_code", "code_of_16_digits",
+           "bow_tie", "no_code_column", "households_not_a_number", "unsupported_type"]
 LIMITS = {"import_max_bytes": 200_000, "import_max_vertices": 300}
 
 
