@@ -18,8 +18,9 @@ It prints, for each database:
   (move an edge, move a vertex, paint a compound or a building to a neighbouring micro-grid, split, merge,
   undo, redo; each applied and committed as the API does), median and worst of several targets, against the target of 300 ms;
 * rebalance — if `gridmap.partition` is present: the time of `partition.propose` per community over the first
-  `--communities` communities, for n = its current grid count and n + 1 (±10 %, seed 0): median and worst, how
-  many proposals meet the tolerance and contiguity, households moved.
+  `--communities` communities, for n = its current grid count, n − 1 and n + 1 (±10 %, seed 0): median and worst,
+  how many proposals meet the tolerance and contiguity, households moved, and how long an infeasible target
+  takes to be refused.
 
 Hooks: `time_check`, `peer_check`, `time_edits`, `time_rebalance` take a database URL and return plain dicts, so
 other benchmarks (or a later version of this one) can call them on their own data. Figures are measurements on
@@ -344,10 +345,11 @@ def time_edits(url: str, community: str | None = None, per_op: int = 3) -> dict:
 # -- rebalance (gridmap.partition) ---------------------------------------------------------------------------------
 
 def time_rebalance(url: str, communities: int = 10, tolerance: float = 0.10, seed: int = 0,
-                   extra: tuple[int, ...] = (0, 1)) -> dict:
+                   extra: tuple[int, ...] = (0, -1, 1)) -> dict:
     """Seconds of `partition.propose` per community and target count (n = its current grid count + each of
-    `extra`) for the first `communities` communities of the active generation: {"runs": [{"area", "n", "seconds",
-    "ok"}], "refused": [...]}; {"skipped": reason} when gridmap.partition is not there."""
+    `extra`) for the first `communities` communities of the active generation: {"runs": [{"area", "n", "delta",
+    "seconds", "ok", "moved_households"}], "refused": [{"area", "n", "delta", "seconds", "why"}]};
+    {"skipped": reason} when gridmap.partition is not there."""
     if not _available("gridmap.partition"):
         return {"skipped": "gridmap.partition is not present"}
     from gridmap import partition
@@ -367,7 +369,9 @@ def time_rebalance(url: str, communities: int = 10, tolerance: float = 0.10, see
                 try:
                     proposal = partition.propose(session, gen, code, n, tolerance, seed)
                 except Exception as exc:  # noqa: BLE001 - an infeasible target is reported, not fatal
-                    out["refused"].append(f"{code} n={n}: {type(exc).__name__}: {str(exc)[:140]}")
+                    out["refused"].append({"area": code, "n": n, "delta": delta,
+                                           "seconds": time.perf_counter() - started,
+                                           "why": f"{type(exc).__name__}: {str(exc)[:140]}"})
                     continue
                 ok = all(abs(g["deviation"]) <= tolerance + 1e-9 and g["contiguous"] for g in proposal["grids"])
                 out["runs"].append({"area": code, "n": n, "delta": delta, "seconds": time.perf_counter() - started,
@@ -422,15 +426,21 @@ def run(url: str, label: str, with_peer: bool, args) -> dict:
         if "skipped" in balance:
             print(f"   rebalance: skipped ({balance['skipped']})")
         else:
-            for delta in sorted({r["delta"] for r in balance["runs"]}):
+            for delta in sorted({r["delta"] for r in balance["runs"] + balance["refused"]}, key=abs):
                 runs = [r for r in balance["runs"] if r["delta"] == delta]
+                refused = [r for r in balance["refused"] if r["delta"] == delta]
                 secs = [r["seconds"] for r in runs]
-                print(f"   rebalance (partition.propose, n = current grids{f' + {delta}' if delta else ''}, ±10 %, "
-                      f"seed 0) over {len(runs)} communities: median {statistics.median(secs):.2f} s, worst "
-                      f"{max(secs):.2f} s; {sum(r['ok'] for r in runs)}/{len(runs)} within tolerance and contiguous; "
-                      f"households moved: median {statistics.median(r['moved_households'] or 0 for r in runs):.0f}")
-            for why in balance["refused"]:
-                print(f"     refused — {why}")
+                label = f"n = current grids{f' {delta:+d}' if delta else ''}"
+                if runs:
+                    print(f"   rebalance ({label}, ±10 %, seed 0) over {len(runs)} communities: median "
+                          f"{statistics.median(secs):.2f} s, worst {max(secs):.2f} s; {sum(r['ok'] for r in runs)}/"
+                          f"{len(runs)} within tolerance and contiguous; households moved: median "
+                          f"{statistics.median(r['moved_households'] or 0 for r in runs):.0f}")
+                if refused:
+                    print(f"   rebalance ({label}): refused as infeasible for {len(refused)} communities after median "
+                          f"{statistics.median(r['seconds'] for r in refused):.2f} s, worst "
+                          f"{max(r['seconds'] for r in refused):.2f} s — first: {refused[0]['area']} "
+                          f"n={refused[0]['n']}: {refused[0]['why']}")
     return out
 
 
