@@ -576,7 +576,6 @@ def _reassign_leaves(w: _Work, op: dict) -> None:
     if any(p.id == parent.id for p in old_parents):
         raise InvalidInput(f"to：这些网格已属于 {parent.code} (they belong to {parent.code} already)", field="to")
     parent_geom = to_shape(parent.geom)
-    moving = _union([leaf.geom for leaf in leaves])
     if not _connected([parent_geom, *[leaf.geom for leaf in leaves]]):
         raise InvalidInput(f"to：{parent.code} 与所移网格不相邻 (to must be adjacent to the leaves moved)",
                            field="to")
@@ -585,7 +584,6 @@ def _reassign_leaves(w: _Work, op: dict) -> None:
         if set(kids) <= set(codes):
             raise InvalidInput(f"codes：这会让 {old_parent.code} 没有下级；请改用合并 (it would empty "
                                f"{old_parent.code})", field="codes")
-    del moving
     new = gcodes.new_codes(w.session, parent.code, leaves[0].level, len(leaves), w.gen.id)
     for leaf, code in zip(leaves, new):
         w.recoded[leaf.code] = code
@@ -651,7 +649,7 @@ def _current(session: Session, gen_id: int, rows: list[dict]) -> None:
 _OPS = {"split": _op_split, "merge": _op_merge, "move_vertex": _op_move_vertex, "move_edge": _op_move_edge,
         "reassign": _op_reassign, "lock": _op_lock}
 _FIELD = {"split": "code", "merge": "codes", "move_vertex": "from", "move_edge": "codes", "reassign": "to",
-          "lock": "codes", "redraw": "areas"}
+          "lock": "codes", "redraw": "geometry"}
 
 
 def _draft(session: Session, generation_id: int) -> Generation:
@@ -679,15 +677,15 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     an overlap (with one another or with a leaf not given) over `NOISE_M2` is refused, smaller ones are absorbed
     (a gap goes to the leaf with the longest edge along it)."""
     gen = _draft(session, generation_id)
-    w = _Work(session, gen, "areas")
+    w = _Work(session, gen, "geometry")
     given: list[_Leaf] = []
     for code, geom in changes.items():
-        leaf = w.leaf(code, f"areas.{code}")
+        leaf = w.leaf(code, "code")
         if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or not shapely.is_valid(geom):
             reason = shapely.is_valid_reason(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else \
                 geom.geom_type
-            raise InvalidInput(f"areas.{code}：应为有效的多边形（{reason}）(must be a valid polygon)",
-                               field=f"areas.{code}")
+            raise InvalidInput(f"geometry：{code} 应为有效的多边形（{reason}）(must be a valid polygon)",
+                               field="geometry")
         given.append(leaf)
     old_cover = _union([w.old[leaf.code] for leaf in given])
     new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
@@ -707,21 +705,21 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
             if not in_old:
                 continue  # outside: another leaf's enclave, or beyond the district
             if m2 > NOISE_M2:
-                raise InvalidInput(f"areas：重画后留下 {m2:.2f} m² 的空隙（在 {face.representative_point().wkt}）；"
+                raise InvalidInput(f"geometry：重画后留下 {m2:.2f} m² 的空隙（在 {face.representative_point().wkt}）；"
                                    "所给网格合起来须与原来覆盖的范围完全一致 (the redrawn leaves leave a gap; together "
-                                   "they must cover exactly what they covered before)", field="areas")
+                                   "they must cover exactly what they covered before)", field="geometry")
             near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
             holders = [max(near or owners, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)]
         elif len(holders) > 1 and m2 > NOISE_M2:
             mine = sorted(o.code for o in holders if o.code in new) or sorted(o.code for o in holders)
             rest = sorted(o.code for o in holders if o.code != mine[0])
-            raise InvalidInput(f"areas.{mine[0]}：与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
+            raise InvalidInput(f"geometry：{mine[0]} 与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
                                f"{face.representative_point().wkt}）(overlaps {', '.join(rest)})",
-                               field=f"areas.{mine[0]}")
+                               field="geometry")
         elif not in_old and all(o.code in new for o in holders):
             if m2 > NOISE_M2:
-                raise InvalidInput(f"areas：重画的网格超出了原来的范围 {m2:.2f} m²；所给网格合起来须与原来覆盖的范围完全"
-                                   "一致 (the redrawn leaves reach beyond what they covered before)", field="areas")
+                raise InvalidInput(f"geometry：重画的网格超出了原来的范围 {m2:.2f} m²；所给网格合起来须与原来覆盖的范围完全"
+                                   "一致 (the redrawn leaves reach beyond what they covered before)", field="geometry")
             continue  # rounding beyond the old outline: dropped
         if len(holders) > 1:
             holders = [max(holders, key=lambda o: o.geom.boundary.distance(point))]
@@ -729,8 +727,8 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     for o in owners:
         _set_geom(o, _union(out[o.code]))
         if o.geom.is_empty:
-            raise InvalidInput(f"areas.{o.code}：重画后没有剩下任何范围 (nothing is left of it)",
-                               field=f"areas.{o.code}")
+            raise InvalidInput(f"geometry：{o.code} 重画后没有剩下任何范围 (nothing is left of it)",
+                               field="geometry")
     params = {"codes": sorted(changes)}
     return _finish(w, "redraw", params, actor, noop_ok=True)
 

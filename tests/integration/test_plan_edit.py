@@ -16,7 +16,7 @@ from geoalchemy2.shape import to_shape
 from shapely.geometry import LineString, Point, mapping
 
 from api.settings import Settings
-from gridmap.tables import Area, CodeRegistry, Generation, Place
+from gridmap.tables import CodeRegistry, Generation, Place
 from gridmap.topology import allocate
 from tests.conftest import api_client
 from tests.unit.test_plan_edit_properties import areas_of, pick, state_of, tiling_errors
