@@ -115,6 +115,7 @@ class ImportRefused(InvalidInput):
             where_zh += f" 第 {feature} 个要素"
             where_en += f", feature {feature}"
         if code:
+            code = "".join(c for c in str(code)[:24] if unicodedata.category(c)[0] != "C")  # no control or bidi
             where_zh += f"（编码 {code}）"
             where_en += f" (code {code})"
         super().__init__(f"{where_zh} 字段 {field}：{zh} ({where_en}, field {field}: {en})", field=field)
@@ -142,6 +143,11 @@ def display_name(name: str) -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C")
     return (base[:77] + "...") if len(base) > 80 else (base or "(unnamed)")
+
+
+def _listed(names) -> str:
+    """Column names of a file for a message: without control or bidi characters, each at most 40 characters."""
+    return ", ".join("".join(c for c in str(n)[:40] if unicodedata.category(c)[0] != "C") for n in names)
 
 
 def check_size(label: str, size: int, limits: Limits) -> None:
@@ -350,7 +356,7 @@ def _read_csv(path: Path, label: str, options: Options):
     column = _column(frame.columns, WKT_FIELDS)
     if column is None:
         raise ImportRefused(label, "WKT", f"找不到 WKT 列（{', '.join(WKT_FIELDS)}）", f"no WKT column; accepted "
-                            f"names: {', '.join(WKT_FIELDS)}; found {', '.join(map(str, frame.columns[:20]))}")
+                            f"names: {', '.join(WKT_FIELDS)}; found {_listed(frame.columns[:20])}")
     geoms = []
     for i, value in enumerate(frame[column], start=1):
         try:
@@ -398,8 +404,8 @@ def _column(columns, candidates, given: str | None = None, *, label: str = "", o
     if given:
         if given in names:
             return given
-        raise ImportRefused(label, option, f"没有名为 {given!r} 的列，现有：{', '.join(names[:30])}",
-                            f"no column {given!r}; found: {', '.join(names[:30])}")
+        raise ImportRefused(label, option, f"没有名为 {given!r} 的列，现有：{_listed(names[:30])}",
+                            f"no column {given!r}; found: {_listed(names[:30])}")
     lower = {n.lower(): n for n in reversed(names)}
     for cand in candidates:
         if cand in names:
@@ -449,7 +455,7 @@ def _features(frame, system: gcrs.CoordinateSystem, options: Options, limits: Li
     if code_col is None:
         raise ImportRefused(label, "code-field", f"找不到编码列（{', '.join(CODE_FIELDS[:5])}…），请用 --code-field 指定",
                             f"no code column ({', '.join(CODE_FIELDS)}); name it with code-field; found: "
-                            f"{', '.join(map(str, columns[:30]))}")
+                            f"{_listed(columns[:30])}")
     name_col = _column(columns, NAME_FIELDS, options.name_field, label=label, option="name-field")
     hh_col = _column(columns, HOUSEHOLD_FIELDS)
     pop_col = _column(columns, POPULATION_FIELDS)
