@@ -41,6 +41,17 @@ def main(argv: list[str]) -> int:
     only_driver(driver)
     import pyogrio
 
+    try:
+        return _read(pyogrio, src, dst, opts)
+    except UnicodeDecodeError as exc:
+        _refuse("encoding", f"文本或列名无法按 {exc.encoding} 解码：请用 --encoding 指定（如 GBK）；UTF-8 的 Shapefile 列名"
+                "超过 10 字节会被截断在汉字中间，请改存为 GeoPackage 或 GBK",
+                f"the text or column names cannot be decoded as {exc.encoding}: give encoding (e.g. GBK); a UTF-8 "
+                "Shapefile cuts column names at 10 bytes, in the middle of a character: save it as a GeoPackage, or "
+                "in GBK")
+
+
+def _read(pyogrio, src: str, dst: str, opts: dict) -> int:
     layers = [str(name) for name, _ in pyogrio.list_layers(src)]
     if opts.get("layer"):
         if opts["layer"] not in layers:
@@ -63,6 +74,7 @@ def main(argv: list[str]) -> int:
             frame = pyogrio.read_dataframe(src, layer=layer, encoding=opts.get("encoding"))
         except LookupError:
             _refuse("encoding", f"未知编码 {opts.get('encoding')!r}", f"unknown encoding {opts.get('encoding')!r}")
+
         if len(frame):
             frames.append(frame)
     if not frames:

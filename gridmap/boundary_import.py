@@ -328,11 +328,12 @@ def _read_gdal(path: Path, driver: str, label: str, options: Options, limits: Li
         raise ImportRefused(label, "file", "读取超时", "reading took too long") from None
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()] or ["no message"]
-        last = lines[-1][:300]
+        last = lines[-1][:800]
         if last.startswith("REFUSED "):
             field, _, message = last.removeprefix("REFUSED ").partition(" ")
             zh, _, en = message.partition("|")
             raise ImportRefused(label, field, zh, en)
+        last = last.replace(str(path.resolve()), label).replace(str(work), "")[:200]  # no server paths
         raise ImportRefused(label, "file", f"无法作为 {driver} 读取", f"cannot be read as {driver} ({last})")
     return gpd.read_parquet(out)
 

@@ -29,7 +29,7 @@ from geoalchemy2.shape import to_shape
 
 from api.settings import Settings
 from gridmap import cli, storage
-from gridmap.crs import wgs84_to_gcj02
+from gridmap.crs import wgs84_to_bd09, wgs84_to_gcj02
 from gridmap.tables import Area, AuditEntry, CodeRegistry, Generation, Place
 from tests.conftest import _new_postgis_database, api_client
 
@@ -113,8 +113,10 @@ def files(demo, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     tmp = tmp_path_factory.mktemp("formats")
     frame = _leaves_frame(demo)
     (tmp / "shp").mkdir()
+    (tmp / "utf8").mkdir()
     _write_all([(frame, tmp / "网格.geojson", "GeoJSON", {}), (frame, tmp / "网格.gpkg", "GPKG", {"layer": "微网格"}),
                 (frame, tmp / "shp" / "网格.shp", "ESRI Shapefile", {"encoding": "GBK"}),
+                (frame, tmp / "utf8" / "grids.shp", "ESRI Shapefile", {"encoding": "UTF-8"}),
                 (frame, tmp / "网格.kml", "LIBKML", {})])
     out = {"geojson": (tmp / "网格.geojson", {}), "gpkg": (tmp / "网格.gpkg", {})}
     shp = {ext: tmp / "shp" / f"网格.{ext}" for ext in ("shp", "shx", "dbf", "prj", "cpg")}
@@ -131,6 +133,8 @@ def files(demo, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     csv_path = tmp / "网格.csv"
     csv_path.write_bytes(table.to_csv(index=False).encode("gb18030"))  # as Excel in China saves it
     out["csv"] = (csv_path, {})
+    # not importable: GDAL cuts UTF-8 column names at 10 bytes, in the middle of 网格编码's fourth character
+    out["_utf8_cut_names"] = (_zip(tmp / "utf8.zip", {p.name: p for p in (tmp / "utf8").iterdir()}), {})
     return out
 
 
@@ -225,6 +229,28 @@ def test_gcj02_geopackage_labelled_wgs84(client, demo, tmp_path):
     assert as_labelled.status_code == 201
     shifted = _stored(client, as_labelled.json()["generation_id"])
     assert min(_gap_m(shifted[c]["geom"], a["geom"]) for c, a in demo["areas"].items()) > 100
+
+
+@pytest.mark.parametrize("system", ["bd09", "EPSG:4543"])
+def test_other_coordinate_systems(client, demo, tmp_path, system):
+    """Baidu numbers in a file labelled EPSG:4326, read with crs=bd09; a Shapefile in the CGCS2000 Gauss-Krüger
+    zone of Kunming (EPSG:4543), its CRS taken from its .prj: both land within a metre of the original."""
+    frame = _leaves_frame(demo)
+    if system == "bd09":
+        moved = shapely.transform(frame.geometry.values, lambda xy: np.column_stack(wgs84_to_bd09(xy[:, 0], xy[:, 1])))
+        path = _write(frame.set_geometry(moved).set_crs("EPSG:4326", allow_override=True), tmp_path / "baidu.geojson",
+                      "GeoJSON")
+        r = _post(client, path, {"crs": "bd09"})
+    else:
+        folder = tmp_path / "gk"
+        folder.mkdir()
+        _write(frame.to_crs(4543), folder / "grids.shp", "ESRI Shapefile", encoding="GBK")
+        path = _zip(tmp_path / "gk.zip", {p.name: p for p in folder.iterdir()})
+        r = _post(client, path)
+    assert r.status_code == 201, r.text
+    assert r.json()["crs"] == ("bd09" if system == "bd09" else "EPSG:4543") and r.json()["check"]["ok"]
+    got = _stored(client, r.json()["generation_id"])
+    assert max(_gap_m(got[c]["geom"], a["geom"]) for c, a in demo["areas"].items()) < 1.0
 
 
 def test_households_from_places_when_no_columns(client, demo, tmp_path):
@@ -421,13 +447,18 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
         "households_not_a_number": ("网格.geojson", _geojson([_feature(leaf, SQUARE, 户数="很多")]), {}, "户数",
                                     ["feature 1", leaf, "很多"]),
         "unsupported_type": ("网格.dxf", b"0\nSECTION\n", {}, "file", ["网格.dxf", ".kmz"]),
+        "truncated_geojson": ("网格.geojson", b'{"type": "FeatureCollection", "features": [{"type": "Feat', {}, "file",
+                              ["网格.geojson", "cannot be read as GeoJSON"]),
+        "utf8_shapefile_cut_names": ("网格.zip", files["_utf8_cut_names"][0].read_bytes(), {}, "encoding",
+                                     ["网格.zip", "10 bytes", "GBK"]),
     }
 
 
 HOSTILE = ["zip_traversal", "zip_symlink", "zip_bomb", "zip_lying_sizes", "vrt_as_geojson", "gpkg_as_geojson",
            "kml_with_entities", "too_large", "too_many_vertices", "unknown_crs_option", "unknown_crs_in_file",
            "projected_numbers_as_wgs84", "duplicate_codes", "not_a_polygon", "bad_code", "code_of_16_digits",
-           "bow_tie", "no_code_column", "households_not_a_number", "unsupported_type"]
+           "bow_tie", "no_code_column", "households_not_a_number", "unsupported_type",
+           "truncated_geojson", "utf8_shapefile_cut_names"]
 LIMITS = {"import_max_bytes": 200_000, "import_max_vertices": 300}
 
 
