@@ -15,6 +15,7 @@ from gridmap import _spatial
 from gridmap.errors import DatabaseNotReady, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, AreaRef
 from gridmap.tables import LEVELS, Area, Generation, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
+from gridmap.workcal import china_date
 
 STAFF_ROLES_ZH = {"grid_head": "网格长", "fulltime_worker": "专职网格员", "parttime_worker": "兼职网格员",
                   "police": "社区民警", "building_head": "楼栋长", "volunteer": "志愿者"}
@@ -137,8 +138,8 @@ class Branch:
 
 
 def branch_for(session: Session, area_code: str, on: dt.date | None = None) -> Branch | None:
-    """The party organisation assigned to `area_code` on a date (today by default)."""
-    on = on or dt.date.today()
+    """The party organisation assigned to `area_code` on a date (today in China by default)."""
+    on = on or china_date()
     row = session.scalars(
         sa.select(PartyOrg).join(PartyOrgArea, PartyOrgArea.party_org_id == PartyOrg.id)
         .where(PartyOrgArea.area_code == area_code)
@@ -175,7 +176,7 @@ def staff_for(session: Session, area_code: str) -> list[dict]:
 def people_directory(session: Session, on: dt.date | None = None) -> dict[str, tuple[dict | None, list[dict]]]:
     """Branch and staff of every area that has either, on a date, in two queries: the same answers as
     `branch_for` and `staff_for` area by area (the branch with the smallest id wins, staff in assignment order)."""
-    on = on or dt.date.today()
+    on = on or china_date()
     directory: dict[str, tuple[dict | None, list[dict]]] = {}
     rows = session.execute(
         sa.select(PartyOrgArea.area_code, PartyOrg).join(PartyOrg, PartyOrgArea.party_org_id == PartyOrg.id)

@@ -32,7 +32,7 @@ from pypinyin import lazy_pinyin
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy.orm import Session
 
-from gridmap.tables import Area, Place
+from gridmap.tables import Area, Generation, Place
 from gridmap.textcheck import MAX_ADDRESS  # longer text is answered "too_long", never normalised or matched
 
 MIN_CONFIDENCE = 0.6
@@ -366,10 +366,11 @@ _LOCK = threading.Lock()
 
 
 def gazetteer_for(session: Session) -> Gazetteer:
-    """The gazetteer of the session's database, rebuilt when its places change (count and largest id)."""
+    """The gazetteer of the session's database, rebuilt when its places change (count and largest id) or other
+    boundaries take effect (an activation renames communities and moves places to new codes)."""
     count, top = session.execute(sa.select(sa.func.count(Place.id), sa.func.max(Place.id))).one()
-    gen = session.scalar(sa.select(sa.func.max(Area.generation_id)))
-    key = (str(session.get_bind().url), count, top, gen)
+    gen = session.scalar(sa.select(sa.func.max(Generation.id)).where(Generation.status == "active"))
+    key = (str(session.get_bind().engine.url), count, top, gen)
     with _LOCK:
         gaz = _CACHE.get(key)
         if gaz is None:

@@ -32,6 +32,7 @@ from gridmap.areas import people_directory
 from gridmap.errors import InvalidCoordinate, InvalidInput
 from gridmap.lookup import FLAG_OUTSIDE, AreaIndex, Location
 from gridmap.textcheck import MAX_ADDRESS
+from gridmap.workcal import china_date
 
 FLAG_TWICE = "possibly_converted_twice"
 FLAG_GCJ02 = "possibly_gcj02"
@@ -113,7 +114,7 @@ def clear_people_cache() -> None:
 
 def _people_key(session_or_key, on: dt.date | None) -> tuple[str, dt.date]:
     db = session_or_key if isinstance(session_or_key, str) else str(session_or_key.get_bind().url)
-    return db, on or dt.date.today()
+    return db, on or china_date()
 
 
 def people_age(db: str, on: dt.date | None = None) -> float | None:

@@ -47,10 +47,11 @@ from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotF
 from gridmap.lookup import AreaIndex
 from gridmap.tables import (FINISHED_STATES, Area, Case, CaseEvent, Department, Generation, PartyOrg, PartyOrgArea,
                             Place, PlanAssignment, Staff, StaffArea)
+from gridmap.workcal import CST, china_date
 
 log = logging.getLogger("gridmap.publish")
 
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # China has no daylight saving
+LOCAL_TZ = CST  # China Standard Time, UTC+8 (no daylight saving)
 UNPUBLISHED = ("draft", "submitted", "approved")
 STATUS_ZH = {"draft": "草稿", "submitted": "已提交", "approved": "已批准待生效", "active": "现行", "retired": "已停用"}
 CODE_LEVEL = {6: "district", 9: "subdistrict", 12: "community", 15: "grid", 17: "microgrid", 18: "microgrid"}
@@ -67,10 +68,7 @@ def now() -> dt.datetime:
 
 def local_today(at: dt.datetime | None = None) -> dt.date:
     """The date in China at `at` (default: now): the day boundaries take effect on, from 00:00 local time."""
-    at = at or now()
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.timezone.utc)
-    return at.astimezone(LOCAL_TZ).date()
+    return china_date(at or now())
 
 
 def _generation(session: Session, generation_id: int) -> Generation:

@@ -20,6 +20,15 @@ from dataclasses import dataclass, field
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
+
+def china_date(at: dt.datetime | None = None) -> dt.date:
+    """The date in China (UTC+8) at `at`, now by default: the day assignments and boundaries take effect on, from
+    00:00 local time (a naive `at` is taken as UTC)."""
+    at = at or dt.datetime.now(dt.timezone.utc)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    return at.astimezone(CST).date()
+
 # (first day, last day, name) of holidays and the make-up working days (调休上班) of each notice
 SEED_HOLIDAYS: list[tuple[str, str, str]] = [
     ("2025-01-01", "2025-01-01", "元旦"), ("2025-01-28", "2025-02-04", "春节"), ("2025-04-04", "2025-04-06", "清明节"),

@@ -27,7 +27,7 @@ from gridmap import errors
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import Case, CaseCategory, CaseEvent, Department, StaffArea
 from gridmap.textcheck import clean_text
-from gridmap.workcal import WorkCalendar
+from gridmap.workcal import WorkCalendar, china_date
 
 ROLES = ("dispatcher", "worker", "department", "verifier", "leader", "resident", "admin", "system")
 REPORT_IN_LIMIT = (2, "work_hours")  # a department whistled to reports in within two working hours
@@ -445,7 +445,7 @@ def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int
     """Who gets the case. Events go to the territory first (先属地: the grid's worker); components to their owner
     first (先属主: the category's department). A dispatcher's override names a worker or a department and a
     reason; both are recorded."""
-    case.branch_id = _territory(session, case.grid_code, now.date())[0] if case.grid_code else None
+    case.branch_id = _territory(session, case.grid_code, china_date(now))[0] if case.grid_code else None
     if override_staff is not None or department is not None:
         if override_staff is not None:
             if not session.scalar(sa.select(sa.func.count()).select_from(StaffArea)
@@ -464,7 +464,7 @@ def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int
         case.assignee_id, case.department_id = None, category.department_id
         rule = "owner_first"
     else:
-        case.assignee_id = _territory(session, case.grid_code, now.date())[1] if case.grid_code else None
+        case.assignee_id = _territory(session, case.grid_code, china_date(now))[1] if case.grid_code else None
         case.department_id = None
         rule = "territory_first"
     return {"rule": rule, "grid": case.grid_code, "assignee_id": case.assignee_id,
