@@ -653,8 +653,12 @@ _FIELD = {"split": "code", "merge": "codes", "move_vertex": "from", "move_edge":
 
 
 def _draft(session: Session, generation_id: int) -> Generation:
+    """The draft, locked for this transaction: a no-op write on its row comes first, so two edits of one draft run
+    one after the other (PostgreSQL: a row lock; SQLite: the write lock taken before anything is read)."""
     from gridmap.generations import get_generation
 
+    session.execute(sa.update(Generation).where(Generation.id == generation_id)
+                    .values(status=Generation.status).execution_options(synchronize_session=False))
     gen = get_generation(session, generation_id)
     if gen.status != "draft":
         raise Conflict(f"generation：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以编辑 (generation "
@@ -979,7 +983,11 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
     session.add(PlanEdit(generation_id=gen.id, seq=seq, op=op_name, params=params, before={"rows": before},
                          after={"rows": after}, actor=(actor or "")[:64] or None,
                          at=dt.datetime.now(dt.timezone.utc), undone=False))
-    session.flush()
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        raise Conflict(f"generation：草稿 {gen.id} 同时被另一个编辑修改，请重试 (another edit of the draft came first; "
+                       "retry)", field="generation") from None
     return _result(session, gen.id, seq, op_name, before, after)
 
 

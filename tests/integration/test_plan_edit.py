@@ -302,3 +302,48 @@ def test_a_split_line_must_cross_the_leaf_in_two(client):
     grid = leaf["parent"]
     r = _edit(client, draft, {"op": "split", "code": grid, "line": mapping(inside)})
     assert r.status_code == 422 and r.json()["field"] == "code" and "不是最底层" in r.json()["detail"]
+
+
+def test_two_edits_of_one_draft_at_once_run_one_after_the_other(client):
+    """Two planners edit one draft at the same moment: the second edit waits for the first (the draft's row is
+    written first) and works on what the first stored, so both are logged in order and the draft stays exact."""
+    import threading
+
+    from gridmap import plan_edit
+
+    draft = _draft(client, "并发")
+    ops = []
+    for seed in range(40):
+        op = _make(client, draft, "move_edge", seed)
+        if not ops or set(op["codes"]).isdisjoint(ops[0]["codes"]):
+            ops.append(op)
+        if len(ops) == 2:
+            break
+    first_in = threading.Event()
+    results, errors = {}, []
+
+    def run(name, op, hold):
+        try:
+            with _sm(client)() as session:
+                results[name] = plan_edit.apply(session, draft, op, name)
+                if hold:
+                    first_in.set()
+                    threading.Event().wait(0.5)  # keep the transaction open while the other one starts
+                session.commit()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+            first_in.set()
+
+    a = threading.Thread(target=run, args=("a", ops[0], True))
+    a.start()
+    first_in.wait(30)
+    b = threading.Thread(target=run, args=("b", ops[1], False))
+    b.start()
+    a.join(60)
+    b.join(60)
+    assert not errors, errors
+    assert (results["a"]["seq"], results["b"]["seq"]) == (1, 2)
+    log = client.get(f"/api/v1/generations/{draft}/edits", headers=PLANNER).json()
+    assert [(e["seq"], e["actor"]) for e in log] == [(1, "a"), (2, "b")]
+    with _sm(client)() as session:
+        assert not tiling_errors(session, draft)
