@@ -168,7 +168,6 @@ def _only(op: dict, allowed: set[str], optional: frozenset[str] = frozenset()) -
                            field=missing[0])
 
 
-
 # -- the draft as an edit sees it ----------------------------------------------------------------------------------
 
 @dataclass
@@ -192,7 +191,7 @@ class _Work:
         self.removed: set[str] = set()  # stored codes that leave the draft
         self.recoded: dict[str, str] = {}  # stored code → new code (leaves moved to another parent)
         self.field = field_name
-        self.unlock: set[int] = set()
+        self.toggled: set[int] = set()  # ids of areas whose lock the edit turns over
 
     # loading
     def _add(self, row: Area) -> _Leaf:
@@ -599,7 +598,7 @@ def _op_lock(w: _Work, op: dict) -> None:
     for code in codes:
         row = w.area(code, "codes")
         if row.locked != op["locked"]:
-            w.unlock.add(row.id)
+            w.toggled.add(row.id)
 
 
 # -- the snapshot of rows, and writing it -------------------------------------------------------------------------
@@ -786,7 +785,7 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
         elif leaf.row.code in w.recoded or not _same(leaf.geom, w.old[leaf.row.code]):
             changed[code] = leaf
     removed_rows = [w.leaves[c].row for c in w.removed]
-    if not changed and not removed_rows and not w.unlock:
+    if not changed and not removed_rows and not w.toggled:
         if noop_ok:
             return _result(w.session, w.gen.id, None, op_name, [], [])
         raise InvalidInput(f"{w.field}：此编辑不会改变任何区域 (the edit changes nothing)", field=w.field)
@@ -962,7 +961,7 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
         if aid in anc_geom_changed:
             snap["area_m2"] = m2[f"#{aid}"]
         after.append(snap)
-    for rid in w.unlock:
+    for rid in w.toggled:
         row = session.get(Area, rid)
         before.append(_snap(row))
         snap = _snap(row)
