@@ -46,7 +46,7 @@ import shapely
 
 from gridmap import crs as gcrs
 from gridmap.codes import level_of, parent_code
-from gridmap.errors import InvalidInput, UnknownCRS
+from gridmap.errors import Conflict, InvalidInput, UnknownCRS
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
@@ -762,14 +762,21 @@ def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | N
             ids[b.code] = row.id
     session.flush()
     codes.register(session, {b.code: b.level for b in built}, draft.id)
+    report = boundary_check.check_generation(session, draft.id, household_band=household_band)
+    errors = sum(p["severity"] == "error" for p in report["problems"])
     if options.activate is not None:
+        if errors:  # boundaries with gaps or holes are never put in force (the transaction is rolled back)
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(p["kind"] for p in report["problems"]
+                                                                     if p["severity"] == "error").items()))
+            raise Conflict(f"activate：边界检查发现 {errors} 个错误（{kinds}），未生效，也未保存；请不带 --activate 导入，"
+                           f"在草稿中修复后再发布 (the boundary check found {errors} errors ({kinds}): nothing was "
+                           "activated or stored; import without activate, repair the draft, then publish it)",
+                           field="activate")
         gens.activate(session, draft.id, options.activate, actor=actor or "system")
         session.flush()
     audit.record(session, "boundary_import", f"generation:{draft.id}",
                  {"file": label, "districts": districts, "areas": len(built), "activate":
                   options.activate.isoformat() if options.activate else None})
-    report = boundary_check.check_generation(session, draft.id, household_band=household_band)
-    errors = sum(p["severity"] == "error" for p in report["problems"])
     per_level = Counter(b.level for b in built)
     return {"generation_id": draft.id, "name": draft.name, "status": draft.status,
             "effective_from": draft.effective_from.isoformat() if draft.effective_from else None,

@@ -159,9 +159,13 @@ def _stored(client, generation_id: int) -> dict:
 
 
 def _rows(sessionmaker) -> tuple[int, int, int, int]:
+    """Generations, areas, registered codes, and audit rows of those or of an import (the app's own sweeper of
+    overdue cases may write others meanwhile)."""
     with sessionmaker() as s:
-        return tuple(s.scalar(sa.select(sa.func.count()).select_from(t))
-                     for t in (Generation, Area, CodeRegistry, AuditEntry))
+        audit = s.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(sa.or_(
+            AuditEntry.target.in_(("generation", "area", "code_registry")), AuditEntry.action == "boundary_import")))
+        return (*(s.scalar(sa.select(sa.func.count()).select_from(t)) for t in (Generation, Area, CodeRegistry)),
+                audit)
 
 
 def _gap_m(a, b) -> float:
@@ -579,3 +583,25 @@ def test_parent_files_given_beside_the_leaves(client, demo, tmp_path):
     for word in ("社区.geojson", "feature 1", leaves[3], "微网格.geojson", "feature 4", "duplicate"):
         assert word in r.json()["detail"], (word, r.json()["detail"])
     assert _rows(client.app.state.sessionmaker) == before
+
+
+def test_boundaries_with_errors_are_not_activated(client, fresh_db_url, tmp_path, capsys):
+    """Nine leaves whose middle one leaves a 0.5 m crack around itself: imported as a draft the check reports the
+    gap and the hole; with --activate nothing is activated or stored (exit 2, the errors named)."""
+    features = []
+    for n, (i, j) in enumerate(((i, j) for i in range(3) for j in range(3)), start=1):
+        x, y, d = 102.80 + i * 0.01, 25.0 + j * 0.01, 5e-6 if (i, j) == (1, 1) else 0.0
+        features.append(_feature(f"5301110010010010{n}", {"type": "Polygon", "coordinates": [[
+            [x + d, y + d], [x + 0.01 - d, y + d], [x + 0.01 - d, y + 0.01 - d], [x + d, y + 0.01 - d], [x + d, y + d]]]}))
+    path = tmp_path / "crack.geojson"
+    path.write_bytes(_geojson(features))
+    before = _rows(client.app.state.sessionmaker)
+    capsys.readouterr()
+    assert cli.main(["--database", fresh_db_url, "boundaries", "import", str(path), "--activate", "2026-11-21"]) == 2
+    err = capsys.readouterr().err
+    assert "activate" in err and "gap 1" in err and "hole 1" in err, err
+    assert _rows(client.app.state.sessionmaker) == before
+    assert cli.main(["--database", fresh_db_url, "boundaries", "import", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "draft" and summary["check"]["ok"] is False
+    assert summary["check"]["counts"]["gap"] == 1 and summary["check"]["counts"]["hole"] == 1
