@@ -85,12 +85,11 @@ class EditLogRow(BaseModel):
 
 def _done(request: Request, registry, generation_id: int) -> None:
     registry.forget(generation_id)  # a cached lookup index of the draft is stale now
-    shapes = request.app.state.area_shapes
-    forget = getattr(shapes, "forget", None)
+    # The map's outline cache (`app.state.area_shapes`) holds the active generation's outlines only, and only a
+    # draft is edited, so there is nothing of it to drop; should the cache learn per-generation eviction, use it.
+    forget = getattr(request.app.state.area_shapes, "forget", None)
     if forget is not None:
         forget(generation_id)
-    else:
-        shapes.clear()  # the cache has no per-generation eviction: outlines are rebuilt on the next map request
 
 
 @router.post("/{generation_id}/edits", response_model=EditResult)
