@@ -1,6 +1,6 @@
 """Planner edits of a draft (issue 13 §3): split, merge, move a shared vertex or edge, reassign buildings, compounds
 or leaves, lock — and undo/redo from the edit log. The work is `gridmap.plan_edit`'s; every route commits before it
-answers and drops the draft's cached lookup index and map outlines."""
+answers and drops the draft's cached lookup index (the map's outline cache holds the active generation only)."""
 
 from __future__ import annotations
 
