@@ -29,7 +29,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gridmap import boundary_check as bc
 from gridmap.boundary_check import AreaRecord
-from gridmap.errors import InvalidInput
+from gridmap.errors import Conflict, InvalidInput
 from gridmap.topology import as_multipolygon
 
 REPAIR_KINDS = ("snap_to_parent", "overlap_to_neighbour", "gap_to_neighbour", "absorb_sliver")
@@ -277,3 +277,27 @@ def preview(session, generation_id: int, **options) -> RepairPlan:
     plan = plan_repairs(bc.load_records(session, generation_id), **options)
     plan["generation_id"] = generation_id
     return plan
+
+
+def apply(session, generation_id: int, actor: str | None = None, **options) -> dict:
+    """Compute the repairs of a draft and write them as one edit (`gridmap.plan_edit.repair`, undoable); returns
+    {"plan": the RepairPlan applied, "edit": the EditResult}. `InvalidInput` naming `kinds` when there is nothing to
+    repair; `Conflict` when the generation is not a draft."""
+    from shapely.geometry import shape
+
+    from gridmap import plan_edit
+
+    from gridmap.generations import get_generation
+
+    gen = get_generation(session, generation_id)
+    if gen.status != "draft":
+        raise Conflict(f"generation：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以修复 (generation {gen.id} "
+                       f"is {gen.status}; only drafts can be repaired)", field="generation")
+    plan = preview(session, generation_id, **options)
+    if not plan["changed"]:
+        raise InvalidInput("kinds：没有可以自动修复的问题 (there is nothing to repair)", field="kinds")
+    params = {"kinds": list(options.get("kinds", REPAIR_KINDS)), "snap_m": options.get("snap_m", SNAP_M),
+              "repairs": len(plan["repairs"])}
+    changes = {code: shape(geojson) for code, geojson in plan["changed"].items()}
+    edit = plan_edit.repair(session, generation_id, changes, params, actor)
+    return {"plan": plan, "edit": edit}

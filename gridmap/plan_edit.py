@@ -648,7 +648,7 @@ def _current(session: Session, gen_id: int, rows: list[dict]) -> None:
 _OPS = {"split": _op_split, "merge": _op_merge, "move_vertex": _op_move_vertex, "move_edge": _op_move_edge,
         "reassign": _op_reassign, "lock": _op_lock}
 _FIELD = {"split": "code", "merge": "codes", "move_vertex": "from", "move_edge": "codes", "reassign": "to",
-          "lock": "codes", "redraw": "geometry"}
+          "lock": "codes", "redraw": "geometry", "repair": "kinds"}
 
 
 def _draft(session: Session, generation_id: int) -> Generation:
@@ -734,6 +734,47 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
                                field="geometry")
     params = {"codes": sorted(changes)}
     return _finish(w, "redraw", params, actor, noop_ok=True)
+
+
+def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry], params: dict,
+           actor: str | None = None) -> dict:
+    """Write the leaf geometries of `gridmap.boundary_repair` (a gap given to a neighbour, an overlap cut from one,
+    a part outside the parent cut off, a sliver moved): unlike `redraw`, the leaves given may cover more or less
+    than before — that is what a repair is for. They are re-noded with their neighbours; a face that no leaf
+    holds after the repair is dropped when it is a region the repair cut away, and given to the leaf with the
+    longest edge along it when it is rounding noise (under `NOISE_M2`); a face two leaves hold goes to the one it
+    lies deepest in. Logged as the edit ``repair`` (undo restores the broken draft exactly)."""
+    gen = _draft(session, generation_id)
+    w = _Work(session, gen, "kinds")
+    given = [w.leaf(code, "kinds") for code in changes]
+    new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
+    old_cover = shapely.union_all([w.old[leaf.code] for leaf in given])
+    others = [n for n in w.near(shapely.union_all([old_cover, *new.values()])) if n.code not in new]
+    for leaf in given:
+        leaf.geom = new[leaf.code]
+    owners = given + others
+    lines = shapely.union_all([shapely.boundary(o.geom) for o in owners])
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    out: dict[str, list] = {o.code: [] for o in owners}
+    for face in faces:
+        point = face.point_on_surface()
+        holders = [o for o in owners if shapely.intersects(o.geom, point)]
+        if not holders:
+            if _approx_m2(face) > NOISE_M2:
+                continue  # a region the repair cut away, another leaf's enclave, or outside the district
+            near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
+            if not near:
+                continue
+            holders = [max(near, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)]
+        if len(holders) > 1:
+            holders = [max(holders, key=lambda o: o.geom.boundary.distance(point))]
+        out[holders[0].code].append(face)
+    for o in owners:
+        _set_geom(o, _union(out[o.code]))
+        if o.geom.is_empty:
+            raise InvalidInput(f"kinds：修复后 {o.code} 没有剩下任何范围 (nothing would be left of {o.code})",
+                               field="kinds")
+    return _finish(w, "repair", params, actor)
 
 
 def _ancestors_of(session: Session, parent_ids: set[int], gen_id: int, codes: set[str]) -> dict[int, Area]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-
-import shapely
 from typing import Annotated, Literal
 
+import shapely
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep
 from api.params import Day, Id, PathId
+from api.routes.plan import EditResult
 from gridmap import audit, boundary_check, boundary_repair, publish
 from gridmap import generations as gens
-from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
+from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
 
@@ -137,6 +137,31 @@ def repairs(generation_id: PathId, session: SessionDep, who: Annotated[Principal
     edge, overlaps left to one neighbour, gaps given to the neighbour with the longest shared edge, slivers absorbed;
     with the check's error and warning counts before and after."""
     return boundary_repair.preview(session, generation_id, kinds=_kinds(kinds), snap_m=snap_m)
+
+
+class RepairIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kinds: list[Literal[boundary_repair.REPAIR_KINDS]] = Field(
+        default=list(boundary_repair.REPAIR_KINDS), min_length=1, max_length=4,
+        description="the repairs to apply (all four by default)")
+    snap_m: float = Field(boundary_repair.SNAP_M, gt=0, le=100)
+
+
+class RepairApplied(BaseModel):
+    plan: RepairPlan = Field(description="the repairs applied, with the check's counts before and after")
+    edit: EditResult = Field(description="the edit written to the draft's log (undo with POST …/edits/undo)")
+
+
+@router.post("/{generation_id}/repairs", response_model=RepairApplied)
+def apply_repairs(generation_id: PathId, body: RepairIn, session: SessionDep, registry: RegistryDep,
+                  who: Annotated[Principal, allow("generation.edit")]) -> dict:
+    """Apply the repairs the preview (GET) offers to a draft, as one edit of its log that undo reverses; planners
+    only. 409 when the generation is not a draft or a locked area would change; 422 naming `kinds` when there is
+    nothing to repair. Committed before the answer."""
+    out = boundary_repair.apply(session, generation_id, who.name, kinds=tuple(body.kinds), snap_m=body.snap_m)
+    session.commit()
+    registry.forget(generation_id)  # a cached lookup index of the draft is stale now
+    return out
 
 
 @router.get("/{generation_id}/relocated-cases")

@@ -179,3 +179,53 @@ def test_plan_repairs_refuses_unknown_kinds():
     with pytest.raises(InvalidInput) as err:
         boundary_repair.plan_repairs([], kinds=("nope",))
     assert err.value.field == "kinds"
+
+
+def _stored(client: TestClient, generation_id: int, code: str) -> bytes:
+    with client.app.state.sessionmaker() as s:
+        geom = s.scalars(sa.select(Area.geom).where(Area.generation_id == generation_id, Area.code == code)).one()
+        return shapely.to_wkb(to_shape(geom))
+
+
+def test_applying_the_repairs_leaves_a_clean_draft_and_undo_brings_the_broken_one_back(client):
+    gen = _draft(client, "修复：应用")
+    leaves = _leaves(client, gen)
+    a, b = _pair(leaves, same_parent=True)
+    c, d = _pair(leaves, same_parent=False)
+    geom_a, geom_b, geom_c, geom_d = (leaves[x][1] for x in (a, b, c, d))
+    _write(client, gen, {b: geom_b.difference(geom_a.buffer(2 * DEG_PER_M))})  # a gap
+    _write(client, gen, {c: geom_c.union(geom_d.intersection(geom_c.buffer(3 * DEG_PER_M)))})  # an overlap
+    broken = {x: _stored(client, gen, x) for x in (a, b, c, d)}
+    r = client.get(f"/api/v1/generations/{gen}/check", headers=PLANNER)
+    assert not r.json()["ok"]
+    r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json={})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["edit"]["op"] == "repair" and out["edit"]["can_undo"]
+    assert {x["code"] for x in out["edit"]["changed"]} >= {b, c}
+    check = client.get(f"/api/v1/generations/{gen}/check", headers=PLANNER).json()
+    assert check["ok"], [p for p in check["problems"] if p["severity"] == "error"]
+    assert {p["kind"] for p in check["problems"]} <= {"not_contiguous", "household_norm"}
+    # households kept in total, the draft tiles again; the log has the repair; undo restores the broken draft
+    log = client.get(f"/api/v1/generations/{gen}/edits", headers=PLANNER).json()
+    assert log[-1]["op"] == "repair"
+    r = client.post(f"/api/v1/generations/{gen}/edits/undo", headers=PLANNER)
+    assert r.status_code == 200, r.text
+    assert {x: _stored(client, gen, x) for x in (a, b, c, d)} == broken
+    # nothing left to repair after a redo
+    assert client.post(f"/api/v1/generations/{gen}/edits/redo", headers=PLANNER).status_code == 200
+    r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json={"kinds": ["gap_to_neighbour"]})
+    assert r.status_code == 422 and r.json()["field"] == "kinds"
+
+
+def test_repairs_are_applied_to_drafts_by_planners_only(client):
+    gens_ = client.get("/api/v1/generations", headers=PLANNER).json()
+    active = next(g["id"] for g in gens_ if g["status"] == "active")
+    r = client.post(f"/api/v1/generations/{active}/repairs", headers=PLANNER, json={})
+    assert r.status_code == 409 and r.json()["field"] == "generation"
+    gen = _draft(client, "修复：权限")
+    assert client.post(f"/api/v1/generations/{gen}/repairs", headers=WORKER, json={}).status_code == 403
+    for body, field in (({"kinds": ["glue"]}, "kinds"), ({"snap_m": -1}, "snap_m"), ({"kinds": []}, "kinds"),
+                        ({"extra": 1}, "extra")):
+        r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json=body)
+        assert r.status_code == 422 and field in r.text, (body, r.text)

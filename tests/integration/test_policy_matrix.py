@@ -193,6 +193,11 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/generations/{generation_id}/repairs"): Row(
         frozenset({"planner", "approver", "admin"}), lambda w, s: _req(
             "GET", f"/api/v1/generations/{w.draft_id}/repairs", params={"kinds": "gap_to_neighbour"})),
+    # a clean draft has nothing to repair: a planner gets past the policy to a 422 naming `kinds`
+    ("POST", "/api/v1/generations/{generation_id}/repairs"): Row(
+        frozenset({"planner"}), lambda w, s: _req("POST", f"/api/v1/generations/{w.draft_for(s)}/repairs",
+                                                  json={"kinds": ["gap_to_neighbour"]}),
+        passes_with=frozenset({422})),
     ("POST", "/api/v1/generations/{generation_id}/activate"): Row(frozenset({"approver"}), lambda w, s: _req(
         "POST", f"/api/v1/generations/{w.draft_for(s)}/activate", json={"effective_from": w.next_day(s)})),
     # publishing: a planner submits its draft, an approver approves (for a later day: scheduled) or rejects it
