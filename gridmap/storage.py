@@ -12,11 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyproj  # noqa: F401 - see below
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridmap import audit  # noqa: F401 - installs the audit hooks on every session
+
+# pyproj's wheel brings its own PROJ library, and SpatiaLite links the system's. When SpatiaLite is loaded first and
+# pyproj after it, the process aborts at exit (double free: "corrupted size vs. prev_size", exit status 134 or 139),
+# which turned a script's or a command's success into a failure. Importing pyproj here, before any engine can load
+# SpatiaLite, fixes the order for everything that opens a database through this module.
 
 DEFAULT_DATABASE_URL = "sqlite:///gridmap.sqlite"
 _MIGRATIONS = Path(__file__).with_name("migrations")
