@@ -4,7 +4,9 @@ department or worker, over any period.
 A period is the half-open interval [since, until). States are taken as they are when the report runs (a case
 suspended last month and resumed since is no longer suspended). A case counts for a unit by its current
 attribution: its grid, community and sub-district codes, its party branch, the department it is with, and the
-worker it is assigned to; a bounce counts for whoever bounced it (recorded in the bounce's history entry).
+worker it is assigned to; a bounce counts for whoever bounced it (recorded in the bounce's history entry). Where a
+boundary change re-located an open case (its `boundary_change` events), what happened to it in the period — its
+report, handling, rating, bounces — counts where the case was at that moment; closed cases are never re-located.
 
 The due cohort D of a period is the cases whose deadline (`due_at`, possibly extended) falls in the period, less
 rejected, voided and merged ones; S ⊆ D are those suspended (挂账). An approved extension moves the deadline and
@@ -182,6 +184,7 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
                "department": CaseEvent.detail["from_department_id"].as_integer()}.get(unit, column)
     bounced = _grouped(session, {"bounces": sa.func.count()}, bouncer, steps, [*in_period, CaseEvent.action == "bounce"])
     out = counts.join([rated, bounced], how="outer").fillna(0)
+    _count_where_it_was(session, out, period, unit, under, under_level)
     out.loc[TOTAL_KEY] = out.sum()
     out = out.drop(index=NO_UNIT, errors="ignore").astype(int)
     # hours from report to closure of the cases closed in the period: median and 90th percentile
@@ -200,6 +203,94 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
     out["satisfaction"] = _rate(out["satisfied"], out["rated"])
     out.index.name = "key"
     return out.drop(columns=["active"])
+
+
+def _moves(session: Session) -> dict[int, list[tuple[dt.datetime, dict[str, tuple]]]]:
+    """The re-locations of cases by boundary changes (`boundary_change` events), by case, in time order: for each,
+    the attribution columns it changed, (from, to)."""
+    rows = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.detail)
+                           .where(CaseEvent.action == "boundary_change")
+                           .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)).all()
+    out: dict[int, list[tuple[dt.datetime, dict[str, tuple]]]] = {}
+    for case_id, at, detail in rows:
+        detail = detail or {}
+        changed = {column: (pair.get("from"), pair.get("to")) for column, pair in (detail.get("codes") or {}).items()}
+        for side in ("grid", "microgrid"):  # events written before the codes of every level were recorded
+            before, after = (detail.get("from") or {}).get(side), (detail.get("to") or {}).get(side)
+            if f"{side}_code" not in changed and before != after:
+                changed[f"{side}_code"] = (before, after)
+        for column, name in (("branch_id", "branch_id"), ("assignee_id", "assignee_id")):
+            if isinstance(detail.get(name), dict):
+                changed[column] = (detail[name].get("from"), detail[name].get("to"))
+        out.setdefault(case_id, []).append((utc(at), changed))
+    return out
+
+
+def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, unit: str, under: str | None,
+                        under_level: str | None) -> None:
+    """Move the counts of events in the period — a case received, a step handled, rated or bounced — of cases that
+    a boundary change re-located since, to the unit the case was in when the event happened (the counts above are
+    by the cases' current attribution). Closed cases are never re-located, so the due cohort stays as it is."""
+    moves = _moves(session)
+    if not moves:
+        return
+    column = UNIT_COLUMN[unit]
+    watched = {column, "grid_code", "microgrid_code"}
+    cases = session.execute(sa.select(Case.id, Case.reported_at, getattr(Case, column), Case.grid_code,
+                                      Case.microgrid_code).where(Case.id.in_(list(moves)))).all()
+    steps = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail)
+                            .where(CaseEvent.case_id.in_(list(moves)), CaseEvent.at >= period.since,
+                                   CaseEvent.at < period.until,
+                                   CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
+
+    def inside(values: dict) -> bool:
+        if not under:
+            return True
+        if under_level == "microgrid":
+            return values["microgrid_code"] == under
+        return (values["grid_code"] or "").startswith(under)
+
+    def at_time(now: dict, case_id: int, when: dt.datetime) -> dict:
+        """The attribution the case had at `when`: for each column, the `from` of the first change after it."""
+        then, seen = dict(now), set()
+        for at, changed in moves[case_id]:
+            if at <= when:
+                continue
+            for col, (before, _) in changed.items():
+                if col in watched and col not in seen:
+                    then[col] = before
+                    seen.add(col)
+        return then
+
+    def shift(measures: dict[str, int], now: dict, then: dict) -> None:
+        key_now, key_then = _key(now[column]) or NO_UNIT, _key(then[column]) or NO_UNIT
+        in_now, in_then = inside(now), inside(then)
+        if (key_now, in_now) == (key_then, in_then):
+            return
+        for key, sign, counted in ((key_now, -1, in_now), (key_then, 1, in_then)):
+            if not counted:
+                continue
+            if key not in out.index:
+                out.loc[key] = 0
+            for name, n in measures.items():
+                out.loc[key, name] += sign * n
+
+    current = {}
+    for case_id, reported_at, value, grid, micro in cases:
+        now = {column: value, "grid_code": grid, "microgrid_code": micro}
+        current[case_id] = now
+        reported_at = utc(reported_at)
+        if period.since <= reported_at < period.until:
+            shift({"received": 1}, now, at_time(now, case_id, reported_at))
+    for case_id, at, action, detail in steps:
+        if action == "bounce" and unit in ("worker", "department"):
+            continue  # a bounce counts for whoever bounced it, recorded in the step
+        names = {"handle": {"handled": 1}, "bounce": {"bounces": 1}}.get(action)
+        if action == "rate":
+            score = (detail or {}).get("satisfaction")
+            names = {"rated": 1, "satisfied": int(isinstance(score, int) and score >= SATISFIED_MIN)}
+        now = current[case_id]
+        shift(names, now, at_time(now, case_id, utc(at)))
 
 
 def _unit_names(session: Session, unit: str, under: str | None) -> dict[str, str]:

@@ -652,7 +652,9 @@ def _relocate_open_cases(session: Session, index: AreaIndex, previous: Generatio
                   "from": {"grid": old["grid_code"], "grid_name": names.get(old["grid_code"]),
                            "microgrid": old["microgrid_code"], "microgrid_name": names.get(old["microgrid_code"])},
                   "to": {"grid": new["grid_code"], "grid_name": names.get(new["grid_code"]),
-                         "microgrid": new["microgrid_code"], "microgrid_name": names.get(new["microgrid_code"])}}
+                         "microgrid": new["microgrid_code"], "microgrid_name": names.get(new["microgrid_code"])},
+                  "codes": {column: {"from": old[column], "to": new[column]} for _, column in LEVEL_COLUMNS
+                            if old[column] != new[column]}}  # for measures: where the case was before
         for column, value in new.items():
             setattr(case, column, value)
         case.generation_id = gen.id

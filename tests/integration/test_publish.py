@@ -404,15 +404,26 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
         inside = [p for p in s.scalars(sa.select(Place).where(Place.kind == "building"))
                   if m_shape.covers(to_shape(p.geom))]
         assert inside and {p.area_code for p in inside} == {new_m}
-        # measures over a period spanning the change count each case by its stored grid: the closed case where
-        # it was (A), the moved open ones where they are (B)
+        # measures over a period spanning the change count each case where it was at the time: all three were
+        # received in A (the moved ones' boundary_change events say so), though two are in B now
+        mine = s.scalars(sa.select(Case).where(Case.id.in_(ids))).all()
+        assert sorted(c.grid_code for c in mine) == sorted([a_code, b_code, b_code])
         since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
         until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
         _, table = measures.measures(s, "grid", since=since, until=until)
         rows = table.set_index("key")
-        assert rows.loc[a_code, "received"] == 1 and rows.loc[b_code, "received"] == 2
-        mine = s.scalars(sa.select(Case).where(Case.id.in_(ids))).all()
-        assert sorted(c.grid_code for c in mine) == sorted([a_code, b_code, b_code])
+        received = {code: int(rows.loc[code, "received"]) for code in (a_code, b_code)}
+        by_area = {code: measures.area_measures(s, code, since=since, until=until)[1]["received"]
+                   for code in (a_code, b_code)}
+        others = s.scalar(sa.select(sa.func.count()).select_from(Case).where(
+            Case.reported_at >= since, Case.reported_at < until, Case.id.not_in(ids),
+            Case.grid_code.in_([a_code, b_code])))
+        assert received[a_code] + received[b_code] == 3 + others
+        assert received == by_area
+        assert received[a_code] >= 3  # the moved cases count in A, where they were received
+        _, by_worker = measures.measures(s, "worker", since=since, until=until)
+        workers = by_worker.set_index("key")
+        assert int(workers.loc[str(a_worker), "received"]) >= 3  # A's worker had them when they came in
     assert client.get("/api/v1/generations", headers=tokens["pub-planner"]).json()[0]["status"] == "retired"
 
 
