@@ -241,20 +241,25 @@ def cmd_measures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation_id(session, text: str) -> int:
+    """The id a GEN argument names: a number, or `active` for the active generation."""
+    from gridmap.areas import active_generation
+
+    if text == "active":
+        return active_generation(session).id
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        return int(text)
+    raise ValueError(f"GEN: {text!r} is not a generation id; accepted: a number or 'active'")
+
+
 def cmd_boundaries(args: argparse.Namespace) -> int:
     """`gridmap boundaries check GEN`: the validation report; exit 1 when it finds an error, 0 otherwise."""
     from gridmap import boundary_check as bc
-    from gridmap.areas import active_generation
     from gridmap.generations import get_generation
 
     band = args.household_band if args.household_band is not None else os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
     with storage.make_sessionmaker(_engine(args))() as session:
-        if args.generation == "active":
-            gen = active_generation(session)
-        elif args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10:
-            gen = get_generation(session, int(args.generation))
-        else:
-            raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
+        gen = get_generation(session, _generation_id(session, args.generation))
         report = bc.check_generation(session, gen.id, noise_m2=args.noise_m2, sliver_m2=args.sliver_m2,
                                      gap_width_m=args.gap_width_m, grid_size_m=args.grid_size_m,
                                      household_band=band)
@@ -289,15 +294,9 @@ def cmd_boundaries_partition(args: argparse.Namespace) -> int:
     """`gridmap boundaries partition GEN --area CODE --n N`: a balanced partition of a community's grids, written as
     a new draft (or only printed with --dry-run); prints the proposal as JSON. A refusal exits 2 with the reason."""
     from gridmap import partition
-    from gridmap.areas import active_generation
 
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
-        if args.generation == "active":
-            gen_id = active_generation(session).id
-        elif args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10:
-            gen_id = int(args.generation)
-        else:
-            raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
+        gen_id = _generation_id(session, args.generation)
         grids = [c.strip() for c in args.grids.split(",")] if args.grids is not None else None
         proposal = partition.propose(session, gen_id, args.area, args.n, args.tolerance, args.seed, grids)
         out = proposal if args.dry_run else partition.open_as_draft(session, proposal, name=args.name, actor="cli")
@@ -340,16 +339,10 @@ def cmd_boundaries_export(args: argparse.Namespace) -> int:
     """`gridmap boundaries export GEN OUT [--level L] [--format F]`: a generation's areas as GeoJSON, GeoPackage,
     Shapefile zip or KML (the format from --format or OUT's suffix); prints a JSON summary."""
     from gridmap import boundary_export
-    from gridmap.areas import active_generation
 
     fmt = boundary_export.format_for_path(args.output, args.format)
     with storage.make_sessionmaker(_engine(args))() as session:
-        if args.generation == "active":
-            gen_id = active_generation(session).id
-        elif args.generation.isascii() and args.generation.isdigit() and len(args.generation) <= 10:
-            gen_id = int(args.generation)
-        else:
-            raise ValueError(f"GEN: {args.generation!r} is not a generation id; accepted: a number or 'active'")
+        gen_id = _generation_id(session, args.generation)
         summary = boundary_export.export(session, gen_id, args.output, level=args.level, fmt=fmt)
     print(json.dumps(summary, ensure_ascii=False))
     return 0

@@ -675,6 +675,40 @@ def apply(session: Session, generation_id: int, op: dict, actor: str | None = No
     return _finish(w, op["op"], {k: v for k, v in op.items() if k != "op"}, actor)
 
 
+def _deepest(holders: list[_Leaf], point) -> _Leaf:
+    """Of the leaves holding a face (rounding may put it in two), the one it lies deepest in."""
+    return max(holders, key=lambda o: o.geom.boundary.distance(point))
+
+
+def _longest_edge(leaves: list[_Leaf], face: Polygon) -> _Leaf:
+    """The leaf sharing the longest edge with a face."""
+    return max(leaves, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)
+
+
+def _renode(w: _Work, given: list[_Leaf], new: dict[str, BaseGeometry], rule, field_name: str, after_zh: str) -> None:
+    """Give the `given` leaves their `new` geometries and re-node them with every leaf near them: all boundaries
+    (and the old outline of the given leaves) are noded together, and each face goes to the leaf `rule(face,
+    point, holders, owners, old_cover)` names (None: to nobody). A leaf left with nothing is refused."""
+    old_cover = shapely.union_all([w.old[leaf.code] for leaf in given])
+    others = [n for n in w.near(shapely.union_all([old_cover, *new.values()])) if n.code not in new]
+    for leaf in given:
+        leaf.geom = new[leaf.code]
+    owners = given + others
+    lines = shapely.union_all([shapely.boundary(o.geom) for o in owners] + [shapely.boundary(old_cover)])
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    out: dict[str, list] = {o.code: [] for o in owners}
+    for face in faces:
+        point = face.point_on_surface()
+        holder = rule(face, point, [o for o in owners if shapely.intersects(o.geom, point)], owners, old_cover)
+        if holder is not None:
+            out[holder.code].append(face)
+    for o in owners:
+        _set_geom(o, _union(out[o.code]))
+        if o.geom.is_empty:
+            raise InvalidInput(f"{field_name}：{after_zh} {o.code} 没有剩下任何范围 (nothing would be left of {o.code})",
+                               field=field_name)
+
+
 def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], actor: str | None = None) -> dict:
     """Replace whole leaf geometries (the raw redraw): the leaves given are re-noded with their neighbours; a gap or
     an overlap (with one another or with a leaf not given) over `NOISE_M2` is refused, smaller ones are absorbed
@@ -690,48 +724,35 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
             raise InvalidInput(f"geometry：{code} 应为有效的多边形（{reason}）(must be a valid polygon)",
                                field="geometry")
         given.append(leaf)
-    old_cover = _union([w.old[leaf.code] for leaf in given])
     new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
-    others = [n for n in w.near(shapely.union_all([old_cover, *new.values()])) if n.code not in new]
-    for leaf in given:
-        leaf.geom = new[leaf.code]
-    owners = given + others
-    lines = shapely.union_all([shapely.boundary(g.geom) for g in owners] + [shapely.boundary(old_cover)])
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-    out: dict[str, list] = {o.code: [] for o in owners}
-    for face in faces:
-        point = face.point_on_surface()
-        holders = [o for o in owners if shapely.intersects(o.geom, point)]
+    redrawn = set(new)
+
+    def rule(face: Polygon, point, holders: list[_Leaf], owners: list[_Leaf], old_cover) -> _Leaf | None:
         in_old = shapely.intersects(old_cover, point)
         m2 = _approx_m2(face)
         if not holders:
             if not in_old:
-                continue  # outside: another leaf's enclave, or beyond the district
+                return None  # outside: another leaf's enclave, or beyond the district
             if m2 > NOISE_M2:
                 raise InvalidInput(f"geometry：重画后留下 {m2:.2f} m² 的空隙（在 {face.representative_point().wkt}）；"
                                    "所给网格合起来须与原来覆盖的范围完全一致 (the redrawn leaves leave a gap; together "
                                    "they must cover exactly what they covered before)", field="geometry")
             near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
-            holders = [max(near or owners, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)]
-        elif len(holders) > 1 and m2 > NOISE_M2:
-            mine = sorted(o.code for o in holders if o.code in new) or sorted(o.code for o in holders)
+            return _longest_edge(near or owners, face)
+        if len(holders) > 1 and m2 > NOISE_M2:
+            mine = sorted(o.code for o in holders if o.code in redrawn) or sorted(o.code for o in holders)
             rest = sorted(o.code for o in holders if o.code != mine[0])
             raise InvalidInput(f"geometry：{mine[0]} 与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
                                f"{face.representative_point().wkt}）(overlaps {', '.join(rest)})",
                                field="geometry")
-        elif not in_old and all(o.code in new for o in holders):
+        if not in_old and all(o.code in redrawn for o in holders):
             if m2 > NOISE_M2:
                 raise InvalidInput(f"geometry：重画的网格超出了原来的范围 {m2:.2f} m²；所给网格合起来须与原来覆盖的范围完全"
                                    "一致 (the redrawn leaves reach beyond what they covered before)", field="geometry")
-            continue  # rounding beyond the old outline: dropped
-        if len(holders) > 1:
-            holders = [max(holders, key=lambda o: o.geom.boundary.distance(point))]
-        out[holders[0].code].append(face)
-    for o in owners:
-        _set_geom(o, _union(out[o.code]))
-        if o.geom.is_empty:
-            raise InvalidInput(f"geometry：{o.code} 重画后没有剩下任何范围 (nothing is left of it)",
-                               field="geometry")
+            return None  # rounding beyond the old outline: dropped
+        return _deepest(holders, point)
+
+    _renode(w, given, new, rule, "geometry", "重画后")
     params = {"codes": sorted(changes)}
     return _finish(w, "redraw", params, actor, noop_ok=True)
 
@@ -748,32 +769,16 @@ def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     w = _Work(session, gen, "kinds")
     given = [w.leaf(code, "kinds") for code in changes]
     new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
-    old_cover = shapely.union_all([w.old[leaf.code] for leaf in given])
-    others = [n for n in w.near(shapely.union_all([old_cover, *new.values()])) if n.code not in new]
-    for leaf in given:
-        leaf.geom = new[leaf.code]
-    owners = given + others
-    lines = shapely.union_all([shapely.boundary(o.geom) for o in owners])
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-    out: dict[str, list] = {o.code: [] for o in owners}
-    for face in faces:
-        point = face.point_on_surface()
-        holders = [o for o in owners if shapely.intersects(o.geom, point)]
-        if not holders:
-            if _approx_m2(face) > NOISE_M2:
-                continue  # a region the repair cut away, another leaf's enclave, or outside the district
-            near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
-            if not near:
-                continue
-            holders = [max(near, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)]
-        if len(holders) > 1:
-            holders = [max(holders, key=lambda o: o.geom.boundary.distance(point))]
-        out[holders[0].code].append(face)
-    for o in owners:
-        _set_geom(o, _union(out[o.code]))
-        if o.geom.is_empty:
-            raise InvalidInput(f"kinds：修复后 {o.code} 没有剩下任何范围 (nothing would be left of {o.code})",
-                               field="kinds")
+
+    def rule(face: Polygon, point, holders: list[_Leaf], owners: list[_Leaf], old_cover) -> _Leaf | None:
+        if holders:
+            return _deepest(holders, point)
+        if _approx_m2(face) > NOISE_M2:
+            return None  # a region the repair cut away, another leaf's enclave, or outside the district
+        near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
+        return _longest_edge(near, face) if near else None
+
+    _renode(w, given, new, rule, "kinds", "修复后")
     return _finish(w, "repair", params, actor)
 
 
