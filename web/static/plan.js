@@ -45,7 +45,26 @@
       lastChange: "本次变更", undone: "已撤销", redone: "已重做", saved: "已保存", edited: "已完成编辑",
       nothingSelected: "请先选择网格", pickPlaces: "请先点击楼栋或小区", lineOutside: "画线未穿过任何网格",
       legend: "户数偏差", below: "低于", above: "高于", within: "允许范围内", moved: "迁移", changedOutline: "变更的网格",
-      problemOnMap: "检查问题", noArea: "该版本中没有可选区域"
+      problemOnMap: "检查问题", noArea: "该版本中没有可选区域",
+      version: "版本", newDraftHint: "新建草稿会复制现行边界，之后在草稿上编辑、提交审批。", createdDraft: "已新建草稿", draftNameNeeded: "请填写草稿名称",
+      hh: "户", viewOverview: "在总览中查看", approvedNow: "已批准，新边界已生效", approvedLater: "已批准，将于以下日期生效：",
+      ops: { split: "分割", merge: "合并", move_vertex: "移动顶点", move_edge: "移动公共边", reassign: "划转", lock: "锁定",
+        repair: "自动修复" },
+      states: {
+        planner: { submitted: "已提交审批，等待审批人批准或退回；退回后可继续编辑。",
+          approved: "已批准，到生效日期自动生效；如需再改，请新建草稿。",
+          active: "现行边界不能直接修改：请新建草稿（复制现行边界）后编辑。",
+          none: "还没有草稿：请新建草稿（复制现行边界）后编辑。" },
+        approver: { submitted: "请查看平衡表、检查问题和与现行边界的差异，然后批准或退回。",
+          draft: "草稿由规划员编辑；提交审批后在此批准或退回。",
+          other: "审批人不编辑边界；规划员提交的草稿在此审批。" },
+        other: "只读：您的角色不编辑边界。"
+      },
+      repair: "自动修复…", repairTitle: "自动修复预览", repairApply: "应用修复", repairNone: "没有可自动修复的问题",
+      repairCount: "项修复", repairErrors: "错误", repairWarnings: "警告", repairSkipped: "仍需手工处理：",
+      repaired: "已应用", repairNote: "修复后可撤销。",
+      repairKinds: { snap_to_parent: "贴合上级边界", overlap_to_neighbour: "重叠归一侧", gap_to_neighbour: "缝隙并入相邻",
+        absorb_sliver: "碎片并入相邻" }
     },
     en: {
       plan: "Grid governance · Planner's workspace", toOverview: "Overview", draft: "Draft", area: "Area", unit: "Units",
@@ -87,11 +106,33 @@
       edited: "Edited", nothingSelected: "Select grids first", pickPlaces: "Click buildings or compounds first",
       lineOutside: "The line crosses no grid", legend: "Deviation in households", below: "below", above: "above",
       within: "within tolerance", moved: "moved", changedOutline: "changed grids", problemOnMap: "check problems",
-      noArea: "No area to choose in this generation"
+      noArea: "No area to choose in this generation",
+      version: "Version", newDraftHint: "A new draft copies the active boundaries; edit it, then submit it for approval.",
+      createdDraft: "Draft created", draftNameNeeded: "Give the draft a name", hh: "households", viewOverview: "See it on the overview",
+      approvedNow: "Approved: the new boundaries are in effect", approvedLater: "Approved: they take effect on",
+      ops: { split: "split", merge: "merge", move_vertex: "move vertex", move_edge: "move edge", reassign: "reassign",
+        lock: "lock", repair: "repair" },
+      states: {
+        planner: { submitted: "Submitted for approval: waiting for an approver to approve or send it back (then you can edit again).",
+          approved: "Approved: it takes effect on its date. To change more, make a new draft.",
+          active: "The active boundaries are not edited directly: make a new draft (a copy of them) and edit that.",
+          none: "No draft yet: make a new draft (a copy of the active boundaries) to edit." },
+        approver: { submitted: "Review the balance, the check's problems and the diff, then approve or send back.",
+          draft: "Planners edit drafts; once submitted you approve or send them back here.",
+          other: "Approvers do not edit boundaries; drafts submitted by planners are approved here." },
+        other: "Read only: your role does not edit boundaries."
+      },
+      repair: "Repair…", repairTitle: "Automatic repairs (preview)", repairApply: "Apply repairs",
+      repairNone: "Nothing the automatic repairs can fix", repairCount: "repairs", repairErrors: "errors",
+      repairWarnings: "warnings", repairSkipped: "Still to fix by hand:", repaired: "Applied",
+      repairNote: "You can undo it afterwards.",
+      repairKinds: { snap_to_parent: "snap to the parent's edge", overlap_to_neighbour: "overlap left to one side",
+        gap_to_neighbour: "gap given to a neighbour", absorb_sliver: "sliver absorbed" }
     }
   };
   var DEV_COLOURS = ["#2166ac", "#92c5de", "#e6f4e0", "#f4a582", "#b2182b"];
   var OPS = { split: 1, merge: 1, move_vertex: 1, move_edge: 1, reassign: 1, lock: 1 };
+  var REPAIRABLE = { gap: 1, overlap: 1, sliver: 1, outside_parent: 1 };
 
   /* today in China (boundaries take effect at 00:00 Asia/Shanghai), YYYY-MM-DD */
   function today() {
@@ -176,7 +217,7 @@
       var t = this.t, self = this, body = document.getElementById("gm-body");
       body.replaceChildren();
       var pick = el("div", "gm-plan-pick");
-      this.genSelect = this.field(pick, t.draft, el("select"), "gm-plan-generation");
+      this.genSelect = this.field(pick, t.version, el("select"), "gm-plan-generation");
       this.areaSelect = this.field(pick, t.area, el("select"), "gm-plan-area");
       this.levelSelect = this.field(pick, t.unit, el("select"), "gm-plan-level");
       option(this.levelSelect, "grid", t.levels.grid);
@@ -281,7 +322,7 @@
         var wanted = gens.filter(function (g) { return String(g.id) === self.wanted.generation; })[0];
         var drafts = gens.filter(function (g) { return g.status === "draft" || g.status === "submitted"; });
         var first = wanted || drafts[drafts.length - 1] || gens.filter(function (g) { return g.status === "active"; })[0];
-        if (!first) { self.say(self.t.noDrafts); return null; }
+        if (!first) { self.say(self.t.noDrafts); self.refreshTools(); self.showFlow(); return null; }
         return self.pickGeneration(first.id);
       }).catch(function (err) { self.complain(err); });
     },
@@ -337,6 +378,14 @@
     },
 
     editable: function () { return this.mayEdit && this.gen && this.gen.status === "draft"; },
+
+    /* why nothing can be edited here, and what to do next */
+    readonlyHint: function () {
+      var s = this.t.states, status = this.gen ? this.gen.status : "none";
+      if (this.mayEdit) { return s.planner[status] || s.planner.active; }
+      if (this.mayApprove) { return s.approver[status] || s.approver.other; }
+      return s.other;
+    },
 
     loadEdits: function () {
       var self = this;
@@ -560,6 +609,14 @@
           box.appendChild(el("div", errors ? "gm-plan-bad" : "gm-muted", errors ? errors + " " + t.errors + t.comma +
             (mine.length - errors) + " " + t.warnings : t.ok + t.comma + mine.length + " " + t.warnings));
         }
+        var repairable = mine.some(function (p) { return REPAIRABLE[p.kind]; });
+        if (self.editable() && repairable) {
+          self.button(box, t.repair, function () { self.previewRepairs(); }).id = "gm-plan-repair";
+        }
+        self.repairBox = el("div", "gm-plan-repair");
+        self.repairBox.id = "gm-plan-repair-preview";
+        self.repairBox.hidden = true;
+        box.appendChild(self.repairBox);
         var list = el("ul", "gm-plan-list");
         list.id = "gm-plan-problem-list";
         mine.slice(0, 100).forEach(function (p) {
@@ -585,6 +642,72 @@
         if (!mine.length) { list.appendChild(el("li", "gm-muted", t.noProblems)); }
         box.appendChild(list);
         self.core.mark("gmPlanProblems", mine.length);
+      }).catch(function (err) { self.complain(err); });
+    },
+
+    /* the automatic repairs of gaps, overlaps, slivers and narrow parts outside the parent: a preview (what moves
+     * where, the check's errors and warnings before and after), applied as one edit of the draft's log on confirmation */
+    previewRepairs: function () {
+      var self = this, t = this.t, box = this.repairBox;
+      this.clearError();
+      return this.core.get("generations/" + this.gen.id + "/repairs").then(function (plan) {
+        box.replaceChildren();
+        box.hidden = false;
+        box.appendChild(el("div", "gm-plan-subhead", t.repairTitle));
+        var items = plan.repairs || [];
+        self.core.mark("gmPlanRepairs", items.length);
+        if (!items.length) {
+          box.appendChild(el("div", "gm-muted", t.repairNone));
+        } else {
+          var summary = el("div", "gm-plan-repair-summary", items.length + " " + t.repairCount + t.comma + t.repairErrors + " " +
+            plan.before.errors + " → " + plan.after.errors + t.comma + t.repairWarnings + " " + plan.before.warnings + " → " +
+            plan.after.warnings);
+          summary.id = "gm-plan-repair-summary";
+          box.appendChild(summary);
+          var list = el("ul", "gm-plan-list");
+          list.id = "gm-plan-repair-list";
+          items.slice(0, 50).forEach(function (r) {
+            var li = el("li", "gm-plan-problem");
+            li.dataset.kind = r.kind;
+            li.title = r.detail;
+            li.appendChild(el("span", "gm-plan-tag", (t.repairKinds && t.repairKinds[r.kind]) || r.kind));
+            li.appendChild(el("span", null, " " + (r.from_code || "—") + " " + t.to + " " + (r.to_code || "—") + " · " +
+              fixed(r.area_m2, 1) + " m²"));
+            var shape = L.geoJSON(r.geometry, { pane: "gmPlanDiff", coordsToLatLng: self.core.toLatLng,
+              style: { color: "#00897b", weight: 3, fillOpacity: 0.45 },
+              pointToLayer: function (feature, at) {
+                return L.circleMarker(at, { radius: 8, color: "#00897b", weight: 3, fillOpacity: 0.3, pane: "gmPlanDiff" });
+              } }).addTo(self.problemLayer);
+            li.addEventListener("click", function () {
+              var bounds = shape.getBounds();
+              if (bounds.isValid()) { self.map.fitBounds(bounds, { maxZoom: 17 }); }
+            });
+            list.appendChild(li);
+          });
+          box.appendChild(list);
+        }
+        if ((plan.skipped || []).length) {
+          box.appendChild(el("div", "gm-plan-bad", t.repairSkipped));
+          var left = el("ul", "gm-plan-list");
+          plan.skipped.slice(0, 20).forEach(function (text) { left.appendChild(el("li", null, text)); });
+          box.appendChild(left);
+        }
+        var row = el("div", "gm-plan-form");
+        if (items.length) {
+          row.appendChild(el("span", "gm-muted", t.repairNote));
+          self.button(row, t.repairApply, function () { self.applyRepairs(); }, "gm-plan-primary").id = "gm-plan-repair-apply";
+        }
+        self.button(row, t.cancel, function () { box.hidden = true; box.replaceChildren(); self.loadProblems(); })
+          .id = "gm-plan-repair-cancel";
+        box.appendChild(row);
+      }).catch(function (err) { self.complain(err); });
+    },
+
+    applyRepairs: function () {
+      var self = this;
+      this.clearError();
+      return this.core.request("POST", "generations/" + this.gen.id + "/repairs", {}).then(function (res) {
+        return self.afterEdit(res.edit, self.t.repaired);
       }).catch(function (err) { self.complain(err); });
     },
 
@@ -624,7 +747,7 @@
           var units = el("ul", "gm-plan-list gm-plan-units");
           d.units.slice(0, 200).forEach(function (u) {
             units.appendChild(el("li", null, (t.placeKinds[u.kind] || u.kind) + " " + u.name + " · " + u.households + " " +
-              t.households + " · " + (u.from || "—") + " " + t.to + " " + (u.to || "—")));
+              t.hh + " · " + (u.from || "—") + " " + t.to + " " + (u.to || "—")));
             L.circleMarker(self.core.point([u.lon, u.lat]), { radius: 6, color: "#fff", weight: 1.5, fillColor: "#d500f9",
               fillOpacity: 0.95, pane: "gmPlanDiff", interactive: false }).addTo(self.diffLayer);
           });
@@ -738,7 +861,7 @@
       this.redoButton.disabled = !editable || !this.canRedo;
       this.core.mark("gmPlanCanUndo", this.canUndo ? 1 : 0);
       this.core.mark("gmPlanCanRedo", this.canRedo ? 1 : 0);
-      this.hint.textContent = editable ? t.hints[this.mode || "none"] : t.hints.readonly;
+      this.hint.textContent = editable ? t.hints[this.mode || "none"] : this.readonlyHint();
       var a = this.actions;
       a.replaceChildren();
       if (!editable) { return; }
@@ -990,7 +1113,7 @@
           self.placeStyle(p)));
         m.gmPlace = p;
         m.bindTooltip(el("span", null, (t.placeKinds[p.kind] || p.kind) + " " + p.name + " · " + p.households + " " +
-          t.households), { direction: "top" });
+          t.hh), { direction: "top" });
         m.on("click", function (e) { L.DomEvent.stopPropagation(e); self.pick(p); });
         m.addTo(self.placeLayer);
       });
@@ -1041,7 +1164,7 @@
       var t = this.t, box = this.change, mode = this.mode, self = this;
       this.canUndo = !!res.can_undo;
       this.canRedo = !!res.can_redo;
-      this.say(verb + " · " + (res.op || "") + (res.seq ? " #" + res.seq : ""));
+      this.say(verb + " · " + ((t.ops && t.ops[res.op]) || res.op || "") + (res.seq ? " #" + res.seq : ""));
       box.replaceChildren();
       var rows = (res.balance || []).filter(function (r) { return r.code.length >= 15; });  // grids and below
       if (rows.length) {
@@ -1066,7 +1189,12 @@
     showFlow: function () {
       var t = this.t, box = this.flow, self = this, gen = this.gen;
       box.replaceChildren();
-      if (!gen) { return; }
+      if (!gen) {
+        this.statusLine.replaceChildren();
+        if (this.mayEdit) { this.newDraftForm(box); }
+        box.hidden = !this.mayEdit;
+        return;
+      }
       box.appendChild(el("h3", null, t.workflow));
       var status = el("span", "gm-plan-badge gm-plan-badge-" + gen.status, t.statuses[gen.status] || gen.status);
       status.id = "gm-plan-gen-status";
@@ -1094,13 +1222,53 @@
         this.button(reject, t.reject, function () { self.workflow("reject", { reason: reason.value }, t.rejected); }).id = "gm-plan-reject";
         box.appendChild(reject);
       }
+      if (this.mayEdit && gen.status !== "draft") { this.newDraftForm(box); }
+      if (gen.status === "active" || gen.status === "approved") {
+        var link = el("a", "gm-plan-overview", t.viewOverview);
+        link.href = "/?lang=" + this.core.lang;
+        link.id = "gm-plan-to-overview";
+        box.appendChild(link);
+      }
       if (box.childNodes.length === 1) { box.hidden = true; } else { box.hidden = false; }
     },
 
-    workflow: function (action, body, done) {
-      var self = this, id = this.gen.id;
+    /* a draft is made from the page: a copy of the active boundaries, named by the planner */
+    newDraftForm: function (box) {
+      var t = this.t, self = this, form = el("div", "gm-plan-form gm-plan-new");
+      form.appendChild(el("div", "gm-muted gm-plan-new-hint", t.newDraftHint));
+      var name = el("input");
+      name.type = "text";
+      name.maxLength = 200;
+      name.value = t.draft + " " + today();
+      this.field(form, t.draftName, name, "gm-plan-draft-name");
+      this.button(form, t.newDraft, function () { self.createDraft(name.value.trim()); }, "gm-plan-primary").id = "gm-plan-new-draft";
+      box.appendChild(form);
+    },
+
+    createDraft: function (name) {
+      var self = this, t = this.t;
       this.clearError();
-      return this.core.request("POST", "generations/" + id + "/" + action, body).then(function () {
+      if (!name) { this.complain(t.draftNameNeeded); return Promise.resolve(); }
+      return this.core.request("POST", "generations", { name: name }).then(function (gen) {
+        return self.core.get("generations").then(function (gens) {
+          self.generations = gens;
+          self.fillGenerations();
+          self.setMode(null);
+          return self.pickGeneration(gen.id);
+        }).then(function () {
+          self.say(t.createdDraft + " #" + gen.id);
+          self.core.mark("gmPlanWorkflow", "create");
+        });
+      }).catch(function (err) { self.complain(err); });
+    },
+
+    workflow: function (action, body, done) {
+      var self = this, id = this.gen.id, t = this.t;
+      this.clearError();
+      return this.core.request("POST", "generations/" + id + "/" + action, body).then(function (res) {
+        var g = res && res.generation;
+        if (action === "approve" && g && g.status === "active") { done = t.approvedNow; }
+        if (action === "approve" && g && g.status === "approved") { done = t.approvedLater + " " + (g.effective_from || ""); }
         self.say(done);
         self.core.mark("gmPlanWorkflow", action);
         return self.core.get("generations").then(function (gens) {
