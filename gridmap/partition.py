@@ -16,10 +16,10 @@ How a proposal is found, deterministically from `seed` (one `random.Random(seed)
 3. several plans from GerryChain's `recursive_tree_part` (random spanning trees cut into balanced parts);
 
 then each candidate is pulled towards the current plan by single-unit flips that keep the tolerance and contiguity
-and move fewer households, and by ReCom steps that re-split two neighbouring parts exhaustively (every split of their
-micro-grids into two contiguous parts within the tolerance, the one moving fewest households); parts are matched to
-current grids by largest household overlap (Hungarian assignment, `scipy.optimize.linear_sum_assignment`), and the
-candidate moving fewest households wins (ties: the more compact by
+and move fewer households, and by ReCom steps that re-split two neighbouring parts, or three in a row, exhaustively
+(every split of their micro-grids into contiguous parts within the tolerance, the one moving fewest households); parts
+are matched to current grids by largest household overlap (Hungarian assignment,
+`scipy.optimize.linear_sum_assignment`), and the candidate moving fewest households wins (ties: the more compact by
 mean Polsby–Popper, then the one found first).
 
 `propose(session, generation_id, area_code, n, ...)` returns the proposal without writing anything;
@@ -60,10 +60,12 @@ from gridmap.topology import as_multipolygon
 MAX_N = 50
 MIN_TOLERANCE, MAX_TOLERANCE = 0.01, 0.5
 MAX_SEED = 2**31 - 1
-TREE_PLANS = 12  # recursive_tree_part plans per proposal
+TREE_PLANS = 24  # recursive_tree_part plans per proposal (half with the region surcharge)
+GIVE_UP = 4  # … but no more after this many failed draws in a row from the start
 RECOM_STEPS = 40  # ReCom steps of the repair
 RESPLITS = 6  # bipartitions tried per ReCom step (the one moving fewest households is kept)
 PAIR_UNITS = 14  # two neighbouring parts of up to this many micro-grids are re-split exhaustively (2^14 splits)
+TRIPLE_UNITS = 10  # three parts in a row of up to this many micro-grids too (3^10 splits)
 MAX_TREE_ATTEMPTS = 200  # spanning trees per bipartition before GerryChain gives up
 SHARED_EDGE_M = 0.01  # a shared boundary shorter than this (metres) is a touch at a point, not adjacency
 POP = "households"
@@ -298,9 +300,10 @@ def _bipartitions(scope: _Scope, nodes: set[int], target: float, epsilon: float,
 
 
 def _tree_plans(scope: _Scope, n: int, tolerance: float, rng: random.Random, count: int, *,
-                surcharge: dict[str, float] | None = None) -> list[list[int]]:
+                surcharge: dict[str, float] | None = None, give_up: int | None = None) -> list[list[int]]:
     """Plans from GerryChain's recursive_tree_part (some draws may fail: they are left out); with `surcharge`, on
-    spanning trees that cross current grid lines last."""
+    spanning trees that cross current grid lines last; with `give_up`, none after that many failed draws in a row
+    from the start (the target is then very likely out of reach)."""
     plans = []
     fn = partial(bipartition_tree, max_attempts=MAX_TREE_ATTEMPTS, warn_attempts=MAX_TREE_ATTEMPTS + 1,
                  region_surcharge=surcharge)
@@ -311,6 +314,8 @@ def _tree_plans(scope: _Scope, n: int, tolerance: float, rng: random.Random, cou
                 flips = recursive_tree_part(scope.chain_graph, list(range(n)), scope.total / n, POP, tolerance,
                                             bipartition_tree_fn=fn, rng=rng)
         except Exception:  # noqa: BLE001 - PopulationBalanceError, RuntimeError: this draw found no balanced plan
+            if give_up is not None and not plans and _ + 1 >= give_up:
+                break
             continue
         plans.append(_normalise([int(flips[u]) for u in range(len(scope.units))]))
     return plans
@@ -425,48 +430,58 @@ def _connected_mask(mask: int, neighbours: list[int]) -> bool:
     return seen == mask
 
 
-def _improve_pairs(scope: _Scope, assign: list[int], k: int, tolerance: float) -> list[int]:
-    """ReCom steps with an exhaustive split: for each two neighbouring parts, the split of their micro-grids into two
-    contiguous parts within the tolerance that moves fewest households (every split tried, for pairs of up to
-    PAIR_UNITS micro-grids), until no pair improves."""
+def _resplit(scope: _Scope, assign: list[int], group: tuple[int, ...], matched: list[int | None], lo: float,
+             hi: float) -> bool:
+    """Re-split the micro-grids of the parts in `group` among them in the way that moves fewest households, every
+    split into contiguous parts within [lo, hi] tried (numpy over all labellings, bit masks for contiguity);
+    True when `assign` was changed for the better."""
+    nodes = [u for u in range(len(assign)) if assign[u] in group]
+    g, m = len(group), len(nodes)
+    pos = {u: i for i, u in enumerate(nodes)}
+    neighbours = [sum(1 << pos[v] for v in scope.graph[u] if v in pos) for u in nodes]
+    hh = scope.households[nodes].astype(float)
+    labels = (np.arange(g**m, dtype=np.int64)[:, None] // (g ** np.arange(m, dtype=np.int64))) % g
+    ok = np.ones(len(labels), dtype=bool)
+    cost = np.zeros(len(labels))
+    for j, part in enumerate(group):
+        inside = (labels == j).astype(float)
+        pop = inside @ hh
+        ok &= (pop >= lo) & (pop <= hi)
+        cost += inside @ (np.array([matched[part] != scope.current[u] for u in nodes], dtype=float) * hh)
+    now = sum(hh[i] for i, u in enumerate(nodes) if matched[assign[u]] != scope.current[u])
+    order = np.argsort(cost, kind="stable")
+    for idx in order[ok[order]]:
+        if cost[idx] >= now - 0.5:
+            return False
+        row = labels[idx]
+        masks = [sum(1 << i for i in range(m) if row[i] == j) for j in range(g)]
+        if all(_connected_mask(mask, neighbours) for mask in masks):
+            for i, u in enumerate(nodes):
+                assign[u] = group[int(row[i])]
+            return True
+    return False
+
+
+def _improve_groups(scope: _Scope, assign: list[int], k: int, tolerance: float) -> list[int]:
+    """ReCom steps with an exhaustive split: two neighbouring parts (up to PAIR_UNITS micro-grids), then three in a
+    row (up to TRIPLE_UNITS), are re-split in the way that moves fewest households, until no group improves."""
     mean = scope.total / k
     lo, hi = mean * (1 - tolerance) - 1e-9, mean * (1 + tolerance) + 1e-9
     assign = list(assign)
-    for _ in range(2 * k):
+    for _ in range(4 * k):
         matched, _moved = _match(scope, assign, k)
-        improved = False
-        pairs = sorted({(min(assign[i], assign[j]), max(assign[i], assign[j])) for i, j in scope.shared_m
-                        if assign[i] != assign[j]})
-        for a, b in pairs:
-            nodes = [u for u in range(len(assign)) if assign[u] in (a, b)]
-            m = len(nodes)
-            if m > PAIR_UNITS:
-                continue
-            pos = {u: i for i, u in enumerate(nodes)}
-            neighbours = [sum(1 << pos[v] for v in scope.graph[u] if v in pos) for u in nodes]
-            hh = scope.households[nodes].astype(float)
-            away_a = np.array([matched[a] != scope.current[u] for u in nodes], dtype=float) * hh
-            away_b = np.array([matched[b] != scope.current[u] for u in nodes], dtype=float) * hh
-            masks = np.arange(1, 2**m - 1, dtype=np.int64)
-            bits = ((masks[:, None] >> np.arange(m)) & 1).astype(float)
-            pop = bits @ hh
-            ok = (pop >= lo) & (pop <= hi) & (hh.sum() - pop >= lo) & (hh.sum() - pop <= hi)
-            cost = bits @ away_a + (1 - bits) @ away_b  # the mask's nodes in part a, the rest in part b
-            now = sum(away_a[i] if assign[u] == a else away_b[i] for i, u in enumerate(nodes))
-            full = (1 << m) - 1
-            order = np.argsort(cost, kind="stable")
-            for idx in order[ok[order]]:
-                if cost[idx] >= now - 0.5:
-                    break
-                mask = int(masks[idx])
-                if _connected_mask(mask, neighbours) and _connected_mask(full & ~mask, neighbours):
-                    for i, u in enumerate(nodes):
-                        assign[u] = a if mask >> i & 1 else b
-                    improved = True
-                    break
-            if improved:
-                break
-        if not improved:
+        size = np.bincount(np.asarray(assign), minlength=k)
+        touching: dict[int, set[int]] = {p: set() for p in range(k)}
+        for i, j in scope.shared_m:
+            if assign[i] != assign[j]:
+                touching[assign[i]].add(assign[j])
+                touching[assign[j]].add(assign[i])
+        pairs = sorted({(a, b) for a in range(k) for b in touching[a] if a < b})
+        triples = sorted({tuple(sorted((a, b, c))) for b in range(k) for a in touching[b] for c in touching[b]
+                          if a < c})
+        groups = [grp for grp in pairs if size[list(grp)].sum() <= PAIR_UNITS] + \
+            [grp for grp in triples if size[list(grp)].sum() <= TRIPLE_UNITS]
+        if not any(_resplit(scope, assign, grp, matched, lo, hi) for grp in groups):
             return assign
     return assign
 
@@ -562,12 +577,13 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
                 candidates.append(_Candidate(_normalise(repaired), "recom"))
             for surcharge in (SURCHARGE, None):
                 candidates += [_Candidate(plan, "recursive_tree_part") for plan in
-                               _tree_plans(scope, n, tolerance, rng, TREE_PLANS // 2, surcharge=surcharge)]
+                               _tree_plans(scope, n, tolerance, rng, TREE_PLANS // 2, surcharge=surcharge,
+                                           give_up=GIVE_UP)]
     best: _Candidate | None = None
     seen: set[tuple[int, ...]] = set()
     for cand in candidates:
         pulled = _pull_towards_current(scope, cand.assign, n, tolerance)
-        cand.assign = _normalise(_improve_pairs(scope, pulled, n, tolerance) if n > 1 else pulled)
+        cand.assign = _normalise(_improve_groups(scope, pulled, n, tolerance) if n > 1 else pulled)
         key = tuple(cand.assign)
         if key in seen or not _valid(scope, cand.assign, n, tolerance):
             continue
