@@ -307,14 +307,14 @@ def _tree_plans(scope: _Scope, n: int, tolerance: float, rng: random.Random, cou
     plans = []
     fn = partial(bipartition_tree, max_attempts=MAX_TREE_ATTEMPTS, warn_attempts=MAX_TREE_ATTEMPTS + 1,
                  region_surcharge=surcharge)
-    for _ in range(count):
+    for draw in range(count):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BipartitionWarning)
                 flips = recursive_tree_part(scope.chain_graph, list(range(n)), scope.total / n, POP, tolerance,
                                             bipartition_tree_fn=fn, rng=rng)
         except Exception:  # noqa: BLE001 - PopulationBalanceError, RuntimeError: this draw found no balanced plan
-            if give_up is not None and not plans and _ + 1 >= give_up:
+            if give_up is not None and not plans and draw + 1 >= give_up:
                 break
             continue
         plans.append(_normalise([int(flips[u]) for u in range(len(scope.units))]))
