@@ -431,10 +431,13 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     panel, side = pg.locator("#gm-panel").bounding_box(), pg.locator("#gm-side").bounding_box()
     assert side["y"] - (panel["y"] + panel["height"]) > 150
     pg.screenshot(path=str(SCREENSHOTS / "plan-phone-en.png"))
-    # a refused edit shows the API's message (Chinese first)
+    # a refused edit shows the message, scrolled into the short panel's view (the re-partition form is open above it)
+    pg.click("#gm-plan-partition summary")
     pg.click("#gm-plan-tool-merge")
     pg.click("#gm-plan-do-merge")
     assert pg.locator("#gm-plan-error").inner_text() == "Select grids first"
+    shown, panel = pg.locator("#gm-plan-error").bounding_box(), pg.locator("#gm-panel").bounding_box()
+    assert panel["y"] <= shown["y"] and shown["y"] + shown["height"] <= panel["y"] + panel["height"] + 1  # in view
     assert_clean(pg, plan_server)
     desk = opened("demo-planner", viewport=DESKTOP)
     desk.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}")
@@ -472,15 +475,23 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     edits_done(desk, n)
     assert "🔒" not in desk.locator(f"#gm-plan-balance-table tr[data-code='{COMMUNITY}001']").inner_text()
     assert_clean(desk, plan_server)
-    # a proposal with a third grid (the partition API): the new grid has no branch; the planner picks one
-    proposal = call(plan_server, f"/api/v1/generations/{draft}/partition",
-                    {"area": COMMUNITY, "n": 3, "tolerance": 0.1, "seed": 0})
-    (new_grid,) = [c for c in proposal["created"] if len(c) == 15]
-    desk.goto(plan_server + f"/plan?generation={proposal['generation_id']}&area={COMMUNITY}")
-    wait_js(desk, "document.body.dataset.gmPlanLoads")
+    # a proposal with a third grid (the partition API, from the page's re-partition form; it opens as a new draft):
+    # the new grid has no branch; the planner picks one
+    desk.click("#gm-plan-partition summary")
+    desk.fill("#gm-plan-partition-n", "3")
+    desk.click("#gm-plan-partition-run")
+    wait_js(desk, "document.body.dataset.gmPlanWorkflow === 'partition' || !!document.body.dataset.gmPlanError", 60)
     wait_idle(desk)
+    assert desk.evaluate("document.body.dataset.gmPlanError || ''") == ""
+    proposal_id = int(desk.evaluate("document.body.dataset.gmPlanGeneration"))
+    assert proposal_id != draft and desk.locator("#gm-plan-message").inner_text().startswith(f"已生成方案：新草稿 #{proposal_id}")
+    created = call(plan_server, f"/api/v1/generations/{proposal_id}/diff?area={COMMUNITY}")["created"]
+    (new_grid,) = [c for c in created if len(c) == 15]
     assert desk.evaluate("document.body.dataset.gmPlanMissing") == new_grid
     assert desk.locator(f"#gm-plan-balance-table tr[data-code='{new_grid}']").count() == 1
+    assert desk.locator("#gm-plan-branch-note").count() == 1  # why a listed branch leaves another grid without one
+    side, legend = desk.locator("#gm-side").bounding_box(), desk.locator(".gm-plan-legend").bounding_box()
+    assert side["y"] + side["height"] <= legend["y"], (side, legend)  # the legend does not cover the side panel
     row = desk.locator(f".gm-plan-assign[data-code='{new_grid}']")
     row.locator("select").select_option(index=1)
     chosen = row.locator("select").input_value()

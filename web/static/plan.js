@@ -40,6 +40,7 @@
       movedUnits: "迁移的楼栋/小区", to: "→",
       branches: "缺少党支部的网格", noMissing: "所有网格均有党支部", pickBranch: "选择党支部", save: "保存",
       sharedBy: "被多个网格共用（一个支部只对应一个网格）：", heldBy: "现属",
+      branchNote: "可选的党支部都已对应网格（一网格一支部）：选用后原网格须换用其他支部；支部不够时，须先成立新的网格党支部才能提交审批。",
       workflow: "提交与审批", submit: "提交审批", approve: "批准", reject: "退回", effectiveFrom: "生效日期",
       reason: "退回原因", submitted: "已提交审批", approved: "已批准", rejected: "已退回修改",
       lastChange: "本次变更", undone: "已撤销", redone: "已重做", saved: "已保存", edited: "已完成编辑",
@@ -60,6 +61,9 @@
           other: "审批人不编辑边界；规划员提交的草稿在此审批。" },
         other: "只读：您的角色不编辑边界。"
       },
+      partition: "自动划分网格（生成新草稿）", gridCount: "网格数", partitionRun: "生成方案",
+      partitionHint: "按户数均衡地重新划分本社区的网格，结果存为新草稿（当前版本不变）；新网格需要指定党支部。",
+      partitioned: "已生成方案：新草稿", movedHh: "迁移户数",
       repair: "自动修复…", repairTitle: "自动修复预览", repairApply: "应用修复", repairNone: "没有可自动修复的问题",
       repairCount: "项修复", repairErrors: "错误", repairWarnings: "警告", repairSkipped: "仍需手工处理：",
       repaired: "已应用", repairNote: "修复后可撤销。",
@@ -100,6 +104,7 @@
       retired: "Retired", changedList: "Changed", movedUnits: "Buildings/compounds moved", to: "→",
       branches: "Grids without a party branch", noMissing: "Every grid has a party branch", pickBranch: "Choose a branch",
       sharedBy: "shared by several grids (one branch per grid):", heldBy: "now of",
+      branchNote: "Every branch listed already serves a grid (one branch per grid): the grid that had it then needs another; with too few branches a new grid branch must be founded before the draft can be submitted.",
       save: "Save", workflow: "Submit and approve", submit: "Submit for approval", approve: "Approve", reject: "Send back",
       effectiveFrom: "Effective from", reason: "Reason", submitted: "Submitted for approval", approved: "Approved",
       rejected: "Sent back for changes", lastChange: "Last change", undone: "Undone", redone: "Redone", saved: "Saved",
@@ -122,8 +127,11 @@
           other: "Approvers do not edit boundaries; drafts submitted by planners are approved here." },
         other: "Read only: your role does not edit boundaries."
       },
+      partition: "Re-partition the grids (as a new draft)", gridCount: "Grids", partitionRun: "Propose",
+      partitionHint: "Re-draws this community's grids with balanced households, as a new draft (this version stays as it is); new grids then need a party branch.",
+      partitioned: "Proposal made: new draft", movedHh: "households moved",
       repair: "Repair…", repairTitle: "Automatic repairs (preview)", repairApply: "Apply repairs",
-      repairNone: "Nothing the automatic repairs can fix", repairCount: "repairs", repairErrors: "errors",
+      repairNone: "Nothing the automatic repairs can fix", repairCount: "repair(s)", repairErrors: "errors",
       repairWarnings: "warnings", repairSkipped: "Still to fix by hand:", repaired: "Applied",
       repairNote: "You can undo it afterwards.",
       repairKinds: { snap_to_parent: "snap to the parent's edge", overlap_to_neighbour: "overlap left to one side",
@@ -252,6 +260,10 @@
       this.actions = el("div", "gm-plan-actions");
       this.actions.id = "gm-plan-actions";
       body.appendChild(this.actions);
+      this.partitionBox = el("details", "gm-plan-partition");
+      this.partitionBox.id = "gm-plan-partition";
+      this.partitionBox.hidden = true;
+      body.appendChild(this.partitionBox);
       this.message = el("div", "gm-plan-message");
       this.message.id = "gm-plan-message";
       this.message.setAttribute("role", "status");
@@ -304,11 +316,18 @@
       return b;
     },
 
-    say: function (text) { this.clearError(); this.message.textContent = text || ""; },
+    say: function (text) { this.clearError(); this.message.textContent = text || ""; this.reveal(this.message); },
     clearError: function () { this.error.textContent = ""; this.core.mark("gmPlanError", ""); },
+    /* on a phone the panel is a short strip that scrolls: bring a message or a refusal into its view */
+    reveal: function (node) {
+      if (!node.textContent || !node.scrollIntoView) { return; }
+      var box = document.getElementById("gm-panel").getBoundingClientRect(), at = node.getBoundingClientRect();
+      if (at.top < box.top || at.bottom > box.bottom) { node.scrollIntoView({ block: "nearest" }); }
+    },
     complain: function (err) {
       this.message.textContent = "";
       this.error.textContent = err && err.message ? err.message : String(err);
+      this.reveal(this.error);
       this.core.mark("gmPlanError", this.error.textContent);
       if (err && err.status === undefined && window.console) { window.console.warn(err); }
     },
@@ -481,6 +500,7 @@
       if (fit) { this.fit(this.units.getBounds()); }
       this.drawTable();
       this.drawLegend();
+      this.showPartition();
       this.loads += 1;
       this.core.mark("gmPlanUnits", b.features.features.length);
       this.core.mark("gmPlanLoads", this.loads);
@@ -791,6 +811,9 @@
           box.appendChild(list);
         }
         if (!mine.length) { box.appendChild(el("div", "gm-muted", t.noMissing)); return; }
+        var note = el("div", "gm-muted gm-plan-branch-note", t.branchNote);
+        note.id = "gm-plan-branch-note";
+        box.appendChild(note);
         var ids = Object.keys(branches).sort(function (a, b) {
           var near = function (id) { return holders[id].some(function (c) { return c.indexOf(area) === 0; }) ? 0 : 1; };
           return near(a) - near(b) || (branches[a] < branches[b] ? -1 : 1);
@@ -1230,6 +1253,52 @@
         box.appendChild(link);
       }
       if (box.childNodes.length === 1) { box.hidden = true; } else { box.hidden = false; }
+    },
+
+    /* a balanced proposal for the community's grids (the partition API), opened as a new draft */
+    showPartition: function () {
+      var t = this.t, self = this, box = this.partitionBox, gen = this.gen;
+      var area = (this.areaList || []).filter(function (a) { return a.code === self.area; })[0];
+      var open = box.open;
+      box.replaceChildren();
+      box.hidden = !(this.mayEdit && gen && area && area.level === "community" &&
+        (gen.status === "draft" || gen.status === "active"));
+      if (box.hidden) { return; }
+      box.appendChild(el("summary", null, t.partition));
+      box.appendChild(el("div", "gm-muted gm-plan-new-hint", t.partitionHint));
+      var form = el("div", "gm-plan-form"), n = el("input"), tol = el("input");
+      n.type = "number";
+      n.min = 1;
+      n.max = 50;
+      n.value = this.balance && this.balance.area === this.area && this.balance.level === "grid" ? this.balance.totals.units : 2;
+      this.field(form, t.gridCount, n, "gm-plan-partition-n");
+      tol.type = "number";
+      tol.min = 1;
+      tol.max = 50;
+      tol.value = 10;
+      this.field(form, t.tolerance + " ±%", tol, "gm-plan-partition-tolerance");
+      this.button(form, t.partitionRun, function () {
+        self.partition(Number(n.value), Number(tol.value) / 100);
+      }, "gm-plan-primary").id = "gm-plan-partition-run";
+      box.appendChild(form);
+      box.open = open;
+    },
+
+    partition: function (n, tolerance) {
+      var self = this, t = this.t, area = this.area;
+      this.clearError();
+      return this.core.request("POST", "generations/" + this.gen.id + "/partition", { area: area, n: n, tolerance: tolerance })
+        .then(function (res) {
+          return self.core.get("generations").then(function (gens) {
+            self.generations = gens;
+            self.fillGenerations();
+            self.setMode(null);
+            return self.pickGeneration(res.generation_id);
+          }).then(function () {
+            self.say(t.partitioned + " #" + res.generation_id + t.comma + t.movedHh + " " + res.moved_households);
+            self.core.mark("gmPlanWorkflow", "partition");
+          });
+        }).catch(function (err) { self.complain(err); });
     },
 
     /* a draft is made from the page: a copy of the active boundaries, named by the planner */
