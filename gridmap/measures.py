@@ -40,6 +40,7 @@ A rate whose denominator is 0 is None (shown empty), never 0 or 100 %.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 
@@ -346,23 +347,169 @@ def area_measures(session: Session, code: str, *, since: dt.datetime | None = No
 
 def area_series(session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None,
                 now: dt.datetime | None = None) -> list[dict]:
-    """The measures of one area month by month (China time), the last `months` months up to `until`'s month."""
+    """The measures of one area month by month (China time), the last `months` months up to `until`'s month: the
+    same figures as `area_measures` over each month, from a few queries over the whole span grouped by month
+    (`_series_counts`) rather than one `compute` per month."""
+    from gridmap.areas import get_area
+
     if not 1 <= months <= 36:
         raise InvalidInput(f"months: {months} must be from 1 to 36", field="months")
+    area = get_area(session, code)
+    periods = _series_months(months, until, now)
+    edges = [p.since for _, p in periods] + [periods[-1][1].until]
+    table = _series_counts(session, edges, code, area.level)
+    hours = _series_hours(session, edges, code, area.level)
+    for name, q in (("close_hours_p50", 0), ("close_hours_p90", 1)):
+        table[name] = [hours[i][q] if i in hours else np.nan for i in table.index]
+    table["closure_rate"] = _rate(table["closed"], table["active"])
+    table["on_time_rate"] = _rate(table["closed_on_time"], table["active"])
+    table["rework_rate"] = _rate(table["reworked"], table["active"])
+    table["extension_rate"] = _rate(table["extended"], table["active"])
+    table["satisfaction"] = _rate(table["satisfied"], table["rated"])
+    table["unit"], table["key"], table["name"] = area.level, code, area.name
+    records = to_records(table[[c[0] for c in COLUMNS]])
+    return [{"month": label, **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}}
+            for (label, _), record in zip(periods, records)]
+
+
+def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | None) -> list[tuple[str, Period]]:
+    """The months of a series (China time), oldest first, each with its label: whole calendar months, the last
+    one cut at `until` (a month that would be empty is left out). Consecutive: each starts where the last ended."""
     end = utc(until) or utc(now) or dt.datetime.now(dt.timezone.utc)
     local = end.astimezone(CST)
-    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    firsts = [start]
+    firsts = [local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)]
     for _ in range(months - 1):
         firsts.insert(0, (firsts[0] - dt.timedelta(days=1)).replace(day=1))
     out = []
     for i, first in enumerate(firsts):
         last = firsts[i + 1] if i + 1 < len(firsts) else min(end, (first + dt.timedelta(days=32)).replace(day=1))
-        if last <= first:
-            continue
-        _, record = area_measures(session, code, since=first, until=last)
-        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}})
+        if last > first:
+            out.append((f"{first:%Y-%m}", Period.of(first, last)))
     return out
+
+
+def _month_of(column, edges: list[dt.datetime]) -> sa.ColumnElement:
+    """Which month of a series a timestamp column falls in, as SQL: i where edges[i] <= value < edges[i + 1], NULL
+    outside (or NULL). The comparisons are the ones `compute` makes for one month, so a row counts in the same
+    month on both databases."""
+    whens = [(column < edge, sa.literal_column(str(i))) for i, edge in enumerate(edges[1:])]
+    return sa.case((column < edges[0], sa.null()), *whens, else_=sa.null())
+
+
+def _inside(code: str, level: str) -> sa.ColumnElement:
+    return Case.microgrid_code == code if level == "microgrid" else Case.grid_code.startswith(code)
+
+
+def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
+    """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort from one
+    query grouped by (month reported, month due), the steps from one query grouped by month; then the steps and
+    reports of cases a boundary change re-located, moved to where the case was at the time (as in `compute`)."""
+    since, until = edges[0], edges[-1]
+    inside = _inside(code, level)
+    in_d = Case.state.not_in(NOT_COUNTED)
+    active = sa.and_(in_d, Case.state != "suspended")
+    closed = sa.and_(active, Case.state == "closed", Case.closed_at.is_not(None))
+    due_counts = {
+        "due": _count(in_d), "suspended": _count(sa.and_(in_d, Case.state == "suspended")),
+        "active": _count(active), "closed": _count(closed),
+        "closed_on_time": _count(sa.and_(closed, Case.closed_at <= Case.due_at)),
+        "reworked": _count(sa.and_(active, Case.rework_count > 0)),
+        "extended": _count(sa.and_(active, Case.extension_count > 0)),
+    }
+    query = sa.select(_month_of(Case.reported_at, edges).label("mr"), _month_of(Case.due_at, edges).label("md"),
+                      sa.func.count().label("n"), *(c.label(n) for n, c in due_counts.items())) \
+        .where(inside, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
+                              sa.and_(Case.due_at >= since, Case.due_at < until))) \
+        .group_by(sa.literal_column("mr"), sa.literal_column("md"))
+    cases = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=["mr", "md", "n", *due_counts])
+    months = pd.RangeIndex(len(edges) - 1)
+    out = pd.DataFrame(0, index=months, columns=["received", "handled", *due_counts, "bounces", "rated",
+                                                 "satisfied"], dtype="int64")
+    if len(cases):
+        received = cases.dropna(subset=["mr"]).astype({"mr": int, "n": int}).groupby("mr")["n"].sum()
+        out.loc[received.index, "received"] = received
+        due = cases.dropna(subset=["md"]).astype({"md": int, **{n: int for n in due_counts}}) \
+            .groupby("md")[list(due_counts)].sum()
+        out.loc[due.index, list(due_counts)] = due
+    score = CaseEvent.detail["satisfaction"].as_integer()
+    steps = sa.select(_month_of(CaseEvent.at, edges).label("m"), _count(CaseEvent.action == "handle").label("h"),
+                      _count(CaseEvent.action == "rate").label("r"),
+                      _count(sa.and_(CaseEvent.action == "rate", score >= SATISFIED_MIN)).label("s"),
+                      _count(CaseEvent.action == "bounce").label("b")) \
+        .select_from(sa.join(CaseEvent, Case, Case.id == CaseEvent.case_id)) \
+        .where(CaseEvent.at >= since, CaseEvent.at < until, inside,
+               CaseEvent.action.in_(("handle", "rate", "bounce"))) \
+        .group_by(sa.literal_column("m"))
+    for m, handled, rated, satisfied, bounces in session.execute(steps):
+        if m is not None:
+            out.loc[int(m), ["handled", "rated", "satisfied", "bounces"]] = [int(handled), int(rated),
+                                                                               int(satisfied), int(bounces)]
+    _series_where_it_was(session, out, edges, code, level)
+    return out
+
+
+def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.datetime], code: str,
+                         level: str) -> None:
+    """`_count_where_it_was` for the area's total over each month of a series: a report or a step of a case that
+    a boundary change re-located since counts in the area if the case was in it at that moment (whether it is in
+    it now or not)."""
+    moves = _moves(session)
+    if not moves:
+        return
+    since, until = edges[0], edges[-1]
+    cases = session.execute(sa.select(Case.id, Case.reported_at, Case.grid_code, Case.microgrid_code)
+                            .where(Case.id.in_(list(moves)))).all()
+    steps = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail)
+                            .where(CaseEvent.case_id.in_(list(moves)), CaseEvent.at >= since, CaseEvent.at < until,
+                                   CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
+
+    def inside(values: dict) -> bool:
+        if level == "microgrid":
+            return values["microgrid_code"] == code
+        return (values["grid_code"] or "").startswith(code)
+
+    def at_time(now: dict, case_id: int, when: dt.datetime) -> dict:
+        """The codes the case had at `when`: for each, the `from` of the first change after it."""
+        then, seen = dict(now), set()
+        for at, changed in moves[case_id]:
+            if at <= when:
+                continue
+            for col, (before, _) in changed.items():
+                if col in now and col not in seen:
+                    then[col] = before
+                    seen.add(col)
+        return then
+
+    def shift(when: dt.datetime, measures: dict[str, int], now: dict, case_id: int) -> None:
+        month = bisect.bisect_right(edges, when) - 1
+        if not 0 <= month < len(edges) - 1:
+            return
+        change = int(inside(at_time(now, case_id, when))) - int(inside(now))
+        if change:
+            for name, n in measures.items():
+                out.loc[month, name] += change * n
+
+    current = {}
+    for case_id, reported_at, grid, micro in cases:
+        current[case_id] = {"grid_code": grid, "microgrid_code": micro}
+        shift(utc(reported_at), {"received": 1}, current[case_id], case_id)
+    for case_id, at, action, detail in steps:
+        names = {"handle": {"handled": 1}, "bounce": {"bounces": 1}}.get(action)
+        if action == "rate":
+            score = (detail or {}).get("satisfaction")
+            names = {"rated": 1, "satisfied": int(isinstance(score, int) and score >= SATISFIED_MIN)}
+        shift(utc(at), names, current[case_id], case_id)
+
+
+def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str) -> dict[int, np.ndarray]:
+    """The median and 90th percentile of hours from report to closure of the cases closed in each month (by the
+    same expression and the same quantile as `compute`), by month; months with none are left out."""
+    query = sa.select(_month_of(Case.closed_at, edges), _hours(session, Case.reported_at, Case.closed_at)) \
+        .where(Case.state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1],
+               _inside(code, level))
+    frame = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=["m", "h"]).dropna(subset=["m"])
+    frame["h"] = frame["h"].astype(float)
+    return {int(m): group.quantile([0.5, 0.9]).to_numpy() for m, group in frame.groupby("m")["h"]}
 
 
 def to_records(table: pd.DataFrame) -> list[dict]:

@@ -209,3 +209,163 @@ def test_bad_queries_are_problems(client, query, field):
     r = client.get(f"/api/v1/measures?{query}")
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["field"] == field
+
+
+# -- the 12-month series of an area ------------------------------------------------------------------------------
+
+CST = dt.timezone(dt.timedelta(hours=8))
+SERIES_UNTIL = dt.datetime(2026, 11, 20, 15, 30, tzinfo=CST)  # the small demo's "today"
+
+
+def _month_by_month(session, code, months=12, until=SERIES_UNTIL):
+    """The reference: `compute` over each China-time month on its own (how the series was made before)."""
+    from gridmap.areas import get_area
+
+    area = get_area(session, code)
+    end = until.astimezone(CST)
+    firsts = [end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)]
+    for _ in range(months - 1):
+        firsts.insert(0, (firsts[0] - dt.timedelta(days=1)).replace(day=1))
+    out = []
+    for i, first in enumerate(firsts):
+        last = firsts[i + 1] if i + 1 < len(firsts) else min(end, (first + dt.timedelta(days=32)).replace(day=1))
+        if last <= first:
+            continue
+        total = measures.compute(session, measures.Period.of(first, last), "grid", under=code,
+                                 under_level=area.level).loc[[measures.TOTAL_KEY]]
+        total["unit"], total["name"] = area.level, area.name
+        record = measures.to_records(total.reset_index()[[c[0] for c in measures.COLUMNS]])[0]
+        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items()
+                                                   if k not in ("unit", "key", "name")}})
+    return out
+
+
+@pytest.fixture()
+def moved(session):
+    """Cases on month edges and two cases a boundary change re-located: case R from grid A (micro-grid a1, first
+    sub-district) to grid B (micro-grid b1, second sub-district) on 15 July; case T from a1 to b1 on 10 June
+    (an event in the older format, grid and micro-grid only) and on from b1 to a2 (another micro-grid of A) on
+    10 August."""
+    active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
+    subs = session.scalars(sa.select(Area).where(Area.generation_id == active, Area.level == "subdistrict")
+                           .order_by(Area.code)).all()
+
+    def first_below(parent_code, level, n=0):
+        return session.scalars(sa.select(Area).where(Area.generation_id == active, Area.level == level,
+                                                     Area.code.startswith(parent_code)).order_by(Area.code)).all()[n]
+
+    grid_a, grid_b = first_below(subs[0].code, "grid"), first_below(subs[1].code, "grid")
+    a1, a2 = first_below(grid_a.code, "microgrid"), first_below(grid_a.code, "microgrid", 1)
+    b1 = first_below(grid_b.code, "microgrid")
+
+    def codes(grid, micro):
+        return {"grid_code": grid.code, "microgrid_code": micro.code, "community_code": grid.parent.code,
+                "subdistrict_code": grid.parent.parent.code, "district_code": "530111"}
+
+    def add_case(number, state, reported, due, closed, where, **extra):
+        case = Case(number=number, title=number, source="api", state=state, reported_at=reported, due_at=due,
+                    closed_at=closed, version=1, **codes(*where), **extra)
+        session.add(case)
+        session.flush()
+        return case
+
+    def local(month, day, hour=0):
+        return dt.datetime(2026, month, day, hour, tzinfo=CST)
+
+    # on the edges of China-time months: reported at 00:00 on 1 June, due at 00:00 on 1 July (closed on time at
+    # that very instant, after a rework), closed at 00:00 on 1 August; a suspended and an extended one
+    add_case("S-EDGE-1", "closed", local(6, 1), local(7, 1), local(7, 1), (grid_a, a1), rework_count=1)
+    add_case("S-EDGE-2", "closed", local(5, 31, 23), local(7, 31, 23), local(8, 1), (grid_a, a1))
+    add_case("S-EDGE-3", "suspended", local(6, 30, 23), local(8, 1), None, (grid_a, a2))
+    add_case("S-EDGE-4", "accepted", local(3, 1), local(9, 1), None, (grid_b, b1), extension_count=2)
+    r = add_case("S-MOVE-R", "accepted", local(7, 2), local(11, 30), None, (grid_b, b1))
+    t_ = add_case("S-MOVE-T", "accepted", local(5, 20), local(12, 10), None, (grid_a, a2))
+    events = [
+        (r, local(7, 3), "handle", None),                        # in A: before the move
+        (r, local(7, 15), "rate", {"satisfaction": 4}),          # at the very instant of the move: in B
+        (r, local(7, 20), "rate", {"satisfaction": 2}),          # in B
+        (r, local(8, 1), "bounce", {"from_assignee_id": None}),  # in B
+        (r, local(7, 15), "boundary_change", {
+            "codes": {"grid_code": {"from": grid_a.code, "to": grid_b.code},
+                      "microgrid_code": {"from": a1.code, "to": b1.code},
+                      "community_code": {"from": grid_a.parent.code, "to": grid_b.parent.code},
+                      "subdistrict_code": {"from": subs[0].code, "to": subs[1].code}},
+            "from": {"grid": grid_a.code, "microgrid": a1.code}, "to": {"grid": grid_b.code, "microgrid": b1.code}}),
+        (t_, local(6, 1), "handle", None),                       # in a1
+        (t_, local(7, 1), "rate", {"satisfaction": 5}),          # in b1
+        (t_, local(9, 1), "handle", None),                       # in a2
+        (t_, local(6, 10), "boundary_change", {"from": {"grid": grid_a.code, "microgrid": a1.code},
+                                                "to": {"grid": grid_b.code, "microgrid": b1.code}}),
+        (t_, local(8, 10), "boundary_change", {
+            "codes": {"grid_code": {"from": grid_b.code, "to": grid_a.code},
+                      "microgrid_code": {"from": b1.code, "to": a2.code}},
+            "from": {"grid": grid_b.code, "microgrid": b1.code}, "to": {"grid": grid_a.code, "microgrid": a2.code}}),
+    ]
+    for case, at, action, detail in events:
+        session.add(CaseEvent(case_id=case.id, at=at, actor="test", action=action, detail=detail))
+    session.flush()
+    return {"district": "530111", "sub_a": subs[0].code, "sub_b": subs[1].code, "grid_a": grid_a.code,
+            "grid_b": grid_b.code, "a1": a1.code, "a2": a2.code, "b1": b1.code}
+
+
+def test_the_series_equals_compute_month_by_month(session, moved):
+    for name, code in moved.items():
+        series = measures.area_series(session, code, until=SERIES_UNTIL)
+        assert [m["month"] for m in series] == [f"2025-{m:02d}" for m in range(12, 13)] + [
+            f"2026-{m:02d}" for m in range(1, 12)]
+        assert series == _month_by_month(session, code), name
+    district = measures.area_series(session, "530111", until=SERIES_UNTIL)
+    assert sum(m["received"] for m in district) > 100 and any(m["close_hours_p90"] for m in district)
+
+
+def test_a_relocated_case_counts_in_the_series_where_it_was(session, moved):
+    july, august = 7, 8  # December 2025 is the first month of the series
+
+    def month(code, i):
+        return measures.area_series(session, code, until=SERIES_UNTIL)[i]
+
+    a, b, b_august = month(moved["grid_a"], july), month(moved["grid_b"], july), month(moved["grid_b"], august)
+    # as if R had never moved: still in grid A, with no boundary change
+    r = session.scalar(sa.select(Case).where(Case.number == "S-MOVE-R"))
+    r.grid_code, r.microgrid_code = moved["grid_a"], moved["a1"]
+    session.execute(sa.delete(CaseEvent).where(CaseEvent.case_id == r.id, CaseEvent.action == "boundary_change"))
+    session.flush()
+    never_a, never_b = month(moved["grid_a"], july), month(moved["grid_b"], july)
+    # reported on 2 July and handled on 3 July in A: counted there either way
+    assert (a["received"], a["handled"]) == (never_a["received"], never_a["handled"])
+    assert (b["received"], b["handled"]) == (never_b["received"], never_b["handled"])
+    # rated on 15 July (the instant of the move) and on 20 July, bounced on 1 August: in B, where it was by then
+    assert (a["rated"], b["rated"]) == (never_a["rated"] - 2, never_b["rated"] + 2)
+    assert b["satisfied"] == never_b["satisfied"] + 1  # the 4 satisfies, the 2 does not
+    assert b_august["bounces"] == month(moved["grid_b"], august)["bounces"] + 1
+
+
+def test_the_series_of_any_length_and_a_month_that_has_not_begun(session, moved):
+    first_of_november = dt.datetime(2026, 11, 1, tzinfo=CST)
+    for code in (moved["sub_a"], moved["a2"]):
+        series = measures.area_series(session, code, until=first_of_november)
+        assert [m["month"] for m in series][-1] == "2026-10" and len(series) == 11  # November is empty: left out
+        assert series == _month_by_month(session, code, until=first_of_november)
+        long = measures.area_series(session, code, months=36, until=SERIES_UNTIL)
+        assert len(long) == 36 and long == _month_by_month(session, code, months=36)
+    with pytest.raises(InvalidInput) as err:
+        measures.area_series(session, moved["a2"], months=37)
+    assert err.value.field == "months"
+
+
+def test_the_series_takes_a_fixed_number_of_queries(session, moved):
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    bind = session.connection()
+    sa.event.listen(bind, "before_cursor_execute", count)
+    try:
+        measures.area_series(session, "530111", months=3, until=SERIES_UNTIL)
+        three = len(statements)
+        statements.clear()
+        measures.area_series(session, "530111", months=36, until=SERIES_UNTIL)
+        assert len(statements) == three <= 8, statements
+    finally:
+        sa.event.remove(bind, "before_cursor_execute", count)
