@@ -376,6 +376,7 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     assert pg.evaluate("document.body.dataset.gmPlanError || ''") == ""
     assert pg.locator("#gm-plan-gen-status").inner_text() == "已提交"
     assert "等待审批人" in pg.locator("#gm-plan-hint").inner_text()  # the planner is told what happens next
+    assert pg.locator("#gm-plan-new-draft").count() == 0  # no copy of the active boundaries offered meanwhile
     assert pg.locator("#gm-plan-tool-split").is_disabled()
     assert_clean(pg, plan_server)
 
@@ -440,6 +441,13 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     assert panel["y"] <= shown["y"] and shown["y"] + shown["height"] <= panel["y"] + panel["height"] + 1  # in view
     assert_clean(pg, plan_server)
     desk = opened("demo-planner", viewport=DESKTOP)
+    # a whole sub-district by micro-grid: labels only where a unit has room for one (they piled up before)
+    desk.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY[:9]}&level=microgrid")
+    wait_js(desk, "document.body.dataset.gmPlanLoads")
+    wait_idle(desk)
+    units = int(desk.evaluate("document.body.dataset.gmPlanUnits"))
+    visible = desk.locator(".gm-plan-label:visible").count()
+    assert 0 < visible < units, (visible, units)
     desk.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}")
     wait_js(desk, "document.body.dataset.gmPlanLoads")
     wait_idle(desk)

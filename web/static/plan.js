@@ -28,6 +28,7 @@
       },
       balance: "平衡表", households: "户数", population: "人口", members: "党员", compounds: "小区", buildings: "楼栋",
       staff: "人员", openCases: "未结事件", deviation: "偏差", pp: "紧凑度（Polsby–Popper）", contiguous: "连通", yes: "是", no: "否",
+      householdsShort: "户数", deviationShort: "偏差", populationShort: "人口",
       membersShort: "党员", compoundsShort: "小区", buildingsShort: "楼栋", staffShort: "人员", openShort: "未结",
       ppShort: "紧凑", contiguousShort: "连通",
       total: "合计", mean: "平均户数", tolerance: "允许偏差", locked: "已锁定", changedMark: "有变更",
@@ -47,7 +48,7 @@
       nothingSelected: "请先选择网格", pickPlaces: "请先点击楼栋或小区", lineOutside: "画线未穿过任何网格",
       legend: "户数偏差", below: "低于", above: "高于", within: "允许范围内", moved: "迁移", changedOutline: "变更的网格",
       problemOnMap: "检查问题", noArea: "该版本中没有可选区域",
-      version: "版本", newDraftHint: "新建草稿会复制现行边界，之后在草稿上编辑、提交审批。", createdDraft: "已新建草稿", draftNameNeeded: "请填写草稿名称",
+      version: "版本", newDraftHint: "新建草稿会复制所选版本的边界，之后在草稿上编辑、提交审批。", createdDraft: "已新建草稿", draftNameNeeded: "请填写草稿名称",
       hh: "户", viewOverview: "在总览中查看", approvedNow: "已批准，新边界已生效", approvedLater: "已批准，将于以下日期生效：",
       ops: { split: "分割", merge: "合并", move_vertex: "移动顶点", move_edge: "移动公共边", reassign: "划转", lock: "锁定",
         repair: "自动修复" },
@@ -57,6 +58,7 @@
           active: "现行边界不能直接修改：请新建草稿（复制现行边界）后编辑。",
           none: "还没有草稿：请新建草稿（复制现行边界）后编辑。" },
         approver: { submitted: "请查看平衡表、检查问题和与现行边界的差异，然后批准或退回。",
+          approved: "已批准，到生效日期（中国时间 0 点）自动生效。",
           draft: "草稿由规划员编辑；提交审批后在此批准或退回。",
           other: "审批人不编辑边界；规划员提交的草稿在此审批。" },
         other: "只读：您的角色不编辑边界。"
@@ -92,7 +94,7 @@
       balance: "Balance", households: "Households", population: "Population", members: "Party members",
       compounds: "Compounds", buildings: "Buildings", staff: "Staff", openCases: "Open cases", deviation: "Deviation",
       pp: "Compactness (Polsby–Popper)", contiguous: "Contiguous", yes: "yes", no: "no", total: "Total",
-      mean: "Mean households", membersShort: "Party", compoundsShort: "Cpd", buildingsShort: "Bldg", staffShort: "Staff",
+      mean: "Mean households", householdsShort: "Hh", deviationShort: "Dev.", populationShort: "Pop.", membersShort: "Party", compoundsShort: "Cpd", buildingsShort: "Bldg", staffShort: "Staff",
       openShort: "Open", ppShort: "PP", contiguousShort: "Contig.",
       tolerance: "Tolerance", locked: "locked", changedMark: "changed",
       problems: "Check problems", comma: ", ", noProblems: "No problems found", ok: "no errors", errors: "errors", warnings: "warnings",
@@ -112,7 +114,7 @@
       lineOutside: "The line crosses no grid", legend: "Deviation in households", below: "below", above: "above",
       within: "within tolerance", moved: "moved", changedOutline: "changed grids", problemOnMap: "check problems",
       noArea: "No area to choose in this generation",
-      version: "Version", newDraftHint: "A new draft copies the active boundaries; edit it, then submit it for approval.",
+      version: "Version", newDraftHint: "A new draft copies the boundaries of the version shown; edit it, then submit it for approval.",
       createdDraft: "Draft created", draftNameNeeded: "Give the draft a name", hh: "households", viewOverview: "See it on the overview",
       approvedNow: "Approved: the new boundaries are in effect", approvedLater: "Approved: they take effect on",
       ops: { split: "split", merge: "merge", move_vertex: "move vertex", move_edge: "move edge", reassign: "reassign",
@@ -123,6 +125,7 @@
           active: "The active boundaries are not edited directly: make a new draft (a copy of them) and edit that.",
           none: "No draft yet: make a new draft (a copy of the active boundaries) to edit." },
         approver: { submitted: "Review the balance, the check's problems and the diff, then approve or send back.",
+          approved: "Approved: it takes effect at 00:00 China time on its date.",
           draft: "Planners edit drafts; once submitted you approve or send them back here.",
           other: "Approvers do not edit boundaries; drafts submitted by planners are approved here." },
         other: "Read only: your role does not edit boundaries."
@@ -215,6 +218,7 @@
       this.legend.onAdd = function () { self.legendBox = el("div", "gm-legend gm-plan-legend"); return self.legendBox; };
       this.legend.addTo(map);
       map.on("pm:create", function (e) { self.drawn(e.layer); });
+      map.on("zoomend", function () { self.declutter(); });
       this.buildPanel();
       this.buildSide();
       this.start();
@@ -494,10 +498,13 @@
         var p = lyr.feature.properties, box = el("div", "gm-area-label gm-plan-label" + (p.locked ? " gm-plan-locked" : ""));
         box.appendChild(el("span", "gm-area-label-name", p.name));
         box.appendChild(el("span", "gm-area-label-code", p.households + " · " + signedPercent(p.deviation)));
-        L.marker(lyr.getBounds().getCenter(), { icon: L.divIcon({ html: box, className: "gm-label-icon", iconSize: null }),
-          interactive: false, keyboard: false, pane: "gmPlanLabels" }).addTo(self.labels);
+        var label = L.marker(lyr.getBounds().getCenter(), { icon: L.divIcon({ html: box, className: "gm-label-icon",
+          iconSize: null }), interactive: false, keyboard: false, pane: "gmPlanLabels" });
+        label.gmBounds = lyr.getBounds();
+        label.addTo(self.labels);
       });
       if (fit) { this.fit(this.units.getBounds()); }
+      this.declutter();
       this.drawTable();
       this.drawLegend();
       this.showPartition();
@@ -508,6 +515,20 @@
         return [f.properties.code, f.properties.households];
       })));
       if (this.mode === "vertex" && this.editing) { this.editing = null; }
+    },
+
+    /* a unit's label only where the unit is wide enough on screen for it (many small micro-grids otherwise pile
+     * their labels into an unreadable heap); the table and the tooltips still name every unit */
+    declutter: function () {
+      var map = this.map, shown = 0;
+      this.labels.eachLayer(function (label) {
+        var b = label.gmBounds, nw = map.latLngToContainerPoint(b.getNorthWest()), se = map.latLngToContainerPoint(b.getSouthEast());
+        var fits = Math.abs(se.x - nw.x) >= 90 && Math.abs(se.y - nw.y) >= 34;
+        var node = label.getElement();
+        if (node) { node.style.display = fits ? "" : "none"; }
+        if (fits) { shown += 1; }
+      });
+      this.core.mark("gmPlanLabels", shown);
     },
 
     /* fit a box into the part of the map the panels leave free */
@@ -533,8 +554,8 @@
       var wrap = el("div", "gm-plan-table-wrap"), table = el("table", "gm-plan-table");
       table.id = "gm-plan-balance-table";
       var head = el("tr");
-      [[t.levels[b.level], t.levels[b.level]], [t.households, t.households], [t.deviation, t.deviation],
-        [t.population, t.population], [t.members, t.membersShort], [t.compounds, t.compoundsShort],
+      [[t.levels[b.level], t.levels[b.level]], [t.households, t.householdsShort], [t.deviation, t.deviationShort],
+        [t.population, t.populationShort], [t.members, t.membersShort], [t.compounds, t.compoundsShort],
         [t.buildings, t.buildingsShort], [t.staff, t.staffShort], [t.openCases, t.openShort], [t.pp, t.ppShort],
         [t.contiguous, t.contiguousShort]].forEach(function (h) {
         var th = el("th", null, h[1]);
@@ -1245,8 +1266,8 @@
         this.button(reject, t.reject, function () { self.workflow("reject", { reason: reason.value }, t.rejected); }).id = "gm-plan-reject";
         box.appendChild(reject);
       }
-      if (this.mayEdit && gen.status !== "draft") { this.newDraftForm(box); }
-      if (gen.status === "active" || gen.status === "approved") {
+      if (this.mayEdit && (gen.status === "active" || gen.status === "approved")) { this.newDraftForm(box); }
+      if (gen.status === "active") {  // the overview shows the boundaries in force
         var link = el("a", "gm-plan-overview", t.viewOverview);
         link.href = "/?lang=" + this.core.lang;
         link.id = "gm-plan-to-overview";
@@ -1310,15 +1331,19 @@
       name.maxLength = 200;
       name.value = t.draft + " " + today();
       this.field(form, t.draftName, name, "gm-plan-draft-name");
-      this.button(form, t.newDraft, function () { self.createDraft(name.value.trim()); }, "gm-plan-primary").id = "gm-plan-new-draft";
+      this.button(form, t.newDraft, function () {
+        self.createDraft(name.value.trim(), self.gen ? self.gen.id : null);
+      }, "gm-plan-primary").id = "gm-plan-new-draft";
       box.appendChild(form);
     },
 
-    createDraft: function (name) {
+    createDraft: function (name, source) {
       var self = this, t = this.t;
       this.clearError();
       if (!name) { this.complain(t.draftNameNeeded); return Promise.resolve(); }
-      return this.core.request("POST", "generations", { name: name }).then(function (gen) {
+      var body = { name: name };
+      if (source) { body.source_id = source; }  // a copy of the version shown (the active or the scheduled one)
+      return this.core.request("POST", "generations", body).then(function (gen) {
         return self.core.get("generations").then(function (gens) {
           self.generations = gens;
           self.fillGenerations();
