@@ -520,9 +520,10 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     # an approver sends a submitted draft back, with a reason
     call(plan_server, f"/api/v1/generations/{draft}/submit", {}, method="POST")
     ap = opened("demo-approver")
-    ap.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}")
+    ap.goto(plan_server + f"/plan?area={COMMUNITY}")  # no version asked: the approver starts on the submitted one
     wait_js(ap, "document.body.dataset.gmPlanStatus === 'submitted'")
     wait_idle(ap)
+    assert ap.evaluate("document.body.dataset.gmPlanGeneration") == str(draft)  # not the newer proposal draft
     ap.fill("#gm-plan-reason", "第二网格户数偏多，请调整")
     ap.click("#gm-plan-reject")
     wait_js(ap, "document.body.dataset.gmPlanStatus === 'draft' || !!document.body.dataset.gmPlanError")

@@ -344,6 +344,8 @@
         self.fillGenerations();
         var wanted = gens.filter(function (g) { return String(g.id) === self.wanted.generation; })[0];
         var drafts = gens.filter(function (g) { return g.status === "draft" || g.status === "submitted"; });
+        var waiting = gens.filter(function (g) { return g.status === "submitted"; });
+        if (self.mayApprove && waiting.length) { drafts = waiting; }  // an approver starts on what waits for approval
         var first = wanted || drafts[drafts.length - 1] || gens.filter(function (g) { return g.status === "active"; })[0];
         if (!first) { self.say(self.t.noDrafts); self.refreshTools(); self.showFlow(); return null; }
         return self.pickGeneration(first.id);
@@ -1214,8 +1216,11 @@
       if (rows.length) {
         box.appendChild(el("div", "gm-plan-subhead", t.lastChange));
         var list = el("ul", "gm-plan-list");
+        var names = {};
+        (res.changed || []).forEach(function (c) { names[c.code] = c.name; });
         rows.forEach(function (r) {
-          list.appendChild(el("li", null, r.code + " · " + t.households + " " + (r.households_before === null ? "—" : r.households_before) +
+          var known = names[r.code] || (self.byCode && self.byCode[r.code] && self.byCode[r.code].properties.name);
+          list.appendChild(el("li", null, (known ? known + " " : "") + r.code + " · " + t.households + " " + (r.households_before === null ? "—" : r.households_before) +
             " → " + (r.households_after === null ? "—" : r.households_after) + " · " + t.population + " " +
             (r.population_before === null ? "—" : r.population_before) + " → " +
             (r.population_after === null ? "—" : r.population_after)));
