@@ -524,6 +524,9 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     wait_js(ap, "document.body.dataset.gmPlanStatus === 'submitted'")
     wait_idle(ap)
     assert ap.evaluate("document.body.dataset.gmPlanGeneration") == str(draft)  # not the newer proposal draft
+    ap.click("#gm-plan-reject")  # without a reason: refused here, in Chinese (the API's answer is English only)
+    assert ap.locator("#gm-plan-error").inner_text() == "请填写退回原因，规划员据此修改"
+    assert ap.evaluate("document.body.dataset.gmPlanStatus") == "submitted"
     ap.fill("#gm-plan-reason", "第二网格户数偏多，请调整")
     ap.click("#gm-plan-reject")
     wait_js(ap, "document.body.dataset.gmPlanStatus === 'draft' || !!document.body.dataset.gmPlanError")

@@ -48,7 +48,8 @@
       nothingSelected: "请先选择网格", pickPlaces: "请先点击楼栋或小区", lineOutside: "画线未穿过任何网格",
       legend: "户数偏差", below: "低于", above: "高于", within: "允许范围内", moved: "迁移", changedOutline: "变更的网格",
       problemOnMap: "检查问题", noArea: "该版本中没有可选区域",
-      version: "版本", newDraftHint: "新建草稿会复制所选版本的边界，之后在草稿上编辑、提交审批。", createdDraft: "已新建草稿", draftNameNeeded: "请填写草稿名称",
+      version: "版本", newDraftHint: "新建草稿会复制所选版本的边界，之后在草稿上编辑、提交审批。", createdDraft: "已新建草稿", draftNameNeeded: "请填写草稿名称", reasonNeeded: "请填写退回原因，规划员据此修改",
+      dateNeeded: "请选择生效日期",
       hh: "户", viewOverview: "在总览中查看", approvedNow: "已批准，新边界已生效", approvedLater: "已批准，将于以下日期生效：",
       ops: { split: "分割", merge: "合并", move_vertex: "移动顶点", move_edge: "移动公共边", reassign: "划转", lock: "锁定",
         repair: "自动修复" },
@@ -115,7 +116,8 @@
       within: "within tolerance", moved: "moved", changedOutline: "changed grids", problemOnMap: "check problems",
       noArea: "No area to choose in this generation",
       version: "Version", newDraftHint: "A new draft copies the boundaries of the version shown; edit it, then submit it for approval.",
-      createdDraft: "Draft created", draftNameNeeded: "Give the draft a name", hh: "households", viewOverview: "See it on the overview",
+      createdDraft: "Draft created", draftNameNeeded: "Give the draft a name",
+      reasonNeeded: "Give a reason for sending it back: the planner works from it", dateNeeded: "Choose the day it takes effect", hh: "households", viewOverview: "See it on the overview",
       approvedNow: "Approved: the new boundaries are in effect", approvedLater: "Approved: they take effect on",
       ops: { split: "split", merge: "merge", move_vertex: "move vertex", move_edge: "move edge", reassign: "reassign",
         lock: "lock", repair: "repair" },
@@ -1261,6 +1263,7 @@
         date.id = "gm-plan-effective";
         this.field(approve, t.effectiveFrom, date, "gm-plan-effective");
         this.button(approve, t.approve, function () {
+          if (!date.value) { self.complain(t.dateNeeded); return; }
           self.workflow("approve", { effective_from: date.value }, t.approved);
         }, "gm-plan-primary").id = "gm-plan-approve";
         box.appendChild(approve);
@@ -1268,7 +1271,10 @@
         reason.type = "text";
         reason.maxLength = 500;
         this.field(reject, t.reason, reason, "gm-plan-reason");
-        this.button(reject, t.reject, function () { self.workflow("reject", { reason: reason.value }, t.rejected); }).id = "gm-plan-reject";
+        this.button(reject, t.reject, function () {
+          if (!reason.value.trim()) { self.complain(t.reasonNeeded); reason.focus(); return; }
+          self.workflow("reject", { reason: reason.value.trim() }, t.rejected);
+        }).id = "gm-plan-reject";
         box.appendChild(reject);
       }
       if (this.mayEdit && (gen.status === "active" || gen.status === "approved")) { this.newDraftForm(box); }
