@@ -439,6 +439,9 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     assert pg.locator("#gm-plan-error").inner_text() == "Select grids first"
     shown, panel = pg.locator("#gm-plan-error").bounding_box(), pg.locator("#gm-panel").bounding_box()
     assert panel["y"] <= shown["y"] and shown["y"] + shown["height"] <= panel["y"] + panel["height"] + 1  # in view
+    pg.fill("#gm-plan-partition-n", "99")  # out of range: refused on the page, in English here
+    pg.click("#gm-plan-partition-run")
+    assert pg.locator("#gm-plan-error").inner_text() == "Grids: a whole number from 1 to 50"
     assert_clean(pg, plan_server)
     desk = opened("demo-planner", viewport=DESKTOP)
     # a whole sub-district by micro-grid: labels only where a unit has room for one (they piled up before)

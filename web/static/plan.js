@@ -18,7 +18,7 @@
       mergeSelected: "合并所选", edgeSelected: "画新的公共边", clear: "清除选择", selected: "已选",
       hints: {
         none: "点击地图上的网格（编辑单位为最底层的微网格）；选择工具开始编辑。",
-        split: "在地图上画一条穿过网格的线（逐点点击，再次点击最后一点或按回车结束）。",
+        split: "在地图上画一条穿过网格的线：逐点点击，然后点“完成画线”（或再次点击最后一点、按回车）。",
         merge: "点击两个或更多相邻网格，然后点“合并所选”。",
         vertex: "点击一个网格，拖动其顶点；相邻网格一同移动。",
         edge: "点击两个相邻网格，点“画新的公共边”，从公共边的一端画到另一端（自动吸附顶点）。",
@@ -67,6 +67,7 @@
       partition: "自动划分网格（生成新草稿）", gridCount: "网格数", partitionRun: "生成方案",
       partitionHint: "按户数均衡地重新划分本社区的网格，结果存为新草稿（当前版本不变）；新网格需要指定党支部。",
       partitioned: "已生成方案：新草稿", movedHh: "迁移户数",
+      gridCountRange: "网格数：应为 1–50 的整数", toleranceRange: "允许偏差：应为 1–50（%）",
       repair: "自动修复…", repairTitle: "自动修复预览", repairApply: "应用修复", repairNone: "没有可自动修复的问题",
       repairCount: "项修复", repairErrors: "错误", repairWarnings: "警告", repairSkipped: "仍需手工处理：",
       repaired: "已应用", repairNote: "修复后可撤销。",
@@ -84,7 +85,7 @@
       selected: "Selected",
       hints: {
         none: "Click the map to select (the tools edit the finest units, the micro-grids); pick a tool to edit.",
-        split: "Draw a line across a grid (click point by point; click the last point again or press Enter to finish).",
+        split: "Draw a line across a grid: click point by point, then “Finish line” (or click the last point again, or press Enter).",
         merge: "Click two or more adjacent grids, then “Merge selected”.",
         vertex: "Click a grid and drag one of its vertices; the neighbours move with it.",
         edge: "Click two adjacent grids, press “Draw the new shared edge” and draw from one end of their edge to the other (vertices snap).",
@@ -135,6 +136,7 @@
       partition: "Re-partition the grids (as a new draft)", gridCount: "Grids", partitionRun: "Propose",
       partitionHint: "Re-draws this community's grids with balanced households, as a new draft (this version stays as it is); new grids then need a party branch.",
       partitioned: "Proposal made: new draft", movedHh: "households moved",
+      gridCountRange: "Grids: a whole number from 1 to 50", toleranceRange: "Tolerance: from 1 to 50 (%)",
       repair: "Repair…", repairTitle: "Automatic repairs (preview)", repairApply: "Apply repairs",
       repairNone: "Nothing the automatic repairs can fix", repairCount: "repair(s)", repairErrors: "errors",
       repairWarnings: "warnings", repairSkipped: "Still to fix by hand:", repaired: "Applied",
@@ -854,7 +856,7 @@
           ids.forEach(function (id) { option(select, id, branches[id] + "（" + t.heldBy + " " + holders[id].join("、") + "）"); });
           row.appendChild(select);
           var save = self.button(row, t.save, function () {
-            if (!select.value) { return; }
+            if (!select.value) { self.complain(t.pickBranch); return; }
             save.disabled = true;
             self.core.request("PUT", "generations/" + self.gen.id + "/assignments", {
               area_code: code, branch_id: Number(select.value),
@@ -1310,7 +1312,10 @@
       tol.value = 10;
       this.field(form, t.tolerance + " ±%", tol, "gm-plan-partition-tolerance");
       this.button(form, t.partitionRun, function () {
-        self.partition(Number(n.value), Number(tol.value) / 100);
+        var k = Number(n.value), pct = Number(tol.value);
+        if (!(k >= 1 && k <= 50 && k === Math.floor(k))) { self.complain(t.gridCountRange); return; }
+        if (!(pct >= 1 && pct <= 50)) { self.complain(t.toleranceRange); return; }
+        self.partition(k, pct / 100);
       }, "gm-plan-primary").id = "gm-plan-partition-run";
       box.appendChild(form);
       box.open = open;
