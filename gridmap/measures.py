@@ -390,14 +390,66 @@ def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | No
 
 def _month_of(column, edges: list[dt.datetime]) -> sa.ColumnElement:
     """Which month of a series a timestamp column falls in, as SQL: i where edges[i] <= value < edges[i + 1], NULL
-    outside (or NULL). The comparisons are the ones `compute` makes for one month, so a row counts in the same
-    month on both databases."""
-    whens = [(column < edge, sa.literal_column(str(i))) for i, edge in enumerate(edges[1:])]
-    return sa.case((column < edges[0], sa.null()), *whens, else_=sa.null())
+    outside (or NULL), by binary search over the edges. The comparisons are the ones `compute` makes for one
+    month, so a row counts in the same month on both databases."""
+
+    def within(lo: int, hi: int) -> sa.ColumnElement:  # the month of a value known to lie in [edges[lo], edges[hi])
+        if hi - lo == 1:
+            return sa.literal_column(str(lo))
+        mid = (lo + hi) // 2
+        return sa.case((column < edges[mid], within(lo, mid)), else_=within(mid, hi))
+
+    return sa.case((sa.and_(column >= edges[0], column < edges[-1]), within(0, len(edges) - 1)), else_=sa.null())
 
 
-def _inside(code: str, level: str) -> sa.ColumnElement:
-    return Case.microgrid_code == code if level == "microgrid" else Case.grid_code.startswith(code)
+def _inside(code: str, level: str) -> list[sa.ColumnElement]:
+    """The cases of an area, as `compute` keeps them (a micro-grid by its own code, any other area by the prefix
+    of the grid code), plus, below the district and for a code of digits, the range of codes with that prefix —
+    the same cases (codes compare digit by digit), but a condition the grid code's index can serve (for a district,
+    most cases, a scan is faster)."""
+    if level == "microgrid":
+        return [Case.microgrid_code == code]
+    conditions = [Case.grid_code.startswith(code)]
+    if code.isdigit() and level != "district":
+        conditions.append(Case.grid_code >= code)
+        if code.strip("9"):
+            conditions.append(Case.grid_code < str(int(code) + 1).zfill(len(code)))
+    return conditions
+
+
+def _outside(code: str, level: str) -> sa.ColumnElement:
+    """Exactly the cases `_inside` leaves out (a case of no grid included)."""
+    column = Case.microgrid_code if level == "microgrid" else Case.grid_code
+    matches = column == code if level == "microgrid" else column.startswith(code)
+    return sa.or_(column.is_(None), sa.not_(matches))
+
+
+def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
+    """The steps of the area's cases (handled, rated, satisfied, bounces) by month. For a district (most cases of
+    the database) every step less those of the cases outside it, both read without a join to most cases; for a
+    smaller area the steps of its cases, found from the cases. On SQLite the step's action and time are wrapped
+    so that its planner starts from the few cases rather than from every step of the period."""
+    since, until = edges[0], edges[-1]
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    action, at = CaseEvent.action, CaseEvent.at
+    score = CaseEvent.detail["satisfaction"].as_integer()
+    columns = {"handled": _count(action == "handle"), "rated": _count(action == "rate"),
+               "satisfied": _count(sa.and_(action == "rate", score >= SATISFIED_MIN)),
+               "bounces": _count(action == "bounce")}
+
+    def by_month(cases: list | None) -> pd.DataFrame:
+        act, when = (sa.func.coalesce(action, action), sa.func.coalesce(at, at)) if cases and sqlite else (action, at)
+        where = [CaseEvent.case_id.in_(sa.select(Case.id).where(*cases))] if cases else []
+        query = sa.select(_month_of(at, edges).label("m"), *(c.label(n) for n, c in columns.items())) \
+            .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")), *where) \
+            .group_by(sa.literal_column("m"))
+        rows = [tuple(r) for r in session.execute(query) if r[0] is not None]
+        frame = pd.DataFrame(rows, columns=["m", *columns]).astype(int).set_index("m")
+        return frame.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0)
+
+    if level == "district":
+        return by_month(None) - by_month([_outside(code, level)])
+    return by_month(_inside(code, level))
 
 
 def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
@@ -406,44 +458,37 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     reports of cases a boundary change re-located, moved to where the case was at the time (as in `compute`)."""
     since, until = edges[0], edges[-1]
     inside = _inside(code, level)
-    in_d = Case.state.not_in(NOT_COUNTED)
-    active = sa.and_(in_d, Case.state != "suspended")
-    closed = sa.and_(active, Case.state == "closed", Case.closed_at.is_not(None))
-    due_counts = {
-        "due": _count(in_d), "suspended": _count(sa.and_(in_d, Case.state == "suspended")),
-        "active": _count(active), "closed": _count(closed),
-        "closed_on_time": _count(sa.and_(closed, Case.closed_at <= Case.due_at)),
-        "reworked": _count(sa.and_(active, Case.rework_count > 0)),
-        "extended": _count(sa.and_(active, Case.extension_count > 0)),
-    }
-    query = sa.select(_month_of(Case.reported_at, edges).label("mr"), _month_of(Case.due_at, edges).label("md"),
-                      sa.func.count().label("n"), *(c.label(n) for n, c in due_counts.items())) \
-        .where(inside, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
-                              sa.and_(Case.due_at >= since, Case.due_at < until))) \
-        .group_by(sa.literal_column("mr"), sa.literal_column("md"))
-    cases = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=["mr", "md", "n", *due_counts])
+    flags = {"on_time": Case.closed_at <= Case.due_at, "unclosed": Case.closed_at.is_(None),
+             "reworked": Case.rework_count > 0, "extended": Case.extension_count > 0}
+    keys = {"mr": _month_of(Case.reported_at, edges), "md": _month_of(Case.due_at, edges), "state": Case.state,
+            **{name: sa.case((condition, 1), else_=0) for name, condition in flags.items()}}
+    query = sa.select(*(c.label(n) for n, c in keys.items()), sa.func.count().label("n")) \
+        .where(*inside, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
+                               sa.and_(Case.due_at >= since, Case.due_at < until))) \
+        .group_by(*(sa.literal_column(n) for n in keys))
+    cases = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=[*keys, "n"])
     months = pd.RangeIndex(len(edges) - 1)
-    out = pd.DataFrame(0, index=months, columns=["received", "handled", *due_counts, "bounces", "rated",
+    out = pd.DataFrame(0, index=months, columns=["received", "handled", "due", "suspended", "active", "closed",
+                                                 "closed_on_time", "reworked", "extended", "bounces", "rated",
                                                  "satisfied"], dtype="int64")
     if len(cases):
-        received = cases.dropna(subset=["mr"]).astype({"mr": int, "n": int}).groupby("mr")["n"].sum()
-        out.loc[received.index, "received"] = received
-        due = cases.dropna(subset=["md"]).astype({"md": int, **{n: int for n in due_counts}}) \
-            .groupby("md")[list(due_counts)].sum()
-        out.loc[due.index, list(due_counts)] = due
-    score = CaseEvent.detail["satisfaction"].as_integer()
-    steps = sa.select(_month_of(CaseEvent.at, edges).label("m"), _count(CaseEvent.action == "handle").label("h"),
-                      _count(CaseEvent.action == "rate").label("r"),
-                      _count(sa.and_(CaseEvent.action == "rate", score >= SATISFIED_MIN)).label("s"),
-                      _count(CaseEvent.action == "bounce").label("b")) \
-        .select_from(sa.join(CaseEvent, Case, Case.id == CaseEvent.case_id)) \
-        .where(CaseEvent.at >= since, CaseEvent.at < until, inside,
-               CaseEvent.action.in_(("handle", "rate", "bounce"))) \
-        .group_by(sa.literal_column("m"))
-    for m, handled, rated, satisfied, bounces in session.execute(steps):
-        if m is not None:
-            out.loc[int(m), ["handled", "rated", "satisfied", "bounces"]] = [int(handled), int(rated),
-                                                                               int(satisfied), int(bounces)]
+        # the formulas of `_case_counts`, on groups of cases alike in all they look at (a condition that is NULL
+        # in SQL, such as a state of NULL or a deadline compared with no closure, is false there and here)
+        cases["n"] = cases["n"].astype(int)
+        out["received"] = cases.dropna(subset=["mr"]).groupby(cases["mr"].dropna().astype(int))["n"].sum()
+        due = cases.dropna(subset=["md"]).copy()
+        in_d = due["state"].notna() & ~due["state"].isin(NOT_COUNTED)
+        active = in_d & (due["state"] != "suspended")
+        closed = active & (due["state"] == "closed") & (due["unclosed"] == 0)
+        cohort = {"due": in_d, "suspended": in_d & (due["state"] == "suspended"), "active": active,
+                  "closed": closed, "closed_on_time": closed & (due["on_time"] == 1),
+                  "reworked": active & (due["reworked"] == 1), "extended": active & (due["extended"] == 1)}
+        month = due["md"].astype(int)
+        for name, member in cohort.items():
+            out[name] = due["n"].where(member, 0).groupby(month).sum()
+        out = out.fillna(0).astype("int64")
+    steps = _series_steps(session, edges, code, level)
+    out[list(steps.columns)] = steps
     _series_where_it_was(session, out, edges, code, level)
     return out
 
@@ -502,14 +547,36 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
 
 
 def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str) -> dict[int, np.ndarray]:
-    """The median and 90th percentile of hours from report to closure of the cases closed in each month (by the
-    same expression and the same quantile as `compute`), by month; months with none are left out."""
-    query = sa.select(_month_of(Case.closed_at, edges), _hours(session, Case.reported_at, Case.closed_at)) \
-        .where(Case.state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1],
-               _inside(code, level))
-    frame = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=["m", "h"]).dropna(subset=["m"])
-    frame["h"] = frame["h"].astype(float)
-    return {int(m): group.quantile([0.5, 0.9]).to_numpy() for m, group in frame.groupby("m")["h"]}
+    """The median and 90th percentile of hours from report to closure of the cases closed in each month, by month
+    (months with none left out), exactly as `compute` has them: the same expression for the hours and pandas'
+    quantile (numpy's linear interpolation). The database ranks each month's hours and sends only those around
+    the two quantiles' ranks; an array of the month's length holding them at their ranks (the gaps filled in
+    order) has the same order statistics there, so its quantiles are those of all the month's hours."""
+    state, length = Case.state, Case.closed_at - Case.reported_at  # an interval, in the order of its hours
+    if session.get_bind().dialect.name == "sqlite":  # its planner would read every closed case through that index
+        state, length = sa.func.coalesce(state, state), _hours(session, Case.reported_at, Case.closed_at)
+    closed = sa.select(Case.id, _month_of(Case.closed_at, edges).label("m"), length.label("length")) \
+        .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *_inside(code, level)) \
+        .subquery()
+    ranked = sa.select(closed.c.id, closed.c.m, sa.func.count().over(partition_by=closed.c.m).label("n"),
+                       (sa.func.row_number().over(partition_by=closed.c.m, order_by=closed.c.length) - 1)
+                       .label("rank")).subquery()
+    near = [sa.func.abs(ranked.c.rank - q * (ranked.c.n - 1)) < 2.5 for q in (0.5, 0.9)]
+    picked = session.execute(sa.select(ranked.c.id, ranked.c.m, ranked.c.n, ranked.c.rank)
+                             .where(ranked.c.m.is_not(None), sa.or_(*near))).all()
+    hours = dict(session.execute(sa.select(Case.id, _hours(session, Case.reported_at, Case.closed_at))
+                                 .where(Case.id.in_([row[0] for row in picked]))).all()) if picked else {}
+    months: dict[int, tuple[int, dict[int, float]]] = {}
+    for case_id, m, n, rank in picked:
+        months.setdefault(int(m), (int(n), {}))[1][int(rank)] = float(hours[case_id])
+    out = {}
+    for m, (n, known) in months.items():
+        ranks = np.array(sorted(known))
+        values = np.array([known[r] for r in ranks])
+        # every position takes the value of the nearest known rank at or below it (the first known below them all)
+        filled = values[np.maximum(np.searchsorted(ranks, np.arange(n), side="right") - 1, 0)]
+        out[m] = pd.Series(filled).quantile([0.5, 0.9]).to_numpy()
+    return out
 
 
 def to_records(table: pd.DataFrame) -> list[dict]:
