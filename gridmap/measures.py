@@ -433,19 +433,24 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
     sqlite = session.get_bind().dialect.name == "sqlite"
     action, at = CaseEvent.action, CaseEvent.at
     score = CaseEvent.detail["satisfaction"].as_integer()
-    columns = {"handled": _count(action == "handle"), "rated": _count(action == "rate"),
-               "satisfied": _count(sa.and_(action == "rate", score >= SATISFIED_MIN)),
-               "bounces": _count(action == "bounce")}
+    satisfied = sa.case((action == "rate", sa.case((score >= SATISFIED_MIN, 1), else_=0)), else_=0)
 
     def by_month(cases: list | None) -> pd.DataFrame:
+        """Steps by month, action and satisfied or not (the rating read only for ratings: the rest of the steps
+        counted from the index of action and time alone)."""
         act, when = (sa.func.coalesce(action, action), sa.func.coalesce(at, at)) if cases and sqlite else (action, at)
         where = [CaseEvent.case_id.in_(sa.select(Case.id).where(*cases))] if cases else []
-        query = sa.select(_month_of(at, edges).label("m"), *(c.label(n) for n, c in columns.items())) \
+        query = sa.select(_month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"),
+                          sa.func.count()) \
             .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")), *where) \
-            .group_by(sa.literal_column("m"))
-        rows = [tuple(r) for r in session.execute(query) if r[0] is not None]
-        frame = pd.DataFrame(rows, columns=["m", *columns]).astype(int).set_index("m")
-        return frame.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0)
+            .group_by(sa.literal_column("m"), sa.literal_column("action"), sa.literal_column("satisfied"))
+        rows = pd.DataFrame([tuple(r) for r in session.execute(query) if r[0] is not None],
+                            columns=["m", "action", "satisfied", "n"]).astype({"m": int, "satisfied": int, "n": int})
+        out = pd.DataFrame({"handled": rows["n"].where(rows["action"] == "handle", 0),
+                            "rated": rows["n"].where(rows["action"] == "rate", 0),
+                            "satisfied": rows["n"].where(rows["satisfied"] == 1, 0),
+                            "bounces": rows["n"].where(rows["action"] == "bounce", 0)}).groupby(rows["m"]).sum()
+        return out.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0).astype("int64")
 
     if level == "district":
         return by_month(None) - by_month([_outside(code, level)])
@@ -548,35 +553,23 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
 
 def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str) -> dict[int, np.ndarray]:
     """The median and 90th percentile of hours from report to closure of the cases closed in each month, by month
-    (months with none left out), exactly as `compute` has them: the same expression for the hours and pandas'
-    quantile (numpy's linear interpolation). The database ranks each month's hours and sends only those around
-    the two quantiles' ranks; an array of the month's length holding them at their ranks (the gaps filled in
-    order) has the same order statistics there, so its quantiles are those of all the month's hours."""
-    state, length = Case.state, Case.closed_at - Case.reported_at  # an interval, in the order of its hours
-    if session.get_bind().dialect.name == "sqlite":  # its planner would read every closed case through that index
-        state, length = sa.func.coalesce(state, state), _hours(session, Case.reported_at, Case.closed_at)
-    closed = sa.select(Case.id, _month_of(Case.closed_at, edges).label("m"), length.label("length")) \
-        .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *_inside(code, level)) \
-        .subquery()
-    ranked = sa.select(closed.c.id, closed.c.m, sa.func.count().over(partition_by=closed.c.m).label("n"),
-                       (sa.func.row_number().over(partition_by=closed.c.m, order_by=closed.c.length) - 1)
-                       .label("rank")).subquery()
-    near = [sa.func.abs(ranked.c.rank - q * (ranked.c.n - 1)) < 2.5 for q in (0.5, 0.9)]
-    picked = session.execute(sa.select(ranked.c.id, ranked.c.m, ranked.c.n, ranked.c.rank)
-                             .where(ranked.c.m.is_not(None), sa.or_(*near))).all()
-    hours = dict(session.execute(sa.select(Case.id, _hours(session, Case.reported_at, Case.closed_at))
-                                 .where(Case.id.in_([row[0] for row in picked]))).all()) if picked else {}
-    months: dict[int, tuple[int, dict[int, float]]] = {}
-    for case_id, m, n, rank in picked:
-        months.setdefault(int(m), (int(n), {}))[1][int(rank)] = float(hours[case_id])
-    out = {}
-    for m, (n, known) in months.items():
-        ranks = np.array(sorted(known))
-        values = np.array([known[r] for r in ranks])
-        # every position takes the value of the nearest known rank at or below it (the first known below them all)
-        filled = values[np.maximum(np.searchsorted(ranks, np.arange(n), side="right") - 1, 0)]
-        out[m] = pd.Series(filled).quantile([0.5, 0.9]).to_numpy()
-    return out
+    (months with none left out), exactly as `compute` has them: the same expression for the hours and the same
+    quantile (pandas', numpy's linear interpolation)."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    hours, state = _hours(session, Case.reported_at, Case.closed_at), Case.state
+    if sqlite:  # its planner would read every closed case through the state's index, slower than a scan
+        state = sa.func.coalesce(state, state)
+    else:  # PostgreSQL's numeric to float8 rounds to the nearest double, as float(Decimal) in `compute` does
+        hours = sa.cast(hours, sa.Float)
+    query = sa.select(_month_of(Case.closed_at, edges), hours) \
+        .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *_inside(code, level))
+    # a district's year is ~50,000 rows: read as the driver gives them (two numbers each), not as result rows
+    rows = session.connection().execute(query).cursor.fetchall()
+    if not rows:
+        return {}
+    values = np.array(rows, dtype=float)
+    return {int(m): pd.Series(values[values[:, 0] == m, 1]).quantile([0.5, 0.9]).to_numpy()
+            for m in np.unique(values[:, 0])}
 
 
 def to_records(table: pd.DataFrame) -> list[dict]:
