@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, mapping
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from gridmap import boundary_check as bc
@@ -55,6 +55,8 @@ class RepairPlan(TypedDict):
     skipped: list[str]  # problems the repairs do not touch, in words
     before: dict[str, int]  # error and warning counts of the check before and after
     after: dict[str, int]
+    applicable: bool | None  # on a draft: whether applying them would be accepted (None: nothing to apply)
+    refusal: str | None  # and why not
 
 
 @dataclass
@@ -88,7 +90,7 @@ def plan_repairs(records: list[AreaRecord], *, kinds: tuple[str, ...] = REPAIR_K
                            grid_size_m=grid_size_m, household_band={})
     changed = {leaf.record.code: mapping(leaf.geom) for leaf in run.leaves.values() if leaf.changed}
     return RepairPlan(generation_id=None, repairs=run.items, changed=changed, skipped=_skipped(after),
-                      before=_counts(before), after=_counts(after))
+                      before=_counts(before), after=_counts(after), applicable=None, refusal=None)
 
 
 def _counts(report: bc.CheckReport) -> dict[str, int]:
@@ -273,9 +275,27 @@ class _Repairer:
 
 
 def preview(session, generation_id: int, **options) -> RepairPlan:
-    """The repairs of a stored generation (any status) as a preview: nothing is written."""
+    """The repairs of a stored generation (any status) as a preview: nothing is written. On a draft the repairs are
+    also tried as the edit `apply` would write, in a savepoint rolled back at once, so that the preview says
+    whether applying them would be accepted (`applicable`) and, if not, why (`refusal`): the edit's own guards
+    (an exact coverage, no parent split into parts or given a hole, locks) are the last word."""
+    from gridmap import plan_edit
+    from gridmap.errors import GridmapError
+    from gridmap.generations import get_generation
+
     plan = plan_repairs(bc.load_records(session, generation_id), **options)
     plan["generation_id"] = generation_id
+    plan["applicable"], plan["refusal"] = None, None
+    if plan["changed"] and get_generation(session, generation_id).status == "draft":
+        changes = {code: shape(geojson) for code, geojson in plan["changed"].items()}
+        trial = session.begin_nested()
+        try:
+            plan_edit.repair(session, generation_id, changes, {}, None)
+            plan["applicable"] = True
+        except GridmapError as exc:
+            plan["applicable"], plan["refusal"] = False, exc.message
+        finally:
+            trial.rollback()
     return plan
 
 
@@ -293,11 +313,13 @@ def apply(session, generation_id: int, actor: str | None = None, **options) -> d
     if gen.status != "draft":
         raise Conflict(f"generation：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以修复 (generation {gen.id} "
                        f"is {gen.status}; only drafts can be repaired)", field="generation")
-    plan = preview(session, generation_id, **options)
+    plan = plan_repairs(bc.load_records(session, generation_id), **options)
+    plan["generation_id"] = generation_id
     if not plan["changed"]:
         raise InvalidInput("kinds：没有可以自动修复的问题 (there is nothing to repair)", field="kinds")
     params = {"kinds": list(options.get("kinds", REPAIR_KINDS)), "snap_m": options.get("snap_m", SNAP_M),
               "repairs": len(plan["repairs"])}
     changes = {code: shape(geojson) for code, geojson in plan["changed"].items()}
     edit = plan_edit.repair(session, generation_id, changes, params, actor)
+    plan["applicable"] = True
     return {"plan": plan, "edit": edit}

@@ -75,7 +75,7 @@ def create_draft(session: Session, name: str, *, source_id: int | None = None, n
     for row in rows:
         copy = Area(generation_id=draft.id, level=row.level, code=row.code, name=row.name,
                     households=row.households, population=row.population, area_m2=row.area_m2, is_leaf=row.is_leaf,
-                    geom=row.geom)
+                    locked=row.locked, geom=row.geom)  # a lock stays with the area into the next draft
         new_id[row.id] = copy
         session.add(copy)
     session.flush()

@@ -81,6 +81,7 @@ M_PER_DEG = 111_320.0
 SNAP_M = 1.0  # a point given for a vertex or an edge's end is taken as the nearest one within this many metres
 NEAR_DEG = 1e-7  # about 1 cm: a drawn line is clipped to the leaf grown by this; leaves this close are re-noded too
 NOISE_M2 = 0.01  # redraw: gaps and overlaps under this are rounding and are absorbed
+SNAP_BACK_DEG = 1e-9  # about 0.1 mm: a repaired vertex this close to a neighbour's vertex is put on it
 MIN_PIECE_M2 = 1.0  # a new piece must have at least this much ground
 MAX_LINE_POINTS = 1000
 MAX_CODES = 200
@@ -88,6 +89,7 @@ MAX_PLACES = 2000
 
 
 # -- small helpers -------------------------------------------------------------------------------------------------
+
 
 def _wkb(geom: BaseGeometry) -> str:
     return shapely.to_wkb(geom, hex=True)
@@ -768,15 +770,28 @@ def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     gen = _draft(session, generation_id)
     w = _Work(session, gen, "kinds")
     given = [w.leaf(code, "kinds") for code in changes]
-    new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
+    # The repairs were computed on the check's 1 µm precision grid: their vertices are put back on the stored
+    # vertices of the neighbours they meet (within SNAP_BACK_DEG), so that the shared edges are exactly shared again
+    # and no hairline is left between a repaired leaf and one the repair did not change.
+    near = [n for n in w.near(shapely.union_all([changes[leaf.code] for leaf in given])) if n.code not in changes]
+    reference = shapely.GeometryCollection([n.geom for n in near]) if near else None
+    new = {}
+    for leaf in given:
+        geom = as_multipolygon(changes[leaf.code])
+        if reference is not None:
+            snapped = as_multipolygon(shapely.snap(geom, reference, SNAP_BACK_DEG))
+            geom = snapped if shapely.is_valid(snapped) else geom
+        new[leaf.code] = geom
 
     def rule(face: Polygon, point, holders: list[_Leaf], owners: list[_Leaf], old_cover) -> _Leaf | None:
         if holders:
             return _deepest(holders, point)
         if _approx_m2(face) > NOISE_M2:
             return None  # a region the repair cut away, another leaf's enclave, or outside the district
-        near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
-        return _longest_edge(near, face) if near else None
+        # rounding left between a repaired leaf and a neighbour: to a repaired leaf along it, else the neighbour
+        near = [o for o in owners if shapely.intersection(o.geom.boundary, face.boundary).length > 0]
+        repaired = [o for o in near if o.code in new]
+        return _longest_edge(repaired or near, face) if near else None
 
     _renode(w, given, new, rule, "kinds", "修复后")
     return _finish(w, "repair", params, actor)

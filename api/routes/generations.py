@@ -117,6 +117,9 @@ class RepairPlan(BaseModel):
     skipped: list[str] = Field(description="errors the repairs leave, for the planner to fix by hand")
     before: dict[str, int] = Field(description="errors and warnings of the check before the repairs")
     after: dict[str, int] = Field(description="errors and warnings of the check after them")
+    applicable: bool | None = Field(description="on a draft: whether POST would apply them (tried and rolled "
+                                    "back); null when there is nothing to apply or the generation is no draft")
+    refusal: str | None = Field(description="why applying them would be refused")
 
 
 RepairKinds = Annotated[str, Query(max_length=200, pattern=r"^[a-z_]+(,[a-z_]+)*$",

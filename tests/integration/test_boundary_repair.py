@@ -205,6 +205,10 @@ def test_applying_the_repairs_leaves_a_clean_draft_and_undo_brings_the_broken_on
     assert {x["code"] for x in out["edit"]["changed"]} >= {b, c}
     check = client.get(f"/api/v1/generations/{gen}/check", headers=PLANNER).json()
     assert check["ok"], [p for p in check["problems"] if p["severity"] == "error"]
+    # the repaired leaf meets its neighbour along their whole old edge again: no hairline is left between them
+    after = _leaves(client, gen)
+    shared = after[a][1].intersection(after[b][1])
+    assert shared.length >= 0.99 * geom_a.intersection(geom_b).length, (shared.length, shared.geom_type)
     assert {p["kind"] for p in check["problems"]} <= {"not_contiguous", "household_norm"}
     # households kept in total, the draft tiles again; the log has the repair; undo restores the broken draft
     log = client.get(f"/api/v1/generations/{gen}/edits", headers=PLANNER).json()
@@ -229,3 +233,29 @@ def test_repairs_are_applied_to_drafts_by_planners_only(client):
                         ({"extra": 1}, "extra")):
         r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json=body)
         assert r.status_code == 422 and field in r.text, (body, r.text)
+
+
+def test_the_preview_says_whether_applying_would_be_accepted(client):
+    """The preview tries the edit and rolls it back: `applicable` agrees with what POST then does, and the preview
+    leaves no trace (no log row, the same stored geometry)."""
+    gen = _draft(client, "修复：预演")
+    leaves = _leaves(client, gen)
+    a, b = _pair(leaves, same_parent=True)
+    _write(client, gen, {b: leaves[b][1].difference(leaves[a][1].buffer(2 * DEG_PER_M))})
+    stored = _stored(client, gen, b)
+    plan = _preview(client, gen)
+    assert plan["applicable"] is True and plan["refusal"] is None
+    assert client.get(f"/api/v1/generations/{gen}/edits", headers=PLANNER).json() == []
+    assert _stored(client, gen, b) == stored
+    # a lock makes the edit refuse: the preview says so, naming the reason, and POST refuses the same way
+    r = client.post(f"/api/v1/generations/{gen}/edits", headers=PLANNER,
+                    json={"op": "lock", "codes": [a, b], "locked": True})
+    assert r.status_code == 200, r.text
+    plan = _preview(client, gen)
+    assert plan["applicable"] is False and plan["refusal"]
+    r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json={})
+    assert r.status_code in (409, 422) and r.json()["detail"] == plan["refusal"]
+    # on the active generation nothing is tried
+    active = next(g["id"] for g in client.get("/api/v1/generations", headers=PLANNER).json()
+                  if g["status"] == "active")
+    assert _preview(client, active)["applicable"] is None

@@ -205,3 +205,17 @@ def test_bad_activations_are_refused(client):
     back = client.post(f"/api/v1/generations/{draft_id}/reject", headers=APPROVER, json={"reason": "推迟"})
     assert back.status_code == 200
     assert next(g for g in client.get("/api/v1/generations").json() if g["id"] == draft_id)["status"] == "draft"
+
+
+def test_a_lock_stays_with_the_area_into_a_draft_copied_from_it(client):
+    first = client.post("/api/v1/generations", headers=PLANNER, json={"name": "带锁的草稿"}).json()["id"]
+    with client.app.state.sessionmaker() as s:
+        grid = s.scalar(sa.select(Area.code).where(Area.generation_id == first, Area.level == "grid")
+                        .order_by(Area.code).limit(1))
+    r = client.post(f"/api/v1/generations/{first}/edits", headers=PLANNER,
+                    json={"op": "lock", "codes": [grid], "locked": True})
+    assert r.status_code == 200, r.text
+    copy = client.post("/api/v1/generations", headers=PLANNER, json={"name": "复制", "source_id": first}).json()["id"]
+    with client.app.state.sessionmaker() as s:
+        locked = dict(s.execute(sa.select(Area.code, Area.locked).where(Area.generation_id == copy)).all())
+    assert locked[grid] is True and sum(locked.values()) == 1

@@ -70,7 +70,7 @@
       gridCountRange: "网格数：应为 1–50 的整数", toleranceRange: "允许偏差：应为 1–50（%）",
       repair: "自动修复…", repairTitle: "自动修复预览", repairApply: "应用修复", repairNone: "没有可自动修复的问题",
       repairCount: "项修复", repairErrors: "错误", repairWarnings: "警告", repairSkipped: "仍需手工处理：",
-      repaired: "已应用", repairNote: "修复后可撤销。",
+      repaired: "已应用", repairNote: "修复后可撤销。", repairRefused: "这些修复无法直接应用：",
       repairKinds: { snap_to_parent: "贴合上级边界", overlap_to_neighbour: "重叠归一侧", gap_to_neighbour: "缝隙并入相邻",
         absorb_sliver: "碎片并入相邻" }
     },
@@ -140,6 +140,7 @@
       repair: "Repair…", repairTitle: "Automatic repairs (preview)", repairApply: "Apply repairs",
       repairNone: "Nothing the automatic repairs can fix", repairCount: "repair(s)", repairErrors: "errors",
       repairWarnings: "warnings", repairSkipped: "Still to fix by hand:", repaired: "Applied",
+      repairRefused: "These repairs cannot be applied as they are: ",
       repairNote: "You can undo it afterwards.",
       repairKinds: { snap_to_parent: "snap to the parent's edge", overlap_to_neighbour: "overlap left to one side",
         gap_to_neighbour: "gap given to a neighbour", absorb_sliver: "sliver absorbed" }
@@ -740,7 +741,11 @@
           box.appendChild(left);
         }
         var row = el("div", "gm-plan-form");
-        if (items.length) {
+        if (plan.applicable === false) {  // tried and rolled back by the server: applying would be refused
+          var refused = el("div", "gm-plan-bad", t.repairRefused + (plan.refusal || ""));
+          refused.id = "gm-plan-repair-refused";
+          box.appendChild(refused);
+        } else if (items.length) {
           row.appendChild(el("span", "gm-muted", t.repairNote));
           self.button(row, t.repairApply, function () { self.applyRepairs(); }, "gm-plan-primary").id = "gm-plan-repair-apply";
         }
