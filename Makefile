@@ -48,6 +48,7 @@ bench: install test-system-deps postgis
 	$(BIN)/python tests/benchmarks/cases.py
 	$(BIN)/python tests/benchmarks/map.py
 	$(BIN)/python tests/benchmarks/planning.py
+	$(BIN)/python tests/benchmarks/series.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

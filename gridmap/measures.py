@@ -459,8 +459,9 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
 
 def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
     """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort from one
-    query grouped by (month reported, month due), the steps from one query grouped by month; then the steps and
-    reports of cases a boundary change re-located, moved to where the case was at the time (as in `compute`)."""
+    query grouped by month reported, month due and what the formulas look at (state, closed on time or not, …),
+    the steps from `_series_steps`; then the reports and steps of cases a boundary change re-located, counted where
+    the case was at the time (as in `compute`)."""
     since, until = edges[0], edges[-1]
     inside = _inside(code, level)
     flags = {"on_time": Case.closed_at <= Case.due_at, "unclosed": Case.closed_at.is_(None),
@@ -564,7 +565,11 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
     query = sa.select(_month_of(Case.closed_at, edges), hours) \
         .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *_inside(code, level))
     # a district's year is ~50,000 rows: read as the driver gives them (two numbers each), not as result rows
-    rows = session.connection().execute(query).cursor.fetchall()
+    result = session.connection().execute(query)
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
     if not rows:
         return {}
     values = np.array(rows, dtype=float)
