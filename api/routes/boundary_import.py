@@ -87,7 +87,7 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
                 while chunk := upload.file.read(CHUNK):
                     written += len(chunk)
                     if written > limits.max_bytes:
-                        bi.check_size(label, written + len(upload.file.read()), limits)
+                        bi.check_size(label, written, limits)  # refused at once: the rest is not read
                     out.write(chunk)
             sources.append((target, label))
         summary = bi.import_boundaries(session, sources, options, limits, actor=who.label(),
