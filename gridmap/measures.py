@@ -424,22 +424,25 @@ def _outside(code: str, level: str) -> sa.ColumnElement:
     return sa.or_(column.is_(None), sa.not_(matches))
 
 
+FEW_OUTSIDE = 1000  # an area with at most this many cases outside it counts its steps as all steps less theirs
+
+
 def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
-    """The steps of the area's cases (handled, rated, satisfied, bounces) by month. For a district (most cases of
-    the database) every step less those of the cases outside it, both read without a join to most cases; for a
-    smaller area the steps of its cases, found from the cases. On SQLite the step's action and time are wrapped
-    so that its planner starts from the few cases rather than from every step of the period."""
+    """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
+    area (a district of a one-district database): every step of the period, read without touching the cases, less
+    the steps of those few, found by their ids; otherwise the steps of the area's cases, found from the cases. In
+    the second query of each kind the step's action and time are wrapped so that no planner (with table statistics
+    or none yet) starts from every step of the period."""
     since, until = edges[0], edges[-1]
-    sqlite = session.get_bind().dialect.name == "sqlite"
     action, at = CaseEvent.action, CaseEvent.at
     score = CaseEvent.detail["satisfaction"].as_integer()
     satisfied = sa.case((action == "rate", sa.case((score >= SATISFIED_MIN, 1), else_=0)), else_=0)
 
-    def by_month(cases: list | None) -> pd.DataFrame:
+    def by_month(of_cases=None) -> pd.DataFrame:
         """Steps by month, action and satisfied or not (the rating read only for ratings: the rest of the steps
         counted from the index of action and time alone)."""
-        act, when = (sa.func.coalesce(action, action), sa.func.coalesce(at, at)) if cases and sqlite else (action, at)
-        where = [CaseEvent.case_id.in_(sa.select(Case.id).where(*cases))] if cases else []
+        act, when = (action, at) if of_cases is None else (sa.func.coalesce(action, action), sa.func.coalesce(at, at))
+        where = [] if of_cases is None else [CaseEvent.case_id.in_(of_cases)]
         query = sa.select(_month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"),
                           sa.func.count()) \
             .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")), *where) \
@@ -452,9 +455,15 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
                             "bounces": rows["n"].where(rows["action"] == "bounce", 0)}).groupby(rows["m"]).sum()
         return out.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0).astype("int64")
 
-    if level == "district":
-        return by_month(None) - by_month([_outside(code, level)])
-    return by_month(_inside(code, level))
+    outside = session.scalars(sa.select(Case.id).where(_outside(code, level)).limit(FEW_OUTSIDE + 1)).all()
+    if len(outside) <= FEW_OUTSIDE:
+        return by_month() - by_month(outside) if outside else by_month()
+    return by_month(sa.select(Case.id).where(*_inside(code, level)))
+
+
+def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Counts summed by month index (0 … n − 1)."""
+    return np.bincount(months.astype("int64"), weights=counts, minlength=n).astype("int64")
 
 
 def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
@@ -480,19 +489,20 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     if len(cases):
         # the formulas of `_case_counts`, on groups of cases alike in all they look at (a condition that is NULL
         # in SQL, such as a state of NULL or a deadline compared with no closure, is false there and here)
-        cases["n"] = cases["n"].astype(int)
-        out["received"] = cases.dropna(subset=["mr"]).groupby(cases["mr"].dropna().astype(int))["n"].sum()
-        due = cases.dropna(subset=["md"]).copy()
-        in_d = due["state"].notna() & ~due["state"].isin(NOT_COUNTED)
-        active = in_d & (due["state"] != "suspended")
-        closed = active & (due["state"] == "closed") & (due["unclosed"] == 0)
-        cohort = {"due": in_d, "suspended": in_d & (due["state"] == "suspended"), "active": active,
-                  "closed": closed, "closed_on_time": closed & (due["on_time"] == 1),
-                  "reworked": active & (due["reworked"] == 1), "extended": active & (due["extended"] == 1)}
-        month = due["md"].astype(int)
+        n = cases["n"].to_numpy(dtype="int64")
+        reported = cases["mr"].notna().to_numpy()
+        out["received"] = _by_month(cases["mr"].to_numpy()[reported], n[reported], len(months))
+        state = cases["state"].to_numpy(dtype=object)
+        in_d = cases["md"].notna().to_numpy() & cases["state"].notna().to_numpy() & ~np.isin(state, NOT_COUNTED)
+        active = in_d & (state != "suspended")
+        closed = active & (state == "closed") & (cases["unclosed"].to_numpy() == 0)
+        cohort = {"due": in_d, "suspended": in_d & (state == "suspended"), "active": active, "closed": closed,
+                  "closed_on_time": closed & (cases["on_time"].to_numpy() == 1),
+                  "reworked": active & (cases["reworked"].to_numpy() == 1),
+                  "extended": active & (cases["extended"].to_numpy() == 1)}
+        due_month = cases["md"].to_numpy()
         for name, member in cohort.items():
-            out[name] = due["n"].where(member, 0).groupby(month).sum()
-        out = out.fillna(0).astype("int64")
+            out[name] = _by_month(due_month[member], n[member], len(months))
     steps = _series_steps(session, edges, code, level)
     out[list(steps.columns)] = steps
     _series_where_it_was(session, out, edges, code, level)
