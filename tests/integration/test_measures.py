@@ -308,7 +308,9 @@ def moved(session):
             "grid_b": grid_b.code, "a1": a1.code, "a2": a2.code, "b1": b1.code}
 
 
-def test_the_series_equals_compute_month_by_month(session, moved):
+@pytest.mark.parametrize("few_outside", [measures.FEW_OUTSIDE, 0])  # 0: every area's steps found from its cases
+def test_the_series_equals_compute_month_by_month(session, moved, monkeypatch, few_outside):
+    monkeypatch.setattr(measures, "FEW_OUTSIDE", few_outside)
     for name, code in moved.items():
         series = measures.area_series(session, code, until=SERIES_UNTIL)
         assert [m["month"] for m in series] == [f"2025-{m:02d}" for m in range(12, 13)] + [
