@@ -430,9 +430,9 @@ FEW_OUTSIDE = 1000  # an area with at most this many cases outside it counts its
 def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
     """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
     area (a district of a one-district database): every step of the period, read without touching the cases, less
-    the steps of those few, found by their ids; otherwise the steps of the area's cases, found from the cases. In
-    the second query of each kind the step's action and time are wrapped so that no planner (with table statistics
-    or none yet) starts from every step of the period."""
+    the steps of those few, found by their ids; otherwise the steps of the area's cases, found from the cases.
+    Where steps are found from cases, the step's action and time are wrapped so that no planner (with table
+    statistics or none yet) starts from every step of the period instead."""
     since, until = edges[0], edges[-1]
     action, at = CaseEvent.action, CaseEvent.at
     score = CaseEvent.detail["satisfaction"].as_integer()
