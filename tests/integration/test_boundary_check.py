@@ -297,11 +297,12 @@ def test_a_the_redraw_recomputes_households_population_and_area(client):
     mine = [u for u in units if b["geom"].contains(u[1])]
     assert len(mine) >= 2
     edge = a["geom"].intersection(b["geom"])
-    near = min(mine, key=lambda u: u[1].distance(edge))
     cells = shapely.voronoi_polygons(MultiPoint([u[1] for u in mine]), extend_to=b["geom"], ordered=True)
-    cell = next(c for c, u in zip(cells.geoms, mine) if u[0] == near[0]).intersection(b["geom"])
-    if not cell.intersects(a["geom"]):
-        pytest.skip("the demo's building nearest the edge has a cell away from it")
+    # the building nearest the shared edge whose cell (clipped to b) reaches along that edge
+    touching = [(u, c.intersection(b["geom"])) for c, u in zip(cells.geoms, mine)
+                if c.intersection(b["geom"]).intersects(a["geom"])]
+    assert touching, "some building's cell of b reaches the edge b shares with a"
+    near, cell = min(touching, key=lambda uc: uc[0][1].distance(edge))
     changes = {a["code"]: shapely.union_all([a["geom"], cell]), b["code"]: b["geom"].difference(cell)}
     _put(client, draft, changes)
     with _sm(client)() as session:
