@@ -227,6 +227,37 @@ def _moves(session: Session) -> dict[int, list[tuple[dt.datetime, dict[str, tupl
     return out
 
 
+def _in_area(values: dict, under: str | None, under_level: str | None) -> bool:
+    """Whether codes {grid_code, microgrid_code} lie in the area `under` (anywhere when None)."""
+    if not under:
+        return True
+    if under_level == "microgrid":
+        return values["microgrid_code"] == under
+    return (values["grid_code"] or "").startswith(under)
+
+
+def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple]]], now: dict, when: dt.datetime) -> dict:
+    """The attribution a case had at `when`, from the one it has now: for each column of `now`, the `from` of
+    the first re-location after `when` that changed it."""
+    then, seen = dict(now), set()
+    for at, changed in moves:
+        if at <= when:
+            continue
+        for col, (before, _) in changed.items():
+            if col in now and col not in seen:
+                then[col] = before
+                seen.add(col)
+    return then
+
+
+def _step_measures(action: str, detail: dict | None) -> dict[str, int]:
+    """What one step counts for: handled, bounces, or rated and satisfied."""
+    if action == "rate":
+        score = (detail or {}).get("satisfaction")
+        return {"rated": 1, "satisfied": int(isinstance(score, int) and score >= SATISFIED_MIN)}
+    return {"handle": {"handled": 1}, "bounce": {"bounces": 1}}[action]
+
+
 def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, unit: str, under: str | None,
                         under_level: str | None) -> None:
     """Move the counts of events in the period — a case received, a step handled, rated or bounced — of cases that
@@ -236,7 +267,6 @@ def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, uni
     if not moves:
         return
     column = UNIT_COLUMN[unit]
-    watched = {column, "grid_code", "microgrid_code"}
     cases = session.execute(sa.select(Case.id, Case.reported_at, getattr(Case, column), Case.grid_code,
                                       Case.microgrid_code).where(Case.id.in_(list(moves)))).all()
     steps = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail)
@@ -244,28 +274,9 @@ def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, uni
                                    CaseEvent.at < period.until,
                                    CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
 
-    def inside(values: dict) -> bool:
-        if not under:
-            return True
-        if under_level == "microgrid":
-            return values["microgrid_code"] == under
-        return (values["grid_code"] or "").startswith(under)
-
-    def at_time(now: dict, case_id: int, when: dt.datetime) -> dict:
-        """The attribution the case had at `when`: for each column, the `from` of the first change after it."""
-        then, seen = dict(now), set()
-        for at, changed in moves[case_id]:
-            if at <= when:
-                continue
-            for col, (before, _) in changed.items():
-                if col in watched and col not in seen:
-                    then[col] = before
-                    seen.add(col)
-        return then
-
     def shift(measures: dict[str, int], now: dict, then: dict) -> None:
         key_now, key_then = _key(now[column]) or NO_UNIT, _key(then[column]) or NO_UNIT
-        in_now, in_then = inside(now), inside(then)
+        in_now, in_then = _in_area(now, under, under_level), _in_area(then, under, under_level)
         if (key_now, in_now) == (key_then, in_then):
             return
         for key, sign, counted in ((key_now, -1, in_now), (key_then, 1, in_then)):
@@ -282,16 +293,12 @@ def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, uni
         current[case_id] = now
         reported_at = utc(reported_at)
         if period.since <= reported_at < period.until:
-            shift({"received": 1}, now, at_time(now, case_id, reported_at))
+            shift({"received": 1}, now, _attribution_at(moves[case_id], now, reported_at))
     for case_id, at, action, detail in steps:
         if action == "bounce" and unit in ("worker", "department"):
             continue  # a bounce counts for whoever bounced it, recorded in the step
-        names = {"handle": {"handled": 1}, "bounce": {"bounces": 1}}.get(action)
-        if action == "rate":
-            score = (detail or {}).get("satisfaction")
-            names = {"rated": 1, "satisfied": int(isinstance(score, int) and score >= SATISFIED_MIN)}
         now = current[case_id]
-        shift(names, now, at_time(now, case_id, utc(at)))
+        shift(_step_measures(action, detail), now, _attribution_at(moves[case_id], now, utc(at)))
 
 
 def _unit_names(session: Session, unit: str, under: str | None) -> dict[str, str]:
@@ -524,28 +531,12 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
                             .where(CaseEvent.case_id.in_(list(moves)), CaseEvent.at >= since, CaseEvent.at < until,
                                    CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
 
-    def inside(values: dict) -> bool:
-        if level == "microgrid":
-            return values["microgrid_code"] == code
-        return (values["grid_code"] or "").startswith(code)
-
-    def at_time(now: dict, case_id: int, when: dt.datetime) -> dict:
-        """The codes the case had at `when`: for each, the `from` of the first change after it."""
-        then, seen = dict(now), set()
-        for at, changed in moves[case_id]:
-            if at <= when:
-                continue
-            for col, (before, _) in changed.items():
-                if col in now and col not in seen:
-                    then[col] = before
-                    seen.add(col)
-        return then
-
     def shift(when: dt.datetime, measures: dict[str, int], now: dict, case_id: int) -> None:
         month = bisect.bisect_right(edges, when) - 1
         if not 0 <= month < len(edges) - 1:
             return
-        change = int(inside(at_time(now, case_id, when))) - int(inside(now))
+        then = _attribution_at(moves[case_id], now, when)
+        change = int(_in_area(then, code, level)) - int(_in_area(now, code, level))
         if change:
             for name, n in measures.items():
                 out.loc[month, name] += change * n
@@ -555,11 +546,7 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
         current[case_id] = {"grid_code": grid, "microgrid_code": micro}
         shift(utc(reported_at), {"received": 1}, current[case_id], case_id)
     for case_id, at, action, detail in steps:
-        names = {"handle": {"handled": 1}, "bounce": {"bounces": 1}}.get(action)
-        if action == "rate":
-            score = (detail or {}).get("satisfaction")
-            names = {"rated": 1, "satisfied": int(isinstance(score, int) and score >= SATISFIED_MIN)}
-        shift(utc(at), names, current[case_id], case_id)
+        shift(utc(at), _step_measures(action, detail), current[case_id], case_id)
 
 
 def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str) -> dict[int, np.ndarray]:
