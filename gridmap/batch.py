@@ -224,11 +224,8 @@ def sniff(path: str | Path) -> str:
         raise InvalidInput(f"file: {name!r} is not a regular file", field="file")
     with open(real, "rb") as f:
         head = f.read(4096)
-    if head.startswith(b"SQLite format 3\x00"):
-        return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    if head.startswith(b"PK\x03\x04"):
+    found = content_of(head)
+    if found == "zip":
         import zipfile
 
         from gridmap import tabular
@@ -240,6 +237,18 @@ def sniff(path: str | Path) -> str:
         except zipfile.BadZipFile:
             return "binary"
         return "xlsx" if {"[Content_Types].xml", "xl/workbook.xml"} <= names else "zip"
+    return found
+
+
+def content_of(head: bytes) -> str:
+    """What a file's first bytes say it holds: gpkg, sqlite, parquet, zip (also an empty archive), binary, geojson
+    (text starting with `{`), xml (with `<`) or csv (other text). One sniffer for every reader of user files."""
+    if head.startswith(b"SQLite format 3\x00"):
+        return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
     if b"\x00" in head:
         return "binary"
     start = head.removeprefix(b"\xef\xbb\xbf").lstrip()

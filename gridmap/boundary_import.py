@@ -45,6 +45,7 @@ import numpy as np
 import shapely
 
 from gridmap import crs as gcrs
+from gridmap.batch import content_of
 from gridmap.codes import level_of, parent_code
 from gridmap.errors import Conflict, InvalidInput, UnknownCRS
 
@@ -55,7 +56,8 @@ FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "
 ACCEPTED = ".geojson .json .gpkg .zip (Shapefile) .kml .kmz .csv (WKT)"
 DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile", "kml": "LIBKML"}
 CONTENT_NAMES = {"geojson": "GeoJSON", "gpkg": "a GeoPackage", "zip": "a zip archive", "xml": "XML",
-                 "csv": "text", "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data"}
+                 "csv": "text", "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data",
+                 "parquet": "a Parquet file"}
 EXPECTED_CONTENT = {"geojson": "geojson", "gpkg": "gpkg", "shapefile": "zip", "kml": "xml", "kmz": "zip", "csv": "csv"}
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
@@ -157,21 +159,6 @@ def check_size(label: str, size: int, limits: Limits) -> None:
                             f"{size:,} bytes; at most {limits.max_bytes:,} bytes (GRIDMAP_IMPORT_MAX_BYTES)")
 
 
-def _content(head: bytes) -> str:
-    if head.startswith(b"SQLite format 3\x00"):
-        return "gpkg" if head[68:72] in (b"GPKG", b"GP10", b"GP11") else "sqlite"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "zip"
-    if b"\x00" in head:
-        return "binary"
-    start = head.removeprefix(b"\xef\xbb\xbf").lstrip()
-    if start.startswith(b"{"):
-        return "geojson"
-    if start.startswith(b"<"):
-        return "xml"
-    return "csv"
-
-
 def read_features(path: str | Path, options: Options, limits: Limits = Limits(), *,
                   filename: str | None = None) -> tuple[list[Feature], str]:
     """The features of a boundary file, checked, in WGS84, and the coordinate system they were read in."""
@@ -200,7 +187,7 @@ def read_features(path: str | Path, options: Options, limits: Limits = Limits(),
     check_size(label, real.stat().st_size, limits)  # measured before anything is read
     with open(real, "rb") as f:
         head = f.read(4096)
-    found = _content(head)
+    found = content_of(head)
     if found != EXPECTED_CONTENT[fmt]:
         raise ImportRefused(label, "file", f"文件名为 {Path(filename or text).suffix.lower()} 但内容是 "
                             f"{CONTENT_NAMES[found]}",
