@@ -15,8 +15,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
 from api.auth import PrincipalCache
-from api.routes import (admin, areas, auth, boundary_import, cases, catalogue, docs, exchange, generations, imports,
-                        locate, mapdata, measures, open311, pages, partition, plan, plan_view, publish)
+from api.routes import (admin, areas, attachments, auth, boundary_import, cases, catalogue, dispatch, docs, exchange,
+                        generations, imports, locate, mapdata, measures, notifications, open311, pages, partition,
+                        plan, plan_view, publish, rankings)
 from api.limits import BodyLimit
 from api.security import SecurityHeaders
 from api.settings import Settings
@@ -158,7 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.calendar_changed = lambda: calendar_cache.pop("at", None)  # an admin edited it: read it on next use
     errors.register(app)
     for module in (auth, admin, areas, mapdata, locate, boundary_import, publish, plan, plan_view, partition,
-                   generations, exchange, cases, catalogue, imports, measures, open311, pages, docs):
+                   generations, exchange, dispatch, notifications, attachments, cases, catalogue, imports, measures, rankings,
+                   open311, pages, docs):
         app.include_router(module.router)
     app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
