@@ -1,4 +1,8 @@
-"""Domain errors; they carry no HTTP. Each message names the bad value and what would be accepted."""
+"""Domain errors; they carry no HTTP. Each message names the bad value and what would be accepted.
+
+`message` is the English text; `zh` the same in Chinese (full-width punctuation, the field named in Chinese).
+The API answers in the caller's language (Accept-Language, zh by default); a raise without `zh` gets a Chinese
+sentence built from the error kind and the field's Chinese label (api/i18n.py), never English in a zh answer."""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from __future__ import annotations
 class GridmapError(Exception):
     """Base class of every error gridmap raises on purpose."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, zh: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = message  # English
         self.field = field
+        self.zh = zh  # Chinese, or None (then the API builds one from the kind and the field)
 
 
 class InvalidInput(GridmapError):
