@@ -56,7 +56,8 @@ from gridmap.tables import Area, Case, CaseEvent, Department, Generation, PartyO
 
 UNITS = ("grid", "community", "subdistrict", "branch", "department", "worker")
 UNIT_COLUMN = {"grid": "grid_code", "community": "community_code", "subdistrict": "subdistrict_code",
-               "branch": "branch_id", "department": "department_id", "worker": "assignee_id"}
+               "branch": "branch_id", "department": "department_id", "worker": "assignee_id",
+               "microgrid": "microgrid_code"}  # micro-grids: for rankings of a grid's children (not in UNITS)
 UNIT_ZH = {"grid": "网格", "community": "社区", "subdistrict": "街道", "branch": "网格党支部", "department": "职能部门",
            "worker": "网格员"}
 NOT_COUNTED = ("rejected", "voided", "merged")

@@ -2,6 +2,61 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from api.auth import allow
+from api.deps import SessionDep
+from api.params import Moment
+from gridmap import policy, rankings
+
+router = APIRouter(prefix="/api/v1", tags=["measures"])
+
+MeasureName = Literal[rankings.MEASURES]  # type: ignore[valid-type]
+
+
+class RankItem(BaseModel):
+    """One child area (`code`) or worker (`staff_id`): its value, the value's numerator and denominator (a rate's;
+    a count's numerator is the count; hours have neither) and whether it meets the target line."""
+
+    code: str | None
+    staff_id: int | None
+    name: str | None
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    meets_target: bool | None
+
+
+class Ranking(BaseModel):
+    code: str
+    level: str
+    by: Literal["children", "workers"]
+    measure: str
+    measure_zh: str
+    target: float | None
+    higher_is_better: bool
+    since: str
+    until: str
+    items: list[RankItem]
+
+
+@router.get("/areas/{code}/ranking")
+def area_ranking(code: Annotated[str, Path(max_length=24)], session: SessionDep,
+                 who: Annotated[policy.Principal, allow("measures.read")],
+                 measure: MeasureName = "on_time_rate",  # type: ignore[valid-type]
+                 by: Literal["children", "workers"] = "children",
+                 since: Moment | None = None, until: Moment | None = None,
+                 limit: Annotated[int, Query(ge=1, le=2000)] = 500) -> Ranking:
+    """The areas directly within area `code` (`by=children`) or the grid heads and workers serving it
+    (`by=workers`), best first on `measure` over [since, until) (by default this month so far), each with the
+    value's numerator and denominator and whether it meets the measure's target line (`target`; None when the
+    measure has none). Only for areas the caller acts for; workers are listed only when every area they serve
+    here lies in the caller's areas. Formulas: `gridmap.measures`; targets: `gridmap.rankings.TARGETS`."""
+    policy.check_area(who, code, inside=True)
+    out = rankings.ranking(session, code, measure, by, since=since, until=until,
+                           sees_staff=lambda codes: all(policy.within(who, c) for c in codes))
+    out["items"] = out["items"][:limit]
+    return Ranking(**out)

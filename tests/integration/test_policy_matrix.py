@@ -150,6 +150,9 @@ ROWS: dict[tuple[str, str], Row] = {
         "GET", f"/api/v1/areas/{w.s1}/measures"), jurisdiction="object"),
     ("GET", "/api/v1/areas/{code}/series"): Row(MEASURE_READERS, lambda w, s: _req(
         "GET", f"/api/v1/areas/{w.s1}/series", params={"months": 2}), jurisdiction="object"),
+    ("GET", "/api/v1/areas/{code}/ranking"): Row(MEASURE_READERS, lambda w, s: _req(
+        "GET", f"/api/v1/areas/{w.s1}/ranking", params={"measure": "on_time_rate", "by": "children"}),
+        jurisdiction="object"),
     ("GET", "/api/v1/search"): Row(
         STAFF, lambda w, s: _req("GET", "/api/v1/search", params={"q": w.case_number}), jurisdiction="list",
         blind=STAFF - CASE_READERS,
