@@ -1,4 +1,6 @@
-"""One table from domain errors to HTTP statuses, and handlers that answer RFC 9457 application/problem+json."""
+"""One table from domain errors to HTTP statuses, and handlers that answer RFC 9457 application/problem+json in the
+caller's language (`Accept-Language`: Chinese by default, English when preferred; see api/i18n.py). `title` and
+`detail` are localised; `code`, `field` and `errors[].field` / `errors[].type` stay machine-readable."""
 
 from __future__ import annotations
 
@@ -7,38 +9,52 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api import i18n
 from api.ratelimit import RateLimited
 from gridmap import errors, workflow
 
 STATUS = [
-    (errors.NotFound, 404, "Not found"),
-    (workflow.PreconditionFailed, 412, "Precondition failed"),
-    (errors.Unauthenticated, 401, "Unauthorized"),
-    (errors.Forbidden, 403, "Forbidden"),
-    (workflow.VersionRequired, 428, "Precondition required"),
-    (errors.Conflict, 409, "Conflict"),
-    (errors.DatabaseNotReady, 503, "Database not ready"),
-    (errors.InvalidInput, 422, "Invalid input"),
-    (errors.GridmapError, 400, "Bad request"),
+    (errors.NotFound, 404),
+    (workflow.PreconditionFailed, 412),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (workflow.VersionRequired, 428),
+    (errors.Conflict, 409),
+    (errors.DatabaseNotReady, 503),
+    (errors.InvalidInput, 422),
+    (errors.GridmapError, 400),
 ]
 PROBLEM = "application/problem+json"
 
 
 def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response (already in the caller's language; it varies by Accept-Language)."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers={"Vary": i18n.VARY})
 
 
-async def _domain(_: Request, exc: errors.GridmapError) -> JSONResponse:
-    for cls, status, title in STATUS:
+def status_of(exc: errors.GridmapError) -> int:
+    for cls, status in STATUS:
         if isinstance(exc, cls):
-            extra = {"field": exc.field} if exc.field else {}
-            response = problem(status, title, exc.message, code=type(exc).__name__, **extra)
-            if status == 401:
-                response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
-            return response
-    raise exc  # pragma: no cover - GridmapError is the last row
+            return status
+    return 400  # pragma: no cover - GridmapError is the last row
+
+
+def domain_problem(request: Request, exc: errors.GridmapError, *, status: int | None = None,
+                   code: str | None = None) -> JSONResponse:
+    """The problem for a domain error in the request's language (`status` / `code` override the table's)."""
+    lang = i18n.of_request(request)
+    status = status or status_of(exc)
+    extra = {"field": exc.field} if exc.field else {}
+    response = problem(status, i18n.title(status, lang), i18n.domain_detail(exc, lang),
+                       code=code or type(exc).__name__, **extra)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
+    return response
+
+
+async def _domain(request: Request, exc: errors.GridmapError) -> JSONResponse:
+    return domain_problem(request, exc)
 
 
 def _field(loc: tuple) -> str:
@@ -46,33 +62,54 @@ def _field(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    lang = i18n.of_request(request)
     errs = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errs):
         first = next(e for e in errs if e.get("type") == "json_invalid")
-        where = first.get("ctx", {}).get("error", "")
-        return problem(400, "Malformed JSON", f"body: the request body is not valid JSON ({where})",
-                       code="malformed_json", field="body")
-    items = [{"field": _field(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")} for e in errs]
-    detail = "; ".join(f"{i['field']}: {i['message']}" for i in items)
-    return problem(422, "Invalid input", detail, code="validation_error", field=items[0]["field"], errors=items)
+        where = str(first.get("ctx", {}).get("error", ""))
+        detail = (f"请求体不是有效的 JSON（{where}）。" if lang == i18n.ZH
+                  else f"body: the request body is not valid JSON ({where})")
+        return problem(400, i18n.title("malformed_json", lang), detail, code="malformed_json", field="body")
+    items = []
+    for e in errs:
+        field = _field(e.get("loc", ()))
+        items.append({"field": field, "message": i18n.validation_message(e, field, lang), "type": e.get("type")})
+    if lang == i18n.ZH:
+        detail = "；".join(i["message"].rstrip("。") for i in items) + "。"
+    else:
+        detail = "; ".join(f"{i['field']}: {i['message']}" for i in items)
+    return problem(422, i18n.title(422, lang), detail, code="validation_error", field=items[0]["field"], errors=items)
 
 
 BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words for a body its parser gave up on
 
 
-async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    lang = i18n.of_request(request)
     if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:  # e.g. JSON nested too deeply to parse
-        return problem(400, "Malformed body", "body: the request body could not be read (JSON nested too deeply, "
-                       "or not in the declared Content-Type); accepted: a body as the operation documents it",
-                       code="malformed_body", field="body")
-    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+        detail = ("请求体无法读取（JSON 嵌套过深，或与声明的内容类型不符）；请按接口文档提供请求体。" if lang == i18n.ZH else
+                  "body: the request body could not be read (JSON nested too deeply, or not in the declared "
+                  "Content-Type); accepted: a body as the operation documents it")
+        return problem(400, i18n.title("malformed_body", lang), detail, code="malformed_body", field="body")
+    status = exc.status_code
+    said = str(exc.detail)
+    if lang == i18n.ZH:
+        detail = said if i18n.has_cjk(said) else i18n.http_detail(status, lang)
+    else:
+        generic = said in ("", "Not Found", "Method Not Allowed") or said == i18n.TITLES.get(status, ("", ""))[1]
+        detail = i18n.http_detail(status, lang) if generic else said
+    response = problem(status, i18n.title(status, lang), detail, code=f"http_{status}")
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
-async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
-    response = problem(429, "Too many requests",
-                       f"请求过于频繁，请 {exc.retry_after} 秒后再试 (too many requests; retry after {exc.retry_after} s)",
-                       code="rate_limited", retry_after=exc.retry_after)
+async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+    lang = i18n.of_request(request)
+    detail = (f"请求过于频繁，请 {exc.retry_after} 秒后再试。" if lang == i18n.ZH
+              else f"too many requests; retry after {exc.retry_after} s")
+    response = problem(429, i18n.title(429, lang), detail, code="rate_limited", retry_after=exc.retry_after)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -18,6 +18,8 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import i18n
+
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
 
 
@@ -26,7 +28,7 @@ class BodyTooLarge(HTTPException):
     readers pass it on as it is (FastAPI turns other exceptions met while reading a body into a 400)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, _detail(limit))
+        super().__init__(413, _detail(limit, "en"))
 
 
 def _megabytes(limit: int) -> str:
@@ -34,15 +36,15 @@ def _megabytes(limit: int) -> str:
     return f"{mb:.0f}" if mb == int(mb) else f"{mb:.1f}"
 
 
-def _detail(limit: int) -> str:
+def _detail(limit: int, lang: str) -> str:
     mb = _megabytes(limit)
-    return f"请求体超过 {mb} MB 上限 (request body over the {mb} MB limit)"
+    return f"请求体超过 {mb} MB 上限。" if lang == i18n.ZH else f"request body over the {mb} MB limit"
 
 
-def too_large_body(limit: int) -> bytes:
-    return json.dumps({"type": "about:blank", "title": "Payload too large", "status": 413, "detail": _detail(limit),
-                       "code": "payload_too_large", "field": "body", "limit_bytes": limit},
-                      ensure_ascii=False).encode("utf-8")
+def too_large_body(limit: int, lang: str = i18n.DEFAULT) -> bytes:
+    return json.dumps({"type": "about:blank", "title": i18n.title(413, lang), "status": 413,
+                       "detail": _detail(limit, lang), "code": "payload_too_large", "field": "body",
+                       "limit_bytes": limit}, ensure_ascii=False).encode("utf-8")
 
 
 class BodyLimit:
@@ -52,10 +54,10 @@ class BodyLimit:
         self.app = app
         self.limit = int(max_body_bytes)
 
-    async def _refuse(self, send: Send, status: int = 413, body: bytes | None = None) -> None:
-        body = body if body is not None else too_large_body(self.limit)
+    async def _refuse(self, send: Send, status: int = 413, body: bytes | None = None, lang: str = i18n.DEFAULT) -> None:
+        body = body if body is not None else too_large_body(self.limit, lang)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/problem+json"),
+                    "headers": [(b"content-type", b"application/problem+json"), (b"vary", b"Accept-Language"),
                                 (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
@@ -64,6 +66,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = None
+        lang = i18n.of_request(scope)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 length = value
@@ -74,13 +77,15 @@ class BodyLimit:
             except ValueError:
                 declared = -1
             if declared < 0:
-                body = json.dumps({"type": "about:blank", "title": "Bad request", "status": 400,
-                                   "detail": "Content-Length: not a number of bytes", "code": "bad_content_length",
-                                   "field": "Content-Length"}).encode()
+                detail = ("Content-Length：应为字节数（非负整数）。" if lang == i18n.ZH
+                          else "Content-Length: not a number of bytes")
+                body = json.dumps({"type": "about:blank", "title": i18n.title(400, lang), "status": 400,
+                                   "detail": detail, "code": "bad_content_length", "field": "Content-Length"},
+                                  ensure_ascii=False).encode("utf-8")
                 await self._refuse(send, 400, body)
                 return
             if declared > self.limit:
-                await self._refuse(send)  # the body is never read
+                await self._refuse(send, lang=lang)  # the body is never read
                 return
 
         limit = self.limit
@@ -100,7 +105,7 @@ class BodyLimit:
                 # whatever the app answers to the failed read, the client is told the body was too large
                 if not state["refused"]:
                     state["refused"] = True
-                    await self._refuse(send)
+                    await self._refuse(send, lang=lang)
                 return
             if state["refused"]:
                 return
@@ -115,4 +120,4 @@ class BodyLimit:
                 raise
             if not state["refused"]:
                 state["refused"] = True
-                await self._refuse(send)
+                await self._refuse(send, lang=lang)

@@ -122,5 +122,7 @@ def api_client(settings, *, role: str = "admin", user: str = "tester", **headers
     from api.main import create_app
 
     app = create_app(settings.model_copy(update={"gateway_secret": GATEWAY_SECRET}))
-    defaults = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User": user, "X-Role": role, **headers}
+    # English answers unless a test asks otherwise (the API answers in Chinese without Accept-Language)
+    defaults = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User": user, "X-Role": role, "Accept-Language": "en",
+                **headers}
     return TestClient(app, headers=defaults)

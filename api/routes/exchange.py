@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 
 from api.auth import allow
 from api.deps import SessionDep
-from api.errors import problem
+from api.errors import domain_problem
 from api.params import PathId
 from gridmap import boundary_export, ogc, policy
 from gridmap.errors import InvalidInput
@@ -65,9 +65,9 @@ def _json(body: dict, media_type: str = ogc.JSON, *, crs: bool = False) -> JSONR
     return JSONResponse(body, media_type=media_type, headers={"Content-Crs": f"<{ogc.CRS84}>"} if crs else None)
 
 
-def _bad_parameter(exc: InvalidInput) -> JSONResponse:
+def _bad_parameter(exc: InvalidInput, request: Request) -> JSONResponse:
     """The standard asks for 400 on an invalid or unknown parameter (the API's other 4xx stay as they are)."""
-    return problem(400, "Bad request", exc.message, code="InvalidParameterValue", field=exc.field)
+    return domain_problem(request, exc, status=400, code="InvalidParameterValue")
 
 
 CRS_DOC = f"{ogc.CRS84} (the only coordinate system served; OGC API – Features Part 2's parameter)"
@@ -83,7 +83,7 @@ def landing(request: Request, who: Annotated[Principal, allow("area.read")],
         ogc.check_parameters(request.query_params.keys(), {"f"})
         ogc.parse_format(f)
     except InvalidInput as exc:
-        return _bad_parameter(exc)
+        return _bad_parameter(exc, request)
     return _json(ogc.landing_page(_base(request), str(request.base_url).rstrip("/") + "/openapi.json"))
 
 
@@ -94,7 +94,7 @@ def conformance(request: Request, who: Annotated[Principal, allow("area.read")],
         ogc.check_parameters(request.query_params.keys(), {"f"})
         ogc.parse_format(f)
     except InvalidInput as exc:
-        return _bad_parameter(exc)
+        return _bad_parameter(exc, request)
     return _json(ogc.conformance())
 
 
@@ -105,7 +105,7 @@ def collections(request: Request, session: SessionDep, who: Annotated[Principal,
         ogc.check_parameters(request.query_params.keys(), {"f"})
         ogc.parse_format(f)
     except InvalidInput as exc:
-        return _bad_parameter(exc)
+        return _bad_parameter(exc, request)
     return _json(ogc.collections(session, who, _base(request)))
 
 
@@ -117,7 +117,7 @@ def collection(collection_id: CollectionId, request: Request, session: SessionDe
         ogc.check_parameters(request.query_params.keys(), {"f"})
         ogc.parse_format(f)
     except InvalidInput as exc:
-        return _bad_parameter(exc)
+        return _bad_parameter(exc, request)
     return _json(ogc.collection(session, who, _base(request), collection_id))
 
 
@@ -144,7 +144,7 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
         page = {"limit": ogc.parse_limit(limit), "offset": ogc.parse_offset(offset), "bbox": ogc.parse_bbox(bbox),
                 "day": ogc.parse_datetime(datetime)}
     except InvalidInput as exc:
-        return _bad_parameter(exc)
+        return _bad_parameter(exc, request)
     body = ogc.items(session, who, _base(request), collection_id, query_params=dict(request.query_params), **page)
     return _json(body, ogc.GEOJSON, crs=True)
 
@@ -163,5 +163,5 @@ def item(collection_id: CollectionId, feature_id: Annotated[str, Path(descriptio
         ogc.parse_crs(crs)
         day = ogc.parse_datetime(datetime)
     except InvalidInput as exc:
-        return _bad_parameter(exc)
+        return _bad_parameter(exc, request)
     return _json(ogc.item(session, who, _base(request), collection_id, feature_id, day), ogc.GEOJSON, crs=True)
