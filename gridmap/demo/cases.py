@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
-from gridmap.demo import names
+from gridmap.demo import names, queues
 from gridmap.demo.catalogue import CLASS_WEIGHTS
 from gridmap.demo.tiling import DemoArea
+from gridmap.cases import case_number
 from gridmap.lookup import AreaIndex
 from gridmap.tables import Case, CaseCategory, CaseEvent, PartyOrg, PartyOrgArea, StaffArea
 from gridmap.workcal import WorkCalendar
@@ -22,12 +23,31 @@ SOURCE_WEIGHTS = (0.45, 0.25, 0.25, 0.05)
 TZ_CN = dt.timezone(dt.timedelta(hours=8))
 
 
-def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> np.ndarray:
+def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`n` points near households (a few metres of scatter), and the households they scatter from."""
     leaves = [a for a in areas if a.level == "microgrid" and len(a.xy)]
     weights = np.array([a.households for a in leaves], float)
     chosen = rng.choice(len(leaves), size=n, p=weights / weights.sum())
     xy = np.array([leaves[i].xy[int(rng.integers(len(leaves[i].xy)))] for i in chosen])
-    return xy + rng.normal(0.0, 8.0, size=xy.shape)
+    return xy + rng.normal(0.0, 8.0, size=xy.shape), xy
+
+
+def _inside(index: AreaIndex, back, xy: np.ndarray, homes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WGS84 points and their leaves, every one inside a grid: a point the scatter carried out of every grid (past
+    the district edge) is put back on the household it scattered from."""
+    lon, lat = (np.asarray(v, float) for v in back.transform(xy[:, 0], xy[:, 1]))
+    leaf = index.locate_many(lon, lat)
+    out = np.flatnonzero(leaf < 0)
+    if len(out):
+        hx, hy = back.transform(homes[out, 0], homes[out, 1])
+        lon[out], lat[out] = hx, hy
+        leaf[out] = index.locate_many(lon[out], lat[out])
+        for i in out[leaf[out] < 0]:  # a household on the very edge, moved by the projection: the nearest leaf
+            code, _ = index.leaves_within(float(lon[i]), float(lat[i]), 50.0)[0]
+            p = index.leaf_geoms[int(np.searchsorted(index.leaf_codes_sorted, code))].representative_point()
+            lon[i], lat[i] = p.x, p.y
+            leaf[i] = index.locate_many(lon[i:i + 1], lat[i:i + 1])[0]
+    return lon, lat, leaf
 
 
 def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg: int, n: int, today: dt.date,
@@ -36,9 +56,8 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     if n <= 0:
         return 0
     _, back = gcrs.projector(epsg)
-    xy = _sample_points(areas, n, rng)
-    lon, lat = back.transform(xy[:, 0], xy[:, 1])
-    leaf = index.locate_many(lon, lat)
+    xy, homes = _sample_points(areas, n, rng)
+    lon, lat, leaf = _inside(index, back, xy, homes)
     cats = session.scalars(sa.select(CaseCategory).order_by(CaseCategory.code)).all()
     cat_w = np.array([CLASS_WEIGHTS.get(c.major_class, 1) / sum(1 for d in cats if d.major_class == c.major_class)
                       for c in cats])
@@ -51,8 +70,15 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     end = dt.datetime.combine(today, dt.time(0), TZ_CN).astimezone(dt.timezone.utc)
     calendar = WorkCalendar.seeded()
     age_days = np.sort(rng.uniform(0, 365, n))[::-1]
-    rows, histories = [], []
-    seq: dict[str, int] = {}
+    stage_rng = rng.spawn(1)[0]  # the staging draws from its own stream: the year's cases stay as they were
+    staged = queues.plan(n, end, stage_rng)
+    queues.place_dead_ends(session, index, areas, epsg, staged, stage_rng)
+    for i, item in staged.items():
+        if item.lon is not None:
+            lon[i], lat[i], leaf[i] = item.lon, item.lat, item.leaf
+    labels = queues.handler_labels(session, set(workers.values()))
+    rows, histories, pendings = [], [], {}
+    first_id = (session.scalar(sa.select(sa.func.max(Case.id))) or 0) + 1  # numbered by row id, as new cases are
     for i in range(n):
         reported = end - dt.timedelta(days=float(age_days[i]))
         reported = _daytime(reported, rng)
@@ -61,10 +87,13 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
         cat = cats[cat_idx[i]]
         worker = workers.get(codes.get("grid"))
         row, history = _one_case(cat, reported, end, codes, worker, calendar, rng)
-        day = f"{reported.astimezone(TZ_CN):%Y%m%d}"
-        seq[day] = seq.get(day, 0) + 1
+        item = staged.get(i)
+        if item is not None:  # replaced, after its draws from `rng` were made as for any case
+            row, history, pending = queues.staged_case(item, cat, end, codes, worker, (float(lon[i]), float(lat[i])),
+                                                       index.generation_id, labels, calendar, stage_rng)
+            reported = item.reported
         source = str(rng.choice(SOURCES, p=SOURCE_WEIGHTS))
-        row.update(number=f"{prefix}{day}{seq[day]:05d}", title=cat.name, category_id=cat.id, source=source,
+        row.update(id=first_id + i, number=case_number(source, reported, first_id + i), title=cat.name, category_id=cat.id, source=source,
                    description=f"{cat.name}，请尽快处理。", lon=float(lon[i]), lat=float(lat[i]),
                    raw_x=float(lon[i]), raw_y=float(lat[i]), raw_crs="wgs84",
                    geom=f"SRID=4326;POINT({float(lon[i])!r} {float(lat[i])!r})", generation_id=index.generation_id,
@@ -75,12 +104,25 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
                    reported_by_staff_id=worker if source == "patrol" else None,
                    reporter_name=names.person_name(rng) if source in ("hotline", "miniprogram") else None,
                    reporter_phone=names.phone_number(rng) if source in ("hotline", "miniprogram") else None)
+        if item is not None:
+            if item.columns:  # a dead end: where and how it came in, and what is wrong with it
+                row.update(item.columns, reported_by_staff_id=None,
+                           reporter_name=row["reporter_name"] or names.person_name(stage_rng),
+                           reporter_phone=row["reporter_phone"] or names.phone_number(stage_rng))
+            if pending:
+                pendings[row["number"]] = pending
+        row["number"] = case_number(row["source"], reported, row["id"])  # the channel it finally came in by
         rows.append(row)
         histories.append(history)
     session.execute(sa.insert(Case), rows)
-    ids = dict(session.execute(sa.select(Case.number, Case.id).where(Case.number.startswith(prefix))).all())
+    if session.get_bind().dialect.name == "postgresql":  # the ids were given: move the id sequence past them
+        session.execute(sa.text("SELECT setval(pg_get_serial_sequence('case_file', 'id'), "
+                                "(SELECT MAX(id) FROM case_file))"))
+    ids = dict(session.execute(sa.select(Case.number, Case.id).where(Case.id >= first_id)).all())
     events = [dict(case_id=ids[row["number"]], **event) for row, history in zip(rows, histories) for event in history]
     session.execute(sa.insert(CaseEvent), events)
+    for number, pending in pendings.items():  # an extension or suspension request waiting for a leader
+        session.execute(sa.update(Case).where(Case.id == ids[number]).values(pending=pending))
     return n
 
 

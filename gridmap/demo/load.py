@@ -104,6 +104,8 @@ def _insert_areas(session: Session, gen: Generation, areas: list[DemoArea], epsg
 def _insert_party_and_staff(session: Session, areas: list[DemoArea], today: dt.date,
                             rng: np.random.Generator) -> None:
     org_ids: dict[str, int] = {}
+    leaders: list[tuple[str, str, str]] = []  # community code, its party committee's secretary and phone
+    leader_rng = rng.spawn(1)[0]  # drawn apart: the rest of the demo stays as it was without the leaders
     since = today - dt.timedelta(days=366)
     police: dict[str, Staff] = {}
     for area in areas:
@@ -123,7 +125,22 @@ def _insert_party_and_staff(session: Session, areas: list[DemoArea], today: dt.d
             _grid_staff(session, area, secretary, org.secretary_phone, police, rng)
         elif area.level == "microgrid":
             _add_staff(session, names.person_name(rng), names.phone_number(rng), area.code, "building_head", True)
+        elif area.level == "community":
+            leaders.append((area.code, secretary, org.secretary_phone))
+    for code, secretary, phone in leaders:
+        _community_leaders(session, code, secretary, phone, leader_rng)
     session.flush()
+
+
+def _community_leaders(session: Session, code: str, secretary: str, phone: str, rng: np.random.Generator) -> None:
+    """The community's party secretary (社区书记, the committee's secretary) and the residents' committee director
+    (社区主任): in most communities one person holds both (书记、主任“一肩挑”)."""
+    person = _add_staff(session, secretary, phone, code, "community_secretary", True)
+    if rng.random() < 0.7:
+        session.add(StaffArea(staff_id=person.id, area_code=code, role="community_director"))
+    else:
+        _add_staff(session, names.person_name(rng), names.phone_number(rng), code, "community_director",
+                   bool(rng.random() < 0.8))
 
 
 def _grid_staff(session: Session, grid: DemoArea, head: str, head_phone: str, police: dict[str, Staff],

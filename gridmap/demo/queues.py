@@ -1,0 +1,233 @@
+"""Material for every queue of a dispatcher's day at the end of the demo's year, and a few deliberate dead ends.
+
+The year's loop (`gridmap.demo.cases`) leaves few cases in the early states at its end. Here some of the newest
+cases are staged, by the workflow's steps and the working calendar, so that each queue holds a few: 待处理
+(reported, in a grid), 已派遣 (dispatched, not yet accepted), 待核查 (handled, awaiting the verifier), 退单
+(bounced back with the handler's reason and the boundary evidence), 待审批 (an extension or a suspension request
+waiting for a leader), 超期 (accepted, past the deadline, with a holder).
+
+Five more are dead ends on purpose, for the dispatcher's relocate flow, each with the flags the locator gives and a
+description starting with `DEAD_END_NOTE` that says what is wrong: just outside the district edge (assigned to the
+nearest grid), further outside (in no grid), exactly on a line between two grids, a few metres from one, and an
+address that matched a compound far from where the caller said the problem is.
+
+Everything is drawn from its own generator (spawned from the load's, which it leaves untouched): the rest of the
+demo is the same with or without this staging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+from shapely.ops import nearest_points
+from sqlalchemy.orm import Session
+
+from gridmap.demo.tiling import DemoArea
+from gridmap.lookup import AreaIndex, metres_per_degree
+from gridmap.tables import CaseCategory, Place
+from gridmap.workcal import WorkCalendar
+
+DEAD_END_NOTE = "位置存疑："
+# fate → how many per 20,000 cases of the year (at least one round) and how long before the end it was reported
+FATES = {"pending": (6, (0.3, 16)), "dispatched": (3, (1, 20)), "handled": (4, (24, 96)), "bounced": (3, (4, 72)),
+         "extension": (2, (48, 144)), "suspension": (1, (48, 144)), "overdue": (2, (8 * 24, 25 * 24))}
+DEAD_ENDS = ("edge_near", "edge_far", "on_line", "near_line", "address_far")
+BOUNCE_REASONS = {"worker": ("非本网格辖区：上报点位在相邻网格", "非本网格辖区：该路段由相邻社区管理"),
+                  "department": ("非本单位职责：设施产权属其他单位", "权属不清：产权单位待确认")}
+EXTENSION_REASONS = ("需协调多部门", "需采购配件，预计一周到货", "需业主委员会表决")
+SUSPENSION_REASONS = ("涉及历史遗留问题，需专项资金", "需待雨季结束后施工")
+
+
+@dataclass
+class Staged:
+    """One staged case: its fate, when it was reported, and for a dead end where it is and what it says."""
+
+    fate: str
+    reported: dt.datetime
+    lon: float | None = None
+    lat: float | None = None
+    leaf: int = -1
+    columns: dict | None = None  # columns set after the year's own (flags, description, source …)
+
+
+def plan(n: int, end: dt.datetime, rng: np.random.Generator) -> dict[int, Staged]:
+    """Which of the `n` cases (in order of report, newest last) are staged, and when they were reported."""
+    rounds = 1 + n // 20_000
+    fates = [fate for fate, (count, _) in FATES.items() for _ in range(count * rounds)] + list(DEAD_ENDS)
+    if n < 4 * len(fates):
+        return {}
+    chosen = rng.choice(np.arange(n - 4 * len(fates), n), size=len(fates), replace=False)
+    out = {}
+    for i, fate in zip(sorted(int(c) for c in chosen), fates):
+        low, high = FATES[fate][1] if fate in FATES else (1, 48)
+        out[i] = Staged(fate, end - dt.timedelta(hours=float(rng.uniform(low, high))))
+    return out
+
+
+def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], epsg: int, staged: dict[int, Staged],
+                    rng: np.random.Generator) -> None:
+    """Put the dead-end examples where they go wrong, with the locator's flags and a description of the problem."""
+    from gridmap import crs as gcrs
+
+    _, back = gcrs.projector(epsg)
+    names = {a.code: a.name for a in areas}
+    district = max(shapely.get_parts(areas[0].geom), key=lambda g: g.area)
+    for i, item in staged.items():
+        if item.fate in ("edge_near", "edge_far"):
+            metres = 40 if item.fate == "edge_near" else 160
+            edge = district.exterior.interpolate(float(rng.uniform(0, 1)), normalized=True)
+            out = nearest_points(district.buffer(metres, quad_segs=4).exterior, edge)[0]
+            lon, lat = back.transform(out.x, out.y)
+            location = index.locate(lon, lat, near_m=10, nearest_m=100)
+            if location.chain:
+                text = (f"上报点位于区界外约{metres}米，已暂按最近网格（{location.chain[3].name}）定位，"
+                        "请核实后更正位置或确认立案。")
+            else:
+                text = f"上报点位于区界外约{metres}米，不在任何网格内，请核实后更正位置再立案。"
+            _set(index, item, lon, lat, location, text, "miniprogram")
+        elif item.fate in ("on_line", "near_line"):
+            lon, lat, other = _grid_corner(index, rng)
+            if item.fate == "near_line":  # three metres into the winning leaf, towards its inside
+                own = index.leaf_geoms[index.leaf_at(lon, lat)]
+                inner = own.representative_point()
+                kx, ky = metres_per_degree(lat)
+                dx, dy = (inner.x - lon) * kx, (inner.y - lat) * ky
+                step = 3.0 / max(np.hypot(dx, dy), 1e-9)
+                lon, lat = lon + dx * step / kx, lat + dy * step / ky
+            location = index.locate(lon, lat, near_m=10, nearest_m=100)
+            own_grid, other_grid = location.chain[3].name, names.get(other[:15], other[:15])
+            text = (f"上报点恰在{own_grid}与{other_grid}的分界线上，已按编码较小者优先的规则暂归{own_grid}，"
+                    "请核实属于哪个网格。") if item.fate == "on_line" else \
+                (f"上报点距{other_grid}边界约3米，请核实属于哪个网格。")
+            _set(index, item, lon, lat, location, text, "miniprogram")
+        elif item.fate == "address_far":
+            _address_far(session, index, names, item, rng)
+
+
+def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, text: str, source: str, **more) -> None:
+    item.lon, item.lat = float(lon), float(lat)
+    code = location.leaf_code if location.chain else None
+    item.leaf = int(np.searchsorted(index.leaf_codes_sorted, code)) if code else -1
+    item.columns = dict(locate_flags=list(location.flags), description=DEAD_END_NOTE + text, source=source, **more)
+
+
+def _grid_corner(index: AreaIndex, rng: np.random.Generator) -> tuple[float, float, str]:
+    """A vertex shared by leaves of two different grids (so exactly on a grid line), and the other leaf's code."""
+    for start in rng.permutation(len(index.leaves)):
+        geom = index.leaf_geoms[start]
+        for x, y in shapely.get_coordinates(shapely.get_exterior_ring(max(shapely.get_parts(geom),
+                                                                            key=lambda g: g.area))):
+            codes = index.covering(float(x), float(y))
+            grids = {c[:15] for c in codes}
+            if len(grids) == 2 and len(codes) == 2:
+                return float(x), float(y), codes[1]
+    raise ValueError("no two grids share a vertex")
+
+
+def _address_far(session: Session, index: AreaIndex, names: dict, item: Staged, rng: np.random.Generator) -> None:
+    """A 12345 call: the address text matched a compound (at low confidence) far from the community the caller
+    named, so the point is probably wrong."""
+    rows = session.execute(sa.select(Place.name, Place.area_code, Place.geom).where(Place.kind == "compound")
+                           .order_by(Place.id)).all()
+    points = np.array([[p.x, p.y] for p in (to_shape(g) for *_, g in rows)])
+    a = int(rng.integers(len(rows)))
+    kx, ky = metres_per_degree(float(points[a, 1]))
+    far = np.flatnonzero(np.hypot((points[:, 0] - points[a, 0]) * kx, (points[:, 1] - points[a, 1]) * ky) > 8_000)
+    b = int(far[int(rng.integers(len(far)))]) if len(far) else (a + 1) % len(rows)
+    name, grid = rows[a][0], rows[a][1]
+    said = names.get(rows[b][1][:12], "")
+    km = np.hypot((points[b, 0] - points[a, 0]) * kx, (points[b, 1] - points[a, 1]) * ky) / 1000
+    lon, lat = float(points[a, 0]), float(points[a, 1])
+    location = index.locate(lon, lat, near_m=10, nearest_m=100)
+    location.flags += ["placed_by_address", "address_low_confidence"]
+    text = (f"来电称在{said}一带的{name}5幢门口垃圾堆积。地址按“{name}5幢”匹配到{names.get(grid[:12], '')}的"
+            f"同名小区（可信度0.6），与来电所述地点相距约{km:.0f}公里，请与来电人核实位置。")
+    _set(index, item, lon, lat, location, text, "hotline", address=f"{name}5幢")
+
+
+def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict, worker: int | None,
+                point: tuple[float, float], generation_id: int | None, labels: dict[str, str],
+                calendar: WorkCalendar, rng: np.random.Generator) -> tuple[dict, list[dict], dict | None]:
+    """The staged case's columns, history (by the workflow's steps) and pending request."""
+    fate, reported = item.fate, item.reported
+    owner_first = cat.kind == "component" and cat.department_id is not None
+    handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
+    row = dict(state="reported", reported_at=reported, accepted_at=None, due_at=None, closed_at=None,
+               satisfaction=None, handled_by=None, handled_at=None, rated_at=None, suspended_at=None,
+               assignee_id=None, department_id=None, rework_count=0, bounce_count=0, extension_count=0,
+               reopen_count=0)
+    history = [dict(at=reported, actor="resident", action="reported", from_state=None, to_state="reported",
+                    detail=None)]
+
+    def step(action, actor, to_state, at, detail=None):
+        history.append(dict(at=at, actor=actor, action=action, from_state=row["state"], to_state=to_state,
+                            detail=detail))
+        row["state"] = to_state
+
+    if fate == "pending" or fate in DEAD_ENDS or not codes.get("grid"):
+        return row, history, None
+    limit, unit = cat.time_limit, cat.time_unit
+    if fate == "overdue":  # reported early enough for the deadline to have passed by the end
+        for _ in range(4):
+            due = calendar.add(reported + dt.timedelta(minutes=90), limit, unit)
+            if due < end - dt.timedelta(hours=2):
+                break
+            reported = reported - (due - end) - dt.timedelta(days=float(rng.uniform(1, 5)))
+        row["reported_at"] = history[0]["at"] = item.reported = reported
+    span = (end - reported).total_seconds()
+    t = reported + dt.timedelta(seconds=span * float(rng.uniform(0.02, 0.08)))
+    step("file", "dispatcher:demo", "filed", t)
+    t += dt.timedelta(seconds=span * float(rng.uniform(0.01, 0.04)))
+    row["assignee_id"], row["department_id"] = (None, cat.department_id) if owner_first else (worker, None)
+    step("dispatch", "system", "dispatched", t, {"rule": "owner_first" if owner_first else "territory_first"})
+    if fate == "dispatched":
+        return row, history, None
+    t += dt.timedelta(seconds=span * float(rng.uniform(0.03, 0.1)))
+    if fate == "bounced":
+        kind = "department" if owner_first else "worker"
+        reason = BOUNCE_REASONS[kind][int(rng.integers(2))]
+        evidence = {"grid_code": codes.get("grid"), "microgrid_code": codes.get("microgrid"),
+                    "point": [point[0], point[1]], "generation_id": generation_id,
+                    "boundary": f"/api/v1/areas/{codes.get('grid')}"}
+        step("bounce", handler, "filed", t, {"reason": reason, "evidence": evidence,
+                                             "by": labels.get(handler, handler),
+                                             "from_assignee_id": row["assignee_id"],
+                                             "from_department_id": row["department_id"]})
+        row.update(bounce_count=1, assignee_id=None, department_id=None)
+        return row, history, None
+    step("accept", handler, "accepted", t)
+    row["accepted_at"] = t
+    row["due_at"] = calendar.add(t, limit, unit)
+    t += dt.timedelta(seconds=(end - t).total_seconds() * float(rng.uniform(0.3, 0.9)))
+    if fate == "handled":
+        step("handle", handler, "handled", t)
+        row["handled_by"], row["handled_at"] = handler, t
+        return row, history, None
+    if fate in ("extension", "suspension"):
+        reasons = EXTENSION_REASONS if fate == "extension" else SUSPENSION_REASONS
+        reason = reasons[int(rng.integers(len(reasons)))]
+        pending = {"kind": fate, "reason": reason, "by": labels.get(handler, handler), "at": t.isoformat()}
+        detail = {"reason": reason}
+        if fate == "extension":
+            pending.update(amount=limit, unit=unit)
+            detail.update(amount=limit, unit=unit)
+        step(f"request_{fate}", handler, "accepted", t, detail)
+        return row, history, pending
+    return row, history, None  # overdue: accepted, never handled; the deadline has passed
+
+
+def handler_labels(session: Session, staff_ids: set[int]) -> dict[str, str]:
+    """`worker:<id>` / `department:<id>` → the role and the person's or department's name, as a step records it."""
+    from gridmap.tables import Department, Staff
+
+    out = {f"worker:{i}": f"worker:{n}" for i, n in session.execute(
+        sa.select(Staff.id, Staff.name).where(Staff.id.in_(sorted(staff_ids))))}
+    out.update({f"department:{i}": f"department:{n}" for i, n in session.execute(
+        sa.select(Department.id, Department.name))})
+    return out
+
