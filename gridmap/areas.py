@@ -18,7 +18,8 @@ from gridmap.tables import LEVELS, Area, Generation, PartyOrg, PartyOrgArea, Pla
 from gridmap.workcal import china_date
 
 STAFF_ROLES_ZH = {"grid_head": "网格长", "fulltime_worker": "专职网格员", "parttime_worker": "兼职网格员",
-                  "police": "社区民警", "building_head": "楼栋长", "volunteer": "志愿者"}
+                  "police": "社区民警", "building_head": "楼栋长", "volunteer": "志愿者",
+                  "community_secretary": "社区书记", "community_director": "社区主任"}
 
 
 def active_generation(session: Session) -> Generation:
