@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     # boundary import (gridmap.boundary_import): largest file, most vertices per feature
     import_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
     import_max_vertices: int = Field(100_000, ge=4)
+    # attachments (gridmap.attachments, gridmap.media_store): photos of cases
+    media_dir: str | None = None  # files here; none = beside the SpatiaLite file (gridmap.media/), or ./media
+    media_s3_bucket: str = ""  # with a bucket, files go to S3-compatible object storage instead of media_dir
+    media_s3_endpoint: str = ""  # e.g. http://minio:9000; empty = AWS S3
+    media_s3_region: str = ""
+    media_s3_access_key: str = ""
+    media_s3_secret_key: str = ""
+    media_s3_prefix: str = ""  # key prefix inside the bucket, e.g. gridmap/
+    media_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # largest photo file
+    media_max_pixels: int = Field(50_000_000, ge=10_000, le=178_000_000)  # checked from the header, before decoding
+    media_max_side: int = Field(4096, ge=320, le=20_000)  # stored photos are shrunk to this many pixels at most
+    media_per_case: int = Field(20, ge=1, le=1000)  # most attachments of one case
 
     @field_validator("rate_anonymous_intake", "rate_open311_post", "rate_open311_key", "rate_signin_account",
                      "rate_signin_address")
@@ -107,3 +119,19 @@ class Settings(BaseSettings):
         from gridmap.locate import LocateOptions
 
         return LocateOptions(self.near_m, self.nearest_m, self.service_margin_m)
+
+    def media_limits(self):
+        from gridmap.attachments import Limits
+
+        return Limits(self.media_max_bytes, self.media_max_pixels, self.media_max_side, self.media_per_case)
+
+    def media_store(self):
+        """Where attachments are stored: the S3-compatible bucket when one is configured, else the directory."""
+        from gridmap import media_store
+
+        if self.media_s3_bucket:
+            return media_store.S3Store(media_store.S3Config(
+                bucket=self.media_s3_bucket, endpoint_url=self.media_s3_endpoint or None,
+                region=self.media_s3_region or None, access_key=self.media_s3_access_key or None,
+                secret_key=self.media_s3_secret_key or None, prefix=self.media_s3_prefix))
+        return media_store.DirectoryStore(self.media_dir or media_store.default_directory(self.database_url))

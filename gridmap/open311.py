@@ -140,6 +140,7 @@ class Submission:
     category: CaseCategory
     address: str | None
     attributes: dict
+    media_url: str | None = None  # the client's photo, by reference (never fetched: see check_media_url)
 
 
 def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: set[str], jurisdiction: str,
@@ -194,7 +195,52 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
     body = "\n".join(p for p in (description, note) if p) or None
     new = NewCase(title=category.name, lon=lon, lat=lat, crs="wgs84", category=category.code, description=body,
                   source="open311", address=address, reporter_name=name[:64] if name else None, reporter_phone=phone)
-    return Submission(new, category, address, attributes)
+    media_url = check_media_url(_one(form, "media_url"))
+    return Submission(new, category, address, attributes, media_url)
+
+
+MAX_MEDIA_URL = 1000
+
+
+def check_media_url(text: str | None) -> str | None:
+    """A `media_url` is kept as a reference on the case and shown back; it is never fetched (no request to a
+    place a client names: SSRF). Only an https address of a named public host is accepted: no credentials, no
+    IP address literal of a loopback, private, link-local or reserved network, no other scheme."""
+    if text is None:
+        return None
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if len(text) > MAX_MEDIA_URL or not text.isprintable() or any(c.isspace() for c in text):
+        raise Open311Error(400, f"media_url must be one https address of at most {MAX_MEDIA_URL} characters")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise Open311Error(400, f"media_url {_shown(text)} is not an address") from None
+    if parts.scheme.lower() != "https" or not host:
+        raise Open311Error(400, f"media_url {_shown(text)} is not allowed: only https addresses are accepted "
+                                "(url_not_allowed)")
+    if parts.username is not None or parts.password is not None:
+        raise Open311Error(400, "media_url must not carry a user name or password (url_not_allowed)")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    local_name = host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        (".localhost", ".local", ".internal"))
+    if (address is not None and not address.is_global) or local_name:
+        raise Open311Error(400, f"media_url {_shown(text)} points at a local or private address (url_not_allowed)")
+    return text
+
+
+def media_reference(case: Case) -> str | None:
+    """The `media_url` a client sent with the request, kept in the case's history."""
+    return next(((e.detail or {}).get("url") for e in case.events if e.action == MEDIA_LINKED), None)
+
+
+MEDIA_LINKED = "media_linked"
 
 
 def _parse_w3(name: str, text: str | None) -> dt.datetime | None:
@@ -281,7 +327,7 @@ def request_view(session: Session, case: Case, names: dict | None = None) -> dic
         "zipcode": None,
         "lat": case.lat,
         "long": case.lon,
-        "media_url": None,
+        "media_url": media_reference(case),
         "extended_attributes": {"grid_code": case.grid_code, "branch": names["branches"].get(case.branch_id),
                                 "stage": case.state, "deadline": _w3(case.due_at),
                                 "escalation_level": case.escalation_level or 0},

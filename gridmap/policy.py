@@ -67,13 +67,19 @@ RULES: dict[str, frozenset[str]] = {
     "generation.activate": frozenset({"approver"}),
     "account.admin": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
+    # photos of a case: staff who may see the case (the stage decides who may add what, gridmap.attachments), a
+    # resident with the case's reporter_token (report photos only)
+    "attachment.add": frozenset({"dispatcher", "worker", "department", "manager", "admin", "integration", "resident",
+                                 "anonymous"}),
+    "attachment.read": READERS | {"integration"},
 }
 # what an integration's API key may be scoped to, and the permissions each scope grants
 SCOPES: dict[str, frozenset[str]] = {
-    "report": frozenset({"case.create", "case.rate", "catalogue.read", "public"}),  # and Open311's api_key
+    # and Open311's api_key; a resident's client adds report photos with the case's reporter_token
+    "report": frozenset({"case.create", "case.rate", "catalogue.read", "public", "attachment.add"}),
     "hotline": frozenset({"case.create", "import.hotline", "catalogue.read", "public"}),
     "locate": frozenset({"locate", "area.read", "public", "catalogue.read"}),
-    "read": frozenset({"case.read", "area.read", "catalogue.read", "public"}),
+    "read": frozenset({"case.read", "area.read", "catalogue.read", "public", "attachment.read"}),
 }
 LEVEL_COLUMNS = {"district": "district_code", "subdistrict": "subdistrict_code", "community": "community_code",
                  "grid": "grid_code", "microgrid": "microgrid_code"}

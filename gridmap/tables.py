@@ -428,3 +428,31 @@ class PlanAssignment(Base):
     role: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+ATTACHMENT_STAGES: tuple[str, ...] = ("report", "before", "after", "patrol")  # 上报, 处置前, 处置后, 巡查
+
+
+class Attachment(Base):
+    """A photo of a case (gridmap.attachments): the cleaned image and its thumbnail live in the media store under
+    `storage_key` / `thumbnail_key`; `gps_*` is the position the upload's EXIF block gave (the stored file has
+    none), offered as a location candidate."""
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    thumbnail_key: Mapped[str] = mapped_column(String(200))
+    thumb_width: Mapped[int] = mapped_column(Integer)
+    thumb_height: Mapped[int] = mapped_column(Integer)
+    gps_lon: Mapped[float | None] = mapped_column(Float)
+    gps_lat: Mapped[float | None] = mapped_column(Float)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -16,10 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.ratelimit import open311_api_key, rate_limit
 from api.auth import allow
-from gridmap import accounts, cases
+from api.routes.attachments import media_store
+from gridmap import accounts, attachments, cases
 from gridmap import open311 as o311
 from gridmap.errors import GridmapError
 from gridmap.policy import Principal
+from gridmap.tables import CaseEvent
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 # Open311 is the public side: discovery, services and request views (personal data never shown) are open to all,
@@ -136,14 +138,25 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
     (as the spec puts it, in the body): one configured in GRIDMAP_OPEN311_API_KEYS or an API key with the `report`
     scope. An `Idempotency-Key` header makes retries safe, as on the native API."""
     state = request.app.state
-    raw = await request.body()
     key = request.headers.get("idempotency-key")
+    media = None  # a photo sent along (multipart/form-data with a `media` file)
+    form: dict[str, list[str]] = {}
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        try:
+            form, media = await _multipart(request)
+        except o311.Open311Error as exc:
+            return _errors(fmt, exc)
+        raw = None
+    else:
+        raw = await request.body()
 
     def work():
-        try:
-            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise o311.Open311Error(400, "the body must be UTF-8 application/x-www-form-urlencoded") from None
+        nonlocal form
+        if raw is not None:
+            try:
+                form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+            except UnicodeDecodeError:
+                raise o311.Open311Error(400, "the body must be UTF-8 application/x-www-form-urlencoded") from None
         with state.sessionmaker() as session:
             def locate_address(text: str):
                 from gridmap.gazetteer import gazetteer_for
@@ -154,8 +167,28 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
             submission = o311.parse_submission(session, form, api_keys=_Keys(session, state.settings.open311_keys()),
                                                jurisdiction=state.settings.open311_jurisdiction,
                                                locate_address=locate_address)
+        prepared = None
+        if media is not None:
+            try:
+                prepared = attachments.prepare(media, state.settings.media_limits())
+            except GridmapError as exc:
+                raise o311.Open311Error(400, f"media: {exc.message}") from None
+        store = media_store(request)
+
+        def attach(session, case) -> None:
+            if submission.media_url:
+                session.add(CaseEvent(case_id=case.id, actor="open311", action=o311.MEDIA_LINKED,
+                                      from_state=case.state, to_state=case.state,
+                                      detail={"url": submission.media_url}))
+            if prepared is not None:
+                attachments.add(session, store, case, prepared, "report", actor="open311",
+                                limits=state.settings.media_limits())
+
+        extra = {k: v for k, v in (("media_url", submission.media_url),
+                                   ("media_sha256", prepared and prepared.sha256)) if v}
         index = state.registry.active()
-        case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311")
+        case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311",
+                                         then=attach, extra=extra or None)
         account = (form.get("account_id") or [None])[-1] or None
         return "service_requests", [{"service_request_id": case.number, "service_notice": o311.notice(case),
                                      "account_id": account}], 200
@@ -163,16 +196,59 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
     return await _answer(fmt, work)
 
 
+def _views(request: Request, session, found: list) -> list[dict]:
+    """The requests in the spec's fields; `media_url` is our copy of the first photo when the case has one (the
+    image itself is served to callers who may see the case), else the address the client sent."""
+    views = o311.requests_view(session, found)
+    photos = attachments.first_photos(session, [c.id for c in found])
+    for case, view in zip(found, views):
+        if case.id in photos:
+            view["media_url"] = str(request.url_for("get_attachment", attachment_id=str(photos[case.id])))
+    return views
+
+
 @router.get("/requests.{fmt}")
 async def get_requests(fmt: str, request: Request, who: Public) -> Response:
-    return await _read(fmt, request, "service_requests", lambda session, query: o311.requests_view(
-        session, o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))))
+    return await _read(fmt, request, "service_requests", lambda session, query: _views(
+        request, session, o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))))
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
 async def get_request(service_request_id: str, fmt: str, request: Request, who: Public) -> Response:
-    return await _read(fmt, request, "service_requests", lambda session, query: o311.requests_view(
-        session, [o311.get_request(session, service_request_id)]))
+    return await _read(fmt, request, "service_requests", lambda session, query: _views(
+        request, session, [o311.get_request(session, service_request_id)]))
+
+
+MAX_FORM_FIELDS = 100
+
+
+async def _multipart(request: Request) -> tuple[dict[str, list[str]], bytes | None]:
+    """A multipart POST: its text fields as parse_qs gives them, and the `media` file's bytes (at most one file;
+    over the photo size limit is refused before the rest is read into memory)."""
+    from starlette.datastructures import UploadFile
+
+    limit = request.app.state.settings.media_max_bytes
+    try:
+        parsed = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS)
+    except Exception as exc:  # noqa: BLE001 - the parser's refusals (too many parts, malformed) are the client's
+        if getattr(exc, "status_code", None) == 413:
+            raise
+        raise o311.Open311Error(400, f"the multipart body could not be read ({str(exc)[:120]})") from None
+    form: dict[str, list[str]] = {}
+    media = None
+    for name, value in parsed.multi_items():
+        if isinstance(value, UploadFile):
+            if name != "media":
+                raise o311.Open311Error(400, f"{name[:40]!r}: the only file accepted is `media` (one photo)")
+            if value.size is not None and value.size > limit:
+                raise o311.Open311Error(400, f"media: {value.size:,} bytes is over the {limit / 2**20:g} MB limit")
+            media = await value.read(limit + 1)
+            if len(media) > limit:
+                raise o311.Open311Error(400, f"media: over the {limit / 2**20:g} MB limit")
+        else:
+            form.setdefault(name, []).append(value)
+    await parsed.close()
+    return form, media
 
 
 @router.api_route("/{anything:path}", methods=["GET", "POST"], include_in_schema=False)

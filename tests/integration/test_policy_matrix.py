@@ -114,6 +114,48 @@ def _area_codes(body) -> set:
     return {f["properties"]["code"] for f in body["features"]}
 
 
+ATTACH_TOKEN = "pm-attachment-reporter-token"
+
+
+def _attachment_cases(w) -> dict:
+    """Two open cases of the first sub-district for photos (made once): one held by the own worker, with a
+    reporter token and a photo; one given to the own department."""
+    if getattr(w, "_attach", None) is None:
+        from gridmap import attachments
+
+        png = io.BytesIO()
+        __import__("PIL.Image").Image.new("RGB", (32, 24), (0, 120, 0)).save(png, "PNG")
+        w._png = png.getvalue()
+        held, given = next(w._pool), next(w._pool)
+        with storage.session_scope(w.sessionmaker) as s:
+            s.execute(sa.update(Case).where(Case.id == held).values(
+                state="accepted", closed_at=None, rated_at=None, assignee_id=w.staff1, department_id=None,
+                reporter_token_hash=cases.token_digest(ATTACH_TOKEN)))
+            s.execute(sa.update(Case).where(Case.id == given).values(
+                state="accepted", closed_at=None, rated_at=None, assignee_id=None, department_id=w.dept1_id))
+            row = attachments.add(s, w.client.app.state.settings.media_store(), s.get(Case, held),
+                                  attachments.prepare(w._png), "report", actor="matrix")
+            photo = row.id
+        w._attach = {"case": held, "department_case": given, "photo": photo}
+    return w._attach
+
+
+def _attachment_upload(w, s) -> dict:
+    """A valid upload for each subject that may make one: a before photo by the worker and the department the
+    case is with, a report photo by intake staff, and by a resident's client with the reporter token (only the
+    own side and the anonymous caller hold it: the other side's key has no token, so finds no case)."""
+    targets = _attachment_cases(w)
+    case, stage, form = targets["case"], "report", {}
+    if s.role == "worker":
+        stage = "before"
+    if s.role == "department":
+        case, stage = targets["department_case"], "before"
+    if s.kind == "anonymous" or (s.kind == "key" and s.side == "own"):
+        form = {"reporter_token": ATTACH_TOKEN}
+    return _req("POST", f"/api/v1/cases/{case}/attachments", data={"stage": stage, **form},
+                files={"file": ("photo.png", w._png, "image/png")})
+
+
 ROWS: dict[tuple[str, str], Row] = {
     # sign-in
     ("POST", "/api/v1/auth/token"): Row(
@@ -292,6 +334,19 @@ ROWS: dict[tuple[str, str], Row] = {
             headers={"Content-Type": "text/csv"}), keys=frozenset({"hotline"})),
     ("GET", "/api/v1/measures"): Row(MEASURE_READERS, lambda w, s: _req("GET", "/api/v1/measures", params={
         "under": w.s1}), jurisdiction="object"),
+    # attachments: staff who see the case add photos by stage; a resident with the case's reporter_token
+    ("POST", "/api/v1/cases/{case_id}/attachments"): Row(
+        frozenset({"dispatcher", "worker", "department", "manager", "admin", "integration"}),
+        lambda w, s: _attachment_upload(w, s), keys=frozenset({"report"}), anonymous=True, jurisdiction="object"),
+    ("GET", "/api/v1/cases/{case_id}/attachments"): Row(CASE_READERS, lambda w, s: _req(
+        "GET", f"/api/v1/cases/{_attachment_cases(w)['case']}/attachments"), keys=frozenset({"read"}),
+        jurisdiction="object"),
+    ("GET", "/api/v1/attachments/{attachment_id}"): Row(CASE_READERS, lambda w, s: _req(
+        "GET", f"/api/v1/attachments/{_attachment_cases(w)['photo']}"), keys=frozenset({"read"}),
+        jurisdiction="object"),
+    ("GET", "/api/v1/attachments/{attachment_id}/thumbnail"): Row(CASE_READERS, lambda w, s: _req(
+        "GET", f"/api/v1/attachments/{_attachment_cases(w)['photo']}/thumbnail"), keys=frozenset({"read"}),
+        jurisdiction="object"),
     # Open311: the public side (a POST carries its api_key in the body)
     ("GET", "/open311/v2/discovery.{fmt}"): Row(EVERYONE, lambda w, s: _req("GET", "/open311/v2/discovery.json"),
                                                 keys=frozenset(SCOPES), anonymous=True),
