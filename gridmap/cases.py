@@ -19,19 +19,71 @@ from sqlalchemy.orm import Session, selectinload
 
 from gridmap import crs as gcrs
 from gridmap import policy, workflow
-from gridmap.locate import LocateOptions, to_wgs84_checked
+from gridmap.locate import LocateOptions, _alternative_reading, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, Location
 from gridmap.policy import Principal
 from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
 from gridmap.tables import CASE_SOURCES, CASE_STATES, FINISHED_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
+from gridmap.workcal import china_date
 
 NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
 PSEUDO_STATES = {"open": "not finished", "overdue": "running past its deadline"}
 LEVEL_COLUMNS = {"district": Case.district_code, "subdistrict": Case.subdistrict_code,
                  "community": Case.community_code, "grid": Case.grid_code, "microgrid": Case.microgrid_code}
 MAX_TEXT = 4000
+STATE_ZH = {"reported": "待处理", "filed": "已立案", "rejected": "不予受理", "voided": "已作废", "dispatched": "已派遣",
+            "accepted": "已签收", "handled": "已处置", "rework": "返工", "suspended": "挂账", "closed": "已结案",
+            "merged": "已合并"}
+SOURCE_ZH = {"hotline": "12345热线", "miniprogram": "随手拍", "patrol": "网格员巡查", "referral": "上级转办",
+             "api": "系统接口", "open311": "Open311"}
+# case numbers: a prefix by channel, the China date of intake, the sequence (the row id for new cases)
+SOURCE_PREFIX = {"hotline": "RX", "miniprogram": "SP", "patrol": "XC", "referral": "ZB", "api": "JK", "open311": "KF"}
+DEAD_END_RADIUS_M = 1000.0  # a point in no grid: the grids this close are offered to correct it with
+MAX_CANDIDATES = 5
+
+
+def case_number(source: str, at: dt.datetime, seq: int) -> str:
+    """The one format of case numbers, demo and new alike: the channel's prefix, the date in China (the day the
+    case came in, as people there count days) and a sequence of at least 7 digits — `RX202612060000123`.
+    New cases use their row id as the sequence, so two intakes at once can never get the same number."""
+    return f"{SOURCE_PREFIX.get(source, 'AJ')}{china_date(at):%Y%m%d}{seq:07d}"
+
+
+def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) -> list[dict]:
+    """The grids near the point other than the one it was given, nearest first, as {code, name, distance_m}: the
+    other grids on a shared edge (0 m), those within the near distance, the others within the nearest distance;
+    for a point in no grid at all, the nearest grids within `DEAD_END_RADIUS_M` (to correct its location with)."""
+    own = location.leaf_code
+    seen: dict[str, float] = {}
+    for code in location.candidates:
+        seen.setdefault(code, 0.0)
+    for near in location.near:
+        seen.setdefault(near["code"], float(near["distance_m"]))
+    if not location.chain:
+        for code, distance in index.leaves_within(lon, lat, DEAD_END_RADIUS_M)[:MAX_CANDIDATES]:
+            seen.setdefault(code, distance)
+    seen.pop(own, None)
+    out = []
+    for code, distance in sorted(seen.items(), key=lambda kv: (kv[1], kv[0])):
+        ref = index.by_code.get(code)
+        out.append({"code": code, "name": ref.name if ref else None, "level": ref.level if ref else None,
+                    "distance_m": round(distance, 1)})
+    return out
+
+
+def locate_for_case(index: AreaIndex, lon: float, lat: float, system, options: LocateOptions
+                    ) -> tuple[Location, list[str], list[dict]]:
+    """Where a case's point lies, exactly as `GET /locate` answers it with the same options (nearest-grid
+    assignment within `nearest_m`, `near_boundary` within `near_m`, a second reading of the datum): the
+    location, every flag, and the candidates."""
+    location = index.locate(lon, lat, near_m=options.near_m, nearest_m=options.nearest_m)
+    flags = list(location.flags)
+    alternative = _alternative_reading(index, lon, lat, system, location)
+    if alternative:
+        flags.append(alternative[0])
+    return location, flags, candidates_of(index, location, lon, lat)
 
 
 @dataclass
@@ -91,14 +143,16 @@ def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
 
 
 def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str = "api",
-                now: dt.datetime | None = None) -> Case:
-    """File a case: validate, convert the point to WGS84, locate it, assign it, and record its history."""
+                now: dt.datetime | None = None, options: LocateOptions | None = None) -> Case:
+    """File a case: validate, convert the point to WGS84, locate it exactly as `GET /locate` does (`options`: the
+    same distances; the defaults are the locate route's), assign it, and record its history."""
     new = check_new_case_text(new)
     category = _check_new_case(session, new)
     system = gcrs.parse_crs(new.crs)
+    options = options or LocateOptions()
     # refused, naming lon/lat, when far outside the service area (a case 8,000 km away is a mistake, not a case)
-    lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, LocateOptions())
-    location = index.locate(lon, lat)
+    lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, options)
+    location, flags, candidates = locate_for_case(index, lon, lat, system, options)
     now = now or dt.datetime.now(dt.timezone.utc)
     case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,
                 source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
@@ -106,14 +160,15 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
                 reporter_name=new.reporter_name, reporter_phone=new.reporter_phone,
                 reported_at=new.reported_at or now, external_ref=new.external_ref,
                 reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
-                locate_flags=[*location.flags, *new.extra_flags])
+                locate_flags=[*flags, *new.extra_flags], locate_candidates=candidates)
     _apply_location(case, location)
     session.add(case)
     session.flush()
-    case.number = f"{now:%Y%m%d}{case.id:07d}"  # readable and unique: the date, then the row id
+    case.number = case_number(new.source, now, case.id)  # readable and unique: channel, China date, row id
     reported = {"source": new.source, **({"external_ref": new.external_ref} if new.external_ref else {})}
     _record(session, case, case.reported_at, actor, "reported", None, "reported", reported)
-    located = {"flags": case.locate_flags, "candidates": location.candidates, "crs": system.name}
+    located = {"flags": case.locate_flags, "candidates": candidates, "crs": system.name, "method": location.method,
+               **({"distance_m": location.distance_m} if location.distance_m is not None else {})}
     _record(session, case, now, "system", "located", "reported", "reported", located)
     if location.chain and category is not None:
         # a located case with a category is filed and dispatched by the rules at once; the others wait for a
@@ -124,6 +179,10 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
         detail = workflow.route(session, case, now)
         case.state = "dispatched"
         _record(session, case, now, "system", "dispatch", "filed", "dispatched", detail)
+        if case.assignee_id is not None:
+            from gridmap import notifications
+
+            notifications.notify_holder(session, case, "assigned", actor="system", now=now)
     session.flush()
     return case
 
@@ -147,7 +206,8 @@ def request_hash(new: NewCase, extra: dict | None = None) -> str:
 
 
 def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
-                     now: dt.datetime | None = None, then=None, extra: dict | None = None) -> tuple[Case, bool]:
+                     now: dt.datetime | None = None, then=None, extra: dict | None = None,
+                     options: LocateOptions | None = None) -> tuple[Case, bool]:
     """File a case at most once per Idempotency-Key; returns (case, created). The same key with a different body
     (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
     decides. `then(session, case)` runs in the same transaction (a patrol worker handling it on the spot): if it
@@ -165,7 +225,7 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
                             raise InvalidInput("Idempotency-Key: already used for a different submission; use a "
                                                "new key for a new case", field="Idempotency-Key")
                         return get_case(session, seen.case_id), False
-                case = create_case(session, index, new, actor=actor, now=now)
+                case = create_case(session, index, new, actor=actor, now=now, options=options)
                 if then is not None:
                     then(session, case)
                 if key is not None:
@@ -244,6 +304,172 @@ def state_condition(states: tuple[str, ...], now: dt.datetime):
     return sa.or_(*parts)
 
 
+QUEUES = {  # name: (zh, en)
+    "pending": ("待处理", "Pending"), "dispatched": ("已派遣", "Dispatched"), "verify": ("待核查", "To verify"),
+    "bounced": ("退单", "Bounced"), "approvals": ("待审批", "Approvals"), "overdue": ("超期", "Overdue"),
+}
+SORTS = ("reported_at", "deadline", "overdue_by", "updated_at")
+MAX_AGE_H = 24 * 366 * 10
+
+
+def queue_condition(name: str, now: dt.datetime):
+    """SQL for a queue of the dispatcher's desk: 待处理 (reported), 已派遣 (dispatched, accepted, rework), 待核查
+    (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request pending), 超期 (the clock
+    runs past the deadline)."""
+    if name == "pending":
+        return Case.state == "reported"
+    if name == "dispatched":
+        return Case.state.in_(("dispatched", "accepted", "rework"))
+    if name == "verify":
+        return Case.state == "handled"
+    if name == "bounced":
+        return sa.and_(Case.state == "filed", Case.bounce_count > 0)
+    if name == "approvals":
+        return sa.and_(Case.state.in_(("accepted", "rework")),
+                       Case.pending["kind"].as_string().in_(("extension", "suspension")))
+    if name == "overdue":
+        return sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now)
+    raise InvalidInput(f"queue: {name!r} is not a queue; accepted: {', '.join(QUEUES)}", field="queue",
+                   zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(QUEUES)}")
+
+
+def _codes(text: str | None, field: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    values = tuple(sorted({v.strip() for v in (text or "").split(",") if v.strip()}))
+    if len(values) > 50 or any(len(v) > 32 for v in values):
+        raise InvalidInput(f"{field}: at most 50 codes of at most 32 characters", field=field,
+                           zh=f"{field}：至多 50 个代码，每个至多 32 个字符")
+    if allowed is not None:
+        for v in values:
+            if v not in allowed:
+                raise InvalidInput(f"{field}: {v!r} is not accepted; accepted: {', '.join(allowed)}", field=field,
+                                   zh=f"{field}：不接受 {v!r}；可选：{'、'.join(allowed)}")
+    return values
+
+
+@dataclass
+class CaseFilter:
+    """What a case list or a queue is narrowed to, and how it is ordered."""
+
+    area: str | None = None
+    state: str | tuple[str, ...] | None = None
+    queue: str | None = None
+    category: str | None = None  # codes, comma-separated
+    source: str | None = None  # channels, comma-separated
+    holder: str | None = None  # a staff id, `me`, or a department code
+    min_age_h: float | None = None
+    max_age_h: float | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    sort: str = "reported_at"
+    order: str = "desc"
+
+
+def _holder_condition(session: Session, holder: str, who: Principal | None):
+    text = holder.strip()
+    if text == "me":
+        if who is not None and who.role == "department" and who.department_id is not None:
+            return Case.department_id == who.department_id
+        if who is None or who.staff_id is None:
+            raise InvalidInput("holder: `me` names the signed-in worker's staff record, and this account has none",
+                               field="holder", zh="处置人：me 指当前登录网格员本人，此账号未关联网格员")
+        return Case.assignee_id == who.staff_id
+    if text.isdigit() and len(text) <= 12:
+        return Case.assignee_id == int(text)
+    department = session.scalar(sa.select(Department.id).where(Department.code == text))
+    if department is None:
+        raise InvalidInput(f"holder: {text[:40]!r} is neither a staff id, `me`, nor a department code",
+                           field="holder", zh=f"处置人：{text[:40]!r} 既不是网格员编号、me，也不是部门代码")
+    return Case.department_id == department
+
+
+def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Principal | None = None):
+    """The SELECT of the cases matching `f` that `who` may see (no order)."""
+    states = check_states(f.state)
+    check_period(f.since, f.until)
+    query = sa.select(Case)
+    if who is not None:
+        query = query.where(policy.case_condition(who, Case))
+    if f.area:
+        target = get_area(session, f.area)
+        query = query.where(LEVEL_COLUMNS[target.level] == f.area)
+    if states:
+        query = query.where(state_condition(states, now))
+    if f.queue:
+        query = query.where(queue_condition(f.queue, now))
+    categories = _codes(f.category, "category")
+    if categories:
+        query = query.where(Case.category_id.in_(sa.select(CaseCategory.id).where(CaseCategory.code.in_(categories))))
+    sources = _codes(f.source, "source", CASE_SOURCES)
+    if sources:
+        query = query.where(Case.source.in_(sources))
+    if f.holder:
+        query = query.where(_holder_condition(session, f.holder, who))
+    for name, value in (("min_age_h", f.min_age_h), ("max_age_h", f.max_age_h)):
+        if value is not None and not (0 <= value <= MAX_AGE_H):
+            raise InvalidInput(f"{name}: {value!r} hours; from 0 to {MAX_AGE_H}", field=name,
+                               zh=f"{name}：{value!r} 小时；应在 0 到 {MAX_AGE_H} 之间")
+    if f.min_age_h is not None and f.max_age_h is not None and f.max_age_h < f.min_age_h:
+        raise InvalidInput("max_age_h: below min_age_h", field="max_age_h", zh="max_age_h：小于 min_age_h")
+    if f.min_age_h is not None:
+        query = query.where(Case.reported_at <= now - dt.timedelta(hours=f.min_age_h))
+    if f.max_age_h is not None:
+        query = query.where(Case.reported_at >= now - dt.timedelta(hours=f.max_age_h))
+    if f.since:
+        query = query.where(Case.reported_at >= utc(f.since))
+    if f.until:
+        query = query.where(Case.reported_at < utc(f.until))
+    if f.bbox:
+        query = query.where(Case.lon.between(f.bbox[0], f.bbox[2]), Case.lat.between(f.bbox[1], f.bbox[3]))
+    return query
+
+
+def _ordering(sort: str, order: str) -> tuple:
+    """ORDER BY for a sort key: `reported_at`, `deadline` (no deadline last), `overdue_by` (the most overdue is the
+    largest: `desc` is the earliest deadline first), `updated_at` (the last history entry)."""
+    if sort not in SORTS:
+        raise InvalidInput(f"sort: {sort!r}; accepted: {', '.join(SORTS)}", field="sort",
+                           zh=f"排序：不接受 {sort!r}；可选：{'、'.join(SORTS)}")
+    if order not in ("asc", "desc"):
+        raise InvalidInput(f"order: {order!r}; accepted: asc, desc", field="order", zh="顺序：只能为 asc 或 desc")
+    desc = order == "desc"
+    if sort == "reported_at":
+        key = Case.reported_at
+    elif sort == "deadline":
+        key = Case.due_at
+    elif sort == "overdue_by":
+        key, desc = Case.due_at, not desc
+    else:
+        key = (sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id)
+               .correlate(Case).scalar_subquery())
+    nulls = sa.case((key.is_(None), 1), else_=0)  # cases without the key last, whichever the order
+    return (nulls, key.desc() if desc else key.asc(), Case.id.desc() if desc else Case.id.asc())
+
+
+def search_cases(session: Session, f: CaseFilter, *, limit: int = 50, offset: int = 0,
+                 now: dt.datetime | None = None, who: Principal | None = None) -> tuple[int, list[Case]]:
+    """Cases matching `f` that `who` may see, ordered and paged, and how many match in all — all in SQL."""
+    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    query = case_query(session, f, now=now, who=who)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.options(selectinload(Case.category)).order_by(*_ordering(f.sort, f.order))
+                           .limit(limit).offset(offset))
+    return int(total or 0), list(rows)
+
+
+def queue_counts(session: Session, *, area: str | None = None, now: dt.datetime | None = None,
+                 who: Principal | None = None) -> list[dict]:
+    """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
+    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    query = case_query(session, CaseFilter(area=area), now=now, who=who)
+    columns = [sa.func.count().filter(queue_condition(name, now)).label(name) for name in QUEUES]
+    counted = sa.select(*columns).select_from(Case)
+    if query.whereclause is not None:
+        counted = counted.where(query.whereclause)
+    counts = session.execute(counted).one()._mapping
+    return [{"name": name, "zh": zh, "en": en, "count": int(counts[name] or 0)} for name, (zh, en) in QUEUES.items()]
+
+
 def find_cases(session: Session, *, area: str | None = None, state: str | tuple[str, ...] | None = None,
                since: dt.datetime | None = None, until: dt.datetime | None = None,
                bbox: tuple[float, float, float, float] | None = None,
@@ -251,26 +477,9 @@ def find_cases(session: Session, *, area: str | None = None, state: str | tuple[
                now: dt.datetime | None = None, who: Principal | None = None) -> tuple[int, list[Case]]:
     """Cases matching the filters (`state` may list several, and `open` / `overdue`), newest first (or oldest
     first, as a queue is worked), and how many match in all; only those `who` may see (`gridmap.policy`)."""
-    states = check_states(state)
-    check_period(since, until)
-    query = sa.select(Case)
-    if who is not None:
-        query = query.where(policy.case_condition(who, Case))
-    if area:
-        target = get_area(session, area)
-        query = query.where(LEVEL_COLUMNS[target.level] == area)
-    if states:
-        query = query.where(state_condition(states, utc(now) or dt.datetime.now(dt.timezone.utc)))
-    if since:
-        query = query.where(Case.reported_at >= utc(since))
-    if until:
-        query = query.where(Case.reported_at < utc(until))
-    if bbox:
-        query = query.where(Case.lon.between(bbox[0], bbox[2]), Case.lat.between(bbox[1], bbox[3]))
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    order = (Case.reported_at.asc(), Case.id.asc()) if oldest_first else (Case.reported_at.desc(), Case.id.desc())
-    rows = session.scalars(query.options(selectinload(Case.category)).order_by(*order).limit(limit).offset(offset))
-    return int(total or 0), list(rows)
+    f = CaseFilter(area=area, state=state, since=since, until=until, bbox=bbox,
+                   order="asc" if oldest_first else "desc")
+    return search_cases(session, f, limit=limit, offset=offset, now=now, who=who)
 
 
 def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, contact: bool = False) -> dict:
@@ -308,7 +517,111 @@ def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, c
                     if case.whistled_at else None),
         "clock": clock, "external_ref": case.external_ref, "reported_by_staff_id": case.reported_by_staff_id,
         "merged_into_id": case.merged_into_id,
+        "candidates": _candidates(case.locate_candidates), "state_zh": STATE_ZH.get(case.state, case.state),
+        "source_zh": SOURCE_ZH.get(case.source, case.source), "deadline": _iso(case.due_at),
+        **time_left(case, now), "pending_request": pending_request(case.pending),
+        "holder": None, "last_bounce": None, "attachments_count": 0,
     }
+
+
+def _candidates(stored) -> list[dict]:
+    """Stored candidates as {code, name, distance_m} (cases from before revision 0006 stored none)."""
+    return [c if isinstance(c, dict) else {"code": c, "name": None, "level": None, "distance_m": 0.0}
+            for c in (stored or [])]
+
+
+def time_left(case: Case, now: dt.datetime | None = None) -> dict:
+    """Seconds to the deadline while the clock runs (`time_left_s`), or past it (`overdue_by_s`); never negative,
+    both None when no clock runs (not accepted yet, suspended, finished)."""
+    due = utc(case.due_at)
+    if due is None or case.state in NOT_RUNNING:
+        return {"time_left_s": None, "overdue_by_s": None}
+    left = (due - (utc(now) or dt.datetime.now(dt.timezone.utc))).total_seconds()
+    return {"time_left_s": int(left), "overdue_by_s": None} if left >= 0 else \
+        {"time_left_s": None, "overdue_by_s": int(-left)}
+
+
+def pending_request(pending: dict | None) -> dict | None:
+    """An extension or suspension request awaiting a leader's decision."""
+    if not pending or not isinstance(pending, dict) or not pending.get("kind"):
+        return None
+    return {"kind": pending.get("kind"), "at": pending.get("at"), "by": pending.get("by"),
+            "reason": pending.get("reason"), "amount": pending.get("amount"), "unit": pending.get("unit")}
+
+
+def attachments_counts(session: Session, case_ids: list[int]) -> dict[int, int]:
+    """How many attachments each case has (the one place this is computed; none until attachments exist)."""
+    try:
+        from gridmap.tables import Attachment  # noqa: PLC0415 - present once the attachments land
+    except ImportError:
+        return {}
+    if not case_ids:
+        return {}
+    return dict(session.execute(sa.select(Attachment.case_id, sa.func.count()).where(
+        Attachment.case_id.in_(case_ids)).group_by(Attachment.case_id)).all())
+
+
+def may_call_holder(who: Principal | None, case: Case, department: str | None) -> bool:
+    """Whether the holder's phone is shown in full: to the people who must reach them — dispatchers, leaders,
+    verifiers (and admins) of the case's area — and to the holder itself; masked for everyone else."""
+    if who is None:
+        return False
+    if who.role in ("dispatcher", "leader", "verifier", "admin"):
+        return policy.sees_case(who, case, department)
+    if who.role == "worker":
+        return who.staff_id is not None and who.staff_id == case.assignee_id
+    if who.role == "department":
+        return bool(who.department) and who.department == department
+    return False
+
+
+def case_items(session: Session, rows: list[Case], *, who: Principal | None = None, calendar=None,
+               now: dt.datetime | None = None, contact: bool = False) -> list[dict]:
+    """Case items as lists, queues and one case show them: the summary plus the holder (worker or department,
+    phone callable for those who must reach them), the last bounce with its reason and evidence, and the
+    attachment count — each read for the whole page in one query."""
+    from gridmap.tables import Staff
+
+    if not rows:
+        return []
+    ids = [c.id for c in rows]
+    staff = {r.id: r for r in session.scalars(sa.select(Staff).where(
+        Staff.id.in_({c.assignee_id for c in rows if c.assignee_id is not None})))} if any(
+        c.assignee_id for c in rows) else {}
+    departments = {d.id: d for d in session.scalars(sa.select(Department).where(
+        Department.id.in_({c.department_id for c in rows if c.department_id is not None})))} if any(
+        c.department_id for c in rows) else {}
+    bounced = [c.id for c in rows if c.bounce_count]
+    bounces: dict[int, CaseEvent] = {}
+    if bounced:
+        last = (sa.select(sa.func.max(CaseEvent.id)).where(CaseEvent.case_id.in_(bounced), CaseEvent.action == "bounce")
+                .group_by(CaseEvent.case_id))
+        bounces = {e.case_id: e for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.id.in_(last)))}
+    attachments = attachments_counts(session, ids)
+    out = []
+    for case in rows:
+        item = case_summary(case, calendar=calendar, now=now, contact=contact)
+        department = departments.get(case.department_id)
+        code = department.code if department else None
+        callable_ = may_call_holder(who, case, code)
+        if case.assignee_id is not None and case.assignee_id in staff:
+            person = staff[case.assignee_id]
+            item["holder"] = {"kind": "worker", "id": person.id, "name": person.name,
+                              "phone": person.phone if callable_ else mask_phone(person.phone)}
+        elif department is not None:
+            item["holder"] = {"kind": "department", "id": department.id, "code": department.code,
+                              "name": department.name,
+                              "phone": department.phone if callable_ else mask_phone(department.phone)}
+        else:
+            item["holder"] = {"kind": None, "id": None, "name": None, "phone": None}
+        event = bounces.get(case.id)
+        if event is not None:
+            detail = event.detail or {}
+            item["last_bounce"] = {"at": _iso(event.at), "by": detail.get("by") or event.actor,
+                                   "reason": detail.get("reason"), "evidence": detail.get("evidence")}
+        item["attachments_count"] = int(attachments.get(case.id, 0))
+        out.append(item)
+    return out
 
 
 def case_history(case: Case) -> list[dict]:
@@ -316,9 +629,19 @@ def case_history(case: Case) -> list[dict]:
     return [_event(e) for e in case.events]
 
 
+ACTION_ZH = {"reported": "上报", "located": "定位", "merge_in": "并入", "escalate": "超期升级",
+             "boundary_change": "边界调整"}
+
+
+def action_zh(action: str) -> str:
+    """The Chinese name of a history entry: a step's name (`workflow.STEPS`), or one of intake's own entries."""
+    step = workflow.STEPS.get(action)
+    return step.zh if step is not None else ACTION_ZH.get(action, action)
+
+
 def _event(e: CaseEvent) -> dict:
-    return {"at": _iso(e.at), "actor": e.actor, "action": e.action, "from_state": e.from_state,
-            "to_state": e.to_state, "detail": e.detail}
+    return {"at": _iso(e.at), "actor": e.actor, "action": e.action, "action_zh": action_zh(e.action),
+            "from_state": e.from_state, "to_state": e.to_state, "detail": e.detail}
 
 
 def full_history(session: Session, case: Case) -> list[dict]:
@@ -336,7 +659,7 @@ def full_history(session: Session, case: Case) -> list[dict]:
 ROUTING_STEPS = ("dispatch", "reassign", "bounce", "whistle")
 
 
-def routing(session: Session, case: Case) -> dict:
+def routing(session: Session, case: Case, who: Principal | None = None) -> dict:
     """Where the case went and why: the grid chain with names, the party branch, the worker or department, the
     rule of the last routing step, and how the point was placed (method, flags such as `on_boundary`, the other
     candidate grids)."""
@@ -358,13 +681,17 @@ def routing(session: Session, case: Case) -> dict:
     return {
         "chain": chain,
         "branch": {"id": branch.id, "name": branch.name, "secretary": branch.secretary_name} if branch else None,
-        "worker": {"id": worker.id, "name": worker.name, "phone": mask_phone(worker.phone)} if worker else None,
+        "worker": {"id": worker.id, "name": worker.name,
+                   "phone": worker.phone if may_call_holder(who, case, department.code if department else None)
+                   else mask_phone(worker.phone)} if worker else None,
         "department": {"code": department.code, "name": department.name} if department else None,
         "rule": (routed.detail or {}).get("rule") if routed else None,
         "routed_by": {"action": routed.action, "at": _iso(routed.at), "actor": routed.actor,
                       "reason": (routed.detail or {}).get("reason")} if routed else None,
         "located": {"method": method, "flags": flags,
-                    "candidates": ((located.detail or {}).get("candidates") or []) if located else [],
+                    "candidates": [c["code"] if isinstance(c, dict) else c for c in (
+                        case.locate_candidates if case.locate_candidates is not None else
+                        (((located.detail or {}).get("candidates") or []) if located else []))],
                     "crs": ((located.detail or {}).get("crs")) if located else case.raw_crs},
     }
 

@@ -58,6 +58,7 @@ RULES: dict[str, frozenset[str]] = {
     "case.act": frozenset({"dispatcher", "worker", "department", "verifier", "leader"}),  # roles of workflow.STEPS
     "case.rate": frozenset(ROLES) | {"anonymous", "resident"},  # the reporter's token is the credential
     "patrol.create": frozenset({"worker"}),
+    "notification.read": STAFF_ROLES,  # one's own notifications (催办, 督办, cases given to one)
     "import.hotline": frozenset({"dispatcher", "admin", "integration"}),
     "measures.read": READERS - {"worker"},
     "catalogue.read": frozenset(ROLES) | {"anonymous", "resident"},

@@ -270,6 +270,8 @@ class Case(Base):
     reporter_token_hash: Mapped[str | None] = mapped_column(String(64))
     reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    # daily work (revision 0006): the grids near the point ([{code, name, distance_m}]) as intake found them
+    locate_candidates: Mapped[list | None] = mapped_column(JSON)
 
     category: Mapped[CaseCategory | None] = relationship()
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
@@ -428,6 +430,22 @@ class PlanAssignment(Base):
     role: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Notification(Base):
+    """A message to one account (revision 0006): a case urged (催办) or supervised (督办), or given to it
+    (`assigned`); read when `read_at` is set."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_account_read", "account_id", "read_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # urge | supervise | assigned
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    text: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 ATTACHMENT_STAGES: tuple[str, ...] = ("report", "before", "after", "patrol")  # 上报, 处置前, 处置后, 巡查

@@ -95,10 +95,14 @@ STEPS = {s.name: s for s in [
     Step("deny", "驳回申请", ("accepted", "rework"), ("leader",), None),
     Step("resume", "恢复办理", ("suspended",), ("leader", "dispatcher"), "accepted"),
     Step("merge", "合并", ("reported", "filed", "dispatched", "accepted"), ("dispatcher",), "merged"),
+    Step("relocate", "更正位置", ("reported", "filed", "dispatched", "accepted"), ("dispatcher",), None),
+    Step("urge", "催办", ("dispatched", "accepted", "rework"), ("dispatcher", "leader"), None),
+    Step("supervise", "督办", ("dispatched", "accepted", "rework"), ("leader", "dispatcher"), None),
 ]}
 MERGE_TARGET_EXCLUDED = ("rejected", "voided", "merged")
 NEEDS_REASON = {"reject", "void", "reassign", "bounce", "send_back", "request_extension", "request_suspension",
-                "deny"}
+                "deny", "relocate"}
+NOTIFIES = {"urge", "supervise"}  # steps that tell the holder (and dispatch/reassign tell a worker it has a case)
 
 
 def _now() -> dt.datetime:
@@ -134,8 +138,10 @@ TEXT_PARAMS = {"reason": 2000, "note": 4000}  # free text written into the histo
 
 
 def act(session: Session, case_id: int, action: str, actor: Actor, *, version: int | None,
-        calendar: WorkCalendar, params: dict | None = None, now: dt.datetime | None = None) -> Case:
-    """Take one step of the loop on a case; returns the changed case. See the module docstring."""
+        calendar: WorkCalendar, params: dict | None = None, now: dt.datetime | None = None,
+        index=None, options=None) -> Case:
+    """Take one step of the loop on a case; returns the changed case. See the module docstring. `index` (the
+    active boundaries) and `options` (the locate distances) are what `relocate` locates the new point with."""
     params = dict(params or {})
     for name, limit in TEXT_PARAMS.items():
         params[name] = clean_text(params.get(name), name, limit, multiline=True, required=False)
@@ -172,15 +178,104 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
     case.version = version + 1
     from_state = case.state
     detail = {k: v for k, v in params.items() if v is not None}
-    handler = getattr(_Handlers, action)
-    extra = handler(session, case, actor, params, calendar, now) or {}
+    holder_before = (case.assignee_id, case.department_id)
+    if action == "relocate":
+        extra = _relocate(session, case, actor, params, now, index, options)
+    else:
+        handler = getattr(_Handlers, action)
+        extra = handler(session, case, actor, params, calendar, now) or {}
     detail.update(extra)
     if step.to_state is not None and case.state == from_state:
         case.state = step.to_state
     session.add(CaseEvent(case_id=case.id, at=now, actor=actor.label(), action=action, from_state=from_state,
                           to_state=case.state, detail=detail or None))
+    _notify(session, case, action, actor, params, holder_before, now)
     session.flush()
     return case
+
+
+def _notify(session: Session, case: Case, action: str, actor: Actor, params: dict, holder_before: tuple,
+            now: dt.datetime) -> None:
+    """Urging and supervising reach the holder's accounts; a worker newly given a case is told."""
+    from gridmap import notifications
+
+    if action in NOTIFIES:
+        if case.assignee_id is None and case.department_id is None:
+            raise Conflict(f"state: case {case.id} is with nobody to {action}", field="state",
+                           zh=f"状态：案件 {case.id} 当前无处置人，无法{STEPS[action].zh}")
+        notifications.notify_holder(session, case, action, actor=actor.label(),
+                                    note=params.get("note") or params.get("reason"), now=now)
+    elif case.assignee_id is not None and case.assignee_id != holder_before[0] and case.state == "dispatched":
+        notifications.notify_holder(session, case, "assigned", actor=actor.label(), note=params.get("reason"),
+                                    now=now)
+
+
+def _relocate(session: Session, case: Case, actor: Actor, params: dict, now: dt.datetime, index, options) -> dict:
+    """更正位置: a new point (`lon`/`lat` in `crs`) located as intake locates one, or one of the leaf grids near
+    the point (`grid`, e.g. from the case's candidates) chosen by the dispatcher; the old and new point and
+    codes are recorded. A case that was with someone is routed again in its new grid (an accepted one that
+    changes hands goes back to dispatched: the new holder accepts it); a dead end (no grid) can then be filed."""
+    from gridmap import cases as gcases
+    from gridmap import crs as gcrs
+    from gridmap.locate import LocateOptions, to_wgs84_checked
+
+    if index is None:
+        raise InvalidInput("location: no boundaries are loaded to locate with", field="location")
+    options = options or LocateOptions()
+    lon, lat, grid = params.get("lon"), params.get("lat"), params.get("grid")
+    before = {"point": [case.lon, case.lat], "crs": case.raw_crs,
+              **{column.key: getattr(case, column.key) for column in gcases.LEVEL_COLUMNS.values()}}
+    if grid is not None:
+        if lon is not None or lat is not None:
+            raise InvalidInput("grid: give either a point (lon, lat) or a grid, not both", field="grid",
+                               zh="网格：请给出新位置（经纬度）或网格之一，不要同时给出")
+        code = str(grid).strip()
+        leaves = {ref.code for ref in index.leaves}
+        if code not in leaves:
+            raise InvalidInput(f"grid: {code[:40]!r} is not a leaf grid of the boundaries in force", field="grid",
+                               zh=f"网格：{code[:40]!r} 不是现行边界中的末级网格")
+        from gridmap.lookup import Location
+
+        location = Location(case.lon, case.lat, chain=index.chain_of(code), method="chosen")
+        flags = [f for f in (case.locate_flags or []) if f not in ("outside_all_grids", "assigned_to_nearest")]
+        flags.append("grid_chosen")
+        candidates = [c for c in gcases._candidates(case.locate_candidates) if c["code"] != code]
+        if case.microgrid_code or case.grid_code:
+            old_leaf = case.microgrid_code or case.grid_code
+            ref = index.by_code.get(old_leaf)
+            candidates.insert(0, {"code": old_leaf, "name": ref.name if ref else None,
+                                  "level": ref.level if ref else None, "distance_m": 0.0})
+    else:
+        if lon is None or lat is None:
+            missing = "lon" if lon is None else "lat"
+            raise InvalidInput(f"{missing}: relocating needs the new point (lon and lat) or a grid", field=missing,
+                               zh="经纬度：更正位置需要新的经纬度，或选择一个网格")
+        system = gcrs.parse_crs(params.get("crs") or "wgs84")
+        x, y = lon, lat
+        lon, lat = to_wgs84_checked(index, float(x), float(y), system, options)
+        location, flags, candidates = gcases.locate_for_case(index, lon, lat, system, options)
+        if not location.chain:
+            raise InvalidInput("lon: the new point lies in no grid either; move it into a grid or choose one of "
+                               "the candidates", field="lon",
+                               zh="经纬度：新位置仍不在任何网格内，请移入网格或从候选网格中选择")
+        case.lon, case.lat = lon, lat
+        case.raw_x, case.raw_y, case.raw_crs = x, y, system.name
+        case.geom = f"SRID=4326;POINT({lon!r} {lat!r})"
+        flags = [*flags, "relocated"]
+    gcases._apply_location(case, location)
+    case.generation_id = index.generation_id
+    case.locate_flags = flags
+    case.locate_candidates = candidates
+    after = {"point": [case.lon, case.lat], "crs": case.raw_crs,
+             **{column.key: getattr(case, column.key) for column in gcases.LEVEL_COLUMNS.values()}}
+    out = {"from": before, "to": after, "flags": flags, "candidates": candidates, "by": actor.label()}
+    if case.state in ("dispatched", "accepted") and (case.assignee_id is not None or case.department_id is not None):
+        holder = (case.assignee_id, case.department_id)
+        out["routing"] = route(session, case, now)
+        if (case.assignee_id, case.department_id) != holder and case.state == "accepted":
+            case.state = "dispatched"  # a new holder signs for it; its clock starts then
+            case.accepted_at = case.due_at = None
+    return out
 
 
 def _check_owner(session: Session, case: Case, step: Step, actor: Actor) -> None:
@@ -378,6 +473,14 @@ class _Handlers:
         case.suspended_at = None
         return {"due_at": case.due_at.isoformat() if case.due_at else None}
 
+
+    @staticmethod
+    def urge(session, case, actor, params, calendar, now):
+        return {"holder": {"assignee_id": case.assignee_id, "department_id": case.department_id}}
+
+    @staticmethod
+    def supervise(session, case, actor, params, calendar, now):
+        return {"holder": {"assignee_id": case.assignee_id, "department_id": case.department_id}}
 
     @staticmethod
     def merge(session, case, actor, params, calendar, now):

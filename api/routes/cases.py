@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow, get_principal
+from api.case_models import CaseDetail, CaseItem, CasePage
 from api.deps import IndexDep, SessionDep
 from api.ratelimit import address_of_anonymous, rate_limit
 from api.params import Id, Moment, Offset, PathId
@@ -67,7 +68,8 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
 
     actor = "resident" if who.anonymous else who.label()
     case, created = cases.create_case_once(request.app.state.sessionmaker, index, cases.NewCase(**body.model_dump()),
-                                           idempotency_key, actor=actor, then=remember_reporter)
+                                           idempotency_key, actor=actor, then=remember_reporter,
+                                           options=request.app.state.settings.locate_options())
     if resident:
         _headers(request, response, case, created)
         return _receipt(case, token)
@@ -94,7 +96,8 @@ def _created(request: Request, response: Response, case, created: bool, who: Pri
     with request.app.state.sessionmaker() as session:
         similar = duplicates.suggest(session, case, request.app.state.settings.duplicate_window(), limit=5)
         similar = [s for s in similar if _visible(session, who, s.get("id"))]
-    return {**cases.case_summary(case), "history": cases.case_history(case), "possible_duplicates": similar}
+        item = cases.case_items(session, [case], who=who)[0]
+    return {**item, "history": cases.case_history(case), "possible_duplicates": similar}
 
 
 def _visible(session, who: Principal, case_id) -> bool:
@@ -161,6 +164,10 @@ class ActionIn(BaseModel):
     unit: str | None = Field(None, max_length=32)
     note: str | None = Field(None, max_length=4000)
     into: Id | None = Field(None, description="merge: the id of the case this one duplicates")
+    lon: float | None = Field(None, ge=-1e7, le=1e7, description="relocate: the new point, in `crs`")
+    lat: float | None = Field(None, ge=-1e7, le=1e7)
+    crs: str | None = Field(None, max_length=32, description="relocate: the new point's system (default wgs84)")
+    grid: str | None = Field(None, max_length=24, description="relocate: a leaf grid code from the candidates")
 
 
 def _if_match(value: str | None) -> int | None:
@@ -175,9 +182,11 @@ def _if_match(value: str | None) -> int | None:
 @router.post("/cases/{case_id}/actions/{action}")
 def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], body: ActionIn, session: SessionDep,
                 request: Request, response: Response, who: Annotated[Principal, allow("case.act")],
-                if_match: Annotated[str | None, Header()] = None) -> dict:
+                index: IndexDep, if_match: Annotated[str | None, Header()] = None) -> CaseItem:
     """Take one step of the loop: file, reject, void, dispatch, reassign, accept, bounce, whistle, report_in,
-    handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume, merge.
+    handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume, merge,
+    relocate (更正位置: `lon`/`lat`/`crs` or `grid`, with a `reason`), urge (催办) and supervise (督办) (a `note`
+    or `reason`; the holder's accounts are notified).
 
     Who acts is the signed-in account: its role decides the steps it may take, a worker acts on the cases
     assigned to it and a department on those given to it; a case outside the account's areas is not found. The
@@ -192,12 +201,12 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     params = body.model_dump(exclude={"version"})
     try:
         case = workflow.act(session, case_id, action, _actor(who), version=version, calendar=calendar,
-                            params=params)
+                            params=params, index=index, options=request.app.state.settings.locate_options())
     except workflow.StaleVersion as exc:
         if header_version is not None:
             raise workflow.PreconditionFailed(exc.message, field="If-Match") from None
         raise
-    summary = cases.case_summary(case, calendar=calendar)
+    summary = cases.case_items(session, [case], who=who, calendar=calendar)[0]
     # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
     # held while the request waits for the thread pool to run the session's teardown
     session.commit()
@@ -230,33 +239,56 @@ def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Req
     return {"id": case.id, "number": case.number, "state": case.state, "satisfaction": case.satisfaction}
 
 
-@router.get("/cases")
+CodeList = Annotated[str | None, Query(max_length=400)]
+Hours = Annotated[float | None, Query(ge=0, le=cases.MAX_AGE_H, allow_inf_nan=False)]
+Sort = Literal["reported_at", "deadline", "overdue_by", "updated_at"]
+
+
+def order_of(order: str | None, sort: str) -> str:
+    """`asc`/`desc`, also from the older `newest`/`oldest`; by default the newest first (the most overdue or the
+    nearest deadline first for those sorts)."""
+    if order in ("asc", "oldest"):
+        return "asc"
+    if order in ("desc", "newest"):
+        return "desc"
+    return "asc" if sort == "deadline" else "desc"
+
+
+@router.get("/cases", response_model=CasePage | dict[str, Any])
 def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, allow("case.read")],
                area: Annotated[str | None, Query(max_length=24)] = None,
                state: Annotated[str | None, Query(max_length=200)] = None,
                since: Moment | None = None, until: Moment | None = None, bbox: str | None = None,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 50, offset: Annotated[Offset, Query()] = 0,
-               order: Literal["newest", "oldest"] = "newest",
-               format: Literal["json", "geojson"] = "json") -> dict:
-    """Cases filtered by area code, state (comma-separated; also `open` and `overdue`) and reporting period,
-    newest first (or `order=oldest`, as a queue is worked), paged; only the cases the caller may see."""
+               order: Literal["newest", "oldest", "asc", "desc"] | None = None,
+               sort: Sort = "reported_at", queue: Annotated[str | None, Query(max_length=16)] = None,
+               category: CodeList = None, source: CodeList = None,
+               holder: Annotated[str | None, Query(max_length=32)] = None,
+               min_age_h: Hours = None, max_age_h: Hours = None,
+               format: Literal["json", "geojson"] = "json"):
+    """Cases filtered by area code, state (comma-separated; also `open` and `overdue`), queue (pending,
+    dispatched, verify, bounced, approvals, overdue), category codes and sources (comma-separated), holder (a
+    staff id, `me`, or a department code), age in hours since reported and reporting period; sorted by
+    `reported_at`, `deadline`, `overdue_by` or `updated_at`, `order` asc or desc (`newest`/`oldest` still
+    work); paged, with the total; only the cases the caller may see."""
     limit = min(limit, request.app.state.settings.max_page_size if format == "json" else 10_000)
     if area:
         policy.check_area(who, area)
-    total, rows = cases.find_cases(session, area=area, state=state, since=since, until=until,
-                                   bbox=check_bbox(bbox), limit=limit, offset=offset,
-                                   oldest_first=order == "oldest", who=who)
+    f = cases.CaseFilter(area=area, state=state, queue=queue, category=category, source=source, holder=holder,
+                         min_age_h=min_age_h, max_age_h=max_age_h, since=since, until=until, bbox=check_bbox(bbox),
+                         sort=sort, order=order_of(order, sort))
+    total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
     if format == "geojson":
         return features.feature_collection([features.case_feature(c) for c in rows], numberMatched=total,
                                            numberReturned=len(rows))
     calendar = request.app.state.calendar()
     return {"total": total, "limit": limit, "offset": offset,
-            "items": [cases.case_summary(c, calendar=calendar) for c in rows]}
+            "items": cases.case_items(session, rows, who=who, calendar=calendar)}
 
 
 @router.get("/cases/{case_id}", name="get_case")
 def get_case(case_id: PathId, session: SessionDep, request: Request, response: Response,
-             who: Annotated[Principal, allow("case.read")]) -> dict:
+             who: Annotated[Principal, allow("case.read")]) -> CaseDetail:
     """One case with its full history (and the histories of the cases merged into it). The reporter's name and
     phone are masked unless the caller may see them (`gridmap.policy.may_see_contact`: dispatchers, admins and
     verifiers of the case's area, the worker or department the case is with); each such view is written to the
@@ -264,8 +296,8 @@ def get_case(case_id: PathId, session: SessionDep, request: Request, response: R
     worker or department, the rule, and how the point was placed."""
     case = cases.get_case_for(session, case_id, who)
     contact = policy.may_see_contact(who, case, cases.department_code(session, case))
-    out = {**cases.case_summary(case, calendar=request.app.state.calendar(), contact=contact),
-           "routing": cases.routing(session, case), "history": cases.full_history(session, case)}
+    item = cases.case_items(session, [case], who=who, calendar=request.app.state.calendar(), contact=contact)[0]
+    out = {**item, "routing": cases.routing(session, case, who), "history": cases.full_history(session, case)}
     if contact and (case.reporter_name or case.reporter_phone):
         audit.record(session, "reveal", f"case:{case.id}", {"number": case.number,
                                                              "fields": ["reporter_name", "reporter_phone"]})

@@ -1,7 +1,162 @@
-"""The dispatcher's desk: queues, batch steps, urging (催办/督办) and location corrections."""
+"""The dispatcher's desk: queues (待处理, 已派遣, 待核查, 退单, 待审批, 超期) and batch steps. Urging (催办/督办) and
+location corrections (更正位置) are steps of the loop (POST /api/v1/cases/{id}/actions/urge|supervise|relocate)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import allow
+from api.case_models import CaseItem, CasePage
+from api.deps import IndexDep, SessionDep
+from api.params import Id, Offset
+from api.routes.cases import ActionIn, CodeList, Hours, Sort, _actor, _visible, order_of
+from gridmap import cases, policy, workflow
+from gridmap.errors import GridmapError, NotFound
+from gridmap.policy import Principal
+
+router = APIRouter(prefix="/api/v1", tags=["dispatch"])
+MAX_BATCH = 200
+
+
+class QueueCount(BaseModel):
+    name: str
+    zh: str
+    en: str
+    count: int
+
+
+class QueueCounts(BaseModel):
+    area: str | None
+    items: list[QueueCount]
+
+
+@router.get("/queues")
+def queue_counts(session: SessionDep, who: Annotated[Principal, allow("case.read")],
+                 area: Annotated[str | None, Query(max_length=24)] = None) -> QueueCounts:
+    """How many cases each queue of the desk holds, in `area` (any level) and among the cases the caller may
+    see: 待处理 `pending` (reported), 已派遣 `dispatched` (dispatched, accepted, rework), 待核查 `verify`
+    (handled), 退单 `bounced` (back to filed by a bounce), 待审批 `approvals` (an extension or suspension request
+    pending), 超期 `overdue` (the clock past the deadline). One grouped query."""
+    if area:
+        policy.check_area(who, area)
+    return QueueCounts(area=area, items=cases.queue_counts(session, area=area, who=who))
+
+
+QUEUE_ORDER = {"pending": ("reported_at", "asc"), "dispatched": ("deadline", "asc"), "verify": ("updated_at", "asc"),
+               "bounced": ("updated_at", "desc"), "approvals": ("updated_at", "asc"),
+               "overdue": ("overdue_by", "desc")}
+
+
+@router.get("/queues/{name}")
+def queue_items(name: Annotated[str, Path(max_length=16)], session: SessionDep, request: Request,
+                who: Annotated[Principal, allow("case.read")],
+                area: Annotated[str | None, Query(max_length=24)] = None,
+                category: CodeList = None, source: CodeList = None,
+                holder: Annotated[str | None, Query(max_length=32)] = None,
+                min_age_h: Hours = None, max_age_h: Hours = None, sort: Sort | None = None,
+                order: Literal["asc", "desc", "newest", "oldest"] | None = None,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[Offset, Query()] = 0
+                ) -> CasePage:
+    """One queue's cases, filtered (area, category codes and sources comma-separated, holder: staff id, `me` or
+    department code, age in hours), sorted and paged, with the total — by SQL however many there are. Each
+    item carries its holder, deadline, time left or overdue by, last bounce and pending request. Default order:
+    pending oldest first, dispatched by nearest deadline, overdue most overdue first."""
+    if name not in cases.QUEUES:
+        raise NotFound(f"queue: no queue is named {name!r}; queues: {', '.join(cases.QUEUES)}", field="name",
+                       zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(cases.QUEUES)}")
+    if area:
+        policy.check_area(who, area)
+    default_sort, default_order = QUEUE_ORDER[name]
+    sort = sort or default_sort
+    order = order_of(order, sort) if order else (default_order if sort == default_sort else order_of(None, sort))
+    limit = min(limit, request.app.state.settings.max_page_size)
+    f = cases.CaseFilter(area=area, queue=name, category=category, source=source, holder=holder,
+                         min_age_h=min_age_h, max_age_h=max_age_h, sort=sort, order=order)
+    total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
+    items = cases.case_items(session, rows, who=who, calendar=request.app.state.calendar())
+    return CasePage(total=total, limit=limit, offset=offset, items=items)
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    version: Id
+
+
+class BatchIn(ActionIn):
+    """The cases (each with the version seen) and the step's parameters, the same for every case."""
+
+    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchError(BaseModel):
+    code: str
+    field: str | None = None
+    detail: str
+
+
+class BatchResult(BaseModel):
+    id: int
+    ok: bool
+    state: str | None = None
+    version: int | None = None
+    number: str | None = None
+    error: BatchError | None = None
+
+
+class BatchOut(BaseModel):
+    action: str
+    ok: int
+    failed: int
+    results: list[BatchResult]
+
+
+def _error_code(exc: GridmapError) -> str:
+    return {"StaleVersion": "stale_version", "PreconditionFailed": "stale_version", "NotFound": "not_found",
+            "Forbidden": "forbidden", "Conflict": "conflict", "VersionRequired": "version_required"}.get(
+        type(exc).__name__, "invalid" if isinstance(exc, GridmapError) else "error")
+
+
+@router.post("/cases/batch/{action}")
+def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, session: SessionDep,
+                 request: Request, index: IndexDep, who: Annotated[Principal, allow("case.act")]) -> BatchOut:
+    """One step on up to 200 cases (e.g. batch dispatch 批量派遣), each with the version seen, the same
+    parameters for all. Every case is independent: one refused (stale version, wrong state, not visible) does
+    not stop the others; each result says ok with the new state and version, or the error with its code and
+    field. All successful steps are committed before the answer."""
+    if action not in workflow.STEPS:
+        raise NotFound(f"action: {action!r} is not a step; accepted: {', '.join(workflow.STEPS)}", field="action",
+                       zh=f"操作：{action!r} 不是流程步骤")
+    calendar = request.app.state.calendar()
+    options = request.app.state.settings.locate_options()
+    params = body.model_dump(exclude={"version", "items"})
+    actor = _actor(who)
+    results: list[BatchResult] = []
+    seen: set[int] = set()
+    for item in body.items:
+        if item.id in seen:
+            results.append(BatchResult(id=item.id, ok=False, error=BatchError(
+                code="invalid", field="items", detail="the same case twice in one batch")))
+            continue
+        seen.add(item.id)
+        savepoint = session.begin_nested()
+        try:
+            if not _visible(session, who, item.id):
+                raise NotFound(f"case id: no case has id {item.id}", field="id")
+            if body.into is not None and not _visible(session, who, body.into):
+                raise NotFound(f"into: no case has id {body.into}", field="into")
+            case = workflow.act(session, item.id, action, actor, version=item.version, calendar=calendar,
+                                params=params, index=index, options=options)
+            savepoint.commit()
+            results.append(BatchResult(id=case.id, ok=True, state=case.state, version=case.version,
+                                       number=case.number))
+        except GridmapError as exc:
+            savepoint.rollback()
+            results.append(BatchResult(id=item.id, ok=False, error=BatchError(
+                code=_error_code(exc), field=exc.field, detail=exc.message)))
+    session.commit()  # every step that succeeded is durable before the answer
+    ok = sum(r.ok for r in results)
+    return BatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)

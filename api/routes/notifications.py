@@ -1,7 +1,62 @@
-"""Notifications to the signed-in account (催办, 督办, new cases)."""
+"""Notifications to the signed-in account (催办, 督办, cases given to it): its own only."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from typing import Annotated, Literal
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.auth import allow
+from api.deps import SessionDep
+from api.params import Offset, PathId
+from gridmap import notifications
+from gridmap.policy import Principal
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"])
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: Literal["urge", "supervise", "assigned"]
+    kind_zh: str
+    case_id: int | None
+    case_number: str | None
+    text: str
+    actor: str | None
+    at: str | None
+    read_at: str | None
+
+
+class NotificationPage(BaseModel):
+    total: int
+    unread: int
+    limit: int
+    offset: int
+    items: list[NotificationOut]
+
+
+class ReadOut(BaseModel):
+    id: int
+    read_at: str | None
+
+
+@router.get("/notifications")
+def list_notifications(session: SessionDep, who: Annotated[Principal, allow("notification.read")],
+                       unread: bool = False, limit: Annotated[int, Query(ge=1, le=notifications.MAX_LIST)] = 50,
+                       offset: Annotated[Offset, Query()] = 0) -> NotificationPage:
+    """The signed-in account's notifications, newest first (`unread=true`: only those not read yet), with the
+    number unread."""
+    total, unread_count, items = notifications.list_for(session, who.account_id, unread=unread, limit=limit,
+                                                         offset=offset)
+    return NotificationPage(total=total, unread=unread_count, limit=limit, offset=offset, items=items)
+
+
+@router.post("/notifications/{notification_id}/read")
+def read_notification(notification_id: PathId, session: SessionDep,
+                      who: Annotated[Principal, allow("notification.read")]) -> ReadOut:
+    """Mark one of one's own notifications read; another account's is not found (404, as a missing id)."""
+    out = notifications.mark_read(session, who.account_id, notification_id, dt.datetime.now(dt.timezone.utc))
+    session.commit()
+    return ReadOut(**out)

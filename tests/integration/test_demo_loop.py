@@ -19,7 +19,9 @@ SYSTEM = ("escalate",)  # the overdue sweep of any app started on this database:
 
 
 def _demo(session):
-    cases = {c.id: c for c in session.scalars(sa.select(Case).where(Case.number.like("GD%")))}
+    # the demo's cases: those not taken in through intake (which records where it `located` the point)
+    located = sa.select(CaseEvent.case_id).where(CaseEvent.action == "located")
+    cases = {c.id: c for c in session.scalars(sa.select(Case).where(Case.id.not_in(located)))}
     events = defaultdict(list)
     for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id.in_(list(cases))).order_by(CaseEvent.id)):
         events[e.case_id].append(e)

@@ -106,6 +106,28 @@ def _edit_draft(w, s, *, edits: int = 0, undone: bool = False) -> int:
     return draft
 
 
+def _notification(w, s) -> int:
+    """A notification of the subject's own account (others are refused before it matters)."""
+    from gridmap.tables import Notification
+
+    if s.kind != "account":
+        return 1
+    with storage.session_scope(w.sessionmaker) as session:
+        note = Notification(account_id=s.account_id, kind="urge", case_id=w.case_id, text="矩阵催办",
+                            at=dt.datetime.now(dt.timezone.utc))
+        session.add(note)
+        session.flush()
+        return note.id
+
+
+def _case_ids(body) -> set:
+    return {c["id"] for c in body["items"]}
+
+
+def _area_codes(body) -> set:
+    return {f["properties"]["code"] for f in body["features"]}
+
+
 def _case_ids(body) -> set:
     return {c["id"] for c in body["items"]}
 
@@ -314,6 +336,19 @@ ROWS: dict[tuple[str, str], Row] = {
                                                     anonymous=True),  # the reporter's token is the credential
     ("GET", "/api/v1/cases/{case_id}"): Row(CASE_READERS, lambda w, s: _req("GET", f"/api/v1/cases/{w.case_id}"),
                                             keys=frozenset({"read"}), jurisdiction="object"),
+    # the dispatcher's desk: queues of an area (another sub-district's is not found), batch steps (each case's
+    # refusal is in its result), one's own notifications
+    ("GET", "/api/v1/queues"): Row(CASE_READERS, lambda w, s: _req("GET", "/api/v1/queues", params={"area": w.s1}),
+                                   keys=frozenset({"read"}), jurisdiction="object"),
+    ("GET", "/api/v1/queues/{name}"): Row(CASE_READERS, lambda w, s: _req(
+        "GET", "/api/v1/queues/overdue", params={"area": w.s1, "limit": 5}), keys=frozenset({"read"}),
+        jurisdiction="object"),
+    ("POST", "/api/v1/cases/batch/{action}"): Row(CASE_ACTORS, lambda w, s: _req(
+        "POST", "/api/v1/cases/batch/urge", json={"items": [{"id": w.case_id, "version": 1}]})),
+    ("GET", "/api/v1/notifications"): Row(STAFF, lambda w, s: _req("GET", "/api/v1/notifications",
+                                                                   params={"unread": "true"})),
+    ("POST", "/api/v1/notifications/{notification_id}/read"): Row(STAFF, lambda w, s: _req(
+        "POST", f"/api/v1/notifications/{_notification(w, s)}/read")),
     # catalogue and calendar
     ("GET", "/api/v1/categories"): Row(EVERYONE, lambda w, s: _req("GET", "/api/v1/categories"),
                                        keys=frozenset(SCOPES), anonymous=True),

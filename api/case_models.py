@@ -1,0 +1,122 @@
+"""Response models of case items, as lists, queues, steps and one case answer them (the API contract of the
+dispatcher's desk)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class Candidate(BaseModel):
+    """A grid near the case's point other than its own (0 m: on a shared edge)."""
+
+    code: str
+    name: str | None = None
+    level: str | None = None
+    distance_m: float
+
+
+class Holder(BaseModel):
+    """Who has the case: a worker or a department (`kind` null: nobody). The phone is in full for the people who
+    must reach them (dispatchers, leaders, verifiers of the area, the holder itself), masked for others."""
+
+    kind: Literal["worker", "department"] | None
+    id: int | None = None
+    code: str | None = None
+    name: str | None = None
+    phone: str | None = None
+
+
+class Bounce(BaseModel):
+    """The last 退单: when, by whom, why, and the boundary evidence."""
+
+    at: str | None
+    by: str | None = None
+    reason: str | None = None
+    evidence: dict[str, Any] | None = None
+
+
+class PendingRequest(BaseModel):
+    """An extension (延期) or suspension (挂账) request awaiting a leader."""
+
+    kind: Literal["extension", "suspension"]
+    at: str | None = None
+    by: str | None = None
+    reason: str | None = None
+    amount: float | None = None
+    unit: str | None = None
+
+
+class CaseItem(BaseModel):
+    id: int
+    number: str
+    title: str
+    description: str | None = None
+    category: str | None = None
+    category_name: str | None = None
+    source: str
+    source_zh: str
+    state: str
+    state_zh: str
+    address: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    raw: dict[str, Any] | None = None
+    district_code: str | None = None
+    subdistrict_code: str | None = None
+    community_code: str | None = None
+    grid_code: str | None = None
+    microgrid_code: str | None = None
+    branch_id: int | None = None
+    assignee_id: int | None = None
+    department_id: int | None = None
+    flags: list[str]
+    candidates: list[Candidate]
+    holder: Holder | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reported_at: str | None = None
+    accepted_at: str | None = None
+    due_at: str | None = None
+    deadline: str | None = None
+    time_left_s: int | None = None
+    overdue_by_s: int | None = None
+    closed_at: str | None = None
+    version: int
+    handled_by: str | None = None
+    satisfaction: int | None = None
+    escalation_level: int = 0
+    pending: dict[str, Any] | None = None
+    pending_request: PendingRequest | None = None
+    last_bounce: Bounce | None = None
+    counts: dict[str, int]
+    whistle: dict[str, Any] | None = None
+    clock: dict[str, Any] | None = None
+    external_ref: str | None = None
+    reported_by_staff_id: int | None = None
+    merged_into_id: int | None = None
+    attachments_count: int = 0
+
+
+class HistoryEvent(BaseModel):
+    at: str | None
+    actor: str
+    action: str
+    action_zh: str
+    from_state: str | None = None
+    to_state: str | None = None
+    detail: dict[str, Any] | None = None
+    case_number: str | None = None  # an entry of a case merged into this one
+
+
+class CaseDetail(CaseItem):
+    routing: dict[str, Any]
+    history: list[HistoryEvent]
+
+
+class CasePage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[CaseItem]
