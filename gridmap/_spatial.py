@@ -38,3 +38,12 @@ def bbox_filter(session: Session, table: str, bbox: tuple[float, float, float, f
             "AND f_geometry_column = 'geom' AND search_frame = BuildMbr(:minx, :miny, :maxx, :maxy, 4326))"
         ).bindparams(**params)
     return sa.text(f"{table}.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)").bindparams(**params)
+
+
+def floor_int(session: Session, expr: sa.ColumnElement) -> sa.ColumnElement[int]:
+    """SQL: the whole number below a NON-NEGATIVE number (a cell index). SQLite has no floor() without its math
+    extension, and its CAST to INTEGER truncates (the floor of a non-negative number); PostgreSQL's CAST rounds,
+    so it uses floor()."""
+    if _is_sqlite(session):
+        return sa.cast(expr, sa.Integer)
+    return sa.cast(sa.func.floor(expr), sa.Integer)

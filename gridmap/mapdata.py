@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from sqlalchemy.orm import Session, aliased
 
-from gridmap import policy, workflow
+from gridmap import _spatial, policy, workflow
 from gridmap.areas import check_level, get_area
 from gridmap.cases import LEVEL_COLUMNS, check_period, check_states, state_condition, utc
 from gridmap.errors import InvalidInput
@@ -51,7 +51,8 @@ def zoom_detail(zoom: int) -> tuple[float, int]:
 
 def check_zoom(zoom: int) -> int:
     if not isinstance(zoom, int) or not 0 <= zoom <= 24:
-        raise InvalidInput(f"zoom: {zoom!r} must be a whole number from 0 to 24", field="zoom")
+        raise InvalidInput(f"zoom: {zoom!r} must be a whole number from 0 to 24", field="zoom",
+                           zh=f"缩放级别：{zoom!r} 应为 0 至 24 之间的整数。")
     return min(MAX_ZOOM, max(MIN_ZOOM, zoom))
 
 
@@ -185,7 +186,8 @@ class CaseFilter:
         for source in self.sources:
             if source not in CASE_SOURCES:
                 raise InvalidInput(f"source: {source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
-                                   field="source")
+                                   field="source",
+                                   zh=f"来源：{source!r} 不是上报渠道；可选：{', '.join(CASE_SOURCES)}。")
 
 
 def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.datetime | None = None,
@@ -197,6 +199,25 @@ def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.dat
     query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
                        Case.accepted_at, Case.due_at, CaseCategory.time_unit)
              .outerjoin(CaseCategory, Case.category_id == CaseCategory.id).where(Case.lon.is_not(None)))
+    query = _filtered(session, query, flt, now, who)
+    rows = session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)).all()
+    truncated = len(rows) > limit
+    out = []
+    for cid, lon, lat, state, category, source, reported, accepted, due, unit in rows[:limit]:
+        clock = None
+        if state in CLOCKED_STATES and accepted is not None and due is not None:
+            if calendar is not None:
+                clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
+            else:
+                clock = "red" if utc(due) < now else "green"
+        out.append([cid, round(lon, 6), round(lat, 6), state, clock, category, source,
+                    utc(reported).isoformat().replace("+00:00", "Z")])
+    return {"fields": list(CASE_FIELDS), "rows": out, "count": len(out), "truncated": truncated,
+            "now": now.isoformat().replace("+00:00", "Z")}
+
+
+def _filtered(session: Session, query, flt: CaseFilter, now: dt.datetime, who: Principal | None):
+    """`query` (over Case outer-joined to CaseCategory) kept to the filter's cases that `who` may see."""
     if who is not None:
         query = query.where(policy.case_condition(who, Case))
     if flt.since:
@@ -215,17 +236,93 @@ def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.dat
     if flt.area:
         target = get_area(session, flt.area)
         query = query.where(LEVEL_COLUMNS[target.level] == flt.area)
-    rows = session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)).all()
-    truncated = len(rows) > limit
-    out = []
-    for cid, lon, lat, state, category, source, reported, accepted, due, unit in rows[:limit]:
-        clock = None
-        if state in CLOCKED_STATES and accepted is not None and due is not None:
-            if calendar is not None:
-                clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
-            else:
-                clock = "red" if utc(due) < now else "green"
-        out.append([cid, round(lon, 6), round(lat, 6), state, clock, category, source,
-                    utc(reported).isoformat().replace("+00:00", "Z")])
-    return {"fields": list(CASE_FIELDS), "rows": out, "count": len(out), "truncated": truncated,
+    return query
+
+
+# ------------------------------------------------------------------------------------------------- case clusters
+
+CLUSTER_PX = 64  # a cluster cell is about this many screen pixels wide at its zoom
+MIN_CLUSTER_ZOOM, MAX_CLUSTER_ZOOM = 3, 20
+MAX_CLUSTER_CELLS = 20_000  # cells a box may span at its zoom (a 4K screen spans about 2,000)
+# the most worrying state first: sent back for rework, not yet filed, not yet dispatched, not yet accepted …
+STATE_SEVERITY = ("rework", "reported", "filed", "dispatched", "accepted", "handled", "suspended", "closed",
+                  "merged", "voided", "rejected")
+
+
+def cluster_cell(zoom: int, lat: float) -> tuple[float, float]:
+    """(width, height) in degrees of a cluster cell at a zoom: CLUSTER_PX pixels of longitude, and as many of
+    latitude as make it square on a Web Mercator map at latitude `lat`."""
+    width = pixel_degrees(zoom) * CLUSTER_PX
+    return width, width * max(math.cos(math.radians(lat)), 0.05)
+
+
+def check_cluster_request(bbox: tuple[float, float, float, float] | None, zoom: int) -> tuple[float, float]:
+    """The cell size for the box and zoom; the box is required and may span at most MAX_CLUSTER_CELLS cells."""
+    if not isinstance(zoom, int) or isinstance(zoom, bool) or not MIN_CLUSTER_ZOOM <= zoom <= MAX_CLUSTER_ZOOM:
+        raise InvalidInput(f"zoom: {zoom!r} must be a whole number from {MIN_CLUSTER_ZOOM} to {MAX_CLUSTER_ZOOM}",
+                           field="zoom", zh=f"zoom：须为 {MIN_CLUSTER_ZOOM} 至 {MAX_CLUSTER_ZOOM} 的整数。")
+    if bbox is None:
+        raise InvalidInput("bbox: clusters need the box shown, 'minlon,minlat,maxlon,maxlat'", field="bbox",
+                           zh="bbox：请给出地图范围（最小经度,最小纬度,最大经度,最大纬度）。")
+    width, height = cluster_cell(zoom, (bbox[1] + bbox[3]) / 2)
+    cells = (math.floor(bbox[2] / width) - math.floor(bbox[0] / width) + 1) * \
+        (math.floor(bbox[3] / height) - math.floor(bbox[1] / height) + 1)
+    if cells > MAX_CLUSTER_CELLS:
+        raise InvalidInput(f"bbox: the box spans {cells:,} cells at zoom {zoom}; at most {MAX_CLUSTER_CELLS:,} "
+                           "(send the box shown on the screen)", field="bbox",
+                           zh=f"bbox：该范围在此缩放级别下含 {cells:,} 个格，最多 {MAX_CLUSTER_CELLS:,} 个（请只发送屏幕上显示的范围）。")
+    return width, height
+
+
+def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar=None, now: dt.datetime | None = None,
+                  who: Principal | None = None) -> dict:
+    """The filter's cases that `who` may see, grouped by the database into cells of about CLUSTER_PX pixels at
+    `zoom` (the box is required), as a GeoJSON FeatureCollection of points: each at the mean position of its
+    cases, with `count`, `worst_state` (the first of STATE_SEVERITY among them), `worst_deadline` (`overdue`: a
+    running clock past its deadline; `due_soon`: one in its last 20 % — yellow, on the working calendar as the
+    points' `clock`; `ok` otherwise), the `bbox` of its cases and, for a single case, its `case_id`. The counts
+    add up to what the case list gives for the same filters and box."""
+    flt.check()
+    width, height = check_cluster_request(flt.bbox, zoom)
+    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    cx = _spatial.floor_int(session, (Case.lon + 180.0) / width).label("cx")
+    cy = _spatial.floor_int(session, (Case.lat + 90.0) / height).label("cy")
+    severity = sa.case({s: len(STATE_SEVERITY) - i for i, s in enumerate(STATE_SEVERITY)}, value=Case.state,
+                       else_=0)
+    running = sa.and_(Case.state.in_(CLOCKED_STATES), Case.due_at.is_not(None))
+    overdue = sa.case((sa.and_(running, Case.due_at < now), 1), else_=0)
+    base = sa.select(cx, cy).select_from(Case).outerjoin(CaseCategory, Case.category_id == CaseCategory.id) \
+        .where(Case.lon.is_not(None))
+    grouped = _filtered(session, base.add_columns(
+        sa.func.count().label("n"), sa.func.avg(Case.lon), sa.func.avg(Case.lat), sa.func.min(Case.lon),
+        sa.func.min(Case.lat), sa.func.max(Case.lon), sa.func.max(Case.lat), sa.func.max(severity),
+        sa.func.max(overdue), sa.func.min(Case.id)), flt, now, who).group_by(cx, cy)
+    cells = {(int(x), int(y)): list(rest) for x, y, *rest in session.execute(grouped)}
+    # due soon: the running clocks not yet past their deadline (a few hundred at most), coloured as the points are
+    soon = _filtered(session, base.add_columns(Case.accepted_at, Case.due_at, CaseCategory.time_unit)
+                     .where(running, Case.due_at >= now), flt, now, who)
+    due_soon = set()
+    for x, y, accepted, due, unit in session.execute(soon):
+        if accepted is None:
+            continue
+        if calendar is not None:
+            colour = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
+        else:
+            span = (utc(due) - utc(accepted)).total_seconds()
+            colour = "yellow" if span <= 0 or (now - utc(accepted)).total_seconds() >= 0.8 * span else "green"
+        if colour != "green":
+            due_soon.add((int(x), int(y)))
+    features, total = [], 0
+    for key in sorted(cells):
+        n, lon, lat, minx, miny, maxx, maxy, worst, late, first = cells[key]
+        total += int(n)
+        deadline = "overdue" if late else "due_soon" if key in due_soon else "ok"
+        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [
+            round(float(lon), 6), round(float(lat), 6)]}, "properties": {
+            "count": int(n), "worst_state": STATE_SEVERITY[len(STATE_SEVERITY) - int(worst)] if worst else None,
+            "worst_deadline": deadline,
+            "bbox": [round(float(v), 6) for v in (minx, miny, maxx, maxy)],
+            "case_id": int(first) if n == 1 else None}})
+    return {"type": "FeatureCollection", "features": features, "zoom": zoom,
+            "cell": [round(width, 9), round(height, 9)], "total": total,
             "now": now.isoformat().replace("+00:00", "Z")}

@@ -21,7 +21,8 @@ VENDOR_CSS = ["/static/vendor/leaflet/leaflet.css", "/static/vendor/markercluste
               "/static/vendor/markercluster/MarkerCluster.Default.css"]
 PAGES = {
     "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js"},
-    "dispatch": {"zh": "网格化管理 · 调度台", "en": "Grid governance · Dispatch console", "js": "/static/dispatch.js"},
+    "dispatch": {"zh": "网格化管理 · 调度台", "en": "Grid governance · Dispatch console", "js": "/static/dispatch.js",
+                 "css": ["/static/dispatch.css"]},
     "plan": {"zh": "网格化管理 · 规划工作台", "en": "Grid governance · Planner's workspace", "js": "/static/plan.js",
              "vendor_js": ["/static/vendor/leaflet-geoman/leaflet-geoman.min.js"],
              "css": ["/static/vendor/leaflet-geoman/leaflet-geoman.css", "/static/plan.css"]},

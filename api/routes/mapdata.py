@@ -4,10 +4,11 @@ the search box; departments. All of it is read-only and holds no personal data."
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from api.auth import allow
 from api.deps import IndexDep, SessionDep
@@ -58,6 +59,57 @@ def map_cases(session: SessionDep, request: Request, who: Annotated[policy.Princ
     if area:
         policy.check_area(who, area)
     return mapdata.case_points(session, flt, calendar=request.app.state.calendar(), limit=limit, who=who)
+
+
+class PointGeometry(BaseModel):
+    type: Literal["Point"] = "Point"
+    coordinates: list[float] = Field(description="[lon, lat] in WGS84: the mean position of the cluster's cases")
+
+
+class ClusterProperties(BaseModel):
+    count: int = Field(description="cases in the cluster")
+    worst_state: str | None = Field(description="the most worrying state among them (order: "
+                                                + ", ".join(mapdata.STATE_SEVERITY) + ")")
+    worst_deadline: Literal["overdue", "due_soon", "ok"] = Field(
+        description="overdue: a running clock past its deadline; due_soon: one in its last 20 % (yellow); ok")
+    bbox: list[float] = Field(description="[minlon, minlat, maxlon, maxlat] of its cases (to zoom in on a click)")
+    case_id: int | None = Field(description="the case's id when the cluster holds one case")
+
+
+class ClusterFeature(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    geometry: PointGeometry
+    properties: ClusterProperties
+
+
+class CaseClusters(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[ClusterFeature]
+    zoom: int
+    cell: list[float] = Field(description="[width, height] of a cell in degrees")
+    total: int = Field(description="the sum of the counts: the cases the list gives for the same filters and box")
+    now: str
+
+
+@router.get("/map/cases/clusters", response_model=CaseClusters)
+def map_case_clusters(session: SessionDep, request: Request, who: Annotated[policy.Principal, allow("map.read")],
+                      bbox: Annotated[str, Query(max_length=200)],
+                      zoom: Annotated[int, Query(ge=mapdata.MIN_CLUSTER_ZOOM, le=mapdata.MAX_CLUSTER_ZOOM)],
+                      since: Moment | None = None, until: Moment | None = None,
+                      state: Annotated[str | None, Query(max_length=500)] = None,
+                      category: Annotated[str | None, Query(max_length=2000)] = None,
+                      source: Annotated[str | None, Query(max_length=200)] = None,
+                      area: Annotated[str | None, Query(max_length=32)] = None) -> dict:
+    """A year of cases drawn zoomed out without sending every point: the cases (filters as `/map/cases`) grouped
+    by the database into cells of about 64 screen pixels at `zoom` inside `bbox` (required; at most 20,000 cells),
+    as GeoJSON points with `count`, `worst_state`, `worst_deadline` (overdue / due_soon / ok), the cases' `bbox`
+    and, for one case, its `case_id`. Only the cases the caller may see: the counts add up to what
+    `GET /cases` gives for the same filters and box."""
+    split = mapdata.CaseFilter.split
+    flt = mapdata.CaseFilter(since, until, split(state), split(category), split(source), check_bbox(bbox), area)
+    if area:
+        policy.check_area(who, area)
+    return mapdata.case_clusters(session, flt, zoom, calendar=request.app.state.calendar(), who=who)
 
 
 @router.get("/areas/{code}/measures")

@@ -87,9 +87,10 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
             if location.chain:
                 text = (f"上报点位于区界外约{metres}米，已暂按最近网格（{location.chain[3].name}）定位，"
                         "请核实后更正位置或确认立案。")
-            else:
+                _set(index, item, lon, lat, location, text, "miniprogram")
+            else:  # in no grid, but reported to this district: its dispatchers see it (policy.case_condition)
                 text = f"上报点位于区界外约{metres}米，不在任何网格内，请核实后更正位置再立案。"
-            _set(index, item, lon, lat, location, text, "miniprogram")
+                _set(index, item, lon, lat, location, text, "miniprogram", district_code=areas[0].code)
         elif item.fate in ("on_line", "near_line"):
             lon, lat, other = _grid_corner(index, rng)
             if item.fate == "near_line":  # three metres into the winning leaf, towards its inside

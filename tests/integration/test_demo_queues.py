@@ -50,6 +50,7 @@ def test_open_cases_lie_in_grids_except_the_flagged_dead_ends(demo):
         if "outside_all_grids" in case.locate_flags:
             assert covering == []  # really outside every grid
             assert bool(case.grid_code) == ("assigned_to_nearest" in case.locate_flags)
+            assert case.district_code == "530111"  # the district's dispatchers see it
         elif "on_boundary" in case.locate_flags:
             assert len(covering) == 2 and covering[0][:15] != covering[1][:15]  # on a line between two grids
             assert case.microgrid_code == covering[0]

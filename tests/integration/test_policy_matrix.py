@@ -128,12 +128,26 @@ def _area_codes(body) -> set:
     return {f["properties"]["code"] for f in body["features"]}
 
 
+def _case_box(w) -> str:
+    """A box a few centimetres around the shared case (of the first sub-district): only that case lies in it."""
+    with w.sessionmaker() as s:
+        case = s.get(Case, w.case_id)
+        return f"{case.lon - 1e-6:.7f},{case.lat - 1e-6:.7f},{case.lon + 1e-6:.7f},{case.lat + 1e-6:.7f}"
+
+
 def _case_ids(body) -> set:
     return {c["id"] for c in body["items"]}
 
 
 def _area_codes(body) -> set:
     return {f["properties"]["code"] for f in body["features"]}
+
+
+def _case_box(w) -> str:
+    """A box a few centimetres around the shared case (of the first sub-district): only that case lies in it."""
+    with w.sessionmaker() as s:
+        case = s.get(Case, w.case_id)
+        return f"{case.lon - 1e-6:.7f},{case.lat - 1e-6:.7f},{case.lon + 1e-6:.7f},{case.lat + 1e-6:.7f}"
 
 
 ATTACH_TOKEN = "pm-attachment-reporter-token"
@@ -210,6 +224,10 @@ ROWS: dict[tuple[str, str], Row] = {
         STAFF, lambda w, s: _req("GET", "/api/v1/map/cases"), jurisdiction="list",
         blind=STAFF - CASE_READERS,
         present=lambda w, b: w.case_id in {r[b["fields"].index("id")] for r in b["rows"]}),
+    ("GET", "/api/v1/map/cases/clusters"): Row(
+        STAFF, lambda w, s: _req("GET", "/api/v1/map/cases/clusters", params={"bbox": _case_box(w), "zoom": 16}),
+        jurisdiction="list", blind=STAFF - CASE_READERS,
+        present=lambda w, b: sum(f["properties"]["count"] for f in b["features"]) > 0),
     ("GET", "/api/v1/areas/{code}/measures"): Row(MEASURE_READERS, lambda w, s: _req(
         "GET", f"/api/v1/areas/{w.s1}/measures"), jurisdiction="object"),
     ("GET", "/api/v1/areas/{code}/series"): Row(MEASURE_READERS, lambda w, s: _req(

@@ -1,0 +1,138 @@
+"""Server-side clusters of case points (GET /api/v1/map/cases/clusters, issue 14 §6), on both databases: the counts
+add up to the case list's total for the same filters and box, a cluster's worst state and deadline are those of its
+cases, a caller of another sub-district sees none of the first's cases, and the edge refuses what it cannot serve."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.settings import Settings
+from tests.conftest import api_client
+
+STATES = ("rework", "reported", "filed", "dispatched", "accepted", "handled", "suspended", "closed", "merged",
+          "voided", "rejected")
+
+
+@pytest.fixture(scope="module")
+def client(db_url):
+    with api_client(Settings(database_url=db_url)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def district_box(client):
+    rows = client.get("/api/v1/map/cases").json()["rows"]
+    lons, lats = [r[1] for r in rows], [r[2] for r in rows]
+    return min(lons) - 0.01, min(lats) - 0.01, max(lons) + 0.01, max(lats) + 0.01
+
+
+def _box(b) -> str:
+    return ",".join(f"{v:.6f}" for v in b)
+
+
+def _clusters(client, **params):
+    r = client.get("/api/v1/map/cases/clusters", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _list_total(client, **params) -> int:
+    r = client.get("/api/v1/cases", params={**params, "limit": 1})
+    assert r.status_code == 200, r.text
+    return r.json()["total"]
+
+
+@pytest.mark.parametrize("zoom", [9, 12, 14])
+@pytest.mark.parametrize("filters", [{}, {"state": "open"}, {"state": "closed,overdue"},
+                                     {"since": "2026-06-01T00:00:00+08:00", "until": "2026-09-01T00:00:00+08:00"}])
+def test_the_counts_add_up_to_the_case_list(client, district_box, zoom, filters):
+    minx, miny, maxx, maxy = district_box
+    half = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)  # a box that cuts through the cases as well
+    for box in (district_box, half):
+        body = _clusters(client, bbox=_box(box), zoom=zoom, **filters)
+        counts = [f["properties"]["count"] for f in body["features"]]
+        assert sum(counts) == body["total"] == _list_total(client, bbox=_box(box), **filters)
+        assert body["type"] == "FeatureCollection" and body["zoom"] == zoom and all(c > 0 for c in counts)
+        for f in body["features"]:
+            lon, lat = f["geometry"]["coordinates"]
+            x0, y0, x1, y1 = f["properties"]["bbox"]
+            assert box[0] <= x0 - 1e-6 <= lon <= x1 + 1e-6 <= box[2] + 2e-6 and y0 - 1e-6 <= lat <= y1 + 1e-6
+            assert (f["properties"]["case_id"] is not None) == (f["properties"]["count"] == 1)
+    assert body["total"] > 0 or filters.get("since")
+
+
+def test_more_cells_when_zoomed_in_and_one_case_is_its_own_cluster(client, district_box):
+    sizes = [len(_clusters(client, bbox=_box(district_box), zoom=z)["features"]) for z in (8, 11, 14)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    single = next(f for f in _clusters(client, bbox=_box(district_box), zoom=14)["features"]
+                  if f["properties"]["count"] == 1)
+    case = client.get(f"/api/v1/cases/{single['properties']['case_id']}").json()
+    assert single["geometry"]["coordinates"] == pytest.approx([case["lon"], case["lat"]], abs=1e-6)
+    assert single["properties"]["worst_state"] == case["state"]
+
+
+@pytest.mark.parametrize("state", [None, "open", "closed", "accepted,handled,rework"])
+def test_worst_state_and_deadline_are_those_of_the_cases(client, district_box, state):
+    """At zoom 3 a cell is 11° wide: the district is one cluster, to be compared with every point's state and clock
+    colour (`/map/cases`, coloured on the same working calendar)."""
+    params = {"state": state} if state else {}
+    body = _clusters(client, bbox=_box(district_box), zoom=3, **params)
+    points = client.get("/api/v1/map/cases", params={"bbox": _box(district_box), **params}).json()
+    assert len(body["features"]) == 1 and body["total"] == points["count"]
+    props = body["features"][0]["properties"]
+    states = {r[3] for r in points["rows"]}
+    assert props["worst_state"] == next(s for s in STATES if s in states)
+    clocks = {r[4] for r in points["rows"]}
+    assert props["worst_deadline"] == ("overdue" if "red" in clocks else "due_soon" if "yellow" in clocks else "ok")
+    if state == "closed":
+        assert props == {**props, "worst_state": "closed", "worst_deadline": "ok"}
+
+
+def test_another_subdistricts_caller_sees_none_of_them(client, db_url, district_box):
+    subs = [f["properties"]["code"] for f in
+            client.get("/api/v1/areas", params={"level": "subdistrict"}).json()["features"]]
+    s1, s2 = sorted(subs)[:2]
+    s1_total = _list_total(client, area=s1)
+    assert s1_total > 0
+    for code in (s1, s2):
+        with api_client(Settings(database_url=db_url), role="dispatcher", user=f"d-{code}",
+                        **{"X-Areas": code}) as scoped:
+            body = _clusters(scoped, bbox=_box(district_box), zoom=12)
+            assert body["total"] == _list_total(scoped, bbox=_box(district_box)) == _list_total(client, area=code)
+            # a tiny box around each of the first sub-district's clusters' cases: only its own caller finds them
+            own = _clusters(scoped, bbox=_box(district_box), zoom=12, area=code) if code == s1 else None
+            if own is not None:
+                assert own["total"] == s1_total
+            first = _clusters(client, bbox=_box(district_box), zoom=14, area=s1)["features"][:5]
+            for f in first:
+                x0, y0, x1, y1 = (v + d for v, d in zip(f["properties"]["bbox"], (-2e-6, -2e-6, 2e-6, 2e-6)))
+                seen = _clusters(scoped, bbox=_box((x0, y0, x1, y1)), zoom=16)["total"]
+                if code == s1:
+                    assert seen >= f["properties"]["count"]
+                else:
+                    assert seen == _list_total(scoped, bbox=_box((x0, y0, x1, y1)))
+                    assert seen == _list_total(client, bbox=_box((x0, y0, x1, y1)), area=s2)
+            if code == s2:
+                r = scoped.get("/api/v1/map/cases/clusters", params={"bbox": _box(district_box), "zoom": 12,
+                                                                     "area": s1})
+                assert r.status_code == 404  # another sub-district's area is not found, as elsewhere
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"zoom": 12}, "bbox"),
+    ({"bbox": "102,24,103", "zoom": 12}, "bbox"),
+    ({"bbox": "103,24,102,25", "zoom": 12}, "bbox"),
+    ({"bbox": "60,10,140,50", "zoom": 12}, "bbox"),  # far more cells than a screen shows
+    ({"bbox": "102,24,103,25"}, "zoom"),
+    ({"bbox": "102,24,103,25", "zoom": 2}, "zoom"),
+    ({"bbox": "102,24,103,25", "zoom": 21}, "zoom"),
+    ({"bbox": "102,24,103,25", "zoom": "x"}, "zoom"),
+    ({"bbox": "102,24,103,25", "zoom": 12, "state": "lost"}, "state"),
+    ({"bbox": "102,24,103,25", "zoom": 12, "source": "fax"}, "source"),
+    ({"bbox": "102,24,103,25", "zoom": 12, "since": "2026-06-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+     "until"),
+])
+def test_the_edge_refuses_naming_the_field(client, params, field):
+    r = client.get("/api/v1/map/cases/clusters", params=params)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
