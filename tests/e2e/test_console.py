@@ -1,6 +1,7 @@
 """The dispatcher console in a real headless Chromium: a case created by clicking the map is routed and shown with
 its reasons; a case with no category is filed and dispatched from the console and the overview shows the change;
-new cases arrive without a reload; an address finds its place; a refused step shows the problem's message. The
+new cases arrive without a reload; an address finds its place (confirmed before the pin moves); a refused step
+shows the problem's message. (The dispatcher's whole day: test_dispatcher_day.py.) The
 console is opened by the district's dispatcher, signed in (the `page` fixture)."""
 
 import pytest
@@ -114,6 +115,12 @@ def test_an_address_finds_its_place_and_a_refused_step_shows_why(page, server):
     page.evaluate("void GridmapPage.createAt(GridmapPage.map.getCenter())")
     page.fill(".gm-find input[name=find]", place["label"])
     page.click(".gm-find button[type=submit]")
+    # the match is shown (place, confidence) and the pin moves only when the dispatcher confirms it
+    wait_js(page, "document.body.dataset.gmMatch === 'matched'")
+    assert page.evaluate("document.body.dataset.gmFound") is None
+    match = page.locator("#gm-side .gm-match").inner_text()
+    assert place["label"].split(" ")[0][:4] in match and "置信度" in match, match
+    page.click("#gm-side .gm-confirm-place")
     found = wait_js(page, "document.body.dataset.gmFound")
     assert found == f"{place['point'][0]:.5f},{place['point'][1]:.5f}"
     page.fill("#gm-create input[name=title]", "违章搭建")
@@ -127,7 +134,7 @@ def test_an_address_finds_its_place_and_a_refused_step_shows_why(page, server):
     page.locator(".gm-action-file summary").click()
     page.locator(".gm-action-file button[type=submit]").click()
     wait_js(page, "document.body.dataset.gmLastError === 'category'")
-    assert "category" in page.locator("#gm-side .gm-error").inner_text()
+    assert "类别" in page.locator("#gm-side .gm-error").inner_text()  # the problem's own words, in Chinese
     assert api(server, f"/api/v1/cases/{case_id}")["state"] == "reported"
     page.console_errors = [e for e in page.console_errors if "422" not in e]  # the refused request itself
     assert_clean(page, server)
