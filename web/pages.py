@@ -20,12 +20,16 @@ VENDOR_JS = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/markercluster/
 VENDOR_CSS = ["/static/vendor/leaflet/leaflet.css", "/static/vendor/markercluster/MarkerCluster.css",
               "/static/vendor/markercluster/MarkerCluster.Default.css"]
 PAGES = {
-    "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js"},
+    "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js",
+                 "css": ["/static/overview.css"]},
     "dispatch": {"zh": "网格化管理 · 调度台", "en": "Grid governance · Dispatch console", "js": "/static/dispatch.js",
                  "css": ["/static/dispatch.css"]},
     "plan": {"zh": "网格化管理 · 规划工作台", "en": "Grid governance · Planner's workspace", "js": "/static/plan.js",
              "vendor_js": ["/static/vendor/leaflet-geoman/leaflet-geoman.min.js"],
              "css": ["/static/vendor/leaflet-geoman/leaflet-geoman.css", "/static/plan.css"]},
+    # the grid worker's phone page: a list for one thumb; the map is a small box inside a case or a patrol report
+    "m": {"zh": "网格化管理 · 网格员", "en": "Grid governance · Grid worker", "js": "/static/m.js",
+          "css": ["/static/m.css"]},
 }
 
 
@@ -65,15 +69,17 @@ class _App(MacroElement):
 
 SHELL = """
 <div id="gm-panel" class="gm-panel gm-panel-{page}" aria-live="polite">
-  <div class="gm-panel-head"><span id="gm-title" class="gm-title"></span>
-    <nav class="gm-nav"><a id="gm-other-page" href="#"></a> · <a id="gm-lang" class="gm-lang" href="#"></a></nav></div>
+  <div class="gm-panel-head"><h1 id="gm-title" class="gm-title"></h1>
+    <nav class="gm-nav"><a id="gm-other-page" href="#"></a> · <a id="gm-lang" class="gm-lang" href="#"></a></nav>
+    <button id="gm-panel-toggle" class="gm-panel-toggle" type="button" aria-controls="gm-body"
+      aria-expanded="true"></button></div>
   <div class="gm-search"><input id="gm-search" type="search" autocomplete="off">
     <ul id="gm-search-results" class="gm-search-results" hidden></ul></div>
   <div id="gm-body"></div>
 </div>
 <form id="gm-user" class="gm-user" method="post" action="/logout"><span class="gm-user-name">{who}</span>
   <input type="hidden" name="csrf" value="{csrf}"><button type="submit">{signout}</button></form>
-<div id="gm-side" class="gm-side" hidden></div>
+<div id="gm-side" class="gm-side" tabindex="0" hidden></div>
 <div id="gm-status" class="gm-status" role="status"></div>
 """
 

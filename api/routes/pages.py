@@ -101,3 +101,12 @@ def plan(request: Request, settings: SettingsDep, who: Annotated[Principal | Non
     the household mean, with the balance table, drawing and editing tools, the check's problems, the diff against
     the active boundaries, submitting and approving (planners edit, approvers approve; admins read)."""
     return _page("plan", request, settings, lang, who)
+
+
+@router.get("/m", response_class=HTMLResponse)
+def worker_phone(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("case.act")],
+                 lang: Literal["zh", "en"] | None = None):
+    """The grid worker's page for the phone (网格员): my cases by deadline colour, accept, navigate, handle with
+    photos before and after, request an extension, bounce with a reason; patrol reports (巡查上报, 即报即处) with
+    the phone's position and photos; notifications (accounts that act on cases)."""
+    return _page("m", request, settings, lang, who)

@@ -6,7 +6,8 @@
 
   var TEXT = {
     zh: {
-      overview: "网格化管理 · 总览", dispatch: "网格化管理 · 调度台", other: "English", toOverview: "总览",
+      overview: "网格化管理 · 总览", dispatch: "网格化管理 · 调度台", m: "网格化管理 · 网格员", other: "English",
+      toOverview: "总览", hidePanel: "收起", showPanel: "展开",
       toDispatch: "调度台", search: "搜索网格编码或名称、小区、地址、事件编号", noResults: "无结果",
       levels: { district: "区", subdistrict: "街道", community: "社区", grid: "网格", microgrid: "微网格" },
       loading: "加载中…", loaded: "已加载", failed: "加载失败", zoomIn: "放大后显示",
@@ -20,7 +21,8 @@
       placeKinds: { compound: "小区", building: "楼栋", service_centre: "党群服务中心", road: "道路" }
     },
     en: {
-      overview: "Grid governance · Overview", dispatch: "Grid governance · Dispatch console", other: "中文",
+      overview: "Grid governance · Overview", dispatch: "Grid governance · Dispatch console",
+      m: "Grid governance · Grid worker", other: "中文", hidePanel: "Hide", showPanel: "Show",
       toOverview: "Overview", toDispatch: "Dispatch", search: "Search a grid code or name, compound, address, case number",
       noResults: "No results",
       levels: { district: "District", subdistrict: "Sub-district", community: "Community", grid: "Grid", microgrid: "Micro-grid" },
@@ -128,7 +130,67 @@
     L.DomEvent.disableClickPropagation(side);
     L.DomEvent.disableScrollPropagation(side);
     map.on("moveend", function () { self.mark("gmView", map.getZoom() + "@" + map.getCenter().lat.toFixed(5) + "," + map.getCenter().lng.toFixed(5)); });
+    /* a phone (issue 14 §3): every fit of the map leaves room for the panel as laid out now, the panel folds away */
+    var fitBounds = map.fitBounds;
+    map.fitBounds = function (bounds, options) { return fitBounds.call(map, bounds, self.fitOptions(options)); };
+    this.panelToggle();
+    labelControls();
+    var observer = new MutationObserver(function () { clearTimeout(self.labelTimer); self.labelTimer = setTimeout(labelControls, 30); });
+    ["gm-panel", "gm-side"].forEach(function (id) { observer.observe(document.getElementById(id), { childList: true, subtree: true }); });
   }
+
+  var NARROW = "(max-width: 600px)";
+  function narrow() { return !!(window.matchMedia && window.matchMedia(NARROW).matches); }
+
+  /* the padding of a fit as the screen allows: on a phone the panel lies across the top (when open), so a page's
+   * padding for a panel on the left is replaced by the height the panel covers; anywhere, paddings that would
+   * leave less than a quarter of the map are scaled down (a 360 px padding on a 390 px map opened the overview at
+   * zoom 6, 400 km west of the district: Leaflet fits the bounds into what the padding leaves and centres them
+   * half the padding off) */
+  Core.prototype.fitOptions = function (options) {
+    var o = Object.assign({}, options || {}), size = this.map.getSize();
+    var tl = L.point(o.paddingTopLeft || o.padding || [0, 0]), br = L.point(o.paddingBottomRight || o.padding || [0, 0]);
+    delete o.padding;
+    if (narrow()) {
+      var panel = document.getElementById("gm-panel"), box = this.map.getContainer().getBoundingClientRect();
+      if (tl.x > size.x / 5) { tl.x = 10; }
+      if (br.x > size.x / 5) { br.x = 10; }
+      if (panel && !panel.classList.contains("gm-collapsed") && getComputedStyle(panel).display !== "none") {
+        var cover = panel.getBoundingClientRect().bottom - box.top;
+        if (cover > 0) { tl.y = Math.max(tl.y, cover + 8); }
+      }
+    }
+    [["x", size.x], ["y", size.y]].forEach(function (axis) {
+      var k = axis[0], sum = tl[k] + br[k];
+      if (sum > axis[1] * 0.75) { tl[k] = tl[k] * axis[1] * 0.75 / sum; br[k] = br[k] * axis[1] * 0.75 / sum; }
+    });
+    o.paddingTopLeft = [tl.x, tl.y];
+    o.paddingBottomRight = [br.x, br.y];
+    return o;
+  };
+
+  /* the panel's fold button (收起 / 展开): folded, only the title row stays and the map is free (the side panel
+   * folds with it); the map's top controls sit under the panel on a phone (--gm-panel-bottom) */
+  Core.prototype.panelToggle = function () {
+    var panel = document.getElementById("gm-panel"), button = document.getElementById("gm-panel-toggle"), self = this;
+    if (!panel || !button) { return; }
+    function place() {
+      var bottom = panel.getBoundingClientRect().bottom - self.map.getContainer().getBoundingClientRect().top;
+      document.documentElement.style.setProperty("--gm-panel-bottom", Math.max(0, Math.round(bottom)) + "px");
+    }
+    this.setPanel = function (open) {
+      panel.classList.toggle("gm-collapsed", !open);
+      document.body.classList.toggle("gm-panel-collapsed", !open);
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      button.textContent = open ? self.t.hidePanel : self.t.showPanel;
+      self.mark("gmPanel", open ? "open" : "closed");
+      place();
+    };
+    button.addEventListener("click", function () { self.setPanel(panel.classList.contains("gm-collapsed")); });
+    if (window.ResizeObserver) { new ResizeObserver(place).observe(panel); }
+    window.addEventListener("resize", place);
+    this.setPanel(true);
+  };
 
   Core.prototype.mark = function (key, value) { document.body.dataset[key] = String(value); };
 
@@ -139,6 +201,7 @@
   Core.prototype.headers = function (extra) {
     var h = { Accept: "application/json" };
     if (this.config.csrf) { h["X-CSRF-Token"] = this.config.csrf; }  // the session cookie goes by itself
+    h["Accept-Language"] = this.lang === "en" ? "en" : "zh-CN";  // problem details in the page's language
     Object.keys(extra || {}).forEach(function (k) { h[k] = extra[k]; });
     return h;
   };
@@ -148,7 +211,8 @@
   Core.prototype.request = function (method, path, body, extraHeaders) {
     var self = this, url = path.indexOf("/") === 0 ? path : this.config.api_base + "/" + path;
     var init = { method: method, headers: this.headers(extraHeaders) };
-    if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
+    if (body instanceof FormData) { init.body = body; }  // multipart (photos): the browser writes the type
+    else if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
     this.pending += 1;
     document.body.dataset.gmIdle = "0";
     this.status(this.t.loading);
@@ -338,7 +402,41 @@
     input.addEventListener("keydown", function (e) { if (e.key === "Enter") { clearTimeout(timer); run(); } });
   }
 
-  window.GM = { TEXT: TEXT, LEVELS: LEVELS, MIN_ZOOM: MIN_ZOOM, STYLE: STYLE, STATE_COLOURS: STATE_COLOURS,
+  /* accessibility: a form control with no accessible name (no <label for>, no wrapping label, no aria-label) is
+   * named by the nearest label before it (itself, or up to two of its ancestors, or their earlier siblings) —
+   * the pages build fields as <label>text</label><select>; axe counts an unnamed control as critical */
+  var autoId = 0;
+  function labelControls() {
+    var controls = document.querySelectorAll("#gm-panel input, #gm-panel select, #gm-panel textarea, " +
+      "#gm-side input, #gm-side select, #gm-side textarea");
+    Array.prototype.forEach.call(controls, function (c) {
+      if (c.type === "hidden" || c.getAttribute("aria-label") || c.getAttribute("aria-labelledby") || c.title ||
+          (c.labels && c.labels.length)) { return; }
+      var label = null, node = c;
+      for (var depth = 0; depth < 3 && node && !label; depth += 1, node = node.parentElement) {
+        for (var prev = node.previousElementSibling; prev && !label; prev = prev.previousElementSibling) {
+          if (prev.tagName === "LABEL" && prev.textContent.trim()) { label = prev; }
+        }
+      }
+      if (label) {
+        if (!label.id) { autoId += 1; label.id = "gm-label-" + autoId; }
+        c.setAttribute("aria-labelledby", label.id);
+      } else if (c.placeholder) {
+        c.setAttribute("aria-label", c.placeholder);
+      }
+    });
+  }
+
+  /* a layers control is folded on a phone (an open one covers the map and the panel's links) */
+  if (window.L && L.control && L.control.layers && !L.control.layers.gmWrapped) {
+    var layersControl = L.control.layers;
+    L.control.layers = function (base, overlays, options) {
+      return layersControl(base, overlays, narrow() ? Object.assign({}, options, { collapsed: true }) : options);
+    };
+    L.control.layers.gmWrapped = true;
+  }
+
+  window.GM = { TEXT: TEXT, narrow: narrow, LEVELS: LEVELS, MIN_ZOOM: MIN_ZOOM, STYLE: STYLE, STATE_COLOURS: STATE_COLOURS,
     CLOCK_COLOURS: CLOCK_COLOURS, el: el, row: row, option: option, percent: percent, localTime: localTime,
     gcj02: gcj02, Core: Core, AreaLayers: AreaLayers, SearchBox: SearchBox };
   window.gridmapGcj02 = gcj02;
