@@ -468,3 +468,42 @@ def test_directory_store_writes_whole_files_under_its_root(tmp_path):
     store.delete("cases/7/x.jpg")
     with pytest.raises(attachments.NotFound):
         store.get("cases/7/x.jpg")
+
+
+# -- the cleaning itself (no database) ---------------------------------------------------------------------------
+
+def _encoded(image: Image.Image, fmt: str, **kw) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **kw)
+    return out.getvalue()
+
+
+def test_webp_png_with_metadata_and_damaged_files():
+    from PIL import ImageCms
+
+    opaque = attachments.prepare(_encoded(Image.new("RGB", (50, 40), (9, 9, 9)), "WEBP", quality=90))
+    assert opaque.content_type == "image/jpeg" and (opaque.width, opaque.height) == (50, 40)
+    clear = attachments.prepare(_encoded(Image.new("RGBA", (50, 40), (9, 9, 9, 0)), "WEBP", lossless=True))
+    assert clear.content_type == "image/png" and Image.open(io.BytesIO(clear.data)).mode == "RGBA"
+    # a PNG with text chunks, an ICC profile and EXIF: none of it is kept
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "张三 13812345678")
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "TestPhone"
+    noisy = _encoded(Image.new("RGB", (30, 20), (1, 2, 3)), "PNG", pnginfo=info, icc_profile=srgb, exif=exif)
+    clean = attachments.prepare(noisy)
+    stored = Image.open(io.BytesIO(clean.data))
+    assert stored.format == "PNG" and not {"Author", "icc_profile", "exif"} & set(stored.info)
+    assert b"13812345678" not in clean.data and b"TestPhone" not in clean.data
+    # big photos are shrunk to the longest side allowed
+    big = attachments.prepare(_encoded(Image.new("RGB", (5000, 1000)), "JPEG"))
+    assert (big.width, big.height) == (4096, 819)
+    # a truncated JPEG, and one that only starts like one
+    whole = _encoded(Image.new("RGB", (300, 300), (200, 10, 10)), "JPEG")
+    for data in (whole[: len(whole) // 3], b"\xff\xd8\xff\xe0\x00\x10JFIF\x00garbage"):
+        with pytest.raises(attachments.InvalidInput) as refused:
+            attachments.prepare(data)
+        assert refused.value.field == "file" and refused.value.zh
