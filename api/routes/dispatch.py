@@ -14,7 +14,7 @@ from api.deps import IndexDep, SessionDep
 from api.params import Id, Offset
 from api.routes.cases import ActionIn, CodeList, Hours, Sort, _actor, _visible, order_of
 from gridmap import cases, policy, workflow
-from gridmap.errors import GridmapError, NotFound
+from gridmap.errors import GridmapError, InvalidInput, NotFound
 from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"])
@@ -160,3 +160,55 @@ def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, ses
     session.commit()  # every step that succeeded is durable before the answer
     ok = sum(r.ok for r in results)
     return BatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)
+
+
+class MatchedPlace(BaseModel):
+    id: int | None = None
+    kind: str | None = None
+    name: str | None = None
+    address: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    area_code: str | None = None
+    grid: dict[str, str | None] | None = None
+    distance_m: float | None = None
+
+
+class Alternative(MatchedPlace):
+    confidence: float | None = None
+    similar_name: bool = False
+
+
+class AddressMatchOut(BaseModel):
+    text: str
+    matched_place: MatchedPlace | None
+    confidence: float
+    reason: str | None = None
+    level: str | None = None
+    alternatives: list[Alternative]
+    needs_confirmation: bool
+    confirm_because: list[Literal["not_matched", "low_confidence", "far_from_point", "alternatives"]]
+    near: dict[str, float] | None = None
+
+
+@router.get("/address-matches")
+def address_matches(session: SessionDep, index: IndexDep, who: Annotated[Principal, allow("search")],
+                    q: Annotated[str, Query(min_length=1, max_length=300)],
+                    near_lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False)] = None,
+                    near_lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False)] = None,
+                    ) -> AddressMatchOut:
+    """An address text → the place it matched (`matched_place`, with its point, grid and distance from
+    `near_lon`/`near_lat` — the case's pin, WGS84), the `confidence` (0–1) and the `alternatives` (each with its
+    point, grid and confidence; similar names when nothing matched well). `needs_confirmation` says a person
+    should confirm before the pin moves, and `confirm_because` why: not matched, confidence under 0.9, more
+    than 2 km from the pin, or alternatives exist."""
+    from gridmap.address_match import match_address
+    from gridmap.textcheck import clean_text
+
+    if (near_lon is None) != (near_lat is None):
+        missing = "near_lat" if near_lat is None else "near_lon"
+        raise InvalidInput(f"{missing}: give both near_lon and near_lat, or neither", field=missing,
+                           zh="参考点：near_lon 与 near_lat 须同时给出")
+    text = clean_text(q, "q", 300)
+    near = (near_lon, near_lat) if near_lon is not None else None
+    return AddressMatchOut(**match_address(session, index, text, near=near))

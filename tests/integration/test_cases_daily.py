@@ -424,3 +424,34 @@ def test_batch_dispatch_each_case_independent_and_committed(client):
                        headers=_as("dispatcher")).status_code == 404
     refused = client.post("/api/v1/cases/batch/dispatch", json={"items": items[:1]}, headers=_as("viewer"))
     assert refused.status_code == 403
+
+
+# -- 7. address matches ------------------------------------------------------------------------------------------------
+
+def test_address_matches_answer_the_place_its_confidence_and_alternatives_to_confirm(client):
+    from gridmap.gazetteer import gazetteer_for
+
+    with client.app.state.sessionmaker() as s:
+        gazetteer = gazetteer_for(s)
+    building = next(e for e in gazetteer.entries if e.kind == "building")
+    compound = next(e for e in gazetteer.entries if e.kind == "compound" and e.name.endswith("小区"))
+    here = {"near_lon": building.place["lon"], "near_lat": building.place["lat"]}
+    get = lambda **p: client.get("/api/v1/address-matches", params=p, headers=_as("dispatcher"))  # noqa: E731
+    sure = get(q=building.name, **here).json()
+    assert sure["matched_place"]["name"] == building.name and sure["confidence"] >= 0.9
+    assert sure["matched_place"]["grid"]["code"] and sure["matched_place"]["distance_m"] < 1
+    assert sure["needs_confirmation"] is False and sure["confirm_because"] == []
+    far = get(q=building.name, near_lon=here["near_lon"] + 0.25, near_lat=here["near_lat"]).json()
+    assert far["needs_confirmation"] and "far_from_point" in far["confirm_because"]
+    assert far["matched_place"]["distance_m"] > 20_000
+    # a name like a known compound's but not it (as 福德佳园 for 福德小区): nothing matched, the likes offered
+    unlike = compound.name[:-2] + "佳园5幢"
+    answer = get(q=unlike, **here).json()
+    assert answer["needs_confirmation"] and answer["alternatives"]
+    assert answer["matched_place"] is None or answer["confidence"] < 0.9
+    assert compound.name in {a["name"] for a in answer["alternatives"]}
+    assert all(a["lon"] is not None and a["grid"] and a["distance_m"] is not None for a in answer["alternatives"])
+    assert get(q=building.name, near_lon=1.0).json()["field"] == "near_lat"
+    assert get(q="").status_code == 422 and get(q="x" * 301).status_code == 422
+    assert client.get("/api/v1/address-matches", params={"q": building.name},
+                      headers=_as("viewer")).status_code == 200

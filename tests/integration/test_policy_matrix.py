@@ -363,6 +363,8 @@ ROWS: dict[tuple[str, str], Row] = {
         jurisdiction="object"),
     ("POST", "/api/v1/cases/batch/{action}"): Row(CASE_ACTORS, lambda w, s: _req(
         "POST", "/api/v1/cases/batch/urge", json={"items": [{"id": w.case_id, "version": 1}]})),
+    ("GET", "/api/v1/address-matches"): Row(STAFF, lambda w, s: _req("GET", "/api/v1/address-matches", params={
+        "q": "金马嘉园5栋", "near_lon": w.point[0], "near_lat": w.point[1]})),
     ("GET", "/api/v1/notifications"): Row(STAFF, lambda w, s: _req("GET", "/api/v1/notifications",
                                                                    params={"unread": "true"})),
     ("POST", "/api/v1/notifications/{notification_id}/read"): Row(STAFF, lambda w, s: _req(
