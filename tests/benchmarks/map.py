@@ -6,7 +6,11 @@ pan, a year of cases (≈ 50,000 points), a choropleth per grid, the console's q
 folium page with every grid and micro-grid embedded as one GeoJSON (what the issue warns against), loaded in the
 same browser. Each figure is the median of 3 runs, each run in a fresh browser context (empty cache).
 
-    python tests/benchmarks/map.py [--database sqlite:////path/to/full-demo.sqlite]
+    python tests/benchmarks/map.py [--database sqlite:////path/to/full-demo.sqlite] [--part new]
+
+Issue 14 adds: the 12-month series of a grid, a community, a sub-district and the district over HTTP (target
+< 300 ms); a year of cases over the district as raw points against server-side clusters (features, time, bytes on
+the wire and as JSON); the first screen at 390×844 with touch beside 1440×900 (`--part new` runs only these).
 
 Without --database the full demo is loaded into a temporary SpatiaLite file first (about 80 s).
 """
@@ -24,6 +28,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import shapely.geometry
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -161,6 +167,94 @@ def peer_run(browser, base: str, path: Path) -> dict:
     return out
 
 
+def first_screen_run(browser, base: str, cookies: list[dict], phone: bool) -> dict:
+    """The overview's first screen, cold: at 390×844 with touch (a phone, 3 device pixels per CSS pixel) or at
+    1440×900. Times: first contentful paint, and the first painted map (the district's areas drawn and the cases
+    of the last 30 days placed; nothing in flight)."""
+    if phone:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                      device_scale_factor=3)
+    else:
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_cookies(cookies)
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(base + "/")
+    wait_js(page, "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict", 120)
+    painted = (time.perf_counter() - started) * 1000
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    wait_idle(page, 120)
+    out = {"painted_ms": painted, "ready_ms": (time.perf_counter() - started) * 1000,
+           "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
+           "bytes": transferred(page),
+           "areas_drawn": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length"),
+           "scroll_x": page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")}
+    context.close()
+    return out
+
+
+def api_token(base: str, username: str = "demo-admin") -> dict:
+    from urllib.parse import urlencode
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+
+    form = urlencode({"username": username, "password": DEMO_PASSWORD}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/auth/token", data=form)) as r:
+        return {"Authorization": f"Bearer {json.load(r)['access_token']}"}
+
+
+def fetch(base: str, path: str, headers: dict) -> tuple[float, int, bytes]:
+    """(milliseconds, bytes on the wire, body) of one GET, as the pages send it (gzip accepted)."""
+    import gzip
+
+    started = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(base + path, headers={**headers,
+                                                                            "Accept-Encoding": "gzip"})) as r:
+        raw = r.read()
+        zipped = r.headers.get("Content-Encoding") == "gzip"
+    ms = (time.perf_counter() - started) * 1000
+    return ms, len(raw), gzip.decompress(raw) if zipped else raw
+
+
+def series_figures(base: str, headers: dict, reps: int = 5) -> list[tuple[str, str, float, float]]:
+    """GET /api/v1/areas/{code}/series (12 months) of a grid, a community, a sub-district and the district, over
+    HTTP as the page calls it: (label, code, best ms, median ms) of `reps` calls after one warm-up."""
+    codes, parent = {}, "530111"
+    for level in ("subdistrict", "community", "grid"):  # the first of each, down from the district
+        _, _, body = fetch(base, f"/api/v1/areas?parent={parent}&precision=3", headers)
+        codes[level] = parent = sorted(f["properties"]["code"] for f in json.loads(body)["features"])[0]
+    out = []
+    for label, code in [("grid", codes["grid"]), ("community", codes["community"]),
+                        ("sub-district", codes["subdistrict"]), ("district", "530111")]:
+        fetch(base, f"/api/v1/areas/{code}/series?months=12", headers)
+        times = [fetch(base, f"/api/v1/areas/{code}/series?months=12", headers)[0] for _ in range(reps)]
+        out.append((label, code, min(times), statistics.median(times)))
+    return out
+
+
+def cluster_figures(base: str, headers: dict, reps: int = 3) -> list[tuple[str, int, float, float, int]]:
+    """A year of cases over the whole district, zoomed out (z11, the district on a 1440 px screen) and at z13: the
+    raw points (`/map/cases`) against the clusters (`/map/cases/clusters`): (label, features, best ms, wire bytes,
+    JSON bytes)."""
+    year = "since=2025-11-20T00:00:00%2B08:00&until=2026-11-21T00:00:00%2B08:00"
+    _, _, body = fetch(base, "/api/v1/areas?level=district&precision=4", headers)
+    minx, miny, maxx, maxy = shapely.geometry.shape(json.loads(body)["features"][0]["geometry"]).bounds
+    box = f"{minx:.5f},{miny:.5f},{maxx:.5f},{maxy:.5f}"
+    out = []
+    for label, path, key in [("raw points", f"/api/v1/map/cases?{year}&bbox={box}", "count"),
+                             ("clusters z11", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=11", "features"),
+                             ("clusters z13", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=13", "features"),
+                             ("open cases, clusters z11",
+                              f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=11&state=open", "features")]:
+        fetch(base, path, headers)
+        runs = [fetch(base, path, headers) for _ in range(reps)]
+        answer = json.loads(runs[0][2])
+        n = answer["count"] if key == "count" else len(answer["features"])
+        cases = answer["count"] if key == "count" else answer["total"]
+        out.append((label, n, cases, min(r[0] for r in runs), runs[0][1], len(runs[0][2])))
+    return out
+
+
 def median(runs: list[dict], key: str) -> float:
     values = [r[key] for r in runs if r.get(key) is not None]
     return statistics.median(values) if values else float("nan")
@@ -169,6 +263,8 @@ def median(runs: list[dict], key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", help="a database holding the full demo (default: load one)")
+    parser.add_argument("--part", choices=("all", "new"), default="all",
+                        help="new: only the series, the year of cases clustered and the first screens (issue 14)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gridmap-bench-map-"))
     url = args.database
@@ -185,14 +281,38 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             cookies = session_cookies(browser, base)
-            overview_run(browser, base, cookies)  # warm the server's caches (outlines per zoom, calendar) once
-            runs = [overview_run(browser, base, cookies) for _ in range(RUNS)]
-            embedded = peer_page(base, folder)
-            peers = [peer_run(browser, base, embedded) for _ in range(RUNS)]
+            headers = api_token(base)
+            series = series_figures(base, headers)
+            clusters = cluster_figures(base, headers)
+            first_screen_run(browser, base, cookies, phone=False)  # warm the server's caches once
+            screens = {phone: [first_screen_run(browser, base, cookies, phone) for _ in range(RUNS)]
+                       for phone in (False, True)}
+            if args.part == "all":
+                overview_run(browser, base, cookies)  # warm the server's caches (outlines per zoom, calendar) once
+                runs = [overview_run(browser, base, cookies) for _ in range(RUNS)]
+                embedded = peer_page(base, folder)
+                peers = [peer_run(browser, base, embedded) for _ in range(RUNS)]
             browser.close()
     finally:
         proc.terminate()
         proc.wait(10)
+    print("\n12-month series of an area, GET /api/v1/areas/{code}/series over HTTP (target < 300 ms)")
+    for label, code, best, mid in series:
+        print(f"  {label:14s}{code:>18s}{best:>10,.0f} ms best{mid:>8,.0f} ms median")
+    print("\na year of cases over the whole district: raw points against server-side clusters")
+    print(f"  {'':28s}{'features':>10s}{'cases':>9s}{'time':>10s}{'wire (gzip)':>14s}{'JSON':>12s}")
+    for label, n, cases, best, wire, size in clusters:
+        print(f"  {label:28s}{n:>10,}{cases:>9,}{best:>8,.0f} ms{wire:>12,} B{size:>10,} B")
+    print(f"\nthe overview's first screen, median of {RUNS} cold runs (first painted map: district and sub-districts"
+          " drawn, last 30 days' cases placed)")
+    print(f"  {'':34s}{'1440×900':>12s}{'390×844 touch':>16s}")
+    for label, key, unit in [("first contentful paint", "fcp_ms", "ms"), ("first painted map", "painted_ms", "ms"),
+                             ("ready (nothing in flight)", "ready_ms", "ms"), ("bytes fetched", "bytes", "B"),
+                             ("areas drawn", "areas_drawn", ""), ("horizontal overflow (px)", "scroll_x", "")]:
+        print(f"  {label:34s}{median(screens[False], key):>10,.0f}{unit:>2s}{median(screens[True], key):>14,.0f}"
+              f"{unit:>2s}")
+    if args.part != "all":
+        return
     print(f"\nmap pages, full Guandu demo, headless Chromium, median of {RUNS} cold runs")
     print(f"{'':44s}{'gridmap':>12s}{'embedded GeoJSON':>18s}{'ratio':>8s}")
     for label, key, unit in [("first contentful paint", "fcp_ms", "ms"), ("ready (drawn, nothing in flight)", "ready_ms", "ms"),
