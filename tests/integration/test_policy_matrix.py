@@ -135,21 +135,6 @@ def _case_box(w) -> str:
         return f"{case.lon - 1e-6:.7f},{case.lat - 1e-6:.7f},{case.lon + 1e-6:.7f},{case.lat + 1e-6:.7f}"
 
 
-def _case_ids(body) -> set:
-    return {c["id"] for c in body["items"]}
-
-
-def _area_codes(body) -> set:
-    return {f["properties"]["code"] for f in body["features"]}
-
-
-def _case_box(w) -> str:
-    """A box a few centimetres around the shared case (of the first sub-district): only that case lies in it."""
-    with w.sessionmaker() as s:
-        case = s.get(Case, w.case_id)
-        return f"{case.lon - 1e-6:.7f},{case.lat - 1e-6:.7f},{case.lon + 1e-6:.7f},{case.lat + 1e-6:.7f}"
-
-
 ATTACH_TOKEN = "pm-attachment-reporter-token"
 
 
@@ -235,6 +220,9 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/areas/{code}/ranking"): Row(MEASURE_READERS, lambda w, s: _req(
         "GET", f"/api/v1/areas/{w.s1}/ranking", params={"measure": "on_time_rate", "by": "children"}),
         jurisdiction="object"),
+    ("GET", "/api/v1/exports/cases"): Row(CASE_READERS, lambda w, s: _req(
+        "GET", "/api/v1/exports/cases", params={"area": w.s1, "state": "overdue", "limit": 50}),
+        keys=frozenset({"read"}), jurisdiction="object"),
     ("GET", "/api/v1/search"): Row(
         STAFF, lambda w, s: _req("GET", "/api/v1/search", params={"q": w.case_number}), jurisdiction="list",
         blind=STAFF - CASE_READERS,

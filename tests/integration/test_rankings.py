@@ -1,7 +1,7 @@
-"""Rankings of child areas and of workers (both databases): every child's value equals the measures of that child
-computed on its own (`area_measures`), workers' figures equal their cases counted one by one, the order and the
-target line, and who may see what (an area outside the caller's scope is not found; workers outside it are not
-listed)."""
+"""The manager's lists (both databases). Rankings of child areas and of workers: every child's value equals the
+measures of that child computed on its own (`area_measures`), workers' figures equal their cases counted one by
+one, the order and the target line, and who may see what (an area outside the caller's scope is not found; workers
+outside it are not listed). The case list exported as CSV / XLSX holds exactly the listed cases, in Chinese."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from api.settings import Settings
-from gridmap import measures, rankings
+from gridmap import case_export, cases, measures, rankings
 from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Case, Generation, StaffArea
 from tests.conftest import TODAY, api_client
@@ -137,4 +137,45 @@ def test_the_route_answers_typed_and_within_the_callers_areas(client, session):
     assert len(everyone["items"]) > len(mine["items"]) > 0
     for query, field in (("measure=speed", "measure"), ("by=streets", "by"), ("limit=0", "limit")):
         r = client.get(f"/api/v1/areas/{own}/ranking?{query}")
+        assert r.status_code == 422 and r.json()["field"] == field, (query, r.text)
+
+
+# -- the case list as a spreadsheet --------------------------------------------------------------------------------
+
+def test_the_case_list_export_holds_the_listed_cases_in_chinese(client, session):
+    import csv
+    import io
+
+    import openpyxl
+
+    own, other = (a.code for a in _areas(session, "subdistrict")[:2])
+    manager = {"X-Role": "manager", "X-Areas": own}
+    listed = client.get("/api/v1/cases", params={"area": own, "state": "open", "limit": 500}, headers=manager).json()
+    r = client.get("/api/v1/exports/cases", params={"area": own, "state": "open"}, headers=manager)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"] and r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert list(rows[0]) == [zh for _, zh, _ in case_export.COLUMNS]
+    assert len(rows) == listed["total"] > 0
+    assert {r["编号"] for r in rows} >= {i["number"] for i in listed["items"]}
+    assert {r["状态"] for r in rows} <= set(cases.STATE_ZH.values())
+    assert all(r["街道"] and not r["街道"].isdigit() for r in rows)  # names, not codes
+    by_number = {i["number"]: i for i in listed["items"]}
+    for row in rows:
+        if row["编号"] in by_number and by_number[row["编号"]].get("overdue_by_s"):
+            assert float(row["超期时长（小时）"]) == pytest.approx(by_number[row["编号"]]["overdue_by_s"] / 3600, abs=0.2)
+    r = client.get("/api/v1/exports/cases", params={"area": own, "state": "overdue", "format": "xlsx",
+                                                    "lang": "en"}, headers=manager)
+    sheet = openpyxl.load_workbook(io.BytesIO(r.content)).active
+    assert [c.value for c in sheet[1]] == [en for _, _, en in case_export.COLUMNS]
+    overdue = client.get("/api/v1/cases", params={"area": own, "state": "overdue", "limit": 1}, headers=manager)
+    assert sheet.max_row - 1 == overdue.json()["total"]
+    r = client.get("/api/v1/exports/cases", params={"area": other}, headers=manager)
+    assert r.status_code == 404 and r.json()["field"] == "code"
+    # without an area: only the caller's cases
+    mine = client.get("/api/v1/exports/cases", params={"state": "open"}, headers=manager)
+    numbers = {r["编号"] for r in csv.DictReader(io.StringIO(mine.content.decode("utf-8-sig")))}
+    assert numbers == {r["编号"] for r in rows}
+    for query, field in (("format=pdf", "format"), ("limit=0", "limit"), ("limit=10001", "limit")):
+        r = client.get(f"/api/v1/exports/cases?{query}")
         assert r.status_code == 422 and r.json()["field"] == field, (query, r.text)
