@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import io
 import math
+import re
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -185,8 +186,15 @@ def _open(data: bytes, kind: str, limits: Limits):
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
         try:
             image = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[kind]])
-        except Image.DecompressionBombError:
+        except Image.DecompressionBombError as exc:
             width, height = _header_size(data, kind)
+            if not width:  # Pillow says how many pixels, not the sides
+                found = re.search(r"\((\d+) pixels\)", str(exc))
+                pixels = int(found.group(1)) if found else 0
+                mp = limits.max_pixels / 1e6
+                raise InvalidInput(f"file: {pixels:,} pixels is over the pixel limit of {mp:g} megapixels "
+                                   "(refused from the header, before decoding)", field="file",
+                                   zh=f"文件：{pixels:,} 像素，超过 {mp:g} 百万像素的上限（按文件头判断，未解码）。") from None
             raise _too_many_pixels(width, height, limits) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
             raise _damaged() from None

@@ -177,6 +177,15 @@ def test_a_decompression_bomb_png_is_refused_from_its_header_before_decoding(cli
     with mock.patch.object(ImageFile.ImageFile, "load", side_effect=AssertionError("decoded")):
         r = upload(client, case["id"], png_bomb(8_000), name="map.png", ctype="image/png")
     assert r.status_code == 422 and "8,000 × 8,000" in r.json()["detail"]
+    # a JPEG whose frame header claims 60,000 × 60,000 (past Pillow's own threshold): refused the same way
+    small = io.BytesIO()
+    Image.new("L", (16, 16)).save(small, "JPEG")
+    claimed = bytearray(small.getvalue())
+    sof = claimed.index(b"\xff\xc0")
+    claimed[sof + 5:sof + 9] = (60_000).to_bytes(2, "big") * 2
+    with mock.patch.object(ImageFile.ImageFile, "load", side_effect=AssertionError("decoded")):
+        r = upload(client, case["id"], bytes(claimed))
+    assert r.status_code == 422 and "3,600,000,000 pixels" in r.json()["detail"] and r.json()["field"] == "file"
 
 
 def test_an_oversize_file_is_a_413_naming_the_field(client):
