@@ -154,8 +154,16 @@ def test_the_managers_day_at_the_desk(signed_in, server):
     leaders = detail.locator("table.gm-leaders").inner_text()
     assert "社区书记" in leaders and "社区主任" in leaders
     since, until = _period(page)
-    _rank_grids(page, server, community, since, until)
+    ranked = _rank_grids(page, server, community, since, until)
     page.locator("#gm-ranking").screenshot(path=str(SCREENSHOTS / "manager-ranking.png"))
+    # the community's workers on the same measure
+    page.select_option("#gm-ranking select.gm-rank-by", "workers")
+    workers = api(server, f"/api/v1/areas/{community}/ranking?measure=on_time_rate&by=workers"
+                          f"&since={since}&until={until}", as_=MANAGER)["items"]
+    wait_js(page, f"document.body.dataset.gmRanking === '{community}:on_time_rate:workers:{len(workers)}'")
+    assert len(workers) > 1 and page.locator("#gm-ranking table.gm-rank-list tbody tr").count() == len(workers)
+    page.select_option("#gm-ranking select.gm-rank-by", "children")
+    wait_js(page, f"document.body.dataset.gmRanking === '{community}:on_time_rate:children:{len(ranked['items'])}'")
     page.screenshot(path=str(SCREENSHOTS / "manager-community.png"))
 
     # exports: the measures of the community's grids, the case list

@@ -61,7 +61,10 @@
       ratio: "分子／分母", noTarget: "该指标无达标线", noRanking: "无可排名的对象",
       exports: "导出", exportMeasures: "考核指标", exportCases: "事件清单", csv: "CSV", xlsx: "Excel",
       geojson: "GeoJSON", receivedAxis: "受理量（件，左轴）", rateAxis: "结案率（右轴）",
-      series: "近12个月"
+      series: "近12个月",
+      actors: { system: "系统", resident: "群众", reporter: "群众", dispatcher: "调度员", worker: "网格员",
+        department: "职能部门", verifier: "核查员", leader: "领导", manager: "网格长", admin: "系统管理员",
+        integration: "系统对接", planner: "规划员", approver: "审批人" }
     },
     en: {
       hint: "Click an area to drill down: sub-district → community → grid → micro-grid.", filters: "Layers and filters",
@@ -96,6 +99,9 @@
       exports: "Export", exportMeasures: "Measures", exportCases: "Case list", csv: "CSV", xlsx: "Excel",
       geojson: "GeoJSON", receivedAxis: "Received (left axis)", rateAxis: "Closure rate (right axis)",
       series: "Last 12 months",
+      actors: { system: "System", resident: "Resident", reporter: "Resident", dispatcher: "Dispatcher", worker: "Grid worker",
+        department: "Department", verifier: "Verifier", leader: "Leader", manager: "Grid manager", admin: "Administrator",
+        integration: "Integration", planner: "Planner", approver: "Approver" },
       staffRoles: { grid_head: "Grid head", fulltime_worker: "Full-time grid worker", parttime_worker: "Part-time grid worker",
         police: "Community police officer", building_head: "Building head", volunteer: "Volunteer",
         community_secretary: "Community party secretary", community_director: "Community director" }
@@ -835,10 +841,10 @@
         (full.history || []).forEach(function (e) {
           var item = el("li", "gm-timeline-item");
           item.appendChild(el("span", "gm-timeline-at", GM.localTime(e.at)));
-          var what = e.action_zh && self.core.lang === "zh" ? e.action_zh : e.action;
-          if (e.to_state && e.to_state !== e.from_state) { what += " → " + (t.states[e.to_state] || e.to_state); }
+          var what = e.action_zh && self.core.lang === "zh" ? e.action_zh : e.action, to = t.states[e.to_state];
+          if (to && e.to_state !== e.from_state && to !== what) { what += " → " + to; }
           item.appendChild(el("span", "gm-timeline-what", what));
-          if (e.actor) { item.appendChild(el("span", "gm-timeline-who", e.actor_name || e.actor)); }
+          if (e.actor) { item.appendChild(el("span", "gm-timeline-who", self.actorText(e.actor))); }
           var reason = e.detail && (e.detail.reason || e.detail.note);
           if (reason) { item.appendChild(el("span", "gm-timeline-note", String(reason))); }
           list.appendChild(item);
@@ -848,6 +854,14 @@
         li.scrollIntoView({ block: "nearest" });
         self.core.mark("gmListCase", full.id + ":" + (full.history || []).length);
       }).catch(function (err) { body.replaceChildren(el("p", "gm-error", t.failed)); self.core.fail(err); });
+    },
+
+    /* "worker:12" → 网格员 12: the role in words, then who */
+    actorText: function (actor) {
+      var roles = this.t.actors, text = String(actor || ""), i = text.indexOf(":");
+      if (i < 0) { return roles[text] || text; }
+      var role = text.slice(0, i), who = text.slice(i + 1);
+      return roles[role] ? roles[role] + " " + who : text;
     },
 
     frameCase: function (c) {
