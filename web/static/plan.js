@@ -560,6 +560,7 @@
       box.appendChild(norm);
       var wrap = el("div", "gm-plan-table-wrap"), table = el("table", "gm-plan-table");
       table.id = "gm-plan-balance-table";
+      wrap.tabIndex = 0;  // it scrolls sideways on a phone: reachable by keyboard (axe: scrollable-region-focusable)
       var head = el("tr");
       [[t.levels[b.level], t.levels[b.level]], [t.households, t.householdsShort], [t.deviation, t.deviationShort],
         [t.population, t.populationShort], [t.members, t.membersShort], [t.compounds, t.compoundsShort],
