@@ -22,7 +22,7 @@
         assigned_to_nearest: "已归入最近网格", placed_by_address: "按地址定位", by_address: "按地址定位",
         address_low_confidence: "地址匹配置信度低", possibly_gcj02: "坐标可能为火星坐标（GCJ-02）",
         possibly_converted_twice: "坐标可能被重复转换", address_disagrees: "地址与坐标不在同一网格",
-        address_not_matched: "地址未匹配", outside_own_grid: "不在上报人自己的网格内", relocated: "位置已更正" },
+        address_not_matched: "地址未匹配", outside_own_grid: "不在上报人自己的网格内", relocated: "位置已更正", grid_chosen: "已人工选定网格" },
       flagOther: "其他定位提示",
       nearby: "附近未办结的同类事件", noneNearby: "无", actions: "操作", file: "立案", reject: "不予受理",
       dispatchAction: "派遣", byRules: "按规则派遣", toWorker: "派给网格员", toDepartment: "派给部门", reassign: "改派",
@@ -52,8 +52,10 @@
       alertOption: "新事件提醒（提示音和桌面通知）", alertTitle: "新事件", alertBody: function (n) { return "待处理新增 " + n + " 件。"; },
       notifyDenied: "浏览器未允许桌面通知，只播放提示音。",
       stale: "该事件已被他人更新，已重新加载最新内容，请核对后重试。",
-      matched: "匹配到", confidence: "置信度", lowConfidence: "置信度较低，请核对。", alternatives: "其他可能",
-      confirmPlace: "确认并移动标记", noMatch: "未找到匹配的地点",
+      matched: "匹配到", confidence: "置信度", alternatives: "其他可能",
+      confirmPlace: "确认并移动标记", noMatch: "未找到匹配的地点", fromPin: "距标记",
+      confirmBecause: { low_confidence: "匹配置信度较低，请核对地址。", far_from_point: "匹配地点离当前标记较远，请核对。",
+        alternatives: "还有其他可能的地点，请确认是哪一个。" },
       roles: { dispatcher: "调度员", worker: "网格员", department: "职能部门", verifier: "核查员", leader: "领导",
         resident: "群众", system: "系统", admin: "系统管理员", manager: "网格长", integration: "接口", api: "接口",
         reporter: "反映人", e2e: "测试" },
@@ -80,7 +82,7 @@
         assigned_to_nearest: "given to the nearest grid", placed_by_address: "placed by address", by_address: "placed by address",
         address_low_confidence: "address match uncertain", possibly_gcj02: "coordinates may be GCJ-02",
         possibly_converted_twice: "coordinates may be converted twice", address_disagrees: "address and point in different grids",
-        address_not_matched: "address not matched", outside_own_grid: "outside the reporter's own grid", relocated: "location corrected" },
+        address_not_matched: "address not matched", outside_own_grid: "outside the reporter's own grid", relocated: "location corrected", grid_chosen: "grid chosen by hand" },
       flagOther: "other location flag",
       nearby: "Open cases of the same category nearby", noneNearby: "None", actions: "Actions", file: "File",
       reject: "Reject", dispatchAction: "Dispatch", byRules: "by the rules", toWorker: "to a grid worker",
@@ -112,8 +114,10 @@
       alertBody: function (n) { return n + " new case(s) to handle."; },
       notifyDenied: "Desktop notifications are not allowed by the browser; only the sound plays.",
       stale: "Someone else changed this case; it was reloaded. Check it and try again.",
-      matched: "Matched", confidence: "confidence", lowConfidence: "Low confidence: please check.", alternatives: "Other candidates",
-      confirmPlace: "Confirm and move the pin", noMatch: "No matching place",
+      matched: "Matched", confidence: "confidence", alternatives: "Other candidates",
+      confirmPlace: "Confirm and move the pin", noMatch: "No matching place", fromPin: "from the pin",
+      confirmBecause: { low_confidence: "Low confidence: check the address.", far_from_point: "The match is far from the pin: check it.",
+        alternatives: "Other places match too: confirm which one." },
       roles: { dispatcher: "dispatcher", worker: "grid worker", department: "department", verifier: "verifier",
         leader: "leader", resident: "resident", system: "system", admin: "administrator", manager: "grid manager",
         integration: "integration", api: "API", reporter: "reporter", e2e: "test" },
@@ -577,7 +581,7 @@
         res.results.forEach(function (r) {
           var li = el("li", r.ok ? "gm-ok" : "gm-error");
           li.dataset.caseId = String(r.id);
-          var text = (numbers[r.id] || String(r.id)) + t.colon;
+          var text = (r.number || numbers[r.id] || String(r.id)) + t.colon;
           if (r.ok) { good += 1; text += t.ok + "（" + self.stateName(r.state) + "）"; } else { text += t.failed + t.colon + ((r.error && r.error.detail) || ""); }
           if (self.core.lang === "en") { text = text.replace("（", " (").replace("）", ")"); }
           li.textContent = text;
@@ -969,8 +973,25 @@
       form.insertBefore(lab, form.lastChild);
       var where = el("div", "gm-pin-at gm-muted", "");
       form.insertBefore(where, form.lastChild);
+      // or by an address: the match is shown and the pin moves only when confirmed
+      var find = el("div", "gm-find gm-relocate-find"), addr = el("input"), go = el("button", null, t.locate);
+      addr.name = "find";
+      addr.placeholder = t.findAddress;
+      addr.setAttribute("aria-label", t.findAddress);
+      go.type = "button";
+      find.appendChild(addr);
+      find.appendChild(go);
+      form.insertBefore(find, form.lastChild);
+      var matchBox = el("div");
+      form.insertBefore(matchBox, form.lastChild);
       var reason = this.reasonInput(form);
       var point = null;
+      var lookup = this.addressFinder(matchBox, addr, function (at) {
+        moved(at);
+        self.map.setView(at, Math.max(self.map.getZoom(), 17));
+      }, function () { return point; });
+      go.addEventListener("click", function () { lookup(addr.value); });
+      addr.addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); lookup(addr.value); } });
       function place(latlng) {
         point = latlng;
         if (!self.pin) {
@@ -1099,26 +1120,39 @@
     /* ------------------------------------------------------------------------------------------ addresses */
     /* look an address up and show what it matched, how sure, and the alternatives; `onConfirm(point, label)`
      * only when the user confirms (the pin never moves silently) */
-    addressFinder: function (container, input, onConfirm) {
+    addressFinder: function (container, input, onConfirm, near) {
       var t = this.t, self = this, out = el("div", "gm-match");
       out.setAttribute("aria-live", "polite");
       container.appendChild(out);
+      function conf(v) { return v === undefined || v === null ? "" : "（" + t.confidence + " " + Math.round(Number(v) * 100) + "%）"; }
+      function placeText(p) {
+        var where = [p.address && p.address !== p.name ? p.address : null, p.grid && p.grid.name ? p.grid.name : null,
+          p.distance_m !== undefined && p.distance_m !== null ? t.fromPin + " " + self.distanceText(p.distance_m) : null];
+        return where.filter(Boolean).join(" · ");
+      }
       function lookup(text) {
         out.replaceChildren();
         if (!text.trim()) { return Promise.resolve(); }
-        return self.core.get("locate?address=" + encodeURIComponent(text)).then(function (res) {
-          var m = res.address_match || res, place = m.place || m.matched_place;
-          var alternatives = m.alternatives || [];
+        var url = "address-matches?q=" + encodeURIComponent(text), pin = near && near();
+        if (pin && !self.core.gcj) { url += "&near_lon=" + pin.lng.toFixed(6) + "&near_lat=" + pin.lat.toFixed(6); }
+        return self.core.get(url).then(function (m) {
+          var place = m.matched_place, alternatives = m.alternatives || [];
           self.core.mark("gmMatch", place ? "matched" : "none");
           if (place) {
-            var conf = m.confidence === undefined || m.confidence === null ? null : Number(m.confidence);
             var line = el("div", "gm-match-place");
             line.appendChild(el("span", null, t.matched + t.colon));
-            line.appendChild(el("strong", null, place.name || place.label || text));
-            if (place.address && place.address !== place.name) { line.appendChild(el("span", "gm-muted", " · " + place.address)); }
-            if (conf !== null) { line.appendChild(el("span", "gm-match-conf" + (conf < 0.8 ? " gm-late" : ""), "（" + t.confidence + " " + Math.round(conf * 100) + "%）")); }
+            line.appendChild(el("strong", null, place.name || text));
+            line.appendChild(el("span", "gm-match-conf" + (m.confidence < 0.8 ? " gm-late" : ""), conf(m.confidence)));
             out.appendChild(line);
-            if (conf !== null && conf < 0.8) { out.appendChild(el("div", "gm-warn-text", t.lowConfidence)); }
+            var detail = placeText(place);
+            if (detail) { out.appendChild(el("div", "gm-muted", detail)); }
+          } else {
+            out.appendChild(el("div", "gm-error", t.noMatch));
+          }
+          (m.confirm_because || []).forEach(function (why) {
+            if (t.confirmBecause[why] && why !== "not_matched") { out.appendChild(el("div", "gm-warn-text", t.confirmBecause[why])); }
+          });
+          if (place) {
             var ok = el("button", "gm-confirm-place", t.confirmPlace);
             ok.type = "button";
             ok.addEventListener("click", function () {
@@ -1126,19 +1160,16 @@
               onConfirm(self.core.point([place.lon, place.lat]), text, place);
             });
             out.appendChild(ok);
-          } else {
-            out.appendChild(el("div", "gm-error", t.noMatch));
           }
           if (alternatives.length) {
             out.appendChild(el("div", "gm-muted", t.alternatives + t.colon));
             var ul = el("ul", "gm-alternatives");
             alternatives.slice(0, 5).forEach(function (a) {
-              var li = el("li"), b = el("button", "gm-linkish", (a.name || a.label || "") +
-                (a.confidence !== undefined && a.confidence !== null ? "（" + t.confidence + " " + Math.round(a.confidence * 100) + "%）" : ""));
+              var li = el("li"), b = el("button", "gm-linkish gm-alternative", (a.name || "") + conf(a.confidence));
               b.type = "button";
               b.addEventListener("click", function () {
-                input.value = a.name || a.label || "";
-                if (a.lon !== undefined && a.lat !== undefined && a.lon !== null) {
+                input.value = a.name || "";
+                if (a.lon !== undefined && a.lon !== null) {
                   out.replaceChildren();
                   onConfirm(self.core.point([a.lon, a.lat]), input.value, a);
                 } else {
@@ -1146,6 +1177,8 @@
                 }
               });
               li.appendChild(b);
+              var detail = placeText(a);
+              if (detail) { li.appendChild(el("span", "gm-muted", " " + detail)); }
               ul.appendChild(li);
             });
             out.appendChild(ul);
@@ -1153,6 +1186,10 @@
         }).catch(function (err) { out.appendChild(el("div", "gm-error", err.message)); });
       }
       return lookup;
+    },
+
+    distanceText: function (m) {
+      return m >= 1000 ? (m / 1000).toFixed(1) + (this.core.lang === "zh" ? " 公里" : " km") : Math.round(m) + " " + this.t.metres;
     },
 
     /* ------------------------------------------------------------------------------------------ a new case */
@@ -1217,7 +1254,7 @@
         where.value = text;
         self.map.setView(point, Math.max(self.map.getZoom(), 17));
         self.core.mark("gmFound", Number(place.lon).toFixed(5) + "," + Number(place.lat).toFixed(5));
-      });
+      }, function () { return point; });
       find.addEventListener("submit", function (e) {
         e.preventDefault();
         lookup(addr.value);
