@@ -83,14 +83,14 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
             edge = district.exterior.interpolate(float(rng.uniform(0, 1)), normalized=True)
             out = nearest_points(district.buffer(metres, quad_segs=4).exterior, edge)[0]
             lon, lat = back.transform(out.x, out.y)
-            location = index.locate(lon, lat, near_m=10, nearest_m=100)
+            location, candidates = _locate(index, lon, lat)
             if location.chain:
                 text = (f"上报点位于区界外约{metres}米，已暂按最近网格（{location.chain[3].name}）定位，"
                         "请核实后更正位置或确认立案。")
-                _set(index, item, lon, lat, location, text, "miniprogram")
+                _set(index, item, lon, lat, location, candidates, text, "miniprogram")
             else:  # in no grid, but reported to this district: its dispatchers see it (policy.case_condition)
                 text = f"上报点位于区界外约{metres}米，不在任何网格内，请核实后更正位置再立案。"
-                _set(index, item, lon, lat, location, text, "miniprogram", district_code=areas[0].code)
+                _set(index, item, lon, lat, location, candidates, text, "miniprogram", district_code=areas[0].code)
         elif item.fate in ("on_line", "near_line"):
             lon, lat, other = _grid_corner(index, rng)
             if item.fate == "near_line":  # three metres into the winning leaf, towards its inside
@@ -100,21 +100,35 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
                 dx, dy = (inner.x - lon) * kx, (inner.y - lat) * ky
                 step = 3.0 / max(np.hypot(dx, dy), 1e-9)
                 lon, lat = lon + dx * step / kx, lat + dy * step / ky
-            location = index.locate(lon, lat, near_m=10, nearest_m=100)
+            location, candidates = _locate(index, lon, lat)
             own_grid, other_grid = location.chain[3].name, names.get(other[:15], other[:15])
             text = (f"上报点恰在{own_grid}与{other_grid}的分界线上，已按编码较小者优先的规则暂归{own_grid}，"
                     "请核实属于哪个网格。") if item.fate == "on_line" else \
                 (f"上报点距{other_grid}边界约3米，请核实属于哪个网格。")
-            _set(index, item, lon, lat, location, text, "miniprogram")
+            _set(index, item, lon, lat, location, candidates, text, "miniprogram")
         elif item.fate == "address_far":
             _address_far(session, index, names, item, rng)
 
 
-def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, text: str, source: str, **more) -> None:
+def _locate(index: AreaIndex, lon: float, lat: float):
+    """The point located exactly as intake locates a new case (the locate route's distances): the location (with
+    every flag intake stores) and the candidate grids intake stores."""
+    from gridmap import crs as gcrs
+    from gridmap.cases import locate_for_case
+    from gridmap.locate import LocateOptions
+
+    location, flags, candidates = locate_for_case(index, lon, lat, gcrs.parse_crs("wgs84"), LocateOptions())
+    location.flags = list(flags)
+    return location, candidates
+
+
+def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, candidates: list[dict], text: str,
+         source: str, **more) -> None:
     item.lon, item.lat = float(lon), float(lat)
     code = location.leaf_code if location.chain else None
     item.leaf = int(np.searchsorted(index.leaf_codes_sorted, code)) if code else -1
-    item.columns = dict(locate_flags=list(location.flags), description=DEAD_END_NOTE + text, source=source, **more)
+    item.columns = dict(locate_flags=list(location.flags), locate_candidates=candidates,
+                        description=DEAD_END_NOTE + text, source=source, **more)
 
 
 def _grid_corner(index: AreaIndex, rng: np.random.Generator) -> tuple[float, float, str]:
@@ -144,11 +158,11 @@ def _address_far(session: Session, index: AreaIndex, names: dict, item: Staged, 
     said = names.get(rows[b][1][:12], "")
     km = np.hypot((points[b, 0] - points[a, 0]) * kx, (points[b, 1] - points[a, 1]) * ky) / 1000
     lon, lat = float(points[a, 0]), float(points[a, 1])
-    location = index.locate(lon, lat, near_m=10, nearest_m=100)
+    location, candidates = _locate(index, lon, lat)
     location.flags += ["placed_by_address", "address_low_confidence"]
     text = (f"来电称在{said}一带的{name}5幢门口垃圾堆积。地址按“{name}5幢”匹配到{names.get(grid[:12], '')}的"
             f"同名小区（可信度0.6），与来电所述地点相距约{km:.0f}公里，请与来电人核实位置。")
-    _set(index, item, lon, lat, location, text, "hotline", address=f"{name}5幢")
+    _set(index, item, lon, lat, location, candidates, text, "hotline", address=f"{name}5幢")
 
 
 def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict, worker: int | None,
