@@ -272,8 +272,9 @@ def prepare(data: bytes, limits: Limits | None = None) -> Prepared:
     else:
         clean.save(out, "JPEG", quality=JPEG_QUALITY)  # baseline: optimize/progressive cost 5× the time
         content_type = "image/jpeg"
-    thumb = clean.copy()
-    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    scale = min(1.0, THUMBNAIL_SIDE / max(clean.size))  # made from the clean image without copying it whole
+    size = (max(1, round(clean.width * scale)), max(1, round(clean.height * scale)))
+    thumb = clean.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) if scale < 1 else clean.copy()
     if thumb.mode in ("RGBA", "LA"):
         flat = Image.new("RGB", thumb.size, (255, 255, 255))
         flat.paste(thumb, mask=thumb.getchannel("A"))
