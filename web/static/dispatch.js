@@ -23,7 +23,7 @@
         address_low_confidence: "地址匹配置信度低", possibly_gcj02: "坐标可能为火星坐标（GCJ-02）",
         possibly_converted_twice: "坐标可能被重复转换", address_disagrees: "地址与坐标不在同一网格",
         address_not_matched: "地址未匹配", outside_own_grid: "不在上报人自己的网格内", relocated: "位置已更正", grid_chosen: "已人工选定网格" },
-      flagOther: "其他定位提示",
+      flagOther: "其他定位提示", noGrid: "不在任何网格内",
       nearby: "附近未办结的同类事件", noneNearby: "无", actions: "操作", file: "立案", reject: "不予受理",
       dispatchAction: "派遣", byRules: "按规则派遣", toWorker: "派给网格员", toDepartment: "派给部门", reassign: "改派",
       whistle: "吹哨（上报部门）", merge: "合并到", void: "作废", reason: "原因", submit: "确定", chooseCategory: "选择类别",
@@ -83,7 +83,7 @@
         address_low_confidence: "address match uncertain", possibly_gcj02: "coordinates may be GCJ-02",
         possibly_converted_twice: "coordinates may be converted twice", address_disagrees: "address and point in different grids",
         address_not_matched: "address not matched", outside_own_grid: "outside the reporter's own grid", relocated: "location corrected", grid_chosen: "grid chosen by hand" },
-      flagOther: "other location flag",
+      flagOther: "other location flag", noGrid: "in no grid",
       nearby: "Open cases of the same category nearby", noneNearby: "None", actions: "Actions", file: "File",
       reject: "Reject", dispatchAction: "Dispatch", byRules: "by the rules", toWorker: "to a grid worker",
       toDepartment: "to a department", reassign: "Reassign", whistle: "Whistle (call in a department)", merge: "Merge into",
@@ -456,6 +456,7 @@
         self.items = res.items;
         self.drawQueue(res.items);
         self.drawPager(res);
+        self.syncBatch();
         self.core.mark("gmQueueName", queue);
         self.core.mark("gmQueue", res.total);
         self.core.mark("gmQueueIds", ids.join(","));
@@ -562,7 +563,8 @@
 
     syncBatch: function () {
       var n = Object.keys(this.checked).length, t = this.t;
-      this.batchBar.hidden = !(this.role === "dispatcher" && (this.queue === "pending" || this.queue === "bounced"));
+      var filed = (this.items || []).some(function (c) { return c.state === "filed"; });
+      this.batchBar.hidden = !(this.role === "dispatcher" && (filed || n > 0));
       this.batchButton.disabled = n === 0;
       this.batchInfo.textContent = n ? t.selected + " " + n : "";
     },
@@ -795,7 +797,7 @@
         if (d.rule && t.rules[d.rule]) { li.appendChild(el("div", "gm-muted", t.rule + t.colon + t.rules[d.rule])); }
         if (e.action === "relocate") {
           var from = d.from_grid || d.from_grid_code || (d.from && d.from.grid_code), to = d.to_grid || d.grid_code || (d.to && d.to.grid_code);
-          if (from || to) { li.appendChild(el("div", "gm-muted", (from || "—") + " → " + (to || "—"))); }
+          li.appendChild(el("div", "gm-muted", (from || t.noGrid) + " → " + (to || t.noGrid)));
         }
         if (e.action === "bounce" && d.evidence) {
           var ev = d.evidence;
