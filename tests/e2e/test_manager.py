@@ -309,3 +309,30 @@ def test_the_managers_day_on_the_phone(signed_in, server):
     assert got.value.suggested_filename.endswith(".xlsx")
     assert open(got.value.path(), "rb").read(2) == b"PK"
     assert_clean(page, server)
+
+
+def test_the_managers_panel_in_english(signed_in, server):
+    page = signed_in(MANAGER, viewport=WIDE)
+    community = _community(server)
+    grid, total = _grid_with_overdue(server, community)
+    page.goto(server + "/?lang=en")
+    wait_js(page, "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict")
+    page.evaluate(f"void GridmapPage.select('{grid['code']}', true)")
+    wait_js(page, f"(document.body.dataset.gmCaseList || '').startsWith('{grid['code']}:open:')")
+    wait_idle(page)
+    detail = page.locator("#gm-detail")
+    assert detail.locator("h3.gm-org-head").inner_text() == "Grid party branch"
+    staff = detail.locator("ul.gm-staff").inner_text()
+    assert "Full-time grid worker" in staff and "fulltime_worker" not in staff
+    page.evaluate(f"void GridmapPage.select('{community}', true)")
+    wait_js(page, f"(document.body.dataset.gmRanking || '').startsWith('{community}:')")
+    wait_idle(page)
+    text = detail.inner_text()
+    assert "Community party committee" in text and "Director" in text and "Target 90.0%" in text
+    # no full-width punctuation of the page's own in English (names from the data aside)
+    own = page.evaluate("Array.from(document.querySelectorAll('#gm-detail h3, #gm-detail th, #gm-detail option, "
+                        "#gm-detail .gm-queue-meta, #gm-detail .gm-rank-list td:nth-child(4)'))"
+                        ".map(e => e.textContent).join(' ')")
+    assert not set(own) & set("：；（）／，。"), own
+    page.screenshot(path=str(SCREENSHOTS / "manager-english.png"))
+    assert_clean(page, server)

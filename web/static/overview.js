@@ -61,7 +61,7 @@
       ratio: "分子／分母", noTarget: "该指标无达标线", noRanking: "无可排名的对象",
       exports: "导出", exportMeasures: "考核指标", exportCases: "事件清单", csv: "CSV", xlsx: "Excel",
       geojson: "GeoJSON", receivedAxis: "受理量（件，左轴）", rateAxis: "结案率（右轴）",
-      series: "近12个月",
+      series: "近12个月", colon: "：", slash: "／", open_: "（", close_: "）",
       actors: { system: "系统", resident: "群众", reporter: "群众", dispatcher: "调度员", worker: "网格员",
         department: "职能部门", verifier: "核查员", leader: "领导", manager: "网格长", admin: "系统管理员",
         integration: "系统对接", planner: "规划员", approver: "审批人" }
@@ -98,7 +98,7 @@
       ratio: "Num./den.", noTarget: "No target for this measure", noRanking: "Nothing to rank",
       exports: "Export", exportMeasures: "Measures", exportCases: "Case list", csv: "CSV", xlsx: "Excel",
       geojson: "GeoJSON", receivedAxis: "Received (left axis)", rateAxis: "Closure rate (right axis)",
-      series: "Last 12 months",
+      series: "Last 12 months", colon: ": ", slash: "/", open_: " (", close_: ")",
       actors: { system: "System", resident: "Resident", reporter: "Resident", dispatcher: "Dispatcher", worker: "Grid worker",
         department: "Department", verifier: "Verifier", leader: "Leader", manager: "Grid manager", admin: "Administrator",
         integration: "Integration", planner: "Planner", approver: "Approver" },
@@ -460,7 +460,7 @@
       if (c && c.level === p.level) {
         var v = c.values[p.code];
         tip.appendChild(el("br"));
-        tip.appendChild(el("span", "gm-tip-value", this.t.measureNames[c.measure] + "：" +
+        tip.appendChild(el("span", "gm-tip-value", this.t.measureNames[c.measure] + this.t.colon +
           (v === null || v === undefined ? this.t.noValue : this.format(c.measure, v))));
       }
       return tip;
@@ -495,7 +495,7 @@
             (function (lo, hi) { classes.push({ has: function (v) { return v >= lo && v < hi; }, label: fmt(lo) + " – " + fmt(hi) }); }(lims[i - 1], lims[i]));
           }
           classes.push({ has: function (v) { return v >= top; }, label: "≥ " + fmt(top) });
-          classes[3].label += "（" + this.t.target + "）";
+          classes[3].label += this.t.open_ + this.t.target + this.t.close_;
         } else {
           var ups = [target / 2, target, target * 2, target * 4];
           classes.push({ has: function (v) { return v > ups[3]; }, label: "> " + fmt(ups[3]) });
@@ -503,7 +503,7 @@
             (function (lo, hi) { classes.push({ has: function (v) { return v > lo && v <= hi; }, label: fmt(lo) + " – " + fmt(hi) }); }(ups[j - 1], ups[j]));
           }
           classes.push({ has: function (v) { return v <= ups[0]; }, label: "≤ " + fmt(ups[0]) });
-          classes[3].label += "（" + this.t.target + "）";
+          classes[3].label += this.t.open_ + this.t.target + this.t.close_;
         }
         classes.forEach(function (c, k) { c.colour = BAD_GOOD[k]; });
         return classes;
@@ -704,7 +704,7 @@
       if (inScope && this.core.config.measures && this.mine(p.code) && NEXT[p.level]) { this.buildRanking(box, p); }
       if (inScope && this.mine(p.code)) { this.buildCaseList(box, p); this.buildExports(box, p); }
       if ((p.children || []).length) {
-        box.appendChild(el("h3", null, t.children + "（" + p.children.length + "）"));
+        box.appendChild(el("h3", null, t.children + t.open_ + p.children.length + t.close_));
         var kids = el("ul", "gm-children");
         p.children.forEach(function (ch) {
           var li = el("li"), a = el("a", null, ch.name + " " + ch.code);
@@ -812,7 +812,7 @@
       head.appendChild(el("span", "gm-queue-number", c.number));
       head.appendChild(el("span", "gm-case-item-title", c.title));
       var meta = [c.category_name];
-      if (c.holder && c.holder.name) { meta.push(t.holder + "：" + c.holder.name); }
+      if (c.holder && c.holder.name) { meta.push(t.holder + t.colon + c.holder.name); }
       if (c.overdue_by_s) { meta.push(t.overdueBy + " " + this.duration(c.overdue_by_s)); }
       else if (c.clock && c.clock.colour) { meta.push(t.clocks[c.clock.colour]); }
       head.appendChild(el("span", "gm-queue-meta", meta.filter(Boolean).join(" · ")));
@@ -927,7 +927,7 @@
       this.rankMeasure.value = this.rankMeasureValue || "on_time_rate";
       this.rankBy = el("select", "gm-rank-by");
       this.rankBy.setAttribute("aria-label", t.ranking + " · " + t.rankBy);
-      option(this.rankBy, "children", t.byChildren + "（" + t.levels[NEXT[p.level]] + "）");
+      option(this.rankBy, "children", t.byChildren + t.open_ + t.levels[NEXT[p.level]] + t.close_);
       option(this.rankBy, "workers", t.byWorkers);
       [this.rankMeasure, this.rankBy].forEach(function (s) {
         s.addEventListener("change", function () { self.rankMeasureValue = self.rankMeasure.value; self.loadRanking(); });
@@ -975,7 +975,7 @@
       var max = RATES[m] ? 1 : Math.max.apply(null, items.map(function (i) { return i.value || 0; }).concat([res.target || 0, 1]));
       var x = function (v) { return left + (W - left - right) * Math.max(0, v) / max; };
       var chart = svg("svg", { viewBox: "0 0 " + W + " " + H, "class": "gm-rank-svg", role: "img" });
-      chart.appendChild(svg("title", {}, t.ranking + "：" + t.measureNames[m]));
+      chart.appendChild(svg("title", {}, t.ranking + t.colon + t.measureNames[m]));
       items.forEach(function (it, k) {
         var y = top + k * rowH;
         var g = svg("g", { "class": "gm-rank-row" });
@@ -988,7 +988,7 @@
           g.appendChild(svg("rect", { x: left, y: y + 2, width: Math.max(1, x(it.value) - left).toFixed(1), height: rowH - 4, "class": "gm-rank-bar " + cls }));
         }
         g.appendChild(svg("text", { x: (it.value === null ? left : x(it.value)) + 3, y: y + 11, "class": "gm-rank-value" }, self.format(m, it.value)));
-        var tip = svg("title", {}, label + "：" + self.format(m, it.value));
+        var tip = svg("title", {}, label + t.colon + self.format(m, it.value));
         g.appendChild(tip);
         chart.appendChild(g);
       });
@@ -1050,7 +1050,7 @@
         } else { name.textContent = it.name || "—"; }
         r.appendChild(name);
         r.appendChild(el("td", null, self.format(m, it.value)));
-        r.appendChild(el("td", null, it.denominator === null || it.denominator === undefined ? "—" : it.numerator + "／" + it.denominator));
+        r.appendChild(el("td", null, it.denominator === null || it.denominator === undefined ? "—" : it.numerator + t.slash + it.denominator));
         r.appendChild(el("td", null, it.meets_target === null ? "—" : it.meets_target ? t.meets : t.misses));
         tbody.appendChild(r);
       });
@@ -1135,7 +1135,7 @@
       months.forEach(function (m, i) {
         var h = plotH * m.received / nice, x = L0 + i * bw;
         var bar = svg("rect", { x: (x + 1).toFixed(1), y: (T0 + plotH - h).toFixed(1), width: Math.max(1, bw - 2).toFixed(1), height: h.toFixed(1), "class": "gm-bar" });
-        bar.appendChild(svg("title", {}, m.month + "：" + m.received + " · " + GM.percent(m.closure_rate)));
+        bar.appendChild(svg("title", {}, m.month + t.colon + m.received + " · " + GM.percent(m.closure_rate)));
         chart.appendChild(bar);
         if (m.closure_rate !== null) { pts.push((x + bw / 2).toFixed(1) + "," + y(m.closure_rate).toFixed(1)); }
         if (i % 3 === 0 || i === n - 1) {
