@@ -307,10 +307,12 @@ class _Handlers:
                 raise InvalidInput(f"category: {code!r} is not a category code in use", field="category")
             case.category_id = category.id
         if case.category_id is None:
-            raise InvalidInput("category: filing needs a category (立案条件 are per category)", field="category")
+            raise InvalidInput("category: filing needs a category (立案条件 are per category)", field="category",
+                               zh="类别：立案须选择案件类别（立案条件按类别而定）。")
         if not case.grid_code:
-            raise InvalidInput("location: the case lies in no grid; correct its location before filing",
-                               field="location")
+            raise InvalidInput("location: the case lies in no grid; correct its location (relocate) before filing",
+                               field="location",
+                               zh="位置：该案件不在任何网格内，请先更正位置（可从候选网格中选择），再立案。")
         return None
 
     @staticmethod

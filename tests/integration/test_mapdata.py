@@ -184,7 +184,10 @@ def test_a_case_says_where_it_was_routed_and_why(client):
     assert all(a["name"] for a in routing["chain"])
     staff = client.get(f"/api/v1/areas/{case['grid_code']}").json()["properties"]["staff"]
     worker = next(s for s in staff if s["role"] == "fulltime_worker")
-    assert routing["worker"] == {"id": worker["id"], "name": worker["name"], "phone": worker["phone"]}
+    assert (routing["worker"]["id"], routing["worker"]["name"]) == (worker["id"], worker["name"])
+    # the area's staff list masks phones; the case's worker is callable in full for the one who must reach them
+    phone = routing["worker"]["phone"]
+    assert "*" not in phone and phone[:3] == worker["phone"][:3] and phone[-4:] == worker["phone"][-4:]
     assert routing["rule"] == "territory_first" and routing["branch"]["name"]
     assert routing["located"] == {"method": "coordinates", "flags": [], "candidates": [], "crs": "wgs84"}
 
