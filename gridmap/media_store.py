@@ -11,6 +11,7 @@ Keys are made by `gridmap.attachments` (`cases/<case id>/<random>.<ext>`); a sto
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -18,9 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from gridmap.errors import NotFound
+from gridmap.errors import GridmapError, NotFound
 
 KEY = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+(\.[a-z0-9]+)*)*$")
+
+
+class StorageUnavailable(GridmapError):
+    """The media store cannot take or give files now (`full`: no space left); nothing was stored."""
+
+    def __init__(self, message: str, *, full: bool = False, zh: str | None = None) -> None:
+        super().__init__(message, field="file", zh=zh)
+        self.full = full
+
+
+def _unavailable(exc: Exception, action: str) -> StorageUnavailable:
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full:
+        return StorageUnavailable(f"file: the media store is full; the photo was not {action}", full=True,
+                                  zh="文件：照片存储空间已满，照片未保存，请联系管理员。")
+    return StorageUnavailable(f"file: the media store is unavailable ({type(exc).__name__}); the photo was not "
+                              f"{action}; try again later", zh="文件：照片存储暂时不可用，请稍后重试。")
 
 
 def check_key(key: str) -> str:
@@ -57,14 +75,20 @@ class DirectoryStore:
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        except OSError as exc:
+            raise _unavailable(exc, "stored") from exc
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise _unavailable(exc, "stored") from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -83,6 +107,8 @@ class DirectoryStore:
         except FileNotFoundError:
             raise NotFound(f"media: nothing is stored as {key!r}", field="id",
                            zh=f"媒体：未找到存储的文件 {key!r}。") from None
+        except OSError as exc:
+            raise _unavailable(exc, "read") from exc
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -121,20 +147,27 @@ class S3Store:
         return f"{self.config.prefix}{check_key(key)}"
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(Bucket=self.config.bucket, Key=self._key(key), Body=data, ContentType=content_type)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.config.bucket, Key=self._key(key), Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable(exc, "stored") from exc
 
     def get(self, key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             answer = self.client.get_object(Bucket=self.config.bucket, Key=self._key(key))
+            with answer["Body"] as body:
+                return body.read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 raise NotFound(f"media: nothing is stored as {key!r}", field="id",
                                zh=f"媒体：未找到存储的文件 {key!r}。") from None
-            raise
-        with answer["Body"] as body:
-            return body.read()
+            raise _unavailable(exc, "read") from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc, "read") from exc
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.config.bucket, Key=self._key(key))

@@ -22,6 +22,7 @@ from api.errors import domain_problem
 from api.params import PathId
 from api.ratelimit import address_of_anonymous, rate_limit
 from gridmap import attachments, cases, policy
+from gridmap.media_store import StorageUnavailable
 from gridmap.errors import NotFound, Unauthenticated
 from gridmap.policy import Principal
 from gridmap.tables import Case
@@ -126,7 +127,9 @@ def _read_upload(upload: UploadFile, limits: attachments.Limits) -> bytes:
 
 
 @router.post("/cases/{case_id}/attachments", status_code=201, response_model=AttachmentOut,
-             responses={413: {"description": "the file is over the size limit (field `file`)"}},
+             responses={413: {"description": "the file is over the size limit (field `file`)"},
+                        503: {"description": "the media store is unavailable: nothing was stored"},
+                        507: {"description": "the media store is full: nothing was stored"}},
              dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))])
 def add_attachment(case_id: PathId, body: Annotated[UploadIn, Form(media_type="multipart/form-data")],
                    request: Request, response: Response,
@@ -153,17 +156,20 @@ def add_attachment(case_id: PathId, body: Annotated[UploadIn, Form(media_type="m
     except attachments.TooLarge as exc:
         return domain_problem(request, exc, status=413, code="payload_too_large")
     actor = "resident" if _is_resident(who) else who.label()
-    with sessionmaker() as session, session.begin():
-        case = _case_for(session, case_id, who, body.reporter_token)
-        _check(case, body.stage, who)  # again: the case may have moved on meanwhile
-        row = attachments.add(session, store, case, prepared, body.stage, actor=actor, limits=limits)
-        out = _out(request, row)
-        keys = (row.storage_key, row.thumbnail_key)
-        try:
-            session.commit()  # durable before the answer
-        except BaseException:
-            attachments.discard(store, *keys)
-            raise
+    try:
+        with sessionmaker() as session, session.begin():
+            case = _case_for(session, case_id, who, body.reporter_token)
+            _check(case, body.stage, who)  # again: the case may have moved on meanwhile
+            row = attachments.add(session, store, case, prepared, body.stage, actor=actor, limits=limits)
+            out = _out(request, row)
+            keys = (row.storage_key, row.thumbnail_key)
+            try:
+                session.commit()  # durable before the answer
+            except BaseException:
+                attachments.discard(store, *keys)
+                raise
+    except StorageUnavailable as exc:  # nothing stored, no row: 507 when the store is full, else 503
+        return _storage_problem(request, exc)
     response.headers["Location"] = out.url
     return out
 
@@ -179,6 +185,14 @@ def list_attachments(case_id: PathId, request: Request,
         items = [_out(request, r) for r in rows]
     return AttachmentList(case_id=case_id, total=len(items), limit=request.app.state.settings.media_per_case,
                           items=items)
+
+
+def _storage_problem(request: Request, exc: StorageUnavailable) -> Response:
+    response = domain_problem(request, exc, status=507 if exc.full else 503,
+                              code="insufficient_storage" if exc.full else "storage_unavailable")
+    if not exc.full:
+        response.headers["Retry-After"] = "30"
+    return response
 
 
 def _visible_attachment(session, attachment_id: int, who: Principal):
@@ -204,7 +218,10 @@ async def _bytes(request: Request, attachment_id: int, who: Principal, thumbnail
             if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
                 return Response(status_code=304, headers=headers)
             key, media = (row.thumbnail_key, "image/jpeg") if thumbnail else (row.storage_key, row.content_type)
-        data = media_store(request).get(key)
+        try:
+            data = media_store(request).get(key)
+        except StorageUnavailable as exc:
+            return _storage_problem(request, exc)
         return Response(content=data, media_type=media, headers=headers)
 
     return await run_in_threadpool(work)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.ratelimit import open311_api_key, rate_limit
 from api.auth import allow
 from api.routes.attachments import media_store
+from gridmap.media_store import StorageUnavailable
 from gridmap import accounts, attachments, cases
 from gridmap import open311 as o311
 from gridmap.errors import GridmapError
@@ -187,8 +188,11 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
         extra = {k: v for k, v in (("media_url", submission.media_url),
                                    ("media_sha256", prepared and prepared.sha256)) if v}
         index = state.registry.active()
-        case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311",
-                                         then=attach, extra=extra or None)
+        try:
+            case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311",
+                                             then=attach, extra=extra or None)
+        except StorageUnavailable as exc:  # the photo could not be stored: nothing was filed
+            raise o311.Open311Error(503, f"media: {exc.message}") from None
         account = (form.get("account_id") or [None])[-1] or None
         return "service_requests", [{"service_request_id": case.number, "service_notice": o311.notice(case),
                                      "account_id": account}], 200

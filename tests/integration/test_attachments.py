@@ -6,6 +6,7 @@ S3 backend against a real S3-protocol server (moto's ThreadedMotoServer over HTT
 
 from __future__ import annotations
 
+import errno
 import io
 import socket
 import struct
@@ -403,6 +404,37 @@ def test_open311_media_file_is_stored_as_a_cleaned_photo_and_served_as_media_url
     assert r.status_code == 400
     with client.app.state.sessionmaker() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Case)) == before
+
+
+# -- when the store fails ----------------------------------------------------------------------------------------
+
+def test_a_full_media_store_is_507_and_stores_nothing_then_works_again(client):
+    case = new_case(client)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with mock.patch("gridmap.media_store.os.fsync", side_effect=full):
+        r = upload(client, case["id"], png())
+    assert r.status_code == 507 and r.json()["field"] == "file" and r.json()["code"] == "insufficient_storage"
+    with client.app.state.sessionmaker() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Attachment).where(
+            Attachment.case_id == case["id"])) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(
+            CaseEvent.case_id == case["id"], CaseEvent.action == "attach")) == 0
+    folder = client.app.state.media_store.root / "cases" / str(case["id"])
+    assert (list(folder.iterdir()) if folder.exists() else []) == []  # no file, no half-written temporary
+    assert upload(client, case["id"], png()).status_code == 201  # space again: no restart needed
+
+
+def test_an_unreachable_object_store_is_503_with_retry_after(settings):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = settings.model_copy(update={"media_s3_bucket": "nowhere", "media_s3_endpoint": f"http://127.0.0.1:{port}",
+                                       "media_s3_access_key": "x", "media_s3_secret_key": "y"})
+    with api_client(down, role="dispatcher") as c:
+        case = new_case(c)
+        r = upload(c, case["id"], png())
+        assert r.status_code == 503 and r.json()["code"] == "storage_unavailable" and r.headers["retry-after"]
+        assert c.get(f"/api/v1/cases/{case['id']}/attachments").json()["items"] == []
 
 
 # -- S3-compatible storage ---------------------------------------------------------------------------------------
