@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import allow, get_principal
-from api.errors import domain_problem
+from api import i18n
+from api.errors import domain_problem, problem
 from api.params import PathId
 from api.ratelimit import address_of_anonymous, rate_limit
 from gridmap import attachments, cases, policy
@@ -187,9 +188,15 @@ def list_attachments(case_id: PathId, request: Request,
                           items=items)
 
 
+STORAGE_TITLES = {True: {"zh": "存储空间不足", "en": "Insufficient storage"},
+                  False: {"zh": "存储暂时不可用", "en": "Storage unavailable"}}
+
+
 def _storage_problem(request: Request, exc: StorageUnavailable) -> Response:
-    response = domain_problem(request, exc, status=507 if exc.full else 503,
-                              code="insufficient_storage" if exc.full else "storage_unavailable")
+    lang = i18n.of_request(request)
+    response = problem(507 if exc.full else 503, STORAGE_TITLES[exc.full]["zh" if lang == i18n.ZH else "en"],
+                       i18n.domain_detail(exc, lang), field=exc.field,
+                       code="insufficient_storage" if exc.full else "storage_unavailable")
     if not exc.full:
         response.headers["Retry-After"] = "30"
     return response

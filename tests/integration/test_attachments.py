@@ -413,7 +413,10 @@ def test_a_full_media_store_is_507_and_stores_nothing_then_works_again(client):
     full = OSError(errno.ENOSPC, "No space left on device")
     with mock.patch("gridmap.media_store.os.fsync", side_effect=full):
         r = upload(client, case["id"], png())
+        zh = upload(client, case["id"], png(), headers={"Accept-Language": "zh-CN"})
     assert r.status_code == 507 and r.json()["field"] == "file" and r.json()["code"] == "insufficient_storage"
+    assert r.json()["title"] == "Insufficient storage" and zh.json()["title"] == "存储空间不足"
+    assert zh.status_code == 507 and "存储空间已满" in zh.json()["detail"]
     with client.app.state.sessionmaker() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Attachment).where(
             Attachment.case_id == case["id"])) == 0
