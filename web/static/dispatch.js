@@ -65,7 +65,7 @@
         request_suspension: "申请挂账", approve: "批准申请", deny: "驳回申请", resume: "恢复办理", merge: "合并",
         merge_in: "合并进入", escalate: "超期升级", relocate: "更正位置", urge: "催办", supervise: "督办",
         boundary_change: "边界调整", attach: "添加照片" },
-      stepOther: "其他操作", comma: "，", colon: "："
+      stepOther: "其他操作", comma: "，", colon: "：", lp: "（", rp: "）"
     },
     en: {
       queues: { pending: "To handle", dispatched: "Dispatched", verify: "To verify", bounced: "Bounced",
@@ -128,7 +128,7 @@
         approve: "Request approved", deny: "Request denied", resume: "Resumed", merge: "Merged", merge_in: "Merged in",
         escalate: "Escalated", relocate: "Location corrected", urge: "Urged", supervise: "Supervised",
         boundary_change: "Boundary changed", attach: "Photo added" },
-      stepOther: "Other step", comma: ", ", colon: ": "
+      stepOther: "Other step", comma: ", ", colon: ": ", lp: " (", rp: ")"
     }
   };
   var QUEUES = ["pending", "dispatched", "verify", "bounced", "approvals", "overdue"];
@@ -584,8 +584,7 @@
           var li = el("li", r.ok ? "gm-ok" : "gm-error");
           li.dataset.caseId = String(r.id);
           var text = (r.number || numbers[r.id] || String(r.id)) + t.colon;
-          if (r.ok) { good += 1; text += t.ok + "（" + self.stateName(r.state) + "）"; } else { text += t.failed + t.colon + ((r.error && r.error.detail) || ""); }
-          if (self.core.lang === "en") { text = text.replace("（", " (").replace("）", ")"); }
+          if (r.ok) { good += 1; text += t.ok + t.lp + self.stateName(r.state) + t.rp; } else { text += t.failed + t.colon + ((r.error && r.error.detail) || ""); }
           li.textContent = text;
           list.appendChild(li);
         });
@@ -642,7 +641,7 @@
       row(info, t.holder, this.holderNode(c.holder));
       row(info, t.address, c.address);
       if (c.reporter_name || c.reporter_phone) {
-        row(info, t.reporter, [c.reporter_name, c.reporter_phone].filter(Boolean).join(" · "));
+        row(info, t.reporter, this.holderNode({ name: c.reporter_name || "—", phone: c.reporter_phone }));
       }
       side.appendChild(info);
       if (c.description) { side.appendChild(el("p", "gm-desc", c.description)); }
@@ -695,7 +694,7 @@
     holderNode: function (h) {
       var t = this.t, span = el("span", "gm-holder");
       if (!h || !h.name) { span.textContent = t.noHolder; return span; }
-      span.appendChild(document.createTextNode(h.name + (h.kind === "department" ? "（" + t.department + "）" : "")));
+      span.appendChild(document.createTextNode(h.name + (h.kind === "department" ? t.lp + t.department + t.rp : "")));
       if (h.phone) {
         var digits = String(h.phone).replace(/[^\d+]/g, "");
         if (/\*/.test(h.phone) || digits.length < 5) {
@@ -1033,7 +1032,7 @@
     },
 
     categorySelect: function (form, current) {
-      var s = el("select"), groups = {};
+      var s = el("select"), groups = {}, t = this.t;
       s.name = "category";
       s.setAttribute("aria-label", this.t.category);
       option(s, "", this.t.chooseCategory);
@@ -1041,7 +1040,7 @@
       Object.keys(groups).forEach(function (major) {
         var g = el("optgroup");
         g.label = major;
-        groups[major].forEach(function (c) { option(g, c.code, c.name + "（" + c.code + "）", c.code === current); });
+        groups[major].forEach(function (c) { option(g, c.code, c.name + t.lp + c.code + t.rp, c.code === current); });
         s.appendChild(g);
       });
       form.insertBefore(s, form.lastChild);
@@ -1126,7 +1125,7 @@
       var t = this.t, self = this, out = el("div", "gm-match");
       out.setAttribute("aria-live", "polite");
       container.appendChild(out);
-      function conf(v) { return v === undefined || v === null ? "" : "（" + t.confidence + " " + Math.round(Number(v) * 100) + "%）"; }
+      function conf(v) { return v === undefined || v === null ? "" : t.lp + t.confidence + " " + Math.round(Number(v) * 100) + "%" + t.rp; }
       function placeText(p) {
         var where = [p.address && p.address !== p.name ? p.address : null, p.grid && p.grid.name ? p.grid.name : null,
           p.distance_m !== undefined && p.distance_m !== null ? t.fromPin + " " + self.distanceText(p.distance_m) : null];
