@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS, record, sign_in, wait_idle, wait_js
+from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS, api, record, sign_in, wait_idle, wait_js
+from tests.e2e.test_mobile import new_case, worker_grid
 
 pytestmark = pytest.mark.e2e
 
@@ -102,4 +103,20 @@ def test_every_page_has_no_serious_violation(axe_page, server, path, lang, size)
     name = path.strip("/") or "overview"
     pg.screenshot(path=str(SCREENSHOTS / f"a11y-{name}-{lang}-{size}.png"))
     assert violations == [], describe(violations)
+    if path == "/m":  # the worker's other views: the patrol report form, a case with its forms and map
+        pg.click("#gm-m-tab-patrol")
+        violations = run_axe(pg)
+        assert violations == [], describe(violations)
+        case = new_case(server, "无障碍检查", worker_grid(server)[1])
+        case = api(server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": case["version"]},
+                   as_="demo-worker")  # its forms: handling with photos, an extension
+        pg.click("#gm-m-tab-cases")
+        wait_idle(pg)
+        pg.locator(f".gm-m-case[data-id='{case['id']}']").click()
+        wait_js(pg, f"document.body.dataset.gmMobileCase === '{case['id']}:accepted'")
+        wait_idle(pg)
+        for fold in pg.locator("#gm-m-case details").all():
+            fold.evaluate("d => d.open = true")
+        violations = run_axe(pg)
+        assert violations == [], describe(violations)
     assert pg.console_errors == [], pg.console_errors

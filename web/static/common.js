@@ -179,12 +179,18 @@
       document.documentElement.style.setProperty("--gm-panel-bottom", Math.max(0, Math.round(bottom)) + "px");
     }
     this.setPanel = function (open) {
+      var before = panel.getBoundingClientRect().bottom;
       panel.classList.toggle("gm-collapsed", !open);
       document.body.classList.toggle("gm-panel-collapsed", !open);
       button.setAttribute("aria-expanded", open ? "true" : "false");
       button.textContent = open ? self.t.hidePanel : self.t.showPanel;
       self.mark("gmPanel", open ? "open" : "closed");
       place();
+      // on a phone the panel lies over the map's top: keep what was in the middle of the free part there
+      var moved = before - panel.getBoundingClientRect().bottom;
+      if (narrow() && !panel.contains(self.map.getContainer()) && Math.abs(moved) > 1) {
+        self.map.panBy([0, moved / 2], { animate: false });
+      }
     };
     button.addEventListener("click", function () { self.setPanel(panel.classList.contains("gm-collapsed")); });
     if (window.ResizeObserver) { new ResizeObserver(place).observe(panel); }

@@ -600,7 +600,6 @@
         var items = res.items || [];
         var unread = res.unread !== undefined ? res.unread : items.filter(function (n) { return !n.read_at; }).length;
         self.tabs.notes.querySelector(".gm-m-count").textContent = unread ? String(unread) : "";
-        self.tabs.notes.setAttribute("aria-label", self.t.tabs.notes + (unread ? "（" + unread + self.t.unread + "）" : ""));
         self.drawNotes(items);
         self.core.mark("gmMobileNotes", unread);
       }).catch(function (err) { self.core.fail(err); });
