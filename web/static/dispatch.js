@@ -47,7 +47,8 @@
       sort: "排序", sorts: { reported_at: "上报时间", deadline: "办理时限", overdue_by: "超期时长", updated_at: "最近更新" },
       orders: { asc: "从早到晚（从小到大）", desc: "从晚到早（从大到小）" }, apply: "应用", reset: "重置",
       prev: "上一页", next: "下一页", range: function (a, b, n) { return "第 " + a + "–" + b + " 条，共 " + n + " 条"; },
-      batchDispatch: "批量派遣", selected: "已选", batchNone: "请先勾选已立案的事件。", batchResults: "批量派遣结果",
+      batchDispatch: "批量派遣", selected: "已选", batchNone: "请先勾选要派遣的事件。", batchResults: "批量派遣结果",
+      batchCategory: "未分类事件的立案类别", batchKeepCategory: "立案类别（未分类的事件）",
       ok: "成功", failed: "失败", select: "选择",
       alertOption: "新事件提醒（提示音和桌面通知）", alertTitle: "新事件", alertBody: function (n) { return "待处理新增 " + n + " 件。"; },
       notifyDenied: "浏览器未允许桌面通知，只播放提示音。",
@@ -108,7 +109,8 @@
       sort: "Sort", sorts: { reported_at: "reported", deadline: "deadline", overdue_by: "overdue by", updated_at: "last update" },
       orders: { asc: "ascending", desc: "descending" }, apply: "Apply", reset: "Reset",
       prev: "Previous", next: "Next", range: function (a, b, n) { return a + "–" + b + " of " + n; },
-      batchDispatch: "Dispatch selected", selected: "selected", batchNone: "Tick filed cases first.",
+      batchDispatch: "Dispatch selected", selected: "selected", batchNone: "Tick the cases to dispatch first.",
+      batchCategory: "Category to file uncategorised cases under", batchKeepCategory: "Category (for uncategorised cases)",
       batchResults: "Batch dispatch", ok: "done", failed: "failed", select: "select",
       alertOption: "Alert me to new cases (sound and desktop notification)", alertTitle: "New cases",
       alertBody: function (n) { return n + " new case(s) to handle."; },
@@ -217,6 +219,11 @@
       var batchButton = this.batchButton = el("button", "gm-batch-dispatch", t.batchDispatch);
       batchButton.type = "button";
       batchButton.addEventListener("click", function () { self.batchDispatch(); });
+      this.batchCategory = el("select", "gm-batch-category");
+      this.batchCategory.name = "batch_category";
+      this.batchCategory.setAttribute("aria-label", t.batchCategory);
+      option(this.batchCategory, "", t.batchKeepCategory);
+      batch.appendChild(this.batchCategory);
       batch.appendChild(batchButton);
       this.batchInfo = el("span", "gm-muted", "");
       batch.appendChild(this.batchInfo);
@@ -318,13 +325,14 @@
     },
 
     fillFilterOptions: function () {
-      var s = this.categoryFilter, groups = {};
+      var s = this.categoryFilter, groups = {}, b = this.batchCategory;
       (this.categories || []).forEach(function (c) { (groups[c.major_class] = groups[c.major_class] || []).push(c); });
       Object.keys(groups).forEach(function (major) {
         var g = el("optgroup");
         g.label = major;
         groups[major].forEach(function (c) { option(g, c.code, c.name); });
         s.appendChild(g);
+        b.appendChild(g.cloneNode(true));
       });
     },
 
@@ -505,17 +513,17 @@
         li.dataset.caseId = String(c.id);
         li.dataset.state = c.state;
         var head = el("div", "gm-queue-head");
-        if (c.state === "filed") {
+        if (self.role === "dispatcher" && (c.state === "filed" || c.state === "reported")) {
           var box = el("input", "gm-pick");
           box.type = "checkbox";
           box.checked = !!self.checked[c.id];
           box.setAttribute("aria-label", t.select + " " + c.number);
           box.addEventListener("click", function (e) { e.stopPropagation(); });
           box.addEventListener("change", function () {
-            if (box.checked) { self.checked[c.id] = { version: c.version, number: c.number }; } else { delete self.checked[c.id]; }
+            if (box.checked) { self.checked[c.id] = { version: c.version, number: c.number, state: c.state, category: c.category }; } else { delete self.checked[c.id]; }
             self.syncBatch();
           });
-          if (self.checked[c.id]) { self.checked[c.id].version = c.version; }
+          if (self.checked[c.id]) { self.checked[c.id].version = c.version; self.checked[c.id].state = c.state; }
           head.appendChild(box);
         }
         head.appendChild(el("span", "gm-state gm-state-" + c.state, self.stateName(c.state)));
@@ -563,35 +571,65 @@
 
     syncBatch: function () {
       var n = Object.keys(this.checked).length, t = this.t;
-      var filed = (this.items || []).some(function (c) { return c.state === "filed"; });
-      this.batchBar.hidden = !(this.role === "dispatcher" && (filed || n > 0));
+      var ready = (this.items || []).some(function (c) { return c.state === "filed" || c.state === "reported"; });
+      var self = this, toFile = Object.keys(this.checked).some(function (id) { return self.checked[id].state === "reported"; });
+      this.batchBar.hidden = !(this.role === "dispatcher" && (ready || n > 0));
+      this.batchCategory.hidden = !toFile;
       this.batchButton.disabled = n === 0;
       this.batchInfo.textContent = n ? t.selected + " " + n : "";
     },
 
+    /* 批量派遣: the ticked cases still to file are filed first (with the chosen category, where they have none),
+     * then every filed one is dispatched by the rules; each case's result is shown (one failing stops no other) */
     batchDispatch: function () {
       var self = this, t = this.t, ids = Object.keys(this.checked);
       if (!ids.length) { this.batchOut.textContent = t.batchNone; return Promise.resolve(); }
-      var items = ids.map(function (id) { return { id: Number(id), version: self.checked[id].version }; });
-      var numbers = {};
-      ids.forEach(function (id) { numbers[id] = self.checked[id].number; });
+      var picked = ids.map(function (id) { return Object.assign({ id: Number(id) }, self.checked[id]); });
+      var toFile = picked.filter(function (c) { return c.state === "reported"; });
+      var outcome = {};
+      picked.forEach(function (c) { outcome[c.id] = { number: c.number }; });
       this.batchOut.replaceChildren();
-      return this.core.request("POST", "cases/batch/dispatch", { items: items }).then(function (res) {
-        self.batchOut.appendChild(el("strong", null, t.batchResults));
-        var list = el("ul", "gm-batch-list");
-        var good = 0;
+      var category = this.batchCategory.value;
+      // those with a category keep it; the chosen one is for those without
+      var groups = [toFile.filter(function (c) { return c.category; }), toFile.filter(function (c) { return !c.category; })];
+      var filing = Promise.all(groups.map(function (group, i) {
+        if (!group.length) { return { results: [] }; }
+        var body = { items: group.map(function (c) { return { id: c.id, version: c.version }; }) };
+        if (i === 1 && category) { body.category = category; }
+        return self.core.request("POST", "cases/batch/file", body);
+      })).then(function (both) { return { results: both[0].results.concat(both[1].results) }; });
+      return filing.then(function (res) {
         res.results.forEach(function (r) {
-          var li = el("li", r.ok ? "gm-ok" : "gm-error");
-          li.dataset.caseId = String(r.id);
-          var text = (r.number || numbers[r.id] || String(r.id)) + t.colon;
-          if (r.ok) { good += 1; text += t.ok + t.lp + self.stateName(r.state) + t.rp; } else { text += t.failed + t.colon + ((r.error && r.error.detail) || ""); }
-          li.textContent = text;
+          if (r.ok) {
+            picked.forEach(function (c) { if (c.id === r.id) { c.version = r.version; c.state = r.state; } });
+          } else {
+            outcome[r.id].error = (r.error && r.error.detail) || "";
+          }
+          if (r.number) { outcome[r.id].number = r.number; }
+        });
+        var ready = picked.filter(function (c) { return c.state === "filed" && !outcome[c.id].error; });
+        if (!ready.length) { return { results: [] }; }
+        return self.core.request("POST", "cases/batch/dispatch",
+          { items: ready.map(function (c) { return { id: c.id, version: c.version }; }) });
+      }).then(function (res) {
+        res.results.forEach(function (r) {
+          if (r.ok) { outcome[r.id].state = r.state; } else { outcome[r.id].error = (r.error && r.error.detail) || ""; }
+          if (r.number) { outcome[r.id].number = r.number; }
+        });
+        self.batchOut.appendChild(el("strong", null, t.batchResults));
+        var list = el("ul", "gm-batch-list"), good = 0;
+        picked.forEach(function (c) {
+          var o = outcome[c.id], ok = !o.error && o.state;
+          var li = el("li", ok ? "gm-ok" : "gm-error");
+          li.dataset.caseId = String(c.id);
+          if (ok) { good += 1; }
+          li.textContent = (o.number || String(c.id)) + t.colon + (ok ? t.ok + t.lp + self.stateName(o.state) + t.rp : t.failed + t.colon + (o.error || ""));
           list.appendChild(li);
         });
         self.batchOut.appendChild(list);
         self.checked = {};
         self.syncBatch();
-        self.core.mark("gmBatch", good + "/" + res.results.length);
+        self.core.mark("gmBatch", good + "/" + picked.length);
         return self.poll();
       }).catch(function (err) {
         self.batchOut.appendChild(el("div", "gm-error", err.message));
