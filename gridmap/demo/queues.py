@@ -187,22 +187,23 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict, 
     if fate == "pending" or fate in DEAD_ENDS or not codes.get("grid"):
         return row, history, None
     limit, unit = cat.time_limit, cat.time_unit
-    if fate == "overdue":  # reported early enough for the deadline to have passed by the end
-        for _ in range(4):
-            due = calendar.add(reported + dt.timedelta(minutes=90), limit, unit)
+    # filed, dispatched and taken up (accepted or bounced) within minutes to an hour or two of the report
+    gaps = [dt.timedelta(minutes=float(rng.uniform(low, high))) for low, high in ((5, 30), (2, 20), (10, 150))]
+    if fate == "overdue":  # reported early enough for the deadline to have passed a while before the end
+        for _ in range(6):
+            due = calendar.add(reported + sum(gaps, dt.timedelta()), limit, unit)
             if due < end - dt.timedelta(hours=2):
                 break
             reported = reported - (due - end) - dt.timedelta(days=float(rng.uniform(1, 5)))
         row["reported_at"] = history[0]["at"] = item.reported = reported
-    span = (end - reported).total_seconds()
-    t = reported + dt.timedelta(seconds=span * float(rng.uniform(0.02, 0.08)))
+    t = reported + gaps[0]
     step("file", "dispatcher:demo", "filed", t)
-    t += dt.timedelta(seconds=span * float(rng.uniform(0.01, 0.04)))
+    t += gaps[1]
     row["assignee_id"], row["department_id"] = (None, cat.department_id) if owner_first else (worker, None)
     step("dispatch", "system", "dispatched", t, {"rule": "owner_first" if owner_first else "territory_first"})
     if fate == "dispatched":
         return row, history, None
-    t += dt.timedelta(seconds=span * float(rng.uniform(0.03, 0.1)))
+    t += gaps[2]
     if fate == "bounced":
         kind = "department" if owner_first else "worker"
         reason = BOUNCE_REASONS[kind][int(rng.integers(2))]
