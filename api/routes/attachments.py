@@ -217,11 +217,12 @@ async def _bytes(request: Request, attachment_id: int, who: Principal, thumbnail
     def work():
         with request.app.state.sessionmaker() as session:
             row = _visible_attachment(session, attachment_id, who)
-            etag = f'"{row.sha256}{"-thumb" if thumbnail else ""}"'
+            suffix = "-thumb" if thumbnail else ""
+            extension = "png" if row.content_type == "image/png" and not thumbnail else "jpg"
+            etag = f'"{row.sha256}{suffix}"'
             headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",
                        "Content-Security-Policy": "default-src 'none'; sandbox",
-                       "Content-Disposition": f'inline; filename="{row.id}{"-thumb" if thumbnail else ""}.'
-                                              f'{"png" if row.content_type == "image/png" and not thumbnail else "jpg"}"'}
+                       "Content-Disposition": f'inline; filename="{row.id}{suffix}.{extension}"'}
             if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
                 return Response(status_code=304, headers=headers)
             key, media = (row.thumbnail_key, "image/jpeg") if thumbnail else (row.storage_key, row.content_type)
