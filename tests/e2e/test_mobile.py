@@ -24,9 +24,10 @@ NO_SCROLL = "document.scrollingElement.scrollWidth <= window.innerWidth"
 
 
 def jpeg(colour, size=(64, 48)) -> dict:
-    """A small JPEG for a file input (as a phone's camera would hand it over, much smaller)."""
+    """A JPEG for a file input: a small plain one, or (`colour` "noise") a camera-sized one of about 5 MB."""
     out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, "JPEG", quality=80)
+    image = Image.effect_noise(size, 64).convert("RGB") if colour == "noise" else Image.new("RGB", size, colour)
+    image.save(out, "JPEG", quality=90 if colour == "noise" else 80)
     return {"name": f"photo-{colour}.jpg", "mimeType": "image/jpeg", "buffer": out.getvalue()}
 
 
@@ -103,12 +104,16 @@ def test_the_workers_day_on_the_phone(signed_in, server):
     # handled with a photo before and one after
     pg.fill("#gm-m-handle-note", "已更换灯泡，恢复照明")
     pg.set_input_files("#gm-m-before", jpeg("gray"))
-    pg.set_input_files("#gm-m-after", jpeg("white"))
+    camera = jpeg("noise", (3000, 2250))
+    assert len(camera["buffer"]) > 3_000_000
+    pg.set_input_files("#gm-m-after", camera)  # made smaller on the phone before it is sent
     pg.locator(".gm-m-handle button[type=submit]").tap()
     state_shown(pg, case["id"], "handled")
     wait_js(pg, "document.querySelectorAll('#gm-m-case .gm-m-photos img').length === 2")
     photos = api(server, f"/api/v1/cases/{case['id']}/attachments")["items"]
     assert sorted(p["stage"] for p in photos) == ["after", "before"]
+    after = next(p for p in photos if p["stage"] == "after")
+    assert (after["width"], after["height"]) == (2048, 1536) and after["bytes"] < len(camera["buffer"]), after
     history = api(server, f"/api/v1/cases/{case['id']}")["history"]
     actions = [e["action"] for e in history]
     assert actions[-4:] == ["accept", "attach", "attach", "handle"], actions  # the photos before the handling

@@ -58,6 +58,7 @@
   };
   var UNITS = ["work_hours", "work_days", "calendar_days"];
   var DUE_SOON_S = 4 * 3600;  // without the server's clock colour: amber in the last four hours
+  var SHRINK_ABOVE = 1.5 * 1024 * 1024, MAX_SIDE = 2048;  // photos: made smaller on the phone above 1.5 MB
 
   function fieldOf(parent, label, control, id) {
     var wrap = el("div", "gm-m-field"), lab = el("label", null, label);
@@ -429,15 +430,34 @@
       return Array.prototype.map.call(input.files || [], function (f) { return [f, stage]; });
     },
 
+    /* a phone's camera photo (several MB) made smaller before it travels: at most 2048 px on its longer side, as
+     * JPEG; small files, and anything the browser cannot decode, go as they are (the server judges them) */
+    shrink: function (file) {
+      if (file.size <= SHRINK_ABOVE || !window.createImageBitmap || !/^image\//.test(file.type || "image/")) {
+        return Promise.resolve(file);
+      }
+      return createImageBitmap(file, { imageOrientation: "from-image" }).then(function (bitmap) {
+        var k = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+        var canvas = document.createElement("canvas");
+        canvas.width = Math.round(bitmap.width * k);
+        canvas.height = Math.round(bitmap.height * k);
+        canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+        bitmap.close();
+        return new Promise(function (resolve) {
+          canvas.toBlob(function (blob) { resolve(blob && blob.size < file.size ? blob : file); }, "image/jpeg", 0.85);
+        });
+      }).catch(function () { return file; });
+    },
+
     /* photos one at a time (each is one request the server may refuse on its own) */
     upload: function (caseId, files) {
       var self = this, done = 0;
       if (!files.length) { return Promise.resolve(0); }
       this.say(this.t.uploading);
       return files.reduce(function (chain, item) {
-        return chain.then(function () {
+        return chain.then(function () { return self.shrink(item[0]); }).then(function (file) {
           var form = new FormData();
-          form.append("file", item[0], item[0].name || "photo.jpg");
+          form.append("file", file, item[0].name || "photo.jpg");
           form.append("stage", item[1]);
           return self.core.request("POST", "cases/" + caseId + "/attachments", form).then(function () {
             done += 1;
