@@ -13,6 +13,7 @@ import io
 import pytest
 
 from tests.e2e.conftest import PHONE, SCREENSHOTS, api, wait_idle, wait_js
+from tests.e2e.test_a11y import axe_page  # noqa: F401 (a fixture)
 from tests.e2e.test_map import assert_clean, toggle
 
 pytestmark = pytest.mark.e2e
@@ -336,3 +337,29 @@ def test_the_managers_panel_in_english(signed_in, server):
     assert not set(own) & set("：；（）／，。"), own
     page.screenshot(path=str(SCREENSHOTS / "manager-english.png"))
     assert_clean(page, server)
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_the_managers_panel_has_no_serious_accessibility_violation(axe_page, server, size):
+    from tests.e2e.test_a11y import SIZES, describe, run_axe
+
+    viewport, mobile = SIZES[size]
+    page = axe_page(MANAGER, viewport, mobile, landing="/")
+    community = _community(server)
+    grid, total = _grid_with_overdue(server, community)
+    open_overview(page, server)
+    page.evaluate(f"void GridmapPage.select('{grid['code']}', true)")
+    wait_js(page, f"(document.body.dataset.gmCaseList || '').startsWith('{grid['code']}:open:')")
+    page.locator("#gm-detail a.gm-count-link[data-state=overdue]").click()
+    wait_js(page, f"document.body.dataset.gmCaseList === '{grid['code']}:overdue:{total}'")
+    page.locator("#gm-case-list .gm-case-item .gm-case-head").first.click()
+    wait_js(page, "(document.body.dataset.gmListCase || '') !== ''")
+    wait_idle(page)
+    violations = run_axe(page)
+    assert violations == [], describe(violations)
+    page.evaluate(f"void GridmapPage.select('{community}', true)")
+    wait_js(page, f"(document.body.dataset.gmRanking || '').startsWith('{community}:')")
+    wait_idle(page)
+    violations = run_axe(page)
+    assert violations == [], describe(violations)
+    assert page.console_errors == [], page.console_errors
