@@ -231,7 +231,11 @@ def test_the_list_the_history_and_the_count_limit(client, engine):
     listed = client.get(f"/api/v1/cases/{case['id']}/attachments").json()
     assert listed["case_id"] == case["id"] and listed["total"] == 1 and listed["limit"] == 20
     assert listed["items"][0]["id"] == first["id"] and listed["items"][0]["thumbnail_url"] == first["thumbnail_url"]
-    history = client.get(f"/api/v1/cases/{case['id']}").json()["history"]
+    detail = client.get(f"/api/v1/cases/{case['id']}").json()
+    assert detail["attachments_count"] == 1  # the case item's count (gridmap.cases.case_items)
+    items = client.get("/api/v1/cases", params={"limit": 500}).json()["items"]
+    assert next(i for i in items if i["id"] == case["id"])["attachments_count"] == 1
+    history = detail["history"]
     event = [e for e in history if e["action"] == "attach"]
     assert len(event) == 1 and event[0]["detail"]["attachment_id"] == first["id"]
     assert event[0]["detail"]["stage"] == "report" and event[0]["actor"].startswith("dispatcher")
