@@ -273,4 +273,10 @@ def test_every_map_page_fits_a_phone(signed_in, server, path):
     pg.screenshot(path=str(SCREENSHOTS / f"phone-{name}-folded.png"))
     toggle.tap()
     assert pg.locator("#gm-body").is_visible() and toggle.inner_text() == "收起"
+    if path == "/dispatch":  # a side panel opened while the panel is folded (a case picked on the map) unfolds it
+        toggle.tap()
+        pg.evaluate("document.getElementById('gm-side').hidden = true")
+        pg.evaluate("document.getElementById('gm-side').hidden = false")
+        wait_js(pg, "document.body.dataset.gmPanel === 'open'")
+        assert pg.locator("#gm-side").is_visible()
     assert_clean(pg, server)

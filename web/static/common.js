@@ -193,6 +193,11 @@
       }
     };
     button.addEventListener("click", function () { self.setPanel(panel.classList.contains("gm-collapsed")); });
+    // a side panel opened while folded (a case picked on the map) opens the panel again: it would stay hidden
+    var side = document.getElementById("gm-side");
+    new MutationObserver(function () {
+      if (side && !side.hidden && panel.classList.contains("gm-collapsed") && narrow()) { self.setPanel(true); }
+    }).observe(side, { attributes: true, attributeFilter: ["hidden"] });
     if (window.ResizeObserver) { new ResizeObserver(place).observe(panel); }
     window.addEventListener("resize", place);
     this.setPanel(true);
