@@ -29,6 +29,7 @@ from gridmap.tables import CASE_SOURCES, CASE_STATES, FINISHED_STATES, Case, Cas
 from gridmap.workcal import china_date
 
 NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
+RUNNING = tuple(s for s in CASE_STATES if s not in NOT_RUNNING)
 PSEUDO_STATES = {"open": "not finished", "overdue": "running past its deadline"}
 LEVEL_COLUMNS = {"district": Case.district_code, "subdistrict": Case.subdistrict_code,
                  "community": Case.community_code, "grid": Case.grid_code, "microgrid": Case.microgrid_code}
@@ -129,16 +130,20 @@ def check_new_case_text(new: NewCase) -> NewCase:
 def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
     if new.source not in CASE_SOURCES:
         raise InvalidInput(f"source: {new.source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
-                           field="source")
+                           field="source",
+                           zh=f"来源：{new.source!r} 不是上报渠道；可选："
+                              f"{'、'.join((f'{SOURCE_ZH.get(s, s)}（{s}）' for s in CASE_SOURCES))}。")
     if new.category is None:
         return None
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == new.category)).first()
     if category is None:
         raise InvalidInput(f"category: {new.category!r} is not a category code (see GET /api/v1/categories)",
-                           field="category")
+                           field="category",
+                           zh=f"事项类别：{new.category!r} 不是事项类别编码（见 GET /api/v1/categories）。")
     if category.active is False:
         raise InvalidInput(f"category: {new.category} ({category.name}) is retired; see GET /api/v1/categories",
-                           field="category")
+                           field="category",
+                           zh=f"事项类别：{new.category}（{category.name}）已停用；请见 GET /api/v1/categories。")
     return category
 
 
@@ -213,7 +218,8 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
     decides. `then(session, case)` runs in the same transaction (a patrol worker handling it on the spot): if it
     raises, nothing is stored."""
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
-        raise InvalidInput("Idempotency-Key: 1 to 200 printable characters, e.g. a UUID", field="Idempotency-Key")
+        raise InvalidInput("Idempotency-Key: 1 to 200 printable characters, e.g. a UUID", field="Idempotency-Key",
+                           zh="幂等键（Idempotency-Key）：应为 1–200 个可打印字符，如一个 UUID。")
     digest = request_hash(new, extra)
     for _ in range(3):
         try:
@@ -223,7 +229,8 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
                     if seen is not None:
                         if seen.request_hash != digest:
                             raise InvalidInput("Idempotency-Key: already used for a different submission; use a "
-                                               "new key for a new case", field="Idempotency-Key")
+                                               "new key for a new case", field="Idempotency-Key",
+                                               zh="幂等键（Idempotency-Key）已用于另一次提交；新案件请用新的键。")
                         return get_case(session, seen.case_id), False
                 case = create_case(session, index, new, actor=actor, now=now, options=options)
                 if then is not None:
@@ -236,7 +243,8 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
             return case, True
         except sa.exc.IntegrityError:
             continue  # a concurrent retry with the same key won: read its case
-    raise Conflict("Idempotency-Key: the submission is being processed; retry in a moment", field="Idempotency-Key")
+    raise Conflict("Idempotency-Key: the submission is being processed; retry in a moment", field="Idempotency-Key",
+                   zh="幂等键（Idempotency-Key）：该提交正在处理中，请稍后重试。")
 
 
 def get_case(session: Session, case_id: int) -> Case:
@@ -244,7 +252,7 @@ def get_case(session: Session, case_id: int) -> Case:
     case = session.scalars(sa.select(Case).options(selectinload(Case.events), selectinload(Case.category))
                            .where(Case.id == case_id)).first()
     if case is None:
-        raise NotFound(f"case id: no case has id {case_id}", field="id")
+        raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
     return case
 
 
@@ -276,7 +284,8 @@ def token_digest(token: str) -> str:
 def check_period(since: dt.datetime | None, until: dt.datetime | None) -> None:
     """A period must not end before it starts."""
     if since and until and utc(until) < utc(since):
-        raise InvalidInput(f"until: {until.isoformat()} is before since {since.isoformat()}", field="until")
+        raise InvalidInput(f"until: {until.isoformat()} is before since {since.isoformat()}", field="until",
+                           zh=f"截止日期 {until.isoformat()} 早于起始日期 {since.isoformat()}。")
 
 
 def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -286,7 +295,9 @@ def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
     for state in states:
         if state not in CASE_STATES and state not in PSEUDO_STATES:
             raise InvalidInput(f"state: {state!r} is not a case state; accepted: {', '.join(PSEUDO_STATES)}, "
-                               f"{', '.join(CASE_STATES)}", field="state")
+                               f"{', '.join(CASE_STATES)}", field="state",
+                               zh=f"状态：{state!r} 不是案件状态；可选：open（未办结）、overdue（超期）、"
+                                  f"{'、'.join((f'{STATE_ZH.get(s, s)}（{s}）' for s in CASE_STATES))}。")
     return states
 
 
@@ -327,8 +338,8 @@ def queue_condition(name: str, now: dt.datetime):
     if name == "approvals":
         return sa.and_(Case.state.in_(("accepted", "rework")),
                        Case.pending["kind"].as_string().in_(("extension", "suspension")))
-    if name == "overdue":
-        return sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now)
+    if name == "overdue":  # the running states by name, so that the (state, due_at) index serves it
+        return sa.and_(Case.state.in_(RUNNING), Case.due_at.is_not(None), Case.due_at < now)
     raise InvalidInput(f"queue: {name!r} is not a queue; accepted: {', '.join(QUEUES)}", field="queue",
                    zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(QUEUES)}")
 
@@ -461,13 +472,14 @@ def queue_counts(session: Session, *, area: str | None = None, now: dt.datetime 
                  who: Principal | None = None) -> list[dict]:
     """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
     now = utc(now) or dt.datetime.now(dt.timezone.utc)
-    query = case_query(session, CaseFilter(area=area), now=now, who=who)
-    columns = [sa.func.count().filter(queue_condition(name, now)).label(name) for name in QUEUES]
-    counted = sa.select(*columns).select_from(Case)
-    if query.whereclause is not None:
-        counted = counted.where(query.whereclause)
-    counts = session.execute(counted).one()._mapping
-    return [{"name": name, "zh": zh, "en": en, "count": int(counts[name] or 0)} for name, (zh, en) in QUEUES.items()]
+    base = case_query(session, CaseFilter(area=area), now=now, who=who).whereclause
+    out = []
+    for name, (zh, en) in QUEUES.items():  # one count per queue: each served by the state indexes
+        counted = sa.select(sa.func.count()).select_from(Case).where(queue_condition(name, now))
+        if base is not None:
+            counted = counted.where(base)
+        out.append({"name": name, "zh": zh, "en": en, "count": int(session.scalar(counted) or 0)})
+    return out
 
 
 def find_cases(session: Session, *, area: str | None = None, state: str | tuple[str, ...] | None = None,
