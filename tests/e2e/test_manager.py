@@ -363,3 +363,28 @@ def test_the_managers_panel_has_no_serious_accessibility_violation(axe_page, ser
     violations = run_axe(page)
     assert violations == [], describe(violations)
     assert page.console_errors == [], page.console_errors
+
+
+def test_case_markers_are_drawn_above_the_area_labels(page, server):
+    open_overview(page, server)
+    toggle(page, "微网格")
+    # a micro-grid's label point, and a case put right there: its marker must be what a tap at that point reaches
+    micro = api(server, "/api/v1/map/areas?level=microgrid&zoom=17")["features"][3]["properties"]
+    lon, lat = micro["label"]
+    case = api(server, "/api/v1/cases", {"title": "标签下的事件", "lon": lon, "lat": lat, "category": "E0101",
+                                         "source": "patrol"})
+    page.evaluate("void GridmapPage.loadCases()")  # the new case (a filter change would do the same)
+    wait_js(page, f"GridmapPage.rows.some(r => r[0] === {case['id']})")
+    page.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 19)")
+    wait_idle(page)
+    wait_js(page, f"(document.body.dataset.gmLabels || '').startsWith('microgrid:')")
+    # the marker is drawn (not clustered at this zoom) in the cases' pane, which is stacked above the labels'
+    drawn = page.evaluate(f"""() => {{ let path = null;
+        GridmapPage.cluster.eachLayer(l => {{ if (l.gmCase[0] === {case['id']} && l._path && l._path.isConnected) path = l._path; }});
+        const pane = n => Number(getComputedStyle(GridmapPage.map.getPane(n)).zIndex);
+        return [path !== null && GridmapPage.map.getPane('gmCases').contains(path), pane('gmCases'), pane('gmLabels')]; }}""")
+    assert drawn[0] and drawn[1] > drawn[2], drawn
+    labels = page.locator(".leaflet-gmLabels-pane .gm-area-label", has_text=micro["name"])
+    assert labels.count() == 1  # the label is there, under the marker
+    page.screenshot(path=str(SCREENSHOTS / "manager-marker-over-label.png"))
+    assert_clean(page, server)
