@@ -15,7 +15,7 @@ from PIL import Image
 from shapely.geometry import shape
 
 from gridmap.crs import wgs84_to_gcj02
-from tests.e2e.conftest import PHONE, SCREENSHOTS, api, wait_idle, wait_js
+from tests.e2e.conftest import PHONE, SCREENSHOTS, api, new_context, status_of, wait_idle, wait_js
 from tests.e2e.test_map import assert_clean, inner_point
 
 pytestmark = pytest.mark.e2e
@@ -199,6 +199,19 @@ def test_bounce_extension_and_a_refusal_on_the_phone(signed_in, server):
     pg.screenshot(path=str(SCREENSHOTS / "phone-m-extension.png"), full_page=True)
     pg.console_errors = [e for e in pg.console_errors if "422" not in e]  # the refused photo
     assert_clean(pg, server)
+
+
+def test_who_may_open_the_worker_page(browser, server):
+    """Signed out: to the sign-in page and back; accounts that act on cases open it; others (a viewer) get 403."""
+    assert status_of(server, "/m", as_="demo-worker") == 200
+    assert status_of(server, "/m", as_="demo-dispatcher") == 200
+    assert status_of(server, "/m", as_="demo-viewer") == 403
+    context = new_context(browser, PHONE, True)
+    pg = context.new_page()
+    pg.goto(server + "/m?lang=en")
+    assert pg.url.startswith(server + "/login?next=%2Fm%3Flang%3Den")
+    assert pg.evaluate(NO_SCROLL)  # the sign-in page fits a phone too
+    context.close()
 
 
 def test_the_worker_page_in_english(signed_in, server):
