@@ -462,7 +462,11 @@
         }
         self.total = res.total;
         self.items = res.items;
-        self.drawQueue(res.items);
+        // redraw only when something shown changed: a row replaced under the finger is a missed tap
+        var shown = JSON.stringify([res.items.map(function (c) { return [c.id, c.version, c.state, c.time_left_s === null ? null :
+          Math.round((c.time_left_s || 0) / 60), c.overdue_by_s === null ? null : Math.round((c.overdue_by_s || 0) / 60)]; }),
+          self.current, Object.keys(self.fresh), Object.keys(self.checked)]);
+        if (shown !== self.shown) { self.shown = shown; self.drawQueue(res.items); }
         self.drawPager(res);
         self.syncBatch();
         self.core.mark("gmQueueName", queue);
@@ -946,6 +950,7 @@
         var mg = this.form(box, "merge", t.merge);
         var into = el("select");
         into.name = "into";
+        into.setAttribute("aria-label", t.merge);
         nearby.forEach(function (n) { option(into, n.id, n.number + " · " + n.title); });
         mg.form.insertBefore(into, mg.form.lastChild);
         var mwhy = this.reasonInput(mg.form, true);
