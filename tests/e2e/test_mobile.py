@@ -195,6 +195,7 @@ def test_bounce_extension_and_a_refusal_on_the_phone(signed_in, server):
     request = pending.get("pending_request") or pending.get("pending")
     assert request["kind"] == "extension" and request["amount"] == 2 and request["unit"] == "work_days"
     assert "待审批" in pg.locator("#gm-m-case .gm-m-table").inner_text()
+    assert pg.locator("#gm-m-case .gm-m-message").inner_text() == "已完成：申请延期"
     assert pg.locator(".gm-m-extension").count() == 0  # one request at a time
     pg.screenshot(path=str(SCREENSHOTS / "phone-m-extension.png"), full_page=True)
     pg.console_errors = [e for e in pg.console_errors if "422" not in e]  # the refused photo

@@ -32,7 +32,7 @@
     },
     en: {
       tabs: { cases: "My cases", patrol: "Patrol report", notes: "Notices" }, empty: "No cases to work on.",
-      back: "‹ Back to the list", overdueBy: "Overdue by", left: "Left:", toAccept: "To accept", toVerify: "To verify",
+      back: "‹ Back to the list", overdueBy: "Overdue by ", left: "Left: ", toAccept: "To accept", toVerify: "To verify",
       noClock: "No clock", day: " d ", hour: " h ", minute: " min", number: "Number", state: "State",
       category: "Category", address: "Address", description: "Description", reportedAt: "Reported",
       deadline: "Deadline", flags: "Flags", pending: "Request pending", navigate: "Navigate there", amap: "AMap",
@@ -474,7 +474,8 @@
         Object.assign({ version: c.version }, params)).then(function (res) {
         self.core.mark("gmMobileDone", action + ":" + res.state);
         return self.open(c.id).then(function () {
-          self.say(t.done + ((self.core.lang === "zh" && res.state_zh) || t.states[res.state] || res.state));
+          self.say(t.done + (res.state === c.state ? t.actions[action] || action  // a request: the state stays
+            : (self.core.lang === "zh" && res.state_zh) || t.states[res.state] || res.state));
           self.loadCases();
         });
       }).catch(function (err) { self.say(t.failed + err.message, true); });
