@@ -68,7 +68,9 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
     if any(e.get("type") == "json_invalid" for e in errs):
         first = next(e for e in errs if e.get("type") == "json_invalid")
         where = str(first.get("ctx", {}).get("error", ""))
-        detail = (f"请求体不是有效的 JSON（{where}）。" if lang == i18n.ZH
+        pos = next((p for p in reversed(first.get("loc", ())) if isinstance(p, int)), None)
+        at = f"（第 {pos + 1} 个字符处）" if pos is not None else ""  # the parser's own words are English
+        detail = (f"请求体不是有效的 JSON{at}。" if lang == i18n.ZH
                   else f"body: the request body is not valid JSON ({where})")
         return problem(400, i18n.title("malformed_json", lang), detail, code="malformed_json", field="body")
     items = []

@@ -28,13 +28,15 @@ def _run(action: str, driver: str, src: Path, dst: Path, name: str) -> None:
     from gridmap.errors import InvalidInput
 
     if driver not in DRIVERS:
-        raise InvalidInput(f"file: format {driver!r}; accepted: {', '.join(DRIVERS)}", field="file")
+        raise InvalidInput(f"file: format {driver!r}; accepted: {', '.join(DRIVERS)}", field="file",
+                           zh=f"文件：格式 {driver!r} 不被接受；可选：{'、'.join(DRIVERS)}。")
     done = subprocess.run([sys.executable, "-m", "gridmap._gpkgio", action, driver, str(src), str(dst)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
         raise InvalidInput(f"file: {name!r} cannot be {'read' if action == 'read' else 'written'} as {driver} "
-                           f"({last})", field="file")
+                           f"({last})", field="file",
+                           zh=f"文件：{name!r} 无法按 {driver} 格式{('读取' if action == 'read' else '写入')}。")
 
 
 def read(path: str | Path, driver: str = "GPKG"):

@@ -51,11 +51,11 @@ def hash_password(password: str) -> str:
 
 def check_password(password: str) -> None:
     if not isinstance(password, str) or len(password) > MAX_PASSWORD:
-        raise InvalidInput(f"password: 密码最长 {MAX_PASSWORD} 个字符 (at most {MAX_PASSWORD} characters)",
-                           field="password")
+        raise InvalidInput(f"password: at most {MAX_PASSWORD} characters",
+                           field="password", zh=f"密码最长 {MAX_PASSWORD} 个字符。")
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password: 密码至少 {MIN_PASSWORD} 个字符 (at least {MIN_PASSWORD} characters)",
-                           field="password")
+        raise InvalidInput(f"password: at least {MIN_PASSWORD} characters",
+                           field="password", zh=f"密码至少 {MIN_PASSWORD} 个字符。")
 
 
 def new_password() -> str:
@@ -79,40 +79,49 @@ class AccountSpec:
 
 def _check_spec(session: Session, spec: AccountSpec) -> list[AccountArea]:
     if not USERNAME.match(spec.username or ""):
-        raise InvalidInput("username: 2–64 个字母、数字或 _ . - @ (2 to 64 letters, digits or _ . - @)",
-                           field="username")
+        raise InvalidInput("username: 2 to 64 letters, digits or _ . - @",
+                           field="username", zh="用户名应为 2–64 个字母、数字或 _ . - @ 符号。")
     if spec.role not in policy.ROLES:
-        raise InvalidInput(f"role: {spec.role!r} 不是角色 (not a role); accepted: {', '.join(policy.ROLES)}",
-                           field="role")
+        raise InvalidInput(f"role: {spec.role!r} is not a role; accepted: {', '.join(policy.ROLES)}",
+                           field="role",
+                           zh=f"角色 {spec.role!r} 不存在，可选："
+                              f"{'、'.join((policy.ROLES_ZH.get(r, r) for r in policy.ROLES))}。")
     if spec.display_name is not None and len(spec.display_name) > 64:
-        raise InvalidInput("display_name: at most 64 characters", field="display_name")
+        raise InvalidInput("display_name: at most 64 characters", field="display_name", zh="显示名称最多 64 个字符。")
     if len(spec.areas) > 50:
-        raise InvalidInput("areas: at most 50 areas per account", field="areas")
+        raise InvalidInput("areas: at most 50 areas per account", field="areas", zh="每个账号最多 50 个辖区。")
     scopes = []
     for code in dict.fromkeys(spec.areas):
         if not isinstance(code, str) or not code.isdigit() or len(code) > 24:
-            raise InvalidInput(f"areas: {str(code)[:30]!r} is not an area code (digits)", field="areas")
+            raise InvalidInput(f"areas: {str(code)[:30]!r} is not an area code (digits)", field="areas",
+                               zh=f"辖区：{str(code)[:30]!r} 不是区域编码（应为数字）。")
         level = session.scalar(sa.select(Area.level).join(Generation, Generation.id == Area.generation_id)
                                .where(Area.code == code).order_by(Generation.id.desc()).limit(1))
         if level is None:
-            raise InvalidInput(f"areas: 没有编码为 {code} 的区域 (no area has code {code})", field="areas")
+            raise InvalidInput(f"areas: no area has code {code}", field="areas",
+                               zh=f"辖区：没有编码为 {code} 的区域。")
         scopes.append(AccountArea(area_code=code, level=level))
     if spec.role == "department":
         if not spec.department or session.scalar(sa.select(Department.id)
                                                  .where(Department.code == spec.department)) is None:
             raise InvalidInput(f"department: {spec.department!r} is not a department code; a department account "
-                               "needs one", field="department")
+                               "needs one", field="department",
+                               zh=f"部门：{spec.department!r} 不是部门编码；部门账号须填写所属部门的编码。")
     elif spec.department:
-        raise InvalidInput("department: only department accounts have a department", field="department")
+        raise InvalidInput("department: only department accounts have a department", field="department",
+                           zh="部门：只有部门账号才填写部门。")
     if spec.role == "worker":
         if spec.staff_id is None or session.get(Staff, spec.staff_id) is None:
             raise InvalidInput(f"staff_id: a worker account needs the id of its staff record (got {spec.staff_id})",
-                               field="staff_id")
+                               field="staff_id", zh=f"人员：网格员账号须填写其人员记录的编号（收到 {spec.staff_id}）。")
     elif spec.staff_id is not None and session.get(Staff, spec.staff_id) is None:
-        raise InvalidInput(f"staff_id: no staff record has id {spec.staff_id}", field="staff_id")
+        raise InvalidInput(f"staff_id: no staff record has id {spec.staff_id}", field="staff_id",
+                           zh=f"人员：没有编号为 {spec.staff_id} 的人员记录。")
     if spec.role not in ("admin", "department", "integration", "planner", "approver") and not scopes:
         raise InvalidInput(f"areas: a {spec.role} account needs at least one area it acts for (--area CODE)",
-                           field="areas")
+                           field="areas",
+                           zh=f"辖区：{policy.ROLES_ZH.get(spec.role, spec.role)}账号至少须有一个辖区（--area "
+                              "区域编码）。")
     return scopes
 
 
@@ -120,7 +129,8 @@ def add_account(session: Session, spec: AccountSpec, password: str) -> Account:
     """Create an account; the username must be new."""
     areas = _check_spec(session, spec)
     if session.scalar(sa.select(Account.id).where(Account.username == spec.username)) is not None:
-        raise Conflict(f"username: {spec.username!r} 已存在 (exists already)", field="username")
+        raise Conflict(f"username: {spec.username!r} exists already", field="username",
+                       zh=f"用户名 {spec.username!r} 已存在。")
     account = Account(username=spec.username, display_name=spec.display_name, role=spec.role,
                       department_code=spec.department, staff_id=spec.staff_id, password_hash=hash_password(password),
                       active=True, password_changed_at=_now())
@@ -161,7 +171,8 @@ def update_account(session: Session, account_id: int, *, role: str | None = None
 def get_account(session: Session, account_id: int) -> Account:
     account = session.get(Account, account_id, options=[selectinload(Account.areas)])
     if account is None:
-        raise NotFound(f"account id: no account has id {account_id}", field="id")
+        raise NotFound(f"account id: no account has id {account_id}", field="id",
+                       zh=f"没有编号为 {account_id} 的账号。")
     return account
 
 
@@ -181,7 +192,7 @@ def account_dict(account: Account) -> dict:
 
 def authenticate(session: Session, username: str, password: str) -> Account:
     """The account whose password this is; a failure says nothing about whether the username exists."""
-    failed = Unauthenticated("用户名或密码错误 (wrong username or password)", field="password")
+    failed = Unauthenticated("wrong username or password", field="password", zh="用户名或密码错误。")
     if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64 \
             or len(password) > MAX_PASSWORD:
         raise failed
@@ -261,14 +272,17 @@ def add_api_key(session: Session, name: str, scopes: tuple[str, ...], *, areas: 
                 created_by: str | None = None) -> tuple[ApiKey, str]:
     """A new API key (returned once, in clear) with its scopes; stored hashed."""
     if not name or len(name) > 64:
-        raise InvalidInput("name: 1–64 characters naming the integration", field="name")
+        raise InvalidInput("name: 1–64 characters naming the integration", field="name",
+                           zh="名称：应为 1–64 个字符的对接系统名称。")
     unknown = [s for s in scopes if s not in policy.SCOPES]
     if not scopes or unknown:
-        raise InvalidInput(f"scopes: {unknown or 'none'}; accepted: {', '.join(policy.SCOPES)}", field="scopes")
+        raise InvalidInput(f"scopes: {unknown or 'none'}; accepted: {', '.join(policy.SCOPES)}", field="scopes",
+                           zh=f"权限范围：{unknown or '未填写'} 不被接受，可选：{', '.join(policy.SCOPES)}。")
     for code in areas:
         if not isinstance(code, str) or not code.isdigit() or len(code) > 24 or \
                 session.scalar(sa.select(Area.id).where(Area.code == code).limit(1)) is None:
-            raise InvalidInput(f"areas: {str(code)[:30]!r} is not an area code", field="areas")
+            raise InvalidInput(f"areas: {str(code)[:30]!r} is not an area code", field="areas",
+                               zh=f"辖区：{str(code)[:30]!r} 不是区域编码。")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=secret[:12], key_hash=digest(secret), role="integration", scopes=list(scopes),
                  area_codes=list(areas) or None, created_by=created_by, created_at=_now())
@@ -280,7 +294,7 @@ def add_api_key(session: Session, name: str, scopes: tuple[str, ...], *, areas: 
 def revoke_api_key(session: Session, key_id: int) -> ApiKey:
     key = session.get(ApiKey, key_id)
     if key is None:
-        raise NotFound(f"api key id: no API key has id {key_id}", field="id")
+        raise NotFound(f"api key id: no API key has id {key_id}", field="id", zh=f"没有编号为 {key_id} 的接口密钥。")
     if key.revoked_at is None:
         key.revoked_at = _now()
     session.flush()

@@ -14,12 +14,17 @@ from sqlalchemy.orm import Session, aliased
 from gridmap import _spatial
 from gridmap.errors import DatabaseNotReady, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex, AreaRef
-from gridmap.tables import LEVELS, Area, Generation, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
+from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Area, Generation, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
 from gridmap.workcal import china_date
 
 STAFF_ROLES_ZH = {"grid_head": "网格长", "fulltime_worker": "专职网格员", "parttime_worker": "兼职网格员",
                   "police": "社区民警", "building_head": "楼栋长", "volunteer": "志愿者",
                   "community_secretary": "社区书记", "community_director": "社区主任"}
+# the same in English, for pages in English (no raw codes on a page)
+STAFF_ROLES_EN = {"grid_head": "Grid head", "fulltime_worker": "Full-time grid worker",
+                  "parttime_worker": "Part-time grid worker", "police": "Community police officer",
+                  "building_head": "Building head", "volunteer": "Volunteer",
+                  "community_secretary": "Community Party secretary", "community_director": "Community director"}
 
 
 def active_generation(session: Session) -> Generation:
@@ -28,14 +33,17 @@ def active_generation(session: Session) -> Generation:
         sa.select(Generation).where(Generation.status == "active").order_by(Generation.id.desc()).limit(1)
     ).first()
     if gen is None:
-        raise DatabaseNotReady("no active boundary generation: load boundaries first (gridmap demo)")
+        raise DatabaseNotReady("no active boundary generation: load boundaries first (gridmap demo)",
+                               zh="尚无现行边界：请先导入边界（gridmap demo）。")
     return gen
 
 
 def check_level(level: str | None) -> str | None:
     """Validate a level name; the error lists the accepted ones."""
     if level is not None and level not in LEVELS:
-        raise InvalidInput(f"level: {level!r} is not a level; accepted: {', '.join(LEVELS)}", field="level")
+        raise InvalidInput(f"level: {level!r} is not a level; accepted: {', '.join(LEVELS)}", field="level",
+                           zh=f"层级：{level!r} 不是层级；可选："
+                              f"{'、'.join((LEVEL_NAMES_ZH.get(x, x) for x in LEVELS))}（{', '.join(LEVELS)}）。")
     return level
 
 
@@ -48,11 +56,13 @@ def check_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     except ValueError:
         values = ()
     if len(values) != 4 or not all(np.isfinite(values)):
-        raise InvalidInput(f"bbox: {text!r} is not four finite numbers 'minlon,minlat,maxlon,maxlat'", field="bbox")
+        raise InvalidInput(f"bbox: {text!r} is not four finite numbers 'minlon,minlat,maxlon,maxlat'", field="bbox",
+                           zh=f"范围（bbox）：{text!r} 应为四个数：最小经度,最小纬度,最大经度,最大纬度。")
     minx, miny, maxx, maxy = values
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise InvalidInput(f"bbox: {text!r} must satisfy -180<=minlon<=maxlon<=180 and -90<=minlat<=maxlat<=90",
-                           field="bbox")
+                           field="bbox",
+                           zh=f"范围（bbox）：{text!r} 须满足 -180≤最小经度≤最大经度≤180、-90≤最小纬度≤最大纬度≤90。")
     return values  # type: ignore[return-value]
 
 
@@ -61,7 +71,7 @@ def get_area(session: Session, code: str, generation_id: int | None = None) -> A
     generation_id = generation_id or active_generation(session).id
     area = session.scalars(sa.select(Area).where(Area.generation_id == generation_id, Area.code == code)).first()
     if area is None:
-        raise NotFound(f"area code: no area has code {code!r}", field="code")
+        raise NotFound(f"area code: no area has code {code!r}", field="code", zh=f"没有编码为 {code!r} 的区域。")
     return area
 
 
@@ -171,7 +181,7 @@ def staff_for(session: Session, area_code: str) -> list[dict]:
         .where(StaffArea.area_code == area_code).order_by(StaffArea.id)
     ).all()
     return [{"id": s.id, "name": s.name, "role": role, "role_zh": STAFF_ROLES_ZH.get(role, role),
-             "phone": mask_phone(s.phone)} for s, role in rows]
+             "role_en": STAFF_ROLES_EN.get(role, role), "phone": mask_phone(s.phone)} for s, role in rows]
 
 
 def people_directory(session: Session, on: dt.date | None = None) -> dict[str, tuple[dict | None, list[dict]]]:
@@ -197,7 +207,8 @@ def people_directory(session: Session, on: dt.date | None = None) -> dict[str, t
     for code, person, role in rows:
         entry = directory.setdefault(code, (None, []))
         entry[1].append({"id": person.id, "name": person.name, "role": role,
-                         "role_zh": STAFF_ROLES_ZH.get(role, role), "phone": mask_phone(person.phone)})
+                         "role_zh": STAFF_ROLES_ZH.get(role, role), "role_en": STAFF_ROLES_EN.get(role, role),
+                         "phone": mask_phone(person.phone)})
     return directory
 
 

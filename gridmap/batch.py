@@ -113,7 +113,9 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
         y = pd.to_numeric(frame[lat], errors="coerce").to_numpy(float)
     elif address not in frame.columns:
         raise InvalidInput(f"columns: need '{lon}' and '{lat}', a geometry, or '{address}'; found "
-                           f"{', '.join(map(str, frame.columns))}", field="columns")
+                           f"{', '.join(map(str, frame.columns))}", field="columns",
+                           zh=f"列：须有“{lon}”和“{lat}”列、几何列或“{address}”列；文件中的列："
+                              f"{', '.join(map(str, frame.columns))}。")
     has_xy = np.isfinite(x) & np.isfinite(y)
     given = np.zeros(n, bool)  # a coordinate was written but is not a number
     for col in (lon, lat):
@@ -150,7 +152,8 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
         if len(todo):
             if gazetteer is None:
                 if session is None:
-                    raise InvalidInput("address: locating addresses needs a database session", field="address")
+                    raise InvalidInput("address: locating addresses needs a database session", field="address",
+                                       zh="地址：按地址定位需要连接数据库。")
                 from gridmap.gazetteer import gazetteer_for
 
                 gazetteer = gazetteer_for(session)
@@ -205,7 +208,8 @@ def file_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise InvalidInput(f"file: {Path(path).name!r} has no supported extension; accepted: "
-                           f"{', '.join(sorted(FORMATS))}", field="file")
+                           f"{', '.join(sorted(FORMATS))}", field="file",
+                           zh=f"文件：{Path(path).name!r} 的扩展名不受支持；可用：{', '.join(sorted(FORMATS))}。")
     return FORMATS[suffix]
 
 
@@ -218,10 +222,11 @@ def sniff(path: str | Path) -> str:
     name = Path(text).name
     if text.lower().startswith(("/vsi", "vsi")) or "://" in text or text.lower().startswith(
             ("http:", "https:", "ftp:", "file:")) or "/vsi" in text.lower():
-        raise InvalidInput(f"file: {text[:80]!r} is a network or virtual path; give a local file", field="file")
+        raise InvalidInput(f"file: {text[:80]!r} is a network or virtual path; give a local file", field="file",
+                           zh=f"文件：{text[:80]!r} 是网络路径或虚拟路径，请提供本地文件。")
     real = Path(text).resolve()
     if not real.is_file():
-        raise InvalidInput(f"file: {name!r} is not a regular file", field="file")
+        raise InvalidInput(f"file: {name!r} is not a regular file", field="file", zh=f"文件：{name!r} 不是普通文件。")
     with open(real, "rb") as f:
         head = f.read(4096)
     found = content_of(head)
@@ -268,7 +273,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if found != kind:
         raise InvalidInput(f"file: {Path(path).name!r} is named {Path(path).suffix.lower()} but holds "
                            f"{CONTENT[found]}; accepted: CSV, XLSX, GeoPackage, GeoJSON, (Geo)Parquet "
-                           "(unsupported_format)", field="file")
+                           "(unsupported_format)", field="file",
+                           zh=f"文件：{Path(path).name!r} 的扩展名是 {Path(path).suffix.lower()}，内容却是 "
+                              f"{found.upper()}；可用：CSV、XLSX、GeoPackage、GeoJSON、(Geo)Parquet。")
     path = Path(path).resolve()
     if kind == "csv":
         try:
@@ -300,7 +307,9 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
         for heading, value in zip(headings, values):
             if isinstance(value, tabular.TooLong):
                 raise InvalidInput(f"file: {path.name!r} row {number} column {str(heading)[:40]!r} holds "
-                                   f"{value.length:,} characters; at most {tabular.MAX_CELL:,} per cell", field="file")
+                                   f"{value.length:,} characters; at most {tabular.MAX_CELL:,} per cell", field="file",
+                                   zh=f"文件：{path.name!r} 第 {number} 行 {str(heading)[:40]!r} 列有 "
+                                      f"{value.length:,} 个字符，每格最多 {tabular.MAX_CELL:,} 个。")
     names = [str(h) if h is not None else f"column {j}" for j, h in enumerate(headings, start=1)]
     return pd.DataFrame([values for _, values in rows], columns=names, dtype=object).infer_objects()
 

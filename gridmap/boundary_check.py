@@ -70,7 +70,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
-from gridmap.errors import InvalidCoordinate, InvalidInput
+from gridmap.errors import InvalidCoordinate, InvalidInput, field_zh
 from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Area
 from gridmap.topology import as_multipolygon
 
@@ -139,10 +139,13 @@ class Tolerances:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
                 raise InvalidInput(f"{name}: {value!r} is out of range; accepted: a number from {low:g} to {high:g}",
-                                   field=name)
+                                   field=name,
+                                   zh=f"{field_zh(name)}：{value!r} 超出范围，应为 {low:g} 至 {high:g} 之间的数。")
         if self.noise_m2 > self.sliver_m2:
             raise InvalidInput(f"noise_m2: {self.noise_m2:g} is above sliver_m2 ({self.sliver_m2:g}); accepted: "
-                               "noise_m2 <= sliver_m2", field="noise_m2")
+                               "noise_m2 <= sliver_m2", field="noise_m2",
+                               zh=f"噪声面积（noise_m2）：{self.noise_m2:g} 大于狭缝面积（sliver_m2）"
+                                  f"{self.sliver_m2:g}，应不大于后者。")
 
 
 def parse_household_band(text: str | Mapping[str, tuple[int, int]] | None) -> dict[str, tuple[int, int]]:
@@ -160,22 +163,28 @@ def parse_household_band(text: str | Mapping[str, tuple[int, int]] | None) -> di
         items = [(level, band) for level, band in text.items()]
     else:
         if len(text) > 500:
-            raise InvalidInput("household_band: at most 500 characters", field="household_band")
+            raise InvalidInput("household_band: at most 500 characters", field="household_band",
+                               zh="户数区间（household_band）最多 500 个字符。")
         items = []
         for part in filter(None, (p.strip() for p in text.split(","))):
             match = re.fullmatch(r"([a-z]+)\s*=\s*(\d{1,9})\s*-\s*(\d{1,9})", part)
             if match is None:
                 raise InvalidInput(f"household_band: {part!r} is not LEVEL=MIN-MAX; accepted: e.g. "
-                                   f"{DEFAULT_HOUSEHOLD_BAND!r}", field="household_band")
+                                   f"{DEFAULT_HOUSEHOLD_BAND!r}", field="household_band",
+                                   zh=f"户数区间（household_band）：{part!r} 不是“层级=最小-最大”的格式，如 "
+                                      f"{DEFAULT_HOUSEHOLD_BAND!r}。")
             items.append((match.group(1), (int(match.group(2)), int(match.group(3)))))
     out: dict[str, tuple[int, int]] = {}
     for level, (low, high) in items:
         if level not in LEVELS:
             raise InvalidInput(f"household_band: {level!r} is not a level; accepted: {', '.join(LEVELS)}",
-                               field="household_band")
+                               field="household_band",
+                               zh=f"户数区间（household_band）：{level!r} 不是层级；可选：{', '.join(LEVELS)}。")
         if not 0 <= int(low) <= int(high):
             raise InvalidInput(f"household_band: {level}={low}-{high} is empty; accepted: 0 <= MIN <= MAX",
-                               field="household_band")
+                               field="household_band",
+                               zh=f"户数区间（household_band）：{level}={low}-{high} 为空区间，应满足 0 ≤ 最小 ≤ "
+                                  "最大。")
         out[level] = (int(low), int(high))
     return out
 

@@ -55,8 +55,8 @@ def check_format(name: str | None) -> Format:
     key = (name or "geojson").strip().lower()
     key = ALIASES.get(key, key)
     if key not in FORMATS:
-        raise _invalid(f"format：不支持 {str(name)[:20]!r}，可选 {', '.join(FORMATS)} "
-                       f"(format {str(name)[:20]!r} is not accepted; accepted: {', '.join(FORMATS)})", "format")
+        raise _invalid(f"format {str(name)[:20]!r} is not accepted; accepted: {', '.join(FORMATS)}", "format",
+                       f"格式：不支持 {str(name)[:20]!r}，可选 {', '.join(FORMATS)}。")
     return FORMATS[key]
 
 
@@ -66,9 +66,9 @@ def format_for_path(path: str | Path, name: str | None = None) -> Format:
         return check_format(name)
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise _invalid(f"OUT：无法从扩展名 {suffix or '(无)'} 判断格式，请用 --format 指定 "
-                       f"(cannot tell the format from the suffix {suffix or '(none)'!r}; name it with --format, "
-                       f"or use one of {', '.join(SUFFIXES)})", "format")
+        raise _invalid(f"cannot tell the format from the suffix {suffix or '(none)'!r}; name it with --format, "
+                       f"or use one of {', '.join(SUFFIXES)}", "format",
+                       f"格式：无法从扩展名 {suffix or '（无）'} 判断格式，请用 --format 指定。")
     return FORMATS[SUFFIXES[suffix]]
 
 
@@ -77,15 +77,15 @@ def check_levels(level: str | None) -> tuple[str, ...]:
     if level is None or level == "all":
         return LEVELS
     if level not in LEVELS:
-        raise _invalid(f"level：{str(level)[:20]!r} 不是层级，可选 {', '.join(LEVELS)} 或 all "
-                       f"(level {str(level)[:20]!r} is not a level; accepted: {', '.join(LEVELS)}, all)", "level")
+        raise _invalid(f"level {str(level)[:20]!r} is not a level; accepted: {', '.join(LEVELS)}, all", "level",
+                       f"层级：{str(level)[:20]!r} 不是层级，可选 {', '.join(LEVELS)} 或 all。")
     return (level,)
 
 
-def _invalid(message: str, field: str):
+def _invalid(message: str, field: str, zh: str):
     from gridmap.errors import InvalidInput
 
-    return InvalidInput(message, field=field)
+    return InvalidInput(message, field=field, zh=zh)
 
 
 def load_layers(session, generation_id: int, level: str | None = None, visible=None) -> dict[str, list[dict]]:
@@ -126,8 +126,8 @@ def export(session, generation_id: int, out: str | Path, *, level: str | None = 
     level = None if level == "all" else level
     layers = load_layers(session, generation_id, level, visible)
     if not layers:
-        raise _invalid(f"level：第 {generation_id} 版没有{'该层级的' if level else ''}区域 "
-                       f"(generation {generation_id} has no areas{' at level ' + level if level else ''})", "level")
+        raise _invalid(f"generation {generation_id} has no areas{' at level ' + level if level else ''}", "level",
+                       f"层级：第 {generation_id} 版没有{'该层级的' if level else ''}区域。")
     write_layers(layers, fmt, Path(out), title=level or f"gridmap generation {generation_id}")
     return {"generation_id": generation_id, "format": fmt.key, "file": str(out),
             "features": {lvl: len(rows) for lvl, rows in layers.items()}}

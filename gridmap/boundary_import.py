@@ -86,7 +86,8 @@ class Limits:
     def __post_init__(self):
         for name in ("max_bytes", "max_vertices", "max_features", "max_unpacked", "max_seconds"):
             if int(getattr(self, name)) < 1:
-                raise InvalidInput(f"{name}：应为正整数 ({name} must be a positive integer)", field=name)
+                raise InvalidInput(f"{name} must be a positive integer", field=name,
+                                   zh=f"{name}：应为正整数。")
 
 
 LIMIT_ENV = {"max_bytes": "GRIDMAP_IMPORT_MAX_BYTES", "max_vertices": "GRIDMAP_IMPORT_MAX_VERTICES"}
@@ -120,7 +121,7 @@ class ImportRefused(InvalidInput):
             code = "".join(c for c in str(code)[:24] if unicodedata.category(c)[0] != "C")  # no control or bidi
             where_zh += f"（编码 {code}）"
             where_en += f" (code {code})"
-        super().__init__(f"{where_zh} 字段 {field}：{zh} ({where_en}, field {field}: {en})", field=field)
+        super().__init__(f"{where_en}, field {field}: {en}", field=field, zh=f"{where_zh} 字段 {field}：{zh}")
         self.file, self.feature, self.code = file, feature, code
 
 
@@ -723,7 +724,7 @@ def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | N
         draft = gens.create_draft(session, draft_name, source_id=active.id, note=f"imported from {label}")
     else:
         if not draft_name:
-            raise InvalidInput("name：不能为空 (name must not be empty)", field="name")
+            raise InvalidInput("name must not be empty", field="name", zh="名称不能为空。")
         draft = Generation(name=draft_name, status="draft", note=f"imported from {label}")
         session.add(draft)
         session.flush()
@@ -755,10 +756,11 @@ def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | N
         if errors:  # boundaries with gaps or holes are never put in force (the transaction is rolled back)
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(p["kind"] for p in report["problems"]
                                                                      if p["severity"] == "error").items()))
-            raise Conflict(f"activate：边界检查发现 {errors} 个错误（{kinds}），未生效，也未保存；请不带 --activate 导入，"
-                           f"在草稿中修复后再发布 (the boundary check found {errors} errors ({kinds}): nothing was "
-                           "activated or stored; import without activate, repair the draft, then publish it)",
-                           field="activate")
+            raise Conflict(f"activate: the boundary check found {errors} errors ({kinds}): nothing was activated or "
+                           "stored; import without activate, repair the draft, then publish it",
+                           field="activate",
+                           zh=f"生效：边界检查发现 {errors} 个错误（{kinds}），未生效，也未保存；请不带 --activate "
+                              "导入，在草稿中修复后再发布。")
         gens.activate(session, draft.id, options.activate, actor=actor or "system")
         session.flush()
     audit.record(session, "boundary_import", f"generation:{draft.id}",

@@ -72,11 +72,12 @@ def plan_repairs(records: list[AreaRecord], *, kinds: tuple[str, ...] = REPAIR_K
     """The repairs of `kinds` for a generation's areas, and the check of the areas they would leave."""
     for kind in kinds:
         if kind not in REPAIR_KINDS:
-            raise InvalidInput(f"kinds：{kind!r} 不是可用的修复类型 (accepted: {', '.join(REPAIR_KINDS)})",
-                               field="kinds")
+            raise InvalidInput(f"kinds: {kind!r} is not a repair kind; accepted: {', '.join(REPAIR_KINDS)}",
+                               field="kinds",
+                               zh=f"修复类型：{kind!r} 不是可用的修复类型；可选：{', '.join(REPAIR_KINDS)}。")
     if not 0.0 < snap_m <= 100.0:
-        raise InvalidInput(f"snap_m：{snap_m!r} 应在 0–100 米之间 (accepted: a number above 0 and at most 100)",
-                           field="snap_m")
+        raise InvalidInput(f"snap_m: {snap_m!r}; accepted: a number above 0 and at most 100",
+                           field="snap_m", zh=f"吸附距离（米）：{snap_m!r} 应在 0–100 米之间。")
     tol = bc.Tolerances(noise_m2, sliver_m2, gap_width_m, grid_size_m)
     tol.check()
     before = bc.check_areas(records, noise_m2=noise_m2, sliver_m2=sliver_m2, gap_width_m=gap_width_m,
@@ -311,12 +312,13 @@ def apply(session, generation_id: int, actor: str | None = None, **options) -> d
 
     gen = get_generation(session, generation_id)
     if gen.status != "draft":
-        raise Conflict(f"generation：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以修复 (generation {gen.id} "
-                       f"is {gen.status}; only drafts can be repaired)", field="generation")
+        raise Conflict(f"generation {gen.id} is {gen.status}; only drafts can be repaired", field="generation",
+                       zh=f"边界版本：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以修复。")
     plan = plan_repairs(bc.load_records(session, generation_id), **options)
     plan["generation_id"] = generation_id
     if not plan["changed"]:
-        raise InvalidInput("kinds：没有可以自动修复的问题 (there is nothing to repair)", field="kinds")
+        raise InvalidInput("kinds: there is nothing to repair", field="kinds",
+                           zh="修复类型：没有可以自动修复的问题。")
     params = {"kinds": list(options.get("kinds", REPAIR_KINDS)), "snap_m": options.get("snap_m", SNAP_M),
               "repairs": len(plan["repairs"])}
     changes = {code: shape(geojson) for code, geojson in plan["changed"].items()}

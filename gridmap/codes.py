@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.errors import Conflict
-from gridmap.tables import Area, CodeRegistry
+from gridmap.tables import LEVEL_NAMES_ZH, Area, CodeRegistry
 
 # digits of a code by level (micro-grids: 2, or 3 in districts with more than 99 per grid)
 CODE_DIGITS: dict[str, tuple[int, ...]] = {"district": (6,), "subdistrict": (9,), "community": (12,), "grid": (15,),
@@ -73,4 +73,5 @@ def new_codes(session: Session, parent: str, level: str, count: int, generation_
                 if len(out) == count:
                     register(session, {c: level for c in out}, generation_id)
                     return out
-    raise Conflict(f"code: no unused {level} code is left under {parent}", field="code")
+    raise Conflict(f"code: no unused {level} code is left under {parent}", field="code",
+                   zh=f"编码：{parent} 之下已没有可用的{LEVEL_NAMES_ZH.get(level, level)}编码。")

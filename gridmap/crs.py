@@ -18,7 +18,7 @@ import numpy as np
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from gridmap.errors import InvalidCoordinate, UnknownCRS
+from gridmap.errors import InvalidCoordinate, UnknownCRS, field_zh
 
 # Krasovsky 1940 ellipsoid, as used by the GCJ-02 formula.
 _A = 6378245.0
@@ -27,6 +27,7 @@ _BD_FACTOR = math.pi * 3000.0 / 180.0
 
 NAMED_SYSTEMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 ACCEPTED_TEXT = "wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn (e.g. EPSG:4326, EPSG:4490, EPSG:4543)"
+ACCEPTED_TEXT_ZH = "wgs84、cgcs2000、gcj02、bd09 或 EPSG:编号（如 EPSG:4326、EPSG:4490、EPSG:4543）"
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,14 @@ def parse_crs(text: str | None) -> CoordinateSystem:
         try:
             crs = _crs(epsg)
         except CRSError:
-            raise UnknownCRS(f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}", field="crs")
+            raise UnknownCRS(f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}",
+                             field="crs", zh=f"坐标系：EPSG:{epsg} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。")
         if not (crs.is_geographic or crs.is_projected):
-            raise UnknownCRS(f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}", field="crs")
+            raise UnknownCRS(f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}",
+                             field="crs", zh=f"坐标系：EPSG:{epsg} 不是二维地理坐标系或投影坐标系；可用：{ACCEPTED_TEXT_ZH}。")
         return CoordinateSystem(f"EPSG:{epsg}", epsg)
-    raise UnknownCRS(f"crs: {text!r} is not a known coordinate system; accepted: {ACCEPTED_TEXT}", field="crs")
+    raise UnknownCRS(f"crs: {text!r} is not a known coordinate system; accepted: {ACCEPTED_TEXT}", field="crs",
+                     zh=f"坐标系：{text!r} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。")
 
 
 def out_of_china(lon: np.ndarray | float, lat: np.ndarray | float) -> np.ndarray | bool:
@@ -198,25 +202,31 @@ def check_lonlat(lon: float, lat: float, *, lon_field: str = "lon", lat_field: s
     """Raise `InvalidCoordinate` naming the field when a longitude/latitude pair is impossible."""
     for field, value in ((lon_field, lon), (lat_field, lat)):
         if value is None or not math.isfinite(value):
-            raise InvalidCoordinate(f"{field}: {value!r} is not a finite number", field=field)
+            raise InvalidCoordinate(f"{field}: {value!r} is not a finite number", field=field,
+                                    zh=f"{field_zh(field)}：{value!r} 不是有效的数字。")
     if not -90.0 <= lat <= 90.0:
         hint = "; did you swap longitude and latitude?" if -90.0 <= lon <= 90.0 and -180.0 <= lat <= 180.0 else ""
-        raise InvalidCoordinate(f"{lat_field}: {lat} is outside -90..90{hint}", field=lat_field)
+        raise InvalidCoordinate(f"{lat_field}: {lat} is outside -90..90{hint}", field=lat_field,
+                                zh=f"{field_zh(lat_field)}：{lat} 超出 -90 至 90 "
+                                   f"的范围{('；经度和纬度是否填反了？' if hint else '。')}")
     if not -180.0 <= lon <= 180.0:
-        raise InvalidCoordinate(f"{lon_field}: {lon} is outside -180..180", field=lon_field)
+        raise InvalidCoordinate(f"{lon_field}: {lon} is outside -180..180", field=lon_field,
+                                zh=f"{field_zh(lon_field)}：{lon} 超出 -180 至 180 的范围。")
 
 
 def convert_point(x: float, y: float, crs: CoordinateSystem) -> tuple[float, float]:
     """Validate one input point and convert it to WGS84; errors name the field and the accepted range."""
     for field, value in (("lon", x), ("lat", y)):
         if value is None or not math.isfinite(value):
-            raise InvalidCoordinate(f"{field}: {value!r} is not a finite number", field=field)
+            raise InvalidCoordinate(f"{field}: {value!r} is not a finite number", field=field,
+                                    zh=f"{field_zh(field)}：{value!r} 不是有效的数字。")
     if crs.is_geographic:
         check_lonlat(x, y)
     lon, lat = to_wgs84(x, y, crs)
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise InvalidCoordinate(f"lon/lat: ({x}, {y}) is outside the area where {crs.name} is defined."
-                                f"{zone_hint(crs)}", field="lon")
+                                f"{zone_hint(crs)}", field="lon",
+                                zh=f"经纬度：（{x}, {y}）超出坐标系 {crs.name} 的适用范围。{zone_hint_zh(crs)}")
     check_lonlat(lon, lat)
     return lon, lat
 
@@ -226,6 +236,13 @@ def zone_hint(crs: CoordinateSystem) -> str:
     if crs.epsg and 4513 <= crs.epsg <= 4533:
         return (" EPSG:4513–4533 expect the zone number in front of the easting (e.g. 35500000);"
                 " without it use the central-meridian form EPSG:4534–4554.")
+    return ""
+
+
+def zone_hint_zh(crs: CoordinateSystem) -> str:
+    """`zone_hint` in Chinese."""
+    if crs.epsg and 4513 <= crs.epsg <= 4533:
+        return "EPSG:4513–4533 要求东坐标前带分带号（如 35500000）；不带分带号请用中央经线形式 EPSG:4534–4554。"
     return ""
 
 
@@ -239,7 +256,8 @@ def gk_zone_epsg(lon: float) -> int:
     """
     central = 3 * round(lon / 3.0)
     if not 75 <= central <= 135:
-        raise InvalidCoordinate(f"lon: {lon} is outside the CGCS2000 Gauss-Krüger zones (73.5..136.5)", field="lon")
+        raise InvalidCoordinate(f"lon: {lon} is outside the CGCS2000 Gauss-Krüger zones (73.5..136.5)", field="lon",
+                                zh=f"经度：{lon} 超出 CGCS2000 高斯-克吕格分带的范围（73.5 至 136.5）。")
     return 4534 + (central - 75) // 3
 
 

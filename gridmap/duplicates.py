@@ -31,10 +31,12 @@ class Window:
     def check(self) -> Window:
         if not (math.isfinite(self.distance_m) and 0 < self.distance_m <= 5_000):
             raise InvalidInput(f"distance_m: {self.distance_m!r}; a distance above 0 and at most 5000 metres",
-                               field="distance_m")
+                               field="distance_m",
+                               zh=f"距离：{self.distance_m!r} 不被接受；应大于 0 且不超过 5000 米。")
         if not (math.isfinite(self.hours) and 0 < self.hours <= 24 * 90):
             raise InvalidInput(f"hours: {self.hours!r}; a window above 0 and at most 2160 hours (90 days)",
-                               field="hours")
+                               field="hours",
+                               zh=f"小时数：{self.hours!r} 不被接受；应大于 0 且不超过 2160 小时（90 天）。")
         return self
 
 

@@ -30,7 +30,8 @@ from gridmap.tables import Area, Case, Generation
 def get_generation(session: Session, generation_id: int) -> Generation:
     gen = session.get(Generation, generation_id)
     if gen is None:
-        raise NotFound(f"generation: no generation has id {generation_id}", field="generation")
+        raise NotFound(f"generation: no generation has id {generation_id}", field="generation",
+                       zh=f"没有编号为 {generation_id} 的边界版本。")
     return gen
 
 
@@ -50,7 +51,8 @@ def generation_on(session: Session, day: dt.date) -> Generation:
         first = session.scalar(sa.select(sa.func.min(Generation.effective_from))
                                .where(Generation.status.in_(("active", "retired"))))
         since = f"; the first boundaries took effect on {first}" if first else ""
-        raise NotFound(f"as_of: no boundaries were in force on {day}{since}", field="as_of")
+        raise NotFound(f"as_of: no boundaries were in force on {day}{since}", field="as_of",
+                       zh=f"日期：{day} 没有现行的边界{(f'；最早的边界自 {first} 起生效' if first else '')}。")
     return gen
 
 
@@ -65,7 +67,7 @@ def create_draft(session: Session, name: str, *, source_id: int | None = None, n
     """A new draft holding a copy of every area of `source_id` (the active generation by default); `base_id`
     records the source and `created_by` the planner (the four-eyes rule of publishing compares it)."""
     if not name or not name.strip():
-        raise InvalidInput("name: must not be empty", field="name")
+        raise InvalidInput("name: must not be empty", field="name", zh="名称不能为空。")
     source = get_generation(session, source_id) if source_id else active_generation(session)
     draft = Generation(name=name.strip(), status="draft", note=note, base_id=source.id, created_by=created_by)
     session.add(draft)

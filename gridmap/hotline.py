@@ -78,15 +78,18 @@ def read_export(data: bytes, fmt: str) -> pd.DataFrame:
     """The rows of an export as a frame indexed by their row number in the file (the headings being row 1):
     cells as read (text; numbers and times from XLSX), a cell over `MAX_CELL` characters as `tabular.TooLong`."""
     if not data:
-        raise InvalidInput("file: empty; send a 12345 export as CSV or XLSX", field="file")
+        raise InvalidInput("file: empty; send a 12345 export as CSV or XLSX", field="file",
+                           zh="文件为空；请上传 CSV 或 XLSX 格式的 12345 导出文件。")
     if fmt == "xlsx":
         headings, rows = tabular.read_xlsx_rows(data, label="the export", max_rows=MAX_ROWS, max_cell=MAX_CELL)
     elif fmt == "csv":
         headings, rows = tabular.read_csv_rows(data, label="the export", max_rows=MAX_ROWS, max_cell=MAX_CELL)
     else:
-        raise InvalidInput(f"format: {fmt!r}; accepted: csv, xlsx", field="format")
+        raise InvalidInput(f"format: {fmt!r}; accepted: csv, xlsx", field="format",
+                           zh=f"格式：{fmt!r} 不被接受；可选：csv、xlsx。")
     if not headings:
-        raise InvalidInput("file: no headings and no rows; send a 12345 export as CSV or XLSX", field="file")
+        raise InvalidInput("file: no headings and no rows; send a 12345 export as CSV or XLSX", field="file",
+                           zh="文件没有表头也没有数据行；请上传 CSV 或 XLSX 格式的 12345 导出文件。")
     names: list[str] = []
     for j, heading in enumerate(headings, start=1):
         name = (f"(column {j}: too long)" if isinstance(heading, tabular.TooLong) else
@@ -113,7 +116,8 @@ def _columns(frame: pd.DataFrame) -> dict[str, str]:
         missing.append("address (事发地址) or lon and lat (经度, 纬度)")
     if missing:
         shown = ", ".join(str(h)[:40] for h in list(headings)[:30]) + (" …" if len(headings) > 30 else "")
-        raise InvalidInput(f"columns: missing {', '.join(missing)}; found {shown}", field="columns")
+        raise InvalidInput(f"columns: missing {', '.join(missing)}; found {shown}", field="columns",
+                           zh=f"列：缺少 {'、'.join(missing)}；文件中的列：{shown}。")
     return found
 
 

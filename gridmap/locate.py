@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
 from gridmap.areas import people_directory
-from gridmap.errors import InvalidCoordinate, InvalidInput
+from gridmap.errors import InvalidCoordinate, InvalidInput, field_zh
 from gridmap.lookup import FLAG_OUTSIDE, AreaIndex, Location
 from gridmap.textcheck import MAX_ADDRESS
 from gridmap.workcal import china_date
@@ -52,7 +52,8 @@ class LocateOptions:
         for name in ("near_m", "nearest_m", "service_margin_m"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1_000_000):
-                raise InvalidInput(f"{name}: {value!r} must be a number of metres from 0 to 1000000", field=name)
+                raise InvalidInput(f"{name}: {value!r} must be a number of metres from 0 to 1000000", field=name,
+                                   zh=f"{field_zh(name)}：{value!r} 应为 0 至 1000000 之间的米数。")
 
 
 def check_accuracy(accuracy_m: float | None) -> float | None:
@@ -60,7 +61,7 @@ def check_accuracy(accuracy_m: float | None) -> float | None:
         return None
     if not (math.isfinite(accuracy_m) and 0 <= accuracy_m <= 10_000):
         raise InvalidInput(f"accuracy_m: {accuracy_m!r} must be a GPS accuracy radius from 0 to 10000 metres",
-                           field="accuracy_m")
+                           field="accuracy_m", zh=f"定位精度：{accuracy_m!r} 应为 0 至 10000 米之间的定位精度半径。")
     return float(accuracy_m)
 
 
@@ -73,10 +74,13 @@ def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.Coordina
         hint = gcrs.zone_hint(system)
         if not hint and system.is_geographic:
             hint = " Check the coordinate system (crs) and the order of longitude and latitude."
+        hint_zh = gcrs.zone_hint_zh(system) or ("请检查坐标系（crs）以及经度、纬度的顺序。" if system.is_geographic else "")
         raise InvalidCoordinate(
             f"lon/lat: ({x}, {y}) in {system.name} is WGS84 ({lon:.6f}, {lat:.6f}), {distance / 1000:,.1f} km from "
             f"the service area; points more than {options.service_margin_m / 1000:g} km away are refused.{hint}",
-            field="lon")
+            field="lon",
+            zh=f"经纬度：{system.name} 坐标（{x}, {y}）即 WGS84（{lon:.6f}, {lat:.6f}），距服务区域 "
+               f"{distance / 1000:,.1f} 公里；超出 {options.service_margin_m / 1000:g} 公里的点不予受理。{hint_zh}")
     return lon, lat
 
 
@@ -190,11 +194,12 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
     accuracy_m = check_accuracy(accuracy_m)
     has_point = x is not None or y is not None
     if not has_point and not (address and address.strip()):
-        raise InvalidInput("lon/lat or address: give a point (lon and lat) or an address text", field="lon")
+        raise InvalidInput("lon/lat or address: give a point (lon and lat) or an address text", field="lon",
+                           zh="经纬度或地址：请提供一个点（经度和纬度）或一段地址文字。")
     match = None
     if address is not None and len(address) > MAX_ADDRESS:  # measured before anything reads it
         raise InvalidInput(f"address: {len(address):,} characters is too long; at most {MAX_ADDRESS}",
-                           field="address")
+                           field="address", zh=f"地址过长：{len(address):,} 个字符，最多 {MAX_ADDRESS} 个。")
     if address and address.strip():
         if gazetteer is None:
             from gridmap.gazetteer import gazetteer_for
@@ -204,7 +209,8 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
     if has_point:
         if x is None or y is None:
             missing = "lon" if x is None else "lat"
-            raise InvalidCoordinate(f"{missing}: missing; give both lon and lat", field=missing)
+            raise InvalidCoordinate(f"{missing}: missing; give both lon and lat", field=missing,
+                                    zh=f"缺少{field_zh(missing)}，请同时提供经度和纬度。")
         system = gcrs.parse_crs(crs)
         lon, lat = to_wgs84_checked(index, x, y, system, options)
         location = index.locate(lon, lat, near_m=options.near_m, accuracy_m=accuracy_m, nearest_m=options.nearest_m)

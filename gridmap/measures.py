@@ -52,7 +52,7 @@ from sqlalchemy.orm import Session
 from gridmap.cases import utc
 from gridmap import tabular
 from gridmap.errors import InvalidInput
-from gridmap.tables import Area, Case, CaseEvent, Department, Generation, PartyOrg, Staff, StaffArea
+from gridmap.tables import LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Generation, PartyOrg, Staff, StaffArea
 
 UNITS = ("grid", "community", "subdistrict", "branch", "department", "worker")
 UNIT_COLUMN = {"grid": "grid_code", "community": "community_code", "subdistrict": "subdistrict_code",
@@ -73,12 +73,14 @@ COLUMNS = [
     ("reworked", "返工数", "reworked", "count"), ("rework_rate", "返工率", "rework rate", "rate"),
     ("extended", "延期数", "extended", "count"), ("extension_rate", "延期率", "extension rate", "rate"),
     ("bounces", "退单数", "bounces", "count"),
-    ("close_hours_p50", "办结时长中位数(小时)", "hours to close, median", "hours"),
-    ("close_hours_p90", "办结时长90分位(小时)", "hours to close, 90th percentile", "hours"),
+    ("close_hours_p50", "办结时长中位数（小时）", "hours to close, median", "hours"),
+    ("close_hours_p90", "办结时长90分位（小时）", "hours to close, 90th percentile", "hours"),
     ("rated", "参评数", "rated", "count"), ("satisfied", "满意数", "satisfied", "count"),
     ("satisfaction", "满意率", "satisfaction", "rate"),
 ]
 TOTAL_KEY = "*"
+# the unit column's values in Chinese exports: the units, the levels of areas (a series), the total row
+UNIT_NAMES_ZH = {**LEVEL_NAMES_ZH, **UNIT_ZH, "microgrid": "微网格", "total": "合计"}
 CST = dt.timezone(dt.timedelta(hours=8))
 NO_UNIT = "\0none"  # cases of no unit (no grid, no worker): in the total only
 
@@ -103,9 +105,10 @@ class Period:
                 since = (since - dt.timedelta(days=1)).replace(day=1)
         since, until = utc(since), utc(until)
         if until <= since:
-            raise InvalidInput(f"until: {until.isoformat()} must be after since {since.isoformat()}", field="until")
+            raise InvalidInput(f"until: {until.isoformat()} must be after since {since.isoformat()}", field="until",
+                               zh=f"截止日期 {until.isoformat()} 应晚于起始日期 {since.isoformat()}。")
         if until - since > dt.timedelta(days=3660):
-            raise InvalidInput("since: a period of at most ten years", field="since")
+            raise InvalidInput("since: a period of at most ten years", field="since", zh="起始日期：统计时段最长十年。")
         return cls(since, until)
 
 
@@ -324,9 +327,12 @@ def measures(session: Session, unit: str, *, since: dt.datetime | None = None, u
              under: str | None = None, now: dt.datetime | None = None) -> tuple[Period, pd.DataFrame]:
     """The measures of every unit of a kind over a period, plus a total row (key `*`) for all cases."""
     if unit not in UNITS:
-        raise InvalidInput(f"by: {unit!r} is not a unit; accepted: {', '.join(UNITS)}", field="by")
+        raise InvalidInput(f"by: {unit!r} is not a unit; accepted: {', '.join(UNITS)}", field="by",
+                           zh=f"分组方式：{unit!r} 不是统计单位；可选："
+                              f"{'、'.join((f'{UNIT_ZH[u]}（{u}）' for u in UNITS))}。")
     if under is not None and unit not in ("grid", "community", "subdistrict"):
-        raise InvalidInput("under: only for grid, community and sub-district measures", field="under")
+        raise InvalidInput("under: only for grid, community and sub-district measures", field="under",
+                           zh="上级区域（under）只用于按网格、社区和街道统计。")
     period = Period.of(since, until, now)
     names = _unit_names(session, unit, under)
     computed = compute(session, period, unit, under)
@@ -361,7 +367,8 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     from gridmap.areas import get_area
 
     if not 1 <= months <= 36:
-        raise InvalidInput(f"months: {months} must be from 1 to 36", field="months")
+        raise InvalidInput(f"months: {months} must be from 1 to 36", field="months",
+                           zh=f"月数：{months} 应在 1 至 36 之间。")
     area = get_area(session, code)
     periods = _series_months(months, until, now)
     edges = [p.since for _, p in periods] + [periods[-1][1].until]
@@ -595,11 +602,18 @@ def export(table: pd.DataFrame, fmt: str, *, lang: str = "zh") -> bytes:
     """The table as CSV (UTF-8 with a BOM, so that Excel reads the Chinese headings) or XLSX (rates formatted as
     percentages), headings in Chinese or English."""
     headings = {key: (zh if lang == "zh" else en) for key, zh, en, _ in COLUMNS}
-    frame = table.rename(columns=headings)
+    frame = table.copy()
+    total = frame["key"] == TOTAL_KEY
+    if lang == "zh":  # no codes in a Chinese export's enumerated column: 网格 / 社区 / … / 合计
+        frame["unit"] = [UNIT_NAMES_ZH.get(u, u) for u in frame["unit"]]
+    else:
+        frame.loc[total, "name"] = "total"
+    frame = frame.rename(columns=headings)
     if fmt == "csv":  # names of units and workers are text that could look like a formula: see gridmap.tabular
         return tabular.csv_bytes(frame, float_format="%.4f")
     if fmt != "xlsx":
-        raise InvalidInput(f"format: {fmt!r}; accepted: json, csv, xlsx", field="format")
+        raise InvalidInput(f"format: {fmt!r}; accepted: json, csv, xlsx", field="format",
+                           zh=f"格式：{fmt!r} 不被接受；可选：json、csv、xlsx。")
 
     def layout(sheet) -> None:
         for i, (_, zh, en, kind) in enumerate(COLUMNS, start=1):

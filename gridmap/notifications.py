@@ -81,7 +81,8 @@ def mark_read(session: Session, account_id: int | None, notification_id: int, no
     """Mark one of the account's notifications read (again: no change); another account's is not found."""
     note = session.get(Notification, notification_id)
     if note is None or account_id is None or note.account_id != account_id:
-        raise NotFound(f"notification id: no notification has id {notification_id}", field="id")
+        raise NotFound(f"notification id: no notification has id {notification_id}", field="id",
+                       zh=f"没有编号为 {notification_id} 的通知。")
     if note.read_at is None:
         note.read_at = now
     session.flush()

@@ -76,22 +76,22 @@ def check_parameters(names, allowed=ITEM_PARAMETERS) -> None:
     """Refuse parameters the resource does not know (the standard's rule for unknown query parameters)."""
     unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise InvalidInput(f"{unknown[0]}：不支持的参数，可用 {', '.join(sorted(allowed))} "
-                           f"(unknown parameter {unknown[0][:40]!r}; accepted: {', '.join(sorted(allowed))})",
-                           field=unknown[0][:40])
+        raise InvalidInput(f"{unknown[0]}: unknown parameter {unknown[0][:40]!r}; accepted: "
+                           f"{', '.join(sorted(allowed))}",
+                           field=unknown[0][:40], zh=f"{unknown[0]}：不支持的参数，可用 {', '.join(sorted(allowed))}。")
 
 
 def parse_format(text: str | None) -> None:
     if text is not None and text not in FORMATS:
-        raise InvalidInput(f"f：仅支持 json 或 geojson (f {text[:20]!r} is not accepted; accepted: json, geojson)",
-                           field="f")
+        raise InvalidInput(f"f {text[:20]!r} is not accepted; accepted: json, geojson",
+                           field="f", zh="格式（f）：仅支持 json 或 geojson。")
 
 
 def parse_crs(text: str | None, field: str = "crs") -> None:
     """`crs` / `bbox-crs` (Part 2's parameters, sent by clients such as GDAL): CRS84 is the only one served."""
     if text is not None and text.strip().strip("<>") not in CRS_ACCEPTED:
-        raise InvalidInput(f"{field}：仅支持 {CRS84} (WGS84 经度/纬度) ({field} {text[:80]!r} is not served; "
-                           f"accepted: {CRS84})", field=field)
+        raise InvalidInput(f"{field} {text[:80]!r} is not served; accepted: {CRS84}",
+                           field=field, zh=f"{field}：仅支持 {CRS84}（WGS84 经纬度）。")
 
 
 def parse_limit(text: str | None) -> int:
@@ -99,8 +99,9 @@ def parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not (text.isascii() and text.isdigit() and len(text) <= 12) or int(text) < 1:
-        raise InvalidInput(f"limit：应为正整数，最大 {MAX_LIMIT} (limit {text[:20]!r} must be a positive integer; "
-                           f"at most {MAX_LIMIT} are sent per page)", field="limit")
+        raise InvalidInput(f"limit {text[:20]!r} must be a positive integer; at most {MAX_LIMIT} are sent per page",
+                           field="limit",
+                           zh=f"每页条数（limit）：应为正整数，最大 {MAX_LIMIT}。")
     return min(int(text), MAX_LIMIT)
 
 
@@ -108,8 +109,8 @@ def parse_offset(text: str | None) -> int:
     if text is None:
         return 0
     if not (text.isascii() and text.isdigit() and len(text) <= 12) or int(text) > MAX_OFFSET:
-        raise InvalidInput(f"offset：应为 0–{MAX_OFFSET} 的整数 (offset {text[:20]!r} must be an integer from 0 to "
-                           f"{MAX_OFFSET})", field="offset")
+        raise InvalidInput(f"offset {text[:20]!r} must be an integer from 0 to {MAX_OFFSET}",
+                           field="offset", zh=f"起始位置（offset）：应为 0–{MAX_OFFSET} 的整数。")
     return int(text)
 
 
@@ -123,12 +124,14 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     except ValueError:
         values = ()
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise InvalidInput(f"bbox：应为四个数 最小经度,最小纬度,最大经度,最大纬度 (bbox {text[:60]!r} must be four "
-                           "numbers 'minlon,minlat,maxlon,maxlat' in CRS84 degrees)", field="bbox")
+        raise InvalidInput(f"bbox {text[:60]!r} must be four numbers 'minlon,minlat,maxlon,maxlat' in CRS84 degrees",
+                           field="bbox",
+                           zh="范围（bbox）：应为四个数 最小经度,最小纬度,最大经度,最大纬度。")
     minx, miny, maxx, maxy = values
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidInput(f"bbox：须满足 -180≤最小经度≤最大经度≤180、-90≤最小纬度≤最大纬度≤90 (bbox {text[:60]!r} "
-                           "must satisfy -180<=minlon<=maxlon<=180 and -90<=minlat<=maxlat<=90)", field="bbox")
+        raise InvalidInput(f"bbox {text[:60]!r} must satisfy -180<=minlon<=maxlon<=180 and -90<=minlat<=maxlat<=90",
+                           field="bbox",
+                           zh="范围（bbox）：须满足 -180≤最小经度≤最大经度≤180、-90≤最小纬度≤最大纬度≤90。")
     return values  # type: ignore[return-value]
 
 
@@ -136,10 +139,10 @@ def parse_datetime(text: str | None) -> dt.date | None:
     """The as-of day: a date (2026-01-31) or an RFC 3339 instant (2026-01-31T08:00:00Z, taken in China time)."""
     if text is None:
         return None
-    bad = InvalidInput(f"datetime：应为一个日期或时刻，如 2026-01-31 或 2026-01-31T08:00:00Z，不支持时间段 "
-                       f"(datetime {text[:40]!r} must be one day or instant, e.g. 2026-01-31 or "
-                       "2026-01-31T08:00:00Z: the boundaries in force then; intervals are not supported)",
-                       field="datetime")
+    bad = InvalidInput(f"datetime {text[:40]!r} must be one day or instant, e.g. 2026-01-31 or 2026-01-31T08:00:00Z: "
+                       "the boundaries in force then; intervals are not supported",
+                       field="datetime",
+                       zh="日期时间（datetime）：应为一个日期或时刻，如 2026-01-31 或 2026-01-31T08:00:00Z，不支持时间段。")
     value = text.strip()
     if "/" in value or not value or len(value) > 40:
         raise bad
@@ -154,16 +157,16 @@ def parse_datetime(text: str | None) -> dt.date | None:
     except (ValueError, OverflowError):
         raise bad from None
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise InvalidInput(f"datetime：须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (datetime {text[:40]!r} must be from the "
-                           f"year {FIRST_YEAR} to {LAST_YEAR})", field="datetime")
+        raise InvalidInput(f"datetime {text[:40]!r} must be from the year {FIRST_YEAR} to {LAST_YEAR}",
+                           field="datetime",
+                           zh=f"日期时间（datetime）：须在 {FIRST_YEAR}–{LAST_YEAR} 年之间。")
     return day
 
 
 def check_collection(collection_id: str) -> str:
     if collection_id not in LEVELS:
-        raise NotFound(f"collectionId：没有集合 {collection_id[:40]!r}，可用 {', '.join(LEVELS)} "
-                       f"(no collection {collection_id[:40]!r}; collections: {', '.join(LEVELS)})",
-                       field="collectionId")
+        raise NotFound(f"collectionId: no collection {collection_id[:40]!r}; collections: {', '.join(LEVELS)}",
+                       field="collectionId", zh=f"集合：没有集合 {collection_id[:40]!r}，可用 {', '.join(LEVELS)}。")
     return collection_id
 
 
@@ -331,8 +334,8 @@ def item(session: Session, who: policy.Principal, base: str, collection_id: str,
          day: dt.date | None = None) -> dict:
     """One area by code; not found when it is not in this collection, not in force that day, or not the caller's."""
     level = check_collection(collection_id)
-    missing = NotFound(f"featureId：集合 {level} 中没有编码为 {feature_id[:40]!r} 的要素 "
-                       f"(no feature {feature_id[:40]!r} in collection {level})", field="featureId")
+    missing = NotFound(f"featureId: no feature {feature_id[:40]!r} in collection {level}", field="featureId",
+                       zh=f"要素编码：集合 {level} 中没有编码为 {feature_id[:40]!r} 的要素。")
     if not policy.sees_area(who, feature_id):
         raise missing
     gen = _generation_for(session, day)

@@ -116,41 +116,43 @@ def _name_zh(n: int) -> str:
 def check_arguments(n: int, tolerance: float, seed: int) -> None:
     """Range checks on what the caller asks for, before any work."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
-        raise InvalidInput(f"n：应为 1–{MAX_N} 的整数 (n must be an integer from 1 to {MAX_N}), got {n!r}", field="n")
+        raise InvalidInput(f"n must be an integer from 1 to {MAX_N}, got {n!r}", field="n",
+                           zh=f"网格数：应为 1–{MAX_N} 的整数。")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) \
             or not MIN_TOLERANCE <= tolerance <= MAX_TOLERANCE:
-        raise InvalidInput(f"tolerance：应为 {MIN_TOLERANCE}–{MAX_TOLERANCE} 之间的比例（如 0.10 即 ±10 %） "
-                           f"(tolerance must be a fraction from {MIN_TOLERANCE} to {MAX_TOLERANCE}, e.g. 0.10 "
-                           f"for ±10 %), got {tolerance!r}", field="tolerance")
+        raise InvalidInput(f"tolerance must be a fraction from {MIN_TOLERANCE} to {MAX_TOLERANCE}, e.g. 0.10 for ±10 "
+                           f"%, got {tolerance!r}", field="tolerance",
+                           zh=f"容差：应为 {MIN_TOLERANCE}–{MAX_TOLERANCE} 之间的比例（如 0.10 即 ±10 %）。")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise InvalidInput(f"seed：应为 0–{MAX_SEED} 的整数 (seed must be an integer from 0 to {MAX_SEED}), "
-                           f"got {seed!r}", field="seed")
+        raise InvalidInput(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}",
+                           field="seed", zh=f"随机种子：应为 0–{MAX_SEED} 的整数。")
 
 
 def _load(session: Session, generation_id: int, area_code: str, only: Sequence[str] | None = None) -> _Scope:
     get_generation(session, generation_id)
     if not isinstance(area_code, str) or not area_code.strip():
-        raise InvalidInput("area：应为社区编码 (area must be a community code)", field="area")
+        raise InvalidInput("area must be a community code", field="area",
+                           zh="区域：应为社区编码。")
     area_code = area_code.strip()
     community = session.scalars(sa.select(Area).where(Area.generation_id == generation_id,
                                                       Area.code == area_code)).first()
     if community is None:
-        raise NotFound(f"area：第 {generation_id} 版边界中没有编码为 {area_code} 的区域 "
-                       f"(area: no area {area_code!r} in generation {generation_id})", field="area")
+        raise NotFound(f"area: no area {area_code!r} in generation {generation_id}", field="area",
+                       zh=f"区域：第 {generation_id} 版边界中没有编码为 {area_code} 的区域。")
     if community.level != "community":
-        raise InvalidInput(f"area：{area_code} 是{_level_zh(community.level)}，应为社区编码 "
-                           f"(area must be a community; {area_code} is a {community.level})", field="area")
+        raise InvalidInput(f"area must be a community; {area_code} is a {community.level}", field="area",
+                           zh=f"区域：{area_code} 是{_level_zh(community.level)}，应为社区编码。")
     grids = list(session.scalars(sa.select(Area).where(Area.parent_id == community.id).order_by(Area.code)))
     if not grids:
-        raise InvalidInput(f"area：社区 {area_code} 下没有网格 (area: community {area_code} has no grids)",
-                           field="area")
+        raise InvalidInput(f"area: community {area_code} has no grids",
+                           field="area", zh=f"区域：社区 {area_code} 下没有网格。")
     if only is not None:
         asked = [c.strip() if isinstance(c, str) else c for c in only]
         strange = sorted({repr(c) for c in asked} - {repr(g.code) for g in grids})
         if not asked or strange or len(set(asked)) != len(asked):
-            raise InvalidInput(f"grids：应为社区 {area_code} 下互不重复的网格编码"
-                               f"{'，不是：' + ', '.join(strange) if strange else ''} "
-                               f"(grids must be distinct codes of grids of community {area_code})", field="grids")
+            raise InvalidInput(f"grids must be distinct codes of grids of community {area_code}", field="grids",
+                               zh=f"网格：应为社区 {area_code} "
+                                  f"下互不重复的网格编码{('，不是：' + ', '.join(strange) if strange else '')}。")
         grids = [g for g in grids if g.code in set(asked)]
     grid_index = {g.id: i for i, g in enumerate(grids)}
     units = list(session.scalars(sa.select(Area).where(Area.parent_id.in_(list(grid_index)))
@@ -158,14 +160,14 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
     locked = sorted(a.code for a in [community, *grids, *units] if a.locked)
     if locked:
         fld = "grids" if only is not None else "area"
-        raise Conflict(f"{fld}：{', '.join(locked[:5])}{' 等' if len(locked) > 5 else ''}已锁定，不能重新划分；"
-                       f"可用 grids 只选未锁定的相邻网格 ({fld}: {', '.join(locked[:5])} "
-                       f"{'are' if len(locked) > 1 else 'is'} locked against edits; choose unlocked adjacent grids "
-                       "with grids)", field=fld)
+        raise Conflict(f"{fld}: {', '.join(locked[:5])} {('are' if len(locked) > 1 else 'is')} locked against edits; "
+                       "choose unlocked adjacent grids with grids", field=fld,
+                       zh=f"{fld}：{', '.join(locked[:5])}{(' 等' if len(locked) > 5 else '')}已锁定，不能重新划分；"
+                          "请在“网格”中只选未锁定的相邻网格。")
     bare = sorted(g.code for g in grids if not any(u.parent_id == g.id for u in units))
     if bare:
-        raise InvalidInput(f"area：网格 {', '.join(bare)} 没有微网格，无法按微网格重新划分 "
-                           f"(area: grids without micro-grids cannot be re-partitioned)", field="area")
+        raise InvalidInput("area: grids without micro-grids cannot be re-partitioned", field="area",
+                           zh=f"区域：网格 {', '.join(bare)} 没有微网格，无法按微网格重新划分。")
     geoms = [to_shape(u.geom) for u in units]
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     fwd, _ = gcrs.projector(bc.metric_epsg((minx + maxx) / 2, (miny + maxy) / 2))
@@ -189,9 +191,9 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
     if not nx.is_connected(graph):
         parts = sorted((sorted(units[i].code for i in c) for c in nx.connected_components(graph)), key=len)
         what, fld = ("所选网格", "grids") if only is not None else (f"社区 {area_code} ", "area")
-        raise InvalidInput(f"{fld}：{what}的微网格不连通（{len(parts)} 块，最小一块：{', '.join(parts[0])}），"
-                           f"无法划分为连通的网格 ({fld}: the micro-grids are not connected: the grids must be "
-                           "adjacent)", field=fld)
+        raise InvalidInput(f"{fld}: the micro-grids are not connected: the grids must be adjacent", field=fld,
+                           zh=f"{fld}：{what}的微网格不连通（{len(parts)} 块，最小一块：{', '.join(parts[0])}），"
+                              "无法划分为连通的网格。")
     return _Scope(generation_id=generation_id, community=community, grids=grids, units=units,
                   current=current, households=households,
                   population=np.array([int(u.population or 0) for u in units], dtype=np.int64),
@@ -530,10 +532,10 @@ def _infeasible(scope: _Scope, n: int, tolerance: float, seed: int, reason_zh: s
     best_en = (f"; with these micro-grids the best found for n={n} is ±{best * 100:.1f}%" if best is not None
                else "")
     zh, en = scope.label()
-    return InvalidInput(f"n/tolerance：{reason_zh}，无法把{zh}的 {scope.total} 户分成 {n} 个"
-                        f"户数在均值 ±{tolerance:.0%} 内的连通网格{best_zh} "
-                        f"(n/tolerance: {reason_en}; the {scope.total} households of {en} cannot be split into {n} "
-                        f"contiguous grids within ±{tolerance:.0%} of the mean{best_en})", field="n")
+    return InvalidInput(f"n/tolerance: {reason_en}; the {scope.total} households of {en} cannot be split into {n} "
+                        f"contiguous grids within ±{tolerance:.0%} of the mean{best_en}", field="n",
+                        zh=f"网格数与容差：{reason_zh}，无法把{zh}的 {scope.total} 户分成 {n} 个户数在均值 "
+                           f"±{tolerance:.0%} 内的连通网格{best_zh}。")
 
 
 def propose(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
@@ -551,11 +553,11 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
     units = len(scope.units)
     if n > units:
         zh, en = scope.label()
-        raise InvalidInput(f"n：{zh}只有 {units} 个微网格，n 不能大于 {units} "
-                           f"(n must not exceed the {units} micro-grids of {en})", field="n")
+        raise InvalidInput(f"n must not exceed the {units} micro-grids of {en}", field="n",
+                           zh=f"网格数：{zh}只有 {units} 个微网格，n 不能大于 {units}。")
     if scope.total <= 0:
-        raise InvalidInput(f"area：社区 {scope.community.code} 的微网格没有户数，无法按户数均衡 "
-                           "(area: the community's micro-grids hold no households to balance)", field="area")
+        raise InvalidInput("area: the community's micro-grids hold no households to balance", field="area",
+                           zh=f"区域：社区 {scope.community.code} 的微网格没有户数，无法按户数均衡。")
     mean = scope.total / n
     heaviest = int(np.argmax(scope.households))
     if scope.households[heaviest] > mean * (1 + tolerance):
@@ -709,8 +711,8 @@ def _check_community(session: Session, generation_id: int, community: Area) -> N
     errors = [p for p in report["problems"] if p["kind"] in TILING_ERRORS]
     if errors:
         kinds = ", ".join(sorted({p["kind"] for p in errors}))
-        raise Conflict(f"area：重新划分后的社区 {community.code} 未能精确拼合（{kinds}） "
-                       f"(area: the re-partitioned community does not tile exactly: {kinds})", field="area")
+        raise Conflict(f"area: the re-partitioned community does not tile exactly: {kinds}", field="area",
+                       zh=f"区域：重新划分后的社区 {community.code} 未能精确拼合（{kinds}）。")
 
 
 def partition(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,

@@ -32,14 +32,15 @@ def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, 
     """File a patrol report at most once per Idempotency-Key; returns (case, created)."""
     workflow.require_role(actor.user, actor.role, ("worker",), "send a patrol report (grid workers do)")
     if actor.staff_id is None:
-        raise InvalidInput("staff_id: say which worker reports", field="staff_id")
+        raise InvalidInput("staff_id: say which worker reports", field="staff_id", zh="人员：请注明由哪位网格员上报。")
     if not new.category:
         raise InvalidInput("category: a patrol report names its category (see GET /api/v1/categories)",
-                           field="category")
+                           field="category", zh="事项类别：巡查上报须注明事项类别（见 GET /api/v1/categories）。")
     with sessionmaker() as session:
         own = set(session.scalars(sa.select(StaffArea.area_code).where(StaffArea.staff_id == actor.staff_id)))
     if not own:
-        raise workflow.Forbidden(f"staff_id: staff {actor.staff_id} serves no grid", field="staff_id")
+        raise workflow.Forbidden(f"staff_id: staff {actor.staff_id} serves no grid", field="staff_id",
+                                 zh=f"人员：编号 {actor.staff_id} 的人员不负责任何网格。")
     new = dataclasses.replace(new, source="patrol", reported_by_staff_id=actor.staff_id)
 
     def then(session, case) -> None:
@@ -51,8 +52,12 @@ def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, 
             where = (f"to department {case.department_id} (a component: its owner first)" if case.department_id
                      else f"to staff {case.assignee_id}, the worker of grid {case.grid_code}" if case.grid_code
                      else "nowhere: it lies in no grid")
+            where_zh = (f"部门 {case.department_id}（部件类案件先交其权属单位）" if case.department_id
+                        else f"网格 {case.grid_code} 的网格员（人员编号 {case.assignee_id}）" if case.grid_code
+                        else "无处可派（不在任何网格内）")
             raise InvalidInput(f"handled_on_spot: this case goes {where}, not to you; report it without "
-                               "handled_on_spot", field="handled_on_spot")
+                               "handled_on_spot", field="handled_on_spot",
+                               zh=f"即报即处：此案件应交{where_zh}，不归您处置；请不勾选即报即处再上报。")
         at = now or dt.datetime.now(dt.timezone.utc)
         workflow.act(session, case.id, "accept", actor, version=case.version, calendar=calendar, now=at)
         workflow.act(session, case.id, "handle", actor, version=case.version, calendar=calendar, now=at,

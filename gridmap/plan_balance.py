@@ -61,8 +61,8 @@ class Unit:
 def _area_of(session: Session, generation_id: int, code: str) -> Area:
     area = session.scalars(sa.select(Area).where(Area.generation_id == generation_id, Area.code == code)).first()
     if area is None:
-        raise NotFound(f"area：第 {generation_id} 版边界中没有编码为 {code!r} 的区域 "
-                       f"(no area has code {code!r} in generation {generation_id})", field="area")
+        raise NotFound(f"area: no area has code {code!r} in generation {generation_id}", field="area",
+                       zh=f"区域：第 {generation_id} 版边界中没有编码为 {code!r} 的区域。")
     return area
 
 
@@ -106,14 +106,16 @@ def units_under(session: Session, generation_id: int, area_code: str, level: str
 def _check_level(area: Area, level: str | None) -> str:
     finer = [lv for lv in UNIT_LEVELS if LEVELS.index(lv) > LEVELS.index(area.level)]
     if not finer:
-        raise InvalidInput(f"area：{area.code} 是{'微网格' if area.level == 'microgrid' else '网格'}，"
-                           f"请选择街道、社区或网格 (area {area.code} is a {area.level}; choose a sub-district, "
-                           "community or grid)", field="area")
+        raise InvalidInput(f"area {area.code} is a {area.level}; choose a sub-district, community or grid",
+                           field="area",
+                           zh=f"区域：{area.code} 是{('微网格' if area.level == 'microgrid' else '网格')}，"
+                              "请选择街道、社区或网格。")
     if level is None:
         return finer[0]
     if level not in finer:
-        raise InvalidInput(f"level：{area.code} 之下可选 {'、'.join(finer)} (level: under a {area.level} the units may "
-                           f"be {' or '.join(finer)}, not {level!r})", field="level")
+        raise InvalidInput(f"level: under a {area.level} the units may be {' or '.join(finer)}, not {level!r}",
+                           field="level",
+                           zh=f"层级：{area.code} 之下可选 {'、'.join(finer)}。")
     return level
 
 
@@ -253,8 +255,8 @@ def balance(session: Session, generation_id: int, area_code: str, level: str | N
     generation: a GeoJSON FeatureCollection with one feature per unit, and the household norm (the mean of the
     units and the tolerance of the deviation)."""
     if not 0 < tolerance < 1:
-        raise InvalidInput(f"tolerance：应为 0 到 1 之间的小数 (tolerance must be a fraction between 0 and 1, "
-                           f"not {tolerance})", field="tolerance")
+        raise InvalidInput(f"tolerance must be a fraction between 0 and 1, not {tolerance}",
+                           field="tolerance", zh="容差：应为 0 到 1 之间的小数。")
     gen = get_generation(session, generation_id)
     root = _area_of(session, gen.id, area_code)
     level = _check_level(root, level)

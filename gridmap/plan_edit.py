@@ -72,7 +72,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gridmap import _spatial, codes as gcodes, crs as gcrs
-from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.errors import Conflict, InvalidInput, NotFound, field_zh
 from gridmap.tables import LEVEL_NAMES_ZH, Area, Generation, Place, PlanEdit
 from gridmap.topology import allocate, as_multipolygon
 
@@ -119,55 +119,63 @@ def _zh(level: str) -> str:
 def _lonlat(value, name: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise InvalidInput(f"{name}：应为 [经度, 纬度] 两个数 ({name} must be [lon, lat])", field=name)
+        raise InvalidInput(f"{name} must be [lon, lat]", field=name,
+                           zh=f"{field_zh(name)}：应为 [经度, 纬度] 两个数。")
     lon, lat = float(value[0]), float(value[1])
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InvalidInput(f"{name}：{value!r} 不是有效的经纬度 (not a longitude/latitude pair in range)", field=name)
+        raise InvalidInput(f"{name}: not a longitude/latitude pair in range", field=name,
+                           zh=f"{field_zh(name)}：{value!r} 不是有效的经纬度。")
     return lon, lat
 
 
 def _line(value, name: str = "line") -> LineString:
     if not isinstance(value, dict) or value.get("type") != "LineString" or not isinstance(
             value.get("coordinates"), (list, tuple)):
-        raise InvalidInput(f"{name}：应为 GeoJSON LineString (a GeoJSON LineString in WGS84)", field=name)
+        raise InvalidInput(f"{name}: a GeoJSON LineString in WGS84", field=name,
+                           zh=f"{field_zh(name)}：应为 GeoJSON LineString。")
     coords = value["coordinates"]
     if not 2 <= len(coords) <= MAX_LINE_POINTS:
-        raise InvalidInput(f"{name}：应有 2–{MAX_LINE_POINTS} 个点，实为 {len(coords)} 个 "
-                           f"(2 to {MAX_LINE_POINTS} points)", field=name)
+        raise InvalidInput(f"{name}: 2 to {MAX_LINE_POINTS} points", field=name,
+                           zh=f"{field_zh(name)}：应有 2–{MAX_LINE_POINTS} 个点，实为 {len(coords)} 个。")
     points = [_lonlat(c[:2] if isinstance(c, (list, tuple)) and len(c) == 3 else c, name) for c in coords]
     line = LineString(points)
     if line.length == 0:
-        raise InvalidInput(f"{name}：线的长度为零 (the line has no length)", field=name)
+        raise InvalidInput(f"{name}: the line has no length", field=name,
+                           zh=f"{field_zh(name)}：线的长度为零。")
     if not line.is_simple:
-        raise InvalidInput(f"{name}：线不能自相交 (the line must not cross itself)", field=name)
+        raise InvalidInput(f"{name}: the line must not cross itself", field=name,
+                           zh=f"{field_zh(name)}：线不能自相交。")
     return line
 
 
 def _code_list(value, name: str = "codes", *, least: int = 1) -> list[str]:
     if not isinstance(value, list) or not least <= len(value) <= MAX_CODES or not all(
             isinstance(c, str) and 1 <= len(c) <= 24 for c in value):
-        raise InvalidInput(f"{name}：应为 {least}–{MAX_CODES} 个区域编码的列表 (a list of {least} to {MAX_CODES} "
-                           "area codes)", field=name)
+        raise InvalidInput(f"{name}: a list of {least} to {MAX_CODES} area codes", field=name,
+                           zh=f"{field_zh(name)}：应为 {least}–{MAX_CODES} 个区域编码的列表。")
     if len(set(value)) != len(value):
-        raise InvalidInput(f"{name}：编码重复 (codes must not repeat)", field=name)
+        raise InvalidInput(f"{name}: codes must not repeat", field=name, zh=f"{field_zh(name)}：编码重复。")
     return list(value)
 
 
 def _code(value, name: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 24:
-        raise InvalidInput(f"{name}：应为区域编码（1–24 个字符）(an area code)", field=name)
+        raise InvalidInput(f"{name}: an area code", field=name,
+                           zh=f"{field_zh(name)}：应为区域编码（1–24 个字符）。")
     return value
 
 
 def _only(op: dict, allowed: set[str], optional: frozenset[str] = frozenset()) -> None:
     extra = sorted(set(op) - allowed - optional - {"op"})
     if extra:
-        raise InvalidInput(f"{extra[0]}：操作 {op.get('op')} 不接受此字段；可用字段：{', '.join(sorted(allowed))} "
-                           f"(unknown field for this operation)", field=extra[0])
+        raise InvalidInput(f"{extra[0]}: unknown field for operation {op.get('op')}; accepted: "
+                           f"{', '.join(sorted(allowed))}", field=extra[0],
+                           zh=f"{extra[0]}：操作 {op.get('op')} 不接受此字段；可用字段："
+                              f"{', '.join(sorted(allowed))}。")
     missing = sorted(k for k in allowed if k not in op)
     if missing:
-        raise InvalidInput(f"{missing[0]}：操作 {op.get('op')} 须有此字段 (required for this operation)",
-                           field=missing[0])
+        raise InvalidInput(f"{missing[0]}: required for this operation",
+                           field=missing[0], zh=f"{field_zh(missing[0])}：操作 {op.get('op')} 须有此字段。")
 
 
 # -- the draft as an edit sees it ----------------------------------------------------------------------------------
@@ -210,8 +218,8 @@ class _Work:
                                                          Area.code == code)).first()
         if row is None:
             name = name or self.field
-            raise NotFound(f"{name}：草稿 {self.gen.id} 中没有编码为 {code!r} 的区域 (no area {code!r} in draft "
-                           f"{self.gen.id})", field=name)
+            raise NotFound(f"{name}: no area {code!r} in draft {self.gen.id}", field=name,
+                           zh=f"{field_zh(name)}：草稿 {self.gen.id} 中没有编码为 {code!r} 的区域。")
         return row
 
     def leaf(self, code: str, name: str | None = None) -> _Leaf:
@@ -220,8 +228,8 @@ class _Work:
         row = self.area(code, name)
         if not row.is_leaf:
             name = name or self.field
-            raise InvalidInput(f"{name}：{code} 是{_zh(row.level)}，不是最底层网格；请编辑其下级 ({code} is not a "
-                               "leaf)", field=name)
+            raise InvalidInput(f"{name}: {code} is not a leaf", field=name,
+                               zh=f"{field_zh(name)}：{code} 是{_zh(row.level)}，不是最底层网格；请编辑其下级。")
         return self._add(row)
 
     def near(self, geom: BaseGeometry, distance: float = 2 * NEAR_DEG) -> list[_Leaf]:
@@ -289,17 +297,18 @@ def _op_split(w: _Work, op: dict) -> None:
     grown = shapely.buffer(leaf.geom, NEAR_DEG, quad_segs=2)
     cut = shapely.intersection(line, grown)
     if cut.is_empty or not shapely.intersects(line, leaf.geom):
-        raise InvalidInput(f"line：划线没有经过{_zh(leaf.level)} {code} (the line does not cross {code})",
-                           field="line")
+        raise InvalidInput(f"line: the line does not cross {code}",
+                           field="line", zh=f"划线：划线没有经过{_zh(leaf.level)} {code}。")
     owners = [leaf] + [n for n in w.near(leaf.geom) if n.code != code]
     faces = _faces(owners, cut)
     pieces = faces[code]
     if len(pieces) != 2:
-        raise InvalidInput(f"line：划线应把 {code} 恰好分成两块，实为 {len(pieces)} 块；线须从该网格外画到网格外 "
-                           f"(the line must cut {code} in exactly two pieces, it gives {len(pieces)})", field="line")
+        raise InvalidInput(f"line: the line must cut {code} in exactly two pieces, it gives {len(pieces)}",
+                           field="line",
+                           zh=f"划线：划线应把 {code} 恰好分成两块，实为 {len(pieces)} 块；线须从该网格外画到网格外。")
     if min(_approx_m2(p) for p in pieces) < MIN_PIECE_M2:
-        raise InvalidInput(f"line：划线切出的一块小于 {MIN_PIECE_M2:g} m² (a piece would be under "
-                           f"{MIN_PIECE_M2:g} m²)", field="line")
+        raise InvalidInput(f"line: a piece would be under {MIN_PIECE_M2:g} m²",
+                           field="line", zh=f"划线：划线切出的一块小于 {MIN_PIECE_M2:g} m²。")
     for other in owners[1:]:
         _set_geom(other, _union(faces[other.code]))
     parent = w.session.get(Area, leaf.parent_id)
@@ -329,13 +338,15 @@ def _op_merge(w: _Work, op: dict) -> None:
     codes = _code_list(op["codes"], least=2)
     leaves = [w.leaf(c, "codes") for c in codes]
     if len({leaf.parent_id for leaf in leaves}) != 1:
-        raise InvalidInput("codes：只能合并同一上级下的网格 (the leaves must have the same parent)", field="codes")
+        raise InvalidInput("codes: the leaves must have the same parent", field="codes",
+                           zh="编码：只能合并同一上级下的网格。")
     if not _connected([leaf.geom for leaf in leaves]):
-        raise InvalidInput("codes：要合并的网格须彼此相邻（有公共边）(the leaves must be adjacent: share edges)",
-                           field="codes")
+        raise InvalidInput("codes: the leaves must be adjacent: share edges",
+                           field="codes", zh="编码：要合并的网格须彼此相邻（有公共边）。")
     merged = _union([leaf.geom for leaf in leaves])
     if _parts(merged) > sum(_parts(leaf.geom) for leaf in leaves):
-        raise InvalidInput("codes：合并结果不连通 (the merged leaf would not be contiguous)", field="codes")
+        raise InvalidInput("codes: the merged leaf would not be contiguous", field="codes",
+                           zh="编码：合并结果不连通。")
     parent = w.session.get(Area, leaves[0].parent_id)
     for leaf in leaves:
         w.remove(leaf.code)
@@ -365,10 +376,11 @@ def _op_move_vertex(w: _Work, op: dict) -> None:
             if d[i] < best_d:
                 best, best_d = (float(xy[i, 0]), float(xy[i, 1])), float(d[i])
     if best is None or best_d * M_PER_DEG > SNAP_M:
-        raise InvalidInput(f"from：{SNAP_M:g} 米内没有网格顶点 (no vertex within {SNAP_M:g} m of from)",
-                           field="from")
+        raise InvalidInput(f"from: no vertex within {SNAP_M:g} m of from",
+                           field="from", zh=f"起始：{SNAP_M:g} 米内没有网格顶点。")
     if math.hypot((dst[0] - best[0]) * math.cos(math.radians(dst[1])), dst[1] - best[1]) == 0:
-        raise InvalidInput("to：新位置与原顶点相同 (to is the vertex itself)", field="to")
+        raise InvalidInput("to is the vertex itself", field="to",
+                           zh="目标：新位置与原顶点相同。")
     vertex = Point(best)
     movers = [leaf for leaf in w.near(vertex, 1e-9) if any(
         (x == best[0] and y == best[1]) for x, y in _vertices(leaf.geom))]
@@ -382,8 +394,8 @@ def _op_move_vertex(w: _Work, op: dict) -> None:
     for leaf in movers:
         moved = shapely.transform(leaf.geom, move)
         if not shapely.is_valid(moved):
-            raise InvalidInput(f"to：移动后 {leaf.code} 的边界自相交或无效（{shapely.is_valid_reason(moved)}）"
-                               f"(the move makes {leaf.code} invalid)", field="to")
+            raise InvalidInput(f"to: the move makes {leaf.code} invalid", field="to",
+                               zh=f"目标：移动后 {leaf.code} 的边界自相交或无效（{shapely.is_valid_reason(moved)}）。")
         leaf.geom = as_multipolygon(moved)
     w.near(Point(dst), SNAP_M / M_PER_DEG)  # leaves near the new place are checked with the others
 
@@ -400,13 +412,14 @@ def _op_move_edge(w: _Work, op: dict) -> None:
     _only(op, {"codes", "line"})
     codes = _code_list(op["codes"], least=2)
     if len(codes) != 2:
-        raise InvalidInput("codes：应为共用这条边的两个网格编码 (exactly the two leaves that share the edge)",
-                           field="codes")
+        raise InvalidInput("codes: exactly the two leaves that share the edge",
+                           field="codes", zh="编码：应为共用这条边的两个网格编码。")
     line = _line(op["line"])
     a, b = (w.leaf(c, "codes") for c in codes)
     chains = _shared_chain(a, b)
     if not chains:
-        raise InvalidInput(f"codes：{a.code} 与 {b.code} 没有公共边 (they share no edge)", field="codes")
+        raise InvalidInput(f"codes: {a.code} and {b.code} share no edge", field="codes",
+                           zh=f"编码：{a.code} 与 {b.code} 没有公共边。")
     first, last = Point(line.coords[0]), Point(line.coords[-1])
     tol = SNAP_M / M_PER_DEG
     chosen = None
@@ -419,17 +432,19 @@ def _op_move_edge(w: _Work, op: dict) -> None:
         elif ends[1].distance(first) <= tol and ends[0].distance(last) <= tol:
             chosen = (chain, ends[1], ends[0])
     if chosen is None:
-        raise InvalidInput(f"line：新边须起止于 {a.code} 与 {b.code} 公共边的两个端点（{SNAP_M:g} 米内）(the line "
-                           "must start and end at the shared edge's end points)", field="line")
+        raise InvalidInput("line: the line must start and end at the shared edge's end points", field="line",
+                           zh=f"划线：新边须起止于 {a.code} 与 {b.code} 公共边的两个端点（{SNAP_M:g} 米内）。")
     _, start, end = chosen
     course = LineString([start.coords[0], *line.coords[1:-1], end.coords[0]])
     if not course.is_simple:
-        raise InvalidInput("line：线不能自相交 (the line must not cross itself)", field="line")
+        raise InvalidInput("line: the line must not cross itself", field="line",
+                           zh="划线：线不能自相交。")
     both = _union([a.geom, b.geom])
     touching = shapely.intersection(course, shapely.boundary(both))
     if not shapely.equals(touching, shapely.MultiPoint([start, end])) or not shapely.covers(both, course):
-        raise InvalidInput(f"line：新边须在 {a.code} 与 {b.code} 之内，只在两端碰到它们的外边界 (the line must stay "
-                           "inside the two leaves, touching their outline only at its ends)", field="line")
+        raise InvalidInput("line: the line must stay inside the two leaves, touching their outline only at its ends",
+                           field="line",
+                           zh=f"划线：新边须在 {a.code} 与 {b.code} 之内，只在两端碰到它们的外边界。")
     faces = [f for f in shapely.get_parts(shapely.polygonize(shapely.get_parts(
         shapely.union_all([shapely.boundary(both), course])))) if shapely.covers(both, f.point_on_surface())]
     to_a, to_b = [], []
@@ -438,12 +453,14 @@ def _op_move_edge(w: _Work, op: dict) -> None:
          else to_b).append(face)
     new_a, new_b = _union(to_a), _union(to_b)
     if new_a.is_empty or new_b.is_empty:
-        raise InvalidInput("line：新边会让其中一个网格消失 (the line would leave one leaf with nothing)",
-                           field="line")
+        raise InvalidInput("line: the line would leave one leaf with nothing",
+                           field="line", zh="划线：新边会让其中一个网格消失。")
     if _same(new_a, a.geom):
-        raise InvalidInput("line：新边与原边相同 (the line is the edge as it is)", field="line")
+        raise InvalidInput("line: the line is the edge as it is", field="line",
+                           zh="划线：新边与原边相同。")
     if _parts(new_a) > max(_parts(a.geom), 1) or _parts(new_b) > max(_parts(b.geom), 1):
-        raise InvalidInput("line：新边会使网格不连通 (a leaf would fall into separate parts)", field="line")
+        raise InvalidInput("line: a leaf would fall into separate parts", field="line",
+                           zh="划线：新边会使网格不连通。")
     a.geom, b.geom = new_a, new_b
 
 
@@ -468,30 +485,35 @@ def _op_reassign(w: _Work, op: dict) -> None:
         _only(op, {"compound", "to"})
         cid = op["compound"]
         if not isinstance(cid, int) or isinstance(cid, bool) or not 1 <= cid <= 2**31 - 1:
-            raise InvalidInput("compound：应为小区的编号（正整数）(a compound id)", field="compound")
+            raise InvalidInput("compound: a compound id", field="compound",
+                               zh="小区：应为小区的编号（正整数）。")
         compound = w.session.get(Place, cid)
         if compound is None or compound.kind != "compound":
-            raise NotFound(f"compound：没有编号为 {cid} 的小区 (no compound {cid})", field="compound")
+            raise NotFound(f"compound: no compound {cid}", field="compound",
+                           zh=f"小区：没有编号为 {cid} 的小区。")
         ids = set(w.session.scalars(sa.select(Place.id).where(Place.kind == "building", Place.parent_id == cid)))
         if not ids:
-            raise InvalidInput(f"compound：小区 {cid} 没有楼栋 (the compound has no buildings)", field="compound")
+            raise InvalidInput(f"compound: compound {cid} has no buildings", field="compound",
+                               zh=f"小区：小区 {cid} 没有楼栋。")
         name = "compound"
     else:
         _only(op, {"places", "to"})
         places = op["places"]
         if not isinstance(places, list) or not 1 <= len(places) <= MAX_PLACES or not all(
                 isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 2**31 - 1 for p in places):
-            raise InvalidInput(f"places：应为 1–{MAX_PLACES} 个楼栋或小区编号 (a list of building or compound ids)",
-                               field="places")
+            raise InvalidInput(f"places: a list of 1 to {MAX_PLACES} building or compound ids",
+                               field="places", zh=f"楼栋或小区：应为 1–{MAX_PLACES} 个楼栋或小区编号。")
         rows = w.session.execute(sa.select(Place.id, Place.kind).where(Place.id.in_(places))).all()
         kinds = dict(rows)
         missing = [p for p in places if p not in kinds]
         if missing:
-            raise NotFound(f"places：没有编号为 {missing[0]} 的地点 (no place {missing[0]})", field="places")
+            raise NotFound(f"places: no place {missing[0]}", field="places",
+                           zh=f"楼栋或小区：没有编号为 {missing[0]} 的地点。")
         wrong = [p for p in places if kinds[p] not in ("building", "compound")]
         if wrong:
-            raise InvalidInput(f"places：{wrong[0]} 不是楼栋或小区 (only buildings and compounds can be painted)",
-                               field="places")
+            raise InvalidInput(f"places: {wrong[0]} is not a building or compound; only buildings and compounds can "
+                               "be painted",
+                               field="places", zh=f"楼栋或小区：{wrong[0]} 不是楼栋或小区。")
         ids = {p for p in places if kinds[p] == "building"}
         compounds = [p for p in places if kinds[p] == "compound"]
         if compounds:
@@ -509,16 +531,16 @@ def _op_reassign(w: _Work, op: dict) -> None:
             if hit and leaf.code != target.code:
                 by_source.setdefault(leaf.code, set()).add(pid)
     if not by_source:
-        raise InvalidInput(f"{name}：所选楼栋已在 {target.code} 中 (the buildings are in {target.code} already)",
-                           field=name)
+        raise InvalidInput(f"{name}: the buildings are in {target.code} already",
+                           field=name, zh=f"{field_zh(name)}：所选楼栋已在 {target.code} 中。")
     todo = dict(by_source)
     while todo:
         # the sources next to the target (as it grows) first; one that never touches it is refused
         ready = sorted(c for c in todo if _adjacent(w.leaves[c].geom, target.geom))
         if not ready:
             first = sorted(todo)[0]
-            raise InvalidInput(f"to：{target.code} 与楼栋所在的 {first} 不相邻 (to must be a neighbour of {first}, "
-                               "where the buildings are)", field="to")
+            raise InvalidInput(f"to must be a neighbour of {first}, where the buildings are", field="to",
+                               zh=f"目标：{target.code} 与楼栋所在的 {first} 不相邻。")
         source_code = ready[0]
         chosen = todo.pop(source_code)
         source = w.leaves[source_code]
@@ -531,12 +553,13 @@ def _op_reassign(w: _Work, op: dict) -> None:
             if siblings - w.removed - {source_code} == set() and not any(
                     leaf.parent_id == source.parent_id and leaf.row is None for leaf in w.leaves.values()):
                 parent = w.session.get(Area, source.parent_id)
-                raise InvalidInput(f"{name}：这会把{_zh(parent.level)} {parent.code} 的楼栋全部移走，使它没有下级；请改用"
-                                   f"合并或移动整个网格 (it would empty {parent.code})", field=name)
+                raise InvalidInput(f"{name}: it would empty {parent.code}", field=name,
+                                   zh=f"{field_zh(name)}：这会把{_zh(parent.level)} {parent.code} 的楼栋全部移走，"
+                                      "使它没有下级；请改用合并或移动整个网格。")
             merged = _union([target.geom, source.geom])
             if _parts(merged) > max(_parts(target.geom), 1):
-                raise InvalidInput(f"{name}：这些楼栋的范围与 {target.code} 不相连 (the painted region would not be "
-                                   f"contiguous with {target.code})", field=name)
+                raise InvalidInput(f"{name}: the painted region would not be contiguous with {target.code}", field=name,
+                                   zh=f"{field_zh(name)}：这些楼栋的范围与 {target.code} 不相连。")
             target.geom = merged
             w.remove(source_code)
             continue
@@ -554,14 +577,14 @@ def _op_reassign(w: _Work, op: dict) -> None:
             _set_geom(other, _union(geoms))
         new_source = _union(kept)
         if new_source.is_empty:
-            raise InvalidInput(f"{name}：这会把 {source_code} 整个移走；请改用合并 (it would empty {source_code})",
-                               field=name)
+            raise InvalidInput(f"{name}: it would empty {source_code}",
+                               field=name, zh=f"{field_zh(name)}：这会把 {source_code} 整个移走；请改用合并。")
         if _parts(new_source) > max(_parts(w.old[source_code]), 1):
-            raise InvalidInput(f"{name}：移走这些楼栋后 {source_code} 会断成几块 (it would split {source_code} into "
-                               "separate parts)", field=name)
+            raise InvalidInput(f"{name}: it would split {source_code} into separate parts", field=name,
+                               zh=f"{field_zh(name)}：移走这些楼栋后 {source_code} 会断成几块。")
         if _parts(target.geom) > max(_parts(w.old.get(target.code, target.geom)), 1):
-            raise InvalidInput(f"{name}：这些楼栋的范围与 {target.code} 不相连 (the painted region would not be "
-                               f"contiguous with {target.code})", field=name)
+            raise InvalidInput(f"{name}: the painted region would not be contiguous with {target.code}", field=name,
+                               zh=f"{field_zh(name)}：这些楼栋的范围与 {target.code} 不相连。")
         source.geom = new_source
 
 
@@ -572,19 +595,20 @@ def _reassign_leaves(w: _Work, op: dict) -> None:
     parent = w.area(_code(op["to"], "to"), "to")
     old_parents = {w.session.get(Area, leaf.parent_id) for leaf in leaves}
     if any(p.level != parent.level for p in old_parents):
-        raise InvalidInput(f"to：{parent.code} 是{_zh(parent.level)}，应与这些网格原来的上级同级 (to must be of the "
-                           "level of their parent)", field="to")
+        raise InvalidInput("to must be of the level of their parent", field="to",
+                           zh=f"目标：{parent.code} 是{_zh(parent.level)}，应与这些网格原来的上级同级。")
     if any(p.id == parent.id for p in old_parents):
-        raise InvalidInput(f"to：这些网格已属于 {parent.code} (they belong to {parent.code} already)", field="to")
+        raise InvalidInput(f"to: they belong to {parent.code} already", field="to",
+                           zh=f"目标：这些网格已属于 {parent.code}。")
     parent_geom = to_shape(parent.geom)
     if not _connected([parent_geom, *[leaf.geom for leaf in leaves]]):
-        raise InvalidInput(f"to：{parent.code} 与所移网格不相邻 (to must be adjacent to the leaves moved)",
-                           field="to")
+        raise InvalidInput("to must be adjacent to the leaves moved",
+                           field="to", zh=f"目标：{parent.code} 与所移网格不相邻。")
     for old_parent in old_parents:
         kids = w.session.scalars(sa.select(Area.code).where(Area.parent_id == old_parent.id)).all()
         if set(kids) <= set(codes):
-            raise InvalidInput(f"codes：这会让 {old_parent.code} 没有下级；请改用合并 (it would empty "
-                               f"{old_parent.code})", field="codes")
+            raise InvalidInput(f"codes: it would empty {old_parent.code}", field="codes",
+                               zh=f"编码：这会让 {old_parent.code} 没有下级；请改用合并。")
     new = gcodes.new_codes(w.session, parent.code, leaves[0].level, len(leaves), w.gen.id)
     for leaf, code in zip(leaves, new):
         w.recoded[leaf.code] = code
@@ -596,7 +620,8 @@ def _op_lock(w: _Work, op: dict) -> None:
     _only(op, {"codes", "locked"})
     codes = _code_list(op["codes"])
     if not isinstance(op["locked"], bool):
-        raise InvalidInput("locked：应为 true 或 false (true or false)", field="locked")
+        raise InvalidInput("locked: true or false", field="locked",
+                           zh="锁定：应为 true 或 false。")
     for code in codes:
         row = w.area(code, "codes")
         if row.locked != op["locked"]:
@@ -641,8 +666,9 @@ def _current(session: Session, gen_id: int, rows: list[dict]) -> None:
         a = stored.get(r["id"])
         if a is None or a.generation_id != gen_id or a.code != r["code"] or _wkb(to_shape(a.geom)) != r["wkb"] \
                 or bool(a.locked) != r["locked"]:
-            raise Conflict(f"generation：草稿 {gen_id} 中的 {r['code']} 在此编辑之后被别的方式改过，无法撤销或重做 "
-                           f"({r['code']} was changed outside the edit log; cannot undo or redo)", field="generation")
+            raise Conflict(f"generation: {r['code']} was changed outside the edit log; cannot undo or redo",
+                           field="generation",
+                           zh=f"边界版本：草稿 {gen_id} 中的 {r['code']} 在此编辑之后被别的方式改过，无法撤销或重做。")
 
 
 # -- applying an edit ----------------------------------------------------------------------------------------------
@@ -662,15 +688,16 @@ def _draft(session: Session, generation_id: int) -> Generation:
                     .values(status=Generation.status).execution_options(synchronize_session=False))
     gen = get_generation(session, generation_id)
     if gen.status != "draft":
-        raise Conflict(f"generation：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以编辑 (generation "
-                       f"{gen.id} is {gen.status}; only drafts can be edited)", field="generation")
+        raise Conflict(f"generation {gen.id} is {gen.status}; only drafts can be edited", field="generation",
+                       zh=f"边界版本：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以编辑。")
     return gen
 
 
 def apply(session: Session, generation_id: int, op: dict, actor: str | None = None) -> dict:
     """Apply one edit to a draft and log it; returns the EditResult. Nothing is stored when it raises."""
     if not isinstance(op, dict) or op.get("op") not in OPS:
-        raise InvalidInput(f"op：应为 {', '.join(OPS)} 之一 (op must be one of {', '.join(OPS)})", field="op")
+        raise InvalidInput(f"op must be one of {', '.join(OPS)}", field="op",
+                           zh=f"编辑操作：应为 {', '.join(OPS)} 之一。")
     gen = _draft(session, generation_id)
     w = _Work(session, gen, _FIELD[op["op"]])
     _OPS[op["op"]](w, op)
@@ -707,8 +734,8 @@ def _renode(w: _Work, given: list[_Leaf], new: dict[str, BaseGeometry], rule, fi
     for o in owners:
         _set_geom(o, _union(out[o.code]))
         if o.geom.is_empty:
-            raise InvalidInput(f"{field_name}：{after_zh} {o.code} 没有剩下任何范围 (nothing would be left of {o.code})",
-                               field=field_name)
+            raise InvalidInput(f"{field_name}: nothing would be left of {o.code}",
+                               field=field_name, zh=f"{field_zh(field_name)}：{after_zh} {o.code} 没有剩下任何范围。")
 
 
 def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], actor: str | None = None) -> dict:
@@ -723,8 +750,8 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
         if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or not shapely.is_valid(geom):
             reason = shapely.is_valid_reason(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else \
                 geom.geom_type
-            raise InvalidInput(f"geometry：{code} 应为有效的多边形（{reason}）(must be a valid polygon)",
-                               field="geometry")
+            raise InvalidInput("geometry: must be a valid polygon",
+                               field="geometry", zh=f"几何图形：{code} 应为有效的多边形（{reason}）。")
         given.append(leaf)
     new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
     redrawn = set(new)
@@ -736,21 +763,28 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
             if not in_old:
                 return None  # outside: another leaf's enclave, or beyond the district
             if m2 > NOISE_M2:
-                raise InvalidInput(f"geometry：重画后留下 {m2:.2f} m² 的空隙（在 {face.representative_point().wkt}）；"
-                                   "所给网格合起来须与原来覆盖的范围完全一致 (the redrawn leaves leave a gap; together "
-                                   "they must cover exactly what they covered before)", field="geometry")
+                raise InvalidInput(f"geometry: the redrawn leaves leave a gap of {m2:.2f} m² (at "
+                                   f"{face.representative_point().wkt}); together they must cover exactly what "
+                                   "they covered before", field="geometry",
+                                   zh=f"几何图形：重画后留下 {m2:.2f} m² 的空隙（在 "
+                                      f"{face.representative_point().wkt}）；"
+                                      "所给网格合起来须与原来覆盖的范围完全一致。")
             near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
             return _longest_edge(near or owners, face)
         if len(holders) > 1 and m2 > NOISE_M2:
             mine = sorted(o.code for o in holders if o.code in redrawn) or sorted(o.code for o in holders)
             rest = sorted(o.code for o in holders if o.code != mine[0])
-            raise InvalidInput(f"geometry：{mine[0]} 与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
-                               f"{face.representative_point().wkt}）(overlaps {', '.join(rest)})",
-                               field="geometry")
+            raise InvalidInput(f"geometry: {mine[0]} overlaps {', '.join(rest)} by {m2:.2f} m² (at "
+                               f"{face.representative_point().wkt})",
+                               field="geometry",
+                               zh=f"几何图形：{mine[0]} 与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
+                                  f"{face.representative_point().wkt}）。")
         if not in_old and all(o.code in redrawn for o in holders):
             if m2 > NOISE_M2:
-                raise InvalidInput(f"geometry：重画的网格超出了原来的范围 {m2:.2f} m²；所给网格合起来须与原来覆盖的范围完全"
-                                   "一致 (the redrawn leaves reach beyond what they covered before)", field="geometry")
+                raise InvalidInput(f"geometry: the redrawn leaves reach {m2:.2f} m² beyond what they covered before",
+                                   field="geometry",
+                                   zh=f"几何图形：重画的网格超出了原来的范围 {m2:.2f} m²；"
+                                      "所给网格合起来须与原来覆盖的范围完全一致。")
             return None  # rounding beyond the old outline: dropped
         return _deepest(holders, point)
 
@@ -849,21 +883,23 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
     if not changed and not removed_rows and not w.toggled:
         if noop_ok:
             return _result(w.session, w.gen.id, None, op_name, [], [])
-        raise InvalidInput(f"{w.field}：此编辑不会改变任何区域 (the edit changes nothing)", field=w.field)
+        raise InvalidInput(f"{w.field}: the edit changes nothing", field=w.field,
+                           zh=f"{field_zh(w.field)}：此编辑不会改变任何区域。")
     # validity, and an exact coverage among the changed leaves and every leaf next to them
     for leaf in changed.values():
         if leaf.geom.is_empty or not shapely.is_valid(leaf.geom):
             reason = "empty" if leaf.geom.is_empty else shapely.is_valid_reason(leaf.geom)
-            raise InvalidInput(f"{w.field}：编辑后 {leaf.code} 的几何无效（{reason}）(the edit would make "
-                               f"{leaf.code} invalid)", field=w.field)
+            raise InvalidInput(f"{w.field}: the edit would make {leaf.code} invalid", field=w.field,
+                               zh=f"{field_zh(w.field)}：编辑后 {leaf.code} 的几何无效（{reason}）。")
     geoms_changed = [leaf for leaf in changed.values() if leaf.row is None or leaf.row.code not in w.recoded
                      or not _same(leaf.geom, w.old[leaf.row.code])]
     if geoms_changed or removed_rows:
         region = shapely.union_all([leaf.geom for leaf in geoms_changed] + [to_shape(r.geom) for r in removed_rows])
         around = w.near(region, 2 * NEAR_DEG)
         if not shapely.coverage_is_valid(np.array([leaf.geom for leaf in around], dtype=object)):
-            raise InvalidInput(f"{w.field}：编辑后网格之间会有重叠或边界不吻合 (the edit would make leaves overlap or "
-                               "their shared edges disagree)", field=w.field)
+            raise InvalidInput(f"{w.field}: the edit would make leaves overlap or their shared edges disagree",
+                               field=w.field,
+                               zh=f"{field_zh(w.field)}：编辑后网格之间会有重叠或边界不吻合。")
     # households and population: each changed source shares its numbers among the leaves that now hold its ground
     sources = [w.leaves[c].row for c in w.removed] + [leaf.row for leaf in geoms_changed if leaf.row is not None]
     dests = geoms_changed
@@ -950,12 +986,13 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
             else:
                 anc_geom_changed.add(aid)
                 if _parts(geom) > max(_parts(old_geom), 1):
-                    raise InvalidInput(f"{w.field}：编辑会使{_zh(row.level)} {row.code} 断成不相连的几块 (the edit "
-                                       f"would split {row.code} into separate parts)", field=w.field)
+                    raise InvalidInput(f"{w.field}: the edit would split {row.code} into separate parts", field=w.field,
+                                       zh=f"{field_zh(w.field)}：编辑会使{_zh(row.level)} {row.code} "
+                                          "断成不相连的几块。")
                 holes = sum(len(p.interiors) for p in geom.geoms)
                 if holes > sum(len(p.interiors) for p in as_multipolygon(old_geom).geoms):
-                    raise InvalidInput(f"{w.field}：编辑会在{_zh(row.level)} {row.code} 中留下空洞 (the edit would "
-                                       f"leave a hole in {row.code})", field=w.field)
+                    raise InvalidInput(f"{w.field}: the edit would leave a hole in {row.code}", field=w.field,
+                                       zh=f"{field_zh(w.field)}：编辑会在{_zh(row.level)} {row.code} 中留下空洞。")
         else:
             geom = old_geom
         new_anc[aid] = (geom, hh, pop)
@@ -982,8 +1019,9 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
                 pid = ancestors[pid].parent_id
         for a in chain:
             if a.locked:
-                raise Conflict(f"{w.field}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级 ({a.code} is locked)",
-                               field=w.field)
+                raise Conflict(f"{w.field}: {a.code} is locked",
+                               field=w.field,
+                               zh=f"{field_zh(w.field)}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级。")
     for r in removed_rows:
         a, chain = r, [r]
         while a.parent_id in ancestors:
@@ -991,8 +1029,9 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
             chain.append(a)
         for a in chain:
             if a.locked:
-                raise Conflict(f"{w.field}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级 ({a.code} is locked)",
-                               field=w.field)
+                raise Conflict(f"{w.field}: {a.code} is locked",
+                               field=w.field,
+                               zh=f"{field_zh(w.field)}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级。")
     # the rows before and after
     measure = {leaf.code: leaf.geom for leaf in dests}
     measure.update({f"#{aid}": new_anc[aid][0] for aid in anc_geom_changed})
@@ -1046,8 +1085,8 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
     try:
         session.flush()
     except sa.exc.IntegrityError:
-        raise Conflict(f"generation：草稿 {gen.id} 同时被另一个编辑修改，请重试 (another edit of the draft came first; "
-                       "retry)", field="generation") from None
+        raise Conflict("generation: another edit of the draft came first; retry",
+                       field="generation", zh=f"边界版本：草稿 {gen.id} 同时被另一个编辑修改，请重试。") from None
     return _result(session, gen.id, seq, op_name, before, after)
 
 
@@ -1059,7 +1098,8 @@ def undo(session: Session, generation_id: int, actor: str | None = None) -> dict
     edit = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(False))
                            .order_by(PlanEdit.seq.desc()).limit(1)).first()
     if edit is None:
-        raise Conflict(f"generation：草稿 {gen.id} 没有可撤销的编辑 (nothing to undo)", field="generation")
+        raise Conflict("generation: nothing to undo", field="generation",
+                       zh=f"边界版本：草稿 {gen.id} 没有可撤销的编辑。")
     before, after = edit.before["rows"], edit.after["rows"]
     _current(session, gen.id, after)
     _write(session, gen.id, after, before)
@@ -1074,7 +1114,8 @@ def redo(session: Session, generation_id: int, actor: str | None = None) -> dict
     edit = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(True))
                            .order_by(PlanEdit.seq).limit(1)).first()
     if edit is None:
-        raise Conflict(f"generation：草稿 {gen.id} 没有可重做的编辑 (nothing to redo)", field="generation")
+        raise Conflict("generation: nothing to redo", field="generation",
+                       zh=f"边界版本：草稿 {gen.id} 没有可重做的编辑。")
     before, after = edit.before["rows"], edit.after["rows"]
     _current(session, gen.id, before)
     _write(session, gen.id, before, after)

@@ -139,9 +139,10 @@ def require(principal: Principal, permission: str) -> None:
     if holds(principal, permission):
         return
     if principal.anonymous:
-        raise Unauthenticated("未登录或登录已过期 (sign in first)", field="credentials")
-    raise Forbidden(f"无权限：{ROLES_ZH.get(principal.role, principal.role)}不能执行此操作 "
-                    f"(role {principal.role} may not {permission})", field="role")
+        raise Unauthenticated("sign in first", field="credentials",
+                              zh="未登录或登录已过期，请先登录。")
+    raise Forbidden(f"role {principal.role} may not {permission}", field="role",
+                    zh=f"无权限：{ROLES_ZH.get(principal.role, principal.role)}不能执行此操作。")
 
 
 # -- areas ---------------------------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def sees_area(principal: Principal, code: str) -> bool:
 def check_area(principal: Principal, code: str, *, inside: bool = False) -> None:
     """Not found unless the area is visible (`inside`: in scope itself, not merely above it)."""
     if not (within(principal, code) if inside else sees_area(principal, code)):
-        raise NotFound(f"area: no area has code {code!r}", field="code")
+        raise NotFound(f"area: no area has code {code!r}", field="code", zh=f"没有编码为 {code!r} 的区域。")
 
 
 def area_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
@@ -229,7 +230,7 @@ def sees_case(principal: Principal, case, department_code: str | None = None) ->
 
 def check_case(principal: Principal, case, department_code: str | None = None) -> None:
     if not sees_case(principal, case, department_code):
-        raise NotFound(f"case id: no case has id {case.id}", field="id")
+        raise NotFound(f"case id: no case has id {case.id}", field="id", zh=f"没有编号为 {case.id} 的案件。")
 
 
 def may_see_contact(principal: Principal, case, department_code: str | None = None) -> bool:

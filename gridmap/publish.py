@@ -42,11 +42,11 @@ import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from sqlalchemy.orm import Session
 
-from gridmap.areas import STAFF_ROLES_ZH, active_generation, load_index
+from gridmap.areas import STAFF_ROLES_EN, STAFF_ROLES_ZH, active_generation, load_index
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex
-from gridmap.tables import (FINISHED_STATES, Area, Case, CaseEvent, Department, Generation, PartyOrg, PartyOrgArea,
-                            Place, PlanAssignment, Staff, StaffArea)
+from gridmap.tables import (FINISHED_STATES, LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Generation, PartyOrg,
+                            PartyOrgArea, Place, PlanAssignment, Staff, StaffArea)
 from gridmap.workcal import CST, china_date
 
 log = logging.getLogger("gridmap.publish")
@@ -54,6 +54,7 @@ log = logging.getLogger("gridmap.publish")
 LOCAL_TZ = CST  # China Standard Time, UTC+8 (no daylight saving)
 UNPUBLISHED = ("draft", "submitted", "approved")
 STATUS_ZH = {"draft": "草稿", "submitted": "已提交", "approved": "已批准待生效", "active": "现行", "retired": "已停用"}
+ORG_KIND_ZH = {"grid_branch": "网格党支部", "building_group": "楼栋党小组"}
 CODE_LEVEL = {6: "district", 9: "subdistrict", 12: "community", 15: "grid", 17: "microgrid", 18: "microgrid"}
 
 
@@ -74,15 +75,15 @@ def local_today(at: dt.datetime | None = None) -> dt.date:
 def _generation(session: Session, generation_id: int) -> Generation:
     gen = session.get(Generation, generation_id)
     if gen is None:
-        raise NotFound(f"generation：没有编号为 {generation_id} 的边界版本 (no generation has id {generation_id})",
-                       field="generation")
+        raise NotFound(f"generation: no generation has id {generation_id}",
+                       field="generation", zh=f"边界版本：没有编号为 {generation_id} 的边界版本。")
     return gen
 
 
-def _status_error(gen: Generation, wanted: str) -> Conflict:
+def _status_error(gen: Generation, wanted_zh: str, wanted_en: str) -> Conflict:
     zh = STATUS_ZH.get(gen.status, gen.status)
-    return Conflict(f"generation：第 {gen.id} 版当前为「{zh}」，{wanted} (generation {gen.id} is {gen.status})",
-                    field="generation")
+    return Conflict(f"generation {gen.id} is {gen.status}; {wanted_en}", field="generation",
+                    zh=f"边界版本：第 {gen.id} 版当前为「{zh}」，{wanted_zh}。")
 
 
 def _active(session: Session) -> Generation | None:
@@ -152,7 +153,8 @@ def _plan(session: Session, generation_id: int) -> tuple[dict[str, int], dict[st
 
 
 def _staff_dict(person: Staff, role: str) -> dict:
-    return {"id": person.id, "name": person.name, "role": role, "role_zh": STAFF_ROLES_ZH.get(role, role)}
+    return {"id": person.id, "name": person.name, "role": role, "role_zh": STAFF_ROLES_ZH.get(role, role),
+            "role_en": STAFF_ROLES_EN.get(role, role)}
 
 
 def _planning_day(active: Generation | None) -> dt.date:
@@ -223,43 +225,50 @@ def put_assignment(session: Session, generation_id: int, area_code: str, branch_
     what its code has now). Staff, when given, replace the code's staff on activation."""
     gen = _generation(session, generation_id)
     if gen.status != "draft":
-        raise _status_error(gen, "只有草稿可以调整支部和人员 (only a draft's assignments can be changed)")
+        raise _status_error(gen, "只有草稿可以调整支部和人员", "only a draft's assignments can be changed")
     area = session.scalars(sa.select(Area).where(Area.generation_id == gen.id, Area.code == area_code)).first()
     if area is None:
-        raise NotFound(f"area_code：第 {gen.id} 版中没有编码为 {area_code} 的区域 (no area {area_code!r} in "
-                       f"generation {gen.id})", field="area_code")
+        raise NotFound(f"area_code: no area {area_code!r} in generation {gen.id}", field="area_code",
+                       zh=f"区域编码：第 {gen.id} 版中没有编码为 {area_code} 的区域。")
     if area.level not in ("grid", "microgrid"):
-        raise InvalidInput(f"area_code：{area_code} 为{area.level}，只能为网格或微网格指定支部和人员 (assignments are "
-                           "for grids and micro-grids)", field="area_code")
+        raise InvalidInput(f"area_code: {area_code} is a {area.level}; assignments are for grids and micro-grids",
+                           field="area_code",
+                           zh=f"区域编码：{area_code} 为{LEVEL_NAMES_ZH.get(area.level, area.level)}，"
+                              "只能为网格或微网格指定支部和人员。")
     if branch_id is not None:
         org = session.get(PartyOrg, branch_id)
         if org is None:
-            raise NotFound(f"branch_id：没有编号为 {branch_id} 的党组织 (no party organisation has id {branch_id})",
-                           field="branch_id")
+            raise NotFound(f"branch_id: no party organisation has id {branch_id}",
+                           field="branch_id", zh=f"党支部：没有编号为 {branch_id} 的党组织。")
         wanted = "grid_branch" if area.level == "grid" else "building_group"
         if org.kind != wanted:
-            raise InvalidInput(f"branch_id：{org.name} 是 {org.kind}，{area_code} 需要 {wanted} (a {area.level} takes "
-                               f"a {wanted})", field="branch_id")
+            raise InvalidInput(f"branch_id: a {area.level} takes a {wanted}", field="branch_id",
+                               zh=f"党支部：{org.name} 是{ORG_KIND_ZH.get(org.kind, org.kind)}，{area_code} "
+                                  f"需要{ORG_KIND_ZH.get(wanted, wanted)}。")
         if org.merge_into_id is not None:
-            raise InvalidInput(f"branch_id：{org.name} 已标记合并，不能再分配网格 (the branch is marked for merging)",
-                               field="branch_id")
+            raise InvalidInput("branch_id: the branch is marked for merging",
+                               field="branch_id", zh=f"党支部：{org.name} 已标记合并，不能再分配网格。")
         other = session.scalar(sa.select(PlanAssignment.area_code).where(
             PlanAssignment.generation_id == gen.id, PlanAssignment.kind == "branch",
             PlanAssignment.ref_id == branch_id, PlanAssignment.area_code != area_code).limit(1))
         if other is not None:
-            raise Conflict(f"branch_id：{org.name} 已分配给网格 {other}，一个支部只对应一个网格 (the branch is already "
-                           f"planned for {other}; one branch per grid)", field="branch_id")
+            raise Conflict(f"branch_id: the branch is already planned for {other}; one branch per grid",
+                           field="branch_id",
+                           zh=f"党支部：{org.name} 已分配给网格 {other}，一个支部只对应一个网格。")
     seen = set()
     for i, (staff_id, role) in enumerate(staff):
         if role not in STAFF_ROLES_ZH:
-            raise InvalidInput(f"staff.{i}.role：{role!r} 不是岗位；可选 {', '.join(STAFF_ROLES_ZH)} (not a role)",
-                               field=f"staff.{i}.role")
+            raise InvalidInput(f"staff.{i}.role: {role!r} is not a role; accepted: {', '.join(STAFF_ROLES_ZH)}",
+                               field=f"staff.{i}.role",
+                               zh=f"第 {i + 1} 位人员的岗位：{role!r} 不是岗位；可选："
+                                  f"{'、'.join((f'{v}（{k}）' for k, v in STAFF_ROLES_ZH.items()))}。")
         if session.get(Staff, staff_id) is None:
-            raise NotFound(f"staff.{i}.staff_id：没有编号为 {staff_id} 的人员 (no staff member has id {staff_id})",
-                           field=f"staff.{i}.staff_id")
+            raise NotFound(f"staff.{i}.staff_id: no staff member has id {staff_id}",
+                           field=f"staff.{i}.staff_id", zh=f"第 {i + 1} 位人员：没有编号为 {staff_id} 的人员。")
         if staff_id in seen:
-            raise InvalidInput(f"staff.{i}.staff_id：{staff_id} 重复 (each person once per area)",
-                               field=f"staff.{i}.staff_id")
+            raise InvalidInput(f"staff.{i}.staff_id: {staff_id} repeats; each person once per area",
+                               field=f"staff.{i}.staff_id",
+                               zh=f"第 {i + 1} 位人员：{staff_id} 重复，每人在一个区域只能出现一次。")
         seen.add(staff_id)
     session.execute(sa.delete(PlanAssignment).where(PlanAssignment.generation_id == gen.id,
                                                     PlanAssignment.area_code == area_code))
@@ -301,19 +310,20 @@ def require_ready(session: Session, generation_id: int, *, household_band=None) 
     if not ready["check_ok"]:
         kinds = "、".join(f"{k} {n}" for k, n in sorted(ready["check_errors"].items()))
         total = sum(ready["check_errors"].values())
-        raise Conflict(f"check：边界检查有 {total} 个错误（{kinds}），修正后才能发布 (publishing refused: the boundary "
-                       f"check of generation {generation_id} found {total} errors: {kinds}; see its check report)",
-                       field="check")
+        raise Conflict(f"check: publishing refused: the boundary check of generation {generation_id} found {total} "
+                       f"errors: {kinds}; see its check report",
+                       field="check", zh=f"边界检查有 {total} 个错误（{kinds}），修正后才能发布。")
     if ready["missing"]:
         codes = ", ".join(ready["missing"][:20])
-        raise Conflict(f"assignments：网格 {codes} 没有党支部，请先指定支部（一网格一支部）(publishing refused: "
-                       f"{len(ready['missing'])} grids have no party branch: {codes}; assign one to each)",
-                       field="assignments")
+        raise Conflict(f"assignments: publishing refused: {len(ready['missing'])} grids have no party branch: "
+                       f"{codes}; assign one to each",
+                       field="assignments", zh=f"人员分配：网格 {codes} 没有党支部，请先指定支部（一网格一支部）。")
     if ready["shared"]:
         first = ready["shared"][0]
-        raise Conflict(f"assignments：党支部 {first['branch_id']} 同时对应网格 {', '.join(first['codes'])}（一网格一支部）"
-                       f"(publishing refused: branch {first['branch_id']} is given to {len(first['codes'])} grids; one "
-                       "branch per grid)", field="assignments")
+        raise Conflict(f"assignments: publishing refused: branch {first['branch_id']} is given to "
+                       f"{len(first['codes'])} grids; one branch per grid", field="assignments",
+                       zh=f"人员分配：党支部 {first['branch_id']} 同时对应网格 "
+                          f"{', '.join(first['codes'])}（一网格一支部）。")
     return ready
 
 
@@ -333,9 +343,10 @@ def _require_current_base(session: Session, gen: Generation) -> None:
     active = _active(session)
     base = published_base(session, gen)
     if active is not None and base is not None and base != active.id:
-        raise Conflict(f"generation：第 {gen.id} 版草稿基于第 {base} 版，而现行为第 {active.id} 版；请基于现行版本重新起草 "
-                       f"(the draft descends from generation {base} but generation {active.id} is active now: "
-                       "publishing it would undo that change; make a new draft)", field="generation")
+        raise Conflict(f"generation: the draft descends from generation {base} but generation {active.id} is active "
+                       "now: publishing it would undo that change; make a new draft", field="generation",
+                       zh=f"边界版本：第 {gen.id} 版草稿基于第 {base} 版，而现行为第 {active.id} 版；"
+                          "请基于现行版本重新起草。")
 
 
 # -- the workflow ---------------------------------------------------------------------------------------------------
@@ -344,15 +355,15 @@ def submit(session: Session, generation_id: int, actor: str, *, household_band=N
     """A planner hands a draft in for approval; refused while it is not ready to publish."""
     gen = _generation(session, generation_id)
     if gen.status != "draft":
-        raise _status_error(gen, "只有草稿可以提交 (only a draft can be submitted)")
+        raise _status_error(gen, "只有草稿可以提交", "only a draft can be submitted")
     _require_current_base(session, gen)
     require_ready(session, gen.id, household_band=household_band)
     claimed = session.execute(sa.update(Generation).where(Generation.id == gen.id, Generation.status == "draft")
                               .values(status="submitted", submitted_by=actor, submitted_at=now())
                               .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
-        raise Conflict(f"generation：第 {gen.id} 版刚被他人修改 (generation {gen.id} changed meanwhile)",
-                       field="generation")
+        raise Conflict(f"generation {gen.id} changed meanwhile",
+                       field="generation", zh=f"边界版本：第 {gen.id} 版刚被他人修改。")
     session.refresh(gen)
     return gen
 
@@ -361,9 +372,9 @@ def four_eyes(gen: Generation, actor: str) -> None:
     """The approver must be someone else than the draft's creator and its submitter."""
     if actor in {gen.submitted_by, gen.created_by} - {None}:
         who = "提交人" if actor == gen.submitted_by else "创建人"
-        raise Forbidden(f"approver：审批人不能是本草稿的{who}，须由另一位审批人批准 (the approver must not be the user "
-                        f"who {'submitted' if actor == gen.submitted_by else 'created'} the draft: four eyes)",
-                        field="approver")
+        raise Forbidden("approver: the approver must not be the user who "
+                        f"{('submitted' if actor == gen.submitted_by else 'created')} the draft: four eyes",
+                        field="approver", zh=f"审批人不能是本草稿的{who}，须由另一位审批人批准。")
 
 
 def approve(session: Session, generation_id: int, actor: str, effective_from: dt.date, *, household_band=None,
@@ -374,15 +385,16 @@ def approve(session: Session, generation_id: int, actor: str, effective_from: dt
     at = at or now()
     gen = _generation(session, generation_id)
     if gen.status != "submitted":
-        raise _status_error(gen, "须先由规划员提交才能批准 (only a submitted draft can be approved)")
+        raise _status_error(gen, "须先由规划员提交才能批准", "only a submitted draft can be approved")
     four_eyes(gen, actor)
     _require_current_base(session, gen)
     require_ready(session, gen.id, household_band=household_band)
     active = _active(session)
     if active is not None and active.effective_from and effective_from <= active.effective_from:
-        raise InvalidInput(f"effective_from：须晚于现行第 {active.id} 版的生效日 {active.effective_from} (must be after "
-                           f"{active.effective_from}, when the active generation {active.id} took effect)",
-                           field="effective_from")
+        raise InvalidInput(f"effective_from: must be after {active.effective_from}, when the active generation "
+                           f"{active.id} took effect",
+                           field="effective_from",
+                           zh=f"生效日期：须晚于现行第 {active.id} 版的生效日 {active.effective_from}。")
     session.execute(sa.update(Generation).where(Generation.id == gen.id)
                     .values(approved_by=actor, approved_at=at).execution_options(synchronize_session=False))
     if effective_from <= local_today(at):
@@ -391,15 +403,16 @@ def approve(session: Session, generation_id: int, actor: str, effective_from: dt
     scheduled = session.scalars(sa.select(Generation).where(Generation.status == "approved",
                                                             Generation.id != gen.id)).first()
     if scheduled is not None:
-        raise Conflict(f"generation：第 {scheduled.id} 版已定于 {scheduled.effective_from} 生效；一次只能安排一个版本，"
-                       f"请先退回它 (generation {scheduled.id} is already scheduled for {scheduled.effective_from}; "
-                       "reject it first)", field="generation")
+        raise Conflict(f"generation {scheduled.id} is already scheduled for {scheduled.effective_from}; reject it "
+                       "first", field="generation",
+                       zh=f"边界版本：第 {scheduled.id} 版已定于 {scheduled.effective_from} 生效；"
+                          "一次只能安排一个版本，请先退回它。")
     claimed = session.execute(sa.update(Generation).where(Generation.id == gen.id, Generation.status == "submitted")
                               .values(status="approved", effective_from=effective_from)
                               .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
-        raise Conflict(f"generation：第 {gen.id} 版刚被他人修改 (generation {gen.id} changed meanwhile)",
-                       field="generation")
+        raise Conflict(f"generation {gen.id} changed meanwhile",
+                       field="generation", zh=f"边界版本：第 {gen.id} 版刚被他人修改。")
     session.refresh(gen)
     return {"generation": gen, "scheduled": True, "activation": None}
 
@@ -408,18 +421,18 @@ def reject(session: Session, generation_id: int, actor: str, reason: str) -> Gen
     """An approver sends a submitted (or scheduled) generation back to draft, with a reason."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("reason：请说明退回理由 (give a reason)", field="reason")
+        raise InvalidInput("reason: give a reason", field="reason", zh="理由：请说明退回理由。")
     gen = _generation(session, generation_id)
     if gen.status not in ("submitted", "approved"):
-        raise _status_error(gen, "只有已提交或待生效的版本可以退回 (only a submitted or scheduled generation can be "
-                                 "sent back)")
+        raise _status_error(gen, "只有已提交或待生效的版本可以退回",
+                                 "only a submitted or scheduled generation can be sent back")
     claimed = session.execute(
         sa.update(Generation).where(Generation.id == gen.id, Generation.status.in_(("submitted", "approved")))
         .values(status="draft", submitted_by=None, submitted_at=None, approved_by=None, approved_at=None,
                 effective_from=None).execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
-        raise Conflict(f"generation：第 {gen.id} 版刚被他人修改 (generation {gen.id} changed meanwhile)",
-                       field="generation")
+        raise Conflict(f"generation {gen.id} changed meanwhile",
+                       field="generation", zh=f"边界版本：第 {gen.id} 版刚被他人修改。")
     session.refresh(gen)
     return gen
 
@@ -472,23 +485,24 @@ def activate_generation(session: Session, generation_id: int, effective_from: dt
     gen = _generation(session, generation_id)
     if gen.status not in from_states:
         wanted = "、".join(STATUS_ZH[s] for s in from_states)
-        raise _status_error(gen, f"只有{wanted}的版本可以生效 (only {', '.join(from_states)} can be activated)")
+        raise _status_error(gen, f"只有{wanted}的版本可以生效", f"only {', '.join(from_states)} can be activated")
     if effective_from > local_today(at):
-        raise InvalidInput(f"effective_from：{effective_from} 是将来的日期；请以该日批准，届时 00:00 自动生效 "
-                           f"({effective_from} is in the future; approve it for that day to schedule it)",
-                           field="effective_from")
+        raise InvalidInput(f"effective_from: {effective_from} is in the future; approve it for that day to schedule it",
+                           field="effective_from",
+                           zh=f"生效日期：{effective_from} 是将来的日期；请以该日批准，届时 00:00 自动生效。")
     previous = _active(session)
     if previous is not None and previous.effective_from and effective_from <= previous.effective_from:
-        raise InvalidInput(f"effective_from：须晚于现行第 {previous.id} 版的生效日 {previous.effective_from} (must be "
-                           f"after {previous.effective_from}, when the active generation {previous.id} took effect)",
-                           field="effective_from")
+        raise InvalidInput(f"effective_from: must be after {previous.effective_from}, when the active generation "
+                           f"{previous.id} took effect",
+                           field="effective_from",
+                           zh=f"生效日期：须晚于现行第 {previous.id} 版的生效日 {previous.effective_from}。")
     claimed = session.execute(
         sa.update(Generation).where(Generation.id == gen.id, Generation.status.in_(from_states))
         .values(status="active", effective_from=effective_from, effective_to=None, activated_at=at)
         .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
-        raise Claimed(f"generation：第 {gen.id} 版已由他人处理 (generation {gen.id} was activated or changed "
-                       "meanwhile)", field="generation")
+        raise Claimed(f"generation {gen.id} was activated or changed meanwhile",
+                      field="generation", zh=f"边界版本：第 {gen.id} 版已由他人处理。")
     if previous is not None:
         session.execute(sa.update(Generation).where(Generation.id == previous.id, Generation.status == "active")
                         .values(status="retired", effective_to=effective_from)

@@ -31,11 +31,14 @@ def search(session: Session, q: str, *, limit: int = 10, who: policy.Principal |
     who = who or policy.SYSTEM
     text = (q or "").strip()
     if not text:
-        raise InvalidInput("q: type a grid code or name, a compound or address, or a case number", field="q")
+        raise InvalidInput("q: type a grid code or name, a compound or address, or a case number", field="q",
+                           zh="搜索词：请输入网格编码或名称、小区或地址，或案件编号。")
     if len(text) > MAX_QUERY:
-        raise InvalidInput(f"q: {len(text)} characters is too long; at most {MAX_QUERY}", field="q")
+        raise InvalidInput(f"q: {len(text)} characters is too long; at most {MAX_QUERY}", field="q",
+                           zh=f"搜索词过长：{len(text)} 个字符，最多 {MAX_QUERY} 个。")
     if not 1 <= limit <= 50:
-        raise InvalidInput(f"limit: {limit} must be from 1 to 50", field="limit")
+        raise InvalidInput(f"limit: {limit} must be from 1 to 50", field="limit",
+                           zh=f"每页条数：{limit} 应在 1 至 50 之间。")
     generation = active_generation(session).id
     results: list[tuple[float, dict]] = []
     pattern = _like(text)

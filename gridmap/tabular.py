@@ -35,7 +35,7 @@ from xml.parsers import expat
 import numpy as np
 import pandas as pd
 
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, field_zh
 
 FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")  # with the full-width ＝ ＋ － ＠
 XLSX_MAX_CELL = 32_767  # characters Excel keeps in one cell
@@ -171,28 +171,38 @@ def check_archive(archive: zipfile.ZipFile, label: str, *, field: str = "file",
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise InvalidInput(f"{field}: {label} holds {len(infos):,} files; at most {MAX_MEMBERS:,} (archive_too_large)",
-                           field=field)
+                           field=field,
+                           zh=f"{field_zh(field)}：{label} 含 {len(infos):,} 个文件，最多 {MAX_MEMBERS:,} 个。")
     total = packed = 0
     for info in infos:
         kind = (info.external_attr >> 16) & 0o170000
         if _unsafe_name(info.filename) or kind == 0o120000:
             shown = info.filename[:60].encode("unicode_escape").decode("ascii")
             raise InvalidInput(f"{field}: {label} holds an unsafe member name {shown!r} (absolute, '..' or a "
-                               "link); unsafe_archive_member", field=field)
+                               "link); unsafe_archive_member", field=field,
+                               zh=f"{field_zh(field)}：{label} 含不安全的成员名 {shown!r}（绝对路径、“..”或链接）。")
         if info.flag_bits & 0x1:
-            raise InvalidInput(f"{field}: {label} is encrypted; save it without a password", field=field)
+            raise InvalidInput(f"{field}: {label} is encrypted; save it without a password", field=field,
+                               zh=f"{field_zh(field)}：{label} 已加密，请另存为不带密码的文件。")
         total += info.file_size
         packed += info.compress_size
         if info.file_size > RATIO_FROM and info.file_size > max_ratio * max(info.compress_size, 1):
             raise InvalidInput(f"{field}: {label} member {info.filename[:60]!r} unpacks {info.file_size:,} bytes "
                                f"from {info.compress_size:,} (more than {max_ratio:.0f} times); archive_too_large",
-                               field=field)
+                               field=field,
+                               zh=f"{field_zh(field)}：{label} 的成员 {info.filename[:60]!r} 由 "
+                                  f"{info.compress_size:,} 字节解压为 {info.file_size:,} 字节（超过 {max_ratio:.0f} "
+                                  "倍），不予处理。")
     if total > max_uncompressed:
         raise InvalidInput(f"{field}: {label} unpacks to {total:,} bytes; at most {max_uncompressed:,} "
-                           "(archive_too_large); split the file", field=field)
+                           "(archive_too_large); split the file", field=field,
+                           zh=f"{field_zh(field)}：{label} 解压后 {total:,} 字节，最多 {max_uncompressed:,} 字节；"
+                              "请拆分文件。")
     if total > RATIO_FROM and total > max_ratio * max(packed, 1):
         raise InvalidInput(f"{field}: {label} unpacks {total:,} bytes from {packed:,} (more than {max_ratio:.0f} "
-                           "times); archive_too_large", field=field)
+                           "times); archive_too_large", field=field,
+                           zh=f"{field_zh(field)}：{label} 由 {packed:,} 字节解压为 {total:,} 字节（超过 "
+                              f"{max_ratio:.0f} 倍），不予处理。")
 
 
 MARK = "\ue000gridmap-too-long:"  # a private-use marker that stands for a too-long text in a rewritten XLSX
@@ -300,7 +310,8 @@ def _safe_workbook(data: bytes, label: str, max_cell: int) -> io.BytesIO:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise InvalidInput(f"file: {label} is not an XLSX workbook (not a zip archive)", field="file") from None
+        raise InvalidInput(f"file: {label} is not an XLSX workbook (not a zip archive)", field="file",
+                           zh=f"文件：{label} 不是 XLSX 工作簿（不是 zip 压缩包）。") from None
     with archive:
         check_archive(archive, label)
         xml_members = [i for i in archive.infolist()
@@ -321,7 +332,8 @@ def _safe_workbook(data: bytes, label: str, max_cell: int) -> io.BytesIO:
                             _XmlFilter(target, max_cell).feed(stream)
                         except (expat.ExpatError, ValueError) as exc:
                             raise InvalidInput(f"file: {label} member {info.filename} is not well-formed XML "
-                                               f"({str(exc)[:80]})", field="file") from None
+                                               f"({str(exc)[:80]})", field="file",
+                                               zh=f"文件：{label} 的成员 {info.filename} 不是有效的 XML。") from None
                 else:
                     copy.writestr(info, archive.read(info))
         out.seek(0)
@@ -351,11 +363,11 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
         raise InvalidInput(f"file: {label} cannot be read as XLSX ({type(exc).__name__}: {str(exc)[:120]})",
-                           field="file") from None
+                           field="file", zh=f"文件：{label} 无法按 XLSX 读取。") from None
     try:
         sheet = book.worksheets[0] if book.worksheets else None
         if sheet is None:
-            raise InvalidInput(f"file: {label} has no worksheet", field="file")
+            raise InvalidInput(f"file: {label} has no worksheet", field="file", zh=f"文件：{label} 没有工作表。")
         headings: list = []
         rows: list[tuple[int, list]] = []
         for number, values in enumerate(sheet.iter_rows(max_col=max_columns, values_only=True), start=1):
@@ -371,13 +383,14 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
                 continue
             if len(rows) >= max_rows:
                 raise InvalidInput(f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split "
-                                   "the export", field="file")
+                                   "the export", field="file",
+                                   zh=f"文件超过 {max_rows:,} 行；每次最多导入 {max_rows:,} 行，请拆分导出文件。")
             rows.append((number, values))
     except InvalidInput:
         raise
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput(f"file: {label} cannot be read as XLSX ({type(exc).__name__}: {str(exc)[:120]})",
-                           field="file") from None
+                           field="file", zh=f"文件：{label} 无法按 XLSX 读取。") from None
     finally:
         book.close()
     width = max([len(headings)] + [len(r) for _, r in rows]) if headings else 0
@@ -401,7 +414,9 @@ class _Lines:
         self.number += 1
         if len(line) > self.limit:
             raise InvalidInput(f"file: {self.label} line {self.number:,} is longer than {self.limit:,} characters; "
-                               "not a table export", field="file")
+                               "not a table export", field="file",
+                               zh=f"文件：{self.label} 第 {self.number:,} 行超过 {self.limit:,} 个字符，"
+                                  "不是表格导出文件。")
         return line
 
 
@@ -417,7 +432,8 @@ def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_ce
             return _read_csv(data, encoding, label, max_rows, max_cell, max_columns)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput(f"file: {label} is not text in {' or '.join(e.upper() for e in encodings)}", field="file")
+    raise InvalidInput(f"file: {label} is not text in {' or '.join(e.upper() for e in encodings)}", field="file",
+                       zh=f"文件：{label} 不是 {'或'.join((e.upper() for e in encodings))} 编码的文字。")
 
 
 def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: int, max_columns: int):
@@ -443,11 +459,12 @@ def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: i
                 continue
             if len(rows) >= max_rows:
                 raise InvalidInput(f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split "
-                                   "the export", field="file")
+                                   "the export", field="file",
+                                   zh=f"文件超过 {max_rows:,} 行；每次最多导入 {max_rows:,} 行，请拆分导出文件。")
             rows.append((number, values))
     except csv.Error as exc:
         raise InvalidInput(f"file: {label} line {lines.number:,} cannot be read as CSV ({str(exc)[:80]})",
-                           field="file") from None
+                           field="file", zh=f"文件：{label} 第 {lines.number:,} 行无法按 CSV 读取。") from None
     width = max([len(headings)] + [len(r) for _, r in rows]) if headings else 0
     headings = list(headings) + [""] * (width - len(headings))
     return headings, [(n, list(r) + [""] * (width - len(r))) for n, r in rows]

@@ -35,6 +35,16 @@ DEFAULT_LIMIT = (5, "work_days")  # a case without a category
 NOT_SATISFIED_MAX = 2  # ratings 1–5; 1 and 2 are 不满意 and reopen the case
 
 
+def _role_zh(role: str | None) -> str:
+    from gridmap.policy import ROLES_ZH
+    return ROLES_ZH.get(role, "系统" if role == "system" else str(role))
+
+
+def _state_zh(state: str | None) -> str:
+    from gridmap.cases import STATE_ZH  # cases imports this module
+    return STATE_ZH.get(state, str(state))
+
+
 class Forbidden(errors.Forbidden):
     """The actor's role may not take this step on this case."""
 
@@ -117,17 +127,22 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def check_actor(user: str | None, role: str | None) -> None:
     if not user or not user.strip():
-        raise InvalidInput("user: missing; say who acts (a user id)", field="user")
+        raise InvalidInput("user: missing; say who acts (a user id)", field="user",
+                           zh="用户：缺少操作人，请注明由谁操作（用户编号）。")
     if role not in ROLES or role == "system":
         raise InvalidInput(f"role: {role!r} is not a role; accepted: {', '.join(r for r in ROLES if r != 'system')}",
-                           field="role")
+                           field="role",
+                           zh=f"角色：{role!r} 不是角色；可选："
+                              f"{'、'.join((_role_zh(r) for r in ROLES if r != 'system'))}。")
 
 
 def require_role(user: str | None, role: str | None, allowed: tuple[str, ...], doing: str) -> None:
     """Who acts must be named, and be one of the `allowed` roles to do `doing` (403 naming the role otherwise)."""
     check_actor(user, role)
     if role not in allowed:
-        raise Forbidden(f"role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="role")
+        raise Forbidden(f"role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="role",
+                        zh=f"无权限：{_role_zh(role)}不能执行此操作；可执行的角色："
+                           f"{'、'.join((_role_zh(r) for r in allowed))}。")
 
 
 def limit_of(category: CaseCategory | None) -> tuple[int, str]:
@@ -147,25 +162,33 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
         params[name] = clean_text(params.get(name), name, limit, multiline=True, required=False)
     step = STEPS.get(action)
     if step is None:
-        raise NotFound(f"action: {action!r} is not a step; accepted: {', '.join(STEPS)}", field="action")
+        raise NotFound(f"action: {action!r} is not a step; accepted: {', '.join(STEPS)}", field="action",
+                       zh=f"操作：{action!r} 不是办理步骤；可选："
+                          f"{'、'.join((f'{s.zh}（{a}）' for a, s in STEPS.items()))}。")
     if version is None:
         raise VersionRequired("version: say which version of the case you saw (If-Match header or `version`)",
-                              field="version")
+                              field="version", zh="版本号：请注明您看到的案件版本（If-Match 请求头或 version 字段）。")
     case = session.get(Case, case_id)
     if case is None:
-        raise NotFound(f"case id: no case has id {case_id}", field="id")
+        raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
     if case.version != version:
         raise StaleVersion(f"version: the case is at version {case.version}, not {version}; reload it and retry",
-                           field="version")
+                           field="version",
+                           zh=f"版本号：案件当前为第 {case.version} 版，不是第 {version} 版；请刷新后重试。")
     if actor.role not in step.roles:
         raise Forbidden(f"role: a {actor.role} may not {action} ({step.zh}); allowed: {', '.join(step.roles)}",
-                        field="role")
+                        field="role",
+                        zh=f"无权限：{_role_zh(actor.role)}不能{step.zh}；可执行的角色："
+                           f"{'、'.join((_role_zh(r) for r in step.roles))}。")
     if case.state not in step.from_states:
         raise Conflict(f"state: cannot {action} ({step.zh}) a case that is {case.state}; only from "
-                       f"{', '.join(step.from_states)}", field="state")
+                       f"{', '.join(step.from_states)}", field="state",
+                       zh=f"状态：案件当前为「{_state_zh(case.state)}」，不能{step.zh}；"
+                          f"只有「{'、'.join((_state_zh(s) for s in step.from_states))}」的案件可以。")
     reason = params.get("reason")
     if action in NEEDS_REASON and not (isinstance(reason, str) and reason.strip()):
-        raise InvalidInput(f"reason: {action} ({step.zh}) needs a reason", field="reason")
+        raise InvalidInput(f"reason: {action} ({step.zh}) needs a reason", field="reason",
+                           zh=f"理由：{step.zh}须填写理由。")
     now = now or _now()
     _check_owner(session, case, step, actor)
 
@@ -174,7 +197,8 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
                               .values(version=version + 1).execution_options(synchronize_session=False))
     if claimed.rowcount != 1:
         raise StaleVersion(f"version: the case changed while you acted (was {version}); reload it and retry",
-                           field="version")
+                           field="version",
+                           zh=f"版本号：您操作期间案件已被他人修改（原为第 {version} 版）；请刷新后重试。")
     case.version = version + 1
     from_state = case.state
     detail = {k: v for k, v in params.items() if v is not None}
@@ -220,7 +244,8 @@ def _relocate(session: Session, case: Case, actor: Actor, params: dict, now: dt.
     from gridmap.locate import LocateOptions, to_wgs84_checked
 
     if index is None:
-        raise InvalidInput("location: no boundaries are loaded to locate with", field="location")
+        raise InvalidInput("location: no boundaries are loaded to locate with", field="location",
+                           zh="位置：尚未导入边界，无法定位。")
     options = options or LocateOptions()
     lon, lat, grid = params.get("lon"), params.get("lat"), params.get("grid")
     before = {"point": [case.lon, case.lat], "crs": case.raw_crs,
@@ -286,12 +311,15 @@ def _check_owner(session: Session, case: Case, step: Step, actor: Actor) -> None
                                                   "request_suspension"):
         if actor.staff_id is None or actor.staff_id != case.assignee_id:
             raise Forbidden(f"staff_id: case {case.id} is assigned to staff {case.assignee_id}, not to "
-                            f"{actor.staff_id}", field="staff_id")
+                            f"{actor.staff_id}", field="staff_id",
+                            zh=f"人员：案件 {case.id} 派给的是人员 {case.assignee_id}，不是 {actor.staff_id}。")
     if actor.role == "department":
         if case.department_id is None:
-            raise Forbidden(f"department: case {case.id} is not with a department", field="department")
+            raise Forbidden(f"department: case {case.id} is not with a department", field="department",
+                            zh=f"部门：案件 {case.id} 没有交给部门办理。")
         if actor.department is None:
-            raise Forbidden("department: say which department acts", field="department")
+            raise Forbidden("department: say which department acts", field="department",
+                            zh="部门：请注明由哪个部门办理。")
         _check_department(session, case, actor)
 
 
@@ -304,7 +332,8 @@ class _Handlers:
         if code is not None:
             category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
             if category is None or category.active is False:
-                raise InvalidInput(f"category: {code!r} is not a category code in use", field="category")
+                raise InvalidInput(f"category: {code!r} is not a category code in use", field="category",
+                                   zh=f"事项类别：{code!r} 不是在用的事项类别编码。")
             case.category_id = category.id
         if case.category_id is None:
             raise InvalidInput("category: filing needs a category (立案条件 are per category)", field="category",
@@ -330,7 +359,8 @@ class _Handlers:
     @staticmethod
     def reassign(session, case, actor, params, calendar, now):
         if params.get("assignee_id") is None and params.get("department") is None:
-            raise InvalidInput("assignee_id: reassigning needs an assignee_id or a department", field="assignee_id")
+            raise InvalidInput("assignee_id: reassigning needs an assignee_id or a department", field="assignee_id",
+                               zh="承办人：改派须指定承办人或部门。")
         return route(session, case, now, override_staff=params.get("assignee_id"),
                      department=params.get("department"), reason=params.get("reason"))
 
@@ -359,7 +389,8 @@ class _Handlers:
         code = params.get("department")
         department = session.scalars(sa.select(Department).where(Department.code == code)).first() if code else None
         if department is None:
-            raise InvalidInput(f"department: {code!r} is not a department code", field="department")
+            raise InvalidInput(f"department: {code!r} is not a department code", field="department",
+                               zh=f"部门：{code!r} 不是部门编码。")
         case.department_id = department.id
         case.whistled_at = now
         case.department_reported_at = None
@@ -370,9 +401,10 @@ class _Handlers:
     def report_in(session, case, actor, params, calendar, now):
         _check_department(session, case, actor)
         if case.whistled_at is None:
-            raise Conflict("state: no department was whistled to on this case", field="state")
+            raise Conflict("state: no department was whistled to on this case", field="state",
+                           zh="状态：此案件没有吹哨通知任何部门。")
         if case.department_reported_at is not None:
-            raise Conflict("state: the department has already reported in", field="state")
+            raise Conflict("state: the department has already reported in", field="state", zh="状态：该部门已经报到。")
         case.department_reported_at = now
         due = _aware(case.department_due_at)
         return {"on_time": due is None or now <= due}
@@ -381,7 +413,8 @@ class _Handlers:
     def handle(session, case, actor, params, calendar, now):
         _check_department(session, case, actor)
         if case.pending and case.pending.get("kind") == "suspension":
-            raise Conflict("state: a suspension request is pending; wait for the decision", field="state")
+            raise Conflict("state: a suspension request is pending; wait for the decision", field="state",
+                           zh="状态：挂账申请正在审批中，请等待审批结果。")
         case.handled_by = actor.user
         case.handled_at = now
         return None
@@ -389,8 +422,8 @@ class _Handlers:
     @staticmethod
     def verify(session, case, actor, params, calendar, now):
         if case.handled_by == actor.user:
-            raise Forbidden("user: 处置人不能核查自己的工作，须由另一名核查员核查 (the handler may not verify their own work)",
-                            field="user")
+            raise Forbidden("user: the handler may not verify their own work; another verifier must",
+                            field="user", zh="处置人不能核查自己的工作，须由另一名核查员核查。")
         case.closed_at = now
         due = _aware(case.due_at)
         return {"on_time": due is None or now <= due}
@@ -398,7 +431,8 @@ class _Handlers:
     @staticmethod
     def send_back(session, case, actor, params, calendar, now):
         if case.handled_by == actor.user:
-            raise Forbidden("user: 处置人不能核查自己的工作，须由另一名核查员核查 (the handler may not verify their own work)", field="user")
+            raise Forbidden("user: the handler may not verify their own work; another verifier must",
+                            field="user", zh="处置人不能核查自己的工作，须由另一名核查员核查。")
         case.rework_count = (case.rework_count or 0) + 1
         return None
 
@@ -406,12 +440,12 @@ class _Handlers:
     def rate(session, case, actor, params, calendar, now):
         rated, closed = _aware(case.rated_at), _aware(case.closed_at)
         if rated is not None and (closed is None or rated >= closed):
-            raise Conflict("satisfaction: 该案件已评价过 (this case was rated already; one rating per closure)",
-                           field="satisfaction")
+            raise Conflict("satisfaction: this case was rated already; one rating per closure",
+                           field="satisfaction", zh="满意度：该案件已评价过，每次结案只能评价一次。")
         score = params.get("satisfaction")
         if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
             raise InvalidInput("satisfaction: an integer from 1 (very dissatisfied) to 5 (very satisfied)",
-                               field="satisfaction")
+                               field="satisfaction", zh="满意度：应为 1（很不满意）至 5（很满意）之间的整数。")
         case.satisfaction = score
         case.rated_at = now
         if score <= NOT_SATISFIED_MAX:  # not satisfied: the case goes back to work
@@ -427,9 +461,12 @@ class _Handlers:
         amount = params.get("amount")
         unit = params.get("unit") or limit_of(case.category)[1]
         if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not 0 < amount <= 30:
-            raise InvalidInput("amount: the extension, a number above 0 and at most 30 (in `unit`)", field="amount")
+            raise InvalidInput("amount: the extension, a number above 0 and at most 30 (in `unit`)", field="amount",
+                               zh="数量：延期时长应大于 0 且不超过 30（单位见 unit）。")
         if unit not in ("work_hours", "work_days", "calendar_days"):
-            raise InvalidInput(f"unit: {unit!r}; accepted: work_hours, work_days, calendar_days", field="unit")
+            raise InvalidInput(f"unit: {unit!r}; accepted: work_hours, work_days, calendar_days", field="unit",
+                               zh=f"单位：{unit!r} 不被接受；可选：work_hours（工作小时）、work_days（工作日）、"
+                                  "calendar_days（自然日）。")
         _no_pending(case)
         case.pending = {"kind": "extension", "amount": amount, "unit": unit, "reason": params["reason"],
                         "by": actor.label(), "at": now.isoformat()}
@@ -445,7 +482,8 @@ class _Handlers:
     def approve(session, case, actor, params, calendar, now):
         pending = case.pending
         if not pending:
-            raise Conflict("state: there is no extension or suspension request to approve", field="state")
+            raise Conflict("state: there is no extension or suspension request to approve", field="state",
+                           zh="状态：没有待审批的延期或挂账申请。")
         case.pending = None
         if pending["kind"] == "extension":
             case.due_at = calendar.add(_aware(case.due_at) or now, pending["amount"], pending["unit"])
@@ -458,7 +496,8 @@ class _Handlers:
     @staticmethod
     def deny(session, case, actor, params, calendar, now):
         if not case.pending:
-            raise Conflict("state: there is no extension or suspension request to deny", field="state")
+            raise Conflict("state: there is no extension or suspension request to deny", field="state",
+                           zh="状态：没有可驳回的延期或挂账申请。")
         denied = case.pending["kind"]
         case.pending = None
         return {"denied": denied}
@@ -488,18 +527,23 @@ class _Handlers:
     def merge(session, case, actor, params, calendar, now):
         into = params.get("into")
         if not isinstance(into, int) or isinstance(into, bool):
-            raise InvalidInput("into: the id of the case this one duplicates", field="into")
+            raise InvalidInput("into: the id of the case this one duplicates", field="into",
+                               zh="并入对象：请填写与本案重复的案件编号。")
         if into == case.id:
-            raise InvalidInput("into: a case cannot be merged into itself", field="into")
+            raise InvalidInput("into: a case cannot be merged into itself", field="into",
+                               zh="并入对象：案件不能并入自身。")
         primary = session.get(Case, into)
         if primary is None:
-            raise InvalidInput(f"into: no case has id {into}", field="into")
+            raise InvalidInput(f"into: no case has id {into}", field="into", zh=f"并入对象：没有编号为 {into} 的案件。")
         if primary.state in MERGE_TARGET_EXCLUDED:
             target = f"; merge into case {primary.merged_into_id} instead" if primary.merged_into_id else ""
-            raise Conflict(f"into: case {into} is {primary.state}{target}", field="into")
+            raise Conflict(f"into: case {into} is {primary.state}{target}", field="into",
+                           zh=f"并入对象：案件 {into} "
+                              f"为「{_state_zh(primary.state)}」"
+                              f"{(f'，请并入案件 {primary.merged_into_id}' if primary.merged_into_id else '')}。")
         if primary.category_id != case.category_id and not (params.get("reason") or "").strip():
             raise InvalidInput("reason: the cases have different categories; say why they are one problem",
-                               field="reason")
+                               field="reason", zh="理由：两个案件的事项类别不同，请说明为何属于同一问题。")
         case.merged_into_id = primary.id
         case.closed_at = now
         # the case it joins records the merge too (and its version moves, so that open forms see the change)
@@ -513,7 +557,8 @@ class _Handlers:
 
 def _no_pending(case: Case) -> None:
     if case.pending:
-        raise Conflict(f"state: a {case.pending['kind']} request is already pending", field="state")
+        raise Conflict(f"state: a {case.pending['kind']} request is already pending", field="state",
+                       zh=f"状态：已有{('延期' if case.pending['kind'] == 'extension' else '挂账')}申请在审批中。")
 
 
 def _check_department(session: Session, case: Case, actor: Actor) -> None:
@@ -522,7 +567,9 @@ def _check_department(session: Session, case: Case, actor: Actor) -> None:
     department = session.get(Department, case.department_id)
     if department is None or department.code != actor.department:
         raise Forbidden(f"department: case {case.id} is with {department.code if department else 'no department'}, "
-                        f"not {actor.department}", field="department")
+                        f"not {actor.department}", field="department",
+                        zh=f"部门：案件 {case.id} 在{(f'部门 {department.code}' if department else '无部门')}办理，"
+                           f"不在 {actor.department}。")
 
 
 def _worker_for(session: Session, grid_code: str) -> int | None:
@@ -555,12 +602,15 @@ def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int
         if override_staff is not None:
             if not session.scalar(sa.select(sa.func.count()).select_from(StaffArea)
                                   .where(StaffArea.staff_id == override_staff)):
-                raise InvalidInput(f"assignee_id: no staff member {override_staff} serves any grid", field="assignee_id")
+                raise InvalidInput(f"assignee_id: no staff member {override_staff} serves any grid",
+                                   field="assignee_id",
+                                   zh=f"承办人：人员 {override_staff} 不负责任何网格。")
             case.assignee_id, case.department_id = override_staff, None
         else:
             dept = session.scalars(sa.select(Department).where(Department.code == department)).first()
             if dept is None:
-                raise InvalidInput(f"department: {department!r} is not a department code", field="department")
+                raise InvalidInput(f"department: {department!r} is not a department code", field="department",
+                                   zh=f"部门：{department!r} 不是部门编码。")
             case.assignee_id, case.department_id = None, dept.id
         return {"rule": "override", "reason": reason, "assignee_id": case.assignee_id,
                 "department_id": case.department_id, "branch_id": case.branch_id}

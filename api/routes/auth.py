@@ -184,7 +184,8 @@ def logout(request: Request, who: Annotated[Principal, allow("public")],
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         if not secrets.compare_digest(csrf, csrf_token(cookie)):
-            raise Forbidden("csrf: 缺少或错误的 CSRF 令牌，请刷新页面 (missing or wrong CSRF token)", field="csrf")
+            raise Forbidden("csrf: missing or wrong CSRF token", field="csrf",
+                            zh="缺少或错误的 CSRF 令牌，请刷新页面。")
         with request.app.state.sessionmaker() as session, session.begin():
             accounts.revoke_token(session, cookie)
             audit.record(session, "signout", "session")

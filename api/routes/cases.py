@@ -59,8 +59,8 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
     resident = who.anonymous or (who.via == "api_key" and "report" in who.key_scopes and
                                  not policy.holds(who, "case.read"))
     if who.anonymous and not request.app.state.settings.anonymous_intake:
-        raise Unauthenticated("匿名上报未开放，请登录或使用 API 密钥 (anonymous reports are off here: sign in or "
-                              "use an API key)", field="credentials")
+        raise Unauthenticated("anonymous reports are off here: sign in or use an API key", field="credentials",
+                              zh="匿名上报未开放，请登录或使用 API 密钥。")
     token = cases.reporter_token(idempotency_key)
 
     def remember_reporter(session, case) -> None:
@@ -175,7 +175,8 @@ def _if_match(value: str | None) -> int | None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
     if not (text.isdigit() and len(text) <= 18):
-        raise InvalidInput(f'If-Match: {value[:40]!r} is not a case version such as "3"', field="If-Match")
+        raise InvalidInput(f'If-Match: {value[:40]!r} is not a case version such as "3"', field="If-Match",
+                           zh=f'版本条件（If-Match）：{value[:40]!r} 不是案件版本号，应如 "3"。')
     return int(text)
 
 
@@ -195,7 +196,8 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     calendar = request.app.state.calendar()  # before this session takes a connection: loading it may need one
     cases.get_case_for(session, case_id, who)
     if body.into is not None and not _visible(session, who, body.into):
-        raise InvalidInput(f"into: no case has id {body.into}", field="into")
+        raise InvalidInput(f"into: no case has id {body.into}", field="into",
+                           zh=f"并入对象：没有编号为 {body.into} 的案件。")
     header_version = _if_match(if_match)
     version = header_version if header_version is not None else body.version
     params = body.model_dump(exclude={"version"})
@@ -204,7 +206,7 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
                             params=params, index=index, options=request.app.state.settings.locate_options())
     except workflow.StaleVersion as exc:
         if header_version is not None:
-            raise workflow.PreconditionFailed(exc.message, field="If-Match") from None
+            raise workflow.PreconditionFailed(exc.message, field="If-Match", zh=exc.zh) from None
         raise
     summary = cases.case_items(session, [case], who=who, calendar=calendar)[0]
     # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
@@ -231,7 +233,7 @@ def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Req
     case = cases.get_case(session, case_id)
     expected = case.reporter_token_hash
     if expected is None or not hmac.compare_digest(expected, cases.token_digest(body.reporter_token)):
-        raise NotFound(f"case id: no case has id {case_id}", field="id")
+        raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
     actor = workflow.Actor(f"reporter:{case.id}", "resident", name="reporter")
     case = workflow.act(session, case_id, "rate", actor, version=case.version, calendar=request.app.state.calendar(),
                         params={"satisfaction": body.satisfaction, "note": body.note})

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import i18n
 from api.auth import allow
 from api.case_models import CaseItem, CasePage
 from api.deps import IndexDep, SessionDep
@@ -129,25 +130,28 @@ def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, ses
     field. All successful steps are committed before the answer."""
     if action not in workflow.STEPS:
         raise NotFound(f"action: {action!r} is not a step; accepted: {', '.join(workflow.STEPS)}", field="action",
-                       zh=f"操作：{action!r} 不是流程步骤")
+                       zh=f"操作：{action!r} 不是流程步骤。")
     calendar = request.app.state.calendar()
     options = request.app.state.settings.locate_options()
     params = body.model_dump(exclude={"version", "items"})
     actor = _actor(who)
+    lang = i18n.of_request(request)  # each refusal's detail in the caller's language, as a problem's would be
     results: list[BatchResult] = []
     seen: set[int] = set()
     for item in body.items:
         if item.id in seen:
             results.append(BatchResult(id=item.id, ok=False, error=BatchError(
-                code="invalid", field="items", detail="the same case twice in one batch")))
+                code="invalid", field="items",
+                detail="同一批次中同一案件出现两次。" if lang == i18n.ZH else "the same case twice in one batch")))
             continue
         seen.add(item.id)
         savepoint = session.begin_nested()
         try:
             if not _visible(session, who, item.id):
-                raise NotFound(f"case id: no case has id {item.id}", field="id")
+                raise NotFound(f"case id: no case has id {item.id}", field="id", zh=f"没有编号为 {item.id} 的案件。")
             if body.into is not None and not _visible(session, who, body.into):
-                raise NotFound(f"into: no case has id {body.into}", field="into")
+                raise NotFound(f"into: no case has id {body.into}", field="into",
+                               zh=f"并入对象：没有编号为 {body.into} 的案件。")
             case = workflow.act(session, item.id, action, actor, version=item.version, calendar=calendar,
                                 params=params, index=index, options=options)
             savepoint.commit()
@@ -156,7 +160,7 @@ def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, ses
         except GridmapError as exc:
             savepoint.rollback()
             results.append(BatchResult(id=item.id, ok=False, error=BatchError(
-                code=_error_code(exc), field=exc.field, detail=exc.message)))
+                code=_error_code(exc), field=exc.field, detail=i18n.domain_detail(exc, lang))))
     session.commit()  # every step that succeeded is durable before the answer
     ok = sum(r.ok for r in results)
     return BatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)

@@ -83,7 +83,8 @@ def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry:
         try:
             changes[code] = shapely.geometry.shape(geojson)
         except Exception as exc:  # noqa: BLE001 - any unreadable GeoJSON is the caller's error
-            raise InvalidInput(f"areas.{code}: not a GeoJSON geometry ({exc})", field=f"areas.{code}") from None
+            raise InvalidInput(f"areas.{code}: not a GeoJSON geometry ({exc})", field=f"areas.{code}",
+                               zh=f"区域 {code} 的几何图形不是有效的 GeoJSON。") from None
     changed = gens.redraw(session, generation_id, changes)
     session.commit()
     registry.forget(generation_id)  # a cached index of the draft is stale now

@@ -30,12 +30,14 @@ async def import_hotline(request: Request, index: IndexDep, who: Annotated[Princ
     admins and the hotline platform's API key (scope `hotline`)."""
     kind = KINDS.get((content_type or "").split(";")[0].strip().lower())
     if kind is None:
-        raise InvalidInput(f"Content-Type: {content_type!r}; accepted: text/csv, {XLSX}", field="Content-Type")
+        raise InvalidInput(f"Content-Type: {content_type!r}; accepted: text/csv, {XLSX}", field="Content-Type",
+                           zh=f"内容类型：{content_type!r} 不被接受；可选：text/csv、{XLSX}。")
     data = bytearray()
     async for chunk in request.stream():
         data.extend(chunk)
         if len(data) > MAX_BYTES:
-            raise InvalidInput(f"file: larger than {MAX_BYTES // 2**20} MB; split the export", field="file")
+            raise InvalidInput(f"file: larger than {MAX_BYTES // 2**20} MB; split the export", field="file",
+                               zh=f"文件超过 {MAX_BYTES // 2 ** 20} MB，请拆分导出文件。")
     result = await run_in_threadpool(hotline.import_export, request.app.state.sessionmaker, index, bytes(data), kind,
                                      crs=crs, actor=who.label())
     if report == "json":

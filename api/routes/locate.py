@@ -72,7 +72,8 @@ async def locate(request: Request, who: Annotated[Principal, allow("locate")], l
         with state.sessionmaker() as session:
             index = registry.for_date(session, as_of) if as_of is not None else registry.active()
             if index is None:
-                raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first")
+                raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first",
+                                       zh="尚未导入边界：请先运行 `gridmap demo` 或导入一版边界。")
             return locate_point(session, index, lon, lat, crs, address=address, accuracy_m=accuracy_m,
                                 as_of=as_of, options=options)
 
@@ -110,13 +111,17 @@ def locate_batch(body: BatchIn, session: SessionDep, registry: RegistryDep, inde
     it comes back with method `none` and a flag saying why."""
     if len(body.items) > settings.max_batch:
         raise InvalidInput(f"items: {len(body.items)} items; at most {settings.max_batch} per request "
-                           "(use `gridmap locate-file` for more)", field="items")
+                           "(use `gridmap locate-file` for more)", field="items",
+                           zh=f"条目：{len(body.items)} 条，每次请求最多 {settings.max_batch} 条（更多请用 `gridmap "
+                              "locate-file`）。")
     gcrs.parse_crs(body.crs)
     for i, item in enumerate(body.items):
         if (item.lon is None) != (item.lat is None):
-            raise InvalidInput(f"items.{i}: give both lon and lat, or neither", field=f"items.{i}")
+            raise InvalidInput(f"items.{i}: give both lon and lat, or neither", field=f"items.{i}",
+                               zh=f"第 {i + 1} 条（items.{i}）：经度和纬度须同时提供，或都不提供。")
         if item.lon is None and not item.address:
-            raise InvalidInput(f"items.{i}: give lon and lat, or an address", field=f"items.{i}")
+            raise InvalidInput(f"items.{i}: give lon and lat, or an address", field=f"items.{i}",
+                               zh=f"第 {i + 1} 条（items.{i}）：请提供经度和纬度，或一个地址。")
     if body.as_of is not None:
         index = registry.for_date(session, body.as_of)
     frame = pd.DataFrame([item.model_dump() for item in body.items])

@@ -27,13 +27,13 @@ def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("me
     scoped to areas gets area units inside its own areas (`under` defaults to its area when it has one)."""
     if not who.everywhere:
         if by not in ("grid", "community", "subdistrict"):
-            raise Forbidden(f"by: 仅可按区域统计 (an account scoped to areas measures by grid, community or "
-                            f"sub-district, not {by})", field="by")
+            raise Forbidden(f"by: an account scoped to areas measures by grid, community or sub-district, not {by}",
+                            field="by", zh=f"分组方式：有辖区的账号只能按网格、社区或街道统计，不能按 {by} 统计。")
         if under is None and len(who.scopes) == 1:
             under = who.scopes[0].code
         if under is None:
-            raise InvalidInput("under: 请选择您负责的一个区域 (name one of your areas: "
-                               f"{', '.join(s.code for s in who.scopes)})", field="under")
+            raise InvalidInput(f"under: name one of your areas: {', '.join((s.code for s in who.scopes))}",
+                               field="under", zh=f"上级区域：请选择您负责的一个区域：{'、'.join((s.code for s in who.scopes))}。")
         policy.check_area(who, under, inside=True)
     period, table = measures.measures(session, by, since=since, until=until, under=under)
     if format == "json":

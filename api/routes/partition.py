@@ -72,7 +72,8 @@ def partition(generation_id: PathId, body: PartitionIn, session: SessionDep, res
     in the caller's areas). Committed before the answer. 422 naming n/tolerance when the micro-grids cannot meet
     the tolerance, with the best found."""
     if not policy.within(who, body.area):
-        raise NotFound(f"area：没有编码为 {body.area} 的区域 (area: no area has code {body.area!r})", field="area")
+        raise NotFound(f"area: no area has code {body.area!r}", field="area",
+                       zh=f"区域：没有编码为 {body.area} 的区域。")
     out = gpartition.partition(session, generation_id, body.area, body.n, body.tolerance, body.seed, body.grids,
                                name=body.name, actor=who.key)
     session.commit()

@@ -56,6 +56,7 @@ class StaffOut(BaseModel):
     name: str
     role: str
     role_zh: str
+    role_en: str
 
 
 class GridAssignment(BaseModel):

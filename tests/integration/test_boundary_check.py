@@ -266,7 +266,7 @@ def test_a_the_redraw_refuses_a_wedge_and_absorbs_a_zero_area_one(client):
     changes, info = wedge_edit(areas, 3.0)
     before = _stored(client, draft)
     r = _put(client, draft, changes, 422)
-    assert r["field"] == "geometry" and "空隙" in r["detail"] and "3.00 m²" in r["detail"], r
+    assert r["field"] == "geometry" and "gap" in r["detail"] and "3.00 m²" in r["detail"], r
     x, y = map(float, r["detail"].split("POINT (")[1].split(")")[0].split())
     assert Point(x, y).distance(info["wedge"]) * M_PER_DEG < 1.0  # named at the wedge
     assert _stored(client, draft) == before
@@ -360,7 +360,7 @@ def test_b_overlapping_leaves(client):
     changes, info = overlap_edit(areas, 5.0)
     before = _stored(client, draft)
     r = _put(client, draft, changes, 422)  # fixed: an overlap with a leaf not redrawn is refused, naming both
-    assert r["field"] == "geometry" and info["a"] in r["detail"] and info["b"] in r["detail"] and "重叠" in r["detail"], r
+    assert r["field"] == "geometry" and info["a"] in r["detail"] and info["b"] in r["detail"] and "overlaps" in r["detail"], r
     assert _stored(client, draft) == before
     with _sm(client)() as session:  # what the redraw accepted before the fix
         _old_redraw(session, draft, changes)

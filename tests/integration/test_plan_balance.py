@@ -282,7 +282,7 @@ def test_who_may_read_and_bad_requests(client, fresh_db_url):
     with TestClient(create_app(Settings(database_url=fresh_db_url))) as anonymous:
         assert anonymous.get(f"/api/v1/generations/{draft}/balance", params={"area": community}).status_code == 401
     r = client.get(f"/api/v1/generations/{draft}/balance", headers=PLANNER, params={"area": micro})
-    assert r.status_code == 422 and r.json()["field"] == "area" and "微网格" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["field"] == "area" and "microgrid" in r.json()["detail"]
     r = client.get(f"/api/v1/generations/{draft}/balance", headers=PLANNER,
                    params={"area": micro[:15], "level": "grid"})
     assert r.status_code == 422 and r.json()["field"] == "level"

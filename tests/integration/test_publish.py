@@ -441,7 +441,7 @@ def test_the_submitter_or_creator_may_not_approve_even_as_approver(world):
                           json={"effective_from": TODAY.isoformat()})
     assert refused.status_code == 403, refused.text
     problem = refused.json()
-    assert problem["field"] == "approver" and problem["detail"].startswith("approver：审批人不能是本草稿的提交人")
+    assert problem["field"] == "approver" and problem["detail"].startswith("审批人不能是本草稿的提交人")
     assert refused.headers["content-type"] == "application/problem+json"
     # another approver sends it back with a reason; it is a draft again, and nothing was published
     rejected = _post(world, f"/api/v1/generations/{draft}/reject", "pub-approver", {"reason": "请补充说明"})
@@ -460,7 +460,7 @@ def test_check_errors_refuse_publishing(world):
         leaf.geom = from_shape(as_multipolygon(to_shape(leaf.geom).buffer(-0.0005)), srid=4326)  # a 50 m gap
     refused = _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner")
     assert refused.status_code == 409 and refused.json()["field"] == "check", refused.text
-    assert refused.json()["detail"].startswith("check：边界检查有")
+    assert refused.json()["detail"].startswith("边界检查有")
     # and approving one that was submitted anyhow (written directly) is refused the same way
     with storage.session_scope(sm) as s:
         s.execute(sa.update(Generation).where(Generation.id == draft).values(status="submitted", submitted_by="a999"))
@@ -518,7 +518,7 @@ def test_the_operator_activates_directly_from_the_cli(world, capsys):
     day = TODAY - dt.timedelta(days=10)
     capsys.readouterr()
     assert main(["--database", url, "boundaries", "activate", str(broken), "--date", day.isoformat()]) == 2
-    assert "check：边界检查有" in capsys.readouterr().err
+    assert "check: publishing refused: the boundary check" in capsys.readouterr().err  # the CLI speaks English
     with sm() as s:
         assert s.get(Generation, broken).status == "draft"
     draft = _draft(world, "命令行生效")
@@ -570,7 +570,7 @@ def test_a_new_grid_needs_a_branch_and_a_scheduled_activation_survives_a_restart
         "branch": None, "staff": []}
     refused = _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner")
     assert refused.status_code == 409 and refused.json()["field"] == "assignments"
-    assert new_grid in refused.json()["detail"] and refused.json()["detail"].startswith("assignments：网格")
+    assert new_grid in refused.json()["detail"] and refused.json()["detail"].startswith("人员分配：网格")
     # a branch marked for merging cannot be given; a grid branch that serves another grid breaks 1:1
     put = f"/api/v1/generations/{draft}/assignments"
     assert client.put(put, headers=tokens["pub-planner"], json={"area_code": new_grid, "branch_id": spare}
