@@ -305,6 +305,7 @@
       form.appendChild(buttons);
       form.addEventListener("submit", function (e) {
         e.preventDefault();
+        if (self.filters.area !== self.areaSelect.value) { self.pendingCount = null; }  // another area's count is no news
         self.filters = { area: self.areaSelect.value, category: self.categoryFilter.value, source: self.sourceFilter.value,
           age: self.ageFilter.value, sort: self.sortSelect.value, order: self.orderSelect.value };
         self.offset = 0;
@@ -317,6 +318,7 @@
         self.sortSelect.value = DEFAULT_SORT[self.queue][0];
         self.orderSelect.value = DEFAULT_SORT[self.queue][1];
         self.filters = { area: "", category: "", source: "", age: "any", sort: "", order: "" };
+        self.pendingCount = null;
         self.offset = 0;
         self.poll();
       });
@@ -432,10 +434,22 @@
 
     /* the counts of every queue and the page of the queue shown, every poll_s seconds */
     poll: function () {
+      var self = this;
+      if (this.polling) { this.pollAgain = true; return this.polling; }  // one poll at a time; the newest wish wins
+      this.polling = this.pollOnce().then(function () {
+        self.polling = null;
+        if (self.pollAgain) { self.pollAgain = false; return self.poll(); }
+        return null;
+      });
+      return this.polling;
+    },
+
+    pollOnce: function () {
       var self = this, t = this.t, queue = this.queue, offset = this.offset, q = this.query();
       QUEUES.forEach(function (name) { self.tabs[name].classList.toggle("gm-tab-on", name === queue); });
       var area = this.filters.area ? "?area=" + encodeURIComponent(this.filters.area) : "";
       var counts = this.core.get("queues" + area).then(function (res) {
+        if (area !== (self.filters.area ? "?area=" + encodeURIComponent(self.filters.area) : "")) { return; }  // asked for another area
         res.items.forEach(function (item) {
           self.counts[item.name] = item.count;
           if (self.tabs[item.name]) { self.tabs[item.name].querySelector(".gm-count").textContent = String(item.count); }
