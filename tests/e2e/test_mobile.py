@@ -202,6 +202,32 @@ def test_bounce_extension_and_a_refusal_on_the_phone(signed_in, server):
     assert_clean(pg, server)
 
 
+def test_a_patrol_report_placed_by_a_tap_on_a_gcj02_base_map(signed_in, gcj_server, tile_server):
+    """On an AMap-style base map the tapped point is sent as GCJ-02 (kept raw) and stored in WGS84 in the grid
+    drawn under the finger."""
+    code, (lon, lat) = worker_grid(gcj_server)
+    pg = signed_in("demo-worker", viewport=PHONE, mobile=True)
+    open_m(pg, gcj_server)
+    pg.locator("#gm-m-tab-patrol").tap()
+    pg.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 17)")
+    wait_idle(pg)
+    pg.locator("#gm-m-patrol-map").scroll_into_view_if_needed()
+    x, y = pg.evaluate("([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
+                       "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
+                       " return [p.x + r.left, p.y + r.top]; }", [lon, lat])
+    pg.mouse.click(x, y)
+    wait_js(pg, f"(document.body.dataset.gmMobileGrid || '') === '{code}:mine'")
+    pg.select_option("#gm-m-patrol-category", "E0101")
+    pg.fill("#gm-m-patrol-title", "地图点选的巡查上报")
+    pg.locator(".gm-m-patrol button[type=submit]").tap()
+    case_id, state = wait_js(pg, "document.body.dataset.gmMobilePatrol").split(":")
+    wait_idle(pg)
+    case = api(gcj_server, f"/api/v1/cases/{case_id}")
+    assert case["raw"]["crs"] == "gcj02" and case["grid_code"] == code and state == "dispatched"
+    assert abs(case["lon"] - lon) < 2e-5 and abs(case["lat"] - lat) < 2e-5  # within a pixel at z17
+    assert_clean(pg, gcj_server, tile_server[0])
+
+
 def test_who_may_open_the_worker_page(browser, server):
     """Signed out: to the sign-in page and back; accounts that act on cases open it; others (a viewer) get 403."""
     assert status_of(server, "/m", as_="demo-worker") == 200

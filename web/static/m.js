@@ -108,7 +108,9 @@
       this.areas = new GM.AreaLayers(core, {});
       ["community", "grid"].forEach(function (l) { self.areas.levels[l].layer.addTo(map); });
       this.pins = L.layerGroup().addTo(map);
-      map.on("click", function (e) { if (self.view === "patrol") { self.setPosition(self.fromMap(e.latlng), null); } });
+      map.on("click", function (e) {  // a tap on the map sets the place, in the base map's system (kept raw)
+        if (self.view === "patrol") { self.setPosition([e.latlng.lng, e.latlng.lat], null, self.core.gcj ? "gcj02" : "wgs84"); }
+      });
       this.build();
       this.show("cases");
       this.loadCases();
@@ -117,17 +119,6 @@
         self.loadNotes();
         if (self.view === "cases") { self.loadCases(); }
       }, Math.max(30, config.poll_s || 30) * 1000);
-    },
-
-    /* the map's point back in WGS84 (the map may be drawn on a GCJ-02 base map) */
-    fromMap: function (latlng) {
-      if (!this.core.gcj) { return [latlng.lng, latlng.lat]; }
-      var lon = latlng.lng, lat = latlng.lat;
-      for (var i = 0; i < 5; i += 1) {  // invert the forward shift by fixed-point iteration (≪ 1 m)
-        var p = GM.gcj02(lat, lon);
-        lon -= p[1] - latlng.lng; lat -= p[0] - latlng.lat;
-      }
-      return [lon, lat];
     },
 
     /* ------------------------------------------------------------------------------------------ the frame */
@@ -509,6 +500,7 @@
       where.appendChild(p.where);
       form.appendChild(where);
       this.patrolMap = el("div", "gm-m-map");
+      this.patrolMap.id = "gm-m-patrol-map";
       this.patrolMap.title = t.mapHint;
       form.appendChild(this.patrolMap);
       p.photos = fieldOf(form, t.sitePhotos, fileInput("patrol"), "gm-m-patrol-photos");
@@ -557,20 +549,20 @@
       if (!navigator.geolocation) { this.say(t.geoFailed + "—", true); return; }
       p.where.textContent = t.locating;
       navigator.geolocation.getCurrentPosition(function (pos) {
-        self.setPosition([pos.coords.longitude, pos.coords.latitude], pos.coords.accuracy);  // WGS84, as browsers give it
+        self.setPosition([pos.coords.longitude, pos.coords.latitude], pos.coords.accuracy, "wgs84");  // as browsers give it
       }, function (err) {
         p.where.textContent = t.noPosition;
         self.say(t.geoFailed + err.message, true);
       }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 });
     },
 
-    setPosition: function (lonlat, accuracy) {
+    setPosition: function (lonlat, accuracy, crs) {
       var self = this, t = this.t, p = this.patrol;
-      this.position = { lon: lonlat[0], lat: lonlat[1], accuracy: accuracy };
+      this.position = { lon: lonlat[0], lat: lonlat[1], accuracy: accuracy, crs: crs };
       p.where.textContent = t.position + " " + lonlat[0].toFixed(6) + ", " + lonlat[1].toFixed(6) +
         (accuracy ? "（" + t.accuracy + Math.round(accuracy) + t.metres + "）" : "");
       this.drawPosition();
-      var q = "locate?lon=" + lonlat[0].toFixed(7) + "&lat=" + lonlat[1].toFixed(7) + (accuracy ? "&accuracy_m=" + Math.min(accuracy, 1000).toFixed(0) : "");
+      var q = "locate?crs=" + crs + "&lon=" + lonlat[0].toFixed(7) + "&lat=" + lonlat[1].toFixed(7) + (accuracy ? "&accuracy_m=" + Math.min(accuracy, 1000).toFixed(0) : "");
       this.core.get(q).then(function (res) {
         if (!res.grid || self.position.lon !== lonlat[0]) { return; }
         var mine = (self.core.config.areas || []).some(function (a) { return res.grid.code.indexOf(a) === 0; });
@@ -581,7 +573,8 @@
 
     drawPosition: function () {
       if (!this.position || this.view !== "patrol") { return; }
-      var at = this.core.point([this.position.lon, this.position.lat]);
+      var at = this.position.crs === "gcj02" ? L.latLng(this.position.lat, this.position.lon)  // drawn as tapped
+        : this.core.point([this.position.lon, this.position.lat]);
       this.pins.clearLayers();
       if (this.position.accuracy) { L.circle(at, { radius: this.position.accuracy, weight: 1, color: "#1565c0", fillOpacity: 0.1 }).addTo(this.pins); }
       L.circleMarker(at, { radius: 8, color: "#fff", weight: 3, fillColor: "#1565c0", fillOpacity: 1 }).addTo(this.pins);
@@ -594,7 +587,7 @@
       if (!p.title.value.trim()) { this.say(t.needTitle, true); p.title.focus(); return; }
       if (!this.position) { this.say(t.needPoint, true); return; }
       var body = { title: p.title.value.trim(), category: p.category.value, lon: this.position.lon, lat: this.position.lat,
-        crs: "wgs84", handled_on_spot: p.onSpot.checked };
+        crs: this.position.crs, handled_on_spot: p.onSpot.checked };
       if (p.description.value.trim()) { body.description = p.description.value.trim(); }
       if (p.onSpot.checked && p.note.value.trim()) { body.note = p.note.value.trim(); }
       var files = this.files(p.photos, "patrol").concat(p.onSpot.checked ? this.files(p.after, "after") : []);
