@@ -1132,7 +1132,7 @@
         this.core.get("areas/" + encodeURIComponent(c.grid_code)).then(function (f) {
           var staff = (f.properties.staff || []).filter(function (s) { return /worker|grid_head/.test(s.role); });
           if (!staff.length) { option(worker, "", t.noStaff); }
-          staff.forEach(function (s) { option(worker, s.id, (self.core.lang === "zh" ? s.role_zh : s.role) + " · " + s.name); });
+          staff.forEach(function (s) { option(worker, s.id, (self.core.lang === "zh" ? s.role_zh : (s.role_en || s.role_zh)) + " · " + s.name); });
         }).catch(function (err) { self.core.fail(err); });
       }
       [mode, worker, dept, reason].forEach(function (n) { form.insertBefore(n, form.lastChild); });
