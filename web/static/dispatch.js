@@ -43,7 +43,7 @@
       timeline: "流转记录", photos: "照片", noPhotos: "无照片",
       stages: { report: "上报", before: "处置前", after: "处置后", patrol: "巡查" },
       filters: "筛选与排序", area: "区域", allAreas: "全部区域", allCategories: "全部类别", allSources: "全部来源",
-      age: "时长", ages: { any: "不限", d1: "24小时内", d3: "1至3天", d7: "3至7天", older: "7天以上" },
+      age: "上报至今", ages: { any: "不限", d1: "24小时内", d3: "1至3天", d7: "3至7天", older: "7天以上" },
       sort: "排序", sorts: { reported_at: "上报时间", deadline: "办理时限", overdue_by: "超期时长", updated_at: "最近更新" },
       orders: { asc: "从早到晚（从小到大）", desc: "从晚到早（从大到小）" }, apply: "应用", reset: "重置",
       prev: "上一页", next: "下一页", range: function (a, b, n) { return "第 " + a + "–" + b + " 条，共 " + n + " 条"; },
@@ -105,7 +105,7 @@
       timeline: "Timeline", photos: "Photos", noPhotos: "No photos",
       stages: { report: "report", before: "before", after: "after", patrol: "patrol" },
       filters: "Filter and sort", area: "Area", allAreas: "all areas", allCategories: "all categories", allSources: "all sources",
-      age: "Age", ages: { any: "any", d1: "under 24 h", d3: "1–3 days", d7: "3–7 days", older: "over 7 days" },
+      age: "Since reported", ages: { any: "any", d1: "under 24 h", d3: "1–3 days", d7: "3–7 days", older: "over 7 days" },
       sort: "Sort", sorts: { reported_at: "reported", deadline: "deadline", overdue_by: "overdue by", updated_at: "last update" },
       orders: { asc: "ascending", desc: "descending" }, apply: "Apply", reset: "Reset",
       prev: "Previous", next: "Next", range: function (a, b, n) { return a + "–" + b + " of " + n; },
@@ -412,7 +412,8 @@
       if (window.Notification && Notification.permission === "granted") {
         try {
           var n = new Notification(t.alertTitle, { body: t.alertBody(added), tag: "gridmap-new-cases" });
-          n.onclick = function () { window.focus(); n.close(); };
+          var self = this;
+          n.onclick = function () { window.focus(); n.close(); if (self.queue !== "pending") { self.switchTo("pending"); } };
           this.core.mark("gmNotified", this.alerts);
         } catch (e) { /* a browser that only notifies from a service worker */ }
       }
