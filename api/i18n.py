@@ -209,6 +209,7 @@ _ZH_TEMPLATES: dict[str, str] = {
     "frozen_field": "「{f}」不能修改。",
     "is_instance_of": "「{f}」的值类型不被接受。",
     "callable_type": "「{f}」的值类型不被接受。",
+    "year_range": "「{f}」须在 {first}–{last} 年之间。",  # api/params.py
 }
 _ZH_OTHER = "「{f}」的值不符合要求。"
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Path
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 MAX_ID = 2**31 - 1  # the id columns are INTEGER: 32 bits on PostgreSQL (SQLite's hold 64)
 MAX_OFFSET = 10_000_000
@@ -17,7 +18,9 @@ FIRST_YEAR, LAST_YEAR = 1950, 2200
 def _in_years(value: dt.date | None) -> dt.date | None:
     """A time or a day in FIRST_YEAR–LAST_YEAR (checked before anything converts it: year 1 at +14:00 overflows)."""
     if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise ValueError(f"须在 {FIRST_YEAR}–{LAST_YEAR} 年之间 (from the year {FIRST_YEAR} to {LAST_YEAR})")
+        # its own error type, so that the Chinese answer has its own words (api/i18n.py)
+        raise PydanticCustomError("year_range", "must be from the year {first} to {last}",
+                                  {"first": FIRST_YEAR, "last": LAST_YEAR})
     return value
 
 

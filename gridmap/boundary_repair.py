@@ -294,7 +294,7 @@ def preview(session, generation_id: int, **options) -> RepairPlan:
             plan_edit.repair(session, generation_id, changes, {}, None)
             plan["applicable"] = True
         except GridmapError as exc:
-            plan["applicable"], plan["refusal"] = False, exc.message
+            plan["applicable"], plan["refusal"], plan["refusal_zh"] = False, exc.message, exc.zh
         finally:
             trial.rollback()
     return plan

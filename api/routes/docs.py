@@ -12,11 +12,11 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from api.auth import allow
 from api.routes.pages import page_user
+from gridmap.errors import NotFound
 from gridmap.policy import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -94,7 +94,8 @@ def openapi_document(request: Request, who: Annotated[Principal, allow("public")
 def swagger_asset(version: str, name: str, who: Annotated[Principal, allow("public")]) -> FileResponse:
     """Swagger UI's own files, from the installed package; the version in the path lets browsers keep them."""
     if version != SWAGGER_VERSION or name not in ASSETS:
-        raise HTTPException(404, f"path: no such Swagger UI file; accepted: {ASSET_URL}/ followed by "
-                                 + ", ".join(sorted(ASSETS)))
+        files = ", ".join(sorted(ASSETS))
+        raise NotFound(f"path: no such Swagger UI file; accepted: {ASSET_URL}/ followed by {files}", field="path",
+                       zh=f"路径：没有这个 Swagger UI 文件；可用：{ASSET_URL}/ 加 {files}。")
     return FileResponse(SWAGGER_DIR / name, media_type=ASSETS[name],
                         headers={"Cache-Control": "public, max-age=31536000, immutable"})

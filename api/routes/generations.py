@@ -8,6 +8,7 @@ import shapely
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import i18n
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep
 from api.params import Day, Id, PathId
@@ -136,11 +137,14 @@ def _kinds(text: str | None) -> tuple[str, ...]:
 
 @router.get("/{generation_id}/repairs", response_model=RepairPlan)
 def repairs(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
-            kinds: RepairKinds = "", snap_m: SnapM = boundary_repair.SNAP_M) -> dict:
+            request: Request, kinds: RepairKinds = "", snap_m: SnapM = boundary_repair.SNAP_M) -> dict:
     """The repairs the check offers, as a preview (nothing is written): narrow parts outside the parent cut to its
     edge, overlaps left to one neighbour, gaps given to the neighbour with the longest shared edge, slivers absorbed;
     with the check's error and warning counts before and after."""
-    return boundary_repair.preview(session, generation_id, kinds=_kinds(kinds), snap_m=snap_m)
+    plan = boundary_repair.preview(session, generation_id, kinds=_kinds(kinds), snap_m=snap_m)
+    if plan.get("refusal_zh") and i18n.of_request(request) == i18n.ZH:  # shown on the page as it is
+        plan["refusal"] = plan["refusal_zh"]
+    return plan
 
 
 class RepairIn(BaseModel):
