@@ -189,6 +189,12 @@ def first_screen_run(browser, base: str, cookies: list[dict], phone: bool) -> di
            "bytes": transferred(page),
            "areas_drawn": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length"),
            "scroll_x": page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")}
+    # then the grids: the first screen shows the district and its sub-districts; the grid layer, switched on, is
+    # drawn from z11
+    out["grids_ms"] = timed(page, "GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
+                            " GridmapPage.map.setView(GridmapPage.map.getCenter(), 12, {animate: false})",
+                            "Number(document.body.dataset.gmLevel_grid) > 0")
+    out["grids_drawn"] = int(page.evaluate("document.body.dataset.gmLevel_grid"))
     context.close()
     return out
 
@@ -308,7 +314,8 @@ def main() -> None:
     print(f"  {'':34s}{'1440×900':>12s}{'390×844 touch':>16s}")
     for label, key, unit in [("first contentful paint", "fcp_ms", "ms"), ("first painted map", "painted_ms", "ms"),
                              ("ready (nothing in flight)", "ready_ms", "ms"), ("bytes fetched", "bytes", "B"),
-                             ("areas drawn", "areas_drawn", ""), ("horizontal overflow (px)", "scroll_x", "")]:
+                             ("areas drawn", "areas_drawn", ""), ("horizontal overflow (px)", "scroll_x", ""),
+                             ("then zoom to z12: grids drawn", "grids_ms", "ms"), ("grids drawn", "grids_drawn", "")]:
         print(f"  {label:34s}{median(screens[False], key):>10,.0f}{unit:>2s}{median(screens[True], key):>14,.0f}"
               f"{unit:>2s}")
     if args.part != "all":
