@@ -241,6 +241,18 @@ def test_who_may_open_the_worker_page(browser, server):
     context.close()
 
 
+def test_an_account_with_no_cases_of_its_own_is_told_so(signed_in, server):
+    """A dispatcher may open /m (it acts on cases) but holds none: the list says why, in Chinese; no patrol tab."""
+    pg = signed_in("demo-dispatcher", viewport=PHONE, mobile=True)
+    open_m(pg, server)
+    assert pg.evaluate("document.body.dataset.gmMobileCases") == "none"
+    said = pg.locator("#gm-m-list").inner_text()
+    assert said.startswith("处置人") and "网格员" in said, said
+    assert not pg.locator("#gm-m-tab-patrol").is_visible()
+    pg.console_errors = [e for e in pg.console_errors if "422" not in e]  # that refusal itself
+    assert_clean(pg, server)
+
+
 def test_the_worker_page_in_english(signed_in, server):
     pg = signed_in("demo-worker", viewport=PHONE, mobile=True)
     open_m(pg, server, "?lang=en")

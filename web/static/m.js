@@ -135,6 +135,7 @@
         self.tabs[name] = b;
       });
       body.appendChild(tabs);
+      this.tabs.patrol.hidden = this.core.config.role !== "worker";  // patrol reports are the grid workers'
       this.views = {};
       ["cases", "case", "patrol", "notes"].forEach(function (name) {
         var v = el("section", "gm-m-view");
@@ -179,7 +180,13 @@
         self.cases = res.items.filter(function (c) { return ["dispatched", "accepted", "rework", "handled"].indexOf(c.state) >= 0; });
         self.cases.sort(function (a, b) { return self.rank(a) - self.rank(b); });
         self.drawList();
-      }).catch(function (err) { self.core.fail(err); });
+      }).catch(function (err) {
+        self.core.fail(err);
+        if (err.problem && err.problem.field === "holder") {  // an account with no cases of its own (a dispatcher)
+          self.list.replaceChildren(el("li", "gm-m-empty gm-error", err.message));
+          self.core.mark("gmMobileCases", "none");
+        }
+      });
     },
 
     /* how urgent a case is: overdue first (longest first), then those waiting to be accepted, then by time left */
