@@ -184,6 +184,16 @@ def test_the_managers_day_at_the_desk(signed_in, server):
         "已派遣", "已签收", "返工", "已处置", "已立案", "待处理"}
     overdue_total = api(server, f"/api/v1/cases?area={community}&state=overdue&limit=1", as_=MANAGER)["total"]
     assert len(listed) == overdue_total
+    # by category: the open case's category
+    page.select_option("#gm-case-list select.gm-list-category", case["category"])
+    of_category = api(server, f"/api/v1/cases?area={community}&state=overdue&category={case['category']}&limit=50",
+                      as_=MANAGER)
+    wait_js(page, f"document.body.dataset.gmCaseList === "
+                  f"'{community}:overdue:{of_category['total']}:{case['category']}'")
+    shown = page.locator("#gm-case-list .gm-case-item")
+    assert shown.count() == min(of_category["total"], 15) > 0
+    assert all(case["category_name"] in shown.nth(k).inner_text() for k in range(shown.count()))
+    assert "category=" + case["category"] in page.locator("#gm-detail a.gm-export-cases-csv").get_attribute("href")
     wait_idle(page)
     assert_clean(page, server)
 

@@ -798,7 +798,8 @@
         self.pageInfo.textContent = total ? t.pageOf(self.listOffset + 1, self.listOffset + res.items.length, total) : "";
         self.prevButton.disabled = self.listOffset === 0;
         self.nextButton.disabled = self.listOffset + res.items.length >= total;
-        self.core.mark("gmCaseList", code + ":" + (self.listState.value || "all") + ":" + total);
+        self.core.mark("gmCaseList", code + ":" + (self.listState.value || "all") + ":" + total +
+          (self.listCategory.value ? ":" + self.listCategory.value : ""));
       }).catch(function (err) { self.core.fail(err); });
     },
 
