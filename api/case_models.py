@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class Candidate(BaseModel):
@@ -120,3 +120,25 @@ class CasePage(BaseModel):
     limit: int
     offset: int
     items: list[CaseItem]
+
+
+class CaseCreated(CaseItem):
+    """A case as its intake by staff answers it: the item, its history, the cases it may duplicate, and the token
+    its reporter rates it with (not for patrol reports)."""
+
+    history: list[HistoryEvent]
+    possible_duplicates: list[dict[str, Any]]
+    reporter_token: str | None = None
+
+
+class Receipt(BaseModel):
+    """What a resident is told: enough to follow the case and rate it (and nothing else: a staff answer is
+    never read as a receipt)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    number: str
+    state: str
+    reported_at: str | None
+    grid_code: str | None
+    reporter_token: str | None

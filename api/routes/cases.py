@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow, get_principal
-from api.case_models import CaseDetail, CaseItem, CasePage
+from api.case_models import CaseCreated, CaseDetail, CaseItem, CasePage, Receipt
 from api.deps import IndexDep, SessionDep
 from api.ratelimit import address_of_anonymous, rate_limit
 from api.params import Id, Moment, Offset, PathId
@@ -48,7 +48,8 @@ class CaseIn(_ReportIn):
              dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))])
 def create_case(body: CaseIn, index: IndexDep, request: Request, response: Response,
                 who: Annotated[Principal, allow("case.create")],
-                idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
+                idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+                ) -> CaseCreated | Receipt:
     """File a case: located in its grid, filed and routed by the rules (events to the grid's worker, components
     to their owner department). With an `Idempotency-Key` a retried submission returns the first case (200,
     `Idempotent-Replayed: true`) instead of making a second one; the same key with a different body is a 422.
@@ -123,7 +124,8 @@ class PatrolIn(_ReportIn):
 @router.post("/patrol-reports", status_code=201)
 def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, response: Response,
                          who: Annotated[Principal, allow("patrol.create")],
-                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> dict:
+                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+                         ) -> CaseCreated:
     """A grid worker's patrol report (巡查上报): filed and routed like every case, recording who found it; a point
     outside the worker's grids is flagged `outside_own_grid`. With `handled_on_spot` (即报即处) the case is
     accepted and handled by the worker at once and waits for verification — only when it is theirs to handle.
