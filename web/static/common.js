@@ -169,8 +169,9 @@
     return o;
   };
 
-  /* the panel's fold button (收起 / 展开): folded, only the title row stays and the map is free (the side panel
-   * folds with it); the map's top controls sit under the panel on a phone (--gm-panel-bottom) */
+  /* the panel's fold button (收起 / 展开): folded, only the title row stays and the map is free (a case's side
+   * panel stays, with its own close button: on a phone the map and the case then share the screen); the map's top
+   * controls sit under the panel on a phone (--gm-panel-bottom) */
   Core.prototype.panelToggle = function () {
     var panel = document.getElementById("gm-panel"), button = document.getElementById("gm-panel-toggle"), self = this;
     if (!panel || !button) { return; }
@@ -193,11 +194,6 @@
       }
     };
     button.addEventListener("click", function () { self.setPanel(panel.classList.contains("gm-collapsed")); });
-    // a side panel opened while folded (a case picked on the map) opens the panel again: it would stay hidden
-    var side = document.getElementById("gm-side");
-    new MutationObserver(function () {
-      if (side && !side.hidden && panel.classList.contains("gm-collapsed") && narrow()) { self.setPanel(true); }
-    }).observe(side, { attributes: true, attributeFilter: ["hidden"] });
     if (window.ResizeObserver) { new ResizeObserver(place).observe(panel); }
     window.addEventListener("resize", place);
     this.setPanel(true);
