@@ -61,6 +61,7 @@
       ratio: "分子／分母", noTarget: "该指标无达标线", noRanking: "无可排名的对象",
       exports: "导出", exportMeasures: "考核指标", exportCases: "事件清单", csv: "CSV", xlsx: "Excel",
       geojson: "GeoJSON", receivedAxis: "受理量（件，左轴）", rateAxis: "结案率（右轴）",
+      reasons: { overdue: "超过处置时限" },
       series: "近12个月", colon: "：", slash: "／", open_: "（", close_: "）",
       actors: { system: "系统", resident: "群众", reporter: "群众", dispatcher: "调度员", worker: "网格员",
         department: "职能部门", verifier: "核查员", leader: "领导", manager: "网格长", admin: "系统管理员",
@@ -98,6 +99,7 @@
       ratio: "Num./den.", noTarget: "No target for this measure", noRanking: "Nothing to rank",
       exports: "Export", exportMeasures: "Measures", exportCases: "Case list", csv: "CSV", xlsx: "Excel",
       geojson: "GeoJSON", receivedAxis: "Received (left axis)", rateAxis: "Closure rate (right axis)",
+      reasons: { overdue: "past the deadline" },
       series: "Last 12 months", colon: ": ", slash: "/", open_: " (", close_: ")",
       actors: { system: "System", resident: "Resident", reporter: "Resident", dispatcher: "Dispatcher", worker: "Grid worker",
         department: "Department", verifier: "Verifier", leader: "Leader", manager: "Grid manager", admin: "Administrator",
@@ -403,7 +405,8 @@
       row(table, t.number, c.number);
       row(table, t.state, c.state_zh && this.core.lang === "zh" ? c.state_zh : (t.states[c.state] || c.state));
       row(table, t.categoryName, c.category_name);
-      row(table, t.grid, c.grid_name || c.grid_code);
+      var chain = (c.routing && c.routing.chain) || [], where = chain.filter(function (a) { return a.level === "grid"; })[0];
+      row(table, t.grid, (where && where.name) || c.grid_name || c.grid_code);
       if (c.holder && c.holder.name) {
         row(table, t.holder, c.holder.name + (c.holder.phone ? " · " + c.holder.phone : ""));
       }
@@ -847,6 +850,7 @@
           item.appendChild(el("span", "gm-timeline-what", what));
           if (e.actor) { item.appendChild(el("span", "gm-timeline-who", self.actorText(e.actor))); }
           var reason = e.detail && (e.detail.reason || e.detail.note);
+          if (reason && /^[a-z_]+$/.test(String(reason))) { reason = t.reasons[reason] || null; }  // a code, not words
           if (reason) { item.appendChild(el("span", "gm-timeline-note", String(reason))); }
           list.appendChild(item);
         });
