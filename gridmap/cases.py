@@ -74,6 +74,16 @@ def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) 
     return out
 
 
+def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions | None = None) -> list[dict] | None:
+    """For a case stored without candidates (before revision 0006) that lies in no grid: the grids near its point
+    now, to correct it with; None when the stored ones stand."""
+    if index is None or case.locate_candidates is not None or case.grid_code or case.lon is None or case.lat is None:
+        return None
+    options = options or LocateOptions()
+    location = index.locate(case.lon, case.lat, near_m=options.near_m, nearest_m=options.nearest_m)
+    return candidates_of(index, location, case.lon, case.lat)
+
+
 def locate_for_case(index: AreaIndex, lon: float, lat: float, system, options: LocateOptions
                     ) -> tuple[Location, list[str], list[dict]]:
     """Where a case's point lies, exactly as `GET /locate` answers it with the same options (nearest-grid

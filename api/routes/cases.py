@@ -301,6 +301,9 @@ def get_case(case_id: PathId, session: SessionDep, request: Request, response: R
     case = cases.get_case_for(session, case_id, who)
     contact = policy.may_see_contact(who, case, cases.department_code(session, case))
     item = cases.case_items(session, [case], who=who, calendar=request.app.state.calendar(), contact=contact)[0]
+    found = cases.candidates_now(request.app.state.registry.active(), case, request.app.state.settings.locate_options())
+    if found is not None:
+        item["candidates"] = found
     out = {**item, "routing": cases.routing(session, case, who), "history": cases.full_history(session, case)}
     if contact and (case.reporter_name or case.reporter_phone):
         audit.record(session, "reveal", f"case:{case.id}", {"number": case.number,

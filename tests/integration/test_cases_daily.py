@@ -295,6 +295,11 @@ def test_a_dead_end_is_relocated_to_a_candidate_grid_and_then_filed(client):
     assert case["candidates"] and case["candidates"][0]["distance_m"] > 100
     refused = _act(client, case, "file", status=422)
     assert refused["field"] == "location"
+    with client.app.state.sessionmaker() as s:  # a case stored before candidates were: found when it is read
+        s.execute(sa.update(Case).where(Case.id == case["id"]).values(locate_candidates=sa.null()))
+        s.commit()
+    read = client.get(f"/api/v1/cases/{case['id']}", headers=_as("dispatcher")).json()
+    assert read["candidates"] == case["candidates"]
     _act(client, case, "relocate", status=422)  # a reason is needed
     bad = _act(client, case, "relocate", status=422, grid="99999", reason="核实位置")
     assert bad["field"] == "grid"
