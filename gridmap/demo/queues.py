@@ -92,7 +92,7 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
                 text = f"上报点位于区界外约{metres}米，不在任何网格内，请核实后更正位置再立案。"
                 _set(index, item, lon, lat, location, candidates, text, "miniprogram", district_code=areas[0].code)
         elif item.fate in ("on_line", "near_line"):
-            lon, lat, other = _grid_corner(index, rng)
+            lon, lat, other = _grid_corner(index, areas[0].code, rng)
             if item.fate == "near_line":  # three metres into the winning leaf, towards its inside
                 own = index.leaf_geoms[index.leaf_at(lon, lat)]
                 inner = own.representative_point()
@@ -107,7 +107,7 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
                 (f"上报点距{other_grid}边界约3米，请核实属于哪个网格。")
             _set(index, item, lon, lat, location, candidates, text, "miniprogram")
         elif item.fate == "address_far":
-            _address_far(session, index, names, item, rng)
+            _address_far(session, index, names, areas[0].code, item, rng)
 
 
 def _locate(index: AreaIndex, lon: float, lat: float):
@@ -131,9 +131,12 @@ def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, candi
                         description=DEAD_END_NOTE + text, source=source, **more)
 
 
-def _grid_corner(index: AreaIndex, rng: np.random.Generator) -> tuple[float, float, str]:
-    """A vertex shared by leaves of two different grids (so exactly on a grid line), and the other leaf's code."""
+def _grid_corner(index: AreaIndex, district: str, rng: np.random.Generator) -> tuple[float, float, str]:
+    """A vertex shared by leaves of two different grids of the district (so exactly on a grid line), and the other
+    leaf's code."""
     for start in rng.permutation(len(index.leaves)):
+        if not index.leaves[start].code.startswith(district):  # (the index holds every district loaded)
+            continue
         geom = index.leaf_geoms[start]
         for x, y in shapely.get_coordinates(shapely.get_exterior_ring(max(shapely.get_parts(geom),
                                                                             key=lambda g: g.area))):
@@ -144,11 +147,12 @@ def _grid_corner(index: AreaIndex, rng: np.random.Generator) -> tuple[float, flo
     raise ValueError("no two grids share a vertex")
 
 
-def _address_far(session: Session, index: AreaIndex, names: dict, item: Staged, rng: np.random.Generator) -> None:
+def _address_far(session: Session, index: AreaIndex, names: dict, district: str, item: Staged,
+                 rng: np.random.Generator) -> None:
     """A 12345 call: the address text matched a compound (at low confidence) far from the community the caller
     named, so the point is probably wrong."""
-    rows = session.execute(sa.select(Place.name, Place.area_code, Place.geom).where(Place.kind == "compound")
-                           .order_by(Place.id)).all()
+    rows = session.execute(sa.select(Place.name, Place.area_code, Place.geom).where(
+        Place.kind == "compound", Place.area_code.startswith(district)).order_by(Place.id)).all()
     points = np.array([[p.x, p.y] for p in (to_shape(g) for *_, g in rows)])
     a = int(rng.integers(len(rows)))
     kx, ky = metres_per_degree(float(points[a, 1]))

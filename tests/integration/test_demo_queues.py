@@ -43,7 +43,8 @@ def test_open_cases_lie_in_grids_except_the_flagged_dead_ends(demo):
         assert index.covering(case.lon, case.lat)[:1] == [case.microgrid_code], case.number
     # the five dead ends, each in the state a dispatcher meets it, with the locator's flags
     assert len(dead) == len(DEAD_ENDS) and {c.state for c in dead} == {"reported"}
-    flags = sorted(tuple(c.locate_flags) for c in dead)
+    # (a point outside may also read as an unconverted GCJ-02 one: intake's `possibly_*` flags, left aside here)
+    flags = sorted(tuple(f for f in c.locate_flags if not f.startswith("possibly_")) for c in dead)
     assert flags == sorted([("outside_all_grids", "assigned_to_nearest"), ("outside_all_grids",), ("on_boundary",),
                             ("near_boundary",), ("placed_by_address", "address_low_confidence")])
     for case in dead:
