@@ -638,6 +638,28 @@ def _relocate_places(session: Session, index: AreaIndex) -> int:
     return moved
 
 
+def _case_chains(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, flags: list, stored: list) -> list[list]:
+    """Where each case lies under `index` by intake's rule: the leaf its point lies in; outside every leaf, the
+    nearest leaf within intake's `nearest_m` (`assigned_to_nearest`); the leaf a dispatcher chose for it
+    (`grid_chosen`, see `workflow.relocate`; `stored` is the case's leaf code) while that code is still a leaf.
+    An empty chain: in no grid."""
+    from gridmap.locate import LocateOptions  # noqa: PLC0415 - gridmap.locate imports what this module uses
+
+    nearest_m = LocateOptions().nearest_m
+    leaves = {ref.code for ref in index.leaves}
+    leaf = index.locate_many(np.asarray(lon, float), np.asarray(lat, float)) if len(lon) else np.array([], int)
+    out = []
+    for i, x, y, f, own in zip(leaf.tolist(), np.asarray(lon, float).tolist(), np.asarray(lat, float).tolist(),
+                               flags, stored):
+        if "grid_chosen" in (f or ()) and own in leaves:
+            out.append(index.chain_of(own))
+        elif i >= 0:
+            out.append(index.chain_of(index.leaves[i].code))
+        else:
+            out.append(index.locate(x, y, nearest_m=nearest_m).chain)
+    return out
+
+
 LEVEL_COLUMNS = (("district", "district_code"), ("subdistrict", "subdistrict_code"),
                  ("community", "community_code"), ("grid", "grid_code"), ("microgrid", "microgrid_code"))
 
@@ -655,9 +677,11 @@ def _relocate_open_cases(session: Session, index: AreaIndex, previous: Generatio
         Area.level.in_(("grid", "microgrid"))).order_by(Area.generation_id)).all())
     moved = 0
     territory: dict[str, tuple[int | None, int | None]] = {}
-    for case in cases:
-        location = index.locate(case.lon, case.lat)
-        new = {column: (ref.code if (ref := location.at_level(level)) else None) for level, column in LEVEL_COLUMNS}
+    chains = _case_chains(index, np.array([c.lon for c in cases], float), np.array([c.lat for c in cases], float),
+                          [c.locate_flags for c in cases], [c.microgrid_code or c.grid_code for c in cases])
+    for case, chain in zip(cases, chains):
+        at_level = {ref.level: ref.code for ref in chain}
+        new = {column: at_level.get(level) for level, column in LEVEL_COLUMNS}
         if new["grid_code"] == case.grid_code and new["microgrid_code"] == case.microgrid_code:
             continue
         old = {column: getattr(case, column) for _, column in LEVEL_COLUMNS}
@@ -790,13 +814,18 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
 
     # cases: the open ones that would be re-located, and historical counts per outline
     cases = session.execute(sa.select(Case.id, Case.number, Case.state, Case.grid_code, Case.microgrid_code,
-                                      Case.lon, Case.lat, Case.assignee_id, Case.department_id)
+                                      Case.lon, Case.lat, Case.assignee_id, Case.department_id, Case.locate_flags)
                             .where(Case.lon.is_not(None), Case.lat.is_not(None)).order_by(Case.id)).all()
     klon = np.array([r.lon for r in cases], float)
     klat = np.array([r.lat for r in cases], float)
     k_old = _codes_at(old_index, klon, klat, "grid")
     k_new = _codes_at(new_index, klon, klat, "grid")
-    k_new_m = _codes_at(new_index, klon, klat, "microgrid")
+    # an open case moves where intake would place it under the new boundaries (as publishing moves it)
+    is_open = np.array([r.state not in FINISHED_STATES for r in cases], bool)
+    open_rows = [r for r, o in zip(cases, is_open) if o]
+    placed = iter(_case_chains(new_index, klon[is_open], klat[is_open], [r.locate_flags for r in open_rows],
+                               [r.microgrid_code or r.grid_code for r in open_rows]))
+    k_open = [({ref.level: ref.code for ref in next(placed)} if o else {}) for o in is_open]
     staff_names = dict(session.execute(sa.select(Staff.id, Staff.name).where(
         Staff.id.in_({r.assignee_id for r in cases if r.assignee_id}))).all())
     departments = {d.id: (d.code, d.name) for d in session.scalars(sa.select(Department))}
@@ -806,11 +835,12 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
         Case.grid_code.in_(list(changed))).group_by(Case.grid_code)).all()) if changed else {}
     for code, n in recorded.items():
         history[code]["recorded"] = n
-    for row, og, ng, nm in zip(cases, k_old, k_new, k_new_m):
+    for row, og, ng, at_level in zip(cases, k_old, k_new, k_open):
         if og in history:
             history[og]["in_old_outline"] += 1
         if ng in history:
             history[ng]["in_new_outline"] += 1
+        ng, nm = at_level.get("grid"), at_level.get("microgrid")
         if row.state in FINISHED_STATES or (ng == row.grid_code and nm == row.microgrid_code):
             continue
         if ng == row.grid_code:
