@@ -652,7 +652,7 @@ def case_history(case: Case) -> list[dict]:
 
 
 ACTION_ZH = {"reported": "上报", "located": "定位", "merge_in": "并入", "escalate": "超期升级",
-             "boundary_change": "边界调整"}
+             "boundary_change": "边界调整", "attach": "上传照片"}
 
 
 def action_zh(action: str) -> str:

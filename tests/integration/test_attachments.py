@@ -239,6 +239,7 @@ def test_the_list_the_history_and_the_count_limit(client, engine):
     event = [e for e in history if e["action"] == "attach"]
     assert len(event) == 1 and event[0]["detail"]["attachment_id"] == first["id"]
     assert event[0]["detail"]["stage"] == "report" and event[0]["actor"].startswith("dispatcher")
+    assert event[0]["action_zh"] == "上传照片"  # named in the timeline, not a raw code
     with engine.begin() as conn:  # 19 more, straight into the table: the 21st upload is refused
         row = conn.execute(sa.select(Attachment.__table__).where(Attachment.id == first["id"])).mappings().one()
         values = {k: v for k, v in row.items() if k != "id"}
