@@ -16,7 +16,7 @@ from tests.e2e.test_map import XSS_TEXT, XSS_TITLE, assert_clean, click_lonlat, 
 
 pytestmark = pytest.mark.e2e
 
-QUEUES = ("fresh", "dispatched", "overdue")
+QUEUES = ("pending", "dispatched", "verify", "bounced", "approvals", "overdue")  # the console's tabs
 SIZES = {"desktop": (DESKTOP, False), "phone": (PHONE, True)}
 
 
@@ -53,7 +53,8 @@ def widen_period(pg):
     wait_idle(pg)
     asked = [u for u in pg.requests if "/api/v1/map/cases?" in u]
     assert "since=2025-1" in asked[-1], asked[-1]
-    return asked[-1].split("?", 1)[1]
+    query = asked[-1].split("?", 1)[1]
+    return "&".join(p for p in query.split("&") if not p.startswith("limit="))  # the filters, not the page size
 
 
 def queue_ids(pg):
@@ -186,7 +187,7 @@ def test_a_worker_sees_only_the_cases_of_its_grid_and_its_own(signed_in, server)
     # the console's queues
     open_console(pg, server)
     queues = queue_ids(pg)
-    assert mine["id"] in queues["dispatched"] and elsewhere["id"] not in queues["fresh"]
+    assert mine["id"] in queues["dispatched"] and elsewhere["id"] not in queues["pending"]
     for ids in queues.values():
         assert ids <= set(seen) and all(its_own(seen[i]) for i in ids)
     pg.screenshot(path=str(SCREENSHOTS / "worker-dispatch.png"))
@@ -214,20 +215,20 @@ def test_a_subdistrict_dispatcher_sees_nothing_of_the_other_subdistrict(signed_i
     assert others
     ours = new_case(server, next(g for g in grids if g["properties"]["code"].startswith(own)), "楼道堆物")
     theirs = new_case(server, next(g for g in grids if g["properties"]["code"].startswith(others[0])), "楼道堆物")
-    assert ours["state"] == theirs["state"] == "reported"  # no category: both wait in the fresh queue
+    assert ours["state"] == theirs["state"] == "reported"  # no category: both wait in the pending queue (待处理)
 
     # the console: every queue holds cases of its own sub-district only
     pg.reload()
     wait_js(pg, "document.body.dataset.gmPolls !== undefined")
     wait_idle(pg)
     queues = queue_ids(pg)
-    assert ours["id"] in queues["fresh"] and theirs["id"] not in queues["fresh"]
-    for queue, ids in queues.items():
-        state = {"fresh": "reported,filed", "dispatched": "dispatched", "overdue": "overdue"}[queue]
-        inside = api(server, f"/api/v1/cases?area={own}&state={state}&order=oldest&limit=200")
-        assert ids == {c["id"] for c in inside["items"]}, queue
+    assert ours["id"] in queues["pending"] and theirs["id"] not in queues["pending"]
+    for queue, ids in queues.items():  # a tab shows the first page of its queue, all of the sub-district's own
+        inside = api(server, f"/api/v1/queues/{queue}?area={own}&limit=500")
+        assert ids <= {c["id"] for c in inside["items"]}, queue
+        assert len(ids) == min(inside["total"], 20), queue  # the console's page size
         for other in others:
-            outside = api(server, f"/api/v1/cases?area={other}&state={state}&limit=500")
+            outside = api(server, f"/api/v1/queues/{queue}?area={other}&limit=500")
             assert not ids & {c["id"] for c in outside["items"]}, queue
     # the outlines: the district (the way down) and its own sub-district's communities and grids, no other
     levels = pg.evaluate("Object.fromEntries(Object.entries(GridmapPage.areas.levels)"

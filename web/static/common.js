@@ -250,8 +250,9 @@
   /* the view's box in WGS84 for the API: on a GCJ-02 base map the view is shifted ~0.5 km, so widen it */
   Core.prototype.bboxOf = function (bounds) {
     var pad = this.gcj ? 0.01 : 0;
-    return [bounds.getWest() - pad, bounds.getSouth() - pad, bounds.getEast() + pad, bounds.getNorth() + pad]
-      .map(function (v) { return v.toFixed(5); }).join(",");
+    var clamp = function (v, limit) { return Math.max(-limit, Math.min(limit, v)); };  // a padded world view
+    return [clamp(bounds.getWest() - pad, 180), clamp(bounds.getSouth() - pad, 90), clamp(bounds.getEast() + pad, 180),
+            clamp(bounds.getNorth() + pad, 90)].map(function (v) { return v.toFixed(5); }).join(",");
   };
   Core.prototype.point = function (lonlat) { return this.toLatLng(lonlat); };
 
