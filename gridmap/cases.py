@@ -177,6 +177,8 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
                 reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
                 locate_flags=[*flags, *new.extra_flags], locate_candidates=candidates)
     _apply_location(case, location)
+    if not location.chain:
+        _claim_dead_end(case, index, candidates)
     session.add(case)
     session.flush()
     case.number = case_number(new.source, now, case.id)  # readable and unique: channel, China date, row id
@@ -200,6 +202,22 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
             notifications.notify_holder(session, case, "assigned", actor="system", now=now)
     session.flush()
     return case
+
+
+def _claim_dead_end(case: Case, index: AreaIndex, candidates: list[dict]) -> None:
+    """A point in no grid belongs to the areas every grid near it shares (the district at least, the sub-district
+    or community when all its candidates lie in one), so the dispatchers who must correct it see it; its grid and
+    micro-grid stay empty until they do."""
+    chains = [index.chain_of(c["code"]) for c in candidates if c.get("code") in index.by_code]
+    if not chains:
+        return
+    for level, column in LEVEL_COLUMNS.items():
+        if level in ("grid", "microgrid"):
+            break
+        codes = {next((a.code for a in chain if a.level == level), None) for chain in chains}
+        if len(codes) != 1 or None in codes:
+            break
+        setattr(case, column.key, codes.pop())
 
 
 def _apply_location(case: Case, location: Location) -> None:

@@ -460,3 +460,26 @@ def test_address_matches_answer_the_place_its_confidence_and_alternatives_to_con
     assert get(q="").status_code == 422 and get(q="x" * 301).status_code == 422
     assert client.get("/api/v1/address-matches", params={"q": building.name},
                       headers=_as("viewer")).status_code == 200
+
+
+def test_a_dead_end_belongs_to_the_areas_its_candidate_grids_share(client):
+    """A point in no grid (400 m outside the edge) is stored with the district — and the sub-district or community
+    when all the grids near it lie in one — so the dispatchers who must correct it see it in their queue; another
+    sub-district's dispatcher does not."""
+    index = _index(client)
+    x, y = _far_outside(index)
+    case = _new(client, x, y)
+    assert not case["grid_code"] and not case["microgrid_code"] and case["candidates"]
+    chains = [index.chain_of(c["code"]) for c in case["candidates"]]
+    shared = set.intersection(*({a.code for a in chain if a.level in ("district", "subdistrict", "community")}
+                                for chain in chains))
+    stored = {case[k] for k in ("district_code", "subdistrict_code", "community_code") if case[k]}
+    assert stored == shared and case["district_code"]
+    district = {"X-Areas": case["district_code"]}
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=_as("dispatcher", **district)).status_code == 200
+    pending = client.get("/api/v1/queues/pending", params={"limit": 500}, headers=_as("dispatcher", **district))
+    assert case["id"] in {c["id"] for c in pending.json()["items"]}
+    others = [r.code for r in index.by_code.values() if r.level == "subdistrict" and r.code not in shared]
+    assert others
+    far = _as("dispatcher", **{"X-Areas": others[0]})
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=far).status_code == 404
