@@ -352,11 +352,12 @@ MAX_AGE_H = 24 * 366 * 10
 
 
 def queue_condition(name: str, now: dt.datetime):
-    """SQL for a queue of the dispatcher's desk: 待处理 (reported), 已派遣 (dispatched, accepted, rework), 待核查
+    """SQL for a queue of the dispatcher's desk: 待处理 (reported, or filed and never bounced), 已派遣 (dispatched, accepted, rework), 待核查
     (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request pending), 超期 (the clock
     runs past the deadline)."""
-    if name == "pending":
-        return Case.state == "reported"
+    if name == "pending":  # new tickets, and cases filed but not yet dispatched (never bounced: those are 退单)
+        return sa.or_(Case.state == "reported",
+                      sa.and_(Case.state == "filed", sa.func.coalesce(Case.bounce_count, 0) == 0))
     if name == "dispatched":
         return Case.state.in_(("dispatched", "accepted", "rework"))
     if name == "verify":

@@ -38,7 +38,7 @@ class QueueCounts(BaseModel):
 def queue_counts(session: SessionDep, who: Annotated[Principal, allow("case.read")],
                  area: Annotated[str | None, Query(max_length=24)] = None) -> QueueCounts:
     """How many cases each queue of the desk holds, in `area` (any level) and among the cases the caller may
-    see: 待处理 `pending` (reported), 已派遣 `dispatched` (dispatched, accepted, rework), 待核查 `verify`
+    see: 待处理 `pending` (reported, or filed and never bounced), 已派遣 `dispatched` (dispatched, accepted, rework), 待核查 `verify`
     (handled), 退单 `bounced` (back to filed by a bounce), 待审批 `approvals` (an extension or suspension request
     pending), 超期 `overdue` (the clock past the deadline). One grouped query."""
     if area:

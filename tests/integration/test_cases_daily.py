@@ -254,7 +254,8 @@ def test_queues_count_by_sql_and_page_every_case(client):
     assert names == ["pending", "dispatched", "verify", "bounced", "approvals", "overdue"]
     assert {q["name"]: q["zh"] for q in counts["items"]}["verify"] == "待核查"
     now = dt.datetime.now(dt.timezone.utc)
-    expected = {"pending": Case.state == "reported", "verify": Case.state == "handled",
+    expected = {"pending": sa.or_(Case.state == "reported", sa.and_(Case.state == "filed", Case.bounce_count == 0)),
+                "verify": Case.state == "handled",
                 "dispatched": Case.state.in_(("dispatched", "accepted", "rework")),
                 "bounced": sa.and_(Case.state == "filed", Case.bounce_count > 0),
                 "overdue": sa.and_(Case.state.not_in(cases.NOT_RUNNING), Case.due_at < now)}
@@ -483,3 +484,21 @@ def test_a_dead_end_belongs_to_the_areas_its_candidate_grids_share(client):
     assert others
     far = _as("dispatcher", **{"X-Areas": others[0]})
     assert client.get(f"/api/v1/cases/{case['id']}", headers=far).status_code == 404
+
+
+def test_a_filed_case_waits_in_pending_until_it_is_dispatched(client):
+    """立案 without 派遣 leaves the case in 待处理 (it was in no queue at all); dispatched, it leaves."""
+    index = _index(client)
+    x, y = index.leaf_geoms[0].representative_point().coords[0]
+    case = _new(client, x, y, category=None)
+    filed = _act(client, case, "file", category="E0101")
+    assert filed["state"] == "filed"
+
+    def pending():
+        page = client.get("/api/v1/queues/pending", params={"limit": 500, "sort": "updated_at", "order": "desc"},
+                          headers=_as("dispatcher")).json()
+        return {c["id"] for c in page["items"]}
+
+    assert case["id"] in pending()
+    _act(client, filed, "dispatch")
+    assert case["id"] not in pending()
