@@ -38,7 +38,7 @@ STATE_ZH = {"reported": "待处理", "filed": "已立案", "rejected": "不予�
             "accepted": "已签收", "handled": "已处置", "rework": "返工", "suspended": "挂账", "closed": "已结案",
             "merged": "已合并"}
 SOURCE_ZH = {"hotline": "12345热线", "miniprogram": "随手拍", "patrol": "网格员巡查", "referral": "上级转办",
-             "api": "系统接口", "open311": "Open311"}
+             "api": "系统接口", "open311": "311开放接口"}
 # case numbers: a prefix by channel, the China date of intake, the sequence (the row id for new cases)
 SOURCE_PREFIX = {"hotline": "RX", "miniprogram": "SP", "patrol": "XC", "referral": "ZB", "api": "JK", "open311": "KF"}
 DEAD_END_RADIUS_M = 1000.0  # a point in no grid: the grids this close are offered to correct it with

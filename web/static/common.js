@@ -15,8 +15,8 @@
         accepted: "已签收", handled: "已处置", rework: "返工", suspended: "挂账", closed: "已结案", merged: "已合并",
         open: "未办结", overdue: "超期" },
       clocks: { green: "正常", yellow: "临期", red: "超期", none: "未计时" },
-      sources: { hotline: "12345热线", miniprogram: "随手拍", patrol: "网格员巡查", referral: "部门转办", api: "接口",
-        open311: "Open311" },
+      sources: { hotline: "12345热线", miniprogram: "随手拍", patrol: "网格员巡查", referral: "上级转办", api: "系统接口",
+        open311: "311开放接口" },
       kinds: { area: "区域", place: "地点", address: "地址", "case": "事件" },
       placeKinds: { compound: "小区", building: "楼栋", service_centre: "党群服务中心", road: "道路" }
     },
@@ -50,6 +50,16 @@
     dispatched: "#1e88e5", accepted: "#fb8c00", handled: "#8e24aa", rework: "#e53935", suspended: "#757575",
     closed: "#43a047", merged: "#bdbdbd" };
   var CLOCK_COLOURS = { green: "#2e7d32", yellow: "#f9a825", red: "#c62828", none: "#9e9e9e" };
+
+  /* black or white, whichever reads better on the colour `hex` (#rrggbb): WCAG contrast, at least 4.5:1 on any */
+  function textOn(hex) {
+    var lum = [1, 3, 5].map(function (i) {
+      var c = parseInt(hex.substr(i, 2), 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var l = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2];
+    return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000" : "#fff";
+  }
 
   /* GCJ-02 forward formula (WGS84 → GCJ-02), for drawing WGS84 overlays on a GCJ-02 base map. */
   function gcj02(lat, lon) {
@@ -445,7 +455,7 @@
   }
 
   window.GM = { TEXT: TEXT, narrow: narrow, LEVELS: LEVELS, MIN_ZOOM: MIN_ZOOM, STYLE: STYLE, STATE_COLOURS: STATE_COLOURS,
-    CLOCK_COLOURS: CLOCK_COLOURS, el: el, row: row, option: option, percent: percent, localTime: localTime,
+    CLOCK_COLOURS: CLOCK_COLOURS, textOn: textOn, el: el, row: row, option: option, percent: percent, localTime: localTime,
     gcj02: gcj02, Core: Core, AreaLayers: AreaLayers, SearchBox: SearchBox };
   window.gridmapGcj02 = gcj02;
 }());

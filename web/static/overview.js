@@ -340,7 +340,7 @@
         var size = p.count < 10 ? 32 : p.count < 100 ? 38 : p.count < 1000 ? 44 : 50;
         var inner = el("div", "gm-cluster-inner");
         inner.style.background = colour;
-        inner.style.color = ["yellow", "reported", "none", "suspended", "merged"].indexOf(worst) >= 0 ? "#111" : "#fff";
+        inner.style.color = GM.textOn(colour);
         inner.appendChild(el("span", null, p.count.toLocaleString()));
         var m = L.marker(at, { icon: L.divIcon({ html: inner, className: "marker-cluster gm-cluster gm-cluster-" + worst,
           iconSize: L.point(size, size) }), keyboard: false });
@@ -395,7 +395,7 @@
       var size = n < 10 ? 32 : n < 100 ? 38 : 44;
       var inner = el("div", "gm-cluster-inner");
       inner.style.background = colour;
-      inner.style.color = ["yellow", "reported", "none", "suspended", "merged"].indexOf(worst) >= 0 ? "#111" : "#fff";
+      inner.style.color = GM.textOn(colour);
       inner.appendChild(el("span", null, n));
       return L.divIcon({ html: inner, className: "marker-cluster gm-cluster gm-cluster-" + worst, iconSize: L.point(size, size) });
     },
