@@ -10,7 +10,7 @@ PORT   ?= 8000
 run: install demo serve                    ## install, load the demo into the embedded database if empty, serve
 
 test: install test-system-deps postgis     ## everything the tests need, then the whole suite
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=25 tests
 
 install: system-deps $(VENV)/.installed
 
