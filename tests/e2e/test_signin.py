@@ -12,6 +12,7 @@ from gridmap.demo.accounts import DEMO_PASSWORD
 from tests.e2e.conftest import (DESKTOP, PHONE, SCREENSHOTS, api, new_context, record, status_of, wait_idle,
                                 wait_js)
 from tests.e2e.test_console import go_to, open_console
+from tests.e2e.test_dispatcher_day import sort_by
 from tests.e2e.test_map import XSS_TEXT, XSS_TITLE, assert_clean, click_lonlat, inner_point, open_overview
 
 pytestmark = pytest.mark.e2e
@@ -279,6 +280,7 @@ def test_resident_text_stays_text_while_signed_in(page, server):
     resident = api(server, "/api/v1/cases", {"title": XSS_TITLE, "description": XSS_TEXT, "address": XSS_TEXT[:100],
                                              "reporter_name": XSS_TITLE[:64], "reporter_phone": "13812341234",
                                              "lon": lon, "lat": lat, "source": "miniprogram"}, as_=None)
+    sort_by(page, "reported_at", "desc")  # 待处理 is worked oldest first: the newest report is on the first page so
     wait_js(page, f"(document.body.dataset.gmQueueIds || '').split(',').includes('{resident['id']}')")
     for case_id in (resident["id"], typed):
         page.evaluate(f"void GridmapPage.open({case_id})")
