@@ -18,6 +18,7 @@ from api.auth import PrincipalCache
 from api.routes import (admin, areas, attachments, auth, boundary_import, cases, catalogue, dispatch, docs, exchange,
                         generations, imports, locate, mapdata, measures, notifications, open311, pages, partition,
                         plan, plan_view, publish, rankings)
+from api.routes import tiles as tile_routes
 from api.limits import BodyLimit
 from api.security import SecurityHeaders
 from api.settings import Settings
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    open311, pages, docs):
         app.include_router(module.router)
     app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
+    app.include_router(tile_routes.router)  # vector tiles and TileJSON (issue 15 §5)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=2048)

@@ -135,6 +135,24 @@ def _case_box(w) -> str:
         return f"{case.lon - 1e-6:.7f},{case.lat - 1e-6:.7f},{case.lon + 1e-6:.7f},{case.lat + 1e-6:.7f}"
 
 
+def _case_tile(w, z: int = 16) -> str:
+    """The vector tile (z/x/y) that holds the shared case."""
+    import math
+
+    with w.sessionmaker() as s:
+        case = s.get(Case, w.case_id)
+        n = 2 ** z
+        x = int((case.lon + 180) / 360 * n)
+        y = int((1 - math.asinh(math.tan(math.radians(case.lat))) / math.pi) / 2 * n)
+        return f"{z}/{x}/{y}"
+
+
+def _tile_case_ids(body: bytes) -> set:
+    import mapbox_vector_tile
+
+    return {f["id"] for f in mapbox_vector_tile.decode(body).get("cases", {}).get("features", [])}
+
+
 ATTACH_TOKEN = "pm-attachment-reporter-token"
 
 
@@ -213,6 +231,11 @@ ROWS: dict[tuple[str, str], Row] = {
         STAFF, lambda w, s: _req("GET", "/api/v1/map/cases/clusters", params={"bbox": _case_box(w), "zoom": 16}),
         jurisdiction="list", blind=STAFF - CASE_READERS,
         present=lambda w, b: sum(f["properties"]["count"] for f in b["features"]) > 0),
+    ("GET", "/api/v1/tiles/{layer}/{z}/{x}/{y}.mvt"): Row(
+        STAFF, lambda w, s: _req("GET", f"/api/v1/tiles/cases/{_case_tile(w)}.mvt"), jurisdiction="list",
+        blind=STAFF - CASE_READERS, present=lambda w, b: w.case_id in _tile_case_ids(b)),
+    ("GET", "/api/v1/tiles/{layer}/tilejson.json"): Row(STAFF, lambda w, s: _req(
+        "GET", "/api/v1/tiles/subdistrict/tilejson.json")),
     ("GET", "/api/v1/areas/{code}/measures"): Row(MEASURE_READERS, lambda w, s: _req(
         "GET", f"/api/v1/areas/{w.s1}/measures"), jurisdiction="object"),
     ("GET", "/api/v1/areas/{code}/series"): Row(MEASURE_READERS, lambda w, s: _req(
@@ -725,7 +748,8 @@ def test_matrix(world, op):
         if got == "2xx":
             world.stats["2xx"] += 1
             if row.jurisdiction == "list" and 200 <= r.status_code < 300:
-                present = row.present(world, r.json())
+                present = row.present(world, r.content if r.headers.get("content-type") ==
+                                      "application/vnd.mapbox-vector-tile" else r.json())
                 if present != sees(row, s):
                     wrong.append(f"{s.slug}: the object of the first sub-district is "
                                  f"{'in' if present else 'missing from'} the list")
