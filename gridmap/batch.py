@@ -12,7 +12,12 @@ of one bad row.
 
 from __future__ import annotations
 
+import codecs
+import json
 import sys
+import threading
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +29,8 @@ from gridmap import crs as gcrs
 from gridmap.areas import people_directory
 from gridmap.errors import InvalidInput
 from gridmap.textcheck import MAX_ADDRESS
-from gridmap.lookup import FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, AreaIndex, metres_per_degree
+from gridmap.lookup import (FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, M_PER_DEG_LAT, M_PER_DEG_LON_EQ,
+                            AreaIndex)
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 OUT_COLUMNS = [f"{lv}_code" for lv in LEVELS] + ["grid_name", "branch", "method", "flags", "candidates"]
@@ -36,6 +42,19 @@ CONTENT = {"csv": "CSV text", "xlsx": "an XLSX workbook", "gpkg": "a GeoPackage"
            "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data"}
 MAX_FILE_ROWS = 5_000_000
 CHUNK = 200_000
+CHUNK_ROWS = 250_000  # rows of a CSV or Parquet file read, located and written at a time
+
+
+# flags in the order single lookups and batches list them: the located part first, then why a row was not used
+FLAG_ORDER = (FLAG_OUTSIDE, FLAG_ON_BOUNDARY, FLAG_NEAR_BOUNDARY, "invalid_coordinate", "outside_service_area",
+              "address_too_long", "address_not_matched", "address_community_only", "no_location_given")
+_BIT = {name: np.uint16(1 << k) for k, name in enumerate(FLAG_ORDER)}
+_FLAG_TEXT = np.array([";".join(f for k, f in enumerate(FLAG_ORDER) if mask >> k & 1)
+                       for mask in range(1 << len(FLAG_ORDER))], dtype=object)  # bit mask -> "a;b"
+METHODS = np.array(["none", "coordinates", "address"], dtype=object)
+TIE_DEG = 1e-8  # a point this close to its leaf's edge is checked for other covering leaves (the reference)
+_LEAF_TABLES: "weakref.WeakKeyDictionary[AreaIndex, dict]" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
 def _chain_table(index: AreaIndex) -> dict[int, dict]:
@@ -49,8 +68,62 @@ def _chain_table(index: AreaIndex) -> dict[int, dict]:
     return table
 
 
-def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None) -> pd.DataFrame:
-    """Leaf position, flags and candidates for arrays of WGS84 points, exactly as single lookups decide them."""
+def leaf_tables(index: AreaIndex) -> dict[str, np.ndarray]:
+    """Per leaf position, the chain codes and grid name (object arrays of len(index) + 1; the last entry, None,
+    is what position -1, no leaf, reads). Built once per index, from `AreaIndex.chain_of`."""
+    with _LOCK:
+        tables = _LEAF_TABLES.get(index)
+        if tables is None:
+            chains = _chain_table(index)
+            keys = [f"{lv}_code" for lv in LEVELS] + ["grid_name"]
+            tables = {k: np.array([chains[i].get(k) for i in range(len(index))] + [None], dtype=object)
+                      for k in keys}
+            shapely.prepare(index.leaf_boundaries)  # once, under the lock: dwithin on edges in `locate_arrays`
+            _LEAF_TABLES[index] = tables
+    return tables
+
+
+def flag_text(bits) -> np.ndarray:
+    """`;`-joined flag names (FLAG_ORDER) for an array of flag bit masks."""
+    return _FLAG_TEXT[np.asarray(bits, dtype=np.int64)]
+
+
+def _join_groups(point: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """`;`-joined codes per point, for (point, code) pairs already in order; None where a point has none."""
+    out = np.full(n, None, dtype=object)
+    if len(point):
+        cuts = np.flatnonzero(np.diff(point)) + 1
+        starts = np.concatenate([[0], cuts])
+        for p, group in zip(point[starts], np.split(codes, cuts)):
+            out[p] = ";".join(group)
+    return out
+
+
+def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: float, pairs_per_step: int = 100_000):
+    """`AreaIndex.leaves_within` for many points at once: (point, leaf) pairs within `near_m` metres, nearest first
+    per point (ties by code), distances computed in the same local frame with the same arithmetic."""
+    kx = M_PER_DEG_LON_EQ * np.cos(np.radians(lat))
+    radius = near_m / np.minimum(kx, M_PER_DEG_LAT)
+    pt, leaf = index.tree.query(shapely.points(lon, lat), predicate="dwithin", distance=radius)
+    dist = np.empty(len(pt))
+    ncoord = shapely.get_num_coordinates(index.leaf_geoms)
+    origin = shapely.Point(0.0, 0.0)
+    for s in range(0, len(pt), pairs_per_step):
+        p, g = pt[s:s + pairs_per_step], leaf[s:s + pairs_per_step]
+        reps = ncoord[g]
+        shift = np.column_stack([np.repeat(lon[p], reps), np.repeat(lat[p], reps)])
+        scale = np.column_stack([np.repeat(kx[p], reps), np.full(reps.sum(), M_PER_DEG_LAT)])
+        local = shapely.transform(index.leaf_geoms[g], lambda xy: (xy - shift) * scale)
+        dist[s:s + pairs_per_step] = shapely.distance(local, origin)
+    keep = dist <= near_m
+    pt, leaf, dist = pt[keep], leaf[keep], dist[keep]
+    order = np.lexsort((leaf, dist, pt))  # leaf positions are in code order
+    return pt[order], leaf[order]
+
+
+def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None):
+    """Leaf position (-1 for none), flag bits (FLAG_ORDER) and candidates (None or `;`-joined codes) for arrays of
+    WGS84 points, exactly as single lookups decide them; no Python per point but for points on an edge."""
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     n = len(lon)
@@ -60,42 +133,132 @@ def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
         leaf[start:stop] = index.locate_many(lon[start:stop], lat[start:stop])
         if progress is not None:
             progress.update(stop - start)
-    flags = [[] for _ in range(n)]
-    candidates = [""] * n
-    for i in np.flatnonzero(leaf < 0):
-        flags[i].append(FLAG_OUTSIDE)
-    # ties: a point on a shared edge is within 1e-9° of it, so only points that close can have several leaves
+    bits = np.where(leaf < 0, _BIT[FLAG_OUTSIDE], np.uint16(0)).astype(np.uint16)
+    candidates = np.full(n, None, dtype=object)
     inside = np.flatnonzero(leaf >= 0)
-    if len(inside):
-        boundaries = shapely.boundary(index.leaf_geoms[leaf[inside]])
-        d_deg = shapely.distance(boundaries, shapely.points(lon[inside], lat[inside]))
-        kx = np.array([metres_per_degree(v)[0] for v in lat[inside]]) if near_m > 0 else None
-        for j in np.flatnonzero(d_deg <= 1e-8):
-            i = inside[j]
-            codes = index.leaf_codes_at(lon[i], lat[i])
-            if len(codes) > 1:
-                flags[i].append(FLAG_ON_BOUNDARY)
-                candidates[i] = ";".join(codes[1:])
-        if near_m > 0:
-            # a point farther from its own leaf's boundary than near_m (in the shorter metre-per-degree) is not near
-            close = np.flatnonzero(d_deg * np.minimum(kx, 110_574.0) <= near_m)
-            for j in close:
-                i = inside[j]
-                own = {index.leaves[leaf[i]].code, *candidates[i].split(";")}
-                near = [c for c, _ in index.leaves_within(lon[i], lat[i], near_m) if c not in own]
-                if near:
-                    flags[i].append(FLAG_NEAR_BOUNDARY)
-                    candidates[i] = ";".join(filter(None, [candidates[i], *near]))
-    return pd.DataFrame({"leaf": leaf, "flags": [";".join(f) for f in flags], "candidates": candidates})
+    if not len(inside):
+        return leaf, bits, candidates
+    pts = shapely.points(lon[inside], lat[inside])
+    edges = index.leaf_boundaries[leaf[inside]]
+    if near_m > 0:
+        d_deg = shapely.distance(edges, pts)
+        tie = d_deg <= TIE_DEG
+    else:
+        # only points within 2e-8° of their leaf's edge need the distance (prepared edges answer dwithin fast)
+        leaf_tables(index)
+        tie = np.zeros(len(inside), bool)
+        maybe = np.flatnonzero(shapely.dwithin(edges, pts, 2 * TIE_DEG))
+        tie[maybe] = shapely.distance(edges[maybe], pts[maybe]) <= TIE_DEG
+    # ties: a point on a shared edge is within 1e-9° of it, so only points that close can have several leaves
+    tied = inside[tie]
+    own_extra = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(tied):
+        hit_pt, hit_leaf = index.tree.query(shapely.points(lon[tied], lat[tied]), predicate="covered_by")
+        order = np.lexsort((hit_leaf, hit_pt))
+        hit_pt, hit_leaf = hit_pt[order], hit_leaf[order]
+        count = np.bincount(hit_pt, minlength=len(tied))
+        first = np.ones(len(hit_pt), bool)
+        first[1:] = hit_pt[1:] != hit_pt[:-1]
+        rest = ~first & (count[hit_pt] > 1)  # the covering leaves after the smallest code: the candidates
+        several = tied[count > 1]
+        bits[several] |= _BIT[FLAG_ON_BOUNDARY]
+        own_extra = tied[hit_pt[rest]], hit_leaf[rest]
+        candidates = _join_groups(own_extra[0], index.leaf_codes[own_extra[1]], n)
+    if near_m > 0:
+        # a point farther from its own leaf's boundary than near_m (in the shorter metre-per-degree) is not near
+        kx = M_PER_DEG_LON_EQ * np.cos(np.radians(lat[inside]))
+        close = inside[np.flatnonzero(d_deg * np.minimum(kx, M_PER_DEG_LAT) <= near_m)]
+        if len(close):
+            p, g = _near_leaves(index, lon[close], lat[close], near_m)
+            p = close[p]
+            # not the point's own leaf, nor one of its on-boundary candidates
+            own = pd.MultiIndex.from_arrays([np.concatenate([close, own_extra[0]]),
+                                             np.concatenate([leaf[close], own_extra[1]])])
+            keep = ~pd.MultiIndex.from_arrays([p, g]).isin(own)
+            p, g = p[keep], g[keep]
+            if len(p):
+                bits[np.unique(p)] |= _BIT[FLAG_NEAR_BOUNDARY]
+                near = _join_groups(p, index.leaf_codes[g], n)
+                has_near = np.flatnonzero(near != None)  # noqa: E711 (elementwise)
+                ties, extra = candidates[has_near], near[has_near]
+                joined = extra.copy()
+                both = ties != None  # noqa: E711: on-boundary candidates first, then the near ones
+                joined[both] = (pd.Series(ties[both], dtype=object) + ";" +
+                                pd.Series(extra[both], dtype=object)).to_numpy(dtype=object)
+                candidates[has_near] = joined
+    return leaf, bits, candidates
 
 
-def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
-                 gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
-                 lat: str = "lat", address: str = "address", progress=None, on=None) -> pd.DataFrame:
-    """A copy of `frame` with the located columns added (see the module doc). A GeoDataFrame is located by its
-    geometry (points; other shapes by a point on their surface), converted from its own CRS."""
-    out = frame.copy()
-    n = len(out)
+def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None) -> pd.DataFrame:
+    """Leaf position, flags and candidates for arrays of WGS84 points, exactly as single lookups decide them."""
+    leaf, bits, candidates = locate_arrays(index, lon, lat, near_m=near_m, progress=progress)
+    cand = candidates.copy()
+    cand[cand == None] = ""  # noqa: E711
+    return pd.DataFrame({"leaf": leaf, "flags": flag_text(bits), "candidates": cand})
+
+
+def branch_names(session: Session | None, on=None) -> dict[str, str] | None:
+    """Grid code -> name of its party branch on a date (None without a database)."""
+    if session is None:
+        return None
+    directory = people_directory(session, on)  # two queries, not two per grid
+    return {code: entry[0]["name"] for code, entry in directory.items() if entry[0]}
+
+
+@dataclass
+class Located:
+    """The located columns of a batch, as arrays: `pos` indexes the per-leaf tables (len(index) for no leaf)."""
+
+    pos: np.ndarray
+    tables: dict
+    bits: np.ndarray
+    method: np.ndarray
+    candidates: np.ndarray
+    wlon: np.ndarray
+    wlat: np.ndarray
+    address: tuple | None  # (confidence, matched place) when the input has an address column
+
+    def column(self, name: str) -> np.ndarray:
+        """One output column as an object (or float) array, as `locate_frame` returns it."""
+        if name in self.tables:
+            return self.tables[name][self.pos]
+        return {"flags": lambda: flag_text(self.bits), "method": lambda: METHODS[self.method],
+                "candidates": lambda: self.candidates, "lon_wgs84": lambda: self.wlon, "lat_wgs84": lambda: self.wlat,
+                "address_confidence": lambda: self.address[0], "address_place": lambda: self.address[1]}[name]()
+
+    def names(self) -> list[str]:
+        return (["address_confidence", "address_place"] if self.address is not None else []) + \
+            ["lon_wgs84", "lat_wgs84"] + OUT_COLUMNS
+
+    def arrow(self, name: str):
+        """One output column as a pyarrow array (strings taken from the per-leaf tables in C++)."""
+        import pyarrow as pa
+
+        if name in self.tables:
+            return pa.array(self.tables[name], pa.string()).take(pa.array(self.pos.astype(np.int32)))
+        if name == "flags":
+            return pa.array(_FLAG_TEXT, pa.string()).take(pa.array(self.bits.astype(np.int32)))
+        if name == "method":
+            return pa.array(METHODS, pa.string()).take(pa.array(self.method))
+        if name in ("lon_wgs84", "lat_wgs84", "address_confidence"):
+            return pa.array(self.column(name), pa.float64())
+        return pa.array(self.column(name), pa.string())
+
+    def summary(self) -> dict:
+        """Rows by method, by flag, and how many got a grid (as `locate_file` reports them)."""
+        counts = np.bincount(self.method, minlength=len(METHODS))
+        has_grid = np.array([c is not None for c in self.tables["grid_code"]])
+        return {"method": {m: int(c) for m, c in zip(METHODS, counts) if c},
+                "flags": {f: c for f in FLAG_ORDER if (c := int(np.count_nonzero(self.bits & _BIT[f])))},
+                "located": int(np.count_nonzero(has_grid[self.pos]))}
+
+
+def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
+                   gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
+                   lat: str = "lat", address: str = "address", progress=None, on=None, branches=None) -> Located:
+    """The located columns of `frame` as arrays (see `locate_frame`); `branches` (from `branch_names`) saves
+    reading the branch directory again for every chunk of a file."""
+    n = len(frame)
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
     system = gcrs.parse_crs(crs)
@@ -132,24 +295,24 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
     far = np.zeros(n, bool)
     if index.bounds is not None:
         minx, miny, maxx, maxy = index.bounds
-        kx = 111_320 * np.cos(np.radians(np.clip(np.nan_to_num(wlat), -89, 89)))
-        dx = np.maximum.reduce([minx - wlon, np.zeros(n), wlon - maxx]) * kx
-        dy = np.maximum.reduce([miny - wlat, np.zeros(n), wlat - maxy]) * 110_574
-        far = has_xy & ~bad & (np.hypot(dx, dy) > service_margin_m)
-    method = np.where(has_xy, "coordinates", "none").astype(object)
-    extra_flags = [[] for _ in range(n)]
-    for i in np.flatnonzero(bad | given):
-        extra_flags[i].append("invalid_coordinate")
-    for i in np.flatnonzero(far):
-        extra_flags[i].append("outside_service_area")
+        with np.errstate(invalid="ignore"):
+            kx = 111_320 * np.cos(np.radians(np.clip(np.nan_to_num(wlat), -89, 89)))
+            dx = np.maximum.reduce([minx - wlon, np.zeros(n), wlon - maxx]) * kx
+            dy = np.maximum.reduce([miny - wlat, np.zeros(n), wlat - maxy]) * 110_574
+            far = has_xy & ~bad & (np.hypot(dx, dy) > service_margin_m)
+    method = has_xy.astype(np.int8)  # METHODS: 0 none, 1 coordinates, 2 address
+    bits = np.zeros(n, np.uint16)
+    bits[bad | given] |= _BIT["invalid_coordinate"]
+    bits[far] |= _BIT["outside_service_area"]
     usable = has_xy & ~bad & ~far
-    method[has_xy & ~usable] = "none"
-    confidence = np.full(n, np.nan)
-    matched = [None] * n
+    method[has_xy & ~usable] = 0
+    found = None
     if address in frame.columns:
+        confidence = np.full(n, np.nan)
+        matched = np.full(n, None, dtype=object)
         texts_all = frame[address].astype("string").fillna("").str.strip().to_numpy()
         todo = np.flatnonzero(~has_xy & (texts_all != ""))
-        if len(todo):
+        if len(todo):  # geocoding stays row by row, for the rows that have an address and no coordinates only
             if gazetteer is None:
                 if session is None:
                     raise InvalidInput("address: locating addresses needs a database session", field="address",
@@ -160,47 +323,50 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
             texts = frame[address].astype("string").fillna("").to_numpy()
             for i in todo:
                 if len(texts[i]) > MAX_ADDRESS:  # never handed to the gazetteer
-                    extra_flags[i].append("address_too_long")
+                    bits[i] |= _BIT["address_too_long"]
                     continue
                 m = gazetteer.match(str(texts[i]))
                 confidence[i] = m.confidence
                 if m.place is None or m.level != "place":
-                    extra_flags[i].append("address_not_matched" if m.place is None else "address_community_only")
+                    bits[i] |= _BIT["address_not_matched" if m.place is None else "address_community_only"]
                     if m.place is not None:
                         matched[i] = m.place["name"]
                     continue
                 matched[i] = m.place["name"]
                 wlon[i], wlat[i] = m.place["lon"], m.place["lat"]
                 usable[i] = True
-                method[i] = "address"
-        out["address_confidence"] = confidence
-        out["address_place"] = matched
-    for i in np.flatnonzero(~has_xy & ~given & ~usable):
-        if not extra_flags[i]:
-            extra_flags[i].append("no_location_given")
-    located = locate_points(index, wlon[usable], wlat[usable], near_m=near_m, progress=progress)
-    chains = _chain_table(index)
-    cols = {c: np.full(n, None, dtype=object) for c in OUT_COLUMNS}
+                method[i] = 2
+        found = (confidence, matched)
+    bits[~has_xy & ~given & ~usable & (bits == 0)] |= _BIT["no_location_given"]
     idx = np.flatnonzero(usable)
-    leaf = located["leaf"].to_numpy()
-    for j, i in enumerate(idx):
-        if leaf[j] >= 0:
-            for key, value in chains[int(leaf[j])].items():
-                cols[key][i] = value
-    flags = [";".join(f) for f in extra_flags]
-    for j, i in enumerate(idx):
-        flags[i] = ";".join(filter(None, [located["flags"].iat[j], flags[i]]))
-        cols["candidates"][i] = located["candidates"].iat[j] or None
-    cols["flags"] = np.array(flags, dtype=object)
-    cols["method"] = method
-    if session is not None:
-        directory = people_directory(session, on)  # two queries, not two per grid
-        names = {code: entry[0]["name"] for code, entry in directory.items() if entry[0]}
-        cols["branch"] = np.array([names.get(c) if c else None for c in cols["grid_code"]], dtype=object)
-    out["lon_wgs84"] = np.where(usable, wlon, np.nan)
-    out["lat_wgs84"] = np.where(usable, wlat, np.nan)
-    for c in OUT_COLUMNS:
-        out[c] = cols[c]
+    leaf, located_bits, located_candidates = locate_arrays(index, wlon[idx], wlat[idx], near_m=near_m,
+                                                           progress=progress)
+    bits[idx] |= located_bits  # the located flags come first in FLAG_ORDER, as they did joined in front
+    candidates = np.full(n, None, dtype=object)
+    candidates[idx] = located_candidates
+    tables = dict(leaf_tables(index))
+    pos = np.full(n, len(index), np.int64)
+    pos[idx] = np.where(leaf >= 0, leaf, len(index))
+    names = branch_names(session, on) if branches is None else branches
+    if names is not None:
+        tables["branch"] = np.array([names.get(c) if c else None for c in tables["grid_code"]], dtype=object)
+    else:
+        tables["branch"] = np.full(len(index) + 1, None, dtype=object)
+    return Located(pos, tables, bits, method, candidates, np.where(usable, wlon, np.nan),
+                   np.where(usable, wlat, np.nan), found)
+
+
+def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
+                 gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
+                 lat: str = "lat", address: str = "address", progress=None, on=None, branches=None) -> pd.DataFrame:
+    """A copy of `frame` with the located columns added (see the module doc). A GeoDataFrame is located by its
+    geometry (points; other shapes by a point on their surface), converted from its own CRS."""
+    located = locate_columns(frame, index, crs=crs, session=session, gazetteer=gazetteer, near_m=near_m,
+                             service_margin_m=service_margin_m, lon=lon, lat=lat, address=address,
+                             progress=progress, on=on, branches=branches)
+    out = frame.copy()
+    for name in located.names():
+        out[name] = located.column(name)
     return out
 
 
@@ -264,10 +430,8 @@ def content_of(head: bytes) -> str:
     return "csv"
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV (UTF-8, or GB18030 as Excel in China writes it), XLSX, GeoPackage, GeoJSON or (Geo)Parquet. The
-    content must be what the name says (`sniff`): a GDAL VRT, GML or KML named .gpkg or .geojson is refused
-    before GDAL sees it, and GDAL reads with that one format's driver only (`gridmap._gpkgio`)."""
+def _checked_kind(path: str | Path) -> str:
+    """The format of `path`: its extension, checked against its content (`sniff`)."""
     kind = file_format(path)
     found = sniff(path)
     if found != kind:
@@ -276,6 +440,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
                            "(unsupported_format)", field="file",
                            zh=f"文件：{Path(path).name!r} 的扩展名是 {Path(path).suffix.lower()}，内容却是 "
                               f"{found.upper()}；可用：CSV、XLSX、GeoPackage、GeoJSON、(Geo)Parquet。")
+    return kind
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read CSV (UTF-8, or GB18030 as Excel in China writes it), XLSX, GeoPackage, GeoJSON or (Geo)Parquet. The
+    content must be what the name says (`sniff`): a GDAL VRT, GML or KML named .gpkg or .geojson is refused
+    before GDAL sees it, and GDAL reads with that one format's driver only (`gridmap._gpkgio`)."""
+    kind = _checked_kind(path)
     path = Path(path).resolve()
     if kind == "csv":
         try:
@@ -337,26 +509,250 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
         frame.to_parquet(path, index=False)
 
 
+def _csv_encoding(path: Path) -> str:
+    """utf-8-sig when the whole file decodes as UTF-8, else gb18030 (as Excel in China writes CSV); decided by one
+    streaming pass, so that a chunked read never changes encoding half way."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8-sig"
+
+
+def _merged_dtypes(seen: list[pd.Series]) -> dict:
+    """One dtype per column for a CSV read in chunks, as a whole-file read would infer it: the chunk's own when all
+    agree, float64 for integers mixed with floats, text otherwise."""
+    out = {}
+    for column in seen[0].index:
+        kinds = {str(s[column]) for s in seen}
+        if len(kinds) == 1:
+            out[column] = seen[0][column]
+        elif all(np.dtype(k).kind in "iuf" for k in kinds if k not in ("str", "string", "object")) and \
+                not kinds & {"str", "string", "object", "bool"}:
+            out[column] = "float64"
+        else:
+            out[column] = str
+    out["address"] = "string"
+    return out
+
+
+def _csv_chunks(path: Path, rows: int):
+    encoding = _csv_encoding(path)
+    reader = pd.read_csv(path, dtype={"address": "string"}, encoding=encoding, chunksize=rows)
+    with reader:
+        first = next(reader, None)
+        if first is None:  # a heading and no rows
+            yield None, pd.read_csv(path, dtype={"address": "string"}, encoding=encoding)
+            return
+        second = next(reader, None)
+        if second is None:
+            yield None, first
+            return
+        seen = [first.dtypes, second.dtypes]
+        del first, second
+        seen += [chunk.dtypes for chunk in reader]
+    # a file of several chunks is read twice: once for each column's type over the whole file, then to locate
+    dtypes = {c: t for c, t in _merged_dtypes(seen).items() if c in seen[0].index}
+    with pd.read_csv(path, dtype=dtypes, encoding=encoding, chunksize=rows) as reader:
+        for chunk in reader:
+            yield None, chunk
+
+
+def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]):
+    """(arrow table, frame of the columns that locate) per chunk of `rows` rows: a GeoDataFrame for GeoParquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    schema = source.schema_arrow
+    meta = schema.metadata or {}
+    names = set(schema.names)
+    geo = None
+    if b"geo" in meta:
+        geo = json.loads(meta[b"geo"])
+    index_columns = [c for c in json.loads(meta.get(b"pandas", b"{}") or b"{}").get("index_columns", [])
+                     if isinstance(c, str)]
+    geo_columns = [c for c in (geo or {}).get("columns", {}) if c in names]
+    if geo_columns or not ({wanted[0], wanted[1]} <= names or wanted[2] in names):
+        keep = None  # a geometry or an error naming every column: all of them
+    else:
+        keep = [c for c in wanted if c in names]
+    batches = source.iter_batches(batch_size=rows)
+    if not source.metadata.num_rows:
+        batches = iter([pa.RecordBatch.from_pylist([], schema=schema)])
+    for batch in batches:
+        table = pa.Table.from_batches([batch], schema=schema)
+        part = table if keep is None else table.select(keep)
+        if geo_columns:
+            from geopandas.io.arrow import _arrow_to_geopandas
+
+            frame = _arrow_to_geopandas(part, geo)
+        else:
+            frame = part.to_pandas()
+        yield table.drop_columns([c for c in index_columns if c in table.column_names]), frame
+
+
+class _ParquetOut:
+    """Chunks appended to one Parquet file: the input's own columns (Arrow types and GeoParquet metadata kept),
+    then the located ones as strings and floats."""
+
+    def __init__(self, path: Path):
+        self.path, self.writer, self.schema = path, None, None
+
+    def write(self, table, frame: pd.DataFrame, located: Located) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if table is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        for name in located.names():
+            column = located.arrow(name)
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), name, column)
+            else:
+                table = table.append_column(name, column)
+        if self.writer is None:
+            meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+            self.schema = table.schema.with_metadata(meta)
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        self.writer.write_table(table.cast(self.schema) if table.schema != self.schema else
+                                table.replace_schema_metadata(self.schema.metadata))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _CsvOut:
+    """Chunks appended to one CSV file, byte for byte what `tabular.write_csv` writes for the whole frame."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "wb")
+        self.first = True
+
+    def write(self, table, frame: pd.DataFrame, located: Located) -> None:
+        out = _with_columns(table, frame, located)
+        text = _safe_frame(out).to_csv(index=False, header=self.first)
+        self.file.write(text.encode("utf-8-sig" if self.first else "utf-8"))
+        self.first = False
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _WholeOut:
+    """Formats written at once (XLSX, GeoPackage, GeoJSON): chunks are gathered, then `write_table`."""
+
+    def __init__(self, path: Path):
+        self.path, self.parts = path, []
+
+    def write(self, table, frame: pd.DataFrame, located: Located) -> None:
+        self.parts.append(_with_columns(table, frame, located))
+
+    def close(self) -> None:
+        if self.parts:
+            write_table(self.parts[0] if len(self.parts) == 1 else pd.concat(self.parts, ignore_index=True),
+                        self.path)
+
+
+def _with_columns(table, frame: pd.DataFrame, located: Located) -> pd.DataFrame:
+    """The whole input chunk as pandas (as `read_table` reads it) with the located columns."""
+    if table is not None:
+        geo = json.loads((table.schema.metadata or {}).get(b"geo", b"null"))
+        if geo is not None:
+            from geopandas.io.arrow import _arrow_to_geopandas
+
+            frame = _arrow_to_geopandas(table, geo)
+        else:
+            frame = table.to_pandas()
+    out = frame.copy()
+    for name in located.names():
+        out[name] = located.column(name)
+    return out
+
+
+def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`tabular.safe_frame`, column by column instead of cell by cell (same cells get the leading `'`)."""
+    from gridmap import tabular
+
+    out = frame.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if dtype == object or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)) or \
+                pd.api.types.is_string_dtype(dtype):
+            values = out[column].astype(object)
+            try:
+                first = values.str.lstrip(" \u3000").str[:1]
+            except AttributeError:  # not all text: cell by cell
+                out[column] = values.map(tabular.safe_cell)
+                continue
+            mask = first.isin(list(tabular.FORMULA_START)).to_numpy()
+            if mask.any():
+                values = values.copy()
+                values[mask] = "'" + values[mask]
+            out[column] = values
+    out.columns = [tabular.safe_cell(str(c)) for c in out.columns]
+    return out
+
+
 def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, session: Session | None = None,
                 crs: str | None = "wgs84", near_m: float = 0.0, show_progress: bool | None = None,
-                on=None) -> dict:
-    """Read `source`, locate every row, write `target`; returns counts by method and flag."""
-    file_format(target)
-    frame = read_table(source)
-    progress = None
+                on=None, chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Read `source`, locate every row, write `target`; returns counts by method and flag.
+
+    CSV and Parquet are read and written `chunk_rows` rows at a time (Parquet with `iter_batches` and one
+    `ParquetWriter`; CSV in chunks, each column's type decided over the whole file first), so memory stays bounded
+    by the chunk, not the file; the output is the same as located at once. XLSX, GeoPackage and GeoJSON are read
+    (and written) whole. A progress bar goes to standard error (by default when it is a terminal)."""
+    out_kind = file_format(target)
+    kind = _checked_kind(source)
+    source = Path(source).resolve()
+    target = Path(target)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
+    chunk_rows = max(int(chunk_rows), 1)
+    total = None
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        total = pq.ParquetFile(source).metadata.num_rows
+        chunks = _parquet_chunks(source, chunk_rows, ("lon", "lat", "address"))
+    elif kind == "csv":
+        chunks = _csv_chunks(source, chunk_rows)
+    else:
+        whole = read_table(source)
+        total = len(whole)
+        chunks = iter([(None, whole)])
+    progress = None
     if show_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(frame), unit="pt", desc="locating", file=sys.stderr)
+        progress = tqdm(total=total, unit="pt", unit_scale=True, desc="locating", file=sys.stderr)
+    writer = {"parquet": _ParquetOut, "csv": _CsvOut}.get(out_kind, _WholeOut)(target)
+    branches = branch_names(session, on)
+    rows, located_rows, methods, flags, n_chunks = 0, 0, {}, {}, 0
     try:
-        out = locate_frame(frame, index, crs=crs, session=session, near_m=near_m, progress=progress, on=on)
+        for table, frame in chunks:
+            located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
+                                     branches=branches)
+            writer.write(table, frame, located)
+            part = located.summary()
+            for into, add in ((methods, part["method"]), (flags, part["flags"])):
+                for key, value in add.items():
+                    into[key] = into.get(key, 0) + value
+            rows += len(frame)
+            located_rows += part["located"]
+            n_chunks += 1
+            if progress is not None:
+                progress.update(len(frame))
     finally:
+        writer.close()
         if progress is not None:
             progress.close()
-    write_table(out, target)
-    flags = pd.Series([f for fs in out["flags"] for f in fs.split(";") if f]).value_counts().to_dict()
-    return {"rows": len(out), "method": out["method"].value_counts().to_dict(), "flags": flags,
-            "located": int(out["grid_code"].notna().sum()), "written": str(target)}
-
+    return {"rows": rows, "method": dict(sorted(methods.items(), key=lambda kv: -kv[1])),
+            "flags": dict(sorted(flags.items(), key=lambda kv: (-kv[1], FLAG_ORDER.index(kv[0])))),
+            "located": located_rows, "written": str(target), "chunks": n_chunks}
