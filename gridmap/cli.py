@@ -1,4 +1,5 @@
-"""The `gridmap` command: init, demo, serve, user, apikey, locate, locate-file, import-hotline, boundaries, measures.
+"""The `gridmap` command: init, demo, serve, user, apikey, locate, locate-file, import-hotline, boundaries, measures,
+relocate.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
 `serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
@@ -238,6 +239,34 @@ def cmd_measures(args: argparse.Namespace) -> int:
     out.write_bytes(export(table, "xlsx" if out.suffix.lower() == ".xlsx" else "csv", lang=args.lang))
     print(f"{len(table) - 1} {args.by} rows and the total for {period.since:%Y-%m-%d %H:%M} – "
           f"{period.until:%Y-%m-%d %H:%M} UTC written to {out}")
+    return 0
+
+
+def cmd_relocate(args: argparse.Namespace) -> int:
+    """`gridmap relocate --generation GEN`: where every located case would be under a generation (a report; the
+    database is not changed). On Dask with --scheduler tcp://host:8786 (or local:N for N worker processes here)."""
+    from pathlib import Path
+
+    from gridmap import relocate
+    from gridmap.batch import write_table
+
+    url = storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL"))
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() != ".parquet":
+        raise ValueError(f"--out: {out.name!r} must end in .parquet")
+    if args.summary and Path(args.summary).suffix.lower() not in (".csv", ".xlsx", ".parquet"):
+        raise ValueError(f"--summary: {Path(args.summary).name!r} must end in .csv, .xlsx or .parquet")
+    with storage.make_sessionmaker(_engine(args))() as session:
+        generation = _generation_id(session, args.generation)
+    report, per_grid, totals = relocate.relocate(url, generation, scheduler=args.scheduler,
+                                                 rows_per_partition=args.rows_per_partition)
+    if out is not None:
+        report.to_parquet(out, index=False)
+        totals["written"] = str(out)
+    if args.summary:
+        write_table(per_grid, args.summary)
+        totals["summary"] = args.summary
+    print(json.dumps(totals, ensure_ascii=False))
     return 0
 
 
@@ -524,6 +553,15 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--under", help="only areas inside this area code")
     mea.add_argument("--lang", default="zh", choices=("zh", "en"), help="headings in Chinese or English")
     mea.set_defaults(func=cmd_measures)
+    rel = sub.add_parser("relocate", help="where every located case (all years) would be under a generation: a "
+                         "Parquet report per case and a summary per grid; the database is not changed")
+    rel.add_argument("--generation", required=True, metavar="GEN", help="generation id (a draft too), or 'active'")
+    rel.add_argument("--out", help="the report per case (.parquet): old and new codes and branch, method, changed")
+    rel.add_argument("--summary", help="cases before and after, moved out and in, per grid (.csv .xlsx .parquet)")
+    rel.add_argument("--scheduler", help="run on Dask: a scheduler address (tcp://host:8786) or local:N for N worker "
+                     "processes on this machine (default: in this process)")
+    rel.add_argument("--rows-per-partition", type=int, default=250_000, help="cases per partition (by id range)")
+    rel.set_defaults(func=cmd_relocate)
     return parser
 
 

@@ -1,0 +1,193 @@
+"""`gridmap relocate` (#15 §7): every case re-located under a draft, in one process and on Dask distributed (a
+LocalCluster of two single-threaded worker processes), with the same report; on SpatiaLite and PostGIS.
+
+The draft moves the micro-grid of grid A holding the most cases under a neighbouring grid B (a fresh code there),
+and one closed case is marked as placed by a dispatcher (`grid_chosen`) in a grid its point is not in, so the
+report has cases moved by the redraw, kept by a dispatcher's choice, placed by the nearest-grid rule and in none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+
+from gridmap import cli, codes, relocate, storage
+from gridmap.areas import active_generation, load_index
+from gridmap.errors import InvalidInput, NotFound
+from gridmap.generations import create_draft
+from gridmap.publish import _case_chains
+from gridmap.tables import FINISHED_STATES, Area, Case
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes, one thread each: partitions really cross process boundaries (pickled)."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def world(fresh_db_url):
+    """The draft (see the module doc) committed in the module's own database."""
+    engine = storage.make_engine(fresh_db_url)
+    with storage.session_scope(storage.make_sessionmaker(engine)) as s:
+        active = active_generation(s).id
+        draft = create_draft(s, "relocate test").id
+        areas = {a.code: a for a in s.scalars(sa.select(Area).where(Area.generation_id == draft))}
+        counts = dict(s.execute(sa.select(Case.microgrid_code, sa.func.count()).group_by(Case.microgrid_code)).all())
+        micro = sorted((a for a in areas.values() if a.level == "microgrid"), key=lambda a: (-counts.get(a.code, 0),
+                                                                                             a.code))
+        by_id = {a.id: a for a in areas.values()}
+        for m in micro:
+            grid_a = by_id[m.parent_id]
+            shape = to_shape(m.geom)
+            grid_b = next((g for g in areas.values() if g.level == "grid" and g.id != grid_a.id
+                           and shape.intersection(to_shape(g.geom)).length > 1e-4), None)
+            if grid_b is not None and counts.get(m.code, 0) >= 3:
+                break
+        else:
+            raise AssertionError("no micro-grid with cases touches another grid")
+        old_code = m.code
+        (new_code,) = codes.new_codes(s, grid_b.code, "microgrid", 1, draft)
+        m.parent_id, m.code = grid_b.id, new_code
+        # a closed case a dispatcher put in a grid its point is not in (another leaf of the same draft)
+        chosen_leaf = next(a for a in micro if a.code not in (old_code, new_code) and by_id[a.parent_id].id
+                           not in (grid_a.id, grid_b.id))
+        case = s.scalars(sa.select(Case).where(Case.state == "closed", Case.microgrid_code != old_code)
+                         .order_by(Case.id).limit(1)).one()
+        case.locate_flags = ["grid_chosen"]
+        case.microgrid_code = chosen_leaf.code
+        case.grid_code = by_id[chosen_leaf.parent_id].code
+        case.community_code = by_id[by_id[chosen_leaf.parent_id].parent_id].code
+        chosen = (case.id, chosen_leaf.code, by_id[chosen_leaf.parent_id].code)
+        s.flush()
+        moved_ids = set(s.scalars(sa.select(Case.id).where(Case.microgrid_code == old_code)))
+    engine.dispose()
+    return {"url": fresh_db_url, "active": active, "draft": draft, "old": old_code, "new": new_code,
+            "grid_a": grid_a.code, "grid_b": grid_b.code, "moved_ids": moved_ids, "chosen": chosen,
+            "shape": shape}
+
+
+def test_placement_is_publishings_rule(world):
+    """`relocate.place`, the vectorised placement, puts every case in the leaf `publish._case_chains` does."""
+    engine = storage.make_engine(world["url"])
+    with storage.make_sessionmaker(engine)() as s:
+        index = load_index(s, world["draft"])
+        rows = s.execute(sa.select(Case.lon, Case.lat, Case.locate_flags, Case.grid_code, Case.microgrid_code)
+                         .where(Case.lon.is_not(None)).order_by(Case.id)).all()
+    engine.dispose()
+    lon = np.array([r.lon for r in rows])
+    lat = np.array([r.lat for r in rows])
+    flags = [r.locate_flags for r in rows]
+    stored = [r.microgrid_code or r.grid_code for r in rows]
+    leaf, method = relocate.place(index, lon, lat, [bool(f) and "grid_chosen" in f for f in flags], stored)
+    expected = [chain[-1].code if chain else None for chain in _case_chains(index, lon, lat, flags, stored)]
+    got = [index.leaves[i].code if i >= 0 else None for i in leaf]
+    assert got == expected
+    assert {"inside", "nearest", "chosen", "none"} <= set(method)
+
+
+def test_single_machine_report(world, tmp_path):
+    report, per_grid, totals = relocate.relocate(world["url"], world["draft"], rows_per_partition=40)
+    assert list(report.columns) == relocate.COLUMNS
+    assert report["case_id"].is_monotonic_increasing and report["case_id"].is_unique
+    engine = storage.make_engine(world["url"])
+    with storage.make_sessionmaker(engine)() as s:
+        located = s.scalar(sa.select(sa.func.count()).select_from(Case).where(Case.lon.is_not(None)))
+        states = dict(s.execute(sa.select(Case.id, Case.state)).all())
+    engine.dispose()
+    assert len(report) == located and totals["partitions"] >= 5
+    by_id = report.set_index("case_id")
+    # the cases of the moved micro-grid whose point lies in it: to grid B under the new code, grid changed
+    inside = [i for i in world["moved_ids"]
+              if world["shape"].covers(shapely.Point(by_id.at[i, "lon"], by_id.at[i, "lat"]))]
+    assert len(inside) >= 3
+    for i in inside:
+        row = by_id.loc[i]
+        assert (row["old_microgrid_code"], row["new_microgrid_code"]) == (world["old"], world["new"])
+        assert (row["old_grid_code"], row["new_grid_code"]) == (world["grid_a"], world["grid_b"])
+        assert row["changed"] and row["grid_changed"] and row["method"] == "inside"
+        assert row["open"] == (states[i] not in FINISHED_STATES)
+    # the dispatcher's choice holds under the draft (the leaf still exists)
+    case_id, leaf, grid = world["chosen"]
+    assert (by_id.at[case_id, "new_microgrid_code"], by_id.at[case_id, "new_grid_code"]) == (leaf, grid)
+    assert by_id.at[case_id, "method"] == "chosen" and not by_id.at[case_id, "changed"]
+    # every other case lands where it lands under the active generation (the draft differs by that micro-grid)
+    current = relocate.relocate(world["url"], world["active"])[0].set_index("case_id")
+    expected_micro = current["new_microgrid_code"].replace({world["old"]: world["new"]})
+    assert by_id["new_microgrid_code"].equals(expected_micro)
+    expected_grid = current["new_grid_code"].where(current["new_microgrid_code"] != world["old"], world["grid_b"])
+    assert by_id["new_grid_code"].equals(expected_grid)
+    # the new branch is the branch grid B keeps; the summary adds up
+    b_rows = report[report["new_grid_code"] == world["grid_b"]]
+    assert b_rows["new_branch_id"].nunique() == 1 and b_rows["new_branch_id"].notna().all()
+    summary = per_grid.set_index("grid_code")
+    assert summary.at[world["grid_a"], "moved_out"] >= len(inside)
+    assert summary.at[world["grid_b"], "moved_in"] >= len(inside)
+    assert summary["moved_out"].sum() == int((report["grid_changed"] & report["old_grid_code"].notna()).sum())
+    assert summary["moved_in"].sum() == int((report["grid_changed"] & report["new_grid_code"].notna()).sum())
+    assert summary["cases_after"].sum() == int(report["new_grid_code"].notna().sum())
+    assert summary.at[world["grid_b"], "cases_after"] == summary.at[world["grid_b"], "cases_before"] \
+        + summary.at[world["grid_b"], "moved_in"] - summary.at[world["grid_b"], "moved_out"]
+    assert totals["grid_changed"] == int(report["grid_changed"].sum()) and totals["cases"] == located
+    # the database is not changed by a report
+    engine = storage.make_engine(world["url"])
+    with storage.make_sessionmaker(engine)() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Case).where(Case.microgrid_code == world["new"])) == 0
+    engine.dispose()
+
+
+def test_dask_local_cluster_gives_the_same_report(world, client):
+    """Two worker processes read the id ranges from the database, the index scattered to both: the same report,
+    row for row, as the single-machine path."""
+    assert len(client.scheduler_info()["workers"]) == 2
+    single = relocate.relocate(world["url"], world["draft"], rows_per_partition=40)
+    spread = relocate.relocate(world["url"], world["draft"], client=client, rows_per_partition=40)
+    assert single[2]["partitions"] >= 5
+    pd.testing.assert_frame_equal(single[0], spread[0])
+    pd.testing.assert_frame_equal(single[1], spread[1])
+    assert single[2] == spread[2]
+    assert spread[0]["changed"].sum() >= 3
+    # and it is not the active generation's report
+    current = relocate.relocate(world["url"], world["active"], client=client, rows_per_partition=40)
+    assert current[0]["new_microgrid_code"].ne(spread[0]["new_microgrid_code"]).sum() >= 3
+
+
+def test_cli_writes_the_report_and_refuses_bad_arguments(world, tmp_path, capsys):
+    out, summary = tmp_path / "moves.parquet", tmp_path / "grids.csv"
+    assert cli.main(["--database", world["url"], "relocate", "--generation", str(world["draft"]), "--out", str(out),
+                     "--summary", str(summary), "--rows-per-partition", "100"]) == 0
+    printed = capsys.readouterr().out
+    report, per_grid, _ = relocate.relocate(world["url"], world["draft"])
+    written = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(written, report, check_dtype=False)
+    assert f'"changed": {int(report["changed"].sum())}' in printed
+    assert len(pd.read_csv(summary)) == len(per_grid)
+    assert cli.main(["--database", world["url"], "relocate", "--generation", "999999"]) == 2
+    assert "999999" in capsys.readouterr().err
+    assert cli.main(["--database", world["url"], "relocate", "--generation", "active", "--scheduler", "local:0"]) == 2
+    assert "local:N" in capsys.readouterr().err
+    assert cli.main(["--database", world["url"], "relocate", "--generation", "active", "--out", "x.csv"]) == 2
+
+
+def test_bad_arguments_in_both_languages(world):
+    with pytest.raises(NotFound) as missing:
+        relocate.relocate(world["url"], 999999)
+    assert missing.value.zh and "999999" in missing.value.zh
+    for bad in ("local:0", "local:65", "local:x", "http://host:8786", "tcp://a b", "", "tcp://" + "a" * 300):
+        with pytest.raises(InvalidInput) as refused:
+            relocate.check_scheduler(bad)
+        assert refused.value.field == "scheduler" and refused.value.zh
+    assert relocate.check_scheduler("tcp://10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    with pytest.raises(InvalidInput) as rows:
+        relocate.relocate(world["url"], world["draft"], rows_per_partition=0)
+    assert rows.value.field == "rows_per_partition" and rows.value.zh
