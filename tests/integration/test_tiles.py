@@ -1,0 +1,331 @@
+"""Vector tiles (issue 15 §5), on both databases: a tile decodes (mapbox_vector_tile.decode) to the features the
+GeoJSON map endpoints give for the same place — the same codes and ids, the same properties, the geometry equal
+within the tile's quantisation —; ST_AsMVT (PostGIS) and the Python encoder agree; empty tiles; z/x/y and layer
+checked at the edge; ETag and 304; the cases layer scoped by the caller's areas; area tiles never shared between
+callers of different areas, and a new generation never served from old tiles.
+
+The expected tile geometry is computed here independently of gridmap.tiles: pyproj for EPSG:4326 → 3857 and the
+XYZ tile arithmetic written out again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import mapbox_vector_tile
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+from pyproj import Transformer
+from shapely.geometry import shape
+
+from api.settings import Settings
+from gridmap import mapdata, tiles
+from gridmap.areas import active_generation
+from gridmap.tables import LEVELS, Area
+from tests.conftest import api_client
+
+MVT = "application/vnd.mapbox-vector-tile"
+HALF_WORLD = 20037508.342789244
+TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
+TO_4326 = Transformer.from_crs(3857, 4326, always_xy=True)
+ZOOM_OF = {"district": 10, "subdistrict": 11, "community": 12, "grid": 13, "microgrid": 14}
+PLANNER = {"X-User": "planner-1", "X-Role": "planner"}
+APPROVER = {"X-User": "approver-1", "X-Role": "approver"}
+
+
+@pytest.fixture(scope="module")
+def client(fresh_db_url):
+    with api_client(Settings(database_url=fresh_db_url)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def subdistricts(client):
+    fc = client.get("/api/v1/map/areas", params={"level": "subdistrict", "zoom": 12}).json()
+    return sorted(f["properties"]["code"] for f in fc["features"])
+
+
+# -- the tile arithmetic, written out again ----------------------------------------------------------------------
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y
+
+
+def envelope(z: int, x: int, y: int, buffer_units: float = 0) -> tuple[float, float, float, float]:
+    size = 2 * HALF_WORLD / 2 ** z
+    pad = size * buffer_units / 4096
+    return (-HALF_WORLD + x * size - pad, HALF_WORLD - (y + 1) * size - pad,
+            -HALF_WORLD + (x + 1) * size + pad, HALF_WORLD - y * size + pad)
+
+
+def lonlat_box(z, x, y, buffer_units=0) -> str:
+    minx, miny, maxx, maxy = envelope(z, x, y, buffer_units)
+    (lon0, lon1), (lat0, lat1) = TO_4326.transform([minx, maxx], [miny, maxy])
+    return f"{lon0:.9f},{lat0:.9f},{lon1:.9f},{lat1:.9f}"
+
+
+def in_tile_units(geom, z, x, y):
+    """A lon/lat geometry in tile units as mapbox_vector_tile.decode gives them (y up, 0–4096 across the tile)."""
+    minx, miny, maxx, maxy = envelope(z, x, y)
+    scale = 4096 / (maxx - minx)
+
+    def move(xy):
+        mx, my = TO_3857.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack(((np.asarray(mx) - minx) * scale, (np.asarray(my) - miny) * scale))
+
+    return shapely.transform(geom, move)
+
+
+def decoded(body: bytes, layer: str) -> dict:
+    """Features of a layer by code (areas) or id (cases)."""
+    features = mapbox_vector_tile.decode(body).get(layer, {}).get("features", [])
+    key = (lambda f: f["id"]) if layer == "cases" else (lambda f: f["properties"]["code"])
+    out = {key(f): f for f in features}
+    assert len(out) == len(features), "a feature appears twice in the tile"
+    return out
+
+
+def get_tile(client, layer, z, x, y, **kw):
+    r = client.get(f"/api/v1/tiles/{layer}/{z}/{x}/{y}.mvt", **kw)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == MVT
+    return r
+
+
+# -- areas ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_an_area_tile_holds_the_features_of_the_geojson_endpoint(client, level):
+    full = client.get("/api/v1/map/areas", params={"level": level, "zoom": 17}).json()["features"]
+    first = full[len(full) // 2]
+    z, x, y = tile_of(*first["properties"]["label"], ZOOM_OF[level])
+    body = get_tile(client, level, z, x, y).content
+    got = decoded(body, level)
+    # the GeoJSON endpoint for the same place: the tile and its 64-unit buffer, drawn at full detail
+    same = client.get("/api/v1/map/areas", params={"level": level, "zoom": 17,
+                                                   "bbox": lonlat_box(z, x, y, 64)}).json()["features"]
+    expected = {f["properties"]["code"]: f for f in same}
+    assert first["properties"]["code"] in got
+    assert set(got) <= set(expected)
+    buffered = shapely.box(-64, -64, 4096 + 64, 4096 + 64)
+    for code, feature in expected.items():
+        clipped = in_tile_units(shape(feature["geometry"]), z, x, y).intersection(buffered)
+        if clipped.area >= 4:  # more than a sliver of the buffer: it must be drawn
+            assert code in got, f"{code} ({clipped.area:.1f} units²) is missing from the tile"
+        if code not in got:
+            continue
+        props = feature["properties"]
+        tile_props = got[code]["properties"]
+        assert tile_props == {"code": props["code"], "name": props["name"], "level": props["level"],
+                              **({"parent_code": props["parent_code"]} if props["parent_code"] else {}),
+                              "label_lon": props["label"][0], "label_lat": props["label"][1]}
+        drawn = shape(got[code]["geometry"])
+        assert drawn.geom_type in ("Polygon", "MultiPolygon")
+        # snapping each vertex to whole units moves an edge by at most about half a unit: the area, and the area
+        # where the two differ, by about half the perimeter
+        assert abs(drawn.area - clipped.area) <= 0.5 * clipped.length + 1, (code, drawn.area, clipped.area)
+        assert shapely.make_valid(drawn).symmetric_difference(clipped).area <= 0.75 * clipped.length + 2, code
+        if clipped.area > 10_000:  # (a sliver's centroid moves along the tile edge it nearly runs along)
+            assert drawn.centroid.distance(clipped.centroid) <= 1.5, code
+
+
+def test_postgis_and_python_draw_the_same_tiles(client):
+    """On PostGIS, ST_AsMVT's tile and the Python encoder's decode to the same codes, properties and shapes (on
+    SpatiaLite there is one engine, and the test above compares it with GeoJSON)."""
+    sm = client.app.state.sessionmaker
+    with sm() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            engines = ["python"]
+        else:
+            engines = ["postgis", "python"]
+        shapes = mapdata.AreaShapes.from_session(session, active_generation(session).id)
+        for level in ("subdistrict", "microgrid"):
+            code = shapes._levels[level].codes[0]
+            label = shapes._levels[level].props[0]["label"]
+            for z in (8, ZOOM_OF[level], 16):
+                bodies = {e: tiles.area_tile(session, shapes, level, *tile_of(*label, z), engine=e) for e in engines}
+                layers = {e: decoded(b, level) for e, b in bodies.items()}
+                assert code in layers["python"]
+                reference = layers[engines[0]]
+                for e, layer in layers.items():
+                    assert set(layer) == set(reference), (e, z)
+                    for c, f in layer.items():
+                        assert f["properties"] == reference[c]["properties"]
+                        a, b = shape(f["geometry"]), shape(reference[c]["geometry"])
+                        assert abs(a.area - b.area) <= 0.01 * b.area + 0.5 * b.length, (e, z, c)
+
+
+def test_an_empty_tile_is_empty_and_decodes_to_nothing(client, subdistricts):
+    r = get_tile(client, "grid", 10, 0, 0)  # the middle of the Pacific
+    assert r.content == b"" and mapbox_vector_tile.decode(r.content) == {}
+    r = get_tile(client, "cases", 10, 0, 0)
+    assert r.content == b""
+    # a caller acting for no area of this demo sees no outline and no case where they lie
+    full = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 17}).json()["features"]
+    z, x, y = tile_of(*full[0]["properties"]["label"], 13)
+    assert decoded(get_tile(client, "grid", z, x, y).content, "grid")
+    elsewhere = {"X-Role": "viewer", "X-Areas": "110101"}
+    assert get_tile(client, "grid", z, x, y, headers=elsewhere).content == b""
+    assert get_tile(client, "cases", z, x, y, headers={**elsewhere, "X-Role": "dispatcher"}).content == b""
+
+
+@pytest.mark.parametrize("path, field", [
+    ("grid/23/0/0", "z"), ("grid/-1/0/0", "z"), ("grid/3/8/0", "x"), ("grid/3/0/8", "y"), ("grid/0/0/1", "y"),
+    ("grid/3/-1/0", "x"), ("grid/3/0/99999999999999999999999", "y"), ("grid/x/0/0", "z"), ("nope/3/0/0", "layer"),
+    ("cases/3/9/0", "x")])
+def test_out_of_range_tiles_are_4xx_naming_the_field(client, path, field):
+    r = client.get(f"/api/v1/tiles/{path}.mvt")
+    assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/problem+json"), r.text
+    assert r.json()["field"] == field
+    r = client.get("/api/v1/tiles/nope/tilejson.json")
+    assert r.status_code == 422 and r.json()["field"] == "layer"
+
+
+def test_etag_and_304(client, subdistricts):
+    full = client.get("/api/v1/map/areas", params={"level": "community", "zoom": 17}).json()["features"]
+    z, x, y = tile_of(*full[0]["properties"]["label"], 12)
+    first = get_tile(client, "community", z, x, y)
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and not etag.startswith("W/") and first.content
+    again = client.get(f"/api/v1/tiles/community/{z}/{x}/{y}.mvt", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert get_tile(client, "community", z, x, y).content == first.content  # the same bytes (the tag is strong)
+    stale = client.get(f"/api/v1/tiles/community/{z}/{x}/{y}.mvt", headers={"If-None-Match": '"0000"'})
+    assert stale.status_code == 200 and stale.content == first.content
+    # another caller's areas: another tag, and the 304 of the first does not apply
+    scoped = {"X-Role": "viewer", "X-Areas": subdistricts[1]}
+    other = client.get(f"/api/v1/tiles/community/{z}/{x}/{y}.mvt", headers={**scoped, "If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag
+    # the cases layer: validated by content
+    cases = get_tile(client, "cases", z, x, y)
+    assert cases.content
+    assert client.get(f"/api/v1/tiles/cases/{z}/{x}/{y}.mvt",
+                      headers={"If-None-Match": cases.headers["etag"]}).status_code == 304
+
+
+def test_area_tiles_are_not_shared_between_callers_of_different_areas(client, subdistricts):
+    s1, s2 = subdistricts[:2]
+    shapes = client.get("/api/v1/map/areas", params={"level": "subdistrict", "zoom": 17}).json()["features"]
+    one = next(f for f in shapes if f["properties"]["code"] == s1)
+    z, x, y = tile_of(*one["properties"]["label"], 8)
+    everyone = decoded(get_tile(client, "subdistrict", z, x, y).content, "subdistrict")
+    assert {s1, s2} <= set(everyone)  # both sub-districts meet this tile
+    for mine, theirs in ((s1, s2), (s2, s1), (s1, s2)):  # and back again: a cached tile is not handed across
+        for role in ("viewer", "dispatcher"):
+            seen = decoded(get_tile(client, "subdistrict", z, x, y,
+                                    headers={"X-Role": role, "X-Areas": mine}).content, "subdistrict")
+            geojson = client.get("/api/v1/map/areas", headers={"X-Role": role, "X-Areas": mine}, params={
+                "level": "subdistrict", "zoom": 17, "bbox": lonlat_box(z, x, y, 64)}).json()["features"]
+            assert mine in seen and theirs not in seen
+            assert set(seen) == {f["properties"]["code"] for f in geojson}
+
+
+# -- cases ---------------------------------------------------------------------------------------------------------
+
+def _case_tile_and_points(client, z, x, y, headers=None, **params):
+    body = get_tile(client, "cases", z, x, y, headers=headers or {}, params=params).content
+    points = client.get("/api/v1/map/cases", headers=headers or {},
+                        params={"bbox": lonlat_box(z, x, y, 64), **params}).json()
+    rows = {r[0]: dict(zip(points["fields"], r)) for r in points["rows"]}
+    return decoded(body, "cases"), rows
+
+
+def test_the_cases_layer_holds_the_points_of_the_geojson_endpoint(client):
+    everything = client.get("/api/v1/map/cases").json()
+    lon, lat = everything["rows"][0][1:3]
+    for z in (11, 14):
+        z, x, y = tile_of(lon, lat, z)
+        got, rows = _case_tile_and_points(client, z, x, y)
+        assert got and set(got) == set(rows)
+        for cid, feature in got.items():
+            row = rows[cid]
+            assert feature["properties"] == {k: row[k] for k in ("id", "state", "clock", "category", "source",
+                                                                 "reported_at") if row[k] is not None}
+            px, py = feature["geometry"]["coordinates"]
+            expected = in_tile_units(shapely.Point(row["lon"], row["lat"]), z, x, y)
+            assert abs(px - expected.x) <= 0.51 and abs(py - expected.y) <= 0.51
+    # the map's filters apply to the layer
+    got, rows = _case_tile_and_points(client, z, x, y, state="closed")
+    assert set(got) == set(rows) and {f["properties"]["state"] for f in got.values()} <= {"closed"}
+
+
+def test_the_cases_layer_is_scoped_by_the_callers_areas(client, subdistricts):
+    s1, s2 = subdistricts[:2]
+    sm = client.app.state.sessionmaker
+    from gridmap.tables import Case
+
+    with sm() as session:
+        lon, lat = session.execute(sa.select(Case.lon, Case.lat).where(Case.subdistrict_code == s1)
+                                   .order_by(Case.id).limit(1)).one()
+    z, x, y = tile_of(lon, lat, 8)
+    everything, _ = _case_tile_and_points(client, z, x, y)
+    with sm() as session:
+        where = dict(session.execute(sa.select(Case.id, Case.subdistrict_code).where(
+            Case.id.in_(list(everything)))).all())
+    assert {s1, s2} <= set(where.values()), "the tile should hold cases of both sub-districts"
+    for mine in (s1, s2):
+        headers = {"X-Role": "dispatcher", "X-Areas": mine}
+        got, rows = _case_tile_and_points(client, z, x, y, headers=headers)
+        assert got and set(got) == set(rows)
+        assert set(got) == {cid for cid, code in where.items() if code == mine}
+    planner = get_tile(client, "cases", z, x, y, headers={"X-Role": "planner", "X-Areas": s1})
+    assert planner.content == b""  # planners see areas, never cases
+    r = client.get(f"/api/v1/tiles/cases/{z}/{x}/{y}.mvt", params={"area": s2},
+                   headers={"X-Role": "dispatcher", "X-Areas": s1})
+    assert r.status_code == 404 and r.json()["field"] == "code"
+
+
+def test_tilejson_names_the_tile_url_and_the_fields(client):
+    for layer in (*LEVELS, "cases"):
+        doc = client.get(f"/api/v1/tiles/{layer}/tilejson.json").json()
+        assert doc["tilejson"] == "3.0.0" and doc["tiles"] == [
+            f"http://testserver/api/v1/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"]
+        (vector,) = doc["vector_layers"]
+        assert vector["id"] == layer and ("id" if layer == "cases" else "code") in vector["fields"]
+        west, south, east, north = doc["bounds"]
+        assert 100 < west < east < 106 and 20 < south < north < 30  # Kunming
+        lon, lat, zoom = doc["center"]
+        z, x, y = tile_of(lon, lat, int(zoom))
+        if layer != "cases":
+            assert decoded(get_tile(client, layer, z, x, y).content, layer)
+
+
+# -- a new generation ----------------------------------------------------------------------------------------------
+
+def test_a_new_generation_is_never_served_from_old_tiles(client):
+    """Redraw two micro-grids, activate: the same tile URL answers the new outlines (the cached tile and its ETag
+    were of the old generation)."""
+    sm = client.app.state.sessionmaker
+    draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": "瓦片测试调整"}).json()["id"]
+    with sm() as session:
+        rows = session.scalars(sa.select(Area).where(Area.generation_id == draft_id, Area.level == "microgrid")
+                               .order_by(Area.code)).all()
+        leaves = [(a.code, a.parent_id, to_shape(a.geom)) for a in rows]
+    (code_a, geom_a), (code_b, geom_b) = next(
+        ((a[0], a[2]), (b[0], b[2])) for i, a in enumerate(leaves) for b in leaves[i + 1:]
+        if a[1] == b[1] and a[2].intersection(b[2]).length > 0.002)
+    strip = geom_b.intersection(geom_a.buffer(0.001))
+    new_a, new_b = shapely.union_all([geom_a, strip]), geom_b.difference(strip)
+    inside = strip.representative_point()  # a tile where the outline moved
+    z, x, y = tile_of(inside.x, inside.y, 14)
+    before = get_tile(client, "microgrid", z, x, y)
+    old = shape(decoded(before.content, "microgrid")[code_a]["geometry"])
+    put = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER, json={"areas": {
+        code_a: shapely.geometry.mapping(new_a), code_b: shapely.geometry.mapping(new_b)}})
+    assert put.status_code == 200, put.text
+    assert client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER).status_code == 200
+    approved = client.post(f"/api/v1/generations/{draft_id}/approve", headers=APPROVER,
+                           json={"effective_from": dt.date.today().isoformat()})
+    assert approved.status_code == 200, approved.text
+    after = client.get(f"/api/v1/tiles/microgrid/{z}/{x}/{y}.mvt", headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
+    new = shape(decoded(after.content, "microgrid")[code_a]["geometry"])
+    expected = in_tile_units(new_a, z, x, y).intersection(shapely.box(-64, -64, 4160, 4160))
+    assert new.area > old.area + 10
+    assert abs(new.area - expected.area) <= 0.5 * expected.length + 1
