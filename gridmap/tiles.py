@@ -18,8 +18,8 @@ Which features: the same as the GeoJSON map endpoints (`gridmap.mapdata`) for th
   (GeoJSON's `label: [lon, lat]`: MVT values cannot be lists). The candidates and their properties come from the
   generation's `mapdata.AreaShapes` (one R-tree query, the same one `/map/areas` makes), so the two agree.
 * the `cases` layer holds the cases the caller may see (`policy.case_condition`), filtered as `GET /map/cases`,
-  inside the buffered tile, newest first and at most MAX_TILE_CASES: the rows `mapdata.case_points` gives, with
-  its properties `id`, `state`, `clock`, `category`, `source`, `reported_at` (a property that is None is left
+  inside the buffered tile, newest first and at most MAX_TILE_CASES: the rows `mapdata.case_points` gives (found
+  through the points' spatial index first), with its properties `id`, `state`, `clock`, `category`, `source`, `reported_at` (a property that is None is left
   out) and the case id as the feature id. Personal data never enters a tile.
 
 A tile with no feature is empty (zero bytes), on both databases.
@@ -31,6 +31,7 @@ the clock, so they are not kept (their answer is still validated by content).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 import threading
@@ -43,10 +44,12 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap import mapdata, policy
+from gridmap import _spatial, mapdata, policy, workflow
+from gridmap.cases import utc
 from gridmap.errors import InvalidInput
 from gridmap.policy import Principal
-from gridmap.tables import LEVEL_NAMES_ZH, LEVELS
+from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Case, CaseCategory
+from gridmap.workcal import clock as clock_of
 
 EXTENT = 4096  # tile units across a tile
 BUFFER = 64  # tile units kept around it (so strokes meet across tile edges)
@@ -274,9 +277,9 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
                            zh=f"数量上限（limit）：应为 1 至 {MAX_TILE_CASES} 之间的整数。")
     box = tile_box_lonlat(z, x, y)
     flt = mapdata.CaseFilter(flt.since, flt.until, flt.states, flt.categories, flt.sources, box, flt.area)
-    points = mapdata.case_points(session, flt, calendar=calendar, now=now, limit=limit, who=who)
-    fields = points["fields"]
-    rows = [dict(zip(fields, r)) for r in points["rows"]]
+    fields = mapdata.CASE_FIELDS
+    rows = [dict(zip(fields, r)) for r in case_points(session, flt, calendar=calendar, now=now, limit=limit,
+                                                       who=who)]
     if not rows:
         return b""
     if _choose(session, engine) == "postgis":
@@ -295,6 +298,32 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
         props = {k: r[k] for k in CASE_FIELDS if r.get(k) is not None}
         features.append({"geometry": geom, "id": int(r["id"]), "properties": props})
     return encode_layer(CASES, features)
+
+
+def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar=None, now=None,
+                limit: int = MAX_TILE_CASES, who: Principal | None = None) -> list[list]:
+    """The rows of `mapdata.case_points` (fields `mapdata.CASE_FIELDS`, the same filter, order, rounding and deadline
+    colour) for a filter whose box is set, found through the spatial index of the cases' points first (a tile is a
+    small part of the map: without it every tile would read the whole case table)."""
+    flt.check()
+    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
+                       Case.accepted_at, Case.due_at, CaseCategory.time_unit)
+             .outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
+             .where(Case.lon.is_not(None), _spatial.bbox_filter(session, "case_file", flt.bbox)))
+    query = mapdata._filtered(session, query, flt, now, who)
+    out = []
+    for cid, lon, lat, state, category, source, reported, accepted, due, unit in session.execute(
+            query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit)):
+        clock = None
+        if state in mapdata.CLOCKED_STATES and accepted is not None and due is not None:
+            if calendar is not None:
+                clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
+            else:
+                clock = "red" if utc(due) < now else "green"
+        out.append([cid, round(lon, 6), round(lat, 6), state, clock, category, source,
+                    utc(reported).isoformat().replace("+00:00", "Z")])
+    return out
 
 
 # -- TileJSON ------------------------------------------------------------------------------------------------------
