@@ -362,8 +362,10 @@ def area_measures(session: Session, code: str, *, since: dt.datetime | None = No
 def area_series(session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None,
                 now: dt.datetime | None = None) -> list[dict]:
     """The measures of one area month by month (China time), the last `months` months up to `until`'s month: the
-    same figures as `area_measures` over each month, from a few queries over the whole span grouped by month
-    (`_series_counts`) rather than one `compute` per month."""
+    same figures as `area_measures` over each month, from a fixed number of queries over the whole span
+    (`_series_counts`, `_series_hours`) rather than one `compute` per month. An area of nearly every case (a
+    district) is counted month by month from ranges of the indexes of migration 0009, the others from their own
+    cases through the index of the grid code."""
     from gridmap.areas import get_area
 
     if not 1 <= months <= 36:
@@ -372,8 +374,9 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     area = get_area(session, code)
     periods = _series_months(months, until, now)
     edges = [p.since for _, p in periods] + [periods[-1][1].until]
-    table = _series_counts(session, edges, code, area.level)
-    hours = _series_hours(session, edges, code, area.level)
+    outside = _few_outside(session, code, area.level)
+    table = _series_counts(session, edges, code, area.level, outside)
+    hours = _series_hours(session, edges, code, area.level, outside)
     for name, q in (("close_hours_p50", 0), ("close_hours_p90", 1)):
         table[name] = [hours[i][q] if i in hours else np.nan for i in table.index]
     table["closure_rate"] = _rate(table["closed"], table["active"])
@@ -442,25 +445,71 @@ def _outside(code: str, level: str) -> sa.ColumnElement:
 FEW_OUTSIDE = 1000  # an area with at most this many cases outside it counts its steps as all steps less theirs
 
 
-def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
+def _few_outside(session: Session, code: str, level: str) -> list[int] | None:
+    """The ids of the cases outside the area when there are at most FEW_OUTSIDE of them (the area holds nearly
+    every case: a district of a one-district database), else None."""
+    outside = session.scalars(sa.select(Case.id).where(_outside(code, level)).limit(FEW_OUTSIDE + 1)).all()
+    return list(outside) if len(outside) <= FEW_OUTSIDE else None
+
+
+def _monthly(edges: list[dt.datetime], arm) -> sa.Select | sa.CompoundSelect:
+    """One statement of one query per month, `arm(i, since, until)`, UNION ALL: each month is a range of an
+    index on the time (the indexes of migration 0009), so the database counts index ranges instead of working out
+    the month of every row."""
+    arms = [arm(i, edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+    return arms[0] if len(arms) == 1 else sa.union_all(*arms)
+
+
+def _month_label(i: int) -> sa.ColumnElement:
+    return sa.literal_column(str(int(i))).label("m")
+
+
+# the rating of a `rate` step as SQL, written out as the index `ix_case_event_rating` (migration 0009) has it — the
+# same value as `CaseEvent.detail["satisfaction"].as_integer()`, whose bound JSON path no index can match
+RATING_SQL = {"sqlite": "CAST(JSON_EXTRACT(case_event.detail, '$.\"satisfaction\"') AS INTEGER)",
+              "postgresql": "CAST((case_event.detail ->> 'satisfaction') AS INTEGER)"}
+
+
+def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.DataFrame:
+    """Every step of the period by month (handled, rated, satisfied, bounces), as counts of ranges of the index
+    of action and time (and, for the satisfied, of the rating: `ix_case_event_rating`)."""
+    action, at = CaseEvent.action, CaseEvent.at
+    score = sa.literal_column(RATING_SQL[session.get_bind().dialect.name], sa.Integer)
+
+    def arm(i: int, lo: dt.datetime, hi: dt.datetime, what: str, *where) -> sa.Select:
+        return sa.select(_month_label(i), sa.literal_column(f"'{what}'").label("what"), sa.func.count().label("n")) \
+            .where(at >= lo, at < hi, *where)
+
+    arms = [arm(i, edges[i], edges[i + 1], what, *where) for what, where in (
+        ("handled", [action == "handle"]), ("rated", [action == "rate"]), ("bounces", [action == "bounce"]),
+        ("satisfied", [action == "rate", score >= SATISFIED_MIN])) for i in range(len(edges) - 1)]
+    query = arms[0] if len(arms) == 1 else sa.union_all(*arms)
+    rows = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=["m", "what", "n"])
+    out = rows.pivot_table(index="m", columns="what", values="n", aggfunc="sum", fill_value=0)
+    out = out.reindex(index=pd.RangeIndex(len(edges) - 1), columns=["handled", "rated", "satisfied", "bounces"],
+                      fill_value=0)
+    return out.fillna(0).astype("int64")
+
+
+def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str,
+                  outside: list[int] | None) -> pd.DataFrame:
     """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
-    area (a district of a one-district database): every step of the period, read without touching the cases, less
-    the steps of those few, found by their ids; otherwise the steps of the area's cases, found from the cases.
-    Where steps are found from cases, the step's action and time are wrapped so that no planner (with table
-    statistics or none yet) starts from every step of the period instead."""
+    area (`outside`: a district of a one-district database): every step of the period, counted from index ranges
+    without touching the cases, less the steps of those few, found by their ids; otherwise the steps of the area's
+    cases, found from the cases. Where steps are found from cases, the step's action and time are wrapped so that
+    no planner (with table statistics or none yet) starts from every step of the period instead."""
     since, until = edges[0], edges[-1]
     action, at = CaseEvent.action, CaseEvent.at
     score = CaseEvent.detail["satisfaction"].as_integer()
     satisfied = sa.case((action == "rate", sa.case((score >= SATISFIED_MIN, 1), else_=0)), else_=0)
 
-    def by_month(of_cases=None) -> pd.DataFrame:
-        """Steps by month, action and satisfied or not (the rating read only for ratings: the rest of the steps
-        counted from the index of action and time alone)."""
-        act, when = (action, at) if of_cases is None else (sa.func.coalesce(action, action), sa.func.coalesce(at, at))
-        where = [] if of_cases is None else [CaseEvent.case_id.in_(of_cases)]
+    def by_month(of_cases) -> pd.DataFrame:
+        """The steps of some cases by month, action and satisfied or not (the rating read only for ratings)."""
+        act, when = sa.func.coalesce(action, action), sa.func.coalesce(at, at)
         query = sa.select(_month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"),
                           sa.func.count()) \
-            .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")), *where) \
+            .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")),
+                   CaseEvent.case_id.in_(of_cases)) \
             .group_by(sa.literal_column("m"), sa.literal_column("action"), sa.literal_column("satisfied"))
         rows = pd.DataFrame([tuple(r) for r in session.execute(query) if r[0] is not None],
                             columns=["m", "action", "satisfied", "n"]).astype({"m": int, "satisfied": int, "n": int})
@@ -470,9 +519,9 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
                             "bounces": rows["n"].where(rows["action"] == "bounce", 0)}).groupby(rows["m"]).sum()
         return out.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0).astype("int64")
 
-    outside = session.scalars(sa.select(Case.id).where(_outside(code, level)).limit(FEW_OUTSIDE + 1)).all()
-    if len(outside) <= FEW_OUTSIDE:
-        return by_month() - by_month(outside) if outside else by_month()
+    if outside is not None:
+        every = _steps_by_month_ranges(session, edges)
+        return every - by_month(outside) if outside else every
     return by_month(sa.select(Case.id).where(*_inside(code, level)))
 
 
@@ -481,11 +530,36 @@ def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(months.astype("int64"), weights=counts, minlength=n).astype("int64")
 
 
-def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
-    """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort from one
-    query grouped by month reported, month due and what the formulas look at (state, closed on time or not, …),
-    the steps from `_series_steps`; then the reports and steps of cases a boundary change re-located, counted where
-    the case was at the time (as in `compute`)."""
+def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: list) -> pd.DataFrame:
+    """The cases received and the due cohort of each month, the formulas of `_case_counts` summed over ranges of
+    the indexes of report time and of deadline (both holding the grid code and, for the deadline, every column the
+    formulas read, so that the cases themselves are not read)."""
+    in_d = Case.state.not_in(NOT_COUNTED)
+    active = sa.and_(in_d, Case.state != "suspended")
+    closed = sa.and_(active, Case.state == "closed", Case.closed_at.is_not(None))
+    cohort = {"due": in_d, "suspended": sa.and_(in_d, Case.state == "suspended"), "active": active,
+              "closed": closed, "closed_on_time": sa.and_(closed, Case.closed_at <= Case.due_at),
+              "reworked": sa.and_(active, Case.rework_count > 0), "extended": sa.and_(active, Case.extension_count > 0)}
+    zero = sa.literal_column("0")
+    # one statement: per month an arm for the reports (the cohort's columns 0) and one for the deadlines
+    arms = [sa.select(_month_label(i), sa.func.count().label("received"), *(zero.label(n) for n in cohort))
+            .where(Case.reported_at >= edges[i], Case.reported_at < edges[i + 1], *inside)
+            for i in range(len(edges) - 1)]
+    arms += [sa.select(_month_label(i), zero.label("received"),
+                       *(sa.func.coalesce(_count(c), 0).label(n) for n, c in cohort.items()))
+             .where(Case.due_at >= edges[i], Case.due_at < edges[i + 1], *inside) for i in range(len(edges) - 1)]
+    rows = session.execute(sa.union_all(*arms)).all()
+    out = pd.DataFrame([tuple(r)[1:] for r in rows], index=[r[0] for r in rows], columns=["received", *cohort])
+    return out.groupby(level=0).sum().reindex(pd.RangeIndex(len(edges) - 1)).fillna(0).astype("int64")
+
+
+def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str,
+                   outside: list[int] | None) -> pd.DataFrame:
+    """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort — for an
+    area of nearly every case (`outside` is not None) from ranges of indexes, month by month; otherwise from one
+    query over the area's cases grouped by month reported, month due and what the formulas look at (state, closed
+    on time or not, …) — the steps from `_series_steps`; then the reports and steps of cases a boundary change
+    re-located, counted where the case was at the time (as in `compute`)."""
     since, until = edges[0], edges[-1]
     inside = _inside(code, level)
     flags = {"on_time": Case.closed_at <= Case.due_at, "unclosed": Case.closed_at.is_(None),
@@ -496,11 +570,15 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
         .where(*inside, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
                                sa.and_(Case.due_at >= since, Case.due_at < until))) \
         .group_by(*(sa.literal_column(n) for n in keys))
-    cases = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=[*keys, "n"])
     months = pd.RangeIndex(len(edges) - 1)
     out = pd.DataFrame(0, index=months, columns=["received", "handled", "due", "suspended", "active", "closed",
                                                  "closed_on_time", "reworked", "extended", "bounces", "rated",
                                                  "satisfied"], dtype="int64")
+    if outside is not None:
+        counted = _cases_by_month_ranges(session, edges, inside)
+        out[list(counted.columns)] = counted
+    cases = pd.DataFrame([tuple(r) for r in session.execute(query)] if outside is None else [],
+                         columns=[*keys, "n"])
     if len(cases):
         # the formulas of `_case_counts`, on groups of cases alike in all they look at (a condition that is NULL
         # in SQL, such as a state of NULL or a deadline compared with no closure, is false there and here)
@@ -518,7 +596,7 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
         due_month = cases["md"].to_numpy()
         for name, member in cohort.items():
             out[name] = _by_month(due_month[member], n[member], len(months))
-    steps = _series_steps(session, edges, code, level)
+    steps = _series_steps(session, edges, code, level, outside)
     out[list(steps.columns)] = steps
     _series_where_it_was(session, out, edges, code, level)
     return out
@@ -557,7 +635,8 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
         shift(utc(at), _step_measures(action, detail), current[case_id], case_id)
 
 
-def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str) -> dict[int, np.ndarray]:
+def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str,
+                  outside: list[int] | None = None) -> dict[int, np.ndarray]:
     """The median and 90th percentile of hours from report to closure of the cases closed in each month, by month
     (months with none left out), exactly as `compute` has them: the same expression for the hours and the same
     quantile (pandas', numpy's linear interpolation)."""
@@ -567,8 +646,13 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
         state = sa.func.coalesce(state, state)
     else:  # PostgreSQL's numeric to float8 rounds to the nearest double, as float(Decimal) in `compute` does
         hours = sa.cast(hours, sa.Float)
-    query = sa.select(_month_of(Case.closed_at, edges), hours) \
-        .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *_inside(code, level))
+    inside = _inside(code, level)
+    if outside is not None:  # an area of nearly every case: month by month, ranges of the index of closure
+        query = _monthly(edges, lambda i, lo, hi: sa.select(_month_label(i), hours)
+                         .where(state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside))
+    else:
+        query = sa.select(_month_of(Case.closed_at, edges), hours) \
+            .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *inside)
     # a district's year is ~50,000 rows: read as the driver gives them (two numbers each), not as result rows
     result = session.connection().execute(query)
     try:

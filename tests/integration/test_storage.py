@@ -15,7 +15,7 @@ from gridmap.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
 
 def test_migrations_are_at_head_and_idempotent(engine):
     storage.migrate(engine)
-    assert storage.schema_revision(engine) == "0007"
+    assert storage.schema_revision(engine) == "0009"
 
 
 def test_demo_rows_keep_the_promises(session):
@@ -98,7 +98,7 @@ def test_upgrading_a_0001_database_keeps_its_cases(dialect, tmp_path):
                                  "VALUES (1, '202601010000001', '旧案卷', 'hotline', 'accepted', :t, 3)"),
                          {"t": "2026-01-01 08:00:00+00:00"})
         storage.migrate(engine)
-        assert storage.schema_revision(engine) == "0007"
+        assert storage.schema_revision(engine) == "0009"
         with engine.connect() as conn:
             row = conn.execute(sa.text("SELECT title, version, escalation_level, rework_count, pending "
                                        "FROM case_file WHERE id = 1")).one()
