@@ -26,7 +26,6 @@ import shapely
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
-from gridmap.areas import people_directory
 from gridmap.errors import InvalidInput
 from gridmap.textcheck import MAX_ADDRESS
 from gridmap.lookup import (FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, M_PER_DEG_LAT, M_PER_DEG_LON_EQ,
@@ -78,7 +77,6 @@ def leaf_tables(index: AreaIndex) -> dict[str, np.ndarray]:
             keys = [f"{lv}_code" for lv in LEVELS] + ["grid_name"]
             tables = {k: np.array([chains[i].get(k) for i in range(len(index))] + [None], dtype=object)
                       for k in keys}
-            shapely.prepare(index.leaf_boundaries)  # once, under the lock: dwithin on edges in `locate_arrays`
             _LEAF_TABLES[index] = tables
     return tables
 
@@ -121,6 +119,27 @@ def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: flo
     return pt[order], leaf[order]
 
 
+def _maybe_near_edge(index: AreaIndex, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Positions of the points (all covered by a leaf) that may lie within TIE_DEG of an edge: all but those in an
+    interior cell of the cell index (no boundary within its EPS of the cell) and farther than TIE_DEG from the
+    cell's sides — no boundary can be nearer to those than TIE_DEG. Without a cell raster, every point."""
+    cells = index.cells
+    try:
+        x0, y0, inv_dx, inv_dy, dx, dy = (float(v) for v in (cells.x0, cells.y0, cells.inv_dx, cells.inv_dy,
+                                                             cells.dx, cells.dy))
+        nx, ny, label = int(cells.nx), int(cells.ny), cells.label
+    except AttributeError:
+        return np.arange(len(lon))
+    fx = (lon - x0) * inv_dx
+    fy = (lat - y0) * inv_dy
+    ok = (fx >= 0.0) & (fy >= 0.0) & (fx < nx) & (fy < ny)
+    col = np.where(ok, fx, 0.0).astype(np.int64)
+    row = np.where(ok, fy, 0.0).astype(np.int64)
+    interior = ok & (label[row * nx + col] >= 0)
+    margin = np.minimum(np.minimum(fx - col, col + 1 - fx) * dx, np.minimum(fy - row, row + 1 - fy) * dy)
+    return np.flatnonzero(~interior | (margin <= 2 * TIE_DEG))
+
+
 def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None):
     """Leaf position (-1 for none), flag bits (FLAG_ORDER) and candidates (None or `;`-joined codes) for arrays of
     WGS84 points, exactly as single lookups decide them; no Python per point but for points on an edge."""
@@ -138,17 +157,15 @@ def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
     inside = np.flatnonzero(leaf >= 0)
     if not len(inside):
         return leaf, bits, candidates
-    pts = shapely.points(lon[inside], lat[inside])
-    edges = index.leaf_boundaries[leaf[inside]]
     if near_m > 0:
-        d_deg = shapely.distance(edges, pts)
+        d_deg = shapely.distance(index.leaf_boundaries[leaf[inside]], shapely.points(lon[inside], lat[inside]))
         tie = d_deg <= TIE_DEG
     else:
-        # only points within 2e-8° of their leaf's edge need the distance (prepared edges answer dwithin fast)
-        leaf_tables(index)
+        # only points that may be within 1e-8° of their leaf's edge need the distance to it
         tie = np.zeros(len(inside), bool)
-        maybe = np.flatnonzero(shapely.dwithin(edges, pts, 2 * TIE_DEG))
-        tie[maybe] = shapely.distance(edges[maybe], pts[maybe]) <= TIE_DEG
+        maybe = _maybe_near_edge(index, lon[inside], lat[inside])
+        edges = index.leaf_boundaries[leaf[inside[maybe]]]
+        tie[maybe] = shapely.distance(edges, shapely.points(lon[inside[maybe]], lat[inside[maybe]])) <= TIE_DEG
     # ties: a point on a shared edge is within 1e-9° of it, so only points that close can have several leaves
     tied = inside[tie]
     own_extra = np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -198,11 +215,26 @@ def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
 
 
 def branch_names(session: Session | None, on=None) -> dict[str, str] | None:
-    """Grid code -> name of its party branch on a date (None without a database)."""
+    """Area code -> name of its party branch on a date (None without a database): the branch
+    `areas.people_directory` gives (the smallest id among those in force), in one query of two columns."""
     if session is None:
         return None
-    directory = people_directory(session, on)  # two queries, not two per grid
-    return {code: entry[0]["name"] for code, entry in directory.items() if entry[0]}
+    import sqlalchemy as sa
+
+    from gridmap.tables import PartyOrg, PartyOrgArea
+    from gridmap.workcal import china_date
+
+    on = on or china_date()
+    rows = session.execute(
+        sa.select(PartyOrgArea.area_code, PartyOrg.name).join(PartyOrg, PartyOrgArea.party_org_id == PartyOrg.id)
+        .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= on))
+        .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > on))
+        .order_by(PartyOrgArea.area_code, PartyOrg.id)
+    ).all()
+    names: dict[str, str] = {}
+    for code, name in rows:
+        names.setdefault(code, name)
+    return names
 
 
 @dataclass
@@ -230,16 +262,24 @@ class Located:
         return (["address_confidence", "address_place"] if self.address is not None else []) + \
             ["lon_wgs84", "lat_wgs84"] + OUT_COLUMNS
 
-    def arrow(self, name: str):
-        """One output column as a pyarrow array (strings taken from the per-leaf tables in C++)."""
+    def arrow(self, name: str, dictionary: bool = False):
+        """One output column as a pyarrow array; `dictionary`: the columns read from small tables (chains, names,
+        branch, flags, method) as dictionary arrays over those tables (no string copied per row)."""
         import pyarrow as pa
 
+        table = indices = None
         if name in self.tables:
-            return pa.array(self.tables[name], pa.string()).take(pa.array(self.pos.astype(np.int32)))
-        if name == "flags":
-            return pa.array(_FLAG_TEXT, pa.string()).take(pa.array(self.bits.astype(np.int32)))
-        if name == "method":
-            return pa.array(METHODS, pa.string()).take(pa.array(self.method))
+            table, indices = self.tables[name], self.pos
+        elif name == "flags":
+            table, indices = _FLAG_TEXT, self.bits
+        elif name == "method":
+            table, indices = METHODS, self.method
+        if table is not None:
+            present = np.array([v is not None for v in table])
+            remap = np.where(present, np.cumsum(present) - 1, -1).astype(np.int32)[indices]
+            values = pa.array(table[present], pa.string())
+            indices = pa.array(remap, mask=remap < 0)
+            return pa.DictionaryArray.from_arrays(indices, values) if dictionary else values.take(indices)
         if name in ("lon_wgs84", "lat_wgs84", "address_confidence"):
             return pa.array(self.column(name), pa.float64())
         return pa.array(self.column(name), pa.string())
@@ -598,10 +638,19 @@ def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]):
 
 class _ParquetOut:
     """Chunks appended to one Parquet file: the input's own columns (Arrow types and GeoParquet metadata kept),
-    then the located ones as strings and floats."""
+    then the located ones as strings and floats.
+
+    The columns taken from small tables (codes, names, branch, flags, method) are handed to Parquet as dictionary
+    arrays — Parquet stores strings dictionary-encoded anyway, so it writes their indices without hashing a string
+    per row — and the file declares them plain strings: the Arrow schema is not stored (it would say dictionary),
+    which loses nothing when the input's columns are plain numbers, booleans, text, bytes or dates. Otherwise the
+    strings are written out row by row, and the Arrow schema stored."""
+
+    PLAIN = ("is_integer", "is_floating", "is_boolean", "is_string", "is_large_string", "is_binary",
+             "is_large_binary", "is_date32", "is_null")
 
     def __init__(self, path: Path):
-        self.path, self.writer, self.schema = path, None, None
+        self.path, self.writer, self.schema, self.dictionary = path, None, None, False
 
     def write(self, table, frame: pd.DataFrame, located: Located) -> None:
         import pyarrow as pa
@@ -609,8 +658,11 @@ class _ParquetOut:
 
         if table is None:
             table = pa.Table.from_pandas(frame, preserve_index=False)
-        for name in located.names():
-            column = located.arrow(name)
+        if self.writer is None:
+            self.dictionary = all(any(getattr(pa.types, test)(f.type) for test in self.PLAIN) for f in table.schema)
+        names = located.names()
+        for name in names:
+            column = located.arrow(name, dictionary=self.dictionary)
             if name in table.column_names:
                 table = table.set_column(table.column_names.index(name), name, column)
             else:
@@ -618,7 +670,14 @@ class _ParquetOut:
         if self.writer is None:
             meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
             self.schema = table.schema.with_metadata(meta)
-            self.writer = pq.ParquetWriter(self.path, self.schema)
+            coded = [f.name for f in self.schema if pa.types.is_dictionary(f.type)]
+            stats = [f.name for f in self.schema if f.name not in coded]
+            text = [f.name for f in self.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
+                    or pa.types.is_large_string(f.type)]  # numbers are not worth a dictionary
+            self.writer = pq.ParquetWriter(self.path, self.schema, store_schema=not coded,
+                                           write_statistics=stats if coded else True, use_dictionary=text)
+            if coded and meta:  # without the Arrow schema the writer leaves out the rest (GeoParquet's "geo")
+                self.writer.add_key_value_metadata(meta)
         self.writer.write_table(table.cast(self.schema) if table.schema != self.schema else
                                 table.replace_schema_metadata(self.schema.metadata))
 

@@ -1,0 +1,197 @@
+"""Batch locate on both databases: files larger than the chunk are streamed chunk by chunk (never more than
+`chunk_rows` rows located at once) and give exactly the file located at once, for Parquet, GeoParquet and CSV;
+and the vectorised answers equal single lookups, for points on boundaries, outside every grid, invalid, and given
+in GCJ-02."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import shapely
+
+from gridmap import batch, crs, storage
+from gridmap.areas import load_index
+from gridmap.lookup import FLAG_NEAR_BOUNDARY
+
+
+@pytest.fixture(scope="module")
+def index(engine):
+    with storage.make_sessionmaker(engine)() as session:
+        return load_index(session)
+
+
+def _points(index, m: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """`m` points: a third on leaf vertices and edge midpoints (shared boundaries), some outside every leaf but
+    near, the rest inside."""
+    rng = np.random.default_rng(seed)
+    coords = shapely.get_coordinates(index.leaf_boundaries)
+    k = rng.integers(0, len(coords) - 1, m // 3)
+    edge = np.vstack([coords[k[: len(k) // 2]], (coords[k[len(k) // 2:]] + coords[k[len(k) // 2:] + 1]) / 2])
+    minx, miny, maxx, maxy = index.bounds
+    rest = m - len(edge)
+    lon = np.concatenate([edge[:, 0], rng.uniform(minx - 0.005, maxx + 0.005, rest)])
+    lat = np.concatenate([edge[:, 1], rng.uniform(miny - 0.005, maxy + 0.005, rest)])
+    order = rng.permutation(m)
+    return lon[order], lat[order]
+
+
+def _frame(index, m: int) -> pd.DataFrame:
+    lon, lat = _points(index, m)
+    frame = pd.DataFrame({"id": np.arange(m), "lon": lon, "lat": lat,
+                          "note": ["n"] * m})
+    frame.loc[7, ["lon", "lat"]] = [np.nan, np.nan]  # no location
+    frame.loc[8, "lat"] = 200.0  # invalid
+    frame.loc[9, ["lon", "lat"]] = [10.0, 10.0]  # far outside the service area
+    return frame
+
+
+def _spy(monkeypatch) -> list[int]:
+    """The sizes of the frames handed to `locate_columns`."""
+    seen: list[int] = []
+    real = batch.locate_columns
+
+    def spy(frame, *args, **kwargs):
+        seen.append(len(frame))
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "locate_columns", spy)
+    return seen
+
+
+@pytest.mark.parametrize("near_m", [0.0, 5.0])
+def test_parquet_larger_than_a_chunk_is_streamed_with_the_same_answer(engine, index, tmp_path, monkeypatch, near_m):
+    frame = _frame(index, 2400)
+    source = tmp_path / "points.parquet"
+    frame.to_parquet(source, index=False)
+    with storage.make_sessionmaker(engine)() as session:
+        expected = batch.locate_frame(frame, index, session=session, near_m=near_m)
+        whole = batch.locate_file(source, tmp_path / "whole.parquet", index, session=session, near_m=near_m,
+                                  show_progress=False, chunk_rows=10_000)
+        seen = _spy(monkeypatch)
+        chunked = batch.locate_file(source, tmp_path / "chunked.parquet", index, session=session, near_m=near_m,
+                                    show_progress=False, chunk_rows=500)
+    assert whole["chunks"] == 1 and chunked["chunks"] == 5 and seen == [500, 500, 500, 500, 400]
+    assert {k: v for k, v in chunked.items() if k not in ("written", "chunks")} == \
+        {k: v for k, v in whole.items() if k not in ("written", "chunks")}
+    a, b = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "chunked.parquet")
+    assert a.schema == b.schema
+    pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas())  # (NaN equal to NaN)
+    # and what was written is what locate_frame answers for the whole frame at once
+    out = b.to_pandas()
+    assert list(out.columns) == list(expected.columns)
+    for column in expected.columns:
+        left, right = out[column].astype(object), expected[column].astype(object)
+        assert ((left == right) | (left.isna() & right.isna())).all(), column
+    assert "on_boundary" in set(";".join(out["flags"]).split(";"))
+    assert whole["flags"]["invalid_coordinate"] == 1 and whole["flags"]["outside_service_area"] == 1
+    if near_m:
+        assert whole["flags"][FLAG_NEAR_BOUNDARY] > 0
+
+
+def test_geoparquet_is_streamed_by_its_geometry_and_keeps_its_metadata(engine, index, tmp_path, monkeypatch):
+    lon, lat = _points(index, 1200, seed=5)
+    east, north = crs.projector(4543)[0].transform(lon, lat)
+    gpd.GeoDataFrame({"id": np.arange(len(lon))}, geometry=gpd.points_from_xy(east, north), crs=4543).to_parquet(
+        tmp_path / "in.parquet")
+    with storage.make_sessionmaker(engine)() as session:
+        batch.locate_file(tmp_path / "in.parquet", tmp_path / "whole.parquet", index, session=session,
+                          show_progress=False)
+        seen = _spy(monkeypatch)
+        summary = batch.locate_file(tmp_path / "in.parquet", tmp_path / "chunked.parquet", index, session=session,
+                                    show_progress=False, chunk_rows=300)
+    assert seen == [300] * 4 and summary["chunks"] == 4
+    a, b = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "chunked.parquet")
+    assert a.schema == b.schema
+    pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas())
+    out = gpd.read_parquet(tmp_path / "chunked.parquet")  # still GeoParquet, in its own CRS
+    assert out.crs.to_epsg() == 4543
+    wlon, wlat = crs.to_wgs84(shapely.get_x(out.geometry.values), shapely.get_y(out.geometry.values),
+                              crs.parse_crs("EPSG:4543"))
+    leaf = index.locate_many(wlon, wlat)
+    expected = [index.leaves[i].code if i >= 0 else None for i in leaf]
+    assert out["microgrid_code"].astype(object).where(out["microgrid_code"].notna(), None).tolist() == expected
+
+
+def test_csv_larger_than_a_chunk_is_streamed_byte_for_byte(engine, index, tmp_path, monkeypatch):
+    """Column types are decided over the whole file: 'code' holds integers in the first chunk and text in the last,
+    'lon' a bad value only in the last chunk, 'weight' integers then decimals; a formula-looking text is
+    neutralised in every chunk."""
+    frame = _frame(index, 1000)
+    frame["code"] = [str(i) for i in range(900)] + [f"A{i}" for i in range(100)]
+    frame["weight"] = [1] * 600 + [1.5] * 400
+    frame["lon"] = frame["lon"].astype(object)
+    frame.loc[950, "lon"] = "x"
+    frame.loc[3, "note"] = "=cmd()"
+    frame.loc[990, "note"] = "+1"
+    source = tmp_path / "points.csv"
+    frame.to_csv(source, index=False)
+    from gridmap import tabular
+
+    with storage.make_sessionmaker(engine)() as session:
+        reference = batch.locate_frame(batch.read_table(source), index, session=session)
+        whole = batch.locate_file(source, tmp_path / "whole.csv", index, session=session, show_progress=False)
+        seen = _spy(monkeypatch)
+        chunked = batch.locate_file(source, tmp_path / "chunked.csv", index, session=session, show_progress=False,
+                                    chunk_rows=250)
+        batch.locate_file(source, tmp_path / "chunked.parquet", index, session=session, show_progress=False,
+                          chunk_rows=250)
+        batch.locate_file(source, tmp_path / "whole.parquet", index, session=session, show_progress=False)
+    assert seen == [250] * 8 + [1000] and chunked["chunks"] == 4 and whole["chunks"] == 1
+    assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert (tmp_path / "whole.csv").read_bytes() == tabular.csv_bytes(reference)  # as the whole-file path wrote
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked.parquet"), pd.read_parquet(tmp_path / "whole.parquet"))
+    out = pd.read_csv(tmp_path / "chunked.csv", dtype=str, keep_default_na=False)
+    assert out.loc[950, "flags"] == "invalid_coordinate" and out.loc[3, "note"] == "'=cmd()"
+    assert out.loc[990, "note"] == "'+1" and out.loc[899, "code"] == "899" and out.loc[0, "weight"] == "1.0"
+    assert whole["rows"] == 1000 and whole["located"] == chunked["located"] > 0
+
+
+def test_progress_bar_counts_every_row(engine, index, tmp_path, capsys):
+    frame = _frame(index, 900)
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    with storage.make_sessionmaker(engine)() as session:
+        batch.locate_file(tmp_path / "p.parquet", tmp_path / "o.parquet", index, session=session,
+                          show_progress=True, chunk_rows=400)
+        err = capsys.readouterr().err
+        assert "locating" in err and "900/900" in err
+        batch.locate_file(tmp_path / "p.parquet", tmp_path / "o.parquet", index, session=session,
+                          show_progress=False, chunk_rows=400)
+        assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("system", ["wgs84", "gcj02"])
+@pytest.mark.parametrize("near_m", [0.0, 8.0])
+def test_vectorised_answers_equal_single_lookups(engine, index, system, near_m):
+    lon, lat = _points(index, 1500, seed=17)
+    if system == "gcj02":  # the same places, as a Chinese map app gives them
+        lon, lat = crs.wgs84_to_gcj02(lon, lat)
+    frame = pd.DataFrame({"lon": lon, "lat": lat})
+    frame.loc[0, ["lon", "lat"]] = [np.nan, np.nan]
+    frame.loc[1, "lat"] = 95.0
+    frame.loc[2, ["lon", "lat"]] = [0.0, 0.0]
+    with storage.make_sessionmaker(engine)() as session:
+        out = batch.locate_frame(frame, index, crs=system, session=session, near_m=near_m)
+    assert out.loc[0, "flags"] == "no_location_given" and out.loc[1, "flags"] == "invalid_coordinate"
+    assert out.loc[2, "flags"] == "outside_service_area" and (out.loc[:2, "method"] == "none").all()
+    checked = {"on_boundary": 0, "outside_all_grids": 0, "near_boundary": 0, "": 0}
+    for i in range(3, len(out)):
+        x, y = out.at[i, "lon_wgs84"], out.at[i, "lat_wgs84"]
+        if system == "gcj02":  # converted as a single point would be (to 1e-9°, about 0.1 mm)
+            ex, ey = crs.convert_point(float(lon[i]), float(lat[i]), crs.parse_crs("gcj02"))
+            assert abs(x - ex) < 1e-9 and abs(y - ey) < 1e-9
+        single = index.locate(x, y, near_m=near_m)
+        value = lambda column: None if pd.isna(out.at[i, column]) else out.at[i, column]  # noqa: E731
+        assert value("microgrid_code") == single.leaf_code
+        assert value("grid_code") == (single.at_level("grid").code if single.chain else None)
+        assert out.at[i, "flags"] == ";".join(single.flags)
+        assert (value("candidates") or "") == ";".join(single.candidates + [n["code"] for n in single.near])
+        for flag in single.flags or [""]:
+            checked[flag] = checked.get(flag, 0) + 1
+    assert checked["outside_all_grids"] > 10 and checked[""] > 100
+    if system == "wgs84":  # (converted from GCJ-02, a vertex is no longer exactly on it)
+        assert checked["on_boundary"] > 30
+    if near_m:
+        assert checked["near_boundary"] > 10
