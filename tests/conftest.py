@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -29,13 +32,14 @@ def _postgis_unavailable(reason: str):
     pytest.skip(f"PostGIS unavailable: {reason}")
 
 
-def _new_postgis_database() -> tuple[str, callable]:
-    """A new, uniquely named PostGIS database: (url, drop)."""
+def _new_postgis_database(template: str | None = None) -> tuple[str, callable]:
+    """A new, uniquely named PostGIS database: (url, drop); a copy of the database `template` if given."""
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"gridmap_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
     except sa.exc.OperationalError as exc:
         _postgis_unavailable(str(exc).splitlines()[0])
     url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -70,12 +74,59 @@ def fresh_db_url(request, tmp_path_factory):
     if request.param == "spatialite":
         yield _load(f"sqlite:///{tmp_path_factory.mktemp('fresh') / 'gridmap.sqlite'}")
         return
-    url, drop = _new_postgis_database()
-    yield _load(url)
+    url, drop = _new_postgis_database(template=_postgis_template())
+    yield url
     drop()
 
 
+# The small demo is loaded once per process and dialect (about 5 s each) into a template; every database the
+# fixtures hand out is a copy of it (a file copy; CREATE DATABASE … TEMPLATE), the same as loading it again.
+_TEMPLATES: dict[str, str] = {}
+
+
+def _spatialite_template() -> Path:
+    if "spatialite" not in _TEMPLATES:
+        folder = Path(tempfile.mkdtemp(prefix="gridmap-test-template-"))
+        _TEMPLATES["spatialite"] = str(folder / "demo.sqlite")
+        _TEMPLATES["spatialite-folder"] = str(folder)
+        _load_demo(f"sqlite:///{_TEMPLATES['spatialite']}")
+    return Path(_TEMPLATES["spatialite"])
+
+
+def _postgis_template() -> str:
+    """The name of this process's PostGIS database holding the small demo, to copy (never used itself: a
+    database is copied only while nobody is connected to it)."""
+    if "postgis" not in _TEMPLATES:
+        url, drop = _new_postgis_database()
+        _TEMPLATES["postgis-drop"] = drop
+        _load_demo(url)
+        _TEMPLATES["postgis"] = sa.engine.make_url(url).database
+    return _TEMPLATES["postgis"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "postgis-drop" in _TEMPLATES:
+        _TEMPLATES.pop("postgis-drop")()
+    if "spatialite-folder" in _TEMPLATES:
+        shutil.rmtree(_TEMPLATES.pop("spatialite-folder"), ignore_errors=True)
+    _TEMPLATES.clear()
+
+
 def _load(url: str) -> str:
+    """The small demo (seed 11, today 2026-11-20) in the database at `url`, which must be empty; a SpatiaLite file
+    that does not exist yet is made as a copy of the template."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            template = _spatialite_template()
+            for suffix in ("", "-wal"):  # the template's last connection is closed: no write is under way
+                if Path(f"{template}{suffix}").exists():
+                    shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
+            return url
+    return _load_demo(url)
+
+
+def _load_demo(url: str) -> str:
     engine = storage.make_engine(url)
     storage.migrate(engine)
     with storage.session_scope(storage.make_sessionmaker(engine)) as session:
@@ -88,8 +139,11 @@ def _load(url: str) -> str:
 def db_url(request, tmp_path_factory):
     """A database of each kind holding the small Guandu demo (shared by the session; tests only add to it)."""
     if request.param == "spatialite":
-        return _load(f"sqlite:///{tmp_path_factory.mktemp('db') / 'gridmap.sqlite'}")
-    return _load(request.getfixturevalue("postgis_url"))
+        yield _load(f"sqlite:///{tmp_path_factory.mktemp('db') / 'gridmap.sqlite'}")
+        return
+    url, drop = _new_postgis_database(template=_postgis_template())
+    yield url
+    drop()
 
 
 @pytest.fixture(scope="session")
