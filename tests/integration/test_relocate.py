@@ -8,6 +8,8 @@ report has cases moved by the redraw, kept by a dispatcher's choice, placed by t
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,12 +17,13 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from gridmap import cli, codes, relocate, storage
+from gridmap import cli, codes, measures, publish, relocate, storage
 from gridmap.areas import active_generation, load_index
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.generations import create_draft
 from gridmap.publish import _case_chains
-from gridmap.tables import FINISHED_STATES, Area, Case
+from gridmap.tables import FINISHED_STATES, Area, Case, CaseEvent
+from gridmap.workcal import CST
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +47,18 @@ def world(fresh_db_url):
         draft = create_draft(s, "relocate test").id
         areas = {a.code: a for a in s.scalars(sa.select(Area).where(Area.generation_id == draft))}
         counts = dict(s.execute(sa.select(Case.microgrid_code, sa.func.count()).group_by(Case.microgrid_code)).all())
-        micro = sorted((a for a in areas.values() if a.level == "microgrid"), key=lambda a: (-counts.get(a.code, 0),
-                                                                                             a.code))
+        open_ = dict(s.execute(sa.select(Case.microgrid_code, sa.func.count()).where(
+            Case.state.not_in(FINISHED_STATES)).group_by(Case.microgrid_code)).all())
+        # the micro-grid with the most cases among those holding an open case (publishing will move it)
+        micro = sorted((a for a in areas.values() if a.level == "microgrid"),
+                       key=lambda a: (not open_.get(a.code), -counts.get(a.code, 0), a.code))
         by_id = {a.id: a for a in areas.values()}
         for m in micro:
             grid_a = by_id[m.parent_id]
             shape = to_shape(m.geom)
             grid_b = next((g for g in areas.values() if g.level == "grid" and g.id != grid_a.id
                            and shape.intersection(to_shape(g.geom)).length > 1e-4), None)
-            if grid_b is not None and counts.get(m.code, 0) >= 3:
+            if grid_b is not None and counts.get(m.code, 0) >= 3 and open_.get(m.code):
                 break
         else:
             raise AssertionError("no micro-grid with cases touches another grid")
@@ -191,3 +197,52 @@ def test_bad_arguments_in_both_languages(world):
     with pytest.raises(InvalidInput) as rows:
         relocate.relocate(world["url"], world["draft"], rows_per_partition=0)
     assert rows.value.field == "rows_per_partition" and rows.value.zh
+
+
+def _china_months(first: dt.date, n: int) -> list[dt.datetime]:
+    """n + 1 month starts (00:00 China time) from `first`, as UTC instants."""
+    out, year, month = [], first.year, first.month
+    for _ in range(n + 1):
+        out.append(dt.datetime(year, month, 1, tzinfo=CST).astimezone(dt.timezone.utc))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def test_received_by_month_over_years_equals_measures(world, client):
+    """Last in the module: it activates the draft, so publishing re-locates the open cases of the moved
+    micro-grid (boundary_change events); received counts per grid and month over two years, summed from id-range
+    partitions in one process and on Dask, equal `measures.measures` month by month — each case counted in the
+    grid it was in when it was received."""
+    engine = storage.make_engine(world["url"])
+    with storage.session_scope(storage.make_sessionmaker(engine)) as s:
+        moved = publish.activate_generation(s, world["draft"], publish.local_today(), actor="test")["cases_relocated"]
+    assert moved >= 1
+    edges = _china_months(dt.date(2025, 1, 1), 24)
+    single = relocate.received_by_month(world["url"], edges, rows_per_partition=40)
+    spread = relocate.received_by_month(world["url"], edges, client=client, rows_per_partition=40)
+    pd.testing.assert_frame_equal(single, spread)
+    with storage.make_sessionmaker(engine)() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent)
+                        .where(CaseEvent.action == "boundary_change")) >= 1
+        counted = 0
+        for k in range(len(edges) - 1):
+            _, table = measures.measures(s, "grid", since=edges[k], until=edges[k + 1])
+            expected = {row.key: row.received for row in table.itertuples()
+                        if row.key != measures.TOTAL_KEY and row.received}
+            month = single[single["month"] == k]
+            got = dict(zip(month["grid_code"], month["received"]))
+            none = got.pop(measures.NO_UNIT, 0)  # cases in no grid: in measures' total only
+            assert got == expected, edges[k]
+            assert sum(got.values()) + none == int(table.loc[table["key"] == measures.TOTAL_KEY, "received"].iloc[0])
+            counted += sum(got.values()) + none
+        # and the rule mattered: counted by the grid the cases have now, some month would differ
+        now = pd.DataFrame(s.execute(sa.select(Case.reported_at, Case.grid_code)).all(), columns=["at", "grid"])
+    engine.dispose()
+    assert counted == int(single["received"].sum()) > 250
+    at = pd.to_datetime(now["at"], utc=True).astype("datetime64[us, UTC]").array.asi8
+    bounds = pd.DatetimeIndex(edges).astype("datetime64[us, UTC]").asi8
+    now["month"] = np.searchsorted(bounds, at, side="right") - 1
+    naive = now[now["grid"].notna()].groupby(["month", "grid"]).size()
+    ours = single[single["grid_code"] != measures.NO_UNIT].set_index(["month", "grid_code"])["received"]
+    differ = naive.sub(ours.rename_axis(["month", "grid"]), fill_value=0)
+    assert differ.abs().sum() >= 2 * moved and differ.sum() == 0  # out of one grid, into another
