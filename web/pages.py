@@ -21,6 +21,7 @@ VENDOR_CSS = ["/static/vendor/leaflet/leaflet.css", "/static/vendor/markercluste
               "/static/vendor/markercluster/MarkerCluster.Default.css"]
 PAGES = {
     "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js",
+                 "vendor_js": ["/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"],  # tiles, when too large
                  "css": ["/static/overview.css"]},
     "dispatch": {"zh": "网格化管理 · 调度台", "en": "Grid governance · Dispatch console", "js": "/static/dispatch.js",
                  "css": ["/static/dispatch.css"]},

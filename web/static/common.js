@@ -39,6 +39,12 @@
   };
   var LEVELS = ["district", "subdistrict", "community", "grid", "microgrid"];
   var MIN_ZOOM = { district: 0, subdistrict: 8, community: 10, grid: 11, microgrid: 13 };
+  /* vector tiles (/api/v1/tiles, when the page loads Leaflet.VectorGrid and the base map is WGS84: a tile cannot be
+   * shifted to GCJ-02): below MIN_ZOOM a level switched on is drawn from tiles from TILE_MIN_ZOOM on (outlines
+   * only); at GeoJSON zooms a level whose answer held more than MAX_GEOJSON features is drawn from tiles at that
+   * zoom from then on */
+  var TILE_MIN_ZOOM = { grid: 9, microgrid: 10 };
+  var MAX_GEOJSON = 3000;
   var STYLE = {
     district: { color: "#b71c1c", weight: 3.5, fill: false },
     subdistrict: { color: "#6a1b9a", weight: 2.4, fillColor: "#6a1b9a", fillOpacity: 0.03 },
@@ -274,6 +280,9 @@
     this.bucket = null;
     this.extent = null;
     this.seq = 0;
+    this.tooMany = {};  // zoom buckets where the GeoJSON answer was too large: tiles there
+    this.maxGeojson = MAX_GEOJSON;
+    this.tiles = null;
     this.styleOf = handlers.style || function () { return STYLE[level]; };
     var self = this;
     this.layer = L.geoJSON(null, {
@@ -289,11 +298,43 @@
 
   AreaLevel.prototype.visible = function () { return this.core.map.hasLayer(this.layer); };
 
+  /* whether this level is drawn from vector tiles at `zoom` (see TILE_MIN_ZOOM) */
+  AreaLevel.prototype.useTiles = function (zoom) {
+    if (!L.vectorGrid || this.core.gcj) { return false; }
+    if (zoom < MIN_ZOOM[this.level]) { return zoom >= (TILE_MIN_ZOOM[this.level] || Infinity); }
+    return !!this.tooMany[Math.max(6, Math.min(17, zoom))];
+  };
+
+  AreaLevel.prototype.showTiles = function (on) {
+    var map = this.core.map, self = this;
+    if (on && !this.tiles) {
+      if (!map.getPane("gmAreaTiles")) {
+        var pane = map.createPane("gmAreaTiles");
+        pane.style.zIndex = 390;  // under the outlines drawn from GeoJSON (400)
+        pane.style.pointerEvents = "none";
+      }
+      var styles = {};
+      styles[this.level] = function (p) {
+        var s = L.extend({}, self.styleOf({ properties: p }));
+        s.fill = s.fill !== false && !!s.fillColor;
+        return s;
+      };
+      this.tiles = L.vectorGrid.protobuf(this.core.config.api_base + "/tiles/" + this.level + "/{z}/{x}/{y}.mvt", {
+        vectorTileLayerStyles: styles, interactive: false, pane: "gmAreaTiles", maxNativeZoom: 18,
+        rendererFactory: L.canvas.tile, fetchOptions: { credentials: "same-origin" }
+      });
+    }
+    if (on && !map.hasLayer(this.tiles)) { this.tiles.addTo(map); }
+    if (!on && this.tiles && map.hasLayer(this.tiles)) { map.removeLayer(this.tiles); }
+    this.core.mark("gmTiles_" + this.level, on ? 1 : 0);
+  };
+
   AreaLevel.prototype.refresh = function () {
     var map = this.core.map, self = this;
-    if (!this.visible()) { return Promise.resolve(); }
-    var zoom = Math.round(map.getZoom());
-    if (zoom < MIN_ZOOM[this.level]) {
+    if (!this.visible()) { this.showTiles(false); return Promise.resolve(); }
+    var zoom = Math.round(map.getZoom()), tiled = this.useTiles(zoom);
+    this.showTiles(tiled);
+    if (zoom < MIN_ZOOM[this.level] || tiled) {
       this.layer.clearLayers(); this.byCode = {}; this.bucket = null; this.extent = null;
       this.core.mark("gmLevel_" + this.level, 0);
       return Promise.resolve();
@@ -304,6 +345,10 @@
     var url = "map/areas?level=" + this.level + "&zoom=" + bucket + "&bbox=" + this.core.bboxOf(extent);
     return this.core.get(url).then(function (fc) {
       if (seq !== self.seq) { return; }  // a newer view asked since
+      if (fc.numberReturned > self.maxGeojson && L.vectorGrid && !self.core.gcj) {  // too large: tiles at this zoom
+        self.tooMany[bucket] = true;
+        return self.refresh();
+      }
       if (bucket !== self.bucket) { self.layer.clearLayers(); self.byCode = {}; }
       self.bucket = bucket;
       self.extent = extent;
@@ -317,6 +362,7 @@
   AreaLevel.prototype.restyle = function () {
     var self = this;
     this.layer.eachLayer(function (lyr) { lyr.setStyle(self.styleOf(lyr.feature)); });
+    if (this.tiles && this.core.map.hasLayer(this.tiles)) { this.tiles.redraw(); }
   };
 
   function AreaLayers(core, handlers) {
