@@ -329,3 +329,33 @@ def test_a_new_generation_is_never_served_from_old_tiles(client):
     expected = in_tile_units(new_a, z, x, y).intersection(shapely.box(-64, -64, 4160, 4160))
     assert new.area > old.area + 10
     assert abs(new.area - expected.area) <= 0.5 * expected.length + 1
+
+
+# -- the cache -----------------------------------------------------------------------------------------------------
+
+def test_the_tile_cache_keeps_to_its_budget_and_drops_an_old_generation():
+    cache = tiles.TileCache(budget=10_000)
+    for i in range(20):
+        cache.put(("db", 1, "grid", 14, i, 0, "*"), bytes(1000))
+    assert cache.used <= 10_000 and 0 < len(cache) < 20
+    assert cache.get(("db", 1, "grid", 14, 19, 0, "*")) is not None  # the newest stay
+    assert cache.get(("db", 1, "grid", 14, 0, 0, "*")) is None  # the oldest went first
+    cache.get(("db", 1, "grid", 14, 12, 0, "*"))  # used: it stays when the next comes in
+    cache.put(("db", 1, "grid", 14, 20, 0, "*"), bytes(1000))
+    assert cache.get(("db", 1, "grid", 14, 12, 0, "*")) is not None
+    cache.put(("other", 7, "grid", 14, 0, 0, "*"), b"x")
+    cache.put(("db", 2, "grid", 14, 0, 0, "*"), b"new")  # a new generation of "db": its old tiles are dropped
+    assert [k for k in cache._items if k[0] == "db"] == [("db", 2, "grid", 14, 0, 0, "*")]
+    assert cache.get(("other", 7, "grid", 14, 0, 0, "*")) == b"x"  # another database's are not
+    cache.put(("db", 2, "grid", 0, 0, 0, "*"), bytes(20_000))  # larger than the whole budget: not kept
+    assert cache.get(("db", 2, "grid", 0, 0, 0, "*")) is None and cache.used <= 10_000
+
+
+def test_tile_arithmetic_matches_postgis_tile_envelope():
+    assert tiles.tile_bounds(0, 0, 0) == pytest.approx((-HALF_WORLD, -HALF_WORLD, HALF_WORLD, HALF_WORLD))
+    assert tiles.tile_bounds(14, 12345, 6789) == pytest.approx(envelope(14, 12345, 6789))
+    assert tiles.tile_bounds(14, 12345, 6789, 64) == pytest.approx(envelope(14, 12345, 6789, 64))
+    lon, lat = 102.83, 25.02
+    xy = tiles.mercator(np.array([[lon, lat]]))[0]
+    assert tuple(xy) == pytest.approx(TO_3857.transform(lon, lat), abs=1e-6)
+    assert tuple(tiles.lonlat(xy[None, :])[0]) == pytest.approx((lon, lat), abs=1e-9)
