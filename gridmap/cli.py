@@ -189,13 +189,18 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
 
 def cmd_locate_file(args: argparse.Namespace) -> int:
-    from gridmap.batch import locate_file
+    from gridmap.batch import cached_index, locate_file
+    from gridmap.generations import generation_on
 
+    if args.chunk_rows < 1:
+        raise ValueError(f"--chunk-rows: {args.chunk_rows} is not a number of rows (1 or more)")
     engine = _engine(args)
     with storage.make_sessionmaker(engine)() as session:
-        index = _index(session, args.as_of)
+        # the index of the generation, from a file kept per generation and content when there is one
+        index = cached_index(session, generation_on(session, _date("as-of", args.as_of)).id if args.as_of else None)
         summary = locate_file(args.input, args.output, index, session=session, crs=args.crs, near_m=args.near_m,
-                              on=_date("as-of", args.as_of) if args.as_of else None)
+                              on=_date("as-of", args.as_of) if args.as_of else None, chunk_rows=args.chunk_rows,
+                              show_progress=False if args.no_progress else None)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -473,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--crs", default="wgs84", help="coordinate system of lon/lat (wgs84, gcj02, bd09, EPSG:nnnn)")
     lf.add_argument("--as-of", help="the boundaries in force on this day (YYYY-MM-DD)")
     lf.add_argument("--near-m", type=float, default=0.0, help="flag points this close to another grid")
+    lf.add_argument("--chunk-rows", type=int, default=250_000, help="CSV and Parquet rows read, located and written "
+                    "at a time (memory grows with it, not with the file)")
+    lf.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal's stderr)")
     lf.set_defaults(func=cmd_locate_file)
     imp = sub.add_parser("import-hotline", help="import a 12345 hotline export (CSV or XLSX)")
     imp.add_argument("input", help="the export (.csv in UTF-8 or GB18030, or .xlsx)")

@@ -17,7 +17,7 @@ from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
 from api.params import Day
 from gridmap.policy import Principal
 from gridmap import crs as gcrs
-from gridmap.batch import locate_frame
+from gridmap.batch import LEVELS, locate_columns
 from gridmap.errors import DatabaseNotReady, InvalidInput
 from gridmap.locate import PEOPLE_TTL_S, LocateOptions, people_age, warm_people
 from gridmap.locate import locate as locate_point
@@ -125,19 +125,24 @@ def locate_batch(body: BatchIn, session: SessionDep, registry: RegistryDep, inde
     if body.as_of is not None:
         index = registry.for_date(session, body.as_of)
     frame = pd.DataFrame([item.model_dump() for item in body.items])
-    out = locate_frame(frame, index, crs=body.crs, session=session, near_m=body.near_m,
-                       service_margin_m=settings.service_margin_m, on=body.as_of)
-    results = []
-    for row in out.to_dict("records"):
-        results.append({
-            "id": row["id"],
-            "point": ({"lon": row["lon_wgs84"], "lat": row["lat_wgs84"]} if _clean(row["lon_wgs84"]) is not None
-                      else None),
-            "codes": {lv: row[f"{lv}_code"] for lv in ("district", "subdistrict", "community", "grid", "microgrid")},
-            "grid_name": row["grid_name"], "branch": row["branch"], "method": row["method"],
-            "flags": [f for f in row["flags"].split(";") if f],
-            "candidates": [c for c in (row["candidates"] or "").split(";") if c],
-            "address_confidence": _clean(row.get("address_confidence")),
-            "address_place": _clean(row.get("address_place")),
-        })
+    located = locate_columns(frame, index, crs=body.crs, session=session, near_m=body.near_m,
+                             service_margin_m=settings.service_margin_m, on=body.as_of)
+    # columns as arrays (no per-row pandas lookups); the answer itself is one JSON object per item
+    col = {name: located.column(name).tolist() for name in located.names()}
+    n = len(frame)
+    none = [None] * n
+    codes = [col[f"{lv}_code"] for lv in LEVELS]
+    split: dict = {}
+    flags = [split[f] if f in split else split.setdefault(f, [x for x in f.split(";") if x]) for f in col["flags"]]
+    confidence, place = col.get("address_confidence", none), col.get("address_place", none)
+    results = [{
+        "id": item_id,
+        "point": {"lon": x, "lat": y} if not math.isnan(x) else None,
+        "codes": dict(zip(LEVELS, chain)),
+        "grid_name": name, "branch": branch, "method": method, "flags": list(flag),
+        "candidates": [c for c in (cand or "").split(";") if c],
+        "address_confidence": _clean(conf), "address_place": _clean(matched),
+    } for item_id, x, y, chain, name, branch, method, flag, cand, conf, matched in zip(
+        frame["id"].tolist(), col["lon_wgs84"], col["lat_wgs84"], zip(*codes), col["grid_name"], col["branch"],
+        col["method"], flags, col["candidates"], confidence, place)]
     return {"generation_id": index.generation_id, "count": len(results), "results": results}

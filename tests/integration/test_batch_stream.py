@@ -195,3 +195,63 @@ def test_vectorised_answers_equal_single_lookups(engine, index, system, near_m):
         assert checked["on_boundary"] > 30
     if near_m:
         assert checked["near_boundary"] > 10
+
+
+def test_cached_index_is_built_once_per_content_and_answers_as_load_index(session, index, tmp_path, monkeypatch):
+    import os
+
+    import sqlalchemy as sa
+
+    from gridmap import lookup
+    from gridmap.tables import Area
+
+    first = batch.cached_index(session, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("index-*.pickle"))) == 1
+    built: list[int] = []
+    real_init = lookup.AreaIndex.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(lookup.AreaIndex, "__init__", counting_init)
+    again = batch.cached_index(session, cache_dir=tmp_path)
+    assert built == [] and again is not first and again.generation_id == index.generation_id
+    lon, lat = _points(index, 3000, seed=23)
+    assert np.array_equal(again.locate_many(lon, lat), index.locate_many(lon, lat))
+    for k in range(0, 3000, 97):
+        a, b = again.locate(lon[k], lat[k], near_m=10), index.locate(lon[k], lat[k], near_m=10)
+        assert (a.leaf_code, a.flags, a.candidates, a.near) == (b.leaf_code, b.flags, b.candidates, b.near)
+    # a file others may write is never unpickled: built again
+    (path,) = tmp_path.glob("index-*.pickle")
+    os.chmod(path, 0o666)
+    batch.cached_index(session, cache_dir=tmp_path)
+    assert built == [1]
+    # other content (a renamed micro-grid, in this test's transaction) is another file
+    area = session.scalars(sa.select(Area).where(Area.generation_id == index.generation_id, Area.is_leaf)
+                           .order_by(Area.code)).first()
+    area.name = area.name + "（改）"
+    session.flush()
+    changed = batch.cached_index(session, cache_dir=tmp_path)
+    assert built == [1, 1] and len(list(tmp_path.glob("index-*.pickle"))) == 2
+    assert changed.by_code[area.code].name.endswith("（改）")
+
+
+def test_the_command_streams_with_its_chunk_size(db_url, index, tmp_path, monkeypatch, capsys):
+    import json
+
+    from gridmap.cli import main
+
+    monkeypatch.setenv("GRIDMAP_INDEX_CACHE", str(tmp_path / "cache"))
+    _frame(index, 700).to_parquet(tmp_path / "in.parquet", index=False)
+    assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "a.parquet"),
+                 "--chunk-rows", "200", "--no-progress"]) == 0
+    small = json.loads(capsys.readouterr().out)
+    assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "b.parquet")]) == 0
+    large = json.loads(capsys.readouterr().out)
+    assert small["chunks"] == 4 and large["chunks"] == 1 and small["located"] == large["located"] > 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
+    assert len(list((tmp_path / "cache").glob("index-*.pickle"))) == 1
+    assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "c.parquet"),
+                 "--chunk-rows", "0"]) != 0
+    assert "--chunk-rows" in capsys.readouterr().err
