@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from gridmap import crs as gcrs
 from gridmap import tabular
 from gridmap.batch import locate_frame
+from gridmap.bulk import Progress, create_cases
 from gridmap.cases import MAX_TEXT, NewCase, create_case
 from gridmap.errors import GridmapError, InvalidInput
 from gridmap.lookup import AreaIndex
@@ -48,7 +49,8 @@ MAX_ROWS = 100_000
 MAX_CELL = MAX_TEXT  # the longest field (诉求内容, a case's description); a longer cell makes its row invalid
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the command line's limit (the API takes at most 20 MB)
 TEXT_LIMITS = {"ticket": 64, "reporter_name": 64, "address": MAX_ADDRESS, "title": 200, "description": MAX_TEXT}
-BATCH = 200
+BATCH = 200  # rows per transaction, row by row (`bulk=False`)
+BULK_BATCH = 2_000  # rows per transaction, in bulk
 LOW_CONFIDENCE = 0.75
 COLUMNS = {
     "ticket": ("工单编号", "工单号", "受理编号", "编号", "ticket"),
@@ -186,18 +188,28 @@ def _check_row(values: dict, columns: dict) -> tuple[dict, tuple[str, str] | Non
 
 
 def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs: str = "gcj02",
-                  actor: str = "hotline-import", now: dt.datetime | None = None) -> dict:
-    """Import one export; returns the counts and the report (one entry per row, in file order)."""
+                  actor: str = "hotline-import", now: dt.datetime | None = None, bulk: bool = True,
+                  progress: Progress | None = None) -> dict:
+    """Import one export; returns the counts and the report (one entry per row, in file order).
+
+    The cases are written `BULK_BATCH` at a time through `gridmap.bulk.create_cases` (one transaction and a few
+    multi-row statements per batch); `bulk=False` writes them as before, one ORM intake (`create_case`) per row
+    in transactions of `BATCH` (kept as the yardstick: both give the same cases). `progress` reports the stages
+    and a bar of rows written (the command line's; off by default)."""
     now = now or dt.datetime.now(dt.timezone.utc)
+    progress = progress or Progress(enabled=False)
     gcrs.parse_crs(crs)  # a bad crs is refused before anything is read
     frame = read_export(data, fmt)
     columns = _columns(frame)
+    progress.stage("read rows", len(frame))
     rows = [dict(zip(frame.columns, row)) for row in frame.itertuples(index=False)]
     checked = [_check_row(values, columns) for values in rows]
     with sessionmaker() as session:
         categories = _categories(session)
         known = _imported(session, [_text(v) for v in frame[columns["ticket"]]])
         placed = _place(session, index, frame, columns, crs, [problem is None for _, problem in checked])
+    progress.stage("placed rows", len(frame))
+    records = placed.to_dict("records")  # the rows as read by `placed.iloc[i]`, without pandas per row
     report: list[dict] = []
     todo: list[tuple[dict, NewCase]] = []
     seen: set[str] = set()
@@ -206,11 +218,15 @@ def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs:
                  "case_number": None, "grid_code": None, "method": None, "address_confidence": None, "field": None,
                  "reason": None}
         report.append(entry)
-        new = _new_case(entry, values, columns, categories, placed.iloc[i], now, seen, known, checked[i])
+        new = _new_case(entry, values, columns, categories, records[i], now, seen, known, checked[i])
         if new is not None:
             todo.append((entry, new))
-    for start in range(0, len(todo), BATCH):
-        _create(sessionmaker, index, todo[start:start + BATCH], actor, now)
+    bar = progress.bar(len(todo), "writing cases", unit="case")
+    size = BULK_BATCH if bulk else BATCH
+    for start in range(0, len(todo), size):
+        (_create_bulk if bulk else _create)(sessionmaker, index, todo[start:start + size], actor, now)
+        bar.update(len(todo[start:start + size]))
+    bar.close()
     counts = {status: sum(1 for e in report if e["status"] == status)
               for status in ("created", "duplicate", "unplaced", "invalid")}
     return {"rows": len(report), **counts,
@@ -326,6 +342,59 @@ def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], a
         return
     for (entry, _), (number, grid) in zip(batch, numbers):
         entry.update(status="created", case_number=number, grid_code=grid)
+
+
+def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], actor: str,
+                 now: dt.datetime) -> None:
+    """One transaction for the batch (`bulk.create_cases`); a row intake refuses is reported invalid and the others
+    are stored. If another import stored some of its tickets meanwhile, those rows are reported as duplicates and
+    the batch is written again without them (row by row, should that not settle it)."""
+    for _ in range(3):
+        if not batch:
+            return
+        try:
+            with sessionmaker() as session, session.begin():
+                made = create_cases(session, index, [new for _, new in batch], actor=actor, now=now)
+        except sa.exc.IntegrityError:
+            with sessionmaker() as session:
+                meanwhile = _imported(session, [new.external_ref or "" for _, new in batch])
+            rest = []
+            for entry, new in batch:
+                if new.external_ref in meanwhile:
+                    entry.update(status="duplicate", case_number=meanwhile[new.external_ref],
+                                 reason="imported meanwhile by another import")
+                else:
+                    rest.append((entry, new))
+            if len(rest) == len(batch):
+                break
+            batch = rest
+            continue
+        for (entry, _), outcome in zip(batch, made):
+            if isinstance(outcome, GridmapError):  # a row the checks above let through but intake refuses
+                entry.update(status="invalid", field=outcome.field, reason=outcome.message)
+            else:
+                entry.update(status="created", case_number=outcome.number, grid_code=outcome.grid_code)
+        return
+    for item in batch:  # not settled by the tickets: find the row, one transaction per row
+        _create_bulk_one(sessionmaker, index, item, actor, now)
+
+
+def _create_bulk_one(sessionmaker, index: AreaIndex, item: tuple[dict, NewCase], actor: str,
+                     now: dt.datetime) -> None:
+    entry, new = item
+    try:
+        with sessionmaker() as session, session.begin():
+            outcome = create_cases(session, index, [new], actor=actor, now=now)[0]
+    except sa.exc.IntegrityError:
+        with sessionmaker() as session:
+            number = session.scalar(sa.select(Case.number).where(Case.source == SOURCE,
+                                                                 Case.external_ref == new.external_ref))
+        entry.update(status="duplicate", case_number=number, reason="imported meanwhile by another import")
+        return
+    if isinstance(outcome, GridmapError):
+        entry.update(status="invalid", field=outcome.field, reason=outcome.message)
+    else:
+        entry.update(status="created", case_number=outcome.number, grid_code=outcome.grid_code)
 
 
 def report_file(result: dict, fmt: str) -> bytes:

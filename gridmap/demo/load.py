@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from sqlalchemy.orm import Session
 
+from gridmap import bulk
 from gridmap import crs as gcrs
 from gridmap.areas import load_index
 from gridmap.demo import names
@@ -65,8 +66,11 @@ def ensure_catalogue(session: Session) -> None:
 
 
 def load_demo(session: Session, adcode: str = "530111", *, small: bool = False, seed: int | None = None,
-              today: dt.date | None = None, scale: DemoScale | None = None) -> DemoSummary:
-    """Generate one district and write it; refuses a district whose code is already loaded."""
+              today: dt.date | None = None, scale: DemoScale | None = None,
+              progress: bulk.Progress | None = None) -> DemoSummary:
+    """Generate one district and write it; refuses a district whose code is already loaded. `progress` reports
+    each stage with its counts (the command line's, on stderr; off by default)."""
+    progress = progress or bulk.Progress(enabled=False)
     today = today or dt.date.today()
     scale = scale or (SMALL_SCALE if small else FULL_SCALES.get(adcode, SMALL_SCALE))
     rng = np.random.default_rng(seed if seed is not None else int(adcode))
@@ -76,95 +80,160 @@ def load_demo(session: Session, adcode: str = "530111", *, small: bool = False, 
         raise ValueError(f"district {adcode} is already loaded")
     ensure_catalogue(session)
     areas, epsg = build_hierarchy(adcode, scale, seed=int(rng.integers(1 << 31)))
+    progress.stage(f"{adcode}: generated areas", len(areas))
     _insert_areas(session, gen, areas, epsg)
-    _insert_party_and_staff(session, areas, today, rng)
+    progress.stage(f"{adcode}: wrote areas", len(areas))
+    people = _insert_party_and_staff(session, areas, today, rng)
+    progress.stage(f"{adcode}: wrote party organisations and staff", people)
     places = _insert_places(session, areas, epsg, scale, rng)
+    progress.stage(f"{adcode}: wrote places", sum(places.values()))
     index = load_index(session, gen.id)
+    progress.stage(f"{adcode}: built the locate index, leaves", len(index))
     n_cases = insert_cases(session, index, areas, epsg, scale.cases, today, rng,
-                           prefix=names.DISTRICTS.get(adcode, {}).get("prefix", "DM"))
+                           prefix=names.DISTRICTS.get(adcode, {}).get("prefix", "DM"), progress=progress)
+    progress.stage(f"{adcode}: wrote cases", n_cases)
     counts: dict[str, int] = {}
     for a in areas:
         counts[a.level] = counts.get(a.level, 0) + 1
     return DemoSummary(adcode, counts, areas[0].households, areas[0].population, places, n_cases)
 
 
+class _Ref:
+    """The id of a row not written yet: its table's rows and its position among them."""
+
+    __slots__ = ("rows", "position")
+
+    def __init__(self, rows: _Rows, position: int) -> None:
+        self.rows, self.position = rows, position
+
+    @property
+    def id(self) -> int:
+        return self.rows.ids[self.position]
+
+
+class _Rows:
+    """The rows of one table in the order the demo makes them (the order their ids follow), written at once by
+    `write`: ids reserved (`bulk.reserve_ids`), references to earlier rows resolved, many rows per statement, and
+    the audit row of the table."""
+
+    def __init__(self, model) -> None:
+        self.table = model.__table__
+        self.rows: list[dict] = []
+        self.ids: list[int] = []
+
+    def add(self, **row) -> _Ref:
+        self.rows.append(row)
+        return _Ref(self, len(self.rows) - 1)
+
+    def __getitem__(self, ref: _Ref) -> dict:
+        return self.rows[ref.position]
+
+    def write(self, session: Session) -> list[int]:
+        conn = session.connection()
+        self.ids = bulk.reserve_ids(conn, self.table, len(self.rows))
+        group: list[dict] = []
+        for row, new_id in zip(self.rows, self.ids):
+            done = {k: (v.id if isinstance(v, _Ref) else v) for k, v in row.items()}
+            done["id"] = new_id
+            if group and group[0].keys() != done.keys():  # one statement per run of rows with the same columns
+                bulk.insert_rows(conn, self.table, group)
+                group = []
+            group.append(done)
+        bulk.insert_rows(conn, self.table, group)
+        bulk.record_inserts(conn, {self.table.name: self.ids})
+        return self.ids
+
+
 def _insert_areas(session: Session, gen: Generation, areas: list[DemoArea], epsg: int) -> None:
-    ids: dict[str, int] = {}
+    rows = _Rows(Area)
+    refs: dict[str, _Ref] = {}
     parents = {a.parent_code for a in areas if a.parent_code}
     for area, geom in zip(areas, to_wgs84(areas, epsg)):
-        row = Area(generation_id=gen.id, level=area.level, code=area.code, name=area.name,
-                   parent_id=ids.get(area.parent_code) if area.parent_code else None,
-                   households=area.households, population=area.population, area_m2=float(area.geom.area),
-                   is_leaf=area.code not in parents, geom=from_shape(geom, srid=4326))
-        session.add(row)
-        session.flush()
-        ids[area.code] = row.id
+        refs[area.code] = rows.add(
+            generation_id=gen.id, level=area.level, code=area.code, name=area.name,
+            parent_id=refs.get(area.parent_code) if area.parent_code else None,
+            households=area.households, population=area.population, area_m2=float(area.geom.area),
+            is_leaf=area.code not in parents, locked=False, geom=from_shape(geom, srid=4326))
+    rows.write(session)
+
+
+class _People:
+    """The party organisations and staff being made, in the order the demo makes them."""
+
+    def __init__(self) -> None:
+        self.orgs, self.org_areas = _Rows(PartyOrg), _Rows(PartyOrgArea)
+        self.staff, self.staff_areas = _Rows(Staff), _Rows(StaffArea)
+
+    def write(self, session: Session) -> int:
+        for rows in (self.orgs, self.org_areas, self.staff, self.staff_areas):
+            rows.write(session)
+        return len(self.orgs.rows) + len(self.staff.rows)
 
 
 def _insert_party_and_staff(session: Session, areas: list[DemoArea], today: dt.date,
-                            rng: np.random.Generator) -> None:
-    org_ids: dict[str, int] = {}
+                            rng: np.random.Generator) -> int:
+    """Party organisations (one per sub-district, community, grid and micro-grid) and the staff of every level;
+    returns how many organisations and people were written."""
+    people = _People()
+    org_ids: dict[str, _Ref] = {}
     leaders: list[tuple[str, str, str]] = []  # community code, its party committee's secretary and phone
     leader_rng = rng.spawn(1)[0]  # drawn apart: the rest of the demo stays as it was without the leaders
     since = today - dt.timedelta(days=366)
-    police: dict[str, Staff] = {}
+    police: dict[str, _Ref] = {}
     for area in areas:
         if area.level not in ORG_KINDS:
             continue
         kind, suffix = ORG_KINDS[area.level]
         secretary = names.person_name(rng)
         members = int(rng.integers(3, 9)) if area.level == "microgrid" else int(rng.integers(15, 60))
-        org = PartyOrg(kind=kind, name=f"{area.name}{suffix}", parent_id=org_ids.get(area.parent_code or ""),
-                       secretary_name=secretary, secretary_phone=names.phone_number(rng), member_count=members,
-                       reporting_member_count=int(members * rng.uniform(0.2, 0.6)))
-        session.add(org)
-        session.flush()
-        org_ids[area.code] = org.id
-        session.add(PartyOrgArea(party_org_id=org.id, area_code=area.code, valid_from=since))
+        phone = names.phone_number(rng)
+        org = people.orgs.add(kind=kind, name=f"{area.name}{suffix}", parent_id=org_ids.get(area.parent_code or ""),
+                              secretary_name=secretary, secretary_phone=phone, member_count=members,
+                              reporting_member_count=int(members * rng.uniform(0.2, 0.6)), merge_into_id=None)
+        org_ids[area.code] = org
+        people.org_areas.add(party_org_id=org, area_code=area.code, valid_from=since, valid_to=None)
         if area.level == "grid":
-            _grid_staff(session, area, secretary, org.secretary_phone, police, rng)
+            _grid_staff(people, area, secretary, phone, police, rng)
         elif area.level == "microgrid":
-            _add_staff(session, names.person_name(rng), names.phone_number(rng), area.code, "building_head", True)
+            _add_staff(people, names.person_name(rng), names.phone_number(rng), area.code, "building_head", True)
         elif area.level == "community":
-            leaders.append((area.code, secretary, org.secretary_phone))
+            leaders.append((area.code, secretary, phone))
     for code, secretary, phone in leaders:
-        _community_leaders(session, code, secretary, phone, leader_rng)
-    session.flush()
+        _community_leaders(people, code, secretary, phone, leader_rng)
+    return people.write(session)
 
 
-def _community_leaders(session: Session, code: str, secretary: str, phone: str, rng: np.random.Generator) -> None:
+def _community_leaders(people: _People, code: str, secretary: str, phone: str, rng: np.random.Generator) -> None:
     """The community's party secretary (社区书记, the committee's secretary) and the residents' committee director
     (社区主任): in most communities one person holds both (书记、主任“一肩挑”)."""
-    person = _add_staff(session, secretary, phone, code, "community_secretary", True)
+    person = _add_staff(people, secretary, phone, code, "community_secretary", True)
     if rng.random() < 0.7:
-        session.add(StaffArea(staff_id=person.id, area_code=code, role="community_director"))
+        people.staff_areas.add(staff_id=person, area_code=code, role="community_director")
     else:
-        _add_staff(session, names.person_name(rng), names.phone_number(rng), code, "community_director",
+        _add_staff(people, names.person_name(rng), names.phone_number(rng), code, "community_director",
                    bool(rng.random() < 0.8))
 
 
-def _grid_staff(session: Session, grid: DemoArea, head: str, head_phone: str, police: dict[str, Staff],
+def _grid_staff(people: _People, grid: DemoArea, head: str, head_phone: str, police: dict[str, _Ref],
                 rng: np.random.Generator) -> None:
     """Grid head (the branch secretary, a community committee member), workers, and a shared police officer."""
-    _add_staff(session, head, head_phone, grid.code, "grid_head", True)
-    _add_staff(session, names.person_name(rng), names.phone_number(rng), grid.code, "fulltime_worker",
+    _add_staff(people, head, head_phone, grid.code, "grid_head", True)
+    _add_staff(people, names.person_name(rng), names.phone_number(rng), grid.code, "fulltime_worker",
                bool(rng.random() < 0.6))
     for _ in range(int(rng.integers(1, 3))):
-        _add_staff(session, names.person_name(rng), names.phone_number(rng), grid.code, "parttime_worker",
+        _add_staff(people, names.person_name(rng), names.phone_number(rng), grid.code, "parttime_worker",
                    bool(rng.random() < 0.3))
     officer = police.get(grid.parent_code or "")
     if officer is None or rng.random() < 0.25:
-        officer = _add_staff(session, names.person_name(rng), names.phone_number(rng), None, "police", False)
+        officer = _add_staff(people, names.person_name(rng), names.phone_number(rng), None, "police", False)
         police[grid.parent_code or ""] = officer
-    session.add(StaffArea(staff_id=officer.id, area_code=grid.code, role="police"))
+    people.staff_areas.add(staff_id=officer, area_code=grid.code, role="police")
 
 
-def _add_staff(session: Session, name: str, phone: str, area_code: str | None, role: str, member: bool) -> Staff:
-    person = Staff(name=name, phone=phone, party_member=member)
-    session.add(person)
-    session.flush()
+def _add_staff(people: _People, name: str, phone: str, area_code: str | None, role: str, member: bool) -> _Ref:
+    person = people.staff.add(name=name, phone=phone, party_member=member)
     if area_code:
-        session.add(StaffArea(staff_id=person.id, area_code=area_code, role=role))
+        people.staff_areas.add(staff_id=person, area_code=area_code, role=role)
     return person
 
 
@@ -178,7 +247,8 @@ def _insert_places(session: Session, areas: list[DemoArea], epsg: int, scale: De
     road_of: dict[str, str] = {}
     used: set[str] = set()
     counts = {"compound": 0, "building": 0, "service_centre": 0}
-    compounds: dict[str, list[Place]] = {}
+    compounds: dict[str, list[_Ref]] = {}
+    places = _Rows(Place)
 
     def point(xy: np.ndarray) -> str:
         lon, lat = back.transform(float(xy[0]), float(xy[1]))
@@ -198,13 +268,12 @@ def _insert_places(session: Session, areas: list[DemoArea], epsg: int, scale: De
             for _ in range(int(rng.integers(1, 4))):
                 name = names.compound_name(rng, used)
                 number = int(rng.integers(1, 400))
-                place = Place(kind="compound", name=name, address=f"{city}{road}{number}号{name}",
-                              area_code=area.code, households=0, geom=point(pick(area)),
-                              attributes={"property_company": f"{name[:2]}物业服务有限公司", "owners_committee": bool(rng.random() < 0.6)})
-                session.add(place)
+                place = places.add(kind="compound", name=name, address=f"{city}{road}{number}号{name}",
+                                   area_code=area.code, parent_id=None, households=0, geom=point(pick(area)),
+                                   attributes={"property_company": f"{name[:2]}物业服务有限公司",
+                                               "owners_committee": bool(rng.random() < 0.6)})
                 compounds.setdefault(area.code, []).append(place)
                 counts["compound"] += 1
-    session.flush()
     building_count: dict[int, int] = {}
     for area in areas:
         if area.level != "microgrid":
@@ -213,17 +282,18 @@ def _insert_places(session: Session, areas: list[DemoArea], epsg: int, scale: De
         compound = grid_compounds[int(rng.integers(len(grid_compounds)))]
         for _ in range(int(rng.integers(2, 7))):
             households = max(int(area.households / 4 * rng.uniform(0.6, 1.4)), 6)
-            number = building_count[compound.id] = building_count.get(compound.id, 0) + 1  # unique per compound
-            session.add(Place(kind="building", name=f"{compound.name}{number}栋", address=f"{compound.address}{number}栋",
-                              area_code=area.code, parent_id=compound.id, households=households,
-                              geom=point(pick(area))))
+            key = compound.position
+            number = building_count[key] = building_count.get(key, 0) + 1  # unique per compound
+            places.add(kind="building", name=f"{places[compound]['name']}{number}栋",
+                       address=f"{places[compound]['address']}{number}栋", area_code=area.code, parent_id=compound,
+                       households=households, geom=point(pick(area)))
             counts["building"] += 1
-    counts["service_centre"] = _insert_centres(session, areas, scale.service_centres, city, point, pick, rng)
-    session.flush()
+    counts["service_centre"] = _insert_centres(places, areas, scale.service_centres, city, point, pick, rng)
+    places.write(session)
     return counts
 
 
-def _insert_centres(session: Session, areas: list[DemoArea], total: int, city: str, point, pick,
+def _insert_centres(places: _Rows, areas: list[DemoArea], total: int, city: str, point, pick,
                     rng: np.random.Generator) -> int:
     """One centre per sub-district and community, the rest in the most populous communities."""
     hosts = [a for a in areas if a.level in ("subdistrict", "community")]
@@ -233,6 +303,6 @@ def _insert_centres(session: Session, areas: list[DemoArea], total: int, city: s
     for area in hosts[:total]:
         seen[area.code] = seen.get(area.code, 0) + 1
         suffix = "党群服务中心" if seen[area.code] == 1 else f"党群服务站（{names.chinese_ordinal(seen[area.code])}）"
-        session.add(Place(kind="service_centre", name=f"{area.name}{suffix}", address=f"{city}{area.name}",
-                          area_code=area.code, geom=point(pick(area))))
+        places.add(kind="service_centre", name=f"{area.name}{suffix}", address=f"{city}{area.name}",
+                   area_code=area.code, parent_id=None, households=0, geom=point(pick(area)))
     return min(len(hosts), total)

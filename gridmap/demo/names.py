@@ -30,6 +30,9 @@ _ROAD_SUFFIX = ["路", "街", "大道", "巷", "中路", "东路", "西路", "�
 _COMPOUND_SUFFIX = ["小区", "花园", "苑", "家园", "新村", "公寓", "雅居", "嘉园"]
 _SURNAMES = list("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段漕钱汤尹黎易常武乔贺赖龚文")
 _GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅鹏辉建国志宏春燕林海波云飞丹琳雪峰晓婷慧颖斌浩宇凯琴玲晨雨欣怡佳")
+# the pools as arrays once: `rng.choice` draws the same from a list and from its array, but converts a list per call
+_WORDS_A, _ROAD_SUFFIX_A, _COMPOUND_SUFFIX_A, _SURNAMES_A, _GIVEN_A = (
+    np.array(pool) for pool in (_WORDS, _ROAD_SUFFIX, _COMPOUND_SUFFIX, _SURNAMES, _GIVEN))
 
 
 def unique_words(rng: np.random.Generator, n: int, used: set[str] | None = None) -> list[str]:
@@ -54,13 +57,13 @@ def unique_words(rng: np.random.Generator, n: int, used: set[str] | None = None)
 
 def road_name(rng: np.random.Generator) -> str:
     """A road name such as 春城路 or 吴井东路."""
-    return str(rng.choice(_WORDS)) + str(rng.choice(_ROAD_SUFFIX))
+    return str(rng.choice(_WORDS_A)) + str(rng.choice(_ROAD_SUFFIX_A))
 
 
 def compound_name(rng: np.random.Generator, used: set[str]) -> str:
     """A residential compound name, distinct from those in `used`."""
     while True:
-        name = str(rng.choice(_WORDS)) + str(rng.choice(_COMPOUND_SUFFIX))
+        name = str(rng.choice(_WORDS_A)) + str(rng.choice(_COMPOUND_SUFFIX_A))
         if name not in used:
             used.add(name)
             return name
@@ -73,8 +76,8 @@ def compound_name(rng: np.random.Generator, used: set[str]) -> str:
 
 def person_name(rng: np.random.Generator) -> str:
     """A two- or three-character personal name."""
-    given = "".join(rng.choice(_GIVEN, size=int(rng.integers(1, 3))))
-    return str(rng.choice(_SURNAMES)) + given
+    given = "".join(rng.choice(_GIVEN_A, size=int(rng.integers(1, 3))))
+    return str(rng.choice(_SURNAMES_A)) + given
 
 
 def phone_number(rng: np.random.Generator) -> str:

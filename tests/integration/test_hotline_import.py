@@ -248,14 +248,14 @@ def test_a_row_that_intake_refuses_is_reported_invalid_and_the_rest_are_imported
 
     prefix = uuid.uuid4().hex[:8]
     rows, _ = _export(client, prefix)
-    real = hotline.create_case
+    real = hotline.create_cases  # the import's intake: many rows at once, each answered with its case or its error
 
-    def refusing(session, index, new, **kwargs):
-        if new.external_ref == f"{prefix}-A03":
-            raise InvalidInput("category: refused by intake", field="category")
-        return real(session, index, new, **kwargs)
+    def refusing(session, index, news, **kwargs):
+        refused = InvalidInput("category: refused by intake", field="category")
+        made = iter(real(session, index, [n for n in news if n.external_ref != f"{prefix}-A03"], **kwargs))
+        return [refused if n.external_ref == f"{prefix}-A03" else next(made) for n in news]
 
-    monkeypatch.setattr(hotline, "create_case", refusing)
+    monkeypatch.setattr(hotline, "create_cases", refusing)
     result = _import(client, _csv(rows))
     entry = next(e for e in result["report"] if e["ticket"] == f"{prefix}-A03")
     assert (entry["status"], entry["field"]) == ("invalid", "category")

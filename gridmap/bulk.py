@@ -1,0 +1,391 @@
+"""Bulk writes: many new cases in one transaction, with intake's answers, and tables loaded many rows per statement.
+
+`create_cases` is `cases.create_case` for a list of cases: every case is checked, located, filed and routed
+exactly as `create_case` does it (the same texts, flags, candidates, chain, party branch, worker or department,
+history and notifications), but the points are located together (`locate_cases`: the vectorised cell index, GEOS
+only for the few points near an edge), the lookups intake repeats per case (category, branch and worker of a grid,
+the accounts of a worker) are made once per batch, and the rows are written with a few multi-row INSERTs instead of
+an ORM flush per case. A case that intake refuses (a text, a category, a point far outside the service area) is
+answered with its `GridmapError` in place of the case and nothing of it is written; the others are. The caller's
+transaction holds the whole batch: it commits or vanishes as one.
+
+Case numbers are the row ids, as for a single intake: on PostGIS the ids are taken from the table's sequence first
+(so the numbers go into the INSERT), on SQLite they come back from `INSERT … RETURNING` and the numbers follow in
+one executemany UPDATE. The writes are audited as every write is (`gridmap.audit`): one row per table, the count
+and the first ids, in the same transaction.
+
+`insert_rows` writes plain rows to a table, many per statement; on PostGIS, tables without a geometry column go
+through psycopg's COPY when there are enough rows to pay for it. `Progress` reports stages and counts on stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+import types
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gridmap import audit
+from gridmap import crs as gcrs
+from gridmap.cellindex import STATUS_OK
+from gridmap.errors import GridmapError
+from gridmap.locate import LocateOptions, to_wgs84_checked
+from gridmap.lookup import AreaIndex, Location, metres_per_degree
+from gridmap.tables import CASE_SOURCES, Account, Case, CaseCategory, CaseEvent, Notification
+from gridmap.workcal import WorkCalendar
+
+CASES = Case.__table__
+EVENTS = CaseEvent.__table__
+NOTES = Notification.__table__
+COPY_MIN_ROWS = 2_000  # below this, a multi-row INSERT is as quick as COPY on PostGIS
+EXECUTEMANY_MIN_ROWS = 100  # SQLite: from this many rows, the driver's executemany is handed the rows directly
+
+
+@dataclass(frozen=True)
+class Created:
+    """A case `create_cases` stored."""
+
+    id: int
+    number: str
+    grid_code: str | None
+    state: str
+
+
+def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], system: gcrs.CoordinateSystem,
+                 options: LocateOptions) -> list[tuple[Location, list[str], list[dict]]]:
+    """`cases.locate_for_case` for many WGS84 points: the same (location, flags, candidates) for each.
+
+    The cell index answers every point at once; a point it places inside one leaf and surely farther than the near
+    distance from that leaf's boundary has no flags, no candidates and no near grids (exactly the test
+    `AreaIndex.locate` makes, point by point). The others — near an edge, outside every grid, undecided by the cells
+    — go through `locate_for_case` itself."""
+    from gridmap.cases import locate_for_case
+
+    lon = np.ascontiguousarray(lon, dtype=np.float64)
+    lat = np.ascontiguousarray(lat, dtype=np.float64)
+    n = len(lon)
+    out: list = [None] * n
+    if n == 0:
+        return out
+    leaf, status = index.cells.query(lon, lat)
+    inside = np.flatnonzero((status == STATUS_OK) & (leaf >= 0))
+    radius = max(options.near_m or 0.0, 0.0)
+    fast = np.zeros(n, bool)
+    if len(inside):
+        if radius > 0:
+            d_deg = shapely.distance(index.leaf_boundaries[leaf[inside]], shapely.points(lon[inside], lat[inside]))
+            # `AreaIndex._farther_than`, in the same float arithmetic (math.cos, the shorter metres per degree)
+            far = [float(d) * min(metres_per_degree(float(y))) > radius * 1.01 for d, y in zip(d_deg, lat[inside])]
+            fast[inside[np.asarray(far, bool)]] = True
+        else:
+            fast[inside] = True
+    chains: dict[int, list] = {}
+    for i in range(n):
+        if fast[i]:
+            k = int(leaf[i])
+            if k not in chains:
+                chains[k] = index.chain_of(index.leaves[k].code)
+            out[i] = (Location(float(lon[i]), float(lat[i]), chain=list(chains[k])), [], [])
+        else:
+            out[i] = locate_for_case(index, float(lon[i]), float(lat[i]), system, options)
+    return out
+
+
+def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: str = "api",
+                 now: dt.datetime | None = None, options: LocateOptions | None = None) -> list[Created | GridmapError]:
+    """File many cases in the session's transaction, each as `cases.create_case` files it; returns, in order, the
+    stored case or the error intake refused it with (nothing of a refused case is written)."""
+    from gridmap import cases as gcases
+    from gridmap import notifications, workflow
+
+    options = options or LocateOptions()
+    now = now or dt.datetime.now(dt.timezone.utc)
+    results: list[Created | GridmapError | None] = [None] * len(news)
+    active = {c.code: c for c in session.scalars(sa.select(CaseCategory).where(CaseCategory.active.is_(True)))}
+    systems: dict[str, gcrs.CoordinateSystem] = {}
+    ready: list[tuple[int, object, CaseCategory | None, gcrs.CoordinateSystem, float, float]] = []
+    for i, new in enumerate(news):
+        try:  # the checks of `create_case`, in its order
+            new = gcases.check_new_case_text(new)
+            if new.source in CASE_SOURCES and (new.category is None or new.category in active):
+                category = active.get(new.category) if new.category is not None else None
+            else:
+                category = gcases._check_new_case(session, new)  # raises with intake's own message
+            if new.crs not in systems:
+                systems[new.crs] = gcrs.parse_crs(new.crs)
+            system = systems[new.crs]
+            lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, options)
+        except GridmapError as exc:
+            results[i] = exc
+            continue
+        ready.append((i, new, category, system, lon, lat))
+    if not ready:
+        return results  # type: ignore[return-value]
+    located: list = [None] * len(ready)
+    for name in {r[3].name for r in ready}:
+        part = [j for j, r in enumerate(ready) if r[3].name == name]
+        answers = locate_cases(index, [ready[j][4] for j in part], [ready[j][5] for j in part], ready[part[0]][3],
+                               options)
+        for j, answer in zip(part, answers):
+            located[j] = answer
+    rows, events, holders = [], [], []
+    for (i, new, category, system, lon, lat), (location, flags, candidates) in zip(ready, located):
+        case = types.SimpleNamespace(branch_id=None, assignee_id=None, department_id=None, category=None)
+        gcases._apply_location(case, location)
+        if not location.chain:
+            gcases._claim_dead_end(case, index, candidates)
+        locate_flags = [*flags, *new.extra_flags]
+        reported_at = new.reported_at or now
+        history = [dict(at=reported_at, actor=actor, action="reported", from_state=None, to_state="reported",
+                        detail={"source": new.source, **({"external_ref": new.external_ref}
+                                                           if new.external_ref else {})}),
+                   dict(at=now, actor="system", action="located", from_state="reported", to_state="reported",
+                        detail={"flags": locate_flags, "candidates": candidates, "crs": system.name,
+                                "method": location.method,
+                                **({"distance_m": location.distance_m} if location.distance_m is not None else {})})]
+        state = "reported"
+        if location.chain and category is not None:  # filed and dispatched by the rules at once
+            case.category, case.category_id = category, category.id
+            history.append(dict(at=now, actor="system", action="file", from_state="reported", to_state="filed",
+                                detail={"rule": "auto_file"}))
+            detail = workflow.route(session, case, now)
+            history.append(dict(at=now, actor="system", action="dispatch", from_state="filed",
+                                to_state="dispatched", detail=detail))
+            state = "dispatched"
+        rows.append(dict(
+            number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description,
+            category_id=category and category.id, source=new.source, state=state, address=new.address,
+            raw_x=new.lon, raw_y=new.lat, raw_crs=system.name, lon=lon, lat=lat,
+            geom=f"SRID=4326;POINT({lon!r} {lat!r})", reporter_name=new.reporter_name,
+            reporter_phone=new.reporter_phone, reported_at=reported_at, external_ref=new.external_ref,
+            reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
+            locate_flags=locate_flags, locate_candidates=candidates,
+            **{column.key: getattr(case, column.key) for column in gcases.LEVEL_COLUMNS.values()},
+            branch_id=case.branch_id, assignee_id=case.assignee_id, department_id=case.department_id, version=1))
+        events.append(history)
+        holders.append(case.assignee_id if state == "dispatched" else None)
+    conn = session.connection()
+    ids = _insert_cases(conn, rows, now)
+    event_ids = insert_numbered(conn, EVENTS, [dict(case_id=case_id, **e) for case_id, history in zip(ids, events)
+                                               for e in history])
+    # a worker is told of the case given to them (`notifications.notify_holder`, kind `assigned`)
+    staff = sorted({h for h in holders if h is not None})
+    accounts: dict[int, list[int]] = {}
+    for start in range(0, len(staff), 500):
+        for account_id, staff_id in conn.execute(
+                sa.select(Account.id, Account.staff_id).where(Account.staff_id.in_(staff[start:start + 500]),
+                                                              Account.active.is_(True)).order_by(Account.id)):
+            accounts.setdefault(staff_id, []).append(account_id)
+    notes = []
+    for row, case_id, holder in zip(rows, ids, holders):
+        if holder is None:
+            continue
+        text = notifications.text_for("assigned", types.SimpleNamespace(number=row["number"], title=row["title"]))
+        notes += [dict(account_id=a, kind="assigned", case_id=case_id, text=text, actor="system", at=now, read_at=None)
+                  for a in accounts.get(holder, [])]
+    note_ids = insert_numbered(conn, NOTES, notes)
+    record_inserts(conn, {"case_file": ids, "case_event": event_ids, "notification": note_ids}, now=now)
+    for (i, *_), row, case_id in zip(ready, rows, ids):
+        results[i] = Created(case_id, row["number"], row["grid_code"], row["state"])
+    return results  # type: ignore[return-value]
+
+
+def _insert_cases(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> list[int]:
+    """Insert the cases, numbered by their row ids (`cases.case_number`); returns the ids in order."""
+    from gridmap.cases import case_number
+
+    def numbered(row: dict, case_id: int) -> dict:
+        row.update(id=case_id, number=case_number(row["source"], now, case_id))
+        return row
+
+    return insert_numbered(conn, CASES, rows, number=numbered)
+
+
+def reserve_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
+    """`n` new ids of `table`, ascending, as `n` INSERTs one after another would get them, kept for this
+    transaction. On PostGIS they are drawn from the table's sequence. On SQLite a write statement that changes
+    nothing takes the database's write lock first, so no other writer comes between: the ids are those after the
+    largest, as SQLite would give them."""
+    if n <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        return sorted(conn.execute(sa.text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
+                                           "FROM generate_series(1, :n)"), {"n": n}).scalars())
+    conn.execute(sa.update(table).where(sa.false()).values(id=table.c.id))
+    last = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
+    return list(range(last + 1, last + 1 + n))
+
+
+def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict], *, number=None) -> list[int]:
+    """Insert rows that get new ids from the table (`reserve_ids`), many per statement; returns the ids, in the order
+    of `rows`. `number(row, id)` completes each row, in order, once its id is known (the default sets `id`): a row
+    may refer to the ids of rows before it."""
+    if not rows:
+        return []
+    number = number or (lambda row, new_id: row.update(id=new_id) or row)
+    ids = reserve_ids(conn, table, len(rows))
+    insert_rows(conn, table, [number(row, new_id) for row, new_id in zip(rows, ids)])
+    return ids
+
+
+def record_inserts(conn: sa.Connection, inserted: dict[str, list], *, now: dt.datetime | None = None,
+                   counts: dict[str, int] | None = None) -> None:
+    """The audit rows of rows written without the ORM (whose flush hook records the others): one per table, as
+    `audit` writes them (kind `insert`, the count, the first `audit.MAX_IDS` ids)."""
+    who = audit.current()
+    at = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for table, ids in inserted.items():
+        count = (counts or {}).get(table, len(ids))
+        if not count:
+            continue
+        rows.append({"at": at, "actor": who.actor[:100], "account_id": who.account_id, "action": "insert",
+                     "target": table, "address": who.address,
+                     "detail": {"count": count, "ids": [int(i) for i in ids[:audit.MAX_IDS]]}})
+    if rows:
+        conn.execute(sa.insert(audit.AuditEntry), rows)
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict], *, grouped: bool = False) -> None:
+    """Write `rows` (dicts with the same keys; with `grouped`, rows of several key sets, one statement per set, the
+    rows giving their ids) to `table`, many rows per statement. On PostGIS a table without geometry takes COPY when
+    the rows are many."""
+    if not rows:
+        return
+    if grouped:
+        groups: dict[tuple, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row), []).append(row)
+        for group in groups.values():
+            insert_rows(conn, table, group)
+        return
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS and _copyable(table, rows[0]):
+        _copy(conn, table, rows)
+    elif conn.dialect.name == "sqlite" and len(rows) >= EXECUTEMANY_MIN_ROWS:
+        _executemany(conn, table, rows)
+    else:
+        conn.execute(sa.insert(table), rows)
+
+
+def _copyable(table: sa.Table, row: dict) -> bool:
+    """COPY takes a geometry given as EWKT text (`SRID=4326;POINT(…)`), as the INSERT does; not a WKB element."""
+    from geoalchemy2 import Geometry
+
+    return all(isinstance(row[c.key], str) or row[c.key] is None for c in table.columns
+               if isinstance(c.type, Geometry) and c.key in row)
+
+
+def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """COPY the rows through psycopg: each value bound by its column's type as an INSERT binds it (JSON serialised
+    the same way), a geometry as its EWKT text."""
+    from geoalchemy2 import Geometry
+
+    keys = list(rows[0])
+    columns = [table.c[k] for k in keys]
+    processors = [None if isinstance(c.type, Geometry) else c.type.bind_processor(conn.dialect) for c in columns]
+    raw = conn.connection.driver_connection
+    quote = conn.dialect.identifier_preparer.quote
+    with raw.cursor() as cursor:
+        with cursor.copy(f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([p(row[k]) if p is not None else row[k] for k, p in zip(keys, processors)])
+
+
+def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """The INSERT SQLAlchemy compiles for these columns, its own bind processors applied column by column and the
+    rows handed to the driver's executemany at once (what `conn.execute(insert, rows)` does, without building a
+    parameter dictionary per row). Columns left out take their defaults, as they would there."""
+    keys = list(rows[0])
+    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
+    names = list(compiled.positiontup or ())
+    if not names or any(name not in table.c for name in names):
+        conn.execute(sa.insert(table), rows)
+        return
+    processors = compiled._bind_processors
+    getters = []
+    for name in names:
+        process = processors.get(name)
+        if name in rows[0]:
+            getters.append((name, process, None))
+            continue
+        default = table.c[name].default
+        if default is None or not (default.is_scalar or default.is_callable):
+            conn.execute(sa.insert(table), rows)
+            return
+        value = default.arg if default.is_scalar else default.arg(None)
+        getters.append((None, process, value))
+    params = [tuple((row[name] if name is not None else value) if process is None else
+                    process(row[name] if name is not None else value) for name, process, value in getters)
+              for row in rows]
+    conn.exec_driver_sql(compiled.string, params)
+
+
+class BatchCalendar(WorkCalendar):
+    """The working calendar for many deadlines at once: each day's working periods and the working hours of a day
+    are computed once and remembered, the arithmetic is `WorkCalendar`'s own (the same instants). Build it from a
+    calendar (`of`) or as `WorkCalendar` builds one (`seeded`, `from_session`); do not change its days after."""
+
+    @classmethod
+    def of(cls, calendar: WorkCalendar) -> BatchCalendar:
+        return cls(set(calendar.holidays), set(calendar.workdays), calendar.periods, calendar.years)
+
+    @property
+    def hours_per_day(self) -> float:
+        hours = self.__dict__.get("_hours_per_day")
+        if hours is None:
+            hours = self.__dict__["_hours_per_day"] = WorkCalendar.hours_per_day.fget(self)
+        return hours
+
+    def _day_periods(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+        known = self.__dict__.setdefault("_periods_of", {})
+        periods = known.get(day)
+        if periods is None:
+            periods = known[day] = WorkCalendar._day_periods(self, day)
+        return periods
+
+
+class Progress:
+    """Stages and counts on stderr, a line per stage (`stage`) and a bar for long ones (`bar`, tqdm); silent when
+    `enabled` is false (tests, the API)."""
+
+    def __init__(self, enabled: bool = True, stream=None, label: str = "") -> None:
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.label = label
+        self.start = time.perf_counter()
+
+    def stage(self, text: str, count: int | None = None) -> None:
+        if not self.enabled:
+            return
+        counted = f" {count:,}" if count is not None else ""
+        print(f"{self.label}[{time.perf_counter() - self.start:6.1f}s] {text}{counted}", file=self.stream,
+              flush=True)
+
+    def bar(self, total: int, desc: str, unit: str = "rows"):
+        """A tqdm bar (a no-op object when disabled): `update(n)`, `close()`."""
+        if not self.enabled:
+            return _NoBar()
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=f"{self.label}{desc}", unit=unit, unit_scale=True, file=self.stream,
+                    mininterval=0.5, leave=False)
+
+
+class _NoBar:
+    def update(self, _n: int = 1) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+__all__ = ["BatchCalendar", "Created", "Progress", "create_cases", "insert_numbered", "insert_rows", "locate_cases",
+           "record_inserts", "reserve_ids"]

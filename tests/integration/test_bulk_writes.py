@@ -1,0 +1,261 @@
+"""Bulk writes (issue 15 §2), on both databases: a hotline import written in bulk (`gridmap.bulk.create_cases`) stores
+exactly the cases the row-by-row import (`cases.create_case` per row) stores — routing, flags, candidates, history,
+notifications, audit — and reports every row the same; the batch locator answers as `locate_for_case`; a row intake
+refuses is answered with its error and nothing of it is written, a batch that fails leaves nothing behind; progress
+is printed when asked for and only then."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+
+from gridmap import crs as gcrs
+from gridmap import storage
+from gridmap.accounts import AccountSpec, add_account
+from gridmap.areas import load_index
+from gridmap.bulk import BatchCalendar, Created, Progress, create_cases, locate_cases
+from gridmap.cases import NewCase, case_number, locate_for_case
+from gridmap.errors import InvalidCoordinate, InvalidInput
+from gridmap.hotline import import_export
+from gridmap.locate import LocateOptions
+from gridmap.lookup import metres_per_degree
+from gridmap.tables import AuditEntry, Case, CaseCategory, CaseEvent, Notification, StaffArea
+from gridmap.workcal import WorkCalendar
+
+LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
+HEAD = ["工单编号", "来电时间", "来电人", "联系电话", "事发地址", "诉求内容", "问题分类", "经度", "纬度"]
+NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)
+CASE_COLUMNS = [c.key for c in Case.__table__.columns if c.key not in ("id", "number", "external_ref", "geom")]
+
+
+@pytest.fixture(scope="module")
+def db(fresh_db_url):
+    """A small demo of its own, with an account for one grid's worker (so that intake notifies someone)."""
+    engine = storage.make_engine(fresh_db_url)
+    factory = storage.make_sessionmaker(engine)
+    with storage.session_scope(factory) as session:
+        index = load_index(session)
+        grid = index.chain_of(index.leaves[0].code)[3].code
+        worker = session.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid,
+                                                                    StaffArea.role == "fulltime_worker"))
+        add_account(session, AccountSpec("bulk-worker", "worker", (grid,), staff_id=worker), "bulk-worker-pass-1")
+    yield factory, index
+    engine.dispose()
+
+
+def _addresses(n):
+    with LABELLED.open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["expected_kind"] in ("compound", "building")
+                and r["variant"] in ("full_address", "building_unit_room", "road_building_haolou")]
+    return [r["text"] for r in rows[:n]]
+
+
+def _shared_vertex(index):
+    """A vertex of the first leaf that another leaf shares (exactly on a line between them)."""
+    for k in range(len(index.leaves)):
+        for x, y in shapely.get_coordinates(index.leaf_geoms[k].boundary):
+            if len(index.covering(float(x), float(y))) == 2:
+                return float(x), float(y), k
+    raise AssertionError("no shared vertex")
+
+
+def _points(index):
+    """WGS84 points of every kind intake meets: inside leaves, on a shared vertex, a few metres from a line, just
+    outside the district (the nearest grid), far outside every grid, far outside the service area."""
+    pts = [(p.x, p.y) for p in (index.leaf_geoms[k].representative_point() for k in range(0, len(index.leaves), 2))]
+    x, y, k = _shared_vertex(index)
+    inner = index.leaf_geoms[k].representative_point()
+    kx, ky = metres_per_degree(y)
+    d = np.hypot((inner.x - x) * kx, (inner.y - y) * ky)
+    pts += [(x, y)] + [(x + (inner.x - x) * m / d, y + (inner.y - y) * m / d) for m in (3.0, 8.0, 30.0)]
+    xy = shapely.get_coordinates(shapely.boundary(index.leaf_geoms))
+    west = xy[np.argmin(xy[:, 0])]  # the westernmost vertex of the district: west of it lies no grid
+    step = 1 / metres_per_degree(float(west[1]))[0]
+    pts += [(float(west[0]) - m * step, float(west[1])) for m in (40.0, 90.0, 400.0)]
+    return pts
+
+
+def _export(prefix, index):
+    rows = []
+    cats = ["E0101", "C0101", "暴露垃圾", "外星人", ""]
+    for i, text in enumerate(_addresses(6)):
+        rows.append([f"{prefix}-A{i}", f"2026-11-1{i % 9} 09:{i:02d}:00", "张三丰", "13812341234", text, "楼道堆放杂物",
+                     cats[i % len(cats)], "", ""])
+    for i, (x, y) in enumerate(_points(index)):
+        rows.append([f"{prefix}-P{i:02d}", "2026-11-18 14:05", "李四", "0871-63123456", "", f"井盖缺失{i}",
+                     cats[i % len(cats)], repr(x), repr(y)])
+    rows.append([f"{prefix}-X1", "昨天下午", "", "", "东风街363号", "时间无法识别", "E0101", "", ""])
+    rows.append([f"{prefix}-X2", "2026-11-18 10:00:00", "赵六", "12ab", "东风街363号", "电话错误", "E0101", "", ""])
+    rows.append([f"{prefix}-A0", "2026-11-10 09:00:00", "", "", "重复行", "", "", "", ""])
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([HEAD, *rows])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _stored(factory, prefix):
+    """The cases of one import by ticket (without the prefix), each with its history and notifications, ids and
+    numbers left out (checked apart)."""
+    out = {}
+    with factory() as s:
+        cases = s.scalars(sa.select(Case).where(Case.external_ref.startswith(f"{prefix}-"))).all()
+        for case in cases:
+            ticket = case.external_ref.split("-", 1)[1]
+            assert case.number == case_number("hotline", NOW, case.id)
+            events = [(e.at, e.actor, e.action, e.from_state, e.to_state,
+                       {**(e.detail or {}), **({"external_ref": ticket} if "external_ref" in (e.detail or {}) else {})})
+                      for e in s.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id))]
+            notes = [(n.account_id, n.kind, n.text.replace(case.number, "#"), n.actor, n.at) for n in s.scalars(
+                sa.select(Notification).where(Notification.case_id == case.id).order_by(Notification.id))]
+            out[ticket] = ({k: getattr(case, k) for k in CASE_COLUMNS}, events, notes, case.id)
+    return out
+
+
+def test_a_bulk_import_stores_what_the_row_by_row_import_stores(db):
+    factory, index = db
+    rows, bulk = ("R", "B")
+    one = import_export(factory, index, _export(rows, index), "csv", crs="wgs84", now=NOW, bulk=False)
+    many = import_export(factory, index, _export(bulk, index), "csv", crs="wgs84", now=NOW)
+    assert one["created"] >= 15 and one["unplaced"] >= 1 and one["invalid"] == 2 and one["duplicate"] == 1
+
+    def outcome(result, prefix):
+        return [{**e, "ticket": e["ticket"].split("-", 1)[1], "case_number": None} for e in result["report"]]
+
+    assert outcome(many, bulk) == outcome(one, rows)
+    assert {k: many[k] for k in many if k != "report"} == {k: one[k] for k in one if k != "report"}
+    a, b = _stored(factory, rows), _stored(factory, bulk)
+    assert set(a) == set(b) == {e["ticket"].split("-", 1)[1] for e in one["report"] if e["status"] == "created"}
+    for ticket in a:
+        assert b[ticket][:3] == a[ticket][:3], ticket
+    # the kinds of answer the sample is meant to cover, each met by both paths alike
+    flags = {f for columns, *_ in a.values() for f in columns["locate_flags"]}
+    assert {"on_boundary", "near_boundary", "placed_by_address"} <= flags  # (the nearest grid: never by import)
+    states = {columns["state"] for columns, *_ in a.values()}
+    assert states == {"reported", "dispatched"}
+    assert any(columns["department_id"] for columns, *_ in a.values())
+    assert any(notes for _, _, notes, _ in a.values()) and any(notes for _, _, notes, _ in b.values())
+    for report, stored in ((one, a), (many, b)):  # each created row names its stored case
+        numbers = {e["ticket"].split("-", 1)[1]: e["case_number"] for e in report["report"] if e["status"] == "created"}
+        with factory() as s:
+            assert numbers == {t: s.get(Case, stored[t][3]).number for t in stored}
+    with factory() as s:  # the bulk writes are audited: the inserted case ids are listed
+        audited = {i for e in s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "insert",
+                                                                     AuditEntry.target == "case_file"))
+                   for i in (e.detail or {}).get("ids", [])}
+    assert {case_id for *_, case_id in b.values()} <= audited
+    again = import_export(factory, index, _export(bulk, index), "csv", crs="wgs84", now=NOW)
+    assert again["created"] == 0 and again["duplicate"] == one["created"] + 1  # idempotent
+    assert len(_stored(factory, bulk)) == len(b)
+
+
+def test_the_batch_locator_answers_as_intake_does(db):
+    _, index = db
+    rng = np.random.default_rng(5)
+    minx, miny, maxx, maxy = index.bounds
+    pts = _points(index) + list(zip(rng.uniform(minx - 0.002, maxx + 0.002, 400),
+                                    rng.uniform(miny - 0.002, maxy + 0.002, 400)))
+    x, y, _ = _shared_vertex(index)
+    pts += [(x + dx, y + dy) for dx in (-1e-7, 0.0, 1e-7) for dy in (-1e-7, 0.0, 1e-7)]
+    seen = set()
+    for system, options in ((gcrs.parse_crs("wgs84"), LocateOptions()), (gcrs.parse_crs("gcj02"), LocateOptions()),
+                            (gcrs.parse_crs("wgs84"), LocateOptions(near_m=0.0, nearest_m=0.0))):
+        got = locate_cases(index, [p[0] for p in pts], [p[1] for p in pts], system, options)
+        seen |= {f for _, flags, _ in got for f in flags}
+        for (lon, lat), (location, flags, candidates) in zip(pts, got):
+            want, want_flags, want_candidates = locate_for_case(index, lon, lat, system, options)
+            assert (location.chain, location.candidates, location.flags, location.near, location.method,
+                    location.tie_rule, location.distance_m) == (want.chain, want.candidates, want.flags, want.near,
+                                                                want.method, want.tie_rule, want.distance_m)
+            assert (flags, candidates) == (want_flags, want_candidates)
+    assert {"on_boundary", "near_boundary", "assigned_to_nearest", "outside_all_grids"} <= seen
+
+
+def test_a_row_intake_refuses_is_answered_with_its_error_and_a_failed_batch_leaves_nothing(db):
+    factory, index = db
+    p = index.leaf_geoms[3].representative_point()
+    with factory() as s:
+        try:
+            retired = s.scalars(sa.select(CaseCategory).order_by(CaseCategory.code.desc()).limit(1)).one()
+            retired.active = False  # (rolled back below)
+            s.flush()
+            news = [NewCase(title="路灯不亮", lon=p.x, lat=p.y, category="C0101", source="hotline",
+                            external_ref="RF-1"),
+                    NewCase(title="远处", lon=p.x + 3.0, lat=p.y, source="hotline", external_ref="RF-2"),
+                    NewCase(title="停用类别", lon=p.x, lat=p.y, category=retired.code, source="hotline",
+                            external_ref="RF-3"),
+                    NewCase(title="x" * 201, lon=p.x, lat=p.y, source="hotline", external_ref="RF-4"),
+                    NewCase(title="渠道", lon=p.x, lat=p.y, source="fax", external_ref="RF-5"),
+                    NewCase(title="无类别", lon=p.x, lat=p.y, source="hotline", external_ref="RF-6")]
+            made = create_cases(s, index, news, actor="test", now=NOW)
+            assert isinstance(made[0], Created) and made[0].state == "dispatched"
+            assert isinstance(made[1], InvalidCoordinate) and made[1].field == "lon"
+            assert isinstance(made[2], InvalidInput) and made[2].field == "category" and "retired" in made[2].message
+            assert made[3].field == "title" and made[4].field == "source"
+            assert isinstance(made[5], Created) and made[5].state == "reported"
+            stored = s.scalars(sa.select(Case.external_ref).where(Case.external_ref.startswith("RF-"))).all()
+            assert sorted(stored) == ["RF-1", "RF-6"]
+            assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(
+                CaseEvent.case_id.in_([made[0].id, made[5].id]))) == 4 + 2
+        finally:
+            s.rollback()
+    with factory() as s, s.begin():
+        create_cases(s, index, [NewCase(title="已有", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8")],
+                     now=NOW)
+    # a batch holding a ticket stored already fails as a whole: none of its cases is left
+    with pytest.raises(sa.exc.IntegrityError):
+        with factory() as s, s.begin():
+            create_cases(s, index, [NewCase(title="新", lon=p.x, lat=p.y, source="hotline", external_ref="RF-7"),
+                                    NewCase(title="重", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8")],
+                         now=NOW)
+    with factory() as s:
+        refs = s.scalars(sa.select(Case.external_ref).where(Case.external_ref.startswith("RF-"))).all()
+        assert refs == ["RF-8"]
+        assert s.scalar(sa.select(sa.func.count()).select_from(CaseCategory).where(
+            CaseCategory.active.is_(False))) == 0
+
+
+def test_the_batch_calendar_gives_the_calendar_s_deadlines():
+    plain = WorkCalendar.seeded()
+    batch = BatchCalendar.of(plain)
+    rng = np.random.default_rng(3)
+    start = dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc)
+    for _ in range(300):
+        at = start + dt.timedelta(minutes=float(rng.uniform(0, 60 * 24 * 400)))
+        amount, unit = float(rng.uniform(0, 20)), str(rng.choice(["work_hours", "work_days", "calendar_days"]))
+        assert batch.add(at, amount, unit) == plain.add(at, amount, unit)
+    assert batch.hours_per_day == plain.hours_per_day
+
+
+def test_the_demo_load_prints_its_stages_when_asked_for(tmp_path, capsys):
+    from gridmap.demo.load import load_demo
+    from tests.conftest import TODAY
+
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'demo.sqlite'}")
+    storage.migrate(engine)
+    stream = io.StringIO()
+    with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+        summary = load_demo(session, "530111", small=True, seed=11, today=TODAY, progress=Progress(stream=stream))
+    engine.dispose()
+    lines = stream.getvalue().splitlines()
+    for stage, count in (("wrote areas", sum(summary.areas.values())), ("wrote places", sum(summary.places.values())),
+                         ("wrote cases", summary.cases)):
+        assert any(line.endswith(f"530111: {stage} {count:,}") for line in lines), (stage, lines)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_is_printed_when_asked_for_and_only_then(db, capsys):
+    factory, index = db
+    data = _export("PG", index)
+    quiet = import_export(factory, index, data, "csv", crs="wgs84", now=NOW)
+    assert capsys.readouterr().err == ""
+    stream = io.StringIO()
+    again = import_export(factory, index, data, "csv", crs="wgs84", now=NOW, progress=Progress(stream=stream))
+    text = stream.getvalue()
+    assert f"read rows {quiet['rows']:,}" in text and "placed rows" in text
+    assert again["created"] == 0 and quiet["created"] > 0
