@@ -1,7 +1,27 @@
 """Benchmark: assigning points to grids — gridmap vs geopandas.sjoin, shapely STRtree and PostGIS, same data, one run.
 
-    .venv/bin/python tests/benchmarks/locate.py                 # 2k, 20k, 200k grids; 1M points; HTTP on Guandu
+    .venv/bin/python tests/benchmarks/locate.py                 # 2k, 20k, 200k grids; 1M points; HTTP on Guandu;
+                                                                # then the whole-process file comparison (1M points)
     .venv/bin/python tests/benchmarks/locate.py --sizes 2000 --points 200000 --http-demo small
+    .venv/bin/python tests/benchmarks/locate.py --only-file --file-points 200000   # the file comparison alone
+
+**Whole process** (`--file-points`, default 1,000,000; 0 skips it): on the full Guandu demo (the SpatiaLite file
+tests/benchmarks/series.py keeps under /tmp/gridmap-bench-series/, or one built here), points spread over the
+district (95 % inside, 5 % in its bounding box outside) are written to points.parquet, then timed as a user runs
+them, each a separate process, interpreter start included, best of `--reps`:
+
+* `gridmap --database sqlite:///… locate-file points.parquet out.parquet`;
+* the naive geopandas script (`NAIVE` below): read the Parquet, make a GeoDataFrame, read the leaf (micro-grid)
+  polygons with their grid codes from the same database, `sjoin(predicate="within")`, write Parquet.
+
+The index file `gridmap locate-file` keeps per generation (`batch.cached_index`; the areas are still read from the
+database and hashed) is made by a first run, as any earlier run on the same boundaries would have made it; that
+run is shown apart. It prints wall time, CPU time (each the best of
+the runs) and peak RSS of each (from `os.wait4` in a small launcher process), the ratio, a run with a smaller
+chunk (memory follows the chunk, not the file), and the answers compared per
+point: micro-grid and grid code, for the points that are on no boundary (gridmap flags `on_boundary`; sjoin
+lists such a point once per polygon, or not at all). Then where gridmap's time goes, in one process: imports,
+loading the index from the database, the file.
 
 For each grid set (tiled wiggly Voronoi cells, 40–60 vertices, `synthetic.py`) it prints points per second for
 gridmap's batch locate (one thread), geopandas.sjoin(predicate="within"), shapely STRtree.query(predicate=
@@ -14,6 +34,7 @@ Figures are measurements on this machine at this moment; run it twice before bel
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -266,6 +287,192 @@ def bench_http(demo: str, rate: float, seconds: float) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+SERIES_DEMO = Path("/tmp/gridmap-bench-series/full-demo.sqlite")  # kept by tests/benchmarks/series.py
+OWN_DEMO = Path("/tmp/gridmap-bench-locate/full-demo.sqlite")
+
+NAIVE = '''"""The naive peer: read the points, read the leaf polygons from the same database, sjoin within, write."""
+import sys
+
+import geopandas as gpd
+import pandas as pd
+from pysqlite3 import dbapi2 as sqlite3
+
+db, source, target = sys.argv[1:4]
+points = pd.read_parquet(source)
+left = gpd.GeoDataFrame(points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs=4326)
+con = sqlite3.connect(db)
+con.enable_load_extension(True)
+con.load_extension("mod_spatialite")
+rows = con.execute("SELECT m.code, g.code, ST_AsBinary(m.geom) FROM area m "
+                   "JOIN generation gen ON gen.id = m.generation_id AND gen.status = 'active' "
+                   "LEFT JOIN area g ON g.id = m.parent_id WHERE m.is_leaf").fetchall()
+areas = pd.DataFrame(rows, columns=["microgrid_code", "grid_code", "wkb"])
+right = gpd.GeoDataFrame(areas[["microgrid_code", "grid_code"]], geometry=gpd.GeoSeries.from_wkb(areas["wkb"]),
+                         crs=4326)
+out = gpd.sjoin(left, right, predicate="within", how="left")
+out.to_parquet(target)
+'''
+
+PHASES = '''import resource, sys, time
+t0, c0 = time.perf_counter(), time.process_time()
+from gridmap import storage
+from gridmap.areas import load_index
+from gridmap.batch import cached_index, locate_file
+t1, c1 = time.perf_counter(), time.process_time()
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"   imports {t1 - t0:.2f} s wall, {c1 - c0:.2f} s CPU (peak RSS {rss():.0f} MB)")
+with storage.make_sessionmaker(storage.make_engine(sys.argv[1]))() as session:
+    index = cached_index(session)
+    t2, c2 = time.perf_counter(), time.process_time()
+    print(f"   the index as locate-file gets it (batch.cached_index: areas read and hashed, file loaded) "
+          f"{t2 - t1:.2f} s wall, {c2 - c1:.2f} s CPU ({rss():.0f} MB)")
+    locate_file(sys.argv[2], sys.argv[3], index, session=session, show_progress=False)
+    t3, c3 = time.perf_counter(), time.process_time()
+    print(f"   read, locate (the numba kernels loaded from their cache on first use), write the file "
+          f"{t3 - t2:.2f} s wall, {c3 - c2:.2f} s CPU ({rss():.0f} MB)")
+    load_index(session)
+    t4, c4 = time.perf_counter(), time.process_time()
+    print(f"   for comparison, building the index anew (areas.load_index) {t4 - t3:.2f} s wall, {c4 - c3:.2f} s CPU")
+'''
+
+# a small launcher measures each process: a child's peak RSS counts from its parent's at fork (Linux keeps
+# ru_maxrss across fork and exec), so the benchmark's own memory must not be its parent
+LAUNCH = '''import json, os, subprocess, sys, time
+with open(sys.argv[1], "wb") as log:
+    t = time.perf_counter()
+    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"wall": time.perf_counter() - t, "cpu": usage.ru_utime + usage.ru_stime,
+                  "rss": usage.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status)}))
+'''
+
+
+def _demo_database() -> Path:
+    """The full demo as SpatiaLite: the series benchmark's file when it is complete, else one built here once."""
+    import sqlalchemy as sa
+
+    from gridmap import storage
+
+    for path in (SERIES_DEMO, OWN_DEMO):
+        if path.exists():
+            engine = storage.make_engine(f"sqlite:///{path}")
+            try:
+                with engine.connect() as conn:
+                    leaves = conn.scalar(sa.text("SELECT count(*) FROM area WHERE is_leaf"))
+                    admin = conn.scalar(sa.text("SELECT count(*) FROM account WHERE username = 'demo-admin'"))
+                if leaves and leaves > 1000 and admin:
+                    return path
+            except sa.exc.DBAPIError:
+                pass
+            finally:
+                engine.dispose()
+    OWN_DEMO.parent.mkdir(parents=True, exist_ok=True)
+    OWN_DEMO.unlink(missing_ok=True)
+    gm = str(Path(sys.executable).with_name("gridmap"))
+    print(f"   building the full demo in {OWN_DEMO} (minutes)")
+    subprocess.run([gm, "--database", f"sqlite:///{OWN_DEMO}", "init"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([gm, "--database", f"sqlite:///{OWN_DEMO}", "demo"], check=True, stdout=subprocess.DEVNULL)
+    return OWN_DEMO
+
+
+def _district_points(db: Path, m: int, path: Path) -> None:
+    """`m` points: 95 % uniform inside the district, 5 % in its bounding box outside it; written as Parquet
+    (id, lon, lat), as a user's file would be."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from gridmap import storage
+
+    engine = storage.make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        wkb = conn.scalar(sa.text("SELECT ST_AsBinary(a.geom) FROM area a JOIN generation g ON g.id = a.generation_id "
+                                  "WHERE g.status = 'active' AND a.level = 'district'"))
+    engine.dispose()
+    district = shapely.from_wkb(bytes(wkb))
+    rng = np.random.default_rng(11)
+    minx, miny, maxx, maxy = district.bounds
+    lon, lat = rng.uniform(minx, maxx, 4 * m + 100), rng.uniform(miny, maxy, 4 * m + 100)
+    inside = shapely.contains_xy(district, lon, lat)
+    pick = np.concatenate([np.flatnonzero(inside)[:m - m // 20], np.flatnonzero(~inside)[:m // 20]])
+    rng.shuffle(pick)
+    pd.DataFrame({"id": np.arange(m), "lon": lon[pick], "lat": lat[pick]}).to_parquet(path, index=False)
+
+
+def _run(cmd: list[str], log: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of one process run by the launcher; fails on a non-zero exit."""
+    launcher = log.with_name("launch.py")
+    launcher.write_text(LAUNCH)
+    done = subprocess.run([sys.executable, str(launcher), str(log), *cmd], check=True, capture_output=True,
+                          text=True)
+    figures = json.loads(done.stdout)
+    if figures["code"]:
+        raise SystemExit(f"{cmd[0]} failed ({figures['code']}):\n{log.read_text()[-2000:]}")
+    return figures["wall"], figures["cpu"], figures["rss"]
+
+
+def bench_whole_process(m: int, reps: int) -> bool:
+    import pandas as pd
+
+    db = _demo_database()
+    tmp = Path(tempfile.mkdtemp(prefix="gridmap-bench-file-"))
+    try:
+        source = tmp / "points.parquet"
+        _district_points(db, m, source)
+        naive_py = tmp / "naive.py"
+        naive_py.write_text(NAIVE)
+        gm = str(Path(sys.executable).with_name("gridmap"))
+        url = f"sqlite:///{db}"
+        ours_cmd = [gm, "--database", url, "locate-file", str(source), str(tmp / "gridmap.parquet")]
+        naive_cmd = [sys.executable, str(naive_py), str(db), str(source), str(tmp / "naive.parquet")]
+        load = os.getloadavg()
+        print(f"\n== whole process: {m:,} points in a Parquet file over the full demo ({db}), best of {reps}; "
+              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+        small_cmd = ours_cmd[:-1] + [str(tmp / "small.parquet"), "--chunk-rows", "50000"]
+        runs = {"gridmap locate-file": [], "naive geopandas (read, sjoin within, write)": []}
+        cache = Path(tempfile.mkdtemp(prefix="gridmap-bench-index-"))
+        os.environ["GRIDMAP_INDEX_CACHE"] = str(cache)  # an empty index cache of its own
+        first = _run(ours_cmd, tmp / "gridmap.log")  # the index file of this generation is made
+        for _ in range(reps):  # alternated, so that both see the same machine
+            runs["gridmap locate-file"].append(_run(ours_cmd, tmp / "gridmap.log"))
+            runs["naive geopandas (read, sjoin within, write)"].append(_run(naive_cmd, tmp / "naive.log"))
+        runs["gridmap locate-file --chunk-rows 50000"] = [_run(small_cmd, tmp / "small.log")]
+        runs["gridmap locate-file, no index file yet"] = [first]
+        print(f"   {'process':44s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS MB':>12s}   (every run: wall s / CPU s)")
+        best = {}
+        for name, figures in runs.items():
+            wall = min(f[0] for f in figures)
+            cpu = min(f[1] for f in figures)
+            best[name] = (wall, cpu)
+            print(f"   {name:44s} {wall:8.2f} {cpu:8.2f} {max(f[2] for f in figures):12.0f}   "
+                  f"({', '.join(f'{f[0]:.2f}/{f[1]:.2f}' for f in figures)})")
+        (ow, oc), (nw, nc) = best["gridmap locate-file"], best["naive geopandas (read, sjoin within, write)"]
+        print(f"   gridmap is {nw / ow:.1f}× the naive pipeline in wall time, {nc / oc:.1f}× in CPU time "
+              f"(target ≥ 5×); load average now {os.getloadavg()[0]:.1f}")
+        ours = pd.read_parquet(tmp / "gridmap.parquet", columns=["id", "microgrid_code", "grid_code", "flags"])
+        naive = pd.read_parquet(tmp / "naive.parquet", columns=["id", "microgrid_code", "grid_code"])
+        listed = naive["id"].value_counts()
+        once = naive[naive["id"].map(listed) == 1].set_index("id")
+        keep = ~ours["flags"].str.contains("on_boundary").to_numpy() & ours["id"].isin(once.index).to_numpy()
+        ours = ours[keep].set_index("id")
+        theirs = once.loc[ours.index]
+        same = np.ones(len(ours), bool)
+        for col in ("microgrid_code", "grid_code"):
+            a, b = ours[col].astype(object), theirs[col].astype(object)
+            same &= ((a == b) | (a.isna() & b.isna())).to_numpy()
+        ok = bool(same.all()) and len(ours) >= 0.99 * m  # a boundary point is rare among random ones
+        print(f"   answers: {int(same.sum()):,} of {len(ours):,} points on no boundary get the same micro-grid and grid "
+              f"({m - len(ours):,} left out: on a boundary) — {'same answers' if same.all() else 'DIFFERENT'}")
+        print("   where gridmap's time goes, in one process:")
+        phases = tmp / "phases.py"
+        phases.write_text(PHASES)
+        _run([sys.executable, str(phases), url, str(source), str(tmp / "again.parquet")], tmp / "phases.log")
+        print((tmp / "phases.log").read_text().rstrip())
+        shutil.rmtree(cache, ignore_errors=True)
+        return ok
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 200000])
@@ -274,7 +481,15 @@ def main() -> int:
     parser.add_argument("--http-demo", choices=["full", "small", "none"], default="full")
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--file-points", type=int, default=1_000_000,
+                        help="points in the whole-process file comparison (0 skips it)")
+    parser.add_argument("--reps", type=int, default=3, help="runs of each process in the file comparison")
+    parser.add_argument("--only-file", action="store_true", help="only the whole-process file comparison")
     args = parser.parse_args()
+    if args.only_file:
+        ok = bench_whole_process(args.file_points, args.reps)
+        print("\nsame answers" if ok else "\nDISAGREEMENT: see above")
+        return 0 if ok else 1
     lon, lat = make_points(args.points)
     index = AreaIndex([AreaRef(0, "grid", "0", "warm-up", None)], [shapely.box(0, 0, 1, 1)])
     index.locate_many(np.array([0.5]), np.array([0.5]))  # compile the kernels before timing
@@ -283,6 +498,8 @@ def main() -> int:
         ok &= bench_size(n, lon, lat, not args.no_postgis)["ok"]
     if args.http_demo != "none":
         bench_http(args.http_demo, args.rate, args.seconds)
+    if args.file_points:
+        ok &= bench_whole_process(args.file_points, args.reps)
     print("\nall methods agree on every point" if ok else "\nDISAGREEMENT: see the table above")
     return 0 if ok else 1
 
