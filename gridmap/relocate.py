@@ -192,7 +192,7 @@ def _level_table(index: AreaIndex) -> np.ndarray:
 def relocate_partition(cases: pd.DataFrame, bnd: Boundaries) -> pd.DataFrame:
     """One partition of the report (`COLUMNS`) for cases read by `read_cases` (a GeoDataFrame of them too)."""
     table = bnd.levels
-    stored = [m if isinstance(m, str) else g for m, g in zip(cases["microgrid_code"], cases["grid_code"])]
+    stored = [m if isinstance(m, str) and m else g for m, g in zip(cases["microgrid_code"], cases["grid_code"])]
     leaf, method = place(bnd.index, cases["lon"].to_numpy(float), cases["lat"].to_numpy(float),
                          cases["grid_chosen"].to_numpy(bool), stored)
     new = table[np.where(leaf >= 0, leaf, len(table) - 1)]

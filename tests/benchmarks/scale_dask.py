@@ -13,7 +13,9 @@ report has cases that change grid. With --postgis a database of its own is made 
 
 Printed per database: the single-machine time, the cluster's start-up, the Dask time (first run, with the index
 scattered, and a second run), cases per second, the ratio single ÷ Dask, and the machine's load average. The
-single-machine and the Dask reports (per case and per grid) are asserted equal before any figure is printed. On a
+single-machine and the Dask reports (per case and per grid) are asserted equal before any figure is printed.
+Then the cases received per grid and month over 24 months: `measures.measures` once per month (the peer), and
+`relocate.received_by_month` in one process and on Dask, all three asserted equal. On a
 2-core machine shared with other jobs, two worker processes cannot beat one process by much: the figure that
 matters here is that the answers are the same, and what the distribution costs.
 """
@@ -129,6 +131,56 @@ def bench(label: str, url: str, workers: int, rows: int) -> None:
     print(f"  Dask, second run        {t_second:7.2f} s   {n / t_second:9,.0f} cases/s   single ÷ Dask "
           f"{t_single / t_second:.2f}×")
     print(f"  load average            {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    months(url, workers, rows)
+
+
+def _china_months(first: dt.date, n: int) -> list[dt.datetime]:
+    cst = dt.timezone(dt.timedelta(hours=8))
+    out, year, month = [], first.year, first.month
+    for _ in range(n + 1):
+        out.append(dt.datetime(year, month, 1, tzinfo=cst).astimezone(dt.timezone.utc))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def months(url: str, workers: int, rows: int, n: int = 24) -> None:
+    """Cases received per grid and month over two years: measures.measures once per month (the peer), the
+    partitioned count in one process and on Dask; all three asserted equal."""
+    from gridmap import measures
+
+    edges = _china_months(dt.date(2025, 1, 1), n)
+    start = time.perf_counter()
+    engine = storage.make_engine(url)
+    expected = {}
+    with storage.make_sessionmaker(engine)() as s:
+        for k in range(n):
+            _, table = measures.measures(s, "grid", since=edges[k], until=edges[k + 1])
+            expected.update({(k, r.key): r.received for r in table.itertuples()
+                             if r.key != measures.TOTAL_KEY and r.received})
+    engine.dispose()
+    t_measures = time.perf_counter() - start
+    start = time.perf_counter()
+    single = relocate.received_by_month(url, edges, rows_per_partition=rows)
+    t_single = time.perf_counter() - start
+    client = relocate.open_client(f"local:{workers}")
+    try:
+        relocate.received_by_month(url, edges, client=client, rows_per_partition=rows)  # workers warmed
+        start = time.perf_counter()
+        spread = relocate.received_by_month(url, edges, client=client, rows_per_partition=rows)
+        t_dask = time.perf_counter() - start
+    finally:
+        relocate.close_client(client)
+    pd.testing.assert_frame_equal(single, spread)
+    got = {(m, g): r for m, g, r in single.itertuples(index=False) if g != measures.NO_UNIT}
+    assert got == expected
+    print(f"  received per grid and month, {n} months, {int(single['received'].sum()):,} cases — equal to "
+          "measures.measures month by month")
+    print(f"    measures.measures × {n}  {t_measures:7.2f} s   (all twenty measures, not only this count)")
+    print(f"    partitioned, single   {t_single:7.2f} s   measures ÷ single {t_measures / t_single:.2f}×")
+    print(f"    partitioned, Dask     {t_dask:7.2f} s   measures ÷ Dask {t_measures / t_dask:.2f}× "
+          f"(second run, {workers} workers)")
+    load = os.getloadavg()
+    print(f"    load average          {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
 
 
 def main() -> int:
