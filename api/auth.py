@@ -9,18 +9,16 @@ Credentials, in this order:
 4. the pages' session cookie; a write with it must also carry the page's `X-CSRF-Token` (or form field `csrf`).
 A request with none of them is anonymous. A presented but invalid credential is a 401, never anonymity.
 
-Resolved principals are remembered for a few seconds per token (revocation through this process takes effect at
-once, through another process within `PRINCIPAL_TTL_S`), so that a locate answered on the event loop needs no
-database round trip.
+Resolved principals are remembered per token for at most `PRINCIPAL_TTL_S` seconds, so that a locate answered on
+the event loop needs no database round trip; a revoked token, key or account, or a changed role or area, takes
+effect at once in every server process (the `principals` topic of `gridmap.runtime` empties the cache before the
+next request is answered).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import threading
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,10 +28,10 @@ from api.params import MAX_ID
 from gridmap import accounts, audit, policy
 from gridmap.errors import Forbidden, InvalidInput, Unauthenticated
 from gridmap.policy import Principal
+from gridmap.runtime import PRINCIPAL_TTL_S, PrincipalCache  # noqa: F401 - the cache lives with the others
 
 SESSION_COOKIE = "gridmap_session"
 CSRF_HEADER = "x-csrf-token"
-PRINCIPAL_TTL_S = 5.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIELESS = ("/login", "/logout")  # they handle the session cookie themselves (a stale one must not lock one out)
 
@@ -41,39 +39,6 @@ COOKIELESS = ("/login", "/logout")  # they handle the session cookie themselves 
 def csrf_token(session_token: str) -> str:
     """The CSRF token of a session: derived from the session's secret cookie, so only its holder can know it."""
     return hashlib.sha256(f"gridmap-csrf:{session_token}".encode()).hexdigest()[:40]
-
-
-class PrincipalCache:
-    """Principals by (kind, token digest) for `PRINCIPAL_TTL_S` seconds."""
-
-    def __init__(self, ttl_s: float = PRINCIPAL_TTL_S, size: int = 10_000):
-        self.ttl_s, self.size = ttl_s, size
-        self._items: dict[tuple[str, str], tuple[float, Principal | None]] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> tuple[bool, Principal | None]:
-        item = self._items.get(key)
-        if item is None or item[0] < time.monotonic():
-            return False, None
-        return True, item[1]
-
-    def put(self, key: tuple[str, str], principal: Principal | None) -> None:
-        with self._lock:
-            if len(self._items) >= self.size:
-                self._items.clear()
-            self._items[key] = (time.monotonic() + self.ttl_s, principal)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def lock_for(self, key: tuple[str, str]) -> asyncio.Lock:
-        """One lock per key being looked up (dropped with the cache when it is cleared for size)."""
-        with self._lock:
-            if len(self._locks) >= self.size:
-                self._locks.clear()
-            return self._locks.setdefault(key, asyncio.Lock())
 
 
 def client_address(request: Request) -> str | None:

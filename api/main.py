@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 from contextlib import asynccontextmanager
 
 import sqlalchemy.exc
@@ -14,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
-from api.auth import PrincipalCache
 from api.routes import (admin, areas, attachments, auth, boundary_import, cases, catalogue, dispatch, docs, exchange,
                         generations, imports, locate, mapdata, measures, notifications, open311, pages, partition,
                         plan, plan_view, publish, rankings)
@@ -23,10 +20,9 @@ from api.limits import BodyLimit
 from api.security import SecurityHeaders
 from api.settings import Settings
 from gridmap import storage
-from gridmap.generations import IndexRegistry
-from gridmap.mapdata import ShapeCache
 from gridmap.locate import warm_people
-from gridmap.workcal import WorkCalendar
+from gridmap.runtime import TOPICS as RUNTIME_TOPICS
+from gridmap.runtime import Runtime
 from gridmap.workflow import escalate_overdue
 from gridmap.lookup import AreaIndex
 from web import STATIC_DIR
@@ -88,6 +84,26 @@ async def _publish_due(app: FastAPI, interval_s: float = PUBLISH_INTERVAL_S, *, 
         await asyncio.sleep(interval_s)
 
 
+class RuntimeSync:
+    """Before every request, the process catches up with changes other processes made (`gridmap.runtime`): an
+    activation, a revoked key, an edited calendar reach this worker before it answers. A pure ASGI middleware
+    (microseconds when nothing changed)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if runtime is not None:
+                try:
+                    runtime.sync()
+                except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+                    log.warning("could not read the runtime versions; retrying on the next request", exc_info=True)
+                    runtime.invalidate(*RUNTIME_TOPICS)  # unsure what changed: read everything again
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine and the index are made when it starts, not at import."""
     settings = settings or Settings()
@@ -97,7 +113,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = storage.make_engine(settings.database_url)
         app.state.sessionmaker = storage.make_sessionmaker(engine)
         app.state.db_key = str(engine.url)
-        app.state.registry = IndexRegistry(app.state.sessionmaker)
+        # every cache of database data in one object with one invalidation rule (see gridmap.runtime); the
+        # attributes below are the names routes have used
+        runtime = app.state.runtime = Runtime(app.state.sessionmaker, db_key=app.state.db_key)
+        app.state.registry = runtime.registry
+        app.state.area_shapes = runtime.shapes  # outlines per generation, level and zoom, for the map
+        app.state.principals = runtime.principals  # who a token or key stands for
+        app.state.calendar = runtime.calendar
+        app.state.calendar_changed = lambda: runtime.invalidate("calendar")  # an admin edited it (this process)
+        try:
+            runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            pass  # no schema yet: the first request reads them
         app.state.reload_index()
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
@@ -106,14 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         sweeper.cancel()
         publisher.cancel()
+        runtime.stop()
         engine.dispose()
 
     app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None,  # see routes.docs
                   description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
     app.state.settings = settings
-    app.state.area_shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
-    app.state.principals = PrincipalCache()  # who a token or key stands for, for a few seconds
 
     def reload_index() -> AreaIndex | None:
         """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
@@ -128,36 +154,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return None
 
     app.state.reload_index = reload_index
-    calendar_cache: dict = {}
-    calendar_lock = threading.Lock()
-
-    def calendar() -> WorkCalendar:
-        """The working calendar from the database, re-read at most once a minute by one thread; the others go on
-        with the calendar they have meanwhile (fifty requests finding it stale at once, each holding a database
-        connection, must not wait for a fifty-first)."""
-        loaded = calendar_cache.get("at")
-        if loaded is not None and time.monotonic() - loaded <= 60:
-            return calendar_cache["calendar"]
-        if calendar_lock.acquire(blocking="calendar" not in calendar_cache):
-            try:
-                return _load_calendar()
-            finally:
-                calendar_lock.release()
-        return calendar_cache["calendar"]
-
-    def _load_calendar() -> WorkCalendar:
-        loaded = calendar_cache.get("at")
-        if loaded is None or time.monotonic() - loaded > 60:
-            try:
-                with app.state.sessionmaker() as session:
-                    calendar_cache["calendar"] = WorkCalendar.from_session(session)
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
-                calendar_cache["calendar"] = WorkCalendar.seeded()
-            calendar_cache["at"] = time.monotonic()
-        return calendar_cache["calendar"]
-
-    app.state.calendar = calendar
-    app.state.calendar_changed = lambda: calendar_cache.pop("at", None)  # an admin edited it: read it on next use
     errors.register(app)
     for module in (auth, admin, areas, mapdata, locate, boundary_import, publish, plan, plan_view, partition,
                    generations, exchange, dispatch, notifications, attachments, cases, catalogue, imports, measures, rankings,
@@ -166,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
     app.include_router(tile_routes.router)  # vector tiles and TileJSON (issue 15 §5)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(RuntimeSync)  # innermost: after the body limit and headers, right before the route
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.add_middleware(SecurityHeaders)

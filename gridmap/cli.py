@@ -15,6 +15,7 @@ import sys
 
 import sqlalchemy as sa
 
+from gridmap import runtime as _runtime  # noqa: F401 - writes from the command line reach running servers too
 from gridmap import storage
 from gridmap.errors import GridmapError
 
@@ -148,13 +149,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+WORKER_HEALTHCHECK_S = 120
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     if args.database:
         os.environ["GRIDMAP_DATABASE_URL"] = args.database
+    if args.workers < 1:
+        raise ValueError(f"--workers: {args.workers} is not a number of processes (1 or more)")
+    # several worker processes share one database; each follows the others' changes (gridmap.runtime). A worker
+    # importing the stack or building a large lookup index on a busy machine may not answer the supervisor's
+    # health check within uvicorn's 5 s and would be killed and restarted over and over: it gets two minutes.
     uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="info",
-                access_log=args.access_log)
+                access_log=args.access_log, workers=args.workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
     return 0
 
 
@@ -430,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API and the map")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes over the one database (each "
+                       "follows the others' changes before its next answer)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs "
                        "about a tenth of a millisecond per request)")
     serve.set_defaults(func=cmd_serve)

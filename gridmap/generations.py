@@ -7,7 +7,8 @@ exactly one generation was in force: `generation_on(date)` answers "which grid w
 
 `IndexRegistry` holds the lookup indexes: the active one, and a few others by generation for as-of and draft
 lookups. Activation builds the new index first and then swaps one reference, so requests in flight finish on
-the old index and the service never stops.
+the old index and the service never stops. Every write to `generation` or `area` moves the `boundaries` topic of
+`gridmap.runtime`, and every serving process then calls `IndexRegistry.invalidate()` before its next answer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gridmap import runtime as _runtime  # noqa: F401 - installs the hooks that tell other processes of a change
 from gridmap.areas import active_generation, load_index
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.lookup import AreaIndex
@@ -146,17 +148,30 @@ class IndexRegistry:
         self._active: AreaIndex | None = None
         self._cache: OrderedDict[int, AreaIndex] = OrderedDict()
         self._lock = threading.Lock()
+        self._stale = False
 
     @property
     def current(self) -> AreaIndex | None:
-        """The active index if it is built, without building it (for callers on an event loop)."""
-        return self._active
+        """The active index if it is built and still known to be the active one, without building it (for
+        callers on an event loop); None after `invalidate()` until `active()` has checked again."""
+        return None if self._stale else self._active
 
     def active(self) -> AreaIndex | None:
         """The index of the active generation (built on first use); None while no boundaries are loaded."""
-        if self._active is None:
+        if self._active is None or self._stale:
             self.refresh()
         return self._active
+
+    def invalidate(self) -> None:
+        """Boundaries changed somewhere (an activation, a draft redrawn, perhaps in another process): forget the
+        cached indexes of other generations and check which generation is active before the next answer. The
+        active index is kept for reuse while its generation stays the active one (its areas are not edited)."""
+        with self._lock:
+            active = self._active
+            self._cache.clear()
+            if active is not None:
+                self._cache[active.generation_id] = active
+            self._stale = True
 
     def refresh(self) -> AreaIndex | None:
         """Rebuild the active index and swap it in; call after an activation. Readers never wait for the build."""
@@ -170,12 +185,13 @@ class IndexRegistry:
             except DatabaseNotReady:
                 return None
             self._active = index  # one reference swap: requests in flight keep the index they hold
+            self._stale = False
             self._remember(index)
             return index
 
     def for_generation(self, generation_id: int) -> AreaIndex:
         active = self._active
-        if active is not None and active.generation_id == generation_id:
+        if active is not None and active.generation_id == generation_id and not self._stale:
             return active
         with self._lock:
             index = self._cache.get(generation_id)
