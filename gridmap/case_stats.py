@@ -1,4 +1,4 @@
-"""Case counts per area: open, overdue, closed (issue #4 adds the full measures of DOMAIN.md §4)."""
+"""Case counts per area: open, overdue, closed (issue #4 adds the full measures of docs/DOMAIN.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How the work is measured (DOMAIN.md §4): one place for every formula, per grid, branch, community, sub-district,
+"""How the work is measured (docs/DOMAIN.md §4): one place for every formula, per grid, branch, community, sub-district,
 department or worker, over any period.
 
 A period is the half-open interval [since, until). States are taken as they are when the report runs (a case

@@ -9,7 +9,7 @@ requests, and the spec's rules for arguments and errors. Rendering (XML or JSON)
 - Extensions that standard clients can ignore are grouped under `extended_attributes` (mySociety's convention):
   grid code and name, party branch, stage (our state), deadline, escalation level.
 - Errors are a list of `code` and `description`: 404 for what does not exist, 403 for a missing or wrong api_key,
-  400 for anything else (DOMAIN.md §6).
+  400 for anything else (docs/DOMAIN.md §6).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ bounced it), as `compute(unit="worker", under=area)` has it.
 Each rate comes with its numerator and denominator (closure rate: closed ÷ (due − suspended), …; see
 `RATIOS`); a count has the count as numerator and no denominator; hours have neither.
 
-Target lines (`TARGETS`) are the defaults below, from the published figures of DOMAIN.md §4 rounded to what
+Target lines (`TARGETS`) are the defaults below, from the published figures of docs/DOMAIN.md §4 rounded to what
 offices commonly set as 达标线; `direction` says whether a higher value is better. A measure without a target
 has `target` None and every `meets_target` None.
 """

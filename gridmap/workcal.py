@@ -1,7 +1,7 @@
 """The working calendar: which days are worked (weekends, public holidays and make-up working days, 调休), the
 working hours of a day, and time-limit arithmetic on them.
 
-Time limits come per category in working hours, working days or calendar days (DOMAIN.md §3). gridmap counts them
+Time limits come per category in working hours, working days or calendar days (docs/DOMAIN.md §3). gridmap counts them
 all as *working time* except calendar days: a limit of N working days is N × the working hours of a day, so a case
 accepted on Monday at 10:00 with a limit of one working day is due on Tuesday at 10:00, and one accepted on a
 Friday evening starts its clock on the next working morning. Calendar days are plain elapsed days.
@@ -164,7 +164,7 @@ def clock(calendar: WorkCalendar, start: dt.datetime, due: dt.datetime, unit: st
           ) -> tuple[str, float]:
     """The warning colour of a running clock and the share of the time from `start` to `due` used, counted in
     `unit` (so an extension or a suspension that moved `due` is taken into account): green under 80 %, yellow up to
-    the deadline, red past it (DOMAIN.md §3)."""
+    the deadline, red past it (docs/DOMAIN.md §3)."""
     total = calendar.elapsed(start, due, unit)
     used = calendar.elapsed(start, now, unit) / total if total > 0 else 1.0
     return ("red" if _aware(now) > _aware(due) else "green" if used < 0.8 else "yellow"), used

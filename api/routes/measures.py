@@ -1,4 +1,4 @@
-"""The measures of DOMAIN.md §4 per unit and period, as JSON, CSV or XLSX (formulas: `gridmap.measures`)."""
+"""The measures of docs/DOMAIN.md §4 per unit and period, as JSON, CSV or XLSX (formulas: `gridmap.measures`)."""
 
 from __future__ import annotations
 

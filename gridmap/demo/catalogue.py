@@ -1,6 +1,6 @@
 """The seed catalogue of departments and case categories (events, components, community services).
 
-Time limits follow the local tables quoted in DOMAIN.md §3 (exposed garbage 4 working hours, dirty road 5 working
+Time limits follow the local tables quoted in docs/DOMAIN.md §3 (exposed garbage 4 working hours, dirty road 5 working
 hours, waterlogging 4 working hours, illegal structure 15 working days); the others are of the same kind.
 """
 
