@@ -88,12 +88,15 @@ def split_balanced(piece: Piece, k: int, street_angle: float, rng: np.random.Gen
 
 
 def allocate(total: int, weights: list[float], minimum: int = 1) -> list[int]:
-    """Share `total` among `weights` in proportion, at least `minimum` each, summing exactly to `total`.
+    """Share `total` among `weights`: `minimum` each, then what is left in proportion to the weights (largest
+    remainders first, ties to the earlier part), summing exactly to `total`.
 
     Examples
     --------
-    >>> allocate(10, [1, 1, 2])
-    [3, 2, 5]
+    >>> allocate(10, [1, 1, 2])  # 1 each, then 7 shared 1.75 : 1.75 : 3.5
+    [3, 3, 4]
+    >>> allocate(4, [0, 0])
+    [2, 2]
     """
     n = len(weights)
     if total < minimum * n:
