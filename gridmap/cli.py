@@ -272,10 +272,9 @@ def cmd_relocate(args: argparse.Namespace) -> int:
         raise ValueError(f"--summary: {Path(args.summary).name!r} must end in .csv, .xlsx or .parquet")
     with storage.make_sessionmaker(_engine(args))() as session:
         generation = _generation_id(session, args.generation)
-    report, per_grid, totals = relocate.relocate(url, generation, scheduler=args.scheduler,
-                                                 rows_per_partition=args.rows_per_partition)
+    _, per_grid, totals = relocate.relocate(url, generation, scheduler=args.scheduler,
+                                            rows_per_partition=args.rows_per_partition, out=out)
     if out is not None:
-        report.to_parquet(out, index=False)
         totals["written"] = str(out)
     if args.summary:
         write_table(per_grid, args.summary)

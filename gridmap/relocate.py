@@ -216,7 +216,8 @@ def relocate_partition(cases: pd.DataFrame, bnd: Boundaries) -> pd.DataFrame:
 
     out["grid_changed"] = differs("old_grid_code", "new_grid_code")
     out["changed"] = out["grid_changed"] | differs("old_microgrid_code", "new_microgrid_code")
-    return out[COLUMNS].reset_index(drop=True)
+    text = ["number", "state", "method", *(f"{side}_{c}" for side in ("old", "new") for c in CODE_COLUMNS)]
+    return out[COLUMNS].astype({c: "str" for c in text}).reset_index(drop=True)  # one type in every partition
 
 
 def empty_report() -> pd.DataFrame:
@@ -228,7 +229,11 @@ def empty_report() -> pd.DataFrame:
 def summary(report: pd.DataFrame, names: dict[str, str] | None = None) -> pd.DataFrame:
     """Per grid code found before or after (`SUMMARY_COLUMNS`): cases attributed to it as stored and under the
     generation, those moving out of it and into it (the grid changes), and the open ones among the moves."""
-    names = names or {}
+    return _named(_grid_counts(report), names)
+
+
+def _grid_counts(report: pd.DataFrame) -> pd.DataFrame:
+    """The counts of `summary` by grid code (the index): partial counts of partitions add up."""
     moved = report[report["grid_changed"]]
     parts = {
         "cases_before": report.groupby("old_grid_code").size(),
@@ -239,11 +244,26 @@ def summary(report: pd.DataFrame, names: dict[str, str] | None = None) -> pd.Dat
         "open_moved_in": moved[moved["open"]].groupby("new_grid_code").size(),
     }
     codes = sorted(set().union(*[set(s.index) for s in parts.values()]))
-    out = pd.DataFrame({"grid_code": pd.Series(codes, dtype=object)})
-    out["grid_name"] = out["grid_code"].map(names).astype(object)
+    out = pd.DataFrame(index=pd.Index(codes, dtype=object, name="grid_code"))
     for column, series in parts.items():
-        out[column] = out["grid_code"].map(series).fillna(0).astype("int64")
+        out[column] = series.reindex(out.index).fillna(0).astype("int64")
+    return out
+
+
+def _named(counts: pd.DataFrame, names: dict[str, str] | None) -> pd.DataFrame:
+    out = counts.sort_index().reset_index()
+    out["grid_code"] = out["grid_code"].astype(object)
+    out["grid_name"] = out["grid_code"].map(names or {}).astype(object)
     return out[SUMMARY_COLUMNS]
+
+
+def _add_totals(a: dict, b: dict) -> dict:
+    out = {k: a.get(k, 0) + b[k] for k in b if k != "method"}
+    methods = dict(a.get("method", {}))
+    for k, v in b["method"].items():
+        methods[k] = methods.get(k, 0) + v
+    out["method"] = dict(sorted(methods.items()))
+    return out
 
 
 def totals(report: pd.DataFrame) -> dict:
@@ -291,36 +311,43 @@ def close_client(client) -> None:
         cluster.close()
 
 
-def relocate_local(url: str, bnd: Boundaries, ranges: list[tuple[int, int]]) -> pd.DataFrame:
-    """The single-machine path: each id range read and located in turn, in this process."""
-    parts = [relocate_partition(_case_points(read_cases(url, lo, hi)), bnd) for lo, hi in ranges]
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else empty_report()
+def relocate_local(url: str, bnd: Boundaries, ranges: list[tuple[int, int]]):
+    """The single-machine path: each id range read and located in turn, in this process (a partition at a time)."""
+    for lo, hi in ranges:
+        yield relocate_partition(_case_points(read_cases(url, lo, hi)), bnd)
 
 
 def _read_points(span: tuple[int, int], url: str):
     return _case_points(read_cases(url, *span))
 
 
-def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]], client) -> pd.DataFrame:
-    """The Dask path: one partition per id range, read by a worker; the index scattered to every worker once."""
+def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]], client):
+    """The Dask path: one partition per id range, read by a worker; the index scattered to every worker once.
+    The located partitions are fetched in id order, each released once handed on (the client holds one)."""
     import dask.dataframe as dd
     import dask_geopandas  # noqa: F401 - registers the GeoDataFrame backend of dask.dataframe
 
     if not ranges:
-        return empty_report()
+        return
     shared = client.scatter(bnd, broadcast=True, hash=False)
     meta = _case_points(_case_types(pd.DataFrame({c: [] for c in PARTITION_COLUMNS})))
     points = dd.from_map(_read_points, ranges, url=url, meta=meta, enforce_metadata=False)
     located = points.map_partitions(relocate_partition, shared, meta=empty_report(), enforce_metadata=False)
-    out = client.compute(located, sync=True)
-    return out.reset_index(drop=True)
+    futures = client.compute(located.to_delayed())
+    try:
+        for future in futures:
+            yield future.result()
+            future.release()
+    finally:
+        client.cancel(futures)
 
 
 def relocate(url: str, generation_id: int, *, scheduler: str | None = None, client=None,
-             rows_per_partition: int = DEFAULT_ROWS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+             rows_per_partition: int = DEFAULT_ROWS, out=None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
     """The report of re-locating every located case of the database at `url` under `generation_id`:
-    (per case, per grid, totals). On Dask when `scheduler` (or an open `client`) is given."""
+    (per case, per grid, totals). On Dask when `scheduler` (or an open `client`) is given. With `out` (a path)
+    the report per case is written there as Parquet a partition at a time, never held whole (None is returned
+    in its place)."""
     from gridmap import storage
 
     if scheduler is not None:
@@ -331,20 +358,44 @@ def relocate(url: str, generation_id: int, *, scheduler: str | None = None, clie
         ranges = id_ranges(session, rows_per_partition)
         old_names = dict(session.execute(sa.select(Area.code, Area.name).where(Area.level == "grid")
                                          .order_by(Area.generation_id)).all())
-    if client is None and scheduler is None:
-        report = relocate_local(url, bnd, ranges)
-    elif client is not None:
-        report = relocate_dask(url, bnd, ranges, client)
-    else:
-        own = open_client(scheduler)
-        try:
-            report = relocate_dask(url, bnd, ranges, own)
-        finally:
+    own = open_client(scheduler) if client is None and scheduler is not None else None
+    try:
+        runner = client if client is not None else own
+        parts = relocate_local(url, bnd, ranges) if runner is None else relocate_dask(url, bnd, ranges, runner)
+        report, counts, result = _collect(parts, out)
+    finally:
+        if own is not None:
             close_client(own)
-    names = {**old_names, **bnd.names}
-    result = totals(report)
     result.update(generation_id=generation_id, partitions=len(ranges))
-    return report, summary(report, names), result
+    return report, _named(counts, {**old_names, **bnd.names}), result
+
+
+def _collect(parts, out) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
+    """The partitions concatenated (or written to `out`), their grid counts and totals added up."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = empty_report()
+    schema = pa.Schema.from_pandas(empty, preserve_index=False)
+    kept, counts, result = [], [_grid_counts(empty)], totals(empty)
+    writer = pq.ParquetWriter(out, schema) if out is not None else None
+    try:
+        for part in parts:
+            if not len(part):
+                continue
+            counts.append(_grid_counts(part))
+            result = _add_totals(result, totals(part))
+            if writer is not None:
+                writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+            else:
+                kept.append(part)
+    finally:
+        if writer is not None:
+            writer.close()
+    report = None if writer is not None else (pd.concat(kept, ignore_index=True) if kept else empty)
+    total = pd.concat(counts).groupby(level=0).sum().astype("int64")
+    total.index = total.index.astype(object).rename("grid_code")
+    return report, total, result
 
 
 # -- measures over years: cases received per month and grid --------------------------------------------------------

@@ -152,7 +152,7 @@ def test_single_machine_report(world, tmp_path):
     engine.dispose()
 
 
-def test_dask_local_cluster_gives_the_same_report(world, client):
+def test_dask_local_cluster_gives_the_same_report(world, client, tmp_path):
     """Two worker processes read the id ranges from the database, the index scattered to both: the same report,
     row for row, as the single-machine path."""
     assert len(client.scheduler_info()["workers"]) == 2
@@ -163,6 +163,12 @@ def test_dask_local_cluster_gives_the_same_report(world, client):
     pd.testing.assert_frame_equal(single[1], spread[1])
     assert single[2] == spread[2]
     assert spread[0]["changed"].sum() >= 3
+    # written a partition at a time from the Dask path: the same rows
+    written = relocate.relocate(world["url"], world["draft"], client=client, rows_per_partition=40,
+                                out=tmp_path / "spread.parquet")
+    assert written[0] is None and written[2] == single[2]
+    pd.testing.assert_frame_equal(written[1], single[1])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spread.parquet"), single[0])
     # and it is not the active generation's report
     current = relocate.relocate(world["url"], world["active"], client=client, rows_per_partition=40)
     assert current[0]["new_microgrid_code"].ne(spread[0]["new_microgrid_code"]).sum() >= 3
