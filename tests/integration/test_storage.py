@@ -1,5 +1,6 @@
 """Storage on both databases: migrations, the loaded demo, and the SQL lookup agreeing with the in-memory one."""
 
+import datetime as dt
 from collections import Counter
 
 import numpy as np
@@ -11,11 +12,35 @@ from gridmap import storage
 from gridmap.areas import covering_leaf_codes, load_index
 from gridmap.demo.tiling import SMALL_SCALE
 from gridmap.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
+from gridmap.workcal import seed_days
+from tests.conftest import DIALECTS, _new_postgis_database
 
 
 def test_migrations_are_at_head_and_idempotent(engine):
     storage.migrate(engine)
     assert storage.schema_revision(engine) == "0009"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_migrated_calendar_is_the_seed_calendar(dialect, tmp_path):
+    """Migration 0002 carries its own copy of the holiday notices; the list in gridmap.workcal (what a calendar
+    with no database uses) must say the same, so a new year's notice needs a migration as well as the list."""
+    if dialect == "spatialite":
+        url, drop = f"sqlite:///{tmp_path / 'empty.sqlite'}", None
+    else:
+        url, drop = _new_postgis_database()
+    engine = storage.make_engine(url)
+    try:
+        storage.migrate(engine)
+        with engine.connect() as conn:
+            rows = [(r.day, r.kind, r.name) for r in conn.execute(sa.text(
+                "SELECT day, kind, name FROM calendar_day ORDER BY day"))]
+    finally:
+        engine.dispose()
+        if drop:
+            drop()
+    rows = [(d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)[:10]), k, n) for d, k, n in rows]
+    assert rows == seed_days()
 
 
 def test_demo_rows_keep_the_promises(session):
