@@ -170,7 +170,7 @@ def test_dask_local_cluster_gives_the_same_report(world, client, tmp_path):
     pd.testing.assert_frame_equal(written[1], single[1])
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spread.parquet"), single[0])
     # and it is not the active generation's report
-    current = relocate.relocate(world["url"], world["active"], client=client, rows_per_partition=40)
+    current = relocate.relocate(world["url"], world["active"], rows_per_partition=40)
     assert current[0]["new_microgrid_code"].ne(spread[0]["new_microgrid_code"]).sum() >= 3
 
 
