@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install system-deps test-system-deps postgis demo serve unit integration e2e bench lint clean
+.PHONY: run test install system-deps test-system-deps postgis demo serve unit integration e2e bench load-test lint clean
 
 run: install demo serve                    ## install, load the demo into the embedded database if empty, serve
 
@@ -49,6 +49,17 @@ bench: install test-system-deps postgis
 	$(BIN)/python tests/benchmarks/map.py
 	$(BIN)/python tests/benchmarks/planning.py
 	$(BIN)/python tests/benchmarks/series.py
+
+# the mixed load test (issue 15 §8): locust (its own venv, pinned in requirements-load.lock, not in CI's
+# requirements.lock) against `gridmap serve --workers 2` on PostGIS; LOAD_ARGS="--seconds 60 --users 30"
+LOAD_ARGS ?=
+load-test: install test-system-deps postgis .venv-load/.installed
+	$(BIN)/python tests/benchmarks/load.py $(LOAD_ARGS)
+
+.venv-load/.installed: requirements-load.lock
+	$(PYTHON) -m venv .venv-load
+	.venv-load/bin/pip install -q -r requirements-load.lock
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache
