@@ -23,7 +23,12 @@ Two ways to run it, with the same answers (tests/integration/test_relocate.py, t
   file on a path every worker sees); the lookup index of the generation is built once on the client and scattered
   to every worker (broadcast), and each partition is located by the same function (`map_partitions`). The
   attribution kernel is gridmap's own `AreaIndex`, not `dask_geopandas.sjoin`: an sjoin would not apply the
-  tie-break rule on shared edges nor the nearest-grid rule, and would answer differently there.
+  tie-break rule on shared edges nor the nearest-grid rule, and would answer differently there. The located
+  partitions come back in id order one at a time (written to Parquet as they come with `out=`).
+
+Measures over years: `received_by_month` counts the cases received per grid and month over any span from the
+same id-range partitions (a Dask groupby sums the partial counts), each case in the grid it was in when received,
+as `gridmap.measures` counts it after a boundary change.
 """
 
 from __future__ import annotations
