@@ -290,7 +290,8 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
 
     keys = list(rows[0])
     columns = [table.c[k] for k in keys]
-    processors = [None if isinstance(c.type, Geometry) else c.type.bind_processor(conn.dialect) for c in columns]
+    processors = [None if isinstance(c.type, Geometry) else
+                  c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
     raw = conn.connection.driver_connection
     quote = conn.dialect.identifier_preparer.quote
     with raw.cursor() as cursor:
@@ -353,13 +354,14 @@ class BatchCalendar(WorkCalendar):
 
 
 class Progress:
-    """Stages and counts on stderr, a line per stage (`stage`) and a bar for long ones (`bar`, tqdm); silent when
-    `enabled` is false (tests, the API)."""
+    """Stages and counts on stderr, a line per stage (`stage`) and, on a terminal, a bar for long ones (`bar`,
+    tqdm); silent when `enabled` is false (the library's default: tests, the API)."""
 
-    def __init__(self, enabled: bool = True, stream=None, label: str = "") -> None:
+    def __init__(self, enabled: bool = True, stream=None, label: str = "", bars: bool | None = None) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.label = label
+        self.bars = bars if bars is not None else bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
 
     def stage(self, text: str, count: int | None = None) -> None:
@@ -371,7 +373,7 @@ class Progress:
 
     def bar(self, total: int, desc: str, unit: str = "rows"):
         """A tqdm bar (a no-op object when disabled): `update(n)`, `close()`."""
-        if not self.enabled:
+        if not (self.enabled and self.bars):
             return _NoBar()
         from tqdm import tqdm
 

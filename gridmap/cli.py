@@ -118,6 +118,7 @@ def cmd_apikey(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from gridmap.bulk import Progress
     from gridmap.demo.load import load_demo
     from gridmap.tables import Area
 
@@ -140,7 +141,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     districts = ["530111", "140213", "511302", "320282"] if args.district == "all" else args.district.split(",")
     for adcode in districts:
         with _acting(), storage.session_scope(factory) as session:
-            summary = load_demo(session, adcode, small=args.small, seed=args.seed, today=today)
+            summary = load_demo(session, adcode, small=args.small, seed=args.seed, today=today,
+                                progress=Progress(enabled=not args.no_progress))
         print(json.dumps(summary.__dict__, ensure_ascii=False))
     with _acting(), storage.session_scope(factory) as session:
         made = create_demo_accounts(session, districts[0])
@@ -218,6 +220,7 @@ def cmd_import_hotline(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gridmap.areas import load_index
+    from gridmap.bulk import Progress
     from gridmap.hotline import MAX_FILE_BYTES, import_export, report_file
 
     path = Path(args.input)
@@ -232,7 +235,8 @@ def cmd_import_hotline(args: argparse.Namespace) -> int:
     factory = storage.make_sessionmaker(_engine(args))
     with factory() as session:
         index = load_index(session)
-    result = import_export(factory, index, path.read_bytes(), kind, crs=args.crs, actor="cli:import-hotline")
+    result = import_export(factory, index, path.read_bytes(), kind, crs=args.crs, actor="cli:import-hotline",
+                           progress=Progress(enabled=not args.no_progress))
     if args.report:
         report = Path(args.report)
         report.write_bytes(report_file(result, "xlsx" if report.suffix.lower() == ".xlsx" else "csv"))
@@ -434,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None)
     demo.add_argument("--today", help="reference date of the year of cases (YYYY-MM-DD)")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when areas are already loaded")
+    demo.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     demo.set_defaults(func=cmd_demo)
     serve = sub.add_parser("serve", help="serve the API and the map")
     serve.add_argument("--host", default="127.0.0.1")
@@ -496,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("input", help="the export (.csv in UTF-8 or GB18030, or .xlsx)")
     imp.add_argument("--crs", default="gcj02", help="coordinate system of 经度/纬度 (default gcj02)")
     imp.add_argument("--report", help="write the row-by-row report here (.csv or .xlsx)")
+    imp.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     imp.set_defaults(func=cmd_import_hotline)
     bnd = sub.add_parser("boundaries", help="boundary generations: check")
     bnds = bnd.add_subparsers(dest="boundaries_command", required=True)

@@ -227,6 +227,7 @@ def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs:
         (_create_bulk if bulk else _create)(sessionmaker, index, todo[start:start + size], actor, now)
         bar.update(len(todo[start:start + size]))
     bar.close()
+    progress.stage("stored cases", sum(1 for e in report if e["status"] == "created"))
     counts = {status: sum(1 for e in report if e["status"] == status)
               for status in ("created", "duplicate", "unplaced", "invalid")}
     return {"rows": len(report), **counts,
