@@ -472,9 +472,9 @@ def cached_index(session: Session, generation_id: int | None = None, *, cache_di
     code_of = {r.id: r.code for r in rows}
     refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
     index = AreaIndex(refs, [to_shape(r.geom) for r in rows], generation_id)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
         with open(partial, "wb") as f:
             os.fchmod(f.fileno(), 0o600)
             pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -482,8 +482,11 @@ def cached_index(session: Session, generation_id: int | None = None, *, cache_di
         kept = sorted(folder.glob("index-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[INDEX_CACHE_KEEP:]:
             old.unlink(missing_ok=True)
-    except OSError:
-        pass  # a folder that cannot be written only costs the next run the build
+    except OSError:  # a folder that cannot be written only costs the next run the build
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
     return index
 
 
