@@ -123,6 +123,10 @@ def make_plan(url: str) -> dict:
             "SELECT code FROM area WHERE generation_id = :g AND level = 'subdistrict' ORDER BY code"), {"g": active}))
         categories = list(conn.scalars(sa.text(
             "SELECT code FROM case_category WHERE active IS NOT false ORDER BY code")))
+        # Open311 asks an asset or visit attribute of component and service categories: the apps' plain reports
+        # are events
+        events = list(conn.scalars(sa.text(
+            "SELECT code FROM case_category WHERE active IS NOT false AND kind = 'event' ORDER BY code")))
         community = conn.scalar(sa.text(
             "SELECT code FROM area WHERE generation_id = :g AND level = 'community' ORDER BY code LIMIT 1"),
             {"g": active})
@@ -140,9 +144,10 @@ def make_plan(url: str) -> dict:
         keys = {scope: accounts.add_api_key(session, f"load test {scope}", (scope,), created_by="load.py")[1]
                 for scope in ("hotline", "report", "locate")}
     engine.dispose()
-    if not points or not categories or not district_tiles:
+    if not points or not events or not district_tiles:
         raise SystemExit("the database holds no grids or categories: is the demo loaded?")
-    return {"points": points, "subdistricts": subdistricts, "categories": categories, "community": community,
+    return {"points": points, "subdistricts": subdistricts, "categories": categories, "events": events,
+            "community": community,
             "tiles": district_tiles, "community_tiles": community_tiles, "keys": keys}
 
 
@@ -306,7 +311,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--users", type=int, default=30)
-    ap.add_argument("--spawn-rate", type=float, default=10.0)
+    ap.add_argument("--spawn-rate", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the database gridmap_load afterwards")
     args = ap.parse_args()
