@@ -104,6 +104,35 @@ def _postgis_template() -> str:
     return _TEMPLATES["postgis"]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist and `--dist loadfile` (`make test` runs `-n 2 --dist loadfile`): a test module (each of its
+    dialects' halves) runs whole and in its order on one worker, and the e2e tests all on one worker (one server,
+    one Chromium, each account signed in once), first, as they take longest. (xdist_group marks and `--dist
+    loadgroup` do not work with pytest 9.2: xdist 3.8.0 renames items through an attribute pytest no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndE2e(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            # a module's SpatiaLite and PostGIS halves may go to different workers (pytest orders every test of
+            # db_url's first dialect before the second's: a worker running whole modules would rebuild it each time)
+            module, _, name = nodeid.partition("::")
+            if module.startswith("tests/e2e/"):
+                return "tests/e2e/"
+            dialect = next((p for p in name.partition("[")[2].rstrip("]").split("-") if p in DIALECTS), "")
+            return f"{module}[{dialect}]" if dialect else module
+
+    config.option.loadscopereorder = False  # the collection's order, the e2e tests first (below)
+    return ModulesAndE2e(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # an xdist worker: see above
+        items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))  # stable: the order is kept otherwise
+
+
 def pytest_sessionfinish(session, exitstatus):
     if "postgis-drop" in _TEMPLATES:
         _TEMPLATES.pop("postgis-drop")()

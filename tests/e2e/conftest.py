@@ -51,15 +51,18 @@ def _serve(url: str, **settings):
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
                              "--port", str(port), "--log-level", "warning"], env=env)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
+    deadline = time.monotonic() + 180  # its imports alone take 30 s and more on a loaded 2-core machine
+    while True:
         try:
-            urllib.request.urlopen(base + "/login", timeout=1)
+            urllib.request.urlopen(base + "/login", timeout=5)
             break
         except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode} before it answered")
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("the server did not answer within 180 s")
             time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the server did not start")
     return base, proc
 
 
