@@ -115,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_key = str(engine.url)
         # every cache of database data in one object with one invalidation rule (see gridmap.runtime); the
         # attributes below are the names routes have used
-        runtime = app.state.runtime = Runtime(app.state.sessionmaker, db_key=app.state.db_key)
+        runtime = app.state.runtime = Runtime(app.state.sessionmaker, db_key=app.state.db_key,
+                                              shared_index=settings.shared_index)
         app.state.registry = runtime.registry
         app.state.area_shapes = runtime.shapes  # outlines per generation, level and zoom, for the map
         app.state.principals = runtime.principals  # who a token or key stands for

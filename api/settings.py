@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     nearest_m: float = 100.0          # locate: outside every grid, take the nearest grid this close
     service_margin_m: float = 30_000.0  # locate: refuse points farther than this from the service area
     max_batch: int = 10_000           # POST /locate/batch: most records per request
+    shared_index: bool = True         # lookup index of published boundaries: one memory-mapped file for all workers
     open311_jurisdiction: str = "530111"  # Open311 jurisdiction_id (optional for clients; when sent, must match)
     open311_api_keys: str = ""  # comma-separated keys allowed to POST Open311 requests; none = POST refused (403)
     escalation_interval_s: float = 60.0  # how often overdue cases are looked for (and escalated once)

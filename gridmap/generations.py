@@ -139,12 +139,114 @@ def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | N
     return frame[changed].reset_index(drop=True)
 
 
+SHARED_INDEX_KEEP = 6  # shared index folders kept per cache folder (the newest)
+
+
+def shared_index(session: Session, generation_id: int, *, cache_dir=None) -> AreaIndex:
+    """The lookup index of a generation, built once and shared read-only by every process on the machine.
+
+    The index is pickled (protocol 5) with its numeric arrays out of band, each written as a `.npy` file, in a folder
+    named by a digest of the generation's rows (ids, codes, names, parents, geometry bytes), the source of the index
+    code and the library versions — another database, another generation or any change of its areas gives another
+    folder. A process loads it with the arrays memory-mapped (`np.load(mmap_mode='c')`): their pages (the cell
+    raster, over 95 % of the index) are one copy in the page cache for all workers instead of one per process.
+    Copy-on-write rather than read-only: nothing writes them, and they keep the writable array type the compiled
+    kernels (`gridmap.cellindex`) were compiled and cached for (read-only arrays would compile them again).
+    The first process builds it under a file lock; the others wait and load it. Any failure to use the folder
+    (not writable, not owned by this user) falls back to building the index in memory."""
+    import fcntl
+    import hashlib
+    import os
+    import pickle
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from geoalchemy2.shape import to_shape
+
+    from gridmap import cellindex, lookup
+    from gridmap.batch import index_cache_dir
+    from gridmap.lookup import AreaRef
+
+    rows = session.execute(
+        sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id)
+        .where(Area.generation_id == generation_id).order_by(Area.id)).all()
+    digest = hashlib.blake2b(digest_size=20)
+    for module in (lookup, cellindex):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(repr((shapely.__version__, np.__version__, sys.version, generation_id)).encode())
+    for r in rows:
+        data = r.geom.data if hasattr(r.geom, "data") else r.geom
+        digest.update(repr((r.id, r.level, r.code, r.name, r.parent_id)).encode())
+        digest.update(data.encode() if isinstance(data, str) else bytes(data))
+    folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
+    target = folder / f"shared-{generation_id}-{digest.hexdigest()}"
+
+    def build() -> AreaIndex:
+        code_of = {r.id: r.code for r in rows}
+        refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
+        return AreaIndex(refs, [to_shape(r.geom) for r in rows], generation_id)
+
+    def load() -> AreaIndex | None:
+        try:
+            info = target.stat()
+            if info.st_uid != os.getuid() or info.st_mode & 0o022:
+                return None  # pickles are loaded only from the user's own folders
+            data = (target / "index.pickle").read_bytes()
+            count = int((target / "buffers").read_text())
+            arrays = [np.load(target / f"{i}.npy", mmap_mode="c", allow_pickle=False) for i in range(count)]
+            index = pickle.loads(data, buffers=arrays)
+        except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            return None
+        if not isinstance(index, AreaIndex) or index.generation_id != generation_id:
+            return None
+        shapely.prepare(index.leaf_geoms)  # as AreaIndex prepares them (not kept by pickle)
+        return index
+
+    index = load()
+    if index is not None:
+        return index
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = open(folder / f"shared-{generation_id}.lock", "a")
+    except OSError:
+        return build()
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process builds; the others wait here and then load its files
+        index = load()
+        if index is not None:
+            return index
+        index = build()
+        try:
+            partial = Path(tempfile.mkdtemp(prefix=f".shared-{generation_id}-", dir=folder))
+            buffers: list = []
+            data = pickle.dumps(index, protocol=5, buffer_callback=buffers.append)
+            for i, buffer in enumerate(buffers):
+                np.save(partial / f"{i}.npy", np.frombuffer(buffer.raw(), dtype=np.uint8), allow_pickle=False)
+            (partial / "buffers").write_text(str(len(buffers)))
+            (partial / "index.pickle").write_bytes(data)
+            os.replace(partial, target)
+            kept = sorted(folder.glob("shared-*-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in kept[SHARED_INDEX_KEEP:]:
+                if old.is_dir() and not old.name.endswith(".lock"):
+                    shutil.rmtree(old, ignore_errors=True)  # processes that mapped it keep their pages
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+            return index
+        return load() or index
+
+
 class IndexRegistry:
     """Lookup indexes by generation: the active one always ready, a few others cached (least recently used)."""
 
-    def __init__(self, sessionmaker, cache_size: int = 4):
+    def __init__(self, sessionmaker, cache_size: int = 4, *, shared: bool = False, cache_dir=None):
+        """With `shared`, indexes of generations no longer drafts come from `shared_index` (built once per machine,
+        memory-mapped by every process; `cache_dir` or the user's cache folder); drafts are built in memory."""
         self.sessionmaker = sessionmaker
         self.cache_size = cache_size
+        self.shared, self.cache_dir = shared, cache_dir
         self._active: AreaIndex | None = None
         self._cache: OrderedDict[int, AreaIndex] = OrderedDict()
         self._lock = threading.Lock()
@@ -162,16 +264,19 @@ class IndexRegistry:
             self.refresh()
         return self._active
 
-    def invalidate(self) -> None:
+    def invalidate(self, active_id: int | None = None) -> None:
         """Boundaries changed somewhere (an activation, a draft redrawn, perhaps in another process): forget the
-        cached indexes of other generations and check which generation is active before the next answer. The
-        active index is kept for reuse while its generation stays the active one (its areas are not edited)."""
+        cached indexes of other generations. When `active_id` (the generation active now, as the caller just read
+        it) is the one whose index is held, that index stays current (a draft was edited); otherwise the active
+        generation is checked again before the next answer. The active index is kept for reuse while its
+        generation stays the active one (the areas of a published generation are not edited)."""
         with self._lock:
             active = self._active
             self._cache.clear()
             if active is not None:
                 self._cache[active.generation_id] = active
-            self._stale = True
+            if active is None or active_id != active.generation_id:
+                self._stale = True
 
     def refresh(self) -> AreaIndex | None:
         """Rebuild the active index and swap it in; call after an activation. Readers never wait for the build."""
@@ -181,7 +286,7 @@ class IndexRegistry:
             try:
                 with self.sessionmaker() as session:
                     gen = active_generation(session)
-                    index = self._cache.get(gen.id) or load_index(session, gen.id)
+                    index = self._cache.get(gen.id) or self._load(session, gen)
             except DatabaseNotReady:
                 return None
             self._active = index  # one reference swap: requests in flight keep the index they hold
@@ -199,10 +304,14 @@ class IndexRegistry:
                 self._cache.move_to_end(generation_id)
                 return index
             with self.sessionmaker() as session:
-                get_generation(session, generation_id)
-                index = load_index(session, generation_id)
+                index = self._load(session, get_generation(session, generation_id))
             self._remember(index)
             return index
+
+    def _load(self, session: Session, gen: Generation) -> AreaIndex:
+        if self.shared and gen.status != "draft":
+            return shared_index(session, gen.id, cache_dir=self.cache_dir)
+        return load_index(session, gen.id)
 
     def forget(self, generation_id: int) -> None:
         """Drop a cached index, e.g. a draft's after it was redrawn."""

@@ -194,7 +194,7 @@ class Runtime:
     """The caches of one process over one database and the versions they were read under (see the module
     docstring). `sync()` before answering; `start()` once serving (the PostGIS listener), `stop()` at the end."""
 
-    def __init__(self, sessionmaker, *, db_key: str | None = None):
+    def __init__(self, sessionmaker, *, db_key: str | None = None, shared_index: bool = True):
         from gridmap.generations import IndexRegistry
         from gridmap.mapdata import ShapeCache
 
@@ -203,7 +203,9 @@ class Runtime:
         self.engine = engine
         self.db_key = db_key or str(engine.url)
         self.dialect = engine.dialect.name
-        self.registry = IndexRegistry(sessionmaker)
+        # the lookup index of a published generation: built once per machine, memory-mapped by every worker
+        self.registry = IndexRegistry(sessionmaker, shared=shared_index and ":memory:" not in self.db_key
+                                      and self.db_key != "sqlite://")
         self.shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
         self.principals = PrincipalCache()
         self._calendar = None
@@ -311,7 +313,7 @@ class Runtime:
 
     def _invalidate(self, topics: frozenset[str]) -> None:
         if "boundaries" in topics:
-            self.registry.invalidate()
+            self.registry.invalidate(self._active_id())
             self.shapes.clear()
         if "people" in topics or "boundaries" in topics:
             from gridmap.locate import clear_people_cache
@@ -321,6 +323,16 @@ class Runtime:
             self._calendar = None
         if "principals" in topics:
             self.principals.clear()
+
+    def _active_id(self) -> int | None:
+        """The id of the generation active now (None when unknown: the registry then checks again itself)."""
+        from gridmap.tables import Generation
+
+        try:
+            with self.sessionmaker() as session:
+                return session.scalar(sa.select(sa.func.max(Generation.id)).where(Generation.status == "active"))
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            return None
 
     # -- the working calendar -----------------------------------------------------------------------------------
 

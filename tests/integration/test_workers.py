@@ -216,7 +216,8 @@ def test_the_runtime_follows_writes_of_another_connection(fresh_db_url):
         runtime.sync()  # the first reading (start() would also listen on PostGIS, racing this test's own calls)
         heard = []
         runtime.on_change(heard.append)
-        assert runtime.registry.active() is not None and runtime.registry.current is not None
+        index = runtime.registry.active()
+        assert index is not None and runtime.registry.current is index
         calendar = runtime.calendar()
         assert runtime.sync() == frozenset()
         before = runtime.stamp("boundaries")
@@ -231,8 +232,9 @@ def test_the_runtime_follows_writes_of_another_connection(fresh_db_url):
                 assert read_versions(probe)["boundaries"] == before  # not before the commit
         assert runtime.sync() == frozenset({"boundaries"}) and heard == [frozenset({"boundaries"})]
         assert runtime.stamp("boundaries") == before + 1
-        assert runtime.registry.current is None  # checked again before the next answer
-        assert runtime.registry.active() is not None and runtime.calendar() is calendar  # the calendar is kept
+        # the same generation is still active: its index stays (a published generation's areas are not edited);
+        # the calendar is kept
+        assert runtime.registry.current is index and runtime.calendar() is calendar
         with storage.session_scope(storage.make_sessionmaker(writer)) as session:
             session.execute(sa.text("UPDATE calendar_day SET kind = kind WHERE 1 = 0"))  # raw SQL: not seen …
             from gridmap.runtime import mark_changed
@@ -243,3 +245,54 @@ def test_the_runtime_follows_writes_of_another_connection(fresh_db_url):
         runtime.stop()
         engine.dispose()
         writer.dispose()
+
+
+def _mapped(array) -> bool:
+    """Whether the array's memory is a mapped file (its chain of bases reaches an np.memmap or an mmap)."""
+    import mmap
+
+    import numpy as np
+
+    while array is not None:
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+def test_the_shared_index_is_built_once_per_content_and_memory_mapped(fresh_db_url, tmp_path):
+    """`shared_index` writes one folder per generation and content; a second load maps its arrays (the cell
+    raster) from the file and locates exactly as the index built in memory; other areas give another folder."""
+    import numpy as np
+
+    from gridmap.areas import active_generation, load_index
+    from gridmap.generations import shared_index
+
+    engine = storage.make_engine(fresh_db_url)
+    try:
+        with storage.make_sessionmaker(engine)() as session:
+            gen = active_generation(session)
+            built = load_index(session, gen.id)
+            first = shared_index(session, gen.id, cache_dir=tmp_path)
+            (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+            made = folder.stat().st_mtime_ns
+            again = shared_index(session, gen.id, cache_dir=tmp_path)
+            assert [p for p in tmp_path.iterdir() if p.is_dir()] == [folder] and folder.stat().st_mtime_ns == made
+            assert _mapped(again.cells.label) and not _mapped(built.cells.label)
+            rng = np.random.default_rng(7)
+            x0, y0, x1, y1 = built.bounds
+            xs, ys = rng.uniform(x0, x1, 20_000), rng.uniform(y0, y1, 20_000)
+            expected = built.locate_many(xs, ys)
+            assert (expected >= 0).any()
+            for index in (first, again):
+                assert np.array_equal(index.locate_many(xs, ys), expected)
+                assert list(index.leaf_codes) == list(built.leaf_codes)
+            area = session.scalars(sa.select(Area).where(Area.generation_id == gen.id, Area.is_leaf).limit(1)).first()
+            area.name = area.name + "（改）"
+            session.flush()  # not committed: the rows the index is made from differ all the same
+            renamed = shared_index(session, gen.id, cache_dir=tmp_path)
+            assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+            assert renamed.by_code[area.code].name == area.name
+            session.rollback()
+    finally:
+        engine.dispose()
