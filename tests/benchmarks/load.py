@@ -243,12 +243,17 @@ class CpuSampler(threading.Thread):
                 self.samples.setdefault(name, []).append(100.0 * share)
             last = seen
 
+    def cpu_seconds(self, prefix: str) -> float:
+        """CPU seconds used over the run by the groups whose name starts with `prefix` (samples are 1 s apart)."""
+        return sum(sum(v[1:]) / 100.0 for n, v in self.samples.items() if n.startswith(prefix))
+
     def table(self) -> list[str]:
         lines = []
         for name, values in self.samples.items():
             values = values[1:] or values  # the first sample has no previous reading
             if values:
-                lines.append(f"  {name:<26} mean {sum(values) / len(values):5.0f} %   peak {max(values):5.0f} %")
+                lines.append(f"  {name:<26} mean {sum(values) / len(values):5.0f} %   peak {max(values):5.0f} %   "
+                             f"{sum(values) / 100.0:6.1f} CPU s")
         if self.machine:
             lines.append(f"  {'machine (all ' + str(psutil.cpu_count()) + ' cores)':<26} mean "
                          f"{sum(self.machine) / len(self.machine):5.0f} %   peak {max(self.machine):5.0f} %")
@@ -344,6 +349,17 @@ def main() -> int:
         print(f"\nmachine load average: {load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min), "
               f"{psutil.cpu_count()} cores shared with other agents' work")
         print(verdict(rows, sampler, args.users))
+        total = next((r for r in rows if r["Name"] == "Aggregated"), None)
+        requests = int(total["Request Count"]) if total else 0
+        signins = sum(int(r["Request Count"]) for r in rows if r["Name"] == "sign-in")
+        for label, prefix, cores in (("server workers", "worker", args.workers), ("PostgreSQL", "postgres", None)):
+            spent = sampler.cpu_seconds(prefix)
+            if requests and spent > 0:
+                per = 1000.0 * spent / requests
+                ceiling = f", so about {1000.0 / per * cores:.0f} req/s of this mix on {cores} free cores" \
+                    if cores else ""
+                print(f"{label}: {per:.1f} ms of CPU per request (sign-ins included: {signins} of {requests}, "
+                      f"argon2 by design){ceiling}")
         total = next((r for r in rows if r["Name"] == "Aggregated"), None)
         if total is None or int(total["Request Count"]) == 0:
             print("no request was made: see", out / "locust.log")
