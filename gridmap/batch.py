@@ -410,9 +410,6 @@ def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wg
     return out
 
 
-INDEX_CACHE_KEEP = 4  # index files kept in the cache folder (the newest)
-
-
 def index_cache_dir() -> Path:
     """Where `cached_index` keeps built indexes: $GRIDMAP_INDEX_CACHE, else $XDG_CACHE_HOME/gridmap, else
     ~/.cache/gridmap (the user's own folder: the files are pickles, loaded only when the user owns them)."""
@@ -426,68 +423,14 @@ def index_cache_dir() -> Path:
 
 def cached_index(session: Session, generation_id: int | None = None, *, cache_dir: str | Path | None = None
                  ) -> AreaIndex:
-    """`areas.load_index`, kept in a file per generation and content: the areas' rows are read (ids, codes, names,
-    parents, geometry bytes) and hashed with the source of the index code and the library versions; when a file
-    for that hash exists the index is loaded from it (no geometry parsed, no cell raster built), otherwise it is
-    built as `load_index` builds it and saved. Any change to the areas, or to the code, gives another hash.
-
+    """`areas.load_index` (the active generation by default), from the index file kept per generation and content
+    (`generations.shared_index`: the areas' rows are read and hashed with the index code and library versions;
+    a file for that hash is memory-mapped, otherwise the index is built as `load_index` builds it and saved).
     `gridmap locate-file` uses it: building the cell raster is the larger part of loading an index."""
-    import hashlib
-    import os
-    import pickle
-
-    import sqlalchemy as sa
-    from geoalchemy2.shape import to_shape
-
-    from gridmap import cellindex, lookup
     from gridmap.areas import active_generation
-    from gridmap.lookup import AreaRef
-    from gridmap.tables import Area
+    from gridmap.generations import shared_index
 
-    generation_id = generation_id or active_generation(session).id
-    rows = session.execute(
-        sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id)
-        .where(Area.generation_id == generation_id).order_by(Area.id)
-    ).all()
-    digest = hashlib.blake2b(digest_size=20)
-    for module in (lookup, cellindex):
-        digest.update(Path(module.__file__).read_bytes())
-    digest.update(repr((shapely.__version__, np.__version__, sys.version, generation_id)).encode())
-    for r in rows:
-        data = r.geom.data if hasattr(r.geom, "data") else r.geom
-        digest.update(repr((r.id, r.level, r.code, r.name, r.parent_id)).encode())
-        digest.update(data.encode() if isinstance(data, str) else bytes(data))
-    folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
-    path = folder / f"index-{generation_id}-{digest.hexdigest()}.pickle"
-    try:
-        info = path.stat()
-        if info.st_uid == os.getuid() and not info.st_mode & 0o022:
-            with open(path, "rb") as f:
-                index = pickle.load(f)
-            if isinstance(index, AreaIndex) and index.generation_id == generation_id:
-                shapely.prepare(index.leaf_geoms)  # as AreaIndex prepares them (not kept by pickle)
-                return index
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-        pass
-    code_of = {r.id: r.code for r in rows}
-    refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
-    index = AreaIndex(refs, [to_shape(r.geom) for r in rows], generation_id)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(partial, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(partial, path)
-        kept = sorted(folder.glob("index-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in kept[INDEX_CACHE_KEEP:]:
-            old.unlink(missing_ok=True)
-    except OSError:  # a folder that cannot be written only costs the next run the build
-        try:
-            partial.unlink(missing_ok=True)
-        except OSError:
-            pass
-    return index
+    return shared_index(session, generation_id or active_generation(session).id, cache_dir=cache_dir)
 
 
 def file_format(path: str | Path) -> str:

@@ -206,7 +206,7 @@ def test_cached_index_is_built_once_per_content_and_answers_as_load_index(sessio
     from gridmap.tables import Area
 
     first = batch.cached_index(session, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("index-*.pickle"))) == 1
+    assert len([p for p in tmp_path.glob("shared-*") if p.is_dir()]) == 1
     built: list[int] = []
     real_init = lookup.AreaIndex.__init__
 
@@ -223,8 +223,8 @@ def test_cached_index_is_built_once_per_content_and_answers_as_load_index(sessio
         a, b = again.locate(lon[k], lat[k], near_m=10), index.locate(lon[k], lat[k], near_m=10)
         assert (a.leaf_code, a.flags, a.candidates, a.near) == (b.leaf_code, b.flags, b.candidates, b.near)
     # a file others may write is never unpickled: built again
-    (path,) = tmp_path.glob("index-*.pickle")
-    os.chmod(path, 0o666)
+    (path,) = [p for p in tmp_path.glob("shared-*") if p.is_dir()]
+    os.chmod(path, 0o777)
     batch.cached_index(session, cache_dir=tmp_path)
     assert built == [1]
     # other content (a renamed micro-grid, in this test's transaction) is another file
@@ -233,7 +233,7 @@ def test_cached_index_is_built_once_per_content_and_answers_as_load_index(sessio
     area.name = area.name + "（改）"
     session.flush()
     changed = batch.cached_index(session, cache_dir=tmp_path)
-    assert built == [1, 1] and len(list(tmp_path.glob("index-*.pickle"))) == 2
+    assert built == [1, 1] and len([p for p in tmp_path.glob("shared-*") if p.is_dir()]) == 2
     assert changed.by_code[area.code].name.endswith("（改）")
 
 
@@ -251,7 +251,7 @@ def test_the_command_streams_with_its_chunk_size(db_url, index, tmp_path, monkey
     large = json.loads(capsys.readouterr().out)
     assert small["chunks"] == 4 and large["chunks"] == 1 and small["located"] == large["located"] > 0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
-    assert len(list((tmp_path / "cache").glob("index-*.pickle"))) == 1
+    assert len([p for p in (tmp_path / "cache").glob("shared-*") if p.is_dir()]) == 1
     assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "c.parquet"),
                  "--chunk-rows", "0"]) != 0
     assert "--chunk-rows" in capsys.readouterr().err
