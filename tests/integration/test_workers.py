@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import psutil
 import pytest
@@ -93,16 +94,20 @@ class Worker:
         self.proc, self.port, self.pid, self.conn = proc, port, pid, conn
         self.used = time.monotonic()
 
-    def call(self, method: str, path: str, body=None, headers=None, *, gateway: bool = True) -> tuple[int, dict]:
+    def call(self, method: str, path: str, body=None, headers=None, *, gateway: bool = True,
+             form: dict | None = None) -> tuple[int, dict]:
         """JSON from this worker, as a gateway's admin (or `headers` overriding) or, without `gateway`, with
-        `headers` alone."""
+        `headers` alone; `body` is sent as JSON, `form` as a form."""
         if time.monotonic() - self.used > IDLE_S:
             self.conn.close()
             self.conn = _connections(self.proc, self.port, {self.pid}, 1)[self.pid]
         data = json.dumps(body).encode() if body is not None else None
+        kind = "application/json"
+        if form is not None:
+            data, kind = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
         sent = {"X-Gateway-Secret": GATEWAY_SECRET, **ADMIN} if gateway else {}
         self.conn.request(method, path, body=data, headers={
-            "Content-Type": "application/json", "Accept-Language": "en", **sent, **(headers or {})})
+            "Content-Type": kind, "Accept-Language": "en", **sent, **(headers or {})})
         response = self.conn.getresponse()
         payload = response.read()
         self.used = time.monotonic()
@@ -149,6 +154,7 @@ def _neighbours(url: str, generation_id: int):
     raise AssertionError("the demo has no two adjacent micro-grids in one grid")
 
 
+@pytest.mark.slow  # two server processes start (about 35 s with a load average of 13 on 2 cores)
 def test_an_activation_through_one_worker_is_answered_by_the_other(server, fresh_db_url):
     one, other = server
     assert one.pid != other.pid
@@ -185,6 +191,7 @@ def test_an_activation_through_one_worker_is_answered_by_the_other(server, fresh
     assert batch["results"][0]["codes"]["microgrid"] == code_a
 
 
+@pytest.mark.slow  # two server processes start (about 35 s with a load average of 13 on 2 cores)
 def test_a_key_revoked_through_one_worker_is_refused_by_the_other(server, fresh_db_url):
     one, other = server
     status, generations = one.call("GET", "/api/v1/generations")
@@ -204,6 +211,25 @@ def test_a_key_revoked_through_one_worker_is_refused_by_the_other(server, fresh_
     assert status == 401 and refused["field"] == "X-API-Key"
     status, refused = one.call("GET", where, None, as_key, gateway=False)
     assert status == 401
+
+
+@pytest.mark.slow  # two server processes start (about 35 s with a load average of 13 on 2 cores)
+def test_an_account_disabled_through_one_worker_is_refused_by_the_other(server):
+    one, other = server
+    password = "workers-correct-horse-42"
+    status, account = one.call("POST", "/api/v1/accounts", {"username": "two-workers", "role": "admin",
+                                                            "password": password})
+    assert status == 201, account
+    status, token = one.call("POST", "/api/v1/auth/token", gateway=False,
+                             form={"username": "two-workers", "password": password})
+    assert status == 200, token
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    status, _ = other.call("GET", "/api/v1/generations", None, bearer, gateway=False)
+    assert status == 200  # the other worker now holds the account's principal in its cache
+    status, out = one.call("PATCH", f"/api/v1/accounts/{account['id']}", {"active": False})
+    assert status == 200 and out["active"] is False, out
+    status, refused = other.call("GET", "/api/v1/generations", None, bearer, gateway=False)
+    assert status == 401 and refused["field"] == "Authorization"
 
 
 def test_the_runtime_follows_writes_of_another_connection(fresh_db_url):
