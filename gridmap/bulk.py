@@ -136,6 +136,7 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
                                options)
         for j, answer in zip(part, answers):
             located[j] = answer
+    _prime_territory(session, {loc.at_level("grid").code for loc, _, _ in located if loc.at_level("grid")}, now)
     rows, events, holders = [], [], []
     for (i, new, category, system, lon, lat), (location, flags, candidates) in zip(ready, located):
         case = types.SimpleNamespace(branch_id=None, assignee_id=None, department_id=None, category=None)
@@ -196,6 +197,36 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
     for (i, *_), row, case_id in zip(ready, rows, ids):
         results[i] = Created(case_id, row["number"], row["grid_code"], row["state"])
     return results  # type: ignore[return-value]
+
+
+def _prime_territory(session: Session, grids: set[str], now: dt.datetime) -> None:
+    """The party branch and full-time worker of every grid of the batch, found with two queries and remembered where
+    `workflow.route` looks them up (`workflow._territory`'s session cache): the same answers as its queries per grid
+    (`areas.branch_for`: the organisation assigned on the day, smallest id first; `workflow._worker_for`: the
+    grid's first full-time worker)."""
+    from gridmap.tables import PartyOrg, PartyOrgArea, StaffArea
+    from gridmap.workcal import china_date
+
+    day = china_date(now)
+    cache = session.info.setdefault("gridmap.territory", {})
+    wanted = sorted(g for g in grids if (g, day) not in cache)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        branches: dict[str, int] = {}
+        for code, org_id in session.execute(
+                sa.select(PartyOrgArea.area_code, PartyOrg.id).join(PartyOrgArea, PartyOrgArea.party_org_id == PartyOrg.id)
+                .where(PartyOrgArea.area_code.in_(chunk))
+                .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= day))
+                .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > day))
+                .order_by(PartyOrg.id)):
+            branches.setdefault(code, org_id)
+        workers: dict[str, int] = {}
+        for code, staff_id in session.execute(
+                sa.select(StaffArea.area_code, StaffArea.staff_id)
+                .where(StaffArea.area_code.in_(chunk), StaffArea.role == "fulltime_worker").order_by(StaffArea.id)):
+            workers.setdefault(code, staff_id)
+        for code in chunk:
+            cache[(code, day)] = (branches.get(code), workers.get(code))
 
 
 def _insert_cases(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> list[int]:
@@ -323,10 +354,15 @@ def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None
             return
         value = default.arg if default.is_scalar else default.arg(None)
         getters.append((None, process, value))
-    params = [tuple((row[name] if name is not None else value) if process is None else
-                    process(row[name] if name is not None else value) for name, process, value in getters)
-              for row in rows]
-    conn.exec_driver_sql(compiled.string, params)
+    columns = []  # column by column: one comprehension per column rather than a generator per row
+    for name, process, value in getters:
+        if name is None:
+            columns.append([value if process is None else process(value)] * len(rows))
+        elif process is None:
+            columns.append([row[name] for row in rows])
+        else:
+            columns.append([process(row[name]) for row in rows])
+    conn.exec_driver_sql(compiled.string, list(zip(*columns)))
 
 
 class BatchCalendar(WorkCalendar):
