@@ -4,13 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# pytest-xdist workers for `make test`: a module runs whole on one worker, the e2e tests together (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: run test install system-deps test-system-deps postgis demo serve unit integration e2e bench load-test lint clean
 
 run: install demo serve                    ## install, load the demo into the embedded database if empty, serve
 
 test: install test-system-deps postgis     ## everything the tests need, then the whole suite
-	$(BIN)/pytest -q --durations=25 tests
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 install: system-deps $(VENV)/.installed
 
