@@ -468,6 +468,11 @@ def _inside(code: str, level: str) -> list[sa.ColumnElement]:
 def _outside(code: str, level: str) -> sa.ColumnElement:
     """Exactly the cases `_inside` leaves out (a case of no grid included)."""
     column = Case.microgrid_code if level == "microgrid" else Case.grid_code
+    if level != "microgrid" and code.isdigit() and code.strip("9"):
+        # the same cases as "no grid, or a grid code not starting with the code", as ranges the grid code's index
+        # serves (codes of digits compare digit by digit: those starting with the code are exactly those in
+        # [code, code + 1) — what `_inside` also relies on)
+        return sa.or_(column.is_(None), column < code, column >= str(int(code) + 1).zfill(len(code)))
     matches = column == code if level == "microgrid" else column.startswith(code)
     return sa.or_(column.is_(None), sa.not_(matches))
 
@@ -677,6 +682,11 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
     else:  # PostgreSQL's numeric to float8 rounds to the nearest double, as float(Decimal) in `compute` does
         hours = sa.cast(hours, sa.Float)
     inside = _inside(code, level)
+    if not sqlite and outside is not None:  # month by month: each a range of the index of closure, sorted alone
+        p50, p90 = (sa.func.percentile_cont(q).within_group(hours) for q in (0.5, 0.9))
+        query = _monthly(edges, lambda i, lo, hi: sa.select(_month_label(i), sa.func.count(), p50, p90)
+                         .where(state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside))
+        return {int(m): np.array([a, b]) for m, n, a, b in session.execute(query) if n}
     if not sqlite:  # the percentiles worked out by the database, as `compute` has them there
         month = _month_of(Case.closed_at, edges)
         quantiles = _sql_quantiles(session, month, hours, [state == "closed", Case.closed_at >= edges[0],
