@@ -226,10 +226,12 @@ class Runtime:
 
             path = sqlite_path(str(engine.url))
             if path and path != ":memory:":
-                import sqlite3
+                # the same SQLite library as the engine's (gridmap.storage): two copies of SQLite in one process
+                # release each other's POSIX locks on the file ("disk I/O error"). Never writes; autocommit, so
+                # that it holds no read transaction between two probes.
+                from pysqlite3 import dbapi2
 
-                # never writes; autocommit, so that it holds no read transaction between two probes
-                self._probe = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._probe = dbapi2.connect(path, check_same_thread=False, isolation_level=None)
 
     # -- following changes --------------------------------------------------------------------------------------
 
