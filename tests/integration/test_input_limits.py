@@ -19,6 +19,7 @@ import time
 import uuid
 import zipfile
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlencode
 
 import openpyxl
@@ -185,7 +186,9 @@ def test_a_200_mb_cell_in_a_small_xlsx_is_refused_fast_and_small(client, tmp_pat
             result["field"] = exc.field
     """, path)
     assert measured["field"] == "file" and "archive_too_large" in measured["refused"]
-    assert measured["seconds"] < 1.0 and measured["extra_mb"] < 100, measured
+    # refused before anything was inflated: a 200 MB cell read would take over 200 MB (the time is in the message
+    # only: a wall-clock limit fails on a busy machine and proves nothing the memory does not)
+    assert measured["extra_mb"] < 100, measured
     r = client.post("/api/v1/imports/hotline", content=data, headers={**DISPATCHER, "Content-Type": XLSX})
     assert r.status_code == 422 and r.json()["field"] == "file" and "东风街363号东风街" not in r.text
 
@@ -295,10 +298,10 @@ def test_measures_exports_write_names_as_text(client):
 def test_a_million_character_address_is_refused_fast_and_never_echoed(client):
     huge = "东风街363号" * 150_000  # 1,050,000 characters
     form = {"api_key": KEY, "service_code": "E0101", "address_string": huge}
-    started = time.perf_counter()
-    r = client.post("/open311/v2/requests.json", content=urlencode(form),
-                    headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert time.perf_counter() - started < 10  # 45 s before; about 0.1 s now
+    # refused at the edge: the address matcher (45 s on this address before) is never reached
+    with mock.patch("gridmap.gazetteer.Gazetteer.match", side_effect=AssertionError("address matched")):
+        r = client.post("/open311/v2/requests.json", content=urlencode(form),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and len(r.content) < 500 and "东风街363号东风街" not in r.text
     assert r.json()[0]["description"].startswith("address_string is 1,050,000 characters; at most 300")
     r = client.get("/api/v1/locate", params={"address": "东" * 5000})
