@@ -206,9 +206,11 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
         where = [Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside]
         quantiles = _sql_quantiles(session, column, sa.cast(_hours(session, Case.reported_at, Case.closed_at),
                                                             sa.Float), where)
-        for (key, is_total), (p50, p90) in quantiles.items():
-            if is_total or key is not None:
-                out.loc[TOTAL_KEY if is_total else _key(key), ["close_hours_p50", "close_hours_p90"]] = p50, p90
+        by_key = pd.DataFrame([(TOTAL_KEY if is_total else _key(key), p50, p90)
+                               for (key, is_total), (p50, p90) in quantiles.items() if is_total or key is not None],
+                              columns=["key", "close_hours_p50", "close_hours_p90"]).set_index("key")
+        out = out.join(by_key, how="left") if len(by_key) else out.assign(close_hours_p50=np.nan,
+                                                                           close_hours_p90=np.nan)
     else:
         result = session.connection().execute(closed)  # ~50,000 rows a year: as the driver gives them
         try:
