@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from sqlalchemy.orm import Session
 
-from gridmap import bulk
+from gridmap import bulk, runtime
 from gridmap import crs as gcrs
 from gridmap.areas import load_index
 from gridmap.demo import names
@@ -130,6 +130,9 @@ class _Rows:
 
     def write(self, session: Session) -> list[int]:
         conn = session.connection()
+        topic = runtime.TABLE_TOPICS.get(self.table.name)
+        if topic and self.rows:  # written past the ORM, which is what tells the servers' caches: say it here
+            runtime.mark_changed(session, topic)
         self.ids = bulk.reserve_ids(conn, self.table, len(self.rows))
         group: list[dict] = []
         for row, new_id in zip(self.rows, self.ids):

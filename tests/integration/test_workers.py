@@ -322,3 +322,23 @@ def test_the_shared_index_is_built_once_per_content_and_memory_mapped(fresh_db_u
             session.rollback()
     finally:
         engine.dispose()
+
+
+def test_loading_a_demo_district_tells_the_servers(fresh_db_url):
+    """The demo writes areas and people in bulk, past the ORM's flush: it must still move the topics, or a running
+    server keeps its index and staff without the new district (found in review). Last in this module: it adds a
+    district to the module's database."""
+    from gridmap.demo.load import load_demo
+
+    engine = storage.make_engine(fresh_db_url)
+    try:
+        with engine.connect() as conn:
+            before = read_versions(conn)
+        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+            load_demo(session, "140213", small=True)
+        with engine.connect() as conn:
+            after = read_versions(conn)
+    finally:
+        engine.dispose()
+    assert after["boundaries"] > before["boundaries"] and after["people"] > before["people"]
+    assert after["calendar"] == before["calendar"]
