@@ -305,7 +305,7 @@ class CaseEvent(Base):
     """One change of a case: who did what, when, from which state to which."""
 
     __tablename__ = "case_event"
-    # and ix_case_event_rating (action, at, the rating of a `rate` step): an index on an expression written per
+    # and ix_case_event_rating (action, at, the rating; `rate` steps only): an index on an expression written per
     # database, so made by migration 0009 only (see gridmap.measures.RATING_SQL)
     __table_args__ = (Index("ix_case_event_action_at", "action", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -26,7 +26,9 @@ def upgrade() -> None:
                     ['due_at', 'grid_code', 'state', 'closed_at', 'rework_count', 'extension_count'])
     op.create_index('ix_case_file_closed_measures', 'case_file', ['closed_at', 'grid_code', 'state', 'reported_at'])
     rating = _RATING[op.get_bind().dialect.name]
-    op.execute(f"CREATE INDEX ix_case_event_rating ON case_event (action, at, {rating})")
+    # partial: the cast runs on ratings only (PostgreSQL's cast would refuse any other step whose detail carried a
+    # non-number under that key)
+    op.execute(f"CREATE INDEX ix_case_event_rating ON case_event (action, at, {rating}) WHERE action = 'rate'")
 
 
 def downgrade() -> None:
