@@ -57,6 +57,9 @@ MAX_TILE_ZOOM = 22
 CASES = "cases"
 LAYERS: tuple[str, ...] = (*LEVELS, CASES)
 MAX_TILE_CASES = 50_000  # newest first; a tile zoomed further out than that is for the clusters
+# case tiles from this zoom: a tile further out covers a whole district (3 MB and ~3 s of encoding on the full demo,
+# never cached) — what the clusters (`/map/cases/clusters`) are for
+CASES_MIN_ZOOM = 10
 FORMAT = "mvt-1"  # bump when the encoding of a tile changes (it is part of every cached tile's key and tag)
 WORLD = 20037508.342789244  # half the Web Mercator world, in metres (EPSG:3857)
 R = 6378137.0
@@ -272,6 +275,10 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
     buffered tile), newest first, at most `limit`; b"" when none. The rows and their properties are those of
     `mapdata.case_points` for the same filter and box."""
     check_tile(z, x, y)
+    if z < CASES_MIN_ZOOM:
+        raise InvalidInput(f"z: case tiles start at zoom {CASES_MIN_ZOOM} (got {z}); further out, use the clusters "
+                           "(/map/cases/clusters)", field="z",
+                           zh=f"缩放级别（z）：案件瓦片从级别 {CASES_MIN_ZOOM} 起提供（收到 {z}）；更小的级别请用聚合点。")
     if not 1 <= limit <= MAX_TILE_CASES:
         raise InvalidInput(f"limit: {limit!r} must be from 1 to {MAX_TILE_CASES}", field="limit",
                            zh=f"数量上限（limit）：应为 1 至 {MAX_TILE_CASES} 之间的整数。")
@@ -338,14 +345,15 @@ def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict:
         bounds = [round(float(v), 6) for v in shapely.total_bounds(outer.geoms)]
     centre_zoom = _fit_zoom(bounds)
     fields = CASE_FIELDS if layer == CASES else AREA_FIELDS
+    minzoom = CASES_MIN_ZOOM if layer == CASES else 0
     name_zh = LAYER_NAMES_ZH[layer]
     return {
-        "tilejson": "3.0.0", "name": layer, "scheme": "xyz", "tiles": [url], "minzoom": 0,
+        "tilejson": "3.0.0", "name": layer, "scheme": "xyz", "tiles": [url], "minzoom": minzoom,
         "maxzoom": MAX_TILE_ZOOM, "bounds": bounds,
         "center": [round((bounds[0] + bounds[2]) / 2, 6), round((bounds[1] + bounds[3]) / 2, 6), centre_zoom],
         "description": (f"{name_zh}（{layer}）矢量瓦片，EPSG:3857，extent {EXTENT}，buffer {BUFFER}"
                         + (f"；第 {shapes.generation_id} 版边界" if layer != CASES else "；仅含可见案件")),
-        "vector_layers": [{"id": layer, "fields": dict(fields), "minzoom": 0, "maxzoom": MAX_TILE_ZOOM,
+        "vector_layers": [{"id": layer, "fields": dict(fields), "minzoom": minzoom, "maxzoom": MAX_TILE_ZOOM,
                            "description": name_zh}],
         "generation_id": shapes.generation_id,
     }
