@@ -92,7 +92,7 @@ def _note_flush(session: Session, _context, _instances) -> None:
     for obj in session.new:
         topics.add(_topic_of(getattr(type(obj), "__tablename__", ""), True))
     for obj in session.dirty:
-        if session.is_modified(obj, include_collections=False):
+        if session.is_modified(obj, include_collections=True):  # an account's areas removed count too
             topics.add(_topic_of(getattr(type(obj), "__tablename__", ""), False))
     for obj in session.deleted:
         topics.add(_topic_of(getattr(type(obj), "__tablename__", ""), False))
@@ -210,6 +210,7 @@ class Runtime:
         self.principals = PrincipalCache()
         self._calendar = None
         self._calendar_lock = threading.Lock()
+        self._calendar_epoch = 0  # moved by every invalidation: a read begun before it is not kept
         self._versions: dict[str, int] | None = None
         self._callbacks: list[Callable[[frozenset[str]], None]] = []
         self._lock = threading.Lock()
@@ -323,6 +324,7 @@ class Runtime:
 
             clear_people_cache()
         if "calendar" in topics:
+            self._calendar_epoch += 1
             self._calendar = None
         if "principals" in topics:
             self.principals.clear()
@@ -347,13 +349,17 @@ class Runtime:
         if calendar is not None:
             return calendar
         with self._calendar_lock:
-            if self._calendar is None:
-                try:
-                    with self.sessionmaker() as session:
-                        self._calendar = WorkCalendar.from_session(session)
-                except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-                    return WorkCalendar.seeded()  # no schema yet: not remembered
-            return self._calendar
+            if self._calendar is not None:
+                return self._calendar
+            epoch = self._calendar_epoch
+            try:
+                with self.sessionmaker() as session:
+                    read = WorkCalendar.from_session(session)
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                return WorkCalendar.seeded()  # no schema yet: not remembered
+            if epoch == self._calendar_epoch:  # no change was heard while it was read: keep it
+                self._calendar = read
+            return read
 
     # -- the PostGIS listener -----------------------------------------------------------------------------------
 

@@ -273,6 +273,55 @@ def test_the_runtime_follows_writes_of_another_connection(fresh_db_url):
         writer.dispose()
 
 
+def test_a_calendar_read_across_a_change_is_not_kept(fresh_db_url, monkeypatch):
+    """A change heard while the calendar is being read: the reader gets what it read, but it is not kept as the
+    cache (it may predate the change), so the next caller reads again (found in review)."""
+    from gridmap.workcal import WorkCalendar
+
+    engine = storage.make_engine(fresh_db_url)
+    runtime = Runtime(storage.make_sessionmaker(engine))
+    real = WorkCalendar.from_session.__func__
+    reads = []
+
+    def read_while_a_change_arrives(cls, session):
+        reads.append(1)
+        if len(reads) == 1:
+            runtime._invalidate(frozenset({"calendar"}))  # as sync() would on another thread, mid-read
+        return real(cls, session)
+
+    monkeypatch.setattr(WorkCalendar, "from_session", classmethod(read_while_a_change_arrives))
+    try:
+        first = runtime.calendar()
+        assert first is not None and runtime._calendar is None
+        second = runtime.calendar()
+        assert len(reads) == 2 and runtime._calendar is second and runtime.calendar() is second
+    finally:
+        runtime.stop()
+        engine.dispose()
+
+
+def test_removing_an_accounts_areas_moves_the_principals(fresh_db_url):
+    """An account's areas cleared through the relationship alone (delete-orphan) is a change of principals."""
+    from gridmap.accounts import AccountSpec, add_account
+    from gridmap.tables import Account
+
+    engine = storage.make_engine(fresh_db_url)
+    try:
+        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+            sub = session.scalar(sa.select(Area.code).where(Area.level == "subdistrict").order_by(Area.code))
+            add_account(session, AccountSpec("areas-cleared", "dispatcher", (sub,)), "areas-cleared-password-2026")
+        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+            account = session.scalars(sa.select(Account).where(Account.username == "areas-cleared")).one()
+            assert account.areas
+            with engine.connect() as conn:
+                before = read_versions(conn)["principals"]
+            account.areas = []
+        with engine.connect() as conn:
+            assert read_versions(conn)["principals"] == before + 1
+    finally:
+        engine.dispose()
+
+
 def _mapped(array) -> bool:
     """Whether the array's memory is a mapped file (its chain of bases reaches an np.memmap or an mmap)."""
     import mmap
