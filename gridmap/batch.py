@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import sys
 import threading
 import weakref
@@ -814,27 +815,37 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
         from tqdm import tqdm
 
         progress = tqdm(total=total, unit="pt", unit_scale=True, desc="locating", file=sys.stderr)
-    writer = {"parquet": _ParquetOut, "csv": _CsvOut}.get(out_kind, _WholeOut)(target)
+    # chunks are written to a file beside the target, which takes its place only once every chunk is written: a
+    # job that fails half way leaves no half-written file that looks whole (nor spoils an earlier answer)
+    streamed = out_kind in ("parquet", "csv")
+    written = target.with_name(f".{target.name}.{os.getpid()}.part") if streamed else target
+    writer = {"parquet": _ParquetOut, "csv": _CsvOut}.get(out_kind, _WholeOut)(written)
     branches = branch_names(session, on)
     rows, located_rows, methods, flags, n_chunks = 0, 0, {}, {}, 0
     try:
-        for table, frame in chunks:
-            located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
-                                     branches=branches)
-            writer.write(table, frame, located)
-            part = located.summary()
-            for into, add in ((methods, part["method"]), (flags, part["flags"])):
-                for key, value in add.items():
-                    into[key] = into.get(key, 0) + value
-            rows += len(frame)
-            located_rows += part["located"]
-            n_chunks += 1
+        try:
+            for table, frame in chunks:
+                located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
+                                         branches=branches)
+                writer.write(table, frame, located)
+                part = located.summary()
+                for into, add in ((methods, part["method"]), (flags, part["flags"])):
+                    for key, value in add.items():
+                        into[key] = into.get(key, 0) + value
+                rows += len(frame)
+                located_rows += part["located"]
+                n_chunks += 1
+                if progress is not None:
+                    progress.update(len(frame))
+        finally:
+            writer.close()
             if progress is not None:
-                progress.update(len(frame))
+                progress.close()
+        if streamed:
+            os.replace(written, target)
     finally:
-        writer.close()
-        if progress is not None:
-            progress.close()
+        if streamed:
+            written.unlink(missing_ok=True)
     return {"rows": rows, "method": dict(sorted(methods.items(), key=lambda kv: -kv[1])),
             "flags": dict(sorted(flags.items(), key=lambda kv: (-kv[1], FLAG_ORDER.index(kv[0])))),
             "located": located_rows, "written": str(target), "chunks": n_chunks}

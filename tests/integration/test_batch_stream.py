@@ -149,6 +149,34 @@ def test_csv_larger_than_a_chunk_is_streamed_byte_for_byte(engine, index, tmp_pa
     assert whole["rows"] == 1000 and whole["located"] == chunked["located"] > 0
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_job_that_fails_half_way_leaves_the_target_as_it_was(engine, index, tmp_path, monkeypatch, suffix):
+    """Chunks go to a file beside the target, which replaces it only when every chunk is written: a failure in the
+    third chunk leaves the earlier answer in place and no part file behind (found in review)."""
+    source = tmp_path / "points.csv"
+    _frame(index, 1000).to_csv(source, index=False)
+    target = tmp_path / f"out{suffix}"
+    target.write_bytes(b"an earlier answer")
+    real, calls = batch.locate_columns, []
+
+    def failing(frame, *args, **kwargs):
+        calls.append(len(frame))
+        if len(calls) == 3:
+            raise RuntimeError("the disk is full")
+        return real(frame, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "locate_columns", failing)
+    with storage.make_sessionmaker(engine)() as session, pytest.raises(RuntimeError, match="disk is full"):
+        batch.locate_file(source, target, index, session=session, show_progress=False, chunk_rows=250)
+    assert len(calls) == 3 and target.read_bytes() == b"an earlier answer"
+    assert {p.name for p in tmp_path.iterdir()} == {"points.csv", target.name}
+    monkeypatch.setattr(batch, "locate_columns", real)
+    with storage.make_sessionmaker(engine)() as session:
+        done = batch.locate_file(source, target, index, session=session, show_progress=False, chunk_rows=250)
+    assert done["rows"] == 1000 and target.read_bytes() != b"an earlier answer"
+    assert {p.name for p in tmp_path.iterdir()} == {"points.csv", target.name}
+
+
 def test_progress_bar_counts_every_row(engine, index, tmp_path, capsys):
     frame = _frame(index, 900)
     frame.to_parquet(tmp_path / "p.parquet", index=False)
