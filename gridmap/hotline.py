@@ -345,6 +345,11 @@ def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], a
         entry.update(status="created", case_number=number, grid_code=grid)
 
 
+# PostgreSQL's deadlock and serialization failures: two imports of overlapping tickets in different orders wait on
+# each other's new keys, and one is stopped; its batch was rolled back whole and is written again
+RETRY_STATES = ("40P01", "40001")
+
+
 def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], actor: str,
                  now: dt.datetime) -> None:
     """One transaction for the batch (`bulk.create_cases`); a row intake refuses is reported invalid and the others
@@ -356,7 +361,10 @@ def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase
         try:
             with sessionmaker() as session, session.begin():
                 made = create_cases(session, index, [new for _, new in batch], actor=actor, now=now)
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            retry = isinstance(exc, sa.exc.OperationalError)
+            if retry and getattr(exc.orig, "sqlstate", None) not in RETRY_STATES:
+                raise
             with sessionmaker() as session:
                 meanwhile = _imported(session, [new.external_ref or "" for _, new in batch])
             rest = []
@@ -366,7 +374,7 @@ def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase
                                  reason="imported meanwhile by another import")
                 else:
                     rest.append((entry, new))
-            if len(rest) == len(batch):
+            if len(rest) == len(batch) and not retry:
                 break
             batch = rest
             continue

@@ -261,3 +261,26 @@ def test_a_row_that_intake_refuses_is_reported_invalid_and_the_rest_are_imported
     assert (entry["status"], entry["field"]) == ("invalid", "category")
     assert result["created"] == 15 and f"{prefix}-A03" not in _stored(client, prefix)
     assert len(_stored(client, prefix)) == 15
+
+
+def test_a_batch_stopped_by_a_deadlock_is_written_again(client, monkeypatch):
+    """Two imports of overlapping tickets in different orders can deadlock on PostgreSQL (40P01): the stopped batch
+    was rolled back whole and is written again, not lost half way through the import (found in review)."""
+    from gridmap import hotline
+
+    prefix = uuid.uuid4().hex[:8]
+    rows, _ = _export(client, prefix)
+    real, calls = hotline.create_cases, []
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def deadlocked_once(session, index, news, **kwargs):
+        calls.append(len(news))
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("INSERT INTO case_file …", {}, Deadlock("deadlock detected"))
+        return real(session, index, news, **kwargs)
+
+    monkeypatch.setattr(hotline, "create_cases", deadlocked_once)
+    result = _import(client, _csv(rows))
+    assert calls == [16, 16] and result["created"] == 16 and len(_stored(client, prefix)) == 16
