@@ -190,28 +190,42 @@ class CaseFilter:
                                    zh=f"来源：{source!r} 不是上报渠道；可选：{', '.join(CASE_SOURCES)}。")
 
 
+def case_query(session: Session, flt: CaseFilter, now: dt.datetime, who: Principal | None, *,
+               indexed_box: bool = False) -> sa.Select:
+    """The cases to draw as SQL (the columns `case_row` reads), filtered and scoped; `indexed_box`: the box also
+    through the spatial index of the cases' points (for a box that is a small part of the map, such as a tile)."""
+    query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
+                       Case.accepted_at, Case.due_at, CaseCategory.time_unit)
+             .outerjoin(CaseCategory, Case.category_id == CaseCategory.id).where(Case.lon.is_not(None)))
+    if indexed_box:
+        query = query.where(_spatial.bbox_filter(session, "case_file", flt.bbox))
+    return _filtered(session, query, flt, now, who)
+
+
+def case_row(row, calendar, now: dt.datetime) -> list:
+    """One row of `case_query` as drawn (fields `CASE_FIELDS`): rounded position and the deadline colour of a
+    running case (green / yellow / red; from the deadline alone without a calendar)."""
+    cid, lon, lat, state, category, source, reported, accepted, due, unit = row
+    clock = None
+    if state in CLOCKED_STATES and accepted is not None and due is not None:
+        if calendar is not None:
+            clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
+        else:
+            clock = "red" if utc(due) < now else "green"
+    return [cid, round(lon, 6), round(lat, 6), state, clock, category, source,
+            utc(reported).isoformat().replace("+00:00", "Z")]
+
+
 def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.datetime | None = None,
                 limit: int = MAX_CASE_POINTS, who: Principal | None = None) -> dict:
     """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
     beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
     flt.check()
     now = utc(now) or dt.datetime.now(dt.timezone.utc)
-    query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
-                       Case.accepted_at, Case.due_at, CaseCategory.time_unit)
-             .outerjoin(CaseCategory, Case.category_id == CaseCategory.id).where(Case.lon.is_not(None)))
-    query = _filtered(session, query, flt, now, who)
+    query = case_query(session, flt, now, who)
     rows = session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)).all()
     truncated = len(rows) > limit
-    out = []
-    for cid, lon, lat, state, category, source, reported, accepted, due, unit in rows[:limit]:
-        clock = None
-        if state in CLOCKED_STATES and accepted is not None and due is not None:
-            if calendar is not None:
-                clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
-            else:
-                clock = "red" if utc(due) < now else "green"
-        out.append([cid, round(lon, 6), round(lat, 6), state, clock, category, source,
-                    utc(reported).isoformat().replace("+00:00", "Z")])
+    out = [case_row(row, calendar, now) for row in rows[:limit]]
     return {"fields": list(CASE_FIELDS), "rows": out, "count": len(out), "truncated": truncated,
             "now": now.isoformat().replace("+00:00", "Z")}
 

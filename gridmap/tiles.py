@@ -44,12 +44,11 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap import _spatial, mapdata, policy, workflow
+from gridmap import mapdata, policy
 from gridmap.cases import utc
 from gridmap.errors import InvalidInput
 from gridmap.policy import Principal
-from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Case, CaseCategory
-from gridmap.workcal import clock as clock_of
+from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Case
 
 EXTENT = 4096  # tile units across a tile
 BUFFER = 64  # tile units kept around it (so strokes meet across tile edges)
@@ -314,23 +313,9 @@ def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar=None, now
     small part of the map: without it every tile would read the whole case table)."""
     flt.check()
     now = utc(now) or dt.datetime.now(dt.timezone.utc)
-    query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
-                       Case.accepted_at, Case.due_at, CaseCategory.time_unit)
-             .outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
-             .where(Case.lon.is_not(None), _spatial.bbox_filter(session, "case_file", flt.bbox)))
-    query = mapdata._filtered(session, query, flt, now, who)
-    out = []
-    for cid, lon, lat, state, category, source, reported, accepted, due, unit in session.execute(
-            query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit)):
-        clock = None
-        if state in mapdata.CLOCKED_STATES and accepted is not None and due is not None:
-            if calendar is not None:
-                clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
-            else:
-                clock = "red" if utc(due) < now else "green"
-        out.append([cid, round(lon, 6), round(lat, 6), state, clock, category, source,
-                    utc(reported).isoformat().replace("+00:00", "Z")])
-    return out
+    query = mapdata.case_query(session, flt, now, who, indexed_box=True)
+    return [mapdata.case_row(row, calendar, now) for row in session.execute(
+        query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit))]
 
 
 # -- TileJSON ------------------------------------------------------------------------------------------------------
