@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 
 import series  # noqa: E402  (the kept full-demo databases)
+from cases import PEER_SQL  # noqa: E402
 
 from gridmap import storage  # noqa: E402
 from gridmap.measures import measures, to_records  # noqa: E402
@@ -51,7 +52,7 @@ FROM (SELECT grid_code, state, reported_at, closed_at, due_at, rework_count, ext
 WHERE grid_code IS NOT NULL
 GROUP BY grid_code
 """
-FIVE = CASE_COUNTS.format(more="")
+FIVE = PEER_SQL  # the 5-count GROUP BY of tests/benchmarks/cases.py, as it is there
 ALL_CASES = CASE_COUNTS.format(more=""",
        SUM(CASE WHEN d AND state <> 'suspended' AND rework_count > 0 THEN 1 ELSE 0 END) AS reworked,
        SUM(CASE WHEN d AND state <> 'suspended' AND extension_count > 0 THEN 1 ELSE 0 END) AS extended""")
