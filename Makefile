@@ -42,6 +42,12 @@ serve: install
 	@echo "password that 'gridmap init' printed when it made the database."
 	$(BIN)/gridmap serve --host $(HOST) --port $(PORT)
 
+# ruff (rules and format in pyproject.toml) over the repository; mypy over gridmap (strict), api and web (checked)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 unit: install
 	$(BIN)/pytest -q tests/unit
 
