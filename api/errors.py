@@ -1,6 +1,11 @@
-"""One table from domain errors to HTTP statuses, and handlers that answer RFC 9457 application/problem+json in the
-caller's language (`Accept-Language`: Chinese by default, English when preferred; see api/i18n.py). `title` and
-`detail` are localised; `code`, `field` and `errors[].field` / `errors[].type` stay machine-readable."""
+"""From domain errors to HTTP: one table from an error's kind to a status, the header and link wording the library
+leaves out, and handlers that answer RFC 9457 application/problem+json in the caller's language
+(`Accept-Language`: Chinese by default, English when preferred; see api/i18n.py). `title` and `detail` are
+localised; `code`, `kind`, `field` and `errors[].field` / `errors[].type` stay machine-readable.
+
+gridmap names no protocol: its errors carry a kind, a field, English and Chinese text, and perhaps a resource to
+`see`. Here a field the API takes from a header is named by the header (`idempotency_key` → `Idempotency-Key`), and
+a resource to see becomes its address (`categories` → `GET /api/v1/categories`)."""
 
 from __future__ import annotations
 
@@ -10,21 +15,72 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api import i18n
+from api.links import API
 from api.ratelimit import RateLimited
-from gridmap import errors, workflow
+from gridmap import errors
 
-STATUS = [
-    (errors.NotFound, 404),
-    (workflow.PreconditionFailed, 412),
-    (errors.Unauthenticated, 401),
-    (errors.Forbidden, 403),
-    (workflow.VersionRequired, 428),
-    (errors.Conflict, 409),
-    (errors.DatabaseNotReady, 503),
-    (errors.InvalidInput, 422),
-    (errors.GridmapError, 400),
-]
+
+STATUS: dict[str, int] = {  # an error's kind → its status (a kind not here: the nearest base class's)
+    "not_found": 404,
+    "precondition_failed": 412,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "version_required": 428,
+    "stale_version": 409,
+    "conflict": 409,
+    "database_not_ready": 503,
+    "unavailable": 503,
+    "too_large": 413,
+    "invalid_input": 422,
+    "error": 400,
+}
 PROBLEM = "application/problem+json"
+
+
+class PreconditionFailed(errors.StaleVersion):
+    """A stale version named by the request's `If-Match` header (a stale one in the body is a 409 `StaleVersion`)."""
+
+    kind = "precondition_failed"
+
+
+# Domain fields the API takes from a header: (header, how the English message begins, how the Chinese one begins)
+HEADER_FIELDS: dict[str, tuple[str, str, str]] = {
+    "idempotency_key": ("Idempotency-Key", "idempotency key", "幂等键"),
+}
+# Hints a kind of error gets on a field (English, Chinese), where the API offers a header beside the body's field
+HINTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("version_required", "version"): ("If-Match header or `version`", "If-Match 请求头或 version 字段"),
+}
+SEE: dict[str, str] = {  # resources an error may point to → where the API serves them
+    "categories": f"GET {API}/categories",
+}
+
+
+def _aside(text: str, en: str, zh: str) -> str:
+    """`text` with a parenthesised remark before its final full stop (Chinese) or at its end (English)."""
+    if text.endswith("。"):
+        return f"{text[:-1]}（{zh}）。"
+    return f"{text} ({en})"
+
+
+def in_api_terms(exc: errors.GridmapError) -> tuple[str | None, str, str | None]:
+    """The error's (field, English message, Chinese message) as the API words them: header fields named by their
+    header, the header a kind of error could have used, and the address of a resource to see."""
+    field, message, zh = exc.field, exc.message, exc.zh
+    if field in HEADER_FIELDS:
+        header, en_word, zh_word = HEADER_FIELDS[field]
+        field = header
+        if message.startswith(en_word):
+            message = header + message[len(en_word):]
+        if zh and zh.startswith(zh_word):
+            zh = f"{zh_word}（{header}）{zh[len(zh_word):]}"
+    hint = HINTS.get((exc.kind, exc.field or ""))
+    if hint:
+        message, zh = _aside(message, *hint), (_aside(zh, *hint) if zh else zh)
+    if exc.see in SEE:
+        where = SEE[exc.see]
+        message, zh = _aside(message, f"see {where}", f"见 {where}"), (_aside(zh, "", f"见 {where}") if zh else zh)
+    return field, message, zh
 
 
 def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
@@ -34,10 +90,12 @@ def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
 
 
 def status_of(exc: errors.GridmapError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 400  # pragma: no cover - GridmapError is the last row
+    """The status of an error's kind (or of the nearest base class's kind the table has)."""
+    for cls in type(exc).__mro__:
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str) and kind in STATUS:
+            return STATUS[kind]
+    return STATUS["error"]  # pragma: no cover - GridmapError's kind is in the table
 
 
 def domain_problem(request: Request, exc: errors.GridmapError, *, status: int | None = None,
@@ -45,9 +103,14 @@ def domain_problem(request: Request, exc: errors.GridmapError, *, status: int | 
     """The problem for a domain error in the request's language (`status` / `code` override the table's)."""
     lang = i18n.of_request(request)
     status = status or status_of(exc)
-    extra = {"field": exc.field} if exc.field else {}
-    response = problem(status, i18n.title(status, lang), i18n.domain_detail(exc, lang),
-                       code=code or type(exc).__name__, **extra)
+    field, message, zh = in_api_terms(exc)
+    extra = {"field": field} if field else {}
+    worded = exc
+    if (field, message, zh) != (exc.field, exc.message, exc.zh):  # a copy in the API's words, of the same kind
+        worded = type(exc).__new__(type(exc))
+        worded.__dict__.update(exc.__dict__, field=field, message=message, zh=zh)
+    response = problem(status, i18n.title(status, lang), i18n.domain_detail(worded, lang),
+                       code=code or type(exc).__name__, kind=exc.kind, **extra)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
     return response

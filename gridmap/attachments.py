@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gridmap import errors
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import FINISHED_STATES, Attachment, Case, CaseEvent
 
@@ -115,8 +116,8 @@ def _mb(n: int) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
-class TooLarge(InvalidInput):
-    """The file is over the size limit (the API answers 413)."""
+class TooLarge(errors.TooLarge):
+    """The file is over the size limit (kind `too_large`)."""
 
 
 def check_size(size: int, limits: Limits) -> None:

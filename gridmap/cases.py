@@ -1,4 +1,4 @@
-"""Cases: intake (located, filed and routed by the rules, at most once per Idempotency-Key), listing and reading.
+"""Cases: intake (located, filed and routed by the rules, at most once per idempotency key), listing and reading.
 
 A case with a location inside a grid and a category is filed and dispatched at once: events to the grid's worker
 (先属地), components to the owning department (先属主), both under the grid's party branch. The other steps of the
@@ -147,13 +147,11 @@ def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
         return None
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == new.category)).first()
     if category is None:
-        raise InvalidInput(f"category: {new.category!r} is not a category code (see GET /api/v1/categories)",
-                           field="category",
-                           zh=f"事项类别：{new.category!r} 不是事项类别编码（见 GET /api/v1/categories）。")
+        raise InvalidInput(f"category: {new.category!r} is not a category code", field="category",
+                           zh=f"事项类别：{new.category!r} 不是事项类别编码。", see="categories")
     if category.active is False:
-        raise InvalidInput(f"category: {new.category} ({category.name}) is retired; see GET /api/v1/categories",
-                           field="category",
-                           zh=f"事项类别：{new.category}（{category.name}）已停用；请见 GET /api/v1/categories。")
+        raise InvalidInput(f"category: {new.category} ({category.name}) is retired", field="category",
+                           zh=f"事项类别：{new.category}（{category.name}）已停用。", see="categories")
     return category
 
 
@@ -233,7 +231,7 @@ def _record(session: Session, case: Case, at: dt.datetime, actor: str, action: s
 
 
 def request_hash(new: NewCase, extra: dict | None = None) -> str:
-    """A digest of a submission, to tell a retry (same body) from a reuse of its Idempotency-Key."""
+    """A digest of a submission, to tell a retry (same body) from a reuse of its idempotency key."""
     body = json.dumps([dataclasses.asdict(new), extra or {}], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -241,13 +239,13 @@ def request_hash(new: NewCase, extra: dict | None = None) -> str:
 def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
                      now: dt.datetime | None = None, then=None, extra: dict | None = None,
                      options: LocateOptions | None = None) -> tuple[Case, bool]:
-    """File a case at most once per Idempotency-Key; returns (case, created). The same key with a different body
+    """File a case at most once per idempotency key `key`; returns (case, created). The same key with a different body
     (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
     decides. `then(session, case)` runs in the same transaction (a patrol worker handling it on the spot): if it
     raises, nothing is stored."""
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
-        raise InvalidInput("Idempotency-Key: 1 to 200 printable characters, e.g. a UUID", field="Idempotency-Key",
-                           zh="幂等键（Idempotency-Key）：应为 1–200 个可打印字符，如一个 UUID。")
+        raise InvalidInput("idempotency key: 1 to 200 printable characters, e.g. a UUID", field="idempotency_key",
+                           zh="幂等键：应为 1–200 个可打印字符，如一个 UUID。")
     digest = request_hash(new, extra)
     for _ in range(3):
         try:
@@ -256,9 +254,9 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
                     seen = session.get(IdempotencyKey, key)
                     if seen is not None:
                         if seen.request_hash != digest:
-                            raise InvalidInput("Idempotency-Key: already used for a different submission; use a "
-                                               "new key for a new case", field="Idempotency-Key",
-                                               zh="幂等键（Idempotency-Key）已用于另一次提交；新案件请用新的键。")
+                            raise InvalidInput("idempotency key: already used for a different submission; use a "
+                                               "new key for a new case", field="idempotency_key",
+                                               zh="幂等键已用于另一次提交；新案件请用新的键。")
                         return get_case(session, seen.case_id), False
                 case = create_case(session, index, new, actor=actor, now=now, options=options)
                 if then is not None:
@@ -271,8 +269,8 @@ def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | No
             return case, True
         except sa.exc.IntegrityError:
             continue  # a concurrent retry with the same key won: read its case
-    raise Conflict("Idempotency-Key: the submission is being processed; retry in a moment", field="Idempotency-Key",
-                   zh="幂等键（Idempotency-Key）：该提交正在处理中，请稍后重试。")
+    raise Conflict("idempotency key: the submission is being processed; retry in a moment", field="idempotency_key",
+                   zh="幂等键：该提交正在处理中，请稍后重试。")
 
 
 def get_case(session: Session, case_id: int) -> Case:
@@ -298,7 +296,7 @@ def get_case_for(session: Session, case_id: int, who: Principal) -> Case:
 
 
 def reporter_token(key: str | None) -> str:
-    """The token a reporter rates the case with: derived from the submission's Idempotency-Key when there is one
+    """The token a reporter rates the case with: derived from the submission's idempotency key when there is one
     (so a retried submission is answered with the same token), random otherwise. Only its digest is stored."""
     if key:
         return hashlib.sha256(f"gridmap-reporter:{key}".encode()).hexdigest()[:32]

@@ -1,26 +1,36 @@
 """Domain errors; they carry no HTTP. Each message names the bad value and what would be accepted.
 
-`message` is the English text; `zh` the same in Chinese (full-width punctuation, the field named in Chinese).
-The API answers in the caller's language (Accept-Language, zh by default); a raise without `zh` gets a Chinese
-sentence built from the error kind and the field's Chinese label (api/i18n.py), never English in a zh answer."""
+Every error has a `kind` (a machine-readable word: `invalid_input`, `not_found`, `conflict`, ...), the `field` it is
+about, `message` (English) and `zh` (the same in Chinese: full-width punctuation, the field named in Chinese).
+How a kind is answered (a status, headers, a problem type) is the API's business (api/errors.py): this package
+names no protocol. `see` names a resource of the catalogue the caller can consult (e.g. `categories`); the API
+says where it is. A raise without `zh` gets a Chinese sentence built from the error's kind and the field's Chinese
+label (api/i18n.py), never English in a Chinese answer."""
 
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 
 class GridmapError(Exception):
     """Base class of every error gridmap raises on purpose."""
 
-    def __init__(self, message: str, *, field: str | None = None, zh: str | None = None) -> None:
+    kind: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, zh: str | None = None,
+                 see: str | None = None) -> None:
         super().__init__(message)
         self.message = message  # English
         self.field = field
         self.zh = zh  # Chinese, or None (then the API builds one from the kind and the field)
+        self.see = see  # a resource to consult (e.g. "categories"), or None
 
 
 class InvalidInput(GridmapError):
     """A value supplied by the caller cannot be accepted."""
+
+    kind = "invalid_input"
 
 
 class InvalidCoordinate(InvalidInput):
@@ -31,34 +41,64 @@ class UnknownCRS(InvalidInput):
     """A coordinate-system name or EPSG code is not one gridmap accepts."""
 
 
+class TooLarge(InvalidInput):
+    """A value (a file, a batch) is over its size limit."""
+
+    kind = "too_large"
+
+
+class VersionRequired(InvalidInput):
+    """A change must say which version of the object it was based on."""
+
+    kind = "version_required"
+
+
 class NotFound(GridmapError):
     """No object has the given identifier."""
+
+    kind = "not_found"
 
 
 class Conflict(GridmapError):
     """The request contradicts what is stored (duplicate code, stale version, wrong state)."""
 
+    kind = "conflict"
+
+
+class StaleVersion(Conflict):
+    """The object changed since the caller read it (the version it names is not the stored one)."""
+
+    kind = "stale_version"
+
 
 class DatabaseNotReady(GridmapError):
     """The database has no schema or no active boundary generation yet."""
+
+    kind = "database_not_ready"
+
+
+class Unavailable(GridmapError):
+    """A service gridmap relies on (the media store) cannot serve now; nothing was changed."""
+
+    kind = "unavailable"
 
 
 class Forbidden(GridmapError):
     """The caller's role may not do this at all (function level); objects out of scope are `NotFound` instead."""
 
+    kind = "forbidden"
+
 
 class Unauthenticated(GridmapError):
     """No valid credentials where the operation needs them, or a failed sign-in."""
 
+    kind = "unauthenticated"
+
 
 # -- Chinese labels of fields, for messages that name a field given by the caller (and the API's fallback) ----
+# (The labels of fields the API takes from elsewhere than the body, such as its credentials, live in api/i18n.py.)
 
 FIELD_ZH: dict[str, str] = {
-    "Authorization": "Authorization 凭据", "Content-Type": "内容类型（Content-Type）",
-    "Content-Length": "请求体长度（Content-Length）", "Idempotency-Key": "幂等键（Idempotency-Key）",
-    "If-Match": "版本条件（If-Match）", "X-API-Key": "接口密钥（X-API-Key）", "X-Areas": "辖区（X-Areas）",
-    "X-CSRF-Token": "防伪令牌（X-CSRF-Token）", "X-Role": "角色（X-Role）", "X-Staff-Id": "人员编号（X-Staff-Id）",
-    "X-User": "用户（X-User）", "X-Department": "部门（X-Department）",
     "access_token": "访问令牌", "account_id": "账号", "accuracy_m": "定位精度（米）", "action": "操作",
     "activate": "生效日期", "activation": "生效", "address": "地址", "amount": "数量", "api_key": "接口密钥",
     "approver": "审批人", "area": "区域", "area_code": "区域编码", "areas": "辖区", "as_of": "日期",

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from gridmap.errors import GridmapError, NotFound
+from gridmap.errors import NotFound, Unavailable
 
 KEY = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+(\.[a-z0-9]+)*)*$")
 
 
-class StorageUnavailable(GridmapError):
+class StorageUnavailable(Unavailable):
     """The media store cannot take or give files now (`full`: no space left); nothing was stored."""
 
     def __init__(self, message: str, *, full: bool = False, zh: str | None = None) -> None:

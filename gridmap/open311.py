@@ -8,8 +8,9 @@ requests, and the spec's rules for arguments and errors. Rendering (XML or JSON)
   rejected and voided cases and `open` otherwise; `status_notes` says the stage.
 - Extensions that standard clients can ignore are grouped under `extended_attributes` (mySociety's convention):
   grid code and name, party branch, stage (our state), deadline, escalation level.
-- Errors are a list of `code` and `description`: 404 for what does not exist, 403 for a missing or wrong api_key,
-  400 for anything else (docs/DOMAIN.md §6).
+- Errors are a list of `code` and `description`, of a kind: `not_found` for what does not exist, `forbidden` for a
+  missing or wrong api_key, `invalid_input` for anything else (docs/DOMAIN.md §6); the API gives each kind the
+  spec's answer and code.
 """
 
 from __future__ import annotations
@@ -41,13 +42,21 @@ VISIT_ATTRIBUTE = {"variable": True, "code": "visit_time", "datatype": "singleva
                               {"key": "evening", "name": "傍晚"}]}
 
 
-class Open311Error(Exception):
-    """An error as the spec reports it: an HTTP status and a list of (code, description)."""
+INVALID, NOT_FOUND, FORBIDDEN, UNAVAILABLE = "invalid_input", "not_found", "forbidden", "unavailable"
+KINDS = (INVALID, NOT_FOUND, FORBIDDEN, UNAVAILABLE)
 
-    def __init__(self, status: int, description: str, code: int | str | None = None) -> None:
+
+class Open311Error(Exception):
+    """An error as the spec reports it: a kind (one of `KINDS`, as gridmap.errors names them) and a description;
+    `code` is the spec's error code when it is not the one the API gives the kind."""
+
+    def __init__(self, kind: str, description: str, code: int | str | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind: {kind!r}; accepted: {', '.join(KINDS)}")
         super().__init__(description)
-        self.status = status
-        self.errors = [(code if code is not None else status, description)]
+        self.kind = kind
+        self.description = description
+        self.code = code
 
 
 def _shown(text: str) -> str:
@@ -79,10 +88,10 @@ def services(session: Session) -> list[dict]:
 
 def category_for(session: Session, code: str | None) -> CaseCategory:
     if not code:
-        raise Open311Error(400, "service_code was not provided")
+        raise Open311Error(INVALID, "service_code was not provided")
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
     if category is None or category.active is False:
-        raise Open311Error(404, f"service_code {_shown(code)} was not found; see services.xml")
+        raise Open311Error(NOT_FOUND, f"service_code {_shown(code)} was not found; see services.xml")
     return category
 
 
@@ -94,7 +103,7 @@ def definition(session: Session, code: str) -> dict:
 def check_jurisdiction(value: str | None, ours: str) -> None:
     """Optional for a single-jurisdiction endpoint; when given it must be ours."""
     if value not in (None, "") and value != ours:
-        raise Open311Error(404, f"jurisdiction_id {_shown(value)} was not found; this endpoint serves {ours}")
+        raise Open311Error(NOT_FOUND, f"jurisdiction_id {_shown(value)} was not found; this endpoint serves {ours}")
 
 
 def _one(form: dict[str, list[str]], name: str) -> str | None:
@@ -112,9 +121,9 @@ def _float(form, name: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise Open311Error(400, f"{name} must be a number in WGS84 degrees, not {_shown(text)}") from None
+        raise Open311Error(INVALID, f"{name} must be a number in WGS84 degrees, not {_shown(text)}") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise Open311Error(400, f"{name} must be a finite number")
+        raise Open311Error(INVALID, f"{name} must be a finite number")
     return value
 
 
@@ -125,11 +134,11 @@ def _text(form: dict[str, list[str]], name: str, limit: int, *, multiline: bool 
     if not values:
         return None
     if len(values[-1]) > limit:
-        raise Open311Error(400, f"{name} is {len(values[-1]):,} characters; at most {limit:,}")
+        raise Open311Error(INVALID, f"{name} is {len(values[-1]):,} characters; at most {limit:,}")
     try:
         return clean_text(values[-1].strip(), name, limit, multiline=multiline, required=False)
     except InvalidInput as exc:
-        raise Open311Error(400, exc.message) from None
+        raise Open311Error(INVALID, exc.message) from None
 
 
 @dataclass
@@ -148,47 +157,47 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
     """Check a POST requests form (application/x-www-form-urlencoded) in the spec's order of errors."""
     key = _one(form, "api_key")
     if key is None:
-        raise Open311Error(403, "api_key was not provided -- can't proceed with create_request")
+        raise Open311Error(FORBIDDEN, "api_key was not provided -- can't proceed with create_request")
     if key not in api_keys:
-        raise Open311Error(403, "Invalid api_key received -- can't proceed with create_request")
+        raise Open311Error(FORBIDDEN, "Invalid api_key received -- can't proceed with create_request")
     check_jurisdiction(_one(form, "jurisdiction_id"), jurisdiction)
     category = category_for(session, _one(form, "service_code"))
     lat, lon = _float(form, "lat"), _float(form, "long")
     address = _text(form, "address_string", MAX_ADDRESS)
     if _one(form, "address_id") is not None and lat is None and address is None:
-        raise Open311Error(400, "address_id is not supported here; send lat and long, or address_string")
+        raise Open311Error(INVALID, "address_id is not supported here; send lat and long, or address_string")
     if (lat is None) != (lon is None):
-        raise Open311Error(400, "lat and long must both be sent")
+        raise Open311Error(INVALID, "lat and long must both be sent")
     if lat is None and address is None:
-        raise Open311Error(400, "a location is required: lat and long, or address_string")
+        raise Open311Error(INVALID, "a location is required: lat and long, or address_string")
     if lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise Open311Error(400, f"lat {lat} / long {lon} are not WGS84 degrees (lat -90..90, long -180..180)")
+        raise Open311Error(INVALID, f"lat {lat} / long {lon} are not WGS84 degrees (lat -90..90, long -180..180)")
     description = _text(form, "description", MAX_TEXT, multiline=True)
     attributes = {}
     for name, values in form.items():
         if name.startswith("attribute[") and values:
             code = name[len("attribute["):].split("]", 1)[0]
             if len(code) > 32 or len(attributes) >= 20:
-                raise Open311Error(400, "attribute: at most 20 attributes, each code at most 32 characters")
+                raise Open311Error(INVALID, "attribute: at most 20 attributes, each code at most 32 characters")
             checked = [_text({name: [v]}, f"attribute[{code}]", 200) or "" for v in values[-20:]]
             attributes[code] = checked if name.endswith("[]") else checked[-1]
     for attribute in attributes_of(category):
         value = attributes.get(attribute["code"])
         if attribute["required"] and not value:
-            raise Open311Error(400, f"attribute[{attribute['code']}] is required for service_code {category.code}")
+            raise Open311Error(INVALID, f"attribute[{attribute['code']}] is required for service_code {category.code}")
         keys = {v["key"] for v in attribute["values"]}
         if value and keys and any(v not in keys for v in (value if isinstance(value, list) else [value])):
-            raise Open311Error(400, f"attribute[{attribute['code']}] must be one of {', '.join(sorted(keys))}")
+            raise Open311Error(INVALID, f"attribute[{attribute['code']}] must be one of {', '.join(sorted(keys))}")
     try:
         phone = clean_phone((form.get("phone") or [None])[-1], "phone")
     except InvalidInput as exc:
-        raise Open311Error(400, exc.message) from None
+        raise Open311Error(INVALID, exc.message) from None
     name = " ".join(p for p in (_text(form, "last_name", 64), _text(form, "first_name", 64)) if p) or None
     _text(form, "account_id", 64)  # echoed back in the answer: short and printable
     if lat is None:
         point = locate_address(address)
         if point is None:
-            raise Open311Error(400, f"address_string {address!r} could not be located in this jurisdiction; "
+            raise Open311Error(INVALID, f"address_string {address!r} could not be located in this jurisdiction; "
                                     "send lat and long")
         lon, lat = point
     note = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in attributes.items())
@@ -212,18 +221,18 @@ def check_media_url(text: str | None) -> str | None:
     from urllib.parse import urlsplit
 
     if len(text) > MAX_MEDIA_URL or not text.isprintable() or any(c.isspace() for c in text):
-        raise Open311Error(400, f"media_url must be one https address of at most {MAX_MEDIA_URL} characters")
+        raise Open311Error(INVALID, f"media_url must be one https address of at most {MAX_MEDIA_URL} characters")
     try:
         parts = urlsplit(text)
         host = parts.hostname
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        raise Open311Error(400, f"media_url {_shown(text)} is not an address") from None
+        raise Open311Error(INVALID, f"media_url {_shown(text)} is not an address") from None
     if parts.scheme.lower() != "https" or not host:
-        raise Open311Error(400, f"media_url {_shown(text)} is not allowed: only https addresses are accepted "
+        raise Open311Error(INVALID, f"media_url {_shown(text)} is not allowed: only https addresses are accepted "
                                 "(url_not_allowed)")
     if parts.username is not None or parts.password is not None:
-        raise Open311Error(400, "media_url must not carry a user name or password (url_not_allowed)")
+        raise Open311Error(INVALID, "media_url must not carry a user name or password (url_not_allowed)")
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -231,7 +240,7 @@ def check_media_url(text: str | None) -> str | None:
     local_name = host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
         (".localhost", ".local", ".internal"))
     if (address is not None and not address.is_global) or local_name:
-        raise Open311Error(400, f"media_url {_shown(text)} points at a local or private address (url_not_allowed)")
+        raise Open311Error(INVALID, f"media_url {_shown(text)} points at a local or private address (url_not_allowed)")
     return text
 
 
@@ -249,9 +258,10 @@ def _parse_w3(name: str, text: str | None) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise Open311Error(400, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, not {_shown(text)}") from None
+        raise Open311Error(INVALID, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, "
+                                    f"not {_shown(text)}") from None
     if value.tzinfo is None:
-        raise Open311Error(400, f"{name} must include the time zone (Z or +08:00)")
+        raise Open311Error(INVALID, f"{name} must include the time zone (Z or +08:00)")
     return value
 
 
@@ -266,9 +276,9 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
         return list(session.scalars(base.where(Case.number.in_(numbers)).order_by(Case.reported_at.desc())))
     start, end = _parse_w3("start_date", _one(query, "start_date")), _parse_w3("end_date", _one(query, "end_date"))
     if start and end and end < start:
-        raise Open311Error(400, "end_date is before start_date")
+        raise Open311Error(INVALID, "end_date is before start_date")
     if start and end and end - start > WINDOW:
-        raise Open311Error(400, "start_date and end_date may not span more than 90 days")
+        raise Open311Error(INVALID, "start_date and end_date may not span more than 90 days")
     if start is None and end is None:
         end, start = now, now - WINDOW
     elif start is None:
@@ -284,7 +294,8 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
     if statuses is not None:
         wanted = {s.strip() for s in statuses.split(",") if s.strip()}
         if not wanted <= {"open", "closed"}:
-            raise Open311Error(400, f"status must be open, closed or both (comma delimited), not {_shown(statuses)}")
+            raise Open311Error(INVALID, "status must be open, closed or both (comma delimited), "
+                                        f"not {_shown(statuses)}")
         if wanted == {"open"}:
             statement = statement.where(Case.state.not_in(CLOSED_STATES))
         elif wanted == {"closed"}:
@@ -296,7 +307,7 @@ def get_request(session: Session, number: str) -> Case:
     case = session.scalars(sa.select(Case).options(selectinload(Case.category), selectinload(Case.events))
                            .where(Case.number == number)).first()
     if case is None:
-        raise Open311Error(404, f"service_request_id {number} was not found")
+        raise Open311Error(NOT_FOUND, f"service_request_id {number} was not found")
     return case
 
 

@@ -29,13 +29,13 @@ FLAG_OUTSIDE_OWN = "outside_own_grid"
 def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, *, calendar: WorkCalendar,
            handled_on_spot: bool = False, note: str | None = None, key: str | None = None,
            now: dt.datetime | None = None):
-    """File a patrol report at most once per Idempotency-Key; returns (case, created)."""
+    """File a patrol report at most once per idempotency key (`key`); returns (case, created)."""
     workflow.require_role(actor.user, actor.role, ("worker",), "send a patrol report (grid workers do)")
     if actor.staff_id is None:
         raise InvalidInput("staff_id: say which worker reports", field="staff_id", zh="人员：请注明由哪位网格员上报。")
     if not new.category:
-        raise InvalidInput("category: a patrol report names its category (see GET /api/v1/categories)",
-                           field="category", zh="事项类别：巡查上报须注明事项类别（见 GET /api/v1/categories）。")
+        raise InvalidInput("category: a patrol report names its category", field="category",
+                           zh="事项类别：巡查上报须注明事项类别。", see="categories")
     with sessionmaker() as session:
         own = set(session.scalars(sa.select(StaffArea.area_code).where(StaffArea.staff_id == actor.staff_id)))
     if not own:

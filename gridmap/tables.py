@@ -292,7 +292,7 @@ class CalendarDay(Base):
 
 
 class IdempotencyKey(Base):
-    """A client's Idempotency-Key for a submission: the same key and body give the same case, once."""
+    """A client's idempotency key for a submission: the same key and body give the same case, once."""
 
     __tablename__ = "idempotency_key"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)

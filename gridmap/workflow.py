@@ -3,7 +3,7 @@
 Every step names who may take it (a role, and for workers and departments the case must be theirs), from which
 states, and against which version of the case: the caller sends the version it saw, and a conditional
 `UPDATE … WHERE version = :seen` claims the case, so of fifty dispatchers acting at once exactly one wins and the
-others get `StaleVersion` (HTTP 412 with If-Match, 409 otherwise). Each step is timestamped and written to the
+others get `StaleVersion` (kind `stale_version`). Each step is timestamped and written to the
 case's history in the same transaction.
 
 States: reported → filed | rejected | voided; filed → dispatched; dispatched → accepted (签收; the clock starts on
@@ -49,16 +49,8 @@ class Forbidden(errors.Forbidden):
     """The actor's role may not take this step on this case."""
 
 
-class StaleVersion(Conflict):
-    """The case changed since the caller read it (412 with If-Match, 409 otherwise)."""
-
-
-class PreconditionFailed(StaleVersion):
-    """The If-Match version is not the case's version (412)."""
-
-
-class VersionRequired(InvalidInput):
-    """A change must say which version of the case it was based on (428)."""
+StaleVersion = errors.StaleVersion  # the case changed since the caller read it
+VersionRequired = errors.VersionRequired  # a change must say which version of the case it was based on
 
 
 @dataclass(frozen=True)
@@ -137,7 +129,7 @@ def check_actor(user: str | None, role: str | None) -> None:
 
 
 def require_role(user: str | None, role: str | None, allowed: tuple[str, ...], doing: str) -> None:
-    """Who acts must be named, and be one of the `allowed` roles to do `doing` (403 naming the role otherwise)."""
+    """Who acts must be named, and be one of the `allowed` roles to do `doing` (else `Forbidden`, naming the role)."""
     check_actor(user, role)
     if role not in allowed:
         raise Forbidden(f"role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="role",
@@ -166,8 +158,8 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
                        zh=f"操作：{action!r} 不是办理步骤；可选："
                           f"{'、'.join((f'{s.zh}（{a}）' for a, s in STEPS.items()))}。")
     if version is None:
-        raise VersionRequired("version: say which version of the case you saw (If-Match header or `version`)",
-                              field="version", zh="版本号：请注明您看到的案件版本（If-Match 请求头或 version 字段）。")
+        raise VersionRequired("version: say which version of the case you saw", field="version",
+                              zh="版本号：请注明您看到的案件版本。")
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
@@ -377,8 +369,7 @@ class _Handlers:
         _check_department(session, case, actor)
         case.bounce_count = (case.bounce_count or 0) + 1
         evidence = {"grid_code": case.grid_code, "microgrid_code": case.microgrid_code,
-                    "point": [case.lon, case.lat], "generation_id": case.generation_id,
-                    "boundary": f"/api/v1/areas/{case.grid_code}" if case.grid_code else None}
+                    "point": [case.lon, case.lat], "generation_id": case.generation_id}  # the API links the grid
         bounced_by = {"from_assignee_id": case.assignee_id, "from_department_id": case.department_id}
         case.assignee_id = None
         case.department_id = None

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import allow, get_principal
 from api.case_models import CaseCreated, CaseDetail, CaseItem, CasePage, Receipt
 from api.deps import IndexDep, SessionDep
+from api.errors import PreconditionFailed
+from api.links import case_links
 from api.ratelimit import address_of_anonymous, rate_limit
 from api.params import Id, Moment, Offset, PathId
 from gridmap import audit, cases, duplicates, features, patrol, policy, workflow
@@ -208,7 +210,7 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
                             params=params, index=index, options=request.app.state.settings.locate_options())
     except workflow.StaleVersion as exc:
         if header_version is not None:
-            raise workflow.PreconditionFailed(exc.message, field="If-Match", zh=exc.zh) from None
+            raise PreconditionFailed(exc.message, field="If-Match", zh=exc.zh) from None
         raise
     summary = cases.case_items(session, [case], who=who, calendar=calendar)[0]
     # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
@@ -287,7 +289,7 @@ def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, 
                                            numberReturned=len(rows))
     calendar = request.app.state.calendar()
     return {"total": total, "limit": limit, "offset": offset,
-            "items": cases.case_items(session, rows, who=who, calendar=calendar)}
+            "items": [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=calendar)]}
 
 
 @router.get("/cases/{case_id}", name="get_case")
@@ -304,7 +306,8 @@ def get_case(case_id: PathId, session: SessionDep, request: Request, response: R
     found = cases.candidates_now(request.app.state.registry.active(), case, request.app.state.settings.locate_options())
     if found is not None:
         item["candidates"] = found
-    out = {**item, "routing": cases.routing(session, case, who), "history": cases.full_history(session, case)}
+    out = case_links({**item, "routing": cases.routing(session, case, who),
+                      "history": cases.full_history(session, case)})
     if contact and (case.reporter_name or case.reporter_phone):
         audit.record(session, "reveal", f"case:{case.id}", {"number": case.number,
                                                              "fields": ["reporter_name", "reporter_phone"]})

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import i18n
+from api.links import case_links
 from api.auth import allow
 from api.case_models import CaseItem, CasePage
 from api.deps import IndexDep, SessionDep
@@ -77,7 +78,7 @@ def queue_items(name: Annotated[str, Path(max_length=16)], session: SessionDep, 
     f = cases.CaseFilter(area=area, queue=name, category=category, source=source, holder=holder,
                          min_age_h=min_age_h, max_age_h=max_age_h, sort=sort, order=order)
     total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
-    items = cases.case_items(session, rows, who=who, calendar=request.app.state.calendar())
+    items = [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=request.app.state.calendar())]
     return CasePage(total=total, limit=limit, offset=offset, items=items)
 
 

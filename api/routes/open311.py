@@ -16,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.ratelimit import open311_api_key, rate_limit
 from api.auth import allow
+from api.errors import in_api_terms
 from api.routes.attachments import media_store
 from gridmap.media_store import StorageUnavailable
 from gridmap import accounts, attachments, cases
 from gridmap import open311 as o311
-from gridmap.errors import GridmapError
+from gridmap.errors import GridmapError, NotFound
 from gridmap.policy import Principal
 from gridmap.tables import CaseEvent
 
@@ -65,21 +66,32 @@ def render(fmt: str, root: str, data, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=FORMATS["xml"])
 
 
+STATUS = {o311.INVALID: 400, o311.NOT_FOUND: 404, o311.FORBIDDEN: 403, o311.UNAVAILABLE: 503}  # the spec's
+
+
 def _errors(fmt: str, exc: o311.Open311Error) -> Response:
-    items = [{"code": code, "description": text} for code, text in exc.errors]
-    return render(fmt if fmt in FORMATS else "xml", "errors", items, status=exc.status)
+    """The spec's error list: the kind's status, and as the error's code the status unless it names its own."""
+    status = STATUS[exc.kind]
+    items = [{"code": exc.code if exc.code is not None else status, "description": exc.description}]
+    return render(fmt if fmt in FORMATS else "xml", "errors", items, status=status)
+
+
+def _refusal(exc: GridmapError) -> o311.Open311Error:
+    """A domain refusal (bad point, outside the service area …) in the spec's terms, worded as the API words it."""
+    kind = o311.NOT_FOUND if isinstance(exc, NotFound) else o311.INVALID
+    return o311.Open311Error(kind, in_api_terms(exc)[1])
 
 
 async def _answer(fmt: str, work: Callable[[], tuple[str, object, int]]) -> Response:
     """Run `work` in the thread pool and render its (root, data, status), or the spec's errors."""
     if fmt not in FORMATS:
-        return _errors("xml", o311.Open311Error(400, f"format {fmt!r} is not supported; use .xml or .json"))
+        return _errors("xml", o311.Open311Error(o311.INVALID, f"format {fmt!r} is not supported; use .xml or .json"))
     try:
         root, data, status = await run_in_threadpool(work)
     except o311.Open311Error as exc:
         return _errors(fmt, exc)
     except GridmapError as exc:  # a domain refusal (bad point, outside the service area …) is a 400 here
-        return _errors(fmt, o311.Open311Error(404 if type(exc).__name__ == "NotFound" else 400, exc.message))
+        return _errors(fmt, _refusal(exc))
     return render(fmt, root, data, status)
 
 
@@ -157,7 +169,8 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
             try:
                 form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
             except UnicodeDecodeError:
-                raise o311.Open311Error(400, "the body must be UTF-8 application/x-www-form-urlencoded") from None
+                raise o311.Open311Error(o311.INVALID,
+                                        "the body must be UTF-8 application/x-www-form-urlencoded") from None
         with state.sessionmaker() as session:
             def locate_address(text: str):
                 from gridmap.gazetteer import gazetteer_for
@@ -173,7 +186,7 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
             try:
                 prepared = attachments.prepare(media, state.settings.media_limits())
             except GridmapError as exc:
-                raise o311.Open311Error(400, f"media: {exc.message}") from None
+                raise o311.Open311Error(o311.INVALID, f"media: {exc.message}") from None
         store = media_store(request)
 
         def attach(session, case) -> None:
@@ -192,7 +205,7 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
             case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311",
                                              then=attach, extra=extra or None)
         except StorageUnavailable as exc:  # the photo could not be stored: nothing was filed
-            raise o311.Open311Error(503, f"media: {exc.message}") from None
+            raise o311.Open311Error(o311.UNAVAILABLE, f"media: {exc.message}") from None
         account = (form.get("account_id") or [None])[-1] or None
         return "service_requests", [{"service_request_id": case.number, "service_notice": o311.notice(case),
                                      "account_id": account}], 200
@@ -237,18 +250,19 @@ async def _multipart(request: Request) -> tuple[dict[str, list[str]], bytes | No
     except Exception as exc:  # noqa: BLE001 - the parser's refusals (too many parts, malformed) are the client's
         if getattr(exc, "status_code", None) == 413:
             raise
-        raise o311.Open311Error(400, f"the multipart body could not be read ({str(exc)[:120]})") from None
+        raise o311.Open311Error(o311.INVALID, f"the multipart body could not be read ({str(exc)[:120]})") from None
     form: dict[str, list[str]] = {}
     media = None
     for name, value in parsed.multi_items():
         if isinstance(value, UploadFile):
             if name != "media":
-                raise o311.Open311Error(400, f"{name[:40]!r}: the only file accepted is `media` (one photo)")
+                raise o311.Open311Error(o311.INVALID, f"{name[:40]!r}: the only file accepted is `media` (one photo)")
             if value.size is not None and value.size > limit:
-                raise o311.Open311Error(400, f"media: {value.size:,} bytes is over the {limit / 2**20:g} MB limit")
+                raise o311.Open311Error(o311.INVALID,
+                                        f"media: {value.size:,} bytes is over the {limit / 2**20:g} MB limit")
             media = await value.read(limit + 1)
             if len(media) > limit:
-                raise o311.Open311Error(400, f"media: over the {limit / 2**20:g} MB limit")
+                raise o311.Open311Error(o311.INVALID, f"media: over the {limit / 2**20:g} MB limit")
         else:
             form.setdefault(name, []).append(value)
     await parsed.close()
@@ -259,4 +273,4 @@ async def _multipart(request: Request) -> tuple[dict[str, list[str]], bytes | No
 async def unknown(anything: str, who: Public) -> Response:
     """Anything else under /open311/v2/ is a 404 in the spec's format (XML unless the path ends in .json)."""
     fmt = "json" if anything.endswith(".json") else "xml"
-    return _errors(fmt, o311.Open311Error(404, f"/open311/v2/{anything} is not a GeoReport v2 resource"))
+    return _errors(fmt, o311.Open311Error(o311.NOT_FOUND, f"/open311/v2/{anything} is not a GeoReport v2 resource"))

@@ -212,8 +212,7 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict, 
         kind = "department" if owner_first else "worker"
         reason = BOUNCE_REASONS[kind][int(rng.integers(2))]
         evidence = {"grid_code": codes.get("grid"), "microgrid_code": codes.get("microgrid"),
-                    "point": [point[0], point[1]], "generation_id": generation_id,
-                    "boundary": f"/api/v1/areas/{codes.get('grid')}"}
+                    "point": [point[0], point[1]], "generation_id": generation_id}
         step("bounce", handler, "filed", t, {"reason": reason, "evidence": evidence,
                                              "by": labels.get(handler, handler),
                                              "from_assignee_id": row["assignee_id"],
