@@ -127,6 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     factory = storage.make_sessionmaker(engine)
     from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
 
+    if args.scale == "province":
+        return _demo_province(args, factory)
     with factory() as session:
         if args.if_empty and session.scalar(sa.select(sa.func.count()).select_from(Area)):
             print("the database already holds areas; nothing loaded")
@@ -148,6 +150,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         made = create_demo_accounts(session, districts[0])
     if made:
         print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
+    return 0
+
+
+def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> int:
+    """`gridmap demo --scale province`: the 16-district province (gridmap.demo.province)."""
+    from gridmap.bulk import Progress
+    from gridmap.demo.province import ProvinceScale, load_province
+    from gridmap.tables import Area
+
+    scale = ProvinceScale(districts=args.districts, microgrids=args.microgrids, cases=args.cases)
+    scale.check()
+    with factory() as session:
+        if args.if_empty and session.scalar(sa.select(sa.func.count()).select_from(Area)):
+            print("数据库中已有区域，未装入；the database already holds areas; nothing loaded")
+            return 0
+    today = dt.date.fromisoformat(args.today) if args.today else None
+    with _acting():
+        summary = load_province(factory, scale, seed=53 if args.seed is None else args.seed, today=today,
+                                append=args.append, progress=Progress(enabled=not args.no_progress))
+    print(json.dumps(summary.__dict__, ensure_ascii=False))
     return 0
 
 
@@ -439,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--today", help="reference date of the year of cases (YYYY-MM-DD)")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when areas are already loaded")
     demo.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    demo.add_argument("--scale", choices=("district", "province"), default="district",
+                      help="district: the demo district(s) (default); province: 16 Yunnan districts, "
+                           "~200,000 micro-grids, ~10,000,000 cases (gridmap.demo.province)")
+    demo.add_argument("--districts", type=int, default=16, help="province: how many of the 16 districts")
+    demo.add_argument("--microgrids", type=int, default=200_000, help="province: micro-grids over all districts")
+    demo.add_argument("--cases", type=int, default=10_000_000, help="province: cases over all districts")
+    demo.add_argument("--append", action="store_true",
+                      help="province: load beside areas already in the database (default: refuse)")
     demo.set_defaults(func=cmd_demo)
     serve = sub.add_parser("serve", help="serve the API and the map")
     serve.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,309 @@
+"""The province demo's cases: millions of cases over the year before the reference date, made a chunk at a time
+with numpy (no Python per case on the numbers) and written by COPY on PostGIS, executemany with ready SpatiaLite
+point BLOBs on SpatiaLite, each chunk in its own transaction, with a progress bar.
+
+Each case lies inside one micro-grid (a point drawn in the interior of the micro-grid's cell, clear of its edges)
+and is stored under that micro-grid's chain of codes, its grid's party branch and worker, by the routing rules of
+the district demo (events to the grid's worker, components to their department). The loop is drawn as the
+district demo draws it (acceptance, deadline, handling, verification, rating, a few rejected, stalled, suspended,
+extended, reworked or reopened), with deadlines on an approximate calendar (a working hour ≈ 3 calendar hours, a
+working day ≈ 1.4 calendar days) instead of the working calendar case by case. The history kept per case is what
+the measures read: the report, the handling and the rating.
+
+Chunks are `CHUNK` cases, each from its own random stream (`[seed, 9, chunk]`), covering its own slice of the
+year in time order (ids follow the reporting time): the same seed and size give the same cases whatever the
+database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridmap import bulk
+from gridmap.cases import SOURCE_PREFIX
+from gridmap.demo.catalogue import CLASS_WEIGHTS
+from gridmap.demo.province_write import move_sequence, next_id, write_columns
+from gridmap.tables import Case, CaseCategory, CaseEvent
+
+if TYPE_CHECKING:
+    from gridmap.demo.province import Territory
+
+CHUNK = 100_000
+SOURCES = np.array(["hotline", "miniprogram", "patrol", "referral"])
+SOURCE_WEIGHTS = np.array([0.45, 0.25, 0.25, 0.05])
+SCORES = np.array([5, 5, 5, 5, 4, 4, 4, 3, 3, 2])
+UNIT_SECONDS = {"work_hours": 3 * 3600.0, "work_days": 1.4 * 86400.0, "calendar_days": 86400.0}
+CHINA = np.timedelta64(8, "h")
+YEAR_S = 365 * 86400
+
+
+def insert_province_cases(
+    factory: sessionmaker[Session],
+    territory: Territory,
+    generation_id: int,
+    n: int,
+    today: dt.date,
+    seed: int,
+    progress: bulk.Progress | None = None,
+) -> tuple[int, int]:
+    """Write `n` cases and their histories; returns (cases, history rows)."""
+    progress = progress or bulk.Progress(enabled=False)
+    if n <= 0:
+        return 0, 0
+    micro = territory.province.levels["microgrid"]
+    setup = _Setup(territory, generation_id, today)
+    with factory() as session:
+        setup.categories(session)
+    bar = progress.bar(n, "cases", unit="case")
+    chunks = (n + CHUNK - 1) // CHUNK
+    events = 0
+    for c in range(chunks):
+        size = min(CHUNK, n - c * CHUNK)
+        with factory.begin() as session:
+            conn = session.connection()
+            first = next_id(conn, Case.__table__)
+            cases, history = make_chunk(setup, c, chunks, size, seed, first)
+            write_columns(conn, Case.__table__, cases)
+            first_event = next_id(conn, CaseEvent.__table__)
+            history["id"] = np.arange(first_event, first_event + len(history["case_id"]), dtype=np.int64)
+            write_columns(conn, CaseEvent.__table__, history)
+            move_sequence(conn, Case.__table__)
+            move_sequence(conn, CaseEvent.__table__)
+            bulk.record_inserts(
+                conn,
+                {"case_file": [first], "case_event": [first_event]},
+                counts={"case_file": size, "case_event": len(history["case_id"])},
+            )
+        events += len(history["case_id"])
+        bar.update(size)
+        if c % 10 == 9 or c == chunks - 1:
+            progress.stage(f"cases written ({len(micro.codes):,} micro-grids)", min((c + 1) * CHUNK, n))
+    bar.close()
+    with factory.begin() as session:  # fresh statistics for the planner after millions of rows
+        conn = session.connection()
+        for table in ("case_file", "case_event", "area", "party_org_area", "staff_area"):
+            conn.exec_driver_sql(f"ANALYZE {table}")
+    progress.stage("statistics refreshed", None)
+    return n, events
+
+
+class _Setup:
+    """The per-micro-grid arrays a chunk draws from, computed once."""
+
+    def __init__(self, territory: Territory, generation_id: int, today: dt.date) -> None:
+        province = territory.province
+        levels = province.levels
+        micro = levels["microgrid"]
+        self.generation_id = generation_id
+        end_cn = np.datetime64(today.isoformat(), "s")  # midnight in China, as naive China time
+        self.end = end_cn - CHINA  # …in UTC
+        weights = micro.households.astype(float)
+        self.cum = np.cumsum(weights) / weights.sum()
+        n = len(micro.codes)
+        corners = np.empty((n, 4, 2))
+        for d, lattice in enumerate(province.lattices):
+            members = np.flatnonzero(np.asarray(micro.district) == d)
+            rect = np.asarray([micro.rect[k] for k in members], dtype=np.int64)
+            i, j = rect[:, 0], rect[:, 1]
+            for q, (di, dj) in enumerate(((0, 0), (1, 0), (1, 1), (0, 1))):
+                corners[members, q, 0] = lattice.x[j + dj, i + di]
+                corners[members, q, 1] = lattice.y[j + dj, i + di]
+        self.corners = corners
+        grid_of = np.asarray(micro.parent, dtype=np.int64)
+        com_of = np.asarray(levels["grid"].parent, dtype=np.int64)[grid_of]
+        sub_of = np.asarray(levels["community"].parent, dtype=np.int64)[com_of]
+        dis_of = np.asarray(levels["subdistrict"].parent, dtype=np.int64)[sub_of]
+        self.codes = {
+            "microgrid_code": np.asarray(micro.codes, dtype=object),
+            "grid_code": np.asarray(levels["grid"].codes, dtype=object)[grid_of],
+            "community_code": np.asarray(levels["community"].codes, dtype=object)[com_of],
+            "subdistrict_code": np.asarray(levels["subdistrict"].codes, dtype=object)[sub_of],
+            "district_code": np.asarray(levels["district"].codes, dtype=object)[dis_of],
+        }
+        self.branch = territory.branch_of_grid[grid_of]
+        self.worker = territory.worker_of_grid[grid_of]
+
+    def categories(self, session: Session) -> None:
+        cats = session.scalars(
+            sa.select(CaseCategory).where(CaseCategory.active.is_(True)).order_by(CaseCategory.code)
+        ).all()
+        per_class: dict[str, int] = {}
+        for c in cats:
+            per_class[c.major_class] = per_class.get(c.major_class, 0) + 1
+        w = np.array([CLASS_WEIGHTS.get(c.major_class, 1) / per_class[c.major_class] for c in cats])
+        self.cat_cum = np.cumsum(w) / w.sum()
+        self.cat_id = np.array([c.id for c in cats])
+        self.cat_name = np.array([c.name for c in cats], dtype=object)
+        self.cat_desc = np.array([f"{c.name}，请尽快处理。" for c in cats], dtype=object)
+        self.cat_limit = np.array([c.time_limit * UNIT_SECONDS.get(c.time_unit, 86400.0) for c in cats])
+        owner_first = [c.kind == "component" and c.department_id is not None for c in cats]
+        self.cat_owner = np.array(owner_first)
+        self.cat_dept = np.array([c.department_id if o else -1 for c, o in zip(cats, owner_first)])
+
+
+def _seconds(values: np.ndarray) -> np.ndarray:
+    return (values * 1e6).astype("timedelta64[us]")
+
+
+def make_chunk(
+    setup: _Setup, c: int, chunks: int, n: int, seed: int, first_id: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Chunk `c`'s cases (columns of case_file) and their history rows (columns of case_event, ids left out)."""
+    from gridmap.demo.province import _people_names, _phones
+
+    rng = np.random.default_rng([seed, 9, c])
+    end = setup.end
+    # when: the chunk's slice of the year, on a daytime hour in China
+    lo, hi = YEAR_S * c / chunks, YEAR_S * (c + 1) / chunks
+    t = np.sort(rng.uniform(lo, hi, n))
+    start_cn = (end + CHINA) - np.timedelta64(YEAR_S, "s")
+    day = np.floor(t / 86400.0)
+    tod = np.clip(rng.normal(13.5, 3.5, n), 6.0, 23.0) * 3600.0 + rng.uniform(0, 3600, n)
+    offset = np.minimum(day * 86400.0 + tod, YEAR_S - 60.0)
+    order = np.argsort(offset, kind="stable")
+    offset = offset[order]
+    reported = start_cn - CHINA + offset.astype("timedelta64[s]")
+    # where: a micro-grid by its households, a point inside its cell clear of the edges
+    m = np.searchsorted(setup.cum, rng.random(n), side="right").clip(0, len(setup.cum) - 1)
+    u, v = rng.uniform(0.1, 0.9, n), rng.uniform(0.1, 0.9, n)
+    q = setup.corners[m]
+    w = np.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], axis=1)
+    lon = np.einsum("nk,nk->n", w, q[:, :, 0])
+    lat = np.einsum("nk,nk->n", w, q[:, :, 1])
+    # what
+    cat = np.searchsorted(setup.cat_cum, rng.random(n), side="right").clip(0, len(setup.cat_cum) - 1)
+    source = SOURCES[np.searchsorted(np.cumsum(SOURCE_WEIGHTS), rng.random(n), side="right").clip(0, 3)]
+    limit = setup.cat_limit[cat]
+    owner = setup.cat_owner[cat]
+    worker = setup.worker[m]
+    # the loop
+    draws = rng.random((n, 8))
+    filed = reported + _seconds(rng.uniform(5, 60, n) * 60)
+    accepted = filed + _seconds((rng.uniform(2, 40, n) + rng.uniform(5, 90, n)) * 60)
+    extended = draws[:, 1] < 0.02
+    due = accepted + _seconds(limit * np.where(extended, 2.0, 1.0))
+    share = rng.lognormal(-1.4, 0.6, n)
+    rework = draws[:, 2] < 0.03
+    handled = accepted + _seconds(limit * share * np.where(rework, 1.5, 1.0))
+    closed = handled + _seconds(limit * rng.uniform(0.03, 0.15, n))
+    rated = closed + _seconds(rng.uniform(3600, 48 * 3600, n))
+    score = SCORES[rng.integers(len(SCORES), size=n)]
+    rejected = draws[:, 0] < 0.015
+    suspended = (draws[:, 3] < 0.006) & ~rejected
+    stalled = (draws[:, 3] >= 0.006) & (draws[:, 3] < 0.016) & ~rejected
+    nat = np.datetime64("NaT", "us")
+    state = np.full(n, "closed", dtype=object)
+    state[closed > end] = "handled"
+    state[handled > end] = "accepted"
+    state[stalled & (accepted <= end)] = "accepted"
+    state[suspended & (accepted <= end)] = "suspended"
+    state[accepted > end] = "dispatched"
+    state[filed > end] = "reported"
+    state[rejected & (filed <= end)] = "rejected"
+    is_closed = state == "closed"
+    got_rated = is_closed & (draws[:, 4] < 0.7) & (rated <= end)
+    reopened = got_rated & (score <= 2)
+    was_handled = np.isin(state, ("handled", "closed"))
+    state[reopened] = "dispatched"
+    in_loop = np.isin(state, ("accepted", "handled", "closed", "suspended")) | reopened
+    accepted_col = np.where(in_loop & ~reopened, accepted.astype("datetime64[us]"), nat)
+    due_col = np.where(in_loop & ~reopened, due.astype("datetime64[us]"), nat)
+    handled_col = np.where(was_handled & ~reopened, handled.astype("datetime64[us]"), nat)
+    closed_col = np.where(is_closed & ~reopened, closed.astype("datetime64[us]"), nat)
+    closed_col = np.where(state == "rejected", filed.astype("datetime64[us]"), closed_col)
+    rated_col = np.where(got_rated, rated.astype("datetime64[us]"), nat)
+    suspended_col = np.where(
+        state == "suspended", (accepted + _seconds(rng.uniform(3600, 36000, n))).astype("datetime64[us]"), nat
+    )
+    routed = ~np.isin(state, ("reported", "rejected"))
+    dept = setup.cat_dept[cat]
+    handler = np.where(
+        owner, np.char.add("department:", dept.astype(str)), np.char.add("worker:", worker.astype(str))
+    ).astype(object)
+    ids = np.arange(first_id, first_id + n, dtype=np.int64)
+    china_day = np.datetime_as_string((reported + CHINA).astype("datetime64[D]")).tolist()
+    prefix = [SOURCE_PREFIX[s] for s in source.tolist()]
+    number = [f"{p}{d[:4]}{d[5:7]}{d[8:]}{i:07d}" for p, d, i in zip(prefix, china_day, ids.tolist())]
+    public = np.isin(source, ("hotline", "miniprogram"))
+    names_ = np.array(_people_names(rng, n), dtype=object)
+    phones = np.array(_phones(rng, n), dtype=object)
+    geoms = shapely.points(lon, lat)
+    none = np.full(n, None, dtype=object)
+    cases = {
+        "id": ids,
+        "number": number,
+        "title": setup.cat_name[cat],
+        "description": setup.cat_desc[cat],
+        "category_id": setup.cat_id[cat],
+        "source": source.astype(object),
+        "state": state,
+        "raw_x": lon,
+        "raw_y": lat,
+        "raw_crs": ["wgs84"] * n,
+        "lon": lon,
+        "lat": lat,
+        "generation_id": np.full(n, setup.generation_id),
+        **{k: col[m] for k, col in setup.codes.items()},
+        "branch_id": setup.branch[m],
+        "assignee_id": np.where(routed & ~owner, worker, -1).astype(object),
+        "department_id": np.where(routed & owner, dept, -1).astype(object),
+        "locate_flags": [[]] * n,
+        "reporter_name": np.where(public, names_, none),
+        "reporter_phone": np.where(public, phones, none),
+        "reported_by_staff_id": np.where(source == "patrol", worker, -1).astype(object),
+        "satisfaction": np.where(got_rated, score, -1).astype(object),
+        "reported_at": reported.astype("datetime64[us]"),
+        "accepted_at": accepted_col,
+        "due_at": due_col,
+        "closed_at": closed_col,
+        "handled_at": handled_col,
+        "rated_at": rated_col,
+        "suspended_at": suspended_col,
+        "handled_by": np.where(was_handled & ~reopened, handler, none),
+        "version": np.where(routed, 3, 1) + was_handled.astype(int) * 2,
+        "rework_count": (rework & was_handled).astype(np.int64),
+        "extension_count": (extended & in_loop).astype(np.int64),
+        "reopen_count": reopened.astype(np.int64),
+        "bounce_count": np.zeros(n, np.int64),
+        "geom": geoms,
+    }
+    for key in ("assignee_id", "department_id", "reported_by_staff_id", "satisfaction"):
+        col = cases[key]
+        cases[key] = [None if x == -1 else int(x) for x in col.tolist()]
+    # history: reported (every case), handled (handled ones), rated (rated ones)
+    h_case = [ids, ids[was_handled], ids[got_rated]]
+    h_at = [
+        reported.astype("datetime64[us]"),
+        handled[was_handled].astype("datetime64[us]"),
+        rated[got_rated].astype("datetime64[us]"),
+    ]
+    k_handled, k_rated = int(was_handled.sum()), int(got_rated.sum())
+    history = {
+        "case_id": np.concatenate(h_case),
+        "at": np.concatenate(h_at),
+        "actor": ["resident"] * n + handler[was_handled].tolist() + ["resident"] * k_rated,
+        "action": ["reported"] * n + ["handle"] * k_handled + ["rate"] * k_rated,
+        "from_state": [None] * n + ["accepted"] * k_handled + ["closed"] * k_rated,
+        "to_state": ["reported"] * n
+        + ["handled"] * k_handled
+        + ["dispatched" if r else "closed" for r in reopened[got_rated].tolist()],
+        "detail": [{"source": s} for s in source.tolist()]
+        + [None] * k_handled
+        + [
+            {"satisfaction": int(s), "reopened": bool(r)}
+            for s, r in zip(score[got_rated].tolist(), reopened[got_rated].tolist())
+        ],
+    }
+    order = np.argsort(history["case_id"], kind="stable")  # a case's steps together, in order
+    for key, col in history.items():
+        history[key] = col[order] if isinstance(col, np.ndarray) else [col[i] for i in order.tolist()]
+    return cases, history
+
+
+__all__ = ["CHUNK", "insert_province_cases", "make_chunk"]
