@@ -6,6 +6,7 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 
+import anyio
 import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -97,7 +98,8 @@ class RuntimeSync:
             runtime = getattr(scope["app"].state, "runtime", None)
             if runtime is not None:
                 try:
-                    runtime.sync()
+                    if not runtime.settled():  # the cheap probe on the loop; catching up (pool, builds) in a thread
+                        await anyio.to_thread.run_sync(runtime.sync)
                 except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
                     log.warning("could not read the runtime versions; retrying on the next request", exc_info=True)
                     runtime.invalidate(*RUNTIME_TOPICS)  # unsure what changed: read everything again

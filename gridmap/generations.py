@@ -155,55 +155,38 @@ def shared_index(session: Session, generation_id: int, *, cache_dir=None) -> Are
     The first process builds it under a file lock; the others wait and load it. Any failure to use the folder
     (not writable, not owned by this user) falls back to building the index in memory."""
     import fcntl
-    import hashlib
     import os
     import pickle
     import shutil
-    import sys
     import tempfile
     from pathlib import Path
 
     import numpy as np
     from geoalchemy2.shape import to_shape
 
-    from gridmap import cellindex, lookup
-    from gridmap.batch import index_cache_dir
+    from gridmap.batch import area_rows, index_cache_dir, index_digest, load_shared_index, shared_index_folder
     from gridmap.lookup import AreaRef
 
-    rows = session.execute(
-        sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id)
-        .where(Area.generation_id == generation_id).order_by(Area.id)).all()
-    digest = hashlib.blake2b(digest_size=20)
-    for module in (lookup, cellindex):
-        digest.update(Path(module.__file__).read_bytes())
-    digest.update(repr((shapely.__version__, np.__version__, sys.version, generation_id)).encode())
-    for r in rows:
-        data = r.geom.data if hasattr(r.geom, "data") else r.geom
-        digest.update(repr((r.id, r.level, r.code, r.name, r.parent_id)).encode())
-        digest.update(data.encode() if isinstance(data, str) else bytes(data))
+    # the rows hashed as `batch.quick_index` hashes them (`gridmap locate-file` finds the file without the ORM)
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        raw = area_rows(cursor, generation_id, session.get_bind().dialect.name == "sqlite")
+    finally:
+        cursor.close()
     folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
-    target = folder / f"shared-{generation_id}-{digest.hexdigest()}"
+    target = shared_index_folder(folder, generation_id, index_digest(raw, generation_id))
+    del raw
 
     def build() -> AreaIndex:
+        rows = session.execute(
+            sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id)
+            .where(Area.generation_id == generation_id).order_by(Area.id)).all()
         code_of = {r.id: r.code for r in rows}
         refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
         return AreaIndex(refs, [to_shape(r.geom) for r in rows], generation_id)
 
     def load() -> AreaIndex | None:
-        try:
-            info = target.stat()
-            if info.st_uid != os.getuid() or info.st_mode & 0o022:
-                return None  # pickles are loaded only from the user's own folders
-            data = (target / "index.pickle").read_bytes()
-            count = int((target / "buffers").read_text())
-            arrays = [np.load(target / f"{i}.npy", mmap_mode="c", allow_pickle=False) for i in range(count)]
-            index = pickle.loads(data, buffers=arrays)
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
-            return None
-        if not isinstance(index, AreaIndex) or index.generation_id != generation_id:
-            return None
-        shapely.prepare(index.leaf_geoms)  # as AreaIndex prepares them (not kept by pickle)
-        return index
+        return load_shared_index(target, generation_id)
 
     index = load()
     if index is not None:
@@ -249,8 +232,13 @@ class IndexRegistry:
         self.shared, self.cache_dir = shared, cache_dir
         self._active: AreaIndex | None = None
         self._cache: OrderedDict[int, AreaIndex] = OrderedDict()
+        # two locks: `_lock` is held while an index is built (seconds at province scale) so that one build runs at
+        # a time; `_state` only around reading and swapping the fields, so that `invalidate()` (called before a
+        # request is answered, perhaps on the event loop) never waits for a build
         self._lock = threading.Lock()
+        self._state = threading.Lock()
         self._stale = False
+        self._epoch = 0  # moved by every invalidate(): a build begun before it does not clear `_stale`
 
     @property
     def current(self) -> AreaIndex | None:
@@ -270,7 +258,8 @@ class IndexRegistry:
         it) is the one whose index is held, that index stays current (a draft was edited); otherwise the active
         generation is checked again before the next answer. The active index is kept for reuse while its
         generation stays the active one (the areas of a published generation are not edited)."""
-        with self._lock:
+        with self._state:
+            self._epoch += 1
             active = self._active
             self._cache.clear()
             if active is not None:
@@ -283,15 +272,21 @@ class IndexRegistry:
         from gridmap.errors import DatabaseNotReady
 
         with self._lock:
+            epoch = self._epoch
             try:
                 with self.sessionmaker() as session:
                     gen = active_generation(session)
-                    index = self._cache.get(gen.id) or self._load(session, gen)
+                    with self._state:
+                        index = self._cache.get(gen.id)
+                    if index is None:
+                        index = self._load(session, gen)
             except DatabaseNotReady:
                 return None
-            self._active = index  # one reference swap: requests in flight keep the index they hold
-            self._stale = False
-            self._remember(index)
+            with self._state:
+                self._active = index  # one reference swap: requests in flight keep the index they hold
+                if epoch == self._epoch:  # no change was heard while it was read: it is the active one
+                    self._stale = False
+                self._remember(index)
             return index
 
     def for_generation(self, generation_id: int) -> AreaIndex:
@@ -299,13 +294,15 @@ class IndexRegistry:
         if active is not None and active.generation_id == generation_id and not self._stale:
             return active
         with self._lock:
-            index = self._cache.get(generation_id)
-            if index is not None:
-                self._cache.move_to_end(generation_id)
-                return index
+            with self._state:
+                index = self._cache.get(generation_id)
+                if index is not None:
+                    self._cache.move_to_end(generation_id)
+                    return index
             with self.sessionmaker() as session:
                 index = self._load(session, get_generation(session, generation_id))
-            self._remember(index)
+            with self._state:
+                self._remember(index)
             return index
 
     def _load(self, session: Session, gen: Generation) -> AreaIndex:
@@ -315,7 +312,7 @@ class IndexRegistry:
 
     def forget(self, generation_id: int) -> None:
         """Drop a cached index, e.g. a draft's after it was redrawn."""
-        with self._lock:
+        with self._state:
             self._cache.pop(generation_id, None)
 
     def for_date(self, session: Session, day: dt.date) -> AreaIndex:

@@ -246,6 +246,27 @@ class Runtime:
         """The version of `topic` this process's caches reflect (grows with every change; 0 before any)."""
         return (self._versions or {}).get(topic, 0)
 
+    def settled(self) -> bool:
+        """Whether nothing moved since the last `sync()`, from the cheap probe alone (safe to call on an event loop:
+        one PRAGMA on SpatiaLite, one read of four rows on PostGIS, no pool connection). False means `sync()` has
+        work to do — reading the versions through the pool, dropping caches, perhaps waiting for an index build —
+        which belongs in a worker thread, not on the loop."""
+        if self._heard != self._applied or self._versions is None:
+            return False
+        if self.dialect == "sqlite":
+            with self._probe_lock:
+                if self._probe is None:
+                    return False
+                data_version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+            return data_version == self._data_version
+        if self.dialect == "postgresql":
+            versions = self._read_pg()
+            if versions is None:
+                return False
+            old = self._versions
+            return all(v <= old.get(t, v) for t, v in versions.items()) and set(versions) <= set(old)
+        return False
+
     def sync(self) -> frozenset[str]:
         """Catch up with the database: drop what changed since the last call; the topics that moved. Cheap when
         nothing did: on SpatiaLite one PRAGMA on a private connection, on PostGIS one read of the four version
