@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 DRIVERS = ("GPKG", "GeoJSON")
 
@@ -39,7 +40,7 @@ def _run(action: str, driver: str, src: Path, dst: Path, name: str) -> None:
                            zh=f"文件：{name!r} 无法按 {driver} 格式{('读取' if action == 'read' else '写入')}。")
 
 
-def read(path: str | Path, driver: str = "GPKG"):
+def read(path: str | Path, driver: str = "GPKG") -> Any:  # a GeoDataFrame (geopandas has no types)
     import geopandas as gpd
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +49,7 @@ def read(path: str | Path, driver: str = "GPKG"):
         return gpd.read_parquet(out)
 
 
-def write(frame, path: str | Path, driver: str = "GPKG") -> None:
+def write(frame: Any, path: str | Path, driver: str = "GPKG") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "data.parquet"
         frame.to_parquet(src, index=False)

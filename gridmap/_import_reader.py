@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 DRIVERS = ("GeoJSON", "GPKG", "ESRI Shapefile", "LIBKML")
 
 
-def _refuse(field: str, zh: str, en: str) -> None:
+def _refuse(field: str, zh: str, en: str) -> NoReturn:
     print(f"REFUSED {field} {zh}|{en}", file=sys.stderr)
     raise SystemExit(3)
 
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
                 "in GBK")
 
 
-def _read(pyogrio, src: str, dst: str, opts: dict) -> int:
+def _read(pyogrio: Any, src: str, dst: str, opts: dict[str, Any]) -> int:
     layers = [str(name) for name, _ in pyogrio.list_layers(src)]
     if opts.get("layer"):
         if opts["layer"] not in layers:

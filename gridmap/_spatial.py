@@ -29,7 +29,7 @@ def covering_leaf_codes_sql(session: Session) -> sa.TextClause:
     )
 
 
-def bbox_filter(session: Session, table: str, bbox: tuple[float, float, float, float]) -> sa.ColumnElement[bool]:
+def bbox_filter(session: Session, table: str, bbox: tuple[float, float, float, float]) -> sa.TextClause:
     """A WHERE clause keeping rows of `table` whose geometry's box meets `bbox` (index-assisted)."""
     params = dict(zip(("minx", "miny", "maxx", "maxy"), bbox))
     if _is_sqlite(session):
@@ -40,7 +40,7 @@ def bbox_filter(session: Session, table: str, bbox: tuple[float, float, float, f
     return sa.text(f"{table}.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)").bindparams(**params)
 
 
-def floor_int(session: Session, expr: sa.ColumnElement) -> sa.ColumnElement[int]:
+def floor_int(session: Session, expr: sa.ColumnElement[float]) -> sa.ColumnElement[int]:
     """SQL: the whole number below a NON-NEGATIVE number (a cell index). SQLite has no floor() without its math
     extension, and its CAST to INTEGER truncates (the floor of a non-negative number); PostgreSQL's CAST rounds,
     so it uses floor()."""

@@ -71,7 +71,7 @@ class Divisions:
         return [d for d in self.by_code.values() if d.level == "county" and d.name == name]
 
 
-def _read(path: Path) -> list[dict]:
+def _read(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 

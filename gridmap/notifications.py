@@ -9,6 +9,7 @@ exists exactly when the step does. An account reads and marks only its own.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -56,7 +57,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def list_for(session: Session, account_id: int | None, *, unread: bool = False, limit: int = 50,
-             offset: int = 0) -> tuple[int, int, list[dict]]:
+             offset: int = 0) -> tuple[int, int, list[dict[str, Any]]]:
     """An account's notifications, newest first: (total, unread count, items). A caller without an account (an
     API key) has none."""
     if account_id is None:
@@ -72,12 +73,12 @@ def list_for(session: Session, account_id: int | None, *, unread: bool = False, 
     numbers = dict(session.execute(sa.select(Case.id, Case.number).where(
         Case.id.in_({n.case_id for n in rows if n.case_id is not None}))).all()) if rows else {}
     items = [{"id": n.id, "kind": n.kind, "kind_zh": KINDS.get(n.kind, n.kind), "case_id": n.case_id,
-              "case_number": numbers.get(n.case_id), "text": n.text, "actor": n.actor, "at": _iso(n.at),
+              "case_number": numbers.get(n.case_id) if n.case_id is not None else None, "text": n.text, "actor": n.actor, "at": _iso(n.at),
               "read_at": _iso(n.read_at)} for n in rows]
     return int(total or 0), int(unread_count or 0), items
 
 
-def mark_read(session: Session, account_id: int | None, notification_id: int, now: dt.datetime) -> dict:
+def mark_read(session: Session, account_id: int | None, notification_id: int, now: dt.datetime) -> dict[str, Any]:
     """Mark one of the account's notifications read (again: no change); another account's is not found."""
     note = session.get(Notification, notification_id)
     if note is None or account_id is None or note.account_id != account_id:

@@ -7,8 +7,11 @@ through the gazetteer (so 官渡区 prefixes, 栋/号楼 forms and small typos a
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
+from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
 from gridmap import policy
@@ -25,7 +28,7 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search(session: Session, q: str, *, limit: int = 10, who: policy.Principal | None = None) -> list[dict]:
+def search(session: Session, q: str, *, limit: int = 10, who: policy.Principal | None = None) -> list[dict[str, Any]]:
     """Areas, places and cases matching `q`, best first (at most `limit`); with `who`, only what it may see
     (areas in or above its scope, places and cases in it)."""
     who = who or policy.SYSTEM
@@ -40,7 +43,7 @@ def search(session: Session, q: str, *, limit: int = 10, who: policy.Principal |
         raise InvalidInput(f"limit: {limit} must be from 1 to 50", field="limit",
                            zh=f"每页条数：{limit} 应在 1 至 50 之间。")
     generation = active_generation(session).id
-    results: list[tuple[float, dict]] = []
+    results: list[tuple[float, dict[str, Any]]] = []
     pattern = _like(text)
     areas = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.geom).where(
@@ -71,6 +74,7 @@ def search(session: Session, q: str, *, limit: int = 10, who: policy.Principal |
     seen_places = set()
     for pid, kind, name, address, area_code, geom in places:
         point = to_shape(geom)
+        assert isinstance(point, Point)  # places are points (tables.Place)
         seen_places.add(pid)
         results.append((2.5 if name == text else 1.6, {
             "kind": "place", "id": pid, "place_kind": kind, "label": name, "detail": address or area_code,

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyproj  # noqa: F401 - see below
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 SPATIALITE_MODULE = "mod_spatialite"
 
 
-def _on_sqlite_connect(dbapi_conn, _record) -> None:
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.enable_load_extension(True)
     dbapi_conn.load_extension(SPATIALITE_MODULE)
     dbapi_conn.enable_load_extension(False)
@@ -39,7 +40,7 @@ def _on_sqlite_connect(dbapi_conn, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs) -> Engine:
+def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     """Create an engine for a `sqlite:///file` (SpatiaLite) or `postgresql+psycopg://` (PostGIS) URL.
 
     Examples

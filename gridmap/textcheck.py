@@ -40,7 +40,7 @@ def _where(field: str, i: int, ch: str) -> str:
     return f"{field}: character {i + 1} is U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')})"
 
 
-def clean_text(value, field: str, max_len: int, *, multiline: bool = False, required: bool = True) -> str | None:
+def clean_text(value: object, field: str, max_len: int, *, multiline: bool = False, required: bool = True) -> str | None:
     """`value` checked and in NFC, or `InvalidInput` naming `field`. None stays None; text that is blank once
     whitespace and invisible characters are removed is refused when `required`, else becomes None."""
     if value is None:
@@ -88,7 +88,7 @@ def clean_text(value, field: str, max_len: int, *, multiline: bool = False, requ
     return value
 
 
-def clean_phone(value, field: str) -> str | None:
+def clean_phone(value: object, field: str) -> str | None:
     """A phone number as ASCII digits only, 7 to 15 of them (a leading +86 or 0086, and spaces, hyphens and
     brackets are dropped), or None for None/blank; else `InvalidInput` naming `field` without the number."""
     if value is None:

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
@@ -80,7 +84,7 @@ class WorkCalendar:
                    years=SEED_YEARS)
 
     @classmethod
-    def from_session(cls, session) -> WorkCalendar:
+    def from_session(cls, session: Session) -> WorkCalendar:
         """The calendar stored in the database (table `calendar_day`, seeded by the migration, edited by admins)."""
         from gridmap.tables import CalendarDay
 
