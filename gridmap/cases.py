@@ -13,19 +13,29 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import overload
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from gridmap import crs as gcrs
 from gridmap import policy, workflow
-from gridmap.locate import LocateOptions, _alternative_reading, to_wgs84_checked
 from gridmap.areas import get_area, mask_phone
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.locate import LocateOptions, _alternative_reading, to_wgs84_checked
 from gridmap.lookup import AreaIndex, Location
 from gridmap.policy import Principal
+from gridmap.tables import (
+    CASE_SOURCES,
+    CASE_STATES,
+    FINISHED_STATES,
+    Case,
+    CaseCategory,
+    CaseEvent,
+    Department,
+    IdempotencyKey,
+)
 from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
-from gridmap.tables import CASE_SOURCES, CASE_STATES, FINISHED_STATES, Case, CaseCategory, CaseEvent, Department, IdempotencyKey
 from gridmap.workcal import china_date
 
 NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
@@ -115,6 +125,14 @@ class NewCase:
     reported_at: dt.datetime | None = None  # when the resident reported it, if not now (an imported call)
     reported_by_staff_id: int | None = None  # the grid worker whose patrol found it
     extra_flags: tuple[str, ...] = ()  # how the channel placed it (e.g. by address)
+
+
+@overload
+def utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def utc(value: None) -> None: ...
+@overload
+def utc(value: dt.datetime | None) -> dt.datetime | None: ...
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
