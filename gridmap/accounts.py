@@ -14,6 +14,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -180,7 +181,7 @@ def list_accounts(session: Session) -> list[Account]:
     return list(session.scalars(sa.select(Account).options(selectinload(Account.areas)).order_by(Account.id)))
 
 
-def account_dict(account: Account) -> dict:
+def account_dict(account: Account) -> dict[str, Any]:
     return {"id": account.id, "username": account.username, "display_name": account.display_name,
             "role": account.role, "role_zh": policy.ROLES_ZH.get(account.role, account.role),
             "areas": [a.area_code for a in account.areas], "department": account.department_code,
@@ -301,7 +302,7 @@ def revoke_api_key(session: Session, key_id: int) -> ApiKey:
     return key
 
 
-def api_key_dict(key: ApiKey) -> dict:
+def api_key_dict(key: ApiKey) -> dict[str, Any]:
     return {"id": key.id, "name": key.name, "prefix": key.prefix, "scopes": key.scopes, "areas": key.area_codes or [],
             "created_by": key.created_by, "created_at": key.created_at.isoformat() if key.created_at else None,
             "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ def _distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     return math.hypot((a[0] - b[0]) * kx, (a[1] - b[1]) * ky)
 
 
-def _where(index: AreaIndex | None, place: dict, near: tuple[float, float] | None) -> dict:
+def _where(index: AreaIndex | None, place: dict[str, Any], near: tuple[float, float] | None) -> dict[str, Any]:
     """A place as the answer shows it: name, address, kind, point, its grid, and the distance from `near`."""
     out = {k: place.get(k) for k in ("id", "kind", "name", "address", "lon", "lat", "area_code")}
     grid = None
@@ -42,7 +43,7 @@ def _where(index: AreaIndex | None, place: dict, near: tuple[float, float] | Non
     return out
 
 
-def _similar(gazetteer: Gazetteer, text: str, exclude: set, limit: int) -> list[tuple[float, dict]]:
+def _similar(gazetteer: Gazetteer, text: str, exclude: set[Any], limit: int) -> list[tuple[float, dict[str, Any]]]:
     """Compounds whose name is like the text's name part (before a building number): (likeness, place)."""
     head = re.split(r"\d", normalise(text), maxsplit=1)[0] or normalise(text)
     scored = []
@@ -57,7 +58,7 @@ def _similar(gazetteer: Gazetteer, text: str, exclude: set, limit: int) -> list[
 
 
 def match_address(session: Session, index: AreaIndex | None, text: str, *,
-                  near: tuple[float, float] | None = None, gazetteer: Gazetteer | None = None) -> dict:
+                  near: tuple[float, float] | None = None, gazetteer: Gazetteer | None = None) -> dict[str, Any]:
     """The matched place (or None), its confidence and reason, the alternatives (each with its point, grid,
     confidence and distance from `near`), and whether a person should confirm it, with why."""
     gazetteer = gazetteer or gazetteer_for(session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -99,7 +100,7 @@ def find_areas(session: Session, *, level: str | None = None, parent: str | None
     return [(row[0], row[1]) for row in session.execute(query)]
 
 
-def ancestors(area: Area) -> list[dict]:
+def ancestors(area: Area) -> list[dict[str, Any]]:
     """The areas above one, the district first."""
     out, parent = [], area.parent
     while parent is not None:
@@ -144,7 +145,7 @@ class Branch:
     member_count: int
     reporting_member_count: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
@@ -174,7 +175,7 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
 
 
-def staff_for(session: Session, area_code: str) -> list[dict]:
+def staff_for(session: Session, area_code: str) -> list[dict[str, Any]]:
     """The people serving an area, with their role (in Chinese and English) and a masked phone."""
     rows = session.execute(
         sa.select(Staff, StaffArea.role).join(StaffArea, StaffArea.staff_id == Staff.id)
@@ -184,11 +185,11 @@ def staff_for(session: Session, area_code: str) -> list[dict]:
              "role_en": STAFF_ROLES_EN.get(role, role), "phone": mask_phone(s.phone)} for s, role in rows]
 
 
-def people_directory(session: Session, on: dt.date | None = None) -> dict[str, tuple[dict | None, list[dict]]]:
+def people_directory(session: Session, on: dt.date | None = None) -> dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
     """Branch and staff of every area that has either, on a date, in two queries: the same answers as
     `branch_for` and `staff_for` area by area (the branch with the smallest id wins, staff in assignment order)."""
     on = on or china_date()
-    directory: dict[str, tuple[dict | None, list[dict]]] = {}
+    directory: dict[str, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {}
     rows = session.execute(
         sa.select(PartyOrgArea.area_code, PartyOrg).join(PartyOrg, PartyOrgArea.party_org_id == PartyOrg.id)
         .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= on))

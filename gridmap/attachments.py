@@ -28,6 +28,7 @@ import re
 import uuid
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -436,7 +437,7 @@ def first_photos(session: Session, case_ids) -> dict[int, int]:
     return {int(c): int(a) for c, a in rows}
 
 
-def view(row: Attachment) -> dict:
+def view(row: Attachment) -> dict[str, Any]:
     """The stored facts of an attachment (the API adds its URLs)."""
     at = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=dt.timezone.utc)
     return {"id": row.id, "case_id": row.case_id, "stage": row.stage, "stage_zh": STAGES.get(row.stage, row.stage),

@@ -14,6 +14,7 @@ import contextvars
 import datetime as dt
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -55,7 +56,7 @@ def acting(actor: str, account_id: int | None = None, address: str | None = None
         _acting.reset(token)
 
 
-def record(session: Session, action: str, target: str | None = None, detail: dict | None = None, *,
+def record(session: Session, action: str, target: str | None = None, detail: dict[str, Any] | None = None, *,
            who: Acting | None = None, at: dt.datetime | None = None) -> None:
     """Append one audit row in the session's transaction."""
     who = who or current()
@@ -76,7 +77,7 @@ def _pk(obj) -> object:
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context) -> None:
     """One audit row per table and kind of change in this flush (ids listed up to MAX_IDS)."""
-    changes: dict[tuple[str, str], dict] = {}
+    changes: dict[tuple[str, str], dict[str, Any]] = {}
     for kind, objects in (("insert", session.new), ("update", session.dirty), ("delete", session.deleted)):
         for obj in objects:
             table = getattr(obj, "__tablename__", None)

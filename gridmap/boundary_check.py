@@ -59,7 +59,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import shapely
@@ -99,7 +99,7 @@ class Problem(TypedDict):
     severity: str
     codes: list[str]
     area_m2: float | None
-    geometry: dict
+    geometry: dict[str, Any]
     parent: str | None
     detail: str
 
@@ -109,7 +109,7 @@ class CheckReport(TypedDict):
     ok: bool
     areas: int
     counts: dict[str, int]
-    tolerances: dict
+    tolerances: dict[str, Any]
     problems: list[Problem]
 
 
@@ -229,7 +229,7 @@ def check_areas(records: Iterable[AreaRecord], *, noise_m2: float = NOISE_M2, sl
                        problems=problems)
 
 
-def _order(p: Problem) -> tuple:
+def _order(p: Problem) -> tuple[Any, ...]:
     return (p["severity"] != "error", KINDS.index(p["kind"]), p["codes"], -(p["area_m2"] or 0.0), p["detail"])
 
 
@@ -433,7 +433,7 @@ class _Run:
     def _holes(self, fam: _Family) -> dict[int, list[Polygon]]:
         """Report the interior rings no child explains; returns them by area key."""
         unexplained: dict[int, list[Polygon]] = {}
-        found: dict[tuple, dict] = {}
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
         w = self.tol.gap_width_m
         for key in fam.keys:
             for poly in _polygons(self.fixed[key]):
@@ -556,7 +556,7 @@ def _point_of(geom: BaseGeometry) -> Point:
     return Point((minx + maxx) / 2, (miny + maxy) / 2)
 
 
-def _geojson(geom: BaseGeometry, area_m2: float | None, noise_m2: float) -> dict:
+def _geojson(geom: BaseGeometry, area_m2: float | None, noise_m2: float) -> dict[str, Any]:
     """GeoJSON of a problem's place, rounded to 1e-7°; a region with no real area becomes a point on its outline."""
     if area_m2 is not None and area_m2 <= noise_m2 and not geom.is_empty:
         polys = _polygons(geom)

@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 FIELDS = ("code", "name", "level", "parent", "households", "population", "area_m2")
@@ -88,7 +89,7 @@ def _invalid(message: str, field: str, zh: str):
     return InvalidInput(message, field=field, zh=zh)
 
 
-def load_layers(session, generation_id: int, level: str | None = None, visible=None) -> dict[str, list[dict]]:
+def load_layers(session, generation_id: int, level: str | None = None, visible=None) -> dict[str, list[dict[str, Any]]]:
     """The areas of a generation by level: {level: [{FIELDS…, "geometry": shapely}]}, ordered by code, only those
     whose code `visible(code)` accepts when it is given (the caller's areas policy). Levels without areas are
     left out. `NotFound` for a generation nobody has."""
@@ -107,7 +108,7 @@ def load_layers(session, generation_id: int, level: str | None = None, visible=N
                   Area.geom)
         .outerjoin(parent, Area.parent_id == parent.id)
         .where(Area.generation_id == generation_id, Area.level.in_(levels)).order_by(Area.code)).all()
-    layers: dict[str, list[dict]] = {}
+    layers: dict[str, list[dict[str, Any]]] = {}
     for code, name, lvl, parent_code, households, population, area_m2, geom in rows:
         if visible is not None and not visible(code):
             continue
@@ -119,7 +120,7 @@ def load_layers(session, generation_id: int, level: str | None = None, visible=N
 
 
 def export(session, generation_id: int, out: str | Path, *, level: str | None = None,
-           fmt: str | Format | None = None, visible=None) -> dict:
+           fmt: str | Format | None = None, visible=None) -> dict[str, Any]:
     """Write a generation's areas (one level, or all; those `visible(code)` accepts when given) to `out`; returns
     a summary: generation, format, file, features per level."""
     fmt = fmt if isinstance(fmt, Format) else format_for_path(out, fmt)
@@ -133,7 +134,7 @@ def export(session, generation_id: int, out: str | Path, *, level: str | None = 
             "features": {lvl: len(rows) for lvl, rows in layers.items()}}
 
 
-def write_layers(layers: dict[str, list[dict]], fmt: Format, out: Path, *, title: str = "gridmap") -> None:
+def write_layers(layers: dict[str, list[dict[str, Any]]], fmt: Format, out: Path, *, title: str = "gridmap") -> None:
     """Write {level: rows} in `fmt` to `out` (replacing it). GeoJSON is written here; for the other formats the
     GeoJSON goes to the writer process (this process may have loaded SpatiaLite, and neither GDAL's GeoPackage
     driver nor pyproj survive meeting it: a crash on writing, or at exit)."""
@@ -156,7 +157,7 @@ def write_layers(layers: dict[str, list[dict]], fmt: Format, out: Path, *, title
             shutil.copyfile(target, out)
 
 
-def _write_geojson(layers: dict[str, list[dict]], out: Path, title: str) -> None:
+def _write_geojson(layers: dict[str, list[dict[str, Any]]], out: Path, title: str) -> None:
     """RFC 7946 GeoJSON: WGS84 longitude/latitude (no `crs` member), features of every level in one collection."""
     import shapely
 
@@ -182,14 +183,14 @@ def _run_writer(fmt: Format, src: Path, dst: Path) -> None:
 
 # -- the writer process (never imports gridmap.storage, so SpatiaLite is never loaded here) ------------------------
 
-def _frames(src: str) -> dict:
+def _frames(src: str) -> dict[str, Any]:
     """{level: GeoDataFrame} from the GeoJSON this module wrote (read with json and shapely, not GDAL)."""
     import geopandas as gpd
     import shapely
 
     with open(src, encoding="utf-8") as f:
         features = json.load(f)["features"]
-    by_level: dict[str, list[dict]] = {}
+    by_level: dict[str, list[dict[str, Any]]] = {}
     for feature in features:
         by_level.setdefault(feature["properties"]["level"], []).append(feature)
     frames = {}

@@ -40,6 +40,7 @@ import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -95,7 +96,7 @@ LIMIT_ENV = {"max_bytes": "GRIDMAP_IMPORT_MAX_BYTES", "max_vertices": "GRIDMAP_I
 
 @dataclass
 class Options:
-    """The import's options, as `gridmap boundaries import` and POST /api/v1/generations/import take them."""
+    """The import's options, as `gridmap boundaries import` and the API's generation import take them."""
 
     crs: str | None = None
     layer: str | None = None
@@ -134,7 +135,7 @@ class Feature:
     name: str | None
     households: int | None
     population: int | None
-    parents: dict              # level → name from 所属街道 etc.
+    parents: dict[str, Any]              # level → name from 所属街道 etc.
     file: str = ""             # the file it came from (for messages)
     code_field: str = ""       # that file's code column
 
@@ -700,7 +701,7 @@ def read_sources(sources: list[tuple[str | Path, str | None]], options: Options,
 
 def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | None]], options: Options,
                       limits: Limits = Limits(), *, filename: str | None = None, actor: str | None = None,
-                      household_band=None) -> dict:
+                      household_band=None) -> dict[str, Any]:
     """Read, check and store a boundary file (or several: a list of (path, name shown in messages)) as a new draft
     (see the module doc); the summary as a dict: generation_id, name, status, districts, areas per level,
     households, population, and the check's ok and problem count. Nothing is written before the files have been

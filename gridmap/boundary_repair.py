@@ -21,7 +21,7 @@ before applying whether the problems go away.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -44,14 +44,14 @@ class RepairItem(TypedDict):
     from_code: str | None
     to_code: str | None
     area_m2: float
-    geometry: dict
+    geometry: dict[str, Any]
     detail: str
 
 
 class RepairPlan(TypedDict):
     generation_id: int | None
     repairs: list[RepairItem]
-    changed: dict[str, dict]  # leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)
+    changed: dict[str, dict[str, Any]]  # leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)
     skipped: list[str]  # problems the repairs do not touch, in words
     before: dict[str, int]  # error and warning counts of the check before and after
     after: dict[str, int]
@@ -300,14 +300,13 @@ def preview(session, generation_id: int, **options) -> RepairPlan:
     return plan
 
 
-def apply(session, generation_id: int, actor: str | None = None, **options) -> dict:
+def apply(session, generation_id: int, actor: str | None = None, **options) -> dict[str, Any]:
     """Compute the repairs of a draft and write them as one edit (`gridmap.plan_edit.repair`, undoable); returns
     {"plan": the RepairPlan applied, "edit": the EditResult}. `InvalidInput` naming `kinds` when there is nothing to
     repair; `Conflict` when the generation is not a draft."""
     from shapely.geometry import shape
 
     from gridmap import plan_edit
-
     from gridmap.generations import get_generation
 
     gen = get_generation(session, generation_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ EDITABLE = ("major_class", "name", "time_limit", "time_unit", "urgency", "filing
 MAX_LIMIT = {"work_hours": 2000, "work_days": 250, "calendar_days": 365}
 
 
-def category_dict(category: CaseCategory) -> dict:
+def category_dict(category: CaseCategory) -> dict[str, Any]:
     return {"code": category.code, "kind": category.kind, "major_class": category.major_class,
             "name": category.name, "time_limit": category.time_limit, "time_unit": category.time_unit,
             "urgency": category.urgency, "filing_condition": category.filing_condition,
@@ -37,7 +38,7 @@ def category_dict(category: CaseCategory) -> dict:
             "active": category.active is not False}
 
 
-def list_categories(session: Session, *, include_retired: bool = False) -> list[dict]:
+def list_categories(session: Session, *, include_retired: bool = False) -> list[dict[str, Any]]:
     query = sa.select(CaseCategory).order_by(CaseCategory.code)
     if not include_retired:
         query = query.where(CaseCategory.active.is_(True))
@@ -51,7 +52,7 @@ def _get(session: Session, code: str) -> CaseCategory:
     return category
 
 
-def _check(values: dict, kind: str) -> dict:
+def _check(values: dict[str, Any], kind: str) -> dict[str, Any]:
     """Validate the editable fields present in `values`; returns them with the department resolved later."""
     out = {}
     for key in ("major_class", "name"):
@@ -114,7 +115,7 @@ def _check_limit(category: CaseCategory) -> None:
                               f"{MAX_LIMIT[category.time_unit]}。")
 
 
-def create_category(session: Session, values: dict) -> CaseCategory:
+def create_category(session: Session, values: dict[str, Any]) -> CaseCategory:
     """A new minor class; the code's letter must match the kind (E event, C component, S service)."""
     kind, code = values.get("kind"), values.get("code")
     if kind not in KINDS:
@@ -145,7 +146,7 @@ def create_category(session: Session, values: dict) -> CaseCategory:
     return category
 
 
-def update_category(session: Session, code: str, values: dict) -> CaseCategory:
+def update_category(session: Session, code: str, values: dict[str, Any]) -> CaseCategory:
     """Change some fields of a category (never its code or kind)."""
     unknown = sorted(set(values) - set(EDITABLE))
     if unknown:
@@ -176,7 +177,7 @@ def _day(text: str) -> dt.date:
     return day
 
 
-def calendar_year(session: Session, year: int) -> dict:
+def calendar_year(session: Session, year: int) -> dict[str, Any]:
     """The exceptions of one year and how many working days it has."""
     if not 2000 <= year <= 2100:
         raise InvalidInput(f"year: {year}; a year from 2000 to 2100", field="year",

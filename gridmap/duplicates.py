@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -40,7 +41,7 @@ class Window:
         return self
 
 
-def suggest(session: Session, case: Case, window: Window = Window(), *, limit: int = 20) -> list[dict]:
+def suggest(session: Session, case: Case, window: Window = Window(), *, limit: int = 20) -> list[dict[str, Any]]:
     """Likely duplicates of `case`, nearest first: id, number, state, distance in metres, hours apart."""
     window.check()
     if case.lon is None or case.lat is None or case.category_id is None:

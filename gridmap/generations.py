@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
+from typing import Any
 
 import pandas as pd
 import shapely
@@ -58,7 +59,7 @@ def generation_on(session: Session, day: dt.date) -> Generation:
     return gen
 
 
-def generation_dict(gen: Generation) -> dict:
+def generation_dict(gen: Generation) -> dict[str, Any]:
     return {"id": gen.id, "name": gen.name, "status": gen.status,
             "effective_from": gen.effective_from.isoformat() if gen.effective_from else None,
             "effective_to": gen.effective_to.isoformat() if gen.effective_to else None, "note": gen.note}
@@ -204,7 +205,7 @@ def shared_index(session: Session, generation_id: int, *, cache_dir=None) -> Are
         index = build()
         try:
             partial = Path(tempfile.mkdtemp(prefix=f".shared-{generation_id}-", dir=folder))
-            buffers: list = []
+            buffers: list[Any] = []
             data = pickle.dumps(index, protocol=5, buffer_callback=buffers.append)
             for i, buffer in enumerate(buffers):
                 np.save(partial / f"{i}.npy", np.frombuffer(buffer.raw(), dtype=np.uint8), allow_pickle=False)

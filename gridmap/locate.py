@@ -24,6 +24,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -85,7 +86,7 @@ def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.Coordina
 
 
 def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem,
-                         location: Location) -> tuple[str, dict] | None:
+                         location: Location) -> tuple[str, dict[str, Any]] | None:
     """When a point lands outside every grid, a second reading of its datum that lands inside one."""
     if FLAG_OUTSIDE not in location.flags:  # outside every grid (perhaps given the nearest one anyway)
         return None
@@ -106,7 +107,7 @@ def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.
 
 
 PEOPLE_TTL_S = 30.0
-_people: dict[tuple[str, dt.date], tuple[float, dict]] = {}
+_people: dict[tuple[str, dt.date], tuple[float, dict[str, Any]]] = {}
 _people_lock = threading.Lock()
 
 
@@ -128,7 +129,7 @@ def people_age(db: str, on: dt.date | None = None) -> float | None:
     return None if hit is None else time.monotonic() - hit[0]
 
 
-def warm_people(session: Session, on: dt.date | None = None) -> dict:
+def warm_people(session: Session, on: dt.date | None = None) -> dict[str, Any]:
     """Load the branch and staff of every grid for a day (two queries) and cache them for `PEOPLE_TTL_S`."""
     key = _people_key(session, on)
     directory = people_directory(session, key[1])
@@ -140,7 +141,7 @@ def warm_people(session: Session, on: dt.date | None = None) -> dict:
 
 
 def people_for(session: Session | None, grid_code: str, on: dt.date | None, *, db: str | None = None
-               ) -> tuple[dict | None, list]:
+               ) -> tuple[dict[str, Any] | None, list[Any]]:
     """The grid's party branch and staff, from a directory of all grids reloaded every `PEOPLE_TTL_S` seconds:
     a locate answer is asked for far more often than assignments change. Without a session (`db` names the
     database) a cached directory is used even if stale; `LookupError` when there is none."""
@@ -157,7 +158,7 @@ def people_for(session: Session | None, grid_code: str, on: dt.date | None, *, d
 
 
 def describe(session: Session | None, index: AreaIndex, location: Location, *, on: dt.date | None = None,
-             with_people: bool = True, db: str | None = None) -> dict:
+             with_people: bool = True, db: str | None = None) -> dict[str, Any]:
     """The JSON answer for a located point: chain, grid, micro-grid, branch, staff, method and flags."""
     grid = location.at_level("grid")
     micro = location.at_level("microgrid")
@@ -182,7 +183,7 @@ def describe(session: Session | None, index: AreaIndex, location: Location, *, o
 def locate(session: Session | None, index: AreaIndex, x: float | None = None, y: float | None = None,
            crs: str | None = "wgs84", *, address: str | None = None, accuracy_m: float | None = None,
            as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer=None,
-           db: str | None = None) -> dict:
+           db: str | None = None) -> dict[str, Any]:
     """The locate answer for a point, an address, or both (the point decides, the address cross-checks).
 
     `session` may be None for a point when the branch and staff of `db` are cached (`people_age`): the

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -49,7 +50,7 @@ class AreaRef:
     name: str
     parent_code: str | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"level": self.level, "code": self.code, "name": self.name}
 
 
@@ -62,7 +63,7 @@ class Location:
     chain: list[AreaRef] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
-    near: list[dict] = field(default_factory=list)
+    near: list[dict[str, Any]] = field(default_factory=list)
     method: str = "coordinates"
     tie_rule: str | None = None
     distance_m: float | None = None

@@ -16,6 +16,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -61,7 +62,7 @@ class _Level:
     codes: list[str]
     fragments: dict[int, list[str]]  # zoom → encoded Feature per area, in `codes` order
     geoms: np.ndarray
-    props: list[dict]
+    props: list[dict[str, Any]]
     tree: shapely.STRtree
 
 
@@ -71,7 +72,7 @@ class AreaShapes:
     def __init__(self, generation_id: int, rows: list[tuple[str, str, str, str | None, shapely.Geometry]]):
         self.generation_id = generation_id
         self._lock = threading.Lock()
-        by_level: dict[str, list] = {}
+        by_level: dict[str, list[Any]] = {}
         for code, name, level, parent, geom in rows:
             by_level.setdefault(level, []).append((code, name, parent, geom))
         self._levels: dict[str, _Level] = {}
@@ -140,7 +141,7 @@ class ShapeCache:
 
     def __init__(self, keep: int = 3):
         self._keep = keep
-        self._items: OrderedDict[tuple, AreaShapes] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], AreaShapes] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, session: Session, key: str, generation_id: int) -> AreaShapes:
@@ -202,7 +203,7 @@ def case_query(session: Session, flt: CaseFilter, now: dt.datetime, who: Princip
     return _filtered(session, query, flt, now, who)
 
 
-def case_row(row, calendar, now: dt.datetime) -> list:
+def case_row(row, calendar, now: dt.datetime) -> list[Any]:
     """One row of `case_query` as drawn (fields `CASE_FIELDS`): rounded position and the deadline colour of a
     running case (green / yellow / red; from the deadline alone without a calendar)."""
     cid, lon, lat, state, category, source, reported, accepted, due, unit = row
@@ -217,7 +218,7 @@ def case_row(row, calendar, now: dt.datetime) -> list:
 
 
 def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.datetime | None = None,
-                limit: int = MAX_CASE_POINTS, who: Principal | None = None) -> dict:
+                limit: int = MAX_CASE_POINTS, who: Principal | None = None) -> dict[str, Any]:
     """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
     beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
     flt.check()
@@ -289,7 +290,7 @@ def check_cluster_request(bbox: tuple[float, float, float, float] | None, zoom: 
 
 
 def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar=None, now: dt.datetime | None = None,
-                  who: Principal | None = None) -> dict:
+                  who: Principal | None = None) -> dict[str, Any]:
     """The filter's cases that `who` may see, grouped by the database into cells of about CLUSTER_PX pixels at
     `zoom` (the box is required), as a GeoJSON FeatureCollection of points: each at the mean position of its
     cases, with `count`, `worst_state` (the first of STATE_SEVERITY among them), `worst_deadline` (`overdue`: a

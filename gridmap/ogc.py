@@ -16,7 +16,7 @@ Resources, under the service's base URL (`/ogc`):
 * `collections/{level}/items/{code}`: one area (the feature id is its code).
 
 Properties are the area's `code`, `name`, `level`, `parent` (code), `households`, `population`, `area_m2` — no
-personal data. What a caller sees follows the areas policy of `/api/v1/areas` (`policy.area_condition`): its own
+personal data. What a caller sees follows the areas policy of the area lists (`policy.area_condition`): its own
 areas and those above them; any other area is absent from lists and not found on its own.
 
 Parameter errors raise `InvalidInput` naming the parameter (the standard asks for a 400 answer, which the route
@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import math
 import threading
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import shapely
@@ -38,9 +39,9 @@ from geoalchemy2.shape import to_shape
 from sqlalchemy.orm import Session, aliased
 
 from gridmap import policy
+from gridmap.areas import active_generation
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.generations import generation_on
-from gridmap.areas import active_generation
 from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Area, Generation
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -63,7 +64,7 @@ LEVEL_NAMES_EN = {"district": "districts", "subdistrict": "sub-districts", "comm
                   "grid": "grids", "microgrid": "micro-grids"}
 
 
-def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
+def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, Any]:
     out = {"href": href, "rel": rel, "type": type_}
     if title:
         out["title"] = title
@@ -172,7 +173,7 @@ def check_collection(collection_id: str) -> str:
 
 # -- documents -----------------------------------------------------------------------------------------------------
 
-def landing_page(base: str, openapi_href: str) -> dict:
+def landing_page(base: str, openapi_href: str) -> dict[str, Any]:
     return {
         "title": "gridmap 网格边界 (grid boundaries)",
         "description": "区、街道、社区、网格、微网格边界，OGC API – Features (Part 1: Core, GeoJSON). Boundaries of "
@@ -186,7 +187,7 @@ def landing_page(base: str, openapi_href: str) -> dict:
     }
 
 
-def conformance() -> dict:
+def conformance() -> dict[str, Any]:
     return {"conformsTo": list(CONFORMANCE)}
 
 
@@ -211,9 +212,9 @@ def _bounds(session: Session, generation_id: int, level: str) -> list[tuple[str,
 
 
 def _collection(session: Session, who: policy.Principal, base: str, gen: Generation, level: str,
-                first_day: dt.date | None) -> dict:
+                first_day: dt.date | None) -> dict[str, Any]:
     boxes = [b for code, b in _bounds(session, gen.id, level) if policy.sees_area(who, code)]
-    extent: dict = {}
+    extent: dict[str, Any] = {}
     if boxes:
         extent["spatial"] = {"bbox": [[min(b[0] for b in boxes), min(b[1] for b in boxes),
                                        max(b[2] for b in boxes), max(b[3] for b in boxes)]], "crs": CRS84}
@@ -242,14 +243,14 @@ def _first_day(session: Session) -> dt.date | None:
                           .where(Generation.status.in_(("active", "retired"))))
 
 
-def collections(session: Session, who: policy.Principal, base: str) -> dict:
+def collections(session: Session, who: policy.Principal, base: str) -> dict[str, Any]:
     gen = active_generation(session)
     first = _first_day(session)
     return {"links": [_link(f"{base}/collections", "self", JSON, "本页 this document")],
             "collections": [_collection(session, who, base, gen, level, first) for level in LEVELS]}
 
 
-def collection(session: Session, who: policy.Principal, base: str, collection_id: str) -> dict:
+def collection(session: Session, who: policy.Principal, base: str, collection_id: str) -> dict[str, Any]:
     level = check_collection(collection_id)
     return _collection(session, who, base, active_generation(session), level, _first_day(session))
 
@@ -286,7 +287,7 @@ def _query(session: Session, who: policy.Principal, generation_id: int, level: s
     return query
 
 
-def _feature(row, base: str, level: str, with_links: bool) -> dict:
+def _feature(row, base: str, level: str, with_links: bool) -> dict[str, Any]:
     props = {"code": row.code, "name": row.name, "level": row.level, "parent": row.parent,
              "households": int(row.households or 0), "population": int(row.population or 0),
              "area_m2": round(float(row.area_m2 or 0.0), 2)}
@@ -301,11 +302,11 @@ def _feature(row, base: str, level: str, with_links: bool) -> dict:
 
 def items(session: Session, who: policy.Principal, base: str, collection_id: str, *, limit: int = DEFAULT_LIMIT,
           offset: int = 0, bbox: tuple[float, float, float, float] | None = None, day: dt.date | None = None,
-          query_params: dict[str, str] | None = None, now: dt.datetime | None = None) -> dict:
+          query_params: dict[str, str] | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
     """One page of a collection's features. `query_params`: the request's own parameters, kept in the links."""
     level = check_collection(collection_id)
     gen = _generation_for(session, day)
-    features: list[dict] = []
+    features: list[dict[str, Any]] = []
     matched = 0
     if gen is not None:
         query = _query(session, who, gen.id, level, bbox)
@@ -331,7 +332,7 @@ def items(session: Session, who: policy.Principal, base: str, collection_id: str
 
 
 def item(session: Session, who: policy.Principal, base: str, collection_id: str, feature_id: str,
-         day: dt.date | None = None) -> dict:
+         day: dt.date | None = None) -> dict[str, Any]:
     """One area by code; not found when it is not in this collection, not in force that day, or not the caller's."""
     level = check_collection(collection_id)
     missing = NotFound(f"featureId: no feature {feature_id[:40]!r} in collection {level}", field="featureId",

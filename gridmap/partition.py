@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -539,7 +540,7 @@ def _infeasible(scope: _Scope, n: int, tolerance: float, seed: int, reason_zh: s
 
 
 def propose(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
-            seed: int = 0, grids: Sequence[str] | None = None) -> dict:
+            seed: int = 0, grids: Sequence[str] | None = None) -> dict[str, Any]:
     """A balanced partition of community `area_code` of generation `generation_id` into `n` grids (nothing written);
     with `grids`, only those adjacent grids of the community are re-partitioned into `n` (the others stay).
 
@@ -600,7 +601,7 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
     return _describe(scope, best, n, tolerance, seed)
 
 
-def _describe(scope: _Scope, cand: _Candidate, n: int, tolerance: float, seed: int) -> dict:
+def _describe(scope: _Scope, cand: _Candidate, n: int, tolerance: float, seed: int) -> dict[str, Any]:
     mean = scope.total / n
     parts = _parts(cand.assign, n)
     order = sorted(range(n), key=lambda p: (cand.matched[p] is None, scope.grids[cand.matched[p]].code
@@ -628,7 +629,7 @@ def _describe(scope: _Scope, cand: _Candidate, n: int, tolerance: float, seed: i
 
 # -- writing the proposal as a draft ---------------------------------------------------------------------------------
 
-def open_as_draft(session: Session, proposal: dict, *, name: str | None = None, actor: str | None = None) -> dict:
+def open_as_draft(session: Session, proposal: dict[str, Any], *, name: str | None = None, actor: str | None = None) -> dict[str, Any]:
     """Write `proposal` (from `propose`) as a new draft copied from its generation; returns the proposal with the
     draft's id and final codes: ``generation_id`` (the draft), ``source_generation_id``, per grid ``code``,
     ``name``, ``new`` and final ``microgrids``, and ``created`` / ``retired`` codes (grids and micro-grids).
@@ -675,7 +676,7 @@ def open_as_draft(session: Session, proposal: dict, *, name: str | None = None, 
             unit.name = f"{grid.name}{int(code[len(grid.code):])}号微网格"
             unit.parent_id = grid.id
     session.flush()
-    final: list[dict] = []
+    final: list[dict[str, Any]] = []
     for g, grid in out_grids:
         members = sorted((rows_unit for rows_unit in session.scalars(
             sa.select(Area).where(Area.parent_id == grid.id))), key=lambda a: a.code)
@@ -717,7 +718,7 @@ def _check_community(session: Session, generation_id: int, community: Area) -> N
 
 def partition(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
               seed: int = 0, grids: Sequence[str] | None = None, *, name: str | None = None,
-              actor: str | None = None) -> dict:
+              actor: str | None = None) -> dict[str, Any]:
     """`propose` and `open_as_draft` in one: the new draft holding the proposal (not committed)."""
     return open_as_draft(session, propose(session, generation_id, area_code, n, tolerance, seed, grids),
                          name=name, actor=actor)

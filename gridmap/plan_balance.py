@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -32,8 +33,7 @@ from gridmap.areas import active_generation
 from gridmap.boundary_check import metric_epsg
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.generations import get_generation
-from gridmap.tables import (FINISHED_STATES, LEVELS, Area, Case, PartyOrg, PartyOrgArea, PlanAssignment, Place,
-                            StaffArea)
+from gridmap.tables import FINISHED_STATES, LEVELS, Area, Case, PartyOrg, PartyOrgArea, Place, PlanAssignment, StaffArea
 
 UNIT_LEVELS = ("grid", "microgrid")
 DEFAULT_TOLERANCE = 0.10
@@ -250,7 +250,7 @@ def _open_cases(session: Session, units: list[Unit], locator: _Locator, level: s
 
 
 def balance(session: Session, generation_id: int, area_code: str, level: str | None = None, *,
-            tolerance: float = DEFAULT_TOLERANCE, on: dt.date | None = None) -> dict:
+            tolerance: float = DEFAULT_TOLERANCE, on: dt.date | None = None) -> dict[str, Any]:
     """The balance table of the units (grids by default, micro-grids under a grid) under `area_code` in a
     generation: a GeoJSON FeatureCollection with one feature per unit, and the household norm (the mean of the
     units and the tolerance of the deviation)."""
@@ -328,7 +328,7 @@ def changed_codes(session: Session, generation_id: int, units: list[Unit]) -> se
 
 # -- the diff against the active generation --------------------------------------------------------------------------
 
-def diff(session: Session, generation_id: int, area_code: str) -> dict:
+def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]:
     """What a generation changes under `area_code` against the active generation: grids and micro-grids created,
     retired and changed (with both outlines), and the buildings and compounds whose grid changes."""
     gen = get_generation(session, generation_id)
@@ -394,7 +394,7 @@ def diff(session: Session, generation_id: int, area_code: str) -> dict:
 
 # -- the units a planner paints -------------------------------------------------------------------------------------
 
-def places(session: Session, generation_id: int, area_code: str) -> dict:
+def places(session: Session, generation_id: int, area_code: str) -> dict[str, Any]:
     """The buildings and compounds under `area_code` in a generation, each with the leaf (micro-grid) and the grid
     its point lies in there: what the planner picks to reassign."""
     gen = get_generation(session, generation_id)
@@ -420,7 +420,7 @@ def places(session: Session, generation_id: int, area_code: str) -> dict:
     return {"generation_id": gen.id, "area": root.code, "places": items}
 
 
-def area_list(session: Session, generation_id: int, levels: tuple[str, ...]) -> list[dict]:
+def area_list(session: Session, generation_id: int, levels: tuple[str, ...]) -> list[dict[str, Any]]:
     """The areas of a generation at `levels` (code, name, level, parent code, households, locked), by code: what
     a planner picks from (a draft's own areas: an imported district is in the draft, not yet in the active
     generation)."""

@@ -62,6 +62,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -71,7 +72,9 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
-from gridmap import _spatial, codes as gcodes, crs as gcrs
+from gridmap import _spatial
+from gridmap import codes as gcodes
+from gridmap import crs as gcrs
 from gridmap.errors import Conflict, InvalidInput, NotFound, field_zh
 from gridmap.tables import LEVEL_NAMES_ZH, Area, Generation, Place, PlanEdit
 from gridmap.topology import allocate, as_multipolygon
@@ -165,7 +168,7 @@ def _code(value, name: str) -> str:
     return value
 
 
-def _only(op: dict, allowed: set[str], optional: frozenset[str] = frozenset()) -> None:
+def _only(op: dict[str, Any], allowed: set[str], optional: frozenset[str] = frozenset()) -> None:
     extra = sorted(set(op) - allowed - optional - {"op"})
     if extra:
         raise InvalidInput(f"{extra[0]}: unknown field for operation {op.get('op')}; accepted: "
@@ -289,7 +292,7 @@ def _set_geom(leaf: _Leaf, geom: BaseGeometry) -> None:
 
 # -- the operations ------------------------------------------------------------------------------------------------
 
-def _op_split(w: _Work, op: dict) -> None:
+def _op_split(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"code", "line"})
     code = _code(op["code"], "code")
     line = _line(op["line"])
@@ -333,7 +336,7 @@ def _connected(geoms: list[BaseGeometry]) -> bool:
     return len(seen) == len(geoms)
 
 
-def _op_merge(w: _Work, op: dict) -> None:
+def _op_merge(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"codes"})
     codes = _code_list(op["codes"], least=2)
     leaves = [w.leaf(c, "codes") for c in codes]
@@ -358,7 +361,7 @@ def _vertices(geom: BaseGeometry) -> np.ndarray:
     return shapely.get_coordinates(geom)
 
 
-def _op_move_vertex(w: _Work, op: dict) -> None:
+def _op_move_vertex(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"from", "to"}, frozenset({"codes"}))
     src = _lonlat(op["from"], "from")
     dst = _lonlat(op["to"], "to")
@@ -408,7 +411,7 @@ def _shared_chain(a: _Leaf, b: _Leaf) -> list[LineString]:
     return lines
 
 
-def _op_move_edge(w: _Work, op: dict) -> None:
+def _op_move_edge(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"codes", "line"})
     codes = _code_list(op["codes"], least=2)
     if len(codes) != 2:
@@ -478,7 +481,7 @@ def _buildings(session: Session, geom: BaseGeometry) -> list[tuple[int, float, f
     return [r for r, keep in zip(out, inside) if keep]
 
 
-def _op_reassign(w: _Work, op: dict) -> None:
+def _op_reassign(w: _Work, op: dict[str, Any]) -> None:
     if "codes" in op:
         return _reassign_leaves(w, op)
     if "compound" in op:
@@ -588,7 +591,7 @@ def _op_reassign(w: _Work, op: dict) -> None:
         source.geom = new_source
 
 
-def _reassign_leaves(w: _Work, op: dict) -> None:
+def _reassign_leaves(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"codes", "to"})
     codes = _code_list(op["codes"])
     leaves = [w.leaf(c, "codes") for c in codes]
@@ -616,7 +619,7 @@ def _reassign_leaves(w: _Work, op: dict) -> None:
         leaf.code, leaf.parent_id = code, parent.id
 
 
-def _op_lock(w: _Work, op: dict) -> None:
+def _op_lock(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"codes", "locked"})
     codes = _code_list(op["codes"])
     if not isinstance(op["locked"], bool):
@@ -630,14 +633,14 @@ def _op_lock(w: _Work, op: dict) -> None:
 
 # -- the snapshot of rows, and writing it -------------------------------------------------------------------------
 
-def _snap(row: Area, geom: BaseGeometry | None = None) -> dict:
+def _snap(row: Area, geom: BaseGeometry | None = None) -> dict[str, Any]:
     return {"id": row.id, "code": row.code, "name": row.name, "level": row.level, "parent_id": row.parent_id,
             "households": int(row.households or 0), "population": int(row.population or 0),
             "area_m2": float(row.area_m2 or 0.0), "is_leaf": bool(row.is_leaf), "locked": bool(row.locked),
             "wkb": _wkb(geom if geom is not None else to_shape(row.geom))}
 
 
-def _write(session: Session, gen_id: int, leaving: list[dict], arriving: list[dict]) -> None:
+def _write(session: Session, gen_id: int, leaving: list[dict[str, Any]], arriving: list[dict[str, Any]]) -> None:
     """Replace the rows `leaving` (as they are now) by `arriving`: delete, insert (with their ids) or update."""
     out_ids = {r["id"] for r in leaving}
     in_ids = {r["id"] for r in arriving}
@@ -658,7 +661,7 @@ def _write(session: Session, gen_id: int, leaving: list[dict], arriving: list[di
     session.flush()
 
 
-def _current(session: Session, gen_id: int, rows: list[dict]) -> None:
+def _current(session: Session, gen_id: int, rows: list[dict[str, Any]]) -> None:
     """Conflict unless each row of `rows` is stored as it says (the draft was not changed past the log)."""
     ids = [r["id"] for r in rows]
     stored = {a.id: a for a in session.scalars(sa.select(Area).where(Area.id.in_(ids)))} if ids else {}
@@ -693,7 +696,7 @@ def _draft(session: Session, generation_id: int) -> Generation:
     return gen
 
 
-def apply(session: Session, generation_id: int, op: dict, actor: str | None = None) -> dict:
+def apply(session: Session, generation_id: int, op: dict[str, Any], actor: str | None = None) -> dict[str, Any]:
     """Apply one edit to a draft and log it; returns the EditResult. Nothing is stored when it raises."""
     if not isinstance(op, dict) or op.get("op") not in OPS:
         raise InvalidInput(f"op must be one of {', '.join(OPS)}", field="op",
@@ -725,7 +728,7 @@ def _renode(w: _Work, given: list[_Leaf], new: dict[str, BaseGeometry], rule, fi
     owners = given + others
     lines = shapely.union_all([shapely.boundary(o.geom) for o in owners] + [shapely.boundary(old_cover)])
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-    out: dict[str, list] = {o.code: [] for o in owners}
+    out: dict[str, list[Any]] = {o.code: [] for o in owners}
     for face in faces:
         point = face.point_on_surface()
         holder = rule(face, point, [o for o in owners if shapely.intersects(o.geom, point)], owners, old_cover)
@@ -738,7 +741,7 @@ def _renode(w: _Work, given: list[_Leaf], new: dict[str, BaseGeometry], rule, fi
                                field=field_name, zh=f"{field_zh(field_name)}：{after_zh} {o.code} 没有剩下任何范围。")
 
 
-def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], actor: str | None = None) -> dict:
+def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], actor: str | None = None) -> dict[str, Any]:
     """Replace whole leaf geometries (the raw redraw): the leaves given are re-noded with their neighbours; a gap or
     an overlap (with one another or with a leaf not given) over `NOISE_M2` is refused, smaller ones are absorbed
     (a gap goes to the leaf with the longest edge along it)."""
@@ -793,8 +796,8 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     return _finish(w, "redraw", params, actor, noop_ok=True)
 
 
-def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry], params: dict,
-           actor: str | None = None) -> dict:
+def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry], params: dict[str, Any],
+           actor: str | None = None) -> dict[str, Any]:
     """Write the leaf geometries of `gridmap.boundary_repair` (a gap given to a neighbour, an overlap cut from one,
     a part outside the parent cut off, a sliver moved): unlike `redraw`, the leaves given may cover more or less
     than before — that is what a repair is for. They are re-noded with their neighbours; a face that no leaf
@@ -868,7 +871,7 @@ def _measure(geoms: dict[str, BaseGeometry], anchor: BaseGeometry) -> dict[str, 
     return out
 
 
-def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok: bool = False) -> dict:
+def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *, noop_ok: bool = False) -> dict[str, Any]:
     session, gen = w.session, w.gen
     # the leaves that changed: new ones, removed ones, recoded ones, and stored ones with another geometry
     changed: dict[str, _Leaf] = {}
@@ -941,7 +944,7 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
     by_id_changed = {leaf.row.id: leaf for leaf in changed.values() if leaf.row is not None}
     gone_ids = {r.id for r in removed_rows}
     kids = session.scalars(sa.select(Area).where(Area.parent_id.in_(list(ancestors)))).all() if ancestors else []
-    children: dict[int, list] = {}
+    children: dict[int, list[Any]] = {}
     for k in kids:
         if k.id in gone_ids or k.id in by_id_changed:
             continue
@@ -1092,7 +1095,7 @@ def _finish(w: _Work, op_name: str, params: dict, actor: str | None, *, noop_ok:
 
 # -- undo, redo, history -------------------------------------------------------------------------------------------
 
-def undo(session: Session, generation_id: int, actor: str | None = None) -> dict:
+def undo(session: Session, generation_id: int, actor: str | None = None) -> dict[str, Any]:
     """Undo the last edit that is not undone: its `before` rows are written back exactly."""
     gen = _draft(session, generation_id)
     edit = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(False))
@@ -1108,7 +1111,7 @@ def undo(session: Session, generation_id: int, actor: str | None = None) -> dict
     return _result(session, gen.id, edit.seq, edit.op, after, before)
 
 
-def redo(session: Session, generation_id: int, actor: str | None = None) -> dict:
+def redo(session: Session, generation_id: int, actor: str | None = None) -> dict[str, Any]:
     """Redo the first undone edit: its `after` rows are written again."""
     gen = _draft(session, generation_id)
     edit = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(True))
@@ -1124,7 +1127,7 @@ def redo(session: Session, generation_id: int, actor: str | None = None) -> dict
     return _result(session, gen.id, edit.seq, edit.op, before, after)
 
 
-def history(session: Session, generation_id: int) -> list[dict]:
+def history(session: Session, generation_id: int) -> list[dict[str, Any]]:
     from gridmap.generations import get_generation
 
     get_generation(session, generation_id)
@@ -1134,7 +1137,7 @@ def history(session: Session, generation_id: int) -> list[dict]:
              "undone": bool(e.undone)} for e in edits]
 
 
-def _result(session: Session, gen_id: int, seq: int, op_name: str, leaving: list[dict], arriving: list[dict]) -> dict:
+def _result(session: Session, gen_id: int, seq: int, op_name: str, leaving: list[dict[str, Any]], arriving: list[dict[str, Any]]) -> dict[str, Any]:
     codes_before = {r["code"] for r in leaving}
     codes_after = {r["code"] for r in arriving}
     parents = {r["parent_id"] for r in arriving if r["parent_id"]}

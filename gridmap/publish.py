@@ -35,6 +35,7 @@ import datetime as dt
 import logging
 import math
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import shapely
@@ -45,8 +46,21 @@ from sqlalchemy.orm import Session
 from gridmap.areas import STAFF_ROLES_EN, STAFF_ROLES_ZH, active_generation, load_index
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex
-from gridmap.tables import (FINISHED_STATES, LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Generation, PartyOrg,
-                            PartyOrgArea, Place, PlanAssignment, Staff, StaffArea)
+from gridmap.tables import (
+    FINISHED_STATES,
+    LEVEL_NAMES_ZH,
+    Area,
+    Case,
+    CaseEvent,
+    Department,
+    Generation,
+    PartyOrg,
+    PartyOrgArea,
+    Place,
+    PlanAssignment,
+    Staff,
+    StaffArea,
+)
 from gridmap.workcal import CST, china_date
 
 log = logging.getLogger("gridmap.publish")
@@ -152,7 +166,7 @@ def _plan(session: Session, generation_id: int) -> tuple[dict[str, int], dict[st
     return branches, staff
 
 
-def _staff_dict(person: Staff, role: str) -> dict:
+def _staff_dict(person: Staff, role: str) -> dict[str, Any]:
     return {"id": person.id, "name": person.name, "role": role, "role_zh": STAFF_ROLES_ZH.get(role, role),
             "role_en": STAFF_ROLES_EN.get(role, role)}
 
@@ -184,7 +198,7 @@ def recoded(session: Session, old_id: int | None, new_id: int, levels=("grid", "
     return out
 
 
-def assignments(session: Session, generation_id: int, *, day: dt.date | None = None) -> dict:
+def assignments(session: Session, generation_id: int, *, day: dt.date | None = None) -> dict[str, Any]:
     """The party branch and staff of every grid of a generation as it would take effect: a planned assignment
     where there is one, otherwise (for a code the active generation has too, or a grid only re-coded, same outline:
     `recoded_from`) the current one. `missing` lists the grids without a branch; `shared` the branches given to
@@ -219,7 +233,7 @@ def assignments(session: Session, generation_id: int, *, day: dt.date | None = N
 
 
 def put_assignment(session: Session, generation_id: int, area_code: str, branch_id: int | None,
-                   staff: list[tuple[int, str]], *, actor: str | None = None) -> dict:
+                   staff: list[tuple[int, str]], *, actor: str | None = None) -> dict[str, Any]:
     """Plan the party branch and staff of one grid (or micro-grid) of a draft, replacing its earlier plan; they
     are applied when the draft takes effect. With no branch and no staff the grid's plan is removed (it then keeps
     what its code has now). Staff, when given, replace the code's staff on activation."""
@@ -290,7 +304,7 @@ def put_assignment(session: Session, generation_id: int, area_code: str, branch_
 
 # -- ready to publish? --------------------------------------------------------------------------------------------------
 
-def readiness(session: Session, generation_id: int, *, household_band=None) -> dict:
+def readiness(session: Session, generation_id: int, *, household_band=None) -> dict[str, Any]:
     """Whether a generation may be published: the check's errors, the grids without a branch, shared branches."""
     from gridmap.boundary_check import check_generation
 
@@ -304,7 +318,7 @@ def readiness(session: Session, generation_id: int, *, household_band=None) -> d
             "check_errors": dict(counts), "missing": plan["missing"], "shared": plan["shared"]}
 
 
-def require_ready(session: Session, generation_id: int, *, household_band=None) -> dict:
+def require_ready(session: Session, generation_id: int, *, household_band=None) -> dict[str, Any]:
     """`readiness`, raising `Conflict` with the reason when the generation may not be published."""
     ready = readiness(session, generation_id, household_band=household_band)
     if not ready["check_ok"]:
@@ -378,7 +392,7 @@ def four_eyes(gen: Generation, actor: str) -> None:
 
 
 def approve(session: Session, generation_id: int, actor: str, effective_from: dt.date, *, household_band=None,
-            at: dt.datetime | None = None) -> dict:
+            at: dt.datetime | None = None) -> dict[str, Any]:
     """Another user with the approver role approves a submitted draft: it takes effect at once when
     `effective_from` is today (China time) or earlier, else it is scheduled for 00:00 on that day. Returns
     {"generation", "scheduled", "activation"}."""
@@ -477,7 +491,7 @@ def activate_due(session: Session, *, at: dt.datetime | None = None) -> list[int
 # -- activation -------------------------------------------------------------------------------------------------
 
 def activate_generation(session: Session, generation_id: int, effective_from: dt.date, *, actor: str = "system",
-                        at: dt.datetime | None = None, from_states: tuple[str, ...] = UNPUBLISHED) -> dict:
+                        at: dt.datetime | None = None, from_states: tuple[str, ...] = UNPUBLISHED) -> dict[str, Any]:
     """Put a generation in force from `effective_from` (today or earlier) and apply what follows: assignments,
     merges, places, open cases (see the module). The status switch is a conditional UPDATE: of several callers
     at once exactly one succeeds, the others get `Conflict` and have written nothing."""
@@ -518,7 +532,7 @@ def activate_generation(session: Session, generation_id: int, effective_from: dt
 
 
 def _apply(session: Session, gen: Generation, previous: Generation | None, day: dt.date, *, actor: str,
-           at: dt.datetime) -> dict:
+           at: dt.datetime) -> dict[str, Any]:
     old_codes = _codes(session, previous.id if previous else None)
     new_codes = _codes(session, gen.id)
     retired = old_codes - new_codes
@@ -622,7 +636,7 @@ def _relocate_places(session: Session, index: AreaIndex) -> int:
     """Places take the code, at the level their code has, of the area their point lies in now."""
     rows = session.execute(sa.select(Place.id, Place.area_code, sa.func.ST_X(Place.geom), sa.func.ST_Y(Place.geom))
                            .where(Place.area_code.is_not(None))).all()
-    by_level: dict[str, list] = defaultdict(list)
+    by_level: dict[str, list[Any]] = defaultdict(list[Any])
     for row in rows:
         level = CODE_LEVEL.get(len(row[1]))
         if level:
@@ -638,7 +652,7 @@ def _relocate_places(session: Session, index: AreaIndex) -> int:
     return moved
 
 
-def _case_chains(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, flags: list, stored: list) -> list[list]:
+def _case_chains(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, flags: list[Any], stored: list[Any]) -> list[list[Any]]:
     """Where each case lies under `index` by intake's rule: the leaf its point lies in; outside every leaf, the
     nearest leaf within intake's `nearest_m` (`assigned_to_nearest`); the leaf a dispatcher chose for it
     (`grid_chosen`, see `workflow.relocate`; `stored` is the case's leaf code) while that code is still a leaf.
@@ -728,7 +742,7 @@ def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
     return bool(shapely.equals_exact(shapely.normalize(a), shapely.normalize(b), tolerance=1e-9))
 
 
-def _holder(case: Case, staff: dict[int, str], departments: dict[int, tuple[str, str]]) -> dict | None:
+def _holder(case: Case, staff: dict[int, str], departments: dict[int, tuple[str, str]]) -> dict[str, Any] | None:
     if case.assignee_id is not None:
         return {"kind": "worker", "id": case.assignee_id, "name": staff.get(case.assignee_id)}
     if case.department_id is not None:
@@ -738,7 +752,7 @@ def _holder(case: Case, staff: dict[int, str], departments: dict[int, tuple[str,
 
 
 def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None = None,
-           new_index: AreaIndex | None = None) -> dict:
+           new_index: AreaIndex | None = None) -> dict[str, Any]:
     """What publishing a generation would move, against the active generation, per changed grid (a code new,
     retired, or with another outline): buildings, compounds, households, population and party members moving in
     and out (a building by its point; population and party members apportioned to buildings by households — the
@@ -766,7 +780,7 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
     branches_now = _current_branches(session, list(old_grids), day)
     members = {c: (b.member_count or 0) for c, b in branches_now.items()}
 
-    def empty() -> dict:
+    def empty() -> dict[str, Any]:
         return {"buildings": 0, "compounds": 0, "households": 0, "population": [], "party_members": []}
 
     moves = {c: {"in": empty(), "out": empty(), "households_before": 0, "households_after": 0} for c in changed}

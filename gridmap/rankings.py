@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -114,7 +115,7 @@ def _meets(value: float | None, target: Target) -> bool | None:
 
 def ranking(session: Session, code: str, measure: str, by: str = "children", *, since: dt.datetime | None = None,
             until: dt.datetime | None = None, now: dt.datetime | None = None,
-            sees_staff=None) -> dict:
+            sees_staff=None) -> dict[str, Any]:
     """The ranking of the children (`by="children"`) or the workers (`by="workers"`) of area `code` on `measure`
     over [since, until) (by default this month so far), best first (no value last, then by code or name).
     `sees_staff(area_codes)` tells whether a worker serving those areas may be listed (all by default)."""
@@ -122,7 +123,7 @@ def ranking(session: Session, code: str, measure: str, by: str = "children", *, 
     area = get_area(session, code)
     period = measures.Period.of(since, until, now)
     target = target_of(measure)
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     if by == "children":
         level = CHILD_LEVEL.get(area.level)
         if level is None:

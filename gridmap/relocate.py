@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -262,7 +263,7 @@ def _named(counts: pd.DataFrame, names: dict[str, str] | None) -> pd.DataFrame:
     return out[SUMMARY_COLUMNS]
 
 
-def _add_totals(a: dict, b: dict) -> dict:
+def _add_totals(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = {k: a.get(k, 0) + b[k] for k in b if k != "method"}
     methods = dict(a.get("method", {}))
     for k, v in b["method"].items():
@@ -271,7 +272,7 @@ def _add_totals(a: dict, b: dict) -> dict:
     return out
 
 
-def totals(report: pd.DataFrame) -> dict:
+def totals(report: pd.DataFrame) -> dict[str, Any]:
     return {"cases": int(len(report)), "open": int(report["open"].sum()), "changed": int(report["changed"].sum()),
             "grid_changed": int(report["grid_changed"].sum()),
             "open_changed": int((report["changed"] & report["open"]).sum()),
@@ -348,7 +349,7 @@ def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]], clie
 
 
 def relocate(url: str, generation_id: int, *, scheduler: str | None = None, client=None,
-             rows_per_partition: int = DEFAULT_ROWS, out=None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
+             rows_per_partition: int = DEFAULT_ROWS, out=None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
     """The report of re-locating every located case of the database at `url` under `generation_id`:
     (per case, per grid, totals). On Dask when `scheduler` (or an open `client`) is given. With `out` (a path)
     the report per case is written there as Parquet a partition at a time, never held whole (None is returned
@@ -375,7 +376,7 @@ def relocate(url: str, generation_id: int, *, scheduler: str | None = None, clie
     return report, _named(counts, {**old_names, **bnd.names}), result
 
 
-def _collect(parts, out) -> tuple[pd.DataFrame | None, pd.DataFrame, dict]:
+def _collect(parts, out) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
     """The partitions concatenated (or written to `out`), their grid counts and totals added up."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -419,7 +420,7 @@ def all_id_ranges(session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _grid_moves(detail: dict | None) -> tuple[str | None, str | None] | None:
+def _grid_moves(detail: dict[str, Any] | None) -> tuple[str | None, str | None] | None:
     """(from, to) grid of a `boundary_change` event that changed the grid, else None (as `measures` reads it:
     `codes.grid_code`, or the `from`/`to` grids of events written before the codes were recorded)."""
     detail = detail or {}
@@ -430,7 +431,7 @@ def _grid_moves(detail: dict | None) -> tuple[str | None, str | None] | None:
     return (before, after) if before != after else None
 
 
-def received_partition(span: tuple[int, int], url: str, edges: list) -> pd.DataFrame:
+def received_partition(span: tuple[int, int], url: str, edges: list[Any]) -> pd.DataFrame:
     """Cases with lo <= id < hi received in each month [edges[k], edges[k+1]), per grid they were in when
     received (a later boundary change re-located it: the grid before the first such change after its report).
     Columns month (k), grid_code (NO_UNIT for none), received."""
@@ -470,7 +471,7 @@ def received_partition(span: tuple[int, int], url: str, edges: list) -> pd.DataF
     return out.astype({"month": "int64", "received": "int64"}).astype({"grid_code": object})
 
 
-def received_by_month(url: str, edges: list, *, client=None, rows_per_partition: int = DEFAULT_ROWS) -> pd.DataFrame:
+def received_by_month(url: str, edges: list[Any], *, client=None, rows_per_partition: int = DEFAULT_ROWS) -> pd.DataFrame:
     """Cases received per month [edges[k], edges[k+1]) and grid, over any number of years, summed over id-range
     partitions — in this process, or on Dask with `client` (each worker reads its ranges; the partial counts are
     summed by a Dask groupby). Equal to `measures.measures(session, "grid", since=edges[k], until=edges[k+1])`'s

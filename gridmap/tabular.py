@@ -30,6 +30,7 @@ import math
 import re
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 from xml.parsers import expat
 
 import numpy as np
@@ -350,7 +351,7 @@ def _cell(value, max_cell: int):
 
 
 def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, max_cell: int = MAX_CELL,
-                   max_columns: int = MAX_COLUMNS) -> tuple[list, list[tuple[int, list]]]:
+                   max_columns: int = MAX_COLUMNS) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of the first sheet, each row as (its row number in the sheet, its values); values as
     openpyxl reads them (text, numbers, datetimes, None), too-long cells as `TooLong`; blank rows left out. Refuses (InvalidInput, field `file`) a workbook that is not one, a zip
     bomb, unsafe member names, more than `max_rows` data rows."""
@@ -368,8 +369,8 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
         sheet = book.worksheets[0] if book.worksheets else None
         if sheet is None:
             raise InvalidInput(f"file: {label} has no worksheet", field="file", zh=f"文件：{label} 没有工作表。")
-        headings: list = []
-        rows: list[tuple[int, list]] = []
+        headings: list[Any] = []
+        rows: list[tuple[int, list[Any]]] = []
         for number, values in enumerate(sheet.iter_rows(max_col=max_columns, values_only=True), start=1):
             values = [_cell(v, max_cell) for v in values]
             while values and values[-1] is None:  # read_only rows are padded to max_col
@@ -422,7 +423,7 @@ class _Lines:
 
 def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_cell: int = MAX_CELL,
                   max_columns: int = MAX_COLUMNS, encodings=("utf-8-sig", "gb18030")
-                  ) -> tuple[list, list[tuple[int, list]]]:
+                  ) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of a CSV in the first of `encodings` that decodes it, each row as (its record number,
     the headings being 1 and blank lines counted, as a spreadsheet shows them; its values), every cell as text, too-long cells as `TooLong`, blank rows left out.
     Read line by line: no line longer than `MAX_LINE` is ever held, and a field over the csv module's limit
@@ -441,8 +442,8 @@ def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: i
     stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="strict", newline="")
     lines = _Lines(stream, MAX_LINE, label)
     reader = csv.reader(lines)
-    headings: list = []
-    rows: list[tuple[int, list]] = []
+    headings: list[Any] = []
+    rows: list[tuple[int, list[Any]]] = []
     number = 0
     try:
         for values in reader:

@@ -37,6 +37,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import mapbox_vector_tile
 import numpy as np
@@ -157,7 +158,7 @@ def _polygonal(geom):
     return shapely.union_all(parts)
 
 
-def encode_layer(name: str, features: list[dict]) -> bytes:
+def encode_layer(name: str, features: list[dict[str, Any]]) -> bytes:
     """One MVT layer from features already in tile coordinates (y down); b"" when there is none."""
     if not features:
         return b""
@@ -201,7 +202,7 @@ def _area_candidates(shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: 
     return data, hits
 
 
-def _area_props(p: dict) -> dict:
+def _area_props(p: dict[str, Any]) -> dict[str, Any]:
     out = {"code": p["code"], "name": p["name"], "level": p["level"]}
     if p["parent_code"] is not None:
         out["parent_code"] = p["parent_code"]
@@ -307,7 +308,7 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
 
 
 def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar=None, now=None,
-                limit: int = MAX_TILE_CASES, who: Principal | None = None) -> list[list]:
+                limit: int = MAX_TILE_CASES, who: Principal | None = None) -> list[list[Any]]:
     """The rows of `mapdata.case_points` (fields `mapdata.CASE_FIELDS`, the same filter, order, rounding and deadline
     colour) for a filter whose box is set, found through the spatial index of the cases' points first (a tile is a
     small part of the map: without it every tile would read the whole case table)."""
@@ -320,7 +321,7 @@ def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar=None, now
 
 # -- TileJSON ------------------------------------------------------------------------------------------------------
 
-def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict:
+def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict[str, Any]:
     """A TileJSON 3.0.0 document for one layer (`url`: the tile URL template with {z}/{x}/{y}); bounds are those of
     the layer's areas in the generation (of its districts for `cases`)."""
     check_layer(layer)
@@ -369,11 +370,11 @@ class TileCache:
         self.budget = budget
         self.used = 0
         self.hits = self.misses = 0
-        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._generation: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
         with self._lock:
             body = self._items.get(key)
             if body is None:
@@ -383,7 +384,7 @@ class TileCache:
             self.hits += 1
             return body
 
-    def put(self, key: tuple, body: bytes) -> None:
+    def put(self, key: tuple[Any, ...], body: bytes) -> None:
         """`key` starts with (database, generation, …): the generation any value that names it."""
         database, generation = key[0], key[1]
         cost = len(body) + 200
