@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow, get_principal
-from api.case_models import CaseCreated, CaseDetail, CaseItem, CasePage, Receipt
-from api.deps import IndexDep, SessionDep
+from api.schemas.cases import (CaseCreated, CaseDetail, CaseFeatureCollection, CaseItem, CasePage, Duplicates, Rated,
+                              Receipt)
+from api.deps import IndexDep, SessionDep, commit_now
 from api.errors import PreconditionFailed
 from api.links import case_links
 from api.ratelimit import address_of_anonymous, rate_limit
 from api.params import Id, Moment, Offset, PathId
+from api.schemas.common import COMMON
 from gridmap import audit, cases, duplicates, features, patrol, policy, workflow
 from gridmap.areas import check_bbox
 from gridmap.errors import InvalidInput, NotFound, Unauthenticated
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1", tags=["cases"])
+router = APIRouter(prefix="/api/v1", tags=["cases"], responses=COMMON)
 log = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
 
 
@@ -139,7 +141,7 @@ def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, resp
     return _created(request, response, case, created, who)
 
 
-@router.get("/cases/{case_id}/duplicates")
+@router.get("/cases/{case_id}/duplicates", response_model=Duplicates)
 def case_duplicates(case_id: PathId, session: SessionDep, request: Request,
                     who: Annotated[Principal, allow("case.read")],
                     distance_m: Annotated[float | None, Query(ge=0, le=10_000)] = None,
@@ -214,8 +216,9 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
         raise
     summary = cases.case_items(session, [case], who=who, calendar=calendar)[0]
     # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
-    # held while the request waits for the thread pool to run the session's teardown
-    session.commit()
+    # held while the request waits for the event loop to run the session's teardown (50 dispatchers at once on
+    # SQLite: the losers read the old version meanwhile and fail on the lock instead of answering 412)
+    commit_now(session)
     response.headers["ETag"] = f'"{case.version}"'
     return summary
 
@@ -229,7 +232,7 @@ class RatingIn(BaseModel):
     note: str | None = Field(None, max_length=1000)
 
 
-@router.post("/cases/{case_id}/rating")
+@router.post("/cases/{case_id}/rating", response_model=Rated)
 def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Request,
               who: Annotated[Principal, allow("case.rate")]) -> dict:
     """The reporter rates the result (群众评价), once per closure: only with the `reporter_token` of the case
@@ -241,7 +244,6 @@ def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Req
     actor = workflow.Actor(f"reporter:{case.id}", "resident", name="reporter")
     case = workflow.act(session, case_id, "rate", actor, version=case.version, calendar=request.app.state.calendar(),
                         params={"satisfaction": body.satisfaction, "note": body.note})
-    session.commit()
     return {"id": case.id, "number": case.number, "state": case.state, "satisfaction": case.satisfaction}
 
 
@@ -260,7 +262,7 @@ def order_of(order: str | None, sort: str) -> str:
     return "asc" if sort == "deadline" else "desc"
 
 
-@router.get("/cases", response_model=CasePage | dict[str, Any])
+@router.get("/cases", response_model=CasePage | CaseFeatureCollection)
 def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, allow("case.read")],
                area: Annotated[str | None, Query(max_length=24)] = None,
                state: Annotated[str | None, Query(max_length=200)] = None,
@@ -311,7 +313,7 @@ def get_case(case_id: PathId, session: SessionDep, request: Request, response: R
     if contact and (case.reporter_name or case.reporter_phone):
         audit.record(session, "reveal", f"case:{case.id}", {"number": case.number,
                                                              "fields": ["reporter_name", "reporter_phone"]})
-        session.commit()  # the reveal is on record before the data leaves
+        # the reveal is on record before the data leaves: SessionDep commits before the answer
         log.info("contact shown: case %s to %s", case.number, who.label())
     response.headers["ETag"] = f'"{case.version}"'
     response.headers["Cache-Control"] = "private, no-store" if contact else "no-cache"

@@ -11,15 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import i18n
 from api.links import case_links
 from api.auth import allow
-from api.case_models import CaseItem, CasePage
+from api.schemas.cases import CaseItem, CasePage
 from api.deps import IndexDep, SessionDep
 from api.params import Id, Offset
 from api.routes.cases import ActionIn, CodeList, Hours, Sort, _actor, _visible, order_of
+from api.schemas.common import COMMON
 from gridmap import cases, policy, workflow
 from gridmap.errors import GridmapError, InvalidInput, NotFound
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1", tags=["dispatch"])
+router = APIRouter(prefix="/api/v1", tags=["dispatch"], responses=COMMON)
 MAX_BATCH = 200
 
 
@@ -162,7 +163,7 @@ def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, ses
             savepoint.rollback()
             results.append(BatchResult(id=item.id, ok=False, error=BatchError(
                 code=_error_code(exc), field=exc.field, detail=i18n.domain_detail(exc, lang))))
-    session.commit()  # every step that succeeded is durable before the answer
+    # every step that succeeded is committed before the answer (SessionDep)
     ok = sum(r.ok for r in results)
     return BatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)
 

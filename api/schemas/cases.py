@@ -1,11 +1,13 @@
-"""Response models of case items, as lists, queues, steps and one case answer them (the API contract of the
-dispatcher's desk)."""
+"""Cases: the request bodies of intake, steps and ratings, and the case items as lists, queues, steps and one case
+answer them (the API contract of the dispatcher's desk)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.common import PointGeometry
 
 
 class Candidate(BaseModel):
@@ -122,12 +124,25 @@ class CasePage(BaseModel):
     items: list[CaseItem]
 
 
+class Duplicate(BaseModel):
+    """A case that may report the same problem (`gridmap.duplicates.suggest`)."""
+
+    id: int
+    number: str
+    state: str
+    title: str
+    grid_code: str | None = None
+    source: str | None = None
+    distance_m: float
+    hours_apart: float
+
+
 class CaseCreated(CaseItem):
     """A case as its intake by staff answers it: the item, its history, the cases it may duplicate, and the token
     its reporter rates it with (not for patrol reports)."""
 
     history: list[HistoryEvent]
-    possible_duplicates: list[dict[str, Any]]
+    possible_duplicates: list[Duplicate]
     reporter_token: str | None = None
 
 
@@ -142,3 +157,37 @@ class Receipt(BaseModel):
     reported_at: str | None
     grid_code: str | None
     reporter_token: str | None
+
+
+class Duplicates(BaseModel):
+    case_id: int
+    distance_m: float = Field(description="the window's distance used")
+    hours: float = Field(description="the window's hours used")
+    items: list[Duplicate] = Field(description="nearest first")
+
+
+class Rated(BaseModel):
+    """The case after a resident's rating."""
+
+    id: int
+    number: str
+    state: str
+    satisfaction: int | None
+
+
+class CaseFeature(BaseModel):
+    """A case as a GeoJSON point Feature (personal data masked); no geometry when it has no point."""
+
+    type: Literal["Feature"] = "Feature"
+    id: int
+    geometry: PointGeometry | None
+    properties: CaseItem
+
+
+class CaseFeatureCollection(BaseModel):
+    """Cases as GeoJSON (`format=geojson`), with the total matched and the number in this page."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[CaseFeature]
+    numberMatched: int
+    numberReturned: int
