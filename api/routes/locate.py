@@ -10,11 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
 from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
 from api.params import Day
+from api.schemas.common import COMMON, problems
+from api.schemas.locate import BatchIn, BatchOut, Located
 from gridmap.policy import Principal
 from gridmap import crs as gcrs
 from gridmap.batch import LEVELS, locate_columns
@@ -22,7 +23,7 @@ from gridmap.errors import DatabaseNotReady, InvalidInput
 from gridmap.locate import PEOPLE_TTL_S, LocateOptions, people_age, warm_people
 from gridmap.locate import locate as locate_point
 
-router = APIRouter(prefix="/api/v1", tags=["locate"])
+router = APIRouter(prefix="/api/v1", tags=["locate"], responses=COMMON)
 INLINE_MAX_M = 500.0  # larger near/nearest/accuracy distances may take milliseconds: those go to the thread pool
 
 
@@ -47,7 +48,8 @@ def _refresh_people(state) -> None:
     state.people_task = asyncio.get_running_loop().create_task(run_in_threadpool(reload))
 
 
-@router.get("/locate")
+@router.get("/locate", response_model=Located, response_model_exclude_unset=True,
+            responses=problems(401, 403, 422, 503))
 async def locate(request: Request, who: Annotated[Principal, allow("locate")], lon: float | None = None, lat: float | None = None, crs: str = "wgs84",
                  address: str | None = Query(None, max_length=300), accuracy_m: float | None = None,
                  as_of: Day | None = None, near_m: float | None = None, nearest_m: float | None = None) -> dict:
@@ -80,31 +82,13 @@ async def locate(request: Request, who: Annotated[Principal, allow("locate")], l
     return await run_in_threadpool(work)
 
 
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    id: str | int | None = None
-    lon: float | None = None
-    lat: float | None = None
-    address: str | None = Field(None, max_length=300)
-
-
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    crs: str = "wgs84"
-    as_of: Day | None = None
-    near_m: float = Field(0.0, ge=0, le=10_000)
-    items: list[BatchItem] = Field(min_length=1)
-
-
 def _clean(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
 
 
-@router.post("/locate/batch")
+@router.post("/locate/batch", response_model=BatchOut, responses={**COMMON, **problems(503)})
 def locate_batch(body: BatchIn, session: SessionDep, registry: RegistryDep, index: IndexDep,
                  settings: SettingsDep, who: Annotated[Principal, allow("locate")]) -> dict:
     """Locate up to `max_batch` points or addresses in one request; one bad item never fails the others:
