@@ -8,13 +8,15 @@ from fastapi import APIRouter, Query
 
 from api.auth import allow
 from api.deps import SessionDep
+from api.schemas.areas import AreaCollection, AreaFeature
+from api.schemas.common import COMMON, problems
 from gridmap import areas, features, policy
 from gridmap.case_stats import case_counts
 
-router = APIRouter(prefix="/api/v1", tags=["areas"])
+router = APIRouter(prefix="/api/v1", tags=["areas"], responses=COMMON)
 
 
-@router.get("/areas")
+@router.get("/areas", response_model=AreaCollection, response_model_exclude_unset=True, responses=COMMON)
 def list_areas(session: SessionDep, who: Annotated[policy.Principal, allow("area.read")], level: str | None = None,
                parent: str | None = None, under: str | None = None, bbox: str | None = None, precision: Annotated[int, Query(ge=3, le=8)] = 6) -> dict:
     """Areas as a GeoJSON FeatureCollection: `parent` = direct children, `under` = all descendants. Only the areas
@@ -25,7 +27,8 @@ def list_areas(session: SessionDep, who: Annotated[policy.Principal, allow("area
     return features.feature_collection(feats, numberMatched=len(feats), numberReturned=len(feats))
 
 
-@router.get("/areas/{code}")
+@router.get("/areas/{code}", response_model=AreaFeature, response_model_exclude_unset=True,
+            responses={**COMMON, **problems(404)})
 def get_area(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("area.read")]) -> dict:
     """One area as a Feature, with its party organisation, staff, places, case counts, its ancestors (`chain`,
     district first) and the areas directly within it (`children`). An area above the caller's own is shown with

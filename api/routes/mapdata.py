@@ -13,15 +13,20 @@ from pydantic import BaseModel, Field
 from api.auth import allow
 from api.deps import IndexDep, SessionDep
 from api.params import Moment
+from api.schemas.common import COMMON, problems
+from api.schemas.mapdata import CasePoints, DepartmentOut, Outlines, SearchOut
+from api.schemas.measures import AreaMeasures, AreaSeries
 from gridmap import mapdata, measures, policy, search
 from gridmap.areas import check_bbox, check_level
 from gridmap.tables import Department
 
-router = APIRouter(prefix="/api/v1", tags=["map"])
+router = APIRouter(prefix="/api/v1", tags=["map"], responses=COMMON)
 GEOJSON = "application/geo+json"
 
 
-@router.get("/map/areas")
+@router.get("/map/areas", response_model=Outlines, responses={
+    200: {"content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Outlines"}}}},
+    304: {"description": "unchanged since the ETag sent in If-None-Match"}, **COMMON, **problems(503)})
 def map_areas(request: Request, index: IndexDep, who: Annotated[policy.Principal, allow("map.read")], level: str, zoom: Annotated[int, Query(ge=0, le=24)],
               bbox: str | None = None) -> Response:
     """The areas of a level that meet `bbox`, drawn for a zoom: outlines simplified to half a screen pixel as a
@@ -44,7 +49,7 @@ def map_areas(request: Request, index: IndexDep, who: Annotated[policy.Principal
                                                        "Vary": "Cookie, Authorization"})
 
 
-@router.get("/map/cases")
+@router.get("/map/cases", response_model=CasePoints, responses={**COMMON, **problems(404)})
 def map_cases(session: SessionDep, request: Request, who: Annotated[policy.Principal, allow("map.read")],
               since: Moment | None = None,
               until: Moment | None = None, state: str | None = None, category: str | None = None,
@@ -91,7 +96,7 @@ class CaseClusters(BaseModel):
     now: str
 
 
-@router.get("/map/cases/clusters", response_model=CaseClusters)
+@router.get("/map/cases/clusters", response_model=CaseClusters, responses={**COMMON, **problems(404)})
 def map_case_clusters(session: SessionDep, request: Request, who: Annotated[policy.Principal, allow("map.read")],
                       bbox: Annotated[str, Query(max_length=200)],
                       zoom: Annotated[int, Query(ge=mapdata.MIN_CLUSTER_ZOOM, le=mapdata.MAX_CLUSTER_ZOOM)],
@@ -112,7 +117,7 @@ def map_case_clusters(session: SessionDep, request: Request, who: Annotated[poli
     return mapdata.case_clusters(session, flt, zoom, calendar=request.app.state.calendar(), who=who)
 
 
-@router.get("/areas/{code}/measures")
+@router.get("/areas/{code}/measures", response_model=AreaMeasures, responses={**COMMON, **problems(404)})
 def area_measures(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")],
                   since: Moment | None = None,
                   until: Moment | None = None) -> dict:
@@ -123,7 +128,7 @@ def area_measures(code: str, session: SessionDep, who: Annotated[policy.Principa
     return {"code": code, "since": period.since.isoformat(), "until": period.until.isoformat(), "measures": record}
 
 
-@router.get("/areas/{code}/series")
+@router.get("/areas/{code}/series", response_model=AreaSeries, responses={**COMMON, **problems(404)})
 def area_series(code: str, session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")],
                 months: int = 12, until: Moment | None = None) -> dict:
     """The measures of one area month by month (China time), the last `months` months (1–36)."""
@@ -131,7 +136,7 @@ def area_series(code: str, session: SessionDep, who: Annotated[policy.Principal,
     return {"code": code, "months": measures.area_series(session, code, months=months, until=until)}
 
 
-@router.get("/search")
+@router.get("/search", response_model=SearchOut, response_model_exclude_unset=True, responses=COMMON)
 def search_all(session: SessionDep, who: Annotated[policy.Principal, allow("search")], q: str,
                limit: int = 10) -> dict:
     """Areas by code or name, compounds, buildings and addresses, cases by number; best first; only what the
@@ -139,7 +144,7 @@ def search_all(session: SessionDep, who: Annotated[policy.Principal, allow("sear
     return {"q": q, "items": search.search(session, q, limit=limit, who=who)}
 
 
-@router.get("/departments")
+@router.get("/departments", response_model=list[DepartmentOut], responses=problems(401))
 def departments(session: SessionDep, who: Annotated[policy.Principal, allow("signed_in")]) -> list[dict]:
     """The functional departments (职能部门) cases can go to."""
     return [{"code": d.code, "name": d.name} for d in session.scalars(sa.select(Department).order_by(Department.code))]

@@ -9,15 +9,19 @@ from fastapi import APIRouter, Response
 from api.auth import allow
 from api.deps import SessionDep
 from api.params import Moment
+from api.schemas.common import COMMON, binary, problems
+from api.schemas.measures import MeasuresOut
 from gridmap import measures, policy
 from gridmap.errors import Forbidden, InvalidInput
 
-router = APIRouter(prefix="/api/v1", tags=["measures"])
+router = APIRouter(prefix="/api/v1", tags=["measures"], responses=COMMON)
 MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-@router.get("/measures")
+@router.get("/measures", response_model=MeasuresOut, responses={
+    **binary(*MEDIA.values(), description="the measures as JSON, or as a CSV or XLSX file (`format`)"), **COMMON,
+    **problems(404)})
 def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("measures.read")], by: str = "grid",
                  since: Moment | None = None, until: Moment | None = None, under: str | None = None,
                  format: Literal["json", "csv", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"):
