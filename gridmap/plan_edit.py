@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +120,7 @@ def _zh(level: str) -> str:
     return LEVEL_NAMES_ZH.get(level, level)
 
 
-def _lonlat(value, name: str) -> tuple[float, float]:
+def _lonlat(value: object, name: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise InvalidInput(f"{name} must be [lon, lat]", field=name,
@@ -131,7 +132,7 @@ def _lonlat(value, name: str) -> tuple[float, float]:
     return lon, lat
 
 
-def _line(value, name: str = "line") -> LineString:
+def _line(value: object, name: str = "line") -> LineString:
     if not isinstance(value, dict) or value.get("type") != "LineString" or not isinstance(
             value.get("coordinates"), (list, tuple)):
         raise InvalidInput(f"{name}: a GeoJSON LineString in WGS84", field=name,
@@ -151,7 +152,7 @@ def _line(value, name: str = "line") -> LineString:
     return line
 
 
-def _code_list(value, name: str = "codes", *, least: int = 1) -> list[str]:
+def _code_list(value: object, name: str = "codes", *, least: int = 1) -> list[str]:
     if not isinstance(value, list) or not least <= len(value) <= MAX_CODES or not all(
             isinstance(c, str) and 1 <= len(c) <= 24 for c in value):
         raise InvalidInput(f"{name}: a list of {least} to {MAX_CODES} area codes", field=name,
@@ -161,7 +162,7 @@ def _code_list(value, name: str = "codes", *, least: int = 1) -> list[str]:
     return list(value)
 
 
-def _code(value, name: str) -> str:
+def _code(value: object, name: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 24:
         raise InvalidInput(f"{name}: an area code", field=name,
                            zh=f"{field_zh(name)}：应为区域编码（1–24 个字符）。")
@@ -209,7 +210,9 @@ class _Work:
     # loading
     def _add(self, row: Area) -> _Leaf:
         if row.code in self.old:
-            return self.leaves.get(self.recoded.get(row.code, row.code))
+            loaded = self.leaves.get(self.recoded.get(row.code, row.code))
+            assert loaded is not None  # a loaded leaf stays in `leaves` (under its new code once recoded)
+            return loaded
         geom = to_shape(row.geom)
         self.old[row.code] = geom
         leaf = _Leaf(row.code, row.name, row.level, row.parent_id, geom, row)
@@ -256,6 +259,12 @@ class _Work:
     def remove(self, code: str) -> None:
         self.removed.add(code)
 
+    def parent(self, parent_id: int | None) -> Area:
+        """The stored parent of a leaf (every leaf has one: the district is never a leaf)."""
+        row = self.session.get(Area, parent_id) if parent_id is not None else None
+        assert row is not None, f"a leaf's parent {parent_id} is not in the draft"
+        return row
+
 
 # -- noding --------------------------------------------------------------------------------------------------------
 
@@ -279,7 +288,7 @@ def _faces(owners: list[_Leaf], extra: BaseGeometry | None = None) -> dict[str, 
     return out
 
 
-def _union(faces: list[BaseGeometry]) -> MultiPolygon:
+def _union(faces: Sequence[BaseGeometry]) -> MultiPolygon:
     return as_multipolygon(shapely.coverage_union_all(np.array(faces, dtype=object))) if faces else MultiPolygon()
 
 
@@ -314,7 +323,7 @@ def _op_split(w: _Work, op: dict[str, Any]) -> None:
                            field="line", zh=f"划线：划线切出的一块小于 {MIN_PIECE_M2:g} m²。")
     for other in owners[1:]:
         _set_geom(other, _union(faces[other.code]))
-    parent = w.session.get(Area, leaf.parent_id)
+    parent = w.parent(leaf.parent_id)
     pieces.sort(key=lambda p: (-p.area, p.representative_point().x))
     w.remove(code)
     for i, piece in enumerate(pieces, start=1):
@@ -350,7 +359,7 @@ def _op_merge(w: _Work, op: dict[str, Any]) -> None:
     if _parts(merged) > sum(_parts(leaf.geom) for leaf in leaves):
         raise InvalidInput("codes: the merged leaf would not be contiguous", field="codes",
                            zh="编码：合并结果不连通。")
-    parent = w.session.get(Area, leaves[0].parent_id)
+    parent = w.parent(leaves[0].parent_id)
     for leaf in leaves:
         w.remove(leaf.code)
     names = [leaf.name for leaf in leaves]
@@ -450,7 +459,8 @@ def _op_move_edge(w: _Work, op: dict[str, Any]) -> None:
                            zh=f"划线：新边须在 {a.code} 与 {b.code} 之内，只在两端碰到它们的外边界。")
     faces = [f for f in shapely.get_parts(shapely.polygonize(shapely.get_parts(
         shapely.union_all([shapely.boundary(both), course])))) if shapely.covers(both, f.point_on_surface())]
-    to_a, to_b = [], []
+    to_a: list[Polygon] = []
+    to_b: list[Polygon] = []
     for face in faces:
         (to_a if shapely.intersection(face, a.geom).area >= shapely.intersection(face, b.geom).area
          else to_b).append(face)
@@ -555,7 +565,7 @@ def _op_reassign(w: _Work, op: dict[str, Any]) -> None:
             siblings = set(w.session.scalars(sa.select(Area.code).where(Area.parent_id == source.parent_id)))
             if siblings - w.removed - {source_code} == set() and not any(
                     leaf.parent_id == source.parent_id and leaf.row is None for leaf in w.leaves.values()):
-                parent = w.session.get(Area, source.parent_id)
+                parent = w.parent(source.parent_id)
                 raise InvalidInput(f"{name}: it would empty {parent.code}", field=name,
                                    zh=f"{field_zh(name)}：这会把{_zh(parent.level)} {parent.code} 的楼栋全部移走，"
                                       "使它没有下级；请改用合并或移动整个网格。")
@@ -596,7 +606,7 @@ def _reassign_leaves(w: _Work, op: dict[str, Any]) -> None:
     codes = _code_list(op["codes"])
     leaves = [w.leaf(c, "codes") for c in codes]
     parent = w.area(_code(op["to"], "to"), "to")
-    old_parents = {w.session.get(Area, leaf.parent_id) for leaf in leaves}
+    old_parents = {w.parent(leaf.parent_id) for leaf in leaves}
     if any(p.level != parent.level for p in old_parents):
         raise InvalidInput("to must be of the level of their parent", field="to",
                            zh=f"目标：{parent.code} 是{_zh(parent.level)}，应与这些网格原来的上级同级。")
@@ -707,7 +717,18 @@ def apply(session: Session, generation_id: int, op: dict[str, Any], actor: str |
     return _finish(w, op["op"], {k: v for k, v in op.items() if k != "op"}, actor)
 
 
-def _deepest(holders: list[_Leaf], point) -> _Leaf:
+# how `_renode` gives a face to a leaf: rule(face, point in it, leaves holding the point, all owners, old cover)
+_Rule = Callable[[Polygon, Point, list[_Leaf], list[_Leaf], BaseGeometry], "_Leaf | None"]
+
+
+def _rows(log: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The area rows a logged edit's `before` or `after` holds (both are always written: `_finish`)."""
+    assert log is not None
+    rows: list[dict[str, Any]] = log["rows"]
+    return rows
+
+
+def _deepest(holders: list[_Leaf], point: Point) -> _Leaf:
     """Of the leaves holding a face (rounding may put it in two), the one it lies deepest in."""
     return max(holders, key=lambda o: o.geom.boundary.distance(point))
 
@@ -717,7 +738,8 @@ def _longest_edge(leaves: list[_Leaf], face: Polygon) -> _Leaf:
     return max(leaves, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)
 
 
-def _renode(w: _Work, given: list[_Leaf], new: dict[str, BaseGeometry], rule, field_name: str, after_zh: str) -> None:
+def _renode(w: _Work, given: Sequence[_Leaf], new: Mapping[str, BaseGeometry], rule: _Rule, field_name: str,
+            after_zh: str) -> None:
     """Give the `given` leaves their `new` geometries and re-node them with every leaf near them: all boundaries
     (and the old outline of the given leaves) are noded together, and each face goes to the leaf `rule(face,
     point, holders, owners, old_cover)` names (None: to nobody). A leaf left with nothing is refused."""
@@ -725,7 +747,7 @@ def _renode(w: _Work, given: list[_Leaf], new: dict[str, BaseGeometry], rule, fi
     others = [n for n in w.near(shapely.union_all([old_cover, *new.values()])) if n.code not in new]
     for leaf in given:
         leaf.geom = new[leaf.code]
-    owners = given + others
+    owners = [*given, *others]
     lines = shapely.union_all([shapely.boundary(o.geom) for o in owners] + [shapely.boundary(old_cover)])
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
     out: dict[str, list[Any]] = {o.code: [] for o in owners}
@@ -759,7 +781,8 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
     redrawn = set(new)
 
-    def rule(face: Polygon, point, holders: list[_Leaf], owners: list[_Leaf], old_cover) -> _Leaf | None:
+    def rule(face: Polygon, point: Point, holders: list[_Leaf], owners: list[_Leaf],
+             old_cover: BaseGeometry) -> _Leaf | None:
         in_old = shapely.intersects(old_cover, point)
         m2 = _approx_m2(face)
         if not holders:
@@ -820,7 +843,8 @@ def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry
             geom = snapped if shapely.is_valid(snapped) else geom
         new[leaf.code] = geom
 
-    def rule(face: Polygon, point, holders: list[_Leaf], owners: list[_Leaf], old_cover) -> _Leaf | None:
+    def rule(face: Polygon, point: Point, holders: list[_Leaf], owners: list[_Leaf],
+             old_cover: BaseGeometry) -> _Leaf | None:
         if holders:
             return _deepest(holders, point)
         if _approx_m2(face) > NOISE_M2:
@@ -882,7 +906,11 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
             continue
         elif leaf.row.code in w.recoded or not _same(leaf.geom, w.old[leaf.row.code]):
             changed[code] = leaf
-    removed_rows = [w.leaves[c].row for c in w.removed]
+    removed_rows: list[Area] = []
+    for c in w.removed:
+        stored = w.leaves[c].row
+        assert stored is not None  # a leaf the draft loses was loaded from it
+        removed_rows.append(stored)
     if not changed and not removed_rows and not w.toggled:
         if noop_ok:
             return _result(w.session, w.gen.id, None, op_name, [], [])
@@ -904,7 +932,7 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
                                field=w.field,
                                zh=f"{field_zh(w.field)}：编辑后网格之间会有重叠或边界不吻合。")
     # households and population: each changed source shares its numbers among the leaves that now hold its ground
-    sources = [w.leaves[c].row for c in w.removed] + [leaf.row for leaf in geoms_changed if leaf.row is not None]
+    sources = removed_rows + [leaf.row for leaf in geoms_changed if leaf.row is not None]
     dests = geoms_changed
     dest_ids = {id(d) for d in dests}
     numbers: dict[str, list[int]] = {leaf.code: [0, 0] for leaf in dests}
@@ -926,17 +954,19 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
                     weights.append(float(shapely.intersection(old, d.geom).area))
             if sum(weights) <= 0 and by_units:
                 weights = [float(shapely.intersection(old, d.geom).area) for d in dests]
-            hh = allocate(int(src.households or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
-            pop = allocate(int(src.population or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
-            for d, h, p in zip(dests, hh, pop):
+            hh_shares = allocate(int(src.households or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
+            pop_shares = allocate(int(src.population or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
+            for d, h, p in zip(dests, hh_shares, pop_shares):
                 numbers[d.code][0] += h
                 numbers[d.code][1] += p
     for leaf in changed.values():
         if id(leaf) not in dest_ids:  # only recoded: keeps its numbers
+            assert leaf.row is not None  # a new leaf is always among the destinations
             numbers[leaf.code] = [int(leaf.row.households or 0), int(leaf.row.population or 0)]
     # ancestors: coverage unions of their children, sums of their numbers
-    parent_ids = {leaf.parent_id for leaf in changed.values()} | {r.parent_id for r in removed_rows} | \
-        {leaf.row.parent_id for leaf in changed.values() if leaf.row is not None}
+    parent_ids = {p for p in ({leaf.parent_id for leaf in changed.values()} | {r.parent_id for r in removed_rows}
+                              | {leaf.row.parent_id for leaf in changed.values() if leaf.row is not None})
+                  if p is not None}
     ancestors = _ancestors_of(session, parent_ids, gen.id, {leaf.code for leaf in changed.values()}
                               | {r.code for r in removed_rows})
     root = next((a for a in ancestors.values() if a.parent_id is None), None)
@@ -944,24 +974,25 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
     by_id_changed = {leaf.row.id: leaf for leaf in changed.values() if leaf.row is not None}
     gone_ids = {r.id for r in removed_rows}
     kids = session.scalars(sa.select(Area).where(Area.parent_id.in_(list(ancestors)))).all() if ancestors else []
-    children: dict[int, list[Any]] = {}
+    children: dict[int | None, list[Any]] = {}
     for k in kids:
         if k.id in gone_ids or k.id in by_id_changed:
             continue
         children.setdefault(k.parent_id, []).append(("row", k))
     for leaf in changed.values():
         children.setdefault(leaf.parent_id, []).append(("leaf", leaf))
-    depth = {}
+    depth: dict[int, int] = {}
     for aid in ancestors:
-        d, a = 0, ancestors[aid]
-        while a.parent_id in ancestors:
-            a, d = ancestors[a.parent_id], d + 1
-        depth[aid] = d
+        steps, up = 0, ancestors[aid]
+        while up.parent_id in ancestors:
+            up, steps = ancestors[up.parent_id], steps + 1
+        depth[aid] = steps
     new_anc: dict[int, tuple[BaseGeometry, int, int]] = {}
     anc_geom_changed: set[int] = set()
     for aid in sorted(ancestors, key=lambda i: -depth[i]):
         row = ancestors[aid]
-        geoms, hh, pop = [], 0, 0
+        geoms: list[BaseGeometry] = []
+        hh, pop = 0, 0
         any_geom_change = False
         for kind, item in children.get(aid, []):
             if kind == "leaf":
@@ -982,22 +1013,20 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
         old_geom = to_shape(row.geom)
         moved_away = any(r.parent_id == aid for r in removed_rows) or any(
             leaf.row is not None and leaf.row.parent_id == aid and leaf.parent_id != aid for leaf in changed.values())
+        geom: BaseGeometry = old_geom
         if any_geom_change or moved_away:
-            geom = _union(geoms)
-            if _same(geom, old_geom):
-                geom = old_geom
-            else:
+            merged = _union(geoms)
+            if not _same(merged, old_geom):
                 anc_geom_changed.add(aid)
-                if _parts(geom) > max(_parts(old_geom), 1):
+                geom = merged
+                if _parts(merged) > max(_parts(old_geom), 1):
                     raise InvalidInput(f"{w.field}: the edit would split {row.code} into separate parts", field=w.field,
                                        zh=f"{field_zh(w.field)}：编辑会使{_zh(row.level)} {row.code} "
                                           "断成不相连的几块。")
-                holes = sum(len(p.interiors) for p in geom.geoms)
+                holes = sum(len(p.interiors) for p in merged.geoms)
                 if holes > sum(len(p.interiors) for p in as_multipolygon(old_geom).geoms):
                     raise InvalidInput(f"{w.field}: the edit would leave a hole in {row.code}", field=w.field,
                                        zh=f"{field_zh(w.field)}：编辑会在{_zh(row.level)} {row.code} 中留下空洞。")
-        else:
-            geom = old_geom
         new_anc[aid] = (geom, hh, pop)
     # locks
     def shape_changed(leaf: _Leaf) -> bool:
@@ -1005,18 +1034,18 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
         return old is None or shapely.symmetric_difference(old, leaf.geom).area * _m2_per_deg2(
             old.centroid.y) > 1e-4
     for leaf in changed.values():
-        row = leaf.row
-        numbers_changed = row is None or numbers[leaf.code] != [int(row.households or 0), int(row.population or 0)]
-        really = row is None or row.code in w.recoded or shape_changed(leaf) or numbers_changed
+        own = leaf.row
+        numbers_changed = own is None or numbers[leaf.code] != [int(own.households or 0), int(own.population or 0)]
+        really = own is None or own.code in w.recoded or shape_changed(leaf) or numbers_changed
         if not really:
             continue
-        chain = [row] if row is not None else []
+        chain = [own] if own is not None else []
         pid = leaf.parent_id
         while pid in ancestors:
             chain.append(ancestors[pid])
             pid = ancestors[pid].parent_id
-        if row is not None:
-            pid = row.parent_id
+        if own is not None:
+            pid = own.parent_id
             while pid in ancestors:
                 chain.append(ancestors[pid])
                 pid = ancestors[pid].parent_id
@@ -1065,19 +1094,20 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
             snap["area_m2"] = m2[f"#{aid}"]
         after.append(snap)
     for rid in w.toggled:
-        row = session.get(Area, rid)
-        before.append(_snap(row))
-        snap = _snap(row)
-        snap["locked"] = not row.locked
+        toggled = session.get(Area, rid)
+        assert toggled is not None  # loaded by the edit in this session
+        before.append(_snap(toggled))
+        snap = _snap(toggled)
+        snap["locked"] = not toggled.locked
         after.append(snap)
     # write: new leaves get ids first
     for leaf in new_rows:
-        row = Area(generation_id=gen.id, level=leaf.level, code=leaf.code, name=leaf.name, parent_id=leaf.parent_id,
+        new = Area(generation_id=gen.id, level=leaf.level, code=leaf.code, name=leaf.name, parent_id=leaf.parent_id,
                    households=numbers[leaf.code][0], population=numbers[leaf.code][1], area_m2=m2[leaf.code],
                    is_leaf=True, locked=False, geom=from_shape(leaf.geom, srid=4326))
-        session.add(row)
+        session.add(new)
         session.flush()
-        after.append(_snap(row, leaf.geom))
+        after.append(_snap(new, leaf.geom))
     _write(session, gen.id, before, [a for a in after if a["id"] in {b["id"] for b in before}])
     # the log: a new edit drops the undone ones (the redo branch)
     session.execute(sa.delete(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(True)))
@@ -1103,7 +1133,7 @@ def undo(session: Session, generation_id: int, actor: str | None = None) -> dict
     if edit is None:
         raise Conflict("generation: nothing to undo", field="generation",
                        zh=f"边界版本：草稿 {gen.id} 没有可撤销的编辑。")
-    before, after = edit.before["rows"], edit.after["rows"]
+    before, after = _rows(edit.before), _rows(edit.after)
     _current(session, gen.id, after)
     _write(session, gen.id, after, before)
     edit.undone = True
@@ -1119,7 +1149,7 @@ def redo(session: Session, generation_id: int, actor: str | None = None) -> dict
     if edit is None:
         raise Conflict("generation: nothing to redo", field="generation",
                        zh=f"边界版本：草稿 {gen.id} 没有可重做的编辑。")
-    before, after = edit.before["rows"], edit.after["rows"]
+    before, after = _rows(edit.before), _rows(edit.after)
     _current(session, gen.id, before)
     _write(session, gen.id, before, after)
     edit.undone = False
@@ -1137,7 +1167,7 @@ def history(session: Session, generation_id: int) -> list[dict[str, Any]]:
              "undone": bool(e.undone)} for e in edits]
 
 
-def _result(session: Session, gen_id: int, seq: int, op_name: str, leaving: list[dict[str, Any]], arriving: list[dict[str, Any]]) -> dict[str, Any]:
+def _result(session: Session, gen_id: int, seq: int | None, op_name: str, leaving: list[dict[str, Any]], arriving: list[dict[str, Any]]) -> dict[str, Any]:
     codes_before = {r["code"] for r in leaving}
     codes_after = {r["code"] for r in arriving}
     parents = {r["parent_id"] for r in arriving if r["parent_id"]}
