@@ -20,17 +20,19 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import shapely
-from sqlalchemy.orm import Session
 
-from gridmap import crs as gcrs
 from gridmap.errors import InvalidInput
 from gridmap.textcheck import MAX_ADDRESS
 from gridmap.lookup import (FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, M_PER_DEG_LAT, M_PER_DEG_LON_EQ,
                             AreaIndex)
+
+if TYPE_CHECKING:  # imported where they are used: `gridmap locate-file` on a Parquet file needs neither
+    import pandas as pd
+    from sqlalchemy.orm import Session
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 OUT_COLUMNS = [f"{lv}_code" for lv in LEVELS] + ["grid_name", "branch", "method", "flags", "candidates"]
@@ -189,6 +191,8 @@ def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
         if len(close):
             p, g = _near_leaves(index, lon[close], lat[close], near_m)
             p = close[p]
+            import pandas as pd
+
             # not the point's own leaf, nor one of its on-boundary candidates
             own = pd.MultiIndex.from_arrays([np.concatenate([close, own_extra[0]]),
                                              np.concatenate([leaf[close], own_extra[1]])])
@@ -209,6 +213,8 @@ def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
 
 def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None) -> pd.DataFrame:
     """Leaf position, flags and candidates for arrays of WGS84 points, exactly as single lookups decide them."""
+    import pandas as pd
+
     leaf, bits, candidates = locate_arrays(index, lon, lat, near_m=near_m, progress=progress)
     cand = candidates.copy()
     cand[cand == None] = ""  # noqa: E711
@@ -238,6 +244,45 @@ def branch_names(session: Session | None, on=None) -> dict[str, str] | None:
     return names
 
 
+_DISTINCT: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}
+
+
+def _distinct(table: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct strings of an object array (None left out), sorted, and each entry's position among them
+    (-1 for None); remembered for the small tables every chunk reads (chains, names, branches, flags)."""
+    small = len(table) <= 1 << 16
+    if small:
+        held = _DISTINCT.get(id(table))
+        if held is not None and held[0] is table:
+            return held[1], held[2]
+    present = np.flatnonzero(table != None)  # noqa: E711 (elementwise)
+    values = table[present].tolist()
+    distinct = sorted(set(values))
+    where = {v: k for k, v in enumerate(distinct)}
+    code_of = np.full(len(table), -1, np.int32)
+    code_of[present] = np.fromiter((where[v] for v in values), np.int32, len(values))
+    if small:
+        with _LOCK:
+            if len(_DISTINCT) > 64:
+                _DISTINCT.clear()
+            _DISTINCT[id(table)] = (table, distinct, code_of)  # the table held: its id is not reused meanwhile
+    return distinct, code_of
+
+
+def _string_array(values: list[str]):
+    """An Arrow string array of `values`, from buffers."""
+    import pyarrow as pa
+
+    encoded = [v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        return pa.Array.from_buffers(pa.large_string(), len(encoded), [
+            None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]).cast(pa.string())
+    return pa.Array.from_buffers(pa.string(), len(encoded), [
+        None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))])
+
+
 @dataclass
 class Located:
     """The located columns of a batch, as arrays: `pos` indexes the per-leaf tables (len(index) for no leaf)."""
@@ -264,26 +309,29 @@ class Located:
             ["lon_wgs84", "lat_wgs84"] + OUT_COLUMNS
 
     def arrow(self, name: str, dictionary: bool = False):
-        """One output column as a pyarrow array; `dictionary`: the columns read from small tables (chains, names,
-        branch, flags, method) as dictionary arrays over those tables (no string copied per row)."""
+        """One output column as a pyarrow array; `dictionary`: the text columns as dictionary arrays over their
+        distinct values (no string copied per row). Built from buffers: `pyarrow.array` imports pandas."""
         import pyarrow as pa
 
-        table = indices = None
-        if name in self.tables:
-            table, indices = self.tables[name], self.pos
-        elif name == "flags":
-            table, indices = _FLAG_TEXT, self.bits
-        elif name == "method":
-            table, indices = METHODS, self.method
-        if table is not None:
-            present = np.array([v is not None for v in table])
-            remap = np.where(present, np.cumsum(present) - 1, -1).astype(np.int32)[indices]
-            values = pa.array(table[present], pa.string())
-            indices = pa.array(remap, mask=remap < 0)
-            return pa.DictionaryArray.from_arrays(indices, values) if dictionary else values.take(indices)
         if name in ("lon_wgs84", "lat_wgs84", "address_confidence"):
-            return pa.array(self.column(name), pa.float64())
-        return pa.array(self.column(name), pa.string())
+            values = np.ascontiguousarray(self.column(name), dtype=np.float64)
+            return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])
+        if name in self.tables:
+            table, codes = self.tables[name], self.pos
+        elif name == "flags":
+            table, codes = _FLAG_TEXT, self.bits
+        elif name == "method":
+            table, codes = METHODS, self.method
+        else:  # a value per row (candidates, the matched place): mostly none, few distinct ones
+            table, codes = self.column(name), None
+        distinct, code_of = _distinct(table)
+        positions = code_of if codes is None else code_of[codes]
+        missing = positions < 0
+        indices = pa.Array.from_buffers(pa.int32(), len(positions), [
+            pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None,
+            pa.py_buffer(np.ascontiguousarray(positions, dtype=np.int32))])
+        values = _string_array(distinct)
+        return pa.DictionaryArray.from_arrays(indices, values) if dictionary else values.take(indices)
 
     def summary(self) -> dict:
         """Rows by method, by flag, and how many got a grid (as `locate_file` reports them)."""
@@ -294,45 +342,140 @@ class Located:
                 "located": int(np.count_nonzero(has_grid[self.pos]))}
 
 
-def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
-                   gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
-                   lat: str = "lat", address: str = "address", progress=None, on=None, branches=None) -> Located:
-    """The located columns of `frame` as arrays (see `locate_frame`); `branches` (from `branch_names`) saves
-    reading the branch directory again for every chunk of a file."""
+_WGS84_NAMES = frozenset({"wgs84", "epsg4326", "4326", "crs84", "epsg:4326"})
+
+
+def _coordinate_system(crs: str | None):
+    """`crs.parse_crs(crs)`, or None for the names it reads as WGS84 (EPSG:4326, whose conversion is the
+    identity): those need no import of pyproj."""
+    import re
+
+    if crs is None or not str(crs).strip() or re.sub(r"[\s_\-]", "", str(crs)).lower() in _WGS84_NAMES:
+        return None
+    from gridmap import crs as gcrs
+
+    return gcrs.parse_crs(crs)
+
+
+def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str, address: str):
+    """(x, y, given, system) of a (Geo)DataFrame: the coordinates as floats (NaN where missing or not a number),
+    where a coordinate was written but is not a number, and their coordinate system (None: WGS84 as it is)."""
+    import pandas as pd
+
     n = len(frame)
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
-    system = gcrs.parse_crs(crs)
+    system = _coordinate_system(crs)
     if hasattr(frame, "geometry") and getattr(frame, "geometry", None) is not None and hasattr(frame, "crs") \
             and frame.geometry.name in frame.columns:
+        from gridmap import crs as gcrs
+
         geoms = frame.geometry.values
         pts = shapely.point_on_surface(np.asarray(geoms, dtype=object))
         x, y = shapely.get_x(pts), shapely.get_y(pts)
-        if frame.crs is not None and system.name == "wgs84":
+        if frame.crs is not None and (system is None or system.name == "wgs84"):
             system = gcrs.CoordinateSystem(f"EPSG:{frame.crs.to_epsg()}", frame.crs.to_epsg())
             if system.epsg == 4326:
-                system = gcrs.CoordinateSystem("wgs84", 4326)
+                system = None
     elif lon in frame.columns and lat in frame.columns:
         x = pd.to_numeric(frame[lon], errors="coerce").to_numpy(float)
         y = pd.to_numeric(frame[lat], errors="coerce").to_numpy(float)
     elif address not in frame.columns:
-        raise InvalidInput(f"columns: need '{lon}' and '{lat}', a geometry, or '{address}'; found "
-                           f"{', '.join(map(str, frame.columns))}", field="columns",
-                           zh=f"列：须有“{lon}”和“{lat}”列、几何列或“{address}”列；文件中的列："
-                              f"{', '.join(map(str, frame.columns))}。")
+        _no_columns(frame.columns, lon, lat, address)
     has_xy = np.isfinite(x) & np.isfinite(y)
     given = np.zeros(n, bool)  # a coordinate was written but is not a number
     for col in (lon, lat):
         if col in frame.columns and not has_xy.all():
             raw = frame[col].astype("string").str.strip().fillna("")
             given |= (raw != "").to_numpy() & ~has_xy
+    return x, y, given, system
+
+
+def _no_columns(columns, lon: str, lat: str, address: str) -> None:
+    raise InvalidInput(f"columns: need '{lon}' and '{lat}', a geometry, or '{address}'; found "
+                       f"{', '.join(map(str, columns))}", field="columns",
+                       zh=f"列：须有“{lon}”和“{lat}”列、几何列或“{address}”列；文件中的列："
+                          f"{', '.join(map(str, columns))}。")
+
+
+def _arrow_coordinates(table, crs: str | None, lon: str, lat: str):
+    """`_frame_coordinates` of an Arrow table whose `lon` and `lat` columns are numbers (integers or floats), read
+    without pandas: a null or NaN is missing; a row without both as finite numbers that has either written (an
+    infinity, or one of the two) is `given` (as pandas reads it: the text of the number is not empty)."""
+    x, y = (_float_values(table.column(c)) for c in (lon, lat))
+    has_xy = np.isfinite(x) & np.isfinite(y)
+    given = ~has_xy & (~np.isnan(x) | ~np.isnan(y))
+    return x, y, given, _coordinate_system(crs)
+
+
+_NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
+                "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "halffloat": np.float16,
+                "float": np.float32, "double": np.float64}
+
+
+def _float_values(column) -> np.ndarray:
+    """A numeric Arrow column (`_NUMPY_TYPES`) as float64 numpy values, NaN where null, read from its buffers
+    (pyarrow's `to_numpy` of a column with nulls goes through pandas, its `cast` through pyarrow.compute):
+    integers past 2**53 are rounded to the nearest float, as pandas does."""
+    dtype = _NUMPY_TYPES[str(column.type)]
+    parts = [np.zeros(0)]
+    for chunk in column.chunks:
+        n = len(chunk)
+        if not n:
+            continue
+        validity, data = chunk.buffers()
+        values = np.frombuffer(data, dtype, count=n, offset=chunk.offset * np.dtype(dtype).itemsize)
+        values = values.astype(np.float64)
+        if chunk.null_count:
+            valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little",
+                                  count=chunk.offset + n)[chunk.offset:]
+            values[~valid.astype(bool)] = np.nan
+        parts.append(values)
+    return parts[-1] if len(parts) == 2 else np.concatenate(parts)
+
+
+def _arrow_numeric(table, lon: str, lat: str, address: str) -> bool:
+    """Whether `_arrow_coordinates` reads this table as `_frame_coordinates` reads its pandas frame: plain integer or
+    float `lon` and `lat` columns, no address column, no geometry (GeoParquet)."""
+    names = set(table.column_names)
+    if lon not in names or lat not in names or address in names or b"geo" in (table.schema.metadata or {}):
+        return False
+    return all(str(table.schema.field(c).type) in _NUMPY_TYPES for c in (lon, lat))
+
+
+def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
+                   gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
+                   lat: str = "lat", address: str = "address", progress=None, on=None, branches=None) -> Located:
+    """The located columns of `frame` as arrays (see `locate_frame`); `branches` (from `branch_names`) saves
+    reading the branch directory again for every chunk of a file."""
+    x, y, given, system = _frame_coordinates(frame, crs, lon, lat, address)
+    texts = frame[address] if address in frame.columns else None
+    return _locate_xy(x, y, given, system, index, texts=texts, session=session, gazetteer=gazetteer, near_m=near_m,
+                      service_margin_m=service_margin_m, progress=progress, on=on, branches=branches)
+
+
+def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system, index: AreaIndex, *, texts=None,
+               session: Session | None = None, gazetteer=None, near_m: float = 0.0,
+               service_margin_m: float = 30_000.0, progress=None, on=None, branches=None) -> Located:
+    """`locate_columns` from coordinates already read (`_frame_coordinates`, `_arrow_coordinates`) and, when the
+    input has an address column, its values (a pandas Series)."""
+    n = len(x)
+    has_xy = np.isfinite(x) & np.isfinite(y)
     wlon = np.full(n, np.nan)
     wlat = np.full(n, np.nan)
-    if has_xy.any():
-        with np.errstate(all="ignore"):
-            cx, cy = gcrs.to_wgs84(x[has_xy], y[has_xy], system)
+    if has_xy.all() and system is None:
+        wlon, wlat = x.copy(), y.copy()
+    elif has_xy.any():
+        if system is None:
+            cx, cy = x[has_xy], y[has_xy]
+        else:
+            from gridmap import crs as gcrs
+
+            with np.errstate(all="ignore"):
+                cx, cy = gcrs.to_wgs84(x[has_xy], y[has_xy], system)
         wlon[has_xy], wlat[has_xy] = cx, cy
-    bad = has_xy & ~((np.abs(wlat) <= 90) & (np.abs(wlon) <= 180) & np.isfinite(wlon) & np.isfinite(wlat))
+    with np.errstate(invalid="ignore"):
+        bad = has_xy & ~((np.abs(wlat) <= 90) & (np.abs(wlon) <= 180) & np.isfinite(wlon) & np.isfinite(wlat))
     far = np.zeros(n, bool)
     if index.bounds is not None:
         minx, miny, maxx, maxy = index.bounds
@@ -348,10 +491,10 @@ def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "
     usable = has_xy & ~bad & ~far
     method[has_xy & ~usable] = 0
     found = None
-    if address in frame.columns:
+    if texts is not None:
         confidence = np.full(n, np.nan)
         matched = np.full(n, None, dtype=object)
-        texts_all = frame[address].astype("string").fillna("").str.strip().to_numpy()
+        texts_all = texts.astype("string").fillna("").str.strip().to_numpy()
         todo = np.flatnonzero(~has_xy & (texts_all != ""))
         if len(todo):  # geocoding stays row by row, for the rows that have an address and no coordinates only
             if gazetteer is None:
@@ -361,12 +504,12 @@ def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "
                 from gridmap.gazetteer import gazetteer_for
 
                 gazetteer = gazetteer_for(session)
-            texts = frame[address].astype("string").fillna("").to_numpy()
+            raw_texts = texts.astype("string").fillna("").to_numpy()
             for i in todo:
-                if len(texts[i]) > MAX_ADDRESS:  # never handed to the gazetteer
+                if len(raw_texts[i]) > MAX_ADDRESS:  # never handed to the gazetteer
                     bits[i] |= _BIT["address_too_long"]
                     continue
-                m = gazetteer.match(str(texts[i]))
+                m = gazetteer.match(str(raw_texts[i]))
                 confidence[i] = m.confidence
                 if m.place is None or m.level != "place":
                     bits[i] |= _BIT["address_not_matched" if m.place is None else "address_community_only"]
@@ -380,21 +523,39 @@ def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "
         found = (confidence, matched)
     bits[~has_xy & ~given & ~usable & (bits == 0)] |= _BIT["no_location_given"]
     idx = np.flatnonzero(usable)
-    leaf, located_bits, located_candidates = locate_arrays(index, wlon[idx], wlat[idx], near_m=near_m,
-                                                           progress=progress)
-    bits[idx] |= located_bits  # the located flags come first in FLAG_ORDER, as they did joined in front
-    candidates = np.full(n, None, dtype=object)
-    candidates[idx] = located_candidates
+    if len(idx) == n:
+        leaf, located_bits, located_candidates = locate_arrays(index, wlon, wlat, near_m=near_m, progress=progress)
+        bits |= located_bits
+        candidates = located_candidates
+    else:
+        leaf, located_bits, located_candidates = locate_arrays(index, wlon[idx], wlat[idx], near_m=near_m,
+                                                               progress=progress)
+        bits[idx] |= located_bits  # the located flags come first in FLAG_ORDER, as they did joined in front
+        candidates = np.full(n, None, dtype=object)
+        candidates[idx] = located_candidates
     tables = dict(leaf_tables(index))
     pos = np.full(n, len(index), np.int64)
     pos[idx] = np.where(leaf >= 0, leaf, len(index))
     names = branch_names(session, on) if branches is None else branches
-    if names is not None:
-        tables["branch"] = np.array([names.get(c) if c else None for c in tables["grid_code"]], dtype=object)
-    else:
-        tables["branch"] = np.full(len(index) + 1, None, dtype=object)
+    tables["branch"] = _branch_table(index, tables, names)
     return Located(pos, tables, bits, method, candidates, np.where(usable, wlon, np.nan),
                    np.where(usable, wlat, np.nan), found)
+
+
+_BRANCH_TABLES: weakref.WeakKeyDictionary[AreaIndex, tuple] = weakref.WeakKeyDictionary()
+
+
+def _branch_table(index: AreaIndex, tables: dict, names: dict[str, str] | None) -> np.ndarray:
+    """Per leaf position, its grid's branch name (None without a database), built once per index and directory."""
+    if names is None:
+        return np.full(len(index) + 1, None, dtype=object)
+    with _LOCK:
+        held = _BRANCH_TABLES.get(index)
+        if held is not None and held[0] is names:
+            return held[1]
+        table = np.array([names.get(c) if c else None for c in tables["grid_code"]], dtype=object)
+        _BRANCH_TABLES[index] = (names, table)
+    return table
 
 
 def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
@@ -432,6 +593,192 @@ def cached_index(session: Session, generation_id: int | None = None, *, cache_di
     from gridmap.generations import shared_index
 
     return shared_index(session, generation_id or active_generation(session).id, cache_dir=cache_dir)
+
+
+DEFAULT_DATABASE_URL = "sqlite:///gridmap.sqlite"  # storage.DEFAULT_DATABASE_URL (a test keeps them equal)
+
+
+def area_rows(cursor, generation_id: int, sqlite: bool) -> list[tuple]:
+    """(id, level, code, name, geometry bytes, parent id) of every area of a generation, by id, through a DB-API
+    cursor: the geometry as the database holds it (SpatiaLite's blob; EWKB from PostGIS). What `index_digest`
+    hashes, read alike by the ORM path (`generations.shared_index`) and without it (`quick_index`)."""
+    if sqlite:
+        cursor.execute("SELECT id, level, code, name, geom, parent_id FROM area WHERE generation_id = ? "
+                       "ORDER BY id", (generation_id,))
+    else:
+        cursor.execute("SELECT id, level, code, name, ST_AsEWKB(geom), parent_id FROM area "
+                       "WHERE generation_id = %s ORDER BY id", (generation_id,))
+    return list(cursor.fetchall())
+
+
+def index_digest(rows: list[tuple], generation_id: int) -> str:
+    """The name of a generation's index file: a digest of its areas' rows (`area_rows`: ids, levels, codes, names,
+    parents, geometry bytes), the index code (gridmap.lookup, gridmap.cellindex) and the library versions."""
+    import hashlib
+
+    from gridmap import cellindex, lookup
+
+    digest = hashlib.blake2b(digest_size=20)
+    for module in (lookup, cellindex):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(repr((shapely.__version__, np.__version__, sys.version, generation_id)).encode())
+    for ident, level, code, name, geom, parent in rows:
+        digest.update(repr((ident, level, code, name, parent)).encode())
+        digest.update(geom.encode() if isinstance(geom, str) else bytes(geom))
+    return digest.hexdigest()
+
+
+def shared_index_folder(folder: Path, generation_id: int, digest: str) -> Path:
+    return folder / f"shared-{generation_id}-{digest}"
+
+
+def load_shared_index(target: Path, generation_id: int) -> AreaIndex | None:
+    """The index pickled in `target` (`generations.shared_index` writes it), its arrays memory-mapped; None when the
+    folder is missing, unreadable, not the user's own or writable by others (pickles are loaded only from the
+    user's own folders), or holds another generation."""
+    import pickle
+
+    try:
+        info = target.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None
+        data = (target / "index.pickle").read_bytes()
+        count = int((target / "buffers").read_text())
+        arrays = [np.load(target / f"{i}.npy", mmap_mode="c", allow_pickle=False) for i in range(count)]
+        index = pickle.loads(data, buffers=arrays)
+    except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+    if not isinstance(index, AreaIndex) or index.generation_id != generation_id:
+        return None
+    shapely.prepare(index.leaf_geoms)  # as AreaIndex prepares them (not kept by pickle)
+    return index
+
+
+def _raw_connection(url: str):
+    """(DB-API connection, whether it is SQLite, the driver's Error class) for a `sqlite:///file` or
+    `postgresql://` URL, opened as `storage.make_engine` would but without SQLAlchemy (and without SpatiaLite: only
+    plain columns are read); None for any other URL (the caller then goes through `storage`)."""
+    import re
+
+    found = re.fullmatch(r"sqlite(?:\+pysqlite)?:///([^?]+)", url)
+    if found:
+        path = found.group(1)
+        if path == ":memory:" or not os.path.isfile(path):  # storage creates or reports it
+            return None
+        from pysqlite3 import dbapi2
+
+        return dbapi2.connect(path, timeout=10.0), True, dbapi2.Error
+    found = re.fullmatch(r"postgresql(?:\+psycopg)?://(.*)", url)
+    if found:
+        import psycopg
+
+        try:
+            return psycopg.connect("postgresql://" + found.group(1)), False, psycopg.Error
+        except psycopg.Error:
+            return None
+    return None
+
+
+def raw_branch_names(cursor, on, sqlite: bool) -> dict[str, str]:
+    """`branch_names` through a DB-API cursor (the same query: the smallest party organisation id in force on `on`
+    per area code)."""
+    mark = "?" if sqlite else "%s"
+    cursor.execute("SELECT a.area_code, o.name FROM party_org_area a JOIN party_org o ON a.party_org_id = o.id "
+                   f"WHERE (a.valid_from IS NULL OR a.valid_from <= {mark}) "
+                   f"AND (a.valid_to IS NULL OR a.valid_to > {mark}) ORDER BY a.area_code, o.id",
+                   (on.isoformat(), on.isoformat()) if sqlite else (on, on))
+    names: dict[str, str] = {}
+    for code, name in cursor.fetchall():
+        names.setdefault(code, name)
+    return names
+
+
+def quick_index(url: str, *, cache_dir: str | Path | None = None):
+    """(index of the active generation, its branch names, the day they are for) read without SQLAlchemy, when the
+    generation's index file is there for exactly the rows the database holds now: the active generation's id
+    and its areas' rows are read through a plain DB-API connection (in one read transaction on SQLite) and hashed
+    (`index_digest`, as `generations.shared_index` names the file), so an edit of any area, another generation
+    activated or another database gives another name. None when there is no such file yet (or the URL or the
+    database is not one this reads): the caller then takes the ORM path, which writes the file."""
+    from gridmap.workcal import china_date
+
+    opened = _raw_connection(url)
+    if opened is None:
+        return None
+    conn, sqlite, error = opened
+    try:
+        cursor = conn.cursor()
+        if sqlite:
+            cursor.execute("BEGIN")  # one snapshot for the generation, its areas and the branches
+        cursor.execute("SELECT id FROM generation WHERE status = 'active' ORDER BY id DESC LIMIT 1")
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        generation_id = int(found[0])
+        rows = area_rows(cursor, generation_id, sqlite)
+        folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
+        index = load_shared_index(shared_index_folder(folder, generation_id, index_digest(rows, generation_id)),
+                                  generation_id)
+        if index is None:
+            return None
+        on = china_date()
+        return index, raw_branch_names(cursor, on, sqlite), on
+    except error:  # not a gridmap database, or not migrated: the ORM path says what is wrong
+        return None
+    finally:
+        conn.close()
+
+
+class _SessionGazetteer:
+    """The gazetteer of a database, opened (with an ORM session) only when a row is located by its address."""
+
+    def __init__(self, url: str):
+        self.url, self.session, self.gazetteer = url, None, None
+
+    def match(self, text: str):
+        if self.gazetteer is None:
+            from gridmap import storage
+            from gridmap.gazetteer import gazetteer_for
+
+            self.session = storage.make_sessionmaker(storage.make_engine(self.url))()
+            self.gazetteer = gazetteer_for(self.session)
+        return self.gazetteer.match(text)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, crs: str | None = "wgs84",
+                   near_m: float = 0.0, as_of=None, chunk_rows: int = CHUNK_ROWS, show_progress: bool | None = None,
+                   cache_dir: str | Path | None = None) -> dict:
+    """`gridmap locate-file`: `locate_file` against the database at `url` (the boundaries in force today, or on
+    `as_of`). When the active generation's index file is there for its current rows (`quick_index`), nothing
+    of SQLAlchemy is imported — a process that locates a Parquet file of coordinates imports numpy, pyarrow and
+    shapely and little else; addresses, if any, open an ORM session for the gazetteer when first needed.
+    Otherwise (first run on these boundaries, `as_of`, another database) through the ORM: `cached_index`, which
+    writes the index file for the next run."""
+    url = url or DEFAULT_DATABASE_URL
+    quick = quick_index(url, cache_dir=cache_dir) if as_of is None else None
+    if quick is not None:
+        index, branches, on = quick
+        gazetteer = _SessionGazetteer(url)
+        try:
+            return locate_file(source, target, index, crs=crs, near_m=near_m, on=on, chunk_rows=chunk_rows,
+                               show_progress=show_progress, branches=branches, gazetteer=gazetteer)
+        finally:
+            gazetteer.close()
+    from gridmap import storage
+    from gridmap.generations import generation_on
+
+    engine = storage.make_engine(storage.database_url_from(url))
+    try:
+        with storage.make_sessionmaker(engine)() as session:
+            index = cached_index(session, generation_on(session, as_of).id if as_of else None, cache_dir=cache_dir)
+            return locate_file(source, target, index, session=session, crs=crs, near_m=near_m, on=as_of,
+                               chunk_rows=chunk_rows, show_progress=show_progress)
+    finally:
+        engine.dispose()
 
 
 def file_format(path: str | Path) -> str:
@@ -511,6 +858,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read CSV (UTF-8, or GB18030 as Excel in China writes it), XLSX, GeoPackage, GeoJSON or (Geo)Parquet. The
     content must be what the name says (`sniff`): a GDAL VRT, GML or KML named .gpkg or .geojson is refused
     before GDAL sees it, and GDAL reads with that one format's driver only (`gridmap._gpkgio`)."""
+    import pandas as pd
+
     kind = _checked_kind(path)
     path = Path(path).resolve()
     if kind == "csv":
@@ -536,6 +885,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def _read_xlsx(path: Path) -> pd.DataFrame:
     """The first sheet, streamed (`gridmap.tabular`); a cell over 4,000 characters refuses the file, naming it."""
+    import pandas as pd
+
     from gridmap import tabular
 
     headings, rows = tabular.read_xlsx_rows(path.read_bytes(), label=repr(path.name), max_rows=MAX_FILE_ROWS)
@@ -605,16 +956,18 @@ def _merged_dtypes(seen: list[pd.Series]) -> dict:
 
 
 def _csv_chunks(path: Path, rows: int):
+    import pandas as pd
+
     encoding = _csv_encoding(path)
     reader = pd.read_csv(path, dtype={"address": "string"}, encoding=encoding, chunksize=rows)
     with reader:
         first = next(reader, None)
         if first is None:  # a heading and no rows
-            yield None, pd.read_csv(path, dtype={"address": "string"}, encoding=encoding)
+            yield None, pd.read_csv(path, dtype={"address": "string"}, encoding=encoding), None
             return
         second = next(reader, None)
         if second is None:
-            yield None, first
+            yield None, first, None
             return
         seen = [first.dtypes, second.dtypes]
         del first, second
@@ -623,11 +976,12 @@ def _csv_chunks(path: Path, rows: int):
     dtypes = {c: t for c, t in _merged_dtypes(seen).items() if c in seen[0].index}
     with pd.read_csv(path, dtype=dtypes, encoding=encoding, chunksize=rows) as reader:
         for chunk in reader:
-            yield None, chunk
+            yield None, chunk, None
 
 
 def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]):
-    """(arrow table, frame of the columns that locate) per chunk of `rows` rows: a GeoDataFrame for GeoParquet."""
+    """(arrow table, None, Arrow table of the columns that locate) per chunk of `rows` rows (`_part_frame` makes
+    the second a frame, a GeoDataFrame for GeoParquet, when it is not read as arrays)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -651,13 +1005,17 @@ def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]):
     for batch in batches:
         table = pa.Table.from_batches([batch], schema=schema)
         part = table if keep is None else table.select(keep)
-        if geo_columns:
-            from geopandas.io.arrow import _arrow_to_geopandas
+        yield table.drop_columns([c for c in index_columns if c in table.column_names]), None, part
 
-            frame = _arrow_to_geopandas(part, geo)
-        else:
-            frame = part.to_pandas()
-        yield table.drop_columns([c for c in index_columns if c in table.column_names]), frame
+
+def _part_frame(part) -> pd.DataFrame:
+    """The columns that locate, as pandas (a GeoDataFrame for GeoParquet)."""
+    geo = json.loads((part.schema.metadata or {}).get(b"geo", b"null"))
+    if geo is not None and any(c in part.column_names for c in geo.get("columns", {})):
+        from geopandas.io.arrow import _arrow_to_geopandas
+
+        return _arrow_to_geopandas(part, geo)
+    return part.to_pandas()
 
 
 class _ParquetOut:
@@ -738,6 +1096,8 @@ class _WholeOut:
 
     def close(self) -> None:
         if self.parts:
+            import pandas as pd
+
             write_table(self.parts[0] if len(self.parts) == 1 else pd.concat(self.parts, ignore_index=True),
                         self.path)
 
@@ -760,6 +1120,8 @@ def _with_columns(table, frame: pd.DataFrame, located: Located) -> pd.DataFrame:
 
 def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """`tabular.safe_frame`, column by column instead of cell by cell (same cells get the leading `'`)."""
+    import pandas as pd
+
     from gridmap import tabular
 
     out = frame.copy()
@@ -784,8 +1146,13 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, session: Session | None = None,
                 crs: str | None = "wgs84", near_m: float = 0.0, show_progress: bool | None = None,
-                on=None, chunk_rows: int = CHUNK_ROWS) -> dict:
+                on=None, chunk_rows: int = CHUNK_ROWS, branches: dict[str, str] | None = None,
+                gazetteer=None) -> dict:
     """Read `source`, locate every row, write `target`; returns counts by method and flag.
+
+    `branches` (`branch_names`) and `gazetteer` (anything with `match(text)`, for rows located by address) stand
+    in for what `session` would be asked for; without either, the file is located without a database (no branch,
+    no addresses).
 
     CSV and Parquet are read and written `chunk_rows` rows at a time (Parquet with `iter_batches` and one
     `ParquetWriter`; CSV in chunks, each column's type decided over the whole file first), so memory stays bounded
@@ -809,7 +1176,7 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
     else:
         whole = read_table(source)
         total = len(whole)
-        chunks = iter([(None, whole)])
+        chunks = iter([(None, whole, None)])
     progress = None
     if show_progress:
         from tqdm import tqdm
@@ -820,23 +1187,32 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
     streamed = out_kind in ("parquet", "csv")
     written = target.with_name(f".{target.name}.{os.getpid()}.part") if streamed else target
     writer = {"parquet": _ParquetOut, "csv": _CsvOut}.get(out_kind, _WholeOut)(written)
-    branches = branch_names(session, on)
+    if branches is None:
+        branches = branch_names(session, on)
     rows, located_rows, methods, flags, n_chunks = 0, 0, {}, {}, 0
     try:
         try:
-            for table, frame in chunks:
-                located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
+            for table, frame, part in chunks:
+                if frame is None and _arrow_numeric(part, "lon", "lat", "address"):
+                    # plain number columns: read as arrays, no pandas
+                    x, y, given, system = _arrow_coordinates(part, crs, "lon", "lat")
+                    located = _locate_xy(x, y, given, system, index, session=session, near_m=near_m, on=on,
                                          branches=branches)
+                else:
+                    if frame is None:
+                        frame = _part_frame(part)
+                    located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
+                                             branches=branches, gazetteer=gazetteer)
                 writer.write(table, frame, located)
-                part = located.summary()
-                for into, add in ((methods, part["method"]), (flags, part["flags"])):
+                counts = located.summary()
+                for into, add in ((methods, counts["method"]), (flags, counts["flags"])):
                     for key, value in add.items():
                         into[key] = into.get(key, 0) + value
-                rows += len(frame)
-                located_rows += part["located"]
+                rows += len(located.pos)
+                located_rows += counts["located"]
                 n_chunks += 1
                 if progress is not None:
-                    progress.update(len(frame))
+                    progress.update(len(located.pos))
         finally:
             writer.close()
             if progress is not None:

@@ -7,7 +7,8 @@ cell is classified once, when the index is built:
   a point in such a cell is answered by one array read;
 * **boundary** — some boundary passes through or near it; the cell keeps the list of leaves whose boundary touches
   it, plus the leaf covering its centre. A point there is tested against those leaves only, with a crossing-number
-  test compiled by numba;
+  test (the segment from the cell's centre to the point against the candidates' edges in the cell): compiled by
+  numba, or in numpy for a whole batch when numba is not loaded (`CellIndex.query`, same answers);
 * **overlap** — covered by two leaves without a boundary near (invalid, overlapping data); answered by the fallback.
 
 The crossing test is exact for any point that is more than `EPS` (1e-9°, about 0.1 mm) away from every tested
@@ -19,8 +20,10 @@ result is always the reference's, ties included. See `AreaIndex.locate_many`.
 from __future__ import annotations
 
 import math
+import sys
+import threading
+from typing import Any
 
-import numba as nb
 import numpy as np
 import shapely
 
@@ -29,6 +32,12 @@ STATUS_OK = 0
 STATUS_UNRESOLVED = 1
 
 _CACHE = True
+# the numba kernels, compiled (or loaded from numba's cache) on first use by `_jit`: building an index and single
+# lookups use them; `CellIndex.query` uses them only when they are loaded already, and numpy otherwise
+_KERNELS = ("_pip", "_orient_sign", "_crosses", "_fill", "_mark", "_classify", "_pack", "_resolve", "_gather",
+            "_resolve_many")
+_JIT_LOCK = threading.Lock()
+_JITTED = False
 
 
 def _flatten(geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -51,7 +60,6 @@ def _flatten(geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(xs_parts), np.concatenate(ys_parts), ring_off, poly_ring
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _pip(p, px, py, xs, ys, ring_off, poly_ring, eps):
     """Crossing-number test of polygon `p`: 1 inside, 0 outside, -1 within `eps` of its boundary."""
     inside = False
@@ -84,7 +92,6 @@ def _pip(p, px, py, xs, ys, ring_off, poly_ring, eps):
     return 1 if inside else 0
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _fill(n_poly, xs, ys, ring_off, poly_ring, bounds, x0, y0, dx, dy, nx, ny, label, nfill):
     """Scan-convert every polygon at cell centres; the smallest polygon index is written last and so wins."""
     buf = np.empty(4096, np.float64)
@@ -116,7 +123,6 @@ def _fill(n_poly, xs, ys, ring_off, poly_ring, bounds, x0, y0, dx, dy, nx, ny, l
                         nfill[base + c] += 1
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _mark(n_poly, xs, ys, ring_off, poly_ring, x0, y0, dx, dy, nx, ny, eps, out, out_edge, count_only):
     """Every (cell, polygon) pair such that an edge of the polygon comes within `eps` of the cell.
 
@@ -158,7 +164,6 @@ def _mark(n_poly, xs, ys, ring_off, poly_ring, x0, y0, dx, dy, nx, ny, eps, out,
     return n
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _orient_sign(ax, ay, bx, by, cx, cy):
     """Sign of the orientation of (a, b, c), or 0 when floating point cannot tell (Shewchuk's filter, widened)."""
     l = (bx - ax) * (cy - ay)
@@ -172,7 +177,6 @@ def _orient_sign(ax, ay, bx, by, cx, cy):
     return 0
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _crosses(cx, cy, qx, qy, ax, ay, bx, by):
     """1 if segment c-q properly crosses edge a-b, 0 if it certainly does not, -1 if that cannot be told."""
     s1 = _orient_sign(ax, ay, bx, by, cx, cy)
@@ -188,7 +192,6 @@ def _crosses(cx, cy, qx, qy, ax, ay, bx, by):
     return -1
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _classify(keys, edges, n_poly, label, nfill, x0, y0, dx, dy, nx, xs, ys, ring_off, poly_ring, eps):
     """Turn (cell, polygon, edge) triples, sorted by cell then polygon, into boundary cells.
 
@@ -262,7 +265,6 @@ def _classify(keys, edges, n_poly, label, nfill, x0, y0, dx, dy, nx, xs, ys, rin
     return cell_off, cell_full, cand_poly[:m], cand_in[:m], cand_off[: m + 1]
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _pack(cell_off, cell_full, cand_poly, cand_in, cand_off, edges, xs, ys):
     """Lay each boundary cell out as one contiguous run of float64, so that answering a point there touches
     one or two cache lines: [n_candidates, full, then per candidate: polygon, inside-at-centre, n_edges,
@@ -295,7 +297,6 @@ def _pack(cell_off, cell_full, cand_poly, cand_in, cand_off, edges, xs, ys):
     return blob_off, blob
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _resolve(b, col, row, px, py, x0, y0, dx, dy, blob_off, blob, xs, ys, ring_off, poly_ring, eps):
     """(winner, status) of a point in boundary cell `b` (at col, row)."""
     o = blob_off[b]
@@ -331,7 +332,6 @@ def _resolve(b, col, row, px, py, x0, y0, dx, dy, blob_off, blob, xs, ys, ring_o
     return win, STATUS_OK
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _gather(px_arr, py_arr, x0, y0, inv_dx, inv_dy, nx, ny, label, out):
     """Every point's cell label, branch-free so that the memory reads overlap; returns how many points fell in
     boundary or overlap cells (label <= -2)."""
@@ -347,7 +347,6 @@ def _gather(px_arr, py_arr, x0, y0, inv_dx, inv_dy, nx, ny, label, out):
     return n_hard
 
 
-@nb.njit(cache=_CACHE, nogil=True)
 def _resolve_many(order, px_arr, py_arr, x0, y0, inv_dx, inv_dy, dx, dy, label, blob_off, blob, xs, ys, ring_off,
                   poly_ring, eps, out, status):
     """Resolve the points `order` (in boundary or overlap cells), visited in cell order for memory locality."""
@@ -365,6 +364,124 @@ def _resolve_many(order, px_arr, py_arr, x0, y0, inv_dx, inv_dy, dx, dy, label, 
                          eps)
         out[i] = w
         status[i] = st
+
+
+def _jit() -> None:
+    """Compile the kernels above with numba, in place (the module's names become numba dispatchers), once per
+    process. Compiled code is cached on disk (`cache=True`: next to this file, or in numba's user-wide cache folder
+    or $NUMBA_CACHE_DIR when that is not writable); where no cache folder can be written (a read-only install
+    and home), the kernels are compiled in memory instead."""
+    global _JITTED
+    if _JITTED:
+        return
+    with _JIT_LOCK:
+        if _JITTED:  # another thread compiled them meanwhile
+            return  # type: ignore[unreachable]
+        import numba
+
+        module = sys.modules[__name__]
+        for name in _KERNELS:  # callees first: a kernel compiled later calls their dispatchers
+            func = getattr(module, name)
+            try:
+                compiled = numba.njit(cache=_CACHE, nogil=True)(func)
+            except RuntimeError:  # "cannot cache function …: no locator available": nowhere to write the cache
+                compiled = numba.njit(cache=False, nogil=True)(func)
+            setattr(module, name, compiled)
+        _JITTED = True
+
+
+def jit_loaded() -> bool:
+    """Whether this process has the compiled kernels (`_jit` ran)."""
+    return _JITTED
+
+
+def _orient_np(ax: Any, ay: Any, bx: Any, by: Any, cx: Any, cy: Any) -> np.ndarray:
+    """`_orient_sign` over arrays (the same arithmetic, so the same signs)."""
+    left = (bx - ax) * (cy - ay)
+    right = (by - ay) * (cx - ax)
+    det = left - right
+    bound = 1e-15 * (np.abs(left) + np.abs(right))
+    signs: np.ndarray = (det > bound).astype(np.int8) - (det < -bound).astype(np.int8)
+    return signs
+
+
+def _crosses_np(cx: Any, cy: Any, qx: Any, qy: Any, ax: Any, ay: Any, bx: Any, by: Any) -> np.ndarray:
+    """`_crosses` over arrays: 1 crosses, 0 certainly not, -1 cannot be told."""
+    s1 = _orient_np(ax, ay, bx, by, cx, cy)
+    s2 = _orient_np(ax, ay, bx, by, qx, qy)
+    s3 = _orient_np(cx, cy, qx, qy, ax, ay)
+    s4 = _orient_np(cx, cy, qx, qy, bx, by)
+    no = ((s1 != 0) & (s1 == s2)) | ((s3 != 0) & (s3 == s4))
+    yes = (s1 * s2 == -1) & (s3 * s4 == -1)
+    return np.where(no, 0, np.where(yes, 1, -1)).astype(np.int8)
+
+
+def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarray, status: np.ndarray) -> None:
+    """`_gather` and `_resolve_many` in numpy: the same cells, candidates and crossing tests, so the same answers;
+    a point in a cell whose candidates are tested in full (`cell_full`, rare) is left to the reference, as is one
+    the crossing tests cannot decide. Used when the numba kernels are not loaded: a process that only loads an
+    index file does not pay numba's start-up (~0.4 s of imports and cache loading)."""
+    fx = (lon - cells.x0) * cells.inv_dx
+    fy = (lat - cells.y0) * cells.inv_dy
+    with np.errstate(invalid="ignore"):
+        ok = (fx >= 0.0) & (fy >= 0.0) & (fx < cells.nx) & (fy < cells.ny)
+    col = np.where(ok, fx, 0.0).astype(np.int64)
+    row = np.where(ok, fy, 0.0).astype(np.int64)
+    cell = row * cells.nx + col
+    cell[~ok] = 0  # a margin cell: outside
+    v = cells.label[cell]
+    out[:] = v
+    hard = np.flatnonzero(v <= -2)
+    if not len(hard):
+        return
+    overlap = hard[v[hard] == -2]
+    out[overlap] = -1
+    status[overlap] = STATUS_UNRESOLVED
+    hard = hard[v[hard] <= -3]
+    if not len(hard):
+        return
+    blob = cells.blob
+    px, py = lon[hard], lat[hard]
+    c, r = col[hard], row[hard]
+    cxr = cells.x0 + (c + 0.5) * cells.dx
+    cyr = cells.y0 + (r + 0.5) * cells.dy
+    same = (px == cxr) & (py == cyr)
+    o = cells.blob_off[-3 - v[hard]]
+    n_cand = blob[o].astype(np.int64)
+    unresolved = blob[o + 1] != 0.0  # tested in full: the reference answers
+    win = np.full(len(hard), -1, np.int64)
+    count = np.zeros(len(hard), np.int64)
+    sel = np.flatnonzero(~unresolved & (n_cand > 0))
+    oo = o[sel] + 2
+    left = n_cand[sel]
+    while len(sel):  # candidate k of every point at once
+        poly = blob[oo].astype(np.int64)
+        res = blob[oo + 1].astype(np.int8)
+        n_edges = blob[oo + 2].astype(np.int64)
+        oo = oo + 3
+        e_sel = np.flatnonzero((n_edges > 0) & ~same[sel])
+        eo = oo[e_sel]
+        e_left = n_edges[e_sel]
+        while len(e_sel):  # edge j of those candidates at once
+            pts = sel[e_sel]
+            crossed = _crosses_np(cxr[pts], cyr[pts], px[pts], py[pts], blob[eo], blob[eo + 1], blob[eo + 2],
+                                  blob[eo + 3])
+            unresolved[pts] |= crossed < 0
+            res[e_sel] ^= (crossed == 1).astype(np.int8)
+            eo = eo + 4
+            e_left = e_left - 1
+            keep = e_left > 0
+            e_sel, eo, e_left = e_sel[keep], eo[keep], e_left[keep]
+        oo = oo + 4 * n_edges
+        hit = res == 1
+        count[sel[hit]] += 1  # sel holds each point once: no repeated index
+        win[sel[hit]] = poly[hit]
+        left = left - 1
+        keep = left > 0
+        sel, oo, left = sel[keep], oo[keep], left[keep]
+    unresolved |= count > 1  # two leaves cover the point: only overlapping data does this
+    out[hard] = np.where(unresolved, -1, win)
+    status[hard] = np.where(unresolved, STATUS_UNRESOLVED, STATUS_OK)
 
 
 class CellIndex:
@@ -401,6 +518,7 @@ class CellIndex:
         self.ny = int(math.ceil((maxy - miny) / self.dy)) + 3
         n_cells = self.nx * self.ny
         label = np.full(n_cells, -1, np.int32)
+        _jit()
         nfill = np.zeros(n_cells, np.uint8)
         _fill(self.n, self.xs, self.ys, self.ring_off, self.poly_ring, bounds, self.x0, self.y0, self.dx, self.dy,
               self.nx, self.ny, label, nfill)
@@ -438,16 +556,25 @@ class CellIndex:
                 "interior": int((lab >= 0).sum()), "outside": int((lab == -1).sum()),
                 "boundary": int((lab <= -3).sum()), "overlap": int((lab == -2).sum()), "mbytes": self.nbytes / 1e6}
 
-    def query(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
-        """(winner index or -1, status) for arrays of WGS84 points; status 1 = answer with the reference."""
+    def query(self, lon, lat, *, kernel: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(winner index or -1, status) for arrays of WGS84 points; status 1 = answer with the reference.
+
+        `kernel`: "numba" (the compiled kernels), "numpy", or None: numba when this process has the kernels loaded
+        already (it built an index, or answered a single point near an edge), else numpy. Both give the same
+        winners; numpy may leave a few more points (those in cells tested in full) to the reference."""
         lon = np.ascontiguousarray(lon, dtype=np.float64)
         lat = np.ascontiguousarray(lat, dtype=np.float64)
         out = np.empty(lon.shape[0], np.int32)
         status = np.empty(lon.shape[0], np.uint8)
         status[:] = STATUS_OK
+        if kernel not in (None, "numba", "numpy"):
+            raise ValueError(f"kernel: {kernel!r}; accepted: 'numba', 'numpy' or None")
         if not self.n:
             out[:] = -1
+        elif kernel == "numpy" or (kernel is None and not _JITTED):
+            _query_np(self, lon, lat, out, status)
         else:
+            _jit()
             n_hard = _gather(lon, lat, self.x0, self.y0, self.inv_dx, self.inv_dy, self.nx, self.ny, self.label, out)
             if n_hard:
                 hard = np.flatnonzero(out <= -2)
@@ -475,5 +602,6 @@ class CellIndex:
             return v, STATUS_OK
         if v == -2:
             return -1, STATUS_UNRESOLVED
+        _jit()
         return _resolve(-3 - v, int(fx), int(fy), float(lon), float(lat), self.x0, self.y0, self.dx, self.dy,
                         self.blob_off, self.blob, self.xs, self.ys, self.ring_off, self.poly_ring, EPS)

@@ -49,15 +49,16 @@ def _frame(index, m: int) -> pd.DataFrame:
 
 
 def _spy(monkeypatch) -> list[int]:
-    """The sizes of the frames handed to `locate_columns`."""
+    """The sizes of the chunks located: every chunk goes through `batch._locate_xy`, whether its coordinates were
+    read through pandas (`locate_columns`) or as Arrow arrays (Parquet with number columns)."""
     seen: list[int] = []
-    real = batch.locate_columns
+    real = batch._locate_xy
 
-    def spy(frame, *args, **kwargs):
-        seen.append(len(frame))
-        return real(frame, *args, **kwargs)
+    def spy(x, *args, **kwargs):
+        seen.append(len(x))
+        return real(x, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "locate_columns", spy)
+    monkeypatch.setattr(batch, "_locate_xy", spy)
     return seen
 
 

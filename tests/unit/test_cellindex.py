@@ -113,3 +113,84 @@ def test_synthetic_2000_grids_one_million_points_sample(n):
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
     lon, lat = rng.uniform(x0, x1, 200_000), rng.uniform(y0, y1, 200_000)
     assert np.array_equal(index.locate_many(lon, lat), index.locate_many_reference(lon, lat))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(3, 120), seed=st.integers(0, 10_000), cells=st.sampled_from([4.0, 64.0, 400.0]))
+def test_numpy_kernel_gives_the_numba_kernels_answers(n, seed, cells):
+    """`CellIndex.query` in numpy (used when numba is not loaded) decides every point the compiled kernels decide,
+    the same way, and leaves the same points to the reference; `locate_many` then equals brute force either way."""
+    import gridmap.cellindex as ci
+
+    geoms = tiling(n, seed)
+    index = make_index(geoms, cells)
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    cx = index.cells.x0 + (rng.integers(0, index.cells.nx, 500) + 0.5) * index.cells.dx  # cell centres
+    cy = index.cells.y0 + (rng.integers(0, index.cells.ny, 500) + 0.5) * index.cells.dy
+    ex, ey = edge_points(geoms, rng, 1500)
+    lon = np.concatenate([rng.uniform(x0 - 0.01, x1 + 0.01, 3000), ex, cx, ex + 1e-10, [np.nan, x0]])
+    lat = np.concatenate([rng.uniform(y0 - 0.01, y1 + 0.01, 3000), ey, cy, ey, [y0, np.nan]])
+    fast, fast_status = index.cells.query(lon, lat, kernel="numba")
+    plain, plain_status = index.cells.query(lon, lat, kernel="numpy")
+    assert np.array_equal(fast_status, plain_status)
+    assert np.array_equal(fast, plain)
+    expected = brute_force(geoms, lon, lat)
+    assert ci.jit_loaded()
+    ci._JITTED = False  # as in a process that only loaded an index file: locate_many takes the numpy kernel
+    try:
+        assert np.array_equal(index.locate_many(lon, lat), expected)
+    finally:
+        ci._JITTED = True
+
+
+def test_a_process_that_loads_an_index_file_does_not_import_numba(tmp_path):
+    """An index unpickled in a fresh process answers batches without importing numba (its start-up costs more
+    than the whole lookup of a million points); building one, or a single point near an edge, loads it."""
+    import pickle
+    import subprocess
+
+    geoms = tiling(40, 3)
+    index = make_index(geoms)
+    (tmp_path / "index.pickle").write_bytes(pickle.dumps(index))
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(x0, x1, 20_000), rng.uniform(y0, y1, 20_000)
+    np.save(tmp_path / "pts.npy", np.stack([lon, lat]))
+    np.save(tmp_path / "expected.npy", index.locate_many(lon, lat))
+    script = (
+        "import pickle, sys, numpy as np\n"
+        f"index = pickle.loads(open({str(tmp_path / 'index.pickle')!r}, 'rb').read())\n"
+        f"lon, lat = np.load({str(tmp_path / 'pts.npy')!r})\n"
+        f"assert np.array_equal(index.locate_many(lon, lat), np.load({str(tmp_path / 'expected.npy')!r}))\n"
+        "print('numba' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_kernels_compile_in_memory_where_no_cache_can_be_written(monkeypatch):
+    """`cache=True` needs a writable cache folder; where numba finds none (a read-only install and home) it
+    refuses to decorate, and the kernels are compiled without a cache instead of failing."""
+    import numba
+
+    import gridmap.cellindex as ci
+
+    calls = []
+    real = numba.njit
+
+    def njit(*args, **kwargs):
+        calls.append(kwargs.get("cache"))
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_pip': no locator available for file 'cellindex.py'")
+        return real(*args, **kwargs)
+
+    originals = {name: getattr(ci, name) for name in ci._KERNELS}
+    plain = {name: getattr(f, "py_func", f) for name, f in originals.items()}
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(ci, "_JITTED", False)
+    for name, func in plain.items():
+        monkeypatch.setattr(ci, name, func)
+    ci._jit()
+    assert calls.count(True) == len(ci._KERNELS) and calls.count(False) == len(ci._KERNELS)
+    assert isinstance(ci._orient_sign, numba.core.registry.CPUDispatcher)
+    assert ci._orient_sign(0.0, 0.0, 1.0, 0.0, 0.0, 1.0) == 1  # compiled (one small kernel: the others alike)
