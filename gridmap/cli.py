@@ -170,6 +170,13 @@ def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> in
         summary = load_province(factory, scale, seed=53 if args.seed is None else args.seed, today=today,
                                 append=args.append, progress=Progress(enabled=not args.no_progress))
     print(json.dumps(summary.__dict__, ensure_ascii=False))
+    from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
+    from gridmap.demo.province import PROVINCE_DISTRICTS
+
+    with _acting(), storage.session_scope(factory) as session:  # the accounts of the first district (昆明五华区)
+        made = create_demo_accounts(session, PROVINCE_DISTRICTS[0][0])
+    if made:
+        print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
     return 0
 
 

@@ -1,0 +1,619 @@
+"""Benchmark: a province on one machine (issue 15 §6) — `gridmap demo --scale province` on SpatiaLite and PostGIS,
+then the user's jobs on it, each figure printed beside its peer where there is one, with the load average.
+
+    .venv/bin/python tests/benchmarks/scale.py                       # 16 districts, 200,000 micro-grids, 10 M cases
+    .venv/bin/python tests/benchmarks/scale.py --cases 1000000       # a smaller run (say which in any note)
+    .venv/bin/python tests/benchmarks/scale.py --only sqlite --skip map,http
+
+Per database:
+
+* generation — `gridmap demo --scale province …` as a user runs it (one process, wall and CPU, peak RSS), cases/s.
+  The database is built once per parameter set and schema revision and reused by later runs: the SpatiaLite file
+  under /tmp/gridmap-bench-scale/ (with a `.done` file naming the parameters), the PostGIS database
+  `gridmap_bench_scale_<key>` (its COMMENT names the parameters) only if kept by `--keep`; without `--keep` the
+  PostgreSQL databases this run creates are dropped at the end.
+* locate batch — `gridmap locate-file` on `--points` (1,000,000) points in a Parquet file (95 % inside districts),
+  whole process, beside the naive geopandas pipeline of tests/benchmarks/locate.py (read Parquet, read the leaf
+  polygons from the SpatiaLite file, sjoin within, write); answers compared per point off the boundaries.
+* measures — `gridmap.measures.measures(session, "grid", …)` over the year beside the bare GROUP BY of
+  tests/benchmarks/cases.py (its PEER_SQL), counts checked equal first.
+* case list paging — `GET /api/v1/cases?limit=50&offset=k` (the case list route, newest first) for offsets from 0
+  to the end of the table, beside the same page as bare SQL (LIMIT/OFFSET) and as a keyset query (WHERE
+  reported_at < the previous page's last) — the route has no cursor; the keyset figure shows what one would give.
+* over HTTP, `gridmap serve --workers 2`: locate p50/p99 at a fixed rate (open loop, tests/benchmarks/locate.py's
+  load client, signed in as the dispatcher with a bearer token); tile p50/p95 for the screens of a 1440×900
+  view at several zooms per layer (cold: each tile's first request; warm: again), beside the GeoJSON endpoint of the
+  same view; the map's first screen in headless Chromium (tests/benchmarks/map.py's `first_screen_run`, target
+  < 2 s).
+* a day's import — 10,000 hotline tickets (CSV, addresses of compounds; tests/benchmarks/cases.py's `export_rows`)
+  through `gridmap.hotline.import_export` in bulk, rows/s; the imported cases are deleted again afterwards so that
+  the kept database stays what the generator made.
+
+No assertion on time. Figures are measurements on this machine at this moment: a shared 2-core machine, so the
+load average is printed beside each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gridmap import storage  # noqa: E402
+from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
+
+WORK = Path("/tmp/gridmap-bench-scale")
+TODAY = dt.date(2026, 11, 20)
+SEED = 53
+GM = str(Path(sys.executable).with_name("gridmap"))
+
+
+def load() -> str:
+    a, b, c = os.getloadavg()
+    return f"load {a:.1f} {b:.1f} {c:.1f} on {os.cpu_count()} cores"
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from gridmap.storage import _MIGRATIONS  # type: ignore[attr-defined]
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return str(ScriptDirectory.from_config(cfg).get_current_head())
+
+
+def params_key(args: argparse.Namespace) -> str:
+    return f"d{args.districts}-m{args.microgrids}-c{args.cases}-s{SEED}-{TODAY}-rev{head_revision()}"
+
+
+def run_measured(cmd: list[str], log: Path) -> tuple[float, float, float]:
+    from locate import _run  # the launcher of tests/benchmarks/locate.py: wall, CPU, peak RSS of one process
+
+    return _run(cmd, log)
+
+
+def demo_cmd(url: str, args: argparse.Namespace) -> list[str]:
+    return [
+        GM,
+        "--database",
+        url,
+        "demo",
+        "--scale",
+        "province",
+        "--districts",
+        str(args.districts),
+        "--microgrids",
+        str(args.microgrids),
+        "--cases",
+        str(args.cases),
+        "--seed",
+        str(SEED),
+        "--today",
+        TODAY.isoformat(),
+    ]
+
+
+# --- building or reusing ----------------------------------------------------------------------------------------
+
+
+def sqlite_db(args: argparse.Namespace, key: str) -> tuple[str, dict | None]:
+    WORK.mkdir(exist_ok=True)
+    path = WORK / f"province-{key}.sqlite"
+    done = path.with_suffix(".done")
+    if path.exists() and done.exists() and json.loads(done.read_text()).get("key") == key:
+        print(f"   reusing {path} (built at the same parameters and schema: {done.read_text().strip()})")
+        return f"sqlite:///{path}", None
+    for old in WORK.glob("province-*.sqlite*"):
+        old.unlink()
+    url = f"sqlite:///{path}"
+    figures = run_measured(demo_cmd(url, args), WORK / "build-sqlite.log")
+    done.write_text(json.dumps({"key": key, "wall": figures[0], "cpu": figures[1], "rss": figures[2]}))
+    return url, {"wall": figures[0], "cpu": figures[1], "rss": figures[2]}
+
+
+def _admin() -> sa.Engine:
+    return sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def postgis_db(args: argparse.Namespace, key: str) -> tuple[str, dict | None, str, bool]:
+    """(url, build figures or None when reused, database name, created by this run)."""
+    name = "gridmap_bench_scale_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    admin = _admin()
+    with admin.connect() as conn:
+        exists = conn.scalar(
+            sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"), {"n": name}
+        )
+        present = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if present and exists == key:
+            print(f"   reusing PostGIS database {name} (kept at the same parameters and schema)")
+            return url, None, name, False
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    engine.dispose()
+    figures = run_measured(demo_cmd(url, args), WORK / "build-postgis.log")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"COMMENT ON DATABASE \"{name}\" IS '{key}'"))
+    admin.dispose()
+    return url, {"wall": figures[0], "cpu": figures[1], "rss": figures[2]}, name, True
+
+
+def drop_postgis(name: str) -> None:
+    admin = _admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    print(f"   dropped PostGIS database {name}")
+
+
+def sizes(url: str) -> dict:
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        out = {
+            "cases": conn.scalar(sa.text("SELECT count(*) FROM case_file")),
+            "events": conn.scalar(sa.text("SELECT count(*) FROM case_event")),
+            "microgrids": conn.scalar(sa.text("SELECT count(*) FROM area WHERE level = 'microgrid'")),
+            "grids": conn.scalar(sa.text("SELECT count(*) FROM area WHERE level = 'grid'")),
+        }
+    engine.dispose()
+    return out
+
+
+# --- locate batch -------------------------------------------------------------------------------------------------
+
+
+def province_points(url: str, m: int, path: Path) -> None:
+    """`m` points: 95 % uniform inside the districts (by area), 5 % in their bounding boxes outside; Parquet."""
+    import pandas as pd
+    import shapely
+
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT ST_AsBinary(a.geom) FROM area a JOIN generation g ON g.id = "
+                "a.generation_id WHERE g.status = 'active' AND a.level = 'district'"
+            )
+        ).all()
+    engine.dispose()
+    districts = [shapely.from_wkb(bytes(r[0])) for r in rows]
+    rng = np.random.default_rng(11)
+    areas = np.array([d.area for d in districts])
+    per = np.random.default_rng(12).multinomial(m, areas / areas.sum())
+    lon_all, lat_all = [], []
+    for d, k in zip(districts, per):
+        minx, miny, maxx, maxy = d.bounds
+        lon, lat = rng.uniform(minx, maxx, 2 * k + 100), rng.uniform(miny, maxy, 2 * k + 100)
+        inside = shapely.contains_xy(d, lon, lat)
+        pick = np.concatenate([np.flatnonzero(inside)[: k - k // 20], np.flatnonzero(~inside)[: k // 20]])
+        if len(pick) < k:
+            pick = np.concatenate([pick, np.flatnonzero(inside)[-(k - len(pick)) :]])
+        lon_all.append(lon[pick])
+        lat_all.append(lat[pick])
+    lon, lat = np.concatenate(lon_all), np.concatenate(lat_all)
+    order = rng.permutation(len(lon))
+    pd.DataFrame({"id": np.arange(len(lon)), "lon": lon[order], "lat": lat[order]}).to_parquet(path, index=False)
+
+
+def bench_locate_batch(urls: dict[str, str], m: int) -> None:
+    import pandas as pd
+    from locate import NAIVE
+
+    tmp = Path(tempfile.mkdtemp(prefix="gridmap-bench-scale-file-"))
+    cache = Path(tempfile.mkdtemp(prefix="gridmap-bench-scale-index-"))
+    os.environ["GRIDMAP_INDEX_CACHE"] = str(cache)
+    try:
+        any_url = next(iter(urls.values()))
+        source = tmp / "points.parquet"
+        province_points(any_url, m, source)
+        print(f"\n== locate batch: {m:,} points in a Parquet file, whole process ({load()})")
+        results = {}
+        for label, url in urls.items():
+            out = tmp / f"gridmap-{label}.parquet"
+            cmd = [GM, "--database", url, "locate-file", str(source), str(out)]
+            first = run_measured(cmd, tmp / "first.log")  # the index file of the generation is made
+            again = run_measured(cmd, tmp / "again.log")
+            results[label] = (again, out)
+            print(
+                f"   gridmap locate-file ({label}), first run (index file made) {first[0]:7.1f} s wall "
+                f"{first[1]:7.1f} s CPU {first[2]:6.0f} MB; again {again[0]:7.1f} s wall {again[1]:7.1f} s CPU "
+                f"{again[2]:6.0f} MB",
+                flush=True,
+            )
+        if "sqlite" in urls:
+            naive_py = tmp / "naive.py"
+            naive_py.write_text(NAIVE)
+            db = storage.sqlite_path(urls["sqlite"])
+            naive_out = tmp / "naive.parquet"
+            naive = run_measured(
+                [sys.executable, str(naive_py), str(db), str(source), str(naive_out)], tmp / "naive.log"
+            )
+            print(
+                f"   naive geopandas (read, sjoin within, write; SpatiaLite)  {naive[0]:7.1f} s wall "
+                f"{naive[1]:7.1f} s CPU {naive[2]:6.0f} MB"
+            )
+            for label, (figures, _) in results.items():
+                print(
+                    f"   gridmap ({label}) is {naive[0] / figures[0]:.1f}× the naive pipeline in wall time, "
+                    f"{naive[1] / figures[1]:.1f}× in CPU (target ≥ 5×)"
+                )
+            ours = pd.read_parquet(results["sqlite"][1], columns=["id", "microgrid_code", "flags"])
+            theirs = pd.read_parquet(naive_out, columns=["id", "microgrid_code"])
+            listed = theirs["id"].value_counts()
+            once = theirs[theirs["id"].map(listed) == 1].set_index("id")
+            keep = ~ours["flags"].astype(str).str.contains("on_boundary").to_numpy() & ours["id"].isin(once.index)
+            ours = ours[keep.to_numpy()].set_index("id")
+            a, b = ours["microgrid_code"].astype(object), once.loc[ours.index, "microgrid_code"].astype(object)
+            same = ((a == b) | (a.isna() & b.isna())).to_numpy()
+            print(
+                f"   answers: {int(same.sum()):,} of {len(ours):,} points off the boundaries get the same "
+                f"micro-grid — {'same answers' if same.all() else 'DIFFERENT'}"
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        os.environ.pop("GRIDMAP_INDEX_CACHE", None)
+
+
+# --- measures, paging, import (in process) ---------------------------------------------------------------------
+
+
+def best_of(fn, reps: int = 3) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def bench_measures(url: str, label: str) -> None:
+    from cases import PEER_SQL
+
+    from gridmap.measures import measures
+
+    engine = storage.make_engine(url)
+    until = dt.datetime.combine(TODAY, dt.time(0), dt.timezone(dt.timedelta(hours=8)))
+    since = until - dt.timedelta(days=365)
+    with storage.make_sessionmaker(engine)() as session:
+        t_ours, (_, table) = best_of(lambda: measures(session, "grid", since=since, until=until), 2)
+        params = {"since": since.astimezone(dt.UTC), "until": until.astimezone(dt.UTC)}
+        if engine.dialect.name == "sqlite":
+            params = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in params.items()}
+        t_sql, peer = best_of(lambda: session.execute(sa.text(PEER_SQL), params).all(), 2)
+    ours = table.set_index("key")
+    keys = ("received", "due", "suspended", "closed", "closed_on_time")
+    bad = [
+        r.grid_code for r in peer if tuple(int(ours.loc[r.grid_code, k]) for k in keys) != tuple(int(v) for v in r[1:])
+    ]
+    print(
+        f"   measures per grid, a year ({len(peer):,} grids): gridmap {t_ours:7.2f} s, bare GROUP BY "
+        f"{t_sql:7.2f} s → {t_ours / t_sql:.1f}× the GROUP BY (target ≤ 2×); counts "
+        f"{'agree' if not bad else f'DIFFER for {len(bad)} grids'} ({load()})",
+        flush=True,
+    )
+    engine.dispose()
+
+
+def bench_import(url: str, label: str, rows: int = 10_000) -> None:
+    from cases import export_rows
+
+    from gridmap.areas import load_index
+    from gridmap.hotline import import_export
+
+    engine = storage.make_engine(url)
+    factory = storage.make_sessionmaker(engine)
+    prefix = f"SCALE{os.getpid()}"
+    with factory() as session:
+        t = time.perf_counter()
+        index = load_index(session)
+        t_index = time.perf_counter() - t
+        data = export_rows(session, rows, prefix)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = import_export(factory, index, data, "csv")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"   a day's import: {rows:,} hotline tickets in {wall:.1f} s = {rows / wall:,.0f} rows/s wall, "
+        f"{rows / cpu:,.0f} rows/s of this process's CPU (target ≥ 2,000); created {result['created']:,}; "
+        f"the locate index built first in {t_index:.1f} s ({load()})",
+        flush=True,
+    )
+    # back to what the generator made: the imported cases go again (their history and notifications first)
+    with storage.session_scope(factory) as session:
+        session.execute(
+            sa.text("DELETE FROM notification WHERE case_id IN (SELECT id FROM case_file WHERE external_ref LIKE :p)"),
+            {"p": f"{prefix}%"},
+        )
+        session.execute(
+            sa.text("DELETE FROM case_event WHERE case_id IN (SELECT id FROM case_file WHERE external_ref LIKE :p)"),
+            {"p": f"{prefix}%"},
+        )
+        session.execute(sa.text("DELETE FROM case_file WHERE external_ref LIKE :p"), {"p": f"{prefix}%"})
+    engine.dispose()
+
+
+# --- over HTTP -------------------------------------------------------------------------------------------------
+
+
+def start_server(url: str, workers: int = 2) -> tuple[str, subprocess.Popen, int]:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+    proc = subprocess.Popen(
+        [GM, "--database", url, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(1200):
+        try:
+            urllib.request.urlopen(base + "/login", timeout=5)
+            return base, proc, port
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def bench_http(url: str, label: str, rate: float, seconds: float, skip: set[str]) -> None:
+    import httpx
+    from locate import _load
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+
+    t = time.perf_counter()
+    base, proc, port = start_server(url)
+    started = time.perf_counter() - t
+    try:
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", data={"username": "demo-dispatcher", "password": DEMO_PASSWORD}, timeout=60
+        )
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        admin = httpx.post(
+            f"{base}/api/v1/auth/token", data={"username": "demo-admin", "password": DEMO_PASSWORD}, timeout=60
+        )
+        admin_headers = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+        print(f"   gridmap serve --workers 2 answering after {started:.1f} s ({load()})", flush=True)
+        client = httpx.Client(base_url=base, headers=admin_headers, timeout=300)
+        districts = client.get("/api/v1/map/areas", params={"level": "district", "zoom": 8}).json()["features"]
+        lon, lat = districts[0]["properties"]["label"]
+        if "locate" not in skip:
+            import shapely
+            from shapely.geometry import shape
+
+            rng = np.random.default_rng(5)
+            geom = shape(districts[0]["geometry"])
+            minx, miny, maxx, maxy = geom.bounds
+            xs, ys = rng.uniform(minx, maxx, 4 * int(rate * seconds)), rng.uniform(miny, maxy, 4 * int(rate * seconds))
+            inside = shapely.contains_xy(geom, xs, ys)
+            params = [{"lon": round(float(x), 7), "lat": round(float(y), 7)} for x, y in zip(xs[inside], ys[inside])][
+                : int(rate * seconds)
+            ]
+            lat_s, took = _load(port, params, rate, headers)
+            print(
+                f"   locate over HTTP: {len(params):,} requests at {rate:.0f}/s in {took:.1f} s: p50 "
+                f"{np.percentile(lat_s, 50) * 1000:.1f} ms, p99 {np.percentile(lat_s, 99) * 1000:.1f} ms, max "
+                f"{np.nanmax(lat_s) * 1000:.0f} ms (client and 2 workers share the cores; {load()})",
+                flush=True,
+            )
+        if "tiles" not in skip:
+            bench_tiles(client, (lon, lat))
+        if "paging" not in skip:
+            bench_paging(client, url)
+        if "map" not in skip:
+            bench_map(base)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def bench_tiles(client, centre: tuple[float, float]) -> None:
+    from tiles import pct, view
+
+    views = [
+        ("district", 9),
+        ("subdistrict", 11),
+        ("community", 12),
+        ("grid", 13),
+        ("microgrid", 14),
+        ("cases", 13),
+        ("cases", 15),
+    ]
+    cold_all, warm_all = [], []
+    print(f"   tiles of a 1440×900 screen on the first district, beside that view's GeoJSON ({load()}):")
+    for layer, z in views:
+        bbox, tiles = view(centre, z)
+        if layer == "cases":
+            geo_url, geo_params = "/api/v1/map/cases", {"bbox": bbox}
+        else:
+            geo_url, geo_params = "/api/v1/map/areas", {"level": layer, "zoom": z, "bbox": bbox}
+        t = time.perf_counter()
+        r = client.get(geo_url, params=geo_params)
+        geo_ms = (time.perf_counter() - t) * 1000
+        geo_note = (
+            f"{geo_ms:8.1f} ms {len(r.content) / 1024:8.0f} KiB"
+            if r.status_code == 200
+            else f"answered {r.status_code}"
+        )
+        cold, warm = [], []
+        for z_, x, y in tiles:
+            for bucket in (cold, warm):
+                t = time.perf_counter()
+                r = client.get(f"/api/v1/tiles/{layer}/{z_}/{x}/{y}.mvt")
+                bucket.append((time.perf_counter() - t) * 1000)
+                assert r.status_code in (200, 204), (layer, z_, x, y, r.status_code, r.text[:200])
+        cold_all += cold
+        warm_all += warm
+        print(
+            f"     {layer:11} z{z:<2} {len(tiles):3} tiles: cold p50 {pct(cold, 50):7.1f} p95 {pct(cold, 95):7.1f} ms,"
+            f" warm p95 {pct(warm, 95):6.1f} ms | GeoJSON {geo_note}",
+            flush=True,
+        )
+    print(f"     all views: cold p95 {pct(cold_all, 95):.1f} ms, warm p95 {pct(warm_all, 95):.1f} ms")
+
+
+def bench_paging(client, url: str) -> None:
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        total = conn.scalar(sa.text("SELECT count(*) FROM case_file"))
+    offsets = sorted(
+        o for o in {0, 1_000, 10_000, 100_000, 1_000_000, total // 2, max(total - 50, 0)} if o <= max(total - 50, 0)
+    )
+    print(f"   case list, newest first, 50 per page, {total:,} cases ({load()}):")
+    for offset in offsets:
+        t = time.perf_counter()
+        r = client.get("/api/v1/cases", params={"limit": 50, "offset": offset})
+        route_ms = (time.perf_counter() - t) * 1000
+        ok = r.status_code == 200
+        with engine.connect() as conn:
+            t = time.perf_counter()
+            page = conn.execute(
+                sa.text("SELECT id, reported_at FROM case_file ORDER BY reported_at DESC, id DESC LIMIT 50 OFFSET :o"),
+                {"o": offset},
+            ).all()
+            sql_ms = (time.perf_counter() - t) * 1000
+            keyset_ms = float("nan")
+            if page:
+                first = conn.execute(
+                    sa.text(
+                        "SELECT reported_at, id FROM case_file ORDER BY reported_at DESC, id DESC LIMIT 1 OFFSET :o"
+                    ),
+                    {"o": max(offset - 1, 0)},
+                ).one()
+                t = time.perf_counter()
+                conn.execute(
+                    sa.text(
+                        "SELECT id, reported_at FROM case_file WHERE reported_at < :r ORDER BY "
+                        "reported_at DESC, id DESC LIMIT 50"
+                    ),
+                    {"r": first[0]},
+                ).all()
+                keyset_ms = (time.perf_counter() - t) * 1000
+        print(
+            f"     offset {offset:>10,}: route {route_ms:8.1f} ms {'' if ok else f'(answered {r.status_code})'}"
+            f"| bare SQL OFFSET {sql_ms:8.1f} ms | keyset {keyset_ms:6.1f} ms",
+            flush=True,
+        )
+    engine.dispose()
+
+
+def bench_map(base: str) -> None:
+    try:
+        from map import first_screen_run, session_cookies
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        print(f"   map first screen: not measured ({exc})")
+        return
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            cookies = session_cookies(browser, base)
+            runs = [first_screen_run(browser, base, cookies, phone=False) for _ in range(3)]
+        finally:
+            browser.close()
+    print(
+        f"   map first screen (1440×900, Chromium, cold context, median of 3): painted "
+        f"{statistics.median(r['painted_ms'] for r in runs):.0f} ms, ready "
+        f"{statistics.median(r['ready_ms'] for r in runs):.0f} ms (target < 2,000), FCP "
+        f"{statistics.median(r['fcp_ms'] or 0 for r in runs):.0f} ms, "
+        f"{statistics.median(r['bytes'] for r in runs) / 1024:.0f} KiB; grids layer at z12 "
+        f"{statistics.median(r['grids_ms'] for r in runs):.0f} ms ({load()})",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--districts", type=int, default=16)
+    parser.add_argument("--microgrids", type=int, default=200_000)
+    parser.add_argument("--cases", type=int, default=10_000_000)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="locate requests per second over HTTP")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--only", choices=("sqlite", "postgis"))
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: locate-file,measures,import,http,locate,tiles,paging,map"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    key = params_key(args)
+    print(
+        f"== province: {args.districts} districts, {args.microgrids:,} micro-grids, {args.cases:,} cases "
+        f"(seed {SEED}, today {TODAY}); {load()}"
+    )
+    urls: dict[str, str] = {}
+    created: list[str] = []
+    try:
+        for label in ("sqlite", "postgis"):
+            if args.only and args.only != label:
+                continue
+            print(f"\n== generation on {label} ({load()})", flush=True)
+            if label == "sqlite":
+                url, figures = sqlite_db(args, key)
+            else:
+                url, figures, name, made = postgis_db(args, key)
+                if made:
+                    created.append(name)
+            urls[label] = url
+            got = sizes(url)
+            if figures:
+                print(
+                    f"   gridmap demo --scale province: {figures['wall']:.0f} s wall, {figures['cpu']:.0f} s CPU "
+                    f"(this process; the server's own on PostGIS not in it), peak RSS {figures['rss']:.0f} MB; "
+                    f"{got['cases'] / figures['wall']:,.0f} cases/s ({load()})",
+                    flush=True,
+                )
+            print(
+                f"   holds {got['microgrids']:,} micro-grids, {got['grids']:,} grids, {got['cases']:,} cases, "
+                f"{got['events']:,} history rows",
+                flush=True,
+            )
+        if "locate-file" not in skip:
+            bench_locate_batch(urls, args.points)
+        for label, url in urls.items():
+            print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
+            if "measures" not in skip:
+                bench_measures(url, label)
+            if "http" not in skip:
+                bench_http(url, label, args.rate, args.seconds, skip)
+            if "import" not in skip:
+                bench_import(url, label)
+    finally:
+        if not args.keep:
+            for name in created:
+                drop_postgis(name)
+
+
+if __name__ == "__main__":
+    main()
