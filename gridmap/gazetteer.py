@@ -144,6 +144,12 @@ class Gazetteer:
         for key in self.compounds:
             for c in set(key):
                 self.by_char[c].add(key)
+        # the names found in a text by its substrings (a dict lookup per substring of each length a name has)
+        # rather than by testing every name against the text; ties go as the scans over the lists went
+        self._compound_keys = _Substrings(list(self.compounds))
+        self._centre_keys = _Substrings([e.key for e in self.centres])
+        self._area_keys = _Substrings([e.key for e in self.areas])
+        self._road_keys = _Substrings(list(self.roads))
 
     @classmethod
     def from_session(cls, session: Session) -> Gazetteer:
@@ -238,9 +244,9 @@ class Gazetteer:
         if not s or self._foreign(full):
             out.reason = "other_area" if s else "empty"
             return out
-        for e in self.centres:
-            if e.key in full:
-                return self._result(out, e, 0.95, "service_centre")
+        first = self._centre_keys.first(full)  # the first centre (longest name first) named in the text
+        if first is not None:
+            return self._result(out, self.centres[first], 0.95, "service_centre")
         found = self._find_compound(s)
         road = self._find_road(s)
         if found:
@@ -258,15 +264,16 @@ class Gazetteer:
             rest = s[m.end():] if m else s
             out.alternatives = [self._alt(e, 0.5) for e in road[1:]]
             return self._with_building(out, compound, rest, 0.9 if len(road) == 1 else 0.6, "road_number")
-        for e in self.areas:
-            if e.key in full:
-                return self._result(out, e, 0.7 if e.kind == "community" else 0.6, e.kind)
+        first = self._area_keys.first(full)
+        if first is not None:
+            e = self.areas[first]
+            return self._result(out, e, 0.7 if e.kind == "community" else 0.6, e.kind)
         return out
 
     def _find_compound(self, s: str):
-        exact = [k for k in self.compounds if k in s]
-        if exact:
-            key = max(exact, key=len)
+        longest = self._compound_keys.longest(s)  # the longest name in the text, the first such of the dict
+        if longest is not None:
+            key = self._compound_keys.keys[longest]
             return self.compounds[key], 0.92, "name", s[s.index(key) + len(key):]
         # a homophone typo (the commonest slip with a pinyin keyboard): same syllables, other characters
         syllables = _syllables(s)
@@ -309,7 +316,8 @@ class Gazetteer:
         return None
 
     def _find_road(self, s: str) -> list[Entry]:
-        for road in sorted((r for r in self.roads if r in s), key=len, reverse=True):
+        named = sorted(self._road_keys.found(s))  # the roads in the text, in the set's order
+        for road in sorted((self._road_keys.keys[i] for i in named), key=len, reverse=True):
             m = re.search(re.escape(road) + r"(\d+)号", s)
             if m:
                 return self.by_road.get((road, int(m.group(1))), [])
@@ -342,6 +350,46 @@ class Gazetteer:
     def _alt(entry: Entry, conf: float) -> dict:
         return {"name": entry.name, "kind": entry.kind, "area_code": entry.place.get("area_code"),
                 "confidence": round(conf, 3)}
+
+
+class _Substrings:
+    """Which of some keys occur in a text, found by looking up the text's substrings of each length a key has (a few
+    hundred dictionary lookups for an address) instead of testing every key against the text. Positions are those
+    of `keys`; a key listed twice counts at its first position."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.position: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            self.position.setdefault(key, i)
+        self.lengths = sorted({len(k) for k in self.position}, reverse=True)
+
+    def _at_length(self, text: str, n: int) -> set[int]:
+        position = self.position
+        return {position[part] for part in (text[i:i + n] for i in range(len(text) - n + 1)) if part in position}
+
+    def found(self, text: str) -> set[int]:
+        """The positions of every key that is a substring of `text`."""
+        out: set[int] = set()
+        for n in self.lengths:
+            if n <= len(text):
+                out |= self._at_length(text, n)
+        return out
+
+    def first(self, text: str) -> int | None:
+        """The smallest position of a key in `text` (`next(k for k in keys if k in text)`), or None."""
+        found = self.found(text)
+        return min(found) if found else None
+
+    def longest(self, text: str) -> int | None:
+        """The position of the longest key in `text`, the smallest position among equally long ones (what
+        `max((k for k in keys if k in text), key=len)` gives), or None."""
+        for n in self.lengths:
+            if n <= len(text):
+                hits = self._at_length(text, n)
+                if hits:
+                    return min(hits)
+        return None
 
 
 def _syllables(text: str) -> list[str]:
