@@ -4,6 +4,7 @@ workflow's steps, routing rules and working calendar (tests replay every history
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 
 import numpy as np
 import sqlalchemy as sa
@@ -24,6 +25,11 @@ SOURCE_WEIGHTS = (0.45, 0.25, 0.25, 0.05)
 # as arrays once (`rng.choice` draws the same from a tuple and from its array, but converts a tuple per call)
 _SOURCES_A, _SOURCE_WEIGHTS_A = np.array(SOURCES), np.array(SOURCE_WEIGHTS)
 _SCORES_FIRST, _SCORES_AGAIN = np.array([5, 5, 5, 5, 4, 4, 4, 3, 3, 2]), np.array([5, 4, 4, 3])
+# `rng.choice(a, p=p)` for one value is `a[cdf.searchsorted(rng.random(), side='right')]` with numpy's normalised
+# cumulative weights, and `rng.choice(a)` is `a[rng.integers(0, len(a))]`: the same draws, without numpy's checks
+# of `p` and `a` on every call (tests/integration/test_bulk_writes.py holds the two to the same draws)
+_SOURCE_CDF = (lambda c: (c / c[-1]).tolist())(_SOURCE_WEIGHTS_A.cumsum())
+_SCORES_FIRST_L, _SCORES_AGAIN_L = _SCORES_FIRST.tolist(), _SCORES_AGAIN.tolist()
 TZ_CN = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -32,7 +38,11 @@ def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> t
     leaves = [a for a in areas if a.level == "microgrid" and len(a.xy)]
     weights = np.array([a.households for a in leaves], float)
     chosen = rng.choice(len(leaves), size=n, p=weights / weights.sum())
-    xy = np.array([leaves[i].xy[int(rng.integers(len(leaves[i].xy)))] for i in chosen])
+    # one household of each chosen leaf: `rng.integers` over an array of bounds draws what one call per point drew
+    counts = np.array([len(a.xy) for a in leaves])
+    pick = rng.integers(0, counts[chosen]) if n else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    xy = np.concatenate([a.xy for a in leaves])[starts[chosen] + pick]
     return xy + rng.normal(0.0, 8.0, size=xy.shape), xy
 
 
@@ -85,28 +95,35 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     labels = queues.handler_labels(session, set(workers.values()))
     rows, histories = [], []
     conn = session.connection()
-    first_id = (conn.scalar(sa.select(sa.func.max(Case.id))) or 0) + 1  # numbered by row id, as new cases are
+    # numbered by row id, as new cases are: the ids reserved from the table (its sequence on PostGIS; on SQLite under
+    # the write lock the transaction then holds), so that a case written meanwhile by another session cannot take one
+    ids = bulk.reserve_ids(conn, Case.__table__, n)
+    codes_of: dict[int, dict[str, str]] = {-1: {}}  # the chain's codes of each leaf, once per leaf
+    for k in np.unique(leaf).tolist():
+        if k >= 0:
+            codes_of[k] = {a.level: a.code for a in index.chain_of(index.leaves[k].code)}
+    leaf_list, lon_list, lat_list = leaf.tolist(), lon.tolist(), lat.tolist()
+    ages, cat_list = age_days.tolist(), cat_idx.tolist()
     bar = progress.bar(n, "cases", unit="case")
     for i in range(n):
         if i % 1000 == 999:
             bar.update(1000)
-        reported = end - dt.timedelta(days=float(age_days[i]))
+        reported = end - dt.timedelta(days=ages[i])
         reported = _daytime(reported, rng)
-        chain = index.chain_of(index.leaves[leaf[i]].code) if leaf[i] >= 0 else []
-        codes = {a.level: a.code for a in chain}
-        cat = cats[cat_idx[i]]
+        codes = codes_of[leaf_list[i] if leaf_list[i] >= 0 else -1]
+        cat = cats[cat_list[i]]
         worker = workers.get(codes.get("grid"))
         row, history = _one_case(cat, reported, end, codes, worker, calendar, rng)
         item = staged.get(i)
         if item is not None:  # replaced, after its draws from `rng` were made as for any case
-            row, history, pending = queues.staged_case(item, cat, end, codes, worker, (float(lon[i]), float(lat[i])),
+            row, history, pending = queues.staged_case(item, cat, end, codes, worker, (lon_list[i], lat_list[i]),
                                                        index.generation_id, labels, calendar, stage_rng)
             reported = item.reported
-        source = str(rng.choice(_SOURCES_A, p=_SOURCE_WEIGHTS_A))
-        row.update(id=first_id + i, title=cat.name, category_id=cat.id, source=source,
-                   description=f"{cat.name}，请尽快处理。", lon=float(lon[i]), lat=float(lat[i]),
-                   raw_x=float(lon[i]), raw_y=float(lat[i]), raw_crs="wgs84",
-                   geom=f"SRID=4326;POINT({float(lon[i])!r} {float(lat[i])!r})", generation_id=index.generation_id,
+        source = SOURCES[bisect_right(_SOURCE_CDF, rng.random())]  # rng.choice(_SOURCES_A, p=_SOURCE_WEIGHTS_A)
+        x, y = lon_list[i], lat_list[i]
+        row.update(id=ids[i], title=cat.name, category_id=cat.id, source=source,
+                   description=f"{cat.name}，请尽快处理。", lon=x, lat=y, raw_x=x, raw_y=y, raw_crs="wgs84",
+                   geom=f"SRID=4326;POINT({x!r} {y!r})", generation_id=index.generation_id,
                    district_code=codes.get("district"), subdistrict_code=codes.get("subdistrict"),
                    community_code=codes.get("community"), grid_code=codes.get("grid"),
                    microgrid_code=codes.get("microgrid"), branch_id=branches.get(codes.get("grid")),
@@ -129,9 +146,6 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     # the staged rows set a few more columns (address, candidates, a dead end's district, a pending request): one
     # statement per set of columns, the others left to their defaults as before
     bulk.insert_rows(conn, Case.__table__, rows, grouped=True)
-    if conn.dialect.name == "postgresql":  # the ids were given: move the id sequence past them
-        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('case_file', 'id'), "
-                             "(SELECT MAX(id) FROM case_file))"))
     progress.stage("case rows written", n)
     events = [dict(case_id=row["id"], **event) for row, history in zip(rows, histories) for event in history]
     event_ids = bulk.insert_numbered(conn, CaseEvent.__table__, events)
@@ -259,7 +273,8 @@ def _work(row, step, handler, t, end, cat, calendar, rng, *, first):
     if rng.random() < 0.7:
         t = t + dt.timedelta(minutes=float(rng.uniform(60, 60 * 48)))
         if t <= end:
-            score = int(rng.choice(_SCORES_FIRST if first else _SCORES_AGAIN))
+            scores = _SCORES_FIRST_L if first else _SCORES_AGAIN_L
+            score = scores[int(rng.integers(0, len(scores)))]  # rng.choice(_SCORES_FIRST or _SCORES_AGAIN)
             row["satisfaction"], row["rated_at"] = score, t
             if score <= 2:  # not satisfied: reopened, back to the same handler
                 step("rate", "resident", "dispatched", t, {"satisfaction": score, "reopened": True})

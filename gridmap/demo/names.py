@@ -76,13 +76,15 @@ def compound_name(rng: np.random.Generator, used: set[str]) -> str:
 
 def person_name(rng: np.random.Generator) -> str:
     """A two- or three-character personal name."""
-    given = "".join(rng.choice(_GIVEN_A, size=int(rng.integers(1, 3))))
-    return str(rng.choice(_SURNAMES_A)) + given
+    # rng.choice(_GIVEN_A, size=k) and rng.choice(_SURNAMES_A), drawn as `rng.choice` draws them (integers below
+    # the pool's length) without its checks on every call
+    given = "".join([_GIVEN[i] for i in rng.integers(0, len(_GIVEN), size=int(rng.integers(1, 3))).tolist()])
+    return _SURNAMES[int(rng.integers(0, len(_SURNAMES)))] + given
 
 
 def phone_number(rng: np.random.Generator) -> str:
     """A mobile number of the Chinese form 1[3-9]xxxxxxxxx (fictitious)."""
-    return "1" + str(rng.integers(3, 10)) + "".join(str(d) for d in rng.integers(0, 10, size=9))
+    return "1" + str(rng.integers(3, 10)) + "".join(map(str, rng.integers(0, 10, size=9).tolist()))
 
 
 def chinese_ordinal(n: int) -> str:
