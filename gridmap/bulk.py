@@ -14,19 +14,27 @@ Case numbers are the row ids, as for a single intake: on PostGIS the ids are tak
 one executemany UPDATE. The writes are audited as every write is (`gridmap.audit`): one row per table, the count
 and the first ids, in the same transaction.
 
-`insert_rows` writes plain rows to a table, many per statement; on PostGIS, tables without a geometry column go
-through psycopg's COPY when there are enough rows to pay for it. `Progress` reports stages and counts on stderr.
+`insert_rows` writes plain rows to a table, many per statement, by column name (never by a table's position or
+OID: a partitioned table takes them as a plain one). On PostGIS many rows go through COPY (text format, each value
+written as the INSERT would bind it, a point as its EWKT). On SpatiaLite many rows go to the driver's executemany;
+points given as EWKT (`SRID=4326;POINT(x y)`, the form every caller uses) go as ready SpatiaLite BLOBs, and the
+table's per-row geometry triggers (the constraint check, the statistics time stamp, the spatial index entry) are
+set aside for the statement and their work done once for all rows — in the same transaction, so that a failure
+leaves the triggers and the rows as they were. `Progress` reports stages and counts on stderr.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import sys
 import time
 import types
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -45,8 +53,10 @@ from gridmap.workcal import WorkCalendar
 CASES = Case.__table__
 EVENTS = CaseEvent.__table__
 NOTES = Notification.__table__
-COPY_MIN_ROWS = 2_000  # below this, a multi-row INSERT is as quick as COPY on PostGIS
+COPY_MIN_ROWS = 200  # below this, a multi-row INSERT is as quick as COPY on PostGIS
 EXECUTEMANY_MIN_ROWS = 100  # SQLite: from this many rows, the driver's executemany is handed the rows directly
+TRIGGERS_MIN_ROWS = 500  # SQLite: from this many points, the geometry triggers' work is done once for all rows
+_EWKT_POINT = re.compile(r"SRID=(\d+);POINT\(([^ ()]+) ([^ ()]+)\)")
 
 
 @dataclass(frozen=True)
@@ -301,7 +311,8 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict], *, group
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS and _copyable(table, rows[0]):
         _copy(conn, table, rows)
     elif conn.dialect.name == "sqlite" and len(rows) >= EXECUTEMANY_MIN_ROWS:
-        _executemany(conn, table, rows)
+        if not _spatialite_points(conn, table, rows):
+            _executemany(conn, table, rows)
     else:
         conn.execute(sa.insert(table), rows)
 
@@ -314,55 +325,234 @@ def _copyable(table: sa.Table, row: dict) -> bool:
                if isinstance(c.type, Geometry) and c.key in row)
 
 
-def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    """COPY the rows through psycopg: each value bound by its column's type as an INSERT binds it (JSON serialised
-    the same way), a geometry as its EWKT text."""
+def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """COPY the rows: in COPY's text format written column by column (`_copy_texts`: each value as the INSERT
+    binds it, JSON serialised the same way, a geometry as its EWKT text) when every column's type allows, else
+    row by row through psycopg's own adaptation. A failure is raised as SQLAlchemy raises it for an INSERT."""
     from geoalchemy2 import Geometry
 
     keys = list(rows[0])
     columns = [table.c[k] for k in keys]
-    processors = [None if isinstance(c.type, Geometry) else
-                  c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
-    raw = conn.connection.driver_connection
     quote = conn.dialect.identifier_preparer.quote
-    with raw.cursor() as cursor:
-        with cursor.copy(f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([p(row[k]) if p is not None else row[k] for k, p in zip(keys, processors)])
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN"
+    texts = [_copy_texts(c, [row[k] for row in rows]) for c, k in zip(columns, keys)]
+    processors = [] if all(t is not None for t in texts) else [
+        None if isinstance(c.type, Geometry) else c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        for c in columns]
+    raw = conn.connection.driver_connection
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            if not processors:
+                step = 20_000
+                for start in range(0, len(rows), step):
+                    copy.write("".join("\t".join(line) + "\n"
+                                       for line in zip(*(t[start:start + step] for t in texts))))  # type: ignore[index]
+            else:
+                for row in rows:
+                    copy.write_row([p(row[k]) if p is not None else row[k] for k, p in zip(keys, processors)])
+    except dbapi.Error as exc:  # as SQLAlchemy raises it for a statement (IntegrityError for a duplicate, …)
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=conn.dialect) from exc
 
 
-def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    """The INSERT SQLAlchemy compiles for these columns, its own bind processors applied column by column and the
-    rows handed to the driver's executemany at once (what `conn.execute(insert, rows)` does, without building a
-    parameter dictionary per row). Columns left out take their defaults, as they would there."""
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+
+
+def _copy_texts(column: sa.Column[Any], values: list[Any]) -> list[str] | None:
+    """The values of one column in COPY's text format (NULL as \\N, tabs, newlines and backslashes escaped), as the
+    INSERT would store them: JSON by `json.dumps` (None as JSON null unless the type says `none_as_null`, as
+    SQLAlchemy binds it), times in ISO 8601 with their offset, floats by `repr` (the exact double). None for a type
+    this does not know (the caller adapts such rows through psycopg)."""
+    from geoalchemy2 import Geometry
+
+    kind = column.type
+    esc = _COPY_ESCAPES
+    if isinstance(kind, sa.JSON):
+        if getattr(kind, "none_as_null", False):
+            return [_NULL if v is None else json.dumps(v).translate(esc) for v in values]
+        return [json.dumps(v).translate(esc) for v in values]
+    if isinstance(kind, sa.Boolean):
+        return [_NULL if v is None else ("t" if v else "f") for v in values]
+    if isinstance(kind, sa.Integer):
+        if not all(v is None or type(v) is int for v in values):
+            return None
+        return [_NULL if v is None else str(v) for v in values]
+    if isinstance(kind, sa.Float) and not kind.asdecimal:
+        if not all(v is None or type(v) in (float, int) for v in values):
+            return None
+        return [_NULL if v is None else repr(float(v)) for v in values]
+    if isinstance(kind, (sa.DateTime, sa.Date)):
+        wanted = dt.datetime if isinstance(kind, sa.DateTime) else dt.date
+        if not all(v is None or type(v) is wanted for v in values):
+            return None
+        return [_NULL if v is None else v.isoformat() for v in values]
+    if isinstance(kind, sa.String) and not isinstance(kind, sa.Enum):
+        if not all(v is None or type(v) is str for v in values):
+            return None
+        return [_NULL if v is None else v.translate(esc) for v in values]
+    if isinstance(kind, Geometry):
+        if not all(v is None or type(v) is str for v in values):
+            return None
+        return [_NULL if v is None else v.translate(esc) for v in values]
+    return None
+
+
+def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> bool:
+    """Write the rows with their points as SpatiaLite BLOBs and the geometry triggers' work done once, when that
+    applies: the rows give their integer primary key `id` (the rowid, which the spatial index is keyed by), every
+    geometry column they give is a POINT column whose values are all EWKT points of its SRID (or None), and the
+    rows are many. Returns False, having written nothing, when it does not apply.
+
+    SpatiaLite's triggers per row check the geometry's type and SRID (true of BLOBs built for the column), stamp
+    `geometry_columns_time` and add the point to the spatial index with `RTreeAlign`; here the triggers are dropped,
+    the rows written, the index entries added by `RTreeAlign` itself in one statement per chunk of rows, the stamp
+    set once, and the triggers created again from their own SQL. SQLite holds its write lock from the first write
+    to the commit and its DDL is transactional: no other connection writes meanwhile, none ever sees the table
+    without its triggers, and a failure rolls the triggers back with the rows."""
+    from geoalchemy2 import Geometry
+
+    if len(rows) < TRIGGERS_MIN_ROWS or "id" not in rows[0] or "id" not in table.c:
+        return False
+    pk = list(table.primary_key.columns)
+    if len(pk) != 1 or pk[0].key != "id" or not isinstance(pk[0].type, sa.Integer):
+        return False
     keys = list(rows[0])
-    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
-    names = list(compiled.positiontup or ())
-    if not names or any(name not in table.c for name in names):
-        conn.execute(sa.insert(table), rows)
-        return
-    processors = compiled._bind_processors
-    getters = []
-    for name in names:
-        process = processors.get(name)
-        if name in rows[0]:
-            getters.append((name, process, None))
+    geometry = [table.c[k] for k in keys if isinstance(table.c[k].type, Geometry)]
+    if not geometry:
+        return False
+    blobs: dict[str, list[bytes | None]] = {}
+    for column in geometry:
+        kind = column.type
+        assert isinstance(kind, Geometry)
+        if str(kind.geometry_type).upper() != "POINT" or getattr(kind, "dimension", 2) != 2:
+            return False
+        points = _parse_points([row[column.key] for row in rows], int(kind.srid))
+        if points is None:
+            return False
+        blobs[column.key] = points
+    if any(not (d.is_scalar or d.is_callable) for c in table.columns if c.key not in rows[0]
+           for d in [c.default] if d is not None):
+        return False
+    names = {f"{prefix}_{table.name}_{c.name}".lower(): c for prefix in ("ggi", "tmi", "gii") for c in geometry}
+    found = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND lower(tbl_name) = lower(?)",
+        (table.name,)).all()
+    triggers = [(name, sql) for name, sql in found if name.lower() in names and sql]
+    quote = conn.dialect.identifier_preparer.quote
+    for name, _ in triggers:
+        conn.exec_driver_sql(f"DROP TRIGGER {quote(name)}")
+    try:
+        _executemany(conn, table, rows, blobs=blobs)
+        ids = [row["id"] for row in rows]
+        for name, _ in triggers:
+            column = names[name.lower()]
+            if name.lower().startswith("gii_"):
+                index = f"idx_{table.name}_{column.name}"
+                conn.exec_driver_sql(f"DELETE FROM {quote(index)} WHERE pkid = ?", [(i,) for i in ids])
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    conn.exec_driver_sql(
+                        f"SELECT RTreeAlign(?, id, {quote(column.name)}) FROM {quote(table.name)} "
+                        f"WHERE id IN ({', '.join('?' * len(chunk))})", (index, *chunk)).all()
+            elif name.lower().startswith("tmi_"):
+                conn.exec_driver_sql(
+                    "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                    "WHERE Lower(f_table_name) = Lower(?) AND Lower(f_geometry_column) = Lower(?)",
+                    (table.name, column.name))
+    finally:
+        for _, sql in triggers:
+            conn.exec_driver_sql(sql)
+    return True
+
+
+def _parse_points(values: list[Any], srid: int) -> list[bytes | None] | None:
+    """SpatiaLite BLOBs of EWKT points of `srid` (None stays None), or None when a value is anything else."""
+    xs: list[float] = []
+    ys: list[float] = []
+    where: list[int] = []
+    match = _EWKT_POINT.fullmatch
+    for i, value in enumerate(values):
+        if value is None:
             continue
-        default = table.c[name].default
-        if default is None or not (default.is_scalar or default.is_callable):
+        m = match(value) if type(value) is str else None
+        if m is None or int(m.group(1)) != srid:
+            return None
+        try:
+            xs.append(float(m.group(2)))
+            ys.append(float(m.group(3)))
+        except ValueError:
+            return None
+        where.append(i)
+    out: list[bytes | None] = [None] * len(values)
+    for i, blob in zip(where, spatialite_point_blobs(np.array(xs, float), np.array(ys, float), srid)):
+        out[i] = blob
+    return out
+
+
+_SPATIALITE_POINT = np.dtype([("start", "u1"), ("endian", "u1"), ("srid", "<i4"), ("mbr", "<f8", (4,)),
+                              ("mbr_end", "u1"), ("kind", "<i4"), ("xy", "<f8", (2,)), ("end", "u1")])
+
+
+def spatialite_point_blobs(x: np.ndarray, y: np.ndarray, srid: int = 4326) -> list[bytes]:
+    """SpatiaLite's BLOB of each point (what `GeomFromEWKT('SRID=…;POINT(x y)')` stores), a column at once."""
+    rec = np.zeros(len(x), _SPATIALITE_POINT)
+    rec["start"], rec["endian"], rec["srid"] = 0x00, 0x01, srid
+    rec["mbr"][:, 0] = rec["mbr"][:, 2] = x
+    rec["mbr"][:, 1] = rec["mbr"][:, 3] = y
+    rec["mbr_end"], rec["kind"], rec["end"] = 0x7C, 1, 0xFE
+    rec["xy"][:, 0], rec["xy"][:, 1] = x, y
+    raw, size = rec.tobytes(), _SPATIALITE_POINT.itemsize
+    return [raw[i:i + size] for i in range(0, len(raw), size)]
+
+
+def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *,
+                 blobs: dict[str, list[bytes | None]] | None = None) -> None:
+    """The INSERT SQLAlchemy compiles for these columns, each column's bind processor (its type's, for this
+    dialect) applied column by column and the rows handed to the driver's executemany at once (what
+    `conn.execute(insert, rows)` does, without building a parameter dictionary per row). Columns left out take
+    their defaults, as they would there. `blobs`: geometry columns given as ready SpatiaLite BLOBs, bound as they
+    are (`?` rather than the type's `GeomFromEWKT(?)`)."""
+    keys = list(rows[0])
+    blobs = blobs or {}
+    given = [table.c[k] for k in keys]
+    defaults: list[tuple[sa.Column[Any], object]] = []
+    for column in table.columns:
+        if column.key in rows[0] or column.default is None:
+            continue
+        default = column.default
+        if not (default.is_scalar or default.is_callable):
             conn.execute(sa.insert(table), rows)
             return
-        value = default.arg if default.is_scalar else default.arg(None)
-        getters.append((None, process, value))
-    columns = []  # column by column: one comprehension per column rather than a generator per row
-    for name, process, value in getters:
-        if name is None:
-            columns.append([value if process is None else process(value)] * len(rows))
-        elif process is None:
-            columns.append([row[name] for row in rows])
-        else:
-            columns.append([process(row[name]) for row in rows])
-    conn.exec_driver_sql(compiled.string, list(zip(*columns)))
+        defaults.append((column, default.arg if default.is_scalar else default.arg(None)))  # type: ignore[attr-defined]
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    marks: list[str] = []
+    columns: list[list[Any]] = []
+    for column in given:
+        if column.key in blobs:
+            marks.append("?")
+            columns.append(blobs[column.key])
+            continue
+        marks.append(_bind_mark(conn, column))
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[column.key] for row in rows]
+        columns.append(values if process is None else [process(v) for v in values])
+    for column, value in defaults:
+        marks.append(_bind_mark(conn, column))
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append([value if process is None else process(value)] * len(rows))
+    names = [c.name for c in given] + [c.name for c, _ in defaults]
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+           f"VALUES ({', '.join(marks)})")
+    conn.exec_driver_sql(sql, list(zip(*columns)))
+
+
+def _bind_mark(conn: sa.Connection, column: sa.Column[Any]) -> str:
+    """The placeholder of a column's value in an INSERT, inside the SQL its type wraps it in (`GeomFromEWKT(?)` for
+    a geometry on SpatiaLite), as SQLAlchemy compiles it."""
+    wrapped = column.type.bind_expression(sa.bindparam(column.key))
+    return "?" if wrapped is None else str(wrapped.compile(dialect=conn.dialect))
 
 
 class BatchCalendar(WorkCalendar):

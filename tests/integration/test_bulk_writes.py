@@ -259,3 +259,99 @@ def test_progress_is_printed_when_asked_for_and_only_then(db, capsys):
     text = stream.getvalue()
     assert f"read rows {quiet['rows']:,}" in text and "placed rows" in text
     assert again["created"] == 0 and quiet["created"] > 0
+
+
+def _case_rows(prefix, ids, p):
+    """Case rows as the bulk writers are given them, with the texts COPY's text format escapes and JSON both ways."""
+    at = dt.datetime(2026, 11, 18, 2, 3, 4, 567891, tzinfo=dt.timezone.utc)
+    texts = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", "引号\"'", "plain"]
+    return [dict(id=case_id, number=f"{prefix}{case_id}", title=texts[i % 5],
+                 description=None if i % 3 else texts[i % 5],
+                 source="hotline", state="reported", raw_x=p.x + i * 1e-6, raw_y=p.y, raw_crs="wgs84",
+                 lon=p.x + i * 1e-6, lat=p.y - i * 1e-7, geom=f"SRID=4326;POINT({p.x + i * 1e-6!r} {p.y - i * 1e-7!r})",
+                 reported_at=at + dt.timedelta(seconds=i), locate_flags=[] if i % 2 else ["on_boundary", texts[i % 5]],
+                 locate_candidates=None, pending=None if i % 4 else {"reason": texts[i % 5], "amount": 1.5},
+                 external_ref=f"{prefix}{i}", version=1, generation_id=None)
+            for i, case_id in enumerate(ids)]
+
+
+def _as_stored(session, ids):
+    """The stored columns of some cases as the database holds them (JSON as its text, the point as WKT)."""
+    postgis = session.get_bind().dialect.name == "postgresql"
+    geom = sa.func.ST_AsText(Case.geom) if postgis else sa.func.AsText(Case.geom)
+    json_text = [sa.cast(c, sa.Text) for c in (Case.locate_flags, Case.locate_candidates, Case.pending)]
+    rows = session.execute(sa.select(Case.id, Case.title, Case.description, Case.raw_x, Case.lon, Case.lat,
+                                     Case.reported_at, Case.version, Case.escalation_level, geom, *json_text)
+                           .where(Case.id.in_(ids)).order_by(Case.id)).all()
+    return [tuple(r[1:]) for r in rows]
+
+
+def test_insert_rows_stores_what_an_insert_stores_and_keeps_the_spatial_index(db):
+    """The bulk paths (COPY on PostGIS; SpatiaLite BLOBs with the geometry triggers' work done once) store each
+    value as SQLAlchemy's INSERT does, the new points are in the spatial index, the triggers are in place after,
+    and a statement that fails leaves the triggers in place and, rolled back, nothing."""
+    from gridmap.bulk import TRIGGERS_MIN_ROWS, insert_rows, reserve_ids
+
+    factory, index = db
+    p = index.leaf_geoms[5].representative_point()
+    n = TRIGGERS_MIN_ROWS + 37
+    with factory() as s:
+        conn = s.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        triggers = ("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'case_file' "
+                    "ORDER BY name")
+        before = conn.exec_driver_sql(triggers).all() if sqlite else None
+        fast = reserve_ids(conn, Case.__table__, n)
+        insert_rows(conn, Case.__table__, _case_rows("IR-", fast, p))
+        plain = reserve_ids(conn, Case.__table__, n)
+        conn.execute(sa.insert(Case.__table__), _case_rows("IO-", plain, p))
+        got, want = _as_stored(s, fast), _as_stored(s, plain)
+        assert len(got) == n and got == want
+        box = sa.func.ST_MakeEnvelope(p.x - 1e-3, p.y - 1e-3, p.x + 1e-3, p.y + 1e-3, 4326)
+        if sqlite:  # the spatial index holds every new point, as the triggers put them there
+            entries = {r[0] for r in conn.exec_driver_sql(
+                f"SELECT pkid FROM idx_case_file_geom WHERE pkid IN ({', '.join(map(str, fast + plain))})")}
+            assert entries == set(fast + plain)
+            assert conn.exec_driver_sql(triggers).all() == before
+            found = s.scalars(sa.select(Case.id).where(Case.id.in_(fast), sa.func.ST_Intersects(
+                Case.geom, sa.func.BuildMbr(p.x - 1e-3, p.y - 1e-3, p.x + 1e-3, p.y + 1e-3, 4326)))).all()
+        else:
+            found = s.scalars(sa.select(Case.id).where(Case.id.in_(fast), Case.geom.intersects(box))).all()
+        assert sorted(found) == fast
+        s.rollback()
+    with factory() as s:
+        conn = s.connection()
+        ids = reserve_ids(conn, Case.__table__, n)
+        rows = _case_rows("IF-", ids, p)
+        rows[-1]["number"] = rows[0]["number"]  # the last row breaks the unique number: the statement fails
+        with pytest.raises(sa.exc.IntegrityError):
+            insert_rows(conn, Case.__table__, rows)
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql(triggers).all() == before
+        s.rollback()
+    with factory() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Case).where(Case.number.startswith("IF-"))) == 0
+        if s.get_bind().dialect.name == "sqlite":
+            assert s.connection().exec_driver_sql(triggers).all() == before
+
+
+def test_the_demo_draws_as_rng_choice_draws():
+    """The demo's own draws (a channel by weight, a rating, a name) take the same numbers from the generator as
+    `rng.choice` did, so a seed loads the same demo."""
+    from bisect import bisect_right
+
+    from gridmap.demo import cases as demo_cases
+    from gridmap.demo import names
+
+    for seed in range(20):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        for _ in range(200):
+            assert str(a.choice(demo_cases._SOURCES_A, p=demo_cases._SOURCE_WEIGHTS_A)) == \
+                demo_cases.SOURCES[bisect_right(demo_cases._SOURCE_CDF, b.random())]
+            assert int(a.choice(demo_cases._SCORES_FIRST)) == \
+                demo_cases._SCORES_FIRST_L[int(b.integers(0, len(demo_cases._SCORES_FIRST_L)))]
+            given = "".join(a.choice(names._GIVEN_A, size=int(a.integers(1, 3))))
+            assert str(a.choice(names._SURNAMES_A)) + given == names.person_name(b)
+            highs, same = a.integers(1, 50, size=7), b.integers(1, 50, size=7)  # a household per chosen leaf
+            assert [int(a.integers(h)) for h in highs] == b.integers(0, same).tolist()
+        assert a.random() == b.random()
