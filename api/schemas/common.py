@@ -29,6 +29,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str | None = Field(None, description="the kind of error, e.g. validation_error, NotFound, Conflict")
+    kind: str | None = Field(
+        None, description="a domain error's kind (invalid_input, not_found, conflict, stale_version, forbidden, …)"
+    )
     field: str | None = Field(None, description="the field or parameter at fault")
     errors: list[ProblemItem] | None = Field(None, description="422: every failed check")
     retry_after: int | None = Field(None, description="429: seconds to wait")
