@@ -21,6 +21,7 @@ from api.auth import allow, get_principal
 from api import i18n
 from api.errors import domain_problem, problem
 from api.params import PathId
+from api.schemas.common import COMMON, binary
 from api.ratelimit import address_of_anonymous, rate_limit
 from gridmap import attachments, cases, policy
 from gridmap.media_store import StorageUnavailable
@@ -28,10 +29,10 @@ from gridmap.errors import NotFound, Unauthenticated
 from gridmap.policy import Principal
 from gridmap.tables import Case
 
-router = APIRouter(prefix="/api/v1", tags=["attachments"])
+router = APIRouter(prefix="/api/v1", tags=["attachments"], responses=COMMON)
 
 Stage = Literal["report", "before", "after", "patrol"]
-IMAGE_TYPES = {"image/jpeg": {}, "image/png": {}}
+IMAGE_TYPES = ("image/jpeg", "image/png")
 
 
 class UploadIn(BaseModel):
@@ -236,7 +237,7 @@ async def _bytes(request: Request, attachment_id: int, who: Principal, thumbnail
 
 
 @router.get("/attachments/{attachment_id}", name="get_attachment", response_class=Response,
-            responses={200: {"content": IMAGE_TYPES, "description": "the image"}, 304: {"description": "unchanged"}})
+            responses={**binary(*IMAGE_TYPES, description="the image"), 304: {"description": "unchanged"}})
 async def get_attachment(attachment_id: PathId, request: Request,
                          who: Annotated[Principal, allow("attachment.read")],
                          if_none_match: Annotated[str | None, Header(max_length=1000)] = None) -> Response:
@@ -245,7 +246,7 @@ async def get_attachment(attachment_id: PathId, request: Request,
 
 
 @router.get("/attachments/{attachment_id}/thumbnail", name="get_attachment_thumbnail", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}, "description": "the thumbnail (JPEG, ≤ 320 px)"},
+            responses={**binary("image/jpeg", description="the thumbnail (JPEG, ≤ 320 px)"),
                        304: {"description": "unchanged"}})
 async def get_attachment_thumbnail(attachment_id: PathId, request: Request,
                                    who: Annotated[Principal, allow("attachment.read")],

@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.ratelimit import open311_api_key, rate_limit
 from api.auth import allow
+from api.schemas.open311 import (POST_BODY, Discovery, RequestCreated, Service, ServiceDefinition, ServiceRequest,
+                                 open311_responses)
 from api.errors import in_api_terms
 from api.routes.attachments import media_store
 from gridmap.media_store import StorageUnavailable
@@ -114,7 +116,7 @@ def _query(request: Request) -> dict[str, list[str]]:
     return parse_qs(request.url.query, keep_blank_values=True)
 
 
-@router.get("/discovery.{fmt}")
+@router.get("/discovery.{fmt}", response_model=Discovery, responses=open311_responses((400,)))
 async def discovery(fmt: str, request: Request, who: Public) -> Response:
     base = str(request.url_for("open311_services", fmt="xml")).rsplit("/", 1)[0]
     return await _answer(fmt, lambda: ("discovery", o311.discovery(base, CHANGESET), 200))
@@ -133,19 +135,22 @@ async def _read(fmt: str, request: Request, root: str, read: Callable) -> Respon
     return await _answer(fmt, work)
 
 
-@router.get("/services.{fmt}", name="open311_services")
+@router.get("/services.{fmt}", name="open311_services", response_model=list[Service],
+            responses=open311_responses())
 async def services(fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "services", lambda session, query: o311.services(session))
 
 
-@router.get("/services/{service_code}.{fmt}")
+@router.get("/services/{service_code}.{fmt}", response_model=ServiceDefinition, responses=open311_responses())
 async def service_definition(service_code: str, fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_definition",
                        lambda session, query: o311.definition(session, service_code))
 
 
-@router.post("/requests.{fmt}", dependencies=[Depends(rate_limit("open311_post")),
-                                        Depends(rate_limit("open311_key", key=open311_api_key))])
+@router.post("/requests.{fmt}", response_model=list[RequestCreated], openapi_extra=POST_BODY,
+             responses=open311_responses((400, 403, 404, 429, 503)),
+             dependencies=[Depends(rate_limit("open311_post")),
+                           Depends(rate_limit("open311_key", key=open311_api_key))])
 async def post_request(fmt: str, request: Request, who: Public) -> Response:
     """Create a service request (a case) from an application/x-www-form-urlencoded body; `api_key` required
     (as the spec puts it, in the body): one configured in GRIDMAP_OPEN311_API_KEYS or an API key with the `report`
@@ -224,13 +229,14 @@ def _views(request: Request, session, found: list) -> list[dict]:
     return views
 
 
-@router.get("/requests.{fmt}")
+@router.get("/requests.{fmt}", response_model=list[ServiceRequest], responses=open311_responses())
 async def get_requests(fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_requests", lambda session, query: _views(
         request, session, o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))))
 
 
-@router.get("/requests/{service_request_id}.{fmt}")
+@router.get("/requests/{service_request_id}.{fmt}", response_model=list[ServiceRequest],
+            responses=open311_responses())
 async def get_request(service_request_id: str, fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_requests", lambda session, query: _views(
         request, session, [o311.get_request(session, service_request_id)]))

@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 from api.auth import allow
 from api.deps import SessionDep
 from api.params import PathId
+from api.schemas.common import COMMON
 from gridmap import plan_balance, policy
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1/generations", tags=["planning"])
+router = APIRouter(prefix="/api/v1/generations", tags=["planning"], responses=COMMON)
 
 AreaCode = Annotated[str, Query(min_length=6, max_length=24, pattern=r"^[0-9]+$",
                                 description="the code of a sub-district, community or grid of the generation")]

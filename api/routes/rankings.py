@@ -11,9 +11,10 @@ from pydantic import BaseModel
 from api.auth import allow
 from api.deps import SessionDep
 from api.params import Moment
+from api.schemas.common import COMMON, binary
 from gridmap import case_export, cases, policy, rankings
 
-router = APIRouter(prefix="/api/v1", tags=["measures"])
+router = APIRouter(prefix="/api/v1", tags=["measures"], responses=COMMON)
 
 MeasureName = Literal[rankings.MEASURES]  # type: ignore[valid-type]
 
@@ -69,7 +70,7 @@ MAX_EXPORT = 10_000
 
 
 @router.get("/exports/cases", response_class=Response,
-            responses={200: {"content": {m: {} for m in MEDIA.values()}, "description": "the spreadsheet"}})
+            responses=binary(*MEDIA.values(), description="the spreadsheet"))
 def export_cases(session: SessionDep, who: Annotated[policy.Principal, allow("case.read")],
                  area: Annotated[str | None, Query(max_length=24)] = None,
                  state: Annotated[str | None, Query(max_length=200)] = None,

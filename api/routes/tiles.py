@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 from api.auth import allow
 from api.deps import IndexDep
 from api.params import Moment
+from api.schemas.common import COMMON, binary
 from gridmap import mapdata, policy, tiles
 
-router = APIRouter(prefix="/api/v1", tags=["map"])
+router = APIRouter(prefix="/api/v1", tags=["map"], responses=COMMON)
 MVT = "application/vnd.mapbox-vector-tile"
 TILE_BUDGET_BYTES = 64 * 2 ** 20
 _cache_lock = threading.Lock()
@@ -62,8 +63,7 @@ def _answer(request: Request, body: bytes | None, etag: str, cache_control: str)
     return Response(body, media_type=MVT, headers=headers)
 
 
-TILE_RESPONSES = {200: {"content": {MVT: {}}, "description": "the tile (Mapbox Vector Tile 2.1); empty when it holds "
-                                                             "no feature"},
+TILE_RESPONSES = {**binary(MVT, description="the tile (Mapbox Vector Tile 2.1); empty when it holds no feature"),
                   304: {"description": "unchanged since the ETag sent in If-None-Match"}}
 
 
