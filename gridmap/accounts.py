@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gridmap import audit, policy
 from gridmap.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from gridmap.storage import rowcount
 from gridmap.tables import LEVELS, Account, AccountArea, ApiKey, Area, AuthToken, Department, Generation, Staff
 
 _hasher = PasswordHasher()  # argon2id, 64 MiB, 3 passes, 4 lanes
@@ -224,14 +225,14 @@ def revoke_token(session: Session, token: str) -> bool:
     done = session.execute(sa.update(AuthToken).where(AuthToken.token_hash == digest(token),
                                                       AuthToken.revoked_at.is_(None))
                            .values(revoked_at=_now()).execution_options(synchronize_session=False))
-    return done.rowcount > 0
+    return rowcount(done) > 0
 
 
 def revoke_all(session: Session, account_id: int) -> int:
     done = session.execute(sa.update(AuthToken).where(AuthToken.account_id == account_id,
                                                       AuthToken.revoked_at.is_(None))
                            .values(revoked_at=_now()).execution_options(synchronize_session=False))
-    return done.rowcount
+    return rowcount(done)
 
 
 def principal_of(session: Session, account: Account, via: str) -> policy.Principal:

@@ -35,6 +35,7 @@ import datetime as dt
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ from sqlalchemy.orm import Session
 from gridmap.areas import STAFF_ROLES_EN, STAFF_ROLES_ZH, active_generation, load_index
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.lookup import AreaIndex
+from gridmap.storage import rowcount
 from gridmap.tables import (
     FINISHED_STATES,
     LEVEL_NAMES_ZH,
@@ -121,7 +123,7 @@ def _codes(session: Session, generation_id: int | None, level: str | None = None
     return set(session.scalars(query))
 
 
-def _open_branch_rows(session: Session, codes, day: dt.date) -> list[tuple[PartyOrgArea, PartyOrg]]:
+def _open_branch_rows(session: Session, codes: Iterable[str], day: dt.date) -> list[tuple[PartyOrgArea, PartyOrg]]:
     """PartyOrgArea rows (with their organisation) of these codes in force on `day` or later."""
     codes = list(codes)
     if not codes:
@@ -133,7 +135,7 @@ def _open_branch_rows(session: Session, codes, day: dt.date) -> list[tuple[Party
         .order_by(PartyOrgArea.area_code, PartyOrg.id)).all())
 
 
-def _current_branches(session: Session, codes, day: dt.date) -> dict[str, PartyOrg]:
+def _current_branches(session: Session, codes: Iterable[str], day: dt.date) -> dict[str, PartyOrg]:
     """The grid branch of each code on `day` (the smallest id wins, as `areas.branch_for`)."""
     out: dict[str, PartyOrg] = {}
     for row, org in _open_branch_rows(session, codes, day):
@@ -143,7 +145,7 @@ def _current_branches(session: Session, codes, day: dt.date) -> dict[str, PartyO
     return out
 
 
-def _current_staff(session: Session, codes) -> dict[str, list[tuple[Staff, str]]]:
+def _current_staff(session: Session, codes: Iterable[str]) -> dict[str, list[tuple[Staff, str]]]:
     out: dict[str, list[tuple[Staff, str]]] = defaultdict(list)
     codes = list(codes)
     if codes:
@@ -161,7 +163,7 @@ def _plan(session: Session, generation_id: int) -> tuple[dict[str, int], dict[st
                                .order_by(PlanAssignment.id)):
         if row.kind == "branch":
             branches[row.area_code] = row.ref_id
-        elif row.kind == "staff":
+        elif row.kind == "staff" and row.role is not None:  # a staff row always has its role
             staff[row.area_code].append((row.ref_id, row.role))
     return branches, staff
 
@@ -178,7 +180,7 @@ def _planning_day(active: Generation | None) -> dt.date:
     return max(today, active.effective_from) if active is not None and active.effective_from else today
 
 
-def recoded(session: Session, old_id: int | None, new_id: int, levels=("grid", "microgrid")) -> dict[str, str]:
+def recoded(session: Session, old_id: int | None, new_id: int, levels: tuple[str, ...] = ("grid", "microgrid")) -> dict[str, str]:
     """New codes of `new_id` whose outline is exactly that of a code `old_id` has and `new_id` has not (an area
     moved under another parent keeps its outline but must take a new code): new code → old code. Such an area
     keeps the branch and staff of its old code unless the draft plans others."""
@@ -218,11 +220,12 @@ def assignments(session: Session, generation_id: int, *, day: dt.date | None = N
         Staff.id.in_({sid for rows in planned_staff.values() for sid, _ in rows})))}
     rows, holders = [], defaultdict(list)
     for code, area in grids.items():
-        org = orgs.get(planned_branch[code]) if code in planned_branch else current.get(source[code])
+        was = source[code]  # the code whose branch and staff the grid keeps (None: a new grid)
+        org = orgs.get(planned_branch[code]) if code in planned_branch else current.get(was) if was else None
         if code in planned_staff:
             staff = [_staff_dict(people[sid], role) for sid, role in planned_staff[code] if sid in people]
         else:
-            staff = [_staff_dict(p, role) for p, role in staff_now.get(source[code], [])]
+            staff = [_staff_dict(p, role) for p, role in (staff_now.get(was, []) if was else [])]
         rows.append({"code": code, "name": area.name, "new": code not in kept,
                      "recoded_from": before.get(code), "planned": code in planned_branch or code in planned_staff,
                      "branch": {"id": org.id, "name": org.name} if org is not None else None, "staff": staff})
@@ -304,7 +307,7 @@ def put_assignment(session: Session, generation_id: int, area_code: str, branch_
 
 # -- ready to publish? --------------------------------------------------------------------------------------------------
 
-def readiness(session: Session, generation_id: int, *, household_band=None) -> dict[str, Any]:
+def readiness(session: Session, generation_id: int, *, household_band: str | Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Whether a generation may be published: the check's errors, the grids without a branch, shared branches."""
     from gridmap.boundary_check import check_generation
 
@@ -318,7 +321,7 @@ def readiness(session: Session, generation_id: int, *, household_band=None) -> d
             "check_errors": dict(counts), "missing": plan["missing"], "shared": plan["shared"]}
 
 
-def require_ready(session: Session, generation_id: int, *, household_band=None) -> dict[str, Any]:
+def require_ready(session: Session, generation_id: int, *, household_band: str | Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """`readiness`, raising `Conflict` with the reason when the generation may not be published."""
     ready = readiness(session, generation_id, household_band=household_band)
     if not ready["check_ok"]:
@@ -365,16 +368,16 @@ def _require_current_base(session: Session, gen: Generation) -> None:
 
 # -- the workflow ---------------------------------------------------------------------------------------------------
 
-def submit(session: Session, generation_id: int, actor: str, *, household_band=None) -> Generation:
+def submit(session: Session, generation_id: int, actor: str, *, household_band: str | Mapping[str, tuple[int, int]] | None = None) -> Generation:
     """A planner hands a draft in for approval; refused while it is not ready to publish."""
     gen = _generation(session, generation_id)
     if gen.status != "draft":
         raise _status_error(gen, "只有草稿可以提交", "only a draft can be submitted")
     _require_current_base(session, gen)
     require_ready(session, gen.id, household_band=household_band)
-    claimed = session.execute(sa.update(Generation).where(Generation.id == gen.id, Generation.status == "draft")
+    claimed = rowcount(session.execute(sa.update(Generation).where(Generation.id == gen.id, Generation.status == "draft")
                               .values(status="submitted", submitted_by=actor, submitted_at=now())
-                              .execution_options(synchronize_session=False)).rowcount
+                              .execution_options(synchronize_session=False)))
     if claimed != 1:
         raise Conflict(f"generation {gen.id} changed meanwhile",
                        field="generation", zh=f"边界版本：第 {gen.id} 版刚被他人修改。")
@@ -391,7 +394,7 @@ def four_eyes(gen: Generation, actor: str) -> None:
                         field="approver", zh=f"审批人不能是本草稿的{who}，须由另一位审批人批准。")
 
 
-def approve(session: Session, generation_id: int, actor: str, effective_from: dt.date, *, household_band=None,
+def approve(session: Session, generation_id: int, actor: str, effective_from: dt.date, *, household_band: str | Mapping[str, tuple[int, int]] | None = None,
             at: dt.datetime | None = None) -> dict[str, Any]:
     """Another user with the approver role approves a submitted draft: it takes effect at once when
     `effective_from` is today (China time) or earlier, else it is scheduled for 00:00 on that day. Returns
@@ -421,9 +424,9 @@ def approve(session: Session, generation_id: int, actor: str, effective_from: dt
                        "first", field="generation",
                        zh=f"边界版本：第 {scheduled.id} 版已定于 {scheduled.effective_from} 生效；"
                           "一次只能安排一个版本，请先退回它。")
-    claimed = session.execute(sa.update(Generation).where(Generation.id == gen.id, Generation.status == "submitted")
+    claimed = rowcount(session.execute(sa.update(Generation).where(Generation.id == gen.id, Generation.status == "submitted")
                               .values(status="approved", effective_from=effective_from)
-                              .execution_options(synchronize_session=False)).rowcount
+                              .execution_options(synchronize_session=False)))
     if claimed != 1:
         raise Conflict(f"generation {gen.id} changed meanwhile",
                        field="generation", zh=f"边界版本：第 {gen.id} 版刚被他人修改。")
@@ -440,10 +443,10 @@ def reject(session: Session, generation_id: int, actor: str, reason: str) -> Gen
     if gen.status not in ("submitted", "approved"):
         raise _status_error(gen, "只有已提交或待生效的版本可以退回",
                                  "only a submitted or scheduled generation can be sent back")
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         sa.update(Generation).where(Generation.id == gen.id, Generation.status.in_(("submitted", "approved")))
         .values(status="draft", submitted_by=None, submitted_at=None, approved_by=None, approved_at=None,
-                effective_from=None).execution_options(synchronize_session=False)).rowcount
+                effective_from=None).execution_options(synchronize_session=False)))
     if claimed != 1:
         raise Conflict(f"generation {gen.id} changed meanwhile",
                        field="generation", zh=f"边界版本：第 {gen.id} 版刚被他人修改。")
@@ -463,6 +466,7 @@ def activate_due(session: Session, *, at: dt.datetime | None = None) -> list[int
     done = []
     for gen_id in due:
         day = session.scalar(sa.select(Generation.effective_from).where(Generation.id == gen_id))
+        assert day is not None  # chosen above by its effective_from
         try:
             with session.begin_nested():
                 _require_current_base(session, _generation(session, gen_id))
@@ -510,10 +514,10 @@ def activate_generation(session: Session, generation_id: int, effective_from: dt
                            f"{previous.id} took effect",
                            field="effective_from",
                            zh=f"生效日期：须晚于现行第 {previous.id} 版的生效日 {previous.effective_from}。")
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         sa.update(Generation).where(Generation.id == gen.id, Generation.status.in_(from_states))
         .values(status="active", effective_from=effective_from, effective_to=None, activated_at=at)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))
     if claimed != 1:
         raise Claimed(f"generation {gen.id} was activated or changed meanwhile",
                       field="generation", zh=f"边界版本：第 {gen.id} 版已由他人处理。")
@@ -582,8 +586,8 @@ def _apply(session: Session, gen: Generation, previous: Generation | None, day: 
         opened.append({"code": code, "branch_id": branch_id})
     for row, _ in _open_branch_rows(session, retired, day):
         close(row)
-    removed_staff = session.execute(sa.delete(StaffArea).where(StaffArea.area_code.in_(retired))
-                                    .execution_options(synchronize_session=False)).rowcount if retired else 0
+    removed_staff = rowcount(session.execute(sa.delete(StaffArea).where(StaffArea.area_code.in_(retired))
+                                             .execution_options(synchronize_session=False))) if retired else 0
     staffed = 0
     for code, people in planned_staff.items():
         if code not in new_codes:
@@ -608,7 +612,9 @@ def _apply(session: Session, gen: Generation, previous: Generation | None, day: 
             continue
         target = _current_branches(session, [best], day).get(best)
         if target is not None and target.id != org_id:
-            session.get(PartyOrg, org_id).merge_into_id = target.id
+            merging = session.get(PartyOrg, org_id)
+            assert merging is not None  # a branch of the old grid, read above
+            merging.merge_into_id = target.id
             merged.append({"branch_id": org_id, "into": target.id, "from_grid": old_code, "grid": best})
     session.flush()
     index = load_index(session, gen.id)
@@ -686,11 +692,11 @@ def _relocate_open_cases(session: Session, index: AreaIndex, previous: Generatio
                                                        Case.lat.is_not(None)).order_by(Case.id)))
     if not cases:
         return 0
-    names = dict(session.execute(sa.select(Area.code, Area.name).where(
+    names: dict[str | None, str] = dict(session.execute(sa.select(Area.code, Area.name).where(
         Area.generation_id.in_([g.id for g in (previous, gen) if g is not None]),
         Area.level.in_(("grid", "microgrid"))).order_by(Area.generation_id)).all())
     moved = 0
-    territory: dict[str, tuple[int | None, int | None]] = {}
+    territory: dict[str | None, tuple[int | None, int | None]] = {}
     chains = _case_chains(index, np.array([c.lon for c in cases], float), np.array([c.lat for c in cases], float),
                           [c.locate_flags for c in cases], [c.microgrid_code or c.grid_code for c in cases])
     for case, chain in zip(cases, chains):
@@ -742,7 +748,7 @@ def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
     return bool(shapely.equals_exact(shapely.normalize(a), shapely.normalize(b), tolerance=1e-9))
 
 
-def _holder(case: Case, staff: dict[int, str], departments: dict[int, tuple[str, str]]) -> dict[str, Any] | None:
+def _holder(case: Case | sa.Row[Any], staff: dict[int, str], departments: dict[int, tuple[str, str]]) -> dict[str, Any] | None:
     if case.assignee_id is not None:
         return {"kind": "worker", "id": case.assignee_id, "name": staff.get(case.assignee_id)}
     if case.department_id is not None:
@@ -783,7 +789,7 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
     def empty() -> dict[str, Any]:
         return {"buildings": 0, "compounds": 0, "households": 0, "population": [], "party_members": []}
 
-    moves = {c: {"in": empty(), "out": empty(), "households_before": 0, "households_after": 0} for c in changed}
+    moves: dict[str, dict[str, Any]] = {c: {"in": empty(), "out": empty(), "households_before": 0, "households_after": 0} for c in changed}
     buildings = session.execute(sa.select(Place.id, Place.households, sa.func.ST_X(Place.geom),
                                           sa.func.ST_Y(Place.geom)).where(Place.kind == "building")).all()
     lon = np.array([r[2] for r in buildings], float)
@@ -802,7 +808,7 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
             moves[ng]["households_after"] += hh
         if og == ng:
             continue
-        m = micro.get(om)
+        m = micro.get(om) if om is not None else None
         population = hh * m.population / m.households if m is not None and m.households else 0.0
         party = hh * members.get(og, 0) / grid_households[og] if og and grid_households[og] else 0.0
         for code, side in ((og, "out"), (ng, "in")):
@@ -844,11 +850,12 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
         Staff.id.in_({r.assignee_id for r in cases if r.assignee_id}))).all())
     departments = {d.id: (d.code, d.name) for d in session.scalars(sa.select(Department))}
     history = {c: {"recorded": 0, "in_old_outline": 0, "in_new_outline": 0} for c in changed}
-    open_cases = {c: {"in": [], "out": []} for c in changed}
+    open_cases: dict[str, dict[str, list[dict[str, Any]]]] = {c: {"in": [], "out": []} for c in changed}
     recorded = dict(session.execute(sa.select(Case.grid_code, sa.func.count()).where(
         Case.grid_code.in_(list(changed))).group_by(Case.grid_code)).all()) if changed else {}
     for code, n in recorded.items():
-        history[code]["recorded"] = n
+        if code is not None:  # grid codes of `changed` only
+            history[code]["recorded"] = n
     for row, og, ng, at_level in zip(cases, k_old, k_new, k_open):
         if og in history:
             history[og]["in_old_outline"] += 1
@@ -869,7 +876,7 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
     staff_now = _current_staff(session, retired + redrawn)
     grids = []
     for code in sorted(changed):
-        area = new_grids.get(code) or old_grids.get(code)
+        area = new_grids[code] if code in new_grids else old_grids[code]
         before_branch = branches_now.get(code)
         grids.append({
             "code": code, "name": area.name, "change": changed[code],

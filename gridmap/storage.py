@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyproj  # noqa: F401 - see below
 import sqlalchemy as sa
@@ -79,6 +79,12 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A transaction: committed when the block ends, rolled back on any exception."""
     with factory() as session, session.begin():
         yield session
+
+
+def rowcount(result: sa.Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. `Session.execute` is typed as returning a `Result`, but for a DML
+    statement it is a `CursorResult`, which has the count."""
+    return cast(sa.CursorResult[Any], result).rowcount
 
 
 def prepare_database(engine: Engine) -> None:
