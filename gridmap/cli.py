@@ -2,8 +2,7 @@
 relocate.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
-`serve` starts the server through `api.server.serve`, imported when the command runs: no other gridmap module
-imports this one or the web stack.
+`serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
 """
 
 from __future__ import annotations
@@ -13,12 +12,30 @@ import datetime as dt
 import json
 import os
 import sys
+from typing import Any
 
-import sqlalchemy as sa
-
-from gridmap import runtime as _runtime  # noqa: F401 - writes from the command line reach running servers too
-from gridmap import storage
 from gridmap.errors import GridmapError
+
+
+class _Deferred:
+    """A module imported when a command first uses it: `gridmap --help` and `gridmap locate-file` (on boundaries
+    whose index file is there) import neither SQLAlchemy nor the ORM. `gridmap.runtime` comes first, so that the
+    writes of any command reach running servers too."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        importlib.import_module("gridmap.runtime")
+        return getattr(importlib.import_module(self._name), attr)
+
+
+sa: Any = _Deferred("sqlalchemy")
+storage: Any = _Deferred("gridmap.storage")
+
+
 
 
 def _engine(args: argparse.Namespace):
@@ -171,26 +188,24 @@ def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> in
         summary = load_province(factory, scale, seed=53 if args.seed is None else args.seed, today=today,
                                 append=args.append, progress=Progress(enabled=not args.no_progress))
     print(json.dumps(summary.__dict__, ensure_ascii=False))
-    from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
-    from gridmap.demo.province import PROVINCE_DISTRICTS
-
-    with _acting(), storage.session_scope(factory) as session:  # the accounts of the first district (昆明五华区)
-        made = create_demo_accounts(session, PROVINCE_DISTRICTS[0][0])
-    if made:
-        print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """`gridmap serve`: the server, started through `api.server.serve` (imported here: the web stack is the
-    API's, not the library's)."""
-    from api.server import serve
-    from api.settings import Settings
+WORKER_HEALTHCHECK_S = 120
 
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.database:
+        os.environ["GRIDMAP_DATABASE_URL"] = args.database
     if args.workers < 1:
         raise ValueError(f"--workers: {args.workers} is not a number of processes (1 or more)")
-    settings = Settings(database_url=args.database) if args.database else Settings()
-    serve(args.host, args.port, workers=args.workers, settings=settings, access_log=args.access_log)
+    # several worker processes share one database; each follows the others' changes (gridmap.runtime). A worker
+    # importing the stack or building a large lookup index on a busy machine may not answer the supervisor's
+    # health check within uvicorn's 5 s and would be killed and restarted over and over: it gets two minutes.
+    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                access_log=args.access_log, workers=args.workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
     return 0
 
 
@@ -225,18 +240,15 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
 
 def cmd_locate_file(args: argparse.Namespace) -> int:
-    from gridmap.batch import cached_index, locate_file
-    from gridmap.generations import generation_on
+    from gridmap.batch import locate_file_at
 
     if args.chunk_rows < 1:
         raise ValueError(f"--chunk-rows: {args.chunk_rows} is not a number of rows (1 or more)")
-    engine = _engine(args)
-    with storage.make_sessionmaker(engine)() as session:
-        # the index of the generation, from a file kept per generation and content when there is one
-        index = cached_index(session, generation_on(session, _date("as-of", args.as_of)).id if args.as_of else None)
-        summary = locate_file(args.input, args.output, index, session=session, crs=args.crs, near_m=args.near_m,
-                              on=_date("as-of", args.as_of) if args.as_of else None, chunk_rows=args.chunk_rows,
-                              show_progress=False if args.no_progress else None)
+    # the index of the generation from the file kept per generation and content (read without the ORM when it
+    # is there for the active generation's rows as they are now)
+    summary = locate_file_at(args.database or os.environ.get("GRIDMAP_DATABASE_URL"), args.input, args.output,
+                             crs=args.crs, near_m=args.near_m, as_of=_date("as-of", args.as_of) if args.as_of else None,
+                             chunk_rows=args.chunk_rows, show_progress=False if args.no_progress else None)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -452,7 +464,23 @@ def _cell(text: str, width: int, *, right: bool = False) -> str:
     return pad + text if right else text + pad
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str]) -> str:
+    """The sub-command named on a command line ("" for none, as in `gridmap --help`), so that `build_parser` needs
+    to import only what that command's options are made of."""
+    words = iter(argv)
+    for word in words:
+        if word == "--database":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. With `command` (a sub-command's name, or "" for none), the options of other sub-commands
+    that come from other modules (account roles and scopes, boundary check thresholds) are left out: those modules
+    load the ORM, and `gridmap --help` or `gridmap locate-file` should not wait for it. Every sub-command is still
+    listed. None: everything."""
     parser = argparse.ArgumentParser(prog="gridmap", description="Grid governance GIS (网格化管理)")
     parser.add_argument("--database", help="database URL (default: $GRIDMAP_DATABASE_URL or sqlite:///gridmap.sqlite)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -481,7 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs "
                        "about a tenth of a millisecond per request)")
     serve.set_defaults(func=cmd_serve)
-    from gridmap.policy import ROLES, SCOPES
+    if command in (None, "user", "apikey"):
+        from gridmap.policy import ROLES, SCOPES
+    else:  # another command's parser: only its name and help are shown
+        ROLES, SCOPES = (), frozenset()
 
     user = sub.add_parser("user", help="accounts: add, list, passwd, disable, enable")
     users = user.add_subparsers(dest="user_command", required=True)
@@ -542,18 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
     chk.add_argument("--json", action="store_true", help="print the whole report as JSON (the summary goes to "
                      "standard error)")
-    from gridmap import boundary_check as bc
-
-    chk.add_argument("--sliver-m2", type=float, default=bc.SLIVER_M2, help="gaps, overlaps and parts under this "
-                     f"are slivers (warnings; default {bc.SLIVER_M2:g})")
-    chk.add_argument("--noise-m2", type=float, default=bc.NOISE_M2, help="… and under this, float noise (default "
-                     f"{bc.NOISE_M2:g})")
-    chk.add_argument("--gap-width-m", type=float, default=bc.GAP_WIDTH_M, help="holes and cracks narrower than "
-                     f"this are never enclaves (default {bc.GAP_WIDTH_M:g})")
-    chk.add_argument("--grid-size-m", type=float, default=bc.GRID_SIZE_M, help="the overlay's fixed-precision grid "
-                     f"(default {bc.GRID_SIZE_M:g})")
-    chk.add_argument("--household-band", help="households allowed per area by level (default: "
-                     f"$GRIDMAP_CHECK_HOUSEHOLD_BAND or {bc.DEFAULT_HOUSEHOLD_BAND})")
+    if command in (None, "boundaries"):
+        _check_options(chk)
     bnd.set_defaults(func=cmd_boundaries)
     bim = bnds.add_parser("import", help="import a city's own boundaries (GeoJSON, GeoPackage, Shapefile .zip, KML, "
                           "KMZ, CSV with WKT) as a draft; prints a JSON summary")
@@ -619,11 +640,30 @@ def build_parser() -> argparse.ArgumentParser:
                      "processes on this machine (default: in this process)")
     rel.add_argument("--rows-per-partition", type=int, default=250_000, help="cases per partition (by id range)")
     rel.set_defaults(func=cmd_relocate)
+    if command and command not in sub.choices:
+        return build_parser()  # not a sub-command's name (an abbreviated option's value?): everything
     return parser
 
 
+def _check_options(chk: argparse.ArgumentParser) -> None:
+    """The thresholds of `gridmap boundaries check`, with their defaults from `gridmap.boundary_check`."""
+    from gridmap import boundary_check as bc
+
+    chk.add_argument("--sliver-m2", type=float, default=bc.SLIVER_M2, help="gaps, overlaps and parts under this "
+                     f"are slivers (warnings; default {bc.SLIVER_M2:g})")
+    chk.add_argument("--noise-m2", type=float, default=bc.NOISE_M2, help="… and under this, float noise (default "
+                     f"{bc.NOISE_M2:g})")
+    chk.add_argument("--gap-width-m", type=float, default=bc.GAP_WIDTH_M, help="holes and cracks narrower than "
+                     f"this are never enclaves (default {bc.GAP_WIDTH_M:g})")
+    chk.add_argument("--grid-size-m", type=float, default=bc.GRID_SIZE_M, help="the overlay's fixed-precision grid "
+                     f"(default {bc.GRID_SIZE_M:g})")
+    chk.add_argument("--household-band", help="households allowed per area by level (default: "
+                     f"$GRIDMAP_CHECK_HOUSEHOLD_BAND or {bc.DEFAULT_HOUSEHOLD_BAND})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_in(argv)).parse_args(argv)
     try:
         return args.func(args)
     except (GridmapError, ValueError) as exc:

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import shapely
+import sqlalchemy as sa
 
 from gridmap import batch, crs, storage
 from gridmap.areas import load_index
@@ -284,3 +285,55 @@ def test_the_command_streams_with_its_chunk_size(db_url, index, tmp_path, monkey
     assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "c.parquet"),
                  "--chunk-rows", "0"]) != 0
     assert "--chunk-rows" in capsys.readouterr().err
+
+
+def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path):
+    """Once the active generation's index file is there, `gridmap locate-file` on Parquet coordinates finds it
+    through a plain DB-API connection (its rows hashed, as the ORM path names it) and imports neither SQLAlchemy,
+    pandas nor numba — with the same file as the ORM path wrote; an area changed gives another file name."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GRIDMAP_INDEX_CACHE": str(tmp_path / "cache")}
+    _frame(index, 900).to_parquet(tmp_path / "in.parquet", index=False)
+    script = ("import sys, json\nfrom gridmap.cli import main\ncode = main(sys.argv[1:])\n"
+              "print(json.dumps(sorted(m for m in ('sqlalchemy', 'pandas', 'numba', 'geopandas') "
+              "if m in sys.modules)))\nsys.exit(code)\n")
+
+    def run(out: str) -> tuple[dict, list[str]]:
+        done = subprocess.run([sys.executable, "-c", script, "--database", db_url, "locate-file",
+                               str(tmp_path / "in.parquet"), str(tmp_path / out), "--no-progress"],
+                              capture_output=True, text=True, env=env, check=True)
+        summary, loaded = done.stdout.strip().splitlines()
+        return json.loads(summary), json.loads(loaded)
+
+    first, loaded_first = run("orm.parquet")  # no index file yet: the ORM path builds and writes it
+    assert "sqlalchemy" in loaded_first
+    second, loaded_second = run("quick.parquet")
+    assert loaded_second == [] and first["located"] == second["located"] > 0
+    orm, quick = pq.read_table(tmp_path / "orm.parquet"), pq.read_table(tmp_path / "quick.parquet")
+    assert orm.schema.equals(quick.schema, check_metadata=True)
+    pd.testing.assert_frame_equal(orm.to_pandas(), quick.to_pandas())  # NaN where not located: equal here
+    with storage.make_sessionmaker(storage.make_engine(db_url))() as session:
+        quick_index = batch.quick_index(db_url, cache_dir=tmp_path / "cache")
+        assert quick_index is not None and quick_index[0].generation_id == index.generation_id
+        assert quick_index[1] == batch.branch_names(session, quick_index[2])
+        from gridmap.areas import active_generation
+        from gridmap.tables import Area
+
+        leaf = session.scalars(sa.select(Area).where(Area.generation_id == active_generation(session).id,
+                                                     Area.code == index.leaves[0].code)).one()
+        name = leaf.name
+        leaf.name = name + "（改）"
+        session.flush()
+        cursor = session.connection().connection.driver_connection.cursor()
+        changed = batch.index_digest(batch.area_rows(cursor, leaf.generation_id, db_url.startswith("sqlite")),
+                                     leaf.generation_id)
+        session.rollback()
+        cursor = session.connection().connection.driver_connection.cursor()
+        same = batch.index_digest(batch.area_rows(cursor, leaf.generation_id, db_url.startswith("sqlite")),
+                                  leaf.generation_id)
+    assert changed != same
+    assert (tmp_path / "cache" / f"shared-{index.generation_id}-{same}").is_dir()
