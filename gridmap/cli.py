@@ -2,7 +2,8 @@
 relocate.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
-`serve` hands the ASGI app to uvicorn by its import string, so the library itself never imports the web stack.
+`serve` starts the server through `api.server.serve`, imported when the command runs: no other gridmap module
+imports this one or the web stack.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ class _Deferred:
 
 sa: Any = _Deferred("sqlalchemy")
 storage: Any = _Deferred("gridmap.storage")
-
-
 
 
 def _engine(args: argparse.Namespace):
@@ -188,24 +187,26 @@ def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> in
         summary = load_province(factory, scale, seed=53 if args.seed is None else args.seed, today=today,
                                 append=args.append, progress=Progress(enabled=not args.no_progress))
     print(json.dumps(summary.__dict__, ensure_ascii=False))
+    from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
+    from gridmap.demo.province import PROVINCE_DISTRICTS
+
+    with _acting(), storage.session_scope(factory) as session:  # the accounts of the first district (昆明五华区)
+        made = create_demo_accounts(session, PROVINCE_DISTRICTS[0][0])
+    if made:
+        print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
     return 0
 
 
-WORKER_HEALTHCHECK_S = 120
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    """`gridmap serve`: the server, started through `api.server.serve` (imported here: the web stack is the
+    API's, not the library's)."""
+    from api.server import serve
+    from api.settings import Settings
 
-    if args.database:
-        os.environ["GRIDMAP_DATABASE_URL"] = args.database
     if args.workers < 1:
         raise ValueError(f"--workers: {args.workers} is not a number of processes (1 or more)")
-    # several worker processes share one database; each follows the others' changes (gridmap.runtime). A worker
-    # importing the stack or building a large lookup index on a busy machine may not answer the supervisor's
-    # health check within uvicorn's 5 s and would be killed and restarted over and over: it gets two minutes.
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, log_level="info",
-                access_log=args.access_log, workers=args.workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+    settings = Settings(database_url=args.database) if args.database else Settings()
+    serve(args.host, args.port, workers=args.workers, settings=settings, access_log=args.access_log)
     return 0
 
 
