@@ -431,6 +431,7 @@ def load_province(
         progress.stage("wrote places", places)
         generation_id = gen.id
     territory = Territory(province, area_ids, branch_of_grid, worker_of_grid)
+    _month_partitions(factory, today)
     n_cases, n_events = insert_province_cases(
         factory, territory, generation_id, scale.cases, today, seed, progress=progress
     )
@@ -445,6 +446,19 @@ def load_province(
         int(district.households.sum()),
         int(district.population.sum()),
     )
+
+
+def _month_partitions(factory: sessionmaker[Session], today: dt.date) -> None:
+    """On PostgreSQL with the case table partitioned by month (migration 0010), the months of the year of cases
+    are made first, so that no case lands in the DEFAULT partition (nothing to do elsewhere)."""
+    try:
+        from gridmap import case_partitions
+    except ImportError:  # a checkout before the partitioning
+        return
+    end = dt.datetime.combine(today, dt.time(0), dt.timezone.utc)
+    with factory.begin() as session:
+        if session.connection().dialect.name == "postgresql":
+            case_partitions.ensure_months(session, end - dt.timedelta(days=400), end + dt.timedelta(days=31))
 
 
 def _write_areas(
