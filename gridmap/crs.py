@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar, cast
 
 import numpy as np
 from pyproj import CRS, Transformer
@@ -47,11 +49,15 @@ class CoordinateSystem:
         """True when the inputs are longitude/latitude in degrees."""
         if self.is_offset or self.epsg in (4326, 4490):
             return True
-        return bool(_crs(self.epsg).is_geographic)
+        return self.epsg is not None and bool(_crs(self.epsg).is_geographic)
+
+
+# a coordinate or an array of them: the conversions keep the shape they are given
+C = TypeVar("C", float, np.ndarray)
 
 
 @lru_cache(maxsize=64)
-def _crs(epsg: int | None) -> CRS:
+def _crs(epsg: int) -> CRS:
     return CRS.from_epsg(epsg)
 
 
@@ -123,7 +129,7 @@ def _offset(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dlon, dlat
 
 
-def wgs84_to_gcj02(lon, lat):
+def wgs84_to_gcj02(lon: C, lat: C) -> tuple[C, C]:
     """Forward GCJ-02 formula; points outside China are returned unchanged.
 
     Examples
@@ -139,7 +145,7 @@ def wgs84_to_gcj02(lon, lat):
     return _unwrap(out_lon, lon), _unwrap(out_lat, lat)
 
 
-def gcj02_to_bd09(lon, lat):
+def gcj02_to_bd09(lon: C, lat: C) -> tuple[C, C]:
     """Forward BD-09 formula, from GCJ-02."""
     x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _BD_FACTOR)
@@ -147,12 +153,13 @@ def gcj02_to_bd09(lon, lat):
     return _unwrap(z * np.cos(theta) + 0.0065, lon), _unwrap(z * np.sin(theta) + 0.006, lat)
 
 
-def wgs84_to_bd09(lon, lat):
+def wgs84_to_bd09(lon: C, lat: C) -> tuple[C, C]:
     """Forward BD-09 formula, from WGS84 (through GCJ-02)."""
     return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
 
 
-def _invert(forward, lon, lat, tolerance: float = 1e-10, max_iter: int = 30):
+def _invert(forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], lon: C, lat: C,
+            tolerance: float = 1e-10, max_iter: int = 30) -> tuple[C, C]:
     """Solve forward(w) = (lon, lat) for w by fixed-point iteration; converges in a few steps."""
     target_lon, target_lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     w_lon, w_lat = target_lon.copy(), target_lat.copy()
@@ -165,7 +172,7 @@ def _invert(forward, lon, lat, tolerance: float = 1e-10, max_iter: int = 30):
     return _unwrap(w_lon, lon), _unwrap(w_lat, lat)
 
 
-def gcj02_to_wgs84(lon, lat):
+def gcj02_to_wgs84(lon: C, lat: C) -> tuple[C, C]:
     """Inverse of `wgs84_to_gcj02`, accurate to far below a centimetre.
 
     Examples
@@ -177,25 +184,27 @@ def gcj02_to_wgs84(lon, lat):
     return _invert(wgs84_to_gcj02, lon, lat)
 
 
-def bd09_to_wgs84(lon, lat):
+def bd09_to_wgs84(lon: C, lat: C) -> tuple[C, C]:
     """Inverse of `wgs84_to_bd09`."""
     return _invert(wgs84_to_bd09, lon, lat)
 
 
-def _unwrap(value: np.ndarray, like) -> np.ndarray | float:
-    return float(value) if np.ndim(like) == 0 else value
+def _unwrap(value: np.ndarray, like: C) -> C:
+    """`value` in the shape of `like`: a float for a scalar, else the array."""
+    return cast(C, float(value) if np.ndim(like) == 0 else value)  # mypy cannot follow np.ndim to the TypeVar
 
 
-def to_wgs84(x, y, crs: CoordinateSystem):
+def to_wgs84(x: C, y: C, crs: CoordinateSystem) -> tuple[C, C]:
     """Convert coordinates in `crs` to WGS84 longitude/latitude (scalars or arrays)."""
     if crs.name == "gcj02":
         return gcj02_to_wgs84(x, y)
     if crs.name == "bd09":
         return bd09_to_wgs84(x, y)
+    assert crs.epsg is not None  # only gcj02 and bd09 (above) have no EPSG code
     if crs.epsg in (4326, 4490):
-        return (float(x), float(y)) if np.ndim(x) == 0 else (np.asarray(x, float), np.asarray(y, float))
+        return _unwrap(np.asarray(x, float), x), _unwrap(np.asarray(y, float), y)
     out = _to_wgs84_transformer(crs.epsg).transform(x, y)
-    return (float(out[0]), float(out[1])) if np.ndim(x) == 0 else (np.asarray(out[0]), np.asarray(out[1]))
+    return _unwrap(np.asarray(out[0]), x), _unwrap(np.asarray(out[1]), y)
 
 
 def check_lonlat(lon: float, lat: float, *, lon_field: str = "lon", lat_field: str = "lat") -> None:

@@ -35,16 +35,23 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.lookup import AreaIndex
 from gridmap.tables import FINISHED_STATES, Area, Case, Generation
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from sqlalchemy.orm import Session
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 CODE_COLUMNS = [f"{lv}_code" for lv in LEVELS]
@@ -73,12 +80,12 @@ class Boundaries:
     names: dict[str, str] = field(default_factory=dict)
     levels: np.ndarray | None = None  # per leaf position (and a last row for none), its code at each level
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.levels is None:
             self.levels = _level_table(self.index)
 
 
-def boundaries(session, generation_id: int) -> Boundaries:
+def boundaries(session: Session, generation_id: int) -> Boundaries:
     """The index of `generation_id` and its grids' branches (`publish.assignments`); NotFound for no such id."""
     from gridmap.areas import load_index
     from gridmap.publish import assignments
@@ -106,7 +113,7 @@ def _engine_for(url: str) -> sa.engine.Engine:
     return _ENGINES[url]
 
 
-def id_ranges(session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple[int, int]]:
+def id_ranges(session: Session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple[int, int]]:
     """Half-open case id ranges [lo, hi) of about `rows_per_partition` located cases each (equal id spans)."""
     if not 1 <= rows_per_partition <= MAX_ROWS:
         raise InvalidInput(f"rows_per_partition: {rows_per_partition} is out of range 1–{MAX_ROWS:,}",
@@ -148,7 +155,7 @@ def _case_types(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _case_points(frame: pd.DataFrame):
+def _case_points(frame: pd.DataFrame) -> Any:  # a GeoDataFrame (geopandas has no types)
     """The cases as a GeoDataFrame of points (EPSG:4326): the frames the Dask path partitions."""
     import geopandas as gpd
 
@@ -157,7 +164,8 @@ def _case_points(frame: pd.DataFrame):
 
 # -- where each case goes --------------------------------------------------------------------------------------------
 
-def place(index: AreaIndex, lon, lat, chosen, stored) -> tuple[np.ndarray, np.ndarray]:
+def place(index: AreaIndex, lon: npt.ArrayLike, lat: npt.ArrayLike, chosen: npt.ArrayLike,
+          stored: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
     """Leaf position in `index.leaves` (−1: no grid) and method (inside, nearest, chosen, none) of each case by
     intake's rule — the vectorised twin of `gridmap.publish._case_chains` (same leaf for every case; the tests
     compare them). `chosen`: the case's flags hold `grid_chosen`; `stored`: its stored leaf code."""
@@ -171,7 +179,7 @@ def place(index: AreaIndex, lon, lat, chosen, stored) -> tuple[np.ndarray, np.nd
     codes = index.leaf_codes_sorted
     fixed = np.zeros(n, bool)
     for i in np.flatnonzero(np.asarray(chosen, dtype=bool)):
-        own = stored[i]
+        own = stored[int(i)]
         if isinstance(own, str):
             j = int(np.searchsorted(codes, own))
             if j < len(codes) and codes[j] == own:
@@ -179,7 +187,7 @@ def place(index: AreaIndex, lon, lat, chosen, stored) -> tuple[np.ndarray, np.nd
     nearest_m = LocateOptions().nearest_m
     for i in np.flatnonzero((leaf < 0) & ~fixed):
         found = index.locate(float(lon[i]), float(lat[i]), nearest_m=nearest_m)
-        if found.chain:
+        if found.chain and found.leaf_code is not None:
             leaf[i] = int(np.searchsorted(codes, found.leaf_code))
             method[i] = "nearest"
     return leaf, method
@@ -198,6 +206,7 @@ def _level_table(index: AreaIndex) -> np.ndarray:
 def relocate_partition(cases: pd.DataFrame, bnd: Boundaries) -> pd.DataFrame:
     """One partition of the report (`COLUMNS`) for cases read by `read_cases` (a GeoDataFrame of them too)."""
     table = bnd.levels
+    assert table is not None  # made by Boundaries.__post_init__
     stored = [m if isinstance(m, str) and m else g for m, g in zip(cases["microgrid_code"], cases["grid_code"])]
     leaf, method = place(bnd.index, cases["lon"].to_numpy(float), cases["lat"].to_numpy(float),
                          cases["grid_chosen"].to_numpy(bool), stored)
@@ -210,7 +219,7 @@ def relocate_partition(cases: pd.DataFrame, bnd: Boundaries) -> pd.DataFrame:
     out["reported_at"] = pd.to_datetime(out["reported_at"], utc=True).astype("datetime64[us, UTC]")
     for c in CODE_COLUMNS:
         out[f"old_{c}"] = cases[c].to_numpy(object)
-    out["old_branch_id"] = pd.array(cases["branch_id"], dtype="Int64")
+    out["old_branch_id"] = cases["branch_id"].astype("Int64").array
     for k, c in enumerate(CODE_COLUMNS):
         out[f"new_{c}"] = new[:, k]
     out["new_branch_id"] = pd.array([bnd.branches.get(g) if g is not None else None for g in new[:, 3]],
@@ -297,7 +306,7 @@ def check_scheduler(scheduler: str) -> str:
     return scheduler
 
 
-def open_client(scheduler: str):
+def open_client(scheduler: str) -> Client:
     """A distributed Client: a LocalCluster of N single-threaded worker processes for `local:N`, else the
     scheduler at the address. Close it (and its cluster) with `close_client`."""
     from distributed import Client, LocalCluster
@@ -310,24 +319,25 @@ def open_client(scheduler: str):
     return Client(scheduler)
 
 
-def close_client(client) -> None:
+def close_client(client: Client) -> None:
     cluster = client.cluster if hasattr(client, "cluster") else None
     client.close()
     if cluster is not None:
         cluster.close()
 
 
-def relocate_local(url: str, bnd: Boundaries, ranges: list[tuple[int, int]]):
+def relocate_local(url: str, bnd: Boundaries, ranges: list[tuple[int, int]]) -> Iterator[pd.DataFrame]:
     """The single-machine path: each id range read and located in turn, in this process (a partition at a time)."""
     for lo, hi in ranges:
         yield relocate_partition(_case_points(read_cases(url, lo, hi)), bnd)
 
 
-def _read_points(span: tuple[int, int], url: str):
+def _read_points(span: tuple[int, int], url: str) -> Any:
     return _case_points(read_cases(url, *span))
 
 
-def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]], client):
+def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]],
+                  client: Client) -> Iterator[pd.DataFrame]:
     """The Dask path: one partition per id range, read by a worker; the index scattered to every worker once.
     The located partitions are fetched in id order, each released once handed on (the client holds one)."""
     import dask.dataframe as dd
@@ -348,8 +358,8 @@ def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]], clie
         client.cancel(futures)
 
 
-def relocate(url: str, generation_id: int, *, scheduler: str | None = None, client=None,
-             rows_per_partition: int = DEFAULT_ROWS, out=None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
+def relocate(url: str, generation_id: int, *, scheduler: str | None = None, client: Client | None = None,
+             rows_per_partition: int = DEFAULT_ROWS, out: str | Path | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
     """The report of re-locating every located case of the database at `url` under `generation_id`:
     (per case, per grid, totals). On Dask when `scheduler` (or an open `client`) is given. With `out` (a path)
     the report per case is written there as Parquet a partition at a time, never held whole (None is returned
@@ -376,7 +386,7 @@ def relocate(url: str, generation_id: int, *, scheduler: str | None = None, clie
     return report, _named(counts, {**old_names, **bnd.names}), result
 
 
-def _collect(parts, out) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
+def _collect(parts: Iterable[pd.DataFrame], out: str | Path | None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
     """The partitions concatenated (or written to `out`), their grid counts and totals added up."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -406,7 +416,7 @@ def _collect(parts, out) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, A
 
 # -- measures over years: cases received per month and grid --------------------------------------------------------
 
-def all_id_ranges(session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple[int, int]]:
+def all_id_ranges(session: Session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple[int, int]]:
     """Half-open id ranges of about `rows_per_partition` cases each, over every case (located or not)."""
     if not 1 <= rows_per_partition <= MAX_ROWS:
         raise InvalidInput(f"rows_per_partition: {rows_per_partition} is out of range 1–{MAX_ROWS:,}",
@@ -439,7 +449,7 @@ def received_partition(span: tuple[int, int], url: str, edges: list[Any]) -> pd.
     from gridmap.tables import CaseEvent
 
     lo, hi = span
-    bounds = pd.DatetimeIndex(pd.to_datetime(list(edges), utc=True)).astype("datetime64[us, UTC]")
+    bounds = pd.DatetimeIndex(pd.to_datetime(list(edges), utc=True)).as_unit("us")
     with _engine_for(url).connect() as conn:
         rows = conn.execute(sa.select(Case.id, sa.type_coerce(Case.reported_at, sa.String), Case.grid_code)
                             .where(Case.id >= lo, Case.id < hi, Case.reported_at >= bounds[0].to_pydatetime(),
@@ -456,13 +466,13 @@ def received_partition(span: tuple[int, int], url: str, edges: list[Any]) -> pd.
         decided: set[int] = set()
         for (case_id, _, detail), when in zip(events, times):
             i = position.get(case_id)
-            if i is None or i in decided or when <= reported.iat[i]:
+            if i is None or i in decided or when <= cast(pd.Timestamp, reported.iat[i]):  # a datetime Series
                 continue
             change = _grid_moves(detail)
             if change is not None:
                 grid[i] = change[0]
                 decided.add(i)
-    month = np.searchsorted(bounds.asi8, reported.astype("datetime64[us, UTC]").array.asi8, side="right") - 1 \
+    month = np.searchsorted(bounds.asi8, pd.DatetimeIndex(reported).as_unit("us").asi8, side="right") - 1 \
         if len(ids) else np.zeros(0, np.int64)
     frame = pd.DataFrame({"month": np.asarray(month, np.int64),
                           "grid_code": pd.Series([g if isinstance(g, str) else NO_UNIT for g in grid], dtype=object)})
@@ -471,7 +481,7 @@ def received_partition(span: tuple[int, int], url: str, edges: list[Any]) -> pd.
     return out.astype({"month": "int64", "received": "int64"}).astype({"grid_code": object})
 
 
-def received_by_month(url: str, edges: list[Any], *, client=None, rows_per_partition: int = DEFAULT_ROWS) -> pd.DataFrame:
+def received_by_month(url: str, edges: list[Any], *, client: Client | None = None, rows_per_partition: int = DEFAULT_ROWS) -> pd.DataFrame:
     """Cases received per month [edges[k], edges[k+1]) and grid, over any number of years, summed over id-range
     partitions — in this process, or on Dask with `client` (each worker reads its ranges; the partial counts are
     summed by a Dask groupby). Equal to `measures.measures(session, "grid", since=edges[k], until=edges[k+1])`'s
