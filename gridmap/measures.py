@@ -50,7 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.cases import utc
-from gridmap import tabular
+from gridmap import case_partitions, tabular
 from gridmap.errors import InvalidInput
 from gridmap.tables import LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Generation, PartyOrg, Staff, StaffArea
 
@@ -182,9 +182,10 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
               else [Case.grid_code.startswith(under)])
     relevant = sa.or_(Case.reported_at.between(since, until), Case.due_at.between(since, until),
                       Case.closed_at.between(since, until))
-    counts = _grouped(session, _case_counts(period), column, Case, [relevant, *inside])
+    within, steps_within = _reported_within(session, since, until)  # the months concerned (partitions pruned)
+    counts = _grouped(session, _case_counts(period), column, Case, [relevant, *inside, *within])
     steps = sa.join(CaseEvent, Case, Case.id == CaseEvent.case_id)
-    in_period = [CaseEvent.at >= since, CaseEvent.at < until, *inside]
+    in_period = [CaseEvent.at >= since, CaseEvent.at < until, *inside, *steps_within]
     score = CaseEvent.detail["satisfaction"].as_integer()
     rated = _grouped(session, {"handled": _count(CaseEvent.action == "handle"),
                                "rated": _count(CaseEvent.action == "rate"),
@@ -201,9 +202,9 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
     out = out.drop(index=NO_UNIT, errors="ignore").astype(int)
     # hours from report to closure of the cases closed in the period: median and 90th percentile
     closed = sa.select(column, _hours(session, Case.reported_at, Case.closed_at)) \
-        .where(Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside)
+        .where(Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside, *within)
     if session.get_bind().dialect.name == "postgresql":  # the percentiles worked out by the database
-        where = [Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside]
+        where = [Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside, *within]
         quantiles = _sql_quantiles(session, column, sa.cast(_hours(session, Case.reported_at, Case.closed_at),
                                                             sa.Float), where)
         by_key = pd.DataFrame([(TOTAL_KEY if is_total else _key(key), p50, p90)
@@ -230,6 +231,20 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
     out["satisfaction"] = _rate(out["satisfied"], out["rated"])
     out.index.name = "key"
     return out.drop(columns=["active"])
+
+
+def _reported_within(session: Session, since: dt.datetime,
+                     until: dt.datetime) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[bool]]]:
+    """Conditions on the report time holding every case reported, due or closed in [since, until), and every case
+    with a step (handled, rated, bounced) in it, as constants the planner prunes the case table's month partitions
+    by (PostgreSQL, migration 0010); none where the table is not partitioned. They change no answer: the bounds are
+    found from the partitions and the case registry themselves (`gridmap.case_partitions.report_bounds`)."""
+    bounds = case_partitions.report_bounds(session, since, until)
+    if bounds is None:
+        return [], []
+    (lo, hi), (steps_lo, steps_hi) = bounds.cases, bounds.steps
+    return ([Case.reported_at >= lo, Case.reported_at < hi],
+            [Case.reported_at >= steps_lo, Case.reported_at < steps_hi])
 
 
 def _sql_quantiles(session: Session, key, hours, where: list) -> dict[tuple, tuple[float, float]]:
@@ -407,8 +422,9 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     periods = _series_months(months, until, now)
     edges = [p.since for _, p in periods] + [periods[-1][1].until]
     outside = _few_outside(session, code, area.level)
-    table = _series_counts(session, edges, code, area.level, outside)
-    hours = _series_hours(session, edges, code, area.level, outside)
+    within = _reported_within(session, edges[0], edges[-1])  # the months the series reads (partitions pruned)
+    table = _series_counts(session, edges, code, area.level, outside, *within)
+    hours = _series_hours(session, edges, code, area.level, outside, within[0])
     for name, q in (("close_hours_p50", 0), ("close_hours_p90", 1)):
         table[name] = [hours[i][q] if i in hours else np.nan for i in table.index]
     table["closure_rate"] = _rate(table["closed"], table["active"])
@@ -532,7 +548,7 @@ def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.Dat
 
 
 def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str,
-                  outside: list[int] | None) -> pd.DataFrame:
+                  outside: list[int] | None, steps_within: list | None = None) -> pd.DataFrame:
     """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
     area (`outside`: a district of a one-district database): every step of the period, counted from index ranges
     without touching the cases, less the steps of those few, found by their ids; otherwise the steps of the area's
@@ -562,7 +578,7 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
     if outside is not None:
         every = _steps_by_month_ranges(session, edges)
         return every - by_month(outside) if outside else every
-    return by_month(sa.select(Case.id).where(*_inside(code, level)))
+    return by_month(sa.select(Case.id).where(*_inside(code, level), *(steps_within or [])))
 
 
 def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
@@ -570,7 +586,8 @@ def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(months.astype("int64"), weights=counts, minlength=n).astype("int64")
 
 
-def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: list) -> pd.DataFrame:
+def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: list,
+                           within: list | None = None) -> pd.DataFrame:
     """The cases received and the due cohort of each month, the formulas of `_case_counts` summed over ranges of
     the indexes of report time and of deadline (both holding the grid code and, for the deadline, every column the
     formulas read, so that the cases themselves are not read)."""
@@ -587,14 +604,16 @@ def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: l
             for i in range(len(edges) - 1)]
     arms += [sa.select(_month_label(i), zero.label("received"),
                        *(sa.func.coalesce(_count(c), 0).label(n) for n, c in cohort.items()))
-             .where(Case.due_at >= edges[i], Case.due_at < edges[i + 1], *inside) for i in range(len(edges) - 1)]
+             .where(Case.due_at >= edges[i], Case.due_at < edges[i + 1], *inside, *(within or []))
+             for i in range(len(edges) - 1)]
     rows = session.execute(sa.union_all(*arms)).all()
     out = pd.DataFrame([tuple(r)[1:] for r in rows], index=[r[0] for r in rows], columns=["received", *cohort])
     return out.groupby(level=0).sum().reindex(pd.RangeIndex(len(edges) - 1)).fillna(0).astype("int64")
 
 
 def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str,
-                   outside: list[int] | None) -> pd.DataFrame:
+                   outside: list[int] | None, within: list | None = None,
+                   steps_within: list | None = None) -> pd.DataFrame:
     """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort — for an
     area of nearly every case (`outside` is not None) from ranges of indexes, month by month; otherwise from one
     query over the area's cases grouped by month reported, month due and what the formulas look at (state, closed
@@ -602,20 +621,21 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     re-located, counted where the case was at the time (as in `compute`)."""
     since, until = edges[0], edges[-1]
     inside = _inside(code, level)
+    within = within or []  # bounds of the report time holding the period's cases (`_reported_within`)
     flags = {"on_time": Case.closed_at <= Case.due_at, "unclosed": Case.closed_at.is_(None),
              "reworked": Case.rework_count > 0, "extended": Case.extension_count > 0}
     keys = {"mr": _month_of(Case.reported_at, edges), "md": _month_of(Case.due_at, edges), "state": Case.state,
             **{name: sa.case((condition, 1), else_=0) for name, condition in flags.items()}}
     query = sa.select(*(c.label(n) for n, c in keys.items()), sa.func.count().label("n")) \
-        .where(*inside, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
-                               sa.and_(Case.due_at >= since, Case.due_at < until))) \
+        .where(*inside, *within, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
+                                        sa.and_(Case.due_at >= since, Case.due_at < until))) \
         .group_by(*(sa.literal_column(n) for n in keys))
     months = pd.RangeIndex(len(edges) - 1)
     out = pd.DataFrame(0, index=months, columns=["received", "handled", "due", "suspended", "active", "closed",
                                                  "closed_on_time", "reworked", "extended", "bounces", "rated",
                                                  "satisfied"], dtype="int64")
     if outside is not None:
-        counted = _cases_by_month_ranges(session, edges, inside)
+        counted = _cases_by_month_ranges(session, edges, inside, within)
         out[list(counted.columns)] = counted
     cases = pd.DataFrame([tuple(r) for r in session.execute(query)] if outside is None else [],
                          columns=[*keys, "n"])
@@ -636,7 +656,7 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
         due_month = cases["md"].to_numpy()
         for name, member in cohort.items():
             out[name] = _by_month(due_month[member], n[member], len(months))
-    steps = _series_steps(session, edges, code, level, outside)
+    steps = _series_steps(session, edges, code, level, outside, steps_within)
     out[list(steps.columns)] = steps
     _series_where_it_was(session, out, edges, code, level)
     return out
@@ -676,7 +696,7 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
 
 
 def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str,
-                  outside: list[int] | None = None) -> dict[int, np.ndarray]:
+                  outside: list[int] | None = None, within: list | None = None) -> dict[int, np.ndarray]:
     """The median and 90th percentile of hours from report to closure of the cases closed in each month, by month
     (months with none left out), exactly as `compute` has them: the same expression for the hours and the same
     quantile (pandas', numpy's linear interpolation)."""
@@ -686,7 +706,7 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
         state = sa.func.coalesce(state, state)
     else:  # PostgreSQL's numeric to float8 rounds to the nearest double, as float(Decimal) in `compute` does
         hours = sa.cast(hours, sa.Float)
-    inside = _inside(code, level)
+    inside = [*_inside(code, level), *(within or [])]
     if not sqlite and outside is not None:  # month by month: each a range of the index of closure, sorted alone
         p50, p90 = (sa.func.percentile_cont(q).within_group(hours) for q in (0.5, 0.9))
         query = _monthly(edges, lambda i, lo, hi: sa.select(_month_label(i), sa.func.count(), p50, p90)

@@ -209,7 +209,12 @@ class CaseCategory(Base):
 
 
 class Case(Base):
-    """A case (事件/案卷). The table is named case_file because CASE is an SQL keyword."""
+    """A case (事件/案卷). The table is named case_file because CASE is an SQL keyword.
+
+    On PostgreSQL (migration 0010) the table is partitioned by month of `reported_at` (China time), its primary key
+    is (id, reported_at), and the uniqueness of ids, numbers and (source, external_ref) — declared below, as SQLite
+    has it — is kept by the trigger-maintained `case_registry`, which the tables referencing a case reference
+    (see gridmap/case_partitions.py and the migration's docstring)."""
 
     __tablename__ = "case_file"
     __table_args__ = (Index("ix_case_file_state_reported", "state", "reported_at"),

@@ -9,7 +9,8 @@ into `case_file` work unchanged):
   write never fails for want of a partition. The migration makes every month from the earliest case (or a year
   ago) to a year ahead; `gridmap_case_partitions(lo, hi)` (SQL; `gridmap.case_partitions.ensure_months` in Python,
   `gridmap case-partitions` on the command line) makes more, moving rows the DEFAULT partition holds for those
-  months into them.
+  months into them. Every server makes the next 12 months and adopts the months of cases waiting in the DEFAULT
+  partition at start-up and hourly (api/main.py `_case_months`).
 - The primary key is `(id, reported_at)`: PostgreSQL requires the partition key in every primary key and unique
   constraint of a partitioned table. Every index the table had is kept, made on the partitioned table (each
   partition gets its own), including those of 0009 that the measures read; the former unique indexes on `number`
@@ -54,14 +55,16 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 # the unique index and constraint of case_file that become the registry's (kept on case_file as plain indexes)
-_UNIQUES = {'case_file_number_key': ('ix_case_file_number', '(number)'),
-            'uq_case_file_source_ref': ('ix_case_file_source_ref', '(source, external_ref)')}
+_UNIQUES = {
+    "case_file_number_key": ("ix_case_file_number", "(number)"),
+    "uq_case_file_source_ref": ("ix_case_file_source_ref", "(source, external_ref)"),
+}
 
 # the month partition holding a time (China time, UTC+8, no daylight saving), made if missing; rows the DEFAULT
 # partition holds for that month are moved into it (the registry's key dropped for the move: PostgreSQL checks a
@@ -155,9 +158,13 @@ CREATE TRIGGER case_registry_delete AFTER DELETE ON case_file REFERENCING OLD TA
     FOR EACH STATEMENT EXECUTE FUNCTION gridmap_case_registry_delete();
 """
 
-_DROP_FUNCTIONS = ("gridmap_case_partitions(timestamptz, timestamptz)", "gridmap_case_partition(timestamptz)",
-                   "gridmap_case_registry_insert()", "gridmap_case_registry_update()",
-                   "gridmap_case_registry_delete()")
+_DROP_FUNCTIONS = (
+    "gridmap_case_partitions(timestamptz, timestamptz)",
+    "gridmap_case_partition(timestamptz)",
+    "gridmap_case_registry_insert()",
+    "gridmap_case_registry_update()",
+    "gridmap_case_registry_delete()",
+)
 
 MONTHS_AROUND = 12  # months made before and after today at migration time
 
@@ -168,21 +175,28 @@ def _rows(sql: str) -> list[tuple]:
 
 def _referencing(table: str) -> list[tuple[str, str, str]]:
     """The foreign keys naming `table`: (table holding it, name, definition)."""
-    return _rows(f"SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                 f"WHERE contype = 'f' AND confrelid = '{table}'::regclass AND conparentid = 0 ORDER BY conrelid::regclass::text, conname")
+    return _rows(
+        f"SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        f"WHERE contype = 'f' AND confrelid = '{table}'::regclass AND conparentid = 0 "
+        "ORDER BY conrelid::regclass::text, conname"
+    )
 
 
 def _own_foreign_keys() -> list[tuple[str, str]]:
-    return _rows("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' "
-                 "AND conrelid = 'case_file'::regclass AND confrelid <> 'case_file'::regclass AND conparentid = 0 "
-                 "ORDER BY conname")
+    return _rows(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' "
+        "AND conrelid = 'case_file'::regclass AND confrelid <> 'case_file'::regclass AND conparentid = 0 "
+        "ORDER BY conname"
+    )
 
 
 def _indexes(unique: bool) -> list[tuple[str, str]]:
     """Indexes of case_file other than its primary key: (name, CREATE INDEX statement on case_file)."""
-    rows = _rows("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
-                 "ON c.oid = i.indexrelid WHERE i.indrelid = 'case_file'::regclass AND NOT i.indisprimary "
-                 f"AND i.indisunique = {'true' if unique else 'false'} ORDER BY c.relname")
+    rows = _rows(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c "
+        "ON c.oid = i.indexrelid WHERE i.indrelid = 'case_file'::regclass AND NOT i.indisprimary "
+        f"AND i.indisunique = {'true' if unique else 'false'} ORDER BY c.relname"
+    )
     # a partitioned table's index is written "ON ONLY table"; made again it must reach every partition
     return [(name, definition.replace(" ON ONLY ", " ON ", 1)) for name, definition in rows]
 
@@ -194,7 +208,7 @@ def _month_start(at: dt.datetime) -> dt.datetime:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    if bind.dialect.name != 'postgresql':
+    if bind.dialect.name != "postgresql":
         return
     op.execute("LOCK TABLE case_file IN ACCESS EXCLUSIVE MODE")
     uniques = _indexes(unique=True)
@@ -203,19 +217,23 @@ def upgrade() -> None:
         raise RuntimeError(f"case_file: unique indexes {unknown} cannot be kept on a partitioned table")
     plain = _indexes(unique=False)
     own = _own_foreign_keys()
-    referencing = _referencing('case_file')
+    referencing = _referencing("case_file")
     for table, name, _ in referencing:
         op.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     op.execute("ALTER TABLE case_file RENAME TO case_file_unpartitioned")
-    op.execute("CREATE TABLE case_file (LIKE case_file_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
-               "INCLUDING STORAGE INCLUDING COMMENTS) PARTITION BY RANGE (reported_at)")
+    op.execute(
+        "CREATE TABLE case_file (LIKE case_file_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+        "INCLUDING STORAGE INCLUDING COMMENTS) PARTITION BY RANGE (reported_at)"
+    )
     op.execute("CREATE TABLE case_file_default PARTITION OF case_file DEFAULT")
     # the registry's table first: the month function moves rows under its key (none yet to move here)
-    op.execute("CREATE TABLE case_registry (id integer NOT NULL, reported_at timestamptz NOT NULL, "
-               "number varchar(32) NOT NULL, source varchar(16) NOT NULL, external_ref varchar(64), "
-               "CONSTRAINT case_registry_pkey PRIMARY KEY (id), "
-               "CONSTRAINT uq_case_registry_number UNIQUE (number), "
-               "CONSTRAINT uq_case_registry_source_ref UNIQUE (source, external_ref))")
+    op.execute(
+        "CREATE TABLE case_registry (id integer NOT NULL, reported_at timestamptz NOT NULL, "
+        "number varchar(32) NOT NULL, source varchar(16) NOT NULL, external_ref varchar(64), "
+        "CONSTRAINT case_registry_pkey PRIMARY KEY (id), "
+        "CONSTRAINT uq_case_registry_number UNIQUE (number), "
+        "CONSTRAINT uq_case_registry_source_ref UNIQUE (source, external_ref))"
+    )
     op.execute(_MONTH_FUNCTION)
     op.execute(_RANGE_FUNCTION)
     now = bind.execute(sa.text("SELECT now()")).scalar()
@@ -225,43 +243,53 @@ def upgrade() -> None:
     if (hi.year - lo.year) * 12 + hi.month - lo.month <= 240:
         bind.execute(sa.text("SELECT gridmap_case_partitions(:lo, :hi)"), {"lo": lo, "hi": hi})
     else:  # a few cases decades away: their own months, and the two years around today
-        bind.execute(sa.text("SELECT gridmap_case_partitions(:lo, :hi)"),
-                     {"lo": now - dt.timedelta(days=31 * MONTHS_AROUND),
-                      "hi": now + dt.timedelta(days=31 * MONTHS_AROUND)})
-        bind.execute(sa.text("SELECT gridmap_case_partition((m - interval '8 hours') AT TIME ZONE 'UTC') FROM "
-                             "(SELECT DISTINCT date_trunc('month', (reported_at AT TIME ZONE 'UTC') "
-                             "+ interval '8 hours') AS m FROM case_file_unpartitioned) months"))
+        bind.execute(
+            sa.text("SELECT gridmap_case_partitions(:lo, :hi)"),
+            {"lo": now - dt.timedelta(days=31 * MONTHS_AROUND), "hi": now + dt.timedelta(days=31 * MONTHS_AROUND)},
+        )
+        bind.execute(
+            sa.text(
+                "SELECT gridmap_case_partition((m - interval '8 hours') AT TIME ZONE 'UTC') FROM "
+                "(SELECT DISTINCT date_trunc('month', (reported_at AT TIME ZONE 'UTC') "
+                "+ interval '8 hours') AS m FROM case_file_unpartitioned) months"
+            )
+        )
     op.execute("INSERT INTO case_file SELECT * FROM case_file_unpartitioned")
     op.execute("ALTER SEQUENCE case_file_id_seq OWNED BY case_file.id")
     op.execute("DROP TABLE case_file_unpartitioned")
     op.execute("ALTER TABLE case_file ADD CONSTRAINT case_file_pkey PRIMARY KEY (id, reported_at)")
     for _, definition in plain:
         op.execute(definition)
-    for name, (plain_name, columns) in _UNIQUES.items():
+    for plain_name, columns in _UNIQUES.values():
         op.execute(f"CREATE INDEX {plain_name} ON case_file {columns}")
-    op.execute("INSERT INTO case_registry (id, reported_at, number, source, external_ref) "
-               "SELECT id, reported_at, number, source, external_ref FROM case_file")
-    op.execute("ALTER TABLE case_registry ADD CONSTRAINT fk_case_registry_case FOREIGN KEY (id, reported_at) "
-               "REFERENCES case_file (id, reported_at) DEFERRABLE INITIALLY DEFERRED")
+    op.execute(
+        "INSERT INTO case_registry (id, reported_at, number, source, external_ref) "
+        "SELECT id, reported_at, number, source, external_ref FROM case_file"
+    )
+    op.execute(
+        "ALTER TABLE case_registry ADD CONSTRAINT fk_case_registry_case FOREIGN KEY (id, reported_at) "
+        "REFERENCES case_file (id, reported_at) DEFERRABLE INITIALLY DEFERRED"
+    )
     op.execute(_TRIGGERS)
     for name, definition in own:
         op.execute(f'ALTER TABLE case_file ADD CONSTRAINT "{name}" {definition}')
     for table, name, definition in referencing:
-        op.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" '
-                   f'{definition.replace("REFERENCES case_file(id)", "REFERENCES case_registry(id)")}')
+        op.execute(
+            f'ALTER TABLE {table} ADD CONSTRAINT "{name}" '
+            f"{definition.replace('REFERENCES case_file(id)', 'REFERENCES case_registry(id)')}"
+        )
     op.execute("ANALYZE case_file")
     op.execute("ANALYZE case_registry")
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    if bind.dialect.name != 'postgresql':
+    if bind.dialect.name != "postgresql":
         return
     op.execute("LOCK TABLE case_file IN ACCESS EXCLUSIVE MODE")
-    plain = [(n, d) for n, d in _indexes(unique=False)
-             if n not in {p for p, _ in _UNIQUES.values()}]
+    plain = [(n, d) for n, d in _indexes(unique=False) if n not in {p for p, _ in _UNIQUES.values()}]
     own = _own_foreign_keys()
-    referencing = [r for r in _referencing('case_registry') if r[0] != 'case_registry']
+    referencing = [r for r in _referencing("case_registry") if r[0] != "case_registry"]
     for table, name, _ in referencing:
         op.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for trigger in ("case_registry_insert", "case_registry_update", "case_registry_delete"):
@@ -270,8 +298,10 @@ def downgrade() -> None:
     for function in _DROP_FUNCTIONS:
         op.execute(f"DROP FUNCTION {function}")
     op.execute("ALTER TABLE case_file RENAME TO case_file_partitioned")
-    op.execute("CREATE TABLE case_file (LIKE case_file_partitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
-               "INCLUDING STORAGE INCLUDING COMMENTS)")
+    op.execute(
+        "CREATE TABLE case_file (LIKE case_file_partitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+        "INCLUDING STORAGE INCLUDING COMMENTS)"
+    )
     op.execute("INSERT INTO case_file SELECT * FROM case_file_partitioned")
     op.execute("ALTER SEQUENCE case_file_id_seq OWNED BY case_file.id")
     op.execute("DROP TABLE case_file_partitioned")  # and its partitions
@@ -285,8 +315,10 @@ def downgrade() -> None:
             definition = definition.replace("REFERENCES case_registry(id)", "REFERENCES case_file(id)")
         op.execute(f'ALTER TABLE case_file ADD CONSTRAINT "{name}" {definition}')
     for table, name, definition in referencing:
-        if table == 'case_file':
+        if table == "case_file":
             continue  # made above with case_file's own
-        op.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" '
-                   f'{definition.replace("REFERENCES case_registry(id)", "REFERENCES case_file(id)")}')
+        op.execute(
+            f'ALTER TABLE {table} ADD CONSTRAINT "{name}" '
+            f"{definition.replace('REFERENCES case_registry(id)', 'REFERENCES case_file(id)')}"
+        )
     op.execute("ANALYZE case_file")

@@ -1,0 +1,164 @@
+"""The monthly partitions of the case table on PostgreSQL (migration 0010), and the report-time bounds that let the
+planner prune them.
+
+`case_file` is partitioned by range of `reported_at`, one partition per calendar month of China time
+(`case_file_p202611`), plus a DEFAULT partition for any time no month covers. On SQLite (and on PostgreSQL before
+0010) nothing here does anything: `partitions` is None, `ensure_months` makes nothing, `report_bounds` is None.
+
+The planner prunes partitions only from conditions on the partition key itself compared with constants or
+parameters. A query for cases *reported* in a period has them; a query for cases *due* or *closed* in a period does
+not (a case due this month may have been reported any time before). `report_bounds` finds, by one probe of each
+partition's index on the deadline and on the closure time (an EXISTS per partition, not a read of the rows), the
+months holding such cases, and returns report-time bounds that cover them: added to a query, they change no
+answer and let the planner leave the other months out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+CST = dt.timezone(dt.timedelta(hours=8))
+TABLE = "case_file"
+DEFAULT = "case_file_default"
+_MONTH_NAME = re.compile(r"^case_file_p(\d{4})(\d{2})$")
+STEP_ACTIONS = ("handle", "rate", "bounce")  # the steps the measures count
+
+
+@dataclass(frozen=True)
+class Month:
+    """One month partition: its table and the half-open interval [since, until) of report times it holds."""
+
+    name: str
+    since: dt.datetime
+    until: dt.datetime
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Report-time bounds [lo, hi): `cases` holds every case reported, due or closed in a period, `steps` every case
+    with a step (STEP_ACTIONS) in it."""
+
+    cases: tuple[dt.datetime, dt.datetime]
+    steps: tuple[dt.datetime, dt.datetime]
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """The partitions of the case table: the months, oldest first, and whether a DEFAULT partition exists."""
+
+    months: list[Month]
+    default: bool
+
+
+def month_of(at: dt.datetime) -> Month:
+    """The month partition (China time) that holds a report time: its name and bounds, whether it exists or not."""
+    local = (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(CST)
+    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return Month(f"case_file_p{first:%Y%m}", first.astimezone(dt.UTC), following.astimezone(dt.UTC))
+
+
+def partitions(session: Session) -> Partitions | None:
+    """The case table's partitions, or None when it is not partitioned (SQLite, or PostgreSQL before 0010)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    names = session.scalars(
+        sa.text(
+            "SELECT c.relname FROM pg_partitioned_table p JOIN pg_inherits i ON i.inhparent = p.partrelid "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE p.partrelid = to_regclass(:table)"
+        ),
+        {"table": TABLE},
+    ).all()
+    if not names:
+        partitioned = session.scalar(
+            sa.text("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = to_regclass(:table)"), {"table": TABLE}
+        )
+        if not partitioned:
+            return None
+    months = []
+    for name in names:
+        found = _MONTH_NAME.match(name)
+        if found:
+            first = dt.datetime(int(found[1]), int(found[2]), 1, tzinfo=CST)
+            months.append(month_of(first))
+    return Partitions(sorted(months, key=lambda m: m.since), DEFAULT in names)
+
+
+def ensure_months(
+    session: Session, since: dt.datetime, until: dt.datetime, *, lock_timeout_s: float | None = None
+) -> int:
+    """Make the month partitions from `since`'s month to `until`'s month (China time) that do not exist yet,
+    moving into each the rows the DEFAULT partition holds for it; how many were made (0 where the table is not
+    partitioned). What the application runs ahead of time (`gridmap case-partitions`, and every server hourly): a
+    case reported in a month without its partition is still written (into the DEFAULT partition), but is pruned
+    with no month. Making a partition locks the case table for a moment; `lock_timeout_s` gives up (an
+    OperationalError) rather than queue every reader behind a long query (the server's hourly round)."""
+    if partitions(session) is None:
+        return 0
+    if lock_timeout_s is not None:
+        session.execute(sa.text(f"SET LOCAL lock_timeout = {int(lock_timeout_s * 1000)}"))
+    return int(session.scalar(sa.text("SELECT gridmap_case_partitions(:lo, :hi)"), {"lo": since, "hi": until}) or 0)
+
+
+def adopt_default(session: Session, *, limit: int = 24, lock_timeout_s: float | None = None) -> int:
+    """Make the month partitions of the cases the DEFAULT partition holds (at most `limit` months a call), moving
+    them out of it; how many were made (0 where the table is not partitioned or the DEFAULT partition is empty)."""
+    found = partitions(session)
+    if found is None or not found.default:
+        return 0
+    if lock_timeout_s is not None:
+        session.execute(sa.text(f"SET LOCAL lock_timeout = {int(lock_timeout_s * 1000)}"))
+    months = session.scalars(
+        sa.text(
+            f"SELECT DISTINCT date_trunc('month', (reported_at AT TIME ZONE 'UTC') + interval '8 hours') AS m "
+            f"FROM {DEFAULT} ORDER BY m LIMIT :limit"
+        ),
+        {"limit": limit},
+    ).all()
+    for first in months:  # naive China time
+        session.execute(sa.text("SELECT gridmap_case_partition(:at)"), {"at": first.replace(tzinfo=CST)})
+    return len(months)
+
+
+def report_bounds(session: Session, since: dt.datetime, until: dt.datetime) -> Bounds | None:
+    """Report-time bounds holding every case reported, due or closed in [since, until) — whole months: those of
+    the period and those whose partitions hold a case due or closed in it (an index probe per partition) — and
+    every case with a step in it (from the registry, which holds each case's report time); None where the table is
+    not partitioned (no bounds are needed there). One statement."""
+    found = partitions(session)
+    if found is None:
+        return None
+    lo, hi = since, until
+    # a row per month partition holding such a case (k, the month's index); for the DEFAULT partition (k = -1) the
+    # earliest and latest report time of those it holds; for the steps (k = -2) those of the cases they are of
+    probes = [
+        f"SELECT {i} AS k, NULL::timestamptz AS lo, NULL::timestamptz AS hi WHERE EXISTS (SELECT 1 FROM "
+        f"{m.name} WHERE due_at >= :since AND due_at < :until) OR EXISTS (SELECT 1 FROM {m.name} "
+        "WHERE closed_at >= :since AND closed_at < :until)"
+        for i, m in enumerate(found.months)
+    ]
+    if found.default:
+        probes.append(
+            f"SELECT -1, min(reported_at), max(reported_at) FROM {DEFAULT} WHERE (due_at >= :since "
+            "AND due_at < :until) OR (closed_at >= :since AND closed_at < :until)"
+        )
+    probes.append(
+        "SELECT -2, min(r.reported_at), max(r.reported_at) FROM case_event e JOIN case_registry r ON r.id = e.case_id "
+        "WHERE e.at >= :since AND e.at < :until AND e.action IN :actions"
+    )
+    query = sa.text(" UNION ALL ".join(probes)).bindparams(sa.bindparam("actions", expanding=True))
+    steps: tuple[dt.datetime, dt.datetime] | None = None
+    for k, first, last in session.execute(query, {"since": since, "until": until, "actions": list(STEP_ACTIONS)}):
+        if k >= 0:
+            lo, hi = min(lo, found.months[k].since), max(hi, found.months[k].until)
+        elif k == -1 and first is not None:
+            lo, hi = min(lo, first), max(hi, last + dt.timedelta(microseconds=1))
+        elif k == -2 and first is not None:
+            steps = (first, last + dt.timedelta(microseconds=1))
+    # no step in the period: any bounds will do (the steps' queries find none); the cases' keep them narrow
+    return Bounds((lo, hi), steps or (lo, hi))
