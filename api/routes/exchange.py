@@ -17,12 +17,14 @@ from api.auth import allow
 from api.deps import SessionDep
 from api.errors import domain_problem
 from api.params import PathId
+from api.schemas.common import COMMON, GeoJSONResponse, binary, problems
+from api.schemas.ogc import BoundaryFeature, BoundaryPage, Collection, Collections, Conformance, Landing
 from gridmap import boundary_export, ogc, policy
 from gridmap.errors import InvalidInput
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
-ogc_router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
+router = APIRouter(prefix="/api/v1/generations", tags=["generations"], responses=COMMON)
+ogc_router = APIRouter(prefix="/ogc", tags=["OGC API – Features"], responses={**COMMON, **problems(404)})
 
 ExportFormat = Literal["geojson", "gpkg", "shp", "kml"]
 CollectionId = Annotated[str, Path(description="district, subdistrict, community, grid or "
@@ -31,9 +33,9 @@ ExportLevel = Literal["district", "subdistrict", "community", "grid", "microgrid
 
 
 @router.get("/{generation_id}/export", response_class=FileResponse,
-            responses={200: {"description": "the file: GeoJSON, GeoPackage, a zip of Shapefiles (with .cpg: UTF-8) "
-                                            "or KML", "content": {f.media_type: {} for f in
-                                                                  boundary_export.FORMATS.values()}}})
+            responses={**binary(*(f.media_type for f in boundary_export.FORMATS.values()),
+                                description="the file: GeoJSON, GeoPackage, a zip of Shapefiles (with .cpg: UTF-8) or "
+                                            "KML"), **COMMON, **problems(404)})
 def export(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
            level: Annotated[ExportLevel, Query(description="one level, or all (the default): one layer per "
                                                            "level")] = "all",
@@ -75,7 +77,7 @@ DATETIME_DOC = ("the boundaries in force on this day: a date (2026-01-31) or an 
                 "taken in China time); before the first boundaries, no feature matches; intervals are refused")
 
 
-@ogc_router.get("", summary="OGC API landing page")
+@ogc_router.get("", summary="OGC API landing page", response_model=Landing, responses=problems(400, 401, 403))
 def landing(request: Request, who: Annotated[Principal, allow("area.read")],
             f: Annotated[str | None, Query()] = None) -> JSONResponse:
     """Links to the API definition, the conformance declaration and the collections."""
@@ -87,7 +89,8 @@ def landing(request: Request, who: Annotated[Principal, allow("area.read")],
     return _json(ogc.landing_page(_base(request), str(request.base_url).rstrip("/") + "/openapi.json"))
 
 
-@ogc_router.get("/conformance", summary="OGC API conformance declaration")
+@ogc_router.get("/conformance", summary="OGC API conformance declaration", response_model=Conformance,
+                responses=problems(400, 401, 403))
 def conformance(request: Request, who: Annotated[Principal, allow("area.read")],
                 f: Annotated[str | None, Query()] = None) -> JSONResponse:
     try:
@@ -98,7 +101,8 @@ def conformance(request: Request, who: Annotated[Principal, allow("area.read")],
     return _json(ogc.conformance())
 
 
-@ogc_router.get("/collections", summary="OGC API collections: one per level of the active generation")
+@ogc_router.get("/collections", summary="OGC API collections: one per level of the active generation",
+                response_model=Collections, responses=problems(400, 401, 403))
 def collections(request: Request, session: SessionDep, who: Annotated[Principal, allow("area.read")],
                 f: Annotated[str | None, Query()] = None) -> JSONResponse:
     try:
@@ -109,7 +113,8 @@ def collections(request: Request, session: SessionDep, who: Annotated[Principal,
     return _json(ogc.collections(session, who, _base(request)))
 
 
-@ogc_router.get("/collections/{collection_id}", summary="OGC API collection")
+@ogc_router.get("/collections/{collection_id}", summary="OGC API collection", response_model=Collection,
+                responses=problems(400, 401, 403, 404))
 def collection(collection_id: CollectionId, request: Request, session: SessionDep,
                who: Annotated[Principal, allow("area.read")],
                f: Annotated[str | None, Query()] = None) -> JSONResponse:
@@ -122,7 +127,7 @@ def collection(collection_id: CollectionId, request: Request, session: SessionDe
 
 
 @ogc_router.get("/collections/{collection_id}/items", summary="OGC API features of a collection (GeoJSON)",
-                responses={200: {"content": {ogc.GEOJSON: {}}}})
+                response_model=BoundaryPage, response_class=GeoJSONResponse, responses=problems(400, 401, 403, 404))
 def items(collection_id: CollectionId, request: Request, session: SessionDep,
           who: Annotated[Principal, allow("area.read")],
           limit: Annotated[str | None, Query(description=f"features per page, 1–{ogc.MAX_LIMIT} "
@@ -150,7 +155,7 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
 
 
 @ogc_router.get("/collections/{collection_id}/items/{feature_id}", summary="OGC API feature (one area by code)",
-                responses={200: {"content": {ogc.GEOJSON: {}}}})
+                response_model=BoundaryFeature, response_class=GeoJSONResponse, responses=problems(400, 401, 403, 404))
 def item(collection_id: CollectionId, feature_id: Annotated[str, Path(description="the area's code")], request: Request,
          session: SessionDep, who: Annotated[Principal, allow("area.read")],
          datetime: Annotated[str | None, Query(description=DATETIME_DOC)] = None,

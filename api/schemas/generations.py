@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.params import Day, Id
 from api.schemas.common import Geometry
@@ -51,6 +54,14 @@ class Activated(GenerationBrief):
     index_generation_id: int | None
 
 
+def _none_if_nan(value: Any) -> Any:
+    """A missing code as pandas holds it (NaN) is null, as the answer always said."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+Code = Annotated[str | None, BeforeValidator(_none_if_nan)]
+
+
 class RelocatedCase(BaseModel):
     """A case whose grid or micro-grid would change under the generation's boundaries."""
 
@@ -58,11 +69,11 @@ class RelocatedCase(BaseModel):
     number: str
     lon: float
     lat: float
-    grid_code: str | None
-    microgrid_code: str | None
+    grid_code: Code
+    microgrid_code: Code
     state: str
-    new_grid_code: str | None
-    new_microgrid_code: str | None
+    new_grid_code: Code
+    new_microgrid_code: Code
 
 
 class RelocatedCases(BaseModel):
