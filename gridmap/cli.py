@@ -41,6 +41,26 @@ def _engine(args: argparse.Namespace):
     return storage.make_engine(storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL")))
 
 
+def cmd_case_partitions(args: argparse.Namespace) -> int:
+    """`gridmap case-partitions [--months-ahead N] [--since YYYY-MM]`: make the case table's month partitions
+    (PostgreSQL, migration 0010) up to N months ahead (default 12) — run it monthly, and before loading cases of
+    months without one; cases of a month without its partition are kept in the DEFAULT partition and moved out by
+    this command. Nothing to do on SQLite."""
+    from gridmap import case_partitions
+
+    now = dt.datetime.now(dt.timezone.utc)
+    since = (dt.datetime.strptime(args.since, "%Y-%m").replace(tzinfo=case_partitions.CST) if args.since else now)
+    until = now + dt.timedelta(days=31 * args.months_ahead)
+    with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
+        found = case_partitions.partitions(session)
+        if found is None:
+            print("the case table is not partitioned here (SQLite, or PostgreSQL before revision 0010)")
+            return 0
+        made = case_partitions.ensure_months(session, since, until)
+    print(f"{made} month partitions made; months up to {case_partitions.month_of(until).name}")
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Create or upgrade the schema; on a database with no administrator, create `admin` with a random one-time
     password, printed once (change it with `gridmap user passwd admin --password-stdin`)."""
@@ -486,6 +506,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--database", help="database URL (default: $GRIDMAP_DATABASE_URL or sqlite:///gridmap.sqlite)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create or upgrade the schema").set_defaults(func=cmd_init)
+    cpa = sub.add_parser("case-partitions", help="make the case table's month partitions ahead (PostgreSQL)")
+    cpa.add_argument("--months-ahead", type=int, default=12, help="up to this many months after today (default 12)")
+    cpa.add_argument("--since", metavar="YYYY-MM", help="from this month (default: this month)")
+    cpa.set_defaults(func=cmd_case_partitions)
     demo = sub.add_parser("demo", help="load the demo district(s)")
     demo.add_argument("--district", default="530111", help="adcode(s), comma-separated, or 'all'")
     demo.add_argument("--small", action="store_true", help="a small version (for tests)")
