@@ -40,7 +40,7 @@ def bbox_filter(session: Session, table: str, bbox: tuple[float, float, float, f
     return sa.text(f"{table}.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)").bindparams(**params)
 
 
-def floor_int(session: Session, expr: sa.ColumnElement[float]) -> sa.ColumnElement[int]:
+def floor_int(session: Session, expr: sa.ColumnElement[float | None]) -> sa.ColumnElement[int]:
     """SQL: the whole number below a NON-NEGATIVE number (a cell index). SQLite has no floor() without its math
     extension, and its CAST to INTEGER truncates (the floor of a non-negative number); PostgreSQL's CAST rounds,
     so it uses floor()."""

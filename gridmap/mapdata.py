@@ -15,6 +15,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from gridmap.cases import LEVEL_COLUMNS, check_period, check_states, state_condi
 from gridmap.errors import InvalidInput
 from gridmap.policy import Principal
 from gridmap.tables import CASE_SOURCES, Area, Case, CaseCategory
+from gridmap.workcal import WorkCalendar
 from gridmap.workcal import clock as clock_of
 
 MIN_ZOOM, MAX_ZOOM = 6, 17  # outside this range the nearest is used (17: no simplification left to do)
@@ -40,7 +42,7 @@ MAX_CASE_POINTS = 100_000
 
 def pixel_degrees(zoom: int) -> float:
     """Degrees of longitude per screen pixel at a Web Mercator zoom."""
-    return 360.0 / (256 * 2 ** zoom)
+    return 360.0 / (256 * 2.0**zoom)
 
 
 def zoom_detail(zoom: int) -> tuple[float, int]:
@@ -116,7 +118,7 @@ class AreaShapes:
             return out
 
     def collection(self, level: str, bbox: tuple[float, float, float, float] | None, zoom: int,
-                   visible=None) -> str:
+                   visible: Callable[[str], bool] | None = None) -> str:
         """A GeoJSON FeatureCollection (as text) of the level's areas that meet the box, drawn for the zoom (only
         those whose code `visible(code)` accepts, when given)."""
         check_level(level)
@@ -124,6 +126,7 @@ class AreaShapes:
         data = self._levels.get(level)
         if data is None:
             return '{"type":"FeatureCollection","features":[],"numberReturned":0}'
+        hits: Sequence[int]
         if bbox is None:
             hits = range(len(data.codes))
         else:
@@ -192,18 +195,18 @@ class CaseFilter:
 
 
 def case_query(session: Session, flt: CaseFilter, now: dt.datetime, who: Principal | None, *,
-               indexed_box: bool = False) -> sa.Select:
+               indexed_box: bool = False) -> sa.Select[*tuple[Any, ...]]:
     """The cases to draw as SQL (the columns `case_row` reads), filtered and scoped; `indexed_box`: the box also
     through the spatial index of the cases' points (for a box that is a small part of the map, such as a tile)."""
     query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
                        Case.accepted_at, Case.due_at, CaseCategory.time_unit)
              .outerjoin(CaseCategory, Case.category_id == CaseCategory.id).where(Case.lon.is_not(None)))
-    if indexed_box:
+    if indexed_box and flt.bbox is not None:
         query = query.where(_spatial.bbox_filter(session, "case_file", flt.bbox))
     return _filtered(session, query, flt, now, who)
 
 
-def case_row(row, calendar, now: dt.datetime) -> list[Any]:
+def case_row(row: Sequence[Any], calendar: WorkCalendar | None, now: dt.datetime) -> list[Any]:
     """One row of `case_query` as drawn (fields `CASE_FIELDS`): rounded position and the deadline colour of a
     running case (green / yellow / red; from the deadline alone without a calendar)."""
     cid, lon, lat, state, category, source, reported, accepted, due, unit = row
@@ -217,7 +220,7 @@ def case_row(row, calendar, now: dt.datetime) -> list[Any]:
             utc(reported).isoformat().replace("+00:00", "Z")]
 
 
-def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.datetime | None = None,
+def case_points(session: Session, flt: CaseFilter, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None,
                 limit: int = MAX_CASE_POINTS, who: Principal | None = None) -> dict[str, Any]:
     """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
     beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
@@ -231,7 +234,8 @@ def case_points(session: Session, flt: CaseFilter, *, calendar=None, now: dt.dat
             "now": now.isoformat().replace("+00:00", "Z")}
 
 
-def _filtered(session: Session, query, flt: CaseFilter, now: dt.datetime, who: Principal | None):
+def _filtered(session: Session, query: sa.Select[*tuple[Any, ...]], flt: CaseFilter, now: dt.datetime,
+              who: Principal | None) -> sa.Select[*tuple[Any, ...]]:
     """`query` (over Case outer-joined to CaseCategory) kept to the filter's cases that `who` may see."""
     if who is not None:
         query = query.where(policy.case_condition(who, Case))
@@ -289,7 +293,7 @@ def check_cluster_request(bbox: tuple[float, float, float, float] | None, zoom: 
     return width, height
 
 
-def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar=None, now: dt.datetime | None = None,
+def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None,
                   who: Principal | None = None) -> dict[str, Any]:
     """The filter's cases that `who` may see, grouped by the database into cells of about CLUSTER_PX pixels at
     `zoom` (the box is required), as a GeoJSON FeatureCollection of points: each at the mean position of its

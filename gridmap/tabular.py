@@ -29,8 +29,10 @@ import io
 import math
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
 from xml.parsers import expat
 
 import numpy as np
@@ -43,13 +45,16 @@ XLSX_MAX_CELL = 32_767  # characters Excel keeps in one cell
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]")
 
 
+T = TypeVar("T")
+
+
 def looks_like_formula(text: str) -> bool:
     """True when a spreadsheet could read this text as a formula (leading spaces are skipped by some)."""
     stripped = text.lstrip(" \u3000")
     return bool(stripped) and stripped[0] in FORMULA_START
 
 
-def safe_cell(value):
+def safe_cell(value: T) -> T | str:
     """A value for a CSV cell: text that a spreadsheet would read as a formula gets a leading `'`; everything
     else (numbers too, negative ones included) is returned as it is."""
     if isinstance(value, str) and looks_like_formula(value):
@@ -74,12 +79,12 @@ def csv_bytes(frame: pd.DataFrame, *, float_format: str | None = None, encoding:
     return safe_frame(frame).to_csv(index=False, float_format=float_format).encode(encoding)
 
 
-def write_csv(frame: pd.DataFrame, path, **kwargs) -> None:
+def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs: Any) -> None:
     with open(path, "wb") as f:
         f.write(csv_bytes(frame, **kwargs))
 
 
-def put(cell, value) -> None:
+def put(cell: Any, value: object) -> None:  # an openpyxl cell
     """Write one value into an openpyxl cell: text always as a string (never a formula), numbers as numbers,
     missing values as an empty cell."""
     if value is None or value is pd.NaT or value is pd.NA:
@@ -103,7 +108,7 @@ def put(cell, value) -> None:
         _put_text(cell, value if isinstance(value, str) else str(value))
 
 
-def _put_text(cell, text: str) -> None:
+def _put_text(cell: Any, text: str) -> None:
     text = _ILLEGAL_XML.sub("\ufffd", text)
     if len(text) > XLSX_MAX_CELL:
         text = text[:XLSX_MAX_CELL - 1] + "…"
@@ -113,14 +118,14 @@ def _put_text(cell, text: str) -> None:
         cell.quotePrefix = True
 
 
-def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, after=None) -> bytes:
+def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, after: Callable[[Any], None] | None = None) -> bytes:
     """The frame as an XLSX workbook of one sheet (headings bold in row 1), every cell written by `put`;
     `after(sheet)` may format the sheet (widths, number formats, frozen panes) before it is saved."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     book = Workbook()
-    sheet = book.active
+    sheet = book.worksheets[0]  # a new workbook has one sheet
     sheet.title = sheet_name
     bold = Font(bold=True)
     for j, heading in enumerate(frame.columns, start=1):
@@ -214,7 +219,7 @@ class _XmlFilter:
     characters by `MARK` and its length. Memory stays bounded by the limit and the chunk size whatever the text
     length. DTDs are refused (no entity expansion)."""
 
-    def __init__(self, out, limit: int):
+    def __init__(self, out: IO[bytes], limit: int):
         self.out = out
         self.limit = limit
         self.pieces: list[str] = []
@@ -234,7 +239,7 @@ class _XmlFilter:
         out.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n')
 
     @staticmethod
-    def refuse(*_):
+    def refuse(*_: object) -> NoReturn:
         raise ValueError("a DTD or entity declaration")
 
     def flush(self) -> None:
@@ -245,7 +250,7 @@ class _XmlFilter:
         self.longest = max(self.longest, self.count)
         self.pieces, self.count = [], 0
 
-    def start(self, name, attrs) -> None:
+    def start(self, name: str, attrs: list[str]) -> None:
         self.flush()
         parts = [f"<{name}"]
         for k, v in zip(attrs[::2], attrs[1::2]):
@@ -253,7 +258,7 @@ class _XmlFilter:
         parts.append(">")
         self.out.write("".join(parts).encode("utf-8"))
 
-    def end(self, name) -> None:
+    def end(self, name: str) -> None:
         self.flush()
         self.out.write(f"</{name}>".encode())
 
@@ -264,7 +269,7 @@ class _XmlFilter:
         elif self.pieces:
             self.pieces = []
 
-    def feed(self, stream) -> None:
+    def feed(self, stream: IO[bytes]) -> None:
         while True:
             chunk = stream.read(1 << 16)
             self.parser.Parse(chunk, not chunk)
@@ -281,7 +286,7 @@ def _escape(text: str, attribute: bool = False) -> str:
     return text
 
 
-def _longest_run(stream, limit: int) -> bool:
+def _longest_run(stream: IO[bytes], limit: int) -> bool:
     """True when the member has a run of more than `limit` bytes without a `<` (a text that may be too long);
     a fast byte scan that decides whether the member needs the (slower) filter."""
     carry = 0
@@ -341,7 +346,7 @@ def _safe_workbook(data: bytes, label: str, max_cell: int) -> io.BytesIO:
         return out
 
 
-def _cell(value, max_cell: int):
+def _cell(value: object, max_cell: int) -> object:
     if isinstance(value, str):
         if value.startswith(MARK):
             return TooLong(int(value[len(MARK):]))
@@ -371,8 +376,8 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
             raise InvalidInput(f"file: {label} has no worksheet", field="file", zh=f"文件：{label} 没有工作表。")
         headings: list[Any] = []
         rows: list[tuple[int, list[Any]]] = []
-        for number, values in enumerate(sheet.iter_rows(max_col=max_columns, values_only=True), start=1):
-            values = [_cell(v, max_cell) for v in values]
+        for number, cells in enumerate(sheet.iter_rows(max_col=max_columns, values_only=True), start=1):
+            values = [_cell(v, max_cell) for v in cells]
             while values and values[-1] is None:  # read_only rows are padded to max_col
                 values.pop()
             if not headings:
@@ -402,10 +407,10 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
 class _Lines:
     """Physical lines of a text stream, each at most `limit` characters (a longer one refuses the file)."""
 
-    def __init__(self, stream, limit: int, label: str):
+    def __init__(self, stream: IO[str], limit: int, label: str):
         self.stream, self.limit, self.label, self.number = stream, limit, label, 0
 
-    def __iter__(self):
+    def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
@@ -422,7 +427,7 @@ class _Lines:
 
 
 def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_cell: int = MAX_CELL,
-                  max_columns: int = MAX_COLUMNS, encodings=("utf-8-sig", "gb18030")
+                  max_columns: int = MAX_COLUMNS, encodings: tuple[str, ...] = ("utf-8-sig", "gb18030")
                   ) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of a CSV in the first of `encodings` that decodes it, each row as (its record number,
     the headings being 1 and blank lines counted, as a spreadsheet shows them; its values), every cell as text, too-long cells as `TooLong`, blank rows left out.
@@ -437,7 +442,8 @@ def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_ce
                        zh=f"文件：{label} 不是 {'或'.join((e.upper() for e in encodings))} 编码的文字。")
 
 
-def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: int, max_columns: int):
+def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: int,
+              max_columns: int) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     codecs.lookup(encoding)
     stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="strict", newline="")
     lines = _Lines(stream, MAX_LINE, label)
@@ -446,10 +452,10 @@ def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: i
     rows: list[tuple[int, list[Any]]] = []
     number = 0
     try:
-        for values in reader:
+        for fields in reader:
             if headings:
                 number += 1
-            values = [TooLong(len(v)) if len(v) > max_cell else v for v in values[:max_columns]]
+            values: list[Any] = [TooLong(len(v)) if len(v) > max_cell else v for v in fields[:max_columns]]
             if not headings:
                 if not any(values):
                     continue
