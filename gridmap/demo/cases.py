@@ -147,7 +147,12 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     # statement per set of columns, the others left to their defaults as before
     bulk.insert_rows(conn, Case.__table__, rows, grouped=True)
     progress.stage("case rows written", n)
-    events = [dict(case_id=row["id"], **event) for row, history in zip(rows, histories) for event in history]
+    events = []  # each event given its case (the last column, as before), in place
+    for row, history in zip(rows, histories):
+        case_id = row["id"]
+        for event in history:
+            event["case_id"] = case_id
+        events += history
     event_ids = bulk.insert_numbered(conn, CaseEvent.__table__, events)
     progress.stage("history rows written", len(events))
     bulk.record_inserts(conn, {"case_file": [row["id"] for row in rows], "case_event": event_ids})
