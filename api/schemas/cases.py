@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from gridmap import cases
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.params import Id
 from api.schemas.common import PointGeometry
 
 
@@ -191,3 +193,77 @@ class CaseFeatureCollection(BaseModel):
     features: list[CaseFeature]
     numberMatched: int
     numberReturned: int
+
+
+class _ReportIn(BaseModel):
+    """What every report says: what, where (`lon`/`lat` in `crs`; stored converted to WGS84, the raw kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    lon: float = Field(allow_inf_nan=False)
+    lat: float = Field(allow_inf_nan=False)
+    crs: str = "wgs84"
+    description: str | None = Field(default=None, max_length=cases.MAX_TEXT)
+    address: str | None = Field(default=None, max_length=300)
+
+
+class CaseIn(_ReportIn):
+    """A new case from any channel."""
+
+    category: str | None = None
+    source: str = "api"
+    reporter_name: str | None = Field(default=None, max_length=64)
+    reporter_phone: str | None = None
+
+
+class PatrolIn(_ReportIn):
+    """What a grid worker on patrol reports; `handled_on_spot` when they dealt with it there and then."""
+
+    category: str = Field(min_length=1, max_length=32)
+    handled_on_spot: bool = False
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class ActionIn(BaseModel):
+    """Parameters of a step; which ones apply depends on the step (see `gridmap.workflow`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    version: Id | None = Field(
+        None, description="the version of the case you saw (or send If-Match)"
+    )
+    reason: str | None = Field(None, max_length=2000)
+    category: str | None = Field(None, max_length=32)
+    assignee_id: Id | None = None
+    department: str | None = Field(None, max_length=32)
+    satisfaction: int | None = Field(None, ge=1, le=5)
+    amount: float | None = Field(None, ge=-1e6, le=1e6)
+    unit: str | None = Field(None, max_length=32)
+    note: str | None = Field(None, max_length=4000)
+    into: Id | None = Field(
+        None, description="merge: the id of the case this one duplicates"
+    )
+    lon: float | None = Field(
+        None, ge=-1e7, le=1e7, description="relocate: the new point, in `crs`"
+    )
+    lat: float | None = Field(None, ge=-1e7, le=1e7)
+    crs: str | None = Field(
+        None,
+        max_length=32,
+        description="relocate: the new point's system (default wgs84)",
+    )
+    grid: str | None = Field(
+        None,
+        max_length=24,
+        description="relocate: a leaf grid code from the candidates",
+    )
+
+
+class RatingIn(BaseModel):
+    """A resident's rating of a closed case, with the token handed back when the case was submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+    reporter_token: str = Field(min_length=8, max_length=64)
+    satisfaction: int = Field(
+        ge=1, le=5, description="1 very dissatisfied … 5 very satisfied; 1–2 reopen it"
+    )
+    note: str | None = Field(None, max_length=1000)

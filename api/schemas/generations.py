@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from gridmap import boundary_check, boundary_repair
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.params import Day, Id
 from api.schemas.common import Geometry
+from api.schemas.plan import EditResult
 from api.schemas.publish import Activation
 
 
@@ -33,13 +35,17 @@ class DraftIn(BaseModel):
 class RedrawIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     areas: dict[str, Geometry] = Field(
-        min_length=1, max_length=1000, description="leaf code → GeoJSON Polygon/MultiPolygon in WGS84"
+        min_length=1,
+        max_length=1000,
+        description="leaf code → GeoJSON Polygon/MultiPolygon in WGS84",
     )
 
 
 class Redrawn(BaseModel):
     generation_id: int
-    changed: list[str] = Field(description="the codes whose row changed: the leaves and their ancestors")
+    changed: list[str] = Field(
+        description="the codes whose row changed: the leaves and their ancestors"
+    )
 
 
 class ActivateIn(BaseModel):
@@ -80,3 +86,88 @@ class RelocatedCases(BaseModel):
     generation_id: int
     count: int = Field(description="all such cases (the list is cut at `limit`)")
     cases: list[RelocatedCase]
+
+
+class CheckProblem(BaseModel):
+    kind: Literal[boundary_check.KINDS] = Field(
+        description="invalid_geometry, gap, overlap, hole, outside_parent, "
+        "duplicate_code, bad_code, sliver, not_contiguous, household_norm"
+    )
+    severity: Literal["error", "warning"]
+    codes: list[str] = Field(description="the areas concerned")
+    area_m2: float | None = Field(
+        description="the problem region's area in m² (null when it is not a region)"
+    )
+    geometry: dict = Field(
+        description="GeoJSON in WGS84 at the problem's place: the region, or a point"
+    )
+    parent: str | None = Field(
+        description="the parent within which siblings were compared"
+    )
+    detail: str
+
+
+class CheckReport(BaseModel):
+    generation_id: int
+    ok: bool = Field(description="no problem of severity error")
+    areas: int
+    counts: dict[str, int] = Field(description="problems by kind")
+    tolerances: dict
+    problems: list[CheckProblem]
+
+
+class RepairItem(BaseModel):
+    kind: Literal[boundary_repair.REPAIR_KINDS] = Field(
+        description="snap_to_parent, overlap_to_neighbour, "
+        "gap_to_neighbour, absorb_sliver"
+    )
+    codes: list[str] = Field(
+        description="the leaf losing the region (none for a gap), then the leaf getting it"
+    )
+    from_code: str | None
+    to_code: str | None
+    area_m2: float
+    geometry: dict = Field(description="GeoJSON in WGS84: the region that moves")
+    detail: str
+
+
+class RepairPlan(BaseModel):
+    generation_id: int
+    repairs: list[RepairItem]
+    changed: dict[str, dict] = Field(
+        description="leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)"
+    )
+    skipped: list[str] = Field(
+        description="errors the repairs leave, for the planner to fix by hand"
+    )
+    before: dict[str, int] = Field(
+        description="errors and warnings of the check before the repairs"
+    )
+    after: dict[str, int] = Field(
+        description="errors and warnings of the check after them"
+    )
+    applicable: bool | None = Field(
+        description="on a draft: whether POST would apply them (tried and rolled "
+        "back); null when there is nothing to apply or the generation is no draft"
+    )
+    refusal: str | None = Field(description="why applying them would be refused")
+
+
+class RepairIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kinds: list[Literal[boundary_repair.REPAIR_KINDS]] = Field(
+        default=list(boundary_repair.REPAIR_KINDS),
+        min_length=1,
+        max_length=4,
+        description="the repairs to apply (all four by default)",
+    )
+    snap_m: float = Field(boundary_repair.SNAP_M, gt=0, le=100)
+
+
+class RepairApplied(BaseModel):
+    plan: RepairPlan = Field(
+        description="the repairs applied, with the check's counts before and after"
+    )
+    edit: EditResult = Field(
+        description="the edit written to the draft's log (undo with POST …/edits/undo)"
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from gridmap import mapdata
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Geometry
+from api.schemas.common import Geometry, PointGeometry
 
 
 class OutlineProperties(BaseModel):
@@ -15,7 +16,9 @@ class OutlineProperties(BaseModel):
     name: str | None
     level: str
     parent_code: str | None
-    label: list[float] = Field(description="[lon, lat] of a point inside the area, for its label")
+    label: list[float] = Field(
+        description="[lon, lat] of a point inside the area, for its label"
+    )
 
 
 class OutlineFeature(BaseModel):
@@ -72,3 +75,38 @@ class SearchOut(BaseModel):
 class DepartmentOut(BaseModel):
     code: str
     name: str
+
+
+class ClusterProperties(BaseModel):
+    count: int = Field(description="cases in the cluster")
+    worst_state: str | None = Field(
+        description="the most worrying state among them (order: "
+        + ", ".join(mapdata.STATE_SEVERITY)
+        + ")"
+    )
+    worst_deadline: Literal["overdue", "due_soon", "ok"] = Field(
+        description="overdue: a running clock past its deadline; due_soon: one in its last 20 % (yellow); ok"
+    )
+    bbox: list[float] = Field(
+        description="[minlon, minlat, maxlon, maxlat] of its cases (to zoom in on a click)"
+    )
+    case_id: int | None = Field(
+        description="the case's id when the cluster holds one case"
+    )
+
+
+class ClusterFeature(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    geometry: PointGeometry
+    properties: ClusterProperties
+
+
+class CaseClusters(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[ClusterFeature]
+    zoom: int
+    cell: list[float] = Field(description="[width, height] of a cell in degrees")
+    total: int = Field(
+        description="the sum of the counts: the cases the list gives for the same filters and box"
+    )
+    now: str

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model
-
 from gridmap.measures import COLUMNS
+from pydantic import BaseModel, Field, create_model
 
 _TYPES: dict[str, Any] = {"count": int, "rate": float | None, "hours": float | None}
 _TEXT: dict[str, Any] = {"unit": str, "key": str | int | None, "name": str | None}
@@ -15,7 +14,10 @@ _TEXT: dict[str, Any] = {"unit": str, "key": str | int | None, "name": str | Non
 
 def _fields(*, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
-        key: (_TEXT.get(key, str | None) if kind == "text" else _TYPES[kind], Field(description=f"{zh} ({en})"))
+        key: (
+            _TEXT.get(key, str | None) if kind == "text" else _TYPES[kind],
+            Field(description=f"{zh} ({en})"),
+        )
         for key, zh, en, kind in COLUMNS
         if key not in skip
     }
@@ -36,7 +38,9 @@ MonthMeasures = create_model(
 
 
 class MeasuresOut(BaseModel):
-    by: str = Field(description="grid, community, subdistrict, branch, department or worker")
+    by: str = Field(
+        description="grid, community, subdistrict, branch, department or worker"
+    )
     since: str
     until: str
     formulas: str

@@ -29,7 +29,9 @@ class Service(BaseModel):
     service_code: str
     service_name: str
     description: str
-    metadata: bool = Field(description="the service has attributes (see its definition)")
+    metadata: bool = Field(
+        description="the service has attributes (see its definition)"
+    )
     type: str
     keywords: str
     group: str
@@ -98,9 +100,18 @@ class Open311Error(BaseModel):
     description: str
 
 
-def open311_responses(errors: tuple[int, ...] = (400, 404)) -> dict[int | str, dict[str, Any]]:
+def open311_responses(
+    errors: tuple[int, ...] = (400, 404),
+) -> dict[int | str, dict[str, Any]]:
     """`responses=`: the XML form of the 200 answer and the spec's error lists."""
-    xml = {XML: {"schema": {"type": "string", "description": "the same document as the spec's XML"}}}
+    xml = {
+        XML: {
+            "schema": {
+                "type": "string",
+                "description": "the same document as the spec's XML",
+            }
+        }
+    }
     out: dict[int | str, dict[str, Any]] = {200: {"content": xml}}
     for status in errors:
         out[status] = {
@@ -134,13 +145,20 @@ POST_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/x-www-form-urlencoded": {
-                "schema": {"type": "object", "required": ["api_key", "service_code"], "properties": _FIELDS}
+                "schema": {
+                    "type": "object",
+                    "required": ["api_key", "service_code"],
+                    "properties": _FIELDS,
+                }
             },
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "required": ["api_key", "service_code"],
-                    "properties": {**_FIELDS, "media": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        **_FIELDS,
+                        "media": {"type": "string", "format": "binary"},
+                    },
                 }
             },
         },

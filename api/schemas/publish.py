@@ -21,7 +21,11 @@ class ApproveIn(BaseModel):
 
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000, description="why the draft goes back to the planner")
+    reason: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="why the draft goes back to the planner",
+    )
 
 
 class StaffIn(BaseModel):
@@ -37,7 +41,10 @@ class StaffIn(BaseModel):
 class AssignmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     area_code: str = Field(min_length=6, max_length=24, pattern=r"^[0-9]+$")
-    branch_id: Id | None = Field(None, description="the party branch (grid_branch; building_group for a micro-grid)")
+    branch_id: Id | None = Field(
+        None,
+        description="the party branch (grid_branch; building_group for a micro-grid)",
+    )
     staff: list[StaffIn] = Field(default_factory=list, max_length=50)
 
 
@@ -63,7 +70,9 @@ class GridAssignment(BaseModel):
         description="the old code of a grid only re-coded (same outline): it "
         "keeps that code's branch and staff unless planned",
     )
-    planned: bool = Field(description="the draft plans this grid's branch or staff (else it keeps its code's)")
+    planned: bool = Field(
+        description="the draft plans this grid's branch or staff (else it keeps its code's)"
+    )
     branch: Ref | None
     staff: list[StaffOut]
 
@@ -76,8 +85,12 @@ class SharedBranch(BaseModel):
 class Assignments(BaseModel):
     generation_id: int
     grids: list[GridAssignment]
-    missing: list[str] = Field(description="grids without a party branch (publishing is refused while any)")
-    shared: list[SharedBranch] = Field(description="branches given to more than one grid (refused too)")
+    missing: list[str] = Field(
+        description="grids without a party branch (publishing is refused while any)"
+    )
+    shared: list[SharedBranch] = Field(
+        description="branches given to more than one grid (refused too)"
+    )
 
 
 class Activation(BaseModel):
@@ -88,7 +101,9 @@ class Activation(BaseModel):
     branch_rows_closed: int
     staff_assigned: int
     staff_removed: int
-    carried: int = Field(description="branch and staff rows carried from old codes to re-coded areas")
+    carried: int = Field(
+        description="branch and staff rows carried from old codes to re-coded areas"
+    )
     merged_branches: list[dict]
     places_moved: int
     cases_relocated: int
@@ -112,9 +127,14 @@ class GenerationOut(BaseModel):
 
 class PublishOut(BaseModel):
     generation: GenerationOut
-    scheduled: bool = Field(False, description="approved for a later day: takes effect at 00:00 China time then")
+    scheduled: bool = Field(
+        False,
+        description="approved for a later day: takes effect at 00:00 China time then",
+    )
     activation: Activation | None = None
-    index_generation_id: int | None = Field(None, description="the generation the lookup index serves after this")
+    index_generation_id: int | None = Field(
+        None, description="the generation the lookup index serves after this"
+    )
 
 
 class Moved(BaseModel):
@@ -137,8 +157,12 @@ class OpenCase(BaseModel):
 
 class History(BaseModel):
     recorded: int = Field(description="cases recorded under this grid code, all time")
-    in_old_outline: int = Field(description="all cases whose point lies in the active outline")
-    in_new_outline: int = Field(description="all cases whose point lies in the draft's outline")
+    in_old_outline: int = Field(
+        description="all cases whose point lies in the active outline"
+    )
+    in_new_outline: int = Field(
+        description="all cases whose point lies in the draft's outline"
+    )
 
 
 class GridImpact(BaseModel):
