@@ -85,6 +85,37 @@ async def _publish_due(app: FastAPI, interval_s: float = PUBLISH_INTERVAL_S, *, 
         await asyncio.sleep(interval_s)
 
 
+CASE_MONTHS_INTERVAL_S = 3600.0
+CASE_MONTHS_AHEAD = 12
+
+
+async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S) -> None:
+    """PostgreSQL: the case table's month partitions up to CASE_MONTHS_AHEAD months ahead, at start-up and then
+    every `interval_s` seconds (nothing to do, a few catalogue reads, unless a month is missing; gives up after 2 s
+    waiting for the table's lock and tries again next round). A no-op on SQLite."""
+    import datetime as dt
+
+    from starlette.concurrency import run_in_threadpool
+
+    from gridmap import case_partitions
+
+    def run() -> int:
+        now = dt.datetime.now(dt.timezone.utc)
+        with storage.session_scope(app.state.sessionmaker) as session:  # the months ahead, and any month whose
+            # cases were written before it had a partition (they wait in the DEFAULT partition, unpruned)
+            return case_partitions.ensure_months(session, now, now + dt.timedelta(days=31 * CASE_MONTHS_AHEAD),
+                                                 lock_timeout_s=2.0) + case_partitions.adopt_default(session)
+
+    while True:
+        try:
+            await run_in_threadpool(run)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError):
+            pass  # no schema yet, the table busy, or another worker made the month meanwhile: next round
+        except Exception:  # noqa: BLE001 - a failed round must not end the schedule
+            log.exception("case partitions: round failed; retrying in %s s", interval_s)
+        await asyncio.sleep(interval_s)
+
+
 class RuntimeSync:
     """Before every request, the process catches up with changes other processes made (`gridmap.runtime`): an
     activation, a revoked key, an edited calendar reach this worker before it answers. A pure ASGI middleware
@@ -133,9 +164,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
         publisher = asyncio.create_task(_publish_due(app, PUBLISH_INTERVAL_S, first_wait=True))
+        months = asyncio.create_task(_case_months(app))
         yield
         sweeper.cancel()
         publisher.cancel()
+        months.cancel()
         runtime.stop()
         engine.dispose()
 
