@@ -9,17 +9,21 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import allow
 from api.deps import IndexDep
+from api.schemas.common import COMMON, binary, problems
+from api.schemas.imports import HOTLINE_BODY, HotlineReport
 from gridmap import hotline
 from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
 
-router = APIRouter(prefix="/api/v1", tags=["imports"])
+router = APIRouter(prefix="/api/v1", tags=["imports"], responses=COMMON)
 MAX_BYTES = 20 * 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 KINDS = {"text/csv": "csv", "application/csv": "csv", XLSX: "xlsx"}
 
 
-@router.post("/imports/hotline")
+@router.post("/imports/hotline", response_model=HotlineReport, openapi_extra=HOTLINE_BODY, responses={
+    **binary("text/csv", XLSX, description="the report as JSON, or as a CSV or XLSX file (`report`)"), **COMMON,
+    **problems(503)})
 async def import_hotline(request: Request, index: IndexDep, who: Annotated[Principal, allow("import.hotline")],
                          crs: Annotated[str, Query(max_length=32)] = "gcj02",
                          report: Literal["json", "csv", "xlsx"] = "json",

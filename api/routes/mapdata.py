@@ -4,17 +4,17 @@ the search box; departments. All of it is read-only and holds no personal data."
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from api.auth import allow
 from api.deps import IndexDep, SessionDep
 from api.params import Moment
 from api.schemas.common import COMMON, problems
 from api.schemas.mapdata import CasePoints, DepartmentOut, Outlines, SearchOut
+from api.schemas.mapdata import CaseClusters
 from api.schemas.measures import AreaMeasures, AreaSeries
 from gridmap import mapdata, measures, policy, search
 from gridmap.areas import check_bbox, check_level
@@ -64,36 +64,6 @@ def map_cases(session: SessionDep, request: Request, who: Annotated[policy.Princ
     if area:
         policy.check_area(who, area)
     return mapdata.case_points(session, flt, calendar=request.app.state.calendar(), limit=limit, who=who)
-
-
-class PointGeometry(BaseModel):
-    type: Literal["Point"] = "Point"
-    coordinates: list[float] = Field(description="[lon, lat] in WGS84: the mean position of the cluster's cases")
-
-
-class ClusterProperties(BaseModel):
-    count: int = Field(description="cases in the cluster")
-    worst_state: str | None = Field(description="the most worrying state among them (order: "
-                                                + ", ".join(mapdata.STATE_SEVERITY) + ")")
-    worst_deadline: Literal["overdue", "due_soon", "ok"] = Field(
-        description="overdue: a running clock past its deadline; due_soon: one in its last 20 % (yellow); ok")
-    bbox: list[float] = Field(description="[minlon, minlat, maxlon, maxlat] of its cases (to zoom in on a click)")
-    case_id: int | None = Field(description="the case's id when the cluster holds one case")
-
-
-class ClusterFeature(BaseModel):
-    type: Literal["Feature"] = "Feature"
-    geometry: PointGeometry
-    properties: ClusterProperties
-
-
-class CaseClusters(BaseModel):
-    type: Literal["FeatureCollection"] = "FeatureCollection"
-    features: list[ClusterFeature]
-    zoom: int
-    cell: list[float] = Field(description="[width, height] of a cell in degrees")
-    total: int = Field(description="the sum of the counts: the cases the list gives for the same filters and box")
-    now: str
 
 
 @router.get("/map/cases/clusters", response_model=CaseClusters, responses={**COMMON, **problems(404)})

@@ -6,43 +6,17 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel
 
 from api.auth import allow
 from api.deps import SessionDep
 from api.params import Moment
 from api.schemas.common import COMMON, binary
+from api.schemas.rankings import Ranking
 from gridmap import case_export, cases, policy, rankings
 
 router = APIRouter(prefix="/api/v1", tags=["measures"], responses=COMMON)
 
 MeasureName = Literal[rankings.MEASURES]  # type: ignore[valid-type]
-
-
-class RankItem(BaseModel):
-    """One child area (`code`) or worker (`staff_id`): its value, the value's numerator and denominator (a rate's;
-    a count's numerator is the count; hours have neither) and whether it meets the target line."""
-
-    code: str | None
-    staff_id: int | None
-    name: str | None
-    value: float | None
-    numerator: float | None
-    denominator: float | None
-    meets_target: bool | None
-
-
-class Ranking(BaseModel):
-    code: str
-    level: str
-    by: Literal["children", "workers"]
-    measure: str
-    measure_zh: str
-    target: float | None
-    higher_is_better: bool
-    since: str
-    until: str
-    items: list[RankItem]
 
 
 @router.get("/areas/{code}/ranking")

@@ -7,15 +7,15 @@ process, and answers with a strong ETag (If-None-Match → 304)."""
 from __future__ import annotations
 
 import threading
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from api.auth import allow
 from api.deps import IndexDep
 from api.params import Moment
 from api.schemas.common import COMMON, binary
+from api.schemas.tiles import TileJSON
 from gridmap import mapdata, policy, tiles
 
 router = APIRouter(prefix="/api/v1", tags=["map"], responses=COMMON)
@@ -107,30 +107,6 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, index: IndexDep,
     with app.sessionmaker() as session, session.begin():
         body = tiles.case_tile(session, flt, z, x, y, who=who, calendar=app.calendar())
     return _answer(request, body, f'"{tiles.content_tag(body)}"', "private, no-cache")
-
-
-class VectorLayer(BaseModel):
-    id: str
-    fields: dict[str, str] = Field(description="property name → String or Number")
-    minzoom: int
-    maxzoom: int
-    description: str
-
-
-class TileJSON(BaseModel):
-    """TileJSON 3.0.0 (https://github.com/mapbox/tilejson-spec)."""
-
-    tilejson: Literal["3.0.0"]
-    name: str
-    scheme: Literal["xyz"]
-    tiles: list[str] = Field(description="the tile URL template")
-    minzoom: int
-    maxzoom: int
-    bounds: list[float] = Field(description="[west, south, east, north] in WGS84 degrees")
-    center: list[float] = Field(description="[lon, lat, zoom]")
-    description: str
-    vector_layers: list[VectorLayer]
-    generation_id: int = Field(description="the active boundary generation the area tiles are drawn from")
 
 
 @router.get("/tiles/{layer}/tilejson.json", response_model=TileJSON)
