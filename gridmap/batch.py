@@ -150,9 +150,15 @@ def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
     lat = np.asarray(lat, dtype=np.float64)
     n = len(lon)
     leaf = np.empty(n, np.int64)
+    # which points no boundary comes within 2 * TIE_DEG of, found while locating them (numpy kernel)
+    clear: np.ndarray | None = np.empty(n, bool) if near_m <= 0 and hasattr(index, "locate_many_clear") else None
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
-        leaf[start:stop] = index.locate_many(lon[start:stop], lat[start:stop])
+        if clear is not None:
+            leaf[start:stop], clear[start:stop] = index.locate_many_clear(lon[start:stop], lat[start:stop],
+                                                                          2 * TIE_DEG)
+        else:
+            leaf[start:stop] = index.locate_many(lon[start:stop], lat[start:stop])
         if progress is not None:
             progress.update(stop - start)
     bits = np.where(leaf < 0, _BIT[FLAG_OUTSIDE], np.uint16(0)).astype(np.uint16)
@@ -166,7 +172,8 @@ def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
     else:
         # only points that may be within 1e-8° of their leaf's edge need the distance to it
         tie = np.zeros(len(inside), bool)
-        maybe = _maybe_near_edge(index, lon[inside], lat[inside])
+        maybe = np.flatnonzero(~clear[inside]) if clear is not None else _maybe_near_edge(index, lon[inside],
+                                                                                          lat[inside])
         edges = index.leaf_boundaries[leaf[inside[maybe]]]
         tie[maybe] = shapely.distance(edges, shapely.points(lon[inside[maybe]], lat[inside[maybe]])) <= TIE_DEG
     # ties: a point on a shared edge is within 1e-9° of it, so only points that close can have several leaves
@@ -480,10 +487,16 @@ def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system, index: A
     if index.bounds is not None:
         minx, miny, maxx, maxy = index.bounds
         with np.errstate(invalid="ignore"):
-            kx = 111_320 * np.cos(np.radians(np.clip(np.nan_to_num(wlat), -89, 89)))
-            dx = np.maximum.reduce([minx - wlon, np.zeros(n), wlon - maxx]) * kx
-            dy = np.maximum.reduce([miny - wlat, np.zeros(n), wlat - maxy]) * 110_574
-            far = has_xy & ~bad & (np.hypot(dx, dy) > service_margin_m)
+            # inside the leaves' bounding box the distance to it is 0: only the points outside are measured
+            box = np.zeros(n, bool)
+            if service_margin_m >= 0:
+                box = (wlon >= minx) & (wlon <= maxx) & (wlat >= miny) & (wlat <= maxy)
+            out = np.flatnonzero(has_xy & ~bad & ~box)
+            olon, olat = wlon[out], wlat[out]
+            kx = 111_320 * np.cos(np.radians(np.clip(np.nan_to_num(olat), -89, 89)))
+            dx = np.maximum.reduce([minx - olon, np.zeros(len(out)), olon - maxx]) * kx
+            dy = np.maximum.reduce([miny - olat, np.zeros(len(out)), olat - maxy]) * 110_574
+            far[out] = np.hypot(dx, dy) > service_margin_m
     method = has_xy.astype(np.int8)  # METHODS: 0 none, 1 coordinates, 2 address
     bits = np.zeros(n, np.uint16)
     bits[bad | given] |= _BIT["invalid_coordinate"]
@@ -614,11 +627,14 @@ def area_rows(cursor, generation_id: int, sqlite: bool) -> list[tuple]:
 def index_digest(rows: list[tuple], generation_id: int) -> str:
     """The name of a generation's index file: a digest of its areas' rows (`area_rows`: ids, levels, codes, names,
     parents, geometry bytes), the index code (gridmap.lookup, gridmap.cellindex) and the library versions."""
-    import hashlib
+    try:
+        from _blake2 import blake2b  # hashlib's own, without loading OpenSSL (~10 ms) for it
+    except ImportError:
+        from hashlib import blake2b
 
     from gridmap import cellindex, lookup
 
-    digest = hashlib.blake2b(digest_size=20)
+    digest = blake2b(digest_size=20)
     for module in (lookup, cellindex):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(repr((shapely.__version__, np.__version__, sys.version, generation_id)).encode())
@@ -1056,8 +1072,13 @@ class _ParquetOut:
             stats = [f.name for f in self.schema if f.name not in coded]
             text = [f.name for f in self.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
                     or pa.types.is_large_string(f.type)]  # numbers are not worth a dictionary
+            # snappy does not shrink coordinates (random float bits) and costs time: floats stay uncompressed
+            compression: str | dict[str, str] = "snappy"
+            if not any(pa.types.is_nested(f.type) for f in self.schema):
+                compression = {f.name: "none" if pa.types.is_floating(f.type) else "snappy" for f in self.schema}
             self.writer = pq.ParquetWriter(self.path, self.schema, store_schema=not coded,
-                                           write_statistics=stats if coded else True, use_dictionary=text)
+                                           write_statistics=stats if coded else True, use_dictionary=text,
+                                           compression=compression)
             if coded and meta:  # without the Arrow schema the writer leaves out the rest (GeoParquet's "geo")
                 self.writer.add_key_value_metadata(meta)
         self.writer.write_table(table.cast(self.schema) if table.schema != self.schema else
@@ -1190,6 +1211,14 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
     if branches is None:
         branches = branch_names(session, on)
     rows, located_rows, methods, flags, n_chunks = 0, 0, {}, {}, 0
+    # Parquet is encoded by pyarrow without the GIL: a chunk is written on a thread while the next is located (one
+    # chunk written at a time, so at most two in memory)
+    pool = None
+    if out_kind == "parquet":
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="gridmap-write")
+    pending = None
     try:
         try:
             for table, frame, part in chunks:
@@ -1203,7 +1232,12 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
                         frame = _part_frame(part)
                     located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
                                              branches=branches, gazetteer=gazetteer)
-                writer.write(table, frame, located)
+                if pending is not None:
+                    pending.result()
+                if pool is not None:
+                    pending = pool.submit(writer.write, table, frame, located)
+                else:
+                    writer.write(table, frame, located)
                 counts = located.summary()
                 for into, add in ((methods, counts["method"]), (flags, counts["flags"])):
                     for key, value in add.items():
@@ -1213,7 +1247,11 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
                 n_chunks += 1
                 if progress is not None:
                     progress.update(len(located.pos))
+            if pending is not None:
+                pending.result()
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True)  # a write in flight ends before the file is closed (or removed)
             writer.close()
             if progress is not None:
                 progress.close()

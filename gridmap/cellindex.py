@@ -416,11 +416,13 @@ def _crosses_np(cx: Any, cy: Any, qx: Any, qy: Any, ax: Any, ay: Any, bx: Any, b
     return np.where(no, 0, np.where(yes, 1, -1)).astype(np.int8)
 
 
-def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarray, status: np.ndarray) -> None:
+def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarray, status: np.ndarray,
+              clear: np.ndarray | None = None, margin: float = 0.0) -> None:
     """`_gather` and `_resolve_many` in numpy: the same cells, candidates and crossing tests, so the same answers;
     a point in a cell whose candidates are tested in full (`cell_full`, rare) is left to the reference, as is one
     the crossing tests cannot decide. Used when the numba kernels are not loaded: a process that only loads an
-    index file does not pay numba's start-up (~0.4 s of imports and cache loading)."""
+    index file does not pay numba's start-up (~0.4 s of imports and cache loading). With `clear`, also which
+    points are in an interior cell and farther than `margin` from its sides (`CellIndex.clear_of`)."""
     fx = (lon - cells.x0) * cells.inv_dx
     fy = (lat - cells.y0) * cells.inv_dy
     with np.errstate(invalid="ignore"):
@@ -431,6 +433,8 @@ def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarra
     cell[~ok] = 0  # a margin cell: outside
     v = cells.label[cell]
     out[:] = v
+    if clear is not None:
+        _clear(v, fx, fy, col, row, cells.dx, cells.dy, margin, clear)
     hard = np.flatnonzero(v <= -2)
     if not len(hard):
         return
@@ -482,6 +486,18 @@ def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarra
     unresolved |= count > 1  # two leaves cover the point: only overlapping data does this
     out[hard] = np.where(unresolved, -1, win)
     status[hard] = np.where(unresolved, STATUS_UNRESOLVED, STATUS_OK)
+
+
+def _clear(v: np.ndarray, fx: np.ndarray, fy: np.ndarray, col: np.ndarray, row: np.ndarray, dx: float, dy: float,
+           margin: float, clear: np.ndarray) -> None:
+    """Into `clear`: the cell is interior (v >= 0) and each of its four sides is farther than `margin` from the
+    point, (fx - col) * dx and so on — the terms whose minimum `batch` compared before, so the same points."""
+    np.greater_equal(v, 0, out=clear)
+    with np.errstate(invalid="ignore"):
+        clear &= (fx - col) * dx > margin
+        clear &= (col + 1 - fx) * dx > margin
+        clear &= (fy - row) * dy > margin
+        clear &= (row + 1 - fy) * dy > margin
 
 
 class CellIndex:
@@ -556,12 +572,14 @@ class CellIndex:
                 "interior": int((lab >= 0).sum()), "outside": int((lab == -1).sum()),
                 "boundary": int((lab <= -3).sum()), "overlap": int((lab == -2).sum()), "mbytes": self.nbytes / 1e6}
 
-    def query(self, lon, lat, *, kernel: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, lon, lat, *, kernel: str | None = None,
+              clear: np.ndarray | None = None, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(winner index or -1, status) for arrays of WGS84 points; status 1 = answer with the reference.
 
         `kernel`: "numba" (the compiled kernels), "numpy", or None: numba when this process has the kernels loaded
         already (it built an index, or answered a single point near an edge), else numpy. Both give the same
-        winners; numpy may leave a few more points (those in cells tested in full) to the reference."""
+        winners; numpy may leave a few more points (those in cells tested in full) to the reference. `clear`: a
+        boolean array filled as `clear_of(lon, lat, margin)` fills it (in the same pass, with numpy)."""
         lon = np.ascontiguousarray(lon, dtype=np.float64)
         lat = np.ascontiguousarray(lat, dtype=np.float64)
         out = np.empty(lon.shape[0], np.int32)
@@ -572,7 +590,8 @@ class CellIndex:
         if not self.n:
             out[:] = -1
         elif kernel == "numpy" or (kernel is None and not _JITTED):
-            _query_np(self, lon, lat, out, status)
+            _query_np(self, lon, lat, out, status, clear, margin)
+            clear = None
         else:
             _jit()
             n_hard = _gather(lon, lat, self.x0, self.y0, self.inv_dx, self.inv_dy, self.nx, self.ny, self.label, out)
@@ -583,11 +602,30 @@ class CellIndex:
                 _resolve_many(hard, lon, lat, self.x0, self.y0, self.inv_dx, self.inv_dy, self.dx, self.dy,
                               self.label, self.blob_off, self.blob, self.xs, self.ys, self.ring_off, self.poly_ring,
                               EPS, out, status)
+        if clear is not None:
+            clear[:] = self.clear_of(lon, lat, margin) if self.n else False
         nan = np.isnan(lon) | np.isnan(lat)
         if nan.any():
             out[nan] = -1
             status[nan] = STATUS_UNRESOLVED
         return out, status
+
+    def clear_of(self, lon: np.ndarray, lat: np.ndarray, margin: float) -> np.ndarray:
+        """Which points are in an interior cell (no boundary within EPS of it) and farther than `margin` (degrees)
+        from the cell's sides: no boundary can be within `margin` of those points."""
+        lon = np.ascontiguousarray(lon, dtype=np.float64)
+        lat = np.ascontiguousarray(lat, dtype=np.float64)
+        fx = (lon - self.x0) * self.inv_dx
+        fy = (lat - self.y0) * self.inv_dy
+        with np.errstate(invalid="ignore"):
+            ok = (fx >= 0.0) & (fy >= 0.0) & (fx < self.nx) & (fy < self.ny)
+        col = np.where(ok, fx, 0.0).astype(np.int64)
+        row = np.where(ok, fy, 0.0).astype(np.int64)
+        cell = row * self.nx + col
+        cell[~ok] = 0
+        clear = np.empty(len(lon), bool)
+        _clear(self.label[cell], fx, fy, col, row, self.dx, self.dy, margin, clear)
+        return clear
 
     def query_one(self, lon: float, lat: float) -> tuple[int, int]:
         """One point: (winner index or -1, status). Interior cells are answered without leaving Python."""

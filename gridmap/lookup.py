@@ -156,6 +156,18 @@ class AreaIndex:
             out[hard] = self._reference_many(lon[hard], lat[hard])
         return out.astype(np.int64)
 
+    def locate_many_clear(self, lon, lat, margin: float) -> tuple[np.ndarray, np.ndarray]:
+        """`locate_many`, and which points no boundary comes within `margin` degrees of (`CellIndex.clear_of`:
+        in an interior cell, farther than `margin` from its sides), found in the same pass over the cells."""
+        lon = np.ascontiguousarray(lon, dtype=np.float64)
+        lat = np.ascontiguousarray(lat, dtype=np.float64)
+        clear = np.empty(len(lon), bool)
+        out, status = self.cells.query(lon, lat, clear=clear, margin=margin)
+        hard = np.flatnonzero(status == STATUS_UNRESOLVED)
+        if len(hard):
+            out[hard] = self._reference_many(lon[hard], lat[hard])
+        return out.astype(np.int64), clear
+
     def locate_many_reference(self, lon, lat) -> np.ndarray:
         """`locate_many` computed by GEOS alone (STRtree, covers, smallest code): the yardstick of the tests."""
         return self._reference_many(np.asarray(lon, float), np.asarray(lat, float))

@@ -14,14 +14,16 @@ them, each a separate process, interpreter start included, best of `--reps`:
 * the naive geopandas script (`NAIVE` below): read the Parquet, make a GeoDataFrame, read the leaf (micro-grid)
   polygons with their grid codes from the same database, `sjoin(predicate="within")`, write Parquet.
 
-The index file `gridmap locate-file` keeps per generation (`batch.cached_index`; the areas are still read from the
-database and hashed) is made by a first run, as any earlier run on the same boundaries would have made it; that
-run is shown apart. It prints wall time, CPU time (each the best of
+The index file `gridmap locate-file` keeps per generation (`generations.shared_index`, named by a digest of the
+generation's rows) is made by a first run, as any earlier run on the same boundaries would have made it; that run
+is shown apart. The runs after it find the file without the ORM (`batch.quick_index`: the active generation's rows
+read through a plain DB-API connection and hashed) and import neither SQLAlchemy, pandas nor numba. It prints wall time, CPU time (each the best of
 the runs) and peak RSS of each (from `os.wait4` in a small launcher process), the ratio, a run with a smaller
 chunk (memory follows the chunk, not the file), and the answers compared per
 point: micro-grid and grid code, for the points that are on no boundary (gridmap flags `on_boundary`; sjoin
 lists such a point once per polygon, or not at all). Then where gridmap's time goes, in one process: imports,
-loading the index from the database, the file.
+finding and loading the index, the file; and the floors: processes that only start the interpreter, or only
+import what each side needs (numpy, pyarrow.parquet, shapely for gridmap; geopandas for the peer).
 
 For each grid set (tiled wiggly Voronoi cells, 40–60 vertices, `synthetic.py`) it prints points per second for
 gridmap's batch locate (one thread), geopandas.sjoin(predicate="within"), shapely STRtree.query(predicate=
@@ -315,24 +317,23 @@ out.to_parquet(target)
 
 PHASES = '''import resource, sys, time
 t0, c0 = time.perf_counter(), time.process_time()
-from gridmap import storage
-from gridmap.areas import load_index
-from gridmap.batch import cached_index, locate_file
+import numpy, pyarrow.parquet, shapely
 t1, c1 = time.perf_counter(), time.process_time()
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"   imports {t1 - t0:.2f} s wall, {c1 - c0:.2f} s CPU (peak RSS {rss():.0f} MB)")
-with storage.make_sessionmaker(storage.make_engine(sys.argv[1]))() as session:
-    index = cached_index(session)
-    t2, c2 = time.perf_counter(), time.process_time()
-    print(f"   the index as locate-file gets it (batch.cached_index: areas read and hashed, file loaded) "
-          f"{t2 - t1:.2f} s wall, {c2 - c1:.2f} s CPU ({rss():.0f} MB)")
-    locate_file(sys.argv[2], sys.argv[3], index, session=session, show_progress=False)
-    t3, c3 = time.perf_counter(), time.process_time()
-    print(f"   read, locate (the numba kernels loaded from their cache on first use), write the file "
-          f"{t3 - t2:.2f} s wall, {c3 - c2:.2f} s CPU ({rss():.0f} MB)")
-    load_index(session)
-    t4, c4 = time.perf_counter(), time.process_time()
-    print(f"   for comparison, building the index anew (areas.load_index) {t4 - t3:.2f} s wall, {c4 - c3:.2f} s CPU")
+print(f"   imports: numpy, pyarrow.parquet, shapely {t1 - t0:.2f} s wall, {c1 - c0:.2f} s CPU")
+from gridmap import batch
+t2, c2 = time.perf_counter(), time.process_time()
+print(f"   imports: gridmap.batch (lookup, cellindex) {t2 - t1:.2f} s wall, {c2 - c1:.2f} s CPU "
+      f"(peak RSS {rss():.0f} MB)")
+index, branches, on = batch.quick_index(sys.argv[1])
+t3, c3 = time.perf_counter(), time.process_time()
+print(f"   the index as locate-file gets it (batch.quick_index: active generation's rows read with pysqlite3 and "
+      f"hashed, file memory-mapped) {t3 - t2:.2f} s wall, {c3 - c2:.2f} s CPU ({rss():.0f} MB)")
+batch.locate_file(sys.argv[2], sys.argv[3], index, on=on, branches=branches, show_progress=False)
+t4, c4 = time.perf_counter(), time.process_time()
+print(f"   read, locate, write the file {t4 - t3:.2f} s wall, {c4 - c3:.2f} s CPU ({rss():.0f} MB)")
+heavy = [m for m in ("sqlalchemy", "pandas", "geopandas", "numba", "pyproj") if m in sys.modules]
+print(f"   loaded of sqlalchemy, pandas, geopandas, numba, pyproj: {', '.join(heavy) or 'none'}")
 '''
 
 # a small launcher measures each process: a child's peak RSS counts from its parent's at fork (Linux keeps
@@ -467,6 +468,13 @@ def bench_whole_process(m: int, reps: int) -> bool:
         phases.write_text(PHASES)
         _run([sys.executable, str(phases), url, str(source), str(tmp / "again.parquet")], tmp / "phases.log")
         print((tmp / "phases.log").read_text().rstrip())
+        print(f"   floors (whole processes, best of {reps}): {'wall s':>8s} {'CPU s':>8s}")
+        for name, code in (("python -c pass", "pass"),
+                           ("import numpy, pyarrow.parquet, shapely", "import numpy, pyarrow.parquet, shapely"),
+                           ("gridmap: python -m gridmap.cli --help", "from gridmap.cli import main; main(['--help'])"),
+                           ("peer: import geopandas, pysqlite3", "import geopandas; from pysqlite3 import dbapi2")):
+            figures = [_run([sys.executable, "-c", code], tmp / "floor.log") for _ in range(reps)]
+            print(f"   {name:44s} {min(f[0] for f in figures):8.2f} {min(f[1] for f in figures):8.2f}")
         shutil.rmtree(cache, ignore_errors=True)
         return ok
     finally:

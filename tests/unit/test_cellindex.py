@@ -194,3 +194,35 @@ def test_kernels_compile_in_memory_where_no_cache_can_be_written(monkeypatch):
     assert calls.count(True) == len(ci._KERNELS) and calls.count(False) == len(ci._KERNELS)
     assert isinstance(ci._orient_sign, numba.core.registry.CPUDispatcher)
     assert ci._orient_sign(0.0, 0.0, 1.0, 0.0, 0.0, 1.0) == 1  # compiled (one small kernel: the others alike)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(3, 80), seed=st.integers(0, 10_000), margin=st.sampled_from([0.0, 2e-8, 1e-4]))
+def test_clear_of_sides_is_what_batch_checked_before_and_the_same_in_either_kernel(n, seed, margin):
+    """`locate_many_clear`'s second answer (from the numpy pass, or `clear_of` after numba) is exactly the points
+    `batch._maybe_near_edge` does not return: an interior cell, farther than the margin from each side."""
+    from gridmap import batch
+
+    geoms = tiling(n, seed)
+    index = make_index(geoms, 64.0)
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    ex, ey = edge_points(geoms, rng, 500)
+    cols = rng.integers(0, index.cells.nx, 300)  # on cell sides, and just off them
+    side = index.cells.x0 + cols * index.cells.dx + rng.choice([0.0, 1e-9, -1e-9, 3e-8], 300)
+    lon = np.concatenate([rng.uniform(x0 - 0.01, x1 + 0.01, 2000), ex, side, [np.nan]])
+    lat = np.concatenate([rng.uniform(y0 - 0.01, y1 + 0.01, 2000), ey, rng.uniform(y0, y1, 300), [y0]])
+    before = np.ones(len(lon), bool)
+    before[batch._maybe_near_edge(index, lon, lat)] = False
+    if margin != 2 * batch.TIE_DEG:
+        before = index.cells.clear_of(lon, lat, margin)
+    import gridmap.cellindex as ci
+
+    leaf_numba, clear_numba = index.locate_many_clear(lon, lat, margin)
+    ci._JITTED = False
+    try:
+        leaf_numpy, clear_numpy = index.locate_many_clear(lon, lat, margin)
+    finally:
+        ci._JITTED = True
+    assert np.array_equal(leaf_numba, leaf_numpy) and np.array_equal(leaf_numba, index.locate_many(lon, lat))
+    assert np.array_equal(clear_numba, before) and np.array_equal(clear_numpy, before)
