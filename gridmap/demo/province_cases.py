@@ -82,7 +82,7 @@ def insert_province_cases(
             )
         events += len(history["case_id"])
         bar.update(size)
-        if c % 10 == 9 or c == chunks - 1:
+        if c % max(chunks // 20, 1) == 0 or c == chunks - 1:  # about 20 lines whatever the size
             progress.stage(f"cases written ({len(micro.codes):,} micro-grids)", min((c + 1) * CHUNK, n))
     bar.close()
     with factory.begin() as session:  # fresh statistics for the planner after millions of rows

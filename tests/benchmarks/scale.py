@@ -121,7 +121,7 @@ def sqlite_db(args: argparse.Namespace, key: str) -> tuple[str, dict | None]:
     if path.exists() and done.exists() and json.loads(done.read_text()).get("key") == key:
         print(f"   reusing {path} (built at the same parameters and schema: {done.read_text().strip()})")
         return f"sqlite:///{path}", None
-    for old in WORK.glob("province-*.sqlite*"):
+    for old in [*WORK.glob("province-*.sqlite*"), *WORK.glob("province-*.done")]:
         old.unlink()
     url = f"sqlite:///{path}"
     figures = run_measured(demo_cmd(url, args), WORK / "build-sqlite.log")

@@ -227,3 +227,38 @@ def test_locate_and_measures_answer_on_it(url, engine):
     total = table[table["unit"] == "total"].iloc[0]
     assert total["received"] == SCALE.cases and total["rated"] == rated
     assert 0.9 < total["closure_rate"] <= 1.0 and 0.8 < total["satisfaction"] <= 1.0
+
+
+DIGESTS: dict[str, str] = {}
+
+
+def test_both_databases_hold_the_same_rows(engine):
+    """The digest of the areas (code, geometry) and cases (id, point, codes, state, number, report time) is the same
+    on SpatiaLite and PostGIS (checked when the second database's half runs)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(Area.code, Area.geom).order_by(Area.id)):
+            digest.update(row.code.encode() + to_shape(row.geom).wkb)
+        for row in conn.execute(
+            sa.select(
+                Case.id, Case.lon, Case.lat, Case.microgrid_code, Case.state, Case.number, Case.reported_at
+            ).order_by(Case.id)
+        ):
+            at = row.reported_at if row.reported_at.tzinfo is None else row.reported_at.astimezone(dt.timezone.utc)
+            digest.update(
+                repr(
+                    (
+                        row.id,
+                        row.lon,
+                        row.lat,
+                        row.microgrid_code,
+                        row.state,
+                        row.number,
+                        at.replace(tzinfo=None).isoformat(),
+                    )
+                ).encode()
+            )
+    DIGESTS[engine.dialect.name] = digest.hexdigest()
+    assert len(set(DIGESTS.values())) == 1, DIGESTS
