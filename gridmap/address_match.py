@@ -68,7 +68,8 @@ def match_address(session: Session, index: AreaIndex | None, text: str, *,
     seen = {match.place.get("id")} if match.place is not None else set()
     alternatives = []
     for alt in match.alternatives:
-        found = places.get((alt.get("name"), alt.get("kind")))
+        name, kind = alt.get("name"), alt.get("kind")
+        found = places.get((name, kind)) if isinstance(name, str) and isinstance(kind, str) else None
         if found is None or found.get("id") in seen:
             continue
         seen.add(found.get("id"))

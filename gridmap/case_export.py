@@ -39,12 +39,12 @@ def table(session: Session, rows: list[Case], *, lang: str = "zh", now: dt.datet
     now = utc(now) or dt.datetime.now(dt.timezone.utc)
     codes = {c for case in rows for c in (case.subdistrict_code, case.community_code, case.grid_code) if c}
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
-    names = dict(session.execute(sa.select(Area.code, Area.name).where(Area.generation_id == active,
+    names: dict[str | None, str | None] = dict(session.execute(sa.select(Area.code, Area.name).where(Area.generation_id == active,
                                                                        Area.code.in_(codes))).all()) if codes else {}
     staff_ids = {c.assignee_id for c in rows if c.assignee_id}
-    staff = dict(session.execute(sa.select(Staff.id, Staff.name).where(Staff.id.in_(staff_ids))).all()) if staff_ids else {}
+    staff: dict[int | None, str] = dict(session.execute(sa.select(Staff.id, Staff.name).where(Staff.id.in_(staff_ids))).all()) if staff_ids else {}
     dept_ids = {c.department_id for c in rows if c.department_id}
-    depts = dict(session.execute(sa.select(Department.id, Department.name)
+    depts: dict[int | None, str] = dict(session.execute(sa.select(Department.id, Department.name)
                                  .where(Department.id.in_(dept_ids))).all()) if dept_ids else {}
     zh = lang == "zh"
     records = []

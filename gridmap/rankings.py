@@ -17,8 +17,9 @@ has `target` None and every `meets_target` None.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -90,6 +91,12 @@ def _parts(row: pd.Series, measure: str) -> tuple[float | None, float | None]:
 KIND = {key: kind for key, _, _, kind in measures.COLUMNS}
 
 
+def _row(table: pd.DataFrame, key: str) -> pd.Series | None:
+    """A unit's row of `compute` (its index is the unit's code), or None for a unit with nothing in the period."""
+    # one label of a unique index: a Series (the stubs cannot tell it from a list of labels)
+    return cast(pd.Series, table.loc[key]) if key in table.index else None
+
+
 def _value(row: pd.Series | None, measure: str) -> tuple[float | None, float | None, float | None]:
     """Value (rounded as `measures.to_records` rounds it), numerator and denominator of a measure in one row of
     `compute`, or of a unit with nothing in the period (no row)."""
@@ -115,7 +122,7 @@ def _meets(value: float | None, target: Target) -> bool | None:
 
 def ranking(session: Session, code: str, measure: str, by: str = "children", *, since: dt.datetime | None = None,
             until: dt.datetime | None = None, now: dt.datetime | None = None,
-            sees_staff=None) -> dict[str, Any]:
+            sees_staff: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
     """The ranking of the children (`by="children"`) or the workers (`by="workers"`) of area `code` on `measure`
     over [since, until) (by default this month so far), best first (no value last, then by code or name).
     `sees_staff(area_codes)` tells whether a worker serving those areas may be listed (all by default)."""
@@ -133,7 +140,7 @@ def ranking(session: Session, code: str, measure: str, by: str = "children", *, 
                                    .order_by(Area.code)).all()
         table = measures.compute(session, period, level, under=code, under_level=area.level)
         for child, name in children:
-            row = table.loc[child] if child in table.index else None
+            row = _row(table, child)
             value, num, den = _value(row, measure)
             items.append({"code": child, "staff_id": None, "name": name, "value": value, "numerator": num,
                           "denominator": den, "meets_target": _meets(value, target)})
@@ -150,7 +157,7 @@ def ranking(session: Session, code: str, measure: str, by: str = "children", *, 
             if sees_staff is not None and not sees_staff(codes):
                 continue
             key = str(staff_id)
-            row = table.loc[key] if key in table.index else None
+            row = _row(table, key)
             value, num, den = _value(row, measure)
             items.append({"code": None, "staff_id": staff_id, "name": name, "value": value, "numerator": num,
                           "denominator": den, "meets_target": _meets(value, target)})
