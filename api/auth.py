@@ -1,5 +1,6 @@
-"""Who is calling: one dependency turns the request's credentials into a `policy.Principal`, and `allow(permission)`
-is how every route states its policy.
+"""Who is calling: one dependency, `get_principal`, turns the request's credentials into a `policy.Principal` (once
+per request), and `allow(permission)` is how every route states its policy and receives the principal. Routes that
+act on cases make it the workflow's actor with `actor_of`, and name it in histories with `label_of`.
 
 Credentials, in this order:
 1. a gateway's identity headers — only when the deployment sets `GRIDMAP_GATEWAY_SECRET` and the request carries
@@ -25,7 +26,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.params import MAX_ID
-from gridmap import accounts, audit, policy
+from gridmap import accounts, audit, policy, workflow
 from gridmap.errors import Forbidden, InvalidInput, Unauthenticated
 from gridmap.policy import Principal
 from gridmap.runtime import PRINCIPAL_TTL_S, PrincipalCache  # noqa: F401 - the cache lives with the others
@@ -148,6 +149,17 @@ async def get_principal(request: Request) -> Principal:
     # the writes this request makes are audited as this principal's
     audit.set_acting(audit.Acting(principal.label(), principal.account_id, client_address(request)))
     return principal
+
+
+def actor_of(who: Principal) -> workflow.Actor:
+    """The actor a principal is in the case loop (`gridmap.workflow`): the one conversion every route that acts on
+    cases uses."""
+    return workflow.Actor(who.key, who.role, who.staff_id, who.department, name=who.name)
+
+
+def label_of(who: Principal) -> str:
+    """How a principal is named in a case's history: `resident` for an anonymous reporter."""
+    return "resident" if who.anonymous else who.label()
 
 
 def allow(permission: str):

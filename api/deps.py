@@ -1,24 +1,47 @@
-"""Request dependencies: a database session per request, the lookup index, the settings."""
+"""Request dependencies: a database session per request (committed before the answer), the lookup index, the
+settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.settings import Settings
 from gridmap.errors import DatabaseNotReady
 from gridmap.generations import IndexRegistry
 from gridmap.lookup import AreaIndex
 
+AFTER_COMMIT = "gridmap.after_commit"
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction commits when the route returns and rolls back on an error."""
-    with request.app.state.sessionmaker() as session, session.begin():
-        yield session
+    """The request's session, in one transaction: committed when the route function returns and before the
+    response is sent (`SessionDep` is function-scoped, so an acknowledged write is durable), rolled back when it
+    raises. Work that must follow the commit (a cache to drop, an index to rebuild) is registered with
+    `after_commit`; it too runs before the response is sent. This is how every write route commits: no route calls
+    `session.commit()` itself (tests/unit/test_layering.py)."""
+    with request.app.state.sessionmaker() as session:
+        with session.begin():
+            yield session
+        for then in session.info.pop(AFTER_COMMIT, []):
+            then()
+
+
+def after_commit(session: Session, then: Callable[[], object]) -> None:
+    """Run `then()` once the request's transaction has committed (before the response is sent)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(then)
+
+
+def commit_now(session: Session) -> None:
+    """Commit the request's transaction before the route returns, and run its `after_commit` work: only for an
+    answer that reports what the commit caused (the lookup index rebuilt from boundaries just activated)."""
+    session.commit()
+    for then in session.info.pop(AFTER_COMMIT, []):
+        then()
 
 
 async def get_index(request: Request) -> AreaIndex:
@@ -43,7 +66,9 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# function-scoped: the transaction ends when the route function returns, before the response is sent (FastAPI's
+# default for a dependency with yield, "request", would commit after the client has its answer)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 IndexDep = Annotated[AreaIndex, Depends(get_index)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[IndexRegistry, Depends(get_registry)]

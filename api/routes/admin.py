@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import SessionDep
+from api.deps import SessionDep, after_commit
 from api.params import Id, Moment, Offset, PathId
 from gridmap import accounts, policy
 from gridmap.tables import AuditEntry
@@ -72,7 +72,6 @@ def create_account(body: AccountIn, session: SessionDep, request: Request, respo
     spec = accounts.AccountSpec(body.username, body.role, tuple(body.areas), body.department, body.staff_id,
                                 body.display_name)
     out = accounts.account_dict(accounts.add_account(session, spec, body.password))
-    session.commit()
     response.headers["Location"] = f"/api/v1/accounts/{out['id']}"
     return out
 
@@ -86,8 +85,7 @@ def update_account(account_id: PathId, body: AccountPatch, session: SessionDep, 
                                       department=body.department, staff_id=body.staff_id,
                                       display_name=body.display_name, active=body.active, password=body.password)
     out = accounts.account_dict(account)
-    session.commit()
-    request.app.state.principals.clear()
+    after_commit(session, request.app.state.principals.clear)
     return out
 
 
@@ -125,7 +123,6 @@ def create_api_key(body: ApiKeyIn, session: SessionDep, who: Admin) -> dict:
     key, secret = accounts.add_api_key(session, body.name, tuple(body.scopes), areas=tuple(body.areas),
                                        created_by=who.label())
     out = {**accounts.api_key_dict(key), "key": secret}
-    session.commit()
     return out
 
 
@@ -133,8 +130,7 @@ def create_api_key(body: ApiKeyIn, session: SessionDep, who: Admin) -> dict:
 def revoke_api_key(key_id: PathId, session: SessionDep, request: Request, who: Admin) -> dict:
     """Revoke a key: it stops working at once (within seconds on other server processes)."""
     out = accounts.api_key_dict(accounts.revoke_api_key(session, key_id))
-    session.commit()
-    request.app.state.principals.clear()
+    after_commit(session, request.app.state.principals.clear)
     return out
 
 

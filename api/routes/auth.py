@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from api import ratelimit
 from api.auth import SESSION_COOKIE, allow, client_address, csrf_token
+from api.deps import SessionDep, after_commit
 from api.routes.pages import content_security_policy
 from gridmap import accounts, audit, policy
 from gridmap.errors import Forbidden, Unauthenticated
@@ -72,16 +73,15 @@ def issue_token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
 
 
 @router.post("/api/v1/auth/revoke", status_code=204)
-def revoke(request: Request, who: Annotated[Principal, allow("signed_in")]) -> Response:
+def revoke(request: Request, session: SessionDep, who: Annotated[Principal, allow("signed_in")]) -> Response:
     """End the session or bearer token this request was made with."""
     authorization = request.headers.get("authorization") or ""
     token = authorization.partition(" ")[2].strip() if authorization.lower().startswith("bearer ") else \
         request.cookies.get(SESSION_COOKIE)
     if token:
-        with request.app.state.sessionmaker() as session, session.begin():
-            accounts.revoke_token(session, token)
-            audit.record(session, "signout", f"account:{who.name}")
-        request.app.state.principals.clear()
+        accounts.revoke_token(session, token)
+        audit.record(session, "signout", f"account:{who.name}")
+        after_commit(session, request.app.state.principals.clear)
     response = Response(status_code=204)
     if not authorization:
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -178,7 +178,7 @@ def login_submit(request: Request, who: Annotated[Principal, allow("public")],
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(request: Request, who: Annotated[Principal, allow("public")],
+def logout(request: Request, session: SessionDep, who: Annotated[Principal, allow("public")],
            csrf: Annotated[str, Form(max_length=100)] = ""):
     """Sign out of the pages: the session ends on the server and the cookie is removed."""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -186,10 +186,9 @@ def logout(request: Request, who: Annotated[Principal, allow("public")],
         if not secrets.compare_digest(csrf, csrf_token(cookie)):
             raise Forbidden("csrf: missing or wrong CSRF token", field="csrf",
                             zh="缺少或错误的 CSRF 令牌，请刷新页面。")
-        with request.app.state.sessionmaker() as session, session.begin():
-            accounts.revoke_token(session, cookie)
-            audit.record(session, "signout", "session")
-        request.app.state.principals.clear()
+        accounts.revoke_token(session, cookie)
+        audit.record(session, "signout", "session")
+        after_commit(session, request.app.state.principals.clear)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

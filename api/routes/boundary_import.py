@@ -92,6 +92,5 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
             sources.append((target, label))
         summary = bi.import_boundaries(session, sources, options, limits, actor=who.label(),
                                        household_band=settings.check_household_band)
-    session.commit()
     response.headers["Location"] = f"/api/v1/generations/{summary['generation_id']}"
     return summary

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import allow, get_principal
+from api.auth import actor_of, allow, get_principal, label_of
 from api.schemas.cases import (CaseCreated, CaseDetail, CaseFeatureCollection, CaseItem, CasePage, Duplicates, Rated,
                               Receipt)
 from api.deps import IndexDep, SessionDep, commit_now
@@ -71,7 +71,7 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
     def remember_reporter(session, case) -> None:
         case.reporter_token_hash = cases.token_digest(token)
 
-    actor = "resident" if who.anonymous else who.label()
+    actor = label_of(who)
     case, created = cases.create_case_once(request.app.state.sessionmaker, index, cases.NewCase(**body.model_dump()),
                                            idempotency_key, actor=actor, then=remember_reporter,
                                            options=request.app.state.settings.locate_options())
@@ -113,10 +113,6 @@ def _visible(session, who: Principal, case_id) -> bool:
     return True
 
 
-def _actor(who: Principal) -> workflow.Actor:
-    return workflow.Actor(who.key, who.role, who.staff_id, who.department, name=who.name)
-
-
 class PatrolIn(_ReportIn):
     """What a grid worker on patrol reports; `handled_on_spot` when they dealt with it there and then."""
 
@@ -135,7 +131,7 @@ def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, resp
     accepted and handled by the worker at once and waits for verification — only when it is theirs to handle.
     The worker is the signed-in account's staff record."""
     fields = body.model_dump(exclude={"handled_on_spot", "note"})
-    case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), _actor(who),
+    case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), actor_of(who),
                                   calendar=request.app.state.calendar(), handled_on_spot=body.handled_on_spot,
                                   note=body.note, key=idempotency_key)
     return _created(request, response, case, created, who)
@@ -208,7 +204,7 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     version = header_version if header_version is not None else body.version
     params = body.model_dump(exclude={"version"})
     try:
-        case = workflow.act(session, case_id, action, _actor(who), version=version, calendar=calendar,
+        case = workflow.act(session, case_id, action, actor_of(who), version=version, calendar=calendar,
                             params=params, index=index, options=request.app.state.settings.locate_options())
     except workflow.StaleVersion as exc:
         if header_version is not None:

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api import i18n
 from api.links import case_links
-from api.auth import allow
+from api.auth import actor_of, allow
 from api.schemas.cases import CaseItem, CasePage
 from api.deps import IndexDep, SessionDep
 from api.params import Id, Offset
-from api.routes.cases import ActionIn, CodeList, Hours, Sort, _actor, _visible, order_of
+from api.routes.cases import ActionIn, CodeList, Hours, Sort, _visible, order_of
 from api.schemas.common import COMMON
 from gridmap import cases, policy, workflow
 from gridmap.errors import GridmapError, InvalidInput, NotFound
@@ -136,7 +136,7 @@ def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, ses
     calendar = request.app.state.calendar()
     options = request.app.state.settings.locate_options()
     params = body.model_dump(exclude={"version", "items"})
-    actor = _actor(who)
+    actor = actor_of(who)
     lang = i18n.of_request(request)  # each refusal's detail in the caller's language, as a problem's would be
     results: list[BatchResult] = []
     seen: set[int] = set()

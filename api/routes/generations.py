@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api import i18n
 from api.auth import allow
-from api.deps import RegistryDep, SessionDep, SettingsDep
+from api.deps import RegistryDep, SessionDep, SettingsDep, after_commit, commit_now
 from api.params import Day, Id, PathId
 from api.routes.plan import EditResult
 from gridmap import audit, boundary_check, boundary_repair, publish
@@ -70,7 +70,6 @@ def create_draft(body: DraftIn, session: SessionDep, response: Response,
     before the answer: a 201 means the draft is stored."""
     out = gens.generation_dict(gens.create_draft(session, body.name, source_id=body.source_id, note=body.note,
                                                  created_by=who.key))
-    session.commit()
     response.headers["Location"] = f"/api/v1/generations/{out['id']}"
     return out
 
@@ -87,8 +86,7 @@ def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry:
             raise InvalidInput(f"areas.{code}: not a GeoJSON geometry ({exc})", field=f"areas.{code}",
                                zh=f"区域 {code} 的几何图形不是有效的 GeoJSON。") from None
     changed = gens.redraw(session, generation_id, changes)
-    session.commit()
-    registry.forget(generation_id)  # a cached index of the draft is stale now
+    after_commit(session, lambda: registry.forget(generation_id))  # a cached index of the draft is stale now
     return {"generation_id": generation_id, "changed": changed}
 
 
@@ -167,8 +165,7 @@ def apply_repairs(generation_id: PathId, body: RepairIn, session: SessionDep, re
     only. 409 when the generation is not a draft or a locked area would change; 422 naming `kinds` when there is
     nothing to repair. Committed before the answer."""
     out = boundary_repair.apply(session, generation_id, who.name, kinds=tuple(body.kinds), snap_m=body.snap_m)
-    session.commit()
-    registry.forget(generation_id)  # a cached lookup index of the draft is stale now
+    after_commit(session, lambda: registry.forget(generation_id))  # a cached lookup index of the draft is stale
     return out
 
 
@@ -201,7 +198,7 @@ def activate(generation_id: PathId, body: ActivateIn, session: SessionDep, reque
     out["activation"] = {k: v for k, v in done.items() if k != "generation"}
     audit.record(session, "publish", f"generation:{generation_id}",
                  {"name": gen.name, "effective_from": body.effective_from.isoformat(), "brought_forward": True})
-    session.commit()
+    commit_now(session)  # the answer reports the index rebuilt from the committed boundaries
     index = request.app.state.reload_index()
     out["index_generation_id"] = index.generation_id if index is not None else None
     return out

@@ -58,5 +58,4 @@ def read_notification(notification_id: PathId, session: SessionDep,
                       who: Annotated[Principal, allow("notification.read")]) -> ReadOut:
     """Mark one of one's own notifications read; another account's is not found (404, as a missing id)."""
     out = notifications.mark_read(session, who.account_id, notification_id, dt.datetime.now(dt.timezone.utc))
-    session.commit()
     return ReadOut(**out)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import RegistryDep, SessionDep
+from api.deps import RegistryDep, SessionDep, after_commit
 from api.params import PathId
 from gridmap import partition as gpartition
 from gridmap import policy
@@ -76,7 +76,6 @@ def partition(generation_id: PathId, body: PartitionIn, session: SessionDep, res
                        zh=f"区域：没有编码为 {body.area} 的区域。")
     out = gpartition.partition(session, generation_id, body.area, body.n, body.tolerance, body.seed, body.grids,
                                name=body.name, actor=who.key)
-    session.commit()
-    registry.forget(out["generation_id"])
+    after_commit(session, lambda: registry.forget(out["generation_id"]))
     response.headers["Location"] = f"/api/v1/generations/{out['generation_id']}"
     return out

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import allow
-from api.deps import RegistryDep, SessionDep
+from api.deps import RegistryDep, SessionDep, after_commit
 from api.params import Id, PathId
 from gridmap import plan_edit
 from gridmap.policy import Principal
@@ -110,8 +110,7 @@ def edit(generation_id: PathId, body: EditIn, session: SessionDep, registry: Reg
     409 when the generation is not a draft or a locked area would change; 422 naming the field otherwise."""
     op = body.model_dump(by_alias=True, exclude_none=True)
     out = plan_edit.apply(session, generation_id, op, who.name)
-    session.commit()
-    _done(request, registry, generation_id)
+    after_commit(session, lambda: _done(request, registry, generation_id))
     return out
 
 
@@ -121,8 +120,7 @@ def undo(generation_id: PathId, session: SessionDep, registry: RegistryDep, requ
     """Undo the draft's last edit: the rows it changed get back their exact geometries and numbers (409 when there
     is nothing to undo)."""
     out = plan_edit.undo(session, generation_id, who.name)
-    session.commit()
-    _done(request, registry, generation_id)
+    after_commit(session, lambda: _done(request, registry, generation_id))
     return out
 
 
@@ -131,8 +129,7 @@ def redo(generation_id: PathId, session: SessionDep, registry: RegistryDep, requ
          who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """Redo the edit undone last (409 when there is none; a new edit after an undo drops what could be redone)."""
     out = plan_edit.redo(session, generation_id, who.name)
-    session.commit()
-    _done(request, registry, generation_id)
+    after_commit(session, lambda: _done(request, registry, generation_id))
     return out
 
 

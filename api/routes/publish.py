@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import RegistryDep, SessionDep, SettingsDep
+from api.deps import RegistryDep, SessionDep, SettingsDep, commit_now
 from api.params import Day, Id, PathId
 from gridmap import audit
 from gridmap import publish as pub
@@ -183,7 +183,6 @@ def submit(generation_id: PathId, session: SessionDep, settings: SettingsDep,
     gen = pub.submit(session, generation_id, who.key, household_band=settings.check_household_band)
     audit.record(session, "submit", f"generation:{generation_id}", {"name": gen.name})
     out = _out(gen)
-    session.commit()
     return out
 
 
@@ -201,7 +200,7 @@ def approve(generation_id: PathId, body: ApproveIn, session: SessionDep, setting
     activation = result["activation"]
     out = _out(gen, scheduled=result["scheduled"],
                activation={k: v for k, v in activation.items() if k != "generation"} if activation else None)
-    session.commit()
+    commit_now(session)  # the answer reports the index rebuilt from the committed boundaries
     if activation:
         index = request.app.state.reload_index()
         out["index_generation_id"] = index.generation_id if index is not None else None
@@ -216,7 +215,6 @@ def reject(generation_id: PathId, body: RejectIn, session: SessionDep,
     gen = pub.reject(session, generation_id, who.key, body.reason)
     audit.record(session, "reject", f"generation:{generation_id}", {"name": gen.name, "reason": body.reason})
     out = _out(gen)
-    session.commit()
     return out
 
 
@@ -243,5 +241,4 @@ def put_assignment(generation_id: PathId, body: AssignmentIn, session: SessionDe
     and no staff removes the grid's plan."""
     out = pub.put_assignment(session, generation_id, body.area_code, body.branch_id,
                              [(s.staff_id, s.role) for s in body.staff], actor=who.key)
-    session.commit()
     return out
