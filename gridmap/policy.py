@@ -135,7 +135,8 @@ def holds(principal: Principal, permission: str) -> bool:
 
 
 def require(principal: Principal, permission: str) -> None:
-    """Refuse a caller that may not do this at all: 401 without credentials, 403 for a role without the right."""
+    """Refuse a caller that may not do this at all: `Unauthenticated` without credentials, `Forbidden` for a role
+    without the right."""
     if holds(principal, permission):
         return
     if principal.anonymous:
