@@ -112,6 +112,22 @@ class AreaIndex:
     def __len__(self) -> int:
         return len(self.leaves)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the leaves as one array of WKB, without what is derived from them (boundaries, STRtree):
+        unpickling then decodes them in one vectorised call instead of one call per geometry (~50 ms for the
+        1,854 leaves of the full demo, in every process that loads the index file)."""
+        state = self.__dict__.copy()
+        state["leaf_geoms"] = shapely.to_wkb(self.leaf_geoms)
+        del state["leaf_boundaries"], state["tree"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.leaf_geoms = shapely.from_wkb(state["leaf_geoms"])
+        shapely.prepare(self.leaf_geoms)
+        self.leaf_boundaries = shapely.boundary(self.leaf_geoms)
+        self.tree = shapely.STRtree(self.leaf_geoms)
+
     def chain_of(self, code: str) -> list[AreaRef]:
         """The area with `code` and all its ancestors, outermost first."""
         out: list[AreaRef] = []
