@@ -243,13 +243,19 @@ def _categories(session: Session) -> dict[str, str]:
 
 
 def _imported(session: Session, tickets: list[str]) -> dict[str, str]:
-    """Case numbers of tickets already imported."""
+    """Case numbers of tickets already imported: a query per 500 tickets on SQLite (its bound-parameter limit), per
+    10,000 on PostgreSQL as one array parameter (each query may read every month's partition; a day's export is
+    one or two)."""
     found: dict[str, str] = {}
     wanted = sorted({t for t in tickets if t})
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    step = 10_000 if postgres else 500
+    for start in range(0, len(wanted), step):
+        chunk = wanted[start:start + step]
+        refs = (Case.external_ref == sa.func.any(sa.literal(chunk, sa.ARRAY(sa.String))) if postgres else
+                Case.external_ref.in_(chunk))
         found.update(session.execute(sa.select(Case.external_ref, Case.number)
-                                     .where(Case.source == SOURCE, Case.external_ref.in_(chunk))).all())
+                                     .where(Case.source == SOURCE, refs)).all())
     return found
 
 
