@@ -421,8 +421,8 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     area = get_area(session, code)
     periods = _series_months(months, until, now)
     edges = [p.since for _, p in periods] + [periods[-1][1].until]
-    outside = _few_outside(session, code, area.level)
     within = _reported_within(session, edges[0], edges[-1])  # the months the series reads (partitions pruned)
+    outside = _few_outside(session, code, area.level, within[1])
     table = _series_counts(session, edges, code, area.level, outside, *within)
     hours = _series_hours(session, edges, code, area.level, outside, within[0])
     for name, q in (("close_hours_p50", 0), ("close_hours_p90", 1)):
@@ -498,10 +498,13 @@ def _outside(code: str, level: str) -> sa.ColumnElement:
 FEW_OUTSIDE = 1000  # an area with at most this many cases outside it counts its steps as all steps less theirs
 
 
-def _few_outside(session: Session, code: str, level: str) -> list[int] | None:
+def _few_outside(session: Session, code: str, level: str, steps_within: list | None = None) -> list[int] | None:
     """The ids of the cases outside the area when there are at most FEW_OUTSIDE of them (the area holds nearly
-    every case: a district of a one-district database), else None."""
-    outside = session.scalars(sa.select(Case.id).where(_outside(code, level)).limit(FEW_OUTSIDE + 1)).all()
+    every case: a district of a one-district database), else None. `steps_within`: bounds of the report time of
+    every case with a step in the period (`_reported_within`; on PostgreSQL): the cases outside them have no step
+    to take away, and are not looked for in every month's partition."""
+    outside = session.scalars(sa.select(Case.id).where(_outside(code, level), *(steps_within or []))
+                              .limit(FEW_OUTSIDE + 1)).all()
     return list(outside) if len(outside) <= FEW_OUTSIDE else None
 
 
