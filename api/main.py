@@ -100,7 +100,7 @@ async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S)
     from gridmap import case_partitions
 
     def run() -> int:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         with storage.session_scope(app.state.sessionmaker) as session:  # the months ahead, and any month whose
             # cases were written before it had a partition (they wait in the DEFAULT partition, unpruned)
             return case_partitions.ensure_months(session, now, now + dt.timedelta(days=31 * CASE_MONTHS_AHEAD),

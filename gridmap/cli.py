@@ -48,7 +48,7 @@ def cmd_case_partitions(args: argparse.Namespace) -> int:
     this command. Nothing to do on SQLite."""
     from gridmap import case_partitions
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     since = (dt.datetime.strptime(args.since, "%Y-%m").replace(tzinfo=case_partitions.CST) if args.since else now)
     until = now + dt.timedelta(days=31 * args.months_ahead)
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
