@@ -498,8 +498,11 @@ def _ordering(sort: str, order: str) -> tuple:
     else:
         key = (sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id)
                .correlate(Case).scalar_subquery())
+    tie = Case.id.desc() if desc else Case.id.asc()
+    if sort == "reported_at":  # never NULL: the time alone, so that its index serves the order (a page without a
+        return (key.desc() if desc else key.asc(), tie)  # sort of every case; found on the province demo)
     nulls = sa.case((key.is_(None), 1), else_=0)  # cases without the key last, whichever the order
-    return (nulls, key.desc() if desc else key.asc(), Case.id.desc() if desc else Case.id.asc())
+    return (nulls, key.desc() if desc else key.asc(), tie)
 
 
 def search_cases(session: Session, f: CaseFilter, *, limit: int = 50, offset: int = 0,
