@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "gridmap"
 MODULES = sorted(p for p in LIBRARY.rglob("*.py") if "__pycache__" not in p.parts)
 WEB_STACK = {"fastapi", "starlette", "uvicorn", "folium"}
-APP_PACKAGES = {"api", "web"}
+APP_PACKAGES = {"api", "web", "gridmap_api", "gridmap_web"}  # the adapters, before and after the relayout
 CLI = LIBRARY / "cli.py"
 
 HEADERS = [
