@@ -38,17 +38,23 @@ import tempfile
 import unicodedata
 import zipfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from gridmap import crs as gcrs
 from gridmap.batch import content_of
 from gridmap.codes import level_of, parent_code
 from gridmap.errors import Conflict, InvalidInput, UnknownCRS
+
+if TYPE_CHECKING:
+    from pyproj import CRS
+    from sqlalchemy.orm import Session
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
@@ -84,7 +90,7 @@ class Limits:
     max_ratio: float = 100.0             # unpacked / packed, in all and per member over 1 MB
     max_seconds: int = 300               # the reader process's CPU time
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("max_bytes", "max_vertices", "max_features", "max_unpacked", "max_seconds"):
             if int(getattr(self, name)) < 1:
                 raise InvalidInput(f"{name} must be a positive integer", field=name,
@@ -131,7 +137,7 @@ class Feature:
     index: int                 # 1-based, in the file's order
     code: str
     level: str
-    geom: shapely.Geometry     # WGS84
+    geom: BaseGeometry         # WGS84
     name: str | None
     households: int | None
     population: int | None
@@ -149,7 +155,7 @@ def display_name(name: str) -> str:
     return (base[:77] + "...") if len(base) > 80 else (base or "(unnamed)")
 
 
-def _listed(names) -> str:
+def _listed(names: Iterable[object]) -> str:
     """Column names of a file for a message: without control or bidi characters, each at most 40 characters."""
     return ", ".join("".join(c for c in str(n)[:40] if unicodedata.category(c)[0] != "C") for n in names)
 
@@ -243,12 +249,12 @@ def _unpack(archive_path: Path, label: str, limits: Limits, work: Path, *, kind:
         if not shps:
             raise ImportRefused(label, "file", "压缩包中没有 .shp 文件", "the zip holds no .shp file")
         if layer:
-            chosen = [s for s in stems if Path(s).name == layer]
-            if not chosen:
+            named = [s for s in stems if Path(s).name == layer]
+            if not named:
                 raise ImportRefused(label, "layer", f"没有名为 {layer!r} 的图层，可用："
                                     f"{', '.join(Path(s).name for s in stems)}",
                                     f"no layer {layer!r}; accepted: {', '.join(Path(s).name for s in stems)}")
-            stem = chosen[0]
+            stem = named[0]
         elif len(stems) > 1:
             names = ", ".join(sorted(Path(s).name for s in stems))
             raise ImportRefused(label, "layer", f"压缩包中有多个图层，请用 --layer 指定：{names}",
@@ -267,6 +273,7 @@ def _unpack(archive_path: Path, label: str, limits: Limits, work: Path, *, kind:
             target = _extract(archive, info, work / f"layer{ext}", label)
             if ext == ".shp":
                 out = target
+        assert out is not None  # the stem is that of a .shp member
         return out
 
 
@@ -302,7 +309,7 @@ def _check_xml(path: Path, label: str) -> None:
 
 
 def _read_gdal(path: Path, driver: str, label: str, options: Options, limits: Limits, work: Path, *,
-               all_layers: bool):
+               all_layers: bool) -> Any:  # a GeoDataFrame (geopandas has no types)
     """Read with one GDAL driver in a separate interpreter (see the module doc)."""
     import geopandas as gpd
 
@@ -327,7 +334,7 @@ def _read_gdal(path: Path, driver: str, label: str, options: Options, limits: Li
     return gpd.read_parquet(out)
 
 
-def _read_csv(path: Path, label: str, options: Options):
+def _read_csv(path: Path, label: str, options: Options) -> Any:  # a GeoDataFrame
     import pandas as pd
 
     encodings = [options.encoding] if options.encoding else ["utf-8-sig", "gb18030"]
@@ -359,11 +366,12 @@ def _read_csv(path: Path, label: str, options: Options):
     return gpd.GeoDataFrame(frame.drop(columns=[column]), geometry=geoms, crs=None)
 
 
-def _system(file_crs, options: Options, label: str, fmt: str) -> gcrs.CoordinateSystem:
+def _system(file_crs: CRS | None, options: Options, label: str, fmt: str) -> gcrs.CoordinateSystem:
     """The coordinate system to read the numbers in: `options.crs` when given (it overrides the file's), else the
     file's (a CSV without one is WGS84)."""
-    if options.crs:
-        return _given_system(options, label)
+    given = _given_system(options, label)
+    if given is not None:
+        return given
     if file_crs is None:
         if fmt == "csv":
             return gcrs.parse_crs("wgs84")
@@ -389,7 +397,7 @@ def _given_system(options: Options, label: str) -> gcrs.CoordinateSystem | None:
         raise ImportRefused(label, "crs", "未知坐标系", exc.message.removeprefix("crs: ")) from None
 
 
-def _column(columns, candidates, given: str | None = None, *, label: str = "", option: str = "") -> str | None:
+def _column(columns: Iterable[object], candidates: Iterable[str], given: str | None = None, *, label: str = "", option: str = "") -> str | None:
     names = [str(c) for c in columns]
     if given:
         if given in names:
@@ -405,7 +413,7 @@ def _column(columns, candidates, given: str | None = None, *, label: str = "", o
     return None
 
 
-def _code_text(value) -> str | None:
+def _code_text(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, (float, np.floating)):
@@ -418,7 +426,7 @@ def _code_text(value) -> str | None:
     return text or None
 
 
-def _count(value, label: str, field: str, index: int, code: str) -> int | None:
+def _count(value: object, label: str, field: str, index: int, code: str) -> int | None:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return None
     text = unicodedata.normalize("NFKC", str(value)).strip().replace(",", "")
@@ -434,7 +442,7 @@ def _count(value, label: str, field: str, index: int, code: str) -> int | None:
     return int(number)
 
 
-def _features(frame, system: gcrs.CoordinateSystem, options: Options, limits: Limits, label: str) -> list[Feature]:
+def _features(frame: Any, system: gcrs.CoordinateSystem, options: Options, limits: Limits, label: str) -> list[Feature]:
     if len(frame) == 0:
         raise ImportRefused(label, "file", "文件中没有要素", "the file holds no features")
     if len(frame) > limits.max_features:
@@ -501,13 +509,13 @@ def _is_ancestor_level(level: str, of: str) -> bool:
     return LEVELS.index(level) < LEVELS.index(of)
 
 
-def _polygonal(geom, label: str, index: int, code: str) -> shapely.Geometry:
+def _polygonal(geom: BaseGeometry | None, label: str, index: int, code: str) -> BaseGeometry:
     from gridmap.topology import as_multipolygon
 
     if geom is None or geom.is_empty:
         raise ImportRefused(label, "geometry", "几何为空", "the geometry is empty", feature=index, code=code)
     geom = shapely.force_2d(geom)
-    if geom.geom_type == "GeometryCollection":
+    if isinstance(geom, shapely.GeometryCollection):
         kinds = {g.geom_type for g in geom.geoms}
         if not kinds <= {"Polygon", "MultiPolygon"}:
             raise ImportRefused(label, "geometry", f"须为面（Polygon），而不是 {'/'.join(sorted(kinds))}",
@@ -559,7 +567,7 @@ class Built:
     area_m2: float = 0.0
 
 
-def build_areas(features: list[Feature], *, places=None) -> list[Built]:
+def build_areas(features: list[Feature], *, places: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[Built]:
     """Leaves noded into an exact coverage and every ancestor as the exact union of its children (outermost
     first). `places`: (points, households, population) of the buildings in the area, for leaves without counts."""
     from gridmap.divisions import divisions
@@ -567,9 +575,11 @@ def build_areas(features: list[Feature], *, places=None) -> list[Built]:
 
     by_code = {f.code: f for f in features}
     has_child: set[str] = set()  # every ancestor of a feature, given in the file or not
-    for code in by_code:
-        while (code := parent_code(code)) is not None and code not in has_child:
-            has_child.add(code)
+    for leaf_code in by_code:
+        up = parent_code(leaf_code)
+        while up is not None and up not in has_child:
+            has_child.add(up)
+            up = parent_code(up)
     # a feature that is some feature's parent gives its name; its outline is the union of its children's
     leaves = [f for f in features if f.code not in has_child]
     noded = node_coverage([f.geom for f in leaves], grid_size=GRID_DEG)
@@ -583,13 +593,14 @@ def build_areas(features: list[Feature], *, places=None) -> list[Built]:
         built[f.code] = Built(f.code, f.level, f.name or f"{f.code}{LEVEL_NAMES_ZH[f.level]}", parent_code(f.code),
                               geom, 0, 0, True)
     _counts(leaves, built, places)
-    votes: dict[str, Counter] = defaultdict(Counter)
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
     for f in leaves:
-        code = f.code
-        while (code := parent_code(code)) is not None:
-            lv = level_of(code)
+        up = parent_code(f.code)
+        while up is not None:
+            lv = level_of(up)
             if lv in f.parents:
-                votes[code][f.parents[lv]] += 1
+                votes[up][f.parents[lv]] += 1
+            up = parent_code(up)
     dataset = divisions()
     for level in reversed(LEVELS[:-1]):
         children: dict[str, list[Built]] = defaultdict(list)
@@ -604,8 +615,8 @@ def build_areas(features: list[Feature], *, places=None) -> list[Built]:
                 name = given.name
             elif votes.get(code):
                 name = votes[code].most_common(1)[0][0]
-            elif level == "district" and dataset.county(code):
-                name = dataset.county(code).name
+            elif level == "district" and (county := dataset.county(code)) is not None:
+                name = county.name
             else:
                 name = f"{code}{LEVEL_NAMES_ZH[level]}"
             built[code] = Built(code, level, name, parent_code(code), union_exact([k.geom for k in kids]),
@@ -615,7 +626,7 @@ def build_areas(features: list[Feature], *, places=None) -> list[Built]:
     return out
 
 
-def _counts(leaves: list[Feature], built: dict[str, Built], places) -> None:
+def _counts(leaves: list[Feature], built: dict[str, Built], places: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
     """Households and population of each leaf: its columns, else the buildings inside it."""
     need = [f for f in leaves if f.households is None or f.population is None]
     sums_h: dict[str, int] = defaultdict(int)
@@ -655,7 +666,7 @@ def _measure(areas: list[Built]) -> None:
 
 # -- storing -------------------------------------------------------------------------------------------------------
 
-def _places(session, features: list[Feature]):
+def _places(session: Session, features: list[Feature]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(points, households, population) of the buildings within the features' extent."""
     import sqlalchemy as sa
 
@@ -699,9 +710,9 @@ def read_sources(sources: list[tuple[str | Path, str | None]], options: Options,
     return features, ",".join(dict.fromkeys(systems))
 
 
-def import_boundaries(session, path: str | Path | list[tuple[str | Path, str | None]], options: Options,
+def import_boundaries(session: Session, path: str | Path | list[tuple[str | Path, str | None]], options: Options,
                       limits: Limits = Limits(), *, filename: str | None = None, actor: str | None = None,
-                      household_band=None) -> dict[str, Any]:
+                      household_band: str | Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Read, check and store a boundary file (or several: a list of (path, name shown in messages)) as a new draft
     (see the module doc); the summary as a dict: generation_id, name, status, districts, areas per level,
     households, population, and the check's ok and problem count. Nothing is written before the files have been

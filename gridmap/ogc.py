@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import math
 import threading
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -73,7 +74,7 @@ def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str
 
 # -- parameters ----------------------------------------------------------------------------------------------------
 
-def check_parameters(names, allowed=ITEM_PARAMETERS) -> None:
+def check_parameters(names: Iterable[str], allowed: Iterable[str] = ITEM_PARAMETERS) -> None:
     """Refuse parameters the resource does not know (the standard's rule for unknown query parameters)."""
     unknown = sorted(set(names) - set(allowed))
     if unknown:
@@ -133,7 +134,7 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidInput(f"bbox {text[:60]!r} must satisfy -180<=minlon<=maxlon<=180 and -90<=minlat<=maxlat<=90",
                            field="bbox",
                            zh="范围（bbox）：须满足 -180≤最小经度≤最大经度≤180、-90≤最小纬度≤最大纬度≤90。")
-    return values  # type: ignore[return-value]
+    return minx, miny, maxx, maxy
 
 
 def parse_datetime(text: str | None) -> dt.date | None:
@@ -203,7 +204,10 @@ def _bounds(session: Session, generation_id: int, level: str) -> list[tuple[str,
     if found is None:
         rows = session.execute(sa.select(Area.code, Area.geom).where(Area.generation_id == generation_id,
                                                                      Area.level == level)).all()
-        found = [(code, tuple(float(v) for v in to_shape(geom).bounds)) for code, geom in rows]
+        found = []
+        for code, geom in rows:
+            minx, miny, maxx, maxy = (float(v) for v in to_shape(geom).bounds)
+            found.append((code, (minx, miny, maxx, maxy)))
         with _extents_lock:
             if len(_extents) > 64:
                 _extents.clear()
@@ -221,7 +225,7 @@ def _collection(session: Session, who: policy.Principal, base: str, gen: Generat
     if first_day is not None:
         extent["temporal"] = {"interval": [[f"{first_day.isoformat()}T00:00:00+08:00", None]], "trs": GREGORIAN}
     href = f"{base}/collections/{level}"
-    out = {
+    out: dict[str, Any] = {
         "id": level,
         "title": f"{LEVEL_NAMES_ZH[level]} {LEVEL_NAMES_EN[level]}",
         "description": f"{LEVEL_NAMES_ZH[level]}边界（第 {gen.id} 版「{gen.name}」起）; boundaries of the "
@@ -271,7 +275,8 @@ def _intersects(session: Session, bbox: tuple[float, float, float, float]) -> sa
     return sa.func.ST_Intersects(Area.geom, sa.func.ST_MakeEnvelope(*bbox, 4326))
 
 
-def _query(session: Session, who: policy.Principal, generation_id: int, level: str, bbox):
+def _query(session: Session, who: policy.Principal, generation_id: int, level: str,
+           bbox: tuple[float, float, float, float] | None) -> sa.Select[*tuple[Any, ...]]:
     parent = aliased(Area)
     query = (sa.select(Area.code, Area.name, Area.level, parent.code.label("parent"), Area.households,
                        Area.population, Area.area_m2, Area.geom)
@@ -287,7 +292,7 @@ def _query(session: Session, who: policy.Principal, generation_id: int, level: s
     return query
 
 
-def _feature(row, base: str, level: str, with_links: bool) -> dict[str, Any]:
+def _feature(row: sa.Row[Any], base: str, level: str, with_links: bool) -> dict[str, Any]:
     props = {"code": row.code, "name": row.name, "level": row.level, "parent": row.parent,
              "households": int(row.households or 0), "population": int(row.population or 0),
              "area_m2": round(float(row.area_m2 or 0.0), 2)}

@@ -36,13 +36,14 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mapbox_vector_tile
 import numpy as np
 import shapely
 import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gridmap import mapdata, policy
@@ -50,6 +51,7 @@ from gridmap.cases import utc
 from gridmap.errors import InvalidInput
 from gridmap.policy import Principal
 from gridmap.tables import LEVEL_NAMES_ZH, LEVELS, Case
+from gridmap.workcal import WorkCalendar
 
 EXTENT = 4096  # tile units across a tile
 BUFFER = 64  # tile units kept around it (so strokes meet across tile edges)
@@ -146,7 +148,7 @@ def to_tile(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
     return shapely.set_precision(moved, 1.0)
 
 
-def _polygonal(geom):
+def _polygonal(geom: BaseGeometry | None) -> BaseGeometry | None:
     """The polygons of a geometry (a clip can leave lines and points where an outline runs along the edge)."""
     if geom is None or geom.is_empty:
         return None
@@ -162,10 +164,11 @@ def encode_layer(name: str, features: list[dict[str, Any]]) -> bytes:
     """One MVT layer from features already in tile coordinates (y down); b"" when there is none."""
     if not features:
         return b""
-    return mapbox_vector_tile.encode(
+    body: bytes = mapbox_vector_tile.encode(  # the package has no types
         {"name": name, "features": features},
         default_options={"extents": EXTENT, "y_coord_down": True,
                          "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid})
+    return body
 
 
 def _is_postgis(session: Session) -> bool:
@@ -191,7 +194,7 @@ def scope_key(who: Principal | None) -> str:
 
 
 def _area_candidates(shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: int,
-                     visible: Callable[[str], bool] | None) -> tuple[object, list[int]]:
+                     visible: Callable[[str], bool] | None) -> tuple[mapdata._Level | None, list[int]]:
     data = shapes._levels.get(level)  # the generation's outlines and properties, as /map/areas uses them
     if data is None:
         return None, []
@@ -233,7 +236,7 @@ def area_tile(session: Session, shapes: mapdata.AreaShapes, level: str, z: int, 
         raise InvalidInput(f"layer: {level!r} holds no areas", field="layer", zh=f"图层（layer）：{level!r} 不是区域层级。")
     check_tile(z, x, y)
     data, hits = _area_candidates(shapes, level, z, x, y, visible)
-    if not hits:
+    if data is None or not hits:
         return b""
     props = [_area_props(data.props[i]) for i in hits]
     if _choose(session, engine) == "postgis":
@@ -270,7 +273,7 @@ SELECT ST_AsMVT(t, 'cases', :extent, 'geom', 'fid') FROM (
 
 
 def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int, *, who: Principal | None,
-              calendar=None, now=None, limit: int = MAX_TILE_CASES, engine: str = "auto") -> bytes:
+              calendar: WorkCalendar | None = None, now: dt.datetime | None = None, limit: int = MAX_TILE_CASES, engine: str = "auto") -> bytes:
     """The MVT (layer `cases`) of the cases `who` may see that pass the filter (its box is replaced by the
     buffered tile), newest first, at most `limit`; b"" when none. The rows and their properties are those of
     `mapdata.case_points` for the same filter and box."""
@@ -296,7 +299,7 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
             "lats": col["lat"], "states": col["state"], "clocks": col["clock"], "categories": col["category"],
             "sources": col["source"], "reported": col["reported_at"], "ord": list(range(len(rows)))}).scalar()
         return bytes(body or b"")
-    points_geom = shapely.points(np.array([[r["lon"], r["lat"]] for r in rows], dtype=float))
+    points_geom = np.asarray(shapely.points(np.array([[r["lon"], r["lat"]] for r in rows], dtype=float)))
     tiled = to_tile(points_geom, z, x, y)
     features = []
     for geom, r in zip(tiled, rows):
@@ -307,7 +310,7 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
     return encode_layer(CASES, features)
 
 
-def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar=None, now=None,
+def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None,
                 limit: int = MAX_TILE_CASES, who: Principal | None = None) -> list[list[Any]]:
     """The rows of `mapdata.case_points` (fields `mapdata.CASE_FIELDS`, the same filter, order, rounding and deadline
     colour) for a filter whose box is set, found through the spatial index of the cases' points first (a tile is a
@@ -345,14 +348,14 @@ def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict[str, Any]
     }
 
 
-def _fit_zoom(bounds) -> int:
+def _fit_zoom(bounds: Sequence[float]) -> int:
     width = max(bounds[2] - bounds[0], 1e-6)
     return max(0, min(MAX_TILE_ZOOM, int(math.floor(math.log2(360.0 / width)))))
 
 
 # -- the cache -----------------------------------------------------------------------------------------------------
 
-def tile_tag(*parts) -> str:
+def tile_tag(*parts: object) -> str:
     """A strong validator for a tile named by its key (same key, same bytes: encoding is deterministic)."""
     return hashlib.sha1("|".join(map(str, (FORMAT, *parts))).encode()).hexdigest()[:24]
 
