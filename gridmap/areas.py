@@ -64,7 +64,7 @@ def check_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidInput(f"bbox: {text!r} must satisfy -180<=minlon<=maxlon<=180 and -90<=minlat<=maxlat<=90",
                            field="bbox",
                            zh=f"范围（bbox）：{text!r} 须满足 -180≤最小经度≤最大经度≤180、-90≤最小纬度≤最大纬度≤90。")
-    return values  # type: ignore[return-value]
+    return minx, miny, maxx, maxy
 
 
 def get_area(session: Session, code: str, generation_id: int | None = None) -> Area:
@@ -102,7 +102,8 @@ def find_areas(session: Session, *, level: str | None = None, parent: str | None
 
 def ancestors(area: Area) -> list[dict[str, Any]]:
     """The areas above one, the district first."""
-    out, parent = [], area.parent
+    out: list[dict[str, Any]] = []
+    parent = area.parent
     while parent is not None:
         out.insert(0, {"code": parent.code, "name": parent.name, "level": parent.level})
         parent = parent.parent
@@ -124,7 +125,7 @@ def load_index(session: Session, generation_id: int | None = None) -> AreaIndex:
     ).all()
     code_of = {r.id: r.code for r in rows}
     refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
-    geoms = [to_shape(r.geom) for r in rows]
+    geoms: list[shapely.Geometry] = [to_shape(r.geom) for r in rows]
     return AreaIndex(refs, geoms, generation_id)
 
 
@@ -201,11 +202,11 @@ def people_directory(session: Session, on: dt.date | None = None) -> dict[str, t
             branch = Branch(org.id, org.kind, org.name, org.secretary_name, org.member_count,
                             org.reporting_member_count)
             directory[code] = (branch.as_dict(), [])
-    rows = session.execute(
+    staff_rows = session.execute(
         sa.select(StaffArea.area_code, Staff, StaffArea.role).join(Staff, StaffArea.staff_id == Staff.id)
         .order_by(StaffArea.id)
     ).all()
-    for code, person, role in rows:
+    for code, person, role in staff_rows:
         entry = directory.setdefault(code, (None, []))
         entry[1].append({"id": person.id, "name": person.name, "role": role,
                          "role_zh": STAFF_ROLES_ZH.get(role, role), "role_en": STAFF_ROLES_EN.get(role, role),

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from gridmap.tables import AuditEntry, Base
 
@@ -42,12 +43,12 @@ def current() -> Acting:
     return _acting.get() or Acting("system")
 
 
-def set_acting(acting: Acting | None) -> contextvars.Token:
+def set_acting(acting: Acting | None) -> contextvars.Token[Acting | None]:
     return _acting.set(acting)
 
 
 @contextmanager
-def acting(actor: str, account_id: int | None = None, address: str | None = None):
+def acting(actor: str, account_id: int | None = None, address: str | None = None) -> Iterator[None]:
     """Record the writes inside the block as done by `actor`."""
     token = _acting.set(Acting(actor, account_id, address))
     try:
@@ -66,7 +67,7 @@ def record(session: Session, action: str, target: str | None = None, detail: dic
                                                  detail=detail))
 
 
-def _pk(obj) -> object:
+def _pk(obj: Base) -> object:
     state = sa.inspect(obj)
     ident = state.mapper.primary_key_from_instance(obj)  # set by the INSERT already (identity comes later)
     if any(v is None for v in ident):
@@ -75,7 +76,7 @@ def _pk(obj) -> object:
 
 
 @event.listens_for(Session, "after_flush")
-def _after_flush(session: Session, _context) -> None:
+def _after_flush(session: Session, _context: object) -> None:
     """One audit row per table and kind of change in this flush (ids listed up to MAX_IDS)."""
     changes: dict[tuple[str, str], dict[str, Any]] = {}
     for kind, objects in (("insert", session.new), ("update", session.dirty), ("delete", session.deleted)):
@@ -104,7 +105,7 @@ def _after_flush(session: Session, _context) -> None:
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _bulk(state) -> None:
+def _bulk(state: ORMExecuteState) -> None:
     """Bulk UPDATE/DELETE statements through the ORM (the guarded case transitions use them) are recorded with the
     next flush of the session."""
     if state.is_update or state.is_delete:

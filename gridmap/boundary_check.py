@@ -496,7 +496,7 @@ class _Run:
     def _overlaps(self, rows: list[AreaRecord], geoms: list[BaseGeometry], fam: _Family,
                   parent: str | None) -> list[BaseGeometry]:
         """Pairwise intersections of siblings through an STRtree; each connected part is one problem."""
-        found = []
+        found: list[BaseGeometry] = []
         tree = shapely.STRtree(geoms)
         left, right = tree.query(geoms, predicate="intersects")
         for i, j in sorted({(int(a), int(b)) for a, b in zip(left, right) if a < b}):
@@ -564,10 +564,11 @@ def _geojson(geom: BaseGeometry, area_m2: float | None, noise_m2: float) -> dict
     geom = shapely.transform(geom, lambda xy: np.round(xy, COORD_DIGITS))
     if geom.is_empty:
         return {"type": "GeometryCollection", "geometries": []}
-    return _lists(shapely.geometry.mapping(geom))
+    out: dict[str, Any] = _lists(shapely.geometry.mapping(geom))
+    return out
 
 
-def _lists(value):
+def _lists(value: object) -> Any:
     """`mapping`'s tuples as lists, so that a report equals its own JSON round trip."""
     if isinstance(value, dict):
         return {k: _lists(v) for k, v in value.items()}

@@ -24,9 +24,15 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from gridmap.errors import InvalidInput
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 FIELDS = ("code", "name", "level", "parent", "households", "population", "area_m2")
@@ -83,13 +89,14 @@ def check_levels(level: str | None) -> tuple[str, ...]:
     return (level,)
 
 
-def _invalid(message: str, field: str, zh: str):
+def _invalid(message: str, field: str, zh: str) -> InvalidInput:
     from gridmap.errors import InvalidInput
 
     return InvalidInput(message, field=field, zh=zh)
 
 
-def load_layers(session, generation_id: int, level: str | None = None, visible=None) -> dict[str, list[dict[str, Any]]]:
+def load_layers(session: Session, generation_id: int, level: str | None = None,
+                visible: Callable[[str], bool] | None = None) -> dict[str, list[dict[str, Any]]]:
     """The areas of a generation by level: {level: [{FIELDS…, "geometry": shapely}]}, ordered by code, only those
     whose code `visible(code)` accepts when it is given (the caller's areas policy). Levels without areas are
     left out. `NotFound` for a generation nobody has."""
@@ -119,8 +126,8 @@ def load_layers(session, generation_id: int, level: str | None = None, visible=N
     return {lvl: layers[lvl] for lvl in levels if lvl in layers}
 
 
-def export(session, generation_id: int, out: str | Path, *, level: str | None = None,
-           fmt: str | Format | None = None, visible=None) -> dict[str, Any]:
+def export(session: Session, generation_id: int, out: str | Path, *, level: str | None = None,
+           fmt: str | Format | None = None, visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Write a generation's areas (one level, or all; those `visible(code)` accepts when given) to `out`; returns
     a summary: generation, format, file, features per level."""
     fmt = fmt if isinstance(fmt, Format) else format_for_path(out, fmt)
@@ -206,6 +213,7 @@ def _writer_main(fmt_key: str, src: str, dst: str) -> int:
     fmt = FORMATS[fmt_key]
     from gridmap._gpkgio import only_driver
 
+    assert fmt.driver is not None  # only the GDAL formats are written by this process
     only_driver(fmt.driver)
     import pyogrio
 

@@ -21,7 +21,7 @@ before applying whether the problems go away.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -31,6 +31,9 @@ from gridmap import boundary_check as bc
 from gridmap.boundary_check import AreaRecord
 from gridmap.errors import Conflict, InvalidInput
 from gridmap.topology import as_multipolygon
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 REPAIR_KINDS = ("snap_to_parent", "overlap_to_neighbour", "gap_to_neighbour", "absorb_sliver")
 REPAIR_NAMES_ZH = {"snap_to_parent": "吸附到上级边界", "overlap_to_neighbour": "重叠归属相邻区域",
@@ -57,6 +60,7 @@ class RepairPlan(TypedDict):
     after: dict[str, int]
     applicable: bool | None  # on a draft: whether applying them would be accepted (None: nothing to apply)
     refusal: str | None  # and why not
+    refusal_zh: NotRequired[str | None]  # the same in Chinese, when refused
 
 
 @dataclass
@@ -135,7 +139,8 @@ class _Repairer:
 
     def narrow(self, geom: BaseGeometry, width_m: float) -> bool:
         """Whether `geom` is nowhere as wide as `width_m`."""
-        return self.fam.to_metres(geom).buffer(-width_m / 2).is_empty
+        assert self.fam is not None  # asked only while repairing records, which make the family
+        return bool(self.fam.to_metres(geom).buffer(-width_m / 2).is_empty)
 
     def leaves_under(self, key: int) -> list[int]:
         out, stack = [], [key]
@@ -275,7 +280,7 @@ class _Repairer:
                 for r in self.records]
 
 
-def preview(session, generation_id: int, **options) -> RepairPlan:
+def preview(session: Session, generation_id: int, **options: Any) -> RepairPlan:
     """The repairs of a stored generation (any status) as a preview: nothing is written. On a draft the repairs are
     also tried as the edit `apply` would write, in a savepoint rolled back at once, so that the preview says
     whether applying them would be accepted (`applicable`) and, if not, why (`refusal`): the edit's own guards
@@ -300,7 +305,7 @@ def preview(session, generation_id: int, **options) -> RepairPlan:
     return plan
 
 
-def apply(session, generation_id: int, actor: str | None = None, **options) -> dict[str, Any]:
+def apply(session: Session, generation_id: int, actor: str | None = None, **options: Any) -> dict[str, Any]:
     """Compute the repairs of a draft and write them as one edit (`gridmap.plan_edit.repair`, undoable); returns
     {"plan": the RepairPlan applied, "edit": the EditResult}. `InvalidInput` naming `kinds` when there is nothing to
     repair; `Conflict` when the generation is not a draft."""

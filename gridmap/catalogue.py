@@ -54,7 +54,7 @@ def _get(session: Session, code: str) -> CaseCategory:
 
 def _check(values: dict[str, Any], kind: str) -> dict[str, Any]:
     """Validate the editable fields present in `values`; returns them with the department resolved later."""
-    out = {}
+    out: dict[str, Any] = {}
     for key in ("major_class", "name"):
         if key in values:
             text = values[key]

@@ -19,19 +19,20 @@ def area_properties(area: Area, parent_code: str | None) -> dict[str, Any]:
             "area_km2": round(area.area_m2 / 1e6, 4), "generation_id": area.generation_id}
 
 
-def area_feature(area: Area, parent_code: str | None, precision: int = 6, **extra) -> dict[str, Any]:
+def area_feature(area: Area, parent_code: str | None, precision: int = 6, **extra: Any) -> dict[str, Any]:
     """One area as a GeoJSON Feature, `extra` merged into its properties."""
     geometry = json.loads(shapely.to_geojson(geometry_of(area, precision)))
     return {"type": "Feature", "id": area.code, "geometry": geometry,
             "properties": {**area_properties(area, parent_code), **extra}}
 
 
-def feature_collection(features: list[dict[str, Any]], **members) -> dict[str, Any]:
+def feature_collection(features: list[dict[str, Any]], **members: Any) -> dict[str, Any]:
     """A FeatureCollection with optional foreign members (numberMatched, …)."""
     return {"type": "FeatureCollection", "features": features, **members}
 
 
 def case_feature(case: Case) -> dict[str, Any]:
     """One case as a GeoJSON point Feature (personal data masked)."""
-    geometry = {"type": "Point", "coordinates": [round(case.lon, 6), round(case.lat, 6)]} if case.lon is not None else None
+    geometry = ({"type": "Point", "coordinates": [round(case.lon, 6), round(case.lat, 6)]}
+                if case.lon is not None and case.lat is not None else None)
     return {"type": "Feature", "id": case.id, "geometry": geometry, "properties": case_summary(case)}

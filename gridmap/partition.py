@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import networkx as nx
 import numpy as np
@@ -88,7 +88,7 @@ class _Scope:
     area_m2: np.ndarray  # measured in metres (the district's Gauss-Krüger zone)
     perimeter_m: np.ndarray
     shared_m: dict[tuple[int, int], float]  # (i, j), i < j → shared boundary length in metres
-    graph: nx.Graph = field(repr=False)
+    graph: nx.Graph[int] = field(repr=False)
     chain_graph: Graph = field(repr=False)
     subset: bool = False  # only some of the community's grids are re-partitioned
 
@@ -155,7 +155,7 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
                                zh=f"网格：应为社区 {area_code} "
                                   f"下互不重复的网格编码{('，不是：' + ', '.join(strange) if strange else '')}。")
         grids = [g for g in grids if g.code in set(asked)]
-    grid_index = {g.id: i for i, g in enumerate(grids)}
+    grid_index: dict[int | None, int] = {g.id: i for i, g in enumerate(grids)}
     units = list(session.scalars(sa.select(Area).where(Area.parent_id.in_(list(grid_index)))
                                  .order_by(Area.code)))
     locked = sorted(a.code for a in [community, *grids, *units] if a.locked)
@@ -184,7 +184,7 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
             if length > SHARED_EDGE_M:
                 shared[(i, j)] = length
     current = [grid_index[u.parent_id] for u in units]
-    graph = nx.Graph()
+    graph: nx.Graph[int] = nx.Graph()
     for i, u in enumerate(units):
         graph.add_node(i, **{POP: int(u.households or 0), GRID: current[i]})
     graph.add_edges_from(sorted(shared))
@@ -202,7 +202,7 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
                   shared_m=shared, graph=graph, chain_graph=_chain_graph(graph), subset=only is not None)
 
 
-def _chain_graph(graph: nx.Graph) -> Graph:
+def _chain_graph(graph: nx.Graph[int]) -> Graph:
     """GerryChain's graph (rustworkx inside, about three times faster than networkx for spanning trees) whose node
     ids are the unit indices (nodes are added in order, so rustworkx gives them the same numbers)."""
     chain = Graph.from_networkx(graph.copy()).convert_from_nx_to_rx()
@@ -298,7 +298,7 @@ def _bipartitions(scope: _Scope, nodes: set[int], target: float, epsilon: float,
                                        warn_attempts=MAX_TREE_ATTEMPTS + 1, region_surcharge=SURCHARGE, rng=rng)
         except (RuntimeError, ValueError, KeyError):
             break
-        out.append(frozenset(int(x) for x in cut))
+        out.append(frozenset(int(cast(SupportsInt, x)) for x in cut))  # the nodes are ints
     return out
 
 
@@ -307,7 +307,7 @@ def _tree_plans(scope: _Scope, n: int, tolerance: float, rng: random.Random, cou
     """Plans from GerryChain's recursive_tree_part (some draws may fail: they are left out); with `surcharge`, on
     spanning trees that cross current grid lines last; with `give_up`, none after that many failed draws in a row
     from the start (the target is then very likely out of reach)."""
-    plans = []
+    plans: list[list[int]] = []
     fn = partial(bipartition_tree, max_attempts=MAX_TREE_ATTEMPTS, warn_attempts=MAX_TREE_ATTEMPTS + 1,
                  region_surcharge=surcharge)
     for draw in range(count):
@@ -320,7 +320,7 @@ def _tree_plans(scope: _Scope, n: int, tolerance: float, rng: random.Random, cou
             if give_up is not None and not plans and draw + 1 >= give_up:
                 break
             continue
-        plans.append(_normalise([int(flips[u]) for u in range(len(scope.units))]))
+        plans.append(_normalise([int(cast(SupportsInt, flips[u])) for u in range(len(scope.units))]))  # part numbers
     return plans
 
 
@@ -363,9 +363,9 @@ def _repair(scope: _Scope, n: int, tolerance: float, rng: random.Random) -> list
         if np.all(excess <= 1e-9) and all(_contiguous(scope, m) for m in _parts(assign, k)):
             return assign
         worst = int(np.argmax(excess))
-        neighbours = sorted({assign[v] for u, p in enumerate(assign) if p == worst for v in scope.graph[u]} - {worst},
-                            key=lambda p: (-(pops[worst] - mean) * (pops[p] - mean), p))  # opposite sign first
-        for other in neighbours:
+        towards = sorted({assign[v] for u, p in enumerate(assign) if p == worst for v in scope.graph[u]} - {worst},
+                         key=lambda p: (-(pops[worst] - mean) * (pops[p] - mean), p))  # opposite sign first
+        for other in towards:
             nodes = {u for u, p in enumerate(assign) if p in (worst, other)}
             pair = pops[worst] + pops[other]
             if abs(pair - 2 * mean) <= 2 * tolerance * mean:  # both halves can meet the tolerance
@@ -604,8 +604,12 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
 def _describe(scope: _Scope, cand: _Candidate, n: int, tolerance: float, seed: int) -> dict[str, Any]:
     mean = scope.total / n
     parts = _parts(cand.assign, n)
-    order = sorted(range(n), key=lambda p: (cand.matched[p] is None, scope.grids[cand.matched[p]].code
-                                            if cand.matched[p] is not None else "", min(parts[p])))
+
+    def matched_first(p: int) -> tuple[bool, str, int]:
+        m = cand.matched[p]
+        return m is None, scope.grids[m].code if m is not None else "", min(parts[p])
+
+    order = sorted(range(n), key=matched_first)
     grids = []
     for p in order:
         members = parts[p]

@@ -146,7 +146,8 @@ def _bounds(units: list[Unit]) -> tuple[float, float, float, float]:
     return float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())
 
 
-def _places_in(session: Session, box: tuple[float, float, float, float], kinds: tuple[str, ...]):
+def _places_in(session: Session, box: tuple[float, float, float, float],
+               kinds: tuple[str, ...]) -> list[tuple[int, str, str | None, int, float, float]]:
     """Places of `kinds` whose point lies in `box`: (id, kind, name, households, lon, lat), by id."""
     minx, miny, maxx, maxy = box
     rows = session.execute(sa.select(Place.id, Place.kind, Place.name, Place.households, sa.func.ST_X(Place.geom),
@@ -241,7 +242,7 @@ def _open_cases(session: Session, units: list[Unit], locator: _Locator, level: s
             if i is not None:
                 counts[i] += 1
     column = Case.grid_code if level == "grid" else Case.microgrid_code
-    index = {u.code: i for i, u in enumerate(locator.units)}
+    index: dict[str | None, int] = {u.code: i for i, u in enumerate(locator.units)}
     for (code,) in session.execute(sa.select(column).where(Case.state.not_in(FINISHED_STATES),
                                                            sa.or_(Case.lon.is_(None), Case.lat.is_(None)),
                                                            column.in_(list(index)))):
@@ -334,7 +335,7 @@ def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]
     gen = get_generation(session, generation_id)
     active = active_generation(session)
     root = _area_of(session, gen.id, area_code)
-    out = {"generation_id": gen.id, "active_id": active.id, "area": root.code, "area_name": root.name,
+    out: dict[str, Any] = {"generation_id": gen.id, "active_id": active.id, "area": root.code, "area_name": root.name,
            "created": [], "retired": [], "changed": [], "areas": [], "units": []}
     if active.id == gen.id:
         return out
@@ -365,13 +366,15 @@ def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]
                 status = "changed"
             else:
                 continue
+            shown = a or b
+            assert shown is not None  # the code is in one of them
             out[status].append(code)
             out["areas"].append({
-                "code": code, "level": level, "name": (a or b).name, "status": status,
+                "code": code, "level": level, "name": shown.name, "status": status,
                 "parent_before": b.parent if b else None, "parent_after": a.parent if a else None,
                 "households_before": b.households if b else None, "households_after": a.households if a else None,
                 "population_before": b.population if b else None, "population_after": a.population if a else None,
-                "geometry": shapely.geometry.mapping((a or b).geom),
+                "geometry": shapely.geometry.mapping(shown.geom),
                 "geometry_before": shapely.geometry.mapping(b.geom) if (a and b) else None})
     level = "grid" if "grid" in grids else "microgrid"
     if level in grids and (grids[level][0] or grids[level][1]):
