@@ -69,19 +69,20 @@ def load() -> str:
     return f"load {a:.1f} {b:.1f} {c:.1f} on {os.cpu_count()} cores"
 
 
-def head_revision() -> str:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from gridmap.storage import _MIGRATIONS  # type: ignore[attr-defined]
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    return str(ScriptDirectory.from_config(cfg).get_current_head())
-
-
 def params_key(args: argparse.Namespace) -> str:
-    return f"d{args.districts}-m{args.microgrids}-c{args.cases}-s{SEED}-{TODAY}-rev{head_revision()}"
+    """The parameters a build is reused for; its schema is brought to this checkout's head on reuse (`migrate`), so
+    that a new migration does not throw away a build of half an hour."""
+    return f"d{args.districts}-m{args.microgrids}-c{args.cases}-s{SEED}-{TODAY}"
+
+
+def upgraded(url: str) -> str:
+    """Bring a reused database to the schema head of this checkout; says what it did."""
+    engine = storage.make_engine(url)
+    before = storage.schema_revision(engine)
+    storage.migrate(engine)
+    after = storage.schema_revision(engine)
+    engine.dispose()
+    return f"schema {before}" + ("" if before == after else f" → {after} (upgraded)")
 
 
 def run_measured(cmd: list[str], log: Path) -> tuple[float, float, float]:
@@ -119,8 +120,9 @@ def sqlite_db(args: argparse.Namespace, key: str) -> tuple[str, dict | None]:
     path = WORK / f"province-{key}.sqlite"
     done = path.with_suffix(".done")
     if path.exists() and done.exists() and json.loads(done.read_text()).get("key") == key:
-        print(f"   reusing {path} (built at the same parameters and schema: {done.read_text().strip()})")
-        return f"sqlite:///{path}", None
+        url = f"sqlite:///{path}"
+        print(f"   reusing {path} (built at the same parameters: {done.read_text().strip()}; {upgraded(url)})")
+        return url, None
     for old in [*WORK.glob("province-*.sqlite*"), *WORK.glob("province-*.done")]:
         old.unlink()
     url = f"sqlite:///{path}"
@@ -144,7 +146,7 @@ def postgis_db(args: argparse.Namespace, key: str) -> tuple[str, dict | None, st
         )
         present = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
         if present and exists == key:
-            print(f"   reusing PostGIS database {name} (kept at the same parameters and schema)")
+            print(f"   reusing PostGIS database {name} (kept at the same parameters; {upgraded(url)})")
             return url, None, name, False
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
