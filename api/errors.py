@@ -19,7 +19,6 @@ from api.links import API
 from api.ratelimit import RateLimited
 from gridmap import errors
 
-
 STATUS: dict[str, int] = {  # an error's kind → its status (a kind not here: the nearest base class's)
     "not_found": 404,
     "precondition_failed": 412,

@@ -30,6 +30,8 @@ def case_links(item: dict[str, Any]) -> dict[str, Any]:
     if isinstance(history, list):
         item["history"] = [
             {**e, "detail": {**e["detail"], "evidence": evidence_links(e["detail"]["evidence"])}}
-            if isinstance(e.get("detail"), dict) and "evidence" in e["detail"] else e
-            for e in history]
+            if isinstance(e.get("detail"), dict) and "evidence" in e["detail"]
+            else e
+            for e in history
+        ]
     return item

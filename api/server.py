@@ -28,8 +28,14 @@ def _environment(settings: Settings) -> dict[str, str]:
     return out
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, *, workers: int = 1, settings: Settings | None = None,
-          access_log: bool = False) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int = 1,
+    settings: Settings | None = None,
+    access_log: bool = False,
+) -> None:
     """Serve the API and the map on `host`:`port` with `workers` processes until interrupted."""
     import uvicorn
 
@@ -42,5 +48,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, workers: int = 1, settin
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
         return
     os.environ.update(_environment(settings))  # for the workers uvicorn spawns, which read their own settings
-    uvicorn.run(FACTORY, factory=True, host=host, port=port, log_level="info", access_log=access_log,
-                workers=workers, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+    )
