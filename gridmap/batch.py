@@ -749,20 +749,23 @@ class _SessionGazetteer:
     """The gazetteer of a database, opened (with an ORM session) only when a row is located by its address."""
 
     def __init__(self, url: str):
-        self.url, self.session, self.gazetteer = url, None, None
+        self.url, self.engine, self.session, self.gazetteer = url, None, None, None
 
     def match(self, text: str):
         if self.gazetteer is None:
             from gridmap import storage
             from gridmap.gazetteer import gazetteer_for
 
-            self.session = storage.make_sessionmaker(storage.make_engine(self.url))()
+            self.engine = storage.make_engine(self.url)
+            self.session = storage.make_sessionmaker(self.engine)()
             self.gazetteer = gazetteer_for(self.session)
         return self.gazetteer.match(text)
 
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, crs: str | None = "wgs84",

@@ -337,3 +337,40 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
                                   leaf.generation_id)
     assert changed != same
     assert (tmp_path / "cache" / f"shared-{index.generation_id}-{same}").is_dir()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_the_command_locates_addresses_on_either_path(db_url, index, tmp_path, suffix):
+    """Rows with an address and no coordinates are located by the gazetteer on the path without the ORM too (a
+    session is opened for it when the first such row comes): the second run, which finds the index file, writes
+    what the first wrote."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from gridmap.gazetteer import gazetteer_for
+
+    with storage.make_sessionmaker(storage.make_engine(db_url))() as session:
+        compound = next(e for e in gazetteer_for(session).entries if e.kind == "compound")
+    frame = _frame(index, 300).drop(columns="note")
+    frame["address"] = None
+    frame.loc[10:11, ["lon", "lat"]] = np.nan
+    frame.loc[10, "address"] = compound.place["address"]
+    frame.loc[11, "address"] = "不知道"
+    source = tmp_path / f"in{suffix}"
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source, index=False)
+    env = {**os.environ, "GRIDMAP_INDEX_CACHE": str(tmp_path / "cache")}
+    outputs = []
+    for name in ("first", "second"):
+        target = tmp_path / f"{name}{suffix}"
+        done = subprocess.run([sys.executable, "-m", "gridmap.cli", "--database", db_url, "locate-file", str(source),
+                               str(target), "--no-progress"], capture_output=True, text=True, env=env, check=True)
+        summary = json.loads(done.stdout)
+        assert summary["method"]["address"] == 1
+        outputs.append(target.read_bytes() if suffix == ".csv" else pd.read_parquet(target))
+    if suffix == ".csv":
+        assert outputs[0] == outputs[1]
+    else:
+        pd.testing.assert_frame_equal(outputs[0], outputs[1])
+        assert outputs[1].loc[10, "method"] == "address" and outputs[1].loc[11, "flags"] == "address_not_matched"
