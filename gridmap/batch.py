@@ -20,7 +20,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -251,7 +251,7 @@ def branch_names(session: Session | None, on=None) -> dict[str, str] | None:
     return names
 
 
-_DISTINCT: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}
+_DISTINCT: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}  # id → (table, distinct, positions)
 
 
 def _distinct(table: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -315,7 +315,7 @@ class Located:
         return (["address_confidence", "address_place"] if self.address is not None else []) + \
             ["lon_wgs84", "lat_wgs84"] + OUT_COLUMNS
 
-    def arrow(self, name: str, dictionary: bool = False):
+    def arrow(self, name: str, dictionary: bool = False) -> Any:
         """One output column as a pyarrow array; `dictionary`: the text columns as dictionary arrays over their
         distinct values (no string copied per row). Built from buffers: `pyarrow.array` imports pandas."""
         import pyarrow as pa
@@ -352,7 +352,7 @@ class Located:
 _WGS84_NAMES = frozenset({"wgs84", "epsg4326", "4326", "crs84", "epsg:4326"})
 
 
-def _coordinate_system(crs: str | None):
+def _coordinate_system(crs: str | None) -> Any:
     """`crs.parse_crs(crs)`, or None for the names it reads as WGS84 (EPSG:4326, whose conversion is the
     identity): those need no import of pyproj."""
     import re
@@ -364,7 +364,8 @@ def _coordinate_system(crs: str | None):
     return gcrs.parse_crs(crs)
 
 
-def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str, address: str):
+def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str,
+                       address: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """(x, y, given, system) of a (Geo)DataFrame: the coordinates as floats (NaN where missing or not a number),
     where a coordinate was written but is not a number, and their coordinate system (None: WGS84 as it is)."""
     import pandas as pd
@@ -398,14 +399,15 @@ def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str,
     return x, y, given, system
 
 
-def _no_columns(columns, lon: str, lat: str, address: str) -> None:
+def _no_columns(columns: Any, lon: str, lat: str, address: str) -> None:
     raise InvalidInput(f"columns: need '{lon}' and '{lat}', a geometry, or '{address}'; found "
                        f"{', '.join(map(str, columns))}", field="columns",
                        zh=f"列：须有“{lon}”和“{lat}”列、几何列或“{address}”列；文件中的列："
                           f"{', '.join(map(str, columns))}。")
 
 
-def _arrow_coordinates(table, crs: str | None, lon: str, lat: str):
+def _arrow_coordinates(table: Any, crs: str | None, lon: str,
+                       lat: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """`_frame_coordinates` of an Arrow table whose `lon` and `lat` columns are numbers (integers or floats), read
     without pandas: a null or NaN is missing; a row without both as finite numbers that has either written (an
     infinity, or one of the two) is `given` (as pandas reads it: the text of the number is not empty)."""
@@ -420,7 +422,7 @@ _NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": 
                 "float": np.float32, "double": np.float64}
 
 
-def _float_values(column) -> np.ndarray:
+def _float_values(column: Any) -> np.ndarray:
     """A numeric Arrow column (`_NUMPY_TYPES`) as float64 numpy values, NaN where null, read from its buffers
     (pyarrow's `to_numpy` of a column with nulls goes through pandas, its `cast` through pyarrow.compute):
     integers past 2**53 are rounded to the nearest float, as pandas does."""
@@ -441,7 +443,7 @@ def _float_values(column) -> np.ndarray:
     return parts[-1] if len(parts) == 2 else np.concatenate(parts)
 
 
-def _arrow_numeric(table, lon: str, lat: str, address: str) -> bool:
+def _arrow_numeric(table: Any, lon: str, lat: str, address: str) -> bool:
     """Whether `_arrow_coordinates` reads this table as `_frame_coordinates` reads its pandas frame: plain integer or
     float `lon` and `lat` columns, no address column, no geometry (GeoParquet)."""
     names = set(table.column_names)
@@ -461,7 +463,7 @@ def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "
                       service_margin_m=service_margin_m, progress=progress, on=on, branches=branches)
 
 
-def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system, index: AreaIndex, *, texts=None,
+def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system: Any, index: AreaIndex, *, texts: Any = None,
                session: Session | None = None, gazetteer=None, near_m: float = 0.0,
                service_margin_m: float = 30_000.0, progress=None, on=None, branches=None) -> Located:
     """`locate_columns` from coordinates already read (`_frame_coordinates`, `_arrow_coordinates`) and, when the
@@ -555,10 +557,10 @@ def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system, index: A
                    np.where(usable, wlat, np.nan), found)
 
 
-_BRANCH_TABLES: weakref.WeakKeyDictionary[AreaIndex, tuple] = weakref.WeakKeyDictionary()
+_BRANCH_TABLES: weakref.WeakKeyDictionary[AreaIndex, tuple[dict[str, str], np.ndarray]] = weakref.WeakKeyDictionary()
 
 
-def _branch_table(index: AreaIndex, tables: dict, names: dict[str, str] | None) -> np.ndarray:
+def _branch_table(index: AreaIndex, tables: dict[str, np.ndarray], names: dict[str, str] | None) -> np.ndarray:
     """Per leaf position, its grid's branch name (None without a database), built once per index and directory."""
     if names is None:
         return np.full(len(index) + 1, None, dtype=object)
@@ -611,7 +613,7 @@ def cached_index(session: Session, generation_id: int | None = None, *, cache_di
 DEFAULT_DATABASE_URL = "sqlite:///gridmap.sqlite"  # storage.DEFAULT_DATABASE_URL (a test keeps them equal)
 
 
-def area_rows(cursor, generation_id: int, sqlite: bool) -> list[tuple]:
+def area_rows(cursor: Any, generation_id: int, sqlite: bool) -> list[tuple[Any, ...]]:
     """(id, level, code, name, geometry bytes, parent id) of every area of a generation, by id, through a DB-API
     cursor: the geometry as the database holds it (SpatiaLite's blob; EWKB from PostGIS). What `index_digest`
     hashes, read alike by the ORM path (`generations.shared_index`) and without it (`quick_index`)."""
@@ -624,7 +626,7 @@ def area_rows(cursor, generation_id: int, sqlite: bool) -> list[tuple]:
     return list(cursor.fetchall())
 
 
-def index_digest(rows: list[tuple], generation_id: int) -> str:
+def index_digest(rows: list[tuple[Any, ...]], generation_id: int) -> str:
     """The name of a generation's index file: a digest of its areas' rows (`area_rows`: ids, levels, codes, names,
     parents, geometry bytes), the index code (gridmap.lookup, gridmap.cellindex) and the library versions."""
     try:
@@ -670,7 +672,7 @@ def load_shared_index(target: Path, generation_id: int) -> AreaIndex | None:
     return index
 
 
-def _raw_connection(url: str):
+def _raw_connection(url: str) -> tuple[Any, bool, type[Exception]] | None:
     """(DB-API connection, whether it is SQLite, the driver's Error class) for a `sqlite:///file` or
     `postgresql://` URL, opened as `storage.make_engine` would but without SQLAlchemy (and without SpatiaLite: only
     plain columns are read); None for any other URL (the caller then goes through `storage`)."""
@@ -695,7 +697,7 @@ def _raw_connection(url: str):
     return None
 
 
-def raw_branch_names(cursor, on, sqlite: bool) -> dict[str, str]:
+def raw_branch_names(cursor: Any, on: Any, sqlite: bool) -> dict[str, str]:
     """`branch_names` through a DB-API cursor (the same query: the smallest party organisation id in force on `on`
     per area code)."""
     mark = "?" if sqlite else "%s"
@@ -709,7 +711,8 @@ def raw_branch_names(cursor, on, sqlite: bool) -> dict[str, str]:
     return names
 
 
-def quick_index(url: str, *, cache_dir: str | Path | None = None):
+def quick_index(url: str, *, cache_dir: str | Path | None = None
+                ) -> tuple[AreaIndex, dict[str, str], Any] | None:
     """(index of the active generation, its branch names, the day they are for) read without SQLAlchemy, when the
     generation's index file is there for exactly the rows the database holds now: the active generation's id
     and its areas' rows are read through a plain DB-API connection (in one read transaction on SQLite) and hashed
@@ -748,10 +751,13 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None):
 class _SessionGazetteer:
     """The gazetteer of a database, opened (with an ORM session) only when a row is located by its address."""
 
-    def __init__(self, url: str):
-        self.url, self.engine, self.session, self.gazetteer = url, None, None, None
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Any = None
+        self.session: Any = None
+        self.gazetteer: Any = None
 
-    def match(self, text: str):
+    def match(self, text: str) -> Any:
         if self.gazetteer is None:
             from gridmap import storage
             from gridmap.gazetteer import gazetteer_for
@@ -769,8 +775,9 @@ class _SessionGazetteer:
 
 
 def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, crs: str | None = "wgs84",
-                   near_m: float = 0.0, as_of=None, chunk_rows: int = CHUNK_ROWS, show_progress: bool | None = None,
-                   cache_dir: str | Path | None = None) -> dict:
+                   near_m: float = 0.0, as_of: Any = None, chunk_rows: int = CHUNK_ROWS,
+                   show_progress: bool | None = None,
+                   cache_dir: str | Path | None = None) -> dict[str, Any]:
     """`gridmap locate-file`: `locate_file` against the database at `url` (the boundaries in force today, or on
     `as_of`). When the active generation's index file is there for its current rows (`quick_index`), nothing
     of SQLAlchemy is imported — a process that locates a Parquet file of coordinates imports numpy, pyarrow and
