@@ -27,8 +27,9 @@ import math
 import re
 import uuid
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -36,6 +37,11 @@ from sqlalchemy.orm import Session
 from gridmap import errors
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import FINISHED_STATES, Attachment, Case, CaseEvent
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from gridmap.media_store import MediaStore
 
 STAGES: dict[str, str] = {"report": "上报照片", "before": "处置前", "after": "处置后", "patrol": "巡查照片"}
 HANDLING_STAGES = ("before", "after")
@@ -146,7 +152,7 @@ def _too_many_pixels(width: int, height: int, limits: Limits) -> InvalidInput:
 
 # -- EXIF ------------------------------------------------------------------------------------------------------
 
-def _degrees(value, ref) -> float | None:
+def _degrees(value: Any, ref: object) -> float | None:
     try:
         d, m, s = (float(v) for v in value)
     except (TypeError, ValueError, ZeroDivisionError):
@@ -161,7 +167,7 @@ def _degrees(value, ref) -> float | None:
     return result
 
 
-def gps_of(image) -> tuple[float, float] | None:
+def gps_of(image: Image.Image) -> tuple[float, float] | None:
     """(lon, lat) in WGS84 degrees from the EXIF GPS block, or None when it is missing or impossible."""
     from PIL import ExifTags
 
@@ -180,7 +186,7 @@ def gps_of(image) -> tuple[float, float] | None:
 
 # -- the pipeline ----------------------------------------------------------------------------------------------
 
-def _open(data: bytes, kind: str, limits: Limits):
+def _open(data: bytes, kind: str, limits: Limits) -> Image.Image:
     """Open lazily (header only) and check the pixel count before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
@@ -215,7 +221,7 @@ def _header_size(data: bytes, kind: str) -> tuple[int, int]:
     return 0, 0
 
 
-def _to_srgb(image):
+def _to_srgb(image: Image.Image) -> Image.Image:
     from PIL import ImageCms
 
     icc = image.info.get("icc_profile")
@@ -226,12 +232,13 @@ def _to_srgb(image):
         mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") else "RGB"
         if image.mode not in ("RGB", "RGBA", "CMYK", "L"):
             return image
-        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=mode)
+        converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=mode)
+        return converted if converted is not None else image  # None only for inPlace=True
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return image  # a profile we cannot apply is dropped with the rest of the metadata
 
 
-def _has_alpha(image) -> bool:
+def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
@@ -357,7 +364,7 @@ def count_for(session: Session, case_id: int) -> int:
                               .where(Attachment.case_id == case_id)) or 0)
 
 
-def counts(session: Session, case_ids) -> dict[int, int]:
+def counts(session: Session, case_ids: Iterable[int | None]) -> dict[int, int]:
     """Attachments per case, for the given cases (absent = 0): one grouped query for a page of cases."""
     ids = sorted({int(i) for i in case_ids if i is not None})
     if not ids:
@@ -367,7 +374,7 @@ def counts(session: Session, case_ids) -> dict[int, int]:
     return {int(case_id): int(n) for case_id, n in rows}
 
 
-def add(session: Session, store, case: Case, prepared: Prepared, stage: str, *, actor: str,
+def add(session: Session, store: MediaStore, case: Case, prepared: Prepared, stage: str, *, actor: str,
         limits: Limits | None = None, now: dt.datetime | None = None) -> Attachment:
     """Store the prepared image and its thumbnail, and record them on the case (a row and a history event); the
     caller commits. The files are removed again when the row cannot be written."""
@@ -403,7 +410,7 @@ def add(session: Session, store, case: Case, prepared: Prepared, stage: str, *, 
     return row
 
 
-def discard(store, *keys: str) -> None:
+def discard(store: MediaStore, *keys: str) -> None:
     """Remove stored files whose row was not committed (best effort: an orphan file is harmless, a row without
     its file is not)."""
     for key in keys:
@@ -426,7 +433,7 @@ def get(session: Session, attachment_id: int) -> Attachment:
     return row
 
 
-def first_photos(session: Session, case_ids) -> dict[int, int]:
+def first_photos(session: Session, case_ids: Iterable[int | None]) -> dict[int, int]:
     """The first report or patrol photo of each case (case id → attachment id), for Open311's `media_url`."""
     ids = sorted({int(i) for i in case_ids if i is not None})
     if not ids:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import shapely
 import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from gridmap import runtime as _runtime  # noqa: F401 - installs the hooks that tell other processes of a change
@@ -91,7 +93,7 @@ def create_draft(session: Session, name: str, *, source_id: int | None = None, n
     return draft
 
 
-def redraw(session: Session, generation_id: int, changes: dict[str, shapely.Geometry], *,
+def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], *,
            actor: str | None = None) -> list[str]:
     """Replace the geometry of some leaves of a draft and recompute their ancestors as exact coverage unions.
 
@@ -115,7 +117,9 @@ def activate(session: Session, generation_id: int, effective_from: dt.date, *, a
     approved first, see `gridmap.publish`)."""
     from gridmap.publish import activate_generation
 
-    return activate_generation(session, generation_id, effective_from, actor=actor, from_states=from_states)["generation"]
+    gen: Generation = activate_generation(session, generation_id, effective_from, actor=actor,
+                                          from_states=from_states)["generation"]
+    return gen
 
 
 def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | None = None) -> pd.DataFrame:
@@ -143,7 +147,7 @@ def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | N
 SHARED_INDEX_KEEP = 6  # shared index folders kept per cache folder (the newest)
 
 
-def shared_index(session: Session, generation_id: int, *, cache_dir=None) -> AreaIndex:
+def shared_index(session: Session, generation_id: int, *, cache_dir: str | Path | None = None) -> AreaIndex:
     """The lookup index of a generation, built once and shared read-only by every process on the machine.
 
     The index is pickled (protocol 5) with its numeric arrays out of band, each written as a `.npy` file, in a folder
@@ -169,7 +173,9 @@ def shared_index(session: Session, generation_id: int, *, cache_dir=None) -> Are
     from gridmap.lookup import AreaRef
 
     # the rows hashed as `batch.quick_index` hashes them (`gridmap locate-file` finds the file without the ORM)
-    cursor = session.connection().connection.driver_connection.cursor()
+    dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None  # a connection checked out of the pool
+    cursor = dbapi.cursor()
     try:
         raw = area_rows(cursor, generation_id, session.get_bind().dialect.name == "sqlite")
     finally:
@@ -225,7 +231,8 @@ def shared_index(session: Session, generation_id: int, *, cache_dir=None) -> Are
 class IndexRegistry:
     """Lookup indexes by generation: the active one always ready, a few others cached (least recently used)."""
 
-    def __init__(self, sessionmaker, cache_size: int = 4, *, shared: bool = False, cache_dir=None):
+    def __init__(self, sessionmaker: orm.sessionmaker[Session], cache_size: int = 4, *, shared: bool = False,
+                 cache_dir: str | Path | None = None):
         """With `shared`, indexes of generations no longer drafts come from `shared_index` (built once per machine,
         memory-mapped by every process; `cache_dir` or the user's cache folder); drafts are built in memory."""
         self.sessionmaker = sessionmaker
@@ -263,7 +270,7 @@ class IndexRegistry:
             self._epoch += 1
             active = self._active
             self._cache.clear()
-            if active is not None:
+            if active is not None and active.generation_id is not None:
                 self._cache[active.generation_id] = active
             if active is None or active_id != active.generation_id:
                 self._stale = True
@@ -320,6 +327,7 @@ class IndexRegistry:
         return self.for_generation(generation_on(session, day).id)
 
     def _remember(self, index: AreaIndex) -> None:
+        assert index.generation_id is not None  # the registry builds indexes of stored generations only
         self._cache[index.generation_id] = index
         self._cache.move_to_end(index.generation_id)
         while len(self._cache) > self.cache_size:

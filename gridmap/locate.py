@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,9 @@ from gridmap.errors import InvalidCoordinate, InvalidInput, field_zh
 from gridmap.lookup import FLAG_OUTSIDE, AreaIndex, Location
 from gridmap.textcheck import MAX_ADDRESS
 from gridmap.workcal import china_date
+
+if TYPE_CHECKING:
+    from gridmap.gazetteer import Gazetteer
 
 FLAG_TWICE = "possibly_converted_twice"
 FLAG_GCJ02 = "possibly_gcj02"
@@ -117,8 +120,8 @@ def clear_people_cache() -> None:
         _people.clear()
 
 
-def _people_key(session_or_key, on: dt.date | None) -> tuple[str, dt.date]:
-    db = session_or_key if isinstance(session_or_key, str) else str(session_or_key.get_bind().url)
+def _people_key(session_or_key: Session | str, on: dt.date | None) -> tuple[str, dt.date]:
+    db = session_or_key if isinstance(session_or_key, str) else str(session_or_key.get_bind().engine.url)
     return db, on or china_date()
 
 
@@ -145,7 +148,10 @@ def people_for(session: Session | None, grid_code: str, on: dt.date | None, *, d
     """The grid's party branch and staff, from a directory of all grids reloaded every `PEOPLE_TTL_S` seconds:
     a locate answer is asked for far more often than assignments change. Without a session (`db` names the
     database) a cached directory is used even if stale; `LookupError` when there is none."""
-    key = _people_key(db if session is None else session, on)
+    named: Session | str | None = session if session is not None else db
+    if named is None:
+        raise LookupError("no session, and no database named whose cached branch and staff could be used")
+    key = _people_key(named, on)
     hit = _people.get(key)
     if hit is not None and (session is None or time.monotonic() - hit[0] < PEOPLE_TTL_S):
         directory = hit[1]
@@ -182,7 +188,7 @@ def describe(session: Session | None, index: AreaIndex, location: Location, *, o
 
 def locate(session: Session | None, index: AreaIndex, x: float | None = None, y: float | None = None,
            crs: str | None = "wgs84", *, address: str | None = None, accuracy_m: float | None = None,
-           as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer=None,
+           as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer: Gazetteer | None = None,
            db: str | None = None) -> dict[str, Any]:
     """The locate answer for a point, an address, or both (the point decides, the address cross-checks).
 
@@ -205,6 +211,7 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
         if gazetteer is None:
             from gridmap.gazetteer import gazetteer_for
 
+            assert session is not None, "an address is matched through a session or a given gazetteer"
             gazetteer = gazetteer_for(session)
         match = gazetteer.match(address)
     if has_point:

@@ -17,7 +17,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gridmap.errors import NotFound, Unavailable
 
@@ -67,7 +67,7 @@ class DirectoryStore:
 
     name = "directory"
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
 
     def _path(self, key: str) -> Path:
@@ -130,7 +130,7 @@ class S3Store:
 
     name = "s3"
 
-    def __init__(self, config: S3Config, client=None) -> None:
+    def __init__(self, config: S3Config, client: Any = None) -> None:  # a boto3 S3 client (boto3 has no types)
         self.config = config
         if client is None:
             import boto3
@@ -160,7 +160,8 @@ class S3Store:
         try:
             answer = self.client.get_object(Bucket=self.config.bucket, Key=self._key(key))
             with answer["Body"] as body:
-                return body.read()
+                data: bytes = body.read()
+                return data
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 raise NotFound(f"media: nothing is stored as {key!r}", field="id",

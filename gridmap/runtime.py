@@ -38,12 +38,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import event, orm
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from gridmap.tables import Base
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from gridmap.workcal import WorkCalendar
 
 log = logging.getLogger("gridmap.runtime")
 
@@ -87,8 +93,8 @@ def _topic_of(table: str, insert: bool) -> str | None:
 
 
 @event.listens_for(Session, "before_flush")
-def _note_flush(session: Session, _context, _instances) -> None:
-    topics = set()
+def _note_flush(session: Session, _context: object, _instances: object) -> None:
+    topics: set[str | None] = set()
     for obj in session.new:
         topics.add(_topic_of(getattr(type(obj), "__tablename__", ""), True))
     for obj in session.dirty:
@@ -102,7 +108,7 @@ def _note_flush(session: Session, _context, _instances) -> None:
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _note_statement(state) -> None:
+def _note_statement(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     table = getattr(state.statement, "table", None)
@@ -117,7 +123,7 @@ _HAS_TABLE: set[str] = set()
 def _has_table(session: Session) -> bool:
     """Whether the schema has `runtime_version` (it does from migration 0008; remembered once seen)."""
     bind = session.get_bind()
-    key = str(bind.engine.url) if hasattr(bind, "engine") else str(bind.url)
+    key = str(bind.engine.url)  # an Engine's engine is itself
     if key in _HAS_TABLE:
         return True
     if sa.inspect(session.connection()).has_table("runtime_version"):
@@ -145,7 +151,7 @@ def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def read_versions(session_or_connection) -> dict[str, int]:
+def read_versions(session_or_connection: Session | sa.Connection) -> dict[str, int]:
     """The topics' versions as the database has them now ({} before migration 0008)."""
     try:
         rows = session_or_connection.execute(sa.select(runtime_version.c.topic, runtime_version.c.version)).all()
@@ -172,7 +178,7 @@ class PrincipalCache:
             return False, None
         return True, item[1]
 
-    def put(self, key: tuple[str, str], principal) -> None:
+    def put(self, key: tuple[str, str], principal: object) -> None:
         with self._lock:
             if len(self._items) >= self.size:
                 self._items.clear()
@@ -194,7 +200,8 @@ class Runtime:
     """The caches of one process over one database and the versions they were read under (see the module
     docstring). `sync()` before answering; `start()` once serving (the PostGIS listener), `stop()` at the end."""
 
-    def __init__(self, sessionmaker, *, db_key: str | None = None, shared_index: bool = True):
+    def __init__(self, sessionmaker: orm.sessionmaker[Session], *, db_key: str | None = None,
+                 shared_index: bool = True):
         from gridmap.generations import IndexRegistry
         from gridmap.mapdata import ShapeCache
 
@@ -208,7 +215,7 @@ class Runtime:
                                       and self.db_key != "sqlite://")
         self.shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
         self.principals = PrincipalCache()
-        self._calendar = None
+        self._calendar: WorkCalendar | None = None
         self._calendar_lock = threading.Lock()
         self._calendar_epoch = 0  # moved by every invalidation: a read begun before it is not kept
         self._versions: dict[str, int] | None = None
@@ -217,9 +224,9 @@ class Runtime:
         self._heard, self._applied = 1, 0  # re-reads asked for (`invalidate`) / the count last applied
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
-        self._pg = None  # PostGIS: the private connection versions are read on
+        self._pg: psycopg.Connection[Any] | None = None  # PostGIS: the private connection versions are read on
         self.listening = threading.Event()
-        self._probe = None
+        self._probe: Any = None  # SpatiaLite: a pysqlite3 connection (no types) for PRAGMA data_version
         self._probe_lock = threading.Lock()
         self._data_version: int | None = None
         if self.dialect == "sqlite":
@@ -258,7 +265,7 @@ class Runtime:
                 if self._probe is None:
                     return False
                 data_version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-            return data_version == self._data_version
+            return bool(data_version == self._data_version)
         if self.dialect == "postgresql":
             versions = self._read_pg()
             if versions is None:
@@ -356,13 +363,15 @@ class Runtime:
 
         try:
             with self.sessionmaker() as session:
-                return session.scalar(sa.select(sa.func.max(Generation.id)).where(Generation.status == "active"))
+                active: int | None = session.scalar(sa.select(sa.func.max(Generation.id))
+                                                    .where(Generation.status == "active"))
+                return active
         except (sa.exc.OperationalError, sa.exc.ProgrammingError):
             return None
 
     # -- the working calendar -----------------------------------------------------------------------------------
 
-    def calendar(self):
+    def calendar(self) -> WorkCalendar:
         """The working calendar, read once per version of the `calendar` topic."""
         from gridmap.workcal import WorkCalendar
 

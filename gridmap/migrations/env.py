@@ -1,5 +1,7 @@
 """Alembic environment: runs on the connection that `gridmap.storage.migrate` passes in."""
 
+from typing import Any
+
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
@@ -9,11 +11,11 @@ connection = context.config.attributes["connection"]
 _OWN_TABLES = set(Base.metadata.tables)
 
 
-def _include_object(obj, name, obj_type, reflected, compare_to):
+def _include_object(obj: Any, name: str | None, obj_type: str, reflected: bool, compare_to: Any) -> bool:
     """Only gridmap's own tables: SpatiaLite's and PostGIS's system tables are not ours to drop."""
     if obj_type == "table" and name not in _OWN_TABLES:
         return False
-    return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
+    return bool(alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to))
 
 context.configure(
     connection=connection,

@@ -5,9 +5,15 @@ Revises:
 Create Date: 2026-11-23
 """
 
+from typing import Any, cast
+
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry
+
+# the operations that geoalchemy2.alembic_helpers registers on alembic's `op` (and on batch operations) at run
+# time: mypy cannot see them
+geo_op: Any = op
 
 revision = '0001'
 down_revision = None
@@ -49,7 +55,7 @@ def upgrade() -> None:
     with op.batch_alter_table('party_org', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_party_org_parent_id'), ['parent_id'], unique=False)
 
-    op.create_geospatial_table('place',
+    geo_op.create_geospatial_table('place',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -63,7 +69,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('place', schema=None) as batch_op:
-        batch_op.create_geospatial_index('idx_place_geom', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
+        cast(Any, batch_op).create_geospatial_index('idx_place_geom', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
         batch_op.create_index(batch_op.f('ix_place_area_code'), ['area_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_place_kind'), ['kind'], unique=False)
 
@@ -74,7 +80,7 @@ def upgrade() -> None:
     sa.Column('party_member', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_geospatial_table('area',
+    geo_op.create_geospatial_table('area',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('generation_id', sa.Integer(), nullable=False),
     sa.Column('level', sa.String(length=16), nullable=False),
@@ -92,7 +98,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('generation_id', 'code', name='uq_area_generation_code')
     )
     with op.batch_alter_table('area', schema=None) as batch_op:
-        batch_op.create_geospatial_index('idx_area_geom', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
+        cast(Any, batch_op).create_geospatial_index('idx_area_geom', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
         batch_op.create_index('ix_area_generation_level', ['generation_id', 'level'], unique=False)
         batch_op.create_index(batch_op.f('ix_area_parent_id'), ['parent_id'], unique=False)
 
@@ -136,7 +142,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_staff_area_area_code'), ['area_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_staff_area_staff_id'), ['staff_id'], unique=False)
 
-    op.create_geospatial_table('case_file',
+    geo_op.create_geospatial_table('case_file',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('number', sa.String(length=32), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
@@ -176,7 +182,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('number')
     )
     with op.batch_alter_table('case_file', schema=None) as batch_op:
-        batch_op.create_geospatial_index('idx_case_file_geom', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
+        cast(Any, batch_op).create_geospatial_index('idx_case_file_geom', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
         batch_op.create_index(batch_op.f('ix_case_file_community_code'), ['community_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_file_grid_code'), ['grid_code'], unique=False)
         batch_op.create_index('ix_case_file_state_reported', ['state', 'reported_at'], unique=False)
@@ -207,9 +213,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_case_file_state_reported')
         batch_op.drop_index(batch_op.f('ix_case_file_grid_code'))
         batch_op.drop_index(batch_op.f('ix_case_file_community_code'))
-        batch_op.drop_geospatial_index('idx_case_file_geom', postgresql_using='gist', column_name='geom')
+        cast(Any, batch_op).drop_geospatial_index('idx_case_file_geom', postgresql_using='gist', column_name='geom')
 
-    op.drop_geospatial_table('case_file')
+    geo_op.drop_geospatial_table('case_file')
     with op.batch_alter_table('staff_area', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_staff_area_staff_id'))
         batch_op.drop_index(batch_op.f('ix_staff_area_area_code'))
@@ -224,16 +230,16 @@ def downgrade() -> None:
     with op.batch_alter_table('area', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_area_parent_id'))
         batch_op.drop_index('ix_area_generation_level')
-        batch_op.drop_geospatial_index('idx_area_geom', postgresql_using='gist', column_name='geom')
+        cast(Any, batch_op).drop_geospatial_index('idx_area_geom', postgresql_using='gist', column_name='geom')
 
-    op.drop_geospatial_table('area')
+    geo_op.drop_geospatial_table('area')
     op.drop_table('staff')
     with op.batch_alter_table('place', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_place_kind'))
         batch_op.drop_index(batch_op.f('ix_place_area_code'))
-        batch_op.drop_geospatial_index('idx_place_geom', postgresql_using='gist', column_name='geom')
+        cast(Any, batch_op).drop_geospatial_index('idx_place_geom', postgresql_using='gist', column_name='geom')
 
-    op.drop_geospatial_table('place')
+    geo_op.drop_geospatial_table('place')
     with op.batch_alter_table('party_org', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_party_org_parent_id'))
 

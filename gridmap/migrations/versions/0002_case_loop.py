@@ -6,6 +6,7 @@ Create Date: 2026-11-23
 """
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -60,7 +61,7 @@ down_revision = '0001'
 branch_labels = None
 depends_on = None
 
-def _case_columns() -> list[sa.Column]:
+def _case_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column('handled_by', sa.String(length=64), nullable=True),
         sa.Column('handled_at', sa.DateTime(timezone=True), nullable=True),

@@ -6,6 +6,8 @@ Revises: 0002
 Create Date: 2026-11-23
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def _case_columns() -> list[sa.Column]:
+def _case_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column('external_ref', sa.String(length=64), nullable=True),
         sa.Column('reported_by_staff_id', sa.Integer(), nullable=True),

@@ -51,6 +51,7 @@ Create Date: 2026-12-06
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -169,7 +170,7 @@ _DROP_FUNCTIONS = (
 MONTHS_AROUND = 12  # months made before and after today at migration time
 
 
-def _rows(sql: str) -> list[tuple]:
+def _rows(sql: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in op.get_bind().execute(sa.text(sql))]
 
 
@@ -236,7 +237,7 @@ def upgrade() -> None:
     )
     op.execute(_MONTH_FUNCTION)
     op.execute(_RANGE_FUNCTION)
-    now = bind.execute(sa.text("SELECT now()")).scalar()
+    now: dt.datetime = bind.execute(sa.text("SELECT now()")).scalar_one()
     first, last = bind.execute(sa.text("SELECT min(reported_at), max(reported_at) FROM case_file_unpartitioned")).one()
     lo = _month_start(min(first or now, now - dt.timedelta(days=31 * MONTHS_AROUND)))
     hi = _month_start(max(last or now, now + dt.timedelta(days=31 * MONTHS_AROUND)))
