@@ -9,6 +9,8 @@ a resource to see becomes its address (`categories` → `GET /api/v1/categories`
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -152,7 +154,8 @@ BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words for a
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:
     lang = i18n.of_request(request)
     if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:  # e.g. JSON nested too deeply to parse
-        detail = ("请求体无法读取（JSON 嵌套过深，或与声明的内容类型不符）；请按接口文档提供请求体。" if lang == i18n.ZH else
+        detail = ("请求体无法读取（JSON 嵌套过深，或与声明的内容类型不符）；请按接口文档提供请求体。"
+                  if lang == i18n.ZH else
                   "body: the request body could not be read (JSON nested too deeply, or not in the declared "
                   "Content-Type); accepted: a body as the operation documents it")
         return problem(400, i18n.title("malformed_body", lang), detail, code="malformed_body", field="body")
@@ -180,7 +183,8 @@ async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
 
 def register(app: FastAPI) -> None:
     """Install the handlers on an app."""
-    app.add_exception_handler(errors.GridmapError, _domain)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(RateLimited, _rate_limited)
+    # Starlette types a handler as taking any Exception; each of these is registered for its own class only
+    app.add_exception_handler(errors.GridmapError, cast(Any, _domain))
+    app.add_exception_handler(RequestValidationError, cast(Any, _validation))
+    app.add_exception_handler(HTTPException, cast(Any, _http))
+    app.add_exception_handler(RateLimited, cast(Any, _rate_limited))
