@@ -450,12 +450,17 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
             column = names[name.lower()]
             if name.lower().startswith("gii_"):
                 index = f"idx_{table.name}_{column.name}"
-                conn.exec_driver_sql(f"DELETE FROM {quote(index)} WHERE pkid = ?", [(i,) for i in ids])
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    conn.exec_driver_sql(
-                        f"SELECT RTreeAlign(?, id, {quote(column.name)}) FROM {quote(table.name)} "
-                        f"WHERE id IN ({', '.join('?' * len(chunk))})", (index, *chunk)).all()
+                low, high = min(ids), max(ids)
+                if conn.exec_driver_sql(f"SELECT 1 FROM {quote(index)} WHERE pkid BETWEEN ? AND ? LIMIT 1",
+                                        (low, high)).first() is not None:  # (entries left by earlier rows)
+                    conn.exec_driver_sql(f"DELETE FROM {quote(index)} WHERE pkid = ?", [(i,) for i in ids])
+                align = f"SELECT count(RTreeAlign(?, id, {quote(column.name)})) FROM {quote(table.name)} WHERE "
+                if high - low + 1 == len(ids) == len(set(ids)):  # ids in one run: the range holds these rows only
+                    conn.exec_driver_sql(align + "id BETWEEN ? AND ?", (index, low, high)).all()
+                else:
+                    for start in range(0, len(ids), 500):
+                        chunk = ids[start:start + 500]
+                        conn.exec_driver_sql(align + f"id IN ({', '.join('?' * len(chunk))})", (index, *chunk)).all()
             elif name.lower().startswith("tmi_"):
                 conn.exec_driver_sql(
                     "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
