@@ -15,20 +15,21 @@ import dataclasses
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from gridmap import workflow
 from gridmap.cases import NewCase, create_case_once
 from gridmap.errors import InvalidInput
 from gridmap.lookup import AreaIndex
-from gridmap.tables import StaffArea
+from gridmap.tables import Case, StaffArea
 from gridmap.workcal import WorkCalendar
 
 FLAG_OUTSIDE_OWN = "outside_own_grid"
 
 
-def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, *, calendar: WorkCalendar,
-           handled_on_spot: bool = False, note: str | None = None, key: str | None = None,
-           now: dt.datetime | None = None):
+def report(sessionmaker: orm.sessionmaker[orm.Session], index: AreaIndex, new: NewCase, actor: workflow.Actor, *,
+           calendar: WorkCalendar, handled_on_spot: bool = False, note: str | None = None, key: str | None = None,
+           now: dt.datetime | None = None) -> tuple[Case, bool]:
     """File a patrol report at most once per idempotency key (`key`); returns (case, created)."""
     workflow.require_role(actor.user, actor.role, ("worker",), "send a patrol report (grid workers do)")
     if actor.staff_id is None:
@@ -43,7 +44,7 @@ def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, 
                                  zh=f"人员：编号 {actor.staff_id} 的人员不负责任何网格。")
     new = dataclasses.replace(new, source="patrol", reported_by_staff_id=actor.staff_id)
 
-    def then(session, case) -> None:
+    def then(session: orm.Session, case: Case) -> None:
         if not own & {case.grid_code, case.microgrid_code, case.community_code}:
             case.locate_flags = [*(case.locate_flags or []), FLAG_OUTSIDE_OWN]
         if not handled_on_spot:
@@ -58,7 +59,7 @@ def report(sessionmaker, index: AreaIndex, new: NewCase, actor: workflow.Actor, 
             raise InvalidInput(f"handled_on_spot: this case goes {where}, not to you; report it without "
                                "handled_on_spot", field="handled_on_spot",
                                zh=f"即报即处：此案件应交{where_zh}，不归您处置；请不勾选即报即处再上报。")
-        at = now or dt.datetime.now(dt.timezone.utc)
+        at = now or dt.datetime.now(dt.UTC)
         workflow.act(session, case.id, "accept", actor, version=case.version, calendar=calendar, now=at)
         workflow.act(session, case.id, "handle", actor, version=case.version, calendar=calendar, now=at,
                      params={"note": note, "on_spot": True})

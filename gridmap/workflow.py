@@ -10,24 +10,35 @@ States: reported → filed | rejected | voided; filed → dispatched; dispatched
 the working calendar) or back to filed (退单, bounce, with the grid boundary as evidence); accepted/rework →
 handled; handled → closed (核查结案, by someone other than the handler) or rework (返工); closed → rated, and
 reopened (back to dispatched) when the resident is not satisfied. A duplicate is merged (合并) into the case it
-repeats: it ends as `merged`, and both cases keep their histories (each records the merge). Extension (延期) and suspension (挂账) are
-requested by the handler and approved by a leader; a suspended case resumes with its deadline moved by the time
-it was suspended. A department whistled to (吹哨) must report in (报到) within `REPORT_IN_LIMIT`.
+repeats: it ends as `merged`, and both cases keep their histories (each records the merge). Extension (延期) and
+suspension (挂账) are requested by the handler and approved by a leader; a suspended case resumes with its
+deadline moved by the time it was suspended. A department whistled to (吹哨) must report in (报到) within
+`REPORT_IN_LIMIT`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap import errors
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.storage import rowcount
 from gridmap.tables import Case, CaseCategory, CaseEvent, Department, StaffArea
 from gridmap.textcheck import clean_text
 from gridmap.workcal import WorkCalendar, china_date
+
+if TYPE_CHECKING:
+    from gridmap.locate import LocateOptions
+    from gridmap.lookup import AreaIndex
+
+Params = dict[str, Any]  # a step's parameters (reason, note, assignee_id, ...)
+Detail = dict[str, Any] | None  # what a step adds to the history
 
 ROLES = ("dispatcher", "worker", "department", "verifier", "leader", "resident", "admin", "system")
 REPORT_IN_LIMIT = (2, "work_hours")  # a department whistled to reports in within two working hours
@@ -37,12 +48,12 @@ NOT_SATISFIED_MAX = 2  # ratings 1–5; 1 and 2 are 不满意 and reopen the cas
 
 def _role_zh(role: str | None) -> str:
     from gridmap.policy import ROLES_ZH
-    return ROLES_ZH.get(role, "系统" if role == "system" else str(role))
+    return ROLES_ZH.get(role or "", "系统" if role == "system" else str(role))
 
 
 def _state_zh(state: str | None) -> str:
     from gridmap.cases import STATE_ZH  # cases imports this module
-    return STATE_ZH.get(state, str(state))
+    return STATE_ZH.get(state or "", str(state))
 
 
 class Forbidden(errors.Forbidden):
@@ -108,13 +119,13 @@ NOTIFIES = {"urge", "supervise"}  # steps that tell the holder (and dispatch/rea
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def check_actor(user: str | None, role: str | None) -> None:
@@ -125,7 +136,7 @@ def check_actor(user: str | None, role: str | None) -> None:
         raise InvalidInput(f"role: {role!r} is not a role; accepted: {', '.join(r for r in ROLES if r != 'system')}",
                            field="role",
                            zh=f"角色：{role!r} 不是角色；可选："
-                              f"{'、'.join((_role_zh(r) for r in ROLES if r != 'system'))}。")
+                              f"{'、'.join(_role_zh(r) for r in ROLES if r != 'system')}。")
 
 
 def require_role(user: str | None, role: str | None, allowed: tuple[str, ...], doing: str) -> None:
@@ -134,7 +145,7 @@ def require_role(user: str | None, role: str | None, allowed: tuple[str, ...], d
     if role not in allowed:
         raise Forbidden(f"role: a {role} may not {doing}; allowed: {', '.join(allowed)}", field="role",
                         zh=f"无权限：{_role_zh(role)}不能执行此操作；可执行的角色："
-                           f"{'、'.join((_role_zh(r) for r in allowed))}。")
+                           f"{'、'.join(_role_zh(r) for r in allowed)}。")
 
 
 def limit_of(category: CaseCategory | None) -> tuple[int, str]:
@@ -145,8 +156,8 @@ TEXT_PARAMS = {"reason": 2000, "note": 4000}  # free text written into the histo
 
 
 def act(session: Session, case_id: int, action: str, actor: Actor, *, version: int | None,
-        calendar: WorkCalendar, params: dict | None = None, now: dt.datetime | None = None,
-        index=None, options=None) -> Case:
+        calendar: WorkCalendar, params: Params | None = None, now: dt.datetime | None = None,
+        index: AreaIndex | None = None, options: LocateOptions | None = None) -> Case:
     """Take one step of the loop on a case; returns the changed case. See the module docstring. `index` (the
     active boundaries) and `options` (the locate distances) are what `relocate` locates the new point with."""
     params = dict(params or {})
@@ -171,12 +182,12 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
         raise Forbidden(f"role: a {actor.role} may not {action} ({step.zh}); allowed: {', '.join(step.roles)}",
                         field="role",
                         zh=f"无权限：{_role_zh(actor.role)}不能{step.zh}；可执行的角色："
-                           f"{'、'.join((_role_zh(r) for r in step.roles))}。")
+                           f"{'、'.join(_role_zh(r) for r in step.roles)}。")
     if case.state not in step.from_states:
         raise Conflict(f"state: cannot {action} ({step.zh}) a case that is {case.state}; only from "
                        f"{', '.join(step.from_states)}", field="state",
                        zh=f"状态：案件当前为「{_state_zh(case.state)}」，不能{step.zh}；"
-                          f"只有「{'、'.join((_state_zh(s) for s in step.from_states))}」的案件可以。")
+                          f"只有「{'、'.join(_state_zh(s) for s in step.from_states)}」的案件可以。")
     reason = params.get("reason")
     if action in NEEDS_REASON and not (isinstance(reason, str) and reason.strip()):
         raise InvalidInput(f"reason: {action} ({step.zh}) needs a reason", field="reason",
@@ -187,7 +198,7 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
     # claim the case: of concurrent actors exactly one moves it on from this version
     claimed = session.execute(sa.update(Case).where(Case.id == case_id, Case.version == version)
                               .values(version=version + 1).execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:
+    if rowcount(claimed) != 1:
         raise StaleVersion(f"version: the case changed while you acted (was {version}); reload it and retry",
                            field="version",
                            zh=f"版本号：您操作期间案件已被他人修改（原为第 {version} 版）；请刷新后重试。")
@@ -210,8 +221,8 @@ def act(session: Session, case_id: int, action: str, actor: Actor, *, version: i
     return case
 
 
-def _notify(session: Session, case: Case, action: str, actor: Actor, params: dict, holder_before: tuple,
-            now: dt.datetime) -> None:
+def _notify(session: Session, case: Case, action: str, actor: Actor, params: Params,
+            holder_before: tuple[int | None, int | None], now: dt.datetime) -> None:
     """Urging and supervising reach the holder's accounts; a worker newly given a case is told."""
     from gridmap import notifications
 
@@ -226,7 +237,8 @@ def _notify(session: Session, case: Case, action: str, actor: Actor, params: dic
                                     now=now)
 
 
-def _relocate(session: Session, case: Case, actor: Actor, params: dict, now: dt.datetime, index, options) -> dict:
+def _relocate(session: Session, case: Case, actor: Actor, params: Params, now: dt.datetime, index: AreaIndex | None,
+              options: LocateOptions | None) -> dict[str, Any]:
     """更正位置: a new point (`lon`/`lat` in `crs`) located as intake locates one, or one of the leaf grids near
     the point (`grid`, e.g. from the case's candidates) chosen by the dispatcher; the old and new point and
     codes are recorded. A case that was with someone is routed again in its new grid (an accepted one that
@@ -253,13 +265,14 @@ def _relocate(session: Session, case: Case, actor: Actor, params: dict, now: dt.
                                zh=f"网格：{code[:40]!r} 不是现行边界中的末级网格")
         from gridmap.lookup import Location
 
-        location = Location(case.lon, case.lat, chain=index.chain_of(code), method="chosen")
+        location = Location(math.nan if case.lon is None else case.lon, math.nan if case.lat is None else case.lat,
+                            chain=index.chain_of(code), method="chosen")
         flags = [f for f in (case.locate_flags or []) if f not in ("outside_all_grids", "assigned_to_nearest")]
         flags.append("grid_chosen")
         candidates = [c for c in gcases._candidates(case.locate_candidates) if c["code"] != code]
         if case.microgrid_code or case.grid_code:
             old_leaf = case.microgrid_code or case.grid_code
-            ref = index.by_code.get(old_leaf)
+            ref = index.by_code.get(old_leaf or "")
             candidates.insert(0, {"code": old_leaf, "name": ref.name if ref else None,
                                   "level": ref.level if ref else None, "distance_m": 0.0})
     else:
@@ -299,12 +312,12 @@ def _check_owner(session: Session, case: Case, step: Step, actor: Actor) -> None
     """A worker acts only on cases assigned to them, a department only on cases given to its department (every
     step a department takes: accepting, bouncing, reporting in, handling, asking for an extension or a
     suspension)."""
-    if actor.role == "worker" and step.name in ("accept", "bounce", "handle", "whistle", "request_extension",
-                                                  "request_suspension"):
-        if actor.staff_id is None or actor.staff_id != case.assignee_id:
-            raise Forbidden(f"staff_id: case {case.id} is assigned to staff {case.assignee_id}, not to "
-                            f"{actor.staff_id}", field="staff_id",
-                            zh=f"人员：案件 {case.id} 派给的是人员 {case.assignee_id}，不是 {actor.staff_id}。")
+    worker_steps = ("accept", "bounce", "handle", "whistle", "request_extension", "request_suspension")
+    if actor.role == "worker" and step.name in worker_steps and (
+            actor.staff_id is None or actor.staff_id != case.assignee_id):
+        raise Forbidden(f"staff_id: case {case.id} is assigned to staff {case.assignee_id}, not to "
+                        f"{actor.staff_id}", field="staff_id",
+                        zh=f"人员：案件 {case.id} 派给的是人员 {case.assignee_id}，不是 {actor.staff_id}。")
     if actor.role == "department":
         if case.department_id is None:
             raise Forbidden(f"department: case {case.id} is not with a department", field="department",
@@ -319,7 +332,8 @@ class _Handlers:
     """What each step changes beyond the state; each returns extra history detail."""
 
     @staticmethod
-    def file(session, case, actor, params, calendar, now):
+    def file(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+             now: dt.datetime) -> Detail:
         code = params.get("category")
         if code is not None:
             category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == code)).first()
@@ -337,19 +351,25 @@ class _Handlers:
         return None
 
     @staticmethod
-    def reject(session, case, actor, params, calendar, now):
+    def reject(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+               now: dt.datetime) -> Detail:
         case.closed_at = now
+        return None
 
     @staticmethod
-    def void(session, case, actor, params, calendar, now):
+    def void(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+             now: dt.datetime) -> Detail:
         case.closed_at = now
+        return None
 
     @staticmethod
-    def dispatch(session, case, actor, params, calendar, now):
+    def dispatch(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                 now: dt.datetime) -> Detail:
         return route(session, case, now, override_staff=params.get("assignee_id"), reason=params.get("reason"))
 
     @staticmethod
-    def reassign(session, case, actor, params, calendar, now):
+    def reassign(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                 now: dt.datetime) -> Detail:
         if params.get("assignee_id") is None and params.get("department") is None:
             raise InvalidInput("assignee_id: reassigning needs an assignee_id or a department", field="assignee_id",
                                zh="承办人：改派须指定承办人或部门。")
@@ -357,7 +377,8 @@ class _Handlers:
                      department=params.get("department"), reason=params.get("reason"))
 
     @staticmethod
-    def accept(session, case, actor, params, calendar, now):
+    def accept(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+               now: dt.datetime) -> Detail:
         _check_department(session, case, actor)
         limit, unit = limit_of(case.category)
         case.accepted_at = now
@@ -365,7 +386,8 @@ class _Handlers:
         return {"due_at": case.due_at.isoformat(), "limit": limit, "unit": unit}
 
     @staticmethod
-    def bounce(session, case, actor, params, calendar, now):
+    def bounce(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+               now: dt.datetime) -> Detail:
         _check_department(session, case, actor)
         case.bounce_count = (case.bounce_count or 0) + 1
         evidence = {"grid_code": case.grid_code, "microgrid_code": case.microgrid_code,
@@ -376,7 +398,8 @@ class _Handlers:
         return {"evidence": evidence, "by": actor.label(), **bounced_by}
 
     @staticmethod
-    def whistle(session, case, actor, params, calendar, now):
+    def whistle(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                now: dt.datetime) -> Detail:
         code = params.get("department")
         department = session.scalars(sa.select(Department).where(Department.code == code)).first() if code else None
         if department is None:
@@ -389,7 +412,8 @@ class _Handlers:
         return {"department_due_at": case.department_due_at.isoformat()}
 
     @staticmethod
-    def report_in(session, case, actor, params, calendar, now):
+    def report_in(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                  now: dt.datetime) -> Detail:
         _check_department(session, case, actor)
         if case.whistled_at is None:
             raise Conflict("state: no department was whistled to on this case", field="state",
@@ -401,7 +425,8 @@ class _Handlers:
         return {"on_time": due is None or now <= due}
 
     @staticmethod
-    def handle(session, case, actor, params, calendar, now):
+    def handle(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+               now: dt.datetime) -> Detail:
         _check_department(session, case, actor)
         if case.pending and case.pending.get("kind") == "suspension":
             raise Conflict("state: a suspension request is pending; wait for the decision", field="state",
@@ -411,7 +436,8 @@ class _Handlers:
         return None
 
     @staticmethod
-    def verify(session, case, actor, params, calendar, now):
+    def verify(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+               now: dt.datetime) -> Detail:
         if case.handled_by == actor.user:
             raise Forbidden("user: the handler may not verify their own work; another verifier must",
                             field="user", zh="处置人不能核查自己的工作，须由另一名核查员核查。")
@@ -420,7 +446,8 @@ class _Handlers:
         return {"on_time": due is None or now <= due}
 
     @staticmethod
-    def send_back(session, case, actor, params, calendar, now):
+    def send_back(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                  now: dt.datetime) -> Detail:
         if case.handled_by == actor.user:
             raise Forbidden("user: the handler may not verify their own work; another verifier must",
                             field="user", zh="处置人不能核查自己的工作，须由另一名核查员核查。")
@@ -428,7 +455,8 @@ class _Handlers:
         return None
 
     @staticmethod
-    def rate(session, case, actor, params, calendar, now):
+    def rate(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+             now: dt.datetime) -> Detail:
         rated, closed = _aware(case.rated_at), _aware(case.closed_at)
         if rated is not None and (closed is None or rated >= closed):
             raise Conflict("satisfaction: this case was rated already; one rating per closure",
@@ -448,7 +476,8 @@ class _Handlers:
         return {"reopened": False}
 
     @staticmethod
-    def request_extension(session, case, actor, params, calendar, now):
+    def request_extension(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                          now: dt.datetime) -> Detail:
         amount = params.get("amount")
         unit = params.get("unit") or limit_of(case.category)[1]
         if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not 0 < amount <= 30:
@@ -464,13 +493,15 @@ class _Handlers:
         return None
 
     @staticmethod
-    def request_suspension(session, case, actor, params, calendar, now):
+    def request_suspension(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                           now: dt.datetime) -> Detail:
         _no_pending(case)
         case.pending = {"kind": "suspension", "reason": params["reason"], "by": actor.label(), "at": now.isoformat()}
         return None
 
     @staticmethod
-    def approve(session, case, actor, params, calendar, now):
+    def approve(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                now: dt.datetime) -> Detail:
         pending = case.pending
         if not pending:
             raise Conflict("state: there is no extension or suspension request to approve", field="state",
@@ -485,7 +516,8 @@ class _Handlers:
         return {"approved": "suspension"}
 
     @staticmethod
-    def deny(session, case, actor, params, calendar, now):
+    def deny(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+             now: dt.datetime) -> Detail:
         if not case.pending:
             raise Conflict("state: there is no extension or suspension request to deny", field="state",
                            zh="状态：没有可驳回的延期或挂账申请。")
@@ -494,28 +526,33 @@ class _Handlers:
         return {"denied": denied}
 
     @staticmethod
-    def resume(session, case, actor, params, calendar, now):
+    def resume(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+               now: dt.datetime) -> Detail:
         since = _aware(case.suspended_at) or now
         unit = limit_of(case.category)[1]
-        if case.due_at is not None:
+        due = _aware(case.due_at)
+        if due is not None:
             if unit == "calendar_days":
-                case.due_at = _aware(case.due_at) + (now - since)
+                case.due_at = due + (now - since)
             else:
-                case.due_at = calendar.add_working_seconds(_aware(case.due_at), calendar.working_seconds(since, now))
+                case.due_at = calendar.add_working_seconds(due, calendar.working_seconds(since, now))
         case.suspended_at = None
         return {"due_at": case.due_at.isoformat() if case.due_at else None}
 
 
     @staticmethod
-    def urge(session, case, actor, params, calendar, now):
+    def urge(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+             now: dt.datetime) -> Detail:
         return {"holder": {"assignee_id": case.assignee_id, "department_id": case.department_id}}
 
     @staticmethod
-    def supervise(session, case, actor, params, calendar, now):
+    def supervise(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+                  now: dt.datetime) -> Detail:
         return {"holder": {"assignee_id": case.assignee_id, "department_id": case.department_id}}
 
     @staticmethod
-    def merge(session, case, actor, params, calendar, now):
+    def merge(session: Session, case: Case, actor: Actor, params: Params, calendar: WorkCalendar,
+              now: dt.datetime) -> Detail:
         into = params.get("into")
         if not isinstance(into, int) or isinstance(into, bool):
             raise InvalidInput("into: the id of the case this one duplicates", field="into",
@@ -575,7 +612,7 @@ def _territory(session: Session, grid_code: str, day: dt.date) -> tuple[int | No
     one batch of an import: assignments do not change under it)."""
     from gridmap.areas import branch_for
 
-    cache = session.info.setdefault("gridmap.territory", {})
+    cache: dict[tuple[str, dt.date], tuple[int | None, int | None]] = session.info.setdefault("gridmap.territory", {})
     key = (grid_code, day)
     if key not in cache:
         branch = branch_for(session, grid_code, day)
@@ -584,7 +621,7 @@ def _territory(session: Session, grid_code: str, day: dt.date) -> tuple[int | No
 
 
 def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int | None = None,
-          department: str | None = None, reason: str | None = None) -> dict:
+          department: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """Who gets the case. Events go to the territory first (先属地: the grid's worker); components to their owner
     first (先属主: the category's department). A dispatcher's override names a worker or a department and a
     reason; both are recorded."""
@@ -628,7 +665,7 @@ def escalate_overdue(session: Session, now: dt.datetime | None = None) -> list[i
         claimed = session.execute(sa.update(Case).where(Case.id == case_id, Case.escalation_level == 0)
                                   .values(escalation_level=1, escalated_at=now, version=Case.version + 1)
                                   .execution_options(synchronize_session=False))
-        if claimed.rowcount == 1:
+        if rowcount(claimed) == 1:
             state = session.scalar(sa.select(Case.state).where(Case.id == case_id))
             session.add(CaseEvent(case_id=case_id, at=now, actor="system", action="escalate", from_state=state,
                                   to_state=state, detail={"level": 1, "to": "community", "reason": "overdue"}))
