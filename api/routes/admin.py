@@ -9,54 +9,19 @@ from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
 from api.deps import SessionDep, after_commit
-from api.params import Id, Moment, Offset, PathId
+from api.params import Moment, Offset, PathId
+from api.schemas.admin import AccountIn, AccountOut, AccountPatch, ApiKeyIn, ApiKeyOut, AuditPage
+from api.schemas.common import COMMON, binary, problems
 from gridmap import accounts, policy
 from gridmap.tables import AuditEntry
 from gridmap.tabular import safe_cell
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], responses=COMMON)
 Admin = Annotated[policy.Principal, allow("account.admin")]
 Auditor = Annotated[policy.Principal, allow("audit.read")]
-Code = Annotated[str, Field(min_length=1, max_length=24, pattern=r"^\d+$")]
-
-
-class AccountOut(BaseModel):
-    id: int
-    username: str
-    display_name: str | None
-    role: str
-    role_zh: str
-    areas: list[str]
-    department: str | None
-    staff_id: int | None
-    active: bool
-    created_at: str | None
-
-
-class AccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=2, max_length=64)
-    role: str = Field(max_length=16, description=f"one of {', '.join(policy.ROLES)}")
-    areas: list[Code] = Field(default_factory=list, max_length=50)
-    department: str | None = Field(None, max_length=32)
-    staff_id: Id | None = None
-    display_name: str | None = Field(None, max_length=64)
-    password: str = Field(min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD)
-
-
-class AccountPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    role: str | None = Field(None, max_length=16)
-    areas: list[Code] | None = Field(None, max_length=50)
-    department: str | None = Field(None, max_length=32)
-    staff_id: Id | None = None
-    display_name: str | None = Field(None, max_length=64)
-    active: bool | None = None
-    password: str | None = Field(None, min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD)
 
 
 @router.get("/accounts", response_model=list[AccountOut])
@@ -65,7 +30,7 @@ def list_accounts(session: SessionDep, who: Admin) -> list[dict]:
     return [accounts.account_dict(a) for a in accounts.list_accounts(session)]
 
 
-@router.post("/accounts", status_code=201, response_model=AccountOut)
+@router.post("/accounts", status_code=201, response_model=AccountOut, responses=problems(409))
 def create_account(body: AccountIn, session: SessionDep, request: Request, response: Response, who: Admin) -> dict:
     """A new account: role, the areas it acts for (each with everything under it), a department account's
     department, a worker's staff record, and an initial password (at least 10 characters)."""
@@ -76,7 +41,7 @@ def create_account(body: AccountIn, session: SessionDep, request: Request, respo
     return out
 
 
-@router.patch("/accounts/{account_id}", response_model=AccountOut)
+@router.patch("/accounts/{account_id}", response_model=AccountOut, responses=problems(404, 409))
 def update_account(account_id: PathId, body: AccountPatch, session: SessionDep, request: Request,
                    who: Admin) -> dict:
     """Change an account; a new role, areas or password, or deactivation, ends all its sessions at once."""
@@ -87,25 +52,6 @@ def update_account(account_id: PathId, body: AccountPatch, session: SessionDep, 
     out = accounts.account_dict(account)
     after_commit(session, request.app.state.principals.clear)
     return out
-
-
-class ApiKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64)
-    scopes: list[Literal["report", "hotline", "locate", "read"]] = Field(min_length=1, max_length=4)
-    areas: list[Code] = Field(default_factory=list, max_length=50)
-
-
-class ApiKeyOut(BaseModel):
-    id: int
-    name: str
-    prefix: str
-    scopes: list[str]
-    areas: list[str]
-    created_by: str | None
-    created_at: str | None
-    revoked_at: str | None
-    key: str | None = Field(None, description="the key itself: shown once, when it is made")
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut])
@@ -126,7 +72,7 @@ def create_api_key(body: ApiKeyIn, session: SessionDep, who: Admin) -> dict:
     return out
 
 
-@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, responses=problems(404))
 def revoke_api_key(key_id: PathId, session: SessionDep, request: Request, who: Admin) -> dict:
     """Revoke a key: it stops working at once (within seconds on other server processes)."""
     out = accounts.api_key_dict(accounts.revoke_api_key(session, key_id))
@@ -134,21 +80,11 @@ def revoke_api_key(key_id: PathId, session: SessionDep, request: Request, who: A
     return out
 
 
-class AuditOut(BaseModel):
-    id: int
-    at: str
-    actor: str
-    account_id: int | None
-    action: str
-    target: str | None
-    address: str | None
-    detail: dict | None
-
-
 AUDIT_FIELDS = ("id", "at", "actor", "account_id", "action", "target", "address", "detail")
 
 
-@router.get("/audit", response_model=None)
+@router.get("/audit", response_model=AuditPage,
+            responses={**binary("text/csv", description="the audit log as JSON, or as CSV (`format=csv`)"), **COMMON})
 def read_audit(session: SessionDep, who: Auditor, since: Moment | None = None, until: Moment | None = None,
                action: Annotated[str | None, Query(max_length=32)] = None,
                actor: Annotated[str | None, Query(max_length=100)] = None,

@@ -12,34 +12,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
 
 from api import ratelimit
 from api.auth import SESSION_COOKIE, allow, client_address, csrf_token
 from api.deps import SessionDep, after_commit
 from api.routes.pages import content_security_policy
+from api.schemas.common import COMMON
+from api.schemas.auth import MeOut, TokenOut
 from gridmap import accounts, audit, policy
 from gridmap.errors import Forbidden, Unauthenticated
 from gridmap.policy import Principal
 
-router = APIRouter(tags=["auth"])
-
-
-class TokenOut(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-    expires_in: int
-
-
-class MeOut(BaseModel):
-    username: str
-    role: str
-    role_zh: str
-    areas: list[str]
-    everywhere: bool
-    department: str | None = None
-    staff_id: int | None = None
-    via: str
+router = APIRouter(tags=["auth"], responses=COMMON)
 
 
 def _sign_in(request: Request, username: str, password: str, kind: str, ttl_s: int, how: str) -> str:
