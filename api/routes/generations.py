@@ -2,68 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import shapely
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from api import i18n
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep, after_commit, commit_now
-from api.params import Day, Id, PathId
-from api.routes.plan import EditResult
+from api.params import PathId
+from api.schemas.common import COMMON, problems
+from api.schemas.generations import CheckReport, RepairApplied, RepairIn, RepairPlan
+from api.schemas.generations import (ActivateIn, Activated, DraftIn, GenerationBrief, RedrawIn, Redrawn,
+                                     RelocatedCases)
 from gridmap import audit, boundary_check, boundary_repair, publish
 from gridmap import generations as gens
 from gridmap.errors import InvalidInput
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
+router = APIRouter(prefix="/api/v1/generations", tags=["generations"], responses=COMMON)
 
 
-class DraftIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    source_id: Id | None = None
-    note: str | None = Field(None, max_length=2000)
-
-
-class RedrawIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    areas: dict[str, dict] = Field(min_length=1, max_length=1000, description="leaf code → GeoJSON Polygon/MultiPolygon in WGS84")
-
-
-class ActivateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    effective_from: Day
-
-
-class CheckProblem(BaseModel):
-    kind: Literal[boundary_check.KINDS] = Field(description="invalid_geometry, gap, overlap, hole, outside_parent, "
-                                                "duplicate_code, bad_code, sliver, not_contiguous, household_norm")
-    severity: Literal["error", "warning"]
-    codes: list[str] = Field(description="the areas concerned")
-    area_m2: float | None = Field(description="the problem region's area in m² (null when it is not a region)")
-    geometry: dict = Field(description="GeoJSON in WGS84 at the problem's place: the region, or a point")
-    parent: str | None = Field(description="the parent within which siblings were compared")
-    detail: str
-
-
-class CheckReport(BaseModel):
-    generation_id: int
-    ok: bool = Field(description="no problem of severity error")
-    areas: int
-    counts: dict[str, int] = Field(description="problems by kind")
-    tolerances: dict
-    problems: list[CheckProblem]
-
-
-@router.get("")
+@router.get("", response_model=list[GenerationBrief])
 def list_generations(session: SessionDep, who: Annotated[Principal, allow("generation.read")]) -> list[dict]:
     return [gens.generation_dict(g) for g in gens.list_generations(session)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=GenerationBrief, responses=problems(404))
 def create_draft(body: DraftIn, session: SessionDep, response: Response,
                  who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """A draft holding a copy of the active generation's areas (or of `source_id`); planners only. Committed
@@ -74,14 +39,14 @@ def create_draft(body: DraftIn, session: SessionDep, response: Response,
     return out
 
 
-@router.put("/{generation_id}/areas")
+@router.put("/{generation_id}/areas", response_model=Redrawn, responses=problems(404, 409))
 def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry: RegistryDep,
            who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """Replace the geometry of some leaves of a draft; their ancestors are recomputed (planners only)."""
     changes = {}
     for code, geojson in body.areas.items():
         try:
-            changes[code] = shapely.geometry.shape(geojson)
+            changes[code] = shapely.geometry.shape(geojson.model_dump())
         except Exception as exc:  # noqa: BLE001 - any unreadable GeoJSON is the caller's error
             raise InvalidInput(f"areas.{code}: not a GeoJSON geometry ({exc})", field=f"areas.{code}",
                                zh=f"区域 {code} 的几何图形不是有效的 GeoJSON。") from None
@@ -90,36 +55,13 @@ def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry:
     return {"generation_id": generation_id, "changed": changed}
 
 
-@router.get("/{generation_id}/check", response_model=CheckReport)
+@router.get("/{generation_id}/check", response_model=CheckReport, responses=problems(404))
 def check(generation_id: PathId, session: SessionDep, settings: SettingsDep,
           who: Annotated[Principal, allow("generation.read")]) -> dict:
     """The validation report of a generation (any status): invalid geometries, gaps, overlaps, holes, parts outside
     the parent, slivers, non-contiguous areas, duplicate or malformed codes, household norms; `ok` when no problem
     is an error. Computed from the stored geometries in Python, the same on SpatiaLite and PostGIS."""
     return boundary_check.check_generation(session, generation_id, household_band=settings.check_household_band)
-
-
-class RepairItem(BaseModel):
-    kind: Literal[boundary_repair.REPAIR_KINDS] = Field(description="snap_to_parent, overlap_to_neighbour, "
-                                                        "gap_to_neighbour, absorb_sliver")
-    codes: list[str] = Field(description="the leaf losing the region (none for a gap), then the leaf getting it")
-    from_code: str | None
-    to_code: str | None
-    area_m2: float
-    geometry: dict = Field(description="GeoJSON in WGS84: the region that moves")
-    detail: str
-
-
-class RepairPlan(BaseModel):
-    generation_id: int
-    repairs: list[RepairItem]
-    changed: dict[str, dict] = Field(description="leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)")
-    skipped: list[str] = Field(description="errors the repairs leave, for the planner to fix by hand")
-    before: dict[str, int] = Field(description="errors and warnings of the check before the repairs")
-    after: dict[str, int] = Field(description="errors and warnings of the check after them")
-    applicable: bool | None = Field(description="on a draft: whether POST would apply them (tried and rolled "
-                                    "back); null when there is nothing to apply or the generation is no draft")
-    refusal: str | None = Field(description="why applying them would be refused")
 
 
 RepairKinds = Annotated[str, Query(max_length=200, pattern=r"^[a-z_]+(,[a-z_]+)*$",
@@ -133,7 +75,7 @@ def _kinds(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part for part in text.split(",") if part))
 
 
-@router.get("/{generation_id}/repairs", response_model=RepairPlan)
+@router.get("/{generation_id}/repairs", response_model=RepairPlan, responses=problems(404))
 def repairs(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
             request: Request, kinds: RepairKinds = "", snap_m: SnapM = boundary_repair.SNAP_M) -> dict:
     """The repairs the check offers, as a preview (nothing is written): narrow parts outside the parent cut to its
@@ -145,20 +87,7 @@ def repairs(generation_id: PathId, session: SessionDep, who: Annotated[Principal
     return plan
 
 
-class RepairIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kinds: list[Literal[boundary_repair.REPAIR_KINDS]] = Field(
-        default=list(boundary_repair.REPAIR_KINDS), min_length=1, max_length=4,
-        description="the repairs to apply (all four by default)")
-    snap_m: float = Field(boundary_repair.SNAP_M, gt=0, le=100)
-
-
-class RepairApplied(BaseModel):
-    plan: RepairPlan = Field(description="the repairs applied, with the check's counts before and after")
-    edit: EditResult = Field(description="the edit written to the draft's log (undo with POST …/edits/undo)")
-
-
-@router.post("/{generation_id}/repairs", response_model=RepairApplied)
+@router.post("/{generation_id}/repairs", response_model=RepairApplied, responses=problems(404, 409))
 def apply_repairs(generation_id: PathId, body: RepairIn, session: SessionDep, registry: RegistryDep,
                   who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """Apply the repairs the preview (GET) offers to a draft, as one edit of its log that undo reverses; planners
@@ -169,7 +98,7 @@ def apply_repairs(generation_id: PathId, body: RepairIn, session: SessionDep, re
     return out
 
 
-@router.get("/{generation_id}/relocated-cases")
+@router.get("/{generation_id}/relocated-cases", response_model=RelocatedCases, responses=problems(404))
 def relocated_cases(generation_id: PathId, session: SessionDep, registry: RegistryDep,
                     who: Annotated[Principal, allow("generation.read")],
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
@@ -180,7 +109,7 @@ def relocated_cases(generation_id: PathId, session: SessionDep, registry: Regist
     return {"generation_id": generation_id, "count": len(frame), "cases": rows}
 
 
-@router.post("/{generation_id}/activate")
+@router.post("/{generation_id}/activate", response_model=Activated, responses=problems(404, 409))
 def activate(generation_id: PathId, body: ActivateIn, session: SessionDep, request: Request,
              who: Annotated[Principal, allow("generation.activate")]) -> dict:
     """Bring an approved (scheduled) generation forward: it takes effect from `effective_from`, today or earlier

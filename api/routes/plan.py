@@ -4,83 +4,19 @@ answers and drops the draft's cached lookup index (the map's outline cache holds
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.auth import allow
 from api.deps import RegistryDep, SessionDep, after_commit
-from api.params import Id, PathId
+from api.params import PathId
+from api.schemas.common import COMMON, problems
+from api.schemas.plan import EditIn, EditLogRow, EditResult
 from gridmap import plan_edit
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1/generations", tags=["planning"])
-
-Code = Annotated[str, Field(min_length=1, max_length=24)]
-LonLat = Annotated[list[float], Field(min_length=2, max_length=2)]
-
-
-class LineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["LineString"]
-    coordinates: list[Annotated[list[float], Field(min_length=2, max_length=3)]] = Field(
-        min_length=2, max_length=plan_edit.MAX_LINE_POINTS)
-
-
-class EditIn(BaseModel):
-    """One edit; which fields it takes depends on `op` (see the operation list of POST .../edits)."""
-
-    model_config = ConfigDict(extra="forbid")
-    op: Literal["split", "merge", "move_vertex", "move_edge", "reassign", "lock"]
-    code: Code | None = None
-    codes: list[Code] | None = Field(None, min_length=1, max_length=plan_edit.MAX_CODES)
-    line: LineIn | None = None
-    from_: LonLat | None = Field(None, alias="from")
-    to: LonLat | Code | None = None
-    places: list[Id] | None = Field(None, min_length=1, max_length=plan_edit.MAX_PLACES)
-    compound: Id | None = None
-    locked: StrictBool | None = None
-
-
-class ChangedArea(BaseModel):
-    code: str
-    level: str
-    name: str
-    parent: str | None
-    geometry: dict = Field(description="GeoJSON in WGS84")
-    households: int
-    population: int
-    area_m2: float
-    locked: bool
-
-
-class BalanceRow(BaseModel):
-    code: str
-    households_before: int
-    households_after: int
-    population_before: int
-    population_after: int
-
-
-class EditResult(BaseModel):
-    generation_id: int
-    seq: int | None = Field(description="the edit's number in the log (null when nothing changed)")
-    op: str
-    changed: list[ChangedArea] = Field(description="every area row written, leaves and ancestors, as it is now")
-    created: list[str] = Field(description="codes the edit brought into the draft")
-    retired: list[str] = Field(description="codes the edit took out of the draft (they are never given again)")
-    balance: list[BalanceRow]
-    can_undo: bool
-    can_redo: bool
-
-
-class EditLogRow(BaseModel):
-    seq: int
-    op: str
-    actor: str | None
-    at: str | None
-    undone: bool
+router = APIRouter(prefix="/api/v1/generations", tags=["planning"], responses=COMMON)
 
 
 def _done(request: Request, registry, generation_id: int) -> None:
@@ -92,7 +28,7 @@ def _done(request: Request, registry, generation_id: int) -> None:
         forget(generation_id)
 
 
-@router.post("/{generation_id}/edits", response_model=EditResult)
+@router.post("/{generation_id}/edits", response_model=EditResult, responses=problems(404, 409))
 def edit(generation_id: PathId, body: EditIn, session: SessionDep, registry: RegistryDep, request: Request,
          who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """Apply one edit to a draft; the answer holds the rows written (new geometries), codes created and retired,
@@ -114,7 +50,7 @@ def edit(generation_id: PathId, body: EditIn, session: SessionDep, registry: Reg
     return out
 
 
-@router.post("/{generation_id}/edits/undo", response_model=EditResult)
+@router.post("/{generation_id}/edits/undo", response_model=EditResult, responses=problems(404, 409))
 def undo(generation_id: PathId, session: SessionDep, registry: RegistryDep, request: Request,
          who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """Undo the draft's last edit: the rows it changed get back their exact geometries and numbers (409 when there
@@ -124,7 +60,7 @@ def undo(generation_id: PathId, session: SessionDep, registry: RegistryDep, requ
     return out
 
 
-@router.post("/{generation_id}/edits/redo", response_model=EditResult)
+@router.post("/{generation_id}/edits/redo", response_model=EditResult, responses=problems(404, 409))
 def redo(generation_id: PathId, session: SessionDep, registry: RegistryDep, request: Request,
          who: Annotated[Principal, allow("generation.edit")]) -> dict:
     """Redo the edit undone last (409 when there is none; a new edit after an undo drops what could be redone)."""
@@ -133,7 +69,7 @@ def redo(generation_id: PathId, session: SessionDep, registry: RegistryDep, requ
     return out
 
 
-@router.get("/{generation_id}/edits", response_model=list[EditLogRow])
+@router.get("/{generation_id}/edits", response_model=list[EditLogRow], responses=problems(404))
 def edits(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")]) -> list:
     """The draft's edit log, oldest first (undone edits are marked until a new edit drops them)."""
     return plan_edit.history(session, generation_id)
