@@ -7,7 +7,6 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import actor_of, allow, get_principal, label_of
 from api.schemas.cases import (CaseCreated, CaseDetail, CaseFeatureCollection, CaseItem, CasePage, Duplicates, Rated,
@@ -16,8 +15,9 @@ from api.deps import IndexDep, SessionDep, commit_now
 from api.errors import PreconditionFailed
 from api.links import case_links
 from api.ratelimit import address_of_anonymous, rate_limit
-from api.params import Id, Moment, Offset, PathId
-from api.schemas.common import COMMON
+from api.params import Moment, Offset, PathId
+from api.schemas.common import COMMON, problems
+from api.schemas.cases import ActionIn, CaseIn, PatrolIn, RatingIn
 from gridmap import audit, cases, duplicates, features, patrol, policy, workflow
 from gridmap.areas import check_bbox
 from gridmap.errors import InvalidInput, NotFound, Unauthenticated
@@ -25,27 +25,6 @@ from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["cases"], responses=COMMON)
 log = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
-
-
-class _ReportIn(BaseModel):
-    """What every report says: what, where (`lon`/`lat` in `crs`; stored converted to WGS84, the raw kept)."""
-
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
-    lon: float = Field(allow_inf_nan=False)
-    lat: float = Field(allow_inf_nan=False)
-    crs: str = "wgs84"
-    description: str | None = Field(default=None, max_length=cases.MAX_TEXT)
-    address: str | None = Field(default=None, max_length=300)
-
-
-class CaseIn(_ReportIn):
-    """A new case from any channel."""
-
-    category: str | None = None
-    source: str = "api"
-    reporter_name: str | None = Field(default=None, max_length=64)
-    reporter_phone: str | None = None
 
 
 @router.post("/cases", status_code=201,
@@ -113,15 +92,7 @@ def _visible(session, who: Principal, case_id) -> bool:
     return True
 
 
-class PatrolIn(_ReportIn):
-    """What a grid worker on patrol reports; `handled_on_spot` when they dealt with it there and then."""
-
-    category: str = Field(min_length=1, max_length=32)
-    handled_on_spot: bool = False
-    note: str | None = Field(default=None, max_length=4000)
-
-
-@router.post("/patrol-reports", status_code=201)
+@router.post("/patrol-reports", status_code=201, responses=problems(409))
 def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, response: Response,
                          who: Annotated[Principal, allow("patrol.create")],
                          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
@@ -137,7 +108,7 @@ def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, resp
     return _created(request, response, case, created, who)
 
 
-@router.get("/cases/{case_id}/duplicates", response_model=Duplicates)
+@router.get("/cases/{case_id}/duplicates", response_model=Duplicates, responses=problems(404))
 def case_duplicates(case_id: PathId, session: SessionDep, request: Request,
                     who: Annotated[Principal, allow("case.read")],
                     distance_m: Annotated[float | None, Query(ge=0, le=10_000)] = None,
@@ -152,26 +123,6 @@ def case_duplicates(case_id: PathId, session: SessionDep, request: Request,
     return {"case_id": case.id, "distance_m": window.distance_m, "hours": window.hours, "items": items}
 
 
-class ActionIn(BaseModel):
-    """Parameters of a step; which ones apply depends on the step (see `gridmap.workflow`)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    version: Id | None = Field(None, description="the version of the case you saw (or send If-Match)")
-    reason: str | None = Field(None, max_length=2000)
-    category: str | None = Field(None, max_length=32)
-    assignee_id: Id | None = None
-    department: str | None = Field(None, max_length=32)
-    satisfaction: int | None = Field(None, ge=1, le=5)
-    amount: float | None = Field(None, ge=-1e6, le=1e6)
-    unit: str | None = Field(None, max_length=32)
-    note: str | None = Field(None, max_length=4000)
-    into: Id | None = Field(None, description="merge: the id of the case this one duplicates")
-    lon: float | None = Field(None, ge=-1e7, le=1e7, description="relocate: the new point, in `crs`")
-    lat: float | None = Field(None, ge=-1e7, le=1e7)
-    crs: str | None = Field(None, max_length=32, description="relocate: the new point's system (default wgs84)")
-    grid: str | None = Field(None, max_length=24, description="relocate: a leaf grid code from the candidates")
-
-
 def _if_match(value: str | None) -> int | None:
     if value is None:
         return None
@@ -182,7 +133,7 @@ def _if_match(value: str | None) -> int | None:
     return int(text)
 
 
-@router.post("/cases/{case_id}/actions/{action}")
+@router.post("/cases/{case_id}/actions/{action}", responses=problems(404, 409, 412, 428))
 def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], body: ActionIn, session: SessionDep,
                 request: Request, response: Response, who: Annotated[Principal, allow("case.act")],
                 index: IndexDep, if_match: Annotated[str | None, Header()] = None) -> CaseItem:
@@ -219,16 +170,7 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     return summary
 
 
-class RatingIn(BaseModel):
-    """A resident's rating of a closed case, with the token handed back when the case was submitted."""
-
-    model_config = ConfigDict(extra="forbid")
-    reporter_token: str = Field(min_length=8, max_length=64)
-    satisfaction: int = Field(ge=1, le=5, description="1 very dissatisfied … 5 very satisfied; 1–2 reopen it")
-    note: str | None = Field(None, max_length=1000)
-
-
-@router.post("/cases/{case_id}/rating", response_model=Rated)
+@router.post("/cases/{case_id}/rating", response_model=Rated, responses=problems(404, 409))
 def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Request,
               who: Annotated[Principal, allow("case.rate")]) -> dict:
     """The reporter rates the result (群众评价), once per closure: only with the `reporter_token` of the case
@@ -290,7 +232,7 @@ def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, 
             "items": [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=calendar)]}
 
 
-@router.get("/cases/{case_id}", name="get_case")
+@router.get("/cases/{case_id}", name="get_case", responses=problems(404))
 def get_case(case_id: PathId, session: SessionDep, request: Request, response: Response,
              who: Annotated[Principal, allow("case.read")]) -> CaseDetail:
     """One case with its full history (and the histories of the cases merged into it). The reporter's name and

@@ -6,34 +6,21 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from api import i18n
 from api.links import case_links
 from api.auth import actor_of, allow
-from api.schemas.cases import CaseItem, CasePage
+from api.schemas.cases import CasePage
 from api.deps import IndexDep, SessionDep
-from api.params import Id, Offset
-from api.routes.cases import ActionIn, CodeList, Hours, Sort, _visible, order_of
-from api.schemas.common import COMMON
+from api.params import Offset
+from api.routes.cases import CodeList, Hours, Sort, _visible, order_of
+from api.schemas.common import COMMON, problems
+from api.schemas.dispatch import AddressMatchOut, BatchError, BatchIn, BatchOut, BatchResult, QueueCounts
 from gridmap import cases, policy, workflow
 from gridmap.errors import GridmapError, InvalidInput, NotFound
 from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"], responses=COMMON)
-MAX_BATCH = 200
-
-
-class QueueCount(BaseModel):
-    name: str
-    zh: str
-    en: str
-    count: int
-
-
-class QueueCounts(BaseModel):
-    area: str | None
-    items: list[QueueCount]
 
 
 @router.get("/queues")
@@ -53,7 +40,7 @@ QUEUE_ORDER = {"pending": ("reported_at", "asc"), "dispatched": ("deadline", "as
                "overdue": ("overdue_by", "desc")}
 
 
-@router.get("/queues/{name}")
+@router.get("/queues/{name}", responses=problems(404))
 def queue_items(name: Annotated[str, Path(max_length=16)], session: SessionDep, request: Request,
                 who: Annotated[Principal, allow("case.read")],
                 area: Annotated[str | None, Query(max_length=24)] = None,
@@ -81,40 +68,6 @@ def queue_items(name: Annotated[str, Path(max_length=16)], session: SessionDep, 
     total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
     items = [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=request.app.state.calendar())]
     return CasePage(total=total, limit=limit, offset=offset, items=items)
-
-
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: Id
-    version: Id
-
-
-class BatchIn(ActionIn):
-    """The cases (each with the version seen) and the step's parameters, the same for every case."""
-
-    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class BatchError(BaseModel):
-    code: str
-    field: str | None = None
-    detail: str
-
-
-class BatchResult(BaseModel):
-    id: int
-    ok: bool
-    state: str | None = None
-    version: int | None = None
-    number: str | None = None
-    error: BatchError | None = None
-
-
-class BatchOut(BaseModel):
-    action: str
-    ok: int
-    failed: int
-    results: list[BatchResult]
 
 
 def _error_code(exc: GridmapError) -> str:
@@ -166,35 +119,6 @@ def batch_action(action: Annotated[str, Path(max_length=32)], body: BatchIn, ses
     # every step that succeeded is committed before the answer (SessionDep)
     ok = sum(r.ok for r in results)
     return BatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)
-
-
-class MatchedPlace(BaseModel):
-    id: int | None = None
-    kind: str | None = None
-    name: str | None = None
-    address: str | None = None
-    lon: float | None = None
-    lat: float | None = None
-    area_code: str | None = None
-    grid: dict[str, str | None] | None = None
-    distance_m: float | None = None
-
-
-class Alternative(MatchedPlace):
-    confidence: float | None = None
-    similar_name: bool = False
-
-
-class AddressMatchOut(BaseModel):
-    text: str
-    matched_place: MatchedPlace | None
-    confidence: float
-    reason: str | None = None
-    level: str | None = None
-    alternatives: list[Alternative]
-    needs_confirmation: bool
-    confirm_because: list[Literal["not_matched", "low_confidence", "far_from_point", "alternatives"]]
-    near: dict[str, float] | None = None
 
 
 @router.get("/address-matches")

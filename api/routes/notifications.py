@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from api.auth import allow
 from api.deps import SessionDep
 from api.params import Offset, PathId
+from api.schemas.common import COMMON, problems
+from api.schemas.notifications import NotificationPage, ReadOut
 from gridmap import notifications
 from gridmap.policy import Principal
 
-router = APIRouter(prefix="/api/v1", tags=["notifications"])
-
-
-class NotificationOut(BaseModel):
-    id: int
-    kind: Literal["urge", "supervise", "assigned"]
-    kind_zh: str
-    case_id: int | None
-    case_number: str | None
-    text: str
-    actor: str | None
-    at: str | None
-    read_at: str | None
-
-
-class NotificationPage(BaseModel):
-    total: int
-    unread: int
-    limit: int
-    offset: int
-    items: list[NotificationOut]
-
-
-class ReadOut(BaseModel):
-    id: int
-    read_at: str | None
+router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=COMMON)
 
 
 @router.get("/notifications")
@@ -53,7 +29,7 @@ def list_notifications(session: SessionDep, who: Annotated[Principal, allow("not
     return NotificationPage(total=total, unread=unread_count, limit=limit, offset=offset, items=items)
 
 
-@router.post("/notifications/{notification_id}/read")
+@router.post("/notifications/{notification_id}/read", responses=problems(404))
 def read_notification(notification_id: PathId, session: SessionDep,
                       who: Annotated[Principal, allow("notification.read")]) -> ReadOut:
     """Mark one of one's own notifications read; another account's is not found (404, as a missing id)."""
