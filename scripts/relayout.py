@@ -29,6 +29,7 @@ pyproject.toml changes): the installed packages are now `gridmap`, `gridmap_api`
 | _spatial            | store/dialect              | the few SQL differences of SpatiaLite and PostGIS                 |
 | audit               | store/audit                | the append-only log, hooked into every session by store/engine    |
 | media_store         | store/media                | where attachment bytes live (folder or S3)                        |
+| case_partitions     | store/partitions           | the monthly partitions of the case table on PostgreSQL            |
 | migrations/         | store/migrations/          | Alembic; found beside store/engine.py as before                   |
 | accounts            | access/accounts            | accounts, sign-in, tokens, API keys                               |
 | policy              | access/policy              | who may do what, where                                            |
@@ -136,6 +137,7 @@ MOVES: dict[str, str] = {
     "_spatial": "store.dialect",
     "audit": "store.audit",
     "media_store": "store.media",
+    "case_partitions": "store.partitions",
     "migrations": "store.migrations",
     "accounts": "access.accounts",
     "policy": "access.policy",
@@ -182,8 +184,8 @@ STAY = {"__init__", "errors", "textcheck", "runtime", "cli", "demo"}
 PACKAGES: dict[str, str] = {
     "geo": "Geometry with no database: coordinate systems, the point → area index, exact coverages.",
     "io": "File formats that every layer reads and writes: spreadsheets (CSV, XLSX) and GDAL's vector files.",
-    "store": "The schema and the two databases (SpatiaLite, PostGIS): engines, sessions, migrations, the audit log, "
-    "media storage.",
+    "store": "The schema and the two databases (SpatiaLite, PostGIS): engines, sessions, migrations, the case "
+    "table's monthly partitions, the audit log, media storage.",
     "access": "Who acts: accounts, sign-in, tokens, API keys, and the policy of who may do what, where.",
     "boundaries": "The area hierarchy and its generations: queries, codes, divisions, the tiling check, export.",
     "locating": "A point or an address text → the responsible grid, one at a time or in files of millions.",
@@ -195,7 +197,7 @@ ADAPTERS = {"api": "gridmap_api", "web": "gridmap_web"}
 
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".cfg", ".ini", ".txt", ".sh", ".yml", ".yaml", ".mako", ".rst", ".example"}
 PATH_ONLY_SUFFIXES = {".js", ".css", ".html"}
-SKIP_PARTS = ("geodata/", "/vendor/", "requirements")
+SKIP_PARTS = ("geodata/", "/vendor/", "requirements", "scripts/relayout.py")  # this script: its tables stay as written
 
 README_MAP = """## Architecture
 
@@ -213,7 +215,7 @@ gridmap/  the library — no FastAPI, Starlette or folium; no environment variab
   boundaries/ areas · generations · codes · divisions · check · export the area hierarchy, its generations
   access/     accounts · policy                                         who acts, who may do what where
   calendar    the working calendar, China time
-  store/      tables · engine · dialect · audit · media · migrations/   the schema, SpatiaLite and PostGIS
+  store/      tables · engine · dialect · partitions · audit · media · migrations/   the two databases
   io/         tabular · gpkg                                            CSV/XLSX, GDAL vector files
   geo/        crs · cells · index · coverage                            geometry, no database
   errors · textcheck                                                    used by all
@@ -263,6 +265,7 @@ class Tables:
 
     def __init__(self, extra: dict[str, str]) -> None:
         self.moves = {**MOVES, **extra}
+        self.folders = {m for m in self.moves if (ROOT / "gridmap" / m).is_dir()}  # before the move: migrations
         self.api_names = self._top_names("api")
         self.web_names = self._top_names("web")
 
@@ -354,8 +357,8 @@ class Rewriter:
     def _path(self, m: re.Match[str]) -> str:
         old, tail = m.group(1), m.group(2)
         new = self.t.moves[old].replace(".", "/")
-        if tail == "" and old not in ("migrations",):
-            return m.group(0)  # "gridmap/cases" in prose: a folder now; leave it
+        if tail != ".py" and old not in self.t.folders:
+            return m.group(0)  # "gridmap/cases/1/abc.png" is a storage key, "gridmap/cases" prose: not the module
         return f"gridmap/{new}{tail}"
 
     def _adapter_path(self, m: re.Match[str]) -> str:
