@@ -4,15 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap import crs
-
-
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from api.settings import Settings
 from gridmap import attachments, media_store
 from gridmap.tables import Attachment, Case, CaseEvent
 from tests.conftest import api_client
+from tests.helpers import inside
 
 KEY = "test-key-attach"
 GPS = (102.7200694, 25.0418056)  # what the EXIF block below says, in decimal degrees
@@ -84,20 +85,12 @@ def settings(db_url, tmp_path_factory):
                     **{f"rate_{p}": "off" for p in ("anonymous_intake", "open311_post", "open311_key")})
 
 
-@pytest.fixture(scope="module")
-def client(settings):
-    with api_client(settings, role="dispatcher") as c:
-        yield c
-
-
-def _inside(client, k=5):
-    p = client.app.state.registry.active().leaf_geoms[k].representative_point()
-    return p.x, p.y
+CLIENT_ROLE = "dispatcher"  # the module's `client` (tests/conftest.py)
 
 
 def new_case(client, *, category="E0101", k=5, **extra) -> dict:
     """A case filed by a dispatcher (with a category inside a grid: dispatched to the grid's worker at once)."""
-    lon, lat = _inside(client, k)
+    lon, lat = inside(client, k)
     r = client.post("/api/v1/cases", json={"title": f"照片测试 {uuid.uuid4().hex[:6]}", "lon": lon, "lat": lat,
                                            "category": category, **extra})
     assert r.status_code == 201, r.text
@@ -289,7 +282,7 @@ def test_another_sub_districts_case_and_its_photos_are_not_found(client, setting
 
 def test_a_resident_adds_report_photos_with_the_reporter_token(settings, client):
     with TestClient(create_app(settings), headers={"Accept-Language": "en"}) as anonymous:
-        lon, lat = _inside(client, 7)
+        lon, lat = inside(client, 7)
         receipt = anonymous.post("/api/v1/cases", json={"title": "路灯不亮", "lon": lon, "lat": lat,
                                                         "category": "E0101"}).json()
         token = receipt["reporter_token"]
@@ -331,7 +324,7 @@ def test_a_worker_adds_before_and_after_photos_to_a_case_it_holds(client):
 
 
 def test_a_patrol_worker_adds_patrol_photos_to_its_own_report(client):
-    lon, lat = _inside(client, 9)
+    lon, lat = inside(client, 9)
     with client.app.state.sessionmaker() as s:
         from gridmap.tables import Staff
 
@@ -354,7 +347,7 @@ def _open311(client, fields: dict, files=None):
 
 
 def test_open311_media_url_is_kept_as_a_reference_and_never_fetched(client):
-    lon, lat = _inside(client, 3)
+    lon, lat = inside(client, 3)
     base = {"api_key": KEY, "service_code": "E0101", "lat": str(lat), "long": str(lon)}
     connects = []
     real_connect = socket.socket.connect
@@ -383,7 +376,7 @@ def test_open311_media_url_is_kept_as_a_reference_and_never_fetched(client):
 
 
 def test_open311_media_file_is_stored_as_a_cleaned_photo_and_served_as_media_url(client):
-    lon, lat = _inside(client, 4)
+    lon, lat = inside(client, 4)
     fields = {"api_key": KEY, "service_code": "E0101", "lat": str(lat), "long": str(lon),
               "description": "井盖缺失，附照片"}
     r = _open311(client, fields, files={"media": ("p.jpg", jpeg_with_gps(), "image/jpeg")})

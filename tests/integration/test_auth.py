@@ -20,6 +20,7 @@ from api.settings import Settings
 from gridmap import accounts, storage
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
 from gridmap.tables import Account, ApiKey, AuditEntry, AuthToken
+from tests.helpers import inside
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 
@@ -46,11 +47,6 @@ def _token(client, user: str, password: str = DEMO_PASSWORD) -> dict:
     body = r.json()
     assert body["token_type"] == "bearer" and 0 < body["expires_in"] <= 3600
     return {"Authorization": f"Bearer {body['access_token']}"}
-
-
-def _point(client, k=5):
-    p = client.app.state.registry.active().leaf_geoms[k].representative_point()
-    return p.x, p.y
 
 
 def _audit(client, **where) -> list[AuditEntry]:
@@ -170,7 +166,7 @@ def test_pages_sign_in_with_a_cookie_and_writes_need_the_csrf_token(client):
     session = client.cookies.get(SESSION_COOKIE)
     page = client.get("/dispatch")
     assert page.status_code == 200 and csrf_token(session) in page.text and "demo-dispatcher" in page.text
-    x, y = _point(client)
+    x, y = inside(client)
     body = {"title": "井盖缺失", "lon": x, "lat": y, "category": "C0101"}
     refused = client.post("/api/v1/cases", json=body)
     assert refused.status_code == 403 and refused.json()["field"] == "X-CSRF-Token"
@@ -192,7 +188,7 @@ def test_api_keys_are_hashed_scoped_and_revocable(client):
                                                                                 headers=admin).json())
     with client.app.state.sessionmaker() as s:
         assert s.scalar(sa.select(ApiKey.key_hash).where(ApiKey.id == key_id)) == accounts.digest(key)
-    x, y = _point(client, 3)
+    x, y = inside(client, 3)
     made = client.post("/api/v1/cases", json={"title": "垃圾满溢", "lon": x, "lat": y}, headers={"X-API-Key": key})
     assert made.status_code == 201 and set(made.json()) == {"id", "number", "state", "reported_at", "grid_code",
                                                             "reporter_token"}
@@ -249,7 +245,7 @@ def test_a_department_acts_only_on_its_own_cases(client):
     department = _token(client, "demo-department")
     own = client.get("/api/v1/auth/me", headers=department).json()["department"]
     other = next(d["code"] for d in client.get("/api/v1/departments", headers=admin).json() if d["code"] != own)
-    x, y = _point(client, 2)
+    x, y = inside(client, 2)
     case = client.post("/api/v1/cases", json={"title": "占道", "lon": x, "lat": y, "category": "E0101"},
                        headers=dispatcher).json()
     case = client.post(f"/api/v1/cases/{case['id']}/actions/reassign", headers=dispatcher,
@@ -262,7 +258,7 @@ def test_a_department_acts_only_on_its_own_cases(client):
 
 def test_the_audit_log_records_sign_ins_reveals_and_writes(client):
     dispatcher = _token(client, "demo-dispatcher")
-    x, y = _point(client, 4)
+    x, y = inside(client, 4)
     case = client.post("/api/v1/cases", json={"title": "违章搭建", "lon": x, "lat": y, "reporter_name": "李四",
                                               "reporter_phone": "13912345678"}, headers=dispatcher).json()
     shown = client.get(f"/api/v1/cases/{case['id']}", headers=dispatcher).json()

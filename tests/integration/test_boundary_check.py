@@ -30,17 +30,11 @@ from gridmap import cli, storage
 from gridmap import generations as gens
 from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Generation
-from tests.conftest import _load, _new_postgis_database, api_client
+from tests.conftest import _load, _new_postgis_database
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}
 M_PER_DEG = 111_320.0  # for "within a metre": degrees × this over-states a distance in longitude (cos 25° = 0.91)
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------

@@ -138,12 +138,6 @@ def files(demo, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
-
-
 def _post(client, path: Path, options: dict | None = None, headers=PLANNER, filename: str | None = None):
     return client.post("/api/v1/generations/import", headers=headers, data=options or {},
                        files={"file": (filename or path.name, path.read_bytes(), "application/octet-stream")})

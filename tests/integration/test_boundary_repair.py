@@ -15,20 +15,12 @@ from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, shape
 
-from api.settings import Settings
 from gridmap import boundary_repair
 from gridmap.tables import Area
-from tests.conftest import api_client
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}
 DEG_PER_M = 1 / 111_320.0
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 def _draft(client: TestClient, name: str) -> int:

@@ -14,12 +14,6 @@ STATES = ("rework", "reported", "filed", "dispatched", "accepted", "handled", "s
 
 
 @pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def district_box(client):
     rows = client.get("/api/v1/map/cases").json()["rows"]
     lons, lats = [r[1] for r in rows], [r[2] for r in rows]

@@ -14,20 +14,16 @@ from shapely.geometry import Point
 
 from fastapi.testclient import TestClient
 
-from api.settings import Settings
 from gridmap import accounts, cases, storage
 from gridmap.lookup import metres_per_degree
 from gridmap.tables import Account, Case, CaseEvent, Staff
-from tests.conftest import api_client
+from tests.helpers import inside
 
 PASSWORD = "daily-work-password-2026"
 NUMBER = re.compile(r"^[A-Z]{2}\d{8}\d{7,}$")
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
-        yield c
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 def _index(client):
@@ -134,7 +130,7 @@ def test_a_point_9_m_outside_the_edge_is_assigned_to_the_nearest_grid_and_dispat
 
 def test_case_numbers_use_the_china_date_and_the_demos_format(client):
     index = _index(client)
-    x, y = index.leaf_geoms[3].representative_point().coords[0]
+    x, y = inside(index, 3)
     with client.app.state.sessionmaker() as session:
         case = cases.create_case(session, index, cases.NewCase("夜间事件", x, y, source="hotline"),
                                  now=dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.timezone.utc))
@@ -153,7 +149,7 @@ def test_case_numbers_use_the_china_date_and_the_demos_format(client):
 
 def test_the_holders_phone_is_callable_for_the_dispatcher_and_masked_for_a_viewer(client):
     index = _index(client)
-    x, y = index.leaf_geoms[4].representative_point().coords[0]
+    x, y = inside(index, 4)
     case = _new(client, x, y)
     with client.app.state.sessionmaker() as s:
         phone = s.get(Staff, case["assignee_id"]).phone
@@ -175,7 +171,7 @@ def test_the_holders_phone_is_callable_for_the_dispatcher_and_masked_for_a_viewe
 
 def test_deadline_time_left_overdue_by_last_bounce_and_pending_request(client):
     index = _index(client)
-    x, y = index.leaf_geoms[6].representative_point().coords[0]
+    x, y = inside(index, 6)
     case = _new(client, x, y)
     worker = {"X-Staff-Id": str(case["assignee_id"])}
     bounced = _act(client, case, "bounce", "worker", headers=worker, reason="不属本网格")
@@ -323,9 +319,9 @@ def test_relocating_a_dispatched_case_by_point_reroutes_it(client):
     for i, leaf in enumerate(index.leaves):
         grids.setdefault(leaf.parent_code, i)
     first, second = list(grids.values())[:2]
-    x, y = index.leaf_geoms[first].representative_point().coords[0]
+    x, y = inside(index, first)
     case = _new(client, x, y)
-    nx, ny = index.leaf_geoms[second].representative_point().coords[0]
+    nx, ny = inside(index, second)
     moved = _act(client, case, "relocate", lon=nx, lat=ny, reason="定位偏差，已核实")
     assert moved["grid_code"] != case["grid_code"] and moved["state"] == "dispatched"
     assert (moved["lon"], moved["lat"]) == pytest.approx((nx, ny)) and "relocated" in moved["flags"]
@@ -356,7 +352,7 @@ def _plain(client):
 
 def test_urge_and_supervise_notify_the_holder_who_reads_only_their_own(client):
     index = _index(client)
-    x, y = index.leaf_geoms[2].representative_point().coords[0]
+    x, y = inside(index, 2)
     case = _new(client, x, y)
     worker = _account(client, f"daily-worker-{client.app.state.db_key[-6:]}", "worker",
                       staff_id=case["assignee_id"], areas=(case["grid_code"],))
@@ -386,7 +382,7 @@ def test_urge_and_supervise_notify_the_holder_who_reads_only_their_own(client):
 
 def test_a_reassigned_worker_is_notified(client):
     index = _index(client)
-    x, y = index.leaf_geoms[7].representative_point().coords[0]
+    x, y = inside(index, 7)
     case = _new(client, x, y)
     with client.app.state.sessionmaker() as s:
         other = s.scalar(sa.select(Staff.id).where(Staff.id != case["assignee_id"]).join(
@@ -404,7 +400,7 @@ def test_a_reassigned_worker_is_notified(client):
 
 def test_batch_dispatch_each_case_independent_and_committed(client):
     index = _index(client)
-    made = [_new(client, *index.leaf_geoms[k].representative_point().coords[0], category=None) for k in (1, 8, 9)]
+    made = [_new(client, *inside(index, k), category=None) for k in (1, 8, 9)]
     assert {c["state"] for c in made} == {"reported"}
     items = [{"id": c["id"], "version": c["version"]} for c in made]
     filed = client.post("/api/v1/cases/batch/file", json={"items": items, "category": "E0101"},
@@ -489,7 +485,7 @@ def test_a_dead_end_belongs_to_the_areas_its_candidate_grids_share(client):
 def test_a_filed_case_waits_in_pending_until_it_is_dispatched(client):
     """立案 without 派遣 leaves the case in 待处理 (it was in no queue at all); dispatched, it leaves."""
     index = _index(client)
-    x, y = index.leaf_geoms[0].representative_point().coords[0]
+    x, y = inside(index, 0)
     case = _new(client, x, y, category=None)
     filed = _act(client, case, "file", category="E0101")
     assert filed["state"] == "filed"

@@ -9,24 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap.workcal import CST, WorkCalendar
+from tests.helpers import inside
 
 ADMIN = {"X-User": "a1", "X-Role": "admin"}
 NEW = {"code": "E0799", "kind": "event", "major_class": "扩展事件", "name": "共享单车乱停放", "time_limit": 2,
        "time_unit": "work_days", "urgency": "normal", "filing_condition": "人行道单车堆放≥5辆", "department": None}
 
 
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url, escalation_interval_s=3600)) as c:
-        yield c
-
-
-def _point(client):
-    p = client.app.state.registry.current.leaf_geoms[5].representative_point()
-    return p.x, p.y
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 def test_an_admin_adds_changes_and_retires_a_category(client):
@@ -36,7 +27,7 @@ def test_an_admin_adds_changes_and_retires_a_category(client):
     assert r.json()["department"] == dept and r.headers["location"].endswith("/E0799")
     assert "E0799" in [c["code"] for c in client.get("/api/v1/categories").json()]
     assert "E0799" in [s["service_code"] for s in client.get("/open311/v2/services.json").json()]
-    x, y = _point(client)
+    x, y = inside(client)
     case = client.post("/api/v1/cases", json={"title": "单车堆放", "lon": x, "lat": y, "category": "E0799"}).json()
     assert case["state"] == "dispatched"
     r = client.patch("/api/v1/categories/E0799", json={"time_limit": 4, "urgency": "urgent"}, headers=ADMIN)
@@ -117,7 +108,7 @@ def test_a_new_holiday_moves_the_next_deadline(client):
     assert r.status_code == 200
     after = client.app.state.calendar()
     assert not after.is_working_day(day)  # the cached calendar was dropped
-    x, y = _point(client)
+    x, y = inside(client)
     case = client.post("/api/v1/cases", json={"title": "暴露垃圾", "lon": x, "lat": y, "category": "E0104"}).json()
     worker = case["assignee_id"]
     r = client.post(f"/api/v1/cases/{case['id']}/actions/accept", json={"version": case["version"]},

@@ -15,8 +15,6 @@ from fastapi.testclient import TestClient
 from geoalchemy2.shape import to_shape
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap import publish
 from gridmap.tables import Area
 
@@ -25,12 +23,6 @@ STRIP_DEG = 0.0004  # about 40 m
 
 PLANNER = {"X-User": "planner-1", "X-Role": "planner"}
 APPROVER = {"X-User": "approver-1", "X-Role": "approver"}
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 def _neighbours(client, generation_id):

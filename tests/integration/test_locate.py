@@ -15,22 +15,18 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap import _gpkgio, crs, storage
 from gridmap.batch import locate_file
 from gridmap.gazetteer import Gazetteer
 from gridmap.areas import load_index
+from tests.helpers import inside
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
 PRECISION_FLOOR = 0.98
 RECALL_FLOOR = 0.95
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, max_batch=50)) as c:
-        yield c
+APP_SETTINGS = {"max_batch": 50}  # the module's `client` (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +38,6 @@ def index(client):
 def gazetteer(engine):
     with storage.make_sessionmaker(engine)() as session:
         return Gazetteer.from_session(session)
-
-
-def _inside_point(index, k=0):
-    p = index.leaf_geoms[k].representative_point()
-    return p.x, p.y
 
 
 def test_labelled_addresses_precision_and_recall(gazetteer):
@@ -93,13 +84,13 @@ def test_an_address_that_matches_nothing_is_an_answer(client):
 def test_point_and_address_disagreeing_are_flagged(client, gazetteer, index):
     compound = next(e for e in gazetteer.entries if e.kind == "compound")
     other = next(i for i, leaf in enumerate(index.leaves) if not leaf.code.startswith(compound.place["area_code"]))
-    x, y = _inside_point(index, other)
+    x, y = inside(index, other)
     body = client.get("/api/v1/locate", params={"lon": x, "lat": y, "address": compound.place["address"]}).json()
     assert body["method"] == "coordinates" and "address_disagrees" in body["flags"]
 
 
 def test_gauss_kruger_input_lands_in_the_same_grid(client, index):
-    x, y = _inside_point(index, 3)
+    x, y = inside(index, 3)
     wgs = client.get("/api/v1/locate", params={"lon": x, "lat": y}).json()
     east, north = crs.projector(4543)[0].transform(x, y)
     gk = client.get("/api/v1/locate", params={"lon": east, "lat": north, "crs": "EPSG:4543"}).json()
@@ -157,7 +148,7 @@ def test_accuracy_radius_widens_the_near_boundary_check(client, index):
 
 
 def test_batch_mixes_points_addresses_and_bad_items(client, index, gazetteer):
-    x, y = _inside_point(index, 1)
+    x, y = inside(index, 1)
     compound = next(e for e in gazetteer.entries if e.kind == "compound")
     items = [{"id": "p", "lon": x, "lat": y}, {"id": "a", "address": compound.place["address"]},
              {"id": "far", "lon": 10.0, "lat": 10.0}, {"id": "none", "address": "不知道"},
@@ -188,7 +179,7 @@ def test_bad_batches_name_the_field(client, body, field):
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "gpkg", "parquet"])
 def test_locate_file_formats(engine, index, tmp_path, fmt, gazetteer):
     rng = np.random.default_rng(9)
-    pts = [_inside_point(index, int(k)) for k in rng.integers(0, len(index), 20)]
+    pts = [inside(index, int(k)) for k in rng.integers(0, len(index), 20)]
     compound = next(e for e in gazetteer.entries if e.kind == "compound")
     frame = pd.DataFrame({"id": range(23), "lon": [p[0] for p in pts] + [None, "x", None],
                           "lat": [p[1] for p in pts] + [None, 25.0, None],
@@ -239,7 +230,7 @@ def test_locate_answers_from_memory_and_refreshes_stale_people(client, index, mo
     the TTL the answer still comes (from the previous load) and a reload is started, after which they are fresh."""
     from gridmap import locate as glocate
 
-    x, y = _inside_point(index, 3)
+    x, y = inside(index, 3)
     fresh = client.get("/api/v1/locate", params={"lon": x, "lat": y}).json()
     assert fresh["branch"] and fresh["staff"]
     db = client.app.state.db_key

@@ -17,12 +17,6 @@ from gridmap.mapdata import zoom_detail
 
 
 @pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def full_grids(client):
     return {f["id"]: shape(f["geometry"]) for f in client.get("/api/v1/areas", params={"level": "grid"}).json()["features"]}
 

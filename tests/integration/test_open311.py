@@ -13,20 +13,15 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap.gazetteer import Gazetteer
 from gridmap.tables import Case, CaseCategory
+from tests.helpers import inside
 
 KEY = "test-key-311"
 FORMATS = ["xml", "json"]
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    settings = Settings(database_url=db_url, open311_api_keys=f"{KEY},other-key", escalation_interval_s=3600)
-    with api_client(settings) as c:
-        yield c
+APP_SETTINGS = {"open311_api_keys": f"{KEY},other-key", "escalation_interval_s": 3600}  # the module's `client`
 
 
 def parse(response, fmt):
@@ -61,11 +56,6 @@ def errors_of(response, fmt, status):
 def _count(client):
     with client.app.state.sessionmaker() as s:
         return s.scalar(sa.select(sa.func.count()).select_from(Case))
-
-
-def _inside(client, k=11):
-    p = client.app.state.registry.active().leaf_geoms[k].representative_point()
-    return p.y, p.x
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -115,7 +105,7 @@ def _post(client, fmt, form, headers=None):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_post_request_and_read_it_back(client, fmt):
-    lat, lon = _inside(client)
+    lon, lat = inside(client, 11)
     created = _post(client, fmt, {"api_key": KEY, "jurisdiction_id": "530111", "service_code": "E0101", "lat": lat,
                                   "long": lon, "description": "小区门口垃圾堆积", "first_name": "伟", "last_name": "张",
                                   "phone": "138-1234-1234", "email": "", "account_id": "acc-9"})
@@ -144,13 +134,13 @@ def test_post_by_address_string_and_with_attributes(client, engine):
     rid = created.json()[0]["service_request_id"]
     request = client.get(f"/open311/v2/requests/{rid}.json").json()[0]
     assert request["address"] == compound.place["name"] and "visit_time: evening" in request["description"]
-    asset = _post(client, "json", {"api_key": "other-key", "service_code": "C0101", "lat": _inside(client)[0],
-                                   "long": _inside(client)[1], "attribute[asset_id]": "WS-0921"})
+    asset = _post(client, "json", {"api_key": "other-key", "service_code": "C0101", "lat": inside(client, 11)[1],
+                                   "long": inside(client, 11)[0], "attribute[asset_id]": "WS-0921"})
     assert asset.status_code == 200
 
 
 def test_a_retried_post_with_an_idempotency_key_makes_one_request(client):
-    lat, lon = _inside(client, 12)
+    lon, lat = inside(client, 12)
     form = {"api_key": KEY, "service_code": "C0201", "lat": lat, "long": lon}
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first, again = _post(client, "json", form, key), _post(client, "json", form, key)
@@ -185,7 +175,7 @@ BAD_POSTS = [
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name,form,status", BAD_POSTS, ids=[b[0] for b in BAD_POSTS])
 def test_bad_posts_get_the_spec_error_and_store_nothing(client, fmt, name, form, status):
-    lat, lon = _inside(client)
+    lon, lat = inside(client, 11)
     form = {k: (lat if v == "LAT" else lon if v == "LON" else v) for k, v in form.items()}
     before = _count(client)
     errors_of(_post(client, fmt, form), fmt, status)

@@ -33,17 +33,10 @@ from gridmap import boundary_check, cli, partition
 from gridmap import generations as gens
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.tables import Area, Generation
-from tests.conftest import api_client
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}
 TILING = {"invalid_geometry", "gap", "overlap", "hole", "outside_parent", "duplicate_code", "bad_code"}
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 @pytest.fixture()

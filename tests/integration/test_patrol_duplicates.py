@@ -10,29 +10,25 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap import duplicates
 from gridmap.lookup import metres_per_degree
 from gridmap.tables import Case, StaffArea
+from tests.helpers import inside
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
-        yield c
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 def _spot(client, k):
     """A point inside leaf k, its grid code and that grid's full-time worker."""
     index = client.app.state.registry.current
-    p = index.leaf_geoms[k].representative_point()
-    grid = index.locate(p.x, p.y).at_level("grid").code
+    x, y = inside(index, k)
+    grid = index.locate(x, y).at_level("grid").code
     with client.app.state.sessionmaker() as s:
         worker = s.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid,
                                                               StaffArea.role == "fulltime_worker")
                           .order_by(StaffArea.id).limit(1))
-    return p.x, p.y, grid, worker
+    return x, y, grid, worker
 
 
 def _other_grid_leaf(client, grid):

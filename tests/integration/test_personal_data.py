@@ -12,24 +12,21 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import Settings
-from tests.conftest import api_client
 from gridmap.tables import Case
+from tests.helpers import inside
 
 PHONE, NAME = "13987654321", "欧阳娜娜"
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, escalation_interval_s=3600), role="manager") as c:
-        yield c
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
+CLIENT_ROLE = "manager"
 
 
 @pytest.fixture()
 def reported(client, caplog):
     caplog.set_level(logging.DEBUG)
-    p = client.app.state.registry.current.leaf_geoms[7].representative_point()
-    r = client.post("/api/v1/cases", json={"title": "噪声扰民", "lon": p.x, "lat": p.y, "category": "E0106",
+    lon, lat = inside(client, 7)
+    r = client.post("/api/v1/cases", json={"title": "噪声扰民", "lon": lon, "lat": lat, "category": "E0106",
                                            "reporter_name": NAME, "reporter_phone": PHONE})
     assert r.status_code == 201
     return r.json()
@@ -74,8 +71,8 @@ def test_shown_in_full_only_where_the_role_allows(client, reported, headers, ful
 
 
 def test_the_department_a_case_is_with_sees_the_contact(client):
-    p = client.app.state.registry.current.leaf_geoms[8].representative_point()
-    case = client.post("/api/v1/cases", json={"title": "井盖缺失", "lon": p.x, "lat": p.y, "category": "C0101",
+    lon, lat = inside(client, 8)
+    case = client.post("/api/v1/cases", json={"title": "井盖缺失", "lon": lon, "lat": lat, "category": "C0101",
                                               "reporter_name": NAME, "reporter_phone": PHONE}).json()
     with client.app.state.sessionmaker() as s:
         code = s.scalar(sa.text("SELECT code FROM department WHERE id = :i"), {"i": case["department_id"]})
@@ -100,14 +97,14 @@ def test_lists_maps_and_exports_never_show_it(client, reported):
 
 def test_logs_never_hold_it(client, caplog):
     caplog.set_level(logging.DEBUG)
-    p = client.app.state.registry.current.leaf_geoms[9].representative_point()
-    client.post("/api/v1/cases", json={"title": "t", "lon": p.x, "lat": p.y, "reporter_phone": "1398765432x"})
+    lon, lat = inside(client, 9)
+    client.post("/api/v1/cases", json={"title": "t", "lon": lon, "lat": lat, "reporter_phone": "1398765432x"})
     bad_phone = io.StringIO()
     csv.writer(bad_phone).writerows([["工单编号", "来电时间", "联系电话", "事发地址"],
                                      ["PD-1", "2026-11-18 10:00", PHONE + "99999", "东风街363号"]])
     r = client.post("/api/v1/imports/hotline", content=bad_phone.getvalue().encode(),
                     headers={"X-User": "d1", "X-Role": "dispatcher", "Content-Type": "text/csv"})
     assert r.json()["invalid"] == 1 and PHONE not in r.text  # the report does not repeat the bad number
-    case = client.post("/api/v1/cases", json={"title": "t", "lon": p.x, "lat": p.y, "reporter_phone": PHONE}).json()
+    case = client.post("/api/v1/cases", json={"title": "t", "lon": lon, "lat": lat, "reporter_phone": PHONE}).json()
     _view(client, case, **{"X-User": "d1", "X-Role": "dispatcher"})
     assert caplog.records and all(PHONE not in r.getMessage() for r in caplog.records)

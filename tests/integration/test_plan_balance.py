@@ -20,19 +20,12 @@ from api.settings import Settings
 from gridmap import storage
 from gridmap.tables import (FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, PlanAssignment, Place, StaffArea)
 from gridmap.topology import as_multipolygon
-from tests.conftest import api_client
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 APPROVER = {"X-User": "a1", "X-Role": "approver"}
 ADMIN = {"X-User": "root", "X-Role": "admin"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}
 GEOD = Geod(ellps="WGS84")
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 def _sm(client):

@@ -15,22 +15,14 @@ import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from shapely.geometry import LineString, Point, mapping
 
-from api.settings import Settings
 from gridmap.tables import CodeRegistry, Generation, Place
 from gridmap.topology import allocate
-from tests.conftest import api_client
 from tests.unit.test_plan_edit_properties import areas_of, pick, state_of, tiling_errors
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}
 APPROVER = {"X-User": "a1", "X-Role": "approver"}
 KINDS = ["split", "merge", "move_edge", "move_vertex", "paint", "compound", "reassign_leaves", "lock"]
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 def _sm(client):

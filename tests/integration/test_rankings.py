@@ -10,11 +10,10 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from api.settings import Settings
 from gridmap import case_export, cases, measures, rankings
 from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Case, Generation, StaffArea
-from tests.conftest import TODAY, api_client
+from tests.conftest import TODAY
 
 UTC = dt.timezone.utc
 UNTIL = dt.datetime.combine(TODAY, dt.time(), UTC)
@@ -102,10 +101,7 @@ def test_bad_measure_or_by(session):
     assert e.value.field == "by"
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
-        yield c
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 def test_the_route_answers_typed_and_within_the_callers_areas(client, session):

@@ -21,11 +21,9 @@ from geoalchemy2.shape import to_shape
 from pyproj import Transformer
 from shapely.geometry import shape
 
-from api.settings import Settings
 from gridmap import mapdata, tiles
 from gridmap.areas import active_generation
 from gridmap.tables import LEVELS, Area
-from tests.conftest import api_client
 
 MVT = "application/vnd.mapbox-vector-tile"
 HALF_WORLD = 20037508.342789244
@@ -34,12 +32,6 @@ TO_4326 = Transformer.from_crs(3857, 4326, always_xy=True)
 ZOOM_OF = {"district": 10, "subdistrict": 11, "community": 12, "grid": 13, "microgrid": 14}
 PLANNER = {"X-User": "planner-1", "X-Role": "planner"}
 APPROVER = {"X-User": "approver-1", "X-Role": "approver"}
-
-
-@pytest.fixture(scope="module")
-def client(fresh_db_url):
-    with api_client(Settings(database_url=fresh_db_url)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -15,25 +15,18 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from tests.conftest import api_client
+from tests.helpers import inside
 from gridmap import storage
 from gridmap.tables import Case, CaseEvent
 from gridmap.workcal import WorkCalendar
 from gridmap.workflow import escalate_overdue
 
 
-@pytest.fixture(scope="module")
-def client(db_url):
-    with api_client(Settings(database_url=db_url, escalation_interval_s=3600)) as c:
-        yield c
-
-
-def _point(client, k=5):
-    p = client.app.state.registry.active().leaf_geoms[k].representative_point()
-    return p.x, p.y
+APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
 
 def _new(client, category="E0101", k=5, **extra):
-    x, y = _point(client, k)
+    x, y = inside(client, k)
     r = client.post("/api/v1/cases", json={"title": "测试事件", "lon": x, "lat": y, "category": category, **extra})
     assert r.status_code == 201, r.text
     return r.json()
@@ -258,7 +251,7 @@ def _race(plain, case, names) -> None:
 
 
 def test_idempotent_intake_under_retries(client):
-    x, y = _point(client, 7)
+    x, y = inside(client, 7)
     body = {"title": "路灯不亮", "lon": x, "lat": y, "category": "C0201"}
     key = str(uuid.uuid4())
     first = client.post("/api/v1/cases", json=body, headers={"Idempotency-Key": key})
