@@ -16,15 +16,17 @@ requests, and the spec's rules for arguments and errors. Rendering (XML or JSON)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Container
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from gridmap.cases import MAX_ADDRESS, MAX_TEXT, NewCase, utc
+from gridmap.cases import MAX_TEXT, NewCase, utc
 from gridmap.errors import InvalidInput
-from gridmap.textcheck import clean_phone, clean_text
 from gridmap.tables import FINISHED_STATES, Case, CaseCategory, Department, PartyOrg
+from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 WINDOW = dt.timedelta(days=90)  # the default and the widest range of GET requests
@@ -64,7 +66,7 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= 40 else f"({len(text):,} characters)"
 
 
-def attributes_of(category: CaseCategory) -> list[dict]:
+def attributes_of(category: CaseCategory) -> list[dict[str, Any]]:
     if category.kind == "component":
         return [ASSET_ATTRIBUTE]
     if category.kind == "service":
@@ -72,7 +74,7 @@ def attributes_of(category: CaseCategory) -> list[dict]:
     return []
 
 
-def service(category: CaseCategory) -> dict:
+def service(category: CaseCategory) -> dict[str, Any]:
     return {"service_code": category.code, "service_name": category.name,
             "description": category.filing_condition or category.name,
             "metadata": bool(attributes_of(category)), "type": "realtime",
@@ -81,7 +83,7 @@ def service(category: CaseCategory) -> dict:
             "group": category.major_class}
 
 
-def services(session: Session) -> list[dict]:
+def services(session: Session) -> list[dict[str, Any]]:
     query = sa.select(CaseCategory).where(CaseCategory.active.is_(True)).order_by(CaseCategory.code)
     return [service(c) for c in session.scalars(query)]  # retired categories take no new requests
 
@@ -95,7 +97,7 @@ def category_for(session: Session, code: str | None) -> CaseCategory:
     return category
 
 
-def definition(session: Session, code: str) -> dict:
+def definition(session: Session, code: str) -> dict[str, Any]:
     category = category_for(session, code)
     return {"service_code": category.code, "attributes": attributes_of(category)}
 
@@ -114,7 +116,13 @@ def _one(form: dict[str, list[str]], name: str) -> str | None:
     return value or None  # an empty argument is the same as a missing one (Optional Arguments)
 
 
-def _float(form, name: str) -> float | None:
+def _last(form: dict[str, list[str]], name: str) -> str | None:
+    """The last value of a form field, as sent (None when absent)."""
+    values = form.get(name)
+    return values[-1] if values else None
+
+
+def _float(form: dict[str, list[str]], name: str) -> float | None:
     text = _one(form, name)
     if text is None:
         return None
@@ -148,12 +156,12 @@ class Submission:
     new: NewCase | None
     category: CaseCategory
     address: str | None
-    attributes: dict
+    attributes: dict[str, str | list[str]]
     media_url: str | None = None  # the client's photo, by reference (never fetched: see check_media_url)
 
 
-def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: set[str], jurisdiction: str,
-                     locate_address) -> Submission:
+def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: Container[str], jurisdiction: str,
+                     locate_address: Callable[[str], tuple[float, float] | None]) -> Submission:
     """Check a POST requests form (application/x-www-form-urlencoded) in the spec's order of errors."""
     key = _one(form, "api_key")
     if key is None:
@@ -170,10 +178,10 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
         raise Open311Error(INVALID, "lat and long must both be sent")
     if lat is None and address is None:
         raise Open311Error(INVALID, "a location is required: lat and long, or address_string")
-    if lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise Open311Error(INVALID, f"lat {lat} / long {lon} are not WGS84 degrees (lat -90..90, long -180..180)")
     description = _text(form, "description", MAX_TEXT, multiline=True)
-    attributes = {}
+    attributes: dict[str, str | list[str]] = {}
     for name, values in form.items():
         if name.startswith("attribute[") and values:
             code = name[len("attribute["):].split("]", 1)[0]
@@ -189,13 +197,13 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
         if value and keys and any(v not in keys for v in (value if isinstance(value, list) else [value])):
             raise Open311Error(INVALID, f"attribute[{attribute['code']}] must be one of {', '.join(sorted(keys))}")
     try:
-        phone = clean_phone((form.get("phone") or [None])[-1], "phone")
+        phone = clean_phone(_last(form, "phone"), "phone")
     except InvalidInput as exc:
         raise Open311Error(INVALID, exc.message) from None
-    name = " ".join(p for p in (_text(form, "last_name", 64), _text(form, "first_name", 64)) if p) or None
+    reporter = " ".join(p for p in (_text(form, "last_name", 64), _text(form, "first_name", 64)) if p) or None
     _text(form, "account_id", 64)  # echoed back in the answer: short and printable
-    if lat is None:
-        point = locate_address(address)
+    if lat is None or lon is None:
+        point = locate_address(address) if address is not None else None
         if point is None:
             raise Open311Error(INVALID, f"address_string {address!r} could not be located in this jurisdiction; "
                                     "send lat and long")
@@ -203,7 +211,8 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
     note = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in attributes.items())
     body = "\n".join(p for p in (description, note) if p) or None
     new = NewCase(title=category.name, lon=lon, lat=lat, crs="wgs84", category=category.code, description=body,
-                  source="open311", address=address, reporter_name=name[:64] if name else None, reporter_phone=phone)
+                  source="open311", address=address, reporter_name=reporter[:64] if reporter else None,
+                  reporter_phone=phone)
     media_url = check_media_url(_one(form, "media_url"))
     return Submission(new, category, address, attributes, media_url)
 
@@ -268,7 +277,7 @@ def _parse_w3(name: str, text: str | None) -> dt.datetime | None:
 def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.datetime | None = None) -> list[Case]:
     """GET requests: by service_request_id (overrides everything else), or by service_code, date range (at most
     90 days; the most recent 90 days by default) and status; at most 1,000, most recent first."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     base = sa.select(Case).options(selectinload(Case.category), selectinload(Case.events))
     ids = _one(query, "service_request_id")
     if ids is not None:
@@ -281,15 +290,16 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
         raise Open311Error(INVALID, "start_date and end_date may not span more than 90 days")
     if start is None and end is None:
         end, start = now, now - WINDOW
-    elif start is None:
+    elif start is None and end is not None:
         start = end - WINDOW
-    elif end is None:
+    elif end is None and start is not None:
         end = start + WINDOW
     statement = base.where(Case.reported_at >= start, Case.reported_at <= end)
     codes = _one(query, "service_code")
     if codes is not None:
-        wanted = [c.strip() for c in codes.split(",") if c.strip()]
-        statement = statement.join(CaseCategory, Case.category_id == CaseCategory.id).where(CaseCategory.code.in_(wanted))
+        codes_wanted = [c.strip() for c in codes.split(",") if c.strip()]
+        statement = statement.join(CaseCategory, Case.category_id == CaseCategory.id).where(
+            CaseCategory.code.in_(codes_wanted))
     statuses = _one(query, "status")
     if statuses is not None:
         wanted = {s.strip() for s in statuses.split(",") if s.strip()}
@@ -316,7 +326,7 @@ def _w3(value: dt.datetime | None) -> str | None:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
 
 
-def request_view(session: Session, case: Case, names: dict | None = None) -> dict:
+def request_view(session: Session, case: Case, names: dict[str, Any] | None = None) -> dict[str, Any]:
     """One service request in the spec's fields, with our extensions under `extended_attributes`."""
     names = names if names is not None else _names(session)
     updated = max((e.at for e in case.events), default=case.reported_at, key=lambda t: utc(t))
@@ -345,12 +355,12 @@ def request_view(session: Session, case: Case, names: dict | None = None) -> dic
     }
 
 
-def _names(session: Session) -> dict:
+def _names(session: Session) -> dict[str, Any]:
     return {"departments": dict(session.execute(sa.select(Department.id, Department.name)).all()),
             "branches": dict(session.execute(sa.select(PartyOrg.id, PartyOrg.name)).all())}
 
 
-def requests_view(session: Session, cases: list[Case]) -> list[dict]:
+def requests_view(session: Session, cases: list[Case]) -> list[dict[str, Any]]:
     names = _names(session)
     return [request_view(session, c, names) for c in cases]
 
@@ -361,7 +371,8 @@ def notice(case: Case) -> str:
     return f"已收到，编号 {case.number}，等待调度员立案"
 
 
-def discovery(base_url: str, changeset: str) -> dict:
-    return {"changeset": changeset, "contact": "12345 市民服务热线", "key_service": "向区网格化服务管理中心申请 api_key",
+def discovery(base_url: str, changeset: str) -> dict[str, Any]:
+    return {"changeset": changeset, "contact": "12345 市民服务热线",
+            "key_service": "向区网格化服务管理中心申请 api_key",
             "endpoints": [{"specification": SPEC, "url": base_url, "changeset": changeset, "type": "production",
                            "formats": ["text/xml", "application/json"]}]}
