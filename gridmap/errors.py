@@ -134,7 +134,8 @@ FIELD_ZH: dict[str, str] = {
     "via": "途经", "who": "操作人", "year": "年份", "zoom": "缩放级别", "worker": "网格员", "workers": "网格员",
     "file_id": "文件", "x": "横坐标", "y": "纵坐标", "point": "点位", "points": "点位", "rows": "行",
     "sheet": "工作表", "category_code": "事项类别", "service_margin_m": "服务边距（米）", "scope": "范围",
-    "phone_number": "电话", "places": "楼栋或小区", "external_ref": "外部编号", "first_name": "名", "last_name": "姓", "email": "电子邮箱", "jurisdiction_id": "辖区",
+    "phone_number": "电话", "places": "楼栋或小区", "external_ref": "外部编号", "first_name": "名", "last_name": "姓",
+    "email": "电子邮箱", "jurisdiction_id": "辖区",
     "address_string": "地址", "lon/lat": "经纬度", "n/tolerance": "网格数与容差", "window_h": "时间窗（小时）",
 }
 

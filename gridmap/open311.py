@@ -116,7 +116,7 @@ def _one(form: dict[str, list[str]], name: str) -> str | None:
     return value or None  # an empty argument is the same as a missing one (Optional Arguments)
 
 
-def _last(form: dict[str, list[str]], name: str) -> str | None:
+def last_value(form: dict[str, list[str]], name: str) -> str | None:
     """The last value of a form field, as sent (None when absent)."""
     values = form.get(name)
     return values[-1] if values else None
@@ -153,7 +153,7 @@ def _text(form: dict[str, list[str]], name: str, limit: int, *, multiline: bool 
 class Submission:
     """A POST requests body, checked: what to file, and where."""
 
-    new: NewCase | None
+    new: NewCase
     category: CaseCategory
     address: str | None
     attributes: dict[str, str | list[str]]
@@ -197,7 +197,7 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
         if value and keys and any(v not in keys for v in (value if isinstance(value, list) else [value])):
             raise Open311Error(INVALID, f"attribute[{attribute['code']}] must be one of {', '.join(sorted(keys))}")
     try:
-        phone = clean_phone(_last(form, "phone"), "phone")
+        phone = clean_phone(last_value(form, "phone"), "phone")
     except InvalidInput as exc:
         raise Open311Error(INVALID, exc.message) from None
     reporter = " ".join(p for p in (_text(form, "last_name", 64), _text(form, "first_name", 64)) if p) or None

@@ -128,7 +128,7 @@ async def _read(fmt: str, request: Request, root: str, read: Callable) -> Respon
 
     def work():
         query = _query(request)
-        o311.check_jurisdiction((query.get("jurisdiction_id") or [None])[-1], state.settings.open311_jurisdiction)
+        o311.check_jurisdiction(o311.last_value(query, "jurisdiction_id"), state.settings.open311_jurisdiction)
         with state.sessionmaker() as session:
             return root, read(session, query), 200
 
@@ -211,7 +211,7 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
                                              then=attach, extra=extra or None)
         except StorageUnavailable as exc:  # the photo could not be stored: nothing was filed
             raise o311.Open311Error(o311.UNAVAILABLE, f"media: {exc.message}") from None
-        account = (form.get("account_id") or [None])[-1] or None
+        account = o311.last_value(form, "account_id") or None
         return "service_requests", [{"service_request_id": case.number, "service_notice": o311.notice(case),
                                      "account_id": account}], 200
 
