@@ -26,9 +26,15 @@ import numpy as np
 import shapely
 
 from gridmap.errors import InvalidInput
+from gridmap.lookup import (
+    FLAG_NEAR_BOUNDARY,
+    FLAG_ON_BOUNDARY,
+    FLAG_OUTSIDE,
+    M_PER_DEG_LAT,
+    M_PER_DEG_LON_EQ,
+    AreaIndex,
+)
 from gridmap.textcheck import MAX_ADDRESS
-from gridmap.lookup import (FLAG_NEAR_BOUNDARY, FLAG_ON_BOUNDARY, FLAG_OUTSIDE, M_PER_DEG_LAT, M_PER_DEG_LON_EQ,
-                            AreaIndex)
 
 if TYPE_CHECKING:  # imported where they are used: `gridmap locate-file` on a Parquet file needs neither
     import pandas as pd
@@ -55,11 +61,11 @@ _FLAG_TEXT = np.array([";".join(f for k, f in enumerate(FLAG_ORDER) if mask >> k
                        for mask in range(1 << len(FLAG_ORDER))], dtype=object)  # bit mask -> "a;b"
 METHODS = np.array(["none", "coordinates", "address"], dtype=object)
 TIE_DEG = 1e-8  # a point this close to its leaf's edge is checked for other covering leaves (the reference)
-_LEAF_TABLES: "weakref.WeakKeyDictionary[AreaIndex, dict]" = weakref.WeakKeyDictionary()
+_LEAF_TABLES: "weakref.WeakKeyDictionary[AreaIndex, dict[str, Any]]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def _chain_table(index: AreaIndex) -> dict[int, dict]:
+def _chain_table(index: AreaIndex) -> dict[int, dict[str, Any]]:
     table = {}
     for i, leaf in enumerate(index.leaves):
         chain = index.chain_of(leaf.code)
@@ -295,13 +301,13 @@ class Located:
     """The located columns of a batch, as arrays: `pos` indexes the per-leaf tables (len(index) for no leaf)."""
 
     pos: np.ndarray
-    tables: dict
+    tables: dict[str, Any]
     bits: np.ndarray
     method: np.ndarray
     candidates: np.ndarray
     wlon: np.ndarray
     wlat: np.ndarray
-    address: tuple | None  # (confidence, matched place) when the input has an address column
+    address: tuple[Any, ...] | None  # (confidence, matched place) when the input has an address column
 
     def column(self, name: str) -> np.ndarray:
         """One output column as an object (or float) array, as `locate_frame` returns it."""
@@ -340,7 +346,7 @@ class Located:
         values = _string_array(distinct)
         return pa.DictionaryArray.from_arrays(indices, values) if dictionary else values.take(indices)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Rows by method, by flag, and how many got a grid (as `locate_file` reports them)."""
         counts = np.bincount(self.method, minlength=len(METHODS))
         has_grid = np.array([c is not None for c in self.tables["grid_code"]])
@@ -964,7 +970,7 @@ def _csv_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def _merged_dtypes(seen: list[pd.Series]) -> dict:
+def _merged_dtypes(seen: list[pd.Series]) -> dict[str, Any]:
     """One dtype per column for a CSV read in chunks, as a whole-file read would infer it: the chunk's own when all
     agree, float64 for integers mixed with floats, text otherwise."""
     out = {}
@@ -1178,7 +1184,7 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, session: Session | None = None,
                 crs: str | None = "wgs84", near_m: float = 0.0, show_progress: bool | None = None,
                 on=None, chunk_rows: int = CHUNK_ROWS, branches: dict[str, str] | None = None,
-                gazetteer=None) -> dict:
+                gazetteer=None) -> dict[str, Any]:
     """Read `source`, locate every row, write `target`; returns counts by method and flag.
 
     `branches` (`branch_names`) and `gazetteer` (anything with `match(text)`, for rows located by address) stand

@@ -71,7 +71,7 @@ class Created:
 
 
 def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], system: gcrs.CoordinateSystem,
-                 options: LocateOptions) -> list[tuple[Location, list[str], list[dict]]]:
+                 options: LocateOptions) -> list[tuple[Location, list[str], list[dict[str, Any]]]]:
     """`cases.locate_for_case` for many WGS84 points: the same (location, flags, candidates) for each.
 
     The cell index answers every point at once; a point it places inside one leaf and surely farther than the near
@@ -83,7 +83,7 @@ def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], s
     lon = np.ascontiguousarray(lon, dtype=np.float64)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
     n = len(lon)
-    out: list = [None] * n
+    out: list[Any] = [None] * n
     if n == 0:
         return out
     leaf, status = index.cells.query(lon, lat)
@@ -98,7 +98,7 @@ def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], s
             fast[inside[np.asarray(far, bool)]] = True
         else:
             fast[inside] = True
-    chains: dict[int, list] = {}
+    chains: dict[int, list[Any]] = {}
     for i in range(n):
         if fast[i]:
             k = int(leaf[i])
@@ -140,7 +140,7 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
         ready.append((i, new, category, system, lon, lat))
     if not ready:
         return results  # type: ignore[return-value]
-    located: list = [None] * len(ready)
+    located: list[Any] = [None] * len(ready)
     for name in {r[3].name for r in ready}:
         part = [j for j, r in enumerate(ready) if r[3].name == name]
         answers = locate_cases(index, [ready[j][4] for j in part], [ready[j][5] for j in part], ready[part[0]][3],
@@ -240,11 +240,11 @@ def _prime_territory(session: Session, grids: set[str], now: dt.datetime) -> Non
             cache[(code, day)] = (branches.get(code), workers.get(code))
 
 
-def _insert_cases(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> list[int]:
+def _insert_cases(conn: sa.Connection, rows: list[dict[str, Any]], now: dt.datetime) -> list[int]:
     """Insert the cases, numbered by their row ids (`cases.case_number`); returns the ids in order."""
     from gridmap.cases import case_number
 
-    def numbered(row: dict, case_id: int) -> dict:
+    def numbered(row: dict[str, Any], case_id: int) -> dict[str, Any]:
         row.update(id=case_id, number=case_number(row["source"], now, case_id))
         return row
 
@@ -266,7 +266,7 @@ def reserve_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
     return list(range(last + 1, last + 1 + n))
 
 
-def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict], *, number=None) -> list[int]:
+def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, number=None) -> list[int]:
     """Insert rows that get new ids from the table (`reserve_ids`), many per statement; returns the ids, in the order
     of `rows`. `number(row, id)` completes each row, in order, once its id is known (the default sets `id`): a row
     may refer to the ids of rows before it."""
@@ -278,7 +278,7 @@ def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict], *, n
     return ids
 
 
-def record_inserts(conn: sa.Connection, inserted: dict[str, list], *, now: dt.datetime | None = None,
+def record_inserts(conn: sa.Connection, inserted: dict[str, list[Any]], *, now: dt.datetime | None = None,
                    counts: dict[str, int] | None = None) -> None:
     """The audit rows of rows written without the ORM (whose flush hook records the others): one per table, as
     `audit` writes them (kind `insert`, the count, the first `audit.MAX_IDS` ids)."""
@@ -296,14 +296,14 @@ def record_inserts(conn: sa.Connection, inserted: dict[str, list], *, now: dt.da
         conn.execute(sa.insert(audit.AuditEntry), rows)
 
 
-def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict], *, grouped: bool = False) -> None:
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, grouped: bool = False) -> None:
     """Write `rows` (dicts with the same keys; with `grouped`, rows of several key sets, one statement per set, the
     rows giving their ids) to `table`, many rows per statement. On PostGIS a table without geometry takes COPY when
     the rows are many."""
     if not rows:
         return
     if grouped:
-        groups: dict[tuple, list[dict]] = {}
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(row), []).append(row)
         for group in groups.values():
@@ -318,7 +318,7 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict], *, group
         conn.execute(sa.insert(table), rows)
 
 
-def _copyable(table: sa.Table, row: dict) -> bool:
+def _copyable(table: sa.Table, row: dict[str, Any]) -> bool:
     """COPY takes a geometry given as EWKT text (`SRID=4326;POINT(…)`), as the INSERT does; not a WKB element."""
     from geoalchemy2 import Geometry
 

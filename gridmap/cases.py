@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -62,7 +62,7 @@ def case_number(source: str, at: dt.datetime, seq: int) -> str:
     return f"{SOURCE_PREFIX.get(source, 'AJ')}{china_date(at):%Y%m%d}{seq:07d}"
 
 
-def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) -> list[dict]:
+def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) -> list[dict[str, Any]]:
     """The grids near the point other than the one it was given, nearest first, as {code, name, distance_m}: the
     other grids on a shared edge (0 m), those within the near distance, the others within the nearest distance;
     for a point in no grid at all, the nearest grids within `DEAD_END_RADIUS_M` (to correct its location with)."""
@@ -84,7 +84,7 @@ def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) 
     return out
 
 
-def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions | None = None) -> list[dict] | None:
+def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions | None = None) -> list[dict[str, Any]] | None:
     """For a case stored without candidates (before revision 0006) that lies in no grid: the grids near its point
     now, to correct it with; None when the stored ones stand."""
     if index is None or case.locate_candidates is not None or case.grid_code or case.lon is None or case.lat is None:
@@ -95,7 +95,7 @@ def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions |
 
 
 def locate_for_case(index: AreaIndex, lon: float, lat: float, system, options: LocateOptions
-                    ) -> tuple[Location, list[str], list[dict]]:
+                    ) -> tuple[Location, list[str], list[dict[str, Any]]]:
     """Where a case's point lies, exactly as `GET /locate` answers it with the same options (nearest-grid
     assignment within `nearest_m`, `near_boundary` within `near_m`, a second reading of the datum): the
     location, every flag, and the candidates."""
@@ -220,7 +220,7 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     return case
 
 
-def _claim_dead_end(case: Case, index: AreaIndex, candidates: list[dict]) -> None:
+def _claim_dead_end(case: Case, index: AreaIndex, candidates: list[dict[str, Any]]) -> None:
     """A point in no grid belongs to the areas every grid near it shares (the district at least, the sub-district
     or community when all its candidates lie in one), so the dispatchers who must correct it see it; its grid and
     micro-grid stay empty until they do."""
@@ -243,19 +243,19 @@ def _apply_location(case: Case, location: Location) -> None:
 
 
 def _record(session: Session, case: Case, at: dt.datetime, actor: str, action: str, from_state: str | None,
-            to_state: str | None, detail: dict | None) -> None:
+            to_state: str | None, detail: dict[str, Any] | None) -> None:
     session.add(CaseEvent(case_id=case.id, at=at, actor=actor, action=action, from_state=from_state,
                           to_state=to_state, detail=detail))
 
 
-def request_hash(new: NewCase, extra: dict | None = None) -> str:
+def request_hash(new: NewCase, extra: dict[str, Any] | None = None) -> str:
     """A digest of a submission, to tell a retry (same body) from a reuse of its idempotency key."""
     body = json.dumps([dataclasses.asdict(new), extra or {}], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
 def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
-                     now: dt.datetime | None = None, then=None, extra: dict | None = None,
+                     now: dt.datetime | None = None, then=None, extra: dict[str, Any] | None = None,
                      options: LocateOptions | None = None) -> tuple[Case, bool]:
     """File a case at most once per idempotency key `key`; returns (case, created). The same key with a different body
     (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
@@ -480,7 +480,7 @@ def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Princi
     return query
 
 
-def _ordering(sort: str, order: str) -> tuple:
+def _ordering(sort: str, order: str) -> tuple[Any, ...]:
     """ORDER BY for a sort key: `reported_at`, `deadline` (no deadline last), `overdue_by` (the most overdue is the
     largest: `desc` is the earliest deadline first), `updated_at` (the last history entry)."""
     if sort not in SORTS:
@@ -517,7 +517,7 @@ def search_cases(session: Session, f: CaseFilter, *, limit: int = 50, offset: in
 
 
 def queue_counts(session: Session, *, area: str | None = None, now: dt.datetime | None = None,
-                 who: Principal | None = None) -> list[dict]:
+                 who: Principal | None = None) -> list[dict[str, Any]]:
     """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
     now = utc(now) or dt.datetime.now(dt.timezone.utc)
     base = case_query(session, CaseFilter(area=area), now=now, who=who).whereclause
@@ -542,7 +542,7 @@ def find_cases(session: Session, *, area: str | None = None, state: str | tuple[
     return search_cases(session, f, limit=limit, offset=offset, now=now, who=who)
 
 
-def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, contact: bool = False) -> dict:
+def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, contact: bool = False) -> dict[str, Any]:
     """The public view of a case: personal data masked (in full with `contact`, for one who may see it), times in
     UTC ISO 8601; with a calendar, the clock."""
     clock = None
@@ -584,13 +584,13 @@ def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, c
     }
 
 
-def _candidates(stored) -> list[dict]:
+def _candidates(stored) -> list[dict[str, Any]]:
     """Stored candidates as {code, name, distance_m} (cases from before revision 0006 stored none)."""
     return [c if isinstance(c, dict) else {"code": c, "name": None, "level": None, "distance_m": 0.0}
             for c in (stored or [])]
 
 
-def time_left(case: Case, now: dt.datetime | None = None) -> dict:
+def time_left(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
     """Seconds to the deadline while the clock runs (`time_left_s`), or past it (`overdue_by_s`); never negative,
     both None when no clock runs (not accepted yet, suspended, finished)."""
     due = utc(case.due_at)
@@ -601,7 +601,7 @@ def time_left(case: Case, now: dt.datetime | None = None) -> dict:
         {"time_left_s": None, "overdue_by_s": int(-left)}
 
 
-def pending_request(pending: dict | None) -> dict | None:
+def pending_request(pending: dict[str, Any] | None) -> dict[str, Any] | None:
     """An extension or suspension request awaiting a leader's decision."""
     if not pending or not isinstance(pending, dict) or not pending.get("kind"):
         return None
@@ -636,7 +636,7 @@ def may_call_holder(who: Principal | None, case: Case, department: str | None) -
 
 
 def case_items(session: Session, rows: list[Case], *, who: Principal | None = None, calendar=None,
-               now: dt.datetime | None = None, contact: bool = False) -> list[dict]:
+               now: dt.datetime | None = None, contact: bool = False) -> list[dict[str, Any]]:
     """Case items as lists, queues and one case show them: the summary plus the holder (worker or department,
     phone callable for those who must reach them), the last bounce with its reason and evidence, and the
     attachment count — each read for the whole page in one query."""
@@ -684,7 +684,7 @@ def case_items(session: Session, rows: list[Case], *, who: Principal | None = No
     return out
 
 
-def case_history(case: Case) -> list[dict]:
+def case_history(case: Case) -> list[dict[str, Any]]:
     """The case's events, oldest first."""
     return [_event(e) for e in case.events]
 
@@ -699,12 +699,12 @@ def action_zh(action: str) -> str:
     return step.zh if step is not None else ACTION_ZH.get(action, action)
 
 
-def _event(e: CaseEvent) -> dict:
+def _event(e: CaseEvent) -> dict[str, Any]:
     return {"at": _iso(e.at), "actor": e.actor, "action": e.action, "action_zh": action_zh(e.action),
             "from_state": e.from_state, "to_state": e.to_state, "detail": e.detail}
 
 
-def full_history(session: Session, case: Case) -> list[dict]:
+def full_history(session: Session, case: Case) -> list[dict[str, Any]]:
     """The case's history with the histories of the cases merged into it, in time order; entries of a merged
     case carry its `case_number`."""
     merged = dict(session.execute(sa.select(Case.id, Case.number).where(Case.merged_into_id == case.id)).all())
@@ -719,7 +719,7 @@ def full_history(session: Session, case: Case) -> list[dict]:
 ROUTING_STEPS = ("dispatch", "reassign", "bounce", "whistle")
 
 
-def routing(session: Session, case: Case, who: Principal | None = None) -> dict:
+def routing(session: Session, case: Case, who: Principal | None = None) -> dict[str, Any]:
     """Where the case went and why: the grid chain with names, the party branch, the worker or department, the
     rule of the last routing step, and how the point was placed (method, flags such as `on_boundary`, the other
     candidate grids)."""

@@ -452,7 +452,7 @@ def cmd_boundaries_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_summary(report: dict, name: str, status: str) -> str:
+def _check_summary(report: dict[str, Any], name: str, status: str) -> str:
     from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
 
     lines = [f"边界检查 boundary check: 第 {report['generation_id']} 版「{name}」({status})，{report['areas']} 个区域 areas",

@@ -26,6 +26,7 @@ import threading
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from pypinyin import lazy_pinyin
@@ -77,7 +78,7 @@ class Entry:
     kind: str        # compound, building, service_centre, community, subdistrict
     name: str
     key: str         # normalised name
-    place: dict      # id, kind, name, address, lon, lat, area_code
+    place: dict[str, Any]      # id, kind, name, address, lon, lat, area_code
     compound_key: str | None = None
     number: int | None = None
 
@@ -87,19 +88,19 @@ class Match:
     """The answer to an address: the place (or None), its level, a confidence and the alternatives."""
 
     text: str
-    place: dict | None = None
+    place: dict[str, Any] | None = None
     kind: str | None = None
     level: str | None = None
     confidence: float = 0.0
     reason: str = "no_match"
-    alternatives: list[dict] = field(default_factory=list)
-    parsed: dict = field(default_factory=dict)
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    parsed: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
     def leaf_code(self) -> str | None:
         return self.place.get("area_code") if self.place else None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "matched": self.place is not None, "place": self.place, "kind": self.kind,
                 "level": self.level, "confidence": round(self.confidence, 3), "reason": self.reason,
                 "alternatives": self.alternatives, "parsed": self.parsed}
@@ -136,7 +137,7 @@ class Gazetteer:
             core = _core(e.key)
             if core != e.key and len(core) >= 2:
                 self.cores[core].append(e)
-        self.by_pinyin: dict[tuple, list[str]] = defaultdict(list)
+        self.by_pinyin: dict[tuple[Any, ...], list[str]] = defaultdict(list)
         for key in sorted(self.compounds):
             self.by_pinyin[tuple(_syllables(key))].append(key)
         self.by_pinyin_len = {len(k) for k in self.by_pinyin}
@@ -347,7 +348,7 @@ class Gazetteer:
         return out
 
     @staticmethod
-    def _alt(entry: Entry, conf: float) -> dict:
+    def _alt(entry: Entry, conf: float) -> dict[str, Any]:
         return {"name": entry.name, "kind": entry.kind, "area_code": entry.place.get("area_code"),
                 "confidence": round(conf, 3)}
 
@@ -409,7 +410,7 @@ def _district_prefixes(name: str) -> list[str]:
     return [name, short]
 
 
-_CACHE: dict[tuple, Gazetteer] = {}
+_CACHE: dict[tuple[Any, ...], Gazetteer] = {}
 _LOCK = threading.Lock()
 
 

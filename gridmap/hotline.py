@@ -27,6 +27,7 @@ China Standard Time. Coordinates are GCJ-02 by default (the map pickers of hotli
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,7 +168,7 @@ def parse_time(value, now: dt.datetime) -> dt.datetime:
     return when
 
 
-def _check_row(values: dict, columns: dict) -> tuple[dict, tuple[str, str] | None]:
+def _check_row(values: dict[str, Any], columns: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None]:
     """The row's texts checked (too-long cells, then `textcheck` as for every intake) and its phone: (the
     clean texts and phone, None) or ({}, (field, reason)). The reason never repeats the value."""
     for fld, heading in columns.items():
@@ -175,7 +176,7 @@ def _check_row(values: dict, columns: dict) -> tuple[dict, tuple[str, str] | Non
         if isinstance(value, tabular.TooLong):
             limit = TEXT_LIMITS.get(fld, MAX_CELL)
             return {}, (fld, f"{heading}: {value.length:,} characters; at most {limit:,}")
-    clean: dict = {}
+    clean: dict[str, Any] = {}
     try:
         for fld, limit in TEXT_LIMITS.items():
             text = _text(values[columns[fld]]) if fld in columns else ""
@@ -189,7 +190,7 @@ def _check_row(values: dict, columns: dict) -> tuple[dict, tuple[str, str] | Non
 
 def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs: str = "gcj02",
                   actor: str = "hotline-import", now: dt.datetime | None = None, bulk: bool = True,
-                  progress: Progress | None = None) -> dict:
+                  progress: Progress | None = None) -> dict[str, Any]:
     """Import one export; returns the counts and the report (one entry per row, in file order).
 
     The cases are written `BULK_BATCH` at a time through `gridmap.bulk.create_cases` (one transaction and a few
@@ -210,8 +211,8 @@ def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs:
         placed = _place(session, index, frame, columns, crs, [problem is None for _, problem in checked])
     progress.stage("placed rows", len(frame))
     records = placed.to_dict("records")  # the rows as read by `placed.iloc[i]`, without pandas per row
-    report: list[dict] = []
-    todo: list[tuple[dict, NewCase]] = []
+    report: list[dict[str, Any]] = []
+    todo: list[tuple[dict[str, Any], NewCase]] = []
     seen: set[str] = set()
     for i, values in enumerate(rows):
         entry = {"row": int(frame.index[i]), "ticket": _text(values[columns["ticket"]])[:64], "status": None,
@@ -259,7 +260,7 @@ def _imported(session: Session, tickets: list[str]) -> dict[str, str]:
     return found
 
 
-def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dict, crs: str,
+def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dict[str, Any], crs: str,
            usable: list[bool]) -> pd.DataFrame:
     """Every usable row (its texts passed `_check_row`) located at once: by coordinates where given, else by
     address (the batch locator's rules); the others are not handed to the gazetteer at all."""
@@ -279,8 +280,8 @@ def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dic
     return locate_frame(where, index, crs=crs, session=session)
 
 
-def _new_case(entry: dict, values: dict, columns: dict, categories: dict, placed, now: dt.datetime,
-              seen: set[str], known: dict[str, str], checked: tuple[dict, tuple | None]) -> NewCase | None:
+def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, Any], categories: dict[str, Any], placed, now: dt.datetime,
+              seen: set[str], known: dict[str, str], checked: tuple[dict[str, Any], tuple[Any, ...] | None]) -> NewCase | None:
     """The case of one row, or None with the row's outcome written into `entry`."""
     def fail(status: str, fld: str | None, reason: str) -> None:
         entry.update(status=status, field=fld, reason=reason)
@@ -327,7 +328,7 @@ def _new_case(entry: dict, values: dict, columns: dict, categories: dict, placed
                    reported_at=reported_at, extra_flags=flags)
 
 
-def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], actor: str, now: dt.datetime) -> None:
+def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str, now: dt.datetime) -> None:
     """One transaction per batch; if another import stored one of its tickets meanwhile, row by row."""
     try:
         with sessionmaker() as session, session.begin():
@@ -356,7 +357,7 @@ def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], a
 RETRY_STATES = ("40P01", "40001")
 
 
-def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase]], actor: str,
+def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str,
                  now: dt.datetime) -> None:
     """One transaction for the batch (`bulk.create_cases`); a row intake refuses is reported invalid and the others
     are stored. If another import stored some of its tickets meanwhile, those rows are reported as duplicates and
@@ -394,7 +395,7 @@ def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict, NewCase
         _create_bulk_one(sessionmaker, index, item, actor, now)
 
 
-def _create_bulk_one(sessionmaker, index: AreaIndex, item: tuple[dict, NewCase], actor: str,
+def _create_bulk_one(sessionmaker, index: AreaIndex, item: tuple[dict[str, Any], NewCase], actor: str,
                      now: dt.datetime) -> None:
     entry, new = item
     try:
@@ -412,7 +413,7 @@ def _create_bulk_one(sessionmaker, index: AreaIndex, item: tuple[dict, NewCase],
         entry.update(status="created", case_number=outcome.number, grid_code=outcome.grid_code)
 
 
-def report_file(result: dict, fmt: str) -> bytes:
+def report_file(result: dict[str, Any], fmt: str) -> bytes:
     """The report as CSV (UTF-8 with a BOM) or XLSX; it holds no personal data, and ticket text that looks like a
     formula is written as text (`gridmap.tabular`)."""
     frame = pd.DataFrame(result["report"], columns=REPORT_COLUMNS)

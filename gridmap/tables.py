@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -175,7 +176,7 @@ class Place(Base):
     area_code: Mapped[str | None] = mapped_column(String(24), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"))
     households: Mapped[int] = mapped_column(Integer, default=0)
-    attributes: Mapped[dict | None] = mapped_column(JSON)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
 
 
@@ -247,7 +248,7 @@ class Case(Base):
     microgrid_code: Mapped[str | None] = mapped_column(String(24))
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    locate_flags: Mapped[list | None] = mapped_column(JSON)
+    locate_flags: Mapped[list[Any] | None] = mapped_column(JSON)
     reporter_name: Mapped[str | None] = mapped_column(String(64))
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
     satisfaction: Mapped[int | None] = mapped_column(Integer)
@@ -270,7 +271,7 @@ class Case(Base):
     bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    pending: Mapped[dict | None] = mapped_column(JSON)  # an extension or suspension awaiting approval
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # an extension or suspension awaiting approval
     suspended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     rated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # intake and duplicates (revision 0003): the ticket number in the source system (unique per source), the
@@ -281,7 +282,7 @@ class Case(Base):
     reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
     # daily work (revision 0006): the grids near the point ([{code, name, distance_m}]) as intake found them
-    locate_candidates: Mapped[list | None] = mapped_column(JSON)
+    locate_candidates: Mapped[list[Any] | None] = mapped_column(JSON)
 
     category: Mapped[CaseCategory | None] = relationship()
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
@@ -320,7 +321,7 @@ class CaseEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
-    detail: Mapped[dict | None] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     case: Mapped[Case] = relationship(back_populates="events")
 
@@ -378,8 +379,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    scopes: Mapped[list] = mapped_column(JSON)
-    area_codes: Mapped[list | None] = mapped_column(JSON)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    area_codes: Mapped[list[Any] | None] = mapped_column(JSON)
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -398,7 +399,7 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(100))
     address: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[dict | None] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class CodeRegistry(Base):
@@ -420,9 +421,9 @@ class PlanEdit(Base):
     generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
     seq: Mapped[int] = mapped_column(Integer)
     op: Mapped[str] = mapped_column(String(32))
-    params: Mapped[dict | None] = mapped_column(JSON)
-    before: Mapped[dict | None] = mapped_column(JSON)
-    after: Mapped[dict | None] = mapped_column(JSON)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     actor: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_right
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -12,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from gridmap import bulk
 from gridmap import crs as gcrs
+from gridmap.cases import case_number
 from gridmap.demo import names, queues
 from gridmap.demo.catalogue import CLASS_WEIGHTS
 from gridmap.demo.tiling import DemoArea
-from gridmap.cases import case_number
 from gridmap.lookup import AreaIndex
 from gridmap.tables import Case, CaseCategory, CaseEvent, PartyOrg, PartyOrgArea, StaffArea
 from gridmap.workcal import WorkCalendar
@@ -167,7 +168,7 @@ def _daytime(when: dt.datetime, rng: np.random.Generator) -> dt.datetime:
                          microsecond=0).astimezone(dt.timezone.utc)
 
 
-def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict, worker: int | None,
+def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict[str, Any], worker: int | None,
               calendar: WorkCalendar, rng: np.random.Generator):
     """The case's loop up to `end`, by the workflow's steps and the working calendar: its columns and history.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -21,8 +22,7 @@ from gridmap.demo import names
 from gridmap.demo.cases import insert_cases
 from gridmap.demo.catalogue import CATEGORIES, DEPARTMENTS
 from gridmap.demo.tiling import FULL_SCALES, SMALL_SCALE, DemoArea, DemoScale, build_hierarchy, to_wgs84
-from gridmap.tables import (Area, CaseCategory, Department, Generation, PartyOrg, PartyOrgArea, Place, Staff,
-                            StaffArea)
+from gridmap.tables import Area, CaseCategory, Department, Generation, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
 
 ORG_KINDS = {"subdistrict": ("subdistrict_committee", "党工委"), "community": ("community_committee", "党委"),
              "grid": ("grid_branch", "党支部"), "microgrid": ("building_group", "楼栋党小组")}
@@ -118,14 +118,14 @@ class _Rows:
 
     def __init__(self, model) -> None:
         self.table = model.__table__
-        self.rows: list[dict] = []
+        self.rows: list[dict[str, Any]] = []
         self.ids: list[int] = []
 
     def add(self, **row) -> _Ref:
         self.rows.append(row)
         return _Ref(self, len(self.rows) - 1)
 
-    def __getitem__(self, ref: _Ref) -> dict:
+    def __getitem__(self, ref: _Ref) -> dict[str, Any]:
         return self.rows[ref.position]
 
     def write(self, session: Session) -> list[int]:
@@ -134,7 +134,7 @@ class _Rows:
         if topic and self.rows:  # written past the ORM, which is what tells the servers' caches: say it here
             runtime.mark_changed(session, topic)
         self.ids = bulk.reserve_ids(conn, self.table, len(self.rows))
-        group: list[dict] = []
+        group: list[dict[str, Any]] = []
         for row, new_id in zip(self.rows, self.ids):
             done = {k: (v.id if isinstance(v, _Ref) else v) for k, v in row.items()}
             done["id"] = new_id

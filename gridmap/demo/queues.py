@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -52,7 +53,7 @@ class Staged:
     lon: float | None = None
     lat: float | None = None
     leaf: int = -1
-    columns: dict | None = None  # columns set after the year's own (flags, description, source …)
+    columns: dict[str, Any] | None = None  # columns set after the year's own (flags, description, source …)
 
 
 def plan(n: int, end: dt.datetime, rng: np.random.Generator) -> dict[int, Staged]:
@@ -122,7 +123,7 @@ def _locate(index: AreaIndex, lon: float, lat: float):
     return location, candidates
 
 
-def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, candidates: list[dict], text: str,
+def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, candidates: list[dict[str, Any]], text: str,
          source: str, **more) -> None:
     item.lon, item.lat = float(lon), float(lat)
     code = location.leaf_code if location.chain else None
@@ -147,7 +148,7 @@ def _grid_corner(index: AreaIndex, district: str, rng: np.random.Generator) -> t
     raise ValueError("no two grids share a vertex")
 
 
-def _address_far(session: Session, index: AreaIndex, names: dict, district: str, item: Staged,
+def _address_far(session: Session, index: AreaIndex, names: dict[str, Any], district: str, item: Staged,
                  rng: np.random.Generator) -> None:
     """A 12345 call: the address text matched a compound (at low confidence) far from the community the caller
     named, so the point is probably wrong."""
@@ -169,9 +170,9 @@ def _address_far(session: Session, index: AreaIndex, names: dict, district: str,
     _set(index, item, lon, lat, location, candidates, text, "hotline", address=f"{name}5幢")
 
 
-def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict, worker: int | None,
+def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[str, Any], worker: int | None,
                 point: tuple[float, float], generation_id: int | None, labels: dict[str, str],
-                calendar: WorkCalendar, rng: np.random.Generator) -> tuple[dict, list[dict], dict | None]:
+                calendar: WorkCalendar, rng: np.random.Generator) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """The staged case's columns, history (by the workflow's steps) and pending request."""
     fate, reported = item.fate, item.reported
     owner_first = cat.kind == "component" and cat.department_id is not None

@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -137,7 +138,7 @@ def build_hierarchy(adcode: str, scale: DemoScale, seed: int = 530111) -> tuple[
     return areas, epsg
 
 
-def _child_names(level: str, parent: DemoArea, n: int, info: dict, rng: np.random.Generator,
+def _child_names(level: str, parent: DemoArea, n: int, info: dict[str, Any], rng: np.random.Generator,
                  used: set[str]) -> list[str]:
     if level == "subdistrict":
         real = list(info.get("subdistricts", []))
