@@ -44,7 +44,7 @@ class Bounds:
     with a step (STEP_ACTIONS) in it."""
 
     cases: tuple[dt.datetime, dt.datetime]
-    steps: tuple[dt.datetime, dt.datetime]
+    steps: tuple[dt.datetime, dt.datetime] | None  # None: not asked for
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def adopt_default(session: Session, *, limit: int = 24, lock_timeout_s: float | 
     return len(months)
 
 
-def report_bounds(session: Session, since: dt.datetime, until: dt.datetime) -> Bounds | None:
+def report_bounds(session: Session, since: dt.datetime, until: dt.datetime, *, steps: bool = True) -> Bounds | None:
     """Report-time bounds holding every case reported, due or closed in [since, until) — whole months: those of
     the period and those whose partitions hold a case due or closed in it (an index probe per partition) — and
     every case with a step in it (from the registry, which holds each case's report time); None where the table is
@@ -147,18 +147,25 @@ def report_bounds(session: Session, since: dt.datetime, until: dt.datetime) -> B
             f"SELECT -1, min(reported_at), max(reported_at) FROM {DEFAULT} WHERE (due_at >= :since "
             "AND due_at < :until) OR (closed_at >= :since AND closed_at < :until)"
         )
-    probes.append(
-        "SELECT -2, min(r.reported_at), max(r.reported_at) FROM case_event e JOIN case_registry r ON r.id = e.case_id "
-        "WHERE e.at >= :since AND e.at < :until AND e.action IN :actions"
-    )
-    query = sa.text(" UNION ALL ".join(probes)).bindparams(sa.bindparam("actions", expanding=True))
-    steps: tuple[dt.datetime, dt.datetime] | None = None
-    for k, first, last in session.execute(query, {"since": since, "until": until, "actions": list(STEP_ACTIONS)}):
+    params: dict[str, object] = {"since": since, "until": until}
+    if steps:  # a join of the period's steps with the registry: worth it where steps are joined to their cases
+        probes.append(
+            "SELECT -2, min(r.reported_at), max(r.reported_at) FROM case_event e JOIN case_registry r "
+            "ON r.id = e.case_id WHERE e.at >= :since AND e.at < :until AND e.action IN :actions"
+        )
+        params["actions"] = list(STEP_ACTIONS)
+    if not probes:
+        return Bounds((lo, hi), None)
+    query = sa.text(" UNION ALL ".join(probes))
+    if steps:
+        query = query.bindparams(sa.bindparam("actions", expanding=True))
+    found_steps: tuple[dt.datetime, dt.datetime] | None = None
+    for k, first, last in session.execute(query, params):
         if k >= 0:
             lo, hi = min(lo, found.months[k].since), max(hi, found.months[k].until)
         elif k == -1 and first is not None:
             lo, hi = min(lo, first), max(hi, last + dt.timedelta(microseconds=1))
         elif k == -2 and first is not None:
-            steps = (first, last + dt.timedelta(microseconds=1))
+            found_steps = (first, last + dt.timedelta(microseconds=1))
     # no step in the period: any bounds will do (the steps' queries find none); the cases' keep them narrow
-    return Bounds((lo, hi), steps or (lo, hi))
+    return Bounds((lo, hi), (found_steps or (lo, hi)) if steps else None)

@@ -233,18 +233,19 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
     return out.drop(columns=["active"])
 
 
-def _reported_within(session: Session, since: dt.datetime,
-                     until: dt.datetime) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[bool]]]:
+def _reported_within(session: Session, since: dt.datetime, until: dt.datetime, *,
+                     steps: bool = True) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[bool]]]:
     """Conditions on the report time holding every case reported, due or closed in [since, until), and every case
     with a step (handled, rated, bounced) in it, as constants the planner prunes the case table's month partitions
     by (PostgreSQL, migration 0010); none where the table is not partitioned. They change no answer: the bounds are
-    found from the partitions and the case registry themselves (`gridmap.case_partitions.report_bounds`)."""
-    bounds = case_partitions.report_bounds(session, since, until)
+    found from the partitions and the case registry themselves (`gridmap.case_partitions.report_bounds`). `steps`:
+    whether to bound the cases of steps too (a join of the period's steps with the registry; else no bounds)."""
+    bounds = case_partitions.report_bounds(session, since, until, steps=steps)
     if bounds is None:
         return [], []
-    (lo, hi), (steps_lo, steps_hi) = bounds.cases, bounds.steps
+    lo, hi = bounds.cases
     return ([Case.reported_at >= lo, Case.reported_at < hi],
-            [Case.reported_at >= steps_lo, Case.reported_at < steps_hi])
+            [] if bounds.steps is None else [Case.reported_at >= bounds.steps[0], Case.reported_at < bounds.steps[1]])
 
 
 def _sql_quantiles(session: Session, key, hours, where: list) -> dict[tuple, tuple[float, float]]:
@@ -421,7 +422,9 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     area = get_area(session, code)
     periods = _series_months(months, until, now)
     edges = [p.since for _, p in periods] + [periods[-1][1].until]
-    within = _reported_within(session, edges[0], edges[-1])  # the months the series reads (partitions pruned)
+    # the months the series reads (partitions pruned); the steps of a year are not joined to the registry for
+    # bounds (their cases are found through the grid code's index, or not at all for a district)
+    within = _reported_within(session, edges[0], edges[-1], steps=False)
     outside = _few_outside(session, code, area.level, within[1])
     table = _series_counts(session, edges, code, area.level, outside, *within)
     hours = _series_hours(session, edges, code, area.level, outside, within[0])

@@ -14,7 +14,9 @@ into `case_file` work unchanged):
 - The primary key is `(id, reported_at)`: PostgreSQL requires the partition key in every primary key and unique
   constraint of a partitioned table. Every index the table had is kept, made on the partitioned table (each
   partition gets its own), including those of 0009 that the measures read; the former unique indexes on `number`
-  and `(source, external_ref)` stay as plain indexes there (`ix_case_file_number`, `ix_case_file_source_ref`).
+  and `(source, external_ref)` stay as plain indexes there (`ix_case_file_number`, `ix_case_file_source_ref`);
+  0009's covering index of deadlines also holds the report time (INCLUDE), so that the measures' months of
+  deadlines, now bounded by report time to prune partitions, are still read from the index alone.
 
 How a case id stays unique and what references a case keeps its integrity — a registry, not composite keys:
 `case_registry (id PRIMARY KEY, reported_at, number UNIQUE, source, external_ref, UNIQUE (source, external_ref))`
@@ -66,6 +68,11 @@ _UNIQUES = {
     "case_file_number_key": ("ix_case_file_number", "(number)"),
     "uq_case_file_source_ref": ("ix_case_file_source_ref", "(source, external_ref)"),
 }
+
+# 0009's covering index of deadlines, as 0009 made it and as 0010 makes it: with the report time, so that a month of
+# deadlines bounded by report time (the partitions pruned, gridmap.measures) is still read from the index alone
+_DUE_INDEX = "ix_case_file_due_measures"
+_DUE_COLUMNS = "(due_at, grid_code, state, closed_at, rework_count, extension_count)"
 
 # the month partition holding a time (China time, UTC+8, no daylight saving), made if missing; rows the DEFAULT
 # partition holds for that month are moved into it (the registry's key dropped for the move: PostgreSQL checks a
@@ -259,7 +266,9 @@ def upgrade() -> None:
     op.execute("ALTER SEQUENCE case_file_id_seq OWNED BY case_file.id")
     op.execute("DROP TABLE case_file_unpartitioned")
     op.execute("ALTER TABLE case_file ADD CONSTRAINT case_file_pkey PRIMARY KEY (id, reported_at)")
-    for _, definition in plain:
+    for name, definition in plain:
+        if name == _DUE_INDEX:
+            definition = f"CREATE INDEX {_DUE_INDEX} ON case_file {_DUE_COLUMNS} INCLUDE (reported_at)"
         op.execute(definition)
     for plain_name, columns in _UNIQUES.values():
         op.execute(f"CREATE INDEX {plain_name} ON case_file {columns}")
@@ -309,7 +318,9 @@ def downgrade() -> None:
     op.execute("ALTER TABLE case_file ADD CONSTRAINT case_file_pkey PRIMARY KEY (id)")
     op.execute("ALTER TABLE case_file ADD CONSTRAINT case_file_number_key UNIQUE (number)")
     op.execute("CREATE UNIQUE INDEX uq_case_file_source_ref ON case_file (source, external_ref)")
-    for _, definition in plain:
+    for name, definition in plain:
+        if name == _DUE_INDEX:
+            definition = f"CREATE INDEX {_DUE_INDEX} ON case_file {_DUE_COLUMNS}"
         op.execute(definition)
     for name, definition in own:
         if "REFERENCES case_registry(id)" in definition:  # merged_into_id
