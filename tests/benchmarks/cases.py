@@ -126,7 +126,8 @@ def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measu
     t_again, c_again, again = timed(lambda: import_export(factory, index, data, "csv"))
     assert again["created"] == 0 and again["duplicate"] == rows
     engine.dispose()
-    return {"label": label, "analyze_s": analyze_s, "load_s": load_s, "load_cpu": load_cpu, "load_avg": load_avg, "measures_s": t_ours,
+    return {"label": label, "analyze_s": analyze_s, "load_s": load_s, "load_cpu": load_cpu, "load_avg": load_avg,
+            "measures_s": t_ours,
             "sql_s": t_sql, "grids": len(peer), "cases_due": total["due"], "closure": total["closure_rate"],
             "on_time": total["on_time_rate"], "import_rows_s": rows / t_import, "import_cpu_rows_s": rows / c_import,
             "peer_rows_s": peer_rows / t_peer, "peer_cpu_rows_s": peer_rows / c_peer, "created": first["created"],
