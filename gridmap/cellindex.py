@@ -22,10 +22,13 @@ from __future__ import annotations
 import math
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 EPS = 1e-9
 STATUS_OK = 0
@@ -40,7 +43,7 @@ _JIT_LOCK = threading.Lock()
 _JITTED = False
 
 
-def _flatten(geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _flatten(geoms: Iterable[BaseGeometry]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ring coordinates of every polygon part, concatenated: xs, ys, ring offsets, and each polygon's first ring."""
     xs_parts, ys_parts, ring_lengths, rings_per_poly = [], [], [], []
     for geom in geoms:
@@ -60,7 +63,7 @@ def _flatten(geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(xs_parts), np.concatenate(ys_parts), ring_off, poly_ring
 
 
-def _pip(p, px, py, xs, ys, ring_off, poly_ring, eps):
+def _pip(p: int | np.integer[Any], px: float, py: float, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float) -> int:
     """Crossing-number test of polygon `p`: 1 inside, 0 outside, -1 within `eps` of its boundary."""
     inside = False
     for r in range(poly_ring[p], poly_ring[p + 1]):
@@ -92,7 +95,7 @@ def _pip(p, px, py, xs, ys, ring_off, poly_ring, eps):
     return 1 if inside else 0
 
 
-def _fill(n_poly, xs, ys, ring_off, poly_ring, bounds, x0, y0, dx, dy, nx, ny, label, nfill):
+def _fill(n_poly: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, bounds: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, label: np.ndarray, nfill: np.ndarray) -> None:
     """Scan-convert every polygon at cell centres; the smallest polygon index is written last and so wins."""
     buf = np.empty(4096, np.float64)
     for p in range(n_poly - 1, -1, -1):
@@ -123,7 +126,7 @@ def _fill(n_poly, xs, ys, ring_off, poly_ring, bounds, x0, y0, dx, dy, nx, ny, l
                         nfill[base + c] += 1
 
 
-def _mark(n_poly, xs, ys, ring_off, poly_ring, x0, y0, dx, dy, nx, ny, eps, out, out_edge, count_only):
+def _mark(n_poly: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, eps: float, out: np.ndarray, out_edge: np.ndarray, count_only: bool) -> int:
     """Every (cell, polygon) pair such that an edge of the polygon comes within `eps` of the cell.
 
     Two passes: with `count_only` it returns how many pairs there are, otherwise it writes them to `out` as
@@ -164,7 +167,7 @@ def _mark(n_poly, xs, ys, ring_off, poly_ring, x0, y0, dx, dy, nx, ny, eps, out,
     return n
 
 
-def _orient_sign(ax, ay, bx, by, cx, cy):
+def _orient_sign(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> int:
     """Sign of the orientation of (a, b, c), or 0 when floating point cannot tell (Shewchuk's filter, widened)."""
     l = (bx - ax) * (cy - ay)
     r = (by - ay) * (cx - ax)
@@ -177,7 +180,7 @@ def _orient_sign(ax, ay, bx, by, cx, cy):
     return 0
 
 
-def _crosses(cx, cy, qx, qy, ax, ay, bx, by):
+def _crosses(cx: float, cy: float, qx: float, qy: float, ax: float, ay: float, bx: float, by: float) -> int:
     """1 if segment c-q properly crosses edge a-b, 0 if it certainly does not, -1 if that cannot be told."""
     s1 = _orient_sign(ax, ay, bx, by, cx, cy)
     s2 = _orient_sign(ax, ay, bx, by, qx, qy)
@@ -192,7 +195,7 @@ def _crosses(cx, cy, qx, qy, ax, ay, bx, by):
     return -1
 
 
-def _classify(keys, edges, n_poly, label, nfill, x0, y0, dx, dy, nx, xs, ys, ring_off, poly_ring, eps):
+def _classify(keys: np.ndarray, edges: np.ndarray, n_poly: int, label: np.ndarray, nfill: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Turn (cell, polygon, edge) triples, sorted by cell then polygon, into boundary cells.
 
     `label` is recoded: >= 0 interior leaf, -1 outside, -2 overlap (fallback), <= -3 boundary cell -(v + 3).
@@ -265,7 +268,7 @@ def _classify(keys, edges, n_poly, label, nfill, x0, y0, dx, dy, nx, xs, ys, rin
     return cell_off, cell_full, cand_poly[:m], cand_in[:m], cand_off[: m + 1]
 
 
-def _pack(cell_off, cell_full, cand_poly, cand_in, cand_off, edges, xs, ys):
+def _pack(cell_off: np.ndarray, cell_full: np.ndarray, cand_poly: np.ndarray, cand_in: np.ndarray, cand_off: np.ndarray, edges: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lay each boundary cell out as one contiguous run of float64, so that answering a point there touches
     one or two cache lines: [n_candidates, full, then per candidate: polygon, inside-at-centre, n_edges,
     and n_edges × (x1, y1, x2, y2)]."""
@@ -297,7 +300,7 @@ def _pack(cell_off, cell_full, cand_poly, cand_in, cand_off, edges, xs, ys):
     return blob_off, blob
 
 
-def _resolve(b, col, row, px, py, x0, y0, dx, dy, blob_off, blob, xs, ys, ring_off, poly_ring, eps):
+def _resolve(b: int, col: int, row: int, px: float, py: float, x0: float, y0: float, dx: float, dy: float, blob_off: np.ndarray, blob: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float) -> tuple[int, int]:
     """(winner, status) of a point in boundary cell `b` (at col, row)."""
     o = blob_off[b]
     n_cand = int(blob[o])
@@ -332,7 +335,7 @@ def _resolve(b, col, row, px, py, x0, y0, dx, dy, blob_off, blob, xs, ys, ring_o
     return win, STATUS_OK
 
 
-def _gather(px_arr, py_arr, x0, y0, inv_dx, inv_dy, nx, ny, label, out):
+def _gather(px_arr: np.ndarray, py_arr: np.ndarray, x0: float, y0: float, inv_dx: float, inv_dy: float, nx: int, ny: int, label: np.ndarray, out: np.ndarray) -> int:
     """Every point's cell label, branch-free so that the memory reads overlap; returns how many points fell in
     boundary or overlap cells (label <= -2)."""
     n_hard = 0
@@ -347,8 +350,7 @@ def _gather(px_arr, py_arr, x0, y0, inv_dx, inv_dy, nx, ny, label, out):
     return n_hard
 
 
-def _resolve_many(order, px_arr, py_arr, x0, y0, inv_dx, inv_dy, dx, dy, label, blob_off, blob, xs, ys, ring_off,
-                  poly_ring, eps, out, status):
+def _resolve_many(order: np.ndarray, px_arr: np.ndarray, py_arr: np.ndarray, x0: float, y0: float, inv_dx: float, inv_dy: float, dx: float, dy: float, label: np.ndarray, blob_off: np.ndarray, blob: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float, out: np.ndarray, status: np.ndarray) -> None:
     """Resolve the points `order` (in boundary or overlap cells), visited in cell order for memory locality."""
     for i in order:
         v = out[i]
@@ -503,11 +505,12 @@ def _clear(v: np.ndarray, fx: np.ndarray, fy: np.ndarray, col: np.ndarray, row: 
 class CellIndex:
     """The cell raster over polygons given in tie-break order (index 0 wins ties); see the module doc."""
 
-    def __init__(self, geoms, cells_per_leaf: float = 400.0, max_cells: int = 48_000_000):
+    def __init__(self, geoms: Iterable[BaseGeometry], cells_per_leaf: float = 400.0, max_cells: int = 48_000_000):
         geoms = list(geoms)
         self.n = len(geoms)
-        self.xs, self.ys, self.ring_off, self.poly_ring = _flatten(geoms) if geoms else (
+        flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = _flatten(geoms) if geoms else (
             np.zeros(0), np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        self.xs, self.ys, self.ring_off, self.poly_ring = flat
         bounds = shapely.bounds(np.asarray(geoms, dtype=object)) if geoms else np.zeros((0, 4))
         if not geoms:
             self.x0 = self.y0 = 0.0
@@ -561,18 +564,18 @@ class CellIndex:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays() if isinstance(a, np.ndarray))
 
-    def _arrays(self) -> tuple:
+    def _arrays(self) -> tuple[Any, ...]:
         return (self.x0, self.y0, self.inv_dx, self.inv_dy, self.dx, self.dy, self.nx, self.ny, self.label,
                 self.blob_off, self.blob, self.xs, self.ys, self.ring_off, self.poly_ring, EPS)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Cell counts by kind, for reports and benchmarks."""
         lab = self.label
         return {"cells": int(lab.size), "nx": self.nx, "ny": self.ny, "cell_m": round(self.dy * 111_320, 2),
                 "interior": int((lab >= 0).sum()), "outside": int((lab == -1).sum()),
                 "boundary": int((lab <= -3).sum()), "overlap": int((lab == -2).sum()), "mbytes": self.nbytes / 1e6}
 
-    def query(self, lon, lat, *, kernel: str | None = None,
+    def query(self, lon: npt.ArrayLike, lat: npt.ArrayLike, *, kernel: str | None = None,
               clear: np.ndarray | None = None, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(winner index or -1, status) for arrays of WGS84 points; status 1 = answer with the reference.
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry import Point
 
@@ -82,7 +83,7 @@ def metres_per_degree(lat: float) -> tuple[float, float]:
     return M_PER_DEG_LON_EQ * math.cos(math.radians(lat)), M_PER_DEG_LAT
 
 
-def local_distance_m(geoms, lon: float, lat: float) -> np.ndarray:
+def local_distance_m(geoms: npt.ArrayLike, lon: float, lat: float) -> np.ndarray:
     """Distance in metres from (lon, lat) to each geometry, in a local equirectangular frame at the point."""
     kx, ky = metres_per_degree(lat)
     local = shapely.transform(np.asarray(geoms, dtype=object), lambda xy: (xy - (lon, lat)) * (kx, ky))
@@ -159,32 +160,32 @@ class AreaIndex:
             return self.leaf_codes_at(lon, lat)
         return [self.leaves[leaf].code] if leaf >= 0 else []
 
-    def locate_many(self, lon, lat) -> np.ndarray:
+    def locate_many(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> np.ndarray:
         """Position in `self.leaves` of the winning leaf for each point, -1 where none covers it.
 
         Equal to the reference for every point: the cell index answers, and the points it cannot decide
         (within 1e-9° of an edge) are answered by GEOS."""
-        lon = np.ascontiguousarray(lon, dtype=np.float64)
-        lat = np.ascontiguousarray(lat, dtype=np.float64)
-        out, status = self.cells.query(lon, lat)
+        x = np.ascontiguousarray(lon, dtype=np.float64)
+        y = np.ascontiguousarray(lat, dtype=np.float64)
+        out, status = self.cells.query(x, y)
         hard = np.flatnonzero(status == STATUS_UNRESOLVED)
         if len(hard):
-            out[hard] = self._reference_many(lon[hard], lat[hard])
+            out[hard] = self._reference_many(x[hard], y[hard])
         return out.astype(np.int64)
 
-    def locate_many_clear(self, lon, lat, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    def locate_many_clear(self, lon: npt.ArrayLike, lat: npt.ArrayLike, margin: float) -> tuple[np.ndarray, np.ndarray]:
         """`locate_many`, and which points no boundary comes within `margin` degrees of (`CellIndex.clear_of`:
         in an interior cell, farther than `margin` from its sides), found in the same pass over the cells."""
-        lon = np.ascontiguousarray(lon, dtype=np.float64)
-        lat = np.ascontiguousarray(lat, dtype=np.float64)
-        clear = np.empty(len(lon), bool)
-        out, status = self.cells.query(lon, lat, clear=clear, margin=margin)
+        x = np.ascontiguousarray(lon, dtype=np.float64)
+        y = np.ascontiguousarray(lat, dtype=np.float64)
+        clear = np.empty(len(x), bool)
+        out, status = self.cells.query(x, y, clear=clear, margin=margin)
         hard = np.flatnonzero(status == STATUS_UNRESOLVED)
         if len(hard):
-            out[hard] = self._reference_many(lon[hard], lat[hard])
+            out[hard] = self._reference_many(x[hard], y[hard])
         return out.astype(np.int64), clear
 
-    def locate_many_reference(self, lon, lat) -> np.ndarray:
+    def locate_many_reference(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> np.ndarray:
         """`locate_many` computed by GEOS alone (STRtree, covers, smallest code): the yardstick of the tests."""
         return self._reference_many(np.asarray(lon, float), np.asarray(lat, float))
 
@@ -233,7 +234,8 @@ class AreaIndex:
         """
         location = self.location_from_codes(lon, lat, self.covering(lon, lat))
         radius = max(near_m or 0.0, accuracy_m or 0.0)
-        if location.chain and radius > 0 and not self._farther_than(lon, lat, location.leaf_code, radius):
+        if (location.chain and radius > 0 and location.leaf_code is not None
+                and not self._farther_than(lon, lat, location.leaf_code, radius)):
             own = {location.leaf_code, *location.candidates}
             location.near = [{"code": c, "distance_m": d} for c, d in self.leaves_within(lon, lat, radius)
                              if c not in own]
