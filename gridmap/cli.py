@@ -13,9 +13,18 @@ import datetime as dt
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from gridmap.errors import GridmapError
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from gridmap.lookup import AreaIndex
 
 
 class _Deferred:
@@ -37,8 +46,9 @@ sa: Any = _Deferred("sqlalchemy")
 storage: Any = _Deferred("gridmap.storage")
 
 
-def _engine(args: argparse.Namespace):
-    return storage.make_engine(storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL")))
+def _engine(args: argparse.Namespace) -> Engine:
+    engine: Engine = storage.make_engine(storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL")))
+    return engine
 
 
 def cmd_case_partitions(args: argparse.Namespace) -> int:
@@ -78,7 +88,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _acting():
+def _acting() -> AbstractContextManager[None]:
     """The CLI's writes are audited as the operating-system user who ran the command."""
     import getpass
 
@@ -230,7 +240,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index(session, as_of: str | None):
+def _index(session: Session, as_of: str | None) -> AreaIndex:
     from gridmap.areas import load_index
     from gridmap.generations import generation_on
 
@@ -345,7 +355,7 @@ def cmd_relocate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generation_id(session, text: str) -> int:
+def _generation_id(session: Session, text: str) -> int:
     """The id a GEN argument names: a number, or `active` for the active generation."""
     from gridmap.areas import active_generation
 
@@ -452,7 +462,7 @@ def cmd_boundaries_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_summary(report: dict[str, Any], name: str, status: str) -> str:
+def _check_summary(report: Mapping[str, Any], name: str, status: str) -> str:
     from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
 
     lines = [f"边界检查 boundary check: 第 {report['generation_id']} 版「{name}」({status})，{report['areas']} 个区域 areas",
@@ -537,7 +547,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     if command in (None, "user", "apikey"):
         from gridmap.policy import ROLES, SCOPES
     else:  # another command's parser: only its name and help are shown
-        ROLES, SCOPES = (), frozenset()
+        ROLES, SCOPES = (), {}
 
     user = sub.add_parser("user", help="accounts: add, list, passwd, disable, enable")
     users = user.add_subparsers(dest="user_command", required=True)
@@ -690,7 +700,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command_in(argv)).parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except (GridmapError, ValueError) as exc:
         print(f"gridmap: {exc}", file=sys.stderr)
         return 2

@@ -25,8 +25,9 @@ import re
 import threading
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pypinyin import lazy_pinyin
@@ -110,7 +111,7 @@ class Gazetteer:
     """An in-memory gazetteer; build it with `from_session` or from entries."""
 
     def __init__(self, entries: list[Entry], prefixes: list[str], local_names: set[str],
-                 sub_prefixes: list[str] = (), foreign_names: set[str] = frozenset()):
+                 sub_prefixes: Sequence[str] = (), foreign_names: set[str] | frozenset[str] = frozenset()):
         self.entries = entries
         self.prefixes = sorted({normalise(p) for p in prefixes if p}, key=len, reverse=True)
         self.sub_prefixes = sorted({normalise(p) for p in sub_prefixes if p}, key=len, reverse=True)
@@ -271,7 +272,7 @@ class Gazetteer:
             return self._result(out, e, 0.7 if e.kind == "community" else 0.6, e.kind)
         return out
 
-    def _find_compound(self, s: str):
+    def _find_compound(self, s: str) -> tuple[Entry, float, str, str] | None:
         longest = self._compound_keys.longest(s)  # the longest name in the text, the first such of the dict
         if longest is not None:
             key = self._compound_keys.keys[longest]
@@ -286,11 +287,11 @@ class Gazetteer:
                     return self.compounds[keys[0]], conf, "name_homophone", s[i + width:]
         # one other typo: names of which all but one character occur in the text are compared by edit distance;
         # a 2-character core (金马 of 金马嘉园) must be intact, or two different estates would be one slip apart
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for c in set(s):
             for key in self.by_char.get(c, ()):
                 counts[key] += 1
-        best = None
+        best: tuple[str, int] | None = None
         for key, n in counts.items():
             if len(key) < 4 or n < len(set(key)) - 1:
                 continue
@@ -395,7 +396,10 @@ class _Substrings:
 
 def _syllables(text: str) -> list[str]:
     """One pinyin syllable (toneless) per character; other characters stand for themselves."""
-    return lazy_pinyin(text, errors=lambda chars: list(chars))
+    def each(chars: str) -> list[str]:  # pypinyin takes a list of syllables too; its stubs say one string
+        return list(chars)
+
+    return lazy_pinyin(text, errors=cast("Callable[[str], str]", each))
 
 
 def _core(key: str) -> str:
