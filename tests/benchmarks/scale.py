@@ -421,8 +421,10 @@ def bench_http(url: str, label: str, rate: float, seconds: float, skip: set[str]
             lat_s, took = _load(port, params, rate, headers)
             print(
                 f"   locate over HTTP: {len(params):,} requests at {rate:.0f}/s in {took:.1f} s: p50 "
-                f"{np.percentile(lat_s, 50) * 1000:.1f} ms, p99 {np.percentile(lat_s, 99) * 1000:.1f} ms, max "
-                f"{np.nanmax(lat_s) * 1000:.0f} ms (client and 2 workers share the cores; {load()})",
+                f"{np.nanpercentile(lat_s, 50) * 1000:.1f} ms, p99 {np.nanpercentile(lat_s, 99) * 1000:.1f} ms, max "
+                f"{np.nanmax(lat_s) * 1000:.0f} ms of {int(np.isfinite(lat_s).sum()):,} answered "
+                f"({int(np.isnan(lat_s).sum()):,} not: a connection reset) (client and 2 workers share the cores; "
+                f"{load()})",
                 flush=True,
             )
         if "tiles" not in skip:
