@@ -43,14 +43,15 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap.cases import utc
 from gridmap import case_partitions, tabular
+from gridmap.cases import utc
 from gridmap.errors import InvalidInput
 from gridmap.tables import LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Generation, PartyOrg, Staff, StaffArea
 
@@ -132,11 +133,11 @@ def _keys(values) -> np.ndarray:
     return np.array([_key(u) for u in uniques] + [None], dtype=object)[codes]
 
 
-def _count(condition) -> sa.ColumnElement:
+def _count(condition) -> sa.ColumnElement[Any]:
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
-def _case_counts(period: Period) -> dict[str, sa.ColumnElement]:
+def _case_counts(period: Period) -> dict[str, sa.ColumnElement[Any]]:
     """The counts over cases, as SQL: the formulas of the module docstring (D, S, D − S and what is in them)."""
     since, until = period.since, period.until
     in_d = sa.and_(Case.state.not_in(NOT_COUNTED), Case.due_at >= since, Case.due_at < until)
@@ -154,7 +155,7 @@ def _case_counts(period: Period) -> dict[str, sa.ColumnElement]:
     }
 
 
-def _grouped(session: Session, columns: dict[str, sa.ColumnElement], key, source, where) -> pd.DataFrame:
+def _grouped(session: Session, columns: dict[str, sa.ColumnElement[Any]], key, source, where) -> pd.DataFrame:
     """One aggregate query grouped by the unit key (None for cases of no unit: they count in the total only)."""
     query = sa.select(key.label("key"), *(c.label(n) for n, c in columns.items())).select_from(source) \
         .where(*where).group_by(key)
@@ -164,7 +165,7 @@ def _grouped(session: Session, columns: dict[str, sa.ColumnElement], key, source
     return frame.groupby("key").sum()
 
 
-def _hours(session: Session, start, end) -> sa.ColumnElement:
+def _hours(session: Session, start, end) -> sa.ColumnElement[Any]:
     """Hours between two timestamp columns, computed by the database."""
     if session.get_bind().dialect.name == "sqlite":
         return (sa.func.julianday(end) - sa.func.julianday(start)) * 24.0
@@ -248,7 +249,7 @@ def _reported_within(session: Session, since: dt.datetime, until: dt.datetime, *
             [] if bounds.steps is None else [Case.reported_at >= bounds.steps[0], Case.reported_at < bounds.steps[1]])
 
 
-def _sql_quantiles(session: Session, key, hours, where: list) -> dict[tuple, tuple[float, float]]:
+def _sql_quantiles(session: Session, key, hours, where: list[Any]) -> dict[tuple[Any, ...], tuple[float, float]]:
     """PostgreSQL: the median and 90th percentile of `hours` by `key` and over all rows, by `percentile_cont`
     (linear interpolation between adjacent values: numpy's default, Excel PERCENTILE.INC), as
     {(key, False): (p50, p90), …, (None, True): (p50, p90) of every row}. A year's closures stay in the database:
@@ -258,13 +259,13 @@ def _sql_quantiles(session: Session, key, hours, where: list) -> dict[tuple, tup
     return {(k, bool(total)): (p50, p90) for k, total, p50, p90 in session.execute(query)}
 
 
-def _moves(session: Session) -> dict[int, list[tuple[dt.datetime, dict[str, tuple]]]]:
+def _moves(session: Session) -> dict[int, list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]]]:
     """The re-locations of cases by boundary changes (`boundary_change` events), by case, in time order: for each,
     the attribution columns it changed, (from, to)."""
     rows = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.detail)
                            .where(CaseEvent.action == "boundary_change")
                            .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)).all()
-    out: dict[int, list[tuple[dt.datetime, dict[str, tuple]]]] = {}
+    out: dict[int, list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]]] = {}
     for case_id, at, detail in rows:
         detail = detail or {}
         changed = {column: (pair.get("from"), pair.get("to")) for column, pair in (detail.get("codes") or {}).items()}
@@ -279,7 +280,7 @@ def _moves(session: Session) -> dict[int, list[tuple[dt.datetime, dict[str, tupl
     return out
 
 
-def _in_area(values: dict, under: str | None, under_level: str | None) -> bool:
+def _in_area(values: dict[str, Any], under: str | None, under_level: str | None) -> bool:
     """Whether codes {grid_code, microgrid_code} lie in the area `under` (anywhere when None)."""
     if not under:
         return True
@@ -288,7 +289,7 @@ def _in_area(values: dict, under: str | None, under_level: str | None) -> bool:
     return (values["grid_code"] or "").startswith(under)
 
 
-def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple]]], now: dict, when: dt.datetime) -> dict:
+def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]], now: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
     """The attribution a case had at `when`, from the one it has now: for each column of `now`, the `from` of
     the first re-location after `when` that changed it."""
     then, seen = dict(now), set()
@@ -302,7 +303,7 @@ def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple]]], now: dict
     return then
 
 
-def _step_measures(action: str, detail: dict | None) -> dict[str, int]:
+def _step_measures(action: str, detail: dict[str, Any] | None) -> dict[str, int]:
     """What one step counts for: handled, bounces, or rated and satisfied."""
     if action == "rate":
         score = (detail or {}).get("satisfaction")
@@ -326,7 +327,7 @@ def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, uni
                                    CaseEvent.at < period.until,
                                    CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
 
-    def shift(measures: dict[str, int], now: dict, then: dict) -> None:
+    def shift(measures: dict[str, int], now: dict[str, Any], then: dict[str, Any]) -> None:
         key_now, key_then = _key(now[column]) or NO_UNIT, _key(then[column]) or NO_UNIT
         in_now, in_then = _in_area(now, under, under_level), _in_area(then, under, under_level)
         if (key_now, in_now) == (key_then, in_then):
@@ -396,7 +397,7 @@ def measures(session: Session, unit: str, *, since: dt.datetime | None = None, u
 
 
 def area_measures(session: Session, code: str, *, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, now: dt.datetime | None = None) -> tuple[Period, dict]:
+                  until: dt.datetime | None = None, now: dt.datetime | None = None) -> tuple[Period, dict[str, Any]]:
     """The measures of one area of any level (district to micro-grid) over a period: the total row of its cases."""
     from gridmap.areas import get_area
 
@@ -408,7 +409,7 @@ def area_measures(session: Session, code: str, *, since: dt.datetime | None = No
 
 
 def area_series(session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None,
-                now: dt.datetime | None = None) -> list[dict]:
+                now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The measures of one area month by month (China time), the last `months` months up to `until`'s month: the
     same figures as `area_measures` over each month, from a fixed number of queries over the whole span
     (`_series_counts`, `_series_hours`) rather than one `compute` per month. An area of nearly every case (a
@@ -457,12 +458,12 @@ def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | No
     return out
 
 
-def _month_of(column, edges: list[dt.datetime]) -> sa.ColumnElement:
+def _month_of(column, edges: list[dt.datetime]) -> sa.ColumnElement[Any]:
     """Which month of a series a timestamp column falls in, as SQL: i where edges[i] <= value < edges[i + 1], NULL
     outside (or NULL), by binary search over the edges. The comparisons are the ones `compute` makes for one
     month, so a row counts in the same month on both databases."""
 
-    def within(lo: int, hi: int) -> sa.ColumnElement:  # the month of a value known to lie in [edges[lo], edges[hi])
+    def within(lo: int, hi: int) -> sa.ColumnElement[Any]:  # the month of a value known to lie in [edges[lo], edges[hi])
         if hi - lo == 1:
             return sa.literal_column(str(lo))
         mid = (lo + hi) // 2
@@ -471,7 +472,7 @@ def _month_of(column, edges: list[dt.datetime]) -> sa.ColumnElement:
     return sa.case((sa.and_(column >= edges[0], column < edges[-1]), within(0, len(edges) - 1)), else_=sa.null())
 
 
-def _inside(code: str, level: str) -> list[sa.ColumnElement]:
+def _inside(code: str, level: str) -> list[sa.ColumnElement[Any]]:
     """The cases of an area, as `compute` keeps them (a micro-grid by its own code, any other area by the prefix
     of the grid code), plus, below the district and for a code of digits, the range of codes with that prefix —
     the same cases (codes compare digit by digit), but a condition the grid code's index can serve (for a district,
@@ -486,7 +487,7 @@ def _inside(code: str, level: str) -> list[sa.ColumnElement]:
     return conditions
 
 
-def _outside(code: str, level: str) -> sa.ColumnElement:
+def _outside(code: str, level: str) -> sa.ColumnElement[Any]:
     """Exactly the cases `_inside` leaves out (a case of no grid included)."""
     column = Case.microgrid_code if level == "microgrid" else Case.grid_code
     if level != "microgrid" and code.isascii() and code.isdigit() and code.strip("9"):
@@ -501,7 +502,7 @@ def _outside(code: str, level: str) -> sa.ColumnElement:
 FEW_OUTSIDE = 1000  # an area with at most this many cases outside it counts its steps as all steps less theirs
 
 
-def _few_outside(session: Session, code: str, level: str, steps_within: list | None = None) -> list[int] | None:
+def _few_outside(session: Session, code: str, level: str, steps_within: list[Any] | None = None) -> list[int] | None:
     """The ids of the cases outside the area when there are at most FEW_OUTSIDE of them (the area holds nearly
     every case: a district of a one-district database), else None. `steps_within`: bounds of the report time of
     every case with a step in the period (`_reported_within`; on PostgreSQL): the cases outside them have no step
@@ -511,7 +512,7 @@ def _few_outside(session: Session, code: str, level: str, steps_within: list | N
     return list(outside) if len(outside) <= FEW_OUTSIDE else None
 
 
-def _monthly(edges: list[dt.datetime], arm) -> sa.Select | sa.CompoundSelect:
+def _monthly(edges: list[dt.datetime], arm) -> sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]:
     """One statement of one query per month, `arm(i, since, until)`, UNION ALL: each month is a range of an
     index on the time (the indexes of migration 0009), so the database counts index ranges instead of working out
     the month of every row."""
@@ -519,7 +520,7 @@ def _monthly(edges: list[dt.datetime], arm) -> sa.Select | sa.CompoundSelect:
     return arms[0] if len(arms) == 1 else sa.union_all(*arms)
 
 
-def _month_label(i: int) -> sa.ColumnElement:
+def _month_label(i: int) -> sa.ColumnElement[Any]:
     return sa.literal_column(str(int(i))).label("m")
 
 
@@ -535,7 +536,7 @@ def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.Dat
     action, at = CaseEvent.action, CaseEvent.at
     score = sa.literal_column(RATING_SQL[session.get_bind().dialect.name], sa.Integer)
 
-    def arm(i: int, lo: dt.datetime, hi: dt.datetime, what: str, *where) -> sa.Select:
+    def arm(i: int, lo: dt.datetime, hi: dt.datetime, what: str, *where) -> sa.Select[*tuple[Any, ...]]:
         return sa.select(_month_label(i), sa.literal_column(f"'{what}'").label("what"), sa.func.count().label("n")) \
             .where(at >= lo, at < hi, *where)
 
@@ -554,7 +555,7 @@ def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.Dat
 
 
 def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str,
-                  outside: list[int] | None, steps_within: list | None = None) -> pd.DataFrame:
+                  outside: list[int] | None, steps_within: list[Any] | None = None) -> pd.DataFrame:
     """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
     area (`outside`: a district of a one-district database): every step of the period, counted from index ranges
     without touching the cases, less the steps of those few, found by their ids; otherwise the steps of the area's
@@ -592,8 +593,8 @@ def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(months.astype("int64"), weights=counts, minlength=n).astype("int64")
 
 
-def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: list,
-                           within: list | None = None) -> pd.DataFrame:
+def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: list[Any],
+                           within: list[Any] | None = None) -> pd.DataFrame:
     """The cases received and the due cohort of each month, the formulas of `_case_counts` summed over ranges of
     the indexes of report time and of deadline (both holding the grid code and, for the deadline, every column the
     formulas read, so that the cases themselves are not read)."""
@@ -618,8 +619,8 @@ def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: l
 
 
 def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str,
-                   outside: list[int] | None, within: list | None = None,
-                   steps_within: list | None = None) -> pd.DataFrame:
+                   outside: list[int] | None, within: list[Any] | None = None,
+                   steps_within: list[Any] | None = None) -> pd.DataFrame:
     """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort — for an
     area of nearly every case (`outside` is not None) from ranges of indexes, month by month; otherwise from one
     query over the area's cases grouped by month reported, month due and what the formulas look at (state, closed
@@ -683,7 +684,7 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
                             .where(CaseEvent.case_id.in_(list(moves)), CaseEvent.at >= since, CaseEvent.at < until,
                                    CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
 
-    def shift(when: dt.datetime, measures: dict[str, int], now: dict, case_id: int) -> None:
+    def shift(when: dt.datetime, measures: dict[str, int], now: dict[str, Any], case_id: int) -> None:
         month = bisect.bisect_right(edges, when) - 1
         if not 0 <= month < len(edges) - 1:
             return
@@ -702,7 +703,7 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
 
 
 def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str,
-                  outside: list[int] | None = None, within: list | None = None) -> dict[int, np.ndarray]:
+                  outside: list[int] | None = None, within: list[Any] | None = None) -> dict[int, np.ndarray]:
     """The median and 90th percentile of hours from report to closure of the cases closed in each month, by month
     (months with none left out), exactly as `compute` has them: the same expression for the hours and the same
     quantile (pandas', numpy's linear interpolation)."""
@@ -742,7 +743,7 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
             for m in np.unique(values[:, 0])}
 
 
-def to_records(table: pd.DataFrame) -> list[dict]:
+def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: NaN becomes None, rates rounded to 4 places, hours to 2."""
     records = []
     for row in table.itertuples(index=False):
