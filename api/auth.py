@@ -172,7 +172,7 @@ def allow(permission: str):
         policy.require(principal, permission)
         return principal
 
-    dependency.permission = permission  # read by the policy matrix test
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by the policy matrix test
     dependency.__name__ = f"allow_{permission.replace('.', '_')}"
     return Depends(dependency)
 

@@ -30,10 +30,14 @@ client holding an API key, and rates a case with the token handed back at submis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from gridmap.errors import Forbidden, NotFound, Unauthenticated
+
+if TYPE_CHECKING:
+    from gridmap.tables import Case
 
 ROLES: tuple[str, ...] = ("admin", "planner", "approver", "dispatcher", "leader", "manager", "worker", "department",
                           "verifier", "viewer", "integration")
@@ -152,7 +156,7 @@ def within(principal: Principal, code: str | None) -> bool:
     """Whether an area (by code) lies in one of the principal's subtrees."""
     if principal.everywhere:
         return True
-    return bool(code) and any(code.startswith(s.code) for s in principal.scopes)
+    return code is not None and code != "" and any(code.startswith(s.code) for s in principal.scopes)
 
 
 def _all_outlines(principal: Principal) -> bool:
@@ -173,7 +177,7 @@ def check_area(principal: Principal, code: str, *, inside: bool = False) -> None
         raise NotFound(f"area: no area has code {code!r}", field="code", zh=f"没有编码为 {code!r} 的区域。")
 
 
-def area_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
+def area_condition(principal: Principal, column: sa.SQLColumnExpression[str | None]) -> sa.ColumnElement[bool]:
     """SQL: areas (by a code column) that are visible — in scope or above it."""
     if _all_outlines(principal):
         return sa.true()
@@ -184,7 +188,7 @@ def area_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
     return sa.or_(*parts) if parts else sa.false()
 
 
-def code_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
+def code_condition(principal: Principal, column: sa.SQLColumnExpression[str | None]) -> sa.ColumnElement[bool]:
     """SQL: rows whose area code (any level) lies in scope."""
     if principal.everywhere:
         return sa.true()
@@ -194,7 +198,7 @@ def code_condition(principal: Principal, column) -> sa.ColumnElement[bool]:
 
 # -- cases ---------------------------------------------------------------------------------------------------------
 
-def case_condition(principal: Principal, case_table) -> sa.ColumnElement[bool]:
+def case_condition(principal: Principal, case_table: type[Case]) -> sa.ColumnElement[bool]:
     """SQL: the cases the principal may see. An account sees the cases whose place lies in its areas (compared at
     the level of each area, so a case outside every grid still belongs to its district); a worker also every case
     assigned to it, a department every case given to it (and only those, when it has no areas); planners and
@@ -212,7 +216,7 @@ def case_condition(principal: Principal, case_table) -> sa.ColumnElement[bool]:
     return sa.or_(*parts) if parts else sa.false()
 
 
-def sees_case(principal: Principal, case, department_code: str | None = None) -> bool:
+def sees_case(principal: Principal, case: Case, department_code: str | None = None) -> bool:
     """Python twin of `case_condition` for one loaded case (`department_code`: the code of the case's department)."""
     if principal.role in NOT_READERS:
         return False
@@ -229,12 +233,12 @@ def sees_case(principal: Principal, case, department_code: str | None = None) ->
     return False
 
 
-def check_case(principal: Principal, case, department_code: str | None = None) -> None:
+def check_case(principal: Principal, case: Case, department_code: str | None = None) -> None:
     if not sees_case(principal, case, department_code):
         raise NotFound(f"case id: no case has id {case.id}", field="id", zh=f"没有编号为 {case.id} 的案件。")
 
 
-def may_see_contact(principal: Principal, case, department_code: str | None = None) -> bool:
+def may_see_contact(principal: Principal, case: Case, department_code: str | None = None) -> bool:
     """Whether the reporter's name and phone of this case may be shown in full to this principal: dispatchers,
     admins and verifiers (回访) for cases in their areas; the worker or department the case is with."""
     if principal.role in ("dispatcher", "admin", "verifier"):

@@ -49,6 +49,7 @@ from gridmap.tables import Base
 if TYPE_CHECKING:
     import psycopg
 
+    from gridmap.policy import Principal
     from gridmap.workcal import WorkCalendar
 
 log = logging.getLogger("gridmap.runtime")
@@ -168,17 +169,17 @@ class PrincipalCache:
 
     def __init__(self, ttl_s: float = PRINCIPAL_TTL_S, size: int = 10_000):
         self.ttl_s, self.size = ttl_s, size
-        self._items: dict[tuple[str, str], tuple[float, object]] = {}
+        self._items: dict[tuple[str, str], tuple[float, Principal | None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> tuple[bool, object]:
+    def get(self, key: tuple[str, str]) -> tuple[bool, Principal | None]:
         item = self._items.get(key)
         if item is None or item[0] < time.monotonic():
             return False, None
         return True, item[1]
 
-    def put(self, key: tuple[str, str], principal: object) -> None:
+    def put(self, key: tuple[str, str], principal: Principal | None) -> None:
         with self._lock:
             if len(self._items) >= self.size:
                 self._items.clear()

@@ -7,19 +7,20 @@ vendored Leaflet and plugins, and the pages' behaviour lives in /static/*.js, wh
 
 from __future__ import annotations
 
-from html import escape
 import re
 from dataclasses import asdict, dataclass, field
+from html import escape
+from typing import Any
 
 import folium
-from branca.element import CssLink, Element, JavascriptLink, MacroElement
+from branca.element import CssLink, Element, Figure, JavascriptLink, MacroElement
 from jinja2 import Template
 
 VENDOR_JS = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/markercluster/leaflet.markercluster.js",
              "/static/vendor/leaflet-heat/leaflet-heat.js"]
 VENDOR_CSS = ["/static/vendor/leaflet/leaflet.css", "/static/vendor/markercluster/MarkerCluster.css",
               "/static/vendor/markercluster/MarkerCluster.Default.css"]
-PAGES = {
+PAGES: dict[str, dict[str, Any]] = {
     "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js",
                  "vendor_js": ["/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"],  # tiles, when too large
                  "css": ["/static/overview.css"]},
@@ -92,6 +93,7 @@ def render_page(page: str, config: MapConfig, nonce: str) -> str:
                       prefer_canvas=False, zoom_control=True, max_zoom=19)
     fmap.default_js, fmap.default_css = [], []  # folium's CDN links; ours are added in load order below
     root = fmap.get_root()
+    assert isinstance(root, Figure)  # a map's root is its figure
     title = spec.get(config.language, spec["zh"])
     root.header.add_child(Element(f"<title>{title}</title>"
                                   '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'), name="title")

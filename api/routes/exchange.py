@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path as FilePath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -146,11 +146,12 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
         ogc.parse_format(f)
         ogc.parse_crs(crs)
         ogc.parse_crs(bbox_crs, "bbox-crs")
-        page = {"limit": ogc.parse_limit(limit), "offset": ogc.parse_offset(offset), "bbox": ogc.parse_bbox(bbox),
+        page: dict[str, Any] = {"limit": ogc.parse_limit(limit), "offset": ogc.parse_offset(offset), "bbox": ogc.parse_bbox(bbox),
                 "day": ogc.parse_datetime(datetime)}
     except InvalidInput as exc:
         return _bad_parameter(exc, request)
-    body = ogc.items(session, who, _base(request), collection_id, query_params=dict(request.query_params), **page)
+    body = ogc.items(session, who, _base(request), collection_id, query_params=dict(request.query_params),
+                     limit=page["limit"], offset=page["offset"], bbox=page["bbox"], day=page["day"])
     return _json(body, ogc.GEOJSON, crs=True)
 
 

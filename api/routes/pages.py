@@ -57,7 +57,7 @@ def page_user(permission: str):
         policy.require(who, permission)
         return who
 
-    dependency.permission = permission  # read by the policy test
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by the policy test
     return Depends(dependency)
 
 

@@ -22,7 +22,7 @@ MeasureName = Literal[rankings.MEASURES]  # type: ignore[valid-type]
 @router.get("/areas/{code}/ranking")
 def area_ranking(code: Annotated[str, Path(max_length=24)], session: SessionDep,
                  who: Annotated[policy.Principal, allow("measures.read")],
-                 measure: MeasureName = "on_time_rate",  # type: ignore[valid-type]
+                 measure: MeasureName = "on_time_rate",
                  by: Literal["children", "workers"] = "children",
                  since: Moment | None = None, until: Moment | None = None,
                  limit: Annotated[int, Query(ge=1, le=2000)] = 500) -> Ranking:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridmap.measures import COLUMNS
 from pydantic import BaseModel, Field, create_model
+
+from gridmap.measures import COLUMNS
 
 _TYPES: dict[str, Any] = {"count": int, "rate": float | None, "hours": float | None}
 _TEXT: dict[str, Any] = {"unit": str, "key": str | int | None, "name": str | None}
@@ -44,16 +45,16 @@ class MeasuresOut(BaseModel):
     since: str
     until: str
     formulas: str
-    items: list[MeasureRecord]  # type: ignore[valid-type]
+    items: list[MeasureRecord]
 
 
 class AreaMeasures(BaseModel):
     code: str
     since: str
     until: str
-    measures: MeasureRecord  # type: ignore[valid-type]
+    measures: MeasureRecord
 
 
 class AreaSeries(BaseModel):
     code: str
-    months: list[MonthMeasures]  # type: ignore[valid-type]
+    months: list[MonthMeasures]
