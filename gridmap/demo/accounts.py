@@ -34,8 +34,10 @@ def demo_accounts(session: Session, district: str) -> dict[str, accounts.Account
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
 
     def first(level: str) -> str:
-        return session.scalar(sa.select(Area.code).where(Area.generation_id == active, Area.level == level,
+        code = session.scalar(sa.select(Area.code).where(Area.generation_id == active, Area.level == level,
                                                          Area.code.startswith(district)).order_by(Area.code).limit(1))
+        assert code is not None, f"the demo of {district} has a {level}"
+        return code
 
     grid = first("grid")
     worker = session.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid,

@@ -7,8 +7,9 @@ the source reports describe) or `tiling.SMALL_SCALE` (for tests).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
@@ -22,7 +23,18 @@ from gridmap.demo import names
 from gridmap.demo.cases import insert_cases
 from gridmap.demo.catalogue import CATEGORIES, DEPARTMENTS
 from gridmap.demo.tiling import FULL_SCALES, SMALL_SCALE, DemoArea, DemoScale, build_hierarchy, to_wgs84
-from gridmap.tables import Area, CaseCategory, Department, Generation, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
+from gridmap.tables import (
+    Area,
+    Base,
+    CaseCategory,
+    Department,
+    Generation,
+    PartyOrg,
+    PartyOrgArea,
+    Place,
+    Staff,
+    StaffArea,
+)
 
 ORG_KINDS = {"subdistrict": ("subdistrict_committee", "党工委"), "community": ("community_committee", "党委"),
              "grid": ("grid_branch", "党支部"), "microgrid": ("building_group", "楼栋党小组")}
@@ -116,12 +128,12 @@ class _Rows:
     `write`: ids reserved (`bulk.reserve_ids`), references to earlier rows resolved, many rows per statement, and
     the audit row of the table."""
 
-    def __init__(self, model) -> None:
-        self.table = model.__table__
+    def __init__(self, model: type[Base]) -> None:
+        self.table = cast(sa.Table, model.__table__)  # a declarative model's table
         self.rows: list[dict[str, Any]] = []
         self.ids: list[int] = []
 
-    def add(self, **row) -> _Ref:
+    def add(self, **row: Any) -> _Ref:
         self.rows.append(row)
         return _Ref(self, len(self.rows) - 1)
 
@@ -259,7 +271,8 @@ def _insert_places(session: Session, areas: list[DemoArea], epsg: int, scale: De
 
     def pick(area: DemoArea) -> np.ndarray:
         if len(area.xy):
-            return area.xy[int(rng.integers(len(area.xy)))]
+            chosen: np.ndarray = area.xy[int(rng.integers(len(area.xy)))]
+            return chosen
         p = area.geom.representative_point()
         return np.array([p.x, p.y])
 
@@ -296,7 +309,8 @@ def _insert_places(session: Session, areas: list[DemoArea], epsg: int, scale: De
     return counts
 
 
-def _insert_centres(places: _Rows, areas: list[DemoArea], total: int, city: str, point, pick,
+def _insert_centres(places: _Rows, areas: list[DemoArea], total: int, city: str, point: Callable[[np.ndarray], str],
+                    pick: Callable[[DemoArea], np.ndarray],
                     rng: np.random.Generator) -> int:
     """One centre per sub-district and community, the rest in the most populous communities."""
     hosts = [a for a in areas if a.level in ("subdistrict", "community")]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-DISTRICTS = {
+DISTRICTS: dict[str, dict[str, Any]] = {
     "530111": {"name": "官渡区", "city": "昆明市", "province": "云南省", "prefix": "GD",
                "subdistricts": ["关上街道", "太和街道", "吴井街道", "金马街道", "小板桥街道", "官渡街道", "矣六街道", "六甲街道"],
                "centre": (102.735, 25.015)},

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from gridmap import crs as gcrs
 from gridmap.demo.names import DISTRICTS, chinese_ordinal, unique_words
@@ -57,13 +58,13 @@ class DemoArea:
     code: str
     name: str
     parent_code: str | None
-    geom: shapely.Geometry
+    geom: BaseGeometry
     households: int = 0
     population: int = 0
     xy: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
 
 
-def load_outline(adcode: str, geodata: Path = GEODATA) -> shapely.Geometry:
+def load_outline(adcode: str, geodata: Path = GEODATA) -> BaseGeometry:
     """The district outline in WGS84, converted from the GCJ-02 file shipped in geodata/."""
     path = geodata / f"{adcode}.geojson"
     if not path.exists():
@@ -73,7 +74,7 @@ def load_outline(adcode: str, geodata: Path = GEODATA) -> shapely.Geometry:
     return shapely.transform(gcj, lambda xy: np.column_stack(gcrs.gcj02_to_wgs84(xy[:, 0], xy[:, 1])))
 
 
-def _sample_households(outline_m: shapely.Geometry, core: tuple[float, float], n: int,
+def _sample_households(outline_m: BaseGeometry, core: tuple[float, float], n: int,
                        rng: np.random.Generator) -> np.ndarray:
     """`n` points inside the outline drawn from an urban density field centred on `core` (metres)."""
     minx, miny, maxx, maxy = outline_m.bounds
@@ -184,7 +185,7 @@ def _count_households(areas: list[DemoArea], total: int, n_points: int, rng: np.
             parent.population += a.population
 
 
-def to_wgs84(areas: list[DemoArea], epsg: int) -> list[shapely.Geometry]:
+def to_wgs84(areas: list[DemoArea], epsg: int) -> list[BaseGeometry]:
     """Every area's geometry as a WGS84 MultiPolygon; shared vertices map to identical coordinates."""
     _, back = gcrs.projector(epsg)
     geoms = [a.geom for a in areas]
