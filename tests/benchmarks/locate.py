@@ -471,7 +471,8 @@ def bench_whole_process(m: int, reps: int) -> bool:
         print(f"   floors (whole processes, best of {reps}): {'wall s':>8s} {'CPU s':>8s}")
         for name, code in (("python -c pass", "pass"),
                            ("import numpy, pyarrow.parquet, shapely", "import numpy, pyarrow.parquet, shapely"),
-                           ("gridmap --help (gridmap.cli imported, parsed)", "from gridmap.cli import main; main(['--help'])"),
+                           ("gridmap --help (gridmap.cli imported, parsed)",
+                            "from gridmap.cli import main; main(['--help'])"),
                            ("peer: import geopandas, pysqlite3", "import geopandas; from pysqlite3 import dbapi2")):
             figures = [_run([sys.executable, "-c", code], tmp / "floor.log") for _ in range(reps)]
             print(f"   {name:44s} {min(f[0] for f in figures):8.2f} {min(f[1] for f in figures):8.2f}")
