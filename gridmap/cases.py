@@ -12,10 +12,12 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, overload
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Session, selectinload
 
 from gridmap import crs as gcrs
@@ -36,7 +38,7 @@ from gridmap.tables import (
     IdempotencyKey,
 )
 from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
-from gridmap.workcal import china_date
+from gridmap.workcal import WorkCalendar, china_date
 
 NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
 RUNNING = tuple(s for s in CASE_STATES if s not in NOT_RUNNING)
@@ -94,7 +96,7 @@ def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions |
     return candidates_of(index, location, case.lon, case.lat)
 
 
-def locate_for_case(index: AreaIndex, lon: float, lat: float, system, options: LocateOptions
+def locate_for_case(index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem, options: LocateOptions
                     ) -> tuple[Location, list[str], list[dict[str, Any]]]:
     """Where a case's point lies, exactly as `GET /locate` answers it with the same options (nearest-grid
     assignment within `nearest_m`, `near_boundary` within `near_m`, a second reading of the datum): the
@@ -254,8 +256,8 @@ def request_hash(new: NewCase, extra: dict[str, Any] | None = None) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def create_case_once(sessionmaker, index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
-                     now: dt.datetime | None = None, then=None, extra: dict[str, Any] | None = None,
+def create_case_once(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
+                     now: dt.datetime | None = None, then: Callable[[Session, Case], object] | None = None, extra: dict[str, Any] | None = None,
                      options: LocateOptions | None = None) -> tuple[Case, bool]:
     """File a case at most once per idempotency key `key`; returns (case, created). The same key with a different body
     (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
@@ -345,7 +347,7 @@ def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
     return states
 
 
-def state_condition(states: tuple[str, ...], now: dt.datetime):
+def state_condition(states: tuple[str, ...], now: dt.datetime) -> sa.ColumnElement[bool]:
     """SQL for "in any of these states"; `open` = not finished, `overdue` = running past the deadline (as in the
     area counts)."""
     parts = []
@@ -367,7 +369,7 @@ SORTS = ("reported_at", "deadline", "overdue_by", "updated_at")
 MAX_AGE_H = 24 * 366 * 10
 
 
-def queue_condition(name: str, now: dt.datetime):
+def queue_condition(name: str, now: dt.datetime) -> sa.ColumnElement[bool]:
     """SQL for a queue of the dispatcher's desk: 待处理 (reported, or filed and never bounced), 已派遣 (dispatched, accepted, rework), 待核查
     (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request pending), 超期 (the clock
     runs past the deadline)."""
@@ -421,7 +423,7 @@ class CaseFilter:
     order: str = "desc"
 
 
-def _holder_condition(session: Session, holder: str, who: Principal | None):
+def _holder_condition(session: Session, holder: str, who: Principal | None) -> sa.ColumnElement[bool]:
     text = holder.strip()
     if text == "me":
         if who is not None and who.role == "department" and who.department_id is not None:
@@ -542,7 +544,7 @@ def find_cases(session: Session, *, area: str | None = None, state: str | tuple[
     return search_cases(session, f, limit=limit, offset=offset, now=now, who=who)
 
 
-def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, contact: bool = False) -> dict[str, Any]:
+def case_summary(case: Case, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None, contact: bool = False) -> dict[str, Any]:
     """The public view of a case: personal data masked (in full with `contact`, for one who may see it), times in
     UTC ISO 8601; with a calendar, the clock."""
     clock = None
@@ -584,7 +586,7 @@ def case_summary(case: Case, *, calendar=None, now: dt.datetime | None = None, c
     }
 
 
-def _candidates(stored) -> list[dict[str, Any]]:
+def _candidates(stored: list[Any] | None) -> list[dict[str, Any]]:
     """Stored candidates as {code, name, distance_m} (cases from before revision 0006 stored none)."""
     return [c if isinstance(c, dict) else {"code": c, "name": None, "level": None, "distance_m": 0.0}
             for c in (stored or [])]
@@ -635,7 +637,8 @@ def may_call_holder(who: Principal | None, case: Case, department: str | None) -
     return False
 
 
-def case_items(session: Session, rows: list[Case], *, who: Principal | None = None, calendar=None,
+def case_items(session: Session, rows: list[Case], *, who: Principal | None = None,
+               calendar: WorkCalendar | None = None,
                now: dt.datetime | None = None, contact: bool = False) -> list[dict[str, Any]]:
     """Case items as lists, queues and one case show them: the summary plus the holder (worker or department,
     phone callable for those who must reach them), the last bounce with its reason and evidence, and the

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from gridmap import crs as gcrs
@@ -124,7 +125,7 @@ def _columns(frame: pd.DataFrame) -> dict[str, str]:
     return found
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     if isinstance(value, tabular.TooLong):
         return ""  # never stands in for the text; rows holding one are invalid (`_check_row`)
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
@@ -138,7 +139,7 @@ _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y
                  "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y%m%d%H%M%S")
 
 
-def parse_time(value, now: dt.datetime) -> dt.datetime:
+def parse_time(value: object, now: dt.datetime) -> dt.datetime:
     """A call time: a datetime cell, or text in the usual formats; no zone means China Standard Time."""
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
@@ -188,7 +189,7 @@ def _check_row(values: dict[str, Any], columns: dict[str, Any]) -> tuple[dict[st
     return clean, None
 
 
-def import_export(sessionmaker, index: AreaIndex, data: bytes, fmt: str, *, crs: str = "gcj02",
+def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, data: bytes, fmt: str, *, crs: str = "gcj02",
                   actor: str = "hotline-import", now: dt.datetime | None = None, bulk: bool = True,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Import one export; returns the counts and the report (one entry per row, in file order).
@@ -328,7 +329,7 @@ def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, 
                    reported_at=reported_at, extra_flags=flags)
 
 
-def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str, now: dt.datetime) -> None:
+def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str, now: dt.datetime) -> None:
     """One transaction per batch; if another import stored one of its tickets meanwhile, row by row."""
     try:
         with sessionmaker() as session, session.begin():
@@ -357,7 +358,7 @@ def _create(sessionmaker, index: AreaIndex, batch: list[tuple[dict[str, Any], Ne
 RETRY_STATES = ("40P01", "40001")
 
 
-def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str,
+def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str,
                  now: dt.datetime) -> None:
     """One transaction for the batch (`bulk.create_cases`); a row intake refuses is reported invalid and the others
     are stored. If another import stored some of its tickets meanwhile, those rows are reported as duplicates and
@@ -395,7 +396,7 @@ def _create_bulk(sessionmaker, index: AreaIndex, batch: list[tuple[dict[str, Any
         _create_bulk_one(sessionmaker, index, item, actor, now)
 
 
-def _create_bulk_one(sessionmaker, index: AreaIndex, item: tuple[dict[str, Any], NewCase], actor: str,
+def _create_bulk_one(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, item: tuple[dict[str, Any], NewCase], actor: str,
                      now: dt.datetime) -> None:
     entry, new = item
     try:

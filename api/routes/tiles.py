@@ -88,6 +88,7 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, index: IndexDep,
     if layer != tiles.CASES:
         scope = tiles.scope_key(who)
         cache = tile_cache(request)
+        assert index.generation_id is not None  # the registry's indexes are of stored generations
         key = (app.db_key, _boundaries_version(request, index.generation_id), layer, z, x, y, scope)
         etag = f'"{tiles.tile_tag(*key)}"'
         if _matches(request, etag):
