@@ -13,19 +13,41 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from api import errors
-from api.routes import (admin, areas, attachments, auth, boundary_import, cases, catalogue, dispatch, docs, exchange,
-                        generations, imports, locate, mapdata, measures, notifications, open311, pages, partition,
-                        plan, plan_view, publish, rankings)
-from api.routes import tiles as tile_routes
 from api.limits import BodyLimit
+from api.routes import (
+    admin,
+    areas,
+    attachments,
+    auth,
+    boundary_import,
+    cases,
+    catalogue,
+    dispatch,
+    docs,
+    exchange,
+    generations,
+    imports,
+    locate,
+    mapdata,
+    measures,
+    notifications,
+    open311,
+    pages,
+    partition,
+    plan,
+    plan_view,
+    publish,
+    rankings,
+)
+from api.routes import tiles as tile_routes
 from api.security import SecurityHeaders
 from api.settings import Settings
 from gridmap import storage
 from gridmap.locate import warm_people
+from gridmap.lookup import AreaIndex
 from gridmap.runtime import TOPICS as RUNTIME_TOPICS
 from gridmap.runtime import Runtime
 from gridmap.workflow import escalate_overdue
-from gridmap.lookup import AreaIndex
 from web import STATIC_DIR
 
 log = logging.getLogger("gridmap.api")

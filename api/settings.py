@@ -11,7 +11,6 @@ from gridmap.boundary_check import DEFAULT_HOUSEHOLD_BAND, parse_household_band
 from gridmap.errors import InvalidInput
 from gridmap.storage import DEFAULT_DATABASE_URL
 
-
 TIANDITU = ("https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER={layer}"
             "&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
 

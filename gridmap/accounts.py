@@ -39,7 +39,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def digest(secret: str) -> str:
@@ -87,7 +87,7 @@ def _check_spec(session: Session, spec: AccountSpec) -> list[AccountArea]:
         raise InvalidInput(f"role: {spec.role!r} is not a role; accepted: {', '.join(policy.ROLES)}",
                            field="role",
                            zh=f"角色 {spec.role!r} 不存在，可选："
-                              f"{'、'.join((policy.ROLES_ZH.get(r, r) for r in policy.ROLES))}。")
+                              f"{'、'.join(policy.ROLES_ZH.get(r, r) for r in policy.ROLES)}。")
     if spec.display_name is not None and len(spec.display_name) > 64:
         raise InvalidInput("display_name: at most 64 characters", field="display_name", zh="显示名称最多 64 个字符。")
     if len(spec.areas) > 50:
@@ -256,7 +256,7 @@ def principal_for_token(session: Session, token: str, kind: str) -> policy.Princ
                                  AuthToken.revoked_at.is_(None))).first()
     if row is None:
         return None
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.timezone.utc)
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
     if expires <= _now():
         return None
     account = session.get(Account, row.account_id, options=[selectinload(Account.areas)])

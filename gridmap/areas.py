@@ -44,7 +44,7 @@ def check_level(level: str | None) -> str | None:
     if level is not None and level not in LEVELS:
         raise InvalidInput(f"level: {level!r} is not a level; accepted: {', '.join(LEVELS)}", field="level",
                            zh=f"层级：{level!r} 不是层级；可选："
-                              f"{'、'.join((LEVEL_NAMES_ZH.get(x, x) for x in LEVELS))}（{', '.join(LEVELS)}）。")
+                              f"{'、'.join(LEVEL_NAMES_ZH.get(x, x) for x in LEVELS)}（{', '.join(LEVELS)}）。")
     return level
 
 

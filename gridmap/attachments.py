@@ -384,7 +384,7 @@ def add(session: Session, store: MediaStore, case: Case, prepared: Prepared, sta
     if count_for(session, case.id) >= limits.per_case:
         raise Conflict(f"case {case.number} already has {limits.per_case} attachments, the most one case may have",
                        field="file", zh=f"案件 {case.number} 已有 {limits.per_case} 个附件，已达上限。")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     key, thumb_key = _keys(case.id, prepared.content_type)
     store.put(key, prepared.data, prepared.content_type)
     try:
@@ -446,10 +446,10 @@ def first_photos(session: Session, case_ids: Iterable[int | None]) -> dict[int, 
 
 def view(row: Attachment) -> dict[str, Any]:
     """The stored facts of an attachment (the API adds its URLs)."""
-    at = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=dt.timezone.utc)
+    at = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
     return {"id": row.id, "case_id": row.case_id, "stage": row.stage, "stage_zh": STAGES.get(row.stage, row.stage),
             "content_type": row.content_type, "width": row.width, "height": row.height, "bytes": row.bytes,
             "sha256": row.sha256, "thumbnail_width": row.thumb_width, "thumbnail_height": row.thumb_height,
             "gps": {"lon": row.gps_lon, "lat": row.gps_lat, "crs": "wgs84"} if row.gps_lon is not None else None,
             "uploaded_by": row.uploaded_by,
-            "at": at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z") if at else None}
+            "at": at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if at else None}

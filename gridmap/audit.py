@@ -61,7 +61,7 @@ def record(session: Session, action: str, target: str | None = None, detail: dic
            who: Acting | None = None, at: dt.datetime | None = None) -> None:
     """Append one audit row in the session's transaction."""
     who = who or current()
-    session.execute(sa.insert(AuditEntry).values(at=at or dt.datetime.now(dt.timezone.utc), actor=who.actor[:100],
+    session.execute(sa.insert(AuditEntry).values(at=at or dt.datetime.now(dt.UTC), actor=who.actor[:100],
                                                  account_id=who.account_id, action=action[:32],
                                                  target=(target or None) and target[:100], address=who.address,
                                                  detail=detail))
@@ -92,7 +92,7 @@ def _after_flush(session: Session, _context: object) -> None:
     if not changes:
         return
     who = current()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     rows = []
     for (table, kind), change in changes.items():
         ids = [i if isinstance(i, (int, str)) else str(i) for i in change["ids"] if i is not None]

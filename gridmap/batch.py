@@ -61,7 +61,7 @@ _FLAG_TEXT = np.array([";".join(f for k, f in enumerate(FLAG_ORDER) if mask >> k
                        for mask in range(1 << len(FLAG_ORDER))], dtype=object)  # bit mask -> "a;b"
 METHODS = np.array(["none", "coordinates", "address"], dtype=object)
 TIE_DEG = 1e-8  # a point this close to its leaf's edge is checked for other covering leaves (the reference)
-_LEAF_TABLES: "weakref.WeakKeyDictionary[AreaIndex, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_LEAF_TABLES: weakref.WeakKeyDictionary[AreaIndex, dict[str, Any]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 

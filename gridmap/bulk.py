@@ -118,7 +118,7 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
     from gridmap import notifications, workflow
 
     options = options or LocateOptions()
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     results: list[Created | GridmapError | None] = [None] * len(news)
     active = {c.code: c for c in session.scalars(sa.select(CaseCategory).where(CaseCategory.active.is_(True)))}
     systems: dict[str, gcrs.CoordinateSystem] = {}
@@ -283,7 +283,7 @@ def record_inserts(conn: sa.Connection, inserted: dict[str, list[Any]], *, now: 
     """The audit rows of rows written without the ORM (whose flush hook records the others): one per table, as
     `audit` writes them (kind `insert`, the count, the first `audit.MAX_IDS` ids)."""
     who = audit.current()
-    at = dt.datetime.now(dt.timezone.utc)
+    at = dt.datetime.now(dt.UTC)
     rows = []
     for table, ids in inserted.items():
         count = (counts or {}).get(table, len(ids))
@@ -556,7 +556,7 @@ def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]
 
 _CST = dt.timezone(dt.timedelta(hours=8))
 _TIME_SAMPLES = [dt.datetime(1999, 1, 2, 3, 4, 5, 6), dt.datetime(2026, 11, 20, 23, 59, 59, tzinfo=_CST),
-                 dt.datetime(2026, 3, 1, 0, 0, 0, 120000, tzinfo=dt.timezone.utc)]
+                 dt.datetime(2026, 3, 1, 0, 0, 0, 120000, tzinfo=dt.UTC)]
 _JSON_SAMPLES: list[Any] = [[], ["on_boundary", "引号\"\t"], {"rule": "auto_file", "n": 1.5, "x": None}, "s", 3]
 
 

@@ -36,7 +36,7 @@ def _local(moment: dt.datetime | None) -> str | None:
 def table(session: Session, rows: list[Case], *, lang: str = "zh", now: dt.datetime | None = None) -> pd.DataFrame:
     """The cases as a frame with the headings of `COLUMNS` (names of areas, workers and departments read in one
     query each)."""
-    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    now = utc(now) or dt.datetime.now(dt.UTC)
     codes = {c for case in rows for c in (case.subdistrict_code, case.community_code, case.grid_code) if c}
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
     names: dict[str | None, str | None] = dict(session.execute(sa.select(Area.code, Area.name).where(Area.generation_id == active,

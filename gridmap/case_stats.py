@@ -14,7 +14,7 @@ from gridmap.tables import Area, Case
 
 def case_counts(session: Session, area: Area, now: dt.datetime | None = None) -> dict[str, int]:
     """Total, open (not finished), overdue (running past its deadline) and closed cases of an area."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     column = LEVEL_COLUMNS[area.level]
     open_ = Case.state.not_in(FINISHED)
     overdue = sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now)

@@ -71,7 +71,7 @@ def new_codes(session: Session, parent: str, level: str, count: int, generation_
                 out.append(code)
                 used.add(code)
                 if len(out) == count:
-                    register(session, {c: level for c in out}, generation_id)
+                    register(session, dict.fromkeys(out, level), generation_id)
                     return out
     raise Conflict(f"code: no unused {level} code is left under {parent}", field="code",
                    zh=f"编码：{parent} 之下已没有可用的{LEVEL_NAMES_ZH.get(level, level)}编码。")

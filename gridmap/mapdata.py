@@ -225,7 +225,7 @@ def case_points(session: Session, flt: CaseFilter, *, calendar: WorkCalendar | N
     """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
     beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
     flt.check()
-    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    now = utc(now) or dt.datetime.now(dt.UTC)
     query = case_query(session, flt, now, who)
     rows = session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)).all()
     truncated = len(rows) > limit
@@ -303,7 +303,7 @@ def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar: Wor
     add up to what the case list gives for the same filters and box."""
     flt.check()
     width, height = check_cluster_request(flt.bbox, zoom)
-    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    now = utc(now) or dt.datetime.now(dt.UTC)
     cx = _spatial.floor_int(session, (Case.lon + 180.0) / width).label("cx")
     cy = _spatial.floor_int(session, (Case.lat + 90.0) / height).label("cy")
     severity = sa.case({s: len(STATE_SEVERITY) - i for i, s in enumerate(STATE_SEVERITY)}, value=Case.state,

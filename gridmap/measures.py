@@ -96,7 +96,7 @@ class Period:
     @classmethod
     def of(cls, since: dt.datetime | None, until: dt.datetime | None, now: dt.datetime | None = None) -> Period:
         """The period asked for; by default from the first of this month (China time) until now."""
-        now = utc(now) or dt.datetime.now(dt.timezone.utc)
+        now = utc(now) or dt.datetime.now(dt.UTC)
         if until is None:
             until = now
         if since is None:
@@ -160,7 +160,7 @@ def _grouped(session: Session, columns: dict[str, sa.ColumnElement[Any]], key, s
     query = sa.select(key.label("key"), *(c.label(n) for n, c in columns.items())).select_from(source) \
         .where(*where).group_by(key)
     rows = session.execute(query).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["key", *columns]).astype({n: float for n in columns})
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["key", *columns]).astype(dict.fromkeys(columns, float))
     frame["key"] = pd.Series(_keys(frame["key"]), index=frame.index).fillna(NO_UNIT)
     return frame.groupby("key").sum()
 
@@ -378,7 +378,7 @@ def measures(session: Session, unit: str, *, since: dt.datetime | None = None, u
     if unit not in UNITS:
         raise InvalidInput(f"by: {unit!r} is not a unit; accepted: {', '.join(UNITS)}", field="by",
                            zh=f"分组方式：{unit!r} 不是统计单位；可选："
-                              f"{'、'.join((f'{UNIT_ZH[u]}（{u}）' for u in UNITS))}。")
+                              f"{'、'.join(f'{UNIT_ZH[u]}（{u}）' for u in UNITS)}。")
     if under is not None and unit not in ("grid", "community", "subdistrict"):
         raise InvalidInput("under: only for grid, community and sub-district measures", field="under",
                            zh="上级区域（under）只用于按网格、社区和街道统计。")
@@ -445,7 +445,7 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
 def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | None) -> list[tuple[str, Period]]:
     """The months of a series (China time), oldest first, each with its label: whole calendar months, the last
     one cut at `until` (a month that would be empty is left out). Consecutive: each starts where the last ended."""
-    end = utc(until) or utc(now) or dt.datetime.now(dt.timezone.utc)
+    end = utc(until) or utc(now) or dt.datetime.now(dt.UTC)
     local = end.astimezone(CST)
     firsts = [local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)]
     for _ in range(months - 1):

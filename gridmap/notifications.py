@@ -52,7 +52,7 @@ def notify_holder(session: Session, case: Case, kind: str, *, actor: str | None,
 def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    value = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     return value.isoformat().replace("+00:00", "Z")
 
 

@@ -330,7 +330,7 @@ def items(session: Session, who: policy.Principal, base: str, collection_id: str
         links.append(_link(page(offset + limit), "next", GEOJSON, "下一页 next page"))
     if offset > 0:
         links.append(_link(page(max(0, offset - limit)), "prev", GEOJSON, "上一页 previous page"))
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     return {"type": "FeatureCollection", "features": features, "links": links,
             "timeStamp": stamp.isoformat().replace("+00:00", "Z"),
             "numberMatched": matched, "numberReturned": len(features)}

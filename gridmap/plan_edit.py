@@ -1114,7 +1114,7 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
     seq = (session.scalar(sa.select(sa.func.max(PlanEdit.seq)).where(PlanEdit.generation_id == gen.id)) or 0) + 1
     session.add(PlanEdit(generation_id=gen.id, seq=seq, op=op_name, params=params, before={"rows": before},
                          after={"rows": after}, actor=(actor or "")[:64] or None,
-                         at=dt.datetime.now(dt.timezone.utc), undone=False))
+                         at=dt.datetime.now(dt.UTC), undone=False))
     try:
         session.flush()
     except sa.exc.IntegrityError:

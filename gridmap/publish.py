@@ -80,7 +80,7 @@ class Claimed(Conflict):
 
 def now() -> dt.datetime:
     """The current instant (aware, UTC). Tests replace this function to move the clock."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def local_today(at: dt.datetime | None = None) -> dt.date:
@@ -778,7 +778,7 @@ def impact(session: Session, generation_id: int, *, old_index: AreaIndex | None 
     created = sorted(set(new_grids) - set(old_grids))
     retired = sorted(set(old_grids) - set(new_grids))
     redrawn = sorted(c for c in set(old_grids) & set(new_grids) if not _same(old_shapes[c], new_shapes[c]))
-    changed = {**{c: "new" for c in created}, **{c: "retired" for c in retired}, **{c: "redrawn" for c in redrawn}}
+    changed = {**dict.fromkeys(created, "new"), **dict.fromkeys(retired, "retired"), **dict.fromkeys(redrawn, "redrawn")}
 
     micro = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == active.id,
                                                                       Area.level == "microgrid"))}

@@ -232,7 +232,7 @@ def relocate_partition(cases: pd.DataFrame, bnd: Boundaries) -> pd.DataFrame:
     out["grid_changed"] = differs("old_grid_code", "new_grid_code")
     out["changed"] = out["grid_changed"] | differs("old_microgrid_code", "new_microgrid_code")
     text = ["number", "state", "method", *(f"{side}_{c}" for side in ("old", "new") for c in CODE_COLUMNS)]
-    return out[COLUMNS].astype({c: "str" for c in text}).reset_index(drop=True)  # one type in every partition
+    return out[COLUMNS].astype(dict.fromkeys(text, "str")).reset_index(drop=True)  # one type in every partition
 
 
 def empty_report() -> pd.DataFrame:

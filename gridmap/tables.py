@@ -72,7 +72,7 @@ CASE_SOURCES: tuple[str, ...] = ("hotline", "miniprogram", "patrol", "referral",
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Generation(Base):

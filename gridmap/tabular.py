@@ -439,7 +439,7 @@ def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_ce
         except UnicodeDecodeError:
             continue
     raise InvalidInput(f"file: {label} is not text in {' or '.join(e.upper() for e in encodings)}", field="file",
-                       zh=f"文件：{label} 不是 {'或'.join((e.upper() for e in encodings))} 编码的文字。")
+                       zh=f"文件：{label} 不是 {'或'.join(e.upper() for e in encodings)} 编码的文字。")
 
 
 def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: int,

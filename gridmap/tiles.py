@@ -316,7 +316,7 @@ def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar: WorkCale
     colour) for a filter whose box is set, found through the spatial index of the cases' points first (a tile is a
     small part of the map: without it every tile would read the whole case table)."""
     flt.check()
-    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    now = utc(now) or dt.datetime.now(dt.UTC)
     query = mapdata.case_query(session, flt, now, who, indexed_box=True)
     return [mapdata.case_row(row, calendar, now) for row in session.execute(
         query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit))]

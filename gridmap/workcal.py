@@ -28,9 +28,9 @@ CST = dt.timezone(dt.timedelta(hours=8), "CST")
 def china_date(at: dt.datetime | None = None) -> dt.date:
     """The date in China (UTC+8) at `at`, now by default: the day assignments and boundaries take effect on, from
     00:00 local time (a naive `at` is taken as UTC)."""
-    at = at or dt.datetime.now(dt.timezone.utc)
+    at = at or dt.datetime.now(dt.UTC)
     if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.timezone.utc)
+        at = at.replace(tzinfo=dt.UTC)
     return at.astimezone(CST).date()
 
 # (first day, last day, name) of holidays and the make-up working days (调休上班) of each notice
@@ -133,7 +133,7 @@ class WorkCalendar:
                     continue
                 available = (b - begin).total_seconds()
                 if remaining <= available:
-                    return (begin + dt.timedelta(seconds=remaining)).astimezone(dt.timezone.utc)
+                    return (begin + dt.timedelta(seconds=remaining)).astimezone(dt.UTC)
                 remaining -= available
             day += dt.timedelta(days=1)
         raise ValueError(f"time limit: {seconds / 3600:.0f} working hours run past {MAX_SPAN_DAYS} days")
@@ -180,7 +180,7 @@ def _check_unit(unit: str) -> None:
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def _seconds(a: dt.time, b: dt.time) -> float:

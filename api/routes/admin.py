@@ -118,5 +118,5 @@ def read_audit(session: SessionDep, who: Auditor, since: Moment | None = None, u
 
 
 def _iso(value: dt.datetime) -> str:
-    value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

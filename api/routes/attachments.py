@@ -16,16 +16,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Header, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import allow, get_principal
 from api import i18n
+from api.auth import allow, get_principal
 from api.errors import domain_problem, problem
 from api.params import PathId
-from api.schemas.common import COMMON, binary
-from api.schemas.attachments import AttachmentList, AttachmentOut, UploadIn
 from api.ratelimit import address_of_anonymous, rate_limit
+from api.schemas.attachments import AttachmentList, AttachmentOut, UploadIn
+from api.schemas.common import COMMON, binary
 from gridmap import attachments, cases, policy
-from gridmap.media_store import StorageUnavailable
 from gridmap.errors import NotFound, Unauthenticated
+from gridmap.media_store import StorageUnavailable
 from gridmap.policy import Principal
 from gridmap.tables import Case
 

@@ -17,8 +17,8 @@ from api import ratelimit
 from api.auth import SESSION_COOKIE, allow, client_address, csrf_token
 from api.deps import SessionDep, after_commit
 from api.routes.pages import content_security_policy
-from api.schemas.common import COMMON
 from api.schemas.auth import MeOut, TokenOut
+from api.schemas.common import COMMON
 from gridmap import accounts, audit, policy
 from gridmap.errors import Forbidden, Unauthenticated
 from gridmap.policy import Principal

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Form, Response
 
 from api.auth import allow
 from api.deps import SessionDep, SettingsDep
-from api.schemas.common import COMMON, problems
 from api.schemas.boundary_import import ImportForm, ImportSummary
+from api.schemas.common import COMMON, problems
 from gridmap import boundary_import as bi
 from gridmap.policy import Principal
 

@@ -9,15 +9,26 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from api.auth import actor_of, allow, get_principal, label_of
-from api.schemas.cases import (CaseCreated, CaseDetail, CaseFeatureCollection, CaseItem, CasePage, Duplicates, Rated,
-                              Receipt)
 from api.deps import IndexDep, SessionDep, commit_now
 from api.errors import PreconditionFailed
 from api.links import case_links
-from api.ratelimit import address_of_anonymous, rate_limit
 from api.params import Moment, Offset, PathId
+from api.ratelimit import address_of_anonymous, rate_limit
+from api.schemas.cases import (
+    ActionIn,
+    CaseCreated,
+    CaseDetail,
+    CaseFeatureCollection,
+    CaseIn,
+    CaseItem,
+    CasePage,
+    Duplicates,
+    PatrolIn,
+    Rated,
+    RatingIn,
+    Receipt,
+)
 from api.schemas.common import COMMON, problems
-from api.schemas.cases import ActionIn, CaseIn, PatrolIn, RatingIn
 from gridmap import audit, cases, duplicates, features, patrol, policy, workflow
 from gridmap.areas import check_bbox
 from gridmap.errors import InvalidInput, NotFound, Unauthenticated

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.auth import allow
 from api.deps import SessionDep, after_commit
-from api.schemas.catalogue import CalendarDayIn, CalendarYear, CategoryIn, CategoryOut, CategoryPatch
 from api.schemas.catalogue import CalendarDay as CalendarDayOut
+from api.schemas.catalogue import CalendarDayIn, CalendarYear, CategoryIn, CategoryOut, CategoryPatch
 from api.schemas.common import COMMON, problems
 from gridmap import catalogue
 from gridmap.policy import Principal

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from api import i18n
-from api.links import case_links
 from api.auth import actor_of, allow
-from api.schemas.cases import CasePage
 from api.deps import IndexDep, SessionDep
+from api.links import case_links
 from api.params import Offset
 from api.routes.cases import CodeList, Hours, Sort, _visible, order_of
+from api.schemas.cases import CasePage
 from api.schemas.common import COMMON, problems
 from api.schemas.dispatch import AddressMatchOut, BatchError, BatchIn, BatchOut, BatchResult, QueueCounts
 from gridmap import cases, policy, workflow

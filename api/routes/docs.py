@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-
 from typing import Annotated
 from urllib.parse import quote
 

@@ -12,9 +12,19 @@ from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep, after_commit, commit_now
 from api.params import PathId
 from api.schemas.common import COMMON, problems
-from api.schemas.generations import CheckReport, RepairApplied, RepairIn, RepairPlan
-from api.schemas.generations import (ActivateIn, Activated, DraftIn, GenerationBrief, RedrawIn, Redrawn,
-                                     RelocatedCases)
+from api.schemas.generations import (
+    Activated,
+    ActivateIn,
+    CheckReport,
+    DraftIn,
+    GenerationBrief,
+    RedrawIn,
+    Redrawn,
+    RelocatedCases,
+    RepairApplied,
+    RepairIn,
+    RepairPlan,
+)
 from gridmap import audit, boundary_check, boundary_repair, publish
 from gridmap import generations as gens
 from gridmap.errors import InvalidInput

@@ -12,8 +12,8 @@ from api.deps import IndexDep
 from api.schemas.common import COMMON, binary, problems
 from api.schemas.imports import HOTLINE_BODY, HotlineReport
 from gridmap import hotline
-from gridmap.policy import Principal
 from gridmap.errors import InvalidInput
+from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["imports"], responses=COMMON)
 MAX_BYTES = 20 * 1024 * 1024

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-
-import pandas as pd
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -16,12 +15,12 @@ from api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
 from api.params import Day
 from api.schemas.common import COMMON, problems
 from api.schemas.locate import BatchIn, BatchOut, Located
-from gridmap.policy import Principal
 from gridmap import crs as gcrs
 from gridmap.batch import LEVELS, locate_columns
 from gridmap.errors import DatabaseNotReady, InvalidInput
 from gridmap.locate import PEOPLE_TTL_S, LocateOptions, people_age, warm_people
 from gridmap.locate import locate as locate_point
+from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["locate"], responses=COMMON)
 INLINE_MAX_M = 500.0  # larger near/nearest/accuracy distances may take milliseconds: those go to the thread pool

@@ -13,8 +13,7 @@ from api.auth import allow
 from api.deps import IndexDep, SessionDep
 from api.params import Moment
 from api.schemas.common import COMMON, problems
-from api.schemas.mapdata import CasePoints, DepartmentOut, Outlines, SearchOut
-from api.schemas.mapdata import CaseClusters
+from api.schemas.mapdata import CaseClusters, CasePoints, DepartmentOut, Outlines, SearchOut
 from api.schemas.measures import AreaMeasures, AreaSeries
 from gridmap import mapdata, measures, policy, search
 from gridmap.areas import check_bbox, check_level

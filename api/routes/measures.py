@@ -36,8 +36,8 @@ def get_measures(session: SessionDep, who: Annotated[policy.Principal, allow("me
         if under is None and len(who.scopes) == 1:
             under = who.scopes[0].code
         if under is None:
-            raise InvalidInput(f"under: name one of your areas: {', '.join((s.code for s in who.scopes))}",
-                               field="under", zh=f"上级区域：请选择您负责的一个区域：{'、'.join((s.code for s in who.scopes))}。")
+            raise InvalidInput(f"under: name one of your areas: {', '.join(s.code for s in who.scopes)}",
+                               field="under", zh=f"上级区域：请选择您负责的一个区域：{'、'.join(s.code for s in who.scopes)}。")
         policy.check_area(who, under, inside=True)
     period, table = measures.measures(session, by, since=since, until=until, under=under)
     if format == "json":

@@ -33,5 +33,5 @@ def list_notifications(session: SessionDep, who: Annotated[Principal, allow("not
 def read_notification(notification_id: PathId, session: SessionDep,
                       who: Annotated[Principal, allow("notification.read")]) -> ReadOut:
     """Mark one of one's own notifications read; another account's is not found (404, as a missing id)."""
-    out = notifications.mark_read(session, who.account_id, notification_id, dt.datetime.now(dt.timezone.utc))
+    out = notifications.mark_read(session, who.account_id, notification_id, dt.datetime.now(dt.UTC))
     return ReadOut(**out)

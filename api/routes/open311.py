@@ -14,16 +14,23 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from api.ratelimit import open311_api_key, rate_limit
 from api.auth import allow
-from api.schemas.open311 import (POST_BODY, Discovery, RequestCreated, Service, ServiceDefinition, ServiceRequest,
-                                 open311_responses)
 from api.errors import in_api_terms
+from api.ratelimit import open311_api_key, rate_limit
 from api.routes.attachments import media_store
-from gridmap.media_store import StorageUnavailable
+from api.schemas.open311 import (
+    POST_BODY,
+    Discovery,
+    RequestCreated,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    open311_responses,
+)
 from gridmap import accounts, attachments, cases
 from gridmap import open311 as o311
 from gridmap.errors import GridmapError, NotFound
+from gridmap.media_store import StorageUnavailable
 from gridmap.policy import Principal
 from gridmap.tables import CaseEvent
 
@@ -232,7 +239,7 @@ def _views(request: Request, session, found: list) -> list[dict]:
 @router.get("/requests.{fmt}", response_model=list[ServiceRequest], responses=open311_responses())
 async def get_requests(fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "service_requests", lambda session, query: _views(
-        request, session, o311.find_requests(session, query, now=dt.datetime.now(dt.timezone.utc))))
+        request, session, o311.find_requests(session, query, now=dt.datetime.now(dt.UTC))))
 
 
 @router.get("/requests/{service_request_id}.{fmt}", response_model=list[ServiceRequest],

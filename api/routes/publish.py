@@ -12,8 +12,16 @@ from api.auth import allow
 from api.deps import RegistryDep, SessionDep, SettingsDep, commit_now
 from api.params import PathId
 from api.schemas.common import COMMON, problems
-from api.schemas.publish import (ApproveIn, AssignmentIn, Assignments, GenerationOut, GridAssignment, Impact,
-                                 PublishOut, RejectIn)
+from api.schemas.publish import (
+    ApproveIn,
+    AssignmentIn,
+    Assignments,
+    GenerationOut,
+    GridAssignment,
+    Impact,
+    PublishOut,
+    RejectIn,
+)
 from gridmap import audit
 from gridmap import publish as pub
 from gridmap.policy import Principal

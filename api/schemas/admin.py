@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from gridmap import accounts, policy
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.params import Id
+from gridmap import accounts, policy
 
 Code = Annotated[str, Field(min_length=1, max_length=24, pattern=r"^\d+$")]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from gridmap import cases
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.params import Id
 from api.schemas.common import PointGeometry
+from gridmap import cases
 
 
 class Candidate(BaseModel):

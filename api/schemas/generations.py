@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from gridmap import boundary_check, boundary_repair
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.params import Day, Id
 from api.schemas.common import Geometry
 from api.schemas.plan import EditResult
 from api.schemas.publish import Activation
+from gridmap import boundary_check, boundary_repair
 
 
 class GenerationBrief(BaseModel):

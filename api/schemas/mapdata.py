@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from gridmap import mapdata
 from pydantic import BaseModel, Field
 
 from api.schemas.common import Geometry, PointGeometry
+from gridmap import mapdata
 
 
 class OutlineProperties(BaseModel):

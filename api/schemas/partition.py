@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from gridmap import partition as gpartition
 from pydantic import BaseModel, ConfigDict, Field
+
+from gridmap import partition as gpartition
 
 
 class PartitionIn(BaseModel):

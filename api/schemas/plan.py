@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from gridmap import plan_edit
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.params import Id
+from gridmap import plan_edit
 
 
 class Norm(BaseModel):

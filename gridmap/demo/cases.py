@@ -84,7 +84,7 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
                                     .where(PartyOrg.kind == "grid_branch")).all())
     workers = dict(session.execute(sa.select(StaffArea.area_code, sa.func.min(StaffArea.staff_id))
                                    .where(StaffArea.role == "fulltime_worker").group_by(StaffArea.area_code)).all())
-    end = dt.datetime.combine(today, dt.time(0), TZ_CN).astimezone(dt.timezone.utc)
+    end = dt.datetime.combine(today, dt.time(0), TZ_CN).astimezone(dt.UTC)
     calendar = bulk.BatchCalendar.seeded()  # the seeded calendar, each day's hours worked out once
     age_days = np.sort(rng.uniform(0, 365, n))[::-1]
     stage_rng = rng.spawn(1)[0]  # the staging draws from its own stream: the year's cases stay as they were
@@ -165,7 +165,7 @@ def _daytime(when: dt.datetime, rng: np.random.Generator) -> dt.datetime:
     local = when.astimezone(TZ_CN)
     hour = int(min(max(float(rng.normal(13.5, 3.5)), 6.0), 23.0))  # (np.clip's answer, without its overhead)
     return local.replace(hour=hour, minute=int(rng.integers(60)), second=int(rng.integers(60)),
-                         microsecond=0).astimezone(dt.timezone.utc)
+                         microsecond=0).astimezone(dt.UTC)
 
 
 def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict[str, Any], worker: int | None,

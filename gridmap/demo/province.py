@@ -455,7 +455,7 @@ def _month_partitions(factory: sessionmaker[Session], today: dt.date) -> None:
         from gridmap import case_partitions
     except ImportError:  # a checkout before the partitioning
         return
-    end = dt.datetime.combine(today, dt.time(0), dt.timezone.utc)
+    end = dt.datetime.combine(today, dt.time(0), dt.UTC)
     with factory.begin() as session:
         if session.connection().dialect.name == "postgresql":
             case_partitions.ensure_months(session, end - dt.timedelta(days=400), end + dt.timedelta(days=31))
