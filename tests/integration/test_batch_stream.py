@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import shapely
-import sqlalchemy as sa
 
 from gridmap import batch, crs, storage
 from gridmap.areas import load_index
@@ -316,26 +315,19 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
     orm, quick = pq.read_table(tmp_path / "orm.parquet"), pq.read_table(tmp_path / "quick.parquet")
     assert orm.schema.equals(quick.schema, check_metadata=True)
     pd.testing.assert_frame_equal(orm.to_pandas(), quick.to_pandas())  # NaN where not located: equal here
-    with storage.make_sessionmaker(storage.make_engine(db_url))() as session:
+    engine = storage.make_engine(db_url)
+    with storage.make_sessionmaker(engine)() as session:
         quick_index = batch.quick_index(db_url, cache_dir=tmp_path / "cache")
         assert quick_index is not None and quick_index[0].generation_id == index.generation_id
         assert quick_index[1] == batch.branch_names(session, quick_index[2])
-        from gridmap.areas import active_generation
-        from gridmap.tables import Area
-
-        leaf = session.scalars(sa.select(Area).where(Area.generation_id == active_generation(session).id,
-                                                     Area.code == index.leaves[0].code)).one()
-        name = leaf.name
-        leaf.name = name + "（改）"
-        session.flush()
         cursor = session.connection().connection.driver_connection.cursor()
-        changed = batch.index_digest(batch.area_rows(cursor, leaf.generation_id, db_url.startswith("sqlite")),
-                                     leaf.generation_id)
-        session.rollback()
-        cursor = session.connection().connection.driver_connection.cursor()
-        same = batch.index_digest(batch.area_rows(cursor, leaf.generation_id, db_url.startswith("sqlite")),
-                                  leaf.generation_id)
-    assert changed != same
+        rows = batch.area_rows(cursor, index.generation_id, db_url.startswith("sqlite"))
+    engine.dispose()
+    same = batch.index_digest(rows, index.generation_id)
+    renamed = [r if k else (*r[:3], r[3] + "（改）", *r[4:]) for k, r in enumerate(rows)]
+    moved = [r if k else (*r[:4], bytes(r[4])[:-1] + bytes([bytes(r[4])[-1] ^ 1]), *r[5:]) for k, r in enumerate(rows)]
+    assert len({same, batch.index_digest(renamed, index.generation_id),
+                batch.index_digest(moved, index.generation_id)}) == 3  # a name or a coordinate: another file
     assert (tmp_path / "cache" / f"shared-{index.generation_id}-{same}").is_dir()
 
 
