@@ -141,7 +141,7 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     """Datetimes are stored in UTC; SQLite hands them back naive."""
     if value is None:
         return None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def check_new_case_text(new: NewCase) -> NewCase:
@@ -162,7 +162,7 @@ def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
         raise InvalidInput(f"source: {new.source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
                            field="source",
                            zh=f"来源：{new.source!r} 不是上报渠道；可选："
-                              f"{'、'.join((f'{SOURCE_ZH.get(s, s)}（{s}）' for s in CASE_SOURCES))}。")
+                              f"{'、'.join(f'{SOURCE_ZH.get(s, s)}（{s}）' for s in CASE_SOURCES)}。")
     if new.category is None:
         return None
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == new.category)).first()
@@ -186,7 +186,7 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     # refused, naming lon/lat, when far outside the service area (a case 8,000 km away is a mistake, not a case)
     lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, options)
     location, flags, candidates = locate_for_case(index, lon, lat, system, options)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,
                 source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
                 raw_crs=system.name, lon=lon, lat=lat, geom=f"SRID=4326;POINT({lon!r} {lat!r})",
@@ -343,7 +343,7 @@ def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
             raise InvalidInput(f"state: {state!r} is not a case state; accepted: {', '.join(PSEUDO_STATES)}, "
                                f"{', '.join(CASE_STATES)}", field="state",
                                zh=f"状态：{state!r} 不是案件状态；可选：open（未办结）、overdue（超期）、"
-                                  f"{'、'.join((f'{STATE_ZH.get(s, s)}（{s}）' for s in CASE_STATES))}。")
+                                  f"{'、'.join(f'{STATE_ZH.get(s, s)}（{s}）' for s in CASE_STATES)}。")
     return states
 
 
@@ -510,7 +510,7 @@ def _ordering(sort: str, order: str) -> tuple[Any, ...]:
 def search_cases(session: Session, f: CaseFilter, *, limit: int = 50, offset: int = 0,
                  now: dt.datetime | None = None, who: Principal | None = None) -> tuple[int, list[Case]]:
     """Cases matching `f` that `who` may see, ordered and paged, and how many match in all — all in SQL."""
-    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    now = utc(now) or dt.datetime.now(dt.UTC)
     query = case_query(session, f, now=now, who=who)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     rows = session.scalars(query.options(selectinload(Case.category)).order_by(*_ordering(f.sort, f.order))
@@ -521,7 +521,7 @@ def search_cases(session: Session, f: CaseFilter, *, limit: int = 50, offset: in
 def queue_counts(session: Session, *, area: str | None = None, now: dt.datetime | None = None,
                  who: Principal | None = None) -> list[dict[str, Any]]:
     """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
-    now = utc(now) or dt.datetime.now(dt.timezone.utc)
+    now = utc(now) or dt.datetime.now(dt.UTC)
     base = case_query(session, CaseFilter(area=area), now=now, who=who).whereclause
     out = []
     for name, (zh, en) in QUEUES.items():  # one count per queue: each served by the state indexes
@@ -555,7 +555,7 @@ def case_summary(case: Case, *, calendar: WorkCalendar | None = None, now: dt.da
 
         unit = workflow.limit_of(case.category)[1]
         colour, used = clock_of(calendar, utc(case.accepted_at), utc(case.due_at), unit,
-                                now or dt.datetime.now(dt.timezone.utc))
+                                now or dt.datetime.now(dt.UTC))
         clock = {"colour": colour, "used": round(used, 3)}
     return {
         "id": case.id, "number": case.number, "title": case.title, "description": case.description,
@@ -598,7 +598,7 @@ def time_left(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
     due = utc(case.due_at)
     if due is None or case.state in NOT_RUNNING:
         return {"time_left_s": None, "overdue_by_s": None}
-    left = (due - (utc(now) or dt.datetime.now(dt.timezone.utc))).total_seconds()
+    left = (due - (utc(now) or dt.datetime.now(dt.UTC))).total_seconds()
     return {"time_left_s": int(left), "overdue_by_s": None} if left >= 0 else \
         {"time_left_s": None, "overdue_by_s": int(-left)}
 

@@ -161,7 +161,7 @@ def parse_time(value: object, now: dt.datetime) -> dt.datetime:
             raise ValueError(f"{text!r} is not a time such as 2026-11-20 09:15:00" if text else
                              "empty; the call time is required, e.g. 2026-11-20 09:15:00")
     when = when.replace(tzinfo=CST) if when.tzinfo is None else when
-    when = when.astimezone(dt.timezone.utc)
+    when = when.astimezone(dt.UTC)
     if when > now + dt.timedelta(minutes=5):
         raise ValueError(f"{when.astimezone(CST):%Y-%m-%d %H:%M} is in the future")
     if when.year < 2000:
@@ -198,7 +198,7 @@ def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, dat
     multi-row statements per batch); `bulk=False` writes them as before, one ORM intake (`create_case`) per row
     in transactions of `BATCH` (kept as the yardstick: both give the same cases). `progress` reports the stages
     and a bar of rows written (the command line's; off by default)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     progress = progress or Progress(enabled=False)
     gcrs.parse_crs(crs)  # a bad crs is refused before anything is read
     frame = read_export(data, fmt)
