@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_right
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -184,12 +185,12 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
     history = []
     t = reported
 
-    def step(action, actor, to_state, at, detail=None):
+    def step(action: str, actor: str, to_state: str, at: dt.datetime, detail: dict[str, Any] | None = None) -> None:
         history.append(dict(at=at, actor=actor, action=action, from_state=row["state"], to_state=to_state,
                             detail=detail))
         row["state"] = to_state
 
-    def later(minutes_low, minutes_high):
+    def later(minutes_low: float, minutes_high: float) -> dt.datetime:
         return t + dt.timedelta(minutes=float(rng.uniform(minutes_low, minutes_high)))
 
     history.append(dict(at=reported, actor="resident", action="reported", from_state=None, to_state="reported",
@@ -216,13 +217,15 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
         t = later(10, 60)
         step("dispatch", "dispatcher:demo", "dispatched", t, {"rule": "override", "reason": "经核实属本单位"})
     for round_ in range(2):  # a second round only after a dissatisfied rating reopened the case
-        t = _work(row, step, handler, t, end, cat, calendar, rng, first=round_ == 0)
-        if t is None or row["state"] != "dispatched":
+        reached = _work(row, step, handler, t, end, cat, calendar, rng, first=round_ == 0)
+        if reached is None or row["state"] != "dispatched":
             break
+        t = reached
     return row, history
 
 
-def _work(row, step, handler, t, end, cat, calendar, rng, *, first):
+def _work(row: dict[str, Any], step: Callable[..., None], handler: str, t: dt.datetime, end: dt.datetime,
+          cat: CaseCategory, calendar: WorkCalendar, rng: np.random.Generator, *, first: bool) -> dt.datetime | None:
     """From dispatch to closure and rating (or as far as `end`); returns the time reached, None when stopped."""
     limit, unit = cat.time_limit, cat.time_unit
     t = t + dt.timedelta(minutes=float(rng.uniform(5, 90)))
@@ -256,7 +259,7 @@ def _work(row, step, handler, t, end, cat, calendar, rng, *, first):
     share = float(rng.lognormal(-1.4, 0.6))
     rework = first and rng.random() < 0.03
 
-    def after(start, fraction):  # a fraction of the limit, in the limit's own kind of time
+    def after(start: dt.datetime, fraction: float) -> dt.datetime:  # a fraction of the limit, in its kind of time
         if unit == "calendar_days":
             return start + dt.timedelta(days=limit * fraction)
         return calendar.add(start, limit * fraction, unit)

@@ -184,7 +184,7 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[s
     history = [dict(at=reported, actor="resident", action="reported", from_state=None, to_state="reported",
                     detail=None)]
 
-    def step(action, actor, to_state, at, detail=None):
+    def step(action: str, actor: str, to_state: str, at: dt.datetime, detail: dict[str, Any] | None = None) -> None:
         history.append(dict(at=at, actor=actor, action=action, from_state=row["state"], to_state=to_state,
                             detail=detail))
         row["state"] = to_state
@@ -231,8 +231,8 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[s
     if fate in ("extension", "suspension"):
         reasons = EXTENSION_REASONS if fate == "extension" else SUSPENSION_REASONS
         reason = reasons[int(rng.integers(len(reasons)))]
-        pending = {"kind": fate, "reason": reason, "by": labels.get(handler, handler), "at": t.isoformat()}
-        detail = {"reason": reason}
+        pending: dict[str, Any] = {"kind": fate, "reason": reason, "by": labels.get(handler, handler), "at": t.isoformat()}
+        detail: dict[str, Any] = {"reason": reason}
         if fate == "extension":
             pending.update(amount=limit, unit=unit)
             detail.update(amount=limit, unit=unit)
