@@ -43,10 +43,12 @@ serve: install
 	$(BIN)/gridmap serve --host $(HOST) --port $(PORT)
 
 # ruff (rules and format in pyproject.toml) over the repository; mypy over gridmap (strict), api and web (checked)
-lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+lint: install                              ## all three run; the target fails if any of them found something
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 unit: install
 	$(BIN)/pytest -q tests/unit
