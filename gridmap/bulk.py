@@ -118,7 +118,7 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
     from gridmap import notifications, workflow
 
     options = options or LocateOptions()
-    now = now or dt.datetime.now(dt.UTC)
+    now = gcases.utc(now) if now else dt.datetime.now(dt.UTC)
     results: list[Created | GridmapError | None] = [None] * len(news)
     active = {c.code: c for c in session.scalars(sa.select(CaseCategory).where(CaseCategory.active.is_(True)))}
     systems: dict[str, gcrs.CoordinateSystem] = {}
@@ -155,7 +155,7 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
         if not location.chain:
             gcases._claim_dead_end(case, index, candidates)
         locate_flags = [*flags, *new.extra_flags]
-        reported_at = new.reported_at or now
+        reported_at = gcases.utc(new.reported_at) if new.reported_at else now  # SQLite keeps a time's wall clock
         history = [dict(at=reported_at, actor=actor, action="reported", from_state=None, to_state="reported",
                         detail={"source": new.source, **({"external_ref": new.external_ref}
                                                            if new.external_ref else {})}),

@@ -186,12 +186,13 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     # refused, naming lon/lat, when far outside the service area (a case 8,000 km away is a mistake, not a case)
     lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, options)
     location, flags, candidates = locate_for_case(index, lon, lat, system, options)
-    now = now or dt.datetime.now(dt.UTC)
+    # in UTC: SQLite stores a time's wall clock whatever its zone (a +08:00 report would read back 8 h off)
+    now = utc(now) if now else dt.datetime.now(dt.UTC)
     case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,
                 source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
                 raw_crs=system.name, lon=lon, lat=lat, geom=f"SRID=4326;POINT({lon!r} {lat!r})",
                 reporter_name=new.reporter_name, reporter_phone=new.reporter_phone,
-                reported_at=new.reported_at or now, external_ref=new.external_ref,
+                reported_at=utc(new.reported_at) if new.reported_at else now, external_ref=new.external_ref,
                 reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
                 locate_flags=[*flags, *new.extra_flags], locate_candidates=candidates)
     _apply_location(case, location)
