@@ -42,18 +42,26 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from gridmap import case_partitions, tabular
 from gridmap.cases import utc
 from gridmap.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
+
 from gridmap.tables import LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Generation, PartyOrg, Staff, StaffArea
+
+# a column of a case or step in a query: the mapped attribute, or an SQL expression over one
+Column = QueryableAttribute[Any] | sa.ColumnElement[Any]
 
 UNITS = ("grid", "community", "subdistrict", "branch", "department", "worker")
 UNIT_COLUMN = {"grid": "grid_code", "community": "community_code", "subdistrict": "subdistrict_code",
@@ -117,7 +125,7 @@ def _rate(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype(float)
 
 
-def _key(value) -> str | None:
+def _key(value: object) -> str | None:
     """A unit key as text: area codes as they are, ids of branches, departments and workers as "12"."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -126,14 +134,14 @@ def _key(value) -> str | None:
     return str(value)
 
 
-def _keys(values) -> np.ndarray:
+def _keys(values: pd.Series | np.ndarray | list[Any]) -> np.ndarray:
     """`_key` of every value, worked out once per distinct value (a year's closures are ~50,000 rows of a few
     hundred units)."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
     return np.array([_key(u) for u in uniques] + [None], dtype=object)[codes]
 
 
-def _count(condition) -> sa.ColumnElement[Any]:
+def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
@@ -155,7 +163,8 @@ def _case_counts(period: Period) -> dict[str, sa.ColumnElement[Any]]:
     }
 
 
-def _grouped(session: Session, columns: dict[str, sa.ColumnElement[Any]], key, source, where) -> pd.DataFrame:
+def _grouped(session: Session, columns: dict[str, sa.ColumnElement[Any]], key: Column,
+             source: sa.FromClause | type[Case], where: list[sa.ColumnElement[bool]]) -> pd.DataFrame:
     """One aggregate query grouped by the unit key (None for cases of no unit: they count in the total only)."""
     query = sa.select(key.label("key"), *(c.label(n) for n, c in columns.items())).select_from(source) \
         .where(*where).group_by(key)
@@ -165,7 +174,7 @@ def _grouped(session: Session, columns: dict[str, sa.ColumnElement[Any]], key, s
     return frame.groupby("key").sum()
 
 
-def _hours(session: Session, start, end) -> sa.ColumnElement[Any]:
+def _hours(session: Session, start: Column, end: Column) -> sa.ColumnElement[Any]:
     """Hours between two timestamp columns, computed by the database."""
     if session.get_bind().dialect.name == "sqlite":
         return (sa.func.julianday(end) - sa.func.julianday(start)) * 24.0
@@ -196,7 +205,8 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
     # names them
     bouncer = {"worker": CaseEvent.detail["from_assignee_id"].as_integer(),
                "department": CaseEvent.detail["from_department_id"].as_integer()}.get(unit, column)
-    bounced = _grouped(session, {"bounces": sa.func.count()}, bouncer, steps, [*in_period, CaseEvent.action == "bounce"])
+    bounced = _grouped(session, {"bounces": sa.func.count()}, bouncer, steps,
+                       [*in_period, CaseEvent.action == "bounce"])
     out = counts.join([rated, bounced], how="outer").fillna(0)
     _count_where_it_was(session, out, period, unit, under, under_level)
     out.loc[TOTAL_KEY] = out.sum()
@@ -221,8 +231,8 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
             result.close()
         hours = pd.DataFrame(rows, columns=["key", "h"])
         hours["key"], hours["h"] = _keys(hours["key"]), hours["h"].astype(float)
-        by_key = hours.dropna(subset=["key"]).groupby("key")["h"]
-        out["close_hours_p50"], out["close_hours_p90"] = by_key.quantile(0.5), by_key.quantile(0.9)
+        hours_by_key = hours.dropna(subset=["key"]).groupby("key")["h"]
+        out["close_hours_p50"], out["close_hours_p90"] = hours_by_key.quantile(0.5), hours_by_key.quantile(0.9)
         if len(hours):
             out.loc[TOTAL_KEY, ["close_hours_p50", "close_hours_p90"]] = hours["h"].quantile([0.5, 0.9]).to_numpy()
     out["closure_rate"] = _rate(out["closed"], out["active"])
@@ -249,7 +259,8 @@ def _reported_within(session: Session, since: dt.datetime, until: dt.datetime, *
             [] if bounds.steps is None else [Case.reported_at >= bounds.steps[0], Case.reported_at < bounds.steps[1]])
 
 
-def _sql_quantiles(session: Session, key, hours, where: list[Any]) -> dict[tuple[Any, ...], tuple[float, float]]:
+def _sql_quantiles(session: Session, key: Column, hours: sa.ColumnElement[Any],
+                   where: list[Any]) -> dict[tuple[Any, ...], tuple[float, float]]:
     """PostgreSQL: the median and 90th percentile of `hours` by `key` and over all rows, by `percentile_cont`
     (linear interpolation between adjacent values: numpy's default, Excel PERCENTILE.INC), as
     {(key, False): (p50, p90), …, (None, True): (p50, p90) of every row}. A year's closures stay in the database:
@@ -285,11 +296,12 @@ def _in_area(values: dict[str, Any], under: str | None, under_level: str | None)
     if not under:
         return True
     if under_level == "microgrid":
-        return values["microgrid_code"] == under
+        return bool(values["microgrid_code"] == under)
     return (values["grid_code"] or "").startswith(under)
 
 
-def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]], now: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
+def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]], now: dict[str, Any],
+                    when: dt.datetime) -> dict[str, Any]:
     """The attribution a case had at `when`, from the one it has now: for each column of `now`, the `from` of
     the first re-location after `when` that changed it."""
     then, seen = dict(now), set()
@@ -301,6 +313,11 @@ def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]],
                 then[col] = before
                 seen.add(col)
     return then
+
+
+def _add(frame: pd.DataFrame, row: Hashable, column: str, amount: int) -> None:
+    """Add to one count of a frame of counts. pandas' stubs type a cell as any scalar; these cells are numbers."""
+    frame.at[row, column] = cast(float, frame.at[row, column]) + amount
 
 
 def _step_measures(action: str, detail: dict[str, Any] | None) -> dict[str, int]:
@@ -338,7 +355,7 @@ def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, uni
             if key not in out.index:
                 out.loc[key] = 0
             for name, n in measures.items():
-                out.loc[key, name] += sign * n
+                _add(out, key, name, sign * n)
 
     current = {}
     for case_id, reported_at, value, grid, micro in cases:
@@ -361,7 +378,7 @@ def _unit_names(session: Session, unit: str, under: str | None) -> dict[str, str
         query = sa.select(Area.code, Area.name).where(Area.generation_id == active, Area.level == unit)
         if under:
             query = query.where(Area.code.startswith(under))
-        return {code: name for code, name in session.execute(query.order_by(Area.code))}
+        return dict(session.execute(query.order_by(Area.code)).tuples().all())
     if unit == "branch":
         rows = session.execute(sa.select(PartyOrg.id, PartyOrg.name).where(PartyOrg.kind == "grid_branch"))
     elif unit == "department":
@@ -458,12 +475,13 @@ def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | No
     return out
 
 
-def _month_of(column, edges: list[dt.datetime]) -> sa.ColumnElement[Any]:
+def _month_of(column: Column, edges: list[dt.datetime]) -> sa.ColumnElement[Any]:
     """Which month of a series a timestamp column falls in, as SQL: i where edges[i] <= value < edges[i + 1], NULL
     outside (or NULL), by binary search over the edges. The comparisons are the ones `compute` makes for one
     month, so a row counts in the same month on both databases."""
 
-    def within(lo: int, hi: int) -> sa.ColumnElement[Any]:  # the month of a value known to lie in [edges[lo], edges[hi])
+    def within(lo: int, hi: int) -> sa.ColumnElement[Any]:
+        """The month of a value known to lie in [edges[lo], edges[hi])."""
         if hi - lo == 1:
             return sa.literal_column(str(lo))
         mid = (lo + hi) // 2
@@ -512,7 +530,8 @@ def _few_outside(session: Session, code: str, level: str, steps_within: list[Any
     return list(outside) if len(outside) <= FEW_OUTSIDE else None
 
 
-def _monthly(edges: list[dt.datetime], arm) -> sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]:
+def _monthly(edges: list[dt.datetime], arm: Callable[[int, dt.datetime, dt.datetime], sa.Select[*tuple[Any, ...]]]
+             ) -> sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]:
     """One statement of one query per month, `arm(i, since, until)`, UNION ALL: each month is a range of an
     index on the time (the indexes of migration 0009), so the database counts index ranges instead of working out
     the month of every row."""
@@ -536,7 +555,8 @@ def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.Dat
     action, at = CaseEvent.action, CaseEvent.at
     score = sa.literal_column(RATING_SQL[session.get_bind().dialect.name], sa.Integer)
 
-    def arm(i: int, lo: dt.datetime, hi: dt.datetime, what: str, *where) -> sa.Select[*tuple[Any, ...]]:
+    def arm(i: int, lo: dt.datetime, hi: dt.datetime, what: str,
+            *where: sa.ColumnElement[bool]) -> sa.Select[*tuple[Any, ...]]:
         return sa.select(_month_label(i), sa.literal_column(f"'{what}'").label("what"), sa.func.count().label("n")) \
             .where(at >= lo, at < hi, *where)
 
@@ -566,7 +586,7 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
     score = CaseEvent.detail["satisfaction"].as_integer()
     satisfied = sa.case((action == "rate", sa.case((score >= SATISFIED_MIN, 1), else_=0)), else_=0)
 
-    def by_month(of_cases) -> pd.DataFrame:
+    def by_month(of_cases: list[int] | sa.Select[int]) -> pd.DataFrame:
         """The steps of some cases by month, action and satisfied or not (the rating read only for ratings)."""
         act, when = sa.func.coalesce(action, action), sa.func.coalesce(at, at)
         query = sa.select(_month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"),
@@ -604,7 +624,7 @@ def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: l
     cohort = {"due": in_d, "suspended": sa.and_(in_d, Case.state == "suspended"), "active": active,
               "closed": closed, "closed_on_time": sa.and_(closed, Case.closed_at <= Case.due_at),
               "reworked": sa.and_(active, Case.rework_count > 0), "extended": sa.and_(active, Case.extension_count > 0)}
-    zero = sa.literal_column("0")
+    zero: sa.ColumnClause[Any] = sa.literal_column("0")
     # one statement: per month an arm for the reports (the cohort's columns 0) and one for the deadlines
     arms = [sa.select(_month_label(i), sa.func.count().label("received"), *(zero.label(n) for n in cohort))
             .where(Case.reported_at >= edges[i], Case.reported_at < edges[i + 1], *inside)
@@ -631,8 +651,9 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     within = within or []  # bounds of the report time holding the period's cases (`_reported_within`)
     flags = {"on_time": Case.closed_at <= Case.due_at, "unclosed": Case.closed_at.is_(None),
              "reworked": Case.rework_count > 0, "extended": Case.extension_count > 0}
-    keys = {"mr": _month_of(Case.reported_at, edges), "md": _month_of(Case.due_at, edges), "state": Case.state,
-            **{name: sa.case((condition, 1), else_=0) for name, condition in flags.items()}}
+    keys: dict[str, Column] = {
+        "mr": _month_of(Case.reported_at, edges), "md": _month_of(Case.due_at, edges), "state": Case.state,
+        **{name: sa.case((condition, 1), else_=0) for name, condition in flags.items()}}
     query = sa.select(*(c.label(n) for n, c in keys.items()), sa.func.count().label("n")) \
         .where(*inside, *within, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
                                         sa.and_(Case.due_at >= since, Case.due_at < until))) \
@@ -644,8 +665,8 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     if outside is not None:
         counted = _cases_by_month_ranges(session, edges, inside, within)
         out[list(counted.columns)] = counted
-    cases = pd.DataFrame([tuple(r) for r in session.execute(query)] if outside is None else [],
-                         columns=[*keys, "n"])
+    rows: list[tuple[Any, ...]] = [] if outside is not None else [tuple(r) for r in session.execute(query).all()]
+    cases = pd.DataFrame(rows, columns=[*keys, "n"])
     if len(cases):
         # the formulas of `_case_counts`, on groups of cases alike in all they look at (a condition that is NULL
         # in SQL, such as a state of NULL or a deadline compared with no closure, is false there and here)
@@ -692,7 +713,7 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
         change = int(_in_area(then, code, level)) - int(_in_area(now, code, level))
         if change:
             for name, n in measures.items():
-                out.loc[month, name] += change * n
+                _add(out, month, name, change * n)
 
     current = {}
     for case_id, reported_at, grid, micro in cases:
@@ -708,7 +729,8 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
     (months with none left out), exactly as `compute` has them: the same expression for the hours and the same
     quantile (pandas', numpy's linear interpolation)."""
     sqlite = session.get_bind().dialect.name == "sqlite"
-    hours, state = _hours(session, Case.reported_at, Case.closed_at), Case.state
+    hours = _hours(session, Case.reported_at, Case.closed_at)
+    state: Column = Case.state
     if sqlite:  # its planner would read every closed case through the state's index, slower than a scan
         state = sa.func.coalesce(state, state)
     else:  # PostgreSQL's numeric to float8 rounds to the nearest double, as float(Decimal) in `compute` does
@@ -776,9 +798,11 @@ def export(table: pd.DataFrame, fmt: str, *, lang: str = "zh") -> bytes:
         raise InvalidInput(f"format: {fmt!r}; accepted: json, csv, xlsx", field="format",
                            zh=f"格式：{fmt!r} 不被接受；可选：json、csv、xlsx。")
 
-    def layout(sheet) -> None:
+    def layout(sheet: Worksheet) -> None:
+        from openpyxl.utils import get_column_letter
+
         for i, (_, zh, en, kind) in enumerate(COLUMNS, start=1):
-            letter = sheet.cell(row=1, column=i).column_letter
+            letter = get_column_letter(i)
             sheet.column_dimensions[letter].width = max(10, len(zh if lang == "zh" else en) * 2)
             if kind in ("rate", "hours"):
                 for cell in sheet[letter][1:]:
