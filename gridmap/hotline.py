@@ -27,6 +27,7 @@ China Standard Time. Coordinates are GCJ-02 by default (the map pickers of hotli
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -147,19 +148,20 @@ def parse_time(value: object, now: dt.datetime) -> dt.datetime:
         when = value
     else:
         text = _text(value)
-        when = None
+        read: dt.datetime | None = None
         try:
-            when = dt.datetime.fromisoformat(text)
+            read = dt.datetime.fromisoformat(text)
         except ValueError:
             for fmt in _TIME_FORMATS:
                 try:
-                    when = dt.datetime.strptime(text, fmt)
+                    read = dt.datetime.strptime(text, fmt)
                     break
                 except ValueError:
                     continue
-        if when is None:
+        if read is None:
             raise ValueError(f"{text!r} is not a time such as 2026-11-20 09:15:00" if text else
                              "empty; the call time is required, e.g. 2026-11-20 09:15:00")
+        when = read
     when = when.replace(tzinfo=CST) if when.tzinfo is None else when
     when = when.astimezone(dt.UTC)
     if when > now + dt.timedelta(minutes=5):
@@ -169,7 +171,8 @@ def parse_time(value: object, now: dt.datetime) -> dt.datetime:
     return when
 
 
-def _check_row(values: dict[str, Any], columns: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str] | None]:
+def _check_row(values: dict[str, Any],
+               columns: dict[str, Any]) -> tuple[dict[str, Any], tuple[str | None, str] | None]:
     """The row's texts checked (too-long cells, then `textcheck` as for every intake) and its phone: (the
     clean texts and phone, None) or ({}, (field, reason)). The reason never repeats the value."""
     for fld, heading in columns.items():
@@ -189,8 +192,8 @@ def _check_row(values: dict[str, Any], columns: dict[str, Any]) -> tuple[dict[st
     return clean, None
 
 
-def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, data: bytes, fmt: str, *, crs: str = "gcj02",
-                  actor: str = "hotline-import", now: dt.datetime | None = None, bulk: bool = True,
+def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, data: bytes, fmt: str, *,
+                  crs: str = "gcj02", actor: str = "hotline-import", now: dt.datetime | None = None, bulk: bool = True,
                   progress: Progress | None = None) -> dict[str, Any]:
     """Import one export; returns the counts and the report (one entry per row, in file order).
 
@@ -256,8 +259,8 @@ def _imported(session: Session, tickets: list[str]) -> dict[str, str]:
         chunk = wanted[start:start + step]
         refs = (Case.external_ref == sa.func.any(sa.literal(chunk, sa.ARRAY(sa.String))) if postgres else
                 Case.external_ref.in_(chunk))
-        found.update(session.execute(sa.select(Case.external_ref, Case.number)
-                                     .where(Case.source == SOURCE, refs)).all())
+        rows = session.execute(sa.select(Case.external_ref, Case.number).where(Case.source == SOURCE, refs)).tuples()
+        found.update((ref, number) for ref, number in rows if ref is not None)  # never None: matched a ticket
     return found
 
 
@@ -281,8 +284,9 @@ def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dic
     return locate_frame(where, index, crs=crs, session=session)
 
 
-def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, Any], categories: dict[str, Any], placed, now: dt.datetime,
-              seen: set[str], known: dict[str, str], checked: tuple[dict[str, Any], tuple[Any, ...] | None]) -> NewCase | None:
+def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, Any], categories: dict[str, Any],
+              placed: dict[Hashable, Any], now: dt.datetime, seen: set[str], known: dict[str, str],
+              checked: tuple[dict[str, Any], tuple[str | None, str] | None]) -> NewCase | None:
     """The case of one row, or None with the row's outcome written into `entry`."""
     def fail(status: str, fld: str | None, reason: str) -> None:
         entry.update(status=status, field=fld, reason=reason)
@@ -309,8 +313,8 @@ def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, 
     if "address_confidence" in placed and not pd.isna(placed["address_confidence"]):
         entry["address_confidence"] = round(float(placed["address_confidence"]), 3)
     if placed["method"] == "none" or not placed["grid_code"]:
-        flags = [f for f in (placed["flags"] or "").split(";") if f]
-        why = next((UNPLACED_REASONS[f] for f in flags if f in UNPLACED_REASONS), "no place found")
+        placed_flags = [f for f in (placed["flags"] or "").split(";") if f]
+        why = next((UNPLACED_REASONS[f] for f in placed_flags if f in UNPLACED_REASONS), "no place found")
         fail("unplaced", why.split(":")[0], why)
         return None
     category_text = _text(values[columns["category"]])[:64] if "category" in columns else ""
@@ -319,7 +323,7 @@ def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, 
         entry["reason"] = "category_not_matched"
     description = clean["description"]
     title = clean["title"] or (description[:30] if description else None) or category_text or "12345 工单"
-    flags = ()
+    flags: tuple[str, ...] = ()
     if placed["method"] == "address":
         low = entry["address_confidence"] is not None and entry["address_confidence"] < LOW_CONFIDENCE
         flags = ("placed_by_address", "address_low_confidence") if low else ("placed_by_address",)
@@ -329,7 +333,8 @@ def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, 
                    reported_at=reported_at, extra_flags=flags)
 
 
-def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str, now: dt.datetime) -> None:
+def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]],
+            actor: str, now: dt.datetime) -> None:
     """One transaction per batch; if another import stored one of its tickets meanwhile, row by row."""
     try:
         with sessionmaker() as session, session.begin():
@@ -358,7 +363,8 @@ def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: li
 RETRY_STATES = ("40P01", "40001")
 
 
-def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]], actor: str,
+def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex,
+                 batch: list[tuple[dict[str, Any], NewCase]], actor: str,
                  now: dt.datetime) -> None:
     """One transaction for the batch (`bulk.create_cases`); a row intake refuses is reported invalid and the others
     are stored. If another import stored some of its tickets meanwhile, those rows are reported as duplicates and
@@ -396,7 +402,8 @@ def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batc
         _create_bulk_one(sessionmaker, index, item, actor, now)
 
 
-def _create_bulk_one(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, item: tuple[dict[str, Any], NewCase], actor: str,
+def _create_bulk_one(sessionmaker: orm.sessionmaker[Session], index: AreaIndex,
+                     item: tuple[dict[str, Any], NewCase], actor: str,
                      now: dt.datetime) -> None:
     entry, new = item
     try:
