@@ -32,10 +32,10 @@ import sys
 import time
 import types
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import shapely
@@ -48,12 +48,25 @@ from gridmap.cellindex import STATUS_OK
 from gridmap.errors import GridmapError
 from gridmap.locate import LocateOptions, to_wgs84_checked
 from gridmap.lookup import AreaIndex, Location, metres_per_degree
-from gridmap.tables import CASE_SOURCES, Account, Case, CaseCategory, CaseEvent, Notification
+from gridmap.tables import CASE_SOURCES, Account, AuditEntry, Base, Case, CaseCategory, CaseEvent, Notification
 from gridmap.workcal import WorkCalendar
 
-CASES = Case.__table__
-EVENTS = CaseEvent.__table__
-NOTES = Notification.__table__
+if TYPE_CHECKING:
+    from gridmap.cases import NewCase
+
+
+
+def table_of(model: type[Base]) -> sa.Table:
+    """The table a mapped class is declared on (SQLAlchemy types `__table__` as any FROM clause; ours are tables)."""
+    table = model.__table__
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+CASES = table_of(Case)
+EVENTS = table_of(CaseEvent)
+NOTES = table_of(Notification)
 COPY_MIN_ROWS = 200  # below this, a multi-row INSERT is as quick as COPY on PostGIS
 EXECUTEMANY_MIN_ROWS = 100  # SQLite: from this many rows, the driver's executemany is handed the rows directly
 TRIGGERS_MIN_ROWS = 500  # SQLite: from this many points, the geometry triggers' work is done once for all rows
@@ -80,21 +93,21 @@ def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], s
     — go through `locate_for_case` itself."""
     from gridmap.cases import locate_for_case
 
-    lon = np.ascontiguousarray(lon, dtype=np.float64)
-    lat = np.ascontiguousarray(lat, dtype=np.float64)
-    n = len(lon)
+    xs = np.ascontiguousarray(lon, dtype=np.float64)
+    ys = np.ascontiguousarray(lat, dtype=np.float64)
+    n = len(xs)
     out: list[Any] = [None] * n
     if n == 0:
         return out
-    leaf, status = index.cells.query(lon, lat)
+    leaf, status = index.cells.query(xs, ys)
     inside = np.flatnonzero((status == STATUS_OK) & (leaf >= 0))
     radius = max(options.near_m or 0.0, 0.0)
     fast = np.zeros(n, bool)
     if len(inside):
         if radius > 0:
-            d_deg = shapely.distance(index.leaf_boundaries[leaf[inside]], shapely.points(lon[inside], lat[inside]))
+            d_deg = shapely.distance(index.leaf_boundaries[leaf[inside]], shapely.points(xs[inside], ys[inside]))
             # `AreaIndex._farther_than`, in the same float arithmetic (math.cos, the shorter metres per degree)
-            far = [float(d) * min(metres_per_degree(float(y))) > radius * 1.01 for d, y in zip(d_deg, lat[inside])]
+            far = [float(d) * min(metres_per_degree(float(y))) > radius * 1.01 for d, y in zip(d_deg, ys[inside])]
             fast[inside[np.asarray(far, bool)]] = True
         else:
             fast[inside] = True
@@ -104,13 +117,13 @@ def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], s
             k = int(leaf[i])
             if k not in chains:
                 chains[k] = index.chain_of(index.leaves[k].code)
-            out[i] = (Location(float(lon[i]), float(lat[i]), chain=list(chains[k])), [], [])
+            out[i] = (Location(float(xs[i]), float(ys[i]), chain=list(chains[k])), [], [])
         else:
-            out[i] = locate_for_case(index, float(lon[i]), float(lat[i]), system, options)
+            out[i] = locate_for_case(index, float(xs[i]), float(ys[i]), system, options)
     return out
 
 
-def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: str = "api",
+def create_cases(session: Session, index: AreaIndex, news: Sequence[NewCase], *, actor: str = "api",
                  now: dt.datetime | None = None, options: LocateOptions | None = None) -> list[Created | GridmapError]:
     """File many cases in the session's transaction, each as `cases.create_case` files it; returns, in order, the
     stored case or the error intake refused it with (nothing of a refused case is written)."""
@@ -122,7 +135,7 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
     results: list[Created | GridmapError | None] = [None] * len(news)
     active = {c.code: c for c in session.scalars(sa.select(CaseCategory).where(CaseCategory.active.is_(True)))}
     systems: dict[str, gcrs.CoordinateSystem] = {}
-    ready: list[tuple[int, object, CaseCategory | None, gcrs.CoordinateSystem, float, float]] = []
+    ready: list[tuple[int, NewCase, CaseCategory | None, gcrs.CoordinateSystem, float, float]] = []
     for i, new in enumerate(news):
         try:  # the checks of `create_case`, in its order
             new = gcases.check_new_case_text(new)
@@ -149,28 +162,32 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
             located[j] = answer
     _prime_territory(session, {loc.at_level("grid").code for loc, _, _ in located if loc.at_level("grid")}, now)
     rows, events, holders = [], [], []
-    for (i, new, category, system, lon, lat), (location, flags, candidates) in zip(ready, located):
-        case = types.SimpleNamespace(branch_id=None, assignee_id=None, department_id=None, category=None)
+    for (_, new, category, system, lon, lat), (location, flags, candidates) in zip(ready, located):
+        # a stand-in for the Case holding what `_apply_location`, `_claim_dead_end` and `workflow.route` set and read
+        # (a transient Case given its category would be cascaded into the session): typed as the Case it stands for
+        case = cast(Case, types.SimpleNamespace(branch_id=None, assignee_id=None, department_id=None, category=None))
         gcases._apply_location(case, location)
         if not location.chain:
             gcases._claim_dead_end(case, index, candidates)
         locate_flags = [*flags, *new.extra_flags]
         reported_at = gcases.utc(new.reported_at) if new.reported_at else now  # SQLite keeps a time's wall clock
-        history = [dict(at=reported_at, actor=actor, action="reported", from_state=None, to_state="reported",
-                        detail={"source": new.source, **({"external_ref": new.external_ref}
-                                                           if new.external_ref else {})}),
-                   dict(at=now, actor="system", action="located", from_state="reported", to_state="reported",
-                        detail={"flags": locate_flags, "candidates": candidates, "crs": system.name,
-                                "method": location.method,
-                                **({"distance_m": location.distance_m} if location.distance_m is not None else {})})]
+        history = [{"at": reported_at, "actor": actor, "action": "reported", "from_state": None,
+                    "to_state": "reported",
+                    "detail": {"source": new.source,
+                               **({"external_ref": new.external_ref} if new.external_ref else {})}},
+                   {"at": now, "actor": "system", "action": "located", "from_state": "reported",
+                    "to_state": "reported",
+                    "detail": {"flags": locate_flags, "candidates": candidates, "crs": system.name,
+                               "method": location.method,
+                               **({"distance_m": location.distance_m} if location.distance_m is not None else {})}}]
         state = "reported"
         if location.chain and category is not None:  # filed and dispatched by the rules at once
             case.category, case.category_id = category, category.id
-            history.append(dict(at=now, actor="system", action="file", from_state="reported", to_state="filed",
-                                detail={"rule": "auto_file"}))
+            history.append({"at": now, "actor": "system", "action": "file", "from_state": "reported",
+                            "to_state": "filed", "detail": {"rule": "auto_file"}})
             detail = workflow.route(session, case, now)
-            history.append(dict(at=now, actor="system", action="dispatch", from_state="filed",
-                                to_state="dispatched", detail=detail))
+            history.append({"at": now, "actor": "system", "action": "dispatch", "from_state": "filed",
+                            "to_state": "dispatched", "detail": detail})
             state = "dispatched"
         rows.append(dict(
             number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description,
@@ -195,14 +212,17 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence, *, actor: s
         for account_id, staff_id in conn.execute(
                 sa.select(Account.id, Account.staff_id).where(Account.staff_id.in_(staff[start:start + 500]),
                                                               Account.active.is_(True)).order_by(Account.id)):
-            accounts.setdefault(staff_id, []).append(account_id)
+            if staff_id is not None:  # (always: matched a worker)
+                accounts.setdefault(staff_id, []).append(account_id)
     notes = []
     for row, case_id, holder in zip(rows, ids, holders):
         if holder is None:
             continue
-        text = notifications.text_for("assigned", types.SimpleNamespace(number=row["number"], title=row["title"]))
-        notes += [dict(account_id=a, kind="assigned", case_id=case_id, text=text, actor="system", at=now, read_at=None)
-                  for a in accounts.get(holder, [])]
+        # the message reads the case's number and title only: a stand-in holding them, typed as the Case
+        text = notifications.text_for("assigned", cast(Case, types.SimpleNamespace(number=row["number"],
+                                                                                   title=row["title"])))
+        notes += [{"account_id": a, "kind": "assigned", "case_id": case_id, "text": text, "actor": "system",
+                   "at": now, "read_at": None} for a in accounts.get(holder, [])]
     note_ids = insert_numbered(conn, NOTES, notes)
     record_inserts(conn, {"case_file": ids, "case_event": event_ids, "notification": note_ids}, now=now)
     for (i, *_), row, case_id in zip(ready, rows, ids):
@@ -225,7 +245,8 @@ def _prime_territory(session: Session, grids: set[str], now: dt.datetime) -> Non
         chunk = wanted[start:start + 500]
         branches: dict[str, int] = {}
         for code, org_id in session.execute(
-                sa.select(PartyOrgArea.area_code, PartyOrg.id).join(PartyOrgArea, PartyOrgArea.party_org_id == PartyOrg.id)
+                sa.select(PartyOrgArea.area_code, PartyOrg.id)
+                .join(PartyOrgArea, PartyOrgArea.party_org_id == PartyOrg.id)
                 .where(PartyOrgArea.area_code.in_(chunk))
                 .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= day))
                 .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > day))
@@ -266,13 +287,19 @@ def reserve_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
     return list(range(last + 1, last + 1 + n))
 
 
-def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, number=None) -> list[int]:
+def _with_id(row: dict[str, Any], new_id: int) -> dict[str, Any]:
+    row["id"] = new_id
+    return row
+
+
+def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *,
+                    number: Callable[[dict[str, Any], int], dict[str, Any]] | None = None) -> list[int]:
     """Insert rows that get new ids from the table (`reserve_ids`), many per statement; returns the ids, in the order
     of `rows`. `number(row, id)` completes each row, in order, once its id is known (the default sets `id`): a row
     may refer to the ids of rows before it."""
     if not rows:
         return []
-    number = number or (lambda row, new_id: row.update(id=new_id) or row)
+    number = number or _with_id
     ids = reserve_ids(conn, table, len(rows))
     insert_rows(conn, table, [number(row, new_id) for row, new_id in zip(rows, ids)])
     return ids
@@ -293,7 +320,7 @@ def record_inserts(conn: sa.Connection, inserted: dict[str, list[Any]], *, now: 
                      "target": table, "address": who.address,
                      "detail": {"count": count, "ids": [int(i) for i in ids[:audit.MAX_IDS]]}})
     if rows:
-        conn.execute(sa.insert(audit.AuditEntry), rows)
+        conn.execute(sa.insert(AuditEntry), rows)
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, grouped: bool = False) -> None:
@@ -597,13 +624,13 @@ class BatchCalendar(WorkCalendar):
 
     @property
     def hours_per_day(self) -> float:
-        hours = self.__dict__.get("_hours_per_day")
+        hours: float | None = self.__dict__.get("_hours_per_day")
         if hours is None:
-            hours = self.__dict__["_hours_per_day"] = WorkCalendar.hours_per_day.fget(self)
+            hours = self.__dict__["_hours_per_day"] = super().hours_per_day
         return hours
 
     def _day_periods(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
-        known = self.__dict__.setdefault("_periods_of", {})
+        known: dict[dt.date, list[tuple[dt.datetime, dt.datetime]]] = self.__dict__.setdefault("_periods_of", {})
         periods = known.get(day)
         if periods is None:
             periods = known[day] = WorkCalendar._day_periods(self, day)
@@ -614,7 +641,8 @@ class Progress:
     """Stages and counts on stderr, a line per stage (`stage`) and, on a terminal, a bar for long ones (`bar`,
     tqdm); silent when `enabled` is false (the library's default: tests, the API)."""
 
-    def __init__(self, enabled: bool = True, stream=None, label: str = "", bars: bool | None = None) -> None:
+    def __init__(self, enabled: bool = True, stream: IO[str] | None = None, label: str = "",
+                 bars: bool | None = None) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.label = label
@@ -628,7 +656,7 @@ class Progress:
         print(f"{self.label}[{time.perf_counter() - self.start:6.1f}s] {text}{counted}", file=self.stream,
               flush=True)
 
-    def bar(self, total: int, desc: str, unit: str = "rows"):
+    def bar(self, total: int, desc: str, unit: str = "rows") -> Bar:
         """A tqdm bar (a no-op object when disabled): `update(n)`, `close()`."""
         if not (self.enabled and self.bars):
             return _NoBar()
@@ -636,6 +664,14 @@ class Progress:
 
         return tqdm(total=total, desc=f"{self.label}{desc}", unit=unit, unit_scale=True, file=self.stream,
                     mininterval=0.5, leave=False)
+
+
+class Bar(Protocol):
+    """What `Progress.bar` gives: a tqdm bar or a no-op."""
+
+    def update(self, n: int = 1, /) -> object: ...
+
+    def close(self) -> object: ...
 
 
 class _NoBar:
