@@ -29,7 +29,7 @@ from shapely.ops import nearest_points
 from sqlalchemy.orm import Session
 
 from gridmap.demo.tiling import DemoArea
-from gridmap.lookup import AreaIndex, metres_per_degree
+from gridmap.lookup import AreaIndex, Location, metres_per_degree
 from gridmap.tables import CaseCategory, Place
 from gridmap.workcal import WorkCalendar
 
@@ -78,7 +78,7 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
     _, back = gcrs.projector(epsg)
     names = {a.code: a.name for a in areas}
     district = max(shapely.get_parts(areas[0].geom), key=lambda g: g.area)
-    for i, item in staged.items():
+    for item in staged.values():
         if item.fate in ("edge_near", "edge_far"):
             metres = 40 if item.fate == "edge_near" else 160
             edge = district.exterior.interpolate(float(rng.uniform(0, 1)), normalized=True)
@@ -111,7 +111,7 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
             _address_far(session, index, names, areas[0].code, item, rng)
 
 
-def _locate(index: AreaIndex, lon: float, lat: float):
+def _locate(index: AreaIndex, lon: float, lat: float) -> tuple[Location, list[dict[str, Any]]]:
     """The point located exactly as intake locates a new case (the locate route's distances): the location (with
     every flag intake stores) and the candidate grids intake stores."""
     from gridmap import crs as gcrs
@@ -123,8 +123,8 @@ def _locate(index: AreaIndex, lon: float, lat: float):
     return location, candidates
 
 
-def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location, candidates: list[dict[str, Any]], text: str,
-         source: str, **more) -> None:
+def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location: Location, candidates: list[dict[str, Any]],
+         text: str, source: str, **more: Any) -> None:
     item.lon, item.lat = float(lon), float(lat)
     code = location.leaf_code if location.chain else None
     item.leaf = int(np.searchsorted(index.leaf_codes_sorted, code)) if code else -1
@@ -154,7 +154,7 @@ def _address_far(session: Session, index: AreaIndex, names: dict[str, Any], dist
     named, so the point is probably wrong."""
     rows = session.execute(sa.select(Place.name, Place.area_code, Place.geom).where(
         Place.kind == "compound", Place.area_code.startswith(district)).order_by(Place.id)).all()
-    points = np.array([[p.x, p.y] for p in (to_shape(g) for *_, g in rows)])
+    points = shapely.get_coordinates([to_shape(g) for *_, g in rows])  # the compounds' points: (x, y) rows
     a = int(rng.integers(len(rows)))
     kx, ky = metres_per_degree(float(points[a, 1]))
     far = np.flatnonzero(np.hypot((points[:, 0] - points[a, 0]) * kx, (points[:, 1] - points[a, 1]) * ky) > 8_000)
@@ -172,21 +172,22 @@ def _address_far(session: Session, index: AreaIndex, names: dict[str, Any], dist
 
 def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[str, Any], worker: int | None,
                 point: tuple[float, float], generation_id: int | None, labels: dict[str, str],
-                calendar: WorkCalendar, rng: np.random.Generator) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+                calendar: WorkCalendar, rng: np.random.Generator
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """The staged case's columns, history (by the workflow's steps) and pending request."""
     fate, reported = item.fate, item.reported
     owner_first = cat.kind == "component" and cat.department_id is not None
     handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
-    row = dict(state="reported", reported_at=reported, accepted_at=None, due_at=None, closed_at=None,
-               satisfaction=None, handled_by=None, handled_at=None, rated_at=None, suspended_at=None,
-               assignee_id=None, department_id=None, rework_count=0, bounce_count=0, extension_count=0,
-               reopen_count=0)
-    history = [dict(at=reported, actor="resident", action="reported", from_state=None, to_state="reported",
-                    detail=None)]
+    row = {"state": "reported", "reported_at": reported, "accepted_at": None, "due_at": None, "closed_at": None,
+               "satisfaction": None, "handled_by": None, "handled_at": None, "rated_at": None, "suspended_at": None,
+               "assignee_id": None, "department_id": None, "rework_count": 0, "bounce_count": 0, "extension_count": 0,
+               "reopen_count": 0}
+    history = [{"at": reported, "actor": "resident", "action": "reported", "from_state": None, "to_state": "reported",
+                    "detail": None}]
 
     def step(action: str, actor: str, to_state: str, at: dt.datetime, detail: dict[str, Any] | None = None) -> None:
-        history.append(dict(at=at, actor=actor, action=action, from_state=row["state"], to_state=to_state,
-                            detail=detail))
+        history.append({"at": at, "actor": actor, "action": action, "from_state": row["state"], "to_state": to_state,
+                            "detail": detail})
         row["state"] = to_state
 
     if fate == "pending" or fate in DEAD_ENDS or not codes.get("grid"):
@@ -231,7 +232,8 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[s
     if fate in ("extension", "suspension"):
         reasons = EXTENSION_REASONS if fate == "extension" else SUSPENSION_REASONS
         reason = reasons[int(rng.integers(len(reasons)))]
-        pending: dict[str, Any] = {"kind": fate, "reason": reason, "by": labels.get(handler, handler), "at": t.isoformat()}
+        pending: dict[str, Any] = {"kind": fate, "reason": reason, "by": labels.get(handler, handler),
+                                   "at": t.isoformat()}
         detail: dict[str, Any] = {"reason": reason}
         if fate == "extension":
             pending.update(amount=limit, unit=unit)
