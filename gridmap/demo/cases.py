@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -19,8 +19,11 @@ from gridmap.demo import names, queues
 from gridmap.demo.catalogue import CLASS_WEIGHTS
 from gridmap.demo.tiling import DemoArea
 from gridmap.lookup import AreaIndex
-from gridmap.tables import Case, CaseCategory, CaseEvent, PartyOrg, PartyOrgArea, StaffArea
+from gridmap.tables import CaseCategory, PartyOrg, PartyOrgArea, StaffArea
 from gridmap.workcal import WorkCalendar
+
+if TYPE_CHECKING:
+    from pyproj import Transformer
 
 SOURCES = ("hotline", "miniprogram", "patrol", "referral")
 SOURCE_WEIGHTS = (0.45, 0.25, 0.25, 0.05)
@@ -48,7 +51,7 @@ def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> t
     return xy + rng.normal(0.0, 8.0, size=xy.shape), xy
 
 
-def _inside(index: AreaIndex, back, xy: np.ndarray, homes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _inside(index: AreaIndex, back: Transformer, xy: np.ndarray, homes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WGS84 points and their leaves, every one inside a grid: a point the scatter carried out of every grid (past
     the district edge) is put back on the household it scattered from."""
     lon, lat = (np.asarray(v, float) for v in back.transform(xy[:, 0], xy[:, 1]))
@@ -91,15 +94,15 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     stage_rng = rng.spawn(1)[0]  # the staging draws from its own stream: the year's cases stay as they were
     staged = queues.plan(n, end, stage_rng)
     queues.place_dead_ends(session, index, areas, epsg, staged, stage_rng)
-    for i, item in staged.items():
-        if item.lon is not None:
-            lon[i], lat[i], leaf[i] = item.lon, item.lat, item.leaf
+    for i, placed in staged.items():
+        if placed.lon is not None:
+            lon[i], lat[i], leaf[i] = placed.lon, placed.lat, placed.leaf
     labels = queues.handler_labels(session, set(workers.values()))
     rows, histories = [], []
     conn = session.connection()
     # numbered by row id, as new cases are: the ids reserved from the table (its sequence on PostGIS; on SQLite under
     # the write lock the transaction then holds), so that a case written meanwhile by another session cannot take one
-    ids = bulk.reserve_ids(conn, Case.__table__, n)
+    ids = bulk.reserve_ids(conn, bulk.CASES, n)
     codes_of: dict[int, dict[str, str]] = {-1: {}}  # the chain's codes of each leaf, once per leaf
     for k in np.unique(leaf).tolist():
         if k >= 0:
@@ -114,7 +117,8 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
         reported = _daytime(reported, rng)
         codes = codes_of[leaf_list[i] if leaf_list[i] >= 0 else -1]
         cat = cats[cat_list[i]]
-        worker = workers.get(codes.get("grid"))
+        grid = codes.get("grid")
+        worker = workers.get(grid) if grid is not None else None
         row, history = _one_case(cat, reported, end, codes, worker, calendar, rng)
         item = staged.get(i)
         if item is not None:  # replaced, after its draws from `rng` were made as for any case
@@ -128,7 +132,7 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
                    geom=f"SRID=4326;POINT({x!r} {y!r})", generation_id=index.generation_id,
                    district_code=codes.get("district"), subdistrict_code=codes.get("subdistrict"),
                    community_code=codes.get("community"), grid_code=codes.get("grid"),
-                   microgrid_code=codes.get("microgrid"), branch_id=branches.get(codes.get("grid")),
+                   microgrid_code=codes.get("microgrid"), branch_id=branches.get(grid) if grid is not None else None,
                    locate_flags=[], version=1 + max(len(history) - 3, 0),  # file and dispatch at intake: 1
                    reported_by_staff_id=worker if source == "patrol" else None,
                    reporter_name=names.person_name(rng) if source in ("hotline", "miniprogram") else None,
@@ -147,7 +151,7 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     progress.stage("cases made", n)
     # the staged rows set a few more columns (address, candidates, a dead end's district, a pending request): one
     # statement per set of columns, the others left to their defaults as before
-    bulk.insert_rows(conn, Case.__table__, rows, grouped=True)
+    bulk.insert_rows(conn, bulk.CASES, rows, grouped=True)
     progress.stage("case rows written", n)
     events = []  # each event given its case (the last column, as before), in place
     for row, history in zip(rows, histories):
@@ -155,7 +159,7 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
         for event in history:
             event["case_id"] = case_id
         events += history
-    event_ids = bulk.insert_numbered(conn, CaseEvent.__table__, events)
+    event_ids = bulk.insert_numbered(conn, bulk.EVENTS, events)
     progress.stage("history rows written", len(events))
     bulk.record_inserts(conn, {"case_file": [row["id"] for row in rows], "case_event": event_ids})
     return n
@@ -170,7 +174,7 @@ def _daytime(when: dt.datetime, rng: np.random.Generator) -> dt.datetime:
 
 
 def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict[str, Any], worker: int | None,
-              calendar: WorkCalendar, rng: np.random.Generator):
+              calendar: WorkCalendar, rng: np.random.Generator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The case's loop up to `end`, by the workflow's steps and the working calendar: its columns and history.
 
     Events go to the grid's worker, components to their department (the routing rules of `workflow.route`); the
@@ -178,23 +182,23 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
     extended or suspended, most handled within their limit, and about 70 % of the closed ones rated."""
     owner_first = cat.kind == "component" and cat.department_id is not None
     handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
-    row = dict(state="reported", reported_at=reported, accepted_at=None, due_at=None, closed_at=None,
-               satisfaction=None, handled_by=None, handled_at=None, rated_at=None, suspended_at=None,
-               assignee_id=None if owner_first else worker, department_id=cat.department_id if owner_first else None,
-               rework_count=0, bounce_count=0, extension_count=0, reopen_count=0)
+    row = {"state": "reported", "reported_at": reported, "accepted_at": None, "due_at": None, "closed_at": None,
+               "satisfaction": None, "handled_by": None, "handled_at": None, "rated_at": None, "suspended_at": None,
+               "assignee_id": None if owner_first else worker, "department_id": cat.department_id if owner_first else None,
+               "rework_count": 0, "bounce_count": 0, "extension_count": 0, "reopen_count": 0}
     history = []
     t = reported
 
     def step(action: str, actor: str, to_state: str, at: dt.datetime, detail: dict[str, Any] | None = None) -> None:
-        history.append(dict(at=at, actor=actor, action=action, from_state=row["state"], to_state=to_state,
-                            detail=detail))
+        history.append({"at": at, "actor": actor, "action": action, "from_state": row["state"], "to_state": to_state,
+                            "detail": detail})
         row["state"] = to_state
 
     def later(minutes_low: float, minutes_high: float) -> dt.datetime:
         return t + dt.timedelta(minutes=float(rng.uniform(minutes_low, minutes_high)))
 
-    history.append(dict(at=reported, actor="resident", action="reported", from_state=None, to_state="reported",
-                        detail=None))
+    history.append({"at": reported, "actor": "resident", "action": "reported", "from_state": None, "to_state": "reported",
+                        "detail": None})
     t = later(5, 60)
     if t > end:
         return row, history
