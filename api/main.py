@@ -51,6 +51,7 @@ from gridmap.workflow import escalate_overdue
 from web import STATIC_DIR
 
 log = logging.getLogger("gridmap.api")
+SWEEP_CHUNK = 1_000  # overdue cases escalated per transaction
 
 
 async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
@@ -58,9 +59,12 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
     however often this runs (and across restarts): the database's conditional update decides."""
     from starlette.concurrency import run_in_threadpool
 
-    def sweep() -> list[int]:
-        with storage.session_scope(app.state.sessionmaker) as session:
-            return escalate_overdue(session)
+    def sweep() -> None:
+        while True:  # a transaction per chunk: no sweep holds row locks for minutes after a large import
+            with storage.session_scope(app.state.sessionmaker) as session:
+                done = escalate_overdue(session, limit=SWEEP_CHUNK)
+            if len(done) < SWEEP_CHUNK:
+                return
 
     while True:
         try:

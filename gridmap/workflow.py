@@ -654,21 +654,36 @@ def route(session: Session, case: Case, now: dt.datetime, *, override_staff: int
             "department_id": case.department_id, "branch_id": case.branch_id}
 
 
-def escalate_overdue(session: Session, now: dt.datetime | None = None) -> list[int]:
+SWEEP_LOCK = 0x67726964  # PostgreSQL advisory lock of the overdue sweep ("grid"): one server process sweeps at a time
+
+
+def escalate_overdue(session: Session, now: dt.datetime | None = None, *, limit: int | None = None) -> list[int]:
     """Escalate every overdue open case one level up (grid → community), exactly once: the conditional update
-    `escalation_level = 0` makes a second sweep — or a sweep after a restart — find nothing to do."""
+    `escalation_level = 0` makes a second sweep — or a sweep after a restart — find nothing to do.
+
+    One UPDATE … RETURNING for up to `limit` cases (all when None), so that a sweep after a large import or a long
+    stop holds its transaction for one statement, not a statement per case; the caller commits and calls again
+    while a full `limit` came back. On PostgreSQL a sweep that finds another process sweeping returns [] at once
+    (an advisory lock held for the transaction) instead of waiting on that process's row locks."""
     now = now or _now()
-    ids = list(session.scalars(sa.select(Case.id).where(Case.state.in_(("accepted", "rework")),
-                                                        Case.due_at < now, Case.escalation_level == 0)))
-    done = []
-    for case_id in ids:
-        claimed = session.execute(sa.update(Case).where(Case.id == case_id, Case.escalation_level == 0)
-                                  .values(escalation_level=1, escalated_at=now, version=Case.version + 1)
-                                  .execution_options(synchronize_session=False))
-        if rowcount(claimed) == 1:
-            state = session.scalar(sa.select(Case.state).where(Case.id == case_id))
-            session.add(CaseEvent(case_id=case_id, at=now, actor="system", action="escalate", from_state=state,
-                                  to_state=state, detail={"level": 1, "to": "community", "reason": "overdue"}))
-            done.append(case_id)
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+        sa.select(sa.func.pg_try_advisory_xact_lock(SWEEP_LOCK))
+    ):
+        return []
+    due = sa.select(Case.id).where(Case.state.in_(("accepted", "rework")), Case.due_at < now,
+                                   Case.escalation_level == 0).order_by(Case.due_at, Case.id)
+    if limit is not None:
+        due = due.limit(limit)
+    claimed = session.execute(
+        sa.update(Case)
+        .where(Case.id.in_(due.scalar_subquery()), Case.escalation_level == 0)
+        .values(escalation_level=1, escalated_at=now, version=Case.version + 1)
+        .returning(Case.id, Case.state)
+        .execution_options(synchronize_session=False)
+    ).all()
+    done = sorted(case_id for case_id, _ in claimed)
+    session.add_all(CaseEvent(case_id=case_id, at=now, actor="system", action="escalate", from_state=state,
+                              to_state=state, detail={"level": 1, "to": "community", "reason": "overdue"})
+                    for case_id, state in sorted(claimed))
     session.flush()
     return done
