@@ -77,7 +77,8 @@ def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) 
     if not location.chain:
         for code, distance in index.leaves_within(lon, lat, DEAD_END_RADIUS_M)[:MAX_CANDIDATES]:
             seen.setdefault(code, distance)
-    seen.pop(own, None)
+    if own is not None:
+        seen.pop(own, None)
     out = []
     for code, distance in sorted(seen.items(), key=lambda kv: (kv[1], kv[0])):
         ref = index.by_code.get(code)
@@ -147,9 +148,12 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
 def check_new_case_text(new: NewCase) -> NewCase:
     """The case's texts checked (length first, then control, bidi and invisible-only text; NFC) and its phone as
     ASCII digits: the one check every intake channel passes through, before anything is located or stored."""
+    title = clean_text(new.title, "title", 200)
+    if title is None:  # (a title of None: it is required)
+        raise InvalidInput("title: required, 1 to 200 characters", field="title", zh="标题：必填，1 至 200 字。")
     return dataclasses.replace(
         new,
-        title=clean_text(new.title, "title", 200).strip(),
+        title=title.strip(),
         description=clean_text(new.description, "description", MAX_TEXT, multiline=True, required=False),
         address=clean_text(new.address, "address", MAX_ADDRESS, required=False),
         reporter_name=clean_text(new.reporter_name, "reporter_name", 64, required=False),
@@ -351,7 +355,7 @@ def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
 def state_condition(states: tuple[str, ...], now: dt.datetime) -> sa.ColumnElement[bool]:
     """SQL for "in any of these states"; `open` = not finished, `overdue` = running past the deadline (as in the
     area counts)."""
-    parts = []
+    parts: list[sa.ColumnElement[bool]] = []
     plain = [s for s in states if s in CASE_STATES]
     if plain:
         parts.append(Case.state.in_(plain))
@@ -371,9 +375,9 @@ MAX_AGE_H = 24 * 366 * 10
 
 
 def queue_condition(name: str, now: dt.datetime) -> sa.ColumnElement[bool]:
-    """SQL for a queue of the dispatcher's desk: 待处理 (reported, or filed and never bounced), 已派遣 (dispatched, accepted, rework), 待核查
-    (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request pending), 超期 (the clock
-    runs past the deadline)."""
+    """SQL for a queue of the dispatcher's desk: 待处理 (reported, or filed and never bounced), 已派遣 (dispatched,
+    accepted, rework), 待核查 (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request
+    pending), 超期 (the clock runs past the deadline)."""
     if name == "pending":  # new tickets, and cases filed but not yet dispatched (never bounced: those are 退单)
         return sa.or_(Case.state == "reported",
                       sa.and_(Case.state == "filed", sa.func.coalesce(Case.bounce_count, 0) == 0))
@@ -442,7 +446,7 @@ def _holder_condition(session: Session, holder: str, who: Principal | None) -> s
     return Case.department_id == department
 
 
-def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Principal | None = None):
+def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Principal | None = None) -> sa.Select[Case]:
     """The SELECT of the cases matching `f` that `who` may see (no order)."""
     states = check_states(f.state)
     check_period(f.since, f.until)
@@ -492,6 +496,7 @@ def _ordering(sort: str, order: str) -> tuple[Any, ...]:
     if order not in ("asc", "desc"):
         raise InvalidInput(f"order: {order!r}; accepted: asc, desc", field="order", zh="顺序：只能为 asc 或 desc")
     desc = order == "desc"
+    key: orm.QueryableAttribute[Any] | sa.ColumnElement[Any]
     if sort == "reported_at":
         key = Case.reported_at
     elif sort == "deadline":
@@ -665,7 +670,7 @@ def case_items(session: Session, rows: list[Case], *, who: Principal | None = No
     out = []
     for case in rows:
         item = case_summary(case, calendar=calendar, now=now, contact=contact)
-        department = departments.get(case.department_id)
+        department = departments.get(case.department_id) if case.department_id is not None else None
         code = department.code if department else None
         callable_ = may_call_holder(who, case, code)
         if case.assignee_id is not None and case.assignee_id in staff:
