@@ -27,9 +27,9 @@ router = APIRouter(prefix="/api/v1", tags=["dispatch"], responses=COMMON)
 def queue_counts(session: SessionDep, who: Annotated[Principal, allow("case.read")],
                  area: Annotated[str | None, Query(max_length=24)] = None) -> QueueCounts:
     """How many cases each queue of the desk holds, in `area` (any level) and among the cases the caller may
-    see: 待处理 `pending` (reported, or filed and never bounced), 已派遣 `dispatched` (dispatched, accepted, rework), 待核查 `verify`
-    (handled), 退单 `bounced` (back to filed by a bounce), 待审批 `approvals` (an extension or suspension request
-    pending), 超期 `overdue` (the clock past the deadline). One grouped query."""
+    see: 待处理 `pending` (reported, or filed and never bounced), 已派遣 `dispatched` (dispatched, accepted,
+    rework), 待核查 `verify` (handled), 退单 `bounced` (back to filed by a bounce), 待审批 `approvals` (an extension
+    or suspension request pending), 超期 `overdue` (the clock past the deadline). One grouped query."""
     if area:
         policy.check_area(who, area)
     return QueueCounts(area=area, items=cases.queue_counts(session, area=area, who=who))
@@ -60,11 +60,12 @@ def queue_items(name: Annotated[str, Path(max_length=16)], session: SessionDep, 
     if area:
         policy.check_area(who, area)
     default_sort, default_order = QUEUE_ORDER[name]
-    sort = sort or default_sort
-    order = order_of(order, sort) if order else (default_order if sort == default_sort else order_of(None, sort))
+    chosen = sort or default_sort
+    direction = order_of(order, chosen) if order else (default_order if chosen == default_sort
+                                                        else order_of(None, chosen))
     limit = min(limit, request.app.state.settings.max_page_size)
     f = cases.CaseFilter(area=area, queue=name, category=category, source=source, holder=holder,
-                         min_age_h=min_age_h, max_age_h=max_age_h, sort=sort, order=order)
+                         min_age_h=min_age_h, max_age_h=max_age_h, sort=chosen, order=direction)
     total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
     items = [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=request.app.state.calendar())]
     return CasePage(total=total, limit=limit, offset=offset, items=items)
@@ -140,5 +141,7 @@ def address_matches(session: SessionDep, index: IndexDep, who: Annotated[Princip
         raise InvalidInput(f"{missing}: give both near_lon and near_lat, or neither", field=missing,
                            zh="参考点：near_lon 与 near_lat 须同时给出")
     text = clean_text(q, "q", 300)
-    near = (near_lon, near_lat) if near_lon is not None else None
+    if text is None:  # (required: blank text is refused by clean_text itself)
+        raise InvalidInput("q: an address text is required", field="q", zh="地址：必填。")
+    near = (near_lon, near_lat) if near_lon is not None and near_lat is not None else None
     return AddressMatchOut(**match_address(session, index, text, near=near))
