@@ -67,8 +67,8 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
                                            options=request.app.state.settings.locate_options())
     if resident:
         _headers(request, response, case, created)
-        return _receipt(case, token)
-    return {**_created(request, response, case, created, who), "reporter_token": token}
+        return Receipt.model_validate(_receipt(case, token))
+    return CaseCreated.model_validate({**_created(request, response, case, created, who), "reporter_token": token})
 
 
 def _headers(request: Request, response: Response, case, created: bool) -> None:
@@ -116,7 +116,7 @@ def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, resp
     case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), actor_of(who),
                                   calendar=request.app.state.calendar(), handled_on_spot=body.handled_on_spot,
                                   note=body.note, key=idempotency_key)
-    return _created(request, response, case, created, who)
+    return CaseCreated.model_validate(_created(request, response, case, created, who))
 
 
 @router.get("/cases/{case_id}/duplicates", response_model=Duplicates, responses=problems(404))
@@ -178,7 +178,7 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     # SQLite: the losers read the old version meanwhile and fail on the lock instead of answering 412)
     commit_now(session)
     response.headers["ETag"] = f'"{case.version}"'
-    return summary
+    return CaseItem.model_validate(summary)
 
 
 @router.post("/cases/{case_id}/rating", response_model=Rated, responses=problems(404, 409))
@@ -266,4 +266,4 @@ def get_case(case_id: PathId, session: SessionDep, request: Request, response: R
         log.info("contact shown: case %s to %s", case.number, who.label())
     response.headers["ETag"] = f'"{case.version}"'
     response.headers["Cache-Control"] = "private, no-store" if contact else "no-cache"
-    return out
+    return CaseDetail.model_validate(out)
