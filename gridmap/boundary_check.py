@@ -59,7 +59,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 import numpy as np
 import shapely
@@ -80,8 +80,9 @@ GAP_WIDTH_M = 1.0
 GRID_SIZE_M = 1e-6
 DEFAULT_HOUSEHOLD_BAND = "grid=200-2000,microgrid=50-800"
 
-KINDS = ("invalid_geometry", "gap", "overlap", "hole", "outside_parent", "duplicate_code", "bad_code", "sliver",
-         "not_contiguous", "household_norm")
+CheckKind = Literal["invalid_geometry", "gap", "overlap", "hole", "outside_parent", "duplicate_code", "bad_code",
+                    "sliver", "not_contiguous", "household_norm"]
+KINDS: tuple[CheckKind, ...] = get_args(CheckKind)
 KIND_NAMES_ZH = {"invalid_geometry": "几何无效", "gap": "空隙", "overlap": "重叠", "hole": "内洞",
                  "outside_parent": "超出上级", "duplicate_code": "编码重复", "bad_code": "编码不合规",
                  "sliver": "碎片", "not_contiguous": "不连通", "household_norm": "户数超出常规"}

@@ -21,7 +21,7 @@ before applying whether the problems go away.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, get_args
 
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -35,7 +35,8 @@ from gridmap.topology import as_multipolygon
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-REPAIR_KINDS = ("snap_to_parent", "overlap_to_neighbour", "gap_to_neighbour", "absorb_sliver")
+RepairKind = Literal["snap_to_parent", "overlap_to_neighbour", "gap_to_neighbour", "absorb_sliver"]
+REPAIR_KINDS: tuple[RepairKind, ...] = get_args(RepairKind)
 REPAIR_NAMES_ZH = {"snap_to_parent": "吸附到上级边界", "overlap_to_neighbour": "重叠归属相邻区域",
                    "gap_to_neighbour": "空隙并入相邻区域", "absorb_sliver": "碎片并入相邻区域"}
 SNAP_M = 1.0

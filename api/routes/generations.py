@@ -67,7 +67,7 @@ def redraw(generation_id: PathId, body: RedrawIn, session: SessionDep, registry:
 
 @router.get("/{generation_id}/check", response_model=CheckReport, responses=problems(404))
 def check(generation_id: PathId, session: SessionDep, settings: SettingsDep,
-          who: Annotated[Principal, allow("generation.read")]) -> dict:
+          who: Annotated[Principal, allow("generation.read")]) -> boundary_check.CheckReport:
     """The validation report of a generation (any status): invalid geometries, gaps, overlaps, holes, parts outside
     the parent, slivers, non-contiguous areas, duplicate or malformed codes, household norms; `ok` when no problem
     is an error. Computed from the stored geometries in Python, the same on SpatiaLite and PostGIS."""
@@ -87,7 +87,8 @@ def _kinds(text: str | None) -> tuple[str, ...]:
 
 @router.get("/{generation_id}/repairs", response_model=RepairPlan, responses=problems(404))
 def repairs(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
-            request: Request, kinds: RepairKinds = "", snap_m: SnapM = boundary_repair.SNAP_M) -> dict:
+            request: Request, kinds: RepairKinds = "",
+            snap_m: SnapM = boundary_repair.SNAP_M) -> boundary_repair.RepairPlan:
     """The repairs the check offers, as a preview (nothing is written): narrow parts outside the parent cut to its
     edge, overlaps left to one neighbour, gaps given to the neighbour with the longest shared edge, slivers absorbed;
     with the check's error and warning counts before and after."""

@@ -89,7 +89,7 @@ class RelocatedCases(BaseModel):
 
 
 class CheckProblem(BaseModel):
-    kind: Literal[boundary_check.KINDS] = Field(
+    kind: boundary_check.CheckKind = Field(
         description="invalid_geometry, gap, overlap, hole, outside_parent, "
         "duplicate_code, bad_code, sliver, not_contiguous, household_norm"
     )
@@ -117,7 +117,7 @@ class CheckReport(BaseModel):
 
 
 class RepairItem(BaseModel):
-    kind: Literal[boundary_repair.REPAIR_KINDS] = Field(
+    kind: boundary_repair.RepairKind = Field(
         description="snap_to_parent, overlap_to_neighbour, "
         "gap_to_neighbour, absorb_sliver"
     )
@@ -155,7 +155,7 @@ class RepairPlan(BaseModel):
 
 class RepairIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kinds: list[Literal[boundary_repair.REPAIR_KINDS]] = Field(
+    kinds: list[boundary_repair.RepairKind] = Field(
         default=list(boundary_repair.REPAIR_KINDS),
         min_length=1,
         max_length=4,
