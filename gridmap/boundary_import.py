@@ -53,7 +53,7 @@ from gridmap.codes import level_of, parent_code
 from gridmap.errors import Conflict, InvalidInput, UnknownCRS
 
 if TYPE_CHECKING:
-    from pyproj import CRS
+    from pyproj import CRS, Transformer
     from sqlalchemy.orm import Session
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
@@ -461,7 +461,7 @@ def _features(frame: Any, system: gcrs.CoordinateSystem, options: Options, limit
     parent_cols = {lv: c for lv, c in parent_cols.items() if c and c not in (code_col, name_col)}
     decimal_codes = str(frame[code_col].dtype).startswith("float")
     raw = frame.geometry.values
-    geoms = np.array([g for g in raw], dtype=object)
+    geoms = np.array(list(raw), dtype=object)
     out: list[Feature] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(frame[columns].itertuples(index=False, name=None), start=1):
@@ -657,10 +657,13 @@ def _measure(areas: list[Built]) -> None:
             continue
         minx, miny, maxx, maxy = b.geom.bounds
         fwd, _ = gcrs.projector(metric_epsg((minx + maxx) / 2, (miny + maxy) / 2))
+
+        def to_metres(xy: np.ndarray, fwd: Transformer = fwd) -> np.ndarray:  # this district's projection
+            return np.column_stack(fwd.transform(xy[:, 0], xy[:, 1]))
+
         for a in areas:
             if a.code.startswith(b.code):
-                metres = shapely.transform(shapely.segmentize(a.geom, 1e-4),
-                                           lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+                metres = shapely.transform(shapely.segmentize(a.geom, 1e-4), to_metres)
                 a.area_m2 = float(metres.area)
 
 

@@ -36,7 +36,7 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
         if upload.size is not None:
             bi.check_size(label, upload.size, limits)  # measured before anything is copied or parsed
     with tempfile.TemporaryDirectory(prefix="gridmap-upload-") as tmp:
-        sources = []
+        sources: list[tuple[str | Path, str | None]] = []
         for i, (upload, label) in enumerate(zip(form.file, labels)):
             suffix = Path(label).suffix.lower()
             target = Path(tmp) / f"upload{i}{suffix if suffix in bi.FORMATS else '.bin'}"
