@@ -20,6 +20,7 @@ case; the caller commits. Who may add which stage is `may_add`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -414,10 +415,8 @@ def discard(store: MediaStore, *keys: str) -> None:
     """Remove stored files whose row was not committed (best effort: an orphan file is harmless, a row without
     its file is not)."""
     for key in keys:
-        try:
+        with contextlib.suppress(Exception):  # best effort
             store.delete(key)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def for_case(session: Session, case_id: int) -> list[Attachment]:

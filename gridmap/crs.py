@@ -96,7 +96,7 @@ def parse_crs(text: str | None) -> CoordinateSystem:
             crs = _crs(epsg)
         except CRSError:
             raise UnknownCRS(f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}",
-                             field="crs", zh=f"坐标系：EPSG:{epsg} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。")
+                             field="crs", zh=f"坐标系：EPSG:{epsg} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。") from None
         if not (crs.is_geographic or crs.is_projected):
             raise UnknownCRS(f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}",
                              field="crs", zh=f"坐标系：EPSG:{epsg} 不是二维地理坐标系或投影坐标系；可用：{ACCEPTED_TEXT_ZH}。")

@@ -375,7 +375,7 @@ def _repair(scope: _Scope, n: int, tolerance: float, rng: random.Random) -> list
                 cuts = [c for c in cuts if _contiguous(scope, sorted(nodes - c))]
             if not cuts:
                 continue
-            def cost(cut: frozenset[int], keep: int, rest: int) -> int:
+            def cost(cut: frozenset[int], keep: int, rest: int, nodes: set[int] = nodes) -> int:
                 return _pair_moves(scope, cut, keep, assign) + _pair_moves(scope, frozenset(nodes - cut), rest, assign)
 
             best = min(cuts, key=lambda c: min(cost(c, worst, other), cost(c, other, worst)))

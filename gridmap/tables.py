@@ -36,7 +36,7 @@ class Base(DeclarativeBase):
     """Declarative base of every gridmap table."""
 
 
-class Level(str, enum.Enum):
+class Level(enum.StrEnum):
     """Levels of the area hierarchy, outermost first."""
 
     district = "district"
@@ -50,7 +50,7 @@ LEVELS: tuple[str, ...] = tuple(level.value for level in Level)
 LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
 
 
-class CaseState(str, enum.Enum):
+class CaseState(enum.StrEnum):
     """States of the case loop (GB/T 30428 steps); issue #4 adds the guarded transitions between them."""
 
     reported = "reported"  # 上报, collected but not yet filed
