@@ -658,10 +658,10 @@ def _write(session: Session, gen_id: int, leaving: list[dict[str, Any]], arrivin
         session.delete(session.get(Area, rid))
     session.flush()
     for r in arriving:
-        values = dict(generation_id=gen_id, level=r["level"], code=r["code"], name=r["name"],
-                      parent_id=r["parent_id"], households=r["households"], population=r["population"],
-                      area_m2=r["area_m2"], is_leaf=r["is_leaf"], locked=r["locked"],
-                      geom=from_shape(shapely.from_wkb(r["wkb"]), srid=4326))
+        values = {"generation_id": gen_id, "level": r["level"], "code": r["code"], "name": r["name"],
+                      "parent_id": r["parent_id"], "households": r["households"], "population": r["population"],
+                      "area_m2": r["area_m2"], "is_leaf": r["is_leaf"], "locked": r["locked"],
+                      "geom": from_shape(shapely.from_wkb(r["wkb"]), srid=4326)}
         if r["id"] in out_ids:
             row = session.get(Area, r["id"])
             for k, v in values.items():
