@@ -219,5 +219,5 @@ def count_places(session: Session, area_code: str) -> dict[str, int]:
     rows = session.execute(
         sa.select(Place.kind, sa.func.count()).where(Place.area_code.startswith(area_code, autoescape=True))
         .group_by(Place.kind)
-    ).all()
-    return {kind: n for kind, n in rows}
+    ).tuples().all()
+    return dict(rows)

@@ -198,12 +198,13 @@ def shared_index(session: Session, generation_id: int, *, cache_dir: str | Path 
     index = load()
     if index is not None:
         return index
+    lock_path = folder / f"shared-{generation_id}.lock"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = open(folder / f"shared-{generation_id}.lock", "a")
+        lock_path.touch()
     except OSError:
         return build()
-    with lock:
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process builds; the others wait here and then load its files
         index = load()
         if index is not None:

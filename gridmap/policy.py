@@ -228,9 +228,7 @@ def sees_case(principal: Principal, case: Case, department_code: str | None = No
             return True
     if principal.role == "worker" and principal.staff_id is not None and case.assignee_id == principal.staff_id:
         return True
-    if principal.role == "department" and principal.department and department_code == principal.department:
-        return True
-    return False
+    return bool(principal.role == "department" and principal.department and department_code == principal.department)
 
 
 def check_case(principal: Principal, case: Case, department_code: str | None = None) -> None:

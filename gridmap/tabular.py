@@ -68,7 +68,8 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         dtype = out[column].dtype
-        if dtype == object or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)) or pd.api.types.is_string_dtype(dtype):
+        if (pd.api.types.is_object_dtype(dtype) or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype))
+                or pd.api.types.is_string_dtype(dtype)):
             out[column] = out[column].astype(object).map(safe_cell)
     out.columns = [safe_cell(str(c)) for c in out.columns]
     return out
