@@ -723,10 +723,9 @@ def _relocate_open_cases(session: Session, index: AreaIndex, previous: Generatio
                 StaffArea.area_code == grid, StaffArea.role == "fulltime_worker").order_by(StaffArea.id).limit(1))
             territory[grid] = (branch.id if branch else None, worker)
         branch_id, worker_id = territory.get(grid, (None, None))
-        if case.branch_id is not None or case.state != "reported":
-            if case.branch_id != branch_id:
-                detail["branch_id"] = {"from": case.branch_id, "to": branch_id}
-                case.branch_id = branch_id
+        if (case.branch_id is not None or case.state != "reported") and case.branch_id != branch_id:
+            detail["branch_id"] = {"from": case.branch_id, "to": branch_id}
+            case.branch_id = branch_id
         if case.assignee_id is not None:
             serves = grid is not None and session.scalar(sa.select(sa.func.count()).select_from(StaffArea).where(
                 StaffArea.staff_id == case.assignee_id,
