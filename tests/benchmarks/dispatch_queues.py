@@ -84,7 +84,7 @@ def main() -> None:
             for label, fn in runs.items():
                 ms, out = timed(fn)
                 if isinstance(out, tuple):
-                    items_ms, _ = timed(lambda: cases.case_items(session, out[1], now=NOW))
+                    items_ms, _ = timed(lambda out=out: cases.case_items(session, out[1], now=NOW))
                     print(f"  {label:40s} {ms:7.1f} ms  (total {out[0]:,}; items of the page {items_ms:.1f} ms)")
                 else:
                     print(f"  {label:40s} {ms:7.1f} ms  {[q['count'] for q in out]}")

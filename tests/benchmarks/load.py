@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import math
+import contextlib
 import os
 import signal
 import socket
@@ -185,10 +186,8 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 class CpuSampler(threading.Thread):

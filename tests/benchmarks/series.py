@@ -199,11 +199,11 @@ def run(url: str, label: str) -> list[dict]:
             for name, code in codes.items():
                 cases = session.scalar(sa.select(sa.func.count()).select_from(Case)
                                        .where(Case.grid_code.startswith(code)))
-                t_old, old = best_of(lambda: old_series(session, code), reps=3)
-                t_new, new = best_of(lambda: measures.area_series(session, code, months=12, until=UNTIL))
+                t_old, old = best_of(lambda code=code: old_series(session, code), reps=3)
+                t_new, new = best_of(lambda code=code: measures.area_series(session, code, months=12, until=UNTIL))
                 assert new == old, (label, code, [(a, b) for a, b in zip(old, new) if a != b][:1])
 
-                def call():
+                def call(code=code):
                     response = client.get(f"/api/v1/areas/{code}/series", params=params, headers=headers)
                     response.raise_for_status()
                     return response.json()

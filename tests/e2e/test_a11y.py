@@ -48,8 +48,8 @@ def describe(violations) -> str:
     return json.dumps([{**v, "nodes": v["nodes"][:4]} for v in violations], ensure_ascii=False, indent=1)
 
 
-@pytest.fixture()
-def axe_page(browser, server):
+@pytest.fixture(name="axe_page")
+def axe_page_fixture(browser, server):
     """`axe_page(username, viewport, mobile)`: a page of that account (signed in through /login) whose context
     lets the test inject axe."""
     contexts = []

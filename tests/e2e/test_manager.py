@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import PHONE, SCREENSHOTS, api, wait_idle, wait_js
-from tests.e2e.test_a11y import axe_page  # noqa: F401 (a fixture)
+from tests.e2e.test_a11y import axe_page_fixture  # noqa: F401 (registers the axe_page fixture here)
 from tests.e2e.test_map import assert_clean, toggle
 
 pytestmark = pytest.mark.e2e
@@ -170,7 +171,7 @@ def test_the_managers_day_at_the_desk(signed_in, server):
     # exports: the measures of the community's grids, the case list
     with page.expect_download() as got:
         page.locator("#gm-detail a.gm-export-measures-csv").click()
-    content = open(got.value.path(), "rb").read()
+    content = Path(got.value.path()).read_bytes()
     assert got.value.suggested_filename.endswith(".csv") and content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
     assert "按期结案率" in rows[0] and {r["编码"] for r in rows} >= {grid["code"], "*"}
@@ -178,7 +179,7 @@ def test_the_managers_day_at_the_desk(signed_in, server):
     wait_js(page, f"(document.body.dataset.gmCaseList || '').startsWith('{community}:overdue:')")
     with page.expect_download() as got:
         page.locator("#gm-detail a.gm-export-cases-csv").click()
-    listed = list(csv.DictReader(io.StringIO(open(got.value.path(), "rb").read().decode("utf-8-sig"))))
+    listed = list(csv.DictReader(io.StringIO(Path(got.value.path()).read_bytes().decode("utf-8-sig"))))
     assert got.value.suggested_filename.endswith(".csv")
     assert case["number"] in {r["编号"] for r in listed} and {r["状态"] for r in listed} <= {
         "已派遣", "已签收", "返工", "已处置", "已立案", "待处理"}
@@ -318,7 +319,7 @@ def test_the_managers_day_on_the_phone(signed_in, server):
     with page.expect_download() as got:
         page.locator("#gm-detail a.gm-export-measures-xlsx").tap()
     assert got.value.suggested_filename.endswith(".xlsx")
-    assert open(got.value.path(), "rb").read(2) == b"PK"
+    assert Path(got.value.path()).read_bytes()[:2] == b"PK"
     assert_clean(page, server)
 
 

@@ -445,7 +445,7 @@ def test_the_signed_in_bar_covers_no_control(signed_in, server, size):
     viewport, mobile = SIZES[size]
     for account in ("demo-dispatcher-1", "demo-admin"):
         pg = signed_in(account, viewport=viewport, mobile=mobile)
-        for name, path in (("overview", "/"), ("dispatch", "/dispatch")):
+        for name in ("overview", "dispatch"):
             if name == "overview":
                 open_overview(pg, server)
             else:

@@ -212,7 +212,9 @@ def test_vectorised_answers_equal_single_lookups(engine, index, system, near_m):
             ex, ey = crs.convert_point(float(lon[i]), float(lat[i]), crs.parse_crs("gcj02"))
             assert abs(x - ex) < 1e-9 and abs(y - ey) < 1e-9
         single = index.locate(x, y, near_m=near_m)
-        value = lambda column: None if pd.isna(out.at[i, column]) else out.at[i, column]  # noqa: E731
+        def value(column, i=i):
+            return None if pd.isna(out.at[i, column]) else out.at[i, column]
+
         assert value("microgrid_code") == single.leaf_code
         assert value("grid_code") == (single.at_level("grid").code if single.chain else None)
         assert out.at[i, "flags"] == ";".join(single.flags)

@@ -306,7 +306,7 @@ def test_a_the_redraw_recomputes_households_population_and_area(client):
         assert after[b["code"]].households == rows[b["code"]].households - share
         assert after[a["code"]].population > rows[a["code"]].population
         assert after[a["code"]].area_m2 == pytest.approx(rows[a["code"]].area_m2 + _m2(cell), rel=0.01)
-        for code, row in after.items():
+        for row in after.values():
             kids = [k for k in after.values() if k.parent_id == row.id]
             if kids:
                 assert row.households == sum(k.households for k in kids)

@@ -36,21 +36,22 @@ def _free_port() -> int:
 def _start(url: str, port: int) -> subprocess.Popen:
     import tempfile
 
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([GRIDMAP, "--database", url, "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/categories", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            log.seek(0)
-            raise AssertionError("the server did not start: " + log.read().decode(errors="replace")[-2000:])
-        time.sleep(0.2)
-    proc.kill()
+    # the server writes its errors to its own copy of the file's descriptor: ours is closed once it answers
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([GRIDMAP, "--database", url, "serve", "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/categories", timeout=2).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                log.seek(0)
+                raise AssertionError("the server did not start: " + log.read().decode(errors="replace")[-2000:])
+            time.sleep(0.2)
+        proc.kill()
     raise AssertionError("the server did not answer within 90 s")
 
 

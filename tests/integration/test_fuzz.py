@@ -295,10 +295,10 @@ def test_reproducers_and_bad_inputs_are_4xx_naming_the_field(fuzz):
         fuzz.leaf = s.scalar(sa.select(Area.code).where(Area.generation_id == fuzz.draft_id,
                                                         Area.is_leaf.is_(True)).order_by(Area.code).limit(1))
     wrong = []
-    for role, method, url, body, status, field in _repro(fuzz):
+    for role, method, url, body, status, named in _repro(fuzz):
         r = _send(fuzz, role, method, url, body)
         problem = r.json() if r.headers.get("content-type", "").startswith("application/problem+json") else {}
-        if r.status_code != status or problem.get("field") != field:
+        if r.status_code != status or problem.get("field") != named:
             wrong.append(f"{role} {method} {url[:90]} {str(body)[:60]}: {r.status_code} {r.text[:160]}")
     assert not wrong, "\n".join(wrong)
 

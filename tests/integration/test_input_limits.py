@@ -190,7 +190,10 @@ def test_a_long_cell_that_is_no_zip_bomb_makes_its_row_invalid_and_the_others_ar
     as text, its row is invalid with the field, the rows around it are imported."""
     prefix = uuid.uuid4().hex[:8]
     x, y = inside(client, 10)
-    row = lambda t, desc: [f"{prefix}-{t}", "2026-11-18 10:00:00", "", "", "", desc, "E0101", f"{x:.7f}", f"{y:.7f}"]
+
+    def row(t, desc):
+        return [f"{prefix}-{t}", "2026-11-18 10:00:00", "", "", "", desc, "E0101", f"{x:.7f}", f"{y:.7f}"]
+
     data = _excel_like([HEAD, row("before", "噪声扰民"), row("long", "LONG"), row("after", "路灯不亮")], "LONG",
                        _random_letters(8))
     path = tmp_path / "long.xlsx"

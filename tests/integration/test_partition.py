@@ -253,7 +253,7 @@ def test_the_proposal_opens_as_a_draft_that_tiles_exactly(session, code, n):
         assert row.population == g["population"] == sum(m.population for m in members)
         union = shapely.union_all([to_shape(m.geom) for m in members])
         assert to_shape(row.geom).symmetric_difference(union).area < 1e-14
-    for old_code, grid in by_old.items():
+    for old_code in by_old:
         if old_code in after:  # kept its code: it stayed in its grid
             assert after[old_code].parent.code == before[old_code].parent.code
         else:  # moved: a new code under its new grid, the old one retired

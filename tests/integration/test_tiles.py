@@ -132,10 +132,7 @@ def test_postgis_and_python_draw_the_same_tiles(client):
     SpatiaLite there is one engine, and the test above compares it with GeoJSON)."""
     sm = client.app.state.sessionmaker
     with sm() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            engines = ["python"]
-        else:
-            engines = ["postgis", "python"]
+        engines = ["postgis", "python"] if session.get_bind().dialect.name == "postgresql" else ["python"]
         shapes = mapdata.AreaShapes.from_session(session, active_generation(session).id)
         for level in ("subdistrict", "microgrid"):
             code = shapes._levels[level].codes[0]
