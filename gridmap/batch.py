@@ -18,9 +18,10 @@ import os
 import sys
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import shapely
@@ -37,8 +38,24 @@ from gridmap.lookup import (
 from gridmap.textcheck import MAX_ADDRESS
 
 if TYPE_CHECKING:  # imported where they are used: `gridmap locate-file` on a Parquet file needs neither
+    import datetime as dt
+
     import pandas as pd
+    from numpy.typing import ArrayLike
     from sqlalchemy.orm import Session
+
+    from gridmap.bulk import Bar
+
+    # a chunk of a file read: (Arrow table of every column or None, pandas frame or None, Arrow table of the
+    # columns that locate or None); pyarrow is untyped
+    Chunk = tuple[Any, pd.DataFrame | None, Any]
+
+
+class AddressMatcher(Protocol):
+    """What locates a row by its address: a `gridmap.gazetteer.Gazetteer`, or anything with its `match`."""
+
+    def match(self, text: str) -> Any: ...
+
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 OUT_COLUMNS = [f"{lv}_code" for lv in LEVELS] + ["grid_name", "branch", "method", "flags", "candidates"]
@@ -69,7 +86,7 @@ def _chain_table(index: AreaIndex) -> dict[int, dict[str, Any]]:
     table = {}
     for i, leaf in enumerate(index.leaves):
         chain = index.chain_of(leaf.code)
-        row = {f"{a.level}_code": a.code for a in chain}
+        row: dict[str, str | None] = {f"{a.level}_code": a.code for a in chain}
         grid = next((a for a in chain if a.level == "grid"), None)
         row["grid_name"] = grid.name if grid else None
         table[i] = row
@@ -90,7 +107,7 @@ def leaf_tables(index: AreaIndex) -> dict[str, np.ndarray]:
     return tables
 
 
-def flag_text(bits) -> np.ndarray:
+def flag_text(bits: np.ndarray | list[int]) -> np.ndarray:
     """`;`-joined flag names (FLAG_ORDER) for an array of flag bit masks."""
     return _FLAG_TEXT[np.asarray(bits, dtype=np.int64)]
 
@@ -106,7 +123,8 @@ def _join_groups(point: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: float, pairs_per_step: int = 100_000):
+def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: float,
+                 pairs_per_step: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
     """`AreaIndex.leaves_within` for many points at once: (point, leaf) pairs within `near_m` metres, nearest first
     per point (ties by code), distances computed in the same local frame with the same arithmetic."""
     kx = M_PER_DEG_LON_EQ * np.cos(np.radians(lat))
@@ -120,7 +138,12 @@ def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: flo
         reps = ncoord[g]
         shift = np.column_stack([np.repeat(lon[p], reps), np.repeat(lat[p], reps)])
         scale = np.column_stack([np.repeat(kx[p], reps), np.full(reps.sum(), M_PER_DEG_LAT)])
-        local = shapely.transform(index.leaf_geoms[g], lambda xy: (xy - shift) * scale)
+
+        def to_local(xy: np.ndarray, shift: np.ndarray = shift, scale: np.ndarray = scale) -> np.ndarray:
+            moved: np.ndarray = (xy - shift) * scale  # this step's points' frames
+            return moved
+
+        local = shapely.transform(index.leaf_geoms[g], to_local)
         dist[s:s + pairs_per_step] = shapely.distance(local, origin)
     keep = dist <= near_m
     pt, leaf, dist = pt[keep], leaf[keep], dist[keep]
@@ -149,7 +172,8 @@ def _maybe_near_edge(index: AreaIndex, lon: np.ndarray, lat: np.ndarray) -> np.n
     return np.flatnonzero(~interior | (margin <= 2 * TIE_DEG))
 
 
-def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None):
+def locate_arrays(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0,
+                  progress: Bar | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leaf position (-1 for none), flag bits (FLAG_ORDER) and candidates (None or `;`-joined codes) for arrays of
     WGS84 points, exactly as single lookups decide them; no Python per point but for points on an edge."""
     lon = np.asarray(lon, dtype=np.float64)
@@ -217,14 +241,15 @@ def locate_arrays(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
                 has_near = np.flatnonzero(near != None)  # noqa: E711 (elementwise)
                 ties, extra = candidates[has_near], near[has_near]
                 joined = extra.copy()
-                both = ties != None  # noqa: E711: on-boundary candidates first, then the near ones
+                both = pd.notna(ties)  # elementwise (codes or None); on-boundary candidates first, then the near ones
                 joined[both] = (pd.Series(ties[both], dtype=object) + ";" +
                                 pd.Series(extra[both], dtype=object)).to_numpy(dtype=object)
                 candidates[has_near] = joined
     return leaf, bits, candidates
 
 
-def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=None) -> pd.DataFrame:
+def locate_points(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0,
+                  progress: Bar | None = None) -> pd.DataFrame:
     """Leaf position, flags and candidates for arrays of WGS84 points, exactly as single lookups decide them."""
     import pandas as pd
 
@@ -234,7 +259,7 @@ def locate_points(index: AreaIndex, lon, lat, *, near_m: float = 0.0, progress=N
     return pd.DataFrame({"leaf": leaf, "flags": flag_text(bits), "candidates": cand})
 
 
-def branch_names(session: Session | None, on=None) -> dict[str, str] | None:
+def branch_names(session: Session | None, on: dt.date | None = None) -> dict[str, str] | None:
     """Area code -> name of its party branch on a date (None without a database): the branch
     `areas.people_directory` gives (the smallest id among those in force), in one query of two columns."""
     if session is None:
@@ -282,7 +307,7 @@ def _distinct(table: np.ndarray) -> tuple[list[str], np.ndarray]:
     return distinct, code_of
 
 
-def _string_array(values: list[str]):
+def _string_array(values: list[str]) -> Any:  # a pyarrow StringArray (pyarrow is untyped)
     """An Arrow string array of `values`, from buffers."""
     import pyarrow as pa
 
@@ -312,10 +337,18 @@ class Located:
     def column(self, name: str) -> np.ndarray:
         """One output column as an object (or float) array, as `locate_frame` returns it."""
         if name in self.tables:
-            return self.tables[name][self.pos]
-        return {"flags": lambda: flag_text(self.bits), "method": lambda: METHODS[self.method],
-                "candidates": lambda: self.candidates, "lon_wgs84": lambda: self.wlon, "lat_wgs84": lambda: self.wlat,
-                "address_confidence": lambda: self.address[0], "address_place": lambda: self.address[1]}[name]()
+            return np.asarray(self.tables[name][self.pos])
+        if name == "flags":
+            return flag_text(self.bits)
+        if name == "method":
+            return np.asarray(METHODS[self.method])
+        if name == "candidates":
+            return self.candidates
+        if name in ("lon_wgs84", "lat_wgs84"):
+            return self.wlon if name == "lon_wgs84" else self.wlat
+        if name in ("address_confidence", "address_place") and self.address is not None:
+            return np.asarray(self.address[0 if name == "address_confidence" else 1])
+        raise KeyError(name)
 
     def names(self) -> list[str]:
         return (["address_confidence", "address_place"] if self.address is not None else []) + \
@@ -459,8 +492,9 @@ def _arrow_numeric(table: Any, lon: str, lat: str, address: str) -> bool:
 
 
 def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
-                   gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
-                   lat: str = "lat", address: str = "address", progress=None, on=None, branches=None) -> Located:
+                   gazetteer: AddressMatcher | None = None, near_m: float = 0.0, service_margin_m: float = 30_000.0,
+                   lon: str = "lon", lat: str = "lat", address: str = "address", progress: Bar | None = None,
+                   on: dt.date | None = None, branches: dict[str, str] | None = None) -> Located:
     """The located columns of `frame` as arrays (see `locate_frame`); `branches` (from `branch_names`) saves
     reading the branch directory again for every chunk of a file."""
     x, y, given, system = _frame_coordinates(frame, crs, lon, lat, address)
@@ -470,8 +504,9 @@ def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "
 
 
 def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system: Any, index: AreaIndex, *, texts: Any = None,
-               session: Session | None = None, gazetteer=None, near_m: float = 0.0,
-               service_margin_m: float = 30_000.0, progress=None, on=None, branches=None) -> Located:
+               session: Session | None = None, gazetteer: AddressMatcher | None = None, near_m: float = 0.0,
+               service_margin_m: float = 30_000.0, progress: Bar | None = None, on: dt.date | None = None,
+               branches: dict[str, str] | None = None) -> Located:
     """`locate_columns` from coordinates already read (`_frame_coordinates`, `_arrow_coordinates`) and, when the
     input has an address column, its values (a pandas Series)."""
     n = len(x)
@@ -580,8 +615,9 @@ def _branch_table(index: AreaIndex, tables: dict[str, np.ndarray], names: dict[s
 
 
 def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
-                 gazetteer=None, near_m: float = 0.0, service_margin_m: float = 30_000.0, lon: str = "lon",
-                 lat: str = "lat", address: str = "address", progress=None, on=None, branches=None) -> pd.DataFrame:
+                 gazetteer: AddressMatcher | None = None, near_m: float = 0.0, service_margin_m: float = 30_000.0,
+                 lon: str = "lon", lat: str = "lat", address: str = "address", progress: Bar | None = None,
+                 on: dt.date | None = None, branches: dict[str, str] | None = None) -> pd.DataFrame:
     """A copy of `frame` with the located columns added (see the module doc). A GeoDataFrame is located by its
     geometry (points; other shapes by a point on their surface), converted from its own CRS."""
     located = locate_columns(frame, index, crs=crs, session=session, gazetteer=gazetteer, near_m=near_m,
@@ -904,14 +940,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if kind in GDAL_DRIVERS:
         from gridmap import _gpkgio
 
-        return _gpkgio.read(path, GDAL_DRIVERS[kind])
+        read: pd.DataFrame = _gpkgio.read(path, GDAL_DRIVERS[kind])
+        return read
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(path).metadata or {}
     if b"geo" in meta:
         import geopandas as gpd
 
-        return gpd.read_parquet(path)
+        geo_frame: pd.DataFrame = gpd.read_parquet(path)  # a GeoDataFrame (geopandas is untyped)
+        return geo_frame
     return pd.read_parquet(path)
 
 
@@ -987,7 +1025,7 @@ def _merged_dtypes(seen: list[pd.Series]) -> dict[str, Any]:
     return out
 
 
-def _csv_chunks(path: Path, rows: int):
+def _csv_chunks(path: Path, rows: int) -> Iterator[Chunk]:
     import pandas as pd
 
     encoding = _csv_encoding(path)
@@ -1011,7 +1049,7 @@ def _csv_chunks(path: Path, rows: int):
             yield None, chunk, None
 
 
-def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]):
+def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]) -> Iterator[Chunk]:
     """(arrow table, None, Arrow table of the columns that locate) per chunk of `rows` rows (`_part_frame` makes
     the second a frame, a GeoDataFrame for GeoParquet, when it is not read as arrays)."""
     import pyarrow as pa
@@ -1040,14 +1078,16 @@ def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]):
         yield table.drop_columns([c for c in index_columns if c in table.column_names]), None, part
 
 
-def _part_frame(part) -> pd.DataFrame:
+def _part_frame(part: Any) -> pd.DataFrame:
     """The columns that locate, as pandas (a GeoDataFrame for GeoParquet)."""
     geo = json.loads((part.schema.metadata or {}).get(b"geo", b"null"))
     if geo is not None and any(c in part.column_names for c in geo.get("columns", {})):
         from geopandas.io.arrow import _arrow_to_geopandas
 
-        return _arrow_to_geopandas(part, geo)
-    return part.to_pandas()
+        geo_frame: pd.DataFrame = _arrow_to_geopandas(part, geo)  # (geopandas and pyarrow are untyped)
+        return geo_frame
+    frame: pd.DataFrame = part.to_pandas()
+    return frame
 
 
 class _ParquetOut:
@@ -1064,9 +1104,11 @@ class _ParquetOut:
              "is_large_binary", "is_date32", "is_null")
 
     def __init__(self, path: Path):
-        self.path, self.writer, self.schema, self.dictionary = path, None, None, False
+        self.path, self.dictionary = path, False
+        self.writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first chunk is written (pyarrow is untyped)
+        self.schema: Any = None
 
-    def write(self, table, frame: pd.DataFrame, located: Located) -> None:
+    def write(self, table: Any, frame: pd.DataFrame | None, located: Located) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -1109,10 +1151,10 @@ class _CsvOut:
     """Chunks appended to one CSV file, byte for byte what `tabular.write_csv` writes for the whole frame."""
 
     def __init__(self, path: Path):
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 - held across chunks; close() closes it (in locate_file's finally)
         self.first = True
 
-    def write(self, table, frame: pd.DataFrame, located: Located) -> None:
+    def write(self, table: Any, frame: pd.DataFrame | None, located: Located) -> None:
         out = _with_columns(table, frame, located)
         text = _safe_frame(out).to_csv(index=False, header=self.first)
         self.file.write(text.encode("utf-8-sig" if self.first else "utf-8"))
@@ -1126,9 +1168,10 @@ class _WholeOut:
     """Formats written at once (XLSX, GeoPackage, GeoJSON): chunks are gathered, then `write_table`."""
 
     def __init__(self, path: Path):
-        self.path, self.parts = path, []
+        self.path = path
+        self.parts: list[pd.DataFrame] = []
 
-    def write(self, table, frame: pd.DataFrame, located: Located) -> None:
+    def write(self, table: Any, frame: pd.DataFrame | None, located: Located) -> None:
         self.parts.append(_with_columns(table, frame, located))
 
     def close(self) -> None:
@@ -1139,7 +1182,7 @@ class _WholeOut:
                         self.path)
 
 
-def _with_columns(table, frame: pd.DataFrame, located: Located) -> pd.DataFrame:
+def _with_columns(table: Any, frame: pd.DataFrame | None, located: Located) -> pd.DataFrame:
     """The whole input chunk as pandas (as `read_table` reads it) with the located columns."""
     if table is not None:
         geo = json.loads((table.schema.metadata or {}).get(b"geo", b"null"))
@@ -1149,6 +1192,8 @@ def _with_columns(table, frame: pd.DataFrame, located: Located) -> pd.DataFrame:
             frame = _arrow_to_geopandas(table, geo)
         else:
             frame = table.to_pandas()
+    if frame is None:
+        raise ValueError("a chunk with neither its Arrow table nor its frame")
     out = frame.copy()
     for name in located.names():
         out[name] = located.column(name)
@@ -1164,7 +1209,7 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         dtype = out[column].dtype
-        if dtype == object or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)) or \
+        if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)) or \
                 pd.api.types.is_string_dtype(dtype):
             values = out[column].astype(object)
             try:
@@ -1183,8 +1228,8 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, session: Session | None = None,
                 crs: str | None = "wgs84", near_m: float = 0.0, show_progress: bool | None = None,
-                on=None, chunk_rows: int = CHUNK_ROWS, branches: dict[str, str] | None = None,
-                gazetteer=None) -> dict[str, Any]:
+                on: dt.date | None = None, chunk_rows: int = CHUNK_ROWS, branches: dict[str, str] | None = None,
+                gazetteer: AddressMatcher | None = None) -> dict[str, Any]:
     """Read `source`, locate every row, write `target`; returns counts by method and flag.
 
     `branches` (`branch_names`) and `gazetteer` (anything with `match(text)`, for rows located by address) stand
@@ -1223,10 +1268,14 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
     # job that fails half way leaves no half-written file that looks whole (nor spoils an earlier answer)
     streamed = out_kind in ("parquet", "csv")
     written = target.with_name(f".{target.name}.{os.getpid()}.part") if streamed else target
-    writer = {"parquet": _ParquetOut, "csv": _CsvOut}.get(out_kind, _WholeOut)(written)
+    writer: _ParquetOut | _CsvOut | _WholeOut
+    writer = _ParquetOut(written) if out_kind == "parquet" else _CsvOut(written) if out_kind == "csv" else \
+        _WholeOut(written)
     if branches is None:
         branches = branch_names(session, on)
-    rows, located_rows, methods, flags, n_chunks = 0, 0, {}, {}, 0
+    methods: dict[str, int] = {}
+    flags: dict[str, int] = {}
+    rows, located_rows, n_chunks = 0, 0, 0
     try:
         try:
             for table, frame, part in chunks:

@@ -169,10 +169,10 @@ def _mark(n_poly: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, pol
 
 def _orient_sign(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> int:
     """Sign of the orientation of (a, b, c), or 0 when floating point cannot tell (Shewchuk's filter, widened)."""
-    l = (bx - ax) * (cy - ay)
-    r = (by - ay) * (cx - ax)
-    det = l - r
-    bound = 1e-15 * (abs(l) + abs(r))
+    left = (bx - ax) * (cy - ay)
+    right = (by - ay) * (cx - ax)
+    det = left - right
+    bound = 1e-15 * (abs(left) + abs(right))
     if det > bound:
         return 1
     if det < -bound:
