@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 
@@ -181,10 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.principals = runtime.principals  # who a token or key stands for
         app.state.calendar = runtime.calendar
         app.state.calendar_changed = lambda: runtime.invalidate("calendar")  # an admin edited it (this process)
-        try:
+        # no schema yet (an operational or programming error): the first request reads them
+        with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
-            pass  # no schema yet: the first request reads them
         app.state.reload_index()
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
