@@ -54,28 +54,49 @@ def _gateway(request: Request, secret: str) -> Principal | None:
     if not secret or presented is None:
         return None
     if not hmac.compare_digest(presented.encode(), secret.encode()):
-        raise Unauthenticated("X-Gateway-Secret: wrong gateway secret", field="X-Gateway-Secret",
-                              zh="网关凭据（X-Gateway-Secret）错误。")
+        raise Unauthenticated(
+            "X-Gateway-Secret: wrong gateway secret", field="X-Gateway-Secret", zh="网关凭据（X-Gateway-Secret）错误。"
+        )
     user = (request.headers.get("x-user") or "").strip()
     role = (request.headers.get("x-role") or "").strip()
     if not user or len(user) > 64:
-        raise InvalidInput("X-User: the gateway must name the user (1–64 characters)", field="X-User",
-                           zh="用户（X-User）：网关须注明用户（1–64 个字符）。")
+        raise InvalidInput(
+            "X-User: the gateway must name the user (1–64 characters)",
+            field="X-User",
+            zh="用户（X-User）：网关须注明用户（1–64 个字符）。",
+        )
     if role not in policy.ROLES:
-        raise InvalidInput(f"X-Role: {role[:20]!r} is not a role; accepted: {', '.join(policy.ROLES)}", field="X-Role",
-                           zh=f"角色（X-Role）：{role[:20]!r} 不是角色；可选：{', '.join(policy.ROLES)}。")
+        raise InvalidInput(
+            f"X-Role: {role[:20]!r} is not a role; accepted: {', '.join(policy.ROLES)}",
+            field="X-Role",
+            zh=f"角色（X-Role）：{role[:20]!r} 不是角色；可选：{', '.join(policy.ROLES)}。",
+        )
     staff = request.headers.get("x-staff-id")
     if staff is not None and not (staff.isascii() and staff.isdigit() and len(staff) <= 10 and int(staff) <= MAX_ID):
-        raise InvalidInput(f"X-Staff-Id: a staff id (digits, at most {MAX_ID})", field="X-Staff-Id",
-                           zh=f"人员编号（X-Staff-Id）：应为人员编号（数字，最大 {MAX_ID}）。")
+        raise InvalidInput(
+            f"X-Staff-Id: a staff id (digits, at most {MAX_ID})",
+            field="X-Staff-Id",
+            zh=f"人员编号（X-Staff-Id）：应为人员编号（数字，最大 {MAX_ID}）。",
+        )
     areas = [a.strip() for a in (request.headers.get("x-areas") or "").split(",") if a.strip()]
     if any(not (a.isdigit() and len(a) <= 24) for a in areas) or len(areas) > 50:
-        raise InvalidInput("X-Areas: comma-separated area codes (digits), at most 50", field="X-Areas",
-                           zh="辖区（X-Areas）：应为以逗号分隔的区域编码（数字），最多 50 个。")
+        raise InvalidInput(
+            "X-Areas: comma-separated area codes (digits), at most 50",
+            field="X-Areas",
+            zh="辖区（X-Areas）：应为以逗号分隔的区域编码（数字），最多 50 个。",
+        )
     scopes = tuple(policy.Scope(a, accounts.level_of_code(a)) for a in areas)
     department = (request.headers.get("x-department") or "").strip()[:32] or None
-    return Principal(key=user, name=user, role=role, scopes=scopes, everywhere=not areas,
-                     department=department, staff_id=int(staff) if staff else None, via="gateway")
+    return Principal(
+        key=user,
+        name=user,
+        role=role,
+        scopes=scopes,
+        everywhere=not areas,
+        department=department,
+        staff_id=int(staff) if staff else None,
+        via="gateway",
+    )
 
 
 async def _resolve(request: Request, kind: str, secret: str) -> Principal | None:
@@ -123,26 +144,35 @@ async def get_principal(request: Request) -> Principal:
         if scheme.lower() == "bearer":
             principal = await _resolve(request, "access", value.strip())
             if principal is None:
-                raise Unauthenticated("Authorization: token invalid, expired or revoked",
-                                      field="Authorization", zh="令牌无效或已过期，请重新登录。")
+                raise Unauthenticated(
+                    "Authorization: token invalid, expired or revoked",
+                    field="Authorization",
+                    zh="令牌无效或已过期，请重新登录。",
+                )
         elif api_key is not None:
             principal = await _resolve(request, "api_key", api_key.strip())
             if principal is None:
-                raise Unauthenticated("X-API-Key: unknown or revoked API key",
-                                      field="X-API-Key", zh="接口密钥（X-API-Key）无效或已吊销。")
+                raise Unauthenticated(
+                    "X-API-Key: unknown or revoked API key", field="X-API-Key", zh="接口密钥（X-API-Key）无效或已吊销。"
+                )
         elif authorization:
-            raise Unauthenticated("Authorization: accepted schemes are Bearer and ApiKey", field="Authorization",
-                                  zh="Authorization：只接受 Bearer 或 ApiKey 两种方式。")
+            raise Unauthenticated(
+                "Authorization: accepted schemes are Bearer and ApiKey",
+                field="Authorization",
+                zh="Authorization：只接受 Bearer 或 ApiKey 两种方式。",
+            )
         elif cookie:
             principal = await _resolve(request, "session", cookie)
             if principal is None:
-                raise Unauthenticated("session expired or signed out", field="session",
-                                      zh="会话已过期，请重新登录。")
+                raise Unauthenticated("session expired or signed out", field="session", zh="会话已过期，请重新登录。")
             if request.method not in SAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER) or ""
                 if not hmac.compare_digest(sent.encode(), csrf_token(cookie).encode()):
-                    raise Forbidden("X-CSRF-Token: missing or wrong CSRF token",
-                                    field="X-CSRF-Token", zh="缺少或错误的 CSRF 令牌，请刷新页面。")
+                    raise Forbidden(
+                        "X-CSRF-Token: missing or wrong CSRF token",
+                        field="X-CSRF-Token",
+                        zh="缺少或错误的 CSRF 令牌，请刷新页面。",
+                    )
         else:
             principal = policy.ANONYMOUS
     request.scope["gridmap.principal"] = principal

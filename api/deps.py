@@ -53,8 +53,10 @@ async def get_index(request: Request) -> AreaIndex:
     if index is None:
         index = await run_in_threadpool(request.app.state.reload_index)
     if index is None:
-        raise DatabaseNotReady("no boundaries loaded: run `gridmap demo` or import a generation first",
-                               zh="尚未导入边界：请先运行 `gridmap demo` 或导入一版边界。")
+        raise DatabaseNotReady(
+            "no boundaries loaded: run `gridmap demo` or import a generation first",
+            zh="尚未导入边界：请先运行 `gridmap demo` 或导入一版边界。",
+        )
     return index
 
 

@@ -72,9 +72,9 @@ def in_api_terms(exc: errors.GridmapError) -> tuple[str | None, str, str | None]
         header, en_word, zh_word = HEADER_FIELDS[field]
         field = header
         if message.startswith(en_word):
-            message = header + message[len(en_word):]
+            message = header + message[len(en_word) :]
         if zh and zh.startswith(zh_word):
-            zh = f"{zh_word}（{header}）{zh[len(zh_word):]}"
+            zh = f"{zh_word}（{header}）{zh[len(zh_word) :]}"
     hint = HINTS.get((exc.kind, exc.field or ""))
     if hint:
         message, zh = _aside(message, *hint), (_aside(zh, *hint) if zh else zh)
@@ -99,8 +99,9 @@ def status_of(exc: errors.GridmapError) -> int:
     return STATUS["error"]  # pragma: no cover - GridmapError's kind is in the table
 
 
-def domain_problem(request: Request, exc: errors.GridmapError, *, status: int | None = None,
-                   code: str | None = None) -> JSONResponse:
+def domain_problem(
+    request: Request, exc: errors.GridmapError, *, status: int | None = None, code: str | None = None
+) -> JSONResponse:
     """The problem for a domain error in the request's language (`status` / `code` override the table's)."""
     lang = i18n.of_request(request)
     status = status or status_of(exc)
@@ -110,8 +111,14 @@ def domain_problem(request: Request, exc: errors.GridmapError, *, status: int | 
     if (field, message, zh) != (exc.field, exc.message, exc.zh):  # a copy in the API's words, of the same kind
         worded = type(exc).__new__(type(exc))
         worded.__dict__.update(exc.__dict__, field=field, message=message, zh=zh)
-    response = problem(status, i18n.title(status, lang), i18n.domain_detail(worded, lang),
-                       code=code or type(exc).__name__, kind=exc.kind, **extra)
+    response = problem(
+        status,
+        i18n.title(status, lang),
+        i18n.domain_detail(worded, lang),
+        code=code or type(exc).__name__,
+        kind=exc.kind,
+        **extra,
+    )
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
     return response
@@ -134,8 +141,9 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
         where = str(first.get("ctx", {}).get("error", ""))
         pos = next((p for p in reversed(first.get("loc", ())) if isinstance(p, int)), None)
         at = f"（第 {pos + 1} 个字符处）" if pos is not None else ""  # the parser's own words are English
-        detail = (f"请求体不是有效的 JSON{at}。" if lang == i18n.ZH
-                  else f"body: the request body is not valid JSON ({where})")
+        detail = (
+            f"请求体不是有效的 JSON{at}。" if lang == i18n.ZH else f"body: the request body is not valid JSON ({where})"
+        )
         return problem(400, i18n.title("malformed_json", lang), detail, code="malformed_json", field="body")
     items = []
     for e in errs:
@@ -154,10 +162,12 @@ BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words for a
 async def _http(request: Request, exc: HTTPException) -> JSONResponse:
     lang = i18n.of_request(request)
     if exc.status_code == 400 and exc.detail == BODY_UNREADABLE:  # e.g. JSON nested too deeply to parse
-        detail = ("请求体无法读取（JSON 嵌套过深，或与声明的内容类型不符）；请按接口文档提供请求体。"
-                  if lang == i18n.ZH else
-                  "body: the request body could not be read (JSON nested too deeply, or not in the declared "
-                  "Content-Type); accepted: a body as the operation documents it")
+        detail = (
+            "请求体无法读取（JSON 嵌套过深，或与声明的内容类型不符）；请按接口文档提供请求体。"
+            if lang == i18n.ZH
+            else "body: the request body could not be read (JSON nested too deeply, or not in the declared "
+            "Content-Type); accepted: a body as the operation documents it"
+        )
         return problem(400, i18n.title("malformed_body", lang), detail, code="malformed_body", field="body")
     status = exc.status_code
     said = str(exc.detail)
@@ -174,8 +184,11 @@ async def _http(request: Request, exc: HTTPException) -> JSONResponse:
 
 async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
     lang = i18n.of_request(request)
-    detail = (f"请求过于频繁，请 {exc.retry_after} 秒后再试。" if lang == i18n.ZH
-              else f"too many requests; retry after {exc.retry_after} s")
+    detail = (
+        f"请求过于频繁，请 {exc.retry_after} 秒后再试。"
+        if lang == i18n.ZH
+        else f"too many requests; retry after {exc.retry_after} s"
+    )
     response = problem(429, i18n.title(429, lang), detail, code="rate_limited", retry_after=exc.retry_after)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response

@@ -18,11 +18,18 @@ from gridmap import errors as _errors
 
 # The Chinese labels of what the API takes from headers (gridmap names no header; its fields are in gridmap.errors)
 HEADER_ZH: dict[str, str] = {
-    "Authorization": "Authorization 凭据", "Content-Type": "内容类型（Content-Type）",
-    "Content-Length": "请求体长度（Content-Length）", "Idempotency-Key": "幂等键（Idempotency-Key）",
-    "If-Match": "版本条件（If-Match）", "X-API-Key": "接口密钥（X-API-Key）", "X-Areas": "辖区（X-Areas）",
-    "X-CSRF-Token": "防伪令牌（X-CSRF-Token）", "X-Role": "角色（X-Role）", "X-Staff-Id": "人员编号（X-Staff-Id）",
-    "X-User": "用户（X-User）", "X-Department": "部门（X-Department）",
+    "Authorization": "Authorization 凭据",
+    "Content-Type": "内容类型（Content-Type）",
+    "Content-Length": "请求体长度（Content-Length）",
+    "Idempotency-Key": "幂等键（Idempotency-Key）",
+    "If-Match": "版本条件（If-Match）",
+    "X-API-Key": "接口密钥（X-API-Key）",
+    "X-Areas": "辖区（X-Areas）",
+    "X-CSRF-Token": "防伪令牌（X-CSRF-Token）",
+    "X-Role": "角色（X-Role）",
+    "X-Staff-Id": "人员编号（X-Staff-Id）",
+    "X-User": "用户（X-User）",
+    "X-Department": "部门（X-Department）",
 }
 FIELD_ZH: dict[str, str] = {**_errors.FIELD_ZH, **HEADER_ZH}
 
@@ -32,6 +39,7 @@ def field_zh(field: str | None) -> str:
     if field and field in HEADER_ZH:
         return HEADER_ZH[field]
     return _errors.field_zh(field)
+
 
 ZH, EN = "zh", "en"
 DEFAULT = ZH

@@ -42,9 +42,18 @@ def _detail(limit: int, lang: str) -> str:
 
 
 def too_large_body(limit: int, lang: str = i18n.DEFAULT) -> bytes:
-    return json.dumps({"type": "about:blank", "title": i18n.title(413, lang), "status": 413,
-                       "detail": _detail(limit, lang), "code": "payload_too_large", "field": "body",
-                       "limit_bytes": limit}, ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": i18n.title(413, lang),
+            "status": 413,
+            "detail": _detail(limit, lang),
+            "code": "payload_too_large",
+            "field": "body",
+            "limit_bytes": limit,
+        },
+        ensure_ascii=False,
+    ).encode("utf-8")
 
 
 class BodyLimit:
@@ -56,9 +65,18 @@ class BodyLimit:
 
     async def _refuse(self, send: Send, status: int = 413, body: bytes | None = None, lang: str = i18n.DEFAULT) -> None:
         body = body if body is not None else too_large_body(self.limit, lang)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/problem+json"), (b"vary", b"Accept-Language"),
-                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"vary", b"Accept-Language"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,11 +95,22 @@ class BodyLimit:
             except ValueError:
                 declared = -1
             if declared < 0:
-                detail = ("Content-Length：应为字节数（非负整数）。" if lang == i18n.ZH
-                          else "Content-Length: not a number of bytes")
-                body = json.dumps({"type": "about:blank", "title": i18n.title(400, lang), "status": 400,
-                                   "detail": detail, "code": "bad_content_length", "field": "Content-Length"},
-                                  ensure_ascii=False).encode("utf-8")
+                detail = (
+                    "Content-Length：应为字节数（非负整数）。"
+                    if lang == i18n.ZH
+                    else "Content-Length: not a number of bytes"
+                )
+                body = json.dumps(
+                    {
+                        "type": "about:blank",
+                        "title": i18n.title(400, lang),
+                        "status": 400,
+                        "detail": detail,
+                        "code": "bad_content_length",
+                        "field": "Content-Length",
+                    },
+                    ensure_ascii=False,
+                ).encode("utf-8")
                 await self._refuse(send, 400, body)
                 return
             if declared > self.limit:

@@ -130,8 +130,9 @@ async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S)
         now = dt.datetime.now(dt.UTC)
         with storage.session_scope(app.state.sessionmaker) as session:  # the months ahead, and any month whose
             # cases were written before it had a partition (they wait in the DEFAULT partition, unpruned)
-            return case_partitions.ensure_months(session, now, now + dt.timedelta(days=31 * CASE_MONTHS_AHEAD),
-                                                 lock_timeout_s=2.0) + case_partitions.adopt_default(session)
+            return case_partitions.ensure_months(
+                session, now, now + dt.timedelta(days=31 * CASE_MONTHS_AHEAD), lock_timeout_s=2.0
+            ) + case_partitions.adopt_default(session)
 
     while True:
         try:
@@ -175,8 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_key = str(engine.url)
         # every cache of database data in one object with one invalidation rule (see gridmap.runtime); the
         # attributes below are the names routes have used
-        runtime = app.state.runtime = Runtime(app.state.sessionmaker, db_key=app.state.db_key,
-                                              shared_index=settings.shared_index)
+        runtime = app.state.runtime = Runtime(
+            app.state.sessionmaker, db_key=app.state.db_key, shared_index=settings.shared_index
+        )
         app.state.registry = runtime.registry
         app.state.area_shapes = runtime.shapes  # outlines per generation, level and zoom, for the map
         app.state.principals = runtime.principals  # who a token or key stands for
@@ -198,9 +200,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.stop()
         engine.dispose()
 
-    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None,  # see routes.docs
-                  description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).")
+    app = FastAPI(
+        title="gridmap",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # see routes.docs
+        description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).",
+    )
     app.state.settings = settings
 
     def reload_index() -> AreaIndex | None:
@@ -217,9 +225,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.reload_index = reload_index
     errors.register(app)
-    for module in (auth, admin, areas, mapdata, locate, boundary_import, publish, plan, plan_view, partition,
-                   generations, exchange, dispatch, notifications, attachments, cases, catalogue, imports, measures, rankings,
-                   open311, pages, docs):
+    for module in (
+        auth,
+        admin,
+        areas,
+        mapdata,
+        locate,
+        boundary_import,
+        publish,
+        plan,
+        plan_view,
+        partition,
+        generations,
+        exchange,
+        dispatch,
+        notifications,
+        attachments,
+        cases,
+        catalogue,
+        imports,
+        measures,
+        rankings,
+        open311,
+        pages,
+        docs,
+    ):
         app.include_router(module.router)
     app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
     app.include_router(tile_routes.router)  # vector tiles and TileJSON (issue 15 §5)

@@ -19,8 +19,9 @@ def _in_years(value: dt.date | None) -> dt.date | None:
     """A time or a day in FIRST_YEAR–LAST_YEAR (checked before anything converts it: year 1 at +14:00 overflows)."""
     if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
         # its own error type, so that the Chinese answer has its own words (api/i18n.py)
-        raise PydanticCustomError("year_range", "must be from the year {first} to {last}",
-                                  {"first": FIRST_YEAR, "last": LAST_YEAR})
+        raise PydanticCustomError(
+            "year_range", "must be from the year {first} to {last}", {"first": FIRST_YEAR, "last": LAST_YEAR}
+        )
     return value
 
 

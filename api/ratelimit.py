@@ -74,8 +74,10 @@ def parse_rate(text: str) -> Rate | None:
     except ValueError:
         rate = None
     if not sep or rate is None or not (1 <= rate.burst <= 1_000_000) or not (0 < rate.period_s <= 86_400 * 366):
-        raise ValueError(f"{text!r} is not a rate; accepted: 'N/S' (N requests, refilled at N per S seconds, "
-                         "e.g. '300/60'; N 1 to 1,000,000, S up to a year), or 'off'")
+        raise ValueError(
+            f"{text!r} is not a rate; accepted: 'N/S' (N requests, refilled at N per S seconds, "
+            "e.g. '300/60'; N 1 to 1,000,000, S up to a year), or 'off'"
+        )
     return rate
 
 
@@ -83,8 +85,9 @@ class RateLimiter:
     """Token buckets per (policy, key), thread safe. Each bucket is stored as the time at which it is full again
     (GCRA's "theoretical arrival time"); a request is allowed when taking a token keeps that within the burst."""
 
-    def __init__(self, rates: dict[str, Rate | None], clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self, rates: dict[str, Rate | None], clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self.rates = dict(rates)
         self.clock = clock
         self.max_keys = max_keys
@@ -153,8 +156,10 @@ def check(policy: str, key: str, *, request: Request | None = None) -> None:
     of `request`'s app, else of the app whose `rate_limit` dependency runs for the current request."""
     limiter = limiter_for(request.app) if request is not None else _bound.get()
     if limiter is None:
-        raise LookupError("ratelimit.check: no limiter for this request; attach Depends(rate_limit(...)) to the "
-                          "route or pass request=")
+        raise LookupError(
+            "ratelimit.check: no limiter for this request; attach Depends(rate_limit(...)) to the "
+            "route or pass request="
+        )
     wait = limiter.hit(policy, key)
     if wait:
         raise RateLimited(policy, wait)
@@ -189,8 +194,10 @@ def trusted_networks(text: str) -> tuple:
             try:
                 nets.append(ipaddress.ip_network(item.strip(), strict=False))
             except ValueError:
-                raise ValueError(f"{item.strip()!r} is not an address or network; accepted: comma-separated "
-                                 "addresses or CIDR networks, e.g. '127.0.0.1, 10.0.0.0/8'") from None
+                raise ValueError(
+                    f"{item.strip()!r} is not an address or network; accepted: comma-separated "
+                    "addresses or CIDR networks, e.g. '127.0.0.1, 10.0.0.0/8'"
+                ) from None
     return tuple(nets)
 
 

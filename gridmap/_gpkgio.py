@@ -29,15 +29,21 @@ def _run(action: str, driver: str, src: Path, dst: Path, name: str) -> None:
     from gridmap.errors import InvalidInput
 
     if driver not in DRIVERS:
-        raise InvalidInput(f"file: format {driver!r}; accepted: {', '.join(DRIVERS)}", field="file",
-                           zh=f"文件：格式 {driver!r} 不被接受；可选：{'、'.join(DRIVERS)}。")
-    done = subprocess.run([sys.executable, "-m", "gridmap._gpkgio", action, driver, str(src), str(dst)],
-                          capture_output=True, text=True)
+        raise InvalidInput(
+            f"file: format {driver!r}; accepted: {', '.join(DRIVERS)}",
+            field="file",
+            zh=f"文件：格式 {driver!r} 不被接受；可选：{'、'.join(DRIVERS)}。",
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "gridmap._gpkgio", action, driver, str(src), str(dst)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
-        raise InvalidInput(f"file: {name!r} cannot be {'read' if action == 'read' else 'written'} as {driver} "
-                           f"({last})", field="file",
-                           zh=f"文件：{name!r} 无法按 {driver} 格式{('读取' if action == 'read' else '写入')}。")
+        raise InvalidInput(
+            f"file: {name!r} cannot be {'read' if action == 'read' else 'written'} as {driver} ({last})",
+            field="file",
+            zh=f"文件：{name!r} 无法按 {driver} 格式{('读取' if action == 'read' else '写入')}。",
+        )
 
 
 def read(path: str | Path, driver: str = "GPKG") -> Any:  # a GeoDataFrame (geopandas has no types)
@@ -63,8 +69,9 @@ def only_driver(driver: str) -> None:
     from pyogrio import _ogr
 
     others = [name for name in pyogrio.list_drivers() if name != driver]
-    pyogrio.set_gdal_config_options({"GDAL_SKIP": ",".join(others), "GDAL_HTTP_TIMEOUT": "1",
-                                     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none"})
+    pyogrio.set_gdal_config_options(
+        {"GDAL_SKIP": ",".join(others), "GDAL_HTTP_TIMEOUT": "1", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none"}
+    )
     _ogr._register_drivers()
     left = set(pyogrio.list_drivers())
     if left != {driver}:

@@ -45,23 +45,32 @@ def main(argv: list[str]) -> int:
     try:
         return _read(pyogrio, src, dst, opts)
     except UnicodeDecodeError as exc:
-        _refuse("encoding", f"文本或列名无法按 {exc.encoding} 解码：请用 --encoding 指定（如 GBK）；UTF-8 的 Shapefile 列名"
-                "超过 10 字节会被截断在汉字中间，请改存为 GeoPackage 或 GBK",
-                f"the text or column names cannot be decoded as {exc.encoding}: give encoding (e.g. GBK); a UTF-8 "
-                "Shapefile cuts column names at 10 bytes, in the middle of a character: save it as a GeoPackage, or "
-                "in GBK")
+        _refuse(
+            "encoding",
+            f"文本或列名无法按 {exc.encoding} 解码：请用 --encoding 指定（如 GBK）；UTF-8 的 Shapefile 列名"
+            "超过 10 字节会被截断在汉字中间，请改存为 GeoPackage 或 GBK",
+            f"the text or column names cannot be decoded as {exc.encoding}: give encoding (e.g. GBK); a UTF-8 "
+            "Shapefile cuts column names at 10 bytes, in the middle of a character: save it as a GeoPackage, or "
+            "in GBK",
+        )
 
 
 def _read(pyogrio: Any, src: str, dst: str, opts: dict[str, Any]) -> int:
     layers = [str(name) for name, _ in pyogrio.list_layers(src)]
     if opts.get("layer"):
         if opts["layer"] not in layers:
-            _refuse("layer", f"没有名为 {opts['layer']!r} 的图层，可用：{', '.join(layers[:30])}",
-                    f"no layer {opts['layer']!r}; accepted: {', '.join(layers[:30])}")
+            _refuse(
+                "layer",
+                f"没有名为 {opts['layer']!r} 的图层，可用：{', '.join(layers[:30])}",
+                f"no layer {opts['layer']!r}; accepted: {', '.join(layers[:30])}",
+            )
         chosen = [opts["layer"]]
     elif len(layers) > 1 and not opts.get("all_layers"):
-        _refuse("layer", f"文件中有多个图层，请用 --layer 指定：{', '.join(layers[:30])}",
-                f"the file holds several layers; name one with layer: {', '.join(layers[:30])}")
+        _refuse(
+            "layer",
+            f"文件中有多个图层，请用 --layer 指定：{', '.join(layers[:30])}",
+            f"the file holds several layers; name one with layer: {', '.join(layers[:30])}",
+        )
     else:
         chosen = layers
     total = 0

@@ -38,8 +38,11 @@ def _where(index: AreaIndex | None, place: dict[str, Any], near: tuple[float, fl
         ref = next((a for a in chain if a.level == "grid"), chain[-1] if chain else None)
         grid = {"code": ref.code, "name": ref.name} if ref else None
     out["grid"] = grid
-    out["distance_m"] = (round(_distance_m(near, (place["lon"], place["lat"])), 1)
-                         if near is not None and place.get("lon") is not None else None)
+    out["distance_m"] = (
+        round(_distance_m(near, (place["lon"], place["lat"])), 1)
+        if near is not None and place.get("lon") is not None
+        else None
+    )
     return out
 
 
@@ -57,8 +60,14 @@ def _similar(gazetteer: Gazetteer, text: str, exclude: set[Any], limit: int) -> 
     return scored[:limit]
 
 
-def match_address(session: Session, index: AreaIndex | None, text: str, *,
-                  near: tuple[float, float] | None = None, gazetteer: Gazetteer | None = None) -> dict[str, Any]:
+def match_address(
+    session: Session,
+    index: AreaIndex | None,
+    text: str,
+    *,
+    near: tuple[float, float] | None = None,
+    gazetteer: Gazetteer | None = None,
+) -> dict[str, Any]:
     """The matched place (or None), its confidence and reason, the alternatives (each with its point, grid,
     confidence and distance from `near`), and whether a person should confirm it, with why."""
     gazetteer = gazetteer or gazetteer_for(session)
@@ -77,8 +86,9 @@ def match_address(session: Session, index: AreaIndex | None, text: str, *,
     if match.place is None or match.confidence < SURE:
         for ratio, found in _similar(gazetteer, text, seen, MAX_ALTERNATIVES - len(alternatives)):
             seen.add(found.get("id"))
-            alternatives.append({**_where(index, found, near), "confidence": round(0.5 * ratio, 3),
-                                 "similar_name": True})
+            alternatives.append(
+                {**_where(index, found, near), "confidence": round(0.5 * ratio, 3), "similar_name": True}
+            )
     alternatives = alternatives[:MAX_ALTERNATIVES]
     reasons = []
     if place is None:
@@ -90,7 +100,14 @@ def match_address(session: Session, index: AreaIndex | None, text: str, *,
             reasons.append("far_from_point")
     if alternatives and place is not None:
         reasons.append("alternatives")
-    return {"text": text, "matched_place": place, "confidence": round(match.confidence, 3) if place else 0.0,
-            "reason": match.reason, "level": match.level, "alternatives": alternatives,
-            "needs_confirmation": bool(reasons), "confirm_because": reasons,
-            "near": {"lon": near[0], "lat": near[1]} if near is not None else None}
+    return {
+        "text": text,
+        "matched_place": place,
+        "confidence": round(match.confidence, 3) if place else 0.0,
+        "reason": match.reason,
+        "level": match.level,
+        "alternatives": alternatives,
+        "needs_confirmation": bool(reasons),
+        "confirm_because": reasons,
+        "near": {"lon": near[0], "lat": near[1]} if near is not None else None,
+    }

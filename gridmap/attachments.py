@@ -82,6 +82,7 @@ class Prepared:
 
 # -- content ---------------------------------------------------------------------------------------------------
 
+
 def sniff(head: bytes) -> str:
     """What the first bytes say a file holds: jpeg, png, webp (accepted), or html, svg, xml, gif, pdf, zip, text,
     empty, other (refused)."""
@@ -111,11 +112,28 @@ def sniff(head: bytes) -> str:
     return "other"
 
 
-CONTENT_EN = {"html": "an HTML page", "svg": "an SVG drawing", "xml": "XML or markup", "gif": "a GIF",
-              "pdf": "a PDF document", "zip": "a ZIP archive", "text": "text", "empty": "nothing (0 bytes)",
-              "other": "data that is not an image"}
-CONTENT_ZH = {"html": "HTML 网页", "svg": "SVG 矢量图", "xml": "XML 或标记文本", "gif": "GIF 动图", "pdf": "PDF 文档",
-              "zip": "ZIP 压缩包", "text": "文本", "empty": "空文件", "other": "非图片数据"}
+CONTENT_EN = {
+    "html": "an HTML page",
+    "svg": "an SVG drawing",
+    "xml": "XML or markup",
+    "gif": "a GIF",
+    "pdf": "a PDF document",
+    "zip": "a ZIP archive",
+    "text": "text",
+    "empty": "nothing (0 bytes)",
+    "other": "data that is not an image",
+}
+CONTENT_ZH = {
+    "html": "HTML 网页",
+    "svg": "SVG 矢量图",
+    "xml": "XML 或标记文本",
+    "gif": "GIF 动图",
+    "pdf": "PDF 文档",
+    "zip": "ZIP 压缩包",
+    "text": "文本",
+    "empty": "空文件",
+    "other": "非图片数据",
+}
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 
@@ -130,28 +148,41 @@ class TooLarge(errors.TooLarge):
 
 def check_size(size: int, limits: Limits) -> None:
     if size > limits.max_bytes:
-        raise TooLarge(f"file: {size:,} bytes is over the {_mb(limits.max_bytes)} MB limit for a photo",
-                       field="file", zh=f"文件：{size:,} 字节，超过照片上限 {_mb(limits.max_bytes)} MB。")
+        raise TooLarge(
+            f"file: {size:,} bytes is over the {_mb(limits.max_bytes)} MB limit for a photo",
+            field="file",
+            zh=f"文件：{size:,} 字节，超过照片上限 {_mb(limits.max_bytes)} MB。",
+        )
 
 
 def _refuse_content(kind: str) -> InvalidInput:
-    return InvalidInput(f"file: holds {CONTENT_EN[kind]}, not a photo; accepted: JPEG, PNG, WebP (unsupported_image)",
-                        field="file", zh=f"文件：内容是{CONTENT_ZH[kind]}，不是照片；可接受：JPEG、PNG、WebP。")
+    return InvalidInput(
+        f"file: holds {CONTENT_EN[kind]}, not a photo; accepted: JPEG, PNG, WebP (unsupported_image)",
+        field="file",
+        zh=f"文件：内容是{CONTENT_ZH[kind]}，不是照片；可接受：JPEG、PNG、WebP。",
+    )
 
 
 def _damaged() -> InvalidInput:
-    return InvalidInput("file: the image is damaged or truncated and cannot be read", field="file",
-                        zh="文件：图片已损坏或不完整，无法读取。")
+    return InvalidInput(
+        "file: the image is damaged or truncated and cannot be read",
+        field="file",
+        zh="文件：图片已损坏或不完整，无法读取。",
+    )
 
 
 def _too_many_pixels(width: int, height: int, limits: Limits) -> InvalidInput:
     mp = limits.max_pixels / 1e6
-    return InvalidInput(f"file: {width:,} × {height:,} pixels is over the pixel limit of {mp:g} megapixels "
-                        "(refused from the header, before decoding)", field="file",
-                        zh=f"文件：{width:,} × {height:,} 像素，超过 {mp:g} 百万像素的上限（按文件头判断，未解码）。")
+    return InvalidInput(
+        f"file: {width:,} × {height:,} pixels is over the pixel limit of {mp:g} megapixels "
+        "(refused from the header, before decoding)",
+        field="file",
+        zh=f"文件：{width:,} × {height:,} 像素，超过 {mp:g} 百万像素的上限（按文件头判断，未解码）。",
+    )
 
 
 # -- EXIF ------------------------------------------------------------------------------------------------------
+
 
 def _degrees(value: Any, ref: object) -> float | None:
     try:
@@ -187,6 +218,7 @@ def gps_of(image: Image.Image) -> tuple[float, float] | None:
 
 # -- the pipeline ----------------------------------------------------------------------------------------------
 
+
 def _open(data: bytes, kind: str, limits: Limits) -> Image.Image:
     """Open lazily (header only) and check the pixel count before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
@@ -201,9 +233,12 @@ def _open(data: bytes, kind: str, limits: Limits) -> Image.Image:
                 found = re.search(r"\((\d+) pixels\)", str(exc))
                 pixels = int(found.group(1)) if found else 0
                 mp = limits.max_pixels / 1e6
-                raise InvalidInput(f"file: {pixels:,} pixels is over the pixel limit of {mp:g} megapixels "
-                                   "(refused from the header, before decoding)", field="file",
-                                   zh=f"文件：{pixels:,} 像素，超过 {mp:g} 百万像素的上限（按文件头判断，未解码）。") from None
+                raise InvalidInput(
+                    f"file: {pixels:,} pixels is over the pixel limit of {mp:g} megapixels "
+                    "(refused from the header, before decoding)",
+                    field="file",
+                    zh=f"文件：{pixels:,} 像素，超过 {mp:g} 百万像素的上限（按文件头判断，未解码）。",
+                ) from None
             raise _too_many_pixels(width, height, limits) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
             raise _damaged() from None
@@ -293,14 +328,31 @@ def prepare(data: bytes, limits: Limits | None = None) -> Prepared:
         thumb = thumb.convert("RGB")
     thumb_out = io.BytesIO()
     thumb.save(thumb_out, "JPEG", quality=80)
-    return Prepared(out.getvalue(), content_type, clean.width, clean.height, thumb_out.getvalue(), thumb.width,
-                    thumb.height, gps, kind)
+    return Prepared(
+        out.getvalue(),
+        content_type,
+        clean.width,
+        clean.height,
+        thumb_out.getvalue(),
+        thumb.width,
+        thumb.height,
+        gps,
+        kind,
+    )
 
 
 # -- who may add what ------------------------------------------------------------------------------------------
 
-def may_add(case: Case, stage: str, *, role: str, staff_id: int | None = None, department_id: int | None = None,
-            reporter: bool = False) -> None:
+
+def may_add(
+    case: Case,
+    stage: str,
+    *,
+    role: str,
+    staff_id: int | None = None,
+    department_id: int | None = None,
+    reporter: bool = False,
+) -> None:
     """Refuse a stage the caller may not add to this case (the caller already sees the case, or holds its
     reporter token):
 
@@ -311,13 +363,20 @@ def may_add(case: Case, stage: str, *, role: str, staff_id: int | None = None, d
     * `patrol` — the worker whose patrol report it is.
     Nothing is added to a finished case (closed, rejected, voided, merged)."""
     if stage not in STAGES:
-        raise InvalidInput(f"stage: {stage!r} is not a stage; accepted: {', '.join(STAGES)}", field="stage",
-                           zh=f"阶段：{stage!r} 不是照片阶段；可接受：{'、'.join(STAGES.values())}。")
+        raise InvalidInput(
+            f"stage: {stage!r} is not a stage; accepted: {', '.join(STAGES)}",
+            field="stage",
+            zh=f"阶段：{stage!r} 不是照片阶段；可接受：{'、'.join(STAGES.values())}。",
+        )
     if case.state in FINISHED_STATES:
-        raise Conflict(f"case {case.number} is {case.state}: no more photos can be added", field="id",
-                       zh=f"案件 {case.number} 已办结或已关闭，不能再添加照片。")
-    holder = ((role == "worker" and staff_id is not None and case.assignee_id == staff_id)
-              or (role == "department" and department_id is not None and case.department_id == department_id))
+        raise Conflict(
+            f"case {case.number} is {case.state}: no more photos can be added",
+            field="id",
+            zh=f"案件 {case.number} 已办结或已关闭，不能再添加照片。",
+        )
+    holder = (role == "worker" and staff_id is not None and case.assignee_id == staff_id) or (
+        role == "department" and department_id is not None and case.department_id == department_id
+    )
     patroller = role == "worker" and staff_id is not None and case.reported_by_staff_id == staff_id
     if reporter:
         allowed = stage == "report"
@@ -329,17 +388,19 @@ def may_add(case: Case, stage: str, *, role: str, staff_id: int | None = None, d
         allowed = holder
     if not allowed:
         who = "the reporter" if reporter else f"role {role}"
-        raise InvalidInput(_STAGE_RULE[stage].format(who=who), field="stage",
-                           zh=_STAGE_RULE_ZH[stage])
+        raise InvalidInput(_STAGE_RULE[stage].format(who=who), field="stage", zh=_STAGE_RULE_ZH[stage])
     if stage in HANDLING_STAGES and case.state not in HANDLING_STATES:
-        raise Conflict(f"stage: {STAGES[stage]} photos are taken while the case is worked on "
-                       f"({', '.join(HANDLING_STATES)}); case {case.number} is {case.state}", field="stage",
-                       zh=f"阶段：{STAGES[stage]}照片须在案件处置期间上传；案件 {case.number} 当前不在处置中。")
+        raise Conflict(
+            f"stage: {STAGES[stage]} photos are taken while the case is worked on "
+            f"({', '.join(HANDLING_STATES)}); case {case.number} is {case.state}",
+            field="stage",
+            zh=f"阶段：{STAGES[stage]}照片须在案件处置期间上传；案件 {case.number} 当前不在处置中。",
+        )
 
 
 _STAGE_RULE = {
     "report": "stage: {who} may not add report photos to this case (the reporter with its reporter_token, intake "
-              "staff, or the worker whose patrol found it)",
+    "staff, or the worker whose patrol found it)",
     "before": "stage: {who} may not add before photos: only the worker or department the case is with",
     "after": "stage: {who} may not add after photos: only the worker or department the case is with",
     "patrol": "stage: {who} may not add patrol photos: only the worker whose patrol report it is",
@@ -354,6 +415,7 @@ _STAGE_RULE_ZH = {
 
 # -- storing and reading ---------------------------------------------------------------------------------------
 
+
 def _keys(case_id: int, content_type: str) -> tuple[str, str]:
     token = uuid.uuid4().hex
     ext = "png" if content_type == "image/png" else "jpg"
@@ -361,8 +423,9 @@ def _keys(case_id: int, content_type: str) -> tuple[str, str]:
 
 
 def count_for(session: Session, case_id: int) -> int:
-    return int(session.scalar(sa.select(sa.func.count()).select_from(Attachment)
-                              .where(Attachment.case_id == case_id)) or 0)
+    return int(
+        session.scalar(sa.select(sa.func.count()).select_from(Attachment).where(Attachment.case_id == case_id)) or 0
+    )
 
 
 def counts(session: Session, case_ids: Iterable[int | None]) -> dict[int, int]:
@@ -370,40 +433,80 @@ def counts(session: Session, case_ids: Iterable[int | None]) -> dict[int, int]:
     ids = sorted({int(i) for i in case_ids if i is not None})
     if not ids:
         return {}
-    rows = session.execute(sa.select(Attachment.case_id, sa.func.count()).where(Attachment.case_id.in_(ids))
-                           .group_by(Attachment.case_id))
+    rows = session.execute(
+        sa.select(Attachment.case_id, sa.func.count()).where(Attachment.case_id.in_(ids)).group_by(Attachment.case_id)
+    )
     return {int(case_id): int(n) for case_id, n in rows}
 
 
-def add(session: Session, store: MediaStore, case: Case, prepared: Prepared, stage: str, *, actor: str,
-        limits: Limits | None = None, now: dt.datetime | None = None) -> Attachment:
+def add(
+    session: Session,
+    store: MediaStore,
+    case: Case,
+    prepared: Prepared,
+    stage: str,
+    *,
+    actor: str,
+    limits: Limits | None = None,
+    now: dt.datetime | None = None,
+) -> Attachment:
     """Store the prepared image and its thumbnail, and record them on the case (a row and a history event); the
     caller commits. The files are removed again when the row cannot be written."""
     limits = limits or Limits()
     # the case row is locked first (PostgreSQL) so that two uploads at once cannot both pass the count
     session.execute(sa.select(Case.id).where(Case.id == case.id).with_for_update())
     if count_for(session, case.id) >= limits.per_case:
-        raise Conflict(f"case {case.number} already has {limits.per_case} attachments, the most one case may have",
-                       field="file", zh=f"案件 {case.number} 已有 {limits.per_case} 个附件，已达上限。")
+        raise Conflict(
+            f"case {case.number} already has {limits.per_case} attachments, the most one case may have",
+            field="file",
+            zh=f"案件 {case.number} 已有 {limits.per_case} 个附件，已达上限。",
+        )
     now = now or dt.datetime.now(dt.UTC)
     key, thumb_key = _keys(case.id, prepared.content_type)
     store.put(key, prepared.data, prepared.content_type)
     try:
         store.put(thumb_key, prepared.thumbnail, "image/jpeg")
-        row = Attachment(case_id=case.id, stage=stage, content_type=prepared.content_type, width=prepared.width,
-                         height=prepared.height, bytes=len(prepared.data), sha256=prepared.sha256, storage_key=key,
-                         thumbnail_key=thumb_key, thumb_width=prepared.thumb_width,
-                         thumb_height=prepared.thumb_height, backend=store.name,
-                         gps_lon=prepared.gps[0] if prepared.gps else None,
-                         gps_lat=prepared.gps[1] if prepared.gps else None, uploaded_by=actor[:64], at=now)
+        row = Attachment(
+            case_id=case.id,
+            stage=stage,
+            content_type=prepared.content_type,
+            width=prepared.width,
+            height=prepared.height,
+            bytes=len(prepared.data),
+            sha256=prepared.sha256,
+            storage_key=key,
+            thumbnail_key=thumb_key,
+            thumb_width=prepared.thumb_width,
+            thumb_height=prepared.thumb_height,
+            backend=store.name,
+            gps_lon=prepared.gps[0] if prepared.gps else None,
+            gps_lat=prepared.gps[1] if prepared.gps else None,
+            uploaded_by=actor[:64],
+            at=now,
+        )
         session.add(row)
         session.flush()
-        detail = {"attachment_id": row.id, "stage": stage, "content_type": prepared.content_type,
-                  "bytes": len(prepared.data), "width": prepared.width, "height": prepared.height}
+        detail = {
+            "attachment_id": row.id,
+            "stage": stage,
+            "content_type": prepared.content_type,
+            "bytes": len(prepared.data),
+            "width": prepared.width,
+            "height": prepared.height,
+        }
         if prepared.gps:
             detail["gps"] = {"lon": prepared.gps[0], "lat": prepared.gps[1]}
-        session.add(CaseEvent(case_id=case.id, at=now, actor=actor[:64], action=ACTION, from_state=case.state,
-                              to_state=case.state, detail=detail))
+        session.add(
+            CaseEvent(
+                case_id=case.id,
+                at=now,
+                actor=actor[:64],
+                action=ACTION,
+                from_state=case.state,
+                to_state=case.state,
+                detail=detail,
+            )
+        )
         session.flush()
     except BaseException:
         discard(store, key, thumb_key)
@@ -420,15 +523,21 @@ def discard(store: MediaStore, *keys: str) -> None:
 
 
 def for_case(session: Session, case_id: int) -> list[Attachment]:
-    return list(session.scalars(sa.select(Attachment).where(Attachment.case_id == case_id)
-                                .order_by(Attachment.at, Attachment.id)))
+    return list(
+        session.scalars(
+            sa.select(Attachment).where(Attachment.case_id == case_id).order_by(Attachment.at, Attachment.id)
+        )
+    )
 
 
 def get(session: Session, attachment_id: int) -> Attachment:
     row = session.get(Attachment, attachment_id)
     if row is None:
-        raise NotFound(f"attachment id: no attachment has id {attachment_id}", field="id",
-                       zh=f"附件编号：没有编号为 {attachment_id} 的附件。")
+        raise NotFound(
+            f"attachment id: no attachment has id {attachment_id}",
+            field="id",
+            zh=f"附件编号：没有编号为 {attachment_id} 的附件。",
+        )
     return row
 
 
@@ -437,18 +546,30 @@ def first_photos(session: Session, case_ids: Iterable[int | None]) -> dict[int, 
     ids = sorted({int(i) for i in case_ids if i is not None})
     if not ids:
         return {}
-    rows = session.execute(sa.select(Attachment.case_id, sa.func.min(Attachment.id))
-                           .where(Attachment.case_id.in_(ids), Attachment.stage.in_(("report", "patrol")))
-                           .group_by(Attachment.case_id))
+    rows = session.execute(
+        sa.select(Attachment.case_id, sa.func.min(Attachment.id))
+        .where(Attachment.case_id.in_(ids), Attachment.stage.in_(("report", "patrol")))
+        .group_by(Attachment.case_id)
+    )
     return {int(c): int(a) for c, a in rows}
 
 
 def view(row: Attachment) -> dict[str, Any]:
     """The stored facts of an attachment (the API adds its URLs)."""
     at = row.at if row.at is None or row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
-    return {"id": row.id, "case_id": row.case_id, "stage": row.stage, "stage_zh": STAGES.get(row.stage, row.stage),
-            "content_type": row.content_type, "width": row.width, "height": row.height, "bytes": row.bytes,
-            "sha256": row.sha256, "thumbnail_width": row.thumb_width, "thumbnail_height": row.thumb_height,
-            "gps": {"lon": row.gps_lon, "lat": row.gps_lat, "crs": "wgs84"} if row.gps_lon is not None else None,
-            "uploaded_by": row.uploaded_by,
-            "at": at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if at else None}
+    return {
+        "id": row.id,
+        "case_id": row.case_id,
+        "stage": row.stage,
+        "stage_zh": STAGES.get(row.stage, row.stage),
+        "content_type": row.content_type,
+        "width": row.width,
+        "height": row.height,
+        "bytes": row.bytes,
+        "sha256": row.sha256,
+        "thumbnail_width": row.thumb_width,
+        "thumbnail_height": row.thumb_height,
+        "gps": {"lon": row.gps_lon, "lat": row.gps_lat, "crs": "wgs84"} if row.gps_lon is not None else None,
+        "uploaded_by": row.uploaded_by,
+        "at": at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if at else None,
+    }

@@ -57,14 +57,28 @@ def acting(actor: str, account_id: int | None = None, address: str | None = None
         _acting.reset(token)
 
 
-def record(session: Session, action: str, target: str | None = None, detail: dict[str, Any] | None = None, *,
-           who: Acting | None = None, at: dt.datetime | None = None) -> None:
+def record(
+    session: Session,
+    action: str,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+    *,
+    who: Acting | None = None,
+    at: dt.datetime | None = None,
+) -> None:
     """Append one audit row in the session's transaction."""
     who = who or current()
-    session.execute(sa.insert(AuditEntry).values(at=at or dt.datetime.now(dt.UTC), actor=who.actor[:100],
-                                                 account_id=who.account_id, action=action[:32],
-                                                 target=(target or None) and target[:100], address=who.address,
-                                                 detail=detail))
+    session.execute(
+        sa.insert(AuditEntry).values(
+            at=at or dt.datetime.now(dt.UTC),
+            actor=who.actor[:100],
+            account_id=who.account_id,
+            action=action[:32],
+            target=(target or None) and target[:100],
+            address=who.address,
+            detail=detail,
+        )
+    )
 
 
 def _pk(obj: Base) -> object:
@@ -99,8 +113,17 @@ def _after_flush(session: Session, _context: object) -> None:
         detail = {"count": len(change["ids"]), "ids": ids[:MAX_IDS]}
         if change["statements"]:
             detail["statements"] = change["statements"]
-        rows.append({"at": now, "actor": who.actor[:100], "account_id": who.account_id, "action": kind,
-                     "target": table, "address": who.address, "detail": detail})
+        rows.append(
+            {
+                "at": now,
+                "actor": who.actor[:100],
+                "account_id": who.account_id,
+                "action": kind,
+                "target": table,
+                "address": who.address,
+                "detail": detail,
+            }
+        )
     session.connection().execute(sa.insert(AuditEntry), rows)
 
 
@@ -113,4 +136,5 @@ def _bulk(state: ORMExecuteState) -> None:
         table = getattr(getattr(mapper, "class_", None), "__tablename__", None) if mapper is not None else None
         if table and table not in UNAUDITED:
             state.session.info.setdefault("gridmap.audit.statements", []).append(
-                (table, "update" if state.is_update else "delete"))
+                (table, "update" if state.is_update else "delete")
+            )

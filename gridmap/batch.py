@@ -59,23 +59,48 @@ class AddressMatcher(Protocol):
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 OUT_COLUMNS = [f"{lv}_code" for lv in LEVELS] + ["grid_name", "branch", "method", "flags", "candidates"]
-FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".gpkg": "gpkg", ".geojson": "geojson", ".parquet": "parquet",
-           ".geoparquet": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+    ".gpkg": "gpkg",
+    ".geojson": "geojson",
+    ".parquet": "parquet",
+    ".geoparquet": "parquet",
+}
 GDAL_DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}  # the only drivers GDAL may use, one per format
-CONTENT = {"csv": "CSV text", "xlsx": "an XLSX workbook", "gpkg": "a GeoPackage", "geojson": "GeoJSON",
-           "parquet": "(Geo)Parquet", "xml": "XML (such as a GDAL VRT, GML or KML)", "zip": "a zip archive",
-           "sqlite": "an SQLite database that is not a GeoPackage", "binary": "binary data"}
+CONTENT = {
+    "csv": "CSV text",
+    "xlsx": "an XLSX workbook",
+    "gpkg": "a GeoPackage",
+    "geojson": "GeoJSON",
+    "parquet": "(Geo)Parquet",
+    "xml": "XML (such as a GDAL VRT, GML or KML)",
+    "zip": "a zip archive",
+    "sqlite": "an SQLite database that is not a GeoPackage",
+    "binary": "binary data",
+}
 MAX_FILE_ROWS = 5_000_000
 CHUNK = 200_000
 CHUNK_ROWS = 250_000  # rows of a CSV or Parquet file read, located and written at a time
 
 
 # flags in the order single lookups and batches list them: the located part first, then why a row was not used
-FLAG_ORDER = (FLAG_OUTSIDE, FLAG_ON_BOUNDARY, FLAG_NEAR_BOUNDARY, "invalid_coordinate", "outside_service_area",
-              "address_too_long", "address_not_matched", "address_community_only", "no_location_given")
+FLAG_ORDER = (
+    FLAG_OUTSIDE,
+    FLAG_ON_BOUNDARY,
+    FLAG_NEAR_BOUNDARY,
+    "invalid_coordinate",
+    "outside_service_area",
+    "address_too_long",
+    "address_not_matched",
+    "address_community_only",
+    "no_location_given",
+)
 _BIT = {name: np.uint16(1 << k) for k, name in enumerate(FLAG_ORDER)}
-_FLAG_TEXT = np.array([";".join(f for k, f in enumerate(FLAG_ORDER) if mask >> k & 1)
-                       for mask in range(1 << len(FLAG_ORDER))], dtype=object)  # bit mask -> "a;b"
+_FLAG_TEXT = np.array(
+    [";".join(f for k, f in enumerate(FLAG_ORDER) if mask >> k & 1) for mask in range(1 << len(FLAG_ORDER))],
+    dtype=object,
+)  # bit mask -> "a;b"
 METHODS = np.array(["none", "coordinates", "address"], dtype=object)
 TIE_DEG = 1e-8  # a point this close to its leaf's edge is checked for other covering leaves (the reference)
 _LEAF_TABLES: weakref.WeakKeyDictionary[AreaIndex, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -101,8 +126,7 @@ def leaf_tables(index: AreaIndex) -> dict[str, np.ndarray]:
         if tables is None:
             chains = _chain_table(index)
             keys = [f"{lv}_code" for lv in LEVELS] + ["grid_name"]
-            tables = {k: np.array([chains[i].get(k) for i in range(len(index))] + [None], dtype=object)
-                      for k in keys}
+            tables = {k: np.array([chains[i].get(k) for i in range(len(index))] + [None], dtype=object) for k in keys}
             _LEAF_TABLES[index] = tables
     return tables
 
@@ -123,8 +147,9 @@ def _join_groups(point: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: float,
-                 pairs_per_step: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+def _near_leaves(
+    index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: float, pairs_per_step: int = 100_000
+) -> tuple[np.ndarray, np.ndarray]:
     """`AreaIndex.leaves_within` for many points at once: (point, leaf) pairs within `near_m` metres, nearest first
     per point (ties by code), distances computed in the same local frame with the same arithmetic."""
     kx = M_PER_DEG_LON_EQ * np.cos(np.radians(lat))
@@ -134,7 +159,7 @@ def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: flo
     ncoord = shapely.get_num_coordinates(index.leaf_geoms)
     origin = shapely.Point(0.0, 0.0)
     for s in range(0, len(pt), pairs_per_step):
-        p, g = pt[s:s + pairs_per_step], leaf[s:s + pairs_per_step]
+        p, g = pt[s : s + pairs_per_step], leaf[s : s + pairs_per_step]
         reps = ncoord[g]
         shift = np.column_stack([np.repeat(lon[p], reps), np.repeat(lat[p], reps)])
         scale = np.column_stack([np.repeat(kx[p], reps), np.full(reps.sum(), M_PER_DEG_LAT)])
@@ -144,7 +169,7 @@ def _near_leaves(index: AreaIndex, lon: np.ndarray, lat: np.ndarray, near_m: flo
             return moved
 
         local = shapely.transform(index.leaf_geoms[g], to_local)
-        dist[s:s + pairs_per_step] = shapely.distance(local, origin)
+        dist[s : s + pairs_per_step] = shapely.distance(local, origin)
     keep = dist <= near_m
     pt, leaf, dist = pt[keep], leaf[keep], dist[keep]
     order = np.lexsort((leaf, dist, pt))  # leaf positions are in code order
@@ -157,8 +182,9 @@ def _maybe_near_edge(index: AreaIndex, lon: np.ndarray, lat: np.ndarray) -> np.n
     cell's sides — no boundary can be nearer to those than TIE_DEG. Without a cell raster, every point."""
     cells = index.cells
     try:
-        x0, y0, inv_dx, inv_dy, dx, dy = (float(v) for v in (cells.x0, cells.y0, cells.inv_dx, cells.inv_dy,
-                                                             cells.dx, cells.dy))
+        x0, y0, inv_dx, inv_dy, dx, dy = (
+            float(v) for v in (cells.x0, cells.y0, cells.inv_dx, cells.inv_dy, cells.dx, cells.dy)
+        )
         nx, ny, label = int(cells.nx), int(cells.ny), cells.label
     except AttributeError:
         return np.arange(len(lon))
@@ -172,8 +198,9 @@ def _maybe_near_edge(index: AreaIndex, lon: np.ndarray, lat: np.ndarray) -> np.n
     return np.flatnonzero(~interior | (margin <= 2 * TIE_DEG))
 
 
-def locate_arrays(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0,
-                  progress: Bar | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def locate_arrays(
+    index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0, progress: Bar | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leaf position (-1 for none), flag bits (FLAG_ORDER) and candidates (None or `;`-joined codes) for arrays of
     WGS84 points, exactly as single lookups decide them; no Python per point but for points on an edge."""
     lon = np.asarray(lon, dtype=np.float64)
@@ -185,8 +212,7 @@ def locate_arrays(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: f
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         if clear is not None:
-            leaf[start:stop], clear[start:stop] = index.locate_many_clear(lon[start:stop], lat[start:stop],
-                                                                          2 * TIE_DEG)
+            leaf[start:stop], clear[start:stop] = index.locate_many_clear(lon[start:stop], lat[start:stop], 2 * TIE_DEG)
         else:
             leaf[start:stop] = index.locate_many(lon[start:stop], lat[start:stop])
         if progress is not None:
@@ -202,8 +228,9 @@ def locate_arrays(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: f
     else:
         # only points that may be within 1e-8° of their leaf's edge need the distance to it
         tie = np.zeros(len(inside), bool)
-        maybe = np.flatnonzero(~clear[inside]) if clear is not None else _maybe_near_edge(index, lon[inside],
-                                                                                          lat[inside])
+        maybe = (
+            np.flatnonzero(~clear[inside]) if clear is not None else _maybe_near_edge(index, lon[inside], lat[inside])
+        )
         edges = index.leaf_boundaries[leaf[inside[maybe]]]
         tie[maybe] = shapely.distance(edges, shapely.points(lon[inside[maybe]], lat[inside[maybe]])) <= TIE_DEG
     # ties: a point on a shared edge is within 1e-9° of it, so only points that close can have several leaves
@@ -231,8 +258,9 @@ def locate_arrays(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: f
             import pandas as pd
 
             # not the point's own leaf, nor one of its on-boundary candidates
-            own = pd.MultiIndex.from_arrays([np.concatenate([close, own_extra[0]]),
-                                             np.concatenate([leaf[close], own_extra[1]])])
+            own = pd.MultiIndex.from_arrays(
+                [np.concatenate([close, own_extra[0]]), np.concatenate([leaf[close], own_extra[1]])]
+            )
             keep = ~pd.MultiIndex.from_arrays([p, g]).isin(own)
             p, g = p[keep], g[keep]
             if len(p):
@@ -242,14 +270,16 @@ def locate_arrays(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: f
                 ties, extra = candidates[has_near], near[has_near]
                 joined = extra.copy()
                 both = pd.notna(ties)  # elementwise (codes or None); on-boundary candidates first, then the near ones
-                joined[both] = (pd.Series(ties[both], dtype=object) + ";" +
-                                pd.Series(extra[both], dtype=object)).to_numpy(dtype=object)
+                joined[both] = (
+                    pd.Series(ties[both], dtype=object) + ";" + pd.Series(extra[both], dtype=object)
+                ).to_numpy(dtype=object)
                 candidates[has_near] = joined
     return leaf, bits, candidates
 
 
-def locate_points(index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0,
-                  progress: Bar | None = None) -> pd.DataFrame:
+def locate_points(
+    index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0, progress: Bar | None = None
+) -> pd.DataFrame:
     """Leaf position, flags and candidates for arrays of WGS84 points, exactly as single lookups decide them."""
     import pandas as pd
 
@@ -271,7 +301,8 @@ def branch_names(session: Session | None, on: dt.date | None = None) -> dict[str
 
     on = on or china_date()
     rows = session.execute(
-        sa.select(PartyOrgArea.area_code, PartyOrg.name).join(PartyOrg, PartyOrgArea.party_org_id == PartyOrg.id)
+        sa.select(PartyOrgArea.area_code, PartyOrg.name)
+        .join(PartyOrg, PartyOrgArea.party_org_id == PartyOrg.id)
         .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= on))
         .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > on))
         .order_by(PartyOrgArea.area_code, PartyOrg.id)
@@ -315,10 +346,12 @@ def _string_array(values: list[str]) -> Any:  # a pyarrow StringArray (pyarrow i
     offsets = np.zeros(len(encoded) + 1, np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
     if offsets[-1] >= 2**31:
-        return pa.Array.from_buffers(pa.large_string(), len(encoded), [
-            None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]).cast(pa.string())
-    return pa.Array.from_buffers(pa.string(), len(encoded), [
-        None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))])
+        return pa.Array.from_buffers(
+            pa.large_string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+        ).cast(pa.string())
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
+    )
 
 
 @dataclass
@@ -351,8 +384,11 @@ class Located:
         raise KeyError(name)
 
     def names(self) -> list[str]:
-        return (["address_confidence", "address_place"] if self.address is not None else []) + \
-            ["lon_wgs84", "lat_wgs84"] + OUT_COLUMNS
+        return (
+            (["address_confidence", "address_place"] if self.address is not None else [])
+            + ["lon_wgs84", "lat_wgs84"]
+            + OUT_COLUMNS
+        )
 
     def arrow(self, name: str, dictionary: bool = False) -> Any:
         """One output column as a pyarrow array; `dictionary`: the text columns as dictionary arrays over their
@@ -373,9 +409,14 @@ class Located:
         distinct, code_of = _distinct(table)
         positions = code_of if codes is None else code_of[codes]
         missing = positions < 0
-        indices = pa.Array.from_buffers(pa.int32(), len(positions), [
-            pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None,
-            pa.py_buffer(np.ascontiguousarray(positions, dtype=np.int32))])
+        indices = pa.Array.from_buffers(
+            pa.int32(),
+            len(positions),
+            [
+                pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None,
+                pa.py_buffer(np.ascontiguousarray(positions, dtype=np.int32)),
+            ],
+        )
         values = _string_array(distinct)
         return pa.DictionaryArray.from_arrays(indices, values) if dictionary else values.take(indices)
 
@@ -383,9 +424,11 @@ class Located:
         """Rows by method, by flag, and how many got a grid (as `locate_file` reports them)."""
         counts = np.bincount(self.method, minlength=len(METHODS))
         has_grid = np.array([c is not None for c in self.tables["grid_code"]])
-        return {"method": {m: int(c) for m, c in zip(METHODS, counts) if c},
-                "flags": {f: c for f in FLAG_ORDER if (c := int(np.count_nonzero(self.bits & _BIT[f])))},
-                "located": int(np.count_nonzero(has_grid[self.pos]))}
+        return {
+            "method": {m: int(c) for m, c in zip(METHODS, counts) if c},
+            "flags": {f: c for f in FLAG_ORDER if (c := int(np.count_nonzero(self.bits & _BIT[f])))},
+            "located": int(np.count_nonzero(has_grid[self.pos])),
+        }
 
 
 _WGS84_NAMES = frozenset({"wgs84", "epsg4326", "4326", "crs84", "epsg:4326"})
@@ -403,8 +446,9 @@ def _coordinate_system(crs: str | None) -> Any:
     return gcrs.parse_crs(crs)
 
 
-def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str,
-                       address: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+def _frame_coordinates(
+    frame: pd.DataFrame, crs: str | None, lon: str, lat: str, address: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """(x, y, given, system) of a (Geo)DataFrame: the coordinates as floats (NaN where missing or not a number),
     where a coordinate was written but is not a number, and their coordinate system (None: WGS84 as it is)."""
     import pandas as pd
@@ -413,8 +457,12 @@ def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str,
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
     system = _coordinate_system(crs)
-    if hasattr(frame, "geometry") and getattr(frame, "geometry", None) is not None and hasattr(frame, "crs") \
-            and frame.geometry.name in frame.columns:
+    if (
+        hasattr(frame, "geometry")
+        and getattr(frame, "geometry", None) is not None
+        and hasattr(frame, "crs")
+        and frame.geometry.name in frame.columns
+    ):
         from gridmap import crs as gcrs
 
         geoms = frame.geometry.values
@@ -439,14 +487,16 @@ def _frame_coordinates(frame: pd.DataFrame, crs: str | None, lon: str, lat: str,
 
 
 def _no_columns(columns: Any, lon: str, lat: str, address: str) -> None:
-    raise InvalidInput(f"columns: need '{lon}' and '{lat}', a geometry, or '{address}'; found "
-                       f"{', '.join(map(str, columns))}", field="columns",
-                       zh=f"列：须有“{lon}”和“{lat}”列、几何列或“{address}”列；文件中的列："
-                          f"{', '.join(map(str, columns))}。")
+    raise InvalidInput(
+        f"columns: need '{lon}' and '{lat}', a geometry, or '{address}'; found {', '.join(map(str, columns))}",
+        field="columns",
+        zh=f"列：须有“{lon}”和“{lat}”列、几何列或“{address}”列；文件中的列：{', '.join(map(str, columns))}。",
+    )
 
 
-def _arrow_coordinates(table: Any, crs: str | None, lon: str,
-                       lat: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+def _arrow_coordinates(
+    table: Any, crs: str | None, lon: str, lat: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """`_frame_coordinates` of an Arrow table whose `lon` and `lat` columns are numbers (integers or floats), read
     without pandas: a null or NaN is missing; a row without both as finite numbers that has either written (an
     infinity, or one of the two) is `given` (as pandas reads it: the text of the number is not empty)."""
@@ -456,9 +506,19 @@ def _arrow_coordinates(table: Any, crs: str | None, lon: str,
     return x, y, given, _coordinate_system(crs)
 
 
-_NUMPY_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
-                "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "halffloat": np.float16,
-                "float": np.float32, "double": np.float64}
+_NUMPY_TYPES = {
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "halffloat": np.float16,
+    "float": np.float32,
+    "double": np.float64,
+}
 
 
 def _float_values(column: Any) -> np.ndarray:
@@ -475,8 +535,9 @@ def _float_values(column: Any) -> np.ndarray:
         values = np.frombuffer(data, dtype, count=n, offset=chunk.offset * np.dtype(dtype).itemsize)
         values = values.astype(np.float64)
         if chunk.null_count:
-            valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little",
-                                  count=chunk.offset + n)[chunk.offset:]
+            valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little", count=chunk.offset + n)[
+                chunk.offset :
+            ]
             values[~valid.astype(bool)] = np.nan
         parts.append(values)
     return parts[-1] if len(parts) == 2 else np.concatenate(parts)
@@ -491,22 +552,59 @@ def _arrow_numeric(table: Any, lon: str, lat: str, address: str) -> bool:
     return all(str(table.schema.field(c).type) in _NUMPY_TYPES for c in (lon, lat))
 
 
-def locate_columns(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
-                   gazetteer: AddressMatcher | None = None, near_m: float = 0.0, service_margin_m: float = 30_000.0,
-                   lon: str = "lon", lat: str = "lat", address: str = "address", progress: Bar | None = None,
-                   on: dt.date | None = None, branches: dict[str, str] | None = None) -> Located:
+def locate_columns(
+    frame: pd.DataFrame,
+    index: AreaIndex,
+    *,
+    crs: str | None = "wgs84",
+    session: Session | None = None,
+    gazetteer: AddressMatcher | None = None,
+    near_m: float = 0.0,
+    service_margin_m: float = 30_000.0,
+    lon: str = "lon",
+    lat: str = "lat",
+    address: str = "address",
+    progress: Bar | None = None,
+    on: dt.date | None = None,
+    branches: dict[str, str] | None = None,
+) -> Located:
     """The located columns of `frame` as arrays (see `locate_frame`); `branches` (from `branch_names`) saves
     reading the branch directory again for every chunk of a file."""
     x, y, given, system = _frame_coordinates(frame, crs, lon, lat, address)
     texts = frame[address] if address in frame.columns else None
-    return _locate_xy(x, y, given, system, index, texts=texts, session=session, gazetteer=gazetteer, near_m=near_m,
-                      service_margin_m=service_margin_m, progress=progress, on=on, branches=branches)
+    return _locate_xy(
+        x,
+        y,
+        given,
+        system,
+        index,
+        texts=texts,
+        session=session,
+        gazetteer=gazetteer,
+        near_m=near_m,
+        service_margin_m=service_margin_m,
+        progress=progress,
+        on=on,
+        branches=branches,
+    )
 
 
-def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system: Any, index: AreaIndex, *, texts: Any = None,
-               session: Session | None = None, gazetteer: AddressMatcher | None = None, near_m: float = 0.0,
-               service_margin_m: float = 30_000.0, progress: Bar | None = None, on: dt.date | None = None,
-               branches: dict[str, str] | None = None) -> Located:
+def _locate_xy(
+    x: np.ndarray,
+    y: np.ndarray,
+    given: np.ndarray,
+    system: Any,
+    index: AreaIndex,
+    *,
+    texts: Any = None,
+    session: Session | None = None,
+    gazetteer: AddressMatcher | None = None,
+    near_m: float = 0.0,
+    service_margin_m: float = 30_000.0,
+    progress: Bar | None = None,
+    on: dt.date | None = None,
+    branches: dict[str, str] | None = None,
+) -> Located:
     """`locate_columns` from coordinates already read (`_frame_coordinates`, `_arrow_coordinates`) and, when the
     input has an address column, its values (a pandas Series)."""
     n = len(x)
@@ -555,8 +653,11 @@ def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system: Any, ind
         if len(todo):  # geocoding stays row by row, for the rows that have an address and no coordinates only
             if gazetteer is None:
                 if session is None:
-                    raise InvalidInput("address: locating addresses needs a database session", field="address",
-                                       zh="地址：按地址定位需要连接数据库。")
+                    raise InvalidInput(
+                        "address: locating addresses needs a database session",
+                        field="address",
+                        zh="地址：按地址定位需要连接数据库。",
+                    )
                 from gridmap.gazetteer import gazetteer_for
 
                 gazetteer = gazetteer_for(session)
@@ -584,8 +685,9 @@ def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system: Any, ind
         bits |= located_bits
         candidates = located_candidates
     else:
-        leaf, located_bits, located_candidates = locate_arrays(index, wlon[idx], wlat[idx], near_m=near_m,
-                                                               progress=progress)
+        leaf, located_bits, located_candidates = locate_arrays(
+            index, wlon[idx], wlat[idx], near_m=near_m, progress=progress
+        )
         bits[idx] |= located_bits  # the located flags come first in FLAG_ORDER, as they did joined in front
         candidates = np.full(n, None, dtype=object)
         candidates[idx] = located_candidates
@@ -594,8 +696,9 @@ def _locate_xy(x: np.ndarray, y: np.ndarray, given: np.ndarray, system: Any, ind
     pos[idx] = np.where(leaf >= 0, leaf, len(index))
     names = branch_names(session, on) if branches is None else branches
     tables["branch"] = _branch_table(index, tables, names)
-    return Located(pos, tables, bits, method, candidates, np.where(usable, wlon, np.nan),
-                   np.where(usable, wlat, np.nan), found)
+    return Located(
+        pos, tables, bits, method, candidates, np.where(usable, wlon, np.nan), np.where(usable, wlat, np.nan), found
+    )
 
 
 _BRANCH_TABLES: weakref.WeakKeyDictionary[AreaIndex, tuple[dict[str, str], np.ndarray]] = weakref.WeakKeyDictionary()
@@ -614,15 +717,39 @@ def _branch_table(index: AreaIndex, tables: dict[str, np.ndarray], names: dict[s
     return table
 
 
-def locate_frame(frame: pd.DataFrame, index: AreaIndex, *, crs: str | None = "wgs84", session: Session | None = None,
-                 gazetteer: AddressMatcher | None = None, near_m: float = 0.0, service_margin_m: float = 30_000.0,
-                 lon: str = "lon", lat: str = "lat", address: str = "address", progress: Bar | None = None,
-                 on: dt.date | None = None, branches: dict[str, str] | None = None) -> pd.DataFrame:
+def locate_frame(
+    frame: pd.DataFrame,
+    index: AreaIndex,
+    *,
+    crs: str | None = "wgs84",
+    session: Session | None = None,
+    gazetteer: AddressMatcher | None = None,
+    near_m: float = 0.0,
+    service_margin_m: float = 30_000.0,
+    lon: str = "lon",
+    lat: str = "lat",
+    address: str = "address",
+    progress: Bar | None = None,
+    on: dt.date | None = None,
+    branches: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """A copy of `frame` with the located columns added (see the module doc). A GeoDataFrame is located by its
     geometry (points; other shapes by a point on their surface), converted from its own CRS."""
-    located = locate_columns(frame, index, crs=crs, session=session, gazetteer=gazetteer, near_m=near_m,
-                             service_margin_m=service_margin_m, lon=lon, lat=lat, address=address,
-                             progress=progress, on=on, branches=branches)
+    located = locate_columns(
+        frame,
+        index,
+        crs=crs,
+        session=session,
+        gazetteer=gazetteer,
+        near_m=near_m,
+        service_margin_m=service_margin_m,
+        lon=lon,
+        lat=lat,
+        address=address,
+        progress=progress,
+        on=on,
+        branches=branches,
+    )
     out = frame.copy()
     for name in located.names():
         out[name] = located.column(name)
@@ -640,8 +767,9 @@ def index_cache_dir() -> Path:
     return Path(base) / "gridmap"
 
 
-def cached_index(session: Session, generation_id: int | None = None, *, cache_dir: str | Path | None = None
-                 ) -> AreaIndex:
+def cached_index(
+    session: Session, generation_id: int | None = None, *, cache_dir: str | Path | None = None
+) -> AreaIndex:
     """`areas.load_index` (the active generation by default), from the index file kept per generation and content
     (`generations.shared_index`: the areas' rows are read and hashed with the index code and library versions;
     a file for that hash is memory-mapped, otherwise the index is built as `load_index` builds it and saved).
@@ -660,11 +788,15 @@ def area_rows(cursor: Any, generation_id: int, sqlite: bool) -> list[tuple[Any, 
     cursor: the geometry as the database holds it (SpatiaLite's blob; EWKB from PostGIS). What `index_digest`
     hashes, read alike by the ORM path (`generations.shared_index`) and without it (`quick_index`)."""
     if sqlite:
-        cursor.execute("SELECT id, level, code, name, geom, parent_id FROM area WHERE generation_id = ? "
-                       "ORDER BY id", (generation_id,))
+        cursor.execute(
+            "SELECT id, level, code, name, geom, parent_id FROM area WHERE generation_id = ? ORDER BY id",
+            (generation_id,),
+        )
     else:
-        cursor.execute("SELECT id, level, code, name, ST_AsEWKB(geom), parent_id FROM area "
-                       "WHERE generation_id = %s ORDER BY id", (generation_id,))
+        cursor.execute(
+            "SELECT id, level, code, name, ST_AsEWKB(geom), parent_id FROM area WHERE generation_id = %s ORDER BY id",
+            (generation_id,),
+        )
     return list(cursor.fetchall())
 
 
@@ -743,18 +875,19 @@ def raw_branch_names(cursor: Any, on: Any, sqlite: bool) -> dict[str, str]:
     """`branch_names` through a DB-API cursor (the same query: the smallest party organisation id in force on `on`
     per area code)."""
     mark = "?" if sqlite else "%s"
-    cursor.execute("SELECT a.area_code, o.name FROM party_org_area a JOIN party_org o ON a.party_org_id = o.id "
-                   f"WHERE (a.valid_from IS NULL OR a.valid_from <= {mark}) "
-                   f"AND (a.valid_to IS NULL OR a.valid_to > {mark}) ORDER BY a.area_code, o.id",
-                   (on.isoformat(), on.isoformat()) if sqlite else (on, on))
+    cursor.execute(
+        "SELECT a.area_code, o.name FROM party_org_area a JOIN party_org o ON a.party_org_id = o.id "
+        f"WHERE (a.valid_from IS NULL OR a.valid_from <= {mark}) "
+        f"AND (a.valid_to IS NULL OR a.valid_to > {mark}) ORDER BY a.area_code, o.id",
+        (on.isoformat(), on.isoformat()) if sqlite else (on, on),
+    )
     names: dict[str, str] = {}
     for code, name in cursor.fetchall():
         names.setdefault(code, name)
     return names
 
 
-def quick_index(url: str, *, cache_dir: str | Path | None = None
-                ) -> tuple[AreaIndex, dict[str, str], Any] | None:
+def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaIndex, dict[str, str], Any] | None:
     """(index of the active generation, its branch names, the day they are for) read without SQLAlchemy, when the
     generation's index file is there for exactly the rows the database holds now: the active generation's id
     and its areas' rows are read through a plain DB-API connection (in one read transaction on SQLite) and hashed
@@ -778,8 +911,9 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None
         generation_id = int(found[0])
         rows = area_rows(cursor, generation_id, sqlite)
         folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
-        index = load_shared_index(shared_index_folder(folder, generation_id, index_digest(rows, generation_id)),
-                                  generation_id)
+        index = load_shared_index(
+            shared_index_folder(folder, generation_id, index_digest(rows, generation_id)), generation_id
+        )
         if index is None:
             return None
         on = china_date()
@@ -816,10 +950,18 @@ class _SessionGazetteer:
             self.engine.dispose()
 
 
-def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, crs: str | None = "wgs84",
-                   near_m: float = 0.0, as_of: Any = None, chunk_rows: int = CHUNK_ROWS,
-                   show_progress: bool | None = None,
-                   cache_dir: str | Path | None = None) -> dict[str, Any]:
+def locate_file_at(
+    url: str | None,
+    source: str | Path,
+    target: str | Path,
+    *,
+    crs: str | None = "wgs84",
+    near_m: float = 0.0,
+    as_of: Any = None,
+    chunk_rows: int = CHUNK_ROWS,
+    show_progress: bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """`gridmap locate-file`: `locate_file` against the database at `url` (the boundaries in force today, or on
     `as_of`). When the active generation's index file is there for its current rows (`quick_index`), nothing
     of SQLAlchemy is imported — a process that locates a Parquet file of coordinates imports numpy, pyarrow and
@@ -832,8 +974,18 @@ def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, c
         index, branches, on = quick
         gazetteer = _SessionGazetteer(url)
         try:
-            return locate_file(source, target, index, crs=crs, near_m=near_m, on=on, chunk_rows=chunk_rows,
-                               show_progress=show_progress, branches=branches, gazetteer=gazetteer)
+            return locate_file(
+                source,
+                target,
+                index,
+                crs=crs,
+                near_m=near_m,
+                on=on,
+                chunk_rows=chunk_rows,
+                show_progress=show_progress,
+                branches=branches,
+                gazetteer=gazetteer,
+            )
         finally:
             gazetteer.close()
     from gridmap import storage
@@ -843,8 +995,17 @@ def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, c
     try:
         with storage.make_sessionmaker(engine)() as session:
             index = cached_index(session, generation_on(session, as_of).id if as_of else None, cache_dir=cache_dir)
-            return locate_file(source, target, index, session=session, crs=crs, near_m=near_m, on=as_of,
-                               chunk_rows=chunk_rows, show_progress=show_progress)
+            return locate_file(
+                source,
+                target,
+                index,
+                session=session,
+                crs=crs,
+                near_m=near_m,
+                on=as_of,
+                chunk_rows=chunk_rows,
+                show_progress=show_progress,
+            )
     finally:
         engine.dispose()
 
@@ -852,9 +1013,11 @@ def locate_file_at(url: str | None, source: str | Path, target: str | Path, *, c
 def file_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise InvalidInput(f"file: {Path(path).name!r} has no supported extension; accepted: "
-                           f"{', '.join(sorted(FORMATS))}", field="file",
-                           zh=f"文件：{Path(path).name!r} 的扩展名不受支持；可用：{', '.join(sorted(FORMATS))}。")
+        raise InvalidInput(
+            f"file: {Path(path).name!r} has no supported extension; accepted: {', '.join(sorted(FORMATS))}",
+            field="file",
+            zh=f"文件：{Path(path).name!r} 的扩展名不受支持；可用：{', '.join(sorted(FORMATS))}。",
+        )
     return FORMATS[suffix]
 
 
@@ -865,10 +1028,17 @@ def sniff(path: str | Path) -> str:
     anything but a regular file is refused."""
     text = str(path)
     name = Path(text).name
-    if text.lower().startswith(("/vsi", "vsi")) or "://" in text or text.lower().startswith(
-            ("http:", "https:", "ftp:", "file:")) or "/vsi" in text.lower():
-        raise InvalidInput(f"file: {text[:80]!r} is a network or virtual path; give a local file", field="file",
-                           zh=f"文件：{text[:80]!r} 是网络路径或虚拟路径，请提供本地文件。")
+    if (
+        text.lower().startswith(("/vsi", "vsi"))
+        or "://" in text
+        or text.lower().startswith(("http:", "https:", "ftp:", "file:"))
+        or "/vsi" in text.lower()
+    ):
+        raise InvalidInput(
+            f"file: {text[:80]!r} is a network or virtual path; give a local file",
+            field="file",
+            zh=f"文件：{text[:80]!r} 是网络路径或虚拟路径，请提供本地文件。",
+        )
     real = Path(text).resolve()
     if not real.is_file():
         raise InvalidInput(f"file: {name!r} is not a regular file", field="file", zh=f"文件：{name!r} 不是普通文件。")
@@ -914,11 +1084,14 @@ def _checked_kind(path: str | Path) -> str:
     kind = file_format(path)
     found = sniff(path)
     if found != kind:
-        raise InvalidInput(f"file: {Path(path).name!r} is named {Path(path).suffix.lower()} but holds "
-                           f"{CONTENT[found]}; accepted: CSV, XLSX, GeoPackage, GeoJSON, (Geo)Parquet "
-                           "(unsupported_format)", field="file",
-                           zh=f"文件：{Path(path).name!r} 的扩展名是 {Path(path).suffix.lower()}，内容却是 "
-                              f"{found.upper()}；可用：CSV、XLSX、GeoPackage、GeoJSON、(Geo)Parquet。")
+        raise InvalidInput(
+            f"file: {Path(path).name!r} is named {Path(path).suffix.lower()} but holds "
+            f"{CONTENT[found]}; accepted: CSV, XLSX, GeoPackage, GeoJSON, (Geo)Parquet "
+            "(unsupported_format)",
+            field="file",
+            zh=f"文件：{Path(path).name!r} 的扩展名是 {Path(path).suffix.lower()}，内容却是 "
+            f"{found.upper()}；可用：CSV、XLSX、GeoPackage、GeoJSON、(Geo)Parquet。",
+        )
     return kind
 
 
@@ -963,10 +1136,13 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
     for number, values in rows:
         for heading, value in zip(headings, values):
             if isinstance(value, tabular.TooLong):
-                raise InvalidInput(f"file: {path.name!r} row {number} column {str(heading)[:40]!r} holds "
-                                   f"{value.length:,} characters; at most {tabular.MAX_CELL:,} per cell", field="file",
-                                   zh=f"文件：{path.name!r} 第 {number} 行 {str(heading)[:40]!r} 列有 "
-                                      f"{value.length:,} 个字符，每格最多 {tabular.MAX_CELL:,} 个。")
+                raise InvalidInput(
+                    f"file: {path.name!r} row {number} column {str(heading)[:40]!r} holds "
+                    f"{value.length:,} characters; at most {tabular.MAX_CELL:,} per cell",
+                    field="file",
+                    zh=f"文件：{path.name!r} 第 {number} 行 {str(heading)[:40]!r} 列有 "
+                    f"{value.length:,} 个字符，每格最多 {tabular.MAX_CELL:,} 个。",
+                )
     names = [str(h) if h is not None else f"column {j}" for j, h in enumerate(headings, start=1)]
     return pd.DataFrame([values for _, values in rows], columns=names, dtype=object).infer_objects()
 
@@ -985,8 +1161,9 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
         import geopandas as gpd
 
         if not isinstance(frame, gpd.GeoDataFrame):
-            frame = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lon_wgs84"], frame["lat_wgs84"]),
-                                     crs=4326)
+            frame = gpd.GeoDataFrame(
+                frame, geometry=gpd.points_from_xy(frame["lon_wgs84"], frame["lat_wgs84"]), crs=4326
+            )
         from gridmap import _gpkgio
 
         _gpkgio.write(frame, path, GDAL_DRIVERS[kind])
@@ -1016,8 +1193,12 @@ def _merged_dtypes(seen: list[pd.Series]) -> dict[str, Any]:
         kinds = {str(s[column]) for s in seen}
         if len(kinds) == 1:
             out[column] = seen[0][column]
-        elif all(np.dtype(k).kind in "iuf" for k in kinds if k not in ("str", "string", "object")) and \
-                not kinds & {"str", "string", "object", "bool"}:
+        elif all(np.dtype(k).kind in "iuf" for k in kinds if k not in ("str", "string", "object")) and not kinds & {
+            "str",
+            "string",
+            "object",
+            "bool",
+        }:
             out[column] = "float64"
         else:
             out[column] = str
@@ -1062,8 +1243,9 @@ def _parquet_chunks(path: Path, rows: int, wanted: tuple[str, ...]) -> Iterator[
     geo = None
     if b"geo" in meta:
         geo = json.loads(meta[b"geo"])
-    index_columns = [c for c in json.loads(meta.get(b"pandas", b"{}") or b"{}").get("index_columns", [])
-                     if isinstance(c, str)]
+    index_columns = [
+        c for c in json.loads(meta.get(b"pandas", b"{}") or b"{}").get("index_columns", []) if isinstance(c, str)
+    ]
     geo_columns = [c for c in (geo or {}).get("columns", {}) if c in names]
     if geo_columns or not ({wanted[0], wanted[1]} <= names or wanted[2] in names):
         keep = None  # a geometry or an error naming every column: all of them
@@ -1100,8 +1282,17 @@ class _ParquetOut:
     which loses nothing when the input's columns are plain numbers, booleans, text, bytes or dates. Otherwise the
     strings are written out row by row, and the Arrow schema stored."""
 
-    PLAIN = ("is_integer", "is_floating", "is_boolean", "is_string", "is_large_string", "is_binary",
-             "is_large_binary", "is_date32", "is_null")
+    PLAIN = (
+        "is_integer",
+        "is_floating",
+        "is_boolean",
+        "is_string",
+        "is_large_string",
+        "is_binary",
+        "is_large_binary",
+        "is_date32",
+        "is_null",
+    )
 
     def __init__(self, path: Path):
         self.path, self.dictionary = path, False
@@ -1128,19 +1319,30 @@ class _ParquetOut:
             self.schema = table.schema.with_metadata(meta)
             coded = [f.name for f in self.schema if pa.types.is_dictionary(f.type)]
             stats = [f.name for f in self.schema if f.name not in coded]
-            text = [f.name for f in self.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)
-                    or pa.types.is_large_string(f.type)]  # numbers are not worth a dictionary
+            text = [
+                f.name
+                for f in self.schema
+                if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ]  # numbers are not worth a dictionary
             # snappy does not shrink coordinates (random float bits) and costs time: floats stay uncompressed
             compression: str | dict[str, str] = "snappy"
             if not any(pa.types.is_nested(f.type) for f in self.schema):
                 compression = {f.name: "none" if pa.types.is_floating(f.type) else "snappy" for f in self.schema}
-            self.writer = pq.ParquetWriter(self.path, self.schema, store_schema=not coded,
-                                           write_statistics=stats if coded else True, use_dictionary=text,
-                                           compression=compression)
+            self.writer = pq.ParquetWriter(
+                self.path,
+                self.schema,
+                store_schema=not coded,
+                write_statistics=stats if coded else True,
+                use_dictionary=text,
+                compression=compression,
+            )
             if coded and meta:  # without the Arrow schema the writer leaves out the rest (GeoParquet's "geo")
                 self.writer.add_key_value_metadata(meta)
-        self.writer.write_table(table.cast(self.schema) if table.schema != self.schema else
-                                table.replace_schema_metadata(self.schema.metadata))
+        self.writer.write_table(
+            table.cast(self.schema)
+            if table.schema != self.schema
+            else table.replace_schema_metadata(self.schema.metadata)
+        )
 
     def close(self) -> None:
         if self.writer is not None:
@@ -1178,8 +1380,7 @@ class _WholeOut:
         if self.parts:
             import pandas as pd
 
-            write_table(self.parts[0] if len(self.parts) == 1 else pd.concat(self.parts, ignore_index=True),
-                        self.path)
+            write_table(self.parts[0] if len(self.parts) == 1 else pd.concat(self.parts, ignore_index=True), self.path)
 
 
 def _with_columns(table: Any, frame: pd.DataFrame | None, located: Located) -> pd.DataFrame:
@@ -1209,8 +1410,11 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         dtype = out[column].dtype
-        if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)) or \
-                pd.api.types.is_string_dtype(dtype):
+        if (
+            pd.api.types.is_object_dtype(dtype)
+            or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype))
+            or pd.api.types.is_string_dtype(dtype)
+        ):
             values = out[column].astype(object)
             try:
                 first = values.str.lstrip(" \u3000").str[:1]
@@ -1226,10 +1430,20 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, session: Session | None = None,
-                crs: str | None = "wgs84", near_m: float = 0.0, show_progress: bool | None = None,
-                on: dt.date | None = None, chunk_rows: int = CHUNK_ROWS, branches: dict[str, str] | None = None,
-                gazetteer: AddressMatcher | None = None) -> dict[str, Any]:
+def locate_file(
+    source: str | Path,
+    target: str | Path,
+    index: AreaIndex,
+    *,
+    session: Session | None = None,
+    crs: str | None = "wgs84",
+    near_m: float = 0.0,
+    show_progress: bool | None = None,
+    on: dt.date | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    branches: dict[str, str] | None = None,
+    gazetteer: AddressMatcher | None = None,
+) -> dict[str, Any]:
     """Read `source`, locate every row, write `target`; returns counts by method and flag.
 
     `branches` (`branch_names`) and `gazetteer` (anything with `match(text)`, for rows located by address) stand
@@ -1269,8 +1483,9 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
     streamed = out_kind in ("parquet", "csv")
     written = target.with_name(f".{target.name}.{os.getpid()}.part") if streamed else target
     writer: _ParquetOut | _CsvOut | _WholeOut
-    writer = _ParquetOut(written) if out_kind == "parquet" else _CsvOut(written) if out_kind == "csv" else \
-        _WholeOut(written)
+    writer = (
+        _ParquetOut(written) if out_kind == "parquet" else _CsvOut(written) if out_kind == "csv" else _WholeOut(written)
+    )
     if branches is None:
         branches = branch_names(session, on)
     methods: dict[str, int] = {}
@@ -1282,13 +1497,22 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
                 if frame is None and _arrow_numeric(part, "lon", "lat", "address"):
                     # plain number columns: read as arrays, no pandas
                     x, y, given, system = _arrow_coordinates(part, crs, "lon", "lat")
-                    located = _locate_xy(x, y, given, system, index, session=session, near_m=near_m, on=on,
-                                         branches=branches)
+                    located = _locate_xy(
+                        x, y, given, system, index, session=session, near_m=near_m, on=on, branches=branches
+                    )
                 else:
                     if frame is None:
                         frame = _part_frame(part)
-                    located = locate_columns(frame, index, crs=crs, session=session, near_m=near_m, on=on,
-                                             branches=branches, gazetteer=gazetteer)
+                    located = locate_columns(
+                        frame,
+                        index,
+                        crs=crs,
+                        session=session,
+                        near_m=near_m,
+                        on=on,
+                        branches=branches,
+                        gazetteer=gazetteer,
+                    )
                 # (written here, not on a thread while the next chunk is located: on this 2-core machine, shared,
                 # the thread made the whole run slower, ~1.37 s against ~1.22 s in 4 alternated runs at load 7)
                 writer.write(table, frame, located)
@@ -1310,6 +1534,11 @@ def locate_file(source: str | Path, target: str | Path, index: AreaIndex, *, ses
     finally:
         if streamed:
             written.unlink(missing_ok=True)
-    return {"rows": rows, "method": dict(sorted(methods.items(), key=lambda kv: -kv[1])),
-            "flags": dict(sorted(flags.items(), key=lambda kv: (-kv[1], FLAG_ORDER.index(kv[0])))),
-            "located": located_rows, "written": str(target), "chunks": n_chunks}
+    return {
+        "rows": rows,
+        "method": dict(sorted(methods.items(), key=lambda kv: -kv[1])),
+        "flags": dict(sorted(flags.items(), key=lambda kv: (-kv[1], FLAG_ORDER.index(kv[0])))),
+        "located": located_rows,
+        "written": str(target),
+        "chunks": n_chunks,
+    }

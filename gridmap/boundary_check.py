@@ -80,12 +80,31 @@ GAP_WIDTH_M = 1.0
 GRID_SIZE_M = 1e-6
 DEFAULT_HOUSEHOLD_BAND = "grid=200-2000,microgrid=50-800"
 
-CheckKind = Literal["invalid_geometry", "gap", "overlap", "hole", "outside_parent", "duplicate_code", "bad_code",
-                    "sliver", "not_contiguous", "household_norm"]
+CheckKind = Literal[
+    "invalid_geometry",
+    "gap",
+    "overlap",
+    "hole",
+    "outside_parent",
+    "duplicate_code",
+    "bad_code",
+    "sliver",
+    "not_contiguous",
+    "household_norm",
+]
 KINDS: tuple[CheckKind, ...] = get_args(CheckKind)
-KIND_NAMES_ZH = {"invalid_geometry": "几何无效", "gap": "空隙", "overlap": "重叠", "hole": "内洞",
-                 "outside_parent": "超出上级", "duplicate_code": "编码重复", "bad_code": "编码不合规",
-                 "sliver": "碎片", "not_contiguous": "不连通", "household_norm": "户数超出常规"}
+KIND_NAMES_ZH = {
+    "invalid_geometry": "几何无效",
+    "gap": "空隙",
+    "overlap": "重叠",
+    "hole": "内洞",
+    "outside_parent": "超出上级",
+    "duplicate_code": "编码重复",
+    "bad_code": "编码不合规",
+    "sliver": "碎片",
+    "not_contiguous": "不连通",
+    "household_norm": "户数超出常规",
+}
 WARNINGS = frozenset({"sliver", "not_contiguous", "household_norm"})
 CODE_DIGITS = {"district": (6,), "subdistrict": (9,), "community": (12,), "grid": (15,), "microgrid": (17, 18)}
 M_PER_DEG = 111_320.0  # metres per degree of latitude, near enough, for tolerances given in metres
@@ -134,19 +153,27 @@ class Tolerances:
     grid_size_m: float = GRID_SIZE_M
 
     def check(self) -> None:
-        limits = {"noise_m2": (0.0, 1e4), "sliver_m2": (0.0, 1e6), "gap_width_m": (0.0, 1e3),
-                  "grid_size_m": (1e-7, 0.1)}
+        limits = {
+            "noise_m2": (0.0, 1e4),
+            "sliver_m2": (0.0, 1e6),
+            "gap_width_m": (0.0, 1e3),
+            "grid_size_m": (1e-7, 0.1),
+        }
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-                raise InvalidInput(f"{name}: {value!r} is out of range; accepted: a number from {low:g} to {high:g}",
-                                   field=name,
-                                   zh=f"{field_zh(name)}：{value!r} 超出范围，应为 {low:g} 至 {high:g} 之间的数。")
+                raise InvalidInput(
+                    f"{name}: {value!r} is out of range; accepted: a number from {low:g} to {high:g}",
+                    field=name,
+                    zh=f"{field_zh(name)}：{value!r} 超出范围，应为 {low:g} 至 {high:g} 之间的数。",
+                )
         if self.noise_m2 > self.sliver_m2:
-            raise InvalidInput(f"noise_m2: {self.noise_m2:g} is above sliver_m2 ({self.sliver_m2:g}); accepted: "
-                               "noise_m2 <= sliver_m2", field="noise_m2",
-                               zh=f"噪声面积（noise_m2）：{self.noise_m2:g} 大于狭缝面积（sliver_m2）"
-                                  f"{self.sliver_m2:g}，应不大于后者。")
+            raise InvalidInput(
+                f"noise_m2: {self.noise_m2:g} is above sliver_m2 ({self.sliver_m2:g}); accepted: noise_m2 <= sliver_m2",
+                field="noise_m2",
+                zh=f"噪声面积（noise_m2）：{self.noise_m2:g} 大于狭缝面积（sliver_m2）"
+                f"{self.sliver_m2:g}，应不大于后者。",
+            )
 
 
 def parse_household_band(text: str | Mapping[str, tuple[int, int]] | None) -> dict[str, tuple[int, int]]:
@@ -164,39 +191,59 @@ def parse_household_band(text: str | Mapping[str, tuple[int, int]] | None) -> di
         items = [(level, band) for level, band in text.items()]
     else:
         if len(text) > 500:
-            raise InvalidInput("household_band: at most 500 characters", field="household_band",
-                               zh="户数区间（household_band）最多 500 个字符。")
+            raise InvalidInput(
+                "household_band: at most 500 characters",
+                field="household_band",
+                zh="户数区间（household_band）最多 500 个字符。",
+            )
         items = []
         for part in filter(None, (p.strip() for p in text.split(","))):
             match = re.fullmatch(r"([a-z]+)\s*=\s*(\d{1,9})\s*-\s*(\d{1,9})", part)
             if match is None:
-                raise InvalidInput(f"household_band: {part!r} is not LEVEL=MIN-MAX; accepted: e.g. "
-                                   f"{DEFAULT_HOUSEHOLD_BAND!r}", field="household_band",
-                                   zh=f"户数区间（household_band）：{part!r} 不是“层级=最小-最大”的格式，如 "
-                                      f"{DEFAULT_HOUSEHOLD_BAND!r}。")
+                raise InvalidInput(
+                    f"household_band: {part!r} is not LEVEL=MIN-MAX; accepted: e.g. {DEFAULT_HOUSEHOLD_BAND!r}",
+                    field="household_band",
+                    zh=f"户数区间（household_band）：{part!r} 不是“层级=最小-最大”的格式，如 "
+                    f"{DEFAULT_HOUSEHOLD_BAND!r}。",
+                )
             items.append((match.group(1), (int(match.group(2)), int(match.group(3)))))
     out: dict[str, tuple[int, int]] = {}
     for level, (low, high) in items:
         if level not in LEVELS:
-            raise InvalidInput(f"household_band: {level!r} is not a level; accepted: {', '.join(LEVELS)}",
-                               field="household_band",
-                               zh=f"户数区间（household_band）：{level!r} 不是层级；可选：{', '.join(LEVELS)}。")
+            raise InvalidInput(
+                f"household_band: {level!r} is not a level; accepted: {', '.join(LEVELS)}",
+                field="household_band",
+                zh=f"户数区间（household_band）：{level!r} 不是层级；可选：{', '.join(LEVELS)}。",
+            )
         if not 0 <= int(low) <= int(high):
-            raise InvalidInput(f"household_band: {level}={low}-{high} is empty; accepted: 0 <= MIN <= MAX",
-                               field="household_band",
-                               zh=f"户数区间（household_band）：{level}={low}-{high} 为空区间，应满足 0 ≤ 最小 ≤ "
-                                  "最大。")
+            raise InvalidInput(
+                f"household_band: {level}={low}-{high} is empty; accepted: 0 <= MIN <= MAX",
+                field="household_band",
+                zh=f"户数区间（household_band）：{level}={low}-{high} 为空区间，应满足 0 ≤ 最小 ≤ 最大。",
+            )
         out[level] = (int(low), int(high))
     return out
 
 
-def check_generation(session: Session, generation_id: int, *, noise_m2: float = NOISE_M2,
-                     sliver_m2: float = SLIVER_M2, gap_width_m: float = GAP_WIDTH_M,
-                     grid_size_m: float = GRID_SIZE_M,
-                     household_band: str | Mapping[str, tuple[int, int]] | None = None) -> CheckReport:
+def check_generation(
+    session: Session,
+    generation_id: int,
+    *,
+    noise_m2: float = NOISE_M2,
+    sliver_m2: float = SLIVER_M2,
+    gap_width_m: float = GAP_WIDTH_M,
+    grid_size_m: float = GRID_SIZE_M,
+    household_band: str | Mapping[str, tuple[int, int]] | None = None,
+) -> CheckReport:
     """Check every area of a stored generation (any status); `NotFound` naming `generation` when there is none."""
-    report = check_areas(load_records(session, generation_id), noise_m2=noise_m2, sliver_m2=sliver_m2,
-                         gap_width_m=gap_width_m, grid_size_m=grid_size_m, household_band=household_band)
+    report = check_areas(
+        load_records(session, generation_id),
+        noise_m2=noise_m2,
+        sliver_m2=sliver_m2,
+        gap_width_m=gap_width_m,
+        grid_size_m=grid_size_m,
+        household_band=household_band,
+    )
     report["generation_id"] = generation_id
     return report
 
@@ -206,14 +253,23 @@ def load_records(session: Session, generation_id: int) -> list[AreaRecord]:
     from gridmap.generations import get_generation
 
     get_generation(session, generation_id)
-    rows = session.execute(sa.select(Area.id, Area.code, Area.level, Area.parent_id, Area.households, Area.geom)
-                           .where(Area.generation_id == generation_id).order_by(Area.code, Area.id)).all()
+    rows = session.execute(
+        sa.select(Area.id, Area.code, Area.level, Area.parent_id, Area.households, Area.geom)
+        .where(Area.generation_id == generation_id)
+        .order_by(Area.code, Area.id)
+    ).all()
     return [AreaRecord(r.id, r.code, r.level, r.parent_id, int(r.households or 0), to_shape(r.geom)) for r in rows]
 
 
-def check_areas(records: Iterable[AreaRecord], *, noise_m2: float = NOISE_M2, sliver_m2: float = SLIVER_M2,
-                gap_width_m: float = GAP_WIDTH_M, grid_size_m: float = GRID_SIZE_M,
-                household_band: str | Mapping[str, tuple[int, int]] | None = None) -> CheckReport:
+def check_areas(
+    records: Iterable[AreaRecord],
+    *,
+    noise_m2: float = NOISE_M2,
+    sliver_m2: float = SLIVER_M2,
+    gap_width_m: float = GAP_WIDTH_M,
+    grid_size_m: float = GRID_SIZE_M,
+    household_band: str | Mapping[str, tuple[int, int]] | None = None,
+) -> CheckReport:
     """The check of `check_generation` on areas given directly (WGS84 geometries)."""
     tol = Tolerances(noise_m2, sliver_m2, gap_width_m, grid_size_m)
     tol.check()
@@ -224,10 +280,14 @@ def check_areas(records: Iterable[AreaRecord], *, noise_m2: float = NOISE_M2, sl
     run.households(bands)
     problems = sorted(run.problems, key=_order)
     counts = {kind: sum(p["kind"] == kind for p in problems) for kind in KINDS}
-    return CheckReport(generation_id=None, ok=not any(p["severity"] == "error" for p in problems),
-                       areas=len(run.records), counts={k: n for k, n in counts.items() if n},
-                       tolerances={**tol.__dict__, "household_band": {k: list(v) for k, v in bands.items()}},
-                       problems=problems)
+    return CheckReport(
+        generation_id=None,
+        ok=not any(p["severity"] == "error" for p in problems),
+        areas=len(run.records),
+        counts={k: n for k, n in counts.items() if n},
+        tolerances={**tol.__dict__, "household_band": {k: list(v) for k, v in bands.items()}},
+        problems=problems,
+    )
 
 
 def _order(p: Problem) -> tuple[Any, ...]:
@@ -297,15 +357,37 @@ class _Run:
 
     # -- output ---------------------------------------------------------------------------------------------------
 
-    def add(self, kind: str, codes: list[str], area_m2: float | None, geometry: BaseGeometry, detail: str,
-            parent: str | None = None) -> None:
-        self.problems.append(Problem(kind=kind, severity="warning" if kind in WARNINGS else "error", codes=codes,
-                                     area_m2=None if area_m2 is None else round(area_m2, 3),
-                                     geometry=_geojson(geometry, area_m2, self.tol.noise_m2), parent=parent,
-                                     detail=detail))
+    def add(
+        self,
+        kind: str,
+        codes: list[str],
+        area_m2: float | None,
+        geometry: BaseGeometry,
+        detail: str,
+        parent: str | None = None,
+    ) -> None:
+        self.problems.append(
+            Problem(
+                kind=kind,
+                severity="warning" if kind in WARNINGS else "error",
+                codes=codes,
+                area_m2=None if area_m2 is None else round(area_m2, 3),
+                geometry=_geojson(geometry, area_m2, self.tol.noise_m2),
+                parent=parent,
+                detail=detail,
+            )
+        )
 
-    def region(self, kind: str, what_zh: str, region: BaseGeometry, fam: _Family, codes: list[str],
-               detail: str, parent: str | None = None) -> bool:
+    def region(
+        self,
+        kind: str,
+        what_zh: str,
+        region: BaseGeometry,
+        fam: _Family,
+        codes: list[str],
+        detail: str,
+        parent: str | None = None,
+    ) -> bool:
         """Report one connected region as `kind`, or as a sliver below `sliver_m2`; False when it is noise."""
         area = fam.area_m2(region)
         if area <= self.tol.noise_m2:
@@ -326,8 +408,13 @@ class _Run:
             if len(same) > 1:
                 points = MultiPoint([_point_of(r.geom) for r in same])
                 levels = "、".join(LEVEL_NAMES_ZH.get(r.level, r.level) for r in same)
-                self.add("duplicate_code", sorted(r.code for r in same), None, points,
-                         f"编码 {code} 出现 {len(same)} 次（{levels}）；一个编码只能属于一个区域 (duplicate code)")
+                self.add(
+                    "duplicate_code",
+                    sorted(r.code for r in same),
+                    None,
+                    points,
+                    f"编码 {code} 出现 {len(same)} 次（{levels}）；一个编码只能属于一个区域 (duplicate code)",
+                )
         for r in self.records:
             reasons = []
             lengths = CODE_DIGITS.get(r.level)
@@ -337,14 +424,22 @@ class _Run:
                 reasons.append(f"{LEVEL_NAMES_ZH[r.level]}编码应全为数字 (digits only)")
             elif len(r.code) not in lengths:
                 want = "或".join(str(n) for n in lengths)
-                reasons.append(f"{LEVEL_NAMES_ZH[r.level]}编码应为 {want} 位（DB11：区 6 + 街道 3 + 社区 3 + 网格 3 + "
-                               f"微网格 2–3），实为 {len(r.code)} 位 ({r.level} code must have {want} digits)")
+                reasons.append(
+                    f"{LEVEL_NAMES_ZH[r.level]}编码应为 {want} 位（DB11：区 6 + 街道 3 + 社区 3 + 网格 3 + "
+                    f"微网格 2–3），实为 {len(r.code)} 位 ({r.level} code must have {want} digits)"
+                )
             parent = self.by_key.get(r.parent) if r.parent is not None else None
             if parent is not None and not r.code.startswith(parent.code):
                 reasons.append(f"不以上级编码 {parent.code} 开头 (not prefixed by its parent's code)")
             if reasons:
-                self.add("bad_code", [r.code], None, _point_of(r.geom), f"{r.code}：" + "；".join(reasons),
-                         parent.code if parent is not None else None)
+                self.add(
+                    "bad_code",
+                    [r.code],
+                    None,
+                    _point_of(r.geom),
+                    f"{r.code}：" + "；".join(reasons),
+                    parent.code if parent is not None else None,
+                )
 
     # -- households -----------------------------------------------------------------------------------------------
 
@@ -352,9 +447,14 @@ class _Run:
         for r in self.records:
             band = bands.get(r.level)
             if band is not None and not band[0] <= r.households <= band[1]:
-                self.add("household_norm", [r.code], None, _point_of(r.geom),
-                         f"{r.code} 有 {r.households} 户，超出{LEVEL_NAMES_ZH[r.level]}的常规范围 {band[0]}–{band[1]} 户 "
-                         f"({r.households} households; the norm for a {r.level} is {band[0]}-{band[1]})")
+                self.add(
+                    "household_norm",
+                    [r.code],
+                    None,
+                    _point_of(r.geom),
+                    f"{r.code} 有 {r.households} 户，超出{LEVEL_NAMES_ZH[r.level]}的常规范围 {band[0]}–{band[1]} 户 "
+                    f"({r.households} households; the norm for a {r.level} is {band[0]}-{band[1]})",
+                )
 
     # -- geometry -------------------------------------------------------------------------------------------------
 
@@ -409,8 +509,9 @@ class _Run:
             kids = np.array([self.snapped[k] for k in self.children[key]], dtype=object)
             valid = bool(shapely.coverage_is_valid(kids))
             self._coverage_ok[key] = valid
-            self._unions[key] = (shapely.coverage_union_all(kids) if valid
-                                 else shapely.union_all(kids, grid_size=self.grid))
+            self._unions[key] = (
+                shapely.coverage_union_all(kids) if valid else shapely.union_all(kids, grid_size=self.grid)
+            )
         return self._unions[key]
 
     def _parts(self, r: AreaRecord, fam: _Family) -> None:
@@ -423,13 +524,24 @@ class _Run:
             if area >= self.tol.sliver_m2:
                 kept.append(parts[i])
             else:
-                self.region("sliver", "多边形部分", parts[i], fam, [r.code],
-                            f"{r.code} 有一块很小的不相连部分 (a tiny separate part)")
+                self.region(
+                    "sliver",
+                    "多边形部分",
+                    parts[i],
+                    fam,
+                    [r.code],
+                    f"{r.code} 有一块很小的不相连部分 (a tiny separate part)",
+                )
         if kept:
             rest = MultiPolygon(kept)
-            self.add("not_contiguous", [r.code], fam.area_m2(rest), rest,
-                     f"{r.code} 由 {len(kept) + 1} 块不相连的部分组成；此处为最大块以外的 {len(kept)} 块 "
-                     f"({len(kept) + 1} separate parts; shown: all but the largest)")
+            self.add(
+                "not_contiguous",
+                [r.code],
+                fam.area_m2(rest),
+                rest,
+                f"{r.code} 由 {len(kept) + 1} 块不相连的部分组成；此处为最大块以外的 {len(kept)} 块 "
+                f"({len(kept) + 1} separate parts; shown: all but the largest)",
+            )
 
     def _holes(self, fam: _Family) -> dict[int, list[Polygon]]:
         """Report the interior rings no child explains; returns them by area key."""
@@ -445,8 +557,9 @@ class _Run:
                     tiny = area < self.tol.sliver_m2 or (w > 0 and shapely.buffer(metres, -w / 2, quad_segs=2).is_empty)
                     filled = 0.0
                     if key in self.children:
-                        inside = shapely.intersection(shapely.set_precision(hole, self.grid), self._union(key),
-                                                      grid_size=self.grid)
+                        inside = shapely.intersection(
+                            shapely.set_precision(hole, self.grid), self._union(key), grid_size=self.grid
+                        )
                         filled = fam.area_m2(inside)
                     if not tiny and filled <= self.tol.noise_m2:
                         continue  # an enclave, or a gap of the level above (reported there)
@@ -458,12 +571,21 @@ class _Run:
         for entry in found.values():
             codes = sorted(set(entry["codes"]))
             if entry["filled"] > self.tol.noise_m2:
-                why = f"下级区域覆盖了其中 {entry['filled']:.2f} m²，上级边界已过时 (its children cover it: stale parent)"
+                why = (
+                    f"下级区域覆盖了其中 {entry['filled']:.2f} m²，上级边界已过时 (its children cover it: stale parent)"
+                )
             else:
-                why = (f"面积 {entry['area']:.4f} m² 或宽度小于 {w:g} m，不可能是飞地，多为重画后 union 留下的 "
-                       "(too small or narrow for an enclave: an artefact of recomputing a union)")
-            self.add("hole", codes, entry["area"], entry["hole"],
-                     f"{'、'.join(codes)} 的边界内有一个下级区域解释不了的洞：{why}")
+                why = (
+                    f"面积 {entry['area']:.4f} m² 或宽度小于 {w:g} m，不可能是飞地，多为重画后 union 留下的 "
+                    "(too small or narrow for an enclave: an artefact of recomputing a union)"
+                )
+            self.add(
+                "hole",
+                codes,
+                entry["area"],
+                entry["hole"],
+                f"{'、'.join(codes)} 的边界内有一个下级区域解释不了的洞：{why}",
+            )
         return unexplained
 
     def _siblings(self, key: int, fam: _Family, holes: dict[int, list[Polygon]]) -> list[BaseGeometry]:
@@ -481,21 +603,35 @@ class _Run:
         near = NEAR_M / M_PER_DEG
         for part in _polygons(shapely.difference(filled_parent, filled_kids, grid_size=g)):
             codes = sorted(self.by_key[kids[i]].code for i in tree.query(part, predicate="dwithin", distance=near))
-            if self.region("gap", "空隙", part, fam, codes or [parent.code],
-                           f"{parent.code} 内有一块没有任何下级区域覆盖的空隙 (a gap among its children)", parent.code):
+            if self.region(
+                "gap",
+                "空隙",
+                part,
+                fam,
+                codes or [parent.code],
+                f"{parent.code} 内有一块没有任何下级区域覆盖的空隙 (a gap among its children)",
+                parent.code,
+            ):
                 found.append(part)
         outside = shapely.difference(union, filled_parent, grid_size=g)
         if fam.area_m2(outside) > self.tol.noise_m2:
             for k in kids:
                 for part in _polygons(shapely.difference(self.snapped[k], filled_parent, grid_size=g)):
-                    if self.region("outside_parent", "超出上级", part, fam, [self.by_key[k].code],
-                                   f"{self.by_key[k].code} 有一部分在上级 {parent.code} 之外 (outside its parent)",
-                                   parent.code):
+                    if self.region(
+                        "outside_parent",
+                        "超出上级",
+                        part,
+                        fam,
+                        [self.by_key[k].code],
+                        f"{self.by_key[k].code} 有一部分在上级 {parent.code} 之外 (outside its parent)",
+                        parent.code,
+                    ):
                         found.append(part)
         return found
 
-    def _overlaps(self, rows: list[AreaRecord], geoms: list[BaseGeometry], fam: _Family,
-                  parent: str | None) -> list[BaseGeometry]:
+    def _overlaps(
+        self, rows: list[AreaRecord], geoms: list[BaseGeometry], fam: _Family, parent: str | None
+    ) -> list[BaseGeometry]:
         """Pairwise intersections of siblings through an STRtree; each connected part is one problem."""
         found: list[BaseGeometry] = []
         tree = shapely.STRtree(geoms)
@@ -531,9 +667,15 @@ class _Run:
             hits = edge_tree.query(part, predicate="dwithin", distance=near)
             codes = sorted({self.by_key[leaves[flagged[int(h)][0]]].code for h in hits})
             if len(codes) >= 2:
-                self.region("gap", "空隙", part, fam, codes,
-                            f"{'、'.join(codes)} 之间有一条窄于 {self.tol.gap_width_m:g} m 的缝 (a narrow crack "
-                            "between them)", _common_prefix_code(codes, self.records))
+                self.region(
+                    "gap",
+                    "空隙",
+                    part,
+                    fam,
+                    codes,
+                    f"{'、'.join(codes)} 之间有一条窄于 {self.tol.gap_width_m:g} m 的缝 (a narrow crack between them)",
+                    _common_prefix_code(codes, self.records),
+                )
 
 
 def _common_prefix_code(codes: list[str], records: list[AreaRecord]) -> str | None:

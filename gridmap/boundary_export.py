@@ -62,8 +62,11 @@ def check_format(name: str | None) -> Format:
     key = (name or "geojson").strip().lower()
     key = ALIASES.get(key, key)
     if key not in FORMATS:
-        raise _invalid(f"format {str(name)[:20]!r} is not accepted; accepted: {', '.join(FORMATS)}", "format",
-                       f"格式：不支持 {str(name)[:20]!r}，可选 {', '.join(FORMATS)}。")
+        raise _invalid(
+            f"format {str(name)[:20]!r} is not accepted; accepted: {', '.join(FORMATS)}",
+            "format",
+            f"格式：不支持 {str(name)[:20]!r}，可选 {', '.join(FORMATS)}。",
+        )
     return FORMATS[key]
 
 
@@ -73,9 +76,12 @@ def format_for_path(path: str | Path, name: str | None = None) -> Format:
         return check_format(name)
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise _invalid(f"cannot tell the format from the suffix {suffix or '(none)'!r}; name it with --format, "
-                       f"or use one of {', '.join(SUFFIXES)}", "format",
-                       f"格式：无法从扩展名 {suffix or '（无）'} 判断格式，请用 --format 指定。")
+        raise _invalid(
+            f"cannot tell the format from the suffix {suffix or '(none)'!r}; name it with --format, "
+            f"or use one of {', '.join(SUFFIXES)}",
+            "format",
+            f"格式：无法从扩展名 {suffix or '（无）'} 判断格式，请用 --format 指定。",
+        )
     return FORMATS[SUFFIXES[suffix]]
 
 
@@ -84,8 +90,11 @@ def check_levels(level: str | None) -> tuple[str, ...]:
     if level is None or level == "all":
         return LEVELS
     if level not in LEVELS:
-        raise _invalid(f"level {str(level)[:20]!r} is not a level; accepted: {', '.join(LEVELS)}, all", "level",
-                       f"层级：{str(level)[:20]!r} 不是层级，可选 {', '.join(LEVELS)} 或 all。")
+        raise _invalid(
+            f"level {str(level)[:20]!r} is not a level; accepted: {', '.join(LEVELS)}, all",
+            "level",
+            f"层级：{str(level)[:20]!r} 不是层级，可选 {', '.join(LEVELS)} 或 all。",
+        )
     return (level,)
 
 
@@ -95,8 +104,9 @@ def _invalid(message: str, field: str, zh: str) -> InvalidInput:
     return InvalidInput(message, field=field, zh=zh)
 
 
-def load_layers(session: Session, generation_id: int, level: str | None = None,
-                visible: Callable[[str], bool] | None = None) -> dict[str, list[dict[str, Any]]]:
+def load_layers(
+    session: Session, generation_id: int, level: str | None = None, visible: Callable[[str], bool] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """The areas of a generation by level: {level: [{FIELDS…, "geometry": shapely}]}, ordered by code, only those
     whose code `visible(code)` accepts when it is given (the caller's areas policy). Levels without areas are
     left out. `NotFound` for a generation nobody has."""
@@ -111,34 +121,59 @@ def load_layers(session: Session, generation_id: int, level: str | None = None,
     get_generation(session, generation_id)
     parent = aliased(Area)
     rows = session.execute(
-        sa.select(Area.code, Area.name, Area.level, parent.code, Area.households, Area.population, Area.area_m2,
-                  Area.geom)
+        sa.select(
+            Area.code, Area.name, Area.level, parent.code, Area.households, Area.population, Area.area_m2, Area.geom
+        )
         .outerjoin(parent, Area.parent_id == parent.id)
-        .where(Area.generation_id == generation_id, Area.level.in_(levels)).order_by(Area.code)).all()
+        .where(Area.generation_id == generation_id, Area.level.in_(levels))
+        .order_by(Area.code)
+    ).all()
     layers: dict[str, list[dict[str, Any]]] = {}
     for code, name, lvl, parent_code, households, population, area_m2, geom in rows:
         if visible is not None and not visible(code):
             continue
-        layers.setdefault(lvl, []).append({
-            "code": code, "name": name, "level": lvl, "parent": parent_code, "households": int(households or 0),
-            "population": int(population or 0), "area_m2": round(float(area_m2 or 0.0), 2),
-            "geometry": to_shape(geom)})
+        layers.setdefault(lvl, []).append(
+            {
+                "code": code,
+                "name": name,
+                "level": lvl,
+                "parent": parent_code,
+                "households": int(households or 0),
+                "population": int(population or 0),
+                "area_m2": round(float(area_m2 or 0.0), 2),
+                "geometry": to_shape(geom),
+            }
+        )
     return {lvl: layers[lvl] for lvl in levels if lvl in layers}
 
 
-def export(session: Session, generation_id: int, out: str | Path, *, level: str | None = None,
-           fmt: str | Format | None = None, visible: Callable[[str], bool] | None = None) -> dict[str, Any]:
+def export(
+    session: Session,
+    generation_id: int,
+    out: str | Path,
+    *,
+    level: str | None = None,
+    fmt: str | Format | None = None,
+    visible: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
     """Write a generation's areas (one level, or all; those `visible(code)` accepts when given) to `out`; returns
     a summary: generation, format, file, features per level."""
     fmt = fmt if isinstance(fmt, Format) else format_for_path(out, fmt)
     level = None if level == "all" else level
     layers = load_layers(session, generation_id, level, visible)
     if not layers:
-        raise _invalid(f"generation {generation_id} has no areas{' at level ' + level if level else ''}", "level",
-                       f"层级：第 {generation_id} 版没有{'该层级的' if level else ''}区域。")
+        raise _invalid(
+            f"generation {generation_id} has no areas{' at level ' + level if level else ''}",
+            "level",
+            f"层级：第 {generation_id} 版没有{'该层级的' if level else ''}区域。",
+        )
     write_layers(layers, fmt, Path(out), title=level or f"gridmap generation {generation_id}")
-    return {"generation_id": generation_id, "format": fmt.key, "file": str(out),
-            "features": {lvl: len(rows) for lvl, rows in layers.items()}}
+    return {
+        "generation_id": generation_id,
+        "format": fmt.key,
+        "file": str(out),
+        "features": {lvl: len(rows) for lvl, rows in layers.items()},
+    }
 
 
 def write_layers(layers: dict[str, list[dict[str, Any]]], fmt: Format, out: Path, *, title: str = "gridmap") -> None:
@@ -181,14 +216,18 @@ def _write_geojson(layers: dict[str, list[dict[str, Any]]], out: Path, title: st
 
 
 def _run_writer(fmt: Format, src: Path, dst: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "gridmap.boundary_export", "write", fmt.key, str(src), str(dst)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "gridmap.boundary_export", "write", fmt.key, str(src), str(dst)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1][:300]
         raise RuntimeError(f"writing {fmt.label} failed: {last}")
 
 
 # -- the writer process (never imports gridmap.storage, so SpatiaLite is never loaded here) ------------------------
+
 
 def _frames(src: str) -> dict[str, Any]:
     """{level: GeoDataFrame} from the GeoJSON this module wrote (read with json and shapely, not GDAL)."""
@@ -204,8 +243,11 @@ def _frames(src: str) -> dict[str, Any]:
     for lvl in LEVELS:
         rows = by_level.get(lvl)
         if rows:
-            frames[lvl] = gpd.GeoDataFrame([r["properties"] for r in rows], crs="EPSG:4326",
-                                           geometry=[shapely.from_geojson(json.dumps(r["geometry"])) for r in rows])
+            frames[lvl] = gpd.GeoDataFrame(
+                [r["properties"] for r in rows],
+                crs="EPSG:4326",
+                geometry=[shapely.from_geojson(json.dumps(r["geometry"])) for r in rows],
+            )
     return frames
 
 
@@ -220,8 +262,9 @@ def _writer_main(fmt_key: str, src: str, dst: str) -> int:
     frames = _frames(src)
     if fmt.key == "shp":
         for lvl, frame in frames.items():
-            pyogrio.write_dataframe(frame, str(Path(dst) / f"{lvl}.shp"), driver=fmt.driver, layer=lvl,
-                                    layer_options={"ENCODING": "UTF-8"})
+            pyogrio.write_dataframe(
+                frame, str(Path(dst) / f"{lvl}.shp"), driver=fmt.driver, layer=lvl, layer_options={"ENCODING": "UTF-8"}
+            )
         return 0
     for i, (lvl, frame) in enumerate(frames.items()):
         if fmt.key == "kml":  # KML has 32-bit integers only (the name goes into each placemark's <name>)

@@ -37,8 +37,12 @@ if TYPE_CHECKING:
 
 RepairKind = Literal["snap_to_parent", "overlap_to_neighbour", "gap_to_neighbour", "absorb_sliver"]
 REPAIR_KINDS: tuple[RepairKind, ...] = get_args(RepairKind)
-REPAIR_NAMES_ZH = {"snap_to_parent": "吸附到上级边界", "overlap_to_neighbour": "重叠归属相邻区域",
-                   "gap_to_neighbour": "空隙并入相邻区域", "absorb_sliver": "碎片并入相邻区域"}
+REPAIR_NAMES_ZH = {
+    "snap_to_parent": "吸附到上级边界",
+    "overlap_to_neighbour": "重叠归属相邻区域",
+    "gap_to_neighbour": "空隙并入相邻区域",
+    "absorb_sliver": "碎片并入相邻区域",
+}
 SNAP_M = 1.0
 
 
@@ -71,32 +75,64 @@ class _Leaf:
     changed: bool = False
 
 
-def plan_repairs(records: list[AreaRecord], *, kinds: tuple[str, ...] = REPAIR_KINDS, snap_m: float = SNAP_M,
-                 noise_m2: float = bc.NOISE_M2, sliver_m2: float = bc.SLIVER_M2,
-                 gap_width_m: float = bc.GAP_WIDTH_M, grid_size_m: float = bc.GRID_SIZE_M) -> RepairPlan:
+def plan_repairs(
+    records: list[AreaRecord],
+    *,
+    kinds: tuple[str, ...] = REPAIR_KINDS,
+    snap_m: float = SNAP_M,
+    noise_m2: float = bc.NOISE_M2,
+    sliver_m2: float = bc.SLIVER_M2,
+    gap_width_m: float = bc.GAP_WIDTH_M,
+    grid_size_m: float = bc.GRID_SIZE_M,
+) -> RepairPlan:
     """The repairs of `kinds` for a generation's areas, and the check of the areas they would leave."""
     for kind in kinds:
         if kind not in REPAIR_KINDS:
-            raise InvalidInput(f"kinds: {kind!r} is not a repair kind; accepted: {', '.join(REPAIR_KINDS)}",
-                               field="kinds",
-                               zh=f"修复类型：{kind!r} 不是可用的修复类型；可选：{', '.join(REPAIR_KINDS)}。")
+            raise InvalidInput(
+                f"kinds: {kind!r} is not a repair kind; accepted: {', '.join(REPAIR_KINDS)}",
+                field="kinds",
+                zh=f"修复类型：{kind!r} 不是可用的修复类型；可选：{', '.join(REPAIR_KINDS)}。",
+            )
     if not 0.0 < snap_m <= 100.0:
-        raise InvalidInput(f"snap_m: {snap_m!r}; accepted: a number above 0 and at most 100",
-                           field="snap_m", zh=f"吸附距离（米）：{snap_m!r} 应在 0–100 米之间。")
+        raise InvalidInput(
+            f"snap_m: {snap_m!r}; accepted: a number above 0 and at most 100",
+            field="snap_m",
+            zh=f"吸附距离（米）：{snap_m!r} 应在 0–100 米之间。",
+        )
     tol = bc.Tolerances(noise_m2, sliver_m2, gap_width_m, grid_size_m)
     tol.check()
-    before = bc.check_areas(records, noise_m2=noise_m2, sliver_m2=sliver_m2, gap_width_m=gap_width_m,
-                            grid_size_m=grid_size_m, household_band={})
+    before = bc.check_areas(
+        records,
+        noise_m2=noise_m2,
+        sliver_m2=sliver_m2,
+        gap_width_m=gap_width_m,
+        grid_size_m=grid_size_m,
+        household_band={},
+    )
     run = _Repairer(records, tol, snap_m)
     for kind in REPAIR_KINDS:
         if kind in kinds:
             getattr(run, kind)()
     repaired = run.records_after()
-    after = bc.check_areas(repaired, noise_m2=noise_m2, sliver_m2=sliver_m2, gap_width_m=gap_width_m,
-                           grid_size_m=grid_size_m, household_band={})
+    after = bc.check_areas(
+        repaired,
+        noise_m2=noise_m2,
+        sliver_m2=sliver_m2,
+        gap_width_m=gap_width_m,
+        grid_size_m=grid_size_m,
+        household_band={},
+    )
     changed = {leaf.record.code: mapping(leaf.geom) for leaf in run.leaves.values() if leaf.changed}
-    return RepairPlan(generation_id=None, repairs=run.items, changed=changed, skipped=_skipped(after),
-                      before=_counts(before), after=_counts(after), applicable=None, refusal=None)
+    return RepairPlan(
+        generation_id=None,
+        repairs=run.items,
+        changed=changed,
+        skipped=_skipped(after),
+        before=_counts(before),
+        after=_counts(after),
+        applicable=None,
+        refusal=None,
+    )
 
 
 def _counts(report: bc.CheckReport) -> dict[str, int]:
@@ -106,8 +142,9 @@ def _counts(report: bc.CheckReport) -> dict[str, int]:
 
 def _skipped(after: bc.CheckReport) -> list[str]:
     left = sorted({p["kind"] for p in after["problems"] if p["severity"] == "error"})
-    return [f"{bc.KIND_NAMES_ZH[k]}（{k}）无法自动修复，请在工作台中手工处理 (not repaired automatically)"
-            for k in left]
+    return [
+        f"{bc.KIND_NAMES_ZH[k]}（{k}）无法自动修复，请在工作台中手工处理 (not repaired automatically)" for k in left
+    ]
 
 
 class _Repairer:
@@ -169,12 +206,17 @@ class _Repairer:
 
     def add(self, kind: str, region: BaseGeometry, from_key: int | None, to_key: int | None, detail: str) -> None:
         codes = [self.by_key[k].code for k in (from_key, to_key) if k is not None]
-        self.items.append(RepairItem(kind=kind, codes=codes,
-                                     from_code=self.by_key[from_key].code if from_key is not None else None,
-                                     to_code=self.by_key[to_key].code if to_key is not None else None,
-                                     area_m2=round(self.area_m2(region), 3),
-                                     geometry=bc._geojson(region, self.area_m2(region), self.tol.noise_m2),
-                                     detail=detail))
+        self.items.append(
+            RepairItem(
+                kind=kind,
+                codes=codes,
+                from_code=self.by_key[from_key].code if from_key is not None else None,
+                to_code=self.by_key[to_key].code if to_key is not None else None,
+                area_m2=round(self.area_m2(region), 3),
+                geometry=bc._geojson(region, self.area_m2(region), self.tol.noise_m2),
+                detail=detail,
+            )
+        )
 
     def cut(self, key: int, region: BaseGeometry) -> None:
         leaf = self.leaves[key]
@@ -200,9 +242,14 @@ class _Repairer:
             for part in self.regions(outside):
                 if self.narrow(part, self.snap_m):
                     self.cut(key, part)
-                    self.add("snap_to_parent", part, key, None,
-                             f"{self.by_key[key].code} 超出上级 {self.by_key[parent].code} 的部分宽度小于 "
-                             f"{self.snap_m:g} 米，已吸附到上级边界 (cut to the parent's edge)")
+                    self.add(
+                        "snap_to_parent",
+                        part,
+                        key,
+                        None,
+                        f"{self.by_key[key].code} 超出上级 {self.by_key[parent].code} 的部分宽度小于 "
+                        f"{self.snap_m:g} 米，已吸附到上级边界 (cut to the parent's edge)",
+                    )
 
     def overlap_to_neighbour(self) -> None:
         keys = sorted(self.leaves)
@@ -216,9 +263,14 @@ class _Repairer:
                 winner = max((a, b), key=lambda k: (self._held_by_parent(k, region), self._edge_rest(k, region), -k))
                 loser = b if winner == a else a
                 self.cut(loser, region)
-                self.add("overlap_to_neighbour", region, loser, winner,
-                         f"{self.by_key[a].code} 与 {self.by_key[b].code} 重叠的区域归 {self.by_key[winner].code}"
-                         f"，从 {self.by_key[loser].code} 中去除 (overlap kept by one neighbour)")
+                self.add(
+                    "overlap_to_neighbour",
+                    region,
+                    loser,
+                    winner,
+                    f"{self.by_key[a].code} 与 {self.by_key[b].code} 重叠的区域归 {self.by_key[winner].code}"
+                    f"，从 {self.by_key[loser].code} 中去除 (overlap kept by one neighbour)",
+                )
 
     def _held_by_parent(self, key: int, region: BaseGeometry) -> float:
         parent = self.leaves[key].record.parent
@@ -243,9 +295,14 @@ class _Repairer:
                 if self.shared(region, best) <= 0.0:
                     continue  # touches no leaf: an enclave or a lost part, for the planner
                 self.give(best, region)
-                self.add("gap_to_neighbour", region, None, best,
-                         f"{self.by_key[pkey].code} 内未被覆盖的空隙并入共享边界最长的 {self.by_key[best].code} "
-                         "(gap given to the neighbour with the longest shared edge)")
+                self.add(
+                    "gap_to_neighbour",
+                    region,
+                    None,
+                    best,
+                    f"{self.by_key[pkey].code} 内未被覆盖的空隙并入共享边界最长的 {self.by_key[best].code} "
+                    "(gap given to the neighbour with the longest shared edge)",
+                )
 
     def absorb_sliver(self) -> None:
         for key in sorted(self.leaves):
@@ -264,9 +321,14 @@ class _Repairer:
                 best = max(near, key=lambda k: (self.shared(part, k), -k))
                 self.cut(key, part)
                 self.give(best, part)
-                self.add("absorb_sliver", part, key, best,
-                         f"{self.by_key[key].code} 的碎片（小于 {self.tol.sliver_m2:g} m²）并入 "
-                         f"{self.by_key[best].code} (sliver absorbed by the neighbour)")
+                self.add(
+                    "absorb_sliver",
+                    part,
+                    key,
+                    best,
+                    f"{self.by_key[key].code} 的碎片（小于 {self.tol.sliver_m2:g} m²）并入 "
+                    f"{self.by_key[best].code} (sliver absorbed by the neighbour)",
+                )
 
     # -- the result -----------------------------------------------------------------------------------------------
 
@@ -277,8 +339,9 @@ class _Repairer:
         geoms = {k: leaf.geom if leaf.changed else leaf.record.geom for k, leaf in self.leaves.items()}
         for key in self.children:
             geoms[key] = as_multipolygon(self.target(key))
-        return [AreaRecord(r.key, r.code, r.level, r.parent, r.households, geoms.get(r.key, r.geom))
-                for r in self.records]
+        return [
+            AreaRecord(r.key, r.code, r.level, r.parent, r.households, geoms.get(r.key, r.geom)) for r in self.records
+        ]
 
 
 def preview(session: Session, generation_id: int, **options: Any) -> RepairPlan:
@@ -317,15 +380,20 @@ def apply(session: Session, generation_id: int, actor: str | None = None, **opti
 
     gen = get_generation(session, generation_id)
     if gen.status != "draft":
-        raise Conflict(f"generation {gen.id} is {gen.status}; only drafts can be repaired", field="generation",
-                       zh=f"边界版本：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以修复。")
+        raise Conflict(
+            f"generation {gen.id} is {gen.status}; only drafts can be repaired",
+            field="generation",
+            zh=f"边界版本：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以修复。",
+        )
     plan = plan_repairs(bc.load_records(session, generation_id), **options)
     plan["generation_id"] = generation_id
     if not plan["changed"]:
-        raise InvalidInput("kinds: there is nothing to repair", field="kinds",
-                           zh="修复类型：没有可以自动修复的问题。")
-    params = {"kinds": list(options.get("kinds", REPAIR_KINDS)), "snap_m": options.get("snap_m", SNAP_M),
-              "repairs": len(plan["repairs"])}
+        raise InvalidInput("kinds: there is nothing to repair", field="kinds", zh="修复类型：没有可以自动修复的问题。")
+    params = {
+        "kinds": list(options.get("kinds", REPAIR_KINDS)),
+        "snap_m": options.get("snap_m", SNAP_M),
+        "repairs": len(plan["repairs"]),
+    }
     changes = {code: shape(geojson) for code, geojson in plan["changed"].items()}
     edit = plan_edit.repair(session, generation_id, changes, params, actor)
     plan["applicable"] = True

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from gridmap.cases import NewCase
 
 
-
 def table_of(model: type[Base]) -> sa.Table:
     """The table a mapped class is declared on (SQLAlchemy types `__table__` as any FROM clause; ours are tables)."""
     table = model.__table__
@@ -83,8 +82,9 @@ class Created:
     state: str
 
 
-def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], system: gcrs.CoordinateSystem,
-                 options: LocateOptions) -> list[tuple[Location, list[str], list[dict[str, Any]]]]:
+def locate_cases(
+    index: AreaIndex, lon: Sequence[float], lat: Sequence[float], system: gcrs.CoordinateSystem, options: LocateOptions
+) -> list[tuple[Location, list[str], list[dict[str, Any]]]]:
     """`cases.locate_for_case` for many WGS84 points: the same (location, flags, candidates) for each.
 
     The cell index answers every point at once; a point it places inside one leaf and surely farther than the near
@@ -123,8 +123,15 @@ def locate_cases(index: AreaIndex, lon: Sequence[float], lat: Sequence[float], s
     return out
 
 
-def create_cases(session: Session, index: AreaIndex, news: Sequence[NewCase], *, actor: str = "api",
-                 now: dt.datetime | None = None, options: LocateOptions | None = None) -> list[Created | GridmapError]:
+def create_cases(
+    session: Session,
+    index: AreaIndex,
+    news: Sequence[NewCase],
+    *,
+    actor: str = "api",
+    now: dt.datetime | None = None,
+    options: LocateOptions | None = None,
+) -> list[Created | GridmapError]:
     """File many cases in the session's transaction, each as `cases.create_case` files it; returns, in order, the
     stored case or the error intake refused it with (nothing of a refused case is written)."""
     from gridmap import cases as gcases
@@ -156,8 +163,9 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence[NewCase], *,
     located: list[Any] = [None] * len(ready)
     for name in {r[3].name for r in ready}:
         part = [j for j, r in enumerate(ready) if r[3].name == name]
-        answers = locate_cases(index, [ready[j][4] for j in part], [ready[j][5] for j in part], ready[part[0]][3],
-                               options)
+        answers = locate_cases(
+            index, [ready[j][4] for j in part], [ready[j][5] for j in part], ready[part[0]][3], options
+        )
         for j, answer in zip(part, answers):
             located[j] = answer
     _prime_territory(session, {loc.at_level("grid").code for loc, _, _ in located if loc.at_level("grid")}, now)
@@ -171,47 +179,101 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence[NewCase], *,
             gcases._claim_dead_end(case, index, candidates)
         locate_flags = [*flags, *new.extra_flags]
         reported_at = gcases.utc(new.reported_at) if new.reported_at else now  # SQLite keeps a time's wall clock
-        history = [{"at": reported_at, "actor": actor, "action": "reported", "from_state": None,
-                    "to_state": "reported",
-                    "detail": {"source": new.source,
-                               **({"external_ref": new.external_ref} if new.external_ref else {})}},
-                   {"at": now, "actor": "system", "action": "located", "from_state": "reported",
-                    "to_state": "reported",
-                    "detail": {"flags": locate_flags, "candidates": candidates, "crs": system.name,
-                               "method": location.method,
-                               **({"distance_m": location.distance_m} if location.distance_m is not None else {})}}]
+        history = [
+            {
+                "at": reported_at,
+                "actor": actor,
+                "action": "reported",
+                "from_state": None,
+                "to_state": "reported",
+                "detail": {"source": new.source, **({"external_ref": new.external_ref} if new.external_ref else {})},
+            },
+            {
+                "at": now,
+                "actor": "system",
+                "action": "located",
+                "from_state": "reported",
+                "to_state": "reported",
+                "detail": {
+                    "flags": locate_flags,
+                    "candidates": candidates,
+                    "crs": system.name,
+                    "method": location.method,
+                    **({"distance_m": location.distance_m} if location.distance_m is not None else {}),
+                },
+            },
+        ]
         state = "reported"
         if location.chain and category is not None:  # filed and dispatched by the rules at once
             case.category, case.category_id = category, category.id
-            history.append({"at": now, "actor": "system", "action": "file", "from_state": "reported",
-                            "to_state": "filed", "detail": {"rule": "auto_file"}})
+            history.append(
+                {
+                    "at": now,
+                    "actor": "system",
+                    "action": "file",
+                    "from_state": "reported",
+                    "to_state": "filed",
+                    "detail": {"rule": "auto_file"},
+                }
+            )
             detail = workflow.route(session, case, now)
-            history.append({"at": now, "actor": "system", "action": "dispatch", "from_state": "filed",
-                            "to_state": "dispatched", "detail": detail})
+            history.append(
+                {
+                    "at": now,
+                    "actor": "system",
+                    "action": "dispatch",
+                    "from_state": "filed",
+                    "to_state": "dispatched",
+                    "detail": detail,
+                }
+            )
             state = "dispatched"
-        rows.append(dict(
-            number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description,
-            category_id=category and category.id, source=new.source, state=state, address=new.address,
-            raw_x=new.lon, raw_y=new.lat, raw_crs=system.name, lon=lon, lat=lat,
-            geom=f"SRID=4326;POINT({lon!r} {lat!r})", reporter_name=new.reporter_name,
-            reporter_phone=new.reporter_phone, reported_at=reported_at, external_ref=new.external_ref,
-            reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
-            locate_flags=locate_flags, locate_candidates=candidates,
-            **{column.key: getattr(case, column.key) for column in gcases.LEVEL_COLUMNS.values()},
-            branch_id=case.branch_id, assignee_id=case.assignee_id, department_id=case.department_id, version=1))
+        rows.append(
+            dict(
+                number=f"new-{uuid.uuid4().hex[:28]}",
+                title=new.title.strip(),
+                description=new.description,
+                category_id=category and category.id,
+                source=new.source,
+                state=state,
+                address=new.address,
+                raw_x=new.lon,
+                raw_y=new.lat,
+                raw_crs=system.name,
+                lon=lon,
+                lat=lat,
+                geom=f"SRID=4326;POINT({lon!r} {lat!r})",
+                reporter_name=new.reporter_name,
+                reporter_phone=new.reporter_phone,
+                reported_at=reported_at,
+                external_ref=new.external_ref,
+                reported_by_staff_id=new.reported_by_staff_id,
+                generation_id=index.generation_id,
+                locate_flags=locate_flags,
+                locate_candidates=candidates,
+                **{column.key: getattr(case, column.key) for column in gcases.LEVEL_COLUMNS.values()},
+                branch_id=case.branch_id,
+                assignee_id=case.assignee_id,
+                department_id=case.department_id,
+                version=1,
+            )
+        )
         events.append(history)
         holders.append(case.assignee_id if state == "dispatched" else None)
     conn = session.connection()
     ids = _insert_cases(conn, rows, now)
-    event_ids = insert_numbered(conn, EVENTS, [dict(case_id=case_id, **e) for case_id, history in zip(ids, events)
-                                               for e in history])
+    event_ids = insert_numbered(
+        conn, EVENTS, [dict(case_id=case_id, **e) for case_id, history in zip(ids, events) for e in history]
+    )
     # a worker is told of the case given to them (`notifications.notify_holder`, kind `assigned`)
     staff = sorted({h for h in holders if h is not None})
     accounts: dict[int, list[int]] = {}
     for start in range(0, len(staff), 500):
         for account_id, staff_id in conn.execute(
-                sa.select(Account.id, Account.staff_id).where(Account.staff_id.in_(staff[start:start + 500]),
-                                                              Account.active.is_(True)).order_by(Account.id)):
+            sa.select(Account.id, Account.staff_id)
+            .where(Account.staff_id.in_(staff[start : start + 500]), Account.active.is_(True))
+            .order_by(Account.id)
+        ):
             if staff_id is not None:  # (always: matched a worker)
                 accounts.setdefault(staff_id, []).append(account_id)
     notes = []
@@ -219,10 +281,21 @@ def create_cases(session: Session, index: AreaIndex, news: Sequence[NewCase], *,
         if holder is None:
             continue
         # the message reads the case's number and title only: a stand-in holding them, typed as the Case
-        text = notifications.text_for("assigned", cast(Case, types.SimpleNamespace(number=row["number"],
-                                                                                   title=row["title"])))
-        notes += [{"account_id": a, "kind": "assigned", "case_id": case_id, "text": text, "actor": "system",
-                   "at": now, "read_at": None} for a in accounts.get(holder, [])]
+        text = notifications.text_for(
+            "assigned", cast(Case, types.SimpleNamespace(number=row["number"], title=row["title"]))
+        )
+        notes += [
+            {
+                "account_id": a,
+                "kind": "assigned",
+                "case_id": case_id,
+                "text": text,
+                "actor": "system",
+                "at": now,
+                "read_at": None,
+            }
+            for a in accounts.get(holder, [])
+        ]
     note_ids = insert_numbered(conn, NOTES, notes)
     record_inserts(conn, {"case_file": ids, "case_event": event_ids, "notification": note_ids}, now=now)
     for (i, *_), row, case_id in zip(ready, rows, ids):
@@ -242,20 +315,23 @@ def _prime_territory(session: Session, grids: set[str], now: dt.datetime) -> Non
     cache = session.info.setdefault("gridmap.territory", {})
     wanted = sorted(g for g in grids if (g, day) not in cache)
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
+        chunk = wanted[start : start + 500]
         branches: dict[str, int] = {}
         for code, org_id in session.execute(
-                sa.select(PartyOrgArea.area_code, PartyOrg.id)
-                .join(PartyOrgArea, PartyOrgArea.party_org_id == PartyOrg.id)
-                .where(PartyOrgArea.area_code.in_(chunk))
-                .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= day))
-                .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > day))
-                .order_by(PartyOrg.id)):
+            sa.select(PartyOrgArea.area_code, PartyOrg.id)
+            .join(PartyOrgArea, PartyOrgArea.party_org_id == PartyOrg.id)
+            .where(PartyOrgArea.area_code.in_(chunk))
+            .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= day))
+            .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > day))
+            .order_by(PartyOrg.id)
+        ):
             branches.setdefault(code, org_id)
         workers: dict[str, int] = {}
         for code, staff_id in session.execute(
-                sa.select(StaffArea.area_code, StaffArea.staff_id)
-                .where(StaffArea.area_code.in_(chunk), StaffArea.role == "fulltime_worker").order_by(StaffArea.id)):
+            sa.select(StaffArea.area_code, StaffArea.staff_id)
+            .where(StaffArea.area_code.in_(chunk), StaffArea.role == "fulltime_worker")
+            .order_by(StaffArea.id)
+        ):
             workers.setdefault(code, staff_id)
         for code in chunk:
             cache[(code, day)] = (branches.get(code), workers.get(code))
@@ -280,8 +356,12 @@ def reserve_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
     if n <= 0:
         return []
     if conn.dialect.name == "postgresql":
-        return sorted(conn.execute(sa.text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
-                                           "FROM generate_series(1, :n)"), {"n": n}).scalars())
+        return sorted(
+            conn.execute(
+                sa.text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+                {"n": n},
+            ).scalars()
+        )
     conn.execute(sa.update(table).where(sa.false()).values(id=table.c.id))
     last = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
     return list(range(last + 1, last + 1 + n))
@@ -292,8 +372,13 @@ def _with_id(row: dict[str, Any], new_id: int) -> dict[str, Any]:
     return row
 
 
-def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *,
-                    number: Callable[[dict[str, Any], int], dict[str, Any]] | None = None) -> list[int]:
+def insert_numbered(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    number: Callable[[dict[str, Any], int], dict[str, Any]] | None = None,
+) -> list[int]:
     """Insert rows that get new ids from the table (`reserve_ids`), many per statement; returns the ids, in the order
     of `rows`. `number(row, id)` completes each row, in order, once its id is known (the default sets `id`): a row
     may refer to the ids of rows before it."""
@@ -305,8 +390,13 @@ def insert_numbered(conn: sa.Connection, table: sa.Table, rows: list[dict[str, A
     return ids
 
 
-def record_inserts(conn: sa.Connection, inserted: dict[str, list[Any]], *, now: dt.datetime | None = None,
-                   counts: dict[str, int] | None = None) -> None:
+def record_inserts(
+    conn: sa.Connection,
+    inserted: dict[str, list[Any]],
+    *,
+    now: dt.datetime | None = None,
+    counts: dict[str, int] | None = None,
+) -> None:
     """The audit rows of rows written without the ORM (whose flush hook records the others): one per table, as
     `audit` writes them (kind `insert`, the count, the first `audit.MAX_IDS` ids)."""
     who = audit.current()
@@ -316,9 +406,17 @@ def record_inserts(conn: sa.Connection, inserted: dict[str, list[Any]], *, now: 
         count = (counts or {}).get(table, len(ids))
         if not count:
             continue
-        rows.append({"at": at, "actor": who.actor[:100], "account_id": who.account_id, "action": "insert",
-                     "target": table, "address": who.address,
-                     "detail": {"count": count, "ids": [int(i) for i in ids[:audit.MAX_IDS]]}})
+        rows.append(
+            {
+                "at": at,
+                "actor": who.actor[:100],
+                "account_id": who.account_id,
+                "action": "insert",
+                "target": table,
+                "address": who.address,
+                "detail": {"count": count, "ids": [int(i) for i in ids[: audit.MAX_IDS]]},
+            }
+        )
     if rows:
         conn.execute(sa.insert(AuditEntry), rows)
 
@@ -349,8 +447,11 @@ def _copyable(table: sa.Table, row: dict[str, Any]) -> bool:
     """COPY takes a geometry given as EWKT text (`SRID=4326;POINT(…)`), as the INSERT does; not a WKB element."""
     from geoalchemy2 import Geometry
 
-    return all(isinstance(row[c.key], str) or row[c.key] is None for c in table.columns
-               if isinstance(c.type, Geometry) and c.key in row)
+    return all(
+        isinstance(row[c.key], str) or row[c.key] is None
+        for c in table.columns
+        if isinstance(c.type, Geometry) and c.key in row
+    )
 
 
 def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -364,9 +465,14 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> N
     quote = conn.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN"
     texts = [_copy_texts(c, list(map(itemgetter(k), rows))) for c, k in zip(columns, keys)]
-    processors = [] if all(t is not None for t in texts) else [
-        None if isinstance(c.type, Geometry) else c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        for c in columns]
+    processors = (
+        []
+        if all(t is not None for t in texts)
+        else [
+            None if isinstance(c.type, Geometry) else c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            for c in columns
+        ]
+    )
     raw = conn.connection.driver_connection
     dbapi = conn.dialect.loaded_dbapi
     try:
@@ -374,8 +480,9 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> N
             if not processors:
                 step = 20_000
                 for start in range(0, len(rows), step):
-                    copy.write("".join("\t".join(line) + "\n"
-                                       for line in zip(*(t[start:start + step] for t in texts))))  # type: ignore[index]
+                    copy.write(
+                        "".join("\t".join(line) + "\n" for line in zip(*(t[start : start + step] for t in texts)))
+                    )  # type: ignore[index]
             else:
                 for row in rows:
                     copy.write_row([p(row[k]) if p is not None else row[k] for k, p in zip(keys, processors)])
@@ -459,13 +566,18 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
         if points is None:
             return False
         blobs[column.key] = points
-    if any(not (d.is_scalar or d.is_callable) for c in table.columns if c.key not in rows[0]
-           for d in [c.default] if d is not None):
+    if any(
+        not (d.is_scalar or d.is_callable)
+        for c in table.columns
+        if c.key not in rows[0]
+        for d in [c.default]
+        if d is not None
+    ):
         return False
     names = {f"{prefix}_{table.name}_{c.name}".lower(): c for prefix in ("ggi", "tmi", "gii") for c in geometry}
     found = conn.exec_driver_sql(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND lower(tbl_name) = lower(?)",
-        (table.name,)).all()
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND lower(tbl_name) = lower(?)", (table.name,)
+    ).all()
     triggers = [(name, sql) for name, sql in found if name.lower() in names and sql]
     quote = conn.dialect.identifier_preparer.quote
     for name, _ in triggers:
@@ -478,21 +590,26 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
             if name.lower().startswith("gii_"):
                 index = f"idx_{table.name}_{column.name}"
                 low, high = min(ids), max(ids)
-                if conn.exec_driver_sql(f"SELECT 1 FROM {quote(index)} WHERE pkid BETWEEN ? AND ? LIMIT 1",
-                                        (low, high)).first() is not None:  # (entries left by earlier rows)
+                if (
+                    conn.exec_driver_sql(
+                        f"SELECT 1 FROM {quote(index)} WHERE pkid BETWEEN ? AND ? LIMIT 1", (low, high)
+                    ).first()
+                    is not None
+                ):  # (entries left by earlier rows)
                     conn.exec_driver_sql(f"DELETE FROM {quote(index)} WHERE pkid = ?", [(i,) for i in ids])
                 align = f"SELECT count(RTreeAlign(?, id, {quote(column.name)})) FROM {quote(table.name)} WHERE "
                 if high - low + 1 == len(ids) == len(set(ids)):  # ids in one run: the range holds these rows only
                     conn.exec_driver_sql(align + "id BETWEEN ? AND ?", (index, low, high)).all()
                 else:
                     for start in range(0, len(ids), 500):
-                        chunk = ids[start:start + 500]
+                        chunk = ids[start : start + 500]
                         conn.exec_driver_sql(align + f"id IN ({', '.join('?' * len(chunk))})", (index, *chunk)).all()
             elif name.lower().startswith("tmi_"):
                 conn.exec_driver_sql(
                     "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
                     "WHERE Lower(f_table_name) = Lower(?) AND Lower(f_geometry_column) = Lower(?)",
-                    (table.name, column.name))
+                    (table.name, column.name),
+                )
     finally:
         for _, sql in triggers:
             conn.exec_driver_sql(sql)
@@ -523,8 +640,18 @@ def _parse_points(values: list[Any], srid: int) -> list[bytes | None] | None:
     return out
 
 
-_SPATIALITE_POINT = np.dtype([("start", "u1"), ("endian", "u1"), ("srid", "<i4"), ("mbr", "<f8", (4,)),
-                              ("mbr_end", "u1"), ("kind", "<i4"), ("xy", "<f8", (2,)), ("end", "u1")])
+_SPATIALITE_POINT = np.dtype(
+    [
+        ("start", "u1"),
+        ("endian", "u1"),
+        ("srid", "<i4"),
+        ("mbr", "<f8", (4,)),
+        ("mbr_end", "u1"),
+        ("kind", "<i4"),
+        ("xy", "<f8", (2,)),
+        ("end", "u1"),
+    ]
+)
 
 
 def spatialite_point_blobs(x: np.ndarray, y: np.ndarray, srid: int = 4326) -> list[bytes]:
@@ -536,11 +663,16 @@ def spatialite_point_blobs(x: np.ndarray, y: np.ndarray, srid: int = 4326) -> li
     rec["mbr_end"], rec["kind"], rec["end"] = 0x7C, 1, 0xFE
     rec["xy"][:, 0], rec["xy"][:, 1] = x, y
     raw, size = rec.tobytes(), _SPATIALITE_POINT.itemsize
-    return [raw[i:i + size] for i in range(0, len(raw), size)]
+    return [raw[i : i + size] for i in range(0, len(raw), size)]
 
 
-def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *,
-                 blobs: dict[str, list[bytes | None]] | None = None) -> None:
+def _executemany(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    blobs: dict[str, list[bytes | None]] | None = None,
+) -> None:
     """The INSERT SQLAlchemy compiles for these columns, each column's bind processor (its type's, for this
     dialect) applied column by column and the rows handed to the driver's executemany at once (what
     `conn.execute(insert, rows)` does, without building a parameter dictionary per row). Columns left out take
@@ -576,15 +708,17 @@ def _executemany(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         columns.append([value if process is None else process(value)] * len(rows))
     names = [c.name for c in given] + [c.name for c, _ in defaults]
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-           f"VALUES ({', '.join(marks)})")
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES ({', '.join(marks)})"
     conn.exec_driver_sql(sql, list(zip(*columns)))
 
 
 _CST = dt.timezone(dt.timedelta(hours=8))
-_TIME_SAMPLES = [dt.datetime(1999, 1, 2, 3, 4, 5, 6), dt.datetime(2026, 11, 20, 23, 59, 59, tzinfo=_CST),
-                 dt.datetime(2026, 3, 1, 0, 0, 0, 120000, tzinfo=dt.UTC)]
-_JSON_SAMPLES: list[Any] = [[], ["on_boundary", "引号\"\t"], {"rule": "auto_file", "n": 1.5, "x": None}, "s", 3]
+_TIME_SAMPLES = [
+    dt.datetime(1999, 1, 2, 3, 4, 5, 6),
+    dt.datetime(2026, 11, 20, 23, 59, 59, tzinfo=_CST),
+    dt.datetime(2026, 3, 1, 0, 0, 0, 120000, tzinfo=dt.UTC),
+]
+_JSON_SAMPLES: list[Any] = [[], ["on_boundary", '引号"\t'], {"rule": "auto_file", "n": 1.5, "x": None}, "s", 3]
 
 
 def _processed(kind: sa.types.TypeEngine[Any], process: Any, values: list[Any]) -> list[Any]:
@@ -594,10 +728,13 @@ def _processed(kind: sa.types.TypeEngine[Any], process: Any, values: list[Any]) 
     if isinstance(kind, sa.DateTime) and all(v is None or type(v) is dt.datetime for v in values):
         samples = [v for v in values[:100] if v is not None][:5] + _TIME_SAMPLES
         form = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLite's stored form of a time (its local fields)
-        if process(None) is None and all(process(v) == form % (v.year, v.month, v.day, v.hour, v.minute, v.second,
-                                                              v.microsecond) for v in samples):
-            return [None if v is None else form % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
-                    for v in values]
+        if process(None) is None and all(
+            process(v) == form % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond) for v in samples
+        ):
+            return [
+                None if v is None else form % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+                for v in values
+            ]
     elif isinstance(kind, sa.JSON):
         null, dumps = process(None), json.dumps
         samples = [v for v in values[:100] if v is not None][:5] + _JSON_SAMPLES
@@ -641,8 +778,9 @@ class Progress:
     """Stages and counts on stderr, a line per stage (`stage`) and, on a terminal, a bar for long ones (`bar`,
     tqdm); silent when `enabled` is false (the library's default: tests, the API)."""
 
-    def __init__(self, enabled: bool = True, stream: IO[str] | None = None, label: str = "",
-                 bars: bool | None = None) -> None:
+    def __init__(
+        self, enabled: bool = True, stream: IO[str] | None = None, label: str = "", bars: bool | None = None
+    ) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.label = label
@@ -653,8 +791,7 @@ class Progress:
         if not self.enabled:
             return
         counted = f" {count:,}" if count is not None else ""
-        print(f"{self.label}[{time.perf_counter() - self.start:6.1f}s] {text}{counted}", file=self.stream,
-              flush=True)
+        print(f"{self.label}[{time.perf_counter() - self.start:6.1f}s] {text}{counted}", file=self.stream, flush=True)
 
     def bar(self, total: int, desc: str, unit: str = "rows") -> Bar:
         """A tqdm bar (a no-op object when disabled): `update(n)`, `close()`."""
@@ -662,8 +799,15 @@ class Progress:
             return _NoBar()
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=f"{self.label}{desc}", unit=unit, unit_scale=True, file=self.stream,
-                    mininterval=0.5, leave=False)
+        return tqdm(
+            total=total,
+            desc=f"{self.label}{desc}",
+            unit=unit,
+            unit_scale=True,
+            file=self.stream,
+            mininterval=0.5,
+            leave=False,
+        )
 
 
 class Bar(Protocol):
@@ -682,5 +826,14 @@ class _NoBar:
         return None
 
 
-__all__ = ["BatchCalendar", "Created", "Progress", "create_cases", "insert_numbered", "insert_rows", "locate_cases",
-           "record_inserts", "reserve_ids"]
+__all__ = [
+    "BatchCalendar",
+    "Created",
+    "Progress",
+    "create_cases",
+    "insert_numbered",
+    "insert_rows",
+    "locate_cases",
+    "record_inserts",
+    "reserve_ids",
+]

@@ -19,9 +19,12 @@ def case_counts(session: Session, area: Area, now: dt.datetime | None = None) ->
     open_ = Case.state.not_in(FINISHED)
     overdue = sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now)
     row = session.execute(
-        sa.select(sa.func.count(), sa.func.sum(sa.case((open_, 1), else_=0)),
-                  sa.func.sum(sa.case((overdue, 1), else_=0)),
-                  sa.func.sum(sa.case((Case.state == "closed", 1), else_=0))).where(column == area.code)
+        sa.select(
+            sa.func.count(),
+            sa.func.sum(sa.case((open_, 1), else_=0)),
+            sa.func.sum(sa.case((overdue, 1), else_=0)),
+            sa.func.sum(sa.case((Case.state == "closed", 1), else_=0)),
+        ).where(column == area.code)
     ).one()
     total, open_n, overdue_n, closed = (int(v or 0) for v in row)
     return {"total": total, "open": open_n, "overdue": overdue_n, "closed": closed}

@@ -43,14 +43,35 @@ from gridmap.workcal import WorkCalendar, china_date
 NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
 RUNNING = tuple(s for s in CASE_STATES if s not in NOT_RUNNING)
 PSEUDO_STATES = {"open": "not finished", "overdue": "running past its deadline"}
-LEVEL_COLUMNS = {"district": Case.district_code, "subdistrict": Case.subdistrict_code,
-                 "community": Case.community_code, "grid": Case.grid_code, "microgrid": Case.microgrid_code}
+LEVEL_COLUMNS = {
+    "district": Case.district_code,
+    "subdistrict": Case.subdistrict_code,
+    "community": Case.community_code,
+    "grid": Case.grid_code,
+    "microgrid": Case.microgrid_code,
+}
 MAX_TEXT = 4000
-STATE_ZH = {"reported": "待处理", "filed": "已立案", "rejected": "不予受理", "voided": "已作废", "dispatched": "已派遣",
-            "accepted": "已签收", "handled": "已处置", "rework": "返工", "suspended": "挂账", "closed": "已结案",
-            "merged": "已合并"}
-SOURCE_ZH = {"hotline": "12345热线", "miniprogram": "随手拍", "patrol": "网格员巡查", "referral": "上级转办",
-             "api": "系统接口", "open311": "311开放接口"}
+STATE_ZH = {
+    "reported": "待处理",
+    "filed": "已立案",
+    "rejected": "不予受理",
+    "voided": "已作废",
+    "dispatched": "已派遣",
+    "accepted": "已签收",
+    "handled": "已处置",
+    "rework": "返工",
+    "suspended": "挂账",
+    "closed": "已结案",
+    "merged": "已合并",
+}
+SOURCE_ZH = {
+    "hotline": "12345热线",
+    "miniprogram": "随手拍",
+    "patrol": "网格员巡查",
+    "referral": "上级转办",
+    "api": "系统接口",
+    "open311": "311开放接口",
+}
 # case numbers: a prefix by channel, the China date of intake, the sequence (the row id for new cases)
 SOURCE_PREFIX = {"hotline": "RX", "miniprogram": "SP", "patrol": "XC", "referral": "ZB", "api": "JK", "open311": "KF"}
 DEAD_END_RADIUS_M = 1000.0  # a point in no grid: the grids this close are offered to correct it with
@@ -82,12 +103,20 @@ def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) 
     out = []
     for code, distance in sorted(seen.items(), key=lambda kv: (kv[1], kv[0])):
         ref = index.by_code.get(code)
-        out.append({"code": code, "name": ref.name if ref else None, "level": ref.level if ref else None,
-                    "distance_m": round(distance, 1)})
+        out.append(
+            {
+                "code": code,
+                "name": ref.name if ref else None,
+                "level": ref.level if ref else None,
+                "distance_m": round(distance, 1),
+            }
+        )
     return out
 
 
-def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions | None = None) -> list[dict[str, Any]] | None:
+def candidates_now(
+    index: AreaIndex | None, case: Case, options: LocateOptions | None = None
+) -> list[dict[str, Any]] | None:
     """For a case stored without candidates (before revision 0006) that lies in no grid: the grids near its point
     now, to correct it with; None when the stored ones stand."""
     if index is None or case.locate_candidates is not None or case.grid_code or case.lon is None or case.lat is None:
@@ -97,8 +126,9 @@ def candidates_now(index: AreaIndex | None, case: Case, options: LocateOptions |
     return candidates_of(index, location, case.lon, case.lat)
 
 
-def locate_for_case(index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem, options: LocateOptions
-                    ) -> tuple[Location, list[str], list[dict[str, Any]]]:
+def locate_for_case(
+    index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem, options: LocateOptions
+) -> tuple[Location, list[str], list[dict[str, Any]]]:
     """Where a case's point lies, exactly as `GET /locate` answers it with the same options (nearest-grid
     assignment within `nearest_m`, `near_boundary` within `near_m`, a second reading of the datum): the
     location, every flag, and the candidates."""
@@ -158,29 +188,47 @@ def check_new_case_text(new: NewCase) -> NewCase:
         address=clean_text(new.address, "address", MAX_ADDRESS, required=False),
         reporter_name=clean_text(new.reporter_name, "reporter_name", 64, required=False),
         reporter_phone=clean_phone(new.reporter_phone, "reporter_phone"),
-        external_ref=clean_text(new.external_ref, "external_ref", 64, required=False))
+        external_ref=clean_text(new.external_ref, "external_ref", 64, required=False),
+    )
 
 
 def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
     if new.source not in CASE_SOURCES:
-        raise InvalidInput(f"source: {new.source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
-                           field="source",
-                           zh=f"来源：{new.source!r} 不是上报渠道；可选："
-                              f"{'、'.join(f'{SOURCE_ZH.get(s, s)}（{s}）' for s in CASE_SOURCES)}。")
+        raise InvalidInput(
+            f"source: {new.source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
+            field="source",
+            zh=f"来源：{new.source!r} 不是上报渠道；可选："
+            f"{'、'.join(f'{SOURCE_ZH.get(s, s)}（{s}）' for s in CASE_SOURCES)}。",
+        )
     if new.category is None:
         return None
     category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == new.category)).first()
     if category is None:
-        raise InvalidInput(f"category: {new.category!r} is not a category code", field="category",
-                           zh=f"事项类别：{new.category!r} 不是事项类别编码。", see="categories")
+        raise InvalidInput(
+            f"category: {new.category!r} is not a category code",
+            field="category",
+            zh=f"事项类别：{new.category!r} 不是事项类别编码。",
+            see="categories",
+        )
     if category.active is False:
-        raise InvalidInput(f"category: {new.category} ({category.name}) is retired", field="category",
-                           zh=f"事项类别：{new.category}（{category.name}）已停用。", see="categories")
+        raise InvalidInput(
+            f"category: {new.category} ({category.name}) is retired",
+            field="category",
+            zh=f"事项类别：{new.category}（{category.name}）已停用。",
+            see="categories",
+        )
     return category
 
 
-def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str = "api",
-                now: dt.datetime | None = None, options: LocateOptions | None = None) -> Case:
+def create_case(
+    session: Session,
+    index: AreaIndex,
+    new: NewCase,
+    *,
+    actor: str = "api",
+    now: dt.datetime | None = None,
+    options: LocateOptions | None = None,
+) -> Case:
     """File a case: validate, convert the point to WGS84, locate it exactly as `GET /locate` does (`options`: the
     same distances; the defaults are the locate route's), assign it, and record its history."""
     new = check_new_case_text(new)
@@ -192,13 +240,29 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     location, flags, candidates = locate_for_case(index, lon, lat, system, options)
     # in UTC: SQLite stores a time's wall clock whatever its zone (a +08:00 report would read back 8 h off)
     now = utc(now) if now else dt.datetime.now(dt.UTC)
-    case = Case(number=f"new-{uuid.uuid4().hex[:28]}", title=new.title.strip(), description=new.description, category_id=category and category.id,
-                source=new.source, state="reported", address=new.address, raw_x=new.lon, raw_y=new.lat,
-                raw_crs=system.name, lon=lon, lat=lat, geom=f"SRID=4326;POINT({lon!r} {lat!r})",
-                reporter_name=new.reporter_name, reporter_phone=new.reporter_phone,
-                reported_at=utc(new.reported_at) if new.reported_at else now, external_ref=new.external_ref,
-                reported_by_staff_id=new.reported_by_staff_id, generation_id=index.generation_id,
-                locate_flags=[*flags, *new.extra_flags], locate_candidates=candidates)
+    case = Case(
+        number=f"new-{uuid.uuid4().hex[:28]}",
+        title=new.title.strip(),
+        description=new.description,
+        category_id=category and category.id,
+        source=new.source,
+        state="reported",
+        address=new.address,
+        raw_x=new.lon,
+        raw_y=new.lat,
+        raw_crs=system.name,
+        lon=lon,
+        lat=lat,
+        geom=f"SRID=4326;POINT({lon!r} {lat!r})",
+        reporter_name=new.reporter_name,
+        reporter_phone=new.reporter_phone,
+        reported_at=utc(new.reported_at) if new.reported_at else now,
+        external_ref=new.external_ref,
+        reported_by_staff_id=new.reported_by_staff_id,
+        generation_id=index.generation_id,
+        locate_flags=[*flags, *new.extra_flags],
+        locate_candidates=candidates,
+    )
     _apply_location(case, location)
     if not location.chain:
         _claim_dead_end(case, index, candidates)
@@ -207,8 +271,13 @@ def create_case(session: Session, index: AreaIndex, new: NewCase, *, actor: str 
     case.number = case_number(new.source, now, case.id)  # readable and unique: channel, China date, row id
     reported = {"source": new.source, **({"external_ref": new.external_ref} if new.external_ref else {})}
     _record(session, case, case.reported_at, actor, "reported", None, "reported", reported)
-    located = {"flags": case.locate_flags, "candidates": candidates, "crs": system.name, "method": location.method,
-               **({"distance_m": location.distance_m} if location.distance_m is not None else {})}
+    located = {
+        "flags": case.locate_flags,
+        "candidates": candidates,
+        "crs": system.name,
+        "method": location.method,
+        **({"distance_m": location.distance_m} if location.distance_m is not None else {}),
+    }
     _record(session, case, now, "system", "located", "reported", "reported", located)
     if location.chain and category is not None:
         # a located case with a category is filed and dispatched by the rules at once; the others wait for a
@@ -249,10 +318,21 @@ def _apply_location(case: Case, location: Location) -> None:
         setattr(case, column.key, ref.code if ref else None)
 
 
-def _record(session: Session, case: Case, at: dt.datetime, actor: str, action: str, from_state: str | None,
-            to_state: str | None, detail: dict[str, Any] | None) -> None:
-    session.add(CaseEvent(case_id=case.id, at=at, actor=actor, action=action, from_state=from_state,
-                          to_state=to_state, detail=detail))
+def _record(
+    session: Session,
+    case: Case,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    detail: dict[str, Any] | None,
+) -> None:
+    session.add(
+        CaseEvent(
+            case_id=case.id, at=at, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail
+        )
+    )
 
 
 def request_hash(new: NewCase, extra: dict[str, Any] | None = None) -> str:
@@ -261,16 +341,28 @@ def request_hash(new: NewCase, extra: dict[str, Any] | None = None) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def create_case_once(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, new: NewCase, key: str | None, *, actor: str = "api",
-                     now: dt.datetime | None = None, then: Callable[[Session, Case], object] | None = None, extra: dict[str, Any] | None = None,
-                     options: LocateOptions | None = None) -> tuple[Case, bool]:
+def create_case_once(
+    sessionmaker: orm.sessionmaker[Session],
+    index: AreaIndex,
+    new: NewCase,
+    key: str | None,
+    *,
+    actor: str = "api",
+    now: dt.datetime | None = None,
+    then: Callable[[Session, Case], object] | None = None,
+    extra: dict[str, Any] | None = None,
+    options: LocateOptions | None = None,
+) -> tuple[Case, bool]:
     """File a case at most once per idempotency key `key`; returns (case, created). The same key with a different body
     (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
     decides. `then(session, case)` runs in the same transaction (a patrol worker handling it on the spot): if it
     raises, nothing is stored."""
     if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
-        raise InvalidInput("idempotency key: 1 to 200 printable characters, e.g. a UUID", field="idempotency_key",
-                           zh="幂等键：应为 1–200 个可打印字符，如一个 UUID。")
+        raise InvalidInput(
+            "idempotency key: 1 to 200 printable characters, e.g. a UUID",
+            field="idempotency_key",
+            zh="幂等键：应为 1–200 个可打印字符，如一个 UUID。",
+        )
     digest = request_hash(new, extra)
     for _ in range(3):
         try:
@@ -279,9 +371,12 @@ def create_case_once(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, 
                     seen = session.get(IdempotencyKey, key)
                     if seen is not None:
                         if seen.request_hash != digest:
-                            raise InvalidInput("idempotency key: already used for a different submission; use a "
-                                               "new key for a new case", field="idempotency_key",
-                                               zh="幂等键已用于另一次提交；新案件请用新的键。")
+                            raise InvalidInput(
+                                "idempotency key: already used for a different submission; use a "
+                                "new key for a new case",
+                                field="idempotency_key",
+                                zh="幂等键已用于另一次提交；新案件请用新的键。",
+                            )
                         return get_case(session, seen.case_id), False
                 case = create_case(session, index, new, actor=actor, now=now, options=options)
                 if then is not None:
@@ -294,14 +389,18 @@ def create_case_once(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, 
             return case, True
         except sa.exc.IntegrityError:
             continue  # a concurrent retry with the same key won: read its case
-    raise Conflict("idempotency key: the submission is being processed; retry in a moment", field="idempotency_key",
-                   zh="幂等键：该提交正在处理中，请稍后重试。")
+    raise Conflict(
+        "idempotency key: the submission is being processed; retry in a moment",
+        field="idempotency_key",
+        zh="幂等键：该提交正在处理中，请稍后重试。",
+    )
 
 
 def get_case(session: Session, case_id: int) -> Case:
     """One case with its history; `NotFound` when there is none."""
-    case = session.scalars(sa.select(Case).options(selectinload(Case.events), selectinload(Case.category))
-                           .where(Case.id == case_id)).first()
+    case = session.scalars(
+        sa.select(Case).options(selectinload(Case.events), selectinload(Case.category)).where(Case.id == case_id)
+    ).first()
     if case is None:
         raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
     return case
@@ -335,8 +434,11 @@ def token_digest(token: str) -> str:
 def check_period(since: dt.datetime | None, until: dt.datetime | None) -> None:
     """A period must not end before it starts."""
     if since and until and utc(until) < utc(since):
-        raise InvalidInput(f"until: {until.isoformat()} is before since {since.isoformat()}", field="until",
-                           zh=f"截止日期 {until.isoformat()} 早于起始日期 {since.isoformat()}。")
+        raise InvalidInput(
+            f"until: {until.isoformat()} is before since {since.isoformat()}",
+            field="until",
+            zh=f"截止日期 {until.isoformat()} 早于起始日期 {since.isoformat()}。",
+        )
 
 
 def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -345,10 +447,12 @@ def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
     states = tuple(sorted({v.strip() for v in values if v.strip()}))
     for state in states:
         if state not in CASE_STATES and state not in PSEUDO_STATES:
-            raise InvalidInput(f"state: {state!r} is not a case state; accepted: {', '.join(PSEUDO_STATES)}, "
-                               f"{', '.join(CASE_STATES)}", field="state",
-                               zh=f"状态：{state!r} 不是案件状态；可选：open（未办结）、overdue（超期）、"
-                                  f"{'、'.join(f'{STATE_ZH.get(s, s)}（{s}）' for s in CASE_STATES)}。")
+            raise InvalidInput(
+                f"state: {state!r} is not a case state; accepted: {', '.join(PSEUDO_STATES)}, {', '.join(CASE_STATES)}",
+                field="state",
+                zh=f"状态：{state!r} 不是案件状态；可选：open（未办结）、overdue（超期）、"
+                f"{'、'.join(f'{STATE_ZH.get(s, s)}（{s}）' for s in CASE_STATES)}。",
+            )
     return states
 
 
@@ -367,8 +471,12 @@ def state_condition(states: tuple[str, ...], now: dt.datetime) -> sa.ColumnEleme
 
 
 QUEUES = {  # name: (zh, en)
-    "pending": ("待处理", "Pending"), "dispatched": ("已派遣", "Dispatched"), "verify": ("待核查", "To verify"),
-    "bounced": ("退单", "Bounced"), "approvals": ("待审批", "Approvals"), "overdue": ("超期", "Overdue"),
+    "pending": ("待处理", "Pending"),
+    "dispatched": ("已派遣", "Dispatched"),
+    "verify": ("待核查", "To verify"),
+    "bounced": ("退单", "Bounced"),
+    "approvals": ("待审批", "Approvals"),
+    "overdue": ("超期", "Overdue"),
 }
 SORTS = ("reported_at", "deadline", "overdue_by", "updated_at")
 MAX_AGE_H = 24 * 366 * 10
@@ -379,8 +487,9 @@ def queue_condition(name: str, now: dt.datetime) -> sa.ColumnElement[bool]:
     accepted, rework), 待核查 (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request
     pending), 超期 (the clock runs past the deadline)."""
     if name == "pending":  # new tickets, and cases filed but not yet dispatched (never bounced: those are 退单)
-        return sa.or_(Case.state == "reported",
-                      sa.and_(Case.state == "filed", sa.func.coalesce(Case.bounce_count, 0) == 0))
+        return sa.or_(
+            Case.state == "reported", sa.and_(Case.state == "filed", sa.func.coalesce(Case.bounce_count, 0) == 0)
+        )
     if name == "dispatched":
         return Case.state.in_(("dispatched", "accepted", "rework"))
     if name == "verify":
@@ -388,24 +497,34 @@ def queue_condition(name: str, now: dt.datetime) -> sa.ColumnElement[bool]:
     if name == "bounced":
         return sa.and_(Case.state == "filed", Case.bounce_count > 0)
     if name == "approvals":
-        return sa.and_(Case.state.in_(("accepted", "rework")),
-                       Case.pending["kind"].as_string().in_(("extension", "suspension")))
+        return sa.and_(
+            Case.state.in_(("accepted", "rework")), Case.pending["kind"].as_string().in_(("extension", "suspension"))
+        )
     if name == "overdue":  # the running states by name, so that the (state, due_at) index serves it
         return sa.and_(Case.state.in_(RUNNING), Case.due_at.is_not(None), Case.due_at < now)
-    raise InvalidInput(f"queue: {name!r} is not a queue; accepted: {', '.join(QUEUES)}", field="queue",
-                   zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(QUEUES)}")
+    raise InvalidInput(
+        f"queue: {name!r} is not a queue; accepted: {', '.join(QUEUES)}",
+        field="queue",
+        zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(QUEUES)}",
+    )
 
 
 def _codes(text: str | None, field: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
     values = tuple(sorted({v.strip() for v in (text or "").split(",") if v.strip()}))
     if len(values) > 50 or any(len(v) > 32 for v in values):
-        raise InvalidInput(f"{field}: at most 50 codes of at most 32 characters", field=field,
-                           zh=f"{field}：至多 50 个代码，每个至多 32 个字符")
+        raise InvalidInput(
+            f"{field}: at most 50 codes of at most 32 characters",
+            field=field,
+            zh=f"{field}：至多 50 个代码，每个至多 32 个字符",
+        )
     if allowed is not None:
         for v in values:
             if v not in allowed:
-                raise InvalidInput(f"{field}: {v!r} is not accepted; accepted: {', '.join(allowed)}", field=field,
-                                   zh=f"{field}：不接受 {v!r}；可选：{'、'.join(allowed)}")
+                raise InvalidInput(
+                    f"{field}: {v!r} is not accepted; accepted: {', '.join(allowed)}",
+                    field=field,
+                    zh=f"{field}：不接受 {v!r}；可选：{'、'.join(allowed)}",
+                )
     return values
 
 
@@ -434,15 +553,21 @@ def _holder_condition(session: Session, holder: str, who: Principal | None) -> s
         if who is not None and who.role == "department" and who.department_id is not None:
             return Case.department_id == who.department_id
         if who is None or who.staff_id is None:
-            raise InvalidInput("holder: `me` names the signed-in worker's staff record, and this account has none",
-                               field="holder", zh="处置人：me 指当前登录网格员本人，此账号未关联网格员")
+            raise InvalidInput(
+                "holder: `me` names the signed-in worker's staff record, and this account has none",
+                field="holder",
+                zh="处置人：me 指当前登录网格员本人，此账号未关联网格员",
+            )
         return Case.assignee_id == who.staff_id
     if text.isdigit() and len(text) <= 12:
         return Case.assignee_id == int(text)
     department = session.scalar(sa.select(Department.id).where(Department.code == text))
     if department is None:
-        raise InvalidInput(f"holder: {text[:40]!r} is neither a staff id, `me`, nor a department code",
-                           field="holder", zh=f"处置人：{text[:40]!r} 既不是网格员编号、me，也不是部门代码")
+        raise InvalidInput(
+            f"holder: {text[:40]!r} is neither a staff id, `me`, nor a department code",
+            field="holder",
+            zh=f"处置人：{text[:40]!r} 既不是网格员编号、me，也不是部门代码",
+        )
     return Case.department_id == department
 
 
@@ -470,8 +595,11 @@ def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Princi
         query = query.where(_holder_condition(session, f.holder, who))
     for name, value in (("min_age_h", f.min_age_h), ("max_age_h", f.max_age_h)):
         if value is not None and not (0 <= value <= MAX_AGE_H):
-            raise InvalidInput(f"{name}: {value!r} hours; from 0 to {MAX_AGE_H}", field=name,
-                               zh=f"{name}：{value!r} 小时；应在 0 到 {MAX_AGE_H} 之间")
+            raise InvalidInput(
+                f"{name}: {value!r} hours; from 0 to {MAX_AGE_H}",
+                field=name,
+                zh=f"{name}：{value!r} 小时；应在 0 到 {MAX_AGE_H} 之间",
+            )
     if f.min_age_h is not None and f.max_age_h is not None and f.max_age_h < f.min_age_h:
         raise InvalidInput("max_age_h: below min_age_h", field="max_age_h", zh="max_age_h：小于 min_age_h")
     if f.min_age_h is not None:
@@ -491,8 +619,11 @@ def _ordering(sort: str, order: str) -> tuple[Any, ...]:
     """ORDER BY for a sort key: `reported_at`, `deadline` (no deadline last), `overdue_by` (the most overdue is the
     largest: `desc` is the earliest deadline first), `updated_at` (the last history entry)."""
     if sort not in SORTS:
-        raise InvalidInput(f"sort: {sort!r}; accepted: {', '.join(SORTS)}", field="sort",
-                           zh=f"排序：不接受 {sort!r}；可选：{'、'.join(SORTS)}")
+        raise InvalidInput(
+            f"sort: {sort!r}; accepted: {', '.join(SORTS)}",
+            field="sort",
+            zh=f"排序：不接受 {sort!r}；可选：{'、'.join(SORTS)}",
+        )
     if order not in ("asc", "desc"):
         raise InvalidInput(f"order: {order!r}; accepted: asc, desc", field="order", zh="顺序：只能为 asc 或 desc")
     desc = order == "desc"
@@ -504,8 +635,7 @@ def _ordering(sort: str, order: str) -> tuple[Any, ...]:
     elif sort == "overdue_by":
         key, desc = Case.due_at, not desc
     else:
-        key = (sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id)
-               .correlate(Case).scalar_subquery())
+        key = sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id).correlate(Case).scalar_subquery()
     tie = Case.id.desc() if desc else Case.id.asc()
     if sort == "reported_at":  # never NULL: the time alone, so that its index serves the order (a page without a
         return (key.desc() if desc else key.asc(), tie)  # sort of every case; found on the province demo)
@@ -513,19 +643,28 @@ def _ordering(sort: str, order: str) -> tuple[Any, ...]:
     return (nulls, key.desc() if desc else key.asc(), tie)
 
 
-def search_cases(session: Session, f: CaseFilter, *, limit: int = 50, offset: int = 0,
-                 now: dt.datetime | None = None, who: Principal | None = None) -> tuple[int, list[Case]]:
+def search_cases(
+    session: Session,
+    f: CaseFilter,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> tuple[int, list[Case]]:
     """Cases matching `f` that `who` may see, ordered and paged, and how many match in all — all in SQL."""
     now = utc(now) or dt.datetime.now(dt.UTC)
     query = case_query(session, f, now=now, who=who)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.options(selectinload(Case.category)).order_by(*_ordering(f.sort, f.order))
-                           .limit(limit).offset(offset))
+    rows = session.scalars(
+        query.options(selectinload(Case.category)).order_by(*_ordering(f.sort, f.order)).limit(limit).offset(offset)
+    )
     return int(total or 0), list(rows)
 
 
-def queue_counts(session: Session, *, area: str | None = None, now: dt.datetime | None = None,
-                 who: Principal | None = None) -> list[dict[str, Any]]:
+def queue_counts(
+    session: Session, *, area: str | None = None, now: dt.datetime | None = None, who: Principal | None = None
+) -> list[dict[str, Any]]:
     """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
     now = utc(now) or dt.datetime.now(dt.UTC)
     base = case_query(session, CaseFilter(area=area), now=now, who=who).whereclause
@@ -538,19 +677,29 @@ def queue_counts(session: Session, *, area: str | None = None, now: dt.datetime 
     return out
 
 
-def find_cases(session: Session, *, area: str | None = None, state: str | tuple[str, ...] | None = None,
-               since: dt.datetime | None = None, until: dt.datetime | None = None,
-               bbox: tuple[float, float, float, float] | None = None,
-               limit: int = 50, offset: int = 0, oldest_first: bool = False,
-               now: dt.datetime | None = None, who: Principal | None = None) -> tuple[int, list[Case]]:
+def find_cases(
+    session: Session,
+    *,
+    area: str | None = None,
+    state: str | tuple[str, ...] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    oldest_first: bool = False,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> tuple[int, list[Case]]:
     """Cases matching the filters (`state` may list several, and `open` / `overdue`), newest first (or oldest
     first, as a queue is worked), and how many match in all; only those `who` may see (`gridmap.policy`)."""
-    f = CaseFilter(area=area, state=state, since=since, until=until, bbox=bbox,
-                   order="asc" if oldest_first else "desc")
+    f = CaseFilter(area=area, state=state, since=since, until=until, bbox=bbox, order="asc" if oldest_first else "desc")
     return search_cases(session, f, limit=limit, offset=offset, now=now, who=who)
 
 
-def case_summary(case: Case, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None, contact: bool = False) -> dict[str, Any]:
+def case_summary(
+    case: Case, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None, contact: bool = False
+) -> dict[str, Any]:
     """The public view of a case: personal data masked (in full with `contact`, for one who may see it), times in
     UTC ISO 8601; with a calendar, the clock."""
     clock = None
@@ -560,42 +709,79 @@ def case_summary(case: Case, *, calendar: WorkCalendar | None = None, now: dt.da
         from gridmap.workcal import clock as clock_of
 
         unit = workflow.limit_of(case.category)[1]
-        colour, used = clock_of(calendar, utc(case.accepted_at), utc(case.due_at), unit,
-                                now or dt.datetime.now(dt.UTC))
+        colour, used = clock_of(calendar, utc(case.accepted_at), utc(case.due_at), unit, now or dt.datetime.now(dt.UTC))
         clock = {"colour": colour, "used": round(used, 3)}
     return {
-        "id": case.id, "number": case.number, "title": case.title, "description": case.description,
+        "id": case.id,
+        "number": case.number,
+        "title": case.title,
+        "description": case.description,
         "category": case.category.code if case.category else None,
         "category_name": case.category.name if case.category else None,
-        "source": case.source, "state": case.state, "address": case.address,
-        "lon": case.lon, "lat": case.lat, "raw": {"x": case.raw_x, "y": case.raw_y, "crs": case.raw_crs},
-        "district_code": case.district_code, "subdistrict_code": case.subdistrict_code,
-        "community_code": case.community_code, "grid_code": case.grid_code, "microgrid_code": case.microgrid_code,
-        "branch_id": case.branch_id, "assignee_id": case.assignee_id, "flags": case.locate_flags or [],
+        "source": case.source,
+        "state": case.state,
+        "address": case.address,
+        "lon": case.lon,
+        "lat": case.lat,
+        "raw": {"x": case.raw_x, "y": case.raw_y, "crs": case.raw_crs},
+        "district_code": case.district_code,
+        "subdistrict_code": case.subdistrict_code,
+        "community_code": case.community_code,
+        "grid_code": case.grid_code,
+        "microgrid_code": case.microgrid_code,
+        "branch_id": case.branch_id,
+        "assignee_id": case.assignee_id,
+        "flags": case.locate_flags or [],
         "reporter_name": case.reporter_name if contact else _mask_name(case.reporter_name),
         "reporter_phone": case.reporter_phone if contact else mask_phone(case.reporter_phone),
-        "reported_at": _iso(case.reported_at), "accepted_at": _iso(case.accepted_at),
-        "due_at": _iso(case.due_at), "closed_at": _iso(case.closed_at), "version": case.version,
-        "department_id": case.department_id, "handled_by": case.handled_by, "satisfaction": case.satisfaction,
-        "escalation_level": case.escalation_level or 0, "pending": case.pending,
-        "counts": {"rework": case.rework_count or 0, "bounce": case.bounce_count or 0,
-                   "reopen": case.reopen_count or 0, "extension": case.extension_count or 0},
-        "whistle": ({"department_id": case.department_id, "at": _iso(case.whistled_at),
-                     "due_at": _iso(case.department_due_at), "reported_at": _iso(case.department_reported_at)}
-                    if case.whistled_at else None),
-        "clock": clock, "external_ref": case.external_ref, "reported_by_staff_id": case.reported_by_staff_id,
+        "reported_at": _iso(case.reported_at),
+        "accepted_at": _iso(case.accepted_at),
+        "due_at": _iso(case.due_at),
+        "closed_at": _iso(case.closed_at),
+        "version": case.version,
+        "department_id": case.department_id,
+        "handled_by": case.handled_by,
+        "satisfaction": case.satisfaction,
+        "escalation_level": case.escalation_level or 0,
+        "pending": case.pending,
+        "counts": {
+            "rework": case.rework_count or 0,
+            "bounce": case.bounce_count or 0,
+            "reopen": case.reopen_count or 0,
+            "extension": case.extension_count or 0,
+        },
+        "whistle": (
+            {
+                "department_id": case.department_id,
+                "at": _iso(case.whistled_at),
+                "due_at": _iso(case.department_due_at),
+                "reported_at": _iso(case.department_reported_at),
+            }
+            if case.whistled_at
+            else None
+        ),
+        "clock": clock,
+        "external_ref": case.external_ref,
+        "reported_by_staff_id": case.reported_by_staff_id,
         "merged_into_id": case.merged_into_id,
-        "candidates": _candidates(case.locate_candidates), "state_zh": STATE_ZH.get(case.state, case.state),
-        "source_zh": SOURCE_ZH.get(case.source, case.source), "deadline": _iso(case.due_at),
-        **time_left(case, now), "pending_request": pending_request(case.pending),
-        "holder": None, "last_bounce": None, "attachments_count": 0,
+        "candidates": _candidates(case.locate_candidates),
+        "state_zh": STATE_ZH.get(case.state, case.state),
+        "source_zh": SOURCE_ZH.get(case.source, case.source),
+        "deadline": _iso(case.due_at),
+        **time_left(case, now),
+        "pending_request": pending_request(case.pending),
+        "holder": None,
+        "last_bounce": None,
+        "attachments_count": 0,
     }
 
 
 def _candidates(stored: list[Any] | None) -> list[dict[str, Any]]:
     """Stored candidates as {code, name, distance_m} (cases from before revision 0006 stored none)."""
-    return [c if isinstance(c, dict) else {"code": c, "name": None, "level": None, "distance_m": 0.0}
-            for c in (stored or [])]
+    return [
+        c if isinstance(c, dict) else {"code": c, "name": None, "level": None, "distance_m": 0.0}
+        for c in (stored or [])
+    ]
 
 
 def time_left(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -605,16 +791,25 @@ def time_left(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
     if due is None or case.state in NOT_RUNNING:
         return {"time_left_s": None, "overdue_by_s": None}
     left = (due - (utc(now) or dt.datetime.now(dt.UTC))).total_seconds()
-    return {"time_left_s": int(left), "overdue_by_s": None} if left >= 0 else \
-        {"time_left_s": None, "overdue_by_s": int(-left)}
+    return (
+        {"time_left_s": int(left), "overdue_by_s": None}
+        if left >= 0
+        else {"time_left_s": None, "overdue_by_s": int(-left)}
+    )
 
 
 def pending_request(pending: dict[str, Any] | None) -> dict[str, Any] | None:
     """An extension or suspension request awaiting a leader's decision."""
     if not pending or not isinstance(pending, dict) or not pending.get("kind"):
         return None
-    return {"kind": pending.get("kind"), "at": pending.get("at"), "by": pending.get("by"),
-            "reason": pending.get("reason"), "amount": pending.get("amount"), "unit": pending.get("unit")}
+    return {
+        "kind": pending.get("kind"),
+        "at": pending.get("at"),
+        "by": pending.get("by"),
+        "reason": pending.get("reason"),
+        "amount": pending.get("amount"),
+        "unit": pending.get("unit"),
+    }
 
 
 def attachments_counts(session: Session, case_ids: list[int]) -> dict[int, int]:
@@ -625,8 +820,13 @@ def attachments_counts(session: Session, case_ids: list[int]) -> dict[int, int]:
         return {}
     if not case_ids:
         return {}
-    return dict(session.execute(sa.select(Attachment.case_id, sa.func.count()).where(
-        Attachment.case_id.in_(case_ids)).group_by(Attachment.case_id)).all())
+    return dict(
+        session.execute(
+            sa.select(Attachment.case_id, sa.func.count())
+            .where(Attachment.case_id.in_(case_ids))
+            .group_by(Attachment.case_id)
+        ).all()
+    )
 
 
 def may_call_holder(who: Principal | None, case: Case, department: str | None) -> bool:
@@ -643,9 +843,15 @@ def may_call_holder(who: Principal | None, case: Case, department: str | None) -
     return False
 
 
-def case_items(session: Session, rows: list[Case], *, who: Principal | None = None,
-               calendar: WorkCalendar | None = None,
-               now: dt.datetime | None = None, contact: bool = False) -> list[dict[str, Any]]:
+def case_items(
+    session: Session,
+    rows: list[Case],
+    *,
+    who: Principal | None = None,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    contact: bool = False,
+) -> list[dict[str, Any]]:
     """Case items as lists, queues and one case show them: the summary plus the holder (worker or department,
     phone callable for those who must reach them), the last bounce with its reason and evidence, and the
     attachment count — each read for the whole page in one query."""
@@ -654,17 +860,36 @@ def case_items(session: Session, rows: list[Case], *, who: Principal | None = No
     if not rows:
         return []
     ids = [c.id for c in rows]
-    staff = {r.id: r for r in session.scalars(sa.select(Staff).where(
-        Staff.id.in_({c.assignee_id for c in rows if c.assignee_id is not None})))} if any(
-        c.assignee_id for c in rows) else {}
-    departments = {d.id: d for d in session.scalars(sa.select(Department).where(
-        Department.id.in_({c.department_id for c in rows if c.department_id is not None})))} if any(
-        c.department_id for c in rows) else {}
+    staff = (
+        {
+            r.id: r
+            for r in session.scalars(
+                sa.select(Staff).where(Staff.id.in_({c.assignee_id for c in rows if c.assignee_id is not None}))
+            )
+        }
+        if any(c.assignee_id for c in rows)
+        else {}
+    )
+    departments = (
+        {
+            d.id: d
+            for d in session.scalars(
+                sa.select(Department).where(
+                    Department.id.in_({c.department_id for c in rows if c.department_id is not None})
+                )
+            )
+        }
+        if any(c.department_id for c in rows)
+        else {}
+    )
     bounced = [c.id for c in rows if c.bounce_count]
     bounces: dict[int, CaseEvent] = {}
     if bounced:
-        last = (sa.select(sa.func.max(CaseEvent.id)).where(CaseEvent.case_id.in_(bounced), CaseEvent.action == "bounce")
-                .group_by(CaseEvent.case_id))
+        last = (
+            sa.select(sa.func.max(CaseEvent.id))
+            .where(CaseEvent.case_id.in_(bounced), CaseEvent.action == "bounce")
+            .group_by(CaseEvent.case_id)
+        )
         bounces = {e.case_id: e for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.id.in_(last)))}
     attachments = attachments_counts(session, ids)
     out = []
@@ -675,19 +900,31 @@ def case_items(session: Session, rows: list[Case], *, who: Principal | None = No
         callable_ = may_call_holder(who, case, code)
         if case.assignee_id is not None and case.assignee_id in staff:
             person = staff[case.assignee_id]
-            item["holder"] = {"kind": "worker", "id": person.id, "name": person.name,
-                              "phone": person.phone if callable_ else mask_phone(person.phone)}
+            item["holder"] = {
+                "kind": "worker",
+                "id": person.id,
+                "name": person.name,
+                "phone": person.phone if callable_ else mask_phone(person.phone),
+            }
         elif department is not None:
-            item["holder"] = {"kind": "department", "id": department.id, "code": department.code,
-                              "name": department.name,
-                              "phone": department.phone if callable_ else mask_phone(department.phone)}
+            item["holder"] = {
+                "kind": "department",
+                "id": department.id,
+                "code": department.code,
+                "name": department.name,
+                "phone": department.phone if callable_ else mask_phone(department.phone),
+            }
         else:
             item["holder"] = {"kind": None, "id": None, "name": None, "phone": None}
         event = bounces.get(case.id)
         if event is not None:
             detail = event.detail or {}
-            item["last_bounce"] = {"at": _iso(event.at), "by": detail.get("by") or event.actor,
-                                   "reason": detail.get("reason"), "evidence": detail.get("evidence")}
+            item["last_bounce"] = {
+                "at": _iso(event.at),
+                "by": detail.get("by") or event.actor,
+                "reason": detail.get("reason"),
+                "evidence": detail.get("evidence"),
+            }
         item["attachments_count"] = int(attachments.get(case.id, 0))
         out.append(item)
     return out
@@ -698,8 +935,14 @@ def case_history(case: Case) -> list[dict[str, Any]]:
     return [_event(e) for e in case.events]
 
 
-ACTION_ZH = {"reported": "上报", "located": "定位", "merge_in": "并入", "escalate": "超期升级",
-             "boundary_change": "边界调整", "attach": "上传照片"}
+ACTION_ZH = {
+    "reported": "上报",
+    "located": "定位",
+    "merge_in": "并入",
+    "escalate": "超期升级",
+    "boundary_change": "边界调整",
+    "attach": "上传照片",
+}
 
 
 def action_zh(action: str) -> str:
@@ -709,8 +952,15 @@ def action_zh(action: str) -> str:
 
 
 def _event(e: CaseEvent) -> dict[str, Any]:
-    return {"at": _iso(e.at), "actor": e.actor, "action": e.action, "action_zh": action_zh(e.action),
-            "from_state": e.from_state, "to_state": e.to_state, "detail": e.detail}
+    return {
+        "at": _iso(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "action_zh": action_zh(e.action),
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "detail": e.detail,
+    }
 
 
 def full_history(session: Session, case: Case) -> list[dict[str, Any]]:
@@ -734,12 +984,25 @@ def routing(session: Session, case: Case, who: Principal | None = None) -> dict[
     candidate grids)."""
     from gridmap.tables import Area, PartyOrg, Staff
 
-    codes = [c for c in (case.district_code, case.subdistrict_code, case.community_code, case.grid_code,
-                         case.microgrid_code) if c]
-    names = dict(session.execute(sa.select(Area.code, Area.name).where(
-        Area.code.in_(codes), Area.generation_id == case.generation_id)).all()) if codes else {}
-    chain = [{"level": level, "code": getattr(case, column.key), "name": names.get(getattr(case, column.key))}
-             for level, column in LEVEL_COLUMNS.items() if getattr(case, column.key)]
+    codes = [
+        c
+        for c in (case.district_code, case.subdistrict_code, case.community_code, case.grid_code, case.microgrid_code)
+        if c
+    ]
+    names = (
+        dict(
+            session.execute(
+                sa.select(Area.code, Area.name).where(Area.code.in_(codes), Area.generation_id == case.generation_id)
+            ).all()
+        )
+        if codes
+        else {}
+    )
+    chain = [
+        {"level": level, "code": getattr(case, column.key), "name": names.get(getattr(case, column.key))}
+        for level, column in LEVEL_COLUMNS.items()
+        if getattr(case, column.key)
+    ]
     branch = session.get(PartyOrg, case.branch_id) if case.branch_id else None
     worker = session.get(Staff, case.assignee_id) if case.assignee_id else None
     department = session.get(Department, case.department_id) if case.department_id else None
@@ -750,18 +1013,38 @@ def routing(session: Session, case: Case, who: Principal | None = None) -> dict[
     return {
         "chain": chain,
         "branch": {"id": branch.id, "name": branch.name, "secretary": branch.secretary_name} if branch else None,
-        "worker": {"id": worker.id, "name": worker.name,
-                   "phone": worker.phone if may_call_holder(who, case, department.code if department else None)
-                   else mask_phone(worker.phone)} if worker else None,
+        "worker": {
+            "id": worker.id,
+            "name": worker.name,
+            "phone": worker.phone
+            if may_call_holder(who, case, department.code if department else None)
+            else mask_phone(worker.phone),
+        }
+        if worker
+        else None,
         "department": {"code": department.code, "name": department.name} if department else None,
         "rule": (routed.detail or {}).get("rule") if routed else None,
-        "routed_by": {"action": routed.action, "at": _iso(routed.at), "actor": routed.actor,
-                      "reason": (routed.detail or {}).get("reason")} if routed else None,
-        "located": {"method": method, "flags": flags,
-                    "candidates": [c["code"] if isinstance(c, dict) else c for c in (
-                        case.locate_candidates if case.locate_candidates is not None else
-                        (((located.detail or {}).get("candidates") or []) if located else []))],
-                    "crs": ((located.detail or {}).get("crs")) if located else case.raw_crs},
+        "routed_by": {
+            "action": routed.action,
+            "at": _iso(routed.at),
+            "actor": routed.actor,
+            "reason": (routed.detail or {}).get("reason"),
+        }
+        if routed
+        else None,
+        "located": {
+            "method": method,
+            "flags": flags,
+            "candidates": [
+                c["code"] if isinstance(c, dict) else c
+                for c in (
+                    case.locate_candidates
+                    if case.locate_candidates is not None
+                    else (((located.detail or {}).get("candidates") or []) if located else [])
+                )
+            ],
+            "crs": ((located.detail or {}).get("crs")) if located else case.raw_crs,
+        },
     }
 
 

@@ -37,8 +37,18 @@ STATUS_UNRESOLVED = 1
 _CACHE = True
 # the numba kernels, compiled (or loaded from numba's cache) on first use by `_jit`: building an index and single
 # lookups use them; `CellIndex.query` uses them only when they are loaded already, and numpy otherwise
-_KERNELS = ("_pip", "_orient_sign", "_crosses", "_fill", "_mark", "_classify", "_pack", "_resolve", "_gather",
-            "_resolve_many")
+_KERNELS = (
+    "_pip",
+    "_orient_sign",
+    "_crosses",
+    "_fill",
+    "_mark",
+    "_classify",
+    "_pack",
+    "_resolve",
+    "_gather",
+    "_resolve_many",
+)
 _JIT_LOCK = threading.Lock()
 _JITTED = False
 
@@ -63,7 +73,16 @@ def _flatten(geoms: Iterable[BaseGeometry]) -> tuple[np.ndarray, np.ndarray, np.
     return np.concatenate(xs_parts), np.concatenate(ys_parts), ring_off, poly_ring
 
 
-def _pip(p: int | np.integer[Any], px: float, py: float, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float) -> int:
+def _pip(
+    p: int | np.integer[Any],
+    px: float,
+    py: float,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ring_off: np.ndarray,
+    poly_ring: np.ndarray,
+    eps: float,
+) -> int:
     """Crossing-number test of polygon `p`: 1 inside, 0 outside, -1 within `eps` of its boundary."""
     inside = False
     for r in range(poly_ring[p], poly_ring[p + 1]):
@@ -95,7 +114,22 @@ def _pip(p: int | np.integer[Any], px: float, py: float, xs: np.ndarray, ys: np.
     return 1 if inside else 0
 
 
-def _fill(n_poly: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, bounds: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, label: np.ndarray, nfill: np.ndarray) -> None:
+def _fill(
+    n_poly: int,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ring_off: np.ndarray,
+    poly_ring: np.ndarray,
+    bounds: np.ndarray,
+    x0: float,
+    y0: float,
+    dx: float,
+    dy: float,
+    nx: int,
+    ny: int,
+    label: np.ndarray,
+    nfill: np.ndarray,
+) -> None:
     """Scan-convert every polygon at cell centres; the smallest polygon index is written last and so wins."""
     buf = np.empty(4096, np.float64)
     for p in range(n_poly - 1, -1, -1):
@@ -126,7 +160,23 @@ def _fill(n_poly: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, pol
                         nfill[base + c] += 1
 
 
-def _mark(n_poly: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, eps: float, out: np.ndarray, out_edge: np.ndarray, count_only: bool) -> int:
+def _mark(
+    n_poly: int,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ring_off: np.ndarray,
+    poly_ring: np.ndarray,
+    x0: float,
+    y0: float,
+    dx: float,
+    dy: float,
+    nx: int,
+    ny: int,
+    eps: float,
+    out: np.ndarray,
+    out_edge: np.ndarray,
+    count_only: bool,
+) -> int:
     """Every (cell, polygon) pair such that an edge of the polygon comes within `eps` of the cell.
 
     Two passes: with `count_only` it returns how many pairs there are, otherwise it writes them to `out` as
@@ -195,7 +245,23 @@ def _crosses(cx: float, cy: float, qx: float, qy: float, ax: float, ay: float, b
     return -1
 
 
-def _classify(keys: np.ndarray, edges: np.ndarray, n_poly: int, label: np.ndarray, nfill: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _classify(
+    keys: np.ndarray,
+    edges: np.ndarray,
+    n_poly: int,
+    label: np.ndarray,
+    nfill: np.ndarray,
+    x0: float,
+    y0: float,
+    dx: float,
+    dy: float,
+    nx: int,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ring_off: np.ndarray,
+    poly_ring: np.ndarray,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Turn (cell, polygon, edge) triples, sorted by cell then polygon, into boundary cells.
 
     `label` is recoded: >= 0 interior leaf, -1 outside, -2 overlap (fallback), <= -3 boundary cell -(v + 3).
@@ -268,7 +334,16 @@ def _classify(keys: np.ndarray, edges: np.ndarray, n_poly: int, label: np.ndarra
     return cell_off, cell_full, cand_poly[:m], cand_in[:m], cand_off[: m + 1]
 
 
-def _pack(cell_off: np.ndarray, cell_full: np.ndarray, cand_poly: np.ndarray, cand_in: np.ndarray, cand_off: np.ndarray, edges: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pack(
+    cell_off: np.ndarray,
+    cell_full: np.ndarray,
+    cand_poly: np.ndarray,
+    cand_in: np.ndarray,
+    cand_off: np.ndarray,
+    edges: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Lay each boundary cell out as one contiguous run of float64, so that answering a point there touches
     one or two cache lines: [n_candidates, full, then per candidate: polygon, inside-at-centre, n_edges,
     and n_edges × (x1, y1, x2, y2)]."""
@@ -300,7 +375,24 @@ def _pack(cell_off: np.ndarray, cell_full: np.ndarray, cand_poly: np.ndarray, ca
     return blob_off, blob
 
 
-def _resolve(b: int, col: int, row: int, px: float, py: float, x0: float, y0: float, dx: float, dy: float, blob_off: np.ndarray, blob: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float) -> tuple[int, int]:
+def _resolve(
+    b: int,
+    col: int,
+    row: int,
+    px: float,
+    py: float,
+    x0: float,
+    y0: float,
+    dx: float,
+    dy: float,
+    blob_off: np.ndarray,
+    blob: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ring_off: np.ndarray,
+    poly_ring: np.ndarray,
+    eps: float,
+) -> tuple[int, int]:
     """(winner, status) of a point in boundary cell `b` (at col, row)."""
     o = blob_off[b]
     n_cand = int(blob[o])
@@ -335,7 +427,18 @@ def _resolve(b: int, col: int, row: int, px: float, py: float, x0: float, y0: fl
     return win, STATUS_OK
 
 
-def _gather(px_arr: np.ndarray, py_arr: np.ndarray, x0: float, y0: float, inv_dx: float, inv_dy: float, nx: int, ny: int, label: np.ndarray, out: np.ndarray) -> int:
+def _gather(
+    px_arr: np.ndarray,
+    py_arr: np.ndarray,
+    x0: float,
+    y0: float,
+    inv_dx: float,
+    inv_dy: float,
+    nx: int,
+    ny: int,
+    label: np.ndarray,
+    out: np.ndarray,
+) -> int:
     """Every point's cell label, branch-free so that the memory reads overlap; returns how many points fell in
     boundary or overlap cells (label <= -2)."""
     n_hard = 0
@@ -350,7 +453,27 @@ def _gather(px_arr: np.ndarray, py_arr: np.ndarray, x0: float, y0: float, inv_dx
     return n_hard
 
 
-def _resolve_many(order: np.ndarray, px_arr: np.ndarray, py_arr: np.ndarray, x0: float, y0: float, inv_dx: float, inv_dy: float, dx: float, dy: float, label: np.ndarray, blob_off: np.ndarray, blob: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_ring: np.ndarray, eps: float, out: np.ndarray, status: np.ndarray) -> None:
+def _resolve_many(
+    order: np.ndarray,
+    px_arr: np.ndarray,
+    py_arr: np.ndarray,
+    x0: float,
+    y0: float,
+    inv_dx: float,
+    inv_dy: float,
+    dx: float,
+    dy: float,
+    label: np.ndarray,
+    blob_off: np.ndarray,
+    blob: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    ring_off: np.ndarray,
+    poly_ring: np.ndarray,
+    eps: float,
+    out: np.ndarray,
+    status: np.ndarray,
+) -> None:
     """Resolve the points `order` (in boundary or overlap cells), visited in cell order for memory locality."""
     for i in order:
         v = out[i]
@@ -362,8 +485,7 @@ def _resolve_many(order: np.ndarray, px_arr: np.ndarray, py_arr: np.ndarray, x0:
         py = py_arr[i]
         col = int((px - x0) * inv_dx)
         row = int((py - y0) * inv_dy)
-        w, st = _resolve(-3 - v, col, row, px, py, x0, y0, dx, dy, blob_off, blob, xs, ys, ring_off, poly_ring,
-                         eps)
+        w, st = _resolve(-3 - v, col, row, px, py, x0, y0, dx, dy, blob_off, blob, xs, ys, ring_off, poly_ring, eps)
         out[i] = w
         status[i] = st
 
@@ -418,8 +540,15 @@ def _crosses_np(cx: Any, cy: Any, qx: Any, qy: Any, ax: Any, ay: Any, bx: Any, b
     return np.where(no, 0, np.where(yes, 1, -1)).astype(np.int8)
 
 
-def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarray, status: np.ndarray,
-              clear: np.ndarray | None = None, margin: float = 0.0) -> None:
+def _query_np(
+    cells: CellIndex,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    out: np.ndarray,
+    status: np.ndarray,
+    clear: np.ndarray | None = None,
+    margin: float = 0.0,
+) -> None:
     """`_gather` and `_resolve_many` in numpy: the same cells, candidates and crossing tests, so the same answers;
     a point in a cell whose candidates are tested in full (`cell_full`, rare) is left to the reference, as is one
     the crossing tests cannot decide. Used when the numba kernels are not loaded: a process that only loads an
@@ -470,8 +599,9 @@ def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarra
         e_left = n_edges[e_sel]
         while len(e_sel):  # edge j of those candidates at once
             pts = sel[e_sel]
-            crossed = _crosses_np(cxr[pts], cyr[pts], px[pts], py[pts], blob[eo], blob[eo + 1], blob[eo + 2],
-                                  blob[eo + 3])
+            crossed = _crosses_np(
+                cxr[pts], cyr[pts], px[pts], py[pts], blob[eo], blob[eo + 1], blob[eo + 2], blob[eo + 3]
+            )
             unresolved[pts] |= crossed < 0
             res[e_sel] ^= (crossed == 1).astype(np.int8)
             eo = eo + 4
@@ -490,8 +620,17 @@ def _query_np(cells: CellIndex, lon: np.ndarray, lat: np.ndarray, out: np.ndarra
     status[hard] = np.where(unresolved, STATUS_UNRESOLVED, STATUS_OK)
 
 
-def _clear(v: np.ndarray, fx: np.ndarray, fy: np.ndarray, col: np.ndarray, row: np.ndarray, dx: float, dy: float,
-           margin: float, clear: np.ndarray) -> None:
+def _clear(
+    v: np.ndarray,
+    fx: np.ndarray,
+    fy: np.ndarray,
+    col: np.ndarray,
+    row: np.ndarray,
+    dx: float,
+    dy: float,
+    margin: float,
+    clear: np.ndarray,
+) -> None:
     """Into `clear`: the cell is interior (v >= 0) and each of its four sides is farther than `margin` from the
     point, (fx - col) * dx and so on — the terms whose minimum `batch` compared before, so the same points."""
     np.greater_equal(v, 0, out=clear)
@@ -508,8 +647,9 @@ class CellIndex:
     def __init__(self, geoms: Iterable[BaseGeometry], cells_per_leaf: float = 400.0, max_cells: int = 48_000_000):
         geoms = list(geoms)
         self.n = len(geoms)
-        flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = _flatten(geoms) if geoms else (
-            np.zeros(0), np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = (
+            _flatten(geoms) if geoms else (np.zeros(0), np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        )
         self.xs, self.ys, self.ring_off, self.poly_ring = flat
         bounds = shapely.bounds(np.asarray(geoms, dtype=object)) if geoms else np.zeros((0, 4))
         if not geoms:
@@ -539,10 +679,36 @@ class CellIndex:
         label = np.full(n_cells, -1, np.int32)
         _jit()
         nfill = np.zeros(n_cells, np.uint8)
-        _fill(self.n, self.xs, self.ys, self.ring_off, self.poly_ring, bounds, self.x0, self.y0, self.dx, self.dy,
-              self.nx, self.ny, label, nfill)
-        args = (self.n, self.xs, self.ys, self.ring_off, self.poly_ring, self.x0, self.y0, self.dx, self.dy,
-                self.nx, self.ny, EPS)
+        _fill(
+            self.n,
+            self.xs,
+            self.ys,
+            self.ring_off,
+            self.poly_ring,
+            bounds,
+            self.x0,
+            self.y0,
+            self.dx,
+            self.dy,
+            self.nx,
+            self.ny,
+            label,
+            nfill,
+        )
+        args = (
+            self.n,
+            self.xs,
+            self.ys,
+            self.ring_off,
+            self.poly_ring,
+            self.x0,
+            self.y0,
+            self.dx,
+            self.dy,
+            self.nx,
+            self.ny,
+            EPS,
+        )
         count = _mark(*args, np.zeros(0, np.int64), np.zeros(0, np.int32), True)
         keys = np.empty(count, np.int64)
         edges = np.empty(count, np.int32)
@@ -551,8 +717,23 @@ class CellIndex:
         keys = keys[order]
         edges = edges[order]
         del order
-        classified = _classify(keys, edges, self.n, label, nfill, self.x0, self.y0, self.dx, self.dy, self.nx,
-                               self.xs, self.ys, self.ring_off, self.poly_ring, EPS)
+        classified = _classify(
+            keys,
+            edges,
+            self.n,
+            label,
+            nfill,
+            self.x0,
+            self.y0,
+            self.dx,
+            self.dy,
+            self.nx,
+            self.xs,
+            self.ys,
+            self.ring_off,
+            self.poly_ring,
+            EPS,
+        )
         del keys
         self.blob_off, self.blob = _pack(*classified, edges, self.xs, self.ys)
         del classified, edges
@@ -565,18 +746,49 @@ class CellIndex:
         return sum(a.nbytes for a in self._arrays() if isinstance(a, np.ndarray))
 
     def _arrays(self) -> tuple[Any, ...]:
-        return (self.x0, self.y0, self.inv_dx, self.inv_dy, self.dx, self.dy, self.nx, self.ny, self.label,
-                self.blob_off, self.blob, self.xs, self.ys, self.ring_off, self.poly_ring, EPS)
+        return (
+            self.x0,
+            self.y0,
+            self.inv_dx,
+            self.inv_dy,
+            self.dx,
+            self.dy,
+            self.nx,
+            self.ny,
+            self.label,
+            self.blob_off,
+            self.blob,
+            self.xs,
+            self.ys,
+            self.ring_off,
+            self.poly_ring,
+            EPS,
+        )
 
     def stats(self) -> dict[str, Any]:
         """Cell counts by kind, for reports and benchmarks."""
         lab = self.label
-        return {"cells": int(lab.size), "nx": self.nx, "ny": self.ny, "cell_m": round(self.dy * 111_320, 2),
-                "interior": int((lab >= 0).sum()), "outside": int((lab == -1).sum()),
-                "boundary": int((lab <= -3).sum()), "overlap": int((lab == -2).sum()), "mbytes": self.nbytes / 1e6}
+        return {
+            "cells": int(lab.size),
+            "nx": self.nx,
+            "ny": self.ny,
+            "cell_m": round(self.dy * 111_320, 2),
+            "interior": int((lab >= 0).sum()),
+            "outside": int((lab == -1).sum()),
+            "boundary": int((lab <= -3).sum()),
+            "overlap": int((lab == -2).sum()),
+            "mbytes": self.nbytes / 1e6,
+        }
 
-    def query(self, lon: npt.ArrayLike, lat: npt.ArrayLike, *, kernel: str | None = None,
-              clear: np.ndarray | None = None, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def query(
+        self,
+        lon: npt.ArrayLike,
+        lat: npt.ArrayLike,
+        *,
+        kernel: str | None = None,
+        clear: np.ndarray | None = None,
+        margin: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(winner index or -1, status) for arrays of WGS84 points; status 1 = answer with the reference.
 
         `kernel`: "numba" (the compiled kernels), "numpy", or None: numba when this process has the kernels loaded
@@ -602,9 +814,27 @@ class CellIndex:
                 hard = np.flatnonzero(out <= -2)
                 # descending label = ascending boundary cell number = the order of the packed cells in memory
                 hard = hard[np.argsort(-out[hard], kind="stable")] if n_hard > 1 else hard
-                _resolve_many(hard, lon, lat, self.x0, self.y0, self.inv_dx, self.inv_dy, self.dx, self.dy,
-                              self.label, self.blob_off, self.blob, self.xs, self.ys, self.ring_off, self.poly_ring,
-                              EPS, out, status)
+                _resolve_many(
+                    hard,
+                    lon,
+                    lat,
+                    self.x0,
+                    self.y0,
+                    self.inv_dx,
+                    self.inv_dy,
+                    self.dx,
+                    self.dy,
+                    self.label,
+                    self.blob_off,
+                    self.blob,
+                    self.xs,
+                    self.ys,
+                    self.ring_off,
+                    self.poly_ring,
+                    EPS,
+                    out,
+                    status,
+                )
         if clear is not None:
             clear[:] = self.clear_of(lon, lat, margin) if self.n else False
         nan = np.isnan(lon) | np.isnan(lat)
@@ -644,5 +874,21 @@ class CellIndex:
         if v == -2:
             return -1, STATUS_UNRESOLVED
         _jit()
-        return _resolve(-3 - v, int(fx), int(fy), float(lon), float(lat), self.x0, self.y0, self.dx, self.dy,
-                        self.blob_off, self.blob, self.xs, self.ys, self.ring_off, self.poly_ring, EPS)
+        return _resolve(
+            -3 - v,
+            int(fx),
+            int(fy),
+            float(lon),
+            float(lat),
+            self.x0,
+            self.y0,
+            self.dx,
+            self.dy,
+            self.blob_off,
+            self.blob,
+            self.xs,
+            self.ys,
+            self.ring_off,
+            self.poly_ring,
+            EPS,
+        )

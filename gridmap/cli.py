@@ -47,7 +47,9 @@ storage: Any = _Deferred("gridmap.storage")
 
 
 def _engine(args: argparse.Namespace) -> Engine:
-    engine: Engine = storage.make_engine(storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL")))
+    engine: Engine = storage.make_engine(
+        storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL"))
+    )
     return engine
 
 
@@ -59,7 +61,7 @@ def cmd_case_partitions(args: argparse.Namespace) -> int:
     from gridmap import case_partitions
 
     now = dt.datetime.now(dt.UTC)
-    since = (dt.datetime.strptime(args.since, "%Y-%m").replace(tzinfo=case_partitions.CST) if args.since else now)
+    since = dt.datetime.strptime(args.since, "%Y-%m").replace(tzinfo=case_partitions.CST) if args.since else now
     until = now + dt.timedelta(days=31 * args.months_ahead)
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
         found = case_partitions.partitions(session)
@@ -124,8 +126,9 @@ def cmd_user(args: argparse.Namespace) -> int:
             return 0
         if args.user_command == "add":
             password, generated = _password(args)
-            spec = accounts.AccountSpec(args.name, args.role, tuple(args.area or ()), args.department, args.staff_id,
-                                        args.display_name)
+            spec = accounts.AccountSpec(
+                args.name, args.role, tuple(args.area or ()), args.department, args.staff_id, args.display_name
+            )
             account = accounts.add_account(session, spec, password)
             print(json.dumps(accounts.account_dict(account), ensure_ascii=False))
             if generated:
@@ -137,8 +140,10 @@ def cmd_user(args: argparse.Namespace) -> int:
         if args.user_command == "passwd":
             password, generated = _password(args)
             accounts.update_account(session, account.id, password=password)
-            print(f"password of {args.name} changed; its sessions ended" +
-                  (f"; new password (shown only now): {password}" if generated else ""))
+            print(
+                f"password of {args.name} changed; its sessions ended"
+                + (f"; new password (shown only now): {password}" if generated else "")
+            )
         else:  # disable / enable
             accounts.update_account(session, account.id, active=args.user_command == "enable")
             print(f"{args.name} {args.user_command}d")
@@ -155,8 +160,9 @@ def cmd_apikey(args: argparse.Namespace) -> int:
             for key in session.scalars(sa.select(ApiKey).order_by(ApiKey.id)):
                 print(json.dumps(accounts.api_key_dict(key), ensure_ascii=False))
         elif args.key_command == "add":
-            key, secret = accounts.add_api_key(session, args.name, tuple(args.scope), areas=tuple(args.area or ()),
-                                               created_by="cli")
+            key, secret = accounts.add_api_key(
+                session, args.name, tuple(args.scope), areas=tuple(args.area or ()), created_by="cli"
+            )
             print(json.dumps(accounts.api_key_dict(key), ensure_ascii=False))
             print(f"API key (shown only now): {secret}")
         else:
@@ -190,8 +196,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     districts = ["530111", "140213", "511302", "320282"] if args.district == "all" else args.district.split(",")
     for adcode in districts:
         with _acting(), storage.session_scope(factory) as session:
-            summary = load_demo(session, adcode, small=args.small, seed=args.seed, today=today,
-                                progress=Progress(enabled=not args.no_progress))
+            summary = load_demo(
+                session,
+                adcode,
+                small=args.small,
+                seed=args.seed,
+                today=today,
+                progress=Progress(enabled=not args.no_progress),
+            )
         print(json.dumps(summary.__dict__, ensure_ascii=False))
     with _acting(), storage.session_scope(factory) as session:
         made = create_demo_accounts(session, districts[0])
@@ -214,8 +226,14 @@ def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> in
             return 0
     today = dt.date.fromisoformat(args.today) if args.today else None
     with _acting():
-        summary = load_province(factory, scale, seed=53 if args.seed is None else args.seed, today=today,
-                                append=args.append, progress=Progress(enabled=not args.no_progress))
+        summary = load_province(
+            factory,
+            scale,
+            seed=53 if args.seed is None else args.seed,
+            today=today,
+            append=args.append,
+            progress=Progress(enabled=not args.no_progress),
+        )
     print(json.dumps(summary.__dict__, ensure_ascii=False))
     from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
     from gridmap.demo.province import PROVINCE_DISTRICTS
@@ -264,8 +282,16 @@ def cmd_locate(args: argparse.Namespace) -> int:
     engine = _engine(args)
     with storage.make_sessionmaker(engine)() as session:
         index = _index(session, args.as_of)
-        result = locate(session, index, args.lon, args.lat, args.crs, address=args.address,
-                        accuracy_m=args.accuracy_m, as_of=_date("as-of", args.as_of) if args.as_of else None)
+        result = locate(
+            session,
+            index,
+            args.lon,
+            args.lat,
+            args.crs,
+            address=args.address,
+            accuracy_m=args.accuracy_m,
+            as_of=_date("as-of", args.as_of) if args.as_of else None,
+        )
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
 
@@ -277,9 +303,16 @@ def cmd_locate_file(args: argparse.Namespace) -> int:
         raise ValueError(f"--chunk-rows: {args.chunk_rows} is not a number of rows (1 or more)")
     # the index of the generation from the file kept per generation and content (read without the ORM when it
     # is there for the active generation's rows as they are now)
-    summary = locate_file_at(args.database or os.environ.get("GRIDMAP_DATABASE_URL"), args.input, args.output,
-                             crs=args.crs, near_m=args.near_m, as_of=_date("as-of", args.as_of) if args.as_of else None,
-                             chunk_rows=args.chunk_rows, show_progress=False if args.no_progress else None)
+    summary = locate_file_at(
+        args.database or os.environ.get("GRIDMAP_DATABASE_URL"),
+        args.input,
+        args.output,
+        crs=args.crs,
+        near_m=args.near_m,
+        as_of=_date("as-of", args.as_of) if args.as_of else None,
+        chunk_rows=args.chunk_rows,
+        show_progress=False if args.no_progress else None,
+    )
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -298,13 +331,22 @@ def cmd_import_hotline(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ValueError(f"{path.name}: not a regular file")
     if path.stat().st_size > MAX_FILE_BYTES:  # measured before it is read
-        raise ValueError(f"{path.name}: {path.stat().st_size:,} bytes; at most {MAX_FILE_BYTES // 2**20} MB per "
-                         "import, split the export")
+        raise ValueError(
+            f"{path.name}: {path.stat().st_size:,} bytes; at most {MAX_FILE_BYTES // 2**20} MB per "
+            "import, split the export"
+        )
     factory = storage.make_sessionmaker(_engine(args))
     with factory() as session:
         index = load_index(session)
-    result = import_export(factory, index, path.read_bytes(), kind, crs=args.crs, actor="cli:import-hotline",
-                           progress=Progress(enabled=not args.no_progress))
+    result = import_export(
+        factory,
+        index,
+        path.read_bytes(),
+        kind,
+        crs=args.crs,
+        actor="cli:import-hotline",
+        progress=Progress(enabled=not args.no_progress),
+    )
     if args.report:
         report = Path(args.report)
         report.write_bytes(report_file(result, "xlsx" if report.suffix.lower() == ".xlsx" else "csv"))
@@ -323,8 +365,10 @@ def cmd_measures(args: argparse.Namespace) -> int:
         period, table = measures(session, args.by, since=since, until=until, under=args.under)
     out = Path(args.output)
     out.write_bytes(export(table, "xlsx" if out.suffix.lower() == ".xlsx" else "csv", lang=args.lang))
-    print(f"{len(table) - 1} {args.by} rows and the total for {period.since:%Y-%m-%d %H:%M} – "
-          f"{period.until:%Y-%m-%d %H:%M} UTC written to {out}")
+    print(
+        f"{len(table) - 1} {args.by} rows and the total for {period.since:%Y-%m-%d %H:%M} – "
+        f"{period.until:%Y-%m-%d %H:%M} UTC written to {out}"
+    )
     return 0
 
 
@@ -344,8 +388,9 @@ def cmd_relocate(args: argparse.Namespace) -> int:
         raise ValueError(f"--summary: {Path(args.summary).name!r} must end in .csv, .xlsx or .parquet")
     with storage.make_sessionmaker(_engine(args))() as session:
         generation = _generation_id(session, args.generation)
-    _, per_grid, totals = relocate.relocate(url, generation, scheduler=args.scheduler,
-                                            rows_per_partition=args.rows_per_partition, out=out)
+    _, per_grid, totals = relocate.relocate(
+        url, generation, scheduler=args.scheduler, rows_per_partition=args.rows_per_partition, out=out
+    )
     if out is not None:
         totals["written"] = str(out)
     if args.summary:
@@ -374,9 +419,15 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     band = args.household_band if args.household_band is not None else os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
     with storage.make_sessionmaker(_engine(args))() as session:
         gen = get_generation(session, _generation_id(session, args.generation))
-        report = bc.check_generation(session, gen.id, noise_m2=args.noise_m2, sliver_m2=args.sliver_m2,
-                                     gap_width_m=args.gap_width_m, grid_size_m=args.grid_size_m,
-                                     household_band=band)
+        report = bc.check_generation(
+            session,
+            gen.id,
+            noise_m2=args.noise_m2,
+            sliver_m2=args.sliver_m2,
+            gap_width_m=args.gap_width_m,
+            grid_size_m=args.grid_size_m,
+            household_band=band,
+        )
         name, status = gen.name, gen.status
     summary = _check_summary(report, name, status)
     if args.json:
@@ -393,13 +444,21 @@ def cmd_boundaries_import(args: argparse.Namespace) -> int:
     from gridmap import boundary_import as bi
 
     limits = bi.Limits(**{field: int(os.environ[env]) for field, env in bi.LIMIT_ENV.items() if os.environ.get(env)})
-    options = bi.Options(crs=args.crs, layer=args.layer, code_field=args.code_field, name_field=args.name_field,
-                         level=args.level, name=args.name, encoding=args.encoding,
-                         activate=_date("activate", args.activate) if args.activate else None)
+    options = bi.Options(
+        crs=args.crs,
+        layer=args.layer,
+        code_field=args.code_field,
+        name_field=args.name_field,
+        level=args.level,
+        name=args.name,
+        encoding=args.encoding,
+        activate=_date("activate", args.activate) if args.activate else None,
+    )
     band = os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
-        summary = bi.import_boundaries(session, [(f, None) for f in args.file], options, limits, actor="cli",
-                                       household_band=band)
+        summary = bi.import_boundaries(
+            session, [(f, None) for f in args.file], options, limits, actor="cli", household_band=band
+        )
     print(json.dumps(summary, ensure_ascii=False, indent=1))
     return 0
 
@@ -465,9 +524,13 @@ def cmd_boundaries_export(args: argparse.Namespace) -> int:
 def _check_summary(report: Mapping[str, Any], name: str, status: str) -> str:
     from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
 
-    lines = [f"边界检查 boundary check: 第 {report['generation_id']} 版「{name}」({status})，{report['areas']} 个区域 areas",
-             _cell("类型 kind", 28) + _cell("级别 severity", 16) + _cell("数量 count", 12, right=True)
-             + _cell("面积 area m²", 18, right=True)]
+    lines = [
+        f"边界检查 boundary check: 第 {report['generation_id']} 版「{name}」({status})，{report['areas']} 个区域 areas",
+        _cell("类型 kind", 28)
+        + _cell("级别 severity", 16)
+        + _cell("数量 count", 12, right=True)
+        + _cell("面积 area m²", 18, right=True),
+    ]
     for kind in KINDS:
         found = [p for p in report["problems"] if p["kind"] == kind]
         if not found:
@@ -476,8 +539,12 @@ def _check_summary(report: Mapping[str, Any], name: str, status: str) -> str:
         area = sum(p["area_m2"] or 0.0 for p in found)
         area_text = f"{area:,.2f}" if any(p["area_m2"] is not None for p in found) else "—"
         label = f"{KIND_NAMES_ZH[kind]} {kind}"
-        lines.append(_cell(label, 28) + _cell(severity, 16) + _cell(str(len(found)), 12, right=True)
-                     + _cell(area_text, 18, right=True))
+        lines.append(
+            _cell(label, 28)
+            + _cell(severity, 16)
+            + _cell(str(len(found)), 12, right=True)
+            + _cell(area_text, 18, right=True)
+        )
     errors = sum(p["severity"] == "error" for p in report["problems"])
     warnings = len(report["problems"]) - errors
     if not report["problems"]:
@@ -527,22 +594,34 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--today", help="reference date of the year of cases (YYYY-MM-DD)")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when areas are already loaded")
     demo.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
-    demo.add_argument("--scale", choices=("district", "province"), default="district",
-                      help="district: the demo district(s) (default); province: 16 Yunnan districts, "
-                           "~200,000 micro-grids, ~10,000,000 cases (gridmap.demo.province)")
+    demo.add_argument(
+        "--scale",
+        choices=("district", "province"),
+        default="district",
+        help="district: the demo district(s) (default); province: 16 Yunnan districts, "
+        "~200,000 micro-grids, ~10,000,000 cases (gridmap.demo.province)",
+    )
     demo.add_argument("--districts", type=int, default=16, help="province: how many of the 16 districts")
     demo.add_argument("--microgrids", type=int, default=200_000, help="province: micro-grids over all districts")
     demo.add_argument("--cases", type=int, default=10_000_000, help="province: cases over all districts")
-    demo.add_argument("--append", action="store_true",
-                      help="province: load beside areas already in the database (default: refuse)")
+    demo.add_argument(
+        "--append", action="store_true", help="province: load beside areas already in the database (default: refuse)"
+    )
     demo.set_defaults(func=cmd_demo)
     serve = sub.add_parser("serve", help="serve the API and the map")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes over the one database (each "
-                       "follows the others' changes before its next answer)")
-    serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs "
-                       "about a tenth of a millisecond per request)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes over the one database (each follows the others' changes before its next answer)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off by default: it costs about a tenth of a millisecond per request)",
+    )
     serve.set_defaults(func=cmd_serve)
     if command in (None, "user", "apikey"):
         from gridmap.policy import ROLES, SCOPES
@@ -554,15 +633,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add = users.add_parser("add", help="create an account (a random password is printed unless --password-stdin)")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--area", action="append", help="an area code it acts for, with everything under it "
-                     "(repeatable)")
+    add.add_argument("--area", action="append", help="an area code it acts for, with everything under it (repeatable)")
     add.add_argument("--department", help="a department account's department code")
     add.add_argument("--staff-id", type=int, help="a worker account's staff record")
     add.add_argument("--display-name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     users.add_parser("list", help="list the accounts")
-    for name, text in (("passwd", "set a new password (ends its sessions)"), ("disable", "stop an account"),
-                       ("enable", "let a stopped account sign in again")):
+    for name, text in (
+        ("passwd", "set a new password (ends its sessions)"),
+        ("disable", "stop an account"),
+        ("enable", "let a stopped account sign in again"),
+    ):
         cmd = users.add_parser(name, help=text)
         cmd.add_argument("name")
         if name == "passwd":
@@ -588,12 +669,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     loc.set_defaults(func=cmd_locate)
     lf = sub.add_parser("locate-file", help="locate every row of a CSV, XLSX, GeoPackage or Parquet file")
     lf.add_argument("input", help="rows with lon/lat columns, a geometry, or an address column")
-    lf.add_argument("output", help="the same rows with chain codes, branch, method and flags (.csv .xlsx .gpkg .parquet)")
+    lf.add_argument(
+        "output", help="the same rows with chain codes, branch, method and flags (.csv .xlsx .gpkg .parquet)"
+    )
     lf.add_argument("--crs", default="wgs84", help="coordinate system of lon/lat (wgs84, gcj02, bd09, EPSG:nnnn)")
     lf.add_argument("--as-of", help="the boundaries in force on this day (YYYY-MM-DD)")
     lf.add_argument("--near-m", type=float, default=0.0, help="flag points this close to another grid")
-    lf.add_argument("--chunk-rows", type=int, default=250_000, help="CSV and Parquet rows read, located and written "
-                    "at a time (memory grows with it, not with the file)")
+    lf.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=250_000,
+        help="CSV and Parquet rows read, located and written at a time (memory grows with it, not with the file)",
+    )
     lf.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal's stderr)")
     lf.set_defaults(func=cmd_locate_file)
     imp = sub.add_parser("import-hotline", help="import a 12345 hotline export (CSV or XLSX)")
@@ -606,57 +693,90 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     bnds = bnd.add_subparsers(dest="boundaries_command", required=True)
     chk = bnds.add_parser("check", help="the validation report of a generation (exit 1 when it has errors)")
     chk.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
-    chk.add_argument("--json", action="store_true", help="print the whole report as JSON (the summary goes to "
-                     "standard error)")
+    chk.add_argument(
+        "--json", action="store_true", help="print the whole report as JSON (the summary goes to standard error)"
+    )
     if command in (None, "boundaries"):
         _check_options(chk)
     bnd.set_defaults(func=cmd_boundaries)
-    bim = bnds.add_parser("import", help="import a city's own boundaries (GeoJSON, GeoPackage, Shapefile .zip, KML, "
-                          "KMZ, CSV with WKT) as a draft; prints a JSON summary")
-    bim.add_argument("file", metavar="FILE", nargs="+", help="the file of leaves (and, optionally, files of their "
-                     "parents, for the parents' names)")
-    bim.add_argument("--crs", help="the numbers' coordinate system, overriding the file's: wgs84, cgcs2000, gcj02, "
-                     "bd09 or EPSG:nnnn (gcj02/bd09 for files drawn on AMap/Baidu that say EPSG:4326)")
+    bim = bnds.add_parser(
+        "import",
+        help="import a city's own boundaries (GeoJSON, GeoPackage, Shapefile .zip, KML, "
+        "KMZ, CSV with WKT) as a draft; prints a JSON summary",
+    )
+    bim.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="+",
+        help="the file of leaves (and, optionally, files of their parents, for the parents' names)",
+    )
+    bim.add_argument(
+        "--crs",
+        help="the numbers' coordinate system, overriding the file's: wgs84, cgcs2000, gcj02, "
+        "bd09 or EPSG:nnnn (gcj02/bd09 for files drawn on AMap/Baidu that say EPSG:4326)",
+    )
     bim.add_argument("--layer", help="the layer of a GeoPackage or of a zip with several Shapefiles")
     bim.add_argument("--code-field", help="the code column (default: 网格编码, 网格代码, 编码, code …)")
     bim.add_argument("--name-field", help="the name column (default: 网格名称, 名称, name …)")
-    bim.add_argument("--level", choices=("district", "subdistrict", "community", "grid", "microgrid"),
-                     help="the level of the file's features (default: from each code's length)")
+    bim.add_argument(
+        "--level",
+        choices=("district", "subdistrict", "community", "grid", "microgrid"),
+        help="the level of the file's features (default: from each code's length)",
+    )
     bim.add_argument("--name", help="the draft's name")
-    bim.add_argument("--activate", metavar="YYYY-MM-DD", help="make the import the active generation from this day "
-                     "(the first one, on a fresh install)")
+    bim.add_argument(
+        "--activate",
+        metavar="YYYY-MM-DD",
+        help="make the import the active generation from this day (the first one, on a fresh install)",
+    )
     bim.add_argument("--encoding", help="text encoding of a Shapefile without .cpg, or of a CSV (e.g. GBK)")
     bim.set_defaults(func=cmd_boundaries_import)
-    bpt = bnds.add_parser("partition", help="suggest a balanced partition of a community's grids (GerryChain) and "
-                          "open it as a new draft; prints the proposal as JSON")
+    bpt = bnds.add_parser(
+        "partition",
+        help="suggest a balanced partition of a community's grids (GerryChain) and "
+        "open it as a new draft; prints the proposal as JSON",
+    )
     bpt.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
     bpt.add_argument("--area", required=True, help="the community's code")
     bpt.add_argument("--n", type=int, required=True, help="how many grids (1-50)")
     bpt.add_argument("--grids", metavar="CODE,CODE", help="only these adjacent grids of the community (default: all)")
-    bpt.add_argument("--tolerance", type=float, default=0.10, help="households within this fraction of the mean "
-                     "(default 0.10)")
+    bpt.add_argument(
+        "--tolerance", type=float, default=0.10, help="households within this fraction of the mean (default 0.10)"
+    )
     bpt.add_argument("--seed", type=int, default=0, help="the same seed gives the same proposal (default 0)")
     bpt.add_argument("--name", help="the new draft's name")
     bpt.add_argument("--dry-run", action="store_true", help="print the proposal without writing a draft")
     bpt.set_defaults(func=cmd_boundaries_partition)
-    bex = bnds.add_parser("export", help="write a generation's areas as GeoJSON, GeoPackage, Shapefile zip or KML "
-                          "(WGS84; code, name, level, parent, households, population, area_m2)")
+    bex = bnds.add_parser(
+        "export",
+        help="write a generation's areas as GeoJSON, GeoPackage, Shapefile zip or KML "
+        "(WGS84; code, name, level, parent, households, population, area_m2)",
+    )
     bex.add_argument("generation", metavar="GEN", help="generation id, or 'active'")
     bex.add_argument("output", metavar="OUT", help="the file to write (.geojson .gpkg .zip .kml)")
-    bex.add_argument("--level", choices=("district", "subdistrict", "community", "grid", "microgrid", "all"),
-                     default="all", help="one level, or all (default: one layer per level)")
-    bex.add_argument("--format", choices=("geojson", "gpkg", "shp", "kml"),
-                     help="the format (default: from OUT's suffix)")
+    bex.add_argument(
+        "--level",
+        choices=("district", "subdistrict", "community", "grid", "microgrid", "all"),
+        default="all",
+        help="one level, or all (default: one layer per level)",
+    )
+    bex.add_argument(
+        "--format", choices=("geojson", "gpkg", "shp", "kml"), help="the format (default: from OUT's suffix)"
+    )
     bex.set_defaults(func=cmd_boundaries_export)
-    bac = bnds.add_parser("activate", help="put a generation in force now (the operator's direct path; the API "
-                          "publishes through submit and approve)")
+    bac = bnds.add_parser(
+        "activate",
+        help="put a generation in force now (the operator's direct path; the API publishes through submit and approve)",
+    )
     bac.add_argument("generation", metavar="GEN", help="generation id (a draft, submitted or approved one)")
     bac.add_argument("--date", help="the day it takes effect, YYYY-MM-DD (default: today, China time; not later)")
-    bac.add_argument("--force", action="store_true", help="activate even with check errors or grids without a "
-                     "party branch")
+    bac.add_argument(
+        "--force", action="store_true", help="activate even with check errors or grids without a party branch"
+    )
     bac.set_defaults(func=cmd_boundaries_activate)
-    bpd = bnds.add_parser("publish-due", help="activate the approved generations whose day has come (what the "
-                          "server does every minute)")
+    bpd = bnds.add_parser(
+        "publish-due", help="activate the approved generations whose day has come (what the server does every minute)"
+    )
     bpd.set_defaults(func=cmd_boundaries_publish_due)
     mea = sub.add_parser("measures", help="write the measures of every unit over a period (.csv or .xlsx)")
     mea.add_argument("output", help="file to write (.csv or .xlsx)")
@@ -666,13 +786,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     mea.add_argument("--under", help="only areas inside this area code")
     mea.add_argument("--lang", default="zh", choices=("zh", "en"), help="headings in Chinese or English")
     mea.set_defaults(func=cmd_measures)
-    rel = sub.add_parser("relocate", help="where every located case (all years) would be under a generation: a "
-                         "Parquet report per case and a summary per grid; the database is not changed")
+    rel = sub.add_parser(
+        "relocate",
+        help="where every located case (all years) would be under a generation: a "
+        "Parquet report per case and a summary per grid; the database is not changed",
+    )
     rel.add_argument("--generation", required=True, metavar="GEN", help="generation id (a draft too), or 'active'")
     rel.add_argument("--out", help="the report per case (.parquet): old and new codes and branch, method, changed")
     rel.add_argument("--summary", help="cases before and after, moved out and in, per grid (.csv .xlsx .parquet)")
-    rel.add_argument("--scheduler", help="run on Dask: a scheduler address (tcp://host:8786) or local:N for N worker "
-                     "processes on this machine (default: in this process)")
+    rel.add_argument(
+        "--scheduler",
+        help="run on Dask: a scheduler address (tcp://host:8786) or local:N for N worker "
+        "processes on this machine (default: in this process)",
+    )
     rel.add_argument("--rows-per-partition", type=int, default=250_000, help="cases per partition (by id range)")
     rel.set_defaults(func=cmd_relocate)
     if command and command not in sub.choices:
@@ -684,16 +810,32 @@ def _check_options(chk: argparse.ArgumentParser) -> None:
     """The thresholds of `gridmap boundaries check`, with their defaults from `gridmap.boundary_check`."""
     from gridmap import boundary_check as bc
 
-    chk.add_argument("--sliver-m2", type=float, default=bc.SLIVER_M2, help="gaps, overlaps and parts under this "
-                     f"are slivers (warnings; default {bc.SLIVER_M2:g})")
-    chk.add_argument("--noise-m2", type=float, default=bc.NOISE_M2, help="… and under this, float noise (default "
-                     f"{bc.NOISE_M2:g})")
-    chk.add_argument("--gap-width-m", type=float, default=bc.GAP_WIDTH_M, help="holes and cracks narrower than "
-                     f"this are never enclaves (default {bc.GAP_WIDTH_M:g})")
-    chk.add_argument("--grid-size-m", type=float, default=bc.GRID_SIZE_M, help="the overlay's fixed-precision grid "
-                     f"(default {bc.GRID_SIZE_M:g})")
-    chk.add_argument("--household-band", help="households allowed per area by level (default: "
-                     f"$GRIDMAP_CHECK_HOUSEHOLD_BAND or {bc.DEFAULT_HOUSEHOLD_BAND})")
+    chk.add_argument(
+        "--sliver-m2",
+        type=float,
+        default=bc.SLIVER_M2,
+        help=f"gaps, overlaps and parts under this are slivers (warnings; default {bc.SLIVER_M2:g})",
+    )
+    chk.add_argument(
+        "--noise-m2", type=float, default=bc.NOISE_M2, help=f"… and under this, float noise (default {bc.NOISE_M2:g})"
+    )
+    chk.add_argument(
+        "--gap-width-m",
+        type=float,
+        default=bc.GAP_WIDTH_M,
+        help=f"holes and cracks narrower than this are never enclaves (default {bc.GAP_WIDTH_M:g})",
+    )
+    chk.add_argument(
+        "--grid-size-m",
+        type=float,
+        default=bc.GRID_SIZE_M,
+        help=f"the overlay's fixed-precision grid (default {bc.GRID_SIZE_M:g})",
+    )
+    chk.add_argument(
+        "--household-band",
+        help="households allowed per area by level (default: "
+        f"$GRIDMAP_CHECK_HOUSEHOLD_BAND or {bc.DEFAULT_HOUSEHOLD_BAND})",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,13 @@ from gridmap.errors import Conflict
 from gridmap.tables import LEVEL_NAMES_ZH, Area, CodeRegistry
 
 # digits of a code by level (micro-grids: 2, or 3 in districts with more than 99 per grid)
-CODE_DIGITS: dict[str, tuple[int, ...]] = {"district": (6,), "subdistrict": (9,), "community": (12,), "grid": (15,),
-                                           "microgrid": (17, 18)}
+CODE_DIGITS: dict[str, tuple[int, ...]] = {
+    "district": (6,),
+    "subdistrict": (9,),
+    "community": (12,),
+    "grid": (15,),
+    "microgrid": (17, 18),
+}
 CHILD_LEVEL = {"district": "subdistrict", "subdistrict": "community", "community": "grid", "grid": "microgrid"}
 LEVEL_OF_LENGTH = {6: "district", 9: "subdistrict", 12: "community", 15: "grid", 17: "microgrid", 18: "microgrid"}
 
@@ -65,7 +70,7 @@ def new_codes(session: Session, parent: str, level: str, count: int, generation_
         width = total - len(parent)
         if width <= 0:
             continue
-        for n in range(1, 10 ** width):
+        for n in range(1, 10**width):
             code = f"{parent}{n:0{width}d}"
             if code not in used:
                 out.append(code)
@@ -73,5 +78,8 @@ def new_codes(session: Session, parent: str, level: str, count: int, generation_
                 if len(out) == count:
                     register(session, dict.fromkeys(out, level), generation_id)
                     return out
-    raise Conflict(f"code: no unused {level} code is left under {parent}", field="code",
-                   zh=f"编码：{parent} 之下已没有可用的{LEVEL_NAMES_ZH.get(level, level)}编码。")
+    raise Conflict(
+        f"code: no unused {level} code is left under {parent}",
+        field="code",
+        zh=f"编码：{parent} 之下已没有可用的{LEVEL_NAMES_ZH.get(level, level)}编码。",
+    )

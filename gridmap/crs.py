@@ -95,14 +95,23 @@ def parse_crs(text: str | None) -> CoordinateSystem:
         try:
             crs = _crs(epsg)
         except CRSError:
-            raise UnknownCRS(f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}",
-                             field="crs", zh=f"坐标系：EPSG:{epsg} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。") from None
+            raise UnknownCRS(
+                f"crs: EPSG:{epsg} is not a coordinate system PROJ knows; accepted: {ACCEPTED_TEXT}",
+                field="crs",
+                zh=f"坐标系：EPSG:{epsg} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。",
+            ) from None
         if not (crs.is_geographic or crs.is_projected):
-            raise UnknownCRS(f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}",
-                             field="crs", zh=f"坐标系：EPSG:{epsg} 不是二维地理坐标系或投影坐标系；可用：{ACCEPTED_TEXT_ZH}。")
+            raise UnknownCRS(
+                f"crs: EPSG:{epsg} is not a 2D geographic or projected system; accepted: {ACCEPTED_TEXT}",
+                field="crs",
+                zh=f"坐标系：EPSG:{epsg} 不是二维地理坐标系或投影坐标系；可用：{ACCEPTED_TEXT_ZH}。",
+            )
         return CoordinateSystem(f"EPSG:{epsg}", epsg)
-    raise UnknownCRS(f"crs: {text!r} is not a known coordinate system; accepted: {ACCEPTED_TEXT}", field="crs",
-                     zh=f"坐标系：{text!r} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。")
+    raise UnknownCRS(
+        f"crs: {text!r} is not a known coordinate system; accepted: {ACCEPTED_TEXT}",
+        field="crs",
+        zh=f"坐标系：{text!r} 不是已知的坐标系；可用：{ACCEPTED_TEXT_ZH}。",
+    )
 
 
 def out_of_china(lon: np.ndarray | float, lat: np.ndarray | float) -> np.ndarray | bool:
@@ -158,8 +167,13 @@ def wgs84_to_bd09(lon: C, lat: C) -> tuple[C, C]:
     return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
 
 
-def _invert(forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], lon: C, lat: C,
-            tolerance: float = 1e-10, max_iter: int = 30) -> tuple[C, C]:
+def _invert(
+    forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    lon: C,
+    lat: C,
+    tolerance: float = 1e-10,
+    max_iter: int = 30,
+) -> tuple[C, C]:
     """Solve forward(w) = (lon, lat) for w by fixed-point iteration; converges in a few steps."""
     target_lon, target_lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     w_lon, w_lat = target_lon.copy(), target_lat.copy()
@@ -211,31 +225,44 @@ def check_lonlat(lon: float, lat: float, *, lon_field: str = "lon", lat_field: s
     """Raise `InvalidCoordinate` naming the field when a longitude/latitude pair is impossible."""
     for field, value in ((lon_field, lon), (lat_field, lat)):
         if value is None or not math.isfinite(value):
-            raise InvalidCoordinate(f"{field}: {value!r} is not a finite number", field=field,
-                                    zh=f"{field_zh(field)}：{value!r} 不是有效的数字。")
+            raise InvalidCoordinate(
+                f"{field}: {value!r} is not a finite number",
+                field=field,
+                zh=f"{field_zh(field)}：{value!r} 不是有效的数字。",
+            )
     if not -90.0 <= lat <= 90.0:
         hint = "; did you swap longitude and latitude?" if -90.0 <= lon <= 90.0 and -180.0 <= lat <= 180.0 else ""
-        raise InvalidCoordinate(f"{lat_field}: {lat} is outside -90..90{hint}", field=lat_field,
-                                zh=f"{field_zh(lat_field)}：{lat} 超出 -90 至 90 "
-                                   f"的范围{('；经度和纬度是否填反了？' if hint else '。')}")
+        raise InvalidCoordinate(
+            f"{lat_field}: {lat} is outside -90..90{hint}",
+            field=lat_field,
+            zh=f"{field_zh(lat_field)}：{lat} 超出 -90 至 90 的范围{('；经度和纬度是否填反了？' if hint else '。')}",
+        )
     if not -180.0 <= lon <= 180.0:
-        raise InvalidCoordinate(f"{lon_field}: {lon} is outside -180..180", field=lon_field,
-                                zh=f"{field_zh(lon_field)}：{lon} 超出 -180 至 180 的范围。")
+        raise InvalidCoordinate(
+            f"{lon_field}: {lon} is outside -180..180",
+            field=lon_field,
+            zh=f"{field_zh(lon_field)}：{lon} 超出 -180 至 180 的范围。",
+        )
 
 
 def convert_point(x: float, y: float, crs: CoordinateSystem) -> tuple[float, float]:
     """Validate one input point and convert it to WGS84; errors name the field and the accepted range."""
     for field, value in (("lon", x), ("lat", y)):
         if value is None or not math.isfinite(value):
-            raise InvalidCoordinate(f"{field}: {value!r} is not a finite number", field=field,
-                                    zh=f"{field_zh(field)}：{value!r} 不是有效的数字。")
+            raise InvalidCoordinate(
+                f"{field}: {value!r} is not a finite number",
+                field=field,
+                zh=f"{field_zh(field)}：{value!r} 不是有效的数字。",
+            )
     if crs.is_geographic:
         check_lonlat(x, y)
     lon, lat = to_wgs84(x, y, crs)
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise InvalidCoordinate(f"lon/lat: ({x}, {y}) is outside the area where {crs.name} is defined."
-                                f"{zone_hint(crs)}", field="lon",
-                                zh=f"经纬度：（{x}, {y}）超出坐标系 {crs.name} 的适用范围。{zone_hint_zh(crs)}")
+        raise InvalidCoordinate(
+            f"lon/lat: ({x}, {y}) is outside the area where {crs.name} is defined.{zone_hint(crs)}",
+            field="lon",
+            zh=f"经纬度：（{x}, {y}）超出坐标系 {crs.name} 的适用范围。{zone_hint_zh(crs)}",
+        )
     check_lonlat(lon, lat)
     return lon, lat
 
@@ -243,8 +270,10 @@ def convert_point(x: float, y: float, crs: CoordinateSystem) -> tuple[float, flo
 def zone_hint(crs: CoordinateSystem) -> str:
     """A hint for the commonest Gauss-Krüger mistake: zone-number EPSG codes with plain eastings."""
     if crs.epsg and 4513 <= crs.epsg <= 4533:
-        return (" EPSG:4513–4533 expect the zone number in front of the easting (e.g. 35500000);"
-                " without it use the central-meridian form EPSG:4534–4554.")
+        return (
+            " EPSG:4513–4533 expect the zone number in front of the easting (e.g. 35500000);"
+            " without it use the central-meridian form EPSG:4534–4554."
+        )
     return ""
 
 
@@ -265,8 +294,11 @@ def gk_zone_epsg(lon: float) -> int:
     """
     central = 3 * round(lon / 3.0)
     if not 75 <= central <= 135:
-        raise InvalidCoordinate(f"lon: {lon} is outside the CGCS2000 Gauss-Krüger zones (73.5..136.5)", field="lon",
-                                zh=f"经度：{lon} 超出 CGCS2000 高斯-克吕格分带的范围（73.5 至 136.5）。")
+        raise InvalidCoordinate(
+            f"lon: {lon} is outside the CGCS2000 Gauss-Krüger zones (73.5..136.5)",
+            field="lon",
+            zh=f"经度：{lon} 超出 CGCS2000 高斯-克吕格分带的范围（73.5 至 136.5）。",
+        )
     return 4534 + (central - 75) // 3
 
 

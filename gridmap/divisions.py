@@ -15,16 +15,34 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1] / "geodata" / "admin-divisions"
 # prefecture rows that are placeholders, not names (municipalities' districts, counties directly under a province)
 PLACEHOLDERS = {"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"}
-_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "自治州", "自治县", "自治旗", "地区",
-             "林区", "特区", "新区", "省", "市", "区", "县", "盟", "旗")
+_SUFFIXES = (
+    "维吾尔自治区",
+    "壮族自治区",
+    "回族自治区",
+    "特别行政区",
+    "自治区",
+    "自治州",
+    "自治县",
+    "自治旗",
+    "地区",
+    "林区",
+    "特区",
+    "新区",
+    "省",
+    "市",
+    "区",
+    "县",
+    "盟",
+    "旗",
+)
 
 
 @dataclass(frozen=True)
 class Division:
-    code: str        # 2, 4 or 6 digits
+    code: str  # 2, 4 or 6 digits
     name: str
-    level: str       # province, city, county
-    province: str    # the province's name
+    level: str  # province, city, county
+    province: str  # the province's name
     city: str | None  # the prefecture's name (None for a placeholder prefecture or a province)
 
 
@@ -40,8 +58,9 @@ def short_name(name: str) -> str:
 class Divisions:
     """The dataset, by code and by name."""
 
-    def __init__(self, provinces: dict[str, str], cities: dict[str, tuple[str, str]],
-                 counties: dict[str, tuple[str, str]]):
+    def __init__(
+        self, provinces: dict[str, str], cities: dict[str, tuple[str, str]], counties: dict[str, tuple[str, str]]
+    ):
         self.by_code: dict[str, Division] = {}
         for code, name in provinces.items():
             self.by_code[code] = Division(code, name, "province", name, None)
@@ -51,8 +70,13 @@ class Divisions:
             self.by_code[code] = Division(code, name, "city", provinces.get(prov, ""), name)
         for code, (name, city) in counties.items():
             city_name = cities.get(city, ("", ""))[0]
-            self.by_code[code] = Division(code, name, "county", provinces.get(code[:2], ""),
-                                          None if city_name in PLACEHOLDERS else city_name or None)
+            self.by_code[code] = Division(
+                code,
+                name,
+                "county",
+                provinces.get(code[:2], ""),
+                None if city_name in PLACEHOLDERS else city_name or None,
+            )
         self.names: set[str] = {d.name for d in self.by_code.values()}
 
     def county(self, code: str) -> Division | None:

@@ -31,13 +31,17 @@ class Window:
 
     def check(self) -> Window:
         if not (math.isfinite(self.distance_m) and 0 < self.distance_m <= 5_000):
-            raise InvalidInput(f"distance_m: {self.distance_m!r}; a distance above 0 and at most 5000 metres",
-                               field="distance_m",
-                               zh=f"距离：{self.distance_m!r} 不被接受；应大于 0 且不超过 5000 米。")
+            raise InvalidInput(
+                f"distance_m: {self.distance_m!r}; a distance above 0 and at most 5000 metres",
+                field="distance_m",
+                zh=f"距离：{self.distance_m!r} 不被接受；应大于 0 且不超过 5000 米。",
+            )
         if not (math.isfinite(self.hours) and 0 < self.hours <= 24 * 90):
-            raise InvalidInput(f"hours: {self.hours!r}; a window above 0 and at most 2160 hours (90 days)",
-                               field="hours",
-                               zh=f"小时数：{self.hours!r} 不被接受；应大于 0 且不超过 2160 小时（90 天）。")
+            raise InvalidInput(
+                f"hours: {self.hours!r}; a window above 0 and at most 2160 hours (90 days)",
+                field="hours",
+                zh=f"小时数：{self.hours!r} 不被接受；应大于 0 且不超过 2160 小时（90 天）。",
+            )
         return self
 
 
@@ -51,19 +55,41 @@ def suggest(session: Session, case: Case, window: Window = Window(), *, limit: i
     at = utc(case.reported_at)
     span = dt.timedelta(hours=window.hours)
     rows = session.execute(
-        sa.select(Case.id, Case.number, Case.state, Case.lon, Case.lat, Case.reported_at, Case.title,
-                  Case.grid_code, Case.source)
-        .where(Case.category_id == case.category_id, Case.id != case.id, Case.state.not_in(NOT_CANDIDATES),
-               Case.reported_at.between(at - span, at + span),
-               Case.lon.between(case.lon - dlon, case.lon + dlon), Case.lat.between(case.lat - dlat, case.lat + dlat))
+        sa.select(
+            Case.id,
+            Case.number,
+            Case.state,
+            Case.lon,
+            Case.lat,
+            Case.reported_at,
+            Case.title,
+            Case.grid_code,
+            Case.source,
+        ).where(
+            Case.category_id == case.category_id,
+            Case.id != case.id,
+            Case.state.not_in(NOT_CANDIDATES),
+            Case.reported_at.between(at - span, at + span),
+            Case.lon.between(case.lon - dlon, case.lon + dlon),
+            Case.lat.between(case.lat - dlat, case.lat + dlat),
+        )
     ).all()
     found = []
     for row in rows:
         distance = math.hypot((row.lon - case.lon) * kx, (row.lat - case.lat) * ky)
         if distance <= window.distance_m:
             hours = abs((utc(row.reported_at) - at).total_seconds()) / 3600
-            found.append({"id": row.id, "number": row.number, "state": row.state, "title": row.title,
-                          "grid_code": row.grid_code, "source": row.source,
-                          "distance_m": round(distance, 1), "hours_apart": round(hours, 2)})
+            found.append(
+                {
+                    "id": row.id,
+                    "number": row.number,
+                    "state": row.state,
+                    "title": row.title,
+                    "grid_code": row.grid_code,
+                    "source": row.source,
+                    "distance_m": round(distance, 1),
+                    "hours_apart": round(hours, 2),
+                }
+            )
     found.sort(key=lambda f: (f["distance_m"], f["hours_apart"], f["id"]))
     return found[:limit]

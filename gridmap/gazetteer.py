@@ -39,8 +39,20 @@ from gridmap.textcheck import MAX_ADDRESS  # longer text is answered "too_long",
 
 MIN_CONFIDENCE = 0.6
 COMPOUND_SUFFIXES = ("小区", "花园", "家园", "新村", "公寓", "雅居", "嘉园", "苑")
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
-              "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_NUM = "零〇一二两三四五六七八九十百千"
 _UNITS = "号|栋|幢|座|单元|室|楼|层|期|弄"
 _PUNCT = re.compile(r"[\s,.，。、;；:：!！?？'\"“”‘’()（）\[\]【】<>《》·\-—_/\\|~～]+")
@@ -76,10 +88,10 @@ def normalise(text: str) -> str:
 
 @dataclass
 class Entry:
-    kind: str        # compound, building, service_centre, community, subdistrict
+    kind: str  # compound, building, service_centre, community, subdistrict
     name: str
-    key: str         # normalised name
-    place: dict[str, Any]      # id, kind, name, address, lon, lat, area_code
+    key: str  # normalised name
+    place: dict[str, Any]  # id, kind, name, address, lon, lat, area_code
     compound_key: str | None = None
     number: int | None = None
 
@@ -102,23 +114,40 @@ class Match:
         return self.place.get("area_code") if self.place else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "matched": self.place is not None, "place": self.place, "kind": self.kind,
-                "level": self.level, "confidence": round(self.confidence, 3), "reason": self.reason,
-                "alternatives": self.alternatives, "parsed": self.parsed}
+        return {
+            "text": self.text,
+            "matched": self.place is not None,
+            "place": self.place,
+            "kind": self.kind,
+            "level": self.level,
+            "confidence": round(self.confidence, 3),
+            "reason": self.reason,
+            "alternatives": self.alternatives,
+            "parsed": self.parsed,
+        }
 
 
 class Gazetteer:
     """An in-memory gazetteer; build it with `from_session` or from entries."""
 
-    def __init__(self, entries: list[Entry], prefixes: list[str], local_names: set[str],
-                 sub_prefixes: Sequence[str] = (), foreign_names: set[str] | frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        entries: list[Entry],
+        prefixes: list[str],
+        local_names: set[str],
+        sub_prefixes: Sequence[str] = (),
+        foreign_names: set[str] | frozenset[str] = frozenset(),
+    ):
         self.entries = entries
         self.prefixes = sorted({normalise(p) for p in prefixes if p}, key=len, reverse=True)
         self.sub_prefixes = sorted({normalise(p) for p in sub_prefixes if p}, key=len, reverse=True)
         self.local_names = {normalise(n) for n in local_names if n}
         # every province, prefecture and county name of China (full names only: 朝阳 alone may be a compound's)
-        self.division_names = sorted({normalise(n) for n in foreign_names if len(n) >= 2 and not _NOT_PLACE.search(n)}
-                                     - self.local_names, key=len, reverse=True)
+        self.division_names = sorted(
+            {normalise(n) for n in foreign_names if len(n) >= 2 and not _NOT_PLACE.search(n)} - self.local_names,
+            key=len,
+            reverse=True,
+        )
         self.division_by_first: dict[str, list[str]] = defaultdict(list)
         for n in self.division_names:
             self.division_by_first[n[0]].append(n)
@@ -156,37 +185,73 @@ class Gazetteer:
     @classmethod
     def from_session(cls, session: Session) -> Gazetteer:
         entries: list[Entry] = []
-        rows = session.execute(sa.select(Place.id, Place.kind, Place.name, Place.address, Place.area_code,
-                                         Place.parent_id, sa.func.ST_X(Place.geom), sa.func.ST_Y(Place.geom))).all()
+        rows = session.execute(
+            sa.select(
+                Place.id,
+                Place.kind,
+                Place.name,
+                Place.address,
+                Place.area_code,
+                Place.parent_id,
+                sa.func.ST_X(Place.geom),
+                sa.func.ST_Y(Place.geom),
+            )
+        ).all()
         name_of = {r.id: r.name for r in rows}
         for r in rows:
-            place = {"id": r.id, "kind": r.kind, "name": r.name, "address": r.address, "lon": r[6], "lat": r[7],
-                     "area_code": r.area_code}
+            place = {
+                "id": r.id,
+                "kind": r.kind,
+                "name": r.name,
+                "address": r.address,
+                "lon": r[6],
+                "lat": r[7],
+                "area_code": r.area_code,
+            }
             if r.kind == "compound":
                 entries.append(Entry("compound", r.name, normalise(r.name), place))
             elif r.kind == "building":
                 m = re.search(r"(\d+)栋$", normalise(r.name))
                 if m and r.parent_id in name_of:
-                    entries.append(Entry("building", r.name, normalise(r.name), place,
-                                         compound_key=normalise(name_of[r.parent_id]), number=int(m.group(1))))
+                    entries.append(
+                        Entry(
+                            "building",
+                            r.name,
+                            normalise(r.name),
+                            place,
+                            compound_key=normalise(name_of[r.parent_id]),
+                            number=int(m.group(1)),
+                        )
+                    )
             elif r.kind == "service_centre":
                 entries.append(Entry("service_centre", r.name, normalise(r.name), place))
         from gridmap.areas import active_generation
 
         gen = active_generation(session)
-        areas = session.execute(sa.select(Area.level, Area.code, Area.name,
-                                          sa.func.ST_X(sa.func.ST_PointOnSurface(Area.geom)),
-                                          sa.func.ST_Y(sa.func.ST_PointOnSurface(Area.geom)))
-                                .where(Area.generation_id == gen.id, Area.level.in_(("district", "subdistrict",
-                                                                                      "community")))).all()
+        areas = session.execute(
+            sa.select(
+                Area.level,
+                Area.code,
+                Area.name,
+                sa.func.ST_X(sa.func.ST_PointOnSurface(Area.geom)),
+                sa.func.ST_Y(sa.func.ST_PointOnSurface(Area.geom)),
+            ).where(Area.generation_id == gen.id, Area.level.in_(("district", "subdistrict", "community")))
+        ).all()
         prefixes: list[str] = []
         sub_prefixes: list[str] = []
         for level, code, name, lon, lat in areas:
             if level == "district":
                 prefixes += _district_prefixes(name)
                 continue
-            place = {"id": None, "kind": level, "name": name, "address": None, "lon": lon, "lat": lat,
-                     "area_code": code}
+            place = {
+                "id": None,
+                "kind": level,
+                "name": name,
+                "address": None,
+                "lon": lon,
+                "lat": lat,
+                "area_code": code,
+            }
             entries.append(Entry(level, name, normalise(name), place))
             if level == "subdistrict":
                 sub_prefixes += [name, name.removesuffix("街道") + "街道办事处", name.removesuffix("街道") + "街道办"]
@@ -212,7 +277,7 @@ class Gazetteer:
             changed = False
             for p in self.prefixes if prefixes is None else prefixes:
                 if s.startswith(p) and len(s) > len(p):
-                    s = s[len(p):]
+                    s = s[len(p) :]
                     changed = True
                     break  # start again from the longest prefix
         return s
@@ -234,8 +299,8 @@ class Gazetteer:
         raw = text or ""
         if not isinstance(raw, str) or len(raw) > MAX_ADDRESS:
             return Match(text="", reason="too_long")
-        full = self._strip(normalise(raw))          # without province, city, district
-        s = self._strip(full, self.sub_prefixes)    # and without the sub-district
+        full = self._strip(normalise(raw))  # without province, city, district
+        s = self._strip(full, self.sub_prefixes)  # and without the sub-district
         out = Match(text=raw)
         parsed = {}
         for label, pattern in (("unit", r"(\d+)单元"), ("room", r"(\d+)室"), ("floor", r"(\d+)(?:层|楼)$")):
@@ -263,7 +328,7 @@ class Gazetteer:
         if road:
             compound = road[0]
             m = _ROAD.search(s)
-            rest = s[m.end():] if m else s
+            rest = s[m.end() :] if m else s
             out.alternatives = [self._alt(e, 0.5) for e in road[1:]]
             return self._with_building(out, compound, rest, 0.9 if len(road) == 1 else 0.6, "road_number")
         first = self._area_keys.first(full)
@@ -276,15 +341,15 @@ class Gazetteer:
         longest = self._compound_keys.longest(s)  # the longest name in the text, the first such of the dict
         if longest is not None:
             key = self._compound_keys.keys[longest]
-            return self.compounds[key], 0.92, "name", s[s.index(key) + len(key):]
+            return self.compounds[key], 0.92, "name", s[s.index(key) + len(key) :]
         # a homophone typo (the commonest slip with a pinyin keyboard): same syllables, other characters
         syllables = _syllables(s)
         for width in sorted(self.by_pinyin_len, reverse=True):
             for i in range(0, len(s) - width + 1):
-                keys = self.by_pinyin.get(tuple(syllables[i:i + width]))
+                keys = self.by_pinyin.get(tuple(syllables[i : i + width]))
                 if keys:
                     conf = 0.85 if len(keys) == 1 else 0.55
-                    return self.compounds[keys[0]], conf, "name_homophone", s[i + width:]
+                    return self.compounds[keys[0]], conf, "name_homophone", s[i + width :]
         # one other typo: names of which all but one character occur in the text are compared by edit distance;
         # a 2-character core (金马 of 金马嘉园) must be intact, or two different estates would be one slip apart
         counts: Counter[str] = Counter()
@@ -298,13 +363,13 @@ class Gazetteer:
             core = _core(key)
             for width in (len(key) - 1, len(key), len(key) + 1):
                 for i in range(0, max(len(s) - width, 0) + 1):
-                    window = s[i:i + width]
+                    window = s[i : i + width]
                     if Levenshtein.distance(key, window, score_cutoff=1) <= 1 and (len(core) >= 3 or core in window):
                         if best is None or len(key) > len(best[0]):
                             best = (key, i + width)
                         break
         if best:
-            return self.compounds[best[0]], 0.75, "name_one_typo", s[best[1]:]
+            return self.compounds[best[0]], 0.75, "name_one_typo", s[best[1] :]
         # the core name alone (金马 for 金马嘉园), at the start or after a house number, followed by a building
         for core in sorted(self.cores, key=len, reverse=True):
             if core in COMPOUND_SUFFIXES or len(self.cores[core]) != 1:
@@ -312,7 +377,7 @@ class Gazetteer:
             i = s.find(core)
             if i < 0 or not (i == 0 or s[:i].endswith("号")):
                 continue
-            rest = s[i + len(core):]
+            rest = s[i + len(core) :]
             if re.match(r"^\d+栋", rest):
                 return self.cores[core][0], 0.72, "core_name", rest
         return None
@@ -350,8 +415,12 @@ class Gazetteer:
 
     @staticmethod
     def _alt(entry: Entry, conf: float) -> dict[str, Any]:
-        return {"name": entry.name, "kind": entry.kind, "area_code": entry.place.get("area_code"),
-                "confidence": round(conf, 3)}
+        return {
+            "name": entry.name,
+            "kind": entry.kind,
+            "area_code": entry.place.get("area_code"),
+            "confidence": round(conf, 3),
+        }
 
 
 class _Substrings:
@@ -368,7 +437,7 @@ class _Substrings:
 
     def _at_length(self, text: str, n: int) -> set[int]:
         position = self.position
-        return {position[part] for part in (text[i:i + n] for i in range(len(text) - n + 1)) if part in position}
+        return {position[part] for part in (text[i : i + n] for i in range(len(text) - n + 1)) if part in position}
 
     def found(self, text: str) -> set[int]:
         """The positions of every key that is a substring of `text`."""
@@ -396,6 +465,7 @@ class _Substrings:
 
 def _syllables(text: str) -> list[str]:
     """One pinyin syllable (toneless) per character; other characters stand for themselves."""
+
     def each(chars: str) -> list[str]:  # pypinyin takes a list of syllables too; its stubs say one string
         return list(chars)
 

@@ -35,8 +35,11 @@ from gridmap.tables import Area, Case, Generation
 def get_generation(session: Session, generation_id: int) -> Generation:
     gen = session.get(Generation, generation_id)
     if gen is None:
-        raise NotFound(f"generation: no generation has id {generation_id}", field="generation",
-                       zh=f"没有编号为 {generation_id} 的边界版本。")
+        raise NotFound(
+            f"generation: no generation has id {generation_id}",
+            field="generation",
+            zh=f"没有编号为 {generation_id} 的边界版本。",
+        )
     return gen
 
 
@@ -47,28 +50,40 @@ def list_generations(session: Session) -> list[Generation]:
 def generation_on(session: Session, day: dt.date) -> Generation:
     """The generation in force on `day` (active or retired); `NotFound` naming `as_of` when there was none."""
     gen = session.scalars(
-        sa.select(Generation).where(Generation.status.in_(("active", "retired")))
+        sa.select(Generation)
+        .where(Generation.status.in_(("active", "retired")))
         .where(Generation.effective_from <= day)
         .where(sa.or_(Generation.effective_to.is_(None), Generation.effective_to > day))
-        .order_by(Generation.effective_from.desc()).limit(1)
+        .order_by(Generation.effective_from.desc())
+        .limit(1)
     ).first()
     if gen is None:
-        first = session.scalar(sa.select(sa.func.min(Generation.effective_from))
-                               .where(Generation.status.in_(("active", "retired"))))
+        first = session.scalar(
+            sa.select(sa.func.min(Generation.effective_from)).where(Generation.status.in_(("active", "retired")))
+        )
         since = f"; the first boundaries took effect on {first}" if first else ""
-        raise NotFound(f"as_of: no boundaries were in force on {day}{since}", field="as_of",
-                       zh=f"日期：{day} 没有现行的边界{(f'；最早的边界自 {first} 起生效' if first else '')}。")
+        raise NotFound(
+            f"as_of: no boundaries were in force on {day}{since}",
+            field="as_of",
+            zh=f"日期：{day} 没有现行的边界{(f'；最早的边界自 {first} 起生效' if first else '')}。",
+        )
     return gen
 
 
 def generation_dict(gen: Generation) -> dict[str, Any]:
-    return {"id": gen.id, "name": gen.name, "status": gen.status,
-            "effective_from": gen.effective_from.isoformat() if gen.effective_from else None,
-            "effective_to": gen.effective_to.isoformat() if gen.effective_to else None, "note": gen.note}
+    return {
+        "id": gen.id,
+        "name": gen.name,
+        "status": gen.status,
+        "effective_from": gen.effective_from.isoformat() if gen.effective_from else None,
+        "effective_to": gen.effective_to.isoformat() if gen.effective_to else None,
+        "note": gen.note,
+    }
 
 
-def create_draft(session: Session, name: str, *, source_id: int | None = None, note: str | None = None,
-                 created_by: str | None = None) -> Generation:
+def create_draft(
+    session: Session, name: str, *, source_id: int | None = None, note: str | None = None, created_by: str | None = None
+) -> Generation:
     """A new draft holding a copy of every area of `source_id` (the active generation by default); `base_id`
     records the source and `created_by` the planner (the four-eyes rule of publishing compares it)."""
     if not name or not name.strip():
@@ -80,9 +95,18 @@ def create_draft(session: Session, name: str, *, source_id: int | None = None, n
     rows = session.scalars(sa.select(Area).where(Area.generation_id == source.id).order_by(Area.code)).all()
     new_id: dict[int, Area] = {}
     for row in rows:
-        copy = Area(generation_id=draft.id, level=row.level, code=row.code, name=row.name,
-                    households=row.households, population=row.population, area_m2=row.area_m2, is_leaf=row.is_leaf,
-                    locked=row.locked, geom=row.geom)  # a lock stays with the area into the next draft
+        copy = Area(
+            generation_id=draft.id,
+            level=row.level,
+            code=row.code,
+            name=row.name,
+            households=row.households,
+            population=row.population,
+            area_m2=row.area_m2,
+            is_leaf=row.is_leaf,
+            locked=row.locked,
+            geom=row.geom,
+        )  # a lock stays with the area into the next draft
         new_id[row.id] = copy
         session.add(copy)
     session.flush()
@@ -93,8 +117,9 @@ def create_draft(session: Session, name: str, *, source_id: int | None = None, n
     return draft
 
 
-def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], *,
-           actor: str | None = None) -> list[str]:
+def redraw(
+    session: Session, generation_id: int, changes: dict[str, BaseGeometry], *, actor: str | None = None
+) -> list[str]:
     """Replace the geometry of some leaves of a draft and recompute their ancestors as exact coverage unions.
 
     The changed leaves must be valid polygons and must together cover exactly what they covered before: they are
@@ -108,8 +133,14 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     return [row["code"] for row in result["changed"]]
 
 
-def activate(session: Session, generation_id: int, effective_from: dt.date, *, actor: str = "system",
-             from_states: tuple[str, ...] = ("draft", "submitted", "approved")) -> Generation:
+def activate(
+    session: Session,
+    generation_id: int,
+    effective_from: dt.date,
+    *,
+    actor: str = "system",
+    from_states: tuple[str, ...] = ("draft", "submitted", "approved"),
+) -> Generation:
     """Put a generation in force from `effective_from` (today or earlier, China time); the active one is retired on
     that day. Everything that follows an activation — planned branches and staff, merged branches, places and open
     cases re-located with a `boundary_change` event — is done in the same transaction by
@@ -117,8 +148,9 @@ def activate(session: Session, generation_id: int, effective_from: dt.date, *, a
     approved first, see `gridmap.publish`)."""
     from gridmap.publish import activate_generation
 
-    gen: Generation = activate_generation(session, generation_id, effective_from, actor=actor,
-                                          from_states=from_states)["generation"]
+    gen: Generation = activate_generation(session, generation_id, effective_from, actor=actor, from_states=from_states)[
+        "generation"
+    ]
     return gen
 
 
@@ -127,8 +159,10 @@ def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | N
     query = sa.select(Case.id, Case.number, Case.lon, Case.lat, Case.grid_code, Case.microgrid_code, Case.state)
     if since is not None:
         query = query.where(Case.reported_at >= since)
-    frame = pd.DataFrame(session.execute(query.where(Case.lon.is_not(None))).all(),
-                         columns=["id", "number", "lon", "lat", "grid_code", "microgrid_code", "state"])
+    frame = pd.DataFrame(
+        session.execute(query.where(Case.lon.is_not(None))).all(),
+        columns=["id", "number", "lon", "lat", "grid_code", "microgrid_code", "state"],
+    )
     if frame.empty:
         return frame.assign(new_grid_code=[], new_microgrid_code=[])
     leaf = index.locate_many(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float))
@@ -140,7 +174,8 @@ def relocate_cases(session: Session, index: AreaIndex, *, since: dt.datetime | N
     frame["new_grid_code"] = [code_at(i, "grid") for i in leaf]
     frame["new_microgrid_code"] = [code_at(i, "microgrid") for i in leaf]
     changed = (frame["new_grid_code"].fillna("") != frame["grid_code"].fillna("")) | (
-        frame["new_microgrid_code"].fillna("") != frame["microgrid_code"].fillna(""))
+        frame["new_microgrid_code"].fillna("") != frame["microgrid_code"].fillna("")
+    )
     return frame[changed].reset_index(drop=True)
 
 
@@ -187,7 +222,9 @@ def shared_index(session: Session, generation_id: int, *, cache_dir: str | Path 
     def build() -> AreaIndex:
         rows = session.execute(
             sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id)
-            .where(Area.generation_id == generation_id).order_by(Area.id)).all()
+            .where(Area.generation_id == generation_id)
+            .order_by(Area.id)
+        ).all()
         code_of = {r.id: r.code for r in rows}
         refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
         return AreaIndex(refs, [to_shape(r.geom) for r in rows], generation_id)
@@ -232,8 +269,14 @@ def shared_index(session: Session, generation_id: int, *, cache_dir: str | Path 
 class IndexRegistry:
     """Lookup indexes by generation: the active one always ready, a few others cached (least recently used)."""
 
-    def __init__(self, sessionmaker: orm.sessionmaker[Session], cache_size: int = 4, *, shared: bool = False,
-                 cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        sessionmaker: orm.sessionmaker[Session],
+        cache_size: int = 4,
+        *,
+        shared: bool = False,
+        cache_dir: str | Path | None = None,
+    ):
         """With `shared`, indexes of generations no longer drafts come from `shared_index` (built once per machine,
         memory-mapped by every process; `cache_dir` or the user's cache folder); drafts are built in memory."""
         self.sessionmaker = sessionmaker

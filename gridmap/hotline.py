@@ -67,8 +67,17 @@ COLUMNS = {
     "lon": ("经度", "lon", "longitude"),
     "lat": ("纬度", "lat", "latitude"),
 }
-REPORT_COLUMNS = ["row", "ticket", "status", "case_number", "grid_code", "method", "address_confidence", "field",
-                  "reason"]
+REPORT_COLUMNS = [
+    "row",
+    "ticket",
+    "status",
+    "case_number",
+    "grid_code",
+    "method",
+    "address_confidence",
+    "field",
+    "reason",
+]
 UNPLACED_REASONS = {
     "address_not_matched": "address: no compound, building, road number or service centre matches it",
     "address_community_only": "address: names only a community; give a compound, building or road and number",
@@ -83,22 +92,34 @@ def read_export(data: bytes, fmt: str) -> pd.DataFrame:
     """The rows of an export as a frame indexed by their row number in the file (the headings being row 1):
     cells as read (text; numbers and times from XLSX), a cell over `MAX_CELL` characters as `tabular.TooLong`."""
     if not data:
-        raise InvalidInput("file: empty; send a 12345 export as CSV or XLSX", field="file",
-                           zh="文件为空；请上传 CSV 或 XLSX 格式的 12345 导出文件。")
+        raise InvalidInput(
+            "file: empty; send a 12345 export as CSV or XLSX",
+            field="file",
+            zh="文件为空；请上传 CSV 或 XLSX 格式的 12345 导出文件。",
+        )
     if fmt == "xlsx":
         headings, rows = tabular.read_xlsx_rows(data, label="the export", max_rows=MAX_ROWS, max_cell=MAX_CELL)
     elif fmt == "csv":
         headings, rows = tabular.read_csv_rows(data, label="the export", max_rows=MAX_ROWS, max_cell=MAX_CELL)
     else:
-        raise InvalidInput(f"format: {fmt!r}; accepted: csv, xlsx", field="format",
-                           zh=f"格式：{fmt!r} 不被接受；可选：csv、xlsx。")
+        raise InvalidInput(
+            f"format: {fmt!r}; accepted: csv, xlsx", field="format", zh=f"格式：{fmt!r} 不被接受；可选：csv、xlsx。"
+        )
     if not headings:
-        raise InvalidInput("file: no headings and no rows; send a 12345 export as CSV or XLSX", field="file",
-                           zh="文件没有表头也没有数据行；请上传 CSV 或 XLSX 格式的 12345 导出文件。")
+        raise InvalidInput(
+            "file: no headings and no rows; send a 12345 export as CSV or XLSX",
+            field="file",
+            zh="文件没有表头也没有数据行；请上传 CSV 或 XLSX 格式的 12345 导出文件。",
+        )
     names: list[str] = []
     for j, heading in enumerate(headings, start=1):
-        name = (f"(column {j}: too long)" if isinstance(heading, tabular.TooLong) else
-                f"column {j}" if heading is None or str(heading).strip() == "" else str(heading).strip())
+        name = (
+            f"(column {j}: too long)"
+            if isinstance(heading, tabular.TooLong)
+            else f"column {j}"
+            if heading is None or str(heading).strip() == ""
+            else str(heading).strip()
+        )
         while name in names:  # two columns with one heading: the second is name.1 (as pandas names them)
             name += ".1"
         names.append(name)
@@ -121,8 +142,11 @@ def _columns(frame: pd.DataFrame) -> dict[str, str]:
         missing.append("address (事发地址) or lon and lat (经度, 纬度)")
     if missing:
         shown = ", ".join(str(h)[:40] for h in list(headings)[:30]) + (" …" if len(headings) > 30 else "")
-        raise InvalidInput(f"columns: missing {', '.join(missing)}; found {shown}", field="columns",
-                           zh=f"列：缺少 {'、'.join(missing)}；文件中的列：{shown}。")
+        raise InvalidInput(
+            f"columns: missing {', '.join(missing)}; found {shown}",
+            field="columns",
+            zh=f"列：缺少 {'、'.join(missing)}；文件中的列：{shown}。",
+        )
     return found
 
 
@@ -136,8 +160,16 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M:%S",
-                 "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y%m%d%H%M%S")
+_TIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y年%m月%d日 %H:%M:%S",
+    "%Y年%m月%d日 %H:%M",
+    "%Y%m%d%H%M%S",
+)
 
 
 def parse_time(value: object, now: dt.datetime) -> dt.datetime:
@@ -159,8 +191,11 @@ def parse_time(value: object, now: dt.datetime) -> dt.datetime:
                 except ValueError:
                     continue
         if read is None:
-            raise ValueError(f"{text!r} is not a time such as 2026-11-20 09:15:00" if text else
-                             "empty; the call time is required, e.g. 2026-11-20 09:15:00")
+            raise ValueError(
+                f"{text!r} is not a time such as 2026-11-20 09:15:00"
+                if text
+                else "empty; the call time is required, e.g. 2026-11-20 09:15:00"
+            )
         when = read
     when = when.replace(tzinfo=CST) if when.tzinfo is None else when
     when = when.astimezone(dt.UTC)
@@ -171,8 +206,7 @@ def parse_time(value: object, now: dt.datetime) -> dt.datetime:
     return when
 
 
-def _check_row(values: dict[str, Any],
-               columns: dict[str, Any]) -> tuple[dict[str, Any], tuple[str | None, str] | None]:
+def _check_row(values: dict[str, Any], columns: dict[str, Any]) -> tuple[dict[str, Any], tuple[str | None, str] | None]:
     """The row's texts checked (too-long cells, then `textcheck` as for every intake) and its phone: (the
     clean texts and phone, None) or ({}, (field, reason)). The reason never repeats the value."""
     for fld, heading in columns.items():
@@ -192,9 +226,18 @@ def _check_row(values: dict[str, Any],
     return clean, None
 
 
-def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, data: bytes, fmt: str, *,
-                  crs: str = "gcj02", actor: str = "hotline-import", now: dt.datetime | None = None, bulk: bool = True,
-                  progress: Progress | None = None) -> dict[str, Any]:
+def import_export(
+    sessionmaker: orm.sessionmaker[Session],
+    index: AreaIndex,
+    data: bytes,
+    fmt: str,
+    *,
+    crs: str = "gcj02",
+    actor: str = "hotline-import",
+    now: dt.datetime | None = None,
+    bulk: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Import one export; returns the counts and the report (one entry per row, in file order).
 
     The cases are written `BULK_BATCH` at a time through `gridmap.bulk.create_cases` (one transaction and a few
@@ -219,9 +262,17 @@ def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, dat
     todo: list[tuple[dict[str, Any], NewCase]] = []
     seen: set[str] = set()
     for i, values in enumerate(rows):
-        entry = {"row": int(frame.index[i]), "ticket": _text(values[columns["ticket"]])[:64], "status": None,
-                 "case_number": None, "grid_code": None, "method": None, "address_confidence": None, "field": None,
-                 "reason": None}
+        entry = {
+            "row": int(frame.index[i]),
+            "ticket": _text(values[columns["ticket"]])[:64],
+            "status": None,
+            "case_number": None,
+            "grid_code": None,
+            "method": None,
+            "address_confidence": None,
+            "field": None,
+            "reason": None,
+        }
         report.append(entry)
         new = _new_case(entry, values, columns, categories, records[i], now, seen, known, checked[i])
         if new is not None:
@@ -229,15 +280,20 @@ def import_export(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, dat
     bar = progress.bar(len(todo), "writing cases", unit="case")
     size = BULK_BATCH if bulk else BATCH
     for start in range(0, len(todo), size):
-        (_create_bulk if bulk else _create)(sessionmaker, index, todo[start:start + size], actor, now)
-        bar.update(len(todo[start:start + size]))
+        (_create_bulk if bulk else _create)(sessionmaker, index, todo[start : start + size], actor, now)
+        bar.update(len(todo[start : start + size]))
     bar.close()
     progress.stage("stored cases", sum(1 for e in report if e["status"] == "created"))
-    counts = {status: sum(1 for e in report if e["status"] == status)
-              for status in ("created", "duplicate", "unplaced", "invalid")}
-    return {"rows": len(report), **counts,
-            "category_not_matched": sum(1 for e in report if e["reason"] == "category_not_matched"),
-            "report": report}
+    counts = {
+        status: sum(1 for e in report if e["status"] == status)
+        for status in ("created", "duplicate", "unplaced", "invalid")
+    }
+    return {
+        "rows": len(report),
+        **counts,
+        "category_not_matched": sum(1 for e in report if e["reason"] == "category_not_matched"),
+        "report": report,
+    }
 
 
 def _categories(session: Session) -> dict[str, str]:
@@ -256,16 +312,20 @@ def _imported(session: Session, tickets: list[str]) -> dict[str, str]:
     postgres = session.get_bind().dialect.name == "postgresql"
     step = 10_000 if postgres else 500
     for start in range(0, len(wanted), step):
-        chunk = wanted[start:start + step]
-        refs = (Case.external_ref == sa.func.any(sa.literal(chunk, sa.ARRAY(sa.String))) if postgres else
-                Case.external_ref.in_(chunk))
+        chunk = wanted[start : start + step]
+        refs = (
+            Case.external_ref == sa.func.any(sa.literal(chunk, sa.ARRAY(sa.String)))
+            if postgres
+            else Case.external_ref.in_(chunk)
+        )
         rows = session.execute(sa.select(Case.external_ref, Case.number).where(Case.source == SOURCE, refs)).tuples()
         found.update((ref, number) for ref, number in rows if ref is not None)  # never None: matched a ticket
     return found
 
 
-def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dict[str, Any], crs: str,
-           usable: list[bool]) -> pd.DataFrame:
+def _place(
+    session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dict[str, Any], crs: str, usable: list[bool]
+) -> pd.DataFrame:
     """Every usable row (its texts passed `_check_row`) located at once: by coordinates where given, else by
     address (the batch locator's rules); the others are not handed to the gazetteer at all."""
     where = pd.DataFrame(index=range(len(frame)))
@@ -284,10 +344,19 @@ def _place(session: Session, index: AreaIndex, frame: pd.DataFrame, columns: dic
     return locate_frame(where, index, crs=crs, session=session)
 
 
-def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, Any], categories: dict[str, Any],
-              placed: dict[Hashable, Any], now: dt.datetime, seen: set[str], known: dict[str, str],
-              checked: tuple[dict[str, Any], tuple[str | None, str] | None]) -> NewCase | None:
+def _new_case(
+    entry: dict[str, Any],
+    values: dict[str, Any],
+    columns: dict[str, Any],
+    categories: dict[str, Any],
+    placed: dict[Hashable, Any],
+    now: dt.datetime,
+    seen: set[str],
+    known: dict[str, str],
+    checked: tuple[dict[str, Any], tuple[str | None, str] | None],
+) -> NewCase | None:
     """The case of one row, or None with the row's outcome written into `entry`."""
+
     def fail(status: str, fld: str | None, reason: str) -> None:
         entry.update(status=status, field=fld, reason=reason)
 
@@ -297,8 +366,11 @@ def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, 
         fail("invalid", "ticket", "the ticket number (工单编号) must be 1 to 64 printable characters")
         return None
     if ticket in known or ticket in seen:
-        entry.update(status="duplicate", case_number=known.get(ticket),
-                     reason="already imported" if ticket in known else "repeats an earlier row of this file")
+        entry.update(
+            status="duplicate",
+            case_number=known.get(ticket),
+            reason="already imported" if ticket in known else "repeats an earlier row of this file",
+        )
         return None
     seen.add(ticket)
     try:
@@ -327,14 +399,30 @@ def _new_case(entry: dict[str, Any], values: dict[str, Any], columns: dict[str, 
     if placed["method"] == "address":
         low = entry["address_confidence"] is not None and entry["address_confidence"] < LOW_CONFIDENCE
         flags = ("placed_by_address", "address_low_confidence") if low else ("placed_by_address",)
-    return NewCase(title=title[:200], lon=float(placed["lon_wgs84"]), lat=float(placed["lat_wgs84"]), crs="wgs84",
-                   category=category, description=description, source=SOURCE, address=clean["address"],
-                   reporter_name=clean["reporter_name"], reporter_phone=clean["reporter_phone"], external_ref=ticket,
-                   reported_at=reported_at, extra_flags=flags)
+    return NewCase(
+        title=title[:200],
+        lon=float(placed["lon_wgs84"]),
+        lat=float(placed["lat_wgs84"]),
+        crs="wgs84",
+        category=category,
+        description=description,
+        source=SOURCE,
+        address=clean["address"],
+        reporter_name=clean["reporter_name"],
+        reporter_phone=clean["reporter_phone"],
+        external_ref=ticket,
+        reported_at=reported_at,
+        extra_flags=flags,
+    )
 
 
-def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: list[tuple[dict[str, Any], NewCase]],
-            actor: str, now: dt.datetime) -> None:
+def _create(
+    sessionmaker: orm.sessionmaker[Session],
+    index: AreaIndex,
+    batch: list[tuple[dict[str, Any], NewCase]],
+    actor: str,
+    now: dt.datetime,
+) -> None:
     """One transaction per batch; if another import stored one of its tickets meanwhile, row by row."""
     try:
         with sessionmaker() as session, session.begin():
@@ -350,8 +438,9 @@ def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: li
             entry.update(status="invalid", field=exc.field, reason=exc.message)
             return
         with sessionmaker() as session:
-            number = session.scalar(sa.select(Case.number).where(Case.source == SOURCE,
-                                                                 Case.external_ref == new.external_ref))
+            number = session.scalar(
+                sa.select(Case.number).where(Case.source == SOURCE, Case.external_ref == new.external_ref)
+            )
         entry.update(status="duplicate", case_number=number, reason="imported meanwhile by another import")
         return
     for (entry, _), (number, grid) in zip(batch, numbers):
@@ -363,9 +452,13 @@ def _create(sessionmaker: orm.sessionmaker[Session], index: AreaIndex, batch: li
 RETRY_STATES = ("40P01", "40001")
 
 
-def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex,
-                 batch: list[tuple[dict[str, Any], NewCase]], actor: str,
-                 now: dt.datetime) -> None:
+def _create_bulk(
+    sessionmaker: orm.sessionmaker[Session],
+    index: AreaIndex,
+    batch: list[tuple[dict[str, Any], NewCase]],
+    actor: str,
+    now: dt.datetime,
+) -> None:
     """One transaction for the batch (`bulk.create_cases`); a row intake refuses is reported invalid and the others
     are stored. If another import stored some of its tickets meanwhile, those rows are reported as duplicates and
     the batch is written again without them (row by row, should that not settle it)."""
@@ -384,8 +477,11 @@ def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex,
             rest = []
             for entry, new in batch:
                 if new.external_ref in meanwhile:
-                    entry.update(status="duplicate", case_number=meanwhile[new.external_ref],
-                                 reason="imported meanwhile by another import")
+                    entry.update(
+                        status="duplicate",
+                        case_number=meanwhile[new.external_ref],
+                        reason="imported meanwhile by another import",
+                    )
                 else:
                     rest.append((entry, new))
             if len(rest) == len(batch) and not retry:
@@ -402,17 +498,22 @@ def _create_bulk(sessionmaker: orm.sessionmaker[Session], index: AreaIndex,
         _create_bulk_one(sessionmaker, index, item, actor, now)
 
 
-def _create_bulk_one(sessionmaker: orm.sessionmaker[Session], index: AreaIndex,
-                     item: tuple[dict[str, Any], NewCase], actor: str,
-                     now: dt.datetime) -> None:
+def _create_bulk_one(
+    sessionmaker: orm.sessionmaker[Session],
+    index: AreaIndex,
+    item: tuple[dict[str, Any], NewCase],
+    actor: str,
+    now: dt.datetime,
+) -> None:
     entry, new = item
     try:
         with sessionmaker() as session, session.begin():
             outcome = create_cases(session, index, [new], actor=actor, now=now)[0]
     except sa.exc.IntegrityError:
         with sessionmaker() as session:
-            number = session.scalar(sa.select(Case.number).where(Case.source == SOURCE,
-                                                                 Case.external_ref == new.external_ref))
+            number = session.scalar(
+                sa.select(Case.number).where(Case.source == SOURCE, Case.external_ref == new.external_ref)
+            )
         entry.update(status="duplicate", case_number=number, reason="imported meanwhile by another import")
         return
     if isinstance(outcome, GridmapError):

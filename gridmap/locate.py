@@ -48,29 +48,36 @@ FLAG_ADDRESS_NOT_MATCHED = "address_not_matched"
 class LocateOptions:
     """Distances that qualify an answer, in metres."""
 
-    near_m: float = 10.0             # report other grids this close as near_boundary
-    nearest_m: float = 100.0         # outside every grid: take the nearest grid within this distance
+    near_m: float = 10.0  # report other grids this close as near_boundary
+    nearest_m: float = 100.0  # outside every grid: take the nearest grid within this distance
     service_margin_m: float = 30_000.0  # refuse points farther than this from the service area
 
     def check(self) -> None:
         for name in ("near_m", "nearest_m", "service_margin_m"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1_000_000):
-                raise InvalidInput(f"{name}: {value!r} must be a number of metres from 0 to 1000000", field=name,
-                                   zh=f"{field_zh(name)}：{value!r} 应为 0 至 1000000 之间的米数。")
+                raise InvalidInput(
+                    f"{name}: {value!r} must be a number of metres from 0 to 1000000",
+                    field=name,
+                    zh=f"{field_zh(name)}：{value!r} 应为 0 至 1000000 之间的米数。",
+                )
 
 
 def check_accuracy(accuracy_m: float | None) -> float | None:
     if accuracy_m is None:
         return None
     if not (math.isfinite(accuracy_m) and 0 <= accuracy_m <= 10_000):
-        raise InvalidInput(f"accuracy_m: {accuracy_m!r} must be a GPS accuracy radius from 0 to 10000 metres",
-                           field="accuracy_m", zh=f"定位精度：{accuracy_m!r} 应为 0 至 10000 米之间的定位精度半径。")
+        raise InvalidInput(
+            f"accuracy_m: {accuracy_m!r} must be a GPS accuracy radius from 0 to 10000 metres",
+            field="accuracy_m",
+            zh=f"定位精度：{accuracy_m!r} 应为 0 至 10000 米之间的定位精度半径。",
+        )
     return float(accuracy_m)
 
 
-def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.CoordinateSystem,
-                     options: LocateOptions) -> tuple[float, float]:
+def to_wgs84_checked(
+    index: AreaIndex, x: float, y: float, system: gcrs.CoordinateSystem, options: LocateOptions
+) -> tuple[float, float]:
     """Convert and validate one point, refusing points far outside the service area with the reason."""
     lon, lat = gcrs.convert_point(x, y, system)
     distance = index.distance_to_service_area_m(lon, lat)
@@ -78,18 +85,22 @@ def to_wgs84_checked(index: AreaIndex, x: float, y: float, system: gcrs.Coordina
         hint = gcrs.zone_hint(system)
         if not hint and system.is_geographic:
             hint = " Check the coordinate system (crs) and the order of longitude and latitude."
-        hint_zh = gcrs.zone_hint_zh(system) or ("请检查坐标系（crs）以及经度、纬度的顺序。" if system.is_geographic else "")
+        hint_zh = gcrs.zone_hint_zh(system) or (
+            "请检查坐标系（crs）以及经度、纬度的顺序。" if system.is_geographic else ""
+        )
         raise InvalidCoordinate(
             f"lon/lat: ({x}, {y}) in {system.name} is WGS84 ({lon:.6f}, {lat:.6f}), {distance / 1000:,.1f} km from "
             f"the service area; points more than {options.service_margin_m / 1000:g} km away are refused.{hint}",
             field="lon",
             zh=f"经纬度：{system.name} 坐标（{x}, {y}）即 WGS84（{lon:.6f}, {lat:.6f}），距服务区域 "
-               f"{distance / 1000:,.1f} 公里；超出 {options.service_margin_m / 1000:g} 公里的点不予受理。{hint_zh}")
+            f"{distance / 1000:,.1f} 公里；超出 {options.service_margin_m / 1000:g} 公里的点不予受理。{hint_zh}",
+        )
     return lon, lat
 
 
-def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem,
-                         location: Location) -> tuple[str, dict[str, Any]] | None:
+def _alternative_reading(
+    index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem, location: Location
+) -> tuple[str, dict[str, Any]] | None:
     """When a point lands outside every grid, a second reading of its datum that lands inside one."""
     if FLAG_OUTSIDE not in location.flags:  # outside every grid (perhaps given the nearest one anyway)
         return None
@@ -105,8 +116,11 @@ def _alternative_reading(index: AreaIndex, lon: float, lat: float, system: gcrs.
         return None
     chain = index.chain_of(codes[0])
     grid = next((a for a in chain if a.level == "grid"), chain[-1])
-    return flag, {"point": {"lon": alt_lon, "lat": alt_lat}, "grid": {"code": grid.code, "name": grid.name},
-                  "leaf_code": codes[0]}
+    return flag, {
+        "point": {"lon": alt_lon, "lat": alt_lat},
+        "grid": {"code": grid.code, "name": grid.name},
+        "leaf_code": codes[0],
+    }
 
 
 PEOPLE_TTL_S = 30.0
@@ -143,8 +157,9 @@ def warm_people(session: Session, on: dt.date | None = None) -> dict[str, Any]:
     return directory
 
 
-def people_for(session: Session | None, grid_code: str, on: dt.date | None, *, db: str | None = None
-               ) -> tuple[dict[str, Any] | None, list[Any]]:
+def people_for(
+    session: Session | None, grid_code: str, on: dt.date | None, *, db: str | None = None
+) -> tuple[dict[str, Any] | None, list[Any]]:
     """The grid's party branch and staff, from a directory of all grids reloaded every `PEOPLE_TTL_S` seconds:
     a locate answer is asked for far more often than assignments change. Without a session (`db` names the
     database) a cached directory is used even if stale; `LookupError` when there is none."""
@@ -163,8 +178,15 @@ def people_for(session: Session | None, grid_code: str, on: dt.date | None, *, d
     return branch, [dict(s) for s in staff]
 
 
-def describe(session: Session | None, index: AreaIndex, location: Location, *, on: dt.date | None = None,
-             with_people: bool = True, db: str | None = None) -> dict[str, Any]:
+def describe(
+    session: Session | None,
+    index: AreaIndex,
+    location: Location,
+    *,
+    on: dt.date | None = None,
+    with_people: bool = True,
+    db: str | None = None,
+) -> dict[str, Any]:
     """The JSON answer for a located point: chain, grid, micro-grid, branch, staff, method and flags."""
     grid = location.at_level("grid")
     micro = location.at_level("microgrid")
@@ -186,10 +208,20 @@ def describe(session: Session | None, index: AreaIndex, location: Location, *, o
     }
 
 
-def locate(session: Session | None, index: AreaIndex, x: float | None = None, y: float | None = None,
-           crs: str | None = "wgs84", *, address: str | None = None, accuracy_m: float | None = None,
-           as_of: dt.date | None = None, options: LocateOptions | None = None, gazetteer: Gazetteer | None = None,
-           db: str | None = None) -> dict[str, Any]:
+def locate(
+    session: Session | None,
+    index: AreaIndex,
+    x: float | None = None,
+    y: float | None = None,
+    crs: str | None = "wgs84",
+    *,
+    address: str | None = None,
+    accuracy_m: float | None = None,
+    as_of: dt.date | None = None,
+    options: LocateOptions | None = None,
+    gazetteer: Gazetteer | None = None,
+    db: str | None = None,
+) -> dict[str, Any]:
     """The locate answer for a point, an address, or both (the point decides, the address cross-checks).
 
     `session` may be None for a point when the branch and staff of `db` are cached (`people_age`): the
@@ -201,12 +233,18 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
     accuracy_m = check_accuracy(accuracy_m)
     has_point = x is not None or y is not None
     if not has_point and not (address and address.strip()):
-        raise InvalidInput("lon/lat or address: give a point (lon and lat) or an address text", field="lon",
-                           zh="经纬度或地址：请提供一个点（经度和纬度）或一段地址文字。")
+        raise InvalidInput(
+            "lon/lat or address: give a point (lon and lat) or an address text",
+            field="lon",
+            zh="经纬度或地址：请提供一个点（经度和纬度）或一段地址文字。",
+        )
     match = None
     if address is not None and len(address) > MAX_ADDRESS:  # measured before anything reads it
-        raise InvalidInput(f"address: {len(address):,} characters is too long; at most {MAX_ADDRESS}",
-                           field="address", zh=f"地址过长：{len(address):,} 个字符，最多 {MAX_ADDRESS} 个。")
+        raise InvalidInput(
+            f"address: {len(address):,} characters is too long; at most {MAX_ADDRESS}",
+            field="address",
+            zh=f"地址过长：{len(address):,} 个字符，最多 {MAX_ADDRESS} 个。",
+        )
     if address and address.strip():
         if gazetteer is None:
             from gridmap.gazetteer import gazetteer_for
@@ -217,8 +255,11 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
     if has_point:
         if x is None or y is None:
             missing = "lon" if x is None else "lat"
-            raise InvalidCoordinate(f"{missing}: missing; give both lon and lat", field=missing,
-                                    zh=f"缺少{field_zh(missing)}，请同时提供经度和纬度。")
+            raise InvalidCoordinate(
+                f"{missing}: missing; give both lon and lat",
+                field=missing,
+                zh=f"缺少{field_zh(missing)}，请同时提供经度和纬度。",
+            )
         system = gcrs.parse_crs(crs)
         lon, lat = to_wgs84_checked(index, x, y, system, options)
         location = index.locate(lon, lat, near_m=options.near_m, accuracy_m=accuracy_m, nearest_m=options.nearest_m)
@@ -230,8 +271,12 @@ def locate(session: Session | None, index: AreaIndex, x: float | None = None, y:
             out["alternative"] = alternative[1]
         if match is not None:
             out["address_match"] = match.as_dict()
-            if match.place is not None and match.leaf_code and location.leaf_code and \
-                    match.leaf_code[:len(location.leaf_code)] != location.leaf_code[:len(match.leaf_code)]:
+            if (
+                match.place is not None
+                and match.leaf_code
+                and location.leaf_code
+                and match.leaf_code[: len(location.leaf_code)] != location.leaf_code[: len(match.leaf_code)]
+            ):
                 out["flags"].append(FLAG_ADDRESS_DISAGREES)
         return out
     # address only

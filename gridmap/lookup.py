@@ -93,8 +93,13 @@ def local_distance_m(geoms: npt.ArrayLike, lon: float, lat: float) -> np.ndarray
 class AreaIndex:
     """An immutable in-memory index of one generation's areas; build a new one when boundaries change."""
 
-    def __init__(self, areas: list[AreaRef], geoms: list[shapely.Geometry], generation_id: int | None = None,
-                 cells_per_leaf: float = 256.0):
+    def __init__(
+        self,
+        areas: list[AreaRef],
+        geoms: list[shapely.Geometry],
+        generation_id: int | None = None,
+        cells_per_leaf: float = 256.0,
+    ):
         self.generation_id = generation_id
         self.by_code = {a.code: a for a in areas}
         codes = {a.parent_code for a in areas if a.parent_code}
@@ -218,8 +223,9 @@ class AreaIndex:
 
     # --- the answer for people ----------------------------------------------------------------------------------
 
-    def locate(self, lon: float, lat: float, *, near_m: float = 0.0, accuracy_m: float | None = None,
-               nearest_m: float = 0.0) -> Location:
+    def locate(
+        self, lon: float, lat: float, *, near_m: float = 0.0, accuracy_m: float | None = None, nearest_m: float = 0.0
+    ) -> Location:
         """Locate one WGS84 point, with flags.
 
         Examples
@@ -234,11 +240,16 @@ class AreaIndex:
         """
         location = self.location_from_codes(lon, lat, self.covering(lon, lat))
         radius = max(near_m or 0.0, accuracy_m or 0.0)
-        if (location.chain and radius > 0 and location.leaf_code is not None
-                and not self._farther_than(lon, lat, location.leaf_code, radius)):
+        if (
+            location.chain
+            and radius > 0
+            and location.leaf_code is not None
+            and not self._farther_than(lon, lat, location.leaf_code, radius)
+        ):
             own = {location.leaf_code, *location.candidates}
-            location.near = [{"code": c, "distance_m": d} for c, d in self.leaves_within(lon, lat, radius)
-                             if c not in own]
+            location.near = [
+                {"code": c, "distance_m": d} for c, d in self.leaves_within(lon, lat, radius) if c not in own
+            ]
             if location.near:
                 location.flags.append(FLAG_NEAR_BOUNDARY)
         elif not location.chain and nearest_m > 0:
@@ -264,8 +275,14 @@ class AreaIndex:
         if not codes:
             return Location(lon, lat, flags=[FLAG_OUTSIDE])
         if len(codes) > 1:
-            return Location(lon, lat, chain=self.chain_of(codes[0]), candidates=codes[1:], flags=[FLAG_ON_BOUNDARY],
-                            tie_rule=TIE_RULE)
+            return Location(
+                lon,
+                lat,
+                chain=self.chain_of(codes[0]),
+                candidates=codes[1:],
+                flags=[FLAG_ON_BOUNDARY],
+                tie_rule=TIE_RULE,
+            )
         return Location(lon, lat, chain=self.chain_of(codes[0]))
 
     def distance_to_service_area_m(self, lon: float, lat: float) -> float:

@@ -54,8 +54,11 @@ def zoom_detail(zoom: int) -> tuple[float, int]:
 
 def check_zoom(zoom: int) -> int:
     if not isinstance(zoom, int) or not 0 <= zoom <= 24:
-        raise InvalidInput(f"zoom: {zoom!r} must be a whole number from 0 to 24", field="zoom",
-                           zh=f"缩放级别：{zoom!r} 应为 0 至 24 之间的整数。")
+        raise InvalidInput(
+            f"zoom: {zoom!r} must be a whole number from 0 to 24",
+            field="zoom",
+            zh=f"缩放级别：{zoom!r} 应为 0 至 24 之间的整数。",
+        )
     return min(MAX_ZOOM, max(MIN_ZOOM, zoom))
 
 
@@ -82,9 +85,16 @@ class AreaShapes:
             items.sort(key=lambda item: item[0])
             geoms = np.array([g for *_, g in items], dtype=object)
             labels = shapely.get_coordinates(shapely.point_on_surface(geoms))
-            props = [{"code": code, "name": name, "level": level, "parent_code": parent,
-                      "label": [round(float(x), 6), round(float(y), 6)]}
-                     for (code, name, parent, _), (x, y) in zip(items, labels)]
+            props = [
+                {
+                    "code": code,
+                    "name": name,
+                    "level": level,
+                    "parent_code": parent,
+                    "label": [round(float(x), 6), round(float(y), 6)],
+                }
+                for (code, name, parent, _), (x, y) in zip(items, labels)
+            ]
             self._levels[level] = _Level([i[0] for i in items], {}, geoms, props, shapely.STRtree(geoms))
 
     @classmethod
@@ -92,7 +102,9 @@ class AreaShapes:
         parent = aliased(Area)
         rows = session.execute(
             sa.select(Area.code, Area.name, Area.level, parent.code, Area.geom)
-            .outerjoin(parent, Area.parent_id == parent.id).where(Area.generation_id == generation_id)).all()
+            .outerjoin(parent, Area.parent_id == parent.id)
+            .where(Area.generation_id == generation_id)
+        ).all()
         return cls(generation_id, [(c, n, lv, p, to_shape(g)) for c, n, lv, p, g in rows])
 
     def levels(self) -> list[str]:
@@ -112,13 +124,21 @@ class AreaShapes:
                     geoms = shapely.simplify(geoms, tolerance, preserve_topology=True)
             geoms = shapely.transform(geoms, lambda xy: np.round(xy, decimals))
             encoded = shapely.to_geojson(geoms)
-            out = [f'{{"type":"Feature","id":{json.dumps(p["code"])},"geometry":{g},'
-                   f'"properties":{json.dumps(p, ensure_ascii=False, separators=(",", ":"))}}}' for p, g in zip(level.props, encoded)]
+            out = [
+                f'{{"type":"Feature","id":{json.dumps(p["code"])},"geometry":{g},'
+                f'"properties":{json.dumps(p, ensure_ascii=False, separators=(",", ":"))}}}'
+                for p, g in zip(level.props, encoded)
+            ]
             level.fragments[zoom] = out
             return out
 
-    def collection(self, level: str, bbox: tuple[float, float, float, float] | None, zoom: int,
-                   visible: Callable[[str], bool] | None = None) -> str:
+    def collection(
+        self,
+        level: str,
+        bbox: tuple[float, float, float, float] | None,
+        zoom: int,
+        visible: Callable[[str], bool] | None = None,
+    ) -> str:
         """A GeoJSON FeatureCollection (as text) of the level's areas that meet the box, drawn for the zoom (only
         those whose code `visible(code)` accepts, when given)."""
         check_level(level)
@@ -135,8 +155,10 @@ class AreaShapes:
             hits = [i for i in hits if visible(data.codes[i])]
         fragments = self._fragments(data, zoom)
         body = ",".join(fragments[i] for i in hits)
-        return (f'{{"type":"FeatureCollection","features":[{body}],"numberReturned":{len(hits)},'
-                f'"zoom":{zoom},"generation_id":{self.generation_id}}}')
+        return (
+            f'{{"type":"FeatureCollection","features":[{body}],"numberReturned":{len(hits)},'
+            f'"zoom":{zoom},"generation_id":{self.generation_id}}}'
+        )
 
 
 class ShapeCache:
@@ -167,6 +189,7 @@ class ShapeCache:
 
 # ---------------------------------------------------------------------------------------------------- case points
 
+
 @dataclass(frozen=True)
 class CaseFilter:
     """Which cases the map shows: reported in [since, until), in these states (or `open` / `overdue`), of these
@@ -189,18 +212,34 @@ class CaseFilter:
         check_states(self.states)
         for source in self.sources:
             if source not in CASE_SOURCES:
-                raise InvalidInput(f"source: {source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
-                                   field="source",
-                                   zh=f"来源：{source!r} 不是上报渠道；可选：{', '.join(CASE_SOURCES)}。")
+                raise InvalidInput(
+                    f"source: {source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
+                    field="source",
+                    zh=f"来源：{source!r} 不是上报渠道；可选：{', '.join(CASE_SOURCES)}。",
+                )
 
 
-def case_query(session: Session, flt: CaseFilter, now: dt.datetime, who: Principal | None, *,
-               indexed_box: bool = False) -> sa.Select[*tuple[Any, ...]]:
+def case_query(
+    session: Session, flt: CaseFilter, now: dt.datetime, who: Principal | None, *, indexed_box: bool = False
+) -> sa.Select[*tuple[Any, ...]]:
     """The cases to draw as SQL (the columns `case_row` reads), filtered and scoped; `indexed_box`: the box also
     through the spatial index of the cases' points (for a box that is a small part of the map, such as a tile)."""
-    query = (sa.select(Case.id, Case.lon, Case.lat, Case.state, CaseCategory.code, Case.source, Case.reported_at,
-                       Case.accepted_at, Case.due_at, CaseCategory.time_unit)
-             .outerjoin(CaseCategory, Case.category_id == CaseCategory.id).where(Case.lon.is_not(None)))
+    query = (
+        sa.select(
+            Case.id,
+            Case.lon,
+            Case.lat,
+            Case.state,
+            CaseCategory.code,
+            Case.source,
+            Case.reported_at,
+            Case.accepted_at,
+            Case.due_at,
+            CaseCategory.time_unit,
+        )
+        .outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
+        .where(Case.lon.is_not(None))
+    )
     if indexed_box and flt.bbox is not None:
         query = query.where(_spatial.bbox_filter(session, "case_file", flt.bbox))
     return _filtered(session, query, flt, now, who)
@@ -216,12 +255,27 @@ def case_row(row: Sequence[Any], calendar: WorkCalendar | None, now: dt.datetime
             clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
         else:
             clock = "red" if utc(due) < now else "green"
-    return [cid, round(lon, 6), round(lat, 6), state, clock, category, source,
-            utc(reported).isoformat().replace("+00:00", "Z")]
+    return [
+        cid,
+        round(lon, 6),
+        round(lat, 6),
+        state,
+        clock,
+        category,
+        source,
+        utc(reported).isoformat().replace("+00:00", "Z"),
+    ]
 
 
-def case_points(session: Session, flt: CaseFilter, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None,
-                limit: int = MAX_CASE_POINTS, who: Principal | None = None) -> dict[str, Any]:
+def case_points(
+    session: Session,
+    flt: CaseFilter,
+    *,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    limit: int = MAX_CASE_POINTS,
+    who: Principal | None = None,
+) -> dict[str, Any]:
     """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
     beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
     flt.check()
@@ -230,12 +284,18 @@ def case_points(session: Session, flt: CaseFilter, *, calendar: WorkCalendar | N
     rows = session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)).all()
     truncated = len(rows) > limit
     out = [case_row(row, calendar, now) for row in rows[:limit]]
-    return {"fields": list(CASE_FIELDS), "rows": out, "count": len(out), "truncated": truncated,
-            "now": now.isoformat().replace("+00:00", "Z")}
+    return {
+        "fields": list(CASE_FIELDS),
+        "rows": out,
+        "count": len(out),
+        "truncated": truncated,
+        "now": now.isoformat().replace("+00:00", "Z"),
+    }
 
 
-def _filtered(session: Session, query: sa.Select[*tuple[Any, ...]], flt: CaseFilter, now: dt.datetime,
-              who: Principal | None) -> sa.Select[*tuple[Any, ...]]:
+def _filtered(
+    session: Session, query: sa.Select[*tuple[Any, ...]], flt: CaseFilter, now: dt.datetime, who: Principal | None
+) -> sa.Select[*tuple[Any, ...]]:
     """`query` (over Case outer-joined to CaseCategory) kept to the filter's cases that `who` may see."""
     if who is not None:
         query = query.where(policy.case_condition(who, Case))
@@ -264,8 +324,19 @@ CLUSTER_PX = 64  # a cluster cell is about this many screen pixels wide at its z
 MIN_CLUSTER_ZOOM, MAX_CLUSTER_ZOOM = 3, 20
 MAX_CLUSTER_CELLS = 20_000  # cells a box may span at its zoom (a 4K screen spans about 2,000)
 # the most worrying state first: sent back for rework, not yet filed, not yet dispatched, not yet accepted …
-STATE_SEVERITY = ("rework", "reported", "filed", "dispatched", "accepted", "handled", "suspended", "closed",
-                  "merged", "voided", "rejected")
+STATE_SEVERITY = (
+    "rework",
+    "reported",
+    "filed",
+    "dispatched",
+    "accepted",
+    "handled",
+    "suspended",
+    "closed",
+    "merged",
+    "voided",
+    "rejected",
+)
 
 
 def cluster_cell(zoom: int, lat: float) -> tuple[float, float]:
@@ -278,23 +349,40 @@ def cluster_cell(zoom: int, lat: float) -> tuple[float, float]:
 def check_cluster_request(bbox: tuple[float, float, float, float] | None, zoom: int) -> tuple[float, float]:
     """The cell size for the box and zoom; the box is required and may span at most MAX_CLUSTER_CELLS cells."""
     if not isinstance(zoom, int) or isinstance(zoom, bool) or not MIN_CLUSTER_ZOOM <= zoom <= MAX_CLUSTER_ZOOM:
-        raise InvalidInput(f"zoom: {zoom!r} must be a whole number from {MIN_CLUSTER_ZOOM} to {MAX_CLUSTER_ZOOM}",
-                           field="zoom", zh=f"zoom：须为 {MIN_CLUSTER_ZOOM} 至 {MAX_CLUSTER_ZOOM} 的整数。")
+        raise InvalidInput(
+            f"zoom: {zoom!r} must be a whole number from {MIN_CLUSTER_ZOOM} to {MAX_CLUSTER_ZOOM}",
+            field="zoom",
+            zh=f"zoom：须为 {MIN_CLUSTER_ZOOM} 至 {MAX_CLUSTER_ZOOM} 的整数。",
+        )
     if bbox is None:
-        raise InvalidInput("bbox: clusters need the box shown, 'minlon,minlat,maxlon,maxlat'", field="bbox",
-                           zh="bbox：请给出地图范围（最小经度,最小纬度,最大经度,最大纬度）。")
+        raise InvalidInput(
+            "bbox: clusters need the box shown, 'minlon,minlat,maxlon,maxlat'",
+            field="bbox",
+            zh="bbox：请给出地图范围（最小经度,最小纬度,最大经度,最大纬度）。",
+        )
     width, height = cluster_cell(zoom, (bbox[1] + bbox[3]) / 2)
-    cells = (math.floor(bbox[2] / width) - math.floor(bbox[0] / width) + 1) * \
-        (math.floor(bbox[3] / height) - math.floor(bbox[1] / height) + 1)
+    cells = (math.floor(bbox[2] / width) - math.floor(bbox[0] / width) + 1) * (
+        math.floor(bbox[3] / height) - math.floor(bbox[1] / height) + 1
+    )
     if cells > MAX_CLUSTER_CELLS:
-        raise InvalidInput(f"bbox: the box spans {cells:,} cells at zoom {zoom}; at most {MAX_CLUSTER_CELLS:,} "
-                           "(send the box shown on the screen)", field="bbox",
-                           zh=f"bbox：该范围在此缩放级别下含 {cells:,} 个格，最多 {MAX_CLUSTER_CELLS:,} 个（请只发送屏幕上显示的范围）。")
+        raise InvalidInput(
+            f"bbox: the box spans {cells:,} cells at zoom {zoom}; at most {MAX_CLUSTER_CELLS:,} "
+            "(send the box shown on the screen)",
+            field="bbox",
+            zh=f"bbox：该范围在此缩放级别下含 {cells:,} 个格，最多 {MAX_CLUSTER_CELLS:,} 个（请只发送屏幕上显示的范围）。",
+        )
     return width, height
 
 
-def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None,
-                  who: Principal | None = None) -> dict[str, Any]:
+def case_clusters(
+    session: Session,
+    flt: CaseFilter,
+    zoom: int,
+    *,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> dict[str, Any]:
     """The filter's cases that `who` may see, grouped by the database into cells of about CLUSTER_PX pixels at
     `zoom` (the box is required), as a GeoJSON FeatureCollection of points: each at the mean position of its
     cases, with `count`, `worst_state` (the first of STATE_SEVERITY among them), `worst_deadline` (`overdue`: a
@@ -306,20 +394,42 @@ def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar: Wor
     now = utc(now) or dt.datetime.now(dt.UTC)
     cx = _spatial.floor_int(session, (Case.lon + 180.0) / width).label("cx")
     cy = _spatial.floor_int(session, (Case.lat + 90.0) / height).label("cy")
-    severity = sa.case({s: len(STATE_SEVERITY) - i for i, s in enumerate(STATE_SEVERITY)}, value=Case.state,
-                       else_=0)
+    severity = sa.case({s: len(STATE_SEVERITY) - i for i, s in enumerate(STATE_SEVERITY)}, value=Case.state, else_=0)
     running = sa.and_(Case.state.in_(CLOCKED_STATES), Case.due_at.is_not(None))
     overdue = sa.case((sa.and_(running, Case.due_at < now), 1), else_=0)
-    base = sa.select(cx, cy).select_from(Case).outerjoin(CaseCategory, Case.category_id == CaseCategory.id) \
+    base = (
+        sa.select(cx, cy)
+        .select_from(Case)
+        .outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
         .where(Case.lon.is_not(None))
-    grouped = _filtered(session, base.add_columns(
-        sa.func.count().label("n"), sa.func.avg(Case.lon), sa.func.avg(Case.lat), sa.func.min(Case.lon),
-        sa.func.min(Case.lat), sa.func.max(Case.lon), sa.func.max(Case.lat), sa.func.max(severity),
-        sa.func.max(overdue), sa.func.min(Case.id)), flt, now, who).group_by(cx, cy)
+    )
+    grouped = _filtered(
+        session,
+        base.add_columns(
+            sa.func.count().label("n"),
+            sa.func.avg(Case.lon),
+            sa.func.avg(Case.lat),
+            sa.func.min(Case.lon),
+            sa.func.min(Case.lat),
+            sa.func.max(Case.lon),
+            sa.func.max(Case.lat),
+            sa.func.max(severity),
+            sa.func.max(overdue),
+            sa.func.min(Case.id),
+        ),
+        flt,
+        now,
+        who,
+    ).group_by(cx, cy)
     cells = {(int(x), int(y)): list(rest) for x, y, *rest in session.execute(grouped)}
     # due soon: the running clocks not yet past their deadline (a few hundred at most), coloured as the points are
-    soon = _filtered(session, base.add_columns(Case.accepted_at, Case.due_at, CaseCategory.time_unit)
-                     .where(running, Case.due_at >= now), flt, now, who)
+    soon = _filtered(
+        session,
+        base.add_columns(Case.accepted_at, Case.due_at, CaseCategory.time_unit).where(running, Case.due_at >= now),
+        flt,
+        now,
+        who,
+    )
     due_soon = set()
     for x, y, accepted, due, unit in session.execute(soon):
         if accepted is None:
@@ -336,12 +446,24 @@ def case_clusters(session: Session, flt: CaseFilter, zoom: int, *, calendar: Wor
         n, lon, lat, minx, miny, maxx, maxy, worst, late, first = cells[key]
         total += int(n)
         deadline = "overdue" if late else "due_soon" if key in due_soon else "ok"
-        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [
-            round(float(lon), 6), round(float(lat), 6)]}, "properties": {
-            "count": int(n), "worst_state": STATE_SEVERITY[len(STATE_SEVERITY) - int(worst)] if worst else None,
-            "worst_deadline": deadline,
-            "bbox": [round(float(v), 6) for v in (minx, miny, maxx, maxy)],
-            "case_id": int(first) if n == 1 else None}})
-    return {"type": "FeatureCollection", "features": features, "zoom": zoom,
-            "cell": [round(width, 9), round(height, 9)], "total": total,
-            "now": now.isoformat().replace("+00:00", "Z")}
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]},
+                "properties": {
+                    "count": int(n),
+                    "worst_state": STATE_SEVERITY[len(STATE_SEVERITY) - int(worst)] if worst else None,
+                    "worst_deadline": deadline,
+                    "bbox": [round(float(v), 6) for v in (minx, miny, maxx, maxy)],
+                    "case_id": int(first) if n == 1 else None,
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "zoom": zoom,
+        "cell": [round(width, 9), round(height, 9)],
+        "total": total,
+        "now": now.isoformat().replace("+00:00", "Z"),
+    }

@@ -64,27 +64,48 @@ from gridmap.tables import LEVEL_NAMES_ZH, Area, Case, CaseEvent, Department, Ge
 Column = QueryableAttribute[Any] | sa.ColumnElement[Any]
 
 UNITS = ("grid", "community", "subdistrict", "branch", "department", "worker")
-UNIT_COLUMN = {"grid": "grid_code", "community": "community_code", "subdistrict": "subdistrict_code",
-               "branch": "branch_id", "department": "department_id", "worker": "assignee_id",
-               "microgrid": "microgrid_code"}  # micro-grids: for rankings of a grid's children (not in UNITS)
-UNIT_ZH = {"grid": "网格", "community": "社区", "subdistrict": "街道", "branch": "网格党支部", "department": "职能部门",
-           "worker": "网格员"}
+UNIT_COLUMN = {
+    "grid": "grid_code",
+    "community": "community_code",
+    "subdistrict": "subdistrict_code",
+    "branch": "branch_id",
+    "department": "department_id",
+    "worker": "assignee_id",
+    "microgrid": "microgrid_code",
+}  # micro-grids: for rankings of a grid's children (not in UNITS)
+UNIT_ZH = {
+    "grid": "网格",
+    "community": "社区",
+    "subdistrict": "街道",
+    "branch": "网格党支部",
+    "department": "职能部门",
+    "worker": "网格员",
+}
 NOT_COUNTED = ("rejected", "voided", "merged")
 SATISFIED_MIN = 3
 
 # every output column: key, Chinese heading, English heading, kind (count | rate | hours | text)
 COLUMNS = [
-    ("unit", "单位类型", "unit", "text"), ("key", "编码", "code", "text"), ("name", "名称", "name", "text"),
-    ("received", "受理量", "received", "count"), ("handled", "处置量", "handled", "count"),
-    ("due", "应结案数", "due to close", "count"), ("suspended", "挂账数", "suspended", "count"),
-    ("closed", "结案数", "closed", "count"), ("closed_on_time", "按期结案数", "closed on time", "count"),
-    ("closure_rate", "结案率", "closure rate", "rate"), ("on_time_rate", "按期结案率", "on-time closure rate", "rate"),
-    ("reworked", "返工数", "reworked", "count"), ("rework_rate", "返工率", "rework rate", "rate"),
-    ("extended", "延期数", "extended", "count"), ("extension_rate", "延期率", "extension rate", "rate"),
+    ("unit", "单位类型", "unit", "text"),
+    ("key", "编码", "code", "text"),
+    ("name", "名称", "name", "text"),
+    ("received", "受理量", "received", "count"),
+    ("handled", "处置量", "handled", "count"),
+    ("due", "应结案数", "due to close", "count"),
+    ("suspended", "挂账数", "suspended", "count"),
+    ("closed", "结案数", "closed", "count"),
+    ("closed_on_time", "按期结案数", "closed on time", "count"),
+    ("closure_rate", "结案率", "closure rate", "rate"),
+    ("on_time_rate", "按期结案率", "on-time closure rate", "rate"),
+    ("reworked", "返工数", "reworked", "count"),
+    ("rework_rate", "返工率", "rework rate", "rate"),
+    ("extended", "延期数", "extended", "count"),
+    ("extension_rate", "延期率", "extension rate", "rate"),
     ("bounces", "退单数", "bounces", "count"),
     ("close_hours_p50", "办结时长中位数（小时）", "hours to close, median", "hours"),
     ("close_hours_p90", "办结时长90分位（小时）", "hours to close, 90th percentile", "hours"),
-    ("rated", "参评数", "rated", "count"), ("satisfied", "满意数", "satisfied", "count"),
+    ("rated", "参评数", "rated", "count"),
+    ("satisfied", "满意数", "satisfied", "count"),
     ("satisfaction", "满意率", "satisfaction", "rate"),
 ]
 TOTAL_KEY = "*"
@@ -114,8 +135,11 @@ class Period:
                 since = (since - dt.timedelta(days=1)).replace(day=1)
         since, until = utc(since), utc(until)
         if until <= since:
-            raise InvalidInput(f"until: {until.isoformat()} must be after since {since.isoformat()}", field="until",
-                               zh=f"截止日期 {until.isoformat()} 应晚于起始日期 {since.isoformat()}。")
+            raise InvalidInput(
+                f"until: {until.isoformat()} must be after since {since.isoformat()}",
+                field="until",
+                zh=f"截止日期 {until.isoformat()} 应晚于起始日期 {since.isoformat()}。",
+            )
         if until - since > dt.timedelta(days=3660):
             raise InvalidInput("since: a period of at most ten years", field="since", zh="起始日期：统计时段最长十年。")
         return cls(since, until)
@@ -163,11 +187,20 @@ def _case_counts(period: Period) -> dict[str, sa.ColumnElement[Any]]:
     }
 
 
-def _grouped(session: Session, columns: dict[str, sa.ColumnElement[Any]], key: Column,
-             source: sa.FromClause | type[Case], where: list[sa.ColumnElement[bool]]) -> pd.DataFrame:
+def _grouped(
+    session: Session,
+    columns: dict[str, sa.ColumnElement[Any]],
+    key: Column,
+    source: sa.FromClause | type[Case],
+    where: list[sa.ColumnElement[bool]],
+) -> pd.DataFrame:
     """One aggregate query grouped by the unit key (None for cases of no unit: they count in the total only)."""
-    query = sa.select(key.label("key"), *(c.label(n) for n, c in columns.items())).select_from(source) \
-        .where(*where).group_by(key)
+    query = (
+        sa.select(key.label("key"), *(c.label(n) for n, c in columns.items()))
+        .select_from(source)
+        .where(*where)
+        .group_by(key)
+    )
     rows = session.execute(query).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["key", *columns]).astype(dict.fromkeys(columns, float))
     frame["key"] = pd.Series(_keys(frame["key"]), index=frame.index).fillna(NO_UNIT)
@@ -181,48 +214,73 @@ def _hours(session: Session, start: Column, end: Column) -> sa.ColumnElement[Any
     return sa.extract("epoch", end - start) / 3600.0
 
 
-def compute(session: Session, period: Period, unit: str, under: str | None = None,
-            under_level: str | None = None) -> pd.DataFrame:
+def compute(
+    session: Session, period: Period, unit: str, under: str | None = None, under_level: str | None = None
+) -> pd.DataFrame:
     """The measures of every unit of a kind and the total (key `*`), by the formulas above. Counts are
     aggregated by the database; only the hours to close come back per case, for their percentiles. `under` keeps
     the cases inside an area (codes are hierarchical; a micro-grid, below the grid, is matched by its own code)."""
     since, until = period.since, period.until
     column = getattr(Case, UNIT_COLUMN[unit])
-    inside = ([] if not under else [Case.microgrid_code == under] if under_level == "microgrid"
-              else [Case.grid_code.startswith(under)])
-    relevant = sa.or_(Case.reported_at.between(since, until), Case.due_at.between(since, until),
-                      Case.closed_at.between(since, until))
+    inside = (
+        []
+        if not under
+        else [Case.microgrid_code == under]
+        if under_level == "microgrid"
+        else [Case.grid_code.startswith(under)]
+    )
+    relevant = sa.or_(
+        Case.reported_at.between(since, until), Case.due_at.between(since, until), Case.closed_at.between(since, until)
+    )
     within, steps_within = _reported_within(session, since, until)  # the months concerned (partitions pruned)
     counts = _grouped(session, _case_counts(period), column, Case, [relevant, *inside, *within])
     steps = sa.join(CaseEvent, Case, Case.id == CaseEvent.case_id)
     in_period = [CaseEvent.at >= since, CaseEvent.at < until, *inside, *steps_within]
     score = CaseEvent.detail["satisfaction"].as_integer()
-    rated = _grouped(session, {"handled": _count(CaseEvent.action == "handle"),
-                               "rated": _count(CaseEvent.action == "rate"),
-                               "satisfied": _count(sa.and_(CaseEvent.action == "rate", score >= SATISFIED_MIN))},
-                     column, steps, [*in_period, CaseEvent.action.in_(("handle", "rate"))])
+    rated = _grouped(
+        session,
+        {
+            "handled": _count(CaseEvent.action == "handle"),
+            "rated": _count(CaseEvent.action == "rate"),
+            "satisfied": _count(sa.and_(CaseEvent.action == "rate", score >= SATISFIED_MIN)),
+        },
+        column,
+        steps,
+        [*in_period, CaseEvent.action.in_(("handle", "rate"))],
+    )
     # a bounce counts for the worker or department that bounced it (recorded in the step): the case no longer
     # names them
-    bouncer = {"worker": CaseEvent.detail["from_assignee_id"].as_integer(),
-               "department": CaseEvent.detail["from_department_id"].as_integer()}.get(unit, column)
-    bounced = _grouped(session, {"bounces": sa.func.count()}, bouncer, steps,
-                       [*in_period, CaseEvent.action == "bounce"])
+    bouncer = {
+        "worker": CaseEvent.detail["from_assignee_id"].as_integer(),
+        "department": CaseEvent.detail["from_department_id"].as_integer(),
+    }.get(unit, column)
+    bounced = _grouped(
+        session, {"bounces": sa.func.count()}, bouncer, steps, [*in_period, CaseEvent.action == "bounce"]
+    )
     out = counts.join([rated, bounced], how="outer").fillna(0)
     _count_where_it_was(session, out, period, unit, under, under_level)
     out.loc[TOTAL_KEY] = out.sum()
     out = out.drop(index=NO_UNIT, errors="ignore").astype(int)
     # hours from report to closure of the cases closed in the period: median and 90th percentile
-    closed = sa.select(column, _hours(session, Case.reported_at, Case.closed_at)) \
-        .where(Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside, *within)
+    closed = sa.select(column, _hours(session, Case.reported_at, Case.closed_at)).where(
+        Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside, *within
+    )
     if session.get_bind().dialect.name == "postgresql":  # the percentiles worked out by the database
         where = [Case.state == "closed", Case.closed_at >= since, Case.closed_at < until, *inside, *within]
-        quantiles = _sql_quantiles(session, column, sa.cast(_hours(session, Case.reported_at, Case.closed_at),
-                                                            sa.Float), where)
-        by_key = pd.DataFrame([(TOTAL_KEY if is_total else _key(key), p50, p90)
-                               for (key, is_total), (p50, p90) in quantiles.items() if is_total or key is not None],
-                              columns=["key", "close_hours_p50", "close_hours_p90"]).set_index("key")
-        out = out.join(by_key, how="left") if len(by_key) else out.assign(close_hours_p50=np.nan,
-                                                                           close_hours_p90=np.nan)
+        quantiles = _sql_quantiles(
+            session, column, sa.cast(_hours(session, Case.reported_at, Case.closed_at), sa.Float), where
+        )
+        by_key = pd.DataFrame(
+            [
+                (TOTAL_KEY if is_total else _key(key), p50, p90)
+                for (key, is_total), (p50, p90) in quantiles.items()
+                if is_total or key is not None
+            ],
+            columns=["key", "close_hours_p50", "close_hours_p90"],
+        ).set_index("key")
+        out = (
+            out.join(by_key, how="left") if len(by_key) else out.assign(close_hours_p50=np.nan, close_hours_p90=np.nan)
+        )
     else:
         result = session.connection().execute(closed)  # ~50,000 rows a year: as the driver gives them
         try:
@@ -244,8 +302,9 @@ def compute(session: Session, period: Period, unit: str, under: str | None = Non
     return out.drop(columns=["active"])
 
 
-def _reported_within(session: Session, since: dt.datetime, until: dt.datetime, *,
-                     steps: bool = True) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[bool]]]:
+def _reported_within(
+    session: Session, since: dt.datetime, until: dt.datetime, *, steps: bool = True
+) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[bool]]]:
     """Conditions on the report time holding every case reported, due or closed in [since, until), and every case
     with a step (handled, rated, bounced) in it, as constants the planner prunes the case table's month partitions
     by (PostgreSQL, migration 0010); none where the table is not partitioned. They change no answer: the bounds are
@@ -255,27 +314,40 @@ def _reported_within(session: Session, since: dt.datetime, until: dt.datetime, *
     if bounds is None:
         return [], []
     lo, hi = bounds.cases
-    return ([Case.reported_at >= lo, Case.reported_at < hi],
-            [] if bounds.steps is None else [Case.reported_at >= bounds.steps[0], Case.reported_at < bounds.steps[1]])
+    return (
+        [Case.reported_at >= lo, Case.reported_at < hi],
+        [] if bounds.steps is None else [Case.reported_at >= bounds.steps[0], Case.reported_at < bounds.steps[1]],
+    )
 
 
-def _sql_quantiles(session: Session, key: Column, hours: sa.ColumnElement[Any],
-                   where: list[Any]) -> dict[tuple[Any, ...], tuple[float, float]]:
+def _sql_quantiles(
+    session: Session, key: Column, hours: sa.ColumnElement[Any], where: list[Any]
+) -> dict[tuple[Any, ...], tuple[float, float]]:
     """PostgreSQL: the median and 90th percentile of `hours` by `key` and over all rows, by `percentile_cont`
     (linear interpolation between adjacent values: numpy's default, Excel PERCENTILE.INC), as
     {(key, False): (p50, p90), …, (None, True): (p50, p90) of every row}. A year's closures stay in the database:
     one row per unit comes back instead of one per case."""
-    query = sa.select(key, sa.func.grouping(key), sa.func.percentile_cont(0.5).within_group(hours),
-                      sa.func.percentile_cont(0.9).within_group(hours)).where(*where).group_by(sa.func.rollup(key))
+    query = (
+        sa.select(
+            key,
+            sa.func.grouping(key),
+            sa.func.percentile_cont(0.5).within_group(hours),
+            sa.func.percentile_cont(0.9).within_group(hours),
+        )
+        .where(*where)
+        .group_by(sa.func.rollup(key))
+    )
     return {(k, bool(total)): (p50, p90) for k, total, p50, p90 in session.execute(query)}
 
 
 def _moves(session: Session) -> dict[int, list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]]]:
     """The re-locations of cases by boundary changes (`boundary_change` events), by case, in time order: for each,
     the attribution columns it changed, (from, to)."""
-    rows = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.detail)
-                           .where(CaseEvent.action == "boundary_change")
-                           .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)).all()
+    rows = session.execute(
+        sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.detail)
+        .where(CaseEvent.action == "boundary_change")
+        .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)
+    ).all()
     out: dict[int, list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]]] = {}
     for case_id, at, detail in rows:
         detail = detail or {}
@@ -300,8 +372,9 @@ def _in_area(values: dict[str, Any], under: str | None, under_level: str | None)
     return (values["grid_code"] or "").startswith(under)
 
 
-def _attribution_at(moves: list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]], now: dict[str, Any],
-                    when: dt.datetime) -> dict[str, Any]:
+def _attribution_at(
+    moves: list[tuple[dt.datetime, dict[str, tuple[Any, ...]]]], now: dict[str, Any], when: dt.datetime
+) -> dict[str, Any]:
     """The attribution a case had at `when`, from the one it has now: for each column of `now`, the `from` of
     the first re-location after `when` that changed it."""
     then, seen = dict(now), set()
@@ -328,8 +401,9 @@ def _step_measures(action: str, detail: dict[str, Any] | None) -> dict[str, int]
     return {"handle": {"handled": 1}, "bounce": {"bounces": 1}}[action]
 
 
-def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, unit: str, under: str | None,
-                        under_level: str | None) -> None:
+def _count_where_it_was(
+    session: Session, out: pd.DataFrame, period: Period, unit: str, under: str | None, under_level: str | None
+) -> None:
     """Move the counts of events in the period — a case received, a step handled, rated or bounced — of cases that
     a boundary change re-located since, to the unit the case was in when the event happened (the counts above are
     by the cases' current attribution). Closed cases are never re-located, so the due cohort stays as it is."""
@@ -337,12 +411,19 @@ def _count_where_it_was(session: Session, out: pd.DataFrame, period: Period, uni
     if not moves:
         return
     column = UNIT_COLUMN[unit]
-    cases = session.execute(sa.select(Case.id, Case.reported_at, getattr(Case, column), Case.grid_code,
-                                      Case.microgrid_code).where(Case.id.in_(list(moves)))).all()
-    steps = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail)
-                            .where(CaseEvent.case_id.in_(list(moves)), CaseEvent.at >= period.since,
-                                   CaseEvent.at < period.until,
-                                   CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
+    cases = session.execute(
+        sa.select(Case.id, Case.reported_at, getattr(Case, column), Case.grid_code, Case.microgrid_code).where(
+            Case.id.in_(list(moves))
+        )
+    ).all()
+    steps = session.execute(
+        sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail).where(
+            CaseEvent.case_id.in_(list(moves)),
+            CaseEvent.at >= period.since,
+            CaseEvent.at < period.until,
+            CaseEvent.action.in_(("handle", "rate", "bounce")),
+        )
+    ).all()
 
     def shift(measures: dict[str, int], now: dict[str, Any], then: dict[str, Any]) -> None:
         key_now, key_then = _key(now[column]) or NO_UNIT, _key(then[column]) or NO_UNIT
@@ -384,21 +465,37 @@ def _unit_names(session: Session, unit: str, under: str | None) -> dict[str, str
     elif unit == "department":
         rows = session.execute(sa.select(Department.id, Department.name).order_by(Department.code))
     else:
-        rows = session.execute(sa.select(Staff.id, Staff.name).join(StaffArea, StaffArea.staff_id == Staff.id)
-                               .where(StaffArea.role == "fulltime_worker").distinct())
+        rows = session.execute(
+            sa.select(Staff.id, Staff.name)
+            .join(StaffArea, StaffArea.staff_id == Staff.id)
+            .where(StaffArea.role == "fulltime_worker")
+            .distinct()
+        )
     return {str(k): name for k, name in rows}
 
 
-def measures(session: Session, unit: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-             under: str | None = None, now: dt.datetime | None = None) -> tuple[Period, pd.DataFrame]:
+def measures(
+    session: Session,
+    unit: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    under: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Period, pd.DataFrame]:
     """The measures of every unit of a kind over a period, plus a total row (key `*`) for all cases."""
     if unit not in UNITS:
-        raise InvalidInput(f"by: {unit!r} is not a unit; accepted: {', '.join(UNITS)}", field="by",
-                           zh=f"分组方式：{unit!r} 不是统计单位；可选："
-                              f"{'、'.join(f'{UNIT_ZH[u]}（{u}）' for u in UNITS)}。")
+        raise InvalidInput(
+            f"by: {unit!r} is not a unit; accepted: {', '.join(UNITS)}",
+            field="by",
+            zh=f"分组方式：{unit!r} 不是统计单位；可选：{'、'.join(f'{UNIT_ZH[u]}（{u}）' for u in UNITS)}。",
+        )
     if under is not None and unit not in ("grid", "community", "subdistrict"):
-        raise InvalidInput("under: only for grid, community and sub-district measures", field="under",
-                           zh="上级区域（under）只用于按网格、社区和街道统计。")
+        raise InvalidInput(
+            "under: only for grid, community and sub-district measures",
+            field="under",
+            zh="上级区域（under）只用于按网格、社区和街道统计。",
+        )
     period = Period.of(since, until, now)
     names = _unit_names(session, unit, under)
     computed = compute(session, period, unit, under)
@@ -413,8 +510,14 @@ def measures(session: Session, unit: str, *, since: dt.datetime | None = None, u
     return period, table[[c[0] for c in COLUMNS]]
 
 
-def area_measures(session: Session, code: str, *, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, now: dt.datetime | None = None) -> tuple[Period, dict[str, Any]]:
+def area_measures(
+    session: Session,
+    code: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Period, dict[str, Any]]:
     """The measures of one area of any level (district to micro-grid) over a period: the total row of its cases."""
     from gridmap.areas import get_area
 
@@ -425,8 +528,9 @@ def area_measures(session: Session, code: str, *, since: dt.datetime | None = No
     return period, to_records(total.reset_index()[[c[0] for c in COLUMNS]])[0] | {"key": code}
 
 
-def area_series(session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None,
-                now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def area_series(
+    session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
     """The measures of one area month by month (China time), the last `months` months up to `until`'s month: the
     same figures as `area_measures` over each month, from a fixed number of queries over the whole span
     (`_series_counts`, `_series_hours`) rather than one `compute` per month. An area of nearly every case (a
@@ -435,8 +539,9 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     from gridmap.areas import get_area
 
     if not 1 <= months <= 36:
-        raise InvalidInput(f"months: {months} must be from 1 to 36", field="months",
-                           zh=f"月数：{months} 应在 1 至 36 之间。")
+        raise InvalidInput(
+            f"months: {months} must be from 1 to 36", field="months", zh=f"月数：{months} 应在 1 至 36 之间。"
+        )
     area = get_area(session, code)
     periods = _series_months(months, until, now)
     edges = [p.since for _, p in periods] + [periods[-1][1].until]
@@ -455,8 +560,10 @@ def area_series(session: Session, code: str, *, months: int = 12, until: dt.date
     table["satisfaction"] = _rate(table["satisfied"], table["rated"])
     table["unit"], table["key"], table["name"] = area.level, code, area.name
     records = to_records(table[[c[0] for c in COLUMNS]])
-    return [{"month": label, **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}}
-            for (label, _), record in zip(periods, records)]
+    return [
+        {"month": label, **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}}
+        for (label, _), record in zip(periods, records)
+    ]
 
 
 def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | None) -> list[tuple[str, Period]]:
@@ -525,13 +632,15 @@ def _few_outside(session: Session, code: str, level: str, steps_within: list[Any
     every case: a district of a one-district database), else None. `steps_within`: bounds of the report time of
     every case with a step in the period (`_reported_within`; on PostgreSQL): the cases outside them have no step
     to take away, and are not looked for in every month's partition."""
-    outside = session.scalars(sa.select(Case.id).where(_outside(code, level), *(steps_within or []))
-                              .limit(FEW_OUTSIDE + 1)).all()
+    outside = session.scalars(
+        sa.select(Case.id).where(_outside(code, level), *(steps_within or [])).limit(FEW_OUTSIDE + 1)
+    ).all()
     return list(outside) if len(outside) <= FEW_OUTSIDE else None
 
 
-def _monthly(edges: list[dt.datetime], arm: Callable[[int, dt.datetime, dt.datetime], sa.Select[*tuple[Any, ...]]]
-             ) -> sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]:
+def _monthly(
+    edges: list[dt.datetime], arm: Callable[[int, dt.datetime, dt.datetime], sa.Select[*tuple[Any, ...]]]
+) -> sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]:
     """One statement of one query per month, `arm(i, since, until)`, UNION ALL: each month is a range of an
     index on the time (the indexes of migration 0009), so the database counts index ranges instead of working out
     the month of every row."""
@@ -545,8 +654,10 @@ def _month_label(i: int) -> sa.ColumnElement[Any]:
 
 # the rating of a `rate` step as SQL, written out as the index `ix_case_event_rating` (migration 0009) has it — the
 # same value as `CaseEvent.detail["satisfaction"].as_integer()`, whose bound JSON path no index can match
-RATING_SQL = {"sqlite": "CAST(JSON_EXTRACT(case_event.detail, '$.\"satisfaction\"') AS INTEGER)",
-              "postgresql": "CAST((case_event.detail ->> 'satisfaction') AS INTEGER)"}
+RATING_SQL = {
+    "sqlite": "CAST(JSON_EXTRACT(case_event.detail, '$.\"satisfaction\"') AS INTEGER)",
+    "postgresql": "CAST((case_event.detail ->> 'satisfaction') AS INTEGER)",
+}
 
 
 def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.DataFrame:
@@ -555,27 +666,43 @@ def _steps_by_month_ranges(session: Session, edges: list[dt.datetime]) -> pd.Dat
     action, at = CaseEvent.action, CaseEvent.at
     score = sa.literal_column(RATING_SQL[session.get_bind().dialect.name], sa.Integer)
 
-    def arm(i: int, lo: dt.datetime, hi: dt.datetime, what: str,
-            *where: sa.ColumnElement[bool]) -> sa.Select[*tuple[Any, ...]]:
-        return sa.select(_month_label(i), sa.literal_column(f"'{what}'").label("what"), sa.func.count().label("n")) \
-            .where(at >= lo, at < hi, *where)
+    def arm(
+        i: int, lo: dt.datetime, hi: dt.datetime, what: str, *where: sa.ColumnElement[bool]
+    ) -> sa.Select[*tuple[Any, ...]]:
+        return sa.select(
+            _month_label(i), sa.literal_column(f"'{what}'").label("what"), sa.func.count().label("n")
+        ).where(at >= lo, at < hi, *where)
 
     # the satisfied: `action = 'rate'` written out, as the partial index `ix_case_event_rating` has it (SQLite uses
     # a partial index only for a query that names its condition itself, not through a parameter)
     rated = action == sa.literal_column("'rate'")
-    arms = [arm(i, edges[i], edges[i + 1], what, *where) for what, where in (
-        ("handled", [action == "handle"]), ("rated", [action == "rate"]), ("bounces", [action == "bounce"]),
-        ("satisfied", [rated, score >= SATISFIED_MIN])) for i in range(len(edges) - 1)]
+    arms = [
+        arm(i, edges[i], edges[i + 1], what, *where)
+        for what, where in (
+            ("handled", [action == "handle"]),
+            ("rated", [action == "rate"]),
+            ("bounces", [action == "bounce"]),
+            ("satisfied", [rated, score >= SATISFIED_MIN]),
+        )
+        for i in range(len(edges) - 1)
+    ]
     query = arms[0] if len(arms) == 1 else sa.union_all(*arms)
     rows = pd.DataFrame([tuple(r) for r in session.execute(query)], columns=["m", "what", "n"])
     out = rows.pivot_table(index="m", columns="what", values="n", aggfunc="sum", fill_value=0)
-    out = out.reindex(index=pd.RangeIndex(len(edges) - 1), columns=["handled", "rated", "satisfied", "bounces"],
-                      fill_value=0)
+    out = out.reindex(
+        index=pd.RangeIndex(len(edges) - 1), columns=["handled", "rated", "satisfied", "bounces"], fill_value=0
+    )
     return out.fillna(0).astype("int64")
 
 
-def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: str,
-                  outside: list[int] | None, steps_within: list[Any] | None = None) -> pd.DataFrame:
+def _series_steps(
+    session: Session,
+    edges: list[dt.datetime],
+    code: str,
+    level: str,
+    outside: list[int] | None,
+    steps_within: list[Any] | None = None,
+) -> pd.DataFrame:
     """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
     area (`outside`: a district of a one-district database): every step of the period, counted from index ranges
     without touching the cases, less the steps of those few, found by their ids; otherwise the steps of the area's
@@ -589,17 +716,28 @@ def _series_steps(session: Session, edges: list[dt.datetime], code: str, level: 
     def by_month(of_cases: list[int] | sa.Select[int]) -> pd.DataFrame:
         """The steps of some cases by month, action and satisfied or not (the rating read only for ratings)."""
         act, when = sa.func.coalesce(action, action), sa.func.coalesce(at, at)
-        query = sa.select(_month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"),
-                          sa.func.count()) \
-            .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")),
-                   CaseEvent.case_id.in_(of_cases)) \
+        query = (
+            sa.select(
+                _month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"), sa.func.count()
+            )
+            .where(when >= since, when < until, act.in_(("handle", "rate", "bounce")), CaseEvent.case_id.in_(of_cases))
             .group_by(sa.literal_column("m"), sa.literal_column("action"), sa.literal_column("satisfied"))
-        rows = pd.DataFrame([tuple(r) for r in session.execute(query) if r[0] is not None],
-                            columns=["m", "action", "satisfied", "n"]).astype({"m": int, "satisfied": int, "n": int})
-        out = pd.DataFrame({"handled": rows["n"].where(rows["action"] == "handle", 0),
-                            "rated": rows["n"].where(rows["action"] == "rate", 0),
-                            "satisfied": rows["n"].where(rows["satisfied"] == 1, 0),
-                            "bounces": rows["n"].where(rows["action"] == "bounce", 0)}).groupby(rows["m"]).sum()
+        )
+        rows = pd.DataFrame(
+            [tuple(r) for r in session.execute(query) if r[0] is not None], columns=["m", "action", "satisfied", "n"]
+        ).astype({"m": int, "satisfied": int, "n": int})
+        out = (
+            pd.DataFrame(
+                {
+                    "handled": rows["n"].where(rows["action"] == "handle", 0),
+                    "rated": rows["n"].where(rows["action"] == "rate", 0),
+                    "satisfied": rows["n"].where(rows["satisfied"] == 1, 0),
+                    "bounces": rows["n"].where(rows["action"] == "bounce", 0),
+                }
+            )
+            .groupby(rows["m"])
+            .sum()
+        )
         return out.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0).astype("int64")
 
     if outside is not None:
@@ -613,34 +751,54 @@ def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(months.astype("int64"), weights=counts, minlength=n).astype("int64")
 
 
-def _cases_by_month_ranges(session: Session, edges: list[dt.datetime], inside: list[Any],
-                           within: list[Any] | None = None) -> pd.DataFrame:
+def _cases_by_month_ranges(
+    session: Session, edges: list[dt.datetime], inside: list[Any], within: list[Any] | None = None
+) -> pd.DataFrame:
     """The cases received and the due cohort of each month, the formulas of `_case_counts` summed over ranges of
     the indexes of report time and of deadline (both holding the grid code and, for the deadline, every column the
     formulas read, so that the cases themselves are not read)."""
     in_d = Case.state.not_in(NOT_COUNTED)
     active = sa.and_(in_d, Case.state != "suspended")
     closed = sa.and_(active, Case.state == "closed", Case.closed_at.is_not(None))
-    cohort = {"due": in_d, "suspended": sa.and_(in_d, Case.state == "suspended"), "active": active,
-              "closed": closed, "closed_on_time": sa.and_(closed, Case.closed_at <= Case.due_at),
-              "reworked": sa.and_(active, Case.rework_count > 0), "extended": sa.and_(active, Case.extension_count > 0)}
+    cohort = {
+        "due": in_d,
+        "suspended": sa.and_(in_d, Case.state == "suspended"),
+        "active": active,
+        "closed": closed,
+        "closed_on_time": sa.and_(closed, Case.closed_at <= Case.due_at),
+        "reworked": sa.and_(active, Case.rework_count > 0),
+        "extended": sa.and_(active, Case.extension_count > 0),
+    }
     zero: sa.ColumnClause[Any] = sa.literal_column("0")
     # one statement: per month an arm for the reports (the cohort's columns 0) and one for the deadlines
-    arms = [sa.select(_month_label(i), sa.func.count().label("received"), *(zero.label(n) for n in cohort))
-            .where(Case.reported_at >= edges[i], Case.reported_at < edges[i + 1], *inside)
-            for i in range(len(edges) - 1)]
-    arms += [sa.select(_month_label(i), zero.label("received"),
-                       *(sa.func.coalesce(_count(c), 0).label(n) for n, c in cohort.items()))
-             .where(Case.due_at >= edges[i], Case.due_at < edges[i + 1], *inside, *(within or []))
-             for i in range(len(edges) - 1)]
+    arms = [
+        sa.select(_month_label(i), sa.func.count().label("received"), *(zero.label(n) for n in cohort)).where(
+            Case.reported_at >= edges[i], Case.reported_at < edges[i + 1], *inside
+        )
+        for i in range(len(edges) - 1)
+    ]
+    arms += [
+        sa.select(
+            _month_label(i),
+            zero.label("received"),
+            *(sa.func.coalesce(_count(c), 0).label(n) for n, c in cohort.items()),
+        ).where(Case.due_at >= edges[i], Case.due_at < edges[i + 1], *inside, *(within or []))
+        for i in range(len(edges) - 1)
+    ]
     rows = session.execute(sa.union_all(*arms)).all()
     out = pd.DataFrame([tuple(r)[1:] for r in rows], index=[r[0] for r in rows], columns=["received", *cohort])
     return out.groupby(level=0).sum().reindex(pd.RangeIndex(len(edges) - 1)).fillna(0).astype("int64")
 
 
-def _series_counts(session: Session, edges: list[dt.datetime], code: str, level: str,
-                   outside: list[int] | None, within: list[Any] | None = None,
-                   steps_within: list[Any] | None = None) -> pd.DataFrame:
+def _series_counts(
+    session: Session,
+    edges: list[dt.datetime],
+    code: str,
+    level: str,
+    outside: list[int] | None,
+    within: list[Any] | None = None,
+    steps_within: list[Any] | None = None,
+) -> pd.DataFrame:
     """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort — for an
     area of nearly every case (`outside` is not None) from ranges of indexes, month by month; otherwise from one
     query over the area's cases grouped by month reported, month due and what the formulas look at (state, closed
@@ -649,19 +807,50 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     since, until = edges[0], edges[-1]
     inside = _inside(code, level)
     within = within or []  # bounds of the report time holding the period's cases (`_reported_within`)
-    flags = {"on_time": Case.closed_at <= Case.due_at, "unclosed": Case.closed_at.is_(None),
-             "reworked": Case.rework_count > 0, "extended": Case.extension_count > 0}
+    flags = {
+        "on_time": Case.closed_at <= Case.due_at,
+        "unclosed": Case.closed_at.is_(None),
+        "reworked": Case.rework_count > 0,
+        "extended": Case.extension_count > 0,
+    }
     keys: dict[str, Column] = {
-        "mr": _month_of(Case.reported_at, edges), "md": _month_of(Case.due_at, edges), "state": Case.state,
-        **{name: sa.case((condition, 1), else_=0) for name, condition in flags.items()}}
-    query = sa.select(*(c.label(n) for n, c in keys.items()), sa.func.count().label("n")) \
-        .where(*inside, *within, sa.or_(sa.and_(Case.reported_at >= since, Case.reported_at < until),
-                                        sa.and_(Case.due_at >= since, Case.due_at < until))) \
+        "mr": _month_of(Case.reported_at, edges),
+        "md": _month_of(Case.due_at, edges),
+        "state": Case.state,
+        **{name: sa.case((condition, 1), else_=0) for name, condition in flags.items()},
+    }
+    query = (
+        sa.select(*(c.label(n) for n, c in keys.items()), sa.func.count().label("n"))
+        .where(
+            *inside,
+            *within,
+            sa.or_(
+                sa.and_(Case.reported_at >= since, Case.reported_at < until),
+                sa.and_(Case.due_at >= since, Case.due_at < until),
+            ),
+        )
         .group_by(*(sa.literal_column(n) for n in keys))
+    )
     months = pd.RangeIndex(len(edges) - 1)
-    out = pd.DataFrame(0, index=months, columns=["received", "handled", "due", "suspended", "active", "closed",
-                                                 "closed_on_time", "reworked", "extended", "bounces", "rated",
-                                                 "satisfied"], dtype="int64")
+    out = pd.DataFrame(
+        0,
+        index=months,
+        columns=[
+            "received",
+            "handled",
+            "due",
+            "suspended",
+            "active",
+            "closed",
+            "closed_on_time",
+            "reworked",
+            "extended",
+            "bounces",
+            "rated",
+            "satisfied",
+        ],
+        dtype="int64",
+    )
     if outside is not None:
         counted = _cases_by_month_ranges(session, edges, inside, within)
         out[list(counted.columns)] = counted
@@ -677,10 +866,15 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
         in_d = cases["md"].notna().to_numpy() & cases["state"].notna().to_numpy() & ~np.isin(state, NOT_COUNTED)
         active = in_d & (state != "suspended")
         closed = active & (state == "closed") & (cases["unclosed"].to_numpy() == 0)
-        cohort = {"due": in_d, "suspended": in_d & (state == "suspended"), "active": active, "closed": closed,
-                  "closed_on_time": closed & (cases["on_time"].to_numpy() == 1),
-                  "reworked": active & (cases["reworked"].to_numpy() == 1),
-                  "extended": active & (cases["extended"].to_numpy() == 1)}
+        cohort = {
+            "due": in_d,
+            "suspended": in_d & (state == "suspended"),
+            "active": active,
+            "closed": closed,
+            "closed_on_time": closed & (cases["on_time"].to_numpy() == 1),
+            "reworked": active & (cases["reworked"].to_numpy() == 1),
+            "extended": active & (cases["extended"].to_numpy() == 1),
+        }
         due_month = cases["md"].to_numpy()
         for name, member in cohort.items():
             out[name] = _by_month(due_month[member], n[member], len(months))
@@ -690,8 +884,7 @@ def _series_counts(session: Session, edges: list[dt.datetime], code: str, level:
     return out
 
 
-def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.datetime], code: str,
-                         level: str) -> None:
+def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.datetime], code: str, level: str) -> None:
     """`_count_where_it_was` for the area's total over each month of a series: a report or a step of a case that
     a boundary change re-located since counts in the area if the case was in it at that moment (whether it is in
     it now or not)."""
@@ -699,11 +892,17 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
     if not moves:
         return
     since, until = edges[0], edges[-1]
-    cases = session.execute(sa.select(Case.id, Case.reported_at, Case.grid_code, Case.microgrid_code)
-                            .where(Case.id.in_(list(moves)))).all()
-    steps = session.execute(sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail)
-                            .where(CaseEvent.case_id.in_(list(moves)), CaseEvent.at >= since, CaseEvent.at < until,
-                                   CaseEvent.action.in_(("handle", "rate", "bounce")))).all()
+    cases = session.execute(
+        sa.select(Case.id, Case.reported_at, Case.grid_code, Case.microgrid_code).where(Case.id.in_(list(moves)))
+    ).all()
+    steps = session.execute(
+        sa.select(CaseEvent.case_id, CaseEvent.at, CaseEvent.action, CaseEvent.detail).where(
+            CaseEvent.case_id.in_(list(moves)),
+            CaseEvent.at >= since,
+            CaseEvent.at < until,
+            CaseEvent.action.in_(("handle", "rate", "bounce")),
+        )
+    ).all()
 
     def shift(when: dt.datetime, measures: dict[str, int], now: dict[str, Any], case_id: int) -> None:
         month = bisect.bisect_right(edges, when) - 1
@@ -723,8 +922,14 @@ def _series_where_it_was(session: Session, out: pd.DataFrame, edges: list[dt.dat
         shift(utc(at), _step_measures(action, detail), current[case_id], case_id)
 
 
-def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: str,
-                  outside: list[int] | None = None, within: list[Any] | None = None) -> dict[int, np.ndarray]:
+def _series_hours(
+    session: Session,
+    edges: list[dt.datetime],
+    code: str,
+    level: str,
+    outside: list[int] | None = None,
+    within: list[Any] | None = None,
+) -> dict[int, np.ndarray]:
     """The median and 90th percentile of hours from report to closure of the cases closed in each month, by month
     (months with none left out), exactly as `compute` has them: the same expression for the hours and the same
     quantile (pandas', numpy's linear interpolation)."""
@@ -738,20 +943,30 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
     inside = [*_inside(code, level), *(within or [])]
     if not sqlite and outside is not None:  # month by month: each a range of the index of closure, sorted alone
         p50, p90 = (sa.func.percentile_cont(q).within_group(hours) for q in (0.5, 0.9))
-        query = _monthly(edges, lambda i, lo, hi: sa.select(_month_label(i), sa.func.count(), p50, p90)
-                         .where(state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside))
+        query = _monthly(
+            edges,
+            lambda i, lo, hi: sa.select(_month_label(i), sa.func.count(), p50, p90).where(
+                state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside
+            ),
+        )
         return {int(m): np.array([a, b]) for m, n, a, b in session.execute(query) if n}
     if not sqlite:  # the percentiles worked out by the database, as `compute` has them there
         month = _month_of(Case.closed_at, edges)
-        quantiles = _sql_quantiles(session, month, hours, [state == "closed", Case.closed_at >= edges[0],
-                                                           Case.closed_at < edges[-1], *inside])
+        quantiles = _sql_quantiles(
+            session, month, hours, [state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *inside]
+        )
         return {int(m): np.array(q) for (m, total), q in quantiles.items() if not total and m is not None}
     if outside is not None:  # an area of nearly every case: month by month, ranges of the index of closure
-        query = _monthly(edges, lambda i, lo, hi: sa.select(_month_label(i), hours)
-                         .where(state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside))
+        query = _monthly(
+            edges,
+            lambda i, lo, hi: sa.select(_month_label(i), hours).where(
+                state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside
+            ),
+        )
     else:
-        query = sa.select(_month_of(Case.closed_at, edges), hours) \
-            .where(state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *inside)
+        query = sa.select(_month_of(Case.closed_at, edges), hours).where(
+            state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *inside
+        )
     # a district's year is ~50,000 rows: read as the driver gives them (two numbers each), not as result rows
     result = session.connection().execute(query)
     try:
@@ -761,8 +976,9 @@ def _series_hours(session: Session, edges: list[dt.datetime], code: str, level: 
     if not rows:
         return {}
     values = np.array(rows, dtype=float)
-    return {int(m): pd.Series(values[values[:, 0] == m, 1]).quantile([0.5, 0.9]).to_numpy()
-            for m in np.unique(values[:, 0])}
+    return {
+        int(m): pd.Series(values[values[:, 0] == m, 1]).quantile([0.5, 0.9]).to_numpy() for m in np.unique(values[:, 0])
+    }
 
 
 def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -795,8 +1011,11 @@ def export(table: pd.DataFrame, fmt: str, *, lang: str = "zh") -> bytes:
     if fmt == "csv":  # names of units and workers are text that could look like a formula: see gridmap.tabular
         return tabular.csv_bytes(frame, float_format="%.4f")
     if fmt != "xlsx":
-        raise InvalidInput(f"format: {fmt!r}; accepted: json, csv, xlsx", field="format",
-                           zh=f"格式：{fmt!r} 不被接受；可选：json、csv、xlsx。")
+        raise InvalidInput(
+            f"format: {fmt!r}; accepted: json, csv, xlsx",
+            field="format",
+            zh=f"格式：{fmt!r} 不被接受；可选：json、csv、xlsx。",
+        )
 
     def layout(sheet: Worksheet) -> None:
         from openpyxl.utils import get_column_letter

@@ -35,10 +35,15 @@ class StorageUnavailable(Unavailable):
 def _unavailable(exc: Exception, action: str) -> StorageUnavailable:
     full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     if full:
-        return StorageUnavailable(f"file: the media store is full; the photo was not {action}", full=True,
-                                  zh="文件：照片存储空间已满，照片未保存，请联系管理员。")
-    return StorageUnavailable(f"file: the media store is unavailable ({type(exc).__name__}); the photo was not "
-                              f"{action}; try again later", zh="文件：照片存储暂时不可用，请稍后重试。")
+        return StorageUnavailable(
+            f"file: the media store is full; the photo was not {action}",
+            full=True,
+            zh="文件：照片存储空间已满，照片未保存，请联系管理员。",
+        )
+    return StorageUnavailable(
+        f"file: the media store is unavailable ({type(exc).__name__}); the photo was not {action}; try again later",
+        zh="文件：照片存储暂时不可用，请稍后重试。",
+    )
 
 
 def check_key(key: str) -> str:
@@ -105,8 +110,9 @@ class DirectoryStore:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"media: nothing is stored as {key!r}", field="id",
-                           zh=f"媒体：未找到存储的文件 {key!r}。") from None
+            raise NotFound(
+                f"media: nothing is stored as {key!r}", field="id", zh=f"媒体：未找到存储的文件 {key!r}。"
+            ) from None
         except OSError as exc:
             raise _unavailable(exc, "read") from exc
 
@@ -137,10 +143,18 @@ class S3Store:
             from botocore.config import Config
 
             client = boto3.client(
-                "s3", endpoint_url=config.endpoint_url, region_name=config.region or "us-east-1",
-                aws_access_key_id=config.access_key or None, aws_secret_access_key=config.secret_key or None,
-                config=Config(s3={"addressing_style": "path" if config.path_style else "auto"},
-                              retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30))
+                "s3",
+                endpoint_url=config.endpoint_url,
+                region_name=config.region or "us-east-1",
+                aws_access_key_id=config.access_key or None,
+                aws_secret_access_key=config.secret_key or None,
+                config=Config(
+                    s3={"addressing_style": "path" if config.path_style else "auto"},
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=30,
+                ),
+            )
         self.client = client
 
     def _key(self, key: str) -> str:
@@ -164,8 +178,9 @@ class S3Store:
                 return data
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                raise NotFound(f"media: nothing is stored as {key!r}", field="id",
-                               zh=f"媒体：未找到存储的文件 {key!r}。") from None
+                raise NotFound(
+                    f"media: nothing is stored as {key!r}", field="id", zh=f"媒体：未找到存储的文件 {key!r}。"
+                ) from None
             raise _unavailable(exc, "read") from exc
         except BotoCoreError as exc:
             raise _unavailable(exc, "read") from exc

@@ -39,8 +39,9 @@ def text_for(kind: str, case: Case, note: str | None = None) -> str:
     return (f"{head}，{note}" if note else head)[:500]
 
 
-def notify_holder(session: Session, case: Case, kind: str, *, actor: str | None, note: str | None = None,
-                  now: dt.datetime) -> int:
+def notify_holder(
+    session: Session, case: Case, kind: str, *, actor: str | None, note: str | None = None, now: dt.datetime
+) -> int:
     """A notification of `kind` to every account of the case's holder; returns how many were written."""
     accounts = recipients(session, case)
     text = text_for(kind, case, note)
@@ -56,25 +57,48 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def list_for(session: Session, account_id: int | None, *, unread: bool = False, limit: int = 50,
-             offset: int = 0) -> tuple[int, int, list[dict[str, Any]]]:
+def list_for(
+    session: Session, account_id: int | None, *, unread: bool = False, limit: int = 50, offset: int = 0
+) -> tuple[int, int, list[dict[str, Any]]]:
     """An account's notifications, newest first: (total, unread count, items). A caller without an account (an
     API key) has none."""
     if account_id is None:
         return 0, 0, []
     base = sa.select(Notification).where(Notification.account_id == account_id)
-    unread_count = session.scalar(sa.select(sa.func.count()).select_from(
-        base.where(Notification.read_at.is_(None)).subquery()))
+    unread_count = session.scalar(
+        sa.select(sa.func.count()).select_from(base.where(Notification.read_at.is_(None)).subquery())
+    )
     if unread:
         base = base.where(Notification.read_at.is_(None))
     total = session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
-    rows = list(session.scalars(base.order_by(Notification.at.desc(), Notification.id.desc())
-                                .limit(min(limit, MAX_LIST)).offset(offset)))
-    numbers = dict(session.execute(sa.select(Case.id, Case.number).where(
-        Case.id.in_({n.case_id for n in rows if n.case_id is not None}))).all()) if rows else {}
-    items = [{"id": n.id, "kind": n.kind, "kind_zh": KINDS.get(n.kind, n.kind), "case_id": n.case_id,
-              "case_number": numbers.get(n.case_id) if n.case_id is not None else None, "text": n.text, "actor": n.actor, "at": _iso(n.at),
-              "read_at": _iso(n.read_at)} for n in rows]
+    rows = list(
+        session.scalars(
+            base.order_by(Notification.at.desc(), Notification.id.desc()).limit(min(limit, MAX_LIST)).offset(offset)
+        )
+    )
+    numbers = (
+        dict(
+            session.execute(
+                sa.select(Case.id, Case.number).where(Case.id.in_({n.case_id for n in rows if n.case_id is not None}))
+            ).all()
+        )
+        if rows
+        else {}
+    )
+    items = [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "kind_zh": KINDS.get(n.kind, n.kind),
+            "case_id": n.case_id,
+            "case_number": numbers.get(n.case_id) if n.case_id is not None else None,
+            "text": n.text,
+            "actor": n.actor,
+            "at": _iso(n.at),
+            "read_at": _iso(n.read_at),
+        }
+        for n in rows
+    ]
     return int(total or 0), int(unread_count or 0), items
 
 
@@ -82,8 +106,11 @@ def mark_read(session: Session, account_id: int | None, notification_id: int, no
     """Mark one of the account's notifications read (again: no change); another account's is not found."""
     note = session.get(Notification, notification_id)
     if note is None or account_id is None or note.account_id != account_id:
-        raise NotFound(f"notification id: no notification has id {notification_id}", field="id",
-                       zh=f"没有编号为 {notification_id} 的通知。")
+        raise NotFound(
+            f"notification id: no notification has id {notification_id}",
+            field="id",
+            zh=f"没有编号为 {notification_id} 的通知。",
+        )
     if note.read_at is None:
         note.read_at = now
     session.flush()

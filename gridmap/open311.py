@@ -32,16 +32,43 @@ SPEC = "http://wiki.open311.org/GeoReport_v2"
 WINDOW = dt.timedelta(days=90)  # the default and the widest range of GET requests
 MAX_REQUESTS = 1000
 CLOSED_STATES = FINISHED_STATES
-STAGE_ZH = {"reported": "已上报", "filed": "已立案", "rejected": "不予受理", "voided": "已作废", "dispatched": "已派遣",
-            "accepted": "已签收，处置中", "handled": "已处置，待核查", "rework": "返工中", "suspended": "挂账",
-            "closed": "已结案", "merged": "已合并"}
-ASSET_ATTRIBUTE = {"variable": True, "code": "asset_id", "datatype": "string", "required": False,
-                   "datatype_description": "如井盖、路灯上的编号", "order": 1, "description": "部件编号（如有）",
-                   "values": []}
-VISIT_ATTRIBUTE = {"variable": True, "code": "visit_time", "datatype": "singlevaluelist", "required": True,
-                   "datatype_description": None, "order": 1, "description": "希望网格员上门的时段",
-                   "values": [{"key": "morning", "name": "上午"}, {"key": "afternoon", "name": "下午"},
-                              {"key": "evening", "name": "傍晚"}]}
+STAGE_ZH = {
+    "reported": "已上报",
+    "filed": "已立案",
+    "rejected": "不予受理",
+    "voided": "已作废",
+    "dispatched": "已派遣",
+    "accepted": "已签收，处置中",
+    "handled": "已处置，待核查",
+    "rework": "返工中",
+    "suspended": "挂账",
+    "closed": "已结案",
+    "merged": "已合并",
+}
+ASSET_ATTRIBUTE = {
+    "variable": True,
+    "code": "asset_id",
+    "datatype": "string",
+    "required": False,
+    "datatype_description": "如井盖、路灯上的编号",
+    "order": 1,
+    "description": "部件编号（如有）",
+    "values": [],
+}
+VISIT_ATTRIBUTE = {
+    "variable": True,
+    "code": "visit_time",
+    "datatype": "singlevaluelist",
+    "required": True,
+    "datatype_description": None,
+    "order": 1,
+    "description": "希望网格员上门的时段",
+    "values": [
+        {"key": "morning", "name": "上午"},
+        {"key": "afternoon", "name": "下午"},
+        {"key": "evening", "name": "傍晚"},
+    ],
+}
 
 
 INVALID, NOT_FOUND, FORBIDDEN, UNAVAILABLE = "invalid_input", "not_found", "forbidden", "unavailable"
@@ -75,12 +102,20 @@ def attributes_of(category: CaseCategory) -> list[dict[str, Any]]:
 
 
 def service(category: CaseCategory) -> dict[str, Any]:
-    return {"service_code": category.code, "service_name": category.name,
-            "description": category.filing_condition or category.name,
-            "metadata": bool(attributes_of(category)), "type": "realtime",
-            "keywords": ", ".join([category.major_class, {"event": "事件", "component": "部件",
-                                                          "service": "社区服务"}.get(category.kind, category.kind)]),
-            "group": category.major_class}
+    return {
+        "service_code": category.code,
+        "service_name": category.name,
+        "description": category.filing_condition or category.name,
+        "metadata": bool(attributes_of(category)),
+        "type": "realtime",
+        "keywords": ", ".join(
+            [
+                category.major_class,
+                {"event": "事件", "component": "部件", "service": "社区服务"}.get(category.kind, category.kind),
+            ]
+        ),
+        "group": category.major_class,
+    }
 
 
 def services(session: Session) -> list[dict[str, Any]]:
@@ -160,8 +195,14 @@ class Submission:
     media_url: str | None = None  # the client's photo, by reference (never fetched: see check_media_url)
 
 
-def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: Container[str], jurisdiction: str,
-                     locate_address: Callable[[str], tuple[float, float] | None]) -> Submission:
+def parse_submission(
+    session: Session,
+    form: dict[str, list[str]],
+    *,
+    api_keys: Container[str],
+    jurisdiction: str,
+    locate_address: Callable[[str], tuple[float, float] | None],
+) -> Submission:
     """Check a POST requests form (application/x-www-form-urlencoded) in the spec's order of errors."""
     key = _one(form, "api_key")
     if key is None:
@@ -184,7 +225,7 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
     attributes: dict[str, str | list[str]] = {}
     for name, values in form.items():
         if name.startswith("attribute[") and values:
-            code = name[len("attribute["):].split("]", 1)[0]
+            code = name[len("attribute[") :].split("]", 1)[0]
             if len(code) > 32 or len(attributes) >= 20:
                 raise Open311Error(INVALID, "attribute: at most 20 attributes, each code at most 32 characters")
             checked = [_text({name: [v]}, f"attribute[{code}]", 200) or "" for v in values[-20:]]
@@ -205,14 +246,24 @@ def parse_submission(session: Session, form: dict[str, list[str]], *, api_keys: 
     if lat is None or lon is None:
         point = locate_address(address) if address is not None else None
         if point is None:
-            raise Open311Error(INVALID, f"address_string {address!r} could not be located in this jurisdiction; "
-                                    "send lat and long")
+            raise Open311Error(
+                INVALID, f"address_string {address!r} could not be located in this jurisdiction; send lat and long"
+            )
         lon, lat = point
     note = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in attributes.items())
     body = "\n".join(p for p in (description, note) if p) or None
-    new = NewCase(title=category.name, lon=lon, lat=lat, crs="wgs84", category=category.code, description=body,
-                  source="open311", address=address, reporter_name=reporter[:64] if reporter else None,
-                  reporter_phone=phone)
+    new = NewCase(
+        title=category.name,
+        lon=lon,
+        lat=lat,
+        crs="wgs84",
+        category=category.code,
+        description=body,
+        source="open311",
+        address=address,
+        reporter_name=reporter[:64] if reporter else None,
+        reporter_phone=phone,
+    )
     media_url = check_media_url(_one(form, "media_url"))
     return Submission(new, category, address, attributes, media_url)
 
@@ -238,8 +289,9 @@ def check_media_url(text: str | None) -> str | None:
     except ValueError:
         raise Open311Error(INVALID, f"media_url {_shown(text)} is not an address") from None
     if parts.scheme.lower() != "https" or not host:
-        raise Open311Error(INVALID, f"media_url {_shown(text)} is not allowed: only https addresses are accepted "
-                                "(url_not_allowed)")
+        raise Open311Error(
+            INVALID, f"media_url {_shown(text)} is not allowed: only https addresses are accepted (url_not_allowed)"
+        )
     if parts.username is not None or parts.password is not None:
         raise Open311Error(INVALID, "media_url must not carry a user name or password (url_not_allowed)")
     try:
@@ -247,7 +299,8 @@ def check_media_url(text: str | None) -> str | None:
     except ValueError:
         address = None
     local_name = host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        (".localhost", ".local", ".internal"))
+        (".localhost", ".local", ".internal")
+    )
     if (address is not None and not address.is_global) or local_name:
         raise Open311Error(INVALID, f"media_url {_shown(text)} points at a local or private address (url_not_allowed)")
     return text
@@ -267,8 +320,9 @@ def _parse_w3(name: str, text: str | None) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise Open311Error(INVALID, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, "
-                                    f"not {_shown(text)}") from None
+        raise Open311Error(
+            INVALID, f"{name} must be a w3 datetime such as 2010-01-01T00:00:00Z, not {_shown(text)}"
+        ) from None
     if value.tzinfo is None:
         raise Open311Error(INVALID, f"{name} must include the time zone (Z or +08:00)")
     return value
@@ -299,13 +353,15 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
     if codes is not None:
         codes_wanted = [c.strip() for c in codes.split(",") if c.strip()]
         statement = statement.join(CaseCategory, Case.category_id == CaseCategory.id).where(
-            CaseCategory.code.in_(codes_wanted))
+            CaseCategory.code.in_(codes_wanted)
+        )
     statuses = _one(query, "status")
     if statuses is not None:
         wanted = {s.strip() for s in statuses.split(",") if s.strip()}
         if not wanted <= {"open", "closed"}:
-            raise Open311Error(INVALID, "status must be open, closed or both (comma delimited), "
-                                        f"not {_shown(statuses)}")
+            raise Open311Error(
+                INVALID, f"status must be open, closed or both (comma delimited), not {_shown(statuses)}"
+            )
         if wanted == {"open"}:
             statement = statement.where(Case.state.not_in(CLOSED_STATES))
         elif wanted == {"closed"}:
@@ -314,8 +370,9 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
 
 
 def get_request(session: Session, number: str) -> Case:
-    case = session.scalars(sa.select(Case).options(selectinload(Case.category), selectinload(Case.events))
-                           .where(Case.number == number)).first()
+    case = session.scalars(
+        sa.select(Case).options(selectinload(Case.category), selectinload(Case.events)).where(Case.number == number)
+    ).first()
     if case is None:
         raise Open311Error(NOT_FOUND, f"service_request_id {number} was not found")
     return case
@@ -349,15 +406,21 @@ def request_view(session: Session, case: Case, names: dict[str, Any] | None = No
         "lat": case.lat,
         "long": case.lon,
         "media_url": media_reference(case),
-        "extended_attributes": {"grid_code": case.grid_code, "branch": names["branches"].get(case.branch_id),
-                                "stage": case.state, "deadline": _w3(case.due_at),
-                                "escalation_level": case.escalation_level or 0},
+        "extended_attributes": {
+            "grid_code": case.grid_code,
+            "branch": names["branches"].get(case.branch_id),
+            "stage": case.state,
+            "deadline": _w3(case.due_at),
+            "escalation_level": case.escalation_level or 0,
+        },
     }
 
 
 def _names(session: Session) -> dict[str, Any]:
-    return {"departments": dict(session.execute(sa.select(Department.id, Department.name)).all()),
-            "branches": dict(session.execute(sa.select(PartyOrg.id, PartyOrg.name)).all())}
+    return {
+        "departments": dict(session.execute(sa.select(Department.id, Department.name)).all()),
+        "branches": dict(session.execute(sa.select(PartyOrg.id, PartyOrg.name)).all()),
+    }
 
 
 def requests_view(session: Session, cases: list[Case]) -> list[dict[str, Any]]:
@@ -372,7 +435,17 @@ def notice(case: Case) -> str:
 
 
 def discovery(base_url: str, changeset: str) -> dict[str, Any]:
-    return {"changeset": changeset, "contact": "12345 市民服务热线",
-            "key_service": "向区网格化服务管理中心申请 api_key",
-            "endpoints": [{"specification": SPEC, "url": base_url, "changeset": changeset, "type": "production",
-                           "formats": ["text/xml", "application/json"]}]}
+    return {
+        "changeset": changeset,
+        "contact": "12345 市民服务热线",
+        "key_service": "向区网格化服务管理中心申请 api_key",
+        "endpoints": [
+            {
+                "specification": SPEC,
+                "url": base_url,
+                "changeset": changeset,
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            }
+        ],
+    }

@@ -117,58 +117,84 @@ def _name_zh(n: int) -> str:
 def check_arguments(n: int, tolerance: float, seed: int) -> None:
     """Range checks on what the caller asks for, before any work."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
-        raise InvalidInput(f"n must be an integer from 1 to {MAX_N}, got {n!r}", field="n",
-                           zh=f"网格数：应为 1–{MAX_N} 的整数。")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) \
-            or not MIN_TOLERANCE <= tolerance <= MAX_TOLERANCE:
-        raise InvalidInput(f"tolerance must be a fraction from {MIN_TOLERANCE} to {MAX_TOLERANCE}, e.g. 0.10 for ±10 "
-                           f"%, got {tolerance!r}", field="tolerance",
-                           zh=f"容差：应为 {MIN_TOLERANCE}–{MAX_TOLERANCE} 之间的比例（如 0.10 即 ±10 %）。")
+        raise InvalidInput(
+            f"n must be an integer from 1 to {MAX_N}, got {n!r}", field="n", zh=f"网格数：应为 1–{MAX_N} 的整数。"
+        )
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, (int, float))
+        or not math.isfinite(tolerance)
+        or not MIN_TOLERANCE <= tolerance <= MAX_TOLERANCE
+    ):
+        raise InvalidInput(
+            f"tolerance must be a fraction from {MIN_TOLERANCE} to {MAX_TOLERANCE}, e.g. 0.10 for ±10 "
+            f"%, got {tolerance!r}",
+            field="tolerance",
+            zh=f"容差：应为 {MIN_TOLERANCE}–{MAX_TOLERANCE} 之间的比例（如 0.10 即 ±10 %）。",
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise InvalidInput(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}",
-                           field="seed", zh=f"随机种子：应为 0–{MAX_SEED} 的整数。")
+        raise InvalidInput(
+            f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}",
+            field="seed",
+            zh=f"随机种子：应为 0–{MAX_SEED} 的整数。",
+        )
 
 
 def _load(session: Session, generation_id: int, area_code: str, only: Sequence[str] | None = None) -> _Scope:
     get_generation(session, generation_id)
     if not isinstance(area_code, str) or not area_code.strip():
-        raise InvalidInput("area must be a community code", field="area",
-                           zh="区域：应为社区编码。")
+        raise InvalidInput("area must be a community code", field="area", zh="区域：应为社区编码。")
     area_code = area_code.strip()
-    community = session.scalars(sa.select(Area).where(Area.generation_id == generation_id,
-                                                      Area.code == area_code)).first()
+    community = session.scalars(
+        sa.select(Area).where(Area.generation_id == generation_id, Area.code == area_code)
+    ).first()
     if community is None:
-        raise NotFound(f"area: no area {area_code!r} in generation {generation_id}", field="area",
-                       zh=f"区域：第 {generation_id} 版边界中没有编码为 {area_code} 的区域。")
+        raise NotFound(
+            f"area: no area {area_code!r} in generation {generation_id}",
+            field="area",
+            zh=f"区域：第 {generation_id} 版边界中没有编码为 {area_code} 的区域。",
+        )
     if community.level != "community":
-        raise InvalidInput(f"area must be a community; {area_code} is a {community.level}", field="area",
-                           zh=f"区域：{area_code} 是{_level_zh(community.level)}，应为社区编码。")
+        raise InvalidInput(
+            f"area must be a community; {area_code} is a {community.level}",
+            field="area",
+            zh=f"区域：{area_code} 是{_level_zh(community.level)}，应为社区编码。",
+        )
     grids = list(session.scalars(sa.select(Area).where(Area.parent_id == community.id).order_by(Area.code)))
     if not grids:
-        raise InvalidInput(f"area: community {area_code} has no grids",
-                           field="area", zh=f"区域：社区 {area_code} 下没有网格。")
+        raise InvalidInput(
+            f"area: community {area_code} has no grids", field="area", zh=f"区域：社区 {area_code} 下没有网格。"
+        )
     if only is not None:
         asked = [c.strip() if isinstance(c, str) else c for c in only]
         strange = sorted({repr(c) for c in asked} - {repr(g.code) for g in grids})
         if not asked or strange or len(set(asked)) != len(asked):
-            raise InvalidInput(f"grids must be distinct codes of grids of community {area_code}", field="grids",
-                               zh=f"网格：应为社区 {area_code} "
-                                  f"下互不重复的网格编码{('，不是：' + ', '.join(strange) if strange else '')}。")
+            raise InvalidInput(
+                f"grids must be distinct codes of grids of community {area_code}",
+                field="grids",
+                zh=f"网格：应为社区 {area_code} "
+                f"下互不重复的网格编码{('，不是：' + ', '.join(strange) if strange else '')}。",
+            )
         grids = [g for g in grids if g.code in set(asked)]
     grid_index: dict[int | None, int] = {g.id: i for i, g in enumerate(grids)}
-    units = list(session.scalars(sa.select(Area).where(Area.parent_id.in_(list(grid_index)))
-                                 .order_by(Area.code)))
+    units = list(session.scalars(sa.select(Area).where(Area.parent_id.in_(list(grid_index))).order_by(Area.code)))
     locked = sorted(a.code for a in [community, *grids, *units] if a.locked)
     if locked:
         fld = "grids" if only is not None else "area"
-        raise Conflict(f"{fld}: {', '.join(locked[:5])} {('are' if len(locked) > 1 else 'is')} locked against edits; "
-                       "choose unlocked adjacent grids with grids", field=fld,
-                       zh=f"{fld}：{', '.join(locked[:5])}{(' 等' if len(locked) > 5 else '')}已锁定，不能重新划分；"
-                          "请在“网格”中只选未锁定的相邻网格。")
+        raise Conflict(
+            f"{fld}: {', '.join(locked[:5])} {('are' if len(locked) > 1 else 'is')} locked against edits; "
+            "choose unlocked adjacent grids with grids",
+            field=fld,
+            zh=f"{fld}：{', '.join(locked[:5])}{(' 等' if len(locked) > 5 else '')}已锁定，不能重新划分；"
+            "请在“网格”中只选未锁定的相邻网格。",
+        )
     bare = sorted(g.code for g in grids if not any(u.parent_id == g.id for u in units))
     if bare:
-        raise InvalidInput("area: grids without micro-grids cannot be re-partitioned", field="area",
-                           zh=f"区域：网格 {', '.join(bare)} 没有微网格，无法按微网格重新划分。")
+        raise InvalidInput(
+            "area: grids without micro-grids cannot be re-partitioned",
+            field="area",
+            zh=f"区域：网格 {', '.join(bare)} 没有微网格，无法按微网格重新划分。",
+        )
     geoms = [to_shape(u.geom) for u in units]
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     fwd, _ = gcrs.projector(bc.metric_epsg((minx + maxx) / 2, (miny + maxy) / 2))
@@ -192,14 +218,27 @@ def _load(session: Session, generation_id: int, area_code: str, only: Sequence[s
     if not nx.is_connected(graph):
         parts = sorted((sorted(units[i].code for i in c) for c in nx.connected_components(graph)), key=len)
         what, fld = ("所选网格", "grids") if only is not None else (f"社区 {area_code} ", "area")
-        raise InvalidInput(f"{fld}: the micro-grids are not connected: the grids must be adjacent", field=fld,
-                           zh=f"{fld}：{what}的微网格不连通（{len(parts)} 块，最小一块：{', '.join(parts[0])}），"
-                              "无法划分为连通的网格。")
-    return _Scope(generation_id=generation_id, community=community, grids=grids, units=units,
-                  current=current, households=households,
-                  population=np.array([int(u.population or 0) for u in units], dtype=np.int64),
-                  area_m2=np.array([m.area for m in metric]), perimeter_m=np.array([m.length for m in metric]),
-                  shared_m=shared, graph=graph, chain_graph=_chain_graph(graph), subset=only is not None)
+        raise InvalidInput(
+            f"{fld}: the micro-grids are not connected: the grids must be adjacent",
+            field=fld,
+            zh=f"{fld}：{what}的微网格不连通（{len(parts)} 块，最小一块：{', '.join(parts[0])}），"
+            "无法划分为连通的网格。",
+        )
+    return _Scope(
+        generation_id=generation_id,
+        community=community,
+        grids=grids,
+        units=units,
+        current=current,
+        households=households,
+        population=np.array([int(u.population or 0) for u in units], dtype=np.int64),
+        area_m2=np.array([m.area for m in metric]),
+        perimeter_m=np.array([m.length for m in metric]),
+        shared_m=shared,
+        graph=graph,
+        chain_graph=_chain_graph(graph),
+        subset=only is not None,
+    )
 
 
 def _chain_graph(graph: nx.Graph[int]) -> Graph:
@@ -218,6 +257,7 @@ def _level_zh(level: str) -> str:
 
 
 # -- evaluating a plan -----------------------------------------------------------------------------------------------
+
 
 def _parts(assign: Sequence[int], k: int) -> list[list[int]]:
     out: list[list[int]] = [[] for _ in range(k)]
@@ -282,8 +322,17 @@ def _valid(scope: _Scope, assign: Sequence[int], k: int, tolerance: float) -> bo
 
 # -- finding plans ---------------------------------------------------------------------------------------------------
 
-def _bipartitions(scope: _Scope, nodes: set[int], target: float, epsilon: float, rng: random.Random, *,
-                  one_sided: bool = False, tries: int = 1) -> list[frozenset[int]]:
+
+def _bipartitions(
+    scope: _Scope,
+    nodes: set[int],
+    target: float,
+    epsilon: float,
+    rng: random.Random,
+    *,
+    one_sided: bool = False,
+    tries: int = 1,
+) -> list[frozenset[int]]:
     """Up to `tries` connected subsets of `nodes` from GerryChain's `bipartition_tree` (each of households within
     `epsilon` of `target`, and, unless `one_sided`, the rest too), on spanning trees that cross current grid lines
     last; none when it finds no cut."""
@@ -293,29 +342,50 @@ def _bipartitions(scope: _Scope, nodes: set[int], target: float, epsilon: float,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BipartitionWarning)
-                cut = bipartition_tree(sub, pop_col=POP, pop_target=target, epsilon=epsilon,
-                                       single_district_cut=one_sided, max_attempts=MAX_TREE_ATTEMPTS,
-                                       warn_attempts=MAX_TREE_ATTEMPTS + 1, region_surcharge=SURCHARGE, rng=rng)
+                cut = bipartition_tree(
+                    sub,
+                    pop_col=POP,
+                    pop_target=target,
+                    epsilon=epsilon,
+                    single_district_cut=one_sided,
+                    max_attempts=MAX_TREE_ATTEMPTS,
+                    warn_attempts=MAX_TREE_ATTEMPTS + 1,
+                    region_surcharge=SURCHARGE,
+                    rng=rng,
+                )
         except (RuntimeError, ValueError, KeyError):
             break
         out.append(frozenset(int(cast(SupportsInt, x)) for x in cut))  # the nodes are ints
     return out
 
 
-def _tree_plans(scope: _Scope, n: int, tolerance: float, rng: random.Random, count: int, *,
-                surcharge: dict[str, float] | None = None, give_up: int | None = None) -> list[list[int]]:
+def _tree_plans(
+    scope: _Scope,
+    n: int,
+    tolerance: float,
+    rng: random.Random,
+    count: int,
+    *,
+    surcharge: dict[str, float] | None = None,
+    give_up: int | None = None,
+) -> list[list[int]]:
     """Plans from GerryChain's recursive_tree_part (some draws may fail: they are left out); with `surcharge`, on
     spanning trees that cross current grid lines last; with `give_up`, none after that many failed draws in a row
     from the start (the target is then very likely out of reach)."""
     plans: list[list[int]] = []
-    fn = partial(bipartition_tree, max_attempts=MAX_TREE_ATTEMPTS, warn_attempts=MAX_TREE_ATTEMPTS + 1,
-                 region_surcharge=surcharge)
+    fn = partial(
+        bipartition_tree,
+        max_attempts=MAX_TREE_ATTEMPTS,
+        warn_attempts=MAX_TREE_ATTEMPTS + 1,
+        region_surcharge=surcharge,
+    )
     for draw in range(count):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BipartitionWarning)
-                flips = recursive_tree_part(scope.chain_graph, list(range(n)), scope.total / n, POP, tolerance,
-                                            bipartition_tree_fn=fn, rng=rng)
+                flips = recursive_tree_part(
+                    scope.chain_graph, list(range(n)), scope.total / n, POP, tolerance, bipartition_tree_fn=fn, rng=rng
+                )
         except Exception:  # noqa: BLE001 - PopulationBalanceError, RuntimeError: this draw found no balanced plan
             if give_up is not None and not plans and draw + 1 >= give_up:
                 break
@@ -350,8 +420,9 @@ def _repair(scope: _Scope, n: int, tolerance: float, rng: random.Random) -> list
         nodes = {u for u, p in enumerate(assign) if p == big}
         if len(nodes) < 2:
             return None
-        cuts = _bipartitions(scope, nodes, mean, max(tolerance, 0.5), rng, one_sided=True, tries=1) \
-            or _bipartitions(scope, nodes, pops[big] / 2, 0.9, rng, tries=1)
+        cuts = _bipartitions(scope, nodes, mean, max(tolerance, 0.5), rng, one_sided=True, tries=1) or _bipartitions(
+            scope, nodes, pops[big] / 2, 0.9, rng, tries=1
+        )
         if not cuts:
             return None
         for u in cuts[0]:
@@ -363,8 +434,10 @@ def _repair(scope: _Scope, n: int, tolerance: float, rng: random.Random) -> list
         if np.all(excess <= 1e-9) and all(_contiguous(scope, m) for m in _parts(assign, k)):
             return assign
         worst = int(np.argmax(excess))
-        towards = sorted({assign[v] for u, p in enumerate(assign) if p == worst for v in scope.graph[u]} - {worst},
-                         key=lambda p: (-(pops[worst] - mean) * (pops[p] - mean), p))  # opposite sign first
+        towards = sorted(
+            {assign[v] for u, p in enumerate(assign) if p == worst for v in scope.graph[u]} - {worst},
+            key=lambda p: (-(pops[worst] - mean) * (pops[p] - mean), p),
+        )  # opposite sign first
         for other in towards:
             nodes = {u for u, p in enumerate(assign) if p in (worst, other)}
             pair = pops[worst] + pops[other]
@@ -375,6 +448,7 @@ def _repair(scope: _Scope, n: int, tolerance: float, rng: random.Random) -> list
                 cuts = [c for c in cuts if _contiguous(scope, sorted(nodes - c))]
             if not cuts:
                 continue
+
             def cost(cut: frozenset[int], keep: int, rest: int, nodes: set[int] = nodes) -> int:
                 return _pair_moves(scope, cut, keep, assign) + _pair_moves(scope, frozenset(nodes - cut), rest, assign)
 
@@ -433,8 +507,9 @@ def _connected_mask(mask: int, neighbours: list[int]) -> bool:
     return seen == mask
 
 
-def _resplit(scope: _Scope, assign: list[int], group: tuple[int, ...], matched: list[int | None], lo: float,
-             hi: float) -> bool:
+def _resplit(
+    scope: _Scope, assign: list[int], group: tuple[int, ...], matched: list[int | None], lo: float, hi: float
+) -> bool:
     """Re-split the micro-grids of the parts in `group` among them in the way that moves fewest households, every
     split into contiguous parts within [lo, hi] tried (numpy over all labellings, bit masks for contiguity);
     True when `assign` was changed for the better."""
@@ -480,10 +555,12 @@ def _improve_groups(scope: _Scope, assign: list[int], k: int, tolerance: float) 
                 touching[assign[i]].add(assign[j])
                 touching[assign[j]].add(assign[i])
         pairs = sorted({(a, b) for a in range(k) for b in touching[a] if a < b})
-        triples = sorted({tuple(sorted((a, b, c))) for b in range(k) for a in touching[b] for c in touching[b]
-                          if a < c})
-        groups = [grp for grp in pairs if size[list(grp)].sum() <= PAIR_UNITS] + \
-            [grp for grp in triples if size[list(grp)].sum() <= TRIPLE_UNITS]
+        triples = sorted(
+            {tuple(sorted((a, b, c))) for b in range(k) for a in touching[b] for c in touching[b] if a < c}
+        )
+        groups = [grp for grp in pairs if size[list(grp)].sum() <= PAIR_UNITS] + [
+            grp for grp in triples if size[list(grp)].sum() <= TRIPLE_UNITS
+        ]
         if not any(_resplit(scope, assign, grp, matched, lo, hi) for grp in groups):
             return assign
     return assign
@@ -530,17 +607,26 @@ def _best_tolerance(scope: _Scope, n: int, tolerance: float, seed: int) -> float
 def _infeasible(scope: _Scope, n: int, tolerance: float, seed: int, reason_zh: str, reason_en: str) -> InvalidInput:
     best = _best_tolerance(scope, n, tolerance, seed) if n > 1 else None
     best_zh = f"；按现有微网格，n={n} 时找到的最好结果为 ±{best * 100:.1f}%" if best is not None else ""
-    best_en = (f"; with these micro-grids the best found for n={n} is ±{best * 100:.1f}%" if best is not None
-               else "")
+    best_en = f"; with these micro-grids the best found for n={n} is ±{best * 100:.1f}%" if best is not None else ""
     zh, en = scope.label()
-    return InvalidInput(f"n/tolerance: {reason_en}; the {scope.total} households of {en} cannot be split into {n} "
-                        f"contiguous grids within ±{tolerance:.0%} of the mean{best_en}", field="n",
-                        zh=f"网格数与容差：{reason_zh}，无法把{zh}的 {scope.total} 户分成 {n} 个户数在均值 "
-                           f"±{tolerance:.0%} 内的连通网格{best_zh}。")
+    return InvalidInput(
+        f"n/tolerance: {reason_en}; the {scope.total} households of {en} cannot be split into {n} "
+        f"contiguous grids within ±{tolerance:.0%} of the mean{best_en}",
+        field="n",
+        zh=f"网格数与容差：{reason_zh}，无法把{zh}的 {scope.total} 户分成 {n} 个户数在均值 "
+        f"±{tolerance:.0%} 内的连通网格{best_zh}。",
+    )
 
 
-def propose(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
-            seed: int = 0, grids: Sequence[str] | None = None) -> dict[str, Any]:
+def propose(
+    session: Session,
+    generation_id: int,
+    area_code: str,
+    n: int,
+    tolerance: float = 0.10,
+    seed: int = 0,
+    grids: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """A balanced partition of community `area_code` of generation `generation_id` into `n` grids (nothing written);
     with `grids`, only those adjacent grids of the community are re-partitioned into `n` (the others stay).
 
@@ -554,19 +640,30 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
     units = len(scope.units)
     if n > units:
         zh, en = scope.label()
-        raise InvalidInput(f"n must not exceed the {units} micro-grids of {en}", field="n",
-                           zh=f"网格数：{zh}只有 {units} 个微网格，n 不能大于 {units}。")
+        raise InvalidInput(
+            f"n must not exceed the {units} micro-grids of {en}",
+            field="n",
+            zh=f"网格数：{zh}只有 {units} 个微网格，n 不能大于 {units}。",
+        )
     if scope.total <= 0:
-        raise InvalidInput("area: the community's micro-grids hold no households to balance", field="area",
-                           zh=f"区域：社区 {scope.community.code} 的微网格没有户数，无法按户数均衡。")
+        raise InvalidInput(
+            "area: the community's micro-grids hold no households to balance",
+            field="area",
+            zh=f"区域：社区 {scope.community.code} 的微网格没有户数，无法按户数均衡。",
+        )
     mean = scope.total / n
     heaviest = int(np.argmax(scope.households))
     if scope.households[heaviest] > mean * (1 + tolerance):
-        raise _infeasible(scope, n, tolerance, seed,
-                          f"微网格 {scope.units[heaviest].code} 有 {scope.households[heaviest]} 户，已超过上限 "
-                          f"{mean * (1 + tolerance):.0f} 户（均值 {mean:.0f}）",
-                          f"micro-grid {scope.units[heaviest].code} alone holds {scope.households[heaviest]} "
-                          f"households, above the limit of {mean * (1 + tolerance):.0f} (mean {mean:.0f})")
+        raise _infeasible(
+            scope,
+            n,
+            tolerance,
+            seed,
+            f"微网格 {scope.units[heaviest].code} 有 {scope.households[heaviest]} 户，已超过上限 "
+            f"{mean * (1 + tolerance):.0f} 户（均值 {mean:.0f}）",
+            f"micro-grid {scope.units[heaviest].code} alone holds {scope.households[heaviest]} "
+            f"households, above the limit of {mean * (1 + tolerance):.0f} (mean {mean:.0f})",
+        )
     rng = random.Random(seed)
     candidates: list[_Candidate] = []
     if n == 1:
@@ -579,9 +676,12 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
             if repaired is not None:
                 candidates.append(_Candidate(_normalise(repaired), "recom"))
             for surcharge in (SURCHARGE, None):
-                candidates += [_Candidate(plan, "recursive_tree_part") for plan in
-                               _tree_plans(scope, n, tolerance, rng, TREE_PLANS // 2, surcharge=surcharge,
-                                           give_up=GIVE_UP)]
+                candidates += [
+                    _Candidate(plan, "recursive_tree_part")
+                    for plan in _tree_plans(
+                        scope, n, tolerance, rng, TREE_PLANS // 2, surcharge=surcharge, give_up=GIVE_UP
+                    )
+                ]
     best: _Candidate | None = None
     seen: set[tuple[int, ...]] = set()
     for cand in candidates:
@@ -596,8 +696,9 @@ def propose(session: Session, generation_id: int, area_code: str, n: int, tolera
         if best is None or (cand.moved, -round(cand.compactness, 6)) < (best.moved, -round(best.compactness, 6)):
             best = cand
     if best is None:
-        raise _infeasible(scope, n, tolerance, seed, "未找到满足容差的连通划分",
-                          "no contiguous plan meeting the tolerance was found")
+        raise _infeasible(
+            scope, n, tolerance, seed, "未找到满足容差的连通划分", "no contiguous plan meeting the tolerance was found"
+        )
     return _describe(scope, best, n, tolerance, seed)
 
 
@@ -615,35 +716,57 @@ def _describe(scope: _Scope, cand: _Candidate, n: int, tolerance: float, seed: i
         members = parts[p]
         g = cand.matched[p]
         hh = int(scope.households[members].sum())
-        grids.append({"code": scope.grids[g].code if g is not None else None,
-                      "name": scope.grids[g].name if g is not None else None,
-                      "households": hh, "population": int(scope.population[members].sum()),
-                      "deviation": round(hh / mean - 1, 4), "contiguous": _contiguous(scope, members),
-                      "polsby_popper": round(_compactness(scope, members), 4),
-                      "microgrids": [scope.units[u].code for u in members]})
+        grids.append(
+            {
+                "code": scope.grids[g].code if g is not None else None,
+                "name": scope.grids[g].name if g is not None else None,
+                "households": hh,
+                "population": int(scope.population[members].sum()),
+                "deviation": round(hh / mean - 1, 4),
+                "contiguous": _contiguous(scope, members),
+                "polsby_popper": round(_compactness(scope, members), 4),
+                "microgrids": [scope.units[u].code for u in members],
+            }
+        )
     kept = {g for g in cand.matched if g is not None}
-    return {"generation_id": scope.generation_id, "area": scope.community.code, "name": scope.community.name,
-            "n": n, "tolerance": tolerance, "seed": seed, "from_grids": [g.code for g in scope.grids],
-            "households": scope.total,
-            "mean_households": round(mean, 2), "method": cand.method, "moved_households": cand.moved,
-            "moved_microgrids": [scope.units[u].code for u in _moved_units(scope, cand.assign, cand.matched)],
-            "retired": [g.code for i, g in enumerate(scope.grids) if i not in kept],
-            "polsby_popper": round(cand.compactness, 4), "grids": grids}
+    return {
+        "generation_id": scope.generation_id,
+        "area": scope.community.code,
+        "name": scope.community.name,
+        "n": n,
+        "tolerance": tolerance,
+        "seed": seed,
+        "from_grids": [g.code for g in scope.grids],
+        "households": scope.total,
+        "mean_households": round(mean, 2),
+        "method": cand.method,
+        "moved_households": cand.moved,
+        "moved_microgrids": [scope.units[u].code for u in _moved_units(scope, cand.assign, cand.matched)],
+        "retired": [g.code for i, g in enumerate(scope.grids) if i not in kept],
+        "polsby_popper": round(cand.compactness, 4),
+        "grids": grids,
+    }
 
 
 # -- writing the proposal as a draft ---------------------------------------------------------------------------------
 
-def open_as_draft(session: Session, proposal: dict[str, Any], *, name: str | None = None, actor: str | None = None) -> dict[str, Any]:
+
+def open_as_draft(
+    session: Session, proposal: dict[str, Any], *, name: str | None = None, actor: str | None = None
+) -> dict[str, Any]:
     """Write `proposal` (from `propose`) as a new draft copied from its generation; returns the proposal with the
     draft's id and final codes: ``generation_id`` (the draft), ``source_generation_id``, per grid ``code``,
     ``name``, ``new`` and final ``microgrids``, and ``created`` / ``retired`` codes (grids and micro-grids).
     `Conflict` when the rewritten community would not tile exactly (nothing is then kept by the caller)."""
     source_id = proposal["generation_id"]
     source = get_generation(session, source_id)
-    draft = create_draft(session, name or f"{proposal['name']}网格调整（{proposal['n']} 个网格）",
-                         source_id=source_id,
-                         note=f"partition of {proposal['area']} into {proposal['n']} grids "
-                              f"(±{proposal['tolerance']:.0%}, seed {proposal['seed']}) from generation {source.id}")
+    draft = create_draft(
+        session,
+        name or f"{proposal['name']}网格调整（{proposal['n']} 个网格）",
+        source_id=source_id,
+        note=f"partition of {proposal['area']} into {proposal['n']} grids "
+        f"(±{proposal['tolerance']:.0%}, seed {proposal['seed']}) from generation {source.id}",
+    )
     draft.base_id = source.id
     if actor:
         draft.created_by = actor[:64]
@@ -653,8 +776,11 @@ def open_as_draft(session: Session, proposal: dict[str, Any], *, name: str | Non
     community = rows[proposal["area"]]
     old_grids = {code: a for code, a in rows.items() if a.parent_id == community.id}
     new_grid_count = sum(g["code"] is None for g in proposal["grids"])
-    fresh = iter(gcodes.new_codes(session, community.code, "grid", new_grid_count, draft.id)) if new_grid_count \
+    fresh = (
+        iter(gcodes.new_codes(session, community.code, "grid", new_grid_count, draft.id))
+        if new_grid_count
         else iter(())
+    )
     created: list[str] = []
     retired: list[str] = []
     out_grids = []
@@ -663,9 +789,16 @@ def open_as_draft(session: Session, proposal: dict[str, Any], *, name: str | Non
             grid = old_grids[g["code"]]
         else:
             code = next(fresh)
-            suffix = int(code[len(community.code):])
-            grid = Area(generation_id=draft.id, level="grid", code=code, name=f"{community.name}第{_name_zh(suffix)}网格",
-                        parent_id=community.id, is_leaf=False, geom=community.geom)
+            suffix = int(code[len(community.code) :])
+            grid = Area(
+                generation_id=draft.id,
+                level="grid",
+                code=code,
+                name=f"{community.name}第{_name_zh(suffix)}网格",
+                parent_id=community.id,
+                is_leaf=False,
+                geom=community.geom,
+            )
             session.add(grid)
             created.append(code)
         out_grids.append((g, grid))
@@ -677,52 +810,94 @@ def open_as_draft(session: Session, proposal: dict[str, Any], *, name: str | Non
             retired.append(unit.code)
             created.append(code)
             unit.code = code
-            unit.name = f"{grid.name}{int(code[len(grid.code):])}号微网格"
+            unit.name = f"{grid.name}{int(code[len(grid.code) :])}号微网格"
             unit.parent_id = grid.id
     session.flush()
     final: list[dict[str, Any]] = []
     for g, grid in out_grids:
-        members = sorted((rows_unit for rows_unit in session.scalars(
-            sa.select(Area).where(Area.parent_id == grid.id))), key=lambda a: a.code)
-        grid.geom = from_shape(as_multipolygon(shapely.coverage_union_all([to_shape(m.geom) for m in members])),
-                               srid=4326)
+        members = sorted(
+            (rows_unit for rows_unit in session.scalars(sa.select(Area).where(Area.parent_id == grid.id))),
+            key=lambda a: a.code,
+        )
+        grid.geom = from_shape(
+            as_multipolygon(shapely.coverage_union_all([to_shape(m.geom) for m in members])), srid=4326
+        )
         grid.households = sum(int(m.households or 0) for m in members)
         grid.population = sum(int(m.population or 0) for m in members)
         grid.area_m2 = float(sum(float(m.area_m2 or 0.0) for m in members))
         grid.is_leaf = False
-        final.append({**g, "code": grid.code, "name": grid.name, "new": g["code"] is None,
-                      "microgrids": [m.code for m in members]})
+        final.append(
+            {
+                **g,
+                "code": grid.code,
+                "name": grid.name,
+                "new": g["code"] is None,
+                "microgrids": [m.code for m in members],
+            }
+        )
     for code in proposal["retired"]:
         session.delete(old_grids[code])
         retired.append(code)
     session.flush()
     _check_community(session, draft.id, community)
-    return {**proposal, "generation_id": draft.id, "source_generation_id": source.id, "grids": final,
-            "created": sorted(created), "retired": sorted(retired)}
+    return {
+        **proposal,
+        "generation_id": draft.id,
+        "source_generation_id": source.id,
+        "grids": final,
+        "created": sorted(created),
+        "retired": sorted(retired),
+    }
 
 
-TILING_ERRORS = frozenset({"invalid_geometry", "gap", "overlap", "hole", "outside_parent", "duplicate_code",
-                           "bad_code"})
+TILING_ERRORS = frozenset(
+    {"invalid_geometry", "gap", "overlap", "hole", "outside_parent", "duplicate_code", "bad_code"}
+)
 
 
 def _check_community(session: Session, generation_id: int, community: Area) -> None:
     """The boundary check of the rewritten community (it, its grids and micro-grids); `Conflict` on an error."""
     grid_ids = list(session.scalars(sa.select(Area.id).where(Area.parent_id == community.id)))
-    rows = session.scalars(sa.select(Area).where(Area.generation_id == generation_id).where(
-        sa.or_(Area.id == community.id, Area.id.in_(grid_ids), Area.parent_id.in_(grid_ids)))).all()
-    records = [bc.AreaRecord(r.id, r.code, r.level, r.parent_id if r.id != community.id else None,
-                             int(r.households or 0), to_shape(r.geom)) for r in rows]
+    rows = session.scalars(
+        sa.select(Area)
+        .where(Area.generation_id == generation_id)
+        .where(sa.or_(Area.id == community.id, Area.id.in_(grid_ids), Area.parent_id.in_(grid_ids)))
+    ).all()
+    records = [
+        bc.AreaRecord(
+            r.id,
+            r.code,
+            r.level,
+            r.parent_id if r.id != community.id else None,
+            int(r.households or 0),
+            to_shape(r.geom),
+        )
+        for r in rows
+    ]
     report = bc.check_areas(records)
     errors = [p for p in report["problems"] if p["kind"] in TILING_ERRORS]
     if errors:
         kinds = ", ".join(sorted({p["kind"] for p in errors}))
-        raise Conflict(f"area: the re-partitioned community does not tile exactly: {kinds}", field="area",
-                       zh=f"区域：重新划分后的社区 {community.code} 未能精确拼合（{kinds}）。")
+        raise Conflict(
+            f"area: the re-partitioned community does not tile exactly: {kinds}",
+            field="area",
+            zh=f"区域：重新划分后的社区 {community.code} 未能精确拼合（{kinds}）。",
+        )
 
 
-def partition(session: Session, generation_id: int, area_code: str, n: int, tolerance: float = 0.10,
-              seed: int = 0, grids: Sequence[str] | None = None, *, name: str | None = None,
-              actor: str | None = None) -> dict[str, Any]:
+def partition(
+    session: Session,
+    generation_id: int,
+    area_code: str,
+    n: int,
+    tolerance: float = 0.10,
+    seed: int = 0,
+    grids: Sequence[str] | None = None,
+    *,
+    name: str | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
     """`propose` and `open_as_draft` in one: the new draft holding the proposal (not committed)."""
-    return open_as_draft(session, propose(session, generation_id, area_code, n, tolerance, seed, grids),
-                         name=name, actor=actor)
+    return open_as_draft(
+        session, propose(session, generation_id, area_code, n, tolerance, seed, grids), name=name, actor=actor
+    )

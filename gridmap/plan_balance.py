@@ -58,19 +58,24 @@ class Unit:
 
 # -- loading ---------------------------------------------------------------------------------------------------------
 
+
 def _area_of(session: Session, generation_id: int, code: str) -> Area:
     area = session.scalars(sa.select(Area).where(Area.generation_id == generation_id, Area.code == code)).first()
     if area is None:
-        raise NotFound(f"area: no area has code {code!r} in generation {generation_id}", field="area",
-                       zh=f"区域：第 {generation_id} 版边界中没有编码为 {code!r} 的区域。")
+        raise NotFound(
+            f"area: no area has code {code!r} in generation {generation_id}",
+            field="area",
+            zh=f"区域：第 {generation_id} 版边界中没有编码为 {code!r} 的区域。",
+        )
     return area
 
 
 def _descendant_ids(session: Session, generation_id: int, root_id: int, level: str) -> list[int]:
     """Ids of the areas at `level` under the area `root_id` (by the parent links, not by code prefix: a unit moved
     to another parent may keep its code)."""
-    rows = session.execute(sa.select(Area.id, Area.parent_id, Area.level)
-                           .where(Area.generation_id == generation_id)).all()
+    rows = session.execute(
+        sa.select(Area.id, Area.parent_id, Area.level).where(Area.generation_id == generation_id)
+    ).all()
     children: dict[int, list[int]] = {}
     levels = {}
     for area_id, parent_id, lvl in rows:
@@ -91,10 +96,16 @@ def _units(session: Session, ids: list[int]) -> list[Unit]:
     if not ids:
         return []
     parent = sa.orm.aliased(Area)
-    rows = session.execute(sa.select(Area, parent.code).outerjoin(parent, parent.id == Area.parent_id)
-                           .where(Area.id.in_(ids)).order_by(Area.code)).all()
-    return [Unit(a.id, a.code, a.name, a.level, p, a.households or 0, a.population or 0, bool(a.locked),
-                 to_shape(a.geom)) for a, p in rows]
+    rows = session.execute(
+        sa.select(Area, parent.code)
+        .outerjoin(parent, parent.id == Area.parent_id)
+        .where(Area.id.in_(ids))
+        .order_by(Area.code)
+    ).all()
+    return [
+        Unit(a.id, a.code, a.name, a.level, p, a.households or 0, a.population or 0, bool(a.locked), to_shape(a.geom))
+        for a, p in rows
+    ]
 
 
 def units_under(session: Session, generation_id: int, area_code: str, level: str) -> list[Unit]:
@@ -106,20 +117,24 @@ def units_under(session: Session, generation_id: int, area_code: str, level: str
 def _check_level(area: Area, level: str | None) -> str:
     finer = [lv for lv in UNIT_LEVELS if LEVELS.index(lv) > LEVELS.index(area.level)]
     if not finer:
-        raise InvalidInput(f"area {area.code} is a {area.level}; choose a sub-district, community or grid",
-                           field="area",
-                           zh=f"区域：{area.code} 是{('微网格' if area.level == 'microgrid' else '网格')}，"
-                              "请选择街道、社区或网格。")
+        raise InvalidInput(
+            f"area {area.code} is a {area.level}; choose a sub-district, community or grid",
+            field="area",
+            zh=f"区域：{area.code} 是{('微网格' if area.level == 'microgrid' else '网格')}，请选择街道、社区或网格。",
+        )
     if level is None:
         return finer[0]
     if level not in finer:
-        raise InvalidInput(f"level: under a {area.level} the units may be {' or '.join(finer)}, not {level!r}",
-                           field="level",
-                           zh=f"层级：{area.code} 之下可选 {'、'.join(finer)}。")
+        raise InvalidInput(
+            f"level: under a {area.level} the units may be {' or '.join(finer)}, not {level!r}",
+            field="level",
+            zh=f"层级：{area.code} 之下可选 {'、'.join(finer)}。",
+        )
     return level
 
 
 # -- assigning points to units ------------------------------------------------------------------------------------
+
 
 class _Locator:
     """Which unit a point lies in: the unit with the smallest code among those that cover it."""
@@ -146,19 +161,27 @@ def _bounds(units: list[Unit]) -> tuple[float, float, float, float]:
     return float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())
 
 
-def _places_in(session: Session, box: tuple[float, float, float, float],
-               kinds: tuple[str, ...]) -> list[tuple[int, str, str | None, int, float, float]]:
+def _places_in(
+    session: Session, box: tuple[float, float, float, float], kinds: tuple[str, ...]
+) -> list[tuple[int, str, str | None, int, float, float]]:
     """Places of `kinds` whose point lies in `box`: (id, kind, name, households, lon, lat), by id."""
     minx, miny, maxx, maxy = box
-    rows = session.execute(sa.select(Place.id, Place.kind, Place.name, Place.households, sa.func.ST_X(Place.geom),
-                                     sa.func.ST_Y(Place.geom))
-                           .where(Place.kind.in_(kinds), bbox_filter(session, "place", box))
-                           .order_by(Place.id)).all()
-    return [(pid, kind, name, households or 0, float(x), float(y)) for pid, kind, name, households, x, y in rows
-            if minx <= x <= maxx and miny <= y <= maxy]
+    rows = session.execute(
+        sa.select(
+            Place.id, Place.kind, Place.name, Place.households, sa.func.ST_X(Place.geom), sa.func.ST_Y(Place.geom)
+        )
+        .where(Place.kind.in_(kinds), bbox_filter(session, "place", box))
+        .order_by(Place.id)
+    ).all()
+    return [
+        (pid, kind, name, households or 0, float(x), float(y))
+        for pid, kind, name, households, x, y in rows
+        if minx <= x <= maxx and miny <= y <= maxy
+    ]
 
 
 # -- measures -----------------------------------------------------------------------------------------------------
+
 
 def polsby_popper(geom: BaseGeometry) -> float | None:
     """4πA/P² of a (multi)polygon measured in metres in its Gauss-Krüger zone (1 for a circle, π/4 for a square);
@@ -187,6 +210,7 @@ def same_shape(a: BaseGeometry, b: BaseGeometry) -> bool:
 
 # -- the balance table ----------------------------------------------------------------------------------------------
 
+
 def _branches(session: Session, generation_id: int, codes: list[str], on: dt.date) -> dict[str, int]:
     """Party members of each code's branch: the draft's own assignment when it has one, else the organisation
     assigned to the code on `on` (the one with the smallest id, as the locate answers)."""
@@ -197,14 +221,20 @@ def _branches(session: Session, generation_id: int, codes: list[str], on: dt.dat
         .where(PartyOrgArea.area_code.in_(codes))
         .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= on))
         .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > on))
-        .order_by(PartyOrgArea.area_code, PartyOrg.id)).all()
+        .order_by(PartyOrgArea.area_code, PartyOrg.id)
+    ).all()
     for code, count in rows:
         members.setdefault(code, count or 0)
     planned = session.execute(
-        sa.select(PlanAssignment.area_code, PartyOrg.member_count).join(PartyOrg, PartyOrg.id == PlanAssignment.ref_id)
-        .where(PlanAssignment.generation_id == generation_id, PlanAssignment.kind == "branch",
-               PlanAssignment.area_code.in_(codes))
-        .order_by(PlanAssignment.area_code, PlanAssignment.id)).all()
+        sa.select(PlanAssignment.area_code, PartyOrg.member_count)
+        .join(PartyOrg, PartyOrg.id == PlanAssignment.ref_id)
+        .where(
+            PlanAssignment.generation_id == generation_id,
+            PlanAssignment.kind == "branch",
+            PlanAssignment.area_code.in_(codes),
+        )
+        .order_by(PlanAssignment.area_code, PlanAssignment.id)
+    ).all()
     seen: set[str] = set()
     for code, count in planned:
         if code not in seen:
@@ -216,13 +246,17 @@ def _branches(session: Session, generation_id: int, codes: list[str], on: dt.dat
 def _staff(session: Session, generation_id: int, codes: list[str]) -> dict[str, int]:
     """Distinct people serving each code: assigned now, or by the draft."""
     people: dict[str, set[int]] = {}
-    for code, staff_id in session.execute(sa.select(StaffArea.area_code, StaffArea.staff_id)
-                                          .where(StaffArea.area_code.in_(codes))):
+    for code, staff_id in session.execute(
+        sa.select(StaffArea.area_code, StaffArea.staff_id).where(StaffArea.area_code.in_(codes))
+    ):
         people.setdefault(code, set()).add(staff_id)
     for code, staff_id in session.execute(
-            sa.select(PlanAssignment.area_code, PlanAssignment.ref_id)
-            .where(PlanAssignment.generation_id == generation_id, PlanAssignment.kind == "staff",
-                   PlanAssignment.area_code.in_(codes))):
+        sa.select(PlanAssignment.area_code, PlanAssignment.ref_id).where(
+            PlanAssignment.generation_id == generation_id,
+            PlanAssignment.kind == "staff",
+            PlanAssignment.area_code.in_(codes),
+        )
+    ):
         people.setdefault(code, set()).add(staff_id)
     return {code: len(ids) for code, ids in people.items()}
 
@@ -233,9 +267,14 @@ def _open_cases(session: Session, units: list[Unit], locator: _Locator, level: s
         return counts
     minx, miny, maxx, maxy = _bounds(units)
     located = session.execute(
-        sa.select(Case.lon, Case.lat).where(Case.state.not_in(FINISHED_STATES), Case.lon.is_not(None),
-                                            Case.lat.is_not(None), Case.lon.between(minx, maxx),
-                                            Case.lat.between(miny, maxy))).all()
+        sa.select(Case.lon, Case.lat).where(
+            Case.state.not_in(FINISHED_STATES),
+            Case.lon.is_not(None),
+            Case.lat.is_not(None),
+            Case.lon.between(minx, maxx),
+            Case.lat.between(miny, maxy),
+        )
+    ).all()
     if located:
         arr = np.array(located, dtype=float)
         for i in locator.locate(arr[:, 0], arr[:, 1]):
@@ -243,21 +282,33 @@ def _open_cases(session: Session, units: list[Unit], locator: _Locator, level: s
                 counts[i] += 1
     column = Case.grid_code if level == "grid" else Case.microgrid_code
     index: dict[str | None, int] = {u.code: i for i, u in enumerate(locator.units)}
-    for (code,) in session.execute(sa.select(column).where(Case.state.not_in(FINISHED_STATES),
-                                                           sa.or_(Case.lon.is_(None), Case.lat.is_(None)),
-                                                           column.in_(list(index)))):
+    for (code,) in session.execute(
+        sa.select(column).where(
+            Case.state.not_in(FINISHED_STATES), sa.or_(Case.lon.is_(None), Case.lat.is_(None)), column.in_(list(index))
+        )
+    ):
         counts[index[code]] += 1
     return counts
 
 
-def balance(session: Session, generation_id: int, area_code: str, level: str | None = None, *,
-            tolerance: float = DEFAULT_TOLERANCE, on: dt.date | None = None) -> dict[str, Any]:
+def balance(
+    session: Session,
+    generation_id: int,
+    area_code: str,
+    level: str | None = None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    on: dt.date | None = None,
+) -> dict[str, Any]:
     """The balance table of the units (grids by default, micro-grids under a grid) under `area_code` in a
     generation: a GeoJSON FeatureCollection with one feature per unit, and the household norm (the mean of the
     units and the tolerance of the deviation)."""
     if not 0 < tolerance < 1:
-        raise InvalidInput(f"tolerance must be a fraction between 0 and 1, not {tolerance}",
-                           field="tolerance", zh="容差：应为 0 到 1 之间的小数。")
+        raise InvalidInput(
+            f"tolerance must be a fraction between 0 and 1, not {tolerance}",
+            field="tolerance",
+            zh="容差：应为 0 到 1 之间的小数。",
+        )
     gen = get_generation(session, generation_id)
     root = _area_of(session, gen.id, area_code)
     level = _check_level(root, level)
@@ -282,25 +333,53 @@ def balance(session: Session, generation_id: int, area_code: str, level: str | N
     features = []
     for i, u in enumerate(units):
         deviation = (u.households - mean) / mean if mean else None
-        features.append({"type": "Feature", "id": u.code, "geometry": shapely.geometry.mapping(u.geom),
-                         "properties": {
-                             "code": u.code, "name": u.name, "level": u.level, "parent": u.parent,
-                             "households": u.households, "population": u.population,
-                             "party_members": members.get(u.code, 0), "has_branch": u.code in members,
-                             "compounds": compounds[i], "buildings": buildings[i], "staff": staff.get(u.code, 0),
-                             "open_cases": cases[i],
-                             "deviation": round(deviation, 6) if deviation is not None else None,
-                             "within_tolerance": deviation is not None and abs(deviation) <= tolerance,
-                             "polsby_popper": _round(polsby_popper(u.geom)), "contiguous": is_contiguous(u.geom),
-                             "locked": u.locked, "changed": u.code in changed}})
-    return {"generation_id": gen.id, "status": gen.status, "area": root.code, "area_name": root.name,
-            "area_level": root.level, "level": level,
-            "norm": {"mean_households": round(mean, 3), "tolerance": tolerance},
-            "totals": {"units": len(units), "households": total, "population": sum(u.population for u in units),
-                       "party_members": sum(members.get(c, 0) for c in codes), "compounds": sum(compounds),
-                       "buildings": sum(buildings), "staff": sum(staff.get(c, 0) for c in codes),
-                       "open_cases": sum(cases)},
-            "features": {"type": "FeatureCollection", "features": features}}
+        features.append(
+            {
+                "type": "Feature",
+                "id": u.code,
+                "geometry": shapely.geometry.mapping(u.geom),
+                "properties": {
+                    "code": u.code,
+                    "name": u.name,
+                    "level": u.level,
+                    "parent": u.parent,
+                    "households": u.households,
+                    "population": u.population,
+                    "party_members": members.get(u.code, 0),
+                    "has_branch": u.code in members,
+                    "compounds": compounds[i],
+                    "buildings": buildings[i],
+                    "staff": staff.get(u.code, 0),
+                    "open_cases": cases[i],
+                    "deviation": round(deviation, 6) if deviation is not None else None,
+                    "within_tolerance": deviation is not None and abs(deviation) <= tolerance,
+                    "polsby_popper": _round(polsby_popper(u.geom)),
+                    "contiguous": is_contiguous(u.geom),
+                    "locked": u.locked,
+                    "changed": u.code in changed,
+                },
+            }
+        )
+    return {
+        "generation_id": gen.id,
+        "status": gen.status,
+        "area": root.code,
+        "area_name": root.name,
+        "area_level": root.level,
+        "level": level,
+        "norm": {"mean_households": round(mean, 3), "tolerance": tolerance},
+        "totals": {
+            "units": len(units),
+            "households": total,
+            "population": sum(u.population for u in units),
+            "party_members": sum(members.get(c, 0) for c in codes),
+            "compounds": sum(compounds),
+            "buildings": sum(buildings),
+            "staff": sum(staff.get(c, 0) for c in codes),
+            "open_cases": sum(cases),
+        },
+        "features": {"type": "FeatureCollection", "features": features},
+    }
 
 
 def _round(value: float | None) -> float | None:
@@ -315,9 +394,11 @@ def changed_codes(session: Session, generation_id: int, units: list[Unit]) -> se
         return set()
     codes = [u.code for u in units]
     parent = sa.orm.aliased(Area)
-    rows = session.execute(sa.select(Area.code, Area.households, Area.geom, parent.code)
-                           .outerjoin(parent, parent.id == Area.parent_id)
-                           .where(Area.generation_id == active.id, Area.code.in_(codes))).all()
+    rows = session.execute(
+        sa.select(Area.code, Area.households, Area.geom, parent.code)
+        .outerjoin(parent, parent.id == Area.parent_id)
+        .where(Area.generation_id == active.id, Area.code.in_(codes))
+    ).all()
     before = {code: (households or 0, to_shape(geom), up) for code, households, geom, up in rows}
     out = set()
     for u in units:
@@ -329,18 +410,29 @@ def changed_codes(session: Session, generation_id: int, units: list[Unit]) -> se
 
 # -- the diff against the active generation --------------------------------------------------------------------------
 
+
 def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]:
     """What a generation changes under `area_code` against the active generation: grids and micro-grids created,
     retired and changed (with both outlines), and the buildings and compounds whose grid changes."""
     gen = get_generation(session, generation_id)
     active = active_generation(session)
     root = _area_of(session, gen.id, area_code)
-    out: dict[str, Any] = {"generation_id": gen.id, "active_id": active.id, "area": root.code, "area_name": root.name,
-           "created": [], "retired": [], "changed": [], "areas": [], "units": []}
+    out: dict[str, Any] = {
+        "generation_id": gen.id,
+        "active_id": active.id,
+        "area": root.code,
+        "area_name": root.name,
+        "created": [],
+        "retired": [],
+        "changed": [],
+        "areas": [],
+        "units": [],
+    }
     if active.id == gen.id:
         return out
-    active_root = session.scalars(sa.select(Area).where(Area.generation_id == active.id,
-                                                        Area.code == area_code)).first()
+    active_root = session.scalars(
+        sa.select(Area).where(Area.generation_id == active.id, Area.code == area_code)
+    ).first()
     grids: dict[str, tuple[list[Unit], list[Unit]]] = {}
     for level in UNIT_LEVELS:
         if LEVELS.index(level) <= LEVELS.index(root.level):
@@ -350,8 +442,11 @@ def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]
         known = {u.code for u in was}
         extra = [u.code for u in now if u.code not in known]  # kept codes moved here from elsewhere
         if extra:
-            ids = list(session.scalars(sa.select(Area.id).where(Area.generation_id == active.id,
-                                                                Area.code.in_(extra), Area.level == level)))
+            ids = list(
+                session.scalars(
+                    sa.select(Area.id).where(Area.generation_id == active.id, Area.code.in_(extra), Area.level == level)
+                )
+            )
             was = sorted(was + _units(session, ids), key=lambda u: u.code)
         grids[level] = (was, now)
         before = {u.code: u for u in was}
@@ -369,13 +464,22 @@ def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]
             shown = a or b
             assert shown is not None  # the code is in one of them
             out[status].append(code)
-            out["areas"].append({
-                "code": code, "level": level, "name": shown.name, "status": status,
-                "parent_before": b.parent if b else None, "parent_after": a.parent if a else None,
-                "households_before": b.households if b else None, "households_after": a.households if a else None,
-                "population_before": b.population if b else None, "population_after": a.population if a else None,
-                "geometry": shapely.geometry.mapping(shown.geom),
-                "geometry_before": shapely.geometry.mapping(b.geom) if (a and b) else None})
+            out["areas"].append(
+                {
+                    "code": code,
+                    "level": level,
+                    "name": shown.name,
+                    "status": status,
+                    "parent_before": b.parent if b else None,
+                    "parent_after": a.parent if a else None,
+                    "households_before": b.households if b else None,
+                    "households_after": a.households if a else None,
+                    "population_before": b.population if b else None,
+                    "population_after": a.population if a else None,
+                    "geometry": shapely.geometry.mapping(shown.geom),
+                    "geometry_before": shapely.geometry.mapping(b.geom) if (a and b) else None,
+                }
+            )
     level = "grid" if "grid" in grids else "microgrid"
     if level in grids and (grids[level][0] or grids[level][1]):
         was, now = grids[level]
@@ -389,13 +493,23 @@ def diff(session: Session, generation_id: int, area_code: str) -> dict[str, Any]
                 old_code = old_loc.units[o].code if o is not None else None
                 new_code = new_loc.units[n].code if n is not None else None
                 if old_code != new_code:
-                    out["units"].append({"id": place[0], "kind": place[1], "name": place[2],
-                                         "households": place[3], "from": old_code, "to": new_code,
-                                         "lon": place[4], "lat": place[5]})
+                    out["units"].append(
+                        {
+                            "id": place[0],
+                            "kind": place[1],
+                            "name": place[2],
+                            "households": place[3],
+                            "from": old_code,
+                            "to": new_code,
+                            "lon": place[4],
+                            "lat": place[5],
+                        }
+                    )
     return out
 
 
 # -- the units a planner paints -------------------------------------------------------------------------------------
+
 
 def places(session: Session, generation_id: int, area_code: str) -> dict[str, Any]:
     """The buildings and compounds under `area_code` in a generation, each with the leaf (micro-grid) and the grid
@@ -417,9 +531,19 @@ def places(session: Session, generation_id: int, area_code: str) -> dict[str, An
                 continue
             leaf = locator.units[i]
             grid = leaf.parent if leaf.level == "microgrid" else leaf.code
-            items.append({"id": place[0], "kind": place[1], "name": place[2], "households": place[3],
-                          "compound_id": parent_of.get(place[0]) if place[1] == "building" else None,
-                          "leaf": leaf.code, "grid": grid, "lon": place[4], "lat": place[5]})
+            items.append(
+                {
+                    "id": place[0],
+                    "kind": place[1],
+                    "name": place[2],
+                    "households": place[3],
+                    "compound_id": parent_of.get(place[0]) if place[1] == "building" else None,
+                    "leaf": leaf.code,
+                    "grid": grid,
+                    "lon": place[4],
+                    "lat": place[5],
+                }
+            )
     return {"generation_id": gen.id, "area": root.code, "places": items}
 
 
@@ -429,8 +553,20 @@ def area_list(session: Session, generation_id: int, levels: tuple[str, ...]) -> 
     generation)."""
     gen = get_generation(session, generation_id)
     parent = sa.orm.aliased(Area)
-    rows = session.execute(sa.select(Area.code, Area.name, Area.level, parent.code, Area.households, Area.locked)
-                           .outerjoin(parent, parent.id == Area.parent_id)
-                           .where(Area.generation_id == gen.id, Area.level.in_(levels)).order_by(Area.code)).all()
-    return [{"code": code, "name": name, "level": level, "parent": up, "households": households or 0,
-             "locked": bool(locked)} for code, name, level, up, households, locked in rows]
+    rows = session.execute(
+        sa.select(Area.code, Area.name, Area.level, parent.code, Area.households, Area.locked)
+        .outerjoin(parent, parent.id == Area.parent_id)
+        .where(Area.generation_id == gen.id, Area.level.in_(levels))
+        .order_by(Area.code)
+    ).all()
+    return [
+        {
+            "code": code,
+            "name": name,
+            "level": level,
+            "parent": up,
+            "households": households or 0,
+            "locked": bool(locked),
+        }
+        for code, name, level, up, households, locked in rows
+    ]

@@ -121,42 +121,60 @@ def _zh(level: str) -> str:
 
 
 def _lonlat(value: object, name: str) -> tuple[float, float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise InvalidInput(f"{name} must be [lon, lat]", field=name,
-                           zh=f"{field_zh(name)}：应为 [经度, 纬度] 两个数。")
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise InvalidInput(f"{name} must be [lon, lat]", field=name, zh=f"{field_zh(name)}：应为 [经度, 纬度] 两个数。")
     lon, lat = float(value[0]), float(value[1])
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InvalidInput(f"{name}: not a longitude/latitude pair in range", field=name,
-                           zh=f"{field_zh(name)}：{value!r} 不是有效的经纬度。")
+        raise InvalidInput(
+            f"{name}: not a longitude/latitude pair in range",
+            field=name,
+            zh=f"{field_zh(name)}：{value!r} 不是有效的经纬度。",
+        )
     return lon, lat
 
 
 def _line(value: object, name: str = "line") -> LineString:
-    if not isinstance(value, dict) or value.get("type") != "LineString" or not isinstance(
-            value.get("coordinates"), (list, tuple)):
-        raise InvalidInput(f"{name}: a GeoJSON LineString in WGS84", field=name,
-                           zh=f"{field_zh(name)}：应为 GeoJSON LineString。")
+    if (
+        not isinstance(value, dict)
+        or value.get("type") != "LineString"
+        or not isinstance(value.get("coordinates"), (list, tuple))
+    ):
+        raise InvalidInput(
+            f"{name}: a GeoJSON LineString in WGS84", field=name, zh=f"{field_zh(name)}：应为 GeoJSON LineString。"
+        )
     coords = value["coordinates"]
     if not 2 <= len(coords) <= MAX_LINE_POINTS:
-        raise InvalidInput(f"{name}: 2 to {MAX_LINE_POINTS} points", field=name,
-                           zh=f"{field_zh(name)}：应有 2–{MAX_LINE_POINTS} 个点，实为 {len(coords)} 个。")
+        raise InvalidInput(
+            f"{name}: 2 to {MAX_LINE_POINTS} points",
+            field=name,
+            zh=f"{field_zh(name)}：应有 2–{MAX_LINE_POINTS} 个点，实为 {len(coords)} 个。",
+        )
     points = [_lonlat(c[:2] if isinstance(c, (list, tuple)) and len(c) == 3 else c, name) for c in coords]
     line = LineString(points)
     if line.length == 0:
-        raise InvalidInput(f"{name}: the line has no length", field=name,
-                           zh=f"{field_zh(name)}：线的长度为零。")
+        raise InvalidInput(f"{name}: the line has no length", field=name, zh=f"{field_zh(name)}：线的长度为零。")
     if not line.is_simple:
-        raise InvalidInput(f"{name}: the line must not cross itself", field=name,
-                           zh=f"{field_zh(name)}：线不能自相交。")
+        raise InvalidInput(
+            f"{name}: the line must not cross itself", field=name, zh=f"{field_zh(name)}：线不能自相交。"
+        )
     return line
 
 
 def _code_list(value: object, name: str = "codes", *, least: int = 1) -> list[str]:
-    if not isinstance(value, list) or not least <= len(value) <= MAX_CODES or not all(
-            isinstance(c, str) and 1 <= len(c) <= 24 for c in value):
-        raise InvalidInput(f"{name}: a list of {least} to {MAX_CODES} area codes", field=name,
-                           zh=f"{field_zh(name)}：应为 {least}–{MAX_CODES} 个区域编码的列表。")
+    if (
+        not isinstance(value, list)
+        or not least <= len(value) <= MAX_CODES
+        or not all(isinstance(c, str) and 1 <= len(c) <= 24 for c in value)
+    ):
+        raise InvalidInput(
+            f"{name}: a list of {least} to {MAX_CODES} area codes",
+            field=name,
+            zh=f"{field_zh(name)}：应为 {least}–{MAX_CODES} 个区域编码的列表。",
+        )
     if len(set(value)) != len(value):
         raise InvalidInput(f"{name}: codes must not repeat", field=name, zh=f"{field_zh(name)}：编码重复。")
     return list(value)
@@ -164,25 +182,29 @@ def _code_list(value: object, name: str = "codes", *, least: int = 1) -> list[st
 
 def _code(value: object, name: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 24:
-        raise InvalidInput(f"{name}: an area code", field=name,
-                           zh=f"{field_zh(name)}：应为区域编码（1–24 个字符）。")
+        raise InvalidInput(f"{name}: an area code", field=name, zh=f"{field_zh(name)}：应为区域编码（1–24 个字符）。")
     return value
 
 
 def _only(op: dict[str, Any], allowed: set[str], optional: frozenset[str] = frozenset()) -> None:
     extra = sorted(set(op) - allowed - optional - {"op"})
     if extra:
-        raise InvalidInput(f"{extra[0]}: unknown field for operation {op.get('op')}; accepted: "
-                           f"{', '.join(sorted(allowed))}", field=extra[0],
-                           zh=f"{extra[0]}：操作 {op.get('op')} 不接受此字段；可用字段："
-                              f"{', '.join(sorted(allowed))}。")
+        raise InvalidInput(
+            f"{extra[0]}: unknown field for operation {op.get('op')}; accepted: {', '.join(sorted(allowed))}",
+            field=extra[0],
+            zh=f"{extra[0]}：操作 {op.get('op')} 不接受此字段；可用字段：{', '.join(sorted(allowed))}。",
+        )
     missing = sorted(k for k in allowed if k not in op)
     if missing:
-        raise InvalidInput(f"{missing[0]}: required for this operation",
-                           field=missing[0], zh=f"{field_zh(missing[0])}：操作 {op.get('op')} 须有此字段。")
+        raise InvalidInput(
+            f"{missing[0]}: required for this operation",
+            field=missing[0],
+            zh=f"{field_zh(missing[0])}：操作 {op.get('op')} 须有此字段。",
+        )
 
 
 # -- the draft as an edit sees it ----------------------------------------------------------------------------------
+
 
 @dataclass
 class _Leaf:
@@ -220,12 +242,14 @@ class _Work:
         return leaf
 
     def area(self, code: str, name: str | None = None) -> Area:
-        row = self.session.scalars(sa.select(Area).where(Area.generation_id == self.gen.id,
-                                                         Area.code == code)).first()
+        row = self.session.scalars(sa.select(Area).where(Area.generation_id == self.gen.id, Area.code == code)).first()
         if row is None:
             name = name or self.field
-            raise NotFound(f"{name}: no area {code!r} in draft {self.gen.id}", field=name,
-                           zh=f"{field_zh(name)}：草稿 {self.gen.id} 中没有编码为 {code!r} 的区域。")
+            raise NotFound(
+                f"{name}: no area {code!r} in draft {self.gen.id}",
+                field=name,
+                zh=f"{field_zh(name)}：草稿 {self.gen.id} 中没有编码为 {code!r} 的区域。",
+            )
         return row
 
     def leaf(self, code: str, name: str | None = None) -> _Leaf:
@@ -234,21 +258,31 @@ class _Work:
         row = self.area(code, name)
         if not row.is_leaf:
             name = name or self.field
-            raise InvalidInput(f"{name}: {code} is not a leaf", field=name,
-                               zh=f"{field_zh(name)}：{code} 是{_zh(row.level)}，不是最底层网格；请编辑其下级。")
+            raise InvalidInput(
+                f"{name}: {code} is not a leaf",
+                field=name,
+                zh=f"{field_zh(name)}：{code} 是{_zh(row.level)}，不是最底层网格；请编辑其下级。",
+            )
         return self._add(row)
 
     def near(self, geom: BaseGeometry, distance: float = 2 * NEAR_DEG) -> list[_Leaf]:
         """Current leaves within `distance` degrees of `geom` (stored ones loaded on demand)."""
         minx, miny, maxx, maxy = geom.bounds
         box = (minx - distance, miny - distance, maxx + distance, maxy + distance)
-        rows = self.session.scalars(sa.select(Area).where(
-            Area.generation_id == self.gen.id, Area.is_leaf.is_(True),
-            _spatial.bbox_filter(self.session, "area", box))).all()
+        rows = self.session.scalars(
+            sa.select(Area).where(
+                Area.generation_id == self.gen.id,
+                Area.is_leaf.is_(True),
+                _spatial.bbox_filter(self.session, "area", box),
+            )
+        ).all()
         for row in rows:
             self._add(row)
-        return [leaf for code, leaf in self.leaves.items() if code not in self.removed
-                and shapely.dwithin(leaf.geom, geom, distance)]
+        return [
+            leaf
+            for code, leaf in self.leaves.items()
+            if code not in self.removed and shapely.dwithin(leaf.geom, geom, distance)
+        ]
 
     def new_leaf(self, parent: Area, level: str, name: str, geom: BaseGeometry, sources: set[str]) -> _Leaf:
         (code,) = gcodes.new_codes(self.session, parent.code, level, 1, self.gen.id)
@@ -267,6 +301,7 @@ class _Work:
 
 
 # -- noding --------------------------------------------------------------------------------------------------------
+
 
 def _faces(owners: list[_Leaf], extra: BaseGeometry | None = None) -> dict[str, list[Polygon]]:
     """Node the boundaries of `owners` (and `extra` lines) together and give each face to the leaf it lies in."""
@@ -301,6 +336,7 @@ def _set_geom(leaf: _Leaf, geom: BaseGeometry) -> None:
 
 # -- the operations ------------------------------------------------------------------------------------------------
 
+
 def _op_split(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"code", "line"})
     code = _code(op["code"], "code")
@@ -309,18 +345,24 @@ def _op_split(w: _Work, op: dict[str, Any]) -> None:
     grown = shapely.buffer(leaf.geom, NEAR_DEG, quad_segs=2)
     cut = shapely.intersection(line, grown)
     if cut.is_empty or not shapely.intersects(line, leaf.geom):
-        raise InvalidInput(f"line: the line does not cross {code}",
-                           field="line", zh=f"划线：划线没有经过{_zh(leaf.level)} {code}。")
+        raise InvalidInput(
+            f"line: the line does not cross {code}", field="line", zh=f"划线：划线没有经过{_zh(leaf.level)} {code}。"
+        )
     owners = [leaf] + [n for n in w.near(leaf.geom) if n.code != code]
     faces = _faces(owners, cut)
     pieces = faces[code]
     if len(pieces) != 2:
-        raise InvalidInput(f"line: the line must cut {code} in exactly two pieces, it gives {len(pieces)}",
-                           field="line",
-                           zh=f"划线：划线应把 {code} 恰好分成两块，实为 {len(pieces)} 块；线须从该网格外画到网格外。")
+        raise InvalidInput(
+            f"line: the line must cut {code} in exactly two pieces, it gives {len(pieces)}",
+            field="line",
+            zh=f"划线：划线应把 {code} 恰好分成两块，实为 {len(pieces)} 块；线须从该网格外画到网格外。",
+        )
     if min(_approx_m2(p) for p in pieces) < MIN_PIECE_M2:
-        raise InvalidInput(f"line: a piece would be under {MIN_PIECE_M2:g} m²",
-                           field="line", zh=f"划线：划线切出的一块小于 {MIN_PIECE_M2:g} m²。")
+        raise InvalidInput(
+            f"line: a piece would be under {MIN_PIECE_M2:g} m²",
+            field="line",
+            zh=f"划线：划线切出的一块小于 {MIN_PIECE_M2:g} m²。",
+        )
     for other in owners[1:]:
         _set_geom(other, _union(faces[other.code]))
     parent = w.parent(leaf.parent_id)
@@ -350,15 +392,18 @@ def _op_merge(w: _Work, op: dict[str, Any]) -> None:
     codes = _code_list(op["codes"], least=2)
     leaves = [w.leaf(c, "codes") for c in codes]
     if len({leaf.parent_id for leaf in leaves}) != 1:
-        raise InvalidInput("codes: the leaves must have the same parent", field="codes",
-                           zh="编码：只能合并同一上级下的网格。")
+        raise InvalidInput(
+            "codes: the leaves must have the same parent", field="codes", zh="编码：只能合并同一上级下的网格。"
+        )
     if not _connected([leaf.geom for leaf in leaves]):
-        raise InvalidInput("codes: the leaves must be adjacent: share edges",
-                           field="codes", zh="编码：要合并的网格须彼此相邻（有公共边）。")
+        raise InvalidInput(
+            "codes: the leaves must be adjacent: share edges",
+            field="codes",
+            zh="编码：要合并的网格须彼此相邻（有公共边）。",
+        )
     merged = _union([leaf.geom for leaf in leaves])
     if _parts(merged) > sum(_parts(leaf.geom) for leaf in leaves):
-        raise InvalidInput("codes: the merged leaf would not be contiguous", field="codes",
-                           zh="编码：合并结果不连通。")
+        raise InvalidInput("codes: the merged leaf would not be contiguous", field="codes", zh="编码：合并结果不连通。")
     parent = w.parent(leaves[0].parent_id)
     for leaf in leaves:
         w.remove(leaf.code)
@@ -388,14 +433,15 @@ def _op_move_vertex(w: _Work, op: dict[str, Any]) -> None:
             if d[i] < best_d:
                 best, best_d = (float(xy[i, 0]), float(xy[i, 1])), float(d[i])
     if best is None or best_d * M_PER_DEG > SNAP_M:
-        raise InvalidInput(f"from: no vertex within {SNAP_M:g} m of from",
-                           field="from", zh=f"起始：{SNAP_M:g} 米内没有网格顶点。")
+        raise InvalidInput(
+            f"from: no vertex within {SNAP_M:g} m of from", field="from", zh=f"起始：{SNAP_M:g} 米内没有网格顶点。"
+        )
     if math.hypot((dst[0] - best[0]) * math.cos(math.radians(dst[1])), dst[1] - best[1]) == 0:
-        raise InvalidInput("to is the vertex itself", field="to",
-                           zh="目标：新位置与原顶点相同。")
+        raise InvalidInput("to is the vertex itself", field="to", zh="目标：新位置与原顶点相同。")
     vertex = Point(best)
-    movers = [leaf for leaf in w.near(vertex, 1e-9) if any(
-        (x == best[0] and y == best[1]) for x, y in _vertices(leaf.geom))]
+    movers = [
+        leaf for leaf in w.near(vertex, 1e-9) if any((x == best[0] and y == best[1]) for x, y in _vertices(leaf.geom))
+    ]
 
     def move(xy: np.ndarray) -> np.ndarray:
         hit = (xy[:, 0] == best[0]) & (xy[:, 1] == best[1])
@@ -406,17 +452,32 @@ def _op_move_vertex(w: _Work, op: dict[str, Any]) -> None:
     for leaf in movers:
         moved = shapely.transform(leaf.geom, move)
         if not shapely.is_valid(moved):
-            raise InvalidInput(f"to: the move makes {leaf.code} invalid", field="to",
-                               zh=f"目标：移动后 {leaf.code} 的边界自相交或无效（{shapely.is_valid_reason(moved)}）。")
+            raise InvalidInput(
+                f"to: the move makes {leaf.code} invalid",
+                field="to",
+                zh=f"目标：移动后 {leaf.code} 的边界自相交或无效（{shapely.is_valid_reason(moved)}）。",
+            )
         leaf.geom = as_multipolygon(moved)
     w.near(Point(dst), SNAP_M / M_PER_DEG)  # leaves near the new place are checked with the others
 
 
 def _shared_chain(a: _Leaf, b: _Leaf) -> list[LineString]:
     shared = shapely.intersection(shapely.boundary(a.geom), shapely.boundary(b.geom))
-    lines = [g for g in shapely.get_parts(shapely.line_merge(shapely.union_all(
-        [g for g in shapely.get_parts(shared) if g.geom_type in ("LineString", "MultiLineString")])))
-        if g.geom_type == "LineString" and g.length > 0] if not shared.is_empty else []
+    lines = (
+        [
+            g
+            for g in shapely.get_parts(
+                shapely.line_merge(
+                    shapely.union_all(
+                        [g for g in shapely.get_parts(shared) if g.geom_type in ("LineString", "MultiLineString")]
+                    )
+                )
+            )
+            if g.geom_type == "LineString" and g.length > 0
+        ]
+        if not shared.is_empty
+        else []
+    )
     return lines
 
 
@@ -424,14 +485,18 @@ def _op_move_edge(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"codes", "line"})
     codes = _code_list(op["codes"], least=2)
     if len(codes) != 2:
-        raise InvalidInput("codes: exactly the two leaves that share the edge",
-                           field="codes", zh="编码：应为共用这条边的两个网格编码。")
+        raise InvalidInput(
+            "codes: exactly the two leaves that share the edge",
+            field="codes",
+            zh="编码：应为共用这条边的两个网格编码。",
+        )
     line = _line(op["line"])
     a, b = (w.leaf(c, "codes") for c in codes)
     chains = _shared_chain(a, b)
     if not chains:
-        raise InvalidInput(f"codes: {a.code} and {b.code} share no edge", field="codes",
-                           zh=f"编码：{a.code} 与 {b.code} 没有公共边。")
+        raise InvalidInput(
+            f"codes: {a.code} and {b.code} share no edge", field="codes", zh=f"编码：{a.code} 与 {b.code} 没有公共边。"
+        )
     first, last = Point(line.coords[0]), Point(line.coords[-1])
     tol = SNAP_M / M_PER_DEG
     chosen = None
@@ -444,43 +509,55 @@ def _op_move_edge(w: _Work, op: dict[str, Any]) -> None:
         elif ends[1].distance(first) <= tol and ends[0].distance(last) <= tol:
             chosen = (chain, ends[1], ends[0])
     if chosen is None:
-        raise InvalidInput("line: the line must start and end at the shared edge's end points", field="line",
-                           zh=f"划线：新边须起止于 {a.code} 与 {b.code} 公共边的两个端点（{SNAP_M:g} 米内）。")
+        raise InvalidInput(
+            "line: the line must start and end at the shared edge's end points",
+            field="line",
+            zh=f"划线：新边须起止于 {a.code} 与 {b.code} 公共边的两个端点（{SNAP_M:g} 米内）。",
+        )
     _, start, end = chosen
     course = LineString([start.coords[0], *line.coords[1:-1], end.coords[0]])
     if not course.is_simple:
-        raise InvalidInput("line: the line must not cross itself", field="line",
-                           zh="划线：线不能自相交。")
+        raise InvalidInput("line: the line must not cross itself", field="line", zh="划线：线不能自相交。")
     both = _union([a.geom, b.geom])
     touching = shapely.intersection(course, shapely.boundary(both))
     if not shapely.equals(touching, shapely.MultiPoint([start, end])) or not shapely.covers(both, course):
-        raise InvalidInput("line: the line must stay inside the two leaves, touching their outline only at its ends",
-                           field="line",
-                           zh=f"划线：新边须在 {a.code} 与 {b.code} 之内，只在两端碰到它们的外边界。")
-    faces = [f for f in shapely.get_parts(shapely.polygonize(shapely.get_parts(
-        shapely.union_all([shapely.boundary(both), course])))) if shapely.covers(both, f.point_on_surface())]
+        raise InvalidInput(
+            "line: the line must stay inside the two leaves, touching their outline only at its ends",
+            field="line",
+            zh=f"划线：新边须在 {a.code} 与 {b.code} 之内，只在两端碰到它们的外边界。",
+        )
+    faces = [
+        f
+        for f in shapely.get_parts(
+            shapely.polygonize(shapely.get_parts(shapely.union_all([shapely.boundary(both), course])))
+        )
+        if shapely.covers(both, f.point_on_surface())
+    ]
     to_a: list[Polygon] = []
     to_b: list[Polygon] = []
     for face in faces:
-        (to_a if shapely.intersection(face, a.geom).area >= shapely.intersection(face, b.geom).area
-         else to_b).append(face)
+        (to_a if shapely.intersection(face, a.geom).area >= shapely.intersection(face, b.geom).area else to_b).append(
+            face
+        )
     new_a, new_b = _union(to_a), _union(to_b)
     if new_a.is_empty or new_b.is_empty:
-        raise InvalidInput("line: the line would leave one leaf with nothing",
-                           field="line", zh="划线：新边会让其中一个网格消失。")
+        raise InvalidInput(
+            "line: the line would leave one leaf with nothing", field="line", zh="划线：新边会让其中一个网格消失。"
+        )
     if _same(new_a, a.geom):
-        raise InvalidInput("line: the line is the edge as it is", field="line",
-                           zh="划线：新边与原边相同。")
+        raise InvalidInput("line: the line is the edge as it is", field="line", zh="划线：新边与原边相同。")
     if _parts(new_a) > max(_parts(a.geom), 1) or _parts(new_b) > max(_parts(b.geom), 1):
-        raise InvalidInput("line: a leaf would fall into separate parts", field="line",
-                           zh="划线：新边会使网格不连通。")
+        raise InvalidInput("line: a leaf would fall into separate parts", field="line", zh="划线：新边会使网格不连通。")
     a.geom, b.geom = new_a, new_b
 
 
 def _buildings(session: Session, geom: BaseGeometry) -> list[tuple[int, float, float, int, int | None]]:
     """Buildings (id, lon, lat, households, compound id) inside `geom`."""
-    rows = session.execute(sa.select(Place.id, Place.geom, Place.households, Place.parent_id).where(
-        Place.kind == "building", _spatial.bbox_filter(session, "place", geom.bounds))).all()
+    rows = session.execute(
+        sa.select(Place.id, Place.geom, Place.households, Place.parent_id).where(
+            Place.kind == "building", _spatial.bbox_filter(session, "place", geom.bounds)
+        )
+    ).all()
     out = []
     for pid, pgeom, hh, parent in rows:
         x, y = to_shape(pgeom).coords[0]
@@ -498,40 +575,49 @@ def _op_reassign(w: _Work, op: dict[str, Any]) -> None:
         _only(op, {"compound", "to"})
         cid = op["compound"]
         if not isinstance(cid, int) or isinstance(cid, bool) or not 1 <= cid <= 2**31 - 1:
-            raise InvalidInput("compound: a compound id", field="compound",
-                               zh="小区：应为小区的编号（正整数）。")
+            raise InvalidInput("compound: a compound id", field="compound", zh="小区：应为小区的编号（正整数）。")
         compound = w.session.get(Place, cid)
         if compound is None or compound.kind != "compound":
-            raise NotFound(f"compound: no compound {cid}", field="compound",
-                           zh=f"小区：没有编号为 {cid} 的小区。")
+            raise NotFound(f"compound: no compound {cid}", field="compound", zh=f"小区：没有编号为 {cid} 的小区。")
         ids = set(w.session.scalars(sa.select(Place.id).where(Place.kind == "building", Place.parent_id == cid)))
         if not ids:
-            raise InvalidInput(f"compound: compound {cid} has no buildings", field="compound",
-                               zh=f"小区：小区 {cid} 没有楼栋。")
+            raise InvalidInput(
+                f"compound: compound {cid} has no buildings", field="compound", zh=f"小区：小区 {cid} 没有楼栋。"
+            )
         name = "compound"
     else:
         _only(op, {"places", "to"})
         places = op["places"]
-        if not isinstance(places, list) or not 1 <= len(places) <= MAX_PLACES or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 2**31 - 1 for p in places):
-            raise InvalidInput(f"places: a list of 1 to {MAX_PLACES} building or compound ids",
-                               field="places", zh=f"楼栋或小区：应为 1–{MAX_PLACES} 个楼栋或小区编号。")
+        if (
+            not isinstance(places, list)
+            or not 1 <= len(places) <= MAX_PLACES
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 2**31 - 1 for p in places)
+        ):
+            raise InvalidInput(
+                f"places: a list of 1 to {MAX_PLACES} building or compound ids",
+                field="places",
+                zh=f"楼栋或小区：应为 1–{MAX_PLACES} 个楼栋或小区编号。",
+            )
         rows = w.session.execute(sa.select(Place.id, Place.kind).where(Place.id.in_(places))).all()
         kinds = dict(rows)
         missing = [p for p in places if p not in kinds]
         if missing:
-            raise NotFound(f"places: no place {missing[0]}", field="places",
-                           zh=f"楼栋或小区：没有编号为 {missing[0]} 的地点。")
+            raise NotFound(
+                f"places: no place {missing[0]}", field="places", zh=f"楼栋或小区：没有编号为 {missing[0]} 的地点。"
+            )
         wrong = [p for p in places if kinds[p] not in ("building", "compound")]
         if wrong:
-            raise InvalidInput(f"places: {wrong[0]} is not a building or compound; only buildings and compounds can "
-                               "be painted",
-                               field="places", zh=f"楼栋或小区：{wrong[0]} 不是楼栋或小区。")
+            raise InvalidInput(
+                f"places: {wrong[0]} is not a building or compound; only buildings and compounds can be painted",
+                field="places",
+                zh=f"楼栋或小区：{wrong[0]} 不是楼栋或小区。",
+            )
         ids = {p for p in places if kinds[p] == "building"}
         compounds = [p for p in places if kinds[p] == "compound"]
         if compounds:
-            ids |= set(w.session.scalars(sa.select(Place.id).where(Place.kind == "building",
-                                                                   Place.parent_id.in_(compounds))))
+            ids |= set(
+                w.session.scalars(sa.select(Place.id).where(Place.kind == "building", Place.parent_id.in_(compounds)))
+            )
         name = "places"
     target = w.leaf(_code(op["to"], "to"), "to")
     pts = w.session.execute(sa.select(Place.id, Place.geom).where(Place.id.in_(ids))).all()
@@ -544,16 +630,22 @@ def _op_reassign(w: _Work, op: dict[str, Any]) -> None:
             if hit and leaf.code != target.code:
                 by_source.setdefault(leaf.code, set()).add(pid)
     if not by_source:
-        raise InvalidInput(f"{name}: the buildings are in {target.code} already",
-                           field=name, zh=f"{field_zh(name)}：所选楼栋已在 {target.code} 中。")
+        raise InvalidInput(
+            f"{name}: the buildings are in {target.code} already",
+            field=name,
+            zh=f"{field_zh(name)}：所选楼栋已在 {target.code} 中。",
+        )
     todo = dict(by_source)
     while todo:
         # the sources next to the target (as it grows) first; one that never touches it is refused
         ready = sorted(c for c in todo if _adjacent(w.leaves[c].geom, target.geom))
         if not ready:
             first = sorted(todo)[0]
-            raise InvalidInput(f"to must be a neighbour of {first}, where the buildings are", field="to",
-                               zh=f"目标：{target.code} 与楼栋所在的 {first} 不相邻。")
+            raise InvalidInput(
+                f"to must be a neighbour of {first}, where the buildings are",
+                field="to",
+                zh=f"目标：{target.code} 与楼栋所在的 {first} 不相邻。",
+            )
         source_code = ready[0]
         chosen = todo.pop(source_code)
         source = w.leaves[source_code]
@@ -564,21 +656,29 @@ def _op_reassign(w: _Work, op: dict[str, Any]) -> None:
             # every unit of the leaf moves: the boundary follows them, so the whole leaf joins the target
             siblings = set(w.session.scalars(sa.select(Area.code).where(Area.parent_id == source.parent_id)))
             if siblings - w.removed - {source_code} == set() and not any(
-                    leaf.parent_id == source.parent_id and leaf.row is None for leaf in w.leaves.values()):
+                leaf.parent_id == source.parent_id and leaf.row is None for leaf in w.leaves.values()
+            ):
                 parent = w.parent(source.parent_id)
-                raise InvalidInput(f"{name}: it would empty {parent.code}", field=name,
-                                   zh=f"{field_zh(name)}：这会把{_zh(parent.level)} {parent.code} 的楼栋全部移走，"
-                                      "使它没有下级；请改用合并或移动整个网格。")
+                raise InvalidInput(
+                    f"{name}: it would empty {parent.code}",
+                    field=name,
+                    zh=f"{field_zh(name)}：这会把{_zh(parent.level)} {parent.code} 的楼栋全部移走，"
+                    "使它没有下级；请改用合并或移动整个网格。",
+                )
             merged = _union([target.geom, source.geom])
             if _parts(merged) > max(_parts(target.geom), 1):
-                raise InvalidInput(f"{name}: the painted region would not be contiguous with {target.code}", field=name,
-                                   zh=f"{field_zh(name)}：这些楼栋的范围与 {target.code} 不相连。")
+                raise InvalidInput(
+                    f"{name}: the painted region would not be contiguous with {target.code}",
+                    field=name,
+                    zh=f"{field_zh(name)}：这些楼栋的范围与 {target.code} 不相连。",
+                )
             target.geom = merged
             w.remove(source_code)
             continue
         sites = sorted({(u[1], u[2]) for u in units})
-        cells = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(sites), extend_to=source.geom,
-                                                           ordered=True))
+        cells = shapely.get_parts(
+            shapely.voronoi_polygons(shapely.MultiPoint(sites), extend_to=source.geom, ordered=True)
+        )
         region = shapely.union_all([c for c, xy in zip(cells, sites) if xy in at])
         extra = shapely.intersection(shapely.boundary(region), shapely.buffer(source.geom, NEAR_DEG, quad_segs=2))
         owners = [source] + [n for n in w.near(source.geom) if n.code != source_code]
@@ -590,14 +690,23 @@ def _op_reassign(w: _Work, op: dict[str, Any]) -> None:
             _set_geom(other, _union(geoms))
         new_source = _union(kept)
         if new_source.is_empty:
-            raise InvalidInput(f"{name}: it would empty {source_code}",
-                               field=name, zh=f"{field_zh(name)}：这会把 {source_code} 整个移走；请改用合并。")
+            raise InvalidInput(
+                f"{name}: it would empty {source_code}",
+                field=name,
+                zh=f"{field_zh(name)}：这会把 {source_code} 整个移走；请改用合并。",
+            )
         if _parts(new_source) > max(_parts(w.old[source_code]), 1):
-            raise InvalidInput(f"{name}: it would split {source_code} into separate parts", field=name,
-                               zh=f"{field_zh(name)}：移走这些楼栋后 {source_code} 会断成几块。")
+            raise InvalidInput(
+                f"{name}: it would split {source_code} into separate parts",
+                field=name,
+                zh=f"{field_zh(name)}：移走这些楼栋后 {source_code} 会断成几块。",
+            )
         if _parts(target.geom) > max(_parts(w.old.get(target.code, target.geom)), 1):
-            raise InvalidInput(f"{name}: the painted region would not be contiguous with {target.code}", field=name,
-                               zh=f"{field_zh(name)}：这些楼栋的范围与 {target.code} 不相连。")
+            raise InvalidInput(
+                f"{name}: the painted region would not be contiguous with {target.code}",
+                field=name,
+                zh=f"{field_zh(name)}：这些楼栋的范围与 {target.code} 不相连。",
+            )
         source.geom = new_source
 
 
@@ -608,20 +717,28 @@ def _reassign_leaves(w: _Work, op: dict[str, Any]) -> None:
     parent = w.area(_code(op["to"], "to"), "to")
     old_parents = {w.parent(leaf.parent_id) for leaf in leaves}
     if any(p.level != parent.level for p in old_parents):
-        raise InvalidInput("to must be of the level of their parent", field="to",
-                           zh=f"目标：{parent.code} 是{_zh(parent.level)}，应与这些网格原来的上级同级。")
+        raise InvalidInput(
+            "to must be of the level of their parent",
+            field="to",
+            zh=f"目标：{parent.code} 是{_zh(parent.level)}，应与这些网格原来的上级同级。",
+        )
     if any(p.id == parent.id for p in old_parents):
-        raise InvalidInput(f"to: they belong to {parent.code} already", field="to",
-                           zh=f"目标：这些网格已属于 {parent.code}。")
+        raise InvalidInput(
+            f"to: they belong to {parent.code} already", field="to", zh=f"目标：这些网格已属于 {parent.code}。"
+        )
     parent_geom = to_shape(parent.geom)
     if not _connected([parent_geom, *[leaf.geom for leaf in leaves]]):
-        raise InvalidInput("to must be adjacent to the leaves moved",
-                           field="to", zh=f"目标：{parent.code} 与所移网格不相邻。")
+        raise InvalidInput(
+            "to must be adjacent to the leaves moved", field="to", zh=f"目标：{parent.code} 与所移网格不相邻。"
+        )
     for old_parent in old_parents:
         kids = w.session.scalars(sa.select(Area.code).where(Area.parent_id == old_parent.id)).all()
         if set(kids) <= set(codes):
-            raise InvalidInput(f"codes: it would empty {old_parent.code}", field="codes",
-                               zh=f"编码：这会让 {old_parent.code} 没有下级；请改用合并。")
+            raise InvalidInput(
+                f"codes: it would empty {old_parent.code}",
+                field="codes",
+                zh=f"编码：这会让 {old_parent.code} 没有下级；请改用合并。",
+            )
     new = gcodes.new_codes(w.session, parent.code, leaves[0].level, len(leaves), w.gen.id)
     for leaf, code in zip(leaves, new):
         w.recoded[leaf.code] = code
@@ -633,8 +750,7 @@ def _op_lock(w: _Work, op: dict[str, Any]) -> None:
     _only(op, {"codes", "locked"})
     codes = _code_list(op["codes"])
     if not isinstance(op["locked"], bool):
-        raise InvalidInput("locked: true or false", field="locked",
-                           zh="锁定：应为 true 或 false。")
+        raise InvalidInput("locked: true or false", field="locked", zh="锁定：应为 true 或 false。")
     for code in codes:
         row = w.area(code, "codes")
         if row.locked != op["locked"]:
@@ -643,11 +759,21 @@ def _op_lock(w: _Work, op: dict[str, Any]) -> None:
 
 # -- the snapshot of rows, and writing it -------------------------------------------------------------------------
 
+
 def _snap(row: Area, geom: BaseGeometry | None = None) -> dict[str, Any]:
-    return {"id": row.id, "code": row.code, "name": row.name, "level": row.level, "parent_id": row.parent_id,
-            "households": int(row.households or 0), "population": int(row.population or 0),
-            "area_m2": float(row.area_m2 or 0.0), "is_leaf": bool(row.is_leaf), "locked": bool(row.locked),
-            "wkb": _wkb(geom if geom is not None else to_shape(row.geom))}
+    return {
+        "id": row.id,
+        "code": row.code,
+        "name": row.name,
+        "level": row.level,
+        "parent_id": row.parent_id,
+        "households": int(row.households or 0),
+        "population": int(row.population or 0),
+        "area_m2": float(row.area_m2 or 0.0),
+        "is_leaf": bool(row.is_leaf),
+        "locked": bool(row.locked),
+        "wkb": _wkb(geom if geom is not None else to_shape(row.geom)),
+    }
 
 
 def _write(session: Session, gen_id: int, leaving: list[dict[str, Any]], arriving: list[dict[str, Any]]) -> None:
@@ -658,10 +784,19 @@ def _write(session: Session, gen_id: int, leaving: list[dict[str, Any]], arrivin
         session.delete(session.get(Area, rid))
     session.flush()
     for r in arriving:
-        values = {"generation_id": gen_id, "level": r["level"], "code": r["code"], "name": r["name"],
-                      "parent_id": r["parent_id"], "households": r["households"], "population": r["population"],
-                      "area_m2": r["area_m2"], "is_leaf": r["is_leaf"], "locked": r["locked"],
-                      "geom": from_shape(shapely.from_wkb(r["wkb"]), srid=4326)}
+        values = {
+            "generation_id": gen_id,
+            "level": r["level"],
+            "code": r["code"],
+            "name": r["name"],
+            "parent_id": r["parent_id"],
+            "households": r["households"],
+            "population": r["population"],
+            "area_m2": r["area_m2"],
+            "is_leaf": r["is_leaf"],
+            "locked": r["locked"],
+            "geom": from_shape(shapely.from_wkb(r["wkb"]), srid=4326),
+        }
         if r["id"] in out_ids:
             row = session.get(Area, r["id"])
             for k, v in values.items():
@@ -677,19 +812,40 @@ def _current(session: Session, gen_id: int, rows: list[dict[str, Any]]) -> None:
     stored = {a.id: a for a in session.scalars(sa.select(Area).where(Area.id.in_(ids)))} if ids else {}
     for r in rows:
         a = stored.get(r["id"])
-        if a is None or a.generation_id != gen_id or a.code != r["code"] or _wkb(to_shape(a.geom)) != r["wkb"] \
-                or bool(a.locked) != r["locked"]:
-            raise Conflict(f"generation: {r['code']} was changed outside the edit log; cannot undo or redo",
-                           field="generation",
-                           zh=f"边界版本：草稿 {gen_id} 中的 {r['code']} 在此编辑之后被别的方式改过，无法撤销或重做。")
+        if (
+            a is None
+            or a.generation_id != gen_id
+            or a.code != r["code"]
+            or _wkb(to_shape(a.geom)) != r["wkb"]
+            or bool(a.locked) != r["locked"]
+        ):
+            raise Conflict(
+                f"generation: {r['code']} was changed outside the edit log; cannot undo or redo",
+                field="generation",
+                zh=f"边界版本：草稿 {gen_id} 中的 {r['code']} 在此编辑之后被别的方式改过，无法撤销或重做。",
+            )
 
 
 # -- applying an edit ----------------------------------------------------------------------------------------------
 
-_OPS = {"split": _op_split, "merge": _op_merge, "move_vertex": _op_move_vertex, "move_edge": _op_move_edge,
-        "reassign": _op_reassign, "lock": _op_lock}
-_FIELD = {"split": "code", "merge": "codes", "move_vertex": "from", "move_edge": "codes", "reassign": "to",
-          "lock": "codes", "redraw": "geometry", "repair": "kinds"}
+_OPS = {
+    "split": _op_split,
+    "merge": _op_merge,
+    "move_vertex": _op_move_vertex,
+    "move_edge": _op_move_edge,
+    "reassign": _op_reassign,
+    "lock": _op_lock,
+}
+_FIELD = {
+    "split": "code",
+    "merge": "codes",
+    "move_vertex": "from",
+    "move_edge": "codes",
+    "reassign": "to",
+    "lock": "codes",
+    "redraw": "geometry",
+    "repair": "kinds",
+}
 
 
 def _draft(session: Session, generation_id: int) -> Generation:
@@ -697,20 +853,28 @@ def _draft(session: Session, generation_id: int) -> Generation:
     one after the other (PostgreSQL: a row lock; SQLite: the write lock taken before anything is read)."""
     from gridmap.generations import get_generation
 
-    session.execute(sa.update(Generation).where(Generation.id == generation_id)
-                    .values(status=Generation.status).execution_options(synchronize_session=False))
+    session.execute(
+        sa.update(Generation)
+        .where(Generation.id == generation_id)
+        .values(status=Generation.status)
+        .execution_options(synchronize_session=False)
+    )
     gen = get_generation(session, generation_id)
     if gen.status != "draft":
-        raise Conflict(f"generation {gen.id} is {gen.status}; only drafts can be edited", field="generation",
-                       zh=f"边界版本：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以编辑。")
+        raise Conflict(
+            f"generation {gen.id} is {gen.status}; only drafts can be edited",
+            field="generation",
+            zh=f"边界版本：第 {gen.id} 版边界的状态是 {gen.status}，只有草稿可以编辑。",
+        )
     return gen
 
 
 def apply(session: Session, generation_id: int, op: dict[str, Any], actor: str | None = None) -> dict[str, Any]:
     """Apply one edit to a draft and log it; returns the EditResult. Nothing is stored when it raises."""
     if not isinstance(op, dict) or op.get("op") not in OPS:
-        raise InvalidInput(f"op must be one of {', '.join(OPS)}", field="op",
-                           zh=f"编辑操作：应为 {', '.join(OPS)} 之一。")
+        raise InvalidInput(
+            f"op must be one of {', '.join(OPS)}", field="op", zh=f"编辑操作：应为 {', '.join(OPS)} 之一。"
+        )
     gen = _draft(session, generation_id)
     w = _Work(session, gen, _FIELD[op["op"]])
     _OPS[op["op"]](w, op)
@@ -738,8 +902,9 @@ def _longest_edge(leaves: list[_Leaf], face: Polygon) -> _Leaf:
     return max(leaves, key=lambda o: shapely.intersection(o.geom.boundary, face.boundary).length)
 
 
-def _renode(w: _Work, given: Sequence[_Leaf], new: Mapping[str, BaseGeometry], rule: _Rule, field_name: str,
-            after_zh: str) -> None:
+def _renode(
+    w: _Work, given: Sequence[_Leaf], new: Mapping[str, BaseGeometry], rule: _Rule, field_name: str, after_zh: str
+) -> None:
     """Give the `given` leaves their `new` geometries and re-node them with every leaf near them: all boundaries
     (and the old outline of the given leaves) are noded together, and each face goes to the leaf `rule(face,
     point, holders, owners, old_cover)` names (None: to nobody). A leaf left with nothing is refused."""
@@ -759,11 +924,16 @@ def _renode(w: _Work, given: Sequence[_Leaf], new: Mapping[str, BaseGeometry], r
     for o in owners:
         _set_geom(o, _union(out[o.code]))
         if o.geom.is_empty:
-            raise InvalidInput(f"{field_name}: nothing would be left of {o.code}",
-                               field=field_name, zh=f"{field_zh(field_name)}：{after_zh} {o.code} 没有剩下任何范围。")
+            raise InvalidInput(
+                f"{field_name}: nothing would be left of {o.code}",
+                field=field_name,
+                zh=f"{field_zh(field_name)}：{after_zh} {o.code} 没有剩下任何范围。",
+            )
 
 
-def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry], actor: str | None = None) -> dict[str, Any]:
+def redraw(
+    session: Session, generation_id: int, changes: dict[str, BaseGeometry], actor: str | None = None
+) -> dict[str, Any]:
     """Replace whole leaf geometries (the raw redraw): the leaves given are re-noded with their neighbours; a gap or
     an overlap (with one another or with a leaf not given) over `NOISE_M2` is refused, smaller ones are absorbed
     (a gap goes to the leaf with the longest edge along it)."""
@@ -773,44 +943,52 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     for code, geom in changes.items():
         leaf = w.leaf(code, "code")
         if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or not shapely.is_valid(geom):
-            reason = shapely.is_valid_reason(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else \
-                geom.geom_type
-            raise InvalidInput("geometry: must be a valid polygon",
-                               field="geometry", zh=f"几何图形：{code} 应为有效的多边形（{reason}）。")
+            reason = shapely.is_valid_reason(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else geom.geom_type
+            raise InvalidInput(
+                "geometry: must be a valid polygon",
+                field="geometry",
+                zh=f"几何图形：{code} 应为有效的多边形（{reason}）。",
+            )
         given.append(leaf)
     new = {leaf.code: as_multipolygon(changes[leaf.code]) for leaf in given}
     redrawn = set(new)
 
-    def rule(face: Polygon, point: Point, holders: list[_Leaf], owners: list[_Leaf],
-             old_cover: BaseGeometry) -> _Leaf | None:
+    def rule(
+        face: Polygon, point: Point, holders: list[_Leaf], owners: list[_Leaf], old_cover: BaseGeometry
+    ) -> _Leaf | None:
         in_old = shapely.intersects(old_cover, point)
         m2 = _approx_m2(face)
         if not holders:
             if not in_old:
                 return None  # outside: another leaf's enclave, or beyond the district
             if m2 > NOISE_M2:
-                raise InvalidInput(f"geometry: the redrawn leaves leave a gap of {m2:.2f} m² (at "
-                                   f"{face.representative_point().wkt}); together they must cover exactly what "
-                                   "they covered before", field="geometry",
-                                   zh=f"几何图形：重画后留下 {m2:.2f} m² 的空隙（在 "
-                                      f"{face.representative_point().wkt}）；"
-                                      "所给网格合起来须与原来覆盖的范围完全一致。")
+                raise InvalidInput(
+                    f"geometry: the redrawn leaves leave a gap of {m2:.2f} m² (at "
+                    f"{face.representative_point().wkt}); together they must cover exactly what "
+                    "they covered before",
+                    field="geometry",
+                    zh=f"几何图形：重画后留下 {m2:.2f} m² 的空隙（在 "
+                    f"{face.representative_point().wkt}）；"
+                    "所给网格合起来须与原来覆盖的范围完全一致。",
+                )
             near = [o for o in owners if shapely.intersects(o.geom.boundary, face.boundary)]
             return _longest_edge(near or owners, face)
         if len(holders) > 1 and m2 > NOISE_M2:
             mine = sorted(o.code for o in holders if o.code in redrawn) or sorted(o.code for o in holders)
             rest = sorted(o.code for o in holders if o.code != mine[0])
-            raise InvalidInput(f"geometry: {mine[0]} overlaps {', '.join(rest)} by {m2:.2f} m² (at "
-                               f"{face.representative_point().wkt})",
-                               field="geometry",
-                               zh=f"几何图形：{mine[0]} 与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
-                                  f"{face.representative_point().wkt}）。")
+            raise InvalidInput(
+                f"geometry: {mine[0]} overlaps {', '.join(rest)} by {m2:.2f} m² (at {face.representative_point().wkt})",
+                field="geometry",
+                zh=f"几何图形：{mine[0]} 与 {'、'.join(rest)} 重叠 {m2:.2f} m²（在 "
+                f"{face.representative_point().wkt}）。",
+            )
         if not in_old and all(o.code in redrawn for o in holders):
             if m2 > NOISE_M2:
-                raise InvalidInput(f"geometry: the redrawn leaves reach {m2:.2f} m² beyond what they covered before",
-                                   field="geometry",
-                                   zh=f"几何图形：重画的网格超出了原来的范围 {m2:.2f} m²；"
-                                      "所给网格合起来须与原来覆盖的范围完全一致。")
+                raise InvalidInput(
+                    f"geometry: the redrawn leaves reach {m2:.2f} m² beyond what they covered before",
+                    field="geometry",
+                    zh=f"几何图形：重画的网格超出了原来的范围 {m2:.2f} m²；所给网格合起来须与原来覆盖的范围完全一致。",
+                )
             return None  # rounding beyond the old outline: dropped
         return _deepest(holders, point)
 
@@ -819,8 +997,13 @@ def redraw(session: Session, generation_id: int, changes: dict[str, BaseGeometry
     return _finish(w, "redraw", params, actor, noop_ok=True)
 
 
-def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry], params: dict[str, Any],
-           actor: str | None = None) -> dict[str, Any]:
+def repair(
+    session: Session,
+    generation_id: int,
+    changes: dict[str, BaseGeometry],
+    params: dict[str, Any],
+    actor: str | None = None,
+) -> dict[str, Any]:
     """Write the leaf geometries of `gridmap.boundary_repair` (a gap given to a neighbour, an overlap cut from one,
     a part outside the parent cut off, a sliver moved): unlike `redraw`, the leaves given may cover more or less
     than before — that is what a repair is for. They are re-noded with their neighbours; a face that no leaf
@@ -843,8 +1026,9 @@ def repair(session: Session, generation_id: int, changes: dict[str, BaseGeometry
             geom = snapped if shapely.is_valid(snapped) else geom
         new[leaf.code] = geom
 
-    def rule(face: Polygon, point: Point, holders: list[_Leaf], owners: list[_Leaf],
-             old_cover: BaseGeometry) -> _Leaf | None:
+    def rule(
+        face: Polygon, point: Point, holders: list[_Leaf], owners: list[_Leaf], old_cover: BaseGeometry
+    ) -> _Leaf | None:
         if holders:
             return _deepest(holders, point)
         if _approx_m2(face) > NOISE_M2:
@@ -895,7 +1079,9 @@ def _measure(geoms: dict[str, BaseGeometry], anchor: BaseGeometry) -> dict[str, 
     return out
 
 
-def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *, noop_ok: bool = False) -> dict[str, Any]:
+def _finish(
+    w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *, noop_ok: bool = False
+) -> dict[str, Any]:
     session, gen = w.session, w.gen
     # the leaves that changed: new ones, removed ones, recoded ones, and stored ones with another geometry
     changed: dict[str, _Leaf] = {}
@@ -914,23 +1100,32 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
     if not changed and not removed_rows and not w.toggled:
         if noop_ok:
             return _result(w.session, w.gen.id, None, op_name, [], [])
-        raise InvalidInput(f"{w.field}: the edit changes nothing", field=w.field,
-                           zh=f"{field_zh(w.field)}：此编辑不会改变任何区域。")
+        raise InvalidInput(
+            f"{w.field}: the edit changes nothing", field=w.field, zh=f"{field_zh(w.field)}：此编辑不会改变任何区域。"
+        )
     # validity, and an exact coverage among the changed leaves and every leaf next to them
     for leaf in changed.values():
         if leaf.geom.is_empty or not shapely.is_valid(leaf.geom):
             reason = "empty" if leaf.geom.is_empty else shapely.is_valid_reason(leaf.geom)
-            raise InvalidInput(f"{w.field}: the edit would make {leaf.code} invalid", field=w.field,
-                               zh=f"{field_zh(w.field)}：编辑后 {leaf.code} 的几何无效（{reason}）。")
-    geoms_changed = [leaf for leaf in changed.values() if leaf.row is None or leaf.row.code not in w.recoded
-                     or not _same(leaf.geom, w.old[leaf.row.code])]
+            raise InvalidInput(
+                f"{w.field}: the edit would make {leaf.code} invalid",
+                field=w.field,
+                zh=f"{field_zh(w.field)}：编辑后 {leaf.code} 的几何无效（{reason}）。",
+            )
+    geoms_changed = [
+        leaf
+        for leaf in changed.values()
+        if leaf.row is None or leaf.row.code not in w.recoded or not _same(leaf.geom, w.old[leaf.row.code])
+    ]
     if geoms_changed or removed_rows:
         region = shapely.union_all([leaf.geom for leaf in geoms_changed] + [to_shape(r.geom) for r in removed_rows])
         around = w.near(region, 2 * NEAR_DEG)
         if not shapely.coverage_is_valid(np.array([leaf.geom for leaf in around], dtype=object)):
-            raise InvalidInput(f"{w.field}: the edit would make leaves overlap or their shared edges disagree",
-                               field=w.field,
-                               zh=f"{field_zh(w.field)}：编辑后网格之间会有重叠或边界不吻合。")
+            raise InvalidInput(
+                f"{w.field}: the edit would make leaves overlap or their shared edges disagree",
+                field=w.field,
+                zh=f"{field_zh(w.field)}：编辑后网格之间会有重叠或边界不吻合。",
+            )
     # households and population: each changed source shares its numbers among the leaves that now hold its ground
     sources = removed_rows + [leaf.row for leaf in geoms_changed if leaf.row is not None]
     dests = geoms_changed
@@ -955,7 +1150,9 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
             if sum(weights) <= 0 and by_units:
                 weights = [float(shapely.intersection(old, d.geom).area) for d in dests]
             hh_shares = allocate(int(src.households or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
-            pop_shares = allocate(int(src.population or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
+            pop_shares = (
+                allocate(int(src.population or 0), weights, minimum=0) if sum(weights) > 0 else [0] * len(dests)
+            )
             for d, h, p in zip(dests, hh_shares, pop_shares):
                 numbers[d.code][0] += h
                 numbers[d.code][1] += p
@@ -964,11 +1161,18 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
             assert leaf.row is not None  # a new leaf is always among the destinations
             numbers[leaf.code] = [int(leaf.row.households or 0), int(leaf.row.population or 0)]
     # ancestors: coverage unions of their children, sums of their numbers
-    parent_ids = {p for p in ({leaf.parent_id for leaf in changed.values()} | {r.parent_id for r in removed_rows}
-                              | {leaf.row.parent_id for leaf in changed.values() if leaf.row is not None})
-                  if p is not None}
-    ancestors = _ancestors_of(session, parent_ids, gen.id, {leaf.code for leaf in changed.values()}
-                              | {r.code for r in removed_rows})
+    parent_ids = {
+        p
+        for p in (
+            {leaf.parent_id for leaf in changed.values()}
+            | {r.parent_id for r in removed_rows}
+            | {leaf.row.parent_id for leaf in changed.values() if leaf.row is not None}
+        )
+        if p is not None
+    }
+    ancestors = _ancestors_of(
+        session, parent_ids, gen.id, {leaf.code for leaf in changed.values()} | {r.code for r in removed_rows}
+    )
     root = next((a for a in ancestors.values() if a.parent_id is None), None)
     anchor = to_shape(root.geom) if root is not None else shapely.union_all([leaf.geom for leaf in changed.values()])
     by_id_changed = {leaf.row.id: leaf for leaf in changed.values() if leaf.row is not None}
@@ -1012,7 +1216,8 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
                 pop += int(item.population or 0)
         old_geom = to_shape(row.geom)
         moved_away = any(r.parent_id == aid for r in removed_rows) or any(
-            leaf.row is not None and leaf.row.parent_id == aid and leaf.parent_id != aid for leaf in changed.values())
+            leaf.row is not None and leaf.row.parent_id == aid and leaf.parent_id != aid for leaf in changed.values()
+        )
         geom: BaseGeometry = old_geom
         if any_geom_change or moved_away:
             merged = _union(geoms)
@@ -1020,19 +1225,25 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
                 anc_geom_changed.add(aid)
                 geom = merged
                 if _parts(merged) > max(_parts(old_geom), 1):
-                    raise InvalidInput(f"{w.field}: the edit would split {row.code} into separate parts", field=w.field,
-                                       zh=f"{field_zh(w.field)}：编辑会使{_zh(row.level)} {row.code} "
-                                          "断成不相连的几块。")
+                    raise InvalidInput(
+                        f"{w.field}: the edit would split {row.code} into separate parts",
+                        field=w.field,
+                        zh=f"{field_zh(w.field)}：编辑会使{_zh(row.level)} {row.code} 断成不相连的几块。",
+                    )
                 holes = sum(len(p.interiors) for p in merged.geoms)
                 if holes > sum(len(p.interiors) for p in as_multipolygon(old_geom).geoms):
-                    raise InvalidInput(f"{w.field}: the edit would leave a hole in {row.code}", field=w.field,
-                                       zh=f"{field_zh(w.field)}：编辑会在{_zh(row.level)} {row.code} 中留下空洞。")
+                    raise InvalidInput(
+                        f"{w.field}: the edit would leave a hole in {row.code}",
+                        field=w.field,
+                        zh=f"{field_zh(w.field)}：编辑会在{_zh(row.level)} {row.code} 中留下空洞。",
+                    )
         new_anc[aid] = (geom, hh, pop)
+
     # locks
     def shape_changed(leaf: _Leaf) -> bool:
         old = w.old.get(leaf.row.code) if leaf.row is not None else None
-        return old is None or shapely.symmetric_difference(old, leaf.geom).area * _m2_per_deg2(
-            old.centroid.y) > 1e-4
+        return old is None or shapely.symmetric_difference(old, leaf.geom).area * _m2_per_deg2(old.centroid.y) > 1e-4
+
     for leaf in changed.values():
         own = leaf.row
         numbers_changed = own is None or numbers[leaf.code] != [int(own.households or 0), int(own.population or 0)]
@@ -1051,9 +1262,11 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
                 pid = ancestors[pid].parent_id
         for a in chain:
             if a.locked:
-                raise Conflict(f"{w.field}: {a.code} is locked",
-                               field=w.field,
-                               zh=f"{field_zh(w.field)}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级。")
+                raise Conflict(
+                    f"{w.field}: {a.code} is locked",
+                    field=w.field,
+                    zh=f"{field_zh(w.field)}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级。",
+                )
     for r in removed_rows:
         a, chain = r, [r]
         while a.parent_id in ancestors:
@@ -1061,9 +1274,11 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
             chain.append(a)
         for a in chain:
             if a.locked:
-                raise Conflict(f"{w.field}: {a.code} is locked",
-                               field=w.field,
-                               zh=f"{field_zh(w.field)}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级。")
+                raise Conflict(
+                    f"{w.field}: {a.code} is locked",
+                    field=w.field,
+                    zh=f"{field_zh(w.field)}：{_zh(a.level)} {a.code} 已锁定，不能修改它或其下级。",
+                )
     # the rows before and after
     measure = {leaf.code: leaf.geom for leaf in dests}
     measure.update({f"#{aid}": new_anc[aid][0] for aid in anc_geom_changed})
@@ -1078,8 +1293,9 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
             continue
         before.append(_snap(leaf.row, w.old[leaf.row.code]))
         snap = _snap(leaf.row, leaf.geom)
-        snap.update(code=leaf.code, parent_id=leaf.parent_id, households=numbers[leaf.code][0],
-                    population=numbers[leaf.code][1])
+        snap.update(
+            code=leaf.code, parent_id=leaf.parent_id, households=numbers[leaf.code][0], population=numbers[leaf.code][1]
+        )
         if id(leaf) in dest_ids:
             snap["area_m2"] = m2[leaf.code]
         after.append(snap)
@@ -1102,9 +1318,19 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
         after.append(snap)
     # write: new leaves get ids first
     for leaf in new_rows:
-        new = Area(generation_id=gen.id, level=leaf.level, code=leaf.code, name=leaf.name, parent_id=leaf.parent_id,
-                   households=numbers[leaf.code][0], population=numbers[leaf.code][1], area_m2=m2[leaf.code],
-                   is_leaf=True, locked=False, geom=from_shape(leaf.geom, srid=4326))
+        new = Area(
+            generation_id=gen.id,
+            level=leaf.level,
+            code=leaf.code,
+            name=leaf.name,
+            parent_id=leaf.parent_id,
+            households=numbers[leaf.code][0],
+            population=numbers[leaf.code][1],
+            area_m2=m2[leaf.code],
+            is_leaf=True,
+            locked=False,
+            geom=from_shape(leaf.geom, srid=4326),
+        )
         session.add(new)
         session.flush()
         after.append(_snap(new, leaf.geom))
@@ -1112,27 +1338,46 @@ def _finish(w: _Work, op_name: str, params: dict[str, Any], actor: str | None, *
     # the log: a new edit drops the undone ones (the redo branch)
     session.execute(sa.delete(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(True)))
     seq = (session.scalar(sa.select(sa.func.max(PlanEdit.seq)).where(PlanEdit.generation_id == gen.id)) or 0) + 1
-    session.add(PlanEdit(generation_id=gen.id, seq=seq, op=op_name, params=params, before={"rows": before},
-                         after={"rows": after}, actor=(actor or "")[:64] or None,
-                         at=dt.datetime.now(dt.UTC), undone=False))
+    session.add(
+        PlanEdit(
+            generation_id=gen.id,
+            seq=seq,
+            op=op_name,
+            params=params,
+            before={"rows": before},
+            after={"rows": after},
+            actor=(actor or "")[:64] or None,
+            at=dt.datetime.now(dt.UTC),
+            undone=False,
+        )
+    )
     try:
         session.flush()
     except sa.exc.IntegrityError:
-        raise Conflict("generation: another edit of the draft came first; retry",
-                       field="generation", zh=f"边界版本：草稿 {gen.id} 同时被另一个编辑修改，请重试。") from None
+        raise Conflict(
+            "generation: another edit of the draft came first; retry",
+            field="generation",
+            zh=f"边界版本：草稿 {gen.id} 同时被另一个编辑修改，请重试。",
+        ) from None
     return _result(session, gen.id, seq, op_name, before, after)
 
 
 # -- undo, redo, history -------------------------------------------------------------------------------------------
 
+
 def undo(session: Session, generation_id: int, actor: str | None = None) -> dict[str, Any]:
     """Undo the last edit that is not undone: its `before` rows are written back exactly."""
     gen = _draft(session, generation_id)
-    edit = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(False))
-                           .order_by(PlanEdit.seq.desc()).limit(1)).first()
+    edit = session.scalars(
+        sa.select(PlanEdit)
+        .where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(False))
+        .order_by(PlanEdit.seq.desc())
+        .limit(1)
+    ).first()
     if edit is None:
-        raise Conflict("generation: nothing to undo", field="generation",
-                       zh=f"边界版本：草稿 {gen.id} 没有可撤销的编辑。")
+        raise Conflict(
+            "generation: nothing to undo", field="generation", zh=f"边界版本：草稿 {gen.id} 没有可撤销的编辑。"
+        )
     before, after = _rows(edit.before), _rows(edit.after)
     _current(session, gen.id, after)
     _write(session, gen.id, after, before)
@@ -1144,11 +1389,16 @@ def undo(session: Session, generation_id: int, actor: str | None = None) -> dict
 def redo(session: Session, generation_id: int, actor: str | None = None) -> dict[str, Any]:
     """Redo the first undone edit: its `after` rows are written again."""
     gen = _draft(session, generation_id)
-    edit = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(True))
-                           .order_by(PlanEdit.seq).limit(1)).first()
+    edit = session.scalars(
+        sa.select(PlanEdit)
+        .where(PlanEdit.generation_id == gen.id, PlanEdit.undone.is_(True))
+        .order_by(PlanEdit.seq)
+        .limit(1)
+    ).first()
     if edit is None:
-        raise Conflict("generation: nothing to redo", field="generation",
-                       zh=f"边界版本：草稿 {gen.id} 没有可重做的编辑。")
+        raise Conflict(
+            "generation: nothing to redo", field="generation", zh=f"边界版本：草稿 {gen.id} 没有可重做的编辑。"
+        )
     before, after = _rows(edit.before), _rows(edit.after)
     _current(session, gen.id, before)
     _write(session, gen.id, before, after)
@@ -1161,33 +1411,65 @@ def history(session: Session, generation_id: int) -> list[dict[str, Any]]:
     from gridmap.generations import get_generation
 
     get_generation(session, generation_id)
-    edits = session.scalars(sa.select(PlanEdit).where(PlanEdit.generation_id == generation_id)
-                            .order_by(PlanEdit.seq)).all()
-    return [{"seq": e.seq, "op": e.op, "actor": e.actor, "at": e.at.isoformat() if e.at else None,
-             "undone": bool(e.undone)} for e in edits]
+    edits = session.scalars(
+        sa.select(PlanEdit).where(PlanEdit.generation_id == generation_id).order_by(PlanEdit.seq)
+    ).all()
+    return [
+        {"seq": e.seq, "op": e.op, "actor": e.actor, "at": e.at.isoformat() if e.at else None, "undone": bool(e.undone)}
+        for e in edits
+    ]
 
 
-def _result(session: Session, gen_id: int, seq: int | None, op_name: str, leaving: list[dict[str, Any]], arriving: list[dict[str, Any]]) -> dict[str, Any]:
+def _result(
+    session: Session,
+    gen_id: int,
+    seq: int | None,
+    op_name: str,
+    leaving: list[dict[str, Any]],
+    arriving: list[dict[str, Any]],
+) -> dict[str, Any]:
     codes_before = {r["code"] for r in leaving}
     codes_after = {r["code"] for r in arriving}
     parents = {r["parent_id"] for r in arriving if r["parent_id"]}
-    code_of = dict(session.execute(sa.select(Area.id, Area.code).where(Area.id.in_(parents))).all()) if parents \
-        else {}
-    changed = [{"code": r["code"], "level": r["level"], "name": r["name"], "parent": code_of.get(r["parent_id"]),
-                "geometry": shapely.geometry.mapping(shapely.from_wkb(r["wkb"])), "households": r["households"],
-                "population": r["population"], "area_m2": r["area_m2"], "locked": r["locked"]}
-               for r in sorted(arriving, key=lambda r: (len(r["code"]), r["code"]))]
+    code_of = dict(session.execute(sa.select(Area.id, Area.code).where(Area.id.in_(parents))).all()) if parents else {}
+    changed = [
+        {
+            "code": r["code"],
+            "level": r["level"],
+            "name": r["name"],
+            "parent": code_of.get(r["parent_id"]),
+            "geometry": shapely.geometry.mapping(shapely.from_wkb(r["wkb"])),
+            "households": r["households"],
+            "population": r["population"],
+            "area_m2": r["area_m2"],
+            "locked": r["locked"],
+        }
+        for r in sorted(arriving, key=lambda r: (len(r["code"]), r["code"]))
+    ]
     was = {r["code"]: r for r in leaving}
     now = {r["code"]: r for r in arriving}
     balance = []
     for code in sorted(codes_before | codes_after, key=lambda c: (len(c), c)):
         b, a = was.get(code), now.get(code)
-        balance.append({"code": code, "households_before": b["households"] if b else 0,
-                        "households_after": a["households"] if a else 0,
-                        "population_before": b["population"] if b else 0,
-                        "population_after": a["population"] if a else 0})
+        balance.append(
+            {
+                "code": code,
+                "households_before": b["households"] if b else 0,
+                "households_after": a["households"] if a else 0,
+                "population_before": b["population"] if b else 0,
+                "population_after": a["population"] if a else 0,
+            }
+        )
     states = set(session.scalars(sa.select(PlanEdit.undone).where(PlanEdit.generation_id == gen_id).distinct()))
     can_undo, can_redo = False in states, True in states
-    return {"generation_id": gen_id, "seq": seq, "op": op_name, "changed": changed,
-            "created": sorted(codes_after - codes_before), "retired": sorted(codes_before - codes_after),
-            "balance": balance, "can_undo": can_undo, "can_redo": can_redo}
+    return {
+        "generation_id": gen_id,
+        "seq": seq,
+        "op": op_name,
+        "changed": changed,
+        "created": sorted(codes_after - codes_before),
+        "retired": sorted(codes_before - codes_after),
+        "balance": balance,
+        "can_undo": can_undo,
+        "can_redo": can_redo,
+    }

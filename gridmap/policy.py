@@ -39,11 +39,33 @@ from gridmap.errors import Forbidden, NotFound, Unauthenticated
 if TYPE_CHECKING:
     from gridmap.tables import Case
 
-ROLES: tuple[str, ...] = ("admin", "planner", "approver", "dispatcher", "leader", "manager", "worker", "department",
-                          "verifier", "viewer", "integration")
-ROLES_ZH = {"admin": "系统管理员", "planner": "规划员", "approver": "审批人", "dispatcher": "调度员",
-            "leader": "领导", "manager": "网格长", "worker": "网格员", "department": "职能部门",
-            "verifier": "核查员", "viewer": "只读用户", "integration": "系统对接", "resident": "群众"}
+ROLES: tuple[str, ...] = (
+    "admin",
+    "planner",
+    "approver",
+    "dispatcher",
+    "leader",
+    "manager",
+    "worker",
+    "department",
+    "verifier",
+    "viewer",
+    "integration",
+)
+ROLES_ZH = {
+    "admin": "系统管理员",
+    "planner": "规划员",
+    "approver": "审批人",
+    "dispatcher": "调度员",
+    "leader": "领导",
+    "manager": "网格长",
+    "worker": "网格员",
+    "department": "职能部门",
+    "verifier": "核查员",
+    "viewer": "只读用户",
+    "integration": "系统对接",
+    "resident": "群众",
+}
 STAFF_ROLES = frozenset(ROLES) - {"integration"}  # people who sign in
 READERS = STAFF_ROLES - {"planner", "approver"}  # who reads cases (planners see areas and boundary drafts)
 NOT_READERS = STAFF_ROLES - READERS  # no case exists for them, whatever their areas
@@ -74,8 +96,9 @@ RULES: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"admin"}),
     # photos of a case: staff who may see the case (the stage decides who may add what, gridmap.attachments), a
     # resident with the case's reporter_token (report photos only)
-    "attachment.add": frozenset({"dispatcher", "worker", "department", "manager", "admin", "integration", "resident",
-                                 "anonymous"}),
+    "attachment.add": frozenset(
+        {"dispatcher", "worker", "department", "manager", "admin", "integration", "resident", "anonymous"}
+    ),
     "attachment.read": READERS | {"integration"},
 }
 # what an integration's API key may be scoped to, and the permissions each scope grants
@@ -86,8 +109,13 @@ SCOPES: dict[str, frozenset[str]] = {
     "locate": frozenset({"locate", "area.read", "public", "catalogue.read"}),
     "read": frozenset({"case.read", "area.read", "catalogue.read", "public", "attachment.read"}),
 }
-LEVEL_COLUMNS = {"district": "district_code", "subdistrict": "subdistrict_code", "community": "community_code",
-                 "grid": "grid_code", "microgrid": "microgrid_code"}
+LEVEL_COLUMNS = {
+    "district": "district_code",
+    "subdistrict": "subdistrict_code",
+    "community": "community_code",
+    "grid": "grid_code",
+    "microgrid": "microgrid_code",
+}
 
 
 @dataclass(frozen=True)
@@ -144,13 +172,16 @@ def require(principal: Principal, permission: str) -> None:
     if holds(principal, permission):
         return
     if principal.anonymous:
-        raise Unauthenticated("sign in first", field="credentials",
-                              zh="未登录或登录已过期，请先登录。")
-    raise Forbidden(f"role {principal.role} may not {permission}", field="role",
-                    zh=f"无权限：{ROLES_ZH.get(principal.role, principal.role)}不能执行此操作。")
+        raise Unauthenticated("sign in first", field="credentials", zh="未登录或登录已过期，请先登录。")
+    raise Forbidden(
+        f"role {principal.role} may not {permission}",
+        field="role",
+        zh=f"无权限：{ROLES_ZH.get(principal.role, principal.role)}不能执行此操作。",
+    )
 
 
 # -- areas ---------------------------------------------------------------------------------------------------------
+
 
 def within(principal: Principal, code: str | None) -> bool:
     """Whether an area (by code) lies in one of the principal's subtrees."""
@@ -167,8 +198,7 @@ def _all_outlines(principal: Principal) -> bool:
 
 def sees_area(principal: Principal, code: str) -> bool:
     """An area is visible when it is in scope, or above it (the chain one navigates down from)."""
-    return _all_outlines(principal) or within(principal, code) or any(s.code.startswith(code)
-                                                                      for s in principal.scopes)
+    return _all_outlines(principal) or within(principal, code) or any(s.code.startswith(code) for s in principal.scopes)
 
 
 def check_area(principal: Principal, code: str, *, inside: bool = False) -> None:
@@ -198,6 +228,7 @@ def code_condition(principal: Principal, column: sa.SQLColumnExpression[str | No
 
 # -- cases ---------------------------------------------------------------------------------------------------------
 
+
 def case_condition(principal: Principal, case_table: type[Case]) -> sa.ColumnElement[bool]:
     """SQL: the cases the principal may see. An account sees the cases whose place lies in its areas (compared at
     the level of each area, so a case outside every grid still belongs to its district); a worker also every case
@@ -207,8 +238,10 @@ def case_condition(principal: Principal, case_table: type[Case]) -> sa.ColumnEle
         return sa.false()
     if principal.everywhere:
         return sa.true()
-    parts = [getattr(case_table, LEVEL_COLUMNS.get(s.level, "grid_code")).startswith(s.code, autoescape=True)
-             for s in principal.scopes]
+    parts = [
+        getattr(case_table, LEVEL_COLUMNS.get(s.level, "grid_code")).startswith(s.code, autoescape=True)
+        for s in principal.scopes
+    ]
     if principal.role == "worker" and principal.staff_id is not None:
         parts.append(case_table.assignee_id == principal.staff_id)
     if principal.role == "department":

@@ -55,11 +55,11 @@ class Target:
 # lower is better for these; the rest: higher
 LOWER_BETTER = {"rework_rate", "extension_rate", "bounces", "close_hours_p50", "close_hours_p90", "suspended"}
 TARGETS: dict[str, float] = {
-    "closure_rate": 0.95,     # 结案率 ≥ 95 %
-    "on_time_rate": 0.90,     # 按期结案率 ≥ 90 %
-    "satisfaction": 0.90,     # 满意率 ≥ 90 %
-    "rework_rate": 0.05,      # 返工率 ≤ 5 %
-    "extension_rate": 0.10,   # 延期率 ≤ 10 %
+    "closure_rate": 0.95,  # 结案率 ≥ 95 %
+    "on_time_rate": 0.90,  # 按期结案率 ≥ 90 %
+    "satisfaction": 0.90,  # 满意率 ≥ 90 %
+    "rework_rate": 0.05,  # 返工率 ≤ 5 %
+    "extension_rate": 0.10,  # 延期率 ≤ 10 %
 }
 MEASURES = tuple(key for key, _, _, kind in measures.COLUMNS if kind != "text")
 MEASURE_ZH = {key: zh for key, zh, _, kind in measures.COLUMNS if kind != "text"}
@@ -71,11 +71,17 @@ def target_of(measure: str) -> Target:
 
 def check(measure: str, by: str) -> None:
     if measure not in MEASURES:
-        raise InvalidInput(f"measure: {measure!r} is not a measure; accepted: {', '.join(MEASURES)}",
-                           field="measure", zh=f"指标：{measure!r} 不是可排名的指标；可选：{'、'.join(MEASURES)}")
+        raise InvalidInput(
+            f"measure: {measure!r} is not a measure; accepted: {', '.join(MEASURES)}",
+            field="measure",
+            zh=f"指标：{measure!r} 不是可排名的指标；可选：{'、'.join(MEASURES)}",
+        )
     if by not in BY:
-        raise InvalidInput(f"by: {by!r}; accepted: children, workers", field="by",
-                           zh=f"排名对象：{by!r} 无效；可选：children（下级区域）、workers（网格员）")
+        raise InvalidInput(
+            f"by: {by!r}; accepted: children, workers",
+            field="by",
+            zh=f"排名对象：{by!r} 无效；可选：children（下级区域）、workers（网格员）",
+        )
 
 
 def _parts(row: pd.Series, measure: str) -> tuple[float | None, float | None]:
@@ -120,9 +126,17 @@ def _meets(value: float | None, target: Target) -> bool | None:
     return value >= target.value if target.higher_is_better else value <= target.value
 
 
-def ranking(session: Session, code: str, measure: str, by: str = "children", *, since: dt.datetime | None = None,
-            until: dt.datetime | None = None, now: dt.datetime | None = None,
-            sees_staff: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
+def ranking(
+    session: Session,
+    code: str,
+    measure: str,
+    by: str = "children",
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    sees_staff: Callable[[list[str]], bool] | None = None,
+) -> dict[str, Any]:
     """The ranking of the children (`by="children"`) or the workers (`by="workers"`) of area `code` on `measure`
     over [since, until) (by default this month so far), best first (no value last, then by code or name).
     `sees_staff(area_codes)` tells whether a worker serving those areas may be listed (all by default)."""
@@ -134,21 +148,34 @@ def ranking(session: Session, code: str, measure: str, by: str = "children", *, 
     if by == "children":
         level = CHILD_LEVEL.get(area.level)
         if level is None:
-            raise InvalidInput(f"by: a {area.level} has no areas within it", field="by",
-                               zh="排名对象：该区域没有下级区域")
-        children = session.execute(sa.select(Area.code, Area.name).where(Area.parent_id == area.id)
-                                   .order_by(Area.code)).all()
+            raise InvalidInput(
+                f"by: a {area.level} has no areas within it", field="by", zh="排名对象：该区域没有下级区域"
+            )
+        children = session.execute(
+            sa.select(Area.code, Area.name).where(Area.parent_id == area.id).order_by(Area.code)
+        ).all()
         table = measures.compute(session, period, level, under=code, under_level=area.level)
         for child, name in children:
             row = _row(table, child)
             value, num, den = _value(row, measure)
-            items.append({"code": child, "staff_id": None, "name": name, "value": value, "numerator": num,
-                          "denominator": den, "meets_target": _meets(value, target)})
+            items.append(
+                {
+                    "code": child,
+                    "staff_id": None,
+                    "name": name,
+                    "value": value,
+                    "numerator": num,
+                    "denominator": den,
+                    "meets_target": _meets(value, target),
+                }
+            )
     else:
-        rows = session.execute(sa.select(Staff.id, Staff.name, StaffArea.area_code)
-                               .join(StaffArea, StaffArea.staff_id == Staff.id)
-                               .where(StaffArea.role.in_(WORKER_ROLES), StaffArea.area_code.startswith(code))
-                               .order_by(Staff.id)).all()
+        rows = session.execute(
+            sa.select(Staff.id, Staff.name, StaffArea.area_code)
+            .join(StaffArea, StaffArea.staff_id == Staff.id)
+            .where(StaffArea.role.in_(WORKER_ROLES), StaffArea.area_code.startswith(code))
+            .order_by(Staff.id)
+        ).all()
         serving: dict[int, tuple[str, list[str]]] = {}
         for staff_id, name, area_code in rows:
             serving.setdefault(staff_id, (name, []))[1].append(area_code)
@@ -159,10 +186,28 @@ def ranking(session: Session, code: str, measure: str, by: str = "children", *, 
             key = str(staff_id)
             row = _row(table, key)
             value, num, den = _value(row, measure)
-            items.append({"code": None, "staff_id": staff_id, "name": name, "value": value, "numerator": num,
-                          "denominator": den, "meets_target": _meets(value, target)})
+            items.append(
+                {
+                    "code": None,
+                    "staff_id": staff_id,
+                    "name": name,
+                    "value": value,
+                    "numerator": num,
+                    "denominator": den,
+                    "meets_target": _meets(value, target),
+                }
+            )
     sign = -1 if target.higher_is_better else 1
     items.sort(key=lambda i: (i["value"] is None, sign * (i["value"] or 0), i["code"] or "", i["staff_id"] or 0))
-    return {"code": code, "level": area.level, "by": by, "measure": measure, "measure_zh": MEASURE_ZH[measure],
-            "target": target.value, "higher_is_better": target.higher_is_better,
-            "since": period.since.isoformat(), "until": period.until.isoformat(), "items": items}
+    return {
+        "code": code,
+        "level": area.level,
+        "by": by,
+        "measure": measure,
+        "measure_zh": MEASURE_ZH[measure],
+        "target": target.value,
+        "higher_is_better": target.higher_is_better,
+        "since": period.since.isoformat(),
+        "until": period.until.isoformat(),
+        "items": items,
+    }

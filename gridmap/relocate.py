@@ -59,11 +59,23 @@ CASE_COLUMNS = ["id", "number", "state", "reported_at", "lon", "lat", "locate_fl
 # a partition holds `grid_chosen` (a dispatcher chose the grid) instead of the flag list: dask.dataframe turns
 # object columns into strings, a list into its repr
 PARTITION_COLUMNS = [c if c != "locate_flags" else "grid_chosen" for c in CASE_COLUMNS]
-COLUMNS = (["case_id", "number", "state", "open", "reported_at", "lon", "lat"]
-           + [f"old_{c}" for c in CODE_COLUMNS] + ["old_branch_id"]
-           + [f"new_{c}" for c in CODE_COLUMNS] + ["new_branch_id", "method", "changed", "grid_changed"])
-SUMMARY_COLUMNS = ["grid_code", "grid_name", "cases_before", "cases_after", "moved_out", "moved_in",
-                   "open_moved_out", "open_moved_in"]
+COLUMNS = (
+    ["case_id", "number", "state", "open", "reported_at", "lon", "lat"]
+    + [f"old_{c}" for c in CODE_COLUMNS]
+    + ["old_branch_id"]
+    + [f"new_{c}" for c in CODE_COLUMNS]
+    + ["new_branch_id", "method", "changed", "grid_changed"]
+)
+SUMMARY_COLUMNS = [
+    "grid_code",
+    "grid_name",
+    "cases_before",
+    "cases_after",
+    "moved_out",
+    "moved_in",
+    "open_moved_out",
+    "open_moved_in",
+]
 DEFAULT_ROWS = 250_000  # cases per partition
 MAX_ROWS = 5_000_000
 MAX_LOCAL_WORKERS = 64
@@ -89,9 +101,13 @@ def boundaries(session: Session, generation_id: int) -> Boundaries:
     """The index of `generation_id` and its grids' branches (`publish.assignments`); NotFound for no such id."""
     from gridmap.areas import load_index
     from gridmap.publish import assignments
+
     if session.get(Generation, generation_id) is None:
-        raise NotFound(f"generation: no generation has id {generation_id}", field="generation",
-                       zh=f"边界版本：没有编号为 {generation_id} 的边界版本。")
+        raise NotFound(
+            f"generation: no generation has id {generation_id}",
+            field="generation",
+            zh=f"边界版本：没有编号为 {generation_id} 的边界版本。",
+        )
     index = load_index(session, generation_id)
     grids = assignments(session, generation_id)["grids"]
     branches = {g["code"]: (g["branch"]["id"] if g["branch"] else None) for g in grids}
@@ -116,11 +132,16 @@ def _engine_for(url: str) -> sa.engine.Engine:
 def id_ranges(session: Session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple[int, int]]:
     """Half-open case id ranges [lo, hi) of about `rows_per_partition` located cases each (equal id spans)."""
     if not 1 <= rows_per_partition <= MAX_ROWS:
-        raise InvalidInput(f"rows_per_partition: {rows_per_partition} is out of range 1–{MAX_ROWS:,}",
-                           field="rows_per_partition",
-                           zh=f"每个分区的行数：{rows_per_partition} 超出范围 1–{MAX_ROWS:,}。")
-    count, lo, hi = session.execute(sa.select(sa.func.count(), sa.func.min(Case.id), sa.func.max(Case.id))
-                                    .where(Case.lon.is_not(None), Case.lat.is_not(None))).one()
+        raise InvalidInput(
+            f"rows_per_partition: {rows_per_partition} is out of range 1–{MAX_ROWS:,}",
+            field="rows_per_partition",
+            zh=f"每个分区的行数：{rows_per_partition} 超出范围 1–{MAX_ROWS:,}。",
+        )
+    count, lo, hi = session.execute(
+        sa.select(sa.func.count(), sa.func.min(Case.id), sa.func.max(Case.id)).where(
+            Case.lon.is_not(None), Case.lat.is_not(None)
+        )
+    ).one()
     if not count:
         return []
     parts = max(1, math.ceil(count / rows_per_partition))
@@ -133,21 +154,28 @@ def read_cases(url: str, lo: int, hi: int) -> pd.DataFrame:
     # the time and the flags as the driver gives them (SpatiaLite: text; PostGIS: datetime and list), converted
     # below by column: SQLAlchemy's per-value processing took 60 % of the read
     raw = ("reported_at", "locate_flags")
-    query = (sa.select(*[sa.type_coerce(getattr(Case, c), sa.String) if c in raw else getattr(Case, c)
-                         for c in CASE_COLUMNS])
-             .where(Case.id >= lo, Case.id < hi, Case.lon.is_not(None), Case.lat.is_not(None)).order_by(Case.id))
+    query = (
+        sa.select(
+            *[sa.type_coerce(getattr(Case, c), sa.String) if c in raw else getattr(Case, c) for c in CASE_COLUMNS]
+        )
+        .where(Case.id >= lo, Case.id < hi, Case.lon.is_not(None), Case.lat.is_not(None))
+        .order_by(Case.id)
+    )
     with _engine_for(url).connect() as conn:
         rows = conn.execute(query).all()
     columns = list(zip(*rows)) if rows else [() for _ in CASE_COLUMNS]
     frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(CASE_COLUMNS, columns)})
-    frame["locate_flags"] = [(('"grid_chosen"' in f) if isinstance(f, str) else ("grid_chosen" in f)) if f else False
-                             for f in frame["locate_flags"]]
+    frame["locate_flags"] = [
+        (('"grid_chosen"' in f) if isinstance(f, str) else ("grid_chosen" in f)) if f else False
+        for f in frame["locate_flags"]
+    ]
     return _case_types(frame.rename(columns={"locate_flags": "grid_chosen"}))
 
 
 def _case_types(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.astype({"grid_chosen": "bool", "id": "int64", "lon": "float64", "lat": "float64",
-                          "branch_id": "Int64"})
+    frame = frame.astype(
+        {"grid_chosen": "bool", "id": "int64", "lon": "float64", "lat": "float64", "branch_id": "Int64"}
+    )
     at = pd.to_datetime(frame["reported_at"], utc=True, format="ISO8601")  # SpatiaLite's text: UTC
     frame["reported_at"] = at.astype("datetime64[us, UTC]")
     for c in ("number", "state", *CODE_COLUMNS):
@@ -164,8 +192,10 @@ def _case_points(frame: pd.DataFrame) -> Any:  # a GeoDataFrame (geopandas has n
 
 # -- where each case goes --------------------------------------------------------------------------------------------
 
-def place(index: AreaIndex, lon: npt.ArrayLike, lat: npt.ArrayLike, chosen: npt.ArrayLike,
-          stored: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+
+def place(
+    index: AreaIndex, lon: npt.ArrayLike, lat: npt.ArrayLike, chosen: npt.ArrayLike, stored: Sequence[object]
+) -> tuple[np.ndarray, np.ndarray]:
     """Leaf position in `index.leaves` (−1: no grid) and method (inside, nearest, chosen, none) of each case by
     intake's rule — the vectorised twin of `gridmap.publish._case_chains` (same leaf for every case; the tests
     compare them). `chosen`: the case's flags hold `grid_chosen`; `stored`: its stored leaf code."""
@@ -208,22 +238,32 @@ def relocate_partition(cases: pd.DataFrame, bnd: Boundaries) -> pd.DataFrame:
     table = bnd.levels
     assert table is not None  # made by Boundaries.__post_init__
     stored = [m if isinstance(m, str) and m else g for m, g in zip(cases["microgrid_code"], cases["grid_code"])]
-    leaf, method = place(bnd.index, cases["lon"].to_numpy(float), cases["lat"].to_numpy(float),
-                         cases["grid_chosen"].to_numpy(bool), stored)
+    leaf, method = place(
+        bnd.index,
+        cases["lon"].to_numpy(float),
+        cases["lat"].to_numpy(float),
+        cases["grid_chosen"].to_numpy(bool),
+        stored,
+    )
     new = table[np.where(leaf >= 0, leaf, len(table) - 1)]
-    out = pd.DataFrame({"case_id": cases["id"].to_numpy(np.int64), "number": cases["number"].to_numpy(object),
-                        "state": cases["state"].to_numpy(object),
-                        "open": ~cases["state"].isin(FINISHED_STATES).to_numpy(bool),
-                        "reported_at": cases["reported_at"].to_numpy(),
-                        "lon": cases["lon"].to_numpy(float), "lat": cases["lat"].to_numpy(float)})
+    out = pd.DataFrame(
+        {
+            "case_id": cases["id"].to_numpy(np.int64),
+            "number": cases["number"].to_numpy(object),
+            "state": cases["state"].to_numpy(object),
+            "open": ~cases["state"].isin(FINISHED_STATES).to_numpy(bool),
+            "reported_at": cases["reported_at"].to_numpy(),
+            "lon": cases["lon"].to_numpy(float),
+            "lat": cases["lat"].to_numpy(float),
+        }
+    )
     out["reported_at"] = pd.to_datetime(out["reported_at"], utc=True).astype("datetime64[us, UTC]")
     for c in CODE_COLUMNS:
         out[f"old_{c}"] = cases[c].to_numpy(object)
     out["old_branch_id"] = cases["branch_id"].astype("Int64").array
     for k, c in enumerate(CODE_COLUMNS):
         out[f"new_{c}"] = new[:, k]
-    out["new_branch_id"] = pd.array([bnd.branches.get(g) if g is not None else None for g in new[:, 3]],
-                                    dtype="Int64")
+    out["new_branch_id"] = pd.array([bnd.branches.get(g) if g is not None else None for g in new[:, 3]], dtype="Int64")
     out["method"] = method
 
     def differs(a: str, b: str) -> np.ndarray:
@@ -282,27 +322,36 @@ def _add_totals(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def totals(report: pd.DataFrame) -> dict[str, Any]:
-    return {"cases": int(len(report)), "open": int(report["open"].sum()), "changed": int(report["changed"].sum()),
-            "grid_changed": int(report["grid_changed"].sum()),
-            "open_changed": int((report["changed"] & report["open"]).sum()),
-            "method": {k: int(v) for k, v in report["method"].value_counts().sort_index().items()}}
+    return {
+        "cases": int(len(report)),
+        "open": int(report["open"].sum()),
+        "changed": int(report["changed"].sum()),
+        "grid_changed": int(report["grid_changed"].sum()),
+        "open_changed": int((report["changed"] & report["open"]).sum()),
+        "method": {k: int(v) for k, v in report["method"].value_counts().sort_index().items()},
+    }
 
 
 # -- the two paths ---------------------------------------------------------------------------------------------------
+
 
 def check_scheduler(scheduler: str) -> str:
     """`local:N` (1–64 worker processes on this machine) or a scheduler address such as tcp://host:8786."""
     if scheduler.startswith("local:"):
         n = scheduler[6:]
         if not (n.isascii() and n.isdigit() and 1 <= int(n) <= MAX_LOCAL_WORKERS):
-            raise InvalidInput(f"scheduler: {scheduler[:40]!r}: local:N takes 1–{MAX_LOCAL_WORKERS} workers",
-                               field="scheduler",
-                               zh=f"调度器：{scheduler[:40]!r} 无效，local:N 的进程数须为 1–{MAX_LOCAL_WORKERS}。")
+            raise InvalidInput(
+                f"scheduler: {scheduler[:40]!r}: local:N takes 1–{MAX_LOCAL_WORKERS} workers",
+                field="scheduler",
+                zh=f"调度器：{scheduler[:40]!r} 无效，local:N 的进程数须为 1–{MAX_LOCAL_WORKERS}。",
+            )
         return scheduler
     if not SCHEDULER.match(scheduler):
-        raise InvalidInput(f"scheduler: {scheduler[:40]!r} is neither local:N nor an address such as "
-                           "tcp://host:8786", field="scheduler",
-                           zh=f"调度器：{scheduler[:40]!r} 既不是 local:N，也不是 tcp://主机:8786 这样的地址。")
+        raise InvalidInput(
+            f"scheduler: {scheduler[:40]!r} is neither local:N nor an address such as tcp://host:8786",
+            field="scheduler",
+            zh=f"调度器：{scheduler[:40]!r} 既不是 local:N，也不是 tcp://主机:8786 这样的地址。",
+        )
     return scheduler
 
 
@@ -313,8 +362,9 @@ def open_client(scheduler: str) -> Client:
 
     check_scheduler(scheduler)
     if scheduler.startswith("local:"):
-        cluster = LocalCluster(n_workers=int(scheduler[6:]), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=int(scheduler[6:]), threads_per_worker=1, processes=True, dashboard_address=None
+        )
         return Client(cluster)
     return Client(scheduler)
 
@@ -336,8 +386,7 @@ def _read_points(span: tuple[int, int], url: str) -> Any:
     return _case_points(read_cases(url, *span))
 
 
-def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]],
-                  client: Client) -> Iterator[pd.DataFrame]:
+def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]], client: Client) -> Iterator[pd.DataFrame]:
     """The Dask path: one partition per id range, read by a worker; the index scattered to every worker once.
     The located partitions are fetched in id order, each released once handed on (the client holds one)."""
     import dask.dataframe as dd
@@ -358,8 +407,15 @@ def relocate_dask(url: str, bnd: Boundaries, ranges: list[tuple[int, int]],
         client.cancel(futures)
 
 
-def relocate(url: str, generation_id: int, *, scheduler: str | None = None, client: Client | None = None,
-             rows_per_partition: int = DEFAULT_ROWS, out: str | Path | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
+def relocate(
+    url: str,
+    generation_id: int,
+    *,
+    scheduler: str | None = None,
+    client: Client | None = None,
+    rows_per_partition: int = DEFAULT_ROWS,
+    out: str | Path | None = None,
+) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
     """The report of re-locating every located case of the database at `url` under `generation_id`:
     (per case, per grid, totals). On Dask when `scheduler` (or an open `client`) is given. With `out` (a path)
     the report per case is written there as Parquet a partition at a time, never held whole (None is returned
@@ -372,8 +428,11 @@ def relocate(url: str, generation_id: int, *, scheduler: str | None = None, clie
     with storage.make_sessionmaker(engine)() as session:
         bnd = boundaries(session, generation_id)
         ranges = id_ranges(session, rows_per_partition)
-        old_names = dict(session.execute(sa.select(Area.code, Area.name).where(Area.level == "grid")
-                                         .order_by(Area.generation_id)).all())
+        old_names = dict(
+            session.execute(
+                sa.select(Area.code, Area.name).where(Area.level == "grid").order_by(Area.generation_id)
+            ).all()
+        )
     own = open_client(scheduler) if client is None and scheduler is not None else None
     try:
         runner = client if client is not None else own
@@ -386,7 +445,9 @@ def relocate(url: str, generation_id: int, *, scheduler: str | None = None, clie
     return report, _named(counts, {**old_names, **bnd.names}), result
 
 
-def _collect(parts: Iterable[pd.DataFrame], out: str | Path | None) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
+def _collect(
+    parts: Iterable[pd.DataFrame], out: str | Path | None
+) -> tuple[pd.DataFrame | None, pd.DataFrame, dict[str, Any]]:
     """The partitions concatenated (or written to `out`), their grid counts and totals added up."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -416,12 +477,15 @@ def _collect(parts: Iterable[pd.DataFrame], out: str | Path | None) -> tuple[pd.
 
 # -- measures over years: cases received per month and grid --------------------------------------------------------
 
+
 def all_id_ranges(session: Session, rows_per_partition: int = DEFAULT_ROWS) -> list[tuple[int, int]]:
     """Half-open id ranges of about `rows_per_partition` cases each, over every case (located or not)."""
     if not 1 <= rows_per_partition <= MAX_ROWS:
-        raise InvalidInput(f"rows_per_partition: {rows_per_partition} is out of range 1–{MAX_ROWS:,}",
-                           field="rows_per_partition",
-                           zh=f"每个分区的行数：{rows_per_partition} 超出范围 1–{MAX_ROWS:,}。")
+        raise InvalidInput(
+            f"rows_per_partition: {rows_per_partition} is out of range 1–{MAX_ROWS:,}",
+            field="rows_per_partition",
+            zh=f"每个分区的行数：{rows_per_partition} 超出范围 1–{MAX_ROWS:,}。",
+        )
     count, lo, hi = session.execute(sa.select(sa.func.count(), sa.func.min(Case.id), sa.func.max(Case.id))).one()
     if not count:
         return []
@@ -451,13 +515,19 @@ def received_partition(span: tuple[int, int], url: str, edges: list[Any]) -> pd.
     lo, hi = span
     bounds = pd.DatetimeIndex(pd.to_datetime(list(edges), utc=True)).as_unit("us")
     with _engine_for(url).connect() as conn:
-        rows = conn.execute(sa.select(Case.id, sa.type_coerce(Case.reported_at, sa.String), Case.grid_code)
-                            .where(Case.id >= lo, Case.id < hi, Case.reported_at >= bounds[0].to_pydatetime(),
-                                   Case.reported_at < bounds[-1].to_pydatetime())).all()
-        events = conn.execute(sa.select(CaseEvent.case_id, sa.type_coerce(CaseEvent.at, sa.String), CaseEvent.detail)
-                              .where(CaseEvent.case_id >= lo, CaseEvent.case_id < hi,
-                                     CaseEvent.action == "boundary_change")
-                              .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)).all()
+        rows = conn.execute(
+            sa.select(Case.id, sa.type_coerce(Case.reported_at, sa.String), Case.grid_code).where(
+                Case.id >= lo,
+                Case.id < hi,
+                Case.reported_at >= bounds[0].to_pydatetime(),
+                Case.reported_at < bounds[-1].to_pydatetime(),
+            )
+        ).all()
+        events = conn.execute(
+            sa.select(CaseEvent.case_id, sa.type_coerce(CaseEvent.at, sa.String), CaseEvent.detail)
+            .where(CaseEvent.case_id >= lo, CaseEvent.case_id < hi, CaseEvent.action == "boundary_change")
+            .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)
+        ).all()
     ids, at, grid = (list(c) for c in zip(*rows)) if rows else ([], [], [])
     reported = pd.to_datetime(pd.Series(at, dtype=object), utc=True, format="ISO8601")
     if events:
@@ -472,16 +542,25 @@ def received_partition(span: tuple[int, int], url: str, edges: list[Any]) -> pd.
             if change is not None:
                 grid[i] = change[0]
                 decided.add(i)
-    month = np.searchsorted(bounds.asi8, pd.DatetimeIndex(reported).as_unit("us").asi8, side="right") - 1 \
-        if len(ids) else np.zeros(0, np.int64)
-    frame = pd.DataFrame({"month": np.asarray(month, np.int64),
-                          "grid_code": pd.Series([g if isinstance(g, str) else NO_UNIT for g in grid], dtype=object)})
+    month = (
+        np.searchsorted(bounds.asi8, pd.DatetimeIndex(reported).as_unit("us").asi8, side="right") - 1
+        if len(ids)
+        else np.zeros(0, np.int64)
+    )
+    frame = pd.DataFrame(
+        {
+            "month": np.asarray(month, np.int64),
+            "grid_code": pd.Series([g if isinstance(g, str) else NO_UNIT for g in grid], dtype=object),
+        }
+    )
     frame = frame[(frame["month"] >= 0) & (frame["month"] < len(edges) - 1)]
     out = frame.groupby(["month", "grid_code"]).size().rename("received").reset_index()
     return out.astype({"month": "int64", "received": "int64"}).astype({"grid_code": object})
 
 
-def received_by_month(url: str, edges: list[Any], *, client: Client | None = None, rows_per_partition: int = DEFAULT_ROWS) -> pd.DataFrame:
+def received_by_month(
+    url: str, edges: list[Any], *, client: Client | None = None, rows_per_partition: int = DEFAULT_ROWS
+) -> pd.DataFrame:
     """Cases received per month [edges[k], edges[k+1]) and grid, over any number of years, summed over id-range
     partitions — in this process, or on Dask with `client` (each worker reads its ranges; the partial counts are
     summed by a Dask groupby). Equal to `measures.measures(session, "grid", since=edges[k], until=edges[k+1])`'s
@@ -491,8 +570,13 @@ def received_by_month(url: str, edges: list[Any], *, client: Client | None = Non
     with storage.make_sessionmaker(_engine_for(url))() as session:
         ranges = all_id_ranges(session, rows_per_partition)
     edges = list(edges)
-    meta = pd.DataFrame({"month": pd.Series([], dtype="int64"), "grid_code": pd.Series([], dtype=object),
-                         "received": pd.Series([], dtype="int64")})
+    meta = pd.DataFrame(
+        {
+            "month": pd.Series([], dtype="int64"),
+            "grid_code": pd.Series([], dtype=object),
+            "received": pd.Series([], dtype="int64"),
+        }
+    )
     if not ranges:
         return meta
     if client is None:

@@ -56,10 +56,17 @@ log = logging.getLogger("gridmap.runtime")
 
 TOPICS = ("boundaries", "people", "calendar", "principals")
 TABLE_TOPICS = {
-    "generation": "boundaries", "area": "boundaries",
-    "party_org": "people", "party_org_area": "people", "staff": "people", "staff_area": "people",
+    "generation": "boundaries",
+    "area": "boundaries",
+    "party_org": "people",
+    "party_org_area": "people",
+    "staff": "people",
+    "staff_area": "people",
     "calendar_day": "calendar",
-    "account": "principals", "account_area": "principals", "api_key": "principals", "department": "principals",
+    "account": "principals",
+    "account_area": "principals",
+    "api_key": "principals",
+    "department": "principals",
     "auth_token": "principals",
 }
 # a new row of these cannot change a cached answer (nobody has presented the new token or key yet): signing in
@@ -69,7 +76,8 @@ CHANNEL = "gridmap_runtime"
 PRINCIPAL_TTL_S = 5.0
 
 runtime_version = sa.Table(
-    "runtime_version", Base.metadata,
+    "runtime_version",
+    Base.metadata,
     sa.Column("topic", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger(), nullable=False, server_default="0"),
 )
@@ -78,6 +86,7 @@ _PENDING = "gridmap.runtime.topics"
 
 
 # ------------------------------------------------------------------------------------------------ the write side
+
 
 def mark_changed(session: Session, *topics: str) -> None:
     """Record that this transaction changes what caches of `topics` hold; the versions are bumped at commit."""
@@ -141,10 +150,15 @@ def _bump(session: Session) -> None:
     topics = sorted(session.info.pop(_PENDING, ()) or ())
     if not topics or not _has_table(session):
         return
-    session.execute(runtime_version.update().where(runtime_version.c.topic.in_(topics))
-                    .values(version=runtime_version.c.version + 1))
+    session.execute(
+        runtime_version.update()
+        .where(runtime_version.c.topic.in_(topics))
+        .values(version=runtime_version.c.version + 1)
+    )
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_notify(:channel, :topics)"), {"channel": CHANNEL, "topics": ",".join(topics)})
+        session.execute(
+            sa.text("SELECT pg_notify(:channel, :topics)"), {"channel": CHANNEL, "topics": ",".join(topics)}
+        )
 
 
 @event.listens_for(Session, "after_rollback")
@@ -162,6 +176,7 @@ def read_versions(session_or_connection: Session | sa.Connection) -> dict[str, i
 
 
 # ------------------------------------------------------------------------------------------------- the caches
+
 
 class PrincipalCache:
     """Principals by (kind, token digest), each for `ttl_s` seconds at most (a token's expiry takes effect) and
@@ -201,8 +216,9 @@ class Runtime:
     """The caches of one process over one database and the versions they were read under (see the module
     docstring). `sync()` before answering; `start()` once serving (the PostGIS listener), `stop()` at the end."""
 
-    def __init__(self, sessionmaker: orm.sessionmaker[Session], *, db_key: str | None = None,
-                 shared_index: bool = True):
+    def __init__(
+        self, sessionmaker: orm.sessionmaker[Session], *, db_key: str | None = None, shared_index: bool = True
+    ):
         from gridmap.generations import IndexRegistry
         from gridmap.mapdata import ShapeCache
 
@@ -212,8 +228,9 @@ class Runtime:
         self.db_key = db_key or str(engine.url)
         self.dialect = engine.dialect.name
         # the lookup index of a published generation: built once per machine, memory-mapped by every worker
-        self.registry = IndexRegistry(sessionmaker, shared=shared_index and ":memory:" not in self.db_key
-                                      and self.db_key != "sqlite://")
+        self.registry = IndexRegistry(
+            sessionmaker, shared=shared_index and ":memory:" not in self.db_key and self.db_key != "sqlite://"
+        )
         self.shapes = ShapeCache()  # outlines per generation, level and zoom, for the map
         self.principals = PrincipalCache()
         self._calendar: WorkCalendar | None = None
@@ -364,8 +381,9 @@ class Runtime:
 
         try:
             with self.sessionmaker() as session:
-                active: int | None = session.scalar(sa.select(sa.func.max(Generation.id))
-                                                    .where(Generation.status == "active"))
+                active: int | None = session.scalar(
+                    sa.select(sa.func.max(Generation.id)).where(Generation.status == "active")
+                )
                 return active
         except (sa.exc.OperationalError, sa.exc.ProgrammingError):
             return None

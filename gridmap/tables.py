@@ -218,15 +218,18 @@ class Case(Base):
     (see gridmap/case_partitions.py and the migration's docstring)."""
 
     __tablename__ = "case_file"
-    __table_args__ = (Index("ix_case_file_state_reported", "state", "reported_at"),
-                      Index("ix_case_file_due", "state", "due_at"),
-                      Index("uq_case_file_source_ref", "source", "external_ref", unique=True),
-                      Index("ix_case_file_category_reported", "category_id", "reported_at"),
-                      # the measures' month ranges (migration 0009): covering for what the formulas read
-                      Index("ix_case_file_reported_grid", "reported_at", "grid_code"),
-                      Index("ix_case_file_due_measures", "due_at", "grid_code", "state", "closed_at", "rework_count",
-                            "extension_count"),
-                      Index("ix_case_file_closed_measures", "closed_at", "grid_code", "state", "reported_at"))
+    __table_args__ = (
+        Index("ix_case_file_state_reported", "state", "reported_at"),
+        Index("ix_case_file_due", "state", "due_at"),
+        Index("uq_case_file_source_ref", "source", "external_ref", unique=True),
+        Index("ix_case_file_category_reported", "category_id", "reported_at"),
+        # the measures' month ranges (migration 0009): covering for what the formulas read
+        Index("ix_case_file_reported_grid", "reported_at", "grid_code"),
+        Index(
+            "ix_case_file_due_measures", "due_at", "grid_code", "state", "closed_at", "rework_count", "extension_count"
+        ),
+        Index("ix_case_file_closed_measures", "closed_at", "grid_code", "state", "reported_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     title: Mapped[str] = mapped_column(String(200))

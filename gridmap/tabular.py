@@ -68,8 +68,11 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         dtype = out[column].dtype
-        if (pd.api.types.is_object_dtype(dtype) or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype))
-                or pd.api.types.is_string_dtype(dtype)):
+        if (
+            pd.api.types.is_object_dtype(dtype)
+            or isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype))
+            or pd.api.types.is_string_dtype(dtype)
+        ):
             out[column] = out[column].astype(object).map(safe_cell)
     out.columns = [safe_cell(str(c)) for c in out.columns]
     return out
@@ -112,7 +115,7 @@ def put(cell: Any, value: object) -> None:  # an openpyxl cell
 def _put_text(cell: Any, text: str) -> None:
     text = _ILLEGAL_XML.sub("\ufffd", text)
     if len(text) > XLSX_MAX_CELL:
-        text = text[:XLSX_MAX_CELL - 1] + "…"
+        text = text[: XLSX_MAX_CELL - 1] + "…"
     cell.value = text
     cell.data_type = "s"  # openpyxl makes text starting with = a formula; this cell is text, always
     if looks_like_formula(text):
@@ -147,8 +150,8 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, after: Callable[[Any], N
 # ---------------------------------------------------------------------------------------------------- reading
 
 MAX_MEMBERS = 10_000
-MAX_UNCOMPRESSED = 200 * 1024 * 1024   # all members together, once unpacked (reliability table: 200 MB)
-MAX_RATIO = 100                          # unpacked / packed, for members over RATIO_FROM bytes and in all
+MAX_UNCOMPRESSED = 200 * 1024 * 1024  # all members together, once unpacked (reliability table: 200 MB)
+MAX_RATIO = 100  # unpacked / packed, for members over RATIO_FROM bytes and in all
 RATIO_FROM = 1024 * 1024
 MAX_COLUMNS = 256
 MAX_CELL = 4000  # the longest field a case has (description); longer cells come back as TooLong
@@ -167,49 +170,75 @@ class TooLong:
 
 def _unsafe_name(name: str) -> bool:
     parts = name.replace("\\", "/").split("/")
-    return (name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None or ".." in parts
-            or "\x00" in name or len(name) > 255)
+    return (
+        name.startswith(("/", "\\"))
+        or re.match(r"^[A-Za-z]:", name) is not None
+        or ".." in parts
+        or "\x00" in name
+        or len(name) > 255
+    )
 
 
-def check_archive(archive: zipfile.ZipFile, label: str, *, field: str = "file",
-                  max_uncompressed: int = MAX_UNCOMPRESSED, max_ratio: float = MAX_RATIO) -> None:
+def check_archive(
+    archive: zipfile.ZipFile,
+    label: str,
+    *,
+    field: str = "file",
+    max_uncompressed: int = MAX_UNCOMPRESSED,
+    max_ratio: float = MAX_RATIO,
+) -> None:
     """Refuse a zip whose member names are unsafe (absolute, `..`, drive letters, links), that is encrypted,
     has too many members, or unpacks to too much (in all, or by a ratio that only a zip bomb has)."""
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
-        raise InvalidInput(f"{field}: {label} holds {len(infos):,} files; at most {MAX_MEMBERS:,} (archive_too_large)",
-                           field=field,
-                           zh=f"{field_zh(field)}：{label} 含 {len(infos):,} 个文件，最多 {MAX_MEMBERS:,} 个。")
+        raise InvalidInput(
+            f"{field}: {label} holds {len(infos):,} files; at most {MAX_MEMBERS:,} (archive_too_large)",
+            field=field,
+            zh=f"{field_zh(field)}：{label} 含 {len(infos):,} 个文件，最多 {MAX_MEMBERS:,} 个。",
+        )
     total = packed = 0
     for info in infos:
         kind = (info.external_attr >> 16) & 0o170000
         if _unsafe_name(info.filename) or kind == 0o120000:
             shown = info.filename[:60].encode("unicode_escape").decode("ascii")
-            raise InvalidInput(f"{field}: {label} holds an unsafe member name {shown!r} (absolute, '..' or a "
-                               "link); unsafe_archive_member", field=field,
-                               zh=f"{field_zh(field)}：{label} 含不安全的成员名 {shown!r}（绝对路径、“..”或链接）。")
+            raise InvalidInput(
+                f"{field}: {label} holds an unsafe member name {shown!r} (absolute, '..' or a "
+                "link); unsafe_archive_member",
+                field=field,
+                zh=f"{field_zh(field)}：{label} 含不安全的成员名 {shown!r}（绝对路径、“..”或链接）。",
+            )
         if info.flag_bits & 0x1:
-            raise InvalidInput(f"{field}: {label} is encrypted; save it without a password", field=field,
-                               zh=f"{field_zh(field)}：{label} 已加密，请另存为不带密码的文件。")
+            raise InvalidInput(
+                f"{field}: {label} is encrypted; save it without a password",
+                field=field,
+                zh=f"{field_zh(field)}：{label} 已加密，请另存为不带密码的文件。",
+            )
         total += info.file_size
         packed += info.compress_size
         if info.file_size > RATIO_FROM and info.file_size > max_ratio * max(info.compress_size, 1):
-            raise InvalidInput(f"{field}: {label} member {info.filename[:60]!r} unpacks {info.file_size:,} bytes "
-                               f"from {info.compress_size:,} (more than {max_ratio:.0f} times); archive_too_large",
-                               field=field,
-                               zh=f"{field_zh(field)}：{label} 的成员 {info.filename[:60]!r} 由 "
-                                  f"{info.compress_size:,} 字节解压为 {info.file_size:,} 字节（超过 {max_ratio:.0f} "
-                                  "倍），不予处理。")
+            raise InvalidInput(
+                f"{field}: {label} member {info.filename[:60]!r} unpacks {info.file_size:,} bytes "
+                f"from {info.compress_size:,} (more than {max_ratio:.0f} times); archive_too_large",
+                field=field,
+                zh=f"{field_zh(field)}：{label} 的成员 {info.filename[:60]!r} 由 "
+                f"{info.compress_size:,} 字节解压为 {info.file_size:,} 字节（超过 {max_ratio:.0f} "
+                "倍），不予处理。",
+            )
     if total > max_uncompressed:
-        raise InvalidInput(f"{field}: {label} unpacks to {total:,} bytes; at most {max_uncompressed:,} "
-                           "(archive_too_large); split the file", field=field,
-                           zh=f"{field_zh(field)}：{label} 解压后 {total:,} 字节，最多 {max_uncompressed:,} 字节；"
-                              "请拆分文件。")
+        raise InvalidInput(
+            f"{field}: {label} unpacks to {total:,} bytes; at most {max_uncompressed:,} "
+            "(archive_too_large); split the file",
+            field=field,
+            zh=f"{field_zh(field)}：{label} 解压后 {total:,} 字节，最多 {max_uncompressed:,} 字节；请拆分文件。",
+        )
     if total > RATIO_FROM and total > max_ratio * max(packed, 1):
-        raise InvalidInput(f"{field}: {label} unpacks {total:,} bytes from {packed:,} (more than {max_ratio:.0f} "
-                           "times); archive_too_large", field=field,
-                           zh=f"{field_zh(field)}：{label} 由 {packed:,} 字节解压为 {total:,} 字节（超过 "
-                              f"{max_ratio:.0f} 倍），不予处理。")
+        raise InvalidInput(
+            f"{field}: {label} unpacks {total:,} bytes from {packed:,} (more than {max_ratio:.0f} "
+            "times); archive_too_large",
+            field=field,
+            zh=f"{field_zh(field)}：{label} 由 {packed:,} 字节解压为 {total:,} 字节（超过 "
+            f"{max_ratio:.0f} 倍），不予处理。",
+        )
 
 
 MARK = "\ue000gridmap-too-long:"  # a private-use marker that stands for a too-long text in a rewritten XLSX
@@ -317,12 +346,14 @@ def _safe_workbook(data: bytes, label: str, max_cell: int) -> io.BytesIO:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise InvalidInput(f"file: {label} is not an XLSX workbook (not a zip archive)", field="file",
-                           zh=f"文件：{label} 不是 XLSX 工作簿（不是 zip 压缩包）。") from None
+        raise InvalidInput(
+            f"file: {label} is not an XLSX workbook (not a zip archive)",
+            field="file",
+            zh=f"文件：{label} 不是 XLSX 工作簿（不是 zip 压缩包）。",
+        ) from None
     with archive:
         check_archive(archive, label)
-        xml_members = [i for i in archive.infolist()
-                       if i.filename.endswith(".xml") and i.filename.startswith("xl/")]
+        xml_members = [i for i in archive.infolist() if i.filename.endswith(".xml") and i.filename.startswith("xl/")]
         suspicious = set()
         for info in xml_members:
             with archive.open(info) as stream:
@@ -338,9 +369,11 @@ def _safe_workbook(data: bytes, label: str, max_cell: int) -> io.BytesIO:
                         try:
                             _XmlFilter(target, max_cell).feed(stream)
                         except (expat.ExpatError, ValueError) as exc:
-                            raise InvalidInput(f"file: {label} member {info.filename} is not well-formed XML "
-                                               f"({str(exc)[:80]})", field="file",
-                                               zh=f"文件：{label} 的成员 {info.filename} 不是有效的 XML。") from None
+                            raise InvalidInput(
+                                f"file: {label} member {info.filename} is not well-formed XML ({str(exc)[:80]})",
+                                field="file",
+                                zh=f"文件：{label} 的成员 {info.filename} 不是有效的 XML。",
+                            ) from None
                 else:
                     copy.writestr(info, archive.read(info))
         out.seek(0)
@@ -350,14 +383,15 @@ def _safe_workbook(data: bytes, label: str, max_cell: int) -> io.BytesIO:
 def _cell(value: object, max_cell: int) -> object:
     if isinstance(value, str):
         if value.startswith(MARK):
-            return TooLong(int(value[len(MARK):]))
+            return TooLong(int(value[len(MARK) :]))
         if len(value) > max_cell:  # an XML text under the byte scan's limit cannot get here; kept for safety
             return TooLong(len(value))
     return value
 
 
-def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, max_cell: int = MAX_CELL,
-                   max_columns: int = MAX_COLUMNS) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
+def read_xlsx_rows(
+    data: bytes, *, label: str = "the workbook", max_rows: int, max_cell: int = MAX_CELL, max_columns: int = MAX_COLUMNS
+) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of the first sheet, each row as (its row number in the sheet, its values); values as
     openpyxl reads them (text, numbers, datetimes, None), too-long cells as `TooLong`; blank rows left out. Refuses (InvalidInput, field `file`) a workbook that is not one, a zip
     bomb, unsafe member names, more than `max_rows` data rows."""
@@ -369,8 +403,11 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
     except InvalidInput:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
-        raise InvalidInput(f"file: {label} cannot be read as XLSX ({type(exc).__name__}: {str(exc)[:120]})",
-                           field="file", zh=f"文件：{label} 无法按 XLSX 读取。") from None
+        raise InvalidInput(
+            f"file: {label} cannot be read as XLSX ({type(exc).__name__}: {str(exc)[:120]})",
+            field="file",
+            zh=f"文件：{label} 无法按 XLSX 读取。",
+        ) from None
     try:
         sheet = book.worksheets[0] if book.worksheets else None
         if sheet is None:
@@ -389,15 +426,20 @@ def read_xlsx_rows(data: bytes, *, label: str = "the workbook", max_rows: int, m
             if not values:
                 continue
             if len(rows) >= max_rows:
-                raise InvalidInput(f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split "
-                                   "the export", field="file",
-                                   zh=f"文件超过 {max_rows:,} 行；每次最多导入 {max_rows:,} 行，请拆分导出文件。")
+                raise InvalidInput(
+                    f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split the export",
+                    field="file",
+                    zh=f"文件超过 {max_rows:,} 行；每次最多导入 {max_rows:,} 行，请拆分导出文件。",
+                )
             rows.append((number, values))
     except InvalidInput:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise InvalidInput(f"file: {label} cannot be read as XLSX ({type(exc).__name__}: {str(exc)[:120]})",
-                           field="file", zh=f"文件：{label} 无法按 XLSX 读取。") from None
+        raise InvalidInput(
+            f"file: {label} cannot be read as XLSX ({type(exc).__name__}: {str(exc)[:120]})",
+            field="file",
+            zh=f"文件：{label} 无法按 XLSX 读取。",
+        ) from None
     finally:
         book.close()
     width = max([len(headings)] + [len(r) for _, r in rows]) if headings else 0
@@ -420,16 +462,23 @@ class _Lines:
             raise StopIteration
         self.number += 1
         if len(line) > self.limit:
-            raise InvalidInput(f"file: {self.label} line {self.number:,} is longer than {self.limit:,} characters; "
-                               "not a table export", field="file",
-                               zh=f"文件：{self.label} 第 {self.number:,} 行超过 {self.limit:,} 个字符，"
-                                  "不是表格导出文件。")
+            raise InvalidInput(
+                f"file: {self.label} line {self.number:,} is longer than {self.limit:,} characters; not a table export",
+                field="file",
+                zh=f"文件：{self.label} 第 {self.number:,} 行超过 {self.limit:,} 个字符，不是表格导出文件。",
+            )
         return line
 
 
-def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_cell: int = MAX_CELL,
-                  max_columns: int = MAX_COLUMNS, encodings: tuple[str, ...] = ("utf-8-sig", "gb18030")
-                  ) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
+def read_csv_rows(
+    data: bytes,
+    *,
+    label: str = "the file",
+    max_rows: int,
+    max_cell: int = MAX_CELL,
+    max_columns: int = MAX_COLUMNS,
+    encodings: tuple[str, ...] = ("utf-8-sig", "gb18030"),
+) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of a CSV in the first of `encodings` that decodes it, each row as (its record number,
     the headings being 1 and blank lines counted, as a spreadsheet shows them; its values), every cell as text, too-long cells as `TooLong`, blank rows left out.
     Read line by line: no line longer than `MAX_LINE` is ever held, and a field over the csv module's limit
@@ -439,12 +488,16 @@ def read_csv_rows(data: bytes, *, label: str = "the file", max_rows: int, max_ce
             return _read_csv(data, encoding, label, max_rows, max_cell, max_columns)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput(f"file: {label} is not text in {' or '.join(e.upper() for e in encodings)}", field="file",
-                       zh=f"文件：{label} 不是 {'或'.join(e.upper() for e in encodings)} 编码的文字。")
+    raise InvalidInput(
+        f"file: {label} is not text in {' or '.join(e.upper() for e in encodings)}",
+        field="file",
+        zh=f"文件：{label} 不是 {'或'.join(e.upper() for e in encodings)} 编码的文字。",
+    )
 
 
-def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: int,
-              max_columns: int) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
+def _read_csv(
+    data: bytes, encoding: str, label: str, max_rows: int, max_cell: int, max_columns: int
+) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     codecs.lookup(encoding)
     stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="strict", newline="")
     lines = _Lines(stream, MAX_LINE, label)
@@ -466,13 +519,18 @@ def _read_csv(data: bytes, encoding: str, label: str, max_rows: int, max_cell: i
             if not any(v for v in values if not isinstance(v, str) or v.strip()):
                 continue
             if len(rows) >= max_rows:
-                raise InvalidInput(f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split "
-                                   "the export", field="file",
-                                   zh=f"文件超过 {max_rows:,} 行；每次最多导入 {max_rows:,} 行，请拆分导出文件。")
+                raise InvalidInput(
+                    f"file: more than {max_rows:,} rows; at most {max_rows:,} per import, split the export",
+                    field="file",
+                    zh=f"文件超过 {max_rows:,} 行；每次最多导入 {max_rows:,} 行，请拆分导出文件。",
+                )
             rows.append((number, values))
     except csv.Error as exc:
-        raise InvalidInput(f"file: {label} line {lines.number:,} cannot be read as CSV ({str(exc)[:80]})",
-                           field="file", zh=f"文件：{label} 第 {lines.number:,} 行无法按 CSV 读取。") from None
+        raise InvalidInput(
+            f"file: {label} line {lines.number:,} cannot be read as CSV ({str(exc)[:80]})",
+            field="file",
+            zh=f"文件：{label} 第 {lines.number:,} 行无法按 CSV 读取。",
+        ) from None
     width = max([len(headings)] + [len(r) for _, r in rows]) if headings else 0
     headings = list(headings) + [""] * (width - len(headings))
     return headings, [(n, list(r) + [""] * (width - len(r))) for n, r in rows]

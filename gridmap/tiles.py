@@ -67,41 +67,64 @@ WORLD = 20037508.342789244  # half the Web Mercator world, in metres (EPSG:3857)
 R = 6378137.0
 MAX_LAT = 85.0511287798066
 
-AREA_FIELDS = {"code": "String", "name": "String", "level": "String", "parent_code": "String",
-               "label_lon": "Number", "label_lat": "Number"}
-CASE_FIELDS = {"id": "Number", "state": "String", "clock": "String", "category": "String", "source": "String",
-               "reported_at": "String"}
+AREA_FIELDS = {
+    "code": "String",
+    "name": "String",
+    "level": "String",
+    "parent_code": "String",
+    "label_lon": "Number",
+    "label_lat": "Number",
+}
+CASE_FIELDS = {
+    "id": "Number",
+    "state": "String",
+    "clock": "String",
+    "category": "String",
+    "source": "String",
+    "reported_at": "String",
+}
 LAYER_NAMES_ZH = {**LEVEL_NAMES_ZH, CASES: "案件"}
 
 
 # -- parameters ----------------------------------------------------------------------------------------------------
 
+
 def check_layer(layer: str) -> str:
     if layer not in LAYERS:
-        raise InvalidInput(f"layer: {str(layer)[:40]!r} is not a tile layer; accepted: {', '.join(LAYERS)}",
-                           field="layer", zh=f"图层（layer）：{str(layer)[:40]!r} 不是瓦片图层；可选：{', '.join(LAYERS)}。")
+        raise InvalidInput(
+            f"layer: {str(layer)[:40]!r} is not a tile layer; accepted: {', '.join(LAYERS)}",
+            field="layer",
+            zh=f"图层（layer）：{str(layer)[:40]!r} 不是瓦片图层；可选：{', '.join(LAYERS)}。",
+        )
     return layer
 
 
 def check_tile(z: int, x: int, y: int) -> tuple[int, int, int]:
     """z from 0 to MAX_TILE_ZOOM; x and y from 0 to 2^z − 1."""
     if not isinstance(z, int) or isinstance(z, bool) or not 0 <= z <= MAX_TILE_ZOOM:
-        raise InvalidInput(f"z: {z!r} must be a whole number from 0 to {MAX_TILE_ZOOM}", field="z",
-                           zh=f"缩放级别（z）：{z!r} 应为 0 至 {MAX_TILE_ZOOM} 之间的整数。")
-    last = 2 ** z - 1
+        raise InvalidInput(
+            f"z: {z!r} must be a whole number from 0 to {MAX_TILE_ZOOM}",
+            field="z",
+            zh=f"缩放级别（z）：{z!r} 应为 0 至 {MAX_TILE_ZOOM} 之间的整数。",
+        )
+    last = 2**z - 1
     for name, value in (("x", x), ("y", y)):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= last:
-            raise InvalidInput(f"{name}: {value!r} must be a whole number from 0 to {last} at zoom {z}", field=name,
-                               zh=f"瓦片{'列' if name == 'x' else '行'}号（{name}）：{value!r} 在缩放级别 {z} 下应为 0 至 {last} 之间的整数。")
+            raise InvalidInput(
+                f"{name}: {value!r} must be a whole number from 0 to {last} at zoom {z}",
+                field=name,
+                zh=f"瓦片{'列' if name == 'x' else '行'}号（{name}）：{value!r} 在缩放级别 {z} 下应为 0 至 {last} 之间的整数。",
+            )
     return z, x, y
 
 
 # -- tile geometry -------------------------------------------------------------------------------------------------
 
+
 def tile_bounds(z: int, x: int, y: int, buffer: float = 0.0) -> tuple[float, float, float, float]:
     """(minx, miny, maxx, maxy) of a tile in EPSG:3857 metres, grown by `buffer` tile units on each side (the
     envelope of PostGIS's `ST_TileEnvelope`)."""
-    size = 2 * WORLD / 2 ** z
+    size = 2 * WORLD / 2**z
     pad = size * buffer / EXTENT
     minx, maxy = -WORLD + x * size, WORLD - y * size
     return minx - pad, maxy - size - pad, minx + size + pad, maxy + pad
@@ -166,8 +189,12 @@ def encode_layer(name: str, features: list[dict[str, Any]]) -> bytes:
         return b""
     body: bytes = mapbox_vector_tile.encode(  # the package has no types
         {"name": name, "features": features},
-        default_options={"extents": EXTENT, "y_coord_down": True,
-                         "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid})
+        default_options={
+            "extents": EXTENT,
+            "y_coord_down": True,
+            "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid,
+        },
+    )
     return body
 
 
@@ -185,6 +212,7 @@ def _choose(session: Session, engine: str) -> str:
 
 # -- areas ---------------------------------------------------------------------------------------------------------
 
+
 def scope_key(who: Principal | None) -> str:
     """What decides which outlines a caller sees (`policy.sees_area`): '*' for all of them, else its areas'
     codes. Part of every cached area tile's key: callers of different scopes never share a tile."""
@@ -193,8 +221,9 @@ def scope_key(who: Principal | None) -> str:
     return ",".join(sorted({s.code for s in who.scopes}))
 
 
-def _area_candidates(shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: int,
-                     visible: Callable[[str], bool] | None) -> tuple[mapdata._Level | None, list[int]]:
+def _area_candidates(
+    shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: int, visible: Callable[[str], bool] | None
+) -> tuple[mapdata._Level | None, list[int]]:
     data = shapes._levels.get(level)  # the generation's outlines and properties, as /map/areas uses them
     if data is None:
         return None, []
@@ -226,26 +255,50 @@ SELECT ST_AsMVT(t, :layer, :extent, 'geom') FROM (
 """)
 
 
-def area_tile(session: Session, shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: int, *,
-              visible: Callable[[str], bool] | None = None, engine: str = "auto") -> bytes:
+def area_tile(
+    session: Session,
+    shapes: mapdata.AreaShapes,
+    level: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    visible: Callable[[str], bool] | None = None,
+    engine: str = "auto",
+) -> bytes:
     """The MVT of one level's outlines in a tile (only the codes `visible` accepts, when given), layer named after
     the level; b"" when none. `engine`: 'postgis' (ST_AsMVT), 'python' (the shapely pipeline and the
     mapbox-vector-tile encoder) or 'auto' (PostGIS on PostgreSQL, Python elsewhere)."""
     if level not in LEVELS:
         check_layer(level)
-        raise InvalidInput(f"layer: {level!r} holds no areas", field="layer", zh=f"图层（layer）：{level!r} 不是区域层级。")
+        raise InvalidInput(
+            f"layer: {level!r} holds no areas", field="layer", zh=f"图层（layer）：{level!r} 不是区域层级。"
+        )
     check_tile(z, x, y)
     data, hits = _area_candidates(shapes, level, z, x, y, visible)
     if data is None or not hits:
         return b""
     props = [_area_props(data.props[i]) for i in hits]
     if _choose(session, engine) == "postgis":
-        body = session.execute(AREA_SQL, {
-            "layer": level, "extent": EXTENT, "buffer": BUFFER, "z": z, "x": x, "y": y,
-            "generation": shapes.generation_id, "codes": [p["code"] for p in props],
-            "names": [p["name"] for p in props], "levels": [p["level"] for p in props],
-            "parents": [p.get("parent_code") for p in props], "lons": [p["label_lon"] for p in props],
-            "lats": [p["label_lat"] for p in props], "ord": list(range(len(props)))}).scalar()
+        body = session.execute(
+            AREA_SQL,
+            {
+                "layer": level,
+                "extent": EXTENT,
+                "buffer": BUFFER,
+                "z": z,
+                "x": x,
+                "y": y,
+                "generation": shapes.generation_id,
+                "codes": [p["code"] for p in props],
+                "names": [p["name"] for p in props],
+                "levels": [p["level"] for p in props],
+                "parents": [p.get("parent_code") for p in props],
+                "lons": [p["label_lon"] for p in props],
+                "lats": [p["label_lat"] for p in props],
+                "ord": list(range(len(props))),
+            },
+        ).scalar()
         return bytes(body or b"")
     tiled = to_tile(data.geoms[hits], z, x, y)
     features = []
@@ -272,32 +325,63 @@ SELECT ST_AsMVT(t, 'cases', :extent, 'geom', 'fid') FROM (
 """)
 
 
-def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int, *, who: Principal | None,
-              calendar: WorkCalendar | None = None, now: dt.datetime | None = None, limit: int = MAX_TILE_CASES, engine: str = "auto") -> bytes:
+def case_tile(
+    session: Session,
+    flt: mapdata.CaseFilter,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    who: Principal | None,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    limit: int = MAX_TILE_CASES,
+    engine: str = "auto",
+) -> bytes:
     """The MVT (layer `cases`) of the cases `who` may see that pass the filter (its box is replaced by the
     buffered tile), newest first, at most `limit`; b"" when none. The rows and their properties are those of
     `mapdata.case_points` for the same filter and box."""
     check_tile(z, x, y)
     if z < CASES_MIN_ZOOM:
-        raise InvalidInput(f"z: case tiles start at zoom {CASES_MIN_ZOOM} (got {z}); further out, use the clusters "
-                           "(/map/cases/clusters)", field="z",
-                           zh=f"缩放级别（z）：案件瓦片从级别 {CASES_MIN_ZOOM} 起提供（收到 {z}）；更小的级别请用聚合点。")
+        raise InvalidInput(
+            f"z: case tiles start at zoom {CASES_MIN_ZOOM} (got {z}); further out, use the clusters "
+            "(/map/cases/clusters)",
+            field="z",
+            zh=f"缩放级别（z）：案件瓦片从级别 {CASES_MIN_ZOOM} 起提供（收到 {z}）；更小的级别请用聚合点。",
+        )
     if not 1 <= limit <= MAX_TILE_CASES:
-        raise InvalidInput(f"limit: {limit!r} must be from 1 to {MAX_TILE_CASES}", field="limit",
-                           zh=f"数量上限（limit）：应为 1 至 {MAX_TILE_CASES} 之间的整数。")
+        raise InvalidInput(
+            f"limit: {limit!r} must be from 1 to {MAX_TILE_CASES}",
+            field="limit",
+            zh=f"数量上限（limit）：应为 1 至 {MAX_TILE_CASES} 之间的整数。",
+        )
     box = tile_box_lonlat(z, x, y)
     flt = mapdata.CaseFilter(flt.since, flt.until, flt.states, flt.categories, flt.sources, box, flt.area)
     fields = mapdata.CASE_FIELDS
-    rows = [dict(zip(fields, r)) for r in case_points(session, flt, calendar=calendar, now=now, limit=limit,
-                                                       who=who)]
+    rows = [dict(zip(fields, r)) for r in case_points(session, flt, calendar=calendar, now=now, limit=limit, who=who)]
     if not rows:
         return b""
     if _choose(session, engine) == "postgis":
         col = {name: [r[name] for r in rows] for name in fields}
-        body = session.execute(CASE_SQL, {
-            "extent": EXTENT, "buffer": BUFFER, "z": z, "x": x, "y": y, "ids": col["id"], "lons": col["lon"],
-            "lats": col["lat"], "states": col["state"], "clocks": col["clock"], "categories": col["category"],
-            "sources": col["source"], "reported": col["reported_at"], "ord": list(range(len(rows)))}).scalar()
+        body = session.execute(
+            CASE_SQL,
+            {
+                "extent": EXTENT,
+                "buffer": BUFFER,
+                "z": z,
+                "x": x,
+                "y": y,
+                "ids": col["id"],
+                "lons": col["lon"],
+                "lats": col["lat"],
+                "states": col["state"],
+                "clocks": col["clock"],
+                "categories": col["category"],
+                "sources": col["source"],
+                "reported": col["reported_at"],
+                "ord": list(range(len(rows))),
+            },
+        ).scalar()
         return bytes(body or b"")
     points_geom = np.asarray(shapely.points(np.array([[r["lon"], r["lat"]] for r in rows], dtype=float)))
     tiled = to_tile(points_geom, z, x, y)
@@ -310,19 +394,29 @@ def case_tile(session: Session, flt: mapdata.CaseFilter, z: int, x: int, y: int,
     return encode_layer(CASES, features)
 
 
-def case_points(session: Session, flt: mapdata.CaseFilter, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None,
-                limit: int = MAX_TILE_CASES, who: Principal | None = None) -> list[list[Any]]:
+def case_points(
+    session: Session,
+    flt: mapdata.CaseFilter,
+    *,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    limit: int = MAX_TILE_CASES,
+    who: Principal | None = None,
+) -> list[list[Any]]:
     """The rows of `mapdata.case_points` (fields `mapdata.CASE_FIELDS`, the same filter, order, rounding and deadline
     colour) for a filter whose box is set, found through the spatial index of the cases' points first (a tile is a
     small part of the map: without it every tile would read the whole case table)."""
     flt.check()
     now = utc(now) or dt.datetime.now(dt.UTC)
     query = mapdata.case_query(session, flt, now, who, indexed_box=True)
-    return [mapdata.case_row(row, calendar, now) for row in session.execute(
-        query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit))]
+    return [
+        mapdata.case_row(row, calendar, now)
+        for row in session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit))
+    ]
 
 
 # -- TileJSON ------------------------------------------------------------------------------------------------------
+
 
 def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict[str, Any]:
     """A TileJSON 3.0.0 document for one layer (`url`: the tile URL template with {z}/{x}/{y}); bounds are those of
@@ -337,13 +431,21 @@ def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict[str, Any]
     minzoom = CASES_MIN_ZOOM if layer == CASES else 0
     name_zh = LAYER_NAMES_ZH[layer]
     return {
-        "tilejson": "3.0.0", "name": layer, "scheme": "xyz", "tiles": [url], "minzoom": minzoom,
-        "maxzoom": MAX_TILE_ZOOM, "bounds": bounds,
+        "tilejson": "3.0.0",
+        "name": layer,
+        "scheme": "xyz",
+        "tiles": [url],
+        "minzoom": minzoom,
+        "maxzoom": MAX_TILE_ZOOM,
+        "bounds": bounds,
         "center": [round((bounds[0] + bounds[2]) / 2, 6), round((bounds[1] + bounds[3]) / 2, 6), centre_zoom],
-        "description": (f"{name_zh}（{layer}）矢量瓦片，EPSG:3857，extent {EXTENT}，buffer {BUFFER}"
-                        + (f"；第 {shapes.generation_id} 版边界" if layer != CASES else "；仅含可见案件")),
-        "vector_layers": [{"id": layer, "fields": dict(fields), "minzoom": minzoom, "maxzoom": MAX_TILE_ZOOM,
-                           "description": name_zh}],
+        "description": (
+            f"{name_zh}（{layer}）矢量瓦片，EPSG:3857，extent {EXTENT}，buffer {BUFFER}"
+            + (f"；第 {shapes.generation_id} 版边界" if layer != CASES else "；仅含可见案件")
+        ),
+        "vector_layers": [
+            {"id": layer, "fields": dict(fields), "minzoom": minzoom, "maxzoom": MAX_TILE_ZOOM, "description": name_zh}
+        ],
         "generation_id": shapes.generation_id,
     }
 
@@ -354,6 +456,7 @@ def _fit_zoom(bounds: Sequence[float]) -> int:
 
 
 # -- the cache -----------------------------------------------------------------------------------------------------
+
 
 def tile_tag(*parts: object) -> str:
     """A strong validator for a tile named by its key (same key, same bytes: encoding is deterministic)."""
@@ -369,7 +472,7 @@ class TileCache:
     database and the generation: when a database's active generation changes, its older tiles are dropped at the
     first tile of the new one, and a tile of an older generation is never served for a newer one."""
 
-    def __init__(self, budget: int = 64 * 2 ** 20):
+    def __init__(self, budget: int = 64 * 2**20):
         self.budget = budget
         self.used = 0
         self.hits = self.misses = 0

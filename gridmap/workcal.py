@@ -33,25 +33,42 @@ def china_date(at: dt.datetime | None = None) -> dt.date:
         at = at.replace(tzinfo=dt.UTC)
     return at.astimezone(CST).date()
 
+
 # (first day, last day, name) of holidays and the make-up working days (调休上班) of each notice
 SEED_HOLIDAYS: list[tuple[str, str, str]] = [
-    ("2025-01-01", "2025-01-01", "元旦"), ("2025-01-28", "2025-02-04", "春节"), ("2025-04-04", "2025-04-06", "清明节"),
-    ("2025-05-01", "2025-05-05", "劳动节"), ("2025-05-31", "2025-06-02", "端午节"),
+    ("2025-01-01", "2025-01-01", "元旦"),
+    ("2025-01-28", "2025-02-04", "春节"),
+    ("2025-04-04", "2025-04-06", "清明节"),
+    ("2025-05-01", "2025-05-05", "劳动节"),
+    ("2025-05-31", "2025-06-02", "端午节"),
     ("2025-10-01", "2025-10-08", "国庆节、中秋节"),
-    ("2026-01-01", "2026-01-03", "元旦"), ("2026-02-15", "2026-02-23", "春节"), ("2026-04-04", "2026-04-06", "清明节"),
-    ("2026-05-01", "2026-05-05", "劳动节"), ("2026-06-19", "2026-06-21", "端午节"), ("2026-09-25", "2026-09-27", "中秋节"),
+    ("2026-01-01", "2026-01-03", "元旦"),
+    ("2026-02-15", "2026-02-23", "春节"),
+    ("2026-04-04", "2026-04-06", "清明节"),
+    ("2026-05-01", "2026-05-05", "劳动节"),
+    ("2026-06-19", "2026-06-21", "端午节"),
+    ("2026-09-25", "2026-09-27", "中秋节"),
     ("2026-10-01", "2026-10-07", "国庆节"),
 ]
 SEED_WORKDAYS: list[tuple[str, str]] = [
-    ("2025-01-26", "春节调休"), ("2025-02-08", "春节调休"), ("2025-04-27", "劳动节调休"), ("2025-09-28", "国庆节调休"),
+    ("2025-01-26", "春节调休"),
+    ("2025-02-08", "春节调休"),
+    ("2025-04-27", "劳动节调休"),
+    ("2025-09-28", "国庆节调休"),
     ("2025-10-11", "国庆节调休"),
-    ("2026-01-04", "元旦调休"), ("2026-02-14", "春节调休"), ("2026-02-28", "春节调休"), ("2026-05-09", "劳动节调休"),
-    ("2026-09-20", "国庆节调休"), ("2026-10-10", "国庆节调休"),
+    ("2026-01-04", "元旦调休"),
+    ("2026-02-14", "春节调休"),
+    ("2026-02-28", "春节调休"),
+    ("2026-05-09", "劳动节调休"),
+    ("2026-09-20", "国庆节调休"),
+    ("2026-10-10", "国庆节调休"),
 ]
 SEED_YEARS = (2025, 2026)
 # Office hours of the sub-district and community service centres: 09:00–12:00 and 13:30–17:30 (7 hours)
-DEFAULT_PERIODS: tuple[tuple[dt.time, dt.time], ...] = ((dt.time(9, 0), dt.time(12, 0)),
-                                                         (dt.time(13, 30), dt.time(17, 30)))
+DEFAULT_PERIODS: tuple[tuple[dt.time, dt.time], ...] = (
+    (dt.time(9, 0), dt.time(12, 0)),
+    (dt.time(13, 30), dt.time(17, 30)),
+)
 TIME_UNITS = ("work_hours", "work_days", "calendar_days")
 MAX_SPAN_DAYS = 3 * 366  # no time limit runs longer: guards the day-by-day loops against bad input
 
@@ -80,8 +97,9 @@ class WorkCalendar:
     @classmethod
     def seeded(cls) -> WorkCalendar:
         rows = seed_days()
-        return cls({d for d, k, _ in rows if k == "holiday"}, {d for d, k, _ in rows if k == "workday"},
-                   years=SEED_YEARS)
+        return cls(
+            {d for d, k, _ in rows if k == "holiday"}, {d for d, k, _ in rows if k == "workday"}, years=SEED_YEARS
+        )
 
     @classmethod
     def from_session(cls, session: Session) -> WorkCalendar:
@@ -164,8 +182,9 @@ class WorkCalendar:
         return hours / self.hours_per_day if unit == "work_days" else hours
 
 
-def clock(calendar: WorkCalendar, start: dt.datetime, due: dt.datetime, unit: str, now: dt.datetime
-          ) -> tuple[str, float]:
+def clock(
+    calendar: WorkCalendar, start: dt.datetime, due: dt.datetime, unit: str, now: dt.datetime
+) -> tuple[str, float]:
     """The warning colour of a running clock and the share of the time from `start` to `due` used, counted in
     `unit` (so an extension or a suspension that moved `due` is taken into account): green under 80 %, yellow up to
     the deadline, red past it (docs/DOMAIN.md §3)."""

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from gridmap import storage
 from gridmap.demo.load import load_demo
 
-POSTGRES_ADMIN_URL = os.environ.get("GRIDMAP_TEST_POSTGRES_URL",
-                                    "postgresql+psycopg://gridmap_test:gridmap_test@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "GRIDMAP_TEST_POSTGRES_URL", "postgresql+psycopg://gridmap_test:gridmap_test@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TODAY = dt.date(2026, 11, 20)
 DIALECTS = ["spatialite", "postgis"]
@@ -205,8 +206,7 @@ def api_client(settings, *, role: str = "admin", user: str = "tester", **headers
 
     app = create_app(settings.model_copy(update={"gateway_secret": GATEWAY_SECRET}))
     # English answers unless a test asks otherwise (the API answers in Chinese without Accept-Language)
-    defaults = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User": user, "X-Role": role, "Accept-Language": "en",
-                **headers}
+    defaults = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User": user, "X-Role": role, "Accept-Language": "en", **headers}
     return TestClient(app, headers=defaults)
 
 

@@ -16,22 +16,44 @@ import folium
 from branca.element import CssLink, Element, Figure, JavascriptLink, MacroElement
 from jinja2 import Template
 
-VENDOR_JS = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/markercluster/leaflet.markercluster.js",
-             "/static/vendor/leaflet-heat/leaflet-heat.js"]
-VENDOR_CSS = ["/static/vendor/leaflet/leaflet.css", "/static/vendor/markercluster/MarkerCluster.css",
-              "/static/vendor/markercluster/MarkerCluster.Default.css"]
+VENDOR_JS = [
+    "/static/vendor/leaflet/leaflet.js",
+    "/static/vendor/markercluster/leaflet.markercluster.js",
+    "/static/vendor/leaflet-heat/leaflet-heat.js",
+]
+VENDOR_CSS = [
+    "/static/vendor/leaflet/leaflet.css",
+    "/static/vendor/markercluster/MarkerCluster.css",
+    "/static/vendor/markercluster/MarkerCluster.Default.css",
+]
 PAGES: dict[str, dict[str, Any]] = {
-    "overview": {"zh": "网格化管理 · 总览", "en": "Grid governance · Overview", "js": "/static/overview.js",
-                 "vendor_js": ["/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"],  # tiles, when too large
-                 "css": ["/static/overview.css"]},
-    "dispatch": {"zh": "网格化管理 · 调度台", "en": "Grid governance · Dispatch console", "js": "/static/dispatch.js",
-                 "css": ["/static/dispatch.css"]},
-    "plan": {"zh": "网格化管理 · 规划工作台", "en": "Grid governance · Planner's workspace", "js": "/static/plan.js",
-             "vendor_js": ["/static/vendor/leaflet-geoman/leaflet-geoman.min.js"],
-             "css": ["/static/vendor/leaflet-geoman/leaflet-geoman.css", "/static/plan.css"]},
+    "overview": {
+        "zh": "网格化管理 · 总览",
+        "en": "Grid governance · Overview",
+        "js": "/static/overview.js",
+        "vendor_js": ["/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"],  # tiles, when too large
+        "css": ["/static/overview.css"],
+    },
+    "dispatch": {
+        "zh": "网格化管理 · 调度台",
+        "en": "Grid governance · Dispatch console",
+        "js": "/static/dispatch.js",
+        "css": ["/static/dispatch.css"],
+    },
+    "plan": {
+        "zh": "网格化管理 · 规划工作台",
+        "en": "Grid governance · Planner's workspace",
+        "js": "/static/plan.js",
+        "vendor_js": ["/static/vendor/leaflet-geoman/leaflet-geoman.min.js"],
+        "css": ["/static/vendor/leaflet-geoman/leaflet-geoman.css", "/static/plan.css"],
+    },
     # the grid worker's phone page: a list for one thumb; the map is a small box inside a case or a patrol report
-    "m": {"zh": "网格化管理 · 网格员", "en": "Grid governance · Grid worker", "js": "/static/m.js",
-          "css": ["/static/m.css"]},
+    "m": {
+        "zh": "网格化管理 · 网格员",
+        "en": "Grid governance · Grid worker",
+        "js": "/static/m.js",
+        "css": ["/static/m.css"],
+    },
 }
 
 
@@ -49,8 +71,8 @@ class MapConfig:
     role_zh: str = ""
     csrf: str = ""  # the session's CSRF token, sent with every write
     areas: list = field(default_factory=list)  # the areas the account acts for (the API enforces them; the page
-    everywhere: bool = False                   # uses them to not ask for what it may not see)
-    measures: bool = False                     # whether the account may read measures
+    everywhere: bool = False  # uses them to not ask for what it may not see)
+    measures: bool = False  # whether the account may read measures
     poll_s: float = 5.0
 
 
@@ -89,22 +111,39 @@ SHELL = """
 def render_page(page: str, config: MapConfig, nonce: str) -> str:
     """The complete HTML of a map page (`overview` or `dispatch`); inline scripts and styles carry `nonce`."""
     spec = PAGES[page]
-    fmap = folium.Map(location=[25.0, 102.75], zoom_start=12, tiles=None, control_scale=True,
-                      prefer_canvas=False, zoom_control=True, max_zoom=19)
+    fmap = folium.Map(
+        location=[25.0, 102.75],
+        zoom_start=12,
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=False,
+        zoom_control=True,
+        max_zoom=19,
+    )
     fmap.default_js, fmap.default_css = [], []  # folium's CDN links; ours are added in load order below
     root = fmap.get_root()
     assert isinstance(root, Figure)  # a map's root is its figure
     title = spec.get(config.language, spec["zh"])
-    root.header.add_child(Element(f"<title>{title}</title>"
-                                  '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'), name="title")
+    root.header.add_child(
+        Element(f'<title>{title}</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'),
+        name="title",
+    )
     for i, url in enumerate(VENDOR_JS + spec.get("vendor_js", []) + ["/static/common.js", spec["js"]]):
         root.header.add_child(JavascriptLink(url), name=f"gm_js_{i}")
     for i, url in enumerate(VENDOR_CSS + ["/static/gridmap.css"] + spec.get("css", [])):
         root.header.add_child(CssLink(url), name=f"gm_css_{i}")
     who = f"{config.user} · {config.role_zh if config.language == 'zh' else config.role}" if config.user else ""
-    root.html.add_child(Element(SHELL.format(page=page, who=escape(who), csrf=escape(config.csrf),
-                                             signout="退出登录" if config.language == "zh" else "Sign out")),
-                        name="gm_shell")
+    root.html.add_child(
+        Element(
+            SHELL.format(
+                page=page,
+                who=escape(who),
+                csrf=escape(config.csrf),
+                signout="退出登录" if config.language == "zh" else "Sign out",
+            )
+        ),
+        name="gm_shell",
+    )
     fmap.add_child(_App(config))
     html = root.render()
     html = re.sub(r"<(script|style)(?=[\s>])", rf'<\1 nonce="{nonce}"', html)

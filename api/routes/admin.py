@@ -34,21 +34,28 @@ def list_accounts(session: SessionDep, who: Admin) -> list[dict]:
 def create_account(body: AccountIn, session: SessionDep, request: Request, response: Response, who: Admin) -> dict:
     """A new account: role, the areas it acts for (each with everything under it), a department account's
     department, a worker's staff record, and an initial password (at least 10 characters)."""
-    spec = accounts.AccountSpec(body.username, body.role, tuple(body.areas), body.department, body.staff_id,
-                                body.display_name)
+    spec = accounts.AccountSpec(
+        body.username, body.role, tuple(body.areas), body.department, body.staff_id, body.display_name
+    )
     out = accounts.account_dict(accounts.add_account(session, spec, body.password))
     response.headers["Location"] = f"/api/v1/accounts/{out['id']}"
     return out
 
 
 @router.patch("/accounts/{account_id}", response_model=AccountOut, responses=problems(404, 409))
-def update_account(account_id: PathId, body: AccountPatch, session: SessionDep, request: Request,
-                   who: Admin) -> dict:
+def update_account(account_id: PathId, body: AccountPatch, session: SessionDep, request: Request, who: Admin) -> dict:
     """Change an account; a new role, areas or password, or deactivation, ends all its sessions at once."""
-    account = accounts.update_account(session, account_id, role=body.role,
-                                      areas=tuple(body.areas) if body.areas is not None else None,
-                                      department=body.department, staff_id=body.staff_id,
-                                      display_name=body.display_name, active=body.active, password=body.password)
+    account = accounts.update_account(
+        session,
+        account_id,
+        role=body.role,
+        areas=tuple(body.areas) if body.areas is not None else None,
+        department=body.department,
+        staff_id=body.staff_id,
+        display_name=body.display_name,
+        active=body.active,
+        password=body.password,
+    )
     out = accounts.account_dict(account)
     after_commit(session, request.app.state.principals.clear)
     return out
@@ -66,8 +73,9 @@ def create_api_key(body: ApiKeyIn, session: SessionDep, who: Admin) -> dict:
     """A key for an integration (the 12345 platform, an Open311 client, a mini-program back end), limited to its
     scopes: `report` (submit and rate cases, Open311 POST), `hotline` (12345 imports), `locate`, `read` (cases).
     The key is in the answer once; only its digest is stored."""
-    key, secret = accounts.add_api_key(session, body.name, tuple(body.scopes), areas=tuple(body.areas),
-                                       created_by=who.label())
+    key, secret = accounts.add_api_key(
+        session, body.name, tuple(body.scopes), areas=tuple(body.areas), created_by=who.label()
+    )
     out = {**accounts.api_key_dict(key), "key": secret}
     return out
 
@@ -83,13 +91,22 @@ def revoke_api_key(key_id: PathId, session: SessionDep, request: Request, who: A
 AUDIT_FIELDS = ("id", "at", "actor", "account_id", "action", "target", "address", "detail")
 
 
-@router.get("/audit", response_model=AuditPage,
-            responses={**binary("text/csv", description="the audit log as JSON, or as CSV (`format=csv`)"), **COMMON})
-def read_audit(session: SessionDep, who: Auditor, since: Moment | None = None, until: Moment | None = None,
-               action: Annotated[str | None, Query(max_length=32)] = None,
-               actor: Annotated[str | None, Query(max_length=100)] = None,
-               limit: Annotated[int, Query(ge=1, le=10_000)] = 200, offset: Annotated[Offset, Query()] = 0,
-               format: Literal["json", "csv"] = "json"):
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses={**binary("text/csv", description="the audit log as JSON, or as CSV (`format=csv`)"), **COMMON},
+)
+def read_audit(
+    session: SessionDep,
+    who: Auditor,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    action: Annotated[str | None, Query(max_length=32)] = None,
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    offset: Annotated[Offset, Query()] = 0,
+    format: Literal["json", "csv"] = "json",
+):
     """The audit log, newest first: writes, reveals of personal data, sign-ins (and failures), publishes; filtered
     by time, action and actor; as JSON or CSV (formula-safe)."""
     query = sa.select(AuditEntry)
@@ -103,18 +120,33 @@ def read_audit(session: SessionDep, who: Auditor, since: Moment | None = None, u
         query = query.where(AuditEntry.actor == actor)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
-    items = [{"id": r.id, "at": _iso(r.at), "actor": r.actor, "account_id": r.account_id, "action": r.action,
-              "target": r.target, "address": r.address, "detail": r.detail} for r in rows]
+    items = [
+        {
+            "id": r.id,
+            "at": _iso(r.at),
+            "actor": r.actor,
+            "account_id": r.account_id,
+            "action": r.action,
+            "target": r.target,
+            "address": r.address,
+            "detail": r.detail,
+        }
+        for r in rows
+    ]
     if format == "json":
         return {"total": int(total or 0), "limit": limit, "offset": offset, "items": items}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(AUDIT_FIELDS)
     for item in items:
-        writer.writerow([safe_cell(item[f] if f != "detail" else (str(item[f]) if item[f] else "")) for f in
-                         AUDIT_FIELDS])
-    return Response(buffer.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+        writer.writerow(
+            [safe_cell(item[f] if f != "detail" else (str(item[f]) if item[f] else "")) for f in AUDIT_FIELDS]
+        )
+    return Response(
+        buffer.getvalue().encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
 
 
 def _iso(value: dt.datetime) -> str:

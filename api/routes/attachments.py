@@ -46,9 +46,11 @@ def media_store(request: Request):
 
 def _out(request: Request, row) -> AttachmentOut:
     facts = attachments.view(row)
-    return AttachmentOut(**facts, url=str(request.app.url_path_for("get_attachment", attachment_id=str(row.id))),
-                         thumbnail_url=str(request.app.url_path_for("get_attachment_thumbnail",
-                                                                    attachment_id=str(row.id))))
+    return AttachmentOut(
+        **facts,
+        url=str(request.app.url_path_for("get_attachment", attachment_id=str(row.id))),
+        thumbnail_url=str(request.app.url_path_for("get_attachment_thumbnail", attachment_id=str(row.id))),
+    )
 
 
 def _is_resident(who: Principal) -> bool:
@@ -62,14 +64,17 @@ def _case_for(session, case_id: int, who: Principal, token: str | None):
         case = session.get(Case, case_id)
         expected = case.reporter_token_hash if case is not None else None
         if expected is None or token is None or not hmac.compare_digest(expected, cases.token_digest(token)):
-            raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"案件编号：没有编号为 {case_id} 的案件。")
+            raise NotFound(
+                f"case id: no case has id {case_id}", field="id", zh=f"案件编号：没有编号为 {case_id} 的案件。"
+            )
         return case
     return cases.get_case_for(session, case_id, who)
 
 
 def _check(case, stage: str, who: Principal) -> None:
-    attachments.may_add(case, stage, role=who.role, staff_id=who.staff_id, department_id=who.department_id,
-                        reporter=_is_resident(who))
+    attachments.may_add(
+        case, stage, role=who.role, staff_id=who.staff_id, department_id=who.department_id, reporter=_is_resident(who)
+    )
 
 
 def _read_upload(upload: UploadFile, limits: attachments.Limits) -> bytes:
@@ -82,14 +87,24 @@ def _read_upload(upload: UploadFile, limits: attachments.Limits) -> bytes:
     return data
 
 
-@router.post("/cases/{case_id}/attachments", status_code=201, response_model=AttachmentOut,
-             responses={413: {"description": "the file is over the size limit (field `file`)"},
-                        503: {"description": "the media store is unavailable: nothing was stored"},
-                        507: {"description": "the media store is full: nothing was stored"}},
-             dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))])
-def add_attachment(case_id: PathId, body: Annotated[UploadIn, Form(media_type="multipart/form-data")],
-                   request: Request, response: Response,
-                   who: Annotated[Principal, allow("attachment.add")]):
+@router.post(
+    "/cases/{case_id}/attachments",
+    status_code=201,
+    response_model=AttachmentOut,
+    responses={
+        413: {"description": "the file is over the size limit (field `file`)"},
+        503: {"description": "the media store is unavailable: nothing was stored"},
+        507: {"description": "the media store is full: nothing was stored"},
+    },
+    dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))],
+)
+def add_attachment(
+    case_id: PathId,
+    body: Annotated[UploadIn, Form(media_type="multipart/form-data")],
+    request: Request,
+    response: Response,
+    who: Annotated[Principal, allow("attachment.add")],
+):
     """Add one photo to a case. The file is judged by its content (JPEG, PNG or WebP; anything else, whatever its
     name — HTML, SVG … — is a 422 naming `file`), refused over the size limit (413) or the pixel limit (422, from
     the header, before decoding), re-encoded without EXIF or any other metadata (orientation applied first), and
@@ -99,8 +114,11 @@ def add_attachment(case_id: PathId, body: Annotated[UploadIn, Form(media_type="m
     `GRIDMAP_MEDIA_PER_CASE` (20) per case. Committed before the answer."""
     settings = request.app.state.settings
     if who.anonymous and not settings.anonymous_intake:
-        raise Unauthenticated("anonymous reports are off here: sign in or use an API key", field="credentials",
-                              zh="匿名上报未开放，请登录或使用 API 密钥。")
+        raise Unauthenticated(
+            "anonymous reports are off here: sign in or use an API key",
+            field="credentials",
+            zh="匿名上报未开放，请登录或使用 API 密钥。",
+        )
     limits = settings.media_limits()
     store = media_store(request)
     sessionmaker = request.app.state.sessionmaker
@@ -131,27 +149,35 @@ def add_attachment(case_id: PathId, body: Annotated[UploadIn, Form(media_type="m
 
 
 @router.get("/cases/{case_id}/attachments")
-def list_attachments(case_id: PathId, request: Request,
-                     who: Annotated[Principal, allow("attachment.read")]) -> AttachmentList:
+def list_attachments(
+    case_id: PathId, request: Request, who: Annotated[Principal, allow("attachment.read")]
+) -> AttachmentList:
     """The photos of a case, oldest first, with their thumbnails' URLs; a case outside the caller's areas is not
     found."""
     with request.app.state.sessionmaker() as session:
         cases.get_case_for(session, case_id, who)
         rows = attachments.for_case(session, case_id)
         items = [_out(request, r) for r in rows]
-    return AttachmentList(case_id=case_id, total=len(items), limit=request.app.state.settings.media_per_case,
-                          items=items)
+    return AttachmentList(
+        case_id=case_id, total=len(items), limit=request.app.state.settings.media_per_case, items=items
+    )
 
 
-STORAGE_TITLES = {True: {"zh": "存储空间不足", "en": "Insufficient storage"},
-                  False: {"zh": "存储暂时不可用", "en": "Storage unavailable"}}
+STORAGE_TITLES = {
+    True: {"zh": "存储空间不足", "en": "Insufficient storage"},
+    False: {"zh": "存储暂时不可用", "en": "Storage unavailable"},
+}
 
 
 def _storage_problem(request: Request, exc: StorageUnavailable) -> Response:
     lang = i18n.of_request(request)
-    response = problem(507 if exc.full else 503, STORAGE_TITLES[exc.full]["zh" if lang == i18n.ZH else "en"],
-                       i18n.domain_detail(exc, lang), field=exc.field,
-                       code="insufficient_storage" if exc.full else "storage_unavailable")
+    response = problem(
+        507 if exc.full else 503,
+        STORAGE_TITLES[exc.full]["zh" if lang == i18n.ZH else "en"],
+        i18n.domain_detail(exc, lang),
+        field=exc.field,
+        code="insufficient_storage" if exc.full else "storage_unavailable",
+    )
     if not exc.full:
         response.headers["Retry-After"] = "30"
     return response
@@ -162,22 +188,30 @@ def _visible_attachment(session, attachment_id: int, who: Principal):
     try:
         cases.get_case_for(session, row.case_id, who)
     except NotFound:
-        raise NotFound(f"attachment id: no attachment has id {attachment_id}", field="id",
-                       zh=f"附件编号：没有编号为 {attachment_id} 的附件。") from None
+        raise NotFound(
+            f"attachment id: no attachment has id {attachment_id}",
+            field="id",
+            zh=f"附件编号：没有编号为 {attachment_id} 的附件。",
+        ) from None
     return row
 
 
-async def _bytes(request: Request, attachment_id: int, who: Principal, thumbnail: bool,
-                 if_none_match: str | None) -> Response:
+async def _bytes(
+    request: Request, attachment_id: int, who: Principal, thumbnail: bool, if_none_match: str | None
+) -> Response:
     def work():
         with request.app.state.sessionmaker() as session:
             row = _visible_attachment(session, attachment_id, who)
             suffix = "-thumb" if thumbnail else ""
             extension = "png" if row.content_type == "image/png" and not thumbnail else "jpg"
             etag = f'"{row.sha256}{suffix}"'
-            headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",
-                       "Content-Security-Policy": "default-src 'none'; sandbox",
-                       "Content-Disposition": f'inline; filename="{row.id}{suffix}.{extension}"'}
+            headers = {
+                "ETag": etag,
+                "Cache-Control": "private, max-age=86400",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+                "Content-Disposition": f'inline; filename="{row.id}{suffix}.{extension}"',
+            }
             if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
                 return Response(status_code=304, headers=headers)
             key, media = (row.thumbnail_key, "image/jpeg") if thumbnail else (row.storage_key, row.content_type)
@@ -190,20 +224,33 @@ async def _bytes(request: Request, attachment_id: int, who: Principal, thumbnail
     return await run_in_threadpool(work)
 
 
-@router.get("/attachments/{attachment_id}", name="get_attachment", response_class=Response,
-            responses={**binary(*IMAGE_TYPES, description="the image"), 304: {"description": "unchanged"}})
-async def get_attachment(attachment_id: PathId, request: Request,
-                         who: Annotated[Principal, allow("attachment.read")],
-                         if_none_match: Annotated[str | None, Header(max_length=1000)] = None) -> Response:
+@router.get(
+    "/attachments/{attachment_id}",
+    name="get_attachment",
+    response_class=Response,
+    responses={**binary(*IMAGE_TYPES, description="the image"), 304: {"description": "unchanged"}},
+)
+async def get_attachment(
+    attachment_id: PathId,
+    request: Request,
+    who: Annotated[Principal, allow("attachment.read")],
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
     """The image (JPEG or PNG, as stored: re-encoded, without metadata), to those who may see its case."""
     return await _bytes(request, attachment_id, who, False, if_none_match)
 
 
-@router.get("/attachments/{attachment_id}/thumbnail", name="get_attachment_thumbnail", response_class=Response,
-            responses={**binary("image/jpeg", description="the thumbnail (JPEG, ≤ 320 px)"),
-                       304: {"description": "unchanged"}})
-async def get_attachment_thumbnail(attachment_id: PathId, request: Request,
-                                   who: Annotated[Principal, allow("attachment.read")],
-                                   if_none_match: Annotated[str | None, Header(max_length=1000)] = None) -> Response:
+@router.get(
+    "/attachments/{attachment_id}/thumbnail",
+    name="get_attachment_thumbnail",
+    response_class=Response,
+    responses={**binary("image/jpeg", description="the thumbnail (JPEG, ≤ 320 px)"), 304: {"description": "unchanged"}},
+)
+async def get_attachment_thumbnail(
+    attachment_id: PathId,
+    request: Request,
+    who: Annotated[Principal, allow("attachment.read")],
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
     """The thumbnail (JPEG, at most 320 px on its longer side)."""
     return await _bytes(request, attachment_id, who, True, if_none_match)

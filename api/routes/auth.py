@@ -46,8 +46,9 @@ def _sign_in(request: Request, username: str, password: str, kind: str, ttl_s: i
 
 
 @router.post("/api/v1/auth/token", response_model=TokenOut)
-def issue_token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
-                who: Annotated[Principal, allow("public")]) -> TokenOut:
+def issue_token(
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], who: Annotated[Principal, allow("public")]
+) -> TokenOut:
     """Sign in with a username and password (OAuth2 password form) for a short-lived bearer token
     (`expires_in` seconds). Wrong credentials are a 401 saying nothing about whether the account exists;
     repeated failures are throttled (429) per account and per address."""
@@ -60,8 +61,11 @@ def issue_token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
 def revoke(request: Request, session: SessionDep, who: Annotated[Principal, allow("signed_in")]) -> Response:
     """End the session or bearer token this request was made with."""
     authorization = request.headers.get("authorization") or ""
-    token = authorization.partition(" ")[2].strip() if authorization.lower().startswith("bearer ") else \
-        request.cookies.get(SESSION_COOKIE)
+    token = (
+        authorization.partition(" ")[2].strip()
+        if authorization.lower().startswith("bearer ")
+        else request.cookies.get(SESSION_COOKIE)
+    )
     if token:
         accounts.revoke_token(session, token)
         audit.record(session, "signout", f"account:{who.name}")
@@ -75,21 +79,43 @@ def revoke(request: Request, session: SessionDep, who: Annotated[Principal, allo
 @router.get("/api/v1/auth/me", response_model=MeOut)
 def me(who: Annotated[Principal, allow("signed_in")]) -> MeOut:
     """Who the credentials of this request stand for, and where it may act."""
-    return MeOut(username=who.name, role=who.role, role_zh=policy.ROLES_ZH.get(who.role, who.role),
-                 areas=[s.code for s in who.scopes], everywhere=who.everywhere, department=who.department,
-                 staff_id=who.staff_id, via=who.via)
+    return MeOut(
+        username=who.name,
+        role=who.role,
+        role_zh=policy.ROLES_ZH.get(who.role, who.role),
+        areas=[s.code for s in who.scopes],
+        everywhere=who.everywhere,
+        department=who.department,
+        staff_id=who.staff_id,
+        via=who.via,
+    )
 
 
 # -- the sign-in page ----------------------------------------------------------------------------------------------
 
 TEXT = {
-    "zh": {"title": "网格化管理 · 登录", "heading": "网格化管理平台", "username": "用户名", "password": "密码",
-           "submit": "登录", "failed": "用户名或密码错误", "throttled": "尝试次数过多，请稍后再试",
-           "hint": "请使用管理员为您开设的账号登录。", "other": "English"},
-    "en": {"title": "Grid governance · Sign in", "heading": "Grid governance", "username": "Username",
-           "password": "Password", "submit": "Sign in", "failed": "Wrong username or password",
-           "throttled": "Too many attempts; try again later",
-           "hint": "Sign in with the account your administrator made for you.", "other": "中文"},
+    "zh": {
+        "title": "网格化管理 · 登录",
+        "heading": "网格化管理平台",
+        "username": "用户名",
+        "password": "密码",
+        "submit": "登录",
+        "failed": "用户名或密码错误",
+        "throttled": "尝试次数过多，请稍后再试",
+        "hint": "请使用管理员为您开设的账号登录。",
+        "other": "English",
+    },
+    "en": {
+        "title": "Grid governance · Sign in",
+        "heading": "Grid governance",
+        "username": "Username",
+        "password": "Password",
+        "submit": "Sign in",
+        "failed": "Wrong username or password",
+        "throttled": "Too many attempts; try again later",
+        "hint": "Sign in with the account your administrator made for you.",
+        "other": "中文",
+    },
 }
 PAGE = """<!doctype html>
 <html lang="{lang_attr}"><head><meta charset="utf-8">
@@ -119,31 +145,49 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def login_page(request: Request, lang: str, next_path: str, error: str = "", user: str = "",
-               status: int = 200) -> HTMLResponse:
+def login_page(
+    request: Request, lang: str, next_path: str, error: str = "", user: str = "", status: int = 200
+) -> HTMLResponse:
     lang = lang if lang in TEXT else request.app.state.settings.language
     text = TEXT[lang]
     nonce = secrets.token_urlsafe(16)
-    body = PAGE.format(lang_attr="zh-CN" if lang == "zh" else "en", lang=lang, next=html.escape(next_path),
-                       next_q=quote(next_path, safe=""), error=html.escape(error), user=html.escape(user[:64]),
-                       other_lang="en" if lang == "zh" else "zh",
-                       **{k: html.escape(v) for k, v in text.items()})
-    return HTMLResponse(body, status_code=status, headers={
-        "Content-Security-Policy": content_security_policy(nonce, request.app.state.settings),
-        "Cache-Control": "no-store"})
+    body = PAGE.format(
+        lang_attr="zh-CN" if lang == "zh" else "en",
+        lang=lang,
+        next=html.escape(next_path),
+        next_q=quote(next_path, safe=""),
+        error=html.escape(error),
+        user=html.escape(user[:64]),
+        other_lang="en" if lang == "zh" else "zh",
+        **{k: html.escape(v) for k, v in text.items()},
+    )
+    return HTMLResponse(
+        body,
+        status_code=status,
+        headers={
+            "Content-Security-Policy": content_security_policy(nonce, request.app.state.settings),
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_form(request: Request, who: Annotated[Principal, allow("public")], lang: str | None = None,
-               next: str | None = None):
+def login_form(
+    request: Request, who: Annotated[Principal, allow("public")], lang: str | None = None, next: str | None = None
+):
     """The sign-in page (Chinese by default)."""
     return login_page(request, lang or request.app.state.settings.language, safe_next(next))
 
 
 @router.post("/login", include_in_schema=False)
-def login_submit(request: Request, who: Annotated[Principal, allow("public")],
-                 username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=256)],
-                 next: Annotated[str, Form(max_length=500)] = "/", lang: Annotated[str, Form(max_length=2)] = "zh"):
+def login_submit(
+    request: Request,
+    who: Annotated[Principal, allow("public")],
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    next: Annotated[str, Form(max_length=500)] = "/",
+    lang: Annotated[str, Form(max_length=2)] = "zh",
+):
     """Check the password, set the session cookie (HttpOnly, SameSite=Lax, Secure) and go on to `next`."""
     settings = request.app.state.settings
     target = safe_next(next)
@@ -156,20 +200,32 @@ def login_submit(request: Request, who: Annotated[Principal, allow("public")],
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_ttl_s, httponly=True, samesite="lax",
-                        secure=settings.cookie_secure, path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_ttl_s,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
     return response
 
 
 @router.post("/logout", include_in_schema=False)
-def logout(request: Request, session: SessionDep, who: Annotated[Principal, allow("public")],
-           csrf: Annotated[str, Form(max_length=100)] = ""):
+def logout(
+    request: Request,
+    session: SessionDep,
+    who: Annotated[Principal, allow("public")],
+    csrf: Annotated[str, Form(max_length=100)] = "",
+):
     """Sign out of the pages: the session ends on the server and the cookie is removed."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         if not secrets.compare_digest(csrf, csrf_token(cookie)):
-            raise Forbidden("csrf: missing or wrong CSRF token", field="csrf",
-                            zh="缺少或错误的 CSRF 令牌，请刷新页面。")
+            raise Forbidden(
+                "csrf: missing or wrong CSRF token", field="csrf", zh="缺少或错误的 CSRF 令牌，请刷新页面。"
+            )
         accounts.revoke_token(session, cookie)
         audit.record(session, "signout", "session")
         after_commit(session, request.app.state.principals.clear)

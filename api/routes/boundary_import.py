@@ -21,16 +21,27 @@ CHUNK = 1 << 20
 
 
 @router.post("/import", status_code=201, response_model=ImportSummary, responses=problems(409))
-def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/form-data")], session: SessionDep,
-                      settings: SettingsDep, response: Response,
-                      who: Annotated[Principal, allow("generation.edit")]) -> dict:
+def import_boundaries(
+    form: Annotated[ImportForm, Form(media_type="multipart/form-data")],
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    who: Annotated[Principal, allow("generation.edit")],
+) -> dict:
     """Import a boundary file as a new draft: the active generation with the file's districts replaced (or
     added). A file of leaves is enough (parents by code prefix, as exact unions). Refused files answer 422
     problem+json naming the file, the feature and the field, and nothing is stored. Planners only; committed
     before the answer."""
     limits = bi.Limits(max_bytes=settings.import_max_bytes, max_vertices=settings.import_max_vertices)
-    options = bi.Options(crs=form.crs, layer=form.layer, code_field=form.code_field, name_field=form.name_field,
-                         level=form.level, name=form.name, encoding=form.encoding)
+    options = bi.Options(
+        crs=form.crs,
+        layer=form.layer,
+        code_field=form.code_field,
+        name_field=form.name_field,
+        level=form.level,
+        name=form.name,
+        encoding=form.encoding,
+    )
     labels = [bi.display_name(upload.filename or "upload") for upload in form.file]
     for upload, label in zip(form.file, labels):
         if upload.size is not None:
@@ -48,7 +59,8 @@ def import_boundaries(form: Annotated[ImportForm, Form(media_type="multipart/for
                         bi.check_size(label, written, limits)  # refused at once: the rest is not read
                     out.write(chunk)
             sources.append((target, label))
-        summary = bi.import_boundaries(session, sources, options, limits, actor=who.label(),
-                                       household_band=settings.check_household_band)
+        summary = bi.import_boundaries(
+            session, sources, options, limits, actor=who.label(), household_band=settings.check_household_band
+        )
     response.headers["Location"] = f"/api/v1/generations/{summary['generation_id']}"
     return summary

@@ -38,12 +38,19 @@ router = APIRouter(prefix="/api/v1", tags=["cases"], responses=COMMON)
 log = logging.getLogger("gridmap.audit")  # who was shown personal data (never the data itself)
 
 
-@router.post("/cases", status_code=201,
-             dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))])
-def create_case(body: CaseIn, index: IndexDep, request: Request, response: Response,
-                who: Annotated[Principal, allow("case.create")],
-                idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
-                ) -> CaseCreated | Receipt:
+@router.post(
+    "/cases",
+    status_code=201,
+    dependencies=[Depends(rate_limit("anonymous_intake", key=address_of_anonymous(get_principal)))],
+)
+def create_case(
+    body: CaseIn,
+    index: IndexDep,
+    request: Request,
+    response: Response,
+    who: Annotated[Principal, allow("case.create")],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> CaseCreated | Receipt:
     """File a case: located in its grid, filed and routed by the rules (events to the grid's worker, components
     to their owner department). With an `Idempotency-Key` a retried submission returns the first case (200,
     `Idempotent-Replayed: true`) instead of making a second one; the same key with a different body is a 422.
@@ -51,20 +58,30 @@ def create_case(body: CaseIn, index: IndexDep, request: Request, response: Respo
     Staff and integrations get the case with its history and possible duplicates; a resident's client
     (anonymous, where the deployment allows it, or with a `report` API key) gets a receipt: the case number,
     its state and the `reporter_token` to follow and rate it with — never other residents' cases."""
-    resident = who.anonymous or (who.via == "api_key" and "report" in who.key_scopes and
-                                 not policy.holds(who, "case.read"))
+    resident = who.anonymous or (
+        who.via == "api_key" and "report" in who.key_scopes and not policy.holds(who, "case.read")
+    )
     if who.anonymous and not request.app.state.settings.anonymous_intake:
-        raise Unauthenticated("anonymous reports are off here: sign in or use an API key", field="credentials",
-                              zh="匿名上报未开放，请登录或使用 API 密钥。")
+        raise Unauthenticated(
+            "anonymous reports are off here: sign in or use an API key",
+            field="credentials",
+            zh="匿名上报未开放，请登录或使用 API 密钥。",
+        )
     token = cases.reporter_token(idempotency_key)
 
     def remember_reporter(session, case) -> None:
         case.reporter_token_hash = cases.token_digest(token)
 
     actor = label_of(who)
-    case, created = cases.create_case_once(request.app.state.sessionmaker, index, cases.NewCase(**body.model_dump()),
-                                           idempotency_key, actor=actor, then=remember_reporter,
-                                           options=request.app.state.settings.locate_options())
+    case, created = cases.create_case_once(
+        request.app.state.sessionmaker,
+        index,
+        cases.NewCase(**body.model_dump()),
+        idempotency_key,
+        actor=actor,
+        then=remember_reporter,
+        options=request.app.state.settings.locate_options(),
+    )
     if resident:
         _headers(request, response, case, created)
         return Receipt.model_validate(_receipt(case, token))
@@ -81,8 +98,14 @@ def _headers(request: Request, response: Response, case, created: bool) -> None:
 
 def _receipt(case, token: str | None) -> dict:
     """What a resident is told: enough to follow the case and rate it, nothing about anyone else."""
-    return {"id": case.id, "number": case.number, "state": case.state, "reported_at": cases.case_summary(case)[
-        "reported_at"], "grid_code": case.grid_code, "reporter_token": token}
+    return {
+        "id": case.id,
+        "number": case.number,
+        "state": case.state,
+        "reported_at": cases.case_summary(case)["reported_at"],
+        "grid_code": case.grid_code,
+        "reporter_token": token,
+    }
 
 
 def _created(request: Request, response: Response, case, created: bool, who: Principal) -> dict:
@@ -104,31 +127,47 @@ def _visible(session, who: Principal, case_id) -> bool:
 
 
 @router.post("/patrol-reports", status_code=201, responses=problems(409))
-def create_patrol_report(body: PatrolIn, index: IndexDep, request: Request, response: Response,
-                         who: Annotated[Principal, allow("patrol.create")],
-                         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
-                         ) -> CaseCreated:
+def create_patrol_report(
+    body: PatrolIn,
+    index: IndexDep,
+    request: Request,
+    response: Response,
+    who: Annotated[Principal, allow("patrol.create")],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> CaseCreated:
     """A grid worker's patrol report (巡查上报): filed and routed like every case, recording who found it; a point
     outside the worker's grids is flagged `outside_own_grid`. With `handled_on_spot` (即报即处) the case is
     accepted and handled by the worker at once and waits for verification — only when it is theirs to handle.
     The worker is the signed-in account's staff record."""
     fields = body.model_dump(exclude={"handled_on_spot", "note"})
-    case, created = patrol.report(request.app.state.sessionmaker, index, cases.NewCase(**fields), actor_of(who),
-                                  calendar=request.app.state.calendar(), handled_on_spot=body.handled_on_spot,
-                                  note=body.note, key=idempotency_key)
+    case, created = patrol.report(
+        request.app.state.sessionmaker,
+        index,
+        cases.NewCase(**fields),
+        actor_of(who),
+        calendar=request.app.state.calendar(),
+        handled_on_spot=body.handled_on_spot,
+        note=body.note,
+        key=idempotency_key,
+    )
     return CaseCreated.model_validate(_created(request, response, case, created, who))
 
 
 @router.get("/cases/{case_id}/duplicates", response_model=Duplicates, responses=problems(404))
-def case_duplicates(case_id: PathId, session: SessionDep, request: Request,
-                    who: Annotated[Principal, allow("case.read")],
-                    distance_m: Annotated[float | None, Query(ge=0, le=10_000)] = None,
-                    hours: Annotated[float | None, Query(ge=0, le=24 * 366)] = None) -> dict:
+def case_duplicates(
+    case_id: PathId,
+    session: SessionDep,
+    request: Request,
+    who: Annotated[Principal, allow("case.read")],
+    distance_m: Annotated[float | None, Query(ge=0, le=10_000)] = None,
+    hours: Annotated[float | None, Query(ge=0, le=24 * 366)] = None,
+) -> dict:
     """Cases that may report the same problem: same category, within `distance_m` metres and `hours` hours
     (defaults from the settings), not rejected, voided or merged; nearest first. Merge one with the `merge` step."""
     default = request.app.state.settings.duplicate_window()
-    window = duplicates.Window(distance_m if distance_m is not None else default.distance_m,
-                               hours if hours is not None else default.hours)
+    window = duplicates.Window(
+        distance_m if distance_m is not None else default.distance_m, hours if hours is not None else default.hours
+    )
     case = cases.get_case_for(session, case_id, who)
     items = [s for s in duplicates.suggest(session, case, window) if _visible(session, who, s.get("id"))]
     return {"case_id": case.id, "distance_m": window.distance_m, "hours": window.hours, "items": items}
@@ -139,15 +178,26 @@ def _if_match(value: str | None) -> int | None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
     if not (text.isdigit() and len(text) <= 18):
-        raise InvalidInput(f'If-Match: {value[:40]!r} is not a case version such as "3"', field="If-Match",
-                           zh=f'版本条件（If-Match）：{value[:40]!r} 不是案件版本号，应如 "3"。')
+        raise InvalidInput(
+            f'If-Match: {value[:40]!r} is not a case version such as "3"',
+            field="If-Match",
+            zh=f'版本条件（If-Match）：{value[:40]!r} 不是案件版本号，应如 "3"。',
+        )
     return int(text)
 
 
 @router.post("/cases/{case_id}/actions/{action}", responses=problems(404, 409, 412, 428))
-def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], body: ActionIn, session: SessionDep,
-                request: Request, response: Response, who: Annotated[Principal, allow("case.act")],
-                index: IndexDep, if_match: Annotated[str | None, Header()] = None) -> CaseItem:
+def case_action(
+    case_id: PathId,
+    action: Annotated[str, Path(max_length=32)],
+    body: ActionIn,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    who: Annotated[Principal, allow("case.act")],
+    index: IndexDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> CaseItem:
     """Take one step of the loop: file, reject, void, dispatch, reassign, accept, bounce, whistle, report_in,
     handle, verify, send_back, rate, request_extension, request_suspension, approve, deny, resume, merge,
     relocate (更正位置: `lon`/`lat`/`crs` or `grid`, with a `reason`), urge (催办) and supervise (督办) (a `note`
@@ -160,14 +210,24 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
     calendar = request.app.state.calendar()  # before this session takes a connection: loading it may need one
     cases.get_case_for(session, case_id, who)
     if body.into is not None and not _visible(session, who, body.into):
-        raise InvalidInput(f"into: no case has id {body.into}", field="into",
-                           zh=f"并入对象：没有编号为 {body.into} 的案件。")
+        raise InvalidInput(
+            f"into: no case has id {body.into}", field="into", zh=f"并入对象：没有编号为 {body.into} 的案件。"
+        )
     header_version = _if_match(if_match)
     version = header_version if header_version is not None else body.version
     params = body.model_dump(exclude={"version"})
     try:
-        case = workflow.act(session, case_id, action, actor_of(who), version=version, calendar=calendar,
-                            params=params, index=index, options=request.app.state.settings.locate_options())
+        case = workflow.act(
+            session,
+            case_id,
+            action,
+            actor_of(who),
+            version=version,
+            calendar=calendar,
+            params=params,
+            index=index,
+            options=request.app.state.settings.locate_options(),
+        )
     except workflow.StaleVersion as exc:
         if header_version is not None:
             raise PreconditionFailed(exc.message, field="If-Match", zh=exc.zh) from None
@@ -182,8 +242,13 @@ def case_action(case_id: PathId, action: Annotated[str, Path(max_length=32)], bo
 
 
 @router.post("/cases/{case_id}/rating", response_model=Rated, responses=problems(404, 409))
-def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Request,
-              who: Annotated[Principal, allow("case.rate")]) -> dict:
+def rate_case(
+    case_id: PathId,
+    body: RatingIn,
+    session: SessionDep,
+    request: Request,
+    who: Annotated[Principal, allow("case.rate")],
+) -> dict:
     """The reporter rates the result (群众评价), once per closure: only with the `reporter_token` of the case
     (anyone else's token, or none, finds no case). A rating of 1 or 2 sends the case back to work."""
     case = cases.get_case(session, case_id)
@@ -191,8 +256,15 @@ def rate_case(case_id: PathId, body: RatingIn, session: SessionDep, request: Req
     if expected is None or not hmac.compare_digest(expected, cases.token_digest(body.reporter_token)):
         raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
     actor = workflow.Actor(f"reporter:{case.id}", "resident", name="reporter")
-    case = workflow.act(session, case_id, "rate", actor, version=case.version, calendar=request.app.state.calendar(),
-                        params={"satisfaction": body.satisfaction, "note": body.note})
+    case = workflow.act(
+        session,
+        case_id,
+        "rate",
+        actor,
+        version=case.version,
+        calendar=request.app.state.calendar(),
+        params={"satisfaction": body.satisfaction, "note": body.note},
+    )
     return {"id": case.id, "number": case.number, "state": case.state, "satisfaction": case.satisfaction}
 
 
@@ -212,17 +284,27 @@ def order_of(order: str | None, sort: str) -> str:
 
 
 @router.get("/cases", response_model=CasePage | CaseFeatureCollection)
-def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, allow("case.read")],
-               area: Annotated[str | None, Query(max_length=24)] = None,
-               state: Annotated[str | None, Query(max_length=200)] = None,
-               since: Moment | None = None, until: Moment | None = None, bbox: str | None = None,
-               limit: Annotated[int, Query(ge=1, le=10_000)] = 50, offset: Annotated[Offset, Query()] = 0,
-               order: Literal["newest", "oldest", "asc", "desc"] | None = None,
-               sort: Sort = "reported_at", queue: Annotated[str | None, Query(max_length=16)] = None,
-               category: CodeList = None, source: CodeList = None,
-               holder: Annotated[str | None, Query(max_length=32)] = None,
-               min_age_h: Hours = None, max_age_h: Hours = None,
-               format: Literal["json", "geojson"] = "json"):
+def list_cases(
+    session: SessionDep,
+    request: Request,
+    who: Annotated[Principal, allow("case.read")],
+    area: Annotated[str | None, Query(max_length=24)] = None,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    bbox: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+    offset: Annotated[Offset, Query()] = 0,
+    order: Literal["newest", "oldest", "asc", "desc"] | None = None,
+    sort: Sort = "reported_at",
+    queue: Annotated[str | None, Query(max_length=16)] = None,
+    category: CodeList = None,
+    source: CodeList = None,
+    holder: Annotated[str | None, Query(max_length=32)] = None,
+    min_age_h: Hours = None,
+    max_age_h: Hours = None,
+    format: Literal["json", "geojson"] = "json",
+):
     """Cases filtered by area code, state (comma-separated; also `open` and `overdue`), queue (pending,
     dispatched, verify, bounced, approvals, overdue), category codes and sources (comma-separated), holder (a
     staff id, `me`, or a department code), age in hours since reported and reporting period; sorted by
@@ -231,21 +313,43 @@ def list_cases(session: SessionDep, request: Request, who: Annotated[Principal, 
     limit = min(limit, request.app.state.settings.max_page_size if format == "json" else 10_000)
     if area:
         policy.check_area(who, area)
-    f = cases.CaseFilter(area=area, state=state, queue=queue, category=category, source=source, holder=holder,
-                         min_age_h=min_age_h, max_age_h=max_age_h, since=since, until=until, bbox=check_bbox(bbox),
-                         sort=sort, order=order_of(order, sort))
+    f = cases.CaseFilter(
+        area=area,
+        state=state,
+        queue=queue,
+        category=category,
+        source=source,
+        holder=holder,
+        min_age_h=min_age_h,
+        max_age_h=max_age_h,
+        since=since,
+        until=until,
+        bbox=check_bbox(bbox),
+        sort=sort,
+        order=order_of(order, sort),
+    )
     total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
     if format == "geojson":
-        return features.feature_collection([features.case_feature(c) for c in rows], numberMatched=total,
-                                           numberReturned=len(rows))
+        return features.feature_collection(
+            [features.case_feature(c) for c in rows], numberMatched=total, numberReturned=len(rows)
+        )
     calendar = request.app.state.calendar()
-    return {"total": total, "limit": limit, "offset": offset,
-            "items": [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=calendar)]}
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "items": [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=calendar)],
+    }
 
 
 @router.get("/cases/{case_id}", name="get_case", responses=problems(404))
-def get_case(case_id: PathId, session: SessionDep, request: Request, response: Response,
-             who: Annotated[Principal, allow("case.read")]) -> CaseDetail:
+def get_case(
+    case_id: PathId,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    who: Annotated[Principal, allow("case.read")],
+) -> CaseDetail:
     """One case with its full history (and the histories of the cases merged into it). The reporter's name and
     phone are masked unless the caller may see them (`gridmap.policy.may_see_contact`: dispatchers, admins and
     verifiers of the case's area, the worker or department the case is with); each such view is written to the
@@ -257,11 +361,13 @@ def get_case(case_id: PathId, session: SessionDep, request: Request, response: R
     found = cases.candidates_now(request.app.state.registry.active(), case, request.app.state.settings.locate_options())
     if found is not None:
         item["candidates"] = found
-    out = case_links({**item, "routing": cases.routing(session, case, who),
-                      "history": cases.full_history(session, case)})
+    out = case_links(
+        {**item, "routing": cases.routing(session, case, who), "history": cases.full_history(session, case)}
+    )
     if contact and (case.reporter_name or case.reporter_phone):
-        audit.record(session, "reveal", f"case:{case.id}", {"number": case.number,
-                                                             "fields": ["reporter_name", "reporter_phone"]})
+        audit.record(
+            session, "reveal", f"case:{case.id}", {"number": case.number, "fields": ["reporter_name", "reporter_phone"]}
+        )
         # the reveal is on record before the data leaves: SessionDep commits before the answer
         log.info("contact shown: case %s to %s", case.number, who.label())
     response.headers["ETag"] = f'"{case.version}"'

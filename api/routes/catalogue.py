@@ -27,8 +27,7 @@ def list_categories(session: SessionDep, who: Reader, include_retired: bool = Fa
 
 
 @router.post("/categories", status_code=201, response_model=CategoryOut, responses={**COMMON, **problems(409)})
-def create_category(session: SessionDep, response: Response, who: Admin,
-                    body: CategoryIn) -> dict:
+def create_category(session: SessionDep, response: Response, who: Admin, body: CategoryIn) -> dict:
     """A new minor class (admin): code, kind, major_class, name, time_limit, time_unit, and optionally urgency,
     filing_condition, department (a department code)."""
     category = catalogue.create_category(session, body.model_dump(exclude_unset=True))
@@ -38,8 +37,9 @@ def create_category(session: SessionDep, response: Response, who: Admin,
 
 
 @router.patch("/categories/{code}", response_model=CategoryOut, responses={**COMMON, **problems(404)})
-def update_category(code: Annotated[str, Path(max_length=32)], session: SessionDep, who: Admin,
-                    body: CategoryPatch) -> dict:
+def update_category(
+    code: Annotated[str, Path(max_length=32)], session: SessionDep, who: Admin, body: CategoryPatch
+) -> dict:
     """Change a category (admin). `active: false` retires it: no new cases, existing ones keep it. A new time
     limit applies from the next acceptance."""
     result = catalogue.category_dict(catalogue.update_category(session, code, body.model_dump(exclude_unset=True)))

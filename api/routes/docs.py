@@ -22,8 +22,12 @@ router = APIRouter(include_in_schema=False)
 
 SWAGGER_DIR = Path(str(swagger_ui_path))
 SWAGGER_VERSION = SWAGGER_DIR.name.removeprefix("swagger-ui-")  # e.g. 5.31.0: in the URL, so cached for good
-ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
-          "favicon-32x32.png": "image/png", "favicon-16x16.png": "image/png"}
+ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
 ASSET_URL = f"/static/swagger-ui/{SWAGGER_VERSION}"
 
 PAGE = """<!DOCTYPE html>
@@ -64,9 +68,11 @@ window.ui = SwaggerUIBundle({{url: {openapi_js}, dom_id: "#swagger-ui", deepLink
 def content_security_policy(nonce: str) -> str:
     """As the pages' policy (see `api.routes.pages`), without the base map's tile servers: everything from the app,
     inline script and style only with this response's nonce, images also as data: URLs (Swagger UI's icons)."""
-    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
-            "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'self'")
+    return (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
+        "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'self'"
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)
@@ -76,10 +82,15 @@ def docs(request: Request, who: Annotated[Principal | None, page_user("signed_in
         return RedirectResponse("/login?next=" + quote("/docs", safe=""), status_code=303)
     nonce = secrets.token_urlsafe(16)
     openapi = request.scope.get("root_path", "") + (request.app.openapi_url or "/openapi.json")
-    html = PAGE.format(assets=request.scope.get("root_path", "") + ASSET_URL, nonce=nonce, openapi=openapi,
-                       openapi_js=json.dumps(openapi).replace("</", "<\\/"))
-    return HTMLResponse(html, headers={"Content-Security-Policy": content_security_policy(nonce),
-                                       "Cache-Control": "no-store"})
+    html = PAGE.format(
+        assets=request.scope.get("root_path", "") + ASSET_URL,
+        nonce=nonce,
+        openapi=openapi,
+        openapi_js=json.dumps(openapi).replace("</", "<\\/"),
+    )
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": content_security_policy(nonce), "Cache-Control": "no-store"}
+    )
 
 
 @router.get("/openapi.json")
@@ -94,7 +105,11 @@ def swagger_asset(version: str, name: str, who: Annotated[Principal, allow("publ
     """Swagger UI's own files, from the installed package; the version in the path lets browsers keep them."""
     if version != SWAGGER_VERSION or name not in ASSETS:
         files = ", ".join(sorted(ASSETS))
-        raise NotFound(f"path: no such Swagger UI file; accepted: {ASSET_URL}/ followed by {files}", field="path",
-                       zh=f"路径：没有这个 Swagger UI 文件；可用：{ASSET_URL}/ 加 {files}。")
-    return FileResponse(SWAGGER_DIR / name, media_type=ASSETS[name],
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        raise NotFound(
+            f"path: no such Swagger UI file; accepted: {ASSET_URL}/ followed by {files}",
+            field="path",
+            zh=f"路径：没有这个 Swagger UI 文件；可用：{ASSET_URL}/ 加 {files}。",
+        )
+    return FileResponse(
+        SWAGGER_DIR / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=31536000, immutable"}
+    )

@@ -19,19 +19,25 @@ router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=COMMON)
 
 
 @router.get("/notifications")
-def list_notifications(session: SessionDep, who: Annotated[Principal, allow("notification.read")],
-                       unread: bool = False, limit: Annotated[int, Query(ge=1, le=notifications.MAX_LIST)] = 50,
-                       offset: Annotated[Offset, Query()] = 0) -> NotificationPage:
+def list_notifications(
+    session: SessionDep,
+    who: Annotated[Principal, allow("notification.read")],
+    unread: bool = False,
+    limit: Annotated[int, Query(ge=1, le=notifications.MAX_LIST)] = 50,
+    offset: Annotated[Offset, Query()] = 0,
+) -> NotificationPage:
     """The signed-in account's notifications, newest first (`unread=true`: only those not read yet), with the
     number unread."""
-    total, unread_count, items = notifications.list_for(session, who.account_id, unread=unread, limit=limit,
-                                                         offset=offset)
+    total, unread_count, items = notifications.list_for(
+        session, who.account_id, unread=unread, limit=limit, offset=offset
+    )
     return NotificationPage(total=total, unread=unread_count, limit=limit, offset=offset, items=items)
 
 
 @router.post("/notifications/{notification_id}/read", responses=problems(404))
-def read_notification(notification_id: PathId, session: SessionDep,
-                      who: Annotated[Principal, allow("notification.read")]) -> ReadOut:
+def read_notification(
+    notification_id: PathId, session: SessionDep, who: Annotated[Principal, allow("notification.read")]
+) -> ReadOut:
     """Mark one of one's own notifications read; another account's is not found (404, as a missing id)."""
     out = notifications.mark_read(session, who.account_id, notification_id, dt.datetime.now(dt.UTC))
     return ReadOut(**out)

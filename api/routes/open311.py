@@ -39,8 +39,15 @@ router = APIRouter(prefix="/open311/v2", tags=["open311"])
 # and a POST carries its api_key in the body, as the spec says (checked by `_Keys`)
 Public = Annotated[Principal, allow("public")]
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
-LIST_ITEMS = {"services": "service", "attributes": "attribute", "values": "value", "service_requests": "request",
-              "errors": "error", "endpoints": "endpoint", "formats": "format"}
+LIST_ITEMS = {
+    "services": "service",
+    "attributes": "attribute",
+    "values": "value",
+    "service_requests": "request",
+    "errors": "error",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
 CHANGESET = "2026-11-23T00:00:00Z"
 
 
@@ -142,22 +149,25 @@ async def _read(fmt: str, request: Request, root: str, read: Callable) -> Respon
     return await _answer(fmt, work)
 
 
-@router.get("/services.{fmt}", name="open311_services", response_model=list[Service],
-            responses=open311_responses())
+@router.get("/services.{fmt}", name="open311_services", response_model=list[Service], responses=open311_responses())
 async def services(fmt: str, request: Request, who: Public) -> Response:
     return await _read(fmt, request, "services", lambda session, query: o311.services(session))
 
 
 @router.get("/services/{service_code}.{fmt}", response_model=ServiceDefinition, responses=open311_responses())
 async def service_definition(service_code: str, fmt: str, request: Request, who: Public) -> Response:
-    return await _read(fmt, request, "service_definition",
-                       lambda session, query: o311.definition(session, service_code))
+    return await _read(
+        fmt, request, "service_definition", lambda session, query: o311.definition(session, service_code)
+    )
 
 
-@router.post("/requests.{fmt}", response_model=list[RequestCreated], openapi_extra=POST_BODY,
-             responses=open311_responses((400, 403, 404, 429, 503)),
-             dependencies=[Depends(rate_limit("open311_post")),
-                           Depends(rate_limit("open311_key", key=open311_api_key))])
+@router.post(
+    "/requests.{fmt}",
+    response_model=list[RequestCreated],
+    openapi_extra=POST_BODY,
+    responses=open311_responses((400, 403, 404, 429, 503)),
+    dependencies=[Depends(rate_limit("open311_post")), Depends(rate_limit("open311_key", key=open311_api_key))],
+)
 async def post_request(fmt: str, request: Request, who: Public) -> Response:
     """Create a service request (a case) from an application/x-www-form-urlencoded body; `api_key` required
     (as the spec puts it, in the body): one configured in GRIDMAP_OPEN311_API_KEYS or an API key with the `report`
@@ -181,18 +191,24 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
             try:
                 form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
             except UnicodeDecodeError:
-                raise o311.Open311Error(o311.INVALID,
-                                        "the body must be UTF-8 application/x-www-form-urlencoded") from None
+                raise o311.Open311Error(
+                    o311.INVALID, "the body must be UTF-8 application/x-www-form-urlencoded"
+                ) from None
         with state.sessionmaker() as session:
+
             def locate_address(text: str):
                 from gridmap.gazetteer import gazetteer_for
 
                 match = gazetteer_for(session).match(text)
                 return (match.place["lon"], match.place["lat"]) if match.place else None
 
-            submission = o311.parse_submission(session, form, api_keys=_Keys(session, state.settings.open311_keys()),
-                                               jurisdiction=state.settings.open311_jurisdiction,
-                                               locate_address=locate_address)
+            submission = o311.parse_submission(
+                session,
+                form,
+                api_keys=_Keys(session, state.settings.open311_keys()),
+                jurisdiction=state.settings.open311_jurisdiction,
+                locate_address=locate_address,
+            )
         prepared = None
         if media is not None:
             try:
@@ -203,24 +219,37 @@ async def post_request(fmt: str, request: Request, who: Public) -> Response:
 
         def attach(session, case) -> None:
             if submission.media_url:
-                session.add(CaseEvent(case_id=case.id, actor="open311", action=o311.MEDIA_LINKED,
-                                      from_state=case.state, to_state=case.state,
-                                      detail={"url": submission.media_url}))
+                session.add(
+                    CaseEvent(
+                        case_id=case.id,
+                        actor="open311",
+                        action=o311.MEDIA_LINKED,
+                        from_state=case.state,
+                        to_state=case.state,
+                        detail={"url": submission.media_url},
+                    )
+                )
             if prepared is not None:
-                attachments.add(session, store, case, prepared, "report", actor="open311",
-                                limits=state.settings.media_limits())
+                attachments.add(
+                    session, store, case, prepared, "report", actor="open311", limits=state.settings.media_limits()
+                )
 
-        extra = {k: v for k, v in (("media_url", submission.media_url),
-                                   ("media_sha256", prepared and prepared.sha256)) if v}
+        extra = {
+            k: v for k, v in (("media_url", submission.media_url), ("media_sha256", prepared and prepared.sha256)) if v
+        }
         index = state.registry.active()
         try:
-            case, _ = cases.create_case_once(state.sessionmaker, index, submission.new, key, actor="open311",
-                                             then=attach, extra=extra or None)
+            case, _ = cases.create_case_once(
+                state.sessionmaker, index, submission.new, key, actor="open311", then=attach, extra=extra or None
+            )
         except StorageUnavailable as exc:  # the photo could not be stored: nothing was filed
             raise o311.Open311Error(o311.UNAVAILABLE, f"media: {exc.message}") from None
         account = o311.last_value(form, "account_id") or None
-        return "service_requests", [{"service_request_id": case.number, "service_notice": o311.notice(case),
-                                     "account_id": account}], 200
+        return (
+            "service_requests",
+            [{"service_request_id": case.number, "service_notice": o311.notice(case), "account_id": account}],
+            200,
+        )
 
     return await _answer(fmt, work)
 
@@ -238,15 +267,24 @@ def _views(request: Request, session, found: list) -> list[dict]:
 
 @router.get("/requests.{fmt}", response_model=list[ServiceRequest], responses=open311_responses())
 async def get_requests(fmt: str, request: Request, who: Public) -> Response:
-    return await _read(fmt, request, "service_requests", lambda session, query: _views(
-        request, session, o311.find_requests(session, query, now=dt.datetime.now(dt.UTC))))
+    return await _read(
+        fmt,
+        request,
+        "service_requests",
+        lambda session, query: _views(
+            request, session, o311.find_requests(session, query, now=dt.datetime.now(dt.UTC))
+        ),
+    )
 
 
-@router.get("/requests/{service_request_id}.{fmt}", response_model=list[ServiceRequest],
-            responses=open311_responses())
+@router.get("/requests/{service_request_id}.{fmt}", response_model=list[ServiceRequest], responses=open311_responses())
 async def get_request(service_request_id: str, fmt: str, request: Request, who: Public) -> Response:
-    return await _read(fmt, request, "service_requests", lambda session, query: _views(
-        request, session, [o311.get_request(session, service_request_id)]))
+    return await _read(
+        fmt,
+        request,
+        "service_requests",
+        lambda session, query: _views(request, session, [o311.get_request(session, service_request_id)]),
+    )
 
 
 MAX_FORM_FIELDS = 100
@@ -271,8 +309,9 @@ async def _multipart(request: Request) -> tuple[dict[str, list[str]], bytes | No
             if name != "media":
                 raise o311.Open311Error(o311.INVALID, f"{name[:40]!r}: the only file accepted is `media` (one photo)")
             if value.size is not None and value.size > limit:
-                raise o311.Open311Error(o311.INVALID,
-                                        f"media: {value.size:,} bytes is over the {limit / 2**20:g} MB limit")
+                raise o311.Open311Error(
+                    o311.INVALID, f"media: {value.size:,} bytes is over the {limit / 2**20:g} MB limit"
+                )
             media = await value.read(limit + 1)
             if len(media) > limit:
                 raise o311.Open311Error(o311.INVALID, f"media: over the {limit / 2**20:g} MB limit")

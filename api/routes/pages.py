@@ -36,9 +36,11 @@ def content_security_policy(nonce: str, settings: Settings) -> str:
     """Scripts and styles only from the app (inline ones only with this response's nonce), data only from the
     app, images also from the base map's tile servers; no plugins, no framing by other sites."""
     images = " ".join(["'self'", "data:", "blob:", *image_sources(settings.basemaps())])
-    return (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
-            f"img-src {images}; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'self'")
+    return (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
+        f"img-src {images}; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'self'"
+    )
 
 
 def page_user(permission: str):
@@ -64,39 +66,61 @@ def page_user(permission: str):
 def _page(page: str, request: Request, settings: Settings, lang: str | None, who: Principal | None):
     if who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}" + (f"&lang={lang}" if lang else ""),
-                                status_code=303)
+        return RedirectResponse(
+            f"/login?next={quote(target, safe='')}" + (f"&lang={lang}" if lang else ""), status_code=303
+        )
     nonce = secrets.token_urlsafe(16)
     cookie = request.cookies.get(SESSION_COOKIE)
-    config = MapConfig(language=lang or settings.language, basemaps=settings.basemaps(), tile_crs=settings.tile_crs,
-                       user=who.name, role=who.role, role_zh=policy.ROLES_ZH.get(who.role, who.role),
-                       csrf=csrf_token(cookie) if cookie and who.via == "session" else "", poll_s=settings.poll_s,
-                       areas=[s.code for s in who.scopes], everywhere=who.everywhere,
-                       measures=policy.holds(who, "measures.read"))
-    return HTMLResponse(render_page(page, config, nonce),
-                        headers={"Content-Security-Policy": content_security_policy(nonce, settings),
-                                 "Cache-Control": "no-store"})
+    config = MapConfig(
+        language=lang or settings.language,
+        basemaps=settings.basemaps(),
+        tile_crs=settings.tile_crs,
+        user=who.name,
+        role=who.role,
+        role_zh=policy.ROLES_ZH.get(who.role, who.role),
+        csrf=csrf_token(cookie) if cookie and who.via == "session" else "",
+        poll_s=settings.poll_s,
+        areas=[s.code for s in who.scopes],
+        everywhere=who.everywhere,
+        measures=policy.holds(who, "measures.read"),
+    )
+    return HTMLResponse(
+        render_page(page, config, nonce),
+        headers={"Content-Security-Policy": content_security_policy(nonce, settings), "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("map.read")],
-             lang: Literal["zh", "en"] | None = None):
+def overview(
+    request: Request,
+    settings: SettingsDep,
+    who: Annotated[Principal | None, page_user("map.read")],
+    lang: Literal["zh", "en"] | None = None,
+):
     """The overview map: drill down the hierarchy, see who is responsible, the cases and the measures (signed-in
     staff; each sees its own areas)."""
     return _page("overview", request, settings, lang, who)
 
 
 @router.get("/dispatch", response_class=HTMLResponse)
-def dispatch(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("case.read")],
-             lang: Literal["zh", "en"] | None = None):
+def dispatch(
+    request: Request,
+    settings: SettingsDep,
+    who: Annotated[Principal | None, page_user("case.read")],
+    lang: Literal["zh", "en"] | None = None,
+):
     """The dispatcher console: the queue of new and overdue cases beside the map (accounts that act on cases,
     each on its own areas)."""
     return _page("dispatch", request, settings, lang, who)
 
 
 @router.get("/plan", response_class=HTMLResponse)
-def plan(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("generation.read")],
-         lang: Literal["zh", "en"] | None = None):
+def plan(
+    request: Request,
+    settings: SettingsDep,
+    who: Annotated[Principal | None, page_user("generation.read")],
+    lang: Literal["zh", "en"] | None = None,
+):
     """The planner's workspace: a draft's grids under a sub-district or community, coloured by their deviation from
     the household mean, with the balance table, drawing and editing tools, the check's problems, the diff against
     the active boundaries, submitting and approving (planners edit, approvers approve; admins read)."""
@@ -104,8 +128,12 @@ def plan(request: Request, settings: SettingsDep, who: Annotated[Principal | Non
 
 
 @router.get("/m", response_class=HTMLResponse)
-def worker_phone(request: Request, settings: SettingsDep, who: Annotated[Principal | None, page_user("case.act")],
-                 lang: Literal["zh", "en"] | None = None):
+def worker_phone(
+    request: Request,
+    settings: SettingsDep,
+    who: Annotated[Principal | None, page_user("case.act")],
+    lang: Literal["zh", "en"] | None = None,
+):
     """The grid worker's page for the phone (网格员): my cases by deadline colour, accept, navigate, handle with
     photos before and after, request an extension, bounce with a reason; patrol reports (巡查上报, 即报即处) with
     the phone's position and photos; notifications (accounts that act on cases)."""

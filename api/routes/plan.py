@@ -29,8 +29,14 @@ def _done(request: Request, registry, generation_id: int) -> None:
 
 
 @router.post("/{generation_id}/edits", response_model=EditResult, responses=problems(404, 409))
-def edit(generation_id: PathId, body: EditIn, session: SessionDep, registry: RegistryDep, request: Request,
-         who: Annotated[Principal, allow("generation.edit")]) -> dict:
+def edit(
+    generation_id: PathId,
+    body: EditIn,
+    session: SessionDep,
+    registry: RegistryDep,
+    request: Request,
+    who: Annotated[Principal, allow("generation.edit")],
+) -> dict:
     """Apply one edit to a draft; the answer holds the rows written (new geometries), codes created and retired,
     and the households and population of every area before and after.
 
@@ -51,8 +57,13 @@ def edit(generation_id: PathId, body: EditIn, session: SessionDep, registry: Reg
 
 
 @router.post("/{generation_id}/edits/undo", response_model=EditResult, responses=problems(404, 409))
-def undo(generation_id: PathId, session: SessionDep, registry: RegistryDep, request: Request,
-         who: Annotated[Principal, allow("generation.edit")]) -> dict:
+def undo(
+    generation_id: PathId,
+    session: SessionDep,
+    registry: RegistryDep,
+    request: Request,
+    who: Annotated[Principal, allow("generation.edit")],
+) -> dict:
     """Undo the draft's last edit: the rows it changed get back their exact geometries and numbers (409 when there
     is nothing to undo)."""
     out = plan_edit.undo(session, generation_id, who.name)
@@ -61,8 +72,13 @@ def undo(generation_id: PathId, session: SessionDep, registry: RegistryDep, requ
 
 
 @router.post("/{generation_id}/edits/redo", response_model=EditResult, responses=problems(404, 409))
-def redo(generation_id: PathId, session: SessionDep, registry: RegistryDep, request: Request,
-         who: Annotated[Principal, allow("generation.edit")]) -> dict:
+def redo(
+    generation_id: PathId,
+    session: SessionDep,
+    registry: RegistryDep,
+    request: Request,
+    who: Annotated[Principal, allow("generation.edit")],
+) -> dict:
     """Redo the edit undone last (409 when there is none; a new edit after an undo drops what could be redone)."""
     out = plan_edit.redo(session, generation_id, who.name)
     after_commit(session, lambda: _done(request, registry, generation_id))

@@ -17,15 +17,26 @@ from gridmap.policy import Principal
 
 router = APIRouter(prefix="/api/v1/generations", tags=["planning"], responses=COMMON)
 
-AreaCode = Annotated[str, Query(min_length=6, max_length=24, pattern=r"^[0-9]+$",
-                                description="the code of a sub-district, community or grid of the generation")]
+AreaCode = Annotated[
+    str,
+    Query(
+        min_length=6,
+        max_length=24,
+        pattern=r"^[0-9]+$",
+        description="the code of a sub-district, community or grid of the generation",
+    ),
+]
 
 
 @router.get("/{generation_id}/balance", response_model=Balance)
-def balance(generation_id: PathId, area: AreaCode, session: SessionDep,
-            who: Annotated[Principal, allow("generation.read")],
-            level: Literal["grid", "microgrid"] | None = None,
-            tolerance: Annotated[float, Query(gt=0, lt=1)] = plan_balance.DEFAULT_TOLERANCE) -> dict:
+def balance(
+    generation_id: PathId,
+    area: AreaCode,
+    session: SessionDep,
+    who: Annotated[Principal, allow("generation.read")],
+    level: Literal["grid", "microgrid"] | None = None,
+    tolerance: Annotated[float, Query(gt=0, lt=1)] = plan_balance.DEFAULT_TOLERANCE,
+) -> dict:
     """The balance table of the grids (or, under a grid, the micro-grids) of `area` in a generation, as GeoJSON:
     households, population, party members, compounds, buildings, staff, open cases, the deviation from the mean of
     the units, Polsby–Popper compactness, contiguity, locked, and whether each differs from the active generation."""
@@ -34,8 +45,9 @@ def balance(generation_id: PathId, area: AreaCode, session: SessionDep,
 
 
 @router.get("/{generation_id}/diff", response_model=Diff, response_model_by_alias=True)
-def diff(generation_id: PathId, area: AreaCode, session: SessionDep,
-         who: Annotated[Principal, allow("generation.read")]) -> dict:
+def diff(
+    generation_id: PathId, area: AreaCode, session: SessionDep, who: Annotated[Principal, allow("generation.read")]
+) -> dict:
     """What a generation changes under `area` against the active generation: the grids and micro-grids it creates,
     retires and changes (outlines before and after, households), and the buildings and compounds whose grid changes.
     Empty for the active generation and for an unchanged draft."""
@@ -44,8 +56,9 @@ def diff(generation_id: PathId, area: AreaCode, session: SessionDep,
 
 
 @router.get("/{generation_id}/places", response_model=PlanPlaces)
-def places(generation_id: PathId, area: AreaCode, session: SessionDep,
-           who: Annotated[Principal, allow("generation.read")]) -> dict:
+def places(
+    generation_id: PathId, area: AreaCode, session: SessionDep, who: Annotated[Principal, allow("generation.read")]
+) -> dict:
     """The buildings and compounds under `area` with the micro-grid and grid each lies in, in this generation: the
     units a planner picks and reassigns to a neighbouring grid."""
     policy.check_area(who, area)
@@ -53,9 +66,14 @@ def places(generation_id: PathId, area: AreaCode, session: SessionDep,
 
 
 @router.get("/{generation_id}/areas", response_model=AreaList)
-def areas(generation_id: PathId, session: SessionDep, who: Annotated[Principal, allow("generation.read")],
-          level: Annotated[list[Literal["district", "subdistrict", "community", "grid", "microgrid"]],
-                           Query(max_length=5)] = ["subdistrict", "community"]) -> dict:  # noqa: B006
+def areas(
+    generation_id: PathId,
+    session: SessionDep,
+    who: Annotated[Principal, allow("generation.read")],
+    level: Annotated[
+        list[Literal["district", "subdistrict", "community", "grid", "microgrid"]], Query(max_length=5)
+    ] = ["subdistrict", "community"],
+) -> dict:  # noqa: B006
     """The areas of a generation at the levels asked (`level` may repeat; sub-districts and communities by
     default), without outlines: code, name, level, parent, households, locked. Only the areas the caller acts for
     and those above them."""

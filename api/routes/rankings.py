@@ -20,38 +20,52 @@ MeasureName = Literal[rankings.MEASURES]  # type: ignore[valid-type]
 
 
 @router.get("/areas/{code}/ranking")
-def area_ranking(code: Annotated[str, Path(max_length=24)], session: SessionDep,
-                 who: Annotated[policy.Principal, allow("measures.read")],
-                 measure: MeasureName = "on_time_rate",
-                 by: Literal["children", "workers"] = "children",
-                 since: Moment | None = None, until: Moment | None = None,
-                 limit: Annotated[int, Query(ge=1, le=2000)] = 500) -> Ranking:
+def area_ranking(
+    code: Annotated[str, Path(max_length=24)],
+    session: SessionDep,
+    who: Annotated[policy.Principal, allow("measures.read")],
+    measure: MeasureName = "on_time_rate",
+    by: Literal["children", "workers"] = "children",
+    since: Moment | None = None,
+    until: Moment | None = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 500,
+) -> Ranking:
     """The areas directly within area `code` (`by=children`) or the grid heads and workers serving it
     (`by=workers`), best first on `measure` over [since, until) (by default this month so far), each with the
     value's numerator and denominator and whether it meets the measure's target line (`target`; None when the
     measure has none). Only for areas the caller acts for; workers are listed only when every area they serve
     here lies in the caller's areas. Formulas: `gridmap.measures`; targets: `gridmap.rankings.TARGETS`."""
     policy.check_area(who, code, inside=True)
-    out = rankings.ranking(session, code, measure, by, since=since, until=until,
-                           sees_staff=lambda codes: all(policy.within(who, c) for c in codes))
+    out = rankings.ranking(
+        session,
+        code,
+        measure,
+        by,
+        since=since,
+        until=until,
+        sees_staff=lambda codes: all(policy.within(who, c) for c in codes),
+    )
     out["items"] = out["items"][:limit]
     return Ranking(**out)
 
 
-MEDIA = {"csv": "text/csv; charset=utf-8",
-         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 MAX_EXPORT = 10_000
 
 
-@router.get("/exports/cases", response_class=Response,
-            responses=binary(*MEDIA.values(), description="the spreadsheet"))
-def export_cases(session: SessionDep, who: Annotated[policy.Principal, allow("case.read")],
-                 area: Annotated[str | None, Query(max_length=24)] = None,
-                 state: Annotated[str | None, Query(max_length=200)] = None,
-                 category: Annotated[str | None, Query(max_length=400)] = None,
-                 since: Moment | None = None, until: Moment | None = None,
-                 format: Literal["csv", "xlsx"] = "csv", lang: Literal["zh", "en"] = "zh",
-                 limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = MAX_EXPORT) -> Response:
+@router.get("/exports/cases", response_class=Response, responses=binary(*MEDIA.values(), description="the spreadsheet"))
+def export_cases(
+    session: SessionDep,
+    who: Annotated[policy.Principal, allow("case.read")],
+    area: Annotated[str | None, Query(max_length=24)] = None,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    category: Annotated[str | None, Query(max_length=400)] = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    format: Literal["csv", "xlsx"] = "csv",
+    lang: Literal["zh", "en"] = "zh",
+    limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = MAX_EXPORT,
+) -> Response:
     """The cases of an area (`state`: comma-separated, also `open` and `overdue`; `category`: codes; reported in
     [since, until)) as CSV or XLSX, newest first, at most `limit` (10,000): number, title, state, category,
     channel, sub-district, community and grid by name, holder, reported, deadline, hours overdue, closed,

@@ -20,7 +20,7 @@ from gridmap import mapdata, policy, tiles
 
 router = APIRouter(prefix="/api/v1", tags=["map"], responses=COMMON)
 MVT = "application/vnd.mapbox-vector-tile"
-TILE_BUDGET_BYTES = 64 * 2 ** 20
+TILE_BUDGET_BYTES = 64 * 2**20
 _cache_lock = threading.Lock()
 
 
@@ -63,18 +63,28 @@ def _answer(request: Request, body: bytes | None, etag: str, cache_control: str)
     return Response(body, media_type=MVT, headers=headers)
 
 
-TILE_RESPONSES = {**binary(MVT, description="the tile (Mapbox Vector Tile 2.1); empty when it holds no feature"),
-                  304: {"description": "unchanged since the ETag sent in If-None-Match"}}
+TILE_RESPONSES = {
+    **binary(MVT, description="the tile (Mapbox Vector Tile 2.1); empty when it holds no feature"),
+    304: {"description": "unchanged since the ETag sent in If-None-Match"},
+}
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_RESPONSES)
-def tile(layer: str, z: int, x: int, y: int, request: Request, index: IndexDep,
-         who: Annotated[policy.Principal, allow("map.read")],
-         since: Moment | None = None, until: Moment | None = None,
-         state: Annotated[str | None, Query(max_length=500)] = None,
-         category: Annotated[str | None, Query(max_length=2000)] = None,
-         source: Annotated[str | None, Query(max_length=200)] = None,
-         area: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+def tile(
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    index: IndexDep,
+    who: Annotated[policy.Principal, allow("map.read")],
+    since: Moment | None = None,
+    until: Moment | None = None,
+    state: Annotated[str | None, Query(max_length=500)] = None,
+    category: Annotated[str | None, Query(max_length=2000)] = None,
+    source: Annotated[str | None, Query(max_length=200)] = None,
+    area: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
     """One tile of a layer: `district`, `subdistrict`, `community`, `grid`, `microgrid` (the areas of the active
     boundaries that meet the tile and that the caller may see, as `GET /map/areas`; properties `code`, `name`,
     `level`, `parent_code`, `label_lon`, `label_lat`) or `cases` (the cases the caller may see, as
@@ -97,8 +107,15 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, index: IndexDep,
         if body is None:
             with app.sessionmaker() as session:
                 shapes = app.area_shapes.get(session, app.db_key, index.generation_id)
-                body = tiles.area_tile(session, shapes, layer, z, x, y,
-                                       visible=None if scope == "*" else (lambda code: policy.sees_area(who, code)))
+                body = tiles.area_tile(
+                    session,
+                    shapes,
+                    layer,
+                    z,
+                    x,
+                    y,
+                    visible=None if scope == "*" else (lambda code: policy.sees_area(who, code)),
+                )
             cache.put(key, body)
         return _answer(request, body, etag, "private, no-cache")
     split = mapdata.CaseFilter.split
@@ -111,8 +128,9 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, index: IndexDep,
 
 
 @router.get("/tiles/{layer}/tilejson.json", response_model=TileJSON)
-def tile_json(layer: str, request: Request, index: IndexDep,
-              who: Annotated[policy.Principal, allow("map.read")]) -> dict:
+def tile_json(
+    layer: str, request: Request, index: IndexDep, who: Annotated[policy.Principal, allow("map.read")]
+) -> dict:
     """The TileJSON of a layer (what a vector tile client such as QGIS or MapLibre needs: the tile URL, zooms,
     bounds, the layer's fields)."""
     tiles.check_layer(layer)

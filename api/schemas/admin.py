@@ -33,9 +33,7 @@ class AccountIn(BaseModel):
     department: str | None = Field(None, max_length=32)
     staff_id: Id | None = None
     display_name: str | None = Field(None, max_length=64)
-    password: str = Field(
-        min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD
-    )
+    password: str = Field(min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD)
 
 
 class AccountPatch(BaseModel):
@@ -46,17 +44,13 @@ class AccountPatch(BaseModel):
     staff_id: Id | None = None
     display_name: str | None = Field(None, max_length=64)
     active: bool | None = None
-    password: str | None = Field(
-        None, min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD
-    )
+    password: str | None = Field(None, min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD)
 
 
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
-    scopes: list[Literal["report", "hotline", "locate", "read"]] = Field(
-        min_length=1, max_length=4
-    )
+    scopes: list[Literal["report", "hotline", "locate", "read"]] = Field(min_length=1, max_length=4)
     areas: list[Code] = Field(default_factory=list, max_length=50)
 
 
@@ -69,9 +63,7 @@ class ApiKeyOut(BaseModel):
     created_by: str | None
     created_at: str | None
     revoked_at: str | None
-    key: str | None = Field(
-        None, description="the key itself: shown once, when it is made"
-    )
+    key: str | None = Field(None, description="the key itself: shown once, when it is made")
 
 
 class AuditOut(BaseModel):
@@ -82,9 +74,7 @@ class AuditOut(BaseModel):
     action: str
     target: str | None
     address: str | None
-    detail: dict[str, Any] | None = Field(
-        description="what the action recorded; its members depend on `action`"
-    )
+    detail: dict[str, Any] | None = Field(description="what the action recorded; its members depend on `action`")
 
 
 class AuditPage(BaseModel):

@@ -35,12 +35,8 @@ class AreaProperties(BaseModel):
     population: int | None
     area_km2: float
     generation_id: int
-    chain: list[AreaBrief] | None = Field(
-        None, description="the ancestors, district first"
-    )
-    children: list[AreaBrief] | None = Field(
-        None, description="the areas directly within it"
-    )
+    chain: list[AreaBrief] | None = Field(None, description="the ancestors, district first")
+    children: list[AreaBrief] | None = Field(None, description="the areas directly within it")
     branch: BranchOut | None = None
     staff: list[StaffOut] | None = None
     places: dict[str, int] | None = Field(None, description="place kind → how many")

@@ -16,9 +16,7 @@ class UploadIn(BaseModel):
     photos with the `reporter_token` handed back when the case was submitted."""
 
     model_config = ConfigDict(extra="forbid")
-    file: UploadFile = Field(
-        description="JPEG, PNG or WebP; judged by its content, not its name or type"
-    )
+    file: UploadFile = Field(description="JPEG, PNG or WebP; judged by its content, not its name or type")
     stage: Stage
     reporter_token: str | None = Field(None, min_length=8, max_length=64)
 

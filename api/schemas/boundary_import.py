@@ -27,12 +27,8 @@ class ImportForm(BaseModel):
     layer: str | None = Field(None, max_length=200)
     code_field: str | None = Field(None, max_length=64)
     name_field: str | None = Field(None, max_length=64)
-    level: (
-        Literal["district", "subdistrict", "community", "grid", "microgrid"] | None
-    ) = None
-    name: str | None = Field(
-        None, min_length=1, max_length=200, description="the draft's name"
-    )
+    level: Literal["district", "subdistrict", "community", "grid", "microgrid"] | None = None
+    name: str | None = Field(None, min_length=1, max_length=200, description="the draft's name")
     encoding: str | None = Field(
         None,
         max_length=32,
@@ -54,18 +50,12 @@ class ImportSummary(BaseModel):
     name: str
     status: str
     effective_from: str | None
-    base_id: int | None = Field(
-        description="the active generation the draft was copied from"
-    )
+    base_id: int | None = Field(description="the active generation the draft was copied from")
     file: str
-    crs: str = Field(
-        description="the coordinate system the file's numbers were read in"
-    )
+    crs: str = Field(description="the coordinate system the file's numbers were read in")
     features: int
     districts: list[str]
-    replaced: dict[str, int] = Field(
-        description="areas of each imported district the draft had before the import"
-    )
+    replaced: dict[str, int] = Field(description="areas of each imported district the draft had before the import")
     areas: dict[str, int] = Field(description="imported areas per level")
     households: int
     population: int

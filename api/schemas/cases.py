@@ -228,9 +228,7 @@ class ActionIn(BaseModel):
     """Parameters of a step; which ones apply depends on the step (see `gridmap.workflow`)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    version: Id | None = Field(
-        None, description="the version of the case you saw (or send If-Match)"
-    )
+    version: Id | None = Field(None, description="the version of the case you saw (or send If-Match)")
     reason: str | None = Field(None, max_length=2000)
     category: str | None = Field(None, max_length=32)
     assignee_id: Id | None = None
@@ -239,12 +237,8 @@ class ActionIn(BaseModel):
     amount: float | None = Field(None, ge=-1e6, le=1e6)
     unit: str | None = Field(None, max_length=32)
     note: str | None = Field(None, max_length=4000)
-    into: Id | None = Field(
-        None, description="merge: the id of the case this one duplicates"
-    )
-    lon: float | None = Field(
-        None, ge=-1e7, le=1e7, description="relocate: the new point, in `crs`"
-    )
+    into: Id | None = Field(None, description="merge: the id of the case this one duplicates")
+    lon: float | None = Field(None, ge=-1e7, le=1e7, description="relocate: the new point, in `crs`")
     lat: float | None = Field(None, ge=-1e7, le=1e7)
     crs: str | None = Field(
         None,
@@ -263,7 +257,5 @@ class RatingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reporter_token: str = Field(min_length=8, max_length=64)
-    satisfaction: int = Field(
-        ge=1, le=5, description="1 very dissatisfied … 5 very satisfied; 1–2 reopen it"
-    )
+    satisfaction: int = Field(ge=1, le=5, description="1 very dissatisfied … 5 very satisfied; 1–2 reopen it")
     note: str | None = Field(None, max_length=1000)

@@ -35,15 +35,11 @@ class CategoryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     major_class: str | None = Field(None, min_length=1, max_length=64)
     name: str | None = Field(None, min_length=1, max_length=128)
-    time_limit: TimeLimit | None = Field(
-        None, ge=1, le=10_000, description="in `time_unit`"
-    )
+    time_limit: TimeLimit | None = Field(None, ge=1, le=10_000, description="in `time_unit`")
     time_unit: TimeUnit | None = None
     urgency: Urgency | None = None
     filing_condition: str | None = Field(None, max_length=2000)
-    department: str | None = Field(
-        None, max_length=32, description="a department code, or null for none"
-    )
+    department: str | None = Field(None, max_length=32, description="a department code, or null for none")
     active: StrictBool | None = None
 
 

@@ -14,39 +14,27 @@ PROBLEM_MEDIA = "application/problem+json"
 class ProblemItem(BaseModel):
     """One failed check of a request (a 422 names each)."""
 
-    field: str = Field(
-        description="the parameter or body field, dotted (e.g. `items.3.lon`)"
-    )
-    message: str = Field(
-        description="what is wrong and what is accepted, in the caller's language"
-    )
-    type: str | None = Field(
-        None, description="the check that failed (pydantic's error type)"
-    )
+    field: str = Field(description="the parameter or body field, dotted (e.g. `items.3.lon`)")
+    message: str = Field(description="what is wrong and what is accepted, in the caller's language")
+    type: str | None = Field(None, description="the check that failed (pydantic's error type)")
 
 
 class Problem(BaseModel):
     """An error as RFC 9457 application/problem+json: `title` and `detail` in the caller's language (Chinese by
     default, English with `Accept-Language: en`), `code` and `field` machine-readable."""
 
-    model_config = ConfigDict(
-        extra="allow"
-    )  # RFC 9457 allows extension members; these are the ones we send
+    model_config = ConfigDict(extra="allow")  # RFC 9457 allows extension members; these are the ones we send
     type: str = "about:blank"
     title: str
     status: int
     detail: str
-    code: str | None = Field(
-        None, description="the kind of error, e.g. validation_error, NotFound, Conflict"
-    )
+    code: str | None = Field(None, description="the kind of error, e.g. validation_error, NotFound, Conflict")
     kind: str | None = Field(
         None,
         description="a domain error's kind (invalid_input, not_found, conflict, stale_version, forbidden, …)",
     )
     field: str | None = Field(None, description="the field or parameter at fault")
-    errors: list[ProblemItem] | None = Field(
-        None, description="422: every failed check"
-    )
+    errors: list[ProblemItem] | None = Field(None, description="422: every failed check")
     retry_after: int | None = Field(None, description="429: seconds to wait")
 
 
@@ -71,9 +59,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {
             "description": _WHEN.get(status, "error"),
             "model": Problem,
-            "content": {
-                PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}
-            },
+            "content": {PROBLEM_MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
     }
@@ -83,9 +69,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 COMMON = problems(400, 401, 403, 422)
 
 
-def binary(
-    *media_types: str, description: str, status: int = 200
-) -> dict[int | str, dict[str, Any]]:
+def binary(*media_types: str, description: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
     """`responses=` for an answer that is a file (tiles, images, spreadsheets): its media types, each a binary
     string."""
     schema = {"type": "string", "format": "binary"}
@@ -104,18 +88,14 @@ class GeoJSONResponse(JSONResponse):
     media_type = "application/geo+json"
 
 
-GeometryType = Literal[
-    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"
-]
+GeometryType = Literal["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"]
 
 
 class Geometry(BaseModel):
     """A GeoJSON (RFC 7946) geometry in WGS84 longitude/latitude."""
 
     type: GeometryType
-    coordinates: list[Any] = Field(
-        description="positions as RFC 7946 nests them for the type"
-    )
+    coordinates: list[Any] = Field(description="positions as RFC 7946 nests them for the type")
 
 
 class PointGeometry(BaseModel):

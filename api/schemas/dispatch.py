@@ -83,7 +83,5 @@ class AddressMatchOut(BaseModel):
     level: str | None = None
     alternatives: list[Alternative]
     needs_confirmation: bool
-    confirm_because: list[
-        Literal["not_matched", "low_confidence", "far_from_point", "alternatives"]
-    ]
+    confirm_because: list[Literal["not_matched", "low_confidence", "far_from_point", "alternatives"]]
     near: dict[str, float] | None = None

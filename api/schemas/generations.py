@@ -43,9 +43,7 @@ class RedrawIn(BaseModel):
 
 class Redrawn(BaseModel):
     generation_id: int
-    changed: list[str] = Field(
-        description="the codes whose row changed: the leaves and their ancestors"
-    )
+    changed: list[str] = Field(description="the codes whose row changed: the leaves and their ancestors")
 
 
 class ActivateIn(BaseModel):
@@ -95,15 +93,9 @@ class CheckProblem(BaseModel):
     )
     severity: Literal["error", "warning"]
     codes: list[str] = Field(description="the areas concerned")
-    area_m2: float | None = Field(
-        description="the problem region's area in m² (null when it is not a region)"
-    )
-    geometry: dict = Field(
-        description="GeoJSON in WGS84 at the problem's place: the region, or a point"
-    )
-    parent: str | None = Field(
-        description="the parent within which siblings were compared"
-    )
+    area_m2: float | None = Field(description="the problem region's area in m² (null when it is not a region)")
+    geometry: dict = Field(description="GeoJSON in WGS84 at the problem's place: the region, or a point")
+    parent: str | None = Field(description="the parent within which siblings were compared")
     detail: str
 
 
@@ -118,12 +110,9 @@ class CheckReport(BaseModel):
 
 class RepairItem(BaseModel):
     kind: boundary_repair.RepairKind = Field(
-        description="snap_to_parent, overlap_to_neighbour, "
-        "gap_to_neighbour, absorb_sliver"
+        description="snap_to_parent, overlap_to_neighbour, gap_to_neighbour, absorb_sliver"
     )
-    codes: list[str] = Field(
-        description="the leaf losing the region (none for a gap), then the leaf getting it"
-    )
+    codes: list[str] = Field(description="the leaf losing the region (none for a gap), then the leaf getting it")
     from_code: str | None
     to_code: str | None
     area_m2: float
@@ -134,18 +123,10 @@ class RepairItem(BaseModel):
 class RepairPlan(BaseModel):
     generation_id: int
     repairs: list[RepairItem]
-    changed: dict[str, dict] = Field(
-        description="leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)"
-    )
-    skipped: list[str] = Field(
-        description="errors the repairs leave, for the planner to fix by hand"
-    )
-    before: dict[str, int] = Field(
-        description="errors and warnings of the check before the repairs"
-    )
-    after: dict[str, int] = Field(
-        description="errors and warnings of the check after them"
-    )
+    changed: dict[str, dict] = Field(description="leaf code → its repaired geometry (GeoJSON MultiPolygon, WGS84)")
+    skipped: list[str] = Field(description="errors the repairs leave, for the planner to fix by hand")
+    before: dict[str, int] = Field(description="errors and warnings of the check before the repairs")
+    after: dict[str, int] = Field(description="errors and warnings of the check after them")
     applicable: bool | None = Field(
         description="on a draft: whether POST would apply them (tried and rolled "
         "back); null when there is nothing to apply or the generation is no draft"
@@ -165,9 +146,5 @@ class RepairIn(BaseModel):
 
 
 class RepairApplied(BaseModel):
-    plan: RepairPlan = Field(
-        description="the repairs applied, with the check's counts before and after"
-    )
-    edit: EditResult = Field(
-        description="the edit written to the draft's log (undo with POST …/edits/undo)"
-    )
+    plan: RepairPlan = Field(description="the repairs applied, with the check's counts before and after")
+    edit: EditResult = Field(description="the edit written to the draft's log (undo with POST …/edits/undo)")

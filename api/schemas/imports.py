@@ -17,9 +17,7 @@ class ImportRow(BaseModel):
     status: Literal["created", "duplicate", "unplaced", "invalid"] | None
     case_number: str | None
     grid_code: str | None
-    method: str | None = Field(
-        description="how the case was placed: coordinates or address"
-    )
+    method: str | None = Field(description="how the case was placed: coordinates or address")
     address_confidence: float | None
     field: str | None = Field(description="invalid: the column at fault")
     reason: str | None

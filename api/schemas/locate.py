@@ -84,9 +84,7 @@ class Located(BaseModel):
     staff: list[StaffOut]
     method: str
     flags: list[str]
-    candidates: list[str] = Field(
-        description="other leaf codes the point may belong to"
-    )
+    candidates: list[str] = Field(description="other leaf codes the point may belong to")
     tie_rule: str | None
     near: list[NearArea]
     distance_m: float | None
@@ -119,9 +117,7 @@ class BatchResult(BaseModel):
 
     id: str | int | float | None = Field(description="the item's own id, as sent")
     point: LonLat | None
-    codes: dict[str, str | None] = Field(
-        description="level → code: district, subdistrict, community, grid, microgrid"
-    )
+    codes: dict[str, str | None] = Field(description="level → code: district, subdistrict, community, grid, microgrid")
     grid_name: str | None
     branch: str | None
     method: str

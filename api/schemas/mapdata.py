@@ -16,9 +16,7 @@ class OutlineProperties(BaseModel):
     name: str | None
     level: str
     parent_code: str | None
-    label: list[float] = Field(
-        description="[lon, lat] of a point inside the area, for its label"
-    )
+    label: list[float] = Field(description="[lon, lat] of a point inside the area, for its label")
 
 
 class OutlineFeature(BaseModel):
@@ -80,19 +78,13 @@ class DepartmentOut(BaseModel):
 class ClusterProperties(BaseModel):
     count: int = Field(description="cases in the cluster")
     worst_state: str | None = Field(
-        description="the most worrying state among them (order: "
-        + ", ".join(mapdata.STATE_SEVERITY)
-        + ")"
+        description="the most worrying state among them (order: " + ", ".join(mapdata.STATE_SEVERITY) + ")"
     )
     worst_deadline: Literal["overdue", "due_soon", "ok"] = Field(
         description="overdue: a running clock past its deadline; due_soon: one in its last 20 % (yellow); ok"
     )
-    bbox: list[float] = Field(
-        description="[minlon, minlat, maxlon, maxlat] of its cases (to zoom in on a click)"
-    )
-    case_id: int | None = Field(
-        description="the case's id when the cluster holds one case"
-    )
+    bbox: list[float] = Field(description="[minlon, minlat, maxlon, maxlat] of its cases (to zoom in on a click)")
+    case_id: int | None = Field(description="the case's id when the cluster holds one case")
 
 
 class ClusterFeature(BaseModel):
@@ -106,7 +98,5 @@ class CaseClusters(BaseModel):
     features: list[ClusterFeature]
     zoom: int
     cell: list[float] = Field(description="[width, height] of a cell in degrees")
-    total: int = Field(
-        description="the sum of the counts: the cases the list gives for the same filters and box"
-    )
+    total: int = Field(description="the sum of the counts: the cases the list gives for the same filters and box")
     now: str

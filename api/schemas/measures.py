@@ -39,9 +39,7 @@ MonthMeasures = create_model(
 
 
 class MeasuresOut(BaseModel):
-    by: str = Field(
-        description="grid, community, subdistrict, branch, department or worker"
-    )
+    by: str = Field(description="grid, community, subdistrict, branch, department or worker")
     since: str
     until: str
     formulas: str

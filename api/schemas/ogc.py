@@ -36,9 +36,7 @@ class Extent(BaseModel):
 
 
 class Collection(BaseModel):
-    id: str = Field(
-        description="the level: district, subdistrict, community, grid or microgrid"
-    )
+    id: str = Field(description="the level: district, subdistrict, community, grid or microgrid")
     title: str
     description: str
     links: list[Link]
@@ -68,17 +66,13 @@ class BoundaryFeature(BaseModel):
     id: str
     geometry: Geometry
     properties: BoundaryProperties
-    links: list[Link] | None = Field(
-        None, description="one feature's own links (not in a page's features)"
-    )
+    links: list[Link] | None = Field(None, description="one feature's own links (not in a page's features)")
 
 
 class BoundaryPage(BaseModel):
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[BoundaryFeature]
-    links: list[Link] = Field(
-        description="self, collection, and next / prev when there are more"
-    )
+    links: list[Link] = Field(description="self, collection, and next / prev when there are more")
     timeStamp: str
     numberMatched: int
     numberReturned: int

@@ -29,9 +29,7 @@ class Service(BaseModel):
     service_code: str
     service_name: str
     description: str
-    metadata: bool = Field(
-        description="the service has attributes (see its definition)"
-    )
+    metadata: bool = Field(description="the service has attributes (see its definition)")
     type: str
     keywords: str
     group: str

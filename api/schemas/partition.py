@@ -35,9 +35,7 @@ class PartitionIn(BaseModel):
         le=gpartition.MAX_SEED,
         description="the same seed gives the same proposal",
     )
-    name: str | None = Field(
-        None, min_length=1, max_length=200, description="the new draft's name"
-    )
+    name: str | None = Field(None, min_length=1, max_length=200, description="the new draft's name")
 
 
 class PartitionGrid(BaseModel):
@@ -46,12 +44,8 @@ class PartitionGrid(BaseModel):
     new: bool = Field(description="a grid that did not exist before (new code)")
     households: int
     population: int
-    deviation: float = Field(
-        description="households against the mean, as a fraction (0.05 = 5 % above)"
-    )
-    contiguous: bool = Field(
-        description="its micro-grids are connected by shared edges"
-    )
+    deviation: float = Field(description="households against the mean, as a fraction (0.05 = 5 % above)")
+    contiguous: bool = Field(description="its micro-grids are connected by shared edges")
     polsby_popper: float = Field(description="compactness 4πA/P² (1 for a disc)")
     microgrids: list[str] = Field(description="its micro-grids' codes in the new draft")
 
@@ -63,9 +57,7 @@ class PartitionOut(BaseModel):
     n: int
     tolerance: float
     seed: int
-    from_grids: list[str] = Field(
-        description="the grids that were re-partitioned (codes before)"
-    )
+    from_grids: list[str] = Field(description="the grids that were re-partitioned (codes before)")
     households: int
     mean_households: float
     method: str = Field(
@@ -73,12 +65,8 @@ class PartitionOut(BaseModel):
         "plan by ReCom steps), recursive_tree_part, or merge (n = 1)"
     )
     moved_households: int = Field(description="households whose grid changes")
-    moved_microgrids: list[str] = Field(
-        description="codes (before) of the micro-grids that change grid"
-    )
+    moved_microgrids: list[str] = Field(description="codes (before) of the micro-grids that change grid")
     polsby_popper: float = Field(description="mean compactness of the grids")
     grids: list[PartitionGrid]
     created: list[str] = Field(description="new codes (grids and micro-grids)")
-    retired: list[str] = Field(
-        description="codes no longer in the draft (dropped grids, moved micro-grids)"
-    )
+    retired: list[str] = Field(description="codes no longer in the draft (dropped grids, moved micro-grids)")

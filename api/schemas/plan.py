@@ -13,9 +13,7 @@ from gridmap import plan_edit
 
 class Norm(BaseModel):
     mean_households: float = Field(description="the mean households of the units")
-    tolerance: float = Field(
-        description="the deviation accepted either side of the mean, as a fraction"
-    )
+    tolerance: float = Field(description="the deviation accepted either side of the mean, as a fraction")
 
 
 class BalanceProperties(BaseModel):
@@ -25,26 +23,18 @@ class BalanceProperties(BaseModel):
     parent: str | None
     households: int
     population: int
-    party_members: int = Field(
-        description="members of the unit's party branch (the draft's assignment first)"
-    )
+    party_members: int = Field(description="members of the unit's party branch (the draft's assignment first)")
     has_branch: bool
     compounds: int = Field(description="compounds whose point lies in the unit")
     buildings: int = Field(description="buildings whose point lies in the unit")
-    staff: int = Field(
-        description="people serving the unit's code (now, or by the draft's assignment)"
-    )
-    open_cases: int = Field(
-        description="cases not finished whose point lies in the unit"
-    )
+    staff: int = Field(description="people serving the unit's code (now, or by the draft's assignment)")
+    open_cases: int = Field(description="cases not finished whose point lies in the unit")
     deviation: float | None = Field(description="(households − mean) / mean")
     within_tolerance: bool
     polsby_popper: float | None = Field(description="4πA/P² in metres: 1 for a circle")
     contiguous: bool
     locked: bool
-    changed: bool = Field(
-        description="new, or another outline or household count than in the active generation"
-    )
+    changed: bool = Field(description="new, or another outline or household count than in the active generation")
 
 
 class BalanceFeature(BaseModel):
@@ -93,12 +83,8 @@ class DiffArea(BaseModel):
     households_after: int | None
     population_before: int | None
     population_after: int | None
-    geometry: dict = Field(
-        description="the outline in this generation (the retired outline for a retired code)"
-    )
-    geometry_before: dict | None = Field(
-        description="the active generation's outline of a changed code"
-    )
+    geometry: dict = Field(description="the outline in this generation (the retired outline for a retired code)")
+    geometry_before: dict | None = Field(description="the active generation's outline of a changed code")
 
 
 class DiffUnit(BaseModel):
@@ -107,9 +93,7 @@ class DiffUnit(BaseModel):
     name: str
     households: int
     to: str | None = Field(description="its grid in this generation")
-    from_: str | None = Field(
-        alias="from", description="its grid in the active generation"
-    )
+    from_: str | None = Field(alias="from", description="its grid in the active generation")
     lon: float
     lat: float
 
@@ -132,12 +116,8 @@ class PlanPlace(BaseModel):
     name: str
     households: int
     compound_id: int | None = Field(description="a building's compound")
-    leaf: str = Field(
-        description="the leaf (micro-grid) its point lies in, in this generation"
-    )
-    grid: str | None = Field(
-        description="the grid its point lies in, in this generation"
-    )
+    leaf: str = Field(description="the leaf (micro-grid) its point lies in, in this generation")
+    grid: str | None = Field(description="the grid its point lies in, in this generation")
     lon: float
     lat: float
 
@@ -171,8 +151,8 @@ LonLat = Annotated[list[float], Field(min_length=2, max_length=2)]
 class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["LineString"]
-    coordinates: list[Annotated[list[float], Field(min_length=2, max_length=3)]] = (
-        Field(min_length=2, max_length=plan_edit.MAX_LINE_POINTS)
+    coordinates: list[Annotated[list[float], Field(min_length=2, max_length=3)]] = Field(
+        min_length=2, max_length=plan_edit.MAX_LINE_POINTS
     )
 
 
@@ -213,17 +193,11 @@ class BalanceRow(BaseModel):
 
 class EditResult(BaseModel):
     generation_id: int
-    seq: int | None = Field(
-        description="the edit's number in the log (null when nothing changed)"
-    )
+    seq: int | None = Field(description="the edit's number in the log (null when nothing changed)")
     op: str
-    changed: list[ChangedArea] = Field(
-        description="every area row written, leaves and ancestors, as it is now"
-    )
+    changed: list[ChangedArea] = Field(description="every area row written, leaves and ancestors, as it is now")
     created: list[str] = Field(description="codes the edit brought into the draft")
-    retired: list[str] = Field(
-        description="codes the edit took out of the draft (they are never given again)"
-    )
+    retired: list[str] = Field(description="codes the edit took out of the draft (they are never given again)")
     balance: list[BalanceRow]
     can_undo: bool
     can_redo: bool

@@ -70,9 +70,7 @@ class GridAssignment(BaseModel):
         description="the old code of a grid only re-coded (same outline): it "
         "keeps that code's branch and staff unless planned",
     )
-    planned: bool = Field(
-        description="the draft plans this grid's branch or staff (else it keeps its code's)"
-    )
+    planned: bool = Field(description="the draft plans this grid's branch or staff (else it keeps its code's)")
     branch: Ref | None
     staff: list[StaffOut]
 
@@ -85,12 +83,8 @@ class SharedBranch(BaseModel):
 class Assignments(BaseModel):
     generation_id: int
     grids: list[GridAssignment]
-    missing: list[str] = Field(
-        description="grids without a party branch (publishing is refused while any)"
-    )
-    shared: list[SharedBranch] = Field(
-        description="branches given to more than one grid (refused too)"
-    )
+    missing: list[str] = Field(description="grids without a party branch (publishing is refused while any)")
+    shared: list[SharedBranch] = Field(description="branches given to more than one grid (refused too)")
 
 
 class Activation(BaseModel):
@@ -101,9 +95,7 @@ class Activation(BaseModel):
     branch_rows_closed: int
     staff_assigned: int
     staff_removed: int
-    carried: int = Field(
-        description="branch and staff rows carried from old codes to re-coded areas"
-    )
+    carried: int = Field(description="branch and staff rows carried from old codes to re-coded areas")
     merged_branches: list[dict]
     places_moved: int
     cases_relocated: int
@@ -132,9 +124,7 @@ class PublishOut(BaseModel):
         description="approved for a later day: takes effect at 00:00 China time then",
     )
     activation: Activation | None = None
-    index_generation_id: int | None = Field(
-        None, description="the generation the lookup index serves after this"
-    )
+    index_generation_id: int | None = Field(None, description="the generation the lookup index serves after this")
 
 
 class Moved(BaseModel):
@@ -157,12 +147,8 @@ class OpenCase(BaseModel):
 
 class History(BaseModel):
     recorded: int = Field(description="cases recorded under this grid code, all time")
-    in_old_outline: int = Field(
-        description="all cases whose point lies in the active outline"
-    )
-    in_new_outline: int = Field(
-        description="all cases whose point lies in the draft's outline"
-    )
+    in_old_outline: int = Field(description="all cases whose point lies in the active outline")
+    in_new_outline: int = Field(description="all cases whose point lies in the draft's outline")
 
 
 class GridImpact(BaseModel):

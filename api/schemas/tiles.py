@@ -24,12 +24,8 @@ class TileJSON(BaseModel):
     tiles: list[str] = Field(description="the tile URL template")
     minzoom: int
     maxzoom: int
-    bounds: list[float] = Field(
-        description="[west, south, east, north] in WGS84 degrees"
-    )
+    bounds: list[float] = Field(description="[west, south, east, north] in WGS84 degrees")
     center: list[float] = Field(description="[lon, lat, zoom]")
     description: str
     vector_layers: list[VectorLayer]
-    generation_id: int = Field(
-        description="the active boundary generation the area tiles are drawn from"
-    )
+    generation_id: int = Field(description="the active boundary generation the area tiles are drawn from")

@@ -34,15 +34,22 @@ def demo_accounts(session: Session, district: str) -> dict[str, accounts.Account
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
 
     def first(level: str) -> str:
-        code = session.scalar(sa.select(Area.code).where(Area.generation_id == active, Area.level == level,
-                                                         Area.code.startswith(district)).order_by(Area.code).limit(1))
+        code = session.scalar(
+            sa.select(Area.code)
+            .where(Area.generation_id == active, Area.level == level, Area.code.startswith(district))
+            .order_by(Area.code)
+            .limit(1)
+        )
         assert code is not None, f"the demo of {district} has a {level}"
         return code
 
     grid = first("grid")
-    worker = session.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid,
-                                                                StaffArea.role == "fulltime_worker")
-                            .order_by(StaffArea.id).limit(1))
+    worker = session.scalar(
+        sa.select(StaffArea.staff_id)
+        .where(StaffArea.area_code == grid, StaffArea.role == "fulltime_worker")
+        .order_by(StaffArea.id)
+        .limit(1)
+    )
     department = session.scalar(sa.select(Department.code).order_by(Department.code).limit(1))
     specs = [
         accounts.AccountSpec("demo-admin", "admin", display_name="系统管理员"),

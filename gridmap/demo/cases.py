@@ -51,7 +51,9 @@ def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> t
     return xy + rng.normal(0.0, 8.0, size=xy.shape), xy
 
 
-def _inside(index: AreaIndex, back: Transformer, xy: np.ndarray, homes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _inside(
+    index: AreaIndex, back: Transformer, xy: np.ndarray, homes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WGS84 points and their leaves, every one inside a grid: a point the scatter carried out of every grid (past
     the district edge) is put back on the household it scattered from."""
     lon, lat = (np.asarray(v, float) for v in back.transform(xy[:, 0], xy[:, 1]))
@@ -65,12 +67,21 @@ def _inside(index: AreaIndex, back: Transformer, xy: np.ndarray, homes: np.ndarr
             code, _ = index.leaves_within(float(lon[i]), float(lat[i]), 50.0)[0]
             p = index.leaf_geoms[int(np.searchsorted(index.leaf_codes_sorted, code))].representative_point()
             lon[i], lat[i] = p.x, p.y
-            leaf[i] = index.locate_many(lon[i:i + 1], lat[i:i + 1])[0]
+            leaf[i] = index.locate_many(lon[i : i + 1], lat[i : i + 1])[0]
     return lon, lat, leaf
 
 
-def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg: int, n: int, today: dt.date,
-                 rng: np.random.Generator, prefix: str, progress: bulk.Progress | None = None) -> int:
+def insert_cases(
+    session: Session,
+    index: AreaIndex,
+    areas: list[DemoArea],
+    epsg: int,
+    n: int,
+    today: dt.date,
+    rng: np.random.Generator,
+    prefix: str,
+    progress: bulk.Progress | None = None,
+) -> int:
     """Insert `n` cases reported over the year before `today`, with their histories; returns `n`. The rows are
     written many per statement (`gridmap.bulk`; the histories by COPY on PostGIS) and audited per table."""
     if n <= 0:
@@ -80,14 +91,24 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
     xy, homes = _sample_points(areas, n, rng)
     lon, lat, leaf = _inside(index, back, xy, homes)
     cats = session.scalars(sa.select(CaseCategory).order_by(CaseCategory.code)).all()
-    cat_w = np.array([CLASS_WEIGHTS.get(c.major_class, 1) / sum(1 for d in cats if d.major_class == c.major_class)
-                      for c in cats])
+    cat_w = np.array(
+        [CLASS_WEIGHTS.get(c.major_class, 1) / sum(1 for d in cats if d.major_class == c.major_class) for c in cats]
+    )
     cat_idx = rng.choice(len(cats), size=n, p=cat_w / cat_w.sum())
-    branches = dict(session.execute(sa.select(PartyOrgArea.area_code, PartyOrg.id)
-                                    .join(PartyOrg, PartyOrg.id == PartyOrgArea.party_org_id)
-                                    .where(PartyOrg.kind == "grid_branch")).all())
-    workers = dict(session.execute(sa.select(StaffArea.area_code, sa.func.min(StaffArea.staff_id))
-                                   .where(StaffArea.role == "fulltime_worker").group_by(StaffArea.area_code)).all())
+    branches = dict(
+        session.execute(
+            sa.select(PartyOrgArea.area_code, PartyOrg.id)
+            .join(PartyOrg, PartyOrg.id == PartyOrgArea.party_org_id)
+            .where(PartyOrg.kind == "grid_branch")
+        ).all()
+    )
+    workers = dict(
+        session.execute(
+            sa.select(StaffArea.area_code, sa.func.min(StaffArea.staff_id))
+            .where(StaffArea.role == "fulltime_worker")
+            .group_by(StaffArea.area_code)
+        ).all()
+    )
     end = dt.datetime.combine(today, dt.time(0), TZ_CN).astimezone(dt.UTC)
     calendar = bulk.BatchCalendar.seeded()  # the seeded calendar, each day's hours worked out once
     age_days = np.sort(rng.uniform(0, 365, n))[::-1]
@@ -122,26 +143,54 @@ def insert_cases(session: Session, index: AreaIndex, areas: list[DemoArea], epsg
         row, history = _one_case(cat, reported, end, codes, worker, calendar, rng)
         item = staged.get(i)
         if item is not None:  # replaced, after its draws from `rng` were made as for any case
-            row, history, pending = queues.staged_case(item, cat, end, codes, worker, (lon_list[i], lat_list[i]),
-                                                       index.generation_id, labels, calendar, stage_rng)
+            row, history, pending = queues.staged_case(
+                item,
+                cat,
+                end,
+                codes,
+                worker,
+                (lon_list[i], lat_list[i]),
+                index.generation_id,
+                labels,
+                calendar,
+                stage_rng,
+            )
             reported = item.reported
         source = SOURCES[bisect_right(_SOURCE_CDF, rng.random())]  # rng.choice(_SOURCES_A, p=_SOURCE_WEIGHTS_A)
         x, y = lon_list[i], lat_list[i]
-        row.update(id=ids[i], title=cat.name, category_id=cat.id, source=source,
-                   description=f"{cat.name}，请尽快处理。", lon=x, lat=y, raw_x=x, raw_y=y, raw_crs="wgs84",
-                   geom=f"SRID=4326;POINT({x!r} {y!r})", generation_id=index.generation_id,
-                   district_code=codes.get("district"), subdistrict_code=codes.get("subdistrict"),
-                   community_code=codes.get("community"), grid_code=codes.get("grid"),
-                   microgrid_code=codes.get("microgrid"), branch_id=branches.get(grid) if grid is not None else None,
-                   locate_flags=[], version=1 + max(len(history) - 3, 0),  # file and dispatch at intake: 1
-                   reported_by_staff_id=worker if source == "patrol" else None,
-                   reporter_name=names.person_name(rng) if source in ("hotline", "miniprogram") else None,
-                   reporter_phone=names.phone_number(rng) if source in ("hotline", "miniprogram") else None)
+        row.update(
+            id=ids[i],
+            title=cat.name,
+            category_id=cat.id,
+            source=source,
+            description=f"{cat.name}，请尽快处理。",
+            lon=x,
+            lat=y,
+            raw_x=x,
+            raw_y=y,
+            raw_crs="wgs84",
+            geom=f"SRID=4326;POINT({x!r} {y!r})",
+            generation_id=index.generation_id,
+            district_code=codes.get("district"),
+            subdistrict_code=codes.get("subdistrict"),
+            community_code=codes.get("community"),
+            grid_code=codes.get("grid"),
+            microgrid_code=codes.get("microgrid"),
+            branch_id=branches.get(grid) if grid is not None else None,
+            locate_flags=[],
+            version=1 + max(len(history) - 3, 0),  # file and dispatch at intake: 1
+            reported_by_staff_id=worker if source == "patrol" else None,
+            reporter_name=names.person_name(rng) if source in ("hotline", "miniprogram") else None,
+            reporter_phone=names.phone_number(rng) if source in ("hotline", "miniprogram") else None,
+        )
         if item is not None:
             if item.columns:  # a dead end: where and how it came in, and what is wrong with it
-                row.update(item.columns, reported_by_staff_id=None,
-                           reporter_name=row["reporter_name"] or names.person_name(stage_rng),
-                           reporter_phone=row["reporter_phone"] or names.phone_number(stage_rng))
+                row.update(
+                    item.columns,
+                    reported_by_staff_id=None,
+                    reporter_name=row["reporter_name"] or names.person_name(stage_rng),
+                    reporter_phone=row["reporter_phone"] or names.phone_number(stage_rng),
+                )
             if pending:  # an extension or suspension request waiting for a leader
                 row["pending"] = pending
         row["number"] = case_number(row["source"], reported, row["id"])  # the channel it finally came in by
@@ -169,12 +218,20 @@ def _daytime(when: dt.datetime, rng: np.random.Generator) -> dt.datetime:
     """Most reports arrive between 08:00 and 21:00 China time."""
     local = when.astimezone(TZ_CN)
     hour = int(min(max(float(rng.normal(13.5, 3.5)), 6.0), 23.0))  # (np.clip's answer, without its overhead)
-    return local.replace(hour=hour, minute=int(rng.integers(60)), second=int(rng.integers(60)),
-                         microsecond=0).astimezone(dt.UTC)
+    return local.replace(
+        hour=hour, minute=int(rng.integers(60)), second=int(rng.integers(60)), microsecond=0
+    ).astimezone(dt.UTC)
 
 
-def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes: dict[str, Any], worker: int | None,
-              calendar: WorkCalendar, rng: np.random.Generator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _one_case(
+    cat: CaseCategory,
+    reported: dt.datetime,
+    end: dt.datetime,
+    codes: dict[str, Any],
+    worker: int | None,
+    calendar: WorkCalendar,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The case's loop up to `end`, by the workflow's steps and the working calendar: its columns and history.
 
     Events go to the grid's worker, components to their department (the routing rules of `workflow.route`); the
@@ -182,23 +239,53 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
     extended or suspended, most handled within their limit, and about 70 % of the closed ones rated."""
     owner_first = cat.kind == "component" and cat.department_id is not None
     handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
-    row = {"state": "reported", "reported_at": reported, "accepted_at": None, "due_at": None, "closed_at": None,
-               "satisfaction": None, "handled_by": None, "handled_at": None, "rated_at": None, "suspended_at": None,
-               "assignee_id": None if owner_first else worker, "department_id": cat.department_id if owner_first else None,
-               "rework_count": 0, "bounce_count": 0, "extension_count": 0, "reopen_count": 0}
+    row = {
+        "state": "reported",
+        "reported_at": reported,
+        "accepted_at": None,
+        "due_at": None,
+        "closed_at": None,
+        "satisfaction": None,
+        "handled_by": None,
+        "handled_at": None,
+        "rated_at": None,
+        "suspended_at": None,
+        "assignee_id": None if owner_first else worker,
+        "department_id": cat.department_id if owner_first else None,
+        "rework_count": 0,
+        "bounce_count": 0,
+        "extension_count": 0,
+        "reopen_count": 0,
+    }
     history = []
     t = reported
 
     def step(action: str, actor: str, to_state: str, at: dt.datetime, detail: dict[str, Any] | None = None) -> None:
-        history.append({"at": at, "actor": actor, "action": action, "from_state": row["state"], "to_state": to_state,
-                            "detail": detail})
+        history.append(
+            {
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "from_state": row["state"],
+                "to_state": to_state,
+                "detail": detail,
+            }
+        )
         row["state"] = to_state
 
     def later(minutes_low: float, minutes_high: float) -> dt.datetime:
         return t + dt.timedelta(minutes=float(rng.uniform(minutes_low, minutes_high)))
 
-    history.append({"at": reported, "actor": "resident", "action": "reported", "from_state": None, "to_state": "reported",
-                        "detail": None})
+    history.append(
+        {
+            "at": reported,
+            "actor": "resident",
+            "action": "reported",
+            "from_state": None,
+            "to_state": "reported",
+            "detail": None,
+        }
+    )
     t = later(5, 60)
     if t > end:
         return row, history
@@ -216,8 +303,17 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
         if t > end:
             return row, history
         row["bounce_count"] = 1
-        step("bounce", handler, "filed", t, {"reason": "非本单位职责", "from_assignee_id": row["assignee_id"],
-                                             "from_department_id": row["department_id"]})
+        step(
+            "bounce",
+            handler,
+            "filed",
+            t,
+            {
+                "reason": "非本单位职责",
+                "from_assignee_id": row["assignee_id"],
+                "from_department_id": row["department_id"],
+            },
+        )
         t = later(10, 60)
         step("dispatch", "dispatcher:demo", "dispatched", t, {"rule": "override", "reason": "经核实属本单位"})
     for round_ in range(2):  # a second round only after a dissatisfied rating reopened the case
@@ -228,8 +324,18 @@ def _one_case(cat: CaseCategory, reported: dt.datetime, end: dt.datetime, codes:
     return row, history
 
 
-def _work(row: dict[str, Any], step: Callable[..., None], handler: str, t: dt.datetime, end: dt.datetime,
-          cat: CaseCategory, calendar: WorkCalendar, rng: np.random.Generator, *, first: bool) -> dt.datetime | None:
+def _work(
+    row: dict[str, Any],
+    step: Callable[..., None],
+    handler: str,
+    t: dt.datetime,
+    end: dt.datetime,
+    cat: CaseCategory,
+    calendar: WorkCalendar,
+    rng: np.random.Generator,
+    *,
+    first: bool,
+) -> dt.datetime | None:
     """From dispatch to closure and rating (or as far as `end`); returns the time reached, None when stopped."""
     limit, unit = cat.time_limit, cat.time_unit
     t = t + dt.timedelta(minutes=float(rng.uniform(5, 90)))

@@ -35,11 +35,20 @@ from gridmap.workcal import WorkCalendar
 
 DEAD_END_NOTE = "位置存疑："
 # fate → how many per 20,000 cases of the year (at least one round) and how long before the end it was reported
-FATES = {"pending": (6, (0.3, 16)), "dispatched": (3, (1, 20)), "handled": (4, (24, 96)), "bounced": (3, (4, 72)),
-         "extension": (2, (48, 144)), "suspension": (1, (48, 144)), "overdue": (2, (8 * 24, 25 * 24))}
+FATES = {
+    "pending": (6, (0.3, 16)),
+    "dispatched": (3, (1, 20)),
+    "handled": (4, (24, 96)),
+    "bounced": (3, (4, 72)),
+    "extension": (2, (48, 144)),
+    "suspension": (1, (48, 144)),
+    "overdue": (2, (8 * 24, 25 * 24)),
+}
 DEAD_ENDS = ("edge_near", "edge_far", "on_line", "near_line", "address_far")
-BOUNCE_REASONS = {"worker": ("非本网格辖区：上报点位在相邻网格", "非本网格辖区：该路段由相邻社区管理"),
-                  "department": ("非本单位职责：设施产权属其他单位", "权属不清：产权单位待确认")}
+BOUNCE_REASONS = {
+    "worker": ("非本网格辖区：上报点位在相邻网格", "非本网格辖区：该路段由相邻社区管理"),
+    "department": ("非本单位职责：设施产权属其他单位", "权属不清：产权单位待确认"),
+}
 EXTENSION_REASONS = ("需协调多部门", "需采购配件，预计一周到货", "需业主委员会表决")
 SUSPENSION_REASONS = ("涉及历史遗留问题，需专项资金", "需待雨季结束后施工")
 
@@ -70,8 +79,14 @@ def plan(n: int, end: dt.datetime, rng: np.random.Generator) -> dict[int, Staged
     return out
 
 
-def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], epsg: int, staged: dict[int, Staged],
-                    rng: np.random.Generator) -> None:
+def place_dead_ends(
+    session: Session,
+    index: AreaIndex,
+    areas: list[DemoArea],
+    epsg: int,
+    staged: dict[int, Staged],
+    rng: np.random.Generator,
+) -> None:
     """Put the dead-end examples where they go wrong, with the locator's flags and a description of the problem."""
     from gridmap import crs as gcrs
 
@@ -86,8 +101,10 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
             lon, lat = back.transform(out.x, out.y)
             location, candidates = _locate(index, lon, lat)
             if location.chain:
-                text = (f"上报点位于区界外约{metres}米，已暂按最近网格（{location.chain[3].name}）定位，"
-                        "请核实后更正位置或确认立案。")
+                text = (
+                    f"上报点位于区界外约{metres}米，已暂按最近网格（{location.chain[3].name}）定位，"
+                    "请核实后更正位置或确认立案。"
+                )
                 _set(index, item, lon, lat, location, candidates, text, "miniprogram")
             else:  # in no grid, but reported to this district: its dispatchers see it (policy.case_condition)
                 text = f"上报点位于区界外约{metres}米，不在任何网格内，请核实后更正位置再立案。"
@@ -103,9 +120,14 @@ def place_dead_ends(session: Session, index: AreaIndex, areas: list[DemoArea], e
                 lon, lat = lon + dx * step / kx, lat + dy * step / ky
             location, candidates = _locate(index, lon, lat)
             own_grid, other_grid = location.chain[3].name, names.get(other[:15], other[:15])
-            text = (f"上报点恰在{own_grid}与{other_grid}的分界线上，已按编码较小者优先的规则暂归{own_grid}，"
-                    "请核实属于哪个网格。") if item.fate == "on_line" else \
-                (f"上报点距{other_grid}边界约3米，请核实属于哪个网格。")
+            text = (
+                (
+                    f"上报点恰在{own_grid}与{other_grid}的分界线上，已按编码较小者优先的规则暂归{own_grid}，"
+                    "请核实属于哪个网格。"
+                )
+                if item.fate == "on_line"
+                else (f"上报点距{other_grid}边界约3米，请核实属于哪个网格。")
+            )
             _set(index, item, lon, lat, location, candidates, text, "miniprogram")
         elif item.fate == "address_far":
             _address_far(session, index, names, areas[0].code, item, rng)
@@ -123,13 +145,27 @@ def _locate(index: AreaIndex, lon: float, lat: float) -> tuple[Location, list[di
     return location, candidates
 
 
-def _set(index: AreaIndex, item: Staged, lon: float, lat: float, location: Location, candidates: list[dict[str, Any]],
-         text: str, source: str, **more: Any) -> None:
+def _set(
+    index: AreaIndex,
+    item: Staged,
+    lon: float,
+    lat: float,
+    location: Location,
+    candidates: list[dict[str, Any]],
+    text: str,
+    source: str,
+    **more: Any,
+) -> None:
     item.lon, item.lat = float(lon), float(lat)
     code = location.leaf_code if location.chain else None
     item.leaf = int(np.searchsorted(index.leaf_codes_sorted, code)) if code else -1
-    item.columns = dict(locate_flags=list(location.flags), locate_candidates=candidates,
-                        description=DEAD_END_NOTE + text, source=source, **more)
+    item.columns = dict(
+        locate_flags=list(location.flags),
+        locate_candidates=candidates,
+        description=DEAD_END_NOTE + text,
+        source=source,
+        **more,
+    )
 
 
 def _grid_corner(index: AreaIndex, district: str, rng: np.random.Generator) -> tuple[float, float, str]:
@@ -139,8 +175,9 @@ def _grid_corner(index: AreaIndex, district: str, rng: np.random.Generator) -> t
         if not index.leaves[start].code.startswith(district):  # (the index holds every district loaded)
             continue
         geom = index.leaf_geoms[start]
-        for x, y in shapely.get_coordinates(shapely.get_exterior_ring(max(shapely.get_parts(geom),
-                                                                            key=lambda g: g.area))):
+        for x, y in shapely.get_coordinates(
+            shapely.get_exterior_ring(max(shapely.get_parts(geom), key=lambda g: g.area))
+        ):
             codes = index.covering(float(x), float(y))
             grids = {c[:15] for c in codes}
             if len(grids) == 2 and len(codes) == 2:
@@ -148,12 +185,16 @@ def _grid_corner(index: AreaIndex, district: str, rng: np.random.Generator) -> t
     raise ValueError("no two grids share a vertex")
 
 
-def _address_far(session: Session, index: AreaIndex, names: dict[str, Any], district: str, item: Staged,
-                 rng: np.random.Generator) -> None:
+def _address_far(
+    session: Session, index: AreaIndex, names: dict[str, Any], district: str, item: Staged, rng: np.random.Generator
+) -> None:
     """A 12345 call: the address text matched a compound (at low confidence) far from the community the caller
     named, so the point is probably wrong."""
-    rows = session.execute(sa.select(Place.name, Place.area_code, Place.geom).where(
-        Place.kind == "compound", Place.area_code.startswith(district)).order_by(Place.id)).all()
+    rows = session.execute(
+        sa.select(Place.name, Place.area_code, Place.geom)
+        .where(Place.kind == "compound", Place.area_code.startswith(district))
+        .order_by(Place.id)
+    ).all()
     points = shapely.get_coordinates([to_shape(g) for *_, g in rows])  # the compounds' points: (x, y) rows
     a = int(rng.integers(len(rows)))
     kx, ky = metres_per_degree(float(points[a, 1]))
@@ -165,29 +206,69 @@ def _address_far(session: Session, index: AreaIndex, names: dict[str, Any], dist
     lon, lat = float(points[a, 0]), float(points[a, 1])
     location, candidates = _locate(index, lon, lat)
     location.flags += ["placed_by_address", "address_low_confidence"]
-    text = (f"来电称在{said}一带的{name}5幢门口垃圾堆积。地址按“{name}5幢”匹配到{names.get(grid[:12], '')}的"
-            f"同名小区（可信度0.6），与来电所述地点相距约{km:.0f}公里，请与来电人核实位置。")
+    text = (
+        f"来电称在{said}一带的{name}5幢门口垃圾堆积。地址按“{name}5幢”匹配到{names.get(grid[:12], '')}的"
+        f"同名小区（可信度0.6），与来电所述地点相距约{km:.0f}公里，请与来电人核实位置。"
+    )
     _set(index, item, lon, lat, location, candidates, text, "hotline", address=f"{name}5幢")
 
 
-def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[str, Any], worker: int | None,
-                point: tuple[float, float], generation_id: int | None, labels: dict[str, str],
-                calendar: WorkCalendar, rng: np.random.Generator
-                ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+def staged_case(
+    item: Staged,
+    cat: CaseCategory,
+    end: dt.datetime,
+    codes: dict[str, Any],
+    worker: int | None,
+    point: tuple[float, float],
+    generation_id: int | None,
+    labels: dict[str, str],
+    calendar: WorkCalendar,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """The staged case's columns, history (by the workflow's steps) and pending request."""
     fate, reported = item.fate, item.reported
     owner_first = cat.kind == "component" and cat.department_id is not None
     handler = f"department:{cat.department_id}" if owner_first else f"worker:{worker}"
-    row = {"state": "reported", "reported_at": reported, "accepted_at": None, "due_at": None, "closed_at": None,
-               "satisfaction": None, "handled_by": None, "handled_at": None, "rated_at": None, "suspended_at": None,
-               "assignee_id": None, "department_id": None, "rework_count": 0, "bounce_count": 0, "extension_count": 0,
-               "reopen_count": 0}
-    history = [{"at": reported, "actor": "resident", "action": "reported", "from_state": None, "to_state": "reported",
-                    "detail": None}]
+    row = {
+        "state": "reported",
+        "reported_at": reported,
+        "accepted_at": None,
+        "due_at": None,
+        "closed_at": None,
+        "satisfaction": None,
+        "handled_by": None,
+        "handled_at": None,
+        "rated_at": None,
+        "suspended_at": None,
+        "assignee_id": None,
+        "department_id": None,
+        "rework_count": 0,
+        "bounce_count": 0,
+        "extension_count": 0,
+        "reopen_count": 0,
+    }
+    history = [
+        {
+            "at": reported,
+            "actor": "resident",
+            "action": "reported",
+            "from_state": None,
+            "to_state": "reported",
+            "detail": None,
+        }
+    ]
 
     def step(action: str, actor: str, to_state: str, at: dt.datetime, detail: dict[str, Any] | None = None) -> None:
-        history.append({"at": at, "actor": actor, "action": action, "from_state": row["state"], "to_state": to_state,
-                            "detail": detail})
+        history.append(
+            {
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "from_state": row["state"],
+                "to_state": to_state,
+                "detail": detail,
+            }
+        )
         row["state"] = to_state
 
     if fate == "pending" or fate in DEAD_ENDS or not codes.get("grid"):
@@ -213,12 +294,25 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[s
     if fate == "bounced":
         kind = "department" if owner_first else "worker"
         reason = BOUNCE_REASONS[kind][int(rng.integers(2))]
-        evidence = {"grid_code": codes.get("grid"), "microgrid_code": codes.get("microgrid"),
-                    "point": [point[0], point[1]], "generation_id": generation_id}
-        step("bounce", handler, "filed", t, {"reason": reason, "evidence": evidence,
-                                             "by": labels.get(handler, handler),
-                                             "from_assignee_id": row["assignee_id"],
-                                             "from_department_id": row["department_id"]})
+        evidence = {
+            "grid_code": codes.get("grid"),
+            "microgrid_code": codes.get("microgrid"),
+            "point": [point[0], point[1]],
+            "generation_id": generation_id,
+        }
+        step(
+            "bounce",
+            handler,
+            "filed",
+            t,
+            {
+                "reason": reason,
+                "evidence": evidence,
+                "by": labels.get(handler, handler),
+                "from_assignee_id": row["assignee_id"],
+                "from_department_id": row["department_id"],
+            },
+        )
         row.update(bounce_count=1, assignee_id=None, department_id=None)
         return row, history, None
     step("accept", handler, "accepted", t)
@@ -232,8 +326,12 @@ def staged_case(item: Staged, cat: CaseCategory, end: dt.datetime, codes: dict[s
     if fate in ("extension", "suspension"):
         reasons = EXTENSION_REASONS if fate == "extension" else SUSPENSION_REASONS
         reason = reasons[int(rng.integers(len(reasons)))]
-        pending: dict[str, Any] = {"kind": fate, "reason": reason, "by": labels.get(handler, handler),
-                                   "at": t.isoformat()}
+        pending: dict[str, Any] = {
+            "kind": fate,
+            "reason": reason,
+            "by": labels.get(handler, handler),
+            "at": t.isoformat(),
+        }
         detail: dict[str, Any] = {"reason": reason}
         if fate == "extension":
             pending.update(amount=limit, unit=unit)
@@ -247,9 +345,11 @@ def handler_labels(session: Session, staff_ids: set[int]) -> dict[str, str]:
     """`worker:<id>` / `department:<id>` → the role and the person's or department's name, as a step records it."""
     from gridmap.tables import Department, Staff
 
-    out = {f"worker:{i}": f"worker:{n}" for i, n in session.execute(
-        sa.select(Staff.id, Staff.name).where(Staff.id.in_(sorted(staff_ids))))}
-    out.update({f"department:{i}": f"department:{n}" for i, n in session.execute(
-        sa.select(Department.id, Department.name))})
+    out = {
+        f"worker:{i}": f"worker:{n}"
+        for i, n in session.execute(sa.select(Staff.id, Staff.name).where(Staff.id.in_(sorted(staff_ids))))
+    }
+    out.update(
+        {f"department:{i}": f"department:{n}" for i, n in session.execute(sa.select(Department.id, Department.name))}
+    )
     return out
-

@@ -74,8 +74,9 @@ def load_outline(adcode: str, geodata: Path = GEODATA) -> BaseGeometry:
     return shapely.transform(gcj, lambda xy: np.column_stack(gcrs.gcj02_to_wgs84(xy[:, 0], xy[:, 1])))
 
 
-def _sample_households(outline_m: BaseGeometry, core: tuple[float, float], n: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def _sample_households(
+    outline_m: BaseGeometry, core: tuple[float, float], n: int, rng: np.random.Generator
+) -> np.ndarray:
     """`n` points inside the outline drawn from an urban density field centred on `core` (metres)."""
     minx, miny, maxx, maxy = outline_m.bounds
     span = max(maxx - minx, maxy - miny)
@@ -110,7 +111,9 @@ def build_hierarchy(adcode: str, scale: DemoScale, seed: int = 530111) -> tuple[
     outline = load_outline(adcode)
     epsg = gcrs.gk_zone_epsg(outline.centroid.x)
     fwd, _ = gcrs.projector(epsg)
-    outline_m = shapely.make_valid(shapely.transform(outline, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1]))))
+    outline_m = shapely.make_valid(
+        shapely.transform(outline, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+    )
     centre = info["centre"] or (outline.centroid.x, outline.centroid.y)
     core = fwd.transform(*centre)
     n_points = max(30 * scale.microgrids, 3000)
@@ -119,8 +122,12 @@ def build_hierarchy(adcode: str, scale: DemoScale, seed: int = 530111) -> tuple[
     root = Piece(outline_m, xy, np.ones(len(xy)))
     district = DemoArea("district", adcode, info["name"], None, outline_m, xy=xy)
     areas = [district]
-    levels = [("subdistrict", scale.subdistricts, 3), ("community", scale.communities, 3),
-              ("grid", scale.grids, 3), ("microgrid", scale.microgrids, 2)]
+    levels = [
+        ("subdistrict", scale.subdistricts, 3),
+        ("community", scale.communities, 3),
+        ("grid", scale.grids, 3),
+        ("microgrid", scale.microgrids, 2),
+    ]
     parents: list[tuple[DemoArea, Piece]] = [(district, root)]
     used_words: set[str] = set()
     for level, total, width in levels:
@@ -139,8 +146,9 @@ def build_hierarchy(adcode: str, scale: DemoScale, seed: int = 530111) -> tuple[
     return areas, epsg
 
 
-def _child_names(level: str, parent: DemoArea, n: int, info: dict[str, Any], rng: np.random.Generator,
-                 used: set[str]) -> list[str]:
+def _child_names(
+    level: str, parent: DemoArea, n: int, info: dict[str, Any], rng: np.random.Generator, used: set[str]
+) -> list[str]:
     if level == "subdistrict":
         real = list(info.get("subdistricts", []))
         extra = [f"{w}街道" for w in unique_words(rng, max(0, n - len(real)), used)]
@@ -189,6 +197,7 @@ def to_wgs84(areas: list[DemoArea], epsg: int) -> list[BaseGeometry]:
     """Every area's geometry as a WGS84 MultiPolygon; shared vertices map to identical coordinates."""
     _, back = gcrs.projector(epsg)
     geoms = [a.geom for a in areas]
-    out = shapely.transform(np.array(geoms, dtype=object),
-                            lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
+    out = shapely.transform(
+        np.array(geoms, dtype=object), lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1]))
+    )
     return [as_multipolygon(g) for g in out]

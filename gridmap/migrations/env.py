@@ -17,6 +17,7 @@ def _include_object(obj: Any, name: str | None, obj_type: str, reflected: bool, 
         return False
     return bool(alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to))
 
+
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,

@@ -56,8 +56,12 @@ def bomb(side: int = 30_000) -> bytes:
     packer = zlib.compressobj(9)
     row = b"\x00" * (1 + side // 8)
     idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 def timed(data: bytes, limits: attachments.Limits) -> tuple[list[float], str]:
@@ -66,9 +70,11 @@ def timed(data: bytes, limits: attachments.Limits) -> tuple[list[float], str]:
         started = time.perf_counter()
         try:
             prepared = attachments.prepare(data, limits)
-            outcome = (f"stored {prepared.content_type} {prepared.width}×{prepared.height}, "
-                       f"{len(prepared.data) / 1024:,.0f} KB; thumbnail {prepared.thumb_width}×{prepared.thumb_height}"
-                       f"; gps {'yes' if prepared.gps else 'no'}")
+            outcome = (
+                f"stored {prepared.content_type} {prepared.width}×{prepared.height}, "
+                f"{len(prepared.data) / 1024:,.0f} KB; thumbnail {prepared.thumb_width}×{prepared.thumb_height}"
+                f"; gps {'yes' if prepared.gps else 'no'}"
+            )
         except attachments.InvalidInput as exc:
             outcome = f"refused: {exc.message[:70]}"
         times.append((time.perf_counter() - started) * 1000)
@@ -82,8 +88,16 @@ def main() -> None:
         ("phone JPEG 12 MP", phone_jpeg(4000, 3000)),
         ("phone JPEG 48 MP", phone_jpeg(8000, 6000)),
         ("PNG screenshot", encoded(Image.new("RGB", (1000, 800), (240, 240, 240)), "PNG")),
-        ("WebP 2 MP", encoded(Image.fromarray((np.random.default_rng(3).random((120, 160, 3)) * 255).astype("uint8"))
-                              .resize((1600, 1200)), "WEBP", quality=80)),
+        (
+            "WebP 2 MP",
+            encoded(
+                Image.fromarray((np.random.default_rng(3).random((120, 160, 3)) * 255).astype("uint8")).resize(
+                    (1600, 1200)
+                ),
+                "WEBP",
+                quality=80,
+            ),
+        ),
         ("HTML named .jpg", b"<!DOCTYPE html><html><script>alert(1)</script></html>"),
         ("SVG named .jpg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'),
         ("PNG bomb 30,000²", bomb()),
@@ -91,8 +105,10 @@ def main() -> None:
     print(f"gridmap.attachments.prepare, best / median of {REPS} (ms)")
     for name, data in cases:
         times, outcome = timed(data, limits)
-        print(f"  {name:<18} {len(data) / 1024:>9,.0f} KB in  {min(times):>8.1f} / {statistics.median(times):>8.1f}"
-              f"   {outcome}")
+        print(
+            f"  {name:<18} {len(data) / 1024:>9,.0f} KB in  {min(times):>8.1f} / {statistics.median(times):>8.1f}"
+            f"   {outcome}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,20 +51,29 @@ def leaves(url: str) -> gpd.GeoDataFrame:
     engine.dispose()
     names = {a.code: a.name for a in rows}
     leaf = sorted((a for a in rows if a.is_leaf), key=lambda a: a.code)
-    return gpd.GeoDataFrame({"网格编码": [a.code for a in leaf], "网格名称": [a.name for a in leaf],
-                             "所属街道": [names[a.code[:9]] for a in leaf],
-                             "所属社区": [names[a.code[:12]] for a in leaf],
-                             "户数": [a.households for a in leaf], "人口": [a.population for a in leaf]},
-                            geometry=[to_shape(a.geom) for a in leaf], crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {
+            "网格编码": [a.code for a in leaf],
+            "网格名称": [a.name for a in leaf],
+            "所属街道": [names[a.code[:9]] for a in leaf],
+            "所属社区": [names[a.code[:12]] for a in leaf],
+            "户数": [a.households for a in leaf],
+            "人口": [a.population for a in leaf],
+        },
+        geometry=[to_shape(a.geom) for a in leaf],
+        crs="EPSG:4326",
+    )
 
 
 def write_files(frame: gpd.GeoDataFrame, tmp: Path) -> dict[str, Path]:
     src = tmp / "leaves.parquet"
     frame.to_parquet(src, index=False)
     (tmp / "shp").mkdir()
-    jobs = [[str(src), str(tmp / "leaves.geojson"), "GeoJSON", {}],
-            [str(src), str(tmp / "leaves.gpkg"), "GPKG", {}],
-            [str(src), str(tmp / "shp" / "leaves.shp"), "ESRI Shapefile", {"encoding": "GBK"}]]
+    jobs = [
+        [str(src), str(tmp / "leaves.geojson"), "GeoJSON", {}],
+        [str(src), str(tmp / "leaves.gpkg"), "GPKG", {}],
+        [str(src), str(tmp / "shp" / "leaves.shp"), "ESRI Shapefile", {"encoding": "GBK"}],
+    ]
     subprocess.run([sys.executable, "-c", WRITER, json.dumps(jobs)], check=True)
     with zipfile.ZipFile(tmp / "leaves.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for part in (tmp / "shp").iterdir():
@@ -91,9 +100,16 @@ def timed_import(url: str, path: Path, activate: dt.date | None) -> dict:
         boundary_check.check_generation(session, summary["generation_id"])
         check_s = time.perf_counter() - check_t
     engine.dispose()
-    return {"features": len(features), "areas": len(built), "read_s": round(t1 - t0, 2),
-            "build_s": round(t2 - t1, 2), "whole_import_s": round(t4 - t3, 2), "check_s": round(check_s, 2),
-            "ok": summary["check"]["ok"], "problems": summary["check"]["problems"]}
+    return {
+        "features": len(features),
+        "areas": len(built),
+        "read_s": round(t1 - t0, 2),
+        "build_s": round(t2 - t1, 2),
+        "whole_import_s": round(t4 - t3, 2),
+        "check_s": round(check_s, 2),
+        "ok": summary["check"]["ok"],
+        "problems": summary["check"]["problems"],
+    }
 
 
 def empty_sqlite(tmp: Path, name: str) -> str:
@@ -119,18 +135,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo loaded in {time.perf_counter() - t:.1f} s")
         frame = leaves(demo)
         files = write_files(frame, tmp)
-        print(f"{len(frame):,} leaves; files: " + ", ".join(f"{k} {p.stat().st_size / 2**20:.1f} MB"
-                                                           for k, p in files.items()))
+        print(
+            f"{len(frame):,} leaves; files: "
+            + ", ".join(f"{k} {p.stat().st_size / 2**20:.1f} MB" for k, p in files.items())
+        )
         for fmt, path in files.items():
             fresh = empty_sqlite(tmp, f"fresh-{fmt}.sqlite")
-            print(json.dumps({"format": fmt, "into": "empty SpatiaLite, activate",
-                              **timed_import(fresh, path, dt.date(2026, 1, 1))}, ensure_ascii=False))
-            print(json.dumps({"format": fmt, "into": "demo SpatiaLite, draft replacing 530111",
-                              **timed_import(demo, path, None)}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "format": fmt,
+                        "into": "empty SpatiaLite, activate",
+                        **timed_import(fresh, path, dt.date(2026, 1, 1)),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            print(
+                json.dumps(
+                    {
+                        "format": fmt,
+                        "into": "demo SpatiaLite, draft replacing 530111",
+                        **timed_import(demo, path, None),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         if args.postgis:
             storage.migrate(storage.make_engine(args.postgis))
-            print(json.dumps({"format": "gpkg", "into": "empty PostGIS, activate",
-                              **timed_import(args.postgis, files["gpkg"], dt.date(2026, 1, 1))}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "format": "gpkg",
+                        "into": "empty PostGIS, activate",
+                        **timed_import(args.postgis, files["gpkg"], dt.date(2026, 1, 1)),
+                    },
+                    ensure_ascii=False,
+                )
+            )
     return 0
 
 

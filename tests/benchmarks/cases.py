@@ -76,8 +76,17 @@ def export_rows(session, n: int, prefix: str = "BENCH") -> bytes:
     writer = csv.writer(buffer)
     writer.writerow(["工单编号", "来电时间", "来电人", "联系电话", "事发地址", "诉求内容", "问题分类"])
     for i in range(n):
-        writer.writerow([f"{prefix}-{i:06d}", "2026-11-18 10:00:00", "张三", "13812341234", places[i % len(places)],
-                         "楼道堆放杂物", "E0101"])
+        writer.writerow(
+            [
+                f"{prefix}-{i:06d}",
+                "2026-11-18 10:00:00",
+                "张三",
+                "13812341234",
+                places[i % len(places)],
+                "楼道堆放杂物",
+                "E0101",
+            ]
+        )
     return buffer.getvalue().encode("utf-8")
 
 
@@ -126,12 +135,26 @@ def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measu
     t_again, c_again, again = timed(lambda: import_export(factory, index, data, "csv"))
     assert again["created"] == 0 and again["duplicate"] == rows
     engine.dispose()
-    return {"label": label, "analyze_s": analyze_s, "load_s": load_s, "load_cpu": load_cpu, "load_avg": load_avg,
-            "measures_s": t_ours,
-            "sql_s": t_sql, "grids": len(peer), "cases_due": total["due"], "closure": total["closure_rate"],
-            "on_time": total["on_time_rate"], "import_rows_s": rows / t_import, "import_cpu_rows_s": rows / c_import,
-            "peer_rows_s": peer_rows / t_peer, "peer_cpu_rows_s": peer_rows / c_peer, "created": first["created"],
-            "reimport_rows_s": rows / t_again, "import_avg": os.getloadavg()[0]}
+    return {
+        "label": label,
+        "analyze_s": analyze_s,
+        "load_s": load_s,
+        "load_cpu": load_cpu,
+        "load_avg": load_avg,
+        "measures_s": t_ours,
+        "sql_s": t_sql,
+        "grids": len(peer),
+        "cases_due": total["due"],
+        "closure": total["closure_rate"],
+        "on_time": total["on_time_rate"],
+        "import_rows_s": rows / t_import,
+        "import_cpu_rows_s": rows / c_import,
+        "peer_rows_s": peer_rows / t_peer,
+        "peer_cpu_rows_s": peer_rows / c_peer,
+        "created": first["created"],
+        "reimport_rows_s": rows / t_again,
+        "import_avg": os.getloadavg()[0],
+    }
 
 
 def _measures(session, engine, since: dt.datetime, until: dt.datetime) -> tuple[float, float, dict, list]:
@@ -158,36 +181,62 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the PostgreSQL database is still dropped
     results = []
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs",
-          file=sys.stderr)
+    print(
+        f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        results.append(run(f"sqlite:///{tmp}/bench.sqlite", "SpatiaLite", args.small, args.rows, args.peer_rows,
-                           not args.no_measures))
+        results.append(
+            run(
+                f"sqlite:///{tmp}/bench.sqlite",
+                "SpatiaLite",
+                args.small,
+                args.rows,
+                args.peer_rows,
+                not args.no_measures,
+            )
+        )
     url, drop = _new_postgis_database()
     try:
         results.append(run(url, "PostGIS", args.small, args.rows, args.peer_rows, not args.no_measures))
     finally:
         drop()
-    print(f"\nGuandu demo ({'small' if args.small else 'full'}): measures per grid over one year; "
-          f"import of a {args.rows}-row 12345 export")
-    print(f"{'database':<11} {'load':>7} {'grids':>6} {'due':>7} {'closure':>8} {'on time':>8} "
-          f"{'gridmap':>9} {'SQL':>9} {'÷ SQL':>6} {'import':>10} {'re-import':>10}")
+    print(
+        f"\nGuandu demo ({'small' if args.small else 'full'}): measures per grid over one year; "
+        f"import of a {args.rows}-row 12345 export"
+    )
+    print(
+        f"{'database':<11} {'load':>7} {'grids':>6} {'due':>7} {'closure':>8} {'on time':>8} "
+        f"{'gridmap':>9} {'SQL':>9} {'÷ SQL':>6} {'import':>10} {'re-import':>10}"
+    )
     for r in results:
-        print(f"{r['label']:<11} {r['load_s']:>6.1f}s {r['grids']:>6} {r['cases_due']:>7} {r['closure']:>8.2%} "
-              f"{r['on_time']:>8.2%} {r['measures_s'] * 1000:>7.0f}ms {r['sql_s'] * 1000:>7.0f}ms "
-              f"{r['sql_s'] / r['measures_s']:>6.2f} {r['import_rows_s']:>6.0f} r/s {r['reimport_rows_s']:>6.0f} r/s")
-    print("(÷ SQL above 1: gridmap's measures are faster than the hand-written GROUP BY; below 1: slower. "
-          "gridmap computes all 17 measures, the SQL only 5 counts.)")
-    print(f"\nhotline import, rows/s: bulk on {args.rows:,} rows, the row-by-row peer on {args.peer_rows:,}; "
-          "wall clock and CPU of this process (target: 2,000 rows/s); demo load (target: 15 s)")
-    print(f"{'database':<11} {'bulk wall':>10} {'bulk CPU':>9} {'peer wall':>10} {'peer CPU':>9} {'× peer':>7} "
-          f"{'load':>7} {'load CPU':>9} {'load avg':>9}")
+        print(
+            f"{r['label']:<11} {r['load_s']:>6.1f}s {r['grids']:>6} {r['cases_due']:>7} {r['closure']:>8.2%} "
+            f"{r['on_time']:>8.2%} {r['measures_s'] * 1000:>7.0f}ms {r['sql_s'] * 1000:>7.0f}ms "
+            f"{r['sql_s'] / r['measures_s']:>6.2f} {r['import_rows_s']:>6.0f} r/s {r['reimport_rows_s']:>6.0f} r/s"
+        )
+    print(
+        "(÷ SQL above 1: gridmap's measures are faster than the hand-written GROUP BY; below 1: slower. "
+        "gridmap computes all 17 measures, the SQL only 5 counts.)"
+    )
+    print(
+        f"\nhotline import, rows/s: bulk on {args.rows:,} rows, the row-by-row peer on {args.peer_rows:,}; "
+        "wall clock and CPU of this process (target: 2,000 rows/s); demo load (target: 15 s)"
+    )
+    print(
+        f"{'database':<11} {'bulk wall':>10} {'bulk CPU':>9} {'peer wall':>10} {'peer CPU':>9} {'× peer':>7} "
+        f"{'load':>7} {'load CPU':>9} {'load avg':>9}"
+    )
     for r in results:
-        print(f"{r['label']:<11} {r['import_rows_s']:>10,.0f} {r['import_cpu_rows_s']:>9,.0f} "
-              f"{r['peer_rows_s']:>10,.0f} {r['peer_cpu_rows_s']:>9,.0f} {r['import_rows_s'] / r['peer_rows_s']:>6.1f}x "
-              f"{r['load_s']:>6.1f}s {r['load_cpu']:>8.1f}s {r['load_avg']:>4.1f}/{r['import_avg']:<4.1f}")
-    print(f"(load avg: the 1-minute load average after the demo load / after the imports, on {os.cpu_count()} CPUs; "
-          f"PostGIS ANALYZE after the load, not in it: {results[-1]['analyze_s']:.1f}s)")
+        print(
+            f"{r['label']:<11} {r['import_rows_s']:>10,.0f} {r['import_cpu_rows_s']:>9,.0f} "
+            f"{r['peer_rows_s']:>10,.0f} {r['peer_cpu_rows_s']:>9,.0f} {r['import_rows_s'] / r['peer_rows_s']:>6.1f}x "
+            f"{r['load_s']:>6.1f}s {r['load_cpu']:>8.1f}s {r['load_avg']:>4.1f}/{r['import_avg']:<4.1f}"
+        )
+    print(
+        f"(load avg: the 1-minute load average after the demo load / after the imports, on {os.cpu_count()} CPUs; "
+        f"PostGIS ANALYZE after the load, not in it: {results[-1]['analyze_s']:.1f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,17 +34,28 @@ def build(path: Path, n: int) -> str:
     with storage.session_scope(storage.make_sessionmaker(engine)) as session:
         load_demo(session, "530111", small=True, seed=11, today=TODAY)
     with engine.begin() as conn:
-        columns = [r[1] for r in conn.execute(sa.text("PRAGMA table_info(case_file)"))
-                   if r[1] not in ("id", "number", "external_ref")]
+        columns = [
+            r[1]
+            for r in conn.execute(sa.text("PRAGMA table_info(case_file)"))
+            if r[1] not in ("id", "number", "external_ref")
+        ]
         listed = ", ".join(columns)
         for k in range(1, 1000):
             if conn.execute(sa.text("SELECT COUNT(*) FROM case_file")).scalar() >= n:
                 break
-            conn.execute(sa.text(f"INSERT INTO case_file ({listed}, number) SELECT {listed}, number || '-{k}' "
-                                 "FROM case_file WHERE number NOT LIKE '%-%'"))
-        conn.execute(sa.text("INSERT INTO case_event (case_id, at, actor, action, from_state, to_state) "
-                             "SELECT id, reported_at, 'bench', 'reported', NULL, 'reported' FROM case_file "
-                             "WHERE number LIKE '%-%'"))
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO case_file ({listed}, number) SELECT {listed}, number || '-{k}' "
+                    "FROM case_file WHERE number NOT LIKE '%-%'"
+                )
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO case_event (case_id, at, actor, action, from_state, to_state) "
+                "SELECT id, reported_at, 'bench', 'reported', NULL, 'reported' FROM case_file "
+                "WHERE number LIKE '%-%'"
+            )
+        )
     engine.dispose()
     return url
 
@@ -71,15 +82,20 @@ def main() -> None:
             runs = {
                 "queue counts (6 queues)": lambda: cases.queue_counts(session, now=NOW),
                 "overdue, most overdue first, page 1": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, now=NOW),
+                    session, cases.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, now=NOW
+                ),
                 "overdue, offset 500": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, offset=500, now=NOW),
+                    session, cases.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, offset=500, now=NOW
+                ),
                 "pending, oldest first": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="pending", order="asc"), limit=50, now=NOW),
+                    session, cases.CaseFilter(queue="pending", order="asc"), limit=50, now=NOW
+                ),
                 "approvals": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="approvals", sort="updated_at", order="asc"), limit=50, now=NOW),
+                    session, cases.CaseFilter(queue="approvals", sort="updated_at", order="asc"), limit=50, now=NOW
+                ),
                 "all cases by last change": lambda: cases.search_cases(
-                    session, cases.CaseFilter(sort="updated_at"), limit=50, now=NOW),
+                    session, cases.CaseFilter(sort="updated_at"), limit=50, now=NOW
+                ),
             }
             for label, fn in runs.items():
                 ms, out = timed(fn)

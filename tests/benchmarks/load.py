@@ -77,8 +77,9 @@ def make_database() -> str:
                 conn.execute(sa.text(f'CREATE DATABASE "{DB}" TEMPLATE "{TEMPLATE}"'))
                 copied = True
             except sa.exc.DBAPIError as exc:  # someone is connected to it: load our own instead
-                print(f"  cannot copy {TEMPLATE} ({str(exc.orig).strip().splitlines()[0]}); loading the demo",
-                      flush=True)
+                print(
+                    f"  cannot copy {TEMPLATE} ({str(exc.orig).strip().splitlines()[0]}); loading the demo", flush=True
+                )
         if not copied:
             conn.execute(sa.text(f'CREATE DATABASE "{DB}"'))
     admin.dispose()
@@ -87,6 +88,7 @@ def make_database() -> str:
     factory = storage.make_sessionmaker(engine)
     if not copied:
         from gridmap.demo.load import load_demo
+
         with storage.session_scope(factory) as session:
             load_demo(session, DISTRICT, small=False, seed=7)
     with storage.session_scope(factory) as session:
@@ -100,7 +102,7 @@ def make_database() -> str:
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2 ** z
+    n = 2**z
     x = int((lon + 180.0) / 360.0 * n)
     y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
     return x, y
@@ -117,39 +119,68 @@ def make_plan(url: str) -> dict:
     engine = storage.make_engine(url)
     with engine.connect() as conn:
         active = conn.scalar(sa.text("SELECT id FROM generation WHERE status = 'active'"))
-        points = [[float(x), float(y)] for x, y in conn.execute(sa.text(
-            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM area WHERE generation_id = :g "
-            "AND level = 'grid' ORDER BY md5(code) LIMIT 500) s"), {"g": active})]
-        subdistricts = list(conn.scalars(sa.text(
-            "SELECT code FROM area WHERE generation_id = :g AND level = 'subdistrict' ORDER BY code"), {"g": active}))
-        categories = list(conn.scalars(sa.text(
-            "SELECT code FROM case_category WHERE active IS NOT false ORDER BY code")))
+        points = [
+            [float(x), float(y)]
+            for x, y in conn.execute(
+                sa.text(
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM area WHERE generation_id = :g "
+                    "AND level = 'grid' ORDER BY md5(code) LIMIT 500) s"
+                ),
+                {"g": active},
+            )
+        ]
+        subdistricts = list(
+            conn.scalars(
+                sa.text("SELECT code FROM area WHERE generation_id = :g AND level = 'subdistrict' ORDER BY code"),
+                {"g": active},
+            )
+        )
+        categories = list(
+            conn.scalars(sa.text("SELECT code FROM case_category WHERE active IS NOT false ORDER BY code"))
+        )
         # Open311 asks an asset or visit attribute of component and service categories: the apps' plain reports
         # are events
-        events = list(conn.scalars(sa.text(
-            "SELECT code FROM case_category WHERE active IS NOT false AND kind = 'event' ORDER BY code")))
-        community = conn.scalar(sa.text(
-            "SELECT code FROM area WHERE generation_id = :g AND level = 'community' ORDER BY code LIMIT 1"),
-            {"g": active})
+        events = list(
+            conn.scalars(
+                sa.text("SELECT code FROM case_category WHERE active IS NOT false AND kind = 'event' ORDER BY code")
+            )
+        )
+        community = conn.scalar(
+            sa.text("SELECT code FROM area WHERE generation_id = :g AND level = 'community' ORDER BY code LIMIT 1"),
+            {"g": active},
+        )
 
         def bounds(code: str) -> tuple[float, float, float, float]:
-            row = conn.execute(sa.text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
-                                       "ST_Extent(geom) AS e FROM area WHERE generation_id = :g AND code = :c) s"),
-                               {"g": active, "c": code}).one()
+            row = conn.execute(
+                sa.text(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                    "ST_Extent(geom) AS e FROM area WHERE generation_id = :g AND code = :c) s"
+                ),
+                {"g": active, "c": code},
+            ).one()
             return tuple(float(v) for v in row)
 
         district_tiles = _tiles(bounds(DISTRICT), TILE_ZOOM)
         community_tiles = _tiles(bounds(community), TILE_ZOOM + 2)
     factory = storage.make_sessionmaker(engine)
     with storage.session_scope(factory) as session:
-        keys = {scope: accounts.add_api_key(session, f"load test {scope}", (scope,), created_by="load.py")[1]
-                for scope in ("hotline", "report", "locate")}
+        keys = {
+            scope: accounts.add_api_key(session, f"load test {scope}", (scope,), created_by="load.py")[1]
+            for scope in ("hotline", "report", "locate")
+        }
     engine.dispose()
     if not points or not events or not district_tiles:
         raise SystemExit("the database holds no grids or categories: is the demo loaded?")
-    return {"points": points, "subdistricts": subdistricts, "categories": categories, "events": events,
-            "community": community,
-            "tiles": district_tiles, "community_tiles": community_tiles, "keys": keys}
+    return {
+        "points": points,
+        "subdistricts": subdistricts,
+        "categories": categories,
+        "events": events,
+        "community": community,
+        "tiles": district_tiles,
+        "community_tiles": community_tiles,
+        "keys": keys,
+    }
 
 
 def _free_port() -> int:
@@ -159,11 +190,24 @@ def _free_port() -> int:
 
 
 def start_server(url: str, workers: int, port: int, log: Path, open311_key: str) -> subprocess.Popen:
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_OPEN311_API_KEYS": open311_key,
-           "GRIDMAP_RATE_ANONYMOUS_INTAKE": "off", "GRIDMAP_RATE_OPEN311_POST": "off", "GRIDMAP_RATE_OPEN311_KEY": "off",
-           "GRIDMAP_RATE_SIGNIN_ACCOUNT": "off", "GRIDMAP_RATE_SIGNIN_ADDRESS": "off"}
-    server = subprocess.Popen([str(GRIDMAP), "serve", "--workers", str(workers), "--port", str(port)], env=env,
-                              cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **os.environ,
+        "GRIDMAP_DATABASE_URL": url,
+        "GRIDMAP_OPEN311_API_KEYS": open311_key,
+        "GRIDMAP_RATE_ANONYMOUS_INTAKE": "off",
+        "GRIDMAP_RATE_OPEN311_POST": "off",
+        "GRIDMAP_RATE_OPEN311_KEY": "off",
+        "GRIDMAP_RATE_SIGNIN_ACCOUNT": "off",
+        "GRIDMAP_RATE_SIGNIN_ADDRESS": "off",
+    }
+    server = subprocess.Popen(
+        [str(GRIDMAP), "serve", "--workers", str(workers), "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -205,8 +249,9 @@ class CpuSampler(threading.Thread):
 
     def _groups(self) -> dict[str, list[psutil.Process]]:
         children = self.server.children(recursive=True)
-        workers = [p for p in children if "multiprocessing" in " ".join(p.cmdline()) and "spawn_main" in
-                   " ".join(p.cmdline())] or children
+        workers = [
+            p for p in children if "multiprocessing" in " ".join(p.cmdline()) and "spawn_main" in " ".join(p.cmdline())
+        ] or children
         with self.engine.connect() as conn:
             pids = list(conn.scalars(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": DB}))
         groups = {f"worker {i + 1}": [p] for i, p in enumerate(sorted(workers, key=lambda p: p.pid))}
@@ -251,22 +296,46 @@ class CpuSampler(threading.Thread):
         for name, values in self.samples.items():
             values = values[1:] or values  # the first sample has no previous reading
             if values:
-                lines.append(f"  {name:<26} mean {sum(values) / len(values):5.0f} %   peak {max(values):5.0f} %   "
-                             f"{sum(values) / 100.0:6.1f} CPU s")
+                lines.append(
+                    f"  {name:<26} mean {sum(values) / len(values):5.0f} %   peak {max(values):5.0f} %   "
+                    f"{sum(values) / 100.0:6.1f} CPU s"
+                )
         if self.machine:
-            lines.append(f"  {'machine (all ' + str(psutil.cpu_count()) + ' cores)':<26} mean "
-                         f"{sum(self.machine) / len(self.machine):5.0f} %   peak {max(self.machine):5.0f} %")
+            lines.append(
+                f"  {'machine (all ' + str(psutil.cpu_count()) + ' cores)':<26} mean "
+                f"{sum(self.machine) / len(self.machine):5.0f} %   peak {max(self.machine):5.0f} %"
+            )
         return lines
 
 
-def run_locust(host: str, users: int, spawn_rate: float, seconds: int, plan_path: Path, out: Path,
-               sampler: CpuSampler) -> int:
+def run_locust(
+    host: str, users: int, spawn_rate: float, seconds: int, plan_path: Path, out: Path, sampler: CpuSampler
+) -> int:
     env = {**os.environ, "GRIDMAP_LOAD_PLAN": str(plan_path)}
-    cmd = [str(LOCUST), "-f", str(Path(__file__).with_name("locustfile.py")), "--headless", "--host", host,
-           "--users", str(users), "--spawn-rate", str(spawn_rate), "--run-time", f"{seconds}s",
-           "--csv", str(out / "load"), "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]
-    locust = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=(out / "locust.log").open("wb"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    cmd = [
+        str(LOCUST),
+        "-f",
+        str(Path(__file__).with_name("locustfile.py")),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--run-time",
+        f"{seconds}s",
+        "--csv",
+        str(out / "load"),
+        "--only-summary",
+        "--stop-timeout",
+        "10",
+        "--loglevel",
+        "WARNING",
+    ]
+    locust = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=(out / "locust.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     sampler.locust = psutil.Process(locust.pid)
     try:
         return locust.wait(seconds + 120)
@@ -279,11 +348,12 @@ def report(out: Path, seconds: int) -> list[dict]:
     print(f"\n{'operation':<22}{'requests':>9}{'failures':>9}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}")
     for r in rows:
         name = r["Name"] if r["Name"] != "Aggregated" else "ALL"
-        print(f"{r['Type'] + ' ' + name if name != 'ALL' else 'ALL':<22.22}{r['Request Count']:>9}"
-              f"{r['Failure Count']:>9}{float(r['Requests/s']):>8.1f}{r['50%']:>8}{r['99%']:>8}"
-              f"{float(r['Max Response Time']):>8.0f}")
-    failures = list(csv.DictReader((out / "load_failures.csv").open())) if (out / "load_failures.csv").exists() \
-        else []
+        print(
+            f"{r['Type'] + ' ' + name if name != 'ALL' else 'ALL':<22.22}{r['Request Count']:>9}"
+            f"{r['Failure Count']:>9}{float(r['Requests/s']):>8.1f}{r['50%']:>8}{r['99%']:>8}"
+            f"{float(r['Max Response Time']):>8.0f}"
+        )
+    failures = list(csv.DictReader((out / "load_failures.csv").open())) if (out / "load_failures.csv").exists() else []
     if failures:
         print("\nfailures (operation, error, count):")
         for f in failures:
@@ -307,7 +377,7 @@ def verdict(rows: list[dict], sampler: CpuSampler, users: int) -> str:
     if machine >= 90:
         notes.append(f"the machine ({machine:.0f} % of all cores busy, other agents included)")
     if not notes:
-        return (f"nothing saturated at {users} users: the users' think times bound the rate; raise --users")
+        return f"nothing saturated at {users} users: the users' think times bound the rate; raise --users"
     return "saturated: " + "; ".join(notes)
 
 
@@ -322,8 +392,11 @@ def main() -> int:
     if not LOCUST.exists():
         raise SystemExit(f"{LOCUST} not found: `make load-test` installs locust from requirements-load.lock")
     load_before = os.getloadavg()
-    print(f"load test: {args.users} users, {args.seconds} s, {args.workers} workers on PostGIS; machine load "
-          f"average {load_before[0]:.1f} on {psutil.cpu_count()} cores (shared with other work)", flush=True)
+    print(
+        f"load test: {args.users} users, {args.seconds} s, {args.workers} workers on PostGIS; machine load "
+        f"average {load_before[0]:.1f} on {psutil.cpu_count()} cores (shared with other work)",
+        flush=True,
+    )
     url = make_database()
     out = Path(tempfile.mkdtemp(prefix="gridmap-load-"))
     plan = make_plan(url)
@@ -332,21 +405,26 @@ def main() -> int:
     port = _free_port()
     started = time.perf_counter()
     server = start_server(url, args.workers, port, out / "server.log", plan["keys"]["report"])
-    print(f"server: {args.workers} workers up in {time.perf_counter() - started:.0f} s (log {out / 'server.log'})",
-          flush=True)
+    print(
+        f"server: {args.workers} workers up in {time.perf_counter() - started:.0f} s (log {out / 'server.log'})",
+        flush=True,
+    )
     sampler = CpuSampler(server, url)
     try:
         sampler.start()
-        code = run_locust(f"http://127.0.0.1:{port}", args.users, args.spawn_rate, args.seconds, plan_path, out,
-                          sampler)
+        code = run_locust(
+            f"http://127.0.0.1:{port}", args.users, args.spawn_rate, args.seconds, plan_path, out, sampler
+        )
         sampler.done.set()
         sampler.join(5)
         load_after = os.getloadavg()
         rows = report(out, args.seconds)
         print("\nCPU per process (100 % = one core), sampled every second during the run:")
         print("\n".join(sampler.table()))
-        print(f"\nmachine load average: {load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min), "
-              f"{psutil.cpu_count()} cores shared with other agents' work")
+        print(
+            f"\nmachine load average: {load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min), "
+            f"{psutil.cpu_count()} cores shared with other agents' work"
+        )
         print(verdict(rows, sampler, args.users))
         total = next((r for r in rows if r["Name"] == "Aggregated"), None)
         requests = int(total["Request Count"]) if total else 0
@@ -355,10 +433,13 @@ def main() -> int:
             spent = sampler.cpu_seconds(prefix)
             if requests and spent > 0:
                 per = 1000.0 * spent / requests
-                ceiling = f", so about {1000.0 / per * cores:.0f} req/s of this mix on {cores} free cores" \
-                    if cores else ""
-                print(f"{label}: {per:.1f} ms of CPU per request (sign-ins included: {signins} of {requests}, "
-                      f"argon2 by design){ceiling}")
+                ceiling = (
+                    f", so about {1000.0 / per * cores:.0f} req/s of this mix on {cores} free cores" if cores else ""
+                )
+                print(
+                    f"{label}: {per:.1f} ms of CPU per request (sign-ins included: {signins} of {requests}, "
+                    f"argon2 by design){ceiling}"
+                )
         total = next((r for r in rows if r["Name"] == "Aggregated"), None)
         if total is None or int(total["Request Count"]) == 0:
             print("no request was made: see", out / "locust.log")

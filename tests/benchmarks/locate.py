@@ -56,8 +56,9 @@ from synthetic import tiling  # noqa: E402
 from gridmap.lookup import AreaIndex, AreaRef  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN = os.environ.get("GRIDMAP_TEST_POSTGIS_ADMIN",
-                          "postgresql://gridmap_test:gridmap_test@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "GRIDMAP_TEST_POSTGIS_ADMIN", "postgresql://gridmap_test:gridmap_test@127.0.0.1:5432/postgres"
+)
 
 
 def best_of(fn, reps: int = 3) -> tuple[float, object]:
@@ -98,8 +99,9 @@ def bench_postgis(grids: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> tuple[
             conn.execute("CREATE TABLE grids (id int PRIMARY KEY, geom geometry(MultiPolygon, 4326))")
             conn.execute("CREATE TABLE pts (id int PRIMARY KEY, geom geometry(Point, 4326))")
             multis = [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in grids]
-            grid_wkb = shapely.to_wkb(shapely.set_srid(np.array(multis, dtype=object), 4326), hex=True,
-                                      include_srid=True)
+            grid_wkb = shapely.to_wkb(
+                shapely.set_srid(np.array(multis, dtype=object), 4326), hex=True, include_srid=True
+            )
             with conn.cursor().copy("COPY grids (id, geom) FROM STDIN") as copy:
                 for i, g in enumerate(grid_wkb):
                     copy.write_row((i, g))
@@ -135,10 +137,14 @@ def bench_size(n: int, lon: np.ndarray, lat: np.ndarray, with_postgis: bool) -> 
     build_s = time.perf_counter() - t
     stats = index.cells.stats()
     verts = shapely.get_num_coordinates(grids)
-    print(f"\n== {len(grids):,} grids (vertices p5/median/p95 {np.percentile(verts, 5):.0f}/{np.median(verts):.0f}/"
-          f"{np.percentile(verts, 95):.0f}), {m:,} points; generated in {gen_s:.1f}s")
-    print(f"   gridmap index: built in {build_s:.2f}s, {stats['cells']:,} cells of {stats['cell_m']} m, "
-          f"{stats['boundary'] / stats['cells']:.1%} boundary, {stats['mbytes']:.0f} MB")
+    print(
+        f"\n== {len(grids):,} grids (vertices p5/median/p95 {np.percentile(verts, 5):.0f}/{np.median(verts):.0f}/"
+        f"{np.percentile(verts, 95):.0f}), {m:,} points; generated in {gen_s:.1f}s"
+    )
+    print(
+        f"   gridmap index: built in {build_s:.2f}s, {stats['cells']:,} cells of {stats['cell_m']} m, "
+        f"{stats['boundary'] / stats['cells']:.1%} boundary, {stats['mbytes']:.0f} MB"
+    )
     results = {}
     secs, ours = best_of(lambda: index.locate_many(lon, lat))
     results["gridmap batch locate (1 thread)"] = (secs, ours)
@@ -147,7 +153,9 @@ def bench_size(n: int, lon: np.ndarray, lat: np.ndarray, with_postgis: bool) -> 
     right = gpd.GeoDataFrame({"gid": np.arange(len(grids))}, geometry=grids, crs=4326)
     secs, joined = best_of(lambda: gpd.sjoin(left, right, predicate="within", how="inner"), reps=2)
     results["geopandas.sjoin(predicate='within')"] = (
-        secs, first_hit(joined.index.to_numpy(), joined["gid"].to_numpy(), m))
+        secs,
+        first_hit(joined.index.to_numpy(), joined["gid"].to_numpy(), m),
+    )
     tree = shapely.STRtree(grids)
     secs, hits = best_of(lambda: tree.query(pts_geom, predicate="within"), reps=2)
     results["shapely STRtree.query(predicate='within')"] = (secs, first_hit(hits[0], hits[1], m))
@@ -163,8 +171,10 @@ def bench_size(n: int, lon: np.ndarray, lat: np.ndarray, with_postgis: bool) -> 
         same = np.array_equal(answer, reference)
         ok_all &= same
         ratio = secs / ours_secs
-        print(f"   {name:44s} {m / secs:12,.0f} {secs:8.3f}  {ratio:9.1f}  {'yes' if same else 'NO'} "
-              f"({(answer == reference).sum():,}/{m:,})")
+        print(
+            f"   {name:44s} {m / secs:12,.0f} {secs:8.3f}  {ratio:9.1f}  {'yes' if same else 'NO'} "
+            f"({(answer == reference).sum():,}/{m:,})"
+        )
     # both cores: the kernels release the GIL
     from concurrent.futures import ThreadPoolExecutor
 
@@ -194,10 +204,12 @@ def bench_size(n: int, lon: np.ndarray, lat: np.ndarray, with_postgis: bool) -> 
         t = time.perf_counter_ns()
         tree.query(pt(x, y), predicate="within")
         ref_ns[k] = time.perf_counter_ns() - t
-    print(f"   single point in process: leaf_at p50 {np.percentile(lat_ns, 50) / 1000:.2f} µs, "
-          f"p99 {np.percentile(lat_ns, 99) / 1000:.2f} µs; locate() with chain and 10 m near-check p50 "
-          f"{np.percentile(full_ns, 50) / 1000:.1f} µs, p99 {np.percentile(full_ns, 99) / 1000:.1f} µs; "
-          f"STRtree.query(Point) p50 {np.percentile(ref_ns, 50) / 1000:.1f} µs")
+    print(
+        f"   single point in process: leaf_at p50 {np.percentile(lat_ns, 50) / 1000:.2f} µs, "
+        f"p99 {np.percentile(lat_ns, 99) / 1000:.2f} µs; locate() with chain and 10 m near-check p50 "
+        f"{np.percentile(full_ns, 50) / 1000:.1f} µs, p99 {np.percentile(full_ns, 99) / 1000:.1f} µs; "
+        f"STRtree.query(Point) p50 {np.percentile(ref_ns, 50) / 1000:.1f} µs"
+    )
     return {"ok": ok_all}
 
 
@@ -246,13 +258,17 @@ def bench_http(demo: str, rate: float, seconds: float) -> None:
     gm = str(Path(sys.executable).with_name("gridmap"))
     t = time.perf_counter()
     subprocess.run([gm, "--database", db, "init"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([gm, "--database", db, "demo"] + (["--small"] if demo == "small" else []), check=True,
-                   stdout=subprocess.DEVNULL)
-    print(f"\n== HTTP: GET /api/v1/locate on the embedded SpatiaLite database ({demo} Guandu demo, loaded in "
-          f"{time.perf_counter() - t:.0f}s), one uvicorn worker, {rate:.0f} requests/s for {seconds:.0f}s")
+    subprocess.run(
+        [gm, "--database", db, "demo"] + (["--small"] if demo == "small" else []), check=True, stdout=subprocess.DEVNULL
+    )
+    print(
+        f"\n== HTTP: GET /api/v1/locate on the embedded SpatiaLite database ({demo} Guandu demo, loaded in "
+        f"{time.perf_counter() - t:.0f}s), one uvicorn worker, {rate:.0f} requests/s for {seconds:.0f}s"
+    )
     port = 18_000 + os.getpid() % 1000
-    server = subprocess.Popen([gm, "--database", db, "serve", "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [gm, "--database", db, "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         import httpx
 
@@ -266,8 +282,10 @@ def bench_http(demo: str, rate: float, seconds: float) -> None:
         # as a signed-in dispatcher (a bearer token, as an API client would), so authentication is in the figures
         from gridmap.demo.accounts import DEMO_PASSWORD
 
-        token = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
-                           data={"username": "demo-dispatcher", "password": DEMO_PASSWORD}).json()["access_token"]
+        token = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/token",
+            data={"username": "demo-dispatcher", "password": DEMO_PASSWORD},
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         bounds = httpx.get(f"http://127.0.0.1:{port}/api/v1/areas?level=district", headers=headers).json()
         geom = shapely.geometry.shape(bounds["features"][0]["geometry"]) if "features" in bounds else None
@@ -279,10 +297,12 @@ def bench_http(demo: str, rate: float, seconds: float) -> None:
             if geom is None or geom.contains(shapely.Point(x, y)):
                 params.append({"lon": round(x, 7), "lat": round(y, 7)})
         lat, took = _load(port, params, rate, headers)
-        print(f"   {len(params):,} requests in {took:.1f}s ({len(params) / took:.0f}/s achieved): "
-              f"p50 {np.percentile(lat, 50) * 1000:.2f} ms, p90 {np.percentile(lat, 90) * 1000:.2f} ms, "
-              f"p99 {np.percentile(lat, 99) * 1000:.2f} ms, max {lat.max() * 1000:.1f} ms "
-              f"(client and server share the 2 cores)")
+        print(
+            f"   {len(params):,} requests in {took:.1f}s ({len(params) / took:.0f}/s achieved): "
+            f"p50 {np.percentile(lat, 50) * 1000:.2f} ms, p90 {np.percentile(lat, 90) * 1000:.2f} ms, "
+            f"p99 {np.percentile(lat, 99) * 1000:.2f} ms, max {lat.max() * 1000:.1f} ms "
+            f"(client and server share the 2 cores)"
+        )
     finally:
         server.terminate()
         server.wait(10)
@@ -315,7 +335,7 @@ out = gpd.sjoin(left, right, predicate="within", how="left")
 out.to_parquet(target)
 '''
 
-PHASES = '''import resource, sys, time
+PHASES = """import resource, sys, time
 t0, c0 = time.perf_counter(), time.process_time()
 import numpy, pyarrow.parquet, shapely
 t1, c1 = time.perf_counter(), time.process_time()
@@ -334,18 +354,18 @@ t4, c4 = time.perf_counter(), time.process_time()
 print(f"   read, locate, write the file {t4 - t3:.2f} s wall, {c4 - c3:.2f} s CPU ({rss():.0f} MB)")
 heavy = [m for m in ("sqlalchemy", "pandas", "geopandas", "numba", "pyproj") if m in sys.modules]
 print(f"   loaded of sqlalchemy, pandas, geopandas, numba, pyproj: {', '.join(heavy) or 'none'}")
-'''
+"""
 
 # a small launcher measures each process: a child's peak RSS counts from its parent's at fork (Linux keeps
 # ru_maxrss across fork and exec), so the benchmark's own memory must not be its parent
-LAUNCH = '''import json, os, subprocess, sys, time
+LAUNCH = """import json, os, subprocess, sys, time
 with open(sys.argv[1], "wb") as log:
     t = time.perf_counter()
     child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(child.pid, 0)
 print(json.dumps({"wall": time.perf_counter() - t, "cpu": usage.ru_utime + usage.ru_stime,
                   "rss": usage.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status)}))
-'''
+"""
 
 
 def _demo_database() -> Path:
@@ -386,15 +406,19 @@ def _district_points(db: Path, m: int, path: Path) -> None:
 
     engine = storage.make_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
-        wkb = conn.scalar(sa.text("SELECT ST_AsBinary(a.geom) FROM area a JOIN generation g ON g.id = a.generation_id "
-                                  "WHERE g.status = 'active' AND a.level = 'district'"))
+        wkb = conn.scalar(
+            sa.text(
+                "SELECT ST_AsBinary(a.geom) FROM area a JOIN generation g ON g.id = a.generation_id "
+                "WHERE g.status = 'active' AND a.level = 'district'"
+            )
+        )
     engine.dispose()
     district = shapely.from_wkb(bytes(wkb))
     rng = np.random.default_rng(11)
     minx, miny, maxx, maxy = district.bounds
     lon, lat = rng.uniform(minx, maxx, 4 * m + 100), rng.uniform(miny, maxy, 4 * m + 100)
     inside = shapely.contains_xy(district, lon, lat)
-    pick = np.concatenate([np.flatnonzero(inside)[:m - m // 20], np.flatnonzero(~inside)[:m // 20]])
+    pick = np.concatenate([np.flatnonzero(inside)[: m - m // 20], np.flatnonzero(~inside)[: m // 20]])
     rng.shuffle(pick)
     pd.DataFrame({"id": np.arange(m), "lon": lon[pick], "lat": lat[pick]}).to_parquet(path, index=False)
 
@@ -403,8 +427,7 @@ def _run(cmd: list[str], log: Path) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MB) of one process run by the launcher; fails on a non-zero exit."""
     launcher = log.with_name("launch.py")
     launcher.write_text(LAUNCH)
-    done = subprocess.run([sys.executable, str(launcher), str(log), *cmd], check=True, capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, str(launcher), str(log), *cmd], check=True, capture_output=True, text=True)
     figures = json.loads(done.stdout)
     if figures["code"]:
         raise SystemExit(f"{cmd[0]} failed ({figures['code']}):\n{log.read_text()[-2000:]}")
@@ -426,8 +449,10 @@ def bench_whole_process(m: int, reps: int) -> bool:
         ours_cmd = [gm, "--database", url, "locate-file", str(source), str(tmp / "gridmap.parquet")]
         naive_cmd = [sys.executable, str(naive_py), str(db), str(source), str(tmp / "naive.parquet")]
         load = os.getloadavg()
-        print(f"\n== whole process: {m:,} points in a Parquet file over the full demo ({db}), best of {reps}; "
-              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"\n== whole process: {m:,} points in a Parquet file over the full demo ({db}), best of {reps}; "
+            f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores"
+        )
         small_cmd = ours_cmd[:-1] + [str(tmp / "small.parquet"), "--chunk-rows", "50000"]
         runs = {"gridmap locate-file": [], "naive geopandas (read, sjoin within, write)": []}
         cache = Path(tempfile.mkdtemp(prefix="gridmap-bench-index-"))
@@ -444,11 +469,15 @@ def bench_whole_process(m: int, reps: int) -> bool:
             wall = min(f[0] for f in figures)
             cpu = min(f[1] for f in figures)
             best[name] = (wall, cpu)
-            print(f"   {name:44s} {wall:8.2f} {cpu:8.2f} {max(f[2] for f in figures):12.0f}   "
-                  f"({', '.join(f'{f[0]:.2f}/{f[1]:.2f}' for f in figures)})")
+            print(
+                f"   {name:44s} {wall:8.2f} {cpu:8.2f} {max(f[2] for f in figures):12.0f}   "
+                f"({', '.join(f'{f[0]:.2f}/{f[1]:.2f}' for f in figures)})"
+            )
         (ow, oc), (nw, nc) = best["gridmap locate-file"], best["naive geopandas (read, sjoin within, write)"]
-        print(f"   gridmap is {nw / ow:.1f}× the naive pipeline in wall time, {nc / oc:.1f}× in CPU time "
-              f"(target ≥ 5×); load average now {os.getloadavg()[0]:.1f}")
+        print(
+            f"   gridmap is {nw / ow:.1f}× the naive pipeline in wall time, {nc / oc:.1f}× in CPU time "
+            f"(target ≥ 5×); load average now {os.getloadavg()[0]:.1f}"
+        )
         ours = pd.read_parquet(tmp / "gridmap.parquet", columns=["id", "microgrid_code", "grid_code", "flags"])
         naive = pd.read_parquet(tmp / "naive.parquet", columns=["id", "microgrid_code", "grid_code"])
         listed = naive["id"].value_counts()
@@ -461,19 +490,22 @@ def bench_whole_process(m: int, reps: int) -> bool:
             a, b = ours[col].astype(object), theirs[col].astype(object)
             same &= ((a == b) | (a.isna() & b.isna())).to_numpy()
         ok = bool(same.all()) and len(ours) >= 0.99 * m  # a boundary point is rare among random ones
-        print(f"   answers: {int(same.sum()):,} of {len(ours):,} points on no boundary get the same micro-grid and grid "
-              f"({m - len(ours):,} left out: on a boundary) — {'same answers' if same.all() else 'DIFFERENT'}")
+        print(
+            f"   answers: {int(same.sum()):,} of {len(ours):,} points on no boundary get the same micro-grid and grid "
+            f"({m - len(ours):,} left out: on a boundary) — {'same answers' if same.all() else 'DIFFERENT'}"
+        )
         print("   where gridmap's time goes, in one process:")
         phases = tmp / "phases.py"
         phases.write_text(PHASES)
         _run([sys.executable, str(phases), url, str(source), str(tmp / "again.parquet")], tmp / "phases.log")
         print((tmp / "phases.log").read_text().rstrip())
         print(f"   floors (whole processes, best of {reps}): {'wall s':>8s} {'CPU s':>8s}")
-        for name, code in (("python -c pass", "pass"),
-                           ("import numpy, pyarrow.parquet, shapely", "import numpy, pyarrow.parquet, shapely"),
-                           ("gridmap --help (gridmap.cli imported, parsed)",
-                            "from gridmap.cli import main; main(['--help'])"),
-                           ("peer: import geopandas, pysqlite3", "import geopandas; from pysqlite3 import dbapi2")):
+        for name, code in (
+            ("python -c pass", "pass"),
+            ("import numpy, pyarrow.parquet, shapely", "import numpy, pyarrow.parquet, shapely"),
+            ("gridmap --help (gridmap.cli imported, parsed)", "from gridmap.cli import main; main(['--help'])"),
+            ("peer: import geopandas, pysqlite3", "import geopandas; from pysqlite3 import dbapi2"),
+        ):
             figures = [_run([sys.executable, "-c", code], tmp / "floor.log") for _ in range(reps)]
             print(f"   {name:44s} {min(f[0] for f in figures):8.2f} {min(f[1] for f in figures):8.2f}")
         shutil.rmtree(cache, ignore_errors=True)
@@ -490,8 +522,9 @@ def main() -> int:
     parser.add_argument("--http-demo", choices=["full", "small", "none"], default="full")
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--file-points", type=int, default=1_000_000,
-                        help="points in the whole-process file comparison (0 skips it)")
+    parser.add_argument(
+        "--file-points", type=int, default=1_000_000, help="points in the whole-process file comparison (0 skips it)"
+    )
     parser.add_argument("--reps", type=int, default=3, help="runs of each process in the file comparison")
     parser.add_argument("--only-file", action="store_true", help="only the whole-process file comparison")
     args = parser.parse_args()

@@ -72,8 +72,12 @@ class _Staff(HttpUser):
 
     def on_start(self) -> None:
         self.case_ids: list[int] = []
-        with self.client.post(PATHS["token"][1], data={"username": self.username, "password": PASSWORD},
-                              name="sign-in", catch_response=True) as answer:
+        with self.client.post(
+            PATHS["token"][1],
+            data={"username": self.username, "password": PASSWORD},
+            name="sign-in",
+            catch_response=True,
+        ) as answer:
             if answer.status_code != 200:
                 answer.failure(f"sign-in {self.username}: {answer.status_code} {answer.text[:200]}")
                 self.stop()
@@ -148,8 +152,10 @@ class GridManager(_Staff):
 
     @task(2)
     def open_cases(self) -> None:
-        self._list({"area": plan()["community"], "state": "open", "limit": 50,
-                    "offset": random.choice((0, 0, 50))}, "cases list")
+        self._list(
+            {"area": plan()["community"], "state": "open", "limit": 50, "offset": random.choice((0, 0, 50))},
+            "cases list",
+        )
 
     @task(1)
     def case_detail(self) -> None:
@@ -177,28 +183,50 @@ class IntakeClient(HttpUser):
 
     def _case(self) -> dict:
         lon, lat = _point()
-        return {"title": f"负载测试上报 {random.randrange(10 ** 6)}", "lon": round(lon, 7), "lat": round(lat, 7),
-                "category": random.choice(plan()["categories"]), "description": "load test 压力测试"}
+        return {
+            "title": f"负载测试上报 {random.randrange(10**6)}",
+            "lon": round(lon, 7),
+            "lat": round(lat, 7),
+            "category": random.choice(plan()["categories"]),
+            "description": "load test 压力测试",
+        }
 
     @task(3)
     def locate(self) -> None:
         lon, lat = _point()
-        self.client.get("/api/v1/locate", params={"lon": f"{lon:.7f}", "lat": f"{lat:.7f}"}, name="locate",
-                        headers={"X-API-Key": self.keys["locate"]})
+        self.client.get(
+            "/api/v1/locate",
+            params={"lon": f"{lon:.7f}", "lat": f"{lat:.7f}"},
+            name="locate",
+            headers={"X-API-Key": self.keys["locate"]},
+        )
 
     @task(2)
     def hotline_intake(self) -> None:
-        with self.client.post("/api/v1/cases", json={**self._case(), "source": "hotline"}, name="intake api",
-                              headers={"X-API-Key": self.keys["hotline"]}, catch_response=True) as answer:
+        with self.client.post(
+            "/api/v1/cases",
+            json={**self._case(), "source": "hotline"},
+            name="intake api",
+            headers={"X-API-Key": self.keys["hotline"]},
+            catch_response=True,
+        ) as answer:
             _said(answer)
 
     @task(1)
     def open311_intake(self) -> None:
         case = self._case()
-        with self.client.post("/open311/v2/requests.json", name="intake open311", catch_response=True,
-                              data={"api_key": self.keys["report"], "service_code": random.choice(plan()["events"]),
-                                    "lat": case["lat"], "long": case["lon"],
-                                    "description": case["description"]}) as answer:
+        with self.client.post(
+            "/open311/v2/requests.json",
+            name="intake open311",
+            catch_response=True,
+            data={
+                "api_key": self.keys["report"],
+                "service_code": random.choice(plan()["events"]),
+                "lat": case["lat"],
+                "long": case["lon"],
+                "description": case["description"],
+            },
+        ) as answer:
             _said(answer)
 
 

@@ -42,8 +42,23 @@ RUNS = 3
 def serve(url: str) -> tuple[str, subprocess.Popen]:
     port = _free_port()
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -65,8 +80,12 @@ def timed(page, action, ready: str, idle: bool = True) -> float:
 
 
 def transferred(page) -> int:
-    return int(page.evaluate("performance.getEntriesByType('resource').reduce((s, e) => s + e.transferSize, 0)"
-                             " + performance.getEntriesByType('navigation')[0].transferSize"))
+    return int(
+        page.evaluate(
+            "performance.getEntriesByType('resource').reduce((s, e) => s + e.transferSize, 0)"
+            " + performance.getEntriesByType('navigation')[0].transferSize"
+        )
+    )
 
 
 def session_cookies(browser, base: str) -> list[dict]:
@@ -93,28 +112,36 @@ def overview_run(browser, base: str, cookies: list[dict]) -> dict:
     out["bytes"] = transferred(page)
     out["cases_30d"] = int(page.evaluate("document.body.dataset.gmCases"))
     started = time.perf_counter()
-    out["drill_ms"] = timed(page, "GridmapPage.select('530111003', true)",
-                            "document.body.dataset.gmMeasures === '530111003'", idle=False)
+    out["drill_ms"] = timed(
+        page, "GridmapPage.select('530111003', true)", "document.body.dataset.gmMeasures === '530111003'", idle=False
+    )
     wait_js(page, "document.body.dataset.gmTrend === '530111003'", 120)
     wait_idle(page, 120)
     out["trend_ms"] = (time.perf_counter() - started) * 1000
-    page.evaluate("() => { GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
-                  " GridmapPage.areas.levels.microgrid.layer.addTo(GridmapPage.map); }")
+    page.evaluate(
+        "() => { GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
+        " GridmapPage.areas.levels.microgrid.layer.addTo(GridmapPage.map); }"
+    )
     wait_idle(page, 60)
-    out["zoom15_ms"] = timed(page, "GridmapPage.map.setView([25.03, 102.76], 15)",
-                             "Number(document.body.dataset.gmLevel_microgrid) > 0")
+    out["zoom15_ms"] = timed(
+        page, "GridmapPage.map.setView([25.03, 102.76], 15)", "Number(document.body.dataset.gmLevel_microgrid) > 0"
+    )
     out["microgrids_drawn"] = int(page.evaluate("document.body.dataset.gmLevel_microgrid"))
     out["pan_ms"] = timed(page, "GridmapPage.map.panBy([700, 0], {animate: false})", "true")
     page.fill("input[name=since]", "2025-11-20")
     page.fill("input[name=until]", "2026-11-21")
     before = page.evaluate("document.body.dataset.gmCases")
-    out["year_ms"] = timed(page, "document.querySelector('.gm-apply').click()",
-                           f"document.body.dataset.gmCases !== '{before}'")
+    out["year_ms"] = timed(
+        page, "document.querySelector('.gm-apply').click()", f"document.body.dataset.gmCases !== '{before}'"
+    )
     out["cases_year"] = int(page.evaluate("document.body.dataset.gmCases"))
     page.select_option("select[name=measure]", "on_time_rate")
     page.select_option("select[name=measure_level]", "grid")
-    out["choropleth_ms"] = timed(page, "document.querySelector('.gm-apply').click()",
-                                 "(document.body.dataset.gmChoropleth || '').startsWith('on_time_rate:grid')")
+    out["choropleth_ms"] = timed(
+        page,
+        "document.querySelector('.gm-apply').click()",
+        "(document.body.dataset.gmChoropleth || '').startsWith('on_time_rate:grid')",
+    )
     started = time.perf_counter()
     page.goto(base + "/dispatch")
     wait_js(page, "document.body.dataset.gmPolls !== undefined", 120)
@@ -136,8 +163,9 @@ def peer_page(base: str, folder: Path) -> Path:
         token = json.load(r)["access_token"]
     html = folium.Map(location=[25.0, 102.8], zoom_start=11, tiles=None)
     for level in ("grid", "microgrid"):
-        request = urllib.request.Request(f"{base}/api/v1/areas?level={level}&precision=8",
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            f"{base}/api/v1/areas?level={level}&precision=8", headers={"Authorization": f"Bearer {token}"}
+        )
         with urllib.request.urlopen(request) as r:
             folium.GeoJson(json.load(r), name=level).add_to(html)
     path = folder / "embedded.html"
@@ -159,10 +187,12 @@ def peer_run(browser, base: str, path: Path) -> dict:
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    out = {"ready_ms": (time.perf_counter() - started) * 1000,
-           "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
-           "bytes": path.stat().st_size,
-           "paths": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length")}
+    out = {
+        "ready_ms": (time.perf_counter() - started) * 1000,
+        "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
+        "bytes": path.stat().st_size,
+        "paths": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length"),
+    }
     context.close()
     return out
 
@@ -172,8 +202,9 @@ def first_screen_run(browser, base: str, cookies: list[dict], phone: bool) -> di
     1440×900. Times: first contentful paint, and the first painted map (the district's areas drawn and the cases
     of the last 30 days placed; nothing in flight)."""
     if phone:
-        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                      device_scale_factor=3)
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=3
+        )
     else:
         context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.add_cookies(cookies)
@@ -184,16 +215,22 @@ def first_screen_run(browser, base: str, cookies: list[dict], phone: bool) -> di
     painted = (time.perf_counter() - started) * 1000
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     wait_idle(page, 120)
-    out = {"painted_ms": painted, "ready_ms": (time.perf_counter() - started) * 1000,
-           "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
-           "bytes": transferred(page),
-           "areas_drawn": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length"),
-           "scroll_x": page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")}
+    out = {
+        "painted_ms": painted,
+        "ready_ms": (time.perf_counter() - started) * 1000,
+        "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
+        "bytes": transferred(page),
+        "areas_drawn": page.evaluate("document.querySelectorAll('path.leaflet-interactive').length"),
+        "scroll_x": page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"),
+    }
     # then the grids: the first screen shows the district and its sub-districts; the grid layer, switched on, is
     # drawn from z11
-    out["grids_ms"] = timed(page, "GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
-                            " GridmapPage.map.setView(GridmapPage.map.getCenter(), 12, {animate: false})",
-                            "Number(document.body.dataset.gmLevel_grid) > 0")
+    out["grids_ms"] = timed(
+        page,
+        "GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
+        " GridmapPage.map.setView(GridmapPage.map.getCenter(), 12, {animate: false})",
+        "Number(document.body.dataset.gmLevel_grid) > 0",
+    )
     out["grids_drawn"] = int(page.evaluate("document.body.dataset.gmLevel_grid"))
     context.close()
     return out
@@ -214,8 +251,9 @@ def fetch(base: str, path: str, headers: dict) -> tuple[float, int, bytes]:
     import gzip
 
     started = time.perf_counter()
-    with urllib.request.urlopen(urllib.request.Request(base + path, headers={**headers,
-                                                                            "Accept-Encoding": "gzip"})) as r:
+    with urllib.request.urlopen(
+        urllib.request.Request(base + path, headers={**headers, "Accept-Encoding": "gzip"})
+    ) as r:
         raw = r.read()
         zipped = r.headers.get("Content-Encoding") == "gzip"
     ms = (time.perf_counter() - started) * 1000
@@ -230,8 +268,12 @@ def series_figures(base: str, headers: dict, reps: int = 5) -> list[tuple[str, s
         _, _, body = fetch(base, f"/api/v1/areas?parent={parent}&precision=3", headers)
         codes[level] = parent = sorted(f["properties"]["code"] for f in json.loads(body)["features"])[0]
     out = []
-    for label, code in [("grid", codes["grid"]), ("community", codes["community"]),
-                        ("sub-district", codes["subdistrict"]), ("district", "530111")]:
+    for label, code in [
+        ("grid", codes["grid"]),
+        ("community", codes["community"]),
+        ("sub-district", codes["subdistrict"]),
+        ("district", "530111"),
+    ]:
         fetch(base, f"/api/v1/areas/{code}/series?months=12", headers)
         times = [fetch(base, f"/api/v1/areas/{code}/series?months=12", headers)[0] for _ in range(reps)]
         out.append((label, code, min(times), statistics.median(times)))
@@ -247,11 +289,12 @@ def cluster_figures(base: str, headers: dict, reps: int = 3) -> list[tuple[str, 
     minx, miny, maxx, maxy = shapely.geometry.shape(json.loads(body)["features"][0]["geometry"]).bounds
     box = f"{minx:.5f},{miny:.5f},{maxx:.5f},{maxy:.5f}"
     out = []
-    for label, path, key in [("raw points", f"/api/v1/map/cases?{year}&bbox={box}", "count"),
-                             ("clusters z11", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=11", "features"),
-                             ("clusters z13", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=13", "features"),
-                             ("open cases, clusters z11",
-                              f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=11&state=open", "features")]:
+    for label, path, key in [
+        ("raw points", f"/api/v1/map/cases?{year}&bbox={box}", "count"),
+        ("clusters z11", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=11", "features"),
+        ("clusters z13", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=13", "features"),
+        ("open cases, clusters z11", f"/api/v1/map/cases/clusters?{year}&bbox={box}&zoom=11&state=open", "features"),
+    ]:
         fetch(base, path, headers)
         runs = [fetch(base, path, headers) for _ in range(reps)]
         answer = json.loads(runs[0][2])
@@ -269,8 +312,12 @@ def median(runs: list[dict], key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", help="a database holding the full demo (default: load one)")
-    parser.add_argument("--part", choices=("all", "new"), default="all",
-                        help="new: only the series, the year of cases clustered and the first screens (issue 14)")
+    parser.add_argument(
+        "--part",
+        choices=("all", "new"),
+        default="all",
+        help="new: only the series, the year of cases clustered and the first screens (issue 14)",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gridmap-bench-map-"))
     url = args.database
@@ -291,8 +338,9 @@ def main() -> None:
             series = series_figures(base, headers)
             clusters = cluster_figures(base, headers)
             first_screen_run(browser, base, cookies, phone=False)  # warm the server's caches once
-            screens = {phone: [first_screen_run(browser, base, cookies, phone) for _ in range(RUNS)]
-                       for phone in (False, True)}
+            screens = {
+                phone: [first_screen_run(browser, base, cookies, phone) for _ in range(RUNS)] for phone in (False, True)
+            }
             if args.part == "all":
                 overview_run(browser, base, cookies)  # warm the server's caches (outlines per zoom, calendar) once
                 runs = [overview_run(browser, base, cookies) for _ in range(RUNS)]
@@ -309,31 +357,49 @@ def main() -> None:
     print(f"  {'':28s}{'features':>10s}{'cases':>9s}{'time':>10s}{'wire (gzip)':>14s}{'JSON':>12s}")
     for label, n, cases, best, wire, size in clusters:
         print(f"  {label:28s}{n:>10,}{cases:>9,}{best:>8,.0f} ms{wire:>12,} B{size:>10,} B")
-    print(f"\nthe overview's first screen, median of {RUNS} cold runs (first painted map: district and sub-districts"
-          " drawn, last 30 days' cases placed)")
+    print(
+        f"\nthe overview's first screen, median of {RUNS} cold runs (first painted map: district and sub-districts"
+        " drawn, last 30 days' cases placed)"
+    )
     print(f"  {'':34s}{'1440×900':>12s}{'390×844 touch':>16s}")
-    for label, key, unit in [("first contentful paint", "fcp_ms", "ms"), ("first painted map", "painted_ms", "ms"),
-                             ("ready (nothing in flight)", "ready_ms", "ms"), ("bytes fetched", "bytes", "B"),
-                             ("areas drawn", "areas_drawn", ""), ("horizontal overflow (px)", "scroll_x", ""),
-                             ("then zoom to z12: grids drawn", "grids_ms", "ms"), ("grids drawn", "grids_drawn", "")]:
-        print(f"  {label:34s}{median(screens[False], key):>10,.0f}{unit:>2s}{median(screens[True], key):>14,.0f}"
-              f"{unit:>2s}")
+    for label, key, unit in [
+        ("first contentful paint", "fcp_ms", "ms"),
+        ("first painted map", "painted_ms", "ms"),
+        ("ready (nothing in flight)", "ready_ms", "ms"),
+        ("bytes fetched", "bytes", "B"),
+        ("areas drawn", "areas_drawn", ""),
+        ("horizontal overflow (px)", "scroll_x", ""),
+        ("then zoom to z12: grids drawn", "grids_ms", "ms"),
+        ("grids drawn", "grids_drawn", ""),
+    ]:
+        print(
+            f"  {label:34s}{median(screens[False], key):>10,.0f}{unit:>2s}{median(screens[True], key):>14,.0f}"
+            f"{unit:>2s}"
+        )
     if args.part != "all":
         return
     print(f"\nmap pages, full Guandu demo, headless Chromium, median of {RUNS} cold runs")
     print(f"{'':44s}{'gridmap':>12s}{'embedded GeoJSON':>18s}{'ratio':>8s}")
-    for label, key, unit in [("first contentful paint", "fcp_ms", "ms"), ("ready (drawn, nothing in flight)", "ready_ms", "ms"),
-                             ("bytes fetched", "bytes", "B")]:
+    for label, key, unit in [
+        ("first contentful paint", "fcp_ms", "ms"),
+        ("ready (drawn, nothing in flight)", "ready_ms", "ms"),
+        ("bytes fetched", "bytes", "B"),
+    ]:
         ours, theirs = median(runs, key), median(peers, key)
         print(f"{label:44s}{ours:>10,.0f}{unit:>2s}{theirs:>16,.0f}{unit:>2s}{theirs / ours:>7.1f}×")
-    print(f"  (the embedded page draws {median(peers, 'paths'):,.0f} outlines at once; gridmap draws the "
-          f"district and {len(runs) and 'sub-districts'} and {median(runs, 'cases_30d'):,.0f} cases of the last 30 days)")
-    for label, key in [("drill into a sub-district (panel and measures)", "drill_ms"),
-                       ("… and its 12-month trend chart", "trend_ms"),
-                       ("zoom to z15 with grids and micro-grids", "zoom15_ms"), ("pan 700 px at z15", "pan_ms"),
-                       (f"a year of cases ({median(runs, 'cases_year'):,.0f} points, clustered)", "year_ms"),
-                       ("choropleth of on-time rate per grid", "choropleth_ms"),
-                       ("dispatcher console ready", "console_ready_ms")]:
+    print(
+        f"  (the embedded page draws {median(peers, 'paths'):,.0f} outlines at once; gridmap draws the "
+        f"district and {len(runs) and 'sub-districts'} and {median(runs, 'cases_30d'):,.0f} cases of the last 30 days)"
+    )
+    for label, key in [
+        ("drill into a sub-district (panel and measures)", "drill_ms"),
+        ("… and its 12-month trend chart", "trend_ms"),
+        ("zoom to z15 with grids and micro-grids", "zoom15_ms"),
+        ("pan 700 px at z15", "pan_ms"),
+        (f"a year of cases ({median(runs, 'cases_year'):,.0f} points, clustered)", "year_ms"),
+        ("choropleth of on-time rate per grid", "choropleth_ms"),
+        ("dispatcher console ready", "console_ready_ms"),
+    ]:
         print(f"{label:60s}{median(runs, key):>10,.0f} ms")
     print(f"micro-grids drawn at z15: {median(runs, 'microgrids_drawn'):,.0f} of 1,854")
 

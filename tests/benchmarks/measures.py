@@ -53,9 +53,11 @@ WHERE grid_code IS NOT NULL
 GROUP BY grid_code
 """
 FIVE = PEER_SQL  # the 5-count GROUP BY of tests/benchmarks/cases.py, as it is there
-ALL_CASES = CASE_COUNTS.format(more=""",
+ALL_CASES = CASE_COUNTS.format(
+    more=""",
        SUM(CASE WHEN d AND state <> 'suspended' AND rework_count > 0 THEN 1 ELSE 0 END) AS reworked,
-       SUM(CASE WHEN d AND state <> 'suspended' AND extension_count > 0 THEN 1 ELSE 0 END) AS extended""")
+       SUM(CASE WHEN d AND state <> 'suspended' AND extension_count > 0 THEN 1 ELSE 0 END) AS extended"""
+)
 STEPS = """
 SELECT c.grid_code,
        SUM(CASE WHEN e.action = 'handle' THEN 1 ELSE 0 END) AS handled,
@@ -66,8 +68,10 @@ FROM case_event AS e JOIN case_file AS c ON c.id = e.case_id
 WHERE e.action IN ('handle', 'rate', 'bounce') AND e.at >= :since AND e.at < :until AND c.grid_code IS NOT NULL
 GROUP BY c.grid_code
 """
-RATING = {"sqlite": "CAST(json_extract(e.detail, '$.satisfaction') AS INTEGER)",
-          "postgresql": "CAST(e.detail ->> 'satisfaction' AS INTEGER)"}
+RATING = {
+    "sqlite": "CAST(json_extract(e.detail, '$.satisfaction') AS INTEGER)",
+    "postgresql": "CAST(e.detail ->> 'satisfaction' AS INTEGER)",
+}
 
 
 def best_of(fn, reps: int = REPS):
@@ -90,8 +94,12 @@ def run(url: str, label: str) -> dict:
     with storage.make_sessionmaker(engine)() as session:
         t_ours, (_, table) = best_of(lambda: measures(session, "grid", since=since, until=until))
         t_five, five = best_of(lambda: session.execute(sa.text(FIVE), params).all())
-        t_all, (cases, steps) = best_of(lambda: (session.execute(sa.text(ALL_CASES), params).all(),
-                                                 session.execute(sa.text(steps_sql), params).all()))
+        t_all, (cases, steps) = best_of(
+            lambda: (
+                session.execute(sa.text(ALL_CASES), params).all(),
+                session.execute(sa.text(steps_sql), params).all(),
+            )
+        )
     engine.dispose()
     ours = {r["key"]: r for r in to_records(table)}
     for rows in (five, cases, steps):
@@ -109,15 +117,23 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="build the kept full-demo databases anew")
     args = parser.parse_args()
     results = [run(series.sqlite_url(args.rebuild), "SpatiaLite"), run(series.postgis_url(args.rebuild), "PostGIS")]
-    print(f"\nmeasures of every grid over the year to {TODAY} on the full Guandu demo, best of {REPS}; "
-          "every count agrees with both peers")
-    print(f"{'database':<11} {'grids':>6} {'gridmap':>9} {'5 counts':>9} {'all counts':>11} "
-          f"{'÷ 5 counts':>11} {'÷ all counts':>13}")
+    print(
+        f"\nmeasures of every grid over the year to {TODAY} on the full Guandu demo, best of {REPS}; "
+        "every count agrees with both peers"
+    )
+    print(
+        f"{'database':<11} {'grids':>6} {'gridmap':>9} {'5 counts':>9} {'all counts':>11} "
+        f"{'÷ 5 counts':>11} {'÷ all counts':>13}"
+    )
     for r in results:
-        print(f"{r['label']:<11} {r['grids']:>6} {r['ours'] * 1000:>7.0f}ms {r['five'] * 1000:>7.0f}ms "
-              f"{r['all'] * 1000:>9.0f}ms {r['ours'] / r['five']:>10.2f}× {r['ours'] / r['all']:>12.2f}×")
-    print("(÷: gridmap's time over the peer's; the target is at most 2× a GROUP BY of the same counts. gridmap "
-          "also computes the hours-to-close percentiles per grid.)")
+        print(
+            f"{r['label']:<11} {r['grids']:>6} {r['ours'] * 1000:>7.0f}ms {r['five'] * 1000:>7.0f}ms "
+            f"{r['all'] * 1000:>9.0f}ms {r['ours'] / r['five']:>10.2f}× {r['ours'] / r['all']:>12.2f}×"
+        )
+    print(
+        "(÷: gridmap's time over the peer's; the target is at most 2× a GROUP BY of the same counts. gridmap "
+        "also computes the hours-to-close percentiles per grid.)"
+    )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,14 @@ def exact_moved(households, current, edges, n: int, tolerance: float, time_limit
     nx_, nf = m * n, len(arcs) * n
     size = 2 * nx_ + nf
 
-    def x(u, p): return u * n + p
-    def r(u, p): return nx_ + u * n + p
-    def f(a, p): return 2 * nx_ + a * n + p
+    def x(u, p):
+        return u * n + p
+
+    def r(u, p):
+        return nx_ + u * n + p
+
+    def f(a, p):
+        return 2 * nx_ + a * n + p
 
     rows, cols, vals, lo, hi = [], [], [], [], []
 
@@ -79,10 +84,13 @@ def exact_moved(households, current, edges, n: int, tolerance: float, time_limit
     for u in range(m):
         if current[u] < n:
             cost[x(u, current[u])] = -h[u]
-    res = milp(cost, constraints=LinearConstraint(sp.csr_matrix((vals, (rows, cols)), shape=(len(lo), size)), lo, hi),
-               integrality=np.r_[np.ones(2 * nx_), np.zeros(nf)], bounds=Bounds(0, np.r_[np.ones(2 * nx_),
-                                                                                        np.full(nf, m - 1)]),
-               options={"time_limit": time_limit})
+    res = milp(
+        cost,
+        constraints=LinearConstraint(sp.csr_matrix((vals, (rows, cols)), shape=(len(lo), size)), lo, hi),
+        integrality=np.r_[np.ones(2 * nx_), np.zeros(nf)],
+        bounds=Bounds(0, np.r_[np.ones(2 * nx_), np.full(nf, m - 1)]),
+        options={"time_limit": time_limit},
+    )
     if res.status == 0:
         return round(float(h.sum()) + res.fun), "optimal"
     return None, {1: "time limit", 2: "infeasible"}.get(res.status, res.message)
@@ -111,12 +119,17 @@ def main() -> None:
         if args.noise:
             gen = generations.create_draft(session, "noise", source_id=gen).id
             rnd = random.Random(5)
-            for area in session.scalars(sa.select(Area).where(Area.generation_id == gen, Area.level == "microgrid")
-                                        .order_by(Area.code)):
+            for area in session.scalars(
+                sa.select(Area).where(Area.generation_id == gen, Area.level == "microgrid").order_by(Area.code)
+            ):
                 area.households = int(area.households * rnd.uniform(1 - args.noise, 1 + args.noise))
             session.flush()
-        codes = session.scalars(sa.select(Area.code).where(Area.generation_id == gen, Area.level == "community")
-                                .order_by(Area.code).limit(args.communities)).all()
+        codes = session.scalars(
+            sa.select(Area.code)
+            .where(Area.generation_id == gen, Area.level == "community")
+            .order_by(Area.code)
+            .limit(args.communities)
+        ).all()
         partition.propose(session, gen, codes[0], 1)  # warm up (imports, projections)
         for code in codes:
             scope = partition._load(session, gen, code)
@@ -132,8 +145,14 @@ def main() -> None:
             best, why = None, "infeasible"
             for keep in itertools.combinations(range(k), min(n, k)):  # which current grids the parts are
                 label = {g: i for i, g in enumerate(keep)}
-                value, why_now = exact_moved(scope.households, [label.get(g, n) for g in scope.current],
-                                             list(scope.shared_m), n, 0.10, args.time_limit)
+                value, why_now = exact_moved(
+                    scope.households,
+                    [label.get(g, n) for g in scope.current],
+                    list(scope.shared_m),
+                    n,
+                    0.10,
+                    args.time_limit,
+                )
                 if value is not None and (best is None or value < best):
                     best = value
                 if why_now == "time limit":
@@ -146,17 +165,21 @@ def main() -> None:
             else:
                 verdict = "equal" if moved == best else f"off by {moved - best}"
             rows.append((code, n, moved, best, seconds, exact_s, verdict))
-            print(f"{code} n={n}: proposal {moved if moved is not None else 'refused'} households moved in "
-                  f"{seconds * 1000:.0f} ms; exact {best if best is not None else why} in {exact_s:.1f} s: {verdict}",
-                  flush=True)
+            print(
+                f"{code} n={n}: proposal {moved if moved is not None else 'refused'} households moved in "
+                f"{seconds * 1000:.0f} ms; exact {best if best is not None else why} in {exact_s:.1f} s: {verdict}",
+                flush=True,
+            )
         session.rollback()
     times = [r[4] for r in rows if r[2] is not None]
-    print(f"\n{len(rows)} communities: {sum(r[6] == 'equal' for r in rows)} equal to the optimum, "
-          f"{sum(r[6].startswith('refused') for r in rows)} refused "
-          f"({sum(r[6] == 'refused, none exists' for r in rows)} proven infeasible), "
-          f"{sum(not r[6].startswith(('equal', 'refused')) for r in rows)} worse or missed; proposal time median "
-          f"{statistics.median(times) * 1000 if times else float('nan'):.0f} ms, max "
-          f"{max(times) * 1000 if times else float('nan'):.0f} ms")
+    print(
+        f"\n{len(rows)} communities: {sum(r[6] == 'equal' for r in rows)} equal to the optimum, "
+        f"{sum(r[6].startswith('refused') for r in rows)} refused "
+        f"({sum(r[6] == 'refused, none exists' for r in rows)} proven infeasible), "
+        f"{sum(not r[6].startswith(('equal', 'refused')) for r in rows)} worse or missed; proposal time median "
+        f"{statistics.median(times) * 1000 if times else float('nan'):.0f} ms, max "
+        f"{max(times) * 1000 if times else float('nan'):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -120,13 +120,15 @@ def active_id(url: str) -> int:
 def level_counts(url: str, generation_id: int) -> dict[str, int]:
     engine = storage.make_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(Area.level, sa.func.count()).where(Area.generation_id == generation_id)
-                            .group_by(Area.level)).all()
+        rows = conn.execute(
+            sa.select(Area.level, sa.func.count()).where(Area.generation_id == generation_id).group_by(Area.level)
+        ).all()
     engine.dispose()
     return dict(rows)
 
 
 # -- the check and its peer ----------------------------------------------------------------------------------------
+
 
 def time_check(url: str, generation_id: int, reps: int = 3) -> dict:
     """gridmap's check of a whole generation (reading it from the database included): best of `reps`."""
@@ -141,8 +143,11 @@ def time_check(url: str, generation_id: int, reps: int = 3) -> dict:
 def findings_of(report: dict) -> dict:
     """What the peer can also say, from the check's report: parents with gaps or parts outside, overlapping pairs,
     invalid areas (errors over THRESHOLD_M2)."""
-    big = [p for p in report["problems"] if p["severity"] == "error"
-           and (p["area_m2"] is None or p["area_m2"] > THRESHOLD_M2)]
+    big = [
+        p
+        for p in report["problems"]
+        if p["severity"] == "error" and (p["area_m2"] is None or p["area_m2"] > THRESHOLD_M2)
+    ]
     return {
         "invalid": sorted({c for p in big if p["kind"] == "invalid_geometry" for c in p["codes"]}),
         "gap_parents": sorted({p["parent"] for p in big if p["kind"] in ("gap", "hole") and p["parent"]}),
@@ -167,11 +172,16 @@ def peer_check(url: str, generation_id: int, reps: int = 3) -> dict:
     seconds, times = best_of(run, reps)
     engine.dispose()
     parents = times["parents"][0]
-    return {"seconds": seconds, "per_query": {k: v[1] for k, v in times.items()},
-            "findings": {"invalid": sorted(r.code for r in times["invalid"][0]),
-                         "gap_parents": sorted(r.code for r in parents if r.gap_m2 > THRESHOLD_M2),
-                         "outside_parents": sorted(r.code for r in parents if r.outside_m2 > THRESHOLD_M2),
-                         "overlaps": sorted((r.code_a, r.code_b) for r in times["overlaps"][0])}}
+    return {
+        "seconds": seconds,
+        "per_query": {k: v[1] for k, v in times.items()},
+        "findings": {
+            "invalid": sorted(r.code for r in times["invalid"][0]),
+            "gap_parents": sorted(r.code for r in parents if r.gap_m2 > THRESHOLD_M2),
+            "outside_parents": sorted(r.code for r in parents if r.outside_m2 > THRESHOLD_M2),
+            "overlaps": sorted((r.code_a, r.code_b) for r in times["overlaps"][0]),
+        },
+    }
 
 
 def inject_defects(url: str, source_id: int) -> tuple[int, dict]:
@@ -181,8 +191,9 @@ def inject_defects(url: str, source_id: int) -> tuple[int, dict]:
     engine = storage.make_engine(url)
     with storage.session_scope(storage.make_sessionmaker(engine)) as session:
         draft = create_draft(session, "基准：注入缺陷 (benchmark: injected defects)")
-        grids = session.scalars(sa.select(Area).where(Area.generation_id == draft.id, Area.level == "grid")
-                                .order_by(Area.code)).all()
+        grids = session.scalars(
+            sa.select(Area).where(Area.generation_id == draft.id, Area.level == "grid").order_by(Area.code)
+        ).all()
 
         def first_leaf(grid):
             return session.scalars(sa.select(Area).where(Area.parent_id == grid.id).order_by(Area.code)).first()
@@ -190,11 +201,13 @@ def inject_defects(url: str, source_id: int) -> tuple[int, dict]:
         moved, shrunk, grown = (first_leaf(grids[i % len(grids)]) for i in (0, 2, 4))
         geom = to_shape(moved.geom)
         lat = geom.centroid.y
-        moved.geom = from_shape(shapely.affinity.translate(geom, xoff=30 / (M_PER_DEG * math.cos(math.radians(lat)))),
-                                srid=4326)
+        moved.geom = from_shape(
+            shapely.affinity.translate(geom, xoff=30 / (M_PER_DEG * math.cos(math.radians(lat)))), srid=4326
+        )
         geom = to_shape(shrunk.geom)
-        shrunk.geom = from_shape(as_multipolygon(shapely.affinity.scale(geom, 0.98, 0.98, origin="centroid")),
-                                 srid=4326)
+        shrunk.geom = from_shape(
+            as_multipolygon(shapely.affinity.scale(geom, 0.98, 0.98, origin="centroid")), srid=4326
+        )
         geom = to_shape(grown.geom)
         grown.geom = from_shape(as_multipolygon(geom.buffer(20 / M_PER_DEG, join_style="mitre")), srid=4326)
         out = draft.id, {"moved": moved.code, "shrunk": shrunk.code, "grown": grown.code}
@@ -206,8 +219,10 @@ def compare(ours: dict, peer: dict) -> list[str]:
     """Differences between the check's findings and the peer's (empty when they agree)."""
     diffs = []
     for key in ("invalid", "gap_parents", "outside_parents", "overlaps"):
-        a, b = {tuple(x) if isinstance(x, list) else x for x in ours[key]}, \
-            {tuple(x) if isinstance(x, list) else x for x in peer[key]}
+        a, b = (
+            {tuple(x) if isinstance(x, list) else x for x in ours[key]},
+            {tuple(x) if isinstance(x, list) else x for x in peer[key]},
+        )
         if a != b:
             diffs.append(f"{key}: only gridmap {sorted(a - b)}, only the peer {sorted(b - a)}")
     return diffs
@@ -215,13 +230,19 @@ def compare(ours: dict, peer: dict) -> list[str]:
 
 # -- edits (gridmap.plan_edit) -------------------------------------------------------------------------------------
 
+
 def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
 def _leaves_of(session, generation_id: int, under: str) -> list[Area]:
-    return list(session.scalars(sa.select(Area).where(Area.generation_id == generation_id, Area.is_leaf.is_(True),
-                                                      Area.code.startswith(under)).order_by(Area.code)))
+    return list(
+        session.scalars(
+            sa.select(Area)
+            .where(Area.generation_id == generation_id, Area.is_leaf.is_(True), Area.code.startswith(under))
+            .order_by(Area.code)
+        )
+    )
 
 
 def _pairs(leaves: list[Area]) -> list[tuple[Area, Area, shapely.Geometry]]:
@@ -229,7 +250,7 @@ def _pairs(leaves: list[Area]) -> list[tuple[Area, Area, shapely.Geometry]]:
     shapes = {a.code: to_shape(a.geom) for a in leaves}
     out = []
     for i, a in enumerate(leaves):
-        for b in leaves[i + 1:]:
+        for b in leaves[i + 1 :]:
             if a.parent_id != b.parent_id or not shapes[a.code].intersects(shapes[b.code]):
                 continue
             shared = shapely.line_merge(shapes[a.code].boundary.intersection(shapes[b.code].boundary))
@@ -242,29 +263,44 @@ def _edit_ops(session, generation_id: int, community: str, per_op: int) -> dict[
     """Candidate operations of each kind in the community (more than needed: some may be refused), the ones that
     keep codes first (moves, painting), then those that retire codes (split, merge)."""
     leaves = _leaves_of(session, generation_id, community)
-    ops: dict[str, list[dict]] = {k: [] for k in ("move_edge", "move_vertex", "paint_compound", "paint_buildings",
-                                                  "split", "merge")}
+    ops: dict[str, list[dict]] = {
+        k: [] for k in ("move_edge", "move_vertex", "paint_compound", "paint_buildings", "split", "merge")
+    }
     pairs = _pairs(leaves)
     for a, b, shared in pairs:
         line = shared if shared.geom_type == "LineString" else max(shared.geoms, key=lambda g: g.length)
         coords = np.asarray(line.coords)
         x, y = coords[len(coords) // 2] if len(coords) >= 3 else coords[0]
-        ops["move_vertex"].append({"op": "move_vertex", "codes": [a.code, b.code], "from": [x, y],
-                                   "to": [x + 3 / M_PER_DEG, y + 3 / M_PER_DEG]})
+        ops["move_vertex"].append(
+            {
+                "op": "move_vertex",
+                "codes": [a.code, b.code],
+                "from": [x, y],
+                "to": [x + 3 / M_PER_DEG, y + 3 / M_PER_DEG],
+            }
+        )
         start, end = coords[0], coords[-1]
         mid = line.interpolate(0.5, normalized=True)
         dx, dy = end[0] - start[0], end[1] - start[1]
         norm = math.hypot(dx, dy) or 1.0
         bend = [mid.x - dy / norm * 5 / M_PER_DEG, mid.y + dx / norm * 5 / M_PER_DEG]
-        ops["move_edge"].append({"op": "move_edge", "codes": [a.code, b.code], "line": {
-            "type": "LineString", "coordinates": [list(start), bend, list(end)]}})
+        ops["move_edge"].append(
+            {
+                "op": "move_edge",
+                "codes": [a.code, b.code],
+                "line": {"type": "LineString", "coordinates": [list(start), bend, list(end)]},
+            }
+        )
         ops["merge"].append({"op": "merge", "codes": [a.code, b.code]})
     neighbours: dict[str, list[str]] = {}
     for a, b, _ in pairs:
         neighbours.setdefault(a.code, []).append(b.code)
         neighbours.setdefault(b.code, []).append(a.code)
-    buildings = session.execute(sa.select(Place.id, Place.parent_id, Place.area_code, Place.geom).where(
-        Place.kind == "building", Place.area_code.startswith(community)).order_by(Place.id)).all()
+    buildings = session.execute(
+        sa.select(Place.id, Place.parent_id, Place.area_code, Place.geom)
+        .where(Place.kind == "building", Place.area_code.startswith(community))
+        .order_by(Place.id)
+    ).all()
     compounds: dict[int, set[str]] = {}
     per_leaf: dict[str, list] = {}
     for b in buildings:
@@ -275,8 +311,9 @@ def _edit_ops(session, generation_id: int, community: str, per_op: int) -> dict[
         # a compound inside one leaf that holds other buildings too, painted to a neighbour of that leaf
         (leaf_code, *more) = sorted(held)
         if not more and {b.parent_id for b in per_leaf[leaf_code]} != {compound_id}:
-            ops["paint_compound"] += [{"op": "reassign", "compound": compound_id, "to": other}
-                                      for other in neighbours.get(leaf_code, [])]
+            ops["paint_compound"] += [
+                {"op": "reassign", "compound": compound_id, "to": other} for other in neighbours.get(leaf_code, [])
+            ]
     shapes = {a.code: to_shape(a.geom) for a in leaves}
     for leaf_code, held in per_leaf.items():
         # the building of a leaf nearest a neighbour, painted to that neighbour (the leaf keeps its others)
@@ -288,8 +325,13 @@ def _edit_ops(session, generation_id: int, community: str, per_op: int) -> dict[
         c = geom.representative_point()
         minx, miny, maxx, maxy = geom.bounds
         for y in (c.y, (miny + maxy) / 2):
-            ops["split"].append({"op": "split", "code": leaf.code, "line": {"type": "LineString", "coordinates": [
-                [minx - 1e-4, y], [maxx + 1e-4, y]]}})
+            ops["split"].append(
+                {
+                    "op": "split",
+                    "code": leaf.code,
+                    "line": {"type": "LineString", "coordinates": [[minx - 1e-4, y], [maxx + 1e-4, y]]},
+                }
+            )
     return ops
 
 
@@ -306,8 +348,11 @@ def time_edits(url: str, community: str | None = None, per_op: int = 3) -> dict:
         draft = create_draft(session, "基准：编辑 (benchmark: edits)")
         draft_id = draft.id
         if community is None:
-            community = session.scalar(sa.select(Area.code).where(Area.generation_id == draft_id,
-                                                                  Area.level == "community").order_by(Area.code))
+            community = session.scalar(
+                sa.select(Area.code)
+                .where(Area.generation_id == draft_id, Area.level == "community")
+                .order_by(Area.code)
+            )
         ops = _edit_ops(session, draft_id, community, per_op)
     times: dict[str, list[float]] = {}
     refused: dict[str, list[str]] = {}
@@ -344,8 +389,10 @@ def time_edits(url: str, community: str | None = None, per_op: int = 3) -> dict:
 
 # -- rebalance (gridmap.partition) ---------------------------------------------------------------------------------
 
-def time_rebalance(url: str, communities: int = 10, tolerance: float = 0.10, seed: int = 0,
-                   extra: tuple[int, ...] = (0, -1, 1)) -> dict:
+
+def time_rebalance(
+    url: str, communities: int = 10, tolerance: float = 0.10, seed: int = 0, extra: tuple[int, ...] = (0, -1, 1)
+) -> dict:
     """Seconds of `partition.propose` per community and target count (n = its current grid count + each of
     `extra`) for the first `communities` communities of the active generation: {"runs": [{"area", "n", "delta",
     "seconds", "ok", "moved_households"}], "refused": [{"area", "n", "delta", "seconds", "why"}]};
@@ -358,9 +405,12 @@ def time_rebalance(url: str, communities: int = 10, tolerance: float = 0.10, see
     out: dict = {"runs": [], "refused": []}
     with storage.make_sessionmaker(engine)() as session:
         gen = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
-        rows = session.execute(sa.select(Area.code, Area.id).where(Area.generation_id == gen,
-                                                                   Area.level == "community")
-                               .order_by(Area.code).limit(communities)).all()
+        rows = session.execute(
+            sa.select(Area.code, Area.id)
+            .where(Area.generation_id == gen, Area.level == "community")
+            .order_by(Area.code)
+            .limit(communities)
+        ).all()
         for code, area_id in rows:
             grids = session.scalar(sa.select(sa.func.count()).where(Area.parent_id == area_id, Area.level == "grid"))
             for delta in extra:
@@ -369,43 +419,68 @@ def time_rebalance(url: str, communities: int = 10, tolerance: float = 0.10, see
                 try:
                     proposal = partition.propose(session, gen, code, n, tolerance, seed)
                 except Exception as exc:  # noqa: BLE001 - an infeasible target is reported, not fatal
-                    out["refused"].append({"area": code, "n": n, "delta": delta,
-                                           "seconds": time.perf_counter() - started,
-                                           "why": f"{type(exc).__name__}: {str(exc)[:140]}"})
+                    out["refused"].append(
+                        {
+                            "area": code,
+                            "n": n,
+                            "delta": delta,
+                            "seconds": time.perf_counter() - started,
+                            "why": f"{type(exc).__name__}: {str(exc)[:140]}",
+                        }
+                    )
                     continue
                 ok = all(abs(g["deviation"]) <= tolerance + 1e-9 and g["contiguous"] for g in proposal["grids"])
-                out["runs"].append({"area": code, "n": n, "delta": delta, "seconds": time.perf_counter() - started,
-                                    "ok": ok, "moved_households": proposal.get("moved_households")})
+                out["runs"].append(
+                    {
+                        "area": code,
+                        "n": n,
+                        "delta": delta,
+                        "seconds": time.perf_counter() - started,
+                        "ok": ok,
+                        "moved_households": proposal.get("moved_households"),
+                    }
+                )
     engine.dispose()
     return out
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
 
+
 def run(url: str, label: str, with_peer: bool, args) -> dict:
     gen = active_id(url)
     counts = level_counts(url, gen)
-    print(f"\n== {label}: generation {gen}, " + ", ".join(f"{counts.get(k, 0):,} {k}" for k in (
-        "district", "subdistrict", "community", "grid", "microgrid")), flush=True)
+    print(
+        f"\n== {label}: generation {gen}, "
+        + ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("district", "subdistrict", "community", "grid", "microgrid")),
+        flush=True,
+    )
     out = {"label": label, "counts": counts}
     clean = time_check(url, gen, args.reps)
     draft, injected = inject_defects(url, gen)
     broken = time_check(url, draft, args.reps)
     out["check_s"], out["check_broken_s"] = clean["seconds"], broken["seconds"]
     errors = sum(p["severity"] == "error" for p in clean["report"]["problems"])
-    print(f"   gridmap check, active generation: {clean['seconds']:.2f} s (best of {args.reps}); {errors} errors, "
-          f"{len(clean['report']['problems']) - errors} warnings; counts {clean['report']['counts']}")
-    print(f"   gridmap check, draft with injected defects {injected}: {broken['seconds']:.2f} s; "
-          f"findings {json.dumps(broken['findings'], ensure_ascii=False)}")
+    print(
+        f"   gridmap check, active generation: {clean['seconds']:.2f} s (best of {args.reps}); {errors} errors, "
+        f"{len(clean['report']['problems']) - errors} warnings; counts {clean['report']['counts']}"
+    )
+    print(
+        f"   gridmap check, draft with injected defects {injected}: {broken['seconds']:.2f} s; "
+        f"findings {json.dumps(broken['findings'], ensure_ascii=False)}"
+    )
     if with_peer:
         peer_clean = peer_check(url, gen, args.reps)
         peer_broken = peer_check(url, draft, args.reps)
         out["peer_s"], out["peer_broken_s"] = peer_clean["seconds"], peer_broken["seconds"]
         for name, ours, peer in (("active", clean, peer_clean), ("injected", broken, peer_broken)):
             diffs = compare(ours["findings"], peer["findings"])
-            print(f"   PostGIS peer ({name}): {peer['seconds']:.2f} s (" + ", ".join(
-                f"{k} {v:.2f} s" for k, v in peer["per_query"].items()) + "); "
-                + ("same findings as gridmap" if not diffs else "DIFFERENT: " + "; ".join(diffs)))
+            print(
+                f"   PostGIS peer ({name}): {peer['seconds']:.2f} s ("
+                + ", ".join(f"{k} {v:.2f} s" for k, v in peer["per_query"].items())
+                + "); "
+                + ("same findings as gridmap" if not diffs else "DIFFERENT: " + "; ".join(diffs))
+            )
             out[f"agree_{name}"] = not diffs
     if not args.no_edits:
         edits = time_edits(url, args.community, args.per_op)
@@ -413,8 +488,10 @@ def run(url: str, label: str, with_peer: bool, args) -> dict:
         if "skipped" in edits:
             print(f"   edits: skipped ({edits['skipped']})")
         else:
-            print(f"   edits on community {edits['community']} (draft {edits['draft']}), ms per operation, "
-                  f"committed (target {EDIT_TARGET_MS:.0f} ms):")
+            print(
+                f"   edits on community {edits['community']} (draft {edits['draft']}), ms per operation, "
+                f"committed (target {EDIT_TARGET_MS:.0f} ms):"
+            )
             for op, ms in edits["ms"].items():
                 mark = "ok" if max(ms) < EDIT_TARGET_MS else "OVER TARGET"
                 print(f"     {op:<16} median {statistics.median(ms):7.1f}  worst {max(ms):7.1f}  (n={len(ms)}) {mark}")
@@ -432,15 +509,19 @@ def run(url: str, label: str, with_peer: bool, args) -> dict:
                 secs = [r["seconds"] for r in runs]
                 label = f"n = current grids{f' {delta:+d}' if delta else ''}"
                 if runs:
-                    print(f"   rebalance ({label}, ±10 %, seed 0) over {len(runs)} communities: median "
-                          f"{statistics.median(secs):.2f} s, worst {max(secs):.2f} s; {sum(r['ok'] for r in runs)}/"
-                          f"{len(runs)} within tolerance and contiguous; households moved: median "
-                          f"{statistics.median(r['moved_households'] or 0 for r in runs):.0f}")
+                    print(
+                        f"   rebalance ({label}, ±10 %, seed 0) over {len(runs)} communities: median "
+                        f"{statistics.median(secs):.2f} s, worst {max(secs):.2f} s; {sum(r['ok'] for r in runs)}/"
+                        f"{len(runs)} within tolerance and contiguous; households moved: median "
+                        f"{statistics.median(r['moved_households'] or 0 for r in runs):.0f}"
+                    )
                 if refused:
-                    print(f"   rebalance ({label}): refused as infeasible for {len(refused)} communities after median "
-                          f"{statistics.median(r['seconds'] for r in refused):.2f} s, worst "
-                          f"{max(r['seconds'] for r in refused):.2f} s — first: {refused[0]['area']} "
-                          f"n={refused[0]['n']}: {refused[0]['why']}")
+                    print(
+                        f"   rebalance ({label}): refused as infeasible for {len(refused)} communities after median "
+                        f"{statistics.median(r['seconds'] for r in refused):.2f} s, worst "
+                        f"{max(r['seconds'] for r in refused):.2f} s — first: {refused[0]['area']} "
+                        f"n={refused[0]['n']}: {refused[0]['why']}"
+                    )
     return out
 
 
@@ -477,12 +558,16 @@ def main() -> None:
             drop()
     lite, pg = results
     print("\n== summary (seconds; ratio = gridmap / PostGIS peer, below 1 is faster)")
-    print(f"   check of the whole district, active generation: SpatiaLite {lite['check_s']:.2f}, PostGIS "
-          f"{pg['check_s']:.2f}, peer {pg['peer_s']:.2f} → ratios {lite['check_s'] / pg['peer_s']:.2f} / "
-          f"{pg['check_s'] / pg['peer_s']:.2f}")
-    print(f"   check, injected defects:                     SpatiaLite {lite['check_broken_s']:.2f}, PostGIS "
-          f"{pg['check_broken_s']:.2f}, peer {pg['peer_broken_s']:.2f} → ratios "
-          f"{lite['check_broken_s'] / pg['peer_broken_s']:.2f} / {pg['check_broken_s'] / pg['peer_broken_s']:.2f}")
+    print(
+        f"   check of the whole district, active generation: SpatiaLite {lite['check_s']:.2f}, PostGIS "
+        f"{pg['check_s']:.2f}, peer {pg['peer_s']:.2f} → ratios {lite['check_s'] / pg['peer_s']:.2f} / "
+        f"{pg['check_s'] / pg['peer_s']:.2f}"
+    )
+    print(
+        f"   check, injected defects:                     SpatiaLite {lite['check_broken_s']:.2f}, PostGIS "
+        f"{pg['check_broken_s']:.2f}, peer {pg['peer_broken_s']:.2f} → ratios "
+        f"{lite['check_broken_s'] / pg['peer_broken_s']:.2f} / {pg['check_broken_s'] / pg['peer_broken_s']:.2f}"
+    )
     print(f"   findings agree with the peer: active {pg['agree_active']}, injected {pg['agree_injected']}")
 
 

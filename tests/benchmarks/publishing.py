@@ -50,16 +50,23 @@ def _draft_with_moves(session, moves: int) -> int:
         if a.parent_id in touched_communities or sum(1 for x in micro if x.parent_id == a.id) < 3:
             continue
         shape = to_shape(m.geom)
-        b = next((g for g in grids if g.parent_id == a.parent_id and g.id != a.id
-                  and shape.intersection(to_shape(g.geom)).length > 1e-4), None)
+        b = next(
+            (
+                g
+                for g in grids
+                if g.parent_id == a.parent_id and g.id != a.id and shape.intersection(to_shape(g.geom)).length > 1e-4
+            ),
+            None,
+        )
         if b is None:
             continue
         (code,) = codes.new_codes(session, b.code, "microgrid", 1, draft.id)
         m.parent_id, m.code = b.id, code
         for parent in (a, b):
             children = [x for x in micro if x.parent_id == parent.id]
-            parent.geom = from_shape(as_multipolygon(shapely.coverage_union_all([to_shape(x.geom) for x in children])),
-                                     srid=4326)
+            parent.geom = from_shape(
+                as_multipolygon(shapely.coverage_union_all([to_shape(x.geom) for x in children])), srid=4326
+            )
             parent.households = sum(x.households for x in children)
             parent.population = sum(x.population for x in children)
         touched_communities.add(a.parent_id)
@@ -86,8 +93,9 @@ def main() -> None:
         engine = storage.make_engine(url)
         storage.migrate(engine)
         with storage.session_scope(storage.make_sessionmaker(engine)) as s:
-            _timed("load the full demo", lambda: load_demo(s, "530111", small=False, seed=11,
-                                                             today=dt.date(2026, 11, 20)))
+            _timed(
+                "load the full demo", lambda: load_demo(s, "530111", small=False, seed=11, today=dt.date(2026, 11, 20))
+            )
         engine.dispose()
     engine = storage.make_engine(url)
     sm = storage.make_sessionmaker(engine)
@@ -99,18 +107,23 @@ def main() -> None:
         old = _timed("lookup index of the active generation", lambda: load_index(s, active_generation(s).id))
         new = _timed("lookup index of the draft", lambda: load_index(s, draft))
         print("  (the server holds both: the active one always, the draft's after its first use)")
-        impact = _timed("impact preview, indexes held (GET .../impact)",
-                        lambda: publish.impact(s, draft, old_index=old, new_index=new))
+        impact = _timed(
+            "impact preview, indexes held (GET .../impact)",
+            lambda: publish.impact(s, draft, old_index=old, new_index=new),
+        )
         print(f"  {impact['totals']}")
         ready = _timed("readiness (check + branches)", lambda: publish.readiness(s, draft))
         print(f"  ok={ready['ok']} check_errors={ready['check_errors']} missing={len(ready['missing'])}")
         open_cases = s.scalar(sa.select(sa.func.count()).where(Case.state.not_in(FINISHED_STATES)))
     with storage.session_scope(sm) as s:
         day = publish.local_today()
-        done = _timed("activation (all of it, one transaction)",
-                      lambda: publish.activate_generation(s, draft, day, actor="bench"))
-        print(f"  cases re-located {done['cases_relocated']} of {open_cases} open; places moved "
-              f"{done['places_moved']}; rows carried {done['carried']}")
+        done = _timed(
+            "activation (all of it, one transaction)", lambda: publish.activate_generation(s, draft, day, actor="bench")
+        )
+        print(
+            f"  cases re-located {done['cases_relocated']} of {open_cases} open; places moved "
+            f"{done['places_moved']}; rows carried {done['carried']}"
+        )
     engine.dispose()
 
 

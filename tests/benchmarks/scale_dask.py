@@ -74,15 +74,22 @@ def make_draft(url: str, moves: int = MOVES) -> int:
         grids = [a for a in areas.values() if a.level == "grid"]
         shapes = {g.id: to_shape(g.geom) for g in grids}
         done, touched = 0, set()
-        for m in sorted((a for a in areas.values() if a.level == "microgrid"),
-                        key=lambda a: (-counts.get(a.code, 0), a.code)):
+        for m in sorted(
+            (a for a in areas.values() if a.level == "microgrid"), key=lambda a: (-counts.get(a.code, 0), a.code)
+        ):
             if done == moves:
                 break
             if m.parent_id in touched:
                 continue
             shape = to_shape(m.geom)
-            target = next((g for g in grids if g.id != m.parent_id and g.id not in touched
-                           and shape.intersection(shapes[g.id]).length > 1e-4), None)
+            target = next(
+                (
+                    g
+                    for g in grids
+                    if g.id != m.parent_id and g.id not in touched and shape.intersection(shapes[g.id]).length > 1e-4
+                ),
+                None,
+            )
             if target is None:
                 continue
             touched |= {m.parent_id, target.id}
@@ -121,15 +128,21 @@ def bench(label: str, url: str, workers: int, rows: int) -> None:
     assert totals["grid_changed"] > 0
     n = totals["cases"]
     load = os.getloadavg()
-    print(f"\n{label}: {n:,} cases in {totals['partitions']} partitions of ≤{rows:,}; "
-          f"{totals['changed']:,} change grid or micro-grid ({totals['open_changed']:,} open), methods "
-          f"{totals['method']} — reports equal (per case and per grid)")
+    print(
+        f"\n{label}: {n:,} cases in {totals['partitions']} partitions of ≤{rows:,}; "
+        f"{totals['changed']:,} change grid or micro-grid ({totals['open_changed']:,} open), methods "
+        f"{totals['method']} — reports equal (per case and per grid)"
+    )
     print(f"  single process          {t_single:7.2f} s   {n / t_single:9,.0f} cases/s")
     print(f"  LocalCluster start      {t_start:7.2f} s   ({workers} worker processes, 1 thread each)")
-    print(f"  Dask, first run         {t_first:7.2f} s   {n / t_first:9,.0f} cases/s   single ÷ Dask "
-          f"{t_single / t_first:.2f}× (index scattered to every worker)")
-    print(f"  Dask, second run        {t_second:7.2f} s   {n / t_second:9,.0f} cases/s   single ÷ Dask "
-          f"{t_single / t_second:.2f}×")
+    print(
+        f"  Dask, first run         {t_first:7.2f} s   {n / t_first:9,.0f} cases/s   single ÷ Dask "
+        f"{t_single / t_first:.2f}× (index scattered to every worker)"
+    )
+    print(
+        f"  Dask, second run        {t_second:7.2f} s   {n / t_second:9,.0f} cases/s   single ÷ Dask "
+        f"{t_single / t_second:.2f}×"
+    )
     print(f"  load average            {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     months(url, workers, rows)
 
@@ -155,8 +168,9 @@ def months(url: str, workers: int, rows: int, n: int = 24) -> None:
     with storage.make_sessionmaker(engine)() as s:
         for k in range(n):
             _, table = measures.measures(s, "grid", since=edges[k], until=edges[k + 1])
-            expected.update({(k, r.key): r.received for r in table.itertuples()
-                             if r.key != measures.TOTAL_KEY and r.received})
+            expected.update(
+                {(k, r.key): r.received for r in table.itertuples() if r.key != measures.TOTAL_KEY and r.received}
+            )
     engine.dispose()
     t_measures = time.perf_counter() - start
     start = time.perf_counter()
@@ -173,12 +187,16 @@ def months(url: str, workers: int, rows: int, n: int = 24) -> None:
     pd.testing.assert_frame_equal(single, spread)
     got = {(m, g): r for m, g, r in single.itertuples(index=False) if g != measures.NO_UNIT}
     assert got == expected
-    print(f"  received per grid and month, {n} months, {int(single['received'].sum()):,} cases — equal to "
-          "measures.measures month by month")
+    print(
+        f"  received per grid and month, {n} months, {int(single['received'].sum()):,} cases — equal to "
+        "measures.measures month by month"
+    )
     print(f"    measures.measures × {n}  {t_measures:7.2f} s   (all twenty measures, not only this count)")
     print(f"    partitioned, single   {t_single:7.2f} s   measures ÷ single {t_measures / t_single:.2f}×")
-    print(f"    partitioned, Dask     {t_dask:7.2f} s   measures ÷ Dask {t_measures / t_dask:.2f}× "
-          f"(second run, {workers} workers)")
+    print(
+        f"    partitioned, Dask     {t_dask:7.2f} s   measures ÷ Dask {t_measures / t_dask:.2f}× "
+        f"(second run, {workers} workers)"
+    )
     load = os.getloadavg()
     print(f"    load average          {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
 

@@ -55,8 +55,9 @@ def _loaded(url: str) -> bool:
     engine = storage.make_engine(url)
     try:
         with engine.connect() as conn:
-            return (conn.scalar(sa.select(sa.func.count()).select_from(Case)) or 0) > 40_000 and \
-                conn.scalar(sa.text("SELECT count(*) FROM account WHERE username = 'demo-admin'")) == 1
+            return (conn.scalar(sa.select(sa.func.count()).select_from(Case)) or 0) > 40_000 and conn.scalar(
+                sa.text("SELECT count(*) FROM account WHERE username = 'demo-admin'")
+            ) == 1
     except sa.exc.DBAPIError:
         return False
     finally:
@@ -150,12 +151,12 @@ def old_series(session, code: str, months: int = 12, until: dt.datetime = UNTIL)
         last = firsts[i + 1] if i + 1 < len(firsts) else min(end, (first + dt.timedelta(days=32)).replace(day=1))
         if last <= first:
             continue
-        total = measures.compute(session, measures.Period.of(first, last), "grid", under=code,
-                                 under_level=area.level).loc[[measures.TOTAL_KEY]]
+        total = measures.compute(
+            session, measures.Period.of(first, last), "grid", under=code, under_level=area.level
+        ).loc[[measures.TOTAL_KEY]]
         total["unit"], total["name"] = area.level, area.name
         record = measures.to_records(total.reset_index()[[c[0] for c in measures.COLUMNS]])[0]
-        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items()
-                                                   if k not in ("unit", "key", "name")}})
+        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}})
     return out
 
 
@@ -173,8 +174,12 @@ def areas_to_time(session) -> dict[str, str]:
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
 
     def first(level: str, under: str) -> str:
-        return session.scalar(sa.select(Area.code).where(Area.generation_id == active, Area.level == level,
-                                                         Area.code.startswith(under)).order_by(Area.code).limit(1))
+        return session.scalar(
+            sa.select(Area.code)
+            .where(Area.generation_id == active, Area.level == level, Area.code.startswith(under))
+            .order_by(Area.code)
+            .limit(1)
+        )
 
     sub = first("subdistrict", "530111")
     community = first("community", sub)
@@ -197,8 +202,9 @@ def run(url: str, label: str) -> list[dict]:
         with factory() as session:
             codes = areas_to_time(session)
             for name, code in codes.items():
-                cases = session.scalar(sa.select(sa.func.count()).select_from(Case)
-                                       .where(Case.grid_code.startswith(code)))
+                cases = session.scalar(
+                    sa.select(sa.func.count()).select_from(Case).where(Case.grid_code.startswith(code))
+                )
                 t_old, old = best_of(lambda code=code: old_series(session, code), reps=3)
                 t_new, new = best_of(lambda code=code: measures.area_series(session, code, months=12, until=UNTIL))
                 assert new == old, (label, code, [(a, b) for a, b in zip(old, new) if a != b][:1])
@@ -210,8 +216,18 @@ def run(url: str, label: str) -> list[dict]:
 
                 t_route, body = best_of(call)
                 assert body["months"] == new, (label, code)
-                rows.append({"db": label, "area": name, "code": code, "cases": cases, "old": t_old, "new": t_new,
-                             "route": t_route, "received": sum(m["received"] for m in new)})
+                rows.append(
+                    {
+                        "db": label,
+                        "area": name,
+                        "code": code,
+                        "cases": cases,
+                        "old": t_old,
+                        "new": t_new,
+                        "route": t_route,
+                        "received": sum(m["received"] for m in new),
+                    }
+                )
                 print(f"  {label} {name} done", flush=True)
     engine.dispose()
     return rows
@@ -232,16 +248,24 @@ def main() -> None:
     finally:
         if args.drop:
             drop_all()
-    print(f"\n12-month series on the full Guandu demo (until {UNTIL:%Y-%m-%d %H:%M} China time), best of {REPS} "
-          "(old: best of 3); old and new agree on every month and measure")
-    print(f"{'database':<11} {'area':<13} {'code':<13} {'cases':>7} {'received':>9} {'old':>9} {'new':>9} "
-          f"{'route':>9} {'old÷new':>8} {'old÷route':>9}")
+    print(
+        f"\n12-month series on the full Guandu demo (until {UNTIL:%Y-%m-%d %H:%M} China time), best of {REPS} "
+        "(old: best of 3); old and new agree on every month and measure"
+    )
+    print(
+        f"{'database':<11} {'area':<13} {'code':<13} {'cases':>7} {'received':>9} {'old':>9} {'new':>9} "
+        f"{'route':>9} {'old÷new':>8} {'old÷route':>9}"
+    )
     for r in rows:
-        print(f"{r['db']:<11} {r['area']:<13} {r['code']:<13} {r['cases']:>7} {r['received']:>9} "
-              f"{r['old'] * 1000:>7.0f}ms {r['new'] * 1000:>7.0f}ms {r['route'] * 1000:>7.0f}ms "
-              f"{r['old'] / r['new']:>8.1f} {r['old'] / r['route']:>9.1f}")
-    print("(route: the whole request through the app — sign-in check, area check, the series, JSON — without "
-          "the network; target under 300 ms for every area)")
+        print(
+            f"{r['db']:<11} {r['area']:<13} {r['code']:<13} {r['cases']:>7} {r['received']:>9} "
+            f"{r['old'] * 1000:>7.0f}ms {r['new'] * 1000:>7.0f}ms {r['route'] * 1000:>7.0f}ms "
+            f"{r['old'] / r['new']:>8.1f} {r['old'] / r['route']:>9.1f}"
+        )
+    print(
+        "(route: the whole request through the app — sign-in check, area check, the series, JSON — without "
+        "the network; target under 300 ms for every area)"
+    )
 
 
 if __name__ == "__main__":

@@ -42,17 +42,25 @@ from api.settings import Settings  # noqa: E402
 SQLITE_FILE = Path("/tmp/gridmap-bench-series/full-demo.sqlite")
 PG_NAME = "gridmap_bench_series"
 WIDTH, HEIGHT = 1440, 900
-VIEWS = [("district", 10), ("subdistrict", 11), ("community", 12), ("grid", 13), ("microgrid", 12),
-         ("microgrid", 14), ("cases", 13), ("cases", 15)]
+VIEWS = [
+    ("district", 10),
+    ("subdistrict", 11),
+    ("community", 12),
+    ("grid", 13),
+    ("microgrid", 12),
+    ("microgrid", 14),
+    ("cases", 13),
+    ("cases", 15),
+]
 
 
 def lonlat_to_pixel(lon: float, lat: float, z: int) -> tuple[float, float]:
-    n = 256 * 2 ** z
+    n = 256 * 2**z
     return (lon + 180) / 360 * n, (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
 
 
 def pixel_to_lonlat(px: float, py: float, z: int) -> tuple[float, float]:
-    n = 256 * 2 ** z
+    n = 256 * 2**z
     return px / n * 360 - 180, math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * py / n))))
 
 
@@ -62,8 +70,9 @@ def view(centre: tuple[float, float], z: int) -> tuple[str, list[tuple[int, int,
     x0, y0, x1, y1 = cx - WIDTH / 2, cy - HEIGHT / 2, cx + WIDTH / 2, cy + HEIGHT / 2
     west, north = pixel_to_lonlat(x0, y0, z)
     east, south = pixel_to_lonlat(x1, y1, z)
-    tiles = [(z, x, y) for x in range(int(x0 // 256), int(x1 // 256) + 1)
-             for y in range(int(y0 // 256), int(y1 // 256) + 1)]
+    tiles = [
+        (z, x, y) for x in range(int(x0 // 256), int(x1 // 256) + 1) for y in range(int(y0 // 256), int(y1 // 256) + 1)
+    ]
     return f"{west:.6f},{south:.6f},{east:.6f},{north:.6f}", tiles
 
 
@@ -121,54 +130,81 @@ def run(url: str, label: str, reps: int) -> list[dict]:
                     elapsed, r = timed_get(client, f"/api/v1/tiles/{layer}/{z_}/{x}/{y}.mvt")
                     warm.append(elapsed)
                     total += elapsed
-                    elapsed, _ = timed_get(client, f"/api/v1/tiles/{layer}/{z_}/{x}/{y}.mvt",
-                                           headers={"If-None-Match": r.headers["etag"]})
+                    elapsed, _ = timed_get(
+                        client, f"/api/v1/tiles/{layer}/{z_}/{x}/{y}.mvt", headers={"If-None-Match": r.headers["etag"]}
+                    )
                     revalidate.append(elapsed)
                 view_warm.append(total)
-            rows.append({"db": label, "layer": layer, "z": z, "tiles": len(tiles), "features": features,
-                         "geo_first": geo_first, "geo": statistics.median(geo_times), "geo_bytes": geo_bytes,
-                         "cold50": pct(cold, 50), "cold95": pct(cold, 95), "warm50": pct(warm, 50),
-                         "warm95": pct(warm, 95), "r304": pct(revalidate, 50),
-                         "view_cold": statistics.median(view_cold), "view_warm": statistics.median(view_warm),
-                         "tile_bytes": tile_bytes})
+            rows.append(
+                {
+                    "db": label,
+                    "layer": layer,
+                    "z": z,
+                    "tiles": len(tiles),
+                    "features": features,
+                    "geo_first": geo_first,
+                    "geo": statistics.median(geo_times),
+                    "geo_bytes": geo_bytes,
+                    "cold50": pct(cold, 50),
+                    "cold95": pct(cold, 95),
+                    "warm50": pct(warm, 50),
+                    "warm95": pct(warm, 95),
+                    "r304": pct(revalidate, 50),
+                    "view_cold": statistics.median(view_cold),
+                    "view_warm": statistics.median(view_warm),
+                    "tile_bytes": tile_bytes,
+                }
+            )
             r = rows[-1]
-            print(f"  {label:9} {layer:11} z{z:<2} {len(tiles):3} tiles {features:6} feat | GeoJSON "
-                  f"{r['geo']:7.1f} ms (first {geo_first:7.1f}) {geo_bytes / 1024:8.1f} KiB | tile cold p50 "
-                  f"{r['cold50']:6.1f} p95 {r['cold95']:6.1f} · warm p50 {r['warm50']:5.1f} p95 {r['warm95']:5.1f}"
-                  f" · 304 {r['r304']:4.1f} ms | view cold {r['view_cold']:7.1f} warm {r['view_warm']:6.1f} ms "
-                  f"{tile_bytes / 1024:8.1f} KiB", flush=True)
+            print(
+                f"  {label:9} {layer:11} z{z:<2} {len(tiles):3} tiles {features:6} feat | GeoJSON "
+                f"{r['geo']:7.1f} ms (first {geo_first:7.1f}) {geo_bytes / 1024:8.1f} KiB | tile cold p50 "
+                f"{r['cold50']:6.1f} p95 {r['cold95']:6.1f} · warm p50 {r['warm50']:5.1f} p95 {r['warm95']:5.1f}"
+                f" · 304 {r['r304']:4.1f} ms | view cold {r['view_cold']:7.1f} warm {r['view_warm']:6.1f} ms "
+                f"{tile_bytes / 1024:8.1f} KiB",
+                flush=True,
+            )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sqlite", type=Path, default=SQLITE_FILE, help="the full demo on SpatiaLite (copied)")
-    parser.add_argument("--postgis", help="the full demo on PostGIS (opened read-only); default: database "
-                                          f"{PG_NAME} on the test server")
+    parser.add_argument(
+        "--postgis", help=f"the full demo on PostGIS (opened read-only); default: database {PG_NAME} on the test server"
+    )
     parser.add_argument("--only", choices=("sqlite", "postgis"))
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     logging.getLogger("gridmap.api").setLevel(logging.CRITICAL)  # the read-only sweep's failure is expected
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at start; "
-          f"view {WIDTH}×{HEIGHT} px; {args.reps} passes", flush=True)
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at start; "
+        f"view {WIDTH}×{HEIGHT} px; {args.reps} passes",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         if args.only in (None, "sqlite"):
             rows += run(copy_sqlite(args.sqlite, folder), "SpatiaLite", args.reps)
         if args.only in (None, "postgis"):
             url = args.postgis or sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=PG_NAME).render_as_string(
-                hide_password=False)
+                hide_password=False
+            )
             url += ("&" if "?" in url else "?") + "options=--default_transaction_read_only%3Don"
             rows += run(url, "PostGIS", args.reps)
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    print("\nratios (tiles of the view one after the other / one GeoJSON request of the same view; bytes tiles / "
-          "GeoJSON):")
+    print(
+        "\nratios (tiles of the view one after the other / one GeoJSON request of the same view; bytes tiles / "
+        "GeoJSON):"
+    )
     for r in rows:
-        print(f"  {r['db']:10} {r['layer']:11} z{r['z']:<2} time cold {r['view_cold'] / r['geo']:5.2f}× warm "
-              f"{r['view_warm'] / r['geo']:5.2f}× · tile p95 cold / GeoJSON {r['cold95'] / r['geo']:5.2f}× · bytes "
-              f"{r['tile_bytes'] / max(r['geo_bytes'], 1):5.2f}×")
+        print(
+            f"  {r['db']:10} {r['layer']:11} z{r['z']:<2} time cold {r['view_cold'] / r['geo']:5.2f}× warm "
+            f"{r['view_warm'] / r['geo']:5.2f}× · tile p95 cold / GeoJSON {r['cold95'] / r['geo']:5.2f}× · bytes "
+            f"{r['tile_bytes'] / max(r['geo_bytes'], 1):5.2f}×"
+        )
 
 
 if __name__ == "__main__":

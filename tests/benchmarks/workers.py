@@ -33,12 +33,30 @@ SERIES_DB = Path("/tmp/gridmap-bench-series/full-demo.sqlite")
 
 def run(url: str, workers: int, cache: Path, shared: bool) -> dict:
     port = _free_port()
-    env = {**os.environ, "GRIDMAP_INDEX_CACHE": str(cache), "GRIDMAP_SHARED_INDEX": "true" if shared else "false",
-           "GRIDMAP_ESCALATION_INTERVAL_S": "3600"}
+    env = {
+        **os.environ,
+        "GRIDMAP_INDEX_CACHE": str(cache),
+        "GRIDMAP_SHARED_INDEX": "true" if shared else "false",
+        "GRIDMAP_ESCALATION_INTERVAL_S": "3600",
+    }
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "gridmap.cli", "--database", url, "serve", "--workers",
-                             str(workers), "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gridmap.cli",
+            "--database",
+            url,
+            "serve",
+            "--workers",
+            str(workers),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         conns = _connections(proc, port, None, workers)
         for conn in conns.values():  # one locate each: the index is in use
@@ -75,19 +93,26 @@ def main() -> None:
         cache = folder / "cache"
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.workers} workers; {source}")
         results = {}
-        for mode, shared in (("built per process (peer)", False), ("shared file, cold", True),
-                             ("shared file, warm", True)):
+        for mode, shared in (
+            ("built per process (peer)", False),
+            ("shared file, cold", True),
+            ("shared file, warm", True),
+        ):
             results[mode] = out = run(url, args.workers, cache, shared)
             print(f"\n{mode}: every worker answering after {out['ready_s']:.1f} s")
             for pid, (rss, pss, uss) in out["memory"].items():
-                print(f"  worker {pid}: RSS {rss / 2**20:7.1f} MB  PSS {pss / 2**20:7.1f} MB  USS {uss / 2**20:7.1f} MB")
+                print(
+                    f"  worker {pid}: RSS {rss / 2**20:7.1f} MB  PSS {pss / 2**20:7.1f} MB  USS {uss / 2**20:7.1f} MB"
+                )
             total = sum(m[1] for m in out["memory"].values())
             print(f"  PSS of the workers together: {total / 2**20:.1f} MB")
         peer = sum(m[1] for m in results["built per process (peer)"]["memory"].values())
         for mode in ("shared file, cold", "shared file, warm"):
             total = sum(m[1] for m in results[mode]["memory"].values())
-            print(f"{mode}: PSS {total / peer:.2f}× the peer's; start-up "
-                  f"{results[mode]['ready_s'] / results['built per process (peer)']['ready_s']:.2f}× the peer's")
+            print(
+                f"{mode}: PSS {total / peer:.2f}× the peer's; start-up "
+                f"{results[mode]['ready_s'] / results['built per process (peer)']['ready_s']:.2f}× the peer's"
+            )
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

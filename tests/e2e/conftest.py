@@ -26,15 +26,24 @@ from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
 from tests.conftest import IN_CI, _load
 
 CHROMIUM = os.environ.get("GRIDMAP_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).with_name("screenshots")
 DISTRICT = "530111"
 DESKTOP = {"width": 1400, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # a 1×1 PNG, light grey
-TILE_PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c"
-                         "63b87bf7ee7f0008c90397affde77b0000000049454e44ae426082")
+TILE_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c"
+    "63b87bf7ee7f0008c90397affde77b0000000049454e44ae426082"
+)
 
 
 def _free_port() -> int:
@@ -46,10 +55,28 @@ def _free_port() -> int:
 def _serve(url: str, **settings):
     """Start `gridmap` under uvicorn on a free port with GRIDMAP_* settings; yields its base URL."""
     port = _free_port()
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": url, "GRIDMAP_POLL_S": "1",
-           **{f"GRIDMAP_{k.upper()}": str(v) for k, v in settings.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], env=env)
+    env = {
+        **os.environ,
+        "GRIDMAP_DATABASE_URL": url,
+        "GRIDMAP_POLL_S": "1",
+        **{f"GRIDMAP_{k.upper()}": str(v) for k, v in settings.items()},
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # its imports alone take 30 s and more on a loaded 2-core machine
     while True:
@@ -82,8 +109,9 @@ def api(server, path, body=None, headers=None, *, as_: str | None = "demo-dispat
     and run), or with no credentials when `as_` is None."""
     data = json.dumps(body).encode() if body is not None else None
     auth = {"Authorization": f"Bearer {bearer(server, as_)}"} if as_ else {}
-    request = urllib.request.Request(server + path, data=data, headers={"Content-Type": "application/json",
-                                                                        **auth, **(headers or {})})
+    request = urllib.request.Request(
+        server + path, data=data, headers={"Content-Type": "application/json", **auth, **(headers or {})}
+    )
     with urllib.request.urlopen(request) as r:
         return json.load(r)
 
@@ -151,8 +179,9 @@ def tile_server():
 @pytest.fixture(scope="session")
 def gcj_server(database, tile_server):
     """The same database served for a GCJ-02 base map (AMap-style tiles, here from the local tile server)."""
-    base, proc = _serve(database, tile_crs="gcj02", tile_url=tile_server[0] + "/{z}/{x}/{y}.png",
-                        tile_attribution="test tiles")
+    base, proc = _serve(
+        database, tile_crs="gcj02", tile_url=tile_server[0] + "/{z}/{x}/{y}.png", tile_attribution="test tiles"
+    )
     yield base
     proc.terminate()
     proc.wait(10)
@@ -206,8 +235,9 @@ def record(pg):
 
 def new_context(browser, viewport=DESKTOP, mobile: bool = False):
     """A browser context in Chinese; `mobile`: a phone's (touch, mobile viewport)."""
-    return browser.new_context(viewport=viewport, locale="zh-CN", is_mobile=mobile, has_touch=mobile,
-                               device_scale_factor=2 if mobile else 1)
+    return browser.new_context(
+        viewport=viewport, locale="zh-CN", is_mobile=mobile, has_touch=mobile, device_scale_factor=2 if mobile else 1
+    )
 
 
 def sign_in(pg, server, username: str, password: str = DEMO_PASSWORD, next_path: str = "/api/v1/auth/me"):

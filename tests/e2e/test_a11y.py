@@ -24,7 +24,10 @@ FAILING = ("serious", "critical")
 
 # page → (account, what tells that the page has drawn its content)
 PAGES = {
-    "/": ("demo-dispatcher", "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict"),
+    "/": (
+        "demo-dispatcher",
+        "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict",
+    ),
     "/dispatch": ("demo-dispatcher", "document.body.dataset.gmPolls !== undefined"),
     "/plan": ("demo-planner", "document.body.dataset.gmPlanLoads"),
     "/m": ("demo-worker", "document.body.dataset.gmMobileCases !== undefined"),
@@ -55,8 +58,14 @@ def axe_page_fixture(browser, server):
     contexts = []
 
     def open_as(username, viewport=DESKTOP, mobile=False, landing="/m"):
-        context = browser.new_context(viewport=viewport, locale="zh-CN", is_mobile=mobile, has_touch=mobile,
-                                      device_scale_factor=2 if mobile else 1, bypass_csp=True)
+        context = browser.new_context(
+            viewport=viewport,
+            locale="zh-CN",
+            is_mobile=mobile,
+            has_touch=mobile,
+            device_scale_factor=2 if mobile else 1,
+            bypass_csp=True,
+        )
         contexts.append(context)
         pg = record(context.new_page())
         if username:
@@ -108,8 +117,9 @@ def test_every_page_has_no_serious_violation(axe_page, server, path, lang, size)
         violations = run_axe(pg)
         assert violations == [], describe(violations)
         case = new_case(server, "无障碍检查", worker_grid(server)[1])
-        case = api(server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": case["version"]},
-                   as_="demo-worker")  # its forms: handling with photos, an extension
+        case = api(
+            server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": case["version"]}, as_="demo-worker"
+        )  # its forms: handling with photos, an extension
         pg.click("#gm-m-tab-cases")
         wait_idle(pg)
         pg.locator(f".gm-m-case[data-id='{case['id']}']").click()

@@ -143,9 +143,19 @@ def test_an_address_finds_its_place_and_a_refused_step_shows_why(page, server):
 def test_reassign_to_a_department_and_whistle_from_the_console(page, server):
     grid = api(server, "/api/v1/areas?level=grid")["features"][3]
     lon, lat = inner_point(grid)
-    case = api(server, "/api/v1/cases", {"title": "占道经营", "lon": lon, "lat": lat, "category": "E0101",
-                                         "source": "hotline", "reporter_name": "王小明",
-                                         "reporter_phone": "13812341234"})
+    case = api(
+        server,
+        "/api/v1/cases",
+        {
+            "title": "占道经营",
+            "lon": lon,
+            "lat": lat,
+            "category": "E0101",
+            "source": "hotline",
+            "reporter_name": "王小明",
+            "reporter_phone": "13812341234",
+        },
+    )
     assert case["state"] == "dispatched" and case["assignee_id"]
     open_console(page, server)
     page.evaluate(f"void GridmapPage.open({case['id']})")
@@ -165,8 +175,9 @@ def test_reassign_to_a_department_and_whistle_from_the_console(page, server):
     assert "区城市管理局" in routing and "调度员指定" in routing and "需执法部门处置" in routing
     # the department accepts; then the dispatcher whistles another department in (吹哨)
     now = api(server, f"/api/v1/cases/{case['id']}")
-    api(server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": now["version"]},
-        as_="demo-department")  # the demo's department account is 区城市管理局 (CG)
+    api(
+        server, f"/api/v1/cases/{case['id']}/actions/accept", {"version": now["version"]}, as_="demo-department"
+    )  # the demo's department account is 区城市管理局 (CG)
     page.evaluate(f"void GridmapPage.open({case['id']})")
     wait_js(page, f"document.body.dataset.gmCase === '{case['id']}:accepted'")
     wait_idle(page)

@@ -60,11 +60,23 @@ def photo(colour) -> bytes:
 def attach(server, case_id, stage, data, as_):
     """A photo added to a case through the API (multipart, as a phone sends it)."""
     boundary = "gridmap-e2e-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"stage\"\r\n\r\n{stage}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{stage}.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{server}/api/v1/cases/{case_id}/attachments", data=body, headers={
-        "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {bearer(server, as_)}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="stage"\r\n\r\n{stage}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{stage}.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        f"{server}/api/v1/cases/{case_id}/attachments",
+        data=body,
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Authorization": f"Bearer {bearer(server, as_)}",
+        },
+    )
     with urllib.request.urlopen(request) as r:
         return json.load(r)
 
@@ -87,8 +99,11 @@ def dead_end_point(server):
     district = api(server, "/api/v1/areas?level=district")["features"][0]
     geom = shape(district["geometry"])
     minx = geom.bounds[0]
-    west = min((p for p in geom.exterior.coords if p[0] == minx) if geom.geom_type == "Polygon" else
-               (p for poly in geom.geoms for p in poly.exterior.coords if p[0] == minx))
+    west = min(
+        (p for p in geom.exterior.coords if p[0] == minx)
+        if geom.geom_type == "Polygon"
+        else (p for poly in geom.geoms for p in poly.exterior.coords if p[0] == minx)
+    )
     return minx - 0.005, west[1]
 
 
@@ -97,8 +112,11 @@ def make_overdue(database, case_id, days=30):
     server's overdue sweep leaves it alone during the test."""
     engine = storage.make_engine(database)
     with engine.begin() as conn:
-        conn.execute(sa.update(Case).where(Case.id == case_id).values(
-            due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days), escalation_level=1))
+        conn.execute(
+            sa.update(Case)
+            .where(Case.id == case_id)
+            .values(due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days), escalation_level=1)
+        )
     engine.dispose()
 
 
@@ -180,16 +198,22 @@ def shot(page, name):
 
 def pin_drag(page, to_lonlat):
     """Drag the relocation pin to a WGS84 point with the mouse (the map framed on both first)."""
-    page.evaluate("([lon, lat]) => { const m = GridmapPage.map, a = GridmapPage.pin.getLatLng(),"
-                  " b = GridmapPage.core.point([lon, lat]);"
-                  " m.fitBounds(L.latLngBounds([a, b]), {paddingTopLeft: [440, 120], paddingBottomRight: [460, 120],"
-                  " maxZoom: 17, animate: false}); }", list(to_lonlat))
+    page.evaluate(
+        "([lon, lat]) => { const m = GridmapPage.map, a = GridmapPage.pin.getLatLng(),"
+        " b = GridmapPage.core.point([lon, lat]);"
+        " m.fitBounds(L.latLngBounds([a, b]), {paddingTopLeft: [440, 120], paddingBottomRight: [460, 120],"
+        " maxZoom: 17, animate: false}); }",
+        list(to_lonlat),
+    )
     wait_idle(page)
     box = page.locator(".gm-drag-pin").bounding_box()
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    x1, y1 = page.evaluate("([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
-                           "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
-                           " return [p.x + r.left, p.y + r.top]; }", list(to_lonlat))
+    x1, y1 = page.evaluate(
+        "([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
+        "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
+        " return [p.x + r.left, p.y + r.top]; }",
+        list(to_lonlat),
+    )
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=8)
@@ -214,7 +238,9 @@ def test_verify_and_close_and_send_back_for_rework(signed_in, server):
     # the before and after photos, as thumbnails that loaded
     assert page.locator("#gm-side .gm-photo").count() == 2
     assert "处置前" in page.locator("#gm-side .gm-photos").inner_text()
-    wait_js(page, "[...document.querySelectorAll('#gm-side .gm-photo img')].every(i => i.complete && i.naturalWidth > 0)")
+    wait_js(
+        page, "[...document.querySelectorAll('#gm-side .gm-photo img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     do(page, "verify")
     done(page, "verify", good["id"], "closed")
     assert "核查结案" in page.locator("#gm-side .gm-timeline").inner_text()
@@ -309,7 +335,10 @@ def test_batch_dispatch_three_cases(signed_in, server):
     rules at once (batch file, then batch dispatch); each result on its own line with the case number."""
     grid = worker_grid(server)
     lon, lat = inner_point(grid)
-    ids = [new_case(server, title, (lon + i * 1e-5, lat))["id"] for i, title in enumerate(["楼道堆物", "乱贴广告", "占道经营"])]
+    ids = [
+        new_case(server, title, (lon + i * 1e-5, lat))["id"]
+        for i, title in enumerate(["楼道堆物", "乱贴广告", "占道经营"])
+    ]
     assert all(api(server, f"/api/v1/cases/{i}")["state"] == "reported" for i in ids)
     page = signed_in("demo-dispatcher", viewport=WIDE)
     open_console(page, server)
@@ -448,8 +477,9 @@ def test_a_case_with_its_forms_open_has_no_serious_accessibility_violation(axe_p
     """axe-core on the console with a bounced case open and every action form unfolded (the page's load alone is
     checked in test_a11y)."""
     grid = worker_grid(server)
-    case = new_case(server, "井盖松动", inner_point(grid), category="E0101", reporter_name="李四",
-                    reporter_phone="13900001111")
+    case = new_case(
+        server, "井盖松动", inner_point(grid), category="E0101", reporter_name="李四", reporter_phone="13900001111"
+    )
     step(server, case["id"], "bounce", "demo-worker", reason="不在本网格")
     viewport, mobile = (WIDE, False) if size == "desktop" else (PHONE, True)
     page = axe_page("demo-dispatcher", viewport, mobile)

@@ -7,8 +7,23 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import PHONE, api
-from tests.e2e.test_dispatcher_day import (WIDE, dead_end_point, do, done, grids, new_case, no_sideways_scroll,
-                                           open_console, open_row, pin_drag, row, shot, sort_by, wait_idle, wait_js)
+from tests.e2e.test_dispatcher_day import (
+    WIDE,
+    dead_end_point,
+    do,
+    done,
+    grids,
+    new_case,
+    no_sideways_scroll,
+    open_console,
+    open_row,
+    pin_drag,
+    row,
+    shot,
+    sort_by,
+    wait_idle,
+    wait_js,
+)
 from tests.e2e.test_map import assert_clean, inner_point
 
 pytestmark = pytest.mark.e2e

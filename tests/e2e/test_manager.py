@@ -55,8 +55,9 @@ def search_and_select(page, code, tap=False):
 
 
 def no_horizontal_scroll(page):
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), \
-        page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth]"
+    )
 
 
 def _framed_beside_the_panel(page):
@@ -101,8 +102,11 @@ def _rank_grids(page, server, community, since, until, tap=False):
     page.locator("#gm-ranking").scroll_into_view_if_needed()
     page.select_option("#gm-ranking select.gm-rank-measure", "on_time_rate")
     page.select_option("#gm-ranking select.gm-rank-by", "children")
-    expected = api(server, f"/api/v1/areas/{community}/ranking?measure=on_time_rate&by=children"
-                           f"&since={since}&until={until}", as_=MANAGER)
+    expected = api(
+        server,
+        f"/api/v1/areas/{community}/ranking?measure=on_time_rate&by=children&since={since}&until={until}",
+        as_=MANAGER,
+    )
     n = len(expected["items"])
     wait_js(page, f"document.body.dataset.gmRanking === '{community}:on_time_rate:children:{n}'")
     wait_idle(page)
@@ -160,8 +164,11 @@ def test_the_managers_day_at_the_desk(signed_in, server):
     page.locator("#gm-ranking").screenshot(path=str(SCREENSHOTS / "manager-ranking.png"))
     # the community's workers on the same measure
     page.select_option("#gm-ranking select.gm-rank-by", "workers")
-    workers = api(server, f"/api/v1/areas/{community}/ranking?measure=on_time_rate&by=workers"
-                          f"&since={since}&until={until}", as_=MANAGER)["items"]
+    workers = api(
+        server,
+        f"/api/v1/areas/{community}/ranking?measure=on_time_rate&by=workers&since={since}&until={until}",
+        as_=MANAGER,
+    )["items"]
     wait_js(page, f"document.body.dataset.gmRanking === '{community}:on_time_rate:workers:{len(workers)}'")
     assert len(workers) > 1 and page.locator("#gm-ranking table.gm-rank-list tbody tr").count() == len(workers)
     page.select_option("#gm-ranking select.gm-rank-by", "children")
@@ -182,15 +189,23 @@ def test_the_managers_day_at_the_desk(signed_in, server):
     listed = list(csv.DictReader(io.StringIO(Path(got.value.path()).read_bytes().decode("utf-8-sig"))))
     assert got.value.suggested_filename.endswith(".csv")
     assert case["number"] in {r["编号"] for r in listed} and {r["状态"] for r in listed} <= {
-        "已派遣", "已签收", "返工", "已处置", "已立案", "待处理"}
+        "已派遣",
+        "已签收",
+        "返工",
+        "已处置",
+        "已立案",
+        "待处理",
+    }
     overdue_total = api(server, f"/api/v1/cases?area={community}&state=overdue&limit=1", as_=MANAGER)["total"]
     assert len(listed) == overdue_total
     # by category: the open case's category
     page.select_option("#gm-case-list select.gm-list-category", case["category"])
-    of_category = api(server, f"/api/v1/cases?area={community}&state=overdue&category={case['category']}&limit=50",
-                      as_=MANAGER)
-    wait_js(page, f"document.body.dataset.gmCaseList === "
-                  f"'{community}:overdue:{of_category['total']}:{case['category']}'")
+    of_category = api(
+        server, f"/api/v1/cases?area={community}&state=overdue&category={case['category']}&limit=50", as_=MANAGER
+    )
+    wait_js(
+        page, f"document.body.dataset.gmCaseList === '{community}:overdue:{of_category['total']}:{case['category']}'"
+    )
     shown = page.locator("#gm-case-list .gm-case-item")
     assert shown.count() == min(of_category["total"], 15) > 0
     assert all(case["category_name"] in shown.nth(k).inner_text() for k in range(shown.count()))
@@ -223,9 +238,15 @@ def test_heat_map_show_hide_and_apply_refetch_only_what_changed(signed_in, serve
     assert after["cases"] == before["cases"] + 1
     assert {k: after[k] for k in after if k != "cases"} == {k: before[k] for k in before if k != "cases"}
     assert not [u for u in asked if "/series" in u or "/measures" in u or "/ranking" in u], asked
-    assert page.evaluate("GridmapPage.rows.length") == api(
-        server, "/api/v1/map/cases?state=overdue&" + "&".join(
-            f"{k}={v}" for k, v in zip(("since", "until"), _period(page))), as_=MANAGER)["count"]
+    assert (
+        page.evaluate("GridmapPage.rows.length")
+        == api(
+            server,
+            "/api/v1/map/cases?state=overdue&"
+            + "&".join(f"{k}={v}" for k, v in zip(("since", "until"), _period(page))),
+            as_=MANAGER,
+        )["count"]
+    )
     # the period changed: the measures and the ranking follow, the series still not
     page.fill("input[name=since]", "2026-01-01")
     page.click(".gm-apply")
@@ -259,10 +280,13 @@ def test_the_choropleth_keeps_good_green_with_the_value_on_hover(signed_in, serv
     assert classes == sorted(classes) and len(rated) > 3
     assert all(order.index(c) >= 3 for v, c in rated if v >= 0.9)
     # the value in the hover
-    code = page.evaluate("Object.keys(GridmapPage.choro.values).find(k => GridmapPage.choro.values[k] !== null"
-                         " && GridmapPage.areas.levels.community.byCode[k])")
-    tip = page.evaluate(f"GridmapPage.areaTip(GridmapPage.areas.levels.community.byCode['{code}'].feature.properties)"
-                        ".textContent")
+    code = page.evaluate(
+        "Object.keys(GridmapPage.choro.values).find(k => GridmapPage.choro.values[k] !== null"
+        " && GridmapPage.areas.levels.community.byCode[k])"
+    )
+    tip = page.evaluate(
+        f"GridmapPage.areaTip(GridmapPage.areas.levels.community.byCode['{code}'].feature.properties).textContent"
+    )
     value = page.evaluate(f"GridmapPage.choro.values['{code}']")
     assert "按期结案率：" in tip and f"{value * 100:.1f}%" in tip
     page.evaluate(f"GridmapPage.areas.levels.community.byCode['{code}'].openTooltip()")
@@ -275,11 +299,16 @@ def test_the_choropleth_keeps_good_green_with_the_value_on_hover(signed_in, serv
     assert "受理量" in chart.text_content() and "结案率（右轴）" in chart.text_content()
     # clusters in the legend's colours: a cluster holding a rework case is red
     page.screenshot(path=str(SCREENSHOTS / "manager-choropleth.png"))
-    colours = page.evaluate("""Array.from(document.querySelectorAll('.gm-cluster-inner')).map(d => d.style.background)""")
+    colours = page.evaluate(
+        """Array.from(document.querySelectorAll('.gm-cluster-inner')).map(d => d.style.background)"""
+    )
     assert colours, "no clusters drawn"
     legend_colours = page.evaluate("Object.values(GM.STATE_COLOURS)")
-    rgb = page.evaluate("""(cs) => cs.map(c => { const d = document.createElement('div'); d.style.background = c;
-        return d.style.background; })""", legend_colours)
+    rgb = page.evaluate(
+        """(cs) => cs.map(c => { const d = document.createElement('div'); d.style.background = c;
+        return d.style.background; })""",
+        legend_colours,
+    )
     assert set(colours) <= set(rgb)
     assert_clean(page, server)
 
@@ -342,9 +371,11 @@ def test_the_managers_panel_in_english(signed_in, server):
     text = detail.inner_text()
     assert "Community party committee" in text and "Director" in text and "Target 90.0%" in text
     # no full-width punctuation of the page's own in English (names from the data aside)
-    own = page.evaluate("Array.from(document.querySelectorAll('#gm-detail h3, #gm-detail th, #gm-detail option, "
-                        "#gm-detail .gm-queue-meta, #gm-detail .gm-rank-list td:nth-child(4)'))"
-                        ".map(e => e.textContent).join(' ')")
+    own = page.evaluate(
+        "Array.from(document.querySelectorAll('#gm-detail h3, #gm-detail th, #gm-detail option, "
+        "#gm-detail .gm-queue-meta, #gm-detail .gm-rank-list td:nth-child(4)'))"
+        ".map(e => e.textContent).join(' ')"
+    )
     assert not set(own) & set("：；（）／，。"), own
     page.screenshot(path=str(SCREENSHOTS / "manager-english.png"))
     assert_clean(page, server)
@@ -382,8 +413,11 @@ def test_case_markers_are_drawn_above_the_area_labels(page, server):
     # a micro-grid's label point, and a case put right there: its marker must be what a tap at that point reaches
     micro = api(server, "/api/v1/map/areas?level=microgrid&zoom=17")["features"][3]["properties"]
     lon, lat = micro["label"]
-    case = api(server, "/api/v1/cases", {"title": "标签下的事件", "lon": lon, "lat": lat, "category": "E0101",
-                                         "source": "patrol"})
+    case = api(
+        server,
+        "/api/v1/cases",
+        {"title": "标签下的事件", "lon": lon, "lat": lat, "category": "E0101", "source": "patrol"},
+    )
     page.evaluate("void GridmapPage.loadCases()")  # the new case (a filter change would do the same)
     wait_js(page, f"GridmapPage.rows.some(r => r[0] === {case['id']})")
     page.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 19)")
@@ -391,7 +425,7 @@ def test_case_markers_are_drawn_above_the_area_labels(page, server):
     wait_js(page, f"(document.body.dataset.gmLabels || '').startsWith('microgrid:')")
     # the marker is drawn (not clustered at this zoom) in the cases' pane, which is stacked above the labels'
     drawn = page.evaluate(f"""() => {{ let path = null;
-        GridmapPage.cluster.eachLayer(l => {{ if (l.gmCase[0] === {case['id']} && l._path && l._path.isConnected) path = l._path; }});
+        GridmapPage.cluster.eachLayer(l => {{ if (l.gmCase[0] === {case["id"]} && l._path && l._path.isConnected) path = l._path; }});
         const pane = n => Number(getComputedStyle(GridmapPage.map.getPane(n)).zIndex);
         return [path !== null && GridmapPage.map.getPane('gmCases').contains(path), pane('gmCases'), pane('gmLabels')]; }}""")
     assert drawn[0] and drawn[1] > drawn[2], drawn

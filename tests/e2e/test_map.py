@@ -16,9 +16,12 @@ pytestmark = pytest.mark.e2e
 
 def click_lonlat(page, lon, lat):
     """Click the map where a WGS84 point is drawn (through the page's own projection, GCJ-02 shift included)."""
-    x, y = page.evaluate("([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
-                         "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
-                         " return [p.x + r.left, p.y + r.top]; }", [lon, lat])
+    x, y = page.evaluate(
+        "([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
+        "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
+        " return [p.x + r.left, p.y + r.top]; }",
+        [lon, lat],
+    )
     page.mouse.click(x, y)
 
 
@@ -137,17 +140,30 @@ def test_search_by_grid_code_place_and_case_number(page, server):
     assert_clean(page, server)
 
 
-XSS_TITLE = '<script>window.__xss = 1</script>${window.__xss = 2}'
+XSS_TITLE = "<script>window.__xss = 1</script>${window.__xss = 2}"
 XSS_TEXT = '<img src=x onerror="window.__xss = 3"><b onmouseover="window.__xss = 4">粗体</b> `${window.__xss = 5}`'
 
 
 def test_resident_text_is_shown_as_text_everywhere(page, server):
     grid = api(server, "/api/v1/areas?level=grid")["features"][2]
     lon, lat = inner_point(grid)
-    case = api(server, "/api/v1/cases", {"title": XSS_TITLE, "description": XSS_TEXT, "lon": lon, "lat": lat,
-                                         "category": "E0101", "source": "miniprogram", "address": XSS_TEXT[:100]})
+    case = api(
+        server,
+        "/api/v1/cases",
+        {
+            "title": XSS_TITLE,
+            "description": XSS_TEXT,
+            "lon": lon,
+            "lat": lat,
+            "category": "E0101",
+            "source": "miniprogram",
+            "address": XSS_TEXT[:100],
+        },
+    )
     open_overview(page, server)
-    page.evaluate(f"void GridmapPage.openCase({case['id']}, L.marker(GridmapPage.core.point([{lon}, {lat}])).addTo(GridmapPage.map))")
+    page.evaluate(
+        f"void GridmapPage.openCase({case['id']}, L.marker(GridmapPage.core.point([{lon}, {lat}])).addTo(GridmapPage.map))"
+    )
     wait_js(page, f"document.body.dataset.gmOpenCase === '{case['id']}'")
     popup = page.locator(".gm-case")
     assert popup.locator(".gm-case-title").text_content() == XSS_TITLE
@@ -194,8 +210,9 @@ def test_a_gcj02_base_map_shifts_the_overlays(page, server, gcj_server, tile_ser
     for p, s in zip(plain, shifted):
         expected = page.evaluate(f"gridmapGcj02({p['lat']}, {p['lng']})")
         assert abs(s["lat"] - expected[0]) < 1e-9 and abs(s["lng"] - expected[1]) < 1e-9
-        metres = math.hypot((s["lng"] - p["lng"]) * 111_320 * math.cos(math.radians(p["lat"])),
-                            (s["lat"] - p["lat"]) * 110_540)
+        metres = math.hypot(
+            (s["lng"] - p["lng"]) * 111_320 * math.cos(math.radians(p["lat"])), (s["lat"] - p["lat"]) * 110_540
+        )
         assert 100 < metres < 1000
     assert asked and page.locator("img.leaflet-tile-loaded").count() > 0  # the base map's tiles were drawn
     page.screenshot(path=str(SCREENSHOTS / "overview-gcj02.png"))

@@ -40,8 +40,18 @@ def worker_grid(server):
 def new_case(server, title, lonlat):
     """A case in the worker's grid, filed and dispatched to its worker by the rules (an event: territory first)."""
     lon, lat = lonlat
-    case = api(server, "/api/v1/cases", {"title": title, "lon": lon, "lat": lat, "category": "E0101",
-                                         "source": "hotline", "description": "门口路灯不亮"})
+    case = api(
+        server,
+        "/api/v1/cases",
+        {
+            "title": title,
+            "lon": lon,
+            "lat": lat,
+            "category": "E0101",
+            "source": "hotline",
+            "description": "门口路灯不亮",
+        },
+    )
     assert case["state"] == "dispatched", case["state"]
     return case
 
@@ -80,8 +90,10 @@ def test_the_workers_day_on_the_phone(signed_in, server):
     assert item.count() == 1 and "待签收" in item.inner_text()
     no_horizontal_scroll(pg)
     # every tap target of the list and the tabs is at least 44 px high
-    heights = pg.evaluate("[...document.querySelectorAll('.gm-m-tab, .gm-m-case, #gm-user button')]"
-                          ".filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)")
+    heights = pg.evaluate(
+        "[...document.querySelectorAll('.gm-m-tab, .gm-m-case, #gm-user button')]"
+        ".filter(e => e.offsetParent).map(e => e.getBoundingClientRect().height)"
+    )
     assert heights and min(heights) >= 44, heights
     pg.screenshot(path=str(SCREENSHOTS / "phone-m-list.png"))
 
@@ -175,8 +187,10 @@ def test_bounce_extension_and_a_refusal_on_the_phone(signed_in, server):
     pg.locator(".gm-m-accept").tap()
     state_shown(pg, extended["id"], "accepted")
     # a file named .jpg that is not an image: the API's refusal is shown in Chinese and nothing changes
-    pg.set_input_files("#gm-m-before", {"name": "fake.jpg", "mimeType": "image/jpeg",
-                                        "buffer": b"<html><script>alert(1)</script></html>"})
+    pg.set_input_files(
+        "#gm-m-before",
+        {"name": "fake.jpg", "mimeType": "image/jpeg", "buffer": b"<html><script>alert(1)</script></html>"},
+    )
     pg.locator(".gm-m-handle button[type=submit]").tap()
     wait_js(pg, "document.querySelector('#gm-m-case .gm-m-error').textContent.length > 0")
     wait_idle(pg)
@@ -212,9 +226,12 @@ def test_a_patrol_report_placed_by_a_tap_on_a_gcj02_base_map(signed_in, gcj_serv
     pg.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 17)")
     wait_idle(pg)
     pg.locator("#gm-m-patrol-map").scroll_into_view_if_needed()
-    x, y = pg.evaluate("([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
-                       "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
-                       " return [p.x + r.left, p.y + r.top]; }", [lon, lat])
+    x, y = pg.evaluate(
+        "([lon, lat]) => { const m = GridmapPage.map, p = m.latLngToContainerPoint("
+        "GridmapPage.core.point([lon, lat])), r = m.getContainer().getBoundingClientRect();"
+        " return [p.x + r.left, p.y + r.top]; }",
+        [lon, lat],
+    )
     pg.mouse.click(x, y)
     wait_js(pg, f"(document.body.dataset.gmMobileGrid || '') === '{code}:mine'")
     pg.select_option("#gm-m-patrol-category", "E0101")
@@ -270,8 +287,11 @@ def district_bounds(server):
 
 # page → (account, what tells that the page has drawn, the bounds the first view must contain: a JS expression)
 MAP_PAGES = {
-    "/": ("demo-dispatcher", "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict",
-          "district"),
+    "/": (
+        "demo-dispatcher",
+        "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict",
+        "district",
+    ),
     "/dispatch": ("demo-dispatcher", "document.body.dataset.gmPolls !== undefined", "district"),
     "/plan": ("demo-planner", "document.body.dataset.gmPlanLoads", "GridmapPage.units.getBounds()"),
 }
@@ -304,7 +324,8 @@ def test_every_map_page_fits_a_phone(signed_in, server, path):
     # the first view shows the district (the planner: the area it opened), not zoom 6 far to the west
     target = f"L.latLngBounds({district_bounds(server)})" if bounds == "district" else bounds
     assert pg.evaluate(f"GridmapPage.map.getBounds().contains({target})"), pg.evaluate(
-        "[GridmapPage.map.getZoom(), GridmapPage.map.getCenter()]")
+        "[GridmapPage.map.getZoom(), GridmapPage.map.getCenter()]"
+    )
     assert pg.evaluate("GridmapPage.map.getZoom()") >= 9
     # the map's controls cover neither the panel nor its links
     assert pg.evaluate(OVERLAPS) == []
@@ -332,7 +353,9 @@ def test_every_map_page_fits_a_phone(signed_in, server, path):
         wait_idle(pg)
         toggle.tap()
         side = pg.locator("#gm-side").bounding_box()
-        assert pg.locator("#gm-side").is_visible() and side["y"] - (pg.locator("#gm-panel").bounding_box()["y"] + 80) > 300
+        assert (
+            pg.locator("#gm-side").is_visible() and side["y"] - (pg.locator("#gm-panel").bounding_box()["y"] + 80) > 300
+        )
         no_horizontal_scroll(pg)
         pg.screenshot(path=str(SCREENSHOTS / "phone-dispatch-case-folded.png"))
     assert_clean(pg, server)

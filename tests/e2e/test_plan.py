@@ -55,21 +55,31 @@ def _make_compound(session) -> None:
     """A compound of the buildings of the second grid's first micro-grid whose share of it (their Voronoi cells, as
     painting moves them) borders the first grid's third micro-grid."""
     gen = session.scalar(sa.select(Area.generation_id).where(Area.code == COMMUNITY))
-    leaf, other = (to_shape(session.scalars(sa.select(Area.geom).where(Area.generation_id == gen, Area.code == code))
-                            .one()) for code in (COMMUNITY + "00201", COMMUNITY + "00103"))
-    buildings = session.scalars(sa.select(Place).where(Place.kind == "building", Place.area_code == COMMUNITY + "00201")
-                                .order_by(Place.id)).all()
+    leaf, other = (
+        to_shape(session.scalars(sa.select(Area.geom).where(Area.generation_id == gen, Area.code == code)).one())
+        for code in (COMMUNITY + "00201", COMMUNITY + "00103")
+    )
+    buildings = session.scalars(
+        sa.select(Place).where(Place.kind == "building", Place.area_code == COMMUNITY + "00201").order_by(Place.id)
+    ).all()
     assert len(buildings) >= 4
     points = [to_shape(b.geom) for b in buildings]
     cells = shapely.get_parts(shapely.voronoi_polygons(shapely.MultiPoint(points), extend_to=leaf, ordered=True))
-    border = [(cell.intersection(leaf).intersection(other).length, b, p)
-              for cell, b, p in zip(cells, buildings, points)]
+    border = [
+        (cell.intersection(leaf).intersection(other).length, b, p) for cell, b, p in zip(cells, buildings, points)
+    ]
     border = sorted((item for item in border if item[0] > 0), key=lambda item: -item[0])
     assert border, "no building of the micro-grid borders the neighbouring grid"
     chosen = border[:1]
     centre = chosen[0][2]
-    compound = Place(kind="compound", name=COMPOUND, address="官渡区规划测试苑", area_code=COMMUNITY + "002",
-                     households=0, geom=from_shape(shapely.Point(centre.x + 0.0004, centre.y + 0.0004), srid=4326))
+    compound = Place(
+        kind="compound",
+        name=COMPOUND,
+        address="官渡区规划测试苑",
+        area_code=COMMUNITY + "002",
+        households=0,
+        geom=from_shape(shapely.Point(centre.x + 0.0004, centre.y + 0.0004), srid=4326),
+    )
     session.add(compound)
     session.flush()
     for _, b, _ in chosen:
@@ -93,8 +103,12 @@ def call(server, path, body=None, *, as_="demo-planner", method=None):
         with urllib.request.urlopen(urllib.request.Request(server + "/api/v1/auth/token", data=form)) as r:
             _TOKENS[as_] = json.load(r)["access_token"]
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server + path, data=data, method=method, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {_TOKENS[as_]}"})
+    request = urllib.request.Request(
+        server + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {_TOKENS[as_]}"},
+    )
     with urllib.request.urlopen(request) as r:
         return json.load(r)
 
@@ -126,6 +140,7 @@ def assert_clean(pg, server):
 
 # -- the page's helpers ------------------------------------------------------------------------------------------
 
+
 def screen(pg, lonlat) -> tuple[float, float]:
     return tuple(pg.evaluate("(p) => GridmapPage.screenPoint(p)", list(lonlat)))
 
@@ -133,11 +148,16 @@ def screen(pg, lonlat) -> tuple[float, float]:
 def on_map(pg, lonlat) -> tuple[float, float]:
     """The screen point of a WGS84 point, the map panned first when a panel covers it."""
     x, y = screen(pg, lonlat)
-    hit = pg.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); "
-                      "return !!e && !!e.closest('.leaflet-container') && !e.closest('.leaflet-control'); }", [x, y])
+    hit = pg.evaluate(
+        "([x, y]) => { const e = document.elementFromPoint(x, y); "
+        "return !!e && !!e.closest('.leaflet-container') && !e.closest('.leaflet-control'); }",
+        [x, y],
+    )
     if not hit:
-        pg.evaluate("(p) => { const page = GridmapPage, m = page.map; m.panTo(page.core.point(p), {animate: false}); }",
-                    list(lonlat))
+        pg.evaluate(
+            "(p) => { const page = GridmapPage, m = page.map; m.panTo(page.core.point(p), {animate: false}); }",
+            list(lonlat),
+        )
         wait_idle(pg)
         x, y = screen(pg, lonlat)
     return x, y
@@ -151,8 +171,10 @@ def click(pg, lonlat):
 def table(pg) -> dict[str, int]:
     """Households per row of the balance table, as the page shows them."""
     rows = pg.locator("#gm-plan-balance-table tbody tr")
-    return {rows.nth(i).get_attribute("data-code"): int(rows.nth(i).locator("td").nth(1).inner_text())
-            for i in range(rows.count())}
+    return {
+        rows.nth(i).get_attribute("data-code"): int(rows.nth(i).locator("td").nth(1).inner_text())
+        for i in range(rows.count())
+    }
 
 
 def edits_done(pg, before: int) -> None:
@@ -182,8 +204,10 @@ def free_point(feature, places, avoid=()) -> tuple[float, float]:
             p = shapely.Point(x, y)
             if not geom.contains(p):
                 continue
-            d = min([geom.exterior.distance(p) if hasattr(geom, "exterior") else geom.boundary.distance(p)] +
-                    [o.distance(p) for o in others])
+            d = min(
+                [geom.exterior.distance(p) if hasattr(geom, "exterior") else geom.boundary.distance(p)]
+                + [o.distance(p) for o in others]
+            )
             if d > best_d:
                 best, best_d = (x, y), d
     return best
@@ -209,17 +233,19 @@ def shared_chain(features: dict[str, dict]) -> tuple[tuple[str, str], shapely.Li
     """Two micro-grids of one grid whose shared boundary is one line of a few vertices, and that line."""
     codes = sorted(features)
     for i, a in enumerate(codes):
-        for b in codes[i + 1:]:
+        for b in codes[i + 1 :]:
             if a[:15] != b[:15]:
                 continue
-            common = shapely.line_merge(shape(features[a]["geometry"]).boundary.intersection(
-                shape(features[b]["geometry"]).boundary))
+            common = shapely.line_merge(
+                shape(features[a]["geometry"]).boundary.intersection(shape(features[b]["geometry"]).boundary)
+            )
             if common.geom_type == "LineString" and common.length > 0.004 and len(common.coords) <= 6:
                 return (a, b), common
     raise AssertionError("no two micro-grids share a simple edge")
 
 
 # -- the tests ---------------------------------------------------------------------------------------------------
+
 
 def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(opened, plan_server):
     draft = call(plan_server, "/api/v1/generations", {"name": "规划工作台演示"})["id"]
@@ -238,8 +264,9 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     assert pg.evaluate("document.body.dataset.gmPlanStatus") == "draft"
     assert pg.evaluate("document.body.dataset.gmPlanDiff") == "0:0:0:0"
     report = call(plan_server, f"/api/v1/generations/{draft}/check")
-    under = [p for p in report["problems"] if any(c.startswith(COMMUNITY) or COMMUNITY.startswith(c)
-                                                  for c in p["codes"])]
+    under = [
+        p for p in report["problems"] if any(c.startswith(COMMUNITY) or COMMUNITY.startswith(c) for c in p["codes"])
+    ]
     assert pg.evaluate("document.body.dataset.gmPlanProblems") == str(len(under))
     assert pg.locator("#gm-plan-problem-list li.gm-plan-problem").count() == len(under)
     start = table(pg)
@@ -304,8 +331,9 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     moved = leaves(plan_server, draft)
     coords = {tuple(c) for c in shapely.get_coordinates(shape(moved[COMMUNITY + "00102"]["geometry"])).tolist()}
     assert vertex not in coords  # the vertex moved in both micro-grids
-    assert vertex not in {tuple(c) for c in shapely.get_coordinates(
-        shape(moved[COMMUNITY + "00103"]["geometry"])).tolist()}
+    assert vertex not in {
+        tuple(c) for c in shapely.get_coordinates(shape(moved[COMMUNITY + "00103"]["geometry"])).tolist()
+    }
     pg.click("#gm-plan-tool-vertex")
 
     # 4. move the edge two micro-grids share: draw its new course from one end to the other (the ends snap)
@@ -328,8 +356,13 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     redrawn = leaves(plan_server, draft)
     for code in pair:
         assert not shape(redrawn[code]["geometry"]).equals(shape(moved[code]["geometry"])), code
-    assert shape(redrawn[pair[0]]["geometry"]).union(shape(redrawn[pair[1]]["geometry"])).symmetric_difference(
-        shape(moved[pair[0]]["geometry"]).union(shape(moved[pair[1]]["geometry"]))).area < 1e-12
+    assert (
+        shape(redrawn[pair[0]]["geometry"])
+        .union(shape(redrawn[pair[1]]["geometry"]))
+        .symmetric_difference(shape(moved[pair[0]]["geometry"]).union(shape(moved[pair[1]]["geometry"])))
+        .area
+        < 1e-12
+    )
     pg.click("#gm-plan-tool-edge")
 
     # 5. paint the compound to the micro-grid of the neighbouring grid: the balance table changes
@@ -403,8 +436,10 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
     wait_idle(ov)
     ov.locator(".leaflet-control-layers-overlays label", has_text="微网格").first.locator("input").check()
     centre = shape(after_split[new_halves[0]]["geometry"]).representative_point()
-    ov.evaluate("([lon, lat]) => GridmapPage.map.setView(GridmapPage.core.point([lon, lat]), 14, {animate: false})",
-                [centre.x, centre.y])
+    ov.evaluate(
+        "([lon, lat]) => GridmapPage.map.setView(GridmapPage.core.point([lon, lat]), 14, {animate: false})",
+        [centre.x, centre.y],
+    )
     wait_js(ov, "Number(document.body.dataset.gmLevel_microgrid || 0) > 0")
     wait_idle(ov)
     shown = set(ov.evaluate("Object.keys(GridmapPage.areas.levels.microgrid.byCode)"))
@@ -416,8 +451,10 @@ def test_split_merge_move_paint_undo_submit_approve_and_see_it_on_the_overview(o
 
 def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened, plan_server):
     gens = call(plan_server, "/api/v1/generations")
-    draft = next((g["id"] for g in reversed(gens) if g["status"] == "draft"), None) or call(
-        plan_server, "/api/v1/generations", {"name": "手机草稿"})["id"]
+    draft = (
+        next((g["id"] for g in reversed(gens) if g["status"] == "draft"), None)
+        or call(plan_server, "/api/v1/generations", {"name": "手机草稿"})["id"]
+    )
     pg = opened("demo-planner", viewport=PHONE, mobile=True)
     pg.goto(plan_server + f"/plan?generation={draft}&area={COMMUNITY}&lang=en")
     wait_js(pg, "document.body.dataset.gmPlanLoads")
@@ -475,8 +512,10 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     assert message and message == desk.evaluate("document.body.dataset.gmPlanError")
     assert any("\u4e00" <= ch <= "\u9fff" for ch in message.split("(")[0]), message  # Chinese first
     assert leaves(plan_server, draft).keys() == feats.keys()  # nothing merged
-    refused = [f"HTTP 409 {plan_server}/api/v1/generations/{draft}/edits",
-               "Failed to load resource: the server responded with a status of 409 (Conflict)"]
+    refused = [
+        f"HTTP 409 {plan_server}/api/v1/generations/{draft}/edits",
+        "Failed to load resource: the server responded with a status of 409 (Conflict)",
+    ]
     assert desk.console_errors == refused  # the browser logs the refused request, and nothing else
     desk.console_errors.clear()
     desk.click("#gm-plan-tool-lock")
@@ -495,7 +534,9 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     wait_idle(desk)
     assert desk.evaluate("document.body.dataset.gmPlanError || ''") == ""
     proposal_id = int(desk.evaluate("document.body.dataset.gmPlanGeneration"))
-    assert proposal_id != draft and desk.locator("#gm-plan-message").inner_text().startswith(f"已生成方案：新草稿 #{proposal_id}")
+    assert proposal_id != draft and desk.locator("#gm-plan-message").inner_text().startswith(
+        f"已生成方案：新草稿 #{proposal_id}"
+    )
     created = call(plan_server, f"/api/v1/generations/{proposal_id}/diff?area={COMMUNITY}")["created"]
     (new_grid,) = [c for c in created if len(c) == 15]
     assert desk.evaluate("document.body.dataset.gmPlanMissing") == new_grid
@@ -511,8 +552,11 @@ def test_english_phone_locking_branches_sending_back_and_who_may_open_it(opened,
     wait_idle(desk)
     assert desk.evaluate("document.body.dataset.gmPlanShared") == chosen  # now two grids hold it: shown as a problem
     assert desk.locator("#gm-plan-shared li").count() == 1
-    holder = next(g["code"] for g in call(plan_server, f"/api/v1/generations/{draft}/assignments")["grids"]
-                  if g["branch"] and str(g["branch"]["id"]) == chosen)
+    holder = next(
+        g["code"]
+        for g in call(plan_server, f"/api/v1/generations/{draft}/assignments")["grids"]
+        if g["branch"] and str(g["branch"]["id"]) == chosen
+    )
 
     def party(code):
         return desk.locator(f"#gm-plan-balance-table tr[data-code='{code}'] td").nth(4).inner_text()
@@ -557,17 +601,23 @@ def _gap_in(url: str, generation_id: int, area: str) -> tuple[str, str]:
     engine = storage.make_engine(url)
     try:
         with storage.make_sessionmaker(engine)() as session, session.begin():
-            rows = session.scalars(sa.select(Area).where(Area.generation_id == generation_id,
-                                                         Area.level == "microgrid", Area.code.like(area + "%"))).all()
+            rows = session.scalars(
+                sa.select(Area).where(
+                    Area.generation_id == generation_id, Area.level == "microgrid", Area.code.like(area + "%")
+                )
+            ).all()
             found = {a.code: (a.parent_id, to_shape(a.geom)) for a in rows}
             codes = sorted(found)
             for i, a in enumerate(codes):
-                for b in codes[i + 1:]:
+                for b in codes[i + 1 :]:
                     if found[a][0] == found[b][0] and found[a][1].intersection(found[b][1]).length > 200 * DEG_PER_M:
                         shrunk = found[b][1].difference(found[a][1].buffer(2 * DEG_PER_M))
                         multi = shrunk if shrunk.geom_type == "MultiPolygon" else shapely.MultiPolygon([shrunk])
-                        session.execute(sa.update(Area).where(Area.generation_id == generation_id, Area.code == b)
-                                        .values(geom=from_shape(multi, srid=4326)))
+                        session.execute(
+                            sa.update(Area)
+                            .where(Area.generation_id == generation_id, Area.code == b)
+                            .values(geom=from_shape(multi, srid=4326))
+                        )
                         return a, b
     finally:
         engine.dispose()

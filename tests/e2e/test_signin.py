@@ -9,8 +9,7 @@ import urllib.parse
 import pytest
 
 from gridmap.demo.accounts import DEMO_PASSWORD
-from tests.e2e.conftest import (DESKTOP, PHONE, SCREENSHOTS, api, new_context, record, status_of, wait_idle,
-                                wait_js)
+from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS, api, new_context, record, status_of, wait_idle, wait_js
 from tests.e2e.test_console import go_to, open_console
 from tests.e2e.test_dispatcher_day import sort_by
 from tests.e2e.test_map import XSS_TEXT, XSS_TITLE, assert_clean, click_lonlat, inner_point, open_overview
@@ -24,12 +23,15 @@ SIZES = {"desktop": (DESKTOP, False), "phone": (PHONE, True)}
 def fetch_json(pg, path, method="GET", body=None, headers=None):
     """(status, JSON) of a request made by the page itself (its cookie goes with it, as with the page's own); the
     page must show one of the app's pages (an API answer's own CSP allows no fetch)."""
-    return pg.evaluate("""async ([path, method, body, headers]) => {
+    return pg.evaluate(
+        """async ([path, method, body, headers]) => {
         const init = {method, headers: Object.assign({Accept: "application/json"}, headers || {})};
         if (body !== null) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
         const r = await fetch(path, init), text = await r.text();
         return [r.status, text ? JSON.parse(text) : null];
-    }""", [path, method, body, headers])
+    }""",
+        [path, method, body, headers],
+    )
 
 
 def session_cookie(context):
@@ -81,6 +83,7 @@ def new_case(server, grid, title, **more):
 
 
 # -- (a) the sign-in page ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", SIZES)
 def test_the_sign_in_page_in_chinese_refuses_a_wrong_password_and_goes_on_to_next(browser, server, size):
@@ -142,6 +145,7 @@ def assert_clean_requests(pg, server):
 
 # -- (b) a grid worker ---------------------------------------------------------------------------------------------
 
+
 def test_a_worker_sees_only_the_cases_of_its_grid_and_its_own(signed_in, server):
     grids = api(server, "/api/v1/areas?level=grid")["features"]
     subs = [f["properties"]["code"] for f in api(server, "/api/v1/areas?level=subdistrict")["features"]]
@@ -152,8 +156,9 @@ def test_a_worker_sees_only_the_cases_of_its_grid_and_its_own(signed_in, server)
     worker_grid, staff = me["areas"][0], me["staff_id"]
     other_sub = next(s for s in subs if not worker_grid.startswith(s))
     # new cases: one in the worker's grid (dispatched to it by the rules), one in another sub-district
-    mine = new_case(server, next(g for g in grids if g["properties"]["code"] == worker_grid), "垃圾满溢",
-                    category="E0101")
+    mine = new_case(
+        server, next(g for g in grids if g["properties"]["code"] == worker_grid), "垃圾满溢", category="E0101"
+    )
     elsewhere = new_case(server, next(g for g in grids if g["properties"]["code"].startswith(other_sub)), "道路积水")
     assert mine["grid_code"] == worker_grid and mine["assignee_id"] == staff and mine["state"] == "dispatched"
 
@@ -179,8 +184,10 @@ def test_a_worker_sees_only_the_cases_of_its_grid_and_its_own(signed_in, server)
     assert list(pg.evaluate("Object.keys(GridmapPage.areas.levels.subdistrict.byCode)")) == [worker_grid[:9]]
     # its grid's panel: the measures are not a worker's to read, and the page says so rather than failing
     pg.evaluate(f"() => {{ GridmapPage.select('{worker_grid}', true); }}")
-    wait_js(pg, "(document.querySelector('.gm-measures .gm-note') || {}).textContent === "
-                "'该区域的考核指标不在您的权限范围内'")
+    wait_js(
+        pg,
+        "(document.querySelector('.gm-measures .gm-note') || {}).textContent === '该区域的考核指标不在您的权限范围内'",
+    )
     wait_idle(pg)
     pg.screenshot(path=str(SCREENSHOTS / "worker-overview.png"))
     assert_clean(pg, server)
@@ -204,6 +211,7 @@ def test_a_worker_sees_only_the_cases_of_its_grid_and_its_own(signed_in, server)
 
 # -- (c) a sub-district's dispatcher -------------------------------------------------------------------------------
 
+
 def test_a_subdistrict_dispatcher_sees_nothing_of_the_other_subdistrict(signed_in, server):
     grids = api(server, "/api/v1/areas?level=grid")["features"]
     pg = signed_in("demo-dispatcher-1")
@@ -211,8 +219,11 @@ def test_a_subdistrict_dispatcher_sees_nothing_of_the_other_subdistrict(signed_i
     status, me = fetch_json(pg, "/api/v1/auth/me")
     assert status == 200 and me["role"] == "dispatcher" and len(me["areas"]) == 1
     own = me["areas"][0]
-    others = [f["properties"]["code"] for f in api(server, "/api/v1/areas?level=subdistrict")["features"]
-              if f["properties"]["code"] != own]
+    others = [
+        f["properties"]["code"]
+        for f in api(server, "/api/v1/areas?level=subdistrict")["features"]
+        if f["properties"]["code"] != own
+    ]
     assert others
     ours = new_case(server, next(g for g in grids if g["properties"]["code"].startswith(own)), "楼道堆物")
     theirs = new_case(server, next(g for g in grids if g["properties"]["code"].startswith(others[0])), "楼道堆物")
@@ -232,8 +243,9 @@ def test_a_subdistrict_dispatcher_sees_nothing_of_the_other_subdistrict(signed_i
             outside = api(server, f"/api/v1/queues/{queue}?area={other}&limit=500")
             assert not ids & {c["id"] for c in outside["items"]}, queue
     # the outlines: the district (the way down) and its own sub-district's communities and grids, no other
-    levels = pg.evaluate("Object.fromEntries(Object.entries(GridmapPage.areas.levels)"
-                         ".map(([k, v]) => [k, Object.keys(v.byCode)]))")
+    levels = pg.evaluate(
+        "Object.fromEntries(Object.entries(GridmapPage.areas.levels).map(([k, v]) => [k, Object.keys(v.byCode)]))"
+    )
     assert len(levels["district"]) == 1 and levels["community"] and levels["grid"]
     assert all(c.startswith(own) for level in ("community", "grid", "microgrid") for c in levels[level])
     pg.screenshot(path=str(SCREENSHOTS / "subdistrict-dispatch.png"))
@@ -259,6 +271,7 @@ def test_a_subdistrict_dispatcher_sees_nothing_of_the_other_subdistrict(signed_i
 
 # -- (d) resident text stays text ----------------------------------------------------------------------------------
 
+
 def test_resident_text_stays_text_while_signed_in(page, server):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -277,9 +290,21 @@ def test_resident_text_stays_text_while_signed_in(page, server):
     stored = api(server, f"/api/v1/cases/{typed}")
     assert (stored["title"], stored["description"], stored["address"]) == (XSS_TITLE, XSS_TEXT, XSS_TEXT[:100])
     # and a resident's report through the API, with the payloads in every text field
-    resident = api(server, "/api/v1/cases", {"title": XSS_TITLE, "description": XSS_TEXT, "address": XSS_TEXT[:100],
-                                             "reporter_name": XSS_TITLE[:64], "reporter_phone": "13812341234",
-                                             "lon": lon, "lat": lat, "source": "miniprogram"}, as_=None)
+    resident = api(
+        server,
+        "/api/v1/cases",
+        {
+            "title": XSS_TITLE,
+            "description": XSS_TEXT,
+            "address": XSS_TEXT[:100],
+            "reporter_name": XSS_TITLE[:64],
+            "reporter_phone": "13812341234",
+            "lon": lon,
+            "lat": lat,
+            "source": "miniprogram",
+        },
+        as_=None,
+    )
     sort_by(page, "reported_at", "desc")  # 待处理 is worked oldest first: the newest report is on the first page so
     wait_js(page, f"(document.body.dataset.gmQueueIds || '').split(',').includes('{resident['id']}')")
     for case_id in (resident["id"], typed):
@@ -304,8 +329,10 @@ def test_resident_text_stays_text_while_signed_in(page, server):
     # the overview's case popup
     open_overview(page, server)
     for case_id in (resident["id"], typed):
-        page.evaluate(f"void GridmapPage.openCase({case_id}, L.marker(GridmapPage.core.point([{lon}, {lat}]))"
-                      ".addTo(GridmapPage.map))")
+        page.evaluate(
+            f"void GridmapPage.openCase({case_id}, L.marker(GridmapPage.core.point([{lon}, {lat}]))"
+            ".addTo(GridmapPage.map))"
+        )
         wait_js(page, f"document.body.dataset.gmOpenCase === '{case_id}'")
         popup = page.locator(".gm-case").last  # the popup of this marker (the first may still be closing)
         assert popup.locator(".gm-case-title").text_content() == XSS_TITLE
@@ -327,6 +354,7 @@ def test_resident_text_stays_text_while_signed_in(page, server):
 
 
 # -- (e) the API explorer ------------------------------------------------------------------------------------------
+
 
 def test_the_api_docs_offline_when_signed_in_and_sign_in_first_when_not(browser, page, server):
     refused = []
@@ -372,6 +400,7 @@ def test_the_api_docs_offline_when_signed_in_and_sign_in_first_when_not(browser,
 
 # -- (f) signing out -----------------------------------------------------------------------------------------------
 
+
 def test_signing_out_ends_the_session(signed_in, server):
     pg = signed_in("demo-admin", fresh=True)
     open_overview(pg, server)
@@ -387,14 +416,16 @@ def test_signing_out_ends_the_session(signed_in, server):
     # the old cookie is refused by the API, and by the pages even when a browser sends it again
     assert status_of(server, "/api/v1/auth/me", cookie=old) == 401
     assert status_of(server, "/api/v1/cases?limit=1", cookie=old) == 401
-    pg.context.add_cookies([{"name": "gridmap_session", "value": old, "url": server, "secure": True,
-                             "httpOnly": True, "sameSite": "Lax"}])
+    pg.context.add_cookies(
+        [{"name": "gridmap_session", "value": old, "url": server, "secure": True, "httpOnly": True, "sameSite": "Lax"}]
+    )
     pg.goto(server + "/")
     assert pg.url == server + "/login?next=%2F"
     assert_clean(pg, server)
 
 
 # -- (g) CSRF ------------------------------------------------------------------------------------------------------
+
 
 def test_a_write_without_the_csrf_token_is_refused(page, server):
     open_console(page, server)
@@ -409,8 +440,9 @@ def test_a_write_without_the_csrf_token_is_refused(page, server):
     case = api(server, "/api/v1/cases?limit=1")
     assert case["total"] == before  # nothing was stored
     # signing out is a write too: without the form's token it is refused, and the session goes on
-    status, _ = page.evaluate("async () => { const r = await fetch('/logout', {method: 'POST'});"
-                              " return [r.status, await r.text()]; }")
+    status, _ = page.evaluate(
+        "async () => { const r = await fetch('/logout', {method: 'POST'}); return [r.status, await r.text()]; }"
+    )
     assert status == 403
     # with the page's own token the same request goes through
     token = page.evaluate("GridmapPage.core.config.csrf")

@@ -16,8 +16,10 @@ DRAWN = """() => { const c = document.querySelectorAll('.leaflet-gmAreaTiles-pan
 
 def test_micro_grids_zoomed_out_come_as_tiles_and_as_geojson_zoomed_in(page, server):
     tiles = []
-    page.on("response", lambda r: tiles.append((r.status, r.headers.get("content-type"), r.url))
-            if "/api/v1/tiles/" in r.url else None)
+    page.on(
+        "response",
+        lambda r: tiles.append((r.status, r.headers.get("content-type"), r.url)) if "/api/v1/tiles/" in r.url else None,
+    )
     open_overview(page, server)
     page.evaluate("void GridmapPage.map.setZoom(11)")
     wait_idle(page)

@@ -88,8 +88,17 @@ def test_far_outside_the_service_area_is_refused_with_the_reason(client):
 
 def test_create_case_locates_assigns_and_records(client, grid):
     x, y = _inside(client, grid)
-    created = client.post("/api/v1/cases", json={"title": "暴露垃圾", "lon": x, "lat": y, "category": "E0101",
-                                                 "source": "miniprogram", "reporter_phone": "13812341234"})
+    created = client.post(
+        "/api/v1/cases",
+        json={
+            "title": "暴露垃圾",
+            "lon": x,
+            "lat": y,
+            "category": "E0101",
+            "source": "miniprogram",
+            "reporter_phone": "13812341234",
+        },
+    )
     assert created.status_code == 201
     case = created.json()
     # an event goes to the territory first: the grid's worker, under the grid's branch
@@ -112,7 +121,9 @@ def test_create_case_locates_assigns_and_records(client, grid):
 def test_cases_are_paged_and_filtered_by_period(client):
     page = client.get("/api/v1/cases", params={"limit": 7, "offset": 3}).json()
     assert len(page["items"]) == 7 and page["total"] >= 300
-    recent = client.get("/api/v1/cases", params={"since": "2026-11-01T00:00:00Z", "until": "2026-11-20T00:00:00Z"}).json()
+    recent = client.get(
+        "/api/v1/cases", params={"since": "2026-11-01T00:00:00Z", "until": "2026-11-20T00:00:00Z"}
+    ).json()
     assert all("2026-10-31T16" <= c["reported_at"] < "2026-11-20" for c in recent["items"])
 
 

@@ -33,6 +33,7 @@ GPS = (102.7200694, 25.0418056)  # what the EXIF block below says, in decimal de
 
 # -- images ------------------------------------------------------------------------------------------------------
 
+
 def jpeg_with_gps(size=(800, 600), orientation=6) -> bytes:
     """A phone photo: EXIF with the camera, an orientation (6: turn 90° clockwise to show) and a GPS position."""
     image = Image.new("RGB", size, (200, 30, 30))
@@ -67,22 +68,33 @@ def png_bomb(side=30_000) -> bytes:
     row = b"\x00" * (1 + side // 8)
     packer = zlib.compressobj(9)
     idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-            + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + _chunk(b"IDAT", idat)
+        + _chunk(b"IEND", b"")
+    )
 
 
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
-SVG = (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
-       b'<circle r="4"/></svg>')
+SVG = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
+    b'<circle r="4"/></svg>'
+)
 
 
 # -- the world -----------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def settings(db_url, tmp_path_factory):
-    return Settings(database_url=db_url, escalation_interval_s=3600, open311_api_keys=KEY,
-                    media_dir=str(tmp_path_factory.mktemp("media")),
-                    **{f"rate_{p}": "off" for p in ("anonymous_intake", "open311_post", "open311_key")})
+    return Settings(
+        database_url=db_url,
+        escalation_interval_s=3600,
+        open311_api_keys=KEY,
+        media_dir=str(tmp_path_factory.mktemp("media")),
+        **{f"rate_{p}": "off" for p in ("anonymous_intake", "open311_post", "open311_key")},
+    )
 
 
 CLIENT_ROLE = "dispatcher"  # the module's `client` (tests/conftest.py)
@@ -91,15 +103,21 @@ CLIENT_ROLE = "dispatcher"  # the module's `client` (tests/conftest.py)
 def new_case(client, *, category="E0101", k=5, **extra) -> dict:
     """A case filed by a dispatcher (with a category inside a grid: dispatched to the grid's worker at once)."""
     lon, lat = inside(client, k)
-    r = client.post("/api/v1/cases", json={"title": f"照片测试 {uuid.uuid4().hex[:6]}", "lon": lon, "lat": lat,
-                                           "category": category, **extra})
+    r = client.post(
+        "/api/v1/cases",
+        json={"title": f"照片测试 {uuid.uuid4().hex[:6]}", "lon": lon, "lat": lat, "category": category, **extra},
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 def upload(client, case_id, data, *, stage="report", name="photo.jpg", ctype="image/jpeg", headers=None, **form):
-    return client.post(f"/api/v1/cases/{case_id}/attachments", data={"stage": stage, **form},
-                       files={"file": (name, data, ctype)}, headers=headers or {})
+    return client.post(
+        f"/api/v1/cases/{case_id}/attachments",
+        data={"stage": stage, **form},
+        files={"file": (name, data, ctype)},
+        headers=headers or {},
+    )
 
 
 def stored_bytes(client, row_id: int, thumbnail=False) -> bytes:
@@ -111,6 +129,7 @@ def stored_bytes(client, row_id: int, thumbnail=False) -> bytes:
 
 # -- photo intake (must show) ------------------------------------------------------------------------------------
 
+
 def test_a_jpeg_with_gps_exif_is_stored_without_exif_and_its_position_is_offered(client):
     case = new_case(client)
     original = jpeg_with_gps()
@@ -118,8 +137,11 @@ def test_a_jpeg_with_gps_exif_is_stored_without_exif_and_its_position_is_offered
     r = upload(client, case["id"], original)
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["gps"] == {"lon": pytest.approx(GPS[0], abs=1e-6), "lat": pytest.approx(GPS[1], abs=1e-6),
-                           "crs": "wgs84"}
+    assert body["gps"] == {
+        "lon": pytest.approx(GPS[0], abs=1e-6),
+        "lat": pytest.approx(GPS[1], abs=1e-6),
+        "crs": "wgs84",
+    }
     assert body["content_type"] == "image/jpeg" and body["stage"] == "report" and body["stage_zh"] == "上报照片"
     assert (body["width"], body["height"]) == (600, 800)  # orientation 6 applied before stripping
     assert r.headers["location"] == body["url"] == f"/api/v1/attachments/{body['id']}"
@@ -137,8 +159,13 @@ def test_a_jpeg_with_gps_exif_is_stored_without_exif_and_its_position_is_offered
 
 def test_files_named_jpg_that_hold_html_or_svg_are_refused_naming_the_field(client):
     case = new_case(client)
-    for data, words in ((HTML, "HTML"), (SVG, "SVG"), (b"GIF89a" + b"\x00" * 40, "GIF"), (b"", "nothing"),
-                        (b"%PDF-1.7 ...", "PDF")):
+    for data, words in (
+        (HTML, "HTML"),
+        (SVG, "SVG"),
+        (b"GIF89a" + b"\x00" * 40, "GIF"),
+        (b"", "nothing"),
+        (b"%PDF-1.7 ...", "PDF"),
+    ):
         r = upload(client, case["id"], data, name="photo.jpg", ctype="image/jpeg")
         assert r.status_code == 422, r.text
         problem = r.json()
@@ -176,7 +203,7 @@ def test_a_decompression_bomb_png_is_refused_from_its_header_before_decoding(cli
     Image.new("L", (16, 16)).save(small, "JPEG")
     claimed = bytearray(small.getvalue())
     sof = claimed.index(b"\xff\xc0")
-    claimed[sof + 5:sof + 9] = (60_000).to_bytes(2, "big") * 2
+    claimed[sof + 5 : sof + 9] = (60_000).to_bytes(2, "big") * 2
     with mock.patch.object(ImageFile.ImageFile, "load", side_effect=AssertionError("decoded")):
         r = upload(client, case["id"], bytes(claimed))
     assert r.status_code == 422 and "3,600,000,000 pixels" in r.json()["detail"] and r.json()["field"] == "file"
@@ -255,13 +282,17 @@ def test_stage_must_be_known_and_a_finished_case_takes_no_photos(client, engine)
 
 # -- who may add what, where -------------------------------------------------------------------------------------
 
+
 def test_another_sub_districts_case_and_its_photos_are_not_found(client, settings):
     case = new_case(client)
     photo = upload(client, case["id"], png()).json()
     own = case["subdistrict_code"]
     with client.app.state.sessionmaker() as s:
-        other = s.scalar(sa.select(Case.subdistrict_code).where(Case.subdistrict_code.is_not(None),
-                                                                Case.subdistrict_code != own).limit(1))
+        other = s.scalar(
+            sa.select(Case.subdistrict_code)
+            .where(Case.subdistrict_code.is_not(None), Case.subdistrict_code != own)
+            .limit(1)
+        )
     assert other
     for role in ("dispatcher", "manager", "viewer"):
         headers = {"X-Role": role, "X-Areas": other}
@@ -269,8 +300,10 @@ def test_another_sub_districts_case_and_its_photos_are_not_found(client, setting
             r = client.get(url, headers=headers)
             assert r.status_code == 404, (role, url, r.text)
         missing = client.get("/api/v1/attachments/2147483000", headers=headers)
-        assert client.get(photo["url"], headers=headers).json()["detail"].split(" has id")[0] == \
-            missing.json()["detail"].split(" has id")[0]  # worded like an id nobody has
+        assert (
+            client.get(photo["url"], headers=headers).json()["detail"].split(" has id")[0]
+            == missing.json()["detail"].split(" has id")[0]
+        )  # worded like an id nobody has
     r = upload(client, case["id"], png(), headers={"X-Role": "dispatcher", "X-Areas": other})
     assert r.status_code == 404
     mine = client.get(photo["url"], headers={"X-Role": "viewer", "X-Areas": own})
@@ -283,8 +316,9 @@ def test_another_sub_districts_case_and_its_photos_are_not_found(client, setting
 def test_a_resident_adds_report_photos_with_the_reporter_token(settings, client):
     with TestClient(create_app(settings), headers={"Accept-Language": "en"}) as anonymous:
         lon, lat = inside(client, 7)
-        receipt = anonymous.post("/api/v1/cases", json={"title": "路灯不亮", "lon": lon, "lat": lat,
-                                                        "category": "E0101"}).json()
+        receipt = anonymous.post(
+            "/api/v1/cases", json={"title": "路灯不亮", "lon": lon, "lat": lat, "category": "E0101"}
+        ).json()
         token = receipt["reporter_token"]
         r = upload(anonymous, receipt["id"], jpeg_with_gps(), reporter_token=token)
         assert r.status_code == 201, r.text
@@ -306,8 +340,9 @@ def test_a_worker_adds_before_and_after_photos_to_a_case_it_holds(client):
     holder = {"X-Role": "worker", "X-User": "w1", "X-Staff-Id": str(case["assignee_id"]), "X-Areas": case["grid_code"]}
     before = upload(client, case["id"], jpeg_with_gps(), stage="before", headers=holder)
     assert before.status_code == 201, before.text
-    accepted = client.post(f"/api/v1/cases/{case['id']}/actions/accept", json={"version": case["version"]},
-                           headers=holder)
+    accepted = client.post(
+        f"/api/v1/cases/{case['id']}/actions/accept", json={"version": case["version"]}, headers=holder
+    )
     assert accepted.status_code == 200, accepted.text
     after = upload(client, case["id"], png(), stage="after", headers=holder)
     assert after.status_code == 201 and after.json()["stage_zh"] == "处置后"
@@ -330,8 +365,11 @@ def test_a_patrol_worker_adds_patrol_photos_to_its_own_report(client):
 
         staff_id = s.scalar(sa.select(Staff.id).order_by(Staff.id).limit(1))
     worker = {"X-Role": "worker", "X-User": "patroller", "X-Staff-Id": str(staff_id)}
-    r = client.post("/api/v1/patrol-reports", json={"title": "巡查发现占道经营", "lon": lon, "lat": lat,
-                                                    "category": "E0101"}, headers=worker)
+    r = client.post(
+        "/api/v1/patrol-reports",
+        json={"title": "巡查发现占道经营", "lon": lon, "lat": lat, "category": "E0101"},
+        headers=worker,
+    )
     assert r.status_code == 201, r.text
     case = r.json()
     assert upload(client, case["id"], png(), stage="patrol", headers=worker).status_code == 201
@@ -339,6 +377,7 @@ def test_a_patrol_worker_adds_patrol_photos_to_its_own_report(client):
 
 
 # -- Open311 -----------------------------------------------------------------------------------------------------
+
 
 def _open311(client, fields: dict, files=None):
     if files:
@@ -356,11 +395,22 @@ def test_open311_media_url_is_kept_as_a_reference_and_never_fetched(client):
         connects.append(address)
         return real_connect(self, address)
 
-    with mock.patch.object(socket.socket, "connect", spy), \
-            mock.patch.object(socket, "create_connection", side_effect=AssertionError("outbound connection")):
-        for bad in ("http://example.org/a.jpg", "http://127.0.0.1/x", "https://169.254.169.254/latest/meta-data",
-                    "https://10.0.0.1/a.jpg", "https://[::1]/a.jpg", "file:///etc/passwd", "gopher://x/1",
-                    "https://user:pw@example.org/a.jpg", "https://localhost/a.jpg", "ftp://example.org/a.jpg"):
+    with (
+        mock.patch.object(socket.socket, "connect", spy),
+        mock.patch.object(socket, "create_connection", side_effect=AssertionError("outbound connection")),
+    ):
+        for bad in (
+            "http://example.org/a.jpg",
+            "http://127.0.0.1/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.1/a.jpg",
+            "https://[::1]/a.jpg",
+            "file:///etc/passwd",
+            "gopher://x/1",
+            "https://user:pw@example.org/a.jpg",
+            "https://localhost/a.jpg",
+            "ftp://example.org/a.jpg",
+        ):
             r = _open311(client, {**base, "media_url": bad})
             assert r.status_code == 400, (bad, r.text)
             assert "media_url" in r.json()[0]["description"]
@@ -377,8 +427,13 @@ def test_open311_media_url_is_kept_as_a_reference_and_never_fetched(client):
 
 def test_open311_media_file_is_stored_as_a_cleaned_photo_and_served_as_media_url(client):
     lon, lat = inside(client, 4)
-    fields = {"api_key": KEY, "service_code": "E0101", "lat": str(lat), "long": str(lon),
-              "description": "井盖缺失，附照片"}
+    fields = {
+        "api_key": KEY,
+        "service_code": "E0101",
+        "lat": str(lat),
+        "long": str(lon),
+        "description": "井盖缺失，附照片",
+    }
     r = _open311(client, fields, files={"media": ("p.jpg", jpeg_with_gps(), "image/jpeg")})
     assert r.status_code == 200, r.text
     number = r.json()[0]["service_request_id"]
@@ -391,8 +446,14 @@ def test_open311_media_file_is_stored_as_a_cleaned_photo_and_served_as_media_url
         case = s.scalars(sa.select(Case).where(Case.number == number)).one()
         (row,) = s.scalars(sa.select(Attachment).where(Attachment.case_id == case.id))
         assert row.stage == "report" and row.uploaded_by == "open311" and row.gps_lat == pytest.approx(GPS[1])
-        assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(
-            CaseEvent.case_id == case.id, CaseEvent.action == "attach")) == 1
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(CaseEvent)
+                .where(CaseEvent.case_id == case.id, CaseEvent.action == "attach")
+            )
+            == 1
+        )
     # an SVG as `media`: the whole request is refused, nothing filed
     with client.app.state.sessionmaker() as s:
         before = s.scalar(sa.select(sa.func.count()).select_from(Case))
@@ -406,6 +467,7 @@ def test_open311_media_file_is_stored_as_a_cleaned_photo_and_served_as_media_url
 
 # -- when the store fails ----------------------------------------------------------------------------------------
 
+
 def test_a_full_media_store_is_507_and_stores_nothing_then_works_again(client):
     case = new_case(client)
     full = OSError(errno.ENOSPC, "No space left on device")
@@ -416,10 +478,15 @@ def test_a_full_media_store_is_507_and_stores_nothing_then_works_again(client):
     assert r.json()["title"] == "Insufficient storage" and zh.json()["title"] == "存储空间不足"
     assert zh.status_code == 507 and "存储空间已满" in zh.json()["detail"]
     with client.app.state.sessionmaker() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(Attachment).where(
-            Attachment.case_id == case["id"])) == 0
-        assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(
-            CaseEvent.case_id == case["id"], CaseEvent.action == "attach")) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(Attachment).where(Attachment.case_id == case["id"])) == 0
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(CaseEvent)
+                .where(CaseEvent.case_id == case["id"], CaseEvent.action == "attach")
+            )
+            == 0
+        )
     folder = client.app.state.media_store.root / "cases" / str(case["id"])
     assert (list(folder.iterdir()) if folder.exists() else []) == []  # no file, no half-written temporary
     assert upload(client, case["id"], png()).status_code == 201  # space again: no restart needed
@@ -429,8 +496,14 @@ def test_an_unreachable_object_store_is_503_with_retry_after(settings):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    down = settings.model_copy(update={"media_s3_bucket": "nowhere", "media_s3_endpoint": f"http://127.0.0.1:{port}",
-                                       "media_s3_access_key": "x", "media_s3_secret_key": "y"})
+    down = settings.model_copy(
+        update={
+            "media_s3_bucket": "nowhere",
+            "media_s3_endpoint": f"http://127.0.0.1:{port}",
+            "media_s3_access_key": "x",
+            "media_s3_secret_key": "y",
+        }
+    )
     with api_client(down, role="dispatcher") as c:
         case = new_case(c)
         r = upload(c, case["id"], png())
@@ -439,6 +512,7 @@ def test_an_unreachable_object_store_is_503_with_retry_after(settings):
 
 
 # -- S3-compatible storage ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def s3_server():
@@ -458,15 +532,24 @@ def _bucket(endpoint: str) -> str:
     import boto3
 
     name = f"gridmap-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket=name)
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    ).create_bucket(Bucket=name)
     return name
 
 
 def test_s3_store_round_trip(s3_server):
     bucket = _bucket(s3_server)
-    store = media_store.S3Store(media_store.S3Config(bucket=bucket, endpoint_url=s3_server, region="us-east-1",
-                                                     access_key="test", secret_key="test", prefix="gridmap/"))
+    store = media_store.S3Store(
+        media_store.S3Config(
+            bucket=bucket,
+            endpoint_url=s3_server,
+            region="us-east-1",
+            access_key="test",
+            secret_key="test",
+            prefix="gridmap/",
+        )
+    )
     data = png((64, 48))
     store.put("cases/1/abc.png", data, "image/png")
     assert store.get("cases/1/abc.png") == data
@@ -481,9 +564,16 @@ def test_s3_store_round_trip(s3_server):
 
 def test_uploads_go_to_the_s3_bucket_when_one_is_configured(settings, s3_server, tmp_path):
     bucket = _bucket(s3_server)
-    s3 = settings.model_copy(update={"media_s3_bucket": bucket, "media_s3_endpoint": s3_server,
-                                     "media_s3_region": "us-east-1", "media_s3_access_key": "test",
-                                     "media_s3_secret_key": "test", "media_dir": str(tmp_path / "unused")})
+    s3 = settings.model_copy(
+        update={
+            "media_s3_bucket": bucket,
+            "media_s3_endpoint": s3_server,
+            "media_s3_region": "us-east-1",
+            "media_s3_access_key": "test",
+            "media_s3_secret_key": "test",
+            "media_dir": str(tmp_path / "unused"),
+        }
+    )
     with api_client(s3, role="dispatcher") as c:
         case = new_case(c)
         body = upload(c, case["id"], jpeg_with_gps()).json()
@@ -513,6 +603,7 @@ def test_directory_store_writes_whole_files_under_its_root(tmp_path):
 
 
 # -- the cleaning itself (no database) ---------------------------------------------------------------------------
+
 
 def _encoded(image: Image.Image, fmt: str, **kw) -> bytes:
     out = io.BytesIO()

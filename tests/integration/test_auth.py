@@ -80,8 +80,11 @@ def test_a_token_is_issued_used_and_revoked(client):
 def test_an_expired_token_is_refused(client):
     headers = _token(client, "demo-viewer")
     with client.app.state.sessionmaker() as s, s.begin():
-        s.execute(sa.update(AuthToken).where(AuthToken.token_hash == accounts.digest(headers["Authorization"][7:]))
-                  .values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+        s.execute(
+            sa.update(AuthToken)
+            .where(AuthToken.token_hash == accounts.digest(headers["Authorization"][7:]))
+            .values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+        )
     client.app.state.principals.clear()
     assert client.get("/api/v1/cases", headers=headers).status_code == 401
 
@@ -98,19 +101,27 @@ def test_wrong_credentials_say_nothing_about_the_account(client):
 
 def test_sign_in_is_throttled_per_account(client):
     name = "demo-verifier"
-    statuses = [client.post("/api/v1/auth/token", data={"username": name, "password": "wrong-password"}).status_code
-                for _ in range(7)]
+    statuses = [
+        client.post("/api/v1/auth/token", data={"username": name, "password": "wrong-password"}).status_code
+        for _ in range(7)
+    ]
     assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
     r = client.post("/api/v1/auth/token", data={"username": name, "password": DEMO_PASSWORD})
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # even the right password waits
-    assert client.post("/api/v1/auth/token", data={"username": "demo-manager", "password": DEMO_PASSWORD}
-                       ).status_code == 200  # another account is not locked out
+    assert (
+        client.post("/api/v1/auth/token", data={"username": "demo-manager", "password": DEMO_PASSWORD}).status_code
+        == 200
+    )  # another account is not locked out
 
 
 def test_a_deactivated_account_loses_its_sessions_at_once(client, app_url):
     admin = _token(client, "demo-admin")
-    spec = {"username": f"tmp-{uuid.uuid4().hex[:6]}", "role": "viewer", "areas": ["530111"],
-            "password": "a-long-password-1"}
+    spec = {
+        "username": f"tmp-{uuid.uuid4().hex[:6]}",
+        "role": "viewer",
+        "areas": ["530111"],
+        "password": "a-long-password-1",
+    }
     created = client.post("/api/v1/accounts", json=spec, headers=admin)
     assert created.status_code == 201, created.text
     assert "password" not in created.json() and "password_hash" not in created.json()
@@ -119,21 +130,28 @@ def test_a_deactivated_account_loses_its_sessions_at_once(client, app_url):
     r = client.patch(f"/api/v1/accounts/{created.json()['id']}", json={"active": False}, headers=admin)
     assert r.status_code == 200 and r.json()["active"] is False
     assert client.get("/api/v1/cases?limit=1", headers=headers).status_code == 401
-    assert client.post("/api/v1/auth/token", data={"username": spec["username"], "password": spec["password"]}
-                       ).status_code == 401
+    assert (
+        client.post("/api/v1/auth/token", data={"username": spec["username"], "password": spec["password"]}).status_code
+        == 401
+    )
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"username": "x", "role": "viewer", "areas": ["530111"], "password": "a-long-password"}, "username"),
-    ({"username": "new-one", "role": "superuser", "areas": ["530111"], "password": "a-long-password"}, "role"),
-    ({"username": "new-one", "role": "viewer", "areas": ["999999"], "password": "a-long-password"}, "areas"),
-    ({"username": "new-one", "role": "viewer", "areas": [], "password": "a-long-password"}, "areas"),
-    ({"username": "new-one", "role": "worker", "areas": ["530111"], "password": "a-long-password"}, "staff_id"),
-    ({"username": "new-one", "role": "department", "department": "NOPE", "password": "a-long-password"},
-     "department"),
-    ({"username": "new-one", "role": "viewer", "areas": ["530111"], "password": "short"}, "password"),
-    ({"username": "demo-admin", "role": "viewer", "areas": ["530111"], "password": "a-long-password"}, "username"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"username": "x", "role": "viewer", "areas": ["530111"], "password": "a-long-password"}, "username"),
+        ({"username": "new-one", "role": "superuser", "areas": ["530111"], "password": "a-long-password"}, "role"),
+        ({"username": "new-one", "role": "viewer", "areas": ["999999"], "password": "a-long-password"}, "areas"),
+        ({"username": "new-one", "role": "viewer", "areas": [], "password": "a-long-password"}, "areas"),
+        ({"username": "new-one", "role": "worker", "areas": ["530111"], "password": "a-long-password"}, "staff_id"),
+        (
+            {"username": "new-one", "role": "department", "department": "NOPE", "password": "a-long-password"},
+            "department",
+        ),
+        ({"username": "new-one", "role": "viewer", "areas": ["530111"], "password": "short"}, "password"),
+        ({"username": "demo-admin", "role": "viewer", "areas": ["530111"], "password": "a-long-password"}, "username"),
+    ],
+)
 def test_bad_accounts_are_refused(client, body, field):
     admin = _token(client, "demo-admin")
     before = len(client.get("/api/v1/accounts", headers=admin).json())
@@ -154,12 +172,21 @@ def test_pages_sign_in_with_a_cookie_and_writes_need_the_csrf_token(client):
     assert client.get("/dispatch", follow_redirects=False).headers["location"] == "/login?next=%2Fdispatch"
     page = client.get("/login?next=/dispatch")
     assert page.status_code == 200 and "登录" in page.text and "nonce-" in page.headers["content-security-policy"]
-    bad = client.post("/login", data={"username": "demo-dispatcher", "password": "nope-nope-nope", "next": "/"},
-                      follow_redirects=False)
-    assert bad.status_code == 401 and "用户名或密码错误" in bad.text and SESSION_COOKIE not in bad.headers.get(
-        "set-cookie", "")
-    r = client.post("/login", data={"username": "demo-dispatcher", "password": DEMO_PASSWORD,
-                                    "next": "https://evil.example/"}, follow_redirects=False)
+    bad = client.post(
+        "/login",
+        data={"username": "demo-dispatcher", "password": "nope-nope-nope", "next": "/"},
+        follow_redirects=False,
+    )
+    assert (
+        bad.status_code == 401
+        and "用户名或密码错误" in bad.text
+        and SESSION_COOKIE not in bad.headers.get("set-cookie", "")
+    )
+    r = client.post(
+        "/login",
+        data={"username": "demo-dispatcher", "password": DEMO_PASSWORD, "next": "https://evil.example/"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/"  # never off the site
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
@@ -184,19 +211,30 @@ def test_api_keys_are_hashed_scoped_and_revocable(client):
     r = client.post("/api/v1/api-keys", json={"name": "随手拍小程序", "scopes": ["report"]}, headers=admin)
     assert r.status_code == 201
     key, key_id = r.json()["key"], r.json()["id"]
-    assert key.startswith("gmk_") and all(k["key"] is None for k in client.get("/api/v1/api-keys",
-                                                                                headers=admin).json())
+    assert key.startswith("gmk_") and all(
+        k["key"] is None for k in client.get("/api/v1/api-keys", headers=admin).json()
+    )
     with client.app.state.sessionmaker() as s:
         assert s.scalar(sa.select(ApiKey.key_hash).where(ApiKey.id == key_id)) == accounts.digest(key)
     x, y = inside(client, 3)
     made = client.post("/api/v1/cases", json={"title": "垃圾满溢", "lon": x, "lat": y}, headers={"X-API-Key": key})
-    assert made.status_code == 201 and set(made.json()) == {"id", "number", "state", "reported_at", "grid_code",
-                                                            "reporter_token"}
+    assert made.status_code == 201 and set(made.json()) == {
+        "id",
+        "number",
+        "state",
+        "reported_at",
+        "grid_code",
+        "reporter_token",
+    }
     assert client.get("/api/v1/cases", headers={"X-API-Key": key}).status_code == 403  # not its scope
     assert client.get("/api/v1/cases", headers={"Authorization": f"ApiKey {key}"}).status_code == 403
     assert client.delete(f"/api/v1/api-keys/{key_id}", headers=admin).json()["revoked_at"]
-    assert client.post("/api/v1/cases", json={"title": "垃圾满溢", "lon": x, "lat": y},
-                       headers={"X-API-Key": key}).status_code == 401
+    assert (
+        client.post(
+            "/api/v1/cases", json={"title": "垃圾满溢", "lon": x, "lat": y}, headers={"X-API-Key": key}
+        ).status_code
+        == 401
+    )
 
 
 def test_identity_headers_without_the_gateway_secret_change_nothing(client, app_url):
@@ -233,10 +271,12 @@ def test_a_worker_sees_and_acts_on_its_own_cases_only(client):
     other = next(c for c in everyone if c["grid_code"] != grid and c["assignee_id"] != me["staff_id"])
     assert client.get(f"/api/v1/cases/{other['id']}", headers=worker).status_code == 404
     missing = client.get("/api/v1/cases/999999999", headers=worker)
-    assert missing.status_code == 404 and missing.json()["detail"].replace("999999999", str(other["id"])) == \
-        client.get(f"/api/v1/cases/{other['id']}", headers=worker).json()["detail"]  # the same answer
-    act = client.post(f"/api/v1/cases/{other['id']}/actions/accept", json={"version": other["version"]},
-                      headers=worker)
+    assert (
+        missing.status_code == 404
+        and missing.json()["detail"].replace("999999999", str(other["id"]))
+        == client.get(f"/api/v1/cases/{other['id']}", headers=worker).json()["detail"]
+    )  # the same answer
+    act = client.post(f"/api/v1/cases/{other['id']}/actions/accept", json={"version": other["version"]}, headers=worker)
     assert act.status_code == 404
 
 
@@ -246,27 +286,38 @@ def test_a_department_acts_only_on_its_own_cases(client):
     own = client.get("/api/v1/auth/me", headers=department).json()["department"]
     other = next(d["code"] for d in client.get("/api/v1/departments", headers=admin).json() if d["code"] != own)
     x, y = inside(client, 2)
-    case = client.post("/api/v1/cases", json={"title": "占道", "lon": x, "lat": y, "category": "E0101"},
-                       headers=dispatcher).json()
-    case = client.post(f"/api/v1/cases/{case['id']}/actions/reassign", headers=dispatcher,
-                       json={"version": case["version"], "department": other, "reason": "属其他部门"}).json()
+    case = client.post(
+        "/api/v1/cases", json={"title": "占道", "lon": x, "lat": y, "category": "E0101"}, headers=dispatcher
+    ).json()
+    case = client.post(
+        f"/api/v1/cases/{case['id']}/actions/reassign",
+        headers=dispatcher,
+        json={"version": case["version"], "department": other, "reason": "属其他部门"},
+    ).json()
     for action, extra in (("accept", {}), ("request_extension", {"amount": 2, "unit": "work_days", "reason": "x"})):
-        r = client.post(f"/api/v1/cases/{case['id']}/actions/{action}", headers=department,
-                        json={"version": case["version"], **extra})
+        r = client.post(
+            f"/api/v1/cases/{case['id']}/actions/{action}",
+            headers=department,
+            json={"version": case["version"], **extra},
+        )
         assert r.status_code == 404, r.text  # not its case: it does not exist for this department
 
 
 def test_the_audit_log_records_sign_ins_reveals_and_writes(client):
     dispatcher = _token(client, "demo-dispatcher")
     x, y = inside(client, 4)
-    case = client.post("/api/v1/cases", json={"title": "违章搭建", "lon": x, "lat": y, "reporter_name": "李四",
-                                              "reporter_phone": "13912345678"}, headers=dispatcher).json()
+    case = client.post(
+        "/api/v1/cases",
+        json={"title": "违章搭建", "lon": x, "lat": y, "reporter_name": "李四", "reporter_phone": "13912345678"},
+        headers=dispatcher,
+    ).json()
     shown = client.get(f"/api/v1/cases/{case['id']}", headers=dispatcher).json()
     assert shown["reporter_phone"] == "13912345678"
     assert [e.target for e in _audit(client, action="reveal")][-1] == f"case:{case['id']}"
     reveal = _audit(client, action="reveal")[-1]
-    assert reveal.actor == "dispatcher:demo-dispatcher" and reveal.account_id and "13912345678" not in str(
-        reveal.detail)
+    assert (
+        reveal.actor == "dispatcher:demo-dispatcher" and reveal.account_id and "13912345678" not in str(reveal.detail)
+    )
     inserts = [e for e in _audit(client, action="insert", target="case_file") if case["id"] in e.detail["ids"]]
     assert inserts and inserts[0].actor == "dispatcher:demo-dispatcher"
     assert any(e.actor == "user:demo-dispatcher" for e in _audit(client, action="signin"))
@@ -298,14 +349,16 @@ def test_publishing_boundaries_is_audited_and_needs_the_approver(client):
     draft = client.post("/api/v1/generations", json={"name": "审计测试"}, headers=planner)
     assert draft.status_code == 201 and draft.headers["location"].endswith(str(draft.json()["id"]))
     body = {"effective_from": dt.date.today().isoformat()}
-    assert client.post(f"/api/v1/generations/{draft.json()['id']}/activate", json=body,
-                       headers=planner).status_code == 403
+    assert (
+        client.post(f"/api/v1/generations/{draft.json()['id']}/activate", json=body, headers=planner).status_code == 403
+    )
     assert client.post("/api/v1/generations", json={"name": "x"}, headers=approver).status_code == 403
     assert client.post("/api/v1/generations", json={"name": "x"}).status_code == 401
     assert client.post(f"/api/v1/generations/{draft.json()['id']}/submit", headers=approver).status_code == 403
     assert client.post(f"/api/v1/generations/{draft.json()['id']}/submit", headers=planner).status_code == 200
-    assert client.post(f"/api/v1/generations/{draft.json()['id']}/approve", json=body,
-                       headers=planner).status_code == 403
+    assert (
+        client.post(f"/api/v1/generations/{draft.json()['id']}/approve", json=body, headers=planner).status_code == 403
+    )
     r = client.post(f"/api/v1/generations/{draft.json()['id']}/approve", json=body, headers=approver)
     assert r.status_code == 200, r.text
     assert r.json()["generation"]["status"] == "active"
@@ -327,13 +380,19 @@ def test_the_cli_creates_the_admin_once_and_adds_users(tmp_path):
         admin = s.scalars(sa.select(Account).where(Account.username == "admin")).one()
         assert accounts.authenticate(s, "admin", password).id == admin.id
     engine.dispose()
-    added = subprocess.run([GRIDMAP, "--database", url, "user", "add", "zhang.san", "--role", "planner",
-                            "--password-stdin"], input="correct horse battery\n", capture_output=True, text=True)
+    added = subprocess.run(
+        [GRIDMAP, "--database", url, "user", "add", "zhang.san", "--role", "planner", "--password-stdin"],
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+    )
     assert added.returncode == 0, added.stderr
     assert "correct horse" not in added.stdout
-    again = subprocess.run([GRIDMAP, "--database", url, "user", "add", "zhang.san", "--role", "planner"],
-                           capture_output=True, text=True)
+    again = subprocess.run(
+        [GRIDMAP, "--database", url, "user", "add", "zhang.san", "--role", "planner"], capture_output=True, text=True
+    )
     assert again.returncode == 2 and "exists" in again.stderr
-    bad = subprocess.run([GRIDMAP, "--database", url, "user", "add", "li.si", "--role", "dispatcher"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [GRIDMAP, "--database", url, "user", "add", "li.si", "--role", "dispatcher"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "area" in bad.stderr  # a dispatcher needs its areas

@@ -29,7 +29,7 @@ def _points(index, m: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     coords = shapely.get_coordinates(index.leaf_boundaries)
     k = rng.integers(0, len(coords) - 1, m // 3)
-    edge = np.vstack([coords[k[: len(k) // 2]], (coords[k[len(k) // 2:]] + coords[k[len(k) // 2:] + 1]) / 2])
+    edge = np.vstack([coords[k[: len(k) // 2]], (coords[k[len(k) // 2 :]] + coords[k[len(k) // 2 :] + 1]) / 2])
     minx, miny, maxx, maxy = index.bounds
     rest = m - len(edge)
     lon = np.concatenate([edge[:, 0], rng.uniform(minx - 0.005, maxx + 0.005, rest)])
@@ -40,8 +40,7 @@ def _points(index, m: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 def _frame(index, m: int) -> pd.DataFrame:
     lon, lat = _points(index, m)
-    frame = pd.DataFrame({"id": np.arange(m), "lon": lon, "lat": lat,
-                          "note": ["n"] * m})
+    frame = pd.DataFrame({"id": np.arange(m), "lon": lon, "lat": lat, "note": ["n"] * m})
     frame.loc[7, ["lon", "lat"]] = [np.nan, np.nan]  # no location
     frame.loc[8, "lat"] = 200.0  # invalid
     frame.loc[9, ["lon", "lat"]] = [10.0, 10.0]  # far outside the service area
@@ -69,14 +68,29 @@ def test_parquet_larger_than_a_chunk_is_streamed_with_the_same_answer(engine, in
     frame.to_parquet(source, index=False)
     with storage.make_sessionmaker(engine)() as session:
         expected = batch.locate_frame(frame, index, session=session, near_m=near_m)
-        whole = batch.locate_file(source, tmp_path / "whole.parquet", index, session=session, near_m=near_m,
-                                  show_progress=False, chunk_rows=10_000)
+        whole = batch.locate_file(
+            source,
+            tmp_path / "whole.parquet",
+            index,
+            session=session,
+            near_m=near_m,
+            show_progress=False,
+            chunk_rows=10_000,
+        )
         seen = _spy(monkeypatch)
-        chunked = batch.locate_file(source, tmp_path / "chunked.parquet", index, session=session, near_m=near_m,
-                                    show_progress=False, chunk_rows=500)
+        chunked = batch.locate_file(
+            source,
+            tmp_path / "chunked.parquet",
+            index,
+            session=session,
+            near_m=near_m,
+            show_progress=False,
+            chunk_rows=500,
+        )
     assert whole["chunks"] == 1 and chunked["chunks"] == 5 and seen == [500, 500, 500, 500, 400]
-    assert {k: v for k, v in chunked.items() if k not in ("written", "chunks")} == \
-        {k: v for k, v in whole.items() if k not in ("written", "chunks")}
+    assert {k: v for k, v in chunked.items() if k not in ("written", "chunks")} == {
+        k: v for k, v in whole.items() if k not in ("written", "chunks")
+    }
     a, b = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "chunked.parquet")
     assert a.schema == b.schema
     pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas())  # (NaN equal to NaN)
@@ -96,21 +110,30 @@ def test_geoparquet_is_streamed_by_its_geometry_and_keeps_its_metadata(engine, i
     lon, lat = _points(index, 1200, seed=5)
     east, north = crs.projector(4543)[0].transform(lon, lat)
     gpd.GeoDataFrame({"id": np.arange(len(lon))}, geometry=gpd.points_from_xy(east, north), crs=4543).to_parquet(
-        tmp_path / "in.parquet")
+        tmp_path / "in.parquet"
+    )
     with storage.make_sessionmaker(engine)() as session:
-        batch.locate_file(tmp_path / "in.parquet", tmp_path / "whole.parquet", index, session=session,
-                          show_progress=False)
+        batch.locate_file(
+            tmp_path / "in.parquet", tmp_path / "whole.parquet", index, session=session, show_progress=False
+        )
         seen = _spy(monkeypatch)
-        summary = batch.locate_file(tmp_path / "in.parquet", tmp_path / "chunked.parquet", index, session=session,
-                                    show_progress=False, chunk_rows=300)
+        summary = batch.locate_file(
+            tmp_path / "in.parquet",
+            tmp_path / "chunked.parquet",
+            index,
+            session=session,
+            show_progress=False,
+            chunk_rows=300,
+        )
     assert seen == [300] * 4 and summary["chunks"] == 4
     a, b = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "chunked.parquet")
     assert a.schema == b.schema
     pd.testing.assert_frame_equal(a.to_pandas(), b.to_pandas())
     out = gpd.read_parquet(tmp_path / "chunked.parquet")  # still GeoParquet, in its own CRS
     assert out.crs.to_epsg() == 4543
-    wlon, wlat = crs.to_wgs84(shapely.get_x(out.geometry.values), shapely.get_y(out.geometry.values),
-                              crs.parse_crs("EPSG:4543"))
+    wlon, wlat = crs.to_wgs84(
+        shapely.get_x(out.geometry.values), shapely.get_y(out.geometry.values), crs.parse_crs("EPSG:4543")
+    )
     leaf = index.locate_many(wlon, wlat)
     expected = [index.leaves[i].code if i >= 0 else None for i in leaf]
     assert out["microgrid_code"].astype(object).where(out["microgrid_code"].notna(), None).tolist() == expected
@@ -135,15 +158,19 @@ def test_csv_larger_than_a_chunk_is_streamed_byte_for_byte(engine, index, tmp_pa
         reference = batch.locate_frame(batch.read_table(source), index, session=session)
         whole = batch.locate_file(source, tmp_path / "whole.csv", index, session=session, show_progress=False)
         seen = _spy(monkeypatch)
-        chunked = batch.locate_file(source, tmp_path / "chunked.csv", index, session=session, show_progress=False,
-                                    chunk_rows=250)
-        batch.locate_file(source, tmp_path / "chunked.parquet", index, session=session, show_progress=False,
-                          chunk_rows=250)
+        chunked = batch.locate_file(
+            source, tmp_path / "chunked.csv", index, session=session, show_progress=False, chunk_rows=250
+        )
+        batch.locate_file(
+            source, tmp_path / "chunked.parquet", index, session=session, show_progress=False, chunk_rows=250
+        )
         batch.locate_file(source, tmp_path / "whole.parquet", index, session=session, show_progress=False)
     assert seen == [250] * 8 + [1000] and chunked["chunks"] == 4 and whole["chunks"] == 1
     assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert (tmp_path / "whole.csv").read_bytes() == tabular.csv_bytes(reference)  # as the whole-file path wrote
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked.parquet"), pd.read_parquet(tmp_path / "whole.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "chunked.parquet"), pd.read_parquet(tmp_path / "whole.parquet")
+    )
     out = pd.read_csv(tmp_path / "chunked.csv", dtype=str, keep_default_na=False)
     assert out.loc[950, "flags"] == "invalid_coordinate" and out.loc[3, "note"] == "'=cmd()"
     assert out.loc[990, "note"] == "'+1" and out.loc[899, "code"] == "899" and out.loc[0, "weight"] == "1.0"
@@ -182,12 +209,14 @@ def test_progress_bar_counts_every_row(engine, index, tmp_path, capsys):
     frame = _frame(index, 900)
     frame.to_parquet(tmp_path / "p.parquet", index=False)
     with storage.make_sessionmaker(engine)() as session:
-        batch.locate_file(tmp_path / "p.parquet", tmp_path / "o.parquet", index, session=session,
-                          show_progress=True, chunk_rows=400)
+        batch.locate_file(
+            tmp_path / "p.parquet", tmp_path / "o.parquet", index, session=session, show_progress=True, chunk_rows=400
+        )
         err = capsys.readouterr().err
         assert "locating" in err and "900/900" in err
-        batch.locate_file(tmp_path / "p.parquet", tmp_path / "o.parquet", index, session=session,
-                          show_progress=False, chunk_rows=400)
+        batch.locate_file(
+            tmp_path / "p.parquet", tmp_path / "o.parquet", index, session=session, show_progress=False, chunk_rows=400
+        )
         assert capsys.readouterr().err == ""
 
 
@@ -212,6 +241,7 @@ def test_vectorised_answers_equal_single_lookups(engine, index, system, near_m):
             ex, ey = crs.convert_point(float(lon[i]), float(lat[i]), crs.parse_crs("gcj02"))
             assert abs(x - ex) < 1e-9 and abs(y - ey) < 1e-9
         single = index.locate(x, y, near_m=near_m)
+
         def value(column, i=i):
             return None if pd.isna(out.at[i, column]) else out.at[i, column]
 
@@ -259,8 +289,9 @@ def test_cached_index_is_built_once_per_content_and_answers_as_load_index(sessio
     batch.cached_index(session, cache_dir=tmp_path)
     assert built == [1]
     # other content (a renamed micro-grid, in this test's transaction) is another file
-    area = session.scalars(sa.select(Area).where(Area.generation_id == index.generation_id, Area.is_leaf)
-                           .order_by(Area.code)).first()
+    area = session.scalars(
+        sa.select(Area).where(Area.generation_id == index.generation_id, Area.is_leaf).order_by(Area.code)
+    ).first()
     area.name = area.name + "（改）"
     session.flush()
     changed = batch.cached_index(session, cache_dir=tmp_path)
@@ -275,16 +306,41 @@ def test_the_command_streams_with_its_chunk_size(db_url, index, tmp_path, monkey
 
     monkeypatch.setenv("GRIDMAP_INDEX_CACHE", str(tmp_path / "cache"))
     _frame(index, 700).to_parquet(tmp_path / "in.parquet", index=False)
-    assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "a.parquet"),
-                 "--chunk-rows", "200", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--database",
+                db_url,
+                "locate-file",
+                str(tmp_path / "in.parquet"),
+                str(tmp_path / "a.parquet"),
+                "--chunk-rows",
+                "200",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     small = json.loads(capsys.readouterr().out)
     assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "b.parquet")]) == 0
     large = json.loads(capsys.readouterr().out)
     assert small["chunks"] == 4 and large["chunks"] == 1 and small["located"] == large["located"] > 0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
     assert len([p for p in (tmp_path / "cache").glob("shared-*") if p.is_dir()]) == 1
-    assert main(["--database", db_url, "locate-file", str(tmp_path / "in.parquet"), str(tmp_path / "c.parquet"),
-                 "--chunk-rows", "0"]) != 0
+    assert (
+        main(
+            [
+                "--database",
+                db_url,
+                "locate-file",
+                str(tmp_path / "in.parquet"),
+                str(tmp_path / "c.parquet"),
+                "--chunk-rows",
+                "0",
+            ]
+        )
+        != 0
+    )
     assert "--chunk-rows" in capsys.readouterr().err
 
 
@@ -299,14 +355,30 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
 
     env = {**os.environ, "GRIDMAP_INDEX_CACHE": str(tmp_path / "cache")}
     _frame(index, 900).to_parquet(tmp_path / "in.parquet", index=False)
-    script = ("import sys, json\nfrom gridmap.cli import main\ncode = main(sys.argv[1:])\n"
-              "print(json.dumps(sorted(m for m in ('sqlalchemy', 'pandas', 'numba', 'geopandas') "
-              "if m in sys.modules)))\nsys.exit(code)\n")
+    script = (
+        "import sys, json\nfrom gridmap.cli import main\ncode = main(sys.argv[1:])\n"
+        "print(json.dumps(sorted(m for m in ('sqlalchemy', 'pandas', 'numba', 'geopandas') "
+        "if m in sys.modules)))\nsys.exit(code)\n"
+    )
 
     def run(out: str) -> tuple[dict, list[str]]:
-        done = subprocess.run([sys.executable, "-c", script, "--database", db_url, "locate-file",
-                               str(tmp_path / "in.parquet"), str(tmp_path / out), "--no-progress"],
-                              capture_output=True, text=True, env=env, check=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                "--database",
+                db_url,
+                "locate-file",
+                str(tmp_path / "in.parquet"),
+                str(tmp_path / out),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         summary, loaded = done.stdout.strip().splitlines()
         return json.loads(summary), json.loads(loaded)
 
@@ -328,8 +400,10 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
     same = batch.index_digest(rows, index.generation_id)
     renamed = [r if k else (*r[:3], r[3] + "（改）", *r[4:]) for k, r in enumerate(rows)]
     moved = [r if k else (*r[:4], bytes(r[4])[:-1] + bytes([bytes(r[4])[-1] ^ 1]), *r[5:]) for k, r in enumerate(rows)]
-    assert len({same, batch.index_digest(renamed, index.generation_id),
-                batch.index_digest(moved, index.generation_id)}) == 3  # a name or a coordinate: another file
+    assert (
+        len({same, batch.index_digest(renamed, index.generation_id), batch.index_digest(moved, index.generation_id)})
+        == 3
+    )  # a name or a coordinate: another file
     assert (tmp_path / "cache" / f"shared-{index.generation_id}-{same}").is_dir()
 
 
@@ -358,8 +432,23 @@ def test_the_command_locates_addresses_on_either_path(db_url, index, tmp_path, s
     outputs = []
     for name in ("first", "second"):
         target = tmp_path / f"{name}{suffix}"
-        done = subprocess.run([sys.executable, "-m", "gridmap.cli", "--database", db_url, "locate-file", str(source),
-                               str(target), "--no-progress"], capture_output=True, text=True, env=env, check=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gridmap.cli",
+                "--database",
+                db_url,
+                "locate-file",
+                str(source),
+                str(target),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         summary = json.loads(done.stdout)
         assert summary["method"]["address"] == 1
         outputs.append(target.read_bytes() if suffix == ".csv" else pd.read_parquet(target))

@@ -39,6 +39,7 @@ M_PER_DEG = 111_320.0  # for "within a metre": degrees × this over-states a dis
 
 # -- helpers -------------------------------------------------------------------------------------------------------
 
+
 def _sm(client):
     return client.app.state.sessionmaker
 
@@ -52,8 +53,10 @@ def _draft(client, name: str) -> int:
 def _areas(session, generation_id: int) -> dict[str, dict]:
     rows = session.scalars(sa.select(Area).where(Area.generation_id == generation_id).order_by(Area.code)).all()
     code_of = {a.id: a.code for a in rows}
-    return {a.code: {"code": a.code, "level": a.level, "parent": code_of.get(a.parent_id), "geom": to_shape(a.geom)}
-            for a in rows}
+    return {
+        a.code: {"code": a.code, "level": a.level, "parent": code_of.get(a.parent_id), "geom": to_shape(a.geom)}
+        for a in rows
+    }
 
 
 def _check(client, generation_id: int) -> dict:
@@ -83,8 +86,9 @@ def _old_redraw(session, generation_id: int, changes: dict) -> None:
         above = set()
         for pid in parents - {None}:
             union = shapely.union_all([to_shape(a.geom) for a in areas.values() if a.parent_id == pid])
-            by_id[pid].geom = from_shape(union if union.geom_type == "MultiPolygon" else MultiPolygon([union]),
-                                         srid=4326)
+            by_id[pid].geom = from_shape(
+                union if union.geom_type == "MultiPolygon" else MultiPolygon([union]), srid=4326
+            )
             above.add(by_id[pid].parent_id)
         parents = above
     session.flush()
@@ -133,8 +137,12 @@ def _vertices(geom) -> list[tuple[float, float]]:
 
 
 def _move_vertex(geom, old, new):
-    return MultiPolygon([Polygon([new if c == old else c for c in p.exterior.coords], [r.coords for r in p.interiors])
-                         for p in geom.geoms])
+    return MultiPolygon(
+        [
+            Polygon([new if c == old else c for c in p.exterior.coords], [r.coords for r in p.interiors])
+            for p in geom.geoms
+        ]
+    )
 
 
 def _ring_neighbour(geom, v, exclude: set) -> tuple[float, float] | None:
@@ -160,15 +168,20 @@ def wedge_edit(areas: dict, target_m2: float) -> tuple[dict, dict]:
             if a["code"] >= b["code"] or a["parent"] != b["parent"]:
                 continue
             va, vb = set(_vertices(a["geom"])), set(_vertices(b["geom"]))
-            cousins = [c for c in leaves if areas[c["parent"]]["parent"] == areas[a["parent"]]["parent"]
-                       and c["parent"] != a["parent"]]
+            cousins = [
+                c
+                for c in leaves
+                if areas[c["parent"]]["parent"] == areas[a["parent"]]["parent"] and c["parent"] != a["parent"]
+            ]
             for v in sorted(va & vb):
                 p1, p2 = _ring_neighbour(a["geom"], v, vb), _ring_neighbour(b["geom"], v, va)
                 if not (p1 and p2):
                     continue
                 # both edges at v border micro-grids of other grids of the community: the wedge is closed in it
-                across = [[c for c in cousins if c["geom"].boundary.distance(Point(np.add(v, end) / 2)) < 1e-12]
-                          for end in (p1, p2)]
+                across = [
+                    [c for c in cousins if c["geom"].boundary.distance(Point(np.add(v, end) / 2)) < 1e-12]
+                    for end in (p1, p2)
+                ]
                 outline = areas[areas[a["parent"]]["parent"]]["geom"].boundary
                 inside = any(outline.distance(Point(end)) > 1e-9 for end in (p1, p2))  # else the community is
                 if all(across) and inside:  # pinched in two there, and the hole starts one level up
@@ -183,18 +196,26 @@ def wedge_edit(areas: dict, target_m2: float) -> tuple[dict, dict]:
     delta = 2 * target_m2 / (_m2_per_deg2(v[1]) * length)  # the wedge p1-v-p2-new: ½ · |p1p2| · delta
     new = tuple(np.add(v, normal * delta))
     wedge = Polygon([p1, v, p2, new])
-    changes = {code_a: _move_vertex(areas[code_a]["geom"], v, new),
-               code_b: _move_vertex(areas[code_b]["geom"], v, new)}
-    return changes, {"v": v, "wedge": wedge, "grid": grid, "other_grid": other_grid,
-                     "community": areas[grid]["parent"], "holed": sorted(_ancestors(areas, grid))}
+    changes = {code_a: _move_vertex(areas[code_a]["geom"], v, new), code_b: _move_vertex(areas[code_b]["geom"], v, new)}
+    return changes, {
+        "v": v,
+        "wedge": wedge,
+        "grid": grid,
+        "other_grid": other_grid,
+        "community": areas[grid]["parent"],
+        "holed": sorted(_ancestors(areas, grid)),
+    }
 
 
 def _adjacent_pair(areas: dict, skip: set = frozenset()) -> tuple[dict, dict]:
     leaves = [a for a in areas.values() if a["level"] == "microgrid" and a["parent"] not in skip]
     for a in leaves:
         for b in leaves:
-            if a["code"] < b["code"] and a["parent"] == b["parent"] \
-                    and a["geom"].intersection(b["geom"]).length > 0.002:
+            if (
+                a["code"] < b["code"]
+                and a["parent"] == b["parent"]
+                and a["geom"].intersection(b["geom"]).length > 0.002
+            ):
                 return a, b
     raise AssertionError("no two adjacent micro-grids in one grid")
 
@@ -218,8 +239,10 @@ def two_part_edit(areas: dict, skip: set = frozenset()) -> tuple[dict, dict]:
     centre = shapely.ops.nearest_points(inner, a["geom"])[0] if not inner.is_empty else b["geom"].representative_point()
     island = centre.buffer(0.00015, quad_segs=4).intersection(b["geom"])
     assert island.distance(a["geom"]) > 0.0001 and island.within(b["geom"])
-    return ({a["code"]: shapely.union_all([a["geom"], island]), b["code"]: b["geom"].difference(island)},
-            {"a": a["code"], "b": b["code"], "island": island})
+    return (
+        {a["code"]: shapely.union_all([a["geom"], island]), b["code"]: b["geom"].difference(island)},
+        {"a": a["code"], "b": b["code"], "island": island},
+    )
 
 
 def _close(p: dict, geom, metres: float = 1.0) -> bool:
@@ -227,6 +250,7 @@ def _close(p: dict, geom, metres: float = 1.0) -> bool:
 
 
 # -- the demo ------------------------------------------------------------------------------------------------------
+
 
 def test_the_demo_passes_quickly(client):
     """The loaded demo's active generation has no errors (its warnings: grids that follow the district's exclaves),
@@ -247,6 +271,7 @@ def test_the_demo_passes_quickly(client):
 
 
 # -- (a) the redraw's holes ----------------------------------------------------------------------------------------
+
 
 def test_a_the_redraw_refuses_a_wedge_and_absorbs_a_zero_area_one(client):
     """Issue 13's first defect, fixed: the redraw re-nodes the leaves it is given with their neighbours. The 3 m²
@@ -271,8 +296,9 @@ def test_a_the_redraw_refuses_a_wedge_and_absorbs_a_zero_area_one(client):
         stored = _areas(session, draft)
     assert not [code for code in info["holed"] for p in stored[code]["geom"].geoms if p.interiors]
     report = _check(client, draft)
-    assert report["ok"] and not _of(report, "hole") and not _of(report, "gap") and not _of(report, "sliver"), \
-        _errors(report)
+    assert report["ok"] and not _of(report, "hole") and not _of(report, "gap") and not _of(report, "sliver"), _errors(
+        report
+    )
 
 
 def test_a_the_redraw_recomputes_households_population_and_area(client):
@@ -285,16 +311,23 @@ def test_a_the_redraw_recomputes_households_population_and_area(client):
     with _sm(client)() as session:
         areas = _areas(session, draft)
         rows = {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == draft))}
-        units = [(pid, to_shape(g), hh) for pid, g, hh in session.execute(
-            sa.select(Place.id, Place.geom, Place.households).where(Place.kind == "building")).all()]
+        units = [
+            (pid, to_shape(g), hh)
+            for pid, g, hh in session.execute(
+                sa.select(Place.id, Place.geom, Place.households).where(Place.kind == "building")
+            ).all()
+        ]
     a, b = _adjacent_pair(areas)
     mine = [u for u in units if b["geom"].contains(u[1])]
     assert len(mine) >= 2
     edge = a["geom"].intersection(b["geom"])
     cells = shapely.voronoi_polygons(MultiPoint([u[1] for u in mine]), extend_to=b["geom"], ordered=True)
     # the building nearest the shared edge whose cell (clipped to b) reaches along that edge
-    touching = [(u, c.intersection(b["geom"])) for c, u in zip(cells.geoms, mine)
-                if c.intersection(b["geom"]).intersects(a["geom"])]
+    touching = [
+        (u, c.intersection(b["geom"]))
+        for c, u in zip(cells.geoms, mine)
+        if c.intersection(b["geom"]).intersects(a["geom"])
+    ]
     assert touching, "some building's cell of b reaches the edge b shares with a"
     near, cell = min(touching, key=lambda uc: uc[0][1].distance(edge))
     changes = {a["code"]: shapely.union_all([a["geom"], cell]), b["code"]: b["geom"].difference(cell)}
@@ -347,6 +380,7 @@ def test_a_moved_edge_leaves_holes_in_the_parents(client, target_m2):
 
 # -- (b) overlapping leaves ----------------------------------------------------------------------------------------
 
+
 def test_b_overlapping_leaves(client):
     draft = _draft(client, "重叠")
     with _sm(client)() as session:
@@ -354,7 +388,9 @@ def test_b_overlapping_leaves(client):
     changes, info = overlap_edit(areas, 5.0)
     before = _stored(client, draft)
     r = _put(client, draft, changes, 422)  # fixed: an overlap with a leaf not redrawn is refused, naming both
-    assert r["field"] == "geometry" and info["a"] in r["detail"] and info["b"] in r["detail"] and "overlaps" in r["detail"], r
+    assert (
+        r["field"] == "geometry" and info["a"] in r["detail"] and info["b"] in r["detail"] and "overlaps" in r["detail"]
+    ), r
     assert _stored(client, draft) == before
     with _sm(client)() as session:  # what the redraw accepted before the fix
         _old_redraw(session, draft, changes)
@@ -371,6 +407,7 @@ def test_b_overlapping_leaves(client):
 
 # -- (c) a leaf outside its parent, (d) a bow-tie, written straight into the table ---------------------------------
 
+
 def test_c_a_leaf_pushed_outside_its_parent(client):
     draft = _draft(client, "越界")
     with _sm(client)() as session:
@@ -386,8 +423,7 @@ def test_c_a_leaf_pushed_outside_its_parent(client):
     assert sum(p["area_m2"] for p in outside) == pytest.approx(_m2(expected), rel=0.02)
     assert all(shapely.geometry.shape(p["geometry"]).within(expected.buffer(1e-6)) for p in outside)
     gaps = [p for p in _of(report, "gap") if p["parent"] == leaf["parent"]]  # where it was
-    assert gaps and sum(p["area_m2"] for p in gaps) == pytest.approx(
-        _m2(leaf["geom"].difference(moved)), rel=0.02)
+    assert gaps and sum(p["area_m2"] for p in gaps) == pytest.approx(_m2(leaf["geom"].difference(moved)), rel=0.02)
 
 
 def test_d_a_bow_tie_in_the_table(client):
@@ -457,6 +493,7 @@ def test_f_a_two_part_leaf(client):
 
 # -- (h) the CLI, (i) the API's edge -------------------------------------------------------------------------------
 
+
 def test_h_cli_exit_codes(client, fresh_db_url, capsys):
     with _sm(client)() as session:
         active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
@@ -503,6 +540,7 @@ def test_i_who_may_check(client, fresh_db_url):
 
 # -- (g) the same report on both databases -------------------------------------------------------------------------
 
+
 def _break(session, generation_id: int) -> None:
     """Every scenario above at once, in different grids, through the library (the redraw) and the table."""
     areas = _areas(session, generation_id)
@@ -518,8 +556,12 @@ def _break(session, generation_id: int) -> None:
     free = [c for c, a in sorted(areas.items()) if a["level"] == "microgrid" and a["parent"] not in used]
     _write(session, generation_id, free[0], geom=shapely.affinity.translate(areas[free[0]]["geom"], xoff=0.002))
     x, y = areas[free[-1]]["geom"].representative_point().coords[0]
-    _write(session, generation_id, free[-1], geom=Polygon([(x, y), (x + 1e-3, y + 1e-3), (x + 1e-3, y),
-                                                          (x, y + 1e-3), (x, y)]))
+    _write(
+        session,
+        generation_id,
+        free[-1],
+        geom=Polygon([(x, y), (x + 1e-3, y + 1e-3), (x + 1e-3, y), (x, y + 1e-3), (x, y)]),
+    )
     _write(session, generation_id, free[2], code=free[1].translate(FULL_WIDTH))
     session.flush()
 
@@ -544,14 +586,24 @@ def test_g_the_same_report_on_spatialite_and_postgis(tmp_path):
     finally:
         drop()
     lite, pg = reports["spatialite"], reports["postgis"]
-    assert {"overlap", "hole", "gap", "outside_parent", "invalid_geometry", "duplicate_code", "bad_code",
-            "not_contiguous"} <= set(lite["counts"])
-    assert [(p["kind"], p["codes"], p["area_m2"]) for p in lite["problems"]] == \
-        [(p["kind"], p["codes"], p["area_m2"]) for p in pg["problems"]]
+    assert {
+        "overlap",
+        "hole",
+        "gap",
+        "outside_parent",
+        "invalid_geometry",
+        "duplicate_code",
+        "bad_code",
+        "not_contiguous",
+    } <= set(lite["counts"])
+    assert [(p["kind"], p["codes"], p["area_m2"]) for p in lite["problems"]] == [
+        (p["kind"], p["codes"], p["area_m2"]) for p in pg["problems"]
+    ]
     assert lite == pg
 
 
 # -- the check itself, on areas that are not stored ----------------------------------------------------------------
+
 
 def _rec(key, code, level, parent, geom, households=400):
     return bc.AreaRecord(key, code, level, parent, households, geom)
@@ -579,8 +631,12 @@ def test_records_duplicate_codes_cracks_enclaves_and_stale_parents():
     # union) has it too
     cracked_right = MultiPolygon([box(102.71 + crack_w, 25.0, 102.72, 25.01)])
     parent = MultiPolygon(list(shapely.union_all([left, cracked_right]).geoms))
-    cracked = [_rec(1, "530111", "district", None, parent), _rec(2, "530111001", "subdistrict", 1, parent),
-               _rec(3, "530111001001", "community", 2, left), _rec(4, "530111001002", "community", 2, cracked_right)]
+    cracked = [
+        _rec(1, "530111", "district", None, parent),
+        _rec(2, "530111001", "subdistrict", 1, parent),
+        _rec(3, "530111001001", "community", 2, left),
+        _rec(4, "530111001002", "community", 2, cracked_right),
+    ]
     report = bc.check_areas(cracked, household_band="")
     (gap,) = [p for p in report["problems"] if p["kind"] == "gap"]
     assert gap["codes"] == ["530111001001", "530111001002"] and gap["parent"] == "530111001"
@@ -588,14 +644,26 @@ def test_records_duplicate_codes_cracks_enclaves_and_stale_parents():
 
     island = box(102.704, 25.004, 102.706, 25.006)
     holed = MultiPolygon([Polygon(left.geoms[0].exterior.coords, [island.exterior.coords])])
-    enclave = [*base[:1], _rec(2, "530111001", "subdistrict", 1, district),
-               _rec(3, "530111001001", "community", 2, holed), _rec(4, "530111001002", "community", 2,
-                                                                       MultiPolygon([right.geoms[0], island]))]
+    enclave = [
+        *base[:1],
+        _rec(2, "530111001", "subdistrict", 1, district),
+        _rec(3, "530111001001", "community", 2, holed),
+        _rec(4, "530111001002", "community", 2, MultiPolygon([right.geoms[0], island])),
+    ]
     report = bc.check_areas(enclave, household_band="")
     assert report["ok"] and [p["kind"] for p in report["problems"]] == ["not_contiguous"]
 
-    stale = [_rec(1, "530111", "district", None, district), _rec(2, "530111001", "subdistrict", 1, MultiPolygon(
-        [Polygon(district.geoms[0].exterior.coords, [island.exterior.coords])])), *clean[2:]]
+    stale = [
+        _rec(1, "530111", "district", None, district),
+        _rec(
+            2,
+            "530111001",
+            "subdistrict",
+            1,
+            MultiPolygon([Polygon(district.geoms[0].exterior.coords, [island.exterior.coords])]),
+        ),
+        *clean[2:],
+    ]
     (hole,) = [p for p in bc.check_areas(stale, household_band="")["problems"] if p["kind"] == "hole"]
     assert hole["codes"] == ["530111001"] and "stale parent" in hole["detail"]
     assert hole["area_m2"] == pytest.approx(_m2(island), rel=0.02)

@@ -47,6 +47,7 @@ for src, dst, driver, opts in json.loads(sys.argv[1]):
 
 # -- the demo's leaves, and files made from them -------------------------------------------------------------------
 
+
 def _demo(url: str) -> dict:
     """The active generation of a database: every area by code (level, name, parent, households, geometry)."""
     engine = storage.make_engine(url)
@@ -54,11 +55,23 @@ def _demo(url: str) -> dict:
         gen = s.scalars(sa.select(Generation).where(Generation.status == "active")).one()
         rows = s.scalars(sa.select(Area).where(Area.generation_id == gen.id)).all()
         code_of = {a.id: a.code for a in rows}
-        out = {a.code: {"level": a.level, "name": a.name, "parent": code_of.get(a.parent_id),
-                        "households": a.households, "population": a.population, "is_leaf": a.is_leaf,
-                        "geom": to_shape(a.geom)} for a in rows}
-        buildings = s.execute(sa.select(Place.area_code, sa.func.sum(Place.households))
-                              .where(Place.kind == "building").group_by(Place.area_code)).all()
+        out = {
+            a.code: {
+                "level": a.level,
+                "name": a.name,
+                "parent": code_of.get(a.parent_id),
+                "households": a.households,
+                "population": a.population,
+                "is_leaf": a.is_leaf,
+                "geom": to_shape(a.geom),
+            }
+            for a in rows
+        }
+        buildings = s.execute(
+            sa.select(Place.area_code, sa.func.sum(Place.households))
+            .where(Place.kind == "building")
+            .group_by(Place.area_code)
+        ).all()
     engine.dispose()
     return {"generation_id": gen.id, "areas": out, "building_households": dict(buildings)}
 
@@ -66,10 +79,12 @@ def _demo(url: str) -> dict:
 def _leaves_frame(demo: dict, *, counts: bool = True, recode: str | None = None) -> gpd.GeoDataFrame:
     areas = demo["areas"]
     leaves = sorted(c for c, a in areas.items() if a["is_leaf"])
-    data = {"网格编码": [recode + c[6:] if recode else c for c in leaves],
-            "网格名称": [areas[c]["name"] for c in leaves],
-            "所属街道": [areas[c[:9]]["name"] for c in leaves],
-            "所属社区": [areas[c[:12]]["name"] for c in leaves]}
+    data = {
+        "网格编码": [recode + c[6:] if recode else c for c in leaves],
+        "网格名称": [areas[c]["name"] for c in leaves],
+        "所属街道": [areas[c[:9]]["name"] for c in leaves],
+        "所属社区": [areas[c[:12]]["name"] for c in leaves],
+    }
     if counts:
         data["户数"] = [areas[c]["households"] for c in leaves]
         data["人口"] = [areas[c]["population"] for c in leaves]
@@ -100,8 +115,6 @@ def _zip(path: Path, members: dict[str, bytes | Path]) -> Path:
     return path
 
 
-
-
 @pytest.fixture(scope="module")
 def demo(fresh_db_url):
     return _demo(fresh_db_url)
@@ -114,18 +127,25 @@ def files(demo, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     frame = _leaves_frame(demo)
     (tmp / "shp").mkdir()
     (tmp / "utf8").mkdir()
-    _write_all([(frame, tmp / "网格.geojson", "GeoJSON", {}), (frame, tmp / "网格.gpkg", "GPKG", {"layer": "微网格"}),
-                (frame, tmp / "shp" / "网格.shp", "ESRI Shapefile", {"encoding": "GBK"}),
-                (frame, tmp / "utf8" / "grids.shp", "ESRI Shapefile", {"encoding": "UTF-8"}),
-                (frame, tmp / "网格.kml", "LIBKML", {})])
+    _write_all(
+        [
+            (frame, tmp / "网格.geojson", "GeoJSON", {}),
+            (frame, tmp / "网格.gpkg", "GPKG", {"layer": "微网格"}),
+            (frame, tmp / "shp" / "网格.shp", "ESRI Shapefile", {"encoding": "GBK"}),
+            (frame, tmp / "utf8" / "grids.shp", "ESRI Shapefile", {"encoding": "UTF-8"}),
+            (frame, tmp / "网格.kml", "LIBKML", {}),
+        ]
+    )
     out = {"geojson": (tmp / "网格.geojson", {}), "gpkg": (tmp / "网格.gpkg", {})}
     shp = {ext: tmp / "shp" / f"网格.{ext}" for ext in ("shp", "shx", "dbf", "prj", "cpg")}
     dbf = shp["dbf"].read_bytes()
     assert "关上街道".encode("gbk") in dbf and "关上街道".encode("utf-8") not in dbf  # really GBK
     assert shp["cpg"].read_text().strip().upper() == "GBK"
     out["shp_gbk_cpg"] = (_zip(tmp / "网格_cpg.zip", {f"网格/grids.{e}": p for e, p in shp.items()}), {})
-    out["shp_gbk_encoding"] = (_zip(tmp / "网格_nocpg.zip", {f"grids.{e}": p for e, p in shp.items() if e != "cpg"}),
-                               {"encoding": "GBK"})
+    out["shp_gbk_encoding"] = (
+        _zip(tmp / "网格_nocpg.zip", {f"grids.{e}": p for e, p in shp.items() if e != "cpg"}),
+        {"encoding": "GBK"},
+    )
     kml = tmp / "网格.kml"
     out["kml"] = (kml, {})
     out["kmz"] = (_zip(tmp / "网格.kmz", {"doc.kml": kml}), {})
@@ -139,27 +159,48 @@ def files(demo, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
 
 
 def _post(client, path: Path, options: dict | None = None, headers=PLANNER, filename: str | None = None):
-    return client.post("/api/v1/generations/import", headers=headers, data=options or {},
-                       files={"file": (filename or path.name, path.read_bytes(), "application/octet-stream")})
+    return client.post(
+        "/api/v1/generations/import",
+        headers=headers,
+        data=options or {},
+        files={"file": (filename or path.name, path.read_bytes(), "application/octet-stream")},
+    )
 
 
 def _stored(client, generation_id: int) -> dict:
     with client.app.state.sessionmaker() as s:
         rows = s.scalars(sa.select(Area).where(Area.generation_id == generation_id)).all()
         code_of = {a.id: a.code for a in rows}
-        return {a.code: {"level": a.level, "name": a.name, "parent": code_of.get(a.parent_id),
-                         "households": a.households, "population": a.population, "is_leaf": a.is_leaf,
-                         "area_m2": a.area_m2, "geom": to_shape(a.geom)} for a in rows}
+        return {
+            a.code: {
+                "level": a.level,
+                "name": a.name,
+                "parent": code_of.get(a.parent_id),
+                "households": a.households,
+                "population": a.population,
+                "is_leaf": a.is_leaf,
+                "area_m2": a.area_m2,
+                "geom": to_shape(a.geom),
+            }
+            for a in rows
+        }
 
 
 def _rows(sessionmaker) -> tuple[int, int, int, int]:
     """Generations, areas, registered codes, and audit rows of those or of an import (the app's own sweeper of
     overdue cases may write others meanwhile)."""
     with sessionmaker() as s:
-        audit = s.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(sa.or_(
-            AuditEntry.target.in_(("generation", "area", "code_registry")), AuditEntry.action == "boundary_import")))
-        return (*(s.scalar(sa.select(sa.func.count()).select_from(t)) for t in (Generation, Area, CodeRegistry)),
-                audit)
+        audit = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditEntry)
+            .where(
+                sa.or_(
+                    AuditEntry.target.in_(("generation", "area", "code_registry")),
+                    AuditEntry.action == "boundary_import",
+                )
+            )
+        )
+        return (*(s.scalar(sa.select(sa.func.count()).select_from(t)) for t in (Generation, Area, CodeRegistry)), audit)
 
 
 def _gap_m(a, b) -> float:
@@ -183,10 +224,13 @@ def test_every_format_imports_the_demo_leaves(client, demo, files, fmt):
     summary = r.json()
     assert r.headers["location"] == f"/api/v1/generations/{summary['generation_id']}"
     want = demo["areas"]
-    per_level = {lv: sum(a["level"] == lv for a in want.values())
-                 for lv in ("district", "subdistrict", "community", "grid", "microgrid")}
-    assert summary["areas"] == per_level == {"district": 1, "subdistrict": 2, "community": 4, "grid": 10,
-                                             "microgrid": 24}
+    per_level = {
+        lv: sum(a["level"] == lv for a in want.values())
+        for lv in ("district", "subdistrict", "community", "grid", "microgrid")
+    }
+    assert (
+        summary["areas"] == per_level == {"district": 1, "subdistrict": 2, "community": 4, "grid": 10, "microgrid": 24}
+    )
     assert (summary["status"], summary["name"], summary["base_id"]) == ("draft", f"导入 {fmt}", demo["generation_id"])
     assert summary["features"] == 24 and summary["districts"] == ["530111"] and summary["crs"] == "wgs84"
     assert summary["replaced"] == {"530111": len(want)}
@@ -203,8 +247,7 @@ def test_every_format_imports_the_demo_leaves(client, demo, files, fmt):
         assert _gap_m(g["geom"], area["geom"]) < 0.01, code
     assert got["530111"]["name"] == "官渡区"
     district_m2 = got["530111"]["area_m2"]
-    assert district_m2 == pytest.approx(sum(g["area_m2"] for g in got.values() if g["level"] == "microgrid"),
-                                        rel=1e-6)
+    assert district_m2 == pytest.approx(sum(g["area_m2"] for g in got.values() if g["level"] == "microgrid"), rel=1e-6)
     with client.app.state.sessionmaker() as s:
         registered = set(s.scalars(sa.select(CodeRegistry.code).where(CodeRegistry.code.like("530111%"))))
     assert set(want) <= registered
@@ -214,8 +257,9 @@ def test_gcj02_geopackage_labelled_wgs84(client, demo, tmp_path):
     """A GeoPackage drawn on AMap says EPSG:4326 but holds GCJ-02 numbers: with crs=gcj02 every outline lands
     within a metre of the WGS84 original; read as it says, it would be hundreds of metres off."""
     frame = _leaves_frame(demo)
-    frame = frame.set_geometry(shapely.transform(frame.geometry.values,
-                                                 lambda xy: np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1]))))
+    frame = frame.set_geometry(
+        shapely.transform(frame.geometry.values, lambda xy: np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1])))
+    )
     path = _write(frame.set_crs("EPSG:4326", allow_override=True), tmp_path / "amap.gpkg", "GPKG")
     r = _post(client, path, {"crs": "gcj02"})
     assert r.status_code == 201, r.text
@@ -236,8 +280,9 @@ def test_other_coordinate_systems(client, demo, tmp_path, system):
     frame = _leaves_frame(demo)
     if system == "bd09":
         moved = shapely.transform(frame.geometry.values, lambda xy: np.column_stack(wgs84_to_bd09(xy[:, 0], xy[:, 1])))
-        path = _write(frame.set_geometry(moved).set_crs("EPSG:4326", allow_override=True), tmp_path / "baidu.geojson",
-                      "GeoJSON")
+        path = _write(
+            frame.set_geometry(moved).set_crs("EPSG:4326", allow_override=True), tmp_path / "baidu.geojson", "GeoJSON"
+        )
         r = _post(client, path, {"crs": "bd09"})
     else:
         folder = tmp_path / "gk"
@@ -274,6 +319,7 @@ def test_worker_may_not_import(client, files):
 
 # -- a fresh installation ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def fresh_install(request, demo, fresh_db_url, tmp_path_factory):
     """An empty database of the module's kind, brought up with `gridmap init` and `gridmap boundaries import
@@ -289,8 +335,19 @@ def fresh_install(request, demo, fresh_db_url, tmp_path_factory):
         assert cli.main(["--database", url, "init"]) == 0
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = cli.main(["--database", url, "boundaries", "import", str(path), "--activate", "2026-01-01",
-                       "--name", "五华区网格 2026"])
+        rc = cli.main(
+            [
+                "--database",
+                url,
+                "boundaries",
+                "import",
+                str(path),
+                "--activate",
+                "2026-01-01",
+                "--name",
+                "五华区网格 2026",
+            ]
+        )
     assert rc == 0
     yield url, json.loads(out.getvalue())
     drop()
@@ -304,8 +361,9 @@ def test_fresh_install_from_a_leaves_only_file(fresh_install, demo):
     assert summary["check"]["ok"] is True
     engine = storage.make_engine(url)
     with storage.make_sessionmaker(engine)() as s:
-        names = dict(s.execute(sa.select(Area.code, Area.name).where(Area.level.in_(("district", "subdistrict"))))
-                     .all())
+        names = dict(
+            s.execute(sa.select(Area.code, Area.name).where(Area.level.in_(("district", "subdistrict")))).all()
+        )
         assert s.scalar(sa.select(sa.func.count()).select_from(Place)) == 0  # no demo
     engine.dispose()
     assert names == {"530102": "五华区", "530102001": "关上街道", "530102002": "太和街道"}
@@ -342,6 +400,7 @@ def test_addresses_in_any_real_district(fresh_install):
     not loaded is still another area."""
     url, _ = fresh_install
     with api_client(Settings(database_url=url)) as c:
+
         def match(text):
             r = c.get("/api/v1/locate", params={"address": text})
             assert r.status_code == 200, r.text
@@ -351,12 +410,17 @@ def test_addresses_in_any_real_district(fresh_install):
         assert (ours["reason"], ours["place"]["area_code"]) == ("subdistrict", "530102001"), ours
         assert match("昆明市五华区太和街道")["place"]["area_code"] == "530102002"
         assert match("云南昆明五华关上街道")["place"]["area_code"] == "530102001"
-        for other in ("云南省昆明市官渡区关上街道", "北京市朝阳区关上街道", "红河哈尼族彝族自治州个旧市关上街道",
-                      "四川省成都市武侯区太和街道"):
+        for other in (
+            "云南省昆明市官渡区关上街道",
+            "北京市朝阳区关上街道",
+            "红河哈尼族彝族自治州个旧市关上街道",
+            "四川省成都市武侯区太和街道",
+        ):
             assert match(other)["reason"] == "other_area", other
 
 
 # -- hostile and broken files --------------------------------------------------------------------------------------
+
 
 def _feature(code, geometry, **props) -> dict:
     return {"type": "Feature", "properties": {"网格编码": code, **props}, "geometry": geometry}
@@ -366,17 +430,21 @@ def _geojson(features) -> bytes:
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False).encode()
 
 
-SQUARE = {"type": "Polygon", "coordinates": [[[102.80, 25.00], [102.81, 25.00], [102.81, 25.01], [102.80, 25.01],
-                                              [102.80, 25.00]]]}
-SQUARE2 = {"type": "Polygon", "coordinates": [[[102.81, 25.00], [102.82, 25.00], [102.82, 25.01], [102.81, 25.01],
-                                               [102.81, 25.00]]]}
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[102.80, 25.00], [102.81, 25.00], [102.81, 25.01], [102.80, 25.01], [102.80, 25.00]]],
+}
+SQUARE2 = {
+    "type": "Polygon",
+    "coordinates": [[[102.81, 25.00], [102.82, 25.00], [102.82, 25.01], [102.81, 25.01], [102.81, 25.00]]],
+}
 
 
 def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, list[str]]]:
     """name → (file name, content, options, the field named, words the message must hold)."""
     shp = {p.suffix[1:]: p for p in files["shp_gbk_cpg"][0].parent.glob("shp/*")}
     link = zipfile.ZipInfo("grids.shp")
-    link.external_attr = (0o120777 << 16)
+    link.external_attr = 0o120777 << 16
     linked = io.BytesIO()
     with zipfile.ZipFile(linked, "w") as zf:
         zf.writestr(link, "/etc/passwd")
@@ -397,10 +465,14 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
     with zipfile.ZipFile(traversal, "w") as zf:
         for ext in ("shp", "shx", "dbf"):
             zf.writestr(f"../../grids.{ext}", shp[ext].read_bytes())
-    vrt = (b'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>/etc/passwd</SrcDataSource>'
-           b'<GeometryType>wkbNone</GeometryType></OGRVRTLayer></OGRVRTDataSource>')
-    xxe = (b'<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-           b'<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>&x;</name></Placemark></kml>')
+    vrt = (
+        b'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>/etc/passwd</SrcDataSource>'
+        b"<GeometryType>wkbNone</GeometryType></OGRVRTLayer></OGRVRTDataSource>"
+    )
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>&x;</name></Placemark></kml>'
+    )
     gpkg = files["gpkg"][0].read_bytes()
     many = shapely.segmentize(shapely.geometry.shape(SQUARE), 0.0001)  # 400 vertices
     prj = 'LOCAL_CS["my city grid",LOCAL_DATUM["local",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
@@ -418,45 +490,157 @@ def _hostile(tmp: Path, files: dict) -> dict[str, tuple[str, bytes, dict, str, l
         "vrt_as_geojson": ("网格.geojson", vrt, {}, "file", ["网格.geojson", "XML"]),
         "gpkg_as_geojson": ("网格.geojson", gpkg, {}, "file", ["网格.geojson", "GeoPackage"]),
         "kml_with_entities": ("网格.kml", xxe, {}, "file", ["网格.kml", "DTD"]),
-        "too_large": ("网格.geojson", _geojson([_feature(leaf, SQUARE)]) + b" " * 250_000, {}, "file",
-                      ["网格.geojson", "GRIDMAP_IMPORT_MAX_BYTES"]),
-        "too_many_vertices": ("网格.geojson", _geojson([_feature(leaf, shapely.geometry.mapping(many))]), {},
-                              "geometry", ["网格.geojson", "feature 1", leaf, "GRIDMAP_IMPORT_MAX_VERTICES"]),
-        "unknown_crs_option": ("网格.geojson", _geojson([_feature(leaf, SQUARE)]), {"crs": "EPSG:999999"}, "crs",
-                               ["网格.geojson", "999999"]),
+        "too_large": (
+            "网格.geojson",
+            _geojson([_feature(leaf, SQUARE)]) + b" " * 250_000,
+            {},
+            "file",
+            ["网格.geojson", "GRIDMAP_IMPORT_MAX_BYTES"],
+        ),
+        "too_many_vertices": (
+            "网格.geojson",
+            _geojson([_feature(leaf, shapely.geometry.mapping(many))]),
+            {},
+            "geometry",
+            ["网格.geojson", "feature 1", leaf, "GRIDMAP_IMPORT_MAX_VERTICES"],
+        ),
+        "unknown_crs_option": (
+            "网格.geojson",
+            _geojson([_feature(leaf, SQUARE)]),
+            {"crs": "EPSG:999999"},
+            "crs",
+            ["网格.geojson", "999999"],
+        ),
         "unknown_crs_in_file": ("网格.zip", local.getvalue(), {}, "crs", ["网格.zip", "my city grid"]),
-        "projected_numbers_as_wgs84": ("网格.geojson", _geojson([_feature(leaf, {"type": "Polygon", "coordinates": [[
-            [500000, 2770000], [501000, 2770000], [501000, 2771000], [500000, 2770000]]]})]), {}, "crs",
-            ["网格.geojson", "feature 1", "projected"]),
-        "duplicate_codes": ("网格.geojson", _geojson([_feature(leaf, SQUARE), _feature(leaf, SQUARE2)]), {},
-                            "网格编码", ["网格.geojson", "feature 2", leaf, "duplicate", "feature 1"]),
-        "not_a_polygon": ("网格.geojson", _geojson([_feature(leaf, SQUARE), _feature(
-            "53011100100100102", {"type": "LineString", "coordinates": [[102.8, 25.0], [102.9, 25.1]]})]), {},
-            "geometry", ["网格.geojson", "feature 2", "53011100100100102", "LineString"]),
-        "bad_code": ("网格.geojson", _geojson([_feature(leaf, SQUARE), _feature("5301110010010010X", SQUARE2)]), {},
-                     "网格编码", ["网格.geojson", "feature 2", "5301110010010010X", "DB11"]),
-        "code_of_16_digits": ("网格.geojson", _geojson([_feature("5301110010010010", SQUARE)]), {}, "网格编码",
-                              ["feature 1", "5301110010010010", "DB11"]),
-        "bow_tie": ("网格.geojson", _geojson([_feature(leaf, {"type": "Polygon", "coordinates": [[
-            [102.80, 25.00], [102.81, 25.01], [102.81, 25.00], [102.80, 25.01], [102.80, 25.00]]]})]), {},
-            "geometry", ["feature 1", leaf, "Self-intersection"]),
-        "no_code_column": ("网格.geojson", _geojson([{"type": "Feature", "properties": {"名字": "x"},
-                                                      "geometry": SQUARE}]), {}, "code-field", ["名字"]),
-        "households_not_a_number": ("网格.geojson", _geojson([_feature(leaf, SQUARE, 户数="很多")]), {}, "户数",
-                                    ["feature 1", leaf, "很多"]),
+        "projected_numbers_as_wgs84": (
+            "网格.geojson",
+            _geojson(
+                [
+                    _feature(
+                        leaf,
+                        {
+                            "type": "Polygon",
+                            "coordinates": [
+                                [[500000, 2770000], [501000, 2770000], [501000, 2771000], [500000, 2770000]]
+                            ],
+                        },
+                    )
+                ]
+            ),
+            {},
+            "crs",
+            ["网格.geojson", "feature 1", "projected"],
+        ),
+        "duplicate_codes": (
+            "网格.geojson",
+            _geojson([_feature(leaf, SQUARE), _feature(leaf, SQUARE2)]),
+            {},
+            "网格编码",
+            ["网格.geojson", "feature 2", leaf, "duplicate", "feature 1"],
+        ),
+        "not_a_polygon": (
+            "网格.geojson",
+            _geojson(
+                [
+                    _feature(leaf, SQUARE),
+                    _feature(
+                        "53011100100100102", {"type": "LineString", "coordinates": [[102.8, 25.0], [102.9, 25.1]]}
+                    ),
+                ]
+            ),
+            {},
+            "geometry",
+            ["网格.geojson", "feature 2", "53011100100100102", "LineString"],
+        ),
+        "bad_code": (
+            "网格.geojson",
+            _geojson([_feature(leaf, SQUARE), _feature("5301110010010010X", SQUARE2)]),
+            {},
+            "网格编码",
+            ["网格.geojson", "feature 2", "5301110010010010X", "DB11"],
+        ),
+        "code_of_16_digits": (
+            "网格.geojson",
+            _geojson([_feature("5301110010010010", SQUARE)]),
+            {},
+            "网格编码",
+            ["feature 1", "5301110010010010", "DB11"],
+        ),
+        "bow_tie": (
+            "网格.geojson",
+            _geojson(
+                [
+                    _feature(
+                        leaf,
+                        {
+                            "type": "Polygon",
+                            "coordinates": [
+                                [[102.80, 25.00], [102.81, 25.01], [102.81, 25.00], [102.80, 25.01], [102.80, 25.00]]
+                            ],
+                        },
+                    )
+                ]
+            ),
+            {},
+            "geometry",
+            ["feature 1", leaf, "Self-intersection"],
+        ),
+        "no_code_column": (
+            "网格.geojson",
+            _geojson([{"type": "Feature", "properties": {"名字": "x"}, "geometry": SQUARE}]),
+            {},
+            "code-field",
+            ["名字"],
+        ),
+        "households_not_a_number": (
+            "网格.geojson",
+            _geojson([_feature(leaf, SQUARE, 户数="很多")]),
+            {},
+            "户数",
+            ["feature 1", leaf, "很多"],
+        ),
         "unsupported_type": ("网格.dxf", b"0\nSECTION\n", {}, "file", ["网格.dxf", ".kmz"]),
-        "truncated_geojson": ("网格.geojson", b'{"type": "FeatureCollection", "features": [{"type": "Feat', {}, "file",
-                              ["网格.geojson", "cannot be read as GeoJSON"]),
-        "utf8_shapefile_cut_names": ("网格.zip", files["_utf8_cut_names"][0].read_bytes(), {}, "encoding",
-                                     ["网格.zip", "10 bytes", "GBK"]),
+        "truncated_geojson": (
+            "网格.geojson",
+            b'{"type": "FeatureCollection", "features": [{"type": "Feat',
+            {},
+            "file",
+            ["网格.geojson", "cannot be read as GeoJSON"],
+        ),
+        "utf8_shapefile_cut_names": (
+            "网格.zip",
+            files["_utf8_cut_names"][0].read_bytes(),
+            {},
+            "encoding",
+            ["网格.zip", "10 bytes", "GBK"],
+        ),
     }
 
 
-HOSTILE = ["zip_traversal", "zip_symlink", "zip_bomb", "zip_lying_sizes", "vrt_as_geojson", "gpkg_as_geojson",
-           "kml_with_entities", "too_large", "too_many_vertices", "unknown_crs_option", "unknown_crs_in_file",
-           "projected_numbers_as_wgs84", "duplicate_codes", "not_a_polygon", "bad_code", "code_of_16_digits",
-           "bow_tie", "no_code_column", "households_not_a_number", "unsupported_type",
-           "truncated_geojson", "utf8_shapefile_cut_names"]
+HOSTILE = [
+    "zip_traversal",
+    "zip_symlink",
+    "zip_bomb",
+    "zip_lying_sizes",
+    "vrt_as_geojson",
+    "gpkg_as_geojson",
+    "kml_with_entities",
+    "too_large",
+    "too_many_vertices",
+    "unknown_crs_option",
+    "unknown_crs_in_file",
+    "projected_numbers_as_wgs84",
+    "duplicate_codes",
+    "not_a_polygon",
+    "bad_code",
+    "code_of_16_digits",
+    "bow_tie",
+    "no_code_column",
+    "households_not_a_number",
+    "unsupported_type",
+    "truncated_geojson",
+    "utf8_shapefile_cut_names",
+]
 LIMITS = {"import_max_bytes": 200_000, "import_max_vertices": 300}
 
 
@@ -467,12 +651,17 @@ def strict_client(fresh_db_url):
 
 
 @pytest.mark.parametrize("case", HOSTILE)
-def test_hostile_files_are_refused_and_nothing_is_stored(strict_client, files, fresh_db_url, tmp_path, monkeypatch,
-                                                         case, capsys):
+def test_hostile_files_are_refused_and_nothing_is_stored(
+    strict_client, files, fresh_db_url, tmp_path, monkeypatch, case, capsys
+):
     name, content, options, field, words = _hostile(tmp_path, files)[case]
     before = _rows(strict_client.app.state.sessionmaker)
-    r = strict_client.post("/api/v1/generations/import", headers=PLANNER, data=options,
-                           files={"file": (name, content, "application/octet-stream")})
+    r = strict_client.post(
+        "/api/v1/generations/import",
+        headers=PLANNER,
+        data=options,
+        files={"file": (name, content, "application/octet-stream")},
+    )
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
@@ -480,8 +669,12 @@ def test_hostile_files_are_refused_and_nothing_is_stored(strict_client, files, f
     for word in words:
         assert word in problem["detail"], (word, problem["detail"])
     assert f"field {field}" in problem["detail"]
-    zh = strict_client.post("/api/v1/generations/import", headers={**PLANNER, "Accept-Language": "zh-CN"},
-                            data=options, files={"file": (name, content, "application/octet-stream")}).json()
+    zh = strict_client.post(
+        "/api/v1/generations/import",
+        headers={**PLANNER, "Accept-Language": "zh-CN"},
+        data=options,
+        files={"file": (name, content, "application/octet-stream")},
+    ).json()
     assert zh["field"] == field and f"字段 {field}" in zh["detail"] and f"field {field}" not in zh["detail"], zh
     assert _rows(strict_client.app.state.sessionmaker) == before
     if not fresh_db_url.startswith("sqlite"):
@@ -502,8 +695,9 @@ def test_a_file_with_several_layers_needs_one_named(client, demo, tmp_path):
     """A GeoPackage with two layers is refused until `layer` names one; naming it imports that layer."""
     path = tmp_path / "two.gpkg"
     frame = _leaves_frame(demo)
-    _write_all([(frame, path, "GPKG", {"layer": "微网格"}), (frame.iloc[:1], path, "GPKG", {"layer": "其他",
-                                                                                          "append": True})])
+    _write_all(
+        [(frame, path, "GPKG", {"layer": "微网格"}), (frame.iloc[:1], path, "GPKG", {"layer": "其他", "append": True})]
+    )
     r = _post(client, path)
     assert r.status_code == 422 and r.json()["field"] == "layer" and "微网格" in r.json()["detail"], r.text
     r = _post(client, path, {"layer": "微网格"})
@@ -563,8 +757,9 @@ def test_parent_files_given_beside_the_leaves(client, demo, tmp_path):
     leaf_file = tmp_path / "微网格.geojson"
     leaf_file.write_bytes(_geojson([_feature(c, shapely.geometry.mapping(areas[c]["geom"])) for c in leaves]))
     parent_file = tmp_path / "社区.geojson"
-    parent_file.write_bytes(_geojson([_feature(c, shapely.geometry.mapping(areas[c]["geom"]), 名称=areas[c]["name"])
-                                      for c in parents]))
+    parent_file.write_bytes(
+        _geojson([_feature(c, shapely.geometry.mapping(areas[c]["geom"]), 名称=areas[c]["name"]) for c in parents])
+    )
     parts = [("file", (p.name, p.read_bytes(), "application/geo+json")) for p in (leaf_file, parent_file)]
     r = client.post("/api/v1/generations/import", headers=PLANNER, files=parts)
     assert r.status_code == 201, r.text
@@ -588,8 +783,23 @@ def test_boundaries_with_errors_are_not_activated(client, fresh_db_url, tmp_path
     features = []
     for n, (i, j) in enumerate(((i, j) for i in range(3) for j in range(3)), start=1):
         x, y, d = 102.80 + i * 0.01, 25.0 + j * 0.01, 5e-6 if (i, j) == (1, 1) else 0.0
-        features.append(_feature(f"5301110010010010{n}", {"type": "Polygon", "coordinates": [[
-            [x + d, y + d], [x + 0.01 - d, y + d], [x + 0.01 - d, y + 0.01 - d], [x + d, y + 0.01 - d], [x + d, y + d]]]}))
+        features.append(
+            _feature(
+                f"5301110010010010{n}",
+                {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [
+                            [x + d, y + d],
+                            [x + 0.01 - d, y + d],
+                            [x + 0.01 - d, y + 0.01 - d],
+                            [x + d, y + 0.01 - d],
+                            [x + d, y + d],
+                        ]
+                    ],
+                },
+            )
+        )
     path = tmp_path / "crack.geojson"
     path.write_bytes(_geojson(features))
     before = _rows(client.app.state.sessionmaker)

@@ -41,15 +41,18 @@ def _write(client: TestClient, generation_id: int, changes: dict[str, MultiPolyg
     with client.app.state.sessionmaker() as s, s.begin():
         for code, geom in changes.items():
             multi = geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
-            s.execute(sa.update(Area).where(Area.generation_id == generation_id, Area.code == code)
-                      .values(geom=from_shape(multi, srid=4326)))
+            s.execute(
+                sa.update(Area)
+                .where(Area.generation_id == generation_id, Area.code == code)
+                .values(geom=from_shape(multi, srid=4326))
+            )
 
 
 def _pair(leaves: dict, *, same_parent: bool) -> tuple[str, str]:
     """Two micro-grids sharing an edge at least 200 m long, with the same parent grid or not."""
     codes = sorted(leaves)
     for i, a in enumerate(codes):
-        for b in codes[i + 1:]:
+        for b in codes[i + 1 :]:
             if (leaves[a][0] == leaves[b][0]) != same_parent:
                 continue
             if leaves[a][1].intersection(leaves[b][1]).length > 200 * DEG_PER_M:
@@ -119,10 +122,12 @@ def test_a_narrow_part_outside_the_district_is_snapped_and_a_wide_one_is_not(cli
     gen = _draft(client, "修复：越界")
     leaves = _leaves(client, gen)
     with client.app.state.sessionmaker() as s:
-        district = to_shape(s.scalars(sa.select(Area.geom).where(Area.generation_id == gen,
-                                                                Area.level == "district")).one())
-    edge = next(c for c, (_, g) in sorted(leaves.items()) if g.boundary.intersection(district.boundary).length
-                > 300 * DEG_PER_M)
+        district = to_shape(
+            s.scalars(sa.select(Area.geom).where(Area.generation_id == gen, Area.level == "district")).one()
+        )
+    edge = next(
+        c for c, (_, g) in sorted(leaves.items()) if g.boundary.intersection(district.boundary).length > 300 * DEG_PER_M
+    )
     geom = leaves[edge][1]
     narrow = geom.buffer(0.5 * DEG_PER_M).difference(district)
     _write(client, gen, {edge: geom.union(narrow)})
@@ -157,8 +162,12 @@ def test_a_sliver_part_is_absorbed_by_its_sibling(client):
 def test_policy_and_bad_parameters(client):
     gen = _draft(client, "修复：参数")
     assert client.get(f"/api/v1/generations/{gen}/repairs", headers=WORKER).status_code == 403
-    for params, field in (({"kinds": "glue_everything"}, "kinds"), ({"snap_m": 0}, "snap_m"),
-                          ({"snap_m": 1000}, "snap_m"), ({"kinds": "x" * 300}, "kinds")):
+    for params, field in (
+        ({"kinds": "glue_everything"}, "kinds"),
+        ({"snap_m": 0}, "snap_m"),
+        ({"snap_m": 1000}, "snap_m"),
+        ({"kinds": "x" * 300}, "kinds"),
+    ):
         r = client.get(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, params=params)
         assert r.status_code == 422, (params, r.text)
         assert field in r.text
@@ -221,8 +230,12 @@ def test_repairs_are_applied_to_drafts_by_planners_only(client):
     assert r.status_code == 409 and r.json()["field"] == "generation"
     gen = _draft(client, "修复：权限")
     assert client.post(f"/api/v1/generations/{gen}/repairs", headers=WORKER, json={}).status_code == 403
-    for body, field in (({"kinds": ["glue"]}, "kinds"), ({"snap_m": -1}, "snap_m"), ({"kinds": []}, "kinds"),
-                        ({"extra": 1}, "extra")):
+    for body, field in (
+        ({"kinds": ["glue"]}, "kinds"),
+        ({"snap_m": -1}, "snap_m"),
+        ({"kinds": []}, "kinds"),
+        ({"extra": 1}, "extra"),
+    ):
         r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json=body)
         assert r.status_code == 422 and field in r.text, (body, r.text)
 
@@ -240,14 +253,14 @@ def test_the_preview_says_whether_applying_would_be_accepted(client):
     assert client.get(f"/api/v1/generations/{gen}/edits", headers=PLANNER).json() == []
     assert _stored(client, gen, b) == stored
     # a lock makes the edit refuse: the preview says so, naming the reason, and POST refuses the same way
-    r = client.post(f"/api/v1/generations/{gen}/edits", headers=PLANNER,
-                    json={"op": "lock", "codes": [a, b], "locked": True})
+    r = client.post(
+        f"/api/v1/generations/{gen}/edits", headers=PLANNER, json={"op": "lock", "codes": [a, b], "locked": True}
+    )
     assert r.status_code == 200, r.text
     plan = _preview(client, gen)
     assert plan["applicable"] is False and plan["refusal"]
     r = client.post(f"/api/v1/generations/{gen}/repairs", headers=PLANNER, json={})
     assert r.status_code in (409, 422) and r.json()["detail"] == plan["refusal"]
     # on the active generation nothing is tried
-    active = next(g["id"] for g in client.get("/api/v1/generations", headers=PLANNER).json()
-                  if g["status"] == "active")
+    active = next(g["id"] for g in client.get("/api/v1/generations", headers=PLANNER).json() if g["status"] == "active")
     assert _preview(client, active)["applicable"] is None

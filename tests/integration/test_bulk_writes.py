@@ -43,8 +43,9 @@ def db(fresh_db_url):
     with storage.session_scope(factory) as session:
         index = load_index(session)
         grid = index.chain_of(index.leaves[0].code)[3].code
-        worker = session.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid,
-                                                                    StaffArea.role == "fulltime_worker"))
+        worker = session.scalar(
+            sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid, StaffArea.role == "fulltime_worker")
+        )
         add_account(session, AccountSpec("bulk-worker", "worker", (grid,), staff_id=worker), "bulk-worker-pass-1")
     yield factory, index
     engine.dispose()
@@ -52,8 +53,12 @@ def db(fresh_db_url):
 
 def _addresses(n):
     with LABELLED.open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["expected_kind"] in ("compound", "building")
-                and r["variant"] in ("full_address", "building_unit_room", "road_building_haolou")]
+        rows = [
+            r
+            for r in csv.DictReader(f)
+            if r["expected_kind"] in ("compound", "building")
+            and r["variant"] in ("full_address", "building_unit_room", "road_building_haolou")
+        ]
     return [r["text"] for r in rows[:n]]
 
 
@@ -86,11 +91,33 @@ def _export(prefix, index):
     rows = []
     cats = ["E0101", "C0101", "暴露垃圾", "外星人", ""]
     for i, text in enumerate(_addresses(6)):
-        rows.append([f"{prefix}-A{i}", f"2026-11-1{i % 9} 09:{i:02d}:00", "张三丰", "13812341234", text, "楼道堆放杂物",
-                     cats[i % len(cats)], "", ""])
+        rows.append(
+            [
+                f"{prefix}-A{i}",
+                f"2026-11-1{i % 9} 09:{i:02d}:00",
+                "张三丰",
+                "13812341234",
+                text,
+                "楼道堆放杂物",
+                cats[i % len(cats)],
+                "",
+                "",
+            ]
+        )
     for i, (x, y) in enumerate(_points(index)):
-        rows.append([f"{prefix}-P{i:02d}", "2026-11-18 14:05", "李四", "0871-63123456", "", f"井盖缺失{i}",
-                     cats[i % len(cats)], repr(x), repr(y)])
+        rows.append(
+            [
+                f"{prefix}-P{i:02d}",
+                "2026-11-18 14:05",
+                "李四",
+                "0871-63123456",
+                "",
+                f"井盖缺失{i}",
+                cats[i % len(cats)],
+                repr(x),
+                repr(y),
+            ]
+        )
     rows.append([f"{prefix}-X1", "昨天下午", "", "", "东风街363号", "时间无法识别", "E0101", "", ""])
     rows.append([f"{prefix}-X2", "2026-11-18 10:00:00", "赵六", "12ab", "东风街363号", "电话错误", "E0101", "", ""])
     rows.append([f"{prefix}-A0", "2026-11-10 09:00:00", "", "", "重复行", "", "", "", ""])
@@ -108,11 +135,23 @@ def _stored(factory, prefix):
         for case in cases:
             ticket = case.external_ref.split("-", 1)[1]
             assert case.number == case_number("hotline", NOW, case.id)
-            events = [(e.at, e.actor, e.action, e.from_state, e.to_state,
-                       {**(e.detail or {}), **({"external_ref": ticket} if "external_ref" in (e.detail or {}) else {})})
-                      for e in s.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id))]
-            notes = [(n.account_id, n.kind, n.text.replace(case.number, "#"), n.actor, n.at) for n in s.scalars(
-                sa.select(Notification).where(Notification.case_id == case.id).order_by(Notification.id))]
+            events = [
+                (
+                    e.at,
+                    e.actor,
+                    e.action,
+                    e.from_state,
+                    e.to_state,
+                    {**(e.detail or {}), **({"external_ref": ticket} if "external_ref" in (e.detail or {}) else {})},
+                )
+                for e in s.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id))
+            ]
+            notes = [
+                (n.account_id, n.kind, n.text.replace(case.number, "#"), n.actor, n.at)
+                for n in s.scalars(
+                    sa.select(Notification).where(Notification.case_id == case.id).order_by(Notification.id)
+                )
+            ]
             out[ticket] = ({k: getattr(case, k) for k in CASE_COLUMNS}, events, notes, case.id)
     return out
 
@@ -145,9 +184,13 @@ def test_a_bulk_import_stores_what_the_row_by_row_import_stores(db):
         with factory() as s:
             assert numbers == {t: s.get(Case, stored[t][3]).number for t in stored}
     with factory() as s:  # the bulk writes are audited: the inserted case ids are listed
-        audited = {i for e in s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "insert",
-                                                                     AuditEntry.target == "case_file"))
-                   for i in (e.detail or {}).get("ids", [])}
+        audited = {
+            i
+            for e in s.scalars(
+                sa.select(AuditEntry).where(AuditEntry.action == "insert", AuditEntry.target == "case_file")
+            )
+            for i in (e.detail or {}).get("ids", [])
+        }
     assert {case_id for *_, case_id in b.values()} <= audited
     again = import_export(factory, index, _export(bulk, index), "csv", crs="wgs84", now=NOW)
     assert again["created"] == 0 and again["duplicate"] == one["created"] + 1  # idempotent
@@ -158,20 +201,30 @@ def test_the_batch_locator_answers_as_intake_does(db):
     _, index = db
     rng = np.random.default_rng(5)
     minx, miny, maxx, maxy = index.bounds
-    pts = _points(index) + list(zip(rng.uniform(minx - 0.002, maxx + 0.002, 400),
-                                    rng.uniform(miny - 0.002, maxy + 0.002, 400)))
+    pts = _points(index) + list(
+        zip(rng.uniform(minx - 0.002, maxx + 0.002, 400), rng.uniform(miny - 0.002, maxy + 0.002, 400))
+    )
     x, y, _ = _shared_vertex(index)
     pts += [(x + dx, y + dy) for dx in (-1e-7, 0.0, 1e-7) for dy in (-1e-7, 0.0, 1e-7)]
     seen = set()
-    for system, options in ((gcrs.parse_crs("wgs84"), LocateOptions()), (gcrs.parse_crs("gcj02"), LocateOptions()),
-                            (gcrs.parse_crs("wgs84"), LocateOptions(near_m=0.0, nearest_m=0.0))):
+    for system, options in (
+        (gcrs.parse_crs("wgs84"), LocateOptions()),
+        (gcrs.parse_crs("gcj02"), LocateOptions()),
+        (gcrs.parse_crs("wgs84"), LocateOptions(near_m=0.0, nearest_m=0.0)),
+    ):
         got = locate_cases(index, [p[0] for p in pts], [p[1] for p in pts], system, options)
         seen |= {f for _, flags, _ in got for f in flags}
         for (lon, lat), (location, flags, candidates) in zip(pts, got):
             want, want_flags, want_candidates = locate_for_case(index, lon, lat, system, options)
-            assert (location.chain, location.candidates, location.flags, location.near, location.method,
-                    location.tie_rule, location.distance_m) == (want.chain, want.candidates, want.flags, want.near,
-                                                                want.method, want.tie_rule, want.distance_m)
+            assert (
+                location.chain,
+                location.candidates,
+                location.flags,
+                location.near,
+                location.method,
+                location.tie_rule,
+                location.distance_m,
+            ) == (want.chain, want.candidates, want.flags, want.near, want.method, want.tie_rule, want.distance_m)
             assert (flags, candidates) == (want_flags, want_candidates)
     assert {"on_boundary", "near_boundary", "assigned_to_nearest", "outside_all_grids"} <= seen
 
@@ -184,14 +237,16 @@ def test_a_row_intake_refuses_is_answered_with_its_error_and_a_failed_batch_leav
             retired = s.scalars(sa.select(CaseCategory).order_by(CaseCategory.code.desc()).limit(1)).one()
             retired.active = False  # (rolled back below)
             s.flush()
-            news = [NewCase(title="路灯不亮", lon=p.x, lat=p.y, category="C0101", source="hotline",
-                            external_ref="RF-1"),
-                    NewCase(title="远处", lon=p.x + 3.0, lat=p.y, source="hotline", external_ref="RF-2"),
-                    NewCase(title="停用类别", lon=p.x, lat=p.y, category=retired.code, source="hotline",
-                            external_ref="RF-3"),
-                    NewCase(title="x" * 201, lon=p.x, lat=p.y, source="hotline", external_ref="RF-4"),
-                    NewCase(title="渠道", lon=p.x, lat=p.y, source="fax", external_ref="RF-5"),
-                    NewCase(title="无类别", lon=p.x, lat=p.y, source="hotline", external_ref="RF-6")]
+            news = [
+                NewCase(title="路灯不亮", lon=p.x, lat=p.y, category="C0101", source="hotline", external_ref="RF-1"),
+                NewCase(title="远处", lon=p.x + 3.0, lat=p.y, source="hotline", external_ref="RF-2"),
+                NewCase(
+                    title="停用类别", lon=p.x, lat=p.y, category=retired.code, source="hotline", external_ref="RF-3"
+                ),
+                NewCase(title="x" * 201, lon=p.x, lat=p.y, source="hotline", external_ref="RF-4"),
+                NewCase(title="渠道", lon=p.x, lat=p.y, source="fax", external_ref="RF-5"),
+                NewCase(title="无类别", lon=p.x, lat=p.y, source="hotline", external_ref="RF-6"),
+            ]
             made = create_cases(s, index, news, actor="test", now=NOW)
             assert isinstance(made[0], Created) and made[0].state == "dispatched"
             assert isinstance(made[1], InvalidCoordinate) and made[1].field == "lon"
@@ -200,24 +255,36 @@ def test_a_row_intake_refuses_is_answered_with_its_error_and_a_failed_batch_leav
             assert isinstance(made[5], Created) and made[5].state == "reported"
             stored = s.scalars(sa.select(Case.external_ref).where(Case.external_ref.startswith("RF-"))).all()
             assert sorted(stored) == ["RF-1", "RF-6"]
-            assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(
-                CaseEvent.case_id.in_([made[0].id, made[5].id]))) == 4 + 2
+            assert (
+                s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(CaseEvent)
+                    .where(CaseEvent.case_id.in_([made[0].id, made[5].id]))
+                )
+                == 4 + 2
+            )
         finally:
             s.rollback()
     with factory() as s, s.begin():
-        create_cases(s, index, [NewCase(title="已有", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8")],
-                     now=NOW)
+        create_cases(
+            s, index, [NewCase(title="已有", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8")], now=NOW
+        )
     # a batch holding a ticket stored already fails as a whole: none of its cases is left
     with pytest.raises(sa.exc.IntegrityError):
         with factory() as s, s.begin():
-            create_cases(s, index, [NewCase(title="新", lon=p.x, lat=p.y, source="hotline", external_ref="RF-7"),
-                                    NewCase(title="重", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8")],
-                         now=NOW)
+            create_cases(
+                s,
+                index,
+                [
+                    NewCase(title="新", lon=p.x, lat=p.y, source="hotline", external_ref="RF-7"),
+                    NewCase(title="重", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8"),
+                ],
+                now=NOW,
+            )
     with factory() as s:
         refs = s.scalars(sa.select(Case.external_ref).where(Case.external_ref.startswith("RF-"))).all()
         assert refs == ["RF-8"]
-        assert s.scalar(sa.select(sa.func.count()).select_from(CaseCategory).where(
-            CaseCategory.active.is_(False))) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(CaseCategory).where(CaseCategory.active.is_(False))) == 0
 
 
 def test_the_batch_calendar_gives_the_calendar_s_deadlines():
@@ -243,8 +310,11 @@ def test_the_demo_load_prints_its_stages_when_asked_for(tmp_path, capsys):
         summary = load_demo(session, "530111", small=True, seed=11, today=TODAY, progress=Progress(stream=stream))
     engine.dispose()
     lines = stream.getvalue().splitlines()
-    for stage, count in (("wrote areas", sum(summary.areas.values())), ("wrote places", sum(summary.places.values())),
-                         ("wrote cases", summary.cases)):
+    for stage, count in (
+        ("wrote areas", sum(summary.areas.values())),
+        ("wrote places", sum(summary.places.values())),
+        ("wrote cases", summary.cases),
+    ):
         assert any(line.endswith(f"530111: {stage} {count:,}") for line in lines), (stage, lines)
     assert capsys.readouterr().err == ""
 
@@ -265,14 +335,30 @@ def _case_rows(prefix, ids, p):
     """Case rows as the bulk writers are given them, with the texts COPY's text format escapes and JSON both ways."""
     at = dt.datetime(2026, 11, 18, 2, 3, 4, 567891, tzinfo=dt.timezone.utc)
     texts = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", "引号\"'", "plain"]
-    return [dict(id=case_id, number=f"{prefix}{case_id}", title=texts[i % 5],
-                 description=None if i % 3 else texts[i % 5],
-                 source="hotline", state="reported", raw_x=p.x + i * 1e-6, raw_y=p.y, raw_crs="wgs84",
-                 lon=p.x + i * 1e-6, lat=p.y - i * 1e-7, geom=f"SRID=4326;POINT({p.x + i * 1e-6!r} {p.y - i * 1e-7!r})",
-                 reported_at=at + dt.timedelta(seconds=i), locate_flags=[] if i % 2 else ["on_boundary", texts[i % 5]],
-                 locate_candidates=None, pending=None if i % 4 else {"reason": texts[i % 5], "amount": 1.5},
-                 external_ref=f"{prefix}{i}", version=1, generation_id=None)
-            for i, case_id in enumerate(ids)]
+    return [
+        dict(
+            id=case_id,
+            number=f"{prefix}{case_id}",
+            title=texts[i % 5],
+            description=None if i % 3 else texts[i % 5],
+            source="hotline",
+            state="reported",
+            raw_x=p.x + i * 1e-6,
+            raw_y=p.y,
+            raw_crs="wgs84",
+            lon=p.x + i * 1e-6,
+            lat=p.y - i * 1e-7,
+            geom=f"SRID=4326;POINT({p.x + i * 1e-6!r} {p.y - i * 1e-7!r})",
+            reported_at=at + dt.timedelta(seconds=i),
+            locate_flags=[] if i % 2 else ["on_boundary", texts[i % 5]],
+            locate_candidates=None,
+            pending=None if i % 4 else {"reason": texts[i % 5], "amount": 1.5},
+            external_ref=f"{prefix}{i}",
+            version=1,
+            generation_id=None,
+        )
+        for i, case_id in enumerate(ids)
+    ]
 
 
 def _as_stored(session, ids):
@@ -280,9 +366,23 @@ def _as_stored(session, ids):
     postgis = session.get_bind().dialect.name == "postgresql"
     geom = sa.func.ST_AsText(Case.geom) if postgis else sa.func.AsText(Case.geom)
     json_text = [sa.cast(c, sa.Text) for c in (Case.locate_flags, Case.locate_candidates, Case.pending)]
-    rows = session.execute(sa.select(Case.id, Case.title, Case.description, Case.raw_x, Case.lon, Case.lat,
-                                     Case.reported_at, Case.version, Case.escalation_level, geom, *json_text)
-                           .where(Case.id.in_(ids)).order_by(Case.id)).all()
+    rows = session.execute(
+        sa.select(
+            Case.id,
+            Case.title,
+            Case.description,
+            Case.raw_x,
+            Case.lon,
+            Case.lat,
+            Case.reported_at,
+            Case.version,
+            Case.escalation_level,
+            geom,
+            *json_text,
+        )
+        .where(Case.id.in_(ids))
+        .order_by(Case.id)
+    ).all()
     return [tuple(r[1:]) for r in rows]
 
 
@@ -298,8 +398,7 @@ def test_insert_rows_stores_what_an_insert_stores_and_keeps_the_spatial_index(db
     with factory() as s:
         conn = s.connection()
         sqlite = conn.dialect.name == "sqlite"
-        triggers = ("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'case_file' "
-                    "ORDER BY name")
+        triggers = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'case_file' ORDER BY name"
         before = conn.exec_driver_sql(triggers).all() if sqlite else None
         fast = reserve_ids(conn, Case.__table__, n)
         insert_rows(conn, Case.__table__, _case_rows("IR-", fast, p))
@@ -309,12 +408,22 @@ def test_insert_rows_stores_what_an_insert_stores_and_keeps_the_spatial_index(db
         assert len(got) == n and got == want
         box = sa.func.ST_MakeEnvelope(p.x - 1e-3, p.y - 1e-3, p.x + 1e-3, p.y + 1e-3, 4326)
         if sqlite:  # the spatial index holds every new point, as the triggers put them there
-            entries = {r[0] for r in conn.exec_driver_sql(
-                f"SELECT pkid FROM idx_case_file_geom WHERE pkid IN ({', '.join(map(str, fast + plain))})")}
+            entries = {
+                r[0]
+                for r in conn.exec_driver_sql(
+                    f"SELECT pkid FROM idx_case_file_geom WHERE pkid IN ({', '.join(map(str, fast + plain))})"
+                )
+            }
             assert entries == set(fast + plain)
             assert conn.exec_driver_sql(triggers).all() == before
-            found = s.scalars(sa.select(Case.id).where(Case.id.in_(fast), sa.func.ST_Intersects(
-                Case.geom, sa.func.BuildMbr(p.x - 1e-3, p.y - 1e-3, p.x + 1e-3, p.y + 1e-3, 4326)))).all()
+            found = s.scalars(
+                sa.select(Case.id).where(
+                    Case.id.in_(fast),
+                    sa.func.ST_Intersects(
+                        Case.geom, sa.func.BuildMbr(p.x - 1e-3, p.y - 1e-3, p.x + 1e-3, p.y + 1e-3, 4326)
+                    ),
+                )
+            ).all()
         else:
             found = s.scalars(sa.select(Case.id).where(Case.id.in_(fast), Case.geom.intersects(box))).all()
         assert sorted(found) == fast
@@ -346,10 +455,14 @@ def test_the_demo_draws_as_rng_choice_draws():
     for seed in range(20):
         a, b = np.random.default_rng(seed), np.random.default_rng(seed)
         for _ in range(200):
-            assert str(a.choice(demo_cases._SOURCES_A, p=demo_cases._SOURCE_WEIGHTS_A)) == \
-                demo_cases.SOURCES[bisect_right(demo_cases._SOURCE_CDF, b.random())]
-            assert int(a.choice(demo_cases._SCORES_FIRST)) == \
-                demo_cases._SCORES_FIRST_L[int(b.integers(0, len(demo_cases._SCORES_FIRST_L)))]
+            assert (
+                str(a.choice(demo_cases._SOURCES_A, p=demo_cases._SOURCE_WEIGHTS_A))
+                == demo_cases.SOURCES[bisect_right(demo_cases._SOURCE_CDF, b.random())]
+            )
+            assert (
+                int(a.choice(demo_cases._SCORES_FIRST))
+                == demo_cases._SCORES_FIRST_L[int(b.integers(0, len(demo_cases._SCORES_FIRST_L)))]
+            )
             given = "".join(a.choice(names._GIVEN_A, size=int(a.integers(1, 3))))
             assert str(a.choice(names._SURNAMES_A)) + given == names.person_name(b)
             highs, same = a.integers(1, 50, size=7), b.integers(1, 50, size=7)  # a household per chosen leaf

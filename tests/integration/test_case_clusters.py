@@ -9,8 +9,19 @@ import pytest
 from api.settings import Settings
 from tests.conftest import api_client
 
-STATES = ("rework", "reported", "filed", "dispatched", "accepted", "handled", "suspended", "closed", "merged",
-          "voided", "rejected")
+STATES = (
+    "rework",
+    "reported",
+    "filed",
+    "dispatched",
+    "accepted",
+    "handled",
+    "suspended",
+    "closed",
+    "merged",
+    "voided",
+    "rejected",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +48,15 @@ def _list_total(client, **params) -> int:
 
 
 @pytest.mark.parametrize("zoom", [9, 12, 14])
-@pytest.mark.parametrize("filters", [{}, {"state": "open"}, {"state": "closed,overdue"},
-                                     {"since": "2026-06-01T00:00:00+08:00", "until": "2026-09-01T00:00:00+08:00"}])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"state": "open"},
+        {"state": "closed,overdue"},
+        {"since": "2026-06-01T00:00:00+08:00", "until": "2026-09-01T00:00:00+08:00"},
+    ],
+)
 def test_the_counts_add_up_to_the_case_list(client, district_box, zoom, filters):
     minx, miny, maxx, maxy = district_box
     half = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)  # a box that cuts through the cases as well
@@ -58,8 +76,9 @@ def test_the_counts_add_up_to_the_case_list(client, district_box, zoom, filters)
 def test_more_cells_when_zoomed_in_and_one_case_is_its_own_cluster(client, district_box):
     sizes = [len(_clusters(client, bbox=_box(district_box), zoom=z)["features"]) for z in (8, 11, 14)]
     assert sizes[0] < sizes[1] < sizes[2]
-    single = next(f for f in _clusters(client, bbox=_box(district_box), zoom=14)["features"]
-                  if f["properties"]["count"] == 1)
+    single = next(
+        f for f in _clusters(client, bbox=_box(district_box), zoom=14)["features"] if f["properties"]["count"] == 1
+    )
     case = client.get(f"/api/v1/cases/{single['properties']['case_id']}").json()
     assert single["geometry"]["coordinates"] == pytest.approx([case["lon"], case["lat"]], abs=1e-6)
     assert single["properties"]["worst_state"] == case["state"]
@@ -83,14 +102,16 @@ def test_worst_state_and_deadline_are_those_of_the_cases(client, district_box, s
 
 
 def test_another_subdistricts_caller_sees_none_of_them(client, db_url, district_box):
-    subs = [f["properties"]["code"] for f in
-            client.get("/api/v1/areas", params={"level": "subdistrict"}).json()["features"]]
+    subs = [
+        f["properties"]["code"] for f in client.get("/api/v1/areas", params={"level": "subdistrict"}).json()["features"]
+    ]
     s1, s2 = sorted(subs)[:2]
     s1_total = _list_total(client, area=s1)
     assert s1_total > 0
     for code in (s1, s2):
-        with api_client(Settings(database_url=db_url), role="dispatcher", user=f"d-{code}",
-                        **{"X-Areas": code}) as scoped:
+        with api_client(
+            Settings(database_url=db_url), role="dispatcher", user=f"d-{code}", **{"X-Areas": code}
+        ) as scoped:
             body = _clusters(scoped, bbox=_box(district_box), zoom=12)
             assert body["total"] == _list_total(scoped, bbox=_box(district_box)) == _list_total(client, area=code)
             # a tiny box around each of the first sub-district's clusters' cases: only its own caller finds them
@@ -107,25 +128,31 @@ def test_another_subdistricts_caller_sees_none_of_them(client, db_url, district_
                     assert seen == _list_total(scoped, bbox=_box((x0, y0, x1, y1)))
                     assert seen == _list_total(client, bbox=_box((x0, y0, x1, y1)), area=s2)
             if code == s2:
-                r = scoped.get("/api/v1/map/cases/clusters", params={"bbox": _box(district_box), "zoom": 12,
-                                                                     "area": s1})
+                r = scoped.get(
+                    "/api/v1/map/cases/clusters", params={"bbox": _box(district_box), "zoom": 12, "area": s1}
+                )
                 assert r.status_code == 404  # another sub-district's area is not found, as elsewhere
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"zoom": 12}, "bbox"),
-    ({"bbox": "102,24,103", "zoom": 12}, "bbox"),
-    ({"bbox": "103,24,102,25", "zoom": 12}, "bbox"),
-    ({"bbox": "60,10,140,50", "zoom": 12}, "bbox"),  # far more cells than a screen shows
-    ({"bbox": "102,24,103,25"}, "zoom"),
-    ({"bbox": "102,24,103,25", "zoom": 2}, "zoom"),
-    ({"bbox": "102,24,103,25", "zoom": 21}, "zoom"),
-    ({"bbox": "102,24,103,25", "zoom": "x"}, "zoom"),
-    ({"bbox": "102,24,103,25", "zoom": 12, "state": "lost"}, "state"),
-    ({"bbox": "102,24,103,25", "zoom": 12, "source": "fax"}, "source"),
-    ({"bbox": "102,24,103,25", "zoom": 12, "since": "2026-06-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
-     "until"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"zoom": 12}, "bbox"),
+        ({"bbox": "102,24,103", "zoom": 12}, "bbox"),
+        ({"bbox": "103,24,102,25", "zoom": 12}, "bbox"),
+        ({"bbox": "60,10,140,50", "zoom": 12}, "bbox"),  # far more cells than a screen shows
+        ({"bbox": "102,24,103,25"}, "zoom"),
+        ({"bbox": "102,24,103,25", "zoom": 2}, "zoom"),
+        ({"bbox": "102,24,103,25", "zoom": 21}, "zoom"),
+        ({"bbox": "102,24,103,25", "zoom": "x"}, "zoom"),
+        ({"bbox": "102,24,103,25", "zoom": 12, "state": "lost"}, "state"),
+        ({"bbox": "102,24,103,25", "zoom": 12, "source": "fax"}, "source"),
+        (
+            {"bbox": "102,24,103,25", "zoom": 12, "since": "2026-06-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+            "until",
+        ),
+    ],
+)
 def test_the_edge_refuses_naming_the_field(client, params, field):
     r = client.get("/api/v1/map/cases/clusters", params=params)
     assert r.status_code == 422, r.text

@@ -22,25 +22,36 @@ NOW = dt.datetime(2026, 11, 20, 18, 0, tzinfo=CST)
 def _stored(session, case_id: int) -> tuple[dt.datetime, dt.datetime]:
     session.expire_all()
     at = session.scalar(sa.select(Case.reported_at).where(Case.id == case_id))
-    event = session.scalar(sa.select(CaseEvent.at).where(CaseEvent.case_id == case_id,
-                                                          CaseEvent.action == "reported"))
+    event = session.scalar(sa.select(CaseEvent.at).where(CaseEvent.case_id == case_id, CaseEvent.action == "reported"))
     return utc(at), utc(event)
 
 
 def test_a_report_time_in_china_time_is_stored_as_the_same_instant(session):
     index = load_index(session)
     lon, lat = inside(index)
-    one = create_case(session, index, NewCase(title="路灯不亮", lon=lon, lat=lat, source="hotline",
-                                              external_ref="TZ-1", reported_at=REPORTED), now=NOW)
+    one = create_case(
+        session,
+        index,
+        NewCase(title="路灯不亮", lon=lon, lat=lat, source="hotline", external_ref="TZ-1", reported_at=REPORTED),
+        now=NOW,
+    )
     session.flush()
-    many = create_cases(session, index, [NewCase(title="井盖缺失", lon=lon, lat=lat, source="hotline",
-                                                 external_ref="TZ-2", reported_at=REPORTED)], now=NOW)
+    many = create_cases(
+        session,
+        index,
+        [NewCase(title="井盖缺失", lon=lon, lat=lat, source="hotline", external_ref="TZ-2", reported_at=REPORTED)],
+        now=NOW,
+    )
     session.flush()
     expected = REPORTED.astimezone(dt.UTC)
     assert _stored(session, one.id) == (expected, expected)
     assert _stored(session, many[0].id) == (expected, expected)
     # and it is found by a filter in China time around that instant
-    found = session.scalars(sa.select(Case.id).where(Case.reported_at >= utc(REPORTED - dt.timedelta(minutes=1)),
-                                                     Case.reported_at < utc(REPORTED + dt.timedelta(minutes=1)),
-                                                     Case.external_ref.in_(["TZ-1", "TZ-2"]))).all()
+    found = session.scalars(
+        sa.select(Case.id).where(
+            Case.reported_at >= utc(REPORTED - dt.timedelta(minutes=1)),
+            Case.reported_at < utc(REPORTED + dt.timedelta(minutes=1)),
+            Case.external_ref.in_(["TZ-1", "TZ-2"]),
+        )
+    ).all()
     assert sorted(found) == sorted([one.id, many[0].id])

@@ -50,8 +50,20 @@ def test_every_demo_history_is_a_legal_path_through_the_steps(session):
             state = e.to_state
         assert state == cases[case_id].state
         assert [utc(e.at) for e in history] == sorted(utc(e.at) for e in history)
-    assert {"file", "dispatch", "accept", "handle", "verify", "rate", "bounce", "send_back", "reject",
-            "request_extension", "request_suspension", "approve"} <= seen
+    assert {
+        "file",
+        "dispatch",
+        "accept",
+        "handle",
+        "verify",
+        "rate",
+        "bounce",
+        "send_back",
+        "reject",
+        "request_extension",
+        "request_suspension",
+        "approve",
+    } <= seen
 
 
 def test_deadlines_routing_and_counters_follow_the_rules(session):

@@ -45,8 +45,15 @@ def test_open_cases_lie_in_grids_except_the_flagged_dead_ends(demo):
     assert len(dead) == len(DEAD_ENDS) and {c.state for c in dead} == {"reported"}
     # (a point outside may also read as an unconverted GCJ-02 one: intake's `possibly_*` flags, left aside here)
     flags = sorted(tuple(f for f in c.locate_flags if not f.startswith("possibly_")) for c in dead)
-    assert flags == sorted([("outside_all_grids", "assigned_to_nearest"), ("outside_all_grids",), ("on_boundary",),
-                            ("near_boundary",), ("placed_by_address", "address_low_confidence")])
+    assert flags == sorted(
+        [
+            ("outside_all_grids", "assigned_to_nearest"),
+            ("outside_all_grids",),
+            ("on_boundary",),
+            ("near_boundary",),
+            ("placed_by_address", "address_low_confidence"),
+        ]
+    )
     for case in dead:
         covering = index.covering(case.lon, case.lat)
         if "outside_all_grids" in case.locate_flags:
@@ -70,8 +77,9 @@ def test_each_dead_end_can_be_relocated_and_filed_by_a_dispatcher(demo, fresh_db
     and 更正位置 to the nearest candidate, then 立案, goes through (the API as the console calls it)."""
     index = load_index(demo)
     dead = [c for c in _open(demo) if (c.description or "").startswith(DEAD_END_NOTE)]
-    with api_client(Settings(database_url=fresh_db_url), role="dispatcher", user="dispatcher-demo",
-                    **{"X-Areas": "530111"}) as client:
+    with api_client(
+        Settings(database_url=fresh_db_url), role="dispatcher", user="dispatcher-demo", **{"X-Areas": "530111"}
+    ) as client:
         for case in dead:
             body = client.get(f"/api/v1/cases/{case.id}").json()
             assert body["state"] == "reported" and body["flags"] == case.locate_flags
@@ -82,8 +90,10 @@ def test_each_dead_end_can_be_relocated_and_filed_by_a_dispatcher(demo, fresh_db
             else:  # assigned to the nearest grid, or placed by its address: the pin is moved after a call back
                 leaf = index.leaf_geoms[1 if case.microgrid_code == index.leaves[0].code else 0]
                 move = {"lon": leaf.representative_point().x, "lat": leaf.representative_point().y}
-            r = client.post(f"/api/v1/cases/{case.id}/actions/relocate",
-                            json={"version": body["version"], "reason": "与上报人电话核实位置", **move})
+            r = client.post(
+                f"/api/v1/cases/{case.id}/actions/relocate",
+                json={"version": body["version"], "reason": "与上报人电话核实位置", **move},
+            )
             assert r.status_code == 200, r.text
             r = client.post(f"/api/v1/cases/{case.id}/actions/file", json={"version": r.json()["version"]})
             assert r.status_code == 200 and r.json()["state"] == "filed", r.text
@@ -99,8 +109,12 @@ def test_every_queue_of_the_dispatchers_day_has_material(demo):
     assert len(by_state.get("dispatched", [])) >= 2  # 已派遣
     assert len(by_state.get("handled", [])) >= 3  # 待核查
     events = {}
-    for e in demo.scalars(sa.select(CaseEvent).where(CaseEvent.case_id.in_([c.id for c in open_]))
-                          .where(CaseEvent.action != "escalate").order_by(CaseEvent.id)):
+    for e in demo.scalars(
+        sa.select(CaseEvent)
+        .where(CaseEvent.case_id.in_([c.id for c in open_]))
+        .where(CaseEvent.action != "escalate")
+        .order_by(CaseEvent.id)
+    ):
         # (an app started on the database escalates the overdue ones: no step of the case's own)
         events.setdefault(e.case_id, []).append(e)
     # 退单: filed again after a bounce, with who and why and the boundary as evidence
@@ -127,8 +141,7 @@ def test_every_queue_of_the_dispatchers_day_has_material(demo):
 
 def test_every_community_has_its_secretary_and_director(demo):
     gen = demo.scalar(sa.select(Generation.id).where(Generation.status == "active"))
-    communities = set(demo.scalars(sa.select(Area.code).where(Area.generation_id == gen,
-                                                              Area.level == "community")))
+    communities = set(demo.scalars(sa.select(Area.code).where(Area.generation_id == gen, Area.level == "community")))
     for role in ("community_secretary", "community_director"):
         held = set(demo.scalars(sa.select(StaffArea.area_code).where(StaffArea.role == role)))
         assert held == communities, role
@@ -140,10 +153,21 @@ def test_the_staging_is_deterministic_on_either_database(demo, tmp_path):
     from gridmap.demo.load import load_demo
 
     def content(session):
-        rows = session.execute(sa.select(Case.number, Case.reported_at, Case.source, Case.category_id,
-                                         Case.description, Case.bounce_count, Case.pending).order_by(Case.number))
-        return [(n, utc(at).isoformat(), src, cat, text, bounces, (p or {}).get("kind"))
-                for n, at, src, cat, text, bounces, p in rows]
+        rows = session.execute(
+            sa.select(
+                Case.number,
+                Case.reported_at,
+                Case.source,
+                Case.category_id,
+                Case.description,
+                Case.bounce_count,
+                Case.pending,
+            ).order_by(Case.number)
+        )
+        return [
+            (n, utc(at).isoformat(), src, cat, text, bounces, (p or {}).get("kind"))
+            for n, at, src, cat, text, bounces, p in rows
+        ]
 
     url = f"sqlite:///{tmp_path / 'again.sqlite'}"
     engine = storage.make_engine(url)

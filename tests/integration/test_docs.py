@@ -19,8 +19,9 @@ from tests.conftest import api_client
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     # no `with`: the app is not started, so no database is opened; /docs and the files need none
-    return api_client(Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('docs')}/none.sqlite"),
-                      role="dispatcher")
+    return api_client(
+        Settings(database_url=f"sqlite:///{tmp_path_factory.mktemp('docs')}/none.sqlite"), role="dispatcher"
+    )
 
 
 def test_docs_are_for_signed_in_accounts_and_swagger_files_for_all(client):

@@ -38,8 +38,9 @@ def _start(url: str, port: int) -> subprocess.Popen:
 
     # the server writes its errors to its own copy of the file's descriptor: ours is closed once it answers
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([GRIDMAP, "--database", url, "serve", "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(
+            [GRIDMAP, "--database", url, "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -98,8 +99,9 @@ def test_acknowledged_writes_survive_sigkill(fresh_db_url):
         lon, lat = s.execute(sa.select(Case.lon, Case.lat).where(Case.grid_code.is_not(None)).limit(1)).one()
         tokens = {}
         for role in ("planner", "admin"):
-            account = accounts.add_account(s, accounts.AccountSpec(f"durable-{role}-{uuid.uuid4().hex[:6]}", role),
-                                           "a-long-password-1")
+            account = accounts.add_account(
+                s, accounts.AccountSpec(f"durable-{role}-{uuid.uuid4().hex[:6]}", role), "a-long-password-1"
+            )
             tokens[role] = accounts.issue_token(s, account, "access", dt.timedelta(hours=1))
     run = uuid.uuid4().hex[:8]
     keys = [f"{run}-{i}" for i in range(SUBMISSIONS)]
@@ -113,17 +115,31 @@ def test_acknowledged_writes_survive_sigkill(fresh_db_url):
         kind, i = job
         try:
             if kind == "case":
-                body = {"title": "断电测试", "lon": lon, "lat": lat, "category": "E0101", "description": f"durability {i}"}
-                r = httpx.post(f"http://127.0.0.1:{port}/api/v1/cases", json=body, headers={"Idempotency-Key": i},
-                               timeout=20)
+                body = {
+                    "title": "断电测试",
+                    "lon": lon,
+                    "lat": lat,
+                    "category": "E0101",
+                    "description": f"durability {i}",
+                }
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/api/v1/cases", json=body, headers={"Idempotency-Key": i}, timeout=20
+                )
             elif kind == "draft":
-                r = httpx.post(f"http://127.0.0.1:{port}/api/v1/generations", json={"name": f"{run}-{i}"},
-                               headers={"Authorization": f"Bearer {tokens['planner']}"}, timeout=20)
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/api/v1/generations",
+                    json={"name": f"{run}-{i}"},
+                    headers={"Authorization": f"Bearer {tokens['planner']}"},
+                    timeout=20,
+                )
             else:
                 day = (first_day + dt.timedelta(days=i)).isoformat()
-                r = httpx.put(f"http://127.0.0.1:{port}/api/v1/calendar/{day}",
-                              json={"kind": "holiday", "name": f"{run}-{i}"},
-                              headers={"Authorization": f"Bearer {tokens['admin']}"}, timeout=20)
+                r = httpx.put(
+                    f"http://127.0.0.1:{port}/api/v1/calendar/{day}",
+                    json={"kind": "holiday", "name": f"{run}-{i}"},
+                    headers={"Authorization": f"Bearer {tokens['admin']}"},
+                    timeout=20,
+                )
         except httpx.HTTPError:
             return  # no answer: the client will retry
         if r.status_code in (200, 201):
@@ -140,11 +156,13 @@ def test_acknowledged_writes_survive_sigkill(fresh_db_url):
     kills = _bursts_with_kills(fresh_db_url, port, rng, 20, send, todo, lambda: len(acknowledged) == len(jobs))
     assert kills == KILLS and len(acknowledged) == len(jobs), f"{len(acknowledged)} of {len(jobs)} acknowledged"
     with storage.make_sessionmaker(engine)() as s:
-        stored = dict(s.execute(sa.select(IdempotencyKey.key, IdempotencyKey.case_id)
-                                .where(IdempotencyKey.key.in_(keys))).all())
+        stored = dict(
+            s.execute(sa.select(IdempotencyKey.key, IdempotencyKey.case_id).where(IdempotencyKey.key.in_(keys))).all()
+        )
         descriptions = list(s.scalars(sa.select(Case.description).where(Case.description.like(f"durability {run}-%"))))
-        drafts = dict(s.execute(sa.select(Generation.id, Generation.name)
-                                .where(Generation.name.like(f"{run}-%"))).all())
+        drafts = dict(
+            s.execute(sa.select(Generation.id, Generation.name).where(Generation.name.like(f"{run}-%"))).all()
+        )
         days = set(s.scalars(sa.select(CalendarDay.name).where(CalendarDay.name.like(f"{run}-%"))))
     # every acknowledged case is there, under its key, and each exactly once
     assert stored == {i: ident for (kind, i), ident in acknowledged.items() if kind == "case"}

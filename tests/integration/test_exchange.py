@@ -73,24 +73,38 @@ def world(fresh_db_url, tmp_path_factory):
             w.active_id, w.active_from = active.id, active.effective_from
             # an earlier generation: the same areas, in force for the 183 days before the active one
             old = gens.create_draft(s, "早先的边界（测试）")
-            old.status, old.effective_from, old.effective_to = ("retired", w.active_from - dt.timedelta(days=183),
-                                                                w.active_from)
+            old.status, old.effective_from, old.effective_to = (
+                "retired",
+                w.active_from - dt.timedelta(days=183),
+                w.active_from,
+            )
             w.old_id = old.id
-            renamed = s.scalars(sa.select(Area).where(Area.generation_id == old.id, Area.level == "grid")
-                                .order_by(Area.code)).first()
+            renamed = s.scalars(
+                sa.select(Area).where(Area.generation_id == old.id, Area.level == "grid").order_by(Area.code)
+            ).first()
             renamed.name, w.renamed = OLD_NAME, renamed.code
-            w.areas = {lvl: s.execute(sa.select(Area.code, Area.name, Area.households, Area.geom)
-                                      .where(Area.generation_id == active.id, Area.level == lvl)
-                                      .order_by(Area.code)).all() for lvl in LEVELS}
+            w.areas = {
+                lvl: s.execute(
+                    sa.select(Area.code, Area.name, Area.households, Area.geom)
+                    .where(Area.generation_id == active.id, Area.level == lvl)
+                    .order_by(Area.code)
+                ).all()
+                for lvl in LEVELS
+            }
             w.s1, w.s2 = [a.code for a in w.areas["subdistrict"]][:2]
-            staff_id = s.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code.startswith(w.s1),
-                                                                    StaffArea.role == "fulltime_worker").limit(1))
+            staff_id = s.scalar(
+                sa.select(StaffArea.staff_id)
+                .where(StaffArea.area_code.startswith(w.s1), StaffArea.role == "fulltime_worker")
+                .limit(1)
+            )
             w.people = [(p.name, p.phone) for p in s.scalars(sa.select(Staff))]
-            worker = accounts.add_account(s, accounts.AccountSpec("ex-worker", "worker", (w.s1,), staff_id=staff_id),
-                                          "ex-password-2026-long")
+            worker = accounts.add_account(
+                s, accounts.AccountSpec("ex-worker", "worker", (w.s1,), staff_id=staff_id), "ex-password-2026-long"
+            )
             planner = accounts.add_account(s, accounts.AccountSpec("ex-planner", "planner"), "ex-password-2026-long")
-            scoped = accounts.add_account(s, accounts.AccountSpec("ex-planner-s2", "planner", (w.s2,)),
-                                          "ex-password-2026-long")
+            scoped = accounts.add_account(
+                s, accounts.AccountSpec("ex-planner-s2", "planner", (w.s2,)), "ex-password-2026-long"
+            )
             ttl = dt.timedelta(hours=1)
             w.worker = {"Authorization": f"Bearer {accounts.issue_token(s, worker, 'access', ttl)}"}
             w.planner = {"Authorization": f"Bearer {accounts.issue_token(s, planner, 'access', ttl)}"}
@@ -108,23 +122,29 @@ def _codes(features) -> list[str]:
 def _read_back(*paths) -> dict:
     """What GDAL (pyogrio) reads from the files, in a fresh interpreter (this one has loaded SpatiaLite, and a
     GeoPackage must not meet it)."""
-    done = subprocess.run([sys.executable, "-c", READ_BACK, *map(str, paths)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", READ_BACK, *map(str, paths)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
 
 # -- export --------------------------------------------------------------------------------------------------------
 
+
 def test_export_every_format_reads_back_with_crs_codes_and_chinese_names(world):
     """Each format through the API (all levels: one layer per level; GeoJSON: one collection), read back by GDAL:
     EPSG:4326, every code with its Chinese name, parent and households, the geometry as stored (KML to 1e-9°)."""
     files = {}
-    for fmt, suffix, media in (("geojson", "geojson", "application/geo+json"),
-                               ("gpkg", "gpkg", "application/geopackage+sqlite3"), ("shp", "zip", "application/zip"),
-                               ("kml", "kml", "application/vnd.google-earth.kml+xml")):
-        r = world.client.get(f"/api/v1/generations/{world.active_id}/export", params={"format": fmt},
-                             headers=world.planner)
+    for fmt, suffix, media in (
+        ("geojson", "geojson", "application/geo+json"),
+        ("gpkg", "gpkg", "application/geopackage+sqlite3"),
+        ("shp", "zip", "application/zip"),
+        ("kml", "kml", "application/vnd.google-earth.kml+xml"),
+    ):
+        r = world.client.get(
+            f"/api/v1/generations/{world.active_id}/export", params={"format": fmt}, headers=world.planner
+        )
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith(media)
         name = f"gridmap-generation-{world.active_id}-all.{suffix}"
@@ -171,8 +191,23 @@ def test_export_one_level_of_any_generation_by_cli_and_api(world, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["features"] == {"grid": len(world.areas["grid"])} and summary["format"] == "gpkg"
     kml = world.tmp / "grids-old.data"
-    assert cli(["--database", world.url, "boundaries", "export", str(world.old_id), str(kml), "--level", "grid",
-                "--format", "kml"]) == 0
+    assert (
+        cli(
+            [
+                "--database",
+                world.url,
+                "boundaries",
+                "export",
+                str(world.old_id),
+                str(kml),
+                "--level",
+                "grid",
+                "--format",
+                "kml",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     read = _read_back(out, kml)
     for path in (str(out), str(kml)):
@@ -210,6 +245,7 @@ def test_export_follows_the_areas_policy(world):
 
 
 # -- OGC API – Features --------------------------------------------------------------------------------------------
+
 
 def test_ogc_landing_conformance_and_collections(world):
     c, h = world.client, world.key
@@ -273,16 +309,23 @@ def test_ogc_bbox_selects_the_features_that_meet_the_box(world):
     grids = {a.code: to_shape(a.geom) for a in world.areas["grid"]}
     first = next(iter(grids.values()))
     p = first.representative_point()
-    for box in ((p.x - 0.001, p.y - 0.001, p.x + 0.001, p.y + 0.001), tuple(first.bounds),
-                (0.0, 0.0, 1.0, 1.0)):
+    for box in ((p.x - 0.001, p.y - 0.001, p.x + 0.001, p.y + 0.001), tuple(first.bounds), (0.0, 0.0, 1.0, 1.0)):
         want = sorted(code for code, g in grids.items() if g.intersects(shapely.box(*box)))
         r = c.get("/ogc/collections/grid/items", params={"bbox": ",".join(map(str, box))}, headers=h)
         assert r.status_code == 200
         assert _codes(r.json()["features"]) == want and r.json()["numberMatched"] == len(want)
         nxt = [link["href"] for link in r.json()["links"] if link["rel"] in ("self", "next")]
         assert all("bbox=" in href for href in nxt)
-    assert len(_codes(c.get("/ogc/collections/grid/items", params={"bbox": ",".join(map(str, first.bounds))},
-                            headers=h).json()["features"])) >= 2  # the box of one grid meets its neighbours
+    assert (
+        len(
+            _codes(
+                c.get(
+                    "/ogc/collections/grid/items", params={"bbox": ",".join(map(str, first.bounds))}, headers=h
+                ).json()["features"]
+            )
+        )
+        >= 2
+    )  # the box of one grid meets its neighbours
 
 
 def test_ogc_datetime_is_the_as_of_day(world):
@@ -306,22 +349,37 @@ def test_ogc_datetime_is_the_as_of_day(world):
     assert c.get("/ogc/collections/grid/items", headers=h).json()["numberMatched"] == len(world.areas["grid"])
     empty = name_on((start - dt.timedelta(days=400)).isoformat())[1]
     assert empty["features"] == [] and empty["numberMatched"] == 0 and empty["numberReturned"] == 0
-    one = c.get(f"/ogc/collections/grid/items/{grid}", params={"datetime": str(start - dt.timedelta(days=2))},
-                headers=h)
+    one = c.get(
+        f"/ogc/collections/grid/items/{grid}", params={"datetime": str(start - dt.timedelta(days=2))}, headers=h
+    )
     assert one.json()["properties"]["name"] == OLD_NAME
-    assert c.get(f"/ogc/collections/grid/items/{grid}", params={"datetime": "2000-01-01"},
-                 headers=h).status_code == 404
+    assert c.get(f"/ogc/collections/grid/items/{grid}", params={"datetime": "2000-01-01"}, headers=h).status_code == 404
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": "0"}, "limit"), ({"limit": "ten"}, "limit"), ({"limit": "-5"}, "limit"), ({"offset": "-1"}, "offset"),
-    ({"offset": "1e3"}, "offset"), ({"bbox": "1,2,3"}, "bbox"), ({"bbox": "103,25,102,26"}, "bbox"),
-    ({"bbox": "a,b,c,d"}, "bbox"), ({"bbox": "0,0,nan,1"}, "bbox"), ({"bbox": "0,0,1,1,2,3"}, "bbox"),
-    ({"datetime": "2026-13-01"}, "datetime"), ({"datetime": "2026-01-01/.."}, "datetime"),
-    ({"datetime": "../2026-01-01"}, "datetime"), ({"datetime": "1900-01-01"}, "datetime"),
-    ({"datetime": "yesterday"}, "datetime"), ({"crs": "http://www.opengis.net/def/crs/EPSG/0/3857"}, "crs"),
-    ({"bbox-crs": "EPSG:4490"}, "bbox-crs"), ({"f": "html"}, "f"), ({"sortby": "name"}, "sortby"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-5"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "1e3"}, "offset"),
+        ({"bbox": "1,2,3"}, "bbox"),
+        ({"bbox": "103,25,102,26"}, "bbox"),
+        ({"bbox": "a,b,c,d"}, "bbox"),
+        ({"bbox": "0,0,nan,1"}, "bbox"),
+        ({"bbox": "0,0,1,1,2,3"}, "bbox"),
+        ({"datetime": "2026-13-01"}, "datetime"),
+        ({"datetime": "2026-01-01/.."}, "datetime"),
+        ({"datetime": "../2026-01-01"}, "datetime"),
+        ({"datetime": "1900-01-01"}, "datetime"),
+        ({"datetime": "yesterday"}, "datetime"),
+        ({"crs": "http://www.opengis.net/def/crs/EPSG/0/3857"}, "crs"),
+        ({"bbox-crs": "EPSG:4490"}, "bbox-crs"),
+        ({"f": "html"}, "f"),
+        ({"sortby": "name"}, "sortby"),
+    ],
+)
 def test_ogc_invalid_parameters_are_400_problems_naming_the_parameter(world, params, field):
     r = world.client.get("/ogc/collections/grid/items", params=params, headers=world.key)
     assert r.status_code == 400, r.text
@@ -356,21 +414,41 @@ def test_ogc_a_worker_sees_its_subdistrict_and_what_is_above_only(world):
     assert c.get(f"/ogc/collections/grid/items/{other}", headers=h).status_code == 404
     assert c.get(f"/ogc/collections/grid/items/{grids[0]}", headers=h).status_code == 200
     assert c.get("/ogc/collections/grid/items").status_code == 401
-    s1_box = shapely.bounds(shapely.union_all([to_shape(a.geom) for a in world.areas["grid"]
-                                               if a.code.startswith(world.s1)])).tolist()
+    s1_box = shapely.bounds(
+        shapely.union_all([to_shape(a.geom) for a in world.areas["grid"] if a.code.startswith(world.s1)])
+    ).tolist()
     grid_col = c.get("/ogc/collections/grid", headers=h).json()
     assert grid_col["extent"]["spatial"]["bbox"][0] == pytest.approx(s1_box, abs=1e-9)
 
 
 # -- GDAL's OAPIF driver against a real server ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def server(world):
     port = _free_port()
-    env = {**os.environ, "GRIDMAP_DATABASE_URL": world.url, "GRIDMAP_GATEWAY_SECRET": "",
-           "GRIDMAP_ESCALATION_INTERVAL_S": "3600"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    env = {
+        **os.environ,
+        "GRIDMAP_DATABASE_URL": world.url,
+        "GRIDMAP_GATEWAY_SECRET": "",
+        "GRIDMAP_ESCALATION_INTERVAL_S": "3600",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):

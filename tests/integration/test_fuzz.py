@@ -82,8 +82,13 @@ class Fuzz:
         spec = self.specs[role]
         with storage.session_scope(self.sessionmaker) as s:
             account = accounts.get_account(s, self.ids[role])
-            now = (account.role, account.active, sorted(a.area_code for a in account.areas),
-                   account.department_code, account.staff_id)
+            now = (
+                account.role,
+                account.active,
+                sorted(a.area_code for a in account.areas),
+                account.department_code,
+                account.staff_id,
+            )
             if now != (spec.role, True, sorted(spec.areas), spec.department, spec.staff_id):
                 account.role, account.active = spec.role, True
                 account.department_code, account.staff_id = spec.department, spec.staff_id
@@ -93,51 +98,78 @@ class Fuzz:
 
 @pytest.fixture(scope="module")
 def fuzz(fresh_db_url):
-    settings_ = Settings(database_url=fresh_db_url, escalation_interval_s=3600, gateway_secret="",
-                         open311_api_keys="fz-open311-key")
+    settings_ = Settings(
+        database_url=fresh_db_url, escalation_interval_s=3600, gateway_secret="", open311_api_keys="fz-open311-key"
+    )
     engine = storage.make_engine(fresh_db_url)
     sm = storage.make_sessionmaker(engine)
     with storage.session_scope(sm) as s:
         gen = s.scalar(sa.select(Generation.id).where(Generation.status == "active"))
 
         def codes(level):
-            return list(s.scalars(sa.select(Area.code).where(Area.generation_id == gen, Area.level == level)
-                                  .order_by(Area.code)))
+            return list(
+                s.scalars(
+                    sa.select(Area.code).where(Area.generation_id == gen, Area.level == level).order_by(Area.code)
+                )
+            )
 
         s1 = codes("subdistrict")[0]
-        staff, grid = s.execute(sa.select(StaffArea.staff_id, StaffArea.area_code)
-                                .where(StaffArea.role == "fulltime_worker").order_by(StaffArea.id).limit(1)).one()
-        specs = {"admin": accounts.AccountSpec("fz-admin", "admin"),
-                 "dispatcher": accounts.AccountSpec("fz-dispatcher", "dispatcher", ("530111",)),
-                 "worker": accounts.AccountSpec("fz-worker", "worker", (grid,), staff_id=staff),
-                 "planner": accounts.AccountSpec("fz-planner", "planner"),
-                 "approver": accounts.AccountSpec("fz-approver", "approver")}
+        staff, grid = s.execute(
+            sa.select(StaffArea.staff_id, StaffArea.area_code)
+            .where(StaffArea.role == "fulltime_worker")
+            .order_by(StaffArea.id)
+            .limit(1)
+        ).one()
+        specs = {
+            "admin": accounts.AccountSpec("fz-admin", "admin"),
+            "dispatcher": accounts.AccountSpec("fz-dispatcher", "dispatcher", ("530111",)),
+            "worker": accounts.AccountSpec("fz-worker", "worker", (grid,), staff_id=staff),
+            "planner": accounts.AccountSpec("fz-planner", "planner"),
+            "approver": accounts.AccountSpec("fz-approver", "approver"),
+        }
         ids = {role: accounts.add_account(s, spec, PASSWORD).id for role, spec in specs.items()}
         target = accounts.add_account(s, accounts.AccountSpec("fz-target", "viewer", (s1,)), PASSWORD).id
         key, _ = accounts.add_api_key(s, "fz-target", ("locate",))
         cases = s.execute(sa.select(Case.id, Case.number).order_by(Case.id).limit(8)).all()
         mine = s.scalar(sa.select(Case.id).where(Case.assignee_id == staff).order_by(Case.id.desc()).limit(1))
         draft = gens.create_draft(s, "fz draft").id
-        leaf = s.scalar(sa.select(Area.code).where(Area.generation_id == draft, Area.is_leaf.is_(True))
-                        .order_by(Area.code).limit(1))
+        leaf = s.scalar(
+            sa.select(Area.code).where(Area.generation_id == draft, Area.is_leaf.is_(True)).order_by(Area.code).limit(1)
+        )
         area_codes = ["530111", s1, codes("community")[0], grid, codes("microgrid")[0]]
     app = create_app(settings_)
     with TestClient(create_app(settings_), raise_server_exceptions=False) as client:
         p = client.app.state.registry.current.leaf_geoms[3].representative_point()
         real = {
-            "fmt": ["json", "xml"], "level": ["district", "subdistrict", "community", "grid", "microgrid"],
-            "code": area_codes, "under": area_codes, "area": area_codes, "parent": area_codes,
-            "case_id": [c.id for c in cases] + [mine] * (mine is not None), "generation_id": [gen, draft],
-            "account_id": [target], "key_id": [key.id], "day": ["2031-10-08", "2026-10-01"],
-            "service_code": ["E0101", "C0101", "S0101"], "service_request_id": [c.number for c in cases],
-            "action": list(workflow.STEPS), "year": [2026], "q": [s1, cases[0].number[:6]],
-            "crs": ["wgs84", "gcj02"], "lon": [p.x], "lat": [p.y], "long": [p.x],
-            "category": ["E0101", "C0101"], "api_key": ["fz-open311-key"],
+            "fmt": ["json", "xml"],
+            "level": ["district", "subdistrict", "community", "grid", "microgrid"],
+            "code": area_codes,
+            "under": area_codes,
+            "area": area_codes,
+            "parent": area_codes,
+            "case_id": [c.id for c in cases] + [mine] * (mine is not None),
+            "generation_id": [gen, draft],
+            "account_id": [target],
+            "key_id": [key.id],
+            "day": ["2031-10-08", "2026-10-01"],
+            "service_code": ["E0101", "C0101", "S0101"],
+            "service_request_id": [c.number for c in cases],
+            "action": list(workflow.STEPS),
+            "year": [2026],
+            "q": [s1, cases[0].number[:6]],
+            "crs": ["wgs84", "gcj02"],
+            "lon": [p.x],
+            "lat": [p.y],
+            "long": [p.x],
+            "category": ["E0101", "C0101"],
+            "api_key": ["fz-open311-key"],
         }
         f = Fuzz(app, client, sm, ids, specs, real, s1, (p.x, p.y), cases[0].id, draft, leaf)
         yield f
-    print(f"\nfuzzing on {fresh_db_url.split(':')[0]}: {sum(f.statuses.values())} requests, "
-          f"{dict(sorted(f.statuses.items()))}")
+    print(
+        f"\nfuzzing on {fresh_db_url.split(':')[0]}: {sum(f.statuses.values())} requests, "
+        f"{dict(sorted(f.statuses.items()))}"
+    )
     asgi.shutdown_lifespans()  # the fuzzed app's, started by schemathesis' transport
     engine.dispose()
 
@@ -161,8 +193,13 @@ def _steer(case, real: dict) -> None:
 @schema.parametrize()
 @pytest.mark.parametrize("role", FUZZ_ROLES)
 @seed(SEED)
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck),
-          phases=[Phase.explicit, Phase.generate, Phase.shrink])
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
 def test_no_input_is_a_server_error(case, role, fuzz):
     _steer(case, fuzz.real)
     response = case.call(app=fuzz.app, headers=fuzz.headers(role))
@@ -173,6 +210,7 @@ def test_no_input_is_a_server_error(case, role, fuzz):
 
 
 # -- regression tests ----------------------------------------------------------------------------------------------
+
 
 def _repro(f: Fuzz) -> list[tuple]:
     """(role, method, url, body, status, field): `body` a dict sent as JSON or a str sent as raw JSON."""
@@ -187,37 +225,79 @@ def _repro(f: Fuzz) -> list[tuple]:
         ("dispatcher", "GET", f"/api/v1/cases/{BIG}", None, 422, "case_id"),
         ("dispatcher", "GET", f"/api/v1/cases/{BIG}/duplicates", None, 422, "case_id"),
         ("dispatcher", "POST", f"/api/v1/cases/{BIG}/actions/file", {"version": 1}, 422, "case_id"),
-        ("dispatcher", "POST", f"/api/v1/cases/{case}/actions/dispatch", {"version": 1, "assignee_id": BIG}, 422,
-         "assignee_id"),
+        (
+            "dispatcher",
+            "POST",
+            f"/api/v1/cases/{case}/actions/dispatch",
+            {"version": 1, "assignee_id": BIG},
+            422,
+            "assignee_id",
+        ),
         ("dispatcher", "POST", f"/api/v1/cases/{case}/actions/merge", {"version": 1, "into": 2**64}, 422, "into"),
         ("dispatcher", "POST", f"/api/v1/cases/{case}/actions/file", {"version": BIG}, 422, "version"),
-        ("dispatcher", "POST", f"/api/v1/cases/{BIG}/rating", {"reporter_token": "x" * 12, "satisfaction": 5}, 422,
-         "case_id"),
+        (
+            "dispatcher",
+            "POST",
+            f"/api/v1/cases/{BIG}/rating",
+            {"reporter_token": "x" * 12, "satisfaction": 5},
+            422,
+            "case_id",
+        ),
         ("planner", "POST", "/api/v1/generations", {"name": "x", "source_id": BIG}, 422, "source_id"),
         ("planner", "PUT", f"/api/v1/generations/{BIG}/areas", {"areas": {leaf: {}}}, 422, "generation_id"),
         ("planner", "GET", f"/api/v1/generations/{BIG}/relocated-cases", None, 422, "generation_id"),
-        ("approver", "POST", f"/api/v1/generations/{BIG}/activate", {"effective_from": "2026-01-01"}, 422,
-         "generation_id"),
+        (
+            "approver",
+            "POST",
+            f"/api/v1/generations/{BIG}/activate",
+            {"effective_from": "2026-01-01"},
+            422,
+            "generation_id",
+        ),
         ("admin", "PATCH", f"/api/v1/accounts/{BIG}", {"display_name": "x"}, 422, "account_id"),
         ("admin", "DELETE", f"/api/v1/api-keys/{BIG}", None, 422, "key_id"),
-        ("admin", "POST", "/api/v1/accounts", {"username": "fz-big", "role": "worker", "areas": [s1],
-                                               "staff_id": BIG, "password": PASSWORD}, 422, "staff_id"),
+        (
+            "admin",
+            "POST",
+            "/api/v1/accounts",
+            {"username": "fz-big", "role": "worker", "areas": [s1], "staff_id": BIG, "password": PASSWORD},
+            422,
+            "staff_id",
+        ),
         ("admin", "PATCH", f"/api/v1/accounts/{f.real['account_id'][0]}", {"staff_id": INT32}, 422, "staff_id"),
         ("admin", "PATCH", f"/api/v1/accounts/{f.real['account_id'][0]}", {"staff_id": INT32 - 1}, 422, "staff_id"),
         # ids PostgreSQL's INTEGER columns cannot hold (were a 500 there)
         ("dispatcher", "GET", f"/api/v1/cases/{INT32}", None, 422, "case_id"),
         ("dispatcher", "GET", f"/api/v1/cases/{2**40}/duplicates", None, 422, "case_id"),
-        ("dispatcher", "POST", f"/api/v1/cases/{INT32}/rating", {"reporter_token": "x" * 12, "satisfaction": 5}, 422,
-         "case_id"),
+        (
+            "dispatcher",
+            "POST",
+            f"/api/v1/cases/{INT32}/rating",
+            {"reporter_token": "x" * 12, "satisfaction": 5},
+            422,
+            "case_id",
+        ),
         ("planner", "POST", "/api/v1/generations", {"name": "x", "source_id": INT32}, 422, "source_id"),
         ("planner", "GET", f"/api/v1/generations/{INT32}/relocated-cases", None, 422, "generation_id"),
         ("admin", "DELETE", f"/api/v1/api-keys/{INT32}", None, 422, "key_id"),
         ("dispatcher", "GET", f"/api/v1/cases/{INT32 - 1}", None, 404, "id"),  # the largest id: not found
         # times and days at the ends of the range
-        ("approver", "POST", f"/api/v1/generations/{draft}/activate", {"effective_from": "0001-01-01"}, 422,
-         "effective_from"),
-        ("approver", "POST", f"/api/v1/generations/{draft}/activate", {"effective_from": "9999-12-31"}, 422,
-         "effective_from"),
+        (
+            "approver",
+            "POST",
+            f"/api/v1/generations/{draft}/activate",
+            {"effective_from": "0001-01-01"},
+            422,
+            "effective_from",
+        ),
+        (
+            "approver",
+            "POST",
+            f"/api/v1/generations/{draft}/activate",
+            {"effective_from": "9999-12-31"},
+            422,
+            "effective_from",
+        ),
         ("dispatcher", "GET", f"/api/v1/areas/{s1}/series?until=0001-01-02T00:00:00", None, 422, "until"),
         ("dispatcher", "GET", f"/api/v1/areas/{s1}/series?until=0001-01-01T00:00:00%2B14:00", None, 422, "until"),
         ("dispatcher", "GET", f"/api/v1/areas/{s1}/series?until=9999-12-31T23:59:59-14:00", None, 422, "until"),
@@ -227,10 +307,15 @@ def _repro(f: Fuzz) -> list[tuple]:
         # the bad-input table: numbers that are not finite, swapped or out of range
         ("dispatcher", "POST", "/api/v1/cases", f'{{"title": "t", "lon": {lon}, "lat": NaN}}', 422, "lat"),
         ("dispatcher", "POST", "/api/v1/cases", f'{{"title": "t", "lon": Infinity, "lat": {lat}}}', 422, "lon"),
-        ("worker", "POST", "/api/v1/patrol-reports",
-         f'{{"title": "t", "lon": {lon}, "lat": -Infinity, "category": "E0101"}}', 422, "lat"),
-        ("dispatcher", "POST", "/api/v1/locate/batch", '{"items": [{"lon": NaN, "lat": 25.0}]}', 422,
-         "items.0.lon"),
+        (
+            "worker",
+            "POST",
+            "/api/v1/patrol-reports",
+            f'{{"title": "t", "lon": {lon}, "lat": -Infinity, "category": "E0101"}}',
+            422,
+            "lat",
+        ),
+        ("dispatcher", "POST", "/api/v1/locate/batch", '{"items": [{"lon": NaN, "lat": 25.0}]}', 422, "items.0.lon"),
         ("dispatcher", "GET", f"/api/v1/locate?lon={lon}&lat=inf", None, 422, "lat"),
         ("dispatcher", "GET", f"/api/v1/locate?lon=nan&lat={lat}", None, 422, "lon"),
         ("dispatcher", "POST", "/api/v1/cases", {**report, "lon": lat, "lat": lon}, 422, "lat"),  # swapped
@@ -241,23 +326,66 @@ def _repro(f: Fuzz) -> list[tuple]:
         ("dispatcher", "POST", "/api/v1/cases", {**report, "lon": 4.5e5, "lat": 2.8e6}, 422, "lat"),  # metres
         ("dispatcher", "GET", "/api/v1/cases?bbox=nan,nan,nan,nan", None, 422, "bbox"),
         # geometries of a redraw
-        ("planner", "PUT", f"/api/v1/generations/{draft}/areas", {"areas": {leaf: {"type": "Polygon", "coordinates": [
-            [[lon, lat], [lon + .01, lat + .01], [lon + .01, lat], [lon, lat + .01], [lon, lat]]]}}}, 422,
-         "geometry"),  # bow-tie
-        ("planner", "PUT", f"/api/v1/generations/{draft}/areas", {"areas": {leaf: {"type": "Polygon", "coordinates": [
-            [[lon, lat], [lon + .01, lat + .01], [lon + .01, lat]]]}}}, 422, "geometry"),  # ring not closed:
+        (
+            "planner",
+            "PUT",
+            f"/api/v1/generations/{draft}/areas",
+            {
+                "areas": {
+                    leaf: {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [[lon, lat], [lon + 0.01, lat + 0.01], [lon + 0.01, lat], [lon, lat + 0.01], [lon, lat]]
+                        ],
+                    }
+                }
+            },
+            422,
+            "geometry",
+        ),  # bow-tie
+        (
+            "planner",
+            "PUT",
+            f"/api/v1/generations/{draft}/areas",
+            {
+                "areas": {
+                    leaf: {
+                        "type": "Polygon",
+                        "coordinates": [[[lon, lat], [lon + 0.01, lat + 0.01], [lon + 0.01, lat]]],
+                    }
+                }
+            },
+            422,
+            "geometry",
+        ),  # ring not closed:
         # closed by shapely, then refused for overlapping the leaf's neighbours
-        ("planner", "PUT", f"/api/v1/generations/{draft}/areas",
-         f'{{"areas": {{"{leaf}": {{"type": "Polygon", "coordinates": [[[NaN, 1], [2, 2], [3, 1], [NaN, 1]]]}}}}}}',
-         422, f"areas.{leaf}"),  # a NaN vertex
-        ("planner", "PUT", f"/api/v1/generations/{draft}/areas", {"areas": {leaf: {"type": "Point",
-                                                                                   "coordinates": [lon, lat]}}},
-         422, "geometry"),
+        (
+            "planner",
+            "PUT",
+            f"/api/v1/generations/{draft}/areas",
+            f'{{"areas": {{"{leaf}": {{"type": "Polygon", "coordinates": [[[NaN, 1], [2, 2], [3, 1], [NaN, 1]]]}}}}}}',
+            422,
+            f"areas.{leaf}",
+        ),  # a NaN vertex
+        (
+            "planner",
+            "PUT",
+            f"/api/v1/generations/{draft}/areas",
+            {"areas": {leaf: {"type": "Point", "coordinates": [lon, lat]}}},
+            422,
+            "geometry",
+        ),
         # nesting too deep to parse
         ("dispatcher", "POST", "/api/v1/cases", "[" * 100_000 + "]" * 100_000, 400, "body"),
         ("admin", "POST", "/api/v1/categories", '{"a":' * 100_000 + "1" + "}" * 100_000, 400, "body"),
-        ("planner", "PUT", f"/api/v1/generations/{draft}/areas",
-         '{"areas": {"x": ' + '{"a":' * 50_000 + "1" + "}" * 50_000 + "}}", 400, "body"),
+        (
+            "planner",
+            "PUT",
+            f"/api/v1/generations/{draft}/areas",
+            '{"areas": {"x": ' + '{"a":' * 50_000 + "1" + "}" * 50_000 + "}}",
+            400,
+            "body",
+        ),
         # unknown sort and filter values
         ("dispatcher", "GET", "/api/v1/cases?order=id;select pg_sleep(5)", None, 422, "order"),
         ("dispatcher", "GET", "/api/v1/cases?state=nonsense", None, 422, "state"),
@@ -272,12 +400,19 @@ def _repro(f: Fuzz) -> list[tuple]:
         ("dispatcher", "POST", f"/api/v1/cases/{case}/actions/file", {}, 428, "version"),
         ("dispatcher", "POST", f"/api/v1/cases/{case}/actions/file", {"version": 10**6}, 409, "version"),
     ]
-    for path in ("/api/v1/cases", "/api/v1/map/cases", "/api/v1/measures", f"/api/v1/areas/{s1}/measures",
-                 "/api/v1/audit"):
+    for path in (
+        "/api/v1/cases",
+        "/api/v1/map/cases",
+        "/api/v1/measures",
+        f"/api/v1/areas/{s1}/measures",
+        "/api/v1/audit",
+    ):
         role = "admin" if path.endswith("audit") else "dispatcher"
-        out += [(role, "GET", f"{path}?since=0001-01-01T00:00:00%2B14:00", None, 422, "since"),
-                (role, "GET", f"{path}?until=0001-01-02T00:00:00", None, 422, "until"),
-                (role, "GET", f"{path}?since=9999-12-31T23:59:59-14:00", None, 422, "since")]
+        out += [
+            (role, "GET", f"{path}?since=0001-01-01T00:00:00%2B14:00", None, 422, "since"),
+            (role, "GET", f"{path}?until=0001-01-02T00:00:00", None, 422, "until"),
+            (role, "GET", f"{path}?since=9999-12-31T23:59:59-14:00", None, 422, "since"),
+        ]
     return out
 
 
@@ -292,8 +427,12 @@ def test_reproducers_and_bad_inputs_are_4xx_naming_the_field(fuzz):
     # a draft of their own, made now: the fuzzer may have submitted, approved or edited the one it was given
     with storage.session_scope(fuzz.sessionmaker) as s:
         fuzz.draft_id = gens.create_draft(s, "fz repro draft").id
-        fuzz.leaf = s.scalar(sa.select(Area.code).where(Area.generation_id == fuzz.draft_id,
-                                                        Area.is_leaf.is_(True)).order_by(Area.code).limit(1))
+        fuzz.leaf = s.scalar(
+            sa.select(Area.code)
+            .where(Area.generation_id == fuzz.draft_id, Area.is_leaf.is_(True))
+            .order_by(Area.code)
+            .limit(1)
+        )
     wrong = []
     for role, method, url, body, status, named in _repro(fuzz):
         r = _send(fuzz, role, method, url, body)

@@ -29,11 +29,14 @@ def _neighbours(client, generation_id):
     """Two micro-grids of one grid sharing an edge, at full stored precision."""
     sm = client.app.state.sessionmaker
     with sm() as session:
-        rows = session.scalars(sa.select(Area).where(Area.generation_id == generation_id, Area.is_leaf,
-                                                     Area.level == "microgrid").order_by(Area.code)).all()
+        rows = session.scalars(
+            sa.select(Area)
+            .where(Area.generation_id == generation_id, Area.is_leaf, Area.level == "microgrid")
+            .order_by(Area.code)
+        ).all()
         leaves = [(a.code, a.parent_id, to_shape(a.geom)) for a in rows]
     for i, (code_a, parent_a, geom_a) in enumerate(leaves):
-        for code_b, parent_b, geom_b in leaves[i + 1:]:
+        for code_b, parent_b, geom_b in leaves[i + 1 :]:
             if parent_a == parent_b and geom_a.intersection(geom_b).length > 0.002:
                 return (code_a, geom_a), (code_b, geom_b)
     raise AssertionError("the demo has no two adjacent micro-grids in one grid")
@@ -56,7 +59,9 @@ def _as_geojson(geom):
 def test_draft_redraw_relocate_activate_and_as_of(client):
     generations = client.get("/api/v1/generations").json()
     (old,) = [g for g in generations if g["status"] == "active"]
-    draft = client.post("/api/v1/generations", headers=PLANNER, json={"name": "2027年网格调整", "note": "两微网格边界调整"})
+    draft = client.post(
+        "/api/v1/generations", headers=PLANNER, json={"name": "2027年网格调整", "note": "两微网格边界调整"}
+    )
     assert draft.status_code == 201 and draft.json()["status"] == "draft"
     draft_id = draft.json()["id"]
 
@@ -70,13 +75,22 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
 
     # a first, smaller redraw is listed, then replaced: the draft's cached index must not go stale
     small_a, small_b, _ = _move_strip(geom_a, geom_b, width=STRIP_DEG / 10)
-    assert client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER,
-                      json={"areas": {code_a: _as_geojson(small_a), code_b: _as_geojson(small_b)}}).status_code == 200
+    assert (
+        client.put(
+            f"/api/v1/generations/{draft_id}/areas",
+            headers=PLANNER,
+            json={"areas": {code_a: _as_geojson(small_a), code_b: _as_geojson(small_b)}},
+        ).status_code
+        == 200
+    )
     first = client.get(f"/api/v1/generations/{draft_id}/relocated-cases").json()
     assert case.json()["id"] not in {c["id"] for c in first["cases"]}
 
-    redrawn = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER,
-                         json={"areas": {code_a: _as_geojson(new_a), code_b: _as_geojson(new_b)}})
+    redrawn = client.put(
+        f"/api/v1/generations/{draft_id}/areas",
+        headers=PLANNER,
+        json={"areas": {code_a: _as_geojson(new_a), code_b: _as_geojson(new_b)}},
+    )
     assert redrawn.status_code == 200, redrawn.text
     assert {code_a, code_b} <= set(redrawn.json()["changed"])
     moved = client.get(f"/api/v1/generations/{draft_id}/relocated-cases").json()
@@ -101,8 +115,9 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
     # publishing: the planner submits, another user with the approver role approves it for today
     submitted = client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER)
     assert submitted.status_code == 200, submitted.text
-    activated = client.post(f"/api/v1/generations/{draft_id}/approve", headers=APPROVER,
-                            json={"effective_from": today.isoformat()})
+    activated = client.post(
+        f"/api/v1/generations/{draft_id}/approve", headers=APPROVER, json={"effective_from": today.isoformat()}
+    )
     stop.set()
     for t in threads:
         t.join()
@@ -119,8 +134,9 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
     on_the_day = client.get("/api/v1/locate", params={"lon": p.x, "lat": p.y, "as_of": today.isoformat()}).json()
     assert on_the_day["generation_id"] == draft_id
 
-    batch = client.post("/api/v1/locate/batch", json={"as_of": yesterday, "items": [{"id": "x", "lon": p.x,
-                                                                                      "lat": p.y}]}).json()
+    batch = client.post(
+        "/api/v1/locate/batch", json={"as_of": yesterday, "items": [{"id": "x", "lon": p.x, "lat": p.y}]}
+    ).json()
     assert batch["generation_id"] == old["id"] and batch["results"][0]["codes"]["microgrid"] == code_b
 
     before_all = client.get("/api/v1/locate", params={"lon": p.x, "lat": p.y, "as_of": "2020-01-01"})
@@ -135,9 +151,13 @@ def test_draft_redraw_relocate_activate_and_as_of(client):
     assert new_case["microgrid_code"] == code_a
 
     # an active generation cannot be redrawn or activated again
-    again = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": today.isoformat()})
+    again = client.post(
+        f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": today.isoformat()}
+    )
     assert again.status_code == 409 and again.json()["field"] == "generation"
-    frozen = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER, json={"areas": {code_a: _as_geojson(geom_a)}})
+    frozen = client.put(
+        f"/api/v1/generations/{draft_id}/areas", headers=PLANNER, json={"areas": {code_a: _as_geojson(geom_a)}}
+    )
     assert frozen.status_code == 409 and frozen.json()["field"] == "generation"
 
 
@@ -149,13 +169,25 @@ def _geometry_of(client, generation_id, code):
 
 BAD_REDRAWS = [
     ("not_geojson", lambda a, b, ca, cb: {ca: {"type": "Polygon", "coordinates": [[1, 2]]}}, 422, "areas."),
-    ("bow_tie", lambda a, b, ca, cb: {ca: {"type": "Polygon", "coordinates": [[[102.7, 25.0], [102.71, 25.01],
-                                                                             [102.71, 25.0], [102.7, 25.01],
-                                                                             [102.7, 25.0]]]}}, 422, "geometry"),
+    (
+        "bow_tie",
+        lambda a, b, ca, cb: {
+            ca: {
+                "type": "Polygon",
+                "coordinates": [[[102.7, 25.0], [102.71, 25.01], [102.71, 25.0], [102.7, 25.01], [102.7, 25.0]]],
+            }
+        },
+        422,
+        "geometry",
+    ),
     ("a_point", lambda a, b, ca, cb: {ca: {"type": "Point", "coordinates": [102.7, 25.0]}}, 422, "geometry"),
     ("leaves_a_gap", lambda a, b, ca, cb: {ca: _as_geojson(a.buffer(-0.0003))}, 422, "geometry"),
-    ("overlapping", lambda a, b, ca, cb: {ca: _as_geojson(shapely.union_all([a, b])), cb: _as_geojson(b)}, 422,
-     "geometry"),
+    (
+        "overlapping",
+        lambda a, b, ca, cb: {ca: _as_geojson(shapely.union_all([a, b])), cb: _as_geojson(b)},
+        422,
+        "geometry",
+    ),
     ("unknown_code", lambda a, b, ca, cb: {"999999999999999": _as_geojson(a)}, 404, "code"),
 ]
 
@@ -164,8 +196,11 @@ BAD_REDRAWS = [
 def test_bad_redraws_are_refused_and_the_draft_is_unchanged(client, name, changes, status, field):
     draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": f"bad {name}"}).json()["id"]
     (code_a, geom_a), (code_b, geom_b) = _neighbours(client, draft_id)
-    response = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER,
-                          json={"areas": changes(geom_a, geom_b, code_a, code_b)})
+    response = client.put(
+        f"/api/v1/generations/{draft_id}/areas",
+        headers=PLANNER,
+        json={"areas": changes(geom_a, geom_b, code_a, code_b)},
+    )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"].startswith(field)
@@ -177,18 +212,28 @@ def test_bad_activations_are_refused(client):
     """POST /activate only brings an approved (scheduled) generation forward, to today or earlier."""
     draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": "未来边界"}).json()["id"]
     tomorrow = (publish.local_today() + dt.timedelta(days=1)).isoformat()
-    a_draft = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER,
-                          json={"effective_from": dt.date.today().isoformat()})
+    a_draft = client.post(
+        f"/api/v1/generations/{draft_id}/activate",
+        headers=APPROVER,
+        json={"effective_from": dt.date.today().isoformat()},
+    )
     assert a_draft.status_code == 409 and a_draft.json()["field"] == "generation"  # drafts are submitted and approved
     assert client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER).status_code == 200
-    scheduled = client.post(f"/api/v1/generations/{draft_id}/approve", headers=APPROVER,
-                            json={"effective_from": tomorrow})
+    scheduled = client.post(
+        f"/api/v1/generations/{draft_id}/approve", headers=APPROVER, json={"effective_from": tomorrow}
+    )
     assert scheduled.status_code == 200 and scheduled.json()["generation"]["status"] == "approved"
-    future = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": tomorrow})
+    future = client.post(
+        f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": tomorrow}
+    )
     assert future.status_code == 422 and future.json()["field"] == "effective_from"
-    ancient = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "2000-01-01"})
+    ancient = client.post(
+        f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "2000-01-01"}
+    )
     assert ancient.status_code == 422 and ancient.json()["field"] == "effective_from"
-    garbled = client.post(f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "下周一"})
+    garbled = client.post(
+        f"/api/v1/generations/{draft_id}/activate", headers=APPROVER, json={"effective_from": "下周一"}
+    )
     assert garbled.status_code == 422 and "effective_from" in garbled.json()["field"]
     missing = client.post("/api/v1/generations/987654/activate", headers=APPROVER, json={"effective_from": tomorrow})
     assert missing.status_code == 404 and missing.json()["field"] == "generation"
@@ -202,10 +247,12 @@ def test_bad_activations_are_refused(client):
 def test_a_lock_stays_with_the_area_into_a_draft_copied_from_it(client):
     first = client.post("/api/v1/generations", headers=PLANNER, json={"name": "带锁的草稿"}).json()["id"]
     with client.app.state.sessionmaker() as s:
-        grid = s.scalar(sa.select(Area.code).where(Area.generation_id == first, Area.level == "grid")
-                        .order_by(Area.code).limit(1))
-    r = client.post(f"/api/v1/generations/{first}/edits", headers=PLANNER,
-                    json={"op": "lock", "codes": [grid], "locked": True})
+        grid = s.scalar(
+            sa.select(Area.code).where(Area.generation_id == first, Area.level == "grid").order_by(Area.code).limit(1)
+        )
+    r = client.post(
+        f"/api/v1/generations/{first}/edits", headers=PLANNER, json={"op": "lock", "codes": [grid], "locked": True}
+    )
     assert r.status_code == 200, r.text
     copy = client.post("/api/v1/generations", headers=PLANNER, json={"name": "复制", "source_id": first}).json()["id"]
     with client.app.state.sessionmaker() as s:

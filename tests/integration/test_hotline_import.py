@@ -33,8 +33,12 @@ APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/c
 
 def _addresses(n):
     with LABELLED.open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["expected_kind"] in ("compound", "building")
-                and r["variant"] in ("full_address", "building_unit_room", "road_building_haolou")]
+        rows = [
+            r
+            for r in csv.DictReader(f)
+            if r["expected_kind"] in ("compound", "building")
+            and r["variant"] in ("full_address", "building_unit_room", "road_building_haolou")
+        ]
     return [r["text"] for r in rows[:n]]
 
 
@@ -44,14 +48,26 @@ def _export(client, prefix):
     rows, expect = [], {}
     for i, text in enumerate(_addresses(12)):
         ticket = f"{prefix}-A{i:02d}"
-        rows.append([ticket, f"2026-11-{10 + i % 9:02d} 09:{i:02d}:00", "张三丰", "13812341234", text,
-                     "楼道堆放杂物，影响通行", "暴露垃圾" if i % 2 else "E0102", "", ""])
+        rows.append(
+            [
+                ticket,
+                f"2026-11-{10 + i % 9:02d} 09:{i:02d}:00",
+                "张三丰",
+                "13812341234",
+                text,
+                "楼道堆放杂物，影响通行",
+                "暴露垃圾" if i % 2 else "E0102",
+                "",
+                "",
+            ]
+        )
         expect[ticket] = "created"
     for k in range(3):
         glon, glat = gcrs.wgs84_to_gcj02(*inside(index, 10 + k))
         ticket = f"{prefix}-G{k}"
-        rows.append([ticket, "2026/11/18 14:05", "李四", "0871-63123456", "", "井盖缺失", "C0101",
-                     f"{glon:.7f}", f"{glat:.7f}"])
+        rows.append(
+            [ticket, "2026/11/18 14:05", "李四", "0871-63123456", "", "井盖缺失", "C0101", f"{glon:.7f}", f"{glat:.7f}"]
+        )
         expect[ticket] = "created"
     bad = {
         "U1": ["2026-11-18 10:00:00", "王五", "13900001111", "火星路1号", "噪声扰民", "E0101", "", ""],
@@ -89,8 +105,9 @@ def _xlsx(rows):
 
 
 def _import(client, data, kind="text/csv", status=200, **params):
-    r = client.post("/api/v1/imports/hotline", content=data, params=params,
-                    headers={**DISPATCHER, "Content-Type": kind})
+    r = client.post(
+        "/api/v1/imports/hotline", content=data, params=params, headers={**DISPATCHER, "Content-Type": kind}
+    )
     assert r.status_code == status, r.text
     return r.json() if params.get("report", "json") == "json" else r
 
@@ -106,14 +123,19 @@ def test_every_row_gets_one_outcome_and_reimporting_creates_nothing(client):
     rows, expect = _export(client, prefix)
     result = _import(client, _csv(rows))
     assert result["rows"] == len(rows) == len(result["report"])
-    outcome = {e["ticket"]: e["status"] for e in result["report"] if e["reason"] != "repeats an earlier row of this file"}
+    outcome = {
+        e["ticket"]: e["status"] for e in result["report"] if e["reason"] != "repeats an earlier row of this file"
+    }
     assert outcome == expect
     assert [e["row"] for e in result["report"]] == list(range(2, len(rows) + 2))  # spreadsheet row numbers
     assert result["report"][-2]["status"] == "duplicate"  # the repeated ticket
     assert (result["created"], result["unplaced"], result["invalid"], result["duplicate"]) == (16, 4, 3, 1)
     assert sum(result[k] for k in ("created", "duplicate", "unplaced", "invalid")) == result["rows"]
-    reasons = {e["ticket"].split("-")[1]: (e["field"], e["reason"]) for e in result["report"]
-               if e["status"] in ("unplaced", "invalid")}
+    reasons = {
+        e["ticket"].split("-")[1]: (e["field"], e["reason"])
+        for e in result["report"]
+        if e["status"] in ("unplaced", "invalid")
+    }
     assert reasons["U1"][1].startswith("address: no compound")
     assert reasons["U2"][1].startswith("address: empty")
     assert reasons["U3"][1].startswith("lon/lat: far outside")
@@ -144,7 +166,8 @@ def test_every_row_gets_one_outcome_and_reimporting_creates_nothing(client):
     again = _import(client, _xlsx(rows), XLSX)
     assert (again["created"], again["duplicate"]) == (0, 17)
     assert {e["case_number"] for e in again["report"] if e["ticket"] == f"{prefix}-A03"} == {
-        stored[f"{prefix}-A03"].number}
+        stored[f"{prefix}-A03"].number
+    }
     assert len(_stored(client, prefix)) == len(stored)
     # the operator corrects the unmatched address and imports again: just that row is created
     fixed = [r if r[0] != f"{prefix}-U1" else [r[0], r[1], r[2], r[3], _addresses(2)[1], *r[5:]] for r in rows]
@@ -185,21 +208,35 @@ def test_two_imports_of_one_file_at_once_make_each_case_once(client):
     created = sum(r["created"] for r in results)
     assert created == 16 and len(_stored(client, prefix)) == 16
     with client.app.state.sessionmaker() as s:
-        numbers = s.scalars(sa.select(sa.func.count(Case.id)).where(Case.external_ref.startswith(prefix))
-                            .group_by(Case.external_ref)).all()
+        numbers = s.scalars(
+            sa.select(sa.func.count(Case.id)).where(Case.external_ref.startswith(prefix)).group_by(Case.external_ref)
+        ).all()
     assert set(numbers) == {1}
 
 
-@pytest.mark.parametrize(("data", "kind", "headers", "status", "field"), [
-    (b"a,b\n1,2\n", "text/csv", DISPATCHER, 422, "columns"),
-    (b"", "text/csv", DISPATCHER, 422, "file"),
-    (b"not a zip", XLSX, DISPATCHER, 422, "file"),
-    (b"x", "application/pdf", DISPATCHER, 422, "Content-Type"),
-    (_csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]), "text/csv",
-     {"X-User": "r1", "X-Role": "viewer"}, 403, "role"),
-    (_csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]), "text/csv", {"X-User": ""}, 422,
-     "X-User"),
-])
+@pytest.mark.parametrize(
+    ("data", "kind", "headers", "status", "field"),
+    [
+        (b"a,b\n1,2\n", "text/csv", DISPATCHER, 422, "columns"),
+        (b"", "text/csv", DISPATCHER, 422, "file"),
+        (b"not a zip", XLSX, DISPATCHER, 422, "file"),
+        (b"x", "application/pdf", DISPATCHER, 422, "Content-Type"),
+        (
+            _csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]),
+            "text/csv",
+            {"X-User": "r1", "X-Role": "viewer"},
+            403,
+            "role",
+        ),
+        (
+            _csv([["t1", "2026-11-18 10:00", "", "", "东风街363号", "", "", "", ""]]),
+            "text/csv",
+            {"X-User": ""},
+            422,
+            "X-User",
+        ),
+    ],
+)
 def test_bad_files_are_refused_and_store_nothing(client, data, kind, headers, status, field):
     with client.app.state.sessionmaker() as s:
         before = s.scalar(sa.select(sa.func.count(Case.id)))
@@ -211,7 +248,9 @@ def test_bad_files_are_refused_and_store_nothing(client, data, kind, headers, st
 
 
 def test_a_bad_crs_is_refused(client):
-    r = client.post("/api/v1/imports/hotline?crs=venus", content=b"x", headers={**DISPATCHER, "Content-Type": "text/csv"})
+    r = client.post(
+        "/api/v1/imports/hotline?crs=venus", content=b"x", headers={**DISPATCHER, "Content-Type": "text/csv"}
+    )
     assert r.status_code == 422 and r.json()["field"] == "crs"
 
 
@@ -223,14 +262,40 @@ def test_the_command_line_imports_and_exports_measures(client, db_url, tmp_path,
     prefix = uuid.uuid4().hex[:8]
     rows, _ = _export(client, prefix)
     (tmp_path / "export.xlsx").write_bytes(_xlsx(rows))
-    assert main(["--database", db_url, "import-hotline", str(tmp_path / "export.xlsx"),
-                 "--report", str(tmp_path / "report.csv")]) == 0
+    assert (
+        main(
+            [
+                "--database",
+                db_url,
+                "import-hotline",
+                str(tmp_path / "export.xlsx"),
+                "--report",
+                str(tmp_path / "report.csv"),
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     assert (printed["created"], printed["unplaced"], printed["invalid"]) == (16, 4, 3)
     report = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text(encoding="utf-8-sig"))))
     assert len(report) == len(rows)
-    assert main(["--database", db_url, "measures", str(tmp_path / "m.xlsx"), "--by", "subdistrict",
-                 "--since", "2026-11-01T00:00:00+08:00", "--until", "2026-12-01T00:00:00+08:00"]) == 0
+    assert (
+        main(
+            [
+                "--database",
+                db_url,
+                "measures",
+                str(tmp_path / "m.xlsx"),
+                "--by",
+                "subdistrict",
+                "--since",
+                "2026-11-01T00:00:00+08:00",
+                "--until",
+                "2026-12-01T00:00:00+08:00",
+            ]
+        )
+        == 0
+    )
     sheet = openpyxl.load_workbook(tmp_path / "m.xlsx").active
     total = [row for row in sheet.iter_rows(min_row=2, values_only=True) if row[1] == "*"][0]
     assert total[3] >= 16  # 受理量 includes this import's November calls

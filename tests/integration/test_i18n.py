@@ -25,8 +25,26 @@ LANGUAGES = [None, ZH_CN, EN_US]  # None: no Accept-Language header at all
 CJK = re.compile(r"[\u4e00-\u9fff]")
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*[A-Za-z0-9]")
 # technical names a Chinese sentence may hold as they are (formats, standards, header names)
-TECHNICAL = {"JSON", "API", "CSRF", "UUID", "EPSG", "WGS84", "GeoJSON", "CSV", "XLSX", "MB", "Bearer", "ApiKey",
-             "Authorization", "Content-Type", "Content-Length", "If-Match", "X-API-Key", "Idempotency-Key"}
+TECHNICAL = {
+    "JSON",
+    "API",
+    "CSRF",
+    "UUID",
+    "EPSG",
+    "WGS84",
+    "GeoJSON",
+    "CSV",
+    "XLSX",
+    "MB",
+    "Bearer",
+    "ApiKey",
+    "Authorization",
+    "Content-Type",
+    "Content-Length",
+    "If-Match",
+    "X-API-Key",
+    "Idempotency-Key",
+}
 STAFF = {"X-Gateway-Secret": GATEWAY_SECRET, "X-User": "i18n-tester", "X-Role": "admin"}
 DISPATCHER = {"X-Role": "dispatcher", "X-Areas": "530111", "X-User": "i18n-dispatcher"}
 
@@ -44,8 +62,9 @@ def headers(lang: str | None, extra: dict | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def app(db_url):
-    settings = Settings(database_url=db_url, escalation_interval_s=3600, gateway_secret=GATEWAY_SECRET,
-                        max_body_bytes=64 * 1024)
+    settings = Settings(
+        database_url=db_url, escalation_interval_s=3600, gateway_secret=GATEWAY_SECRET, max_body_bytes=64 * 1024
+    )
     with TestClient(create_app(settings)) as client:  # no Accept-Language of its own
         yield client
 
@@ -62,24 +81,61 @@ def _kinds(case: dict) -> dict:
     act = f"/api/v1/cases/{case['id']}/actions/file"
     staff = {**STAFF, **DISPATCHER}
     return {
-        "400 malformed JSON": (400, ("post", "/api/v1/cases", {"content": b'{"title": ', "headers": {
-            **STAFF, "Content-Type": "application/json"}}), set()),
-        "401 bad token": (401, ("get", "/api/v1/accounts", {"headers": {"Authorization": "Bearer not-a-token"}}),
-                          set()),
+        "400 malformed JSON": (
+            400,
+            (
+                "post",
+                "/api/v1/cases",
+                {"content": b'{"title": ', "headers": {**STAFF, "Content-Type": "application/json"}},
+            ),
+            set(),
+        ),
+        "401 bad token": (
+            401,
+            ("get", "/api/v1/accounts", {"headers": {"Authorization": "Bearer not-a-token"}}),
+            set(),
+        ),
         "403 role": (403, ("get", "/api/v1/accounts", {"headers": staff}), {"dispatcher"}),
         "404 no such case": (404, ("get", "/api/v1/cases/999999999", {"headers": STAFF}), set()),
         "404 no such route": (404, ("get", "/api/v1/no-such-route", {"headers": STAFF}), set()),
         "405 method": (405, ("delete", "/api/v1/categories", {"headers": STAFF}), set()),
-        "409 stale version": (409, ("post", act, {"headers": staff, "json": {"version": case["version"] + 100}}),
-                              set()),
-        "412 If-Match": (412, ("post", act, {"headers": {**staff, "If-Match": f'"{case["version"] + 100}"'},
-                                             "json": {}}), set()),
-        "413 body": (413, ("post", "/api/v1/cases", {"content": b"x" * (65 * 1024), "headers": {
-            **STAFF, "Content-Type": "application/json"}}), set()),
-        "422 domain": (422, ("get", "/api/v1/locate", {"headers": STAFF, "params": {
-            "lon": "102.75", "lat": "25.0", "crs": "EPSG:999999"}}), {"EPSG:999999", "wgs84 cgcs2000 gcj02 bd09"}),
-        "422 validation": (422, ("post", "/api/v1/accounts", {"headers": STAFF, "json": {
-            "username": "x", "role": "dispatcher", "password": "short", "surprise": 1}}), {"dispatcher"}),
+        "409 stale version": (
+            409,
+            ("post", act, {"headers": staff, "json": {"version": case["version"] + 100}}),
+            set(),
+        ),
+        "412 If-Match": (
+            412,
+            ("post", act, {"headers": {**staff, "If-Match": f'"{case["version"] + 100}"'}, "json": {}}),
+            set(),
+        ),
+        "413 body": (
+            413,
+            (
+                "post",
+                "/api/v1/cases",
+                {"content": b"x" * (65 * 1024), "headers": {**STAFF, "Content-Type": "application/json"}},
+            ),
+            set(),
+        ),
+        "422 domain": (
+            422,
+            (
+                "get",
+                "/api/v1/locate",
+                {"headers": STAFF, "params": {"lon": "102.75", "lat": "25.0", "crs": "EPSG:999999"}},
+            ),
+            {"EPSG:999999", "wgs84 cgcs2000 gcj02 bd09"},
+        ),
+        "422 validation": (
+            422,
+            (
+                "post",
+                "/api/v1/accounts",
+                {"headers": STAFF, "json": {"username": "x", "role": "dispatcher", "password": "short", "surprise": 1}},
+            ),
+            {"dispatcher"},
+        ),
         "428 no version": (428, ("post", act, {"headers": staff, "json": {}}), set()),
     }
 
@@ -100,8 +156,12 @@ def check(answers: dict, status: int, values: set[str]) -> None:
         assert "accept-language" in r.headers.get("vary", "").lower(), (lang, r.headers)
         bodies[lang] = body = r.json()
         assert body["status"] == status
-        allowed = {str(body.get("field") or ""), str(body.get("code") or ""), *values,
-                   *(e["field"] for e in body.get("errors", ()))}
+        allowed = {
+            str(body.get("field") or ""),
+            str(body.get("code") or ""),
+            *values,
+            *(e["field"] for e in body.get("errors", ())),
+        }
         text = f"{body['title']} {body['detail']}"
         if lang == EN_US:
             assert not CJK.search(text), body
@@ -135,7 +195,9 @@ def test_validation_errors_are_listed_in_the_callers_language(app):
     assert all(not CJK.search(e["message"]) for e in en["errors"])
     # a number out of range names the bound, a literal lists what is accepted
     r = app.get("/api/v1/measures", params={"format": "pdf"}, headers=headers(None, STAFF)).json()
-    assert r["field"] == "format" and r["errors"][0]["message"] == "「格式」的值不被接受，可选：'json'、'csv' 或 'xlsx'。", r
+    assert (
+        r["field"] == "format" and r["errors"][0]["message"] == "「格式」的值不被接受，可选：'json'、'csv' 或 'xlsx'。"
+    ), r
     r = app.get("/api/v1/cases", params={"limit": 0}, headers=headers(None, {**STAFF, **DISPATCHER})).json()
     assert r["field"] == "limit" and "「每页条数」应大于或等于 1" in r["detail"], r
 
@@ -162,8 +224,11 @@ def test_rate_limited_answers_in_both_languages(db_url):
     with TestClient(app) as anonymous:  # no credentials: the anonymous budget of one report
         first = anonymous.post("/api/v1/cases", json=report)
         assert first.status_code == 201, first.text
-        check({lang: anonymous.post("/api/v1/cases", json=report, headers=headers(lang)) for lang in LANGUAGES},
-              429, set())
+        check(
+            {lang: anonymous.post("/api/v1/cases", json=report, headers=headers(lang)) for lang in LANGUAGES},
+            429,
+            set(),
+        )
 
 
 def test_database_not_ready_is_503_in_both_languages(db_url, tmp_path):
@@ -177,8 +242,14 @@ def test_database_not_ready_is_503_in_both_languages(db_url, tmp_path):
         engine.dispose()
         settings = Settings(database_url=url, escalation_interval_s=3600, gateway_secret=GATEWAY_SECRET)
         with TestClient(create_app(settings)) as empty:
-            check({lang: empty.get("/api/v1/locate", params={"lon": 102.75, "lat": 25.0}, headers=headers(lang, STAFF))
-                   for lang in LANGUAGES}, 503, set())
+            check(
+                {
+                    lang: empty.get("/api/v1/locate", params={"lon": 102.75, "lat": 25.0}, headers=headers(lang, STAFF))
+                    for lang in LANGUAGES
+                },
+                503,
+                set(),
+            )
     finally:
         drop()
 

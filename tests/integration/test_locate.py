@@ -150,9 +150,13 @@ def test_accuracy_radius_widens_the_near_boundary_check(client, index):
 def test_batch_mixes_points_addresses_and_bad_items(client, index, gazetteer):
     x, y = inside(index, 1)
     compound = next(e for e in gazetteer.entries if e.kind == "compound")
-    items = [{"id": "p", "lon": x, "lat": y}, {"id": "a", "address": compound.place["address"]},
-             {"id": "far", "lon": 10.0, "lat": 10.0}, {"id": "none", "address": "不知道"},
-             {"id": "swapped", "lon": y, "lat": x}]
+    items = [
+        {"id": "p", "lon": x, "lat": y},
+        {"id": "a", "address": compound.place["address"]},
+        {"id": "far", "lon": 10.0, "lat": 10.0},
+        {"id": "none", "address": "不知道"},
+        {"id": "swapped", "lon": y, "lat": x},
+    ]
     body = client.post("/api/v1/locate/batch", json={"items": items}).json()
     by_id = {r["id"]: r for r in body["results"]}
     single = client.get("/api/v1/locate", params={"lon": x, "lat": y}).json()
@@ -163,14 +167,17 @@ def test_batch_mixes_points_addresses_and_bad_items(client, index, gazetteer):
     assert by_id["swapped"]["method"] == "none"
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"items": []}, "items"),
-    ({"items": [{"lon": 102.7}]}, "items.0"),
-    ({"items": [{}]}, "items.0"),
-    ({"items": [{"lon": 102.7, "lat": 25.0}] * 51}, "items"),
-    ({"items": [{"lon": 102.7, "lat": 25.0}], "crs": "mars2"}, "crs"),
-    ({"items": [{"lon": 102.7, "lat": 25.0, "colour": "red"}]}, "items.0.colour"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"items": []}, "items"),
+        ({"items": [{"lon": 102.7}]}, "items.0"),
+        ({"items": [{}]}, "items.0"),
+        ({"items": [{"lon": 102.7, "lat": 25.0}] * 51}, "items"),
+        ({"items": [{"lon": 102.7, "lat": 25.0}], "crs": "mars2"}, "crs"),
+        ({"items": [{"lon": 102.7, "lat": 25.0, "colour": "red"}]}, "items.0.colour"),
+    ],
+)
 def test_bad_batches_name_the_field(client, body, field):
     response = client.post("/api/v1/locate/batch", json=body)
     assert 400 <= response.status_code < 500 and response.json()["field"] == field
@@ -181,9 +188,14 @@ def test_locate_file_formats(engine, index, tmp_path, fmt, gazetteer):
     rng = np.random.default_rng(9)
     pts = [inside(index, int(k)) for k in rng.integers(0, len(index), 20)]
     compound = next(e for e in gazetteer.entries if e.kind == "compound")
-    frame = pd.DataFrame({"id": range(23), "lon": [p[0] for p in pts] + [None, "x", None],
-                          "lat": [p[1] for p in pts] + [None, 25.0, None],
-                          "address": [None] * 20 + [compound.place["address"], None, "不知道"]})
+    frame = pd.DataFrame(
+        {
+            "id": range(23),
+            "lon": [p[0] for p in pts] + [None, "x", None],
+            "lat": [p[1] for p in pts] + [None, 25.0, None],
+            "address": [None] * 20 + [compound.place["address"], None, "不知道"],
+        }
+    )
     source = tmp_path / f"in.{fmt}"
     if fmt == "gpkg":  # a GeoDataFrame in a projected CGCS2000 zone, located by its geometry
         east, north = crs.projector(4543)[0].transform([p[0] for p in pts], [p[1] for p in pts])
@@ -198,9 +210,17 @@ def test_locate_file_formats(engine, index, tmp_path, fmt, gazetteer):
     target = tmp_path / f"out.{fmt}"
     with storage.make_sessionmaker(engine)() as session:
         summary = locate_file(source, target, load_index(session), session=session, show_progress=False)
-    out = _gpkgio.read(target) if fmt == "gpkg" else (pd.read_csv(target, dtype=str) if fmt == "csv" else
-                                                      pd.read_excel(target, dtype=str) if fmt == "xlsx" else
-                                                      pd.read_parquet(target))
+    out = (
+        _gpkgio.read(target)
+        if fmt == "gpkg"
+        else (
+            pd.read_csv(target, dtype=str)
+            if fmt == "csv"
+            else pd.read_excel(target, dtype=str)
+            if fmt == "xlsx"
+            else pd.read_parquet(target)
+        )
+    )
     expected = [index.leaves[int(i)].code for i in index.locate_many([p[0] for p in pts], [p[1] for p in pts])]
     assert list(out["microgrid_code"].astype(str)[:20]) == expected
     assert summary["located"] == (20 if fmt == "gpkg" else 21)

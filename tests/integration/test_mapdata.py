@@ -18,7 +18,9 @@ from gridmap.mapdata import zoom_detail
 
 @pytest.fixture(scope="module")
 def full_grids(client):
-    return {f["id"]: shape(f["geometry"]) for f in client.get("/api/v1/areas", params={"level": "grid"}).json()["features"]}
+    return {
+        f["id"]: shape(f["geometry"]) for f in client.get("/api/v1/areas", params={"level": "grid"}).json()["features"]
+    }
 
 
 def _decimals(geometry) -> int:
@@ -31,8 +33,7 @@ def test_outlines_in_a_box_are_exactly_the_areas_that_meet_it(client, full_grids
     minx, miny = min(b[0] for b in xs), min(b[1] for b in xs)
     maxx, maxy = max(b[2] for b in xs), max(b[3] for b in xs)
     box = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)
-    fc = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 14,
-                                                 "bbox": ",".join(map(str, box))}).json()
+    fc = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 14, "bbox": ",".join(map(str, box))}).json()
     got = {f["id"] for f in fc["features"]}
     expected = {code for code, g in full_grids.items() if g.intersects(shapely.box(*box))}
     assert got == expected and 0 < len(got) < len(full_grids)
@@ -59,19 +60,24 @@ def test_outlines_are_simplified_for_the_zoom_and_still_tile_the_level(client, f
     union = shapely.union_all(list(simple.values()))
     overlap = sum(g.area for g in simple.values()) - union.area
     assert abs(overlap) < 1e-4 * union.area
-    px = 360 / (256 * 2 ** zoom)
+    px = 360 / (256 * 2**zoom)
     for code, g in simple.items():
-        assert g.hausdorff_distance(full_grids[code]) <= max(tolerance, 10 ** -decimals) * 2 + px
+        assert g.hausdorff_distance(full_grids[code]) <= max(tolerance, 10**-decimals) * 2 + px
 
 
 def test_outlines_are_cacheable_and_bad_queries_name_the_field(client):
     first = client.get("/api/v1/map/areas", params={"level": "community", "zoom": 12})
     assert first.status_code == 200 and first.headers["content-type"] == "application/geo+json"
-    again = client.get("/api/v1/map/areas", params={"level": "community", "zoom": 12},
-                       headers={"If-None-Match": first.headers["etag"]})
+    again = client.get(
+        "/api/v1/map/areas", params={"level": "community", "zoom": 12}, headers={"If-None-Match": first.headers["etag"]}
+    )
     assert again.status_code == 304
-    for params, field in [({"level": "street", "zoom": 12}, "level"), ({"level": "grid", "zoom": 30}, "zoom"),
-                          ({"level": "grid", "zoom": 12, "bbox": "1,2,3"}, "bbox"), ({"level": "grid"}, "zoom")]:
+    for params, field in [
+        ({"level": "street", "zoom": 12}, "level"),
+        ({"level": "grid", "zoom": 30}, "zoom"),
+        ({"level": "grid", "zoom": 12, "bbox": "1,2,3"}, "bbox"),
+        ({"level": "grid"}, "zoom"),
+    ]:
         r = client.get("/api/v1/map/areas", params=params)
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
         assert r.json()["field"] == field, params
@@ -106,14 +112,23 @@ def test_case_points_follow_every_filter(client):
     since = _point_rows(client, since=middle)
     assert {r[0] for r in since} == {r[0] for r in everything if r[7] >= middle}
     # the deadline colour is the case's clock (it runs from acceptance, so only accepted, rework, handled)
-    running = {c["id"]: c["clock"]["colour"] for c in client.get(
-        "/api/v1/cases", params={"state": "accepted,rework,handled", "limit": 500}).json()["items"]}
+    running = {
+        c["id"]: c["clock"]["colour"]
+        for c in client.get("/api/v1/cases", params={"state": "accepted,rework,handled", "limit": 500}).json()["items"]
+    }
     assert running and {r[0]: r[4] for r in everything if r[4] is not None} == running
 
 
-@pytest.mark.parametrize("params, field", [({"state": "lost"}, "state"), ({"source": "fax"}, "source"),
-                                           ({"since": "2026-02-01", "until": "2026-01-01"}, "until"),
-                                           ({"bbox": "a,b,c,d"}, "bbox"), ({"area": "999"}, "code")])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"state": "lost"}, "state"),
+        ({"source": "fax"}, "source"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, "until"),
+        ({"bbox": "a,b,c,d"}, "bbox"),
+        ({"area": "999"}, "code"),
+    ],
+)
 def test_bad_case_filters_name_the_field(client, params, field):
     r = client.get("/api/v1/map/cases", params=params)
     assert 400 <= r.status_code < 500 and r.json()["field"] == field
@@ -140,8 +155,9 @@ def test_one_areas_measures_are_the_total_of_its_cases(client):
     row = next(r for r in table if r["key"] == community)
     for key in ("received", "closed", "closure_rate", "on_time_rate", "satisfaction", "close_hours_p50"):
         assert mine[key] == row[key], key
-    series = client.get(f"/api/v1/areas/{community}/series",
-                        params={"months": 10, "until": "2026-10-31T23:59:59+08:00"}).json()["months"]
+    series = client.get(
+        f"/api/v1/areas/{community}/series", params={"months": 10, "until": "2026-10-31T23:59:59+08:00"}
+    ).json()["months"]
     assert [m["month"] for m in series] == [f"2026-{m:02d}" for m in range(1, 11)]
     assert sum(m["received"] for m in series) == mine["received"]  # received is additive over months
     detail = client.get(f"/api/v1/areas/{community}").json()["properties"]
@@ -158,8 +174,14 @@ def test_search_finds_areas_places_and_cases(client):
     assert any(h.get("code") == grid["code"] for h in by_name)
     case = client.get("/api/v1/cases", params={"limit": 1}).json()["items"][0]
     hits = client.get("/api/v1/search", params={"q": case["number"]}).json()["items"]
-    assert hits[0] == {"kind": "case", "id": case["id"], "label": case["number"], "detail": case["grid_code"],
-                       "state": case["state"], "point": [case["lon"], case["lat"]]}
+    assert hits[0] == {
+        "kind": "case",
+        "id": case["id"],
+        "label": case["number"],
+        "detail": case["grid_code"],
+        "state": case["state"],
+        "point": [case["lon"], case["lat"]],
+    }
     place = client.get("/api/v1/search", params={"q": "小区"}).json()["items"]
     assert place and place[0]["kind"] == "place" and len(place[0]["point"]) == 2
     assert client.get("/api/v1/search", params={"q": "  "}).json()["field"] == "q"
@@ -208,8 +230,9 @@ def test_base_map_settings_reach_the_page_and_the_policy(db_url):
         r = c.get("/")
         assert "https://*.tianditu.gov.cn" in r.headers["content-security-policy"]
         assert "tk=abc123" in r.text and "cva_w" in r.text
-    settings = Settings(database_url=db_url, tile_url="http://tiles.example.internal:8080/{z}/{x}/{y}.png",
-                        tile_crs="gcj02")
+    settings = Settings(
+        database_url=db_url, tile_url="http://tiles.example.internal:8080/{z}/{x}/{y}.png", tile_crs="gcj02"
+    )
     with api_client(settings) as c:
         r = c.get("/dispatch")
         assert "img-src 'self' data: blob: http://tiles.example.internal:8080;" in r.headers["content-security-policy"]

@@ -30,39 +30,58 @@ def t(month, day, hour=0):
 @pytest.fixture()
 def world(session):
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
-    community = session.scalars(sa.select(Area).where(Area.generation_id == active, Area.level == "community")
-                                .order_by(Area.code)).first()
+    community = session.scalars(
+        sa.select(Area).where(Area.generation_id == active, Area.level == "community").order_by(Area.code)
+    ).first()
     g1, g2 = session.scalars(sa.select(Area.code).where(Area.parent_id == community.id).order_by(Area.code)).all()[:2]
-    w1, w2 = session.scalars(sa.select(StaffArea.staff_id).where(StaffArea.role == "fulltime_worker")
-                             .order_by(StaffArea.staff_id).distinct()).all()[:2]
+    w1, w2 = session.scalars(
+        sa.select(StaffArea.staff_id).where(StaffArea.role == "fulltime_worker").order_by(StaffArea.staff_id).distinct()
+    ).all()[:2]
     dept = session.scalars(sa.select(Department).order_by(Department.code)).first()
     # n: (grid, worker, reported, due, closed, state, rework_count, extension_count)
     specs = {
-        1: (g1, w1, t(3, 2), t(3, 5), t(3, 4, 12), "closed", 0, 0),   # on time; 60 h to close
-        2: (g1, w1, t(3, 3), t(3, 10), t(3, 12), "closed", 1, 0),     # late, reworked; 216 h
-        3: (g1, w1, t(3, 5), t(3, 20), None, "accepted", 0, 1),       # open, extended
-        4: (g1, w1, t(3, 6), t(3, 25), None, "suspended", 0, 0),      # suspended: leaves the denominators
-        5: (g1, w2, t(2, 20), t(3, 2), t(3, 1, 6), "closed", 0, 0),   # reported in Feb, due in March; 222 h
-        6: (g1, w1, t(3, 28), t(4, 3), None, "accepted", 0, 0),       # received; due in April
-        7: (g1, w1, t(3, 10), None, t(3, 10), "voided", 0, 0),        # received; never due
-        8: (g2, w2, t(3, 1), t(3, 2), t(3, 1, 10), "closed", 0, 0),   # on time; 10 h
-        9: (g2, w2, t(2, 1), t(2, 10), t(3, 15), "closed", 0, 0),     # due in Feb, closed in March; 1008 h
+        1: (g1, w1, t(3, 2), t(3, 5), t(3, 4, 12), "closed", 0, 0),  # on time; 60 h to close
+        2: (g1, w1, t(3, 3), t(3, 10), t(3, 12), "closed", 1, 0),  # late, reworked; 216 h
+        3: (g1, w1, t(3, 5), t(3, 20), None, "accepted", 0, 1),  # open, extended
+        4: (g1, w1, t(3, 6), t(3, 25), None, "suspended", 0, 0),  # suspended: leaves the denominators
+        5: (g1, w2, t(2, 20), t(3, 2), t(3, 1, 6), "closed", 0, 0),  # reported in Feb, due in March; 222 h
+        6: (g1, w1, t(3, 28), t(4, 3), None, "accepted", 0, 0),  # received; due in April
+        7: (g1, w1, t(3, 10), None, t(3, 10), "voided", 0, 0),  # received; never due
+        8: (g2, w2, t(3, 1), t(3, 2), t(3, 1, 10), "closed", 0, 0),  # on time; 10 h
+        9: (g2, w2, t(2, 1), t(2, 10), t(3, 15), "closed", 0, 0),  # due in Feb, closed in March; 1008 h
     }
     ids = {}
     for n, (grid, worker, reported, due, closed, state, rework, extension) in specs.items():
-        case = Case(number=f"M2030{n:03d}", title=f"measure {n}", source="api", state=state, grid_code=grid,
-                    community_code=community.code, subdistrict_code=community.parent.code,
-                    assignee_id=worker, reported_at=reported, due_at=due, closed_at=closed, rework_count=rework,
-                    extension_count=extension, version=1)
+        case = Case(
+            number=f"M2030{n:03d}",
+            title=f"measure {n}",
+            source="api",
+            state=state,
+            grid_code=grid,
+            community_code=community.code,
+            subdistrict_code=community.parent.code,
+            assignee_id=worker,
+            reported_at=reported,
+            due_at=due,
+            closed_at=closed,
+            rework_count=rework,
+            extension_count=extension,
+            version=1,
+        )
         session.add(case)
         session.flush()
         ids[n] = case.id
     events = [
-        (1, t(3, 4, 10), "handle", None), (2, t(3, 8), "handle", None), (2, t(3, 11), "handle", None),
-        (8, t(3, 1, 8), "handle", None), (9, t(2, 9), "handle", None),  # the last is in February
+        (1, t(3, 4, 10), "handle", None),
+        (2, t(3, 8), "handle", None),
+        (2, t(3, 11), "handle", None),
+        (8, t(3, 1, 8), "handle", None),
+        (9, t(2, 9), "handle", None),  # the last is in February
         (3, t(3, 5, 6), "bounce", {"from_department_id": dept.id, "from_assignee_id": None}),
-        (1, t(3, 5), "rate", {"satisfaction": 5}), (2, t(3, 13), "rate", {"satisfaction": 2}),
-        (8, t(3, 2), "rate", {"satisfaction": 3}), (5, t(2, 28), "rate", {"satisfaction": 4}),
+        (1, t(3, 5), "rate", {"satisfaction": 5}),
+        (2, t(3, 13), "rate", {"satisfaction": 2}),
+        (8, t(3, 2), "rate", {"satisfaction": 3}),
+        (5, t(2, 28), "rate", {"satisfaction": 4}),
     ]
     for n, at, action, detail in events:
         session.add(CaseEvent(case_id=ids[n], at=at, actor="test", action=action, detail=detail))
@@ -80,10 +99,34 @@ def test_grid_measures_match_the_hand_computed_figures(session, world):
     _, table = measures.measures(session, "grid", since=SINCE, until=UNTIL)
     g1 = _row(table, world["g1"])
     # received 1,2,3,4,6,7; D = {1,2,3,4,5}, S = {4}; closed {1,2,5}, on time {1,5}; reworked {2}; extended {3}
-    assert {k: g1[k] for k in ("received", "handled", "due", "suspended", "closed", "closed_on_time", "reworked",
-                               "extended", "bounces", "rated", "satisfied")} == {
-        "received": 6, "handled": 3, "due": 5, "suspended": 1, "closed": 3, "closed_on_time": 2, "reworked": 1,
-        "extended": 1, "bounces": 1, "rated": 2, "satisfied": 1}
+    assert {
+        k: g1[k]
+        for k in (
+            "received",
+            "handled",
+            "due",
+            "suspended",
+            "closed",
+            "closed_on_time",
+            "reworked",
+            "extended",
+            "bounces",
+            "rated",
+            "satisfied",
+        )
+    } == {
+        "received": 6,
+        "handled": 3,
+        "due": 5,
+        "suspended": 1,
+        "closed": 3,
+        "closed_on_time": 2,
+        "reworked": 1,
+        "extended": 1,
+        "bounces": 1,
+        "rated": 2,
+        "satisfied": 1,
+    }
     assert (g1["closure_rate"], g1["on_time_rate"], g1["rework_rate"], g1["extension_rate"]) == (0.75, 0.5, 0.25, 0.25)
     assert g1["satisfaction"] == 0.5  # 5 satisfied, 2 not; the February rating does not count
     # closed in March: 60, 216, 222 hours → median 216; p90 at rank 1.8 → 216 + 0.8 × 6
@@ -95,7 +138,12 @@ def test_grid_measures_match_the_hand_computed_figures(session, world):
     assert g2["close_hours_p50"] == 509.0 and g2["close_hours_p90"] == pytest.approx(908.2)
     total = _row(table, "*")
     assert (total["received"], total["due"], total["suspended"], total["closed"], total["closed_on_time"]) == (
-        7, 6, 1, 4, 3)
+        7,
+        6,
+        1,
+        4,
+        3,
+    )
     assert (total["closure_rate"], total["on_time_rate"], total["rework_rate"]) == (0.8, 0.6, 0.2)
     assert total["satisfaction"] == pytest.approx(2 / 3, abs=1e-4)
     assert total["close_hours_p50"] == 216.0 and total["close_hours_p90"] == pytest.approx(693.6)
@@ -104,8 +152,7 @@ def test_grid_measures_match_the_hand_computed_figures(session, world):
 def test_a_grid_with_nothing_in_the_period_is_listed_with_empty_rates(session, world):
     _, table = measures.measures(session, "grid", since=SINCE, until=UNTIL)
     quiet = [r for r in measures.to_records(table) if r["key"] not in (world["g1"], world["g2"], "*")]
-    assert quiet and all(r["due"] == 0 and r["closure_rate"] is None and r["close_hours_p50"] is None
-                         for r in quiet)
+    assert quiet and all(r["due"] == 0 and r["closure_rate"] is None and r["close_hours_p50"] is None for r in quiet)
 
 
 def test_community_worker_and_department_measures(session, world):
@@ -129,9 +176,15 @@ def test_community_worker_and_department_measures(session, world):
 def test_branch_measures_follow_the_branch_of_each_case(session, world):
     from gridmap.tables import PartyOrg
 
-    b1, b2 = session.scalars(sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch").order_by(PartyOrg.id)).all()[:2]
-    session.execute(sa.update(Case).where(Case.number.like("M2030%"), Case.grid_code == world["g1"]).values(branch_id=b1))
-    session.execute(sa.update(Case).where(Case.number.like("M2030%"), Case.grid_code == world["g2"]).values(branch_id=b2))
+    b1, b2 = session.scalars(sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch").order_by(PartyOrg.id)).all()[
+        :2
+    ]
+    session.execute(
+        sa.update(Case).where(Case.number.like("M2030%"), Case.grid_code == world["g1"]).values(branch_id=b1)
+    )
+    session.execute(
+        sa.update(Case).where(Case.number.like("M2030%"), Case.grid_code == world["g2"]).values(branch_id=b2)
+    )
     _, table = measures.measures(session, "branch", since=SINCE, until=UNTIL)
     first, second = _row(table, b1), _row(table, b2)
     # the same figures as the grids the branches serve here
@@ -147,12 +200,15 @@ def test_under_keeps_one_area_and_the_period_is_half_open(session, world):
     assert _row(table, world["g2"])["received"] == 1  # case 9 only
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"unit": "street"}, "by"),
-    ({"unit": "grid", "since": t(3, 2), "until": t(3, 1)}, "until"),
-    ({"unit": "grid", "since": dt.datetime(2000, 1, 1, tzinfo=UTC), "until": UNTIL}, "since"),
-    ({"unit": "worker", "under": "530111"}, "under"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"unit": "street"}, "by"),
+        ({"unit": "grid", "since": t(3, 2), "until": t(3, 1)}, "until"),
+        ({"unit": "grid", "since": dt.datetime(2000, 1, 1, tzinfo=UTC), "until": UNTIL}, "since"),
+        ({"unit": "worker", "under": "530111"}, "under"),
+    ],
+)
 def test_bad_requests_name_the_field(session, kwargs, field):
     with pytest.raises(InvalidInput) as err:
         kwargs = dict(kwargs)
@@ -197,9 +253,15 @@ def test_exports_carry_the_same_figures_as_json(client):
     assert sheet.cell(row=2, column=header.index("closure rate") + 1).number_format == "0.00%"
 
 
-@pytest.mark.parametrize(("query", "field"), [("by=street", "by"), ("format=pdf", "format"),
-                                               ("since=yesterday", "since"),
-                                               ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until")])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("by=street", "by"),
+        ("format=pdf", "format"),
+        ("since=yesterday", "since"),
+        ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
+    ],
+)
 def test_bad_queries_are_problems(client, query, field):
     r = client.get(f"/api/v1/measures?{query}")
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
@@ -226,12 +288,12 @@ def _month_by_month(session, code, months=12, until=SERIES_UNTIL):
         last = firsts[i + 1] if i + 1 < len(firsts) else min(end, (first + dt.timedelta(days=32)).replace(day=1))
         if last <= first:
             continue
-        total = measures.compute(session, measures.Period.of(first, last), "grid", under=code,
-                                 under_level=area.level).loc[[measures.TOTAL_KEY]]
+        total = measures.compute(
+            session, measures.Period.of(first, last), "grid", under=code, under_level=area.level
+        ).loc[[measures.TOTAL_KEY]]
         total["unit"], total["name"] = area.level, area.name
         record = measures.to_records(total.reset_index()[[c[0] for c in measures.COLUMNS]])[0]
-        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items()
-                                                   if k not in ("unit", "key", "name")}})
+        out.append({"month": f"{first:%Y-%m}", **{k: v for k, v in record.items() if k not in ("unit", "key", "name")}})
     return out
 
 
@@ -242,24 +304,43 @@ def moved(session):
     (an event in the older format, grid and micro-grid only) and on from b1 to a2 (another micro-grid of A) on
     10 August."""
     active = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
-    subs = session.scalars(sa.select(Area).where(Area.generation_id == active, Area.level == "subdistrict")
-                           .order_by(Area.code)).all()
+    subs = session.scalars(
+        sa.select(Area).where(Area.generation_id == active, Area.level == "subdistrict").order_by(Area.code)
+    ).all()
 
     def first_below(parent_code, level, n=0):
-        return session.scalars(sa.select(Area).where(Area.generation_id == active, Area.level == level,
-                                                     Area.code.startswith(parent_code)).order_by(Area.code)).all()[n]
+        return session.scalars(
+            sa.select(Area)
+            .where(Area.generation_id == active, Area.level == level, Area.code.startswith(parent_code))
+            .order_by(Area.code)
+        ).all()[n]
 
     grid_a, grid_b = first_below(subs[0].code, "grid"), first_below(subs[1].code, "grid")
     a1, a2 = first_below(grid_a.code, "microgrid"), first_below(grid_a.code, "microgrid", 1)
     b1 = first_below(grid_b.code, "microgrid")
 
     def codes(grid, micro):
-        return {"grid_code": grid.code, "microgrid_code": micro.code, "community_code": grid.parent.code,
-                "subdistrict_code": grid.parent.parent.code, "district_code": "530111"}
+        return {
+            "grid_code": grid.code,
+            "microgrid_code": micro.code,
+            "community_code": grid.parent.code,
+            "subdistrict_code": grid.parent.parent.code,
+            "district_code": "530111",
+        }
 
     def add_case(number, state, reported, due, closed, where, **extra):
-        case = Case(number=number, title=number, source="api", state=state, reported_at=reported, due_at=due,
-                    closed_at=closed, version=1, **codes(*where), **extra)
+        case = Case(
+            number=number,
+            title=number,
+            source="api",
+            state=state,
+            reported_at=reported,
+            due_at=due,
+            closed_at=closed,
+            version=1,
+            **codes(*where),
+            **extra,
+        )
         session.add(case)
         session.flush()
         return case
@@ -276,31 +357,61 @@ def moved(session):
     r = add_case("S-MOVE-R", "accepted", local(7, 2), local(11, 30), None, (grid_b, b1))
     t_ = add_case("S-MOVE-T", "accepted", local(5, 20), local(12, 10), None, (grid_a, a2))
     events = [
-        (r, local(7, 3), "handle", None),                        # in A: before the move
-        (r, local(7, 15), "rate", {"satisfaction": 4}),          # at the very instant of the move: in B
-        (r, local(7, 20), "rate", {"satisfaction": 2}),          # in B
+        (r, local(7, 3), "handle", None),  # in A: before the move
+        (r, local(7, 15), "rate", {"satisfaction": 4}),  # at the very instant of the move: in B
+        (r, local(7, 20), "rate", {"satisfaction": 2}),  # in B
         (r, local(8, 1), "bounce", {"from_assignee_id": None}),  # in B
-        (r, local(7, 15), "boundary_change", {
-            "codes": {"grid_code": {"from": grid_a.code, "to": grid_b.code},
-                      "microgrid_code": {"from": a1.code, "to": b1.code},
-                      "community_code": {"from": grid_a.parent.code, "to": grid_b.parent.code},
-                      "subdistrict_code": {"from": subs[0].code, "to": subs[1].code}},
-            "from": {"grid": grid_a.code, "microgrid": a1.code}, "to": {"grid": grid_b.code, "microgrid": b1.code}}),
-        (t_, local(6, 1), "handle", None),                       # in a1
-        (t_, local(7, 1), "rate", {"satisfaction": 5}),          # in b1
-        (t_, local(9, 1), "handle", None),                       # in a2
-        (t_, local(6, 10), "boundary_change", {"from": {"grid": grid_a.code, "microgrid": a1.code},
-                                                "to": {"grid": grid_b.code, "microgrid": b1.code}}),
-        (t_, local(8, 10), "boundary_change", {
-            "codes": {"grid_code": {"from": grid_b.code, "to": grid_a.code},
-                      "microgrid_code": {"from": b1.code, "to": a2.code}},
-            "from": {"grid": grid_b.code, "microgrid": b1.code}, "to": {"grid": grid_a.code, "microgrid": a2.code}}),
+        (
+            r,
+            local(7, 15),
+            "boundary_change",
+            {
+                "codes": {
+                    "grid_code": {"from": grid_a.code, "to": grid_b.code},
+                    "microgrid_code": {"from": a1.code, "to": b1.code},
+                    "community_code": {"from": grid_a.parent.code, "to": grid_b.parent.code},
+                    "subdistrict_code": {"from": subs[0].code, "to": subs[1].code},
+                },
+                "from": {"grid": grid_a.code, "microgrid": a1.code},
+                "to": {"grid": grid_b.code, "microgrid": b1.code},
+            },
+        ),
+        (t_, local(6, 1), "handle", None),  # in a1
+        (t_, local(7, 1), "rate", {"satisfaction": 5}),  # in b1
+        (t_, local(9, 1), "handle", None),  # in a2
+        (
+            t_,
+            local(6, 10),
+            "boundary_change",
+            {"from": {"grid": grid_a.code, "microgrid": a1.code}, "to": {"grid": grid_b.code, "microgrid": b1.code}},
+        ),
+        (
+            t_,
+            local(8, 10),
+            "boundary_change",
+            {
+                "codes": {
+                    "grid_code": {"from": grid_b.code, "to": grid_a.code},
+                    "microgrid_code": {"from": b1.code, "to": a2.code},
+                },
+                "from": {"grid": grid_b.code, "microgrid": b1.code},
+                "to": {"grid": grid_a.code, "microgrid": a2.code},
+            },
+        ),
     ]
     for case, at, action, detail in events:
         session.add(CaseEvent(case_id=case.id, at=at, actor="test", action=action, detail=detail))
     session.flush()
-    return {"district": "530111", "sub_a": subs[0].code, "sub_b": subs[1].code, "grid_a": grid_a.code,
-            "grid_b": grid_b.code, "a1": a1.code, "a2": a2.code, "b1": b1.code}
+    return {
+        "district": "530111",
+        "sub_a": subs[0].code,
+        "sub_b": subs[1].code,
+        "grid_a": grid_a.code,
+        "grid_b": grid_b.code,
+        "a1": a1.code,
+        "a2": a2.code,
+        "b1": b1.code,
+    }
 
 
 @pytest.mark.parametrize("few_outside", [measures.FEW_OUTSIDE, 0])  # 0: every area's steps found from its cases
@@ -309,7 +420,8 @@ def test_the_series_equals_compute_month_by_month(session, moved, monkeypatch, f
     for name, code in moved.items():
         series = measures.area_series(session, code, until=SERIES_UNTIL)
         assert [m["month"] for m in series] == [f"2025-{m:02d}" for m in range(12, 13)] + [
-            f"2026-{m:02d}" for m in range(1, 12)]
+            f"2026-{m:02d}" for m in range(1, 12)
+        ]
         assert series == _month_by_month(session, code), name
     district = measures.area_series(session, "530111", until=SERIES_UNTIL)
     assert sum(m["received"] for m in district) > 100 and any(m["close_hours_p90"] for m in district)

@@ -99,16 +99,33 @@ def test_service_definition(client, fmt):
 
 
 def _post(client, fmt, form, headers=None):
-    return client.post(f"/open311/v2/requests.{fmt}", content="&".join(f"{k}={v}" for k, v in form.items()),
-                       headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", **(headers or {})})
+    return client.post(
+        f"/open311/v2/requests.{fmt}",
+        content="&".join(f"{k}={v}" for k, v in form.items()),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", **(headers or {})},
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_post_request_and_read_it_back(client, fmt):
     lon, lat = inside(client, 11)
-    created = _post(client, fmt, {"api_key": KEY, "jurisdiction_id": "530111", "service_code": "E0101", "lat": lat,
-                                  "long": lon, "description": "小区门口垃圾堆积", "first_name": "伟", "last_name": "张",
-                                  "phone": "138-1234-1234", "email": "", "account_id": "acc-9"})
+    created = _post(
+        client,
+        fmt,
+        {
+            "api_key": KEY,
+            "jurisdiction_id": "530111",
+            "service_code": "E0101",
+            "lat": lat,
+            "long": lon,
+            "description": "小区门口垃圾堆积",
+            "first_name": "伟",
+            "last_name": "张",
+            "phone": "138-1234-1234",
+            "email": "",
+            "account_id": "acc-9",
+        },
+    )
     assert created.status_code == 200, created.text
     (receipt,) = parse(created, fmt)
     rid = receipt["service_request_id"]
@@ -128,14 +145,32 @@ def test_post_request_and_read_it_back(client, fmt):
 def test_post_by_address_string_and_with_attributes(client, engine):
     with client.app.state.sessionmaker() as s:
         compound = next(e for e in Gazetteer.from_session(s).entries if e.kind == "compound")
-    created = _post(client, "json", {"api_key": KEY, "service_code": "S0101", "address_string": compound.place["name"],
-                                     "attribute[visit_time]": "evening", "description": "邻里噪声纠纷"})
+    created = _post(
+        client,
+        "json",
+        {
+            "api_key": KEY,
+            "service_code": "S0101",
+            "address_string": compound.place["name"],
+            "attribute[visit_time]": "evening",
+            "description": "邻里噪声纠纷",
+        },
+    )
     assert created.status_code == 200, created.text
     rid = created.json()[0]["service_request_id"]
     request = client.get(f"/open311/v2/requests/{rid}.json").json()[0]
     assert request["address"] == compound.place["name"] and "visit_time: evening" in request["description"]
-    asset = _post(client, "json", {"api_key": "other-key", "service_code": "C0101", "lat": inside(client, 11)[1],
-                                   "long": inside(client, 11)[0], "attribute[asset_id]": "WS-0921"})
+    asset = _post(
+        client,
+        "json",
+        {
+            "api_key": "other-key",
+            "service_code": "C0101",
+            "lat": inside(client, 11)[1],
+            "long": inside(client, 11)[0],
+            "attribute[asset_id]": "WS-0921",
+        },
+    )
     assert asset.status_code == 200
 
 
@@ -151,8 +186,11 @@ BAD_POSTS = [
     ("no_api_key", {"service_code": "E0101", "lat": "LAT", "long": "LON"}, 403),
     ("wrong_api_key", {"api_key": "guess", "service_code": "E0101", "lat": "LAT", "long": "LON"}, 403),
     ("empty_api_key", {"api_key": "", "service_code": "E0101", "lat": "LAT", "long": "LON"}, 403),
-    ("other_jurisdiction", {"api_key": KEY, "jurisdiction_id": "sfgov.org", "service_code": "E0101", "lat": "LAT",
-                            "long": "LON"}, 404),
+    (
+        "other_jurisdiction",
+        {"api_key": KEY, "jurisdiction_id": "sfgov.org", "service_code": "E0101", "lat": "LAT", "long": "LON"},
+        404,
+    ),
     ("no_service_code", {"api_key": KEY, "lat": "LAT", "long": "LON"}, 400),
     ("unknown_service_code", {"api_key": KEY, "service_code": "X999", "lat": "LAT", "long": "LON"}, 404),
     ("no_location", {"api_key": KEY, "service_code": "E0101"}, 400),
@@ -164,10 +202,16 @@ BAD_POSTS = [
     ("address_id_only", {"api_key": KEY, "service_code": "E0101", "address_id": "545483"}, 400),
     ("address_not_found", {"api_key": KEY, "service_code": "E0101", "address_string": "火星基地一号"}, 400),
     ("required_attribute_missing", {"api_key": KEY, "service_code": "S0101", "lat": "LAT", "long": "LON"}, 400),
-    ("attribute_not_in_list", {"api_key": KEY, "service_code": "S0101", "lat": "LAT", "long": "LON",
-                               "attribute[visit_time]": "midnight"}, 400),
-    ("description_too_long", {"api_key": KEY, "service_code": "E0101", "lat": "LAT", "long": "LON",
-                              "description": "长" * 4001}, 400),
+    (
+        "attribute_not_in_list",
+        {"api_key": KEY, "service_code": "S0101", "lat": "LAT", "long": "LON", "attribute[visit_time]": "midnight"},
+        400,
+    ),
+    (
+        "description_too_long",
+        {"api_key": KEY, "service_code": "E0101", "lat": "LAT", "long": "LON", "description": "长" * 4001},
+        400,
+    ),
     ("phone_not_a_phone", {"api_key": KEY, "service_code": "E0101", "lat": "LAT", "long": "LON", "phone": "12"}, 400),
 ]
 
@@ -183,8 +227,11 @@ def test_bad_posts_get_the_spec_error_and_store_nothing(client, fmt, name, form,
 
 
 def test_a_body_that_is_not_utf8_is_a_400(client):
-    response = client.post("/open311/v2/requests.json", content=b"api_key=\xff\xfe",
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/open311/v2/requests.json",
+        content=b"api_key=\xff\xfe",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     errors_of(response, "json", 400)
 
 
@@ -206,8 +253,13 @@ def test_get_requests_default_window_filters_and_limits(client, fmt):
     ranged = parse(client.get(f"/open311/v2/requests.{fmt}", params={"start_date": start, "end_date": end}), fmt)
     assert ranged and all(start <= r["requested_datetime"] <= end for r in ranged)
     ids = ",".join(r["service_request_id"] for r in ranged[:3])
-    picked = parse(client.get(f"/open311/v2/requests.{fmt}", params={"service_request_id": ids, "status": "bogus",
-                                                                       "start_date": "garbage"}), fmt)
+    picked = parse(
+        client.get(
+            f"/open311/v2/requests.{fmt}",
+            params={"service_request_id": ids, "status": "bogus", "start_date": "garbage"},
+        ),
+        fmt,
+    )
     assert sorted(r["service_request_id"] for r in picked) == sorted(ids.split(","))  # overrides the rest
 
 

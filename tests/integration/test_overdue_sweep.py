@@ -21,8 +21,13 @@ NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)  # after every demo deadline
 
 
 def _open_not_escalated(session) -> list[int]:
-    return list(session.scalars(sa.select(Case.id).where(Case.state.in_(("accepted", "rework")),
-                                                         Case.due_at < NOW, Case.escalation_level == 0)))
+    return list(
+        session.scalars(
+            sa.select(Case.id).where(
+                Case.state.in_(("accepted", "rework")), Case.due_at < NOW, Case.escalation_level == 0
+            )
+        )
+    )
 
 
 def test_the_sweep_escalates_every_overdue_case_once_a_chunk_at_a_time(engine):
@@ -45,8 +50,11 @@ def test_the_sweep_escalates_every_overdue_case_once_a_chunk_at_a_time(engine):
     assert chunks == len(overdue) // 3 + 1
     with sm() as s:
         assert _open_not_escalated(s) == []
-        steps = s.execute(sa.select(CaseEvent.case_id, CaseEvent.from_state, CaseEvent.detail)
-                          .where(CaseEvent.action == "escalate", CaseEvent.at == NOW)).all()
+        steps = s.execute(
+            sa.select(CaseEvent.case_id, CaseEvent.from_state, CaseEvent.detail).where(
+                CaseEvent.action == "escalate", CaseEvent.at == NOW
+            )
+        ).all()
         assert sorted(c for c, _, _ in steps) == sorted(overdue)
         assert all(d == {"level": 1, "to": "community", "reason": "overdue"} for _, _, d in steps)
         total = s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(CaseEvent.action == "escalate"))

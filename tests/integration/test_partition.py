@@ -53,6 +53,7 @@ def _active(session) -> int:
 
 # -- the independent statement of what a plan must meet ------------------------------------------------------------
 
+
 class Community:
     """A community as the test sees it: micro-grids, their grids, households and adjacency (from geometry)."""
 
@@ -60,9 +61,13 @@ class Community:
         rows = session.execute(
             sa.select(Area.code, Area.households, Area.geom, Area.parent_id)
             .where(Area.generation_id == generation_id, Area.level == "microgrid", Area.code.startswith(code))
-            .order_by(Area.code)).all()
-        grid_code = dict(session.execute(sa.select(Area.id, Area.code).where(Area.generation_id == generation_id,
-                                                                              Area.level == "grid")).all())
+            .order_by(Area.code)
+        ).all()
+        grid_code = dict(
+            session.execute(
+                sa.select(Area.id, Area.code).where(Area.generation_id == generation_id, Area.level == "grid")
+            ).all()
+        )
         self.code = code
         self.units = [r.code for r in rows]
         self.households = {r.code: int(r.households) for r in rows}
@@ -78,8 +83,11 @@ class Community:
 
     def meets(self, parts: list[list[str]], tolerance: float) -> bool:
         mean = self.total / len(parts)
-        return all(parts) and all(abs(sum(self.households[u] for u in p) - mean) <= tolerance * mean + 1e-9
-                                  and nx.is_connected(self.adjacent.subgraph(p)) for p in parts)
+        return all(parts) and all(
+            abs(sum(self.households[u] for u in p) - mean) <= tolerance * mean + 1e-9
+            and nx.is_connected(self.adjacent.subgraph(p))
+            for p in parts
+        )
 
     def moved(self, parts: list[list[str]]) -> int:
         """Households that change grid under the best matching of parts to current grids (every matching tried)."""
@@ -95,8 +103,11 @@ class Community:
         """The fewest households moved by any plan of n contiguous parts within the tolerance; None if none."""
         best = None
         for labels in itertools.product(range(n), repeat=len(self.units)):
-            if labels[0] != 0 or max(labels) != n - 1 or any(labels[i] > max(labels[:i]) + 1
-                                                                for i in range(1, len(labels))):
+            if (
+                labels[0] != 0
+                or max(labels) != n - 1
+                or any(labels[i] > max(labels[:i]) + 1 for i in range(1, len(labels)))
+            ):
                 continue  # each plan once: parts numbered in order of their first micro-grid
             parts = [[u for u, lab in zip(self.units, labels) if lab == p] for p in range(n)]
             if self.meets(parts, tolerance):
@@ -110,11 +121,17 @@ def _parts(proposal: dict) -> list[list[str]]:
 
 
 def _communities(session, generation_id: int) -> list[str]:
-    return list(session.scalars(sa.select(Area.code).where(Area.generation_id == generation_id,
-                                                           Area.level == "community").order_by(Area.code)))
+    return list(
+        session.scalars(
+            sa.select(Area.code)
+            .where(Area.generation_id == generation_id, Area.level == "community")
+            .order_by(Area.code)
+        )
+    )
 
 
 # -- every community, several n ------------------------------------------------------------------------------------
+
 
 def test_every_community_meets_the_tolerance_or_is_refused(session):
     gen = _active(session)
@@ -161,27 +178,40 @@ def test_same_seed_same_proposal(session):
     for code, n in (("530111001001", 2), ("530111002001", 3), ("530111002002", 3)):
         first = partition.propose(session, gen, code, n, seed=7)
         assert partition.propose(session, gen, code, n, seed=7) == first
-        assert json.dumps(first, sort_keys=True) == json.dumps(partition.propose(session, gen, code, n, seed=7),
-                                                              sort_keys=True)
+        assert json.dumps(first, sort_keys=True) == json.dumps(
+            partition.propose(session, gen, code, n, seed=7), sort_keys=True
+        )
 
 
 def _unbalance(session, households: dict[str, int]) -> int:
     """A draft whose micro-grids hold other household counts (the current grids no longer meet ±10 %)."""
     draft = gens.create_draft(session, "不均衡")
     for code, value in households.items():
-        session.execute(sa.update(Area).where(Area.generation_id == draft.id, Area.code == code)
-                        .values(households=value))
+        session.execute(
+            sa.update(Area).where(Area.generation_id == draft.id, Area.code == code).values(households=value)
+        )
     session.flush()
     return draft.id
 
 
 UNBALANCED = [
     # 六甲社区: grid 1 = 0101 + 0102, grid 2 = 0201 + 0202 (600 + 600), grid 3 = 0301 + 0302 (400 + 400): one plan
-    ("530111001001", {"53011100100100201": 600, "53011100100100202": 600, "53011100100100301": 400,
-                      "53011100100100302": 400}),
+    (
+        "530111001001",
+        {"53011100100100201": 600, "53011100100100202": 600, "53011100100100301": 400, "53011100100100302": 400},
+    ),
     # 文化社区: grid 1 = 0101–0103 (300 each), grid 2 = 0201 (500), 0202 (700), 0203 (900): plans moving 500 or 700
-    ("530111002001", {"53011100200100101": 300, "53011100200100102": 300, "53011100200100103": 300,
-                      "53011100200100201": 500, "53011100200100202": 700, "53011100200100203": 900}),
+    (
+        "530111002001",
+        {
+            "53011100200100101": 300,
+            "53011100200100102": 300,
+            "53011100200100103": 300,
+            "53011100200100201": 500,
+            "53011100200100202": 700,
+            "53011100200100203": 900,
+        },
+    ),
 ]
 
 
@@ -201,9 +231,15 @@ def test_an_unbalanced_community_moves_no_more_than_an_unconstrained_plan(sessio
         graph.nodes[i]["hh"] = com.households[u]
     unconstrained = []
     for seed in range(10):
-        flips = recursive_tree_part(Graph.from_networkx(graph.copy()), range(n), com.total / n, "hh", 0.10,
-                                    bipartition_tree_fn=partial(bipartition_tree, max_attempts=500),
-                                    rng=random.Random(seed))
+        flips = recursive_tree_part(
+            Graph.from_networkx(graph.copy()),
+            range(n),
+            com.total / n,
+            "hh",
+            0.10,
+            bipartition_tree_fn=partial(bipartition_tree, max_attempts=500),
+            rng=random.Random(seed),
+        )
         parts = [[com.units[i] for i, p in flips.items() if p == part] for part in range(n)]
         assert com.meets(parts, 0.10)
         unconstrained.append(com.moved(parts))
@@ -212,12 +248,12 @@ def test_an_unbalanced_community_moves_no_more_than_an_unconstrained_plan(sessio
 
 # -- the draft -----------------------------------------------------------------------------------------------------
 
+
 def _rows(session, generation_id: int) -> dict[str, Area]:
     return {a.code: a for a in session.scalars(sa.select(Area).where(Area.generation_id == generation_id))}
 
 
-@pytest.mark.parametrize("code,n", [("530111002001", 3), ("530111001001", 2), ("530111002002", 1),
-                                    ("530111001002", 3)])
+@pytest.mark.parametrize("code,n", [("530111002001", 3), ("530111001001", 2), ("530111002002", 1), ("530111001002", 3)])
 def test_the_proposal_opens_as_a_draft_that_tiles_exactly(session, code, n):
     gen = _active(session)
     before = _rows(session, gen)
@@ -240,15 +276,15 @@ def test_the_proposal_opens_as_a_draft_that_tiles_exactly(session, code, n):
     old_grids = {c for c, a in before.items() if a.level == "grid" and c.startswith(code)}
     kept = [g for g in out["grids"] if not g["new"]]
     assert {g["code"] for g in kept} <= old_grids and {g["code"] for g in out["grids"] if g["new"]}.isdisjoint(
-        set(before))
+        set(before)
+    )
     assert set(out["retired"]) & old_grids == old_grids - set(grids)
     by_old = {u: g for g in proposal["grids"] for u in g["microgrids"]}
     moved_households = 0
     for g in out["grids"]:
         row = after[g["code"]]
         members = [after[u] for u in g["microgrids"]]
-        assert all(m.parent_id == row.id and m.code.startswith(row.code) and m.level == "microgrid"
-                   for m in members)
+        assert all(m.parent_id == row.id and m.code.startswith(row.code) and m.level == "microgrid" for m in members)
         assert row.households == g["households"] == sum(m.households for m in members)
         assert row.population == g["population"] == sum(m.population for m in members)
         union = shapely.union_all([to_shape(m.geom) for m in members])
@@ -306,24 +342,28 @@ def test_locked_grids_are_not_repartitioned(session):
     out = partition.partition(session, draft.id, "530111002002", 2, 0.34, grids=["530111002002001"])
     rows = _rows(session, out["generation_id"])
     assert rows[locked].locked and to_shape(rows[locked].geom).equals_exact(
-        to_shape(_rows(session, draft.id)[locked].geom), 0)
+        to_shape(_rows(session, draft.id)[locked].geom), 0
+    )
     assert sorted(g["households"] for g in out["grids"]) == [500, 1000]
 
 
 # -- the API and the CLI -------------------------------------------------------------------------------------------
 
+
 def test_planner_gets_a_committed_draft(client):
     with client.app.state.sessionmaker() as s:
         gen = _active(s)
-    r = client.post(f"/api/v1/generations/{gen}/partition", headers=PLANNER,
-                    json={"area": "530111002001", "n": 3, "seed": 5, "name": "文化社区三网格"})
+    r = client.post(
+        f"/api/v1/generations/{gen}/partition",
+        headers=PLANNER,
+        json={"area": "530111002001", "n": 3, "seed": 5, "name": "文化社区三网格"},
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert r.headers["location"] == f"/api/v1/generations/{body['generation_id']}"
     assert body["n"] == 3 and body["tolerance"] == 0.10 and body["source_generation_id"] == gen
     assert len(body["grids"]) == 3 and sum(g["new"] for g in body["grids"]) == 1
-    assert all(abs(g["deviation"]) <= 0.10 and g["contiguous"] and 0 < g["polsby_popper"] <= 1
-               for g in body["grids"])
+    assert all(abs(g["deviation"]) <= 0.10 and g["contiguous"] and 0 < g["polsby_popper"] <= 1 for g in body["grids"])
     with client.app.state.sessionmaker() as s:  # committed before the answer
         draft = s.get(Generation, body["generation_id"])
         assert draft.name == "文化社区三网格" and draft.status == "draft" and draft.created_by
@@ -331,8 +371,9 @@ def test_planner_gets_a_committed_draft(client):
     check = client.get(f"/api/v1/generations/{body['generation_id']}/check", headers=PLANNER).json()
     assert check["ok"] and not [p for p in check["problems"] if p["kind"] in TILING]
     # the draft can be partitioned again (back to 2 grids)
-    again = client.post(f"/api/v1/generations/{body['generation_id']}/partition", headers=PLANNER,
-                        json={"area": "530111002001", "n": 2})
+    again = client.post(
+        f"/api/v1/generations/{body['generation_id']}/partition", headers=PLANNER, json={"area": "530111002001", "n": 2}
+    )
     assert again.status_code == 201 and again.json()["source_generation_id"] == body["generation_id"]
 
 
@@ -346,23 +387,26 @@ def test_worker_is_refused_and_other_areas_are_not_found(client, fresh_db_url):
         assert anonymous.post(url, json=body).status_code == 401
 
 
-@pytest.mark.parametrize("body,status,field", [
-    ({"area": "530111001001", "n": 0}, 422, "n"),
-    ({"area": "530111001001", "n": 51}, 422, "n"),
-    ({"area": "530111001001", "n": "三"}, 422, "n"),
-    ({"area": "530111001001", "n": 7}, 422, "n"),  # more grids than its 6 micro-grids
-    ({"area": "530111001001", "n": 4}, 422, "n"),  # the units cannot meet ±10 %
-    ({"area": "530111001001", "n": 3, "tolerance": 0}, 422, "tolerance"),
-    ({"area": "530111001001", "n": 3, "tolerance": 0.9}, 422, "tolerance"),
-    ({"area": "530111001001", "n": 3, "seed": -1}, 422, "seed"),
-    ({"area": "530111001001", "n": 3, "colour": "red"}, 422, "colour"),
-    ({"area": "530111001001001", "n": 2}, 422, "area"),  # a grid, not a community
-    ({"area": "530111001", "n": 2}, 422, "area"),  # a sub-district
-    ({"area": "530111009009", "n": 2}, 404, "area"),  # no such area
-    ({"area": "", "n": 2}, 422, "area"),
-    ({"area": "530111001001", "n": 2, "grids": []}, 422, "grids"),
-    ({"area": "530111001001", "n": 2, "grids": ["530111001001001", "530111001001002"]}, 422, "grids"),
-])
+@pytest.mark.parametrize(
+    "body,status,field",
+    [
+        ({"area": "530111001001", "n": 0}, 422, "n"),
+        ({"area": "530111001001", "n": 51}, 422, "n"),
+        ({"area": "530111001001", "n": "三"}, 422, "n"),
+        ({"area": "530111001001", "n": 7}, 422, "n"),  # more grids than its 6 micro-grids
+        ({"area": "530111001001", "n": 4}, 422, "n"),  # the units cannot meet ±10 %
+        ({"area": "530111001001", "n": 3, "tolerance": 0}, 422, "tolerance"),
+        ({"area": "530111001001", "n": 3, "tolerance": 0.9}, 422, "tolerance"),
+        ({"area": "530111001001", "n": 3, "seed": -1}, 422, "seed"),
+        ({"area": "530111001001", "n": 3, "colour": "red"}, 422, "colour"),
+        ({"area": "530111001001001", "n": 2}, 422, "area"),  # a grid, not a community
+        ({"area": "530111001", "n": 2}, 422, "area"),  # a sub-district
+        ({"area": "530111009009", "n": 2}, 404, "area"),  # no such area
+        ({"area": "", "n": 2}, 422, "area"),
+        ({"area": "530111001001", "n": 2, "grids": []}, 422, "grids"),
+        ({"area": "530111001001", "n": 2, "grids": ["530111001001001", "530111001001002"]}, 422, "grids"),
+    ],
+)
 def test_bad_requests_name_the_field(client, body, status, field):
     r = client.post("/api/v1/generations/1/partition", headers=PLANNER, json=body)
     assert r.status_code == status, r.text
@@ -370,15 +414,19 @@ def test_bad_requests_name_the_field(client, body, status, field):
 
 
 def test_unknown_generation_and_an_area_of_another_generation(client):
-    missing = client.post("/api/v1/generations/987654/partition", headers=PLANNER,
-                          json={"area": "530111001001", "n": 3})
+    missing = client.post(
+        "/api/v1/generations/987654/partition", headers=PLANNER, json={"area": "530111001001", "n": 3}
+    )
     assert missing.status_code == 404 and missing.json()["field"] == "generation"
     made = client.post("/api/v1/generations/1/partition", headers=PLANNER, json={"area": "530111002002", "n": 3})
     assert made.status_code == 201
     new_grid = next(g["code"] for g in made.json()["grids"] if g["new"])
     with client.app.state.sessionmaker() as s:  # a community code that only a draft has
-        s.execute(sa.update(Area).where(Area.generation_id == made.json()["generation_id"],
-                                        Area.code == "530111002002").values(code="530111002099"))
+        s.execute(
+            sa.update(Area)
+            .where(Area.generation_id == made.json()["generation_id"], Area.code == "530111002002")
+            .values(code="530111002099")
+        )
         s.commit()
     r = client.post("/api/v1/generations/1/partition", headers=PLANNER, json={"area": "530111002099", "n": 2})
     assert r.status_code == 404 and r.json()["field"] == "area"
@@ -414,6 +462,20 @@ def test_cli(client, fresh_db_url, capsys):
     assert cli.main([*base, "active", "--area", "530111001002", "--n", "4"]) == 2
     assert "n/tolerance" in capsys.readouterr().err
     assert cli.main([*base, "草稿", "--area", "530111001002", "--n", "2"]) == 2
-    assert cli.main([*base, "active", "--area", "530111001002", "--n", "1", "--dry-run",
-                     "--grids", "530111001002001,530111001002002"]) == 0
+    assert (
+        cli.main(
+            [
+                *base,
+                "active",
+                "--area",
+                "530111001002",
+                "--n",
+                "1",
+                "--dry-run",
+                "--grids",
+                "530111001002001,530111001002002",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["from_grids"] == ["530111001002001", "530111001002002"]

@@ -25,9 +25,12 @@ def _spot(client, k):
     x, y = inside(index, k)
     grid = index.locate(x, y).at_level("grid").code
     with client.app.state.sessionmaker() as s:
-        worker = s.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == grid,
-                                                              StaffArea.role == "fulltime_worker")
-                          .order_by(StaffArea.id).limit(1))
+        worker = s.scalar(
+            sa.select(StaffArea.staff_id)
+            .where(StaffArea.area_code == grid, StaffArea.role == "fulltime_worker")
+            .order_by(StaffArea.id)
+            .limit(1)
+        )
     return x, y, grid, worker
 
 
@@ -77,8 +80,7 @@ def test_handled_on_the_spot_waits_for_someone_else_to_verify(client):
     headers = {"X-User": "w-onspot", "X-Role": "verifier", "If-Match": f'"{case["version"]}"'}
     r = client.post(f"/api/v1/cases/{case['id']}/actions/verify", json={}, headers=headers)
     assert r.status_code == 403 and r.json()["field"] == "user"  # not by the one who handled it
-    r = client.post(f"/api/v1/cases/{case['id']}/actions/verify", json={},
-                    headers={**headers, "X-User": "v-other"})
+    r = client.post(f"/api/v1/cases/{case['id']}/actions/verify", json={}, headers={**headers, "X-User": "v-other"})
     assert r.status_code == 200 and r.json()["state"] == "closed"
 
 
@@ -93,15 +95,18 @@ def test_handled_on_the_spot_is_refused_when_the_case_is_not_theirs_and_nothing_
     assert _count(client) == before
 
 
-@pytest.mark.parametrize(("headers", "body", "status", "field"), [
-    ({"X-User": "d", "X-Role": "dispatcher", "X-Staff-Id": "1"}, {}, 403, "role"),
-    ({"X-User": "w", "X-Role": "worker"}, {}, 422, "staff_id"),  # the gateway named no staff record
-    ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "987654"}, {}, 403, "staff_id"),
-    ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {}, 422, "x-staff-id"),
-    ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {"category": None}, 422, "category"),
-    ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {"category": "X9999"}, 422, "category"),
-    ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {"lon": 0.0, "lat": 0.0}, 422, "lon"),
-])
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "field"),
+    [
+        ({"X-User": "d", "X-Role": "dispatcher", "X-Staff-Id": "1"}, {}, 403, "role"),
+        ({"X-User": "w", "X-Role": "worker"}, {}, 422, "staff_id"),  # the gateway named no staff record
+        ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "987654"}, {}, 403, "staff_id"),
+        ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {}, 422, "x-staff-id"),
+        ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {"category": None}, 422, "category"),
+        ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {"category": "X9999"}, 422, "category"),
+        ({"X-User": "w", "X-Role": "worker", "X-Staff-Id": "WORKER"}, {"lon": 0.0, "lat": 0.0}, 422, "lon"),
+    ],
+)
 def test_bad_patrol_reports_are_refused(client, headers, body, status, field):
     x, y, _, worker = _spot(client, 3)
     headers = {k: (str(worker) if v == "WORKER" else v) for k, v in headers.items()}
@@ -119,10 +124,11 @@ def test_a_retried_patrol_report_makes_one_case(client):
     x, y, _, worker = _spot(client, 6)
     key = str(uuid.uuid4())
     first = _patrol(client, worker, x, y, key=key, handled_on_spot=True)
-    again = client.post("/api/v1/patrol-reports", json={"title": "巡查发现暴露垃圾", "lon": x, "lat": y,
-                                                        "category": "E0101", "handled_on_spot": True},
-                        headers={"X-User": "w1", "X-Role": "worker", "X-Staff-Id": str(worker),
-                                 "Idempotency-Key": key})
+    again = client.post(
+        "/api/v1/patrol-reports",
+        json={"title": "巡查发现暴露垃圾", "lon": x, "lat": y, "category": "E0101", "handled_on_spot": True},
+        headers={"X-User": "w1", "X-Role": "worker", "X-Staff-Id": str(worker), "Idempotency-Key": key},
+    )
     assert again.status_code == 200 and again.json()["id"] == first["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
 
@@ -152,8 +158,12 @@ def test_duplicates_are_suggested_at_intake_and_on_request(client):
     assert first["id"] not in [d["id"] for d in far["possible_duplicates"]]
     r = client.get(f"/api/v1/cases/{far['id']}/duplicates", params={"distance_m": 300})
     assert first["id"] in [d["id"] for d in r.json()["items"]] and r.json()["distance_m"] == 300
-    for query, field in (("distance_m=0", "distance_m"), ("distance_m=1e9", "distance_m"), ("hours=-1", "hours"),
-                         ("hours=abc", "hours")):
+    for query, field in (
+        ("distance_m=0", "distance_m"),
+        ("distance_m=1e9", "distance_m"),
+        ("hours=-1", "hours"),
+        ("hours=abc", "hours"),
+    ):
         r = client.get(f"/api/v1/cases/{far['id']}/duplicates?{query}")
         assert r.status_code == 422 and r.json()["field"] == field
 
@@ -172,8 +182,11 @@ def test_the_time_window_of_duplicate_suggestions(client):
 
 
 def _merge(client, case, into, status=200, role="dispatcher", **extra):
-    r = client.post(f"/api/v1/cases/{case['id']}/actions/merge", json={"into": into, **extra},
-                    headers={"X-User": "d1", "X-Role": role, "If-Match": f'"{case["version"]}"'})
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/actions/merge",
+        json={"into": into, **extra},
+        headers={"X-User": "d1", "X-Role": role, "If-Match": f'"{case["version"]}"'},
+    )
     assert r.status_code == status, r.text
     return r.json()
 

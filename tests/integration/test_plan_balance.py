@@ -18,7 +18,7 @@ from pyproj import Geod
 from api.main import create_app
 from api.settings import Settings
 from gridmap import storage
-from gridmap.tables import (FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, PlanAssignment, Place, StaffArea)
+from gridmap.tables import FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, PlanAssignment, Place, StaffArea
 from gridmap.topology import as_multipolygon
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
@@ -64,8 +64,18 @@ def recount(session, generation_id: int, area_code: str, level: str, today: dt.d
     """The balance rows, counted the slow way."""
     units = _units(session, generation_id, area_code, level)
     shapes = [(u.code, to_shape(u.geom)) for u in units]
-    rows = {u.code: {"households": u.households, "population": u.population, "compounds": 0, "buildings": 0,
-                     "open_cases": 0, "party_members": 0, "staff": 0} for u in units}
+    rows = {
+        u.code: {
+            "households": u.households,
+            "population": u.population,
+            "compounds": 0,
+            "buildings": 0,
+            "open_cases": 0,
+            "party_members": 0,
+            "staff": 0,
+        }
+        for u in units
+    }
     for place in session.scalars(sa.select(Place).where(Place.kind.in_(("compound", "building")))):
         p = to_shape(place.geom)
         code = _first_covering(shapes, p.x, p.y)
@@ -81,27 +91,42 @@ def recount(session, generation_id: int, area_code: str, level: str, today: dt.d
         if code in rows:
             rows[code]["open_cases"] += 1
     for code in rows:
-        planned = session.scalars(sa.select(PlanAssignment).where(
-            PlanAssignment.generation_id == generation_id, PlanAssignment.area_code == code,
-            PlanAssignment.kind == "branch").order_by(PlanAssignment.id)).first()
+        planned = session.scalars(
+            sa.select(PlanAssignment)
+            .where(
+                PlanAssignment.generation_id == generation_id,
+                PlanAssignment.area_code == code,
+                PlanAssignment.kind == "branch",
+            )
+            .order_by(PlanAssignment.id)
+        ).first()
         if planned is not None:
             rows[code]["party_members"] = session.get(PartyOrg, planned.ref_id).member_count
         else:
-            orgs = [session.get(PartyOrg, link.party_org_id) for link in session.scalars(
-                sa.select(PartyOrgArea).where(PartyOrgArea.area_code == code))
-                if (link.valid_from is None or link.valid_from <= today) and
-                (link.valid_to is None or link.valid_to > today)]
+            orgs = [
+                session.get(PartyOrg, link.party_org_id)
+                for link in session.scalars(sa.select(PartyOrgArea).where(PartyOrgArea.area_code == code))
+                if (link.valid_from is None or link.valid_from <= today)
+                and (link.valid_to is None or link.valid_to > today)
+            ]
             if orgs:
                 rows[code]["party_members"] = min(orgs, key=lambda o: o.id).member_count
         people = {s.staff_id for s in session.scalars(sa.select(StaffArea).where(StaffArea.area_code == code))}
-        people |= {a.ref_id for a in session.scalars(sa.select(PlanAssignment).where(
-            PlanAssignment.generation_id == generation_id, PlanAssignment.area_code == code,
-            PlanAssignment.kind == "staff"))}
+        people |= {
+            a.ref_id
+            for a in session.scalars(
+                sa.select(PlanAssignment).where(
+                    PlanAssignment.generation_id == generation_id,
+                    PlanAssignment.area_code == code,
+                    PlanAssignment.kind == "staff",
+                )
+            )
+        }
         rows[code]["staff"] = len(people)
     mean = sum(r["households"] for r in rows.values()) / len(rows)
     for code, geom in shapes:
         area, perimeter = GEOD.geometry_area_perimeter(geom)
-        rows[code]["polsby_popper"] = 4 * math.pi * abs(area) / perimeter ** 2
+        rows[code]["polsby_popper"] = 4 * math.pi * abs(area) / perimeter**2
         rows[code]["contiguous"] = len(as_multipolygon(geom).geoms) == 1
         rows[code]["deviation"] = (rows[code]["households"] - mean) / mean
     return rows
@@ -112,16 +137,27 @@ def _check_rows(body: dict, expected: dict[str, dict]) -> None:
     assert set(got) == set(expected)
     for code, want in expected.items():
         row = got[code]
-        for key in ("households", "population", "compounds", "buildings", "open_cases", "party_members", "staff",
-                    "contiguous"):
+        for key in (
+            "households",
+            "population",
+            "compounds",
+            "buildings",
+            "open_cases",
+            "party_members",
+            "staff",
+            "contiguous",
+        ):
             assert row[key] == want[key], (code, key, row[key], want[key])
         assert row["deviation"] == pytest.approx(want["deviation"], abs=1e-6), code
         assert row["polsby_popper"] == pytest.approx(want["polsby_popper"], rel=2e-3), code
 
 
 def _codes(session, generation_id: int, level: str) -> list[str]:
-    return list(session.scalars(sa.select(Area.code).where(Area.generation_id == generation_id, Area.level == level)
-                                .order_by(Area.code)))
+    return list(
+        session.scalars(
+            sa.select(Area.code).where(Area.generation_id == generation_id, Area.level == level).order_by(Area.code)
+        )
+    )
 
 
 def test_balance_equals_a_recount_on_every_community_and_sub_district(client):
@@ -140,7 +176,8 @@ def test_balance_equals_a_recount_on_every_community_and_sub_district(client):
         _check_rows(body, expected[code])
         assert body["norm"]["tolerance"] == 0.10
         assert body["norm"]["mean_households"] == pytest.approx(
-            sum(r["households"] for r in expected[code].values()) / len(expected[code]))
+            sum(r["households"] for r in expected[code].values()) / len(expected[code])
+        )
         assert not any(f["properties"]["changed"] for f in body["features"]["features"])
         if code in communities:
             for key in seen:
@@ -158,11 +195,18 @@ def test_a_draft_s_own_branch_and_staff_count(client):
     today = dt.date.today()
     with storage.session_scope(_sm(client)) as s:
         grid = _codes(s, draft, "grid")[0]
-        other = s.scalars(sa.select(PartyOrg).where(PartyOrg.kind == "grid_branch", PartyOrg.member_count > 0)
-                          .order_by(PartyOrg.member_count.desc())).first()
+        other = s.scalars(
+            sa.select(PartyOrg)
+            .where(PartyOrg.kind == "grid_branch", PartyOrg.member_count > 0)
+            .order_by(PartyOrg.member_count.desc())
+        ).first()
         staff = s.scalars(sa.select(StaffArea.staff_id).where(StaffArea.area_code != grid)).first()
-        s.add_all([PlanAssignment(generation_id=draft, area_code=grid, kind="branch", ref_id=other.id),
-                   PlanAssignment(generation_id=draft, area_code=grid, kind="staff", ref_id=staff, role="grid_head")])
+        s.add_all(
+            [
+                PlanAssignment(generation_id=draft, area_code=grid, kind="branch", ref_id=other.id),
+                PlanAssignment(generation_id=draft, area_code=grid, kind="staff", ref_id=staff, role="grid_head"),
+            ]
+        )
     with _sm(client)() as s:
         community = grid[:12]
         expected = recount(s, draft, community, "grid", today)
@@ -189,8 +233,9 @@ def _reparent(session, draft: int) -> tuple[str, str, str]:
                 micro.parent_id = grid.id
                 for parent in (home, grid):
                     children = [a for a in areas.values() if a.parent_id == parent.id]
-                    parent.geom = from_shape(as_multipolygon(shapely.coverage_union_all(
-                        [to_shape(c.geom) for c in children])), srid=4326)
+                    parent.geom = from_shape(
+                        as_multipolygon(shapely.coverage_union_all([to_shape(c.geom) for c in children])), srid=4326
+                    )
                     parent.households = sum(c.households for c in children)
                     parent.population = sum(c.population for c in children)
                 session.flush()
@@ -214,8 +259,9 @@ def test_the_diff_of_an_unchanged_draft_is_empty_and_a_change_is_listed(client):
         row.code = renamed
         s.flush()
         moved = []
-        micro_shape = to_shape(s.scalars(sa.select(Area.geom).where(Area.generation_id == draft,
-                                                                   Area.code == micro)).one())
+        micro_shape = to_shape(
+            s.scalars(sa.select(Area.geom).where(Area.generation_id == draft, Area.code == micro)).one()
+        )
         for place in s.scalars(sa.select(Place).where(Place.kind.in_(("building", "compound"))).order_by(Place.id)):
             p = to_shape(place.geom)
             if micro_shape.contains(p):
@@ -267,8 +313,10 @@ def test_who_may_read_and_bad_requests(client, fresh_db_url):
         assert missing.status_code == 404 and missing.json()["field"] == "area"
         assert client.get(url, headers=PLANNER, params={"area": "关上"}).status_code == 422
         assert client.get(url, headers=PLANNER).status_code == 422
-        assert client.get(f"/api/v1/generations/987654/{path}", headers=PLANNER,
-                          params={"area": community}).status_code == 404
+        assert (
+            client.get(f"/api/v1/generations/987654/{path}", headers=PLANNER, params={"area": community}).status_code
+            == 404
+        )
         # a planner acting for another sub-district does not see this one
         r = client.get(url, headers={**PLANNER, "X-Areas": "530111002"}, params={"area": "530111001001"})
         assert r.status_code == 404
@@ -276,19 +324,25 @@ def test_who_may_read_and_bad_requests(client, fresh_db_url):
         assert anonymous.get(f"/api/v1/generations/{draft}/balance", params={"area": community}).status_code == 401
     r = client.get(f"/api/v1/generations/{draft}/balance", headers=PLANNER, params={"area": micro})
     assert r.status_code == 422 and r.json()["field"] == "area" and "microgrid" in r.json()["detail"]
-    r = client.get(f"/api/v1/generations/{draft}/balance", headers=PLANNER,
-                   params={"area": micro[:15], "level": "grid"})
+    r = client.get(
+        f"/api/v1/generations/{draft}/balance", headers=PLANNER, params={"area": micro[:15], "level": "grid"}
+    )
     assert r.status_code == 422 and r.json()["field"] == "level"
     for bad in ("0", "1", "nan", "-0.1"):
-        assert client.get(f"/api/v1/generations/{draft}/balance", headers=PLANNER,
-                          params={"area": community, "tolerance": bad}).status_code == 422
+        assert (
+            client.get(
+                f"/api/v1/generations/{draft}/balance", headers=PLANNER, params={"area": community, "tolerance": bad}
+            ).status_code
+            == 422
+        )
 
 
 def test_the_area_list_is_the_generation_s_own(client):
     draft = _draft(client, "区域列表")
     with storage.session_scope(_sm(client)) as s:
-        row = s.scalars(sa.select(Area).where(Area.generation_id == draft, Area.level == "community")
-                        .order_by(Area.code)).first()
+        row = s.scalars(
+            sa.select(Area).where(Area.generation_id == draft, Area.level == "community").order_by(Area.code)
+        ).first()
         row.name = "草稿里改名的社区"
         code = row.code
     body = _get(client, f"/api/v1/generations/{draft}/areas")
@@ -303,5 +357,6 @@ def test_the_area_list_is_the_generation_s_own(client):
     scoped = client.get(f"/api/v1/generations/{draft}/areas", headers={**PLANNER, "X-Areas": "530111002"})
     assert {a["code"][:9] for a in scoped.json()["areas"]} == {"530111002"}
     assert client.get(f"/api/v1/generations/{draft}/areas", headers=WORKER).status_code == 403
-    assert client.get(f"/api/v1/generations/{draft}/areas", headers=PLANNER,
-                      params={"level": "street"}).status_code == 422
+    assert (
+        client.get(f"/api/v1/generations/{draft}/areas", headers=PLANNER, params={"level": "street"}).status_code == 422
+    )

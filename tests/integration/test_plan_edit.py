@@ -64,8 +64,10 @@ def _accepted(client, kind: str) -> tuple[int, dict, dict, dict, dict]:
 
 
 def _buildings(session) -> list[tuple[Point, int]]:
-    return [(to_shape(g), hh) for g, hh in session.execute(
-        sa.select(Place.geom, Place.households).where(Place.kind == "building")).all()]
+    return [
+        (to_shape(g), hh)
+        for g, hh in session.execute(sa.select(Place.geom, Place.households).where(Place.kind == "building")).all()
+    ]
 
 
 def _recount(before_areas: dict, after_areas: dict, result: dict, buildings) -> dict[str, tuple[int, int]]:
@@ -73,10 +75,20 @@ def _recount(before_areas: dict, after_areas: dict, result: dict, buildings) -> 
     or removed shares its numbers among the leaves that now hold its ground, in proportion to the households of
     its buildings that lie in each (by area where it has none)."""
     changed = {row["code"] for row in result["balance"]}
-    sources = [before_areas[c] for c in changed if c in before_areas and before_areas[c]["leaf"]
-               and (c not in after_areas or not after_areas[c]["geom"].equals_exact(before_areas[c]["geom"], 0))]
-    dests = [after_areas[c] for c in changed if c in after_areas and after_areas[c]["leaf"]
-             and (c not in before_areas or not after_areas[c]["geom"].equals_exact(before_areas[c]["geom"], 0))]
+    sources = [
+        before_areas[c]
+        for c in changed
+        if c in before_areas
+        and before_areas[c]["leaf"]
+        and (c not in after_areas or not after_areas[c]["geom"].equals_exact(before_areas[c]["geom"], 0))
+    ]
+    dests = [
+        after_areas[c]
+        for c in changed
+        if c in after_areas
+        and after_areas[c]["leaf"]
+        and (c not in before_areas or not after_areas[c]["geom"].equals_exact(before_areas[c]["geom"], 0))
+    ]
     out = {d["code"]: [0, 0] for d in dests}
     for src in sources:
         mine = [(p, hh) for p, hh in buildings if src["geom"].contains(p)]
@@ -93,6 +105,7 @@ def _recount(before_areas: dict, after_areas: dict, result: dict, buildings) -> 
 
 
 # -- every operation -----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_planner_edits_and_the_draft_stays_exact(client, kind):
@@ -113,7 +126,10 @@ def test_a_planner_edits_and_the_draft_stays_exact(client, kind):
             stored = now[row["code"]]
             assert shapely.geometry.shape(row["geometry"]).equals_exact(stored["geom"], 0)
             assert (row["households"], row["population"], row["locked"]) == (
-                stored["households"], stored["population"], stored["locked"])
+                stored["households"],
+                stored["population"],
+                stored["locked"],
+            )
         # the balance: numbers before and after as stored, leaves recounted from the buildings, parents summed
         for row in result["balance"]:
             assert row["households_after"] == (now[row["code"]]["households"] if row["code"] in now else 0)
@@ -177,11 +193,15 @@ def test_who_may_edit_and_what_is_refused(client, kind):
 
 
 BAD = {
-    "split": (lambda op, a: {**op, "line": {"type": "LineString", "coordinates": [[100.0, 20.0], [100.1, 20.1]]}},
-              "line"),
+    "split": (
+        lambda op, a: {**op, "line": {"type": "LineString", "coordinates": [[100.0, 20.0], [100.1, 20.1]]}},
+        "line",
+    ),
     "merge": (lambda op, a: {**op, "codes": op["codes"][:1]}, "codes"),
-    "move_edge": (lambda op, a: {**op, "line": {"type": "LineString", "coordinates": [[100.0, 20.0], [100.1, 20.1]]}},
-                  "line"),
+    "move_edge": (
+        lambda op, a: {**op, "line": {"type": "LineString", "coordinates": [[100.0, 20.0], [100.1, 20.1]]}},
+        "line",
+    ),
     "move_vertex": (lambda op, a: {**op, "from": [100.0, 20.0]}, "from"),
     "paint": (lambda op, a: {**op, "places": [a["service_centre"]]}, "places"),
     "compound": (lambda op, a: {**op, "to": a["district"]}, "to"),
@@ -202,26 +222,38 @@ def test_bad_input_names_the_field(client, kind):
             continue
     with _sm(client)() as session:
         before = state_of(session, draft)
-        extra = {"service_centre": session.scalar(sa.select(Place.id).where(Place.kind == "service_centre")),
-                 "district": next(a["code"] for a in areas_of(session, draft).values() if a["level"] == "district")}
+        extra = {
+            "service_centre": session.scalar(sa.select(Place.id).where(Place.kind == "service_centre")),
+            "district": next(a["code"] for a in areas_of(session, draft).values() if a["level"] == "district"),
+        }
     make, field = BAD[kind]
     r = _edit(client, draft, make(op, extra))
     assert r.status_code == 422 and r.json()["field"] == field, r.text
     assert r.headers["content-type"] == "application/problem+json"
     r = _edit(client, draft, {**op, "unknown": 1})
     assert r.status_code == 422 and r.json()["field"] == "unknown", r.text
-    missing = _edit(client, draft, {**op, "code": "53011199999999901"} if kind == "split" else
-                    {**op, "to": "53011199999999901"} if kind in ("paint", "compound") else
-                    {**op, "codes": ["53011199999999901", *op.get("codes", [])[1:]]} if "codes" in op else
-                    {**op, "codes": ["53011199999999901"]})
+    missing = _edit(
+        client,
+        draft,
+        {**op, "code": "53011199999999901"}
+        if kind == "split"
+        else {**op, "to": "53011199999999901"}
+        if kind in ("paint", "compound")
+        else {**op, "codes": ["53011199999999901", *op.get("codes", [])[1:]]}
+        if "codes" in op
+        else {**op, "codes": ["53011199999999901"]},
+    )
     assert missing.status_code in (404, 422) and missing.json()["field"] in ("code", "codes", "to"), missing.text
     with _sm(client)() as session:
         assert state_of(session, draft) == before
-    assert client.post(f"/api/v1/generations/{draft}/edits", headers=PLANNER,
-                       json={"op": "teleport"}).json()["field"] == "op"
+    assert (
+        client.post(f"/api/v1/generations/{draft}/edits", headers=PLANNER, json={"op": "teleport"}).json()["field"]
+        == "op"
+    )
 
 
 # -- undo, redo, the log -------------------------------------------------------------------------------------------
+
 
 def test_undo_and_redo_give_back_the_exact_areas(client):
     draft = _draft(client, "撤销")

@@ -31,15 +31,31 @@ from api.main import create_app
 from api.settings import Settings
 from gridmap import accounts, codes, measures, publish, storage
 from gridmap.locate import LocateOptions
-from gridmap.tables import (FINISHED_STATES, Account, Area, Case, CaseEvent, Generation, PartyOrg, PartyOrgArea,
-                            Place, StaffArea)
+from gridmap.tables import (
+    FINISHED_STATES,
+    Account,
+    Area,
+    Case,
+    CaseEvent,
+    Generation,
+    PartyOrg,
+    PartyOrgArea,
+    Place,
+    StaffArea,
+)
 from gridmap.topology import as_multipolygon
 
 PASSWORD = "publish-test-password-2026"
-RATES_OFF = {f"rate_{p}": "off" for p in ("anonymous_intake", "open311_post", "open311_key", "signin_account",
-                                           "signin_address")}
-USERS = {"pub-planner": "planner", "pub-planner2": "planner", "pub-approver": "approver",
-         "pub-approver2": "approver", "pub-admin": "admin"}
+RATES_OFF = {
+    f"rate_{p}": "off" for p in ("anonymous_intake", "open311_post", "open311_key", "signin_account", "signin_address")
+}
+USERS = {
+    "pub-planner": "planner",
+    "pub-planner2": "planner",
+    "pub-approver": "approver",
+    "pub-approver2": "approver",
+    "pub-admin": "admin",
+}
 TODAY = publish.local_today()
 
 
@@ -70,6 +86,7 @@ def world(fresh_db_url):
 
 # -- writing a changed draft directly -------------------------------------------------------------------------------
 
+
 def _areas(s, gen_id, level=None) -> dict[str, Area]:
     q = sa.select(Area).where(Area.generation_id == gen_id)
     if level:
@@ -88,8 +105,9 @@ def _recompute(s, gen_id, parent_ids) -> None:
             children = [a for a in by_id.values() if a.parent_id == pid]
             if not children:
                 continue  # emptied: the caller drops it
-            parent.geom = from_shape(as_multipolygon(shapely.coverage_union_all([to_shape(c.geom) for c in children])),
-                                     srid=4326)
+            parent.geom = from_shape(
+                as_multipolygon(shapely.coverage_union_all([to_shape(c.geom) for c in children])), srid=4326
+            )
             parent.households = sum(c.households for c in children)
             parent.population = sum(c.population for c in children)
             if parent.parent_id:
@@ -108,10 +126,14 @@ def _touching(s, gen_id):
         if sum(1 for x in micro.values() if x.parent_id == a.id) < 2:
             continue
         for b in grids.values():
-            if b.id != a.id and b.parent_id == a.parent_id and \
-                    to_shape(m.geom).intersection(to_shape(b.geom)).length > 1e-4:
-                rest = shapely.union_all([to_shape(x.geom) for x in micro.values()
-                                          if x.parent_id == a.id and x.id != m.id])
+            if (
+                b.id != a.id
+                and b.parent_id == a.parent_id
+                and to_shape(m.geom).intersection(to_shape(b.geom)).length > 1e-4
+            ):
+                rest = shapely.union_all(
+                    [to_shape(x.geom) for x in micro.values() if x.parent_id == a.id and x.id != m.id]
+                )
                 if rest.geom_type == "Polygon":
                     return a, b, m
     raise AssertionError("no micro-grid touches a neighbouring grid")
@@ -131,8 +153,18 @@ def _new_grid(s, gen_id, community: Area, leaves: list[Area]) -> tuple[str, list
     """A new grid (fresh code) in `community` made of `leaves` (re-coded under it)."""
     (code,) = codes.new_codes(s, community.code, "grid", 1, gen_id)
     first = leaves[0]
-    grid = Area(generation_id=gen_id, level="grid", code=code, name=f"新网格{code[-3:]}", parent_id=community.id,
-                is_leaf=False, geom=first.geom, households=0, population=0, area_m2=0.0)
+    grid = Area(
+        generation_id=gen_id,
+        level="grid",
+        code=code,
+        name=f"新网格{code[-3:]}",
+        parent_id=community.id,
+        is_leaf=False,
+        geom=first.geom,
+        households=0,
+        population=0,
+        area_m2=0.0,
+    )
     s.add(grid)
     s.flush()
     old_parents = {leaf.parent_id for leaf in leaves}
@@ -152,8 +184,9 @@ def _merge_grid(s, gen_id, b: Area, into: Area) -> list[str]:
     fresh = codes.new_codes(s, into.code, "microgrid", len(leaves), gen_id)
     for leaf, code in zip(leaves, fresh):
         leaf.parent_id, leaf.code = into.id, code
-    into.geom = from_shape(as_multipolygon(shapely.coverage_union_all([to_shape(into.geom), to_shape(b.geom)])),
-                           srid=4326)
+    into.geom = from_shape(
+        as_multipolygon(shapely.coverage_union_all([to_shape(into.geom), to_shape(b.geom)])), srid=4326
+    )
     into.households += b.households
     into.population += b.population
     s.flush()
@@ -193,19 +226,28 @@ def _post(world, path: str, user: str, body: dict | None = None):
 
 
 def _point_in(geom) -> tuple[float, float]:
-    p = geom.buffer(-0.0002).representative_point() if not geom.buffer(-0.0002).is_empty \
+    p = (
+        geom.buffer(-0.0002).representative_point()
+        if not geom.buffer(-0.0002).is_empty
         else geom.representative_point()
+    )
     return p.x, p.y
 
 
 def _branch_of(s, code, day=TODAY):
-    return s.scalar(sa.select(PartyOrgArea.party_org_id).where(
-        PartyOrgArea.area_code == code,
-        sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= day),
-        sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > day)).order_by(PartyOrgArea.party_org_id))
+    return s.scalar(
+        sa.select(PartyOrgArea.party_org_id)
+        .where(
+            PartyOrgArea.area_code == code,
+            sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= day),
+            sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > day),
+        )
+        .order_by(PartyOrgArea.party_org_id)
+    )
 
 
 # -- the defect: a draft is stored when its 201 arrives ---------------------------------------------------------------
+
 
 def test_a_new_draft_is_found_at_once_by_a_real_server(world):
     """POST /generations answers only after its commit: through a real uvicorn server, a PUT and a GET sent the
@@ -226,8 +268,11 @@ def test_a_new_draft_is_found_at_once_by_a_real_server(world):
                 got = http.get(f"/api/v1/generations/{gen_id}/assignments", headers=headers)
                 assert got.status_code == 200, got.text
                 grid = got.json()["grids"][0]
-                put = http.put(f"/api/v1/generations/{gen_id}/assignments", headers=headers,
-                               json={"area_code": grid["code"], "branch_id": grid["branch"]["id"]})
+                put = http.put(
+                    f"/api/v1/generations/{gen_id}/assignments",
+                    headers=headers,
+                    json={"area_code": grid["code"], "branch_id": grid["branch"]["id"]},
+                )
                 assert put.status_code == 200, put.text
                 assert put.json()["planned"] is True
     finally:
@@ -236,6 +281,7 @@ def test_a_new_draft_is_found_at_once_by_a_real_server(world):
 
 
 # -- impact against a brute-force recount ---------------------------------------------------------------------------
+
 
 def _covering(shapes: dict, x: float, y: float) -> str | None:
     point = shapely.Point(x, y)
@@ -251,11 +297,16 @@ def _placed(shapes: dict, case) -> str | None:
     hit = _covering(shapes, case.lon, case.lat)
     if hit is not None:
         return hit
-    local = pyproj.Transformer.from_crs(4326, pyproj.CRS.from_proj4(
-        f"+proj=aeqd +lon_0={case.lon} +lat_0={case.lat} +units=m"), always_xy=True).transform
-    near = sorted((shapely.transform(geom, lambda c: np.column_stack(local(c[:, 0], c[:, 1]))).distance(
-        shapely.Point(0, 0)), code)
-                  for code, geom in shapes.items())
+    local = pyproj.Transformer.from_crs(
+        4326, pyproj.CRS.from_proj4(f"+proj=aeqd +lon_0={case.lon} +lat_0={case.lat} +units=m"), always_xy=True
+    ).transform
+    near = sorted(
+        (
+            shapely.transform(geom, lambda c: np.column_stack(local(c[:, 0], c[:, 1]))).distance(shapely.Point(0, 0)),
+            code,
+        )
+        for code, geom in shapes.items()
+    )
     return near[0][1] if near and near[0][0] <= LocateOptions().nearest_m else None
 
 
@@ -271,13 +322,25 @@ def _brute_force(s, active_id: int, draft_id: int) -> dict:
     for code in old:
         branch = _branch_of(s, code)
         members[code] = s.get(PartyOrg, branch).member_count if branch else 0
-    out = {c: {"in": {"buildings": 0, "compounds": 0, "households": 0, "population": [], "party_members": []},
-               "out": {"buildings": 0, "compounds": 0, "households": 0, "population": [], "party_members": []},
-               "households_before": 0, "households_after": 0, "open_in": set(), "open_out": set(),
-               "recorded": 0, "in_old_outline": 0, "in_new_outline": 0} for c in changed}
+    out = {
+        c: {
+            "in": {"buildings": 0, "compounds": 0, "households": 0, "population": [], "party_members": []},
+            "out": {"buildings": 0, "compounds": 0, "households": 0, "population": [], "party_members": []},
+            "households_before": 0,
+            "households_after": 0,
+            "open_in": set(),
+            "open_out": set(),
+            "recorded": 0,
+            "in_old_outline": 0,
+            "in_new_outline": 0,
+        }
+        for c in changed
+    }
     buildings = [(to_shape(p.geom), p.households) for p in s.scalars(sa.select(Place).where(Place.kind == "building"))]
-    located = [(_covering(old, g.x, g.y), _covering(new, g.x, g.y), _covering(old_micro_shapes, g.x, g.y), hh)
-               for g, hh in buildings]
+    located = [
+        (_covering(old, g.x, g.y), _covering(new, g.x, g.y), _covering(old_micro_shapes, g.x, g.y), hh)
+        for g, hh in buildings
+    ]
     grid_hh: dict[str, int] = {}
     for og, _, _, hh in located:
         grid_hh[og] = grid_hh.get(og, 0) + hh
@@ -338,16 +401,19 @@ def _check_impact_against_brute_force(world, draft_id: int) -> dict:
         want = expected[g["code"]]
         assert g["moved_in"] == want["in"], g["code"]
         assert g["moved_out"] == want["out"], g["code"]
-        assert (g["households_before"], g["households_after"]) == (want["households_before"],
-                                                                   want["households_after"])
+        assert (g["households_before"], g["households_after"]) == (want["households_before"], want["households_after"])
         assert {c["id"] for c in g["open_cases_in"]} == want["open_in"]
         assert {c["id"] for c in g["open_cases_out"]} == want["open_out"]
-        assert g["historical_cases"] == {"recorded": want["recorded"], "in_old_outline": want["in_old_outline"],
-                                         "in_new_outline": want["in_new_outline"]}
+        assert g["historical_cases"] == {
+            "recorded": want["recorded"],
+            "in_old_outline": want["in_old_outline"],
+            "in_new_outline": want["in_new_outline"],
+        }
     return body
 
 
 # -- the workflow ---------------------------------------------------------------------------------------------------
+
 
 def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_was(world):
     client, tokens, sm = world["client"], world["tokens"], world["sm"]
@@ -357,16 +423,24 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
         a_code, b_code, m_code = a.code, b.code, m.code
         m_shape = to_shape(m.geom)
         new_m = _move_leaf(s, draft, m, b)
-        a_worker = s.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == a_code,
-                                                                StaffArea.role == "fulltime_worker"))
-        b_worker = s.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == b_code,
-                                                                StaffArea.role == "fulltime_worker"))
+        a_worker = s.scalar(
+            sa.select(StaffArea.staff_id).where(StaffArea.area_code == a_code, StaffArea.role == "fulltime_worker")
+        )
+        b_worker = s.scalar(
+            sa.select(StaffArea.staff_id).where(StaffArea.area_code == b_code, StaffArea.role == "fulltime_worker")
+        )
         a_branch, b_branch = _branch_of(s, a_code), _branch_of(s, b_code)
     assert a_worker != b_worker and a_branch != b_branch
     # two open cases and a closed one in the micro-grid that moves, filed and routed by intake to A's worker
     x, y = _point_in(m_shape)
-    made = [client.post("/api/v1/cases", headers=tokens["pub-dispatcher"],
-                        json={"title": f"划转测试{i}", "lon": x, "lat": y, "category": "E0101"}) for i in range(3)]
+    made = [
+        client.post(
+            "/api/v1/cases",
+            headers=tokens["pub-dispatcher"],
+            json={"title": f"划转测试{i}", "lon": x, "lat": y, "category": "E0101"},
+        )
+        for i in range(3)
+    ]
     assert all(r.status_code == 201 for r in made), [r.text for r in made]
     ids = [r.json()["id"] for r in made]
     assert {r.json()["grid_code"] for r in made} == {a_code}
@@ -382,14 +456,22 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
     assert moving[ids[0]]["holder"]["kind"] == "worker" and moving[ids[0]]["holder"]["id"] == a_worker
 
     # only an approver approves, and only what was submitted
-    assert _post(world, f"/api/v1/generations/{draft}/approve", "pub-approver",
-                 {"effective_from": TODAY.isoformat()}).status_code == 409
+    assert (
+        _post(
+            world, f"/api/v1/generations/{draft}/approve", "pub-approver", {"effective_from": TODAY.isoformat()}
+        ).status_code
+        == 409
+    )
     assert _post(world, f"/api/v1/generations/{draft}/submit", "pub-approver").status_code == 403
     submitted = _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner")
     assert submitted.status_code == 200, submitted.text
     assert submitted.json()["generation"]["status"] == "submitted"
-    assert _post(world, f"/api/v1/generations/{draft}/approve", "pub-planner2",
-                 {"effective_from": TODAY.isoformat()}).status_code == 403  # a planner is no approver
+    assert (
+        _post(
+            world, f"/api/v1/generations/{draft}/approve", "pub-planner2", {"effective_from": TODAY.isoformat()}
+        ).status_code
+        == 403
+    )  # a planner is no approver
     day = TODAY - dt.timedelta(days=30)
     approved = _post(world, f"/api/v1/generations/{draft}/approve", "pub-approver", {"effective_from": day.isoformat()})
     assert approved.status_code == 200, approved.text
@@ -406,16 +488,18 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
             case = s.get(Case, cid)
             assert (case.grid_code, case.microgrid_code, case.generation_id) == (b_code, new_m, draft)
             assert case.assignee_id == b_worker and case.branch_id == b_branch
-            (event,) = s.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == cid,
-                                                           CaseEvent.action == "boundary_change")).all()
+            (event,) = s.scalars(
+                sa.select(CaseEvent).where(CaseEvent.case_id == cid, CaseEvent.action == "boundary_change")
+            ).all()
             assert event.detail["from"]["grid"] == a_code and event.detail["to"]["grid"] == b_code
             assert event.detail["from"]["microgrid"] == m_code and event.detail["to"]["microgrid"] == new_m
             assert event.detail["from"]["grid_name"] and event.detail["to"]["grid_name"]
             assert event.detail["assignee_id"] == {"from": a_worker, "to": b_worker, "rule": "territory_first"}
         kept = s.get(Case, ids[2])
         assert (kept.grid_code, kept.microgrid_code, kept.assignee_id) == (a_code, m_code, a_worker)
-        assert not s.scalar(sa.select(sa.func.count()).where(CaseEvent.case_id == ids[2],
-                                                             CaseEvent.action == "boundary_change"))
+        assert not s.scalar(
+            sa.select(sa.func.count()).where(CaseEvent.case_id == ids[2], CaseEvent.action == "boundary_change")
+        )
         # the micro-grid kept its outline under a new code: its building group and building head came along
         group = s.scalars(sa.select(PartyOrgArea).where(PartyOrgArea.area_code == m_code)).one()
         assert group.valid_to == day
@@ -423,8 +507,9 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
         assert s.scalar(sa.select(StaffArea.role).where(StaffArea.area_code == new_m)) == "building_head"
         assert not s.scalar(sa.select(sa.func.count()).where(StaffArea.area_code == m_code))
         # the buildings of the micro-grid take its new code
-        inside = [p for p in s.scalars(sa.select(Place).where(Place.kind == "building"))
-                  if m_shape.covers(to_shape(p.geom))]
+        inside = [
+            p for p in s.scalars(sa.select(Place).where(Place.kind == "building")) if m_shape.covers(to_shape(p.geom))
+        ]
         assert inside and {p.area_code for p in inside} == {new_m}
         # measures over a period spanning the change count each case where it was at the time: all three were
         # received in A (the moved ones' boundary_change events say so), though two are in B now
@@ -435,11 +520,19 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
         _, table = measures.measures(s, "grid", since=since, until=until)
         rows = table.set_index("key")
         received = {code: int(rows.loc[code, "received"]) for code in (a_code, b_code)}
-        by_area = {code: measures.area_measures(s, code, since=since, until=until)[1]["received"]
-                   for code in (a_code, b_code)}
-        others = s.scalar(sa.select(sa.func.count()).select_from(Case).where(
-            Case.reported_at >= since, Case.reported_at < until, Case.id.not_in(ids),
-            Case.grid_code.in_([a_code, b_code])))
+        by_area = {
+            code: measures.area_measures(s, code, since=since, until=until)[1]["received"] for code in (a_code, b_code)
+        }
+        others = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(Case)
+            .where(
+                Case.reported_at >= since,
+                Case.reported_at < until,
+                Case.id.not_in(ids),
+                Case.grid_code.in_([a_code, b_code]),
+            )
+        )
         assert received[a_code] + received[b_code] == 3 + others
         assert received == by_area
         assert received[a_code] >= 3  # the moved cases count in A, where they were received
@@ -459,8 +552,9 @@ def test_the_submitter_or_creator_may_not_approve_even_as_approver(world):
     changed = client.patch(f"/api/v1/accounts/{account_id}", headers=tokens["pub-admin"], json={"role": "approver"})
     assert changed.status_code == 200, changed.text
     as_approver = _token(client, "pub-planner2")
-    refused = client.post(f"/api/v1/generations/{draft}/approve", headers=as_approver,
-                          json={"effective_from": TODAY.isoformat()})
+    refused = client.post(
+        f"/api/v1/generations/{draft}/approve", headers=as_approver, json={"effective_from": TODAY.isoformat()}
+    )
     assert refused.status_code == 403, refused.text
     problem = refused.json()
     assert problem["field"] == "approver" and problem["detail"].startswith("审批人不能是本草稿的提交人")
@@ -521,8 +615,9 @@ def test_a_merged_grid_keeps_one_branch_and_marks_the_other_for_merging(world):
         assert _branch_of(s, b_code, day - dt.timedelta(days=1)) == b_branch and _branch_of(s, b_code, day) is None
         assert not s.scalar(sa.select(sa.func.count()).where(StaffArea.area_code == b_code))
         # no open case is left in the retired grid
-        assert not s.scalar(sa.select(sa.func.count()).where(Case.grid_code == b_code,
-                                                             Case.state.not_in(FINISHED_STATES)))
+        assert not s.scalar(
+            sa.select(sa.func.count()).where(Case.grid_code == b_code, Case.state.not_in(FINISHED_STATES))
+        )
 
 
 def test_the_operator_activates_directly_from_the_cli(world, capsys):
@@ -548,8 +643,15 @@ def test_the_operator_activates_directly_from_the_cli(world, capsys):
         a, b, m = _touching(s, draft)
         x, y = _point_in(to_shape(m.geom))
         b_code, new_m = b.code, _move_leaf(s, draft, m, b)
-    case = world["client"].post("/api/v1/cases", headers=world["tokens"]["pub-dispatcher"],
-                                json={"title": "命令行测试", "lon": x, "lat": y, "category": "E0101"}).json()
+    case = (
+        world["client"]
+        .post(
+            "/api/v1/cases",
+            headers=world["tokens"]["pub-dispatcher"],
+            json={"title": "命令行测试", "lon": x, "lat": y, "category": "E0101"},
+        )
+        .json()
+    )
     assert main(["--database", url, "boundaries", "activate", str(draft), "--date", day.isoformat()]) == 0
     done = json.loads(capsys.readouterr().out)
     assert done["generation_id"] == draft and done["effective_from"] == day.isoformat() and done["cases_relocated"] >= 1
@@ -557,8 +659,12 @@ def test_the_operator_activates_directly_from_the_cli(world, capsys):
         assert s.get(Generation, draft).status == "active"
         moved = s.get(Case, case["id"])
         assert (moved.grid_code, moved.microgrid_code) == (b_code, new_m)
-        assert s.scalar(sa.select(CaseEvent.actor).where(CaseEvent.case_id == case["id"],
-                                                         CaseEvent.action == "boundary_change")) == "cli"
+        assert (
+            s.scalar(
+                sa.select(CaseEvent.actor).where(CaseEvent.case_id == case["id"], CaseEvent.action == "boundary_change")
+            )
+            == "cli"
+        )
     assert main(["--database", url, "boundaries", "publish-due"]) == 0
     assert json.loads(capsys.readouterr().out) == {"activated": []}
     world["client"].app.state.reload_index()
@@ -573,44 +679,68 @@ def test_a_new_grid_needs_a_branch_and_a_scheduled_activation_survives_a_restart
         community = s.get(Area, a.parent_id)
         m_shape = to_shape(m.geom)
         new_grid, (new_m,) = _new_grid(s, draft, community, [m])
-        spare = s.scalar(sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch", PartyOrg.merge_into_id.is_not(None)))
-        free_branch = s.scalar(sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch",
-                                                            PartyOrg.merge_into_id.is_(None)).order_by(PartyOrg.id.desc()))
-        worker = s.scalar(sa.select(StaffArea.staff_id).where(StaffArea.area_code == a_code,
-                                                              StaffArea.role == "fulltime_worker"))
+        spare = s.scalar(
+            sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch", PartyOrg.merge_into_id.is_not(None))
+        )
+        free_branch = s.scalar(
+            sa.select(PartyOrg.id)
+            .where(PartyOrg.kind == "grid_branch", PartyOrg.merge_into_id.is_(None))
+            .order_by(PartyOrg.id.desc())
+        )
+        worker = s.scalar(
+            sa.select(StaffArea.staff_id).where(StaffArea.area_code == a_code, StaffArea.role == "fulltime_worker")
+        )
         committee = s.scalar(sa.select(PartyOrg.id).where(PartyOrg.kind == "community_committee").limit(1))
     x, y = _point_in(m_shape)
-    case = client.post("/api/v1/cases", headers=tokens["pub-dispatcher"],
-                       json={"title": "新网格测试", "lon": x, "lat": y, "category": "E0101"})
+    case = client.post(
+        "/api/v1/cases",
+        headers=tokens["pub-dispatcher"],
+        json={"title": "新网格测试", "lon": x, "lat": y, "category": "E0101"},
+    )
     assert case.status_code == 201 and case.json()["grid_code"] == a_code
     case_id = case.json()["id"]
 
     plan = client.get(f"/api/v1/generations/{draft}/assignments", headers=tokens["pub-planner"]).json()
     assert plan["missing"] == [new_grid]
     assert next(g for g in plan["grids"] if g["code"] == new_grid) == {
-        "code": new_grid, "name": f"新网格{new_grid[-3:]}", "new": True, "recoded_from": None, "planned": False,
-        "branch": None, "staff": []}
+        "code": new_grid,
+        "name": f"新网格{new_grid[-3:]}",
+        "new": True,
+        "recoded_from": None,
+        "planned": False,
+        "branch": None,
+        "staff": [],
+    }
     refused = _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner")
     assert refused.status_code == 409 and refused.json()["field"] == "assignments"
     assert new_grid in refused.json()["detail"] and refused.json()["detail"].startswith("人员分配：网格")
     # a branch marked for merging cannot be given; a grid branch that serves another grid breaks 1:1
     put = f"/api/v1/generations/{draft}/assignments"
-    assert client.put(put, headers=tokens["pub-planner"], json={"area_code": new_grid, "branch_id": spare}
-                      ).status_code == 422
-    assert client.put(put, headers=tokens["pub-planner"], json={"area_code": new_grid, "branch_id": committee}
-                      ).status_code == 422  # a community committee is no grid branch
+    assert (
+        client.put(put, headers=tokens["pub-planner"], json={"area_code": new_grid, "branch_id": spare}).status_code
+        == 422
+    )
+    assert (
+        client.put(put, headers=tokens["pub-planner"], json={"area_code": new_grid, "branch_id": committee}).status_code
+        == 422
+    )  # a community committee is no grid branch
     shared = client.put(put, headers=tokens["pub-planner"], json={"area_code": new_grid, "branch_id": free_branch})
     assert shared.status_code == 200
     assert _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner").json()["field"] == "assignments"
     # the planner takes the branch of the merged-away grid back into service (its mark is cleared by an admin)
     with storage.session_scope(sm) as s:
         s.get(PartyOrg, spare).merge_into_id = None
-    assigned = client.put(put, headers=tokens["pub-planner"], json={
-        "area_code": new_grid, "branch_id": spare, "staff": [{"staff_id": worker, "role": "fulltime_worker"}]})
+    assigned = client.put(
+        put,
+        headers=tokens["pub-planner"],
+        json={"area_code": new_grid, "branch_id": spare, "staff": [{"staff_id": worker, "role": "fulltime_worker"}]},
+    )
     assert assigned.status_code == 200, assigned.text
     assert assigned.json()["branch"]["id"] == spare and assigned.json()["staff"][0]["id"] == worker
-    assert client.put(put, headers=tokens["pub-approver"],
-                      json={"area_code": new_grid, "branch_id": spare}).status_code == 403
+    assert (
+        client.put(put, headers=tokens["pub-approver"], json={"area_code": new_grid, "branch_id": spare}).status_code
+        == 403
+    )
     assert _post(world, f"/api/v1/generations/{draft}/submit", "pub-planner").status_code == 200
 
     # approved for tomorrow: scheduled, nothing changes yet
@@ -629,7 +759,12 @@ def test_a_new_grid_needs_a_branch_and_a_scheduled_activation_survives_a_restart
     with TestClient(create_app(_settings(url))) as restarted:
         with restarted.app.state.sessionmaker() as s:
             assert s.get(Generation, draft).status == "approved"
-        assert restarted.get("/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y}).json()["grid"]["code"] == a_code
+        assert (
+            restarted.get("/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y}).json()[
+                "grid"
+            ]["code"]
+            == a_code
+        )
     monkeypatch.setattr(publish, "now", lambda: at_local(tomorrow, 0, 0, 1))
     with TestClient(create_app(_settings(url))) as restarted:
         with restarted.app.state.sessionmaker() as s:
@@ -638,18 +773,30 @@ def test_a_new_grid_needs_a_branch_and_a_scheduled_activation_survives_a_restart
             moved = s.get(Case, case_id)
             assert (moved.grid_code, moved.microgrid_code) == (new_grid, new_m)
             assert moved.branch_id == spare and moved.assignee_id == worker  # the worker serves the new grid
-            (event,) = s.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case_id,
-                                                           CaseEvent.action == "boundary_change")).all()
+            (event,) = s.scalars(
+                sa.select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.action == "boundary_change")
+            ).all()
             assert event.actor == "system" and event.detail["to"]["grid"] == new_grid
             assert "assignee_id" not in event.detail
             assert _branch_of(s, new_grid, tomorrow) == spare and _branch_of(s, new_grid, TODAY) is None
         # it takes effect: locate answers with the new grid and, on its day, its branch and staff
-        now = restarted.get("/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y, "as_of": tomorrow.isoformat()}).json()
+        now = restarted.get(
+            "/api/v1/locate",
+            headers=tokens["pub-dispatcher"],
+            params={"lon": x, "lat": y, "as_of": tomorrow.isoformat()},
+        ).json()
         assert now["grid"]["code"] == new_grid and now["generation_id"] == draft
         assert now["branch"]["id"] == spare and [p["id"] for p in now["staff"]] == [worker]
-        then = restarted.get("/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y, "as_of": TODAY.isoformat()}).json()
+        then = restarted.get(
+            "/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y, "as_of": TODAY.isoformat()}
+        ).json()
         assert then["grid"]["code"] == a_code
-        assert restarted.get("/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y}).json()["grid"]["code"] == new_grid
+        assert (
+            restarted.get("/api/v1/locate", headers=tokens["pub-dispatcher"], params={"lon": x, "lat": y}).json()[
+                "grid"
+            ]["code"]
+            == new_grid
+        )
     client.app.state.reload_index()
 
 
@@ -668,14 +815,20 @@ def test_due_activation_runs_once_across_workers(world, monkeypatch):
         old_code, branch = other.code, _branch_of(s, other.code)
         recoded = _recode_grid(s, draft, other)
     # a grid only re-coded (same outline) keeps its branch: nothing to plan for it
-    plan = world["client"].get(f"/api/v1/generations/{draft}/assignments",
-                               headers=world["tokens"]["pub-planner"]).json()
+    plan = (
+        world["client"].get(f"/api/v1/generations/{draft}/assignments", headers=world["tokens"]["pub-planner"]).json()
+    )
     row = next(g for g in plan["grids"] if g["code"] == recoded)
     assert row["new"] and row["recoded_from"] == old_code and row["branch"]["id"] == branch and row["staff"]
     assert plan["missing"] == []
     with storage.session_scope(sm) as s:
-        s.execute(sa.update(Generation).where(Generation.id == draft).values(
-            status="approved", effective_from=start + dt.timedelta(days=1), submitted_by="a998", approved_by="a997"))
+        s.execute(
+            sa.update(Generation)
+            .where(Generation.id == draft)
+            .values(
+                status="approved", effective_from=start + dt.timedelta(days=1), submitted_by="a998", approved_by="a997"
+            )
+        )
     due = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(0, 0, 1), publish.LOCAL_TZ)
     results, barrier = [], threading.Barrier(2)
 
@@ -695,9 +848,11 @@ def test_due_activation_runs_once_across_workers(world, monkeypatch):
     assert sorted(map(str, results)).count(str([draft])) == 1, results
     with sm() as s:
         assert s.get(Generation, draft).status == "active"
-        events = s.execute(sa.select(CaseEvent.case_id, sa.func.count()).where(
-            CaseEvent.action == "boundary_change", CaseEvent.detail["generation_id"].as_integer() == draft)
-            .group_by(CaseEvent.case_id)).all()
+        events = s.execute(
+            sa.select(CaseEvent.case_id, sa.func.count())
+            .where(CaseEvent.action == "boundary_change", CaseEvent.detail["generation_id"].as_integer() == draft)
+            .group_by(CaseEvent.case_id)
+        ).all()
         assert all(n == 1 for _, n in events)
         day = start + dt.timedelta(days=1)
         assert _branch_of(s, recoded, day) == branch and _branch_of(s, old_code, day) is None
@@ -730,8 +885,11 @@ def test_a_scheduled_generation_overtaken_by_another_goes_back_to_the_approvers(
     with sm() as s:
         gen = s.get(Generation, first)
         assert gen.status == "submitted" and gen.effective_from is None and gen.approved_by is None
-        entry = s.scalars(sa.select(AuditEntry).where(AuditEntry.action == "publish_failed",
-                                                      AuditEntry.target == f"generation:{first}")).one()
+        entry = s.scalars(
+            sa.select(AuditEntry).where(
+                AuditEntry.action == "publish_failed", AuditEntry.target == f"generation:{first}"
+            )
+        ).one()
         assert f"generation {second} is active now" in entry.detail["reason"]
         assert s.scalar(sa.select(Generation.status).where(Generation.id == second)) == "active"
     with storage.session_scope(sm) as s:

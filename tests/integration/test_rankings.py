@@ -66,22 +66,37 @@ def test_order_best_first_and_the_target_line(session):
 def test_workers_counted_one_by_one(session):
     community = _areas(session, "community")[0]
     got = rankings.ranking(session, community.code, "received", "workers", since=SINCE, until=UNTIL)
-    serving = set(session.scalars(sa.select(StaffArea.staff_id).where(
-        StaffArea.area_code.startswith(community.code), StaffArea.role.in_(rankings.WORKER_ROLES))))
+    serving = set(
+        session.scalars(
+            sa.select(StaffArea.staff_id).where(
+                StaffArea.area_code.startswith(community.code), StaffArea.role.in_(rankings.WORKER_ROLES)
+            )
+        )
+    )
     assert {i["staff_id"] for i in got["items"]} == serving
     due = rankings.ranking(session, community.code, "closure_rate", "workers", since=SINCE, until=UNTIL)
     due = {i["staff_id"]: i for i in due["items"]}
     assert any(i["value"] for i in got["items"])
     for item in got["items"]:
         mine = [Case.assignee_id == item["staff_id"], Case.grid_code.startswith(community.code)]
-        received = session.scalar(sa.select(sa.func.count()).select_from(Case).where(
-            *mine, Case.reported_at >= SINCE, Case.reported_at < UNTIL))
+        received = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Case)
+            .where(*mine, Case.reported_at >= SINCE, Case.reported_at < UNTIL)
+        )
         assert item["value"] == received
-        cohort = [*mine, Case.due_at >= SINCE, Case.due_at < UNTIL,
-                  Case.state.not_in(("rejected", "voided", "merged", "suspended"))]
+        cohort = [
+            *mine,
+            Case.due_at >= SINCE,
+            Case.due_at < UNTIL,
+            Case.state.not_in(("rejected", "voided", "merged", "suspended")),
+        ]
         active = session.scalar(sa.select(sa.func.count()).select_from(Case).where(*cohort))
-        closed = session.scalar(sa.select(sa.func.count()).select_from(Case).where(
-            *cohort, Case.state == "closed", Case.closed_at.is_not(None)))
+        closed = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Case)
+            .where(*cohort, Case.state == "closed", Case.closed_at.is_not(None))
+        )
         d = due[item["staff_id"]]
         assert (d["numerator"], d["denominator"]) == (closed, active)
         assert d["value"] == (round(closed / active, 4) if active else None)
@@ -113,22 +128,33 @@ def test_the_route_answers_typed_and_within_the_callers_areas(client, session):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["target"] == 0.9 and body["measure_zh"] == "按期结案率" and body["items"]
-    assert set(body["items"][0]) == {"code", "staff_id", "name", "value", "numerator", "denominator",
-                                     "meets_target"}
+    assert set(body["items"][0]) == {"code", "staff_id", "name", "value", "numerator", "denominator", "meets_target"}
     r = client.get(f"/api/v1/areas/{other}/ranking", params=params, headers=as_manager)
     assert r.status_code == 404 and r.json()["field"] == "code"
     district = _areas(session, "district")[0].code
     assert client.get(f"/api/v1/areas/{district}/ranking", params=params, headers=as_manager).status_code == 404
-    assert client.get(f"/api/v1/areas/{own}/ranking", params=params,
-                      headers={"X-Role": "worker", "X-Areas": own}).status_code == 403
+    assert (
+        client.get(
+            f"/api/v1/areas/{own}/ranking", params=params, headers={"X-Role": "worker", "X-Areas": own}
+        ).status_code
+        == 403
+    )
     # workers: a manager of one grid sees only the workers whose every area here is that grid
     grid = _areas(session, "grid", own)[0].code
     community = grid[:12]
     everyone = client.get(f"/api/v1/areas/{community}/ranking", params={**params, "by": "workers"}).json()
-    mine = client.get(f"/api/v1/areas/{grid}/ranking", params={**params, "by": "workers"},
-                      headers={"X-Role": "manager", "X-Areas": grid}).json()
-    in_grid = set(session.scalars(sa.select(StaffArea.staff_id).where(StaffArea.area_code.startswith(grid),
-                                                                       StaffArea.role.in_(rankings.WORKER_ROLES))))
+    mine = client.get(
+        f"/api/v1/areas/{grid}/ranking",
+        params={**params, "by": "workers"},
+        headers={"X-Role": "manager", "X-Areas": grid},
+    ).json()
+    in_grid = set(
+        session.scalars(
+            sa.select(StaffArea.staff_id).where(
+                StaffArea.area_code.startswith(grid), StaffArea.role.in_(rankings.WORKER_ROLES)
+            )
+        )
+    )
     assert {i["staff_id"] for i in mine["items"]} <= in_grid
     assert len(everyone["items"]) > len(mine["items"]) > 0
     for query, field in (("measure=speed", "measure"), ("by=streets", "by"), ("limit=0", "limit")):
@@ -137,6 +163,7 @@ def test_the_route_answers_typed_and_within_the_callers_areas(client, session):
 
 
 # -- the case list as a spreadsheet --------------------------------------------------------------------------------
+
 
 def test_the_case_list_export_holds_the_listed_cases_in_chinese(client, session):
     import csv
@@ -159,9 +186,14 @@ def test_the_case_list_export_holds_the_listed_cases_in_chinese(client, session)
     by_number = {i["number"]: i for i in listed["items"]}
     for row in rows:
         if row["编号"] in by_number and by_number[row["编号"]].get("overdue_by_s"):
-            assert float(row["超期时长（小时）"]) == pytest.approx(by_number[row["编号"]]["overdue_by_s"] / 3600, abs=0.2)
-    r = client.get("/api/v1/exports/cases", params={"area": own, "state": "overdue", "format": "xlsx",
-                                                    "lang": "en"}, headers=manager)
+            assert float(row["超期时长（小时）"]) == pytest.approx(
+                by_number[row["编号"]]["overdue_by_s"] / 3600, abs=0.2
+            )
+    r = client.get(
+        "/api/v1/exports/cases",
+        params={"area": own, "state": "overdue", "format": "xlsx", "lang": "en"},
+        headers=manager,
+    )
     sheet = openpyxl.load_workbook(io.BytesIO(r.content)).active
     assert [c.value for c in sheet[1]] == [en for _, _, en in case_export.COLUMNS]
     overdue = client.get("/api/v1/cases", params={"area": own, "state": "overdue", "limit": 1}, headers=manager)

@@ -53,8 +53,13 @@ def point(db_url):
 
 
 def case_body(point, run: str, i: int) -> dict:
-    return {"title": "限流测试", "lon": point[0], "lat": point[1], "category": "E0101",
-            "description": f"ratelimit {run}-{i}"}
+    return {
+        "title": "限流测试",
+        "lon": point[0],
+        "lat": point[1],
+        "category": "E0101",
+        "description": f"ratelimit {run}-{i}",
+    }
 
 
 def count_cases(db_url: str, run: str) -> int:
@@ -90,8 +95,9 @@ def test_a_burst_over_the_anonymous_limit_gets_429_until_the_window_passes(db_ur
         assert client.post("/api/v1/cases", json=case_body(point, run, 7)).status_code == 201  # one token back
         assert client.post("/api/v1/cases", json=case_body(point, run, 8)).status_code == 429
         clock.now += 60
-        assert [client.post("/api/v1/cases", json=case_body(point, run, 10 + i)).status_code
-                for i in range(6)] == [201] * 5 + [429]  # the whole burst back, and no more
+        assert [client.post("/api/v1/cases", json=case_body(point, run, 10 + i)).status_code for i in range(6)] == [
+            201
+        ] * 5 + [429]  # the whole burst back, and no more
         assert count_cases(db_url, run) == 11
         # the other endpoints are not limited by it
         assert client.get("/api/v1/categories").status_code == 200
@@ -169,10 +175,10 @@ def test_a_flood_of_41_per_second_meets_the_default_limit_and_an_honest_burst_do
 
 def test_open311_post_is_limited_per_api_key_and_per_address(db_url):
     clock = Clock()
-    app = make_app(db_url, clock, open311_api_keys="key-a,key-b", rate_open311_post="6/60",
-                   rate_open311_key="3/60")
+    app = make_app(db_url, clock, open311_api_keys="key-a,key-b", rate_open311_post="6/60", rate_open311_key="3/60")
     form = {"service_code": "NO-SUCH-SERVICE", "lat": "24.9", "long": "102.8"}
     with TestClient(app, client=("192.0.2.31", 40000)) as client:
+
         def post(key):
             return client.post("/open311/v2/requests.json", data={**form, "api_key": key})
 

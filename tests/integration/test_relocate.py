@@ -47,17 +47,30 @@ def world(fresh_db_url):
         draft = create_draft(s, "relocate test").id
         areas = {a.code: a for a in s.scalars(sa.select(Area).where(Area.generation_id == draft))}
         counts = dict(s.execute(sa.select(Case.microgrid_code, sa.func.count()).group_by(Case.microgrid_code)).all())
-        open_ = dict(s.execute(sa.select(Case.microgrid_code, sa.func.count()).where(
-            Case.state.not_in(FINISHED_STATES)).group_by(Case.microgrid_code)).all())
+        open_ = dict(
+            s.execute(
+                sa.select(Case.microgrid_code, sa.func.count())
+                .where(Case.state.not_in(FINISHED_STATES))
+                .group_by(Case.microgrid_code)
+            ).all()
+        )
         # the micro-grid with the most cases among those holding an open case (publishing will move it)
-        micro = sorted((a for a in areas.values() if a.level == "microgrid"),
-                       key=lambda a: (not open_.get(a.code), -counts.get(a.code, 0), a.code))
+        micro = sorted(
+            (a for a in areas.values() if a.level == "microgrid"),
+            key=lambda a: (not open_.get(a.code), -counts.get(a.code, 0), a.code),
+        )
         by_id = {a.id: a for a in areas.values()}
         for m in micro:
             grid_a = by_id[m.parent_id]
             shape = to_shape(m.geom)
-            grid_b = next((g for g in areas.values() if g.level == "grid" and g.id != grid_a.id
-                           and shape.intersection(to_shape(g.geom)).length > 1e-4), None)
+            grid_b = next(
+                (
+                    g
+                    for g in areas.values()
+                    if g.level == "grid" and g.id != grid_a.id and shape.intersection(to_shape(g.geom)).length > 1e-4
+                ),
+                None,
+            )
             if grid_b is not None and counts.get(m.code, 0) >= 3 and open_.get(m.code):
                 break
         else:
@@ -66,10 +79,14 @@ def world(fresh_db_url):
         (new_code,) = codes.new_codes(s, grid_b.code, "microgrid", 1, draft)
         m.parent_id, m.code = grid_b.id, new_code
         # a closed case a dispatcher put in a grid its point is not in (another leaf of the same draft)
-        chosen_leaf = next(a for a in micro if a.code not in (old_code, new_code) and by_id[a.parent_id].id
-                           not in (grid_a.id, grid_b.id))
-        case = s.scalars(sa.select(Case).where(Case.state == "closed", Case.microgrid_code != old_code)
-                         .order_by(Case.id).limit(1)).one()
+        chosen_leaf = next(
+            a
+            for a in micro
+            if a.code not in (old_code, new_code) and by_id[a.parent_id].id not in (grid_a.id, grid_b.id)
+        )
+        case = s.scalars(
+            sa.select(Case).where(Case.state == "closed", Case.microgrid_code != old_code).order_by(Case.id).limit(1)
+        ).one()
         case.locate_flags = ["grid_chosen"]
         case.microgrid_code = chosen_leaf.code
         case.grid_code = by_id[chosen_leaf.parent_id].code
@@ -78,9 +95,18 @@ def world(fresh_db_url):
         s.flush()
         moved_ids = set(s.scalars(sa.select(Case.id).where(Case.microgrid_code == old_code)))
     engine.dispose()
-    return {"url": fresh_db_url, "active": active, "draft": draft, "old": old_code, "new": new_code,
-            "grid_a": grid_a.code, "grid_b": grid_b.code, "moved_ids": moved_ids, "chosen": chosen,
-            "shape": shape}
+    return {
+        "url": fresh_db_url,
+        "active": active,
+        "draft": draft,
+        "old": old_code,
+        "new": new_code,
+        "grid_a": grid_a.code,
+        "grid_b": grid_b.code,
+        "moved_ids": moved_ids,
+        "chosen": chosen,
+        "shape": shape,
+    }
 
 
 def test_placement_is_publishings_rule(world):
@@ -88,8 +114,11 @@ def test_placement_is_publishings_rule(world):
     engine = storage.make_engine(world["url"])
     with storage.make_sessionmaker(engine)() as s:
         index = load_index(s, world["draft"])
-        rows = s.execute(sa.select(Case.lon, Case.lat, Case.locate_flags, Case.grid_code, Case.microgrid_code)
-                         .where(Case.lon.is_not(None)).order_by(Case.id)).all()
+        rows = s.execute(
+            sa.select(Case.lon, Case.lat, Case.locate_flags, Case.grid_code, Case.microgrid_code)
+            .where(Case.lon.is_not(None))
+            .order_by(Case.id)
+        ).all()
     engine.dispose()
     lon = np.array([r.lon for r in rows])
     lat = np.array([r.lat for r in rows])
@@ -114,8 +143,9 @@ def test_single_machine_report(world, tmp_path):
     assert len(report) == located and totals["partitions"] >= 5
     by_id = report.set_index("case_id")
     # the cases of the moved micro-grid whose point lies in it: to grid B under the new code, grid changed
-    inside = [i for i in world["moved_ids"]
-              if world["shape"].covers(shapely.Point(by_id.at[i, "lon"], by_id.at[i, "lat"]))]
+    inside = [
+        i for i in world["moved_ids"] if world["shape"].covers(shapely.Point(by_id.at[i, "lon"], by_id.at[i, "lat"]))
+    ]
     assert len(inside) >= 3
     for i in inside:
         row = by_id.loc[i]
@@ -142,8 +172,12 @@ def test_single_machine_report(world, tmp_path):
     assert summary["moved_out"].sum() == int((report["grid_changed"] & report["old_grid_code"].notna()).sum())
     assert summary["moved_in"].sum() == int((report["grid_changed"] & report["new_grid_code"].notna()).sum())
     assert summary["cases_after"].sum() == int(report["new_grid_code"].notna().sum())
-    assert summary.at[world["grid_b"], "cases_after"] == summary.at[world["grid_b"], "cases_before"] \
-        + summary.at[world["grid_b"], "moved_in"] - summary.at[world["grid_b"], "moved_out"]
+    assert (
+        summary.at[world["grid_b"], "cases_after"]
+        == summary.at[world["grid_b"], "cases_before"]
+        + summary.at[world["grid_b"], "moved_in"]
+        - summary.at[world["grid_b"], "moved_out"]
+    )
     assert totals["grid_changed"] == int(report["grid_changed"].sum()) and totals["cases"] == located
     # the database is not changed by a report
     engine = storage.make_engine(world["url"])
@@ -164,8 +198,9 @@ def test_dask_local_cluster_gives_the_same_report(world, client, tmp_path):
     assert single[2] == spread[2]
     assert spread[0]["changed"].sum() >= 3
     # written a partition at a time from the Dask path: the same rows
-    written = relocate.relocate(world["url"], world["draft"], client=client, rows_per_partition=40,
-                                out=tmp_path / "spread.parquet")
+    written = relocate.relocate(
+        world["url"], world["draft"], client=client, rows_per_partition=40, out=tmp_path / "spread.parquet"
+    )
     assert written[0] is None and written[2] == single[2]
     pd.testing.assert_frame_equal(written[1], single[1])
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spread.parquet"), single[0])
@@ -176,8 +211,24 @@ def test_dask_local_cluster_gives_the_same_report(world, client, tmp_path):
 
 def test_cli_writes_the_report_and_refuses_bad_arguments(world, tmp_path, capsys):
     out, summary = tmp_path / "moves.parquet", tmp_path / "grids.csv"
-    assert cli.main(["--database", world["url"], "relocate", "--generation", str(world["draft"]), "--out", str(out),
-                     "--summary", str(summary), "--rows-per-partition", "100"]) == 0
+    assert (
+        cli.main(
+            [
+                "--database",
+                world["url"],
+                "relocate",
+                "--generation",
+                str(world["draft"]),
+                "--out",
+                str(out),
+                "--summary",
+                str(summary),
+                "--rows-per-partition",
+                "100",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report, per_grid, _ = relocate.relocate(world["url"], world["draft"])
     written = pd.read_parquet(out)
@@ -228,13 +279,16 @@ def test_received_by_month_over_years_equals_measures(world, client):
     spread = relocate.received_by_month(world["url"], edges, client=client, rows_per_partition=40)
     pd.testing.assert_frame_equal(single, spread)
     with storage.make_sessionmaker(engine)() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent)
-                        .where(CaseEvent.action == "boundary_change")) >= 1
+        assert (
+            s.scalar(sa.select(sa.func.count()).select_from(CaseEvent).where(CaseEvent.action == "boundary_change"))
+            >= 1
+        )
         counted = 0
         for k in range(len(edges) - 1):
             _, table = measures.measures(s, "grid", since=edges[k], until=edges[k + 1])
-            expected = {row.key: row.received for row in table.itertuples()
-                        if row.key != measures.TOTAL_KEY and row.received}
+            expected = {
+                row.key: row.received for row in table.itertuples() if row.key != measures.TOTAL_KEY and row.received
+            }
             month = single[single["month"] == k]
             got = dict(zip(month["grid_code"], month["received"]))
             none = got.pop(measures.NO_UNIT, 0)  # cases in no grid: in measures' total only

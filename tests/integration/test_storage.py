@@ -45,8 +45,10 @@ def test_the_migrated_calendar_is_the_seed_calendar(dialect, tmp_path):
     try:
         storage.migrate(engine)
         with engine.connect() as conn:
-            rows = [(r.day, r.kind, r.name) for r in conn.execute(sa.text(
-                "SELECT day, kind, name FROM calendar_day ORDER BY day"))]
+            rows = [
+                (r.day, r.kind, r.name)
+                for r in conn.execute(sa.text("SELECT day, kind, name FROM calendar_day ORDER BY day"))
+            ]
     finally:
         engine.dispose()
         if drop:
@@ -57,18 +59,26 @@ def test_the_migrated_calendar_is_the_seed_calendar(dialect, tmp_path):
 
 def test_demo_rows_keep_the_promises(session):
     levels = Counter(session.scalars(sa.select(Area.level)))
-    assert levels == {"district": 1, "subdistrict": SMALL_SCALE.subdistricts, "community": SMALL_SCALE.communities,
-                      "grid": SMALL_SCALE.grids, "microgrid": SMALL_SCALE.microgrids}
+    assert levels == {
+        "district": 1,
+        "subdistrict": SMALL_SCALE.subdistricts,
+        "community": SMALL_SCALE.communities,
+        "grid": SMALL_SCALE.grids,
+        "microgrid": SMALL_SCALE.microgrids,
+    }
     codes = list(session.scalars(sa.select(Area.code)))
     assert len(codes) == len(set(codes))
     district = session.scalars(sa.select(Area).where(Area.level == "district")).one()
     for level in ("subdistrict", "community", "grid", "microgrid"):
         assert session.scalar(sa.select(sa.func.sum(Area.households)).where(Area.level == level)) == district.households
     grid_codes = set(session.scalars(sa.select(Area.code).where(Area.level == "grid")))
-    branch_codes = list(session.scalars(sa.select(PartyOrgArea.area_code).join(PartyOrg)
-                                        .where(PartyOrg.kind == "grid_branch")))
+    branch_codes = list(
+        session.scalars(sa.select(PartyOrgArea.area_code).join(PartyOrg).where(PartyOrg.kind == "grid_branch"))
+    )
     assert sorted(branch_codes) == sorted(grid_codes), "one party branch per grid"
-    assert session.scalar(sa.select(sa.func.count()).where(Place.kind == "service_centre")) == SMALL_SCALE.service_centres
+    assert (
+        session.scalar(sa.select(sa.func.count()).where(Place.kind == "service_centre")) == SMALL_SCALE.service_centres
+    )
     assert session.scalar(sa.select(sa.func.count()).select_from(Case)) >= SMALL_SCALE.cases
     assert session.scalar(sa.select(sa.func.count()).select_from(CaseEvent)) > SMALL_SCALE.cases
 
@@ -85,8 +95,10 @@ def _probe_points(index, n_random: int, rng):
     bounds = np.array([g.bounds for g in index.leaf_geoms])
     minx, miny, maxx, maxy = bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max()
     pad = 0.01
-    points = [("random", x, y) for x, y in zip(rng.uniform(minx - pad, maxx + pad, n_random),
-                                              rng.uniform(miny - pad, maxy + pad, n_random))]
+    points = [
+        ("random", x, y)
+        for x, y in zip(rng.uniform(minx - pad, maxx + pad, n_random), rng.uniform(miny - pad, maxy + pad, n_random))
+    ]
     for geom in index.leaf_geoms[:12]:
         for x, y in list(geom.geoms[0].exterior.coords)[:8]:
             points.append(("vertex", x, y))
@@ -131,23 +143,33 @@ def test_upgrading_a_0001_database_keeps_its_cases(dialect, tmp_path):
     try:
         storage.migrate(engine, "0001")
         with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO case_file (id, number, title, source, state, reported_at, version) "
-                                 "VALUES (1, '202601010000001', '旧案卷', 'hotline', 'accepted', :t, 3)"),
-                         {"t": "2026-01-01 08:00:00+00:00"})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO case_file (id, number, title, source, state, reported_at, version) "
+                    "VALUES (1, '202601010000001', '旧案卷', 'hotline', 'accepted', :t, 3)"
+                ),
+                {"t": "2026-01-01 08:00:00+00:00"},
+            )
         storage.migrate(engine)
         assert storage.schema_revision(engine) == HEAD
         with engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT title, version, escalation_level, rework_count, pending "
-                                       "FROM case_file WHERE id = 1")).one()
+            row = conn.execute(
+                sa.text("SELECT title, version, escalation_level, rework_count, pending FROM case_file WHERE id = 1")
+            ).one()
             assert tuple(row) == ("旧案卷", 3, 0, 0, None)
             holidays = conn.execute(sa.text("SELECT count(*) FROM calendar_day WHERE kind = 'holiday'")).scalar()
             assert holidays == 33 + 28  # the 2026 and 2025 notices
             assert conn.execute(sa.text("SELECT external_ref, merged_into_id FROM case_file")).one() == (None, None)
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # one case per ticket of a source
             for i in (2, 3):
-                conn.execute(sa.text("INSERT INTO case_file (id, number, title, source, state, reported_at, "
-                                     "version, external_ref) VALUES (:i, :n, 't', 'hotline', 'reported', :t, 1, "
-                                     "'GD2026-1')"), {"i": i, "n": f"n{i}", "t": "2026-01-02 08:00:00+00:00"})
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO case_file (id, number, title, source, state, reported_at, "
+                        "version, external_ref) VALUES (:i, :n, 't', 'hotline', 'reported', :t, 1, "
+                        "'GD2026-1')"
+                    ),
+                    {"i": i, "n": f"n{i}", "t": "2026-01-02 08:00:00+00:00"},
+                )
     finally:
         engine.dispose()
         if drop:

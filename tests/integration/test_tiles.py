@@ -42,18 +42,23 @@ def subdistricts(client):
 
 # -- the tile arithmetic, written out again ----------------------------------------------------------------------
 
+
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2 ** z
+    n = 2**z
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return z, x, y
 
 
 def envelope(z: int, x: int, y: int, buffer_units: float = 0) -> tuple[float, float, float, float]:
-    size = 2 * HALF_WORLD / 2 ** z
+    size = 2 * HALF_WORLD / 2**z
     pad = size * buffer_units / 4096
-    return (-HALF_WORLD + x * size - pad, HALF_WORLD - (y + 1) * size - pad,
-            -HALF_WORLD + (x + 1) * size + pad, HALF_WORLD - y * size + pad)
+    return (
+        -HALF_WORLD + x * size - pad,
+        HALF_WORLD - (y + 1) * size - pad,
+        -HALF_WORLD + (x + 1) * size + pad,
+        HALF_WORLD - y * size + pad,
+    )
 
 
 def lonlat_box(z, x, y, buffer_units=0) -> str:
@@ -92,6 +97,7 @@ def get_tile(client, layer, z, x, y, **kw):
 
 # -- areas ---------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_an_area_tile_holds_the_features_of_the_geojson_endpoint(client, level):
     full = client.get("/api/v1/map/areas", params={"level": level, "zoom": 17}).json()["features"]
@@ -100,8 +106,9 @@ def test_an_area_tile_holds_the_features_of_the_geojson_endpoint(client, level):
     body = get_tile(client, level, z, x, y).content
     got = decoded(body, level)
     # the GeoJSON endpoint for the same place: the tile and its 64-unit buffer, drawn at full detail
-    same = client.get("/api/v1/map/areas", params={"level": level, "zoom": 17,
-                                                   "bbox": lonlat_box(z, x, y, 64)}).json()["features"]
+    same = client.get("/api/v1/map/areas", params={"level": level, "zoom": 17, "bbox": lonlat_box(z, x, y, 64)}).json()[
+        "features"
+    ]
     expected = {f["properties"]["code"]: f for f in same}
     assert first["properties"]["code"] in got
     assert set(got) <= set(expected)
@@ -114,9 +121,14 @@ def test_an_area_tile_holds_the_features_of_the_geojson_endpoint(client, level):
             continue
         props = feature["properties"]
         tile_props = got[code]["properties"]
-        assert tile_props == {"code": props["code"], "name": props["name"], "level": props["level"],
-                              **({"parent_code": props["parent_code"]} if props["parent_code"] else {}),
-                              "label_lon": props["label"][0], "label_lat": props["label"][1]}
+        assert tile_props == {
+            "code": props["code"],
+            "name": props["name"],
+            "level": props["level"],
+            **({"parent_code": props["parent_code"]} if props["parent_code"] else {}),
+            "label_lon": props["label"][0],
+            "label_lat": props["label"][1],
+        }
         drawn = shape(got[code]["geometry"])
         assert drawn.geom_type in ("Polygon", "MultiPolygon")
         # snapping each vertex to whole units moves an edge by at most about half a unit: the area, and the area
@@ -164,10 +176,22 @@ def test_an_empty_tile_is_empty_and_decodes_to_nothing(client, subdistricts):
     assert get_tile(client, "cases", z, x, y, headers={**elsewhere, "X-Role": "dispatcher"}).content == b""
 
 
-@pytest.mark.parametrize("path, field", [
-    ("grid/23/0/0", "z"), ("grid/-1/0/0", "z"), ("grid/3/8/0", "x"), ("grid/3/0/8", "y"), ("grid/0/0/1", "y"),
-    ("grid/3/-1/0", "x"), ("grid/3/0/99999999999999999999999", "y"), ("grid/x/0/0", "z"), ("nope/3/0/0", "layer"),
-    ("cases/3/9/0", "x"), ("cases/9/400/200", "z")])  # case tiles start at z10: further out, the clusters
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("grid/23/0/0", "z"),
+        ("grid/-1/0/0", "z"),
+        ("grid/3/8/0", "x"),
+        ("grid/3/0/8", "y"),
+        ("grid/0/0/1", "y"),
+        ("grid/3/-1/0", "x"),
+        ("grid/3/0/99999999999999999999999", "y"),
+        ("grid/x/0/0", "z"),
+        ("nope/3/0/0", "layer"),
+        ("cases/3/9/0", "x"),
+        ("cases/9/400/200", "z"),
+    ],
+)  # case tiles start at z10: further out, the clusters
 def test_out_of_range_tiles_are_4xx_naming_the_field(client, path, field):
     r = client.get(f"/api/v1/tiles/{path}.mvt")
     assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/problem+json"), r.text
@@ -194,8 +218,10 @@ def test_etag_and_304(client, subdistricts):
     # the cases layer: validated by content
     cases = get_tile(client, "cases", z, x, y)
     assert cases.content
-    assert client.get(f"/api/v1/tiles/cases/{z}/{x}/{y}.mvt",
-                      headers={"If-None-Match": cases.headers["etag"]}).status_code == 304
+    assert (
+        client.get(f"/api/v1/tiles/cases/{z}/{x}/{y}.mvt", headers={"If-None-Match": cases.headers["etag"]}).status_code
+        == 304
+    )
 
 
 def test_area_tiles_are_not_shared_between_callers_of_different_areas(client, subdistricts):
@@ -207,20 +233,27 @@ def test_area_tiles_are_not_shared_between_callers_of_different_areas(client, su
     assert {s1, s2} <= set(everyone)  # both sub-districts meet this tile
     for mine, theirs in ((s1, s2), (s2, s1), (s1, s2)):  # and back again: a cached tile is not handed across
         for role in ("viewer", "dispatcher"):
-            seen = decoded(get_tile(client, "subdistrict", z, x, y,
-                                    headers={"X-Role": role, "X-Areas": mine}).content, "subdistrict")
-            geojson = client.get("/api/v1/map/areas", headers={"X-Role": role, "X-Areas": mine}, params={
-                "level": "subdistrict", "zoom": 17, "bbox": lonlat_box(z, x, y, 64)}).json()["features"]
+            seen = decoded(
+                get_tile(client, "subdistrict", z, x, y, headers={"X-Role": role, "X-Areas": mine}).content,
+                "subdistrict",
+            )
+            geojson = client.get(
+                "/api/v1/map/areas",
+                headers={"X-Role": role, "X-Areas": mine},
+                params={"level": "subdistrict", "zoom": 17, "bbox": lonlat_box(z, x, y, 64)},
+            ).json()["features"]
             assert mine in seen and theirs not in seen
             assert set(seen) == {f["properties"]["code"] for f in geojson}
 
 
 # -- cases ---------------------------------------------------------------------------------------------------------
 
+
 def _case_tile_and_points(client, z, x, y, headers=None, **params):
     body = get_tile(client, "cases", z, x, y, headers=headers or {}, params=params).content
-    points = client.get("/api/v1/map/cases", headers=headers or {},
-                        params={"bbox": lonlat_box(z, x, y, 64), **params}).json()
+    points = client.get(
+        "/api/v1/map/cases", headers=headers or {}, params={"bbox": lonlat_box(z, x, y, 64), **params}
+    ).json()
     rows = {r[0]: dict(zip(points["fields"], r)) for r in points["rows"]}
     return decoded(body, "cases"), rows
 
@@ -234,8 +267,9 @@ def test_the_cases_layer_holds_the_points_of_the_geojson_endpoint(client):
         assert got and set(got) == set(rows)
         for cid, feature in got.items():
             row = rows[cid]
-            assert feature["properties"] == {k: row[k] for k in ("id", "state", "clock", "category", "source",
-                                                                 "reported_at") if row[k] is not None}
+            assert feature["properties"] == {
+                k: row[k] for k in ("id", "state", "clock", "category", "source", "reported_at") if row[k] is not None
+            }
             px, py = feature["geometry"]["coordinates"]
             expected = in_tile_units(shapely.Point(row["lon"], row["lat"]), z, x, y)
             assert abs(px - expected.x) <= 0.51 and abs(py - expected.y) <= 0.51
@@ -250,13 +284,15 @@ def test_the_cases_layer_is_scoped_by_the_callers_areas(client, subdistricts):
     from gridmap.tables import Case
 
     with sm() as session:
-        lon, lat = session.execute(sa.select(Case.lon, Case.lat).where(Case.subdistrict_code == s1)
-                                   .order_by(Case.id).limit(1)).one()
+        lon, lat = session.execute(
+            sa.select(Case.lon, Case.lat).where(Case.subdistrict_code == s1).order_by(Case.id).limit(1)
+        ).one()
     z, x, y = tile_of(lon, lat, 10)  # the lowest zoom of case tiles
     everything, _ = _case_tile_and_points(client, z, x, y)
     with sm() as session:
-        where = dict(session.execute(sa.select(Case.id, Case.subdistrict_code).where(
-            Case.id.in_(list(everything)))).all())
+        where = dict(
+            session.execute(sa.select(Case.id, Case.subdistrict_code).where(Case.id.in_(list(everything)))).all()
+        )
     assert {s1, s2} <= set(where.values()), "the tile should hold cases of both sub-districts"
     for mine in (s1, s2):
         headers = {"X-Role": "dispatcher", "X-Areas": mine}
@@ -265,8 +301,9 @@ def test_the_cases_layer_is_scoped_by_the_callers_areas(client, subdistricts):
         assert set(got) == {cid for cid, code in where.items() if code == mine}
     planner = get_tile(client, "cases", z, x, y, headers={"X-Role": "planner", "X-Areas": s1})
     assert planner.content == b""  # planners see areas, never cases
-    r = client.get(f"/api/v1/tiles/cases/{z}/{x}/{y}.mvt", params={"area": s2},
-                   headers={"X-Role": "dispatcher", "X-Areas": s1})
+    r = client.get(
+        f"/api/v1/tiles/cases/{z}/{x}/{y}.mvt", params={"area": s2}, headers={"X-Role": "dispatcher", "X-Areas": s1}
+    )
     assert r.status_code == 404 and r.json()["field"] == "code"
 
 
@@ -274,7 +311,8 @@ def test_tilejson_names_the_tile_url_and_the_fields(client):
     for layer in (*LEVELS, "cases"):
         doc = client.get(f"/api/v1/tiles/{layer}/tilejson.json").json()
         assert doc["tilejson"] == "3.0.0" and doc["tiles"] == [
-            f"http://testserver/api/v1/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"]
+            f"http://testserver/api/v1/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"
+        ]
         (vector,) = doc["vector_layers"]
         assert vector["id"] == layer and ("id" if layer == "cases" else "code") in vector["fields"]
         west, south, east, north = doc["bounds"]
@@ -287,30 +325,41 @@ def test_tilejson_names_the_tile_url_and_the_fields(client):
 
 # -- a new generation ----------------------------------------------------------------------------------------------
 
+
 def test_a_new_generation_is_never_served_from_old_tiles(client):
     """Redraw two micro-grids, activate: the same tile URL answers the new outlines (the cached tile and its ETag
     were of the old generation)."""
     sm = client.app.state.sessionmaker
     draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": "瓦片测试调整"}).json()["id"]
     with sm() as session:
-        rows = session.scalars(sa.select(Area).where(Area.generation_id == draft_id, Area.level == "microgrid")
-                               .order_by(Area.code)).all()
+        rows = session.scalars(
+            sa.select(Area).where(Area.generation_id == draft_id, Area.level == "microgrid").order_by(Area.code)
+        ).all()
         leaves = [(a.code, a.parent_id, to_shape(a.geom)) for a in rows]
     (code_a, geom_a), (code_b, geom_b) = next(
-        ((a[0], a[2]), (b[0], b[2])) for i, a in enumerate(leaves) for b in leaves[i + 1:]
-        if a[1] == b[1] and a[2].intersection(b[2]).length > 0.002)
+        ((a[0], a[2]), (b[0], b[2]))
+        for i, a in enumerate(leaves)
+        for b in leaves[i + 1 :]
+        if a[1] == b[1] and a[2].intersection(b[2]).length > 0.002
+    )
     strip = geom_b.intersection(geom_a.buffer(0.001))
     new_a, new_b = shapely.union_all([geom_a, strip]), geom_b.difference(strip)
     inside = strip.representative_point()  # a tile where the outline moved
     z, x, y = tile_of(inside.x, inside.y, 14)
     before = get_tile(client, "microgrid", z, x, y)
     old = shape(decoded(before.content, "microgrid")[code_a]["geometry"])
-    put = client.put(f"/api/v1/generations/{draft_id}/areas", headers=PLANNER, json={"areas": {
-        code_a: shapely.geometry.mapping(new_a), code_b: shapely.geometry.mapping(new_b)}})
+    put = client.put(
+        f"/api/v1/generations/{draft_id}/areas",
+        headers=PLANNER,
+        json={"areas": {code_a: shapely.geometry.mapping(new_a), code_b: shapely.geometry.mapping(new_b)}},
+    )
     assert put.status_code == 200, put.text
     assert client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER).status_code == 200
-    approved = client.post(f"/api/v1/generations/{draft_id}/approve", headers=APPROVER,
-                           json={"effective_from": dt.date.today().isoformat()})
+    approved = client.post(
+        f"/api/v1/generations/{draft_id}/approve",
+        headers=APPROVER,
+        json={"effective_from": dt.date.today().isoformat()},
+    )
     assert approved.status_code == 200, approved.text
     after = client.get(f"/api/v1/tiles/microgrid/{z}/{x}/{y}.mvt", headers={"If-None-Match": before.headers["etag"]})
     assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
@@ -321,6 +370,7 @@ def test_a_new_generation_is_never_served_from_old_tiles(client):
 
 
 # -- the cache -----------------------------------------------------------------------------------------------------
+
 
 def test_the_tile_cache_keeps_to_its_budget_and_drops_an_old_generation():
     cache = tiles.TileCache(budget=10_000)

@@ -56,8 +56,9 @@ def _worker_of(server: subprocess.Popen, conn: http.client.HTTPConnection) -> in
     return None
 
 
-def _connections(proc: subprocess.Popen, port: int, wanted: set[int] | None, count: int = 2
-                 ) -> dict[int, http.client.HTTPConnection]:
+def _connections(
+    proc: subprocess.Popen, port: int, wanted: set[int] | None, count: int = 2
+) -> dict[int, http.client.HTTPConnection]:
     """Open connections until `count` distinct workers (of `wanted`, when given) hold one each; the others are
     kept open meanwhile, so that the next connection may well go to another worker."""
     found: dict[int, http.client.HTTPConnection] = {}
@@ -94,8 +95,9 @@ class Worker:
         self.proc, self.port, self.pid, self.conn = proc, port, pid, conn
         self.used = time.monotonic()
 
-    def call(self, method: str, path: str, body=None, headers=None, *, gateway: bool = True,
-             form: dict | None = None) -> tuple[int, dict]:
+    def call(
+        self, method: str, path: str, body=None, headers=None, *, gateway: bool = True, form: dict | None = None
+    ) -> tuple[int, dict]:
         """JSON from this worker, as a gateway's admin (or `headers` overriding) or, without `gateway`, with
         `headers` alone; `body` is sent as JSON, `form` as a form."""
         if time.monotonic() - self.used > IDLE_S:
@@ -106,8 +108,9 @@ class Worker:
         if form is not None:
             data, kind = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
         sent = {"X-Gateway-Secret": GATEWAY_SECRET, **ADMIN} if gateway else {}
-        self.conn.request(method, path, body=data, headers={
-            "Content-Type": kind, "Accept-Language": "en", **sent, **(headers or {})})
+        self.conn.request(
+            method, path, body=data, headers={"Content-Type": kind, "Accept-Language": "en", **sent, **(headers or {})}
+        )
         response = self.conn.getresponse()
         payload = response.read()
         self.used = time.monotonic()
@@ -120,9 +123,23 @@ def server(fresh_db_url):
     """`gridmap serve --workers 2` over the module's database, and one kept-open connection to each worker."""
     port = _free_port()
     env = {**os.environ, "GRIDMAP_GATEWAY_SECRET": GATEWAY_SECRET, "GRIDMAP_ESCALATION_INTERVAL_S": "3600"}
-    proc = subprocess.Popen([sys.executable, "-m", "gridmap.cli", "--database", fresh_db_url, "serve", "--workers", "2",
-                             "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gridmap.cli",
+            "--database",
+            fresh_db_url,
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     workers = []
     try:
         workers = [Worker(proc, port, pid, conn) for pid, conn in _connections(proc, port, None).items()]
@@ -142,13 +159,16 @@ def _neighbours(url: str, generation_id: int):
     engine = storage.make_engine(url)
     try:
         with storage.make_sessionmaker(engine)() as session:
-            rows = session.scalars(sa.select(Area).where(Area.generation_id == generation_id, Area.is_leaf,
-                                                         Area.level == "microgrid").order_by(Area.code)).all()
+            rows = session.scalars(
+                sa.select(Area)
+                .where(Area.generation_id == generation_id, Area.is_leaf, Area.level == "microgrid")
+                .order_by(Area.code)
+            ).all()
             leaves = [(a.code, a.parent_id, to_shape(a.geom)) for a in rows]
     finally:
         engine.dispose()
     for i, (code_a, parent_a, geom_a) in enumerate(leaves):
-        for code_b, parent_b, geom_b in leaves[i + 1:]:
+        for code_b, parent_b, geom_b in leaves[i + 1 :]:
             if parent_a == parent_b and geom_a.intersection(geom_b).length > 0.002:
                 return (code_a, geom_a), (code_b, geom_b)
     raise AssertionError("the demo has no two adjacent micro-grids in one grid")
@@ -169,16 +189,21 @@ def test_an_activation_through_one_worker_is_answered_by_the_other(server, fresh
         status, before = worker.call("GET", where)
         assert status == 200 and before["microgrid"]["code"] == code_b and before["generation_id"] == old["id"]
 
-    status, out = one.call("PUT", f"/api/v1/generations/{draft['id']}/areas",
-                           {"areas": {code_a: _as_geojson(new_a), code_b: _as_geojson(new_b)}}, PLANNER)
+    status, out = one.call(
+        "PUT",
+        f"/api/v1/generations/{draft['id']}/areas",
+        {"areas": {code_a: _as_geojson(new_a), code_b: _as_geojson(new_b)}},
+        PLANNER,
+    )
     assert status == 200, out
     # a draft's redraw reaches the other worker's cached draft index too
     status, moved = other.call("GET", f"/api/v1/generations/{draft['id']}/relocated-cases")
     assert status == 200
     status, out = one.call("POST", f"/api/v1/generations/{draft['id']}/submit", None, PLANNER)
     assert status == 200, out
-    status, out = one.call("POST", f"/api/v1/generations/{draft['id']}/approve",
-                           {"effective_from": dt.date.today().isoformat()}, APPROVER)
+    status, out = one.call(
+        "POST", f"/api/v1/generations/{draft['id']}/approve", {"effective_from": dt.date.today().isoformat()}, APPROVER
+    )
     assert status == 200 and out["generation"]["status"] == "active", out
 
     for _ in range(3):  # the other worker's very next answers use the new boundaries
@@ -217,11 +242,13 @@ def test_a_key_revoked_through_one_worker_is_refused_by_the_other(server, fresh_
 def test_an_account_disabled_through_one_worker_is_refused_by_the_other(server):
     one, other = server
     password = "workers-correct-horse-42"
-    status, account = one.call("POST", "/api/v1/accounts", {"username": "two-workers", "role": "admin",
-                                                            "password": password})
+    status, account = one.call(
+        "POST", "/api/v1/accounts", {"username": "two-workers", "role": "admin", "password": password}
+    )
     assert status == 201, account
-    status, token = one.call("POST", "/api/v1/auth/token", gateway=False,
-                             form={"username": "two-workers", "password": password})
+    status, token = one.call(
+        "POST", "/api/v1/auth/token", gateway=False, form={"username": "two-workers", "password": password}
+    )
     assert status == 200, token
     bearer = {"Authorization": f"Bearer {token['access_token']}"}
     status, _ = other.call("GET", "/api/v1/generations", None, bearer, gateway=False)

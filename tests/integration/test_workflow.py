@@ -126,8 +126,9 @@ def test_extension_moves_the_deadline_on_the_working_calendar(client):
     worker = case["assignee_id"]
     case = _act(client, case, "accept", "worker", "w1", staff=worker)
     due = dt.datetime.fromisoformat(case["due_at"].replace("Z", "+00:00"))
-    case = _act(client, case, "request_extension", "worker", "w1", staff=worker, amount=2, unit="work_days",
-                reason="需采购配件")
+    case = _act(
+        client, case, "request_extension", "worker", "w1", staff=worker, amount=2, unit="work_days", reason="需采购配件"
+    )
     assert case["pending"]["kind"] == "extension"
     _act(client, case, "approve", "worker", "w1", staff=worker, status=403)  # a leader approves
     case = _act(client, case, "approve", "leader", "l1")
@@ -184,10 +185,14 @@ def test_guards_refuse_and_change_nothing(client):
     assert client.post(url, json={"version": 999}, headers=who).status_code == 409
     assert client.post(url, json={"version": case["version"]}, headers={**who, "X-Staff-Id": "1"}).status_code == 403
     assert client.post(url, json={"version": case["version"]}, headers={**who, "X-Role": "janitor"}).status_code == 422
-    assert client.post(url, json={"version": case["version"]}, headers={**who, "X-User": ""}).json()["field"] == "X-User"
+    assert (
+        client.post(url, json={"version": case["version"]}, headers={**who, "X-User": ""}).json()["field"] == "X-User"
+    )
     bad_if = client.post(url, json={}, headers={**who, "If-Match": "yesterday"})
     assert bad_if.status_code == 422 and bad_if.json()["field"] == "If-Match"
-    assert client.post(f"/api/v1/cases/{case['id']}/actions/teleport", json={"version": 1}, headers=who).status_code == 404
+    assert (
+        client.post(f"/api/v1/cases/{case['id']}/actions/teleport", json={"version": 1}, headers=who).status_code == 404
+    )
     wrong_state = _act(client, case, "verify", "verifier", "v1", status=409)
     assert wrong_state["field"] == "state" and wrong_state["type"] == "about:blank"
     assert client.post("/api/v1/cases/99999999/actions/accept", json={"version": 1}, headers=who).status_code == 404
@@ -216,9 +221,14 @@ def _at_once(n: int, request) -> list[int]:
 def test_fifty_dispatchers_at_once_exactly_one_wins(client):
     case = _new(client)
     worker = case["assignee_id"]
-    statuses = _at_once(50, lambda i: client.post(
-        f"/api/v1/cases/{case['id']}/actions/reassign", json={"assignee_id": worker, "reason": f"调度员{i}改派"},
-        headers={"X-User": f"p{i}", "X-Role": "dispatcher", "If-Match": f'"{case["version"]}"'}))
+    statuses = _at_once(
+        50,
+        lambda i: client.post(
+            f"/api/v1/cases/{case['id']}/actions/reassign",
+            json={"assignee_id": worker, "reason": f"调度员{i}改派"},
+            headers={"X-User": f"p{i}", "X-Role": "dispatcher", "If-Match": f'"{case["version"]}"'},
+        ),
+    )
     assert sorted(statuses) == [200] + [412] * 49
     assert _history(client, case).count("reassign") == 1
     assert client.get(f"/api/v1/cases/{case['id']}").json()["version"] == case["version"] + 1
@@ -230,8 +240,12 @@ def test_signed_in_dispatchers_racing_exactly_one_wins(client, db_url):
 
     run = uuid.uuid4().hex[:6]
     with client.app.state.sessionmaker() as s, s.begin():
-        names = [accounts.add_account(s, accounts.AccountSpec(f"race-{run}-{i}", "dispatcher", ("530111",)),
-                                      "a-long-password-1").username for i in range(5)]
+        names = [
+            accounts.add_account(
+                s, accounts.AccountSpec(f"race-{run}-{i}", "dispatcher", ("530111",)), "a-long-password-1"
+            ).username
+            for i in range(5)
+        ]
     case = _new(client)
     with TestClient(create_app(Settings(database_url=db_url, escalation_interval_s=3600))) as plain:
         _race(plain, case, names)
@@ -239,12 +253,18 @@ def test_signed_in_dispatchers_racing_exactly_one_wins(client, db_url):
 
 def _race(plain, case, names) -> None:
     """50 requests at once from five dispatchers' bearer tokens (no gateway: only the tokens say who acts)."""
-    tokens = [plain.post("/api/v1/auth/token", data={"username": n, "password": "a-long-password-1"}
-                         ).json()["access_token"] for n in names]
-    statuses = _at_once(50, lambda i: plain.post(
-        f"/api/v1/cases/{case['id']}/actions/reassign",
-        json={"assignee_id": case["assignee_id"], "reason": f"调度员{i}改派"},
-        headers={"Authorization": f"Bearer {tokens[i % 5]}", "If-Match": f'"{case["version"]}"'}))
+    tokens = [
+        plain.post("/api/v1/auth/token", data={"username": n, "password": "a-long-password-1"}).json()["access_token"]
+        for n in names
+    ]
+    statuses = _at_once(
+        50,
+        lambda i: plain.post(
+            f"/api/v1/cases/{case['id']}/actions/reassign",
+            json={"assignee_id": case["assignee_id"], "reason": f"调度员{i}改派"},
+            headers={"Authorization": f"Bearer {tokens[i % 5]}", "If-Match": f'"{case["version"]}"'},
+        ),
+    )
     assert sorted(statuses) == [200] + [412] * 49, sorted(statuses)
     history = plain.get(f"/api/v1/cases/{case['id']}", headers={"Authorization": f"Bearer {tokens[0]}"}).json()
     assert [h["actor"] for h in history["history"] if h["action"] == "reassign"][0].split(":")[1] in names
@@ -287,8 +307,11 @@ def test_overdue_cases_escalate_exactly_once_also_after_a_restart(client, db_url
     case = _act(client, case, "accept", "worker", "w1", staff=case["assignee_id"])
     sm = client.app.state.sessionmaker
     with storage.session_scope(sm) as s:
-        s.execute(sa.update(Case).where(Case.id == case["id"]).values(
-            due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)))
+        s.execute(
+            sa.update(Case)
+            .where(Case.id == case["id"])
+            .values(due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+        )
     with storage.session_scope(sm) as s:
         assert case["id"] in escalate_overdue(s)
     with storage.session_scope(sm) as s:
@@ -297,16 +320,22 @@ def test_overdue_cases_escalate_exactly_once_also_after_a_restart(client, db_url
         after = restarted.get(f"/api/v1/cases/{case['id']}").json()
     assert after["escalation_level"] == 1 and after["clock"]["colour"] == "red"
     with sm() as s:
-        n = s.scalar(sa.select(sa.func.count()).select_from(CaseEvent)
-                     .where(CaseEvent.case_id == case["id"], CaseEvent.action == "escalate"))
+        n = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(CaseEvent)
+            .where(CaseEvent.case_id == case["id"], CaseEvent.action == "escalate")
+        )
     assert n == 1
 
 
 @pytest.mark.parametrize("reason", ["a\x00b", "退回\u202e原因", "\u200b\u200b", "x" * 2001])
 def test_step_texts_are_checked_like_intake_text(client, reason):
     case = _new(client)
-    r = client.post(f"/api/v1/cases/{case['id']}/actions/void", json={"version": case["version"], "reason": reason},
-                    headers={"X-User": "d1", "X-Role": "dispatcher"})
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/actions/void",
+        json={"version": case["version"], "reason": reason},
+        headers={"X-User": "d1", "X-Role": "dispatcher"},
+    )
     assert r.status_code == 422 and r.json()["field"] == "reason", r.text
     after = client.get(f"/api/v1/cases/{case['id']}").json()
     assert (after["state"], after["version"]) == (case["state"], case["version"])

@@ -65,13 +65,15 @@ def test_random_tilings_equal_brute_force(n, seed, cells):
 
 
 @settings(max_examples=25, deadline=None)
-@given(nx=st.integers(1, 6), ny=st.integers(1, 6), step=st.sampled_from([0.001, 0.01, 0.25, 1.0]),
-       data=st.data())
+@given(nx=st.integers(1, 6), ny=st.integers(1, 6), step=st.sampled_from([0.001, 0.01, 0.25, 1.0]), data=st.data())
 def test_axis_aligned_grids_with_points_exactly_on_edges(nx, ny, step, data):
     """Boxes on a lattice, points on the lattice (edges, shared vertices) and between: exact ties everywhere."""
     x0, y0 = 102.7, 25.0
-    geoms = [box(x0 + i * step, y0 + j * step, x0 + (i + 1) * step, y0 + (j + 1) * step)
-             for j in range(ny) for i in range(nx)]
+    geoms = [
+        box(x0 + i * step, y0 + j * step, x0 + (i + 1) * step, y0 + (j + 1) * step)
+        for j in range(ny)
+        for i in range(nx)
+    ]
     index = make_index(geoms, data.draw(st.sampled_from([1.0, 16.0, 256.0])))
     fx = np.array(data.draw(st.lists(st.integers(-2, 4 * nx + 2), min_size=50, max_size=50))) / 4
     fy = np.array(data.draw(st.lists(st.integers(-2, 4 * ny + 2), min_size=50, max_size=50))) / 4
@@ -163,7 +165,8 @@ def test_a_process_that_loads_an_index_file_does_not_import_numba(tmp_path):
         f"index = pickle.loads(open({str(tmp_path / 'index.pickle')!r}, 'rb').read())\n"
         f"lon, lat = np.load({str(tmp_path / 'pts.npy')!r})\n"
         f"assert np.array_equal(index.locate_many(lon, lat), np.load({str(tmp_path / 'expected.npy')!r}))\n"
-        "print('numba' in sys.modules)\n")
+        "print('numba' in sys.modules)\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

@@ -41,8 +41,9 @@ def test_a_command_gets_its_whole_parser():
 
     assert args.sliver_m2 == bc.SLIVER_M2
     # a word that names no command (an abbreviated option's value) gives the whole parser
-    args = build_parser("sqlite:///x.db").parse_args(["--data", "sqlite:///x.db", "user", "add", "ann", "--role",
-                                                      ROLES[0]])
+    args = build_parser("sqlite:///x.db").parse_args(
+        ["--data", "sqlite:///x.db", "user", "add", "ann", "--role", ROLES[0]]
+    )
     assert args.role == ROLES[0]
 
 

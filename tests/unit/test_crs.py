@@ -28,7 +28,9 @@ def test_inverses_are_within_5cm_over_all_of_china():
         assert dist.max() <= 0.05
 
 
-@pytest.mark.parametrize("name,lon,lat,metres", [("shanghai", 121.4737, 31.2304, 482), ("beijing", 116.3975, 39.9087, 556)])
+@pytest.mark.parametrize(
+    "name,lon,lat,metres", [("shanghai", 121.4737, 31.2304, 482), ("beijing", 116.3975, 39.9087, 556)]
+)
 def test_gcj02_offset_is_hundreds_of_metres(name, lon, lat, metres):
     glon, glat = crs.wgs84_to_gcj02(lon, lat)
     _, _, dist = GEOD.inv(lon, lat, glon, glat)
@@ -39,8 +41,17 @@ def test_outside_china_is_unchanged():
     assert crs.wgs84_to_gcj02(2.35, 48.85) == (2.35, 48.85)
 
 
-@pytest.mark.parametrize("text,name,epsg", [(None, "wgs84", 4326), ("WGS84", "wgs84", 4326), ("cgcs2000", "cgcs2000", 4490),
-                                           ("gcj-02", "gcj02", None), ("BD09", "bd09", None), ("EPSG:4543", "EPSG:4543", 4543)])
+@pytest.mark.parametrize(
+    "text,name,epsg",
+    [
+        (None, "wgs84", 4326),
+        ("WGS84", "wgs84", 4326),
+        ("cgcs2000", "cgcs2000", 4490),
+        ("gcj-02", "gcj02", None),
+        ("BD09", "bd09", None),
+        ("EPSG:4543", "EPSG:4543", 4543),
+    ],
+)
 def test_parse_crs(text, name, epsg):
     parsed = crs.parse_crs(text)
     assert (parsed.name, parsed.epsg) == (name, epsg)
@@ -52,9 +63,16 @@ def test_unknown_crs_names_the_field(text):
         crs.parse_crs(text)
 
 
-@pytest.mark.parametrize("lon,lat,field,words", [
-    (math.nan, 25.0, "lon", "finite"), (102.7, math.inf, "lat", "finite"), (25.03, 102.75, "lat", "swap"),
-    (200.0, 25.0, "lon", "-180..180"), (102.0, -95.0, "lat", "-90..90")])
+@pytest.mark.parametrize(
+    "lon,lat,field,words",
+    [
+        (math.nan, 25.0, "lon", "finite"),
+        (102.7, math.inf, "lat", "finite"),
+        (25.03, 102.75, "lat", "swap"),
+        (200.0, 25.0, "lon", "-180..180"),
+        (102.0, -95.0, "lat", "-90..90"),
+    ],
+)
 def test_impossible_points_name_the_field(lon, lat, field, words):
     with pytest.raises(InvalidCoordinate, match=words) as info:
         crs.convert_point(lon, lat, crs.parse_crs("wgs84"))
@@ -69,10 +87,18 @@ def test_gauss_kruger_zone_round_trip():
 
 
 CONTROL_POINTS = [  # city centres across China's extent, and the corners of the GCJ-02 rectangle's inhabited part
-    ("kunming_guandu", 102.7358, 25.0150), ("beijing", 116.3975, 39.9087), ("shanghai", 121.4737, 31.2304),
-    ("urumqi", 87.6168, 43.8256), ("harbin", 126.5349, 45.8038), ("sanya", 109.5119, 18.2528),
-    ("lhasa", 91.1409, 29.6456), ("kashgar", 75.9897, 39.4704), ("mohe", 122.5386, 52.9720),
-    ("fuyuan", 134.2940, 48.3648), ("datong_pingcheng", 113.3000, 40.0900), ("nanchong", 106.0900, 30.8000),
+    ("kunming_guandu", 102.7358, 25.0150),
+    ("beijing", 116.3975, 39.9087),
+    ("shanghai", 121.4737, 31.2304),
+    ("urumqi", 87.6168, 43.8256),
+    ("harbin", 126.5349, 45.8038),
+    ("sanya", 109.5119, 18.2528),
+    ("lhasa", 91.1409, 29.6456),
+    ("kashgar", 75.9897, 39.4704),
+    ("mohe", 122.5386, 52.9720),
+    ("fuyuan", 134.2940, 48.3648),
+    ("datong_pingcheng", 113.3000, 40.0900),
+    ("nanchong", 106.0900, 30.8000),
 ]
 
 

@@ -17,8 +17,13 @@ def guandu():
 
 def test_counts_per_level_match_the_source_reports(guandu):
     areas, _ = guandu
-    assert Counter(a.level for a in areas) == {"district": 1, "subdistrict": 8, "community": 99, "grid": 533,
-                                                "microgrid": 1854}
+    assert Counter(a.level for a in areas) == {
+        "district": 1,
+        "subdistrict": 8,
+        "community": 99,
+        "grid": 533,
+        "microgrid": 1854,
+    }
 
 
 def test_every_level_tiles_its_parent_exactly(guandu):
@@ -70,7 +75,9 @@ def test_generation_is_deterministic():
 
     a, _ = build_hierarchy("140213", SMALL_SCALE, seed=7)
     b, _ = build_hierarchy("140213", SMALL_SCALE, seed=7)
-    assert [(x.code, x.households, round(x.geom.area, 3)) for x in a] == [(x.code, x.households, round(x.geom.area, 3)) for x in b]
+    assert [(x.code, x.households, round(x.geom.area, 3)) for x in a] == [
+        (x.code, x.households, round(x.geom.area, 3)) for x in b
+    ]
 
 
 @pytest.mark.parametrize("adcode", ["140213", "511302", "320282"])
@@ -80,8 +87,13 @@ def test_the_other_districts_tile_exactly_too(adcode):
     areas, _ = build_hierarchy(adcode, FULL_SCALES[adcode])
     counts = Counter(a.level for a in areas)
     scale = FULL_SCALES[adcode]
-    assert counts == {"district": 1, "subdistrict": scale.subdistricts, "community": scale.communities,
-                      "grid": scale.grids, "microgrid": scale.microgrids}
+    assert counts == {
+        "district": 1,
+        "subdistrict": scale.subdistricts,
+        "community": scale.communities,
+        "grid": scale.grids,
+        "microgrid": scale.microgrids,
+    }
     by_code = {a.code: a for a in areas}
     children: dict[str, list] = {}
     for a in areas:

@@ -18,8 +18,11 @@ def _modules() -> list[str]:
     names = []
     for package in (gridmap, api, web):
         names.append(package.__name__)
-        names += [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
-                  if ".migrations" not in m.name]
+        names += [
+            m.name
+            for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+            if ".migrations" not in m.name
+        ]
     return sorted(names)
 
 

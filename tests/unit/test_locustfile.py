@@ -34,8 +34,14 @@ def _requests(tree: ast.Module) -> list[tuple[str, str]]:
     """(method, url pattern) of every `self.client.get/post(...)` in the file."""
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "post") \
-                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "client" and node.args:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "post")
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "client"
+            and node.args
+        ):
             url = _template(node.args[0])
             if url is not None:
                 found.append((node.func.attr, url))
@@ -46,8 +52,9 @@ def _requests(tree: ast.Module) -> list[tuple[str, str]]:
 
 def _matches(url: str, path: str) -> bool:
     """Does a requested URL pattern fit an OpenAPI path (`{…}` in either matches one or more characters)?"""
-    pattern = "".join(".+" if part.startswith("{") else re.escape(part)
-                      for part in re.split(r"(\{[^}]*\})", path) if part)
+    pattern = "".join(
+        ".+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]*\})", path) if part
+    )
     concrete = re.sub(r"\{[^}]*\}", "x", url)
     return re.fullmatch(pattern, concrete) is not None
 
@@ -55,17 +62,20 @@ def _matches(url: str, path: str) -> bool:
 def test_locustfile_requests_exist_in_openapi():
     tree = ast.parse(LOCUSTFILE.read_text(encoding="utf-8"))
     operations = _operations()
-    paths = next(ast.literal_eval(n.value) for n in tree.body
-                 if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "PATHS" for t in n.targets))
+    paths = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "PATHS" for t in n.targets)
+    )
     missing = [(m, p) for m, p in paths.values() if (m, p) not in operations]
     assert not missing, f"PATHS not in the app's OpenAPI: {missing}"
     requests = [(m, u) for m, u in _requests(tree) if u != "PATHS"]
     assert len(requests) >= 8, requests  # the file was read: every kind of request is there
-    unknown = [(m, u) for m, u in requests
-               if not any(m == om and _matches(u, op) for om, op in operations)]
+    unknown = [(m, u) for m, u in requests if not any(m == om and _matches(u, op) for om, op in operations)]
     assert not unknown, f"requests with no operation in the app's OpenAPI: {unknown}"
-    used = {(m, p) for m, p in paths.values()
-            if any(m == rm and _matches(u, p) for rm, u in requests)} | {paths["token"]}
+    used = {(m, p) for m, p in paths.values() if any(m == rm and _matches(u, p) for rm, u in requests)} | {
+        paths["token"]
+    }
     assert used == set(paths.values()), f"PATHS lists operations no user asks for: {set(paths.values()) - used}"
 
 

@@ -11,8 +11,13 @@ from gridmap.lookup import FLAG_ON_BOUNDARY, FLAG_OUTSIDE, AreaIndex, AreaRef
 #      |  A1  |  A2  |  B1  |   hole in A1: (0.4..0.6, 0.4..0.6) is not part of any grid
 #  y=0 +------+------+------+
 #      x=0    x=1    x=2    x=3
-REFS = [AreaRef(1, "community", "A", "A", None), AreaRef(2, "community", "B", "B", None),
-        AreaRef(3, "grid", "A001", "A1", "A"), AreaRef(4, "grid", "A002", "A2", "A"), AreaRef(5, "grid", "B001", "B1", "B")]
+REFS = [
+    AreaRef(1, "community", "A", "A", None),
+    AreaRef(2, "community", "B", "B", None),
+    AreaRef(3, "grid", "A001", "A1", "A"),
+    AreaRef(4, "grid", "A002", "A2", "A"),
+    AreaRef(5, "grid", "B001", "B1", "B"),
+]
 A1 = Polygon([(0, 0), (1, 0), (1, 2), (0, 2)], [[(0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)]])
 GEOMS = [box(0, 0, 2, 2), box(2, 0, 3, 2), A1, box(1, 0, 2, 2), box(2, 0, 3, 2)]
 
@@ -22,16 +27,19 @@ def index():
     return AreaIndex(REFS, GEOMS)
 
 
-@pytest.mark.parametrize("case,lon,lat,leaf,flags,candidates", [
-    ("inside", 0.2, 1.5, "A001", [], []),
-    ("edge_between_grids_same_community", 1.0, 1.5, "A001", [FLAG_ON_BOUNDARY], ["A002"]),
-    ("edge_between_communities", 2.0, 0.5, "A002", [FLAG_ON_BOUNDARY], ["B001"]),
-    ("shared_vertex_top", 2.0, 2.0, "A002", [FLAG_ON_BOUNDARY], ["B001"]),
-    ("outer_corner_vertex", 0.0, 0.0, "A001", [], []),
-    ("in_hole", 0.5, 0.5, None, [FLAG_OUTSIDE], []),
-    ("on_hole_boundary", 0.4, 0.5, "A001", [], []),
-    ("outside_every_grid", 5.0, 5.0, None, [FLAG_OUTSIDE], []),
-])
+@pytest.mark.parametrize(
+    "case,lon,lat,leaf,flags,candidates",
+    [
+        ("inside", 0.2, 1.5, "A001", [], []),
+        ("edge_between_grids_same_community", 1.0, 1.5, "A001", [FLAG_ON_BOUNDARY], ["A002"]),
+        ("edge_between_communities", 2.0, 0.5, "A002", [FLAG_ON_BOUNDARY], ["B001"]),
+        ("shared_vertex_top", 2.0, 2.0, "A002", [FLAG_ON_BOUNDARY], ["B001"]),
+        ("outer_corner_vertex", 0.0, 0.0, "A001", [], []),
+        ("in_hole", 0.5, 0.5, None, [FLAG_OUTSIDE], []),
+        ("on_hole_boundary", 0.4, 0.5, "A001", [], []),
+        ("outside_every_grid", 5.0, 5.0, None, [FLAG_OUTSIDE], []),
+    ],
+)
 def test_named_cases(index, case, lon, lat, leaf, flags, candidates):
     loc = index.locate(lon, lat)
     assert loc.leaf_code == leaf
@@ -65,14 +73,17 @@ def metric():
     return AreaIndex(METRIC_REFS, METRIC_GEOMS)
 
 
-@pytest.mark.parametrize("case,dx_m,near_m,accuracy_m,leaf,flags,near", [
-    ("5m_from_edge_within_10m", -5.0, 10, None, "G1", ["near_boundary"], ["G2"]),
-    ("5m_from_edge_near_check_3m", -5.0, 3, None, "G1", [], []),
-    ("5m_from_edge_accuracy_8m_widens", -5.0, 3, 8, "G1", ["near_boundary"], ["G2"]),
-    ("40m_from_edge_accuracy_8m", -40.0, 10, 8, "G1", [], []),
-    ("on_the_edge_tie_and_no_near_duplicate", 0.0, 10, None, "G1", ["on_boundary"], []),
-    ("east_side_3m", 3.0, 10, None, "G2", ["near_boundary"], ["G1"]),
-])
+@pytest.mark.parametrize(
+    "case,dx_m,near_m,accuracy_m,leaf,flags,near",
+    [
+        ("5m_from_edge_within_10m", -5.0, 10, None, "G1", ["near_boundary"], ["G2"]),
+        ("5m_from_edge_near_check_3m", -5.0, 3, None, "G1", [], []),
+        ("5m_from_edge_accuracy_8m_widens", -5.0, 3, 8, "G1", ["near_boundary"], ["G2"]),
+        ("40m_from_edge_accuracy_8m", -40.0, 10, 8, "G1", [], []),
+        ("on_the_edge_tie_and_no_near_duplicate", 0.0, 10, None, "G1", ["on_boundary"], []),
+        ("east_side_3m", 3.0, 10, None, "G2", ["near_boundary"], ["G1"]),
+    ],
+)
 def test_near_boundary_named_cases(metric, case, dx_m, near_m, accuracy_m, leaf, flags, near):
     loc = metric.locate(102.701 + dx_m / M_PER_DEG_LON, 25.0005, near_m=near_m, accuracy_m=accuracy_m)
     assert loc.leaf_code == leaf and loc.flags == flags
@@ -83,11 +94,14 @@ def test_near_boundary_named_cases(metric, case, dx_m, near_m, accuracy_m, leaf,
         assert loc.tie_rule == "smallest_code_wins" and loc.candidates == ["G2"]
 
 
-@pytest.mark.parametrize("case,dx_m,nearest_m,leaf,method,flags", [
-    ("50m_east_nearest_within_100m", 50.0, 100, "G2", "nearest", ["outside_all_grids", "assigned_to_nearest"]),
-    ("50m_east_nearest_within_30m", 50.0, 30, None, "coordinates", ["outside_all_grids"]),
-    ("50m_east_nearest_off", 50.0, 0, None, "coordinates", ["outside_all_grids"]),
-])
+@pytest.mark.parametrize(
+    "case,dx_m,nearest_m,leaf,method,flags",
+    [
+        ("50m_east_nearest_within_100m", 50.0, 100, "G2", "nearest", ["outside_all_grids", "assigned_to_nearest"]),
+        ("50m_east_nearest_within_30m", 50.0, 30, None, "coordinates", ["outside_all_grids"]),
+        ("50m_east_nearest_off", 50.0, 0, None, "coordinates", ["outside_all_grids"]),
+    ],
+)
 def test_outside_with_nearest_named_cases(metric, case, dx_m, nearest_m, leaf, method, flags):
     loc = metric.locate(102.702 + dx_m / M_PER_DEG_LON, 25.0005, nearest_m=nearest_m)
     assert loc.leaf_code == leaf and loc.method == method and loc.flags == flags

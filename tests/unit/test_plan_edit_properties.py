@@ -33,21 +33,46 @@ ERRORS = {"gap", "overlap", "hole", "outside_parent", "invalid_geometry", "slive
 
 # -- reading the draft ---------------------------------------------------------------------------------------------
 
+
 def areas_of(session, generation_id: int) -> dict[str, dict]:
     rows = session.scalars(sa.select(Area).where(Area.generation_id == generation_id).order_by(Area.code)).all()
     code_of = {a.id: a.code for a in rows}
-    return {a.code: {"code": a.code, "level": a.level, "parent": code_of.get(a.parent_id), "leaf": a.is_leaf,
-                     "geom": to_shape(a.geom), "households": a.households, "population": a.population,
-                     "locked": a.locked, "id": a.id, "area_m2": a.area_m2} for a in rows}
+    return {
+        a.code: {
+            "code": a.code,
+            "level": a.level,
+            "parent": code_of.get(a.parent_id),
+            "leaf": a.is_leaf,
+            "geom": to_shape(a.geom),
+            "households": a.households,
+            "population": a.population,
+            "locked": a.locked,
+            "id": a.id,
+            "area_m2": a.area_m2,
+        }
+        for a in rows
+    }
 
 
 def state_of(session, generation_id: int) -> dict[str, tuple]:
     """Every stored area as bytes and numbers: what an undo must give back exactly."""
-    rows = session.execute(sa.select(Area.code, Area.geom, Area.households, Area.population, Area.area_m2,
-                                     Area.locked, Area.parent_id, Area.name)
-                           .where(Area.generation_id == generation_id)).all()
-    return {r.code: (shapely.to_wkb(to_shape(r.geom), hex=True), r.households, r.population, r.area_m2,
-                     bool(r.locked), r.parent_id, r.name) for r in rows}
+    rows = session.execute(
+        sa.select(
+            Area.code, Area.geom, Area.households, Area.population, Area.area_m2, Area.locked, Area.parent_id, Area.name
+        ).where(Area.generation_id == generation_id)
+    ).all()
+    return {
+        r.code: (
+            shapely.to_wkb(to_shape(r.geom), hex=True),
+            r.households,
+            r.population,
+            r.area_m2,
+            bool(r.locked),
+            r.parent_id,
+            r.name,
+        )
+        for r in rows
+    }
 
 
 def tiling_errors(session, generation_id: int) -> list[tuple]:
@@ -78,6 +103,7 @@ def _neighbours(areas, leaf, same_parent: bool | None = None):
 
 # -- making edits --------------------------------------------------------------------------------------------------
 
+
 def pick_split(areas, rng: random.Random) -> dict:
     leaf = rng.choice(_leaves(areas))
     geom = max(leaf["geom"].geoms, key=lambda p: p.area)
@@ -85,8 +111,12 @@ def pick_split(areas, rng: random.Random) -> dict:
     minx, miny, maxx, maxy = geom.bounds
     reach = 2 * math.hypot(maxx - minx, maxy - miny)
     angle = rng.uniform(0, math.pi)
-    line = LineString([(c.x - reach * math.cos(angle), c.y - reach * math.sin(angle)),
-                       (c.x + reach * math.cos(angle), c.y + reach * math.sin(angle))])
+    line = LineString(
+        [
+            (c.x - reach * math.cos(angle), c.y - reach * math.sin(angle)),
+            (c.x + reach * math.cos(angle), c.y + reach * math.sin(angle)),
+        ]
+    )
     return {"op": "split", "code": leaf["code"], "line": mapping(line)}
 
 
@@ -102,8 +132,9 @@ def _shared_chain(a, b):
 
 
 def pick_move_edge(areas, rng: random.Random) -> dict:
-    pairs = [(a, b) for a in _leaves(areas) for b in _neighbours(areas, a) if a["code"] < b["code"]
-             and _shared_chain(a, b)]
+    pairs = [
+        (a, b) for a in _leaves(areas) for b in _neighbours(areas, a) if a["code"] < b["code"] and _shared_chain(a, b)
+    ]
     a, b = rng.choice(pairs)
     chain = rng.choice(_shared_chain(a, b))
     start, end = chain.coords[0], chain.coords[-1]
@@ -113,8 +144,11 @@ def pick_move_edge(areas, rng: random.Random) -> dict:
     normal = np.array([-dy, dx]) / length if length else np.array([0.0, 0.0])
     offset = rng.uniform(-0.15, 0.15) * min(length, 0.003)
     bend = (mid.x + normal[0] * offset, mid.y + normal[1] * offset)
-    return {"op": "move_edge", "codes": [a["code"], b["code"]],
-            "line": {"type": "LineString", "coordinates": [list(start), list(bend), list(end)]}}
+    return {
+        "op": "move_edge",
+        "codes": [a["code"], b["code"]],
+        "line": {"type": "LineString", "coordinates": [list(start), list(bend), list(end)]},
+    }
 
 
 def pick_move_vertex(areas, rng: random.Random) -> dict:
@@ -123,13 +157,17 @@ def pick_move_vertex(areas, rng: random.Random) -> dict:
     x, y = coords[rng.randrange(len(coords))]
     d = rng.uniform(1, 30) / 111_320  # 1-30 m
     angle = rng.uniform(0, 2 * math.pi)
-    return {"op": "move_vertex", "from": [float(x), float(y)],
-            "to": [float(x + d * math.cos(angle)), float(y + d * math.sin(angle))]}
+    return {
+        "op": "move_vertex",
+        "from": [float(x), float(y)],
+        "to": [float(x + d * math.cos(angle)), float(y + d * math.sin(angle))],
+    }
 
 
 def buildings_in(session, geom) -> list[tuple[int, Point, int, int | None]]:
-    rows = session.execute(sa.select(Place.id, Place.geom, Place.households, Place.parent_id)
-                           .where(Place.kind == "building")).all()
+    rows = session.execute(
+        sa.select(Place.id, Place.geom, Place.households, Place.parent_id).where(Place.kind == "building")
+    ).all()
     out = []
     for pid, g, hh, parent in rows:
         p = to_shape(g)
@@ -166,8 +204,9 @@ def pick_compound(session, areas, rng: random.Random) -> dict:
     options = []
     for compound, inside in sorted(where.items()):
         for other in leaves:
-            if other["code"] not in inside and any(shapely.intersection(
-                    other["geom"].boundary, areas[c]["geom"].boundary).length > 0 for c in inside):
+            if other["code"] not in inside and any(
+                shapely.intersection(other["geom"].boundary, areas[c]["geom"].boundary).length > 0 for c in inside
+            ):
                 options.append((compound, other["code"]))
     compound, to = rng.choice(options)
     return {"op": "reassign", "compound": compound, "to": to}
@@ -181,8 +220,11 @@ def pick_reassign_leaves(areas, rng: random.Random) -> dict:
             continue
         parent = areas[leaf["parent"]]
         for other in areas.values():
-            if other["level"] == parent["level"] and other["code"] != parent["code"] and \
-                    shapely.intersection(other["geom"].boundary, leaf["geom"].boundary).length > 0:
+            if (
+                other["level"] == parent["level"]
+                and other["code"] != parent["code"]
+                and shapely.intersection(other["geom"].boundary, leaf["geom"].boundary).length > 0
+            ):
                 options.append((leaf, other))
     leaf, parent = rng.choice(options)
     return {"op": "reassign", "codes": [leaf["code"]], "to": parent["code"]}
@@ -199,11 +241,18 @@ def pick(kind: str, session, generation_id: int, rng: random.Random) -> dict:
         return pick_paint(session, areas, rng)
     if kind == "compound":
         return pick_compound(session, areas, rng)
-    return {"split": pick_split, "merge": pick_merge, "move_edge": pick_move_edge, "move_vertex": pick_move_vertex,
-            "reassign_leaves": pick_reassign_leaves, "lock": pick_lock}[kind](areas, rng)
+    return {
+        "split": pick_split,
+        "merge": pick_merge,
+        "move_edge": pick_move_edge,
+        "move_vertex": pick_move_vertex,
+        "reassign_leaves": pick_reassign_leaves,
+        "lock": pick_lock,
+    }[kind](areas, rng)
 
 
 # -- the property --------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sessionmaker(tmp_path_factory):
@@ -214,8 +263,9 @@ def sessionmaker(tmp_path_factory):
 
 
 KINDS = ["split", "merge", "move_edge", "move_vertex", "paint", "compound", "reassign_leaves", "lock"]
-STEPS = st.lists(st.tuples(st.sampled_from([*KINDS, "undo", "undo", "redo"]), st.integers(0, 2**16)),
-                 min_size=2, max_size=7)
+STEPS = st.lists(
+    st.tuples(st.sampled_from([*KINDS, "undo", "undo", "redo"]), st.integers(0, 2**16)), min_size=2, max_size=7
+)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,7 +13,7 @@ def test_spatialite_then_pyproj_exits_cleanly(tmp_path):
         import sqlalchemy as sa
         from gridmap import storage
 
-        engine = storage.make_engine("sqlite:///{tmp_path / 'x.db'}")
+        engine = storage.make_engine("sqlite:///{tmp_path / "x.db"}")
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT spatialite_version()")).scalar()
         import pyproj

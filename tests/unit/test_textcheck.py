@@ -17,17 +17,20 @@ from gridmap.gazetteer import Gazetteer
 from gridmap.textcheck import clean_phone, clean_text
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("井盖\x00丢失", "U+0000"),
-    ("井盖\x07丢失", "U+0007"),
-    ("井盖\x85丢失", "U+0085"),
-    ("abc\u202egpj.exe", "U+202E"),
-    ("\u2066东风街\u2069", "U+2066"),
-    ("\u200b\u200c\u200d\u2060\ufeff  \u3000", "empty"),
-    ("   ", "empty"),
-    ("line\nbreak", "U+000A"),
-    ("lone \ud800 surrogate", "U+D800"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("井盖\x00丢失", "U+0000"),
+        ("井盖\x07丢失", "U+0007"),
+        ("井盖\x85丢失", "U+0085"),
+        ("abc\u202egpj.exe", "U+202E"),
+        ("\u2066东风街\u2069", "U+2066"),
+        ("\u200b\u200c\u200d\u2060\ufeff  \u3000", "empty"),
+        ("   ", "empty"),
+        ("line\nbreak", "U+000A"),
+        ("lone \ud800 surrogate", "U+D800"),
+    ],
+)
 def test_clean_text_refuses_with_the_field_and_never_the_value(text, why):
     with pytest.raises(InvalidInput) as caught:
         clean_text(text, "title", 200)
@@ -38,8 +41,10 @@ def test_clean_text_refuses_with_the_field_and_never_the_value(text, why):
 def test_clean_text_checks_the_length_first_and_fast():
     huge = "东" * 10_000_000 + "\x00"
     # the length is measured before the text is read: normalising it (what costs time with the length) never runs
-    with mock.patch("gridmap.textcheck.unicodedata.normalize", side_effect=AssertionError("text normalised")), \
-            pytest.raises(InvalidInput) as caught:
+    with (
+        mock.patch("gridmap.textcheck.unicodedata.normalize", side_effect=AssertionError("text normalised")),
+        pytest.raises(InvalidInput) as caught,
+    ):
         clean_text(huge, "address", 300)
     assert caught.value.field == "address" and "at most 300" in caught.value.message
     assert "东东" not in caught.value.message
@@ -57,16 +62,34 @@ def test_clean_text_keeps_what_is_fine_and_normalises():
         clean_text(123, "title", 10)
 
 
-@pytest.mark.parametrize(("phone", "expected"), [
-    ("13812341234", "13812341234"), ("+86 138-1234-1234", "13812341234"), ("0871-63123456", "087163123456"),
-    ("(0871) 63123456", "087163123456"), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("phone", "expected"),
+    [
+        ("13812341234", "13812341234"),
+        ("+86 138-1234-1234", "13812341234"),
+        ("0871-63123456", "087163123456"),
+        ("(0871) 63123456", "087163123456"),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_clean_phone_accepts_ascii_digits(phone, expected):
     assert clean_phone(phone, "reporter_phone") == expected
 
 
-@pytest.mark.parametrize("phone", ["١٣٨٠٠١٣٨٠٠٠", "１３８１２３４１２３４", "138１２３４1234", "12ab", "987", "1" * 16,
-                                   "1" * 10_000, "138\x0012341234"])
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "١٣٨٠٠١٣٨٠٠٠",
+        "１３８１２３４１２３４",
+        "138１２３４1234",
+        "12ab",
+        "987",
+        "1" * 16,
+        "1" * 10_000,
+        "138\x0012341234",
+    ],
+)
 def test_clean_phone_refuses_other_digits_without_repeating_them(phone):
     with pytest.raises(InvalidInput) as caught:
         clean_phone(phone, "reporter_phone")
@@ -76,24 +99,44 @@ def test_clean_phone_refuses_other_digits_without_repeating_them(phone):
 def test_the_gazetteer_answers_too_long_without_reading_the_text():
     gazetteer = Gazetteer([], [], set())
     # answered from the length alone: neither normalised nor turned into pinyin
-    with mock.patch("gridmap.gazetteer.normalise", side_effect=AssertionError("text normalised")), \
-            mock.patch("gridmap.gazetteer.lazy_pinyin", side_effect=AssertionError("pinyin made")):
+    with (
+        mock.patch("gridmap.gazetteer.normalise", side_effect=AssertionError("text normalised")),
+        mock.patch("gridmap.gazetteer.lazy_pinyin", side_effect=AssertionError("pinyin made")),
+    ):
         match = gazetteer.match("东风街363号" * 200_000)
     assert match.place is None and match.reason == "too_long" and match.text == ""
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"), ("+SUM(1,2)", "'+SUM(1,2)"),
-    ("-1+2", "'-1+2"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("  =1", "'  =1"),
-    ("＝1+1", "'＝1+1"), ("东风街=1", "东风街=1"), ("", ""), (-3, -3), (2.5, 2.5), (None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+SUM(1,2)", "'+SUM(1,2)"),
+        ("-1+2", "'-1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("  =1", "'  =1"),
+        ("＝1+1", "'＝1+1"),
+        ("东风街=1", "东风街=1"),
+        ("", ""),
+        (-3, -3),
+        (2.5, 2.5),
+        (None, None),
+    ],
+)
 def test_safe_cell(value, expected):
     assert tabular.safe_cell(value) == expected
 
 
 def test_csv_and_xlsx_write_formulas_as_text_and_numbers_as_numbers():
-    frame = pd.DataFrame({"=cmd|' /c calc'!A0": ["=1+1", "+SUM(1,2)", "@x", "plain"],
-                          "n": [-5, 3, 0, 7], "rate": [-0.5, 0.25, float("nan"), 1.0]})
+    frame = pd.DataFrame(
+        {
+            "=cmd|' /c calc'!A0": ["=1+1", "+SUM(1,2)", "@x", "plain"],
+            "n": [-5, 3, 0, 7],
+            "rate": [-0.5, 0.25, float("nan"), 1.0],
+        }
+    )
     rows = list(csv.reader(io.StringIO(tabular.csv_bytes(frame).decode("utf-8-sig"))))
     assert rows[0] == ["'=cmd|' /c calc'!A0", "n", "rate"]
     assert [r[0] for r in rows[1:]] == ["'=1+1", "'+SUM(1,2)", "'@x", "plain"]
@@ -129,7 +172,7 @@ def test_xlsx_rows_stream_and_long_cells_come_back_as_their_length():
 
 
 def test_csv_rows_have_per_field_limits():
-    text = "工单编号,诉求内容\nt1,短\n\nt2," + "长" * 5000 + "\nt3,\"多\n行\"\n"
+    text = "工单编号,诉求内容\nt1,短\n\nt2," + "长" * 5000 + '\nt3,"多\n行"\n'
     headings, rows = tabular.read_csv_rows(text.encode("gb18030"), max_rows=10)
     assert headings == ["工单编号", "诉求内容"]
     assert rows[0] == (2, ["t1", "短"]) and rows[1] == (4, ["t2", tabular.TooLong(5000)])  # as Excel numbers them
@@ -146,12 +189,15 @@ def _zip(members: dict[str, bytes]) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
 
 
-@pytest.mark.parametrize(("members", "words"), [
-    ({"../../etc/x.xml": b"x"}, "unsafe"),
-    ({"/etc/x.xml": b"x"}, "unsafe"),
-    ({"C:/x.xml": b"x"}, "unsafe"),
-    ({"xl/bomb.xml": b"\x00" * (20 * 1024 * 1024)}, "more than 100 times"),
-])
+@pytest.mark.parametrize(
+    ("members", "words"),
+    [
+        ({"../../etc/x.xml": b"x"}, "unsafe"),
+        ({"/etc/x.xml": b"x"}, "unsafe"),
+        ({"C:/x.xml": b"x"}, "unsafe"),
+        ({"xl/bomb.xml": b"\x00" * (20 * 1024 * 1024)}, "more than 100 times"),
+    ],
+)
 def test_unsafe_archives_are_refused(members, words):
     with pytest.raises(InvalidInput, match=words) as caught:
         tabular.check_archive(_zip(members), "the export")

@@ -65,9 +65,16 @@ def test_elapsed_working_time():
     assert CAL.elapsed(cst("2026-11-24 10:00"), cst("2026-11-23 10:00"), "work_hours") == 0
 
 
-@pytest.mark.parametrize("now,colour", [("2026-11-23 12:00", "green"), ("2026-11-23 14:30", "yellow"),
-                                        ("2026-11-23 15:30", "yellow"), ("2026-11-23 15:31", "red"),
-                                        ("2026-11-24 09:00", "red")])
+@pytest.mark.parametrize(
+    "now,colour",
+    [
+        ("2026-11-23 12:00", "green"),
+        ("2026-11-23 14:30", "yellow"),
+        ("2026-11-23 15:30", "yellow"),
+        ("2026-11-23 15:31", "red"),
+        ("2026-11-24 09:00", "red"),
+    ],
+)
 def test_clock_colours(now, colour):
     """Accepted Monday 09:00 with 5 working hours: 80 % is reached at 14:30, the limit at 15:30."""
     start = cst("2026-11-23 09:00")
@@ -83,8 +90,7 @@ def test_bad_limits_are_refused():
         CAL.add(cst("2026-11-23 10:00"), 10_000, "work_days")
 
 
-instants = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2026, 12, 31),
-                        timezones=st.just(CST))
+instants = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetime(2026, 12, 31), timezones=st.just(CST))
 
 
 @settings(max_examples=300, deadline=None)

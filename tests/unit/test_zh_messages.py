@@ -27,8 +27,9 @@ def _error_classes() -> frozenset[str]:
     for path in _sources():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef):
-                bases[node.name] = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")
-                                    for b in node.bases}
+                bases[node.name] = {
+                    b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases
+                }
     grown = True
     while grown:
         grown = False
@@ -78,8 +79,9 @@ def test_no_mixed_chinese_english_messages(path):
         if isinstance(node, ast.Call) and node.args:
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
             if name in classes and name not in ZH_POSITIONAL:
-                literal = "".join(v.value for v in ast.walk(node.args[0])
-                                  if isinstance(v, ast.Constant) and isinstance(v.value, str))
+                literal = "".join(
+                    v.value for v in ast.walk(node.args[0]) if isinstance(v, ast.Constant) and isinstance(v.value, str)
+                )
                 if MIXED.search(literal):
                     mixed.append(f"{node.lineno}: {literal[:80]}")
     assert not mixed, mixed

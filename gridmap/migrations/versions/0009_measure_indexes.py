@@ -9,22 +9,27 @@ Create Date: 2026-12-06
 
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 # the rating of a `rate` step, written exactly as gridmap.measures.RATING_SQL has it (an index on an expression
 # serves only a query that writes the same expression); copied, not imported: an old migration must not change
-_RATING = {'sqlite': "CAST(JSON_EXTRACT(detail, '$.\"satisfaction\"') AS INTEGER)",
-           'postgresql': "(CAST((detail ->> 'satisfaction') AS INTEGER))"}
+_RATING = {
+    "sqlite": "CAST(JSON_EXTRACT(detail, '$.\"satisfaction\"') AS INTEGER)",
+    "postgresql": "(CAST((detail ->> 'satisfaction') AS INTEGER))",
+}
 
 
 def upgrade() -> None:
-    op.create_index('ix_case_file_reported_grid', 'case_file', ['reported_at', 'grid_code'])
-    op.create_index('ix_case_file_due_measures', 'case_file',
-                    ['due_at', 'grid_code', 'state', 'closed_at', 'rework_count', 'extension_count'])
-    op.create_index('ix_case_file_closed_measures', 'case_file', ['closed_at', 'grid_code', 'state', 'reported_at'])
+    op.create_index("ix_case_file_reported_grid", "case_file", ["reported_at", "grid_code"])
+    op.create_index(
+        "ix_case_file_due_measures",
+        "case_file",
+        ["due_at", "grid_code", "state", "closed_at", "rework_count", "extension_count"],
+    )
+    op.create_index("ix_case_file_closed_measures", "case_file", ["closed_at", "grid_code", "state", "reported_at"])
     rating = _RATING[op.get_bind().dialect.name]
     # partial: the cast runs on ratings only (PostgreSQL's cast would refuse any other step whose detail carried a
     # non-number under that key)
@@ -33,6 +38,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX ix_case_event_rating")
-    op.drop_index('ix_case_file_closed_measures', table_name='case_file')
-    op.drop_index('ix_case_file_due_measures', table_name='case_file')
-    op.drop_index('ix_case_file_reported_grid', table_name='case_file')
+    op.drop_index("ix_case_file_closed_measures", table_name="case_file")
+    op.drop_index("ix_case_file_due_measures", table_name="case_file")
+    op.drop_index("ix_case_file_reported_grid", table_name="case_file")
