@@ -44,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from locate import best_of  # noqa: E402  (tests/benchmarks is on the path: this script's directory)
-from tests.conftest import _new_postgis_database  # noqa: E402
 
 from gridmap import storage  # noqa: E402
 from gridmap.areas import load_index  # noqa: E402
@@ -53,6 +52,7 @@ from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.hotline import import_export  # noqa: E402
 from gridmap.measures import measures, to_records  # noqa: E402
 from gridmap.tables import Place  # noqa: E402
+from tests.conftest import _new_postgis_database  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
 PEER_SQL = """
@@ -160,7 +160,7 @@ def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measu
 def _measures(session, engine, since: dt.datetime, until: dt.datetime) -> tuple[float, float, dict, list]:
     """gridmap's measures per grid and the hand-written GROUP BY, best of 3 each, their counts checked to agree."""
     t_ours, (_, table) = best_of(lambda: measures(session, "grid", since=since, until=until))
-    params = {"since": since.astimezone(dt.timezone.utc), "until": until.astimezone(dt.timezone.utc)}
+    params = {"since": since.astimezone(dt.UTC), "until": until.astimezone(dt.UTC)}
     if engine.dialect.name == "sqlite":  # SQLite compares the stored text form
         params = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in params.items()}
     t_sql, peer = best_of(lambda: session.execute(sa.text(PEER_SQL), params).all())

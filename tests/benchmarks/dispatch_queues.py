@@ -24,7 +24,7 @@ from gridmap import cases, storage  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
-NOW = dt.datetime(2026, 11, 20, 4, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 4, tzinfo=dt.UTC)
 
 
 def build(path: Path, n: int) -> str:

@@ -25,10 +25,10 @@ What it does, in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
-import contextlib
 import os
 import signal
 import socket

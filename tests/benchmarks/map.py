@@ -153,8 +153,9 @@ def overview_run(browser, base: str, cookies: list[dict]) -> dict:
 
 def peer_page(base: str, folder: Path) -> Path:
     """The obvious folium page: every grid and micro-grid embedded as GeoJSON at full precision."""
-    import folium
     from urllib.parse import urlencode
+
+    import folium
 
     from gridmap.demo.accounts import DEMO_PASSWORD
 

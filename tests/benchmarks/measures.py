@@ -87,7 +87,7 @@ def run(url: str, label: str) -> dict:
     engine = storage.make_engine(url)
     until = dt.datetime.combine(TODAY, dt.time(0), dt.timezone(dt.timedelta(hours=8)))
     since = until - dt.timedelta(days=365)
-    params = {"since": since.astimezone(dt.timezone.utc), "until": until.astimezone(dt.timezone.utc)}
+    params = {"since": since.astimezone(dt.UTC), "until": until.astimezone(dt.UTC)}
     if engine.dialect.name == "sqlite":  # SQLite compares the stored text form
         params = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in params.items()}
     steps_sql = STEPS.format(rating=RATING[engine.dialect.name])

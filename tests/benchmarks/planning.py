@@ -48,14 +48,13 @@ from geoalchemy2.shape import from_shape, to_shape
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import _new_postgis_database  # noqa: E402
-
 from gridmap import storage  # noqa: E402
 from gridmap.boundary_check import check_generation  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.generations import create_draft  # noqa: E402
 from gridmap.tables import Area, Generation, Place  # noqa: E402
 from gridmap.topology import as_multipolygon  # noqa: E402
+from tests.conftest import _new_postgis_database  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
 THRESHOLD_M2 = 1.0  # problems smaller than this are slivers/noise in both the check and the peer

@@ -38,11 +38,10 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
-
 from gridmap import codes, relocate, storage  # noqa: E402
 from gridmap.generations import create_draft  # noqa: E402
 from gridmap.tables import Area, Case  # noqa: E402
+from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
 
 CACHED = Path("/tmp/gridmap-bench-series/full-demo.sqlite")
 TODAY = dt.date(2026, 11, 20)
@@ -151,7 +150,7 @@ def _china_months(first: dt.date, n: int) -> list[dt.datetime]:
     cst = dt.timezone(dt.timedelta(hours=8))
     out, year, month = [], first.year, first.month
     for _ in range(n + 1):
-        out.append(dt.datetime(year, month, 1, tzinfo=cst).astimezone(dt.timezone.utc))
+        out.append(dt.datetime(year, month, 1, tzinfo=cst).astimezone(dt.UTC))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return out
 

@@ -35,13 +35,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
-
 from gridmap import measures, storage  # noqa: E402
 from gridmap.areas import get_area  # noqa: E402
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.tables import Area, Case, Generation  # noqa: E402
+from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
 CACHE = Path("/tmp/gridmap-bench-series")
@@ -187,9 +186,10 @@ def areas_to_time(session) -> dict[str, str]:
 
 
 def run(url: str, label: str) -> list[dict]:
+    from fastapi.testclient import TestClient
+
     from api.main import create_app
     from api.settings import Settings
-    from fastapi.testclient import TestClient
 
     engine = storage.make_engine(url)
     factory = storage.make_sessionmaker(engine)

@@ -35,9 +35,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import POSTGRES_ADMIN_URL, api_client  # noqa: E402
-
 from api.settings import Settings  # noqa: E402
+from tests.conftest import POSTGRES_ADMIN_URL, api_client  # noqa: E402
 
 SQLITE_FILE = Path("/tmp/gridmap-bench-series/full-demo.sqlite")
 PG_NAME = "gridmap_bench_series"

@@ -115,7 +115,7 @@ def make_overdue(database, case_id, days=30):
         conn.execute(
             sa.update(Case)
             .where(Case.id == case_id)
-            .values(due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days), escalation_level=1)
+            .values(due_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days), escalation_level=1)
         )
     engine.dispose()
 

@@ -422,7 +422,7 @@ def test_case_markers_are_drawn_above_the_area_labels(page, server):
     wait_js(page, f"GridmapPage.rows.some(r => r[0] === {case['id']})")
     page.evaluate(f"void GridmapPage.map.setView(GridmapPage.core.point([{lon}, {lat}]), 19)")
     wait_idle(page)
-    wait_js(page, f"(document.body.dataset.gmLabels || '').startsWith('microgrid:')")
+    wait_js(page, "(document.body.dataset.gmLabels || '').startsWith('microgrid:')")
     # the marker is drawn (not clustered at this zoom) in the cases' pane, which is stacked above the labels'
     drawn = page.evaluate(f"""() => {{ let path = null;
         GridmapPage.cluster.eachLayer(l => {{ if (l.gmCase[0] === {case["id"]} && l._path && l._path.isConnected) path = l._path; }});

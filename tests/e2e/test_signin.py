@@ -484,7 +484,7 @@ def test_the_signed_in_bar_covers_no_control(signed_in, server, size):
                 open_console(pg, server)
             layout = pg.evaluate(RECTS)
             bar = layout["bar"]
-            assert 0 <= bar["x"] and bar["r"] <= viewport["width"] and bar["b"] <= viewport["height"], bar
+            assert bar["x"] >= 0 and bar["r"] <= viewport["width"] and bar["b"] <= viewport["height"], bar
             assert layout["button"], "something lies over the sign-out button"
             covered = [what for what, rect in layout["others"] if overlap(bar, rect)]
             assert covered == [], f"{account} {name} {size}: the bar covers {covered}"

@@ -1,9 +1,7 @@
 """The HTTP API on both databases: areas, locate (GCJ-02 included), cases, and bad input as problem+json 4xx."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap import crs
 
 

@@ -83,7 +83,7 @@ def test_an_expired_token_is_refused(client):
         s.execute(
             sa.update(AuthToken)
             .where(AuthToken.token_hash == accounts.digest(headers["Authorization"][7:]))
-            .values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
         )
     client.app.state.principals.clear()
     assert client.get("/api/v1/cases", headers=headers).status_code == 401

@@ -31,7 +31,7 @@ from gridmap.workcal import WorkCalendar
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
 HEAD = ["工单编号", "来电时间", "来电人", "联系电话", "事发地址", "诉求内容", "问题分类", "经度", "纬度"]
-NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.UTC)
 CASE_COLUMNS = [c.key for c in Case.__table__.columns if c.key not in ("id", "number", "external_ref", "geom")]
 
 
@@ -270,17 +270,16 @@ def test_a_row_intake_refuses_is_answered_with_its_error_and_a_failed_batch_leav
             s, index, [NewCase(title="已有", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8")], now=NOW
         )
     # a batch holding a ticket stored already fails as a whole: none of its cases is left
-    with pytest.raises(sa.exc.IntegrityError):
-        with factory() as s, s.begin():
-            create_cases(
-                s,
-                index,
-                [
-                    NewCase(title="新", lon=p.x, lat=p.y, source="hotline", external_ref="RF-7"),
-                    NewCase(title="重", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8"),
-                ],
-                now=NOW,
-            )
+    with pytest.raises(sa.exc.IntegrityError), factory() as s, s.begin():
+        create_cases(
+            s,
+            index,
+            [
+                NewCase(title="新", lon=p.x, lat=p.y, source="hotline", external_ref="RF-7"),
+                NewCase(title="重", lon=p.x, lat=p.y, source="hotline", external_ref="RF-8"),
+            ],
+            now=NOW,
+        )
     with factory() as s:
         refs = s.scalars(sa.select(Case.external_ref).where(Case.external_ref.startswith("RF-"))).all()
         assert refs == ["RF-8"]
@@ -291,7 +290,7 @@ def test_the_batch_calendar_gives_the_calendar_s_deadlines():
     plain = WorkCalendar.seeded()
     batch = BatchCalendar.of(plain)
     rng = np.random.default_rng(3)
-    start = dt.datetime(2025, 12, 20, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2025, 12, 20, tzinfo=dt.UTC)
     for _ in range(300):
         at = start + dt.timedelta(minutes=float(rng.uniform(0, 60 * 24 * 400)))
         amount, unit = float(rng.uniform(0, 20)), str(rng.choice(["work_hours", "work_days", "calendar_days"]))
@@ -333,7 +332,7 @@ def test_progress_is_printed_when_asked_for_and_only_then(db, capsys):
 
 def _case_rows(prefix, ids, p):
     """Case rows as the bulk writers are given them, with the texts COPY's text format escapes and JSON both ways."""
-    at = dt.datetime(2026, 11, 18, 2, 3, 4, 567891, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 11, 18, 2, 3, 4, 567891, tzinfo=dt.UTC)
     texts = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", "引号\"'", "plain"]
     return [
         dict(

@@ -10,8 +10,6 @@ import re
 import pytest
 import shapely
 import sqlalchemy as sa
-from shapely.geometry import Point
-
 from fastapi.testclient import TestClient
 
 from gridmap import accounts, cases, storage
@@ -144,7 +142,7 @@ def test_case_numbers_use_the_china_date_and_the_demos_format(client):
             session,
             index,
             cases.NewCase("夜间事件", x, y, source="hotline"),
-            now=dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.timezone.utc),
+            now=dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.UTC),
         )
         assert case.number == f"RX20261206{case.id:07d}" and NUMBER.match(case.number)
         demo = session.execute(
@@ -157,7 +155,7 @@ def test_case_numbers_use_the_china_date_and_the_demos_format(client):
     assert demo and all(NUMBER.match(number) for number, *_ in demo)
     for number, source, reported_at, case_id in demo:  # the demo's: channel, China date reported, row id
         assert number == cases.case_number(source, cases.utc(reported_at), case_id)
-    assert cases.case_number("api", dt.datetime(2026, 12, 5, 15, 59, tzinfo=dt.timezone.utc), 7) == "JK202612050000007"
+    assert cases.case_number("api", dt.datetime(2026, 12, 5, 15, 59, tzinfo=dt.UTC), 7) == "JK202612050000007"
 
 
 # -- 3. the case item ------------------------------------------------------------------------------------------------
@@ -215,9 +213,7 @@ def test_deadline_time_left_overdue_by_last_bounce_and_pending_request(client):
     assert asked["pending_request"]["kind"] == "extension" and asked["pending_request"]["amount"] == 2
     with client.app.state.sessionmaker() as s:
         s.execute(
-            sa.update(Case)
-            .where(Case.id == case["id"])
-            .values(due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=5))
+            sa.update(Case).where(Case.id == case["id"]).values(due_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=5))
         )
         s.commit()
     late = client.get(f"/api/v1/cases/{case['id']}", headers=_as("dispatcher")).json()
@@ -235,7 +231,7 @@ def _count(client, condition):
 def test_list_filters_and_sorts(client):
     get = lambda **p: client.get("/api/v1/cases", params=p, headers=_as("dispatcher"))  # noqa: E731
     overdue = get(queue="overdue", sort="overdue_by", limit=500).json()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert overdue["total"] == _count(client, sa.and_(Case.state.not_in(cases.NOT_RUNNING), Case.due_at < now))
     lateness = [c["overdue_by_s"] for c in overdue["items"]]
     assert all(v is not None for v in lateness) and lateness == sorted(lateness, reverse=True)
@@ -291,7 +287,7 @@ def test_queues_count_by_sql_and_page_every_case(client):
     names = [q["name"] for q in counts["items"]]
     assert names == ["pending", "dispatched", "verify", "bounced", "approvals", "overdue"]
     assert {q["name"]: q["zh"] for q in counts["items"]}["verify"] == "待核查"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     expected = {
         "pending": sa.or_(Case.state == "reported", sa.and_(Case.state == "filed", Case.bounce_count == 0)),
         "verify": Case.state == "handled",

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap.workcal import CST, WorkCalendar
 from tests.helpers import inside
 

@@ -16,8 +16,8 @@ from gridmap.workcal import china_date
 
 
 def test_china_date_turns_at_16_utc():
-    assert china_date(dt.datetime(2026, 11, 25, 15, 59, 59, tzinfo=dt.timezone.utc)) == dt.date(2026, 11, 25)
-    assert china_date(dt.datetime(2026, 11, 25, 16, 0, 0, tzinfo=dt.timezone.utc)) == dt.date(2026, 11, 26)
+    assert china_date(dt.datetime(2026, 11, 25, 15, 59, 59, tzinfo=dt.UTC)) == dt.date(2026, 11, 25)
+    assert china_date(dt.datetime(2026, 11, 25, 16, 0, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 26)
     assert china_date(dt.datetime(2026, 11, 25, 16, 0, 0)) == dt.date(2026, 11, 26)  # naive: UTC
 
 
@@ -33,10 +33,10 @@ def test_a_branch_from_a_day_serves_cases_from_midnight_china_time(session):
     session.add(PartyOrgArea(party_org_id=new.id, area_code=grid, valid_from=day))
     session.flush()
     session.info.pop("gridmap.territory", None)
-    at_midnight = dt.datetime(2031, 3, 1, 16, 0, 1, tzinfo=dt.timezone.utc)  # 00:00:01 on 2 March in China
+    at_midnight = dt.datetime(2031, 3, 1, 16, 0, 1, tzinfo=dt.UTC)  # 00:00:01 on 2 March in China
     assert workflow.route(session, case, at_midnight)["branch_id"] == new.id
     session.info.pop("gridmap.territory", None)
-    before = dt.datetime(2031, 3, 1, 15, 59, 0, tzinfo=dt.timezone.utc)  # 23:59 on 1 March in China
+    before = dt.datetime(2031, 3, 1, 15, 59, 0, tzinfo=dt.UTC)  # 23:59 on 1 March in China
     assert workflow.route(session, case, before)["branch_id"] not in (None, new.id)
 
 

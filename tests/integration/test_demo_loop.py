@@ -90,7 +90,7 @@ def test_deadlines_routing_and_counters_follow_the_rules(session):
 
 
 def test_demo_measures_are_in_the_published_range(session):
-    until = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    until = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     _, table = measures.measures(session, "subdistrict", since=until - dt.timedelta(days=330), until=until)
     total = [r for r in measures.to_records(table) if r["key"] == "*"][0]
     assert total["due"] > 150

@@ -11,10 +11,8 @@ import threading
 import pytest
 import shapely
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 from geoalchemy2.shape import to_shape
 
-from api.main import create_app
 from gridmap import publish
 from gridmap.tables import Area
 

@@ -14,9 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap import crs as gcrs
 from gridmap.gazetteer import gazetteer_for
 from gridmap.tables import Case
@@ -152,7 +150,7 @@ def test_every_row_gets_one_outcome_and_reimporting_creates_nothing(client):
         assert case.microgrid_code.startswith(gazetteer.match(text).leaf_code)  # where the gazetteer says
         assert "placed_by_address" in case.locate_flags
         call = dt.datetime(2026, 11, 10 + i % 9, 9, i, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-        assert case.reported_at.replace(tzinfo=None) == call.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        assert case.reported_at.replace(tzinfo=None) == call.astimezone(dt.UTC).replace(tzinfo=None)
     assert stored[f"{prefix}-A01"].category.code == "E0101"  # named by its minor class, 暴露垃圾
     g0 = stored[f"{prefix}-G0"]
     lon, lat = inside(client, 10)

@@ -33,7 +33,6 @@ from gridmap.areas import load_index
 from gridmap.batch import locate_file
 from gridmap.errors import InvalidInput
 from gridmap.tables import Case
-
 from tests.conftest import api_client  # requests through the trusted gateway, as an admin unless told otherwise
 from tests.helpers import inside
 
@@ -342,9 +341,8 @@ def test_a_million_character_address_is_refused_fast_and_never_echoed(client):
     assert r.status_code == 422 and r.json()["field"] == "address" and "东东" not in r.text
     from gridmap.locate import locate
 
-    with client.app.state.sessionmaker() as session:
-        with pytest.raises(InvalidInput) as caught:
-            locate(session, client.app.state.registry.current, address=huge)
+    with client.app.state.sessionmaker() as session, pytest.raises(InvalidInput) as caught:
+        locate(session, client.app.state.registry.current, address=huge)
     assert caught.value.field == "address"
 
 
@@ -489,7 +487,7 @@ def _exchange(port: int, head: bytes, chunks=()) -> tuple[bytes, int]:
                 if not data:
                     break
                 answer += data
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             pass
     return answer, sent
 

@@ -12,13 +12,11 @@ import pandas as pd
 import pytest
 import shapely
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap import _gpkgio, crs, storage
+from gridmap.areas import load_index
 from gridmap.batch import locate_file
 from gridmap.gazetteer import Gazetteer
-from gridmap.areas import load_index
 from tests.helpers import inside
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"

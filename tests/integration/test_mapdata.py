@@ -7,13 +7,11 @@ import re
 
 import pytest
 import shapely
-from fastapi.testclient import TestClient
 from shapely.geometry import shape
 
-from api.main import create_app
 from api.settings import Settings
-from tests.conftest import api_client
 from gridmap.mapdata import zoom_detail
+from tests.conftest import api_client
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,12 @@ import io
 import openpyxl
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap import measures
 from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Case, CaseEvent, Department, Generation, StaffArea
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SINCE, UNTIL = dt.datetime(2030, 3, 1, tzinfo=UTC), dt.datetime(2030, 4, 1, tzinfo=UTC)
 
 

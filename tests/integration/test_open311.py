@@ -10,9 +10,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap.gazetteer import Gazetteer
 from gridmap.tables import Case, CaseCategory
 from tests.helpers import inside
@@ -237,7 +235,7 @@ def test_a_body_that_is_not_utf8_is_a_400(client):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_get_requests_default_window_filters_and_limits(client, fmt):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     body = parse(client.get(f"/open311/v2/requests.{fmt}"), fmt)
     assert 0 < len(body) <= 1000
     times = [dt.datetime.fromisoformat(r["requested_datetime"].replace("Z", "+00:00")) for r in body]

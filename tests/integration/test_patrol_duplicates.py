@@ -7,14 +7,11 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap import duplicates
 from gridmap.lookup import metres_per_degree
 from gridmap.tables import Case, StaffArea
 from tests.helpers import inside
-
 
 APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
@@ -173,7 +170,7 @@ def test_the_time_window_of_duplicate_suggestions(client):
     a = _post(client, x, y)
     with client.app.state.sessionmaker() as s, s.begin():
         old = s.get(Case, a["id"])
-        old.reported_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=4)
+        old.reported_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=4)
     b = _post(client, x, y)
     assert a["id"] not in [d["id"] for d in b["possible_duplicates"]]  # 96 h apart > 72 h
     with client.app.state.sessionmaker() as s:

@@ -9,9 +9,7 @@ import logging
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from api.main import create_app
 from gridmap.tables import Case
 from tests.helpers import inside
 

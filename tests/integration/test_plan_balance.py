@@ -18,7 +18,7 @@ from pyproj import Geod
 from api.main import create_app
 from api.settings import Settings
 from gridmap import storage
-from gridmap.tables import FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, PlanAssignment, Place, StaffArea
+from gridmap.tables import FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, Place, PlanAssignment, StaffArea
 from gridmap.topology import as_multipolygon
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}

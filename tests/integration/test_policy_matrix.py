@@ -131,7 +131,7 @@ def _notification(w, s) -> int:
             kind="urge",
             case_id=w.case_id,
             text="矩阵催办",
-            at=dt.datetime.now(dt.timezone.utc),
+            at=dt.datetime.now(dt.UTC),
         )
         session.add(note)
         session.flush()

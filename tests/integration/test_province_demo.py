@@ -154,7 +154,7 @@ def test_same_seed_same_rows(engine, province):
         [
             r.reported_at.replace(tzinfo=None)
             if r.reported_at.tzinfo is None
-            else r.reported_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            else r.reported_at.astimezone(dt.UTC).replace(tzinfo=None)
             for r in cases
         ],
         dtype="datetime64[us]",
@@ -203,8 +203,8 @@ def test_locate_and_measures_answer_on_it(url, engine):
             conn.execute(
                 sa.select(Case.grid_code, sa.func.count())
                 .where(
-                    Case.reported_at >= dt.datetime(2025, 11, 1, tzinfo=dt.timezone.utc),
-                    Case.reported_at < dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc),
+                    Case.reported_at >= dt.datetime(2025, 11, 1, tzinfo=dt.UTC),
+                    Case.reported_at < dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
                 )
                 .group_by(Case.grid_code)
             ).all()
@@ -219,8 +219,8 @@ def test_locate_and_measures_answer_on_it(url, engine):
         _, table = measures.measures(
             session,
             "grid",
-            since=dt.datetime(2025, 11, 1, tzinfo=dt.timezone.utc),
-            until=dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc),
+            since=dt.datetime(2025, 11, 1, tzinfo=dt.UTC),
+            until=dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
         )
     per_grid = table[table["unit"] == "grid"].set_index("key")
     assert {k: int(v) for k, v in per_grid["received"].items() if v} == bare
@@ -246,7 +246,7 @@ def test_both_databases_hold_the_same_rows(engine):
                 Case.id, Case.lon, Case.lat, Case.microgrid_code, Case.state, Case.number, Case.reported_at
             ).order_by(Case.id)
         ):
-            at = row.reported_at if row.reported_at.tzinfo is None else row.reported_at.astimezone(dt.timezone.utc)
+            at = row.reported_at if row.reported_at.tzinfo is None else row.reported_at.astimezone(dt.UTC)
             digest.update(
                 repr(
                     (

@@ -446,7 +446,7 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
     assert {r.json()["grid_code"] for r in made} == {a_code}
     with storage.session_scope(sm) as s:
         assert {s.get(Case, i).assignee_id for i in ids} == {a_worker}
-        closed_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         s.execute(sa.update(Case).where(Case.id == ids[2]).values(state="closed", closed_at=closed_at))
 
     impact = _check_impact_against_brute_force(world, draft)
@@ -515,8 +515,8 @@ def test_workflow_moves_open_cases_keeps_closed_ones_and_counts_each_where_it_wa
         # received in A (the moved ones' boundary_change events say so), though two are in B now
         mine = s.scalars(sa.select(Case).where(Case.id.in_(ids))).all()
         assert sorted(c.grid_code for c in mine) == sorted([a_code, b_code, b_code])
-        since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
-        until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
         _, table = measures.measures(s, "grid", since=since, until=until)
         rows = table.set_index("key")
         received = {code: int(rows.loc[code, "received"]) for code in (a_code, b_code)}

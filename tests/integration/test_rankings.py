@@ -15,7 +15,7 @@ from gridmap.errors import InvalidInput
 from gridmap.tables import Area, Case, Generation, StaffArea
 from tests.conftest import TODAY
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 UNTIL = dt.datetime.combine(TODAY, dt.time(), UTC)
 SINCE = UNTIL - dt.timedelta(days=365)
 

@@ -260,7 +260,7 @@ def _china_months(first: dt.date, n: int) -> list[dt.datetime]:
     """n + 1 month starts (00:00 China time) from `first`, as UTC instants."""
     out, year, month = [], first.year, first.month
     for _ in range(n + 1):
-        out.append(dt.datetime(year, month, 1, tzinfo=CST).astimezone(dt.timezone.utc))
+        out.append(dt.datetime(year, month, 1, tzinfo=CST).astimezone(dt.UTC))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return out
 

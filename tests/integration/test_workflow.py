@@ -14,13 +14,12 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
-from tests.conftest import api_client
-from tests.helpers import inside
 from gridmap import storage
 from gridmap.tables import Case, CaseEvent
 from gridmap.workcal import WorkCalendar
 from gridmap.workflow import escalate_overdue
-
+from tests.conftest import api_client
+from tests.helpers import inside
 
 APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)
 
@@ -308,9 +307,7 @@ def test_overdue_cases_escalate_exactly_once_also_after_a_restart(client, db_url
     sm = client.app.state.sessionmaker
     with storage.session_scope(sm) as s:
         s.execute(
-            sa.update(Case)
-            .where(Case.id == case["id"])
-            .values(due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+            sa.update(Case).where(Case.id == case["id"]).values(due_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
         )
     with storage.session_scope(sm) as s:
         assert case["id"] in escalate_overdue(s)

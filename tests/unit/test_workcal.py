@@ -45,7 +45,7 @@ def test_due_times_by_hand(accepted, limit, unit, due, why):
 
 
 def test_instants_in_utc_are_read_in_china_standard_time():
-    assert CAL.add(dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc), 1, "work_hours") == cst("2026-11-23 10:00")
+    assert CAL.add(dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC), 1, "work_hours") == cst("2026-11-23 10:00")
     assert CAL.add(dt.datetime(2026, 11, 23, 1, 0), 1, "work_hours") == cst("2026-11-23 10:00")  # naive = UTC
 
 
