@@ -465,9 +465,10 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> N
     quote = conn.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN"
     texts = [_copy_texts(c, list(map(itemgetter(k), rows))) for c, k in zip(columns, keys)]
+    ready = [t for t in texts if t is not None]  # every column's texts, when every column's type allows
     processors = (
         []
-        if all(t is not None for t in texts)
+        if len(ready) == len(texts)
         else [
             None if isinstance(c.type, Geometry) else c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
             for c in columns
@@ -481,8 +482,8 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> N
                 step = 20_000
                 for start in range(0, len(rows), step):
                     copy.write(
-                        "".join("\t".join(line) + "\n" for line in zip(*(t[start : start + step] for t in texts)))
-                    )  # type: ignore[index]
+                        "".join("\t".join(line) + "\n" for line in zip(*(t[start : start + step] for t in ready)))
+                    )
             else:
                 for row in rows:
                     copy.write_row([p(row[k]) if p is not None else row[k] for k, p in zip(keys, processors)])
