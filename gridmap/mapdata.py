@@ -369,7 +369,8 @@ def check_cluster_request(bbox: tuple[float, float, float, float] | None, zoom: 
             f"bbox: the box spans {cells:,} cells at zoom {zoom}; at most {MAX_CLUSTER_CELLS:,} "
             "(send the box shown on the screen)",
             field="bbox",
-            zh=f"bbox：该范围在此缩放级别下含 {cells:,} 个格，最多 {MAX_CLUSTER_CELLS:,} 个（请只发送屏幕上显示的范围）。",
+            zh=f"bbox：该范围在此缩放级别下含 {cells:,} 个格，最多 {MAX_CLUSTER_CELLS:,} 个"
+            "（请只发送屏幕上显示的范围）。",
         )
     return width, height
 

@@ -146,7 +146,8 @@ class PartyOrgArea(Base):
 
 
 class Staff(Base):
-    """A person working for the grids: grid head, full- or part-time worker, police officer, building head, volunteer."""
+    """A person working for the grids: grid head, full- or part-time worker, police officer, building head,
+    volunteer."""
 
     __tablename__ = "staff"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -393,8 +393,9 @@ def read_xlsx_rows(
     data: bytes, *, label: str = "the workbook", max_rows: int, max_cell: int = MAX_CELL, max_columns: int = MAX_COLUMNS
 ) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of the first sheet, each row as (its row number in the sheet, its values); values as
-    openpyxl reads them (text, numbers, datetimes, None), too-long cells as `TooLong`; blank rows left out. Refuses (InvalidInput, field `file`) a workbook that is not one, a zip
-    bomb, unsafe member names, more than `max_rows` data rows."""
+    openpyxl reads them (text, numbers, datetimes, None), too-long cells as `TooLong`; blank rows left out.
+    Refuses (InvalidInput, field `file`) a workbook that is not one, a zip bomb, unsafe member names, more than
+    `max_rows` data rows."""
     from openpyxl import load_workbook
 
     source = _safe_workbook(data, label, max_cell)
@@ -480,7 +481,8 @@ def read_csv_rows(
     encodings: tuple[str, ...] = ("utf-8-sig", "gb18030"),
 ) -> tuple[list[Any], list[tuple[int, list[Any]]]]:
     """(headings, rows) of a CSV in the first of `encodings` that decodes it, each row as (its record number,
-    the headings being 1 and blank lines counted, as a spreadsheet shows them; its values), every cell as text, too-long cells as `TooLong`, blank rows left out.
+    the headings being 1 and blank lines counted, as a spreadsheet shows them; its values), every cell as text,
+    too-long cells as `TooLong`, blank rows left out.
     Read line by line: no line longer than `MAX_LINE` is ever held, and a field over the csv module's limit
     (131,072 characters) refuses the file, naming the line."""
     for encoding in encodings:

@@ -19,8 +19,9 @@ Which features: the same as the GeoJSON map endpoints (`gridmap.mapdata`) for th
   generation's `mapdata.AreaShapes` (one R-tree query, the same one `/map/areas` makes), so the two agree.
 * the `cases` layer holds the cases the caller may see (`policy.case_condition`), filtered as `GET /map/cases`,
   inside the buffered tile, newest first and at most MAX_TILE_CASES: the rows `mapdata.case_points` gives (found
-  through the points' spatial index first), with its properties `id`, `state`, `clock`, `category`, `source`, `reported_at` (a property that is None is left
-  out) and the case id as the feature id. Personal data never enters a tile.
+  through the points' spatial index first), with its properties `id`, `state`, `clock`, `category`, `source`,
+  `reported_at` (a property that is None is left out) and the case id as the feature id. Personal data never
+  enters a tile.
 
 A tile with no feature is empty (zero bytes), on both databases.
 
@@ -113,7 +114,8 @@ def check_tile(z: int, x: int, y: int) -> tuple[int, int, int]:
             raise InvalidInput(
                 f"{name}: {value!r} must be a whole number from 0 to {last} at zoom {z}",
                 field=name,
-                zh=f"瓦片{'列' if name == 'x' else '行'}号（{name}）：{value!r} 在缩放级别 {z} 下应为 0 至 {last} 之间的整数。",
+                zh=f"瓦片{'列' if name == 'x' else '行'}号（{name}）：{value!r} "
+                f"在缩放级别 {z} 下应为 0 至 {last} 之间的整数。",
             )
     return z, x, y
 

@@ -28,11 +28,11 @@ def partition(
     registry: RegistryDep,
     who: Annotated[Principal, allow("generation.edit")],
 ) -> dict:
-    """Propose grids for a community (or for some adjacent grids of it, `grids`) with households within the tolerance of the mean, contiguous and compact,
-    moving as few households as possible (GerryChain over the micro-grids' adjacency, deterministic with `seed`),
-    and open the proposal as a new draft copied from generation {generation_id} (planners; the community must be
-    in the caller's areas). Committed before the answer. 422 naming n/tolerance when the micro-grids cannot meet
-    the tolerance, with the best found."""
+    """Propose grids for a community (or for some adjacent grids of it, `grids`) with households within the
+    tolerance of the mean, contiguous and compact, moving as few households as possible (GerryChain over the
+    micro-grids' adjacency, deterministic with `seed`), and open the proposal as a new draft copied from
+    generation {generation_id} (planners; the community must be in the caller's areas). Committed before the
+    answer. 422 naming n/tolerance when the micro-grids cannot meet the tolerance, with the best found."""
     if not policy.within(who, body.area):
         raise NotFound(
             f"area: no area has code {body.area!r}", field="area", zh=f"区域：没有编码为 {body.area} 的区域。"

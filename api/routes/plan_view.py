@@ -72,8 +72,8 @@ def areas(
     who: Annotated[Principal, allow("generation.read")],
     level: Annotated[
         list[Literal["district", "subdistrict", "community", "grid", "microgrid"]], Query(max_length=5)
-    ] = ["subdistrict", "community"],
-) -> dict:  # noqa: B006
+    ] = ["subdistrict", "community"],  # noqa: B006 - FastAPI copies a parameter's default for each request
+) -> dict:
     """The areas of a generation at the levels asked (`level` may repeat; sub-districts and communities by
     default), without outlines: code, name, level, parent, households, locked. Only the areas the caller acts for
     and those above them."""

@@ -123,8 +123,8 @@ def make_plan(url: str) -> dict:
             [float(x), float(y)]
             for x, y in conn.execute(
                 sa.text(
-                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM area WHERE generation_id = :g "
-                    "AND level = 'grid' ORDER BY md5(code) LIMIT 500) s"
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM area "
+                    "WHERE generation_id = :g AND level = 'grid' ORDER BY md5(code) LIMIT 500) s"
                 ),
                 {"g": active},
             )

@@ -17,10 +17,10 @@ them, each a separate process, interpreter start included, best of `--reps`:
 The index file `gridmap locate-file` keeps per generation (`generations.shared_index`, named by a digest of the
 generation's rows) is made by a first run, as any earlier run on the same boundaries would have made it; that run
 is shown apart. The runs after it find the file without the ORM (`batch.quick_index`: the active generation's rows
-read through a plain DB-API connection and hashed) and import neither SQLAlchemy, pandas nor numba. It prints wall time, CPU time (each the best of
-the runs) and peak RSS of each (from `os.wait4` in a small launcher process), the ratio, a run with a smaller
-chunk (memory follows the chunk, not the file), and the answers compared per
-point: micro-grid and grid code, for the points that are on no boundary (gridmap flags `on_boundary`; sjoin
+read through a plain DB-API connection and hashed) and import neither SQLAlchemy, pandas nor numba. It prints
+wall time, CPU time (each the best of the runs) and peak RSS of each (from `os.wait4` in a small launcher
+process), the ratio, a run with a smaller chunk (memory follows the chunk, not the file), and the answers compared
+per point: micro-grid and grid code, for the points that are on no boundary (gridmap flags `on_boundary`; sjoin
 lists such a point once per polygon, or not at all). Then where gridmap's time goes, in one process: imports,
 finding and loading the index, the file; and the floors: processes that only start the interpreter, or only
 import what each side needs (numpy, pyarrow.parquet, shapely for gridmap; geopandas for the peer).

@@ -16,7 +16,8 @@ It prints, for each database:
   and parts outside and the same overlapping pairs (over 1 m²); the comparison is printed before the times;
 * edits — if `gridmap.plan_edit` is present: the latency of each edit operation on one community of a draft
   (move an edge, move a vertex, paint a compound or a building to a neighbouring micro-grid, split, merge,
-  undo, redo; each applied and committed as the API does), median and worst of several targets, against the target of 300 ms;
+  undo, redo; each applied and committed as the API does), median and worst of several targets, against the
+  target of 300 ms;
 * rebalance — if `gridmap.partition` is present: the time of `partition.propose` per community over the first
   `--communities` communities, for n = its current grid count, n − 1 and n + 1 (±10 %, seed 0): median and worst,
   how many proposals meet the tolerance and contiguity, households moved, and how long an infeasible target

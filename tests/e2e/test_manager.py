@@ -425,9 +425,11 @@ def test_case_markers_are_drawn_above_the_area_labels(page, server):
     wait_js(page, "(document.body.dataset.gmLabels || '').startsWith('microgrid:')")
     # the marker is drawn (not clustered at this zoom) in the cases' pane, which is stacked above the labels'
     drawn = page.evaluate(f"""() => {{ let path = null;
-        GridmapPage.cluster.eachLayer(l => {{ if (l.gmCase[0] === {case["id"]} && l._path && l._path.isConnected) path = l._path; }});
+        GridmapPage.cluster.eachLayer(l => {{
+            if (l.gmCase[0] === {case["id"]} && l._path && l._path.isConnected) path = l._path; }});
         const pane = n => Number(getComputedStyle(GridmapPage.map.getPane(n)).zIndex);
-        return [path !== null && GridmapPage.map.getPane('gmCases').contains(path), pane('gmCases'), pane('gmLabels')]; }}""")
+        return [path !== null && GridmapPage.map.getPane('gmCases').contains(path), pane('gmCases'),
+                pane('gmLabels')]; }}""")
     assert drawn[0] and drawn[1] > drawn[2], drawn
     labels = page.locator(".leaflet-gmLabels-pane .gm-area-label", has_text=micro["name"])
     assert labels.count() == 1  # the label is there, under the marker

@@ -162,7 +162,8 @@ def test_resident_text_is_shown_as_text_everywhere(page, server):
     )
     open_overview(page, server)
     page.evaluate(
-        f"void GridmapPage.openCase({case['id']}, L.marker(GridmapPage.core.point([{lon}, {lat}])).addTo(GridmapPage.map))"
+        f"void GridmapPage.openCase({case['id']}, "
+        f"L.marker(GridmapPage.core.point([{lon}, {lat}])).addTo(GridmapPage.map))"
     )
     wait_js(page, f"document.body.dataset.gmOpenCase === '{case['id']}'")
     popup = page.locator(".gm-case")

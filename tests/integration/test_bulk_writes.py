@@ -335,27 +335,27 @@ def _case_rows(prefix, ids, p):
     at = dt.datetime(2026, 11, 18, 2, 3, 4, 567891, tzinfo=dt.UTC)
     texts = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", "引号\"'", "plain"]
     return [
-        dict(
-            id=case_id,
-            number=f"{prefix}{case_id}",
-            title=texts[i % 5],
-            description=None if i % 3 else texts[i % 5],
-            source="hotline",
-            state="reported",
-            raw_x=p.x + i * 1e-6,
-            raw_y=p.y,
-            raw_crs="wgs84",
-            lon=p.x + i * 1e-6,
-            lat=p.y - i * 1e-7,
-            geom=f"SRID=4326;POINT({p.x + i * 1e-6!r} {p.y - i * 1e-7!r})",
-            reported_at=at + dt.timedelta(seconds=i),
-            locate_flags=[] if i % 2 else ["on_boundary", texts[i % 5]],
-            locate_candidates=None,
-            pending=None if i % 4 else {"reason": texts[i % 5], "amount": 1.5},
-            external_ref=f"{prefix}{i}",
-            version=1,
-            generation_id=None,
-        )
+        {
+            "id": case_id,
+            "number": f"{prefix}{case_id}",
+            "title": texts[i % 5],
+            "description": None if i % 3 else texts[i % 5],
+            "source": "hotline",
+            "state": "reported",
+            "raw_x": p.x + i * 1e-6,
+            "raw_y": p.y,
+            "raw_crs": "wgs84",
+            "lon": p.x + i * 1e-6,
+            "lat": p.y - i * 1e-7,
+            "geom": f"SRID=4326;POINT({p.x + i * 1e-6!r} {p.y - i * 1e-7!r})",
+            "reported_at": at + dt.timedelta(seconds=i),
+            "locate_flags": [] if i % 2 else ["on_boundary", texts[i % 5]],
+            "locate_candidates": None,
+            "pending": None if i % 4 else {"reason": texts[i % 5], "amount": 1.5},
+            "external_ref": f"{prefix}{i}",
+            "version": 1,
+            "generation_id": None,
+        }
         for i, case_id in enumerate(ids)
     ]
 
