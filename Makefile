@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 
 run: install demo serve                    ## install, load the demo into the embedded database if empty, serve
 
-test: install test-system-deps postgis     ## everything the tests need, then the whole suite
+test: install test-system-deps postgis lint  ## everything the tests need, the linters (make lint), then the whole suite
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 install: system-deps $(VENV)/.installed
