@@ -232,7 +232,10 @@ def compute(
     relevant = sa.or_(
         Case.reported_at.between(since, until), Case.due_at.between(since, until), Case.closed_at.between(since, until)
     )
-    within, steps_within = _reported_within(session, since, until)  # the months concerned (partitions pruned)
+    # the months concerned (partitions pruned), for a period of a few months; over a longer one the probe of every
+    # partition for cases due or closed in it costs more than the pruning saves (a year of the full demo on
+    # PostGIS: 332-383 ms with the bounds, 258-303 ms without)
+    within, steps_within = _reported_within(session, since, until) if until - since <= PRUNE_MAX_PERIOD else ([], [])
     counts = _grouped(session, _case_counts(period), column, Case, [relevant, *inside, *within])
     steps = sa.join(CaseEvent, Case, Case.id == CaseEvent.case_id)
     in_period = [CaseEvent.at >= since, CaseEvent.at < until, *inside, *steps_within]
@@ -300,6 +303,9 @@ def compute(
     out["satisfaction"] = _rate(out["satisfied"], out["rated"])
     out.index.name = "key"
     return out.drop(columns=["active"])
+
+
+PRUNE_MAX_PERIOD = dt.timedelta(days=93)  # measures over a longer period read every month partition
 
 
 def _reported_within(

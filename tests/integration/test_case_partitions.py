@@ -181,6 +181,21 @@ def test_a_months_measures_read_only_the_months_concerned(pg):
             assert parts and parts <= allowed, (sql[:200], parts)
 
 
+def test_a_years_measures_skip_the_probe_and_give_the_same_answers(pg, monkeypatch):
+    """Over a period longer than `measures.PRUNE_MAX_PERIOD` the partitions are not probed for bounds (the probe
+    cost more than the pruning saved over a year); the answers are the same as with the bounds."""
+    year = (JUNE[1] - dt.timedelta(days=365), JUNE[1])
+    with Session(pg) as session:
+        plans = _explained(session, lambda s: measures.measures(s, "grid", since=year[0], until=year[1]))
+        assert not any("EXISTS" in sql and "case_file_p" in sql for sql, _ in plans)
+        _, unbounded = measures.measures(session, "grid", since=year[0], until=year[1])
+        monkeypatch.setattr(measures, "PRUNE_MAX_PERIOD", dt.timedelta(days=3650))
+        plans = _explained(session, lambda s: measures.measures(s, "grid", since=year[0], until=year[1]))
+        assert any("EXISTS" in sql and "case_file_p" in sql for sql, _ in plans)  # the probe, when asked for
+        _, bounded = measures.measures(session, "grid", since=year[0], until=year[1])
+    assert measures.to_records(unbounded) == measures.to_records(bounded)
+
+
 def test_a_series_reads_the_months_of_the_series(pg):
     edges = [dt.datetime(2026, m, 1, tzinfo=CST) for m in (4, 5, 6, 7)]
     with Session(pg) as session:
