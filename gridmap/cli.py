@@ -2,7 +2,7 @@
 relocate.
 
 This is the program's edge: the one place in the library that reads the environment (`GRIDMAP_DATABASE_URL`).
-`serve` starts the server through `api.server.serve`, imported when the command runs: no other gridmap module
+`serve` starts the server through `gridmap_api.server.serve`, imported when the command runs: no other gridmap module
 imports this one or the web stack.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-    from gridmap.lookup import AreaIndex
+    from gridmap.geo.index import AreaIndex
 
 
 class _Deferred:
@@ -43,7 +43,7 @@ class _Deferred:
 
 
 sa: Any = _Deferred("sqlalchemy")
-storage: Any = _Deferred("gridmap.storage")
+storage: Any = _Deferred("gridmap.store.engine")
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -58,7 +58,7 @@ def cmd_case_partitions(args: argparse.Namespace) -> int:
     (PostgreSQL, migration 0010) up to N months ahead (default 12) — run it monthly, and before loading cases of
     months without one; cases of a month without its partition are kept in the DEFAULT partition and moved out by
     this command. Nothing to do on SQLite."""
-    from gridmap import case_partitions
+    from gridmap.store import partitions as case_partitions
 
     now = dt.datetime.now(dt.UTC)
     since = dt.datetime.strptime(args.since, "%Y-%m").replace(tzinfo=case_partitions.CST) if args.since else now
@@ -76,8 +76,8 @@ def cmd_case_partitions(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     """Create or upgrade the schema; on a database with no administrator, create `admin` with a random one-time
     password, printed once (change it with `gridmap user passwd admin --password-stdin`)."""
-    from gridmap import accounts
-    from gridmap.tables import Account
+    from gridmap.access import accounts
+    from gridmap.store.tables import Account
 
     engine = _engine(args)
     storage.migrate(engine)
@@ -94,7 +94,7 @@ def _acting() -> AbstractContextManager[None]:
     """The CLI's writes are audited as the operating-system user who ran the command."""
     import getpass
 
-    from gridmap import audit
+    from gridmap.store import audit
 
     try:
         user = getpass.getuser()
@@ -105,7 +105,7 @@ def _acting() -> AbstractContextManager[None]:
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
     """The password from standard input (--password-stdin, first line), or a new random one (to print)."""
-    from gridmap import accounts
+    from gridmap.access import accounts
 
     if getattr(args, "password_stdin", False):
         line = sys.stdin.readline(accounts.MAX_PASSWORD + 2).rstrip("\r\n")
@@ -115,8 +115,8 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from gridmap import accounts
-    from gridmap.tables import Account
+    from gridmap.access import accounts
+    from gridmap.store.tables import Account
 
     factory = storage.make_sessionmaker(_engine(args))
     with _acting(), storage.session_scope(factory) as session:
@@ -151,8 +151,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
-    from gridmap import accounts
-    from gridmap.tables import ApiKey
+    from gridmap.access import accounts
+    from gridmap.store.tables import ApiKey
 
     factory = storage.make_sessionmaker(_engine(args))
     with _acting(), storage.session_scope(factory) as session:
@@ -171,9 +171,9 @@ def cmd_apikey(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gridmap.bulk import Progress
+    from gridmap.cases.bulk import Progress
     from gridmap.demo.load import load_demo
-    from gridmap.tables import Area
+    from gridmap.store.tables import Area
 
     engine = _engine(args)
     storage.migrate(engine)
@@ -214,9 +214,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> int:
     """`gridmap demo --scale province`: the 16-district province (gridmap.demo.province)."""
-    from gridmap.bulk import Progress
+    from gridmap.cases.bulk import Progress
     from gridmap.demo.province import ProvinceScale, load_province
-    from gridmap.tables import Area
+    from gridmap.store.tables import Area
 
     scale = ProvinceScale(districts=args.districts, microgrids=args.microgrids, cases=args.cases)
     scale.check()
@@ -246,10 +246,10 @@ def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> in
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """`gridmap serve`: the server, started through `api.server.serve` (imported here: the web stack is the
+    """`gridmap serve`: the server, started through `gridmap_api.server.serve` (imported here: the web stack is the
     API's, not the library's)."""
-    from api.server import serve
-    from api.settings import Settings
+    from gridmap_api.server import serve
+    from gridmap_api.settings import Settings
 
     if args.workers < 1:
         raise ValueError(f"--workers: {args.workers} is not a number of processes (1 or more)")
@@ -259,8 +259,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _index(session: Session, as_of: str | None) -> AreaIndex:
-    from gridmap.areas import load_index
-    from gridmap.generations import generation_on
+    from gridmap.boundaries.areas import load_index
+    from gridmap.boundaries.generations import generation_on
 
     if as_of:
         return load_index(session, generation_on(session, _date("as-of", as_of)).id)
@@ -275,7 +275,7 @@ def _date(name: str, text: str) -> dt.date:
 
 
 def cmd_locate(args: argparse.Namespace) -> int:
-    from gridmap.locate import locate
+    from gridmap.locating.locate import locate
 
     if args.lon is None and not args.address:
         raise ValueError("give LON LAT, or --address TEXT")
@@ -297,7 +297,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
 
 def cmd_locate_file(args: argparse.Namespace) -> int:
-    from gridmap.batch import locate_file_at
+    from gridmap.locating.batch import locate_file_at
 
     if args.chunk_rows < 1:
         raise ValueError(f"--chunk-rows: {args.chunk_rows} is not a number of rows (1 or more)")
@@ -320,9 +320,9 @@ def cmd_locate_file(args: argparse.Namespace) -> int:
 def cmd_import_hotline(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gridmap.areas import load_index
-    from gridmap.bulk import Progress
-    from gridmap.hotline import MAX_FILE_BYTES, import_export, report_file
+    from gridmap.boundaries.areas import load_index
+    from gridmap.cases.bulk import Progress
+    from gridmap.cases.hotline import MAX_FILE_BYTES, import_export, report_file
 
     path = Path(args.input)
     kind = {".csv": "csv", ".xlsx": "xlsx"}.get(path.suffix.lower())
@@ -357,7 +357,7 @@ def cmd_import_hotline(args: argparse.Namespace) -> int:
 def cmd_measures(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gridmap.measures import export, measures
+    from gridmap.cases.measures import export, measures
 
     since = dt.datetime.fromisoformat(args.since) if args.since else None
     until = dt.datetime.fromisoformat(args.until) if args.until else None
@@ -377,8 +377,8 @@ def cmd_relocate(args: argparse.Namespace) -> int:
     database is not changed). On Dask with --scheduler tcp://host:8786 (or local:N for N worker processes here)."""
     from pathlib import Path
 
-    from gridmap import relocate
-    from gridmap.batch import write_table
+    from gridmap.locating.batch import write_table
+    from gridmap.planning import relocate
 
     url = storage.database_url_from(args.database or os.environ.get("GRIDMAP_DATABASE_URL"))
     out = Path(args.out) if args.out else None
@@ -402,7 +402,7 @@ def cmd_relocate(args: argparse.Namespace) -> int:
 
 def _generation_id(session: Session, text: str) -> int:
     """The id a GEN argument names: a number, or `active` for the active generation."""
-    from gridmap.areas import active_generation
+    from gridmap.boundaries.areas import active_generation
 
     if text == "active":
         return active_generation(session).id
@@ -413,8 +413,8 @@ def _generation_id(session: Session, text: str) -> int:
 
 def cmd_boundaries(args: argparse.Namespace) -> int:
     """`gridmap boundaries check GEN`: the validation report; exit 1 when it finds an error, 0 otherwise."""
-    from gridmap import boundary_check as bc
-    from gridmap.generations import get_generation
+    from gridmap.boundaries import check as bc
+    from gridmap.boundaries.generations import get_generation
 
     band = args.household_band if args.household_band is not None else os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
     with storage.make_sessionmaker(_engine(args))() as session:
@@ -441,7 +441,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
 def cmd_boundaries_import(args: argparse.Namespace) -> int:
     """`gridmap boundaries import FILE`: a boundary file becomes a draft (or, with --activate, the active
     generation); prints the JSON summary. A refused file exits 2 with the reason on standard error."""
-    from gridmap import boundary_import as bi
+    from gridmap.planning import importer as bi
 
     limits = bi.Limits(**{field: int(os.environ[env]) for field, env in bi.LIMIT_ENV.items() if os.environ.get(env)})
     options = bi.Options(
@@ -466,7 +466,7 @@ def cmd_boundaries_import(args: argparse.Namespace) -> int:
 def cmd_boundaries_partition(args: argparse.Namespace) -> int:
     """`gridmap boundaries partition GEN --area CODE --n N`: a balanced partition of a community's grids, written as
     a new draft (or only printed with --dry-run); prints the proposal as JSON. A refusal exits 2 with the reason."""
-    from gridmap import partition
+    from gridmap.planning import partition
 
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
         gen_id = _generation_id(session, args.generation)
@@ -483,7 +483,7 @@ def cmd_boundaries_activate(args: argparse.Namespace) -> int:
     everything that follows (branches and staff, merges, places, open cases re-located). Refused while it is not
     ready to publish (check errors, grids without a branch) unless --force. A running server swaps in the new
     boundaries within a minute. Prints what was done as JSON."""
-    from gridmap import publish
+    from gridmap.planning import publish
 
     band = os.environ.get("GRIDMAP_CHECK_HOUSEHOLD_BAND")
     day = _date("date", args.date) if args.date else publish.local_today()
@@ -500,7 +500,7 @@ def cmd_boundaries_activate(args: argparse.Namespace) -> int:
 def cmd_boundaries_publish_due(args: argparse.Namespace) -> int:
     """`gridmap boundaries publish-due`: what the server does every minute, once — approved generations whose day
     has come (00:00 China time) take effect. Prints the ids activated as JSON."""
-    from gridmap import publish
+    from gridmap.planning import publish
 
     with _acting(), storage.session_scope(storage.make_sessionmaker(_engine(args))) as session:
         done = publish.activate_due(session)
@@ -511,7 +511,7 @@ def cmd_boundaries_publish_due(args: argparse.Namespace) -> int:
 def cmd_boundaries_export(args: argparse.Namespace) -> int:
     """`gridmap boundaries export GEN OUT [--level L] [--format F]`: a generation's areas as GeoJSON, GeoPackage,
     Shapefile zip or KML (the format from --format or OUT's suffix); prints a JSON summary."""
-    from gridmap import boundary_export
+    from gridmap.boundaries import export as boundary_export
 
     fmt = boundary_export.format_for_path(args.output, args.format)
     with storage.make_sessionmaker(_engine(args))() as session:
@@ -522,7 +522,7 @@ def cmd_boundaries_export(args: argparse.Namespace) -> int:
 
 
 def _check_summary(report: Mapping[str, Any], name: str, status: str) -> str:
-    from gridmap.boundary_check import KIND_NAMES_ZH, KINDS, WARNINGS
+    from gridmap.boundaries.check import KIND_NAMES_ZH, KINDS, WARNINGS
 
     lines = [
         f"边界检查 boundary check: 第 {report['generation_id']} 版「{name}」({status})，{report['areas']} 个区域 areas",
@@ -624,7 +624,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
     if command in (None, "user", "apikey"):
-        from gridmap.policy import ROLES, SCOPES
+        from gridmap.access.policy import ROLES, SCOPES
     else:  # another command's parser: only its name and help are shown
         ROLES, SCOPES = (), {}
 
@@ -807,8 +807,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _check_options(chk: argparse.ArgumentParser) -> None:
-    """The thresholds of `gridmap boundaries check`, with their defaults from `gridmap.boundary_check`."""
-    from gridmap import boundary_check as bc
+    """The thresholds of `gridmap boundaries check`, with their defaults from `gridmap.boundaries.check`."""
+    from gridmap.boundaries import check as bc
 
     chk.add_argument(
         "--sliver-m2",

@@ -44,13 +44,13 @@ import sqlalchemy as sa
 from sqlalchemy import event, orm
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from gridmap.tables import Base
+from gridmap.store.tables import Base
 
 if TYPE_CHECKING:
     import psycopg
 
-    from gridmap.policy import Principal
-    from gridmap.workcal import WorkCalendar
+    from gridmap.access.policy import Principal
+    from gridmap.calendar import WorkCalendar
 
 log = logging.getLogger("gridmap.runtime")
 
@@ -219,8 +219,8 @@ class Runtime:
     def __init__(
         self, sessionmaker: orm.sessionmaker[Session], *, db_key: str | None = None, shared_index: bool = True
     ):
-        from gridmap.generations import IndexRegistry
-        from gridmap.mapdata import ShapeCache
+        from gridmap.boundaries.generations import IndexRegistry
+        from gridmap.views.mapdata import ShapeCache
 
         self.sessionmaker = sessionmaker
         engine = sessionmaker.kw["bind"]
@@ -248,11 +248,11 @@ class Runtime:
         self._probe_lock = threading.Lock()
         self._data_version: int | None = None
         if self.dialect == "sqlite":
-            from gridmap.storage import sqlite_path
+            from gridmap.store.engine import sqlite_path
 
             path = sqlite_path(str(engine.url))
             if path and path != ":memory:":
-                # the same SQLite library as the engine's (gridmap.storage): two copies of SQLite in one process
+                # the same SQLite library as the engine's (gridmap.store.engine): two copies of SQLite in one process
                 # release each other's POSIX locks on the file ("disk I/O error"). Never writes; autocommit, so
                 # that it holds no read transaction between two probes.
                 from pysqlite3 import dbapi2
@@ -366,7 +366,7 @@ class Runtime:
             self.registry.invalidate(self._active_id())
             self.shapes.clear()
         if "people" in topics or "boundaries" in topics:
-            from gridmap.locate import clear_people_cache
+            from gridmap.locating.locate import clear_people_cache
 
             clear_people_cache()
         if "calendar" in topics:
@@ -377,7 +377,7 @@ class Runtime:
 
     def _active_id(self) -> int | None:
         """The id of the generation active now (None when unknown: the registry then checks again itself)."""
-        from gridmap.tables import Generation
+        from gridmap.store.tables import Generation
 
         try:
             with self.sessionmaker() as session:
@@ -392,7 +392,7 @@ class Runtime:
 
     def calendar(self) -> WorkCalendar:
         """The working calendar, read once per version of the `calendar` topic."""
-        from gridmap.workcal import WorkCalendar
+        from gridmap.calendar import WorkCalendar
 
         calendar = self._calendar
         if calendar is not None:

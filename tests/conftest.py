@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gridmap import storage
 from gridmap.demo.load import load_demo
+from gridmap.store import engine as storage
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GRIDMAP_TEST_POSTGRES_URL", "postgresql+psycopg://gridmap_test:gridmap_test@127.0.0.1:5432/postgres"
@@ -202,7 +202,7 @@ def api_client(settings, *, role: str = "admin", user: str = "tester", **headers
     (tests/integration/test_auth.py)."""
     from fastapi.testclient import TestClient
 
-    from api.main import create_app
+    from gridmap_api.main import create_app
 
     app = create_app(settings.model_copy(update={"gateway_secret": GATEWAY_SECRET}))
     # English answers unless a test asks otherwise (the API answers in Chinese without Accept-Language)
@@ -215,7 +215,7 @@ def settings(request, db_url):
     """The settings of the module's app (`client`): on the module's database, with the module's `APP_SETTINGS`
     (a dict of Settings fields, e.g. `APP_SETTINGS = {"escalation_interval_s": 3600}`) if it has one. A module
     needing more (a folder of its own, say) overrides this fixture."""
-    from api.settings import Settings
+    from gridmap_api.settings import Settings
 
     return Settings(database_url=db_url, **getattr(request.module, "APP_SETTINGS", {}))
 

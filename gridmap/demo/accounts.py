@@ -23,8 +23,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap import accounts
-from gridmap.tables import Account, Area, Department, Generation, StaffArea
+from gridmap.access import accounts
+from gridmap.store.tables import Account, Area, Department, Generation, StaffArea
 
 DEMO_PASSWORD = "gridmap-demo-2026"
 

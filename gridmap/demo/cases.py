@@ -12,15 +12,15 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap import bulk
-from gridmap import crs as gcrs
-from gridmap.cases import case_number
+from gridmap.calendar import WorkCalendar
+from gridmap.cases import bulk
+from gridmap.cases.intake import case_number
 from gridmap.demo import names, queues
 from gridmap.demo.catalogue import CLASS_WEIGHTS
 from gridmap.demo.tiling import DemoArea
-from gridmap.lookup import AreaIndex
-from gridmap.tables import CaseCategory, PartyOrg, PartyOrgArea, StaffArea
-from gridmap.workcal import WorkCalendar
+from gridmap.geo import crs as gcrs
+from gridmap.geo.index import AreaIndex
+from gridmap.store.tables import CaseCategory, PartyOrg, PartyOrgArea, StaffArea
 
 if TYPE_CHECKING:
     from pyproj import Transformer
@@ -83,7 +83,7 @@ def insert_cases(
     progress: bulk.Progress | None = None,
 ) -> int:
     """Insert `n` cases reported over the year before `today`, with their histories; returns `n`. The rows are
-    written many per statement (`gridmap.bulk`; the histories by COPY on PostGIS) and audited per table."""
+    written many per statement (`gridmap.cases.bulk`; the histories by COPY on PostGIS) and audited per table."""
     if n <= 0:
         return 0
     progress = progress or bulk.Progress(enabled=False)

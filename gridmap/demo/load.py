@@ -16,14 +16,15 @@ import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from sqlalchemy.orm import Session
 
-from gridmap import bulk, runtime
-from gridmap import crs as gcrs
-from gridmap.areas import load_index
+from gridmap import runtime
+from gridmap.boundaries.areas import load_index
+from gridmap.cases import bulk
 from gridmap.demo import names
 from gridmap.demo.cases import insert_cases
 from gridmap.demo.catalogue import CATEGORIES, DEPARTMENTS
 from gridmap.demo.tiling import FULL_SCALES, SMALL_SCALE, DemoArea, DemoScale, build_hierarchy, to_wgs84
-from gridmap.tables import (
+from gridmap.geo import crs as gcrs
+from gridmap.store.tables import (
     Area,
     Base,
     CaseCategory,

@@ -28,12 +28,13 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gridmap import bulk, runtime
+from gridmap import runtime
+from gridmap.cases import bulk
 from gridmap.demo import names
 from gridmap.demo.load import ensure_catalogue, ensure_generation
 from gridmap.demo.province_write import move_sequence, next_id, write_columns
 from gridmap.errors import InvalidInput
-from gridmap.tables import Area, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
+from gridmap.store.tables import Area, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
 
 # (adcode, name, prefecture, seat lon, seat lat): the seat district/city of each of Yunnan's 16 prefecture-level
 # divisions
@@ -283,7 +284,7 @@ def build_province(scale: ProvinceScale, seed: int = 53) -> Province:
 
 
 def _allocate(total: int, cells: list[int]) -> list[int]:
-    from gridmap.topology import allocate
+    from gridmap.geo.coverage import allocate
 
     total = max(total, len(cells))
     shares = allocate(total, [float(c) for c in cells])
@@ -452,7 +453,7 @@ def _month_partitions(factory: sessionmaker[Session], today: dt.date) -> None:
     """On PostgreSQL with the case table partitioned by month (migration 0010), the months of the year of cases
     are made first, so that no case lands in the DEFAULT partition (nothing to do elsewhere)."""
     try:
-        from gridmap import case_partitions
+        from gridmap.store import partitions as case_partitions
     except ImportError:  # a checkout before the partitioning
         return
     end = dt.datetime.combine(today, dt.time(0), dt.UTC)

@@ -25,11 +25,11 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gridmap import bulk
-from gridmap.cases import SOURCE_PREFIX
+from gridmap.cases import bulk
+from gridmap.cases.intake import SOURCE_PREFIX
 from gridmap.demo.catalogue import CLASS_WEIGHTS
 from gridmap.demo.province_write import move_sequence, next_id, write_columns
-from gridmap.tables import Case, CaseCategory, CaseEvent
+from gridmap.store.tables import Case, CaseCategory, CaseEvent
 
 if TYPE_CHECKING:
     from gridmap.demo.province import Territory

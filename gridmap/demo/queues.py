@@ -28,10 +28,10 @@ from geoalchemy2.shape import to_shape
 from shapely.ops import nearest_points
 from sqlalchemy.orm import Session
 
+from gridmap.calendar import WorkCalendar
 from gridmap.demo.tiling import DemoArea
-from gridmap.lookup import AreaIndex, Location, metres_per_degree
-from gridmap.tables import CaseCategory, Place
-from gridmap.workcal import WorkCalendar
+from gridmap.geo.index import AreaIndex, Location, metres_per_degree
+from gridmap.store.tables import CaseCategory, Place
 
 DEAD_END_NOTE = "位置存疑："
 # fate → how many per 20,000 cases of the year (at least one round) and how long before the end it was reported
@@ -88,7 +88,7 @@ def place_dead_ends(
     rng: np.random.Generator,
 ) -> None:
     """Put the dead-end examples where they go wrong, with the locator's flags and a description of the problem."""
-    from gridmap import crs as gcrs
+    from gridmap.geo import crs as gcrs
 
     _, back = gcrs.projector(epsg)
     names = {a.code: a.name for a in areas}
@@ -136,9 +136,9 @@ def place_dead_ends(
 def _locate(index: AreaIndex, lon: float, lat: float) -> tuple[Location, list[dict[str, Any]]]:
     """The point located exactly as intake locates a new case (the locate route's distances): the location (with
     every flag intake stores) and the candidate grids intake stores."""
-    from gridmap import crs as gcrs
-    from gridmap.cases import locate_for_case
-    from gridmap.locate import LocateOptions
+    from gridmap.cases.intake import locate_for_case
+    from gridmap.geo import crs as gcrs
+    from gridmap.locating.locate import LocateOptions
 
     location, flags, candidates = locate_for_case(index, lon, lat, gcrs.parse_crs("wgs84"), LocateOptions())
     location.flags = list(flags)
@@ -343,7 +343,7 @@ def staged_case(
 
 def handler_labels(session: Session, staff_ids: set[int]) -> dict[str, str]:
     """`worker:<id>` / `department:<id>` → the role and the person's or department's name, as a step records it."""
-    from gridmap.tables import Department, Staff
+    from gridmap.store.tables import Department, Staff
 
     out = {
         f"worker:{i}": f"worker:{n}"

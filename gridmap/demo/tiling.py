@@ -20,9 +20,9 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from gridmap import crs as gcrs
 from gridmap.demo.names import DISTRICTS, chinese_ordinal, unique_words
-from gridmap.topology import Piece, allocate, as_multipolygon, node_coverage, split_balanced, union_exact
+from gridmap.geo import crs as gcrs
+from gridmap.geo.coverage import Piece, allocate, as_multipolygon, node_coverage, split_balanced, union_exact
 
 GEODATA = Path(__file__).resolve().parents[2] / "geodata" / "districts"
 

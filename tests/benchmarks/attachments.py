@@ -1,4 +1,4 @@
-"""Benchmark: what a photo upload costs in `gridmap.attachments.prepare` (sniff, header pixel check, EXIF GPS,
+"""Benchmark: what a photo upload costs in `gridmap.cases.attachments.prepare` (sniff, header pixel check, EXIF GPS,
 decode, orientation, re-encode, thumbnail) — the part of POST /api/v1/cases/{id}/attachments a grid worker waits
 for besides the network — and how fast bad files are refused.
 
@@ -25,7 +25,7 @@ from PIL import ExifTags, Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gridmap import attachments  # noqa: E402
+from gridmap.cases import attachments  # noqa: E402
 
 REPS = 5
 
@@ -102,7 +102,7 @@ def main() -> None:
         ("SVG named .jpg", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'),
         ("PNG bomb 30,000²", bomb()),
     ]
-    print(f"gridmap.attachments.prepare, best / median of {REPS} (ms)")
+    print(f"gridmap.cases.attachments.prepare, best / median of {REPS} (ms)")
     for name, data in cases:
         times, outcome = timed(data, limits)
         print(

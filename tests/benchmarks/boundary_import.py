@@ -1,5 +1,5 @@
 """Benchmark: importing a whole district's leaves (the full Guandu demo: 1,854 micro-grids) with
-`gridmap.boundary_import`, on SpatiaLite (and PostGIS when a URL is given).
+`gridmap.planning.importer`, on SpatiaLite (and PostGIS when a URL is given).
 
     .venv/bin/python tests/benchmarks/boundary_import.py                 # builds the full demo first (a minute or so)
     .venv/bin/python tests/benchmarks/boundary_import.py --small         # the small demo (24 micro-grids)
@@ -30,10 +30,11 @@ import geopandas as gpd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from geoalchemy2.shape import to_shape  # noqa: E402
 
-from gridmap import boundary_check, storage  # noqa: E402
-from gridmap import boundary_import as bi  # noqa: E402
+from gridmap.boundaries import check as boundary_check
 from gridmap.demo.load import load_demo  # noqa: E402
-from gridmap.tables import Area, Generation  # noqa: E402
+from gridmap.planning import importer as bi  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import Area, Generation  # noqa: E402
 
 WRITER = """
 import json, sys

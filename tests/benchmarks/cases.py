@@ -6,11 +6,11 @@ embedded SpatiaLite file and on PostGIS, same data, one run.
 
 It prints, for each database:
 
-* measures — `gridmap.measures` per grid over the demo's year, best of 3, against the peer: the same counts
+* measures — `gridmap.cases.measures` per grid over the demo's year, best of 3, against the peer: the same counts
   (received, due, suspended, closed, closed on time per grid) as one hand-written SQL `GROUP BY` run by the
   database itself; the counts are checked to agree before any time is printed;
 * hotline import — rows per second importing a 12345 export of 10,000 address-only rows (CSV) in bulk
-  (`gridmap.bulk.create_cases`), beside its peer, the row-by-row path (`bulk=False`: one ORM intake per row, the
+  (`gridmap.cases.bulk.create_cases`), beside its peer, the row-by-row path (`bulk=False`: one ORM intake per row, the
   way imports were written before; on `--peer-rows` rows, 1,000 by default, with other ticket numbers); and
   re-importing the bulk file (every row a duplicate, nothing created). Rows per second are given by the wall clock
   and by this process's CPU time (the database server's own CPU on PostGIS is not in it): on a shared machine the
@@ -45,13 +45,13 @@ sys.path.insert(0, str(ROOT))
 
 from locate import best_of  # noqa: E402  (tests/benchmarks is on the path: this script's directory)
 
-from gridmap import storage  # noqa: E402
-from gridmap.areas import load_index  # noqa: E402
-from gridmap.bulk import Progress  # noqa: E402
+from gridmap.boundaries.areas import load_index  # noqa: E402
+from gridmap.cases.bulk import Progress  # noqa: E402
+from gridmap.cases.hotline import import_export  # noqa: E402
+from gridmap.cases.measures import measures, to_records  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
-from gridmap.hotline import import_export  # noqa: E402
-from gridmap.measures import measures, to_records  # noqa: E402
-from gridmap.tables import Place  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import Place  # noqa: E402
 from tests.conftest import _new_postgis_database  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
@@ -101,7 +101,7 @@ def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measu
     engine = storage.make_engine(url)
     storage.migrate(engine)
     factory = storage.make_sessionmaker(engine)
-    import gridmap.gazetteer  # noqa: F401  (its imports, ~1 s, are not the import's: a server has them loaded)
+    import gridmap.locating.gazetteer  # noqa: F401  (its imports, ~1 s, are not the import's: a server has them loaded)
 
     def load():
         with storage.session_scope(factory) as session:

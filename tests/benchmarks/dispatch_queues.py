@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import sqlalchemy as sa  # noqa: E402
 
-from gridmap import cases, storage  # noqa: E402
+from gridmap.cases import intake as cases
 from gridmap.demo.load import load_demo  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 20, 4, tzinfo=dt.UTC)

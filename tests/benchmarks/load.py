@@ -47,8 +47,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gridmap import accounts, storage  # noqa: E402
+from gridmap.access import accounts
 from gridmap.demo.accounts import create_demo_accounts  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
 
 ADMIN_URL = os.environ.get("GRIDMAP_BENCH_PG_ADMIN", "postgresql://gridmap_test:gridmap_test@127.0.0.1:5432/postgres")
 TEMPLATE = "gridmap_bench_series"

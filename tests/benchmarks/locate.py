@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import points as make_points  # noqa: E402
 from synthetic import tiling  # noqa: E402
 
-from gridmap.lookup import AreaIndex, AreaRef  # noqa: E402
+from gridmap.geo.index import AreaIndex, AreaRef  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN = os.environ.get(
@@ -341,9 +341,9 @@ import numpy, pyarrow.parquet, shapely
 t1, c1 = time.perf_counter(), time.process_time()
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"   imports: numpy, pyarrow.parquet, shapely {t1 - t0:.2f} s wall, {c1 - c0:.2f} s CPU")
-from gridmap import batch
+from gridmap.locating import batch
 t2, c2 = time.perf_counter(), time.process_time()
-print(f"   imports: gridmap.batch (lookup, cellindex) {t2 - t1:.2f} s wall, {c2 - c1:.2f} s CPU "
+print(f"   imports: gridmap.locating.batch (lookup, cellindex) {t2 - t1:.2f} s wall, {c2 - c1:.2f} s CPU "
       f"(peak RSS {rss():.0f} MB)")
 index, branches, on = batch.quick_index(sys.argv[1])
 t3, c3 = time.perf_counter(), time.process_time()
@@ -372,7 +372,7 @@ def _demo_database() -> Path:
     """The full demo as SpatiaLite: the series benchmark's file when it is complete, else one built here once."""
     import sqlalchemy as sa
 
-    from gridmap import storage
+    from gridmap.store import engine as storage
 
     for path in (SERIES_DEMO, OWN_DEMO):
         if path.exists():
@@ -402,7 +402,7 @@ def _district_points(db: Path, m: int, path: Path) -> None:
     import pandas as pd
     import sqlalchemy as sa
 
-    from gridmap import storage
+    from gridmap.store import engine as storage
 
     engine = storage.make_engine(f"sqlite:///{db}")
     with engine.connect() as conn:

@@ -47,7 +47,7 @@ def serve(url: str) -> tuple[str, subprocess.Popen]:
             sys.executable,
             "-m",
             "uvicorn",
-            "api.main:create_app",
+            "gridmap_api.main:create_app",
             "--factory",
             "--host",
             "127.0.0.1",
@@ -173,7 +173,7 @@ def peer_page(base: str, folder: Path) -> Path:
     html.save(str(path))
     # folium links Leaflet and friends from CDNs, unreachable here: point Leaflet at the app's copy, drop the rest
     text = path.read_text()
-    static = ROOT / "web" / "static" / "vendor" / "leaflet"
+    static = ROOT / "web" / "gridmap_web" / "static" / "vendor" / "leaflet"
     text = re.sub(r'https://[^"]*/leaflet\.js', (static / "leaflet.js").as_uri(), text)
     text = re.sub(r'https://[^"]*/leaflet\.css', (static / "leaflet.css").as_uri(), text)
     text = re.sub(r'<(script|link)[^>]*"https://[^"]*"[^>]*>(</script>)?', "", text)

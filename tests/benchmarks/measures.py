@@ -1,4 +1,4 @@
-"""Benchmark: the measures of every grid over a year (`gridmap.measures.measures(session, "grid", …)`, what
+"""Benchmark: the measures of every grid over a year (`gridmap.cases.measures.measures(session, "grid", …)`, what
 `GET /api/v1/measures?by=grid` and `gridmap measures --by grid` run) on the full Guandu demo (533 grids, ~50,000
 cases, ~350,000 history rows), on SpatiaLite and on PostGIS, beside hand-written SQL a user could write instead:
 
@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 import series  # noqa: E402  (the kept full-demo databases)
 from cases import PEER_SQL  # noqa: E402
 
-from gridmap import storage  # noqa: E402
-from gridmap.measures import measures, to_records  # noqa: E402
+from gridmap.cases.measures import measures, to_records  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
 
 REPS = 5
 TODAY = dt.date(2026, 11, 20)

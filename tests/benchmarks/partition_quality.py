@@ -1,4 +1,4 @@
-"""Benchmark: how good and how fast are the balanced partitions of `gridmap.partition` on the full Guandu demo?
+"""Benchmark: how good and how fast are the balanced partitions of `gridmap.planning.partition` on the full Guandu demo?
 
     .venv/bin/python tests/benchmarks/partition_quality.py                      # builds the full demo (≈ 1 min)
     .venv/bin/python tests/benchmarks/partition_quality.py --database URL       # a database holding the demo
@@ -32,10 +32,12 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gridmap import generations, partition, storage  # noqa: E402
+from gridmap.boundaries import generations
 from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.errors import InvalidInput  # noqa: E402
-from gridmap.tables import Area, Generation  # noqa: E402
+from gridmap.planning import partition
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import Area, Generation  # noqa: E402
 
 
 def exact_moved(households, current, edges, n: int, tolerance: float, time_limit: float) -> tuple[int | None, str]:

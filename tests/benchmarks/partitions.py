@@ -5,7 +5,7 @@ district's 12-month series, and a date-bounded case list paged deep — same dat
 Data: the full Guandu demo (533 grids, a year of cases, seed 11, reference day 2026-11-20), its cases and their
 history copied into the YEARS − 1 years before (each copy shifted by whole years, new ids, numbers and tickets), so
 that the table holds YEARS years of cases in ~12·YEARS month partitions. The month partitions for the copies are
-made first (`gridmap.case_partitions.ensure_months`, the maintenance step). The unpartitioned peer is a copy of that
+made first (`gridmap.store.partitions.ensure_months`, the maintenance step). The unpartitioned peer is a copy of that
 database (CREATE DATABASE … TEMPLATE) downgraded to 0009 by migration 0010's downgrade: the same rows in one table
 with the indexes of 0009. Both are VACUUM ANALYZEd. Best of REPS, wall time, the machine's load average printed
 beside the figures. Both databases are dropped at the end (--keep keeps them for another run; a kept pair is used
@@ -38,8 +38,11 @@ sys.path.insert(0, str(ROOT))
 from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 
-from gridmap import case_partitions, cases, measures, storage  # noqa: E402
+from gridmap.cases import intake as cases  # noqa: E402
+from gridmap.cases import measures
 from gridmap.demo.load import load_demo  # noqa: E402
+from gridmap.store import engine as storage
+from gridmap.store import partitions as case_partitions
 
 ADMIN_URL = os.environ.get(
     "GRIDMAP_TEST_POSTGRES_URL", "postgresql+psycopg://gridmap_test:gridmap_test@127.0.0.1:5432/postgres"

@@ -7,18 +7,18 @@ micro-grids), on the embedded SpatiaLite file and on PostGIS, same data, one run
 
 It prints, for each database:
 
-* check — `gridmap.boundary_check.check_generation` of the whole demo district (every level, every area; best of
+* check — `gridmap.boundaries.check.check_generation` of the whole demo district (every level, every area; best of
   3), against the peer a PostGIS user would write on the same tables: per parent `ST_Union` of the children
   compared with the parent (`ST_Difference` both ways: gaps and parts outside), pairwise `ST_Intersection` of
   siblings whose boxes meet (overlaps), `ST_IsValid` of every area; areas in m² on the geography type. It runs on
   the active generation (clean: the peer must find nothing over 1 m²) and on a draft with injected defects (a
   micro-grid moved 30 m, one shrunk by 2 %, one grown by 20 m), where both must name the same parents with gaps
   and parts outside and the same overlapping pairs (over 1 m²); the comparison is printed before the times;
-* edits — if `gridmap.plan_edit` is present: the latency of each edit operation on one community of a draft
+* edits — if `gridmap.planning.edit` is present: the latency of each edit operation on one community of a draft
   (move an edge, move a vertex, paint a compound or a building to a neighbouring micro-grid, split, merge,
   undo, redo; each applied and committed as the API does), median and worst of several targets, against the
   target of 300 ms;
-* rebalance — if `gridmap.partition` is present: the time of `partition.propose` per community over the first
+* rebalance — if `gridmap.planning.partition` is present: the time of `partition.propose` per community over the first
   `--communities` communities, for n = its current grid count, n − 1 and n + 1 (±10 %, seed 0): median and worst,
   how many proposals meet the tolerance and contiguity, households moved, and how long an infeasible target
   takes to be refused.
@@ -49,12 +49,12 @@ from geoalchemy2.shape import from_shape, to_shape
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gridmap import storage  # noqa: E402
-from gridmap.boundary_check import check_generation  # noqa: E402
+from gridmap.boundaries.check import check_generation  # noqa: E402
+from gridmap.boundaries.generations import create_draft  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
-from gridmap.generations import create_draft  # noqa: E402
-from gridmap.tables import Area, Generation, Place  # noqa: E402
-from gridmap.topology import as_multipolygon  # noqa: E402
+from gridmap.geo.coverage import as_multipolygon  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import Area, Generation, Place  # noqa: E402
 from tests.conftest import _new_postgis_database  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
@@ -228,7 +228,7 @@ def compare(ours: dict, peer: dict) -> list[str]:
     return diffs
 
 
-# -- edits (gridmap.plan_edit) -------------------------------------------------------------------------------------
+# -- edits (gridmap.planning.edit) -------------------------------------------------------------------------------------
 
 
 def _available(module: str) -> bool:
@@ -337,10 +337,10 @@ def _edit_ops(session, generation_id: int, community: str, per_op: int) -> dict[
 
 def time_edits(url: str, community: str | None = None, per_op: int = 3) -> dict:
     """Latency of each edit operation (applied and committed) on one community of a fresh draft: {op: [ms]} and
-    refusals {op: [messages]}; {"skipped": reason} when gridmap.plan_edit is not there."""
-    if not _available("gridmap.plan_edit"):
-        return {"skipped": "gridmap.plan_edit is not present"}
-    from gridmap import plan_edit
+    refusals {op: [messages]}; {"skipped": reason} when gridmap.planning.edit is not there."""
+    if not _available("gridmap.planning.edit"):
+        return {"skipped": "gridmap.planning.edit is not present"}
+    from gridmap.planning import edit as plan_edit
 
     engine = storage.make_engine(url)
     factory = storage.make_sessionmaker(engine)
@@ -387,7 +387,7 @@ def time_edits(url: str, community: str | None = None, per_op: int = 3) -> dict:
     return {"community": community, "draft": draft_id, "ms": times, "refused": refused}
 
 
-# -- rebalance (gridmap.partition) ---------------------------------------------------------------------------------
+# -- rebalance (gridmap.planning.partition) ---------------------------------------------------------------------------------
 
 
 def time_rebalance(
@@ -396,10 +396,10 @@ def time_rebalance(
     """Seconds of `partition.propose` per community and target count (n = its current grid count + each of
     `extra`) for the first `communities` communities of the active generation: {"runs": [{"area", "n", "delta",
     "seconds", "ok", "moved_households"}], "refused": [{"area", "n", "delta", "seconds", "why"}]};
-    {"skipped": reason} when gridmap.partition is not there."""
-    if not _available("gridmap.partition"):
-        return {"skipped": "gridmap.partition is not present"}
-    from gridmap import partition
+    {"skipped": reason} when gridmap.planning.partition is not there."""
+    if not _available("gridmap.planning.partition"):
+        return {"skipped": "gridmap.planning.partition is not present"}
+    from gridmap.planning import partition
 
     engine = storage.make_engine(url)
     out: dict = {"runs": [], "refused": []}

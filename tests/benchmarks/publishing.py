@@ -1,5 +1,5 @@
 """Benchmark: publishing a draft of the full Guandu demo (533 grids, 1,854 micro-grids, 7,437 buildings, 50,000
-cases) with `gridmap.publish`: the impact preview, the readiness check (boundary check and 1:1 branches), and the
+cases) with `gridmap.planning.publish`: the impact preview, the readiness check (boundary check and 1:1 branches), and the
 activation (assignments, places, open cases re-located), on SpatiaLite.
 
     .venv/bin/python tests/benchmarks/publishing.py DB.sqlite    # a copy of a full-demo database (it is changed)
@@ -26,9 +26,11 @@ import shapely  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from geoalchemy2.shape import from_shape, to_shape  # noqa: E402
 
-from gridmap import codes, generations, publish, storage  # noqa: E402
-from gridmap.tables import FINISHED_STATES, Area, Case  # noqa: E402
-from gridmap.topology import as_multipolygon  # noqa: E402
+from gridmap.boundaries import codes, generations
+from gridmap.geo.coverage import as_multipolygon  # noqa: E402
+from gridmap.planning import publish
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import FINISHED_STATES, Area, Case  # noqa: E402
 
 
 def _timed(label: str, fn):
@@ -102,7 +104,7 @@ def main() -> None:
     with storage.session_scope(sm) as s:
         draft = _timed(f"draft moving {args.moves} micro-grids", lambda: _draft_with_moves(s, args.moves))
     with sm() as s:
-        from gridmap.areas import active_generation, load_index
+        from gridmap.boundaries.areas import active_generation, load_index
 
         old = _timed("lookup index of the active generation", lambda: load_index(s, active_generation(s).id))
         new = _timed("lookup index of the draft", lambda: load_index(s, draft))

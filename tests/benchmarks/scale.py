@@ -15,7 +15,7 @@ Per database:
 * locate batch — `gridmap locate-file` on `--points` (1,000,000) points in a Parquet file (95 % inside districts),
   whole process, beside the naive geopandas pipeline of tests/benchmarks/locate.py (read Parquet, read the leaf
   polygons from the SpatiaLite file, sjoin within, write); answers compared per point off the boundaries.
-* measures — `gridmap.measures.measures(session, "grid", …)` over the year beside the bare GROUP BY of
+* measures — `gridmap.cases.measures.measures(session, "grid", …)` over the year beside the bare GROUP BY of
   tests/benchmarks/cases.py (its PEER_SQL), counts checked equal first.
 * case list paging — `GET /api/v1/cases?limit=50&offset=k` (the case list route, newest first) for offsets from 0
   to the end of the table, beside the same page as bare SQL (LIMIT/OFFSET) and as a keyset query (WHERE
@@ -26,7 +26,7 @@ Per database:
   same view; the map's first screen in headless Chromium (tests/benchmarks/map.py's `first_screen_run`, target
   < 2 s).
 * a day's import — 10,000 hotline tickets (CSV, addresses of compounds; tests/benchmarks/cases.py's `export_rows`)
-  through `gridmap.hotline.import_export` in bulk, rows/s; the imported cases are deleted again afterwards so that
+  through `gridmap.cases.hotline.import_export` in bulk, rows/s; the imported cases are deleted again afterwards so that
   the kept database stays what the generator made.
 
 No assertion on time. Figures are measurements on this machine at this moment: a shared 2-core machine, so the
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gridmap import storage  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
 from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
 
 WORK = Path("/tmp/gridmap-bench-scale")
@@ -293,7 +293,7 @@ def best_of(fn, reps: int = 3) -> tuple[float, object]:
 def bench_measures(url: str, label: str) -> None:
     from cases import PEER_SQL
 
-    from gridmap.measures import measures
+    from gridmap.cases.measures import measures
 
     engine = storage.make_engine(url)
     until = dt.datetime.combine(TODAY, dt.time(0), dt.timezone(dt.timedelta(hours=8)))
@@ -321,8 +321,8 @@ def bench_measures(url: str, label: str) -> None:
 def bench_import(url: str, label: str, rows: int = 10_000) -> None:
     from cases import export_rows
 
-    from gridmap.areas import load_index
-    from gridmap.hotline import import_export
+    from gridmap.boundaries.areas import load_index
+    from gridmap.cases.hotline import import_export
 
     engine = storage.make_engine(url)
     factory = storage.make_sessionmaker(engine)

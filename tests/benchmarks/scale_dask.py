@@ -38,9 +38,11 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gridmap import codes, relocate, storage  # noqa: E402
-from gridmap.generations import create_draft  # noqa: E402
-from gridmap.tables import Area, Case  # noqa: E402
+from gridmap.boundaries import codes
+from gridmap.boundaries.generations import create_draft  # noqa: E402
+from gridmap.planning import relocate
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import Area, Case  # noqa: E402
 from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
 
 CACHED = Path("/tmp/gridmap-bench-series/full-demo.sqlite")
@@ -158,7 +160,7 @@ def _china_months(first: dt.date, n: int) -> list[dt.datetime]:
 def months(url: str, workers: int, rows: int, n: int = 24) -> None:
     """Cases received per grid and month over two years: measures.measures once per month (the peer), the
     partitioned count in one process and on Dask; all three asserted equal."""
-    from gridmap import measures
+    from gridmap.cases import measures
 
     edges = _china_months(dt.date(2025, 1, 1), n)
     start = time.perf_counter()

@@ -35,11 +35,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gridmap import measures, storage  # noqa: E402
-from gridmap.areas import get_area  # noqa: E402
+from gridmap.boundaries.areas import get_area  # noqa: E402
+from gridmap.cases import measures
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
-from gridmap.tables import Area, Case, Generation  # noqa: E402
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store.tables import Area, Case, Generation  # noqa: E402
 from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
@@ -188,8 +189,8 @@ def areas_to_time(session) -> dict[str, str]:
 def run(url: str, label: str) -> list[dict]:
     from fastapi.testclient import TestClient
 
-    from api.main import create_app
-    from api.settings import Settings
+    from gridmap_api.main import create_app
+    from gridmap_api.settings import Settings
 
     engine = storage.make_engine(url)
     factory = storage.make_sessionmaker(engine)

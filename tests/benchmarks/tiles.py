@@ -35,7 +35,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from api.settings import Settings  # noqa: E402
+from gridmap_api.settings import Settings  # noqa: E402
 from tests.conftest import POSTGRES_ADMIN_URL, api_client  # noqa: E402
 
 SQLITE_FILE = Path("/tmp/gridmap-bench-series/full-demo.sqlite")

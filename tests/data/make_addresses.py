@@ -20,9 +20,9 @@ import numpy as np
 import sqlalchemy as sa
 from rapidfuzz.distance import Levenshtein
 
-from gridmap import storage
 from gridmap.demo.names import chinese_ordinal
-from gridmap.tables import Area, Place
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Place
 
 OUT = Path(__file__).with_name("addresses.csv")
 HOMOPHONES = {

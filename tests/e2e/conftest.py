@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from gridmap import audit, storage
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
+from gridmap.store import audit
+from gridmap.store import engine as storage
 from tests.conftest import IN_CI, _load
 
 CHROMIUM = os.environ.get("GRIDMAP_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -66,7 +67,7 @@ def _serve(url: str, **settings):
             sys.executable,
             "-m",
             "uvicorn",
-            "api.main:create_app",
+            "gridmap_api.main:create_app",
             "--factory",
             "--host",
             "127.0.0.1",

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from PIL import Image
 from shapely.geometry import shape
 
-from gridmap import storage
-from gridmap.tables import Case
+from gridmap.store import engine as storage
+from gridmap.store.tables import Case
 from tests.e2e.conftest import PHONE, SCREENSHOTS, api, bearer, wait_idle, wait_js
 from tests.e2e.test_a11y import axe_page_fixture, describe, run_axe  # noqa: F401 - registers the axe_page fixture
 from tests.e2e.test_map import assert_clean, inner_point

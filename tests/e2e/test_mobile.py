@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from shapely.geometry import shape
 
-from gridmap.crs import wgs84_to_gcj02
+from gridmap.geo.crs import wgs84_to_gcj02
 from tests.e2e.conftest import PHONE, SCREENSHOTS, api, new_context, status_of, wait_idle, wait_js
 from tests.e2e.test_map import assert_clean, inner_point
 

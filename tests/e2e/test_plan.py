@@ -25,9 +25,10 @@ import sqlalchemy as sa
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import shape
 
-from gridmap import audit, storage
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
-from gridmap.tables import Area, Place
+from gridmap.store import audit
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Place
 from tests.conftest import _load
 from tests.e2e.conftest import DESKTOP, PHONE, SCREENSHOTS, _serve, new_context, record, sign_in, wait_idle, wait_js
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gridmap import crs
+from gridmap.geo import crs
 
 
 @pytest.fixture(scope="module")

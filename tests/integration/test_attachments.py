@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import ExifTags, Image, ImageFile
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import attachments, media_store
-from gridmap.tables import Attachment, Case, CaseEvent
+from gridmap.cases import attachments
+from gridmap.store import media as media_store
+from gridmap.store.tables import Attachment, Case, CaseEvent
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 from tests.helpers import inside
 
@@ -252,7 +253,7 @@ def test_the_list_the_history_and_the_count_limit(client, engine):
     assert listed["case_id"] == case["id"] and listed["total"] == 1 and listed["limit"] == 20
     assert listed["items"][0]["id"] == first["id"] and listed["items"][0]["thumbnail_url"] == first["thumbnail_url"]
     detail = client.get(f"/api/v1/cases/{case['id']}").json()
-    assert detail["attachments_count"] == 1  # the case item's count (gridmap.cases.case_items)
+    assert detail["attachments_count"] == 1  # the case item's count (gridmap.cases.intake.case_items)
     items = client.get("/api/v1/cases", params={"limit": 500}).json()["items"]
     assert next(i for i in items if i["id"] == case["id"])["attachments_count"] == 1
     history = detail["history"]
@@ -361,7 +362,7 @@ def test_a_worker_adds_before_and_after_photos_to_a_case_it_holds(client):
 def test_a_patrol_worker_adds_patrol_photos_to_its_own_report(client):
     lon, lat = inside(client, 9)
     with client.app.state.sessionmaker() as s:
-        from gridmap.tables import Staff
+        from gridmap.store.tables import Staff
 
         staff_id = s.scalar(sa.select(Staff.id).order_by(Staff.id).limit(1))
     worker = {"X-Role": "worker", "X-User": "patroller", "X-Staff-Id": str(staff_id)}
@@ -471,7 +472,7 @@ def test_open311_media_file_is_stored_as_a_cleaned_photo_and_served_as_media_url
 def test_a_full_media_store_is_507_and_stores_nothing_then_works_again(client):
     case = new_case(client)
     full = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("gridmap.media_store.os.fsync", side_effect=full):
+    with mock.patch("gridmap.store.media.os.fsync", side_effect=full):
         r = upload(client, case["id"], png())
         zh = upload(client, case["id"], png(), headers={"Accept-Language": "zh-CN"})
     assert r.status_code == 507 and r.json()["field"] == "file" and r.json()["code"] == "insufficient_storage"

@@ -14,12 +14,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.auth import SESSION_COOKIE, csrf_token
-from api.main import create_app
-from api.settings import Settings
-from gridmap import accounts, storage
+from gridmap.access import accounts
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts
-from gridmap.tables import Account, ApiKey, AuditEntry, AuthToken
+from gridmap.store import engine as storage
+from gridmap.store.tables import Account, ApiKey, AuditEntry, AuthToken
+from gridmap_api.auth import SESSION_COOKIE, csrf_token
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 from tests.helpers import inside
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))

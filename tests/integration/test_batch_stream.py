@@ -12,9 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
-from gridmap import batch, crs, storage
-from gridmap.areas import load_index
-from gridmap.lookup import FLAG_NEAR_BOUNDARY
+from gridmap.boundaries.areas import load_index
+from gridmap.geo import crs
+from gridmap.geo.index import FLAG_NEAR_BOUNDARY
+from gridmap.locating import batch
+from gridmap.store import engine as storage
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +154,7 @@ def test_csv_larger_than_a_chunk_is_streamed_byte_for_byte(engine, index, tmp_pa
     frame.loc[990, "note"] = "+1"
     source = tmp_path / "points.csv"
     frame.to_csv(source, index=False)
-    from gridmap import tabular
+    from gridmap.io import tabular
 
     with storage.make_sessionmaker(engine)() as session:
         reference = batch.locate_frame(batch.read_table(source), index, session=session)
@@ -263,8 +265,8 @@ def test_cached_index_is_built_once_per_content_and_answers_as_load_index(sessio
 
     import sqlalchemy as sa
 
-    from gridmap import lookup
-    from gridmap.tables import Area
+    from gridmap.geo import index as lookup
+    from gridmap.store.tables import Area
 
     first = batch.cached_index(session, cache_dir=tmp_path)
     assert len([p for p in tmp_path.glob("shared-*") if p.is_dir()]) == 1
@@ -417,7 +419,7 @@ def test_the_command_locates_addresses_on_either_path(db_url, index, tmp_path, s
     import subprocess
     import sys
 
-    from gridmap.gazetteer import gazetteer_for
+    from gridmap.locating.gazetteer import gazetteer_for
 
     with storage.make_sessionmaker(storage.make_engine(db_url))() as session:
         compound = next(e for e in gazetteer_for(session).entries if e.kind == "compound")

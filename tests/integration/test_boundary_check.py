@@ -23,13 +23,14 @@ from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPoint, MultiPolygon, Point, Polygon, box
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import boundary_check as bc
-from gridmap import cli, storage
-from gridmap import generations as gens
+from gridmap import cli
+from gridmap.boundaries import check as bc
+from gridmap.boundaries import generations as gens
 from gridmap.errors import InvalidInput
-from gridmap.tables import Area, Generation
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Generation
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 from tests.conftest import _load, _new_postgis_database
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
@@ -305,7 +306,7 @@ def test_a_the_redraw_recomputes_households_population_and_area(client):
     """Issue 13's third defect, fixed: a redraw that moves a building's ground from one micro-grid to its neighbour
     moves that building's share of households and population (stored numbers shared in proportion to the buildings'
     households), parents are their children's sums, and `area_m2` is measured again."""
-    from gridmap.tables import Place
+    from gridmap.store.tables import Place
 
     draft = _draft(client, "重画 户数")
     with _sm(client)() as session:

@@ -7,7 +7,7 @@ parents, households, outlines within a centimetre, or a metre for GCJ-02). A fre
 from a leaves-only file with `gridmap boundaries import --activate`, then locate, address matching and case intake
 work on it. Hostile and broken files are refused with a 422 problem+json naming the file, the feature and the field
 (the CLI: exit 2, the same message), and nothing is stored. GDAL writes the test files in a separate interpreter
-(it crashes writing a GeoPackage where SpatiaLite is loaded, see gridmap._gpkgio)."""
+(it crashes writing a GeoPackage where SpatiaLite is loaded, see gridmap.io.gpkg)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from api.settings import Settings
-from gridmap import cli, storage
-from gridmap.crs import wgs84_to_bd09, wgs84_to_gcj02
-from gridmap.tables import Area, AuditEntry, CodeRegistry, Generation, Place
+from gridmap import cli
+from gridmap.geo.crs import wgs84_to_bd09, wgs84_to_gcj02
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, AuditEntry, CodeRegistry, Generation, Place
+from gridmap_api.settings import Settings
 from tests.conftest import _new_postgis_database, api_client
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}

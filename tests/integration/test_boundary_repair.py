@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, shape
 
-from gridmap import boundary_repair
-from gridmap.tables import Area
+from gridmap.planning import repair as boundary_repair
+from gridmap.store.tables import Area
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}

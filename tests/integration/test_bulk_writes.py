@@ -1,4 +1,4 @@
-"""Bulk writes (issue 15 §2), on both databases: a hotline import written in bulk (`gridmap.bulk.create_cases`) stores
+"""Bulk writes (issue 15 §2), on both databases: a hotline import written in bulk (`gridmap.cases.bulk.create_cases`) stores
 exactly the cases the row-by-row import (`cases.create_case` per row) stores — routing, flags, candidates, history,
 notifications, audit — and reports every row the same; the batch locator answers as `locate_for_case`; a row intake
 refuses is answered with its error and nothing of it is written, a batch that fails leaves nothing behind; progress
@@ -16,18 +16,18 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from gridmap import crs as gcrs
-from gridmap import storage
-from gridmap.accounts import AccountSpec, add_account
-from gridmap.areas import load_index
-from gridmap.bulk import BatchCalendar, Created, Progress, create_cases, locate_cases
-from gridmap.cases import NewCase, case_number, locate_for_case
+from gridmap.access.accounts import AccountSpec, add_account
+from gridmap.boundaries.areas import load_index
+from gridmap.calendar import WorkCalendar
+from gridmap.cases.bulk import BatchCalendar, Created, Progress, create_cases, locate_cases
+from gridmap.cases.hotline import import_export
+from gridmap.cases.intake import NewCase, case_number, locate_for_case
 from gridmap.errors import InvalidCoordinate, InvalidInput
-from gridmap.hotline import import_export
-from gridmap.locate import LocateOptions
-from gridmap.lookup import metres_per_degree
-from gridmap.tables import AuditEntry, Case, CaseCategory, CaseEvent, Notification, StaffArea
-from gridmap.workcal import WorkCalendar
+from gridmap.geo import crs as gcrs
+from gridmap.geo.index import metres_per_degree
+from gridmap.locating.locate import LocateOptions
+from gridmap.store import engine as storage
+from gridmap.store.tables import AuditEntry, Case, CaseCategory, CaseEvent, Notification, StaffArea
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
 HEAD = ["工单编号", "来电时间", "来电人", "联系电话", "事发地址", "诉求内容", "问题分类", "经度", "纬度"]
@@ -389,7 +389,7 @@ def test_insert_rows_stores_what_an_insert_stores_and_keeps_the_spatial_index(db
     """The bulk paths (COPY on PostGIS; SpatiaLite BLOBs with the geometry triggers' work done once) store each
     value as SQLAlchemy's INSERT does, the new points are in the spatial index, the triggers are in place after,
     and a statement that fails leaves the triggers in place and, rolled back, nothing."""
-    from gridmap.bulk import TRIGGERS_MIN_ROWS, insert_rows, reserve_ids
+    from gridmap.cases.bulk import TRIGGERS_MIN_ROWS, insert_rows, reserve_ids
 
     factory, index = db
     p = index.leaf_geoms[5].representative_point()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.settings import Settings
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 
 STATES = (

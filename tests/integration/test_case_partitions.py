@@ -19,9 +19,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.orm import Session
 
-from gridmap import case_partitions, cases, measures, storage
-from gridmap.areas import load_index
-from gridmap.tables import Case, CaseEvent
+from gridmap.boundaries.areas import load_index
+from gridmap.cases import intake as cases
+from gridmap.cases import measures
+from gridmap.store import engine as storage
+from gridmap.store import partitions as case_partitions
+from gridmap.store.tables import Case, CaseEvent
 from tests.conftest import _load, _new_postgis_database, _postgis_template
 
 CST = dt.timezone(dt.timedelta(hours=8))

@@ -8,10 +8,10 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from gridmap.areas import load_index
-from gridmap.bulk import create_cases
-from gridmap.cases import NewCase, create_case, utc
-from gridmap.tables import Case, CaseEvent
+from gridmap.boundaries.areas import load_index
+from gridmap.cases.bulk import create_cases
+from gridmap.cases.intake import NewCase, create_case, utc
+from gridmap.store.tables import Case, CaseEvent
 from tests.helpers import inside
 
 CST = dt.timezone(dt.timedelta(hours=8))

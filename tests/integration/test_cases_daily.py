@@ -12,9 +12,11 @@ import shapely
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from gridmap import accounts, cases, storage
-from gridmap.lookup import metres_per_degree
-from gridmap.tables import Account, Case, CaseEvent, Staff
+from gridmap.access import accounts
+from gridmap.cases import intake as cases
+from gridmap.geo.index import metres_per_degree
+from gridmap.store import engine as storage
+from gridmap.store.tables import Account, Case, CaseEvent, Staff
 from tests.helpers import inside
 
 PASSWORD = "daily-work-password-2026"
@@ -368,7 +370,7 @@ def test_relocating_a_dispatched_case_by_point_reroutes_it(client):
     assert moved["grid_code"] != case["grid_code"] and moved["state"] == "dispatched"
     assert (moved["lon"], moved["lat"]) == pytest.approx((nx, ny)) and "relocated" in moved["flags"]
     with client.app.state.sessionmaker() as s:
-        from gridmap.tables import StaffArea
+        from gridmap.store.tables import StaffArea
 
         expected = s.scalar(
             sa.select(StaffArea.staff_id)
@@ -439,7 +441,7 @@ def test_a_reassigned_worker_is_notified(client):
         other = s.scalar(
             sa.select(Staff.id)
             .where(Staff.id != case["assignee_id"])
-            .join(__import__("gridmap.tables", fromlist=["StaffArea"]).StaffArea)
+            .join(__import__("gridmap.store.tables", fromlist=["StaffArea"]).StaffArea)
             .limit(1)
         )
     headers = _account(
@@ -499,7 +501,7 @@ def test_batch_dispatch_each_case_independent_and_committed(client):
 
 
 def test_address_matches_answer_the_place_its_confidence_and_alternatives_to_confirm(client):
-    from gridmap.gazetteer import gazetteer_for
+    from gridmap.locating.gazetteer import gazetteer_for
 
     with client.app.state.sessionmaker() as s:
         gazetteer = gazetteer_for(s)

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from gridmap.workcal import CST, WorkCalendar
+from gridmap.calendar import CST, WorkCalendar
 from tests.helpers import inside
 
 ADMIN = {"X-User": "a1", "X-Role": "admin"}

@@ -8,11 +8,11 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from gridmap import generations as gens
-from gridmap import workflow
-from gridmap.gazetteer import gazetteer_for
-from gridmap.tables import Case, Generation, PartyOrg, PartyOrgArea
-from gridmap.workcal import china_date
+from gridmap.boundaries import generations as gens
+from gridmap.calendar import china_date
+from gridmap.cases import workflow
+from gridmap.locating.gazetteer import gazetteer_for
+from gridmap.store.tables import Case, Generation, PartyOrg, PartyOrgArea
 
 
 def test_china_date_turns_at_16_utc():

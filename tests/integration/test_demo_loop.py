@@ -9,10 +9,10 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from gridmap import measures, workflow
-from gridmap.cases import utc
-from gridmap.tables import Case, CaseCategory, CaseEvent
-from gridmap.workcal import WorkCalendar
+from gridmap.calendar import WorkCalendar
+from gridmap.cases import measures, workflow
+from gridmap.cases.intake import utc
+from gridmap.store.tables import Case, CaseCategory, CaseEvent
 
 INTAKE = ("reported",)
 SYSTEM = ("escalate",)  # the overdue sweep of any app started on this database: no step, the state stays

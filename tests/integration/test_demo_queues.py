@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from api.settings import Settings
-from gridmap import storage
-from gridmap.areas import load_index
-from gridmap.cases import utc
+from gridmap.boundaries.areas import load_index
+from gridmap.cases.intake import utc
 from gridmap.demo.queues import DEAD_END_NOTE, DEAD_ENDS
-from gridmap.tables import FINISHED_STATES, Area, Case, CaseEvent, Generation, StaffArea
+from gridmap.store import engine as storage
+from gridmap.store.tables import FINISHED_STATES, Area, Case, CaseEvent, Generation, StaffArea
+from gridmap_api.settings import Settings
 from tests.conftest import TODAY, api_client
 
 END = dt.datetime.combine(TODAY, dt.time(0), dt.timezone(dt.timedelta(hours=8)))

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from api.routes.docs import ASSETS, SWAGGER_VERSION
-from api.settings import Settings
+from gridmap_api.routes.docs import ASSETS, SWAGGER_VERSION
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 
 

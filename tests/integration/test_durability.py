@@ -19,8 +19,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gridmap import storage
-from gridmap.tables import Case, IdempotencyKey
+from gridmap.store import engine as storage
+from gridmap.store.tables import Case, IdempotencyKey
 
 GRIDMAP = str(Path(sys.executable).with_name("gridmap"))
 KILLS = 3
@@ -91,8 +91,8 @@ def test_acknowledged_writes_survive_sigkill(fresh_db_url):
     draft and day is stored. (One scenario for the three kinds: each restart of the server costs seconds.)"""
     import datetime as dt
 
-    from gridmap import accounts
-    from gridmap.tables import CalendarDay, Generation
+    from gridmap.access import accounts
+    from gridmap.store.tables import CalendarDay, Generation
 
     engine = storage.make_engine(fresh_db_url)
     with storage.session_scope(storage.make_sessionmaker(engine)) as s:

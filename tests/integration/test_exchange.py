@@ -27,12 +27,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from geoalchemy2.shape import to_shape
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import accounts, storage
-from gridmap import generations as gens
+from gridmap.access import accounts
+from gridmap.boundaries import generations as gens
 from gridmap.cli import main as cli
-from gridmap.tables import Area, Generation, Staff, StaffArea
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Generation, Staff, StaffArea
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 from tests.e2e.conftest import _free_port
 
 FIELDS = ["code", "name", "level", "parent", "households", "population", "area_m2"]
@@ -438,7 +439,7 @@ def server(world):
             sys.executable,
             "-m",
             "uvicorn",
-            "api.main:create_app",
+            "gridmap_api.main:create_app",
             "--factory",
             "--host",
             "127.0.0.1",

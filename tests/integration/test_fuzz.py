@@ -31,11 +31,13 @@ from hypothesis import HealthCheck, Phase, seed, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import accounts, storage, workflow
-from gridmap import generations as gens
-from gridmap.tables import AccountArea, Area, Case, Generation, StaffArea
+from gridmap.access import accounts
+from gridmap.boundaries import generations as gens
+from gridmap.cases import workflow
+from gridmap.store import engine as storage
+from gridmap.store.tables import AccountArea, Area, Case, Generation, StaffArea
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 SEED = 20261125
 MAX_EXAMPLES = 15  # generated per operation and role, besides the boundary values of the coverage phase

@@ -13,8 +13,8 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from gridmap import publish
-from gridmap.tables import Area
+from gridmap.planning import publish
+from gridmap.store.tables import Area
 
 STRIP_DEG = 0.0004  # about 40 m
 

@@ -15,9 +15,9 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from gridmap import crs as gcrs
-from gridmap.gazetteer import gazetteer_for
-from gridmap.tables import Case
+from gridmap.geo import crs as gcrs
+from gridmap.locating.gazetteer import gazetteer_for
+from gridmap.store.tables import Case
 from tests.helpers import inside
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
@@ -301,7 +301,7 @@ def test_the_command_line_imports_and_exports_measures(client, db_url, tmp_path,
 
 
 def test_a_row_that_intake_refuses_is_reported_invalid_and_the_rest_are_imported(client, monkeypatch):
-    from gridmap import hotline
+    from gridmap.cases import hotline
     from gridmap.errors import InvalidInput
 
     prefix = uuid.uuid4().hex[:8]
@@ -324,7 +324,7 @@ def test_a_row_that_intake_refuses_is_reported_invalid_and_the_rest_are_imported
 def test_a_batch_stopped_by_a_deadlock_is_written_again(client, monkeypatch):
     """Two imports of overlapping tickets in different orders can deadlock on PostgreSQL (40P01): the stopped batch
     was rolled back whole and is written again, not lost half way through the import (found in review)."""
-    from gridmap import hotline
+    from gridmap.cases import hotline
 
     prefix = uuid.uuid4().hex[:8]
     rows, _ = _export(client, prefix)

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.ratelimit import RateLimiter
-from api.settings import Settings
-from gridmap import storage
+from gridmap.store import engine as storage
+from gridmap_api.main import create_app
+from gridmap_api.ratelimit import RateLimiter
+from gridmap_api.settings import Settings
 from tests.conftest import GATEWAY_SECRET, _new_postgis_database
 
 ZH_CN, EN_US = "zh-CN", "en-US,en;q=0.9"

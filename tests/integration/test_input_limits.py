@@ -26,13 +26,13 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import storage
-from gridmap.areas import load_index
-from gridmap.batch import locate_file
+from gridmap.boundaries.areas import load_index
 from gridmap.errors import InvalidInput
-from gridmap.tables import Case
+from gridmap.locating.batch import locate_file
+from gridmap.store import engine as storage
+from gridmap.store.tables import Case
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 from tests.conftest import api_client  # requests through the trusted gateway, as an admin unless told otherwise
 from tests.helpers import inside
 
@@ -156,7 +156,8 @@ def _measured(code: str, data_path: Path) -> dict:
         textwrap.dedent(f"""
         import json, resource, sys, time
         from pathlib import Path
-        from gridmap import hotline, tabular
+        from gridmap.cases import hotline
+        from gridmap.io import tabular
         from gridmap.errors import InvalidInput
         data = Path({str(data_path)!r}).read_bytes()
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -310,7 +311,7 @@ def test_formula_text_comes_out_as_text_in_csv_and_xlsx_reports(client):
 
 
 def test_measures_exports_write_names_as_text(client):
-    from gridmap import measures
+    from gridmap.cases import measures
 
     with client.app.state.sessionmaker() as session:
         _, table = measures.measures(session, "grid")
@@ -329,7 +330,7 @@ def test_a_million_character_address_is_refused_fast_and_never_echoed(client):
     huge = "东风街363号" * 150_000  # 1,050,000 characters
     form = {"api_key": KEY, "service_code": "E0101", "address_string": huge}
     # refused at the edge: the address matcher (45 s on this address before) is never reached
-    with mock.patch("gridmap.gazetteer.Gazetteer.match", side_effect=AssertionError("address matched")):
+    with mock.patch("gridmap.locating.gazetteer.Gazetteer.match", side_effect=AssertionError("address matched")):
         r = client.post(
             "/open311/v2/requests.json",
             content=urlencode(form),
@@ -339,7 +340,7 @@ def test_a_million_character_address_is_refused_fast_and_never_echoed(client):
     assert r.json()[0]["description"].startswith("address_string is 1,050,000 characters; at most 300")
     r = client.get("/api/v1/locate", params={"address": "东" * 5000})
     assert r.status_code == 422 and r.json()["field"] == "address" and "东东" not in r.text
-    from gridmap.locate import locate
+    from gridmap.locating.locate import locate
 
     with client.app.state.sessionmaker() as session, pytest.raises(InvalidInput) as caught:
         locate(session, client.app.state.registry.current, address=huge)
@@ -543,7 +544,7 @@ def test_a_vrt_disguised_as_gpkg_or_geojson_is_refused_by_locate_file(db_url, tm
 
 
 def test_gdal_reads_with_the_one_driver_only_and_refuses_virtual_paths(engine, tmp_path):
-    from gridmap import _gpkgio
+    from gridmap.io import gpkg as _gpkgio
 
     source = tmp_path / "disguised.gpkg"
     source.write_text(VRT)
@@ -562,7 +563,7 @@ def test_locate_file_round_trips_geojson_and_writes_formulas_as_text(engine, tmp
     import geopandas as gpd
     import pandas as pd
 
-    from gridmap import _gpkgio
+    from gridmap.io import gpkg as _gpkgio
 
     with storage.make_sessionmaker(engine)() as session:
         index = load_index(session)

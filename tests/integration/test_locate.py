@@ -13,10 +13,12 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from gridmap import _gpkgio, crs, storage
-from gridmap.areas import load_index
-from gridmap.batch import locate_file
-from gridmap.gazetteer import Gazetteer
+from gridmap.boundaries.areas import load_index
+from gridmap.geo import crs
+from gridmap.io import gpkg as _gpkgio
+from gridmap.locating.batch import locate_file
+from gridmap.locating.gazetteer import Gazetteer
+from gridmap.store import engine as storage
 from tests.helpers import inside
 
 LABELLED = Path(__file__).parents[1] / "data" / "addresses.csv"
@@ -197,7 +199,7 @@ def test_locate_file_formats(engine, index, tmp_path, fmt, gazetteer):
     source = tmp_path / f"in.{fmt}"
     if fmt == "gpkg":  # a GeoDataFrame in a projected CGCS2000 zone, located by its geometry
         east, north = crs.projector(4543)[0].transform([p[0] for p in pts], [p[1] for p in pts])
-        # (written in a separate process: GDAL crashes writing GeoPackage next to SpatiaLite, see gridmap._gpkgio)
+        # (written in a separate process: GDAL crashes writing GeoPackage next to SpatiaLite, see gridmap.io.gpkg)
         _gpkgio.write(gpd.GeoDataFrame({"id": range(20)}, geometry=gpd.points_from_xy(east, north), crs=4543), source)
     elif fmt == "csv":
         frame.to_csv(source, index=False)
@@ -230,8 +232,8 @@ def test_locate_file_formats(engine, index, tmp_path, fmt, gazetteer):
 def test_people_directory_equals_the_per_grid_queries(engine):
     """The bulk directory that lets a locate answer without the database gives the same branch and staff as
     asking grid by grid."""
-    from gridmap.areas import branch_for, people_directory, staff_for
-    from gridmap.tables import Area
+    from gridmap.boundaries.areas import branch_for, people_directory, staff_for
+    from gridmap.store.tables import Area
 
     with storage.make_sessionmaker(engine)() as session:
         directory = people_directory(session)
@@ -246,7 +248,7 @@ def test_people_directory_equals_the_per_grid_queries(engine):
 def test_locate_answers_from_memory_and_refreshes_stale_people(client, index, monkeypatch):
     """A plain point is answered on the event loop from the cached branch and staff; once they are older than
     the TTL the answer still comes (from the previous load) and a reload is started, after which they are fresh."""
-    from gridmap import locate as glocate
+    from gridmap.locating import locate as glocate
 
     x, y = inside(index, 3)
     fresh = client.get("/api/v1/locate", params={"lon": x, "lat": y}).json()

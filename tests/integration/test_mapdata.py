@@ -9,8 +9,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from api.settings import Settings
-from gridmap.mapdata import zoom_detail
+from gridmap.views.mapdata import zoom_detail
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 
 

@@ -13,9 +13,9 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from gridmap import measures
+from gridmap.cases import measures
 from gridmap.errors import InvalidInput
-from gridmap.tables import Area, Case, CaseEvent, Department, Generation, StaffArea
+from gridmap.store.tables import Area, Case, CaseEvent, Department, Generation, StaffArea
 
 UTC = dt.UTC
 SINCE, UNTIL = dt.datetime(2030, 3, 1, tzinfo=UTC), dt.datetime(2030, 4, 1, tzinfo=UTC)
@@ -172,7 +172,7 @@ def test_community_worker_and_department_measures(session, world):
 
 
 def test_branch_measures_follow_the_branch_of_each_case(session, world):
-    from gridmap.tables import PartyOrg
+    from gridmap.store.tables import PartyOrg
 
     b1, b2 = session.scalars(sa.select(PartyOrg.id).where(PartyOrg.kind == "grid_branch").order_by(PartyOrg.id)).all()[
         :2
@@ -274,7 +274,7 @@ SERIES_UNTIL = dt.datetime(2026, 11, 20, 15, 30, tzinfo=CST)  # the small demo's
 
 def _month_by_month(session, code, months=12, until=SERIES_UNTIL):
     """The reference: `compute` over each China-time month on its own (how the series was made before)."""
-    from gridmap.areas import get_area
+    from gridmap.boundaries.areas import get_area
 
     area = get_area(session, code)
     end = until.astimezone(CST)

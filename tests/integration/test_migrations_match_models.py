@@ -1,7 +1,7 @@
 """The migrations make the schema the models describe, on both databases (what `alembic check` would say).
 
-A fresh, empty database is upgraded to head with the project's migrations (`gridmap.storage.migrate`) and compared
-with the SQLAlchemy metadata (`gridmap.tables.Base.metadata`, which also holds `runtime_version` from
+A fresh, empty database is upgraded to head with the project's migrations (`gridmap.store.engine.migrate`) and compared
+with the SQLAlchemy metadata (`gridmap.store.tables.Base.metadata`, which also holds `runtime_version` from
 `gridmap.runtime`) by Alembic's autogenerate comparison: any table, column, type, nullability, index, unique or
 foreign key that one has and the other has not fails the test. What the spatial extensions add themselves
 (SpatiaLite's metadata tables and views, PostGIS's `spatial_ref_sys`, the spatial indexes GeoAlchemy2 manages, the
@@ -22,15 +22,15 @@ from alembic.migration import MigrationContext
 from geoalchemy2 import Geometry, alembic_helpers
 
 import gridmap.runtime  # noqa: F401  (defines runtime_version on Base.metadata)
-from gridmap import storage
-from gridmap.tables import Base
+from gridmap.store import engine as storage
+from gridmap.store.tables import Base
 from tests.conftest import DIALECTS, _new_postgis_database
 
 # Objects that differ on purpose, each with its reason: left out of the comparison, their presence checked below.
 KNOWN_OBJECTS: dict[tuple[str, str], str] = {
     # (kind of object, name): reason
     ("index", "ix_case_event_rating"): (
-        "an index on an expression written per database (the rating cast of gridmap.measures.RATING_SQL), made by "
+        "an index on an expression written per database (the rating cast of gridmap.cases.measures.RATING_SQL), made by "
         "migration 0009 only"
     ),
 }

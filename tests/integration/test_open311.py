@@ -11,8 +11,8 @@ from xml.etree import ElementTree as ET
 import pytest
 import sqlalchemy as sa
 
-from gridmap.gazetteer import Gazetteer
-from gridmap.tables import Case, CaseCategory
+from gridmap.locating.gazetteer import Gazetteer
+from gridmap.store.tables import Case, CaseCategory
 from tests.helpers import inside
 
 KEY = "test-key-311"

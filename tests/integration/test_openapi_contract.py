@@ -1,7 +1,7 @@
 """The API's contract is written down: /openapi.json documents a typed body for every 2xx answer of every operation
 (a model's schema for JSON, a binary or text string for files, tiles, images and XML), every request body is a
 model with named fields, the errors are documented as problem+json, and no route takes a raw `dict` body (the
-models live in api/schemas/). The document is read as clients read it, from the app; the app is not started, so
+models live in api/gridmap_api/schemas/). The document is read as clients read it, from the app; the app is not started, so
 no database is needed."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from api.settings import Settings
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 
 NO_BODY = {"204", "304"}  # answers that have no body by definition

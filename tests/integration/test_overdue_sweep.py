@@ -13,9 +13,9 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from gridmap import storage
-from gridmap.tables import Case, CaseEvent
-from gridmap.workflow import SWEEP_LOCK, escalate_overdue
+from gridmap.cases.workflow import SWEEP_LOCK, escalate_overdue
+from gridmap.store import engine as storage
+from gridmap.store.tables import Case, CaseEvent
 
 NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)  # after every demo deadline
 

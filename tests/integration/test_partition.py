@@ -1,7 +1,7 @@
 """Suggest a balanced partition (issue 13 §5) on both databases, on the small demo (4 communities of 6 micro-grids).
 
 Every community is asked for n = 1, its current count and the counts either side. What the proposal must meet is
-checked independently of gridmap.partition: the micro-grids' adjacency is recomputed here from the stored geometry,
+checked independently of gridmap.planning.partition: the micro-grids' adjacency is recomputed here from the stored geometry,
 and a brute force over every assignment of the 6 micro-grids to n grids (at most 4⁶) finds which n can meet the
 tolerance with contiguous grids and the fewest households any such plan moves (parts matched to current grids by
 trying every matching). The proposal must meet the tolerance and contiguity exactly when the brute force says it
@@ -27,12 +27,14 @@ from gerrychain import Graph
 from gerrychain.partition import recursive_tree_part
 from gerrychain.tree import bipartition_tree
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import boundary_check, cli, partition
-from gridmap import generations as gens
+from gridmap import cli
+from gridmap.boundaries import check as boundary_check
+from gridmap.boundaries import generations as gens
 from gridmap.errors import Conflict, InvalidInput, NotFound
-from gridmap.tables import Area, Generation
+from gridmap.planning import partition
+from gridmap.store.tables import Area, Generation
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 WORKER = {"X-User": "w1", "X-Role": "worker"}

@@ -8,9 +8,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from gridmap import duplicates
-from gridmap.lookup import metres_per_degree
-from gridmap.tables import Case, StaffArea
+from gridmap.cases import duplicates
+from gridmap.geo.index import metres_per_degree
+from gridmap.store.tables import Case, StaffArea
 from tests.helpers import inside
 
 APP_SETTINGS = {"escalation_interval_s": 3600}  # the module's `client` (tests/conftest.py)

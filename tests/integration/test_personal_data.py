@@ -10,7 +10,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from gridmap.tables import Case
+from gridmap.store.tables import Case
 from tests.helpers import inside
 
 PHONE, NAME = "13987654321", "欧阳娜娜"
@@ -78,7 +78,7 @@ def test_shown_in_full_only_where_the_role_allows(client, reported, headers, ful
     assert (view["reporter_phone"] == PHONE) is full and (view["reporter_name"] == NAME) is full
     if not full:
         assert view["reporter_phone"] == "139****4321"
-    audit = [r for r in caplog.records if r.name == "gridmap.audit"]
+    audit = [r for r in caplog.records if r.name == "gridmap.store.audit"]
     assert len(audit) == (1 if full else 0)
     if full:
         assert reported["number"] in audit[0].getMessage() and headers["X-User"] in audit[0].getMessage()

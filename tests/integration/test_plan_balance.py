@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape, to_shape
 from pyproj import Geod
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import storage
-from gridmap.tables import FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, Place, PlanAssignment, StaffArea
-from gridmap.topology import as_multipolygon
+from gridmap.geo.coverage import as_multipolygon
+from gridmap.store import engine as storage
+from gridmap.store.tables import FINISHED_STATES, Area, Case, PartyOrg, PartyOrgArea, Place, PlanAssignment, StaffArea
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
 APPROVER = {"X-User": "a1", "X-Role": "approver"}

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from shapely.geometry import LineString, Point, mapping
 
-from gridmap.tables import CodeRegistry, Generation, Place
-from gridmap.topology import allocate
+from gridmap.geo.coverage import allocate
+from gridmap.store.tables import CodeRegistry, Generation, Place
 from tests.unit.test_plan_edit_properties import areas_of, pick, state_of, tiling_errors
 
 PLANNER = {"X-User": "p1", "X-Role": "planner"}
@@ -333,7 +333,7 @@ def test_two_edits_of_one_draft_at_once_run_one_after_the_other(client):
     written first) and works on what the first stored, so both are logged in order and the draft stays exact."""
     import threading
 
-    from gridmap import plan_edit
+    from gridmap.planning import edit as plan_edit
 
     draft = _draft(client, "并发")
     ops = []

@@ -2,7 +2,7 @@
 
 Every operation of the OpenAPI document (method × path) is called by every subject:
 
-* for every role in `gridmap.policy.ROLES`, two real accounts that sign in with `POST /api/v1/auth/token`: one
+* for every role in `gridmap.access.policy.ROLES`, two real accounts that sign in with `POST /api/v1/auth/token`: one
   acting for the first sub-district of the small demo ("own"), one for the second ("other");
 * for every API key scope, two keys made by an admin with `POST /api/v1/api-keys`, scoped the same two ways;
 * the anonymous caller.
@@ -11,7 +11,7 @@ The objects used are all in the first sub-district (a case, its number, the sub-
 subject must get a 2xx and the "other" one a 404 (for a single object) or a 2xx that leaves the object out (for a
 list). What each operation allows is written below BY HAND (`ROWS`: which roles and key scopes may call it,
 whether it is open to anonymous callers, whether its objects are scoped to the caller's areas) and deliberately
-not read back from `gridmap.policy.RULES`: the test compares two independent statements of the policy.
+not read back from `gridmap.access.policy.RULES`: the test compares two independent statements of the policy.
 
 Classes compared: 2xx, 401, 403, 404. Every example request below (`ROWS[...].example`) is meant to be valid for a
 caller who may make it, and a cell expecting 2xx must get a real 2xx. Where a request cannot be valid for every
@@ -43,11 +43,14 @@ from fastapi.testclient import TestClient
 from geoalchemy2.shape import to_shape
 from starlette.routing import Mount
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import accounts, areas, cases, policy, storage
-from gridmap import generations as gens
-from gridmap.tables import Area, Case, Department, Generation, StaffArea
+from gridmap.access import accounts, policy
+from gridmap.boundaries import areas
+from gridmap.boundaries import generations as gens
+from gridmap.cases import intake as cases
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Case, Department, Generation, StaffArea
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 PASSWORD = "pm-matrix-password-2026"
 OPEN311_KEY = "pm-open311-key"
@@ -107,7 +110,7 @@ def _edit_draft(w, s, *, edits: int = 0, undone: bool = False) -> int:
     """A draft of its own for a planner subject (with an edit, undone when asked); the shared draft for others."""
     if s.role != "planner" or s.kind != "account":
         return w.draft_id
-    from gridmap import plan_edit
+    from gridmap.planning import edit as plan_edit
 
     with storage.session_scope(w.sessionmaker) as session:
         draft = gens.create_draft(session, f"编辑 {s.slug}").id
@@ -121,7 +124,7 @@ def _edit_draft(w, s, *, edits: int = 0, undone: bool = False) -> int:
 
 def _notification(w, s) -> int:
     """A notification of the subject's own account (others are refused before it matters)."""
-    from gridmap.tables import Notification
+    from gridmap.store.tables import Notification
 
     if s.kind != "account":
         return 1
@@ -178,7 +181,7 @@ def _attachment_cases(w) -> dict:
     """Two open cases of the first sub-district for photos (made once): one held by the own worker, with a
     reporter token and a photo; one given to the own department."""
     if getattr(w, "_attach", None) is None:
-        from gridmap import attachments
+        from gridmap.cases import attachments
 
         png = io.BytesIO()
         __import__("PIL.Image").Image.new("RGB", (32, 24), (0, 120, 0)).save(png, "PNG")
@@ -912,7 +915,7 @@ class World:
     def holiday(self) -> str:
         day = dt.date(2032, 1, 1) + dt.timedelta(days=next(self._holidays))
         with storage.session_scope(self.sessionmaker) as session:
-            from gridmap import catalogue
+            from gridmap.cases import catalogue
 
             catalogue.put_day(session, day.isoformat(), "holiday", "矩阵")
         return day.isoformat()

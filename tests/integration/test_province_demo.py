@@ -14,12 +14,15 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from api.settings import Settings
-from gridmap import boundary_check, cli, measures, storage
-from gridmap.areas import load_index
+from gridmap import cli
+from gridmap.boundaries import check as boundary_check
+from gridmap.boundaries.areas import load_index
+from gridmap.cases import measures
 from gridmap.demo.province import ProvinceScale, build_province
 from gridmap.demo.province_cases import CHUNK, _Setup, make_chunk
-from gridmap.tables import Area, Case, CaseEvent, Generation, PartyOrg, PartyOrgArea, Staff, StaffArea
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Case, CaseEvent, Generation, PartyOrg, PartyOrgArea, Staff, StaffArea
+from gridmap_api.settings import Settings
 from tests.conftest import DIALECTS, _new_postgis_database, api_client
 
 SCALE = ProvinceScale(districts=2, microgrids=4_000, cases=20_000)

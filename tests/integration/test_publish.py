@@ -9,7 +9,7 @@ The drafts' grids are changed by writing geometry directly (a micro-grid moved t
 code, a grid split off or merged away; parents recomputed with shapely.coverage_union_all), so this file does not
 depend on the planner's edit operations. The tests share one database per dialect and run in order: each
 activation must be dated after the previous one, so they use days in the past (taking effect at once) and then
-days after "today" on a clock moved forward (`gridmap.publish.now`)."""
+days after "today" on a clock moved forward (`gridmap.planning.publish.now`)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,14 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape, to_shape
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import accounts, codes, measures, publish, storage
-from gridmap.locate import LocateOptions
-from gridmap.tables import (
+from gridmap.access import accounts
+from gridmap.boundaries import codes
+from gridmap.cases import measures
+from gridmap.geo.coverage import as_multipolygon
+from gridmap.locating.locate import LocateOptions
+from gridmap.planning import publish
+from gridmap.store import engine as storage
+from gridmap.store.tables import (
     FINISHED_STATES,
     Account,
     Area,
@@ -43,7 +46,8 @@ from gridmap.tables import (
     Place,
     StaffArea,
 )
-from gridmap.topology import as_multipolygon
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 PASSWORD = "publish-test-password-2026"
 RATES_OFF = {
@@ -866,7 +870,7 @@ def test_due_activation_runs_once_across_workers(world, monkeypatch):
 def test_a_scheduled_generation_overtaken_by_another_goes_back_to_the_approvers(world):
     """Approved for a day, then another generation took effect first: on its day it is not put in force (that would
     undo the other one) but sent back as submitted, with the reason in the audit log, and not retried."""
-    from gridmap.tables import AuditEntry
+    from gridmap.store.tables import AuditEntry
 
     sm = world["sm"]
     with sm() as s:

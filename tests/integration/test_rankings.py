@@ -10,9 +10,11 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from gridmap import case_export, cases, measures, rankings
+from gridmap.cases import export as case_export
+from gridmap.cases import intake as cases
+from gridmap.cases import measures, rankings
 from gridmap.errors import InvalidInput
-from gridmap.tables import Area, Case, Generation, StaffArea
+from gridmap.store.tables import Area, Case, Generation, StaffArea
 from tests.conftest import TODAY
 
 UTC = dt.UTC

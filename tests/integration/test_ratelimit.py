@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from api import errors
-from api.main import create_app
-from api.ratelimit import RateLimiter, check, limiter_for, rate_limit
-from api.settings import Settings
-from gridmap import storage
-from gridmap.tables import Case
+from gridmap.store import engine as storage
+from gridmap.store.tables import Case
+from gridmap_api import errors
+from gridmap_api.main import create_app
+from gridmap_api.ratelimit import RateLimiter, check, limiter_for, rate_limit
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 
 

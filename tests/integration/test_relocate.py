@@ -17,13 +17,17 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from gridmap import cli, codes, measures, publish, relocate, storage
-from gridmap.areas import active_generation, load_index
+from gridmap import cli
+from gridmap.boundaries import codes
+from gridmap.boundaries.areas import active_generation, load_index
+from gridmap.boundaries.generations import create_draft
+from gridmap.calendar import CST
+from gridmap.cases import measures
 from gridmap.errors import InvalidInput, NotFound
-from gridmap.generations import create_draft
-from gridmap.publish import _case_chains
-from gridmap.tables import FINISHED_STATES, Area, Case, CaseEvent
-from gridmap.workcal import CST
+from gridmap.planning import publish, relocate
+from gridmap.planning.publish import _case_chains
+from gridmap.store import engine as storage
+from gridmap.store.tables import FINISHED_STATES, Area, Case, CaseEvent
 
 
 @pytest.fixture(scope="module")

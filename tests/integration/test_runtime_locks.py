@@ -2,7 +2,7 @@
 
 - `Runtime.settled()` is the only part of catching up that runs on the loop: a probe on a private connection,
   True while nothing moved, False as soon as another connection committed a change; the rest (`sync()`: reading
-  the versions through the pool, dropping caches) runs in a worker thread (`api.main.RuntimeSync`).
+  the versions through the pool, dropping caches) runs in a worker thread (`gridmap_api.main.RuntimeSync`).
 - `IndexRegistry.invalidate()` (called by `sync()` before a request is answered) does not wait for an index build
   in progress, and a build begun before an invalidation does not mark its index as current.
 """
@@ -13,9 +13,9 @@ import threading
 
 import sqlalchemy as sa
 
-from gridmap import storage
 from gridmap.runtime import Runtime
-from gridmap.tables import Area
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area
 
 DEADLOCK_S = 30  # only a deadlock waits this long; the test passes at the first moment the event is seen
 

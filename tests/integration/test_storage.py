@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from gridmap import storage
-from gridmap.areas import covering_leaf_codes, load_index
+from gridmap.boundaries.areas import covering_leaf_codes, load_index
+from gridmap.calendar import seed_days
 from gridmap.demo.tiling import SMALL_SCALE
-from gridmap.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
-from gridmap.workcal import seed_days
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Case, CaseEvent, PartyOrg, PartyOrgArea, Place
 from tests.conftest import DIALECTS, _new_postgis_database
 
 
@@ -35,7 +35,7 @@ def test_migrations_are_at_head_and_idempotent(engine):
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_the_migrated_calendar_is_the_seed_calendar(dialect, tmp_path):
-    """Migration 0002 carries its own copy of the holiday notices; the list in gridmap.workcal (what a calendar
+    """Migration 0002 carries its own copy of the holiday notices; the list in gridmap.calendar (what a calendar
     with no database uses) must say the same, so a new year's notice needs a migration as well as the list."""
     if dialect == "spatialite":
         url, drop = f"sqlite:///{tmp_path / 'empty.sqlite'}", None

@@ -4,7 +4,7 @@ within the tile's quantisation —; ST_AsMVT (PostGIS) and the Python encoder ag
 checked at the edge; ETag and 304; the cases layer scoped by the caller's areas; area tiles never shared between
 callers of different areas, and a new generation never served from old tiles.
 
-The expected tile geometry is computed here independently of gridmap.tiles: pyproj for EPSG:4326 → 3857 and the
+The expected tile geometry is computed here independently of gridmap.views.tiles: pyproj for EPSG:4326 → 3857 and the
 XYZ tile arithmetic written out again."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from geoalchemy2.shape import to_shape
 from pyproj import Transformer
 from shapely.geometry import shape
 
-from gridmap import mapdata, tiles
-from gridmap.areas import active_generation
-from gridmap.tables import LEVELS, Area
+from gridmap.boundaries.areas import active_generation
+from gridmap.store.tables import LEVELS, Area
+from gridmap.views import mapdata, tiles
 
 MVT = "application/vnd.mapbox-vector-tile"
 HALF_WORLD = 20037508.342789244
@@ -281,7 +281,7 @@ def test_the_cases_layer_holds_the_points_of_the_geojson_endpoint(client):
 def test_the_cases_layer_is_scoped_by_the_callers_areas(client, subdistricts):
     s1, s2 = subdistricts[:2]
     sm = client.app.state.sessionmaker
-    from gridmap.tables import Case
+    from gridmap.store.tables import Case
 
     with sm() as session:
         lon, lat = session.execute(

@@ -23,9 +23,9 @@ import pytest
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 
-from gridmap import storage
 from gridmap.runtime import Runtime, read_versions
-from gridmap.tables import Area
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area
 from tests.conftest import GATEWAY_SECRET
 from tests.integration.test_generations import _as_geojson, _move_strip
 
@@ -303,7 +303,7 @@ def test_the_runtime_follows_writes_of_another_connection(fresh_db_url):
 def test_a_calendar_read_across_a_change_is_not_kept(fresh_db_url, monkeypatch):
     """A change heard while the calendar is being read: the reader gets what it read, but it is not kept as the
     cache (it may predate the change), so the next caller reads again (found in review)."""
-    from gridmap.workcal import WorkCalendar
+    from gridmap.calendar import WorkCalendar
 
     engine = storage.make_engine(fresh_db_url)
     runtime = Runtime(storage.make_sessionmaker(engine))
@@ -329,8 +329,8 @@ def test_a_calendar_read_across_a_change_is_not_kept(fresh_db_url, monkeypatch):
 
 def test_removing_an_accounts_areas_moves_the_principals(fresh_db_url):
     """An account's areas cleared through the relationship alone (delete-orphan) is a change of principals."""
-    from gridmap.accounts import AccountSpec, add_account
-    from gridmap.tables import Account
+    from gridmap.access.accounts import AccountSpec, add_account
+    from gridmap.store.tables import Account
 
     engine = storage.make_engine(fresh_db_url)
     try:
@@ -367,8 +367,8 @@ def test_the_shared_index_is_built_once_per_content_and_memory_mapped(fresh_db_u
     raster) from the file and locates exactly as the index built in memory; other areas give another folder."""
     import numpy as np
 
-    from gridmap.areas import active_generation, load_index
-    from gridmap.generations import shared_index
+    from gridmap.boundaries.areas import active_generation, load_index
+    from gridmap.boundaries.generations import shared_index
 
     engine = storage.make_engine(fresh_db_url)
     try:

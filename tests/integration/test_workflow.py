@@ -12,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.settings import Settings
-from gridmap import storage
-from gridmap.tables import Case, CaseEvent
-from gridmap.workcal import WorkCalendar
-from gridmap.workflow import escalate_overdue
+from gridmap.calendar import WorkCalendar
+from gridmap.cases.workflow import escalate_overdue
+from gridmap.store import engine as storage
+from gridmap.store.tables import Case, CaseEvent
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 from tests.conftest import api_client
 from tests.helpers import inside
 
@@ -235,7 +235,7 @@ def test_fifty_dispatchers_at_once_exactly_one_wins(client):
 
 def test_signed_in_dispatchers_racing_exactly_one_wins(client, db_url):
     """The same race with real accounts and bearer tokens (five dispatchers, ten requests each, at once)."""
-    from gridmap import accounts
+    from gridmap.access import accounts
 
     run = uuid.uuid4().hex[:6]
     with client.app.state.sessionmaker() as s, s.begin():

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from gridmap.lookup import AreaIndex, AreaRef
+from gridmap.geo.index import AreaIndex, AreaRef
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 from synthetic import tiling  # noqa: E402
@@ -122,7 +122,7 @@ def test_synthetic_2000_grids_one_million_points_sample(n):
 def test_numpy_kernel_gives_the_numba_kernels_answers(n, seed, cells):
     """`CellIndex.query` in numpy (used when numba is not loaded) decides every point the compiled kernels decide,
     the same way, and leaves the same points to the reference; `locate_many` then equals brute force either way."""
-    import gridmap.cellindex as ci
+    import gridmap.geo.cells as ci
 
     geoms = tiling(n, seed)
     index = make_index(geoms, cells)
@@ -176,7 +176,7 @@ def test_kernels_compile_in_memory_where_no_cache_can_be_written(monkeypatch):
     refuses to decorate, and the kernels are compiled without a cache instead of failing."""
     import numba
 
-    import gridmap.cellindex as ci
+    import gridmap.geo.cells as ci
 
     calls = []
     real = numba.njit
@@ -204,7 +204,7 @@ def test_kernels_compile_in_memory_where_no_cache_can_be_written(monkeypatch):
 def test_clear_of_sides_is_what_batch_checked_before_and_the_same_in_either_kernel(n, seed, margin):
     """`locate_many_clear`'s second answer (from the numpy pass, or `clear_of` after numba) is exactly the points
     `batch._maybe_near_edge` does not return: an interior cell, farther than the margin from each side."""
-    from gridmap import batch
+    from gridmap.locating import batch
 
     geoms = tiling(n, seed)
     index = make_index(geoms, 64.0)
@@ -219,7 +219,7 @@ def test_clear_of_sides_is_what_batch_checked_before_and_the_same_in_either_kern
     before[batch._maybe_near_edge(index, lon, lat)] = False
     if margin != 2 * batch.TIE_DEG:
         before = index.cells.clear_of(lon, lat, margin)
-    import gridmap.cellindex as ci
+    import gridmap.geo.cells as ci
 
     leaf_numba, clear_numba = index.locate_many_clear(lon, lat, margin)
     ci._JITTED = False

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("sqlalchemy", "geoalchemy2", "geopandas", "pandas", "numba", "pyproj", "gridmap.tables")
+HEAVY = ("sqlalchemy", "geoalchemy2", "geopandas", "pandas", "numba", "pyproj", "gridmap.store.tables")
 
 
 def _modules_after(code: str) -> set[str]:
@@ -30,14 +30,14 @@ def test_help_imports_nothing_heavy(argv):
 
 def test_a_command_gets_its_whole_parser():
     """Options made from other modules are there for the command named (and for a full `build_parser()`)."""
+    from gridmap.access.policy import ROLES
     from gridmap.cli import build_parser
-    from gridmap.policy import ROLES
 
     for parser in (build_parser("user"), build_parser()):
         args = parser.parse_args(["user", "add", "ann", "--role", ROLES[0]])
         assert args.role == ROLES[0]
     args = build_parser("boundaries").parse_args(["boundaries", "check", "active"])
-    from gridmap import boundary_check as bc
+    from gridmap.boundaries import check as bc
 
     assert args.sliver_m2 == bc.SLIVER_M2
     # a word that names no command (an abbreviated option's value) gives the whole parser
@@ -48,6 +48,7 @@ def test_a_command_gets_its_whole_parser():
 
 
 def test_the_default_database_is_storages():
-    from gridmap import batch, storage
+    from gridmap.locating import batch
+    from gridmap.store import engine as storage
 
     assert batch.DEFAULT_DATABASE_URL == storage.DEFAULT_DATABASE_URL

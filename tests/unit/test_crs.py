@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from gridmap import crs
 from gridmap.errors import InvalidCoordinate, UnknownCRS
+from gridmap.geo import crs
 
 GEOD = Geod(ellps="WGS84")
 

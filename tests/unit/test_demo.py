@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from gridmap.demo.tiling import FULL_SCALES, build_hierarchy, to_wgs84
-from gridmap.topology import check_tiling
+from gridmap.geo.coverage import check_tiling
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pkgutil
 
 import pytest
 
-import api
 import gridmap
-import web
+import gridmap_api as api
+import gridmap_web as web
 
 
 def _modules() -> list[str]:
@@ -39,7 +39,7 @@ WITH_EXAMPLES = _with_examples()
 
 
 def test_there_are_examples_to_run():
-    assert "gridmap.topology" in WITH_EXAMPLES
+    assert "gridmap.geo.coverage" in WITH_EXAMPLES
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)

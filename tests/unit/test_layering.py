@@ -2,10 +2,11 @@
 
 - no module imports the web stack (fastapi, starlette, uvicorn) or folium, not even inside a function;
 - only the command line (`gridmap/cli.py`) reaches into `api`, and only inside a function (it starts the server
-  through `api.server.serve`); no other module imports `gridmap.cli` — the command line is not the library's core;
-- no HTTP header name appears in any string or comment (errors name a domain field; api/errors.py names the
+  through `gridmap_api.server.serve`); no other module imports `gridmap.cli` — the command line is not the library's
+  core;
+- no HTTP header name appears in any string or comment (errors name a domain field; api/gridmap_api/errors.py names the
   header), no `/api/` address (the API composes its links from ids and codes), and no raise carries an HTTP status
-  (errors carry a kind; api/errors.py maps kinds to statuses).
+  (errors carry a kind; api/gridmap_api/errors.py maps kinds to statuses).
 """
 
 from __future__ import annotations
@@ -174,4 +175,70 @@ def f():
     found = _scan_source(tmp_path, source)
     assert {"starlette.requests", "fastapi", "If-Match", "X-Request-Id", "412"} <= set(found)
     assert any("/api/v1/categories" in f for f in found)
-    assert _scan_source(tmp_path, 'from gridmap.lookup import Location\nx = "the X-axis, 404 m"\n') == []
+    assert _scan_source(tmp_path, 'from gridmap.geo.index import Location\nx = "the X-axis, 404 m"\n') == []
+
+
+# -- the packages are layers: imports point down (issue 16 §6; README "Architecture") -----------------------------
+
+# bottom to top; a module may import its own layer and the layers below it
+LAYERS = [
+    {"errors", "textcheck"},
+    {"geo"},
+    {"io"},
+    {"store"},
+    {"calendar"},
+    {"access"},
+    {"boundaries"},
+    {"locating"},
+    {"cases"},
+    {"planning"},
+    {"views"},
+    {"runtime", "cli", "demo"},
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+# the imports that still point up (README "Architecture" names them): (importing module, imported package)
+UPWARD = {
+    ("gridmap.boundaries.generations", "runtime"),  # installs the hooks that tell other processes of a change
+    ("gridmap.boundaries.generations", "planning"),  # redraws handed to planning.edit, activation to planning.publish
+    ("gridmap.boundaries.generations", "locating"),  # the index cache folder of locating.batch
+    ("gridmap.locating.batch", "cases"),  # for type checking only: the progress bar's protocol in cases.bulk
+}
+
+
+def _layer_of(module: str) -> str:
+    return module.split(".")[1]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_every_library_module_has_a_layer():
+    names = {_layer_of(_module_name(p)) for p in MODULES if p != LIBRARY / "__init__.py"}
+    assert names <= set(RANK), f"modules outside every layer: {sorted(names - set(RANK))}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p != LIBRARY / "__init__.py"], ids=_rel)
+def test_imports_point_down(path: Path):
+    module = _module_name(path)
+    own = RANK[_layer_of(module)]
+    bad = []
+    for name, node in _imports(_parse(path)):
+        if not name.startswith("gridmap.") or name.split(".")[1] not in RANK:
+            continue
+        target = _layer_of(name)
+        if RANK[target] > own and (module, target) not in UPWARD:
+            bad.append(f"line {node.lineno}: imports {name} (layer {target} is above {_layer_of(module)})")
+    assert not bad, f"{_rel(path)}: " + "; ".join(bad)
+
+
+def test_the_known_upward_imports_are_still_there():
+    """An exception that is no longer needed is removed from UPWARD (so the list stays the true list)."""
+    seen = set()
+    for path in MODULES:
+        module = _module_name(path)
+        for name, _node in _imports(_parse(path)):
+            if name.startswith("gridmap.") and name.split(".")[1] in RANK:
+                seen.add((module, _layer_of(name)))
+    assert seen >= UPWARD, f"no longer imported: {sorted(UPWARD - seen)}"

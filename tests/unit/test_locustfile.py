@@ -10,8 +10,8 @@ import ast
 import re
 from pathlib import Path
 
-from api.main import create_app
-from api.settings import Settings
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "benchmarks" / "locustfile.py"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from gridmap.lookup import FLAG_ON_BOUNDARY, FLAG_OUTSIDE, AreaIndex, AreaRef
+from gridmap.geo.index import FLAG_ON_BOUNDARY, FLAG_OUTSIDE, AreaIndex, AreaRef
 
 # Two communities side by side; community A has grids A1 (with a hole) and A2, community B has one grid B1.
 #  y=2 +------+------+------+

@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, Point, mapping
 
-from gridmap import boundary_check as bc
-from gridmap import generations as gens
-from gridmap import plan_edit, storage
+from gridmap.boundaries import check as bc
+from gridmap.boundaries import generations as gens
 from gridmap.errors import Conflict, GridmapError
-from gridmap.tables import Area, Place
+from gridmap.planning import edit as plan_edit
+from gridmap.store import engine as storage
+from gridmap.store.tables import Area, Place
 from tests.conftest import _load
 
 ERRORS = {"gap", "overlap", "hole", "outside_parent", "invalid_geometry", "sliver", "duplicate_code", "bad_code"}

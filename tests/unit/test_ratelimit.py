@@ -1,4 +1,4 @@
-"""The token buckets of api.ratelimit on an injected clock: rates as written in the settings, bursts and refill,
+"""The token buckets of gridmap_api.ratelimit on an injected clock: rates as written in the settings, bursts and refill,
 whole-second Retry-After, a flood against honest traffic, thread safety, and bounded memory."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from api.ratelimit import POLICIES, Rate, RateLimiter, check, parse_rate
-from api.settings import Settings
+from gridmap_api.ratelimit import POLICIES, Rate, RateLimiter, check, parse_rate
+from gridmap_api.settings import Settings
 
 
 class Clock:

@@ -11,7 +11,7 @@ import textwrap
 def test_spatialite_then_pyproj_exits_cleanly(tmp_path):
     script = textwrap.dedent(f"""
         import sqlalchemy as sa
-        from gridmap import storage
+        from gridmap.store import engine as storage
 
         engine = storage.make_engine("sqlite:///{tmp_path / "x.db"}")
         with engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""Text checks (gridmap.textcheck) and the spreadsheet helpers (gridmap.tabular), without a database."""
+"""Text checks (gridmap.textcheck) and the spreadsheet helpers (gridmap.io.tabular), without a database."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from gridmap import tabular
 from gridmap.errors import InvalidInput
-from gridmap.gazetteer import Gazetteer
+from gridmap.io import tabular
+from gridmap.locating.gazetteer import Gazetteer
 from gridmap.textcheck import clean_phone, clean_text
 
 
@@ -100,8 +100,8 @@ def test_the_gazetteer_answers_too_long_without_reading_the_text():
     gazetteer = Gazetteer([], [], set())
     # answered from the length alone: neither normalised nor turned into pinyin
     with (
-        mock.patch("gridmap.gazetteer.normalise", side_effect=AssertionError("text normalised")),
-        mock.patch("gridmap.gazetteer.lazy_pinyin", side_effect=AssertionError("pinyin made")),
+        mock.patch("gridmap.locating.gazetteer.normalise", side_effect=AssertionError("text normalised")),
+        mock.patch("gridmap.locating.gazetteer.lazy_pinyin", side_effect=AssertionError("pinyin made")),
     ):
         match = gazetteer.match("东风街363号" * 200_000)
     assert match.place is None and match.reason == "too_long" and match.text == ""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridmap.workcal import CST, WorkCalendar, clock, seed_days
+from gridmap.calendar import CST, WorkCalendar, clock, seed_days
 
 CAL = WorkCalendar.seeded()
 

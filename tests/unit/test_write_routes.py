@@ -17,31 +17,42 @@ from fastapi import routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api import deps
-from api.main import create_app
-from api.settings import Settings
+from gridmap_api import deps
+from gridmap_api.main import create_app
+from gridmap_api.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 OWN_TRANSACTIONS = {  # (endpoint module, endpoint name) → why it does not work in the request's session
-    ("api.routes.cases", "create_case"): "intake at most once per idempotency key: cases.create_case_once retries "
+    (
+        "gridmap_api.routes.cases",
+        "create_case",
+    ): "intake at most once per idempotency key: cases.create_case_once retries "
     "a race on the key in a transaction of its own",
-    ("api.routes.cases", "create_patrol_report"): "the same intake (patrol.report → cases.create_case_once)",
-    ("api.routes.open311", "post_request"): "the same intake, from Open311",
-    ("api.routes.attachments", "add_attachment"): "the image is checked and re-encoded outside any transaction; the "
-    "files are removed again when the commit fails",
-    ("api.routes.imports", "import_hotline"): "a long import in batches, each committed (gridmap.hotline)",
-    ("api.routes.auth", "issue_token"): "sign-in: a failed attempt is recorded though the answer is a refusal "
+    ("gridmap_api.routes.cases", "create_patrol_report"): "the same intake (patrol.report → cases.create_case_once)",
+    ("gridmap_api.routes.open311", "post_request"): "the same intake, from Open311",
+    (
+        "gridmap_api.routes.attachments",
+        "add_attachment",
+    ): "the image is checked and re-encoded outside any transaction; the files are removed again when the commit fails",
+    (
+        "gridmap_api.routes.imports",
+        "import_hotline",
+    ): "a long import in batches, each committed (gridmap.cases.hotline)",
+    ("gridmap_api.routes.auth", "issue_token"): "sign-in: a failed attempt is recorded though the answer is a refusal "
     "(the request's session would roll it back)",
-    ("api.routes.auth", "login_submit"): "the same sign-in, from the page",
+    ("gridmap_api.routes.auth", "login_submit"): "the same sign-in, from the page",
 }
 READS = {  # write methods that only read
-    ("api.routes.locate", "locate_batch"): "locates a batch sent in the body (POST for its size); writes nothing",
-    ("api.routes.open311", "unknown"): "answers 404 in the spec's format",
+    (
+        "gridmap_api.routes.locate",
+        "locate_batch",
+    ): "locates a batch sent in the body (POST for its size); writes nothing",
+    ("gridmap_api.routes.open311", "unknown"): "answers 404 in the spec's format",
 }
 DIRECT_COMMITS = {
-    "api/routes/attachments.py": "see OWN_TRANSACTIONS: commits its own session, discarding the "
+    "api/gridmap_api/routes/attachments.py": "see OWN_TRANSACTIONS: commits its own session, discarding the "
     "stored files when the commit fails"
 }
 
@@ -106,7 +117,7 @@ def _commit_calls(path: Path) -> list[int]:
 
 def test_no_route_module_commits_by_itself():
     found = {}
-    for path in sorted((ROOT / "api" / "routes").glob("*.py")):
+    for path in sorted((ROOT / "api" / "gridmap_api" / "routes").glob("*.py")):
         lines = _commit_calls(path)
         rel = str(path.relative_to(ROOT))
         if lines and rel not in DIRECT_COMMITS:

@@ -1,0 +1,261 @@
+"""The ASGI application: `create_app(settings)` wires storage, the lookup index, routes, pages and static files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
+
+import anyio
+import sqlalchemy.exc
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
+
+from gridmap.cases.workflow import escalate_overdue
+from gridmap.geo.index import AreaIndex
+from gridmap.locating.locate import warm_people
+from gridmap.runtime import TOPICS as RUNTIME_TOPICS
+from gridmap.runtime import Runtime
+from gridmap.store import engine as storage
+from gridmap_api import errors
+from gridmap_api.limits import BodyLimit
+from gridmap_api.routes import (
+    admin,
+    areas,
+    attachments,
+    auth,
+    boundary_import,
+    cases,
+    catalogue,
+    dispatch,
+    docs,
+    exchange,
+    generations,
+    imports,
+    locate,
+    mapdata,
+    measures,
+    notifications,
+    open311,
+    pages,
+    partition,
+    plan,
+    plan_view,
+    publish,
+    rankings,
+)
+from gridmap_api.routes import tiles as tile_routes
+from gridmap_api.security import SecurityHeaders
+from gridmap_api.settings import Settings
+from gridmap_web import STATIC_DIR
+
+log = logging.getLogger("gridmap.api")
+SWEEP_CHUNK = 1_000  # overdue cases escalated per transaction
+
+
+async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
+    """Escalate overdue cases at start-up and then every `interval_s` seconds. Each case is escalated exactly once
+    however often this runs (and across restarts): the database's conditional update decides."""
+    from starlette.concurrency import run_in_threadpool
+
+    def sweep() -> None:
+        while True:  # a transaction per chunk: no sweep holds row locks for minutes after a large import
+            with storage.session_scope(app.state.sessionmaker) as session:
+                done = escalate_overdue(session, limit=SWEEP_CHUNK)
+            if len(done) < SWEEP_CHUNK:
+                return
+
+    while True:
+        try:
+            await run_in_threadpool(sweep)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            pass  # no schema yet, or the database is busy: the next sweep catches up
+        except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeping
+            log.exception("overdue sweep failed; retrying in %s s", interval_s)
+        await asyncio.sleep(interval_s)
+
+
+PUBLISH_INTERVAL_S = 60.0
+
+
+async def _publish_due(app: FastAPI, interval_s: float = PUBLISH_INTERVAL_S, *, first_wait: bool = False) -> None:
+    """Boundaries approved for a day take effect at 00:00 China time: at start-up and then every `interval_s`
+    seconds, activate what is due (one worker of several does it: the database's conditional update decides; an
+    approval survives a restart, it is stored), and swap in the index when the active generation changed, here or
+    in another worker."""
+    from starlette.concurrency import run_in_threadpool
+
+    from gridmap.planning import publish as publishing
+
+    def run() -> bool:
+        with storage.session_scope(app.state.sessionmaker) as session:
+            done = publishing.activate_due(session)
+        with app.state.sessionmaker() as session:
+            active = publishing.active_id(session)
+        current = app.state.registry.current
+        return bool(done) or (active is not None and (current is None or current.generation_id != active))
+
+    if first_wait:
+        await asyncio.sleep(interval_s)
+    while True:
+        try:
+            if await run_in_threadpool(run):
+                await run_in_threadpool(app.state.reload_index)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            pass  # no schema yet, or the database is busy: the next round catches up
+        except Exception:  # noqa: BLE001 - a failed round must not end the schedule
+            log.exception("scheduled publishing failed; retrying in %s s", interval_s)
+        if interval_s <= 0:
+            return  # one round (start-up)
+        await asyncio.sleep(interval_s)
+
+
+CASE_MONTHS_INTERVAL_S = 3600.0
+CASE_MONTHS_AHEAD = 12
+
+
+async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S) -> None:
+    """PostgreSQL: the case table's month partitions up to CASE_MONTHS_AHEAD months ahead, at start-up and then
+    every `interval_s` seconds (nothing to do, a few catalogue reads, unless a month is missing; gives up after 2 s
+    waiting for the table's lock and tries again next round). A no-op on SQLite."""
+    import datetime as dt
+
+    from starlette.concurrency import run_in_threadpool
+
+    from gridmap.store import partitions as case_partitions
+
+    def run() -> int:
+        now = dt.datetime.now(dt.UTC)
+        with storage.session_scope(app.state.sessionmaker) as session:  # the months ahead, and any month whose
+            # cases were written before it had a partition (they wait in the DEFAULT partition, unpruned)
+            return case_partitions.ensure_months(
+                session, now, now + dt.timedelta(days=31 * CASE_MONTHS_AHEAD), lock_timeout_s=2.0
+            ) + case_partitions.adopt_default(session)
+
+    while True:
+        try:
+            await run_in_threadpool(run)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError):
+            pass  # no schema yet, the table busy, or another worker made the month meanwhile: next round
+        except Exception:  # noqa: BLE001 - a failed round must not end the schedule
+            log.exception("case partitions: round failed; retrying in %s s", interval_s)
+        await asyncio.sleep(interval_s)
+
+
+class RuntimeSync:
+    """Before every request, the process catches up with changes other processes made (`gridmap.runtime`): an
+    activation, a revoked key, an edited calendar reach this worker before it answers. A pure ASGI middleware
+    (microseconds when nothing changed)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if runtime is not None:
+                try:
+                    if not runtime.settled():  # the cheap probe on the loop; catching up (pool, builds) in a thread
+                        await anyio.to_thread.run_sync(runtime.sync)
+                except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+                    log.warning("could not read the runtime versions; retrying on the next request", exc_info=True)
+                    runtime.invalidate(*RUNTIME_TOPICS)  # unsure what changed: read everything again
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine and the index are made when it starts, not at import."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = storage.make_engine(settings.database_url)
+        app.state.sessionmaker = storage.make_sessionmaker(engine)
+        app.state.db_key = str(engine.url)
+        # every cache of database data in one object with one invalidation rule (see gridmap.runtime); the
+        # attributes below are the names routes have used
+        runtime = app.state.runtime = Runtime(
+            app.state.sessionmaker, db_key=app.state.db_key, shared_index=settings.shared_index
+        )
+        app.state.registry = runtime.registry
+        app.state.area_shapes = runtime.shapes  # outlines per generation, level and zoom, for the map
+        app.state.principals = runtime.principals  # who a token or key stands for
+        app.state.calendar = runtime.calendar
+        app.state.calendar_changed = lambda: runtime.invalidate("calendar")  # an admin edited it (this process)
+        # no schema yet (an operational or programming error): the first request reads them
+        with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
+        app.state.reload_index()
+        app.state.calendar()  # loaded once before the first request
+        sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
+        await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
+        publisher = asyncio.create_task(_publish_due(app, PUBLISH_INTERVAL_S, first_wait=True))
+        months = asyncio.create_task(_case_months(app))
+        yield
+        sweeper.cancel()
+        publisher.cancel()
+        months.cancel()
+        runtime.stop()
+        engine.dispose()
+
+    app = FastAPI(
+        title="gridmap",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # see routes.docs
+        description="Grid governance GIS: grids, party branches, staff and cases (网格化管理).",
+    )
+    app.state.settings = settings
+
+    def reload_index() -> AreaIndex | None:
+        """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
+        Requests in flight keep the index they started with."""
+        try:
+            index = app.state.registry.refresh()
+            if index is not None:
+                with app.state.sessionmaker() as session:
+                    warm_people(session)  # branch and staff of every grid, so that locates need no database
+            return index
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+            return None
+
+    app.state.reload_index = reload_index
+    errors.register(app)
+    for module in (
+        auth,
+        admin,
+        areas,
+        mapdata,
+        locate,
+        boundary_import,
+        publish,
+        plan,
+        plan_view,
+        partition,
+        generations,
+        exchange,
+        dispatch,
+        notifications,
+        attachments,
+        cases,
+        catalogue,
+        imports,
+        measures,
+        rankings,
+        open311,
+        pages,
+        docs,
+    ):
+        app.include_router(module.router)
+    app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
+    app.include_router(tile_routes.router)  # vector tiles and TileJSON (issue 15 §5)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(RuntimeSync)  # innermost: after the body limit and headers, right before the route
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,1 @@
+"""The case loop: intake by every channel, workflow, catalogue, measures, photos, notifications."""

@@ -1,0 +1,1058 @@
+"""Cases: intake (located, filed and routed by the rules, at most once per idempotency key), listing and reading.
+
+A case with a location inside a grid and a category is filed and dispatched at once: events to the grid's worker
+(先属地), components to the owning department (先属主), both under the grid's party branch. The other steps of the
+loop are `gridmap.cases.workflow`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, overload
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+from sqlalchemy.orm import Session, selectinload
+
+from gridmap.access import policy
+from gridmap.access.policy import Principal
+from gridmap.boundaries.areas import get_area, mask_phone
+from gridmap.calendar import WorkCalendar, china_date
+from gridmap.cases import workflow
+from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.geo import crs as gcrs
+from gridmap.geo.index import AreaIndex, Location
+from gridmap.locating.locate import LocateOptions, _alternative_reading, to_wgs84_checked
+from gridmap.store.tables import (
+    CASE_SOURCES,
+    CASE_STATES,
+    FINISHED_STATES,
+    Case,
+    CaseCategory,
+    CaseEvent,
+    Department,
+    IdempotencyKey,
+)
+from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
+
+NOT_RUNNING = (*FINISHED_STATES, "suspended")  # no clock runs
+RUNNING = tuple(s for s in CASE_STATES if s not in NOT_RUNNING)
+PSEUDO_STATES = {"open": "not finished", "overdue": "running past its deadline"}
+LEVEL_COLUMNS = {
+    "district": Case.district_code,
+    "subdistrict": Case.subdistrict_code,
+    "community": Case.community_code,
+    "grid": Case.grid_code,
+    "microgrid": Case.microgrid_code,
+}
+MAX_TEXT = 4000
+STATE_ZH = {
+    "reported": "待处理",
+    "filed": "已立案",
+    "rejected": "不予受理",
+    "voided": "已作废",
+    "dispatched": "已派遣",
+    "accepted": "已签收",
+    "handled": "已处置",
+    "rework": "返工",
+    "suspended": "挂账",
+    "closed": "已结案",
+    "merged": "已合并",
+}
+SOURCE_ZH = {
+    "hotline": "12345热线",
+    "miniprogram": "随手拍",
+    "patrol": "网格员巡查",
+    "referral": "上级转办",
+    "api": "系统接口",
+    "open311": "311开放接口",
+}
+# case numbers: a prefix by channel, the China date of intake, the sequence (the row id for new cases)
+SOURCE_PREFIX = {"hotline": "RX", "miniprogram": "SP", "patrol": "XC", "referral": "ZB", "api": "JK", "open311": "KF"}
+DEAD_END_RADIUS_M = 1000.0  # a point in no grid: the grids this close are offered to correct it with
+MAX_CANDIDATES = 5
+
+
+def case_number(source: str, at: dt.datetime, seq: int) -> str:
+    """The one format of case numbers, demo and new alike: the channel's prefix, the date in China (the day the
+    case came in, as people there count days) and a sequence of at least 7 digits — `RX202612060000123`.
+    New cases use their row id as the sequence, so two intakes at once can never get the same number."""
+    return f"{SOURCE_PREFIX.get(source, 'AJ')}{china_date(at):%Y%m%d}{seq:07d}"
+
+
+def candidates_of(index: AreaIndex, location: Location, lon: float, lat: float) -> list[dict[str, Any]]:
+    """The grids near the point other than the one it was given, nearest first, as {code, name, distance_m}: the
+    other grids on a shared edge (0 m), those within the near distance, the others within the nearest distance;
+    for a point in no grid at all, the nearest grids within `DEAD_END_RADIUS_M` (to correct its location with)."""
+    own = location.leaf_code
+    seen: dict[str, float] = {}
+    for code in location.candidates:
+        seen.setdefault(code, 0.0)
+    for near in location.near:
+        seen.setdefault(near["code"], float(near["distance_m"]))
+    if not location.chain:
+        for code, distance in index.leaves_within(lon, lat, DEAD_END_RADIUS_M)[:MAX_CANDIDATES]:
+            seen.setdefault(code, distance)
+    if own is not None:
+        seen.pop(own, None)
+    out = []
+    for code, distance in sorted(seen.items(), key=lambda kv: (kv[1], kv[0])):
+        ref = index.by_code.get(code)
+        out.append(
+            {
+                "code": code,
+                "name": ref.name if ref else None,
+                "level": ref.level if ref else None,
+                "distance_m": round(distance, 1),
+            }
+        )
+    return out
+
+
+def candidates_now(
+    index: AreaIndex | None, case: Case, options: LocateOptions | None = None
+) -> list[dict[str, Any]] | None:
+    """For a case stored without candidates (before revision 0006) that lies in no grid: the grids near its point
+    now, to correct it with; None when the stored ones stand."""
+    if index is None or case.locate_candidates is not None or case.grid_code or case.lon is None or case.lat is None:
+        return None
+    options = options or LocateOptions()
+    location = index.locate(case.lon, case.lat, near_m=options.near_m, nearest_m=options.nearest_m)
+    return candidates_of(index, location, case.lon, case.lat)
+
+
+def locate_for_case(
+    index: AreaIndex, lon: float, lat: float, system: gcrs.CoordinateSystem, options: LocateOptions
+) -> tuple[Location, list[str], list[dict[str, Any]]]:
+    """Where a case's point lies, exactly as `GET /locate` answers it with the same options (nearest-grid
+    assignment within `nearest_m`, `near_boundary` within `near_m`, a second reading of the datum): the
+    location, every flag, and the candidates."""
+    location = index.locate(lon, lat, near_m=options.near_m, nearest_m=options.nearest_m)
+    flags = list(location.flags)
+    alternative = _alternative_reading(index, lon, lat, system, location)
+    if alternative:
+        flags.append(alternative[0])
+    return location, flags, candidates_of(index, location, lon, lat)
+
+
+@dataclass
+class NewCase:
+    """What an intake channel supplies for a new case."""
+
+    title: str
+    lon: float
+    lat: float
+    crs: str = "wgs84"
+    category: str | None = None
+    description: str | None = None
+    source: str = "api"
+    address: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    external_ref: str | None = None  # the ticket number in the source system (one case per source and ticket)
+    reported_at: dt.datetime | None = None  # when the resident reported it, if not now (an imported call)
+    reported_by_staff_id: int | None = None  # the grid worker whose patrol found it
+    extra_flags: tuple[str, ...] = ()  # how the channel placed it (e.g. by address)
+
+
+@overload
+def utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def utc(value: None) -> None: ...
+@overload
+def utc(value: dt.datetime | None) -> dt.datetime | None: ...
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Datetimes are stored in UTC; SQLite hands them back naive."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def check_new_case_text(new: NewCase) -> NewCase:
+    """The case's texts checked (length first, then control, bidi and invisible-only text; NFC) and its phone as
+    ASCII digits: the one check every intake channel passes through, before anything is located or stored."""
+    title = clean_text(new.title, "title", 200)
+    if title is None:  # (a title of None: it is required)
+        raise InvalidInput("title: required, 1 to 200 characters", field="title", zh="标题：必填，1 至 200 字。")
+    return dataclasses.replace(
+        new,
+        title=title.strip(),
+        description=clean_text(new.description, "description", MAX_TEXT, multiline=True, required=False),
+        address=clean_text(new.address, "address", MAX_ADDRESS, required=False),
+        reporter_name=clean_text(new.reporter_name, "reporter_name", 64, required=False),
+        reporter_phone=clean_phone(new.reporter_phone, "reporter_phone"),
+        external_ref=clean_text(new.external_ref, "external_ref", 64, required=False),
+    )
+
+
+def _check_new_case(session: Session, new: NewCase) -> CaseCategory | None:
+    if new.source not in CASE_SOURCES:
+        raise InvalidInput(
+            f"source: {new.source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
+            field="source",
+            zh=f"来源：{new.source!r} 不是上报渠道；可选："
+            f"{'、'.join(f'{SOURCE_ZH.get(s, s)}（{s}）' for s in CASE_SOURCES)}。",
+        )
+    if new.category is None:
+        return None
+    category = session.scalars(sa.select(CaseCategory).where(CaseCategory.code == new.category)).first()
+    if category is None:
+        raise InvalidInput(
+            f"category: {new.category!r} is not a category code",
+            field="category",
+            zh=f"事项类别：{new.category!r} 不是事项类别编码。",
+            see="categories",
+        )
+    if category.active is False:
+        raise InvalidInput(
+            f"category: {new.category} ({category.name}) is retired",
+            field="category",
+            zh=f"事项类别：{new.category}（{category.name}）已停用。",
+            see="categories",
+        )
+    return category
+
+
+def create_case(
+    session: Session,
+    index: AreaIndex,
+    new: NewCase,
+    *,
+    actor: str = "api",
+    now: dt.datetime | None = None,
+    options: LocateOptions | None = None,
+) -> Case:
+    """File a case: validate, convert the point to WGS84, locate it exactly as `GET /locate` does (`options`: the
+    same distances; the defaults are the locate route's), assign it, and record its history."""
+    new = check_new_case_text(new)
+    category = _check_new_case(session, new)
+    system = gcrs.parse_crs(new.crs)
+    options = options or LocateOptions()
+    # refused, naming lon/lat, when far outside the service area (a case 8,000 km away is a mistake, not a case)
+    lon, lat = to_wgs84_checked(index, new.lon, new.lat, system, options)
+    location, flags, candidates = locate_for_case(index, lon, lat, system, options)
+    # in UTC: SQLite stores a time's wall clock whatever its zone (a +08:00 report would read back 8 h off)
+    now = utc(now) if now else dt.datetime.now(dt.UTC)
+    case = Case(
+        number=f"new-{uuid.uuid4().hex[:28]}",
+        title=new.title.strip(),
+        description=new.description,
+        category_id=category and category.id,
+        source=new.source,
+        state="reported",
+        address=new.address,
+        raw_x=new.lon,
+        raw_y=new.lat,
+        raw_crs=system.name,
+        lon=lon,
+        lat=lat,
+        geom=f"SRID=4326;POINT({lon!r} {lat!r})",
+        reporter_name=new.reporter_name,
+        reporter_phone=new.reporter_phone,
+        reported_at=utc(new.reported_at) if new.reported_at else now,
+        external_ref=new.external_ref,
+        reported_by_staff_id=new.reported_by_staff_id,
+        generation_id=index.generation_id,
+        locate_flags=[*flags, *new.extra_flags],
+        locate_candidates=candidates,
+    )
+    _apply_location(case, location)
+    if not location.chain:
+        _claim_dead_end(case, index, candidates)
+    session.add(case)
+    session.flush()
+    case.number = case_number(new.source, now, case.id)  # readable and unique: channel, China date, row id
+    reported = {"source": new.source, **({"external_ref": new.external_ref} if new.external_ref else {})}
+    _record(session, case, case.reported_at, actor, "reported", None, "reported", reported)
+    located = {
+        "flags": case.locate_flags,
+        "candidates": candidates,
+        "crs": system.name,
+        "method": location.method,
+        **({"distance_m": location.distance_m} if location.distance_m is not None else {}),
+    }
+    _record(session, case, now, "system", "located", "reported", "reported", located)
+    if location.chain and category is not None:
+        # a located case with a category is filed and dispatched by the rules at once; the others wait for a
+        # dispatcher to file them (立案) with a category or a corrected location
+        case.category = category
+        _record(session, case, now, "system", "file", "reported", "filed", {"rule": "auto_file"})
+        case.state = "filed"
+        detail = workflow.route(session, case, now)
+        case.state = "dispatched"
+        _record(session, case, now, "system", "dispatch", "filed", "dispatched", detail)
+        if case.assignee_id is not None:
+            from gridmap.cases import notifications
+
+            notifications.notify_holder(session, case, "assigned", actor="system", now=now)
+    session.flush()
+    return case
+
+
+def _claim_dead_end(case: Case, index: AreaIndex, candidates: list[dict[str, Any]]) -> None:
+    """A point in no grid belongs to the areas every grid near it shares (the district at least, the sub-district
+    or community when all its candidates lie in one), so the dispatchers who must correct it see it; its grid and
+    micro-grid stay empty until they do."""
+    chains = [index.chain_of(c["code"]) for c in candidates if c.get("code") in index.by_code]
+    if not chains:
+        return
+    for level, column in LEVEL_COLUMNS.items():
+        if level in ("grid", "microgrid"):
+            break
+        codes = {next((a.code for a in chain if a.level == level), None) for chain in chains}
+        if len(codes) != 1 or None in codes:
+            break
+        setattr(case, column.key, codes.pop())
+
+
+def _apply_location(case: Case, location: Location) -> None:
+    for level, column in LEVEL_COLUMNS.items():
+        ref = location.at_level(level)
+        setattr(case, column.key, ref.code if ref else None)
+
+
+def _record(
+    session: Session,
+    case: Case,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    detail: dict[str, Any] | None,
+) -> None:
+    session.add(
+        CaseEvent(
+            case_id=case.id, at=at, actor=actor, action=action, from_state=from_state, to_state=to_state, detail=detail
+        )
+    )
+
+
+def request_hash(new: NewCase, extra: dict[str, Any] | None = None) -> str:
+    """A digest of a submission, to tell a retry (same body) from a reuse of its idempotency key."""
+    body = json.dumps([dataclasses.asdict(new), extra or {}], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def create_case_once(
+    sessionmaker: orm.sessionmaker[Session],
+    index: AreaIndex,
+    new: NewCase,
+    key: str | None,
+    *,
+    actor: str = "api",
+    now: dt.datetime | None = None,
+    then: Callable[[Session, Case], object] | None = None,
+    extra: dict[str, Any] | None = None,
+    options: LocateOptions | None = None,
+) -> tuple[Case, bool]:
+    """File a case at most once per idempotency key `key`; returns (case, created). The same key with a different body
+    (the case and `extra`) is refused. Two retries racing each other both get the one case: the key's primary key
+    decides. `then(session, case)` runs in the same transaction (a patrol worker handling it on the spot): if it
+    raises, nothing is stored."""
+    if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
+        raise InvalidInput(
+            "idempotency key: 1 to 200 printable characters, e.g. a UUID",
+            field="idempotency_key",
+            zh="幂等键：应为 1–200 个可打印字符，如一个 UUID。",
+        )
+    digest = request_hash(new, extra)
+    for _ in range(3):
+        try:
+            with sessionmaker() as session, session.begin():
+                if key is not None:
+                    seen = session.get(IdempotencyKey, key)
+                    if seen is not None:
+                        if seen.request_hash != digest:
+                            raise InvalidInput(
+                                "idempotency key: already used for a different submission; use a "
+                                "new key for a new case",
+                                field="idempotency_key",
+                                zh="幂等键已用于另一次提交；新案件请用新的键。",
+                            )
+                        return get_case(session, seen.case_id), False
+                case = create_case(session, index, new, actor=actor, now=now, options=options)
+                if then is not None:
+                    then(session, case)
+                if key is not None:
+                    session.add(IdempotencyKey(key=key, request_hash=digest, case_id=case.id))
+                    session.flush()
+                session.expire(case, ["events", "category"])
+                case = get_case(session, case.id)
+            return case, True
+        except sa.exc.IntegrityError:
+            continue  # a concurrent retry with the same key won: read its case
+    raise Conflict(
+        "idempotency key: the submission is being processed; retry in a moment",
+        field="idempotency_key",
+        zh="幂等键：该提交正在处理中，请稍后重试。",
+    )
+
+
+def get_case(session: Session, case_id: int) -> Case:
+    """One case with its history; `NotFound` when there is none."""
+    case = session.scalars(
+        sa.select(Case).options(selectinload(Case.events), selectinload(Case.category)).where(Case.id == case_id)
+    ).first()
+    if case is None:
+        raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
+    return case
+
+
+def department_code(session: Session, case: Case) -> str | None:
+    if case.department_id is None:
+        return None
+    return session.scalar(sa.select(Department.code).where(Department.id == case.department_id))
+
+
+def get_case_for(session: Session, case_id: int, who: Principal) -> Case:
+    """One case, if `who` may see it; otherwise `NotFound`, the same answer as for an id nobody has."""
+    case = get_case(session, case_id)
+    policy.check_case(who, case, department_code(session, case))
+    return case
+
+
+def reporter_token(key: str | None) -> str:
+    """The token a reporter rates the case with: derived from the submission's idempotency key when there is one
+    (so a retried submission is answered with the same token), random otherwise. Only its digest is stored."""
+    if key:
+        return hashlib.sha256(f"gridmap-reporter:{key}".encode()).hexdigest()[:32]
+    return uuid.uuid4().hex
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_period(since: dt.datetime | None, until: dt.datetime | None) -> None:
+    """A period must not end before it starts."""
+    if since and until and utc(until) < utc(since):
+        raise InvalidInput(
+            f"until: {until.isoformat()} is before since {since.isoformat()}",
+            field="until",
+            zh=f"截止日期 {until.isoformat()} 早于起始日期 {since.isoformat()}。",
+        )
+
+
+def check_states(text: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """States as given (comma-separated), each a case state or `open` / `overdue`."""
+    values = text.split(",") if isinstance(text, str) else (text or ())
+    states = tuple(sorted({v.strip() for v in values if v.strip()}))
+    for state in states:
+        if state not in CASE_STATES and state not in PSEUDO_STATES:
+            raise InvalidInput(
+                f"state: {state!r} is not a case state; accepted: {', '.join(PSEUDO_STATES)}, {', '.join(CASE_STATES)}",
+                field="state",
+                zh=f"状态：{state!r} 不是案件状态；可选：open（未办结）、overdue（超期）、"
+                f"{'、'.join(f'{STATE_ZH.get(s, s)}（{s}）' for s in CASE_STATES)}。",
+            )
+    return states
+
+
+def state_condition(states: tuple[str, ...], now: dt.datetime) -> sa.ColumnElement[bool]:
+    """SQL for "in any of these states"; `open` = not finished, `overdue` = running past the deadline (as in the
+    area counts)."""
+    parts: list[sa.ColumnElement[bool]] = []
+    plain = [s for s in states if s in CASE_STATES]
+    if plain:
+        parts.append(Case.state.in_(plain))
+    if "open" in states:
+        parts.append(Case.state.not_in(FINISHED_STATES))
+    if "overdue" in states:
+        parts.append(sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now))
+    return sa.or_(*parts)
+
+
+QUEUES = {  # name: (zh, en)
+    "pending": ("待处理", "Pending"),
+    "dispatched": ("已派遣", "Dispatched"),
+    "verify": ("待核查", "To verify"),
+    "bounced": ("退单", "Bounced"),
+    "approvals": ("待审批", "Approvals"),
+    "overdue": ("超期", "Overdue"),
+}
+SORTS = ("reported_at", "deadline", "overdue_by", "updated_at")
+MAX_AGE_H = 24 * 366 * 10
+
+
+def queue_condition(name: str, now: dt.datetime) -> sa.ColumnElement[bool]:
+    """SQL for a queue of the dispatcher's desk: 待处理 (reported, or filed and never bounced), 已派遣 (dispatched,
+    accepted, rework), 待核查 (handled), 退单 (filed after a bounce), 待审批 (an extension or suspension request
+    pending), 超期 (the clock runs past the deadline)."""
+    if name == "pending":  # new tickets, and cases filed but not yet dispatched (never bounced: those are 退单)
+        return sa.or_(
+            Case.state == "reported", sa.and_(Case.state == "filed", sa.func.coalesce(Case.bounce_count, 0) == 0)
+        )
+    if name == "dispatched":
+        return Case.state.in_(("dispatched", "accepted", "rework"))
+    if name == "verify":
+        return Case.state == "handled"
+    if name == "bounced":
+        return sa.and_(Case.state == "filed", Case.bounce_count > 0)
+    if name == "approvals":
+        return sa.and_(
+            Case.state.in_(("accepted", "rework")), Case.pending["kind"].as_string().in_(("extension", "suspension"))
+        )
+    if name == "overdue":  # the running states by name, so that the (state, due_at) index serves it
+        return sa.and_(Case.state.in_(RUNNING), Case.due_at.is_not(None), Case.due_at < now)
+    raise InvalidInput(
+        f"queue: {name!r} is not a queue; accepted: {', '.join(QUEUES)}",
+        field="queue",
+        zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(QUEUES)}",
+    )
+
+
+def _codes(text: str | None, field: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    values = tuple(sorted({v.strip() for v in (text or "").split(",") if v.strip()}))
+    if len(values) > 50 or any(len(v) > 32 for v in values):
+        raise InvalidInput(
+            f"{field}: at most 50 codes of at most 32 characters",
+            field=field,
+            zh=f"{field}：至多 50 个代码，每个至多 32 个字符",
+        )
+    if allowed is not None:
+        for v in values:
+            if v not in allowed:
+                raise InvalidInput(
+                    f"{field}: {v!r} is not accepted; accepted: {', '.join(allowed)}",
+                    field=field,
+                    zh=f"{field}：不接受 {v!r}；可选：{'、'.join(allowed)}",
+                )
+    return values
+
+
+@dataclass
+class CaseFilter:
+    """What a case list or a queue is narrowed to, and how it is ordered."""
+
+    area: str | None = None
+    state: str | tuple[str, ...] | None = None
+    queue: str | None = None
+    category: str | None = None  # codes, comma-separated
+    source: str | None = None  # channels, comma-separated
+    holder: str | None = None  # a staff id, `me`, or a department code
+    min_age_h: float | None = None
+    max_age_h: float | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    sort: str = "reported_at"
+    order: str = "desc"
+
+
+def _holder_condition(session: Session, holder: str, who: Principal | None) -> sa.ColumnElement[bool]:
+    text = holder.strip()
+    if text == "me":
+        if who is not None and who.role == "department" and who.department_id is not None:
+            return Case.department_id == who.department_id
+        if who is None or who.staff_id is None:
+            raise InvalidInput(
+                "holder: `me` names the signed-in worker's staff record, and this account has none",
+                field="holder",
+                zh="处置人：me 指当前登录网格员本人，此账号未关联网格员",
+            )
+        return Case.assignee_id == who.staff_id
+    if text.isdigit() and len(text) <= 12:
+        return Case.assignee_id == int(text)
+    department = session.scalar(sa.select(Department.id).where(Department.code == text))
+    if department is None:
+        raise InvalidInput(
+            f"holder: {text[:40]!r} is neither a staff id, `me`, nor a department code",
+            field="holder",
+            zh=f"处置人：{text[:40]!r} 既不是网格员编号、me，也不是部门代码",
+        )
+    return Case.department_id == department
+
+
+def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Principal | None = None) -> sa.Select[Case]:
+    """The SELECT of the cases matching `f` that `who` may see (no order)."""
+    states = check_states(f.state)
+    check_period(f.since, f.until)
+    query = sa.select(Case)
+    if who is not None:
+        query = query.where(policy.case_condition(who, Case))
+    if f.area:
+        target = get_area(session, f.area)
+        query = query.where(LEVEL_COLUMNS[target.level] == f.area)
+    if states:
+        query = query.where(state_condition(states, now))
+    if f.queue:
+        query = query.where(queue_condition(f.queue, now))
+    categories = _codes(f.category, "category")
+    if categories:
+        query = query.where(Case.category_id.in_(sa.select(CaseCategory.id).where(CaseCategory.code.in_(categories))))
+    sources = _codes(f.source, "source", CASE_SOURCES)
+    if sources:
+        query = query.where(Case.source.in_(sources))
+    if f.holder:
+        query = query.where(_holder_condition(session, f.holder, who))
+    for name, value in (("min_age_h", f.min_age_h), ("max_age_h", f.max_age_h)):
+        if value is not None and not (0 <= value <= MAX_AGE_H):
+            raise InvalidInput(
+                f"{name}: {value!r} hours; from 0 to {MAX_AGE_H}",
+                field=name,
+                zh=f"{name}：{value!r} 小时；应在 0 到 {MAX_AGE_H} 之间",
+            )
+    if f.min_age_h is not None and f.max_age_h is not None and f.max_age_h < f.min_age_h:
+        raise InvalidInput("max_age_h: below min_age_h", field="max_age_h", zh="max_age_h：小于 min_age_h")
+    if f.min_age_h is not None:
+        query = query.where(Case.reported_at <= now - dt.timedelta(hours=f.min_age_h))
+    if f.max_age_h is not None:
+        query = query.where(Case.reported_at >= now - dt.timedelta(hours=f.max_age_h))
+    if f.since:
+        query = query.where(Case.reported_at >= utc(f.since))
+    if f.until:
+        query = query.where(Case.reported_at < utc(f.until))
+    if f.bbox:
+        query = query.where(Case.lon.between(f.bbox[0], f.bbox[2]), Case.lat.between(f.bbox[1], f.bbox[3]))
+    return query
+
+
+def _ordering(sort: str, order: str) -> tuple[Any, ...]:
+    """ORDER BY for a sort key: `reported_at`, `deadline` (no deadline last), `overdue_by` (the most overdue is the
+    largest: `desc` is the earliest deadline first), `updated_at` (the last history entry)."""
+    if sort not in SORTS:
+        raise InvalidInput(
+            f"sort: {sort!r}; accepted: {', '.join(SORTS)}",
+            field="sort",
+            zh=f"排序：不接受 {sort!r}；可选：{'、'.join(SORTS)}",
+        )
+    if order not in ("asc", "desc"):
+        raise InvalidInput(f"order: {order!r}; accepted: asc, desc", field="order", zh="顺序：只能为 asc 或 desc")
+    desc = order == "desc"
+    key: orm.QueryableAttribute[Any] | sa.ColumnElement[Any]
+    if sort == "reported_at":
+        key = Case.reported_at
+    elif sort == "deadline":
+        key = Case.due_at
+    elif sort == "overdue_by":
+        key, desc = Case.due_at, not desc
+    else:
+        key = sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id).correlate(Case).scalar_subquery()
+    tie = Case.id.desc() if desc else Case.id.asc()
+    if sort == "reported_at":  # never NULL: the time alone, so that its index serves the order (a page without a
+        return (key.desc() if desc else key.asc(), tie)  # sort of every case; found on the province demo)
+    nulls = sa.case((key.is_(None), 1), else_=0)  # cases without the key last, whichever the order
+    return (nulls, key.desc() if desc else key.asc(), tie)
+
+
+def search_cases(
+    session: Session,
+    f: CaseFilter,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> tuple[int, list[Case]]:
+    """Cases matching `f` that `who` may see, ordered and paged, and how many match in all — all in SQL."""
+    now = utc(now) or dt.datetime.now(dt.UTC)
+    query = case_query(session, f, now=now, who=who)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.options(selectinload(Case.category)).order_by(*_ordering(f.sort, f.order)).limit(limit).offset(offset)
+    )
+    return int(total or 0), list(rows)
+
+
+def queue_counts(
+    session: Session, *, area: str | None = None, now: dt.datetime | None = None, who: Principal | None = None
+) -> list[dict[str, Any]]:
+    """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
+    now = utc(now) or dt.datetime.now(dt.UTC)
+    base = case_query(session, CaseFilter(area=area), now=now, who=who).whereclause
+    out = []
+    for name, (zh, en) in QUEUES.items():  # one count per queue: each served by the state indexes
+        counted = sa.select(sa.func.count()).select_from(Case).where(queue_condition(name, now))
+        if base is not None:
+            counted = counted.where(base)
+        out.append({"name": name, "zh": zh, "en": en, "count": int(session.scalar(counted) or 0)})
+    return out
+
+
+def find_cases(
+    session: Session,
+    *,
+    area: str | None = None,
+    state: str | tuple[str, ...] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    oldest_first: bool = False,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> tuple[int, list[Case]]:
+    """Cases matching the filters (`state` may list several, and `open` / `overdue`), newest first (or oldest
+    first, as a queue is worked), and how many match in all; only those `who` may see (`gridmap.access.policy`)."""
+    f = CaseFilter(area=area, state=state, since=since, until=until, bbox=bbox, order="asc" if oldest_first else "desc")
+    return search_cases(session, f, limit=limit, offset=offset, now=now, who=who)
+
+
+def case_summary(
+    case: Case, *, calendar: WorkCalendar | None = None, now: dt.datetime | None = None, contact: bool = False
+) -> dict[str, Any]:
+    """The public view of a case: personal data masked (in full with `contact`, for one who may see it), times in
+    UTC ISO 8601; with a calendar, the clock."""
+    clock = None
+    if calendar is not None and case.accepted_at and case.due_at and case.state in ("accepted", "rework", "handled"):
+        # the share of the time from acceptance to the (possibly extended) deadline used so far, in the unit of
+        # the category's limit: green under 80 %, yellow up to the deadline, red past it
+        from gridmap.calendar import clock as clock_of
+
+        unit = workflow.limit_of(case.category)[1]
+        colour, used = clock_of(calendar, utc(case.accepted_at), utc(case.due_at), unit, now or dt.datetime.now(dt.UTC))
+        clock = {"colour": colour, "used": round(used, 3)}
+    return {
+        "id": case.id,
+        "number": case.number,
+        "title": case.title,
+        "description": case.description,
+        "category": case.category.code if case.category else None,
+        "category_name": case.category.name if case.category else None,
+        "source": case.source,
+        "state": case.state,
+        "address": case.address,
+        "lon": case.lon,
+        "lat": case.lat,
+        "raw": {"x": case.raw_x, "y": case.raw_y, "crs": case.raw_crs},
+        "district_code": case.district_code,
+        "subdistrict_code": case.subdistrict_code,
+        "community_code": case.community_code,
+        "grid_code": case.grid_code,
+        "microgrid_code": case.microgrid_code,
+        "branch_id": case.branch_id,
+        "assignee_id": case.assignee_id,
+        "flags": case.locate_flags or [],
+        "reporter_name": case.reporter_name if contact else _mask_name(case.reporter_name),
+        "reporter_phone": case.reporter_phone if contact else mask_phone(case.reporter_phone),
+        "reported_at": _iso(case.reported_at),
+        "accepted_at": _iso(case.accepted_at),
+        "due_at": _iso(case.due_at),
+        "closed_at": _iso(case.closed_at),
+        "version": case.version,
+        "department_id": case.department_id,
+        "handled_by": case.handled_by,
+        "satisfaction": case.satisfaction,
+        "escalation_level": case.escalation_level or 0,
+        "pending": case.pending,
+        "counts": {
+            "rework": case.rework_count or 0,
+            "bounce": case.bounce_count or 0,
+            "reopen": case.reopen_count or 0,
+            "extension": case.extension_count or 0,
+        },
+        "whistle": (
+            {
+                "department_id": case.department_id,
+                "at": _iso(case.whistled_at),
+                "due_at": _iso(case.department_due_at),
+                "reported_at": _iso(case.department_reported_at),
+            }
+            if case.whistled_at
+            else None
+        ),
+        "clock": clock,
+        "external_ref": case.external_ref,
+        "reported_by_staff_id": case.reported_by_staff_id,
+        "merged_into_id": case.merged_into_id,
+        "candidates": _candidates(case.locate_candidates),
+        "state_zh": STATE_ZH.get(case.state, case.state),
+        "source_zh": SOURCE_ZH.get(case.source, case.source),
+        "deadline": _iso(case.due_at),
+        **time_left(case, now),
+        "pending_request": pending_request(case.pending),
+        "holder": None,
+        "last_bounce": None,
+        "attachments_count": 0,
+    }
+
+
+def _candidates(stored: list[Any] | None) -> list[dict[str, Any]]:
+    """Stored candidates as {code, name, distance_m} (cases from before revision 0006 stored none)."""
+    return [
+        c if isinstance(c, dict) else {"code": c, "name": None, "level": None, "distance_m": 0.0}
+        for c in (stored or [])
+    ]
+
+
+def time_left(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Seconds to the deadline while the clock runs (`time_left_s`), or past it (`overdue_by_s`); never negative,
+    both None when no clock runs (not accepted yet, suspended, finished)."""
+    due = utc(case.due_at)
+    if due is None or case.state in NOT_RUNNING:
+        return {"time_left_s": None, "overdue_by_s": None}
+    left = (due - (utc(now) or dt.datetime.now(dt.UTC))).total_seconds()
+    return (
+        {"time_left_s": int(left), "overdue_by_s": None}
+        if left >= 0
+        else {"time_left_s": None, "overdue_by_s": int(-left)}
+    )
+
+
+def pending_request(pending: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An extension or suspension request awaiting a leader's decision."""
+    if not pending or not isinstance(pending, dict) or not pending.get("kind"):
+        return None
+    return {
+        "kind": pending.get("kind"),
+        "at": pending.get("at"),
+        "by": pending.get("by"),
+        "reason": pending.get("reason"),
+        "amount": pending.get("amount"),
+        "unit": pending.get("unit"),
+    }
+
+
+def attachments_counts(session: Session, case_ids: list[int]) -> dict[int, int]:
+    """How many attachments each case has (the one place this is computed; none until attachments exist)."""
+    try:
+        from gridmap.store.tables import Attachment  # noqa: PLC0415 - present once the attachments land
+    except ImportError:
+        return {}
+    if not case_ids:
+        return {}
+    return dict(
+        session.execute(
+            sa.select(Attachment.case_id, sa.func.count())
+            .where(Attachment.case_id.in_(case_ids))
+            .group_by(Attachment.case_id)
+        ).all()
+    )
+
+
+def may_call_holder(who: Principal | None, case: Case, department: str | None) -> bool:
+    """Whether the holder's phone is shown in full: to the people who must reach them — dispatchers, leaders,
+    verifiers (and admins) of the case's area — and to the holder itself; masked for everyone else."""
+    if who is None:
+        return False
+    if who.role in ("dispatcher", "leader", "verifier", "admin"):
+        return policy.sees_case(who, case, department)
+    if who.role == "worker":
+        return who.staff_id is not None and who.staff_id == case.assignee_id
+    if who.role == "department":
+        return bool(who.department) and who.department == department
+    return False
+
+
+def case_items(
+    session: Session,
+    rows: list[Case],
+    *,
+    who: Principal | None = None,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    contact: bool = False,
+) -> list[dict[str, Any]]:
+    """Case items as lists, queues and one case show them: the summary plus the holder (worker or department,
+    phone callable for those who must reach them), the last bounce with its reason and evidence, and the
+    attachment count — each read for the whole page in one query."""
+    from gridmap.store.tables import Staff
+
+    if not rows:
+        return []
+    ids = [c.id for c in rows]
+    staff = (
+        {
+            r.id: r
+            for r in session.scalars(
+                sa.select(Staff).where(Staff.id.in_({c.assignee_id for c in rows if c.assignee_id is not None}))
+            )
+        }
+        if any(c.assignee_id for c in rows)
+        else {}
+    )
+    departments = (
+        {
+            d.id: d
+            for d in session.scalars(
+                sa.select(Department).where(
+                    Department.id.in_({c.department_id for c in rows if c.department_id is not None})
+                )
+            )
+        }
+        if any(c.department_id for c in rows)
+        else {}
+    )
+    bounced = [c.id for c in rows if c.bounce_count]
+    bounces: dict[int, CaseEvent] = {}
+    if bounced:
+        last = (
+            sa.select(sa.func.max(CaseEvent.id))
+            .where(CaseEvent.case_id.in_(bounced), CaseEvent.action == "bounce")
+            .group_by(CaseEvent.case_id)
+        )
+        bounces = {e.case_id: e for e in session.scalars(sa.select(CaseEvent).where(CaseEvent.id.in_(last)))}
+    attachments = attachments_counts(session, ids)
+    out = []
+    for case in rows:
+        item = case_summary(case, calendar=calendar, now=now, contact=contact)
+        department = departments.get(case.department_id) if case.department_id is not None else None
+        code = department.code if department else None
+        callable_ = may_call_holder(who, case, code)
+        if case.assignee_id is not None and case.assignee_id in staff:
+            person = staff[case.assignee_id]
+            item["holder"] = {
+                "kind": "worker",
+                "id": person.id,
+                "name": person.name,
+                "phone": person.phone if callable_ else mask_phone(person.phone),
+            }
+        elif department is not None:
+            item["holder"] = {
+                "kind": "department",
+                "id": department.id,
+                "code": department.code,
+                "name": department.name,
+                "phone": department.phone if callable_ else mask_phone(department.phone),
+            }
+        else:
+            item["holder"] = {"kind": None, "id": None, "name": None, "phone": None}
+        event = bounces.get(case.id)
+        if event is not None:
+            detail = event.detail or {}
+            item["last_bounce"] = {
+                "at": _iso(event.at),
+                "by": detail.get("by") or event.actor,
+                "reason": detail.get("reason"),
+                "evidence": detail.get("evidence"),
+            }
+        item["attachments_count"] = int(attachments.get(case.id, 0))
+        out.append(item)
+    return out
+
+
+def case_history(case: Case) -> list[dict[str, Any]]:
+    """The case's events, oldest first."""
+    return [_event(e) for e in case.events]
+
+
+ACTION_ZH = {
+    "reported": "上报",
+    "located": "定位",
+    "merge_in": "并入",
+    "escalate": "超期升级",
+    "boundary_change": "边界调整",
+    "attach": "上传照片",
+}
+
+
+def action_zh(action: str) -> str:
+    """The Chinese name of a history entry: a step's name (`workflow.STEPS`), or one of intake's own entries."""
+    step = workflow.STEPS.get(action)
+    return step.zh if step is not None else ACTION_ZH.get(action, action)
+
+
+def _event(e: CaseEvent) -> dict[str, Any]:
+    return {
+        "at": _iso(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "action_zh": action_zh(e.action),
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "detail": e.detail,
+    }
+
+
+def full_history(session: Session, case: Case) -> list[dict[str, Any]]:
+    """The case's history with the histories of the cases merged into it, in time order; entries of a merged
+    case carry its `case_number`."""
+    merged = dict(session.execute(sa.select(Case.id, Case.number).where(Case.merged_into_id == case.id)).all())
+    if not merged:
+        return case_history(case)
+    events = list(case.events)
+    events += session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id.in_(merged)))
+    events.sort(key=lambda e: (utc(e.at), e.id))
+    return [{**_event(e), **({"case_number": merged[e.case_id]} if e.case_id in merged else {})} for e in events]
+
+
+ROUTING_STEPS = ("dispatch", "reassign", "bounce", "whistle")
+
+
+def routing(session: Session, case: Case, who: Principal | None = None) -> dict[str, Any]:
+    """Where the case went and why: the grid chain with names, the party branch, the worker or department, the
+    rule of the last routing step, and how the point was placed (method, flags such as `on_boundary`, the other
+    candidate grids)."""
+    from gridmap.store.tables import Area, PartyOrg, Staff
+
+    codes = [
+        c
+        for c in (case.district_code, case.subdistrict_code, case.community_code, case.grid_code, case.microgrid_code)
+        if c
+    ]
+    names = (
+        dict(
+            session.execute(
+                sa.select(Area.code, Area.name).where(Area.code.in_(codes), Area.generation_id == case.generation_id)
+            ).all()
+        )
+        if codes
+        else {}
+    )
+    chain = [
+        {"level": level, "code": getattr(case, column.key), "name": names.get(getattr(case, column.key))}
+        for level, column in LEVEL_COLUMNS.items()
+        if getattr(case, column.key)
+    ]
+    branch = session.get(PartyOrg, case.branch_id) if case.branch_id else None
+    worker = session.get(Staff, case.assignee_id) if case.assignee_id else None
+    department = session.get(Department, case.department_id) if case.department_id else None
+    located = next((e for e in case.events if e.action == "located"), None)
+    routed = next((e for e in reversed(case.events) if e.action in ROUTING_STEPS), None)
+    flags = case.locate_flags or []
+    method = "address" if "placed_by_address" in flags else "coordinates"
+    return {
+        "chain": chain,
+        "branch": {"id": branch.id, "name": branch.name, "secretary": branch.secretary_name} if branch else None,
+        "worker": {
+            "id": worker.id,
+            "name": worker.name,
+            "phone": worker.phone
+            if may_call_holder(who, case, department.code if department else None)
+            else mask_phone(worker.phone),
+        }
+        if worker
+        else None,
+        "department": {"code": department.code, "name": department.name} if department else None,
+        "rule": (routed.detail or {}).get("rule") if routed else None,
+        "routed_by": {
+            "action": routed.action,
+            "at": _iso(routed.at),
+            "actor": routed.actor,
+            "reason": (routed.detail or {}).get("reason"),
+        }
+        if routed
+        else None,
+        "located": {
+            "method": method,
+            "flags": flags,
+            "candidates": [
+                c["code"] if isinstance(c, dict) else c
+                for c in (
+                    case.locate_candidates
+                    if case.locate_candidates is not None
+                    else (((located.detail or {}).get("candidates") or []) if located else [])
+                )
+            ],
+            "crs": ((located.detail or {}).get("crs")) if located else case.raw_crs,
+        },
+    }
+
+
+def _mask_name(name: str | None) -> str | None:
+    return name[0] + "*" * max(len(name) - 1, 1) if name else name
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    value = utc(value)
+    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -1,0 +1,1 @@
+"""Geometry with no database: coordinate systems, the point → area index, exact coverages."""

@@ -1,0 +1,1 @@
+"""A point or an address text → the responsible grid, one at a time or in files of millions."""

@@ -1,0 +1,132 @@
+"""Engines, sessions and migrations for the two supported databases: SpatiaLite (embedded) and PostGIS.
+
+SpatiaLite is loaded into every SQLite connection through `pysqlite3` (the pyenv/stdlib `sqlite3` may be built
+without extension loading). The file runs in WAL mode with `synchronous=FULL`, so an acknowledged write survives a
+crash or power cut. The schema is created and upgraded by Alembic (`migrate`), never by `create_all`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import pyproj  # noqa: F401 - see below
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridmap.store import audit  # noqa: F401 - installs the audit hooks on every session
+
+# pyproj's wheel brings its own PROJ library, and SpatiaLite links the system's. When SpatiaLite is loaded first and
+# pyproj after it, the process aborts at exit (double free: "corrupted size vs. prev_size", exit status 134 or 139),
+# which turned a script's or a command's success into a failure. Importing pyproj here, before any engine can load
+# SpatiaLite, fixes the order for everything that opens a database through this module.
+
+DEFAULT_DATABASE_URL = "sqlite:///gridmap.sqlite"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+SPATIALITE_MODULE = "mod_spatialite"
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.enable_load_extension(True)
+    dbapi_conn.load_extension(SPATIALITE_MODULE)
+    dbapi_conn.enable_load_extension(False)
+    cursor = dbapi_conn.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
+    """Create an engine for a `sqlite:///file` (SpatiaLite) or `postgresql+psycopg://` (PostGIS) URL.
+
+    Examples
+    --------
+    >>> engine = make_engine("sqlite:///:memory:")
+    >>> with engine.connect() as conn:
+    ...     conn.execute(sa.text("SELECT spatialite_version()")).scalar() is not None
+    True
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        from pysqlite3 import dbapi2
+
+        engine = sa.create_engine(parsed.set(drivername="sqlite+pysqlite"), module=dbapi2, **kwargs)
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs.setdefault("pool_pre_ping", True)
+        # as many connections as the web server's worker threads (40): a request waiting for a connection while
+        # the requests holding them wait for a thread to finish would otherwise stall until the pool's timeout
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 30)
+        return sa.create_engine(parsed, **kwargs)
+    raise ValueError(f"database url: {parsed.get_backend_name()!r} is not supported; use sqlite:/// or postgresql://")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """A session factory whose objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction: committed when the block ends, rolled back on any exception."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def rowcount(result: sa.Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. `Session.execute` is typed as returning a `Result`, but for a DML
+    statement it is a `CursorResult`, which has the count."""
+    return cast(sa.CursorResult[Any], result).rowcount
+
+
+def prepare_database(engine: Engine) -> None:
+    """Make the spatial extension ready: SpatiaLite metadata tables, or the PostGIS extension."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            if not conn.execute(sa.text("SELECT CheckSpatialMetaData()")).scalar():
+                # InitSpatialMetaData(1) inserts spatial_ref_sys in one transaction: 0.1 s instead of ~15 s.
+                conn.execute(sa.text("SELECT InitSpatialMetaData(1)"))
+        else:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema with Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    prepare_database(engine)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None for an empty database."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def database_url_from(value: str | None) -> str:
+    """The database URL to use: the given one, or the embedded default file in the working directory."""
+    return value or DEFAULT_DATABASE_URL
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a SQLite URL, or None for other databases."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return os.path.abspath(parsed.database)

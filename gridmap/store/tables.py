@@ -1,0 +1,493 @@
+"""The schema: one set of SQLAlchemy 2 tables with geoalchemy2 geometry columns, for SpatiaLite and PostGIS.
+
+Geometry is stored in EPSG:4326 (longitude, latitude). Areas (district → micro-grid) belong to one boundary
+*generation*: a redraw loads a new generation as a draft and activates it on a date, never editing the old one in
+place, so a case reported last year is still attributed to the grid that was in force then (mapit's model).
+Assignments of party organisations and staff point at area *codes*, the stable identifiers users type and print,
+so they survive a redraw that keeps the code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import false as sa_false
+from sqlalchemy import true as sa_true
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every gridmap table."""
+
+
+class Level(enum.StrEnum):
+    """Levels of the area hierarchy, outermost first."""
+
+    district = "district"
+    subdistrict = "subdistrict"
+    community = "community"
+    grid = "grid"
+    microgrid = "microgrid"
+
+
+LEVELS: tuple[str, ...] = tuple(level.value for level in Level)
+LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
+
+
+class CaseState(enum.StrEnum):
+    """States of the case loop (GB/T 30428 steps); issue #4 adds the guarded transitions between them."""
+
+    reported = "reported"  # 上报, collected but not yet filed
+    filed = "filed"  # 立案
+    rejected = "rejected"  # 不予受理
+    voided = "voided"  # 作废
+    dispatched = "dispatched"  # 派遣
+    accepted = "accepted"  # 签收
+    handled = "handled"  # 处置反馈
+    rework = "rework"  # 返工
+    suspended = "suspended"  # 挂账
+    closed = "closed"  # 结案
+    merged = "merged"  # 合并 into another case reporting the same problem
+
+
+CASE_STATES: tuple[str, ...] = tuple(state.value for state in CaseState)
+FINISHED_STATES: tuple[str, ...] = ("closed", "rejected", "voided", "merged")  # no more work; Open311 `closed`
+CASE_SOURCES: tuple[str, ...] = ("hotline", "miniprogram", "patrol", "referral", "api", "open311")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Generation(Base):
+    """One version of all boundaries: draft, active (exactly one at a time) or retired."""
+
+    __tablename__ = "generation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    effective_from: Mapped[dt.date | None] = mapped_column(Date)
+    effective_to: Mapped[dt.date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))  # the generation a draft was copied from
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    submitted_by: Mapped[str | None] = mapped_column(String(64))
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Area(Base):
+    """A district, sub-district, community, grid or micro-grid of one generation."""
+
+    __tablename__ = "area"
+    __table_args__ = (
+        UniqueConstraint("generation_id", "code", name="uq_area_generation_code"),
+        Index("ix_area_generation_level", "generation_id", "level"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    level: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    population: Mapped[int] = mapped_column(Integer, default=0)
+    area_m2: Mapped[float] = mapped_column(Float, default=0.0)
+    is_leaf: Mapped[bool] = mapped_column(Boolean, default=True)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())  # no edits in a draft
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
+
+    parent: Mapped[Area | None] = relationship(remote_side=[id])
+
+
+class PartyOrg(Base):
+    """A party organisation: sub-district working committee, community committee, grid branch, building group."""
+
+    __tablename__ = "party_org"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"), index=True)
+    secretary_name: Mapped[str | None] = mapped_column(String(64))
+    secretary_phone: Mapped[str | None] = mapped_column(String(32))
+    member_count: Mapped[int] = mapped_column(Integer, default=0)
+    reporting_member_count: Mapped[int] = mapped_column(Integer, default=0)  # 在职党员双报到
+    merge_into_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))  # marked for merging into
+
+
+class PartyOrgArea(Base):
+    """Which area (by stable code) a party organisation is responsible for, and since when."""
+
+    __tablename__ = "party_org_area"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_org_id: Mapped[int] = mapped_column(ForeignKey("party_org.id"), index=True)
+    area_code: Mapped[str] = mapped_column(String(24), index=True)
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Staff(Base):
+    """A person working for the grids: grid head, full- or part-time worker, police officer, building head,
+    volunteer."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    party_member: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StaffArea(Base):
+    """One role a person holds in one area (by code); one person may serve several grids."""
+
+    __tablename__ = "staff_area"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    area_code: Mapped[str] = mapped_column(String(24), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+
+class Place(Base):
+    """A residential compound, building, party-mass service centre or other place with an address."""
+
+    __tablename__ = "place"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    area_code: Mapped[str | None] = mapped_column(String(24), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"))
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
+
+
+class Department(Base):
+    """A functional department (职能部门) that answers escalations."""
+
+    __tablename__ = "department"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+
+
+class CaseCategory(Base):
+    """A minor class of events or components, with its time limit and responsible department."""
+
+    __tablename__ = "case_category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # event | component | service
+    major_class: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    time_limit: Mapped[int] = mapped_column(Integer)
+    time_unit: Mapped[str] = mapped_column(String(16))  # work_hours | work_days | calendar_days
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    filing_condition: Mapped[str | None] = mapped_column(Text)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())  # retired: no new cases
+
+    department: Mapped[Department | None] = relationship()
+
+
+class Case(Base):
+    """A case (事件/案卷). The table is named case_file because CASE is an SQL keyword.
+
+    On PostgreSQL (migration 0010) the table is partitioned by month of `reported_at` (China time), its primary key
+    is (id, reported_at), and the uniqueness of ids, numbers and (source, external_ref) — declared below, as SQLite
+    has it — is kept by the trigger-maintained `case_registry`, which the tables referencing a case reference
+    (see gridmap/store/partitions.py and the migration's docstring)."""
+
+    __tablename__ = "case_file"
+    __table_args__ = (
+        Index("ix_case_file_state_reported", "state", "reported_at"),
+        Index("ix_case_file_due", "state", "due_at"),
+        Index("uq_case_file_source_ref", "source", "external_ref", unique=True),
+        Index("ix_case_file_category_reported", "category_id", "reported_at"),
+        # the measures' month ranges (migration 0009): covering for what the formulas read
+        Index("ix_case_file_reported_grid", "reported_at", "grid_code"),
+        Index(
+            "ix_case_file_due_measures", "due_at", "grid_code", "state", "closed_at", "rework_count", "extension_count"
+        ),
+        Index("ix_case_file_closed_measures", "closed_at", "grid_code", "state", "reported_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("case_category.id"))
+    source: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(300))
+    raw_x: Mapped[float | None] = mapped_column(Float)
+    raw_y: Mapped[float | None] = mapped_column(Float)
+    raw_crs: Mapped[str | None] = mapped_column(String(32))
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    district_code: Mapped[str | None] = mapped_column(String(24))
+    subdistrict_code: Mapped[str | None] = mapped_column(String(24))
+    community_code: Mapped[str | None] = mapped_column(String(24), index=True)
+    grid_code: Mapped[str | None] = mapped_column(String(24), index=True)
+    microgrid_code: Mapped[str | None] = mapped_column(String(24))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    locate_flags: Mapped[list[Any] | None] = mapped_column(JSON)
+    reporter_name: Mapped[str | None] = mapped_column(String(64))
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped by every guarded transition
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=True)
+    # the loop (revision 0002): who handled and verified, the department whistled to, counters and requests
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    whistled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    department_reported_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rework_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # an extension or suspension awaiting approval
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # intake and duplicates (revision 0003): the ticket number in the source system (unique per source), the
+    # patrolling worker who reported it, the case this one was merged into
+    external_ref: Mapped[str | None] = mapped_column(String(64))
+    # accounts (revision 0004): the hash of the token handed to the reporter at submission (they rate with it)
+    reporter_token_hash: Mapped[str | None] = mapped_column(String(64))
+    reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    # daily work (revision 0006): the grids near the point ([{code, name, distance_m}]) as intake found them
+    locate_candidates: Mapped[list[Any] | None] = mapped_column(JSON)
+
+    category: Mapped[CaseCategory | None] = relationship()
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+
+
+class CalendarDay(Base):
+    """An exception to the Monday–Friday week: a public holiday, or a weekend day worked (调休)."""
+
+    __tablename__ = "calendar_day"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # holiday | workday
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """A client's idempotency key for a submission: the same key and body give the same case, once."""
+
+    __tablename__ = "idempotency_key"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CaseEvent(Base):
+    """One change of a case: who did what, when, from which state to which."""
+
+    __tablename__ = "case_event"
+    # and ix_case_event_rating (action, at, the rating; `rate` steps only): an index on an expression written per
+    # database, so made by migration 0009 only (see gridmap.cases.measures.RATING_SQL)
+    __table_args__ = (Index("ix_case_event_action_at", "action", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Account(Base):
+    """A person (or service) who signs in: a role, the areas it acts for (each with everything under it), and for
+    a worker the staff record, for a department its code. Passwords are stored as argon2id hashes only."""
+
+    __tablename__ = "account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    department_code: Mapped[str | None] = mapped_column(String(32))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    areas: Mapped[list[AccountArea]] = relationship(order_by="AccountArea.area_code", cascade="all, delete-orphan")
+
+
+class AccountArea(Base):
+    """One subtree of areas an account acts for: the area (by its stable code) and everything under it."""
+
+    __tablename__ = "account_area"
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+
+
+class AuthToken(Base):
+    """A signed-in session: a bearer token for API clients (`access`) or the pages' cookie (`session`). Only the
+    SHA-256 of the token is stored; a token ends at `expires_at` or when revoked."""
+
+    __tablename__ = "auth_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiKey(Base):
+    """A key for an integration (the 12345 platform, an Open311 client, a mini-program back end): stored hashed,
+    limited to its scopes (and areas, when given), revocable. The first characters (`prefix`) name it in lists."""
+
+    __tablename__ = "api_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    area_codes: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """The append-only audit log: every write, every reveal of personal data, every sign-in (success and failure)
+    and every boundary publish — who, when, what, from where. The database refuses UPDATE and DELETE on it."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    actor: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CodeRegistry(Base):
+    """Every area code ever given, in any generation or draft: a code once used is never given to another area."""
+
+    __tablename__ = "code_registry"
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    first_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class PlanEdit(Base):
+    """One edit of a draft, with what it replaced and what it wrote, so that it can be undone and redone."""
+
+    __tablename__ = "plan_edit"
+    __table_args__ = (UniqueConstraint("generation_id", "seq", name="uq_plan_edit_generation_seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+
+
+class PlanAssignment(Base):
+    """A party branch (`kind` branch) or staff member (`kind` staff, with `role`) that a draft gives an area code;
+    applied to the assignments when the draft takes effect."""
+
+    __tablename__ = "plan_assignment"
+    __table_args__ = (UniqueConstraint("generation_id", "area_code", "kind", "ref_id", name="uq_plan_assignment"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generation.id"), index=True)
+    area_code: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Notification(Base):
+    """A message to one account (revision 0006): a case urged (催办) or supervised (督办), or given to it
+    (`assigned`); read when `read_at` is set."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_account_read", "account_id", "read_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # urge | supervise | assigned
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    text: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+ATTACHMENT_STAGES: tuple[str, ...] = ("report", "before", "after", "patrol")  # 上报, 处置前, 处置后, 巡查
+
+
+class Attachment(Base):
+    """A photo of a case (gridmap.cases.attachments): the cleaned image and its thumbnail live in the media store under
+    `storage_key` / `thumbnail_key`; `gps_*` is the position the upload's EXIF block gave (the stored file has
+    none), offered as a location candidate."""
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    thumbnail_key: Mapped[str] = mapped_column(String(200))
+    thumb_width: Mapped[int] = mapped_column(Integer)
+    thumb_height: Mapped[int] = mapped_column(Integer)
+    gps_lon: Mapped[float | None] = mapped_column(Float)
+    gps_lat: Mapped[float | None] = mapped_column(Float)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

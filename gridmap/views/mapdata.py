@@ -1,0 +1,472 @@
+"""What the map needs, shaped for the browser: area outlines per level, box and zoom; compact case points.
+
+The browser never gets a whole level at full detail. For a zoom z a screen pixel is `360 / (256 · 2^z)` degrees of
+longitude; outlines are simplified to about half a pixel as a *coverage* (`shapely.coverage_simplify`: shared edges
+are simplified once, so neighbours still meet with no gap or overlap) and their coordinates rounded to a quarter of
+a pixel (5 decimals at district zooms, 6 from z 16). Each feature is encoded once per generation, level and zoom and
+kept in memory, so a request is an R-tree query and a string join. The answer is the same on SpatiaLite and PostGIS:
+both hand the stored geometry to shapely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+from sqlalchemy.orm import Session, aliased
+
+from gridmap.access import policy
+from gridmap.access.policy import Principal
+from gridmap.boundaries.areas import check_level, get_area
+from gridmap.calendar import WorkCalendar
+from gridmap.calendar import clock as clock_of
+from gridmap.cases import workflow
+from gridmap.cases.intake import LEVEL_COLUMNS, check_period, check_states, state_condition, utc
+from gridmap.errors import InvalidInput
+from gridmap.store import dialect as _spatial
+from gridmap.store.tables import CASE_SOURCES, Area, Case, CaseCategory
+
+MIN_ZOOM, MAX_ZOOM = 6, 17  # outside this range the nearest is used (17: no simplification left to do)
+CASE_FIELDS = ("id", "lon", "lat", "state", "clock", "category", "source", "reported_at")
+CLOCKED_STATES = ("accepted", "rework", "handled")
+MAX_CASE_POINTS = 100_000
+
+
+def pixel_degrees(zoom: int) -> float:
+    """Degrees of longitude per screen pixel at a Web Mercator zoom."""
+    return 360.0 / (256 * 2.0**zoom)
+
+
+def zoom_detail(zoom: int) -> tuple[float, int]:
+    """(simplification tolerance in degrees, decimals kept) for a zoom: half a pixel, a quarter of a pixel."""
+    px = pixel_degrees(zoom)
+    decimals = min(6, max(3, math.ceil(-math.log10(px / 4))))
+    return (0.0 if zoom >= MAX_ZOOM else px / 2), decimals
+
+
+def check_zoom(zoom: int) -> int:
+    if not isinstance(zoom, int) or not 0 <= zoom <= 24:
+        raise InvalidInput(
+            f"zoom: {zoom!r} must be a whole number from 0 to 24",
+            field="zoom",
+            zh=f"缩放级别：{zoom!r} 应为 0 至 24 之间的整数。",
+        )
+    return min(MAX_ZOOM, max(MIN_ZOOM, zoom))
+
+
+@dataclass
+class _Level:
+    codes: list[str]
+    fragments: dict[int, list[str]]  # zoom → encoded Feature per area, in `codes` order
+    geoms: np.ndarray
+    props: list[dict[str, Any]]
+    tree: shapely.STRtree
+
+
+class AreaShapes:
+    """The outlines of one generation, per level, ready to serve by box and zoom (thread-safe, built lazily)."""
+
+    def __init__(self, generation_id: int, rows: list[tuple[str, str, str, str | None, shapely.Geometry]]):
+        self.generation_id = generation_id
+        self._lock = threading.Lock()
+        by_level: dict[str, list[Any]] = {}
+        for code, name, level, parent, geom in rows:
+            by_level.setdefault(level, []).append((code, name, parent, geom))
+        self._levels: dict[str, _Level] = {}
+        for level, items in by_level.items():
+            items.sort(key=lambda item: item[0])
+            geoms = np.array([g for *_, g in items], dtype=object)
+            labels = shapely.get_coordinates(shapely.point_on_surface(geoms))
+            props = [
+                {
+                    "code": code,
+                    "name": name,
+                    "level": level,
+                    "parent_code": parent,
+                    "label": [round(float(x), 6), round(float(y), 6)],
+                }
+                for (code, name, parent, _), (x, y) in zip(items, labels)
+            ]
+            self._levels[level] = _Level([i[0] for i in items], {}, geoms, props, shapely.STRtree(geoms))
+
+    @classmethod
+    def from_session(cls, session: Session, generation_id: int) -> AreaShapes:
+        parent = aliased(Area)
+        rows = session.execute(
+            sa.select(Area.code, Area.name, Area.level, parent.code, Area.geom)
+            .outerjoin(parent, Area.parent_id == parent.id)
+            .where(Area.generation_id == generation_id)
+        ).all()
+        return cls(generation_id, [(c, n, lv, p, to_shape(g)) for c, n, lv, p, g in rows])
+
+    def levels(self) -> list[str]:
+        return list(self._levels)
+
+    def _fragments(self, level: _Level, zoom: int) -> list[str]:
+        with self._lock:
+            done = level.fragments.get(zoom)
+            if done is not None:
+                return done
+            tolerance, decimals = zoom_detail(zoom)
+            geoms = level.geoms
+            if tolerance > 0:
+                try:
+                    geoms = shapely.coverage_simplify(geoms, tolerance)
+                except shapely.errors.GEOSException:  # not a clean coverage: simplify each outline on its own
+                    geoms = shapely.simplify(geoms, tolerance, preserve_topology=True)
+            geoms = shapely.transform(geoms, lambda xy: np.round(xy, decimals))
+            encoded = shapely.to_geojson(geoms)
+            out = [
+                f'{{"type":"Feature","id":{json.dumps(p["code"])},"geometry":{g},'
+                f'"properties":{json.dumps(p, ensure_ascii=False, separators=(",", ":"))}}}'
+                for p, g in zip(level.props, encoded)
+            ]
+            level.fragments[zoom] = out
+            return out
+
+    def collection(
+        self,
+        level: str,
+        bbox: tuple[float, float, float, float] | None,
+        zoom: int,
+        visible: Callable[[str], bool] | None = None,
+    ) -> str:
+        """A GeoJSON FeatureCollection (as text) of the level's areas that meet the box, drawn for the zoom (only
+        those whose code `visible(code)` accepts, when given)."""
+        check_level(level)
+        zoom = check_zoom(zoom)
+        data = self._levels.get(level)
+        if data is None:
+            return '{"type":"FeatureCollection","features":[],"numberReturned":0}'
+        hits: Sequence[int]
+        if bbox is None:
+            hits = range(len(data.codes))
+        else:
+            hits = sorted(data.tree.query(shapely.box(*bbox), predicate="intersects").tolist())
+        if visible is not None:
+            hits = [i for i in hits if visible(data.codes[i])]
+        fragments = self._fragments(data, zoom)
+        body = ",".join(fragments[i] for i in hits)
+        return (
+            f'{{"type":"FeatureCollection","features":[{body}],"numberReturned":{len(hits)},'
+            f'"zoom":{zoom},"generation_id":{self.generation_id}}}'
+        )
+
+
+class ShapeCache:
+    """AreaShapes per generation, the most recently used few kept."""
+
+    def __init__(self, keep: int = 3):
+        self._keep = keep
+        self._items: OrderedDict[tuple[Any, ...], AreaShapes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, key: str, generation_id: int) -> AreaShapes:
+        with self._lock:
+            shapes = self._items.get((key, generation_id))
+            if shapes is not None:
+                self._items.move_to_end((key, generation_id))
+                return shapes
+        shapes = AreaShapes.from_session(session, generation_id)
+        with self._lock:
+            self._items[(key, generation_id)] = shapes
+            while len(self._items) > self._keep:
+                self._items.popitem(last=False)
+        return shapes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# ---------------------------------------------------------------------------------------------------- case points
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which cases the map shows: reported in [since, until), in these states (or `open` / `overdue`), of these
+    categories (codes) and sources, inside a box or an area."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    states: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    area: str | None = None
+
+    @staticmethod
+    def split(text: str | None) -> tuple[str, ...]:
+        return tuple(sorted({v.strip() for v in (text or "").split(",") if v.strip()}))
+
+    def check(self) -> None:
+        check_period(self.since, self.until)
+        check_states(self.states)
+        for source in self.sources:
+            if source not in CASE_SOURCES:
+                raise InvalidInput(
+                    f"source: {source!r} is not a channel; accepted: {', '.join(CASE_SOURCES)}",
+                    field="source",
+                    zh=f"来源：{source!r} 不是上报渠道；可选：{', '.join(CASE_SOURCES)}。",
+                )
+
+
+def case_query(
+    session: Session, flt: CaseFilter, now: dt.datetime, who: Principal | None, *, indexed_box: bool = False
+) -> sa.Select[*tuple[Any, ...]]:
+    """The cases to draw as SQL (the columns `case_row` reads), filtered and scoped; `indexed_box`: the box also
+    through the spatial index of the cases' points (for a box that is a small part of the map, such as a tile)."""
+    query = (
+        sa.select(
+            Case.id,
+            Case.lon,
+            Case.lat,
+            Case.state,
+            CaseCategory.code,
+            Case.source,
+            Case.reported_at,
+            Case.accepted_at,
+            Case.due_at,
+            CaseCategory.time_unit,
+        )
+        .outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
+        .where(Case.lon.is_not(None))
+    )
+    if indexed_box and flt.bbox is not None:
+        query = query.where(_spatial.bbox_filter(session, "case_file", flt.bbox))
+    return _filtered(session, query, flt, now, who)
+
+
+def case_row(row: Sequence[Any], calendar: WorkCalendar | None, now: dt.datetime) -> list[Any]:
+    """One row of `case_query` as drawn (fields `CASE_FIELDS`): rounded position and the deadline colour of a
+    running case (green / yellow / red; from the deadline alone without a calendar)."""
+    cid, lon, lat, state, category, source, reported, accepted, due, unit = row
+    clock = None
+    if state in CLOCKED_STATES and accepted is not None and due is not None:
+        if calendar is not None:
+            clock = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
+        else:
+            clock = "red" if utc(due) < now else "green"
+    return [
+        cid,
+        round(lon, 6),
+        round(lat, 6),
+        state,
+        clock,
+        category,
+        source,
+        utc(reported).isoformat().replace("+00:00", "Z"),
+    ]
+
+
+def case_points(
+    session: Session,
+    flt: CaseFilter,
+    *,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    limit: int = MAX_CASE_POINTS,
+    who: Principal | None = None,
+) -> dict[str, Any]:
+    """The cases to draw, as one compact table: `fields` and `rows` (no personal data, no text typed by residents
+    beyond the category code). `clock` is the deadline colour of a running case (green / yellow / red) or None."""
+    flt.check()
+    now = utc(now) or dt.datetime.now(dt.UTC)
+    query = case_query(session, flt, now, who)
+    rows = session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)).all()
+    truncated = len(rows) > limit
+    out = [case_row(row, calendar, now) for row in rows[:limit]]
+    return {
+        "fields": list(CASE_FIELDS),
+        "rows": out,
+        "count": len(out),
+        "truncated": truncated,
+        "now": now.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _filtered(
+    session: Session, query: sa.Select[*tuple[Any, ...]], flt: CaseFilter, now: dt.datetime, who: Principal | None
+) -> sa.Select[*tuple[Any, ...]]:
+    """`query` (over Case outer-joined to CaseCategory) kept to the filter's cases that `who` may see."""
+    if who is not None:
+        query = query.where(policy.case_condition(who, Case))
+    if flt.since:
+        query = query.where(Case.reported_at >= utc(flt.since))
+    if flt.until:
+        query = query.where(Case.reported_at < utc(flt.until))
+    if flt.states:
+        query = query.where(state_condition(flt.states, now))
+    if flt.categories:
+        query = query.where(CaseCategory.code.in_(flt.categories))
+    if flt.sources:
+        query = query.where(Case.source.in_(flt.sources))
+    if flt.bbox:
+        minx, miny, maxx, maxy = flt.bbox
+        query = query.where(Case.lon.between(minx, maxx), Case.lat.between(miny, maxy))
+    if flt.area:
+        target = get_area(session, flt.area)
+        query = query.where(LEVEL_COLUMNS[target.level] == flt.area)
+    return query
+
+
+# ------------------------------------------------------------------------------------------------- case clusters
+
+CLUSTER_PX = 64  # a cluster cell is about this many screen pixels wide at its zoom
+MIN_CLUSTER_ZOOM, MAX_CLUSTER_ZOOM = 3, 20
+MAX_CLUSTER_CELLS = 20_000  # cells a box may span at its zoom (a 4K screen spans about 2,000)
+# the most worrying state first: sent back for rework, not yet filed, not yet dispatched, not yet accepted …
+STATE_SEVERITY = (
+    "rework",
+    "reported",
+    "filed",
+    "dispatched",
+    "accepted",
+    "handled",
+    "suspended",
+    "closed",
+    "merged",
+    "voided",
+    "rejected",
+)
+
+
+def cluster_cell(zoom: int, lat: float) -> tuple[float, float]:
+    """(width, height) in degrees of a cluster cell at a zoom: CLUSTER_PX pixels of longitude, and as many of
+    latitude as make it square on a Web Mercator map at latitude `lat`."""
+    width = pixel_degrees(zoom) * CLUSTER_PX
+    return width, width * max(math.cos(math.radians(lat)), 0.05)
+
+
+def check_cluster_request(bbox: tuple[float, float, float, float] | None, zoom: int) -> tuple[float, float]:
+    """The cell size for the box and zoom; the box is required and may span at most MAX_CLUSTER_CELLS cells."""
+    if not isinstance(zoom, int) or isinstance(zoom, bool) or not MIN_CLUSTER_ZOOM <= zoom <= MAX_CLUSTER_ZOOM:
+        raise InvalidInput(
+            f"zoom: {zoom!r} must be a whole number from {MIN_CLUSTER_ZOOM} to {MAX_CLUSTER_ZOOM}",
+            field="zoom",
+            zh=f"zoom：须为 {MIN_CLUSTER_ZOOM} 至 {MAX_CLUSTER_ZOOM} 的整数。",
+        )
+    if bbox is None:
+        raise InvalidInput(
+            "bbox: clusters need the box shown, 'minlon,minlat,maxlon,maxlat'",
+            field="bbox",
+            zh="bbox：请给出地图范围（最小经度,最小纬度,最大经度,最大纬度）。",
+        )
+    width, height = cluster_cell(zoom, (bbox[1] + bbox[3]) / 2)
+    cells = (math.floor(bbox[2] / width) - math.floor(bbox[0] / width) + 1) * (
+        math.floor(bbox[3] / height) - math.floor(bbox[1] / height) + 1
+    )
+    if cells > MAX_CLUSTER_CELLS:
+        raise InvalidInput(
+            f"bbox: the box spans {cells:,} cells at zoom {zoom}; at most {MAX_CLUSTER_CELLS:,} "
+            "(send the box shown on the screen)",
+            field="bbox",
+            zh=f"bbox：该范围在此缩放级别下含 {cells:,} 个格，最多 {MAX_CLUSTER_CELLS:,} 个"
+            "（请只发送屏幕上显示的范围）。",
+        )
+    return width, height
+
+
+def case_clusters(
+    session: Session,
+    flt: CaseFilter,
+    zoom: int,
+    *,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> dict[str, Any]:
+    """The filter's cases that `who` may see, grouped by the database into cells of about CLUSTER_PX pixels at
+    `zoom` (the box is required), as a GeoJSON FeatureCollection of points: each at the mean position of its
+    cases, with `count`, `worst_state` (the first of STATE_SEVERITY among them), `worst_deadline` (`overdue`: a
+    running clock past its deadline; `due_soon`: one in its last 20 % — yellow, on the working calendar as the
+    points' `clock`; `ok` otherwise), the `bbox` of its cases and, for a single case, its `case_id`. The counts
+    add up to what the case list gives for the same filters and box."""
+    flt.check()
+    width, height = check_cluster_request(flt.bbox, zoom)
+    now = utc(now) or dt.datetime.now(dt.UTC)
+    cx = _spatial.floor_int(session, (Case.lon + 180.0) / width).label("cx")
+    cy = _spatial.floor_int(session, (Case.lat + 90.0) / height).label("cy")
+    severity = sa.case({s: len(STATE_SEVERITY) - i for i, s in enumerate(STATE_SEVERITY)}, value=Case.state, else_=0)
+    running = sa.and_(Case.state.in_(CLOCKED_STATES), Case.due_at.is_not(None))
+    overdue = sa.case((sa.and_(running, Case.due_at < now), 1), else_=0)
+    base = (
+        sa.select(cx, cy)
+        .select_from(Case)
+        .outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
+        .where(Case.lon.is_not(None))
+    )
+    grouped = _filtered(
+        session,
+        base.add_columns(
+            sa.func.count().label("n"),
+            sa.func.avg(Case.lon),
+            sa.func.avg(Case.lat),
+            sa.func.min(Case.lon),
+            sa.func.min(Case.lat),
+            sa.func.max(Case.lon),
+            sa.func.max(Case.lat),
+            sa.func.max(severity),
+            sa.func.max(overdue),
+            sa.func.min(Case.id),
+        ),
+        flt,
+        now,
+        who,
+    ).group_by(cx, cy)
+    cells = {(int(x), int(y)): list(rest) for x, y, *rest in session.execute(grouped)}
+    # due soon: the running clocks not yet past their deadline (a few hundred at most), coloured as the points are
+    soon = _filtered(
+        session,
+        base.add_columns(Case.accepted_at, Case.due_at, CaseCategory.time_unit).where(running, Case.due_at >= now),
+        flt,
+        now,
+        who,
+    )
+    due_soon = set()
+    for x, y, accepted, due, unit in session.execute(soon):
+        if accepted is None:
+            continue
+        if calendar is not None:
+            colour = clock_of(calendar, utc(accepted), utc(due), unit or workflow.limit_of(None)[1], now)[0]
+        else:
+            span = (utc(due) - utc(accepted)).total_seconds()
+            colour = "yellow" if span <= 0 or (now - utc(accepted)).total_seconds() >= 0.8 * span else "green"
+        if colour != "green":
+            due_soon.add((int(x), int(y)))
+    features, total = [], 0
+    for key in sorted(cells):
+        n, lon, lat, minx, miny, maxx, maxy, worst, late, first = cells[key]
+        total += int(n)
+        deadline = "overdue" if late else "due_soon" if key in due_soon else "ok"
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]},
+                "properties": {
+                    "count": int(n),
+                    "worst_state": STATE_SEVERITY[len(STATE_SEVERITY) - int(worst)] if worst else None,
+                    "worst_deadline": deadline,
+                    "bbox": [round(float(v), 6) for v in (minx, miny, maxx, maxy)],
+                    "case_id": int(first) if n == 1 else None,
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "zoom": zoom,
+        "cell": [round(width, 9), round(height, 9)],
+        "total": total,
+        "now": now.isoformat().replace("+00:00", "Z"),
+    }

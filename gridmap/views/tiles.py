@@ -1,0 +1,522 @@
+"""Mapbox Vector Tiles (MVT 2.1) of every area level and of case points, from either database (issue 15 §5).
+
+A tile `z/x/y` is the Web Mercator (EPSG:3857) square of the XYZ scheme (x from the west, y from the north). Every
+geometry is drawn the same way on both databases: clipped to the tile grown by BUFFER units on each side, moved
+into tile coordinates (EXTENT units across, y down) and snapped to whole units, repeated points dropped, then made
+valid; what collapses to nothing at that precision is left out.
+
+* **PostGIS** does it in SQL: `ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(z, x, y), EXTENT, BUFFER,
+  true)` and `ST_AsMVT`.
+* **SpatiaLite** (which has no MVT functions) does it in shapely — `clip_by_rect`, an affine move and
+  `set_precision(grid_size=1)` — and encodes with the maintained `mapbox-vector-tile` encoder.
+
+Which features: the same as the GeoJSON map endpoints (`gridmap.views.mapdata`) for the same place.
+
+* an area layer (`district` … `microgrid`) holds the areas of the active generation whose outline meets the
+  (buffered) tile and that the caller may see (`policy.sees_area`, as `GET /map/areas`); properties `code`, `name`,
+  `level`, `parent_code` (absent for a root: MVT has no null) and the label point as `label_lon`, `label_lat`
+  (GeoJSON's `label: [lon, lat]`: MVT values cannot be lists). The candidates and their properties come from the
+  generation's `mapdata.AreaShapes` (one R-tree query, the same one `/map/areas` makes), so the two agree.
+* the `cases` layer holds the cases the caller may see (`policy.case_condition`), filtered as `GET /map/cases`,
+  inside the buffered tile, newest first and at most MAX_TILE_CASES: the rows `mapdata.case_points` gives (found
+  through the points' spatial index first), with its properties `id`, `state`, `clock`, `category`, `source`,
+  `reported_at` (a property that is None is left out) and the case id as the feature id. Personal data never
+  enters a tile.
+
+A tile with no feature is empty (zero bytes), on both databases.
+
+Area tiles depend only on (database, active generation, layer, z, x, y, the caller's areas): `TileCache` keeps
+them, in memory, least recently used first out, within a byte budget. Case tiles change with every case and with
+the clock, so they are not kept (their answer is still validated by content).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mapbox_vector_tile
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.orm import Session
+
+from gridmap.access import policy
+from gridmap.access.policy import Principal
+from gridmap.calendar import WorkCalendar
+from gridmap.cases.intake import utc
+from gridmap.errors import InvalidInput
+from gridmap.store.tables import LEVEL_NAMES_ZH, LEVELS, Case
+from gridmap.views import mapdata
+
+EXTENT = 4096  # tile units across a tile
+BUFFER = 64  # tile units kept around it (so strokes meet across tile edges)
+MAX_TILE_ZOOM = 22
+CASES = "cases"
+LAYERS: tuple[str, ...] = (*LEVELS, CASES)
+MAX_TILE_CASES = 50_000  # newest first; a tile zoomed further out than that is for the clusters
+# case tiles from this zoom: a tile further out covers a whole district (3 MB and ~3 s of encoding on the full demo,
+# never cached) — what the clusters (`/map/cases/clusters`) are for
+CASES_MIN_ZOOM = 10
+FORMAT = "mvt-1"  # bump when the encoding of a tile changes (it is part of every cached tile's key and tag)
+WORLD = 20037508.342789244  # half the Web Mercator world, in metres (EPSG:3857)
+R = 6378137.0
+MAX_LAT = 85.0511287798066
+
+AREA_FIELDS = {
+    "code": "String",
+    "name": "String",
+    "level": "String",
+    "parent_code": "String",
+    "label_lon": "Number",
+    "label_lat": "Number",
+}
+CASE_FIELDS = {
+    "id": "Number",
+    "state": "String",
+    "clock": "String",
+    "category": "String",
+    "source": "String",
+    "reported_at": "String",
+}
+LAYER_NAMES_ZH = {**LEVEL_NAMES_ZH, CASES: "案件"}
+
+
+# -- parameters ----------------------------------------------------------------------------------------------------
+
+
+def check_layer(layer: str) -> str:
+    if layer not in LAYERS:
+        raise InvalidInput(
+            f"layer: {str(layer)[:40]!r} is not a tile layer; accepted: {', '.join(LAYERS)}",
+            field="layer",
+            zh=f"图层（layer）：{str(layer)[:40]!r} 不是瓦片图层；可选：{', '.join(LAYERS)}。",
+        )
+    return layer
+
+
+def check_tile(z: int, x: int, y: int) -> tuple[int, int, int]:
+    """z from 0 to MAX_TILE_ZOOM; x and y from 0 to 2^z − 1."""
+    if not isinstance(z, int) or isinstance(z, bool) or not 0 <= z <= MAX_TILE_ZOOM:
+        raise InvalidInput(
+            f"z: {z!r} must be a whole number from 0 to {MAX_TILE_ZOOM}",
+            field="z",
+            zh=f"缩放级别（z）：{z!r} 应为 0 至 {MAX_TILE_ZOOM} 之间的整数。",
+        )
+    last = 2**z - 1
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= last:
+            raise InvalidInput(
+                f"{name}: {value!r} must be a whole number from 0 to {last} at zoom {z}",
+                field=name,
+                zh=f"瓦片{'列' if name == 'x' else '行'}号（{name}）：{value!r} "
+                f"在缩放级别 {z} 下应为 0 至 {last} 之间的整数。",
+            )
+    return z, x, y
+
+
+# -- tile geometry -------------------------------------------------------------------------------------------------
+
+
+def tile_bounds(z: int, x: int, y: int, buffer: float = 0.0) -> tuple[float, float, float, float]:
+    """(minx, miny, maxx, maxy) of a tile in EPSG:3857 metres, grown by `buffer` tile units on each side (the
+    envelope of PostGIS's `ST_TileEnvelope`)."""
+    size = 2 * WORLD / 2**z
+    pad = size * buffer / EXTENT
+    minx, maxy = -WORLD + x * size, WORLD - y * size
+    return minx - pad, maxy - size - pad, minx + size + pad, maxy + pad
+
+
+def mercator(xy: np.ndarray) -> np.ndarray:
+    """lon/lat degrees → EPSG:3857 metres (spherical Web Mercator, as PROJ's)."""
+    out = np.empty_like(xy, dtype=float)
+    out[:, 0] = np.radians(xy[:, 0]) * R
+    lat = np.clip(xy[:, 1], -MAX_LAT - 1e-9, MAX_LAT + 1e-9)
+    out[:, 1] = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * R
+    return out
+
+
+def lonlat(xy: np.ndarray) -> np.ndarray:
+    """EPSG:3857 metres → lon/lat degrees."""
+    out = np.empty_like(xy, dtype=float)
+    out[:, 0] = np.degrees(xy[:, 0] / R)
+    out[:, 1] = np.degrees(2 * np.arctan(np.exp(xy[:, 1] / R)) - np.pi / 2)
+    return out
+
+
+def tile_box_lonlat(z: int, x: int, y: int, buffer: float = BUFFER) -> tuple[float, float, float, float]:
+    """The buffered tile as a lon/lat box (exact: Web Mercator maps boxes to boxes)."""
+    minx, miny, maxx, maxy = tile_bounds(z, x, y, buffer)
+    (lon0, lat0), (lon1, lat1) = lonlat(np.array([[minx, miny], [maxx, maxy]]))
+    return max(-180.0, lon0), max(-90.0, lat0), min(180.0, lon1), min(90.0, lat1)
+
+
+def to_tile(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
+    """lon/lat geometries → tile geometries (EXTENT units, y down), clipped to the buffered tile, snapped to whole
+    units and made valid; those that collapse are empty."""
+    if len(geoms) == 0:
+        return np.array([], dtype=object)
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    scale = EXTENT / (maxx - minx)
+    projected = shapely.transform(geoms, mercator)
+    clipped = shapely.clip_by_rect(projected, *tile_bounds(z, x, y, BUFFER))
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(((xy[:, 0] - minx) * scale, (maxy - xy[:, 1]) * scale))
+
+    moved = shapely.transform(clipped, move)
+    return shapely.set_precision(moved, 1.0)
+
+
+def _polygonal(geom: BaseGeometry | None) -> BaseGeometry | None:
+    """The polygons of a geometry (a clip can leave lines and points where an outline runs along the edge)."""
+    if geom is None or geom.is_empty:
+        return None
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon") and not p.is_empty]
+    if not parts:
+        return None
+    return shapely.union_all(parts)
+
+
+def encode_layer(name: str, features: list[dict[str, Any]]) -> bytes:
+    """One MVT layer from features already in tile coordinates (y down); b"" when there is none."""
+    if not features:
+        return b""
+    body: bytes = mapbox_vector_tile.encode(  # the package has no types
+        {"name": name, "features": features},
+        default_options={
+            "extents": EXTENT,
+            "y_coord_down": True,
+            "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid,
+        },
+    )
+    return body
+
+
+def _is_postgis(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _choose(session: Session, engine: str) -> str:
+    if engine not in ("auto", "postgis", "python"):
+        raise ValueError(f"engine: {engine!r}")  # a programming error, not the caller's
+    if engine == "auto":
+        return "postgis" if _is_postgis(session) else "python"
+    return engine
+
+
+# -- areas ---------------------------------------------------------------------------------------------------------
+
+
+def scope_key(who: Principal | None) -> str:
+    """What decides which outlines a caller sees (`policy.sees_area`): '*' for all of them, else its areas'
+    codes. Part of every cached area tile's key: callers of different scopes never share a tile."""
+    if who is None or policy._all_outlines(who):
+        return "*"
+    return ",".join(sorted({s.code for s in who.scopes}))
+
+
+def _area_candidates(
+    shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: int, visible: Callable[[str], bool] | None
+) -> tuple[mapdata._Level | None, list[int]]:
+    data = shapes._levels.get(level)  # the generation's outlines and properties, as /map/areas uses them
+    if data is None:
+        return None, []
+    box = shapely.box(*tile_box_lonlat(z, x, y))
+    hits = sorted(data.tree.query(box, predicate="intersects").tolist())
+    if visible is not None:
+        hits = [i for i in hits if visible(data.codes[i])]
+    return data, hits
+
+
+def _area_props(p: dict[str, Any]) -> dict[str, Any]:
+    out = {"code": p["code"], "name": p["name"], "level": p["level"]}
+    if p["parent_code"] is not None:
+        out["parent_code"] = p["parent_code"]
+    out["label_lon"], out["label_lat"] = float(p["label"][0]), float(p["label"][1])
+    return out
+
+
+AREA_SQL = sa.text("""
+SELECT ST_AsMVT(t, :layer, :extent, 'geom') FROM (
+  SELECT l.code, l.name, l.level, l.parent_code, l.label_lon, l.label_lat,
+         ST_AsMVTGeom(ST_Transform(a.geom, 3857), ST_TileEnvelope(:z, :x, :y), :extent, :buffer, true) AS geom
+  FROM unnest(CAST(:codes AS text[]), CAST(:names AS text[]), CAST(:levels AS text[]), CAST(:parents AS text[]),
+              CAST(:lons AS float8[]), CAST(:lats AS float8[]), CAST(:ord AS int[]))
+       AS l(code, name, level, parent_code, label_lon, label_lat, ord)
+  JOIN area a ON a.generation_id = :generation AND a.code = l.code
+  ORDER BY l.ord
+) AS t WHERE t.geom IS NOT NULL
+""")
+
+
+def area_tile(
+    session: Session,
+    shapes: mapdata.AreaShapes,
+    level: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    visible: Callable[[str], bool] | None = None,
+    engine: str = "auto",
+) -> bytes:
+    """The MVT of one level's outlines in a tile (only the codes `visible` accepts, when given), layer named after
+    the level; b"" when none. `engine`: 'postgis' (ST_AsMVT), 'python' (the shapely pipeline and the
+    mapbox-vector-tile encoder) or 'auto' (PostGIS on PostgreSQL, Python elsewhere)."""
+    if level not in LEVELS:
+        check_layer(level)
+        raise InvalidInput(
+            f"layer: {level!r} holds no areas", field="layer", zh=f"图层（layer）：{level!r} 不是区域层级。"
+        )
+    check_tile(z, x, y)
+    data, hits = _area_candidates(shapes, level, z, x, y, visible)
+    if data is None or not hits:
+        return b""
+    props = [_area_props(data.props[i]) for i in hits]
+    if _choose(session, engine) == "postgis":
+        body = session.execute(
+            AREA_SQL,
+            {
+                "layer": level,
+                "extent": EXTENT,
+                "buffer": BUFFER,
+                "z": z,
+                "x": x,
+                "y": y,
+                "generation": shapes.generation_id,
+                "codes": [p["code"] for p in props],
+                "names": [p["name"] for p in props],
+                "levels": [p["level"] for p in props],
+                "parents": [p.get("parent_code") for p in props],
+                "lons": [p["label_lon"] for p in props],
+                "lats": [p["label_lat"] for p in props],
+                "ord": list(range(len(props))),
+            },
+        ).scalar()
+        return bytes(body or b"")
+    tiled = to_tile(data.geoms[hits], z, x, y)
+    features = []
+    for geom, p in zip(tiled, props):
+        geom = _polygonal(geom)
+        if geom is not None:
+            features.append({"geometry": geom, "properties": p})
+    return encode_layer(level, features)
+
+
+# -- cases ---------------------------------------------------------------------------------------------------------
+
+CASE_SQL = sa.text("""
+SELECT ST_AsMVT(t, 'cases', :extent, 'geom', 'fid') FROM (
+  SELECT c.fid, c.fid AS id, c.state, c.clock, c.category, c.source, c.reported_at,
+         ST_AsMVTGeom(ST_Transform(ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326), 3857),
+                      ST_TileEnvelope(:z, :x, :y), :extent, :buffer, true) AS geom
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:lons AS float8[]), CAST(:lats AS float8[]), CAST(:states AS text[]),
+              CAST(:clocks AS text[]), CAST(:categories AS text[]), CAST(:sources AS text[]),
+              CAST(:reported AS text[]), CAST(:ord AS int[]))
+       AS c(fid, lon, lat, state, clock, category, source, reported_at, ord)
+  ORDER BY c.ord
+) AS t WHERE t.geom IS NOT NULL
+""")
+
+
+def case_tile(
+    session: Session,
+    flt: mapdata.CaseFilter,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    who: Principal | None,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    limit: int = MAX_TILE_CASES,
+    engine: str = "auto",
+) -> bytes:
+    """The MVT (layer `cases`) of the cases `who` may see that pass the filter (its box is replaced by the
+    buffered tile), newest first, at most `limit`; b"" when none. The rows and their properties are those of
+    `mapdata.case_points` for the same filter and box."""
+    check_tile(z, x, y)
+    if z < CASES_MIN_ZOOM:
+        raise InvalidInput(
+            f"z: case tiles start at zoom {CASES_MIN_ZOOM} (got {z}); further out, use the clusters "
+            "(/map/cases/clusters)",
+            field="z",
+            zh=f"缩放级别（z）：案件瓦片从级别 {CASES_MIN_ZOOM} 起提供（收到 {z}）；更小的级别请用聚合点。",
+        )
+    if not 1 <= limit <= MAX_TILE_CASES:
+        raise InvalidInput(
+            f"limit: {limit!r} must be from 1 to {MAX_TILE_CASES}",
+            field="limit",
+            zh=f"数量上限（limit）：应为 1 至 {MAX_TILE_CASES} 之间的整数。",
+        )
+    box = tile_box_lonlat(z, x, y)
+    flt = mapdata.CaseFilter(flt.since, flt.until, flt.states, flt.categories, flt.sources, box, flt.area)
+    fields = mapdata.CASE_FIELDS
+    rows = [dict(zip(fields, r)) for r in case_points(session, flt, calendar=calendar, now=now, limit=limit, who=who)]
+    if not rows:
+        return b""
+    if _choose(session, engine) == "postgis":
+        col = {name: [r[name] for r in rows] for name in fields}
+        body = session.execute(
+            CASE_SQL,
+            {
+                "extent": EXTENT,
+                "buffer": BUFFER,
+                "z": z,
+                "x": x,
+                "y": y,
+                "ids": col["id"],
+                "lons": col["lon"],
+                "lats": col["lat"],
+                "states": col["state"],
+                "clocks": col["clock"],
+                "categories": col["category"],
+                "sources": col["source"],
+                "reported": col["reported_at"],
+                "ord": list(range(len(rows))),
+            },
+        ).scalar()
+        return bytes(body or b"")
+    points_geom = np.asarray(shapely.points(np.array([[r["lon"], r["lat"]] for r in rows], dtype=float)))
+    tiled = to_tile(points_geom, z, x, y)
+    features = []
+    for geom, r in zip(tiled, rows):
+        if geom is None or geom.is_empty:
+            continue
+        props = {k: r[k] for k in CASE_FIELDS if r.get(k) is not None}
+        features.append({"geometry": geom, "id": int(r["id"]), "properties": props})
+    return encode_layer(CASES, features)
+
+
+def case_points(
+    session: Session,
+    flt: mapdata.CaseFilter,
+    *,
+    calendar: WorkCalendar | None = None,
+    now: dt.datetime | None = None,
+    limit: int = MAX_TILE_CASES,
+    who: Principal | None = None,
+) -> list[list[Any]]:
+    """The rows of `mapdata.case_points` (fields `mapdata.CASE_FIELDS`, the same filter, order, rounding and deadline
+    colour) for a filter whose box is set, found through the spatial index of the cases' points first (a tile is a
+    small part of the map: without it every tile would read the whole case table)."""
+    flt.check()
+    now = utc(now) or dt.datetime.now(dt.UTC)
+    query = mapdata.case_query(session, flt, now, who, indexed_box=True)
+    return [
+        mapdata.case_row(row, calendar, now)
+        for row in session.execute(query.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit))
+    ]
+
+
+# -- TileJSON ------------------------------------------------------------------------------------------------------
+
+
+def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict[str, Any]:
+    """A TileJSON 3.0.0 document for one layer (`url`: the tile URL template with {z}/{x}/{y}); bounds are those of
+    the layer's areas in the generation (of its districts for `cases`)."""
+    check_layer(layer)
+    bounds = [-180.0, -MAX_LAT, 180.0, MAX_LAT]
+    outer = shapes._levels.get(layer if layer in LEVELS else LEVELS[0]) or next(iter(shapes._levels.values()), None)
+    if outer is not None and len(outer.geoms):
+        bounds = [round(float(v), 6) for v in shapely.total_bounds(outer.geoms)]
+    centre_zoom = _fit_zoom(bounds)
+    fields = CASE_FIELDS if layer == CASES else AREA_FIELDS
+    minzoom = CASES_MIN_ZOOM if layer == CASES else 0
+    name_zh = LAYER_NAMES_ZH[layer]
+    return {
+        "tilejson": "3.0.0",
+        "name": layer,
+        "scheme": "xyz",
+        "tiles": [url],
+        "minzoom": minzoom,
+        "maxzoom": MAX_TILE_ZOOM,
+        "bounds": bounds,
+        "center": [round((bounds[0] + bounds[2]) / 2, 6), round((bounds[1] + bounds[3]) / 2, 6), centre_zoom],
+        "description": (
+            f"{name_zh}（{layer}）矢量瓦片，EPSG:3857，extent {EXTENT}，buffer {BUFFER}"
+            + (f"；第 {shapes.generation_id} 版边界" if layer != CASES else "；仅含可见案件")
+        ),
+        "vector_layers": [
+            {"id": layer, "fields": dict(fields), "minzoom": minzoom, "maxzoom": MAX_TILE_ZOOM, "description": name_zh}
+        ],
+        "generation_id": shapes.generation_id,
+    }
+
+
+def _fit_zoom(bounds: Sequence[float]) -> int:
+    width = max(bounds[2] - bounds[0], 1e-6)
+    return max(0, min(MAX_TILE_ZOOM, int(math.floor(math.log2(360.0 / width)))))
+
+
+# -- the cache -----------------------------------------------------------------------------------------------------
+
+
+def tile_tag(*parts: object) -> str:
+    """A strong validator for a tile named by its key (same key, same bytes: encoding is deterministic)."""
+    return hashlib.sha1("|".join(map(str, (FORMAT, *parts))).encode()).hexdigest()[:24]
+
+
+def content_tag(body: bytes) -> str:
+    return hashlib.sha1(body).hexdigest()[:24]
+
+
+class TileCache:
+    """Encoded tiles by key, least recently used out first, within `budget` bytes (thread-safe). A key holds the
+    database and the generation: when a database's active generation changes, its older tiles are dropped at the
+    first tile of the new one, and a tile of an older generation is never served for a newer one."""
+
+    def __init__(self, budget: int = 64 * 2**20):
+        self.budget = budget
+        self.used = 0
+        self.hits = self.misses = 0
+        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._generation: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return body
+
+    def put(self, key: tuple[Any, ...], body: bytes) -> None:
+        """`key` starts with (database, generation, …): the generation any value that names it."""
+        database, generation = key[0], key[1]
+        cost = len(body) + 200
+        if cost > self.budget:
+            return
+        with self._lock:
+            if self._generation.get(database) != generation:
+                self._generation[database] = generation
+                for old in [k for k in self._items if k[0] == database and k[1] != generation]:
+                    self.used -= len(self._items.pop(old)) + 200
+            if key in self._items:
+                self.used -= len(self._items.pop(key)) + 200
+            self._items[key] = body
+            self.used += cost
+            while self.used > self.budget:
+                _, dropped = self._items.popitem(last=False)
+                self.used -= len(dropped) + 200
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._generation.clear()
+            self.used = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
