@@ -2,7 +2,8 @@
 
 Every error has a `kind` (a machine-readable word: `invalid_input`, `not_found`, `conflict`, ...), the `field` it is
 about, `message` (English) and `zh` (the same in Chinese: full-width punctuation, the field named in Chinese).
-How a kind is answered (a status, headers, a problem type) is the API's business (api/gridmap_api/errors.py): this package
+How a kind is answered (a status, headers, a problem type) is the API's business (api/gridmap_api/errors.py): this
+package
 names no protocol. `see` names a resource of the catalogue the caller can consult (e.g. `categories`); the API
 says where it is. A raise without `zh` gets a Chinese sentence built from the error's kind and the field's Chinese
 label (api/gridmap_api/i18n.py), never English in a Chinese answer."""
@@ -97,7 +98,8 @@ class Unauthenticated(GridmapError):
 
 
 # -- Chinese labels of fields, for messages that name a field given by the caller (and the API's fallback) ----
-# (The labels of fields the API takes from elsewhere than the body, such as its credentials, live in api/gridmap_api/i18n.py.)
+# (The labels of fields the API takes from elsewhere than the body, such as its credentials, live in
+# api/gridmap_api/i18n.py.)
 
 FIELD_ZH: dict[str, str] = {
     "access_token": "访问令牌",

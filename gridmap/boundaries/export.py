@@ -226,7 +226,7 @@ def _run_writer(fmt: Format, src: Path, dst: Path) -> None:
         raise RuntimeError(f"writing {fmt.label} failed: {last}")
 
 
-# -- the writer process (never imports gridmap.store.engine, so SpatiaLite is never loaded here) ------------------------
+# -- the writer process (never imports gridmap.store.engine, so SpatiaLite is never loaded here) -----------------------
 
 
 def _frames(src: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ refused before GDAL sees it): GeoJSON (.geojson, .json), GeoPackage (.gpkg), Sha
 .dbf and optionally .prj and .cpg; any code page, GBK included, from the .cpg or `encoding`), KML (.kml) and KMZ
 (.kmz), and CSV with a WKT column (.csv, UTF-8 or GB18030, or `encoding`).
 
-GDAL (through pyogrio) reads in a separate interpreter (`gridmap.planning._import_reader`) that deregisters every driver but
+GDAL (through pyogrio) reads in a separate interpreter (`gridmap.planning._import_reader`) that deregisters every
+driver but
 the one for the format (`gridmap.io.gpkg.only_driver`), under memory and CPU limits, and is given local paths only:
 a GDAL VRT named .geojson cannot make GDAL read anything else. Archives are checked before they
 are unpacked (member names, sizes, ratio) and unpacked by gridmap itself with a bound on every member; sizes are
@@ -15,10 +16,12 @@ The coordinate system is the file's unless `crs` is given; `crs` = gcj02 or bd09
 EPSG:4326 but holds AMap or Baidu numbers. Columns are found by their usual Chinese names (网格编码/网格代码/编码,
 网格名称/名称, 所属街道, 所属社区, 所属网格, 户数, 人口) or named explicitly.
 
-A file of leaves is enough: the level of each feature comes from its DB11 code's length (`gridmap.boundaries.codes`), the
+A file of leaves is enough: the level of each feature comes from its DB11 code's length (`gridmap.boundaries.codes`),
+the
 leaves are noded into an exact coverage (`gridmap.geo.coverage.node_coverage`) and every parent is the exact union of
 its children by code prefix, named from the columns 所属街道/所属社区/所属网格, from a feature of the file with the
-parent's code, or — the district — from the dataset of administrative divisions (`gridmap.boundaries.divisions`). Households
+parent's code, or — the district — from the dataset of administrative divisions (`gridmap.boundaries.divisions`).
+Households
 and population come from columns, or are summed from the buildings (places) inside each leaf.
 
 The import makes a draft: a copy of the active generation with the imported districts' areas replaced (or added).

@@ -16,7 +16,8 @@ The workflow of a generation::
   (UTC+8, no daylight saving) on that day, when `activate_due` runs (the app runs it at start-up and every minute;
   a conditional UPDATE lets exactly one of several workers do it, and a restart loses nothing: it is in the
   database). At most one generation is scheduled at a time.
-* **Activation** (`activate_generation`, also what `gridmap.boundaries.generations.activate` and the CLI use): the status
+* **Activation** (`activate_generation`, also what `gridmap.boundaries.generations.activate` and the CLI use): the
+status
   switch, then, in the same transaction, the planned branches and staff of new codes are applied (valid from the
   effective day), those of retired codes are closed (valid to it), a grid branch left without a grid is marked
   for merging into the branch of the grid that took most of its area (`PartyOrg.merge_into_id`), places take the

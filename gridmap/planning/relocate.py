@@ -3,10 +3,12 @@
 `relocate(url, generation_id)` attributes the point of every case with one (open and closed, all years) to the
 district, sub-district, community, grid, micro-grid and party branch of the generation `generation_id` — a draft
 being planned, a newly active one, or an old one — by intake's rule, the rule publishing uses for open cases
-(`gridmap.planning.publish._case_chains`): the leaf the point lies in (the smallest code on a shared edge); outside every
+(`gridmap.planning.publish._case_chains`): the leaf the point lies in (the smallest code on a shared edge); outside
+every
 leaf, the nearest leaf within `LocateOptions().nearest_m` (method `nearest`); the leaf a dispatcher chose for the
 case (`grid_chosen`) while that code is still a leaf of the generation (method `chosen`); else none. The branch is
-the one the grid has in that generation (`gridmap.planning.publish.assignments`: planned, or kept with an unchanged code).
+the one the grid has in that generation (`gridmap.planning.publish.assignments`: planned, or kept with an unchanged
+code).
 
 The product is a report, never a write: publishing already moves open cases when a generation takes effect, and
 closed cases keep the grid of their day (measures count each case where it was, see `gridmap.cases.measures`). The

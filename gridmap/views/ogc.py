@@ -9,7 +9,8 @@ Resources, under the service's base URL (`/ogc`):
 * `collections/{level}/items`: a GeoJSON FeatureCollection ordered by code, with `bbox` (features whose geometry
   intersects the box), `limit` (default 100; above 1000 the server sends 1000, as the standard allows) and
   `offset` paging with `next`/`prev` links, `numberMatched`/`numberReturned`, and `datetime`: the boundaries in
-  force on that day (`gridmap.boundaries.generations.generation_on`; an instant is taken in China time). A day before the
+  force on that day (`gridmap.boundaries.generations.generation_on`; an instant is taken in China time). A day before
+  the
   first boundaries took effect selects no feature (an empty collection, as for any filter nothing matches).
   Intervals are refused: areas of two generations share codes, so "areas in force at some time in an interval"
   would not be one collection of features with unique ids;

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gridmap.access import accounts
+from gridmap.access import accounts  # noqa: E402
 from gridmap.demo.accounts import create_demo_accounts  # noqa: E402
 from gridmap.store import engine as storage  # noqa: E402
 

@@ -39,10 +39,10 @@ from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 
 from gridmap.cases import intake as cases  # noqa: E402
-from gridmap.cases import measures
+from gridmap.cases import measures  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
-from gridmap.store import engine as storage
-from gridmap.store import partitions as case_partitions
+from gridmap.store import engine as storage  # noqa: E402
+from gridmap.store import partitions as case_partitions  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "GRIDMAP_TEST_POSTGRES_URL", "postgresql+psycopg://gridmap_test:gridmap_test@127.0.0.1:5432/postgres"

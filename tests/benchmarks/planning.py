@@ -387,7 +387,7 @@ def time_edits(url: str, community: str | None = None, per_op: int = 3) -> dict:
     return {"community": community, "draft": draft_id, "ms": times, "refused": refused}
 
 
-# -- rebalance (gridmap.planning.partition) ---------------------------------------------------------------------------------
+# -- rebalance (gridmap.planning.partition) ----------------------------------------------------------------------------
 
 
 def time_rebalance(

@@ -1,5 +1,6 @@
 """Benchmark: publishing a draft of the full Guandu demo (533 grids, 1,854 micro-grids, 7,437 buildings, 50,000
-cases) with `gridmap.planning.publish`: the impact preview, the readiness check (boundary check and 1:1 branches), and the
+cases) with `gridmap.planning.publish`: the impact preview, the readiness check (boundary check and 1:1 branches), and
+the
 activation (assignments, places, open cases re-located), on SpatiaLite.
 
     .venv/bin/python tests/benchmarks/publishing.py DB.sqlite    # a copy of a full-demo database (it is changed)

@@ -38,9 +38,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from gridmap.boundaries import codes
+from gridmap.boundaries import codes  # noqa: E402
 from gridmap.boundaries.generations import create_draft  # noqa: E402
-from gridmap.planning import relocate
+from gridmap.planning import relocate  # noqa: E402
 from gridmap.store import engine as storage  # noqa: E402
 from gridmap.store.tables import Area, Case  # noqa: E402
 from tests.conftest import POSTGRES_ADMIN_URL  # noqa: E402

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from gridmap.boundaries.areas import get_area  # noqa: E402
-from gridmap.cases import measures
+from gridmap.cases import measures  # noqa: E402
 from gridmap.demo.accounts import DEMO_PASSWORD, create_demo_accounts  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.store import engine as storage  # noqa: E402

@@ -1,6 +1,7 @@
 """Benchmark: `gridmap serve --workers 2` on the full Guandu demo — memory per worker and start-up with the lookup
 index built in each process (`GRIDMAP_SHARED_INDEX=false`, the peer) and memory-mapped from one file per generation
-(`gridmap.boundaries.generations.shared_index`), cold (the first worker builds the file, the other waits and maps it) and warm
+(`gridmap.boundaries.generations.shared_index`), cold (the first worker builds the file, the other waits and maps it)
+and warm
 (both map a file made before), in one run.
 
     .venv/bin/python tests/benchmarks/workers.py [--database sqlite:///…full-demo.sqlite] [--workers 2]

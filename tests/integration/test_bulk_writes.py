@@ -1,4 +1,5 @@
-"""Bulk writes (issue 15 §2), on both databases: a hotline import written in bulk (`gridmap.cases.bulk.create_cases`) stores
+"""Bulk writes (issue 15 §2), on both databases: a hotline import written in bulk (`gridmap.cases.bulk.create_cases`)
+stores
 exactly the cases the row-by-row import (`cases.create_case` per row) stores — routing, flags, candidates, history,
 notifications, audit — and reports every row the same; the batch locator answers as `locate_for_case`; a row intake
 refuses is answered with its error and nothing of it is written, a batch that fails leaves nothing behind; progress

@@ -30,8 +30,8 @@ from tests.conftest import DIALECTS, _new_postgis_database
 KNOWN_OBJECTS: dict[tuple[str, str], str] = {
     # (kind of object, name): reason
     ("index", "ix_case_event_rating"): (
-        "an index on an expression written per database (the rating cast of gridmap.cases.measures.RATING_SQL), made by "
-        "migration 0009 only"
+        "an index on an expression written per database (the rating cast of gridmap.cases.measures.RATING_SQL), "
+        "made by migration 0009 only"
     ),
 }
 # Differences of one database that are there on purpose, as `_describe` writes them, each with its reason; each must

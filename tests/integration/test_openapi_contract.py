@@ -1,7 +1,8 @@
 """The API's contract is written down: /openapi.json documents a typed body for every 2xx answer of every operation
 (a model's schema for JSON, a binary or text string for files, tiles, images and XML), every request body is a
 model with named fields, the errors are documented as problem+json, and no route takes a raw `dict` body (the
-models live in api/gridmap_api/schemas/). The document is read as clients read it, from the app; the app is not started, so
+models live in api/gridmap_api/schemas/). The document is read as clients read it, from the app; the app is not
+started, so
 no database is needed."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Suggest a balanced partition (issue 13 §5) on both databases, on the small demo (4 communities of 6 micro-grids).
 
 Every community is asked for n = 1, its current count and the counts either side. What the proposal must meet is
-checked independently of gridmap.planning.partition: the micro-grids' adjacency is recomputed here from the stored geometry,
+checked independently of gridmap.planning.partition: the micro-grids' adjacency is recomputed here from the stored
+geometry,
 and a brute force over every assignment of the 6 micro-grids to n grids (at most 4⁶) finds which n can meet the
 tolerance with contiguous grids and the fewest households any such plan moves (parts matched to current grids by
 trying every matching). The proposal must meet the tolerance and contiguity exactly when the brute force says it

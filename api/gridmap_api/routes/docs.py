@@ -66,7 +66,8 @@ window.ui = SwaggerUIBundle({{url: {openapi_js}, dom_id: "#swagger-ui", deepLink
 
 
 def content_security_policy(nonce: str) -> str:
-    """As the pages' policy (see `gridmap_api.routes.pages`), without the base map's tile servers: everything from the app,
+    """As the pages' policy (see `gridmap_api.routes.pages`), without the base map's tile servers: everything from the
+    app,
     inline script and style only with this response's nonce, images also as data: URLs (Swagger UI's icons)."""
     return (
         f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "

@@ -1,4 +1,5 @@
-"""Locate: a point or an address → grid chain, party branch and staff (`gridmap.locating.locate.locate`), one at a time or
+"""Locate: a point or an address → grid chain, party branch and staff (`gridmap.locating.locate.locate`), one at a time
+or
 in batches."""
 
 from __future__ import annotations
