@@ -8,6 +8,7 @@ no database is needed."""
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from typing import Any
 
@@ -134,6 +135,15 @@ def test_errors_are_documented_as_problem_json(document):
         if not shown or "422" in errors and "422" not in shown:  # FastAPI's own 422 shape is never sent
             undocumented.append(f"{method} {path}: 4xx documented as problem+json: {shown}")
     assert not undocumented, "\n".join(undocumented)
+
+
+def test_every_schema_has_its_own_name(document):
+    """Two models with one name are published under their module path (`gridmap_api__schemas__locate__BatchOut`):
+    a client generated from the document gets such class names, and the two are easily confused. Each model's
+    name is unique, so that every schema is listed under a plain name."""
+    names = list(document["components"]["schemas"])
+    clashes = [name for name in names if "__" in name or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)]
+    assert not clashes, f"schemas named by their module (two models share a name): {clashes}"
 
 
 def _base(annotation: Any) -> Any:

@@ -20,7 +20,14 @@ from gridmap_api.params import Offset
 from gridmap_api.routes.cases import CodeList, Hours, Sort, _visible, order_of
 from gridmap_api.schemas.cases import CasePage
 from gridmap_api.schemas.common import COMMON, problems
-from gridmap_api.schemas.dispatch import AddressMatchOut, BatchError, BatchIn, BatchOut, BatchResult, QueueCounts
+from gridmap_api.schemas.dispatch import (
+    AddressMatchOut,
+    BatchError,
+    CaseBatchIn,
+    CaseBatchOut,
+    CaseBatchResult,
+    QueueCounts,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["dispatch"], responses=COMMON)
 
@@ -115,12 +122,12 @@ def _error_code(exc: GridmapError) -> str:
 @router.post("/cases/batch/{action}")
 def batch_action(
     action: Annotated[str, Path(max_length=32)],
-    body: BatchIn,
+    body: CaseBatchIn,
     session: SessionDep,
     request: Request,
     index: IndexDep,
     who: Annotated[Principal, allow("case.act")],
-) -> BatchOut:
+) -> CaseBatchOut:
     """One step on up to 200 cases (e.g. batch dispatch 批量派遣), each with the version seen, the same
     parameters for all. Every case is independent: one refused (stale version, wrong state, not visible) does
     not stop the others; each result says ok with the new state and version, or the error with its code and
@@ -136,12 +143,12 @@ def batch_action(
     params = body.model_dump(exclude={"version", "items"})
     actor = actor_of(who)
     lang = i18n.of_request(request)  # each refusal's detail in the caller's language, as a problem's would be
-    results: list[BatchResult] = []
+    results: list[CaseBatchResult] = []
     seen: set[int] = set()
     for item in body.items:
         if item.id in seen:
             results.append(
-                BatchResult(
+                CaseBatchResult(
                     id=item.id,
                     ok=False,
                     error=BatchError(
@@ -175,11 +182,13 @@ def batch_action(
                 options=options,
             )
             savepoint.commit()
-            results.append(BatchResult(id=case.id, ok=True, state=case.state, version=case.version, number=case.number))
+            results.append(
+                CaseBatchResult(id=case.id, ok=True, state=case.state, version=case.version, number=case.number)
+            )
         except GridmapError as exc:
             savepoint.rollback()
             results.append(
-                BatchResult(
+                CaseBatchResult(
                     id=item.id,
                     ok=False,
                     error=BatchError(code=_error_code(exc), field=exc.field, detail=i18n.domain_detail(exc, lang)),
@@ -187,7 +196,7 @@ def batch_action(
             )
     # every step that succeeded is committed before the answer (SessionDep)
     ok = sum(r.ok for r in results)
-    return BatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)
+    return CaseBatchOut(action=action, ok=ok, failed=len(results) - ok, results=results)
 
 
 @router.get("/address-matches")

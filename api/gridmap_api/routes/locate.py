@@ -20,7 +20,7 @@ from gridmap_api.auth import allow
 from gridmap_api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
 from gridmap_api.params import Day
 from gridmap_api.schemas.common import COMMON, problems
-from gridmap_api.schemas.locate import BatchIn, BatchOut, Located
+from gridmap_api.schemas.locate import LocateBatchIn, LocateBatchOut, Located
 
 router = APIRouter(prefix="/api/v1", tags=["locate"], responses=COMMON)
 INLINE_MAX_M = 500.0  # larger near/nearest/accuracy distances may take milliseconds: those go to the thread pool
@@ -103,9 +103,9 @@ def _clean(value):
     return value
 
 
-@router.post("/locate/batch", response_model=BatchOut, responses={**COMMON, **problems(503)})
+@router.post("/locate/batch", response_model=LocateBatchOut, responses={**COMMON, **problems(503)})
 def locate_batch(
-    body: BatchIn,
+    body: LocateBatchIn,
     session: SessionDep,
     registry: RegistryDep,
     index: IndexDep,

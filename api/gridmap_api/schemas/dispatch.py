@@ -24,16 +24,16 @@ class QueueCounts(BaseModel):
     items: list[QueueCount]
 
 
-class BatchItem(BaseModel):
+class CaseBatchItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id
     version: Id
 
 
-class BatchIn(ActionIn):
+class CaseBatchIn(ActionIn):
     """The cases (each with the version seen) and the step's parameters, the same for every case."""
 
-    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+    items: list[CaseBatchItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class BatchError(BaseModel):
@@ -42,7 +42,7 @@ class BatchError(BaseModel):
     detail: str
 
 
-class BatchResult(BaseModel):
+class CaseBatchResult(BaseModel):
     id: int
     ok: bool
     state: str | None = None
@@ -51,11 +51,11 @@ class BatchResult(BaseModel):
     error: BatchError | None = None
 
 
-class BatchOut(BaseModel):
+class CaseBatchOut(BaseModel):
     action: str
     ok: int
     failed: int
-    results: list[BatchResult]
+    results: list[CaseBatchResult]
 
 
 class MatchedPlace(BaseModel):
@@ -70,7 +70,7 @@ class MatchedPlace(BaseModel):
     distance_m: float | None = None
 
 
-class Alternative(MatchedPlace):
+class PlaceAlternative(MatchedPlace):
     confidence: float | None = None
     similar_name: bool = False
 
@@ -81,7 +81,7 @@ class AddressMatchOut(BaseModel):
     confidence: float
     reason: str | None = None
     level: str | None = None
-    alternatives: list[Alternative]
+    alternatives: list[PlaceAlternative]
     needs_confirmation: bool
     confirm_because: list[Literal["not_matched", "low_confidence", "far_from_point", "alternatives"]]
     near: dict[str, float] | None = None

@@ -39,7 +39,7 @@ class NearArea(BaseModel):
     distance_m: float
 
 
-class Alternative(BaseModel):
+class CrsAlternative(BaseModel):
     """Where the point would be were its coordinates read in the other common system (a likely mix-up)."""
 
     point: LonLat
@@ -91,11 +91,11 @@ class Located(BaseModel):
     distance_m: float | None
     generation_id: int | None
     input: LocateInput | None = None
-    alternative: Alternative | None = None
+    alternative: CrsAlternative | None = None
     address_match: AddressMatch | None = None
 
 
-class BatchItem(BaseModel):
+class LocateBatchItem(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str | int | None = None
@@ -104,16 +104,16 @@ class BatchItem(BaseModel):
     address: str | None = Field(None, max_length=300)
 
 
-class BatchIn(BaseModel):
+class LocateBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     crs: str = "wgs84"
     as_of: Day | None = None
     near_m: float = Field(0.0, ge=0, le=10_000)
-    items: list[BatchItem] = Field(min_length=1)
+    items: list[LocateBatchItem] = Field(min_length=1)
 
 
-class BatchResult(BaseModel):
+class LocateBatchResult(BaseModel):
     """One item of a batch: a bad item comes back with method `none` and a flag saying why."""
 
     id: str | int | float | None = Field(description="the item's own id, as sent")
@@ -128,7 +128,7 @@ class BatchResult(BaseModel):
     address_place: str | None
 
 
-class BatchOut(BaseModel):
+class LocateBatchOut(BaseModel):
     generation_id: int | None
     count: int
-    results: list[BatchResult]
+    results: list[LocateBatchResult]

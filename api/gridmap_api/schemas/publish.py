@@ -53,7 +53,10 @@ class Ref(BaseModel):
     name: str
 
 
-class StaffOut(BaseModel):
+class PlannedStaff(BaseModel):
+    """A person serving a grid before or after a plan, with the role in Chinese and English (no phone: a plan is
+    read by planners and approvers, not by those who call staff)."""
+
     id: int
     name: str
     role: str
@@ -72,7 +75,7 @@ class GridAssignment(BaseModel):
     )
     planned: bool = Field(description="the draft plans this grid's branch or staff (else it keeps its code's)")
     branch: Ref | None
-    staff: list[StaffOut]
+    staff: list[PlannedStaff]
 
 
 class SharedBranch(BaseModel):
@@ -161,8 +164,8 @@ class GridImpact(BaseModel):
     moved_out: Moved
     branch_before: Ref | None
     branch_after: Ref | None
-    staff_before: list[StaffOut]
-    staff_after: list[StaffOut]
+    staff_before: list[PlannedStaff]
+    staff_after: list[PlannedStaff]
     open_cases_in: list[OpenCase]
     open_cases_out: list[OpenCase]
     historical_cases: History
