@@ -452,14 +452,17 @@ def server(world):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        deadline = time.monotonic() + 180  # start-up migrates and builds the index: slow on a loaded 2-core machine
+        while True:
             try:
-                urllib.request.urlopen(base + "/login", timeout=1)
+                urllib.request.urlopen(base + "/login", timeout=5)
                 break
             except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"the server exited with {proc.returncode} before answering")
+                if time.monotonic() > deadline:
+                    pytest.fail("the server did not answer within 180 s")
                 time.sleep(0.2)
-        else:
-            pytest.fail("the server did not start")
         yield base
     finally:
         proc.terminate()
