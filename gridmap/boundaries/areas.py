@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, aliased
 
 from gridmap.calendar import china_date
 from gridmap.errors import DatabaseNotReady, InvalidInput, NotFound
-from gridmap.geo.index import AreaIndex, AreaRef
+from gridmap.geo.index import AreaColumns, AreaIndex
 from gridmap.store import dialect as _spatial
 from gridmap.store.tables import (
     LEVEL_NAMES_ZH,
@@ -163,15 +163,36 @@ def geometry_of(area: Area | Place, precision: int = 6) -> shapely.Geometry:
 def load_index(session: Session, generation_id: int | None = None) -> AreaIndex:
     """Build the in-memory lookup index of a generation (the active one by default)."""
     generation_id = generation_id or active_generation(session).id
-    rows = session.execute(
-        sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id).where(
-            Area.generation_id == generation_id
+    dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None  # a connection checked out of the pool
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(
+            "SELECT id, level, code, name, parent_id, "
+            + ("AsBinary(geom) FROM area WHERE generation_id = ? " if sqlite else "ST_AsBinary(geom) FROM area ")
+            + ("" if sqlite else "WHERE generation_id = %s ")
+            + "ORDER BY id",
+            (generation_id,),
         )
-    ).all()
-    code_of = {r.id: r.code for r in rows}
-    refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
-    geoms: list[shapely.Geometry] = [to_shape(r.geom) for r in rows]
-    return AreaIndex(refs, geoms, generation_id)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return index_from_rows([(r[0], r[1], r[2], r[3], r[5], r[4]) for r in rows], generation_id)
+
+
+def index_from_rows(rows: list[tuple[Any, ...]], generation_id: int | None) -> AreaIndex:
+    """The index of a generation's areas given as rows (id, level, code, name, WKB or EWKB, parent id): columns
+    handed to `AreaIndex` as `AreaColumns`, only the leaves' geometries decoded (in one vectorised call)."""
+    code_of = {r[0]: r[2] for r in rows}
+    columns = AreaColumns(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [code_of.get(r[5]) for r in rows],
+    )
+    return AreaIndex(columns, [r[4] for r in rows], generation_id)
 
 
 def covering_leaf_codes(session: Session, lon: float, lat: float, generation_id: int) -> list[str]:

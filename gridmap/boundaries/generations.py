@@ -26,7 +26,7 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from gridmap import runtime as _runtime  # noqa: F401 - installs the hooks that tell other processes of a change
-from gridmap.boundaries.areas import active_generation, load_index
+from gridmap.boundaries.areas import active_generation, index_from_rows, load_index
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.geo.index import AreaIndex
 from gridmap.store.tables import Area, Case, Generation
@@ -202,32 +202,23 @@ def shared_index(session: Session, generation_id: int, *, cache_dir: str | Path 
     from pathlib import Path
 
     import numpy as np
-    from geoalchemy2.shape import to_shape
 
-    from gridmap.geo.index import AreaRef
     from gridmap.locating.batch import area_rows, index_cache_dir, index_digest, load_shared_index, shared_index_folder
 
-    # the rows hashed as `batch.quick_index` hashes them (`gridmap locate-file` finds the file without the ORM)
+    # the rows hashed as `batch.quick_index` hashes them (`gridmap locate-file` finds the file without the ORM); on
+    # SpatiaLite with each geometry's WKB too (the stored blob is hashed, the WKB decoded if the index is built)
     dbapi = session.connection().connection.driver_connection
     assert dbapi is not None  # a connection checked out of the pool
     cursor = dbapi.cursor()
     try:
-        raw = area_rows(cursor, generation_id, session.get_bind().dialect.name == "sqlite")
+        raw = area_rows(cursor, generation_id, session.get_bind().dialect.name == "sqlite", wkb=True)
     finally:
         cursor.close()
     folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
     target = shared_index_folder(folder, generation_id, index_digest(raw, generation_id))
-    del raw
 
     def build() -> AreaIndex:
-        rows = session.execute(
-            sa.select(Area.id, Area.level, Area.code, Area.name, Area.geom, Area.parent_id)
-            .where(Area.generation_id == generation_id)
-            .order_by(Area.id)
-        ).all()
-        code_of = {r.id: r.code for r in rows}
-        refs = [AreaRef(r.id, r.level, r.code, r.name, code_of.get(r.parent_id)) for r in rows]
-        return AreaIndex(refs, [to_shape(r.geom) for r in rows], generation_id)
+        return index_from_rows([(r[0], r[1], r[2], r[3], r[6], r[5]) for r in raw], generation_id)
 
     def load() -> AreaIndex | None:
         return load_shared_index(target, generation_id)
@@ -247,6 +238,7 @@ def shared_index(session: Session, generation_id: int, *, cache_dir: str | Path 
         if index is not None:
             return index
         index = build()
+        raw.clear()  # the rows are not needed while the index is written
         try:
             partial = Path(tempfile.mkdtemp(prefix=f".shared-{generation_id}-", dir=folder))
             buffers: list[Any] = []

@@ -54,23 +54,23 @@ _JITTED = False
 
 
 def _flatten(geoms: Iterable[BaseGeometry]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ring coordinates of every polygon part, concatenated: xs, ys, ring offsets, and each polygon's first ring."""
-    xs_parts, ys_parts, ring_lengths, rings_per_poly = [], [], [], []
-    for geom in geoms:
-        n_rings = 0
-        for part in getattr(geom, "geoms", [geom]):
-            for ring in [part.exterior, *part.interiors]:
-                coords = np.asarray(ring.coords, dtype=np.float64)
-                xs_parts.append(coords[:, 0])
-                ys_parts.append(coords[:, 1])
-                ring_lengths.append(len(coords))
-                n_rings += 1
-        rings_per_poly.append(n_rings)
-    ring_off = np.zeros(len(ring_lengths) + 1, np.int64)
-    np.cumsum(ring_lengths, out=ring_off[1:])
-    poly_ring = np.zeros(len(rings_per_poly) + 1, np.int64)
-    np.cumsum(rings_per_poly, out=poly_ring[1:])
-    return np.concatenate(xs_parts), np.concatenate(ys_parts), ring_off, poly_ring
+    """Ring coordinates of every polygon part, concatenated: xs, ys, ring offsets, and each polygon's first ring
+    (a polygon's rings in order: each part's exterior, then its holes) — `shapely.to_ragged_array`'s layout."""
+    arr = np.asarray(geoms if isinstance(geoms, np.ndarray) else list(geoms), dtype=object)
+    kind, coords, offsets = shapely.to_ragged_array(arr)
+    ring_off = offsets[0].astype(np.int64)
+    if kind == shapely.GeometryType.MULTIPOLYGON:
+        poly_ring = offsets[1].astype(np.int64)[offsets[2]]
+    elif kind == shapely.GeometryType.POLYGON:
+        poly_ring = offsets[1].astype(np.int64)
+    else:
+        raise ValueError(f"the cell index is made of polygons, not of {kind.name.lower()}s")
+    return (
+        np.ascontiguousarray(coords[:, 0], dtype=np.float64),
+        np.ascontiguousarray(coords[:, 1], dtype=np.float64),
+        ring_off,
+        poly_ring,
+    )
 
 
 def _pip(
@@ -620,6 +620,19 @@ def _query_np(
     status[hard] = np.where(unresolved, STATUS_UNRESOLVED, STATUS_OK)
 
 
+def _segment_distance(
+    px: np.ndarray, py: np.ndarray, ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray
+) -> np.ndarray:
+    """Distance from each point to its segment a-b."""
+    dx, dy = bx - ax, by - ay
+    ll = dx * dx + dy * dy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(ll > 0.0, ((px - ax) * dx + (py - ay) * dy) / ll, 0.0)
+    t = np.clip(t, 0.0, 1.0)
+    distance: np.ndarray = np.hypot(ax + t * dx - px, ay + t * dy - py)
+    return distance
+
+
 def _clear(
     v: np.ndarray,
     fx: np.ndarray,
@@ -859,6 +872,99 @@ class CellIndex:
         clear = np.empty(len(lon), bool)
         _clear(self.label[cell], fx, fy, col, row, self.dx, self.dy, margin, clear)
         return clear
+
+    def _cells_of(
+        self, lon: np.ndarray, lat: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per point: its cell's label, fractional column and row, and the cell's column and row (a point off the
+        raster, or NaN, reads margin cell 0: outside)."""
+        fx = (lon - self.x0) * self.inv_dx
+        fy = (lat - self.y0) * self.inv_dy
+        with np.errstate(invalid="ignore"):
+            ok = (fx >= 0.0) & (fy >= 0.0) & (fx < self.nx) & (fy < self.ny)
+        col = np.where(ok, fx, 0.0).astype(np.int64)
+        row = np.where(ok, fy, 0.0).astype(np.int64)
+        cell = row * self.nx + col
+        cell[~ok] = 0
+        return self.label[cell], fx, fy, col, row
+
+    def candidates(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(point, polygon) pairs for the points in boundary cells: the cell's candidates (every polygon whose
+        boundary comes within EPS of the cell, and the one covering its centre), a superset of the polygons
+        covering the point — a polygon whose boundary stays away from the cell and that covers a point in it
+        covers the whole cell, centre included. Also the points this cannot say for: in an overlap cell (no
+        candidate list) or an interior one (its polygon covers it; only invalid data has another covering it),
+        for the caller to ask GEOS about every polygon. Points in outside cells (and NaN) are covered by none."""
+        empty = np.zeros(0, np.int64)
+        if not self.n:
+            return empty, empty, empty
+        lon = np.ascontiguousarray(lon, dtype=np.float64)
+        lat = np.ascontiguousarray(lat, dtype=np.float64)
+        v = self._cells_of(lon, lat)[0]
+        hard = np.flatnonzero(v <= -3)
+        pts, polys = [empty], [empty]
+        if len(hard):
+            blob = self.blob
+            o = self.blob_off[-3 - v[hard]]
+            left = blob[o].astype(np.int64)
+            sel = np.flatnonzero(left > 0)
+            oo, left = o[sel] + 2, left[sel]
+            while len(sel):  # candidate k of every point at once
+                pts.append(hard[sel])
+                polys.append(blob[oo].astype(np.int64))
+                oo = oo + 3 + 4 * blob[oo + 2].astype(np.int64)
+                left = left - 1
+                keep = left > 0
+                sel, oo, left = sel[keep], oo[keep], left[keep]
+        return np.concatenate(pts), np.concatenate(polys), np.flatnonzero((v == -2) | (v >= 0))
+
+    def near_edges(self, lon: np.ndarray, lat: np.ndarray, margin: float) -> np.ndarray:
+        """Which points may lie within `margin` degrees of a polygon edge, as far as more than one polygon could
+        cover them: a point in a boundary cell within `margin` of one of its cell's candidate edges or of a side of
+        its cell (an edge that does not reach the cell is farther from the point than that side), and every point
+        in an overlap cell. Points in interior and outside cells are not listed (one polygon covers the whole cell,
+        or none). Distances in degrees, as GEOS measures them in WGS84."""
+        lon = np.ascontiguousarray(lon, dtype=np.float64)
+        lat = np.ascontiguousarray(lat, dtype=np.float64)
+        out = np.zeros(len(lon), bool)
+        if not self.n:
+            return out
+        v, fx, fy, col, row = self._cells_of(lon, lat)
+        out[v == -2] = True
+        hard = np.flatnonzero(v <= -3)
+        if not len(hard):
+            return out
+        near = (
+            np.minimum(
+                np.minimum(fx[hard] - col[hard], col[hard] + 1 - fx[hard]) * self.dx,
+                np.minimum(fy[hard] - row[hard], row[hard] + 1 - fy[hard]) * self.dy,
+            )
+            <= margin
+        )
+        blob = self.blob
+        px, py = lon[hard], lat[hard]
+        o = self.blob_off[-3 - v[hard]]
+        left = blob[o].astype(np.int64)
+        sel = np.flatnonzero(left > 0)
+        oo, left = o[sel] + 2, left[sel]
+        while len(sel):  # candidate k of every point at once
+            n_edges = blob[oo + 2].astype(np.int64)
+            e_sel = np.flatnonzero(n_edges > 0)
+            eo, e_left = oo[e_sel] + 3, n_edges[e_sel]
+            while len(e_sel):  # edge j of those candidates at once
+                at = sel[e_sel]
+                near[at] |= (
+                    _segment_distance(px[at], py[at], blob[eo], blob[eo + 1], blob[eo + 2], blob[eo + 3]) <= margin
+                )
+                eo, e_left = eo + 4, e_left - 1
+                keep = e_left > 0
+                e_sel, eo, e_left = e_sel[keep], eo[keep], e_left[keep]
+            oo = oo + 3 + 4 * n_edges
+            left = left - 1
+            keep = left > 0
+            sel, oo, left = sel[keep], oo[keep], left[keep]
+        out[hard] = near
+        return out
 
     def query_one(self, lon: float, lat: float) -> tuple[int, int]:
         """One point: (winner index or -1, status). Interior cells are answered without leaving Python."""

@@ -21,8 +21,10 @@ local equirectangular projection around the point (error well under 1 % at these
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +57,16 @@ class AreaRef:
         return {"level": self.level, "code": self.code, "name": self.name}
 
 
+class AreaColumns(NamedTuple):
+    """AreaRefs as columns: what `AreaIndex` is built from without an object per area."""
+
+    ids: Sequence[int]
+    levels: Sequence[str]
+    codes: Sequence[str]
+    names: Sequence[str]
+    parent_codes: Sequence[str | None]
+
+
 @dataclass
 class Location:
     """The answer to 'where is this point': its chain of areas and the flags that qualify it."""
@@ -83,6 +95,17 @@ def metres_per_degree(lat: float) -> tuple[float, float]:
     return M_PER_DEG_LON_EQ * math.cos(math.radians(lat)), M_PER_DEG_LAT
 
 
+def _utf8(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as one UTF-8 buffer and their offsets (as Arrow lays out a string column)."""
+    return _concat([v.encode() for v in values])
+
+
+def _concat(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    return np.frombuffer(b"".join(parts), dtype=np.uint8).copy(), offsets
+
+
 def local_distance_m(geoms: npt.ArrayLike, lon: float, lat: float) -> np.ndarray:
     """Distance in metres from (lon, lat) to each geometry, in a local equirectangular frame at the point."""
     kx, ky = metres_per_degree(lat)
@@ -91,56 +114,244 @@ def local_distance_m(geoms: npt.ArrayLike, lon: float, lat: float) -> np.ndarray
 
 
 class AreaIndex:
-    """An immutable in-memory index of one generation's areas; build a new one when boundaries change."""
+    """An immutable in-memory index of one generation's areas; build a new one when boundaries change.
+
+    Held as columns (numpy arrays: the areas in code order, their levels, names and parents; the leaves' WKB; the
+    cell raster), so that an index file (`generations.shared_index`) loads without making an object per area or a
+    geometry per leaf. What is derived for people and for GEOS — `leaves` and `by_code` (AreaRef objects),
+    `leaf_geoms`, `leaf_boundaries`, the STRtree `tree` — is made on first use, once per index; a batch that only
+    locates points (`gridmap.locating.batch`) never needs them but for the few points on or near an edge, whose
+    candidate leaves it decodes alone (`geoms_of`)."""
 
     def __init__(
         self,
-        areas: list[AreaRef],
-        geoms: list[shapely.Geometry],
+        areas: Sequence[AreaRef] | AreaColumns,
+        geoms: Sequence[shapely.Geometry | bytes | None],
         generation_id: int | None = None,
         cells_per_leaf: float = 256.0,
     ):
+        """`areas`: AreaRefs, or the same as columns (`AreaColumns`, as a query returns them: no object per area);
+        `geoms[i]` is the geometry of area i (shapely, or WKB/EWKB bytes); only the leaves' are used."""
+        if isinstance(areas, AreaColumns):
+            self._build(*areas, geoms, generation_id, cells_per_leaf)
+        else:
+            self._build(
+                [a.id for a in areas],
+                [a.level for a in areas],
+                [a.code for a in areas],
+                [a.name for a in areas],
+                [a.parent_code for a in areas],
+                geoms,
+                generation_id,
+                cells_per_leaf,
+            )
+
+    def _build(
+        self,
+        ids: Sequence[int],
+        levels: Sequence[str],
+        codes: Sequence[str],
+        names: Sequence[str],
+        parent_codes: Sequence[str | None],
+        geoms: Sequence[shapely.Geometry | bytes | None],
+        generation_id: int | None,
+        cells_per_leaf: float,
+    ) -> None:
         self.generation_id = generation_id
-        self.by_code = {a.code: a for a in areas}
-        codes = {a.parent_code for a in areas if a.parent_code}
-        # leaves in code order: the position of a leaf is its rank under the tie-break rule
-        leaf_idx = sorted((i for i, a in enumerate(areas) if a.code not in codes), key=lambda i: areas[i].code)
-        self.leaves = [areas[i] for i in leaf_idx]
-        self.leaf_codes = np.array([a.code for a in self.leaves], dtype=object)
-        self.leaf_codes_sorted = self.leaf_codes.astype(str)
-        self.leaf_geoms = np.array([geoms[i] for i in leaf_idx], dtype=object)
-        shapely.prepare(self.leaf_geoms)
-        self.leaf_boundaries = shapely.boundary(self.leaf_geoms)
-        self.tree = shapely.STRtree(self.leaf_geoms)
-        self.cells = CellIndex(self.leaf_geoms, cells_per_leaf=cells_per_leaf)
-        self.bounds = tuple(shapely.total_bounds(self.leaf_geoms)) if len(self.leaves) else None
+        given = np.array(list(codes), dtype=str) if len(codes) else np.zeros(0, "U1")
+        parents_given = np.array([p or "" for p in parent_codes], dtype=str) if len(codes) else np.zeros(0, "U1")
+        # the areas in code order; of several with one code the last given, as a dict by code keeps it
+        order = np.argsort(given, kind="stable")
+        last = np.ones(len(order), bool)
+        last[:-1] = given[order][1:] != given[order][:-1]
+        keep = order[last]
+        self.area_codes = given[keep]
+        self.area_ids = np.asarray(ids, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
+        level_of = np.array(list(levels), dtype=str)[keep] if len(keep) else np.zeros(0, "U1")
+        level_names, level_idx = np.unique(level_of, return_inverse=True)
+        self.level_names: tuple[str, ...] = tuple(str(v) for v in level_names)
+        self.area_levels = level_idx.astype(np.int8 if len(level_names) < 128 else np.int32)
+        self.area_parent_codes = parents_given[keep]
+        at = np.searchsorted(self.area_codes, self.area_parent_codes)
+        at = np.minimum(at, max(len(keep) - 1, 0))
+        found = (
+            (self.area_parent_codes != "") & (self.area_codes[at] == self.area_parent_codes) if len(keep) else at > 0
+        )
+        self.area_parents = np.where(found, at, -1).astype(np.int32)
+        names_kept = [names[i] for i in keep.tolist()]
+        self._name_buf, self._name_off = _utf8(names_kept)
+        # leaves: areas no area names as its parent; in code order, so a leaf's position is its rank under the
+        # tie-break rule
+        parent_set = np.unique(parents_given[parents_given != ""])
+        self.leaf_area = np.flatnonzero(~np.isin(self.area_codes, parent_set)).astype(np.int32)
+        self.leaf_codes_sorted = self.area_codes[self.leaf_area]
+        leaf_given = [geoms[i] for i in keep[self.leaf_area].tolist()]
+        wkb = np.array([g if isinstance(g, (bytes, bytearray, memoryview)) else None for g in leaf_given], dtype=object)
+        leaf_geoms = np.empty(len(leaf_given), dtype=object)
+        leaf_geoms[:] = leaf_given
+        as_bytes = np.flatnonzero(wkb != None)  # noqa: E711 (elementwise)
+        if len(as_bytes):
+            leaf_geoms[as_bytes] = shapely.from_wkb(np.array([bytes(b) for b in wkb[as_bytes]], dtype=object))
+            wkb[as_bytes] = [bytes(b) for b in wkb[as_bytes]]
+        shaped = np.flatnonzero(wkb == None)  # noqa: E711
+        if len(shaped):
+            wkb[shaped] = shapely.to_wkb(leaf_geoms[shaped])
+        self._wkb_buf, self._wkb_off = _concat(wkb.tolist())
+        self.cells = CellIndex(leaf_geoms, cells_per_leaf=cells_per_leaf)
+        self.bounds = tuple(shapely.total_bounds(leaf_geoms)) if len(leaf_geoms) else None
+        self._init_lazy()
+        self._lazy["leaf_geoms_raw"] = leaf_geoms  # decoded already: kept for `leaf_geoms` and `geoms_of`
+
+    def _init_lazy(self) -> None:
+        self._lazy: dict[str, Any] = {}
+        self._lazy_lock = threading.RLock()
+
+    def _once(self, name: str, make: Callable[[], Any]) -> Any:
+        """A derived value made on first use (under a lock: server threads share the index)."""
+        value = self._lazy.get(name)
+        if value is None:
+            with self._lazy_lock:
+                value = self._lazy.get(name)
+                if value is None:
+                    value = make()
+                    self._lazy[name] = value
+        return value
 
     def __len__(self) -> int:
-        return len(self.leaves)
+        return len(self.leaf_area)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled with the leaves as one array of WKB, without what is derived from them (boundaries, STRtree):
-        unpickling then decodes them in one vectorised call instead of one call per geometry (~50 ms for the
-        1,854 leaves of the full demo, in every process that loads the index file)."""
+        """Pickled as its arrays (protocol 5 hands them out of band: `shared_index` writes each to a file that
+        processes memory-map), without anything derived from them."""
         state = self.__dict__.copy()
-        state["leaf_geoms"] = shapely.to_wkb(self.leaf_geoms)
-        del state["leaf_boundaries"], state["tree"]
+        del state["_lazy"], state["_lazy_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.leaf_geoms = shapely.from_wkb(state["leaf_geoms"])
-        shapely.prepare(self.leaf_geoms)
-        self.leaf_boundaries = shapely.boundary(self.leaf_geoms)
-        self.tree = shapely.STRtree(self.leaf_geoms)
+        self._init_lazy()
+
+    # --- what is made on first use ------------------------------------------------------------------------------
+
+    def _ref(self, k: int) -> AreaRef:
+        parent = str(self.area_parent_codes[k])
+        return AreaRef(
+            int(self.area_ids[k]),
+            self.level_names[int(self.area_levels[k])],
+            str(self.area_codes[k]),
+            self.area_name(k),
+            parent or None,
+        )
+
+    def area_name(self, k: int) -> str:
+        """The name of the area at position `k` (in code order)."""
+        return bytes(self._name_buf[self._name_off[k] : self._name_off[k + 1]]).decode()
+
+    def area_at(self, code: str) -> int:
+        """Position of the area with `code` among the areas in code order, or -1."""
+        k = int(np.searchsorted(self.area_codes, code))
+        return k if k < len(self.area_codes) and self.area_codes[k] == code else -1
+
+    @property
+    def by_code(self) -> dict[str, AreaRef]:
+        """Every area by its code."""
+        made: dict[str, AreaRef] = self._once(
+            "by_code", lambda: {str(c): self._ref(k) for k, c in enumerate(self.area_codes.tolist())}
+        )
+        return made
+
+    @property
+    def leaves(self) -> list[AreaRef]:
+        """The leaves in code order (the tie-break order): `locate_many` answers positions in this list."""
+        made: list[AreaRef] = self._once("leaves", lambda: [self.by_code[c] for c in self.leaf_codes_sorted.tolist()])
+        return made
+
+    @property
+    def leaf_codes(self) -> np.ndarray:
+        """The leaves' codes as an object array (Python strings), in code order."""
+        made: np.ndarray = self._once("leaf_codes", lambda: self.leaf_codes_sorted.astype(object))
+        return made
+
+    def _decoded(self) -> np.ndarray:
+        def decode() -> np.ndarray:
+            geoms: np.ndarray = shapely.from_wkb(self._wkb_slices(np.arange(len(self))))
+            return geoms
+
+        made: np.ndarray = self._once("leaf_geoms_raw", decode)
+        return made
+
+    @property
+    def leaf_geoms(self) -> np.ndarray:
+        """The leaves' geometries (prepared), in code order."""
+
+        def prepared() -> np.ndarray:
+            geoms = self._decoded()
+            shapely.prepare(geoms)
+            return geoms
+
+        made: np.ndarray = self._once("leaf_geoms", prepared)
+        return made
+
+    @property
+    def leaf_boundaries(self) -> np.ndarray:
+        made: np.ndarray = self._once("leaf_boundaries", lambda: shapely.boundary(self._decoded()))
+        return made
+
+    @property
+    def tree(self) -> shapely.STRtree:
+        """An STRtree over the leaves (the GEOS reference)."""
+        made: shapely.STRtree = self._once("tree", lambda: shapely.STRtree(self.leaf_geoms))
+        return made
+
+    def geoms_of(self, leaves: npt.ArrayLike) -> np.ndarray:
+        """The geometries of the leaves at these positions: decoded alone when the whole set is not decoded yet
+        (a batch needs a handful, for the points on an edge)."""
+        idx = np.asarray(leaves, dtype=np.int64)
+        whole = self._lazy.get("leaf_geoms_raw")
+        if whole is not None:
+            return np.asarray(whole[idx], dtype=object)
+        if not len(idx):
+            return np.empty(0, dtype=object)
+        unique, back = np.unique(idx, return_inverse=True)
+        decoded: np.ndarray = shapely.from_wkb(self._wkb_slices(unique))
+        return np.asarray(decoded[back], dtype=object)
+
+    def _wkb_slices(self, idx: np.ndarray) -> np.ndarray:
+        buf, off = self._wkb_buf, self._wkb_off
+        out = np.empty(len(idx), dtype=object)
+        out[:] = [buf[off[i] : off[i + 1]].tobytes() for i in idx.tolist()]
+        return out
+
+    def leaf_level_areas(self, level: str, *, innermost: bool = True) -> np.ndarray:
+        """Per leaf, the position (among the areas in code order) of the area of `level` in its chain, -1 where
+        none: the innermost such area (as a dict of the chain by level keeps it), or with `innermost=False` the
+        outermost (the first of the chain). Walks the parents of every leaf at once (chains deeper than 64
+        areas are cut there)."""
+        out = np.full(len(self), -1, np.int32)
+        if level not in self.level_names:
+            return out
+        want = self.level_names.index(level)
+        alive = np.arange(len(self))
+        cur = self.leaf_area.astype(np.int64)
+        for _ in range(64):
+            hit = self.area_levels[cur] == want
+            if innermost:
+                hit &= out[alive] < 0
+            out[alive[hit]] = cur[hit]
+            up = self.area_parents[cur]
+            more = up >= 0
+            alive, cur = alive[more], up[more].astype(np.int64)
+            if not len(alive):
+                break
+        return out
 
     def chain_of(self, code: str) -> list[AreaRef]:
         """The area with `code` and all its ancestors, outermost first."""
         out: list[AreaRef] = []
-        ref = self.by_code.get(code)
-        while ref is not None:
-            out.append(ref)
-            ref = self.by_code.get(ref.parent_code) if ref.parent_code else None
+        k = self.area_at(code)
+        while k >= 0 and len(out) <= len(self.area_codes):
+            out.append(self._ref(k))
+            k = int(self.area_parents[k])
         return out[::-1]
 
     # --- which leaf -------------------------------------------------------------------------------------------
@@ -148,34 +359,35 @@ class AreaIndex:
     def leaf_codes_at(self, lon: float, lat: float) -> list[str]:
         """Reference: codes of every leaf covering the point (GEOS), smallest (the tie-break winner) first."""
         hits = self.tree.query(Point(lon, lat), predicate="covered_by")
-        return sorted(self.leaves[i].code for i in hits)
+        return sorted(str(self.leaf_codes_sorted[i]) for i in hits)
 
     def leaf_at(self, lon: float, lat: float) -> int:
         """Fast single lookup: the position in `self.leaves` of the winning leaf, -1 where none covers the point."""
         leaf, status = self.cells.query_one(lon, lat)
         if status == STATUS_UNRESOLVED:
-            codes = self.leaf_codes_at(lon, lat)
-            return int(np.searchsorted(self.leaf_codes_sorted, codes[0])) if codes else -1
+            return int(self._resolve_hard(np.array([lon], float), np.array([lat], float))[0])
         return leaf
 
     def covering(self, lon: float, lat: float) -> list[str]:
-        """Codes of every leaf covering the point, winner first: the fast path, with the reference near edges."""
+        """Codes of every leaf covering the point, winner first: the fast path, and GEOS near edges (the point
+        against its cell's candidate leaves, `covering_pairs`)."""
         leaf, status = self.cells.query_one(lon, lat)
         if status == STATUS_UNRESOLVED:
-            return self.leaf_codes_at(lon, lat)
-        return [self.leaves[leaf].code] if leaf >= 0 else []
+            _, hits = self.covering_pairs(np.array([lon], float), np.array([lat], float))
+            return [str(self.leaf_codes_sorted[i]) for i in hits]
+        return [str(self.leaf_codes_sorted[leaf])] if leaf >= 0 else []
 
     def locate_many(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> np.ndarray:
         """Position in `self.leaves` of the winning leaf for each point, -1 where none covers it.
 
         Equal to the reference for every point: the cell index answers, and the points it cannot decide
-        (within 1e-9° of an edge) are answered by GEOS."""
+        (within 1e-9° of an edge) are answered by GEOS (`covering_pairs`)."""
         x = np.ascontiguousarray(lon, dtype=np.float64)
         y = np.ascontiguousarray(lat, dtype=np.float64)
         out, status = self.cells.query(x, y)
         hard = np.flatnonzero(status == STATUS_UNRESOLVED)
         if len(hard):
-            out[hard] = self._reference_many(x[hard], y[hard])
+            out[hard] = self._resolve_hard(x[hard], y[hard])
         return out.astype(np.int64)
 
     def locate_many_clear(self, lon: npt.ArrayLike, lat: npt.ArrayLike, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -187,12 +399,57 @@ class AreaIndex:
         out, status = self.cells.query(x, y, clear=clear, margin=margin)
         hard = np.flatnonzero(status == STATUS_UNRESOLVED)
         if len(hard):
-            out[hard] = self._reference_many(x[hard], y[hard])
+            out[hard] = self._resolve_hard(x[hard], y[hard])
         return out.astype(np.int64), clear
+
+    def locate_many_near(self, lon: npt.ArrayLike, lat: npt.ArrayLike, margin: float) -> tuple[np.ndarray, np.ndarray]:
+        """`locate_many`, and which points may be covered by more than one leaf: those within `margin` degrees of an
+        edge in their cell (`CellIndex.near_edges`). A point in an interior cell is covered by its one leaf only
+        (another leaf covering it would cover the whole cell, which only overlapping data does: an overlap cell,
+        always listed)."""
+        x = np.ascontiguousarray(lon, dtype=np.float64)
+        y = np.ascontiguousarray(lat, dtype=np.float64)
+        out, status = self.cells.query(x, y)
+        hard = np.flatnonzero(status == STATUS_UNRESOLVED)
+        if len(hard):
+            out[hard] = self._resolve_hard(x[hard], y[hard])
+        return out.astype(np.int64), self.cells.near_edges(x, y, margin)
 
     def locate_many_reference(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> np.ndarray:
         """`locate_many` computed by GEOS alone (STRtree, covers, smallest code): the yardstick of the tests."""
         return self._reference_many(np.asarray(lon, float), np.asarray(lat, float))
+
+    def covering_pairs(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(point, leaf) for every leaf covering each point (GEOS covers), sorted by point then leaf (so the first
+        of a point is the tie-break winner). A point in a boundary cell is tested against that cell's candidate
+        leaves only — every leaf whose boundary comes near the cell, and the one covering its centre: any other
+        leaf covering the point would cover the whole cell —, so a batch decodes a handful of leaves instead of
+        building the STRtree; a point in an interior or overlap cell asks the tree (the batch and single lookups
+        ask about points in boundary cells only), one in an outside cell is covered by none."""
+        x = np.ascontiguousarray(lon, dtype=np.float64)
+        y = np.ascontiguousarray(lat, dtype=np.float64)
+        pt, cand, elsewhere = self.cells.candidates(x, y)
+        hit = np.zeros(len(pt), bool)
+        if len(pt):
+            hit = shapely.covered_by(shapely.points(x[pt], y[pt]), self.geoms_of(cand))
+        pts, leaves = [pt[hit]], [cand[hit].astype(np.int64)]
+        if len(elsewhere):
+            tp, tl = self.tree.query(shapely.points(x[elsewhere], y[elsewhere]), predicate="covered_by")
+            pts.append(elsewhere[tp])
+            leaves.append(tl.astype(np.int64))
+        p, g = np.concatenate(pts).astype(np.int64), np.concatenate(leaves)
+        order = np.lexsort((g, p))
+        return p[order], g[order]
+
+    def _resolve_hard(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """The winner (smallest covering leaf, or -1) of points the cell kernels left undecided."""
+        out = np.full(len(lon), -1, dtype=np.int64)
+        p, g = self.covering_pairs(lon, lat)
+        if len(p):
+            first = np.ones(len(p), bool)
+            first[1:] = p[1:] != p[:-1]
+            out[p[first]] = g[first]
+        return out
 
     def _reference_many(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         out = np.full(len(lon), -1, dtype=np.int64)
@@ -218,7 +475,7 @@ class AreaIndex:
         if not len(hits):
             return []
         dist = local_distance_m(self.leaf_geoms[hits], lon, lat)
-        pairs = sorted((float(d), self.leaves[i].code) for i, d in zip(hits, dist) if d <= distance_m)
+        pairs = sorted((float(d), str(self.leaf_codes_sorted[i])) for i, d in zip(hits, dist) if d <= distance_m)
         return [(code, round(d, 2)) for d, code in pairs]
 
     # --- the answer for people ----------------------------------------------------------------------------------
@@ -268,7 +525,8 @@ class AreaIndex:
         any other leaf within the radius would have to cross that boundary)."""
         i = int(np.searchsorted(self.leaf_codes_sorted, code))
         kx, ky = metres_per_degree(lat)
-        return float(shapely.distance(self.leaf_boundaries[i], Point(lon, lat))) * min(kx, ky) > radius_m * 1.01
+        edge = shapely.boundary(self.geoms_of([i])[0])
+        return float(shapely.distance(edge, Point(lon, lat))) * min(kx, ky) > radius_m * 1.01
 
     def location_from_codes(self, lon: float, lat: float, codes: list[str]) -> Location:
         """Apply the tie-break rule and the flags to a sorted list of covering leaf codes."""

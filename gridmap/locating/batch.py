@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -103,32 +103,77 @@ _FLAG_TEXT = np.array(
 )  # bit mask -> "a;b"
 METHODS = np.array(["none", "coordinates", "address"], dtype=object)
 TIE_DEG = 1e-8  # a point this close to its leaf's edge is checked for other covering leaves (the reference)
-_LEAF_TABLES: weakref.WeakKeyDictionary[AreaIndex, dict[str, Any]] = weakref.WeakKeyDictionary()
+_LEAF_COLUMNS: weakref.WeakKeyDictionary[AreaIndex, dict[str, LeafColumn]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+LEAF_COLUMNS = tuple(f"{lv}_code" for lv in LEVELS) + ("grid_name",)
 
 
-def _chain_table(index: AreaIndex) -> dict[int, dict[str, Any]]:
-    table = {}
-    for i, leaf in enumerate(index.leaves):
-        chain = index.chain_of(leaf.code)
-        row: dict[str, str | None] = {f"{a.level}_code": a.code for a in chain}
-        grid = next((a for a in chain if a.level == "grid"), None)
-        row["grid_name"] = grid.name if grid else None
-        table[i] = row
-    return table
+class LeafColumn:
+    """One output column read per leaf (a chain code, the grid's name, its branch), dictionary-encoded: its distinct
+    values and, per leaf position, the position of the leaf's value among them (-1: none). `codes` has one entry
+    more than the index has leaves, -1, which is what position len(index), no leaf, reads."""
+
+    def __init__(self, values: list[str], codes: np.ndarray):
+        self.values = values
+        self.codes = codes
+        self._objects: np.ndarray | None = None
+        self._arrow: Any = None
+
+    @classmethod
+    def from_keys(cls, keys: np.ndarray, value_of: Callable[[np.ndarray], np.ndarray]) -> LeafColumn:
+        """From an integer key per leaf (-1: none) and a function giving the text of each of a sorted array of
+        distinct keys (a numpy string array; "" for no value)."""
+        distinct = np.unique(keys[keys >= 0])
+        texts = np.asarray(value_of(distinct), dtype=str)
+        values, value_code = np.unique(texts, return_inverse=True)
+        value_code = value_code.astype(np.int32)
+        if len(values) and values[0] == "":  # no value: sorted first
+            value_code -= 1
+            values = values[1:]
+        codes = np.full(len(keys) + 1, -1, np.int32)
+        if len(distinct):
+            at = np.minimum(np.searchsorted(distinct, keys), len(distinct) - 1)
+            codes[:-1] = np.where(keys >= 0, value_code[at], -1)
+        return cls(values.tolist(), codes)
+
+    def objects(self) -> np.ndarray:
+        """The values as an object array with None after them (position -1)."""
+        if self._objects is None:
+            out = np.empty(len(self.values) + 1, dtype=object)
+            out[: len(self.values)] = self.values
+            self._objects = out
+        return self._objects
+
+    def arrow(self) -> Any:  # a pyarrow StringArray (pyarrow is untyped)
+        if self._arrow is None:
+            self._arrow = _string_array(self.values)
+        return self._arrow
+
+
+def leaf_columns(index: AreaIndex) -> dict[str, LeafColumn]:
+    """Per leaf position, the chain codes and the grid name, dictionary-encoded (`LeafColumn`): the chain of every
+    leaf walked at once over the index's parent array (`AreaIndex.leaf_level_areas`), as `AreaIndex.chain_of` reads
+    it — the code of the innermost area of each level, the name of the outermost grid. Built once per index."""
+    with _LOCK:
+        columns = _LEAF_COLUMNS.get(index)
+        if columns is None:
+
+            def codes_of(at: np.ndarray) -> np.ndarray:
+                return np.asarray(index.area_codes[at])
+
+            def names_of(at: np.ndarray) -> np.ndarray:
+                return np.array([index.area_name(k) for k in at.tolist()], dtype=str)
+
+            columns = {f"{lv}_code": LeafColumn.from_keys(index.leaf_level_areas(lv), codes_of) for lv in LEVELS}
+            columns["grid_name"] = LeafColumn.from_keys(index.leaf_level_areas("grid", innermost=False), names_of)
+            _LEAF_COLUMNS[index] = columns
+    return columns
 
 
 def leaf_tables(index: AreaIndex) -> dict[str, np.ndarray]:
     """Per leaf position, the chain codes and grid name (object arrays of len(index) + 1; the last entry, None,
-    is what position -1, no leaf, reads). Built once per index, from `AreaIndex.chain_of`."""
-    with _LOCK:
-        tables = _LEAF_TABLES.get(index)
-        if tables is None:
-            chains = _chain_table(index)
-            keys = [f"{lv}_code" for lv in LEVELS] + ["grid_name"]
-            tables = {k: np.array([chains[i].get(k) for i in range(len(index))] + [None], dtype=object) for k in keys}
-            _LEAF_TABLES[index] = tables
-    return tables
+    is what position -1, no leaf, reads)."""
+    return {name: column.objects()[column.codes] for name, column in leaf_columns(index).items()}
 
 
 def flag_text(bits: np.ndarray | list[int]) -> np.ndarray:
@@ -176,43 +221,26 @@ def _near_leaves(
     return pt[order], leaf[order]
 
 
-def _maybe_near_edge(index: AreaIndex, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Positions of the points (all covered by a leaf) that may lie within TIE_DEG of an edge: all but those in an
-    interior cell of the cell index (no boundary within its EPS of the cell) and farther than TIE_DEG from the
-    cell's sides — no boundary can be nearer to those than TIE_DEG. Without a cell raster, every point."""
-    cells = index.cells
-    try:
-        x0, y0, inv_dx, inv_dy, dx, dy = (
-            float(v) for v in (cells.x0, cells.y0, cells.inv_dx, cells.inv_dy, cells.dx, cells.dy)
-        )
-        nx, ny, label = int(cells.nx), int(cells.ny), cells.label
-    except AttributeError:
-        return np.arange(len(lon))
-    fx = (lon - x0) * inv_dx
-    fy = (lat - y0) * inv_dy
-    ok = (fx >= 0.0) & (fy >= 0.0) & (fx < nx) & (fy < ny)
-    col = np.where(ok, fx, 0.0).astype(np.int64)
-    row = np.where(ok, fy, 0.0).astype(np.int64)
-    interior = ok & (label[row * nx + col] >= 0)
-    margin = np.minimum(np.minimum(fx - col, col + 1 - fx) * dx, np.minimum(fy - row, row + 1 - fy) * dy)
-    return np.flatnonzero(~interior | (margin <= 2 * TIE_DEG))
-
-
 def locate_arrays(
     index: AreaIndex, lon: ArrayLike, lat: ArrayLike, *, near_m: float = 0.0, progress: Bar | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Leaf position (-1 for none), flag bits (FLAG_ORDER) and candidates (None or `;`-joined codes) for arrays of
-    WGS84 points, exactly as single lookups decide them; no Python per point but for points on an edge."""
+    WGS84 points, exactly as single lookups decide them; no Python per point but for points on an edge.
+
+    A point covered by two leaves lies on both their boundaries; only points within TIE_DEG of an edge are asked
+    which leaves cover them (`AreaIndex.covering_pairs`, GEOS covers). Those are found by the cell raster
+    (`AreaIndex.locate_many_near`: the edges of each point's boundary cell), not by measuring every point's
+    distance to its leaf's boundary; with `near_m` the distance is measured anyway (it decides the flag)."""
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     n = len(lon)
     leaf = np.empty(n, np.int64)
-    # which points no boundary comes within 2 * TIE_DEG of, found while locating them (numpy kernel)
-    clear: np.ndarray | None = np.empty(n, bool) if near_m <= 0 and hasattr(index, "locate_many_clear") else None
+    # which points may be within 2 * TIE_DEG of an edge, found while locating them
+    maybe: np.ndarray | None = np.empty(n, bool) if near_m <= 0 and hasattr(index, "locate_many_near") else None
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
-        if clear is not None:
-            leaf[start:stop], clear[start:stop] = index.locate_many_clear(lon[start:stop], lat[start:stop], 2 * TIE_DEG)
+        if maybe is not None:
+            leaf[start:stop], maybe[start:stop] = index.locate_many_near(lon[start:stop], lat[start:stop], 2 * TIE_DEG)
         else:
             leaf[start:stop] = index.locate_many(lon[start:stop], lat[start:stop])
         if progress is not None:
@@ -222,24 +250,15 @@ def locate_arrays(
     inside = np.flatnonzero(leaf >= 0)
     if not len(inside):
         return leaf, bits, candidates
-    if near_m > 0:
-        d_deg = shapely.distance(index.leaf_boundaries[leaf[inside]], shapely.points(lon[inside], lat[inside]))
-        tie = d_deg <= TIE_DEG
+    if maybe is not None:
+        # only points that may be near an edge can be covered by more than one leaf: GEOS says which cover them
+        tied = inside[maybe[inside]]
     else:
-        # only points that may be within 1e-8° of their leaf's edge need the distance to it
-        tie = np.zeros(len(inside), bool)
-        maybe = (
-            np.flatnonzero(~clear[inside]) if clear is not None else _maybe_near_edge(index, lon[inside], lat[inside])
-        )
-        edges = index.leaf_boundaries[leaf[inside[maybe]]]
-        tie[maybe] = shapely.distance(edges, shapely.points(lon[inside[maybe]], lat[inside[maybe]])) <= TIE_DEG
-    # ties: a point on a shared edge is within 1e-9° of it, so only points that close can have several leaves
-    tied = inside[tie]
+        d_deg = shapely.distance(index.leaf_boundaries[leaf[inside]], shapely.points(lon[inside], lat[inside]))
+        tied = inside[d_deg <= TIE_DEG]
     own_extra = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if len(tied):
-        hit_pt, hit_leaf = index.tree.query(shapely.points(lon[tied], lat[tied]), predicate="covered_by")
-        order = np.lexsort((hit_leaf, hit_pt))
-        hit_pt, hit_leaf = hit_pt[order], hit_leaf[order]
+        hit_pt, hit_leaf = index.covering_pairs(lon[tied], lat[tied])  # by point, then leaf
         count = np.bincount(hit_pt, minlength=len(tied))
         first = np.ones(len(hit_pt), bool)
         first[1:] = hit_pt[1:] != hit_pt[:-1]
@@ -289,28 +308,26 @@ def locate_points(
     return pd.DataFrame({"leaf": leaf, "flags": flag_text(bits), "candidates": cand})
 
 
-def branch_names(session: Session | None, on: dt.date | None = None) -> dict[str, str] | None:
+def branch_names(
+    session: Session | None, on: dt.date | None = None, generation_id: int | None = None
+) -> dict[str, str] | None:
     """Area code -> name of its party branch on a date (None without a database): the branch
-    `areas.people_directory` gives (the smallest id among those in force), in one query of two columns."""
+    `areas.people_directory` gives (the smallest id among those in force), in one query of two columns read through
+    the session's DB-API connection (`raw_branch_names`; no ORM row per assignment). With `generation_id`, only the
+    grids of that generation (the branch a batch answers is its grid's)."""
     if session is None:
         return None
-    import sqlalchemy as sa
-
     from gridmap.calendar import china_date
-    from gridmap.store.tables import PartyOrg, PartyOrgArea
 
-    on = on or china_date()
-    rows = session.execute(
-        sa.select(PartyOrgArea.area_code, PartyOrg.name)
-        .join(PartyOrg, PartyOrgArea.party_org_id == PartyOrg.id)
-        .where(sa.or_(PartyOrgArea.valid_from.is_(None), PartyOrgArea.valid_from <= on))
-        .where(sa.or_(PartyOrgArea.valid_to.is_(None), PartyOrgArea.valid_to > on))
-        .order_by(PartyOrgArea.area_code, PartyOrg.id)
-    ).all()
-    names: dict[str, str] = {}
-    for code, name in rows:
-        names.setdefault(code, name)
-    return names
+    dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None  # a connection checked out of the pool
+    cursor = dbapi.cursor()
+    try:
+        return raw_branch_names(
+            cursor, on or china_date(), session.get_bind().dialect.name == "sqlite", generation_id=generation_id
+        )
+    finally:
+        cursor.close()
 
 
 _DISTINCT: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}  # id → (table, distinct, positions)
@@ -356,10 +373,10 @@ def _string_array(values: list[str]) -> Any:  # a pyarrow StringArray (pyarrow i
 
 @dataclass
 class Located:
-    """The located columns of a batch, as arrays: `pos` indexes the per-leaf tables (len(index) for no leaf)."""
+    """The located columns of a batch, as arrays: `pos` indexes the per-leaf columns (len(index) for no leaf)."""
 
     pos: np.ndarray
-    tables: dict[str, Any]
+    tables: dict[str, LeafColumn]
     bits: np.ndarray
     method: np.ndarray
     candidates: np.ndarray
@@ -370,7 +387,8 @@ class Located:
     def column(self, name: str) -> np.ndarray:
         """One output column as an object (or float) array, as `locate_frame` returns it."""
         if name in self.tables:
-            return np.asarray(self.tables[name][self.pos])
+            table = self.tables[name]
+            return np.asarray(table.objects()[table.codes[self.pos]])
         if name == "flags":
             return flag_text(self.bits)
         if name == "method":
@@ -398,16 +416,19 @@ class Located:
         if name in ("lon_wgs84", "lat_wgs84", "address_confidence"):
             values = np.ascontiguousarray(self.column(name), dtype=np.float64)
             return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])
-        if name in self.tables:
-            table, codes = self.tables[name], self.pos
-        elif name == "flags":
-            table, codes = _FLAG_TEXT, self.bits
-        elif name == "method":
-            table, codes = METHODS, self.method
-        else:  # a value per row (candidates, the matched place): mostly none, few distinct ones
-            table, codes = self.column(name), None
-        distinct, code_of = _distinct(table)
-        positions = code_of if codes is None else code_of[codes]
+        if name in self.tables:  # the per-leaf columns: their dictionary is made once per index
+            leaf = self.tables[name]
+            positions, strings = leaf.codes[self.pos], leaf.arrow()
+        else:
+            if name == "flags":
+                table, codes = _FLAG_TEXT, self.bits
+            elif name == "method":
+                table, codes = METHODS, self.method
+            else:  # a value per row (candidates, the matched place): mostly none, few distinct ones
+                table, codes = self.column(name), None
+            distinct, code_of = _distinct(table)
+            positions = code_of if codes is None else code_of[codes]
+            strings = _string_array(distinct)
         missing = positions < 0
         indices = pa.Array.from_buffers(
             pa.int32(),
@@ -417,17 +438,15 @@ class Located:
                 pa.py_buffer(np.ascontiguousarray(positions, dtype=np.int32)),
             ],
         )
-        values = _string_array(distinct)
-        return pa.DictionaryArray.from_arrays(indices, values) if dictionary else values.take(indices)
+        return pa.DictionaryArray.from_arrays(indices, strings) if dictionary else strings.take(indices)
 
     def summary(self) -> dict[str, Any]:
         """Rows by method, by flag, and how many got a grid (as `locate_file` reports them)."""
         counts = np.bincount(self.method, minlength=len(METHODS))
-        has_grid = np.array([c is not None for c in self.tables["grid_code"]])
         return {
             "method": {m: int(c) for m, c in zip(METHODS, counts) if c},
             "flags": {f: c for f in FLAG_ORDER if (c := int(np.count_nonzero(self.bits & _BIT[f])))},
-            "located": int(np.count_nonzero(has_grid[self.pos])),
+            "located": int(np.count_nonzero(self.tables["grid_code"].codes[self.pos] >= 0)),
         }
 
 
@@ -691,30 +710,39 @@ def _locate_xy(
         bits[idx] |= located_bits  # the located flags come first in FLAG_ORDER, as they did joined in front
         candidates = np.full(n, None, dtype=object)
         candidates[idx] = located_candidates
-    tables = dict(leaf_tables(index))
+    tables = dict(leaf_columns(index))
     pos = np.full(n, len(index), np.int64)
     pos[idx] = np.where(leaf >= 0, leaf, len(index))
-    names = branch_names(session, on) if branches is None else branches
-    tables["branch"] = _branch_table(index, tables, names)
+    names = branch_names(session, on, index.generation_id) if branches is None else branches
+    tables["branch"] = _branch_column(index, names)
     return Located(
         pos, tables, bits, method, candidates, np.where(usable, wlon, np.nan), np.where(usable, wlat, np.nan), found
     )
 
 
-_BRANCH_TABLES: weakref.WeakKeyDictionary[AreaIndex, tuple[dict[str, str], np.ndarray]] = weakref.WeakKeyDictionary()
+_BRANCH_COLUMNS: weakref.WeakKeyDictionary[AreaIndex, tuple[dict[str, str] | None, LeafColumn]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _branch_table(index: AreaIndex, tables: dict[str, np.ndarray], names: dict[str, str] | None) -> np.ndarray:
-    """Per leaf position, its grid's branch name (None without a database), built once per index and directory."""
-    if names is None:
-        return np.full(len(index) + 1, None, dtype=object)
+def _branch_column(index: AreaIndex, names: dict[str, str] | None) -> LeafColumn:
+    """Per leaf position, its grid's branch name (none without a database), made once per index and directory."""
     with _LOCK:
-        held = _BRANCH_TABLES.get(index)
+        held = _BRANCH_COLUMNS.get(index)
         if held is not None and held[0] is names:
             return held[1]
-        table = np.array([names.get(c) if c else None for c in tables["grid_code"]], dtype=object)
-        _BRANCH_TABLES[index] = (names, table)
-    return table
+    if names is None:
+        column = LeafColumn([], np.full(len(index) + 1, -1, np.int32))
+    else:
+        known = names
+
+        def branch_of(at: np.ndarray) -> np.ndarray:
+            return np.array([known.get(code) or "" for code in index.area_codes[at].tolist()], dtype=str)
+
+        column = LeafColumn.from_keys(index.leaf_level_areas("grid"), branch_of)
+    with _LOCK:
+        _BRANCH_COLUMNS[index] = (names, column)
+    return column
 
 
 def locate_frame(
@@ -783,26 +811,33 @@ def cached_index(
 DEFAULT_DATABASE_URL = "sqlite:///gridmap.sqlite"  # storage.DEFAULT_DATABASE_URL (a test keeps them equal)
 
 
-def area_rows(cursor: Any, generation_id: int, sqlite: bool) -> list[tuple[Any, ...]]:
+def area_rows(cursor: Any, generation_id: int, sqlite: bool, *, wkb: bool = False) -> list[tuple[Any, ...]]:
     """(id, level, code, name, geometry bytes, parent id) of every area of a generation, by id, through a DB-API
     cursor: the geometry as the database holds it (SpatiaLite's blob; EWKB from PostGIS). What `index_digest`
-    hashes, read alike by the ORM path (`generations.shared_index`) and without it (`quick_index`)."""
+    hashes, read alike by the ORM path (`generations.shared_index`) and without it (`quick_index`). With `wkb`, a
+    seventh column the index is built from: the geometry as WKB (SpatiaLite's `AsBinary`, which needs the
+    extension loaded; PostGIS's EWKB again)."""
     if sqlite:
         cursor.execute(
-            "SELECT id, level, code, name, geom, parent_id FROM area WHERE generation_id = ? ORDER BY id",
+            "SELECT id, level, code, name, geom, parent_id"
+            + (", AsBinary(geom)" if wkb else "")
+            + " FROM area WHERE generation_id = ? ORDER BY id",
             (generation_id,),
         )
-    else:
-        cursor.execute(
-            "SELECT id, level, code, name, ST_AsEWKB(geom), parent_id FROM area WHERE generation_id = %s ORDER BY id",
-            (generation_id,),
-        )
-    return list(cursor.fetchall())
+        return list(cursor.fetchall())
+    cursor.execute(
+        "SELECT id, level, code, name, ST_AsEWKB(geom), parent_id FROM area WHERE generation_id = %s ORDER BY id",
+        (generation_id,),
+    )
+    rows = list(cursor.fetchall())
+    return [(*r, r[4]) for r in rows] if wkb else rows
 
 
 def index_digest(rows: list[tuple[Any, ...]], generation_id: int) -> str:
     """The name of a generation's index file: a digest of its areas' rows (`area_rows`: ids, levels, codes, names,
-    parents, geometry bytes), the index code (gridmap.geo.index, gridmap.geo.cells) and the library versions."""
+    parents, geometry bytes), the index code (gridmap.geo.index, gridmap.geo.cells) and the library versions.
+    Hashed in three updates (the rows' other columns as one text, the geometries' lengths, their bytes) rather than
+    two per row."""
     try:
         from _blake2 import blake2b  # hashlib's own, without loading OpenSSL (~10 ms) for it
     except ImportError:
@@ -815,9 +850,10 @@ def index_digest(rows: list[tuple[Any, ...]], generation_id: int) -> str:
     for module in (lookup, cellindex):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(repr((shapely.__version__, np.__version__, sys.version, generation_id)).encode())
-    for ident, level, code, name, geom, parent in rows:
-        digest.update(repr((ident, level, code, name, parent)).encode())
-        digest.update(geom.encode() if isinstance(geom, str) else bytes(geom))
+    digest.update(repr([(r[0], r[1], r[2], r[3], r[5]) for r in rows]).encode())
+    geoms = [g.encode() if isinstance(g, str) else bytes(g) for g in (r[4] for r in rows)]
+    digest.update(np.array([len(g) for g in geoms], np.int64).tobytes())
+    digest.update(b"".join(geoms))
     return digest.hexdigest()
 
 
@@ -843,7 +879,6 @@ def load_shared_index(target: Path, generation_id: int) -> AreaIndex | None:
         return None
     if not isinstance(index, AreaIndex) or index.generation_id != generation_id:
         return None
-    shapely.prepare(index.leaf_geoms)  # as AreaIndex prepares them (not kept by pickle)
     return index
 
 
@@ -872,15 +907,20 @@ def _raw_connection(url: str) -> tuple[Any, bool, type[Exception]] | None:
     return None
 
 
-def raw_branch_names(cursor: Any, on: Any, sqlite: bool) -> dict[str, str]:
-    """`branch_names` through a DB-API cursor (the same query: the smallest party organisation id in force on `on`
-    per area code)."""
+def raw_branch_names(cursor: Any, on: Any, sqlite: bool, *, generation_id: int | None = None) -> dict[str, str]:
+    """`branch_names` through a DB-API cursor: the smallest party organisation id in force on `on` per area code
+    (with `generation_id`, per grid code of that generation only: a province has four times as many other
+    assignments)."""
     mark = "?" if sqlite else "%s"
+    grids = f"AND a.area_code IN (SELECT code FROM area WHERE generation_id = {mark} AND level = 'grid') "
+    day = on.isoformat() if sqlite else on
     cursor.execute(
         "SELECT a.area_code, o.name FROM party_org_area a JOIN party_org o ON a.party_org_id = o.id "
         f"WHERE (a.valid_from IS NULL OR a.valid_from <= {mark}) "
-        f"AND (a.valid_to IS NULL OR a.valid_to > {mark}) ORDER BY a.area_code, o.id",
-        (on.isoformat(), on.isoformat()) if sqlite else (on, on),
+        f"AND (a.valid_to IS NULL OR a.valid_to > {mark}) "
+        + (grids if generation_id is not None else "")
+        + "ORDER BY a.area_code, o.id",
+        (day, day) if generation_id is None else (day, day, generation_id),
     )
     names: dict[str, str] = {}
     for code, name in cursor.fetchall():
@@ -918,7 +958,7 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaI
         if index is None:
             return None
         on = china_date()
-        return index, raw_branch_names(cursor, on, sqlite), on
+        return index, raw_branch_names(cursor, on, sqlite, generation_id=generation_id), on
     except error:  # not a gridmap database, or not migrated: the ORM path says what is wrong
         return None
     finally:
@@ -1488,7 +1528,7 @@ def locate_file(
         _ParquetOut(written) if out_kind == "parquet" else _CsvOut(written) if out_kind == "csv" else _WholeOut(written)
     )
     if branches is None:
-        branches = branch_names(session, on)
+        branches = branch_names(session, on, index.generation_id)
     methods: dict[str, int] = {}
     flags: dict[str, int] = {}
     rows, located_rows, n_chunks = 0, 0, 0

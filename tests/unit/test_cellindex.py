@@ -199,26 +199,25 @@ def test_kernels_compile_in_memory_where_no_cache_can_be_written(monkeypatch):
     assert ci._orient_sign(0.0, 0.0, 1.0, 0.0, 0.0, 1.0) == 1  # compiled (one small kernel: the others alike)
 
 
-@settings(max_examples=15, deadline=None)
-@given(n=st.integers(3, 80), seed=st.integers(0, 10_000), margin=st.sampled_from([0.0, 2e-8, 1e-4]))
-def test_clear_of_sides_is_what_batch_checked_before_and_the_same_in_either_kernel(n, seed, margin):
-    """`locate_many_clear`'s second answer (from the numpy pass, or `clear_of` after numba) is exactly the points
-    `batch._maybe_near_edge` does not return: an interior cell, farther than the margin from each side."""
-    from gridmap.locating import batch
-
-    geoms = tiling(n, seed)
-    index = make_index(geoms, 64.0)
-    rng = np.random.default_rng(seed)
+def _cell_side_points(index, geoms, rng, k=500):
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
-    ex, ey = edge_points(geoms, rng, 500)
+    ex, ey = edge_points(geoms, rng, k)
     cols = rng.integers(0, index.cells.nx, 300)  # on cell sides, and just off them
     side = index.cells.x0 + cols * index.cells.dx + rng.choice([0.0, 1e-9, -1e-9, 3e-8], 300)
     lon = np.concatenate([rng.uniform(x0 - 0.01, x1 + 0.01, 2000), ex, side, [np.nan]])
     lat = np.concatenate([rng.uniform(y0 - 0.01, y1 + 0.01, 2000), ey, rng.uniform(y0, y1, 300), [y0]])
-    before = np.ones(len(lon), bool)
-    before[batch._maybe_near_edge(index, lon, lat)] = False
-    if margin != 2 * batch.TIE_DEG:
-        before = index.cells.clear_of(lon, lat, margin)
+    return lon, lat
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(3, 80), seed=st.integers(0, 10_000), margin=st.sampled_from([0.0, 2e-8, 1e-4]))
+def test_clear_of_sides_is_the_same_in_either_kernel(n, seed, margin):
+    """`locate_many_clear`'s second answer (from the numpy pass, or `clear_of` after numba) is exactly the points
+    `clear_of` lists: an interior cell, farther than the margin from each side."""
+    geoms = tiling(n, seed)
+    index = make_index(geoms, 64.0)
+    lon, lat = _cell_side_points(index, geoms, np.random.default_rng(seed))
+    before = index.cells.clear_of(lon, lat, margin)
     import gridmap.geo.cells as ci
 
     leaf_numba, clear_numba = index.locate_many_clear(lon, lat, margin)
@@ -229,3 +228,58 @@ def test_clear_of_sides_is_what_batch_checked_before_and_the_same_in_either_kern
         ci._JITTED = True
     assert np.array_equal(leaf_numba, leaf_numpy) and np.array_equal(leaf_numba, index.locate_many(lon, lat))
     assert np.array_equal(clear_numba, before) and np.array_equal(clear_numpy, before)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(3, 80), seed=st.integers(0, 10_000), margin=st.sampled_from([2e-8, 1e-5, 1e-4]))
+def test_near_edges_lists_every_point_that_two_grids_could_cover(n, seed, margin):
+    """`CellIndex.near_edges` (what `batch.locate_arrays` asks GEOS about) lists every point in a boundary cell that
+    lies within the margin of an edge (measured by GEOS), and every point two grids cover; it lists no point in an
+    interior or outside cell, and no edge comes within EPS of a point in an interior cell."""
+    import gridmap.geo.cells as ci
+
+    geoms = tiling(n, seed)
+    index = make_index(geoms, 64.0)
+    rng = np.random.default_rng(seed)
+    lon, lat = _cell_side_points(index, geoms, rng)
+    ex, ey = edge_points(geoms, rng, 500)
+    lon = np.concatenate([lon, ex + rng.uniform(-2 * margin, 2 * margin, 500)])
+    lat = np.concatenate([lat, ey + rng.uniform(-2 * margin, 2 * margin, 500)])
+    near = index.cells.near_edges(lon, lat, margin)
+    label = index.cells._cells_of(lon, lat)[0]
+    edges = shapely.union_all(shapely.boundary(np.asarray(geoms, dtype=object)))
+    ok = ~(np.isnan(lon) | np.isnan(lat))
+    dist = np.full(len(lon), np.inf)
+    dist[ok] = shapely.distance(shapely.points(lon[ok], lat[ok]), edges)
+    assert near[ok & (dist <= margin) & (label <= -2)].all()
+    assert not near[label >= -1].any()
+    assert (dist[ok & (label >= 0)] > ci.EPS).all()
+    pt, _ = index.covering_pairs(lon, lat)
+    assert near[np.bincount(pt, minlength=len(lon)) > 1].all()
+
+
+@pytest.mark.parametrize("shape", ["tiling", "overlaps"])
+def test_covering_pairs_equal_the_strtree(shape):
+    """Every leaf covering each point, found from the point's cell candidates (or the tree in an overlap cell),
+    equals GEOS over every leaf — on edges, on vertices, in holes and where invalid data overlaps."""
+    if shape == "tiling":
+        geoms = list(tiling(150, 5))
+    else:
+        ring = Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (3, 1), (3, 3), (1, 3)]])
+        geoms = [
+            ring,
+            box(1.5, 1.5, 2.5, 2.5),
+            MultiPolygon([box(5, 0, 6, 1), box(7, 0, 8, 1)]),
+            box(3.5, 3.5, 5.5, 5.5),
+        ]
+    index = make_index(geoms, 64.0)
+    rng = np.random.default_rng(8)
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    ex, ey = edge_points(geoms, rng, 3000)
+    lon = np.concatenate([rng.uniform(x0 - 0.01, x1 + 0.01, 3000), ex, [np.nan]])
+    lat = np.concatenate([rng.uniform(y0 - 0.01, y1 + 0.01, 3000), ey, [0.5]])
+    got = index.covering_pairs(lon, lat)
+    tp, tl = shapely.STRtree(geoms).query(shapely.points(lon, lat), predicate="covered_by")
+    order = np.lexsort((tl, tp))
+    assert np.array_equal(got[0], tp[order]) and np.array_equal(got[1], tl[order])
+    assert np.bincount(got[0], minlength=len(lon)).max() > 1  # ties were tested
