@@ -31,6 +31,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 EPS = 1e-9
+BLOCK_SHIFT = 4  # the raster is stored in blocks of 16 × 16 cells; only blocks near a polygon are allocated
+BLOCK = 1 << BLOCK_SHIFT
 STATUS_OK = 0
 STATUS_UNRESOLVED = 1
 
@@ -38,6 +40,8 @@ _CACHE = True
 # the numba kernels, compiled (or loaded from numba's cache) on first use by `_jit`: building an index and single
 # lookups use them; `CellIndex.query` uses them only when they are loaded already, and numpy otherwise
 _KERNELS = (
+    "_cell_at",
+    "_mark_blocks",
     "_pip",
     "_orient_sign",
     "_crosses",
@@ -71,6 +75,31 @@ def _flatten(geoms: Iterable[BaseGeometry]) -> tuple[np.ndarray, np.ndarray, np.
         ring_off,
         poly_ring,
     )
+
+
+def _cell_at(row: int, col: int, blocks: np.ndarray, nbx: int) -> int:
+    """Position in `label` of the raster cell (row, col): its block's first cell (block 0: the block of outside
+    cells every unallocated block reads) plus the cell's place in its block, row-major."""
+    return int(
+        np.int64(blocks[(row >> BLOCK_SHIFT) * nbx + (col >> BLOCK_SHIFT)]) * (BLOCK * BLOCK)
+        + ((row & (BLOCK - 1)) << BLOCK_SHIFT)
+        + (col & (BLOCK - 1))
+    )
+
+
+def _mark_blocks(
+    bounds: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, nbx: int, used: np.ndarray
+) -> None:
+    """Mark the blocks that a polygon's bounding box, one cell wider on every side, reaches: every cell the fill
+    and the edge marking write is in one of them."""
+    for p in range(bounds.shape[0]):
+        c0 = max(0, int(math.floor((bounds[p, 0] - x0) / dx)) - 1)
+        c1 = min(nx - 1, int(math.floor((bounds[p, 2] - x0) / dx)) + 1)
+        r0 = max(0, int(math.floor((bounds[p, 1] - y0) / dy)) - 1)
+        r1 = min(ny - 1, int(math.floor((bounds[p, 3] - y0) / dy)) + 1)
+        for br in range(r0 >> BLOCK_SHIFT, (r1 >> BLOCK_SHIFT) + 1):
+            for bc in range(c0 >> BLOCK_SHIFT, (c1 >> BLOCK_SHIFT) + 1):
+                used[br * nbx + bc] = 1
 
 
 def _pip(
@@ -127,6 +156,8 @@ def _fill(
     dy: float,
     nx: int,
     ny: int,
+    blocks: np.ndarray,
+    nbx: int,
     label: np.ndarray,
     nfill: np.ndarray,
 ) -> None:
@@ -153,11 +184,11 @@ def _fill(
             for j in range(0, n - 1, 2):
                 c0 = max(0, int(math.ceil((xs_row[j] - x0) / dx - 0.5)))
                 c1 = min(nx - 1, int(math.ceil((xs_row[j + 1] - x0) / dx - 0.5)) - 1)
-                base = row * nx
                 for c in range(c0, c1 + 1):
-                    label[base + c] = p
-                    if nfill[base + c] < 255:
-                        nfill[base + c] += 1
+                    at = _cell_at(row, c, blocks, nbx)
+                    label[at] = p
+                    if nfill[at] < 255:
+                        nfill[at] += 1
 
 
 def _mark(
@@ -172,6 +203,8 @@ def _mark(
     dy: float,
     nx: int,
     ny: int,
+    blocks: np.ndarray,
+    nbx: int,
     eps: float,
     out: np.ndarray,
     out_edge: np.ndarray,
@@ -180,7 +213,8 @@ def _mark(
     """Every (cell, polygon) pair such that an edge of the polygon comes within `eps` of the cell.
 
     Two passes: with `count_only` it returns how many pairs there are, otherwise it writes them to `out` as
-    cell * n_poly + polygon keys, and the edge (its first vertex's index) to `out_edge`."""
+    cell * n_poly + polygon keys (the cell's position in `label`), and the edge (its first vertex's index) to
+    `out_edge`."""
     n = 0
     for p in range(n_poly):
         for r in range(poly_ring[p], poly_ring[p + 1]):
@@ -211,7 +245,7 @@ def _mark(
                     q1 = min(ny - 1, int(math.floor((hi + eps - y0) / dy)))
                     for q in range(q0, q1 + 1):
                         if not count_only:
-                            out[n] = np.int64(q * nx + c) * n_poly + p
+                            out[n] = np.int64(_cell_at(q, c, blocks, nbx)) * n_poly + p
                             out_edge[n] = k
                         n += 1
     return n
@@ -255,7 +289,8 @@ def _classify(
     y0: float,
     dx: float,
     dy: float,
-    nx: int,
+    block_row: np.ndarray,
+    block_col: np.ndarray,
     xs: np.ndarray,
     ys: np.ndarray,
     ring_off: np.ndarray,
@@ -293,8 +328,9 @@ def _classify(
     i = 0
     while i < n_keys:
         cell = keys[i] // n_poly
-        row = cell // nx
-        col = cell - row * nx
+        blk = cell >> (2 * BLOCK_SHIFT)
+        row = block_row[blk] * BLOCK + ((cell >> BLOCK_SHIFT) & (BLOCK - 1))
+        col = block_col[blk] * BLOCK + (cell & (BLOCK - 1))
         cxr = x0 + (col + 0.5) * dx
         cyr = y0 + (row + 0.5) * dy
         centre = label[cell]
@@ -344,17 +380,18 @@ def _pack(
     xs: np.ndarray,
     ys: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lay each boundary cell out as one contiguous run of float64, so that answering a point there touches
-    one or two cache lines: [n_candidates, full, then per candidate: polygon, inside-at-centre, n_edges,
-    and n_edges × (x1, y1, x2, y2)]."""
+    """Lay each boundary cell out as one contiguous run of int32, so that answering a point there touches one
+    cache line of it: [n_candidates, full, then per candidate: polygon, inside-at-centre, n_edges, and each edge as
+    the index k of its first vertex in xs/ys (the edge runs from vertex k to k + 1)]. An edge is 4 bytes here
+    instead of its 32 bytes of coordinates: at 200,000 grids the cells hold a few million edges."""
     nb_cells = cell_off.shape[0] - 1
     blob_off = np.zeros(nb_cells + 1, np.int64)
     for b in range(nb_cells):
         size = 2
         for j in range(cell_off[b], cell_off[b + 1]):
-            size += 3 + 4 * (cand_off[j + 1] - cand_off[j])
+            size += 3 + (cand_off[j + 1] - cand_off[j])
         blob_off[b + 1] = blob_off[b] + size
-    blob = np.empty(blob_off[nb_cells], np.float64)
+    blob = np.empty(blob_off[nb_cells], np.int32)
     for b in range(nb_cells):
         o = blob_off[b]
         blob[o] = cell_off[b + 1] - cell_off[b]
@@ -366,12 +403,8 @@ def _pack(
             blob[o + 2] = cand_off[j + 1] - cand_off[j]
             o += 3
             for e in range(cand_off[j], cand_off[j + 1]):
-                k = edges[e]
-                blob[o] = xs[k]
-                blob[o + 1] = ys[k]
-                blob[o + 2] = xs[k + 1]
-                blob[o + 3] = ys[k + 1]
-                o += 4
+                blob[o] = edges[e]
+                o += 1
     return blob_off, blob
 
 
@@ -396,7 +429,7 @@ def _resolve(
     """(winner, status) of a point in boundary cell `b` (at col, row)."""
     o = blob_off[b]
     n_cand = int(blob[o])
-    full = blob[o + 1] != 0.0
+    full = blob[o + 1] != 0
     o += 2
     cxr = x0 + (col + 0.5) * dx
     cyr = y0 + (row + 0.5) * dy
@@ -413,13 +446,14 @@ def _resolve(
                 return -1, STATUS_UNRESOLVED
         elif not same:
             for _e in range(n_edges):
-                c = _crosses(cxr, cyr, px, py, blob[o], blob[o + 1], blob[o + 2], blob[o + 3])
+                k = blob[o]
+                c = _crosses(cxr, cyr, px, py, xs[k], ys[k], xs[k + 1], ys[k + 1])
                 if c < 0:
                     return -1, STATUS_UNRESOLVED
                 res ^= c
-                o += 4
+                o += 1
         if full or same:
-            o += 4 * n_edges
+            o += n_edges
         if res == 1:
             if win >= 0:  # two leaves cover the point: only overlapping data does this
                 return -1, STATUS_UNRESOLVED
@@ -436,6 +470,8 @@ def _gather(
     inv_dy: float,
     nx: int,
     ny: int,
+    blocks: np.ndarray,
+    nbx: int,
     label: np.ndarray,
     out: np.ndarray,
 ) -> int:
@@ -446,7 +482,7 @@ def _gather(
         fx = (px_arr[i] - x0) * inv_dx
         fy = (py_arr[i] - y0) * inv_dy
         ok = (fx >= 0.0) & (fy >= 0.0) & (fx < nx) & (fy < ny)
-        idx = (int(fy) * nx + int(fx)) if ok else 0  # cell 0 is a margin cell: outside
+        idx = _cell_at(int(fy), int(fx), blocks, nbx) if ok else 0  # label 0: the outside block
         v = label[idx]
         out[i] = v
         n_hard += v <= -2
@@ -560,8 +596,8 @@ def _query_np(
         ok = (fx >= 0.0) & (fy >= 0.0) & (fx < cells.nx) & (fy < cells.ny)
     col = np.where(ok, fx, 0.0).astype(np.int64)
     row = np.where(ok, fy, 0.0).astype(np.int64)
-    cell = row * cells.nx + col
-    cell[~ok] = 0  # a margin cell: outside
+    cell = cells._cell_at(row, col)
+    cell[~ok] = 0  # the outside block
     v = cells.label[cell]
     out[:] = v
     if clear is not None:
@@ -575,7 +611,7 @@ def _query_np(
     hard = hard[v[hard] <= -3]
     if not len(hard):
         return
-    blob = cells.blob
+    blob, xs, ys = cells.blob, cells.xs, cells.ys
     px, py = lon[hard], lat[hard]
     c, r = col[hard], row[hard]
     cxr = cells.x0 + (c + 0.5) * cells.dx
@@ -583,7 +619,7 @@ def _query_np(
     same = (px == cxr) & (py == cyr)
     o = cells.blob_off[-3 - v[hard]]
     n_cand = blob[o].astype(np.int64)
-    unresolved = blob[o + 1] != 0.0  # tested in full: the reference answers
+    unresolved = blob[o + 1] != 0  # tested in full: the reference answers
     win = np.full(len(hard), -1, np.int64)
     count = np.zeros(len(hard), np.int64)
     sel = np.flatnonzero(~unresolved & (n_cand > 0))
@@ -599,16 +635,15 @@ def _query_np(
         e_left = n_edges[e_sel]
         while len(e_sel):  # edge j of those candidates at once
             pts = sel[e_sel]
-            crossed = _crosses_np(
-                cxr[pts], cyr[pts], px[pts], py[pts], blob[eo], blob[eo + 1], blob[eo + 2], blob[eo + 3]
-            )
+            k = blob[eo]
+            crossed = _crosses_np(cxr[pts], cyr[pts], px[pts], py[pts], xs[k], ys[k], xs[k + 1], ys[k + 1])
             unresolved[pts] |= crossed < 0
             res[e_sel] ^= (crossed == 1).astype(np.int8)
-            eo = eo + 4
+            eo = eo + 1
             e_left = e_left - 1
             keep = e_left > 0
             e_sel, eo, e_left = e_sel[keep], eo[keep], e_left[keep]
-        oo = oo + 4 * n_edges
+        oo = oo + n_edges
         hit = res == 1
         count[sel[hit]] += 1  # sel holds each point once: no repeated index
         win[sel[hit]] = poly[hit]
@@ -667,9 +702,10 @@ class CellIndex:
         bounds = shapely.bounds(np.asarray(geoms, dtype=object)) if geoms else np.zeros((0, 4))
         if not geoms:
             self.x0 = self.y0 = 0.0
-            self.dx = self.dy = 1.0
-            self.nx = self.ny = 1
-            self.label = np.full(1, -1, np.int32)
+            self.dx = self.dy = self.inv_dx = self.inv_dy = 1.0
+            self.nx = self.ny = self.nbx = 1
+            self.blocks = np.zeros(1, np.int32)
+            self.label = np.full(BLOCK * BLOCK, -1, np.int32)
             return
         minx, miny = bounds[:, 0].min(), bounds[:, 1].min()
         maxx, maxy = bounds[:, 2].max(), bounds[:, 3].max()
@@ -688,9 +724,21 @@ class CellIndex:
         self.y0 = miny - self.dy
         self.nx = int(math.ceil((maxx - minx) / self.dx)) + 3
         self.ny = int(math.ceil((maxy - miny) / self.dy)) + 3
-        n_cells = self.nx * self.ny
-        label = np.full(n_cells, -1, np.int32)
         _jit()
+        # the raster in blocks of BLOCK × BLOCK cells, only those a polygon comes near allocated: a province's
+        # districts cover a seventh of their bounding box, whose empty cells would be most of the raster
+        self.nbx = (self.nx + BLOCK - 1) >> BLOCK_SHIFT
+        nby = (self.ny + BLOCK - 1) >> BLOCK_SHIFT
+        used = np.zeros(self.nbx * nby, np.uint8)
+        _mark_blocks(bounds, self.x0, self.y0, self.dx, self.dy, self.nx, self.ny, self.nbx, used)
+        allocated = np.flatnonzero(used)
+        del used
+        self.blocks = np.zeros(self.nbx * nby, np.int32)  # block 0: all outside, read by every other block
+        self.blocks[allocated] = np.arange(1, len(allocated) + 1, dtype=np.int32)
+        block_row = np.concatenate([[-1], allocated // self.nbx]).astype(np.int64)
+        block_col = np.concatenate([[-1], allocated % self.nbx]).astype(np.int64)
+        n_cells = (len(allocated) + 1) * BLOCK * BLOCK
+        label = np.full(n_cells, -1, np.int32)
         nfill = np.zeros(n_cells, np.uint8)
         _fill(
             self.n,
@@ -705,6 +753,8 @@ class CellIndex:
             self.dy,
             self.nx,
             self.ny,
+            self.blocks,
+            self.nbx,
             label,
             nfill,
         )
@@ -720,6 +770,8 @@ class CellIndex:
             self.dy,
             self.nx,
             self.ny,
+            self.blocks,
+            self.nbx,
             EPS,
         )
         count = _mark(*args, np.zeros(0, np.int64), np.zeros(0, np.int32), True)
@@ -740,19 +792,29 @@ class CellIndex:
             self.y0,
             self.dx,
             self.dy,
-            self.nx,
+            block_row,
+            block_col,
             self.xs,
             self.ys,
             self.ring_off,
             self.poly_ring,
             EPS,
         )
-        del keys
+        del keys, nfill
         self.blob_off, self.blob = _pack(*classified, edges, self.xs, self.ys)
         del classified, edges
         self.label = label
         self.inv_dx = 1.0 / self.dx
         self.inv_dy = 1.0 / self.dy
+
+    def _cell_at(self, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """`_cell_at` over arrays of rows and columns (inside the raster)."""
+        at: np.ndarray = (
+            self.blocks[(row >> BLOCK_SHIFT) * self.nbx + (col >> BLOCK_SHIFT)].astype(np.int64) * (BLOCK * BLOCK)
+            + ((row & (BLOCK - 1)) << BLOCK_SHIFT)
+            + (col & (BLOCK - 1))
+        )
+        return at
 
     @property
     def nbytes(self) -> int:
@@ -768,6 +830,7 @@ class CellIndex:
             self.dy,
             self.nx,
             self.ny,
+            self.blocks,
             self.label,
             self.blob_off,
             self.blob,
@@ -780,9 +843,10 @@ class CellIndex:
 
     def stats(self) -> dict[str, Any]:
         """Cell counts by kind, for reports and benchmarks."""
-        lab = self.label
+        lab = self.label[BLOCK * BLOCK :]  # the allocated blocks (not the outside one)
         return {
             "cells": int(lab.size),
+            "raster_cells": self.nx * self.ny,
             "nx": self.nx,
             "ny": self.ny,
             "cell_m": round(self.dy * 111_320, 2),
@@ -822,7 +886,20 @@ class CellIndex:
             clear = None
         else:
             _jit()
-            n_hard = _gather(lon, lat, self.x0, self.y0, self.inv_dx, self.inv_dy, self.nx, self.ny, self.label, out)
+            n_hard = _gather(
+                lon,
+                lat,
+                self.x0,
+                self.y0,
+                self.inv_dx,
+                self.inv_dy,
+                self.nx,
+                self.ny,
+                self.blocks,
+                self.nbx,
+                self.label,
+                out,
+            )
             if n_hard:
                 hard = np.flatnonzero(out <= -2)
                 # descending label = ascending boundary cell number = the order of the packed cells in memory
@@ -867,7 +944,7 @@ class CellIndex:
             ok = (fx >= 0.0) & (fy >= 0.0) & (fx < self.nx) & (fy < self.ny)
         col = np.where(ok, fx, 0.0).astype(np.int64)
         row = np.where(ok, fy, 0.0).astype(np.int64)
-        cell = row * self.nx + col
+        cell = self._cell_at(row, col)
         cell[~ok] = 0
         clear = np.empty(len(lon), bool)
         _clear(self.label[cell], fx, fy, col, row, self.dx, self.dy, margin, clear)
@@ -884,7 +961,7 @@ class CellIndex:
             ok = (fx >= 0.0) & (fy >= 0.0) & (fx < self.nx) & (fy < self.ny)
         col = np.where(ok, fx, 0.0).astype(np.int64)
         row = np.where(ok, fy, 0.0).astype(np.int64)
-        cell = row * self.nx + col
+        cell = self._cell_at(row, col)
         cell[~ok] = 0
         return self.label[cell], fx, fy, col, row
 
@@ -912,7 +989,7 @@ class CellIndex:
             while len(sel):  # candidate k of every point at once
                 pts.append(hard[sel])
                 polys.append(blob[oo].astype(np.int64))
-                oo = oo + 3 + 4 * blob[oo + 2].astype(np.int64)
+                oo = oo + 3 + blob[oo + 2].astype(np.int64)
                 left = left - 1
                 keep = left > 0
                 sel, oo, left = sel[keep], oo[keep], left[keep]
@@ -941,7 +1018,7 @@ class CellIndex:
             )
             <= margin
         )
-        blob = self.blob
+        blob, xs, ys = self.blob, self.xs, self.ys
         px, py = lon[hard], lat[hard]
         o = self.blob_off[-3 - v[hard]]
         left = blob[o].astype(np.int64)
@@ -952,14 +1029,12 @@ class CellIndex:
             e_sel = np.flatnonzero(n_edges > 0)
             eo, e_left = oo[e_sel] + 3, n_edges[e_sel]
             while len(e_sel):  # edge j of those candidates at once
-                at = sel[e_sel]
-                near[at] |= (
-                    _segment_distance(px[at], py[at], blob[eo], blob[eo + 1], blob[eo + 2], blob[eo + 3]) <= margin
-                )
-                eo, e_left = eo + 4, e_left - 1
+                at, k = sel[e_sel], blob[eo]
+                near[at] |= _segment_distance(px[at], py[at], xs[k], ys[k], xs[k + 1], ys[k + 1]) <= margin
+                eo, e_left = eo + 1, e_left - 1
                 keep = e_left > 0
                 e_sel, eo, e_left = e_sel[keep], eo[keep], e_left[keep]
-            oo = oo + 3 + 4 * n_edges
+            oo = oo + 3 + n_edges
             left = left - 1
             keep = left > 0
             sel, oo, left = sel[keep], oo[keep], left[keep]
@@ -974,7 +1049,9 @@ class CellIndex:
         fy = (lat - self.y0) * self.inv_dy
         if not (0.0 <= fx < self.nx and 0.0 <= fy < self.ny):
             return -1, (STATUS_OK if (lon == lon and lat == lat) else STATUS_UNRESOLVED)
-        v = int(self.label[int(fy) * self.nx + int(fx)])
+        r, c = int(fy), int(fx)
+        block = int(self.blocks[(r >> BLOCK_SHIFT) * self.nbx + (c >> BLOCK_SHIFT)])
+        v = int(self.label[block * BLOCK * BLOCK + ((r & (BLOCK - 1)) << BLOCK_SHIFT) + (c & (BLOCK - 1))])
         if v >= -1:
             return v, STATUS_OK
         if v == -2:

@@ -928,6 +928,100 @@ def raw_branch_names(cursor: Any, on: Any, sqlite: bool, *, generation_id: int |
     return names
 
 
+MEMO_FILE = "sqlite-digests.json"
+MEMO_KEEP = 32
+
+
+def _sqlite_file(url: str) -> Path | None:
+    import re
+
+    found = re.fullmatch(r"sqlite(?:\+pysqlite)?:///([^?]+)", url)
+    return Path(found.group(1)).resolve() if found else None
+
+
+def _sqlite_state(path: Path) -> str | None:
+    """What identifies the committed content of a SQLite database without reading it: the database file's and its
+    write-ahead log's identity, size, times (change and modification) and headers — a commit in rollback mode moves
+    the file change counter in the database's header; in WAL mode it appends frames to the log (its size grows) or
+    restarts the log (new salts in its header); a file put in its place has another inode or change time. With
+    the index code's own stamp (`index_digest` hashes it), so that a new gridmap never reuses an entry. None when
+    the file cannot be read."""
+    import os
+
+    parts: list[Any] = [str(path), _code_stamp()]
+    for name in (str(path), str(path) + "-wal"):
+        try:
+            info = os.stat(name)
+            with open(name, "rb") as f:
+                head = f.read(100)
+        except FileNotFoundError:
+            if name == str(path):
+                return None
+            parts.append(None)
+            continue
+        except OSError:
+            return None
+        if name != str(path) and info.st_size == 0:
+            parts.append(None)  # an empty log, as a reader opening the database makes it, holds no commit
+            continue
+        parts.append([info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, head.hex()])
+    return json.dumps(parts)
+
+
+def _code_stamp() -> str:
+    from gridmap.geo import cells as cellindex
+    from gridmap.geo import index as lookup
+
+    try:
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
+    digest = blake2b(digest_size=20)
+    for module in (lookup, cellindex):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(repr((shapely.__version__, np.__version__, sys.version)).encode())
+    return digest.hexdigest()
+
+
+def _memo_digest(folder: Path, state: str | None, generation_id: int) -> str | None:
+    """The digest remembered for this SQLite database's state (`_sqlite_state`) and active generation, if any."""
+    if state is None:
+        return None
+    try:
+        info = folder.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None
+        memo = json.loads((folder / MEMO_FILE).read_text())
+        found = memo.get(state)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(found, list) and len(found) == 2 and found[0] == generation_id and isinstance(found[1], str):
+        return found[1]
+    return None
+
+
+def _remember_digest(folder: Path, state: str, generation_id: int, digest: str) -> None:
+    """Keep `digest` for this database state (the newest MEMO_KEEP states), written whole and then renamed."""
+    import tempfile
+
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            memo = json.loads((folder / MEMO_FILE).read_text())
+            memo = memo if isinstance(memo, dict) else {}
+        except (OSError, ValueError):
+            memo = {}
+        memo.pop(state, None)
+        memo[state] = [generation_id, digest]
+        memo = dict(list(memo.items())[-MEMO_KEEP:])
+        fd, tmp = tempfile.mkstemp(prefix=".memo-", dir=folder)
+        with os.fdopen(fd, "w") as out:
+            json.dump(memo, out)
+        os.replace(tmp, folder / MEMO_FILE)
+    except OSError:
+        pass
+
+
 def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaIndex, dict[str, str], Any] | None:
     """(index of the active generation, its branch names, the day they are for) read without SQLAlchemy, when the
     generation's index file is there for exactly the rows the database holds now: the active generation's id
@@ -941,8 +1035,11 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaI
     if opened is None:
         return None
     conn, sqlite, error = opened
+    folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
+    path = _sqlite_file(url) if sqlite else None
     try:
         cursor = conn.cursor()
+        state = _sqlite_state(path) if path is not None else None
         if sqlite:
             cursor.execute("BEGIN")  # one snapshot for the generation, its areas and the branches
         cursor.execute("SELECT id FROM generation WHERE status = 'active' ORDER BY id DESC LIMIT 1")
@@ -950,11 +1047,12 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaI
         if found is None:
             return None
         generation_id = int(found[0])
-        rows = area_rows(cursor, generation_id, sqlite)
-        folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
-        index = load_shared_index(
-            shared_index_folder(folder, generation_id, index_digest(rows, generation_id)), generation_id
-        )
+        digest = _memo_digest(folder, state, generation_id)
+        if digest is None:
+            digest = index_digest(area_rows(cursor, generation_id, sqlite), generation_id)
+            if state is not None and path is not None and _sqlite_state(path) == state:
+                _remember_digest(folder, state, generation_id, digest)  # no commit since `state`: its rows
+        index = load_shared_index(shared_index_folder(folder, generation_id, digest), generation_id)
         if index is None:
             return None
         on = china_date()

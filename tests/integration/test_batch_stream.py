@@ -395,7 +395,7 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
     with storage.make_sessionmaker(engine)() as session:
         quick_index = batch.quick_index(db_url, cache_dir=tmp_path / "cache")
         assert quick_index is not None and quick_index[0].generation_id == index.generation_id
-        assert quick_index[1] == batch.branch_names(session, quick_index[2])
+        assert quick_index[1] == batch.branch_names(session, quick_index[2], index.generation_id)
         cursor = session.connection().connection.driver_connection.cursor()
         rows = batch.area_rows(cursor, index.generation_id, db_url.startswith("sqlite"))
     engine.dispose()
@@ -407,6 +407,58 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
         == 3
     )  # a name or a coordinate: another file
     assert (tmp_path / "cache" / f"shared-{index.generation_id}-{same}").is_dir()
+
+
+def test_an_unchanged_sqlite_database_is_not_hashed_again(db_url, index, tmp_path, monkeypatch):
+    """`quick_index` remembers the digest of a SpatiaLite database's rows for the state of its files (`_sqlite_state`:
+    the database's and its log's identity, size, times and headers) when nothing was committed while it read them;
+    the next run in that state finds the index file without reading the rows. A commit (here a grid renamed) moves
+    the state: the rows are read and hashed again, and the renamed grid's content has no index file yet. On
+    PostGIS the rows are read and hashed every time."""
+    import sqlalchemy as sa
+
+    from gridmap.store.tables import Area
+
+    url, cache = db_url, tmp_path / "cache"
+    if db_url.startswith("sqlite"):  # a copy of the module's database, to commit to
+        from pysqlite3 import dbapi2
+
+        source, copy = dbapi2.connect(storage.sqlite_path(db_url)), dbapi2.connect(str(tmp_path / "copy.sqlite"))
+        source.backup(copy)
+        source.close()
+        copy.close()
+        url = f"sqlite:///{tmp_path / 'copy.sqlite'}"
+    engine = storage.make_engine(url)
+    try:
+        with storage.make_sessionmaker(engine)() as session:
+            batch.cached_index(session, cache_dir=cache)  # the index file of these rows
+        engine.dispose()  # no connection of this process left open on the file
+        reads: list[int] = []
+        real = batch.area_rows
+
+        def counted(*args, **kwargs):
+            reads.append(1)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(batch, "area_rows", counted)
+        first, second = batch.quick_index(url, cache_dir=cache), batch.quick_index(url, cache_dir=cache)
+        assert first is not None and second is not None
+        assert second[0].generation_id == first[0].generation_id == index.generation_id
+        lon, lat = _points(index, 2000, seed=31)
+        assert np.array_equal(second[0].locate_many(lon, lat), index.locate_many(lon, lat))
+        if not url.startswith("sqlite"):
+            assert reads == [1, 1]
+            return
+        assert reads == [1]  # the second found the digest of this state
+        with storage.make_sessionmaker(engine)() as session, session.begin():
+            area = session.scalars(
+                sa.select(Area).where(Area.generation_id == index.generation_id, Area.is_leaf).order_by(Area.code)
+            ).first()
+            area.name = area.name + "（改）"
+        engine.dispose()
+        assert batch.quick_index(url, cache_dir=cache) is None and reads == [1, 1]  # read again: no file for these
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
