@@ -42,6 +42,7 @@ _CACHE = True
 _KERNELS = (
     "_cell_at",
     "_mark_blocks",
+    "_edge_test",
     "_pip",
     "_orient_sign",
     "_crosses",
@@ -102,6 +103,35 @@ def _mark_blocks(
                 used[br * nbx + bc] = 1
 
 
+def _edge_test(k: int, px: float, py: float, xs: np.ndarray, ys: np.ndarray, eps: float) -> int:
+    """Edge k (vertex k to k + 1) against the ray from (px, py) towards +x: 1 it crosses the ray, 0 it does not,
+    -1 the point is within `eps` of it (horizontally where it crosses the ray's line; else in the plane)."""
+    y1 = ys[k]
+    y2 = ys[k + 1]
+    if (y1 > py) != (y2 > py):
+        x1 = xs[k]
+        xi = x1 + (py - y1) * (xs[k + 1] - x1) / (y2 - y1)
+        d = px - xi
+        if -eps <= d <= eps:
+            return -1
+        return 1 if d < 0.0 else 0
+    if min(y1, y2) - eps <= py <= max(y1, y2) + eps:
+        # an edge ending on the ray's line or lying along it: is the point on it?
+        x1 = xs[k]
+        x2 = xs[k + 1]
+        if min(x1, x2) - eps <= px <= max(x1, x2) + eps:
+            dx = x2 - x1
+            dy = y2 - y1
+            ll = dx * dx + dy * dy
+            t = 0.0 if ll == 0.0 else ((px - x1) * dx + (py - y1) * dy) / ll
+            t = min(1.0, max(0.0, t))
+            ex = x1 + t * dx - px
+            ey = y1 + t * dy - py
+            if ex * ex + ey * ey <= eps * eps:
+                return -1
+    return 0
+
+
 def _pip(
     p: int | np.integer[Any],
     px: float,
@@ -116,30 +146,11 @@ def _pip(
     inside = False
     for r in range(poly_ring[p], poly_ring[p + 1]):
         for k in range(ring_off[r], ring_off[r + 1] - 1):
-            y1 = ys[k]
-            y2 = ys[k + 1]
-            if (y1 > py) != (y2 > py):
-                x1 = xs[k]
-                xi = x1 + (py - y1) * (xs[k + 1] - x1) / (y2 - y1)
-                d = px - xi
-                if -eps <= d <= eps:
-                    return -1
-                if d < 0.0:
-                    inside = not inside
-            elif min(y1, y2) - eps <= py <= max(y1, y2) + eps:
-                # an edge ending on the ray's line or lying along it: is the point on it?
-                x1 = xs[k]
-                x2 = xs[k + 1]
-                if min(x1, x2) - eps <= px <= max(x1, x2) + eps:
-                    dx = x2 - x1
-                    dy = y2 - y1
-                    ll = dx * dx + dy * dy
-                    t = 0.0 if ll == 0.0 else ((px - x1) * dx + (py - y1) * dy) / ll
-                    t = min(1.0, max(0.0, t))
-                    ex = x1 + t * dx - px
-                    ey = y1 + t * dy - py
-                    if ex * ex + ey * ey <= eps * eps:
-                        return -1
+            t = _edge_test(k, px, py, xs, ys, eps)
+            if t < 0:
+                return -1
+            if t == 1:
+                inside = not inside
     return 1 if inside else 0
 
 
@@ -161,27 +172,47 @@ def _fill(
     label: np.ndarray,
     nfill: np.ndarray,
 ) -> None:
-    """Scan-convert every polygon at cell centres; the smallest polygon index is written last and so wins."""
-    buf = np.empty(4096, np.float64)
+    """Scan-convert every polygon at cell centres; the smallest polygon index is written last and so wins.
+
+    Each edge is visited once per polygon: the row centres it crosses get its crossing abscissa (bucketed by row,
+    then each row's few crossings sorted), rather than every edge being tested against every row of the
+    polygon's bounding box."""
     for p in range(n_poly - 1, -1, -1):
         r0 = max(0, int(math.floor((bounds[p, 1] - y0) / dy - 0.5)))
         r1 = min(ny - 1, int(math.ceil((bounds[p, 3] - y0) / dy - 0.5)))
-        for row in range(r0, r1 + 1):
-            yc = y0 + (row + 0.5) * dy
-            n = 0
-            for r in range(poly_ring[p], poly_ring[p + 1]):
-                for k in range(ring_off[r], ring_off[r + 1] - 1):
-                    y1 = ys[k]
-                    y2 = ys[k + 1]
+        if r1 < r0:
+            continue
+        n_rows = r1 - r0 + 1
+        start = np.zeros(n_rows + 1, np.int64)
+        for r in range(poly_ring[p], poly_ring[p + 1]):  # the crossings of each row, counted
+            for k in range(ring_off[r], ring_off[r + 1] - 1):
+                y1 = ys[k]
+                y2 = ys[k + 1]
+                lo = max(r0, int(math.floor((min(y1, y2) - y0) / dy - 0.5)) - 1)
+                hi = min(r1, int(math.ceil((max(y1, y2) - y0) / dy - 0.5)) + 1)
+                for row in range(lo, hi + 1):
+                    yc = y0 + (row + 0.5) * dy
                     if (y1 > yc) != (y2 > yc):
-                        if n == buf.shape[0]:
-                            nb_ = np.empty(2 * n, np.float64)
-                            nb_[:n] = buf
-                            buf = nb_
-                        buf[n] = xs[k] + (yc - y1) * (xs[k + 1] - xs[k]) / (y2 - y1)
-                        n += 1
-            xs_row = np.sort(buf[:n])
-            for j in range(0, n - 1, 2):
+                        start[row - r0 + 1] += 1
+        for j in range(n_rows):
+            start[j + 1] += start[j]
+        crossings = np.empty(start[n_rows], np.float64)
+        fill_at = start[:n_rows].copy()
+        for r in range(poly_ring[p], poly_ring[p + 1]):  # and written, row by row
+            for k in range(ring_off[r], ring_off[r + 1] - 1):
+                y1 = ys[k]
+                y2 = ys[k + 1]
+                lo = max(r0, int(math.floor((min(y1, y2) - y0) / dy - 0.5)) - 1)
+                hi = min(r1, int(math.ceil((max(y1, y2) - y0) / dy - 0.5)) + 1)
+                for row in range(lo, hi + 1):
+                    yc = y0 + (row + 0.5) * dy
+                    if (y1 > yc) != (y2 > yc):
+                        crossings[fill_at[row - r0]] = xs[k] + (yc - y1) * (xs[k + 1] - xs[k]) / (y2 - y1)
+                        fill_at[row - r0] += 1
+        for row in range(r0, r1 + 1):
+            xs_row = crossings[start[row - r0] : start[row - r0 + 1]]
+            xs_row.sort()
+            for j in range(0, xs_row.shape[0] - 1, 2):
                 c0 = max(0, int(math.ceil((xs_row[j] - x0) / dx - 0.5)))
                 c1 = min(nx - 1, int(math.ceil((xs_row[j + 1] - x0) / dx - 0.5)) - 1)
                 for c in range(c0, c1 + 1):
@@ -206,15 +237,20 @@ def _mark(
     blocks: np.ndarray,
     nbx: int,
     eps: float,
-    out: np.ndarray,
+    at: np.ndarray,
+    out_poly: np.ndarray,
     out_edge: np.ndarray,
     count_only: bool,
 ) -> int:
-    """Every (cell, polygon) pair such that an edge of the polygon comes within `eps` of the cell.
+    """Every (cell, polygon, edge) triple such that the edge of the polygon comes within `eps` of the cell, bucketed
+    by cell (a counting sort: no sort of the triples, no key per triple).
 
-    Two passes: with `count_only` it returns how many pairs there are, otherwise it writes them to `out` as
-    cell * n_poly + polygon keys (the cell's position in `label`), and the edge (its first vertex's index) to
-    `out_edge`."""
+    Two passes over the edges. With `count_only`, `at[cell + 1]` counts the cell's triples (cells by their
+    position in `label`); the caller turns `at` into each bucket's start (a cumulative sum). Then the triples are
+    written into the buckets, polygon to `out_poly` and edge (its first vertex's index) to `out_edge`, and `at[cell]`
+    ends as the end of the cell's bucket. Polygons are visited in order and their edges in ring order, so a
+    bucket holds its polygons in ascending order and each polygon's edges in ring order. Returns the number of
+    triples."""
     n = 0
     for p in range(n_poly):
         for r in range(poly_ring[p], poly_ring[p + 1]):
@@ -244,9 +280,14 @@ def _mark(
                     q0 = max(0, int(math.floor((lo - eps - y0) / dy)))
                     q1 = min(ny - 1, int(math.floor((hi + eps - y0) / dy)))
                     for q in range(q0, q1 + 1):
-                        if not count_only:
-                            out[n] = np.int64(_cell_at(q, c, blocks, nbx)) * n_poly + p
-                            out_edge[n] = k
+                        cell = _cell_at(q, c, blocks, nbx)
+                        if count_only:
+                            at[cell + 1] += 1
+                        else:
+                            i = at[cell]
+                            out_poly[i] = p
+                            out_edge[i] = k
+                            at[cell] = i + 1
                         n += 1
     return n
 
@@ -280,9 +321,9 @@ def _crosses(cx: float, cy: float, qx: float, qy: float, ax: float, ay: float, b
 
 
 def _classify(
-    keys: np.ndarray,
+    ends: np.ndarray,
+    polys: np.ndarray,
     edges: np.ndarray,
-    n_poly: int,
     label: np.ndarray,
     nfill: np.ndarray,
     x0: float,
@@ -297,27 +338,29 @@ def _classify(
     poly_ring: np.ndarray,
     eps: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Turn (cell, polygon, edge) triples, sorted by cell then polygon, into boundary cells.
+    """Turn the (polygon, edge) buckets of the cells (`_mark`: cell c's bucket ends at `ends[c]` and starts where
+    the previous one ends) into boundary cells.
 
     `label` is recoded: >= 0 interior leaf, -1 outside, -2 overlap (fallback), <= -3 boundary cell -(v + 3).
     A boundary cell lists its candidate polygons in ascending order, each with whether the cell's centre is
     inside it and the candidate's edges that touch the cell (`cell_off` → candidates, `cand_off` → edges).
     When the centre is too close to a boundary to be classified, the cell's candidates are tested in full
     (`cell_full`)."""
-    n_keys = keys.shape[0]
+    n_cells = label.shape[0]
     nb_cells = 0
     n_cand = 0
-    i = 0
-    while i < n_keys:
-        cell = keys[i] // n_poly
-        nb_cells += 1
-        n_cand += 1  # room for the centre's leaf
-        prev = -1
-        while i < n_keys and keys[i] // n_poly == cell:
-            if keys[i] != prev:
-                n_cand += 1
-                prev = keys[i]
-            i += 1
+    start = 0
+    for cell in range(n_cells):
+        stop = ends[cell]
+        if stop > start:
+            nb_cells += 1
+            n_cand += 1  # room for the centre's leaf
+            prev = -1
+            for i in range(start, stop):
+                if polys[i] != prev:
+                    n_cand += 1
+                    prev = polys[i]
+        start = stop
     cell_off = np.zeros(nb_cells + 1, np.int64)
     cell_full = np.zeros(nb_cells, np.uint8)
     cand_poly = np.empty(n_cand, np.int32)
@@ -325,9 +368,11 @@ def _classify(
     cand_off = np.zeros(n_cand + 1, np.int64)
     m = 0  # candidates written
     b = 0
-    i = 0
-    while i < n_keys:
-        cell = keys[i] // n_poly
+    start = 0
+    for cell in range(n_cells):
+        stop = ends[cell]
+        if stop == start:
+            continue
         blk = cell >> (2 * BLOCK_SHIFT)
         row = block_row[blk] * BLOCK + ((cell >> BLOCK_SHIFT) & (BLOCK - 1))
         col = block_col[blk] * BLOCK + (cell & (BLOCK - 1))
@@ -336,9 +381,9 @@ def _classify(
         centre = label[cell]
         pending = centre >= 0
         full = False
-        start_m = m
-        while i < n_keys and keys[i] // n_poly == cell:
-            p = np.int32(keys[i] % n_poly)
+        i = start
+        while i < stop:
+            p = polys[i]
             if pending and centre < p:
                 cand_poly[m] = centre
                 cand_in[m] = 1
@@ -349,10 +394,20 @@ def _classify(
                 pending = False
             cand_poly[m] = p
             k0 = i
-            while i < n_keys and keys[i] == keys[k0]:
+            while i < stop and polys[i] == p:
                 i += 1
             cand_off[m + 1] = cand_off[m] + (i - k0)
-            res = _pip(p, cxr, cyr, xs, ys, ring_off, poly_ring, eps)
+            if nfill[cell] <= 1:
+                # the centre is in the polygon the fill wrote there, if any (the same crossings as `_pip`, which
+                # can only differ within eps of an edge; an edge that near the centre touches the cell, so is one
+                # of this polygon's edges listed here)
+                res = 1 if p == centre else 0
+                for e in range(k0, i):
+                    if _edge_test(edges[e], cxr, cyr, xs, ys, eps) < 0:
+                        res = -1
+                        break
+            else:
+                res = _pip(p, cxr, cyr, xs, ys, ring_off, poly_ring, eps)
             if res < 0:
                 full = True
             cand_in[m] = 1 if res == 1 else 0
@@ -366,7 +421,7 @@ def _classify(
         cell_off[b] = m
         cell_full[b - 1] = 1 if full else 0
         label[cell] = -2 if nfill[cell] > 1 else -3 - (b - 1)
-        _ = start_m
+        start = stop
     return cell_off, cell_full, cand_poly[:m], cand_in[:m], cand_off[: m + 1]
 
 
@@ -774,18 +829,18 @@ class CellIndex:
             self.nbx,
             EPS,
         )
-        count = _mark(*args, np.zeros(0, np.int64), np.zeros(0, np.int32), True)
-        keys = np.empty(count, np.int64)
+        at = np.zeros(n_cells + 1, np.int32)  # per cell: its triples, then where its bucket starts, then ends
+        count = _mark(*args, at, np.zeros(0, np.int32), np.zeros(0, np.int32), True)
+        if count >= 2**31:
+            at = at.astype(np.int64)
+        np.cumsum(at, out=at)
+        polys = np.empty(count, np.int32)
         edges = np.empty(count, np.int32)
-        _mark(*args, keys, edges, False)
-        order = np.argsort(keys, kind="stable")  # by cell, then polygon; edges stay in ring order
-        keys = keys[order]
-        edges = edges[order]
-        del order
+        _mark(*args, at, polys, edges, False)
         classified = _classify(
-            keys,
+            at,
+            polys,
             edges,
-            self.n,
             label,
             nfill,
             self.x0,
@@ -800,7 +855,7 @@ class CellIndex:
             self.poly_ring,
             EPS,
         )
-        del keys, nfill
+        del at, polys, nfill
         self.blob_off, self.blob = _pack(*classified, edges, self.xs, self.ys)
         del classified, edges
         self.label = label

@@ -101,9 +101,10 @@ def _utf8(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _concat(parts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts as one read-only byte array (a view of their join, not a copy) and their offsets."""
     offsets = np.zeros(len(parts) + 1, np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    return np.frombuffer(b"".join(parts), dtype=np.uint8).copy(), offsets
+    np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)), out=offsets[1:])
+    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets
 
 
 def local_distance_m(geoms: npt.ArrayLike, lon: float, lat: float) -> np.ndarray:
@@ -197,6 +198,7 @@ class AreaIndex:
         if len(shaped):
             wkb[shaped] = shapely.to_wkb(leaf_geoms[shaped])
         self._wkb_buf, self._wkb_off = _concat(wkb.tolist())
+        del wkb
         self.cells = CellIndex(leaf_geoms, cells_per_leaf=cells_per_leaf)
         self.bounds = tuple(shapely.total_bounds(leaf_geoms)) if len(leaf_geoms) else None
         self._init_lazy()
