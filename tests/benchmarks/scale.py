@@ -12,9 +12,16 @@ Per database:
   under /tmp/gridmap-bench-scale/ (with a `.done` file naming the parameters), the PostGIS database
   `gridmap_bench_scale_<key>` (its COMMENT names the parameters) only if kept by `--keep`; without `--keep` the
   PostgreSQL databases this run creates are dropped at the end.
-* locate batch — `gridmap locate-file` on `--points` (1,000,000) points in a Parquet file (95 % inside districts),
-  whole process, beside the naive geopandas pipeline of tests/benchmarks/locate.py (read Parquet, read the leaf
-  polygons from the SpatiaLite file, sjoin within, write); answers compared per point off the boundaries.
+* locate batch — `gridmap locate-file` on `--points` (1,000,000) points in a Parquet file (95 % inside districts,
+  or `--spread bbox`: uniform in the province's bounding box), whole process: the first run on these boundaries
+  (the index built and its file written) and again (the file found), on each database, beside the naive geopandas
+  pipeline reading the same database (read Parquet, read the leaf polygons, sjoin within, write), alternated, best of
+  `--reps`; ratios naive/gridmap in wall and CPU time; answers compared per point off the boundaries, and the two
+  databases' output files compared whole. `--baseline /work/main` runs another checkout's gridmap beside.
+  A province built already is used as it is with `--sqlite-url` / `--postgis-url` (only the databases named):
+
+      .venv/bin/python tests/benchmarks/scale.py --sqlite-url sqlite:////var/tmp/p.sqlite \\
+          --postgis-url postgresql://…/gridmap_p --skip measures,http,import
 * measures — `gridmap.cases.measures.measures(session, "grid", …)` over the year beside the bare GROUP BY of
   tests/benchmarks/cases.py (its PEER_SQL), counts checked equal first.
 * case list paging — `GET /api/v1/cases?limit=50&offset=k` (the case list route, newest first) for offsets from 0
@@ -185,8 +192,10 @@ def sizes(url: str) -> dict:
 # --- locate batch -------------------------------------------------------------------------------------------------
 
 
-def province_points(url: str, m: int, path: Path) -> None:
-    """`m` points: 95 % uniform inside the districts (by area), 5 % in their bounding boxes outside; Parquet."""
+def province_points(url: str, m: int, path: Path, spread: str = "districts") -> None:
+    """`m` points in a Parquet file (id, lon, lat): with `spread` "districts", 95 % uniform inside the districts (by
+    area) and 5 % in their bounding boxes outside; with "bbox", uniform in the bounding box of the whole province
+    (mostly outside every district: a province's districts cover a seventh of it)."""
     import pandas as pd
     import shapely
 
@@ -201,6 +210,11 @@ def province_points(url: str, m: int, path: Path) -> None:
     engine.dispose()
     districts = [shapely.from_wkb(bytes(r[0])) for r in rows]
     rng = np.random.default_rng(11)
+    if spread == "bbox":
+        minx, miny, maxx, maxy = shapely.total_bounds(districts)
+        lon, lat = rng.uniform(minx, maxx, m), rng.uniform(miny, maxy, m)
+        pd.DataFrame({"id": np.arange(m), "lon": lon, "lat": lat}).to_parquet(path, index=False)
+        return
     areas = np.array([d.area for d in districts])
     per = np.random.default_rng(12).multinomial(m, areas / areas.sum())
     lon_all, lat_all = [], []
@@ -218,64 +232,155 @@ def province_points(url: str, m: int, path: Path) -> None:
     pd.DataFrame({"id": np.arange(len(lon)), "lon": lon[order], "lat": lat[order]}).to_parquet(path, index=False)
 
 
-def bench_locate_batch(urls: dict[str, str], m: int) -> None:
+# the naive peer on PostGIS: tests/benchmarks/locate.py's NAIVE, the leaf polygons read from PostGIS
+NAIVE_PG = '''"""The naive peer: read the points, read the leaf polygons from the same database, sjoin within, write."""
+import sys
+
+import geopandas as gpd
+import pandas as pd
+import psycopg
+
+url, source, target = sys.argv[1:4]
+points = pd.read_parquet(source)
+left = gpd.GeoDataFrame(points, geometry=gpd.points_from_xy(points["lon"], points["lat"]), crs=4326)
+with psycopg.connect(url) as con:
+    rows = con.execute("SELECT m.code, g.code, ST_AsBinary(m.geom) FROM area m "
+                       "JOIN generation gen ON gen.id = m.generation_id AND gen.status = 'active' "
+                       "LEFT JOIN area g ON g.id = m.parent_id WHERE m.is_leaf").fetchall()
+areas = pd.DataFrame(rows, columns=["microgrid_code", "grid_code", "wkb"])
+right = gpd.GeoDataFrame(areas[["microgrid_code", "grid_code"]],
+                         geometry=gpd.GeoSeries.from_wkb(areas["wkb"].map(bytes)), crs=4326)
+out = gpd.sjoin(left, right, predicate="within", how="left")
+out.to_parquet(target)
+'''
+
+
+def _run_env(cmd: list[str], log: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """`locate._run` (wall, CPU, peak RSS of one process, from `os.wait4` in a launcher) with its own environment."""
+    from locate import LAUNCH
+
+    launcher = log.with_name("launch.py")
+    launcher.write_text(LAUNCH)
+    done = subprocess.run(
+        [sys.executable, str(launcher), str(log), *cmd], check=True, capture_output=True, text=True, env=env
+    )
+    figures = json.loads(done.stdout)
+    if figures["code"]:
+        raise SystemExit(f"{cmd[0]} failed ({figures['code']}):\n{log.read_text()[-2000:]}")
+    return figures["wall"], figures["cpu"], figures["rss"]
+
+
+def _same_as_naive(ours_path: Path, naive_path: Path) -> tuple[int, int, int, int]:
+    """(points with the same micro-grid and grid, points compared, points gridmap flags on_boundary, points the peer
+    lists more than once): sjoin(within) leaves a point on an edge out, or lists it once per polygon; gridmap gives
+    it the smallest code and the flag — those are compared apart (left out here, counted)."""
     import pandas as pd
+
+    ours = pd.read_parquet(ours_path, columns=["id", "microgrid_code", "grid_code", "flags"])
+    theirs = pd.read_parquet(naive_path, columns=["id", "microgrid_code", "grid_code"])
+    listed = theirs["id"].value_counts()
+    once = theirs[theirs["id"].map(listed) == 1].set_index("id")
+    on_edge = ours["flags"].astype(str).str.contains("on_boundary").to_numpy()
+    keep = ~on_edge & ours["id"].isin(once.index).to_numpy()
+    ours = ours[keep].set_index("id")
+    theirs = once.loc[ours.index]
+    same = np.ones(len(ours), bool)
+    for col in ("microgrid_code", "grid_code"):
+        a, b = ours[col].astype(object), theirs[col].astype(object)
+        same &= ((a == b) | (a.isna() & b.isna())).to_numpy()
+    return int(same.sum()), len(ours), int(on_edge.sum()), int((listed > 1).sum())
+
+
+def bench_locate_batch(
+    urls: dict[str, str], m: int, reps: int = 3, spread: str = "districts", baseline: str | None = None
+) -> bool:
+    """The user's whole job on the province: `gridmap locate-file` on `m` points in a Parquet file, first on these
+    boundaries (no index file yet: read through the ORM, the index built and written) and again (the index file
+    found without the ORM), beside the naive geopandas pipeline reading the same database (SpatiaLite: locate.py's
+    NAIVE; PostGIS: NAIVE_PG), warm runs and peer alternated, best of `reps`; answers compared per point, and the
+    two databases' files compared whole. With `baseline` (a checkout, e.g. the main worktree), that checkout's
+    gridmap is run the same way beside (its own index cache). True when every answer agrees."""
+    import pyarrow.parquet as pq
     from locate import NAIVE
 
     tmp = Path(tempfile.mkdtemp(prefix="gridmap-bench-scale-file-"))
-    cache = Path(tempfile.mkdtemp(prefix="gridmap-bench-scale-index-"))
-    os.environ["GRIDMAP_INDEX_CACHE"] = str(cache)
+    ok = True
     try:
         any_url = next(iter(urls.values()))
         source = tmp / "points.parquet"
-        province_points(any_url, m, source)
-        print(f"\n== locate batch: {m:,} points in a Parquet file, whole process ({load()})")
-        results = {}
+        province_points(any_url, m, source, spread)
+        (tmp / "naive.py").write_text(NAIVE)
+        (tmp / "naive_pg.py").write_text(NAIVE_PG)
+        print(
+            f"\n== locate batch: {m:,} points ({spread}) in a Parquet file, whole process, best of {reps} ({load()})",
+            flush=True,
+        )
+        checkouts = {"gridmap": str(ROOT)}
+        if baseline:
+            checkouts["baseline " + Path(baseline).name] = str(Path(baseline).resolve())
+        outputs: dict[str, Path] = {}
         for label, url in urls.items():
-            out = tmp / f"gridmap-{label}.parquet"
-            cmd = [GM, "--database", url, "locate-file", str(source), str(out)]
-            first = run_measured(cmd, tmp / "first.log")  # the index file of the generation is made
-            again = run_measured(cmd, tmp / "again.log")
-            results[label] = (again, out)
+            naive_cmd = (
+                [sys.executable, str(tmp / "naive.py"), str(storage.sqlite_path(url)), str(source)]
+                if label == "sqlite"
+                else [sys.executable, str(tmp / "naive_pg.py"), url.replace("+psycopg", ""), str(source)]
+            )
+            naive_runs: list[tuple[float, float, float]] = []
+            rows = []
+            for name, checkout in checkouts.items():
+                cache = tmp / f"cache-{label}-{len(rows)}"
+                env = {
+                    **os.environ,
+                    "GRIDMAP_INDEX_CACHE": str(cache),
+                    "PYTHONPATH": os.pathsep.join([checkout, f"{checkout}/api", f"{checkout}/web"]),
+                }
+                out = tmp / f"{label}-{len(rows)}.parquet"
+                cmd = [GM, "--database", url, "locate-file", str(source), str(out), "--no-progress"]
+                first = _run_env(cmd, tmp / "first.log", env)  # no index file: the ORM path builds and writes it
+                warm = []
+                for _ in range(reps if name == "gridmap" else 1):  # alternated with the peer: the same machine
+                    warm.append(_run_env(cmd, tmp / "warm.log", env))
+                    if name == "gridmap":
+                        naive_runs.append(_run_env([*naive_cmd, str(tmp / "naive.parquet")], tmp / "naive.log", env))
+                rows.append((name, first, warm, out))
+            nw, nc = min(f[0] for f in naive_runs), min(f[1] for f in naive_runs)
+            print(f"   {label}: {'process':52s} {'wall s':>7s} {'CPU s':>7s} {'RSS MB':>7s}  naive/this wall, CPU")
+            for name, first, warm, _out in rows:
+                w, c, r = min(f[0] for f in warm), min(f[1] for f in warm), max(f[2] for f in warm)
+                print(
+                    f"   {'':{len(label) + 1}s} {name + ' locate-file, first run (index built)':52s} {first[0]:7.1f} "
+                    f"{first[1]:7.1f} {first[2]:7.0f}  {nw / first[0]:5.2f}× {nc / first[1]:5.2f}×"
+                )
+                print(
+                    f"   {'':{len(label) + 1}s} {name + ' locate-file, again (index file found)':52s} {w:7.1f} "
+                    f"{c:7.1f} {r:7.0f}  {nw / w:5.2f}× {nc / c:5.2f}×"
+                )
             print(
-                f"   gridmap locate-file ({label}), first run (index file made) {first[0]:7.1f} s wall "
-                f"{first[1]:7.1f} s CPU {first[2]:6.0f} MB; again {again[0]:7.1f} s wall {again[1]:7.1f} s CPU "
-                f"{again[2]:6.0f} MB",
+                f"   {'':{len(label) + 1}s} {'naive geopandas (read, sjoin within, write)':52s} {nw:7.1f} {nc:7.1f} "
+                f"{max(f[2] for f in naive_runs):7.0f}   ({load()})",
                 flush=True,
             )
-        if "sqlite" in urls:
-            naive_py = tmp / "naive.py"
-            naive_py.write_text(NAIVE)
-            db = storage.sqlite_path(urls["sqlite"])
-            naive_out = tmp / "naive.parquet"
-            naive = run_measured(
-                [sys.executable, str(naive_py), str(db), str(source), str(naive_out)], tmp / "naive.log"
-            )
-            print(
-                f"   naive geopandas (read, sjoin within, write; SpatiaLite)  {naive[0]:7.1f} s wall "
-                f"{naive[1]:7.1f} s CPU {naive[2]:6.0f} MB"
-            )
-            for label, (figures, _) in results.items():
+            for name, _first, _warm, out in rows:
+                same, compared, on_edge, multi = _same_as_naive(out, tmp / "naive.parquet")
+                agree = same == compared
+                ok &= agree
                 print(
-                    f"   gridmap ({label}) is {naive[0] / figures[0]:.1f}× the naive pipeline in wall time, "
-                    f"{naive[1] / figures[1]:.1f}× in CPU (target ≥ 5×)"
+                    f"   {'':{len(label) + 1}s} answers ({name}): {same:,} of {compared:,} points off the boundaries "
+                    f"get the peer's micro-grid and grid — {'same answers' if agree else 'DIFFERENT'} ({on_edge:,} "
+                    f"flagged on_boundary, {multi:,} listed twice by the peer)"
                 )
-            ours = pd.read_parquet(results["sqlite"][1], columns=["id", "microgrid_code", "flags"])
-            theirs = pd.read_parquet(naive_out, columns=["id", "microgrid_code"])
-            listed = theirs["id"].value_counts()
-            once = theirs[theirs["id"].map(listed) == 1].set_index("id")
-            keep = ~ours["flags"].astype(str).str.contains("on_boundary").to_numpy() & ours["id"].isin(once.index)
-            ours = ours[keep.to_numpy()].set_index("id")
-            a, b = ours["microgrid_code"].astype(object), once.loc[ours.index, "microgrid_code"].astype(object)
-            same = ((a == b) | (a.isna() & b.isna())).to_numpy()
-            print(
-                f"   answers: {int(same.sum()):,} of {len(ours):,} points off the boundaries get the same "
-                f"micro-grid — {'same answers' if same.all() else 'DIFFERENT'}"
-            )
+            outputs[label] = rows[0][3]
+            for name, _first, _warm, out in rows[1:]:
+                whole = pq.read_table(out).equals(pq.read_table(rows[0][3]))
+                ok &= whole
+                print(f"   {'':{len(label) + 1}s} {name}'s file and this checkout's: {'equal' if whole else 'DIFFER'}")
+        if len(outputs) == 2:
+            whole = pq.read_table(outputs["sqlite"]).equals(pq.read_table(outputs["postgis"]))
+            ok &= whole
+            print(f"   SpatiaLite's and PostGIS's files: {'equal' if whole else 'DIFFER'}")
+        return ok
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-        os.environ.pop("GRIDMAP_INDEX_CACHE", None)
 
 
 # --- measures, paging, import (in process) ---------------------------------------------------------------------
@@ -595,6 +700,11 @@ def main() -> None:
         "--skip", default="", help="comma-separated: locate-file,measures,import,http,locate,tiles,paging,map"
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
+    parser.add_argument("--sqlite-url", help="a province already built on SpatiaLite: used as it is (not built)")
+    parser.add_argument("--postgis-url", help="a province already built on PostGIS: used as it is (not built)")
+    parser.add_argument("--reps", type=int, default=3, help="locate batch: warm runs and peer runs, alternated")
+    parser.add_argument("--spread", choices=("districts", "bbox"), default="districts", help="locate batch points")
+    parser.add_argument("--baseline", help="locate batch: another checkout's gridmap run beside (e.g. /work/main)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     key = params_key(args)
@@ -607,6 +717,17 @@ def main() -> None:
     try:
         for label in ("sqlite", "postgis"):
             if args.only and args.only != label:
+                continue
+            given = args.sqlite_url if label == "sqlite" else args.postgis_url
+            if given or args.sqlite_url or args.postgis_url:  # databases named: only those, as they are
+                if given:
+                    urls[label] = given
+                    got = sizes(given)
+                    print(
+                        f"\n== {label}: the province given ({given.rsplit('@', 1)[-1]}): {got['microgrids']:,} "
+                        f"micro-grids, {got['grids']:,} grids, {got['cases']:,} cases",
+                        flush=True,
+                    )
                 continue
             print(f"\n== generation on {label} ({load()})", flush=True)
             if label == "sqlite":
@@ -629,8 +750,10 @@ def main() -> None:
                 f"{got['events']:,} history rows",
                 flush=True,
             )
-        if "locate-file" not in skip:
-            bench_locate_batch(urls, args.points)
+        if "locate-file" not in skip and not bench_locate_batch(
+            urls, args.points, args.reps, args.spread, args.baseline
+        ):
+            print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
