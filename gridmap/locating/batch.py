@@ -113,7 +113,7 @@ class LeafColumn:
     values and, per leaf position, the position of the leaf's value among them (-1: none). `codes` has one entry
     more than the index has leaves, -1, which is what position len(index), no leaf, reads."""
 
-    def __init__(self, values: list[str], codes: np.ndarray):
+    def __init__(self, values: np.ndarray, codes: np.ndarray):
         self.values = values
         self.codes = codes
         self._objects: np.ndarray | None = None
@@ -125,8 +125,12 @@ class LeafColumn:
         distinct keys (a numpy string array; "" for no value)."""
         distinct = np.unique(keys[keys >= 0])
         texts = np.asarray(value_of(distinct), dtype=str)
-        values, value_code = np.unique(texts, return_inverse=True)
-        value_code = value_code.astype(np.int32)
+        value_code: np.ndarray
+        if len(texts) and texts[0] != "" and bool(np.all(texts[1:] > texts[:-1])):  # codes: distinct, in order
+            values, value_code = texts, np.arange(len(texts), dtype=np.int32)
+        else:
+            values, inverse = np.unique(texts, return_inverse=True)
+            value_code = inverse.astype(np.int32)
         if len(values) and values[0] == "":  # no value: sorted first
             value_code -= 1
             values = values[1:]
@@ -134,7 +138,7 @@ class LeafColumn:
         if len(distinct):
             at = np.minimum(np.searchsorted(distinct, keys), len(distinct) - 1)
             codes[:-1] = np.where(keys >= 0, value_code[at], -1)
-        return cls(values.tolist(), codes)
+        return cls(values, codes)
 
     def objects(self) -> np.ndarray:
         """The values as an object array with None after them (position -1)."""
@@ -355,10 +359,27 @@ def _distinct(table: np.ndarray) -> tuple[list[str], np.ndarray]:
     return distinct, code_of
 
 
-def _string_array(values: list[str]) -> Any:  # a pyarrow StringArray (pyarrow is untyped)
-    """An Arrow string array of `values`, from buffers."""
+def _string_array(values: list[str] | np.ndarray) -> Any:  # a pyarrow StringArray (pyarrow is untyped)
+    """An Arrow string array of `values`, from buffers: a numpy string array of ASCII text (codes) without a Python
+    string per value (its bytes, less each value's padding)."""
     import pyarrow as pa
 
+    if isinstance(values, np.ndarray):
+        try:
+            raw = values.astype("S")
+        except UnicodeEncodeError:  # not ASCII: encoded one by one below
+            values = values.tolist()
+        else:
+            lengths = np.strings.str_len(raw).astype(np.int64)
+            offsets = np.zeros(len(raw) + 1, np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            if offsets[-1] < 2**31:
+                grid = raw.view(np.uint8).reshape(len(raw), raw.dtype.itemsize)
+                data = grid[np.arange(raw.dtype.itemsize) < lengths[:, None]]
+                return pa.Array.from_buffers(
+                    pa.string(), len(raw), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+                )
+            values = values.tolist()
     encoded = [v.encode() for v in values]
     offsets = np.zeros(len(encoded) + 1, np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
@@ -732,7 +753,7 @@ def _branch_column(index: AreaIndex, names: dict[str, str] | None) -> LeafColumn
         if held is not None and held[0] is names:
             return held[1]
     if names is None:
-        column = LeafColumn([], np.full(len(index) + 1, -1, np.int32))
+        column = LeafColumn(np.zeros(0, "U1"), np.full(len(index) + 1, -1, np.int32))
     else:
         known = names
 
@@ -928,7 +949,7 @@ def raw_branch_names(cursor: Any, on: Any, sqlite: bool, *, generation_id: int |
     return names
 
 
-MEMO_FILE = "sqlite-digests.json"
+MEMO_FILE = "digests.json"
 MEMO_KEEP = 32
 
 
@@ -983,8 +1004,25 @@ def _code_stamp() -> str:
     return digest.hexdigest()
 
 
+# PostGIS: a fingerprint of a generation's rows computed by the server (one row back instead of every geometry):
+# each row's columns quoted, its geometry's md5, all joined in id order and hashed
+PG_FINGERPRINT = (
+    "SELECT md5(string_agg(concat_ws(',', id, quote_nullable(level), quote_nullable(code), quote_nullable(name), "
+    "coalesce(parent_id::text, 'null'), coalesce(md5(ST_AsEWKB(geom)), 'null')), E'\\n' ORDER BY id)), count(*) "
+    "FROM area WHERE generation_id = %s"
+)
+
+
+def _pg_state(cursor: Any, generation_id: int) -> str:
+    """What identifies a PostGIS generation's rows without reading them: `PG_FINGERPRINT`, with the index code's own
+    stamp. Content, not a database: the same rows anywhere are the same index."""
+    cursor.execute(PG_FINGERPRINT, (generation_id,))
+    fingerprint, count = cursor.fetchone()
+    return json.dumps(["postgis", _code_stamp(), generation_id, fingerprint, count])
+
+
 def _memo_digest(folder: Path, state: str | None, generation_id: int) -> str | None:
-    """The digest remembered for this SQLite database's state (`_sqlite_state`) and active generation, if any."""
+    """The digest remembered for this state of the database (`_sqlite_state`, `_pg_state`) and active generation."""
     if state is None:
         return None
     try:
@@ -1025,9 +1063,12 @@ def _remember_digest(folder: Path, state: str, generation_id: int, digest: str) 
 def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaIndex, dict[str, str], Any] | None:
     """(index of the active generation, its branch names, the day they are for) read without SQLAlchemy, when the
     generation's index file is there for exactly the rows the database holds now: the active generation's id
-    and its areas' rows are read through a plain DB-API connection (in one read transaction on SQLite) and hashed
+    and its areas' rows are read through a plain DB-API connection (in one read transaction) and hashed
     (`index_digest`, as `generations.shared_index` names the file), so an edit of any area, another generation
-    activated or another database gives another name. None when there is no such file yet (or the URL or the
+    activated or another database gives another name. The digest is remembered for the database's state
+    (`digests.json` in the cache folder): on SpatiaLite the state of its files (`_sqlite_state`), on PostGIS a
+    fingerprint of the rows the server computes (`_pg_state`); a later run in the same state reads neither the rows
+    nor their geometries. None when there is no such file yet (or the URL or the
     database is not one this reads): the caller then takes the ORM path, which writes the file."""
     from gridmap.calendar import china_date
 
@@ -1038,6 +1079,11 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaI
     folder = Path(cache_dir) if cache_dir is not None else index_cache_dir()
     path = _sqlite_file(url) if sqlite else None
     try:
+        if not sqlite:  # one snapshot for the fingerprint, the rows and the branches
+            import psycopg
+
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
         cursor = conn.cursor()
         state = _sqlite_state(path) if path is not None else None
         if sqlite:
@@ -1047,11 +1093,14 @@ def quick_index(url: str, *, cache_dir: str | Path | None = None) -> tuple[AreaI
         if found is None:
             return None
         generation_id = int(found[0])
+        if not sqlite:
+            state = _pg_state(cursor, generation_id)
         digest = _memo_digest(folder, state, generation_id)
         if digest is None:
             digest = index_digest(area_rows(cursor, generation_id, sqlite), generation_id)
-            if state is not None and path is not None and _sqlite_state(path) == state:
-                _remember_digest(folder, state, generation_id, digest)  # no commit since `state`: its rows
+            if state is not None and (path is None or _sqlite_state(path) == state):
+                # SpatiaLite: no commit since `state`, so these are its rows; PostGIS: the same snapshot
+                _remember_digest(folder, state, generation_id, digest)
         index = load_shared_index(shared_index_folder(folder, generation_id, digest), generation_id)
         if index is None:
             return None

@@ -708,10 +708,13 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     key = params_key(args)
-    print(
-        f"== province: {args.districts} districts, {args.microgrids:,} micro-grids, {args.cases:,} cases "
-        f"(seed {SEED}, today {TODAY}); {load()}"
-    )
+    if args.sqlite_url or args.postgis_url:
+        print(f"== province: the databases given, as they are; {load()}")
+    else:
+        print(
+            f"== province: {args.districts} districts, {args.microgrids:,} micro-grids, {args.cases:,} cases "
+            f"(seed {SEED}, today {TODAY}); {load()}"
+        )
     urls: dict[str, str] = {}
     created: list[str] = []
     try:

@@ -409,17 +409,18 @@ def test_the_command_on_a_known_index_file_loads_no_orm(db_url, index, tmp_path)
     assert (tmp_path / "cache" / f"shared-{index.generation_id}-{same}").is_dir()
 
 
-def test_an_unchanged_sqlite_database_is_not_hashed_again(db_url, index, tmp_path, monkeypatch):
-    """`quick_index` remembers the digest of a SpatiaLite database's rows for the state of its files (`_sqlite_state`:
-    the database's and its log's identity, size, times and headers) when nothing was committed while it read them;
-    the next run in that state finds the index file without reading the rows. A commit (here a grid renamed) moves
-    the state: the rows are read and hashed again, and the renamed grid's content has no index file yet. On
-    PostGIS the rows are read and hashed every time."""
+def test_an_unchanged_database_is_not_read_and_hashed_again(db_url, index, tmp_path, monkeypatch):
+    """`quick_index` remembers the digest of a generation's rows for the database's state — SpatiaLite: its files'
+    identity, size, times and headers, when nothing was committed while it read the rows; PostGIS: a fingerprint of
+    the rows the server computes, in the snapshot the rows were read in — and the next run in that state finds the
+    index file without reading the rows. A commit (here a grid renamed) moves the state: the rows are read and
+    hashed again, and the renamed grid's content has no index file yet."""
     import sqlalchemy as sa
 
     from gridmap.store.tables import Area
+    from tests.conftest import _new_postgis_database, _postgis_template
 
-    url, cache = db_url, tmp_path / "cache"
+    drop = None
     if db_url.startswith("sqlite"):  # a copy of the module's database, to commit to
         from pysqlite3 import dbapi2
 
@@ -428,11 +429,14 @@ def test_an_unchanged_sqlite_database_is_not_hashed_again(db_url, index, tmp_pat
         source.close()
         copy.close()
         url = f"sqlite:///{tmp_path / 'copy.sqlite'}"
+    else:
+        url, drop = _new_postgis_database(template=_postgis_template())  # the module's copy is in use
+    cache = tmp_path / "cache"
     engine = storage.make_engine(url)
     try:
         with storage.make_sessionmaker(engine)() as session:
             batch.cached_index(session, cache_dir=cache)  # the index file of these rows
-        engine.dispose()  # no connection of this process left open on the file
+        engine.dispose()  # no connection of this process left open on the database
         reads: list[int] = []
         real = batch.area_rows
 
@@ -442,14 +446,10 @@ def test_an_unchanged_sqlite_database_is_not_hashed_again(db_url, index, tmp_pat
 
         monkeypatch.setattr(batch, "area_rows", counted)
         first, second = batch.quick_index(url, cache_dir=cache), batch.quick_index(url, cache_dir=cache)
-        assert first is not None and second is not None
+        assert first is not None and second is not None and reads == [1]  # the second found the digest
         assert second[0].generation_id == first[0].generation_id == index.generation_id
         lon, lat = _points(index, 2000, seed=31)
         assert np.array_equal(second[0].locate_many(lon, lat), index.locate_many(lon, lat))
-        if not url.startswith("sqlite"):
-            assert reads == [1, 1]
-            return
-        assert reads == [1]  # the second found the digest of this state
         with storage.make_sessionmaker(engine)() as session, session.begin():
             area = session.scalars(
                 sa.select(Area).where(Area.generation_id == index.generation_id, Area.is_leaf).order_by(Area.code)
@@ -459,6 +459,8 @@ def test_an_unchanged_sqlite_database_is_not_hashed_again(db_url, index, tmp_pat
         assert batch.quick_index(url, cache_dir=cache) is None and reads == [1, 1]  # read again: no file for these
     finally:
         engine.dispose()
+        if drop is not None:
+            drop()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
