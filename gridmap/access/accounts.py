@@ -156,8 +156,9 @@ def _check_spec(session: Session, spec: AccountSpec) -> list[AccountArea]:
     return scopes
 
 
-def add_account(session: Session, spec: AccountSpec, password: str) -> Account:
-    """Create an account; the username must be new."""
+def add_account(session: Session, spec: AccountSpec, password: str, *, password_hash: str | None = None) -> Account:
+    """Create an account; the username must be new. `password_hash`: `hash_password(password)` made already (the
+    demo's accounts, which share one documented password, share its hash: one argon2 hash, not one per account)."""
     areas = _check_spec(session, spec)
     if session.scalar(sa.select(Account.id).where(Account.username == spec.username)) is not None:
         raise Conflict(
@@ -169,7 +170,7 @@ def add_account(session: Session, spec: AccountSpec, password: str) -> Account:
         role=spec.role,
         department_code=spec.department,
         staff_id=spec.staff_id,
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
         active=True,
         password_changed_at=_now(),
     )
