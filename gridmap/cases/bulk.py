@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
 import re
 import sys
+import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
@@ -42,7 +46,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gridmap.calendar import WorkCalendar
+from gridmap.calendar import CST, MAX_SPAN_DAYS, WorkCalendar
 from gridmap.errors import GridmapError
 from gridmap.geo import crs as gcrs
 from gridmap.geo.cells import STATUS_OK
@@ -356,15 +360,21 @@ def reserve_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
     if n <= 0:
         return []
     if conn.dialect.name == "postgresql":
-        return sorted(
-            conn.execute(
-                sa.text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
-                {"n": n},
-            ).scalars()
-        )
+        # the sequence named once (an InitPlan), not per id; the ids come back as their first and last when they
+        # are one run (always, unless another session drew from the sequence meanwhile), else as an array
+        first, last, drawn = conn.execute(_RESERVE, {"table": table.name, "n": n}).one()
+        return list(range(first, last + 1)) if drawn is None else sorted(drawn)
     conn.execute(sa.update(table).where(sa.false()).values(id=table.c.id))
     last = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
     return list(range(last + 1, last + 1 + n))
+
+
+_RESERVE = sa.text(
+    "WITH drawn AS MATERIALIZED (SELECT nextval(CAST((SELECT pg_get_serial_sequence(:table, 'id')) AS regclass)) "
+    "AS v FROM generate_series(1, :n)), span AS (SELECT min(v) AS first, max(v) AS last FROM drawn) "
+    "SELECT first, last, CASE WHEN last - first + 1 = :n THEN NULL "
+    "ELSE (SELECT array_agg(v ORDER BY v) FROM drawn) END FROM span"
+)
 
 
 def _with_id(row: dict[str, Any], new_id: int) -> dict[str, Any]:
@@ -419,6 +429,64 @@ def record_inserts(
         )
     if rows:
         conn.execute(sa.insert(AuditEntry), rows)
+
+
+@contextmanager
+def into_empty(conn: sa.Connection, table: sa.Table) -> Iterator[bool]:
+    """A bulk load into a table that is empty, on PostgreSQL: the table's plain secondary indexes and its foreign
+    keys set aside while the rows go in, and made again from their own definitions at the end of the block (one
+    index build and one check of all references, instead of an index entry and a key check per row: what
+    pg_restore does). Yields whether it applies: the table is a plain table, has no rows, and is taken at once in
+    ACCESS EXCLUSIVE mode, which the transaction then keeps (a table another session is using, or one with rows,
+    is loaded as it is, its indexes and keys in place). Its primary key and unique indexes stay. The definitions
+    are made again only when the block ends normally; on an error the transaction rolls them back with the rows
+    (PostgreSQL's DDL is transactional). On SQLite, nothing (yields False)."""
+    if conn.dialect.name != "postgresql" or not _take_empty(conn, table):
+        yield False
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    keys = conn.execute(
+        sa.text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
+            "AND contype = 'f' ORDER BY conname"
+        ),
+        {"t": table.name},
+    ).all()
+    indexes = conn.execute(
+        sa.text(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = CAST(:t AS regclass) AND NOT i.indisprimary AND NOT i.indisunique "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"
+        ),
+        {"t": table.name},
+    ).all()
+    for name, _ in keys:
+        conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} DROP CONSTRAINT {quote(name)}")
+    for name, _ in indexes:
+        conn.exec_driver_sql(f"DROP INDEX {quote(name)}")
+    yield True
+    for _, definition in indexes:
+        conn.exec_driver_sql(definition)
+    for name, definition in keys:
+        conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD CONSTRAINT {quote(name)} {definition}")
+
+
+def _take_empty(conn: sa.Connection, table: sa.Table) -> bool:
+    """Whether `table` is a plain table without rows, locked (ACCESS EXCLUSIVE, without waiting) for the rest of
+    the transaction."""
+    kind = conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table.name}).scalar()
+    if kind != "r":
+        return False
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(
+            f"LOCK TABLE {conn.dialect.identifier_preparer.quote(table.name)} IN ACCESS EXCLUSIVE MODE NOWAIT"
+        )
+    except sa.exc.DBAPIError:  # another session has it: loaded as it is
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return not conn.execute(sa.select(sa.exists().select_from(table))).scalar()
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, grouped: bool = False) -> None:
@@ -481,9 +549,7 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> N
             if not processors:
                 step = 20_000
                 for start in range(0, len(rows), step):
-                    copy.write(
-                        "".join("\t".join(line) + "\n" for line in zip(*(t[start : start + step] for t in ready)))
-                    )
+                    copy.write("\n".join(map("\t".join, zip(*(t[start : start + step] for t in ready)))) + "\n")
             else:
                 for row in rows:
                     copy.write_row([p(row[k]) if p is not None else row[k] for k, p in zip(keys, processors)])
@@ -499,39 +565,64 @@ def _copy_texts(column: sa.Column[Any], values: list[Any]) -> list[str] | None:
     """The values of one column in COPY's text format (NULL as \\N, tabs, newlines and backslashes escaped), as the
     INSERT would store them: JSON by `json.dumps` (None as JSON null unless the type says `none_as_null`, as
     SQLAlchemy binds it), times in ISO 8601 with their offset, floats by `repr` (the exact double). None for a type
-    this does not know (the caller adapts such rows through psycopg)."""
+    this does not know (the caller adapts such rows through psycopg).
+
+    Column at once: the types checked as a set, each value converted by a `map` over the values that are not None,
+    and the escapes applied only when the column holds a character that needs one (most hold none)."""
     from geoalchemy2 import Geometry
 
     kind = column.type
-    esc = _COPY_ESCAPES
+    kinds = set(map(type, values))
     if isinstance(kind, sa.JSON):
-        if getattr(kind, "none_as_null", False):
-            return [_NULL if v is None else json.dumps(v).translate(esc) for v in values]
-        return ["null" if v is None else json.dumps(v).translate(esc) for v in values]
+        null = _NULL if getattr(kind, "none_as_null", False) else "null"
+        return _texts(values, kinds, json.dumps, null)
     if isinstance(kind, sa.Boolean):
-        return [_NULL if v is None else ("t" if v else "f") for v in values]
+        return _texts(values, kinds, _BOOL_TEXT.__getitem__ if kinds <= {bool, _NONE} else _bool_text, escape=False)
     if isinstance(kind, sa.Integer):
-        if not all(v is None or type(v) is int for v in values):
-            return None
-        return [_NULL if v is None else str(v) for v in values]
+        return _texts(values, kinds, int.__repr__, escape=False) if kinds <= {int, _NONE} else None
     if isinstance(kind, sa.Float) and not kind.asdecimal:
-        if not all(v is None or type(v) in (float, int) for v in values):
+        if not kinds <= {float, int, _NONE}:
             return None
-        return [_NULL if v is None else repr(float(v)) for v in values]
+        return _texts(values, kinds, float.__repr__ if int not in kinds else _float_text, escape=False)
     if isinstance(kind, (sa.DateTime, sa.Date)):
         wanted = dt.datetime if isinstance(kind, sa.DateTime) else dt.date
-        if not all(v is None or type(v) is wanted for v in values):
-            return None
-        return [_NULL if v is None else v.isoformat() for v in values]
-    if isinstance(kind, sa.String) and not isinstance(kind, sa.Enum):
-        if not all(v is None or type(v) is str for v in values):
-            return None
-        return [_NULL if v is None else v.translate(esc) for v in values]
-    if isinstance(kind, Geometry):
-        if not all(v is None or type(v) is str for v in values):
-            return None
-        return [_NULL if v is None else v.translate(esc) for v in values]
+        return _texts(values, kinds, wanted.isoformat, escape=False) if kinds <= {wanted, _NONE} else None
+    if isinstance(kind, (sa.String, Geometry)) and not isinstance(kind, sa.Enum):
+        return _texts(values, kinds, None) if kinds <= {str, _NONE} else None
     return None
+
+
+_NONE = type(None)
+_BOOL_TEXT = {True: "t", False: "f"}
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
+def _bool_text(v: Any) -> str:
+    return "t" if v else "f"
+
+
+def _float_text(v: float | int) -> str:
+    return repr(float(v))
+
+
+def _texts(
+    values: list[Any],
+    kinds: set[type],
+    form: Callable[[Any], str] | None,
+    null: str = _NULL,
+    *,
+    escape: bool = True,
+) -> list[str]:
+    """`form(v)` of each value (`v` itself when `form` is None) with COPY's escapes, None as `null`."""
+    present = values if _NONE not in kinds else [v for v in values if v is not None]
+    texts: list[str] = present if form is None else list(map(form, present))
+    if escape and texts and _NEEDS_ESCAPE.search("".join(texts)):
+        esc = _COPY_ESCAPES
+        texts = [t.translate(esc) for t in texts]
+    if len(texts) == len(values):
+        return texts
+    found = iter(texts)
+    return [null if v is None else next(found) for v in values]
 
 
 def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> bool:
@@ -774,6 +865,106 @@ class BatchCalendar(WorkCalendar):
             periods = known[day] = WorkCalendar._day_periods(self, day)
         return periods
 
+    def _day_micros(self, day: dt.date) -> list[tuple[int, int, dt.datetime]]:
+        """The day's working periods as (start, end) in microseconds since the epoch, with the start itself."""
+        known: dict[dt.date, list[tuple[int, int, dt.datetime]]] = self.__dict__.setdefault("_micros_of", {})
+        periods = known.get(day)
+        if periods is None:
+            periods = known[day] = [(_micros(a), _micros(b), a) for a, b in self._day_periods(day)]
+        return periods
+
+    def add_working_seconds(self, start: dt.datetime, seconds: float) -> dt.datetime:
+        """`WorkCalendar.add_working_seconds`, the same steps on whole microseconds since the epoch (the period's
+        seconds left are the same exact quotient `total_seconds` gives, taken from the same float remainder) and
+        the answer made as it makes it."""
+        local = (start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start).astimezone(CST)
+        now = _micros(local)
+        remaining = seconds
+        day = local.date()
+        periods = self._day_micros
+        for _ in range(MAX_SPAN_DAYS):
+            for a, b, a_time in periods(day):
+                begin, begin_time = (a, a_time) if a >= now else (now, local)  # max(a, local): a when equal
+                if begin >= b:
+                    continue
+                available = (b - begin) / 1_000_000
+                if remaining <= available:
+                    return (begin_time + dt.timedelta(seconds=remaining)).astimezone(dt.UTC)
+                remaining -= available
+            day += _ONE_DAY
+        raise ValueError(f"time limit: {seconds / 3600:.0f} working hours run past {MAX_SPAN_DAYS} days")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_DAY, _ONE_MICROSECOND = dt.timedelta(days=1), dt.timedelta(microseconds=1)
+
+
+def _micros(at: dt.datetime) -> int:
+    return (at - _EPOCH) // _ONE_MICROSECOND
+
+
+class Writer:
+    """Writes run in the order given on a thread of their own, so that the caller makes the next rows while the
+    database stores the last ones: the database's work (PostgreSQL's server process, SQLite's C code, both run
+    without Python's lock) overlaps Python's. `put(write)` hands over a function of no arguments, waiting while
+    `depth` are already waiting (the rows in flight stay bounded); `close()` waits for every write and raises the
+    first write's error, if any (the writes after a failed one are dropped). Used as a context manager it closes at
+    the end of the block; a block left by an exception drops the writes not started and waits for the one running
+    (the caller then rolls the transaction back with nothing running on its connection).
+
+    The writes use the caller's connection, and the caller does not touch it until `close` returns. With
+    `threaded=False` each write runs at once, in `put` (the same writes in the same order)."""
+
+    def __init__(self, *, depth: int = 2, threaded: bool = True) -> None:
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[Callable[[], object] | None] = queue.Queue(maxsize=max(depth, 1))
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="gridmap-bulk-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (write := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    write()
+                except BaseException as exc:  # raised in the caller's thread by `put` or `close`
+                    self._error = exc
+
+    def put(self, write: Callable[[], object]) -> None:
+        if self._error is not None:
+            self.close()
+        if self._thread is None:
+            write()
+        else:
+            self._queue.put(write)
+
+    def close(self) -> None:
+        self._stop()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+            return
+        while True:  # the writes not started are dropped
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._stop()
+
 
 class Progress:
     """Stages and counts on stderr, a line per stage (`stage`) and, on a terminal, a bar for long ones (`bar`,
@@ -831,9 +1022,11 @@ __all__ = [
     "BatchCalendar",
     "Created",
     "Progress",
+    "Writer",
     "create_cases",
     "insert_numbered",
     "insert_rows",
+    "into_empty",
     "locate_cases",
     "record_inserts",
     "reserve_ids",

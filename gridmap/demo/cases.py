@@ -4,6 +4,7 @@ workflow's steps, routing rules and working calendar (tests replay every history
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from gridmap.cases import bulk
 from gridmap.cases.intake import case_number
 from gridmap.demo import names, queues
 from gridmap.demo.catalogue import CLASS_WEIGHTS
+from gridmap.demo.draws import Draws, draws
 from gridmap.demo.tiling import DemoArea
 from gridmap.geo import crs as gcrs
 from gridmap.geo.index import AreaIndex
@@ -36,6 +38,8 @@ _SCORES_FIRST, _SCORES_AGAIN = np.array([5, 5, 5, 5, 4, 4, 4, 3, 3, 2]), np.arra
 _SOURCE_CDF = (lambda c: (c / c[-1]).tolist())(_SOURCE_WEIGHTS_A.cumsum())
 _SCORES_FIRST_L, _SCORES_AGAIN_L = _SCORES_FIRST.tolist(), _SCORES_AGAIN.tolist()
 TZ_CN = dt.timezone(dt.timedelta(hours=8))
+WRITE_CHUNK = 5_000  # cases handed to the writer at a time (with their histories, about 7 times as many rows)
+WRITE_THREADED = True  # the writes on a thread of their own, overlapping the making of the next chunk
 
 
 def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +117,7 @@ def insert_cases(
     calendar = bulk.BatchCalendar.seeded()  # the seeded calendar, each day's hours worked out once
     age_days = np.sort(rng.uniform(0, 365, n))[::-1]
     stage_rng = rng.spawn(1)[0]  # the staging draws from its own stream: the year's cases stay as they were
+    draw = draws(rng)  # the cases' single draws (the same numbers as `rng`'s own methods give, more cheaply)
     staged = queues.plan(n, end, stage_rng)
     queues.place_dead_ends(session, index, areas, epsg, staged, stage_rng)
     for i, placed in staged.items():
@@ -131,96 +136,108 @@ def insert_cases(
     leaf_list, lon_list, lat_list = leaf.tolist(), lon.tolist(), lat.tolist()
     ages, cat_list = age_days.tolist(), cat_idx.tolist()
     bar = progress.bar(n, "cases", unit="case")
-    for i in range(n):
-        if i % 1000 == 999:
-            bar.update(1000)
-        reported = end - dt.timedelta(days=ages[i])
-        reported = _daytime(reported, rng)
-        codes = codes_of[leaf_list[i] if leaf_list[i] >= 0 else -1]
-        cat = cats[cat_list[i]]
-        grid = codes.get("grid")
-        worker = workers.get(grid) if grid is not None else None
-        row, history = _one_case(cat, reported, end, codes, worker, calendar, rng)
-        item = staged.get(i)
-        if item is not None:  # replaced, after its draws from `rng` were made as for any case
-            row, history, pending = queues.staged_case(
-                item,
-                cat,
-                end,
-                codes,
-                worker,
-                (lon_list[i], lat_list[i]),
-                index.generation_id,
-                labels,
-                calendar,
-                stage_rng,
-            )
-            reported = item.reported
-        source = SOURCES[bisect_right(_SOURCE_CDF, rng.random())]  # rng.choice(_SOURCES_A, p=_SOURCE_WEIGHTS_A)
-        x, y = lon_list[i], lat_list[i]
-        row.update(
-            id=ids[i],
-            title=cat.name,
-            category_id=cat.id,
-            source=source,
-            description=f"{cat.name}，请尽快处理。",
-            lon=x,
-            lat=y,
-            raw_x=x,
-            raw_y=y,
-            raw_crs="wgs84",
-            geom=f"SRID=4326;POINT({x!r} {y!r})",
-            generation_id=index.generation_id,
-            district_code=codes.get("district"),
-            subdistrict_code=codes.get("subdistrict"),
-            community_code=codes.get("community"),
-            grid_code=codes.get("grid"),
-            microgrid_code=codes.get("microgrid"),
-            branch_id=branches.get(grid) if grid is not None else None,
-            locate_flags=[],
-            version=1 + max(len(history) - 3, 0),  # file and dispatch at intake: 1
-            reported_by_staff_id=worker if source == "patrol" else None,
-            reporter_name=names.person_name(rng) if source in ("hotline", "miniprogram") else None,
-            reporter_phone=names.phone_number(rng) if source in ("hotline", "miniprogram") else None,
-        )
-        if item is not None:
-            if item.columns:  # a dead end: where and how it came in, and what is wrong with it
-                row.update(
-                    item.columns,
-                    reported_by_staff_id=None,
-                    reporter_name=row["reporter_name"] or names.person_name(stage_rng),
-                    reporter_phone=row["reporter_phone"] or names.phone_number(stage_rng),
+    written: dict[str, list[int]] = {"case_file": [], "case_event": []}
+
+    def write(rows: list[dict[str, Any]], histories: list[list[dict[str, Any]]]) -> None:
+        # the staged rows set a few more columns (address, candidates, a dead end's district, a pending request):
+        # one statement per set of columns, the others left to their defaults as before
+        bulk.insert_rows(conn, bulk.CASES, rows, grouped=True)
+        events = []  # each event given its case (the last column, as before), in place
+        for row, history in zip(rows, histories):
+            case_id = row["id"]
+            for event in history:
+                event["case_id"] = case_id
+            events += history
+        written["case_file"] += [row["id"] for row in rows]
+        written["case_event"] += bulk.insert_numbered(conn, bulk.EVENTS, events)
+
+    # written a chunk at a time while the next is made (`bulk.Writer`: the database stores a chunk, its cases before
+    # their histories, while Python makes the next); the session's connection is the writer's until it is closed.
+    # Into an empty history table on PostGIS, its indexes and key are made once at the end (`bulk.into_empty`)
+    with bulk.into_empty(conn, bulk.EVENTS), bulk.Writer(threaded=WRITE_THREADED) as writer:
+        for i in range(n):
+            if i % 1000 == 999:
+                bar.update(1000)
+            reported = end - dt.timedelta(days=ages[i])
+            reported = _daytime(reported, draw)
+            codes = codes_of[leaf_list[i] if leaf_list[i] >= 0 else -1]
+            cat = cats[cat_list[i]]
+            grid = codes.get("grid")
+            worker = workers.get(grid) if grid is not None else None
+            row, history = _one_case(cat, reported, end, codes, worker, calendar, draw)
+            item = staged.get(i)
+            if item is not None:  # replaced, after its draws from `rng` were made as for any case
+                row, history, pending = queues.staged_case(
+                    item,
+                    cat,
+                    end,
+                    codes,
+                    worker,
+                    (lon_list[i], lat_list[i]),
+                    index.generation_id,
+                    labels,
+                    calendar,
+                    stage_rng,
                 )
-            if pending:  # an extension or suspension request waiting for a leader
-                row["pending"] = pending
-        row["number"] = case_number(row["source"], reported, row["id"])  # the channel it finally came in by
-        rows.append(row)
-        histories.append(history)
-    bar.close()
-    progress.stage("cases made", n)
-    # the staged rows set a few more columns (address, candidates, a dead end's district, a pending request): one
-    # statement per set of columns, the others left to their defaults as before
-    bulk.insert_rows(conn, bulk.CASES, rows, grouped=True)
+                reported = item.reported
+            source = SOURCES[bisect_right(_SOURCE_CDF, draw.random())]  # rng.choice(_SOURCES_A, p=_SOURCE_WEIGHTS_A)
+            x, y = lon_list[i], lat_list[i]
+            row.update(
+                id=ids[i],
+                title=cat.name,
+                category_id=cat.id,
+                source=source,
+                description=f"{cat.name}，请尽快处理。",
+                lon=x,
+                lat=y,
+                raw_x=x,
+                raw_y=y,
+                raw_crs="wgs84",
+                geom=f"SRID=4326;POINT({x!r} {y!r})",
+                generation_id=index.generation_id,
+                district_code=codes.get("district"),
+                subdistrict_code=codes.get("subdistrict"),
+                community_code=codes.get("community"),
+                grid_code=codes.get("grid"),
+                microgrid_code=codes.get("microgrid"),
+                branch_id=branches.get(grid) if grid is not None else None,
+                locate_flags=[],
+                version=1 + max(len(history) - 3, 0),  # file and dispatch at intake: 1
+                reported_by_staff_id=worker if source == "patrol" else None,
+                reporter_name=names.person_name(draw) if source in ("hotline", "miniprogram") else None,
+                reporter_phone=names.phone_number(draw) if source in ("hotline", "miniprogram") else None,
+            )
+            if item is not None:
+                if item.columns:  # a dead end: where and how it came in, and what is wrong with it
+                    row.update(
+                        item.columns,
+                        reported_by_staff_id=None,
+                        reporter_name=row["reporter_name"] or names.person_name(stage_rng),
+                        reporter_phone=row["reporter_phone"] or names.phone_number(stage_rng),
+                    )
+                if pending:  # an extension or suspension request waiting for a leader
+                    row["pending"] = pending
+            row["number"] = case_number(row["source"], reported, row["id"])  # the channel it finally came in by
+            rows.append(row)
+            histories.append(history)
+            if len(rows) == WRITE_CHUNK:
+                writer.put(functools.partial(write, rows, histories))
+                rows, histories = [], []
+        if rows:
+            writer.put(functools.partial(write, rows, histories))
+        bar.close()
+        progress.stage("cases made", n)
     progress.stage("case rows written", n)
-    events = []  # each event given its case (the last column, as before), in place
-    for row, history in zip(rows, histories):
-        case_id = row["id"]
-        for event in history:
-            event["case_id"] = case_id
-        events += history
-    event_ids = bulk.insert_numbered(conn, bulk.EVENTS, events)
-    progress.stage("history rows written", len(events))
-    bulk.record_inserts(conn, {"case_file": [row["id"] for row in rows], "case_event": event_ids})
+    progress.stage("history rows written", len(written["case_event"]))
+    bulk.record_inserts(conn, written)
     return n
 
 
-def _daytime(when: dt.datetime, rng: np.random.Generator) -> dt.datetime:
+def _daytime(when: dt.datetime, rng: Draws) -> dt.datetime:
     """Most reports arrive between 08:00 and 21:00 China time."""
     local = when.astimezone(TZ_CN)
-    hour = int(min(max(float(rng.normal(13.5, 3.5)), 6.0), 23.0))  # (np.clip's answer, without its overhead)
-    return local.replace(
-        hour=hour, minute=int(rng.integers(60)), second=int(rng.integers(60)), microsecond=0
-    ).astimezone(dt.UTC)
+    hour = int(min(max(rng.normal(13.5, 3.5), 6.0), 23.0))  # (np.clip's answer, without its overhead)
+    return local.replace(hour=hour, minute=rng.below(60), second=rng.below(60), microsecond=0).astimezone(dt.UTC)
 
 
 def _one_case(
@@ -230,7 +247,7 @@ def _one_case(
     codes: dict[str, Any],
     worker: int | None,
     calendar: WorkCalendar,
-    rng: np.random.Generator,
+    rng: Draws,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The case's loop up to `end`, by the workflow's steps and the working calendar: its columns and history.
 
@@ -274,7 +291,7 @@ def _one_case(
         row["state"] = to_state
 
     def later(minutes_low: float, minutes_high: float) -> dt.datetime:
-        return t + dt.timedelta(minutes=float(rng.uniform(minutes_low, minutes_high)))
+        return t + dt.timedelta(minutes=rng.uniform(minutes_low, minutes_high))
 
     history.append(
         {
@@ -332,13 +349,13 @@ def _work(
     end: dt.datetime,
     cat: CaseCategory,
     calendar: WorkCalendar,
-    rng: np.random.Generator,
+    rng: Draws,
     *,
     first: bool,
 ) -> dt.datetime | None:
     """From dispatch to closure and rating (or as far as `end`); returns the time reached, None when stopped."""
     limit, unit = cat.time_limit, cat.time_unit
-    t = t + dt.timedelta(minutes=float(rng.uniform(5, 90)))
+    t = t + dt.timedelta(minutes=rng.uniform(5, 90))
     if t > end:
         return None
     step("accept", handler, "accepted", t)
@@ -349,24 +366,24 @@ def _work(
         if t > end:
             return None
         step("request_extension", handler, "accepted", t, {"reason": "需协调多部门", "amount": limit, "unit": unit})
-        t = t + dt.timedelta(minutes=float(rng.uniform(30, 240)))
+        t = t + dt.timedelta(minutes=rng.uniform(30, 240))
         row["due_at"] = due = calendar.add(due, limit, unit)
         row["extension_count"] = 1
         step("approve", "leader:demo", "accepted", t, {"approved": "extension"})
     draw = rng.random()
     if first and draw < 0.006:  # suspended (挂账), not resumed yet
-        t = t + dt.timedelta(minutes=float(rng.uniform(60, 600)))
+        t = t + dt.timedelta(minutes=rng.uniform(60, 600))
         if t > end:
             return None
         step("request_suspension", handler, "accepted", t, {"reason": "涉及历史遗留问题，需专项资金"})
-        t = t + dt.timedelta(minutes=float(rng.uniform(30, 240)))
+        t = t + dt.timedelta(minutes=rng.uniform(30, 240))
         row["suspended_at"] = t
         step("approve", "leader:demo", "suspended", t, {"approved": "suspension"})
         return None
     if first and draw < 0.016:  # stalled: accepted, never handled (it runs overdue and is escalated)
         return None
     # most cases are handled well within their limit; a tail runs late
-    share = float(rng.lognormal(-1.4, 0.6))
+    share = rng.lognormal(-1.4, 0.6)
     rework = first and rng.random() < 0.03
 
     def after(start: dt.datetime, fraction: float) -> dt.datetime:  # a fraction of the limit, in its kind of time
@@ -380,7 +397,7 @@ def _work(
             return None
         step("handle", handler, "handled", t)
         row["handled_by"], row["handled_at"] = handler, t
-        t = after(t, float(rng.uniform(0.03, 0.15)))  # the verifier checks on site
+        t = after(t, rng.uniform(0.03, 0.15))  # the verifier checks on site
         if t > end:
             return None
         if attempt == 0 and rework:
@@ -390,10 +407,10 @@ def _work(
     step("verify", "verifier:demo", "closed", t, {"on_time": t <= due})
     row["closed_at"] = t
     if rng.random() < 0.7:
-        t = t + dt.timedelta(minutes=float(rng.uniform(60, 60 * 48)))
+        t = t + dt.timedelta(minutes=rng.uniform(60, 60 * 48))
         if t <= end:
             scores = _SCORES_FIRST_L if first else _SCORES_AGAIN_L
-            score = scores[int(rng.integers(0, len(scores)))]  # rng.choice(_SCORES_FIRST or _SCORES_AGAIN)
+            score = scores[rng.below(len(scores))]  # rng.choice(_SCORES_FIRST or _SCORES_AGAIN)
             row["satisfaction"], row["rated_at"] = score, t
             if score <= 2:  # not satisfied: reopened, back to the same handler
                 step("rate", "resident", "dispatched", t, {"satisfaction": score, "reopened": True})

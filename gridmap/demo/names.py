@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from gridmap.demo.draws import Draws, draws
+
 DISTRICTS: dict[str, dict[str, Any]] = {
     "530111": {
         "name": "官渡区",
@@ -197,17 +199,24 @@ def compound_name(rng: np.random.Generator, used: set[str]) -> str:
                 return name
 
 
-def person_name(rng: np.random.Generator) -> str:
+def person_name(rng: np.random.Generator | Draws) -> str:
     """A two- or three-character personal name."""
     # rng.choice(_GIVEN_A, size=k) and rng.choice(_SURNAMES_A), drawn as `rng.choice` draws them (integers below
-    # the pool's length) without its checks on every call
-    given = "".join([_GIVEN[i] for i in rng.integers(0, len(_GIVEN), size=int(rng.integers(1, 3))).tolist()])
-    return _SURNAMES[int(rng.integers(0, len(_SURNAMES)))] + given
+    # the pool's length, `Draws.below`) without its checks on every call
+    below = draws(rng).below
+    k, given = below(2) + 1, len(_GIVEN)
+    name = _GIVEN[below(given)] if k == 1 else _GIVEN[below(given)] + _GIVEN[below(given)]
+    return _SURNAMES[below(len(_SURNAMES))] + name
 
 
-def phone_number(rng: np.random.Generator) -> str:
+def phone_number(rng: np.random.Generator | Draws) -> str:
     """A mobile number of the Chinese form 1[3-9]xxxxxxxxx (fictitious)."""
-    return "1" + str(rng.integers(3, 10)) + "".join(map(str, rng.integers(0, 10, size=9).tolist()))
+    below = draws(rng).below  # rng.integers(3, 10), then rng.integers(0, 10, size=9)
+    second = below(7) + 3
+    return f"1{second}" + "".join([_DIGITS[below(10)] for _ in range(9)])
+
+
+_DIGITS = "0123456789"
 
 
 def chinese_ordinal(n: int) -> str:

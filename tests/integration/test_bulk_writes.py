@@ -467,4 +467,184 @@ def test_the_demo_draws_as_rng_choice_draws():
             assert str(a.choice(names._SURNAMES_A)) + given == names.person_name(b)
             highs, same = a.integers(1, 50, size=7), b.integers(1, 50, size=7)  # a household per chosen leaf
             assert [int(a.integers(h)) for h in highs] == b.integers(0, same).tolist()
+            phone = "1" + str(a.integers(3, 10)) + "".join(map(str, a.integers(0, 10, size=9).tolist()))
+            assert phone == names.phone_number(b)
         assert a.random() == b.random()
+
+
+def test_single_draws_are_numpy_s_own_draw_for_draw():
+    """`Draws` gives, call for call, the numbers numpy's own methods give and leaves the generator where they leave
+    it: bounded integers of every size numpy draws by Lemire's method on 32 bits (a rejection included: bounds
+    near 2**31 reject often), the bounds numpy answers otherwise (1: no draw; 2**32 and more; 0: its error),
+    uniform, normal and lognormal numbers, mixed in any order with numpy's own calls on the same generator."""
+    import math
+
+    from gridmap.demo.draws import Draws, draws
+
+    bounds = [1, 2, 3, 7, 10, 60, 300, 1000, 2**31 - 1, 2**31 + 1, 3 * 2**30, 2**32 - 2, 2**32 - 1, 2**32, 2**40]
+    for seed in range(30):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        d = draws(b)
+        assert isinstance(d, Draws) and draws(b) is d and draws(d) is d
+        for step in range(400):
+            n = bounds[step % len(bounds)]
+            assert int(a.integers(n)) == d.below(n)
+            assert int(a.integers(5, 5 + n)) == d.integers(5, 5 + n)
+            assert a.integers(0, n, size=3).tolist() == [d.below(n) for _ in range(3)]
+            low, high = float(a.random()) * 100 - 50, 0.0
+            high = low + float(b.random()) * 1000
+            assert float(a.uniform(low, high)) == d.uniform(low, high)
+            assert float(a.uniform(5, 90)) == d.uniform(5, 90)
+            assert float(a.normal(13.5, 3.5)) == d.normal(13.5, 3.5)
+            assert float(a.lognormal(-1.4, 0.6)) == d.lognormal(-1.4, 0.6)
+            assert int(a.integers(60)) == int(b.integers(60))  # numpy's own, on the same generator, in between
+        assert a.random() == b.random() and a.bit_generator.state == b.bit_generator.state
+        with pytest.raises(ValueError):
+            d.below(0)
+    assert not math.isnan(Draws(np.random.default_rng(1)).lognormal(0.0, 1.0))
+
+
+def _contents(engine) -> dict[str, tuple[int, str]]:
+    """Every table's rows (ordered by key; geometries as WKB) as a count and a digest, but for the two columns
+    that hold the clock's time of the load (the audit's and the generation's)."""
+    import hashlib
+
+    from geoalchemy2 import Geometry
+
+    from gridmap.store.tables import Base
+
+    clock = {("audit_log", "at"), ("generation", "created_at")}
+    as_binary = sa.func.ST_AsBinary if engine.dialect.name == "postgresql" else sa.func.AsBinary
+    out = {}
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            columns = [
+                as_binary(c).label(c.name) if isinstance(c.type, Geometry) else c
+                for c in table.columns
+                if (table.name, c.name) not in clock
+            ]
+            digest, n = hashlib.sha256(), 0
+            for row in conn.execute(sa.select(*columns).order_by(*table.primary_key.columns)):
+                values = [
+                    v.astimezone(dt.UTC).isoformat() if isinstance(v, dt.datetime) and v.tzinfo else v for v in row
+                ]
+                digest.update(repr([bytes(v) if isinstance(v, memoryview) else v for v in values]).encode())
+                n += 1
+            out[table.name] = (n, digest.hexdigest())
+    return out
+
+
+def _definitions(engine, table: str) -> list[tuple[str, str]]:
+    """A PostgreSQL table's indexes and constraints, as their definitions."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT relname, pg_get_indexdef(indexrelid) FROM pg_index JOIN pg_class ON oid = indexrelid "
+                "WHERE indrelid = CAST(:t AS regclass) UNION ALL SELECT conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) ORDER BY 1"
+            ),
+            {"t": table},
+        ).all()
+
+
+def test_the_demo_is_the_same_written_at_once_or_chunk_by_chunk_on_a_thread(db, tmp_path, monkeypatch):
+    """The demo's cases and histories written by chunks on the writer's thread (`bulk.Writer`, as `gridmap demo`
+    writes them), and on PostGIS into a history table whose indexes and key are made after the rows
+    (`bulk.into_empty`), store every row of every table as they are stored written all at once in the caller's
+    thread, chunks small enough that some statements are multi-row INSERTs rather than COPY; the history table
+    has its indexes and constraints as the migration made them."""
+    from gridmap.demo import cases as demo_cases
+    from gridmap.demo.load import load_demo
+
+    factory, _ = db
+    postgis = factory.kw["bind"].dialect.name == "postgresql"
+    found = []
+    for chunk, threaded in ((10**9, False), (70, True)):
+        monkeypatch.setattr(demo_cases, "WRITE_CHUNK", chunk)
+        monkeypatch.setattr(demo_cases, "WRITE_THREADED", threaded)
+        if postgis:
+            from tests.conftest import _new_postgis_database
+
+            url, drop = _new_postgis_database()
+        else:
+            url, drop = f"sqlite:///{tmp_path / f'chunks-{chunk}.sqlite'}", lambda: None
+        engine = storage.make_engine(url)
+        try:
+            storage.migrate(engine)
+            migrated = _definitions(engine, "case_event") if postgis else []
+            with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+                load_demo(session, "530111", small=True, seed=11, today=dt.date(2026, 11, 20))
+            found.append(_contents(engine))
+            if postgis:
+                assert _definitions(engine, "case_event") == migrated and len(migrated) == 6
+        finally:
+            engine.dispose()
+            drop()
+    at_once, chunked = found
+    assert chunked == at_once
+    assert at_once["case_file"][0] == 300 and at_once["case_event"][0] > 1500
+
+
+def test_a_load_into_an_empty_history_table_sets_its_indexes_and_keys_aside_only_then(db):
+    """`bulk.into_empty` on PostGIS: a table with rows keeps its indexes and keys; an empty one is loaded without
+    its plain indexes and foreign keys (its primary key kept) and gets them back, the same, at the end of the
+    block; a block that fails leaves the table as it was once rolled back. Nothing on SpatiaLite."""
+    from gridmap.cases.bulk import EVENTS, into_empty
+
+    factory, _ = db
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        with factory() as s, into_empty(s.connection(), EVENTS) as applies:
+            assert applies is False
+        return
+    before = _definitions(engine, "case_event")
+    with factory() as s:
+        with into_empty(s.connection(), EVENTS) as applies:  # the demo's histories are there
+            assert applies is False
+            assert [name for name, _ in _definitions_in(s, "case_event")] == [name for name, _ in before]
+        s.rollback()
+    with factory() as s:
+        conn = s.connection()
+        conn.execute(sa.text("DELETE FROM case_event"))
+        with into_empty(conn, EVENTS) as applies:
+            assert applies is True
+            assert [name for name, _ in _definitions_in(s, "case_event")] == ["case_event_pkey", "case_event_pkey"]
+        assert _definitions_in(s, "case_event") == before
+        with pytest.raises(RuntimeError), into_empty(conn, EVENTS):
+            raise RuntimeError("a failed load")
+        s.rollback()
+    assert _definitions(engine, "case_event") == before
+    with factory() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(CaseEvent)) > 0
+
+
+def _definitions_in(session, table: str) -> list[tuple[str, str]]:
+    return session.execute(
+        sa.text(
+            "SELECT relname, pg_get_indexdef(indexrelid) FROM pg_index JOIN pg_class ON oid = indexrelid "
+            "WHERE indrelid = CAST(:t AS regclass) UNION ALL SELECT conname, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) ORDER BY 1"
+        ),
+        {"t": table},
+    ).all()
+
+
+def test_reserved_ids_are_the_sequence_s_in_one_run_or_not(db):
+    """`reserve_ids` on PostGIS answers the ids the sequence gave, ascending: one run when nothing else drew from
+    it meanwhile (the usual case, answered as its ends), and the ids themselves when they are not one run (a
+    sequence stepping by 3 stands in for another session's draws); on SpatiaLite those after the largest."""
+    from gridmap.cases.bulk import EVENTS, reserve_ids
+
+    factory, _ = db
+    with factory() as s:
+        conn = s.connection()
+        first = reserve_ids(conn, EVENTS, 5)
+        assert first == list(range(first[0], first[0] + 5))
+        assert reserve_ids(conn, EVENTS, 0) == []
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER SEQUENCE case_event_id_seq INCREMENT BY 3"))
+            spaced = reserve_ids(conn, EVENTS, 4)
+            assert spaced == list(range(spaced[0], spaced[0] + 12, 3)) and spaced[0] > first[-1]
+        else:
+            assert first[0] == s.scalar(sa.select(sa.func.max(CaseEvent.id))) + 1
+        s.rollback()
