@@ -15,12 +15,18 @@ It prints, for each database:
   re-importing the bulk file (every row a duplicate, nothing created). Rows per second are given by the wall clock
   and by this process's CPU time (the database server's own CPU on PostGIS is not in it): on a shared machine the
   wall clock counts the other processes' turns too;
-* demo load — the full Guandu demo written into an empty database, wall clock and CPU, with the load average
-  (its stages are printed as it goes). On PostGIS the database is then ANALYZEd (timed apart, not in the load):
-  right after a bulk load the month partitions of the case table have no statistics, and the measures query waits
+* demo load — the user's whole command, `gridmap demo --seed 7 --today 2026-11-20` (the full Guandu demo and its
+  accounts) run as its own process into a freshly migrated database: the interpreter's start, the imports, the
+  migration check, the load and the accounts, to the commit and the process's exit. Wall clock, the command's
+  CPU time and, on PostGIS, the database server's (the CPU time of the command's server process, read from /proc
+  while it runs, when the server runs on this machine), with the load average; the command's progress lines are
+  printed as they come, labelled. On PostGIS the database is then ANALYZEd (timed apart, not in the load): right
+  after a bulk load the month partitions of the case table have no statistics, and the measures query waits
   minutes on a plan made without them.
 
-`--no-measures` leaves the measures out (the imports and the load only).
+`--no-measures` leaves the measures out (the imports and the load only); `--load-only` the imports too.
+`--before DIR` times the same `gridmap demo` of another checkout (an earlier commit) in the same run, each into a
+freshly migrated database of its own, the earlier one first.
 
 Figures are measurements on this machine at this moment; run it twice before believing a ratio.
 """
@@ -32,9 +38,12 @@ import csv
 import datetime as dt
 import io
 import os
+import resource
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,12 +55,11 @@ sys.path.insert(0, str(ROOT))
 from locate import best_of  # noqa: E402  (tests/benchmarks is on the path: this script's directory)
 
 from gridmap.boundaries.areas import load_index  # noqa: E402
-from gridmap.cases.bulk import Progress  # noqa: E402
 from gridmap.cases.hotline import import_export  # noqa: E402
 from gridmap.cases.measures import measures, to_records  # noqa: E402
-from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.store import engine as storage  # noqa: E402
 from gridmap.store.tables import Place  # noqa: E402
+from tests.conftest import POSTGRES_ADMIN_URL as ADMIN_URL  # noqa: E402
 from tests.conftest import _new_postgis_database  # noqa: E402
 
 TODAY = dt.date(2026, 11, 20)
@@ -97,17 +105,103 @@ def timed(call):
     return time.perf_counter() - wall, time.process_time() - cpu, answer
 
 
-def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measures: bool = True) -> dict:
+def demo_command(url: str, label: str, small: bool, root: Path = ROOT) -> tuple[float, float, float]:
+    """`gridmap demo` (of the checkout at `root`) into the database at `url`, as a user runs it: (wall seconds, the
+    command's CPU seconds, the CPU seconds of its database server process on PostGIS, NaN where they cannot be
+    read). Its progress lines go to stderr as they come, labelled."""
+    argv = [sys.executable, "-m", "gridmap.cli", "--database", url, "demo", "--seed", "7", "--today", TODAY.isoformat()]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = _ServerCpu(url)
+    wall = time.perf_counter()
+    with subprocess.Popen(
+        [*argv, *(["--small"] if small else [])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        assert process.stderr is not None and process.stdout is not None
+        server.start()
+        for line in process.stderr:
+            print(f"{label} {line}", end="", file=sys.stderr, flush=True)
+        out = process.stdout.read()
+    wall = time.perf_counter() - wall
+    server.stop()
+    if process.returncode:
+        raise RuntimeError(f"gridmap demo failed ({process.returncode}): {out}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, server.seconds()
+
+
+class _ServerCpu:
+    """The CPU time of the PostgreSQL server processes serving a database, sampled from /proc every 0.1 s while
+    they live (the largest seen per process): the command's backend, and any other it opened. Only where the
+    server runs on this machine and its processes are readable; NaN otherwise (and on SQLite)."""
+
+    def __init__(self, url: str) -> None:
+        self.database = sa.engine.make_url(url).database if url.startswith("postgresql") else None
+        self.seen: dict[int, float] = {}
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.database:
+            self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _run(self) -> None:
+        admin = sa.create_engine(ADMIN_URL)
+        try:
+            with admin.connect() as conn:
+                while not self.done.is_set():
+                    pids = conn.execute(
+                        sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                        {"d": self.database},
+                    ).scalars()
+                    conn.rollback()
+                    for pid in pids:
+                        try:
+                            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                        except OSError:
+                            continue
+                        cpu = (int(fields[11]) + int(fields[12])) / self.tick
+                        self.seen[pid] = max(self.seen.get(pid, 0.0), cpu)
+                    self.done.wait(0.1)
+        finally:
+            admin.dispose()
+
+    def seconds(self) -> float:
+        return sum(self.seen.values()) if self.seen else float("nan")
+
+
+def run(
+    url: str,
+    label: str,
+    small: bool,
+    rows: int,
+    peer_rows: int,
+    with_measures: bool = True,
+    imports: bool = True,
+    before: tuple[Path, str] | None = None,
+) -> dict:
+    earlier = {}
+    if before is not None:  # the same command of an earlier checkout, into a database of its own, just before
+        root, other = before
+        migrated = storage.make_engine(other)
+        storage.migrate(migrated)
+        migrated.dispose()
+        wall, cpu, server = demo_command(other, f"{label} (before)", small, root)
+        earlier = {"before_s": wall, "before_cpu": cpu, "before_server_cpu": server, "before_avg": os.getloadavg()[0]}
     engine = storage.make_engine(url)
     storage.migrate(engine)
     factory = storage.make_sessionmaker(engine)
     import gridmap.locating.gazetteer  # noqa: F401  (its imports, ~1 s, are not the import's: a server has them loaded)
 
-    def load():
-        with storage.session_scope(factory) as session:
-            load_demo(session, "530111", small=small, seed=7, today=TODAY, progress=Progress(label=f"{label} "))
-
-    load_s, load_cpu, _ = timed(load)
+    engine.dispose()  # the command's connection is then the only one
+    load_s, load_cpu, server_cpu = demo_command(url, label, small)
     load_avg = os.getloadavg()[0]
     analyze_s = 0.0
     if engine.dialect.name == "postgresql":  # what autovacuum would do a minute later; not part of the load
@@ -126,6 +220,27 @@ def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measu
         data = export_rows(session, rows)
         peer_data = export_rows(session, peer_rows, "BENCHPEER")
     total = ours["*"]
+    if not imports:
+        engine.dispose()
+        nan = float("nan")
+        return {
+            **earlier,
+            "label": label,
+            "analyze_s": analyze_s,
+            "load_s": load_s,
+            "load_cpu": load_cpu,
+            "server_cpu": server_cpu,
+            "load_avg": load_avg,
+            "measures_s": t_ours,
+            "sql_s": t_sql,
+            "grids": len(peer),
+            "cases_due": total["due"],
+            "closure": total["closure_rate"],
+            "on_time": total["on_time_rate"],
+            **dict.fromkeys(("import_rows_s", "import_cpu_rows_s", "peer_rows_s", "peer_cpu_rows_s"), nan),
+            **dict.fromkeys(("reimport_rows_s", "import_avg"), nan),
+            "created": 0,
+        }
 
     t_peer, c_peer, one = timed(lambda: import_export(factory, index, peer_data, "csv", bulk=False))
     t_import, c_import, first = timed(lambda: import_export(factory, index, data, "csv"))
@@ -136,10 +251,12 @@ def run(url: str, label: str, small: bool, rows: int, peer_rows: int, with_measu
     assert again["created"] == 0 and again["duplicate"] == rows
     engine.dispose()
     return {
+        **earlier,
         "label": label,
         "analyze_s": analyze_s,
         "load_s": load_s,
         "load_cpu": load_cpu,
+        "server_cpu": server_cpu,
         "load_avg": load_avg,
         "measures_s": t_ours,
         "sql_s": t_sql,
@@ -178,7 +295,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the hotline export (bulk)")
     parser.add_argument("--peer-rows", type=int, default=1_000, help="rows imported row by row (the peer)")
     parser.add_argument("--no-measures", action="store_true", help="the imports and the demo load only")
+    parser.add_argument("--load-only", action="store_true", help="the demo load only (no measures, no imports)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an earlier commit (git worktree add --detach DIR COMMIT): its `gridmap demo` is timed "
+        "too, into a database of its own, just before this checkout's",
+    )
     args = parser.parse_args()
+    measures_too, imports = not (args.no_measures or args.load_only), not args.load_only
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the PostgreSQL database is still dropped
     results = []
     print(
@@ -186,6 +311,7 @@ def main() -> None:
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory() as tmp:
+        before = (args.before, f"sqlite:///{tmp}/before.sqlite") if args.before else None
         results.append(
             run(
                 f"sqlite:///{tmp}/bench.sqlite",
@@ -193,14 +319,19 @@ def main() -> None:
                 args.small,
                 args.rows,
                 args.peer_rows,
-                not args.no_measures,
+                measures_too,
+                imports,
+                before,
             )
         )
     url, drop = _new_postgis_database()
+    other, drop_other = _new_postgis_database() if args.before else (None, lambda: None)
     try:
-        results.append(run(url, "PostGIS", args.small, args.rows, args.peer_rows, not args.no_measures))
+        before = (args.before, other) if other else None
+        results.append(run(url, "PostGIS", args.small, args.rows, args.peer_rows, measures_too, imports, before))
     finally:
         drop()
+        drop_other()
     print(
         f"\nGuandu demo ({'small' if args.small else 'full'}): measures per grid over one year; "
         f"import of a {args.rows}-row 12345 export"
@@ -221,21 +352,33 @@ def main() -> None:
     )
     print(
         f"\nhotline import, rows/s: bulk on {args.rows:,} rows, the row-by-row peer on {args.peer_rows:,}; "
-        "wall clock and CPU of this process (target: 2,000 rows/s); demo load (target: 15 s)"
+        "wall clock and CPU of this process (target: 2,000 rows/s)"
     )
-    print(
-        f"{'database':<11} {'bulk wall':>10} {'bulk CPU':>9} {'peer wall':>10} {'peer CPU':>9} {'× peer':>7} "
-        f"{'load':>7} {'load CPU':>9} {'load avg':>9}"
-    )
+    print(f"{'database':<11} {'bulk wall':>10} {'bulk CPU':>9} {'peer wall':>10} {'peer CPU':>9} {'× peer':>7}")
     for r in results:
         print(
             f"{r['label']:<11} {r['import_rows_s']:>10,.0f} {r['import_cpu_rows_s']:>9,.0f} "
-            f"{r['peer_rows_s']:>10,.0f} {r['peer_cpu_rows_s']:>9,.0f} {r['import_rows_s'] / r['peer_rows_s']:>6.1f}x "
-            f"{r['load_s']:>6.1f}s {r['load_cpu']:>8.1f}s {r['load_avg']:>4.1f}/{r['import_avg']:<4.1f}"
+            f"{r['peer_rows_s']:>10,.0f} {r['peer_cpu_rows_s']:>9,.0f} {r['import_rows_s'] / r['peer_rows_s']:>6.1f}x"
+        )
+    print(
+        f"\ndemo load: `gridmap demo` ({'small' if args.small else 'full'} Guandu demo, seed 7), the whole command "
+        "into a freshly migrated database (target: 15 s)"
+    )
+    print(f"{'database':<20} {'wall':>7} {'command CPU':>12} {'server CPU':>11} {'load avg':>9}")
+    for r in results:
+        if "before_s" in r:
+            print(
+                f"{r['label'] + ' (before)':<20} {r['before_s']:>6.1f}s {r['before_cpu']:>11.1f}s "
+                f"{r['before_server_cpu']:>10.1f}s {r['before_avg']:>4.1f}"
+            )
+        print(
+            f"{r['label']:<20} {r['load_s']:>6.1f}s {r['load_cpu']:>11.1f}s {r['server_cpu']:>10.1f}s "
+            f"{r['load_avg']:>4.1f}/{r['import_avg']:<4.1f}"
         )
     print(
         f"(load avg: the 1-minute load average after the demo load / after the imports, on {os.cpu_count()} CPUs; "
-        f"PostGIS ANALYZE after the load, not in it: {results[-1]['analyze_s']:.1f}s)"
+        f"server CPU: the PostgreSQL process serving the command; PostGIS ANALYZE after the load, not in it: "
+        f"{results[-1]['analyze_s']:.1f}s)"
     )
 
 
