@@ -88,11 +88,11 @@ def transferred(page) -> int:
     )
 
 
-def session_cookies(browser, base: str) -> list[dict]:
-    """Sign in once as the district's dispatcher (through the sign-in page); the runs start signed in, as a user
-    who opens the map during the working day."""
+def session_cookies(browser, base: str, username: str = "demo-dispatcher") -> list[dict]:
+    """Sign in once as the district's dispatcher (or `username`, through the sign-in page); the runs start signed
+    in, as a user who opens the map during the working day."""
     context = browser.new_context()
-    sign_in(context.new_page(), base, "demo-dispatcher")
+    sign_in(context.new_page(), base, username)
     cookies = context.cookies()
     context.close()
     return cookies
@@ -225,14 +225,14 @@ def first_screen_run(browser, base: str, cookies: list[dict], phone: bool) -> di
         "scroll_x": page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"),
     }
     # then the grids: the first screen shows the district and its sub-districts; the grid layer, switched on, is
-    # drawn from z11
+    # drawn from z11, as GeoJSON or, when the view holds more than the page's limit, from vector tiles
     out["grids_ms"] = timed(
         page,
         "GridmapPage.areas.levels.grid.layer.addTo(GridmapPage.map);"
         " GridmapPage.map.setView(GridmapPage.map.getCenter(), 12, {animate: false})",
-        "Number(document.body.dataset.gmLevel_grid) > 0",
+        "Number(document.body.dataset.gmLevel_grid) > 0 || Number(document.body.dataset.gmTilesReady_grid) > 0",
     )
-    out["grids_drawn"] = int(page.evaluate("document.body.dataset.gmLevel_grid"))
+    out["grids_drawn"] = int(page.evaluate("document.body.dataset.gmLevel_grid"))  # 0: from tiles
     context.close()
     return out
 

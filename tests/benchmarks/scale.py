@@ -489,7 +489,9 @@ def start_server(url: str, workers: int = 2) -> tuple[str, subprocess.Popen, int
     raise SystemExit("the server did not start")
 
 
-def bench_http(url: str, label: str, rate: float, seconds: float, skip: set[str]) -> None:
+def bench_http(
+    url: str, label: str, rate: float, seconds: float, skip: set[str], map_user: str = "demo-dispatcher"
+) -> None:
     import httpx
     from locate import _load
 
@@ -537,7 +539,7 @@ def bench_http(url: str, label: str, rate: float, seconds: float, skip: set[str]
         if "paging" not in skip:
             bench_paging(client, url)
         if "map" not in skip:
-            bench_map(base)
+            bench_map(base, map_user, steps="map-steps" not in skip)
     finally:
         proc.terminate()
         try:
@@ -636,34 +638,94 @@ def bench_paging(client, url: str) -> None:
     engine.dispose()
 
 
-def first_screen(browser, base: str, cookies: list[dict]) -> dict:
-    """tests/benchmarks/map.py's first screen at 1440×900, cold context, without its grids step (which waits
-    120 s at most and failed at 57,000 grids): painted (district, sub-districts and the month's cases drawn),
-    ready (nothing in flight), first contentful paint, bytes."""
+# what one screen of the map fetched: every request after the page's own, as the browser saw it
+RESOURCES_JS = """performance.getEntriesByType('resource').map(e => ({
+  path: e.name.replace(location.origin, ''), kib: e.transferSize / 1024, body_kib: e.decodedBodySize / 1024,
+  wait_ms: e.responseStart - e.requestStart, ms: e.duration, start_ms: e.startTime}))"""
+# a level is drawn when its GeoJSON features are on the map or, where it comes as vector tiles, when the tiles of
+# the view are loaded (the same test before and after the page learnt to mark it)
+DRAWN_JS = """(() => {{ const lv = GridmapPage.areas.levels.{level}, d = document.body.dataset;
+  if (Number(d.gmLevel_{level}) > 0) {{ return 'GeoJSON ' + d.gmLevel_{level}; }}
+  const t = lv.tiles; if (t && GridmapPage.map.hasLayer(t) && !t.isLoading() && Object.keys(t._tiles).length) {{
+    return 'tiles ' + Object.keys(t._tiles).length; }}
+  return ''; }})()"""
+ZOOM_STEPS = (("grid", 12), ("microgrid", 14))
+STEP_CAP_S = 120
+
+
+def zoom_step(page, level: str, zoom: int) -> tuple[float | None, str, int]:
+    """Switch a level on and zoom to `zoom` at the label point of the first district shown (the district's middle;
+    the view's centre on a phone can lie outside it): (ms until drawn and nothing in flight, or None after
+    STEP_CAP_S; how it was drawn; bytes fetched by the step)."""
     from map import transferred
 
     from tests.e2e.conftest import wait_idle, wait_js
 
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    before = transferred(page)
+    started = time.perf_counter()
+    page.evaluate(
+        f"() => {{ const m = GridmapPage.map, first = GridmapPage.areas.levels.district.layer.getLayers()[0];"
+        f" GridmapPage.areas.levels.{level}.layer.addTo(m);"
+        f" m.setView(GridmapPage.core.point(first.feature.properties.label), {zoom}, {{animate: false}}); }}"
+    )
+    try:
+        how = wait_js(page, DRAWN_JS.format(level=level), STEP_CAP_S)
+        wait_idle(page, STEP_CAP_S)
+        how = page.evaluate(DRAWN_JS.format(level=level)) or how
+    except AssertionError:
+        return None, f"not drawn after {STEP_CAP_S} s", transferred(page) - before
+    return (time.perf_counter() - started) * 1000, how, transferred(page) - before
+
+
+def first_screen(browser, base: str, cookies: list[dict], phone: bool = False, steps: bool = True) -> dict:
+    """The overview's first screen in a cold context, at 1440×900 or at 390×844 with touch (a phone): painted
+    (district, sub-districts and the month's cases drawn), ready (nothing in flight), first contentful paint,
+    bytes, the browser's scripting and task time (Chrome DevTools Protocol), and every request; then, with
+    `steps`, the zoom to grids (z12) and to micro-grids (z14) in the district's middle, each capped at STEP_CAP_S."""
+    from map import transferred
+
+    from tests.e2e.conftest import wait_idle, wait_js
+
+    if phone:
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=3
+        )
+    else:
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.add_cookies(cookies)
     page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     started = time.perf_counter()
     page.goto(base + "/")
     wait_js(page, "document.body.dataset.gmCases !== undefined && document.body.dataset.gmLevel_subdistrict", 300)
     painted = (time.perf_counter() - started) * 1000
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     wait_idle(page, 300)
+    ready = (time.perf_counter() - started) * 1000
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
     out = {
         "painted_ms": painted,
-        "ready_ms": (time.perf_counter() - started) * 1000,
+        "ready_ms": ready,
         "fcp_ms": page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"),
         "bytes": transferred(page),
+        "script_ms": metrics.get("ScriptDuration", 0) * 1000,
+        "task_ms": metrics.get("TaskDuration", 0) * 1000,
+        "requests": page.evaluate(RESOURCES_JS),
+        "zoom": page.evaluate("GridmapPage.map.getZoom()"),
     }
+    if steps:
+        for level, zoom in ZOOM_STEPS:
+            out[f"{level}_ms"], out[f"{level}_how"], out[f"{level}_bytes"] = zoom_step(page, level, zoom)
     context.close()
     return out
 
 
-def bench_map(base: str) -> None:
+def _med(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] or 0 for r in runs)
+
+
+def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True) -> None:
     try:
         from map import session_cookies
         from playwright.sync_api import sync_playwright
@@ -673,18 +735,54 @@ def bench_map(base: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         try:
-            cookies = session_cookies(browser, base)
-            runs = [first_screen(browser, base, cookies) for _ in range(3)]
+            cookies = session_cookies(browser, base, username)
+            # the first two screens after the server started (its two workers each build what they keep)
+            fresh = [first_screen(browser, base, cookies, steps=False) for _ in range(2)]
+            screens = {
+                phone: [first_screen(browser, base, cookies, phone, steps) for _ in range(3)] for phone in (False, True)
+            }
         finally:
             browser.close()
     print(
-        f"   map first screen (1440×900, Chromium, cold context, median of 3): painted "
-        f"{statistics.median(r['painted_ms'] for r in runs):.0f} ms, ready "
-        f"{statistics.median(r['ready_ms'] for r in runs):.0f} ms (target < 2,000), FCP "
-        f"{statistics.median(r['fcp_ms'] or 0 for r in runs):.0f} ms, "
-        f"{statistics.median(r['bytes'] for r in runs) / 1024:.0f} KiB ({load()})",
-        flush=True,
+        "   map first screen on a freshly started server, 1440×900, two runs: ready "
+        + ", ".join(f"{r['ready_ms']:.0f} ms" for r in fresh)
+        + f" ({load()})"
     )
+    for phone, runs in screens.items():
+        view = "390×844 touch" if phone else "1440×900"
+        painted, ready, fcp = _med(runs, "painted_ms"), _med(runs, "ready_ms"), _med(runs, "fcp_ms")
+        kib, script, task = _med(runs, "bytes") / 1024, _med(runs, "script_ms"), _med(runs, "task_ms")
+        print(
+            f"   map first screen as {username} ({view}, Chromium, cold context, median of 3): painted "
+            f"{painted:.0f} ms, ready {ready:.0f} ms (target < 2,000), FCP {fcp:.0f} ms, {kib:.0f} KiB, scripting "
+            f"{script:.0f} ms (tasks {task:.0f} ms), at z{runs[0]['zoom']} ({load()})",
+            flush=True,
+        )
+        for level, zoom in ZOOM_STEPS if steps else ():
+            times = [r[f"{level}_ms"] for r in runs]
+            done = [t for t in times if t is not None]
+            print(
+                f"     then {level} at z{zoom}: "
+                + (
+                    f"{statistics.median(done):.0f} ms"
+                    if len(done) == len(times)
+                    else f"{len(times) - len(done)} of "
+                    f"{len(times)} runs not drawn within {STEP_CAP_S} s"
+                    + (f" (others {statistics.median(done):.0f} ms)" if done else "")
+                )
+                + f", {statistics.median(r[f'{level}_bytes'] for r in runs) / 1024:.0f} KiB"
+                f" ({', '.join(sorted({str(r[f'{level}_how']) for r in runs}))})",
+                flush=True,
+            )
+        last = runs[-1]["requests"]
+        print(f"     requests of the last run ({len(last)}): start, waiting for the server, total, KiB on the wire")
+        for r in sorted(last, key=lambda r: r["start_ms"]):
+            if r["path"].startswith("/static/") and r["kib"] < 50:
+                continue
+            print(
+                f"       {r['start_ms']:7.0f} {r['wait_ms']:7.0f} {r['ms']:7.0f} ms {r['kib']:8.1f} KiB"
+                f" ({r['body_kib']:8.1f} KiB JSON)  {r['path'][:110]}"
+            )
 
 
 def main() -> None:
@@ -697,7 +795,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--only", choices=("sqlite", "postgis"))
     parser.add_argument(
-        "--skip", default="", help="comma-separated: locate-file,measures,import,http,locate,tiles,paging,map"
+        "--skip",
+        default="",
+        help="comma-separated: locate-file,measures,import,http,locate,tiles,paging,map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
     parser.add_argument("--sqlite-url", help="a province already built on SpatiaLite: used as it is (not built)")
@@ -705,6 +805,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="locate batch: warm runs and peer runs, alternated")
     parser.add_argument("--spread", choices=("districts", "bbox"), default="districts", help="locate batch points")
     parser.add_argument("--baseline", help="locate batch: another checkout's gridmap run beside (e.g. /work/main)")
+    parser.add_argument(
+        "--map-user", default="demo-dispatcher", help="the account that opens the map (default: the district's)"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     key = params_key(args)
@@ -764,7 +867,7 @@ def main() -> None:
             if "measures" not in skip:
                 bench_measures(url, label)
             if "http" not in skip:
-                bench_http(url, label, args.rate, args.seconds, skip)
+                bench_http(url, label, args.rate, args.seconds, skip, args.map_user)
             if "import" not in skip:
                 bench_import(url, label)
     finally:
