@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gridmap.boundaries.check import DEFAULT_HOUSEHOLD_BAND, parse_household_band
 from gridmap.errors import InvalidInput
 from gridmap.store.engine import DEFAULT_DATABASE_URL
+from gridmap.views.mapdata import MAX_FEATURES_LIMIT
 
 TIANDITU = (
     "https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER={layer}"
@@ -29,6 +30,8 @@ class Settings(BaseSettings):
     tile_crs: Literal["wgs84", "gcj02"] = "wgs84"  # GCJ-02 base maps (AMap style) need overlays shifted
     tianditu_key: str = ""  # with no tile_url: Tianditu (天地图) vector map and labels with this key
     poll_s: float = 5.0  # how often the dispatcher console looks for new cases
+    # the map pages: a level whose view holds more areas than this is drawn from vector tiles, not GeoJSON
+    map_max_geojson: int = Field(3000, ge=1, le=MAX_FEATURES_LIMIT)
     language: Literal["zh", "en"] = "zh"
     max_page_size: int = 500
     near_m: float = 10.0  # locate: other grids this close are reported (near_boundary)

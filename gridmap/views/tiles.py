@@ -227,14 +227,8 @@ def scope_key(who: Principal | None) -> str:
 def _area_candidates(
     shapes: mapdata.AreaShapes, level: str, z: int, x: int, y: int, visible: Callable[[str], bool] | None
 ) -> tuple[mapdata._Level | None, list[int]]:
-    data = shapes._levels.get(level)  # the generation's outlines and properties, as /map/areas uses them
-    if data is None:
-        return None, []
-    box = shapely.box(*tile_box_lonlat(z, x, y))
-    hits = sorted(data.tree.query(box, predicate="intersects").tolist())
-    if visible is not None:
-        hits = [i for i in hits if visible(data.codes[i])]
-    return data, hits
+    # the generation's outlines and properties, and the R-tree query /map/areas makes
+    return shapes.hits(level, tile_box_lonlat(z, x, y), visible)
 
 
 def _area_props(p: dict[str, Any]) -> dict[str, Any]:
@@ -426,7 +420,9 @@ def tilejson(shapes: mapdata.AreaShapes, layer: str, url: str) -> dict[str, Any]
     the layer's areas in the generation (of its districts for `cases`)."""
     check_layer(layer)
     bounds = [-180.0, -MAX_LAT, 180.0, MAX_LAT]
-    outer = shapes._levels.get(layer if layer in LEVELS else LEVELS[0]) or next(iter(shapes._levels.values()), None)
+    outer = shapes.level(layer if layer in LEVELS else LEVELS[0])
+    for level in LEVELS:  # no district: the bounds of the first level there is
+        outer = outer or shapes.level(level)
     if outer is not None and len(outer.geoms):
         bounds = [round(float(v), 6) for v in shapely.total_bounds(outer.geoms)]
     centre_zoom = _fit_zoom(bounds)

@@ -1,13 +1,16 @@
 """The overview draws a level from the server's vector tiles (Leaflet.VectorGrid, served locally) where GeoJSON
 would be too much: micro-grids switched on below the zoom where their outlines come as GeoJSON, and any level
-whose GeoJSON answer for the view is over the page's limit. Offline, under the pages' CSP, in headless Chromium."""
+whose view holds more areas than the page's limit (GRIDMAP_MAP_MAX_GEOJSON) — the server then only counts them:
+a province's level never reaches the first screen as GeoJSON. Offline, under the pages' CSP, in headless
+Chromium."""
 
 import pytest
 
-from tests.e2e.conftest import SCREENSHOTS, api, wait_idle, wait_js
+from tests.e2e.conftest import SCREENSHOTS, _serve, api, wait_idle, wait_js
 from tests.e2e.test_map import assert_clean, open_overview, toggle
 
 pytestmark = pytest.mark.e2e
+FEW = 1  # the pages' GeoJSON limit in the last test (the small demo has 2 sub-districts)
 
 DRAWN = """() => { const c = document.querySelectorAll('.leaflet-gmAreaTiles-pane canvas');
   let n = 0; for (const cv of c) { const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
@@ -60,3 +63,39 @@ def test_a_level_too_large_for_geojson_is_drawn_from_tiles(page, server):
     wait_js(page, "document.body.dataset.gmLevel_grid === '0'")
     wait_js(page, f"({DRAWN})() > 100", 30)
     assert_clean(page, server)
+
+
+@pytest.fixture(scope="module")
+def few_geojson_server(database):
+    """The same database served with the pages' GeoJSON limit lowered to FEW areas a view (GRIDMAP_MAP_MAX_GEOJSON):
+    the small demo's sub-districts are then "a province" to the first screen."""
+    base, proc = _serve(database, map_max_geojson=FEW)
+    yield base
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_the_first_screen_never_gets_a_level_larger_than_the_limit_as_geojson(page, server, few_geojson_server):
+    subdistricts = len(api(server, "/api/v1/areas?level=subdistrict")["features"])
+    assert subdistricts > FEW  # what the first screen shows is over the limit
+    outlines = []
+
+    def keep(response):
+        if "/api/v1/map/areas" in response.url and response.status == 200:
+            outlines.append((response.url, response.json()))
+
+    page.on("response", keep)
+    open_overview(page, few_geojson_server)
+    wait_js(page, "document.body.dataset.gmTiles_subdistrict === '1'")
+    wait_js(page, "Number(document.body.dataset.gmTilesReady_subdistrict) > 0", 30)
+    wait_js(page, f"({DRAWN})() > 100", 30)  # the sub-districts are painted, from the tiles
+    assert page.evaluate("document.body.dataset.gmLevel_subdistrict") == "0"
+    asked = [(url, fc) for url, fc in outlines if "level=subdistrict" in url]
+    assert asked, outlines
+    for url, fc in outlines:  # no answer carried more areas than the page may draw as GeoJSON
+        assert len(fc["features"]) <= FEW, (url, fc["numberMatched"], len(fc["features"]))
+    for url, fc in asked:  # the server counted them and sent none
+        assert f"max_features={FEW}" in url and fc["numberMatched"] > FEW and fc["features"] == [], url
+    tiles = [u for u in page.requests if "/api/v1/tiles/subdistrict/" in u]
+    assert tiles, page.requests[-10:]
+    assert_clean(page, few_geojson_server, server)

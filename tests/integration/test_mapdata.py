@@ -9,6 +9,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
+from gridmap.boundaries.areas import active_generation
+from gridmap.views import mapdata
 from gridmap.views.mapdata import zoom_detail
 from gridmap_api.settings import Settings
 from tests.conftest import api_client
@@ -81,6 +83,74 @@ def test_outlines_are_cacheable_and_bad_queries_name_the_field(client):
         assert r.json()["field"] == field, params
 
 
+def test_a_view_holding_more_than_max_features_sends_only_their_count(client, full_grids):
+    n = len(full_grids)
+    over = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 12, "max_features": n - 1})
+    assert over.status_code == 200 and over.headers["content-type"] == "application/geo+json"
+    assert over.json() | {"generation_id": None} == {
+        "type": "FeatureCollection",
+        "features": [],
+        "numberMatched": n,
+        "numberReturned": 0,
+        "zoom": 12,
+        "generation_id": None,
+    }
+    assert len(over.content) < 200  # the count, not the outlines
+    fits = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 12, "max_features": n}).json()
+    assert fits["numberMatched"] == fits["numberReturned"] == len(fits["features"]) == n
+    whole = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 12})
+    assert whole.json()["features"] == fits["features"]
+    assert whole.headers["etag"] != over.headers["etag"]  # two answers, two validators
+    for bad in (0, -1, mapdata.MAX_FEATURES_LIMIT + 1, "many"):
+        r = client.get("/api/v1/map/areas", params={"level": "grid", "zoom": 12, "max_features": bad})
+        assert r.status_code == 422 and r.json()["field"] == "max_features", bad
+
+
+def test_a_level_is_read_when_first_asked_for(client):
+    with client.app.state.sessionmaker() as session:
+        shapes = mapdata.AreaShapes.from_session(session, active_generation(session).id)
+    assert shapes._levels == {}
+    fc = json.loads(shapes.collection("district", None, 10))
+    assert fc["numberReturned"] == 1 and set(shapes._levels) == {"district"}  # the first screen reads no grid
+    json.loads(shapes.collection("subdistrict", None, 10))
+    assert set(shapes._levels) == {"district", "subdistrict"}
+
+
+def test_a_large_level_is_simplified_block_by_block_where_a_view_needs_it(client, full_grids):
+    """Over BLOCK_ABOVE areas (a province's grids), a level is simplified per grandparent (a grid's sub-district),
+    only the blocks a view meets: here the small demo's ten grids with the limit lowered to 5."""
+    with client.app.state.sessionmaker() as session:
+        generation = active_generation(session).id
+        whole = mapdata.AreaShapes.from_session(session, generation)
+        blocked = mapdata.AreaShapes.from_session(session, generation, block_above=5)
+    communities = {
+        f["properties"]["code"]: f["properties"]["parent_code"]
+        for f in client.get("/api/v1/map/areas", params={"level": "community", "zoom": 12}).json()["features"]
+    }
+    data = blocked.level("grid")
+    assert data is not None and len(data.blocks) == len(set(communities.values())) > 1
+    for members in data.blocks:  # each block: the grids of one sub-district
+        assert len({communities[data.props[i]["parent_code"]] for i in members}) == 1
+    xs = [g.bounds for g in full_grids.values()]
+    minx, miny = min(b[0] for b in xs), min(b[1] for b in xs)
+    maxx, maxy = max(b[2] for b in xs), max(b[3] for b in xs)
+    box = (minx, miny, minx + (maxx - minx) / 4, miny + (maxy - miny) / 4)
+    zoom = 13
+    got = json.loads(blocked.collection("grid", box, zoom))
+    assert 0 < len(data.done[zoom]) < len(data.blocks)  # only the blocks the box meets were simplified
+    reference = json.loads(whole.collection("grid", box, zoom))
+    assert [f["id"] for f in got["features"]] == [f["id"] for f in reference["features"]]
+    tolerance, decimals = zoom_detail(zoom)
+    for f, r in zip(got["features"], reference["features"]):
+        assert f["properties"] == r["properties"]
+        assert shape(f["geometry"]).hausdorff_distance(shape(r["geometry"])) <= 2 * tolerance + 2 * 10**-decimals
+    # the whole level block by block still tiles it: no gap or overlap wider than the tolerance along the blocks
+    simple = [shape(f["geometry"]) for f in json.loads(blocked.collection("grid", None, zoom))["features"]]
+    assert len(data.done[zoom]) == len(data.blocks) and len(simple) == len(full_grids)
+    union = shapely.union_all(simple)
+    assert abs(sum(g.area for g in simple) - union.area) < 1e-4 * union.area
+
+
 def _point_rows(client, **params):
     body = client.get("/api/v1/map/cases", params=params).json()
     assert body["fields"][:4] == ["id", "lon", "lat", "state"]
@@ -115,6 +185,22 @@ def test_case_points_follow_every_filter(client):
         for c in client.get("/api/v1/cases", params={"state": "accepted,rework,handled", "limit": 500}).json()["items"]
     }
     assert running and {r[0]: r[4] for r in everything if r[4] is not None} == running
+
+
+def test_case_points_all_or_none(client):
+    """The overview asks for all the points of its filters or none: over the limit it draws the server's clusters,
+    so a point sent would be thrown away (20,000 rows, 1.7 MB, on the province demo)."""
+    every = client.get("/api/v1/map/cases").json()
+    n = every["count"]
+    over = client.get("/api/v1/map/cases", params={"limit": n - 1, "all_or_none": "true"}).json()
+    assert over["truncated"] is True and over["rows"] == [] and over["count"] == 0
+    newest = client.get("/api/v1/map/cases", params={"limit": n - 1}).json()  # without: the newest, truncated
+    assert newest["truncated"] is True and newest["rows"] == every["rows"][: n - 1]
+    fits = client.get("/api/v1/map/cases", params={"limit": n, "all_or_none": "true"}).json()
+    assert fits["truncated"] is False and fits["rows"] == every["rows"]
+    state = every["rows"][0][3]
+    some = client.get("/api/v1/map/cases", params={"state": state, "limit": n - 1, "all_or_none": "true"}).json()
+    assert some["rows"] == [r for r in every["rows"] if r[3] == state] and not some["truncated"]
 
 
 @pytest.mark.parametrize(

@@ -147,8 +147,9 @@ def test_postgis_and_python_draw_the_same_tiles(client):
         engines = ["postgis", "python"] if session.get_bind().dialect.name == "postgresql" else ["python"]
         shapes = mapdata.AreaShapes.from_session(session, active_generation(session).id)
         for level in ("subdistrict", "microgrid"):
-            code = shapes._levels[level].codes[0]
-            label = shapes._levels[level].props[0]["label"]
+            data = shapes.level(level)
+            assert data is not None
+            code, label = data.codes[0], data.props[0]["label"]
             for z in (8, ZOOM_OF[level], 16):
                 bodies = {e: tiles.area_tile(session, shapes, level, *tile_of(*label, z), engine=e) for e in engines}
                 layers = {e: decoded(b, level) for e, b in bodies.items()}

@@ -38,6 +38,7 @@ PAGES: dict[str, dict[str, Any]] = {
         "zh": "网格化管理 · 调度台",
         "en": "Grid governance · Dispatch console",
         "js": "/static/dispatch.js",
+        "vendor_js": ["/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"],  # grids, when too many
         "css": ["/static/dispatch.css"],
     },
     "plan": {
@@ -74,6 +75,7 @@ class MapConfig:
     everywhere: bool = False  # uses them to not ask for what it may not see)
     measures: bool = False  # whether the account may read measures
     poll_s: float = 5.0
+    max_geojson: int = 3000  # a level's view holding more areas is drawn from vector tiles
 
 
 class _App(MacroElement):

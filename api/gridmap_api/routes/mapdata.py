@@ -42,27 +42,31 @@ def map_areas(
     who: Annotated[policy.Principal, allow("map.read")],
     level: str,
     zoom: Annotated[int, Query(ge=0, le=24)],
-    bbox: str | None = None,
+    bbox: Annotated[str | None, Query(max_length=200)] = None,
+    max_features: Annotated[int | None, Query(ge=1, le=mapdata.MAX_FEATURES_LIMIT)] = None,
 ) -> Response:
     """The areas of a level that meet `bbox`, drawn for a zoom: outlines simplified to half a screen pixel as a
     coverage (neighbours still meet), coordinates rounded to a quarter pixel; properties code, name, level,
-    parent_code and a label point; only the areas the caller acts for and those above them. Cacheable: the
-    answer changes only with the active generation (and the caller's scope)."""
+    parent_code and a label point; only the areas the caller acts for and those above them. `numberMatched` says
+    how many areas that is; with `max_features`, a box holding more sends none of them (`numberReturned` 0: draw
+    that view from the vector tiles, `/tiles/{level}/{z}/{x}/{y}.mvt`). Cacheable: the answer changes only with
+    the active generation (and the caller's scope)."""
     check_level(level)
     box = check_bbox(bbox)
     state = request.app.state
     scope = "*" if who.everywhere else ",".join(sorted(s.code for s in who.scopes))
-    etag = (
-        '"'
-        + hashlib.sha1(f"{state.db_key}|{index.generation_id}|{level}|{zoom}|{box}|{scope}".encode()).hexdigest()[:20]
-        + '"'
-    )
+    key = f"{state.db_key}|{index.generation_id}|{level}|{zoom}|{box}|{scope}|{max_features}"
+    etag = '"' + hashlib.sha1(key.encode()).hexdigest()[:20] + '"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
     with state.sessionmaker() as session:
         shapes = state.area_shapes.get(session, state.db_key, index.generation_id)
     body = shapes.collection(
-        level, box, zoom, visible=None if who.everywhere else (lambda code: policy.sees_area(who, code))
+        level,
+        box,
+        zoom,
+        visible=None if who.everywhere else (lambda code: policy.sees_area(who, code)),
+        max_features=max_features,
     )
     return Response(
         body,
@@ -84,16 +88,20 @@ def map_cases(
     bbox: str | None = None,
     area: str | None = None,
     limit: Annotated[int, Query(ge=1, le=mapdata.MAX_CASE_POINTS)] = mapdata.MAX_CASE_POINTS,
+    all_or_none: bool = False,
 ) -> dict:
     """Case points for the map as one compact table (`fields`, `rows`): id, lon, lat, state, deadline colour
     (green / yellow / red while a clock runs), category code, source, reported time. Filters: reported in
     [since, until), `state` (comma-separated states, `open`, `overdue`), `category` and `source` (comma-separated
-    codes), `bbox`, `area` (an area code)."""
+    codes), `bbox`, `area` (an area code). More than `limit` cases: the newest `limit` and `truncated`; with
+    `all_or_none`, none of them (`truncated`, no rows: draw the clusters, `/map/cases/clusters`)."""
     split = mapdata.CaseFilter.split
     flt = mapdata.CaseFilter(since, until, split(state), split(category), split(source), check_bbox(bbox), area)
     if area:
         policy.check_area(who, area)
-    return mapdata.case_points(session, flt, calendar=request.app.state.calendar(), limit=limit, who=who)
+    return mapdata.case_points(
+        session, flt, calendar=request.app.state.calendar(), limit=limit, who=who, all_or_none=all_or_none
+    )
 
 
 @router.get("/map/cases/clusters", response_model=CaseClusters, responses={**COMMON, **problems(404)})

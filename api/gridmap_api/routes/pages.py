@@ -80,6 +80,7 @@ def _page(page: str, request: Request, settings: Settings, lang: str | None, who
         role_zh=policy.ROLES_ZH.get(who.role, who.role),
         csrf=csrf_token(cookie) if cookie and who.via == "session" else "",
         poll_s=settings.poll_s,
+        max_geojson=settings.map_max_geojson,
         areas=[s.code for s in who.scopes],
         everywhere=who.everywhere,
         measures=policy.holds(who, "measures.read"),

@@ -31,6 +31,9 @@ class Outlines(BaseModel):
 
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[OutlineFeature]
+    numberMatched: int | None = Field(
+        None, description="the areas that meet the box; more than `max_features`: none sent (draw the tiles)"
+    )
     numberReturned: int
     zoom: int | None = None
     generation_id: int | None = None

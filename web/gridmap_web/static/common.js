@@ -41,8 +41,9 @@
   var MIN_ZOOM = { district: 0, subdistrict: 8, community: 10, grid: 11, microgrid: 13 };
   /* vector tiles (/api/v1/tiles, when the page loads Leaflet.VectorGrid and the base map is WGS84: a tile cannot be
    * shifted to GCJ-02): below MIN_ZOOM a level switched on is drawn from tiles from TILE_MIN_ZOOM on (outlines
-   * only); at GeoJSON zooms a level whose answer held more than MAX_GEOJSON features is drawn from tiles at that
-   * zoom from then on */
+   * only); at GeoJSON zooms a level whose view holds more than max_geojson areas (the page's setting, MAX_GEOJSON
+   * by default) is drawn from tiles at that zoom from then on: the server only counts them (max_features), it does
+   * not send them */
   var TILE_MIN_ZOOM = { grid: 9, microgrid: 10 };
   var MAX_GEOJSON = 3000;
   var STYLE = {
@@ -281,7 +282,7 @@
     this.extent = null;
     this.seq = 0;
     this.tooMany = {};  // zoom buckets where the GeoJSON answer was too large: tiles there
-    this.maxGeojson = MAX_GEOJSON;
+    this.maxGeojson = core.config.max_geojson || MAX_GEOJSON;
     this.tiles = null;
     this.styleOf = handlers.style || function () { return STYLE[level]; };
     var self = this;
@@ -323,29 +324,40 @@
         vectorTileLayerStyles: styles, interactive: false, pane: "gmAreaTiles", maxNativeZoom: 18,
         rendererFactory: L.canvas.tile, fetchOptions: { credentials: "same-origin" }
       });
+      // the view's tiles drawn: how many (0 while some are loading)
+      this.tiles.on("loading", function () { self.core.mark("gmTilesReady_" + self.level, 0); });
+      this.tiles.on("load", function () { self.core.mark("gmTilesReady_" + self.level, Object.keys(self.tiles._tiles).length); });
     }
     if (on && !map.hasLayer(this.tiles)) { this.tiles.addTo(map); }
     if (!on && this.tiles && map.hasLayer(this.tiles)) { map.removeLayer(this.tiles); }
+    if (!on) { this.core.mark("gmTilesReady_" + this.level, 0); }
     this.core.mark("gmTiles_" + this.level, on ? 1 : 0);
   };
 
   AreaLevel.prototype.refresh = function () {
     var map = this.core.map, self = this;
-    if (!this.visible()) { this.showTiles(false); return Promise.resolve(); }
+    if (!this.visible()) { this.seq += 1; this.asking = null; this.showTiles(false); return Promise.resolve(); }
     var zoom = Math.round(map.getZoom()), tiled = this.useTiles(zoom);
     this.showTiles(tiled);
     if (zoom < MIN_ZOOM[this.level] || tiled) {
+      this.seq += 1; this.asking = null;  // an answer still in flight is not drawn
       this.layer.clearLayers(); this.byCode = {}; this.bucket = null; this.extent = null;
       this.core.mark("gmLevel_" + this.level, 0);
       return Promise.resolve();
     }
     var bucket = Math.max(6, Math.min(17, zoom)), view = map.getBounds();
     if (bucket === this.bucket && this.extent && this.extent.contains(view)) { return Promise.resolve(); }
+    if (this.asking && this.asking.bucket === bucket && this.asking.extent.contains(view)) { return this.asking.done; }
     var extent = view.pad(0.5), seq = ++this.seq;
-    var url = "map/areas?level=" + this.level + "&zoom=" + bucket + "&bbox=" + this.core.bboxOf(extent);
-    return this.core.get(url).then(function (fc) {
+    var tiles = !!L.vectorGrid && !this.core.gcj;
+    var url = "map/areas?level=" + this.level + "&zoom=" + bucket + "&bbox=" + this.core.bboxOf(extent) +
+      (tiles ? "&max_features=" + this.maxGeojson : "");
+    var asking = this.asking = { bucket: bucket, extent: extent };  // what is in flight covers a view inside it
+    asking.done = this.core.get(url).then(function (fc) {
+      if (self.asking === asking) { self.asking = null; }
       if (seq !== self.seq) { return; }  // a newer view asked since
-      if (fc.numberReturned > self.maxGeojson && L.vectorGrid && !self.core.gcj) {  // too large: tiles at this zoom
+      var matched = Math.max(fc.numberMatched || 0, fc.numberReturned);
+      if (tiles && matched > self.maxGeojson) {  // too large: tiles at this zoom (none of them was sent)
         self.tooMany[bucket] = true;
         return self.refresh();
       }
@@ -356,7 +368,8 @@
       self.layer.addData({ type: "FeatureCollection", features: fresh });
       self.core.mark("gmLevel_" + self.level, Object.keys(self.byCode).length);
       if (self.onLoad) { self.onLoad(); }
-    }).catch(function (err) { self.core.fail(err); });
+    }).catch(function (err) { if (self.asking === asking) { self.asking = null; } self.core.fail(err); });
+    return asking.done;
   };
 
   AreaLevel.prototype.restyle = function () {
@@ -372,20 +385,31 @@
     LEVELS.forEach(function (level) { self.levels[level] = new AreaLevel(core, level, handlers || {}); });
     if (!core.map.getPane("gmLabels")) { core.map.createPane("gmLabels").style.zIndex = 450; }  // under the markers
     this.labels = L.layerGroup().addTo(core.map);
-    core.map.on("moveend", function () { self.refresh(); });
+    core.map.on("moveend", function () { self.soon(); });
     core.map.on("overlayadd overlayremove", function (e) {
-      if (e.layer.gmLevel) { self.refresh(); }
+      if (e.layer.gmLevel) { self.soon(); }
     });
   }
+
+  /* one refresh for the moves and switches of one task (a page switching on two levels asked twice), none while
+   * the first view is being found (the map's default view is nobody's) */
+  AreaLayers.prototype.soon = function () {
+    var self = this;
+    if (this.timer) { return; }
+    this.timer = setTimeout(function () { self.timer = null; if (!self.starting) { self.refresh(); } }, 0);
+  };
 
   /* the first view: fit the district(s), then load every visible level for it */
   AreaLayers.prototype.start = function (fitOptions) {
     var core = this.core, self = this;
+    this.starting = true;
     return core.get("map/areas?level=district&zoom=10").then(function (fc) {
       var bounds = L.geoJSON(fc, { coordsToLatLng: core.toLatLng }).getBounds();
-      if (bounds.isValid()) { core.map.fitBounds(bounds, fitOptions || {}); }
+      // not animated: the levels are then asked for the view fitted, not for the map's default one mid-animation
+      if (bounds.isValid()) { core.map.fitBounds(bounds, Object.assign({ animate: false }, fitOptions || {})); }
+      clearTimeout(self.timer); self.timer = null; self.starting = false;
       return self.refresh();
-    }).catch(function (err) { core.fail(err); });
+    }).catch(function (err) { self.starting = false; core.fail(err); });
   };
 
   AreaLayers.prototype.refresh = function () {

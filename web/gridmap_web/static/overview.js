@@ -289,7 +289,8 @@
       var seq = this.caseSeq = (this.caseSeq || 0) + 1;
       this.loaded.cases = query;
       this.fetches.cases += 1;
-      return this.core.get("map/cases?" + query + (query ? "&" : "") + "limit=" + this.pointLimit).then(function (res) {
+      // all or none: more than the limit, the server says so without sending any (the view's clusters follow)
+      return this.core.get("map/cases?" + query + (query ? "&" : "") + "limit=" + this.pointLimit + "&all_or_none=true").then(function (res) {
         if (seq !== self.caseSeq) { return; }
         self.serverMode = !!res.truncated;
         self.viewKey = null;
@@ -307,7 +308,7 @@
       this.viewKey = key;
       var seq = this.caseSeq, q = (query ? query + "&" : "") + "bbox=" + box;
       var points = zoom >= POINTS_FROM_ZOOM
-        ? this.core.get("map/cases?" + q + "&limit=" + this.pointLimit) : Promise.resolve({ truncated: true });
+        ? this.core.get("map/cases?" + q + "&limit=" + this.pointLimit + "&all_or_none=true") : Promise.resolve({ truncated: true });
       return points.then(function (res) {
         if (seq !== self.caseSeq || key !== self.viewKey) { return; }
         if (!res.truncated) {
