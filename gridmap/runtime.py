@@ -457,7 +457,9 @@ class Runtime:
         try:
             moved = self.sync()
             if "boundaries" in moved:
-                self.registry.active()
+                index = self.registry.active()
+                if index is not None:
+                    index.warm()
         except (sa.exc.OperationalError, sa.exc.ProgrammingError):
             log.warning("runtime: catching up failed; the next request tries again", exc_info=True)
 

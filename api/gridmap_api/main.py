@@ -217,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             index = app.state.registry.refresh()
             if index is not None:
+                index.warm()  # what a first locate would otherwise make while requests queue behind it
                 with app.state.sessionmaker() as session:
                     warm_people(session)  # branch and staff of every grid, so that locates need no database
             return index
