@@ -24,7 +24,7 @@ from gridmap.access import policy
 from gridmap.access.policy import Principal
 from gridmap.boundaries.areas import get_area, mask_phone
 from gridmap.calendar import WorkCalendar, china_date
-from gridmap.cases import workflow
+from gridmap.cases import paging, workflow
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.geo import crs as gcrs
 from gridmap.geo.index import AreaIndex, Location
@@ -616,9 +616,10 @@ def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Princi
     return query
 
 
-def _ordering(sort: str, order: str) -> tuple[Any, ...]:
-    """ORDER BY for a sort key: `reported_at`, `deadline` (no deadline last), `overdue_by` (the most overdue is the
-    largest: `desc` is the earliest deadline first), `updated_at` (the last history entry)."""
+def _sort_key(sort: str, order: str) -> tuple[Any, bool, bool]:
+    """The sort key of a list (`reported_at`, `deadline`, `overdue_by`, `updated_at`), whether it runs descending,
+    and whether it may be NULL. `overdue_by` is the deadline the other way round (the most overdue is the
+    largest: `desc` is the earliest deadline first); `updated_at` is the time of the last history entry."""
     if sort not in SORTS:
         raise InvalidInput(
             f"sort: {sort!r}; accepted: {', '.join(SORTS)}",
@@ -630,18 +631,114 @@ def _ordering(sort: str, order: str) -> tuple[Any, ...]:
     desc = order == "desc"
     key: orm.QueryableAttribute[Any] | sa.ColumnElement[Any]
     if sort == "reported_at":
-        key = Case.reported_at
-    elif sort == "deadline":
-        key = Case.due_at
-    elif sort == "overdue_by":
-        key, desc = Case.due_at, not desc
-    else:
-        key = sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id).correlate(Case).scalar_subquery()
+        return Case.reported_at, desc, False
+    if sort == "deadline":
+        return Case.due_at, desc, True
+    if sort == "overdue_by":
+        return Case.due_at, not desc, True
+    key = sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id).correlate(Case).scalar_subquery()
+    return key, desc, True
+
+
+def _ordering(sort: str, order: str) -> tuple[Any, ...]:
+    """ORDER BY for a sort key (`_sort_key`), cases without the key last whichever the order, the id breaking
+    ties in the same direction."""
+    key, desc, nullable = _sort_key(sort, order)
     tie = Case.id.desc() if desc else Case.id.asc()
-    if sort == "reported_at":  # never NULL: the time alone, so that its index serves the order (a page without a
+    if not nullable:  # never NULL: the time alone, so that its index serves the order (a page without a
         return (key.desc() if desc else key.asc(), tie)  # sort of every case; found on the province demo)
     nulls = sa.case((key.is_(None), 1), else_=0)  # cases without the key last, whichever the order
     return (nulls, key.desc() if desc else key.asc(), tie)
+
+
+@dataclass
+class CasePage:
+    """A page of a case list: the cases, how many match in all (None where not counted: `page_cases`), and the
+    cursor of the page after this one (None on the last page)."""
+
+    total: int | None
+    rows: list[Case]
+    next_cursor: str | None
+
+
+def page_cases(
+    session: Session,
+    f: CaseFilter,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+    count: bool | None = None,
+    now: dt.datetime | None = None,
+    who: Principal | None = None,
+) -> CasePage:
+    """A page of the cases matching `f` that `who` may see, in the order of `f.sort`/`f.order`, and the cursor of
+    the next page (`gridmap.cases.paging`): after `cursor` (the `next_cursor` of the page before) by a keyset
+    condition, or — the older way, for existing clients — after skipping `offset` cases (never both).
+
+    The total is counted when `count` says so; by default (None) only for a request without a cursor (the first
+    page, and offset pages as before): a list walked by cursor is counted once, on its first page, not again on
+    every page. Whether there is a next page is known without counting (one case more is read than shown)."""
+    now = utc(now) or dt.datetime.now(dt.UTC)
+    key, desc, nullable = _sort_key(f.sort, f.order)
+    position = paging.decode(cursor, sort=f.sort, order=f.order) if cursor is not None else None
+    if position is not None and offset:
+        raise InvalidInput(
+            "offset: give a cursor or an offset, not both (the cursor already says where the page starts)",
+            field="offset",
+            zh="偏移量（offset）：cursor 与 offset 只能二选一（游标已指明从何处开始）。",
+        )
+    query = case_query(session, f, now=now, who=who)
+    total = None
+    if count or (count is None and position is None):
+        total = int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
+    # the key is read with each case (for `updated_at` it is not a column of the case), and one case more than
+    # asked for says whether a next page exists
+    selected = query.add_columns(key.label("sort_key")).options(selectinload(Case.category))
+    want = limit + 1
+    if offset:
+        found = list(session.execute(selected.order_by(*_ordering(f.sort, f.order)).limit(want).offset(offset)))
+    else:
+        found = _after(session, selected, key, desc, nullable, position, want)
+    rows = [r[0] for r in found[:limit]]
+    following = None
+    if len(found) > limit:
+        last = found[limit - 1]
+        following = paging.encode(paging.Position(f.sort, f.order, last[1], last[0].id))
+    return CasePage(total, rows, following)
+
+
+def _after(
+    session: Session,
+    selected: sa.Select[Any],
+    key: Any,
+    desc: bool,
+    nullable: bool,
+    position: paging.Position | None,
+    want: int,
+) -> list[Any]:
+    """Up to `want` (case, key) rows after `position` (from the start without one): the cases with the key first
+    (by key, then id), then those without (by id), each part its own query, ordered as its index is, bounded by
+    the key (so that a month-partitioned table is read from the month of the position on)."""
+    tie_after = (lambda i: Case.id < i) if desc else (lambda i: Case.id > i)
+    found: list[Any] = []
+    if position is None or position.key is not None:
+        keyed = selected.where(key.is_not(None)) if nullable else selected
+        if position is not None:
+            k = position.key
+            within = key <= k if desc else key >= k  # a range on the key: its index and the partitions bound it
+            beyond = key < k if desc else key > k
+            keyed = keyed.where(within, sa.or_(beyond, tie_after(position.id)))
+        ordered = (key.desc(), Case.id.desc()) if desc else (key.asc(), Case.id.asc())
+        found = list(session.execute(keyed.order_by(*ordered).limit(want)))
+    if nullable and len(found) < want:
+        blank = selected.where(key.is_(None))
+        if position is not None and position.key is None:
+            blank = blank.where(tie_after(position.id))
+        found += list(
+            session.execute(blank.order_by(Case.id.desc() if desc else Case.id.asc()).limit(want - len(found)))
+        )
+    return found
 
 
 def search_cases(
@@ -654,13 +751,8 @@ def search_cases(
     who: Principal | None = None,
 ) -> tuple[int, list[Case]]:
     """Cases matching `f` that `who` may see, ordered and paged, and how many match in all — all in SQL."""
-    now = utc(now) or dt.datetime.now(dt.UTC)
-    query = case_query(session, f, now=now, who=who)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    rows = session.scalars(
-        query.options(selectinload(Case.category)).order_by(*_ordering(f.sort, f.order)).limit(limit).offset(offset)
-    )
-    return int(total or 0), list(rows)
+    page = page_cases(session, f, limit=limit, offset=offset, count=True, now=now, who=who)
+    return int(page.total or 0), page.rows
 
 
 def queue_counts(

@@ -86,7 +86,8 @@ class Generation(Base):
     effective_to: Mapped[dt.date | None] = mapped_column(Date)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    base_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))  # the generation a draft was copied from
+    # the generation a draft was copied from
+    base_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"), index=True)
     created_by: Mapped[str | None] = mapped_column(String(64))
     submitted_by: Mapped[str | None] = mapped_column(String(64))
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -131,7 +132,7 @@ class PartyOrg(Base):
     secretary_phone: Mapped[str | None] = mapped_column(String(32))
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     reporting_member_count: Mapped[int] = mapped_column(Integer, default=0)  # 在职党员双报到
-    merge_into_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))  # marked for merging into
+    merge_into_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"), index=True)  # marked for merging into
 
 
 class PartyOrgArea(Base):
@@ -175,7 +176,7 @@ class Place(Base):
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(String(300))
     area_code: Mapped[str | None] = mapped_column(String(24), index=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"), index=True)
     households: Mapped[int] = mapped_column(Integer, default=0)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
@@ -204,7 +205,7 @@ class CaseCategory(Base):
     time_unit: Mapped[str] = mapped_column(String(16))  # work_hours | work_days | calendar_days
     urgency: Mapped[str] = mapped_column(String(16), default="normal")
     filing_condition: Mapped[str | None] = mapped_column(Text)
-    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())  # retired: no new cases
 
     department: Mapped[Department | None] = relationship()
@@ -244,14 +245,14 @@ class Case(Base):
     raw_crs: Mapped[str | None] = mapped_column(String(32))
     lon: Mapped[float | None] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
-    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"), index=True)
     district_code: Mapped[str | None] = mapped_column(String(24))
     subdistrict_code: Mapped[str | None] = mapped_column(String(24))
     community_code: Mapped[str | None] = mapped_column(String(24), index=True)
     grid_code: Mapped[str | None] = mapped_column(String(24), index=True)
     microgrid_code: Mapped[str | None] = mapped_column(String(24))
-    branch_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("party_org.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
     locate_flags: Mapped[list[Any] | None] = mapped_column(JSON)
     reporter_name: Mapped[str | None] = mapped_column(String(64))
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
@@ -265,7 +266,7 @@ class Case(Base):
     # the loop (revision 0002): who handled and verified, the department whistled to, counters and requests
     handled_by: Mapped[str | None] = mapped_column(String(64))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
     whistled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     department_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     department_reported_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -283,8 +284,8 @@ class Case(Base):
     external_ref: Mapped[str | None] = mapped_column(String(64))
     # accounts (revision 0004): the hash of the token handed to the reporter at submission (they rate with it)
     reporter_token_hash: Mapped[str | None] = mapped_column(String(64))
-    reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    reported_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"), index=True)
     # daily work (revision 0006): the grids near the point ([{code, name, distance_m}]) as intake found them
     locate_candidates: Mapped[list[Any] | None] = mapped_column(JSON)
 
@@ -307,7 +308,7 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_key"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -340,7 +341,7 @@ class Account(Base):
     display_name: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
     department_code: Mapped[str | None] = mapped_column(String(32))
-    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -412,7 +413,7 @@ class CodeRegistry(Base):
     __tablename__ = "code_registry"
     code: Mapped[str] = mapped_column(String(24), primary_key=True)
     level: Mapped[str] = mapped_column(String(16))
-    first_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
+    first_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"), index=True)
     registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -458,7 +459,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
     kind: Mapped[str] = mapped_column(String(16))  # urge | supervise | assigned
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"), index=True)
     text: Mapped[str] = mapped_column(String(500))
     actor: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

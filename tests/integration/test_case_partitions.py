@@ -223,6 +223,24 @@ def test_a_date_bounded_case_list_reads_only_its_months(pg):
         ) and len(page) == min(5, total - 5)
 
 
+def test_a_page_after_a_cursor_reads_only_the_months_it_can_hold(pg):
+    """A date-bounded list walked by cursor reads its months alone, with no count after the first page; a list
+    without dates, newest first, reads no month after the position of its cursor."""
+    f = cases.CaseFilter(since=JUNE[0], until=JUNE[1])
+    with Session(pg) as session:
+        first = cases.page_cases(session, f, limit=5)
+        assert first.next_cursor and first.total and first.total > 10
+        plans = _explained(session, lambda s: cases.page_cases(s, f, limit=5, cursor=first.next_cursor))
+        assert len(plans) == 1  # the page alone: not counted again
+        assert plans[0][1] == {"case_file_p202606"}
+        june = cases.page_cases(session, cases.CaseFilter(until=JUNE[1]), limit=5)
+        assert june.next_cursor
+        plans = _explained(session, lambda s: cases.page_cases(s, cases.CaseFilter(), limit=5, cursor=june.next_cursor))
+        assert len(plans) == 1 and "case_file_p202606" in plans[0][1]
+        later = {p for p in plans[0][1] if p > "case_file_p202606"}
+        assert not later, later
+
+
 # -- writing in any month -------------------------------------------------------------------------------------------
 
 WHEN = {

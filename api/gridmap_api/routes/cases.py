@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from gridmap.access import policy
 from gridmap.access.policy import Principal
 from gridmap.boundaries.areas import check_bbox
-from gridmap.cases import duplicates, patrol, workflow
+from gridmap.cases import duplicates, paging, patrol, workflow
 from gridmap.cases import intake as cases
 from gridmap.errors import InvalidInput, NotFound, Unauthenticated
 from gridmap.store import audit
@@ -275,6 +275,21 @@ def rate_case(
 CodeList = Annotated[str | None, Query(max_length=400)]
 Hours = Annotated[float | None, Query(ge=0, le=cases.MAX_AGE_H, allow_inf_nan=False)]
 Sort = Literal["reported_at", "deadline", "overdue_by", "updated_at"]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        max_length=paging.MAX_CURSOR,
+        description="the `next_cursor` of the page before (opaque); none for the first page",
+    ),
+]
+CountParam = Annotated[
+    bool | None,
+    Query(description="count the total: by default only on a page without a cursor (the first page)"),
+]
+OffsetParam = Annotated[
+    Offset,
+    Query(deprecated=True, description="cases to skip (deprecated: page by `cursor`; not together with it)"),
+]
 
 
 def order_of(order: str | None, sort: str) -> str:
@@ -298,7 +313,9 @@ def list_cases(
     until: Moment | None = None,
     bbox: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
-    offset: Annotated[Offset, Query()] = 0,
+    cursor: CursorParam = None,
+    count: CountParam = None,
+    offset: OffsetParam = 0,
     order: Literal["newest", "oldest", "asc", "desc"] | None = None,
     sort: Sort = "reported_at",
     queue: Annotated[str | None, Query(max_length=16)] = None,
@@ -313,7 +330,10 @@ def list_cases(
     dispatched, verify, bounced, approvals, overdue), category codes and sources (comma-separated), holder (a
     staff id, `me`, or a department code), age in hours since reported and reporting period; sorted by
     `reported_at`, `deadline`, `overdue_by` or `updated_at`, `order` asc or desc (`newest`/`oldest` still
-    work); paged, with the total; only the cases the caller may see."""
+    work); only the cases the caller may see. Paged by cursor: each page's `next_cursor`, passed as `cursor`,
+    gives the page after it (null on the last page), however deep, in the same order, each case once even while
+    cases are added; the total is counted on the first page (no cursor) or with `count=true`. `offset` still
+    works (deprecated: each offset page reads every case before it and counts them all again)."""
     limit = min(limit, request.app.state.settings.max_page_size if format == "json" else 10_000)
     if area:
         policy.check_area(who, area)
@@ -332,18 +352,22 @@ def list_cases(
         sort=sort,
         order=order_of(order, sort),
     )
-    total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
+    page = cases.page_cases(session, f, limit=limit, offset=offset, cursor=cursor or None, count=count, who=who)
     if format == "geojson":
         return features.feature_collection(
-            [features.case_feature(c) for c in rows], numberMatched=total, numberReturned=len(rows)
+            [features.case_feature(c) for c in page.rows],
+            numberMatched=page.total,
+            numberReturned=len(page.rows),
+            next_cursor=page.next_cursor,
         )
     calendar = request.app.state.calendar()
-    return {
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "items": [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=calendar)],
-    }
+    return CasePage(
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        next_cursor=page.next_cursor,
+        items=[case_links(i) for i in cases.case_items(session, page.rows, who=who, calendar=calendar)],
+    )
 
 
 @router.get("/cases/{case_id}", name="get_case", responses=problems(404))

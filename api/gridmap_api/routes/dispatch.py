@@ -16,8 +16,7 @@ from gridmap_api import i18n
 from gridmap_api.auth import actor_of, allow
 from gridmap_api.deps import IndexDep, SessionDep
 from gridmap_api.links import case_links
-from gridmap_api.params import Offset
-from gridmap_api.routes.cases import CodeList, Hours, Sort, _visible, order_of
+from gridmap_api.routes.cases import CodeList, CountParam, CursorParam, Hours, OffsetParam, Sort, _visible, order_of
 from gridmap_api.schemas.cases import CasePage
 from gridmap_api.schemas.common import COMMON, problems
 from gridmap_api.schemas.dispatch import (
@@ -72,10 +71,13 @@ def queue_items(
     sort: Sort | None = None,
     order: Literal["asc", "desc", "newest", "oldest"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[Offset, Query()] = 0,
+    cursor: CursorParam = None,
+    count: CountParam = None,
+    offset: OffsetParam = 0,
 ) -> CasePage:
     """One queue's cases, filtered (area, category codes and sources comma-separated, holder: staff id, `me` or
-    department code, age in hours), sorted and paged, with the total — by SQL however many there are. Each
+    department code, age in hours), sorted and paged by cursor as the case list is (`next_cursor`; the total on
+    the first page or with `count=true`; `offset` deprecated) — by SQL however many there are. Each
     item carries its holder, deadline, time left or overdue by, last bounce and pending request. Default order:
     pending oldest first, dispatched by nearest deadline, overdue most overdue first."""
     if name not in cases.QUEUES:
@@ -103,9 +105,10 @@ def queue_items(
         sort=chosen,
         order=direction,
     )
-    total, rows = cases.search_cases(session, f, limit=limit, offset=offset, who=who)
-    items = [case_links(i) for i in cases.case_items(session, rows, who=who, calendar=request.app.state.calendar())]
-    return CasePage(total=total, limit=limit, offset=offset, items=items)
+    page = cases.page_cases(session, f, limit=limit, offset=offset, cursor=cursor or None, count=count, who=who)
+    calendar = request.app.state.calendar()
+    items = [case_links(i) for i in cases.case_items(session, page.rows, who=who, calendar=calendar)]
+    return CasePage(total=page.total, limit=limit, offset=offset, next_cursor=page.next_cursor, items=items)
 
 
 def _error_code(exc: GridmapError) -> str:

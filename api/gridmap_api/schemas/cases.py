@@ -120,9 +120,17 @@ class CaseDetail(CaseItem):
 
 
 class CasePage(BaseModel):
-    total: int
+    """A page of a case list or a queue. `next_cursor` continues the list after this page (pass it as `cursor`;
+    null on the last page). `total` is how many cases match in all: counted on a page asked for without a cursor
+    (the first page; an `offset` page), and on any page with `count=true`; null on the pages after a cursor
+    otherwise (the list is counted once, not again on every page)."""
+
+    total: int | None = Field(description="cases matching in all; null where not counted (a page after a cursor)")
     limit: int
-    offset: int
+    offset: int = Field(description="cases skipped by `offset` (deprecated: page by `cursor`); 0 with a cursor")
+    next_cursor: str | None = Field(
+        default=None, description="the `cursor` of the next page (opaque); null on the last page"
+    )
     items: list[CaseItem]
 
 
@@ -187,12 +195,14 @@ class CaseFeature(BaseModel):
 
 
 class CaseFeatureCollection(BaseModel):
-    """Cases as GeoJSON (`format=geojson`), with the total matched and the number in this page."""
+    """Cases as GeoJSON (`format=geojson`), with the total matched (null where not counted, as `CasePage.total`),
+    the number in this page and the cursor of the next page."""
 
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[CaseFeature]
-    numberMatched: int
+    numberMatched: int | None
     numberReturned: int
+    next_cursor: str | None = None
 
 
 class _ReportIn(BaseModel):
