@@ -720,7 +720,10 @@ def _after(
     """Up to `want` (case, key) rows after `position` (from the start without one): the cases with the key first
     (by key, then id), then those without (by id), each part its own query, ordered as its index is, bounded by
     the key (so that a month-partitioned table is read from the month of the position on)."""
-    tie_after = (lambda i: Case.id < i) if desc else (lambda i: Case.id > i)
+
+    def tie_after(i: int) -> sa.ColumnElement[bool]:
+        return Case.id < i if desc else Case.id > i
+
     found: list[Any] = []
     if position is None or position.key is not None:
         keyed = selected.where(key.is_not(None)) if nullable else selected

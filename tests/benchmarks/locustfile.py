@@ -92,11 +92,19 @@ class _Staff(HttpUser):
                 for dy in (0, 1):
                     self.client.get(f"/api/v1/tiles/{layer}/{z}/{x + dx}/{y + dy}.mvt", name=f"tile {layer}")
 
-    def _list(self, params: dict, name: str) -> None:
-        with self.client.get("/api/v1/cases", params=params, name=name, catch_response=True) as answer:
-            if answer.status_code == 200:
-                self.case_ids = [c["id"] for c in answer.json()["items"]][:20] or self.case_ids
+    def _list(self, params: dict, name: str, pages: int = 1) -> None:
+        """The first page of a list and, as the pages do, up to `pages` - 1 more by each page's next_cursor."""
+        for _ in range(pages):
+            with self.client.get("/api/v1/cases", params=params, name=name, catch_response=True) as answer:
+                if answer.status_code != 200:
+                    return
+                body = answer.json()
+                self.case_ids = [c["id"] for c in body["items"]][:20] or self.case_ids
                 answer.success()
+            if not body.get("next_cursor"):
+                return
+            params = {**params, "cursor": body["next_cursor"]}
+            name = name + " (next page)" if not name.endswith("(next page)") else name
 
     def _open_case(self) -> None:
         if self.case_ids:
@@ -118,7 +126,7 @@ class Dispatcher(_Staff):
     @task(3)
     def case_list(self) -> None:
         p = plan()
-        params = {"limit": 50, "offset": random.choice((0, 0, 0, 50, 100, 500))}
+        params: dict = {"limit": 50}
         pick = random.random()
         if pick < 0.3:
             params["queue"] = random.choice(("pending", "dispatched", "verify", "overdue"))
@@ -128,7 +136,7 @@ class Dispatcher(_Staff):
         elif pick < 0.8:
             params["category"] = random.choice(p["categories"])
             params["sort"] = "deadline"
-        self._list(params, "cases list")
+        self._list(params, "cases list", pages=random.choice((1, 1, 1, 2, 3, 11)))
 
     @task(2)
     def case_detail(self) -> None:
@@ -153,8 +161,7 @@ class GridManager(_Staff):
     @task(2)
     def open_cases(self) -> None:
         self._list(
-            {"area": plan()["community"], "state": "open", "limit": 50, "offset": random.choice((0, 0, 50))},
-            "cases list",
+            {"area": plan()["community"], "state": "open", "limit": 50}, "cases list", pages=random.choice((1, 1, 2))
         )
 
     @task(1)

@@ -4,6 +4,8 @@ then the user's jobs on it, each figure printed beside its peer where there is o
     .venv/bin/python tests/benchmarks/scale.py                       # 16 districts, 200,000 micro-grids, 10 M cases
     .venv/bin/python tests/benchmarks/scale.py --cases 1000000       # a smaller run (say which in any note)
     .venv/bin/python tests/benchmarks/scale.py --only sqlite --skip map,http
+    .venv/bin/python tests/benchmarks/scale.py --sqlite-url sqlite:////var/tmp/p/province.sqlite \
+        --postgis-url postgresql://…/db --skip locate-file,measures,import,locate,tiles,map   # paging, deleting
 
 Per database:
 
@@ -24,9 +26,16 @@ Per database:
           --postgis-url postgresql://…/gridmap_p --skip measures,http,import
 * measures — `gridmap.cases.measures.measures(session, "grid", …)` over the year beside the bare GROUP BY of
   tests/benchmarks/cases.py (its PEER_SQL), counts checked equal first.
-* case list paging — `GET /api/v1/cases?limit=50&offset=k` (the case list route, newest first) for offsets from 0
-  to the end of the table, beside the same page as bare SQL (LIMIT/OFFSET) and as a keyset query (WHERE
-  reported_at < the previous page's last) — the route has no cursor; the keyset figure shows what one would give.
+* case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, a month of it, and the
+  dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset` (counted, as
+  offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the page
+  before; not counted), the two pages checked equal; and the last page the same way. Beside them, for the case
+  list newest first, the same page as bare SQL: LIMIT/OFFSET and a keyset WHERE.
+* deleting cases — the app's one path that deletes cases (after a day's import, below: the imported cases, their
+  notifications and history, by ticket prefix): 10,000 imported cases deleted at schema 0012 (the foreign keys'
+  referencing columns without indexes) and again at 0013 (indexed), in one run; the schema is left at the head.
+  At 0012 the cases go by runs of 500 and stop after `--delete-cap` seconds (600): cases/s, and the time that
+  gives for all 10,000 (over 7 minutes on PostGIS at 1 M cases, hours on a busy SpatiaLite), are printed.
 * over HTTP, `gridmap serve --workers 2`: locate p50/p99 at a fixed rate (open loop, tests/benchmarks/locate.py's
   load client, signed in as the dispatcher with a bearer token); tile p50/p95 for the screens of a 1440×900
   view at several zooms per layer (cold: each tile's first request; warm: again), beside the GeoJSON endpoint of the
@@ -447,16 +456,116 @@ def bench_import(url: str, label: str, rows: int = 10_000) -> None:
         flush=True,
     )
     # back to what the generator made: the imported cases go again (their history and notifications first)
+    delete_imported(factory, prefix)
+    engine.dispose()
+
+
+_DELETES = (
+    ("notification", "DELETE FROM notification WHERE case_id IN (SELECT id FROM case_file WHERE {cases})"),
+    ("case_event", "DELETE FROM case_event WHERE case_id IN (SELECT id FROM case_file WHERE {cases})"),
+    ("case_file", "DELETE FROM case_file WHERE {cases}"),
+)
+
+
+def delete_imported(factory, prefix: str) -> dict[str, float]:
+    """Delete the cases of the tickets numbered `prefix`…, their notifications and history first, in one
+    transaction: seconds per statement."""
+    took = {}
     with storage.session_scope(factory) as session:
-        session.execute(
-            sa.text("DELETE FROM notification WHERE case_id IN (SELECT id FROM case_file WHERE external_ref LIKE :p)"),
-            {"p": f"{prefix}%"},
+        for table, sql in _DELETES:
+            t = time.perf_counter()
+            session.execute(sa.text(sql.format(cases="external_ref LIKE :p")), {"p": f"{prefix}%"})
+            took[table] = time.perf_counter() - t
+        t = time.perf_counter()
+    took["commit"] = time.perf_counter() - t
+    return took
+
+
+def delete_imported_capped(factory, prefix: str, chunk: int, cap_s: float) -> tuple[int, float]:
+    """`delete_imported` by runs of `chunk` cases (the same statements, each also bounded by an id range; a
+    transaction per run), stopping after the run that passes `cap_s` seconds: (cases deleted, seconds)."""
+    with factory() as session:
+        ids = session.scalars(
+            sa.text("SELECT id FROM case_file WHERE external_ref LIKE :p ORDER BY id"), {"p": f"{prefix}%"}
+        ).all()
+    done, started = 0, time.perf_counter()
+    for k in range(0, len(ids), chunk):
+        part = ids[k : k + chunk]
+        with storage.session_scope(factory) as session:
+            for _, sql in _DELETES:
+                session.execute(
+                    sa.text(sql.format(cases="external_ref LIKE :p AND id BETWEEN :lo AND :hi")),
+                    {"p": f"{prefix}%", "lo": part[0], "hi": part[-1]},
+                )
+        done += len(part)
+        if time.perf_counter() - started > cap_s:
+            break
+    return done, time.perf_counter() - started
+
+
+def _to_revision(url: str, revision: str) -> float:
+    """Bring the schema up or down to `revision`; seconds."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = storage.make_engine(url)
+    t = time.perf_counter()
+    config = Config()
+    config.set_main_option("script_location", str(storage._MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        if revision == "head":
+            command.upgrade(config, "head")
+        else:
+            command.downgrade(config, revision)
+    engine.dispose()
+    return time.perf_counter() - t
+
+
+def bench_delete(url: str, label: str, rows: int = 10_000, cap_s: float = 600.0) -> None:
+    """Deleting `rows` imported cases at 0012 (no index on the referencing columns of 14 foreign keys, among them
+    case_file.merged_into_id, notification.case_id and idempotency_key.case_id, which each deleted case is checked
+    against) and at 0013, in one run; each time the tickets are imported first (not timed here). At 0012 the cases
+    go by runs of 500 and the deletion stops after the run that passes `cap_s` (the rest is deleted after the
+    upgrade, untimed): the rate, and the time it gives for all `rows`, are printed."""
+    from cases import export_rows
+
+    from gridmap.boundaries.areas import load_index
+    from gridmap.cases.hotline import import_export
+
+    engine = storage.make_engine(url)
+    factory = storage.make_sessionmaker(engine)
+    _to_revision(url, "head")
+    with factory() as session:
+        index = load_index(session)
+    delete_imported(factory, "DEL")  # the leftovers of a run cut short
+    print(f"   deleting {rows:,} imported cases (their notifications, history, then the cases) ({load()}):", flush=True)
+    rates = {}
+    for revision in ("0012", "head"):
+        moved = _to_revision(url, revision)
+        at = storage.schema_revision(engine)
+        prefix = f"DEL{at}P{os.getpid()}"
+        with factory() as session:
+            data = export_rows(session, rows, prefix)
+        created = import_export(factory, index, data, "csv")["created"]
+        if revision == "head":
+            took = delete_imported(factory, prefix)  # as the app does it: three statements, one transaction
+            done, seconds = created, sum(took.values())
+            detail = ", ".join(f"{k} {v:.2f} s" for k, v in took.items())
+        else:
+            done, seconds = delete_imported_capped(factory, prefix, 500, cap_s)
+            detail = f"by runs of 500{'' if done == created else f', stopped after {cap_s:.0f} s'}"
+        rates[at] = done / seconds
+        print(
+            f"     schema {at} (reached in {moved:5.1f} s): {done:,} of {created:,} cases deleted in {seconds:8.1f} s "
+            f"= {rates[at]:8,.0f} cases/s → {rows / rates[at]:8.1f} s for {rows:,} ({detail}) ({load()})",
+            flush=True,
         )
-        session.execute(
-            sa.text("DELETE FROM case_event WHERE case_id IN (SELECT id FROM case_file WHERE external_ref LIKE :p)"),
-            {"p": f"{prefix}%"},
-        )
-        session.execute(sa.text("DELETE FROM case_file WHERE external_ref LIKE :p"), {"p": f"{prefix}%"})
+    _to_revision(url, "head")
+    delete_imported(factory, "DEL")
+    before, after = rates.get("0012"), rates.get(storage.schema_revision(engine))
+    if before and after:
+        print(f"     with the foreign keys indexed: {after / before:,.0f}× the rate at 0012")
     engine.dispose()
 
 
@@ -593,48 +702,78 @@ def bench_tiles(client, centre: tuple[float, float]) -> None:
     print(f"     all views: cold p95 {pct(cold_all, 95):.1f} ms, warm p95 {pct(warm_all, 95):.1f} ms")
 
 
+PAGE = 50
+DEEP = 1_000  # the page measured deep into a list
+
+
+def _timed_get(client, path: str, params: dict, reps: int = 3) -> tuple[float, dict]:
+    """The median of `reps` requests (ms) and the last answer."""
+    times, body = [], {}
+    for _ in range(reps):
+        t = time.perf_counter()
+        r = client.get(path, params=params)
+        times.append((time.perf_counter() - t) * 1000)
+        if r.status_code != 200:
+            raise SystemExit(f"{path} {params}: answered {r.status_code}: {r.text[:300]}")
+        body = r.json()
+    return statistics.median(times), body
+
+
 def bench_paging(client, url: str) -> None:
+    month = (dt.datetime(2026, 6, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),
+             dt.datetime(2026, 7, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat())  # fmt: skip
+    lists = [
+        ("case list, newest first", "/api/v1/cases", {}),
+        ("case list by deadline", "/api/v1/cases", {"sort": "deadline", "order": "asc"}),
+        ("June, newest first", "/api/v1/cases", {"since": month[0], "until": month[1]}),
+        ("queue 已派遣 (by deadline)", "/api/v1/queues/dispatched", {}),
+    ]
+    print(f"   paging, {PAGE} a page, median of 3 requests over HTTP ({load()}):")
+    for label, path, params in lists:
+        first_ms, first = _timed_get(client, path, {**params, "limit": PAGE})
+        total = first["total"]
+        print(f"     {label}: {total:,} cases; first page (counted) {first_ms:8.1f} ms", flush=True)
+        last_page = max((total - 1) // PAGE, 1)
+        for name, page in ((f"page {DEEP:,}", min(DEEP - 1, last_page)), ("last page", last_page)):
+            offset = page * PAGE
+            by_offset_ms, by_offset = _timed_get(client, path, {**params, "limit": PAGE, "offset": offset})
+            uncounted_ms, _ = _timed_get(client, path, {**params, "limit": PAGE, "offset": offset, "count": "false"})
+            before = client.get(path, params={**params, "limit": PAGE, "offset": offset - PAGE}).json()
+            by_cursor_ms, by_cursor = _timed_get(
+                client, path, {**params, "limit": PAGE, "cursor": before["next_cursor"]}
+            )
+            same = [c["id"] for c in by_offset["items"]] == [c["id"] for c in by_cursor["items"]]
+            print(
+                f"       {name:>10} (offset {offset:>9,}): by offset {by_offset_ms:8.1f} ms (not counted "
+                f"{uncounted_ms:8.1f} ms) | by cursor {by_cursor_ms:7.1f} ms → {by_offset_ms / by_cursor_ms:6.1f}× "
+                f"({'same cases' if same else 'DIFFERENT CASES'}) ({load()})",
+                flush=True,
+            )
     engine = storage.make_engine(url)
     with engine.connect() as conn:
         total = conn.scalar(sa.text("SELECT count(*) FROM case_file"))
-    offsets = sorted(
-        o for o in {0, 1_000, 10_000, 100_000, 1_000_000, total // 2, max(total - 50, 0)} if o <= max(total - 50, 0)
-    )
-    print(f"   case list, newest first, 50 per page, {total:,} cases ({load()}):")
-    for offset in offsets:
-        t = time.perf_counter()
-        r = client.get("/api/v1/cases", params={"limit": 50, "offset": offset})
-        route_ms = (time.perf_counter() - t) * 1000
-        ok = r.status_code == 200
-        with engine.connect() as conn:
+        print(f"     bare SQL, newest first, {total:,} cases:")
+        for offset in sorted({(DEEP - 1) * PAGE, max(total - PAGE, 0)}):
             t = time.perf_counter()
-            page = conn.execute(
+            conn.execute(
                 sa.text("SELECT id, reported_at FROM case_file ORDER BY reported_at DESC, id DESC LIMIT 50 OFFSET :o"),
                 {"o": offset},
             ).all()
             sql_ms = (time.perf_counter() - t) * 1000
-            keyset_ms = float("nan")
-            if page:
-                first = conn.execute(
-                    sa.text(
-                        "SELECT reported_at, id FROM case_file ORDER BY reported_at DESC, id DESC LIMIT 1 OFFSET :o"
-                    ),
-                    {"o": max(offset - 1, 0)},
-                ).one()
-                t = time.perf_counter()
-                conn.execute(
-                    sa.text(
-                        "SELECT id, reported_at FROM case_file WHERE reported_at < :r ORDER BY "
-                        "reported_at DESC, id DESC LIMIT 50"
-                    ),
-                    {"r": first[0]},
-                ).all()
-                keyset_ms = (time.perf_counter() - t) * 1000
-        print(
-            f"     offset {offset:>10,}: route {route_ms:8.1f} ms {'' if ok else f'(answered {r.status_code})'}"
-            f"| bare SQL OFFSET {sql_ms:8.1f} ms | keyset {keyset_ms:6.1f} ms",
-            flush=True,
-        )
+            r, i = conn.execute(
+                sa.text("SELECT reported_at, id FROM case_file ORDER BY reported_at DESC, id DESC LIMIT 1 OFFSET :o"),
+                {"o": max(offset - 1, 0)},
+            ).one()
+            t = time.perf_counter()
+            conn.execute(
+                sa.text(
+                    "SELECT id, reported_at FROM case_file WHERE reported_at <= :r AND (reported_at < :r OR id < :i) "
+                    "ORDER BY reported_at DESC, id DESC LIMIT 50"
+                ),
+                {"r": r, "i": i},
+            ).all()
+            keyset_ms = (time.perf_counter() - t) * 1000
+            print(f"       offset {offset:>9,}: LIMIT/OFFSET {sql_ms:8.1f} ms | keyset {keyset_ms:6.1f} ms", flush=True)
     engine.dispose()
 
 
@@ -797,9 +936,10 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,import,http,locate,tiles,paging,map,map-steps",
+        help="comma-separated: locate-file,measures,import,delete,http,locate,tiles,paging,map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
+    parser.add_argument("--delete-cap", type=float, default=600.0, help="seconds of deleting at schema 0012")
     parser.add_argument("--sqlite-url", help="a province already built on SpatiaLite: used as it is (not built)")
     parser.add_argument("--postgis-url", help="a province already built on PostGIS: used as it is (not built)")
     parser.add_argument("--reps", type=int, default=3, help="locate batch: warm runs and peer runs, alternated")
@@ -861,7 +1001,7 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "http", "import"} <= skip:
+            if {"measures", "http", "import", "delete"} <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
@@ -870,6 +1010,8 @@ def main() -> None:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user)
             if "import" not in skip:
                 bench_import(url, label)
+            if "delete" not in skip:
+                bench_delete(url, label, cap_s=args.delete_cap)
     finally:
         if not args.keep:
             for name in created:

@@ -401,13 +401,29 @@ def test_queues_filter_sort_page_and_speak_english(signed_in, server):
     assert set(counts) == {"pending", "dispatched", "verify", "bounced", "approvals", "overdue"}
     for name in ("pending", "dispatched", "verify", "bounced", "approvals", "overdue"):
         assert page.locator(f".gm-tab[data-queue={name}] .gm-count").inner_text() == counts[name]
+    # 待处理 paged by 20 (new tickets added if it holds fewer than 21): the next page by the first page's
+    # next_cursor, the first page's total kept, and back
+    added = [
+        new_case(server, f"翻页用新工单 {k}", inner_point(worker_grid(server)))
+        for k in range(int(counts["pending"]), 21)
+    ]
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/queues/pending?" in r.url else None)
     tab(page, "dispatched")
+    tab(page, "pending")
     total = int(page.evaluate("document.body.dataset.gmQueue"))
-    if total > 20:  # paged by 20
-        first = page.evaluate("document.body.dataset.gmQueueIds")
-        page.locator(".gm-next").click()
-        wait_js(page, f"document.body.dataset.gmQueueIds !== '{first}'")
-        assert page.locator(".gm-range").inner_text().startswith("第 21–")
+    assert total > 20, total
+    first = page.evaluate("document.body.dataset.gmQueueIds")
+    page.locator(".gm-next").click()
+    wait_js(page, f"document.body.dataset.gmQueueIds !== '{first}'")
+    assert page.locator(".gm-range").inner_text().startswith("第 21–")
+    assert page.locator(".gm-range").inner_text().endswith(f"共 {total} 条")
+    assert "cursor=" in asked[-1] and "offset=" not in asked[-1], asked[-1]
+    page.locator(".gm-prev").click()
+    wait_js(page, f"document.body.dataset.gmQueueIds === '{first}'")
+    for case in added:  # out of the queue again (voided): the tests after this one see the queue as it was
+        step(server, case["id"], "void", "demo-dispatcher", reason="测试工单")
+    tab(page, "dispatched")
     sort_by(page, "reported_at", "desc", source="hotline")
     shown = page.evaluate("document.body.dataset.gmQueueIds").split(",")
     for case_id in [i for i in shown if i][:5]:

@@ -352,6 +352,45 @@ def test_the_managers_day_on_the_phone(signed_in, server):
     assert_clean(page, server)
 
 
+def test_the_case_list_pages_by_cursor(signed_in, server):
+    """The panel's case list goes forward by each page's next_cursor and back by the cursors before, showing the
+    first page's total: the pages are the API's pages by cursor."""
+    page = signed_in(MANAGER, viewport=WIDE)
+    community = _community(server)
+    first = api(server, f"/api/v1/cases?area={community}&limit=15&sort=reported_at&order=newest", as_=MANAGER)
+    assert first["total"] > 15 and first["next_cursor"]
+    cursor = first["next_cursor"]
+    second = api(
+        server, f"/api/v1/cases?area={community}&limit=15&sort=reported_at&order=newest&cursor={cursor}", as_=MANAGER
+    )
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/cases?" in r.url else None)
+    open_overview(page, server)
+    page.evaluate(f"void GridmapPage.select('{community}', true)")
+    wait_js(page, f"(document.body.dataset.gmCaseList || '').startsWith('{community}:open:')")
+    page.select_option("#gm-case-list .gm-list-state", "")  # every state
+    wait_js(page, f"document.body.dataset.gmCaseList === '{community}:all:{first['total']}'")
+    wait_idle(page)
+    info, items = page.locator("#gm-case-list .gm-page-info"), page.locator("#gm-case-list .gm-case-item")
+
+    def shown():
+        return [int(items.nth(k).get_attribute("data-case-id")) for k in range(items.count())]
+
+    assert shown() == [c["id"] for c in first["items"]] and info.inner_text().startswith("第1–15条")
+    assert page.locator("#gm-case-list .gm-page-prev").is_disabled()
+    page.locator("#gm-case-list .gm-page-next").click()
+    wait_js(page, "document.querySelector('#gm-case-list .gm-page-info').textContent.startsWith('第16–')")
+    wait_idle(page)
+    assert shown() == [c["id"] for c in second["items"]]
+    assert "cursor=" in asked[-1] and "offset=" not in asked[-1], asked[-1]  # by the cursor, not by an offset
+    assert info.inner_text().endswith(f"共{first['total']}条")  # the first page's count, not counted again
+    page.locator("#gm-case-list .gm-page-prev").click()
+    wait_js(page, "document.querySelector('#gm-case-list .gm-page-info').textContent.startsWith('第1–')")
+    wait_idle(page)
+    assert shown() == [c["id"] for c in first["items"]]
+    assert_clean(page, server)
+
+
 def test_the_managers_panel_in_english(signed_in, server):
     page = signed_in(MANAGER, viewport=WIDE)
     community = _community(server)

@@ -159,7 +159,7 @@
       this.t = Object.assign({}, core.t, TEXT[core.lang]);
       this.queue = FIRST_QUEUE[config.role] || "pending";
       this.filters = { area: "", category: "", source: "", age: "any", sort: "", order: "" };
-      this.offset = 0;
+      this.cursors = [null];  // where each page shown so far starts (the next_cursor of the page before it)
       this.seen = null;
       this.fresh = {};
       this.checked = {};
@@ -239,8 +239,13 @@
       this.next = el("button", "gm-next", t.next + " ›");
       this.prev.type = this.next.type = "button";
       this.range = el("span", "gm-range", "");
-      this.prev.addEventListener("click", function () { self.offset = Math.max(0, self.offset - PAGE_SIZE); self.poll(); });
-      this.next.addEventListener("click", function () { self.offset += PAGE_SIZE; self.poll(); });
+      // paged by cursor: forward with the page's next_cursor, back by the cursors of the pages before
+      this.prev.addEventListener("click", function () {
+        if (self.cursors.length > 1) { self.cursors.pop(); self.poll(); }
+      });
+      this.next.addEventListener("click", function () {
+        if (self.nextCursor) { self.cursors.push(self.nextCursor); self.nextCursor = null; self.poll(); }
+      });
       [this.prev, this.range, this.next].forEach(function (n) { self.pager.appendChild(n); });
       body.appendChild(this.pager);
       body.appendChild(this.buildAlertOption());
@@ -252,7 +257,7 @@
     switchTo: function (q) {
       this.queue = q;
       this.seen = null;
-      this.offset = 0;
+      this.cursors = [null];
       this.checked = {};
       this.batchOut.replaceChildren();
       this.filters.sort = "";
@@ -308,7 +313,7 @@
         if (self.filters.area !== self.areaSelect.value) { self.pendingCount = null; }  // another area's count is no news
         self.filters = { area: self.areaSelect.value, category: self.categoryFilter.value, source: self.sourceFilter.value,
           age: self.ageFilter.value, sort: self.sortSelect.value, order: self.orderSelect.value };
-        self.offset = 0;
+        self.cursors = [null];
         self.seen = null;
         box.open = false;  // the list, not the form, is what one looks at next (on a phone it fills the panel)
         self.poll();
@@ -319,7 +324,7 @@
         self.orderSelect.value = DEFAULT_SORT[self.queue][1];
         self.filters = { area: "", category: "", source: "", age: "any", sort: "", order: "" };
         self.pendingCount = null;
-        self.offset = 0;
+        self.cursors = [null];
         self.poll();
       });
       box.appendChild(form);
@@ -421,7 +426,8 @@
 
     /* ------------------------------------------------------------------------------------------ queues */
     query: function () {
-      var f = this.filters, parts = ["limit=" + PAGE_SIZE, "offset=" + this.offset];
+      var f = this.filters, parts = ["limit=" + PAGE_SIZE], cursor = this.cursors[this.cursors.length - 1];
+      if (cursor) { parts.push("cursor=" + encodeURIComponent(cursor)); }  // the total is counted on the first page only
       var sort = f.sort || DEFAULT_SORT[this.queue][0], order = f.order || DEFAULT_SORT[this.queue][1];
       parts.push("sort=" + sort, "order=" + order);
       if (f.area) { parts.push("area=" + encodeURIComponent(f.area)); }
@@ -446,7 +452,7 @@
     },
 
     pollOnce: function () {
-      var self = this, t = this.t, queue = this.queue, offset = this.offset, q = this.query();
+      var self = this, t = this.t, queue = this.queue, q = this.query();
       QUEUES.forEach(function (name) { self.tabs[name].classList.toggle("gm-tab-on", name === queue); });
       var area = this.filters.area ? "?area=" + encodeURIComponent(this.filters.area) : "";
       var counts = this.core.get("queues" + area).then(function (res) {
@@ -463,7 +469,7 @@
         self.core.mark("gmCounts", QUEUES.map(function (n) { return n + ":" + self.counts[n]; }).join(","));
       }).catch(function (err) { self.core.fail(err); });
       var page = this.core.get("queues/" + queue + "?" + q).then(function (res) {
-        if (queue !== self.queue || offset !== self.offset || q !== self.query()) { return; }
+        if (queue !== self.queue || q !== self.query()) { return; }  // another queue, page or filter meanwhile
         var ids = res.items.map(function (c) { return c.id; });
         if (self.seen) {
           ids.forEach(function (id) { if (!self.seen[id]) { self.fresh[id] = true; } });
@@ -475,7 +481,8 @@
         if (self.notice.textContent !== t.notifyDenied || newOnes) {
           self.notice.textContent = newOnes ? newOnes + " " + t.newCases : "";
         }
-        self.total = res.total;
+        if (res.total !== null && res.total !== undefined) { self.total = res.total; }  // after a cursor: not counted
+        self.nextCursor = res.next_cursor || null;
         self.items = res.items;
         // redraw only when something shown changed: a row replaced under the finger is a missed tap
         var shown = JSON.stringify([res.items.map(function (c) { return [c.id, c.version, c.state, c.time_left_s === null ? null :
@@ -485,7 +492,7 @@
         self.drawPager(res);
         self.syncBatch();
         self.core.mark("gmQueueName", queue);
-        self.core.mark("gmQueue", res.total);
+        self.core.mark("gmQueue", self.total);
         self.core.mark("gmQueueIds", ids.join(","));
       }).catch(function (err) { self.core.fail(err); });
       return Promise.all([counts, page]).then(function () {
@@ -494,11 +501,13 @@
     },
 
     drawPager: function (res) {
-      var t = this.t, n = res.total, a = n ? res.offset + 1 : 0, b = Math.min(res.offset + res.items.length, n);
+      // the total as the first page counted it (cases added since are in the tabs' counts)
+      var t = this.t, start = (this.cursors.length - 1) * PAGE_SIZE, n = Math.max(this.total || 0, start + res.items.length);
+      var a = res.items.length ? start + 1 : 0, b = start + res.items.length;
       this.range.textContent = t.range(a, b, n);
-      this.prev.disabled = res.offset <= 0;
-      this.next.disabled = res.offset + res.items.length >= n;
-      this.pager.hidden = n <= PAGE_SIZE && res.offset === 0;
+      this.prev.disabled = this.cursors.length <= 1;
+      this.next.disabled = !res.next_cursor;
+      this.pager.hidden = this.cursors.length <= 1 && !res.next_cursor;
     },
 
     /* how long is left, or how long past: 剩余 3 小时 / 超期 2 天 */

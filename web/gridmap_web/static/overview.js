@@ -736,7 +736,7 @@
         e.preventDefault();
         if (!self.listState) { return; }
         self.listState.value = state;
-        self.listOffset = 0;
+        self.listCursors = [null];
         self.loadList();
         self.listBox.scrollIntoView({ block: "start", behavior: "smooth" });
       });
@@ -758,7 +758,7 @@
       option(this.listCategory, "", t.category + " · " + t.all);
       if (this.categories.length) { this.fillCategories(this.listCategory); }
       [this.listState, this.listCategory].forEach(function (s) {
-        s.addEventListener("change", function () { self.listOffset = 0; self.loadList(); self.updateExports(); });
+        s.addEventListener("change", function () { self.listCursors = [null]; self.loadList(); self.updateExports(); });
         controls.appendChild(s);
       });
       section.appendChild(controls);
@@ -768,12 +768,17 @@
       this.prevButton = el("button", "gm-page-prev", t.prev); this.prevButton.type = "button";
       this.nextButton = el("button", "gm-page-next", t.next); this.nextButton.type = "button";
       this.pageInfo = el("span", "gm-page-info");
-      this.prevButton.addEventListener("click", function () { self.listOffset = Math.max(0, self.listOffset - PAGE_SIZE); self.loadList(); });
-      this.nextButton.addEventListener("click", function () { self.listOffset += PAGE_SIZE; self.loadList(); });
+      // paged by cursor: forward with the page's next_cursor, back by the cursors of the pages before
+      this.prevButton.addEventListener("click", function () {
+        if (self.listCursors.length > 1) { self.listCursors.pop(); self.loadList(); }
+      });
+      this.nextButton.addEventListener("click", function () {
+        if (self.listNext) { self.listCursors.push(self.listNext); self.listNext = null; self.loadList(); }
+      });
       pager.appendChild(this.prevButton); pager.appendChild(this.pageInfo); pager.appendChild(this.nextButton);
       section.appendChild(pager);
       box.appendChild(section);
-      this.listOffset = 0;
+      this.listCursors = [null];  // where each page shown so far starts
       this.loadList();
     },
 
@@ -787,7 +792,8 @@
     loadList: function () {
       var self = this, code = this.area.code, t = this.t, overdue = this.listState.value === "overdue";
       var seq = this.listSeq = (this.listSeq || 0) + 1;
-      var q = this.listQuery(["limit=" + PAGE_SIZE, "offset=" + this.listOffset]);
+      var cursor = this.listCursors[this.listCursors.length - 1], start = (this.listCursors.length - 1) * PAGE_SIZE;
+      var q = this.listQuery(["limit=" + PAGE_SIZE].concat(cursor ? ["cursor=" + encodeURIComponent(cursor)] : []));
       // overdue: the earliest deadline (the most overdue) first; others the newest first (`order` in the words
       // every version of the list understands; a server without `sort` orders by the time reported)
       q += overdue ? "&sort=deadline&order=oldest" : "&sort=reported_at&order=newest";
@@ -798,10 +804,13 @@
         self.listItems.replaceChildren();
         items.forEach(function (c) { self.listItems.appendChild(self.caseItem(c)); });
         if (!items.length) { self.listItems.appendChild(el("li", "gm-muted", t.noCases)); }
-        var total = res.total === undefined ? items.length : res.total;
-        self.pageInfo.textContent = total ? t.pageOf(self.listOffset + 1, self.listOffset + res.items.length, total) : "";
-        self.prevButton.disabled = self.listOffset === 0;
-        self.nextButton.disabled = self.listOffset + res.items.length >= total;
+        // the total is counted on the first page only (a page after a cursor has none): the first page's is kept
+        if (res.total !== null && res.total !== undefined) { self.listTotal = res.total; }
+        var total = Math.max(self.listTotal || 0, start + res.items.length);
+        self.listNext = res.next_cursor || null;
+        self.pageInfo.textContent = total ? t.pageOf(start + 1, start + res.items.length, total) : "";
+        self.prevButton.disabled = self.listCursors.length <= 1;
+        self.nextButton.disabled = !self.listNext;
         self.core.mark("gmCaseList", code + ":" + (self.listState.value || "all") + ":" + total +
           (self.listCategory.value ? ":" + self.listCategory.value : ""));
       }).catch(function (err) { self.core.fail(err); });
