@@ -39,7 +39,7 @@ _SOURCE_CDF = (lambda c: (c / c[-1]).tolist())(_SOURCE_WEIGHTS_A.cumsum())
 _SCORES_FIRST_L, _SCORES_AGAIN_L = _SCORES_FIRST.tolist(), _SCORES_AGAIN.tolist()
 TZ_CN = dt.timezone(dt.timedelta(hours=8))
 WRITE_CHUNK = 5_000  # cases handed to the writer at a time (with their histories, about 7 times as many rows)
-WRITE_THREADED = True  # the writes on a thread of their own, overlapping the making of the next chunk
+WRITE_THREADED = True  # on PostGIS, the writes on a thread of their own, overlapping the making of the next chunk
 
 
 def _sample_points(areas: list[DemoArea], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -151,10 +151,14 @@ def insert_cases(
         written["case_file"] += [row["id"] for row in rows]
         written["case_event"] += bulk.insert_numbered(conn, bulk.EVENTS, events)
 
-    # written a chunk at a time while the next is made (`bulk.Writer`: the database stores a chunk, its cases before
-    # their histories, while Python makes the next); the session's connection is the writer's until it is closed.
-    # Into an empty history table on PostGIS, its indexes and key are made once at the end (`bulk.into_empty`)
-    with bulk.into_empty(conn, bulk.EVENTS), bulk.Writer(threaded=WRITE_THREADED) as writer:
+    # written a chunk at a time, the cases of a chunk before their histories. On PostGIS while the next is made
+    # (`bulk.Writer`: the server stores a chunk while Python makes the next; the session's connection is the writer's
+    # until it is closed); into an empty history table, its indexes and key made once at the end (`bulk.into_empty`).
+    # On SpatiaLite in this thread: the driver lets go of Python's lock around each row's step and a writer thread
+    # gets it back only when this one's switch interval runs out (the full demo at load 6: 15-26 s with a writer
+    # thread, 13-20 s without)
+    threaded = WRITE_THREADED and conn.dialect.name == "postgresql"
+    with bulk.into_empty(conn, bulk.EVENTS), bulk.Writer(threaded=threaded) as writer:
         for i in range(n):
             if i % 1000 == 999:
                 bar.update(1000)

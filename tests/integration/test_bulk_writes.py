@@ -548,11 +548,11 @@ def _definitions(engine, table: str) -> list[tuple[str, str]]:
 
 
 def test_the_demo_is_the_same_written_at_once_or_chunk_by_chunk_on_a_thread(db, tmp_path, monkeypatch):
-    """The demo's cases and histories written by chunks on the writer's thread (`bulk.Writer`, as `gridmap demo`
-    writes them), and on PostGIS into a history table whose indexes and key are made after the rows
-    (`bulk.into_empty`), store every row of every table as they are stored written all at once in the caller's
-    thread, chunks small enough that some statements are multi-row INSERTs rather than COPY; the history table
-    has its indexes and constraints as the migration made them."""
+    """The demo's cases and histories written by chunks (on PostGIS on the writer's thread, `bulk.Writer`, into a
+    history table whose indexes and key are made after the rows, `bulk.into_empty`: as `gridmap demo` writes them)
+    store every row of every table as they are stored written all at once in the caller's thread, chunks small
+    enough that some statements are multi-row INSERTs rather than COPY; the history table has its indexes and
+    constraints as the migration made them."""
     from gridmap.demo import cases as demo_cases
     from gridmap.demo.load import load_demo
 
