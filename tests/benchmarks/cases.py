@@ -115,7 +115,12 @@ def demo_command(url: str, label: str, small: bool, root: Path = ROOT) -> tuple[
     server = _ServerCpu(url)
     wall = time.perf_counter()
     with subprocess.Popen(
-        [*argv, *(["--small"] if small else [])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*argv, *(["--small"] if small else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,  # `python -m` puts the working directory first on the path, before PYTHONPATH
     ) as process:
         assert process.stderr is not None and process.stdout is not None
         server.start()
