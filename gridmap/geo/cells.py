@@ -993,16 +993,9 @@ class CellIndex:
         from the cell's sides: no boundary can be within `margin` of those points."""
         lon = np.ascontiguousarray(lon, dtype=np.float64)
         lat = np.ascontiguousarray(lat, dtype=np.float64)
-        fx = (lon - self.x0) * self.inv_dx
-        fy = (lat - self.y0) * self.inv_dy
-        with np.errstate(invalid="ignore"):
-            ok = (fx >= 0.0) & (fy >= 0.0) & (fx < self.nx) & (fy < self.ny)
-        col = np.where(ok, fx, 0.0).astype(np.int64)
-        row = np.where(ok, fy, 0.0).astype(np.int64)
-        cell = self._cell_at(row, col)
-        cell[~ok] = 0
+        label, fx, fy, col, row = self._cells_of(lon, lat)
         clear = np.empty(len(lon), bool)
-        _clear(self.label[cell], fx, fy, col, row, self.dx, self.dy, margin, clear)
+        _clear(label, fx, fy, col, row, self.dx, self.dy, margin, clear)
         return clear
 
     def _cells_of(

@@ -387,9 +387,7 @@ class AreaIndex:
         x = np.ascontiguousarray(lon, dtype=np.float64)
         y = np.ascontiguousarray(lat, dtype=np.float64)
         out, status = self.cells.query(x, y)
-        hard = np.flatnonzero(status == STATUS_UNRESOLVED)
-        if len(hard):
-            out[hard] = self._resolve_hard(x[hard], y[hard])
+        self._settle(out, status, x, y)
         return out.astype(np.int64)
 
     def locate_many_clear(self, lon: npt.ArrayLike, lat: npt.ArrayLike, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -399,9 +397,7 @@ class AreaIndex:
         y = np.ascontiguousarray(lat, dtype=np.float64)
         clear = np.empty(len(x), bool)
         out, status = self.cells.query(x, y, clear=clear, margin=margin)
-        hard = np.flatnonzero(status == STATUS_UNRESOLVED)
-        if len(hard):
-            out[hard] = self._resolve_hard(x[hard], y[hard])
+        self._settle(out, status, x, y)
         return out.astype(np.int64), clear
 
     def locate_many_near(self, lon: npt.ArrayLike, lat: npt.ArrayLike, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -412,9 +408,7 @@ class AreaIndex:
         x = np.ascontiguousarray(lon, dtype=np.float64)
         y = np.ascontiguousarray(lat, dtype=np.float64)
         out, status = self.cells.query(x, y)
-        hard = np.flatnonzero(status == STATUS_UNRESOLVED)
-        if len(hard):
-            out[hard] = self._resolve_hard(x[hard], y[hard])
+        self._settle(out, status, x, y)
         return out.astype(np.int64), self.cells.near_edges(x, y, margin)
 
     def locate_many_reference(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> np.ndarray:
@@ -442,6 +436,12 @@ class AreaIndex:
         p, g = np.concatenate(pts).astype(np.int64), np.concatenate(leaves)
         order = np.lexsort((g, p))
         return p[order], g[order]
+
+    def _settle(self, out: np.ndarray, status: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        """Fill in `out` the points the cell kernels left undecided (`STATUS_UNRESOLVED`), by GEOS."""
+        hard = np.flatnonzero(status == STATUS_UNRESOLVED)
+        if len(hard):
+            out[hard] = self._resolve_hard(x[hard], y[hard])
 
     def _resolve_hard(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """The winner (smallest covering leaf, or -1) of points the cell kernels left undecided."""
