@@ -506,16 +506,29 @@ def _write_areas(
 
 def _people_names(rng: np.random.Generator, n: int) -> list[str]:
     """`n` personal names at once (names.person_name's pools)."""
+    out: list[str] = people_names(rng, n).tolist()
+    return out
+
+
+def people_names(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` personal names at once (names.person_name's pools): an object array of str, made with numpy."""
     surnames = names._SURNAMES_A[rng.integers(len(names._SURNAMES_A), size=n)]
     given = names._GIVEN_A[rng.integers(len(names._GIVEN_A), size=(n, 2))]
     two = rng.random(n) < 0.5
-    return [s + g[0] + (g[1] if t else "") for s, g, t in zip(surnames.tolist(), given.tolist(), two.tolist())]
+    whole = np.strings.add(np.strings.add(surnames, given[:, 0]), np.where(two, given[:, 1], ""))
+    return whole.astype(object)
 
 
 def _phones(rng: np.random.Generator, n: int) -> list[str]:
+    out: list[str] = phones(rng, n).tolist()
+    return out
+
+
+def phones(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` mobile numbers (1, a digit 3–9, nine digits): an object array of str."""
     second = rng.integers(3, 10, size=n)
     rest = rng.integers(0, 1_000_000_000, size=n)
-    return [f"1{a}{b:09d}" for a, b in zip(second.tolist(), rest.tolist())]
+    return (10_000_000_000 + second * 1_000_000_000 + rest).astype(str).astype(object)
 
 
 def _write_people(

@@ -18,29 +18,54 @@ database.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
+from queue import Empty, Full, Queue
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import shapely
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridmap.cases import bulk
 from gridmap.cases.intake import SOURCE_PREFIX
 from gridmap.demo.catalogue import CLASS_WEIGHTS
-from gridmap.demo.province_write import move_sequence, next_id, write_columns
+from gridmap.demo.province_write import (
+    JsonText,
+    Points,
+    Prepared,
+    move_sequence,
+    next_id,
+    nullable_ints,
+    prepare,
+    write_columns,
+    write_prepared,
+)
+from gridmap.store import bulkload
 from gridmap.store.tables import Case, CaseCategory, CaseEvent
 
 if TYPE_CHECKING:
     from gridmap.demo.province import Territory
 
+T = TypeVar("T")
 CHUNK = 100_000
 SOURCES = np.array(["hotline", "miniprogram", "patrol", "referral"])
 SOURCE_WEIGHTS = np.array([0.45, 0.25, 0.25, 0.05])
 SCORES = np.array([5, 5, 5, 5, 4, 4, 4, 3, 3, 2])
+PREFIXES = np.array([SOURCE_PREFIX[s] for s in SOURCES.tolist()])
+# the history's JSON as json.dumps writes it: a report's source, a rating's score (1 to 5) and whether it reopened
+SOURCE_DETAIL = np.array([json.dumps({"source": s}) for s in SOURCES.tolist()], dtype=object)
+RATED_DETAIL = np.array(
+    [[json.dumps({"satisfaction": k, "reopened": r}) for r in (False, True)] for k in range(1, 6)], dtype=object
+)
 UNIT_SECONDS = {"work_hours": 3 * 3600.0, "work_days": 1.4 * 86400.0, "calendar_days": 86400.0}
 CHINA = np.timedelta64(8, "h")
 YEAR_S = 365 * 86400
+
+
+TABLES = ("case_file", "case_event")
 
 
 def insert_province_cases(
@@ -52,45 +77,145 @@ def insert_province_cases(
     seed: int,
     progress: bulk.Progress | None = None,
 ) -> tuple[int, int]:
-    """Write `n` cases and their histories; returns (cases, history rows)."""
+    """Write `n` cases and their histories; returns (cases, history rows).
+
+    Into empty case tables (a new database): one transaction, the indexes, keys and triggers of the case tables
+    made again at its end (`gridmap.store.bulkload`), the next chunk made in a second thread while this one is
+    written. Beside cases already there (`--append` onto a database with cases): a transaction per chunk, the
+    upkeep row by row."""
     progress = progress or bulk.Progress(enabled=False)
     if n <= 0:
         return 0, 0
-    micro = territory.province.levels["microgrid"]
     setup = _Setup(territory, generation_id, today)
     with factory() as session:
         setup.categories(session)
     bar = progress.bar(n, "cases", unit="case")
+    with factory.begin() as session:
+        conn = session.connection()
+        with bulkload.deferred_upkeep(conn, TABLES, step=lambda what: progress.stage(f"rebuilt: {what}")) as deferred:
+            if deferred:
+                events = _write_in_one(conn, setup, n, seed, bar, progress)
+                bar.close()
+                progress.stage("cases written; making the indexes, keys and triggers of the case tables again", n)
+        if deferred:
+            _finish(conn, n, events, first_case=1, first_event=1)
+    if not deferred:
+        events = _write_by_chunk(factory, setup, n, seed, bar, progress)
+        bar.close()
+    with factory.begin() as session:  # fresh statistics for the planner after millions of rows
+        conn = session.connection()
+        for table in ("case_file", "case_event", "case_registry", "area", "party_org_area", "staff_area"):
+            if table != "case_registry" or conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"ANALYZE {table}")
+    progress.stage("statistics refreshed", None)
+    return n, events
+
+
+def _stage_every(progress: bulk.Progress, c: int, chunks: int, n: int) -> None:
+    if c % max(chunks // 20, 1) == 0 or c == chunks - 1:  # about 20 lines whatever the size
+        progress.stage("cases written", min((c + 1) * CHUNK, n))
+
+
+def _chunk_sizes(n: int) -> list[int]:
     chunks = (n + CHUNK - 1) // CHUNK
+    return [min(CHUNK, n - c * CHUNK) for c in range(chunks)]
+
+
+def _prepared_chunks(
+    dialect: str, setup: _Setup, n: int, seed: int, first_case: int, first_event: int
+) -> Iterator[tuple[int, Prepared, Prepared]]:
+    """Each chunk's cases and history rows, ready for the database (ids from `first_case` and `first_event`)."""
+    sizes = _chunk_sizes(n)
+    for c, size in enumerate(sizes):
+        cases, history = make_chunk(setup, c, len(sizes), size, seed, first_case + c * CHUNK)
+        history["id"] = np.arange(first_event, first_event + len(history["case_id"]), dtype=np.int64)
+        first_event += len(history["case_id"])
+        yield size, prepare(dialect, Case.__table__, cases), prepare(dialect, CaseEvent.__table__, history)
+
+
+def _ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """`items`, made `depth` ahead in a second thread (numpy, Arrow and the driver release the interpreter while
+    they work: the next chunk is made while the database takes this one)."""
+    done = object()
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def make() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((done, None))
+        except BaseException as failure:  # handed to the reader
+            queue.put((None, failure))
+
+    worker = threading.Thread(target=make, name="province-cases", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, failure = queue.get()
+            if failure is not None:
+                raise failure
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked put see the stop
+            with suppress(Empty):
+                queue.get_nowait()
+            worker.join(timeout=0.2)
+
+
+def _write_in_one(conn: sa.Connection, setup: _Setup, n: int, seed: int, bar: bulk.Bar, progress: bulk.Progress) -> int:
+    """Every chunk into the (empty, upkeep deferred) case tables in the caller's transaction; the history rows."""
+    chunks = len(_chunk_sizes(n))
     events = 0
-    for c in range(chunks):
-        size = min(CHUNK, n - c * CHUNK)
+    made = _ahead(_prepared_chunks(conn.dialect.name, setup, n, seed, 1, 1))
+    for c, (size, cases, history) in enumerate(made):
+        write_prepared(conn, cases)
+        events += write_prepared(conn, history)
+        bar.update(size)
+        _stage_every(progress, c, chunks, n)
+    return events
+
+
+def _write_by_chunk(
+    factory: sessionmaker[Session], setup: _Setup, n: int, seed: int, bar: bulk.Bar, progress: bulk.Progress
+) -> int:
+    """Each chunk in its own transaction beside the cases already there (ids after theirs)."""
+    sizes = _chunk_sizes(n)
+    events = 0
+    for c, size in enumerate(sizes):
         with factory.begin() as session:
             conn = session.connection()
             first = next_id(conn, Case.__table__)
-            cases, history = make_chunk(setup, c, chunks, size, seed, first)
+            cases, history = make_chunk(setup, c, len(sizes), size, seed, first)
             write_columns(conn, Case.__table__, cases)
             first_event = next_id(conn, CaseEvent.__table__)
             history["id"] = np.arange(first_event, first_event + len(history["case_id"]), dtype=np.int64)
             write_columns(conn, CaseEvent.__table__, history)
-            move_sequence(conn, Case.__table__)
-            move_sequence(conn, CaseEvent.__table__)
-            bulk.record_inserts(
-                conn,
-                {"case_file": [first], "case_event": [first_event]},
-                counts={"case_file": size, "case_event": len(history["case_id"])},
-            )
+            _finish(conn, size, len(history["case_id"]), first, first_event)
         events += len(history["case_id"])
         bar.update(size)
-        if c % max(chunks // 20, 1) == 0 or c == chunks - 1:  # about 20 lines whatever the size
-            progress.stage(f"cases written ({len(micro.codes):,} micro-grids)", min((c + 1) * CHUNK, n))
-    bar.close()
-    with factory.begin() as session:  # fresh statistics for the planner after millions of rows
-        conn = session.connection()
-        for table in ("case_file", "case_event", "area", "party_org_area", "staff_area"):
-            conn.exec_driver_sql(f"ANALYZE {table}")
-    progress.stage("statistics refreshed", None)
-    return n, events
+        _stage_every(progress, c, len(sizes), n)
+    return events
+
+
+def _finish(conn: sa.Connection, cases: int, events: int, first_case: int, first_event: int) -> None:
+    move_sequence(conn, Case.__table__)
+    move_sequence(conn, CaseEvent.__table__)
+    bulk.record_inserts(
+        conn,
+        {"case_file": [first_case], "case_event": [first_event]},
+        counts={"case_file": cases, "case_event": events},
+    )
 
 
 class _Setup:
@@ -155,7 +280,7 @@ def make_chunk(
     setup: _Setup, c: int, chunks: int, n: int, seed: int, first_id: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Chunk `c`'s cases (columns of case_file) and their history rows (columns of case_event, ids left out)."""
-    from gridmap.demo.province import _people_names, _phones
+    from gridmap.demo.province import people_names, phones
 
     rng = np.random.default_rng([seed, 9, c])
     end = setup.end
@@ -178,7 +303,8 @@ def make_chunk(
     lat = np.einsum("nk,nk->n", w, q[:, :, 1])
     # what
     cat = np.searchsorted(setup.cat_cum, rng.random(n), side="right").clip(0, len(setup.cat_cum) - 1)
-    source = SOURCES[np.searchsorted(np.cumsum(SOURCE_WEIGHTS), rng.random(n), side="right").clip(0, 3)]
+    source_k = np.searchsorted(np.cumsum(SOURCE_WEIGHTS), rng.random(n), side="right").clip(0, 3)
+    source = SOURCES[source_k]
     limit = setup.cat_limit[cat]
     owner = setup.cat_owner[cat]
     worker = setup.worker[m]
@@ -227,17 +353,16 @@ def make_chunk(
         owner, np.char.add("department:", dept.astype(str)), np.char.add("worker:", worker.astype(str))
     ).astype(object)
     ids = np.arange(first_id, first_id + n, dtype=np.int64)
-    china_day = np.datetime_as_string((reported + CHINA).astype("datetime64[D]")).tolist()
-    prefix = [SOURCE_PREFIX[s] for s in source.tolist()]
-    number = [f"{p}{d[:4]}{d[5:7]}{d[8:]}{i:07d}" for p, d, i in zip(prefix, china_day, ids.tolist())]
+    china_day = (reported + CHINA).astype("datetime64[D]").astype(str)  # 'YYYY-MM-DD'
+    ymd = np.strings.replace(china_day, "-", "")
+    number = np.strings.add(np.strings.add(PREFIXES[source_k], ymd), np.strings.zfill(ids.astype(str), 7))
     public = np.isin(source, ("hotline", "miniprogram"))
-    names_ = np.array(_people_names(rng, n), dtype=object)
-    phones = np.array(_phones(rng, n), dtype=object)
-    geoms = shapely.points(lon, lat)
+    names_ = people_names(rng, n)
+    phone = phones(rng, n)
     none = np.full(n, None, dtype=object)
     cases = {
         "id": ids,
-        "number": number,
+        "number": number.astype(object),
         "title": setup.cat_name[cat],
         "description": setup.cat_desc[cat],
         "category_id": setup.cat_id[cat],
@@ -245,19 +370,19 @@ def make_chunk(
         "state": state,
         "raw_x": lon,
         "raw_y": lat,
-        "raw_crs": ["wgs84"] * n,
+        "raw_crs": np.full(n, "wgs84", dtype=object),
         "lon": lon,
         "lat": lat,
         "generation_id": np.full(n, setup.generation_id),
         **{k: col[m] for k, col in setup.codes.items()},
         "branch_id": setup.branch[m],
-        "assignee_id": np.where(routed & ~owner, worker, -1).astype(object),
-        "department_id": np.where(routed & owner, dept, -1).astype(object),
-        "locate_flags": [[]] * n,
+        "assignee_id": nullable_ints(worker, ~(routed & ~owner)),
+        "department_id": nullable_ints(dept, ~(routed & owner)),
+        "locate_flags": JsonText(np.full(n, "[]", dtype=object)),
         "reporter_name": np.where(public, names_, none),
-        "reporter_phone": np.where(public, phones, none),
-        "reported_by_staff_id": np.where(source == "patrol", worker, -1).astype(object),
-        "satisfaction": np.where(got_rated, score, -1).astype(object),
+        "reporter_phone": np.where(public, phone, none),
+        "reported_by_staff_id": nullable_ints(worker, source != "patrol"),
+        "satisfaction": nullable_ints(score, ~got_rated),
         "reported_at": reported.astype("datetime64[us]"),
         "accepted_at": accepted_col,
         "due_at": due_col,
@@ -271,39 +396,39 @@ def make_chunk(
         "extension_count": (extended & in_loop).astype(np.int64),
         "reopen_count": reopened.astype(np.int64),
         "bounce_count": np.zeros(n, np.int64),
-        "geom": geoms,
+        "geom": Points(lon, lat),
     }
-    for key in ("assignee_id", "department_id", "reported_by_staff_id", "satisfaction"):
-        col = cases[key]
-        cases[key] = [None if x == -1 else int(x) for x in col.tolist()]
-    # history: reported (every case), handled (handled ones), rated (rated ones)
-    h_case = [ids, ids[was_handled], ids[got_rated]]
-    h_at = [
-        reported.astype("datetime64[us]"),
-        handled[was_handled].astype("datetime64[us]"),
-        rated[got_rated].astype("datetime64[us]"),
-    ]
+    # history: reported (every case), handled (handled ones), rated (rated ones), a case's steps together in order
     k_handled, k_rated = int(was_handled.sum()), int(got_rated.sum())
+    h_case = np.concatenate([ids, ids[was_handled], ids[got_rated]])
+    order = np.argsort(h_case, kind="stable")
+    rated_text = RATED_DETAIL[score[got_rated] - 1, reopened[got_rated].astype(np.int64)]
     history = {
-        "case_id": np.concatenate(h_case),
-        "at": np.concatenate(h_at),
-        "actor": ["resident"] * n + handler[was_handled].tolist() + ["resident"] * k_rated,
-        "action": ["reported"] * n + ["handle"] * k_handled + ["rate"] * k_rated,
-        "from_state": [None] * n + ["accepted"] * k_handled + ["closed"] * k_rated,
-        "to_state": ["reported"] * n
-        + ["handled"] * k_handled
-        + ["dispatched" if r else "closed" for r in reopened[got_rated].tolist()],
-        "detail": [{"source": s} for s in source.tolist()]
-        + [None] * k_handled
-        + [
-            {"satisfaction": int(s), "reopened": bool(r)}
-            for s, r in zip(score[got_rated].tolist(), reopened[got_rated].tolist())
-        ],
+        "case_id": h_case,
+        "at": np.concatenate(
+            [
+                reported.astype("datetime64[us]"),
+                handled[was_handled].astype("datetime64[us]"),
+                rated[got_rated].astype("datetime64[us]"),
+            ]
+        ),
+        "actor": np.concatenate(
+            [np.full(n, "resident", object), handler[was_handled], np.full(k_rated, "resident", object)]
+        ),
+        "action": np.repeat(np.array(["reported", "handle", "rate"], dtype=object), [n, k_handled, k_rated]),
+        "from_state": np.repeat(np.array([None, "accepted", "closed"], dtype=object), [n, k_handled, k_rated]),
+        "to_state": np.concatenate(
+            [
+                np.full(n, "reported", object),
+                np.full(k_handled, "handled", object),
+                np.where(reopened[got_rated], "dispatched", "closed").astype(object),
+            ]
+        ),
+        "detail": np.concatenate([SOURCE_DETAIL[source_k], np.full(k_handled, None, object), rated_text]),
     }
-    order = np.argsort(history["case_id"], kind="stable")  # a case's steps together, in order
-    for key, col in history.items():
-        history[key] = col[order] if isinstance(col, np.ndarray) else [col[i] for i in order.tolist()]
-    return cases, history
+    ordered: dict[str, Any] = {key: col[order] for key, col in history.items()}
+    ordered["detail"] = JsonText(ordered["detail"])
+    return cases, ordered
 
 
 __all__ = ["CHUNK", "insert_province_cases", "make_chunk"]

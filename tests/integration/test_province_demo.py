@@ -152,7 +152,7 @@ def test_same_seed_same_rows(engine, province):
     assert np.array_equal(np.array([r.lat for r in cases]), again["lat"])
     assert [r.microgrid_code for r in cases] == list(again["microgrid_code"])
     assert [r.state for r in cases] == list(again["state"])
-    assert [r.number for r in cases] == again["number"]
+    assert [r.number for r in cases] == list(again["number"])
     reported = np.array(
         [
             r.reported_at.replace(tzinfo=None)

@@ -1,0 +1,192 @@
+"""Bulk loads into empty tables: what the database maintains row by row — secondary indexes, foreign keys, the case
+registry's trigger on PostgreSQL, SpatiaLite's geometry triggers and R*Tree — is taken off for the load and made
+again, in one pass each, before the same transaction commits.
+
+Row by row, each case written to PostGIS updates 11 indexes of its month partition (a GiST among them), checks 7
+foreign keys (a query each) and passes through the registry's statement trigger, whose transition table also
+makes COPY insert a row at a time; each case written to SpatiaLite runs three triggers (a geometry check, a
+metadata update and an R*Tree insert) and updates 10 indexes. A sorted index build, one validation query per
+key and one INSERT … SELECT into the registry do the same work several times faster (measured in
+tests/benchmarks/scale.py; the module's figures are in CHANGELOG).
+
+    with engine.begin() as conn:
+        with deferred_upkeep(conn, ("case_file", "case_event")) as deferred:
+            ...  # COPY / executemany into the tables
+        # here every index, key and trigger is back, validated over every row written
+
+Only when every table named is empty (`deferred` is then true; otherwise nothing is taken off and the writes pay
+the usual upkeep). Everything happens in the caller's transaction: a failure anywhere — a duplicate number, a key
+that names no row, a geometry SpatiaLite refuses — rolls back the rows and the schema changes together, so the
+schema is never left without an index. The tables are locked (ACCESS EXCLUSIVE on PostgreSQL, the write lock on
+SQLite) until the transaction ends: readers of the case tables wait for a bulk load.
+
+What is made again is what was there, read from the catalogue (`pg_get_indexdef`, `pg_get_constraintdef`,
+`pg_get_triggerdef`; SQLite's `sqlite_master`), under the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+# the case registry's insert trigger (migration 0010) and what it does, done once for the whole load
+REGISTRY_TRIGGER = "case_registry_insert"
+REGISTRY_FILL = (
+    "INSERT INTO case_registry (id, reported_at, number, source, external_ref) "
+    "SELECT id, reported_at, number, source, external_ref FROM case_file"
+)
+
+Step = Callable[[str], None]  # told the name of each rebuild step as it starts (a progress line)
+
+
+@dataclass
+class _Plan:
+    """What was taken off, as the statements that make it again (in order), and the checks to run first."""
+
+    before: list[str] = field(default_factory=list)  # fills and checks (the registry, R*Trees)
+    indexes: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE INDEX …)
+    keys: list[tuple[str, str]] = field(default_factory=list)  # (name, ALTER TABLE … ADD CONSTRAINT …)
+    triggers: list[tuple[str, str]] = field(default_factory=list)  # (name, CREATE TRIGGER …)
+    geometry_checks: list[tuple[str, str]] = field(default_factory=list)  # (table.column, SELECT count of bad rows)
+
+
+def is_empty(conn: sa.Connection, tables: Sequence[str]) -> bool:
+    """Whether every table named holds no row."""
+    return all(conn.exec_driver_sql(f"SELECT 1 FROM {t} LIMIT 1").first() is None for t in tables)
+
+
+@contextmanager
+def deferred_upkeep(
+    conn: sa.Connection, tables: Sequence[str], *, step: Step | None = None, work_mem_mb: int = 256
+) -> Iterator[bool]:
+    """Take the row-by-row upkeep of `tables` off while the block writes, if they are all empty (yields whether it
+    did), and make it again, validated, when the block ends. Runs inside the caller's transaction."""
+    step = step or (lambda _name: None)
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    if not is_empty(conn, tables):
+        yield False
+        return
+    plan = _take_off_postgres(conn, tables) if postgres else _take_off_sqlite(conn, tables)
+    yield True
+    _put_back(conn, plan, step, postgres, work_mem_mb)
+
+
+def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
+    plan = _Plan()
+    for table in tables:
+        rows = conn.exec_driver_sql(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+            "WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary AND h.inhrelid IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname",
+            {"t": table},
+        ).all()
+        for name, definition in rows:
+            # a partitioned table's index is written "ON ONLY table"; made again it must reach every partition
+            plan.indexes.append((name, definition.replace(" ON ONLY ", " ON ", 1)))
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        keys = conn.exec_driver_sql(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid = %(t)s::regclass AND conparentid = 0 ORDER BY conname",
+            {"t": table},
+        ).all()
+        for name, definition in keys:
+            plan.keys.append((name, f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
+            conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        triggers = conn.exec_driver_sql(
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %(t)s::regclass "
+            "AND tgname = %(name)s AND NOT tgisinternal",
+            {"t": table, "name": REGISTRY_TRIGGER},
+        ).all()
+        for name, definition in triggers:
+            plan.triggers.append((name, definition))
+            plan.before.append(REGISTRY_FILL)
+            conn.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
+    return plan
+
+
+def _take_off_sqlite(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
+    plan = _Plan()
+    for table in tables:
+        for name, sql in conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL "
+            "ORDER BY name",
+            (table,),
+        ).all():
+            plan.indexes.append((name, sql))
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        columns = conn.exec_driver_sql(
+            "SELECT f_geometry_column, spatial_index_enabled FROM geometry_columns WHERE lower(f_table_name) = "
+            "lower(?) ORDER BY f_geometry_column",
+            (table,),
+        ).all()
+        for column, spatial_index in columns:
+            # SpatiaLite's insert triggers of the column: the type and SRID check, the last-insert time, the R*Tree
+            names = [f"ggi_{table}_{column}", f"tmi_{table}_{column}", f"gii_{table}_{column}"]
+            for name, sql in conn.exec_driver_sql(
+                f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({', '.join('?' * 3)})",
+                tuple(names),
+            ).all():
+                plan.triggers.append((name, sql))
+                conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+            plan.geometry_checks.append(
+                (
+                    f"{table}.{column}",
+                    f'SELECT count(*) FROM "{table}" t WHERE (SELECT geometry_type FROM geometry_columns '
+                    f"WHERE lower(f_table_name) = lower('{table}') AND lower(f_geometry_column) = lower('{column}') "
+                    f'AND GeometryConstraints(t."{column}", geometry_type, srid) = 1) IS NULL',
+                )
+            )
+            if spatial_index == 1:
+                plan.before.append(
+                    f'SELECT count(RTreeAlign(\'idx_{table}_{column}\', rowid, "{column}")) FROM "{table}" '
+                    f'WHERE "{column}" IS NOT NULL'
+                )
+            plan.before.append(
+                "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                f"WHERE lower(f_table_name) = lower('{table}') AND lower(f_geometry_column) = lower('{column}')"
+            )
+    return plan
+
+
+def _put_back(conn: sa.Connection, plan: _Plan, step: Step, postgres: bool, work_mem_mb: int) -> None:
+    for what, check in plan.geometry_checks:
+        step(f"geometries checked ({what})")
+        bad = int(conn.exec_driver_sql(check).scalar() or 0)
+        if bad:
+            raise sa.exc.IntegrityError(check, None, ValueError(f"{what}: {bad} geometries of a type or SRID refused"))
+    if postgres:
+        conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{int(work_mem_mb)}MB'")
+    else:  # the sorts of the index builds in memory (the connection's page cache), as it was afterwards
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{int(work_mem_mb) * 1024}")
+    try:
+        _rebuild(conn, plan, step)
+    finally:
+        if not postgres:
+            conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache or -2000)}")
+
+
+def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
+    for sql in plan.before:
+        if "geometry_columns_time" in sql:  # SpatiaLite's last-insert time: nothing to tell
+            conn.exec_driver_sql(sql)
+            continue
+        step("registry filled" if sql == REGISTRY_FILL else "spatial index filled")
+        conn.exec_driver_sql(sql)
+    for name, sql in plan.indexes:
+        step(f"index {name}")
+        conn.exec_driver_sql(sql)
+    for name, sql in plan.keys:
+        step(f"key {name} checked")
+        conn.exec_driver_sql(sql)
+    for _name, sql in plan.triggers:
+        conn.exec_driver_sql(sql)
+
+
+__all__ = ["REGISTRY_FILL", "REGISTRY_TRIGGER", "deferred_upkeep", "is_empty"]
