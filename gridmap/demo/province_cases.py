@@ -76,13 +76,15 @@ def insert_province_cases(
     today: dt.date,
     seed: int,
     progress: bulk.Progress | None = None,
+    *,
+    deferred_upkeep: bool = True,
 ) -> tuple[int, int]:
     """Write `n` cases and their histories; returns (cases, history rows).
 
     Into empty case tables (a new database): one transaction, the indexes, keys and triggers of the case tables
     made again at its end (`gridmap.store.bulkload`), the next chunk made in a second thread while this one is
     written. Beside cases already there (`--append` onto a database with cases): a transaction per chunk, the
-    upkeep row by row."""
+    upkeep row by row (and always with `deferred_upkeep` false). Both write the same rows."""
     progress = progress or bulk.Progress(enabled=False)
     if n <= 0:
         return 0, 0
@@ -90,15 +92,18 @@ def insert_province_cases(
     with factory() as session:
         setup.categories(session)
     bar = progress.bar(n, "cases", unit="case")
-    with factory.begin() as session:
-        conn = session.connection()
-        with bulkload.deferred_upkeep(conn, TABLES, step=lambda what: progress.stage(f"rebuilt: {what}")) as deferred:
+    deferred = False
+    if deferred_upkeep:
+        with factory.begin() as session:
+            conn = session.connection()
+            step = lambda what: progress.stage(f"rebuilt: {what}")  # noqa: E731
+            with bulkload.deferred_upkeep(conn, TABLES, step=step) as deferred:
+                if deferred:
+                    events = _write_in_one(conn, setup, n, seed, bar, progress)
+                    bar.close()
+                    progress.stage("cases written; making the indexes, keys and triggers of the case tables again", n)
             if deferred:
-                events = _write_in_one(conn, setup, n, seed, bar, progress)
-                bar.close()
-                progress.stage("cases written; making the indexes, keys and triggers of the case tables again", n)
-        if deferred:
-            _finish(conn, n, events, first_case=1, first_event=1)
+                _finish(conn, n, events, first_case=1, first_event=1)
     if not deferred:
         events = _write_by_chunk(factory, setup, n, seed, bar, progress)
         bar.close()

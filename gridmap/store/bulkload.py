@@ -68,6 +68,11 @@ def deferred_upkeep(
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    elif not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        # the sqlite3 module opens a transaction only before INSERT, UPDATE and DELETE: a DROP INDEX before one
+        # would be committed on its own. BEGIN IMMEDIATE makes the drops part of the transaction (the caller's
+        # commit or rollback ends it) and takes the write lock before the tables are found empty.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
     if not is_empty(conn, tables):
         yield False
         return
