@@ -65,7 +65,7 @@ CHINA = np.timedelta64(8, "h")
 YEAR_S = 365 * 86400
 
 
-TABLES = ("case_file", "case_event")
+TABLES = ("case_file", "case_event", "case_registry")  # the registry: PostgreSQL only
 
 
 def insert_province_cases(

@@ -58,6 +58,11 @@ def is_empty(conn: sa.Connection, tables: Sequence[str]) -> bool:
     return all(conn.exec_driver_sql(f"SELECT 1 FROM {t} LIMIT 1").first() is None for t in tables)
 
 
+def existing(conn: sa.Connection, tables: Sequence[str]) -> list[str]:
+    """The tables named that exist (the case registry exists only on PostgreSQL)."""
+    return [t for t in tables if sa.inspect(conn).has_table(t)]
+
+
 @contextmanager
 def deferred_upkeep(
     conn: sa.Connection, tables: Sequence[str], *, step: Step | None = None, work_mem_mb: int = 256
@@ -66,6 +71,7 @@ def deferred_upkeep(
     did), and make it again, validated, when the block ends. Runs inside the caller's transaction."""
     step = step or (lambda _name: None)
     postgres = conn.dialect.name == "postgresql"
+    tables = existing(conn, tables)
     if postgres:
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
     elif not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
@@ -95,9 +101,10 @@ def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
             # a partitioned table's index is written "ON ONLY table"; made again it must reach every partition
             plan.indexes.append((name, definition.replace(" ON ONLY ", " ON ", 1)))
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        # unique constraints (their indexes built once at the end) before foreign keys (checked once at the end)
         keys = conn.exec_driver_sql(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' "
-            "AND conrelid = %(t)s::regclass AND conparentid = 0 ORDER BY conname",
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype IN ('u', 'f') "
+            "AND conrelid = %(t)s::regclass AND conparentid = 0 ORDER BY contype DESC, conname",
             {"t": table},
         ).all()
         for name, definition in keys:
@@ -147,10 +154,11 @@ def _take_off_sqlite(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
                     f'AND GeometryConstraints(t."{column}", geometry_type, srid) = 1) IS NULL',
                 )
             )
-            if spatial_index == 1:
+            if spatial_index == 1:  # the R*Tree rounds a box outwards to floats as RTreeAlign does: the same boxes
                 plan.before.append(
-                    f'SELECT count(RTreeAlign(\'idx_{table}_{column}\', rowid, "{column}")) FROM "{table}" '
-                    f'WHERE "{column}" IS NOT NULL'
+                    f'INSERT INTO "idx_{table}_{column}" (pkid, xmin, xmax, ymin, ymax) SELECT rowid, '
+                    f'MbrMinX("{column}"), MbrMaxX("{column}"), MbrMinY("{column}"), MbrMaxY("{column}") '
+                    f'FROM "{table}" WHERE "{column}" IS NOT NULL'
                 )
             plan.before.append(
                 "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
@@ -187,6 +195,7 @@ def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
     for name, sql in plan.indexes:
         step(f"index {name}")
         conn.exec_driver_sql(sql)
+    plan.keys.sort(key=lambda key: " FOREIGN KEY " in key[1])  # every table's unique keys before any foreign key
     for name, sql in plan.keys:
         step(f"key {name} checked")
         conn.exec_driver_sql(sql)
