@@ -12,8 +12,11 @@ cut recursively from their parent (a fair share of children each, cuts along lat
 outline runs through all the lattice vertices on its border. So every level covers its parent exactly, neighbours
 share their vertices (no T-junctions, no slivers), and a parent is exactly the union of its children.
 
-The cases (`gridmap.demo.province_cases`) are written in chunks by COPY on PostGIS and executemany with ready
-geometry BLOBs on SpatiaLite, each chunk committed on its own, with progress shown.
+Into a new database (the tables empty) the areas, people and places are written in one transaction and the cases in
+another, each with the row-by-row upkeep of its tables (indexes, keys, triggers, R*Trees) deferred to its end
+(`gridmap.store.bulkload`); beside rows already there (`--append`) the upkeep is row by row and the cases go a
+transaction per chunk. The cases (`gridmap.demo.province_cases`) are written in chunks by COPY on PostGIS and
+executemany with ready geometry BLOBs on SpatiaLite, with progress shown.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gridmap.demo import names
 from gridmap.demo.load import ensure_catalogue, ensure_generation
 from gridmap.demo.province_write import move_sequence, next_id, write_columns
 from gridmap.errors import InvalidInput
+from gridmap.store import bulkload
 from gridmap.store.tables import Area, PartyOrg, PartyOrgArea, Place, Staff, StaffArea
 
 # (adcode, name, prefecture, seat lon, seat lat): the seat district/city of each of Yunnan's 16 prefecture-level
@@ -57,6 +61,7 @@ PROVINCE_DISTRICTS: list[tuple[str, str, str, float, float]] = [
     ("533401", "香格里拉市", "迪庆藏族自治州", 99.71, 27.83),
 ]
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
+AREA_TABLES = ("area", "party_org", "party_org_area", "staff", "staff_area", "place")  # what load_province writes
 ORG_KINDS = {
     "subdistrict": ("subdistrict_committee", "党工委"),
     "community": ("community_committee", "党委"),
@@ -192,20 +197,22 @@ def _numbered(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, in
 
 
 def _outline_rings(lattice: Lattice, rects: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The closed outline of each rectangle through every lattice vertex on its border (counter-clockwise):
-    coordinates and ring offsets."""
-    parts_i: list[np.ndarray] = []
-    parts_j: list[np.ndarray] = []
-    offsets = [0]
-    for i0, j0, i1, j1 in rects:
-        ii = np.concatenate([np.arange(i0, i1), np.full(j1 - j0, i1), np.arange(i1, i0, -1), np.full(j1 - j0 + 1, i0)])
-        jj = np.concatenate([np.full(i1 - i0, j0), np.arange(j0, j1), np.full(i1 - i0, j1), np.arange(j1, j0 - 1, -1)])
-        parts_i.append(ii)
-        parts_j.append(jj)
-        offsets.append(offsets[-1] + len(ii))
-    ii, jj = np.concatenate(parts_i), np.concatenate(parts_j)
+    """The closed outline of each rectangle through every lattice vertex on its border (counter-clockwise, from its
+    south-west corner: east along the bottom, north up the right side, west along the top, south down the left side
+    and back to the start): coordinates and ring offsets. All rings at once with numpy."""
+    r = np.asarray(rects, dtype=np.int64).reshape(-1, 4)
+    i0, j0, i1, j1 = r.T
+    w, h = i1 - i0, j1 - j0
+    length = 2 * w + 2 * h + 1
+    offsets = np.concatenate([[0], np.cumsum(length)])
+    ring = np.repeat(np.arange(len(r)), length)
+    pos = np.arange(offsets[-1]) - offsets[ring]  # the place of each vertex along its ring
+    i0, j0, i1, j1, w, h = (v[ring] for v in (i0, j0, i1, j1, w, h))
+    bottom, right, top = pos < w, (pos >= w) & (pos < w + h), (pos >= w + h) & (pos < 2 * w + h)
+    ii = np.select([bottom, right, top], [i0 + pos, i1, i1 - (pos - w - h)], i0)
+    jj = np.select([bottom, right, top], [j0, j0 + (pos - w), j1], j1 - (pos - 2 * w - h))
     coords = np.column_stack([lattice.x[jj, ii], lattice.y[jj, ii]])
-    return coords, np.asarray(offsets, dtype=np.int64)
+    return coords, offsets.astype(np.int64)
 
 
 def _multipolygons(coords: np.ndarray, ring_offsets: np.ndarray) -> np.ndarray:
@@ -424,11 +431,13 @@ def load_province(
         gen = ensure_generation(session, today)
         ensure_catalogue(session)
         conn = session.connection()
-        area_ids = _write_areas(conn, session, gen.id, province)
-        progress.stage("wrote areas", sum(province.count().values()))
-        orgs, staff, branch_of_grid, worker_of_grid = _write_people(conn, session, province, today)
-        progress.stage("wrote party organisations and staff", orgs + staff)
-        places = _write_places(conn, province, seed)
+        step = lambda what: progress.stage(f"rebuilt: {what}")  # noqa: E731
+        with bulkload.deferred_upkeep(conn, AREA_TABLES, step=step):  # into a new database: upkeep once at the end
+            area_ids = _write_areas(conn, session, gen.id, province)
+            progress.stage("wrote areas", sum(province.count().values()))
+            orgs, staff, branch_of_grid, worker_of_grid = _write_people(conn, session, province, today)
+            progress.stage("wrote party organisations and staff", orgs + staff)
+            places = _write_places(conn, province, seed)
         progress.stage("wrote places", places)
         generation_id = gen.id
     territory = Territory(province, area_ids, branch_of_grid, worker_of_grid)

@@ -72,14 +72,17 @@ def deferred_upkeep(
     step = step or (lambda _name: None)
     postgres = conn.dialect.name == "postgresql"
     tables = existing(conn, tables)
+    if not is_empty(conn, tables):  # no lock taken: writers beside a load into tables with rows are not held up
+        yield False
+        return
     if postgres:
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
     elif not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
         # the sqlite3 module opens a transaction only before INSERT, UPDATE and DELETE: a DROP INDEX before one
         # would be committed on its own. BEGIN IMMEDIATE makes the drops part of the transaction (the caller's
-        # commit or rollback ends it) and takes the write lock before the tables are found empty.
+        # commit or rollback ends it) and takes the write lock.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-    if not is_empty(conn, tables):
+    if not is_empty(conn, tables):  # a row written between the first look and the lock
         yield False
         return
     plan = _take_off_postgres(conn, tables) if postgres else _take_off_sqlite(conn, tables)

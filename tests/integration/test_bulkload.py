@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.demo import province_cases
-from gridmap.demo.province import ProvinceScale, Territory, build_province, load_province
+from gridmap.demo.province import AREA_TABLES, ProvinceScale, Territory, build_province, load_province
 from gridmap.demo.province_write import write_columns
 from gridmap.store import bulkload
 from gridmap.store import engine as storage
@@ -58,21 +58,28 @@ def _territory(engine: sa.Engine) -> tuple[Territory, int]:
     )
 
 
-def schema(engine: sa.Engine) -> list[tuple[object, ...]]:
-    """Every index, key and trigger of the case tables (and their partitions) as the catalogue states them."""
+CASE_TABLES = ("case_file", "case_event", "case_registry")
+
+
+def schema(engine: sa.Engine, names: tuple[str, ...] = CASE_TABLES) -> list[tuple[object, ...]]:
+    """Every index, key and trigger of the tables named (and of case_file's partitions) as the catalogue states
+    them."""
+    listed = ", ".join(f"'{n}'" for n in names)
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             return [
                 tuple(r)
                 for r in conn.exec_driver_sql(
-                    "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name IN "
-                    "('case_file', 'case_event', 'idx_case_file_geom') AND type <> 'table' ORDER BY type, name"
+                    f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE (tbl_name IN ({listed}) "
+                    f"OR tbl_name IN (SELECT 'idx_' || n || '_geom' FROM (SELECT name AS n FROM sqlite_master "
+                    f"WHERE name IN ({listed})))) AND type <> 'table' ORDER BY type, name"
                 )
             ]
         tables = (
-            "SELECT c.oid FROM pg_class c WHERE c.relname IN ('case_file', 'case_event', 'case_registry') "
-            "UNION SELECT inhrelid FROM pg_inherits WHERE inhparent = 'case_file'::regclass"
+            f"SELECT c.oid FROM pg_class c WHERE c.relname IN ({listed}) AND c.relnamespace = 'public'::regnamespace"
         )
+        if "case_file" in names:
+            tables += " UNION SELECT inhrelid FROM pg_inherits WHERE inhparent = 'case_file'::regclass"
         indexes = conn.exec_driver_sql(
             "SELECT 'index', i.indexrelid::regclass::text, i.indrelid::regclass::text, pg_get_indexdef(i.indexrelid), "
             f"i.indisvalid FROM pg_index i WHERE i.indrelid IN ({tables})"
@@ -143,6 +150,24 @@ def test_the_schema_afterwards_is_the_one_before(loaded):
     assert after == schema(chunk_engine)
     if bulk_engine.dialect.name == "postgresql":
         assert all(row[4] for row in after if row[0] in ("index", "constraint")), "an index or key left invalid"
+
+
+def test_the_areas_tables_have_their_upkeep_back(loaded, tmp_path_factory):
+    """load_province wrote the areas, people and places into a new database with their upkeep deferred: their
+    indexes, keys, triggers (and R*Trees) are those of a freshly migrated database."""
+    bulk_engine, _, _ = loaded
+    dialect = "postgis" if bulk_engine.dialect.name == "postgresql" else "spatialite"
+    url, drop = _database(dialect, tmp_path_factory, "fresh")
+    fresh = storage.make_engine(url)
+    try:
+        storage.migrate(fresh)
+        expected = schema(fresh, AREA_TABLES)
+    finally:
+        fresh.dispose()
+        if drop is not None:
+            drop()
+    assert len(expected) > 10
+    assert schema(bulk_engine, AREA_TABLES) == expected
 
 
 def test_the_registry_or_the_rtree_holds_every_case(loaded):
