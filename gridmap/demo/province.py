@@ -445,6 +445,7 @@ def load_province(
     n_cases, n_events = insert_province_cases(
         factory, territory, generation_id, scale.cases, today, seed, progress=progress
     )
+    _truncate_wal(factory)
     district = province.levels["district"]
     return ProvinceSummary(
         province.count(),
@@ -456,6 +457,16 @@ def load_province(
         int(district.households.sum()),
         int(district.population.sum()),
     )
+
+
+def _truncate_wal(factory: sessionmaker[Session]) -> None:
+    """On SQLite, the write-ahead log a bulk load grew (as large as what it wrote) copied into the file and cut back
+    to nothing, so that the disk holds the database once."""
+    with factory() as session:
+        conn = session.connection()
+        if conn.dialect.name == "sqlite":
+            conn.commit()  # out of the session's transaction: a checkpoint does not run inside one
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _month_partitions(factory: sessionmaker[Session], today: dt.date) -> None:
