@@ -1,6 +1,9 @@
 """The province demo's cases: millions of cases over the year before the reference date, made a chunk at a time
-with numpy (no Python per case on the numbers) and written by COPY on PostGIS, executemany with ready SpatiaLite
-point BLOBs on SpatiaLite, each chunk in its own transaction, with a progress bar.
+with numpy (no Python per case on the numbers, none on the way to the database either: the CSV of a COPY is made
+by Arrow on PostGIS, the points are ready SpatiaLite BLOBs for executemany on SpatiaLite), with a progress bar.
+Into empty case tables all chunks go in one transaction with the tables' upkeep deferred to its end (see
+`insert_province_cases`), the next chunk made in a second thread meanwhile; beside cases already there, a
+transaction per chunk.
 
 Each case lies inside one micro-grid (a point drawn in the interior of the micro-grid's cell, clear of its edges)
 and is stored under that micro-grid's chain of codes, its grid's party branch and worker, by the routing rules of
