@@ -97,10 +97,14 @@ def insert_province_cases(
     bar = progress.bar(n, "cases", unit="case")
     deferred = False
     if deferred_upkeep:
-        with factory.begin() as session:
-            conn = session.connection()
-            step = lambda what: progress.stage(f"rebuilt: {what}")  # noqa: E731
-            with bulkload.deferred_upkeep(conn, TABLES, step=step) as deferred:
+        with factory() as session:
+            engine = session.get_bind()
+        assert isinstance(engine, sa.Engine)
+        if engine.dialect.name == "sqlite":
+            engine.dispose()  # the pool's idle connections closed: the load's connection has the file to itself
+        step = lambda what: progress.stage(f"rebuilt: {what}")  # noqa: E731
+        with engine.connect() as conn, bulkload.rollback_journal(conn), conn.begin():
+            with bulkload.deferred_upkeep(conn, TABLES, step=step, work_mem_mb=512) as deferred:
                 if deferred:
                     events = _write_in_one(conn, setup, n, seed, bar, progress)
                     bar.close()

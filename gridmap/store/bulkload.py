@@ -86,8 +86,54 @@ def deferred_upkeep(
         yield False
         return
     plan = _take_off_postgres(conn, tables) if postgres else _take_off_sqlite(conn, tables)
-    yield True
-    _put_back(conn, plan, step, postgres, work_mem_mb)
+    if postgres:
+        yield True
+        _put_back(conn, plan, step, postgres, work_mem_mb)
+        return
+    # SQLite: the connection's page cache holds the tables the keys look up and the sorts of the index builds
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(work_mem_mb) * 1024}")
+    try:
+        yield True
+        _put_back(conn, plan, step, postgres, work_mem_mb)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache or -2000)}")
+
+
+def _pragma(conn: sa.Connection, sql: str) -> object:
+    value = conn.exec_driver_sql(sql).scalar()
+    conn.commit()  # out of SQLAlchemy's transaction again (SQLite itself opened none for a PRAGMA)
+    return value
+
+
+@contextmanager
+def rollback_journal(conn: sa.Connection) -> Iterator[bool]:
+    """On SQLite in WAL mode, the database in rollback-journal mode while the block runs (back to WAL after it);
+    yields whether it switched. Call it on a connection outside any transaction, and run the load on that
+    connection alone.
+
+    Why: a transaction of gigabytes in WAL mode makes every page read look for the page in the write-ahead log
+    first, in a time that grows with the log (SQLite's walFindFrame: a third of the CPU of the province's writes at 6
+    million cases, and every page the index builds read afterwards), and writes everything twice (the log, then the
+    file). In rollback-journal mode the new pages go to the file once and the journal holds only the few pages the
+    load changes. Switching needs the file to itself: while another connection is reading it (another process, a
+    server) the mode stays WAL and nothing else changes; one that starts reading during the load waits for it (its
+    busy timeout) instead of reading beside it as WAL allows — a load into a new file. A crash in the middle leaves a
+    journal that the next connection rolls back (and puts WAL back, as every connection of `gridmap.store.engine`
+    does)."""
+    if conn.dialect.name != "sqlite" or _pragma(conn, "PRAGMA journal_mode") != "wal":
+        yield False
+        return
+    try:
+        switched = _pragma(conn, "PRAGMA journal_mode = DELETE") == "delete"
+    except sa.exc.OperationalError:  # "database is locked": someone is reading it
+        conn.rollback()
+        switched = False
+    try:
+        yield switched
+    finally:
+        if switched:
+            _pragma(conn, "PRAGMA journal_mode = WAL")
 
 
 def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
@@ -178,14 +224,7 @@ def _put_back(conn: sa.Connection, plan: _Plan, step: Step, postgres: bool, work
             raise sa.exc.IntegrityError(check, None, ValueError(f"{what}: {bad} geometries of a type or SRID refused"))
     if postgres:
         conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{int(work_mem_mb)}MB'")
-    else:  # the sorts of the index builds in memory (the connection's page cache), as it was afterwards
-        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{int(work_mem_mb) * 1024}")
-    try:
-        _rebuild(conn, plan, step)
-    finally:
-        if not postgres:
-            conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache or -2000)}")
+    _rebuild(conn, plan, step)
 
 
 def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
@@ -206,4 +245,4 @@ def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
         conn.exec_driver_sql(sql)
 
 
-__all__ = ["REGISTRY_FILL", "REGISTRY_TRIGGER", "deferred_upkeep", "is_empty"]
+__all__ = ["REGISTRY_FILL", "REGISTRY_TRIGGER", "deferred_upkeep", "existing", "is_empty", "rollback_journal"]

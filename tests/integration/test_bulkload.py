@@ -267,3 +267,41 @@ def test_tables_with_rows_keep_their_upkeep(empty):
         assert not deferred
         assert index_count(conn) == indexes
     assert schema(empty) == before
+
+
+def test_sqlite_loads_in_rollback_journal_mode_and_goes_back_to_wal(tmp_path):
+    """rollback_journal switches a SQLite file out of WAL for a load and back after; while another connection is
+    reading the file it leaves the mode alone."""
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'journal.sqlite'}")
+    storage.migrate(engine)
+    engine.dispose()
+    with engine.connect() as conn, bulkload.rollback_journal(conn) as switched:
+        assert switched
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+        conn.commit()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    reader = engine.raw_connection()
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM area").fetchall()  # a read transaction open on the file
+        with engine.connect() as conn, bulkload.rollback_journal(conn) as switched:
+            assert not switched
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        reader.rollback()
+        reader.close()
+    engine.dispose()
+
+
+def test_the_loaded_sqlite_file_is_back_in_wal_mode(loaded):
+    bulk_engine, _, _ = loaded
+    if bulk_engine.dialect.name == "sqlite":
+        with bulk_engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    else:
+        with bulk_engine.connect() as conn:  # PostGIS: no journal to switch; the registry's trigger is back
+            assert (
+                conn.exec_driver_sql("SELECT count(*) FROM pg_trigger WHERE tgname = 'case_registry_insert'").scalar()
+                == 1
+            )
