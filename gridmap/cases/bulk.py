@@ -52,7 +52,7 @@ from gridmap.geo import crs as gcrs
 from gridmap.geo.cells import STATUS_OK
 from gridmap.geo.index import AreaIndex, Location, metres_per_degree
 from gridmap.locating.locate import LocateOptions, to_wgs84_checked
-from gridmap.store import audit
+from gridmap.store import audit, bulkload
 from gridmap.store.tables import CASE_SOURCES, Account, AuditEntry, Base, Case, CaseCategory, CaseEvent, Notification
 
 if TYPE_CHECKING:
@@ -433,60 +433,19 @@ def record_inserts(
 
 @contextmanager
 def into_empty(conn: sa.Connection, table: sa.Table) -> Iterator[bool]:
-    """A bulk load into a table that is empty, on PostgreSQL: the table's plain secondary indexes and its foreign
-    keys set aside while the rows go in, and made again from their own definitions at the end of the block (one
-    index build and one check of all references, instead of an index entry and a key check per row: what
-    pg_restore does). Yields whether it applies: the table is a plain table, has no rows, and is taken at once in
-    ACCESS EXCLUSIVE mode, which the transaction then keeps (a table another session is using, or one with rows,
-    is loaded as it is, its indexes and keys in place). Its primary key and unique indexes stay. The definitions
-    are made again only when the block ends normally; on an error the transaction rolls them back with the rows
-    (PostgreSQL's DDL is transactional). On SQLite, nothing (yields False)."""
-    if conn.dialect.name != "postgresql" or not _take_empty(conn, table):
+    """A bulk load into a table that is empty, on PostgreSQL: the table's secondary indexes, unique constraints and
+    foreign keys set aside while the rows go in, and made again from their own definitions at the end of the block
+    (one index build and one check of all references, instead of an index entry and a key check per row: what
+    pg_restore does) — `gridmap.store.bulkload.deferred_upkeep` on one table. Yields whether it applies: the table
+    has no rows and is taken at once in ACCESS EXCLUSIVE mode, which the transaction then keeps (a table another
+    session is using, or one with rows, is loaded as it is, its indexes and keys in place). Its primary key stays.
+    The definitions are made again only when the block ends normally; on an error the transaction rolls them back
+    with the rows (PostgreSQL's DDL is transactional). On SQLite, nothing (yields False)."""
+    if conn.dialect.name != "postgresql":
         yield False
         return
-    quote = conn.dialect.identifier_preparer.quote
-    keys = conn.execute(
-        sa.text(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
-            "AND contype = 'f' ORDER BY conname"
-        ),
-        {"t": table.name},
-    ).all()
-    indexes = conn.execute(
-        sa.text(
-            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = CAST(:t AS regclass) AND NOT i.indisprimary AND NOT i.indisunique "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname"
-        ),
-        {"t": table.name},
-    ).all()
-    for name, _ in keys:
-        conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} DROP CONSTRAINT {quote(name)}")
-    for name, _ in indexes:
-        conn.exec_driver_sql(f"DROP INDEX {quote(name)}")
-    yield True
-    for _, definition in indexes:
-        conn.exec_driver_sql(definition)
-    for name, definition in keys:
-        conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD CONSTRAINT {quote(name)} {definition}")
-
-
-def _take_empty(conn: sa.Connection, table: sa.Table) -> bool:
-    """Whether `table` is a plain table without rows, locked (ACCESS EXCLUSIVE, without waiting) for the rest of
-    the transaction."""
-    kind = conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table.name}).scalar()
-    if kind != "r":
-        return False
-    savepoint = conn.begin_nested()
-    try:
-        conn.exec_driver_sql(
-            f"LOCK TABLE {conn.dialect.identifier_preparer.quote(table.name)} IN ACCESS EXCLUSIVE MODE NOWAIT"
-        )
-    except sa.exc.DBAPIError:  # another session has it: loaded as it is
-        savepoint.rollback()
-        return False
-    savepoint.commit()
-    return not conn.execute(sa.select(sa.exists().select_from(table))).scalar()
+    with bulkload.deferred_upkeep(conn, [table.name], nowait=True) as applies:
+        yield applies
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, grouped: bool = False) -> None:

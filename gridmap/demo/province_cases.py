@@ -2,8 +2,8 @@
 with numpy (no Python per case on the numbers, none on the way to the database either: the CSV of a COPY is made
 by Arrow on PostGIS, the points are ready SpatiaLite BLOBs for executemany on SpatiaLite), with a progress bar.
 Into empty case tables all chunks go in one transaction with the tables' upkeep deferred to its end (see
-`insert_province_cases`), the next chunk made in a second thread meanwhile; beside cases already there, a
-transaction per chunk.
+`insert_province_cases`; on PostGIS the next chunk made in a second thread meanwhile); beside cases already there,
+a transaction per chunk.
 
 Each case lies inside one micro-grid (a point drawn in the interior of the micro-grid's cell, clear of its edges)
 and is stored under that micro-grid's chain of codes, its grid's party branch and worker, by the routing rules of
@@ -85,9 +85,9 @@ def insert_province_cases(
     """Write `n` cases and their histories; returns (cases, history rows).
 
     Into empty case tables (a new database): one transaction, the indexes, keys and triggers of the case tables
-    made again at its end (`gridmap.store.bulkload`), the next chunk made in a second thread while this one is
-    written. Beside cases already there (`--append` onto a database with cases): a transaction per chunk, the
-    upkeep row by row (and always with `deferred_upkeep` false). Both write the same rows."""
+    made again at its end (`gridmap.store.bulkload`); on PostGIS the next chunk made in a second thread while the
+    server stores this one. Beside cases already there (`--append` onto a database with cases): a transaction per
+    chunk, the upkeep row by row (and always with `deferred_upkeep` false). Both write the same rows."""
     progress = progress or bulk.Progress(enabled=False)
     if n <= 0:
         return 0, 0
@@ -189,7 +189,12 @@ def _write_in_one(conn: sa.Connection, setup: _Setup, n: int, seed: int, bar: bu
     """Every chunk into the (empty, upkeep deferred) case tables in the caller's transaction; the history rows."""
     chunks = len(_chunk_sizes(n))
     events = 0
-    made = _ahead(_prepared_chunks(conn.dialect.name, setup, n, seed, 1, 1))
+    made = _prepared_chunks(conn.dialect.name, setup, n, seed, 1, 1)
+    if conn.dialect.name == "postgresql":
+        # the server stores a chunk while Python makes the next; on SQLite the writes are this process's own work
+        # (500,000 cases with a second thread 24.6-27.8 s, without 25.5-28.9 s, load 2-3) and gridmap.demo.cases
+        # writes there in the caller's thread too
+        made = _ahead(made)
     for c, (size, cases, history) in enumerate(made):
         write_prepared(conn, cases)
         events += write_prepared(conn, history)

@@ -66,19 +66,26 @@ def existing(conn: sa.Connection, tables: Sequence[str]) -> list[str]:
 
 @contextmanager
 def deferred_upkeep(
-    conn: sa.Connection, tables: Sequence[str], *, step: Step | None = None, work_mem_mb: int = 256
+    conn: sa.Connection,
+    tables: Sequence[str],
+    *,
+    step: Step | None = None,
+    work_mem_mb: int = 256,
+    nowait: bool = False,
 ) -> Iterator[bool]:
     """Take the row-by-row upkeep of `tables` off while the block writes, if they are all empty (yields whether it
-    did), and make it again, validated, when the block ends. Runs inside the caller's transaction."""
+    did), and make it again, validated, when the block ends. Runs inside the caller's transaction. With `nowait`,
+    tables another session is using on PostgreSQL are loaded as they are (no waiting for their lock)."""
     step = step or (lambda _name: None)
     postgres = conn.dialect.name == "postgresql"
     tables = existing(conn, tables)
     if not is_empty(conn, tables):  # no lock taken: writers beside a load into tables with rows are not held up
         yield False
         return
-    if postgres:
-        conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-    elif not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+    if postgres and not _lock(conn, tables, nowait):
+        yield False
+        return
+    if not postgres and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
         # the sqlite3 module opens a transaction only before INSERT, UPDATE and DELETE: a DROP INDEX before one
         # would be committed on its own. BEGIN IMMEDIATE makes the drops part of the transaction (the caller's
         # commit or rollback ends it) and takes the write lock.
@@ -135,6 +142,23 @@ def rollback_journal(conn: sa.Connection) -> Iterator[bool]:
     finally:
         if switched:
             _pragma(conn, "PRAGMA journal_mode = WAL")
+
+
+def _lock(conn: sa.Connection, tables: Sequence[str], nowait: bool) -> bool:
+    """ACCESS EXCLUSIVE on `tables` for the rest of the transaction; with `nowait`, False at once if another
+    session holds one of them."""
+    sql = f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"
+    if not nowait:
+        conn.exec_driver_sql(sql)
+        return True
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(sql + " NOWAIT")
+    except sa.exc.DBAPIError:  # another session has one: loaded as they are
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
