@@ -4,7 +4,7 @@ A list is ordered by a sort key and the case id (the tie-breaker, in the same di
 NULL), `deadline` and `overdue_by` (the deadline; cases without one last, whichever the direction), `updated_at`
 (the last history entry; cases without history last). A page ends at a position — the sort key's value (or NULL)
 and the id of its last case — and the next page is the cases strictly after that position in the order
-(`gridmap.cases.intake.page_cases`): a condition the database answers from its indexes, however deep the page,
+(`gridmap.cases.queries.page_cases`): a condition the database answers from its indexes, however deep the page,
 where an OFFSET reads and throws away every case before it. Cases added or removed between pages move no one:
 each case that stays in the list is listed once, in order; a case added before the position is not listed.
 

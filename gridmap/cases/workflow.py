@@ -314,6 +314,7 @@ def _relocate(
     codes are recorded. A case that was with someone is routed again in its new grid (an accepted one that
     changes hands goes back to dispatched: the new holder accepts it); a dead end (no grid) can then be filed."""
     from gridmap.cases import intake as gcases
+    from gridmap.cases import queries
     from gridmap.geo import crs as gcrs
     from gridmap.locating.locate import LocateOptions, to_wgs84_checked
 
@@ -353,7 +354,7 @@ def _relocate(
         )
         flags = [f for f in (case.locate_flags or []) if f not in ("outside_all_grids", "assigned_to_nearest")]
         flags.append("grid_chosen")
-        candidates = [c for c in gcases._candidates(case.locate_candidates) if c["code"] != code]
+        candidates = [c for c in queries._candidates(case.locate_candidates) if c["code"] != code]
         if case.microgrid_code or case.grid_code:
             old_leaf = case.microgrid_code or case.grid_code
             ref = index.by_code.get(old_leaf or "")

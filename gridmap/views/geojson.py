@@ -8,7 +8,7 @@ from typing import Any
 import shapely
 
 from gridmap.boundaries.areas import geometry_of
-from gridmap.cases.intake import case_summary
+from gridmap.cases.queries import case_summary
 from gridmap.store.tables import Area, Case
 
 

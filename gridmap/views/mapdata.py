@@ -30,7 +30,8 @@ from gridmap.boundaries.areas import check_level, get_area
 from gridmap.calendar import WorkCalendar
 from gridmap.calendar import clock as clock_of
 from gridmap.cases import workflow
-from gridmap.cases.intake import LEVEL_COLUMNS, check_period, check_states, state_condition, utc
+from gridmap.cases.intake import LEVEL_COLUMNS, utc
+from gridmap.cases.queries import check_period, check_states, state_condition
 from gridmap.errors import InvalidInput
 from gridmap.store import dialect as _spatial
 from gridmap.store.tables import CASE_SOURCES, LEVELS, Area, Case, CaseCategory

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import sqlalchemy as sa  # noqa: E402
 
 from gridmap.cases import intake as cases
+from gridmap.cases import queries
 from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.store import engine as storage  # noqa: E402
 
@@ -81,27 +82,27 @@ def main() -> None:
             total = session.scalar(sa.select(sa.func.count()).select_from(cases.Case))
             print(f"SpatiaLite, {total:,} cases; median of 5 runs")
             runs = {
-                "queue counts (6 queues)": lambda: cases.queue_counts(session, now=NOW),
-                "overdue, most overdue first, page 1": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, now=NOW
+                "queue counts (6 queues)": lambda: queries.queue_counts(session, now=NOW),
+                "overdue, most overdue first, page 1": lambda: queries.search_cases(
+                    session, queries.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, now=NOW
                 ),
-                "overdue, offset 500": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, offset=500, now=NOW
+                "overdue, offset 500": lambda: queries.search_cases(
+                    session, queries.CaseFilter(queue="overdue", sort="overdue_by"), limit=50, offset=500, now=NOW
                 ),
-                "pending, oldest first": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="pending", order="asc"), limit=50, now=NOW
+                "pending, oldest first": lambda: queries.search_cases(
+                    session, queries.CaseFilter(queue="pending", order="asc"), limit=50, now=NOW
                 ),
-                "approvals": lambda: cases.search_cases(
-                    session, cases.CaseFilter(queue="approvals", sort="updated_at", order="asc"), limit=50, now=NOW
+                "approvals": lambda: queries.search_cases(
+                    session, queries.CaseFilter(queue="approvals", sort="updated_at", order="asc"), limit=50, now=NOW
                 ),
-                "all cases by last change": lambda: cases.search_cases(
-                    session, cases.CaseFilter(sort="updated_at"), limit=50, now=NOW
+                "all cases by last change": lambda: queries.search_cases(
+                    session, queries.CaseFilter(sort="updated_at"), limit=50, now=NOW
                 ),
             }
             for label, fn in runs.items():
                 ms, out = timed(fn)
                 if isinstance(out, tuple):
-                    items_ms, _ = timed(lambda out=out: cases.case_items(session, out[1], now=NOW))
+                    items_ms, _ = timed(lambda out=out: queries.case_items(session, out[1], now=NOW))
                     print(f"  {label:40s} {ms:7.1f} ms  (total {out[0]:,}; items of the page {items_ms:.1f} ms)")
                 else:
                     print(f"  {label:40s} {ms:7.1f} ms  {[q['count'] for q in out]}")

@@ -39,7 +39,7 @@ from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 
 from gridmap.cases import intake as cases  # noqa: E402
-from gridmap.cases import measures  # noqa: E402
+from gridmap.cases import measures, queries  # noqa: E402
 from gridmap.demo.load import load_demo  # noqa: E402
 from gridmap.store import engine as storage  # noqa: E402
 from gridmap.store import partitions as case_partitions  # noqa: E402
@@ -213,11 +213,11 @@ def main() -> None:
         ),
         "district series, 12 months": lambda s: measures.area_series(s, "530111", months=12, until=year[1]),
         "case list, 3 months bounded, page at offset 5000": lambda s: [
-            c.number for c in cases.find_cases(s, since=window[0], until=window[1], limit=50, offset=5000)[1]
+            c.number for c in queries.find_cases(s, since=window[0], until=window[1], limit=50, offset=5000)[1]
         ],
-        "case list, 3 months bounded, count": lambda s: cases.find_cases(s, since=window[0], until=window[1], limit=1)[
-            0
-        ],
+        "case list, 3 months bounded, count": lambda s: queries.find_cases(
+            s, since=window[0], until=window[1], limit=1
+        )[0],
         # the cost side: a case read by id alone (no report time) probes every partition's primary key
         "200 cases read by id (get_case)": lambda s: [cases.get_case(s, i).number for i in range(1000, 1200)],
     }

@@ -253,7 +253,7 @@ def test_the_list_the_history_and_the_count_limit(client, engine):
     assert listed["case_id"] == case["id"] and listed["total"] == 1 and listed["limit"] == 20
     assert listed["items"][0]["id"] == first["id"] and listed["items"][0]["thumbnail_url"] == first["thumbnail_url"]
     detail = client.get(f"/api/v1/cases/{case['id']}").json()
-    assert detail["attachments_count"] == 1  # the case item's count (gridmap.cases.intake.case_items)
+    assert detail["attachments_count"] == 1  # the case item's count (gridmap.cases.queries.case_items)
     items = client.get("/api/v1/cases", params={"limit": 500}).json()["items"]
     assert next(i for i in items if i["id"] == case["id"])["attachments_count"] == 1
     history = detail["history"]

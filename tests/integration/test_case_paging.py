@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.cases import intake as cases
-from gridmap.cases import paging
+from gridmap.cases import paging, queries
 from tests.helpers import inside
 
 SORTS = [(s, o) for s in ("reported_at", "deadline", "overdue_by", "updated_at") for o in ("asc", "desc")]
@@ -156,7 +156,7 @@ def test_walking_every_page_by_cursor_gives_each_case_once_in_order(client, engi
 
 
 def test_the_cursor_walk_and_the_offset_pages_agree_for_every_queue(client, ties):
-    for queue in cases.QUEUES:
+    for queue in queries.QUEUES:
         walked, pages = _walk(client, f"/api/v1/queues/{queue}", {"limit": 7})
         total = pages[0]["total"]
         assert len(walked) == total, queue

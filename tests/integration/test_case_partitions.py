@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.boundaries.areas import load_index
 from gridmap.cases import intake as cases
-from gridmap.cases import measures
+from gridmap.cases import measures, queries
 from gridmap.store import engine as storage
 from gridmap.store import partitions as case_partitions
 from gridmap.store.tables import Case, CaseEvent
@@ -213,11 +213,11 @@ def test_a_series_reads_the_months_of_the_series(pg):
 
 def test_a_date_bounded_case_list_reads_only_its_months(pg):
     with Session(pg) as session:
-        plans = _explained(session, lambda s: cases.find_cases(s, since=JUNE[0], until=JUNE[1], offset=5, limit=5))
+        plans = _explained(session, lambda s: queries.find_cases(s, since=JUNE[0], until=JUNE[1], offset=5, limit=5))
         assert len(plans) == 2  # the count and the page
         for _, parts in plans:
             assert parts == {"case_file_p202606"}
-        total, page = cases.find_cases(session, since=JUNE[0], until=JUNE[1], offset=5, limit=5)
+        total, page = queries.find_cases(session, since=JUNE[0], until=JUNE[1], offset=5, limit=5)
         assert total == session.scalar(
             sa.select(sa.func.count()).select_from(Case).where(Case.reported_at >= JUNE[0], Case.reported_at < JUNE[1])
         ) and len(page) == min(5, total - 5)
@@ -226,16 +226,18 @@ def test_a_date_bounded_case_list_reads_only_its_months(pg):
 def test_a_page_after_a_cursor_reads_only_the_months_it_can_hold(pg):
     """A date-bounded list walked by cursor reads its months alone, with no count after the first page; a list
     without dates, newest first, reads no month after the position of its cursor."""
-    f = cases.CaseFilter(since=JUNE[0], until=JUNE[1])
+    f = queries.CaseFilter(since=JUNE[0], until=JUNE[1])
     with Session(pg) as session:
-        first = cases.page_cases(session, f, limit=5)
+        first = queries.page_cases(session, f, limit=5)
         assert first.next_cursor and first.total and first.total > 10
-        plans = _explained(session, lambda s: cases.page_cases(s, f, limit=5, cursor=first.next_cursor))
+        plans = _explained(session, lambda s: queries.page_cases(s, f, limit=5, cursor=first.next_cursor))
         assert len(plans) == 1  # the page alone: not counted again
         assert plans[0][1] == {"case_file_p202606"}
-        june = cases.page_cases(session, cases.CaseFilter(until=JUNE[1]), limit=5)
+        june = queries.page_cases(session, queries.CaseFilter(until=JUNE[1]), limit=5)
         assert june.next_cursor
-        plans = _explained(session, lambda s: cases.page_cases(s, cases.CaseFilter(), limit=5, cursor=june.next_cursor))
+        plans = _explained(
+            session, lambda s: queries.page_cases(s, queries.CaseFilter(), limit=5, cursor=june.next_cursor)
+        )
         assert len(plans) == 1 and "case_file_p202606" in plans[0][1]
         later = {p for p in plans[0][1] if p > "case_file_p202606"}
         assert not later, later
@@ -301,7 +303,7 @@ def test_cases_are_written_in_any_month(which, request):
             )
         # the list bounded to the far-future month finds it, on either database
         month = case_partitions.month_of(WHEN["far future"])
-        total, page = cases.find_cases(session, since=month.since, until=month.until)
+        total, page = queries.find_cases(session, since=month.since, until=month.until)
         assert total == 1 and page[0].id == made["far future"].id
 
 
@@ -522,7 +524,7 @@ def test_measures_and_lists_are_the_same_on_both_databases(pg, lite):
             pages = [
                 [
                     (c.number, c.state, c.grid_code)
-                    for c in cases.find_cases(
+                    for c in queries.find_cases(
                         session, since=dt.datetime(2026, 3, 1, tzinfo=CST), until=JUNE[1], limit=20, offset=offset
                     )[1]
                 ]

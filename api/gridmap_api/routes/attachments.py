@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gridmap.access import policy
 from gridmap.access.policy import Principal
-from gridmap.cases import attachments
+from gridmap.cases import attachments, queries
 from gridmap.cases import intake as cases
 from gridmap.errors import NotFound, Unauthenticated
 from gridmap.store.media import StorageUnavailable
@@ -70,7 +70,7 @@ def _case_for(session, case_id: int, who: Principal, token: str | None):
                 f"case id: no case has id {case_id}", field="id", zh=f"案件编号：没有编号为 {case_id} 的案件。"
             )
         return case
-    return cases.get_case_for(session, case_id, who)
+    return queries.get_case_for(session, case_id, who)
 
 
 def _check(case, stage: str, who: Principal) -> None:
@@ -157,7 +157,7 @@ def list_attachments(
     """The photos of a case, oldest first, with their thumbnails' URLs; a case outside the caller's areas is not
     found."""
     with request.app.state.sessionmaker() as session:
-        cases.get_case_for(session, case_id, who)
+        queries.get_case_for(session, case_id, who)
         rows = attachments.for_case(session, case_id)
         items = [_out(request, r) for r in rows]
     return AttachmentList(
@@ -188,7 +188,7 @@ def _storage_problem(request: Request, exc: StorageUnavailable) -> Response:
 def _visible_attachment(session, attachment_id: int, who: Principal):
     row = attachments.get(session, attachment_id)
     try:
-        cases.get_case_for(session, row.case_id, who)
+        queries.get_case_for(session, row.case_id, who)
     except NotFound:
         raise NotFound(
             f"attachment id: no attachment has id {attachment_id}",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from gridmap.access import policy
 from gridmap.access.policy import Principal
 from gridmap.boundaries.areas import check_bbox
-from gridmap.cases import duplicates, paging, patrol, workflow
+from gridmap.cases import duplicates, paging, patrol, queries, workflow
 from gridmap.cases import intake as cases
 from gridmap.errors import InvalidInput, NotFound, Unauthenticated
 from gridmap.store import audit
@@ -106,7 +106,7 @@ def _receipt(case, token: str | None) -> dict:
         "id": case.id,
         "number": case.number,
         "state": case.state,
-        "reported_at": cases.case_summary(case)["reported_at"],
+        "reported_at": queries.case_summary(case)["reported_at"],
         "grid_code": case.grid_code,
         "reporter_token": token,
     }
@@ -118,13 +118,13 @@ def _created(request: Request, response: Response, case, created: bool, who: Pri
     with request.app.state.sessionmaker() as session:
         similar = duplicates.suggest(session, case, request.app.state.settings.duplicate_window(), limit=5)
         similar = [s for s in similar if _visible(session, who, s.get("id"))]
-        item = cases.case_items(session, [case], who=who)[0]
-    return {**item, "history": cases.case_history(case), "possible_duplicates": similar}
+        item = queries.case_items(session, [case], who=who)[0]
+    return {**item, "history": queries.case_history(case), "possible_duplicates": similar}
 
 
 def _visible(session, who: Principal, case_id) -> bool:
     try:
-        cases.get_case_for(session, case_id, who)
+        queries.get_case_for(session, case_id, who)
     except Exception:  # noqa: BLE001 - NotFound: not one to show
         return False
     return True
@@ -172,7 +172,7 @@ def case_duplicates(
     window = duplicates.Window(
         distance_m if distance_m is not None else default.distance_m, hours if hours is not None else default.hours
     )
-    case = cases.get_case_for(session, case_id, who)
+    case = queries.get_case_for(session, case_id, who)
     items = [s for s in duplicates.suggest(session, case, window) if _visible(session, who, s.get("id"))]
     return {"case_id": case.id, "distance_m": window.distance_m, "hours": window.hours, "items": items}
 
@@ -212,7 +212,7 @@ def case_action(
     version you saw goes in `If-Match` (a stale one is 412) or in the body's `version` (a stale one is 409); one
     of them is required (428)."""
     calendar = request.app.state.calendar()  # before this session takes a connection: loading it may need one
-    cases.get_case_for(session, case_id, who)
+    queries.get_case_for(session, case_id, who)
     if body.into is not None and not _visible(session, who, body.into):
         raise InvalidInput(
             f"into: no case has id {body.into}", field="into", zh=f"并入对象：没有编号为 {body.into} 的案件。"
@@ -236,7 +236,7 @@ def case_action(
         if header_version is not None:
             raise PreconditionFailed(exc.message, field="If-Match", zh=exc.zh) from None
         raise
-    summary = cases.case_items(session, [case], who=who, calendar=calendar)[0]
+    summary = queries.case_items(session, [case], who=who, calendar=calendar)[0]
     # commit here, in this thread, before answering: an acknowledged step is durable, and the write lock is not
     # held while the request waits for the event loop to run the session's teardown (50 dispatchers at once on
     # SQLite: the losers read the old version meanwhile and fail on the lock instead of answering 412)
@@ -273,7 +273,7 @@ def rate_case(
 
 
 CodeList = Annotated[str | None, Query(max_length=400)]
-Hours = Annotated[float | None, Query(ge=0, le=cases.MAX_AGE_H, allow_inf_nan=False)]
+Hours = Annotated[float | None, Query(ge=0, le=queries.MAX_AGE_H, allow_inf_nan=False)]
 Sort = Literal["reported_at", "deadline", "overdue_by", "updated_at"]
 CursorParam = Annotated[
     str | None,
@@ -337,7 +337,7 @@ def list_cases(
     limit = min(limit, request.app.state.settings.max_page_size if format == "json" else 10_000)
     if area:
         policy.check_area(who, area)
-    f = cases.CaseFilter(
+    f = queries.CaseFilter(
         area=area,
         state=state,
         queue=queue,
@@ -352,7 +352,7 @@ def list_cases(
         sort=sort,
         order=order_of(order, sort),
     )
-    page = cases.page_cases(session, f, limit=limit, offset=offset, cursor=cursor or None, count=count, who=who)
+    page = queries.page_cases(session, f, limit=limit, offset=offset, cursor=cursor or None, count=count, who=who)
     if format == "geojson":
         return features.feature_collection(
             [features.case_feature(c) for c in page.rows],
@@ -366,7 +366,7 @@ def list_cases(
         limit=limit,
         offset=offset,
         next_cursor=page.next_cursor,
-        items=[case_links(i) for i in cases.case_items(session, page.rows, who=who, calendar=calendar)],
+        items=[case_links(i) for i in queries.case_items(session, page.rows, who=who, calendar=calendar)],
     )
 
 
@@ -383,14 +383,14 @@ def get_case(
     verifiers of the case's area, the worker or department the case is with); each such view is written to the
     audit log, committed before the answer. `routing` says where it went and why: the grid chain, branch,
     worker or department, the rule, and how the point was placed."""
-    case = cases.get_case_for(session, case_id, who)
-    contact = policy.may_see_contact(who, case, cases.department_code(session, case))
-    item = cases.case_items(session, [case], who=who, calendar=request.app.state.calendar(), contact=contact)[0]
+    case = queries.get_case_for(session, case_id, who)
+    contact = policy.may_see_contact(who, case, queries.department_code(session, case))
+    item = queries.case_items(session, [case], who=who, calendar=request.app.state.calendar(), contact=contact)[0]
     found = cases.candidates_now(request.app.state.registry.active(), case, request.app.state.settings.locate_options())
     if found is not None:
         item["candidates"] = found
     out = case_links(
-        {**item, "routing": cases.routing(session, case, who), "history": cases.full_history(session, case)}
+        {**item, "routing": queries.routing(session, case, who), "history": queries.full_history(session, case)}
     )
     if contact and (case.reporter_name or case.reporter_phone):
         audit.record(

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from gridmap.access import policy
 from gridmap.access.policy import Principal
-from gridmap.cases import intake as cases
-from gridmap.cases import workflow
+from gridmap.cases import queries, workflow
 from gridmap.errors import GridmapError, InvalidInput, NotFound
 from gridmap_api import i18n
 from gridmap_api.auth import actor_of, allow
@@ -43,7 +42,7 @@ def queue_counts(
     or suspension request pending), 超期 `overdue` (the clock past the deadline). One grouped query."""
     if area:
         policy.check_area(who, area)
-    return QueueCounts(area=area, items=cases.queue_counts(session, area=area, who=who))
+    return QueueCounts(area=area, items=queries.queue_counts(session, area=area, who=who))
 
 
 QUEUE_ORDER = {
@@ -80,11 +79,11 @@ def queue_items(
     the first page or with `count=true`; `offset` deprecated) — by SQL however many there are. Each
     item carries its holder, deadline, time left or overdue by, last bounce and pending request. Default order:
     pending oldest first, dispatched by nearest deadline, overdue most overdue first."""
-    if name not in cases.QUEUES:
+    if name not in queries.QUEUES:
         raise NotFound(
-            f"queue: no queue is named {name!r}; queues: {', '.join(cases.QUEUES)}",
+            f"queue: no queue is named {name!r}; queues: {', '.join(queries.QUEUES)}",
             field="name",
-            zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(cases.QUEUES)}",
+            zh=f"队列：没有名为 {name!r} 的队列；可选：{'、'.join(queries.QUEUES)}",
         )
     if area:
         policy.check_area(who, area)
@@ -94,7 +93,7 @@ def queue_items(
         order_of(order, chosen) if order else (default_order if chosen == default_sort else order_of(None, chosen))
     )
     limit = min(limit, request.app.state.settings.max_page_size)
-    f = cases.CaseFilter(
+    f = queries.CaseFilter(
         area=area,
         queue=name,
         category=category,
@@ -105,9 +104,9 @@ def queue_items(
         sort=chosen,
         order=direction,
     )
-    page = cases.page_cases(session, f, limit=limit, offset=offset, cursor=cursor or None, count=count, who=who)
+    page = queries.page_cases(session, f, limit=limit, offset=offset, cursor=cursor or None, count=count, who=who)
     calendar = request.app.state.calendar()
-    items = [case_links(i) for i in cases.case_items(session, page.rows, who=who, calendar=calendar)]
+    items = [case_links(i) for i in queries.case_items(session, page.rows, who=who, calendar=calendar)]
     return CasePage(total=page.total, limit=limit, offset=offset, next_cursor=page.next_cursor, items=items)
 
 

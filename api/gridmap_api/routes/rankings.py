@@ -9,8 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from gridmap.access import policy
 from gridmap.cases import export as case_export
-from gridmap.cases import intake as cases
-from gridmap.cases import rankings
+from gridmap.cases import queries, rankings
 from gridmap_api.auth import allow
 from gridmap_api.deps import SessionDep
 from gridmap_api.params import Moment
@@ -75,8 +74,8 @@ def export_cases(
     address — no reporter's data. Only the cases the caller may see; an area outside its scope is not found."""
     if area:
         policy.check_area(who, area)
-    flt = cases.CaseFilter(area=area, state=state, category=category, since=since, until=until)
-    rows = cases.page_cases(session, flt, limit=limit, count=False, who=who).rows  # no total: not shown
+    flt = queries.CaseFilter(area=area, state=state, category=category, since=since, until=until)
+    rows = queries.page_cases(session, flt, limit=limit, count=False, who=who).rows  # no total: not shown
     body = case_export.export(case_export.table(session, rows, lang=lang), format, lang=lang)
     name = f"cases-{area or 'all'}.{format}"
     return Response(body, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'})
