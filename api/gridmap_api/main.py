@@ -11,6 +11,7 @@ import anyio
 import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
 from gridmap.cases.workflow import escalate_overdue
@@ -75,6 +76,15 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
         except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeping
             log.exception("overdue sweep failed; retrying in %s s", interval_s)
         await asyncio.sleep(interval_s)
+
+
+def _warm_people(app: FastAPI) -> None:
+    """Branch and staff of every grid, so that locates need no database (nothing to do without a schema)."""
+    with (
+        contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError),
+        app.state.sessionmaker() as session,
+    ):
+        warm_people(session)
 
 
 PUBLISH_INTERVAL_S = 60.0
@@ -187,7 +197,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # no schema yet (an operational or programming error): the first request reads them
         with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
-        app.state.reload_index()
+        app.state.reload_index(people=False)
+        # branch and staff of every grid (what a locate answers from memory) in the background: a province's take
+        # seconds, and a locate arriving meanwhile waits for this load rather than reading them again
+        app.state.people_task = asyncio.create_task(run_in_threadpool(_warm_people, app))
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
@@ -197,6 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper.cancel()
         publisher.cancel()
         months.cancel()
+        with contextlib.suppress(Exception):  # not cancellable (a thread): its answer is waited for
+            await app.state.people_task
         runtime.stop()
         engine.dispose()
 
@@ -211,15 +226,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    def reload_index() -> AreaIndex | None:
+    def reload_index(people: bool = True) -> AreaIndex | None:
         """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
-        Requests in flight keep the index they started with."""
+        Requests in flight keep the index they started with. `people`: also load the branch and staff of every
+        grid (the start-up loads them in the background instead)."""
         try:
             index = app.state.registry.refresh()
             if index is not None:
                 index.warm()  # what a first locate would otherwise make while requests queue behind it
-                with app.state.sessionmaker() as session:
-                    warm_people(session)  # branch and staff of every grid, so that locates need no database
+                if people:
+                    _warm_people(app)
             return index
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             return None

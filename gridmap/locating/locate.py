@@ -126,12 +126,16 @@ def _alternative_reading(
 PEOPLE_TTL_S = 30.0
 _people: dict[tuple[str, dt.date], tuple[float, dict[str, Any]]] = {}
 _people_lock = threading.Lock()
+_loading: dict[tuple[str, dt.date], threading.Lock] = {}  # one load at a time per key; the others wait for it
+_people_epoch = 0  # moved by every clear: a load begun before a clear is returned but not kept
 
 
 def clear_people_cache() -> None:
     """Forget cached branch and staff answers (call after changing assignments)."""
+    global _people_epoch
     with _people_lock:
         _people.clear()
+        _people_epoch += 1
 
 
 def _people_key(session_or_key: Session | str, on: dt.date | None) -> tuple[str, dt.date]:
@@ -146,14 +150,27 @@ def people_age(db: str, on: dt.date | None = None) -> float | None:
     return None if hit is None else time.monotonic() - hit[0]
 
 
-def warm_people(session: Session, on: dt.date | None = None) -> dict[str, Any]:
-    """Load the branch and staff of every grid for a day (two queries) and cache them for `PEOPLE_TTL_S`."""
+def warm_people(session: Session, on: dt.date | None = None, *, max_age_s: float | None = None) -> dict[str, Any]:
+    """Load the branch and staff of every grid for a day (two queries) and cache them for `PEOPLE_TTL_S`. One load
+    per database and day at a time: a caller arriving during another's load waits for it, and with `max_age_s` uses
+    what that load (or any kept less than `max_age_s` seconds ago) read instead of reading again (a province's
+    directory takes seconds: a server starting loads it in the background while the first locates come in)."""
     key = _people_key(session, on)
-    directory = people_directory(session, key[1])
     with _people_lock:
-        if len(_people) > 64:
-            _people.clear()
-        _people[key] = (time.monotonic(), directory)
+        if len(_loading) > 64:
+            _loading.clear()
+        loading = _loading.setdefault(key, threading.Lock())
+    with loading:
+        hit = _people.get(key)
+        if max_age_s is not None and hit is not None and time.monotonic() - hit[0] < max_age_s:
+            return hit[1]
+        epoch = _people_epoch
+        directory = people_directory(session, key[1])
+        with _people_lock:
+            if len(_people) > 64:
+                _people.clear()
+            if epoch == _people_epoch:  # no change of assignments was heard while it was read
+                _people[key] = (time.monotonic(), directory)
     return directory
 
 
@@ -173,7 +190,7 @@ def people_for(
     elif session is None:
         raise LookupError(f"no branch and staff cached for {key[1]}")
     else:
-        directory = warm_people(session, key[1])
+        directory = warm_people(session, key[1], max_age_s=PEOPLE_TTL_S)
     branch, staff = directory.get(grid_code, (None, []))
     return branch, [dict(s) for s in staff]
 

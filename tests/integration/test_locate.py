@@ -267,3 +267,41 @@ def test_locate_answers_from_memory_and_refreshes_stale_people(client, index, mo
 
     client.portal.call(finished)
     assert glocate.people_age(db) < glocate.PEOPLE_TTL_S
+
+
+def test_a_starting_server_answers_before_branch_and_staff_are_loaded(settings, index, monkeypatch):
+    """The start-up loads the branch and staff of every grid in the background (a province's 270,000 branches and
+    480,000 assignments took 43 s of a server's start): the server answers while the load runs, and a locate
+    arriving meanwhile waits for that one load instead of reading them a second time."""
+    import threading
+
+    from gridmap.boundaries import areas
+    from gridmap.locating import locate as glocate
+    from tests.conftest import api_client
+
+    release, calls = threading.Event(), []
+    real = areas.people_directory
+
+    def slow(session, on=None):
+        calls.append(on)
+        assert release.wait(30)
+        return real(session, on)
+
+    monkeypatch.setattr(glocate, "people_directory", slow)
+    glocate.clear_people_cache()
+    with api_client(settings) as c:
+        assert c.get("/login").status_code == 200  # answered while the load is held
+        assert c.get("/api/v1/areas", params={"level": "district"}).status_code == 200
+        assert glocate.people_age(c.app.state.db_key) is None and len(calls) == 1
+        x, y = inside(index, 3)
+        answer: list = []
+        waiting = threading.Thread(target=lambda: answer.append(c.get("/api/v1/locate", params={"lon": x, "lat": y})))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and not answer  # the locate waits for the load in flight
+        release.set()
+        waiting.join(30)
+        located = answer[0].json()
+        assert located["branch"] and located["staff"]
+        assert len(calls) == 1  # one load: the locate used it
+        assert glocate.people_age(c.app.state.db_key) is not None
