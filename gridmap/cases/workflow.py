@@ -30,7 +30,7 @@ from gridmap import errors
 from gridmap.calendar import WorkCalendar, china_date
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.store.engine import rowcount
-from gridmap.store.tables import Case, CaseCategory, CaseEvent, Department, StaffArea
+from gridmap.store.tables import OVERDUE_CANDIDATES, Case, CaseCategory, CaseEvent, Department, StaffArea
 from gridmap.textcheck import clean_text
 
 if TYPE_CHECKING:
@@ -912,11 +912,21 @@ def escalate_overdue(session: Session, now: dt.datetime | None = None, *, limit:
         sa.select(sa.func.pg_try_advisory_xact_lock(SWEEP_LOCK))
     ):
         return []
-    due = (
-        sa.select(Case.id)
-        .where(Case.state.in_(("accepted", "rework")), Case.due_at < now, Case.escalation_level == 0)
-        .order_by(Case.due_at, Case.id)
-    )
+    # through the partial index of the candidates (`ix_case_file_overdue`, same predicate text): without it the
+    # planner walked a due_at index over every case ever due and read each from the table — 12 to 17 s a chunk
+    # on 10 M cases (PostGIS, load 7), every minute, where this reads the ~1,000 it escalates (11 ms)
+    # (SQLite is told: without statistics its planner prefers `ix_case_file_due` on (state, due_at), which reads
+    # every open case ever due, escalated or not, and sorts them)
+    if session.get_bind().dialect.name == "sqlite":
+        due_at = sa.literal_column("due_at", Case.due_at.type)
+        due = (
+            sa.select(sa.literal_column("id", sa.Integer))
+            .select_from(sa.text("case_file INDEXED BY ix_case_file_overdue"))
+            .where(sa.text(OVERDUE_CANDIDATES), due_at < now)
+            .order_by(due_at, sa.literal_column("id"))
+        )
+    else:
+        due = sa.select(Case.id).where(sa.text(OVERDUE_CANDIDATES), Case.due_at < now).order_by(Case.due_at, Case.id)
     if limit is not None:
         due = due.limit(limit)
     claimed = session.execute(

@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy import false as sa_false
+from sqlalchemy import text as sa_text
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -211,6 +212,12 @@ class CaseCategory(Base):
     department: Mapped[Department | None] = relationship()
 
 
+# The cases the overdue sweep may escalate (`gridmap.cases.workflow.escalate_overdue`), as SQL text: the predicate of
+# the partial index `ix_case_file_overdue` and of the sweep's query, written the same so that both databases see
+# that the index holds every row the query asks for (SQLite needs the very terms; PostgreSQL proves it).
+OVERDUE_CANDIDATES = "escalation_level = 0 AND state IN ('accepted', 'rework')"
+
+
 class Case(Base):
     """A case (事件/案卷). The table is named case_file because CASE is an SQL keyword.
 
@@ -231,6 +238,14 @@ class Case(Base):
             "ix_case_file_due_measures", "due_at", "grid_code", "state", "closed_at", "rework_count", "extension_count"
         ),
         Index("ix_case_file_closed_measures", "closed_at", "grid_code", "state", "reported_at"),
+        # the overdue sweep's candidates only (migration 0014): it reads what it escalates, not every case
+        Index(
+            "ix_case_file_overdue",
+            "due_at",
+            "id",
+            postgresql_where=sa_text(OVERDUE_CANDIDATES),
+            sqlite_where=sa_text(OVERDUE_CANDIDATES),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
