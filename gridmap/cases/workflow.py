@@ -917,7 +917,9 @@ def escalate_overdue(session: Session, now: dt.datetime | None = None, *, limit:
     # on 10 M cases (PostGIS, load 7), every minute, where this reads the ~1,000 it escalates (11 ms)
     # (SQLite is told: without statistics its planner prefers `ix_case_file_due` on (state, due_at), which reads
     # every open case ever due, escalated or not, and sorts them)
-    if session.get_bind().dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite" and session.scalar(
+        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_case_file_overdue'")
+    ):  # (a database not yet upgraded to 0014 is swept as before)
         due_at = sa.literal_column("due_at", Case.due_at.type)
         due = (
             sa.select(sa.literal_column("id", sa.Integer))

@@ -155,3 +155,16 @@ def test_the_sweep_reads_the_partial_index_of_its_candidates(engine):
             sa.text(f"SELECT id FROM case_file WHERE {OVERDUE_CANDIDATES} AND due_at < :now"), {"now": NOW}
         ).all()
         assert sorted(candidates) == sorted(_open_not_escalated(s))
+
+
+def test_a_database_before_0014_is_swept_as_before(tmp_path):
+    """A server may run before `gridmap init` upgraded its database: without the index the sweep still escalates."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = storage.make_engine(url)
+    try:
+        storage.migrate(engine, "0013")
+        sm = storage.make_sessionmaker(engine)
+        with storage.session_scope(sm) as s:
+            assert escalate_overdue(s, NOW, limit=10) == []  # an empty database: nothing, and no error
+    finally:
+        engine.dispose()
