@@ -78,6 +78,13 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+def _warm(app: FastAPI, index: AreaIndex | None) -> None:
+    """The start-up's background work: the index's search structures, then branch and staff of every grid."""
+    if index is not None:
+        index.warm()
+    _warm_people(app)
+
+
 def _warm_people(app: FastAPI) -> None:
     """Branch and staff of every grid, so that locates need no database (nothing to do without a schema)."""
     with (
@@ -197,10 +204,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # no schema yet (an operational or programming error): the first request reads them
         with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
-        app.state.reload_index(people=False)
-        # branch and staff of every grid (what a locate answers from memory) in the background: a province's take
-        # seconds, and a locate arriving meanwhile waits for this load rather than reading them again
-        app.state.people_task = asyncio.create_task(run_in_threadpool(_warm_people, app))
+        index = app.state.reload_index(warm=False)
+        # what a locate answers from in memory — the index's search tree and every area by code, the branch and
+        # staff of every grid — made in the background: on a province they take seconds (3 s and 4 s, load 6), and
+        # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load)
+        app.state.people_task = asyncio.create_task(run_in_threadpool(_warm, app, index))
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
@@ -226,16 +234,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    def reload_index(people: bool = True) -> AreaIndex | None:
+    def reload_index(warm: bool = True) -> AreaIndex | None:
         """(Re)build the lookup index of the active generation and swap it in; None while no boundaries are loaded.
-        Requests in flight keep the index they started with. `people`: also load the branch and staff of every
-        grid (the start-up loads them in the background instead)."""
+        Requests in flight keep the index they started with. `warm`: also make what a first locate would otherwise
+        make while requests queue behind it, and load the branch and staff of every grid (the start-up does both
+        in the background instead)."""
         try:
             index = app.state.registry.refresh()
-            if index is not None:
-                index.warm()  # what a first locate would otherwise make while requests queue behind it
-                if people:
-                    _warm_people(app)
+            if index is not None and warm:
+                _warm(app, index)
             return index
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             return None

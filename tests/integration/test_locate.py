@@ -270,9 +270,10 @@ def test_locate_answers_from_memory_and_refreshes_stale_people(client, index, mo
 
 
 def test_a_starting_server_answers_before_branch_and_staff_are_loaded(settings, index, monkeypatch):
-    """The start-up loads the branch and staff of every grid in the background (a province's 270,000 branches and
-    480,000 assignments took 43 s of a server's start): the server answers while the load runs, and a locate
-    arriving meanwhile waits for that one load instead of reading them a second time."""
+    """The start-up warms the index and loads the branch and staff of every grid in the background (a province's
+    270,000 branches and 480,000 assignments took 43 s of a server's start, the index's search tree 3-5 s): the
+    server answers while the load runs, and a locate arriving meanwhile waits for that one load instead of reading
+    them a second time."""
     import threading
 
     from gridmap.boundaries import areas
