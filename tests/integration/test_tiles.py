@@ -308,6 +308,61 @@ def test_the_cases_layer_is_scoped_by_the_callers_areas(client, subdistricts):
     assert r.status_code == 404 and r.json()["field"] == "code"
 
 
+def test_the_postgis_case_tile_is_the_python_one(client):
+    """PostGIS makes a case tile in one statement (the deadline colours of the running cases worked out first, in
+    Python, and joined by id); it holds what the Python pipeline holds — the same cases, properties (clock and the
+    ISO time with or without microseconds included) and positions — on a tile of running cases at the lowest zoom
+    of case tiles and on one zoomed in, and within the limit, the newest."""
+    sm = client.app.state.sessionmaker
+    from gridmap.store.tables import Case
+
+    with sm() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("the SQL pipeline is PostGIS's; SpatiaLite draws with the Python one")
+        running = session.execute(
+            sa.select(Case.id, Case.lon, Case.lat, Case.reported_at)
+            .where(Case.state.in_(mapdata.CLOCKED_STATES), Case.due_at.is_not(None), Case.lon.is_not(None))
+            .order_by(Case.id)
+            .limit(1)
+        ).one()
+    now = dt.datetime(2026, 11, 20, 4, tzinfo=dt.UTC)
+    calendar = client.app.state.calendar()
+    with sm() as session, session.begin():  # a time with microseconds on the running case (rolled back)
+        session.execute(
+            sa.update(Case)
+            .where(Case.id == running.id)
+            .values(reported_at=running.reported_at.replace(microsecond=1234))
+        )
+        for z in (tiles.CASES_MIN_ZOOM, 15):
+            z, x, y = tile_of(running.lon, running.lat, z)
+            for limit in (tiles.MAX_TILE_CASES, 7):
+                got = {}
+                for engine in ("postgis", "python"):
+                    body = tiles.case_tile(
+                        session,
+                        mapdata.CaseFilter(),
+                        z,
+                        x,
+                        y,
+                        who=None,
+                        calendar=calendar,
+                        now=now,
+                        limit=limit,
+                        engine=engine,
+                    )
+                    got[engine] = decoded(body, "cases")
+                assert got["postgis"] and got["postgis"].keys() == got["python"].keys()
+                for cid, feature in got["postgis"].items():
+                    assert feature["properties"] == got["python"][cid]["properties"]
+                    assert feature["geometry"] == got["python"][cid]["geometry"]
+                assert len(got["postgis"]) <= limit
+                if limit == tiles.MAX_TILE_CASES:
+                    mine = got["postgis"][running.id]["properties"]
+                    assert mine["clock"] in ("green", "yellow", "red")
+                    assert mine["reported_at"].endswith(".001234Z")
+        session.rollback()
+
+
 def test_tilejson_names_the_tile_url_and_the_fields(client):
     for layer in (*LEVELS, "cases"):
         doc = client.get(f"/api/v1/tiles/{layer}/tilejson.json").json()
