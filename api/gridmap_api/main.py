@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from gridmap.cases.workflow import escalate_overdue
 from gridmap.geo.index import AreaIndex
-from gridmap.locating.locate import warm_people
+from gridmap.locating.locate import PEOPLE_TTL_S, warm_people
 from gridmap.runtime import TOPICS as RUNTIME_TOPICS
 from gridmap.runtime import Runtime
 from gridmap.store import engine as storage
@@ -78,20 +79,17 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-def _warm(app: FastAPI, index: AreaIndex | None) -> None:
-    """The start-up's background work: the index's search structures, then branch and staff of every grid."""
+def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
+    """What a locate answers from in memory: the index's search structures, then branch and staff of every grid
+    (nothing to do without a schema). Not `fresh` (the start-up's, in the background): branch and staff that a
+    locate arriving meanwhile loaded are kept, not read again."""
     if index is not None:
         index.warm()
-    _warm_people(app)
-
-
-def _warm_people(app: FastAPI) -> None:
-    """Branch and staff of every grid, so that locates need no database (nothing to do without a schema)."""
     with (
         contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError),
         app.state.sessionmaker() as session,
     ):
-        warm_people(session)
+        warm_people(session, max_age_s=None if fresh else PEOPLE_TTL_S)
 
 
 PUBLISH_INTERVAL_S = 60.0
@@ -208,7 +206,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # what a locate answers from in memory — the index's search tree and every area by code, the branch and
         # staff of every grid — made in the background: on a province they take seconds (3 s and 4 s, load 6), and
         # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load)
-        app.state.people_task = asyncio.create_task(run_in_threadpool(_warm, app, index))
+        app.state.people_task = asyncio.create_task(
+            run_in_threadpool(functools.partial(_warm, app, index, fresh=False))
+        )
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
