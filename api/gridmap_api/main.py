@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 import anyio
 import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 
 from gridmap.cases.workflow import escalate_overdue
@@ -90,6 +89,9 @@ def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
         app.state.sessionmaker() as session,
     ):
         warm_people(session, max_age_s=None if fresh else PEOPLE_TTL_S)
+
+
+WARM_STOP_S = 5.0  # how long a server stopping waits for its start-up's warm-up still running
 
 
 PUBLISH_INTERVAL_S = 60.0
@@ -206,9 +208,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # what a locate answers from in memory — the index's search tree and every area by code, the branch and
         # staff of every grid — made in the background: on a province they take seconds (3 s and 4 s, load 6), and
         # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load)
-        app.state.people_task = asyncio.create_task(
-            run_in_threadpool(functools.partial(_warm, app, index, fresh=False))
+        # (a daemon thread of its own: a server stopped meanwhile waits WARM_STOP_S for it at most, not its end)
+        warming = threading.Thread(
+            target=_warm, args=(app, index), kwargs={"fresh": False}, name="gridmap-warm-up", daemon=True
         )
+        warming.start()
         app.state.calendar()  # loaded once before the first request
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
@@ -218,8 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper.cancel()
         publisher.cancel()
         months.cancel()
-        with contextlib.suppress(Exception):  # not cancellable (a thread): its answer is waited for
-            await app.state.people_task
+        await asyncio.to_thread(warming.join, WARM_STOP_S)  # not cancellable; rarely still running
         runtime.stop()
         engine.dispose()
 
