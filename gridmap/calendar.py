@@ -164,13 +164,24 @@ class WorkCalendar:
         if (b.date() - a.date()).days > MAX_SPAN_DAYS * 4:
             raise ValueError("period: longer than twelve years")
         total = 0.0
-        day = a.date()
-        while day <= b.date():
-            for p, q in self._day_periods(day):
-                lo, hi = max(p, a), min(q, b)
-                if hi > lo:
-                    total += (hi - lo).total_seconds()
-            day += dt.timedelta(days=1)
+        day, last = a.date(), b.date()
+        # a day strictly between the first and the last holds its periods whole: their lengths are added as the
+        # clipping would add them (same order, same floats) without making its instants (a deadline colour of a
+        # case running for months walked every day's datetimes: 0.36 ms a case, a quarter of a busy map tile)
+        lengths = [_seconds(p, q) for p, q in self.periods]
+        one_day = dt.timedelta(days=1)
+        while day <= last:
+            if a.date() < day < last:
+                if self.is_working_day(day):
+                    for length in lengths:
+                        if length > 0:
+                            total += length
+            else:
+                for p, q in self._day_periods(day):
+                    lo, hi = max(p, a), min(q, b)
+                    if hi > lo:
+                        total += (hi - lo).total_seconds()
+            day += one_day
         return total
 
     def elapsed(self, start: dt.datetime, end: dt.datetime, unit: str) -> float:
