@@ -22,7 +22,9 @@ schema is never left without an index. The tables are locked (ACCESS EXCLUSIVE o
 SQLite) until the transaction ends: readers of the case tables wait for a bulk load.
 
 What is made again is what was there, read from the catalogue (`pg_get_indexdef`, `pg_get_constraintdef`,
-`pg_get_triggerdef`; SQLite's `sqlite_master`), under the same names.
+`pg_get_triggerdef`; SQLite's `sqlite_master`), under the same names. On PostgreSQL a partial index (migration 0014's
+of the overdue sweep) stays through the load: it takes only the few rows its predicate admits, and its predicate as
+`pg_get_indexdef` prints it would be parsed again into other text (`state IN (…)` comes back with each element cast).
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
         rows = conn.exec_driver_sql(
             "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
-            "WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary AND h.inhrelid IS NULL "
+            "WHERE i.indrelid = %(t)s::regclass AND NOT i.indisprimary AND h.inhrelid IS NULL AND i.indpred IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY c.relname",
             {"t": table},
         ).all()
