@@ -587,8 +587,8 @@ def test_the_demo_is_the_same_written_at_once_or_chunk_by_chunk_on_a_thread(db, 
 
 def test_a_load_into_an_empty_history_table_sets_its_indexes_and_keys_aside_only_then(db):
     """`bulk.into_empty` on PostGIS: a table with rows keeps its indexes and keys; an empty one is loaded without
-    its plain indexes and foreign keys (its primary key kept) and gets them back, the same, at the end of the
-    block; a block that fails leaves the table as it was once rolled back. Nothing on SpatiaLite."""
+    its plain indexes and foreign keys (its primary key and partial index kept) and gets them back, the same, at
+    the end of the block; a block that fails leaves the table as it was once rolled back. Nothing on SpatiaLite."""
     from gridmap.cases.bulk import EVENTS, into_empty
 
     factory, _ = db
@@ -608,7 +608,12 @@ def test_a_load_into_an_empty_history_table_sets_its_indexes_and_keys_aside_only
         conn.execute(sa.text("DELETE FROM case_event"))
         with into_empty(conn, EVENTS) as applies:
             assert applies is True
-            assert [name for name, _ in _definitions_in(s, "case_event")] == ["case_event_pkey", "case_event_pkey"]
+            # its primary key, and its partial index (of ratings), which stays through a load
+            assert [name for name, _ in _definitions_in(s, "case_event")] == [
+                "case_event_pkey",
+                "case_event_pkey",
+                "ix_case_event_rating",
+            ]
         assert _definitions_in(s, "case_event") == before
         with pytest.raises(RuntimeError), into_empty(conn, EVENTS):
             raise RuntimeError("a failed load")
