@@ -24,10 +24,10 @@ Per database:
 
       .venv/bin/python tests/benchmarks/scale.py --sqlite-url sqlite:////var/tmp/p.sqlite \\
           --postgis-url postgresql://…/gridmap_p --skip measures,http,import
-* measures — `gridmap.cases.measures.measures(session, "grid", …)` over the year beside the bare GROUP BY of
-  tests/benchmarks/cases.py (its PEER_SQL), and beside that GROUP BY plus the one of the steps' counts joined to
-  their cases (STEPS_PEER_SQL: handled, rated, satisfied, bounces) — all the counts `measures` gives, as bare SQL;
-  the counts are checked equal.
+* measures — `gridmap.cases.measures.measures(session, "grid", …)` over the year beside the two peers of
+  tests/benchmarks/measures.py: the bare GROUP BY of the case table's five counts, and the bare SQL of all the
+  counts `measures` gives (the case table's with the reworked and extended cohort, and the steps' joined to their
+  cases: handled, rated, satisfied, bounces); the counts are checked equal.
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, a month of it, and the
   dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset` (counted, as
   offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the page
@@ -408,62 +408,46 @@ def best_of(fn, reps: int = 3) -> tuple[float, object]:
     return best, out
 
 
-# The counts of the history a year of measures per grid also gives (handled, rated, satisfied, bounces): the steps
-# of the period joined to their cases for the grid, as one would write it beside PEER_SQL
-STEPS_PEER_SQL = """
-SELECT c.grid_code,
-       SUM(CASE WHEN e.action = 'handle' THEN 1 ELSE 0 END) AS handled,
-       SUM(CASE WHEN e.action = 'rate' THEN 1 ELSE 0 END) AS rated,
-       SUM(CASE WHEN e.action = 'rate' AND {score} >= 3 THEN 1 ELSE 0 END) AS satisfied,
-       SUM(CASE WHEN e.action = 'bounce' THEN 1 ELSE 0 END) AS bounces
-FROM case_event AS e JOIN case_file AS c ON c.id = e.case_id
-WHERE e.at >= :since AND e.at < :until AND e.action IN ('handle', 'rate', 'bounce') AND c.grid_code IS NOT NULL
-GROUP BY c.grid_code
-"""
-
-
 def bench_measures(url: str, label: str) -> None:
-    """Measures per grid for a year beside two peers: the bare GROUP BY of the case table's counts (PEER_SQL, the
-    issue's peer), and that GROUP BY plus the one of the steps' counts (STEPS_PEER_SQL): the same counts that
-    `measures` gives, as bare SQL (without the hours' percentiles, which only `measures` works out)."""
-    from cases import PEER_SQL
+    """Measures per grid for a year beside the two peers of tests/benchmarks/measures.py: the bare GROUP BY of the
+    case table's five counts (PEER_SQL of tests/benchmarks/cases.py, what earlier notes compared against), and the
+    bare SQL of all the counts `measures` gives (that GROUP BY with the reworked and extended cohort, plus the
+    GROUP BY of the year's steps joined to their cases: handled, rated, satisfied, bounces), without the hours'
+    percentiles, which only `measures` works out. Every count of both peers is checked against gridmap's."""
+    import measures as peers  # tests/benchmarks/measures.py: the peers' SQL, as the full-demo benchmark runs it
 
-    from gridmap.cases.measures import measures
+    from gridmap.cases.measures import measures, to_records
 
     engine = storage.make_engine(url)
     until = dt.datetime.combine(TODAY, dt.time(0), dt.timezone(dt.timedelta(hours=8)))
     since = until - dt.timedelta(days=365)
-    sqlite = engine.dialect.name == "sqlite"
-    score = (
-        "CAST(json_extract(e.detail, '$.satisfaction') AS INTEGER)" if sqlite else "(e.detail ->> 'satisfaction')::int"
-    )
+    params = {"since": since.astimezone(dt.UTC), "until": until.astimezone(dt.UTC)}
+    if engine.dialect.name == "sqlite":  # SQLite compares the stored text form
+        params = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in params.items()}
+    steps_sql = peers.STEPS.format(rating=peers.RATING[engine.dialect.name])
     with storage.make_sessionmaker(engine)() as session:
         t_ours, (_, table) = best_of(lambda: measures(session, "grid", since=since, until=until), 2)
-        params = {"since": since.astimezone(dt.UTC), "until": until.astimezone(dt.UTC)}
-        if sqlite:
-            params = {k: v.strftime("%Y-%m-%d %H:%M:%S.%f") for k, v in params.items()}
-        t_sql, peer = best_of(lambda: session.execute(sa.text(PEER_SQL), params).all(), 2)
-        t_steps, steps = best_of(lambda: session.execute(sa.text(STEPS_PEER_SQL.format(score=score)), params).all(), 2)
-    ours = table.set_index("key")
-    keys = ("received", "due", "suspended", "closed", "closed_on_time")
-    bad = [
-        r.grid_code for r in peer if tuple(int(ours.loc[r.grid_code, k]) for k in keys) != tuple(int(v) for v in r[1:])
-    ]
-    step_keys = ("handled", "rated", "satisfied", "bounces")
-    bad_steps = [
-        r.grid_code
-        for r in steps
-        if tuple(int(ours.loc[r.grid_code, k]) for k in step_keys) != tuple(int(v) for v in r[1:])
-    ]
+        t_five, five = best_of(lambda: session.execute(sa.text(peers.FIVE), params).all(), 2)
+        t_cases, cases = best_of(lambda: session.execute(sa.text(peers.ALL_CASES), params).all(), 2)
+        t_steps, steps = best_of(lambda: session.execute(sa.text(steps_sql), params).all(), 2)
+    engine.dispose()
+    ours = {r["key"]: r for r in to_records(table)}
+    differ = {
+        row.grid_code
+        for rows in (five, cases, steps)
+        for row in rows
+        for key, value in row._mapping.items()
+        if key != "grid_code" and ours[row.grid_code][key] != int(value or 0)
+    }
+    t_all = t_cases + t_steps
     print(
-        f"   measures per grid, a year ({len(peer):,} grids): gridmap {t_ours:7.2f} s, bare GROUP BY of the case "
-        f"table {t_sql:7.2f} s → {t_ours / t_sql:.1f}× it (target ≤ 2×); with the GROUP BY of the steps' counts "
-        f"(joined to their cases: {t_steps:.2f} s) {t_sql + t_steps:7.2f} s → {t_ours / (t_sql + t_steps):.1f}× "
-        f"the bare SQL of the same counts; counts "
-        f"{'agree' if not bad and not bad_steps else f'DIFFER for {len(bad)} + {len(bad_steps)} grids'} ({load()})",
+        f"   measures per grid, a year ({len(cases):,} grids): gridmap {t_ours:7.2f} s; the bare GROUP BY of the "
+        f"case table's five counts {t_five:7.2f} s → {t_ours / t_five:.1f}× it; the bare SQL of all the same counts "
+        f"(cases {t_cases:.2f} s + steps joined to their cases {t_steps:.2f} s) {t_all:7.2f} s → "
+        f"{t_ours / t_all:.1f}× it (target ≤ 2× a bare GROUP BY of the same counts); counts "
+        f"{'agree' if not differ else f'DIFFER for {len(differ)} grids'} ({load()})",
         flush=True,
     )
-    engine.dispose()
 
 
 def bench_import(url: str, label: str, rows: int = 10_000) -> None:
