@@ -48,10 +48,15 @@ _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\ud
 T = TypeVar("T")
 
 
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def looks_like_formula(text: str) -> bool:
-    """True when a spreadsheet could read this text as a formula (leading spaces are skipped by some)."""
+    """True when a spreadsheet could read this text as a formula (leading spaces are skipped by some). A plain
+    number written as text (`-3`, `+2.5`, `-1e3`, as a CSV read as text holds it) is a number to a spreadsheet,
+    not a formula, and is left as it is."""
     stripped = text.lstrip(" \u3000")
-    return bool(stripped) and stripped[0] in FORMULA_START
+    return bool(stripped) and stripped[0] in FORMULA_START and not NUMBER.fullmatch(stripped)
 
 
 def safe_cell(value: T) -> T | str:

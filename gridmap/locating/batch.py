@@ -491,7 +491,6 @@ def _frame_coordinates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """(x, y, given, system) of a (Geo)DataFrame: the coordinates as floats (NaN where missing or not a number),
     where a coordinate was written but is not a number, and their coordinate system (None: WGS84 as it is)."""
-    import pandas as pd
 
     n = len(frame)
     x = np.full(n, np.nan)
@@ -513,8 +512,7 @@ def _frame_coordinates(
             if system.epsg == 4326:
                 system = None
     elif lon in frame.columns and lat in frame.columns:
-        x = pd.to_numeric(frame[lon], errors="coerce").to_numpy(float)
-        y = pd.to_numeric(frame[lat], errors="coerce").to_numpy(float)
+        x, y = _numbers(frame[lon]), _numbers(frame[lat])
     elif address not in frame.columns:
         _no_columns(frame.columns, lon, lat, address)
     has_xy = np.isfinite(x) & np.isfinite(y)
@@ -524,6 +522,16 @@ def _frame_coordinates(
             raw = frame[col].astype("string").str.strip().fillna("")
             given |= (raw != "").to_numpy() & ~has_xy
     return x, y, given, system
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column of coordinates as floats: numbers as they are, text (a CSV's) parsed with the spaces around it
+    stripped; what is not a number is NaN."""
+    import pandas as pd
+
+    if pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype):
+        column = column.astype("string").str.strip()
+    return pd.to_numeric(column, errors="coerce").to_numpy(float)
 
 
 def _no_columns(columns: Any, lon: str, lat: str, address: str) -> None:
@@ -1292,10 +1300,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     kind = _checked_kind(path)
     path = Path(path).resolve()
     if kind == "csv":
-        try:
-            return pd.read_csv(path, dtype={"address": "string"}, encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            return pd.read_csv(path, dtype={"address": "string"}, encoding="gb18030")
+        text: pd.DataFrame = pd.read_csv(path, **_csv_text(_csv_encoding(path)))
+        return text
     if kind == "xlsx":
         return _read_xlsx(path)
     if kind in GDAL_DRIVERS:
@@ -1373,47 +1379,23 @@ def _csv_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def _merged_dtypes(seen: list[pd.Series]) -> dict[str, Any]:
-    """One dtype per column for a CSV read in chunks, as a whole-file read would infer it: the chunk's own when all
-    agree, float64 for integers mixed with floats, text otherwise."""
-    out = {}
-    for column in seen[0].index:
-        kinds = {str(s[column]) for s in seen}
-        if len(kinds) == 1:
-            out[column] = seen[0][column]
-        elif all(np.dtype(k).kind in "iuf" for k in kinds if k not in ("str", "string", "object")) and not kinds & {
-            "str",
-            "string",
-            "object",
-            "bool",
-        }:
-            out[column] = "float64"
-        else:
-            out[column] = str
-    out["address"] = "string"
-    return out
+def _csv_text(encoding: str) -> dict[str, Any]:
+    """How a CSV is read: every column as the text it holds (a CSV has no types; read as numbers, a code `007`
+    came back `7.0` and a phone number lost its leading zero), an empty cell as empty text, not as a missing
+    value, and "NA" or "null" as those words. The coordinates are made numbers where they are used
+    (`_frame_coordinates`); what is written back is the input's text, unchanged."""
+    return {"dtype": str, "keep_default_na": False, "na_values": [], "encoding": encoding}
 
 
 def _csv_chunks(path: Path, rows: int) -> Iterator[Chunk]:
     import pandas as pd
 
-    encoding = _csv_encoding(path)
-    reader = pd.read_csv(path, dtype={"address": "string"}, encoding=encoding, chunksize=rows)
-    with reader:
+    with pd.read_csv(path, chunksize=rows, **_csv_text(_csv_encoding(path))) as reader:
         first = next(reader, None)
         if first is None:  # a heading and no rows
-            yield None, pd.read_csv(path, dtype={"address": "string"}, encoding=encoding), None
+            yield None, pd.read_csv(path, **_csv_text(_csv_encoding(path))), None
             return
-        second = next(reader, None)
-        if second is None:
-            yield None, first, None
-            return
-        seen = [first.dtypes, second.dtypes]
-        del first, second
-        seen += [chunk.dtypes for chunk in reader]
-    # a file of several chunks is read twice: once for each column's type over the whole file, then to locate
-    dtypes = {c: t for c, t in _merged_dtypes(seen).items() if c in seen[0].index}
-    with pd.read_csv(path, dtype=dtypes, encoding=encoding, chunksize=rows) as reader:
+        yield None, first, None
         for chunk in reader:
             yield None, chunk, None
 
@@ -1605,11 +1587,13 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
         ):
             values = out[column].astype(object)
             try:
-                first = values.str.lstrip(" \u3000").str[:1]
+                stripped = values.str.lstrip(" \u3000")
             except AttributeError:  # not all text: cell by cell
                 out[column] = values.map(tabular.safe_cell)
                 continue
-            mask = first.isin(list(tabular.FORMULA_START)).to_numpy()
+            mask = stripped.str[:1].isin(list(tabular.FORMULA_START)).to_numpy()
+            if mask.any():  # a plain number written as text is not a formula (`tabular.looks_like_formula`)
+                mask = mask & ~stripped.str.fullmatch(tabular.NUMBER.pattern).fillna(False).to_numpy(bool)
             if mask.any():
                 values = values.copy()
                 values[mask] = "'" + values[mask]
@@ -1639,7 +1623,7 @@ def locate_file(
     no addresses).
 
     CSV and Parquet are read and written `chunk_rows` rows at a time (Parquet with `iter_batches` and one
-    `ParquetWriter`; CSV in chunks, each column's type decided over the whole file first), so memory stays bounded
+    `ParquetWriter`; CSV in chunks, every column as its text, written back as it was read), so memory stays bounded
     by the chunk, not the file; the output is the same as located at once. XLSX, GeoPackage and GeoJSON are read
     (and written) whole. A progress bar goes to standard error (by default when it is a terminal)."""
     out_kind = file_format(target)

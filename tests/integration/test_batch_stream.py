@@ -142,16 +142,18 @@ def test_geoparquet_is_streamed_by_its_geometry_and_keeps_its_metadata(engine, i
 
 
 def test_csv_larger_than_a_chunk_is_streamed_byte_for_byte(engine, index, tmp_path, monkeypatch):
-    """Column types are decided over the whole file: 'code' holds integers in the first chunk and text in the last,
-    'lon' a bad value only in the last chunk, 'weight' integers then decimals; a formula-looking text is
-    neutralised in every chunk."""
+    """Every column comes back as the text it was, whichever chunk it is in: 'code' holds integers in the first
+    chunk (one with a leading zero) and text in the last, 'lon' a bad value only in the last chunk, 'weight'
+    integers then decimals; a formula-looking text is neutralised in every chunk, a plain number is not."""
     frame = _frame(index, 1000)
     frame["code"] = [str(i) for i in range(900)] + [f"A{i}" for i in range(100)]
-    frame["weight"] = [1] * 600 + [1.5] * 400
+    frame["weight"] = ["1"] * 600 + ["1.5"] * 400  # in the file: 1 then 1.5
     frame["lon"] = frame["lon"].astype(object)
     frame.loc[950, "lon"] = "x"
     frame.loc[3, "note"] = "=cmd()"
-    frame.loc[990, "note"] = "+1"
+    frame.loc[990, "note"] = "-1+cmd()"
+    frame.loc[991, "note"] = "+1"
+    frame.loc[5, "code"] = "007"
     source = tmp_path / "points.csv"
     frame.to_csv(source, index=False)
     from gridmap.io import tabular
@@ -175,7 +177,8 @@ def test_csv_larger_than_a_chunk_is_streamed_byte_for_byte(engine, index, tmp_pa
     )
     out = pd.read_csv(tmp_path / "chunked.csv", dtype=str, keep_default_na=False)
     assert out.loc[950, "flags"] == "invalid_coordinate" and out.loc[3, "note"] == "'=cmd()"
-    assert out.loc[990, "note"] == "'+1" and out.loc[899, "code"] == "899" and out.loc[0, "weight"] == "1.0"
+    assert out.loc[990, "note"] == "'-1+cmd()" and out.loc[991, "note"] == "+1" and out.loc[899, "code"] == "899"
+    assert out.loc[5, "code"] == "007" and out.loc[0, "weight"] == "1" and out.loc[999, "weight"] == "1.5"
     assert whole["rows"] == 1000 and whole["located"] == chunked["located"] > 0
 
 

@@ -113,6 +113,13 @@ def test_the_gazetteer_answers_too_long_without_reading_the_text():
         ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
         ("+SUM(1,2)", "'+SUM(1,2)"),
         ("-1+2", "'-1+2"),
+        ("-3", "-3"),  # a plain number written as text (a CSV read as text) is a number to a spreadsheet
+        ("+2.5", "+2.5"),
+        ("-1e3", "-1e3"),
+        ("-.5", "-.5"),
+        ("- 3", "'- 3"),
+        ("-3 ", "'-3 "),
+        ("-0x1F", "'-0x1F"),
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\t=1", "'\t=1"),
         ("\r=1", "'\r=1"),
