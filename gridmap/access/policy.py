@@ -107,7 +107,8 @@ SCOPES: dict[str, frozenset[str]] = {
     "report": frozenset({"case.create", "case.rate", "catalogue.read", "public", "attachment.add"}),
     "hotline": frozenset({"case.create", "import.hotline", "catalogue.read", "public"}),
     "locate": frozenset({"locate", "area.read", "public", "catalogue.read"}),
-    "read": frozenset({"case.read", "area.read", "catalogue.read", "public", "attachment.read"}),
+    # and the map's data and vector tiles (QGIS adds the tile URL with the key's header), within the key's areas
+    "read": frozenset({"case.read", "area.read", "catalogue.read", "public", "attachment.read", "map.read"}),
 }
 LEVEL_COLUMNS = {
     "district": "district_code",

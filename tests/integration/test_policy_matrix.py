@@ -288,12 +288,14 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/map/areas"): Row(
         STAFF,
         lambda w, s: _req("GET", "/api/v1/map/areas", params={"level": "subdistrict", "zoom": 11}),
+        keys=frozenset({"read"}),
         jurisdiction="list",
         present=lambda w, b: w.s1 in _area_codes(b),
     ),
     ("GET", "/api/v1/map/cases"): Row(
         STAFF,
         lambda w, s: _req("GET", "/api/v1/map/cases"),
+        keys=frozenset({"read"}),
         jurisdiction="list",
         blind=STAFF - CASE_READERS,
         present=lambda w, b: w.case_id in {r[b["fields"].index("id")] for r in b["rows"]},
@@ -301,6 +303,7 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/map/cases/clusters"): Row(
         STAFF,
         lambda w, s: _req("GET", "/api/v1/map/cases/clusters", params={"bbox": _case_box(w), "zoom": 16}),
+        keys=frozenset({"read"}),
         jurisdiction="list",
         blind=STAFF - CASE_READERS,
         present=lambda w, b: sum(f["properties"]["count"] for f in b["features"]) > 0,
@@ -308,12 +311,13 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/tiles/{layer}/{z}/{x}/{y}.mvt"): Row(
         STAFF,
         lambda w, s: _req("GET", f"/api/v1/tiles/cases/{_case_tile(w)}.mvt"),
+        keys=frozenset({"read"}),
         jurisdiction="list",
         blind=STAFF - CASE_READERS,
         present=lambda w, b: w.case_id in _tile_case_ids(b),
     ),
     ("GET", "/api/v1/tiles/{layer}/tilejson.json"): Row(
-        STAFF, lambda w, s: _req("GET", "/api/v1/tiles/subdistrict/tilejson.json")
+        STAFF, lambda w, s: _req("GET", "/api/v1/tiles/subdistrict/tilejson.json"), keys=frozenset({"read"})
     ),
     ("GET", "/api/v1/areas/{code}/measures"): Row(
         MEASURE_READERS, lambda w, s: _req("GET", f"/api/v1/areas/{w.s1}/measures"), jurisdiction="object"
