@@ -56,6 +56,7 @@ load average is printed beside each part.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import hashlib
 import json
@@ -432,13 +433,16 @@ def bench_measures(url: str, label: str) -> None:
         t_steps, steps = best_of(lambda: session.execute(sa.text(steps_sql), params).all(), 2)
     engine.dispose()
     ours = {r["key"]: r for r in to_records(table)}
-    differ = {
-        row.grid_code
+    wrong = [
+        (row.grid_code, key, ours[row.grid_code][key], int(value or 0))
         for rows in (five, cases, steps)
         for row in rows
         for key, value in row._mapping.items()
         if key != "grid_code" and ours[row.grid_code][key] != int(value or 0)
-    }
+    ]
+    differ = {grid for grid, *_ in wrong}
+    if wrong:  # which counts, and a few of them: (grid, count, gridmap's, the peer's)
+        print(f"   counts that differ: {collections.Counter(k for _, k, *_ in wrong)}; e.g. {wrong[:5]}", flush=True)
     t_all = t_cases + t_steps
     print(
         f"   measures per grid, a year ({len(cases):,} grids): gridmap {t_ours:7.2f} s; the bare GROUP BY of the "
