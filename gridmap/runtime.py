@@ -362,9 +362,10 @@ class Runtime:
         self._heard += 1
 
     def _invalidate(self, topics: frozenset[str]) -> None:
-        if "boundaries" in topics:
-            self.registry.invalidate(self._active_id())
-            self.shapes.clear()
+        if "boundaries" in topics:  # the active generation's index and outlines stay (its areas are not edited)
+            active_id = self._active_id()
+            self.registry.invalidate(active_id)
+            self.shapes.retain(active_id)
         if "people" in topics or "boundaries" in topics:
             from gridmap.locating.locate import clear_people_cache
 

@@ -311,6 +311,13 @@ class ShapeCache:
         with self._lock:
             self._items.clear()
 
+    def retain(self, generation_id: int | None) -> None:
+        """Keep the outlines of this generation only (the active one: a published generation's areas are not
+        edited), those of every other generation dropped (a draft's may have been); None: keep none."""
+        with self._lock:
+            for key in [k for k in self._items if k[1] != generation_id or generation_id is None]:
+                del self._items[key]
+
 
 # ---------------------------------------------------------------------------------------------------- case points
 

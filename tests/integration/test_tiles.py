@@ -22,7 +22,7 @@ from pyproj import Transformer
 from shapely.geometry import shape
 
 from gridmap.boundaries.areas import active_generation
-from gridmap.store.tables import LEVELS, Area
+from gridmap.store.tables import LEVELS, Area, Generation
 from gridmap.views import mapdata, tiles
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -387,9 +387,15 @@ def test_tilejson_names_the_tile_url_and_the_fields(client):
 # -- a new generation ----------------------------------------------------------------------------------------------
 
 
+def before_generation(client) -> int:
+    with client.app.state.sessionmaker() as session:
+        return session.scalar(sa.select(sa.func.max(Generation.id)).where(Generation.status == "active"))
+
+
 def test_a_new_generation_is_never_served_from_old_tiles(client):
-    """Redraw two micro-grids, activate: the same tile URL answers the new outlines (the cached tile and its ETag
-    were of the old generation)."""
+    """Redraw two micro-grids in a draft: the active generation's tiles stay cached with their ETag (and the map's
+    outlines of it); activate: the same tile URL answers the new outlines (the cached tile and its ETag were of the
+    old generation)."""
     sm = client.app.state.sessionmaker
     draft_id = client.post("/api/v1/generations", headers=PLANNER, json={"name": "瓦片测试调整"}).json()["id"]
     with sm() as session:
@@ -415,6 +421,16 @@ def test_a_new_generation_is_never_served_from_old_tiles(client):
         json={"areas": {code_a: shapely.geometry.mapping(new_a), code_b: shapely.geometry.mapping(new_b)}},
     )
     assert put.status_code == 200, put.text
+    # the draft's edits leave the active generation's tiles as they were: cached, and the client's copy current
+    shapes, db_key, active = client.app.state.area_shapes, client.app.state.db_key, before_generation(client)
+    with sm() as session:
+        kept = shapes.get(session, db_key, active)
+    unchanged = client.get(
+        f"/api/v1/tiles/microgrid/{z}/{x}/{y}.mvt", headers={"If-None-Match": before.headers["etag"]}
+    )
+    assert unchanged.status_code == 304 and unchanged.headers["etag"] == before.headers["etag"]
+    with sm() as session:
+        assert shapes.get(session, db_key, active) is kept
     assert client.post(f"/api/v1/generations/{draft_id}/submit", headers=PLANNER).status_code == 200
     approved = client.post(
         f"/api/v1/generations/{draft_id}/approve",

@@ -26,9 +26,10 @@ _cache_lock = threading.Lock()
 
 
 def tile_cache(request: Request) -> tiles.TileCache:
-    """The process's area tile cache (made on first use). Its keys hold the active generation and, where the app
-    has the runtime services (`gridmap.runtime`), the version of their `boundaries` topic, which is also followed:
-    an edit of the boundaries in any process empties it."""
+    """The process's area tile cache (made on first use). Its keys hold the database and the active generation: the
+    areas of a published generation are not edited (as `IndexRegistry` keeps its index), so a tile stays right,
+    and its ETag with it, until another generation is activated — not cleared by every change of the boundaries
+    (a planner's draft edits move that topic, and emptied every cache and every client's 304s)."""
     state = request.app.state
     cache = getattr(state, "tile_cache", None)
     if cache is None:
@@ -36,17 +37,8 @@ def tile_cache(request: Request) -> tiles.TileCache:
             cache = getattr(state, "tile_cache", None)
             if cache is None:
                 cache = tiles.TileCache(TILE_BUDGET_BYTES)
-                runtime = getattr(state, "runtime", None)
-                if runtime is not None and hasattr(runtime, "on_change"):
-                    runtime.on_change(lambda topics: cache.clear() if "boundaries" in topics else None)
                 state.tile_cache = cache
     return cache
-
-
-def _boundaries_version(request: Request, generation_id: int) -> tuple[int, int]:
-    """(active generation, version of the boundaries topic — 0 without the runtime services)."""
-    stamp = getattr(getattr(request.app.state, "runtime", None), "stamp", None)
-    return generation_id, (stamp("boundaries") if stamp is not None else 0)
 
 
 def _matches(request: Request, etag: str) -> bool:
@@ -92,7 +84,8 @@ def tile(
     `GET /map/cases`, newest first, at most 50,000 a tile; feature id and property `id`, `state`, `clock`,
     `category`, `source`, `reported_at`; the filters `since`, `until`, `state`, `category`, `source`, `area`
     apply to this layer only). XYZ scheme, EPSG:3857, extent 4096, buffer 64; z from 0 to 22, x and y from 0 to
-    2^z − 1. Area tiles are kept per boundary generation and per caller's areas; the ETag is strong."""
+    2^z − 1. Area tiles are kept per boundary generation and per caller's areas (a draft's edits change neither
+    them nor their ETag; an activation does); the ETag is strong."""
     tiles.check_layer(layer)
     tiles.check_tile(z, x, y)
     app = request.app.state
@@ -100,7 +93,7 @@ def tile(
         scope = tiles.scope_key(who)
         cache = tile_cache(request)
         assert index.generation_id is not None  # the registry's indexes are of stored generations
-        key = (app.db_key, _boundaries_version(request, index.generation_id), layer, z, x, y, scope)
+        key = (app.db_key, index.generation_id, layer, z, x, y, scope)
         etag = f'"{tiles.tile_tag(*key)}"'
         if _matches(request, etag):
             return _answer(request, None, etag, "private, no-cache")
