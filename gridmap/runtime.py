@@ -317,6 +317,14 @@ class Runtime:
         self._data_version, self._applied = data_version, seen
         return moved
 
+    def _pg_params(self) -> dict[str, Any]:
+        """PostGIS: the engine's own connection parameters for a private psycopg connection, as the dialect reads
+        them from the URL (a URL rendered again as text would send `options=-c%20…` as `-c+…`, which PostgreSQL
+        refuses: the probe and the listener then failed on every request of a server given such a URL)."""
+        _args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        params.pop("context", None)  # SQLAlchemy's adapters: not this connection's
+        return dict(params)
+
     def _read_pg(self) -> dict[str, int] | None:
         """PostGIS: the versions from this process's private autocommit connection (opened on first use, reopened
         after a failure); None when it cannot be had (the pool's connections are used instead)."""
@@ -325,8 +333,7 @@ class Runtime:
         with self._probe_lock:
             try:
                 if self._pg is None or self._pg.closed:
-                    url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                    self._pg = psycopg.connect(url, autocommit=True, connect_timeout=10)
+                    self._pg = psycopg.connect(**self._pg_params(), autocommit=True, connect_timeout=10)
                 rows = self._pg.execute("SELECT topic, version FROM runtime_version").fetchall()
             except psycopg.Error:
                 if self._pg is not None:
@@ -435,10 +442,10 @@ class Runtime:
         this thread, so that requests rarely wait for it; answers do not depend on it (see `sync`)."""
         import psycopg
 
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        params = self._pg_params()
         while not self._stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True) as conn:
+                with psycopg.connect(**params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     while not self._stop.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from gridmap.runtime import Runtime
@@ -77,5 +78,25 @@ def test_invalidate_does_not_wait_for_a_build_and_a_stale_build_stays_stale(fres
         assert again is built[0] and registry.current is again
     finally:
         release.set()
+        runtime.stop()
+        engine.dispose()
+
+
+def test_the_private_connections_take_the_urls_options(fresh_db_url):
+    """A PostGIS URL with connection options (a read-only server's `options=-c%20default_transaction_read_only%3Don`)
+    reaches the probe and the listener as the engine reads it: rendered again as text, the space went as `+` and
+    PostgreSQL refused the connection, so every request of such a server tried (and failed) to connect on the loop."""
+    if not fresh_db_url.startswith("postgresql"):
+        pytest.skip("SpatiaLite's probe is a connection to the file, not made from the URL's options")
+    url = fresh_db_url + ("&" if "?" in fresh_db_url else "?") + "options=-c%20default_transaction_read_only%3Don"
+    engine = storage.make_engine(url)
+    runtime = Runtime(storage.make_sessionmaker(engine))
+    try:
+        assert runtime._read_pg() is not None
+        assert runtime._pg is not None
+        assert runtime._pg.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        runtime.sync()
+        assert runtime.settled() is True
+    finally:
         runtime.stop()
         engine.dispose()
