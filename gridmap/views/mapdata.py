@@ -262,6 +262,18 @@ class AreaShapes:
             return data, [i for i in found if visible(data.codes[i])]
         return data, list(found)
 
+    def extent(
+        self, level: str, visible: Callable[[str], bool] | None = None
+    ) -> tuple[float, float, float, float] | None:
+        """The box (minlon, minlat, maxlon, maxlat) around the level's areas that `visible` accepts (all without
+        it); None when there is none. What a map page first fits its view to, sent with the page so that the view
+        and the requests that depend on it need no round trip for the outlines first."""
+        data, hits = self.hits(level, None, visible)
+        if data is None or not hits:
+            return None
+        minx, miny, maxx, maxy = shapely.total_bounds(data.geoms[np.asarray(hits, dtype=np.intp)]).tolist()
+        return (round(minx, 6), round(miny, 6), round(maxx, 6), round(maxy, 6))
+
     def collection(
         self,
         level: str,

@@ -89,6 +89,45 @@ def test_overview_loads_offline_and_drills_down_to_a_micro_grid(page, server):
     assert_clean(page, server)
 
 
+# the page's API requests as the browser timed them
+API_ENTRIES = """performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/'))
+  .map(e => ({path: e.name.replace(location.origin, ''), start: e.startTime, end: e.responseEnd}))"""
+
+
+def test_the_first_screen_asks_for_its_view_at_once(page, server):
+    """The page comes with the box of the districts the account sees: the first view is fitted before any request
+    (no districts' outlines fetched only to fit it), and the clusters of the cases in that view are asked beside
+    the points (all or none), not once the points' answer said there are too many — a province's first screen
+    waited that round trip before its ~1 s of clusters. Fewer cases than the limit: the clusters are dropped and
+    the points drawn; more: the clusters asked beside are drawn, with no second request for them."""
+    open_overview(page, server)
+    bounds = page.evaluate("GridmapPage.core.config.bounds")
+    districts = api(server, "/api/v1/map/areas?level=district&zoom=10")["features"]
+    boxes = [shape(f["geometry"]).bounds for f in districts]  # simplified for z10: within a pixel (0.0014°)
+    extent = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+    assert bounds == pytest.approx(extent, abs=2e-3)
+    entries = page.evaluate(API_ENTRIES)
+    assert not [e for e in entries if "/map/areas?level=district&zoom=10" in e["path"]], entries
+    points = [e for e in entries if e["path"].startswith("/api/v1/map/cases?")]
+    clusters = [e for e in entries if e["path"].startswith("/api/v1/map/cases/clusters?")]
+    assert len(points) == 1 and len(clusters) == 1, entries
+    assert clusters[0]["start"] <= points[0]["start"] < clusters[0]["end"]  # asked together, not one after
+    assert int(page.evaluate("document.body.dataset.gmCases")) > 5
+    assert page.evaluate("GridmapPage.rows.length") == int(page.evaluate("document.body.dataset.gmCases"))
+    # more cases than the page draws itself: the clusters asked beside the points are the ones drawn
+    page.evaluate("performance.clearResourceTimings(); GridmapPage.pointLimit = 5; void GridmapPage.loadCases()")
+    wait_js(page, "(document.body.dataset.gmCaseView || '').startsWith('clusters:')")
+    wait_idle(page)
+    entries = page.evaluate(API_ENTRIES)
+    clusters = [e for e in entries if e["path"].startswith("/api/v1/map/cases/clusters?")]
+    points = [e for e in entries if e["path"].startswith("/api/v1/map/cases?")]
+    assert len(clusters) == 1 and len(points) == 1, entries
+    assert clusters[0]["start"] <= points[0]["start"]
+    drawn = int(page.evaluate("document.body.dataset.gmCaseView").split(":")[1])
+    assert page.locator(".gm-cluster-inner").count() == drawn
+    assert_clean(page, server)
+
+
 def test_layers_filters_choropleth_and_heat(page, server):
     open_overview(page, server)
     page.select_option("select[name=state]", "closed")

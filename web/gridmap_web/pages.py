@@ -76,6 +76,7 @@ class MapConfig:
     measures: bool = False  # whether the account may read measures
     poll_s: float = 5.0
     max_geojson: int = 3000  # a level's view holding more areas is drawn from vector tiles
+    bounds: list | None = None  # [minlon, minlat, maxlon, maxlat] of the districts the account sees: the first view
 
 
 class _App(MacroElement):

@@ -6,6 +6,7 @@ import secrets
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -63,6 +64,26 @@ def page_user(permission: str):
     return Depends(dependency)
 
 
+FIRST_VIEW_PAGES = ("overview", "dispatch")  # the pages that open on the districts the account sees
+
+
+def first_view(request: Request, who: Principal) -> list[float] | None:
+    """The box of the districts `who` sees, the view the overview and the console open on, from the outlines the
+    map serves (`GET /api/v1/map/areas?level=district` fitted the same view a round trip later); None while no
+    boundaries are loaded (the page then asks for the districts' outlines first)."""
+    state = request.app.state
+    index = state.registry.current
+    if index is None:
+        return None
+    try:
+        with state.sessionmaker() as session:
+            shapes = state.area_shapes.get(session, state.db_key, index.generation_id)
+        box = shapes.extent("district", None if who.everywhere else (lambda code: policy.sees_area(who, code)))
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        return None
+    return list(box) if box else None
+
+
 def _page(page: str, request: Request, settings: Settings, lang: str | None, who: Principal | None):
     if who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -84,6 +105,7 @@ def _page(page: str, request: Request, settings: Settings, lang: str | None, who
         areas=[s.code for s in who.scopes],
         everywhere=who.everywhere,
         measures=policy.holds(who, "measures.read"),
+        bounds=first_view(request, who) if page in FIRST_VIEW_PAGES else None,
     )
     return HTMLResponse(
         render_page(page, config, nonce),

@@ -385,6 +385,7 @@
     LEVELS.forEach(function (level) { self.levels[level] = new AreaLevel(core, level, handlers || {}); });
     if (!core.map.getPane("gmLabels")) { core.map.createPane("gmLabels").style.zIndex = 450; }  // under the markers
     this.labels = L.layerGroup().addTo(core.map);
+    this.fit = new Promise(function (resolve) { self.onFit = resolve; });  // the first view was fitted (see start)
     core.map.on("moveend", function () { self.soon(); });
     core.map.on("overlayadd overlayremove", function (e) {
       if (e.layer.gmLevel) { self.soon(); }
@@ -399,17 +400,26 @@
     this.timer = setTimeout(function () { self.timer = null; if (!self.starting) { self.refresh(); } }, 0);
   };
 
-  /* the first view: fit the district(s), then load every visible level for it */
+  /* the first view: fit the district(s), then load every visible level for it. The page comes with the box of
+   * the districts the account sees (config.bounds): the view is fitted at once, and what depends on it (the
+   * levels' outlines, the cases' clusters) is asked without first waiting for the districts' outlines */
   AreaLayers.prototype.start = function (fitOptions) {
-    var core = this.core, self = this;
-    this.starting = true;
-    return core.get("map/areas?level=district&zoom=10").then(function (fc) {
-      var bounds = L.geoJSON(fc, { coordsToLatLng: core.toLatLng }).getBounds();
-      // not animated: the levels are then asked for the view fitted, not for the map's default one mid-animation
+    var core = this.core, self = this, b = core.config.bounds;
+    // not animated: the levels are then asked for the view fitted, not for the map's default one mid-animation
+    var fit = function (bounds) {
       if (bounds.isValid()) { core.map.fitBounds(bounds, Object.assign({ animate: false }, fitOptions || {})); }
       clearTimeout(self.timer); self.timer = null; self.starting = false;
+      self.fitted = true;
+      self.onFit();
       return self.refresh();
-    }).catch(function (err) { self.starting = false; core.fail(err); });
+    };
+    if (b && b.length === 4) {
+      return fit(L.latLngBounds(core.toLatLng([b[0], b[1]]), core.toLatLng([b[2], b[3]])));
+    }
+    this.starting = true;
+    return core.get("map/areas?level=district&zoom=10").then(function (fc) {
+      return fit(L.geoJSON(fc, { coordsToLatLng: core.toLatLng }).getBounds());
+    }).catch(function (err) { self.starting = false; self.onFit(); core.fail(err); });
   };
 
   AreaLayers.prototype.refresh = function () {

@@ -289,24 +289,46 @@
       var seq = this.caseSeq = (this.caseSeq || 0) + 1;
       this.loaded.cases = query;
       this.fetches.cases += 1;
+      this.viewKey = null;
+      // the view's clusters asked beside the points, not after them: when there are more cases than the limit
+      // (a province's month, a district's at 10 M cases) they are what is drawn, and asking for them only once
+      // the points' answer said so cost the first screen a round trip; fewer, they are dropped (few cases: a
+      // cheap answer). Only for a view already fitted and zoomed out (zoomed in, the view's points come first)
+      var early = this.areas.fitted && Math.round(this.map.getZoom()) < POINTS_FROM_ZOOM ? this.askClusters(query) : null;
       // all or none: more than the limit, the server says so without sending any (the view's clusters follow)
       return this.core.get("map/cases?" + query + (query ? "&" : "") + "limit=" + this.pointLimit + "&all_or_none=true").then(function (res) {
         if (seq !== self.caseSeq) { return; }
         self.serverMode = !!res.truncated;
         self.viewKey = null;
-        if (self.serverMode) { return self.loadView(); }
+        // the clusters are of the first view fitted, not of the map's default one (a count answered first)
+        if (self.serverMode) { return self.areas.fit.then(function () { if (seq === self.caseSeq) { return self.loadView(early); } }); }
         self.serverLayer.clearLayers();
         self.rows = res.rows;
         self.drawCases();
       }).catch(function (err) { if (seq === self.caseSeq) { self.loaded.cases = null; } self.core.fail(err); });
     },
 
-    loadView: function () {
-      var self = this, map = this.map, zoom = Math.round(map.getZoom()), query = this.caseQuery();
-      var box = this.core.bboxOf(map.getBounds().pad(0.25)), key = query + "|" + zoom + "|" + box;
+    /* the server's clusters of the view (the box shown and a quarter around it, at its zoom) for the case filters */
+    viewAsk: function (query) {
+      var map = this.map, zoom = Math.round(map.getZoom());
+      var box = this.core.bboxOf(map.getBounds().pad(0.25));
+      return { key: query + "|" + zoom + "|" + box, zoom: zoom, q: (query ? query + "&" : "") + "bbox=" + box };
+    },
+
+    askClusters: function (query) {
+      var ask = this.viewAsk(query);
+      ask.clusters = this.core.get("map/cases/clusters?" + ask.q + "&zoom=" + Math.max(3, Math.min(20, ask.zoom)));
+      ask.clusters.catch(function () { return null; });  // a failure is reported where it is used
+      return ask;
+    },
+
+    /* the cases of the view: its points when zoomed in on few, else the server's clusters (`early`: those asked
+     * already for this view, see loadCases) */
+    loadView: function (early) {
+      var self = this, query = this.caseQuery(), ask = this.viewAsk(query), key = ask.key, zoom = ask.zoom;
       if (key === this.viewKey) { return Promise.resolve(); }
       this.viewKey = key;
-      var seq = this.caseSeq, q = (query ? query + "&" : "") + "bbox=" + box;
+      var seq = this.caseSeq, q = ask.q;
       var points = zoom >= POINTS_FROM_ZOOM
         ? this.core.get("map/cases?" + q + "&limit=" + this.pointLimit + "&all_or_none=true") : Promise.resolve({ truncated: true });
       return points.then(function (res) {
@@ -319,7 +341,8 @@
           return;
         }
         zoom = Math.max(3, Math.min(20, zoom));
-        return self.core.get("map/cases/clusters?" + q + "&zoom=" + zoom).then(function (fc) {
+        var clusters = early && early.key === key ? early.clusters : self.core.get("map/cases/clusters?" + q + "&zoom=" + zoom);
+        return clusters.then(function (fc) {
           if (seq !== self.caseSeq || key !== self.viewKey) { return; }
           self.rows = [];
           self.cluster.clearLayers();
