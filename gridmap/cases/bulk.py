@@ -25,6 +25,7 @@ leaves the triggers and the rows as they were. `Progress` reports stages and cou
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import queue
@@ -33,7 +34,6 @@ import sys
 import threading
 import time
 import types
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,14 +116,32 @@ def locate_cases(
         else:
             fast[inside] = True
     chains: dict[int, list[Any]] = {}
+    near: dict[tuple[float, float], tuple[Location, list[str], list[dict[str, Any]]]] = {}
     for i in range(n):
+        x, y = float(xs[i]), float(ys[i])
         if fast[i]:
             k = int(leaf[i])
             if k not in chains:
                 chains[k] = index.chain_of(index.leaves[k].code)
-            out[i] = (Location(float(xs[i]), float(ys[i]), chain=list(chains[k])), [], [])
-        else:
-            out[i] = locate_for_case(index, float(xs[i]), float(ys[i]), system, options)
+            out[i] = (Location(x, y, chain=list(chains[k])), [], [])
+            continue
+        # a point answered before in this batch (many calls from one compound, placed by its address) is answered
+        # the same: a copy of that answer, lists and all
+        known = near.get((x, y))
+        if known is None:
+            known = near[(x, y)] = locate_for_case(index, x, y, system, options)
+        location, flags, candidates = known
+        out[i] = (
+            dataclasses.replace(
+                location,
+                chain=list(location.chain),
+                candidates=list(location.candidates),
+                flags=list(location.flags),
+                near=[dict(d) for d in location.near],
+            ),
+            list(flags),
+            [dict(c) for c in candidates],
+        )
     return out
 
 
@@ -137,9 +155,40 @@ def create_cases(
     options: LocateOptions | None = None,
 ) -> list[Created | GridmapError]:
     """File many cases in the session's transaction, each as `cases.create_case` files it; returns, in order, the
-    stored case or the error intake refused it with (nothing of a refused case is written)."""
+    stored case or the error intake refused it with (nothing of a refused case is written). `prepare_cases` and
+    then `write_cases`, in the one transaction."""
+    return write_cases(session.connection(), prepare_cases(session, index, news, actor=actor, now=now, options=options))
+
+
+@dataclass
+class PreparedCases:
+    """What `prepare_cases` made of a list of new cases, for `write_cases`: the rows of the cases, their history and
+    who is told, in the order of the cases intake accepted (`ready`: their positions), and intake's errors for the
+    others (in `results`)."""
+
+    results: list[Created | GridmapError | None]
+    ready: list[int]
+    rows: list[dict[str, Any]]
+    events: list[list[dict[str, Any]]]
+    holders: list[int | None]
+    now: dt.datetime
+
+
+def prepare_cases(
+    session: Session,
+    index: AreaIndex,
+    news: Sequence[NewCase],
+    *,
+    actor: str = "api",
+    now: dt.datetime | None = None,
+    options: LocateOptions | None = None,
+) -> PreparedCases:
+    """The first half of `create_cases`: every case checked, located, filed and routed, its row and history made;
+    nothing written. It reads (the categories in use, the grids' branches and workers) through `session`, which need
+    not be the transaction `write_cases` then writes in: an import prepares its next cases while the last ones are
+    written."""
     from gridmap.cases import intake as gcases
-    from gridmap.cases import notifications, workflow
+    from gridmap.cases import workflow
 
     options = options or LocateOptions()
     now = gcases.utc(now) if now else dt.datetime.now(dt.UTC)
@@ -163,7 +212,7 @@ def create_cases(
             continue
         ready.append((i, new, category, system, lon, lat))
     if not ready:
-        return results  # type: ignore[return-value]
+        return PreparedCases(results, [], [], [], [], now)
     located: list[Any] = [None] * len(ready)
     for name in {r[3].name for r in ready}:
         part = [j for j, r in enumerate(ready) if r[3].name == name]
@@ -234,7 +283,7 @@ def create_cases(
             state = "dispatched"
         rows.append(
             dict(
-                number=f"new-{uuid.uuid4().hex[:28]}",
+                number=None,  # the case number, made of its id when written (`_insert_cases`)
                 title=new.title.strip(),
                 description=new.description,
                 category_id=category and category.id,
@@ -264,7 +313,23 @@ def create_cases(
         )
         events.append(history)
         holders.append(case.assignee_id if state == "dispatched" else None)
-    conn = session.connection()
+    return PreparedCases(results, [r[0] for r in ready], rows, events, holders, now)
+
+
+def write_cases(conn: sa.Connection, prepared: PreparedCases) -> list[Created | GridmapError]:
+    """The second half of `create_cases`: the prepared cases, their history and their holders' notifications written
+    in the connection's transaction (and audited); returns, in order, the stored case or intake's error."""
+    from gridmap.cases import notifications
+
+    results, rows, events, holders, now = (
+        list(prepared.results),
+        prepared.rows,
+        prepared.events,
+        prepared.holders,
+        prepared.now,
+    )
+    if not rows:
+        return results  # type: ignore[return-value]
     ids = _insert_cases(conn, rows, now)
     event_ids = insert_numbered(
         conn, EVENTS, [dict(case_id=case_id, **e) for case_id, history in zip(ids, events) for e in history]
@@ -302,7 +367,7 @@ def create_cases(
         ]
     note_ids = insert_numbered(conn, NOTES, notes)
     record_inserts(conn, {"case_file": ids, "case_event": event_ids, "notification": note_ids}, now=now)
-    for (i, *_), row, case_id in zip(ready, rows, ids):
+    for i, row, case_id in zip(prepared.ready, rows, ids):
         results[i] = Created(case_id, row["number"], row["grid_code"], row["state"])
     return results  # type: ignore[return-value]
 
@@ -592,8 +657,8 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
 
     SpatiaLite's triggers per row check the geometry's type and SRID (true of BLOBs built for the column), stamp
     `geometry_columns_time` and add the point to the spatial index with `RTreeAlign`; here the triggers are dropped,
-    the rows written, the index entries added by `RTreeAlign` itself in one statement per chunk of rows, the stamp
-    set once, and the triggers created again from their own SQL. SQLite holds its write lock from the first write
+    the rows written, the index entries added by `RTreeAlign` itself in one statement per 20,000 rows (the points
+    in Z order: `curve_order`), the stamp set once, and the triggers created again from their own SQL. SQLite holds its write lock from the first write
     to the commit and its DDL is transactional: no other connection writes meanwhile, none ever sees the table
     without its triggers, and a failure rolls the triggers back with the rows."""
     from geoalchemy2 import Geometry
@@ -608,15 +673,16 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
     if not geometry:
         return False
     blobs: dict[str, list[bytes | None]] = {}
+    orders: dict[str, list[int]] = {}
     for column in geometry:
         kind = column.type
         assert isinstance(kind, Geometry)
         if str(kind.geometry_type).upper() != "POINT" or getattr(kind, "dimension", 2) != 2:
             return False
-        points = _parse_points([row[column.key] for row in rows], int(kind.srid))
-        if points is None:
+        parsed = _parse_points([row[column.key] for row in rows], int(kind.srid))
+        if parsed is None:
             return False
-        blobs[column.key] = points
+        blobs[column.key], orders[column.key] = parsed
     if any(
         not (d.is_scalar or d.is_callable)
         for c in table.columns
@@ -640,21 +706,18 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
             column = names[name.lower()]
             if name.lower().startswith("gii_"):
                 index = f"idx_{table.name}_{column.name}"
-                low, high = min(ids), max(ids)
-                if (
-                    conn.exec_driver_sql(
-                        f"SELECT 1 FROM {quote(index)} WHERE pkid BETWEEN ? AND ? LIMIT 1", (low, high)
-                    ).first()
-                    is not None
-                ):  # (entries left by earlier rows)
+                if _rtree_holds(conn, index, ids):  # (entries left by earlier rows)
                     conn.exec_driver_sql(f"DELETE FROM {quote(index)} WHERE pkid = ?", [(i,) for i in ids])
-                align = f"SELECT count(RTreeAlign(?, id, {quote(column.name)})) FROM {quote(table.name)} WHERE "
-                if high - low + 1 == len(ids) == len(set(ids)):  # ids in one run: the range holds these rows only
-                    conn.exec_driver_sql(align + "id BETWEEN ? AND ?", (index, low, high)).all()
-                else:
-                    for start in range(0, len(ids), 500):
-                        chunk = ids[start : start + 500]
-                        conn.exec_driver_sql(align + f"id IN ({', '.join('?' * len(chunk))})", (index, *chunk)).all()
+                # the points added in the order of a space-filling curve, not the rows' order: one after another
+                # they go down the same branches of the tree, whose pages are then read once, not once per point (a
+                # day's points among a province's 10 M: most of an import's time on SQLite in reading pages)
+                align = (
+                    f"SELECT count(RTreeAlign(?, c.id, c.{quote(column.name)})) FROM json_each(?) AS j "
+                    f"CROSS JOIN {quote(table.name)} AS c ON c.id = j.value"  # CROSS JOIN: json_each's order
+                )
+                placed = [ids[i] for i in orders[column.key]]
+                for start in range(0, len(placed), 20_000):
+                    conn.exec_driver_sql(align, (index, json.dumps(placed[start : start + 20_000]))).all()
             elif name.lower().startswith("tmi_"):
                 conn.exec_driver_sql(
                     "UPDATE geometry_columns_time SET last_insert = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
@@ -667,8 +730,40 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
     return True
 
 
-def _parse_points(values: list[Any], srid: int) -> list[bytes | None] | None:
-    """SpatiaLite BLOBs of EWKT points of `srid` (None stays None), or None when a value is anything else."""
+def _rtree_holds(conn: sa.Connection, index: str, ids: list[int]) -> bool:
+    """Whether the R-tree `index` has an entry for any of `ids`: asked of its shadow table of ids (`<index>_rowid`,
+    a table keyed by them: one range lookup), or id by id where it has none. Never by a range of `pkid` on the
+    R-tree itself, which SQLite answers by reading the whole tree (10 M points: seconds a batch)."""
+    quote = conn.dialect.identifier_preparer.quote
+    shadow = f"{index}_rowid"
+    if (
+        conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (shadow,)).first()
+        is not None
+    ):
+        return any(
+            conn.exec_driver_sql(f"SELECT 1 FROM {quote(shadow)} WHERE rowid BETWEEN ? AND ? LIMIT 1", run).first()
+            is not None
+            for run in _runs(ids)
+        )
+    return any(
+        conn.exec_driver_sql(f"SELECT 1 FROM {quote(index)} WHERE pkid = ?", (i,)).first() is not None for i in ids
+    )
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """The ids as (first, last) runs of consecutive integers."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(set(ids)):
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
+
+
+def _parse_points(values: list[Any], srid: int) -> tuple[list[bytes | None], list[int]] | None:
+    """SpatiaLite BLOBs of EWKT points of `srid` (None stays None) and the positions of the points (not None) in the
+    order of a space-filling curve (`curve_order`), or None when a value is anything else."""
     xs: list[float] = []
     ys: list[float] = []
     where: list[int] = []
@@ -686,9 +781,25 @@ def _parse_points(values: list[Any], srid: int) -> list[bytes | None] | None:
             return None
         where.append(i)
     out: list[bytes | None] = [None] * len(values)
-    for i, blob in zip(where, spatialite_point_blobs(np.array(xs, float), np.array(ys, float), srid)):
+    x, y = np.array(xs, float), np.array(ys, float)
+    for i, blob in zip(where, spatialite_point_blobs(x, y, srid)):
         out[i] = blob
-    return out
+    return out, np.asarray(where, np.int64)[curve_order(x, y)].tolist()
+
+
+def curve_order(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The positions of the points in the order of a Z-order (Morton) curve over their bounding box, 16 bits a side:
+    points near each other mostly come one after another. Ties keep their order."""
+    if len(x) == 0:
+        return np.zeros(0, np.int64)
+    keys = np.zeros(len(x), np.uint64)
+    for shift, v in ((0, x), (1, y)):
+        low, span = float(v.min()), float(v.max() - v.min())
+        q = (np.zeros(len(v)) if span <= 0 else (v - low) / span * 65535).astype(np.uint64)
+        for k, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+            q = (q | (q << np.uint64(k))) & np.uint64(mask)
+        keys |= q << np.uint64(shift)
+    return np.argsort(keys, kind="stable")
 
 
 _SPATIALITE_POINT = np.dtype(
@@ -980,6 +1091,7 @@ class _NoBar:
 __all__ = [
     "BatchCalendar",
     "Created",
+    "PreparedCases",
     "Progress",
     "Writer",
     "create_cases",
@@ -987,6 +1099,8 @@ __all__ = [
     "insert_rows",
     "into_empty",
     "locate_cases",
+    "prepare_cases",
     "record_inserts",
     "reserve_ids",
+    "write_cases",
 ]

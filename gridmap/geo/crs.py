@@ -216,6 +216,8 @@ def to_wgs84(x: C, y: C, crs: CoordinateSystem) -> tuple[C, C]:
         return bd09_to_wgs84(x, y)
     assert crs.epsg is not None  # only gcj02 and bd09 (above) have no EPSG code
     if crs.epsg in (4326, 4490):
+        if type(x) is float and type(y) is float:  # one point (a case's): as below, without numpy per point
+            return x, y
         return _unwrap(np.asarray(x, float), x), _unwrap(np.asarray(y, float), y)
     out = _to_wgs84_transformer(crs.epsg).transform(x, y)
     return _unwrap(np.asarray(out[0]), x), _unwrap(np.asarray(out[1]), y)
