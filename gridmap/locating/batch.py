@@ -615,9 +615,11 @@ def locate_columns(
     progress: Bar | None = None,
     on: dt.date | None = None,
     branches: dict[str, str] | None = None,
+    branch: bool = True,
 ) -> Located:
     """The located columns of `frame` as arrays (see `locate_frame`); `branches` (from `branch_names`) saves
-    reading the branch directory again for every chunk of a file."""
+    reading the branch directory again for every chunk of a file; without `branch` the branch directory is not read
+    at all and the `branch` column is empty, as without a database (for a caller that does not read it)."""
     x, y, given, system = _frame_coordinates(frame, crs, lon, lat, address)
     texts = frame[address] if address in frame.columns else None
     return _locate_xy(
@@ -634,6 +636,7 @@ def locate_columns(
         progress=progress,
         on=on,
         branches=branches,
+        branch=branch,
     )
 
 
@@ -652,6 +655,7 @@ def _locate_xy(
     progress: Bar | None = None,
     on: dt.date | None = None,
     branches: dict[str, str] | None = None,
+    branch: bool = True,
 ) -> Located:
     """`locate_columns` from coordinates already read (`_frame_coordinates`, `_arrow_coordinates`) and, when the
     input has an address column, its values (a pandas Series)."""
@@ -742,7 +746,7 @@ def _locate_xy(
     tables = dict(leaf_columns(index))
     pos = np.full(n, len(index), np.int64)
     pos[idx] = np.where(leaf >= 0, leaf, len(index))
-    names = branch_names(session, on, index.generation_id) if branches is None else branches
+    names = None if not branch else branch_names(session, on, index.generation_id) if branches is None else branches
     tables["branch"] = _branch_column(index, names)
     return Located(
         pos, tables, bits, method, candidates, np.where(usable, wlon, np.nan), np.where(usable, wlat, np.nan), found

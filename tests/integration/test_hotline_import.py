@@ -342,3 +342,94 @@ def test_a_batch_stopped_by_a_deadlock_is_written_again(client, monkeypatch):
     monkeypatch.setattr(hotline, "create_cases", deadlocked_once)
     result = _import(client, _csv(rows))
     assert calls == [16, 16] and result["created"] == 16 and len(_stored(client, prefix)) == 16
+
+
+def test_an_import_of_many_batches_writes_each_while_it_prepares_the_next(client, monkeypatch):
+    """More rows than a batch: each batch is written on a thread of its own (in the request's context: audited as
+    the dispatcher who imported) while the next is prepared, with the same outcomes, every case stored once."""
+    from gridmap.cases import hotline
+    from gridmap.store.tables import AuditEntry
+
+    prefix = uuid.uuid4().hex[:8]
+    rows, expect = _export(client, prefix)
+    monkeypatch.setattr(hotline, "BULK_BATCH", 3)
+    real, threads = hotline.write_cases, []
+
+    def writing(conn, prepared):
+        threads.append(threading.current_thread().name)
+        return real(conn, prepared)
+
+    monkeypatch.setattr(hotline, "write_cases", writing)
+    with client.app.state.sessionmaker() as s:
+        last = s.scalar(sa.select(sa.func.max(AuditEntry.id))) or 0
+    result = _import(client, _csv(rows))
+    assert len(threads) == 6 and all(t.startswith("gridmap-import-writer") for t in threads)  # 16 cases, 3 a batch
+    outcome = {
+        e["ticket"]: e["status"] for e in result["report"] if e["reason"] != "repeats an earlier row of this file"
+    }
+    assert outcome == expect and result["created"] == 16
+    stored = _stored(client, prefix)
+    assert len(stored) == 16
+    assert {e["ticket"]: e["case_number"] for e in result["report"] if e["status"] == "created"} == {
+        t: c.number for t, c in stored.items()
+    }
+    ids = [c.id for _, c in sorted(stored.items(), key=lambda kv: int(kv[1].id))]
+    in_file = [stored[e["ticket"]].id for e in result["report"] if e["status"] == "created"]
+    assert in_file == ids  # numbered in the order of the file
+    with client.app.state.sessionmaker() as s:
+        actors = s.scalars(
+            sa.select(AuditEntry.actor).where(
+                AuditEntry.id > last, AuditEntry.target == "case_file", AuditEntry.action == "insert"
+            )
+        ).all()
+    assert actors == ["dispatcher:d1"] * 6
+
+
+@pytest.mark.parametrize("failure", ["duplicate", "deadlock"])
+def test_a_batch_whose_write_fails_in_a_pipelined_import_is_written_again(client, monkeypatch, failure):
+    """A batch written on the writer thread that fails as another import's tickets or a deadlock make it fail is
+    written again once the other batches are written; nothing is lost or made twice."""
+    from gridmap.cases import hotline
+
+    prefix = uuid.uuid4().hex[:8]
+    rows, _ = _export(client, prefix)
+    monkeypatch.setattr(hotline, "BULK_BATCH", 4)
+    real, calls = hotline.write_cases, []
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def failing_once(conn, prepared):
+        calls.append(len(prepared.rows))
+        if len(calls) == 2:
+            if failure == "deadlock":
+                raise sa.exc.OperationalError("INSERT INTO case_file …", {}, Deadlock("deadlock detected"))
+            raise sa.exc.IntegrityError("INSERT INTO case_file …", {}, Exception("duplicate key"))
+        return real(conn, prepared)
+
+    monkeypatch.setattr(hotline, "write_cases", failing_once)
+    result = _import(client, _csv(rows))
+    assert result["created"] == 16 and len(_stored(client, prefix)) == 16
+    assert calls == [4, 4, 4, 4] and not any(e["status"] is None for e in result["report"])
+
+
+def test_a_write_that_fails_otherwise_stops_a_pipelined_import(client, monkeypatch):
+    """Any other failure of a batch's write is raised, and the batches after it are not written."""
+    from gridmap.cases import hotline
+
+    prefix = uuid.uuid4().hex[:8]
+    rows, _ = _export(client, prefix)
+    monkeypatch.setattr(hotline, "BULK_BATCH", 4)
+    real, calls = hotline.write_cases, []
+
+    def broken_second(conn, prepared):
+        calls.append(len(prepared.rows))
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(conn, prepared)
+
+    monkeypatch.setattr(hotline, "write_cases", broken_second)
+    index = client.app.state.registry.current
+    with pytest.raises(RuntimeError, match="disk full"):
+        hotline.import_export(client.app.state.sessionmaker, index, _csv(rows), "csv")
+    assert calls == [4, 4] and len(_stored(client, prefix)) == 4
