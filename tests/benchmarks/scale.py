@@ -474,17 +474,21 @@ def bench_import(url: str, label: str, rows: int = 10_000) -> None:
         prefix = f"SCALE{os.getpid()}{run[0].upper()}"
         with factory() as session:
             data = export_rows(session, rows, prefix)
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = import_export(factory, index, data, "csv")
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(
-            f"   a day's import ({run} in this process): {rows:,} hotline tickets in {wall:.1f} s = "
-            f"{rows / wall:,.0f} rows/s wall, {rows / cpu:,.0f} rows/s of this process's CPU (target ≥ 2,000); "
-            f"created {result['created']:,}; the locate index loaded and warmed first in {t_index:.1f} s ({load()})",
-            flush=True,
-        )
-        # back to what the generator made: the imported cases go again (their history and notifications first)
-        delete_imported(factory, prefix)
+        try:
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = import_export(factory, index, data, "csv")
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(
+                f"   a day's import ({run} in this process): {rows:,} hotline tickets in {wall:.1f} s = "
+                f"{rows / wall:,.0f} rows/s wall, {rows / cpu:,.0f} rows/s of this process's CPU (target ≥ 2,000); "
+                f"created {result['created']:,}; the locate index loaded and warmed first in {t_index:.1f} s "
+                f"({load()})",
+                flush=True,
+            )
+        finally:
+            # back to what the generator made, even when stopped half way (Ctrl-C: the batches written so far):
+            # the imported cases go again (their history and notifications first)
+            delete_imported(factory, prefix)
     engine.dispose()
 
 
