@@ -658,9 +658,9 @@ def _spatialite_points(conn: sa.Connection, table: sa.Table, rows: list[dict[str
     SpatiaLite's triggers per row check the geometry's type and SRID (true of BLOBs built for the column), stamp
     `geometry_columns_time` and add the point to the spatial index with `RTreeAlign`; here the triggers are dropped,
     the rows written, the index entries added by `RTreeAlign` itself in one statement per 20,000 rows (the points
-    in Z order: `curve_order`), the stamp set once, and the triggers created again from their own SQL. SQLite holds its write lock from the first write
-    to the commit and its DDL is transactional: no other connection writes meanwhile, none ever sees the table
-    without its triggers, and a failure rolls the triggers back with the rows."""
+    in Z order: `curve_order`), the stamp set once, and the triggers created again from their own SQL. SQLite holds
+    its write lock from the first write to the commit and its DDL is transactional: no other connection writes
+    meanwhile, none ever sees the table without its triggers, and a failure rolls the triggers back with the rows."""
     from geoalchemy2 import Geometry
 
     if len(rows) < TRIGGERS_MIN_ROWS or "id" not in rows[0] or "id" not in table.c:
