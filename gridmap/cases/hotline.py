@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -254,17 +255,13 @@ def import_export(
     progress.stage("read rows", len(frame))
     rows = [dict(zip(frame.columns, row)) for row in frame.itertuples(index=False)]
     checked = [_check_row(values, columns) for values in rows]
+    usable = [problem is None for _, problem in checked]
     with sessionmaker() as session:
         categories = _categories(session)
         known = _imported(session, [_text(v) for v in frame[columns["ticket"]]])
-        placed = _place(session, index, frame, columns, crs, [problem is None for _, problem in checked])
-    progress.stage("placed rows", len(frame))
-    report: list[dict[str, Any]] = []
-    todo: list[tuple[dict[str, Any], NewCase]] = []
-    seen: set[str] = set()
-    for i, values in enumerate(rows):
-        entry = {
-            "row": int(frame.index[i]),
+    report: list[dict[str, Any]] = [
+        {
+            "row": int(number),
             "ticket": _text(values[columns["ticket"]])[:64],
             "status": None,
             "case_number": None,
@@ -274,15 +271,38 @@ def import_export(
             "field": None,
             "reason": None,
         }
-        report.append(entry)
-        new = _new_case(entry, values, columns, categories, placed[i], now, seen, known, checked[i])
-        if new is not None:
-            todo.append((entry, new))
-    bar = progress.bar(len(todo), "writing cases", unit="case")
+        for number, values in zip(frame.index, rows)
+    ]
+    seen: set[str] = set()
     size = BULK_BATCH if bulk else BATCH
-    if bulk and len(todo) > size:
-        _create_pipelined(sessionmaker, index, [todo[s : s + size] for s in range(0, len(todo), size)], actor, now, bar)
+
+    def batches(chunk: int) -> Iterator[list[tuple[dict[str, Any], NewCase]]]:
+        """The new cases in batches of `size`, in the file's order, the rows placed `chunk` at a time (placing is
+        row by row: the same outcomes however the rows are cut)."""
+        todo: list[tuple[dict[str, Any], NewCase]] = []
+        for start in range(0, len(rows), chunk):
+            stop = min(start + chunk, len(rows))
+            with sessionmaker() as session:
+                placed = _place(session, index, frame.iloc[start:stop], columns, crs, usable[start:stop])
+            for i in range(start, stop):
+                new = _new_case(
+                    report[i], rows[i], columns, categories, placed[i - start], now, seen, known, checked[i]
+                )
+                if new is not None:
+                    todo.append((report[i], new))
+            while len(todo) >= size:
+                yield todo[:size]
+                todo = todo[size:]
+        progress.stage("placed rows", len(frame))
+        if todo:
+            yield todo
+
+    if bulk and len(rows) > size:  # many batches: each written while the next is placed and prepared
+        bar = progress.bar(len(rows), "writing cases", unit="case")
+        _create_pipelined(sessionmaker, index, batches(size), actor, now, bar)
     else:
+        todo = [item for batch in batches(len(rows) or 1) for item in batch]
+        bar = progress.bar(len(todo), "writing cases", unit="case")
         for start in range(0, len(todo), size):
             (_create_bulk if bulk else _create)(sessionmaker, index, todo[start : start + size], actor, now)
             bar.update(len(todo[start : start + size]))
@@ -472,13 +492,14 @@ RETRY_STATES = ("40P01", "40001")
 def _create_pipelined(
     sessionmaker: orm.sessionmaker[Session],
     index: AreaIndex,
-    batches: list[list[tuple[dict[str, Any], NewCase]]],
+    batches: Iterable[list[tuple[dict[str, Any], NewCase]]],
     actor: str,
     now: dt.datetime,
     bar: Bar,
 ) -> None:
-    """The batches of a bulk import, each prepared here (`bulk.prepare_cases`: located, filed, routed, its rows made;
-    through a session of its own that only reads) while the one before is written on a thread of its own
+    """The batches of a bulk import (as they come: their rows placed meanwhile), each prepared here
+    (`bulk.prepare_cases`: located, filed, routed, its rows made; through a session of its own that only reads)
+    while the one before is written on a thread of its own
     (`bulk.write_cases`, a transaction per batch, in the order of the file): the database's work on a batch —
     PostgreSQL's server process, SQLite's C code, both run without Python's lock — overlaps the making of the next.
     A batch whose write fails as `_create_bulk` retries (a ticket imported meanwhile by another import, a deadlock)
