@@ -47,11 +47,3 @@ def floor_int(session: Session, expr: sa.ColumnElement[float | None]) -> sa.Colu
     if _is_sqlite(session):
         return sa.cast(expr, sa.Integer)
     return sa.cast(sa.func.floor(expr), sa.Integer)
-
-
-def without_jit(session: Session) -> None:
-    """PostgreSQL: no JIT compilation for the rest of this transaction. A scan of a few hundred thousand cases
-    (a province's month grouped into the map's clusters) is costed above `jit_above_cost`, and compiling its
-    expressions took ~75 ms of a ~400 ms query, not won back on it. Nothing on SQLite."""
-    if not _is_sqlite(session):
-        session.execute(sa.text("SET LOCAL jit = off"))

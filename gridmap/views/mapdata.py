@@ -578,7 +578,6 @@ def case_clusters(
         now,
         who,
     ).group_by(cx, cy)
-    _spatial.without_jit(session)
     cells = {(int(x), int(y)): list(rest) for x, y, *rest in session.execute(grouped)}
     # due soon: the running clocks not yet past their deadline (a few hundred at most), coloured as the points are
     soon = _filtered(
