@@ -316,13 +316,9 @@ def people_directory(
 
 def count_places(session: Session, area_code: str) -> dict[str, int]:
     """How many places of each kind lie in an area (by code prefix)."""
-    rows = (
-        session.execute(
-            sa.select(Place.kind, sa.func.count())
-            .where(Place.area_code.startswith(area_code, autoescape=True))
-            .group_by(Place.kind)
-        )
-        .tuples()
-        .all()
-    )
+    rows = session.execute(
+        sa.select(Place.kind, sa.func.count())
+        .where(Place.area_code.startswith(area_code, autoescape=True))
+        .group_by(Place.kind)
+    ).all()
     return dict(rows)

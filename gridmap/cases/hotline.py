@@ -345,11 +345,11 @@ def _imported(session: Session, tickets: list[str]) -> dict[str, str]:
     for start in range(0, len(wanted), step):
         chunk = wanted[start : start + step]
         if postgres:
-            rows = session.execute(_REGISTERED, {"source": SOURCE, "refs": chunk}).tuples()
+            rows = session.execute(_REGISTERED, {"source": SOURCE, "refs": chunk})
         else:
             rows = session.execute(
                 sa.select(Case.external_ref, Case.number).where(Case.source == SOURCE, Case.external_ref.in_(chunk))
-            ).tuples()
+            )
         found.update((ref, number) for ref, number in rows if ref is not None)  # never None: matched a ticket
     return found
 

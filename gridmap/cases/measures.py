@@ -520,7 +520,7 @@ def _unit_names(session: Session, unit: str, under: str | None) -> dict[str, str
         query = sa.select(Area.code, Area.name).where(Area.generation_id == active, Area.level == unit)
         if under:
             query = query.where(Area.code.startswith(under))
-        return dict(session.execute(query.order_by(Area.code)).tuples().all())
+        return dict(session.execute(query.order_by(Area.code)).all())
     if unit == "branch":
         rows = session.execute(sa.select(PartyOrg.id, PartyOrg.name).where(PartyOrg.kind == "grid_branch"))
     elif unit == "department":

@@ -658,6 +658,7 @@ def test_reserved_ids_are_the_sequence_s_in_one_run_or_not(db):
         s.rollback()
 
 
+@pytest.mark.parametrize("db_url", ["spatialite"], indirect=True)  # SpatiaLite's own spatial index
 def test_spatialite_points_scattered_and_over_stale_entries_are_indexed_where_they_are(db):
     """SpatiaLite: the points of a bulk insert spread over the demo go into the spatial index in the order of a
     space-filling curve, not the rows' order; every point is indexed where it is, an entry some earlier row left
@@ -669,8 +670,7 @@ def test_spatialite_points_scattered_and_over_stale_entries_are_indexed_where_th
     points = [index.leaf_geoms[k % len(index.leaf_geoms)].representative_point() for k in range(TRIGGERS_MIN_ROWS)]
     with factory() as s:
         conn = s.connection()
-        if conn.dialect.name != "sqlite":
-            pytest.skip("SpatiaLite's spatial index")
+        assert conn.dialect.name == "sqlite"
         ids = reserve_ids(conn, Case.__table__, len(points))
         # entries left for two of the new ids, far away (as rows deleted without their entries would leave them)
         for stale in (ids[0], ids[-7]):
