@@ -82,12 +82,11 @@ def test_invalidate_does_not_wait_for_a_build_and_a_stale_build_stays_stale(fres
         engine.dispose()
 
 
+@pytest.mark.parametrize("db_url", ["postgis"], indirect=True)  # SpatiaLite's probe is a connection to the file
 def test_the_private_connections_take_the_urls_options(fresh_db_url):
     """A PostGIS URL with connection options (a read-only server's `options=-c%20default_transaction_read_only%3Don`)
     reaches the probe and the listener as the engine reads it: rendered again as text, the space went as `+` and
     PostgreSQL refused the connection, so every request of such a server tried (and failed) to connect on the loop."""
-    if not fresh_db_url.startswith("postgresql"):
-        pytest.skip("SpatiaLite's probe is a connection to the file, not made from the URL's options")
     url = fresh_db_url + ("&" if "?" in fresh_db_url else "?") + "options=-c%20default_transaction_read_only%3Don"
     engine = storage.make_engine(url)
     runtime = Runtime(storage.make_sessionmaker(engine))
