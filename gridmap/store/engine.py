@@ -30,12 +30,20 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 SPATIALITE_MODULE = "mod_spatialite"
 
 
+# SQLite reads the database file through memory mapping, up to this many bytes (its build may cap it lower): pages
+# come straight from the operating system's cache, shared by every connection and process, instead of being
+# copied by a read() each into each connection's own 2 MB page cache. On the 10 M-case province (a 15 GB file, all
+# in the OS cache; load 4-6), a grid's counts over six months took 119-135 s without and 52-55 s with it.
+SQLITE_MMAP_BYTES = 1 << 40
+
+
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.enable_load_extension(True)
     dbapi_conn.load_extension(SPATIALITE_MODULE)
     dbapi_conn.enable_load_extension(False)
     cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+    pragmas = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000")
+    for pragma in (*pragmas, f"mmap_size={SQLITE_MMAP_BYTES}"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

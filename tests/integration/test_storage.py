@@ -125,6 +125,8 @@ def test_spatialite_file_is_durable_wal_with_full_sync(tmp_path):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        # read through memory mapping (the OS's cache, shared), not copied into each connection's page cache
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == storage.SQLITE_MMAP_BYTES > 2**30
     engine.dispose()
 
 
