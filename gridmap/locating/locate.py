@@ -174,12 +174,17 @@ def warm_people(session: Session, on: dt.date | None = None, *, max_age_s: float
     return directory
 
 
+class PeopleNotCached(LookupError):
+    """A locate without a session found no cached branch and staff (dropped meanwhile: an activation, a change of
+    assignments): the caller answers with a session instead."""
+
+
 def people_for(
     session: Session | None, grid_code: str, on: dt.date | None, *, db: str | None = None
 ) -> tuple[dict[str, Any] | None, list[Any]]:
     """The grid's party branch and staff, from a directory of all grids reloaded every `PEOPLE_TTL_S` seconds:
     a locate answer is asked for far more often than assignments change. Without a session (`db` names the
-    database) a cached directory is used even if stale; `LookupError` when there is none."""
+    database) a cached directory is used even if stale; `PeopleNotCached` when there is none."""
     named: Session | str | None = session if session is not None else db
     if named is None:
         raise LookupError("no session, and no database named whose cached branch and staff could be used")
@@ -188,7 +193,7 @@ def people_for(
     if hit is not None and (session is None or time.monotonic() - hit[0] < PEOPLE_TTL_S):
         directory = hit[1]
     elif session is None:
-        raise LookupError(f"no branch and staff cached for {key[1]}")
+        raise PeopleNotCached(f"no branch and staff cached for {key[1]}")
     else:
         directory = warm_people(session, key[1], max_age_s=PEOPLE_TTL_S)
     branch, staff = directory.get(grid_code, (None, []))

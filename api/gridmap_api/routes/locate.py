@@ -14,7 +14,7 @@ from gridmap.access.policy import Principal
 from gridmap.errors import DatabaseNotReady, InvalidInput
 from gridmap.geo import crs as gcrs
 from gridmap.locating.batch import LEVELS, locate_columns
-from gridmap.locating.locate import PEOPLE_TTL_S, LocateOptions, people_age, warm_people
+from gridmap.locating.locate import PEOPLE_TTL_S, LocateOptions, PeopleNotCached, people_age, warm_people
 from gridmap.locating.locate import locate as locate_point
 from gridmap_api.auth import allow
 from gridmap_api.deps import IndexDep, RegistryDep, SessionDep, SettingsDep
@@ -80,7 +80,10 @@ async def locate(
         # of CPU) without the thread-pool hop, which costs more than the answer
         if age > PEOPLE_TTL_S:
             _refresh_people(state)
-        return locate_point(None, index, lon, lat, crs, accuracy_m=accuracy_m, options=options, db=state.db_key)
+        try:
+            return locate_point(None, index, lon, lat, crs, accuracy_m=accuracy_m, options=options, db=state.db_key)
+        except PeopleNotCached:
+            pass  # dropped since `people_age` saw it (an activation heard meanwhile): answered with a session below
 
     def work() -> dict:
         with state.sessionmaker() as session:
