@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 from sqlalchemy.orm import Session, selectinload
 
 from gridmap.access import policy
@@ -36,6 +35,7 @@ from gridmap.store.tables import (
     CASE_STATES,
     FINISHED_STATES,
     Case,
+    CaseActivity,
     CaseCategory,
     CaseEvent,
     Department,
@@ -242,7 +242,8 @@ def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Princi
 def _sort_key(sort: str, order: str) -> tuple[Any, bool, bool]:
     """The sort key of a list (`reported_at`, `deadline`, `overdue_by`, `updated_at`), whether it runs descending,
     and whether it may be NULL. `overdue_by` is the deadline the other way round (the most overdue is the
-    largest: `desc` is the earliest deadline first); `updated_at` is the time of the last history entry."""
+    largest: `desc` is the earliest deadline first); `updated_at` is the time of the last history entry, as the
+    database keeps it in `case_activity` (a query sorted by it joins that table: `_with_key`)."""
     if sort not in SORTS:
         raise InvalidInput(
             f"sort: {sort!r}; accepted: {', '.join(SORTS)}",
@@ -252,15 +253,22 @@ def _sort_key(sort: str, order: str) -> tuple[Any, bool, bool]:
     if order not in ("asc", "desc"):
         raise InvalidInput(f"order: {order!r}; accepted: asc, desc", field="order", zh="顺序：只能为 asc 或 desc")
     desc = order == "desc"
-    key: orm.QueryableAttribute[Any] | sa.ColumnElement[Any]
     if sort == "reported_at":
         return Case.reported_at, desc, False
     if sort == "deadline":
         return Case.due_at, desc, True
     if sort == "overdue_by":
         return Case.due_at, not desc, True
-    key = sa.select(sa.func.max(CaseEvent.at)).where(CaseEvent.case_id == Case.id).correlate(Case).scalar_subquery()
-    return key, desc, True
+    return CaseActivity.last_event_at, desc, True
+
+
+def _with_key(query: sa.Select[Any], sort: str) -> sa.Select[Any]:
+    """`query` able to read its sort key: for `updated_at`, each case's row of `case_activity` (none for a case
+    without history: an outer join, the key NULL). Where only the cases with the key are asked for, the database
+    makes it an inner join and can read them in the order of the key's index."""
+    if sort != "updated_at":
+        return query
+    return query.outerjoin(CaseActivity, CaseActivity.case_id == Case.id)
 
 
 def _ordering(sort: str, order: str) -> tuple[Any, ...]:
@@ -317,7 +325,7 @@ def page_cases(
         total = int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
     # the key is read with each case (for `updated_at` it is not a column of the case), and one case more than
     # asked for says whether a next page exists
-    selected = query.add_columns(key.label("sort_key")).options(selectinload(Case.category))
+    selected = _with_key(query, f.sort).add_columns(key.label("sort_key")).options(selectinload(Case.category))
     want = limit + 1
     if offset:
         found = list(session.execute(selected.order_by(*_ordering(f.sort, f.order)).limit(want).offset(offset)))

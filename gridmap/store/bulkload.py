@@ -1,6 +1,6 @@
 """Bulk loads into empty tables: what the database maintains row by row — secondary indexes, foreign keys, the case
-registry's trigger on PostgreSQL, SpatiaLite's geometry triggers and R*Tree — is taken off for the load and made
-again, in one pass each, before the same transaction commits.
+registry's trigger on PostgreSQL, the history's trigger that keeps `case_activity`, SpatiaLite's geometry triggers
+and R*Tree — is taken off for the load and made again, in one pass each, before the same transaction commits.
 
 Row by row, each case written to PostGIS updates the 11 secondary indexes of its month partition (a GiST among
 them), checks 7 foreign keys (a query each) and passes through the registry's statement trigger, whose transition
@@ -41,6 +41,14 @@ REGISTRY_FILL = (
     "INSERT INTO case_registry (id, reported_at, number, source, external_ref) "
     "SELECT id, reported_at, number, source, external_ref FROM case_file"
 )
+# the history's insert trigger that keeps each case's last change (migration 0015), and the same done once: an empty
+# history means an empty case_activity, which the triggers keep in step with it
+ACTIVITY_TRIGGER = "case_activity_insert"
+ACTIVITY_FILL = (
+    "INSERT INTO case_activity (case_id, last_event_at) SELECT case_id, max(at) FROM case_event GROUP BY case_id"
+)
+# (table, trigger) → the statement that does what the trigger would have done for every row loaded
+FILLS = {("case_file", REGISTRY_TRIGGER): REGISTRY_FILL, ("case_event", ACTIVITY_TRIGGER): ACTIVITY_FILL}
 
 Step = Callable[[str], None]  # told the name of each rebuild step as it starts (a progress line)
 
@@ -188,12 +196,12 @@ def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
             conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
         triggers = conn.exec_driver_sql(
             "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %(t)s::regclass "
-            "AND tgname = %(name)s AND NOT tgisinternal",
-            {"t": table, "name": REGISTRY_TRIGGER},
+            "AND tgname = ANY(%(names)s) AND NOT tgisinternal ORDER BY tgname",
+            {"t": table, "names": [name for t, name in FILLS if t == table]},
         ).all()
         for name, definition in triggers:
             plan.triggers.append((name, definition))
-            plan.before.append(REGISTRY_FILL)
+            plan.before.append(FILLS[table, name])
             conn.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
     return plan
 
@@ -208,6 +216,13 @@ def _take_off_sqlite(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
         ).all():
             plan.indexes.append((name, sql))
             conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        for name, sql in conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? ORDER BY name", (table,)
+        ).all():
+            if (table, name) in FILLS:
+                plan.triggers.append((name, sql))
+                plan.before.append(FILLS[table, name])
+                conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
         columns = conn.exec_driver_sql(
             "SELECT f_geometry_column, spatial_index_enabled FROM geometry_columns WHERE lower(f_table_name) = "
             "lower(?) ORDER BY f_geometry_column",
@@ -263,7 +278,13 @@ def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
         if "geometry_columns_time" in sql:  # SpatiaLite's last-insert time: nothing to tell
             conn.exec_driver_sql(sql)
             continue
-        step("registry filled" if sql == REGISTRY_FILL else "spatial index filled")
+        step(
+            "registry filled"
+            if sql == REGISTRY_FILL
+            else "last changes of the cases filled"
+            if sql == ACTIVITY_FILL
+            else "spatial index filled"
+        )
         conn.exec_driver_sql(sql)
     for name, sql in plan.indexes:
         step(f"index {name}")
@@ -276,4 +297,14 @@ def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
         conn.exec_driver_sql(sql)
 
 
-__all__ = ["REGISTRY_FILL", "REGISTRY_TRIGGER", "deferred_upkeep", "existing", "is_empty", "rollback_journal"]
+__all__ = [
+    "ACTIVITY_FILL",
+    "ACTIVITY_TRIGGER",
+    "FILLS",
+    "REGISTRY_FILL",
+    "REGISTRY_TRIGGER",
+    "deferred_upkeep",
+    "existing",
+    "is_empty",
+    "rollback_journal",
+]

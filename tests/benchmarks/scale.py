@@ -28,6 +28,9 @@ Per database:
   tests/benchmarks/measures.py: the bare GROUP BY of the case table's five counts, and the bare SQL of all the
   counts `measures` gives (the case table's with the reworked and extended cohort, and the steps' joined to their
   cases: handled, rated, satisfied, bounces); the counts are checked equal.
+* case list by last update — `page_cases` sorted by `updated_at` (migration 0015's `case_activity`) for the
+  province, a district, a sub-district and a queue, first page and the next, beside the bare SQL that works out
+  each case's latest history entry (LAST_UPDATE_PEER); the pages checked to hold the same cases.
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, a month of it, and the
   dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset` (counted, as
   offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the page
@@ -57,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -452,6 +456,81 @@ def bench_measures(url: str, label: str) -> None:
         f"{'agree' if not differ else f'DIFFER for {len(differ)} grids'} ({load()})",
         flush=True,
     )
+
+
+# the list by last update as a user of the database would write it without `case_activity` (and as gridmap read
+# it before migration 0015): each case's latest history entry worked out, then sorted
+LAST_UPDATE_PEER = (
+    "SELECT c.id FROM case_file c WHERE {where} ORDER BY (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id) "
+    "{order} NULLS LAST, c.id {order} LIMIT 50"
+)
+
+
+def bench_last_update(url: str, label: str) -> None:
+    """The case list sorted by last update (`sort=updated_at`), first page of 50 (not counted) and the page after by
+    cursor, newest and oldest change first, for the province, its largest district and that district's largest
+    sub-district, and the dispatcher's "to verify" queue of the district (oldest change first, its default): through
+    `gridmap.cases.queries.page_cases` (what the case list and queue routes call), beside the peer, the bare SQL that
+    works out each case's latest history entry and sorts by it (LAST_UPDATE_PEER); the first pages are checked to
+    hold the same cases. Reads only: runs on a read-only URL."""
+    from gridmap.cases import queries
+
+    engine = storage.make_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
+    now = dt.datetime.combine(TODAY, dt.time(12), dt.UTC)
+    with engine.connect() as conn:
+        district = conn.scalar(
+            sa.text("SELECT district_code FROM case_file GROUP BY district_code ORDER BY count(*) DESC LIMIT 1")
+        )
+        subdistrict = conn.scalar(
+            sa.text(
+                "SELECT subdistrict_code FROM case_file WHERE district_code = :d GROUP BY subdistrict_code "
+                "ORDER BY count(*) DESC LIMIT 1"
+            ),
+            {"d": district},
+        )
+    lists = [
+        ("province", queries.CaseFilter(), "TRUE" if not sqlite else "1", {}),
+        (f"district {district}", queries.CaseFilter(area=district), "c.district_code = :a", {"a": district}),
+        (
+            f"sub-district {subdistrict}",
+            queries.CaseFilter(area=subdistrict),
+            "c.subdistrict_code = :a",
+            {"a": subdistrict},
+        ),
+    ]
+    print(f"   case list by last update, first page of 50 and the next by cursor ({load()}):", flush=True)
+    with storage.make_sessionmaker(engine)() as session:
+        for name, base, where, params in lists:
+            for order in ("desc", "asc"):
+                f = dataclasses.replace(base, sort="updated_at", order=order)
+                t = time.perf_counter()
+                page = queries.page_cases(session, f, limit=50, count=False, now=now)
+                first_ms = (time.perf_counter() - t) * 1000
+                t = time.perf_counter()
+                queries.page_cases(session, f, limit=50, cursor=page.next_cursor, count=False, now=now)
+                next_ms = (time.perf_counter() - t) * 1000
+                t = time.perf_counter()
+                peer = session.execute(sa.text(LAST_UPDATE_PEER.format(where=where, order=order.upper())), params)
+                peer_ids = list(peer.scalars())
+                peer_ms = (time.perf_counter() - t) * 1000
+                same = peer_ids == [c.id for c in page.rows]
+                which = "newest" if order == "desc" else "oldest"
+                print(
+                    f"     {name}, {which} change first: gridmap {first_ms:9.1f} ms "
+                    f"(next page {next_ms:7.1f} ms) | bare SQL over the history {peer_ms:10.1f} ms → "
+                    f"{peer_ms / first_ms:7.1f}× ({'same cases' if same else 'DIFFERENT CASES'}) ({load()})",
+                    flush=True,
+                )
+        f = queries.CaseFilter(area=district, queue="verify", sort="updated_at", order="asc")
+        t = time.perf_counter()
+        page = queries.page_cases(session, f, limit=50, count=True, now=now)
+        print(
+            f"     queue 待核查 of {district} (oldest change first, counted: {page.total:,} cases): "
+            f"{(time.perf_counter() - t) * 1000:9.1f} ms ({load()})",
+            flush=True,
+        )
+    engine.dispose()
 
 
 def bench_import(url: str, label: str, rows: int = 10_000) -> None:
@@ -968,7 +1047,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,import,delete,http,locate,tiles,paging,map,map-steps",
+        help="comma-separated: locate-file,measures,last-update,import,delete,http,locate,tiles,paging,map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
     parser.add_argument("--delete-cap", type=float, default=600.0, help="seconds of deleting at schema 0012")
@@ -1033,11 +1112,13 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "http", "import", "delete"} <= skip:
+            if {"measures", "last-update", "http", "import", "delete"} <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
                 bench_measures(url, label)
+            if "last-update" not in skip:
+                bench_last_update(url, label)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user)
             if "import" not in skip:
