@@ -116,7 +116,15 @@ def insert_province_cases(
         bar.close()
     with factory.begin() as session:  # fresh statistics for the planner after millions of rows
         conn = session.connection()
-        for table in ("case_file", "case_event", "case_registry", "area", "party_org_area", "staff_area"):
+        for table in (
+            "case_file",
+            "case_event",
+            "case_registry",
+            "case_activity",
+            "area",
+            "party_org_area",
+            "staff_area",
+        ):
             if table != "case_registry" or conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"ANALYZE {table}")
     progress.stage("statistics refreshed", None)

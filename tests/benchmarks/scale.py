@@ -29,8 +29,8 @@ Per database:
   counts `measures` gives (the case table's with the reworked and extended cohort, and the steps' joined to their
   cases: handled, rated, satisfied, bounces); the counts are checked equal.
 * case list by last update — `page_cases` sorted by `updated_at` (migration 0015's `case_activity`) for the
-  province, a district, a sub-district and a queue, first page and the next, beside the bare SQL that works out
-  each case's latest history entry (LAST_UPDATE_PEER); the pages checked to hold the same cases.
+  province, a district, a sub-district, a community, a grid and a queue, first page and the next, beside the bare
+  SQL that works out each case's latest history entry (LAST_UPDATE_PEER); the pages checked to hold the same cases.
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, a month of it, and the
   dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset` (counted, as
   offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the page
@@ -468,11 +468,11 @@ LAST_UPDATE_PEER = (
 
 def bench_last_update(url: str, label: str) -> None:
     """The case list sorted by last update (`sort=updated_at`), first page of 50 (not counted) and the page after by
-    cursor, newest and oldest change first, for the province, its largest district and that district's largest
-    sub-district, and the dispatcher's "to verify" queue of the district (oldest change first, its default): through
-    `gridmap.cases.queries.page_cases` (what the case list and queue routes call), beside the peer, the bare SQL that
-    works out each case's latest history entry and sorts by it (LAST_UPDATE_PEER); the first pages are checked to
-    hold the same cases. Reads only: runs on a read-only URL."""
+    cursor, newest and oldest change first, for the province, its largest district, that district's largest
+    sub-district and a community and grid of it, and the dispatcher's "to verify" queue of the district (oldest
+    change first, its default): through `gridmap.cases.queries.page_cases` (what the case list and queue routes
+    call), beside the peer, the bare SQL that works out each case's latest history entry and sorts by it
+    (LAST_UPDATE_PEER); the first pages are checked to hold the same cases. Reads only: runs on a read-only URL."""
     from gridmap.cases import queries
 
     engine = storage.make_engine(url)
@@ -489,6 +489,13 @@ def bench_last_update(url: str, label: str) -> None:
             ),
             {"d": district},
         )
+        community, grid = conn.execute(
+            sa.text(
+                "SELECT community_code, grid_code FROM case_file WHERE subdistrict_code = :s "
+                "GROUP BY community_code, grid_code ORDER BY count(*) DESC LIMIT 1"
+            ),
+            {"s": subdistrict},
+        ).one()
     lists = [
         ("province", queries.CaseFilter(), "TRUE" if not sqlite else "1", {}),
         (f"district {district}", queries.CaseFilter(area=district), "c.district_code = :a", {"a": district}),
@@ -498,6 +505,8 @@ def bench_last_update(url: str, label: str) -> None:
             "c.subdistrict_code = :a",
             {"a": subdistrict},
         ),
+        (f"community {community}", queries.CaseFilter(area=community), "c.community_code = :a", {"a": community}),
+        (f"grid {grid}", queries.CaseFilter(area=grid), "c.grid_code = :a", {"a": grid}),
     ]
     print(f"   case list by last update, first page of 50 and the next by cursor ({load()}):", flush=True)
     with storage.make_sessionmaker(engine)() as session:

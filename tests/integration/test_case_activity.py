@@ -144,3 +144,37 @@ def test_an_existing_database_is_filled_by_the_upgrade(dialect, tmp_path):
         engine.dispose()
         if drop is not None:
             drop()
+
+
+def _walk(session: Session, f: queries.CaseFilter) -> list[int]:
+    ids: list[int] = []
+    cursor = None
+    while True:
+        page = queries.page_cases(session, f, limit=7, cursor=cursor, count=False, now=LATER)
+        ids += [c.id for c in page.rows]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_looking_among_the_latest_changes_first_gives_the_same_pages(session, monkeypatch, order):
+    """SQLite looks for a page by last update among the next few changes first (`queries.LATEST_WINDOWS`), then
+    further: with windows so small that pages straddle them, every list, walked by cursor, is the one read without
+    them — the province, an area, a queue, and the cases without history last."""
+    first = session.scalar(sa.select(sa.func.min(Case.id)))
+    session.execute(sa.delete(CaseEvent).where(CaseEvent.case_id == first))
+    community = session.scalar(sa.select(Case.community_code).where(Case.community_code.is_not(None)).limit(1))
+    lists = [
+        queries.CaseFilter(sort="updated_at", order=order),
+        queries.CaseFilter(area=community, sort="updated_at", order=order),
+        queries.CaseFilter(queue="dispatched", sort="updated_at", order=order),
+    ]
+    for f in lists:
+        monkeypatch.setattr(queries, "LATEST_WINDOWS", ())
+        whole = _walk(session, f)
+        monkeypatch.setattr(queries, "LATEST_WINDOWS", (5, 40))
+        assert _walk(session, f) == whole
+        assert len(whole) > 7
+        if f.area is None and f.queue is None:
+            assert whole[-1] == first  # no history: last, whichever the order
