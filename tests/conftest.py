@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,14 @@ def _new_postgis_database(template: str | None = None) -> tuple[str, callable]:
         drop()
         _postgis_unavailable(str(exc).splitlines()[0])
     return url, drop
+
+
+def empty_database(dialect: str, folder: Path) -> tuple[str, Callable[[], None] | None]:
+    """An empty database of a kind (`DIALECTS`): a SpatiaLite file in `folder`, or a new PostGIS database; its URL
+    and how to drop it (None for a file)."""
+    if dialect == "spatialite":
+        return f"sqlite:///{folder / 'gridmap.sqlite'}", None
+    return _new_postgis_database()
 
 
 @pytest.fixture(scope="session")

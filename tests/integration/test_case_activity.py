@@ -16,7 +16,7 @@ from gridmap.cases import queries
 from gridmap.demo.load import load_demo
 from gridmap.store import engine as storage
 from gridmap.store.tables import Case, CaseActivity, CaseEvent
-from tests.conftest import DIALECTS, _new_postgis_database
+from tests.conftest import DIALECTS, empty_database
 
 TODAY = dt.date(2026, 11, 20)
 LATER = dt.datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=dt.UTC)
@@ -116,11 +116,7 @@ def test_the_list_by_last_update_is_ordered_by_the_kept_time(session):
 def test_an_existing_database_is_filled_by_the_upgrade(dialect, tmp_path):
     """A database at 0014 with cases and history: 0015 fills the table from the history, and its triggers then keep
     it (a downgrade and upgrade again give the same)."""
-    drop = None
-    if dialect == "spatialite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    else:
-        url, drop = _new_postgis_database()
+    url, drop = empty_database(dialect, tmp_path)
     engine = storage.make_engine(url)
     try:
         storage.migrate(engine, "0014")

@@ -134,13 +134,9 @@ def test_spatialite_file_is_durable_wal_with_full_sync(tmp_path):
 def test_upgrading_a_0001_database_keeps_its_cases(dialect, tmp_path):
     """A database made before the case loop (revision 0001) upgrades in place: its cases keep their rows and get
     zero counters, and the working calendar is seeded."""
-    from tests.conftest import _new_postgis_database
+    from tests.conftest import empty_database
 
-    drop = None
-    if dialect == "spatialite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    else:
-        url, drop = _new_postgis_database()
+    url, drop = empty_database(dialect, tmp_path)
     engine = storage.make_engine(url)
     try:
         storage.migrate(engine, "0001")
