@@ -232,6 +232,11 @@ class Case(Base):
         Index("ix_case_file_due", "state", "due_at"),
         Index("uq_case_file_source_ref", "source", "external_ref", unique=True),
         Index("ix_case_file_category_reported", "category_id", "reported_at"),
+        # a district's and a sub-district's case lists, counted and newest first (migration 0015): without them the
+        # count of a sub-district read every case (2.3 s warm, 33 s cold on the 10 M-case province, PostGIS). The
+        # district's on PostgreSQL only (SQLite, without histograms, took it over the state index for the queues)
+        Index("ix_case_file_district_reported", "district_code", "reported_at"),
+        Index("ix_case_file_subdistrict_reported", "subdistrict_code", "reported_at"),
         # the measures' month ranges (migration 0009): covering for what the formulas read
         Index("ix_case_file_reported_grid", "reported_at", "grid_code"),
         Index(
