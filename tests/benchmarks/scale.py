@@ -459,9 +459,10 @@ def bench_measures(url: str, label: str) -> None:
 
 
 # the list by last update as a user of the database would write it without `case_activity` (and as gridmap read
-# it before migration 0015): each case's latest history entry worked out, then sorted
+# it before migration 0015): each case's latest history entry worked out, then sorted; every column of the cases,
+# as gridmap reads them
 LAST_UPDATE_PEER = (
-    "SELECT c.id FROM case_file c WHERE {where} ORDER BY (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id) "
+    "SELECT c.* FROM case_file c WHERE {where} ORDER BY (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id) "
     "{order} NULLS LAST, c.id {order} LIMIT 50"
 )
 
@@ -516,19 +517,28 @@ def bench_last_update(url: str, label: str) -> None:
                 t = time.perf_counter()
                 page = queries.page_cases(session, f, limit=50, count=False, now=now)
                 first_ms = (time.perf_counter() - t) * 1000
+                again_s, _ = best_of(lambda f=f: queries.page_cases(session, f, limit=50, count=False, now=now), 2)
+                after = page.next_cursor
+                next_s, _ = best_of(
+                    lambda f=f, after=after: queries.page_cases(
+                        session, f, limit=50, cursor=after, count=False, now=now
+                    ),
+                    2,
+                )
+                sql = sa.text(LAST_UPDATE_PEER.format(where=where, order=order.upper()))
                 t = time.perf_counter()
-                queries.page_cases(session, f, limit=50, cursor=page.next_cursor, count=False, now=now)
-                next_ms = (time.perf_counter() - t) * 1000
-                t = time.perf_counter()
-                peer = session.execute(sa.text(LAST_UPDATE_PEER.format(where=where, order=order.upper())), params)
-                peer_ids = list(peer.scalars())
+                peer_ids = [r.id for r in session.execute(sql, params)]
                 peer_ms = (time.perf_counter() - t) * 1000
+                if peer_ms < 5_000:  # the peer's cache warm too: best of 3 where it is quick enough
+                    peer_ms = min(
+                        peer_ms, best_of(lambda sql=sql, p=params: session.execute(sql, p).all(), 2)[0] * 1000
+                    )
                 same = peer_ids == [c.id for c in page.rows]
                 which = "newest" if order == "desc" else "oldest"
                 print(
-                    f"     {name}, {which} change first: gridmap {first_ms:9.1f} ms "
-                    f"(next page {next_ms:7.1f} ms) | bare SQL over the history {peer_ms:10.1f} ms → "
-                    f"{peer_ms / first_ms:7.1f}× ({'same cases' if same else 'DIFFERENT CASES'}) ({load()})",
+                    f"     {name}, {which} change first: gridmap {first_ms:8.1f} ms first call, {again_s * 1000:7.1f} "
+                    f"ms again (next page {next_s * 1000:7.1f} ms) | bare SQL over the history {peer_ms:9.1f} ms → "
+                    f"{peer_ms / (again_s * 1000):7.1f}× ({'same cases' if same else 'DIFFERENT CASES'}) ({load()})",
                     flush=True,
                 )
         f = queries.CaseFilter(area=district, queue="verify", sort="updated_at", order="asc")
