@@ -1,11 +1,16 @@
 """Server-side clusters of case points (GET /api/v1/map/cases/clusters, issue 14 §6), on both databases: the counts
 add up to the case list's total for the same filters and box, a cluster's worst state and deadline are those of its
-cases, a caller of another sub-district sees none of the first's cases, and the edge refuses what it cannot serve."""
+cases, a caller of another sub-district sees none of the first's cases, the edge refuses what it cannot serve, and
+on SpatiaLite the grouping reads the cases from one covering index."""
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
+import pytest
+import sqlalchemy as sa
+
+from gridmap.views import mapdata
 from gridmap_api.settings import Settings
 from tests.conftest import api_client
 
@@ -71,6 +76,35 @@ def test_the_counts_add_up_to_the_case_list(client, district_box, zoom, filters)
             assert box[0] <= x0 - 1e-6 <= lon <= x1 + 1e-6 <= box[2] + 2e-6 and y0 - 1e-6 <= lat <= y1 + 1e-6
             assert (f["properties"]["case_id"] is not None) == (f["properties"]["count"] == 1)
     assert body["total"] > 0 or filters.get("since")
+
+
+def test_the_grouping_reads_one_covering_index_on_spatialite(engine, district_box):
+    """SQLite reads the period's cases for the clusters from `ix_case_file_reported_map` alone (migration 0016), not
+    case by case from the table; PostgreSQL has no such index (it reads the period's month partitions)."""
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    flt = mapdata.CaseFilter(
+        since=dt.datetime(2026, 5, 20, tzinfo=dt.UTC), until=dt.datetime(2026, 11, 21, tzinfo=dt.UTC), bbox=district_box
+    )
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with sa.orm.Session(engine) as session:
+            body = mapdata.case_clusters(session, flt, 10)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert body["total"] > 100
+    grouping = next(s for s in statements if "count(*)" in s[0])
+    indexes = {ix["name"] for ix in sa.inspect(engine).get_indexes("case_file")}
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + grouping[0], grouping[1])]
+        assert any("USING COVERING INDEX ix_case_file_reported_map" in step for step in plan), plan
+        assert not any(step.startswith(("SCAN case_file", "SEARCH case_file USING INDEX")) for step in plan), plan
+    else:
+        assert "ix_case_file_reported_map" not in indexes
 
 
 def test_a_category_filter_counts_only_its_cases(client, district_box):
