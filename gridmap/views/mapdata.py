@@ -481,6 +481,9 @@ def _filtered(
 CLUSTER_PX = 64  # a cluster cell is about this many screen pixels wide at its zoom
 MIN_CLUSTER_ZOOM, MAX_CLUSTER_ZOOM = 3, 20
 MAX_CLUSTER_CELLS = 20_000  # cells a box may span at its zoom (a 4K screen spans about 2,000)
+# a cell (cx, cy) as one number, cx * CELL_ROW + cy: cy stays below 2^26 (180° of latitude in cells at least
+# 0.05 × 90 / 2^20 degrees high, zoom 20), cx below 2^23, the number below 2^49
+CELL_ROW = 1 << 26
 # the most worrying state first: sent back for rework, not yet filed, not yet dispatched, not yet accepted …
 STATE_SEVERITY = (
     "rework",
@@ -558,27 +561,46 @@ def case_clusters(
     overdue = sa.case((sa.and_(running, Case.due_at < now), 1), else_=0)
     cases = sa.select(cx, cy).select_from(Case).where(Case.lon.is_not(None))
     base = cases.outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
-    grouped = _filtered(
+    # Each case's cell as one number and its state's two flags as numbers, worked out per case in a subquery that
+    # the grouping reads: SQLite groups by sorting what it groups, and sorted the state and deadline as text, the
+    # cell as two keys, and worked out the flags per case only after the sort. Grouping the province's month
+    # (383,619 cases of 10 M; the query alone, load 2) took 840-1,000 ms that way and 540-620 ms this way.
+    # LIMIT -1 (no limit) keeps SQLite from flattening the subquery back into the grouping; PostgreSQL is given
+    # none and pulls the subquery up.
+    cell = sa.cast(cx, sa.BigInteger) * CELL_ROW + cy
+    per_case = _filtered(
         session,
         # the categories only to filter by: SQLite does not drop an unused outer join (a lookup per case, ~10 % of
         # the grouping of a province's month)
-        (base if flt.categories else cases).add_columns(
-            sa.func.count().label("n"),
-            sa.func.avg(Case.lon),
-            sa.func.avg(Case.lat),
-            sa.func.min(Case.lon),
-            sa.func.min(Case.lat),
-            sa.func.max(Case.lon),
-            sa.func.max(Case.lat),
-            sa.func.max(severity),
-            sa.func.max(overdue),
-            sa.func.min(Case.id),
+        (base if flt.categories else cases).with_only_columns(
+            cell.label("cell"),
+            Case.lon.label("lon"),
+            Case.lat.label("lat"),
+            severity.label("severity"),
+            overdue.label("overdue"),
+            Case.id.label("id"),
         ),
         flt,
         now,
         who,
-    ).group_by(cx, cy)
-    cells = {(int(x), int(y)): list(rest) for x, y, *rest in session.execute(grouped)}
+    )
+    if session.get_bind().dialect.name == "sqlite":
+        per_case = per_case.limit(-1)
+    one = per_case.subquery("per_case")
+    grouped = sa.select(
+        one.c.cell,
+        sa.func.count().label("n"),
+        sa.func.avg(one.c.lon),
+        sa.func.avg(one.c.lat),
+        sa.func.min(one.c.lon),
+        sa.func.min(one.c.lat),
+        sa.func.max(one.c.lon),
+        sa.func.max(one.c.lat),
+        sa.func.max(one.c.severity),
+        sa.func.max(one.c.overdue),
+        sa.func.min(one.c.id),
+    ).group_by(one.c.cell)
+    cells = {divmod(int(key), CELL_ROW): list(rest) for key, *rest in session.execute(grouped)}
     # due soon: the running clocks not yet past their deadline (a few hundred at most), coloured as the points are
     soon = _filtered(
         session,

@@ -1,7 +1,7 @@
 """Server-side clusters of case points (GET /api/v1/map/cases/clusters, issue 14 §6), on both databases: the counts
-add up to the case list's total for the same filters and box, a cluster's worst state and deadline are those of its
-cases, a caller of another sub-district sees none of the first's cases, the edge refuses what it cannot serve, and
-on SpatiaLite the grouping reads the cases from one covering index."""
+add up to the case list's total for the same filters and box, each cluster is its cases grouped by hand, a cluster's
+worst state and deadline are those of its cases, a caller of another sub-district sees none of the first's cases,
+the edge refuses what it cannot serve, and on SpatiaLite the grouping reads the cases from one covering index."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from gridmap.store.tables import Case
 from gridmap.views import mapdata
 from gridmap_api.settings import Settings
 from tests.conftest import api_client
@@ -76,6 +77,47 @@ def test_the_counts_add_up_to_the_case_list(client, district_box, zoom, filters)
             assert box[0] <= x0 - 1e-6 <= lon <= x1 + 1e-6 <= box[2] + 2e-6 and y0 - 1e-6 <= lat <= y1 + 1e-6
             assert (f["properties"]["case_id"] is not None) == (f["properties"]["count"] == 1)
     assert body["total"] > 0 or filters.get("since")
+
+
+@pytest.mark.parametrize("zoom", [10, 14])
+def test_each_cluster_is_its_cases_grouped_by_hand(client, engine, district_box, zoom):
+    """Half a year of the box's cases read with plain SQL and grouped in Python into the same cells: the clusters, in
+    cell order, are those groups (count, mean position, bounds, worst state, overdue, the single case's id)."""
+    since, until = "2026-05-20T00:00:00+00:00", "2026-11-21T00:00:00+00:00"
+    body = _clusters(client, bbox=_box(district_box), zoom=zoom, since=since, until=until)
+    box = tuple(float(v) for v in _box(district_box).split(","))
+    width, height = mapdata.cluster_cell(zoom, (box[1] + box[3]) / 2)
+    now = dt.datetime.fromisoformat(body["now"])
+    with sa.orm.Session(engine) as session:
+        rows = session.execute(
+            sa.select(Case.id, Case.lon, Case.lat, Case.state, Case.due_at).where(
+                Case.lon.is_not(None),
+                Case.reported_at >= dt.datetime.fromisoformat(since),
+                Case.reported_at < dt.datetime.fromisoformat(until),
+                Case.lon.between(box[0], box[2]),
+                Case.lat.between(box[1], box[3]),
+            )
+        ).all()
+    groups: dict[tuple[int, int], list] = {}
+    for row in rows:
+        groups.setdefault((int((row.lon + 180.0) / width), int((row.lat + 90.0) / height)), []).append(row)
+    assert len(rows) > 100 and len(groups) > 3
+    assert body["total"] == len(rows) and len(body["features"]) == len(groups)
+    for key, f in zip(sorted(groups), body["features"]):
+        cases, props = groups[key], f["properties"]
+        lons, lats = [c.lon for c in cases], [c.lat for c in cases]
+        assert props["count"] == len(cases)
+        assert f["geometry"]["coordinates"] == pytest.approx([sum(lons) / len(cases), sum(lats) / len(cases)], abs=2e-6)
+        assert props["bbox"] == [round(v, 6) for v in (min(lons), min(lats), max(lons), max(lats))]
+        assert props["worst_state"] == next(s for s in STATES if s in {c.state for c in cases})
+        late = any(
+            c.state in ("accepted", "rework", "handled")
+            and c.due_at is not None
+            and (c.due_at if c.due_at.tzinfo else c.due_at.replace(tzinfo=dt.UTC)) < now
+            for c in cases
+        )
+        assert (props["worst_deadline"] == "overdue") == late
+        assert props["case_id"] == (cases[0].id if len(cases) == 1 else None)
 
 
 def test_the_grouping_reads_one_covering_index_on_spatialite(engine, district_box):
