@@ -45,7 +45,7 @@ Per database:
   load client, signed in as the dispatcher with a bearer token); tile p50/p95 for the screens of a 1440×900
   view at several zooms per layer (cold: each tile's first request; warm: again), beside the GeoJSON endpoint of the
   same view; the map's first screen in headless Chromium (tests/benchmarks/map.py's `first_screen_run`, target
-  < 2 s).
+  < 2 s; `--map-runs` screens per view size, 3 by default, the median printed).
 * a day's import — 10,000 hotline tickets (CSV, addresses of compounds; tests/benchmarks/cases.py's `export_rows`)
   through `gridmap.cases.hotline.import_export` in bulk, rows/s, twice in one process with the locate index loaded and
   warmed as a server holds it: the first import pays for what the index derives on first use, the second is a
@@ -729,7 +729,13 @@ def start_server(url: str, workers: int = 2) -> tuple[str, subprocess.Popen, int
 
 
 def bench_http(
-    url: str, label: str, rate: float, seconds: float, skip: set[str], map_user: str = "demo-dispatcher"
+    url: str,
+    label: str,
+    rate: float,
+    seconds: float,
+    skip: set[str],
+    map_user: str = "demo-dispatcher",
+    map_runs: int = 3,
 ) -> None:
     import httpx
     from locate import _load
@@ -778,7 +784,7 @@ def bench_http(
         if "paging" not in skip:
             bench_paging(client, url)
         if "map" not in skip:
-            bench_map(base, map_user, steps="map-steps" not in skip)
+            bench_map(base, map_user, steps="map-steps" not in skip, runs=map_runs)
     finally:
         proc.terminate()
         try:
@@ -994,7 +1000,7 @@ def _med(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] or 0 for r in runs)
 
 
-def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True) -> None:
+def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True, runs: int = 3) -> None:
     try:
         from map import session_cookies
         from playwright.sync_api import sync_playwright
@@ -1008,7 +1014,8 @@ def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True) 
             # the first two screens after the server started (its two workers each build what they keep)
             fresh = [first_screen(browser, base, cookies, steps=False) for _ in range(2)]
             screens = {
-                phone: [first_screen(browser, base, cookies, phone, steps) for _ in range(3)] for phone in (False, True)
+                phone: [first_screen(browser, base, cookies, phone, steps) for _ in range(runs)]
+                for phone in (False, True)
             }
         finally:
             browser.close()
@@ -1022,7 +1029,7 @@ def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True) 
         painted, ready, fcp = _med(runs, "painted_ms"), _med(runs, "ready_ms"), _med(runs, "fcp_ms")
         kib, script, task = _med(runs, "bytes") / 1024, _med(runs, "script_ms"), _med(runs, "task_ms")
         print(
-            f"   map first screen as {username} ({view}, Chromium, cold context, median of 3): painted "
+            f"   map first screen as {username} ({view}, Chromium, cold context, median of {len(runs)}): painted "
             f"{painted:.0f} ms, ready {ready:.0f} ms (target < 2,000), FCP {fcp:.0f} ms, {kib:.0f} KiB, scripting "
             f"{script:.0f} ms (tasks {task:.0f} ms), at z{runs[0]['zoom']} ({load()})",
             flush=True,
@@ -1078,6 +1085,7 @@ def main() -> None:
     parser.add_argument(
         "--map-user", default="demo-dispatcher", help="the account that opens the map (default: the district's)"
     )
+    parser.add_argument("--map-runs", type=int, default=3, help="map first screens per view size (the median printed)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     key = params_key(args)
@@ -1139,7 +1147,7 @@ def main() -> None:
             if "last-update" not in skip:
                 bench_last_update(url, label)
             if "http" not in skip:
-                bench_http(url, label, args.rate, args.seconds, skip, args.map_user)
+                bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:
                 bench_import(url, label)
             if "delete" not in skip:
