@@ -410,32 +410,31 @@ def _latest_first(
     cases its own index gives at once (12.7 s).
 
     So: the page is looked for among the next LATEST_WINDOWS changes in turn (`_within_latest`; a window only the
-    walk can answer), which finds it when the list's cases are many among the latest changes; when the first
-    window holds none of them they are few, and the list is read with the key hidden from its index (an
-    expression of it), so that the list's own conditions choose the index; otherwise (the last page of a list,
-    or a list neither dense nor sparse) as SQLite plans it."""
-    found: list[Any] = []
+    walk can answer), which finds it when the list's cases are many among the latest changes, or finds the list's
+    last cases when the window reaches the end of the index. Otherwise the list's cases are few among the changes
+    (none in the first window, or fewer than a page in the widest), and the list is read with the key hidden from
+    its index (an expression of it), so that the list's own conditions choose the index."""
     for size in LATEST_WINDOWS:
-        found = _within_latest(session, keyed_page(key), desc, position, size)
-        if len(found) == want:
+        found, reached_end = _within_latest(session, keyed_page(key), desc, position, size, want)
+        if len(found) == want or reached_end:
             return found
         if not found:  # none in the first window: too few for a wider one, and for the key's index
-            return list(session.execute(keyed_page(sa.func.coalesce(key, key))))
-    return list(session.execute(keyed_page(key)))
+            break
+    return list(session.execute(keyed_page(sa.func.coalesce(key, key))))
 
 
 def _within_latest(
-    session: Session, query: sa.Select[Any], desc: bool, position: paging.Position | None, size: int
-) -> list[Any]:
-    """A page of a list by last update (`query`: its cases with the key, ordered, limited) looked for among the
-    `size` cases next in the key's order only (after `position`): the rows found, which are the page itself when
-    there are as many as asked for (every case outside the window comes after them), fewer otherwise (the caller
-    then looks further: LATEST_WINDOWS, then the whole list).
+    session: Session, query: sa.Select[Any], desc: bool, position: paging.Position | None, size: int, want: int
+) -> tuple[list[Any], bool]:
+    """A page of a list by last update (`query`: its cases with the key, ordered, limited to `want`) looked for
+    among the `size` cases next in the key's order only (after `position`), and whether those were all the cases
+    left: the rows found are the page itself when there are as many as asked for (every case outside the window
+    comes after them), and the end of the list when the window held all the cases left.
 
-    SQLite, given a list narrowed by a column without an index (a district, a sub-district), plans it by reading
-    every case and sorting those that match — it does not weigh the LIMIT against walking the key's index, which
-    finds a page of a district after a few thousand cases: 2.6–3.0 s against milliseconds on the province's 10 M
-    cases. The window, a range of `ix_case_activity_last_event`, makes the walk the only plan."""
+    SQLite, given a list narrowed by a column without an index (a district), plans it by reading every case and
+    sorting those that match — it does not weigh the LIMIT against walking the key's index, which finds a page of
+    a district after a few thousand cases: 2.6–3.0 s against milliseconds on the province's 10 M cases. The
+    window, a range of `ix_case_activity_last_event`, makes the walk the only plan."""
     window = sa.select(CaseActivity.case_id)
     if position is not None:
         k, i = position.key, position.id
@@ -450,7 +449,12 @@ def _within_latest(
         window = window.order_by(CaseActivity.last_event_at.desc(), CaseActivity.case_id.desc())
     else:
         window = window.order_by(CaseActivity.last_event_at.asc(), CaseActivity.case_id.asc())
-    return list(session.execute(query.where(CaseActivity.case_id.in_(window.limit(size).scalar_subquery()))))
+    window = window.limit(size)
+    found = list(session.execute(query.where(CaseActivity.case_id.in_(window.scalar_subquery()))))
+    if len(found) == want:  # a full page: no need to know more
+        return found, False
+    held = int(session.scalar(sa.select(sa.func.count()).select_from(window.subquery())) or 0)
+    return found, held < size
 
 
 def search_cases(

@@ -169,8 +169,9 @@ def test_looking_among_the_latest_changes_first_gives_the_same_pages(session, mo
     for f in lists:
         monkeypatch.setattr(queries, "LATEST_WINDOWS", ())
         whole = _walk(session, f)
-        monkeypatch.setattr(queries, "LATEST_WINDOWS", (5, 40))
-        assert _walk(session, f) == whole
+        for windows in ((5, 40), (50, 60)):  # pages found in a window, at the end of one, or after the windows
+            monkeypatch.setattr(queries, "LATEST_WINDOWS", windows)
+            assert _walk(session, f) == whole
         assert len(whole) > 7
         if f.area is None and f.queue is None:
             assert whole[-1] == first  # no history: last, whichever the order
