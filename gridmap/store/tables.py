@@ -235,7 +235,7 @@ class Case(Base):
         # a district's and a sub-district's case lists, counted and newest first (migration 0015): without them the
         # count of a sub-district read every case (2.3 s warm, 33 s cold on the 10 M-case province, PostGIS). The
         # district's on PostgreSQL only (SQLite, without histograms, took it over the state index for the queues)
-        Index("ix_case_file_district_reported", "district_code", "reported_at"),
+        Index("ix_case_file_district_reported", "district_code", "reported_at").ddl_if(dialect="postgresql"),
         Index("ix_case_file_subdistrict_reported", "subdistrict_code", "reported_at"),
         # the measures' month ranges (migration 0009): covering for what the formulas read
         Index("ix_case_file_reported_grid", "reported_at", "grid_code"),
