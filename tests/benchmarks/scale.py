@@ -31,10 +31,10 @@ Per database:
 * case list by last update — `page_cases` sorted by `updated_at` (migration 0015's `case_activity`) for the
   province, a district, a sub-district, a community, a grid and a queue, first page and the next, beside the bare
   SQL that works out each case's latest history entry (LAST_UPDATE_PEER); the pages checked to hold the same cases.
-* case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, a month of it, and the
-  dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset` (counted, as
-  offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the page
-  before; not counted), the two pages checked equal; and the last page the same way. Beside them, for the case
+* case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, by last update, a month of
+  it, and the dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset`
+  (counted, as offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the
+  page before; not counted), the two pages checked equal; and the last page the same way. Beside them, for the case
   list newest first, the same page as bare SQL: LIMIT/OFFSET and a keyset WHERE.
 * deleting cases — the app's one path that deletes cases (after a day's import, below: the imported cases, their
   notifications and history, by ticket prefix): 10,000 imported cases deleted at schema 0012 (the foreign keys'
@@ -861,6 +861,7 @@ def bench_paging(client, url: str) -> None:
     lists = [
         ("case list, newest first", "/api/v1/cases", {}),
         ("case list by deadline", "/api/v1/cases", {"sort": "deadline", "order": "asc"}),
+        ("case list by last update", "/api/v1/cases", {"sort": "updated_at", "order": "desc"}),
         ("June, newest first", "/api/v1/cases", {"since": month[0], "until": month[1]}),
         ("queue 已派遣 (by deadline)", "/api/v1/queues/dispatched", {}),
     ]
