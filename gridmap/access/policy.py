@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from gridmap.boundaries.codes import CODE_DIGITS
 from gridmap.errors import Forbidden, NotFound, Unauthenticated
 
 if TYPE_CHECKING:
@@ -184,11 +185,18 @@ def require(principal: Principal, permission: str) -> None:
 # -- areas ---------------------------------------------------------------------------------------------------------
 
 
+def _in_subtree(code: str, scope: Scope) -> bool:
+    """Whether an area's code lies in the subtree of a scope. Codes are hierarchical (a descendant's code starts with
+    its ancestor's), except that a micro-grid has nothing below it: micro-grid codes widen from 2 to 3 digits, so
+    another micro-grid's code can start with its own (`…10` and `…100`)."""
+    return code == scope.code if scope.level == "microgrid" else code.startswith(scope.code)
+
+
 def within(principal: Principal, code: str | None) -> bool:
     """Whether an area (by code) lies in one of the principal's subtrees."""
     if principal.everywhere:
         return True
-    return code is not None and code != "" and any(code.startswith(s.code) for s in principal.scopes)
+    return code is not None and code != "" and any(_in_subtree(code, s) for s in principal.scopes)
 
 
 def _all_outlines(principal: Principal) -> bool:
@@ -220,14 +228,30 @@ def area_condition(principal: Principal, column: sa.SQLColumnExpression[str | No
 
 
 def code_condition(principal: Principal, column: sa.SQLColumnExpression[str | None]) -> sa.ColumnElement[bool]:
-    """SQL: rows whose area code (any level) lies in scope."""
+    """SQL: rows whose area code (any level) lies in scope (`within`)."""
     if principal.everywhere:
         return sa.true()
-    parts = [column.startswith(s.code, autoescape=True) for s in principal.scopes]
+    parts = [
+        column == s.code if s.level == "microgrid" else column.startswith(s.code, autoescape=True)
+        for s in principal.scopes
+    ]
     return sa.or_(*parts) if parts else sa.false()
 
 
 # -- cases ---------------------------------------------------------------------------------------------------------
+
+
+def _own_level(scope: Scope) -> bool:
+    """Whether a scope's code has the shape of a code of its level (DB11: 6, 9, 12, 15, 17–18 digits): the code of
+    an area at that level, compared with a case's code at that level by equality — the same cases as by prefix, as
+    codes of one level have one length (and a micro-grid's is its own, not a prefix of its neighbours'), and a
+    condition the area indexes serve (a prefix `LIKE` is served only under the C collation)."""
+    return scope.code.isascii() and scope.code.isdigit() and len(scope.code) in CODE_DIGITS.get(scope.level, ())
+
+
+def _case_in_scope(case_table: type[Case], scope: Scope) -> sa.ColumnElement[bool]:
+    column = getattr(case_table, LEVEL_COLUMNS.get(scope.level, "grid_code"))
+    return column == scope.code if _own_level(scope) else column.startswith(scope.code, autoescape=True)
 
 
 def case_condition(principal: Principal, case_table: type[Case]) -> sa.ColumnElement[bool]:
@@ -239,10 +263,7 @@ def case_condition(principal: Principal, case_table: type[Case]) -> sa.ColumnEle
         return sa.false()
     if principal.everywhere:
         return sa.true()
-    parts = [
-        getattr(case_table, LEVEL_COLUMNS.get(s.level, "grid_code")).startswith(s.code, autoescape=True)
-        for s in principal.scopes
-    ]
+    parts = [_case_in_scope(case_table, s) for s in principal.scopes]
     if principal.role == "worker" and principal.staff_id is not None:
         parts.append(case_table.assignee_id == principal.staff_id)
     if principal.role == "department":
@@ -258,7 +279,7 @@ def sees_case(principal: Principal, case: Case, department_code: str | None = No
         return True
     for s in principal.scopes:
         value = getattr(case, LEVEL_COLUMNS.get(s.level, "grid_code"), None)
-        if value and value.startswith(s.code):
+        if value and (value == s.code if _own_level(s) else value.startswith(s.code)):
             return True
     if principal.role == "worker" and principal.staff_id is not None and case.assignee_id == principal.staff_id:
         return True
