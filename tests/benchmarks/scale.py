@@ -31,6 +31,10 @@ Per database:
 * case list by last update — `page_cases` sorted by `updated_at` (migration 0015's `case_activity`) for the
   province, a district, a sub-district, a community, a grid and a queue, first page and the next, beside the bare
   SQL that works out each case's latest history entry (LAST_UPDATE_PEER); the pages checked to hold the same cases.
+* the case list as each account opens it — over HTTP (`gridmap serve --workers 2`), the first page, counted, for
+  the admin (the province), a district's and a sub-district's dispatcher and a community's manager, beside the bare
+  SQL of the same page (the area's count by its code, the 50 newest); `--server-baseline CHECKOUT` runs an earlier
+  commit's server in turn (the totals checked equal to the bare count).
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, by last update, a month of
   it, and the dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset`
   (counted, as offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the
@@ -702,7 +706,8 @@ def bench_delete(url: str, label: str, rows: int = 10_000, cap_s: float = 600.0)
 # --- over HTTP -------------------------------------------------------------------------------------------------
 
 
-def start_server(url: str, workers: int = 2) -> tuple[str, subprocess.Popen, int]:
+def start_server(url: str, workers: int = 2, checkout: str | None = None) -> tuple[str, subprocess.Popen, int]:
+    """`gridmap serve` on a free port (`checkout`: another checkout's code, e.g. a worktree of an earlier commit)."""
     import socket
     import urllib.request
 
@@ -710,6 +715,8 @@ def start_server(url: str, workers: int = 2) -> tuple[str, subprocess.Popen, int
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "GRIDMAP_DATABASE_URL": url}
+    if checkout:
+        env["PYTHONPATH"] = os.pathsep.join([checkout, f"{checkout}/api", f"{checkout}/web"])
     proc = subprocess.Popen(
         [GM, "--database", url, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
@@ -791,6 +798,98 @@ def bench_http(
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+SCOPED_USERS = (
+    ("demo-admin", None, "the province (admin)"),
+    ("demo-dispatcher", "district", "a district (its dispatcher)"),
+    ("demo-dispatcher-1", "subdistrict", "a sub-district (its dispatcher)"),
+    ("demo-manager", "community", "a community (its grid manager)"),
+)
+
+
+def bench_scoped_lists(url: str, baseline: str | None = None, rounds: int = 2) -> None:
+    """The first page of the case list as each account opens it (newest first, 50, counted: the total is shown
+    above the list), over HTTP from `gridmap serve --workers 2`: three requests each, and once with `count=false`,
+    for the admin (the province), a district's and a sub-district's dispatcher and a community's manager; beside
+    the bare SQL a user would write for the same page: the count of the area's cases by its code, and the 50 newest.
+    The totals are checked equal to the bare count. With `baseline` (a checkout of an earlier commit), its server
+    and this one are run in turn, `rounds` times each."""
+    import httpx
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+
+    engine = storage.make_engine(url)
+    with storage.make_sessionmaker(engine)() as session:
+        from gridmap.store.tables import Account
+
+        areas = {
+            a.username: (a.areas[0].area_code if a.areas else None)
+            for a in session.query(Account).where(Account.username.in_([u for u, _, _ in SCOPED_USERS]))
+        }
+    peers: dict[str, tuple[int, float, float]] = {}
+    print(f"   first page of the case list as each account opens it, bare SQL beside ({load()}):", flush=True)
+    with engine.connect() as conn:
+        for user, level, what in SCOPED_USERS:
+            where = f"{level}_code = :a" if level else "TRUE"
+            params = {"a": areas[user]} if level else {}
+            runs = []
+            for _ in range(2):
+                t = time.perf_counter()
+                total = conn.scalar(sa.text(f"SELECT count(*) FROM case_file WHERE {where}"), params)
+                counted = time.perf_counter() - t
+                t = time.perf_counter()
+                conn.execute(
+                    sa.text(f"SELECT * FROM case_file WHERE {where} ORDER BY reported_at DESC, id DESC LIMIT 50"),
+                    params,
+                ).all()
+                runs.append((counted, time.perf_counter() - t))
+            peers[user] = (total, min(r[0] for r in runs) * 1000, min(r[1] for r in runs) * 1000)
+            print(
+                f"     bare SQL, {what} {areas[user] or ''}: count {total:,} in {peers[user][1]:8.1f} ms, "
+                f"the 50 newest in {peers[user][2]:7.1f} ms",
+                flush=True,
+            )
+    engine.dispose()
+    checkouts = [("this checkout", None)] + ([(f"baseline {baseline}", baseline)] if baseline else [])
+    for n in range(rounds):
+        for name, checkout in checkouts:
+            base, proc, _ = start_server(url, checkout=checkout)
+            try:
+                print(f"   round {n + 1}, {name}: gridmap serve --workers 2 ({load()})", flush=True)
+                for user, _, what in SCOPED_USERS:
+                    token = httpx.post(
+                        f"{base}/api/v1/auth/token", data={"username": user, "password": DEMO_PASSWORD}, timeout=120
+                    ).json()["access_token"]
+                    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300)
+                    times, totals = [], set()
+                    for _ in range(3):
+                        t = time.perf_counter()
+                        r = client.get("/api/v1/cases", params={"limit": PAGE})
+                        times.append((time.perf_counter() - t) * 1000)
+                        if r.status_code != 200:
+                            raise SystemExit(f"{user}: answered {r.status_code}: {r.text[:300]}")
+                        totals.add(r.json()["total"])
+                    t = time.perf_counter()
+                    client.get("/api/v1/cases", params={"limit": PAGE, "count": "false"}).raise_for_status()
+                    uncounted = (time.perf_counter() - t) * 1000
+                    client.close()
+                    total, count_ms, page_ms = peers[user]
+                    agree = (
+                        "total = bare count" if totals == {total} else f"TOTALS DIFFER {sorted(totals)} vs {total:,}"
+                    )
+                    print(
+                        f"     {what}: counted {', '.join(f'{x:,.0f}' for x in times)} ms (not counted "
+                        f"{uncounted:,.0f} ms) | bare SQL {count_ms + page_ms:,.0f} ms → "
+                        f"{(count_ms + page_ms) / statistics.median(times):.2f}× ({agree}) ({load()})",
+                        flush=True,
+                    )
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 def bench_tiles(client, centre: tuple[float, float]) -> None:
@@ -1074,7 +1173,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,last-update,import,delete,http,locate,tiles,paging,map,map-steps",
+        help="comma-separated: locate-file,measures,last-update,scoped,import,delete,http,locate,tiles,paging,map,"
+        "map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
     parser.add_argument("--delete-cap", type=float, default=600.0, help="seconds of deleting at schema 0012")
@@ -1085,6 +1185,10 @@ def main() -> None:
     parser.add_argument("--baseline", help="locate batch: another checkout's gridmap run beside (e.g. /work/main)")
     parser.add_argument(
         "--map-user", default="demo-dispatcher", help="the account that opens the map (default: the district's)"
+    )
+    parser.add_argument(
+        "--server-baseline",
+        help="scoped lists: another checkout's server run in turn (a worktree of an earlier commit)",
     )
     parser.add_argument("--map-runs", type=int, default=3, help="map first screens per view size (the median printed)")
     args = parser.parse_args()
@@ -1140,13 +1244,15 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "last-update", "http", "import", "delete"} <= skip:
+            if {"measures", "last-update", "scoped", "http", "import", "delete"} <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
                 bench_measures(url, label)
             if "last-update" not in skip:
                 bench_last_update(url, label)
+            if "scoped" not in skip:
+                bench_scoped_lists(url, args.server_baseline)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:
