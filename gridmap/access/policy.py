@@ -36,6 +36,7 @@ import sqlalchemy as sa
 
 from gridmap.boundaries.codes import CODE_DIGITS
 from gridmap.errors import Forbidden, NotFound, Unauthenticated
+from gridmap.store import dialect
 
 if TYPE_CHECKING:
     from gridmap.store.tables import Case
@@ -250,8 +251,10 @@ def _own_level(scope: Scope) -> bool:
 
 
 def _case_in_scope(case_table: type[Case], scope: Scope) -> sa.ColumnElement[bool]:
-    column = getattr(case_table, LEVEL_COLUMNS.get(scope.level, "grid_code"))
-    return column == scope.code if _own_level(scope) else column.startswith(scope.code, autoescape=True)
+    column: sa.ColumnElement[str | None] = getattr(case_table, LEVEL_COLUMNS.get(scope.level, "grid_code"))
+    if not _own_level(scope):
+        return column.startswith(scope.code, autoescape=True)
+    return dialect.code_is(column, scope.code) if scope.level == "district" else column == scope.code
 
 
 def case_condition(principal: Principal, case_table: type[Case]) -> sa.ColumnElement[bool]:

@@ -31,6 +31,7 @@ from gridmap.cases.intake import (
     utc,
 )
 from gridmap.errors import InvalidInput
+from gridmap.store import dialect
 from gridmap.store.tables import (
     CASE_SOURCES,
     CASE_STATES,
@@ -205,7 +206,8 @@ def case_query(session: Session, f: CaseFilter, *, now: dt.datetime, who: Princi
         query = query.where(policy.case_condition(who, Case))
     if f.area:
         target = get_area(session, f.area)
-        query = query.where(LEVEL_COLUMNS[target.level] == f.area)
+        column = LEVEL_COLUMNS[target.level]
+        query = query.where(dialect.code_is(column, f.area) if target.level == "district" else column == f.area)
     if states:
         query = query.where(state_condition(states, now))
     if f.queue:

@@ -6,8 +6,14 @@ SQLite uses a spatial index only when the query names it: SpatiaLite's R*Tree is
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 def _is_sqlite(session: Session) -> bool:
@@ -47,3 +53,36 @@ def floor_int(session: Session, expr: sa.ColumnElement[float | None]) -> sa.Colu
     if _is_sqlite(session):
         return sa.cast(expr, sa.Integer)
     return sa.cast(sa.func.floor(expr), sa.Integer)
+
+
+class _CodeIs(ColumnElement[bool]):
+    """`code_is`: compiled per dialect."""
+
+    __visit_name__ = "gridmap_code_is"
+    inherit_cache = True
+    type = sa.Boolean()
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement), ("code", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: sa.SQLColumnExpression[Any], code: str) -> None:
+        self.column = column
+        self.code = sa.bindparam(None, code, type_=sa.String(), unique=True)  # a parameter: one statement cached
+
+
+def code_is(column: sa.SQLColumnExpression[Any], code: str) -> sa.ColumnElement[bool]:
+    """`column = code` for an area code column that leads an index on PostgreSQL but none on SQLite (the case
+    table's district code: `tables.Case`), where it is written as the prefix `column LIKE 'code%'` — the same rows,
+    as the column holds codes of one length (`code` is one, of digits). SQLite keeps no statistics on a column
+    without an index and takes an equality for selective: it read and sorted a whole district (600,000 of 10 M
+    cases) for a first page of 50 (4.4 s), where with the prefix, which it takes for unselective, it walks the
+    report time's index (6 ms)."""
+    return _CodeIs(column, code)
+
+
+@compiles(_CodeIs)
+def _code_is(element: _CodeIs, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column == element.code, **kw)
+
+
+@compiles(_CodeIs, "sqlite")
+def _code_is_sqlite(element: _CodeIs, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column.startswith(element.code), **kw)  # (a code of digits: nothing to escape)

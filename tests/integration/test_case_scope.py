@@ -8,7 +8,8 @@ district dispatcher's counted list read every case (2–10 s at 10 M cases). Sho
   Python, for a case in no grid too;
 * except a micro-grid whose code starts with a neighbour's (micro-grid codes widen from 2 to 3 digits: `…10` and
   `…100`), which the prefix wrongly let in and the equality does not — in SQL, in Python and over HTTP;
-* a scope whose code is not of its level's shape (a gateway's odd code) is still compared by prefix;
+* a scope whose code is not of its level's shape (a gateway's odd code) is still compared by prefix, and so is a
+  district on SQLite, which has no index for it (`gridmap.store.dialect.code_is`);
 * the district's and the sub-district's counts are served by their indexes (the plans say so).
 """
 
@@ -52,9 +53,14 @@ def test_an_area_sees_the_same_cases_by_equality_as_by_prefix(session):
         assert {c.id for c in cases if policy.sees_case(principal, c)} == expected, (code, level)
         checked += bool(expected)
     assert checked > 30
-    # the SQL compares by equality, which the indexes serve
-    sql = str(policy.case_condition(_reader(policy.Scope(areas[0][0], areas[0][1])), Case).compile())
-    assert "LIKE" not in sql.upper() and "=" in sql
+    # the SQL compares by equality, which the indexes serve — except the district's on SQLite, which has no index
+    # there and is written as the prefix (SQLite, without statistics, took the equality for selective and sorted a
+    # whole district for a page: `dialect.code_is`)
+    for code, level in areas:
+        condition = policy.case_condition(_reader(policy.Scope(code, level)), Case)
+        sql = str(condition.compile(session.bind)).upper()
+        prefix = level == "district" and session.bind.dialect.name == "sqlite"
+        assert ("LIKE" in sql) == prefix and (prefix or " = " in sql), (level, sql)
 
 
 def _neighbours(session) -> tuple[Case, Case, str, str]:
