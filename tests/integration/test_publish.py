@@ -874,7 +874,8 @@ def test_a_scheduled_generation_overtaken_by_another_goes_back_to_the_approvers(
 
     sm = world["sm"]
     with sm() as s:
-        start = s.scalar(sa.select(Generation.effective_from).where(Generation.status == "active"))
+        # (from today at least: run first in its module, the demo's boundaries started in the past)
+        start = max(TODAY, s.scalar(sa.select(Generation.effective_from).where(Generation.status == "active")))
     first, second = _draft(world, "先批准的"), _draft(world, "后生效的")
     assert _post(world, f"/api/v1/generations/{first}/submit", "pub-planner").status_code == 200
     later = start + dt.timedelta(days=3)
@@ -898,4 +899,35 @@ def test_a_scheduled_generation_overtaken_by_another_goes_back_to_the_approvers(
         assert s.scalar(sa.select(Generation.status).where(Generation.id == second)) == "active"
     with storage.session_scope(sm) as s:
         assert publish.activate_due(s, at=due + dt.timedelta(minutes=1)) == []
+    world["client"].app.state.reload_index()
+
+
+def test_an_activation_leaves_the_index_file_that_locate_file_loads(world, tmp_path, monkeypatch):
+    """Activating boundaries writes their lookup index file (`generations.shared_index`), so that the next
+    `gridmap locate-file` (`batch.quick_index`) and the server's workers load it instead of building it again; the
+    file answers as the index built from the database does."""
+    from gridmap.boundaries.areas import load_index
+    from gridmap.locating import batch
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRIDMAP_INDEX_CACHE", str(cache))
+    assert batch.quick_index(world["url"], cache_dir=cache) is None  # no file yet: locate-file would build it
+    sm = world["sm"]
+    with sm() as s:
+        start = s.scalar(sa.select(Generation.effective_from).where(Generation.status == "active"))
+    day = max(TODAY, start + dt.timedelta(days=1))
+    draft = _draft(world, "索引文件")
+    with storage.session_scope(sm) as s:
+        publish.activate_generation(
+            s, draft, day, actor="a1", at=dt.datetime.combine(day, dt.time(9), publish.LOCAL_TZ)
+        )
+    found = batch.quick_index(world["url"], cache_dir=cache)
+    assert found is not None and found[0].generation_id == draft
+    with sm() as s:
+        built = load_index(s, draft)
+    x0, y0, x1, y1 = built.bounds
+    rng = np.random.default_rng(3)
+    xs, ys = rng.uniform(x0, x1, 2000), rng.uniform(y0, y1, 2000)
+    assert (found[0].locate_many(xs, ys) == built.locate_many(xs, ys)).all()
+    assert [a.code for a in found[0].leaves] == [a.code for a in built.leaves]
     world["client"].app.state.reload_index()
