@@ -735,6 +735,14 @@ def start_server(url: str, workers: int = 2, checkout: str | None = None) -> tup
     raise SystemExit("the server did not start")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def bench_http(
     url: str,
     label: str,
@@ -793,11 +801,7 @@ def bench_http(
         if "map" not in skip:
             bench_map(base, map_user, steps="map-steps" not in skip, runs=map_runs)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 SCOPED_USERS = (
@@ -885,11 +889,7 @@ def bench_scoped_lists(url: str, baseline: str | None = None, rounds: int = 2) -
                         flush=True,
                     )
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
 
 
 def bench_tiles(client, centre: tuple[float, float]) -> None:
