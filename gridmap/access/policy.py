@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from gridmap.boundaries.codes import CODE_DIGITS
 from gridmap.errors import Forbidden, NotFound, Unauthenticated
 from gridmap.store import dialect
+from gridmap.store.tables import CODE_DIGITS
 
 if TYPE_CHECKING:
     from gridmap.store.tables import Case

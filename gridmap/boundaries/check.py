@@ -72,7 +72,7 @@ from sqlalchemy.orm import Session
 from gridmap.errors import InvalidCoordinate, InvalidInput, field_zh
 from gridmap.geo import crs as gcrs
 from gridmap.geo.coverage import as_multipolygon
-from gridmap.store.tables import LEVEL_NAMES_ZH, LEVELS, Area
+from gridmap.store.tables import CODE_DIGITS, LEVEL_NAMES_ZH, LEVELS, Area
 
 NOISE_M2 = 0.01
 SLIVER_M2 = 1.0
@@ -106,7 +106,6 @@ KIND_NAMES_ZH = {
     "household_norm": "户数超出常规",
 }
 WARNINGS = frozenset({"sliver", "not_contiguous", "household_norm"})
-CODE_DIGITS = {"district": (6,), "subdistrict": (9,), "community": (12,), "grid": (15,), "microgrid": (17, 18)}
 M_PER_DEG = 111_320.0  # metres per degree of latitude, near enough, for tolerances given in metres
 SEGMENT_DEG = 1e-4  # edges are densified to this (about 10 m) before they are projected for measuring
 NEAR_M = 0.01  # a region's neighbours: the areas within 1 cm of it

@@ -12,16 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gridmap.errors import Conflict
-from gridmap.store.tables import LEVEL_NAMES_ZH, Area, CodeRegistry
+from gridmap.store.tables import CODE_DIGITS, LEVEL_NAMES_ZH, Area, CodeRegistry
 
-# digits of a code by level (micro-grids: 2, or 3 in districts with more than 99 per grid)
-CODE_DIGITS: dict[str, tuple[int, ...]] = {
-    "district": (6,),
-    "subdistrict": (9,),
-    "community": (12,),
-    "grid": (15,),
-    "microgrid": (17, 18),
-}
 CHILD_LEVEL = {"district": "subdistrict", "subdistrict": "community", "community": "grid", "grid": "microgrid"}
 LEVEL_OF_LENGTH = {6: "district", 9: "subdistrict", 12: "community", 15: "grid", 17: "microgrid", 18: "microgrid"}
 

@@ -49,6 +49,15 @@ class Level(enum.StrEnum):
 
 LEVELS: tuple[str, ...] = tuple(level.value for level in Level)
 LEVEL_NAMES_ZH = {"district": "区", "subdistrict": "街道", "community": "社区", "grid": "网格", "microgrid": "微网格"}
+# digits of an area code by level (DB11 shape: district 6 digits of GB/T 2260, then 3 per sub-district, community and
+# grid, and 2 per micro-grid, or 3 in districts with more than 99 per grid)
+CODE_DIGITS: dict[str, tuple[int, ...]] = {
+    "district": (6,),
+    "subdistrict": (9,),
+    "community": (12,),
+    "grid": (15,),
+    "microgrid": (17, 18),
+}
 
 
 class CaseState(enum.StrEnum):
