@@ -22,4 +22,16 @@ DO $$ BEGIN
   END IF;
 END $$;
 SQL
+# An action on a case locks every month partition of case_file and each of their indexes (about 1,240 locks with
+# 28 partitions); PostgreSQL's default lock table (64 per connection) is full with five such transactions at once
+# ("out of shared memory"). Raised here as a deployment must raise it (README, "PostgreSQL settings").
+LOCKS=1024
+have=$(as_postgres psql -Atq -d postgres -c "SHOW max_locks_per_transaction")
+if [ "$have" -lt "$LOCKS" ]; then
+  as_postgres psql -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER SYSTEM SET max_locks_per_transaction = $LOCKS"
+  ver=$(pg_lsclusters -h | awk '$2 == "main" && $3 == "5432" {print $1}' | head -n 1)
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main restart || $SUDO pg_ctlcluster "$ver" main restart
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  echo "max_locks_per_transaction raised from $have to $LOCKS (PostgreSQL restarted)"
+fi
 echo "PostGIS ready on 127.0.0.1:5432 (role gridmap_test)"
