@@ -30,8 +30,12 @@ have=$(as_postgres psql -Atq -d postgres -c "SHOW max_locks_per_transaction")
 if [ "$have" -lt "$LOCKS" ]; then
   as_postgres psql -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER SYSTEM SET max_locks_per_transaction = $LOCKS"
   ver=$(pg_lsclusters -h | awk '$2 == "main" && $3 == "5432" {print $1}' | head -n 1)
-  $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main restart || $SUDO pg_ctlcluster "$ver" main restart
-  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-  echo "max_locks_per_transaction raised from $have to $LOCKS (PostgreSQL restarted)"
+  if [ -n "$ver" ] && { $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main restart \
+      || $SUDO pg_ctlcluster "$ver" main restart; }; then
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    echo "max_locks_per_transaction raised from $have to $LOCKS (PostgreSQL restarted)"
+  else
+    echo "warning: could not restart PostgreSQL: max_locks_per_transaction stays $have until it restarts" >&2
+  fi
 fi
 echo "PostGIS ready on 127.0.0.1:5432 (role gridmap_test)"
