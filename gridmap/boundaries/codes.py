@@ -15,7 +15,7 @@ from gridmap.errors import Conflict
 from gridmap.store.tables import CODE_DIGITS, LEVEL_NAMES_ZH, Area, CodeRegistry
 
 CHILD_LEVEL = {"district": "subdistrict", "subdistrict": "community", "community": "grid", "grid": "microgrid"}
-LEVEL_OF_LENGTH = {6: "district", 9: "subdistrict", 12: "community", 15: "grid", 17: "microgrid", 18: "microgrid"}
+LEVEL_OF_LENGTH = {n: level for level, lengths in CODE_DIGITS.items() for n in lengths}
 
 
 def level_of(code: str) -> str | None:
