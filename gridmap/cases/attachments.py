@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from gridmap import errors
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.store.partitions import this_case
 from gridmap.store.tables import FINISHED_STATES, Attachment, Case, CaseEvent
 
 if TYPE_CHECKING:
@@ -454,7 +455,7 @@ def add(
     caller commits. The files are removed again when the row cannot be written."""
     limits = limits or Limits()
     # the case row is locked first (PostgreSQL) so that two uploads at once cannot both pass the count
-    session.execute(sa.select(Case.id).where(Case.id == case.id).with_for_update())
+    session.execute(sa.select(Case.id).where(this_case(session, case)).with_for_update())
     if count_for(session, case.id) >= limits.per_case:
         raise Conflict(
             f"case {case.number} already has {limits.per_case} attachments, the most one case may have",

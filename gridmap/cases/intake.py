@@ -26,6 +26,7 @@ from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.geo import crs as gcrs
 from gridmap.geo.index import AreaIndex, Location
 from gridmap.locating.locate import LocateOptions, _alternative_reading, to_wgs84_checked
+from gridmap.store.partitions import cases_by_id
 from gridmap.store.tables import (
     CASE_SOURCES,
     CASE_STATES,
@@ -396,7 +397,9 @@ def create_case_once(
 def get_case(session: Session, case_id: int) -> Case:
     """One case with its history; `NotFound` when there is none."""
     case = session.scalars(
-        sa.select(Case).options(selectinload(Case.events), selectinload(Case.category)).where(Case.id == case_id)
+        sa.select(Case)
+        .options(selectinload(Case.events), selectinload(Case.category))
+        .where(cases_by_id(session, [case_id]))
     ).first()
     if case is None:
         raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")

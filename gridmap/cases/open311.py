@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gridmap.cases.intake import MAX_TEXT, NewCase, utc
 from gridmap.errors import InvalidInput
+from gridmap.store.partitions import cases_by_number
 from gridmap.store.tables import FINISHED_STATES, Case, CaseCategory, Department, PartyOrg
 from gridmap.textcheck import MAX_ADDRESS, clean_phone, clean_text
 
@@ -336,7 +337,8 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
     ids = _one(query, "service_request_id")
     if ids is not None:
         numbers = [p.strip() for p in ids.split(",") if p.strip()]
-        return list(session.scalars(base.where(Case.number.in_(numbers)).order_by(Case.reported_at.desc())))
+        found = base.where(cases_by_number(session, numbers)) if numbers else base.where(sa.false())
+        return list(session.scalars(found.order_by(Case.reported_at.desc())))
     start, end = _parse_w3("start_date", _one(query, "start_date")), _parse_w3("end_date", _one(query, "end_date"))
     if start and end and end < start:
         raise Open311Error(INVALID, "end_date is before start_date")
@@ -371,7 +373,9 @@ def find_requests(session: Session, query: dict[str, list[str]], *, now: dt.date
 
 def get_request(session: Session, number: str) -> Case:
     case = session.scalars(
-        sa.select(Case).options(selectinload(Case.category), selectinload(Case.events)).where(Case.number == number)
+        sa.select(Case)
+        .options(selectinload(Case.category), selectinload(Case.events))
+        .where(cases_by_number(session, [number]))
     ).first()
     if case is None:
         raise Open311Error(NOT_FOUND, f"service_request_id {number} was not found")

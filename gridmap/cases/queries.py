@@ -32,6 +32,7 @@ from gridmap.cases.intake import (
 )
 from gridmap.errors import InvalidInput
 from gridmap.store import dialect
+from gridmap.store.partitions import cases_by_id
 from gridmap.store.tables import (
     CASE_SOURCES,
     CASE_STATES,
@@ -799,7 +800,22 @@ def _event(e: CaseEvent) -> dict[str, Any]:
 def full_history(session: Session, case: Case) -> list[dict[str, Any]]:
     """The case's history with the histories of the cases merged into it, in time order; entries of a merged
     case carry its `case_number`."""
-    merged = dict(session.execute(sa.select(Case.id, Case.number).where(Case.merged_into_id == case.id)).all())
+    # the cases merged into this one are those its history names ("merge_in", written by every merge), read from
+    # their months alone: a search of `merged_into_id` reads every month's partition (gridmap.store.partitions)
+    named = {
+        e.detail["case_id"]
+        for e in case.events
+        if e.action == "merge_in" and isinstance(e.detail, dict) and type(e.detail.get("case_id")) is int
+    }
+    merged = (
+        dict(
+            session.execute(
+                sa.select(Case.id, Case.number).where(cases_by_id(session, named), Case.merged_into_id == case.id)
+            ).all()
+        )
+        if named
+        else {}
+    )
     if not merged:
         return case_history(case)
     events = list(case.events)

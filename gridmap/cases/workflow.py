@@ -30,6 +30,7 @@ from gridmap import errors
 from gridmap.calendar import WorkCalendar, china_date
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.store.engine import rowcount
+from gridmap.store.partitions import cases_by_id, this_case
 from gridmap.store.tables import OVERDUE_CANDIDATES, Case, CaseCategory, CaseEvent, Department, StaffArea
 from gridmap.textcheck import clean_text
 
@@ -202,7 +203,7 @@ def act(
         raise VersionRequired(
             "version: say which version of the case you saw", field="version", zh="版本号：请注明您看到的案件版本。"
         )
-    case = session.get(Case, case_id)
+    case = load_case(session, case_id)
     if case is None:
         raise NotFound(f"case id: no case has id {case_id}", field="id", zh=f"没有编号为 {case_id} 的案件。")
     if case.version != version:
@@ -236,7 +237,7 @@ def act(
     # claim the case: of concurrent actors exactly one moves it on from this version
     claimed = session.execute(
         sa.update(Case)
-        .where(Case.id == case_id, Case.version == version)
+        .where(this_case(session, case), Case.version == version)
         .values(version=version + 1)
         .execution_options(synchronize_session=False)
     )
@@ -272,6 +273,12 @@ def act(
     _notify(session, case, action, actor, params, holder_before, now)
     session.flush()
     return case
+
+
+def load_case(session: Session, case_id: int) -> Case | None:
+    """One case by id, read from its month's partition alone where the table is partitioned (see
+    `gridmap.store.partitions`); None when there is none."""
+    return session.scalars(sa.select(Case).where(cases_by_id(session, [case_id]))).first()
 
 
 def _notify(
@@ -753,7 +760,7 @@ class _Handlers:
             raise InvalidInput(
                 "into: a case cannot be merged into itself", field="into", zh="并入对象：案件不能并入自身。"
             )
-        primary = session.get(Case, into)
+        primary = load_case(session, into)
         if primary is None:
             raise InvalidInput(f"into: no case has id {into}", field="into", zh=f"并入对象：没有编号为 {into} 的案件。")
         if primary.state in MERGE_TARGET_EXCLUDED:
@@ -776,7 +783,7 @@ class _Handlers:
         # the case it joins records the merge too (and its version moves, so that open forms see the change)
         session.execute(
             sa.update(Case)
-            .where(Case.id == primary.id)
+            .where(this_case(session, primary))
             .values(version=Case.version + 1)
             .execution_options(synchronize_session=False)
         )

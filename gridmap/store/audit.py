@@ -89,6 +89,15 @@ def _pk(obj: Base) -> object:
     return ident[0] if len(ident) == 1 else list(ident)
 
 
+WRITTEN = "gridmap.store.audit.written"
+
+
+def wrote(session: Session, table: str, kind: str, ident: object) -> None:
+    """Record a row written by this flush outside the ORM's own statements (the case table's writes by month,
+    `gridmap.store.partitions`), as the flush's own would be."""
+    session.info.setdefault(WRITTEN, []).append((table, kind, ident))
+
+
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context: object) -> None:
     """One audit row per table and kind of change in this flush (ids listed up to MAX_IDS)."""
@@ -101,6 +110,8 @@ def _after_flush(session: Session, _context: object) -> None:
             if kind == "update" and not session.is_modified(obj, include_collections=False):
                 continue
             changes.setdefault((table, kind), {"ids": [], "statements": 0})["ids"].append(_pk(obj))
+    for table, kind, ident in session.info.pop(WRITTEN, []):
+        changes.setdefault((table, kind), {"ids": [], "statements": 0})["ids"].append(ident)
     for table, kind in session.info.pop("gridmap.store.audit.statements", []):
         changes.setdefault((table, kind), {"ids": [], "statements": 0})["statements"] += 1
     if not changes:

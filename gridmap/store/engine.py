@@ -18,7 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gridmap.store import audit  # noqa: F401 - installs the audit hooks on every session
+from gridmap.store import (
+    audit,  # noqa: F401 - installs the audit hooks on every session
+    partitions,  # noqa: F401 - installs the case table's writes by month on every session
+)
 
 # pyproj's wheel brings its own PROJ library, and SpatiaLite links the system's. When SpatiaLite is loaded first and
 # pyproj after it, the process aborts at exit (double free: "corrupted size vs. prev_size", exit status 134 or 139),
@@ -69,7 +72,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs.setdefault("pool_pre_ping", True)
-        kwargs["connect_args"] = _without_jit(parsed, kwargs.get("connect_args"))
+        kwargs["connect_args"] = _connection_options(parsed, kwargs.get("connect_args"))
         # as many connections as the web server's worker threads (40): a request waiting for a connection while
         # the requests holding them wait for a thread to finish would otherwise stall until the pool's timeout
         kwargs.setdefault("pool_size", 10)
@@ -78,18 +81,33 @@ def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     raise ValueError(f"database url: {parsed.get_backend_name()!r} is not supported; use sqlite:/// or postgresql://")
 
 
-def _without_jit(url: sa.engine.URL, connect_args: dict[str, Any] | None) -> dict[str, Any]:
-    """PostgreSQL's connection options with JIT compilation off (`-c jit=off`, after any options the URL or the
-    caller gives, which a `jit` of their own overrides). The app's queries are interactive, and PostgreSQL costs
-    a scan of a district's or a province's cases above `jit_above_cost`, then compiles its expressions for
-    seconds: on the 10 M-case province (PostGIS 15, load 4-5), the first page of a district's case list took
-    4.7-7.3 s with JIT and 2.0-2.6 s without, the overdue cases 8.7-8.8 s against 3.2-3.3 s, a district's
-    list by last update 27 s of which 8.6 s compiling."""
+# PostgreSQL settings of the app's connections, each unless the URL or the caller names it itself (see
+# `_connection_options`)
+SESSION_SETTINGS = {
+    # JIT compilation: the app's queries are interactive, and PostgreSQL costs a scan of a district's or a
+    # province's cases above `jit_above_cost`, then compiles its expressions for seconds: on the 10 M-case province
+    # (PostGIS 15, load 4-5), the first page of a district's case list took 4.7-7.3 s with JIT and 2.0-2.6 s
+    # without, the overdue cases 8.7-8.8 s against 3.2-3.3 s, a district's list by last update 27 s (8.6 s
+    # compiling)
+    "jit": "off",
+    # a plan for each execution's own values: psycopg prepares a statement run five times on a connection, and
+    # PostgreSQL then moves to a generic plan, which names every month partition of the case table and locks all
+    # of them and their indexes when it runs (PostgreSQL 15), although the values prune all but one: reading one
+    # case by id and report time went from 56 to 626 locks, a step on a case from 93 to 647 (27 months), and the
+    # shared lock table is bounded (gridmap.store.partitions)
+    "plan_cache_mode": "force_custom_plan",
+}
+
+
+def _connection_options(url: sa.engine.URL, connect_args: dict[str, Any] | None) -> dict[str, Any]:
+    """PostgreSQL's connection options with `SESSION_SETTINGS` (`-c name=value`) after any options the URL or the
+    caller gives; a setting they name themselves is theirs."""
     args = dict(connect_args or {})
     given = args.get("options", url.query.get("options", ""))
     given = given if isinstance(given, str) else " ".join(given)
-    if "jit" not in given:
-        args["options"] = f"{given} -c jit=off".strip()
+    ours = " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items() if name not in given)
+    if ours:
+        args["options"] = f"{given} {ours}".strip()
     return args
 
 

@@ -11,16 +11,32 @@ not (a case due this month may have been reported any time before). `report_boun
 partition's index on the deadline and on the closure time (an EXISTS per partition, not a read of the rows), the
 months holding such cases, and returns report-time bounds that cover them: added to a query, they change no
 answer and let the planner leave the other months out.
+
+A case named by its id alone is not pruned either: PostgreSQL 15 plans `WHERE id = ?` over every month, and opens
+and locks every partition and every index of each (619 locks for one SELECT at 28 months, 1,241 for the UPDATE
+that claims a case; the shared lock table holds `max_locks_per_transaction` × `max_connections`, 6,400 by default,
+so five case actions at once filled it). `cases_by_id` therefore adds each case's report time, read first from
+`case_registry` (its primary key: one probe, one table), and the ORM's writes of a loaded case go through
+`_write_cases_by_month` (a flush hook on every session), which names the case by id and report time too. A step
+on one case then locks its month's partition alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+
+from gridmap.store import audit
+from gridmap.store.tables import Case
 
 CST = dt.timezone(dt.timedelta(hours=8))
 TABLE = "case_file"
@@ -169,3 +185,118 @@ def report_bounds(session: Session, since: dt.datetime, until: dt.datetime, *, s
             found_steps = (first, last + dt.timedelta(microseconds=1))
     # no step in the period: any bounds will do (the steps' queries find none); the cases' keep them narrow
     return Bounds((lo, hi), (found_steps or (lo, hi)) if steps else None)
+
+
+# the registry of case ids (migration 0010, PostgreSQL only): each case's id and report time, kept by triggers
+REGISTRY = sa.table(
+    "case_registry",
+    sa.column("id", sa.Integer),
+    sa.column("reported_at", sa.DateTime(timezone=True)),
+    sa.column("number", sa.String),
+)
+
+
+def _partitioned(session: Session) -> bool:
+    """Whether the case table is partitioned: on PostgreSQL at the head revision it is (migration 0010)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def cases_by_id(session: Session, ids: Iterable[int]) -> sa.ColumnElement[bool]:
+    """SQL naming the cases with these ids. Where the table is partitioned, with their report times too, read here
+    from the registry, so that the planner reads and locks only their months (see the module docstring); an id
+    nobody has names nothing. On SQLite, the ids alone (its primary key)."""
+    wanted = sorted(set(ids))
+    if not _partitioned(session):
+        return Case.id == wanted[0] if len(wanted) == 1 else Case.id.in_(wanted)
+    return _registered(session, REGISTRY.c.id.in_(wanted)) if wanted else sa.false()
+
+
+def cases_by_number(session: Session, numbers: Iterable[str]) -> sa.ColumnElement[bool]:
+    """SQL naming the cases with these case numbers, as `cases_by_id` does (the registry holds the numbers)."""
+    wanted = sorted(set(numbers))
+    if not _partitioned(session):
+        return Case.number == wanted[0] if len(wanted) == 1 else Case.number.in_(wanted)
+    return _registered(session, REGISTRY.c.number.in_(wanted)) if wanted else sa.false()
+
+
+def _registered(session: Session, condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """The cases the registry's rows meeting `condition` name, by id and report time."""
+    found = session.execute(sa.select(REGISTRY.c.id, REGISTRY.c.reported_at).where(condition)).all()
+    if not found:
+        return sa.false()
+    ids, times = sorted({row.id for row in found}), sorted({row.reported_at for row in found})
+    if len(found) == 1:
+        return sa.and_(Case.id == ids[0], Case.reported_at == times[0])
+    return sa.and_(Case.id.in_(ids), Case.reported_at.in_(times))
+
+
+def this_case(session: Session, case: Case) -> sa.ColumnElement[bool]:
+    """SQL naming a loaded case: by id, and where the table is partitioned by its report time as stored."""
+    if not _partitioned(session):
+        return Case.id == case.id
+    return sa.and_(Case.id == case.id, Case.reported_at == _stored(case, "reported_at"))
+
+
+def _stored(case: Case, key: str) -> object:
+    """An attribute's value as the database holds it (before a change not yet written)."""
+    history = sa.inspect(case).attrs[key].history
+    if history.deleted:
+        return history.deleted[0]
+    return getattr(case, key)
+
+
+@event.listens_for(Session, "before_flush")
+def _write_cases_by_month(session: Session, _context: object, _instances: object) -> None:
+    """Write the changed columns of the loaded cases by UPDATEs naming each case's id and report time, where the
+    table is partitioned, instead of the ORM's UPDATE by id alone (which locks every month: module docstring); the
+    columns written are then as the database holds them, so the ORM's own flush has nothing left to write for
+    them. Cases changed in the same columns are written by one executemany, in id order as the ORM does (two
+    writers lock rows in the same order). New and deleted cases are left to the ORM (an INSERT is routed to its
+    month; deletes are rare)."""
+    dirty = [obj for obj in session.dirty if isinstance(obj, Case)]
+    if not dirty or not _partitioned(session):
+        return
+    table = cast(sa.Table, Case.__table__)
+    groups: dict[tuple[str, ...], list[tuple[Case, dict[str, object]]]] = {}
+    for case in sorted(dirty, key=lambda c: c.id):
+        state = sa.inspect(case)
+        if state.key is None or state.deleted or state.was_deleted:
+            continue
+        values: dict[str, object] = {}
+        for attr in state.mapper.column_attrs:
+            history = state.attrs[attr.key].history
+            if history.added and history.has_changes():
+                values[attr.key] = history.added[0]
+        if values:
+            groups.setdefault(tuple(sorted(values)), []).append((case, values))
+    conn = session.connection()
+    for keys, cases in groups.items():
+        expressions = [key for key in keys if any(isinstance(v[key], sa.ClauseElement) for _, v in cases)]
+        statement = sa.update(table).where(
+            table.c.id == sa.bindparam("_case_id"), table.c.reported_at == sa.bindparam("_case_reported_at")
+        )
+        rows = [
+            {"_case_id": case.id, "_case_reported_at": _stored(case, "reported_at")}
+            | {f"_set_{key}": value for key, value in values.items()}
+            for case, values in cases
+        ]
+        if expressions:  # an SQL expression (`rework_count + 1`) is written case by case, as the ORM does
+            written = sum(
+                conn.execute(
+                    statement.values({table.c[k]: v for k, v in values.items()}),
+                    {"_case_id": row["_case_id"], "_case_reported_at": row["_case_reported_at"]},
+                ).rowcount
+                for row, (_, values) in zip(rows, cases)
+            )
+        else:
+            sets = {table.c[k]: sa.bindparam(f"_set_{k}") for k in keys}
+            written = conn.execute(statement.values(sets), rows).rowcount
+        if written != len(cases):
+            raise StaleDataError(f"cases {[c.id for c, _ in cases][:10]}: the UPDATE matched {written} rows")
+        for case, values in cases:
+            for key, value in values.items():
+                if key not in expressions:
+                    set_committed_value(case, key, value)
+            if expressions:
+                session.expire(case, expressions)  # read back when next used
+            audit.wrote(session, Case.__tablename__, "update", case.id)

@@ -35,6 +35,9 @@ Per database:
   the admin (the province), a district's and a sub-district's dispatcher and a community's manager, beside the bare
   SQL of the same page (the area's count by its code, the 50 newest); `--server-baseline CHECKOUT` runs an earlier
   commit's server in turn (the totals checked equal to the bare count).
+* dispatchers at work — over HTTP, 20 threads as the district's dispatcher, each opening and urging (催办) cases of
+  its own, open cases from every month of the district: the answers' times, any answer that is not 200, and on
+  PostGIS the most locks the server's backends held at once; `--server-baseline` runs the earlier commit in turn.
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, by last update, a month of
   it, and the dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset`
   (counted, as offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the
@@ -892,6 +895,139 @@ def bench_scoped_lists(url: str, baseline: str | None = None, rounds: int = 2) -
                 stop_server(proc)
 
 
+def bench_steps(url: str, baseline: str | None = None, rounds: int = 2, dispatchers: int = 20, each: int = 5) -> None:
+    """Dispatchers working at once (over HTTP, `gridmap serve --workers 2`): each of `dispatchers` threads, signed
+    in as the district's dispatcher, opens a case of its own and urges it (催办, with the version it saw), `each`
+    cases in turn; every answer's time, any answer that is not 200, and, on PostgreSQL, the most locks the
+    server's backends held at once (pg_locks sampled every 20 ms). The cases are open cases of the district, from
+    as many months as it has. With `baseline` (a checkout of an earlier commit), its server and this one are run in
+    turn. Each urge adds a history entry and a notification to the database."""
+    from gridmap.store.tables import Account, Case
+
+    engine = storage.make_engine(url)
+    with storage.make_sessionmaker(engine)() as session:
+        account = session.scalars(sa.select(Account).where(Account.username == "demo-dispatcher")).one()
+        district = account.areas[0].area_code
+        rows = session.execute(
+            sa.select(Case.id, Case.reported_at)
+            .where(Case.district_code == district, Case.state.in_(("dispatched", "accepted", "rework")))
+            .order_by(Case.id)
+            .limit(20_000)
+        ).all()
+    by_month: dict[str, list[int]] = collections.defaultdict(list)
+    for case_id, reported_at in rows:
+        by_month[f"{reported_at:%Y%m}"].append(case_id)
+    months = sorted(by_month)
+    wanted = dispatchers * each * rounds * (2 if baseline else 1)
+    picked: list[int] = []
+    while len(picked) < wanted and any(by_month.values()):
+        for m in months:
+            if by_month[m] and len(picked) < wanted:
+                picked.append(by_month[m].pop())
+    print(
+        f"   dispatchers at work: {dispatchers} at once, {each} cases each (open and urge), {len(picked):,} open "
+        f"cases of {district} from {len(months)} months ({load()})",
+        flush=True,
+    )
+    checkouts = [("this checkout", None)] + ([(f"baseline {baseline}", baseline)] if baseline else [])
+    for n in range(rounds):
+        for name, checkout in checkouts:
+            batch, picked = picked[: dispatchers * each], picked[dispatchers * each :]
+            if not batch:
+                print("     no open cases left", flush=True)
+                return
+            base, proc, _ = start_server(url, checkout=checkout)
+            try:
+                print(f"   round {n + 1}, {name}: {_steps_round(engine, base, batch, dispatchers)}", flush=True)
+            finally:
+                stop_server(proc)
+    engine.dispose()
+
+
+def _steps_round(engine: sa.Engine, base: str, batch: list[int], dispatchers: int) -> str:
+    """One round of `bench_steps` against the server at `base`: what it measured, as a line."""
+    import threading
+
+    import httpx
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+
+    postgres = engine.dialect.name == "postgresql"
+    peak = {"locks": 0, "backend": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        with engine.connect() as conn:
+            while not stop.is_set():
+                counts = (
+                    conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                            "WHERE a.datname = current_database() AND l.pid <> pg_backend_pid() GROUP BY l.pid"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                conn.rollback()
+                peak["locks"] = max(peak["locks"], sum(counts))
+                peak["backend"] = max([peak["backend"], *counts])
+                time.sleep(0.02)
+
+    token = httpx.post(
+        f"{base}/api/v1/auth/token", data={"username": "demo-dispatcher", "password": DEMO_PASSWORD}, timeout=120
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    opened: list[float] = []
+    urged: list[float] = []
+    refused: collections.Counter[str] = collections.Counter()
+    start = threading.Barrier(dispatchers)
+
+    def work(cases: list[int]) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
+            start.wait()
+            for case_id in cases:
+                t = time.perf_counter()
+                r = client.get(f"/api/v1/cases/{case_id}")
+                opened.append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    refused[f"open {r.status_code}"] += 1
+                    continue
+                t = time.perf_counter()
+                r = client.post(
+                    f"/api/v1/cases/{case_id}/actions/urge",
+                    json={"note": "请加快办理"},
+                    headers={"If-Match": f'"{r.json()["version"]}"'},
+                )
+                urged.append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    refused[f"urge {r.status_code}: {r.text[:80]}"] += 1
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if postgres:
+        sampler.start()
+    threads = [threading.Thread(target=work, args=(batch[i::dispatchers],)) for i in range(dispatchers)]
+    t = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - t
+    stop.set()
+    if postgres:
+        sampler.join()
+
+    def pct(xs: list[float], q: float) -> str:
+        return f"{np.percentile(xs, q) * 1000:,.0f}" if xs else "-"
+
+    locks = f"; most locks held at once {peak['locks']:,}, by one backend {peak['backend']:,}" if postgres else ""
+    return (
+        f"{len(urged):,} urges in {took:.1f} s ({len(urged) / took:.1f}/s); open p50 {pct(opened, 50)} p95 "
+        f"{pct(opened, 95)} ms, urge p50 {pct(urged, 50)} p95 {pct(urged, 95)} max {pct(urged, 100)} ms; refused "
+        f"{dict(refused) or 0}{locks} ({load()})"
+    )
+
+
 def bench_tiles(client, centre: tuple[float, float]) -> None:
     from tiles import pct, view
 
@@ -1173,8 +1309,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,last-update,scoped,import,delete,http,locate,tiles,paging,map,"
-        "map-steps",
+        help="comma-separated: locate-file,measures,last-update,scoped,steps,import,delete,http,locate,tiles,paging,"
+        "map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
     parser.add_argument("--delete-cap", type=float, default=600.0, help="seconds of deleting at schema 0012")
@@ -1188,7 +1324,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--server-baseline",
-        help="scoped lists: another checkout's server run in turn (a worktree of an earlier commit)",
+        help="scoped lists, steps: another checkout's server run in turn (a worktree of an earlier commit)",
     )
     parser.add_argument("--map-runs", type=int, default=3, help="map first screens per view size (the median printed)")
     args = parser.parse_args()
@@ -1244,7 +1380,7 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "last-update", "scoped", "http", "import", "delete"} <= skip:
+            if {"measures", "last-update", "scoped", "steps", "http", "import", "delete"} <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
@@ -1253,6 +1389,8 @@ def main() -> None:
                 bench_last_update(url, label)
             if "scoped" not in skip:
                 bench_scoped_lists(url, args.server_baseline)
+            if "steps" not in skip:
+                bench_steps(url, args.server_baseline)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:

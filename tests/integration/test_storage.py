@@ -176,22 +176,25 @@ def test_upgrading_a_0001_database_keeps_its_cases(dialect, tmp_path):
 
 def test_postgis_connections_run_without_jit_and_keep_the_urls_options(postgis_url):
     """The app's PostgreSQL connections have JIT compilation off (it cost seconds a query on the province's case
-    lists); options the URL gives are kept, and a `jit` the URL names itself wins."""
+    lists) and plan each execution for its own values (a generic plan locks every month partition of the case
+    table); options the URL gives are kept, and a setting the URL names itself wins."""
     from urllib.parse import quote
 
-    def settings(url: str) -> tuple[str, str]:
+    def settings(url: str) -> tuple[str, str, str]:
         engine = storage.make_engine(url)
         try:
             with engine.connect() as conn:
                 return (
                     conn.execute(sa.text("SHOW jit")).scalar_one(),
                     conn.execute(sa.text("SHOW default_transaction_read_only")).scalar_one(),
+                    conn.execute(sa.text("SHOW plan_cache_mode")).scalar_one(),
                 )
         finally:
             engine.dispose()
 
     sep = "&" if "?" in postgis_url else "?"
-    assert settings(postgis_url) == ("off", "off")
+    assert settings(postgis_url) == ("off", "off", "force_custom_plan")
     read_only = f"{postgis_url}{sep}options={quote('-c default_transaction_read_only=on')}"
-    assert settings(read_only) == ("off", "on")
-    assert settings(f"{postgis_url}{sep}options={quote('-c jit=on')}") == ("on", "off")
+    assert settings(read_only) == ("off", "on", "force_custom_plan")
+    assert settings(f"{postgis_url}{sep}options={quote('-c plan_cache_mode=auto')}") == ("off", "off", "auto")
+    assert settings(f"{postgis_url}{sep}options={quote('-c jit=on')}") == ("on", "off", "force_custom_plan")

@@ -18,11 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from gridmap.access import policy
 from gridmap.access.policy import Principal
-from gridmap.cases import attachments, queries
+from gridmap.cases import attachments, queries, workflow
 from gridmap.cases import intake as cases
 from gridmap.errors import NotFound, Unauthenticated
 from gridmap.store.media import StorageUnavailable
-from gridmap.store.tables import Case
 from gridmap_api import i18n
 from gridmap_api.auth import allow, get_principal
 from gridmap_api.errors import domain_problem, problem
@@ -63,7 +62,7 @@ def _is_resident(who: Principal) -> bool:
 def _case_for(session, case_id: int, who: Principal, token: str | None):
     """The case, if the caller may add to it: staff who see it, or a resident holding its reporter token."""
     if _is_resident(who):
-        case = session.get(Case, case_id)
+        case = workflow.load_case(session, case_id)
         expected = case.reporter_token_hash if case is not None else None
         if expected is None or token is None or not hmac.compare_digest(expected, cases.token_digest(token)):
             raise NotFound(
