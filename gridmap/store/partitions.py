@@ -27,7 +27,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -289,7 +289,7 @@ def _write_cases_by_month(session: Session, _context: object, _instances: object
                 for row, (_, values) in zip(rows, cases)
             )
         else:
-            sets = {table.c[k]: sa.bindparam(f"_set_{k}") for k in keys}
+            sets: dict[sa.Column[Any], sa.BindParameter[Any]] = {table.c[k]: sa.bindparam(f"_set_{k}") for k in keys}
             written = conn.execute(statement.values(sets), rows).rowcount
         if written != len(cases):
             raise StaleDataError(f"cases {[c.id for c, _ in cases][:10]}: the UPDATE matched {written} rows")

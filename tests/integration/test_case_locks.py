@@ -222,6 +222,28 @@ def test_the_orms_writes_of_a_case_name_its_month_and_write_what_was_changed(cli
     assert _audited_updates(client, case_id) >= 1
 
 
+def test_a_savepoint_rolled_back_takes_back_the_write_and_one_kept_keeps_it(client):
+    """The case as the session holds it follows the database after a savepoint (the batch steps' way) is rolled
+    back, as it does after the ORM's own writes (the case still passes through the ORM's flush, with nothing left
+    to write, and is marked as changed in the savepoint); a savepoint released keeps the write."""
+    first, second = (case_id for case_id, _ in _cases(client, "filed", 2))
+    with client.app.state.sessionmaker() as s, s.begin():
+        case = s.scalars(sa.select(Case).where(partitions.cases_by_id(s, [first]))).one()
+        title = case.title
+        savepoint = s.begin_nested()
+        case.title = "撤回的修改"
+        s.flush()
+        savepoint.rollback()
+        assert case.title == title
+        kept = s.scalars(sa.select(Case).where(partitions.cases_by_id(s, [second]))).one()
+        with s.begin_nested():
+            kept.title = "保留的修改"
+            s.flush()
+    with client.app.state.sessionmaker() as s:
+        assert s.scalar(sa.select(Case.title).where(Case.id == first)) == title
+        assert s.scalar(sa.select(Case.title).where(Case.id == second)) == "保留的修改"
+
+
 @pytest.mark.parametrize("how", ["one", "several", "none"])
 def test_cases_by_id_or_number_name_the_same_cases_as_their_ids(client, how):
     """The conditions with report times select exactly the cases the ids (the numbers) alone select."""
