@@ -55,6 +55,14 @@ def floor_int(session: Session, expr: sa.ColumnElement[float | None]) -> sa.Colu
     return sa.cast(sa.func.floor(expr), sa.Integer)
 
 
+def byte_ordered(session: Session, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """A text column compared and ordered by bytes (code points), as its index on case numbers is (migration 0017):
+    `COLLATE "C"` on PostgreSQL; SQLite's default collation (BINARY) is already so."""
+    if _is_sqlite(session):
+        return column
+    return sa.type_coerce(column.collate("C"), sa.String)
+
+
 class _CodeIs(ColumnElement[bool]):
     """`code_is`: compiled per dialect."""
 

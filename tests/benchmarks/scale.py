@@ -38,6 +38,8 @@ Per database:
 * dispatchers at work — over HTTP, 20 threads as the district's dispatcher, each opening and urging (催办) cases of
   its own, open cases from every month of the district: the answers' times, any answer that is not 200, and on
   PostGIS the most locks the server's backends held at once; `--server-baseline` runs the earlier commit in turn.
+* the search box — over HTTP, as each account types a case number (whole, its start, `RX2026`, `RX`) or a Chinese
+  word, beside the bare SQL of the number's start (`LIKE 'text%'`, the search's query before migration 0017).
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, by last update, a month of
   it, and the dispatched queue: the first page (counted), then page 1,000 (or the last, if fewer) by `offset`
   (counted, as offset pages are; and with `count=false`) beside the same page by `cursor` (the `next_cursor` of the
@@ -1028,6 +1030,49 @@ def _steps_round(engine: sa.Engine, base: str, batch: list[int], dispatchers: in
     )
 
 
+def bench_search(url: str) -> None:
+    """The map's search box as each account types into it (over HTTP, `gridmap serve --workers 2`): a whole case
+    number, its first 12 characters, `RX2026`, `RX`, and two Chinese words (no number starts so); two requests
+    each, beside the bare SQL a user would write for the cases (`number LIKE 'text%' ORDER BY number LIMIT 10`,
+    the search's query before migration 0017) run once in process for the province."""
+    import httpx
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+
+    engine = storage.make_engine(url)
+    with engine.connect() as conn:
+        number = conn.scalar(sa.text("SELECT number FROM case_file ORDER BY id DESC LIMIT 1"))
+        texts = [number, number[:12], "RX2026", "RX", "违章", "官渡"]
+        print(f"   the search box, bare SQL beside ({load()}):", flush=True)
+        for text in texts[:4]:
+            t = time.perf_counter()
+            conn.execute(
+                sa.text("SELECT id FROM case_file WHERE number LIKE :p ORDER BY number LIMIT 10"), {"p": text + "%"}
+            ).all()
+            print(f"     bare SQL, LIKE '{text}%': {(time.perf_counter() - t) * 1000:,.0f} ms", flush=True)
+    engine.dispose()
+    base, proc, _ = start_server(url)
+    try:
+        for user, _, what in SCOPED_USERS:
+            token = httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": user, "password": DEMO_PASSWORD}, timeout=120
+            ).json()["access_token"]
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
+                shown = []
+                for text in texts:
+                    times = []
+                    for _ in range(2):
+                        t = time.perf_counter()
+                        r = client.get("/api/v1/search", params={"q": text, "limit": 10})
+                        times.append((time.perf_counter() - t) * 1000)
+                        r.raise_for_status()
+                    cases = sum(item["kind"] == "case" for item in r.json()["items"])
+                    shown.append(f"{text!r} {min(times):,.0f}/{max(times):,.0f} ms ({cases} cases)")
+                print(f"     {what}: {'; '.join(shown)} ({load()})", flush=True)
+    finally:
+        stop_server(proc)
+
+
 def bench_tiles(client, centre: tuple[float, float]) -> None:
     from tiles import pct, view
 
@@ -1309,8 +1354,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,last-update,scoped,steps,import,delete,http,locate,tiles,paging,"
-        "map,map-steps",
+        help="comma-separated: locate-file,measures,last-update,scoped,steps,search,import,delete,http,locate,tiles,"
+        "paging,map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
     parser.add_argument("--delete-cap", type=float, default=600.0, help="seconds of deleting at schema 0012")
@@ -1380,7 +1425,7 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "last-update", "scoped", "steps", "http", "import", "delete"} <= skip:
+            if {"measures", "last-update", "scoped", "steps", "search", "http", "import", "delete"} <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
@@ -1391,6 +1436,8 @@ def main() -> None:
                 bench_scoped_lists(url, args.server_baseline)
             if "steps" not in skip:
                 bench_steps(url, args.server_baseline)
+            if "search" not in skip:
+                bench_search(url)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:

@@ -272,6 +272,52 @@ def test_search_finds_areas_places_and_cases(client):
     assert client.get("/api/v1/search", params={"q": "%_%"}).json()["items"] == []  # LIKE wildcards are literal
 
 
+def test_search_by_the_start_of_a_case_number_finds_exactly_the_cases_numbered_so(client):
+    """A case number's start, typed in either case, finds the cases whose number starts so, in number order, the
+    first ten: as a filter of every number would; a text no number starts with asks nothing of the case table;
+    on PostGIS the cases are found by a range of the numbers' index (migration 0017), not by reading them all."""
+    import sqlalchemy as sa
+
+    from gridmap.store.tables import Case
+
+    factory = client.app.state.sessionmaker
+    with factory() as s:
+        numbers = sorted(s.scalars(sa.select(Case.number)))
+    sample = numbers[len(numbers) // 3]
+    prefixes = {sample, sample[:10], sample[:10].lower(), sample[:2], sample[:8] + "9", sample[:4], "Q", "RX2099"}
+    for prefix in sorted(prefixes):
+        hits = client.get("/api/v1/search", params={"q": prefix, "limit": 10}).json()["items"]
+        found = [h["label"] for h in hits if h["kind"] == "case"]
+        assert found == [n for n in numbers if n.startswith(prefix.upper())][:10], prefix
+    engine = factory.kw["bind"]
+    sent: list[str] = []
+
+    def capture(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if "case_file" in statement:
+            sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        for text in ("违章", "RX-2026", "RX 2026"):
+            items = client.get("/api/v1/search", params={"q": text}).json()["items"]
+            assert not [h for h in items if h["kind"] == "case"], text
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert sent == []
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")  # the small demo's months are a few pages each
+            plan = "\n".join(
+                conn.exec_driver_sql(
+                    'EXPLAIN SELECT id FROM case_file WHERE number COLLATE "C" >= %(lo)s '
+                    'AND number COLLATE "C" < %(hi)s ORDER BY number COLLATE "C" LIMIT 10',
+                    {"lo": sample[:6], "hi": sample[:5] + chr(ord(sample[5]) + 1)},
+                ).scalars()
+            )
+        # every month's index read in number order and merged: no table read whole, no sort of what was found
+        assert "_number_idx" in plan and "Seq Scan" not in plan and not re.search(r"(^|->)\s*Sort\s+\(", plan), plan
+
+
 def test_a_case_says_where_it_was_routed_and_why(client):
     grid = client.get("/api/v1/areas", params={"level": "grid"}).json()["features"][5]
     point = shape(grid["geometry"]).representative_point()
