@@ -38,6 +38,8 @@ Per database:
 * dispatchers at work — over HTTP, 20 threads as the district's dispatcher, each opening and urging (催办) cases of
   its own, open cases from every month of the district: the answers' times, any answer that is not 200, and on
   PostGIS the most locks the server's backends held at once; `--server-baseline` runs the earlier commit in turn.
+* the 12-month series — over HTTP, each account's own area's (the admin's: the first district), beside the bare
+  SQL of its steps in the 12 months.
 * the search box — over HTTP, as each account types a case number (whole, its start, `RX2026`, `RX`) or a Chinese
   word, beside the bare SQL of the number's start (`LIKE 'text%'`, the search's query before migration 0017).
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, by last update, a month of
@@ -1030,6 +1032,59 @@ def _steps_round(engine: sa.Engine, base: str, batch: list[int], dispatchers: in
     )
 
 
+def bench_series(url: str) -> None:
+    """The 12-month series of each account's own area (`GET /api/v1/areas/{code}/series`, the overview's chart),
+    over HTTP (`gridmap serve --workers 2`), two requests each: the admin's first district, a district's and a
+    sub-district's dispatcher's and a community's manager's; beside the bare SQL of its largest part, the steps
+    of the area's cases in the 12 months (`count(*)` of case_event joined to the area's cases by grid code)."""
+    import httpx
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+    from gridmap.store.tables import Account, Area
+
+    engine = storage.make_engine(url)
+    with storage.make_sessionmaker(engine)() as session:
+        areas = {
+            a.username: (a.areas[0].area_code if a.areas else None)
+            for a in session.query(Account).where(Account.username.in_([u for u, _, _ in SCOPED_USERS]))
+        }
+        first = session.scalar(sa.select(Area.code).where(Area.level == "district").order_by(Area.code).limit(1))
+    areas["demo-admin"] = first
+    print(f"   the 12-month series of each account's area, bare SQL of its steps beside ({load()}):", flush=True)
+    base, proc, _ = start_server(url)
+    try:
+        for user, _, what in SCOPED_USERS:
+            code = areas[user]
+            token = httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": user, "password": DEMO_PASSWORD}, timeout=120
+            ).json()["access_token"]
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900) as client:
+                times = []
+                for _ in range(2):
+                    t = time.perf_counter()
+                    client.get(f"/api/v1/areas/{code}/series", params={"months": 12}).raise_for_status()
+                    times.append(time.perf_counter() - t)
+            with engine.connect() as conn:
+                t = time.perf_counter()
+                steps = conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM case_event e JOIN case_file c ON c.id = e.case_id "
+                        "WHERE c.grid_code >= :lo AND c.grid_code < :hi AND e.action IN ('handle', 'rate', 'bounce') "
+                        "AND e.at >= now() - interval '12 months'"
+                    ),
+                    {"lo": code, "hi": str(int(code) + 1).zfill(len(code))},
+                )
+                bare = time.perf_counter() - t
+            print(
+                f"     {what} {code}: {', '.join(f'{x:,.2f}' for x in times)} s | bare SQL of the steps ({steps:,}) "
+                f"{bare:,.2f} s ({load()})",
+                flush=True,
+            )
+    finally:
+        stop_server(proc)
+    engine.dispose()
+
+
 def bench_search(url: str) -> None:
     """The map's search box as each account types into it (over HTTP, `gridmap serve --workers 2`): a whole case
     number, its first 12 characters, `RX2026`, `RX`, and two Chinese words (no number starts so); two requests
@@ -1354,8 +1409,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,last-update,scoped,steps,search,import,delete,http,locate,tiles,"
-        "paging,map,map-steps",
+        help="comma-separated: locate-file,measures,last-update,scoped,steps,search,series,import,delete,http,locate,"
+        "tiles,paging,map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
     parser.add_argument("--delete-cap", type=float, default=600.0, help="seconds of deleting at schema 0012")
@@ -1425,7 +1480,7 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "last-update", "scoped", "steps", "search", "http", "import", "delete"} <= skip:
+            if {"measures", "last-update", "scoped", "steps", "search", "series", "http", "import", "delete"} <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
@@ -1438,6 +1493,8 @@ def main() -> None:
                 bench_steps(url, args.server_baseline)
             if "search" not in skip:
                 bench_search(url)
+            if "series" not in skip:
+                bench_series(url)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:
