@@ -18,7 +18,8 @@ that claims a case; the shared lock table holds `max_locks_per_transaction` × `
 so five case actions at once filled it). `cases_by_id` therefore adds each case's report time, read first from
 `case_registry` (its primary key: one probe, one table), and the ORM's writes of a loaded case go through
 `_write_cases_by_month` (a flush hook on every session), which names the case by id and report time too. A step
-on one case then locks its month's partition alone.
+on one case then locks its month's partition alone, as long as each execution is planned for its own values
+(`gridmap.store.engine.SESSION_SETTINGS`: a generic plan names every month again).
 """
 
 from __future__ import annotations
