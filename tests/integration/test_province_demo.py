@@ -79,6 +79,28 @@ def test_a_second_load_is_refused_in_chinese_first(url, capsys):
     assert cli.main(["--database", url, *ARGS, "--if-empty"]) == 0  # nothing loaded, nothing refused
 
 
+def test_the_load_leaves_fresh_statistics_and_on_postgis_vacuumed_case_tables(engine):
+    """After millions of rows the planner has statistics; on PostGIS the case tables are vacuumed too, so that
+    counts from their indexes need not read the table (no page is known all-visible before a VACUUM)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            assert conn.scalar(sa.text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'case_file'")) > 0
+            return
+        months = conn.execute(
+            sa.text(
+                "SELECT c.relname, c.relpages, c.relallvisible FROM pg_class c JOIN pg_inherits i ON i.inhrelid = "
+                "c.oid WHERE i.inhparent = 'case_file'::regclass AND c.relpages > 0"
+            )
+        ).all()
+        assert months and all(m.relallvisible > 0 for m in months), months
+        for table in ("case_event", "case_registry", "case_activity"):
+            pages, visible = conn.execute(
+                sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = :t"), {"t": table}
+            ).one()
+            assert pages > 0 and visible > 0, table
+        assert conn.scalar(sa.text("SELECT reltuples FROM pg_class WHERE relname = 'case_event'")) > 0  # analysed
+
+
 def test_counts_and_the_people_of_every_level(engine, province):
     counts = province.count()
     assert counts["district"] == 2 and counts["microgrid"] >= 3_900 and counts["grid"] >= 1_000
