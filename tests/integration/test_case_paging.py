@@ -30,7 +30,11 @@ LIMIT = 40
 TIE = LIMIT + 5
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 TIE_REPORTED = dt.datetime(2026, 9, 9, 1, 2, 3, 456789, tzinfo=dt.UTC)
-TIE_DUE = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+# in the future whatever the day the tests run: a past deadline makes the tied cases overdue, and the app's sweep
+# (every minute) escalated them in the middle of a walk, moving their last change (the walk by last update failed
+# once 2026-12-01 had passed)
+TIE_DUE = dt.datetime(2099, 12, 1, 8, 0, tzinfo=dt.UTC)
+APP_SETTINGS = {"escalation_interval_s": 3600.0}  # the sweep at start-up only: no case changes while a walk runs
 TIE_EVENT = dt.datetime(2026, 10, 10, 10, 10, 10, 101010, tzinfo=dt.UTC)
 
 
