@@ -64,6 +64,7 @@ from gridmap.store.tables import (
     Area,
     Case,
     CaseEvent,
+    CaseStepCount,
     Department,
     Generation,
     PartyOrg,
@@ -809,10 +810,88 @@ def _series_steps(
         )
         return out.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0).astype("int64")
 
+    if level != "microgrid":
+        return _steps_counted(session, edges, code)
     if outside is not None:
         every = _steps_by_month_ranges(session, edges)
         return every - by_month(outside) if outside else every
     return by_month(sa.select(Case.id).where(*_inside(code, level, session), *(steps_within or [])))
+
+
+def _grid_codes(column: Column, code: str) -> list[sa.ColumnElement[bool]]:
+    """The grid codes of an area (district to grid) as `_inside` has them: the prefix, and for a code of digits the
+    same codes as a range."""
+    conditions = [column.startswith(code)]
+    if code.isascii() and code.isdigit():
+        conditions.append(column >= code)
+        if code.strip("9"):
+            conditions.append(column < str(int(code) + 1).zfill(len(code)))
+    return conditions
+
+
+def _month_key(at: dt.datetime) -> int:
+    """The key of a China-time month in `case_step_count`: year × 100 + month."""
+    local = at.astimezone(CST)
+    return local.year * 100 + local.month
+
+
+STEP_COUNTS = ("handled", "rated", "satisfied", "bounces")
+
+
+def _steps_counted(session: Session, edges: list[dt.datetime], code: str) -> pd.DataFrame:
+    """The steps of an area's cases (a district to a grid) by month, from the counts the database keeps by grid and
+    month (`case_step_count`, migration 0018): the area's grids × the months, a few thousand rows for a district,
+    instead of its cases' history. The months of a series are whole China-time months but the last, which ends at
+    `until`: a step after that (none, when the series ends now) is taken away from its month's count."""
+    months = [_month_key(edges[i]) for i in range(len(edges) - 1)]
+    counts = [sa.func.sum(getattr(CaseStepCount, name)) for name in STEP_COUNTS]
+    query = (
+        sa.select(CaseStepCount.month, *counts)
+        .where(CaseStepCount.month.in_(months), *_grid_codes(CaseStepCount.grid_code, code))
+        .group_by(CaseStepCount.month)
+    )
+    position = {month: i for i, month in enumerate(months)}
+    out = pd.DataFrame(0, index=pd.RangeIndex(len(months)), columns=list(STEP_COUNTS), dtype="int64")
+    for month, *values in session.execute(query):
+        out.loc[position[month]] = [int(v or 0) for v in values]
+    cut, month_end = utc(edges[-1]), _next_month(edges[-2])
+    if cut < month_end:
+        out.loc[len(months) - 1] -= _steps_between(session, cut, month_end, code)
+    return out
+
+
+def _next_month(first: dt.datetime) -> dt.datetime:
+    """The start of the China-time month after the one `first` (a month's start) begins, in UTC (as every time
+    bound to a query: SQLite keeps times as UTC text)."""
+    local = first.astimezone(CST)
+    return (local + dt.timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+
+
+def _steps_between(session: Session, since: dt.datetime, until: dt.datetime, code: str) -> list[int]:
+    """The four step counts of an area's cases (by their grid now, as `case_step_count` has them) between two times,
+    from the history's index of action and time: the steps after a series' end in its last month (normally none).
+    On PostgreSQL each step's grid is read from the registry, which names no month partition."""
+    owner = case_partitions.REGISTRY if session.get_bind().dialect.name == "postgresql" else Case.__table__
+    action = CaseEvent.action
+    score = CaseEvent.detail["satisfaction"].as_integer()
+    flags = (
+        action == "handle",
+        action == "rate",
+        sa.case((action == "rate", score >= SATISFIED_MIN), else_=sa.false()),
+        action == "bounce",
+    )
+    query = (
+        sa.select(*(sa.func.count().filter(flag) for flag in flags))
+        .select_from(CaseEvent)
+        .join(owner, owner.c.id == CaseEvent.case_id)
+        .where(
+            CaseEvent.at >= since,
+            CaseEvent.at < until,
+            action.in_(case_partitions.STEP_ACTIONS),
+            *_grid_codes(owner.c.grid_code, code),
+        )
+    )
+    return [int(n) for n in session.execute(query).one()]
 
 
 def _by_month(months: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:

@@ -119,7 +119,16 @@ def insert_province_cases(
     return n, events
 
 
-ANALYZED = ("case_file", "case_event", "case_registry", "case_activity", "area", "party_org_area", "staff_area")
+ANALYZED = (
+    "case_file",
+    "case_event",
+    "case_registry",
+    "case_activity",
+    "case_step_count",
+    "area",
+    "party_org_area",
+    "staff_area",
+)
 VACUUMED = ("case_file", "case_event", "case_registry", "case_activity")  # on PostgreSQL, after the load
 
 

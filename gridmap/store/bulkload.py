@@ -29,6 +29,7 @@ of the overdue sweep) stays through the load: it takes only the few rows its pre
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,8 +39,8 @@ import sqlalchemy as sa
 # the case registry's insert trigger (migration 0010) and what it does, done once for the whole load
 REGISTRY_TRIGGER = "case_registry_insert"
 REGISTRY_FILL = (
-    "INSERT INTO case_registry (id, reported_at, number, source, external_ref) "
-    "SELECT id, reported_at, number, source, external_ref FROM case_file"
+    "INSERT INTO case_registry (id, reported_at, number, source, external_ref, grid_code) "
+    "SELECT id, reported_at, number, source, external_ref, grid_code FROM case_file"
 )
 # the history's insert trigger that keeps each case's last change (migration 0015), and the same done once: an empty
 # history means an empty case_activity, which the triggers keep in step with it
@@ -47,8 +48,24 @@ ACTIVITY_TRIGGER = "case_activity_insert"
 ACTIVITY_FILL = (
     "INSERT INTO case_activity (case_id, last_event_at) SELECT case_id, max(at) FROM case_event GROUP BY case_id"
 )
-# (table, trigger) → the statement that does what the trigger would have done for every row loaded
-FILLS = {("case_file", REGISTRY_TRIGGER): REGISTRY_FILL, ("case_event", ACTIVITY_TRIGGER): ACTIVITY_FILL}
+# the history's insert trigger that counts the steps of each grid by month (migration 0018), and the same done once
+# (on PostgreSQL through the registry's grids: filled first), per database: the migration's own statements
+STEPS_TRIGGER = "case_steps_insert"
+_STEPS = importlib.import_module("gridmap.store.migrations.versions.0018_case_step_count")
+STEPS_FILL: dict[str, str] = {"postgresql": _STEPS.PG_FILL, "sqlite": _STEPS.SL_FILL}
+# (table, trigger) → the statement that does what the trigger would have done for every row loaded (a statement
+# per database where they differ), in the order they run: the registry before the steps read it
+FILLS: dict[tuple[str, str], str | dict[str, str]] = {
+    ("case_file", REGISTRY_TRIGGER): REGISTRY_FILL,
+    ("case_event", ACTIVITY_TRIGGER): ACTIVITY_FILL,
+    ("case_event", STEPS_TRIGGER): STEPS_FILL,
+}
+
+
+def _fill(table: str, trigger: str, dialect: str) -> str:
+    sql = FILLS[table, trigger]
+    return sql if isinstance(sql, str) else sql[dialect]
+
 
 Step = Callable[[str], None]  # told the name of each rebuild step as it starts (a progress line)
 
@@ -201,7 +218,7 @@ def _take_off_postgres(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
         ).all()
         for name, definition in triggers:
             plan.triggers.append((name, definition))
-            plan.before.append(FILLS[table, name])
+            plan.before.append(_fill(table, name, "postgresql"))
             conn.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
     return plan
 
@@ -221,7 +238,7 @@ def _take_off_sqlite(conn: sa.Connection, tables: Sequence[str]) -> _Plan:
         ).all():
             if (table, name) in FILLS:
                 plan.triggers.append((name, sql))
-                plan.before.append(FILLS[table, name])
+                plan.before.append(_fill(table, name, "sqlite"))
                 conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
         columns = conn.exec_driver_sql(
             "SELECT f_geometry_column, spatial_index_enabled FROM geometry_columns WHERE lower(f_table_name) = "
@@ -274,6 +291,9 @@ def _put_back(conn: sa.Connection, plan: _Plan, step: Step, postgres: bool, work
 
 
 def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
+    # the fills in FILLS' order (the registry's grids before the steps' counts read them), whatever the tables' order
+    fills = [_fill(t, n, conn.dialect.name) for t, n in FILLS]
+    plan.before.sort(key=lambda sql: fills.index(sql) if sql in fills else -1)
     for sql in plan.before:
         if "geometry_columns_time" in sql:  # SpatiaLite's last-insert time: nothing to tell
             conn.exec_driver_sql(sql)
@@ -283,6 +303,8 @@ def _rebuild(conn: sa.Connection, plan: _Plan, step: Step) -> None:
             if sql == REGISTRY_FILL
             else "last changes of the cases filled"
             if sql == ACTIVITY_FILL
+            else "steps counted by grid and month"
+            if sql in STEPS_FILL.values()
             else "spatial index filled"
         )
         conn.exec_driver_sql(sql)
@@ -303,6 +325,8 @@ __all__ = [
     "FILLS",
     "REGISTRY_FILL",
     "REGISTRY_TRIGGER",
+    "STEPS_FILL",
+    "STEPS_TRIGGER",
     "deferred_upkeep",
     "existing",
     "is_empty",

@@ -194,6 +194,7 @@ REGISTRY = sa.table(
     sa.column("id", sa.Integer),
     sa.column("reported_at", sa.DateTime(timezone=True)),
     sa.column("number", sa.String),
+    sa.column("grid_code", sa.String),  # the case's grid (migration 0018)
 )
 
 
