@@ -17,10 +17,16 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from gridmap.cases import measures
+from gridmap.demo.load import load_demo
 from gridmap.store import bulkload
+from gridmap.store import engine as storage
 from gridmap.store.tables import Case, CaseEvent, CaseStepCount
+from tests.conftest import DIALECTS, empty_database
+
+TODAY = dt.date(2026, 11, 20)
 
 CST = dt.timezone(dt.timedelta(hours=8))
 MIGRATION = importlib.import_module("gridmap.store.migrations.versions.0018_case_step_count")
@@ -232,3 +238,59 @@ def test_a_series_month_cut_short_leaves_out_the_steps_after_its_end(session):
     assert after[-1]["bounces"] == before[-1]["bounces"]
     assert after[0] == before[0]
     check(session)
+
+
+def _alembic(engine: sa.Engine, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(storage._MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+
+
+FOREIGN_KEYS = (
+    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+    "WHERE (conrelid = 'case_registry'::regclass OR confrelid = 'case_registry'::regclass) ORDER BY 1, 2"
+)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_existing_database_is_counted_by_the_upgrade(dialect, tmp_path):
+    """A database at 0017 with cases and history: 0018 counts its steps (and on PostgreSQL makes the registry again
+    with the cases' grids, every key and every foreign key naming it as before), the triggers then keep the counts,
+    and a downgrade and upgrade again give the same."""
+    url, drop = empty_database(dialect, tmp_path)
+    engine = storage.make_engine(url)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        storage.migrate(engine, "0017")
+        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+            load_demo(session, "530111", small=True, seed=11, today=TODAY)
+        with engine.connect() as conn:
+            keys = conn.exec_driver_sql(FOREIGN_KEYS).all() if postgres else None
+        storage.migrate(engine)
+        with Session(engine) as session:
+            check(session)
+            assert len(kept(session)) > 50
+            case = _cases(session, 1)[0]
+            session.add(_step(case, "handle", dt.datetime(2026, 11, 3, tzinfo=dt.UTC)))
+            check(session)
+            counted = kept(session)
+            session.commit()
+        with engine.connect() as conn:
+            if postgres:
+                assert conn.exec_driver_sql(FOREIGN_KEYS).all() == keys
+        _alembic(engine, "downgrade", "0017")
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("case_step_count")
+        storage.migrate(engine)
+        with Session(engine) as session:
+            assert kept(session) == counted
+            check(session)
+    finally:
+        engine.dispose()
+        if drop is not None:
+            drop()

@@ -101,6 +101,16 @@ def test_the_load_leaves_fresh_statistics_and_on_postgis_vacuumed_case_tables(en
         assert conn.scalar(sa.text("SELECT reltuples FROM pg_class WHERE relname = 'case_event'")) > 0  # analysed
 
 
+def test_the_steps_are_counted_by_grid_and_month_after_the_bulk_load(engine):
+    """The load takes the history's triggers off and fills `case_step_count` in one statement at the end
+    (gridmap.store.bulkload): the same counts the triggers would have kept, row for row."""
+    from tests.integration.test_case_step_count import kept, truth
+
+    with sa.orm.Session(engine) as session:
+        counted = kept(session)
+        assert len(counted) > 100 and counted == truth(session)
+
+
 def test_counts_and_the_people_of_every_level(engine, province):
     counts = province.count()
     assert counts["district"] == 2 and counts["microgrid"] >= 3_900 and counts["grid"] >= 1_000
