@@ -43,6 +43,14 @@ _CASE_REGISTRY = (
 )
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
     "sqlite": {
+        "add_index ix_case_file_grid_reported on case_file": (
+            "0019: made on PostgreSQL only, for an area's year on a province; SQLite's one-district series reads "
+            "0009's month ranges"
+        ),
+        "add_index ix_case_file_grid_closed on case_file": (
+            "0019: made on PostgreSQL only, for an area's year on a province; SQLite's one-district series reads "
+            "0009's month ranges"
+        ),
         "add_index ix_case_file_district_reported on case_file": (
             "0015: made on PostgreSQL only; SQLite, without histograms, took it over the state index for a "
             "district's queues (a few hundred cases among ~600,000)"
