@@ -252,17 +252,15 @@ class Case(Base):
             "ix_case_file_due_measures", "due_at", "grid_code", "state", "closed_at", "rework_count", "extension_count"
         ),
         Index("ix_case_file_closed_measures", "closed_at", "grid_code", "state", "reported_at"),
-        # an area's year by month (migration 0019, PostgreSQL only): its grids' range first, so that a district of a
-        # province reads its own cases' entries, not every district's of the year (the series' counts and hours)
+        # an area's year (migration 0019, PostgreSQL only): its grids' range first (the series' counts), so that a
+        # district of a province reads its own cases' entries, not every district's of the year; and, made by the
+        # migration only (an index on an expression), ix_case_file_closed_month for the series' hours
         Index(
             "ix_case_file_grid_reported",
             "grid_code",
             "reported_at",
             postgresql_include=["due_at", "state", "closed_at", "rework_count", "extension_count"],
         ).ddl_if(dialect="postgresql"),
-        Index("ix_case_file_grid_closed", "grid_code", "closed_at", postgresql_include=["state", "reported_at"]).ddl_if(
-            dialect="postgresql"
-        ),
         # the map's clusters of a period (migration 0016, SQLite only): what the grouping reads of each case, so that
         # a month of a province is read from the index alone instead of case by case from the table
         Index("ix_case_file_reported_map", "reported_at", "lon", "lat", "state", "due_at").ddl_if(dialect="sqlite"),
