@@ -1100,7 +1100,9 @@ def _series_hours(
     else:  # PostgreSQL's numeric to float8 rounds to the nearest double, as float(Decimal) in `compute` does
         hours = sa.cast(hours, sa.Float)
     inside = [*_inside(code, level, session), *(within or [])]
-    if not sqlite:  # month by month: each a range of an index of closure, its closures sorted alone
+    if not sqlite and (outside is not None or level == "district"):
+        # a district: month by month, each month's closures one range of the index of their month (0019) and sorted
+        # alone (on the province: 0.22-0.27 s against 1.2-1.6 s for one pass over the year's index of closures)
         p50, p90 = (sa.func.percentile_cont(q).within_group(hours) for q in (0.5, 0.9))
         query = _monthly(
             edges,
@@ -1109,6 +1111,13 @@ def _series_hours(
             ),
         )
         return {int(m): np.array([a, b]) for m, n, a, b in session.execute(query) if n}
+    if not sqlite:  # the percentiles worked out by the database, as `compute` has them there; a smaller area's
+        # year in one statement (twelve arms over every month partition cost more to plan than to run)
+        month = _month_of(Case.closed_at, edges)
+        quantiles = _sql_quantiles(
+            session, month, hours, [state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *inside]
+        )
+        return {int(m): np.array(q) for (m, total), q in quantiles.items() if not total and m is not None}
     if outside is not None:  # an area of nearly every case: month by month, ranges of the index of closure
         query = _monthly(
             edges,
