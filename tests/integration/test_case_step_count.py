@@ -25,6 +25,7 @@ from gridmap.store import bulkload
 from gridmap.store import engine as storage
 from gridmap.store.tables import Case, CaseEvent, CaseStepCount
 from tests.conftest import DIALECTS, empty_database
+from tests.integration.test_foreign_key_indexes import _alembic
 
 TODAY = dt.date(2026, 11, 20)
 
@@ -238,17 +239,6 @@ def test_a_series_month_cut_short_leaves_out_the_steps_after_its_end(session):
     assert after[-1]["bounces"] == before[-1]["bounces"]
     assert after[0] == before[0]
     check(session)
-
-
-def _alembic(engine: sa.Engine, action: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(storage._MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        getattr(command, action)(config, revision)
 
 
 FOREIGN_KEYS = (

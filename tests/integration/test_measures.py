@@ -477,3 +477,35 @@ def test_the_series_takes_a_fixed_number_of_queries(session, moved):
         assert len(statements) == three <= 10 + 2 * (session.get_bind().dialect.name == "postgresql"), statements
     finally:
         sa.event.remove(bind, "before_cursor_execute", count)
+
+
+def test_a_districts_hours_name_each_month_as_the_index_of_months_of_closure_does(session):
+    """PostgreSQL (migration 0019): the month a series' hours arm names (`measures._month_is`) is the expression of
+    `ix_case_file_closed_month`, so the planner can read a district's month as one range of it; with sequential
+    scans off, a month of one sub-district's closures is an index condition on that expression. SQLite has no
+    such index."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        assert "ix_case_file_closed_month" not in {i["name"] for i in sa.inspect(bind).get_indexes("case_file")}
+        return
+    june = dt.datetime(2026, 6, 1, tzinfo=CST)
+    query = sa.select(sa.func.count()).where(
+        measures._month_is("closed_at", june),
+        Case.grid_code >= "530111001",
+        Case.grid_code < "530111002",
+    )
+    sql = str(query.compile(bind, compile_kwargs={"literal_binds": True}))
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(session.execute(sa.text(f"EXPLAIN {sql}")).scalars())
+    assert "date_trunc('month'" in plan and "Index Cond" in plan, plan
+    assert "_date_trunc_grid_code_" in plan, plan  # the partitions' indexes of ix_case_file_closed_month
+    counted = session.scalar(query)
+    assert counted > 0
+    assert counted == session.scalar(
+        sa.select(sa.func.count()).where(
+            Case.closed_at >= june.astimezone(dt.UTC),
+            Case.closed_at < dt.datetime(2026, 7, 1, tzinfo=CST).astimezone(dt.UTC),
+            Case.grid_code >= "530111001",
+            Case.grid_code < "530111002",
+        )
+    )
