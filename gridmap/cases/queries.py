@@ -92,8 +92,8 @@ def state_condition(states: tuple[str, ...], now: dt.datetime) -> sa.ColumnEleme
         parts.append(Case.state.in_(plain))
     if "open" in states:
         parts.append(Case.state.not_in(FINISHED_STATES))
-    if "overdue" in states:
-        parts.append(sa.and_(Case.state.not_in(NOT_RUNNING), Case.due_at.is_not(None), Case.due_at < now))
+    if "overdue" in states:  # the running states by name, as the queue has them: the state indexes serve it
+        parts.append(sa.and_(Case.state.in_(RUNNING), Case.due_at.is_not(None), Case.due_at < now))
     return sa.or_(*parts)
 
 

@@ -1068,29 +1068,90 @@ def bench_series(url: str) -> None:
                     times.append(time.perf_counter() - t)
             with engine.connect() as conn:
                 t = time.perf_counter()
+                year_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=365)
                 steps = conn.scalar(
                     sa.text(
                         "SELECT count(*) FROM case_event e JOIN case_file c ON c.id = e.case_id "
                         "WHERE c.grid_code >= :lo AND c.grid_code < :hi AND e.action IN ('handle', 'rate', 'bounce') "
-                        "AND e.at >= now() - interval '12 months'"
-                    ),
-                    {"lo": code, "hi": str(int(code) + 1).zfill(len(code))},
+                        "AND e.at >= :since"
+                    ).bindparams(sa.bindparam("since", type_=sa.DateTime(timezone=True))),
+                    {"lo": code, "hi": str(int(code) + 1).zfill(len(code)), "since": year_ago},
                 )
                 bare = time.perf_counter() - t
                 t = time.perf_counter()
+                month = (
+                    "date_trunc('month', reported_at AT TIME ZONE 'Asia/Shanghai')"
+                    if conn.dialect.name == "postgresql"
+                    else "strftime('%Y-%m', reported_at, '+8 hours')"
+                )
                 received = conn.execute(
                     sa.text(
-                        "SELECT date_trunc('month', reported_at AT TIME ZONE 'Asia/Shanghai') AS m, count(*) "
-                        "FROM case_file WHERE grid_code LIKE :prefix AND reported_at >= now() - interval '12 months' "
-                        "GROUP BY 1"
-                    ),
-                    {"prefix": f"{code}%"},
+                        f"SELECT {month} AS m, count(*) FROM case_file WHERE grid_code LIKE :prefix "
+                        "AND reported_at >= :since GROUP BY 1"
+                    ).bindparams(sa.bindparam("since", type_=sa.DateTime(timezone=True))),
+                    {"prefix": f"{code}%", "since": year_ago},
                 ).all()
                 by_month = time.perf_counter() - t
             print(
                 f"     {what} {code}: {', '.join(f'{x:,.2f}' for x in times)} s | bare SQL of the steps ({steps:,}) "
                 f"{bare:,.2f} s; of the cases received by month ({len(received)} months) {by_month:,.2f} s "
                 f"({load()})",
+                flush=True,
+            )
+    finally:
+        stop_server(proc)
+    engine.dispose()
+
+
+def bench_queues(url: str) -> None:
+    """The dispatcher's console as each account polls it, over HTTP (`gridmap serve --workers 2`): the counts of
+    its six queues (`GET /api/v1/queues`) and its overdue list's first counted page (`GET
+    /api/v1/cases?state=overdue&limit=50`), four requests each (a worker's first answer among them), beside the
+    bare SQL a user would write for the largest of the counts, the account's cases not finished, not suspended and
+    due before now (`count(*)` with `state NOT IN …`), run once in process."""
+    import httpx
+
+    from gridmap.demo.accounts import DEMO_PASSWORD
+    from gridmap.store.tables import Account
+
+    engine = storage.make_engine(url)
+    with storage.make_sessionmaker(engine)() as session:
+        areas = {
+            a.username: (a.areas[0].area_code if a.areas else None)
+            for a in session.query(Account).where(Account.username.in_([u for u, _, _ in SCOPED_USERS]))
+        }
+    print(f"   the console's queue counts and overdue list of each account ({load()}):", flush=True)
+    base, proc, _ = start_server(url)
+    try:
+        for user, level, what in SCOPED_USERS:
+            token = httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": user, "password": DEMO_PASSWORD}, timeout=120
+            ).json()["access_token"]
+            times: dict[str, list[float]] = {"queues": [], "overdue": []}
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900) as client:
+                for _ in range(4):
+                    for name, path in (
+                        ("queues", "/api/v1/queues"),
+                        ("overdue", "/api/v1/cases?state=overdue&limit=50"),
+                    ):
+                        t = time.perf_counter()
+                        client.get(path).raise_for_status()
+                        times[name].append(time.perf_counter() - t)
+            scope = f"AND {level}_code = :code" if level else ""
+            with engine.connect() as conn:
+                t = time.perf_counter()
+                overdue = conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM case_file WHERE state NOT IN ('closed', 'rejected', 'voided', 'merged', "
+                        f"'suspended') AND due_at < :now {scope}"
+                    ).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True))),
+                    {"code": areas.get(user), "now": dt.datetime.now(dt.UTC)},
+                )
+                bare = time.perf_counter() - t
+            print(
+                f"     {what}: queues {', '.join(f'{x * 1000:,.0f}' for x in times['queues'])} ms | overdue list "
+                f"{', '.join(f'{x * 1000:,.0f}' for x in times['overdue'])} ms | bare count of the overdue "
+                f"({overdue:,}) {bare * 1000:,.0f} ms ({load()})",
                 flush=True,
             )
     finally:
@@ -1422,7 +1483,8 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated: locate-file,measures,last-update,scoped,steps,search,series,import,delete,http,locate,"
+        help="comma-separated: locate-file,measures,last-update,scoped,steps,search,series,queues,import,delete,http,"
+        "locate,"
         "tiles,paging,map,map-steps",
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database for a later run")
@@ -1493,7 +1555,18 @@ def main() -> None:
         ):
             print("   DISAGREEMENT: see the answers above")
         for label, url in urls.items():
-            if {"measures", "last-update", "scoped", "steps", "search", "series", "http", "import", "delete"} <= skip:
+            if {
+                "measures",
+                "last-update",
+                "scoped",
+                "steps",
+                "search",
+                "series",
+                "queues",
+                "http",
+                "import",
+                "delete",
+            } <= skip:
                 break
             print(f"\n== {label}: in process and over HTTP ({load()})", flush=True)
             if "measures" not in skip:
@@ -1508,6 +1581,8 @@ def main() -> None:
                 bench_search(url)
             if "series" not in skip:
                 bench_series(url)
+            if "queues" not in skip:
+                bench_queues(url)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:

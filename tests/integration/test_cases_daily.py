@@ -284,6 +284,24 @@ def test_holder_filter_me_a_staff_id_and_a_department(client):
     assert client.get("/api/v1/cases", params={"holder": "me"}, headers=_as("dispatcher")).json()["field"] == "holder"
 
 
+def test_the_overdue_list_is_the_overdue_queue(client):
+    """`GET /api/v1/cases?state=overdue` names the running states as the 超期 queue does (migration 0020's index
+    serves both on PostgreSQL): the same cases as "not finished, not suspended, due before now", for the district's
+    dispatcher and within a sub-district."""
+    now = dt.datetime.now(dt.UTC)
+    reference = _count(client, sa.and_(Case.state.not_in(cases.NOT_RUNNING), Case.due_at < now))
+    sub = client.get("/api/v1/areas", params={"level": "subdistrict"}).json()["features"][0]["properties"]["code"]
+    for params in ({}, {"area": sub}):
+        listed = client.get(
+            "/api/v1/cases", params={"state": "overdue", "limit": 1, **params}, headers=_as("dispatcher")
+        )
+        queued = client.get("/api/v1/queues", params=params, headers=_as("dispatcher")).json()
+        overdue = {q["name"]: q["count"] for q in queued["items"]}["overdue"]
+        assert abs(listed.json()["total"] - overdue) <= 1  # (a deadline may pass between the two)
+        if not params:
+            assert overdue > 0 and abs(overdue - reference) <= 1
+
+
 def test_queues_count_by_sql_and_page_every_case(client):
     counts = client.get("/api/v1/queues", headers=_as("dispatcher")).json()
     names = [q["name"] for q in counts["items"]]
