@@ -779,24 +779,22 @@ def _series_steps(
     outside: list[int] | None,
     steps_within: list[Any] | None = None,
 ) -> pd.DataFrame:
-    """The steps of the area's cases (handled, rated, satisfied, bounces) by month. When few cases lie outside the
-    area (`outside`: a district of a one-district database): every step of the period, counted from index ranges
-    without touching the cases, less the steps of those few, found by their ids; otherwise the steps of the area's
-    cases, found from the cases. Where steps are found from cases, the step's action and time are wrapped so that
-    no planner (with table statistics or none yet) starts from every step of the period instead."""
+    """The steps of the area's cases (handled, rated, satisfied, bounces) by month. A district to a grid: from the
+    counts the database keeps by grid and month (`_steps_counted`). A micro-grid (its cases are named by their own
+    code, not a grid's): when few cases lie outside it (`outside`: a database of nearly one micro-grid), every step
+    of the period, counted from index ranges without touching the cases, less the steps of those few, found by their
+    ids; otherwise the steps of its cases, found from the cases, the step's action and time wrapped so that no
+    planner (with table statistics or none yet) starts from every step of the period instead."""
+    if level != "microgrid":
+        return _steps_counted(session, edges, code)
     since, until = edges[0], edges[-1]
     action, at = CaseEvent.action, CaseEvent.at
     score = CaseEvent.detail["satisfaction"].as_integer()
     satisfied = sa.case((action == "rate", sa.case((score >= SATISFIED_MIN, 1), else_=0)), else_=0)
 
-    # a district of a province on PostgreSQL: its cases are too many (600,000 of 10 M) to look up their steps one
-    # by one; PostgreSQL, left to choose, reads the period's steps once and keeps those of the district's cases (a
-    # hash join: 7.6 s against 110 s through the cases)
-    planned = level == "district" and outside is None and session.get_bind().dialect.name == "postgresql"
-
     def by_month(of_cases: list[int] | sa.Select[int]) -> pd.DataFrame:
         """The steps of some cases by month, action and satisfied or not (the rating read only for ratings)."""
-        act, when = (action, at) if planned else (sa.func.coalesce(action, action), sa.func.coalesce(at, at))
+        act, when = sa.func.coalesce(action, action), sa.func.coalesce(at, at)
         query = (
             sa.select(
                 _month_of(at, edges).label("m"), action.label("action"), satisfied.label("satisfied"), sa.func.count()
@@ -821,8 +819,6 @@ def _series_steps(
         )
         return out.reindex(pd.RangeIndex(len(edges) - 1), fill_value=0).astype("int64")
 
-    if level != "microgrid":
-        return _steps_counted(session, edges, code)
     if outside is not None:
         every = _steps_by_month_ranges(session, edges)
         return every - by_month(outside) if outside else every
