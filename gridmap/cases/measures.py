@@ -64,6 +64,7 @@ from gridmap.store.tables import (
     Area,
     Case,
     CaseEvent,
+    CaseMonthCount,
     CaseStepCount,
     Department,
     Generation,
@@ -867,6 +868,32 @@ def _steps_counted(session: Session, edges: list[dt.datetime], code: str) -> pd.
     return out
 
 
+CASE_COUNTS = ("received", "due", "suspended", "active", "closed", "closed_on_time", "reworked", "extended")
+
+
+def _cases_counted(session: Session, edges: list[dt.datetime], code: str, level: str) -> pd.DataFrame:
+    """The cases of an area (a district to a grid) received and of the due cohort by month, from the counts the
+    database keeps by grid and month (`case_month_count`, migration 0021): the area's grids × the months instead of
+    its cases. The last month of a series ends at `until`: the cases received or due from then to the month's end
+    (the deadlines of the running cases, mostly) are counted from the indexes of report time and deadline and taken
+    away."""
+    months = [_month_key(edges[i]) for i in range(len(edges) - 1)]
+    query = (
+        sa.select(CaseMonthCount.month, *(sa.func.sum(getattr(CaseMonthCount, n)) for n in CASE_COUNTS))
+        .where(CaseMonthCount.month.in_(months), *_grid_codes(CaseMonthCount.grid_code, code))
+        .group_by(CaseMonthCount.month)
+    )
+    position = {month: i for i, month in enumerate(months)}
+    out = pd.DataFrame(0, index=pd.RangeIndex(len(months)), columns=list(CASE_COUNTS), dtype="int64")
+    for month, *values in session.execute(query):
+        out.loc[position[month]] = [int(v or 0) for v in values]
+    cut, month_end = utc(edges[-1]), _next_month(edges[-2])
+    if cut < month_end:
+        tail = _cases_by_month_ranges(session, [cut, month_end], _inside(code, level, session))
+        out.loc[len(months) - 1] -= tail.loc[0, list(CASE_COUNTS)].to_numpy()
+    return out
+
+
 def _next_month(first: dt.datetime) -> dt.datetime:
     """The start of the China-time month after the one `first` (a month's start) begins, in UTC (as every time
     bound to a query: SQLite keeps times as UTC text)."""
@@ -1008,10 +1035,14 @@ def _series_counts(
         ],
         dtype="int64",
     )
-    if outside is not None:
+    counted = None
+    if level != "microgrid":
+        counted = _cases_counted(session, edges, code, level)
+    elif outside is not None:
         counted = _cases_by_month_ranges(session, edges, inside, within)
+    if counted is not None:
         out[list(counted.columns)] = counted
-    rows: list[tuple[Any, ...]] = [] if outside is not None else [tuple(r) for r in session.execute(query).all()]
+    rows: list[tuple[Any, ...]] = [] if counted is not None else [tuple(r) for r in session.execute(query).all()]
     cases = pd.DataFrame(rows, columns=[*keys, "n"])
     if len(cases):
         # the formulas of `_case_counts`, on groups of cases alike in all they look at (a condition that is NULL

@@ -125,6 +125,7 @@ ANALYZED = (
     "case_registry",
     "case_activity",
     "case_step_count",
+    "case_month_count",
     "area",
     "party_org_area",
     "staff_area",

@@ -53,10 +53,15 @@ ACTIVITY_FILL = (
 STEPS_TRIGGER = "case_steps_insert"
 _STEPS = importlib.import_module("gridmap.store.migrations.versions.0018_case_step_count")
 STEPS_FILL: dict[str, str] = {"postgresql": _STEPS.PG_FILL, "sqlite": _STEPS.SL_FILL}
+# the case table's insert trigger that counts the cases of each grid by month (migration 0021), and the same done once
+COUNTS_TRIGGER = "case_counts_insert"
+_COUNTS = importlib.import_module("gridmap.store.migrations.versions.0021_case_month_count")
+COUNTS_FILL: dict[str, str] = {"postgresql": _COUNTS.PG_FILL, "sqlite": _COUNTS.SL_FILL}
 # (table, trigger) → the statement that does what the trigger would have done for every row loaded (a statement
 # per database where they differ), in the order they run: the registry before the steps read it
 FILLS: dict[tuple[str, str], str | dict[str, str]] = {
     ("case_file", REGISTRY_TRIGGER): REGISTRY_FILL,
+    ("case_file", COUNTS_TRIGGER): COUNTS_FILL,
     ("case_event", ACTIVITY_TRIGGER): ACTIVITY_FILL,
     ("case_event", STEPS_TRIGGER): STEPS_FILL,
 }

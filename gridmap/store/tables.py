@@ -415,6 +415,31 @@ class CaseStepCount(Base):
     bounces: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
 
 
+class CaseMonthCount(Base):
+    """The cases of each grid counted by China-time month (`month` = year × 100 + month), by the case's grid now:
+    `received` by the month of the report, the due cohort (`due`, `suspended`, `active`, `closed`,
+    `closed_on_time`, `reworked`, `extended`) by the month of the deadline, with the formulas of
+    `gridmap.cases.measures._case_counts`.
+
+    Kept by the database itself (migration 0021), as `case_step_count` is: an insert, delete or update of a case
+    adds, takes away or moves its counts. No code writes it; bulk loads into an empty case table fill it in one
+    statement (`gridmap.store.bulkload`). A district's year of counts is then a few thousand rows (its grids × 12)
+    instead of its ~600,000 cases (`gridmap.cases.measures._series_counts`). Cases in no grid are not kept: no
+    area's series counts them."""
+
+    __tablename__ = "case_month_count"
+    month: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    grid_code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    due: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    suspended: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    active: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    closed: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    closed_on_time: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    reworked: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+    extended: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
+
+
 class Account(Base):
     """A person (or service) who signs in: a role, the areas it acts for (each with everything under it), and for
     a worker the staff record, for a department its code. Passwords are stored as argon2id hashes only."""

@@ -111,6 +111,16 @@ def test_the_steps_are_counted_by_grid_and_month_after_the_bulk_load(engine):
         assert len(counted) > 100 and counted == truth(session)
 
 
+def test_the_cases_are_counted_by_grid_and_month_after_the_bulk_load(engine):
+    """The load takes the case table's counting trigger off and fills `case_month_count` in one statement at the
+    end (gridmap.store.bulkload): the same counts the triggers would have kept, row for row."""
+    from tests.integration.test_case_month_count import kept, truth
+
+    with sa.orm.Session(engine) as session:
+        counted = kept(session)
+        assert len(counted) > 100 and counted == truth(session)
+
+
 def test_counts_and_the_people_of_every_level(engine, province):
     counts = province.count()
     assert counts["district"] == 2 and counts["microgrid"] >= 3_900 and counts["grid"] >= 1_000
