@@ -837,6 +837,13 @@ def _grid_codes(column: Column, code: str) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
+def _grid_range(column: Column, code: str) -> list[sa.ColumnElement[bool]]:
+    """The grid codes of an area as `_grid_codes` has them, with only the range for a code of digits (the same codes:
+    those starting with it are exactly those in [code, code + 1)), else the prefix."""
+    conditions = _grid_codes(column, code)
+    return conditions[1:] if len(conditions) == 3 else conditions
+
+
 def _month_key(at: dt.datetime) -> int:
     """The key of a China-time month in `case_step_count`: year × 100 + month."""
     local = at.astimezone(CST)
@@ -1132,11 +1139,22 @@ def _series_hours(
     if not sqlite and (outside is not None or level == "district"):
         # a district: month by month, each month's closures one range of the index of their month (0019) and sorted
         # alone (on the province: 0.22-0.27 s against 1.2-1.6 s for one pass over the year's index of closures)
+        # Each arm names little beyond its index range: the grid codes as a range alone (the prefix is the same
+        # cases), the closure's own bound only where the month is cut short (the last one, at `until`), and bounds
+        # of the report time that leave out the month partitions after the arm's month (a case is closed after it
+        # is reported): fewer filters on each of the ~45,000 index entries of a month and fewer partitions to plan
+        # (a district of the province on PostGIS, the twelve arms run serially: 496-545 ms → 408-427 ms)
         p50, p90 = (sa.func.percentile_cont(q).within_group(hours) for q in (0.5, 0.9))
+        grids = _grid_range(Case.grid_code, code) if outside is None else _inside(code, level, session)
         query = _monthly(
             edges,
             lambda i, lo, hi: sa.select(_month_label(i), sa.func.count(), p50, p90).where(
-                _month_is("closed_at", lo), state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside
+                _month_is("closed_at", lo),
+                state == "closed",
+                *([Case.closed_at < hi] if hi < _next_month(lo) else []),
+                *grids,
+                *(within or []),
+                Case.reported_at < hi,
             ),
         )
         return {int(m): np.array([a, b]) for m, n, a, b in session.execute(query) if n}

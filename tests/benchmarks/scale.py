@@ -1032,13 +1032,21 @@ def _steps_round(engine: sa.Engine, base: str, batch: list[int], dispatchers: in
     )
 
 
-def bench_series(url: str) -> None:
+def bench_series(url: str, baseline: str | None = None) -> None:
     """The 12-month series of each account's own area (`GET /api/v1/areas/{code}/series`, the overview's chart),
     over HTTP (`gridmap serve --workers 2`), two requests each: the admin's first district, a district's and a
     sub-district's dispatcher's and a community's manager's; beside the bare SQL of what was its largest part
     before migration 0018, the steps of the area's cases in the 12 months (`count(*)` of case_event joined to the
     area's cases by grid code), and the simplest query a user would write for one of its twenty figures, the cases
-    received by month (`GROUP BY date_trunc('month', …)` over the area's grid-code prefix)."""
+    received by month (`GROUP BY date_trunc('month', …)` over the area's grid-code prefix). With `baseline` (another
+    checkout), its server answers the same requests first, then this checkout's."""
+    for checkout in [baseline, None] if baseline else [None]:
+        if checkout:
+            print(f"   -- the server of {checkout}:", flush=True)
+        _bench_series(url, checkout)
+
+
+def _bench_series(url: str, checkout: str | None) -> None:
     import httpx
 
     from gridmap.demo.accounts import DEMO_PASSWORD
@@ -1053,7 +1061,7 @@ def bench_series(url: str) -> None:
         first = session.scalar(sa.select(Area.code).where(Area.level == "district").order_by(Area.code).limit(1))
     areas["demo-admin"] = first
     print(f"   the 12-month series of each account's area, bare SQL of its steps beside ({load()}):", flush=True)
-    base, proc, _ = start_server(url)
+    base, proc, _ = start_server(url, checkout=checkout)
     try:
         for user, _, what in SCOPED_USERS:
             code = areas[user]
@@ -1580,7 +1588,7 @@ def main() -> None:
             if "search" not in skip:
                 bench_search(url)
             if "series" not in skip:
-                bench_series(url)
+                bench_series(url, args.server_baseline)
             if "queues" not in skip:
                 bench_queues(url)
             if "http" not in skip:
