@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -858,20 +858,32 @@ def _steps_counted(session: Session, edges: list[dt.datetime], code: str) -> pd.
     month (`case_step_count`, migration 0018): the area's grids × the months, a few thousand rows for a district,
     instead of its cases' history. The months of a series are whole China-time months but the last, which ends at
     `until`: a step after that (none, when the series ends now) is taken away from its month's count."""
-    months = [_month_key(edges[i]) for i in range(len(edges) - 1)]
-    counts = [sa.func.sum(getattr(CaseStepCount, name)) for name in STEP_COUNTS]
-    query = (
-        sa.select(CaseStepCount.month, *counts)
-        .where(CaseStepCount.month.in_(months), *_grid_codes(CaseStepCount.grid_code, code))
-        .group_by(CaseStepCount.month)
-    )
-    position = {month: i for i, month in enumerate(months)}
-    out = pd.DataFrame(0, index=pd.RangeIndex(len(months)), columns=list(STEP_COUNTS), dtype="int64")
-    for month, *values in session.execute(query):
-        out.loc[position[month]] = [int(v or 0) for v in values]
+    out = _kept_by_month(session, CaseStepCount, STEP_COUNTS, edges, code)
     cut, month_end = utc(edges[-1]), _next_month(edges[-2])
     if cut < month_end:
-        out.loc[len(months) - 1] -= _steps_between(session, cut, month_end, code)
+        out.loc[len(out) - 1] -= _steps_between(session, cut, month_end, code)
+    return out
+
+
+def _kept_by_month(
+    session: Session,
+    table: type[CaseStepCount] | type[CaseMonthCount],
+    names: Sequence[str],
+    edges: list[dt.datetime],
+    code: str,
+) -> pd.DataFrame:
+    """The counts `names` of a table kept by grid and China-time month (`case_step_count`, `case_month_count`),
+    summed over an area's grids for each whole month of a series (0 … n − 1; the last one whole too)."""
+    months = [_month_key(edges[i]) for i in range(len(edges) - 1)]
+    query = (
+        sa.select(table.month, *(sa.func.sum(getattr(table, n)) for n in names))
+        .where(table.month.in_(months), *_grid_codes(table.grid_code, code))
+        .group_by(table.month)
+    )
+    position = {month: i for i, month in enumerate(months)}
+    out = pd.DataFrame(0, index=pd.RangeIndex(len(months)), columns=list(names), dtype="int64")
+    for month, *values in session.execute(query):
+        out.loc[position[month]] = [int(v or 0) for v in values]
     return out
 
 
@@ -884,20 +896,11 @@ def _cases_counted(session: Session, edges: list[dt.datetime], code: str, level:
     its cases. The last month of a series ends at `until`: the cases received or due from then to the month's end
     (the deadlines of the running cases, mostly) are counted from the indexes of report time and deadline and taken
     away."""
-    months = [_month_key(edges[i]) for i in range(len(edges) - 1)]
-    query = (
-        sa.select(CaseMonthCount.month, *(sa.func.sum(getattr(CaseMonthCount, n)) for n in CASE_COUNTS))
-        .where(CaseMonthCount.month.in_(months), *_grid_codes(CaseMonthCount.grid_code, code))
-        .group_by(CaseMonthCount.month)
-    )
-    position = {month: i for i, month in enumerate(months)}
-    out = pd.DataFrame(0, index=pd.RangeIndex(len(months)), columns=list(CASE_COUNTS), dtype="int64")
-    for month, *values in session.execute(query):
-        out.loc[position[month]] = [int(v or 0) for v in values]
+    out = _kept_by_month(session, CaseMonthCount, CASE_COUNTS, edges, code)
     cut, month_end = utc(edges[-1]), _next_month(edges[-2])
     if cut < month_end:
         tail = _cases_by_month_ranges(session, [cut, month_end], _inside(code, level, session))
-        out.loc[len(months) - 1] -= tail.loc[0, list(CASE_COUNTS)].to_numpy()
+        out.loc[len(out) - 1] -= tail.loc[0, list(CASE_COUNTS)].to_numpy()
     return out
 
 
