@@ -204,7 +204,9 @@ def test_a_series_reads_the_months_of_the_series(pg):
     with Session(pg) as session:
         plans = _explained(session, lambda s: measures.area_series(s, "530111", months=3, until=edges[-1]))
         bounded = [(sql, parts) for sql, parts in plans if "case_file.reported_at >=" in sql]
-        assert len(bounded) >= 2
+        # the hours to close; the counts are read from what the database keeps by grid and month (0021), and a
+        # series ending at a month's end has no last month's tail to read from the cases
+        assert len(bounded) >= 1 and any("percentile_cont" in sql for sql, _ in bounded)
         allowed = _allowed(session, edges[0], edges[-1])
         assert len(allowed) <= 5
         for sql, parts in bounded:
