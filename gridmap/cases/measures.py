@@ -596,9 +596,9 @@ def area_series(
 ) -> list[dict[str, Any]]:
     """The measures of one area month by month (China time), the last `months` months up to `until`'s month: the
     same figures as `area_measures` over each month, from a fixed number of queries over the whole span
-    (`_series_counts`, `_series_hours`) rather than one `compute` per month. An area of nearly every case (a
-    district) is counted month by month from ranges of the indexes of migration 0009, the others from their own
-    cases through the index of the grid code."""
+    (`_series_counts`, `_series_hours`) rather than one `compute` per month. A district down to a grid counts its
+    cases and steps from what the database keeps by grid and month (migrations 0018, 0021), and reads its cases
+    only for the hours to close; a micro-grid is counted from its own cases."""
     from gridmap.boundaries.areas import get_area
 
     if not 1 <= months <= 36:
@@ -993,11 +993,12 @@ def _series_counts(
     within: list[Any] | None = None,
     steps_within: list[Any] | None = None,
 ) -> pd.DataFrame:
-    """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort — for an
-    area of nearly every case (`outside` is not None) from ranges of indexes, month by month; otherwise from one
-    query over the area's cases grouped by month reported, month due and what the formulas look at (state, closed
-    on time or not, …) — the steps from `_series_steps`; then the reports and steps of cases a boundary change
-    re-located, counted where the case was at the time (as in `compute`)."""
+    """Every count of the series, one row per month (0 … n − 1): the cases received and the due cohort — for a
+    district down to a grid from the counts the database keeps by grid and month (`_cases_counted`); for a
+    micro-grid of nearly every case (`outside` is not None) from ranges of indexes, month by month; otherwise from
+    one query over the area's cases grouped by month reported, month due and what the formulas look at (state,
+    closed on time or not, …) — the steps from `_series_steps`; then the reports and steps of cases a boundary
+    change re-located, counted where the case was at the time (as in `compute`)."""
     since, until = edges[0], edges[-1]
     inside = _inside(code, level, session)
     within = within or []  # bounds of the report time holding the period's cases (`_reported_within`)
