@@ -327,8 +327,9 @@ def page_cases(
         )
     query = case_query(session, f, now=now, who=who)
     total = None
-    if count or (count is None and position is None):
-        total = int(session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0)
+    if count or (count is None and position is None):  # (SQLite seeks the district in its index for a count)
+        counted = sa.select(sa.func.count()).select_from(dialect.seeking(query).subquery())
+        total = int(session.scalar(counted) or 0)
     # the key is read with each case (for `updated_at` it is not a column of the case), and one case more than
     # asked for says whether a next page exists
     selected = query.add_columns(key.label("sort_key")).options(selectinload(Case.category))
@@ -502,6 +503,7 @@ def queue_counts(
     """How many cases each queue holds (in `area`, among those `who` may see): one grouped query."""
     now = utc(now) or dt.datetime.now(dt.UTC)
     base = case_query(session, CaseFilter(area=area), now=now, who=who).whereclause
+    base = dialect.seeking(base) if base is not None else None  # (on SQLite: the district in its index)
     out = []
     for name, (zh, en) in QUEUES.items():  # one count per queue: each served by the state indexes
         counted = sa.select(sa.func.count()).select_from(Case).where(queue_condition(name, now))

@@ -246,9 +246,9 @@ class Case(Base):
         # district's on PostgreSQL only (SQLite, without histograms, took it over the state index for the queues)
         Index("ix_case_file_district_reported", "district_code", "reported_at").ddl_if(dialect="postgresql"),
         Index("ix_case_file_subdistrict_reported", "subdistrict_code", "reported_at"),
-        # a district's queue counts and overdue list (migration 0020, PostgreSQL only, as the district's index above):
-        # its cases in some states, due before now, counted from the index alone
-        Index("ix_case_file_district_state_due", "district_code", "state", "due_at").ddl_if(dialect="postgresql"),
+        # a district's queue counts and overdue list (migrations 0020 and, on SQLite, 0022): its cases in some states,
+        # due before now, counted from the index alone; on SQLite the count of all its cases too
+        Index("ix_case_file_district_state_due", "district_code", "state", "due_at"),
         # the measures' month ranges (migration 0009): covering for what the formulas read
         Index("ix_case_file_reported_grid", "reported_at", "grid_code"),
         Index(

@@ -40,6 +40,8 @@ Per database:
   PostGIS the most locks the server's backends held at once; `--server-baseline` runs the earlier commit in turn.
 * the 12-month series — over HTTP, each account's own area's (the admin's: the first district), beside the bare
   SQL of its steps in the 12 months.
+* the dispatcher's console — over HTTP, each account's six queue counts and its overdue list's counted first page,
+  beside the bare count of its overdue cases; `--server-baseline` runs the earlier commit in turn.
 * the search box — over HTTP, as each account types a case number (whole, its start, `RX2026`, `RX`) or a Chinese
   word, beside the bare SQL of the number's start (`LIKE 'text%'`, the search's query before migration 0017).
 * case list paging — over HTTP, 50 a page, for the case list newest first, by deadline, by last update, a month of
@@ -1111,12 +1113,13 @@ def _bench_series(url: str, checkout: str | None) -> None:
     engine.dispose()
 
 
-def bench_queues(url: str) -> None:
+def bench_queues(url: str, baseline: str | None = None, rounds: int = 1) -> None:
     """The dispatcher's console as each account polls it, over HTTP (`gridmap serve --workers 2`): the counts of
     its six queues (`GET /api/v1/queues`) and its overdue list's first counted page (`GET
     /api/v1/cases?state=overdue&limit=50`), four requests each (a worker's first answer among them), beside the
     bare SQL a user would write for the largest of the counts, the account's cases not finished, not suspended and
-    due before now (`count(*)` with `state NOT IN …`), run once in process."""
+    due before now (`count(*)` with `state NOT IN …`), run once in process. With `baseline` (a checkout of an
+    earlier commit), its server and this one are run in turn, `rounds` times each (two when a baseline is given)."""
     import httpx
 
     from gridmap.demo.accounts import DEMO_PASSWORD
@@ -1129,41 +1132,46 @@ def bench_queues(url: str) -> None:
             for a in session.query(Account).where(Account.username.in_([u for u, _, _ in SCOPED_USERS]))
         }
     print(f"   the console's queue counts and overdue list of each account ({load()}):", flush=True)
-    base, proc, _ = start_server(url)
-    try:
-        for user, level, what in SCOPED_USERS:
-            token = httpx.post(
-                f"{base}/api/v1/auth/token", data={"username": user, "password": DEMO_PASSWORD}, timeout=120
-            ).json()["access_token"]
-            times: dict[str, list[float]] = {"queues": [], "overdue": []}
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900) as client:
-                for _ in range(4):
-                    for name, path in (
-                        ("queues", "/api/v1/queues"),
-                        ("overdue", "/api/v1/cases?state=overdue&limit=50"),
-                    ):
+    checkouts = [("this checkout", None)] + ([(f"baseline {baseline}", baseline)] if baseline else [])
+    for n in range(max(rounds, 2 if baseline else 1)):
+        for name, checkout in checkouts:
+            base, proc, _ = start_server(url, checkout=checkout)
+            try:
+                print(f"   round {n + 1}, {name}: gridmap serve --workers 2 ({load()})", flush=True)
+                for user, level, what in SCOPED_USERS:
+                    token = httpx.post(
+                        f"{base}/api/v1/auth/token", data={"username": user, "password": DEMO_PASSWORD}, timeout=120
+                    ).json()["access_token"]
+                    times: dict[str, list[float]] = {"queues": [], "overdue": []}
+                    headers = {"Authorization": f"Bearer {token}"}
+                    with httpx.Client(base_url=base, headers=headers, timeout=900) as client:
+                        for _ in range(4):
+                            for part, path in (
+                                ("queues", "/api/v1/queues"),
+                                ("overdue", "/api/v1/cases?state=overdue&limit=50"),
+                            ):
+                                t = time.perf_counter()
+                                client.get(path).raise_for_status()
+                                times[part].append(time.perf_counter() - t)
+                    scope = f"AND {level}_code = :code" if level else ""
+                    with engine.connect() as conn:
                         t = time.perf_counter()
-                        client.get(path).raise_for_status()
-                        times[name].append(time.perf_counter() - t)
-            scope = f"AND {level}_code = :code" if level else ""
-            with engine.connect() as conn:
-                t = time.perf_counter()
-                overdue = conn.scalar(
-                    sa.text(
-                        "SELECT count(*) FROM case_file WHERE state NOT IN ('closed', 'rejected', 'voided', 'merged', "
-                        f"'suspended') AND due_at < :now {scope}"
-                    ).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True))),
-                    {"code": areas.get(user), "now": dt.datetime.now(dt.UTC)},
-                )
-                bare = time.perf_counter() - t
-            print(
-                f"     {what}: queues {', '.join(f'{x * 1000:,.0f}' for x in times['queues'])} ms | overdue list "
-                f"{', '.join(f'{x * 1000:,.0f}' for x in times['overdue'])} ms | bare count of the overdue "
-                f"({overdue:,}) {bare * 1000:,.0f} ms ({load()})",
-                flush=True,
-            )
-    finally:
-        stop_server(proc)
+                        overdue = conn.scalar(
+                            sa.text(
+                                "SELECT count(*) FROM case_file WHERE state NOT IN ('closed', 'rejected', 'voided', "
+                                f"'merged', 'suspended') AND due_at < :now {scope}"
+                            ).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True))),
+                            {"code": areas.get(user), "now": dt.datetime.now(dt.UTC)},
+                        )
+                        bare = time.perf_counter() - t
+                    print(
+                        f"     {what}: queues {', '.join(f'{x * 1000:,.0f}' for x in times['queues'])} ms | overdue "
+                        f"list {', '.join(f'{x * 1000:,.0f}' for x in times['overdue'])} ms | bare count of the "
+                        f"overdue ({overdue:,}) {bare * 1000:,.0f} ms ({load()})",
+                        flush=True,
+                    )
+            finally:
+                stop_server(proc)
     engine.dispose()
 
 
@@ -1507,7 +1515,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--server-baseline",
-        help="scoped lists, steps: another checkout's server run in turn (a worktree of an earlier commit)",
+        help="scoped lists, steps, queues: another checkout's server run in turn (a worktree of an earlier commit)",
     )
     parser.add_argument("--map-runs", type=int, default=3, help="map first screens per view size (the median printed)")
     args = parser.parse_args()
@@ -1590,7 +1598,7 @@ def main() -> None:
             if "series" not in skip:
                 bench_series(url, args.server_baseline)
             if "queues" not in skip:
-                bench_queues(url)
+                bench_queues(url, args.server_baseline)
             if "http" not in skip:
                 bench_http(url, label, args.rate, args.seconds, skip, args.map_user, args.map_runs)
             if "import" not in skip:

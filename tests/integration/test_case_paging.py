@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import itertools
 import re
+import time
 from typing import Any
 
 import pytest
@@ -45,11 +46,37 @@ def _sql_time(engine: sa.Engine, at: dt.datetime) -> Any:
     return at
 
 
+def _swept(engine: sa.Engine) -> None:
+    """Every overdue case escalated, as the app's start-up sweep would, and that sweep over: it runs in the
+    background and escalated cases (a history entry each) in the middle of a walk by last update when the machine
+    was busy (`pytest -n 2`). The sweep's conditional update leaves it nothing to do after this."""
+    from gridmap.cases.workflow import escalate_overdue
+    from gridmap.store.tables import OVERDUE_CANDIDATES
+
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(600):
+        with Session(engine) as session:
+            escalate_overdue(session, now)
+            session.commit()
+        with Session(engine) as session:
+            left = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(cases.Case)
+                .where(sa.text(OVERDUE_CANDIDATES), cases.Case.due_at < now)
+            )
+        if not left:
+            return
+        time.sleep(0.1)  # (on PostgreSQL the app's sweep holds its lock: it is sweeping)
+    raise AssertionError("the overdue cases were not all escalated within a minute")
+
+
 @pytest.fixture(scope="module")
-def ties(engine) -> dict[str, list[int]]:
+def ties(engine, client) -> dict[str, list[int]]:
     """Ties and blanks for every sort key, on the module's demo, each of TIE cases (more than a page): cases reported
     at one instant, given one deadline, whose history all happened at one instant, with no history at all (no
-    `updated_at`), and with no deadline (besides the demo's reported ones)."""
+    `updated_at`), and with no deadline (besides the demo's reported ones). Made once the app has started and every
+    overdue case is escalated (`_swept`): nothing changes them while a list is walked."""
+    _swept(engine)
     with engine.begin() as conn:
         ids = conn.execute(sa.text("SELECT id FROM case_file ORDER BY id")).scalars().all()
         assert len(ids) > 5 * TIE

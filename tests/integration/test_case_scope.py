@@ -10,16 +10,24 @@ district dispatcher's counted list read every case (2–10 s at 10 M cases). Sho
   `…100`), which the prefix wrongly let in and the equality does not — in SQL, in Python and over HTTP;
 * a scope whose code is not of its level's shape (a gateway's odd code) is still compared by prefix, and so is a
   district on SQLite, which has no index for it (`gridmap.store.dialect.code_is`);
-* the district's and the sub-district's counts are served by their indexes (the plans say so).
+* the district's and the sub-district's counts are served by their indexes (the plans say so), on SQLite too for
+  the counts that the list and the console make (migration 0022): there the district is sought by equality for a
+  count, while a page keeps the prefix and walks its order's index.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 
 from gridmap.access import accounts, policy
+from gridmap.cases import queries
+from gridmap.demo.load import load_demo
+from gridmap.store import engine as storage
 from gridmap.store.tables import Area, Case
-from tests.conftest import api_client
+from tests.conftest import TODAY, api_client, empty_database
+from tests.integration.test_foreign_key_indexes import _alembic
 
 LEVELS = ("district", "subdistrict", "community", "grid", "microgrid")
 
@@ -124,6 +132,91 @@ def test_the_counts_of_a_district_and_a_sub_district_use_their_indexes(session):
     # by one of the district's indexes: by report time (0015) or by state and deadline (0020), both led by it
     district_index = "district_code_reported_at_idx" in plan or "district_code_state_due_at_idx" in plan
     assert district_index and "Seq Scan" not in plan and "Filter" not in plan, plan
+
+
+def _statements(engine, work):
+    """What `work()` returns, and the statements it sent (SQL text, parameters)."""
+    sent: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        return work(), sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order(engine):
+    now = dt.datetime(2026, 11, 21, 4, tzinfo=dt.UTC)
+    with sa.orm.Session(engine) as session:
+        district = session.scalar(sa.select(Case.district_code).where(Case.district_code.is_not(None)).limit(1))
+        who = _reader(policy.Scope(district, "district"))
+        mine = Case.district_code.startswith(district)
+        page, sent = _statements(
+            engine, lambda: queries.page_cases(session, queries.CaseFilter(), limit=5, now=now, who=who)
+        )
+        assert page.total == session.scalar(sa.select(sa.func.count()).select_from(Case).where(mine)) > 5
+        counted = [s for s in sent if "count(*)" in s[0]]
+        listed = [s for s in sent if "count(*)" not in s[0] and "FROM case_file" in s[0]]
+        assert len(counted) == 1 and listed
+        queues, queue_sent = _statements(engine, lambda: queries.queue_counts(session, now=now, who=who))
+        expected = {
+            name: session.scalar(
+                sa.select(sa.func.count()).select_from(Case).where(queries.queue_condition(name, now), mine)
+            )
+            for name in queries.QUEUES
+        }
+        assert {q["name"]: q["count"] for q in queues} == expected and sum(expected.values()) > 0
+        assert len(queue_sent) == len(queries.QUEUES)
+        if engine.dialect.name != "sqlite":  # (PostgreSQL compares by equality everywhere: the test above)
+            return
+        for statement, parameters in counted + queue_sent:
+            assert "district_code = ?" in statement and "LIKE" not in statement, statement
+            plan = [r[-1] for r in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            assert any("INDEX ix_case_file_district_state_due (district_code=?" in step for step in plan), (
+                statement,
+                plan,
+            )
+            assert not any(step.startswith("SCAN case_file") for step in plan), plan
+        # the page itself: the prefix, which SQLite takes for unselective (it walks the report time's index)
+        assert all("district_code LIKE" in statement for statement, _ in listed[:1]), listed
+
+
+def test_an_existing_spatialite_database_gets_the_district_index_by_the_upgrade(tmp_path):
+    """A SpatiaLite file at 0021 with cases and statistics: 0022 makes the district's index and describes it to the
+    planner; the district's counts then seek it; a downgrade takes it away and an upgrade makes it again."""
+    url, _ = empty_database("spatialite", tmp_path)
+    engine = storage.make_engine(url)
+    name = "ix_case_file_district_state_due"
+
+    def described() -> list[str]:
+        with engine.connect() as conn:
+            return list(conn.scalars(sa.text("SELECT stat FROM sqlite_stat1 WHERE idx = :n"), {"n": name}))
+
+    try:
+        storage.migrate(engine, "0021")
+        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+            load_demo(session, "530111", small=True, seed=11, today=TODAY)
+        with engine.begin() as conn:
+            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
+            conn.exec_driver_sql("ANALYZE")
+        storage.migrate(engine)
+        assert described() and described()[0].startswith(str(_count(engine)))
+        test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order(engine)
+        _alembic(engine, "downgrade", "0021")
+        with engine.connect() as conn:
+            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
+        storage.migrate(engine)
+        test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order(engine)
+    finally:
+        engine.dispose()
+
+
+def _count(engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(Case)))
 
 
 def test_over_http_a_micro_grid_worker_does_not_see_the_neighbour(settings, engine):

@@ -47,9 +47,6 @@ _CASE_REGISTRY = (
 )
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
     "sqlite": {
-        "add_index ix_case_file_district_state_due on case_file": (
-            "0020: made on PostgreSQL only, as the district's other index (0015)"
-        ),
         "add_index ix_case_file_grid_reported on case_file": (
             "0019: made on PostgreSQL only, for an area's year on a province; SQLite's one-district series reads "
             "0009's month ranges"
