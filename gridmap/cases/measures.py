@@ -1175,7 +1175,10 @@ def _series_hours(
                 state == "closed", Case.closed_at >= lo, Case.closed_at < hi, *inside
             ),
         )
-    else:
+    else:  # the area's grid codes as a range alone (the same cases), which leads 0023's index: the year's closures
+        # of a district of the province from the index alone (0.37-0.39 s), not those of every district (1.1-1.2 s)
+        if level != "microgrid":
+            inside = [*_grid_range(Case.grid_code, code), *(within or [])]
         query = sa.select(_month_of(Case.closed_at, edges), hours).where(
             state == "closed", Case.closed_at >= edges[0], Case.closed_at < edges[-1], *inside
         )

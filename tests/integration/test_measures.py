@@ -480,6 +480,37 @@ def test_the_series_takes_a_fixed_number_of_queries(session, moved):
         sa.event.remove(bind, "before_cursor_execute", count)
 
 
+def test_an_areas_hours_on_sqlite_read_its_grid_range_from_the_index_alone(session, monkeypatch):
+    """SQLite (migration 0023): the year's closures of an area that is not nearly every case (a sub-district here;
+    a district of a province) are one range of `ix_case_file_grid_closed`, read from the index alone, not the
+    year's closures of every area through the index led by the closure time; the series is unchanged (the tests
+    above compare it with `compute`)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        assert "ix_case_file_grid_closed" not in {i["name"] for i in sa.inspect(bind).get_indexes("case_file")}
+        return
+    session.execute(sa.text("ANALYZE"))  # (as the province's load does; rolled back with the test)
+    monkeypatch.setattr(measures, "FEW_OUTSIDE", 0)  # (the small demo's other sub-districts are a few hundred cases)
+    statements = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        statements.append((statement, parameters))
+
+    connection = session.connection()
+    sa.event.listen(connection, "before_cursor_execute", record)
+    try:
+        series = measures.area_series(session, "530111001", months=12, until=SERIES_UNTIL)
+    finally:
+        sa.event.remove(connection, "before_cursor_execute", record)
+    assert any(month["close_hours_p50"] is not None for month in series)
+    (statement, parameters), *others = [s for s in statements if "julianday" in s[0]]
+    assert not others and "LIKE" not in statement, statement
+    plan = [r[-1] for r in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert plan == ["SEARCH case_file USING COVERING INDEX ix_case_file_grid_closed (grid_code>? AND grid_code<?)"], (
+        plan
+    )
+
+
 def test_a_districts_hours_name_each_month_as_the_index_of_months_of_closure_does(session):
     """PostgreSQL (migration 0019): the month a series' hours arm names (`measures._month_is`) is the expression of
     `ix_case_file_closed_month`, so the planner can read a district's month as one range of it; with sequential

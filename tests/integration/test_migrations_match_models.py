@@ -76,6 +76,9 @@ KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
             "0016: the index covering the map's clusters is SQLite's only (the model says so with ddl_if); "
             "PostgreSQL reads the period's month partitions whole"
         ),
+        "add_index ix_case_file_grid_closed on case_file": (
+            "0023: SQLite's only (ddl_if); PostgreSQL reads an area's closures by 0019's index of grid and month"
+        ),
     },
 }
 
