@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from gridmap.cases.workflow import escalate_overdue
+from gridmap.cases.workflow import sweep_overdue
 from gridmap.geo.index import AreaIndex
 from gridmap.locating.locate import PEOPLE_TTL_S, warm_people
 from gridmap.runtime import TOPICS as RUNTIME_TOPICS
@@ -61,12 +61,8 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
     however often this runs (and across restarts): the database's conditional update decides."""
     from starlette.concurrency import run_in_threadpool
 
-    def sweep() -> None:
-        while True:  # a transaction per chunk: no sweep holds row locks for minutes after a large import
-            with storage.session_scope(app.state.sessionmaker) as session:
-                done = escalate_overdue(session, limit=SWEEP_CHUNK)
-            if len(done) < SWEEP_CHUNK:
-                return
+    def sweep() -> None:  # transactions per chunk: no sweep holds row locks for minutes after a large import
+        sweep_overdue(app.state.sessionmaker, chunk=SWEEP_CHUNK)
 
     while True:
         try:

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gridmap import errors
 from gridmap.calendar import WorkCalendar, china_date
 from gridmap.errors import Conflict, InvalidInput, NotFound
-from gridmap.store.engine import rowcount
+from gridmap.store.engine import rowcount, session_scope
 from gridmap.store.partitions import cases_by_id, this_case
 from gridmap.store.tables import OVERDUE_CANDIDATES, Case, CaseCategory, CaseEvent, Department, StaffArea
 from gridmap.textcheck import clean_text
@@ -906,19 +906,9 @@ def route(
 SWEEP_LOCK = 0x67726964  # PostgreSQL advisory lock of the overdue sweep ("grid"): one server process sweeps at a time
 
 
-def escalate_overdue(session: Session, now: dt.datetime | None = None, *, limit: int | None = None) -> list[int]:
-    """Escalate every overdue open case one level up (grid → community), exactly once: the conditional update
-    `escalation_level = 0` makes a second sweep — or a sweep after a restart — find nothing to do.
-
-    One UPDATE … RETURNING for up to `limit` cases (all when None), so that a sweep after a large import or a long
-    stop holds its transaction for one statement, not a statement per case; the caller commits and calls again
-    while a full `limit` came back. On PostgreSQL a sweep that finds another process sweeping returns [] at once
-    (an advisory lock held for the transaction) instead of waiting on that process's row locks."""
-    now = now or _now()
-    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
-        sa.select(sa.func.pg_try_advisory_xact_lock(SWEEP_LOCK))
-    ):
-        return []
+def overdue_candidates(session: Session, now: dt.datetime, limit: int | None = None) -> list[tuple[int, dt.datetime]]:
+    """The overdue open cases not yet escalated (`OVERDUE_CANDIDATES`, due before `now`), longest overdue first, at
+    most `limit`: each case's id and report time (the month of its partition on PostgreSQL)."""
     # through the partial index of the candidates (`ix_case_file_overdue`, same predicate text): without it the
     # planner walked a due_at index over every case ever due and read each from the table — 12 to 17 s a chunk
     # on 10 M cases (PostGIS, load 7), every minute, where this reads the ~1,000 it escalates (11 ms)
@@ -928,19 +918,57 @@ def escalate_overdue(session: Session, now: dt.datetime | None = None, *, limit:
         sa.text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'ix_case_file_overdue'")
     ):  # (a database not yet upgraded to 0014 is swept as before)
         due_at = sa.literal_column("due_at", Case.due_at.type)
-        due = (
-            sa.select(sa.literal_column("id", sa.Integer))
+        due: sa.Select[Any, Any] = (
+            sa.select(sa.literal_column("id", sa.Integer), sa.literal_column("reported_at", Case.reported_at.type))
             .select_from(sa.text("case_file INDEXED BY ix_case_file_overdue"))
             .where(sa.text(OVERDUE_CANDIDATES), due_at < now)
             .order_by(due_at, sa.literal_column("id"))
         )
     else:
-        due = sa.select(Case.id).where(sa.text(OVERDUE_CANDIDATES), Case.due_at < now).order_by(Case.due_at, Case.id)
+        due = (
+            sa.select(Case.id, Case.reported_at)
+            .where(sa.text(OVERDUE_CANDIDATES), Case.due_at < now)
+            .order_by(Case.due_at, Case.id)
+        )
     if limit is not None:
         due = due.limit(limit)
+    return [(int(case_id), reported_at) for case_id, reported_at in session.execute(due)]
+
+
+def escalate_overdue(
+    session: Session,
+    now: dt.datetime | None = None,
+    *,
+    limit: int | None = None,
+    candidates: list[tuple[int, dt.datetime]] | None = None,
+) -> list[int]:
+    """Escalate every overdue open case one level up (grid → community), exactly once: the conditional update
+    `escalation_level = 0` makes a second sweep — or a sweep after a restart — find nothing to do.
+
+    One UPDATE … RETURNING for up to `limit` cases (all when None), so that a sweep after a large import or a long
+    stop holds its transaction for one statement, not a statement per case; the caller commits and calls again
+    while a full `limit` came back. On PostgreSQL a sweep that finds another process sweeping returns [] at once
+    (an advisory lock held for the transaction) instead of waiting on that process's row locks.
+
+    `candidates` (`overdue_candidates`, read in an earlier transaction: `sweep_overdue`): those cases alone, each
+    escalated only if it is still a candidate now. The UPDATE names them by id and report time, so that on
+    PostgreSQL it plans, opens and locks their months' partitions alone, not every month (~1,250 locks at 28 months
+    when the candidates were a subquery of the UPDATE)."""
+    now = now or _now()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(SWEEP_LOCK))):
+        return []
+    if candidates is None:
+        candidates = overdue_candidates(session, now, limit)
+    if not candidates:
+        return []
+    ids = sorted({case_id for case_id, _ in candidates})
+    named = [Case.id.in_(ids)]
+    if postgres:  # (each case's month: `gridmap.store.partitions`)
+        named.append(Case.reported_at.in_(sorted({at for _, at in candidates})))
     claimed = session.execute(
         sa.update(Case)
-        .where(Case.id.in_(due.scalar_subquery()), Case.escalation_level == 0)
+        .where(*named, sa.text(OVERDUE_CANDIDATES), Case.due_at < now, Case.escalation_level == 0)
         .values(escalation_level=1, escalated_at=now, version=Case.version + 1)
         .returning(Case.id, Case.state)
         .execution_options(synchronize_session=False)
@@ -960,3 +988,22 @@ def escalate_overdue(session: Session, now: dt.datetime | None = None, *, limit:
     )
     session.flush()
     return done
+
+
+def sweep_overdue(factory: sessionmaker[Session], now: dt.datetime | None = None, *, chunk: int = 1_000) -> int:
+    """Escalate the overdue cases `chunk` at a time, each chunk in two transactions: its candidates read
+    (`overdue_candidates`: a read of every month, whose locks end with it), then escalated (`escalate_overdue`,
+    naming their months alone); until a chunk comes back short — another process sweeping, or none left. How many
+    were escalated."""
+    now = now or _now()
+    escalated = 0
+    while True:
+        with session_scope(factory) as session:
+            candidates = overdue_candidates(session, now, chunk)
+        if not candidates:
+            return escalated
+        with session_scope(factory) as session:
+            done = escalate_overdue(session, now, candidates=candidates)
+        escalated += len(done)
+        if len(done) < chunk:
+            return escalated

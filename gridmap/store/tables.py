@@ -221,7 +221,7 @@ class CaseCategory(Base):
     department: Mapped[Department | None] = relationship()
 
 
-# The cases the overdue sweep may escalate (`gridmap.cases.workflow.escalate_overdue`), as SQL text: the predicate of
+# The cases the overdue sweep may escalate (`gridmap.cases.workflow.overdue_candidates`), as SQL text: the predicate of
 # the partial index `ix_case_file_overdue` and of the sweep's query, written the same so that both databases see
 # that the index holds every row the query asks for (SQLite needs the very terms; PostgreSQL proves it).
 OVERDUE_CANDIDATES = "escalation_level = 0 AND state IN ('accepted', 'rework')"

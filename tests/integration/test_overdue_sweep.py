@@ -4,17 +4,22 @@ process waited minutes on the first one's row locks):
 
 - one UPDATE … RETURNING per chunk of `limit` cases, oldest deadline first; repeated, every overdue case is
   escalated exactly once, with one `escalate` step each;
-- on PostgreSQL a sweep that finds another process sweeping returns at once with nothing instead of waiting.
+- on PostgreSQL a sweep that finds another process sweeping returns at once with nothing instead of waiting;
+- the server's sweep reads a chunk's candidates in a transaction of its own, then escalates them by id and report
+  time: on PostgreSQL that transaction locks their months alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from gridmap.cases.workflow import SWEEP_LOCK, escalate_overdue
+from gridmap.cases.workflow import SWEEP_LOCK, escalate_overdue, sweep_overdue
 from gridmap.store import engine as storage
+from gridmap.store import partitions
 from gridmap.store.tables import Case, CaseEvent
 
 NOW = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)  # after every demo deadline
@@ -81,13 +86,14 @@ def test_a_sweep_does_not_wait_for_another_process_sweeping(postgis_url):
 
 
 def _plan(session, prefix: str, *setup: str) -> str:
-    """The database's plan of the sweep's chunk query, caught as `escalate_overdue` sends it (rolled back)."""
+    """The database's plan of the sweep's chunk query (`overdue_candidates`), caught as `escalate_overdue` sends it
+    (rolled back)."""
     from gridmap.store.tables import OVERDUE_CANDIDATES
 
     sent: list[tuple[str, object]] = []
 
     def catch(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("UPDATE CASE_FILE"):
+        if statement.lstrip().upper().startswith("SELECT") and OVERDUE_CANDIDATES in statement:
             sent.append((statement, parameters))
 
     bind = session.get_bind()
@@ -98,23 +104,9 @@ def _plan(session, prefix: str, *setup: str) -> str:
         sa.event.remove(bind, "before_cursor_execute", catch)
         session.rollback()
     ((statement, parameters),) = sent
-    assert OVERDUE_CANDIDATES in statement
-    # the chunk's SELECT inside the UPDATE … WHERE id IN (…): explained alone
-    start = end = statement.index("(SELECT")
-    depth = 0
-    for end in range(start, len(statement)):
-        depth += {"(": 1, ")": -1}.get(statement[end], 0)
-        if depth == 0:
-            break
-    inner = statement[start + 1 : end]
-    if isinstance(parameters, dict):
-        args: object = {k: v for k, v in parameters.items() if f"%({k})s" in inner}
-    else:  # positional: the SET clause's come first, then the chunk's
-        before = statement[:start].count("?")
-        args = tuple(parameters)[before : before + inner.count("?")]
-    for statement in setup:
-        session.connection().exec_driver_sql(statement)
-    rows = session.connection().exec_driver_sql(f"{prefix} {inner}", args).all()
+    for line in setup:
+        session.connection().exec_driver_sql(line)
+    rows = session.connection().exec_driver_sql(f"{prefix} {statement}", parameters).all()
     session.rollback()
     return "\n".join(str(r[-1]) for r in rows)
 
@@ -168,3 +160,71 @@ def test_a_database_before_0014_is_swept_as_before(tmp_path):
             assert escalate_overdue(s, NOW, limit=10) == []  # an empty database: nothing, and no error
     finally:
         engine.dispose()
+
+
+LOCKS = (
+    "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+    "WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'"
+)
+MONTH = re.compile(r"^case_file_(p\d{6}|default)")  # a partition, or one of its indexes
+
+
+def test_a_sweep_reads_its_candidates_then_escalates_them_naming_their_months_alone(engine):
+    """`sweep_overdue`, as the server runs it: each chunk's candidates are read in a transaction of their own, then
+    escalated in another, each case only if it is still a candidate. On PostgreSQL the escalating transaction opens
+    and locks the partitions of its cases' months alone (and their indexes): the UPDATE names each case by id and
+    report time. Before, the candidates were a subquery of the UPDATE, which locked every month and every index of
+    each (~1,250 locks at 28 months). The read still names every month, and its locks end with it."""
+    sm = storage.make_sessionmaker(engine)
+    running = sa.and_(Case.state.in_(("accepted", "rework")), Case.due_at < NOW)
+    with storage.session_scope(sm) as s:  # every running case overdue and not escalated (the module's tests share
+        # the database, and another may have escalated them): put back as it was at the end
+        before = s.execute(sa.select(Case.id, Case.escalation_level, Case.escalated_at).where(running)).all()
+        last_event = s.scalar(sa.select(sa.func.max(CaseEvent.id)))
+        s.execute(
+            sa.update(Case)
+            .where(running)
+            .values(escalation_level=0, escalated_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        overdue = _open_not_escalated(s)
+        reported = {i: at for i, at in s.execute(sa.select(Case.id, Case.reported_at).where(Case.id.in_(overdue)))}
+    assert len(overdue) > 7, "the demo has open cases to escalate"
+    held: list[set[tuple[str, str]]] = []
+
+    def grab(session) -> None:
+        if engine.dialect.name == "postgresql":
+            held.append({(r, m) for r, m in session.connection().exec_driver_sql(LOCKS)})
+
+    sa.event.listen(Session, "before_commit", grab)
+    try:
+        escalated = sweep_overdue(sm, NOW, chunk=3)
+        assert escalated == len(overdue)
+        with sm() as s:
+            assert _open_not_escalated(s) == []
+            assert sorted(
+                s.scalars(sa.select(CaseEvent.case_id).where(CaseEvent.id > last_event, CaseEvent.action == "escalate"))
+            ) == sorted(overdue)
+        if engine.dialect.name != "postgresql":
+            return
+        chunks = -(-len(overdue) // 3)
+        writes = [h for h in held if any(mode == "RowExclusiveLock" and MONTH.match(r) for r, mode in h)]
+        reads = [h for h in held if h not in writes and any(MONTH.match(r) for r, _ in h)]
+        assert len(writes) == chunks and len(reads) >= chunks, (len(writes), len(reads))
+        escalated_months = {partitions.month_of(at).name for at in reported.values()}
+        every_month = {m.group(0) for h in reads for r, _ in h if (m := MONTH.match(r))}
+        assert len(every_month) > 3  # a read names every month
+        for h in writes:
+            months = {m.group(0) for r, _ in h if (m := MONTH.match(r))}
+            assert 1 <= len(months) <= 3 and months <= escalated_months, months
+    finally:
+        sa.event.remove(Session, "before_commit", grab)
+        with storage.session_scope(sm) as s:  # as they were, for the module's other tests
+            for case_id, level, at in before:
+                s.execute(
+                    sa.update(Case)
+                    .where(Case.id == case_id)
+                    .values(escalation_level=level, escalated_at=at)
+                    .execution_options(synchronize_session=False)
+                )
+            s.execute(sa.delete(CaseEvent).where(CaseEvent.id > last_event))
