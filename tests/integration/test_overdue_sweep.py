@@ -188,7 +188,7 @@ def test_a_sweep_reads_its_candidates_then_escalates_them_naming_their_months_al
             .execution_options(synchronize_session=False)
         )
         overdue = _open_not_escalated(s)
-        reported = {i: at for i, at in s.execute(sa.select(Case.id, Case.reported_at).where(Case.id.in_(overdue)))}
+        reported = dict(s.execute(sa.select(Case.id, Case.reported_at).where(Case.id.in_(overdue))).all())
     assert len(overdue) > 7, "the demo has open cases to escalate"
     held: list[set[tuple[str, str]]] = []
 
