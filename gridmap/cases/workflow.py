@@ -952,8 +952,8 @@ def escalate_overdue(
 
     `candidates` (`overdue_candidates`, read in an earlier transaction: `sweep_overdue`): those cases alone, each
     escalated only if it is still a candidate now. The UPDATE names them by id and report time, so that on
-    PostgreSQL it plans, opens and locks their months' partitions alone, not every month (~1,250 locks at 28 months
-    when the candidates were a subquery of the UPDATE)."""
+    PostgreSQL it plans, opens and locks their months' partitions alone, not every month (1,420 locks at 28 months
+    on the province when the candidates were a subquery of the UPDATE; 44-81 now)."""
     now = now or _now()
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and not session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(SWEEP_LOCK))):
@@ -993,8 +993,8 @@ def escalate_overdue(
 def sweep_overdue(factory: sessionmaker[Session], now: dt.datetime | None = None, *, chunk: int = 1_000) -> int:
     """Escalate the overdue cases `chunk` at a time, each chunk in two transactions: its candidates read
     (`overdue_candidates`: a read of every month, whose locks end with it), then escalated (`escalate_overdue`,
-    naming their months alone); until a chunk comes back short — another process sweeping, or none left. How many
-    were escalated."""
+    naming their months alone); until a chunk comes back short — none left, another process sweeping, or a case
+    that changed in between (the next sweep takes up the rest). How many were escalated."""
     now = now or _now()
     escalated = 0
     while True:
