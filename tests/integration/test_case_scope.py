@@ -9,7 +9,7 @@ district dispatcher's counted list read every case (2–10 s at 10 M cases). Sho
 * except a micro-grid whose code starts with a neighbour's (micro-grid codes widen from 2 to 3 digits: `…10` and
   `…100`), which the prefix wrongly let in and the equality does not — in SQL, in Python and over HTTP;
 * a scope whose code is not of its level's shape (a gateway's odd code) is still compared by prefix, and so is a
-  district on SQLite, which has no index for it (`gridmap.store.dialect.code_is`);
+  district on SQLite in a page's statement, so that SQLite walks the page's order (`gridmap.store.dialect.code_is`);
 * the district's and the sub-district's counts are served by their indexes (the plans say so), on SQLite too for
   the counts that the list and the console make (migration 0022): there the district is sought by equality for a
   count, while a page keeps the prefix and walks its order's index.
@@ -61,9 +61,9 @@ def test_an_area_sees_the_same_cases_by_equality_as_by_prefix(session):
         assert {c.id for c in cases if policy.sees_case(principal, c)} == expected, (code, level)
         checked += bool(expected)
     assert checked > 30
-    # the SQL compares by equality, which the indexes serve — except the district's on SQLite, which has no index
-    # there and is written as the prefix (SQLite, without statistics, took the equality for selective and sorted a
-    # whole district for a page: `dialect.code_is`)
+    # the SQL compares by equality, which the indexes serve — except the district's on SQLite, written as the prefix
+    # for a page (SQLite took the equality for selective and sorted a whole district for a page: `dialect.code_is`;
+    # its counts seek the district by equality: `dialect.seeking`, below)
     for code, level in areas:
         condition = policy.case_condition(_reader(policy.Scope(code, level)), Case)
         sql = str(condition.compile(session.bind)).upper()
