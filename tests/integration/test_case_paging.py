@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gridmap.cases import intake as cases
 from gridmap.cases import paging, queries
@@ -50,22 +50,15 @@ def _swept(engine: sa.Engine) -> None:
     """Every overdue case escalated, as the app's start-up sweep would, and that sweep over: it runs in the
     background and escalated cases (a history entry each) in the middle of a walk by last update when the machine
     was busy (`pytest -n 2`). The sweep's conditional update leaves it nothing to do after this."""
-    from gridmap.cases.workflow import escalate_overdue
-    from gridmap.store.tables import OVERDUE_CANDIDATES
+    from gridmap.cases.workflow import overdue_candidates, sweep_overdue
 
     now = dt.datetime.now(dt.UTC)
+    factory = sessionmaker(engine)
     for _ in range(600):
-        with Session(engine) as session:
-            escalate_overdue(session, now)
-            session.commit()
-        with Session(engine) as session:
-            left = session.scalar(
-                sa.select(sa.func.count())
-                .select_from(cases.Case)
-                .where(sa.text(OVERDUE_CANDIDATES), cases.Case.due_at < now)
-            )
-        if not left:
-            return
+        sweep_overdue(factory, now)
+        with factory() as session:
+            if not overdue_candidates(session, now, 1):
+                return
         time.sleep(0.1)  # (on PostgreSQL the app's sweep holds its lock: it is sweeping)
     raise AssertionError("the overdue cases were not all escalated within a minute")
 
