@@ -541,3 +541,30 @@ def test_a_districts_hours_name_each_month_as_the_index_of_months_of_closure_doe
             Case.grid_code < "530111002",
         )
     )
+
+
+def test_hours_to_close_are_worked_out_in_double_precision_as_python_has_them(session):
+    """The hours from report to closure (`measures._hours`), which every percentile of `compute` and of a series
+    sorts: on PostgreSQL `date_part`'s double precision, not `EXTRACT`'s numeric (turned into a double through its
+    text form for each case: about a quarter of a district's series on the province), and equal to Python's hours
+    of the same two times; on SQLite the julianday difference, as before."""
+    reported = dt.datetime(2026, 3, 2, 8, 15, 7, tzinfo=CST)
+    spans = [
+        dt.timedelta(hours=216),
+        dt.timedelta(days=3, hours=5, minutes=7, seconds=11),
+        dt.timedelta(days=40, seconds=1),
+        dt.timedelta(minutes=1),
+    ]
+    bind = session.get_bind()
+    for span in spans:
+        start = sa.literal(reported, sa.DateTime(timezone=True))
+        end = sa.literal(reported + span, sa.DateTime(timezone=True))
+        hours = measures._hours(session, start, end)
+        got = session.scalar(sa.select(hours))
+        if bind.dialect.name == "postgresql":
+            assert session.scalar(sa.select(sa.func.pg_typeof(hours))) == "double precision"
+            assert type(got) is float and got == span.total_seconds() / 3600, (span, got)
+        else:
+            assert got == pytest.approx(span.total_seconds() / 3600, abs=1e-6), (span, got)
+    sql = str(measures._hours(session, Case.reported_at, Case.closed_at).compile(bind)).lower()
+    assert "extract" not in sql and ("date_part" in sql) == (bind.dialect.name == "postgresql"), sql
