@@ -1450,6 +1450,8 @@ def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True, 
         + ", ".join(f"{r['ready_ms']:.0f} ms" for r in fresh)
         + f" ({load()})"
     )
+    for i, run in enumerate(fresh, 1):
+        _print_requests(f"fresh run {i}", run["requests"])
     for phone, runs in screens.items():
         view = "390×844 touch" if phone else "1440×900"
         painted, ready, fcp = _med(runs, "painted_ms"), _med(runs, "ready_ms"), _med(runs, "fcp_ms")
@@ -1476,15 +1478,18 @@ def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True, 
                 f" ({', '.join(sorted({str(r[f'{level}_how']) for r in runs}))})",
                 flush=True,
             )
-        last = runs[-1]["requests"]
-        print(f"     requests of the last run ({len(last)}): start, waiting for the server, total, KiB on the wire")
-        for r in sorted(last, key=lambda r: r["start_ms"]):
-            if r["path"].startswith("/static/") and r["kib"] < 50:
-                continue
-            print(
-                f"       {r['start_ms']:7.0f} {r['wait_ms']:7.0f} {r['ms']:7.0f} ms {r['kib']:8.1f} KiB"
-                f" ({r['body_kib']:8.1f} KiB JSON)  {r['path'][:110]}"
-            )
+        _print_requests("the last run", runs[-1]["requests"])
+
+
+def _print_requests(which: str, requests: list[dict]) -> None:
+    print(f"     requests of {which} ({len(requests)}): start, waiting for the server, total, KiB on the wire")
+    for r in sorted(requests, key=lambda r: r["start_ms"]):
+        if r["path"].startswith("/static/") and r["kib"] < 50:
+            continue
+        print(
+            f"       {r['start_ms']:7.0f} {r['wait_ms']:7.0f} {r['ms']:7.0f} ms {r['kib']:8.1f} KiB"
+            f" ({r['body_kib']:8.1f} KiB JSON)  {r['path'][:110]}"
+        )
 
 
 def main() -> None:
