@@ -75,16 +75,20 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
 
 
 def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
-    """What a locate answers from in memory: the index's search structures, then branch and staff of every grid
-    (nothing to do without a schema). Not `fresh` (the start-up's, in the background): branch and staff that a
-    locate arriving meanwhile loaded are kept, not read again."""
-    if index is not None:
-        index.warm()
+    """What a locate answers from in memory: branch and staff of every grid (nothing to do without a schema), then
+    the index's search structures. Not `fresh` (the start-up's, in the background): branch and staff that a locate
+    arriving meanwhile loaded are kept, not read again, and the work gives way to the answers this process is
+    working on (`Runtime.giving_way`), so that a starting server's first map screens do not share the cores with
+    it. The people first: their load pauses every PEOPLE_SLICE rows, the index's two steps (~1.2 s and ~0.6 s on
+    the province) not at all, and a first screen comes most likely in the first seconds."""
+    pause = None if fresh else app.state.runtime.giving_way()
     with (
         contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError),
         app.state.sessionmaker() as session,
     ):
-        warm_people(session, max_age_s=None if fresh else PEOPLE_TTL_S)
+        warm_people(session, max_age_s=None if fresh else PEOPLE_TTL_S, pause=pause)
+    if index is not None:
+        index.warm(pause)
 
 
 WARM_STOP_S = 5.0  # how long a server stopping waits for its start-up's warm-up still running
@@ -159,23 +163,29 @@ async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S)
 
 class RuntimeSync:
     """Before every request, the process catches up with changes other processes made (`gridmap.runtime`): an
-    activation, a revoked key, an edited calendar reach this worker before it answers. A pure ASGI middleware
-    (microseconds when nothing changed)."""
+    activation, a revoked key, an edited calendar reach this worker before it answers; and the runtime knows the
+    request is being answered until its response is sent (a background build gives way meanwhile). A pure ASGI
+    middleware (microseconds when nothing changed)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            runtime = getattr(scope["app"].state, "runtime", None)
-            if runtime is not None:
-                try:
-                    if not runtime.settled():  # the cheap probe on the loop; catching up (pool, builds) in a thread
-                        await anyio.to_thread.run_sync(runtime.sync)
-                except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
-                    log.warning("could not read the runtime versions; retrying on the next request", exc_info=True)
-                    runtime.invalidate(*RUNTIME_TOPICS)  # unsure what changed: read everything again
-        await self.app(scope, receive, send)
+        runtime = getattr(scope["app"].state, "runtime", None) if scope["type"] == "http" else None
+        if runtime is None:
+            await self.app(scope, receive, send)
+            return
+        runtime.answer_begun()
+        try:
+            try:
+                if not runtime.settled():  # the cheap probe on the loop; catching up (pool, builds) in a thread
+                    await anyio.to_thread.run_sync(runtime.sync)
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+                log.warning("could not read the runtime versions; retrying on the next request", exc_info=True)
+                runtime.invalidate(*RUNTIME_TOPICS)  # unsure what changed: read everything again
+            await self.app(scope, receive, send)
+        finally:
+            runtime.answer_ended()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -203,7 +213,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         index = app.state.reload_index(warm=False)
         # what a locate answers from in memory — the index's search tree and every area by code, the branch and
         # staff of every grid — made in the background: on a province they take seconds (3 s and 4 s, load 6), and
-        # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load)
+        # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load),
+        # the warm-up pausing while it does
         # (a daemon thread of its own: a server stopped meanwhile waits WARM_STOP_S for it at most, not its end)
         warming = threading.Thread(
             target=_warm, args=(app, index), kwargs={"fresh": False}, name="gridmap-warm-up", daemon=True

@@ -480,13 +480,18 @@ class AreaIndex:
         pairs = sorted((float(d), str(self.leaf_codes_sorted[i])) for i, d in zip(hits, dist) if d <= distance_m)
         return [(code, round(d, 2)) for d, code in pairs]
 
-    def warm(self) -> None:
+    def warm(self, pause: Callable[[], None] | None = None) -> None:
         """Make now what a single point's answer reads on first use (every area by code, the leaves' search tree,
         the cell lookup's first call), so that a server's first answers do not wait for it: at 200,000 leaves
-        that is 2–3 s, and open-loop traffic arriving meanwhile queues behind it."""
+        that is 2–3 s, and open-loop traffic arriving meanwhile queues behind it. `pause`: called before each of
+        the three (a background build giving way to answers; an answer that needs one meanwhile makes it)."""
+        pause = pause or (lambda: None)
+        pause()
         _ = self.by_code
         if len(self.leaf_codes_sorted) and self.bounds is not None:
+            pause()
             _ = self.tree
+            pause()
             x0, y0, x1, y1 = self.bounds
             self.locate((x0 + x1) / 2, (y0 + y1) / 2, near_m=1.0, nearest_m=1.0)
 

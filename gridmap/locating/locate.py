@@ -36,6 +36,8 @@ from gridmap.geo.index import FLAG_OUTSIDE, AreaIndex, Location
 from gridmap.textcheck import MAX_ADDRESS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gridmap.locating.gazetteer import Gazetteer
 
 FLAG_TWICE = "possibly_converted_twice"
@@ -128,6 +130,7 @@ _people: dict[tuple[str, dt.date], tuple[float, dict[str, Any]]] = {}
 _people_lock = threading.Lock()
 _loading: dict[tuple[str, dt.date], threading.Lock] = {}  # one load at a time per key; the others wait for it
 _people_epoch = 0  # moved by every clear: a load begun before a clear is returned but not kept
+_waiting = 0  # callers waiting for a load in progress: a load that gives way to answers stops giving way
 
 
 def clear_people_cache() -> None:
@@ -150,27 +153,47 @@ def people_age(db: str, on: dt.date | None = None) -> float | None:
     return None if hit is None else time.monotonic() - hit[0]
 
 
-def warm_people(session: Session, on: dt.date | None = None, *, max_age_s: float | None = None) -> dict[str, Any]:
+def warm_people(
+    session: Session,
+    on: dt.date | None = None,
+    *,
+    max_age_s: float | None = None,
+    pause: Callable[..., None] | None = None,
+) -> dict[str, Any]:
     """Load the branch and staff of every grid for a day (two queries) and cache them for `PEOPLE_TTL_S`. One load
     per database and day at a time: a caller arriving during another's load waits for it, and with `max_age_s` uses
     what that load (or any kept less than `max_age_s` seconds ago) read instead of reading again (a province's
-    directory takes seconds: a server starting loads it in the background while the first locates come in)."""
+    directory takes seconds: a server starting loads it in the background while the first locates come in).
+    `pause` (a background load's, `Runtime.giving_way`): called between slices of the rows, and ended as soon as
+    a caller waits for this load."""
+    global _waiting
     key = _people_key(session, on)
     with _people_lock:
         if len(_loading) > 64:
             _loading.clear()
         loading = _loading.setdefault(key, threading.Lock())
-    with loading:
+    if not loading.acquire(blocking=False):
+        with _people_lock:
+            _waiting += 1
+        try:
+            loading.acquire()
+        finally:
+            with _people_lock:
+                _waiting -= 1
+    try:
         hit = _people.get(key)
         if max_age_s is not None and hit is not None and time.monotonic() - hit[0] < max_age_s:
             return hit[1]
         epoch = _people_epoch
-        directory = people_directory(session, key[1])
+        polite = None if pause is None else lambda: pause(lambda: _waiting > 0)
+        directory = people_directory(session, key[1], pause=polite)
         with _people_lock:
             if len(_people) > 64:
                 _people.clear()
             if epoch == _people_epoch:  # no change of assignments was heard while it was read
                 _people[key] = (time.monotonic(), directory)
+    finally:
+        loading.release()
     return directory
 
 

@@ -299,10 +299,10 @@ def test_a_starting_server_answers_before_branch_and_staff_are_loaded(settings, 
     release, calls = threading.Event(), []
     real = areas.people_directory
 
-    def slow(session, on=None):
+    def slow(session, on=None, **kw):
         calls.append(on)
         assert release.wait(30)
-        return real(session, on)
+        return real(session, on, **kw)
 
     monkeypatch.setattr(glocate, "people_directory", slow)
     glocate.clear_people_cache()
