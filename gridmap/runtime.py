@@ -253,6 +253,7 @@ class Runtime:
         self._probe_lock = threading.Lock()
         self._data_version: int | None = None
         self._answering = 0  # answers this process is working on (`answer_begun` / `answer_ended`)
+        self._answering_lock = threading.Lock()  # its own: `_lock` is held while a change is applied (reads)
         if self.dialect == "sqlite":
             from gridmap.store.engine import sqlite_path
 
@@ -268,12 +269,13 @@ class Runtime:
     # -- answers in progress: background builds give way to them ---------------------------------------------
 
     def answer_begun(self) -> None:
-        """An answer of this process began (called by whatever serves: the ASGI app, around every request)."""
-        with self._lock:
+        """An answer of this process began (called by whatever serves: the ASGI app, around every request, on its
+        event loop: this never waits for anything else)."""
+        with self._answering_lock:
             self._answering += 1
 
     def answer_ended(self) -> None:
-        with self._lock:
+        with self._answering_lock:
             self._answering -= 1
 
     def answering(self) -> int:

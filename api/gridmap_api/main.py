@@ -79,8 +79,8 @@ def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
     the index's search structures. Not `fresh` (the start-up's, in the background): branch and staff that a locate
     arriving meanwhile loaded are kept, not read again, and the work gives way to the answers this process is
     working on (`Runtime.giving_way`), so that a starting server's first map screens do not share the cores with
-    it. The people first: their load pauses every PEOPLE_SLICE rows, the index's two steps (~1.2 s and ~0.6 s on
-    the province) not at all, and a first screen comes most likely in the first seconds."""
+    it. The people first: their load (~3 s on the province) pauses every PEOPLE_SLICE rows, the index's search
+    tree (~0.5 s) only before and after it, and a first screen comes most likely in the first seconds."""
     pause = None if fresh else app.state.runtime.giving_way()
     with (
         contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError),
@@ -211,8 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
             runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
         index = app.state.reload_index(warm=False)
-        # what a locate answers from in memory — the index's search tree and every area by code, the branch and
-        # staff of every grid — made in the background: on a province they take seconds (3 s and 4 s, load 6), and
+        # what a locate answers from in memory — the branch and staff of every grid, the index's search tree —
+        # made in the background: on a province they take seconds (~3 s and ~0.5 s in a quiet worker), and
         # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load),
         # the warm-up pausing while it does
         # (a daemon thread of its own: a server stopped meanwhile waits WARM_STOP_S for it at most, not its end)

@@ -61,6 +61,17 @@ def test_a_pause_waits_while_the_process_answers_and_ends_within_its_limits(runt
     assert runtime.answering() == 0
 
 
+def test_counting_an_answer_never_waits_for_a_change_being_applied(runtime):
+    """`answer_begun` runs on the event loop before every request: it must not wait for the lock a change is
+    applied under (`Runtime._apply` reads the active generation while holding it)."""
+    with runtime._lock:
+        done = threading.Event()
+        counting = threading.Thread(target=lambda: (runtime.answer_begun(), runtime.answer_ended(), done.set()))
+        counting.start()
+        assert done.wait(DEADLOCK_S)
+    assert runtime.answering() == 0
+
+
 def test_the_people_load_waits_for_answers_and_stops_waiting_for_a_caller_who_needs_it(runtime, monkeypatch):
     """The branch and staff of every grid, loaded by a warm-up that gives way: no row is read past a slice while
     the process answers; a locate that needs the load meanwhile gets it at once (not after the pause), and the load
