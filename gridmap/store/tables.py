@@ -267,6 +267,10 @@ class Case(Base):
         # the map's clusters of a period (migration 0016, SQLite only): what the grouping reads of each case, so that
         # a month of a province is read from the index alone instead of case by case from the table
         Index("ix_case_file_reported_map", "reported_at", "lon", "lat", "state", "due_at").ddl_if(dialect="sqlite"),
+        # a district's map of a period (migration 0024, SQLite only): its cases one range, read from the index alone
+        Index("ix_case_file_district_map", "district_code", "reported_at", "lon", "lat", "state", "due_at").ddl_if(
+            dialect="sqlite"
+        ),
         # an area's closures of a year for its hours to close (migration 0023, SQLite only): one range of the grid
         # codes, read from the index alone (PostgreSQL has 0019's by grid and month of closure)
         Index("ix_case_file_grid_closed", "grid_code", "closed_at", "state", "reported_at").ddl_if(dialect="sqlite"),

@@ -430,7 +430,12 @@ def case_points(
     now = utc(now) or dt.datetime.now(dt.UTC)
     query = case_query(session, flt, now, who)
     if all_or_none:
-        some = query.with_only_columns(Case.id).limit(limit + 1).subquery()
+        # the district by equality on SQLite: its period one range of `ix_case_file_district_map` (migration 0024),
+        # from the index alone (the categories joined only to filter by: SQLite keeps an unused outer join)
+        ids = sa.select(Case.id).where(Case.lon.is_not(None))
+        if flt.categories:
+            ids = ids.outerjoin(CaseCategory, Case.category_id == CaseCategory.id)
+        some = _spatial.seeking(_filtered(session, ids, flt, now, who)).limit(limit + 1).subquery()
         if (session.scalar(sa.select(sa.func.count()).select_from(some)) or 0) > limit:
             return {
                 "fields": list(CASE_FIELDS),
@@ -584,6 +589,10 @@ def case_clusters(
         now,
         who,
     )
+    # a district compared by equality on SQLite: its period is one range of `ix_case_file_district_map` (migration
+    # 0024), read from the index alone, not the period of every district (the province's month, ~170,000 cases,
+    # each checked in its row of the table for the district's ~10,000)
+    per_case = _spatial.seeking(per_case)
     if session.get_bind().dialect.name == "sqlite":
         per_case = per_case.limit(-1)
     one = per_case.subquery("per_case")
@@ -602,12 +611,14 @@ def case_clusters(
     ).group_by(one.c.cell)
     cells = {divmod(int(key), CELL_ROW): list(rest) for key, *rest in session.execute(grouped)}
     # due soon: the running clocks not yet past their deadline (a few hundred at most), coloured as the points are
-    soon = _filtered(
-        session,
-        base.add_columns(Case.accepted_at, Case.due_at, CaseCategory.time_unit).where(running, Case.due_at >= now),
-        flt,
-        now,
-        who,
+    soon = _spatial.seeking(
+        _filtered(
+            session,
+            base.add_columns(Case.accepted_at, Case.due_at, CaseCategory.time_unit).where(running, Case.due_at >= now),
+            flt,
+            now,
+            who,
+        )
     )
     due_soon = set()
     # a cell holding an overdue case is drawn as overdue: its other clocks need no working out (zoomed out on a

@@ -175,10 +175,12 @@ def test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_thei
         for statement, parameters in counted + queue_sent:
             assert "district_code = ?" in statement and "LIKE" not in statement, statement
             plan = [r[-1] for r in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
-            assert any("INDEX ix_case_file_district_state_due (district_code=?" in step for step in plan), (
-                statement,
-                plan,
-            )
+            # a district-led index: 0022's, or for a count of all its cases 0024's map index (both cover a count)
+            assert any(
+                f"INDEX {name} (district_code=?" in step
+                for step in plan
+                for name in ("ix_case_file_district_state_due", "ix_case_file_district_map")
+            ), (statement, plan)
             assert not any(step.startswith("SCAN case_file") for step in plan), plan
         # the page itself: the prefix, which SQLite takes for unselective (it walks the report time's index)
         assert all("district_code LIKE" in statement for statement, _ in listed[:1]), listed
@@ -210,6 +212,83 @@ def test_an_existing_spatialite_database_gets_the_district_index_by_the_upgrade(
             assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
         storage.migrate(engine)
         test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_district_dispatchers_map_reads_the_district_from_its_map_index(engine):
+    """The overview's first screen for a district dispatcher: the month's clusters and the all-or-none count of its
+    points. On SQLite both compare the district by equality and read its period as one range of
+    `ix_case_file_district_map` (migration 0024), from the index alone; on PostgreSQL (equality everywhere) no
+    such index. The answers equal those counted by the district's prefix."""
+    from gridmap.views import mapdata
+
+    now = dt.datetime(2026, 11, 21, 4, tzinfo=dt.UTC)
+    with sa.orm.Session(engine) as session:
+        district = session.scalar(sa.select(Case.district_code).where(Case.district_code.is_not(None)).limit(1))
+        lon0, lat0, lon1, lat1 = session.execute(
+            sa.select(sa.func.min(Case.lon), sa.func.min(Case.lat), sa.func.max(Case.lon), sa.func.max(Case.lat))
+        ).one()
+        since = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
+        flt = mapdata.CaseFilter(since=since, until=now, bbox=(lon0, lat0, lon1, lat1))
+        who = _reader(policy.Scope(district, "district"))
+        expected = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Case)
+            .where(
+                Case.district_code.startswith(district),
+                Case.lon.is_not(None),
+                Case.reported_at >= since,
+                Case.reported_at < now,
+            )
+        )
+        assert expected > 10
+        clusters, sent = _statements(engine, lambda: mapdata.case_clusters(session, flt, 12, now=now, who=who))
+        assert clusters["total"] == expected
+        points, counted = _statements(
+            engine, lambda: mapdata.case_points(session, flt, now=now, who=who, limit=10, all_or_none=True)
+        )
+        assert points["truncated"] and not points["rows"]
+        points = mapdata.case_points(session, flt, now=now, who=who, limit=expected, all_or_none=True)
+        assert points["count"] == expected and not points["truncated"]
+        names = {ix["name"] for ix in sa.inspect(session.connection()).get_indexes("case_file")}
+        if engine.dialect.name != "sqlite":
+            assert "ix_case_file_district_map" not in names
+            return
+        grouped = [s for s in sent if "GROUP BY" in s[0]]
+        assert len(grouped) == 1 and len(counted) == 1, (grouped, counted)
+        for statement, parameters in grouped + counted:
+            assert "district_code = ?" in statement and "LIKE" not in statement, statement
+            plan = [r[-1] for r in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            assert (
+                "SEARCH case_file USING COVERING INDEX ix_case_file_district_map "
+                "(district_code=? AND reported_at>? AND reported_at<?)"
+            ) in plan, (statement, plan)
+
+
+def test_an_existing_spatialite_database_gets_the_district_map_index_by_the_upgrade(tmp_path):
+    """A SpatiaLite file at 0023 with cases and statistics: 0024 makes the district's map index and describes it to
+    the planner; the district's map then reads it; a downgrade takes it away and an upgrade makes it again."""
+    url, _ = empty_database("spatialite", tmp_path)
+    engine = storage.make_engine(url)
+    name = "ix_case_file_district_map"
+    try:
+        storage.migrate(engine, "0023")
+        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
+            load_demo(session, "530111", small=True, seed=11, today=TODAY)
+        with engine.begin() as conn:
+            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
+            conn.exec_driver_sql("ANALYZE")
+        storage.migrate(engine)
+        with engine.connect() as conn:
+            stat = list(conn.scalars(sa.text("SELECT stat FROM sqlite_stat1 WHERE idx = :n"), {"n": name}))
+        assert stat and stat[0].startswith(str(_count(engine)))
+        test_a_district_dispatchers_map_reads_the_district_from_its_map_index(engine)
+        _alembic(engine, "downgrade", "0023")
+        with engine.connect() as conn:
+            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
+        storage.migrate(engine)
+        test_a_district_dispatchers_map_reads_the_district_from_its_map_index(engine)
     finally:
         engine.dispose()
 

@@ -79,6 +79,9 @@ KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
         "add_index ix_case_file_grid_closed on case_file": (
             "0023: SQLite's only (ddl_if); PostgreSQL reads an area's closures by 0019's index of grid and month"
         ),
+        "add_index ix_case_file_district_map on case_file": (
+            "0024: SQLite's only (ddl_if); PostgreSQL compares the district by equality and prunes the months"
+        ),
     },
 }
 
