@@ -90,7 +90,8 @@ class _CodeIs(ColumnElement[bool]):
 def code_is(column: sa.SQLColumnExpression[Any], code: str, *, seek: bool = False) -> sa.ColumnElement[bool]:
     """`column = code` for the case table's district code (`tables.Case`), which leads the district's indexes: on
     PostgreSQL always; on SQLite only for a statement that should `seek` the district in its index (migration 0022:
-    a count, or a count of some states, `ix_case_file_district_state_due`), and written as the prefix
+    a count, or a count of some states, `ix_case_file_district_state_due`; 0024: the map's clusters and count of a
+    period, `ix_case_file_district_map`), and written as the prefix
     `column LIKE 'code%'` otherwise — the same rows, as the column holds codes of one length (`code` is one, of
     digits). For a page in some order SQLite should walk that order's index and keep the district's cases (one in
     sixteen on a province): it takes a prefix for unselective and does (6 ms for 50 of 10 M cases), where an
