@@ -189,29 +189,41 @@ def test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_thei
 def test_an_existing_spatialite_database_gets_the_district_index_by_the_upgrade(tmp_path):
     """A SpatiaLite file at 0021 with cases and statistics: 0022 makes the district's index and describes it to the
     planner; the district's counts then seek it; a downgrade takes it away and an upgrade makes it again."""
+    _made_by_the_upgrade(
+        tmp_path,
+        "0021",
+        "ix_case_file_district_state_due",
+        test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order,
+    )
+
+
+def _made_by_the_upgrade(tmp_path, before: str, name: str, check) -> None:
+    """A SpatiaLite file at `before` with the small demo and statistics, without index `name`; the upgrade makes it
+    and describes it to the planner (`sqlite_stat1`), then `check(engine)`; a downgrade to `before` takes it away;
+    the upgrade again, then `check(engine)`."""
     url, _ = empty_database("spatialite", tmp_path)
     engine = storage.make_engine(url)
-    name = "ix_case_file_district_state_due"
 
-    def described() -> list[str]:
+    def indexes() -> set[str]:
         with engine.connect() as conn:
-            return list(conn.scalars(sa.text("SELECT stat FROM sqlite_stat1 WHERE idx = :n"), {"n": name}))
+            return {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
 
     try:
-        storage.migrate(engine, "0021")
+        storage.migrate(engine, before)
         with storage.session_scope(storage.make_sessionmaker(engine)) as session:
             load_demo(session, "530111", small=True, seed=11, today=TODAY)
+        assert name not in indexes()
         with engine.begin() as conn:
-            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
             conn.exec_driver_sql("ANALYZE")
         storage.migrate(engine)
-        assert described() and described()[0].startswith(str(_count(engine)))
-        test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order(engine)
-        _alembic(engine, "downgrade", "0021")
         with engine.connect() as conn:
-            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
+            stat = list(conn.scalars(sa.text("SELECT stat FROM sqlite_stat1 WHERE idx = :n"), {"n": name}))
+        assert stat and stat[0].startswith(str(_count(engine)))
+        check(engine)
+        _alembic(engine, "downgrade", before)
+        assert name not in indexes()
         storage.migrate(engine)
-        test_a_district_dispatchers_counts_seek_the_district_and_its_pages_walk_their_order(engine)
+        check(engine)
     finally:
         engine.dispose()
 
@@ -269,28 +281,12 @@ def test_a_district_dispatchers_map_reads_the_district_from_its_map_index(engine
 def test_an_existing_spatialite_database_gets_the_district_map_index_by_the_upgrade(tmp_path):
     """A SpatiaLite file at 0023 with cases and statistics: 0024 makes the district's map index and describes it to
     the planner; the district's map then reads it; a downgrade takes it away and an upgrade makes it again."""
-    url, _ = empty_database("spatialite", tmp_path)
-    engine = storage.make_engine(url)
-    name = "ix_case_file_district_map"
-    try:
-        storage.migrate(engine, "0023")
-        with storage.session_scope(storage.make_sessionmaker(engine)) as session:
-            load_demo(session, "530111", small=True, seed=11, today=TODAY)
-        with engine.begin() as conn:
-            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
-            conn.exec_driver_sql("ANALYZE")
-        storage.migrate(engine)
-        with engine.connect() as conn:
-            stat = list(conn.scalars(sa.text("SELECT stat FROM sqlite_stat1 WHERE idx = :n"), {"n": name}))
-        assert stat and stat[0].startswith(str(_count(engine)))
-        test_a_district_dispatchers_map_reads_the_district_from_its_map_index(engine)
-        _alembic(engine, "downgrade", "0023")
-        with engine.connect() as conn:
-            assert name not in {ix["name"] for ix in sa.inspect(conn).get_indexes("case_file")}
-        storage.migrate(engine)
-        test_a_district_dispatchers_map_reads_the_district_from_its_map_index(engine)
-    finally:
-        engine.dispose()
+    _made_by_the_upgrade(
+        tmp_path,
+        "0023",
+        "ix_case_file_district_map",
+        test_a_district_dispatchers_map_reads_the_district_from_its_map_index,
+    )
 
 
 def _count(engine) -> int:
