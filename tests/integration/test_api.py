@@ -185,3 +185,27 @@ def test_bad_bodies_get_problem_json_and_store_nothing(client, name, body, statu
 def test_openapi_is_published(client):
     spec = client.get("/openapi.json").json()
     assert {"/api/v1/areas", "/api/v1/locate", "/api/v1/cases"} <= set(spec["paths"])
+
+
+def test_answers_are_gzipped_at_the_apps_level_not_starlettes_nine(client):
+    """Every answer of 2 KiB or more is gzipped when the client accepts it, at `GZIP_LEVEL` (5): at Starlette's
+    default, 9, a z13 case tile of the province took 399 ms to compress, against 54 ms, for 1% fewer bytes."""
+    import gzip
+
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from gridmap_api.main import GZIP_LEVEL
+
+    assert GZIP_LEVEL == 5
+    (gz,) = [m for m in client.app.user_middleware if m.cls is GZipMiddleware]
+    assert gz.kwargs == {"minimum_size": 2048, "compresslevel": GZIP_LEVEL}
+    script = "/static/vendor/leaflet/leaflet.js"
+    plain = client.get(script, headers={"accept-encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    with client.stream("GET", script, headers={"accept-encoding": "gzip"}) as packed:
+        assert packed.headers["content-encoding"] == "gzip"
+        raw = b"".join(packed.iter_raw())
+    assert gzip.decompress(raw) == plain.content
+    # as zlib makes it at that level, give or take the flushes between the file's chunks (and smaller than at 1)
+    assert abs(len(raw) - len(gzip.compress(plain.content, compresslevel=GZIP_LEVEL))) < 0.01 * len(raw)
+    assert len(raw) < len(gzip.compress(plain.content, compresslevel=1))
