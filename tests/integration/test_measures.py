@@ -9,7 +9,9 @@ import csv
 import datetime as dt
 import io
 
+import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -568,3 +570,90 @@ def test_hours_to_close_are_worked_out_in_double_precision_as_python_has_them(se
             assert got == pytest.approx(span.total_seconds() / 3600, abs=1e-6), (span, got)
     sql = str(measures._hours(session, Case.reported_at, Case.closed_at).compile(bind)).lower()
     assert "extract" not in sql and ("date_part" in sql) == (bind.dialect.name == "postgresql"), sql
+
+
+DISTRICT_HOURS_INDEX = "ix_case_file_district_close_hours"
+
+
+def _sqlite_index_names(conn) -> set[str]:
+    """Every index of the case table as SQLite lists it (SQLAlchemy's reflection skips those on expressions)."""
+    return set(conn.scalars(sa.text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'case_file'")))
+
+
+def test_a_districts_hours_on_sqlite_are_read_around_each_percentile_from_the_index(session, monkeypatch):
+    """SQLite (migration 0025): a district's hours to close come from `ix_case_file_district_close_hours`, each
+    month's closures one range in order of their hours: two statements (the months' counts, then the values around
+    each percentile), every arm of them read from the index alone, and the series still equals `compute` month by
+    month. PostgreSQL has no such index (it works out the percentiles itself)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        names = session.scalars(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'case_file'")).all()
+        assert DISTRICT_HOURS_INDEX not in names
+        return
+    session.execute(sa.text("ANALYZE"))  # (as the province's load does; rolled back with the test)
+    monkeypatch.setattr(measures, "FEW_OUTSIDE", 0)  # a district of a province, not nearly every case of the file
+    statements = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        statements.append((statement, parameters))
+
+    connection = session.connection()
+    sa.event.listen(connection, "before_cursor_execute", record)
+    try:
+        series = measures.area_series(session, "530111", months=12, until=SERIES_UNTIL)
+    finally:
+        sa.event.remove(connection, "before_cursor_execute", record)
+    assert series == _month_by_month(session, "530111")
+    assert sum(1 for month in series if month["close_hours_p90"] is not None) >= 6
+    hours = [s for s in statements if measures.CLOSE_MONTH_SQLITE in s[0]]
+    assert len(hours) == 2 and measures.CLOSE_HOURS_SQLITE in hours[1][0], [s[0][:200] for s in hours]
+    for statement, parameters in hours:
+        plan = [r[-1] for r in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+        reads = [step for step in plan if "case_file" in step]
+        assert len(reads) >= 6 and set(reads) == {
+            f"SEARCH case_file USING COVERING INDEX {DISTRICT_HOURS_INDEX} (district_code=? AND <expr>=?)"
+        }, plan
+
+
+@pytest.mark.parametrize("n", [*range(1, 13), 47, 100, 1001, 47914])
+def test_quantiles_from_the_values_around_them_are_pandas_over_all_of_them(n):
+    """`_quantiles_around` gives, from the few values read around each percentile's position, what pandas gives
+    over every value, to the bit (ties, a single value and a month of the province's size included)."""
+    rng = np.random.default_rng(n)
+    for values in (rng.exponential(30.0, n), np.round(rng.exponential(30.0, n), 1), np.full(n, 2.5)):
+        ordered = np.sort(values)
+        around = {first: ordered[first : first + 4].tolist() for first in measures._around(n)}
+        got = measures._quantiles_around(n, around)
+        expected = pd.Series(ordered).quantile([0.5, 0.9]).to_numpy()
+        assert got.tobytes() == expected.tobytes(), (n, got, expected)
+
+
+def test_an_existing_spatialite_file_gets_the_district_hours_index_by_the_upgrade(tmp_path):
+    """A SpatiaLite file at 0024 with the small demo and statistics: the upgrade makes 0025's index (of the closed
+    cases only) and describes it to the planner; a downgrade removes it; the upgrade makes it again."""
+    from gridmap.demo.load import load_demo
+    from gridmap.store import engine as storage
+    from tests.conftest import TODAY, empty_database
+    from tests.integration.test_foreign_key_indexes import _alembic
+
+    url, _ = empty_database("spatialite", tmp_path)
+    engine = storage.make_engine(url)
+    try:
+        storage.migrate(engine, "0024")
+        with storage.session_scope(storage.make_sessionmaker(engine)) as s:
+            load_demo(s, "530111", small=True, seed=11, today=TODAY)
+        with engine.begin() as conn:
+            assert DISTRICT_HOURS_INDEX not in _sqlite_index_names(conn)
+            conn.exec_driver_sql("ANALYZE")
+        for _ in range(2):
+            storage.migrate(engine)
+            with engine.connect() as conn:
+                assert DISTRICT_HOURS_INDEX in _sqlite_index_names(conn)
+                closed = conn.scalar(sa.select(sa.func.count()).where(Case.state == "closed"))
+                stat = conn.scalar(sa.text("SELECT stat FROM sqlite_stat1 WHERE idx = :n"), {"n": DISTRICT_HOURS_INDEX})
+                assert closed > 100 and stat.split()[0] == str(closed)
+            _alembic(engine, "downgrade", "0024")
+            with engine.connect() as conn:
+                assert DISTRICT_HOURS_INDEX not in _sqlite_index_names(conn)
+    finally:
+        engine.dispose()
