@@ -482,6 +482,26 @@ def test_the_series_takes_a_fixed_number_of_queries(session, moved):
         sa.event.remove(bind, "before_cursor_execute", count)
 
 
+def _series_as_on_a_province(session, monkeypatch, code):
+    """SQLite: the 12-month series of `code` with statistics (as the province's load makes them; rolled back with
+    the test) and FEW_OUTSIDE 0 (an area of a province, not nearly every case of the file), with the statements it
+    ran (statement, parameters) and the connection they ran on."""
+    session.execute(sa.text("ANALYZE"))
+    monkeypatch.setattr(measures, "FEW_OUTSIDE", 0)
+    statements = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        statements.append((statement, parameters))
+
+    connection = session.connection()
+    sa.event.listen(connection, "before_cursor_execute", record)
+    try:
+        series = measures.area_series(session, code, months=12, until=SERIES_UNTIL)
+    finally:
+        sa.event.remove(connection, "before_cursor_execute", record)
+    return series, statements, connection
+
+
 def test_an_areas_hours_on_sqlite_read_its_grid_range_from_the_index_alone(session, monkeypatch):
     """SQLite (migration 0023): the year's closures of an area that is not nearly every case (a sub-district here;
     a district of a province) are one range of `ix_case_file_grid_closed`, read from the index alone, not the
@@ -491,19 +511,8 @@ def test_an_areas_hours_on_sqlite_read_its_grid_range_from_the_index_alone(sessi
     if bind.dialect.name != "sqlite":
         assert "ix_case_file_grid_closed" not in {i["name"] for i in sa.inspect(bind).get_indexes("case_file")}
         return
-    session.execute(sa.text("ANALYZE"))  # (as the province's load does; rolled back with the test)
-    monkeypatch.setattr(measures, "FEW_OUTSIDE", 0)  # (the small demo's other sub-districts are a few hundred cases)
-    statements = []
-
-    def record(conn, cursor, statement, parameters, *args):
-        statements.append((statement, parameters))
-
-    connection = session.connection()
-    sa.event.listen(connection, "before_cursor_execute", record)
-    try:
-        series = measures.area_series(session, "530111001", months=12, until=SERIES_UNTIL)
-    finally:
-        sa.event.remove(connection, "before_cursor_execute", record)
+    # (FEW_OUTSIDE 0: the small demo's other sub-districts are a few hundred cases)
+    series, statements, connection = _series_as_on_a_province(session, monkeypatch, "530111001")
     assert any(month["close_hours_p50"] is not None for month in series)
     (statement, parameters), *others = [s for s in statements if "julianday" in s[0]]
     assert not others and "LIKE" not in statement, statement
@@ -590,19 +599,7 @@ def test_a_districts_hours_on_sqlite_are_read_around_each_percentile_from_the_in
         names = session.scalars(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'case_file'")).all()
         assert DISTRICT_HOURS_INDEX not in names
         return
-    session.execute(sa.text("ANALYZE"))  # (as the province's load does; rolled back with the test)
-    monkeypatch.setattr(measures, "FEW_OUTSIDE", 0)  # a district of a province, not nearly every case of the file
-    statements = []
-
-    def record(conn, cursor, statement, parameters, *args):
-        statements.append((statement, parameters))
-
-    connection = session.connection()
-    sa.event.listen(connection, "before_cursor_execute", record)
-    try:
-        series = measures.area_series(session, "530111", months=12, until=SERIES_UNTIL)
-    finally:
-        sa.event.remove(connection, "before_cursor_execute", record)
+    series, statements, connection = _series_as_on_a_province(session, monkeypatch, "530111")
     assert series == _month_by_month(session, "530111")
     assert sum(1 for month in series if month["close_hours_p90"] is not None) >= 6
     hours = [s for s in statements if measures.CLOSE_MONTH_SQLITE in s[0]]
