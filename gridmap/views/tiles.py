@@ -213,11 +213,11 @@ def encode_points(name: str, ids: Sequence[int], xy: np.ndarray, columns: dict[s
     — feature i with id `ids[i]`, the point `xy[i]` (whole tile units, y down) and property k `columns[k][i]`
     unless None — with the keys, values and tags worked out over the whole layer at once instead of feature by
     feature (the busiest z13 case tile of the province, 31,657 points: 432-630 ms in the package's encoder,
-    162-240 ms here). The
-    message is the package's own protobuf (`vector_tile_pb2`), so its serialisation is the package's; the
-    package's rules are kept: keys and values numbered in the order first met (features in order, properties in
-    `columns`' order), one value table for every key, a point as MoveTo(1) and its zig-zagged position. Strings
-    and whole numbers only (what the case layer carries); `test_tiles` compares the bytes with the package's."""
+    162-240 ms here). The message is the package's own protobuf (`vector_tile_pb2`), so its serialisation is the
+    package's; the package's rules are kept: keys and values numbered in the order first met (features in order,
+    properties in `columns`' order), one value table for every key, a point as MoveTo(1) and its zig-zagged
+    position. Strings and whole numbers only (what the case layer carries); `test_tiles` compares the bytes with
+    the package's."""
     n = len(ids)
     if n == 0:
         return b""

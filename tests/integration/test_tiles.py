@@ -22,7 +22,7 @@ from pyproj import Transformer
 from shapely.geometry import shape
 
 from gridmap.boundaries.areas import active_generation
-from gridmap.store.tables import LEVELS, Area, Generation
+from gridmap.store.tables import LEVELS, Area, Case, Generation
 from gridmap.views import mapdata, tiles
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -491,7 +491,7 @@ def test_the_case_layer_is_byte_for_byte_what_the_package_encodes(client):
     calendar = client.app.state.calendar()
     with sm() as session:
         lon, lat = session.execute(
-            sa.select(sa.func.avg(mapdata.Case.lon), sa.func.avg(mapdata.Case.lat)).where(mapdata.Case.lon.is_not(None))
+            sa.select(sa.func.avg(Case.lon), sa.func.avg(Case.lat)).where(Case.lon.is_not(None))
         ).one()
         for z in (tiles.CASES_MIN_ZOOM, 11, 13):
             z, x, y = tile_of(lon, lat, z)
