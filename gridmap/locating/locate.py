@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from gridmap.boundaries.areas import people_directory
+from gridmap.boundaries.areas import PeopleDirectory, people_directory
 from gridmap.calendar import china_date
 from gridmap.errors import InvalidCoordinate, InvalidInput, field_zh
 from gridmap.geo import crs as gcrs
@@ -126,7 +126,7 @@ def _alternative_reading(
 
 
 PEOPLE_TTL_S = 30.0
-_people: dict[tuple[str, dt.date], tuple[float, dict[str, Any]]] = {}
+_people: dict[tuple[str, dt.date], tuple[float, PeopleDirectory]] = {}
 _people_lock = threading.Lock()
 _loading: dict[tuple[str, dt.date], threading.Lock] = {}  # one load at a time per key; the others wait for it
 _people_epoch = 0  # moved by every clear: a load begun before a clear is returned but not kept
@@ -159,7 +159,7 @@ def warm_people(
     *,
     max_age_s: float | None = None,
     pause: Callable[..., None] | None = None,
-) -> dict[str, Any]:
+) -> PeopleDirectory:
     """Load the branch and staff of every grid for a day (two queries) and cache them for `PEOPLE_TTL_S`. One load
     per database and day at a time: a caller arriving during another's load waits for it, and with `max_age_s` uses
     what that load (or any kept less than `max_age_s` seconds ago) read instead of reading again (a province's

@@ -4,6 +4,7 @@ files."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 import geopandas as gpd
@@ -243,6 +244,49 @@ def test_people_directory_equals_the_per_grid_queries(engine):
             branch = branch_for(session, code)
             assert directory.get(code, (None, []))[0] == (branch.as_dict() if branch else None)
             assert directory.get(code, (None, []))[1] == staff_for(session, code)
+
+
+def test_people_directory_keeps_the_smallest_branch_and_the_assignment_order_whatever_order_rows_come(session):
+    """The directory reads its rows in no order: a branch of a smaller id assigned after the grid's own still wins,
+    an expired assignment does not count, staff come in assignment order (not by person), an area with staff and
+    no branch has them, an area with neither is not in it; each lookup makes new dicts (a caller's change to an
+    answer is not kept)."""
+    from gridmap.boundaries.areas import branch_for, people_directory, staff_for
+    from gridmap.store.tables import Area, PartyOrg, PartyOrgArea, Staff, StaffArea
+
+    grids = session.scalars(sa.select(Area.code).where(Area.level == "grid").order_by(Area.code)).all()
+    assert branch_for(session, grids[0]) is not None
+    spare = sorted(set(grids) - set(session.scalars(sa.select(PartyOrgArea.area_code))))
+    lonely = spare[0] if spare else "no-such-grid-but-staffed"
+    session.add_all(
+        [
+            PartyOrg(id=-7, kind="grid_branch", name="后补支部", member_count=3, reporting_member_count=1),
+            PartyOrg(id=-9, kind="grid_branch", name="已撤销支部", member_count=1, reporting_member_count=0),
+        ]
+    )
+    late, early = Staff(name="乙", phone="13900001111"), Staff(name="甲", phone="13900002222")
+    session.add_all([early, late])
+    session.flush()
+    assert early.id < late.id
+    session.add_all(
+        [
+            PartyOrgArea(party_org_id=-7, area_code=grids[0]),
+            PartyOrgArea(party_org_id=-9, area_code=grids[0], valid_to=dt.date(2000, 1, 1)),
+            StaffArea(staff_id=late.id, area_code=grids[0], role="grid_worker"),
+            StaffArea(staff_id=early.id, area_code=grids[0], role="grid_worker"),
+            StaffArea(staff_id=early.id, area_code=lonely, role="grid_worker"),
+        ]
+    )
+    session.flush()
+    directory = people_directory(session)
+    branch, staff = directory[grids[0]]
+    assert branch == branch_for(session, grids[0]).as_dict() and branch["id"] == -7
+    assert staff == staff_for(session, grids[0]) and [s["name"] for s in staff][-2:] == ["乙", "甲"]
+    assert directory[lonely] == (None, staff_for(session, lonely))
+    assert "nowhere" not in directory and directory.get("nowhere", (None, [])) == (None, [])
+    assert lonely in set(directory) and len(directory) == len(set(directory))
+    staff[0]["name"] = "changed"
+    assert directory[grids[0]][1] == staff_for(session, grids[0])
 
 
 def test_locate_answers_from_memory_and_refreshes_stale_people(client, index, monkeypatch):
