@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -79,6 +80,10 @@ CHANNEL = "gridmap_runtime"
 PRINCIPAL_TTL_S = 5.0
 # a background build waits for the answers in progress at most this long at a step, this long in all, polling so
 GIVE_WAY_EACH_S, GIVE_WAY_TOTAL_S, GIVE_WAY_POLL_S = 0.5, 10.0, 0.005
+# … and until the process has answered nothing for this long: a browser's requests for one screen come in bursts
+# with gaps between them (the page, then its scripts and styles, then the data they ask for), and a build that
+# resumed in each gap held the interpreter when the next request came
+GIVE_WAY_QUIET_S = 0.5
 
 runtime_version = sa.Table(
     "runtime_version",
@@ -253,6 +258,7 @@ class Runtime:
         self._probe_lock = threading.Lock()
         self._data_version: int | None = None
         self._answering = 0  # answers this process is working on (`answer_begun` / `answer_ended`)
+        self._answered_at = -math.inf  # when the last of them ended (time.monotonic())
         self._answering_lock = threading.Lock()  # its own: `_lock` is held while a change is applied (reads)
         if self.dialect == "sqlite":
             from gridmap.store.engine import sqlite_path
@@ -277,29 +283,38 @@ class Runtime:
     def answer_ended(self) -> None:
         with self._answering_lock:
             self._answering -= 1
+            self._answered_at = time.monotonic()
 
     def answering(self) -> int:
         """How many answers this process is working on now."""
         return self._answering
 
-    def giving_way(self, each_s: float | None = None, total_s: float | None = None) -> Callable[..., None]:
+    def giving_way(
+        self, each_s: float | None = None, total_s: float | None = None, quiet_s: float | None = None
+    ) -> Callable[..., None]:
         """A pause for a background build to call between its steps (a server's warm-up): it waits while this
-        process is answering, at most `each_s` at a time and `total_s` in all (defaults GIVE_WAY_EACH_S,
-        GIVE_WAY_TOTAL_S), so that the build still ends under steady traffic; `pause(wanted)` also ends as soon
-        as `wanted()` is true (someone waits for the build). A starting server's first answers then share the
-        cores less with its warm-up: on the province that warm-up (the branch and staff of every grid, the lookup
-        index's search structures) takes 5-8 s in each worker, and a map's first screen on a freshly started
-        server took 1.8-2.7 s beside it (1.2-1.4 s without it)."""
+        process is answering and until it has answered nothing for `quiet_s`, at most `each_s` at a time and
+        `total_s` in all (defaults GIVE_WAY_QUIET_S, GIVE_WAY_EACH_S, GIVE_WAY_TOTAL_S), so that the build still
+        ends under steady traffic; `pause(wanted)` also ends as soon as `wanted()` is true (someone waits for the
+        build). A starting server's first answers then share the cores less with its warm-up: on the province that
+        warm-up (the branch and staff of every grid, the lookup index's search structures) took 5-8 s in each
+        worker, and a map's first screen on a freshly started server took 1.8-2.7 s beside it (1.2-1.4 s
+        without it); with the pause waiting only while a request was in progress, 1.5-2.2 s, and with the quiet
+        moment and a lighter warm-up (~2 s) 1.0-1.7 s."""
         each_s = GIVE_WAY_EACH_S if each_s is None else each_s
         left = GIVE_WAY_TOTAL_S if total_s is None else total_s
+        quiet_s = GIVE_WAY_QUIET_S if quiet_s is None else quiet_s
+
+        def busy() -> bool:
+            return bool(self._answering) or time.monotonic() - self._answered_at < quiet_s
 
         def pause(wanted: Callable[[], bool] = lambda: False) -> None:
             nonlocal left
-            if left <= 0 or not self._answering or wanted():
+            if left <= 0 or not busy() or wanted():
                 return
             started = time.monotonic()
             until = started + min(each_s, left)
-            while self._answering and not wanted() and time.monotonic() < until:
+            while busy() and not wanted() and time.monotonic() < until:
                 time.sleep(GIVE_WAY_POLL_S)
             left -= time.monotonic() - started
 

@@ -83,7 +83,7 @@ def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
     the index's search structures. Not `fresh` (the start-up's, in the background): branch and staff that a locate
     arriving meanwhile loaded are kept, not read again, and the work gives way to the answers this process is
     working on (`Runtime.giving_way`), so that a starting server's first map screens do not share the cores with
-    it. The people first: their load (~3 s on the province) pauses every PEOPLE_SLICE rows, the index's search
+    it. The people first: their load (~1.5 s on the province) pauses every PEOPLE_SLICE rows, the index's search
     tree (~0.5 s) only before and after it, and a first screen comes most likely in the first seconds."""
     pause = None if fresh else app.state.runtime.giving_way()
     with (
@@ -216,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.start()  # the versions are read before anything is cached; on PostGIS the listener starts
         index = app.state.reload_index(warm=False)
         # what a locate answers from in memory — the branch and staff of every grid, the index's search tree —
-        # made in the background: on a province they take seconds (~3 s and ~0.5 s in a quiet worker), and
+        # made in the background: on a province they take seconds (~1.5 s and ~0.4 s in a quiet worker), and
         # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load),
         # the warm-up pausing while it does
         # (a daemon thread of its own: a server stopped meanwhile waits WARM_STOP_S for it at most, not its end)

@@ -1481,10 +1481,13 @@ def bench_map(base: str, username: str = "demo-dispatcher", steps: bool = True, 
         _print_requests("the last run", runs[-1]["requests"])
 
 
+ALL_REQUESTS = False  # --all-requests: print the small static files of a screen too
+
+
 def _print_requests(which: str, requests: list[dict]) -> None:
     print(f"     requests of {which} ({len(requests)}): start, waiting for the server, total, KiB on the wire")
     for r in sorted(requests, key=lambda r: r["start_ms"]):
-        if r["path"].startswith("/static/") and r["kib"] < 50:
+        if r["path"].startswith("/static/") and r["kib"] < 50 and not ALL_REQUESTS:
             continue
         print(
             f"       {r['start_ms']:7.0f} {r['wait_ms']:7.0f} {r['ms']:7.0f} ms {r['kib']:8.1f} KiB"
@@ -1523,7 +1526,10 @@ def main() -> None:
         help="scoped lists, steps, queues: another checkout's server run in turn (a worktree of an earlier commit)",
     )
     parser.add_argument("--map-runs", type=int, default=3, help="map first screens per view size (the median printed)")
+    parser.add_argument("--all-requests", action="store_true", help="map: print every static file of a screen too")
     args = parser.parse_args()
+    global ALL_REQUESTS
+    ALL_REQUESTS = args.all_requests
     skip = set(filter(None, args.skip.split(",")))
     key = params_key(args)
     if args.sqlite_url or args.postgis_url:

@@ -2,7 +2,8 @@
 server), on both databases.
 
 - `Runtime` counts the answers in progress (`gridmap_api.main.RuntimeSync`, around every request), and
-  `Runtime.giving_way()` is a pause that waits while there are any: at most `each_s` at a time and `total_s` in all.
+  `Runtime.giving_way()` is a pause that waits while there are any and for a quiet moment after the last: at most
+  `each_s` at a time and `total_s` in all.
 - The start-up's warm-up (`gridmap_api.main._warm`, not `fresh`) calls it between slices of the branch and staff of
   every grid (`people_directory`, every PEOPLE_SLICE rows) and before each step of the lookup index's warm-up; a
   caller that waits for that load meanwhile (a locate) makes it stop giving way, so that the two never wait for
@@ -58,6 +59,21 @@ def test_a_pause_waits_while_the_process_answers_and_ends_within_its_limits(runt
     finally:
         if runtime.answering():
             runtime.answer_ended()
+    assert runtime.answering() == 0
+
+
+def test_a_pause_also_waits_for_a_quiet_moment_after_the_last_answer(runtime):
+    """A screen's requests come in bursts: a pause waits until the process has answered nothing for `quiet_s`
+    (within `each_s`), and not at all once it has."""
+    pause = runtime.giving_way(each_s=DEADLOCK_S, total_s=DEADLOCK_S, quiet_s=0.4)
+    runtime.answer_begun()
+    runtime.answer_ended()
+    started = time.monotonic()
+    pause()
+    assert 0.3 <= time.monotonic() - started < DEADLOCK_S / 2
+    started = time.monotonic()
+    pause()  # quiet for 0.4 s by now
+    assert time.monotonic() - started < 0.2
     assert runtime.answering() == 0
 
 
