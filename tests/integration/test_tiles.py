@@ -483,9 +483,10 @@ def _by_the_package(features: list[dict]) -> bytes:
 
 
 def test_the_case_layer_is_byte_for_byte_what_the_package_encodes(client):
-    """The Python pipeline's case layer (`encode_points`, keys and values worked out over the layer at once) is the
-    bytes mapbox-vector-tile makes of the same features one by one, on the demo's busiest case tiles of two zooms
-    (running cases with a clock, finished ones without)."""
+    """The Python pipeline's case layer (its rows read column by column, placed and encoded as arrays) is the bytes
+    mapbox-vector-tile makes, feature by feature, of the rows the map's GeoJSON endpoint gives for the tile's box
+    (`mapdata.case_points`, one `case_row` each) placed by shapely (`to_tile`), on the demo's busiest case tiles of
+    three zooms (running cases with a clock, finished ones without)."""
     sm = client.app.state.sessionmaker
     now = dt.datetime(2026, 11, 20, 4, tzinfo=dt.UTC)
     calendar = client.app.state.calendar()
@@ -496,9 +497,9 @@ def test_the_case_layer_is_byte_for_byte_what_the_package_encodes(client):
         for z in (tiles.CASES_MIN_ZOOM, 11, 13):
             z, x, y = tile_of(lon, lat, z)
             flt = mapdata.CaseFilter(bbox=tiles.tile_box_lonlat(z, x, y))
-            rows = [
-                dict(zip(mapdata.CASE_FIELDS, r)) for r in tiles.case_points(session, flt, calendar=calendar, now=now)
-            ]
+            points = mapdata.case_points(session, flt, calendar=calendar, now=now)
+            assert not points["truncated"]
+            rows = [dict(zip(points["fields"], r)) for r in points["rows"]]
             placed = tiles.to_tile(np.asarray(shapely.points([[r["lon"], r["lat"]] for r in rows])), z, x, y)
             features = [
                 {"geometry": g, "id": r["id"], "properties": {k: r[k] for k in tiles.CASE_FIELDS if r[k] is not None}}
@@ -514,6 +515,52 @@ def test_the_case_layer_is_byte_for_byte_what_the_package_encodes(client):
             assert len(features) >= 10 and mine == _by_the_package(features), (z, len(features))
 
 
+def test_points_are_placed_in_a_tile_as_shapely_places_them():
+    """`points_to_tile` (arrays) against `to_tile` (shapely: clip, move, snap) on points around and across a
+    tile's buffered edge, on its corners, and at half units (rounded half up: GEOS's rule, not numpy's)."""
+    rng = np.random.default_rng(11)
+    for z, x, y in ((10, 804, 438), (13, 6432, 3507), (18, 205842, 112243)):
+        x0, y0, x1, y1 = tiles.tile_box_lonlat(z, x, y)
+        w, h = x1 - x0, y1 - y0
+        lonlat = np.column_stack((rng.uniform(x0 - w / 4, x1 + w / 4, 4000), rng.uniform(y0 - h / 4, y1 + h / 4, 4000)))
+        corners = np.array([[x0, y0], [x1, y1], [x0, y1], [x1, y0], [(x0 + x1) / 2, y0], [x0, (y0 + y1) / 2]])
+        minx, miny, maxx, maxy = tiles.tile_bounds(z, x, y)
+        units = np.array(
+            [[0.5, 0.5], [1.5, 2.5], [-0.5, -1.5], [4095.5, 17.5], [-63.5, 4159.5], [0.49999999999999994, 3]]
+        )
+        halves = tiles.lonlat(
+            np.column_stack((minx + units[:, 0] * (maxx - minx) / 4096, maxy - units[:, 1] * (maxy - miny) / 4096))
+        )
+        assert 0 < tiles.points_to_tile(lonlat, z, x, y)[0].sum() < len(lonlat)  # some in, some out
+        for points in (lonlat, corners, halves, lonlat[:1]):
+            kept, xy = tiles.points_to_tile(points, z, x, y)
+            placed = tiles.to_tile(np.asarray(shapely.points(points)), z, x, y)
+            theirs = np.array([not (g is None or g.is_empty) for g in placed], dtype=bool)
+            assert np.array_equal(kept, theirs)
+            assert np.array_equal(xy, shapely.get_coordinates(placed[theirs]).reshape(-1, 2))
+        kept, xy = tiles.points_to_tile(np.empty((0, 2)), z, x, y)
+        assert not len(kept) and xy.shape == (0, 2)
+    # the snapping alone, on exact halves and next to them, against GEOS's precision reducer
+    values = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999999999999994, -0.49999999999999994, 4095.5, -63.5, 7.0])
+    pairs = np.column_stack((values, values[::-1]))
+    snapped = shapely.get_coordinates(shapely.set_precision(shapely.points(pairs), 1.0))
+    assert np.array_equal(tiles._round_half_up(pairs), snapped)
+
+
+def test_positions_are_rounded_to_six_places_as_python_rounds_them():
+    """`round6` against Python's `round(v, 6)` on typed coordinates of 7 decimals ending in 5 (halves in decimal,
+    not in binary), random ones, negatives, whole ones, huge ones and NaN."""
+    rng = np.random.default_rng(3)
+    typed = np.round(rng.uniform(97, 106, 20000), 6) + 5e-7  # x.xxxxxx5 as typed
+    values = np.concatenate(
+        (typed, rng.uniform(-180, 180, 20000), -typed, [0.0, -0.0, 1.0, 102.6999995, 25.0000005, 1e17, np.nan])
+    )
+    ours = tiles.round6(values)
+    python = np.array([round(float(v), 6) for v in values])
+    assert np.array_equal(ours, python, equal_nan=True)
+    assert np.array_equal(np.signbit(ours), np.signbit(python))
+
+
 def test_points_are_encoded_as_the_package_encodes_them_whatever_is_missing_or_shared():
     """`encode_points` against mapbox-vector-tile on layers made to trip a layer-wide numbering: a key missing from
     the first features, values shared between keys, a number and its text, positions in the buffer (negative) and
@@ -527,6 +574,8 @@ def test_points_are_encoded_as_the_package_encodes_them_whatever_is_missing_or_s
             "clock": [str(rng.choice(["red", "green"])) if i % 3 else None for i in range(n)],
             "source": [str(rng.choice(["7", "hotline"])) for _ in range(n)],
             "empty": [None] * n,
+            "number": [int(v) for v in rng.integers(-(2**40), 2**40, n)],  # negative: ten bytes as an int64
+            "text": [str(rng.choice(["环境卫生", "道路", "x" * 200])) for _ in range(n)],  # lengths past 127
         }
         ids = [int(v) for v in rng.integers(1, 10**9, n)]
         features = [
@@ -539,3 +588,9 @@ def test_points_are_encoded_as_the_package_encodes_them_whatever_is_missing_or_s
         ]
         assert tiles.encode_points(tiles.CASES, ids, xy.astype(float), columns) == _by_the_package(features), n
     assert tiles.encode_points(tiles.CASES, [], np.empty((0, 2)), {"id": []}) == b""
+    bare = [  # a feature with no property (no tags at all) and an id past 32 bits
+        {"geometry": shapely.Point(3.0, 4.0), "id": 2**40 + 5, "properties": {}},
+        {"geometry": shapely.Point(-5.0, 9.0), "id": 7, "properties": {"k": "v"}},
+    ]
+    mine = tiles.encode_points(tiles.CASES, [2**40 + 5, 7], np.array([[3.0, 4.0], [-5.0, 9.0]]), {"k": [None, "v"]})
+    assert mine == _by_the_package(bare)
