@@ -43,6 +43,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -594,13 +595,24 @@ def area_measures(
 
 
 def area_series(
-    session: Session, code: str, *, months: int = 12, until: dt.datetime | None = None, now: dt.datetime | None = None
+    session: Session,
+    code: str,
+    *,
+    months: int = 12,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    beside: Callable[[], Session] | None = None,
 ) -> list[dict[str, Any]]:
     """The measures of one area month by month (China time), the last `months` months up to `until`'s month: the
     same figures as `area_measures` over each month, from a fixed number of queries over the whole span
     (`_series_counts`, `_series_hours`) rather than one `compute` per month. A district down to a grid counts its
     cases and steps from what the database keeps by grid and month (migrations 0018, 0021), and reads its cases
-    only for the hours to close; a micro-grid is counted from its own cases."""
+    only for the hours to close; a micro-grid is counted from its own cases.
+
+    `beside`: a factory of sessions on the same database, for a caller that has written nothing in `session` (a
+    read-only route): the hours to close are then read on a session of it while the counts are read on `session`,
+    two statements at once (a district of the province on PostGIS, in process: 279-330 → 234-258 ms, the counts
+    taking ~55 ms and the hours ~200 ms)."""
     from gridmap.boundaries.areas import get_area
 
     if not 1 <= months <= 36:
@@ -614,8 +626,19 @@ def area_series(
     # bounds (their cases are found through the grid code's index, or not at all for a district)
     within = _reported_within(session, edges[0], edges[-1], steps=False)
     outside = _few_outside(session, code, area.level, within[1])
-    table = _series_counts(session, edges, code, area.level, outside, *within)
-    hours = _series_hours(session, edges, code, area.level, outside, within[0])
+    if beside is None:
+        table = _series_counts(session, edges, code, area.level, outside, *within)
+        hours = _series_hours(session, edges, code, area.level, outside, within[0])
+    else:
+
+        def hours_beside() -> dict[int, np.ndarray]:
+            with beside() as other:
+                return _series_hours(other, edges, code, area.level, outside, within[0])
+
+        with ThreadPoolExecutor(1, thread_name_prefix="gridmap-series") as pool:
+            pending = pool.submit(hours_beside)
+            table = _series_counts(session, edges, code, area.level, outside, *within)
+            hours = pending.result()
     for name, q in (("close_hours_p50", 0), ("close_hours_p90", 1)):
         table[name] = [hours[i][q] if i in hours else np.nan for i in table.index]
     table["closure_rate"] = _rate(table["closed"], table["active"])

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from gridmap.cases import measures
 from gridmap.errors import InvalidInput
+from gridmap.store import engine as storage
 from gridmap.store.tables import Area, Case, CaseEvent, Department, Generation, StaffArea
 
 UTC = dt.UTC
@@ -425,6 +426,29 @@ def test_the_series_equals_compute_month_by_month(session, moved, monkeypatch, f
         assert series == _month_by_month(session, code), name
     district = measures.area_series(session, "530111", until=SERIES_UNTIL)
     assert sum(m["received"] for m in district) > 100 and any(m["close_hours_p90"] for m in district)
+
+
+@pytest.mark.parametrize("few_outside", [measures.FEW_OUTSIDE, 0])
+def test_the_series_with_its_hours_read_beside_is_the_same_series(engine, monkeypatch, few_outside):
+    """`beside` (a read-only caller's session factory, as the series route passes): the hours to close are read on
+    a session of it while the counts are read on the caller's, and the series is the one read on one session, for a
+    district, a sub-district, a grid and a micro-grid."""
+    monkeypatch.setattr(measures, "FEW_OUTSIDE", few_outside)
+    factory = storage.make_sessionmaker(engine)
+    opened = []
+
+    def beside():
+        opened.append(1)
+        return factory()
+
+    with factory() as session:
+        grid = session.scalar(sa.select(Case.grid_code).where(Case.district_code == "530111", Case.state == "closed"))
+        micro = session.scalar(sa.select(Case.microgrid_code).where(Case.grid_code == grid))
+        for code in ("530111", grid[:9], grid, micro):
+            alone = measures.area_series(session, code, until=SERIES_UNTIL)
+            assert measures.area_series(session, code, until=SERIES_UNTIL, beside=beside) == alone, code
+            assert any(m["close_hours_p50"] is not None for m in alone), code
+    assert len(opened) == 4
 
 
 def test_a_relocated_case_counts_in_the_series_where_it_was(session, moved):

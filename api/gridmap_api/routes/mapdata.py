@@ -147,6 +147,7 @@ def area_measures(
 
 @router.get("/areas/{code}/series", response_model=AreaSeries, responses={**COMMON, **problems(404)})
 def area_series(
+    request: Request,
     code: str,
     session: SessionDep,
     who: Annotated[policy.Principal, allow("measures.read")],
@@ -155,7 +156,9 @@ def area_series(
 ) -> dict:
     """The measures of one area month by month (China time), the last `months` months (1–36)."""
     policy.check_area(who, code, inside=True)
-    return {"code": code, "months": measures.area_series(session, code, months=months, until=until)}
+    # read only: the hours to close are read on a second session beside the counts
+    series = measures.area_series(session, code, months=months, until=until, beside=request.app.state.sessionmaker)
+    return {"code": code, "months": series}
 
 
 @router.get("/search", response_model=SearchOut, response_model_exclude_unset=True, responses=COMMON)
