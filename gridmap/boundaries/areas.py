@@ -281,6 +281,10 @@ class PeopleDirectory(Mapping[str, People]):
     def __init__(self, branches: dict[str, tuple[Any, ...]], staff: dict[str, list[tuple[Any, ...]]]):
         self._branches = branches  # area code → (code, id, kind, name, secretary, members, reporting members)
         self._staff = staff  # area code → [(code, assignment id, id, name, phone, role), …] in no order
+        self._size = len(branches) + sum(1 for code in staff if code not in branches)
+
+    def __contains__(self, code: object) -> bool:  # without making the area's dicts
+        return code in self._branches or code in self._staff
 
     def __getitem__(self, code: str) -> People:
         branch, staff = self._branches.get(code), self._staff.get(code)
@@ -306,7 +310,7 @@ class PeopleDirectory(Mapping[str, People]):
         yield from (code for code in self._staff if code not in self._branches)
 
     def __len__(self) -> int:
-        return len(self._branches) + sum(1 for code in self._staff if code not in self._branches)
+        return self._size
 
 
 def people_directory(
