@@ -454,6 +454,43 @@ def test_the_series_with_its_hours_read_beside_is_the_same_series(engine, monkey
             assert len(opened) == 1  # the smaller areas' on the caller's session
 
 
+def test_a_district_series_after_the_warm_up_compiles_nothing_and_answers_the_same(db_url):
+    """`warm_series` (a server's start): the first district's series worked out once, so that a worker's first
+    series finds its statements compiled. On a new engine (nothing compiled), another district's series then
+    compiles no statement, on either session, and is the series a second call gives."""
+    from sqlalchemy.engine.default import CACHE_MISS
+
+    fresh = storage.make_engine(db_url)
+    try:
+        factory = storage.make_sessionmaker(fresh)
+        with factory() as session:
+            generation = session.scalar(sa.select(Generation.id).where(Generation.status == "active"))
+            districts = session.scalars(
+                sa.select(Area.code)
+                .where(Area.generation_id == generation, Area.level == "district")
+                .order_by(Area.code)
+            ).all()
+        assert measures.warm_series(factory) == districts[0]
+        misses = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany):
+            if context is not None and context.cache_hit is CACHE_MISS:
+                misses.append(statement)
+
+        sa.event.listen(fresh, "before_cursor_execute", seen)
+        try:
+            with factory() as session:
+                first = measures.area_series(session, districts[-1], beside=factory)
+        finally:
+            sa.event.remove(fresh, "before_cursor_execute", seen)
+        assert misses == []
+        with factory() as session:
+            assert first == measures.area_series(session, districts[-1])
+            assert any(m["close_hours_p50"] is not None for m in first)
+    finally:
+        fresh.dispose()
+
+
 def test_a_relocated_case_counts_in_the_series_where_it_was(session, moved):
     july, august = 7, 8  # December 2025 is the first month of the series
 

@@ -33,6 +33,26 @@ def test_migrations_are_at_head_and_idempotent(engine):
     assert storage.schema_revision(engine) == HEAD
 
 
+def test_the_connection_used_last_is_used_next(db_url):
+    """The pool hands out the connection returned last (not the one idle longest), whose database caches a
+    request's work warmed; an in-memory SQLite keeps its one connection."""
+    engine = storage.make_engine(db_url)
+    try:
+        first, second = engine.connect(), engine.connect()
+        a, b = first.connection.dbapi_connection, second.connection.dbapi_connection
+        assert a is not b
+        first.close()
+        second.close()  # returned last
+        with engine.connect() as again:
+            assert again.connection.dbapi_connection is b
+    finally:
+        engine.dispose()
+    memory = storage.make_engine("sqlite:///:memory:")
+    with memory.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    memory.dispose()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_the_migrated_calendar_is_the_seed_calendar(dialect, tmp_path):
     """Migration 0002 carries its own copy of the holiday notices; the list in gridmap.calendar (what a calendar
