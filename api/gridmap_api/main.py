@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import NoMatchFound
 
 from gridmap.cases import measures as measures_of_cases
 from gridmap.cases.workflow import sweep_overdue
@@ -79,7 +80,9 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
+def _warm(
+    app: FastAPI, index: AreaIndex | None, *, fresh: bool = True, stopping: threading.Event | None = None
+) -> None:
     """What a locate answers from in memory: branch and staff of every grid (nothing to do without a schema), then
     the index's search structures. Not `fresh` (the start-up's, in the background): branch and staff that a locate
     arriving meanwhile loaded are kept, not read again, and the work gives way to the answers this process is
@@ -88,7 +91,8 @@ def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
     tree (~0.5 s) only before and after it, and a first screen comes most likely in the first seconds. Last, at a
     start, one district's 12-month series (`measures.warm_series`, ~0.25 s): the overview's chart on a district
     dispatcher's first screen then finds its statements compiled and two connections warm (with the pool's
-    last-used-first order, `storage.make_engine`)."""
+    last-used-first order, `storage.make_engine`); it waits for a quiet moment, and is left out when the server
+    stops first (`stopping`)."""
     pause = None if fresh else app.state.runtime.giving_way()
     with (
         contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError),
@@ -97,9 +101,17 @@ def _warm(app: FastAPI, index: AreaIndex | None, *, fresh: bool = True) -> None:
         warm_people(session, max_age_s=None if fresh else PEOPLE_TTL_S, pause=pause)
     if index is not None:
         index.warm(pause)
-    if not fresh:
-        with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
-            measures_of_cases.warm_series(app.state.sessionmaker, pause)
+    if not fresh:  # not in the midst of a screen's requests: it reads for ~0.25 s on every core
+        stopping = stopping or threading.Event()
+        app.state.runtime.giving_way(WARM_SERIES_WAIT_S, WARM_SERIES_WAIT_S, WARM_SERIES_QUIET_S)(stopping.is_set)
+        if not stopping.is_set():
+            with contextlib.suppress(sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+                measures_of_cases.warm_series(app.state.sessionmaker)
+
+
+# the start-up's series waits for this long without an answer, at most WARM_SERIES_WAIT_S (then runs anyway)
+WARM_SERIES_QUIET_S = 2.0
+WARM_SERIES_WAIT_S = 30.0
 
 
 WARM_STOP_S = 5.0  # how long a server stopping waits for its start-up's warm-up still running
@@ -172,6 +184,16 @@ async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S)
         await asyncio.sleep(interval_s)
 
 
+def _routes_made(app: FastAPI) -> None:
+    """Make every route's parameters and answers now, at the start, not on a worker's first request. FastAPI
+    (0.16x) makes an included router's routes — a model field and a pydantic adapter for each parameter and answer
+    of its ~70 routes — the first time a request is matched against them, on the event loop: 130-215 ms of each
+    worker's first request (a `GET /api/v1/categories` of 13-20 ms otherwise), the requests arriving meanwhile
+    waiting too. Asking for the path of a name no route has walks them all."""
+    with contextlib.suppress(NoMatchFound):
+        app.url_path_for("gridmap: every route made")
+
+
 class RuntimeSync:
     """Before every request, the process catches up with changes other processes made (`gridmap.runtime`): an
     activation, a revoked key, an edited calendar reach this worker before it answers; and the runtime knows the
@@ -227,11 +249,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # a worker answers meanwhile (a locate arriving then makes what it needs or waits for the people's load),
         # the warm-up pausing while it does
         # (a daemon thread of its own: a server stopped meanwhile waits WARM_STOP_S for it at most, not its end)
+        stopping = threading.Event()
         warming = threading.Thread(
-            target=_warm, args=(app, index), kwargs={"fresh": False}, name="gridmap-warm-up", daemon=True
+            target=_warm,
+            args=(app, index),
+            kwargs={"fresh": False, "stopping": stopping},
+            name="gridmap-warm-up",
+            daemon=True,
         )
         warming.start()
         app.state.calendar()  # loaded once before the first request
+        _routes_made(app)
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
         publisher = asyncio.create_task(_publish_due(app, PUBLISH_INTERVAL_S, first_wait=True))
@@ -240,6 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper.cancel()
         publisher.cancel()
         months.cancel()
+        stopping.set()
         await asyncio.to_thread(warming.join, WARM_STOP_S)  # not cancellable; rarely still running
         runtime.stop()
         engine.dispose()

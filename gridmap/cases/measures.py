@@ -655,14 +655,13 @@ def area_series(
     ]
 
 
-def warm_series(factory: Callable[[], Session], pause: Callable[[], None] | None = None) -> str | None:
+def warm_series(factory: Callable[[], Session]) -> str | None:
     """Work out the 12-month series of the first district of the active boundaries once, and forget it: what a
     process's first series pays for besides the reading is then paid before anyone asks (the overview's chart is
     on a district dispatcher's first screen) — its statements compiled (~90 ms of ~10 statements), a second
     connection opened for the hours and, on PostGIS, PostGIS loaded by each connection and the case table's
     partitions planned a first time. Any district serves: the statements are the same for every district of a
-    month, the code a parameter. Returns the district's code; None without boundaries or districts. `pause` (a
-    background warm-up's, `Runtime.giving_way`): called before the series is read."""
+    month, the code a parameter. Returns the district's code; None without boundaries or districts."""
     from gridmap.boundaries.areas import active_generation
 
     with factory() as session:
@@ -678,8 +677,6 @@ def warm_series(factory: Callable[[], Session], pause: Callable[[], None] | None
         )
         if code is None:
             return None
-        if pause is not None:
-            pause()
         area_series(session, code, beside=factory)
     return code
 

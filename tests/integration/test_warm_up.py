@@ -8,6 +8,8 @@ server), on both databases.
   every grid (`people_directory`, every PEOPLE_SLICE rows) and before each step of the lookup index's warm-up; a
   caller that waits for that load meanwhile (a locate) makes it stop giving way, so that the two never wait for
   each other.
+- Last, once the process has been quiet for a moment, one district's series (`measures.warm_series`); and before it
+  serves, the start makes every route (`_routes_made`), which FastAPI would make on a worker's first request.
 """
 
 from __future__ import annotations
@@ -157,3 +159,58 @@ def test_the_server_counts_its_answers_and_its_start_up_warm_up_gives_way(settin
         calls.clear()
         main._warm(c.app, Index(), fresh=True)
         assert [pause for _, pause in calls] == [None, None]
+
+
+def test_the_start_up_works_out_a_district_series_in_a_quiet_moment_and_not_once_stopping(settings, monkeypatch):
+    """Last in the start-up's warm-up, one district's series (`measures.warm_series`): only once the process has
+    answered nothing for WARM_SERIES_QUIET_S, never after an activation (`fresh`), and not at all when the server
+    stops while it waits."""
+    import gridmap_api.main as main
+
+    here = threading.current_thread()
+    calls = []
+    monkeypatch.setattr(main, "warm_people", lambda session, **kw: None)
+    monkeypatch.setattr(
+        main.measures_of_cases,
+        "warm_series",
+        lambda factory: calls.append(time.monotonic()) if threading.current_thread() is here else None,
+    )
+    monkeypatch.setattr(main, "WARM_SERIES_QUIET_S", 0.5)
+    with api_client(settings) as c:
+        runtime = c.app.state.runtime
+        assert c.get("/login").status_code == 200
+        answered = time.monotonic()
+        main._warm(c.app, None, fresh=False)
+        assert len(calls) == 1 and calls[0] - answered >= 0.45
+        main._warm(c.app, None, fresh=True)
+        assert len(calls) == 1
+        stopping = threading.Event()
+        runtime.answer_begun()  # a request in progress: the series waits, then the server stops
+        try:
+            threading.Timer(0.2, stopping.set).start()
+            started = time.monotonic()
+            main._warm(c.app, None, fresh=False, stopping=stopping)
+            assert time.monotonic() - started < DEADLOCK_S / 2
+            assert len(calls) == 1
+        finally:
+            runtime.answer_ended()
+
+
+def test_every_route_is_made_at_the_start_not_on_a_first_request(settings, monkeypatch):
+    """FastAPI makes an included router's routes (their parameters' and answers' models) when a request is first
+    matched against them, on the event loop (130-215 ms of a province worker's first request); the start makes
+    them all (`gridmap_api.main._routes_made`), so that a first request makes none."""
+    import fastapi.routing
+
+    made = []
+    original = fastapi.routing._EffectiveRouteContext.from_api_route
+
+    def counted(*args, **kwargs):
+        made.append(1)
+        return original(*args, **kwargs)
+
+    with api_client(settings) as c:
+        monkeypatch.setattr(fastapi.routing._EffectiveRouteContext, "from_api_route", counted)
+        assert c.get("/api/v1/categories").status_code == 200
+        assert c.get("/api/v1/areas/530111/series").status_code == 200
+    assert made == []
