@@ -7,12 +7,14 @@ import contextlib
 import logging
 import threading
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qs
 
 import anyio
 import sqlalchemy.exc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
 from gridmap.cases import measures as measures_of_cases
@@ -52,7 +54,7 @@ from gridmap_api.routes import (
 from gridmap_api.routes import tiles as tile_routes
 from gridmap_api.security import SecurityHeaders
 from gridmap_api.settings import Settings
-from gridmap_web import STATIC_DIR
+from gridmap_web import STATIC_DIR, STATIC_PREFIX, asset_version
 
 log = logging.getLogger("gridmap.api")
 SWEEP_CHUNK = 1_000  # overdue cases escalated per transaction
@@ -182,6 +184,23 @@ async def _case_months(app: FastAPI, interval_s: float = CASE_MONTHS_INTERVAL_S)
         except Exception:  # noqa: BLE001 - a failed round must not end the schedule
             log.exception("case partitions: round failed; retrying in %s s", interval_s)
         await asyncio.sleep(interval_s)
+
+
+class VersionedStatic(StaticFiles):
+    """The static files, with how long a browser may keep them: a year (`immutable`) when asked for at their
+    version (`?v=`, as the pages name them: `gridmap_web.asset_url`), else only while it checks each use with the
+    server (`no-cache`: a 304 by ETag when unchanged). Without a `Cache-Control` a browser keeps a file for a share
+    of its age by its own rule, and after an upgrade could run an old script beside a new one."""
+
+    async def get_response(self, path: str, scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [None])[0]
+            current = asset_version(STATIC_PREFIX + path)
+            response.headers["Cache-Control"] = (
+                "public, max-age=31536000, immutable" if asked is not None and asked == current else "no-cache"
+            )
+        return response
 
 
 def _routes_made(app: FastAPI) -> None:
@@ -327,7 +346,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(exchange.ogc_router)  # OGC API – Features at /ogc
     app.include_router(tile_routes.router)  # vector tiles and TileJSON (issue 15 §5)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", VersionedStatic(directory=STATIC_DIR), name="static")
     app.add_middleware(RuntimeSync)  # innermost: after the body limit and headers, right before the route
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=GZIP_LEVEL)

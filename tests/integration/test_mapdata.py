@@ -354,6 +354,36 @@ def test_pages_send_a_strict_content_security_policy(client):
     assert api.headers["x-content-type-options"] == "nosniff"
 
 
+def test_pages_name_their_scripts_and_styles_by_version_and_a_browser_may_keep_those_a_year(client):
+    """Every script, stylesheet and icon a page names carries its content's version (`?v=`): asked for at that
+    version it may be kept a year (`immutable`); asked for without it, or at another (an old page after an
+    upgrade), only while the browser checks each use (`no-cache`, then 304 by ETag)."""
+    import hashlib
+
+    from gridmap_web import STATIC_DIR
+
+    named = set()
+    for path in ("/", "/dispatch", "/plan", "/login"):  # the worker's phone page is built the same way
+        page = client.get(path)
+        assert page.status_code == 200, path
+        urls = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+        assert urls and all("?v=" in u for u in urls), (path, urls)
+        named.update(urls)
+    assert any(u.startswith("/static/common.js?v=") for u in named)
+    assert any(u.startswith("/static/login.css?v=") for u in named)
+    for url in named:
+        file, version = url.split("?v=")
+        assert version == hashlib.sha256((STATIC_DIR / file[len("/static/") :]).read_bytes()).hexdigest()[:16]
+        kept = client.get(url)
+        assert kept.status_code == 200 and kept.headers["cache-control"] == "public, max-age=31536000, immutable"
+        for other in (file, f"{file}?v=0123456789abcdef"):
+            checked = client.get(other)
+            assert checked.status_code == 200 and checked.headers["cache-control"] == "no-cache", other
+            again = client.get(other, headers={"if-none-match": checked.headers["etag"]})
+            assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
+    assert client.get("/static/no-such.js?v=0123456789abcdef").status_code == 404
+
+
 def test_base_map_settings_reach_the_page_and_the_policy(db_url):
     settings = Settings(database_url=db_url, tianditu_key="abc123")
     with api_client(settings) as c:

@@ -16,6 +16,8 @@ import folium
 from branca.element import CssLink, Element, Figure, JavascriptLink, MacroElement
 from jinja2 import Template
 
+from gridmap_web import asset_url
+
 VENDOR_JS = [
     "/static/vendor/leaflet/leaflet.js",
     "/static/vendor/markercluster/leaflet.markercluster.js",
@@ -128,13 +130,15 @@ def render_page(page: str, config: MapConfig, nonce: str) -> str:
     assert isinstance(root, Figure)  # a map's root is its figure
     title = spec.get(config.language, spec["zh"])
     root.header.add_child(
-        Element(f'<title>{title}</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'),
+        Element(
+            f'<title>{title}</title><link rel="icon" href="{asset_url("/static/favicon.svg")}" type="image/svg+xml">'
+        ),
         name="title",
     )
     for i, url in enumerate(VENDOR_JS + spec.get("vendor_js", []) + ["/static/common.js", spec["js"]]):
-        root.header.add_child(JavascriptLink(url), name=f"gm_js_{i}")
+        root.header.add_child(JavascriptLink(asset_url(url)), name=f"gm_js_{i}")
     for i, url in enumerate(VENDOR_CSS + ["/static/gridmap.css"] + spec.get("css", [])):
-        root.header.add_child(CssLink(url), name=f"gm_css_{i}")
+        root.header.add_child(CssLink(asset_url(url)), name=f"gm_css_{i}")
     who = f"{config.user} · {config.role_zh if config.language == 'zh' else config.role}" if config.user else ""
     root.html.add_child(
         Element(

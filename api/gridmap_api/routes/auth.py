@@ -23,6 +23,7 @@ from gridmap_api.deps import SessionDep, after_commit
 from gridmap_api.routes.pages import content_security_policy
 from gridmap_api.schemas.auth import MeOut, TokenOut
 from gridmap_api.schemas.common import COMMON
+from gridmap_web import asset_url
 
 router = APIRouter(tags=["auth"], responses=COMMON)
 
@@ -121,8 +122,8 @@ TEXT = {
 PAGE = """<!doctype html>
 <html lang="{lang_attr}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/login.css"></head>
+<title>{title}</title><link rel="icon" href="{favicon}" type="image/svg+xml">
+<link rel="stylesheet" href="{stylesheet}"></head>
 <body><main class="gm-login">
 <h1>{heading}</h1>
 <form method="post" action="/login" autocomplete="on">
@@ -160,6 +161,8 @@ def login_page(
         error=html.escape(error),
         user=html.escape(user[:64]),
         other_lang="en" if lang == "zh" else "zh",
+        favicon=asset_url("/static/favicon.svg"),
+        stylesheet=asset_url("/static/login.css"),
         **{k: html.escape(v) for k, v in text.items()},
     )
     return HTMLResponse(
