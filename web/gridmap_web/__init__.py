@@ -19,15 +19,16 @@ def asset_version(path: str) -> str | None:
         return None
     file = STATIC_DIR / path[len(STATIC_PREFIX) :]
     try:
-        if not file.resolve().is_relative_to(STATIC_DIR.resolve()):
+        if not file.resolve().is_relative_to(STATIC_DIR.resolve()) or not file.is_file():
             return None
         stat = file.stat()
+        key = (str(file), stat.st_size, stat.st_mtime_ns)
+        version = _versions.get(key)
+        if version is None:
+            version = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
     except OSError:
         return None
-    key = (str(file), stat.st_size, stat.st_mtime_ns)
-    version = _versions.get(key)
-    if version is None:
-        version = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+    if key not in _versions:
         with _versions_lock:
             if len(_versions) > 1024:
                 _versions.clear()
