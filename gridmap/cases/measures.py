@@ -662,21 +662,16 @@ def warm_series(factory: Callable[[], Session]) -> str | None:
     connection opened for the hours and, on PostGIS, PostGIS loaded by each connection and the case table's
     partitions planned a first time. Any district serves: the statements are the same for every district of a
     month, the code a parameter. Returns the district's code; None without boundaries or districts."""
-    from gridmap.boundaries.areas import active_generation
+    from gridmap.boundaries.areas import find_areas
 
     with factory() as session:
         try:
-            generation = active_generation(session).id
+            first = find_areas(session, level="district", limit=1)
         except DatabaseNotReady:
             return None
-        code = session.scalar(
-            sa.select(Area.code)
-            .where(Area.generation_id == generation, Area.level == "district")
-            .order_by(Area.code)
-            .limit(1)
-        )
-        if code is None:
+        if not first:
             return None
+        code = first[0][0].code
         area_series(session, code, beside=factory)
     return code
 
