@@ -456,8 +456,9 @@ def test_the_series_with_its_hours_read_beside_is_the_same_series(engine, monkey
 
 def test_a_district_series_after_the_warm_up_compiles_nothing_and_answers_the_same(db_url):
     """`warm_series` (a server's start): the first district's series worked out once, so that a worker's first
-    series finds its statements compiled. On a new engine (nothing compiled), another district's series then
-    compiles no statement, on either session, and is the series a second call gives."""
+    series finds its statements compiled. On a new engine (nothing compiled), the last district's series (the
+    test demo has one district; the statements are the same for any) then compiles no statement, on either
+    session, and is the series a second call gives."""
     from sqlalchemy.engine.default import CACHE_MISS
 
     fresh = storage.make_engine(db_url)
