@@ -233,6 +233,10 @@ def settings(request, db_url):
 def client(request, settings):
     """The module's TestClient (`api_client`) over its own database (`db_url`), acting as the module's
     `CLIENT_ROLE` (admin unless the module says otherwise, e.g. `CLIENT_ROLE = "dispatcher"`); started (lifespan
-    run) for the module and stopped after it."""
+    run) for the module and stopped after it. Its tests begin once every case overdue at the start is escalated
+    (`tests.helpers.swept`): the app's start-up sweep, in the background, does not change a case under a test."""
+    from tests.helpers import swept
+
     with api_client(settings, role=getattr(request.module, "CLIENT_ROLE", "admin")) as c:
+        swept(c.app.state.sessionmaker.kw["bind"])
         yield c

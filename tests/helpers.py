@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 
 def inside(where: Any, k: int = 5) -> tuple[float, float]:
@@ -12,3 +17,21 @@ def inside(where: Any, k: int = 5) -> tuple[float, float]:
     index = app.state.registry.active() if app is not None else where
     p = index.leaf_geoms[k].representative_point()
     return p.x, p.y
+
+
+def swept(engine: sa.Engine) -> None:
+    """Every case overdue now escalated, as a started app's own sweep would, and that sweep over. The app sweeps at
+    start-up in the background: it escalated cases (a new version and a history entry each) in the middle of a
+    walk by last update, and between a test's read of a case's version and its step (a 409, `pytest -n 2` on a
+    busy machine). The sweep's conditional update leaves the app's sweep nothing to do after this."""
+    from gridmap.cases.workflow import overdue_candidates, sweep_overdue
+
+    now = dt.datetime.now(dt.UTC)
+    factory = sessionmaker(engine)
+    for _ in range(600):
+        sweep_overdue(factory, now)
+        with factory() as session:
+            if not overdue_candidates(session, now, 1):
+                return
+        time.sleep(0.1)  # (on PostgreSQL the app's sweep holds its lock: it is sweeping)
+    raise AssertionError("the overdue cases were not all escalated within a minute")
