@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +210,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         made = create_demo_accounts(session, districts[0])
     if made:
         print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
+    _keep_hours(factory)
     return 0
+
+
+def _keep_hours(factory: sa.orm.sessionmaker) -> None:
+    """The districts' hours to close of the past months, kept for their series (as a server does in the
+    background: `measures.keep_close_hours`)."""
+    from gridmap.cases.measures import keep_close_hours
+
+    started = time.monotonic()
+    months, took = keep_close_hours(factory), time.monotonic() - started
+    print(f"办结时长已按月保存 {months} 个月；hours to close kept for {months} months ({took:.1f} s)")
 
 
 def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> int:
@@ -242,6 +254,7 @@ def _demo_province(args: argparse.Namespace, factory: sa.orm.sessionmaker) -> in
         made = create_demo_accounts(session, PROVINCE_DISTRICTS[0][0])
     if made:
         print(f"demo accounts (password {DEMO_PASSWORD!r}): {', '.join(made)}")
+    _keep_hours(factory)
     return 0
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from gridmap.cases.measures import keep_close_hours
 from gridmap.demo.load import load_demo
 from gridmap.store import engine as storage
 
@@ -167,6 +169,7 @@ def _load_demo(url: str) -> str:
     storage.migrate(engine)
     with storage.session_scope(storage.make_sessionmaker(engine)) as session:
         load_demo(session, "530111", small=True, seed=11, today=TODAY)
+    keep_close_hours(storage.make_sessionmaker(engine))  # as `gridmap demo` does
     engine.dispose()
     return url
 
@@ -233,10 +236,17 @@ def settings(request, db_url):
 def client(request, settings):
     """The module's TestClient (`api_client`) over its own database (`db_url`), acting as the module's
     `CLIENT_ROLE` (admin unless the module says otherwise, e.g. `CLIENT_ROLE = "dispatcher"`); started (lifespan
-    run) for the module and stopped after it. Its tests begin once every case overdue at the start is escalated
-    (`tests.helpers.swept`): the app's start-up sweep, in the background, does not change a case under a test."""
-    from tests.helpers import swept
-
+    run) for the module and stopped after it. Its tests begin once the start-up's round of the overdue sweep (and
+    of the hours to close kept) has ended: that round, in the background, escalated a case between a test's read of
+    its version and its step (a 409 under CI), and its commits would be among those a test watches."""
     with api_client(settings, role=getattr(request.module, "CLIENT_ROLE", "admin")) as c:
-        swept(c.app.state.sessionmaker.kw["bind"])
+        _wait_for(lambda: c.app.state.sweep_rounds >= 1, "the start-up's overdue sweep")
         yield c
+
+
+def _wait_for(done: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not end within {timeout_s:.0f} s")
+        time.sleep(0.02)

@@ -20,10 +20,9 @@ def inside(where: Any, k: int = 5) -> tuple[float, float]:
 
 
 def swept(engine: sa.Engine) -> None:
-    """Every case overdue now escalated, as a started app's own sweep would, and that sweep over. The app sweeps at
-    start-up in the background: it escalated cases (a new version and a history entry each) in the middle of a
-    walk by last update, and between a test's read of a case's version and its step (a 409, `pytest -n 2` on a
-    busy machine). The sweep's conditional update leaves the app's sweep nothing to do after this."""
+    """Every case overdue now escalated, as a started app's own sweep would, and that sweep over: it runs in the
+    background and escalated cases (a history entry each) in the middle of a walk by last update when the machine
+    was busy (`pytest -n 2`). The sweep's conditional update leaves it nothing to do after this."""
     from gridmap.cases.workflow import overdue_candidates, sweep_overdue
 
     now = dt.datetime.now(dt.UTC)

@@ -66,11 +66,14 @@ GZIP_LEVEL = 5
 
 async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
     """Escalate overdue cases at start-up and then every `interval_s` seconds. Each case is escalated exactly once
-    however often this runs (and across restarts): the database's conditional update decides."""
+    however often this runs (and across restarts): the database's conditional update decides. Then keep the
+    districts' hours to close of the past months that are not kept (`measures.keep_close_hours`: a month just
+    ended, or one whose closures changed), giving way to the answers in progress; usually one small query."""
     from starlette.concurrency import run_in_threadpool
 
     def sweep() -> None:  # transactions per chunk: no sweep holds row locks for minutes after a large import
         sweep_overdue(app.state.sessionmaker, chunk=SWEEP_CHUNK)
+        measures_of_cases.keep_close_hours(app.state.sessionmaker, pause=app.state.runtime.giving_way())
 
     while True:
         try:
@@ -79,6 +82,7 @@ async def _sweep_overdue(app: FastAPI, interval_s: float) -> None:
             pass  # no schema yet, or the database is busy: the next sweep catches up
         except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeping
             log.exception("overdue sweep failed; retrying in %s s", interval_s)
+        app.state.sweep_rounds += 1  # (rounds ended, each done or failed: a test waits for the first)
         await asyncio.sleep(interval_s)
 
 
@@ -279,6 +283,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warming.start()
         app.state.calendar()  # loaded once before the first request
         _routes_made(app)
+        app.state.sweep_rounds = 0
         sweeper = asyncio.create_task(_sweep_overdue(app, settings.escalation_interval_s))
         await _publish_due(app, 0)  # what became due while the app was down takes effect before it serves
         publisher = asyncio.create_task(_publish_due(app, PUBLISH_INTERVAL_S, first_wait=True))

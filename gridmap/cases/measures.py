@@ -66,6 +66,7 @@ from gridmap.store.tables import (
     Case,
     CaseEvent,
     CaseMonthCount,
+    CaseMonthHours,
     CaseStepCount,
     Department,
     Generation,
@@ -607,7 +608,9 @@ def area_series(
     same figures as `area_measures` over each month, from a fixed number of queries over the whole span
     (`_series_counts`, `_series_hours`) rather than one `compute` per month. A district down to a grid counts its
     cases and steps from what the database keeps by grid and month (migrations 0018, 0021), and reads its cases
-    only for the hours to close; a micro-grid is counted from its own cases.
+    only for the hours to close; a micro-grid is counted from its own cases. A district's hours of the whole past
+    months are read as kept (`keep_close_hours`, migration 0026) where they are: a district of the province on
+    PostGIS, in process, 222-346 → 70-167 ms, the same figures. The other months' hours come from the cases.
 
     `beside`: a factory of sessions on the same database, for a caller that has written nothing in `session` (a
     read-only route): for a district (or an area of nearly every case) the hours to close are then read on a session
@@ -627,19 +630,32 @@ def area_series(
     # bounds (their cases are found through the grid code's index, or not at all for a district)
     within = _reported_within(session, edges[0], edges[-1], steps=False)
     outside = _few_outside(session, code, area.level, within[1])
-    if beside is None or (area.level != "district" and outside is None):  # a smaller area's hours take ~10 ms
+    # a district's past months' hours as kept (`keep_close_hours`); the other months from the cases
+    kept = _kept_hours(session, code, periods) if area.level == "district" else {}
+    missing = [i for i in range(len(periods)) if i not in kept]
+
+    def live(s: Session) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for first, last in _runs(missing):
+            part = _series_hours(s, edges[first : last + 2], code, area.level, outside, within[0])
+            out.update({first + i: v for i, v in part.items()})
+        return out
+
+    if not missing or beside is None or (area.level != "district" and outside is None):
+        # (a smaller area's hours take ~10 ms, less than a second session costs)
         table = _series_counts(session, edges, code, area.level, outside, *within)
-        hours = _series_hours(session, edges, code, area.level, outside, within[0])
+        hours = live(session)
     else:
 
         def hours_beside() -> dict[int, np.ndarray]:
             with beside() as other:
-                return _series_hours(other, edges, code, area.level, outside, within[0])
+                return live(other)
 
         with ThreadPoolExecutor(1, thread_name_prefix="gridmap-series") as pool:
             pending = pool.submit(hours_beside)
             table = _series_counts(session, edges, code, area.level, outside, *within)
             hours = pending.result()
+    hours |= {i: v for i, v in kept.items() if v is not None}
     for name, q in (("close_hours_p50", 0), ("close_hours_p90", 1)):
         table[name] = [hours[i][q] if i in hours else np.nan for i in table.index]
     table["closure_rate"] = _rate(table["closed"], table["active"])
@@ -674,6 +690,112 @@ def warm_series(factory: Callable[[], Session]) -> str | None:
         code = first[0][0].code
         area_series(session, code, beside=factory)
     return code
+
+
+def _runs(indexes: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted integers, as (first, last) pairs: [0, 1, 2, 5, 7, 8] → [(0, 2), (5, 5), (7, 8)]."""
+    runs: list[tuple[int, int]] = []
+    for i in indexes:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _kept_hours(session: Session, code: str, periods: list[tuple[str, Period]]) -> dict[int, np.ndarray | None]:
+    """A district's hours to close kept for the whole months among `periods` (`case_month_hours`), by the month's
+    position: [p50, p90], or None for a month kept with no closure. A month cut short, or not kept (the current
+    month, a month whose closures changed since), is not there."""
+    whole = {_month_key(p.since): i for i, (_, p) in enumerate(periods) if p.until == _next_month(p.since)}
+    if not whole:
+        return {}
+    rows = session.execute(
+        sa.select(CaseMonthHours.month, CaseMonthHours.p50, CaseMonthHours.p90).where(
+            CaseMonthHours.area_code == code, CaseMonthHours.month.in_(sorted(whole))
+        )
+    )
+    return {whole[m]: None if p50 is None else np.array([p50, p90], dtype=float) for m, p50, p90 in rows}
+
+
+# migration 0026's advisory locks: (this, the month), shared by the writers of a closure, exclusive by the keeper
+HOURS_LOCK_CLASS = 0x676D6863
+KEEP_HOURS_MONTHS = 36  # the longest series (`area_series`)
+
+
+def keep_close_hours(
+    factory: Callable[[], Session],
+    now: dt.datetime | None = None,
+    *,
+    months: int = KEEP_HOURS_MONTHS,
+    pause: Callable[[], object] | None = None,
+) -> int:
+    """Work out and keep the hours to close (median and 90th percentile) of every district of the active boundaries
+    for each of the `months` whole China-time months before `now`'s (now when None) that is not kept already
+    (`case_month_hours`, migration 0026): a district's series then reads them instead of sorting each month's
+    closures again (~45,000 a month for a district of the province). Each month in a transaction of its own, from
+    `_series_hours` itself, so that a kept month is what the series would have worked out; `pause` (if given) is
+    called between months. Returns how many months were worked out; 0 without a schema, boundaries or districts.
+
+    A write of a closure of the month between the reading and the commit would leave the month's rows stale for
+    good. On PostgreSQL the month's advisory lock is taken exclusively first (the database's triggers take it
+    shared before they delete a month's rows), on SQLite the month's rows are deleted first, which takes the write
+    lock; either way the month is read after the last such write and before the next."""
+    from gridmap.boundaries.areas import find_areas
+
+    local = (utc(now) or dt.datetime.now(dt.UTC)).astimezone(CST)
+    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    starts: list[dt.datetime] = []
+    for _ in range(months):
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+        starts.insert(0, first.astimezone(dt.UTC))
+    with factory() as session:
+        try:
+            codes = [area.code for area, _ in find_areas(session, level="district")]
+            if not codes:
+                return 0
+            complete = dict(
+                session.execute(
+                    sa.select(CaseMonthHours.month, sa.func.count())
+                    .where(CaseMonthHours.month.in_([_month_key(at) for at in starts]))
+                    .where(CaseMonthHours.area_code.in_(codes))
+                    .group_by(CaseMonthHours.month)
+                ).all()
+            )
+        except (DatabaseNotReady, sa.exc.OperationalError, sa.exc.ProgrammingError):
+            return 0  # no schema yet, or not yet 0026's
+    done = 0
+    for since in starts:
+        key = _month_key(since)
+        if complete.get(key, 0) >= len(codes):
+            continue
+        if done and pause is not None:
+            pause()
+        done += _keep_month(factory, since, key, codes)
+    return done
+
+
+def _keep_month(factory: Callable[[], Session], since: dt.datetime, key: int, codes: list[str]) -> int:
+    """`keep_close_hours` of one month: 1 if it was worked out, 0 if another process had just done it."""
+    edges = [since, _next_month(since)]
+    with factory() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(HOURS_LOCK_CLASS, key)))
+            kept = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(CaseMonthHours)
+                .where(CaseMonthHours.month == key, CaseMonthHours.area_code.in_(codes))
+            )
+            if (kept or 0) >= len(codes):
+                return 0
+        session.execute(sa.delete(CaseMonthHours).where(CaseMonthHours.month == key))
+        rows = []
+        for code in codes:
+            hours = _series_hours(session, edges, code, "district").get(0)
+            p50, p90 = (None, None) if hours is None else (float(hours[0]), float(hours[1]))
+            rows.append({"month": key, "area_code": code, "p50": p50, "p90": p90})
+        session.execute(sa.insert(CaseMonthHours), rows)
+    return 1
 
 
 def _series_months(months: int, until: dt.datetime | None, now: dt.datetime | None) -> list[tuple[str, Period]]:

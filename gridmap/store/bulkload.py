@@ -57,11 +57,16 @@ STEPS_FILL: dict[str, str] = {"postgresql": _STEPS.PG_FILL, "sqlite": _STEPS.SL_
 COUNTS_TRIGGER = "case_counts_insert"
 _COUNTS = importlib.import_module("gridmap.store.migrations.versions.0021_case_month_count")
 COUNTS_FILL: dict[str, str] = {"postgresql": _COUNTS.PG_FILL, "sqlite": _COUNTS.SL_FILL}
+# the case table's insert trigger that deletes a month's kept hours to close when a closure of it is written
+# (migration 0026); into an empty case table every month's are stale
+HOURS_TRIGGER = "case_hours_insert"
+_HOURS = importlib.import_module("gridmap.store.migrations.versions.0026_case_month_hours")
 # (table, trigger) → the statement that does what the trigger would have done for every row loaded (a statement
 # per database where they differ), in the order they run: the registry before the steps read it
 FILLS: dict[tuple[str, str], str | dict[str, str]] = {
     ("case_file", REGISTRY_TRIGGER): REGISTRY_FILL,
     ("case_file", COUNTS_TRIGGER): COUNTS_FILL,
+    ("case_file", HOURS_TRIGGER): _HOURS.FILL,
     ("case_event", ACTIVITY_TRIGGER): ACTIVITY_FILL,
     ("case_event", STEPS_TRIGGER): STEPS_FILL,
 }

@@ -447,6 +447,22 @@ class CaseMonthCount(Base):
     extended: Mapped[int] = mapped_column(Integer, server_default=sa_text("0"))
 
 
+class CaseMonthHours(Base):
+    """A district's median and 90th percentile of hours from report to closure of the cases closed in a past
+    China-time month (`month` = year × 100 + month), as a district's series works them out; both None when none
+    closed that month.
+
+    Written by `gridmap.cases.measures.keep_close_hours` for whole months that have ended, read by
+    `area_series`. The database deletes a month's rows whenever a case closed in it (before or after the write)
+    is written in a way that could change them (migration 0026): a row here is always what the cases say."""
+
+    __tablename__ = "case_month_hours"
+    month: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    area_code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    p50: Mapped[float | None] = mapped_column(Float)
+    p90: Mapped[float | None] = mapped_column(Float)
+
+
 class Account(Base):
     """A person (or service) who signs in: a role, the areas it acts for (each with everything under it), and for
     a worker the staff record, for a department its code. Passwords are stored as argon2id hashes only."""

@@ -27,6 +27,9 @@ from gridmap.store import partitions
 from gridmap.store.tables import AuditEntry, Case
 
 CLIENT_ROLE = "dispatcher"
+# the overdue sweep at start-up only (the module's `client` waits for it): a later round's commits would be among
+# those a test watches
+APP_SETTINGS = {"escalation_interval_s": 3600.0}
 LOCKS = (
     "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
     "WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'"
