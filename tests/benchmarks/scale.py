@@ -1034,14 +1034,21 @@ def _steps_round(engine: sa.Engine, base: str, batch: list[int], dispatchers: in
     )
 
 
+# the series over HTTP: asked for this many times by each account, once the server has answered its first request
+# and had this long for its start-up's warm-up (a server in use, not one just started)
+SERIES_REQUESTS = 6
+SERIES_WAIT_S = 10.0
+
+
 def bench_series(url: str, baseline: str | None = None) -> None:
     """The 12-month series of each account's own area (`GET /api/v1/areas/{code}/series`, the overview's chart),
-    over HTTP (`gridmap serve --workers 2`), two requests each: the admin's first district, a district's and a
-    sub-district's dispatcher's and a community's manager's; beside the bare SQL of what was its largest part
-    before migration 0018, the steps of the area's cases in the 12 months (`count(*)` of case_event joined to the
-    area's cases by grid code), and the simplest query a user would write for one of its twenty figures, the cases
-    received by month (`GROUP BY date_trunc('month', …)` over the area's grid-code prefix). With `baseline` (another
-    checkout), its server answers the same requests first, then this checkout's."""
+    over HTTP (`gridmap serve --workers 2`), SERIES_REQUESTS requests each from SERIES_WAIT_S after the start: the
+    admin's first district, a district's and a sub-district's dispatcher's and a community's manager's; beside the
+    bare SQL of what was its largest part before migration 0018, the steps of the area's cases in the 12 months
+    (`count(*)` of case_event joined to the area's cases by grid code), and the simplest query a user would write
+    for one of its twenty figures, the cases received by month (`GROUP BY date_trunc('month', …)` over the area's
+    grid-code prefix). With `baseline` (another checkout), its server answers the same requests first, then this
+    checkout's."""
     for checkout in [baseline, None] if baseline else [None]:
         if checkout:
             print(f"   -- the server of {checkout}:", flush=True)
@@ -1064,6 +1071,7 @@ def _bench_series(url: str, checkout: str | None) -> None:
     areas["demo-admin"] = first
     print(f"   the 12-month series of each account's area, bare SQL of its steps beside ({load()}):", flush=True)
     base, proc, _ = start_server(url, checkout=checkout)
+    time.sleep(SERIES_WAIT_S)
     try:
         for user, _, what in SCOPED_USERS:
             code = areas[user]
@@ -1072,7 +1080,7 @@ def _bench_series(url: str, checkout: str | None) -> None:
             ).json()["access_token"]
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900) as client:
                 times = []
-                for _ in range(2):
+                for _ in range(SERIES_REQUESTS):
                     t = time.perf_counter()
                     client.get(f"/api/v1/areas/{code}/series", params={"months": 12}).raise_for_status()
                     times.append(time.perf_counter() - t)
