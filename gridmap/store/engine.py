@@ -169,6 +169,25 @@ def schema_revision(engine: Engine) -> str | None:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def head_revision() -> str:
+    """The newest Alembic revision of this code (what `migrate` upgrades to)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def at_head(conn: sa.Connection) -> bool:
+    """Whether the database on `conn` is at this code's newest revision (its schema is the one the code writes)."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return False
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+
+
 def database_url_from(value: str | None) -> str:
     """The database URL to use: the given one, or the embedded default file in the working directory."""
     return value or DEFAULT_DATABASE_URL
