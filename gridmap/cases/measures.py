@@ -739,8 +739,9 @@ def keep_close_hours(
 
     A write of a closure of the month between the reading and the commit would leave the month's rows stale for
     good. On PostgreSQL the month's advisory lock is taken exclusively first (the database's triggers take it
-    shared before they delete a month's rows), on SQLite the month's rows are deleted first, which takes the write
-    lock; either way the month is read after the last such write and before the next."""
+    shared before they delete a month's rows), on SQLite the write lock (`BEGIN IMMEDIATE`); either way the month
+    is read after the last such write and before the next, and a month another process kept meanwhile is left as
+    it is."""
     from gridmap.boundaries.areas import find_areas
 
     local = (utc(now) or dt.datetime.now(dt.UTC)).astimezone(CST)
@@ -779,15 +780,20 @@ def _keep_month(factory: Callable[[], Session], since: dt.datetime, key: int, co
     """`keep_close_hours` of one month: 1 if it was worked out, 0 if another process had just done it."""
     edges = [since, _next_month(since)]
     with factory() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
             session.execute(sa.select(sa.func.pg_advisory_xact_lock(HOURS_LOCK_CLASS, key)))
-            kept = session.scalar(
-                sa.select(sa.func.count())
-                .select_from(CaseMonthHours)
-                .where(CaseMonthHours.month == key, CaseMonthHours.area_code.in_(codes))
-            )
-            if (kept or 0) >= len(codes):
-                return 0
+        elif not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            # SQLite: the write lock before the first read (the driver itself would begin only at the DELETE):
+            # a second worker keeping the same month waits here, then finds it kept
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        kept = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CaseMonthHours)
+            .where(CaseMonthHours.month == key, CaseMonthHours.area_code.in_(codes))
+        )
+        if (kept or 0) >= len(codes):
+            return 0
         session.execute(sa.delete(CaseMonthHours).where(CaseMonthHours.month == key))
         rows = []
         for code in codes:

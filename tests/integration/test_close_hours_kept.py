@@ -109,10 +109,12 @@ def check(factory, now: dt.datetime | None = None) -> dict[int, tuple[float | No
 
 
 def test_the_kept_months_are_what_the_cases_say(factory):
-    rows = check(factory)  # as the demo's load left them (`gridmap demo`, the tests' template)
-    closed_months = [m for m, (p50, _) in rows.items() if p50 is not None]
-    assert len(closed_months) >= 3, rows
+    check(factory)  # as the demo's load left them (`gridmap demo`, the tests' template: the 36 months before today)
     assert measures.keep_close_hours(factory) == 0  # nothing left to do
+    measures.keep_close_hours(factory, NOW)  # the 36 before the demo's today, whatever the day the tests run
+    rows = check(factory, NOW)
+    closed_months = [m for m in _months_before(NOW) if rows[m][0] is not None]
+    assert len(closed_months) >= 3, rows
 
 
 def _series(factory) -> list[dict]:
@@ -147,8 +149,8 @@ def test_a_districts_series_reads_the_kept_months_and_is_the_series_without_them
     _same(_series(factory), with_kept)
     # the last month of the series (November, cut at NOW) is never read from the table, even when kept
     assert months[-1] == "2026-11"
-    assert measures.keep_close_hours(factory) >= 12
-    check(factory)
+    assert measures.keep_close_hours(factory, NOW) == measures.KEEP_HOURS_MONTHS
+    check(factory, NOW)
     _same(_series(factory), with_kept)
 
 
@@ -169,13 +171,15 @@ def _closed(s: Session, n: int) -> list[Case]:
 
 
 def _taken_away(factory, write) -> set[int]:
-    """The months whose rows a committed write took away; then kept again, and right."""
+    """The months whose rows a committed write took away; then kept again (the 36 months before the demo's today,
+    whatever the day the tests run), and right."""
+    measures.keep_close_hours(factory, NOW)
     before = set(kept(factory))
     with factory.begin() as s:
         write(s)
     gone = before - set(kept(factory))
-    assert measures.keep_close_hours(factory) == len(gone)
-    check(factory)
+    assert measures.keep_close_hours(factory, NOW) == len(gone)
+    check(factory, NOW)
     return gone
 
 
@@ -259,11 +263,12 @@ def test_the_bulk_loads_fill_is_the_migrations(engine):
 def test_a_closure_written_while_its_month_is_worked_out_is_not_lost(engine, factory):
     """The keeper waits for a writer of a closure of the month to commit before it reads the month, so that what
     it keeps holds that write: on PostgreSQL for the month's advisory lock (the writer's trigger holds it shared),
-    on SQLite for the write lock (its first statement is a write). Without the lock it would read the month as it
+    on SQLite for the write lock (`BEGIN IMMEDIATE`). Without the lock it would read the month as it
     was, keep it, and the writer's trigger would have found no row to take away: stale for good."""
     with factory() as s:
         (case,) = _closed(s, 1)
         month = _month(case.closed_at)
+    measures.keep_close_hours(factory, NOW)  # (the 36 months before the demo's today, whatever the day)
     with factory.begin() as s:
         s.execute(sa.delete(CaseMonthHours).where(CaseMonthHours.month == month))
     writer = factory()
@@ -272,7 +277,7 @@ def test_a_closure_written_while_its_month_is_worked_out_is_not_lost(engine, fac
     row.reported_at = _aware(row.reported_at) - dt.timedelta(hours=300)  # its hours change
     writer.flush()  # the trigger has run: the month's lock held, shared, until the commit
     done: list[int] = []
-    keeper = threading.Thread(target=lambda: done.append(measures.keep_close_hours(factory)))
+    keeper = threading.Thread(target=lambda: done.append(measures.keep_close_hours(factory, NOW)))
     keeper.start()
     time.sleep(1.0)
     assert keeper.is_alive() and not done  # waiting for the writer
@@ -280,15 +285,42 @@ def test_a_closure_written_while_its_month_is_worked_out_is_not_lost(engine, fac
     writer.close()
     keeper.join(60)
     assert done == [1]
-    check(factory)  # the month as the writer left it
+    check(factory, NOW)  # the month as the writer left it
+
+
+def test_two_keepers_of_one_month_work_it_out_once(engine, factory):
+    """Two workers of a server keep the hours at their start: the second to get the month's lock finds it kept
+    and leaves it. Here the lock is held while both start, so that both find the month missing first."""
+    measures.keep_close_hours(factory, NOW)
+    month = _months_before(NOW)[-1]
+    with factory.begin() as s:
+        s.execute(sa.delete(CaseMonthHours).where(CaseMonthHours.month == month))
+    holder = engine.connect()
+    if engine.dialect.name == "postgresql":
+        holder.execute(sa.select(sa.func.pg_advisory_xact_lock(measures.HOURS_LOCK_CLASS, month)))
+    else:
+        holder.exec_driver_sql("BEGIN IMMEDIATE")
+    done: list[int] = []
+    keepers = [threading.Thread(target=lambda: done.append(measures.keep_close_hours(factory, NOW))) for _ in range(2)]
+    for keeper in keepers:
+        keeper.start()
+    time.sleep(1.0)
+    assert all(k.is_alive() for k in keepers) and not done  # both waiting for the month
+    holder.rollback()
+    holder.close()
+    for keeper in keepers:
+        keeper.join(60)
+    assert sorted(done) == [0, 1]
+    check(factory, NOW)
 
 
 def test_a_servers_sweep_round_keeps_the_months_missing(settings, factory):
     from tests.conftest import api_client
 
+    last_three = _months_before(dt.datetime.now(dt.UTC), 3)  # the server keeps the months before today's
     with factory.begin() as s:
-        s.execute(sa.delete(CaseMonthHours).where(CaseMonthHours.month.in_(_months_before(NOW, 3))))
-    assert not set(_months_before(NOW, 3)) & set(kept(factory))
+        s.execute(sa.delete(CaseMonthHours).where(CaseMonthHours.month.in_(last_three)))
+    assert not set(last_three) & set(kept(factory))
     with api_client(settings) as client:
         deadline = time.monotonic() + 60
         while client.app.state.sweep_rounds < 1 and time.monotonic() < deadline:

@@ -24,8 +24,7 @@ No write may slip between `keep_close_hours`' reading of a month and its commit 
 good). On PostgreSQL the trigger takes a shared advisory lock on the month before it deletes (writers never wait
 for each other), and `keep_close_hours` takes the same lock exclusively before it reads: a writer that has written
 the month commits before the read begins (it is in the read), or deletes the rows after they are committed. On
-SQLite, writes are one at a time: `keep_close_hours` deletes the month's rows first, which takes the write lock for
-its transaction.
+SQLite, writes are one at a time: `keep_close_hours` takes the write lock first (`BEGIN IMMEDIATE`).
 
 The upgrade makes the table empty; the server fills it in the background (`keep_close_hours` at start-up and on the
 overdue sweep's schedule), and so do the demo loads. Bulk loads into an empty case table empty it too
