@@ -24,7 +24,7 @@ from gridmap.cases import intake as cases
 from gridmap.cases import measures, queries
 from gridmap.store import engine as storage
 from gridmap.store import partitions as case_partitions
-from gridmap.store.tables import Case, CaseEvent
+from gridmap.store.tables import Case, CaseEvent, CaseMonthHours
 from tests.conftest import _load, _new_postgis_database, _postgis_template
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -202,6 +202,10 @@ def test_a_years_measures_skip_the_probe_and_give_the_same_answers(pg, monkeypat
 def test_a_series_reads_the_months_of_the_series(pg):
     edges = [dt.datetime(2026, m, 1, tzinfo=CST) for m in (4, 5, 6, 7)]
     with Session(pg) as session:
+        # three whole past months: their hours as kept (0026), no closure of theirs read
+        plans = _explained(session, lambda s: measures.area_series(s, "530111", months=3, until=edges[-1]))
+        assert not any("percentile_cont" in sql for sql, _ in plans)
+        session.execute(sa.delete(CaseMonthHours))  # none kept (rolled back with the session): read from the cases
         plans = _explained(session, lambda s: measures.area_series(s, "530111", months=3, until=edges[-1]))
         bounded = [(sql, parts) for sql, parts in plans if "case_file.reported_at >=" in sql]
         # the hours to close; the counts are read from what the database keeps by grid and month (0021), and a
